@@ -1,0 +1,89 @@
+"""Bearer-token authentication for /v1.
+
+``Authorization: Bearer <token>`` or, for links a browser follows (attachment downloads),
+``?access_token=<token>``. A token resolves to an ``ApiCaller``: the tenant every query of the
+request is scoped to, and the token's scopes. ``last_used_at`` is written at most once a minute
+per token so that reads do not turn into writes under load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+
+from accounts import tokens
+from accounts.models import ApiToken, Tenant
+
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+@dataclass
+class ApiCaller:
+    """``request.user`` for API requests: who is calling, on behalf of which tenant."""
+
+    tenant: Tenant
+    token: ApiToken
+    scopes: list[str] = field(default_factory=list)
+    is_authenticated: bool = True
+    is_anonymous: bool = False
+
+    @property
+    def pk(self):  # used by throttles and logging
+        return self.token.pk
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        raw = self._raw_token(request)
+        if raw is None:
+            return None
+        if not tokens.looks_like_token(raw):
+            raise exceptions.AuthenticationFailed("Invalid API token")
+        token = (
+            ApiToken.objects.select_related("tenant")
+            .filter(token_hash=tokens.hash_token(raw))
+            .first()
+        )
+        if token is None or not token.is_active:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API token")
+        self._touch(token)
+        return ApiCaller(tenant=token.tenant, token=token, scopes=list(token.scopes)), token
+
+    def authenticate_header(self, request) -> str:
+        return f'{self.keyword} realm="api"'
+
+    def _raw_token(self, request) -> str | None:
+        header = authentication.get_authorization_header(request).decode("latin-1").strip()
+        if header:
+            scheme, _, value = header.partition(" ")
+            if scheme.lower() != self.keyword.lower() or not value.strip():
+                raise exceptions.AuthenticationFailed(
+                    "Malformed Authorization header: use 'Bearer <token>'"
+                )
+            return value.strip()
+        value = request.query_params.get("access_token")
+        return value.strip() if value else None
+
+    @staticmethod
+    def _touch(token: ApiToken) -> None:
+        now = timezone.now()
+        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+            token.last_used_at = now
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """Describes ``BearerTokenAuthentication`` in the OpenAPI document."""
+
+    target_class = BearerTokenAuthentication
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer",
+                "description": "An API token (`eapi_...`); `?access_token=` also works."}

@@ -1,0 +1,269 @@
+"""Request and response shapes of the account (registered mailbox) routes.
+
+Input names follow EmailEngine (``imap.auth.pass``, ``tls.rejectUnauthorized``) so its users can
+switch by changing a base URL. Every input serializer is strict: unknown fields are a 400.
+Output never carries a secret: ``auth`` is rebuilt from the stored settings, which hold none.
+"""
+
+from __future__ import annotations
+
+import re
+
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from rest_framework import serializers
+
+from accounts import tokens
+from accounts.models import ApiToken, EmailAccount
+from emailapi.api.serializers import QuerySerializer, StrictSerializer
+
+ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9._@+=-]{1,256}$")
+HOST_RE = re.compile(r"^[A-Za-z0-9.\-:\[\]_]{1,255}$")
+
+
+def validate_account_id(value: str) -> str:
+    if not ACCOUNT_ID_RE.match(value) or value in (".", ".."):
+        raise serializers.ValidationError(
+            "Account id must be 1-256 characters of letters, digits and . _ @ + = -"
+        )
+    return value
+
+
+class AuthSerializer(StrictSerializer):
+    user = serializers.CharField(max_length=512, help_text="Login name")
+    # ``pass`` is a Python keyword, so the field is declared under its JSON name below.
+    accessToken = serializers.CharField(
+        max_length=8192, required=False, write_only=True, help_text="OAuth2 access token"
+    )
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["pass"] = serializers.CharField(
+            max_length=1024, required=False, write_only=True, trim_whitespace=False,
+            help_text="Password (stored encrypted, never returned)",
+        )
+        return fields
+
+
+class TlsSerializer(StrictSerializer):
+    rejectUnauthorized = serializers.BooleanField(
+        default=True, help_text="Refuse servers whose TLS certificate does not verify"
+    )
+
+
+class ServerSerializer(StrictSerializer):
+    host = serializers.CharField(max_length=255, help_text="Server host name or IP")
+    port = serializers.IntegerField(min_value=1, max_value=65535)
+    secure = serializers.BooleanField(
+        default=False,
+        help_text="TLS from the start (993/465); false upgrades with STARTTLS when offered",
+    )
+    auth = AuthSerializer(required=False)
+    tls = TlsSerializer(required=False)
+
+    def validate_host(self, value: str) -> str:
+        if not HOST_RE.match(value):
+            raise serializers.ValidationError("Not a valid host name")
+        return value
+
+
+class ImapServerSerializer(ServerSerializer):
+    auth = AuthSerializer()
+
+    def validate(self, attrs):
+        auth = attrs.get("auth")
+        partial = getattr(self.root, "partial", False)
+        if auth is not None and not partial and not (auth.get("pass") or auth.get("accessToken")):
+            raise serializers.ValidationError({"auth": ["pass or accessToken is required"]})
+        return attrs
+
+
+@extend_schema_serializer(examples=[
+    OpenApiExample("Password mailbox", request_only=True, value={
+        "account": "sales-mailbox",
+        "name": "Sales",
+        "email": "sales@example.com",
+        "imap": {"host": "imap.example.com", "port": 993, "secure": True,
+                 "auth": {"user": "sales@example.com", "pass": "app-password"}},
+        "smtp": {"host": "smtp.example.com", "port": 465, "secure": True,
+                 "auth": {"user": "sales@example.com", "pass": "app-password"}},
+    }),
+])
+class AccountCreateSerializer(StrictSerializer):
+    account = serializers.CharField(
+        max_length=256, allow_null=True, required=False, trim_whitespace=False,
+        validators=[validate_account_id],
+        help_text="Your id for the mailbox (unique in your tenant); null or absent generates one",
+    )
+    name = serializers.CharField(max_length=256, required=False, allow_blank=True)
+    email = serializers.EmailField(max_length=320, required=False, allow_blank=True)
+    imap = ImapServerSerializer()
+    smtp = ServerSerializer(required=False, allow_null=True)
+
+
+class AccountUpdateSerializer(StrictSerializer):
+    """Partial update: only the given fields change; ``imap``/``smtp`` merge into the stored ones."""
+
+    account = serializers.CharField(max_length=256, required=False,
+                                    help_text="Must equal the account in the URL if given")
+    name = serializers.CharField(max_length=256, required=False, allow_blank=True)
+    email = serializers.EmailField(max_length=320, required=False, allow_blank=True)
+    imap = ImapServerSerializer(required=False)
+    smtp = ServerSerializer(required=False, allow_null=True)
+
+    def validate_account(self, value):
+        if value != self.context["account"].account:
+            raise serializers.ValidationError("The account id cannot be changed")
+        return value
+
+
+class AccountCreatedSerializer(serializers.Serializer):
+    account = serializers.CharField()
+    state = serializers.ChoiceField(choices=["new"])
+
+
+class AccountDeletedSerializer(serializers.Serializer):
+    account = serializers.CharField()
+    deleted = serializers.BooleanField()
+
+
+class PublicAuthSerializer(serializers.Serializer):
+    user = serializers.CharField()
+
+
+class PublicServerSerializer(serializers.Serializer):
+    host = serializers.CharField()
+    port = serializers.IntegerField()
+    secure = serializers.BooleanField()
+    auth = PublicAuthSerializer(required=False)
+    tls = TlsSerializer(required=False)
+
+
+class LastErrorSerializer(serializers.Serializer):
+    error = serializers.CharField()
+    code = serializers.CharField(required=False)
+    time = serializers.DateTimeField(required=False)
+
+
+def public_server(section: dict | None) -> dict | None:
+    """Rebuild a server section from an allow-list of keys: a secret can never slip through."""
+    if not section:
+        return None
+    out = {key: section[key] for key in ("host", "port", "secure") if key in section}
+    if section.get("auth"):
+        out["auth"] = {"user": section["auth"].get("user", "")}
+    if section.get("tls"):
+        out["tls"] = {"rejectUnauthorized": section["tls"].get("rejectUnauthorized", True)}
+    return out
+
+
+class AccountSerializer(serializers.ModelSerializer):
+    """An account as GET returns it: settings without secrets, plus live state."""
+
+    account = serializers.CharField()
+    imap = serializers.SerializerMethodField()
+    smtp = serializers.SerializerMethodField()
+    lastError = serializers.JSONField(source="last_error", allow_null=True)
+    created = serializers.DateTimeField(source="created_at")
+    updated = serializers.DateTimeField(source="updated_at")
+    stateChanged = serializers.DateTimeField(source="state_changed_at")
+
+    class Meta:
+        model = EmailAccount
+        fields = ["account", "name", "email", "state", "lastError", "stateChanged", "imap",
+                  "smtp", "created", "updated"]
+
+    def get_imap(self, obj) -> PublicServerSerializer:
+        return public_server(obj.imap)
+
+    def get_smtp(self, obj) -> PublicServerSerializer(allow_null=True):
+        return public_server(obj.smtp)
+
+
+class AccountListItemSerializer(AccountSerializer):
+    class Meta(AccountSerializer.Meta):
+        fields = ["account", "name", "email", "state", "lastError", "stateChanged", "created"]
+
+
+class AccountListSerializer(serializers.Serializer):
+    accounts = AccountListItemSerializer(many=True)
+    total = serializers.IntegerField()
+    page = serializers.IntegerField()
+    pages = serializers.IntegerField()
+
+
+class AccountListQuerySerializer(QuerySerializer):
+    page = serializers.IntegerField(min_value=0, default=0)
+    pageSize = serializers.IntegerField(min_value=1, max_value=1000, default=20)
+    state = serializers.ChoiceField(choices=EmailAccount.State.values, required=False,
+                                    help_text="Only accounts in this state")
+    query = serializers.CharField(max_length=256, required=False,
+                                  help_text="Substring of account id, name or email")
+
+
+# --- verifyAccount ------------------------------------------------------------------------
+
+
+@extend_schema_serializer(examples=[
+    OpenApiExample("Check IMAP and SMTP", request_only=True, value={
+        "imap": {"host": "imap.example.com", "port": 993, "secure": True,
+                 "auth": {"user": "me@example.com", "pass": "secret"}},
+        "smtp": {"host": "smtp.example.com", "port": 587, "secure": False,
+                 "auth": {"user": "me@example.com", "pass": "secret"}},
+        "mailboxes": False,
+    }),
+])
+class VerifyAccountSerializer(StrictSerializer):
+    imap = ImapServerSerializer(required=False)
+    smtp = ServerSerializer(required=False)
+    mailboxes = serializers.BooleanField(default=False, help_text="Also return the folder list")
+
+    def validate(self, attrs):
+        if not attrs.get("imap") and not attrs.get("smtp"):
+            raise serializers.ValidationError({"imap": ["Give imap, smtp or both"]})
+        return attrs
+
+
+class VerifyResultSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    error = serializers.CharField(required=False)
+    code = serializers.CharField(required=False)
+    responseCode = serializers.IntegerField(required=False)
+    mailboxes = serializers.ListField(child=serializers.DictField(), required=False)
+
+
+@extend_schema_serializer(examples=[
+    OpenApiExample("IMAP works, SMTP refused the password", response_only=True, value={
+        "imap": {"success": True},
+        "smtp": {"success": False, "error": "535 5.7.8 Authentication credentials invalid",
+                 "code": "AuthenticationFailed", "responseCode": 535},
+    }),
+])
+class VerifyResponseSerializer(serializers.Serializer):
+    imap = VerifyResultSerializer(required=False)
+    smtp = VerifyResultSerializer(required=False)
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+class TokenCreateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=200)
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=tokens.SCOPES), min_length=1, default=["api"]
+    )
+
+
+class TokenSerializer(serializers.ModelSerializer):
+    created = serializers.DateTimeField(source="created_at")
+    lastUsed = serializers.DateTimeField(source="last_used_at", allow_null=True)
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "scopes", "created", "lastUsed"]
+
+
+class TokenCreatedSerializer(TokenSerializer):
+    token = serializers.CharField(help_text="The token; shown only in this response")
+
+    class Meta(TokenSerializer.Meta):
+        fields = [*TokenSerializer.Meta.fields, "token"]

@@ -1,0 +1,149 @@
+"""Account (registered mailbox) and token routes: thin views over ``accounts.services``.
+
+Every lookup goes through ``TenantScopedAPIView.get_account``, which searches only the caller's
+tenant: another tenant's account is "not found", exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import Q
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.response import Response
+
+from accounts import services
+from accounts.api import serializers as s
+from accounts.models import ApiToken, EmailAccount
+from emailapi.api.errors import NotFoundError
+from emailapi.api.pagination import paginate
+from emailapi.api.views import TenantScopedAPIView
+from mailboxes.verify import verify
+
+ACCOUNT_PARAM = OpenApiParameter("account", str, OpenApiParameter.PATH,
+                                 description="Account id given at registration")
+
+
+class AccountView(TenantScopedAPIView):
+    """``POST /v1/account``: register a mailbox."""
+
+    @extend_schema(
+        operation_id="createAccount", tags=["Account"], request=s.AccountCreateSerializer,
+        responses={200: s.AccountCreatedSerializer},
+        summary="Register a mailbox",
+        description="Stores the settings; credentials are encrypted and never returned. "
+                    "Credentials are not tested here: use verifyAccount first. 409 if the "
+                    "account id is taken in your tenant.",
+    )
+    def post(self, request):
+        data = self.validated(s.AccountCreateSerializer, request.data)
+        account = services.register_account(self.tenant, data)
+        return Response({"account": account.account, "state": "new"})
+
+
+class AccountListView(TenantScopedAPIView):
+    """``GET /v1/accounts``: the tenant's mailboxes, paged."""
+
+    @extend_schema(
+        operation_id="listAccounts", tags=["Account"], parameters=[s.AccountListQuerySerializer],
+        responses={200: s.AccountListSerializer}, summary="List registered mailboxes",
+    )
+    def get(self, request):
+        query = self.validated(s.AccountListQuerySerializer, request.query_params)
+        accounts = EmailAccount.objects.filter(tenant=self.tenant).order_by("created_at", "id")
+        if "state" in query:
+            accounts = accounts.filter(state=query["state"])
+        if query.get("query"):
+            text = query["query"]
+            accounts = accounts.filter(
+                Q(account__icontains=text) | Q(name__icontains=text) | Q(email__icontains=text)
+            )
+        items, counters = paginate(accounts, query["page"], query["pageSize"])
+        return Response(
+            {"accounts": s.AccountListItemSerializer(items, many=True).data, **counters}
+        )
+
+
+class AccountDetailView(TenantScopedAPIView):
+    """``GET/PUT/DELETE /v1/account/{account}``."""
+
+    @extend_schema(operation_id="getAccount", tags=["Account"], parameters=[ACCOUNT_PARAM],
+                   responses={200: s.AccountSerializer}, summary="Mailbox settings and state")
+    def get(self, request, account):
+        return Response(s.AccountSerializer(self.get_account(account)).data)
+
+    @extend_schema(
+        operation_id="updateAccount", tags=["Account"], parameters=[ACCOUNT_PARAM],
+        request=s.AccountUpdateSerializer, responses={200: s.AccountCreatedSerializer},
+        summary="Update a mailbox (partial)",
+        description="Only the given fields change; `imap` and `smtp` merge into the stored "
+                    "settings. A new password takes effect on the next connection.",
+    )
+    def put(self, request, account):
+        email_account = self.get_account(account)
+        data = self.validated(s.AccountUpdateSerializer, request.data, partial=True,
+                              context={"account": email_account})
+        email_account = services.update_account(email_account, data)
+        return Response({"account": email_account.account, "state": email_account.state})
+
+    @extend_schema(operation_id="deleteAccount", tags=["Account"], parameters=[ACCOUNT_PARAM],
+                   responses={200: s.AccountDeletedSerializer}, summary="Delete a mailbox",
+                   description="Removes the mailbox, its credentials and its indexed data.")
+    def delete(self, request, account):
+        email_account = self.get_account(account)
+        services.delete_account(email_account)
+        return Response({"account": email_account.account, "deleted": True})
+
+
+class VerifyAccountView(TenantScopedAPIView):
+    """``POST /v1/verifyAccount``: try settings for real, save nothing."""
+
+    @extend_schema(
+        operation_id="verifyAccount", tags=["Account"], request=s.VerifyAccountSerializer,
+        responses={200: s.VerifyResponseSerializer}, summary="Test IMAP/SMTP settings",
+        description="Logs in to IMAP (and lists folders) and to SMTP (EHLO, STARTTLS when "
+                    "offered, AUTH) within a timeout, and reports success or the server's "
+                    "error for each. Nothing is stored.",
+    )
+    def post(self, request):
+        data = self.validated(s.VerifyAccountSerializer, request.data)
+        imap = services.imap_settings_from(data["imap"]) if data.get("imap") else None
+        smtp = services.smtp_settings_from(data["smtp"]) if data.get("smtp") else None
+        result = verify(imap, smtp, timeout=settings.EMAILAPI_VERIFY_TIMEOUT,
+                        list_mailboxes=data["mailboxes"])
+        return Response(result)
+
+
+class TokenListView(TenantScopedAPIView):
+    """``GET /v1/tokens``."""
+
+    @extend_schema(operation_id="listTokens", tags=["Access tokens"],
+                   responses={200: s.TokenSerializer(many=True)}, summary="List active tokens")
+    def get(self, request):
+        tokens = ApiToken.objects.filter(tenant=self.tenant, revoked_at__isnull=True)
+        return Response({"tokens": s.TokenSerializer(tokens.order_by("id"), many=True).data})
+
+
+class TokenCreateView(TenantScopedAPIView):
+    """``POST /v1/token``."""
+
+    @extend_schema(operation_id="createToken", tags=["Access tokens"],
+                   request=s.TokenCreateSerializer, responses={200: s.TokenCreatedSerializer},
+                   summary="Create a token", description="The token is shown only once.")
+    def post(self, request):
+        data = self.validated(s.TokenCreateSerializer, request.data)
+        token, raw = services.issue_token(self.tenant, data["name"], data["scopes"])
+        return Response({**s.TokenSerializer(token).data, "token": raw})
+
+
+class TokenDetailView(TenantScopedAPIView):
+    """``DELETE /v1/token/{id}``: revoke."""
+
+    @extend_schema(operation_id="revokeToken", tags=["Access tokens"],
+                   responses={200: s.TokenSerializer}, summary="Revoke a token")
+    def delete(self, request, token_id: int):
+        token = ApiToken.objects.filter(tenant=self.tenant, pk=token_id,
+                                        revoked_at__isnull=True).first()
+        if token is None:
+            raise NotFoundError("Token not found", "TokenNotFound")
+        services.revoke_token(token)
+        return Response({"id": token.pk, "revoked": True})

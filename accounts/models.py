@@ -1,0 +1,166 @@
+"""Tenants, their people and API tokens, and the mailboxes they register.
+
+A ``Tenant`` (organization) owns everything else: every query the API makes starts from the
+caller's tenant, so another tenant's row is simply not found (404), never "forbidden".
+
+The registered mailbox is called ``EmailAccount`` (EmailEngine's "account"); "mailbox" in the
+API means an IMAP folder. Its secrets live apart, in ``Credential`` rows holding only sealed
+values (``accounts.crypto``), so no serializer of an account can ever include one by accident.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.base_user import BaseUserManager
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+
+
+class Tenant(models.Model):
+    class Status(models.TextChoices):
+        TRIAL = "trial"
+        ACTIVE = "active"
+        EXPIRED = "expired"
+        SUSPENDED = "suspended"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=64, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    trial_ends_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UserManager(BaseUserManager):
+    """Users sign in with their email address; there is no separate username."""
+
+    use_in_migrations = True
+
+    def _create(self, email: str, password: str | None, **extra):
+        if not email:
+            raise ValueError("email is required")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra):
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra):
+        extra.update(is_staff=True, is_superuser=True)
+        return self._create(email, password, **extra)
+
+
+class User(AbstractUser):
+    username = None
+    email = models.EmailField(unique=True)
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    objects = UserManager()
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        ADMIN = "admin"
+        VIEWER = "viewer"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_user")
+        ]
+
+
+class ApiToken(models.Model):
+    """A bearer token. The token itself is shown once; only its SHA-256 is kept."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="tokens")
+    name = models.CharField(max_length=200)
+    token_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=16)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class EmailAccount(models.Model):
+    """A registered mailbox: connection settings (no secrets) and its live state."""
+
+    class State(models.TextChoices):
+        INIT = "init"
+        CONNECTING = "connecting"
+        SYNCING = "syncing"
+        CONNECTED = "connected"
+        AUTHENTICATION_ERROR = "authenticationError"
+        CONNECT_ERROR = "connectError"
+        DISCONNECTED = "disconnected"
+        PAUSED = "paused"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="email_accounts")
+    account = models.CharField(max_length=256)
+    name = models.CharField(max_length=256, blank=True, default="")
+    email = models.CharField(max_length=320, blank=True, default="")
+    # {"host", "port", "secure", "auth": {"user"}, "tls": {...}}: never a password.
+    imap = models.JSONField(null=True, blank=True)
+    smtp = models.JSONField(null=True, blank=True)
+    state = models.CharField(max_length=32, choices=State.choices, default=State.INIT)
+    last_error = models.JSONField(null=True, blank=True)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    # Bumped whenever connection settings or credentials change, so a worker holding an old
+    # connection knows to reconnect with the new ones.
+    config_version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "account"], name="email_account_unique_id")
+        ]
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.account
+
+
+class Credential(models.Model):
+    """One sealed secret of an account, e.g. ``imap.pass`` or ``smtp.pass``."""
+
+    email_account = models.ForeignKey(
+        EmailAccount, on_delete=models.CASCADE, related_name="credentials"
+    )
+    name = models.CharField(max_length=64)
+    sealed = models.TextField()
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["email_account", "name"], name="credential_unique_name")
+        ]
+
+    def __repr__(self) -> str:
+        # Never let a debug print show even the sealed value.
+        return f"<Credential {self.name} of account {self.email_account_id}>"

@@ -1,0 +1,156 @@
+"""One JSON error shape for every failure of the API.
+
+    {"error": "human text", "code": "MachineCode", "statusCode": 400, "details": {...}}
+
+DRF routes every exception through ``exception_handler`` (the ``EXCEPTION_HANDLER`` setting);
+Django-level failures outside DRF (unknown URL, a 500 before a view runs) go through
+``json_error_response`` via the handlers in ``emailapi.urls``. A 500 is logged with its traceback
+and answered with a generic message: nothing about the fault leaks to the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+logger = logging.getLogger("emailapi.api")
+
+
+class ApiError(exceptions.APIException):
+    """An error with an explicit machine code, raised by views and services."""
+
+    def __init__(self, message: str, code: str, status_code: int = 400, details: Any = None):
+        super().__init__(detail=message, code=code)
+        self.status_code = status_code
+        self.error_code = code
+        self.details = details
+
+
+class NotFoundError(ApiError):
+    def __init__(self, message: str = "Not found", code: str = "NotFound"):
+        super().__init__(message, code, status.HTTP_404_NOT_FOUND)
+
+
+class ConflictError(ApiError):
+    def __init__(self, message: str, code: str = "AlreadyExists"):
+        super().__init__(message, code, status.HTTP_409_CONFLICT)
+
+
+class PayloadTooLarge(ApiError):
+    def __init__(self, limit: int):
+        super().__init__(
+            f"Request body is larger than the {limit} bytes allowed",
+            "PayloadTooLarge",
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            {"maxBytes": limit},
+        )
+
+
+# DRF's own exception classes, by their default code, mapped to our codes and texts.
+_DRF_CODES = {
+    "parse_error": ("InvalidJSON", None),
+    "not_authenticated": ("Unauthorized", "Authentication required: send Authorization: Bearer <token>"),
+    "authentication_failed": ("InvalidToken", None),
+    "permission_denied": ("Forbidden", None),
+    "insufficient_scope": ("InsufficientScope", None),
+    "not_found": ("NotFound", "Not found"),
+    "method_not_allowed": ("MethodNotAllowed", None),
+    "not_acceptable": ("NotAcceptable", None),
+    "unsupported_media_type": ("UnsupportedMediaType", None),
+    "throttled": ("RateLimited", None),
+    "invalid": ("InputValidationError", "Invalid input"),
+}
+
+
+def error_body(message: str, code: str, status_code: int, details: Any = None) -> dict:
+    body = {"error": message, "code": code, "statusCode": status_code}
+    if details:
+        body["details"] = details
+    return body
+
+
+def json_error_response(message: str, code: str, status_code: int, details: Any = None):
+    """A plain Django response in the API error shape (for code outside DRF)."""
+    return JsonResponse(error_body(message, code, status_code, details), status=status_code)
+
+
+def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn DRF's nested error structure into ``{"imap.auth.pass": ["..."]}``."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = prefix if key == "non_field_errors" and prefix else (
+                f"{prefix}.{key}" if prefix else str(key)
+            )
+            for k, v in flatten_errors(value, name).items():
+                flat.setdefault(k, []).extend(v)
+    elif isinstance(detail, list) and detail and all(isinstance(i, (dict, list)) for i in detail):
+        for index, value in enumerate(detail):
+            for k, v in flatten_errors(value, f"{prefix}[{index}]").items():
+                flat.setdefault(k, []).extend(v)
+    elif isinstance(detail, list):
+        flat[prefix or "body"] = [str(item) for item in detail]
+    else:
+        flat[prefix or "body"] = [str(detail)]
+    return flat
+
+
+def _validation_summary(details: dict[str, list[str]]) -> str:
+    field, messages = next(iter(details.items()))
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return f"Invalid input: {field}: {messages[0]}{more}"
+
+
+def exception_handler(exc: Exception, context: dict) -> Response:
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        from django.conf import settings
+
+        exc = PayloadTooLarge(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+
+    if not isinstance(exc, exceptions.APIException):
+        request = context.get("request")
+        logger.exception(
+            "Unhandled error on %s %s",
+            getattr(request, "method", "?"),
+            getattr(request, "path", "?"),
+        )
+        set_rollback()
+        return Response(
+            error_body("Internal server error", "InternalError", 500), status=500
+        )
+
+    headers: dict[str, str] = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None) is not None:
+        headers["Retry-After"] = str(int(exc.wait) + 1)
+
+    status_code = exc.status_code
+    details = None
+    if isinstance(exc, ApiError):
+        code, message, details = exc.error_code, str(exc.detail), exc.details
+    elif isinstance(exc, exceptions.ValidationError):
+        details = flatten_errors(exc.detail)
+        code, message = "InputValidationError", _validation_summary(details)
+    else:
+        default_code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
+        code, fixed_message = _DRF_CODES.get(default_code, (None, None))
+        code = code or str(default_code)
+        message = fixed_message or str(exc.detail)
+        if isinstance(exc, exceptions.Throttled):
+            details = {"retryAfter": headers.get("Retry-After")}
+
+    set_rollback()
+    return Response(error_body(message, code, status_code, details), status=status_code,
+                    headers=headers)

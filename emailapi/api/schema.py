@@ -1,0 +1,62 @@
+"""OpenAPI post-processing: the shared error shape on every /v1 operation.
+
+Every route can answer with the same error body, so rather than repeat it on each view, this
+hook adds an ``Error`` component and the error responses each kind of operation can give.
+"""
+
+from __future__ import annotations
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "code", "statusCode"],
+    "properties": {
+        "error": {"type": "string", "description": "Human-readable message"},
+        "code": {"type": "string", "description": "Stable machine code"},
+        "statusCode": {"type": "integer"},
+        "details": {"type": "object", "additionalProperties": True,
+                    "description": "Per-field messages for validation errors, or extra data"},
+    },
+}
+
+ERRORS = {
+    "400": ("Invalid input", "InputValidationError",
+            {"imap.port": ["Ensure this value is less than or equal to 65535."]}),
+    "401": ("Authentication required: send Authorization: Bearer <token>", "Unauthorized", None),
+    "403": ("This token's scopes do not allow this request", "InsufficientScope", None),
+    "404": ("Account 'sales' not found", "AccountNotFound", None),
+    "409": ("Account 'sales' already exists", "AlreadyExists", None),
+    "413": ("Request body is larger than the 5242880 bytes allowed", "PayloadTooLarge",
+            {"maxBytes": 5242880}),
+    "429": ("Request was throttled.", "RateLimited", {"retryAfter": "12"}),
+}
+
+
+def _response(status: str) -> dict:
+    message, code, details = ERRORS[status]
+    example = {"error": message, "code": code, "statusCode": int(status)}
+    if details:
+        example["details"] = details
+    return {
+        "description": message,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"},
+                                         "example": example}},
+    }
+
+
+def add_error_responses(result, generator, request, public):
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    for path, operations in result.get("paths", {}).items():
+        if path == "/v1/openapi.json":
+            continue
+        for method, operation in operations.items():
+            statuses = ["400", "401", "403", "429"]
+            if "{" in path:
+                statuses.append("404")
+            if method in ("post", "put", "patch"):
+                statuses.append("413")
+            if method == "post" and path == "/v1/account":
+                statuses.append("409")
+            responses = operation.setdefault("responses", {})
+            for status in statuses:
+                responses.setdefault(status, _response(status))
+    return result

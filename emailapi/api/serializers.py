@@ -1,0 +1,64 @@
+"""Serializer base classes shared by every API app."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+# JSON type each field kind insists on. DRF would quietly coerce 993 -> "993" or "true" -> True;
+# for a JSON API a wrong type is a client bug, so it is refused with the type named.
+_JSON_TYPES = [
+    (serializers.BooleanField, (bool,), "a boolean"),
+    (serializers.IntegerField, (int,), "an integer"),
+    (serializers.FloatField, (int, float), "a number"),
+    (serializers.CharField, (str,), "a string"),
+    (serializers.ChoiceField, (str,), "a string"),
+    (serializers.ListField, (list,), "a list"),
+    (serializers.DictField, (dict,), "an object"),
+]
+
+
+def _type_error(field: serializers.Field, value) -> str | None:
+    if value is None:
+        return None  # allow_null decides
+    for kind, types, name in _JSON_TYPES:
+        if isinstance(field, kind):
+            if isinstance(value, bool) and bool not in types:
+                return f"Must be {name}"
+            return None if isinstance(value, types) else f"Must be {name}"
+    return None
+
+
+class StrictSerializer(serializers.Serializer):
+    """A serializer that refuses fields it does not know and values of the wrong JSON type.
+
+    A misspelt option (``"pasword"``) silently ignored is a bug report waiting to happen, so
+    unknown keys are a 400 naming them, at every nesting level (nested serializers inherit this).
+    Non-object input (a JSON list or string where an object belongs) is refused the same way.
+    Query-string serializers set ``json_types = False``: there every value is a string.
+    """
+
+    json_types = True
+    ignored_fields: frozenset[str] = frozenset({"access_token"})
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                {"non_field_errors": [f"Expected a JSON object, got {type(data).__name__}"]}
+            )
+        unknown = sorted(set(data) - set(self.fields) - self.ignored_fields)
+        errors = {key: ["Unknown field"] for key in unknown}
+        if self.json_types:
+            for name, field in self.fields.items():
+                if name in data and not field.read_only:
+                    message = _type_error(field, data[name])
+                    if message:
+                        errors[name] = [message]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class QuerySerializer(StrictSerializer):
+    """Validates ``request.query_params``: unknown names refused, values parsed from strings."""
+
+    json_types = False

@@ -1,0 +1,41 @@
+"""A per-tenant request rate limit kept in Redis (fixed one-minute windows).
+
+Counting in Redis makes the limit hold across every web process. It is a fairness guard, not a
+security boundary, so when Redis is unreachable requests are let through rather than refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from rest_framework.throttling import BaseThrottle
+
+from emailapi.redis import get_redis
+
+logger = logging.getLogger(__name__)
+WINDOW = 60
+
+
+class TenantRateThrottle(BaseThrottle):
+    def allow_request(self, request, view) -> bool:
+        limit = settings.EMAILAPI_RATE_LIMIT
+        tenant = getattr(request.user, "tenant", None)
+        if not limit or tenant is None:
+            return True
+        window = int(time.time()) // WINDOW
+        key = f"emailapi:rate:{tenant.pk}:{window}"
+        try:
+            pipe = get_redis().pipeline()
+            pipe.incr(key)
+            pipe.expire(key, WINDOW * 2)
+            count = pipe.execute()[0]
+        except Exception as exc:  # noqa: BLE001 - any Redis failure: fail open
+            logger.warning("rate limit skipped, Redis unavailable: %s", exc)
+            return True
+        self._wait = WINDOW - (time.time() % WINDOW)
+        return count <= limit
+
+    def wait(self) -> float | None:
+        return getattr(self, "_wait", None)

@@ -1,0 +1,175 @@
+"""Django settings for emailapi, read entirely from environment variables.
+
+README.md lists every variable with its default. ``emailapi.env`` parses them and raises
+``ImproperlyConfigured`` on a malformed value, so a typo stops start-up instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from emailapi.env import (
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    parse_database_url,
+    secret_from_env_or_file,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("EMAILAPI_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+# One operator secret keys everything: credential encryption (accounts.crypto) and Django's
+# signing key are both derived from it, each under its own label, so neither key is the other.
+EMAILAPI_SECRET = secret_from_env_or_file("EMAILAPI_SECRET", VAR_DIR / "secret.key")
+SECRET_KEY = hashlib.sha256(b"emailapi django signing\0" + EMAILAPI_SECRET.encode()).hexdigest()
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "django_rq",
+    "social_django",
+    "emailapi",
+    "accounts",
+    "mailboxes",
+    "webhooks",
+]
+
+MIDDLEWARE = [
+    "emailapi.api.middleware.BodySizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "emailapi.urls"
+ASGI_APPLICATION = "emailapi.asgi.application"
+WSGI_APPLICATION = None
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": parse_database_url(env_str("DATABASE_URL"), VAR_DIR / "emailapi.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Serve straight from app folders: no collectstatic step for `make run` to forget.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Redis: coordination and cache only; Postgres holds everything that must not be lost.
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+RQ_QUEUES = {
+    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600} for name in ("default", "webhooks", "send")
+}
+
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- API
+# Largest request body any /v1 route accepts (bytes); a view may lower it. Larger bodies get 413
+# before they are parsed.
+EMAILAPI_MAX_BODY_SIZE = env_int("EMAILAPI_MAX_BODY_SIZE", 5 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = EMAILAPI_MAX_BODY_SIZE
+# Requests per minute per tenant; 0 turns the limit off.
+EMAILAPI_RATE_LIMIT = env_int("EMAILAPI_RATE_LIMIT", 6000, minimum=0)
+# Seconds that verifyAccount waits for each of IMAP and SMTP.
+EMAILAPI_VERIFY_TIMEOUT = env_int("EMAILAPI_VERIFY_TIMEOUT", 15, minimum=1)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.api.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.api.permissions.HasTokenScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["emailapi.api.throttling.TenantRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "emailapi.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "emailapi",
+    "DESCRIPTION": (
+        "REST API and webhooks for IMAP/SMTP mailboxes. Authenticate every /v1 request with "
+        "`Authorization: Bearer <token>` (or `?access_token=<token>`). Errors share one shape: "
+        '`{"error": text, "code": MachineCode, "statusCode": n, "details": {...}}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "emailapi.api.schema.add_error_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {"AccountStateEnum": "accounts.models.EmailAccount.State"},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
+    "loggers": {
+        # Django logs the full request on 4xx; our API errors are expected answers, not faults.
+        "django.request": {"level": "ERROR"},
+        "django.channels.server": {"level": "WARNING"},
+    },
+}
+
+if not DEBUG and env_bool("EMAILAPI_HTTPS", False):
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_HTTPONLY = True

@@ -1,0 +1,93 @@
+"""Running the web server and the background workers as one supervised group (``make run``).
+
+Each child is a plain subprocess. A child that exits while the group is running is reported on
+stderr and restarted after a capped, growing delay (1 s, 2 s, 4 s ... 30 s; the delay resets once
+a child has stayed up for a minute), so a crash is visible and never silently lost. SIGINT or
+SIGTERM stops the group: every child gets SIGTERM, and SIGKILL after ``grace`` seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+MAX_DELAY = 30.0
+STABLE_AFTER = 60.0
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    failures: int = 0
+    restart_at: float | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def log(message: str) -> None:
+    print(f"[serve] {message}", file=sys.stderr, flush=True)
+
+
+class Supervisor:
+    def __init__(self, children: list[Child], grace: float = 10.0):
+        self.children = children
+        self.grace = grace
+        self.stopping = threading.Event()
+
+    def start(self, child: Child) -> None:
+        child.process = subprocess.Popen(child.argv, env={**os.environ, **child.env})
+        child.started_at = time.monotonic()
+        child.restart_at = None
+        log(f"started {child.name} (pid {child.process.pid})")
+
+    def check(self, child: Child) -> None:
+        """Notice a dead child, report it and schedule or perform its restart."""
+        now = time.monotonic()
+        if child.process is None or child.restart_at is not None:
+            if child.restart_at is not None and now >= child.restart_at:
+                self.start(child)
+            return
+        code = child.process.poll()
+        if code is None:
+            return
+        if now - child.started_at > STABLE_AFTER:
+            child.failures = 0
+        child.failures += 1
+        delay = min(MAX_DELAY, 2.0 ** (child.failures - 1))
+        log(f"{child.name} (pid {child.process.pid}) exited with code {code}; "
+            f"restarting in {delay:g} s")
+        child.process = None
+        child.restart_at = now + delay
+
+    def run(self) -> int:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        for child in self.children:
+            self.start(child)
+        while not self.stopping.wait(0.5):
+            for child in self.children:
+                self.check(child)
+        self.stop_all()
+        return 0
+
+    def stop_all(self) -> None:
+        log("stopping")
+        running = [c for c in self.children if c.process and c.process.poll() is None]
+        for child in running:
+            child.process.terminate()
+        deadline = time.monotonic() + self.grace
+        for child in running:
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log(f"{child.name} did not stop in {self.grace:g} s; killing it")
+                child.process.kill()
+                child.process.wait()
+        log("stopped")

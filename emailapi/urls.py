@@ -1,0 +1,28 @@
+"""URL map: the JSON API under /v1, its OpenAPI document and docs, health, and the admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+
+from emailapi import handlers
+from emailapi.health import health
+
+api_v1 = [
+    path("", include("accounts.api.urls")),
+    path("openapi.json", SpectacularJSONAPIView.as_view(
+        authentication_classes=[], permission_classes=[], throttle_classes=[],
+    ), name="openapi"),
+]
+
+urlpatterns = [
+    path("v1/", include(api_v1)),
+    path("docs", SpectacularSwaggerView.as_view(
+        url_name="openapi", authentication_classes=[], permission_classes=[]), name="docs"),
+    path("health", health, name="health"),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = handlers.not_found
+handler500 = handlers.server_error
+handler400 = handlers.bad_request
+handler403 = handlers.forbidden

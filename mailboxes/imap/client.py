@@ -1,0 +1,134 @@
+"""Opening an authenticated IMAP connection (no Django here: plain values in, a client out).
+
+``connect`` takes an ``ImapSettings`` value, never an account row, so the protocol layer never
+loads or decrypts anything itself. Failures are raised as one of three ``ImapError`` kinds,
+because the caller's reaction differs: an authentication failure is retried slowly (the user
+must fix something), a connection or TLS failure is retried with normal backoff.
+
+``secure=True`` means TLS from the first byte (port 993). ``secure=False`` upgrades with
+STARTTLS whenever the server offers it and stays plain otherwise, as mail clients do.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from dataclasses import dataclass, field
+
+import imapclient
+from imapclient import exceptions as imap_exc
+
+
+class ImapError(Exception):
+    """Base of the errors ``connect`` raises; ``code`` is the API's machine code."""
+
+    code = "ImapError"
+
+    def __init__(self, message: str, server_response: str | None = None):
+        super().__init__(message)
+        self.server_response = server_response
+
+
+class ConnectFailed(ImapError):
+    code = "ConnectionError"
+
+
+class TlsFailed(ImapError):
+    code = "TLSError"
+
+
+class AuthenticationFailed(ImapError):
+    code = "AuthenticationFailed"
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    host: str
+    port: int
+    secure: bool
+    user: str
+    password: str | None = field(default=None, repr=False)
+    access_token: str | None = field(default=None, repr=False)
+    tls_verify: bool = True
+    timeout: float = 30.0
+
+
+def tls_context(verify: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def connect(settings: ImapSettings) -> imapclient.IMAPClient:
+    """Return a logged-in client; the caller must ``logout()`` it."""
+    client = _open(settings)
+    try:
+        if not settings.secure and client.has_capability("STARTTLS"):
+            try:
+                client.starttls(tls_context(settings.tls_verify))
+            except ssl.SSLError as exc:
+                raise TlsFailed(f"STARTTLS failed: {exc.reason or exc}") from None
+        _login(client, settings)
+    except BaseException:
+        _close_quietly(client)
+        raise
+    return client
+
+
+def _open(settings: ImapSettings) -> imapclient.IMAPClient:
+    try:
+        return imapclient.IMAPClient(
+            settings.host,
+            port=settings.port,
+            ssl=settings.secure,
+            ssl_context=tls_context(settings.tls_verify) if settings.secure else None,
+            timeout=settings.timeout,
+        )
+    except ssl.SSLCertVerificationError as exc:
+        raise TlsFailed(f"TLS certificate not trusted: {exc.verify_message}") from None
+    except ssl.SSLError as exc:
+        raise TlsFailed(f"TLS handshake failed: {exc.reason or exc}") from None
+    except socket.gaierror as exc:
+        raise ConnectFailed(f"Cannot resolve {settings.host}: {exc.strerror}") from None
+    except (socket.timeout, TimeoutError):
+        raise ConnectFailed(
+            f"Timed out connecting to {settings.host}:{settings.port}"
+        ) from None
+    except OSError as exc:
+        raise ConnectFailed(
+            f"Cannot connect to {settings.host}:{settings.port}: {exc.strerror or exc}"
+        ) from None
+    except imap_exc.IMAPClientError as exc:
+        raise ConnectFailed(f"Unexpected greeting from server: {exc}") from None
+
+
+def _login(client: imapclient.IMAPClient, settings: ImapSettings) -> None:
+    try:
+        if settings.access_token:
+            client.oauth2_login(settings.user, settings.access_token)
+        else:
+            client.login(settings.user, settings.password or "")
+    except imap_exc.LoginError as exc:
+        text = _text(exc)
+        raise AuthenticationFailed(text or "Authentication failed", server_response=text) from None
+    except (socket.timeout, TimeoutError):
+        raise ConnectFailed("Timed out waiting for the server to answer LOGIN") from None
+    except (OSError, imap_exc.IMAPClientError) as exc:
+        raise ConnectFailed(f"Connection lost during login: {exc}") from None
+
+
+def _text(exc: Exception) -> str:
+    value = exc.args[0] if exc.args else ""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value).strip()
+
+
+def _close_quietly(client: imapclient.IMAPClient) -> None:
+    try:
+        client.shutdown()
+    except Exception:  # noqa: BLE001 - already failing; closing is best effort
+        pass

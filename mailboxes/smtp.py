@@ -1,0 +1,134 @@
+"""Opening an authenticated SMTP submission connection (no Django: plain values in).
+
+``secure=True`` is TLS from the start (port 465). ``secure=False`` upgrades with STARTTLS when
+the server offers it and goes plain otherwise. AUTH uses whatever PLAIN/LOGIN the server
+offers (smtplib picks), or XOAUTH2 when an access token is given.
+"""
+
+from __future__ import annotations
+
+import base64
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass, field
+
+from mailboxes.imap.client import tls_context
+
+
+class SmtpError(Exception):
+    code = "SmtpError"
+
+    def __init__(self, message: str, response_code: int | None = None):
+        super().__init__(message)
+        self.response_code = response_code
+
+
+class SmtpConnectFailed(SmtpError):
+    code = "ConnectionError"
+
+
+class SmtpTlsFailed(SmtpError):
+    code = "TLSError"
+
+
+class SmtpAuthenticationFailed(SmtpError):
+    code = "AuthenticationFailed"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    secure: bool
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    access_token: str | None = field(default=None, repr=False)
+    tls_verify: bool = True
+    timeout: float = 30.0
+    local_hostname: str | None = None
+
+
+def connect(settings: SmtpSettings) -> smtplib.SMTP:
+    """Return a connected, greeted (EHLO) and authenticated SMTP client; caller must quit()."""
+    client = _open(settings)
+    try:
+        client.ehlo()
+        if not settings.secure and client.has_extn("starttls"):
+            try:
+                client.starttls(context=tls_context(settings.tls_verify))
+            except ssl.SSLError as exc:
+                raise SmtpTlsFailed(f"STARTTLS failed: {exc.reason or exc}") from None
+            client.ehlo()
+        if settings.user:
+            _login(client, settings)
+    except smtplib.SMTPServerDisconnected as exc:
+        _close_quietly(client)
+        raise SmtpConnectFailed(f"Server closed the connection: {exc}") from None
+    except (socket.timeout, TimeoutError):
+        _close_quietly(client)
+        raise SmtpConnectFailed("Timed out waiting for the SMTP server") from None
+    except BaseException:
+        _close_quietly(client)
+        raise
+    return client
+
+
+def _open(settings: SmtpSettings) -> smtplib.SMTP:
+    try:
+        if settings.secure:
+            return smtplib.SMTP_SSL(
+                settings.host, settings.port, local_hostname=settings.local_hostname,
+                timeout=settings.timeout, context=tls_context(settings.tls_verify),
+            )
+        return smtplib.SMTP(settings.host, settings.port, local_hostname=settings.local_hostname,
+                            timeout=settings.timeout)
+    except ssl.SSLCertVerificationError as exc:
+        raise SmtpTlsFailed(f"TLS certificate not trusted: {exc.verify_message}") from None
+    except ssl.SSLError as exc:
+        raise SmtpTlsFailed(f"TLS handshake failed: {exc.reason or exc}") from None
+    except socket.gaierror as exc:
+        raise SmtpConnectFailed(f"Cannot resolve {settings.host}: {exc.strerror}") from None
+    except (socket.timeout, TimeoutError):
+        raise SmtpConnectFailed(f"Timed out connecting to {settings.host}:{settings.port}") from None
+    except smtplib.SMTPConnectError as exc:
+        raise SmtpConnectFailed(
+            f"Server refused the session: {exc.smtp_code} {_decode(exc.smtp_error)}",
+            exc.smtp_code,
+        ) from None
+    except smtplib.SMTPServerDisconnected as exc:
+        raise SmtpConnectFailed(f"Server closed the connection: {exc}") from None
+    except OSError as exc:
+        raise SmtpConnectFailed(
+            f"Cannot connect to {settings.host}:{settings.port}: {exc.strerror or exc}"
+        ) from None
+
+
+def _login(client: smtplib.SMTP, settings: SmtpSettings) -> None:
+    try:
+        if settings.access_token:
+            blob = f"user={settings.user}\x01auth=Bearer {settings.access_token}\x01\x01"
+            code, response = client.docmd("AUTH", "XOAUTH2 " + base64.b64encode(blob.encode()).decode())
+            if code != 235:
+                raise smtplib.SMTPAuthenticationError(code, response)
+        else:
+            client.login(settings.user or "", settings.password or "")
+    except smtplib.SMTPAuthenticationError as exc:
+        raise SmtpAuthenticationFailed(
+            f"{exc.smtp_code} {_decode(exc.smtp_error)}".strip(), exc.smtp_code
+        ) from None
+    except smtplib.SMTPNotSupportedError:
+        raise SmtpAuthenticationFailed("The server does not offer AUTH on this connection") from None
+    except smtplib.SMTPException as exc:
+        raise SmtpAuthenticationFailed(f"Authentication failed: {exc}") from None
+
+
+def _decode(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _close_quietly(client: smtplib.SMTP) -> None:
+    try:
+        client.close()
+    except Exception:  # noqa: BLE001 - best effort
+        pass

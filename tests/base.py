@@ -1,0 +1,50 @@
+"""Test helpers: tenants with API clients, and the account payloads tests register."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rest_framework.test import APIClient
+
+from accounts import services
+from accounts.models import Tenant
+
+
+@dataclass
+class TenantFixture:
+    tenant: Tenant
+    token: str
+    client: APIClient
+
+    def client_with(self, *scopes: str) -> APIClient:
+        """A client authenticated with a new token of this tenant with only ``scopes``."""
+        _, raw = services.issue_token(self.tenant, "-".join(scopes), list(scopes))
+        return api_client(raw)
+
+
+def api_client(token: str | None = None) -> APIClient:
+    client = APIClient()
+    if token:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def make_tenant(name: str, scopes: tuple[str, ...] = ("api",)) -> TenantFixture:
+    tenant = services.create_tenant(name)
+    _, raw = services.issue_token(tenant, "test", list(scopes))
+    return TenantFixture(tenant=tenant, token=raw, client=api_client(raw))
+
+
+def account_payload(account: str = "sales", **overrides) -> dict:
+    """A valid ``POST /v1/account`` body (servers need not exist: registration does not connect)."""
+    body = {
+        "account": account,
+        "name": "Sales",
+        "email": "sales@example.com",
+        "imap": {"host": "imap.example.com", "port": 993, "secure": True,
+                 "auth": {"user": "sales@example.com", "pass": "imap-Secret-123"}},
+        "smtp": {"host": "smtp.example.com", "port": 465, "secure": True,
+                 "auth": {"user": "sales@example.com", "pass": "smtp-Secret-456"}},
+    }
+    body.update(overrides)
+    return body

@@ -1,0 +1,54 @@
+"""Shared fixtures: the real servers (Dovecot, SMTP, Redis, PostgreSQL) and tenants.
+
+Servers start once per test session (per xdist worker); users are created per test, so tests
+never see each other's mail.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.base import TenantFixture, make_tenant
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SmtpServer
+
+
+@pytest.fixture(scope="session")
+def dovecot():
+    server = Dovecot().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mail_user(dovecot):
+    return dovecot.add_user()
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def redis_db():
+    """A clean Redis test database (this worker's own DB number) for every test."""
+    from emailapi.redis import get_redis
+
+    client = get_redis()
+    client.flushdb()
+    yield client
+
+
+@pytest.fixture
+def alice(db) -> TenantFixture:
+    """A tenant with a full-access (``api``) token."""
+    return make_tenant("Alice Corp")
+
+
+@pytest.fixture
+def bob(db) -> TenantFixture:
+    """Another tenant: must never see or touch Alice's data."""
+    return make_tenant("Bob Ltd")

@@ -1,0 +1,26 @@
+"""Settings for the test suite: real PostgreSQL and Redis, each pytest-xdist worker isolated.
+
+Defaults can be overridden from the environment (``TEST_DATABASE_URL``, ``TEST_REDIS_URL``).
+pytest-django creates a throwaway database (``test_emailapi``, plus a worker suffix under
+xdist) and drops it afterwards. Redis DB numbers 15, 14, ... are reserved for tests, one per
+xdist worker, and flushed by the ``redis_db`` fixture.
+"""
+
+import os
+import tempfile
+
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+_index = int(_worker[2:]) if _worker[2:].isdigit() else 0
+
+os.environ["DATABASE_URL"] = os.environ.get(
+    "TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?test_name=test_emailapi"
+)
+_redis_base = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+os.environ["REDIS_URL"] = f"{_redis_base.rstrip('/')}/{15 - (_index % 8)}"
+os.environ.setdefault("EMAILAPI_SECRET", "test-secret-for-the-suite-only-0123456789")
+os.environ["EMAILAPI_VAR_DIR"] = os.path.join(tempfile.gettempdir(), f"emailapi-test-{_worker}")
+os.environ.setdefault("EMAILAPI_RATE_LIMIT", "0")
+
+from emailapi.settings import *  # noqa: E402,F401,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
