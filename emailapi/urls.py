@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from emailapi import handlers
@@ -15,6 +16,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("v1/", include(api_v1)),
     path("docs", SpectacularSwaggerView.as_view(
         url_name="openapi", authentication_classes=[], permission_classes=[]), name="docs"),

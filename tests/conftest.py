@@ -32,6 +32,15 @@ def smtp_server():
     server.stop()
 
 
+@pytest.fixture
+def smtp_user(smtp_server, mail_user):
+    """A Dovecot user whose credentials the SMTP server also accepts; its inbox of sent mail
+    starts empty."""
+    smtp_server.add_user(mail_user.username, mail_user.password)
+    smtp_server.clear()
+    return mail_user
+
+
 @pytest.fixture(autouse=True)
 def redis_db():
     """A clean Redis test database (this worker's own DB number) for every test."""

@@ -1,0 +1,54 @@
+# emailapi: the two commands a newcomer needs are `make run` and `make test`.
+# Everything is installed into .venv from the pinned versions in .ci/requirements.lock.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+LOCK   := .ci/requirements.lock
+TEST_WORKERS ?= 2
+
+.PHONY: run test install install-test system-test-deps lock bench clean
+
+run: install
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py serve
+
+test: install-test system-test-deps
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(PY)
+	$(PIP) install -q -c $(LOCK) -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml $(LOCK)
+	$(PIP) install -q -c $(LOCK) -e '.[test]'
+	touch $@
+
+# Dovecot is the real IMAP server the suite talks to (Debian's dovecot-imapd).
+system-test-deps:
+	@if [ ! -x /usr/sbin/dovecot ]; then \
+		echo "Installing dovecot-imapd (needs root)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd; \
+	fi
+
+# Re-resolve the newest versions allowed by pyproject.toml and pin them.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install -q -e '.[test]'
+	{ echo "# Exact versions installed by 'make' (pip install -c). Regenerate with 'make lock'."; \
+	  .venv-lock/bin/pip freeze --exclude-editable | grep -v '^-e'; } > $(LOCK)
+	rm -rf .venv-lock
+
+bench: install-test system-test-deps
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,61 @@
+"""Parsing configuration from the environment (pure functions)."""
+
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from emailapi import env
+
+
+def test_postgres_url(tmp_path):
+    config = env.parse_database_url(
+        "postgres://me:p%40ss@db.local:5433/emailapi?sslmode=require", tmp_path / "x.db")
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert (config["USER"], config["PASSWORD"], config["HOST"], config["PORT"], config["NAME"]) \
+        == ("me", "p@ss", "db.local", "5433", "emailapi")
+    assert config["OPTIONS"] == {"sslmode": "require"}
+
+
+def test_empty_url_is_sqlite_with_wal(tmp_path):
+    config = env.parse_database_url("", tmp_path / "var" / "db.sqlite3")
+    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert "journal_mode=WAL" in config["OPTIONS"]["init_command"]
+    assert config["OPTIONS"]["timeout"] >= 5
+    assert (tmp_path / "var").is_dir()
+
+
+def test_sqlite_url(tmp_path):
+    path = tmp_path / "other.sqlite3"
+    assert env.parse_database_url(f"sqlite:///{path}", Path("unused"))["NAME"] == str(path)
+
+
+def test_unknown_scheme_fails_loudly(tmp_path):
+    with pytest.raises(ImproperlyConfigured):
+        env.parse_database_url("mysql://x/y", tmp_path / "db")
+
+
+def test_booleans_and_integers_fail_loudly(monkeypatch):
+    monkeypatch.setenv("X_BOOL", "ture")
+    with pytest.raises(ImproperlyConfigured):
+        env.env_bool("X_BOOL")
+    monkeypatch.setenv("X_BOOL", "Yes")
+    assert env.env_bool("X_BOOL") is True
+    monkeypatch.setenv("X_INT", "80a")
+    with pytest.raises(ImproperlyConfigured):
+        env.env_int("X_INT", 1)
+    monkeypatch.setenv("X_INT", "0")
+    with pytest.raises(ImproperlyConfigured):
+        env.env_int("X_INT", 1, minimum=1)
+
+
+def test_secret_is_generated_once_and_kept(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("X_SECRET", raising=False)
+    path = tmp_path / "var" / "secret.key"
+    first = env.secret_from_env_or_file("X_SECRET", path)
+    assert "warning" in capsys.readouterr().err
+    assert env.secret_from_env_or_file("X_SECRET", path) == first
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    monkeypatch.setenv("X_SECRET", "short")
+    with pytest.raises(ImproperlyConfigured):
+        env.secret_from_env_or_file("X_SECRET", path)

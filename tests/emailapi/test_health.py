@@ -1,0 +1,22 @@
+"""``/health`` reports database and Redis reachability."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_is_healthy_with_both_up(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": {"ok": True}, "redis": {"ok": True}}
+
+
+def test_it_is_503_when_redis_is_unreachable(client, settings):
+    from tests.servers.net import find_free_port
+
+    settings.REDIS_URL = f"redis://127.0.0.1:{find_free_port()}/0"
+    response = client.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["redis"]["ok"] is False and body["database"]["ok"] is True

@@ -1,0 +1,217 @@
+"""A recording SMTP submission server for tests, built on aiosmtpd.
+
+Why: sending mail through the API must be observable without any real mail
+relay.  This server accepts AUTH PLAIN/LOGIN (over plain TCP too, since test
+settings use ``secure: False``), optionally offers STARTTLS with a throwaway
+certificate, checks credentials against an in-memory dict (so a test can
+reuse a Dovecot ``MailUser``'s credentials), and records every accepted
+message instead of delivering it.  It listens on a free 127.0.0.1 port, so
+one instance per pytest-xdist worker is fine.
+
+No Django imports here: this module must work for any test.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import errno
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from .net import LOOPBACK, find_free_port
+from .tls import server_context, write_self_signed_cert
+
+__all__ = ["SmtpServer", "ReceivedMessage"]
+
+
+@dataclass
+class ReceivedMessage:
+    """One message accepted by the server, exactly as it arrived."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    auth_user: str | None = None
+
+    @property
+    def message(self) -> EmailMessage:
+        """The data parsed with the modern email API."""
+        return email.message_from_bytes(self.data, policy=email.policy.default)
+
+
+@dataclass
+class _Recorder:
+    """aiosmtpd handler + authenticator sharing one state object."""
+
+    require_auth: bool = True  # not "auth_*": aiosmtpd treats those as AUTH mechanisms
+    users: dict[str, str] = field(default_factory=dict)
+    messages: list[ReceivedMessage] = field(default_factory=list)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def __call__(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user = auth_data.login.decode("utf-8", "replace")
+        password = auth_data.password.decode("utf-8", "replace")
+        ok = user in self.users and self.users[user] == password
+        return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:
+        # Enforced here rather than with aiosmtpd's auth_required, which
+        # warns (UserWarning) on every connection when TLS is not required.
+        if self.require_auth and not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        received = ReceivedMessage(
+            mail_from=envelope.mail_from,
+            rcpt_tos=list(envelope.rcpt_tos),
+            data=bytes(envelope.original_content or envelope.content),
+            auth_user=session.auth_data if session.authenticated else None,
+        )
+        with self.cond:
+            self.messages.append(received)
+            self.cond.notify_all()
+        return "250 2.0.0 OK: queued"
+
+
+class SmtpServer:
+    """A recording SMTP server on 127.0.0.1.
+
+    Usage::
+
+        smtp = SmtpServer().start()
+        smtp.add_user(user.username, user.password)
+        ... send via API using smtp.smtp_settings(user.username, user.password)
+        smtp.wait_for_messages(1)[0].message["Subject"]
+        smtp.stop()
+    """
+
+    start_attempts = 3
+
+    def __init__(
+        self,
+        host: str = LOOPBACK,
+        starttls: bool = True,
+        auth_required: bool = True,
+    ) -> None:
+        self.host = host
+        self.port: int | None = None
+        self.starttls = starttls
+        self.cert_path: str | None = None
+        self._tmpdir: str | None = None
+        self._recorder = _Recorder(require_auth=auth_required)
+        self._controller: Controller | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> "SmtpServer":
+        if self._controller is not None:
+            raise RuntimeError("SmtpServer already started")
+        tls_context = self._make_tls_context() if self.starttls else None
+        for attempt in range(1, self.start_attempts + 1):
+            self.port = find_free_port(self.host)
+            controller = self._make_controller(tls_context)
+            try:
+                controller.start()
+            except OSError as exc:  # lost the race for the port
+                if exc.errno != errno.EADDRINUSE or attempt == self.start_attempts:
+                    self._remove_tmpdir()
+                    raise
+                continue
+            self._controller = controller
+            return self
+        raise AssertionError("unreachable")
+
+    def stop(self) -> None:
+        controller, self._controller = self._controller, None
+        if controller is not None:
+            controller.stop()
+        self._remove_tmpdir()
+
+    def __enter__(self) -> "SmtpServer":
+        return self if self._controller else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _make_tls_context(self):
+        self._tmpdir = tempfile.mkdtemp(prefix="smtp-")
+        self.cert_path, key_path = write_self_signed_cert(self._tmpdir)
+        return server_context(self.cert_path, key_path)
+
+    def _make_controller(self, tls_context) -> Controller:
+        return Controller(
+            self._recorder,
+            hostname=self.host,
+            port=self.port,
+            ready_timeout=5.0,
+            server_hostname="localhost",
+            authenticator=self._recorder,
+            auth_require_tls=False,
+            tls_context=tls_context,
+            require_starttls=False,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+        )
+
+    def _remove_tmpdir(self) -> None:
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    # -- users and settings ------------------------------------------------
+
+    @property
+    def auth_required(self) -> bool:
+        return self._recorder.require_auth
+
+    @auth_required.setter
+    def auth_required(self, value: bool) -> None:
+        self._recorder.require_auth = value
+
+    def add_user(self, user: str, password: str) -> None:
+        """Accept AUTH for *user*/*password* (replaces an existing password)."""
+        self._recorder.users[user] = password
+
+    def remove_user(self, user: str) -> None:
+        self._recorder.users.pop(user, None)
+
+    def smtp_settings(self, user: str, password: str) -> dict[str, Any]:
+        """The API's ``smtp`` object for this server."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "secure": False,
+            "auth": {"user": user, "pass": password},
+        }
+
+    # -- received mail -----------------------------------------------------
+
+    @property
+    def messages(self) -> list[ReceivedMessage]:
+        """Messages accepted so far (oldest first); a live list."""
+        return self._recorder.messages
+
+    def clear(self) -> None:
+        with self._recorder.cond:
+            self._recorder.messages.clear()
+
+    def wait_for_messages(self, count: int = 1, timeout: float = 5.0) -> list[ReceivedMessage]:
+        """Block until at least *count* messages arrived; return a copy."""
+        messages = self._recorder.messages
+        with self._recorder.cond:
+            if not self._recorder.cond.wait_for(lambda: len(messages) >= count, timeout):
+                raise TimeoutError(f"expected {count} messages, got {len(messages)}")
+            return list(messages)
