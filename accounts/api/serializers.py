@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from accounts import tokens
@@ -121,6 +121,11 @@ class AccountCreatedSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=["new"])
 
 
+class AccountUpdatedSerializer(serializers.Serializer):
+    account = serializers.CharField()
+    state = serializers.ChoiceField(choices=EmailAccount.State.choices)
+
+
 class AccountDeletedSerializer(serializers.Serializer):
     account = serializers.CharField()
     deleted = serializers.BooleanField()
@@ -162,7 +167,7 @@ class AccountSerializer(serializers.ModelSerializer):
     account = serializers.CharField()
     imap = serializers.SerializerMethodField()
     smtp = serializers.SerializerMethodField()
-    lastError = serializers.JSONField(source="last_error", allow_null=True)
+    lastError = LastErrorSerializer(source="last_error", allow_null=True)
     created = serializers.DateTimeField(source="created_at")
     updated = serializers.DateTimeField(source="updated_at")
     stateChanged = serializers.DateTimeField(source="state_changed_at")
@@ -172,10 +177,12 @@ class AccountSerializer(serializers.ModelSerializer):
         fields = ["account", "name", "email", "state", "lastError", "stateChanged", "imap",
                   "smtp", "created", "updated"]
 
-    def get_imap(self, obj) -> PublicServerSerializer:
+    @extend_schema_field(PublicServerSerializer)
+    def get_imap(self, obj):
         return public_server(obj.imap)
 
-    def get_smtp(self, obj) -> PublicServerSerializer(allow_null=True):
+    @extend_schema_field(PublicServerSerializer(allow_null=True))
+    def get_smtp(self, obj):
         return public_server(obj.smtp)
 
 
@@ -254,6 +261,7 @@ class TokenCreateSerializer(StrictSerializer):
 
 
 class TokenSerializer(serializers.ModelSerializer):
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=tokens.SCOPES))
     created = serializers.DateTimeField(source="created_at")
     lastUsed = serializers.DateTimeField(source="last_used_at", allow_null=True)
 
@@ -267,3 +275,12 @@ class TokenCreatedSerializer(TokenSerializer):
 
     class Meta(TokenSerializer.Meta):
         fields = [*TokenSerializer.Meta.fields, "token"]
+
+
+class TokenRevokedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    revoked = serializers.BooleanField()
+
+
+class TokenListSerializer(serializers.Serializer):
+    tokens = TokenSerializer(many=True)

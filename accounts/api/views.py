@@ -46,6 +46,8 @@ class AccountListView(TenantScopedAPIView):
     @extend_schema(
         operation_id="listAccounts", tags=["Account"], parameters=[s.AccountListQuerySerializer],
         responses={200: s.AccountListSerializer}, summary="List registered mailboxes",
+        description="Your tenant's mailboxes, oldest first, with their live state. Paged with "
+                    "`page` (from 0) and `pageSize` (1-1000).",
     )
     def get(self, request):
         query = self.validated(s.AccountListQuerySerializer, request.query_params)
@@ -67,13 +69,15 @@ class AccountDetailView(TenantScopedAPIView):
     """``GET/PUT/DELETE /v1/account/{account}``."""
 
     @extend_schema(operation_id="getAccount", tags=["Account"], parameters=[ACCOUNT_PARAM],
-                   responses={200: s.AccountSerializer}, summary="Mailbox settings and state")
+                   responses={200: s.AccountSerializer}, summary="Mailbox settings and state",
+                   description="Connection settings without any secret, the connection `state`, "
+                               "`lastError` and timestamps.")
     def get(self, request, account):
         return Response(s.AccountSerializer(self.get_account(account)).data)
 
     @extend_schema(
         operation_id="updateAccount", tags=["Account"], parameters=[ACCOUNT_PARAM],
-        request=s.AccountUpdateSerializer, responses={200: s.AccountCreatedSerializer},
+        request=s.AccountUpdateSerializer, responses={200: s.AccountUpdatedSerializer},
         summary="Update a mailbox (partial)",
         description="Only the given fields change; `imap` and `smtp` merge into the stored "
                     "settings. A new password takes effect on the next connection.",
@@ -117,7 +121,9 @@ class TokenListView(TenantScopedAPIView):
     """``GET /v1/tokens``."""
 
     @extend_schema(operation_id="listTokens", tags=["Access tokens"],
-                   responses={200: s.TokenSerializer(many=True)}, summary="List active tokens")
+                   responses={200: s.TokenListSerializer}, summary="List active tokens",
+                   description="Names, scopes and the first characters of each active token; "
+                               "never the token itself.")
     def get(self, request):
         tokens = ApiToken.objects.filter(tenant=self.tenant, revoked_at__isnull=True)
         return Response({"tokens": s.TokenSerializer(tokens.order_by("id"), many=True).data})
@@ -139,7 +145,8 @@ class TokenDetailView(TenantScopedAPIView):
     """``DELETE /v1/token/{id}``: revoke."""
 
     @extend_schema(operation_id="revokeToken", tags=["Access tokens"],
-                   responses={200: s.TokenSerializer}, summary="Revoke a token")
+                   responses={200: s.TokenRevokedSerializer}, summary="Revoke a token",
+                   description="The token stops working at once.")
     def delete(self, request, token_id: int):
         token = ApiToken.objects.filter(tenant=self.tenant, pk=token_id,
                                         revoked_at__isnull=True).first()

@@ -28,14 +28,13 @@ def _type_error(field: serializers.Field, value) -> str | None:
     return None
 
 
+# StrictSerializer refuses fields it does not know and values of the wrong JSON type.
+# A misspelt option ("pasword") silently ignored is a bug report waiting to happen, so unknown
+# keys are a 400 naming them, at every nesting level (nested serializers inherit this).
+# Non-object input (a JSON list or string where an object belongs) is refused the same way.
+# Query-string serializers set ``json_types = False``: there every value is a string.
+# (A comment, not a docstring: drf-spectacular would publish a docstring in every schema.)
 class StrictSerializer(serializers.Serializer):
-    """A serializer that refuses fields it does not know and values of the wrong JSON type.
-
-    A misspelt option (``"pasword"``) silently ignored is a bug report waiting to happen, so
-    unknown keys are a 400 naming them, at every nesting level (nested serializers inherit this).
-    Non-object input (a JSON list or string where an object belongs) is refused the same way.
-    Query-string serializers set ``json_types = False``: there every value is a string.
-    """
 
     json_types = True
     ignored_fields: frozenset[str] = frozenset({"access_token"})
@@ -58,7 +57,7 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+# Validates ``request.query_params``: unknown names refused, values parsed from strings.
 class QuerySerializer(StrictSerializer):
-    """Validates ``request.query_params``: unknown names refused, values parsed from strings."""
 
     json_types = False
