@@ -52,7 +52,7 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-def parse_database_url(url: str, sqlite_default: Path) -> dict:
+def parse_database_url(url: str, sqlite_default: Path, pool_size: int = 10) -> dict:
     """Turn ``DATABASE_URL`` into a Django ``DATABASES['default']`` entry.
 
     Supported: ``postgres://user:pass@host:port/name?sslmode=...`` (also ``postgresql://``)
@@ -73,9 +73,11 @@ def parse_database_url(url: str, sqlite_default: Path) -> dict:
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
             "PORT": str(parts.port or ""),
-            "CONN_MAX_AGE": 60,
-            "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": options,
+            # Under ASGI each request may run on a different thread, so per-thread persistent
+            # connections (CONN_MAX_AGE) would mean a new connection per request; a shared
+            # psycopg pool hands a warm connection to whichever thread asks.
+            "CONN_MAX_AGE": 0,
+            "OPTIONS": {"pool": {"min_size": 1, "max_size": pool_size, "timeout": 20}, **options},
         }
         if test_name:
             config["TEST"] = {"NAME": test_name}

@@ -14,7 +14,9 @@ def test_postgres_url(tmp_path):
     assert config["ENGINE"] == "django.db.backends.postgresql"
     assert (config["USER"], config["PASSWORD"], config["HOST"], config["PORT"], config["NAME"]) \
         == ("me", "p@ss", "db.local", "5433", "emailapi")
-    assert config["OPTIONS"] == {"sslmode": "require"}
+    assert config["OPTIONS"]["sslmode"] == "require"
+    assert config["OPTIONS"]["pool"]["max_size"] >= 1
+    assert config["CONN_MAX_AGE"] == 0
 
 
 def test_empty_url_is_sqlite_with_wal(tmp_path):
