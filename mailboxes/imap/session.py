@@ -1,0 +1,137 @@
+"""Folder-level IMAP operations the sync engine needs, returning plain values.
+
+``ImapSession`` wraps a logged-in ``imapclient.IMAPClient`` and knows the server's extensions:
+it ENABLEs QRESYNC (which implies CONDSTORE) when offered, so SELECT reports HIGHESTMODSEQ and
+FETCH can ask for changes since a modseq, with expunges reported as VANISHED. Folders are
+opened read-only (EXAMINE) because indexing must never change a flag.
+
+UIDs are only meaningful together with the UIDVALIDITY of the SELECT that produced them; the
+caller compares ``SelectInfo.uidvalidity`` with what it stored before trusting any UID.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import imapclient
+
+SPECIAL_USE = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+# Servers without SPECIAL-USE: recognise the usual English names.
+SPECIAL_USE_NAMES = {
+    "sent": "\\Sent", "sent items": "\\Sent", "sent mail": "\\Sent", "sent messages": "\\Sent",
+    "drafts": "\\Drafts", "trash": "\\Trash", "deleted items": "\\Trash",
+    "deleted messages": "\\Trash", "junk": "\\Junk", "spam": "\\Junk", "junk e-mail": "\\Junk",
+    "archive": "\\Archive", "archives": "\\Archive",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FolderListing:
+    path: str
+    name: str
+    delimiter: str
+    parent_path: str
+    flags: tuple[str, ...]
+    special_use: str
+    subscribed: bool
+    no_select: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SelectInfo:
+    path: str
+    uidvalidity: int
+    uidnext: int
+    exists: int
+    highestmodseq: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FolderStatus:
+    path: str
+    uidvalidity: int | None
+    uidnext: int | None
+    messages: int
+    unseen: int
+    highestmodseq: int | None
+
+
+def _str(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class ImapSession:
+    def __init__(self, client: imapclient.IMAPClient):
+        self.client = client
+        self.capabilities = {_str(c).upper() for c in client.capabilities()}
+        self.qresync = False
+        if "QRESYNC" in self.capabilities:
+            self.client.enable("QRESYNC")
+            self.qresync = True
+        elif "CONDSTORE" in self.capabilities and "ENABLE" in self.capabilities:
+            self.client.enable("CONDSTORE")
+        self.selected: str | None = None
+
+    @property
+    def condstore(self) -> bool:
+        return "CONDSTORE" in self.capabilities or self.qresync
+
+    def has(self, capability: str) -> bool:
+        return capability.upper() in self.capabilities
+
+    def list_folders(self) -> list[FolderListing]:
+        subscribed = {name for _, _, name in self.client.list_sub_folders()}
+        listings = []
+        for flags, delimiter, name in self.client.list_folders():
+            flags = tuple(_str(f) for f in flags)
+            delimiter = _str(delimiter) if delimiter else ""
+            path = _str(name)
+            parent, _, leaf = path.rpartition(delimiter) if delimiter else ("", "", path)
+            listings.append(FolderListing(
+                path=path, name=leaf or path, delimiter=delimiter, parent_path=parent,
+                flags=flags, special_use=_special_use(path, flags),
+                subscribed=path in subscribed or path.upper() == "INBOX",
+                no_select=any(f.lower() in ("\\noselect", "\\nonexistent") for f in flags),
+            ))
+        return listings
+
+    def select(self, path: str) -> SelectInfo:
+        response = self.client.select_folder(path, readonly=True)
+        self.selected = path
+        modseq = response.get(b"HIGHESTMODSEQ")
+        return SelectInfo(
+            path=path,
+            uidvalidity=int(response[b"UIDVALIDITY"]),
+            uidnext=int(response.get(b"UIDNEXT") or 1),
+            exists=int(response.get(b"EXISTS") or 0),
+            highestmodseq=int(modseq) if modseq is not None and self.condstore else None,
+        )
+
+    def status(self, path: str) -> FolderStatus:
+        items = ["MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN"]
+        if self.condstore:
+            items.append("HIGHESTMODSEQ")
+        response = self.client.folder_status(path, items)
+        modseq = response.get(b"HIGHESTMODSEQ")
+        return FolderStatus(
+            path=path,
+            uidvalidity=int(response[b"UIDVALIDITY"]) if b"UIDVALIDITY" in response else None,
+            uidnext=int(response[b"UIDNEXT"]) if b"UIDNEXT" in response else None,
+            messages=int(response.get(b"MESSAGES") or 0),
+            unseen=int(response.get(b"UNSEEN") or 0),
+            highestmodseq=int(modseq) if modseq is not None else None,
+        )
+
+    def unseen_count(self) -> int:
+        return len(self.client.search(["UNSEEN"]))
+
+
+def _special_use(path: str, flags: tuple[str, ...]) -> str:
+    if path.upper() == "INBOX":
+        return "\\Inbox"
+    for flag in flags:
+        for use in SPECIAL_USE:
+            if flag.lower() == use.lower():
+                return use
+    leaf = path.rsplit("/", 1)[-1].rsplit(".", 1)[-1].lower()
+    return SPECIAL_USE_NAMES.get(leaf, "")
