@@ -133,6 +133,14 @@ class EmailAccount(models.Model):
     # Bumped whenever connection settings or credentials change, so a worker holding an old
     # connection knows to reconnect with the new ones.
     config_version = models.PositiveIntegerField(default=1)
+    # Asked for by the API (pause/resume); ``state`` shows what the worker actually does.
+    paused = models.BooleanField(default=False)
+    # Folders kept open with IDLE for instant notice; the others are polled.
+    watch_folders = models.JSONField(default=list, blank=True)
+    initialized_at = models.DateTimeField(null=True, blank=True)
+    # Start of the current failure streak, so its event is raised once, not on every retry.
+    auth_failing_since = models.DateTimeField(null=True, blank=True)
+    connect_failing_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 

@@ -11,7 +11,26 @@ from webhooks.models import Event
 
 ACCOUNT_ADDED = "accountAdded"
 ACCOUNT_DELETED = "accountDeleted"
+ACCOUNT_INITIALIZED = "accountInitialized"
+AUTHENTICATION_ERROR = "authenticationError"
+AUTHENTICATION_SUCCESS = "authenticationSuccess"
+CONNECT_ERROR = "connectError"
+MAILBOX_NEW = "mailboxNew"
+MAILBOX_DELETED = "mailboxDeleted"
+MAILBOX_RESET = "mailboxReset"
+MESSAGE_NEW = "messageNew"
+MESSAGE_UPDATED = "messageUpdated"
+MESSAGE_DELETED = "messageDeleted"
+MESSAGE_MOVED = "messageMoved"
+
+ALL = (ACCOUNT_ADDED, ACCOUNT_DELETED, ACCOUNT_INITIALIZED, AUTHENTICATION_ERROR,
+       AUTHENTICATION_SUCCESS, CONNECT_ERROR, MAILBOX_NEW, MAILBOX_DELETED, MAILBOX_RESET,
+       MESSAGE_NEW, MESSAGE_UPDATED, MESSAGE_DELETED, MESSAGE_MOVED)
 
 
-def record(tenant, event: str, account: str = "", data: dict[str, Any] | None = None) -> Event:
-    return Event.objects.create(tenant=tenant, account=account, event=event, data=data or {})
+def record(tenant, event: str, account: str = "", data: dict[str, Any] | None = None,
+           path: str = "") -> Event:
+    """``tenant`` is a Tenant or its primary key."""
+    tenant_id = tenant if isinstance(tenant, int) else tenant.pk
+    return Event.objects.create(tenant_id=tenant_id, account=account, event=event,
+                                data=data or {}, path=path)

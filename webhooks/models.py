@@ -20,6 +20,7 @@ class Event(models.Model):
     # The account id string, not a foreign key: ``accountDeleted`` must outlive the account.
     account = models.CharField(max_length=256, blank=True, default="")
     event = models.CharField(max_length=64)
+    path = models.CharField(max_length=1024, blank=True, default="")
     data = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
     dispatched_at = models.DateTimeField(null=True, blank=True)

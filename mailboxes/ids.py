@@ -1,0 +1,90 @@
+"""Opaque message and attachment ids (pure functions).
+
+A message id names a message in one folder of one account: base64url of the folder's
+per-account number (uint32), the UID (uint32) and a 4-byte HMAC tag over the account, folder
+number and UID. The tag makes an id from another account, a guessed or a mangled id fail to
+decode (a 404), instead of silently naming some other message. A folder gets a new number when
+its UIDVALIDITY changes, so ids minted under the old UIDs stop resolving rather than point to a
+different message. An attachment id is the message id's 12 bytes plus the MIME part number.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import struct
+from dataclasses import dataclass
+
+TAG_BYTES = 4
+PART_RE = re.compile(rb"^[0-9]+(\.[0-9]+)*$")
+
+
+class InvalidId(ValueError):
+    """Malformed, tampered with, or minted for another account."""
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    folder_number: int
+    uid: int
+
+
+@dataclass(frozen=True)
+class AttachmentRef:
+    folder_number: int
+    uid: int
+    part: str
+
+
+def _tag(key: bytes, account_pk: int, body: bytes) -> bytes:
+    return hmac.new(key, struct.pack(">Q", account_pk) + body, hashlib.sha256).digest()[:TAG_BYTES]
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    if not text or len(text) > 200 or not re.fullmatch(r"[A-Za-z0-9_-]+", text):
+        raise InvalidId("not an id")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:
+        raise InvalidId("not an id") from None
+
+
+def message_id(key: bytes, account_pk: int, folder_number: int, uid: int) -> str:
+    body = struct.pack(">II", folder_number, uid)
+    return _b64(body + _tag(key, account_pk, body))
+
+
+def parse_message_id(key: bytes, account_pk: int, value: str) -> MessageRef:
+    raw = _unb64(value)
+    if len(raw) != 8 + TAG_BYTES:
+        raise InvalidId("wrong length")
+    body, tag = raw[:8], raw[8:]
+    if not hmac.compare_digest(tag, _tag(key, account_pk, body)):
+        raise InvalidId("not an id of this account")
+    folder_number, uid = struct.unpack(">II", body)
+    return MessageRef(folder_number, uid)
+
+
+def attachment_id(key: bytes, account_pk: int, folder_number: int, uid: int, part: str) -> str:
+    body = struct.pack(">II", folder_number, uid) + part.encode("ascii")
+    return _b64(body + _tag(key, account_pk, body))
+
+
+def parse_attachment_id(key: bytes, account_pk: int, value: str) -> AttachmentRef:
+    raw = _unb64(value)
+    if len(raw) < 9 + TAG_BYTES:
+        raise InvalidId("wrong length")
+    body, tag = raw[:-TAG_BYTES], raw[-TAG_BYTES:]
+    part = body[8:]
+    if not PART_RE.match(part):
+        raise InvalidId("bad part number")
+    if not hmac.compare_digest(tag, _tag(key, account_pk, body)):
+        raise InvalidId("not an id of this account")
+    folder_number, uid = struct.unpack(">II", body[:8])
+    return AttachmentRef(folder_number, uid, part.decode("ascii"))

@@ -1,0 +1,107 @@
+"""The message index: folders and message metadata of every registered mailbox.
+
+PostgreSQL is the source of truth for listings: the API lists from here without an IMAP round
+trip. Bodies are never stored; only what a listing, a search result or an event needs.
+
+Sync cursors are plain columns on ``Folder`` (as nylas' ``ImapFolderInfo``):
+
+- ``uidvalidity``: the server's UIDVALIDITY the rows were indexed under. A change means every
+  stored UID is void: the folder is reindexed under a new ``number`` (so old message ids die).
+- ``synced_uidnext``: every message with a UID below it is indexed (or is still being back-filled
+  below ``backfill_below``); anything at or above it is new.
+- ``synced_modseq``: the HIGHESTMODSEQ the stored flags reflect (CONDSTORE servers).
+- ``backfill_below``: the first sync indexes newest first; UIDs below this are not indexed yet.
+  0 once the folder's history is complete.
+
+Each is advanced in the same transaction as the rows it describes, so a worker killed at any
+point resumes where the last commit left off and never indexes a message twice.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import EmailAccount
+
+
+class Folder(models.Model):
+    account = models.ForeignKey(EmailAccount, on_delete=models.CASCADE, related_name="folders")
+    path = models.CharField(max_length=1024)
+    name = models.CharField(max_length=1024)
+    delimiter = models.CharField(max_length=4, blank=True, default="")
+    parent_path = models.CharField(max_length=1024, blank=True, default="")
+    special_use = models.CharField(max_length=16, blank=True, default="")
+    subscribed = models.BooleanField(default=True)
+    no_select = models.BooleanField(default=False)
+    list_flags = models.JSONField(default=list)
+    # Per-account folder number used inside message ids; a new one after UIDVALIDITY changes.
+    number = models.PositiveIntegerField()
+
+    uidvalidity = models.BigIntegerField(null=True, blank=True)
+    uidnext = models.BigIntegerField(null=True, blank=True)
+    highestmodseq = models.BigIntegerField(null=True, blank=True)
+    messages = models.IntegerField(default=0)
+    unseen = models.IntegerField(default=0)
+
+    synced_uidnext = models.BigIntegerField(null=True, blank=True)
+    synced_modseq = models.BigIntegerField(null=True, blank=True)
+    backfill_below = models.BigIntegerField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "path"], name="folder_unique_path"),
+            models.UniqueConstraint(fields=["account", "number"], name="folder_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return self.path
+
+
+class Message(models.Model):
+    """One message in one folder, as the server last showed it."""
+
+    account = models.ForeignKey(EmailAccount, on_delete=models.CASCADE, related_name="+")
+    folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="message_rows")
+    uid = models.BigIntegerField()
+    flags = models.JSONField(default=list)
+    labels = models.JSONField(default=list)
+    modseq = models.BigIntegerField(null=True, blank=True)
+    internal_date = models.DateTimeField(null=True, blank=True)
+    size = models.BigIntegerField(default=0)
+
+    subject = models.TextField(blank=True, default="")
+    from_address = models.JSONField(null=True, blank=True)
+    sender = models.JSONField(null=True, blank=True)
+    reply_to = models.JSONField(default=list)
+    to = models.JSONField(default=list)
+    cc = models.JSONField(default=list)
+    bcc = models.JSONField(default=list)
+    date = models.DateTimeField(null=True, blank=True)
+    message_id = models.CharField(max_length=998, blank=True, default="")
+    in_reply_to = models.CharField(max_length=998, blank=True, default="")
+    references = models.JSONField(default=list)
+    has_attachments = models.BooleanField(default=False)
+    attachments = models.JSONField(default=list)
+    text_parts = models.JSONField(default=list)
+
+    # Survives a move: the server's OBJECTID (or X-GM-MSGID), else a fingerprint.
+    email_id = models.CharField(max_length=64, blank=True, default="")
+    # The server's THREADID (or X-GM-THRID), else computed from Message-ID/References.
+    thread_id = models.CharField(max_length=64, blank=True, default="")
+    indexed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["folder", "uid"], name="message_unique_uid"),
+        ]
+        indexes = [
+            models.Index(fields=["folder", "-uid"], name="message_newest_first"),
+            models.Index(fields=["account", "email_id"], name="message_by_email_id"),
+            models.Index(fields=["account", "message_id"], name="message_by_message_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.folder_id}:{self.uid}"
