@@ -1,0 +1,68 @@
+"""Syncing a whole account: the folder list, then every folder.
+
+The first pass indexes each folder's newest messages before any folder's older history, so a
+large mailbox is listable everywhere within seconds while history fills in behind. When every
+folder is complete for the first time, ``accountInitialized`` is recorded (once).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from accounts.models import EmailAccount
+from mailboxes.imap.session import ImapSession
+from mailboxes.models import Folder
+from mailboxes.sync import index
+from mailboxes.sync.folder import FolderResult, status_differs, sync_folder
+from mailboxes.sync.moves import MoveTracker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AccountResult:
+    folders: int = 0
+    new: int = 0
+    updated: int = 0
+    deleted: int = 0
+    complete: bool = False
+
+
+def sync_account(session: ImapSession, account: EmailAccount,
+                 should_stop: Callable[[], bool] = lambda: False,
+                 only_changed: bool = False, skip: frozenset[str] = frozenset(),
+                 moves: MoveTracker | None = None) -> AccountResult:
+    """Sync the folder list and the folders; ``only_changed`` skips folders whose STATUS
+    matches the index (the periodic safety-net poll); ``skip`` names folders to leave out;
+    ``moves`` lets a caller pair moves with folders it syncs itself in the same pass."""
+    result = AccountResult()
+    moves = moves if moves is not None else MoveTracker()
+    folders = index.apply_folder_list(account, session.list_folders(),
+                                      notify=account.initialized_at is not None)
+    selectable = [f for f in folders if not f.no_select and f.path not in skip]
+    result.folders = len(selectable)
+    first_pass = [f for f in selectable if f.synced_uidnext is None or f.backfill_below]
+    for folder in first_pass:  # newest page of every new folder first
+        if should_stop():
+            return result
+        _add(result, sync_folder(session, folder, should_stop, backfill_batches=1, moves=moves))
+    for folder in selectable:
+        if should_stop():
+            return result
+        if only_changed and folder not in first_pass and not status_differs(session, folder):
+            continue
+        _add(result, sync_folder(session, folder, should_stop, moves=moves))
+    result.complete = not Folder.objects.filter(
+        account=account, no_select=False, backfill_below__gt=0).exists()
+    if result.complete and account.initialized_at is None:
+        index.mark_initialized(account)
+        account.refresh_from_db(fields=["initialized_at"])
+    return result
+
+
+def _add(total: AccountResult, part: FolderResult) -> None:
+    total.new += part.new
+    total.updated += part.updated
+    total.deleted += part.deleted

@@ -1,0 +1,191 @@
+"""Bringing one folder of the index up to date with the server.
+
+    SELECT ──► UIDVALIDITY changed? ──yes──► reset (mailboxReset), then first sync
+                     │ no
+                     ▼
+          never synced? ──yes──► first sync: index history newest first, silently
+                     │ no
+                     ▼
+          incremental: new UIDs (≥ synced_uidnext) ─► messageNew
+                       flags (CHANGEDSINCE modseq, else full compare) ─► messageUpdated
+                       expunges (VANISHED, else UID compare) ─► messageDeleted
+          then: back-fill older history left by an interrupted first sync
+
+Every step commits through ``mailboxes.sync.index`` with its cursor, so a worker killed
+mid-way resumes from the last batch. Memory stays bounded by the batch size whatever the
+folder's size: UIDs are listed (integers only), then fetched a batch at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from mailboxes.imap import fetch
+from mailboxes.imap.session import ImapSession, SelectInfo
+from mailboxes.models import Folder
+from mailboxes.sync import index
+from mailboxes.sync.moves import MoveTracker
+
+logger = logging.getLogger(__name__)
+
+FIRST_BATCH = 50  # small, so the newest page is listable at once
+BATCH = 1000
+
+
+@dataclass
+class FolderResult:
+    new: int = 0
+    updated: int = 0
+    deleted: int = 0
+    backfilled: int = 0
+    reset: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+def sync_folder(session: ImapSession, folder: Folder,
+                should_stop: Callable[[], bool] = lambda: False,
+                backfill_batches: int | None = None,
+                moves: MoveTracker | None = None) -> FolderResult:
+    """Sync one folder; ``backfill_batches`` caps how much old history this call indexes;
+    ``moves`` pairs departures and arrivals across the folders of one account pass."""
+    result = FolderResult()
+    info = session.select(folder.path)
+    if folder.uidvalidity is not None and info.uidvalidity != folder.uidvalidity:
+        folder = index.reset_folder(folder, info)
+        result.reset = True
+    if folder.synced_uidnext is None:
+        folder = index.start_folder(folder, info)
+    else:
+        _incremental(session, folder, info, result, moves)
+    result.backfilled = _backfill(session, folder, should_stop, backfill_batches)
+    _refresh_counters(session, folder, info)
+    return result
+
+
+def _incremental(session: ImapSession, folder: Folder, info: SelectInfo,
+                 result: FolderResult, moves: MoveTracker | None) -> None:
+    items = fetch.meta_items(session.capabilities)
+    # 1. new messages: everything from the last UIDNEXT we indexed up to now.
+    if info.uidnext > folder.synced_uidnext:
+        start = folder.synced_uidnext
+        for batch in _chunks(_uids_from(session, start), BATCH):
+            metas = fetch.fetch_meta(session.client, _uid_set(batch), items)
+            rows = index.add_messages(folder, metas, notify=True, moves=moves)
+            result.new += len(rows)
+        index.update_folder(folder, synced_uidnext=info.uidnext)
+    # 2. flag changes and expunges among what we had.
+    if session.condstore and folder.synced_modseq and info.highestmodseq:
+        if info.highestmodseq != folder.synced_modseq:
+            changes, vanished = fetch.fetch_flags(
+                session.client, f"1:{max(folder.synced_uidnext - 1, 1)}",
+                changedsince=folder.synced_modseq, vanished=session.qresync)
+            result.updated += index.apply_flag_changes(folder, changes)
+            if vanished:
+                result.deleted += index.remove_messages(folder, vanished, moves=moves)
+        index.update_folder(folder, synced_modseq=info.highestmodseq)
+        if not session.qresync:
+            result.deleted += _compare_uids(session, folder, moves)
+    else:
+        result.deleted += _compare_uids(session, folder, moves)
+        result.updated += _compare_flags(session, folder)
+    # Safety net: a count mismatch means an expunge slipped past (e.g. VANISHED lost).
+    if session.qresync and _indexed_count(folder) > info.exists:
+        result.deleted += _compare_uids(session, folder, moves)
+
+
+def _backfill(session: ImapSession, folder: Folder, should_stop: Callable[[], bool],
+              max_batches: int | None) -> int:
+    """Index history below ``backfill_below``, newest first, one committed batch at a time."""
+    if not folder.backfill_below:
+        return 0
+    items = fetch.meta_items(session.capabilities)
+    below = folder.backfill_below
+    uids = [u for u in fetch.search_uids(session.client, f"UID 1:{below - 1}") if u < below] \
+        if below > 1 else []
+    done = 0
+    size = FIRST_BATCH
+    batches = 0
+    while uids:
+        if should_stop() or (max_batches is not None and batches >= max_batches):
+            return done
+        batches += 1
+        batch, uids = uids[-size:], uids[:-size]
+        metas = fetch.fetch_meta(session.client, _uid_set(batch), items)
+        next_below = batch[0] if uids else 0
+        index.add_messages(folder, metas, notify=False, cursor={"backfill_below": next_below})
+        done += len(metas)
+        size = BATCH
+    if folder.backfill_below:
+        index.update_folder(folder, backfill_below=0)
+    return done
+
+
+def status_differs(session: ImapSession, folder: Folder) -> bool:
+    """Cheap check (one STATUS) whether a folder that is not selected has changed."""
+    status = session.status(folder.path)
+    if folder.synced_uidnext is None or folder.backfill_below:
+        return True
+    return (status.uidvalidity != folder.uidvalidity or status.uidnext != folder.uidnext
+            or status.messages != folder.messages
+            or (status.highestmodseq is not None and status.highestmodseq != folder.highestmodseq)
+            or status.unseen != folder.unseen)
+
+
+def _compare_uids(session: ImapSession, folder: Folder, moves: MoveTracker | None) -> int:
+    """Expunges without QRESYNC: whatever we index below synced_uidnext the server lacks."""
+    on_server = set(fetch.search_uids(session.client, "ALL"))
+    gone = [uid for uid in index.indexed_uids(folder)
+            if uid not in on_server and uid < (folder.synced_uidnext or 0)]
+    return index.remove_messages(folder, gone, moves=moves) if gone else 0
+
+
+def _compare_flags(session: ImapSession, folder: Folder) -> int:
+    """Flag changes without CONDSTORE: fetch every flag and compare (batched)."""
+    if not folder.synced_uidnext or folder.synced_uidnext <= 1:
+        return 0
+    changes, _ = fetch.fetch_flags(session.client, f"1:{folder.synced_uidnext - 1}")
+    stored = index.indexed_flags(folder)
+    differing = [c for c in changes if c.uid in stored and set(c.flags) != set(stored[c.uid])]
+    return index.apply_flag_changes(folder, differing) if differing else 0
+
+
+def _refresh_counters(session: ImapSession, folder: Folder, info: SelectInfo) -> None:
+    index.update_folder(
+        folder, uidnext=info.uidnext, highestmodseq=info.highestmodseq, messages=info.exists,
+        unseen=session.unseen_count() if info.exists else 0, last_synced_at=timezone.now(),
+    )
+
+
+def _indexed_count(folder: Folder) -> int:
+    return folder.message_rows.count()
+
+
+def _uids_from(session: ImapSession, start: int) -> list[int]:
+    # "n:*" also matches the highest UID when it is below n, so filter.
+    return [uid for uid in fetch.search_uids(session.client, f"UID {start}:*") if uid >= start]
+
+
+def _chunks(items: list[int], size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _uid_set(uids: list[int]) -> str:
+    """Compact ``1:5,8,10:12`` form of sorted or unsorted UIDs."""
+    uids = sorted(uids)
+    ranges, start, prev = [], None, None
+    for uid in uids:
+        if start is None:
+            start = prev = uid
+        elif uid == prev + 1:
+            prev = uid
+        else:
+            ranges.append(f"{start}:{prev}" if start != prev else str(start))
+            start = prev = uid
+    if start is not None:
+        ranges.append(f"{start}:{prev}" if start != prev else str(start))
+    return ",".join(ranges)

@@ -1,0 +1,337 @@
+"""The only sync module that writes the index: rows, cursors and their events, atomically.
+
+Every function here opens one short transaction that changes index rows, advances the folder's
+sync cursor where it applies, and records the events the change implies in the outbox
+(``webhooks.events.record``). A crash therefore leaves either all of a change or none of it:
+an event is never recorded for a change that did not commit, nor a change committed without
+its event. No function here touches the network; the sync layer calls them between IMAP
+round trips, never holding a transaction across I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from accounts.models import EmailAccount
+from mailboxes import ids
+from mailboxes.imap.session import FolderListing, SelectInfo
+from mailboxes.imap.types import FlagChange, MessageMeta
+from mailboxes.models import Folder, Message
+from mailboxes.sync import threads
+from mailboxes.sync.moves import Half, MoveTracker, moved_data
+from webhooks import events
+
+
+def ids_key() -> bytes:
+    return hashlib.sha256(b"emailapi message ids\0" + settings.EMAILAPI_SECRET.encode()).digest()
+
+
+def message_id_for(folder: Folder, uid: int) -> str:
+    return ids.message_id(ids_key(), folder.account_id, folder.number, uid)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def message_summary(folder: Folder, row: Message) -> dict:
+    """The fields a ``messageNew`` event (and a listing) carries."""
+    flags = list(row.flags)
+    return {
+        "id": message_id_for(folder, row.uid),
+        "uid": row.uid,
+        "path": folder.path,
+        "emailId": row.email_id or None,
+        "threadId": row.thread_id or None,
+        "date": _iso(row.date or row.internal_date),
+        "flags": flags,
+        "labels": list(row.labels),
+        "unseen": "\\Seen" not in flags,
+        "flagged": "\\Flagged" in flags,
+        "answered": "\\Answered" in flags,
+        "draft": "\\Draft" in flags,
+        "size": row.size,
+        "subject": row.subject,
+        "from": row.from_address,
+        "sender": row.sender,
+        "replyTo": row.reply_to,
+        "to": row.to,
+        "cc": row.cc,
+        "bcc": row.bcc,
+        "messageId": row.message_id or None,
+        "inReplyTo": row.in_reply_to or None,
+        "hasAttachments": row.has_attachments,
+    }
+
+
+# --- folders ------------------------------------------------------------------------------
+
+
+def apply_folder_list(account: EmailAccount, listings: Sequence[FolderListing],
+                      notify: bool) -> list[Folder]:
+    """Mirror the server's folder list; new and vanished folders raise mailboxNew/Deleted."""
+    with transaction.atomic():
+        existing = {f.path: f for f in Folder.objects.select_for_update().filter(account=account)}
+        next_number = (max((f.number for f in existing.values()), default=0)) + 1
+        seen = set()
+        for listing in listings:
+            seen.add(listing.path)
+            folder = existing.get(listing.path)
+            attrs = dict(name=listing.name, delimiter=listing.delimiter,
+                         parent_path=listing.parent_path, special_use=listing.special_use,
+                         subscribed=listing.subscribed, no_select=listing.no_select,
+                         list_flags=list(listing.flags))
+            if folder is None:
+                folder = Folder.objects.create(account=account, path=listing.path,
+                                               number=next_number, **attrs)
+                next_number += 1
+                existing[listing.path] = folder
+                if notify:
+                    events.record(account.tenant_id, events.MAILBOX_NEW, account.account,
+                                  _folder_data(folder))
+            elif any(getattr(folder, key) != value for key, value in attrs.items()):
+                for key, value in attrs.items():
+                    setattr(folder, key, value)
+                folder.save(update_fields=list(attrs))
+        for path, folder in list(existing.items()):
+            if path not in seen:
+                events.record(account.tenant_id, events.MAILBOX_DELETED, account.account,
+                              _folder_data(folder))
+                folder.delete()
+                del existing[path]
+    return sorted(existing.values(), key=_folder_order)
+
+
+def _folder_order(folder: Folder):
+    return (folder.special_use != "\\Inbox", folder.path)
+
+
+def _folder_data(folder: Folder, **extra) -> dict:
+    return {"path": folder.path, "name": folder.name, "specialUse": folder.special_use or None,
+            "uidValidity": str(folder.uidvalidity) if folder.uidvalidity else None, **extra}
+
+
+def reset_folder(folder: Folder, info: SelectInfo) -> Folder:
+    """UIDVALIDITY changed: every stored UID is void. Drop the rows, take a new folder number
+    (so old message ids stop resolving) and start the folder over; raise ``mailboxReset``."""
+    with transaction.atomic():
+        folder = Folder.objects.select_for_update().get(pk=folder.pk)
+        previous = folder.uidvalidity
+        Message.objects.filter(folder=folder).delete()
+        top = Folder.objects.filter(account_id=folder.account_id).aggregate(n=Max("number"))["n"]
+        folder.number = (top or 0) + 1
+        folder.uidvalidity = info.uidvalidity
+        folder.synced_uidnext = folder.synced_modseq = folder.backfill_below = None
+        folder.messages = folder.unseen = 0
+        folder.save()
+        account = folder.account
+        events.record(account.tenant_id, events.MAILBOX_RESET, account.account,
+                      _folder_data(folder, reason="uidvalidity",
+                                   prevUidValidity=str(previous) if previous else None))
+    return folder
+
+
+def start_folder(folder: Folder, info: SelectInfo) -> Folder:
+    """Begin the first sync: everything below the current UIDNEXT is history (indexed
+    silently, newest first); anything from UIDNEXT on will be new."""
+    Folder.objects.filter(pk=folder.pk).update(
+        uidvalidity=info.uidvalidity, uidnext=info.uidnext, highestmodseq=info.highestmodseq,
+        synced_uidnext=info.uidnext, synced_modseq=info.highestmodseq,
+        backfill_below=info.uidnext, messages=info.exists,
+    )
+    folder.refresh_from_db()
+    return folder
+
+
+def update_folder(folder: Folder, **fields) -> None:
+    Folder.objects.filter(pk=folder.pk).update(**fields)
+    for key, value in fields.items():
+        setattr(folder, key, value)
+
+
+# --- messages -----------------------------------------------------------------------------
+
+
+def _row(folder: Folder, meta: MessageMeta, thread_of: dict[str, str]) -> Message:
+    email_id = meta.email_id or (str(meta.gm_msgid) if meta.gm_msgid else "") or \
+        threads.fingerprint(meta.message_id, meta.date or meta.internal_date, meta.size)
+    thread_id = meta.thread_id or (str(meta.gm_thrid) if meta.gm_thrid else "") or \
+        threads.thread_id(meta.message_id, meta.in_reply_to, meta.references, thread_of,
+                          fallback=email_id)
+    first = meta.from_[0].as_dict() if meta.from_ else None
+    return Message(
+        account_id=folder.account_id, folder=folder, uid=meta.uid, flags=list(meta.flags),
+        labels=list(meta.labels), modseq=meta.modseq, internal_date=meta.internal_date,
+        size=meta.size, subject=meta.subject, from_address=first,
+        sender=meta.sender[0].as_dict() if meta.sender else None,
+        reply_to=[a.as_dict() for a in meta.reply_to], to=[a.as_dict() for a in meta.to],
+        cc=[a.as_dict() for a in meta.cc], bcc=[a.as_dict() for a in meta.bcc],
+        date=meta.date, message_id=(meta.message_id or "")[:998],
+        in_reply_to=(meta.in_reply_to or "")[:998], references=list(meta.references),
+        has_attachments=meta.has_attachments,
+        attachments=[_part(p) for p in meta.attachments],
+        text_parts=[_part(p) for p in meta.text_parts],
+        email_id=email_id[:64], thread_id=thread_id[:64],
+    )
+
+
+def _part(part) -> dict:
+    return {"part": part.part, "contentType": part.content_type, "size": part.size,
+            "filename": part.filename, "contentId": part.content_id,
+            "disposition": part.disposition, "encoding": part.encoding, "charset": part.charset}
+
+
+def _known_threads(account_id: int, metas: Iterable[MessageMeta]) -> dict[str, str]:
+    """Thread ids of already-indexed messages that the batch replies to or references."""
+    wanted = set()
+    for meta in metas:
+        if meta.in_reply_to:
+            wanted.add(meta.in_reply_to)
+        wanted.update(meta.references[-5:])
+    if not wanted:
+        return {}
+    rows = Message.objects.filter(account_id=account_id, message_id__in=wanted)
+    return dict(rows.values_list("message_id", "thread_id"))
+
+
+def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
+                 cursor: dict | None = None, moves: MoveTracker | None = None) -> list[Message]:
+    """Index new messages (skipping UIDs already indexed) and, with ``notify``, record a
+    ``messageNew`` for each (or a ``messageMoved`` when ``moves`` saw it leave another folder
+    in this pass); ``cursor`` fields of the folder advance in the same commit."""
+    with transaction.atomic():
+        uids = [m.uid for m in metas]
+        present = set(Message.objects.filter(folder=folder, uid__in=uids)
+                      .values_list("uid", flat=True))
+        fresh = [m for m in metas if m.uid not in present]
+        thread_of = _known_threads(folder.account_id, fresh)
+        rows = []
+        for meta in sorted(fresh, key=lambda m: m.uid):
+            row = _row(folder, meta, thread_of)
+            if row.message_id and row.message_id not in thread_of:
+                thread_of[row.message_id] = row.thread_id
+            rows.append(row)
+        Message.objects.bulk_create(rows, batch_size=500)
+        if notify and rows:
+            account = folder.account
+            for row in rows:
+                summary = message_summary(folder, row)
+                here = Half(None, summary["id"], row.uid, folder.path, summary)
+                source = moves.take_left(row.email_id) if moves else None
+                if source is not None:
+                    events.record(account.tenant_id, events.MESSAGE_MOVED, account.account,
+                                  moved_data(summary, source, here), path=folder.path)
+                    continue
+                event = events.record(account.tenant_id, events.MESSAGE_NEW, account.account,
+                                      summary, path=folder.path)
+                if moves:
+                    here.event_pk = event.pk
+                    moves.note_arrived(row.email_id, here)
+        if cursor:
+            update_folder(folder, **cursor)
+    return rows
+
+
+def apply_flag_changes(folder: Folder, changes: Sequence[FlagChange],
+                       cursor: dict | None = None) -> int:
+    """Store changed flags; one ``messageUpdated`` per message whose flags really differ."""
+    changed = 0
+    with transaction.atomic():
+        by_uid = {c.uid: c for c in changes}
+        rows = Message.objects.select_for_update().filter(folder=folder, uid__in=list(by_uid))
+        account = folder.account
+        for row in rows:
+            change = by_uid[row.uid]
+            old, new = set(row.flags), set(change.flags)
+            if old == new:
+                if change.modseq and change.modseq != row.modseq:
+                    Message.objects.filter(pk=row.pk).update(modseq=change.modseq)
+                continue
+            Message.objects.filter(pk=row.pk).update(flags=list(change.flags),
+                                                     modseq=change.modseq)
+            changed += 1
+            events.record(account.tenant_id, events.MESSAGE_UPDATED, account.account, {
+                "id": message_id_for(folder, row.uid), "uid": row.uid, "path": folder.path,
+                "emailId": row.email_id or None,
+                "changes": {"flags": {"added": sorted(new - old), "deleted": sorted(old - new),
+                                      "value": list(change.flags)}},
+            }, path=folder.path)
+        if cursor:
+            update_folder(folder, **cursor)
+    return changed
+
+
+def remove_messages(folder: Folder, uids: Iterable[int], cursor: dict | None = None,
+                    moves: MoveTracker | None = None) -> int:
+    """Forget expunged messages; one ``messageDeleted`` for each that was indexed (or a
+    ``messageMoved`` when ``moves`` saw it arrive in another folder in this pass)."""
+    uids = list(uids)
+    with transaction.atomic():
+        rows = list(Message.objects.filter(folder=folder, uid__in=uids)
+                    .values_list("uid", "email_id", "message_id"))
+        account = folder.account
+        for uid, email_id, message_id in rows:
+            here = Half(None, message_id_for(folder, uid), uid, folder.path)
+            destination = moves.take_arrived(email_id) if moves else None
+            if destination is not None:
+                events.record(account.tenant_id, events.MESSAGE_MOVED, account.account,
+                              moved_data(destination.summary, here, destination),
+                              path=destination.path)
+                continue
+            event = events.record(account.tenant_id, events.MESSAGE_DELETED, account.account, {
+                "id": here.id, "uid": uid, "path": folder.path,
+                "emailId": email_id or None, "messageId": message_id or None,
+            }, path=folder.path)
+            if moves:
+                here.event_pk = event.pk
+                moves.note_left(email_id, here)
+        Message.objects.filter(folder=folder, uid__in=[r[0] for r in rows]).delete()
+        if cursor:
+            update_folder(folder, **cursor)
+    return len(rows)
+
+
+def indexed_uids(folder: Folder) -> set[int]:
+    return set(Message.objects.filter(folder=folder).values_list("uid", flat=True))
+
+
+def indexed_flags(folder: Folder) -> dict[int, list[str]]:
+    return dict(Message.objects.filter(folder=folder).values_list("uid", "flags"))
+
+
+# --- account state ------------------------------------------------------------------------
+
+
+def set_state(account: EmailAccount, state: str, error: dict | None = None,
+              event: str | None = None, event_data: dict | None = None,
+              **fields) -> None:
+    """Change the account's connection state (and record an event with it, atomically)."""
+    now = timezone.now()
+    values = {"state": state, "state_changed_at": now, **fields}
+    if error is not None:
+        values["last_error"] = {**error, "time": _iso(now)}
+    with transaction.atomic():
+        EmailAccount.objects.filter(pk=account.pk).update(**values)
+        if event:
+            events.record(account.tenant_id, event, account.account, event_data or {})
+    for key, value in values.items():
+        setattr(account, key, value)
+
+
+def mark_initialized(account: EmailAccount) -> None:
+    with transaction.atomic():
+        updated = EmailAccount.objects.filter(pk=account.pk, initialized_at__isnull=True) \
+            .update(initialized_at=timezone.now())
+        if updated:
+            events.record(account.tenant_id, events.ACCOUNT_INITIALIZED, account.account, {
+                "account": account.account,
+                "folders": Folder.objects.filter(account=account).count(),
+                "messages": Message.objects.filter(account=account).count(),
+            })
