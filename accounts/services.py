@@ -190,6 +190,32 @@ def delete_account(account: EmailAccount) -> None:
     _announce(account, "deleted")
 
 
+def request_reconnect(account: EmailAccount) -> None:
+    """Ask the worker holding the account to drop its connection and connect afresh."""
+    _announce(account, "reconnect")
+
+
+def pause_account(account: EmailAccount) -> EmailAccount:
+    """Stop syncing: the worker logs out and no worker claims the account until resumed."""
+    now = timezone.now()
+    EmailAccount.objects.filter(pk=account.pk).update(
+        paused=True, state=EmailAccount.State.PAUSED, state_changed_at=now)
+    account.paused, account.state, account.state_changed_at = True, EmailAccount.State.PAUSED, now
+    _announce(account, "paused")
+    return account
+
+
+def resume_account(account: EmailAccount) -> EmailAccount:
+    now = timezone.now()
+    if account.paused:
+        EmailAccount.objects.filter(pk=account.pk).update(
+            paused=False, state=EmailAccount.State.INIT, state_changed_at=now)
+        account.paused, account.state, account.state_changed_at = (
+            False, EmailAccount.State.INIT, now)
+    _announce(account, "resumed")
+    return account
+
+
 def _announce(account: EmailAccount, action: str) -> None:
     """Tell IMAP workers at once (they also poll the database, so a lost message is harmless)."""
     message = json.dumps({"tenant": account.tenant_id, "account": account.account,

@@ -124,6 +124,17 @@ EMAILAPI_RATE_LIMIT = env_int("EMAILAPI_RATE_LIMIT", 6000, minimum=0)
 # Seconds that verifyAccount waits for each of IMAP and SMTP.
 EMAILAPI_VERIFY_TIMEOUT = env_int("EMAILAPI_VERIFY_TIMEOUT", 15, minimum=1)
 
+# --- IMAP workers (manage.py imapworker; README "IMAP workers")
+# A worker that dies stops renewing its leases; others take its accounts within TTL + one tick.
+IMAP_LEASE_TTL = env_int("EMAILAPI_LEASE_TTL", 20, minimum=3)
+IMAP_CLAIM_INTERVAL = env_int("EMAILAPI_CLAIM_INTERVAL", 2, minimum=1)
+IMAP_MAX_ACCOUNTS = env_int("EMAILAPI_MAX_ACCOUNTS_PER_WORKER", 5000, minimum=1)
+IMAP_POOL_SIZE = env_int("EMAILAPI_IMAP_POOL_SIZE", 8, minimum=1)
+# IDLE is re-issued before the 30-minute limit servers may enforce (RFC 2177).
+IMAP_IDLE_RENEW = env_int("EMAILAPI_IDLE_RENEW", 25 * 60, minimum=1)
+# Folders other than the watched one are checked with STATUS this often (seconds).
+IMAP_POLL_INTERVAL = env_int("EMAILAPI_POLL_INTERVAL", 60, minimum=1)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.api.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.api.permissions.HasTokenScope"],

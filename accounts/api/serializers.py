@@ -284,3 +284,13 @@ class TokenRevokedSerializer(serializers.Serializer):
 
 class TokenListSerializer(serializers.Serializer):
     tokens = TokenSerializer(many=True)
+
+
+class AccountActionSerializer(StrictSerializer):
+    """Body of reconnect/pause/resume: empty, or EmailEngine's ``{"reconnect": true}``."""
+
+    reconnect = serializers.BooleanField(required=False)
+
+
+class ReconnectSerializer(serializers.Serializer):
+    reconnect = serializers.BooleanField()

@@ -154,3 +154,50 @@ class TokenDetailView(TenantScopedAPIView):
             raise NotFoundError("Token not found", "TokenNotFound")
         services.revoke_token(token)
         return Response({"id": token.pk, "revoked": True})
+
+
+class AccountActionView(TenantScopedAPIView):
+    """Shared body of ``PUT /v1/account/{account}/reconnect|pause|resume``."""
+
+    def act(self, request, account, action: str) -> Response:
+        email_account = self.get_account(account)
+        self.validated(s.AccountActionSerializer, request.data)
+        if action == "reconnect":
+            services.request_reconnect(email_account)
+            return Response({"reconnect": True})
+        if action == "pause":
+            email_account = services.pause_account(email_account)
+        else:
+            email_account = services.resume_account(email_account)
+        return Response({"account": email_account.account, "state": email_account.state})
+
+
+def _action_schema(action: str, response, summary: str, description: str):
+    return extend_schema(operation_id=f"{action}Account", tags=["Account"],
+                         parameters=[ACCOUNT_PARAM], request=None, responses={200: response},
+                         summary=summary, description=description)
+
+
+class AccountReconnectView(AccountActionView):
+    @_action_schema(
+        "reconnect", s.ReconnectSerializer, "Reconnect now",
+        "Drops the mailbox's IMAP connection and connects afresh (the worker holding it acts "
+        "within a second). Useful after fixing something on the server side.")
+    def put(self, request, account):
+        return self.act(request, account, "reconnect")
+
+
+class AccountPauseView(AccountActionView):
+    @_action_schema(
+        "pause", s.AccountUpdatedSerializer, "Pause syncing",
+        "Logs out and stops syncing until resumed; state becomes `paused`. Nothing is deleted.")
+    def put(self, request, account):
+        return self.act(request, account, "pause")
+
+
+class AccountResumeView(AccountActionView):
+    @_action_schema(
+        "resume", s.AccountUpdatedSerializer, "Resume syncing",
+        "A worker claims the mailbox within seconds and catches up on what changed meanwhile.")
+    def put(self, request, account):
+        return self.act(request, account, "resume")

@@ -16,7 +16,7 @@ def test_openapi_is_public_json_and_lists_every_route(client):
     assert schema["openapi"].startswith("3.")
     documented = set(schema["paths"])
     for route in _v1_routes():
-        template = route.replace("/sales", "/{account}").replace("/1", "/{token_id}")
+        template = route.replace("/sales", "/{account}").replace("/token/1", "/token/{token_id}")
         assert template in documented, route
 
 
@@ -97,6 +97,12 @@ def test_real_responses_match_the_document(client, alice, bob, mail_user):
         ("/v1/tokens", "get", lambda: api.get("/v1/tokens")),
         ("/v1/tokens", "get", lambda: alice.client_with("metrics").get("/v1/tokens")),
         ("/v1/token/{token_id}", "delete", lambda: api.delete("/v1/token/999999")),
+        ("/v1/account/{account}/reconnect", "put",
+         lambda: api.put("/v1/account/sales/reconnect", format="json")),
+        ("/v1/account/{account}/pause", "put",
+         lambda: api.put("/v1/account/sales/pause", format="json")),
+        ("/v1/account/{account}/resume", "put",
+         lambda: api.put("/v1/account/sales/resume", format="json")),
         ("/v1/account/{account}", "delete", lambda: api.delete("/v1/account/sales")),
         ("/v1/accounts", "get", lambda: client.get("/v1/accounts")),
     ]

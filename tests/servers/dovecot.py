@@ -33,6 +33,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,6 +201,40 @@ class Dovecot:
         """Kill Dovecot (and its children) and delete the temp dir."""
         atexit.unregister(self.stop)
         self._teardown()
+
+    def kill(self) -> None:
+        """Stop the server abruptly but keep its mail, config and ports (see ``revive``)."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+            if proc is not None:
+                _terminate(proc)
+
+    def revive(self) -> None:
+        """Start again after ``kill`` on the same ports with the same mail and users."""
+        if self._proc is not None:
+            raise RuntimeError("Dovecot is running")
+        self._spawn()
+        self._wait_ready()
+
+    def deliver_to_maildir(self, user: "MailUser | str", raw: bytes) -> str:
+        """Drop a message straight into the user's INBOX Maildir, as an MTA would, even
+        while Dovecot is down (``kill``); Dovecot indexes it when it next looks."""
+        username = user.username if isinstance(user, MailUser) else user
+        new_dir = os.path.join(self.base_dir, "mail", username, "Maildir", "new")
+        if not os.path.isdir(new_dir):
+            raise DovecotError(f"{username} has no Maildir yet (log in once first)")
+        name = f"{time.time():.6f}.{uuid.uuid4().hex}.test"
+        tmp = os.path.join(os.path.dirname(new_dir), "tmp", name)
+        with open(tmp, "wb") as fh:
+            fh.write(raw)
+        mail = pwd.getpwnam(MAIL_SYSTEM_USER)
+        os.chown(tmp, mail.pw_uid, mail.pw_gid)
+        os.rename(tmp, os.path.join(new_dir, name))
+        return name
+
+    def restart(self) -> None:
+        self.kill()
+        self.revive()
 
     def __enter__(self) -> "Dovecot":
         return self if self._proc else self.start()

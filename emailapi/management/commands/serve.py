@@ -33,6 +33,7 @@ class Command(BaseCommand):
         children = [Child("web", [python, "-m", "daphne", "-b", host, "-p", str(port),
                                   "--proxy-headers", "emailapi.asgi:application"])]
         if not no_workers:
+            children.append(Child("imapworker", [python, manage, "imapworker"]))
             children.append(Child("rqworker", [python, manage, "rqworker", "--with-scheduler",
                                                *settings.RQ_QUEUES]))
         self.stdout.write(f"emailapi on http://{host}:{port}/ (docs at /docs); Ctrl-C stops")

@@ -1,0 +1,30 @@
+"""``manage.py imapworker``: hold many accounts' IMAP connections (see mailboxes.worker).
+
+Run as many as you like, on any machines sharing DATABASE_URL and REDIS_URL: accounts spread
+over them through Redis leases. SIGTERM or SIGINT logs every account out and releases its
+lease before exiting.
+"""
+
+import signal
+
+from django.core.management.base import BaseCommand
+from django.db import connection
+
+from mailboxes.worker.supervisor import ImapWorker
+
+
+class Command(BaseCommand):
+    help = "Keep registered mailboxes connected (IDLE) and their index in sync."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--max-accounts", type=int, default=None)
+        parser.add_argument("--pool-size", type=int, default=None)
+        parser.add_argument("--worker-id", default=None)
+
+    def handle(self, *args, max_accounts, pool_size, worker_id, **options):
+        if connection.vendor == "postgresql":
+            connection.settings_dict.setdefault("OPTIONS", {})["application_name"] = "imapworker"
+        worker = ImapWorker(worker_id=worker_id, max_accounts=max_accounts, pool_size=pool_size)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: worker.stop.set())
+        worker.run()

@@ -1,0 +1,255 @@
+"""One account's IMAP connection inside a worker, and the steps it goes through.
+
+    start ──► connecting ──► syncing ──► connected (IDLE on the watched folder)
+      ▲            │ auth failure: authenticationError (slow retry)
+      │            │ network/TLS: connectError (backoff)
+      └── retry ◄──┘ lost connection while connected: disconnected (backoff)
+
+Each step (``start``, ``on_readable``, ``refresh``, ``close``) runs on a pool thread and
+returns what the supervisor should do next: watch the socket (``Idle``), wake it later
+(``Retry``) or forget it (``Closed``). The supervisor never runs two steps of one account at
+once, so the IMAP client is only ever used by one thread at a time, and no socket is touched
+by the supervisor's selector while a step owns it.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from dataclasses import dataclass
+
+import imapclient
+from django.conf import settings
+from django.db import close_old_connections, connections
+from django.utils import timezone
+
+from accounts import services
+from accounts.models import EmailAccount
+from mailboxes.imap import client as imap
+from mailboxes.imap.session import ImapSession
+from mailboxes.models import Folder
+from mailboxes.sync import index
+from mailboxes.sync.account import sync_account
+from mailboxes.sync.folder import sync_folder
+from mailboxes.sync.moves import MoveTracker
+from mailboxes.worker import backoff
+from webhooks import events
+
+logger = logging.getLogger(__name__)
+State = EmailAccount.State
+# A connection that lived this long resets the backoff (stops accept-then-drop loops).
+STABLE_AFTER = 300.0
+
+
+@dataclass
+class Idle:
+    sock: socket.socket
+    wake_at: float
+
+
+@dataclass
+class Retry:
+    wake_at: float
+
+
+@dataclass
+class Closed:
+    pass
+
+
+class AccountConnection:
+    def __init__(self, account_pk: int, stop_flag):
+        self.account_pk = account_pk
+        self.stop_flag = stop_flag  # threading.Event of the whole worker
+        self.client: imapclient.IMAPClient | None = None
+        self.session: ImapSession | None = None
+        self.account: EmailAccount | None = None
+        self.config_version = 0
+        self.failures = 0
+        self.connected_at = 0.0
+        self.idle_since = 0.0
+        self.last_poll = 0.0
+        self.watched = "INBOX"
+        self.dropping = False
+
+    # --- steps (run on pool threads) ------------------------------------------------------
+
+    def start(self):
+        """(Re)connect, sync everything, and enter IDLE."""
+        self._close_client()
+        close_old_connections()
+        try:
+            account = EmailAccount.objects.select_related("tenant").filter(
+                pk=self.account_pk).first()
+            if account is None or account.paused or self.dropping:
+                return Closed()
+            self.account = account
+            self.config_version = account.config_version
+            settings_ = services.account_imap_settings(account)
+            if settings_ is None:
+                return Closed()
+            index.set_state(account, State.CONNECTING)
+            try:
+                self.client = imap.connect(settings_)
+            except imap.AuthenticationFailed as exc:
+                return self._auth_failed(exc)
+            except imap.ImapError as exc:
+                return self._connect_failed(exc)
+            self._connected()
+            self.session = ImapSession(self.client)
+            index.set_state(account, State.SYNCING)
+            sync_account(self.session, account, self._should_stop)
+            self.last_poll = time.monotonic()
+            if self._should_stop():
+                return self._finish_close()
+            index.set_state(account, State.CONNECTED)
+            return self._enter_idle()
+        except Exception as exc:  # noqa: BLE001 - any failure: back off and retry
+            return self._lost(exc)
+        finally:
+            connections.close_all()
+
+    def on_readable(self):
+        """The server said something during IDLE: read it, sync the watched folder, re-IDLE."""
+        close_old_connections()
+        try:
+            responses = self.client.idle_check(timeout=0)
+            if any(r and r[0] == b"BYE" for r in responses if isinstance(r, tuple)):
+                raise ConnectionError("server said BYE")
+            self.client.idle_done()
+            if self._should_stop():
+                return self._finish_close()
+            self._sync_watched()
+            return self._enter_idle()
+        except Exception as exc:  # noqa: BLE001
+            return self._lost(exc)
+        finally:
+            connections.close_all()
+
+    def refresh(self):
+        """Timer: re-issue IDLE before the server's 30-minute limit, and poll the other
+        folders with STATUS as a safety net for changes IDLE cannot see."""
+        close_old_connections()
+        try:
+            self.client.idle_done()
+            if self._should_stop():
+                return self._finish_close()
+            moves = MoveTracker()
+            if time.monotonic() - self.last_poll >= settings.IMAP_POLL_INTERVAL:
+                self.account.refresh_from_db()
+                sync_account(self.session, self.account, self._should_stop, only_changed=True,
+                             skip=frozenset({self.watched}), moves=moves)
+                self.last_poll = time.monotonic()
+            self._sync_watched(moves)
+            return self._enter_idle()
+        except Exception as exc:  # noqa: BLE001
+            return self._lost(exc)
+        finally:
+            connections.close_all()
+
+    def close(self):
+        """Log out cleanly (graceful stop, pause, delete, rebalancing)."""
+        try:
+            return self._finish_close()
+        finally:
+            connections.close_all()
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _should_stop(self) -> bool:
+        return self.stop_flag.is_set() or self.dropping
+
+    def _sync_watched(self, moves: MoveTracker | None = None) -> None:
+        folder = Folder.objects.filter(account_id=self.account_pk, path=self.watched).first()
+        if folder is not None:
+            sync_folder(self.session, folder, self._should_stop, moves=moves)
+
+    def _enter_idle(self):
+        watched = (self.account.watch_folders or ["INBOX"])[0]
+        self.watched = watched
+        self.session.select(watched)
+        self.client.idle()
+        self.idle_since = time.monotonic()
+        next_poll = self.last_poll + settings.IMAP_POLL_INTERVAL
+        wake_at = min(self.idle_since + settings.IMAP_IDLE_RENEW, next_poll)
+        return Idle(self.client.socket(), wake_at)
+
+    def _connected(self) -> None:
+        """Login worked: end failure streaks, raising authenticationSuccess once."""
+        account = self.account
+        first = account.initialized_at is None and account.state == State.CONNECTING
+        if account.auth_failing_since or account.connect_failing_since or first:
+            index.set_state(account, State.CONNECTING, auth_failing_since=None,
+                            connect_failing_since=None, last_error=None,
+                            event=events.AUTHENTICATION_SUCCESS,
+                            event_data={"user": services.account_imap_settings(account).user})
+        self.connected_at = time.monotonic()
+
+    def _auth_failed(self, exc: imap.ImapError):
+        account = self.account
+        streak_starts = account.auth_failing_since is None
+        index.set_state(
+            account, State.AUTHENTICATION_ERROR,
+            error={"error": str(exc), "code": exc.code, "serverResponse": exc.server_response},
+            auth_failing_since=account.auth_failing_since or timezone.now(),
+            event=events.AUTHENTICATION_ERROR if streak_starts else None,
+            event_data={"response": str(exc), "serverResponseCode": "AUTHENTICATIONFAILED"},
+        )
+        self.failures += 1
+        return Retry(time.monotonic() + backoff.AUTHENTICATION.delay(self.failures))
+
+    def _connect_failed(self, exc: imap.ImapError):
+        account = self.account
+        streak_starts = account.connect_failing_since is None
+        index.set_state(
+            account, State.CONNECT_ERROR, error={"error": str(exc), "code": exc.code},
+            connect_failing_since=account.connect_failing_since or timezone.now(),
+            event=events.CONNECT_ERROR if streak_starts else None,
+            event_data={"response": str(exc), "serverResponseCode": exc.code},
+        )
+        self.failures += 1
+        return Retry(time.monotonic() + backoff.CONNECT.delay(self.failures))
+
+    def _lost(self, exc: Exception):
+        """The connection broke (or a step failed): record it and retry with backoff."""
+        if self.connected_at and time.monotonic() - self.connected_at > STABLE_AFTER:
+            self.failures = 0
+        self.failures += 1
+        logger.info("account %s: connection lost: %s", self.account_pk, exc,
+                    exc_info=not isinstance(exc, (OSError, imapclient.exceptions.IMAPClientError,
+                                                  ConnectionError)))
+        self._close_client()
+        if self._should_stop():
+            return Closed()
+        if self.account is not None:
+            try:
+                index.set_state(self.account, State.DISCONNECTED,
+                                error={"error": str(exc) or exc.__class__.__name__,
+                                       "code": "ConnectionLost"})
+            except Exception:  # noqa: BLE001 - the database may be what failed
+                logger.exception("account %s: could not record state", self.account_pk)
+        delay = 0.5 if self.failures == 1 else backoff.CONNECT.delay(self.failures - 1)
+        return Retry(time.monotonic() + delay)
+
+    def _finish_close(self):
+        if self.client is not None:
+            try:
+                self.client.idle_done()
+            except Exception:  # noqa: BLE001 - not idling, or already gone
+                pass
+            try:
+                self.client.logout()
+            except Exception:  # noqa: BLE001
+                pass
+        self._close_client()
+        return Closed()
+
+    def _close_client(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.shutdown()
+            except Exception:  # noqa: BLE001
+                pass
+        self.client = None
+        self.session = None

@@ -1,0 +1,188 @@
+"""The IMAP worker against real Dovecot: connect, IDLE, states, failures, pause, leases.
+
+Workers run in threads of the test process (or as real subprocesses where a process must be
+killed); the database is used transactionally so their threads see committed rows.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from accounts import services
+from accounts.models import EmailAccount
+from mailboxes.models import Folder, Message
+from mailboxes.worker.supervisor import ImapWorker
+from tests.mailboxes.helpers import events_of, register
+from tests.servers import seed
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {getattr(predicate, '__name__', predicate)}")
+
+
+def state_of(account) -> str:
+    return EmailAccount.objects.get(pk=account.pk).state
+
+
+@pytest.fixture
+def fast_worker_settings(settings):
+    settings.IMAP_CLAIM_INTERVAL = 1
+    settings.IMAP_LEASE_TTL = 5
+    settings.IMAP_POLL_INTERVAL = 60
+
+
+@pytest.fixture
+def start_worker(fast_worker_settings):
+    """Start ImapWorkers in threads; all are stopped gracefully at the end of the test."""
+    started = []
+
+    def start(**kwargs) -> ImapWorker:
+        worker = ImapWorker(**kwargs)
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        started.append((worker, thread))
+        return worker
+
+    yield start
+    for worker, _thread in started:
+        worker.stop.set()
+    for _worker, thread in started:
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "worker did not stop"
+
+
+def test_it_connects_syncs_and_sees_new_mail_through_idle(alice, mail_user, start_worker):
+    seed.seed_mailbox(mail_user, messages=seed.build_messages()[:2])
+    account = register(alice.tenant, mail_user)
+    worker = start_worker()
+    wait_for(lambda: state_of(account) == "connected")
+    assert len(events_of(account, "accountInitialized")) == 1
+    assert len(events_of(account, "authenticationSuccess")) == 1
+    assert Message.objects.filter(account=account).count() == 2
+    assert not events_of(account, "messageNew")
+
+    appended = time.monotonic()
+    [uid] = seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Live one")])
+    event = wait_for(lambda: events_of(account, "messageNew"), timeout=10)[0]
+    latency = time.monotonic() - appended
+    assert event.data["uid"] == uid and event.data["subject"] == "Live one"
+    assert latency < 5, latency
+    assert worker.leases.holder(account.pk) == worker.worker_id
+
+
+def test_flag_change_and_expunge_by_another_client(alice, mail_user, start_worker):
+    uids = seed.seed_mailbox(mail_user, messages=seed.build_messages()[:3])
+    account = register(alice.tenant, mail_user)
+    start_worker()
+    wait_for(lambda: state_of(account) == "connected")
+    with mail_user.imap_client() as other:
+        other.select_folder("INBOX")
+        other.add_flags([uids[0]], [b"\\Seen"])
+    updated = wait_for(lambda: events_of(account, "messageUpdated"))[0]
+    assert updated.data["changes"]["flags"]["added"] == ["\\Seen"]
+    with mail_user.imap_client() as other:
+        other.select_folder("INBOX")
+        other.delete_messages([uids[1]])
+        other.expunge()
+    deleted = wait_for(lambda: events_of(account, "messageDeleted"))[0]
+    assert deleted.data["uid"] == uids[1]
+
+
+def test_wrong_password_reports_once_and_a_fix_reconnects(alice, mail_user, start_worker):
+    account = register(alice.tenant, mail_user)
+    services.update_account(account, {"imap": {"auth": {"pass": "wrong-password"}}})
+    start_worker()
+    wait_for(lambda: state_of(account) == "authenticationError")
+    row = EmailAccount.objects.get(pk=account.pk)
+    assert row.last_error["code"] == "AuthenticationFailed"
+    services.request_reconnect(row)  # a second failed try in the same streak
+    time.sleep(2)
+    assert len(events_of(account, "authenticationError")) == 1
+
+    services.update_account(row, {"imap": {"auth": {"pass": mail_user.password}}})
+    wait_for(lambda: state_of(account) == "connected")
+    assert len(events_of(account, "authenticationSuccess")) == 1
+    assert EmailAccount.objects.get(pk=account.pk).auth_failing_since is None
+
+
+def test_pause_logs_out_and_resume_catches_up(alice, mail_user, start_worker):
+    account = register(alice.tenant, mail_user)
+    worker = start_worker()
+    wait_for(lambda: state_of(account) == "connected")
+    services.pause_account(EmailAccount.objects.get(pk=account.pk))
+    wait_for(lambda: account.pk not in worker.slots)
+    assert state_of(account) == "paused"
+    seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="While paused")])
+    time.sleep(1.5)
+    assert not events_of(account, "messageNew")
+    services.resume_account(EmailAccount.objects.get(pk=account.pk))
+    event = wait_for(lambda: events_of(account, "messageNew"))[0]
+    assert event.data["subject"] == "While paused"
+    wait_for(lambda: state_of(account) == "connected")
+
+
+def test_a_deleted_account_is_dropped(alice, mail_user, start_worker):
+    account = register(alice.tenant, mail_user)
+    worker = start_worker()
+    wait_for(lambda: state_of(account) == "connected")
+    services.delete_account(EmailAccount.objects.get(pk=account.pk))
+    wait_for(lambda: account.pk not in worker.slots)
+    assert worker.leases.holder(account.pk) is None
+
+
+def test_accounts_spread_over_two_workers(alice, dovecot, start_worker):
+    accounts = [register(alice.tenant, dovecot.add_user(), f"box{i}") for i in range(4)]
+    first = start_worker(worker_id="w1")
+    second = start_worker(worker_id="w2")
+    wait_for(lambda: all(state_of(a) == "connected" for a in accounts), timeout=30)
+    wait_for(lambda: len(first.slots) == 2 and len(second.slots) == 2, timeout=20)
+    held = set(first.slots) | set(second.slots)
+    assert held == {a.pk for a in accounts}
+
+
+def test_graceful_stop_logs_out_and_releases_leases(alice, mail_user, start_worker):
+    account = register(alice.tenant, mail_user)
+    worker = start_worker()
+    wait_for(lambda: state_of(account) == "connected")
+    worker.stop.set()
+    wait_for(lambda: worker.leases.holder(account.pk) is None, timeout=20)
+
+
+@pytest.fixture
+def own_dovecot():
+    from tests.servers.dovecot import Dovecot
+
+    server = Dovecot().start()
+    yield server
+    server.stop()
+
+
+def test_dovecot_restart_reconnects_and_misses_nothing(alice, own_dovecot, start_worker):
+    user = own_dovecot.add_user()
+    account = register(alice.tenant, user)
+    start_worker()
+    wait_for(lambda: state_of(account) == "connected")
+    own_dovecot.kill()
+    wait_for(lambda: state_of(account) in ("disconnected", "connectError"))
+    subjects = [f"during outage {i}" for i in range(3)]
+    for subject in subjects:
+        own_dovecot.deliver_to_maildir(user, seed.make_message(subject=subject))
+    own_dovecot.revive()
+    wait_for(lambda: len(events_of(account, "messageNew")) >= 3, timeout=30)
+    wait_for(lambda: state_of(account) == "connected")
+    time.sleep(1)
+    news = events_of(account, "messageNew")
+    assert sorted(e.data["subject"] for e in news) == sorted(subjects)
+    inbox = Folder.objects.get(account=account, path="INBOX")
+    assert Message.objects.filter(folder=inbox).count() == 3
