@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 FIRST_BATCH = 50  # small, so the newest page is listable at once
 BATCH = 1000
+FLAG_BATCH = 5000  # UIDs per flag comparison round trip (servers without CONDSTORE)
 
 
 @dataclass
@@ -144,13 +145,23 @@ def _compare_uids(session: ImapSession, folder: Folder, moves: MoveTracker | Non
 
 
 def _compare_flags(session: ImapSession, folder: Folder) -> int:
-    """Flag changes without CONDSTORE: fetch every flag and compare (batched)."""
+    """Flag changes without CONDSTORE: fetch every flag and compare, one UID range at a time
+    (memory stays bounded by the batch, not the folder)."""
     if not folder.synced_uidnext or folder.synced_uidnext <= 1:
         return 0
-    changes, _ = fetch.fetch_flags(session.client, f"1:{folder.synced_uidnext - 1}")
-    stored = index.indexed_flags(folder)
-    differing = [c for c in changes if c.uid in stored and set(c.flags) != set(stored[c.uid])]
-    return index.apply_flag_changes(folder, differing) if differing else 0
+    changed = 0
+    for low in range(1, folder.synced_uidnext, FLAG_BATCH):
+        high = min(low + FLAG_BATCH, folder.synced_uidnext) - 1
+        changes, _ = fetch.fetch_flags(session.client, f"{low}:{high}")
+        changes = [c for c in changes if low <= c.uid <= high]
+        if not changes:
+            continue
+        stored = index.indexed_flags(folder, low, high)
+        differing = [c for c in changes
+                     if c.uid in stored and set(c.flags) != set(stored[c.uid])]
+        if differing:
+            changed += index.apply_flag_changes(folder, differing)
+    return changed
 
 
 def _refresh_counters(session: ImapSession, folder: Folder, info: SelectInfo) -> None:

@@ -302,8 +302,11 @@ def indexed_uids(folder: Folder) -> set[int]:
     return set(Message.objects.filter(folder=folder).values_list("uid", flat=True))
 
 
-def indexed_flags(folder: Folder) -> dict[int, list[str]]:
-    return dict(Message.objects.filter(folder=folder).values_list("uid", "flags"))
+def indexed_flags(folder: Folder, low: int = 1, high: int | None = None) -> dict[int, list[str]]:
+    rows = Message.objects.filter(folder=folder, uid__gte=low)
+    if high is not None:
+        rows = rows.filter(uid__lte=high)
+    return dict(rows.values_list("uid", "flags"))
 
 
 # --- account state ------------------------------------------------------------------------

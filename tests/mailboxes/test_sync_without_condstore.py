@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mailboxes.models import Folder, Message
+from mailboxes.sync import folder as folder_sync
 from mailboxes.sync.account import sync_account
 from mailboxes.sync.folder import sync_folder
 from tests.mailboxes.helpers import events_of, open_session, register
@@ -25,7 +26,8 @@ def plain_dovecot():
     server.stop()
 
 
-def test_changes_are_found_by_comparison(alice, plain_dovecot):
+def test_changes_are_found_by_comparison(alice, plain_dovecot, monkeypatch):
+    monkeypatch.setattr(folder_sync, "FLAG_BATCH", 2)  # several comparison rounds
     user = plain_dovecot.add_user()
     uids = seed.seed_mailbox(user, messages=seed.build_messages()[:4])
     account = register(alice.tenant, user)
@@ -40,7 +42,7 @@ def test_changes_are_found_by_comparison(alice, plain_dovecot):
         [new_uid] = seed.seed_mailbox(user, messages=[seed.make_message(subject="Plain news")])
         with user.imap_client() as other:
             other.select_folder("INBOX")
-            other.add_flags([uids[0]], [b"\\Flagged"])
+            other.add_flags([uids[3]], [b"\\Flagged"])
             other.remove_flags([uids[1]], [b"\\Seen"])
             other.delete_messages([uids[2]])
             other.expunge()
@@ -52,7 +54,7 @@ def test_changes_are_found_by_comparison(alice, plain_dovecot):
         assert new.data["uid"] == new_uid and new.data["subject"] == "Plain news"
         updates = {e.data["uid"]: e.data["changes"]["flags"] for e in
                    events_of(account, "messageUpdated")}
-        assert updates[uids[0]]["added"] == ["\\Flagged"]
+        assert updates[uids[3]]["added"] == ["\\Flagged"]
         [deleted] = events_of(account, "messageDeleted")
         assert deleted.data["uid"] == uids[2]
         assert sorted(Message.objects.filter(folder=inbox).values_list("uid", flat=True)) == \
