@@ -146,6 +146,13 @@ def search_uids(client: imapclient.IMAPClient, criteria: str = "ALL") -> list[in
     return sorted(set(uids))
 
 
+def command(client: imapclient.IMAPClient, text: str) -> bytes:
+    """Send a command imapclient has no method for (``NOTIFY SET ...``); untagged answers
+    are stashed in imaplib's ``untagged_responses`` as usual. Returns the tagged OK text."""
+    imap = client._imap
+    return _run(imap, text, lambda texts, literals: _stash(imap, texts, literals))
+
+
 # -- response plumbing -----------------------------------------------------------------------
 
 

@@ -11,9 +11,18 @@ caller compares ``SelectInfo.uidvalidity`` with what it stored before trusting a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import imapclient
+from imapclient import imap_utf7
+from imapclient.response_parser import parse_response
+
+from mailboxes.imap import fetch
+
+# RFC 5465: changes anywhere in the user's own folders arrive on the IDLE connection, as
+# untagged STATUS for unselected folders and LIST for created/deleted/renamed ones.
+NOTIFY_SET = ("NOTIFY SET (selected (MessageNew MessageExpunge FlagChange)) "
+              "(personal (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange))")
 
 SPECIAL_USE = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
 # Servers without SPECIAL-USE: recognise the usual English names.
@@ -76,6 +85,29 @@ class ImapSession:
     def condstore(self) -> bool:
         return "CONDSTORE" in self.capabilities or self.qresync
 
+    @property
+    def notify(self) -> bool:
+        return "NOTIFY" in self.capabilities
+
+    def notify_set(self) -> None:
+        fetch.command(self.client, NOTIFY_SET)
+
+    def queued_notifications(self) -> "Notifications":
+        """STATUS/LIST notices that arrived during other commands (imaplib queued them)."""
+        queued = self.client._imap.untagged_responses
+        found = Notifications()
+        for raw in queued.pop("STATUS", []):
+            if isinstance(raw, bytes):
+                try:
+                    parsed = parse_response([raw])
+                except Exception:  # noqa: BLE001 - a notice we cannot read: the poll covers it
+                    continue
+                if parsed:
+                    found.paths.add(_folder_name(parsed[0]))
+        if queued.pop("LIST", None):
+            found.folders_changed = True
+        return found
+
     def has(self, capability: str) -> bool:
         return capability.upper() in self.capabilities
 
@@ -124,6 +156,47 @@ class ImapSession:
 
     def unseen_count(self) -> int:
         return len(self.client.search(["UNSEEN"]))
+
+
+@dataclass
+class Notifications:
+    """What unsolicited responses said changed: folders by path, or the folder list."""
+
+    paths: set[str] = field(default_factory=set)
+    folders_changed: bool = False
+    selected_changed: bool = False
+
+    def merge(self, other: "Notifications") -> "Notifications":
+        self.paths |= other.paths
+        self.folders_changed = self.folders_changed or other.folders_changed
+        self.selected_changed = self.selected_changed or other.selected_changed
+        return self
+
+
+def read_notifications(responses) -> Notifications:
+    """Sort responses ``IMAPClient.idle_check`` returned (pure): ``(b'STATUS', name, (...))``
+    names a changed unselected folder, ``(b'LIST', flags, delimiter, name)`` a changed folder
+    list, and anything else (``(n, b'EXISTS')``, FETCH, EXPUNGE, VANISHED) the selected one."""
+    found = Notifications()
+    for response in responses:
+        if not isinstance(response, tuple) or not response:
+            continue
+        kind = response[0]
+        if kind == b"STATUS" and len(response) >= 2:
+            found.paths.add(_folder_name(response[1]))
+        elif kind == b"LIST":
+            found.folders_changed = True
+        elif kind in (b"OK", b"NO", b"BAD", b"BYE", b"CAPABILITY"):
+            continue
+        else:
+            found.selected_changed = True
+    return found
+
+
+def _folder_name(raw) -> str:
+    if isinstance(raw, bytes):
+        return imap_utf7.decode(raw)
+    return str(raw)
 
 
 def _special_use(path: str, flags: tuple[str, ...]) -> str:

@@ -27,7 +27,7 @@ from django.utils import timezone
 from accounts import services
 from accounts.models import EmailAccount
 from mailboxes.imap import client as imap
-from mailboxes.imap.session import ImapSession
+from mailboxes.imap.session import ImapSession, Notifications, read_notifications
 from mailboxes.models import Folder
 from mailboxes.sync import index
 from mailboxes.sync.account import sync_account
@@ -72,6 +72,7 @@ class AccountConnection:
         self.last_poll = 0.0
         self.watched = "INBOX"
         self.dropping = False
+        self.notifying = False
 
     # --- steps (run on pool threads) ------------------------------------------------------
 
@@ -101,6 +102,7 @@ class AccountConnection:
             index.set_state(account, State.SYNCING)
             sync_account(self.session, account, self._should_stop)
             self.last_poll = time.monotonic()
+            self._ask_for_notifications()
             if self._should_stop():
                 return self._finish_close()
             index.set_state(account, State.CONNECTED)
@@ -111,16 +113,17 @@ class AccountConnection:
             connections.close_all()
 
     def on_readable(self):
-        """The server said something during IDLE: read it, sync the watched folder, re-IDLE."""
+        """The server said something during IDLE: read it, sync what it names (the watched
+        folder, and with NOTIFY any other folder or the folder list), re-IDLE."""
         close_old_connections()
         try:
             responses = self.client.idle_check(timeout=0)
             if any(r and r[0] == b"BYE" for r in responses if isinstance(r, tuple)):
                 raise ConnectionError("server said BYE")
-            self.client.idle_done()
+            _, more = self.client.idle_done()
             if self._should_stop():
                 return self._finish_close()
-            self._sync_watched()
+            self._sync_changes(read_notifications([*responses, *more]))
             return self._enter_idle()
         except Exception as exc:  # noqa: BLE001
             return self._lost(exc)
@@ -132,16 +135,13 @@ class AccountConnection:
         folders with STATUS as a safety net for changes IDLE cannot see."""
         close_old_connections()
         try:
-            self.client.idle_done()
+            _, more = self.client.idle_done()
             if self._should_stop():
                 return self._finish_close()
-            moves = MoveTracker()
+            notes = read_notifications(more)
             if time.monotonic() - self.last_poll >= settings.IMAP_POLL_INTERVAL:
-                self.account.refresh_from_db()
-                sync_account(self.session, self.account, self._should_stop, only_changed=True,
-                             skip=frozenset({self.watched}), moves=moves)
-                self.last_poll = time.monotonic()
-            self._sync_watched(moves)
+                notes.folders_changed = True  # the safety net: STATUS every folder
+            self._sync_changes(notes)
             return self._enter_idle()
         except Exception as exc:  # noqa: BLE001
             return self._lost(exc)
@@ -160,6 +160,39 @@ class AccountConnection:
     def _should_stop(self) -> bool:
         return self.stop_flag.is_set() or self.dropping
 
+    def _ask_for_notifications(self) -> None:
+        """NOTIFY (RFC 5465) where offered: other folders' changes then wake IDLE too. A
+        server that refuses it leaves us on the periodic STATUS poll alone."""
+        self.notifying = False
+        if self.session.notify:
+            try:
+                self.session.notify_set()
+                self.notifying = True
+            except imapclient.exceptions.IMAPClientError as exc:
+                logger.info("account %s: NOTIFY refused (%s); polling", self.account_pk, exc)
+
+    def _sync_changes(self, notes: Notifications) -> None:
+        """One sync pass over what changed (one MoveTracker, so a move between two folders
+        seen together is one messageMoved). ``folders_changed`` means: re-list folders and
+        STATUS each (the safety-net poll does this too)."""
+        moves = MoveTracker()
+        others = notes.paths - {self.watched}
+        if notes.folders_changed or (others and others - self._known_paths()):
+            self.account.refresh_from_db()
+            sync_account(self.session, self.account, self._should_stop, only_changed=True,
+                         skip=frozenset({self.watched}), moves=moves)
+            self.last_poll = time.monotonic()
+        else:
+            for folder in Folder.objects.filter(account_id=self.account_pk, path__in=others):
+                if self._should_stop():
+                    return
+                sync_folder(self.session, folder, self._should_stop, moves=moves)
+        self._sync_watched(moves)
+
+    def _known_paths(self) -> set[str]:
+        return set(Folder.objects.filter(account_id=self.account_pk).values_list("path",
+                                                                                 flat=True))
+
     def _sync_watched(self, moves: MoveTracker | None = None) -> None:
         folder = Folder.objects.filter(account_id=self.account_pk, path=self.watched).first()
         if folder is not None:
@@ -169,6 +202,11 @@ class AccountConnection:
         watched = (self.account.watch_folders or ["INBOX"])[0]
         self.watched = watched
         self.session.select(watched)
+        queued = self.session.queued_notifications()
+        if queued.paths - {watched} or queued.folders_changed:
+            # Notices that came in during the sync itself: act on them before waiting.
+            self._sync_changes(queued)
+            self.session.select(watched)
         self.client.idle()
         self.idle_since = time.monotonic()
         next_poll = self.last_poll + settings.IMAP_POLL_INTERVAL

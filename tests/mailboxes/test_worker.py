@@ -99,6 +99,23 @@ def test_flag_change_and_expunge_by_another_client(alice, mail_user, start_worke
     assert deleted.data["uid"] == uids[1]
 
 
+def test_other_folders_are_watched_through_notify(alice, mail_user, start_worker):
+    """Archive is not the IDLE folder and the STATUS poll is a minute away: only NOTIFY can
+    announce these within seconds (a created folder, then a message in it)."""
+    account = register(alice.tenant, mail_user)
+    worker = start_worker()
+    wait_for(lambda: state_of(account) == "connected")
+    assert worker.slots[account.pk].conn.notifying
+    [uid] = seed.seed_mailbox(mail_user, folder="Archive",
+                              messages=[seed.make_message(subject="Filed away")])
+    event = wait_for(lambda: events_of(account, "messageNew"), timeout=10)[0]
+    assert event.data["path"] == "Archive" and event.data["uid"] == uid
+    with mail_user.imap_client() as other:
+        other.create_folder("Projects")
+    created = wait_for(lambda: events_of(account, "mailboxNew"), timeout=10)[0]
+    assert created.data["path"] == "Projects"
+
+
 def test_wrong_password_reports_once_and_a_fix_reconnects(alice, mail_user, start_worker):
     account = register(alice.tenant, mail_user)
     services.update_account(account, {"imap": {"auth": {"pass": "wrong-password"}}})
