@@ -5,6 +5,7 @@ over them through Redis leases. SIGTERM or SIGINT logs every account out and rel
 lease before exiting.
 """
 
+import resource
 import signal
 
 from django.core.management.base import BaseCommand
@@ -24,7 +25,20 @@ class Command(BaseCommand):
     def handle(self, *args, max_accounts, pool_size, worker_id, **options):
         if connection.vendor == "postgresql":
             connection.settings_dict.setdefault("OPTIONS", {})["application_name"] = "imapworker"
+        _raise_open_files_limit()
         worker = ImapWorker(worker_id=worker_id, max_accounts=max_accounts, pool_size=pool_size)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: worker.stop.set())
         worker.run()
+
+
+def _raise_open_files_limit() -> None:
+    """Each account holds a socket; the usual soft limit of 1,024 descriptors would cap a
+    worker below a thousand accounts. Raise the soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 65536 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
