@@ -27,7 +27,12 @@ from webhooks import events
 
 logger = logging.getLogger(__name__)
 
-ACCOUNT_CHANGES_CHANNEL = "emailapi:account-changes"
+
+
+def account_changes_channel() -> str:
+    """Redis pub/sub channels ignore the database number, so the name carries a prefix that
+    separates deployments (and test runs) sharing one Redis."""
+    return f"{settings.EMAILAPI_REDIS_PREFIX}:account-changes"
 SECRET_FIELDS = ("pass", "accessToken")
 
 
@@ -127,6 +132,7 @@ def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
                 email=data.get("email") or "",
                 imap=imap,
                 smtp=smtp,
+                watch_folders=list(data.get("watchFolders") or []),
             )
             _store_secrets(account, "imap", imap_secrets)
             _store_secrets(account, "smtp", smtp_secrets)
@@ -170,6 +176,9 @@ def update_account(account: EmailAccount, data: dict[str, Any]) -> EmailAccount:
                 setattr(account, section, _merge(getattr(account, section), public))
                 _store_secrets(account, section, found)
             changed_connection = True
+        if "watchFolders" in data and list(data["watchFolders"]) != account.watch_folders:
+            account.watch_folders = list(data["watchFolders"])
+            changed_connection = True  # the worker re-enters IDLE on the new folder
         if changed_connection:
             account.config_version += 1
         account.updated_at = timezone.now()
@@ -223,7 +232,7 @@ def _announce(account: EmailAccount, action: str) -> None:
 
     def publish() -> None:
         try:
-            get_redis().publish(ACCOUNT_CHANGES_CHANNEL, message)
+            get_redis().publish(account_changes_channel(), message)
         except Exception as exc:  # noqa: BLE001 - Redis is a hint here, not the record
             logger.warning("could not announce account change: %s", exc)
 

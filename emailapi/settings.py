@@ -124,6 +124,9 @@ EMAILAPI_RATE_LIMIT = env_int("EMAILAPI_RATE_LIMIT", 6000, minimum=0)
 # Seconds that verifyAccount waits for each of IMAP and SMTP.
 EMAILAPI_VERIFY_TIMEOUT = env_int("EMAILAPI_VERIFY_TIMEOUT", 15, minimum=1)
 
+# Prefix of Redis pub/sub channel names (they are shared by every database of one Redis).
+EMAILAPI_REDIS_PREFIX = env_str("EMAILAPI_REDIS_PREFIX", "emailapi")
+
 # --- IMAP workers (manage.py imapworker; README "IMAP workers")
 # A worker that dies stops renewing its leases; others take its accounts within TTL + one tick.
 IMAP_LEASE_TTL = env_int("EMAILAPI_LEASE_TTL", 20, minimum=3)

@@ -20,6 +20,8 @@ os.environ["REDIS_URL"] = f"{_redis_base.rstrip('/')}/{15 - (_index % 8)}"
 os.environ.setdefault("EMAILAPI_SECRET", "test-secret-for-the-suite-only-0123456789")
 os.environ["EMAILAPI_VAR_DIR"] = os.path.join(tempfile.gettempdir(), f"emailapi-test-{_worker}")
 os.environ.setdefault("EMAILAPI_RATE_LIMIT", "0")
+# Pub/sub ignores Redis DB numbers: keep xdist workers (and concurrent runs) apart.
+os.environ["EMAILAPI_REDIS_PREFIX"] = f"emailapi-test-{_worker}-{os.getpid()}"
 
 from emailapi.settings import *  # noqa: E402,F401,F403
 

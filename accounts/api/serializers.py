@@ -98,6 +98,11 @@ class AccountCreateSerializer(StrictSerializer):
     email = serializers.EmailField(max_length=320, required=False, allow_blank=True)
     imap = ImapServerSerializer()
     smtp = ServerSerializer(required=False, allow_null=True)
+    watchFolders = serializers.ListField(
+        child=serializers.CharField(max_length=1024, trim_whitespace=False), min_length=1,
+        max_length=1, required=False,
+        help_text="The folder kept in IDLE for instant notices (default [\"INBOX\"]); other "
+                  "folders are followed through NOTIFY where the server has it, else polled")
 
 
 class AccountUpdateSerializer(StrictSerializer):
@@ -109,6 +114,11 @@ class AccountUpdateSerializer(StrictSerializer):
     email = serializers.EmailField(max_length=320, required=False, allow_blank=True)
     imap = ImapServerSerializer(required=False)
     smtp = ServerSerializer(required=False, allow_null=True)
+    watchFolders = serializers.ListField(
+        child=serializers.CharField(max_length=1024, trim_whitespace=False), min_length=1,
+        max_length=1, required=False,
+        help_text="The folder kept in IDLE for instant notices (default [\"INBOX\"]); other "
+                  "folders are followed through NOTIFY where the server has it, else polled")
 
     def validate_account(self, value):
         if value != self.context["account"].account:
@@ -171,11 +181,17 @@ class AccountSerializer(serializers.ModelSerializer):
     created = serializers.DateTimeField(source="created_at")
     updated = serializers.DateTimeField(source="updated_at")
     stateChanged = serializers.DateTimeField(source="state_changed_at")
+    watchFolders = serializers.SerializerMethodField()
+    initialized = serializers.DateTimeField(source="initialized_at", allow_null=True,
+                                            help_text="When the first full sync finished")
 
     class Meta:
         model = EmailAccount
         fields = ["account", "name", "email", "state", "lastError", "stateChanged", "imap",
-                  "smtp", "created", "updated"]
+                  "smtp", "watchFolders", "initialized", "created", "updated"]
+
+    def get_watchFolders(self, obj) -> list[str]:
+        return list(obj.watch_folders or ["INBOX"])
 
     @extend_schema_field(PublicServerSerializer)
     def get_imap(self, obj):

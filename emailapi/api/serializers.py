@@ -20,6 +20,12 @@ _JSON_TYPES = [
 def _type_error(field: serializers.Field, value) -> str | None:
     if value is None:
         return None  # allow_null decides
+    if isinstance(field, serializers.ListField) and isinstance(value, list):
+        for index, item in enumerate(value):
+            message = _type_error(field.child, item)
+            if message:
+                return f"Item {index}: {message[0].lower()}{message[1:]}"
+        return None
     for kind, types, name in _JSON_TYPES:
         if isinstance(field, kind):
             if isinstance(value, bool) and bool not in types:

@@ -189,6 +189,14 @@ class AccountConnection:
                 sync_folder(self.session, folder, self._should_stop, moves=moves)
         self._sync_watched(moves)
 
+    def _watched_folder(self) -> str:
+        """The account's chosen IDLE folder while it exists on the server, else INBOX."""
+        wanted = (self.account.watch_folders or ["INBOX"])[0]
+        if wanted != "INBOX" and not Folder.objects.filter(
+                account_id=self.account_pk, path=wanted, no_select=False).exists():
+            return "INBOX"
+        return wanted
+
     def _known_paths(self) -> set[str]:
         return set(Folder.objects.filter(account_id=self.account_pk).values_list("path",
                                                                                  flat=True))
@@ -199,7 +207,7 @@ class AccountConnection:
             sync_folder(self.session, folder, self._should_stop, moves=moves)
 
     def _enter_idle(self):
-        watched = (self.account.watch_folders or ["INBOX"])[0]
+        watched = self._watched_folder()
         self.watched = watched
         self.session.select(watched)
         queued = self.session.queued_notifications()

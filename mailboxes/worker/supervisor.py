@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 
 from accounts.models import EmailAccount, Tenant
-from accounts.services import ACCOUNT_CHANGES_CHANNEL
+from accounts.services import account_changes_channel
 from emailapi.redis import get_redis
 from mailboxes.sync import index
 from mailboxes.worker.connection import AccountConnection, Closed, Idle, Retry
@@ -158,7 +158,7 @@ class ImapWorker:
             while not self.stop.is_set():
                 try:
                     pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
-                    pubsub.subscribe(ACCOUNT_CHANGES_CHANNEL)
+                    pubsub.subscribe(account_changes_channel())
                     while not self.stop.is_set():
                         message = pubsub.get_message(timeout=1.0)
                         if message and message.get("type") == "message":

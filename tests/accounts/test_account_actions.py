@@ -6,7 +6,7 @@ import time
 import pytest
 
 from accounts.models import EmailAccount
-from accounts.services import ACCOUNT_CHANGES_CHANNEL
+from accounts.services import account_changes_channel
 from tests.base import account_payload
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def announcements(redis_db):
     pubsub = redis_db.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(ACCOUNT_CHANGES_CHANNEL)
+    pubsub.subscribe(account_changes_channel())
 
     def read():
         out = []
@@ -63,3 +63,20 @@ def test_actions_are_tenant_scoped_and_validated(alice, bob):
         assert bad.status_code == 400
         assert alice.client_with("read").put(f"/v1/account/sales/{action}").status_code == 403
     assert not EmailAccount.objects.get(account="sales").paused
+
+
+def test_watch_folders_are_stored_shown_and_validated(alice):
+    api = alice.client
+    assert api.post("/v1/account", account_payload(watchFolders=["Archive"]),
+                    format="json").status_code == 200
+    assert api.get("/v1/account/sales").json()["watchFolders"] == ["Archive"]
+    version = EmailAccount.objects.get(account="sales").config_version
+    assert api.put("/v1/account/sales", {"watchFolders": ["INBOX"]},
+                   format="json").status_code == 200
+    row = EmailAccount.objects.get(account="sales")
+    assert row.watch_folders == ["INBOX"] and row.config_version == version + 1
+    for bad in ([], ["a", "b"], [1], "INBOX", ["x" * 1025]):
+        response = api.put("/v1/account/sales", {"watchFolders": bad}, format="json")
+        assert response.status_code == 400, bad
+        assert response.json()["code"] == "InputValidationError"
+    assert EmailAccount.objects.get(account="sales").watch_folders == ["INBOX"]

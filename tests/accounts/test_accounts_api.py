@@ -136,7 +136,7 @@ def test_delete_removes_the_mailbox_and_its_credentials(alice):
 
 def test_a_change_is_announced_to_workers(alice, redis_db, django_capture_on_commit_callbacks):
     pubsub = redis_db.pubsub()
-    pubsub.subscribe(services.ACCOUNT_CHANGES_CHANNEL)
+    pubsub.subscribe(services.account_changes_channel())
     pubsub.get_message(timeout=1)  # the subscribe confirmation
     # Announced on commit only; the test transaction never commits, so run the hooks.
     with django_capture_on_commit_callbacks(execute=True):

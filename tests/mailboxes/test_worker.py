@@ -116,6 +116,21 @@ def test_other_folders_are_watched_through_notify(alice, mail_user, start_worker
     assert created.data["path"] == "Projects"
 
 
+def test_the_idle_folder_follows_watch_folders(alice, mail_user, start_worker, settings):
+    settings.IMAP_POLL_INTERVAL = 3600
+    account = register(alice.tenant, mail_user, watchFolders=["Archive"])
+    worker = start_worker()
+    wait_for(lambda: state_of(account) == "connected")
+    assert worker.slots[account.pk].conn.watched == "Archive"
+    seed.seed_mailbox(mail_user, folder="Archive", messages=[seed.make_message(subject="A")])
+    assert wait_for(lambda: events_of(account, "messageNew"))[0].data["path"] == "Archive"
+    services.update_account(EmailAccount.objects.get(pk=account.pk),
+                            {"watchFolders": ["No such folder"]})
+    wait_for(lambda: worker.slots[account.pk].conn.config_version > 1
+             and state_of(account) == "connected")
+    assert worker.slots[account.pk].conn.watched == "INBOX"
+
+
 def test_wrong_password_reports_once_and_a_fix_reconnects(alice, mail_user, start_worker):
     account = register(alice.tenant, mail_user)
     services.update_account(account, {"imap": {"auth": {"pass": "wrong-password"}}})

@@ -1,0 +1,166 @@
+"""Shared plumbing for the engine benchmarks (``first_index.py``, ``idle_accounts.py``).
+
+Not a benchmark itself: ``bench/run.py`` skips files whose name starts with an underscore.
+
+* a throwaway PostgreSQL database per run (``bench_engine_<pid>``), created before Django is
+  set up and dropped ``WITH (FORCE)`` at the end whatever happened;
+* a Redis DB of its own, flushed at start and at the end. The test suite takes DBs 15 down to
+  8 (one per pytest-xdist worker, ``tests/settings.py``), so the benches use 7 and 6;
+* Django on that database (``migrate`` into it), the same environment variables a
+  ``manage.py`` subprocess needs (so a worker subprocess decrypts the credentials the bench
+  sealed: same ``EMAILAPI_SECRET``);
+* memory figures from ``/proc/<pid>/status`` (VmRSS, VmHWM) and resetting the peak mark;
+* seeding a big INBOX with ``bench/imap_fetch.py``'s MULTIAPPEND ``fill`` in a forked child,
+  so the hundreds of MB of message bytes it builds never inflate this process's RSS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+REDIS_BASE = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379")
+SECRET = os.environ.get("EMAILAPI_SECRET", "bench-secret-0123456789-engine")
+
+
+def environment(db_name: str, redis_db: int) -> dict[str, str]:
+    """Set (and return) the variables Django and ``manage.py`` subprocesses read."""
+    values = {
+        "DATABASE_URL": f"{PG}/{db_name}",
+        "REDIS_URL": f"{REDIS_BASE.rstrip('/')}/{redis_db}",
+        "DJANGO_SETTINGS_MODULE": "emailapi.settings",
+        "EMAILAPI_SECRET": SECRET,
+        "EMAILAPI_RATE_LIMIT": "0",
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+    }
+    os.environ.update(values)
+    return values
+
+
+def _admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@contextlib.contextmanager
+def throwaway_database(name: str, redis_db: int) -> Iterator[dict[str, str]]:
+    """Create the database, point the environment at it, flush the Redis DB; undo it all."""
+    env = environment(name, redis_db)
+    _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    _admin(f"CREATE DATABASE {name}")
+    flush_redis(env["REDIS_URL"])
+    try:
+        yield env
+    finally:
+        _close_django_connections()
+        try:
+            _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        except Exception as exc:  # noqa: BLE001 - report, do not mask the real error
+            print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
+        flush_redis(env["REDIS_URL"])
+
+
+def flush_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+
+
+def setup_django() -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def _close_django_connections() -> None:
+    if "django.db" not in sys.modules:
+        return
+    from django.db import connections
+
+    try:
+        connections.close_all()
+        for conn in connections.all(initialized_only=True):
+            close_pool = getattr(conn, "close_pool", None)
+            if close_pool is not None:
+                close_pool()
+    except Exception:  # noqa: BLE001 - the database is dropped WITH (FORCE) anyway
+        pass
+
+
+# -- memory --------------------------------------------------------------------------------
+
+
+def status_kib(field: str, pid: int | str = "self") -> int:
+    """A ``VmRSS``/``VmHWM``-style field of ``/proc/<pid>/status``, in KiB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise LookupError(field)
+
+
+def reset_peak_rss(pid: int | str = "self") -> int:
+    """Reset the kernel's peak-RSS mark (VmHWM, Linux >= 4.0); return the current RSS."""
+    with open(f"/proc/{pid}/clear_refs", "w", encoding="ascii") as fh:
+        fh.write("5")
+    return status_kib("VmRSS", pid)
+
+
+# -- seeding -------------------------------------------------------------------------------
+
+
+def _fill(user, count: int) -> None:
+    from bench.imap_fetch import fill
+
+    fill(user, count)
+
+
+def fill_in_child(user, count: int) -> float:
+    """``imap_fetch.fill`` (MULTIAPPEND, 500 messages per round trip) in a forked child;
+    returns the seconds it took."""
+    started = time.perf_counter()
+    child = multiprocessing.get_context("fork").Process(target=_fill, args=(user, count))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise RuntimeError(f"seeding failed (exit code {child.exitcode})")
+    return time.perf_counter() - started
+
+
+# -- waiting -------------------------------------------------------------------------------
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.05,
+             what: str = "") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(fraction * len(ordered))))
+    return ordered[rank - 1]
