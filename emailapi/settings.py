@@ -124,6 +124,11 @@ EMAILAPI_RATE_LIMIT = env_int("EMAILAPI_RATE_LIMIT", 6000, minimum=0)
 # Seconds that verifyAccount waits for each of IMAP and SMTP.
 EMAILAPI_VERIFY_TIMEOUT = env_int("EMAILAPI_VERIFY_TIMEOUT", 15, minimum=1)
 
+# --- IMAP command connections of the web process (mailboxes/command_pool.py)
+IMAP_COMMAND_CONNECTIONS = env_int("EMAILAPI_IMAP_COMMAND_CONNECTIONS", 3, minimum=1)
+IMAP_COMMAND_IDLE = env_int("EMAILAPI_IMAP_COMMAND_IDLE", 10, minimum=0)
+IMAP_COMMAND_TIMEOUT = env_int("EMAILAPI_IMAP_COMMAND_TIMEOUT", 10, minimum=1)
+
 # Prefix of Redis pub/sub channel names (they are shared by every database of one Redis).
 EMAILAPI_REDIS_PREFIX = env_str("EMAILAPI_REDIS_PREFIX", "emailapi")
 

@@ -87,6 +87,12 @@ class Message(models.Model):
     attachments = models.JSONField(default=list)
     text_parts = models.JSONField(default=list)
 
+    # Lower-cased "name <address>" lists for index search (trigram-indexed on PostgreSQL).
+    from_text = models.TextField(blank=True, default="")
+    to_text = models.TextField(blank=True, default="")
+    cc_text = models.TextField(blank=True, default="")
+    bcc_text = models.TextField(blank=True, default="")
+
     # Survives a move: the server's OBJECTID (or X-GM-MSGID), else a fingerprint.
     email_id = models.CharField(max_length=64, blank=True, default="")
     # The server's THREADID (or X-GM-THRID), else computed from Message-ID/References.
@@ -101,6 +107,8 @@ class Message(models.Model):
             models.Index(fields=["folder", "-uid"], name="message_newest_first"),
             models.Index(fields=["account", "email_id"], name="message_by_email_id"),
             models.Index(fields=["account", "message_id"], name="message_by_message_id"),
+            models.Index(fields=["account", "thread_id"], name="message_by_thread"),
+            models.Index(fields=["account", "-internal_date"], name="message_account_newest"),
         ]
 
     def __str__(self) -> str:

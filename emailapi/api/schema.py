@@ -28,7 +28,11 @@ ERRORS = {
     "413": ("Request body is larger than the 5242880 bytes allowed", "PayloadTooLarge",
             {"maxBytes": 5242880}),
     "429": ("Request was throttled.", "RateLimited", {"retryAfter": "12"}),
+    "503": ("The mail server of account 'sales' is not available: Connection refused",
+            "MailboxUnavailable", {"state": "connectError", "lastError": None}),
 }
+# Operations that talk to the mail server on the caller's behalf can find it down.
+SERVER_PATHS = ("/message/", "/attachment/", "/mailboxes", "/search")
 
 
 def _response(status: str) -> dict:
@@ -56,6 +60,8 @@ def add_error_responses(result, generator, request, public):
                 statuses.append("413")
             if method == "post" and path == "/v1/account":
                 statuses.append("409")
+            if any(fragment in path for fragment in SERVER_PATHS):
+                statuses.append("503")
             responses = operation.setdefault("responses", {})
             for status in statuses:
                 responses.setdefault(status, _response(status))

@@ -10,6 +10,7 @@ round trips, never holding a transaction across I/O.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -30,7 +31,12 @@ from webhooks import events
 
 
 def ids_key() -> bytes:
-    return hashlib.sha256(b"emailapi message ids\0" + settings.EMAILAPI_SECRET.encode()).digest()
+    return _ids_key(settings.EMAILAPI_SECRET)
+
+
+@functools.lru_cache(maxsize=4)
+def _ids_key(secret: str) -> bytes:
+    return hashlib.sha256(b"emailapi message ids\0" + secret.encode()).digest()
 
 
 def message_id_for(folder: Folder, uid: int) -> str:
@@ -179,7 +185,13 @@ def _row(folder: Folder, meta: MessageMeta, thread_of: dict[str, str]) -> Messag
         attachments=[_part(p) for p in meta.attachments],
         text_parts=[_part(p) for p in meta.text_parts],
         email_id=email_id[:64], thread_id=thread_id[:64],
+        from_text=_search_text(meta.from_ + meta.sender), to_text=_search_text(meta.to),
+        cc_text=_search_text(meta.cc), bcc_text=_search_text(meta.bcc),
     )
+
+
+def _search_text(addresses) -> str:
+    return ", ".join(f"{a.name} <{a.address}>".lower() for a in addresses)[:4000]
 
 
 def _part(part) -> dict:

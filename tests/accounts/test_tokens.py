@@ -52,7 +52,8 @@ def _v1_routes():
                 routes.append(prefix + str(pattern.pattern))
 
     walk(get_resolver().url_patterns, "/")
-    samples = {"<str:account>": "sales", "<int:token_id>": "1"}
+    samples = {"<str:account>": "sales", "<int:token_id>": "1", "<str:id>": "msgid",
+               "<str:attachment>": "attid", "<str:thread>": "thrid"}
     out = []
     for route in routes:
         if not route.startswith("/v1/") or route.endswith("openapi.json"):

@@ -126,9 +126,8 @@ def test_the_idle_folder_follows_watch_folders(alice, mail_user, start_worker, s
     assert wait_for(lambda: events_of(account, "messageNew"))[0].data["path"] == "Archive"
     services.update_account(EmailAccount.objects.get(pk=account.pk),
                             {"watchFolders": ["No such folder"]})
-    wait_for(lambda: worker.slots[account.pk].conn.config_version > 1
-             and state_of(account) == "connected")
-    assert worker.slots[account.pk].conn.watched == "INBOX"
+    wait_for(lambda: worker.slots[account.pk].conn.watched == "INBOX")
+    wait_for(lambda: state_of(account) == "connected")
 
 
 def test_wrong_password_reports_once_and_a_fix_reconnects(alice, mail_user, start_worker):

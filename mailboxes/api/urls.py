@@ -1,0 +1,23 @@
+from django.urls import path
+
+from mailboxes.api import views
+
+urlpatterns = [
+    path("account/<str:account>/mailboxes", views.MailboxListView.as_view(),
+         name="mailbox-list"),
+    path("account/<str:account>/messages", views.MessageListView.as_view(),
+         name="message-list"),
+    path("account/<str:account>/message/<str:id>", views.MessageView.as_view(),
+         name="message-detail"),
+    path("account/<str:account>/message/<str:id>/source", views.MessageSourceView.as_view(),
+         name="message-source"),
+    path("account/<str:account>/attachment/<str:attachment>", views.AttachmentView.as_view(),
+         name="attachment"),
+]
+
+urlpatterns += [
+    path("account/<str:account>/search", views.SearchView.as_view(), name="message-search"),
+    path("account/<str:account>/threads", views.ThreadListView.as_view(), name="thread-list"),
+    path("account/<str:account>/thread/<str:thread>", views.ThreadView.as_view(),
+         name="thread-detail"),
+]

@@ -1,0 +1,188 @@
+"""Short-lived IMAP command connections for API requests, pooled per account.
+
+Reading a body, an attachment or running a search needs an IMAP round trip, but never on the
+worker's idling connection (another process, and busy IDLEing). Each web process keeps a few
+logged-in connections per account and reuses one for ``EMAILAPI_IMAP_COMMAND_IDLE`` seconds
+after a request, so a burst of calls costs one login, not fifty. At most
+``EMAILAPI_IMAP_COMMAND_CONNECTIONS`` are open per account at once; a request that finds them all
+busy waits up to ``EMAILAPI_IMAP_COMMAND_TIMEOUT`` seconds, as does a login. A server that is
+down or refuses the login answers ``503 MailboxUnavailable`` with the account's ``lastError``
+within that bound, never a hung request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import imapclient
+from django.conf import settings
+from rest_framework import status
+
+from accounts import services
+from accounts.models import EmailAccount
+from emailapi.api.errors import ApiError
+from mailboxes.imap import client as imap
+from mailboxes.imap.session import ImapSession
+
+logger = logging.getLogger(__name__)
+
+
+class MailboxUnavailable(ApiError):
+    def __init__(self, account: EmailAccount, reason: str):
+        super().__init__(
+            f"The mail server of account {account.account!r} is not available: {reason}",
+            "MailboxUnavailable", status.HTTP_503_SERVICE_UNAVAILABLE,
+            {"state": account.state, "lastError": account.last_error},
+        )
+
+
+@dataclass
+class _Pooled:
+    session: ImapSession
+    config_version: int
+    last_used: float = field(default_factory=time.monotonic)
+
+
+class _AccountPool:
+    def __init__(self, size: int):
+        self.idle: list[_Pooled] = []
+        self.slots = threading.BoundedSemaphore(size)
+
+
+class CommandPool:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._accounts: dict[int, _AccountPool] = {}
+        self._next_sweep = 0.0
+
+    @contextmanager
+    def session(self, account: EmailAccount) -> Iterator[ImapSession]:
+        """A logged-in session for this account, exclusively the caller's until the block
+        ends. A connection that failed inside the block is closed, not returned."""
+        self._sweep()
+        pool = self._pool(account.pk)
+        timeout = settings.IMAP_COMMAND_TIMEOUT
+        if not pool.slots.acquire(timeout=timeout):
+            raise MailboxUnavailable(account, "too many requests are using this mailbox")
+        pooled = None
+        try:
+            pooled = self._take(pool, account) or self._open(account, timeout)
+            try:
+                yield pooled.session
+            except (OSError, imapclient.exceptions.IMAPClientError, imap.ImapError):
+                _close(pooled)
+                pooled = None
+                raise
+            except BaseException:
+                # The caller's own error (a 404, say) left the connection in a known state
+                # only if no command was interrupted; a closed connection is the safe answer.
+                if not _healthy(pooled):
+                    _close(pooled)
+                    pooled = None
+                raise
+        finally:
+            if pooled is not None:
+                pooled.last_used = time.monotonic()
+                with self._lock:
+                    pool.idle.append(pooled)
+            pool.slots.release()
+
+    def close_all(self) -> None:
+        with self._lock:
+            pools, self._accounts = list(self._accounts.values()), {}
+        for pool in pools:
+            for pooled in pool.idle:
+                _close(pooled)
+
+    def _sweep(self) -> None:
+        """Log out connections idle too long, of any account (at most once a second)."""
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + 1.0
+        expired = []
+        with self._lock:
+            for pool in self._accounts.values():
+                keep = []
+                for pooled in pool.idle:
+                    (expired if now - pooled.last_used > settings.IMAP_COMMAND_IDLE
+                     else keep).append(pooled)
+                pool.idle = keep
+        for pooled in expired:
+            _close(pooled)
+
+    def _pool(self, account_pk: int) -> _AccountPool:
+        with self._lock:
+            pool = self._accounts.get(account_pk)
+            if pool is None:
+                pool = self._accounts[account_pk] = _AccountPool(
+                    settings.IMAP_COMMAND_CONNECTIONS)
+            return pool
+
+    def _take(self, pool: _AccountPool, account: EmailAccount) -> _Pooled | None:
+        """The most recently used live connection, if it is fresh and of the same settings."""
+        now = time.monotonic()
+        stale = []
+        found = None
+        with self._lock:
+            while pool.idle:
+                pooled = pool.idle.pop()
+                if (now - pooled.last_used > settings.IMAP_COMMAND_IDLE
+                        or pooled.config_version != account.config_version):
+                    stale.append(pooled)
+                    continue
+                found = pooled
+                break
+            stale.extend(p for p in pool.idle
+                         if now - p.last_used > settings.IMAP_COMMAND_IDLE)
+            pool.idle = [p for p in pool.idle if p not in stale]
+        for pooled in stale:
+            _close(pooled)
+        return found
+
+    def _open(self, account: EmailAccount, timeout: float) -> _Pooled:
+        imap_settings = services.account_imap_settings(account)
+        if imap_settings is None:
+            raise MailboxUnavailable(account, "no IMAP settings")
+        imap_settings = dataclasses.replace(imap_settings, timeout=timeout)
+        try:
+            client = imap.connect(imap_settings)
+        except imap.AuthenticationFailed as exc:
+            raise MailboxUnavailable(account, f"authentication failed ({exc})") from None
+        except imap.ImapError as exc:
+            raise MailboxUnavailable(account, str(exc)) from None
+        try:
+            session = ImapSession(client)
+        except (OSError, imapclient.exceptions.IMAPClientError) as exc:
+            _close_client(client)
+            raise MailboxUnavailable(account, str(exc)) from None
+        return _Pooled(session, account.config_version)
+
+
+def _healthy(pooled: _Pooled) -> bool:
+    imap_ = pooled.session.client._imap
+    return not getattr(imap_, "tagged_commands", None) or all(
+        value is not None for value in imap_.tagged_commands.values())
+
+
+def _close(pooled: _Pooled) -> None:
+    _close_client(pooled.session.client)
+
+
+def _close_client(client) -> None:
+    try:
+        client.logout()
+    except Exception:  # noqa: BLE001 - already broken
+        try:
+            client.shutdown()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+pool = CommandPool()

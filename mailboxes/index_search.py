@@ -1,0 +1,154 @@
+"""Search and threads answered from the index alone (``?source=index``): milliseconds, no IMAP.
+
+Text criteria are substring matches served by trigram indexes on PostgreSQL (subject, sender
+and recipient text; see migration 0002); flags, dates, sizes and ids are plain column tests.
+What the index cannot know (bodies, arbitrary headers, keywords beyond stored flags) is left to
+IMAP SEARCH, and asking for it here is a 400 naming the criterion.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, time, timezone
+
+from django.db.models import Count, Max, Min, Q
+from rest_framework import status
+
+from accounts.models import EmailAccount
+from emailapi.api.errors import ApiError
+from mailboxes.models import Folder, Message
+from mailboxes.sync import index
+
+FLAG_CRITERIA = {"seen": "\\Seen", "flagged": "\\Flagged", "answered": "\\Answered",
+                 "draft": "\\Draft", "deleted": "\\Deleted"}
+TEXT_COLUMNS = {"from": "from_text", "to": "to_text", "cc": "cc_text", "bcc": "bcc_text"}
+INDEX_CRITERIA = {"subject", "since", "before", "sentSince", "sentBefore", "larger", "smaller",
+                  "hasAttachments", "threadId", "emailId", "messageId", "keyword", "unKeyword",
+                  "or", "not", *FLAG_CRITERIA, *TEXT_COLUMNS}
+
+
+class NotIndexable(ApiError):
+    def __init__(self, criterion: str):
+        super().__init__(
+            f"Search criterion {criterion!r} needs the server: omit source=index",
+            "NotIndexable", status.HTTP_400_BAD_REQUEST, {"criterion": criterion})
+
+
+def criteria_q(criteria: dict) -> Q:
+    """A Q object for validated search criteria (the same dict IMAP search takes)."""
+    q = Q()
+    for name, value in criteria.items():
+        if name not in INDEX_CRITERIA:
+            raise NotIndexable(name)
+        q &= _one(name, value)
+    return q
+
+
+def _one(name: str, value) -> Q:
+    if name == "subject":
+        return Q(subject__icontains=value)
+    if name in TEXT_COLUMNS:
+        return Q(**{f"{TEXT_COLUMNS[name]}__contains": value.lower()})
+    if name in FLAG_CRITERIA:
+        has = Q(flags__contains=[FLAG_CRITERIA[name]])
+        return has if value else ~has
+    if name == "keyword":
+        return Q(flags__contains=[value])
+    if name == "unKeyword":
+        return ~Q(flags__contains=[value])
+    if name == "since":
+        return Q(internal_date__gte=_start_of(value))
+    if name == "before":
+        return Q(internal_date__lt=_start_of(value))
+    if name == "sentSince":
+        return Q(date__gte=_start_of(value))
+    if name == "sentBefore":
+        return Q(date__lt=_start_of(value))
+    if name == "larger":
+        return Q(size__gt=value)
+    if name == "smaller":
+        return Q(size__lt=value)
+    if name == "hasAttachments":
+        return Q(has_attachments=bool(value))
+    if name == "threadId":
+        return Q(thread_id=value)
+    if name == "emailId":
+        return Q(email_id=value)
+    if name == "messageId":
+        return Q(message_id=value)
+    if name == "or":
+        q = Q()
+        for branch in value:
+            q |= criteria_q(branch)
+        return q
+    if name == "not":
+        return ~criteria_q(value)
+    raise NotIndexable(name)
+
+
+def _start_of(value) -> datetime:
+    """IMAP date semantics: a date criterion means that whole day (UTC here)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, date):
+        return datetime.combine(value, time.min, tzinfo=timezone.utc)
+    raise NotIndexable("date")
+
+
+def search(account: EmailAccount, folder: Folder | None, criteria: dict, page: int,
+           page_size: int) -> dict:
+    """One folder (newest UID first) or, with no folder, every folder (newest date first)."""
+    rows = Message.objects.filter(account=account).filter(criteria_q(criteria))
+    if folder is not None:
+        rows = rows.filter(folder=folder).order_by("-uid")
+    else:
+        rows = rows.order_by("-internal_date", "-id")
+    total = rows.count()
+    start = page * page_size
+    items = list(rows.select_related("folder")[start:start + page_size]) if start < total else []
+    return {"total": total, "page": page, "pages": max(1, math.ceil(total / page_size)),
+            "messages": [index.message_summary(row.folder, row) for row in items]}
+
+
+# --- threads --------------------------------------------------------------------------------
+
+
+def threads(account: EmailAccount, folder: Folder | None, page: int, page_size: int) -> dict:
+    """Conversations, newest activity first, with message count, subject and participants."""
+    rows = Message.objects.filter(account=account).exclude(thread_id="")
+    if folder is not None:
+        rows = rows.filter(folder=folder)
+    grouped = (rows.values("thread_id")
+               .annotate(messages=Count("id"), last=Max("internal_date"),
+                         first=Min("internal_date"))
+               .order_by("-last", "thread_id"))
+    total = grouped.count()
+    start = page * page_size
+    page_rows = list(grouped[start:start + page_size]) if start < total else []
+    ids = [r["thread_id"] for r in page_rows]
+    members: dict[str, list[Message]] = {}
+    for message in rows.filter(thread_id__in=ids).order_by("internal_date", "id"):
+        members.setdefault(message.thread_id, []).append(message)
+    out = []
+    for group in page_rows:
+        messages = members.get(group["thread_id"], [])
+        participants = {}
+        for message in messages:
+            for person in [message.from_address, *message.to, *message.cc]:
+                if person and person.get("address"):
+                    participants.setdefault(person["address"].lower(), person)
+        out.append({
+            "threadId": group["thread_id"], "messages": group["messages"],
+            "subject": messages[0].subject if messages else "",
+            "firstDate": index._iso(group["first"]), "lastDate": index._iso(group["last"]),
+            "unseen": sum(1 for m in messages if "\\Seen" not in m.flags),
+            "participants": list(participants.values()),
+        })
+    return {"total": total, "page": page, "pages": max(1, math.ceil(total / page_size)),
+            "threads": out}
+
+
+def thread_messages(account: EmailAccount, thread_id: str) -> list[dict]:
+    rows = (Message.objects.filter(account=account, thread_id=thread_id)
+            .select_related("folder").order_by("internal_date", "id"))
+    return [index.message_summary(row.folder, row) for row in rows]

@@ -1,0 +1,128 @@
+"""Reading message content from the server on demand: bodies, headers, raw source, parts.
+
+The index says where a message is (folder, UID) and what its parts are (from BODYSTRUCTURE);
+this module fetches only what a request needs over a pooled command connection
+(``mailboxes.command_pool``), always with BODY.PEEK so reading never changes a flag, and
+streams large content in bounded chunks instead of holding it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from email import policy
+from email.parser import BytesHeaderParser
+
+from accounts.models import EmailAccount
+from mailboxes import listing
+from mailboxes.command_pool import pool
+from mailboxes.imap import parts
+from mailboxes.imap.types import FlagChange
+from mailboxes.models import Folder, Message
+from mailboxes.sync import index
+
+HEADER_LIMIT = 256 * 1024
+
+
+def message_detail(account: EmailAccount, message_id: str, text_type: str, max_bytes: int,
+                   mark_as_seen: bool, with_headers: bool) -> dict:
+    folder, row = listing.message_by_id(account, message_id)
+    with pool.session(account) as session:
+        session.select(folder.path)
+        try:
+            text = parts.fetch_text(session.client, row.uid, list(row.text_parts), text_type,
+                                    max_bytes)
+            headers = _headers(session.client, row.uid) if with_headers else None
+        except parts.MessageNotFound:
+            raise listing.MessageNotFound(f"Message {message_id!r} not found") from None
+        if mark_as_seen and "\\Seen" not in row.flags:
+            _mark_seen(session, folder, row)
+    detail = index.message_summary(folder, row)
+    detail.update(references=list(row.references), text=text,
+                  attachments=listing.message_attachments(account, folder, row))
+    if headers is not None:
+        detail["headers"] = headers
+    return detail
+
+
+def _headers(client, uid: int) -> dict[str, list[str]]:
+    raw = parts.fetch_section(client, uid, "HEADER", max_bytes=HEADER_LIMIT)
+    message = BytesHeaderParser(policy=policy.default).parsebytes(raw)
+    out: dict[str, list[str]] = {}
+    for name, value in message.items():
+        try:
+            text = str(value)
+        except Exception:  # noqa: BLE001 - a header the email package cannot decode
+            text = repr(value)
+        out.setdefault(name.lower(), []).append(text)
+    return out
+
+
+def _mark_seen(session, folder: Folder, row: Message) -> None:
+    """STORE +FLAGS \\Seen, then the index at once (read-your-writes, one messageUpdated)."""
+    session.client.select_folder(folder.path, readonly=False)
+    session.selected = folder.path
+    session.client.add_flags([row.uid], [b"\\Seen"], silent=True)
+    flags = tuple(dict.fromkeys([*row.flags, "\\Seen"]))
+    index.apply_flag_changes(folder, [FlagChange(uid=row.uid, flags=flags, modseq=None)])
+    row.flags = list(flags)
+
+
+class Download:
+    """A part or the raw source, ready to stream: metadata known, content not yet read.
+
+    ``chunks()`` must be consumed (or ``close()`` called): it holds a pooled connection until
+    the last chunk, and gives it back however the consumer stops.
+    """
+
+    def __init__(self, account: EmailAccount, folder: Folder, uid: int, section: str,
+                 encoding: str | None, content_type: str, filename: str | None,
+                 length: int | None):
+        self.account, self.folder, self.uid, self.section = account, folder, uid, section
+        self.encoding, self.content_type, self.filename = encoding, content_type, filename
+        self.length = length
+        self._context = None
+
+    def open(self) -> Download:
+        """Take a connection and check the message is still there (so a 404 is a 404)."""
+        self._context = pool.session(self.account)
+        session = self._context.__enter__()
+        try:
+            session.select(self.folder.path)
+            size = parts.source_size(session.client, self.uid)
+            if size is None:
+                raise listing.MessageNotFound()
+            if not self.section:
+                self.length = size
+        except BaseException as exc:
+            self.close(exc)
+            raise
+        self._session = session
+        return self
+
+    def chunks(self) -> Iterator[bytes]:
+        try:
+            raw = parts.stream_section(self._session.client, self.uid, self.section)
+            yield from parts.decode_stream(raw, self.encoding) if self.encoding else raw
+        except BaseException as exc:
+            self.close(exc)
+            raise
+        self.close()
+
+    def close(self, exc: BaseException | None = None) -> None:
+        context, self._context = self._context, None
+        if context is not None:
+            context.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+
+
+def source_download(account: EmailAccount, message_id: str) -> Download:
+    folder, row = listing.message_by_id(account, message_id)
+    return Download(account, folder, row.uid, "", None, "message/rfc822", None, row.size).open()
+
+
+def attachment_download(account: EmailAccount, attachment_id: str) -> Download:
+    folder, row, part = listing.attachment_by_id(account, attachment_id)
+    encoding = (part.get("encoding") or "").lower() or None
+    length = part.get("size") if encoding in (None, "7bit", "8bit", "binary") else None
+    return Download(account, folder, row.uid, part["part"], encoding,
+                    part.get("contentType") or "application/octet-stream",
+                    part.get("filename"), length).open()

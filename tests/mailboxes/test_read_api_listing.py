@@ -1,0 +1,121 @@
+"""The read API's index-backed routes against an account synced from real Dovecot:
+``/mailboxes`` and ``/messages`` (pages, cursors, special-use paths, errors, tenancy)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailboxes.models import Folder
+from mailboxes.sync.account import sync_account
+from mailboxes.sync.folder import sync_folder
+from tests.mailboxes.helpers import open_session, register
+from tests.servers import seed
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def synced(alice, mail_user):
+    uids = seed.seed_mailbox(mail_user, messages=seed.build_messages())
+    account = register(alice.tenant, mail_user)
+    session = open_session(account)
+    sync_account(session, account)
+    yield account, session, uids
+    session.client.logout()
+
+
+def test_mailboxes_lists_folders_with_counts(alice, synced):
+    response = alice.client.get("/v1/account/box/mailboxes")
+    assert response.status_code == 200
+    boxes = {m["path"]: m for m in response.json()["mailboxes"]}
+    assert response.json()["mailboxes"][0]["path"] == "INBOX"
+    assert boxes["INBOX"]["messages"] == 6 and boxes["INBOX"]["specialUse"] == "\\Inbox"
+    assert boxes["Sent"]["specialUse"] == "\\Sent" and boxes["Sent"]["messages"] == 0
+    assert boxes["INBOX"]["uidValidity"] and boxes["INBOX"]["uidNext"] == max(synced[2]) + 1
+
+
+def test_counters_true_asks_the_server(alice, synced, mail_user):
+    seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="not yet indexed")])
+    indexed = alice.client.get("/v1/account/box/mailboxes").json()["mailboxes"]
+    live = alice.client.get("/v1/account/box/mailboxes?counters=true").json()["mailboxes"]
+    assert indexed[0]["messages"] == 6 and live[0]["messages"] == 7
+
+
+def test_messages_newest_first_with_envelope(alice, synced):
+    _, _, uids = synced
+    body = alice.client.get("/v1/account/box/messages?path=INBOX").json()
+    assert body["total"] == 6 and body["page"] == 0 and body["pages"] == 1
+    assert [m["uid"] for m in body["messages"]] == sorted(uids, reverse=True)
+    first = body["messages"][-1]
+    assert first["from"]["address"] and first["id"] and first["path"] == "INBOX"
+    assert isinstance(first["flags"], list) and "unseen" in first
+    subjects = {m["subject"] for m in body["messages"]}
+    assert seed.UNICODE_SUBJECT in subjects
+    with_files = next(m for m in body["messages"]
+                      if m["messageId"] == seed.MESSAGE_IDS["attachments"])
+    assert with_files["hasAttachments"] is True
+
+
+def test_pages_and_page_size_bounds(alice, synced):
+    _, _, uids = synced
+    newest = sorted(uids, reverse=True)
+    page1 = alice.client.get("/v1/account/box/messages?path=INBOX&pageSize=4&page=1").json()
+    assert [m["uid"] for m in page1["messages"]] == newest[4:]
+    assert page1["pages"] == 2 and page1["page"] == 1
+    beyond = alice.client.get("/v1/account/box/messages?path=INBOX&pageSize=4&page=9").json()
+    assert beyond["messages"] == [] and beyond["total"] == 6
+    for bad in ("pageSize=0", "pageSize=1001", "page=-1", "pageSize=x"):
+        response = alice.client.get(f"/v1/account/box/messages?path=INBOX&{bad}")
+        assert response.status_code == 400, bad
+        assert response.json()["code"] == "InputValidationError"
+    assert alice.client.get("/v1/account/box/messages").status_code == 400  # path required
+
+
+def test_cursor_neither_repeats_nor_skips_while_mail_arrives_and_vanishes(
+        alice, synced, mail_user):
+    account, session, uids = synced
+    newest = sorted(uids, reverse=True)
+    first = alice.client.get("/v1/account/box/messages?path=INBOX&pageSize=2").json()
+    assert [m["uid"] for m in first["messages"]] == newest[:2]
+    # Between pages: a new message arrives and one not yet listed is expunged.
+    seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="late arrival")])
+    with mail_user.imap_client() as other:
+        other.select_folder("INBOX")
+        other.delete_messages([newest[3]])
+        other.expunge()
+    sync_folder(session, Folder.objects.get(account=account, path="INBOX"))
+    seen = [m["uid"] for m in first["messages"]]
+    cursor = first["nextPageCursor"]
+    while cursor:
+        page = alice.client.get(
+            f"/v1/account/box/messages?path=INBOX&pageSize=2&cursor={cursor}").json()
+        seen += [m["uid"] for m in page["messages"]]
+        cursor = page["nextPageCursor"]
+    assert seen == [u for u in newest if u != newest[3]]
+
+
+def test_bad_cursor_is_a_400(alice, synced):
+    for cursor in ("garbage", "W10", "WzEsMiwzXQ"):
+        response = alice.client.get(f"/v1/account/box/messages?path=INBOX&cursor={cursor}")
+        assert response.status_code == 400 and response.json()["code"] == "InvalidCursor"
+    inbox = alice.client.get("/v1/account/box/messages?path=INBOX&pageSize=1").json()
+    other = alice.client.get(
+        f"/v1/account/box/messages?path=Sent&cursor={inbox['nextPageCursor']}")
+    assert other.status_code == 400
+
+
+def test_special_use_path_and_empty_folder(alice, synced):
+    body = alice.client.get("/v1/account/box/messages?path=%5CSent").json()
+    assert body == {"total": 0, "page": 0, "pages": 1, "nextPageCursor": None, "messages": []}
+
+
+def test_missing_folder_is_a_404_naming_it(alice, synced):
+    response = alice.client.get("/v1/account/box/messages?path=Nope/Deeper")
+    assert response.status_code == 404
+    assert response.json()["code"] == "MailboxNotFound" and "Nope/Deeper" in response.json()["error"]
+
+
+def test_another_tenants_account_is_a_404(alice, bob, synced):
+    for url in ("/v1/account/box/mailboxes", "/v1/account/box/messages?path=INBOX"):
+        response = bob.client.get(url)
+        assert response.status_code == 404 and response.json()["code"] == "AccountNotFound"

@@ -1,0 +1,136 @@
+"""Search (IMAP and index) and threads through the API, against an account synced from
+real Dovecot: criteria, paging, injection attempts, errors and tenancy."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailboxes.command_pool import pool
+from mailboxes.sync.account import sync_account
+from tests.mailboxes.helpers import open_session, register
+from tests.servers import seed
+
+pytestmark = pytest.mark.django_db
+
+INJECTIONS = ['x"\r\nA1 DELETE INBOX\r\n', "a) (ALL", "{5}\r\nhello", "*", "\\\"", "%",
+              'BODY "x" OR ALL', "a\nb"]
+
+
+@pytest.fixture
+def synced(alice, mail_user):
+    named = seed.build_named_messages()
+    uids = dict(zip(named, seed.seed_mailbox(mail_user, messages=list(named.values())),
+                    strict=True))
+    with mail_user.imap_client() as other:
+        other.select_folder("INBOX")
+        other.add_flags([uids["plain"], uids["reply"]], [b"\\Seen"])
+        other.add_flags([uids["alternative"]], [b"\\Flagged"])
+    seed.seed_mailbox(mail_user, folder="Archive",
+                      messages=[seed.make_message(subject="Archived invoice")])
+    account = register(alice.tenant, mail_user)
+    session = open_session(account)
+    sync_account(session, account)
+    session.client.logout()
+    yield account, uids
+    pool.close_all()
+
+
+def uids_of(response) -> list[int]:
+    assert response.status_code == 200, response.json()
+    return [m["uid"] for m in response.json()["messages"]]
+
+
+def test_post_search_on_the_server(alice, synced):
+    _, uids = synced
+    search = lambda criteria: alice.client.post(  # noqa: E731
+        "/v1/account/box/search?path=INBOX", {"search": criteria}, format="json")
+    assert uids_of(search({"subject": "Grüße"})) == [uids["unicode"]]
+    assert uids_of(search({"body": "Rechnung"})) == [uids["attachments"]]
+    assert uids_of(search({"from": "billing@example.test"})) == [uids["attachments"]]
+    assert uids_of(search({"seen": True})) == sorted([uids["plain"], uids["reply"]], reverse=True)
+    assert uids_of(search({"or": [{"flagged": True}, {"from": "bob@example.test"}]})) == \
+        sorted([uids["alternative"], uids["reply"]], reverse=True)
+    assert len(uids_of(search({"not": {"seen": True}}))) == 4
+    assert len(uids_of(search({}))) == 6
+    page = search({}).json()
+    assert page["total"] == 6 and page["pages"] == 1
+
+
+def test_get_search_with_bracket_parameters(alice, synced):
+    _, uids = synced
+    response = alice.client.get("/v1/account/box/search", {
+        "path": "INBOX", "search[seen]": "false", "search[flagged]": "true", "pageSize": "5"})
+    assert uids_of(response) == [uids["alternative"]]
+    response = alice.client.get("/v1/account/box/search", {
+        "path": "INBOX", "search[or][0][subject]": "plain", "search[or][1][subject]": "HTML"})
+    assert response.status_code == 200
+
+
+def test_injection_attempts_match_nothing_or_are_refused(alice, synced):
+    for value in INJECTIONS:
+        for key in ("subject", "body", "from"):
+            response = alice.client.post("/v1/account/box/search?path=INBOX",
+                                         {"search": {key: value}}, format="json")
+            assert response.status_code in (200, 400), (key, value)
+            if response.status_code == 200:
+                assert response.json()["messages"] == [], (key, value)
+    nul = alice.client.post("/v1/account/box/search?path=INBOX",
+                            {"search": {"subject": "a\x00b"}}, format="json")
+    assert nul.status_code == 400
+    # Nothing was deleted or changed by any of it.
+    assert alice.client.get("/v1/account/box/messages?path=INBOX").json()["total"] == 6
+    assert len(uids_of(alice.client.post("/v1/account/box/search?path=INBOX",
+                                         {"search": {}}, format="json"))) == 6
+
+
+def test_bad_criteria_are_400_with_the_field(alice, synced):
+    for criteria, field in (({"seen": "yes"}, "search.seen"), ({"nope": 1}, "search.nope"),
+                            ({"since": "yesterday"}, "search.since"),
+                            ({"uid": "1:x"}, "search.uid"),
+                            ({"or": [{"seen": True}]}, "search.or")):
+        response = alice.client.post("/v1/account/box/search?path=INBOX", {"search": criteria},
+                                     format="json")
+        assert response.status_code == 400, criteria
+        body = response.json()
+        assert body["code"] == "InputValidationError" and field in body["details"], body
+    assert alice.client.post("/v1/account/box/search", {"search": {}},
+                             format="json").status_code == 400  # IMAP needs a path
+    missing = alice.client.post("/v1/account/box/search?path=Nope", {"search": {}},
+                                format="json")
+    assert missing.status_code == 404 and missing.json()["code"] == "MailboxNotFound"
+
+
+def test_index_search_in_one_folder_or_all(alice, synced):
+    _, uids = synced
+    url = "/v1/account/box/search?source=index"
+    inbox = alice.client.post(url + "&path=INBOX", {"search": {"subject": "RECHNUNG"}},
+                              format="json")
+    assert uids_of(inbox) == [uids["attachments"]]
+    everywhere = alice.client.post(url, {"search": {"subject": "invoice"}}, format="json")
+    assert [m["path"] for m in everywhere.json()["messages"]] == ["Archive"]
+    partial = alice.client.post(url, {"search": {"from": "BILLING@"}}, format="json")
+    assert uids_of(partial) == [uids["attachments"]]
+    flags = alice.client.post(url + "&path=INBOX", {"search": {"seen": False, "flagged": True}},
+                              format="json")
+    assert uids_of(flags) == [uids["alternative"]]
+    body = alice.client.post(url, {"search": {"body": "x"}}, format="json")
+    assert body.status_code == 400 and body.json()["code"] == "NotIndexable"
+
+
+def test_threads_list_and_one_thread(alice, synced):
+    _, uids = synced
+    listed = alice.client.get("/v1/account/box/threads").json()
+    threads = {t["subject"]: t for t in listed["threads"]}
+    plain = threads[seed.SUBJECTS["plain"]]
+    assert plain["messages"] == 2
+    addresses = {p["address"] for p in plain["participants"]}
+    assert {"bob@example.test", "alice@example.test"} <= addresses
+    one = alice.client.get(f"/v1/account/box/thread/{plain['threadId']}").json()
+    assert [m["uid"] for m in one["messages"]] == [uids["plain"], uids["reply"]]
+    assert alice.client.get("/v1/account/box/thread/nope").status_code == 404
+
+
+def test_another_tenant_cannot_search_or_list_threads(bob, synced):
+    assert bob.client.post("/v1/account/box/search?path=INBOX", {"search": {}},
+                           format="json").status_code == 404
+    assert bob.client.get("/v1/account/box/threads").status_code == 404
