@@ -119,3 +119,34 @@ def test_another_tenants_account_is_a_404(alice, bob, synced):
     for url in ("/v1/account/box/mailboxes", "/v1/account/box/messages?path=INBOX"):
         response = bob.client.get(url)
         assert response.status_code == 404 and response.json()["code"] == "AccountNotFound"
+
+
+def test_a_10000_message_folder_pages_to_the_right_last_page(alice, dovecot):
+    user = dovecot.add_user()
+    with user.imap_client() as first_login:
+        first_login.select_folder("INBOX")  # creates the Maildir
+    for number in range(10_000):
+        dovecot.deliver_to_maildir(user, seed.make_message(subject=f"bulk {number:05d}"))
+    account = register(alice.tenant, user, "bulk")
+    session = open_session(account)
+    try:
+        assert sync_account(session, account).complete
+    finally:
+        session.client.logout()
+    last = alice.client.get("/v1/account/bulk/messages?path=INBOX&pageSize=1000&page=9").json()
+    assert last["total"] == 10_000 and last["pages"] == 10 and len(last["messages"]) == 1000
+    uids = [m["uid"] for m in last["messages"]]
+    assert uids == sorted(uids, reverse=True) and uids[-1] == 1
+    odd = alice.client.get("/v1/account/bulk/messages?path=INBOX&pageSize=3&page=3333").json()
+    assert [m["uid"] for m in odd["messages"]] == [1] and odd["pages"] == 3334
+    assert alice.client.get("/v1/account/bulk/messages?path=INBOX&pageSize=1000&page=10") \
+        .json()["messages"] == []
+    walked, cursor = [], None
+    while True:
+        url = "/v1/account/bulk/messages?path=INBOX&pageSize=1000"
+        page = alice.client.get(url + (f"&cursor={cursor}" if cursor else "")).json()
+        walked += [m["uid"] for m in page["messages"]]
+        cursor = page["nextPageCursor"]
+        if not cursor:
+            break
+    assert len(walked) == len(set(walked)) == 10_000
