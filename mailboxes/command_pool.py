@@ -72,7 +72,7 @@ class CommandPool:
             raise MailboxUnavailable(account, "too many requests are using this mailbox")
         pooled = None
         try:
-            pooled = self._take(pool, account) or self._open(account, timeout)
+            pooled = self._take_alive(pool, account) or self._open(account, timeout)
             try:
                 yield pooled.session
             except (OSError, imapclient.exceptions.IMAPClientError, imap.ImapError):
@@ -125,6 +125,25 @@ class CommandPool:
                     settings.IMAP_COMMAND_CONNECTIONS)
             return pool
 
+    def _take_alive(self, pool: _AccountPool, account: EmailAccount) -> _Pooled | None:
+        """A pooled connection that still answers: one idle for more than a second is
+        checked with a NOOP (servers and NAT boxes drop quiet connections), a dead one
+        closed and the next tried."""
+        while True:
+            pooled = self._take(pool, account)
+            if pooled is None:
+                return None
+            if not _healthy(pooled):
+                _close(pooled)
+                continue
+            if time.monotonic() - pooled.last_used < 1.0:
+                return pooled
+            try:
+                pooled.session.client.noop()
+                return pooled
+            except (OSError, imapclient.exceptions.IMAPClientError):
+                _close(pooled)
+
     def _take(self, pool: _AccountPool, account: EmailAccount) -> _Pooled | None:
         """The most recently used live connection, if it is fresh and of the same settings."""
         now = time.monotonic()
@@ -166,7 +185,16 @@ class CommandPool:
 
 
 def _healthy(pooled: _Pooled) -> bool:
+    """No command left half-done, and the socket still open (a response object collected
+    by the garbage collector may have had its socket finalized before its connection was
+    handed back)."""
     imap_ = pooled.session.client._imap
+    sock = getattr(imap_, "sock", None)
+    try:
+        if sock is None or sock.fileno() == -1:
+            return False
+    except OSError:
+        return False
     return not getattr(imap_, "tagged_commands", None) or all(
         value is not None for value in imap_.tagged_commands.values())
 

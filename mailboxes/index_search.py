@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 from datetime import date, datetime, time, timezone
 
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Max, Min, Q, Window
 from rest_framework import status
 
 from accounts.models import EmailAccount
 from emailapi.api.errors import ApiError
+from mailboxes.listing import LISTING_DEFERRED
 from mailboxes.models import Folder, Message
 from mailboxes.sync import index
 
@@ -103,9 +104,12 @@ def search(account: EmailAccount, folder: Folder | None, criteria: dict, page: i
         rows = rows.filter(folder=folder).order_by("-uid")
     else:
         rows = rows.order_by("-internal_date", "-id")
-    total = rows.count()
+    # One pass over the matches: the page with the match count as a window (a substring
+    # filter costs the same whether counted or listed); past the end, count alone.
     start = page * page_size
-    items = list(rows.select_related("folder")[start:start + page_size]) if start < total else []
+    items = list(rows.select_related("folder").defer(*LISTING_DEFERRED)
+                 .annotate(_total=Window(Count("id")))[start:start + page_size])
+    total = items[0]._total if items else rows.count()
     return {"total": total, "page": page, "pages": max(1, math.ceil(total / page_size)),
             "messages": [index.message_summary(row.folder, row) for row in items]}
 

@@ -40,7 +40,24 @@ class InvalidCursor(ApiError):
 
 def folder_for_path(account: EmailAccount, path: str) -> Folder:
     """A folder by path, or by special use (``\\Sent``, ``\\Trash``...) as EmailEngine allows."""
-    folders = Folder.objects.filter(account=account)
+    return _folder_in(Folder.objects.filter(account=account), path)
+
+
+def tenant_folder(tenant, account_id: str, path: str) -> Folder:
+    """Account and folder in one query (the hot path of listings); on a miss, says which
+    one is missing (the account first: another tenant's account is not found either)."""
+    folders = Folder.objects.select_related("account").filter(
+        account__tenant=tenant, account__account=account_id)
+    try:
+        return _folder_in(folders, path)
+    except MailboxNotFound:
+        account = EmailAccount.objects.filter(tenant=tenant, account=account_id).first()
+        if account is None:
+            raise NotFoundError(f"Account {account_id!r} not found", "AccountNotFound") from None
+        raise
+
+
+def _folder_in(folders: QuerySet, path: str) -> Folder:
     if path.startswith("\\"):
         folder = folders.filter(special_use__iexact=path).order_by("path").first()
     elif path.upper() == "INBOX":
@@ -72,28 +89,37 @@ def folders_of(account: EmailAccount) -> list[Folder]:
 # --- message pages --------------------------------------------------------------------------
 
 
+# Columns a listing never shows: left in the database, not decoded per row.
+LISTING_DEFERRED = ("attachments", "text_parts", "references", "from_text", "to_text",
+                    "cc_text", "bcc_text", "indexed_at")
+
+
 def newest_first(folder: Folder) -> QuerySet:
-    return Message.objects.filter(folder=folder).order_by("-uid")
+    return Message.objects.filter(folder=folder).order_by("-uid").defer(*LISTING_DEFERRED)
 
 
 def page_of(folder: Folder, page: int, page_size: int, cursor: str | None) -> dict:
     """One page, newest first. ``page`` is an offset (EmailEngine's); ``cursor`` continues
     below the last UID of the previous page, so arrivals and expunges between requests neither
-    repeat nor skip a message."""
+    repeat nor skip a message.
+
+    The page is read with one extra row (is there a next page?). The total is the folder's
+    message count as the last sync saw it (EXISTS, what EmailEngine reports too) once its
+    history is indexed, else a COUNT of the rows indexed so far.
+    """
     rows = newest_first(folder)
-    total = rows.count()
     if cursor:
-        below = decode_cursor(cursor, folder)
-        items = list(rows.filter(uid__lt=below)[:page_size])
-        page = None
+        rows = rows.filter(uid__lt=decode_cursor(cursor, folder))
+        page, start = 0, 0
     else:
         start = page * page_size
-        items = list(rows[start:start + page_size]) if start < total else []
-    more = len(items) == page_size and rows.filter(uid__lt=items[-1].uid).exists() \
-        if items else False
+    complete = folder.synced_uidnext is not None and not folder.backfill_below
+    total = folder.messages if complete else Message.objects.filter(folder=folder).count()
+    fetched = list(rows[start:start + page_size + 1]) if cursor or start < total else []
+    more, items = len(fetched) > page_size, fetched[:page_size]
     return {
         "total": total,
-        "page": page if page is not None else 0,
+        "page": page,
         "pages": max(1, math.ceil(total / page_size)),
         "nextPageCursor": encode_cursor(folder, items[-1].uid) if more else None,
         "messages": [index.message_summary(folder, row) for row in items],

@@ -27,10 +27,17 @@ def message_detail(account: EmailAccount, message_id: str, text_type: str, max_b
                    mark_as_seen: bool, with_headers: bool) -> dict:
     folder, row = listing.message_by_id(account, message_id)
     with pool.session(account) as session:
-        session.select(folder.path)
+        reused = session.open(folder.path, refresh=False)
         try:
-            text = parts.fetch_text(session.client, row.uid, list(row.text_parts), text_type,
-                                    max_bytes)
+            try:
+                text = parts.fetch_text(session.client, row.uid, list(row.text_parts),
+                                        text_type, max_bytes)
+            except parts.MessageNotFound:
+                if not reused:
+                    raise
+                session.open(folder.path, refresh=True)  # newer than this connection's view?
+                text = parts.fetch_text(session.client, row.uid, list(row.text_parts),
+                                        text_type, max_bytes)
             headers = _headers(session.client, row.uid) if with_headers else None
         except parts.MessageNotFound:
             raise listing.MessageNotFound(f"Message {message_id!r} not found") from None
@@ -87,8 +94,11 @@ class Download:
         self._context = pool.session(self.account)
         session = self._context.__enter__()
         try:
-            session.select(self.folder.path)
+            reused = session.open(self.folder.path, refresh=False)
             size = parts.source_size(session.client, self.uid)
+            if size is None and reused:
+                session.open(self.folder.path, refresh=True)
+                size = parts.source_size(session.client, self.uid)
             if size is None:
                 raise listing.MessageNotFound()
             if not self.section:
@@ -109,6 +119,7 @@ class Download:
         self.close()
 
     def close(self, exc: BaseException | None = None) -> None:
+        """Give the connection back (or drop it after an error); safe to call twice."""
         context, self._context = self._context, None
         if context is not None:
             context.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)

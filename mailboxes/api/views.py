@@ -71,9 +71,8 @@ class MessageListView(TenantScopedAPIView):
                                "`page`/`pageSize`, or follow `nextPageCursor` with `cursor`: a "
                                "cursor stays correct while messages arrive or vanish.")
     def get(self, request, account):
-        email_account = self.get_account(account)
         query = self.validated(s.MessagesQuerySerializer, request.query_params)
-        folder = listing.folder_for_path(email_account, query["path"])
+        folder = listing.tenant_folder(self.tenant, account, query["path"])
         return Response(listing.page_of(folder, query["page"], query["pageSize"],
                                         query.get("cursor")))
 
@@ -122,6 +121,9 @@ def _stream(request, download: reading.Download, attachment: bool) -> StreamingH
     else:
         content = chunks
     response = StreamingHttpResponse(content, content_type=download.content_type)
+    # However the response ends (sent, aborted, never read), the connection goes back to the
+    # pool explicitly, never through garbage collection (which may close its socket first).
+    response._resource_closers.append(download.close)
     if download.length is not None:
         response["Content-Length"] = str(download.length)
     if attachment:
@@ -193,7 +195,7 @@ class SearchView(TenantScopedAPIView):
 
 def imap_search(account, folder, criteria, page: int, page_size: int) -> dict:
     with pool.session(account) as session:
-        session.select(folder.path)
+        session.open(folder.path)
         try:
             uids = search.uid_search(session.client, criteria)
         except search.InvalidSearch as exc:

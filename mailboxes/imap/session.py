@@ -139,6 +139,21 @@ class ImapSession:
             highestmodseq=int(modseq) if modseq is not None and self.condstore else None,
         )
 
+    def open(self, path: str, refresh: bool = True) -> bool:
+        """Make *path* the selected folder for reading; True if it already was.
+
+        A pooled connection that has it selected needs no new SELECT (13 ms on a 10,000-message
+        Dovecot folder). ``refresh`` sends a NOOP so that messages that arrived since are
+        visible (what a search needs); a fetch by UID can skip it and retry with
+        ``refresh=True`` if the UID turns out unknown: Dovecot flushes its cache on NOOP after
+        a fetch, which costs ~12 ms, 25 times the fetch itself."""
+        if self.selected == path:
+            if refresh:
+                self.client.noop()
+            return True
+        self.select(path)
+        return False
+
     def status(self, path: str) -> FolderStatus:
         items = ["MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN"]
         if self.condstore:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -340,6 +341,22 @@ def set_state(account: EmailAccount, state: str, error: dict | None = None,
         setattr(account, key, value)
 
 
+def refresh_statistics() -> None:
+    """After a bulk first index the planner still believes the table is tiny and sorts whole
+    folders instead of walking the (folder, uid) index; ANALYZE (PostgreSQL, sampled, cheap)
+    fixes that at once instead of whenever autovacuum gets to it. At most once a minute."""
+    global _analyzed_at
+    now = time.monotonic()
+    if connection.vendor != "postgresql" or now - _analyzed_at < 60:
+        return
+    _analyzed_at = now
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE mailboxes_message")
+
+
+_analyzed_at = -60.0
+
+
 def mark_initialized(account: EmailAccount) -> None:
     with transaction.atomic():
         updated = EmailAccount.objects.filter(pk=account.pk, initialized_at__isnull=True) \
@@ -350,3 +367,4 @@ def mark_initialized(account: EmailAccount) -> None:
                 "folders": Folder.objects.filter(account=account).count(),
                 "messages": Message.objects.filter(account=account).count(),
             })
+    refresh_statistics()

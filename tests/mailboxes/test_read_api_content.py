@@ -140,3 +140,21 @@ def test_a_server_that_is_down_is_a_prompt_503(alice, settings):
     body = response.json()
     assert body["code"] == "MailboxUnavailable" and body["statusCode"] == 503
     assert "state" in body["details"]
+
+
+def test_a_message_newer_than_the_pooled_connection_is_found(alice, synced, mail_user):
+    """The pooled connection skips a NOOP before fetching by UID; a UID it has not seen yet
+    must make it look again, not answer 404."""
+    account, ids, _, _ = synced
+    assert alice.client.get(f"/v1/account/box/message/{ids['plain']}").status_code == 200
+    [uid] = seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Just in")])
+    session = open_session(account)
+    sync_account(session, account)
+    session.client.logout()
+    listed = alice.client.get("/v1/account/box/messages?path=INBOX&pageSize=1").json()
+    assert listed["messages"][0]["uid"] == uid
+    fresh = listed["messages"][0]["id"]
+    response = alice.client.get(f"/v1/account/box/message/{fresh}")
+    assert response.status_code == 200 and response.json()["subject"] == "Just in"
+    source = alice.client.get(f"/v1/account/box/message/{fresh}/source")
+    assert b"Just in" in b"".join(source.streaming_content)
