@@ -142,6 +142,8 @@ IMAP_POOL_SIZE = env_int("EMAILAPI_IMAP_POOL_SIZE", 8, minimum=1)
 IMAP_IDLE_RENEW = env_int("EMAILAPI_IDLE_RENEW", 25 * 60, minimum=1)
 # Folders other than the watched one are checked with STATUS this often (seconds).
 IMAP_POLL_INTERVAL = env_int("EMAILAPI_POLL_INTERVAL", 60, minimum=1)
+# With NOTIFY the poll only backs it up: it runs this many times less often.
+IMAP_NOTIFY_POLL_FACTOR = env_int("EMAILAPI_NOTIFY_POLL_FACTOR", 5, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.api.authentication.BearerTokenAuthentication"],

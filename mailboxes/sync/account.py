@@ -33,10 +33,13 @@ class AccountResult:
 def sync_account(session: ImapSession, account: EmailAccount,
                  should_stop: Callable[[], bool] = lambda: False,
                  only_changed: bool = False, skip: frozenset[str] = frozenset(),
-                 moves: MoveTracker | None = None) -> AccountResult:
+                 moves: MoveTracker | None = None,
+                 backfill_batches: int | None = None) -> AccountResult:
     """Sync the folder list and the folders; ``only_changed`` skips folders whose STATUS
     matches the index (the periodic safety-net poll); ``skip`` names folders to leave out;
-    ``moves`` lets a caller pair moves with folders it syncs itself in the same pass."""
+    ``moves`` lets a caller pair moves with folders it syncs itself in the same pass;
+    ``backfill_batches`` caps the old history indexed per folder in this call (``complete``
+    says whether any is left)."""
     result = AccountResult()
     moves = moves if moves is not None else MoveTracker()
     folders = index.apply_folder_list(account, session.list_folders(),
@@ -53,7 +56,8 @@ def sync_account(session: ImapSession, account: EmailAccount,
             return result
         if only_changed and folder not in first_pass and not status_differs(session, folder):
             continue
-        _add(result, sync_folder(session, folder, should_stop, moves=moves))
+        _add(result, sync_folder(session, folder, should_stop, moves=moves,
+                                 backfill_batches=backfill_batches))
     result.complete = not Folder.objects.filter(
         account=account, no_select=False, backfill_below__gt=0).exists()
     if result.complete and account.initialized_at is None:

@@ -231,7 +231,7 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
             if row.message_id and row.message_id not in thread_of:
                 thread_of[row.message_id] = row.thread_id
             rows.append(row)
-        Message.objects.bulk_create(rows, batch_size=500)
+        _insert(rows)
         if notify and rows:
             account = folder.account
             for row in rows:
@@ -250,6 +250,25 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
         if cursor:
             update_folder(folder, **cursor)
     return rows
+
+
+def _insert(rows: list[Message]) -> None:
+    """Insert new rows; on PostgreSQL with COPY. Django's bulk INSERT has psycopg escape every
+    JSON value in Python (~330 us a row, half of a first index's time); COPY takes a
+    quarter of that. Same transaction, same columns, defaults already applied by Message()."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        Message.objects.bulk_create(rows, batch_size=500)
+        return
+    fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    sql = (f"COPY {quote(Message._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+           " FROM STDIN")
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row([f.get_db_prep_save(getattr(row, f.attname), connection)
+                            for f in fields])
 
 
 def apply_flag_changes(folder: Folder, changes: Sequence[FlagChange],

@@ -69,6 +69,8 @@ class ImapWorker:
         self.commands: queue.SimpleQueue = queue.SimpleQueue()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
+        # Never block a pool thread on a full wake buffer (a pending byte already wakes us).
+        self._wake_w.setblocking(False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
         self.next_claim = 0.0
         self.last_renewed = time.monotonic()
@@ -199,6 +201,9 @@ class ImapWorker:
         future.add_done_callback(lambda f, pk=pk, slot=slot: self._done(pk, slot, f))
 
     def _done(self, pk: int, slot: Slot, future) -> None:
+        if future.cancelled():  # shutdown gave up waiting for it: nothing to log out
+            self.results.put((pk, slot, Closed()))
+            return
         try:
             outcome = future.result()
         except Exception as exc:  # noqa: BLE001 - steps catch their own; this is a bug
@@ -218,10 +223,10 @@ class ImapWorker:
             slot.busy = False
             if self.slots.get(pk) is not slot:
                 continue  # dropped meanwhile
-            if slot.next_step == "close" or isinstance(outcome, Closed):
-                if slot.next_step != "close" and not slot.conn.dropping:
-                    slot.wake_at = None  # paused/deleted found by the step itself
+            if isinstance(outcome, Closed):
                 self._forget(pk, slot)
+            elif slot.next_step == "close":
+                self._submit(pk, "close")  # dropped while that step ran: now log out
             elif isinstance(outcome, Idle):
                 slot.registered = outcome.sock
                 self.selector.register(outcome.sock, selectors.EVENT_READ, pk)
@@ -306,6 +311,7 @@ class ImapWorker:
         deadline = time.monotonic() + timeout
         while self.slots and time.monotonic() < deadline:
             self.collect_results()
+            self._drain_wake()
             time.sleep(0.05)
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.collect_results()
@@ -319,7 +325,7 @@ class ImapWorker:
     def _wake(self) -> None:
         try:
             self._wake_w.send(b"x")
-        except OSError:
+        except OSError:  # BlockingIOError: a wake-up is pending anyway
             pass
 
     def _drain_wake(self) -> None:

@@ -130,6 +130,34 @@ def test_the_idle_folder_follows_watch_folders(alice, mail_user, start_worker, s
     wait_for(lambda: state_of(account) == "connected")
 
 
+def test_big_history_fills_in_behind_while_idling(alice, mail_user, start_worker,
+                                                  monkeypatch):
+    """Old mail is indexed in slices between IDLEs: the account is connected (and new mail
+    announced) long before its history is complete; accountInitialized comes once, at the end."""
+    from mailboxes.sync import folder as folder_sync
+    from mailboxes.worker import connection
+
+    monkeypatch.setattr(folder_sync, "FIRST_BATCH", 2)
+    monkeypatch.setattr(folder_sync, "BATCH", 2)
+    monkeypatch.setattr(connection, "BACKFILL_SLICE", 1)
+    old = seed.seed_mailbox(mail_user, messages=[seed.make_message(subject=f"old {i}")
+                                                 for i in range(12)])
+    account = register(alice.tenant, mail_user)
+    start_worker()
+    wait_for(lambda: state_of(account) == "connected")
+    inbox = lambda: Message.objects.filter(account=account, folder__path="INBOX")  # noqa: E731
+    [new_uid] = seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="fresh")])
+    wait_for(lambda: events_of(account, "accountInitialized"), timeout=20)
+    wait_for(lambda: inbox().count() == len(old) + 1)
+    assert sorted(inbox().values_list("uid", flat=True)) == sorted([*old, new_uid])
+    [new] = events_of(account, "messageNew")
+    assert new.data["uid"] == new_uid
+    [initialized] = events_of(account, "accountInitialized")
+    connected_at = EmailAccount.objects.get(pk=account.pk).state_changed_at
+    last_old = max(inbox().filter(uid__in=old).values_list("indexed_at", flat=True))
+    assert connected_at < last_old and connected_at < initialized.created_at
+
+
 def test_wrong_password_reports_once_and_a_fix_reconnects(alice, mail_user, start_worker):
     account = register(alice.tenant, mail_user)
     services.update_account(account, {"imap": {"auth": {"pass": "wrong-password"}}})
