@@ -42,6 +42,8 @@ def environment(db_name: str, redis_db: int) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "emailapi.settings",
         "EMAILAPI_SECRET": SECRET,
         "EMAILAPI_RATE_LIMIT": "0",
+        # Pub/sub channels ignore the Redis DB number: keep our worker off others' channels.
+        "EMAILAPI_REDIS_PREFIX": f"bench-{db_name}",
         "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     }
     os.environ.update(values)
@@ -103,6 +105,24 @@ def _close_django_connections() -> None:
                 close_pool()
     except Exception:  # noqa: BLE001 - the database is dropped WITH (FORCE) anyway
         pass
+
+
+def account_changes_channel() -> str:
+    """The pub/sub channel account changes are announced on (after ``django.setup()``)."""
+    from accounts import services
+
+    if hasattr(services, "account_changes_channel"):
+        return services.account_changes_channel()
+    return services.ACCOUNT_CHANGES_CHANNEL
+
+
+def wait_for_subscriber(timeout: float = 10.0) -> None:
+    """Until a worker listens for account changes (an "added" then claims it at once)."""
+    from emailapi.redis import get_redis
+
+    channel = account_changes_channel()
+    wait_for(lambda: get_redis().pubsub_numsub(channel)[0][1], timeout=timeout,
+             what="a worker's pub/sub subscription")
 
 
 # -- memory --------------------------------------------------------------------------------
