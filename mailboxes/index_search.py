@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from datetime import date, datetime, time, timezone
 
-from django.db.models import Count, Max, Min, Q, Window
+from django.db import connection, transaction
+from django.db.models import Count, Max, Min, Q
 from rest_framework import status
 
 from accounts.models import EmailAccount
@@ -96,6 +97,17 @@ def _start_of(value) -> datetime:
     raise NotIndexable("date")
 
 
+def _prefer_indexes() -> None:
+    """Message rows are wide (~1.6 KB), so a few hundred matches sit on as many pages and the
+    planner, pricing each random page at 4 sequential ones (spinning disks), scans the whole
+    table with UPPER() per row instead of using the trigram index: 6-15 ms instead of ~1 ms
+    on 10,000 messages. On SSD-era storage a random page costs about a sequential one; say
+    so for this transaction only."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL random_page_cost = 1.1")
+
+
 def search(account: EmailAccount, folder: Folder | None, criteria: dict, page: int,
            page_size: int) -> dict:
     """One folder (newest UID first) or, with no folder, every folder (newest date first)."""
@@ -104,12 +116,15 @@ def search(account: EmailAccount, folder: Folder | None, criteria: dict, page: i
         rows = rows.filter(folder=folder).order_by("-uid")
     else:
         rows = rows.order_by("-internal_date", "-id")
-    # One pass over the matches: the page with the match count as a window (a substring
-    # filter costs the same whether counted or listed); past the end, count alone.
+    # The count is a bitmap scan of the trigram index; the page walks (folder, uid) newest
+    # first and stops at the page's last match (a window count would drag every matching
+    # wide row through a sort).
     start = page * page_size
-    items = list(rows.select_related("folder").defer(*LISTING_DEFERRED)
-                 .annotate(_total=Window(Count("id")))[start:start + page_size])
-    total = items[0]._total if items else rows.count()
+    with transaction.atomic():
+        _prefer_indexes()
+        total = rows.count()
+        items = list(rows.select_related("folder").defer(*LISTING_DEFERRED)
+                     [start:start + page_size]) if start < total else []
     return {"total": total, "page": page, "pages": max(1, math.ceil(total / page_size)),
             "messages": [index.message_summary(row.folder, row) for row in items]}
 
