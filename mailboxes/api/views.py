@@ -146,7 +146,6 @@ async def _async_chunks(chunks):
         await sync_to_async(chunks.close, thread_sensitive=False)()
 
 
-
 class SearchView(TenantScopedAPIView):
     """``GET`` (criteria as ``search[...]`` query parameters) and ``POST`` (``{"search"}``)."""
 

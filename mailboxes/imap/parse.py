@@ -212,18 +212,14 @@ _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 _NEWLINE = re.compile(rb"[\r\n]+")
 _ENCODED_WORD = re.compile(rb"=\?([^?\s]*)\?([QqBb])\?([^?]*)\?=")
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
-# Labels that Python does not know, or knows by a narrower table than mailers really use.
-_CHARSET_ALIASES = {
-    "": None,
-    "ascii": None,  # mailers label UTF-8 or Latin-1 text "us-ascii": sniff instead
-    "us-ascii": None,
-    "x-unknown": None,
-    "unknown": None,
-    "unknown-8bit": None,
-    "x-user-defined": None,
-    "default": None,
-    "iso-8859-1": "cp1252",  # what every browser and mailer does
+
+# Labels mailers use that Python lacks or maps to a narrower table than mail really uses
+# (shared by header decoding here and body decoding in ``parts``).
+MAIL_CHARSET_ALIASES = {
+    "iso-8859-1": "cp1252",  # what every browser and mailer does (WHATWG)
+    "iso8859-1": "cp1252",
     "latin1": "cp1252",
+    "latin-1": "cp1252",
     "gb2312": "gb18030",
     "gbk": "gb18030",
     "x-gbk": "gb18030",
@@ -237,6 +233,19 @@ _CHARSET_ALIASES = {
     "x-mac-roman": "mac_roman",
     "macintosh": "mac_roman",
     "utf8": "utf-8",
+}
+
+# Labels that Python does not know, or knows by a narrower table than mailers really use.
+_CHARSET_ALIASES = {
+    "": None,
+    "ascii": None,  # mailers label UTF-8 or Latin-1 text "us-ascii": sniff instead
+    "us-ascii": None,
+    "x-unknown": None,
+    "unknown": None,
+    "unknown-8bit": None,
+    "x-user-defined": None,
+    "default": None,
+    **MAIL_CHARSET_ALIASES,
 }
 
 

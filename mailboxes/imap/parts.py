@@ -331,23 +331,7 @@ _CHARSET_ALIASES = {
     "us-ascii": "utf-8",  # "ascii" mail often carries UTF-8; UTF-8 is a superset anyway
     "ascii": "utf-8",
     "ansi_x3.4-1968": "utf-8",
-    "iso-8859-1": "cp1252",  # what every browser and mailer does (WHATWG)
-    "iso8859-1": "cp1252",
-    "latin1": "cp1252",
-    "latin-1": "cp1252",
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "x-gbk": "gb18030",
-    "ks_c_5601-1987": "cp949",
-    "euc-kr": "cp949",
-    "iso-8859-8-i": "iso-8859-8",
-    "shift-jis": "cp932",
-    "shift_jis": "cp932",
-    "x-sjis": "cp932",
-    "windows-874": "cp874",
-    "x-mac-roman": "mac_roman",
-    "macintosh": "mac_roman",
-    "utf8": "utf-8",
+    **parse.MAIL_CHARSET_ALIASES,
 }
 # Codecs that are not charsets (or never decode anything) although Python calls them text codecs.
 _NOT_CHARSETS = frozenset({
