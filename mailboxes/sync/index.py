@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -221,8 +222,9 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
     in this pass); ``cursor`` fields of the folder advance in the same commit."""
     with transaction.atomic():
         uids = [m.uid for m in metas]
-        present = set(Message.objects.filter(folder=folder, uid__in=uids)
-                      .values_list("uid", flat=True))
+        present = set(Message.objects.filter(folder=folder, uid__gte=min(uids, default=0),
+                                             uid__lte=max(uids, default=0))
+                      .values_list("uid", flat=True)) if uids else set()
         fresh = [m for m in metas if m.uid not in present]
         thread_of = _known_threads(folder.account_id, fresh)
         rows = []
@@ -262,13 +264,21 @@ def _insert(rows: list[Message]) -> None:
         Message.objects.bulk_create(rows, batch_size=500)
         return
     fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
+    attnames = [f.attname for f in fields]
+    # JSON columns go as JSON text, which COPY parses into jsonb itself; the rest are plain
+    # Python values psycopg adapts (going through get_db_prep_save cost a proxy lookup per
+    # field and row: a third of the insert).
+    as_json = {f.attname for f in fields if isinstance(f, models.JSONField)}
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     quote = connection.ops.quote_name
     sql = (f"COPY {quote(Message._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
            " FROM STDIN")
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         for row in rows:
-            copy.write_row([f.get_db_prep_save(getattr(row, f.attname), connection)
-                            for f in fields])
+            values = row.__dict__
+            copy.write_row([
+                (None if values[name] is None else dumps(values[name])) if name in as_json
+                else values[name] for name in attnames])
 
 
 def apply_flag_changes(folder: Folder, changes: Sequence[FlagChange],
