@@ -75,10 +75,11 @@ class Http:
         return json.loads(data)
 
 
-def start_web(env: dict, port: int) -> subprocess.Popen:
+def start_web(env: dict, port: int, processes: int = 1) -> subprocess.Popen:
+    """``manage.py serve --no-workers`` (daphne, ``processes`` of them on one socket)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "emailapi.asgi:application"], cwd=ROOT, env={**os.environ, **env},
+        [sys.executable, "manage.py", "serve", "--no-workers", "--port", str(port),
+         "--web-processes", str(processes)], cwd=ROOT, env={**os.environ, **env},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -119,6 +120,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--web-processes", type=int, default=2,
+                        help="daphne processes (manage.py serve --web-processes)")
     args = parser.parse_args()
 
     db_name = f"bench_read_{os.getpid()}"
@@ -161,7 +164,7 @@ def run(args, dovecot, user, env) -> None:
     pages = max(1, len(rows) // 20)
 
     port = find_free_port()
-    web = start_web(env, port)
+    web = start_web(env, port, args.web_processes)
     try:
         api = Http(port, token)
         floor = user.imap_client()
@@ -215,7 +218,8 @@ def run(args, dovecot, user, env) -> None:
         floor_text = (f"{p(floor_values, .5):>11.1f}{p(floor_values, .99):>11.1f}"
                       if floor_values else f"{'-':>11}{'-':>11}")
         print(f"{name:<16}{p(ours, .5):>9.1f}{p(ours, .99):>9.1f}{floor_text}  {target}")
-    print(f"\nlisting throughput: {rps:.0f} requests/s with {args.clients} clients "
+    print(f"\nlisting throughput: {rps:.0f} requests/s with {args.clients} clients, "
+          f"{args.web_processes} web processes "
           f"(target >= 150; EmailEngine 10-15)")
     print(f"IMAP search overhead over bare SEARCH: "
           f"{p(search, .5) - p(search_floor, .5):+.1f} ms at p50")

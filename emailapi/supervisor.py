@@ -29,6 +29,7 @@ class Child:
     failures: int = 0
     restart_at: float | None = None
     env: dict[str, str] = field(default_factory=dict)
+    pass_fds: tuple[int, ...] = ()
 
 
 def log(message: str) -> None:
@@ -42,7 +43,8 @@ class Supervisor:
         self.stopping = threading.Event()
 
     def start(self, child: Child) -> None:
-        child.process = subprocess.Popen(child.argv, env={**os.environ, **child.env})
+        child.process = subprocess.Popen(child.argv, env={**os.environ, **child.env},
+                                         pass_fds=child.pass_fds)
         child.started_at = time.monotonic()
         child.restart_at = None
         log(f"started {child.name} (pid {child.process.pid})")

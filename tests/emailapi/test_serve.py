@@ -141,3 +141,25 @@ def test_it_refuses_to_start_without_redis_in_one_line(tmp_path):
              and not line.startswith("warning:")]
     assert len(lines) == 1, result.stderr
     assert "Redis is not reachable" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_several_web_processes_share_one_port(tmp_path, settings):
+    env = _env(tmp_path, settings.REDIS_URL)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env,
+                   check=True, timeout=120)
+    port = find_free_port()
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--port", str(port), "--no-workers",
+         "--web-processes", "2"], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _wait_for(port, process)
+        assert all(_get(port, "/health")[0] == 200 for _ in range(10))
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 0
+        assert "started web1" in err.decode() and "started web2" in err.decode()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

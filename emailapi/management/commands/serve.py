@@ -7,6 +7,7 @@ reached, rather than letting every child crash with a traceback.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 from django.conf import settings
@@ -25,19 +26,42 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
         parser.add_argument("--no-workers", action="store_true",
                             help="Start only the web server")
+        parser.add_argument("--web-processes", type=int,
+                            default=int(os.environ.get("EMAILAPI_WEB_PROCESSES", "1")),
+                            help="daphne processes sharing the port (one per core pays)")
 
-    def handle(self, *args, host, port, no_workers, **options):
+    def handle(self, *args, host, port, no_workers, web_processes, **options):
         self.preflight()
         python = sys.executable
         manage = str(settings.BASE_DIR / "manage.py")
-        children = [Child("web", [python, "-m", "daphne", "-b", host, "-p", str(port),
-                                  "--proxy-headers", "emailapi.asgi:application"])]
+        children = self.web_children(python, host, port, max(1, web_processes))
         if not no_workers:
             children.append(Child("imapworker", [python, manage, "imapworker"]))
             children.append(Child("rqworker", [python, manage, "rqworker", "--with-scheduler",
                                                *settings.RQ_QUEUES]))
         self.stdout.write(f"emailapi on http://{host}:{port}/ (docs at /docs); Ctrl-C stops")
         sys.exit(Supervisor(children).run())
+
+    def web_children(self, python: str, host: str, port: int, count: int) -> list[Child]:
+        """One daphne on host:port, or several accepting on one socket opened here (the
+        kernel spreads connections over them): Python serves a request on one core only."""
+        app = "emailapi.asgi:application"
+        if count == 1:
+            return [Child("web", [python, "-m", "daphne", "-b", host, "-p", str(port),
+                                  "--proxy-headers", app])]
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((host, port))
+        except OSError as exc:
+            raise CommandError(f"Cannot listen on {host}:{port}: {exc.strerror}") from None
+        listener.listen(1024)
+        listener.set_inheritable(True)
+        self._listener = listener  # kept open (and inherited) for as long as we run
+        fd = listener.fileno()
+        return [Child(f"web{n}", [python, "-m", "daphne", "--fd", str(fd), "--proxy-headers",
+                                  app], pass_fds=(fd,)) for n in range(1, count + 1)]
 
     def preflight(self) -> None:
         try:
