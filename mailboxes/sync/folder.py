@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.utils import timezone
@@ -100,27 +101,43 @@ def _incremental(session: ImapSession, folder: Folder, info: SelectInfo,
 
 def _backfill(session: ImapSession, folder: Folder, should_stop: Callable[[], bool],
               max_batches: int | None) -> int:
-    """Index history below ``backfill_below``, newest first, one committed batch at a time."""
+    """Index history below ``backfill_below``, newest first, one committed batch at a time.
+
+    The next batch is fetched (on a helper thread) while the current one is written, so the
+    server's and the database's time overlap; the IMAP connection is only ever used by that
+    thread meanwhile, and every batch still commits with its own cursor."""
     if not folder.backfill_below:
         return 0
     items = fetch.meta_items(session.capabilities)
     below = folder.backfill_below
     uids = [u for u in fetch.search_uids(session.client, f"UID 1:{below - 1}") if u < below] \
         if below > 1 else []
-    done = 0
+    plan = []  # the batches this call may do, newest first
     size = FIRST_BATCH
-    batches = 0
-    while uids:
-        if should_stop() or (max_batches is not None and batches >= max_batches):
-            return done
-        batches += 1
-        batch, uids = uids[-size:], uids[:-size]
-        metas = fetch.fetch_meta(session.client, _uid_set(batch), items)
-        next_below = batch[0] if uids else 0
-        index.add_messages(folder, metas, notify=False, cursor={"backfill_below": next_below})
-        done += len(metas)
+    while uids and (max_batches is None or len(plan) < max_batches):
+        plan.append(uids[-size:])
+        uids = uids[:-size]
         size = BATCH
-    if folder.backfill_below:
+    done = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as prefetch:
+        def fetch_batch(batch: list[int]):
+            return prefetch.submit(fetch.fetch_meta, session.client, _uid_set(batch), items)
+
+        pending = fetch_batch(plan[0]) if plan else None
+        for number, batch in enumerate(plan):
+            metas = pending.result()
+            stop = should_stop()
+            pending = fetch_batch(plan[number + 1]) \
+                if number + 1 < len(plan) and not stop else None
+            more_below = number + 1 < len(plan) or bool(uids)
+            index.add_messages(folder, metas, notify=False,
+                               cursor={"backfill_below": batch[0] if more_below else 0})
+            done += len(metas)
+            if stop:
+                if pending is not None:
+                    pending.result()
+                return done
+    if not uids and folder.backfill_below:  # nothing left below (or never was)
         index.update_folder(folder, backfill_below=0)
     return done
 
