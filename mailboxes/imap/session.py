@@ -170,7 +170,8 @@ class ImapSession:
         )
 
     def unseen_count(self) -> int:
-        return len(self.client.search(["UNSEEN"]))
+        # Our ESEARCH-aware search: compact ranges, not 10,000 numbers through imapclient.
+        return len(fetch.search_uids(self.client, "UNSEEN"))
 
 
 @dataclass

