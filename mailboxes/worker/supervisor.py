@@ -14,7 +14,6 @@ or schedule a retry), ``run_due`` (timers), then waits on the selector.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import math
@@ -53,6 +52,7 @@ class Slot:
         self.next_step = "start"
         self.release_after_close = True
         self.pause_state: str | None = None
+        self.timer_step = False  # the running step was started by a timer
 
 
 class ImapWorker:
@@ -62,7 +62,13 @@ class ImapWorker:
         self.max_accounts = max_accounts or settings.IMAP_MAX_ACCOUNTS
         self.stop = threading.Event()
         self.leases = Leases(get_redis(), self.worker_id, settings.IMAP_LEASE_TTL)
-        self.pool = ThreadPoolExecutor(max_workers=pool_size or settings.IMAP_POOL_SIZE,
+        size = pool_size or settings.IMAP_POOL_SIZE
+        # Timer work (connects, polls, IDLE renewals, history slices) may fill all but two
+        # pool threads: a mailbox that just said "new mail" never queues behind a thousand
+        # scheduled polls (that cost p99 latency of seconds at 1,000 accounts).
+        self.max_timer_steps = max(1, size - 2)
+        self.timer_steps = 0
+        self.pool = ThreadPoolExecutor(max_workers=size,
                                        thread_name_prefix="imap")
         self.selector = selectors.DefaultSelector()
         self.slots: dict[int, Slot] = {}
@@ -81,7 +87,6 @@ class ImapWorker:
 
     def run(self) -> None:
         logger.info("imapworker %s starting (max %d accounts)", self.worker_id, self.max_accounts)
-        _tune_garbage_collector()
         self._start_pubsub()
         try:
             while not self.stop.is_set():
@@ -194,10 +199,12 @@ class ImapWorker:
 
     # --- scheduling steps -----------------------------------------------------------------
 
-    def _submit(self, pk: int, step: str) -> None:
+    def _submit(self, pk: int, step: str, timer: bool = False) -> None:
         slot = self.slots[pk]
         self._unregister(slot)
         slot.busy = True
+        slot.timer_step = timer
+        self.timer_steps += timer
         slot.wake_at = None
         future = self.pool.submit(getattr(slot.conn, step))
         future.add_done_callback(lambda f, pk=pk, slot=slot: self._done(pk, slot, f))
@@ -223,6 +230,9 @@ class ImapWorker:
                 return did
             did = True
             slot.busy = False
+            if slot.timer_step:
+                slot.timer_step = False
+                self.timer_steps -= 1
             if self.slots.get(pk) is not slot:
                 continue  # dropped meanwhile
             if isinstance(outcome, Closed):
@@ -244,12 +254,16 @@ class ImapWorker:
         now = time.monotonic()
         did = False
         for pk, slot in list(self.slots.items()):
+            if self.timer_steps >= self.max_timer_steps:
+                break  # the rest stay due; the next loop picks them up
             if not slot.busy and slot.wake_at is not None and slot.wake_at <= now:
-                self._submit(pk, slot.next_step)
+                self._submit(pk, slot.next_step, timer=True)
                 did = True
         return did
 
     def _next_timer(self) -> float:
+        if self.timer_steps >= self.max_timer_steps:
+            return 0.5  # a finishing step wakes the loop; do not spin on due timers
         times = [s.wake_at for s in self.slots.values() if not s.busy and s.wake_at is not None]
         return max(0.0, min(times) - time.monotonic()) if times else 0.5
 
@@ -336,15 +350,6 @@ class ImapWorker:
                 pass
         except (BlockingIOError, OSError):
             pass
-
-
-def _tune_garbage_collector() -> None:
-    """Indexing allocates millions of short-lived tuples and strings; with the default
-    thresholds the collector runs every 700 allocations and its full passes walk every
-    long-lived object of Django too. Freeze what exists at start (it lives forever anyway)
-    and collect the young generation less often: ~10 % of a first index's CPU."""
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 20)
 
 
 def _has_buffered_data(conn: AccountConnection) -> bool:
