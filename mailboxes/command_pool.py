@@ -145,23 +145,20 @@ class CommandPool:
                 _close(pooled)
 
     def _take(self, pool: _AccountPool, account: EmailAccount) -> _Pooled | None:
-        """The most recently used live connection, if it is fresh and of the same settings."""
+        """The most recently used connection that is fresh and of the account's current
+        settings; the ones passed over are closed (``_sweep`` handles the rest)."""
         now = time.monotonic()
-        stale = []
+        passed_over = []
         found = None
         with self._lock:
-            while pool.idle:
+            while pool.idle and found is None:
                 pooled = pool.idle.pop()
                 if (now - pooled.last_used > settings.IMAP_COMMAND_IDLE
                         or pooled.config_version != account.config_version):
-                    stale.append(pooled)
-                    continue
-                found = pooled
-                break
-            stale.extend(p for p in pool.idle
-                         if now - p.last_used > settings.IMAP_COMMAND_IDLE)
-            pool.idle = [p for p in pool.idle if p not in stale]
-        for pooled in stale:
+                    passed_over.append(pooled)
+                else:
+                    found = pooled
+        for pooled in passed_over:
             _close(pooled)
         return found
 

@@ -116,8 +116,6 @@ class MessageDetailSerializer(MessageSummarySerializer):
                                     required=False)
 
 
-MessageDetailSerializer._declared_fields["from"] = AddressSerializer(allow_null=True)
-
 
 class SearchQuerySerializer(PageQuerySerializer):
     path = serializers.CharField(max_length=1024, trim_whitespace=False, required=False,
