@@ -4,6 +4,9 @@ Defaults can be overridden from the environment (``TEST_DATABASE_URL``, ``TEST_R
 pytest-django creates a throwaway database (``test_emailapi``, plus a worker suffix under
 xdist) and drops it afterwards. Redis DB numbers 15, 14, ... are reserved for tests, one per
 xdist worker, and flushed by the ``redis_db`` fixture.
+
+``EMAILAPI_TEST_SLOT=N`` (0-3) lets several suites run at once on one machine (two developers,
+or a benchmark beside a test run): slot N gets its own database names and Redis DBs.
 """
 
 import os
@@ -11,17 +14,19 @@ import tempfile
 
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 _index = int(_worker[2:]) if _worker[2:].isdigit() else 0
+_slot = int(os.environ.get("EMAILAPI_TEST_SLOT", "0") or 0)
+_db_name = "test_emailapi" if _slot == 0 else f"test_emailapi_s{_slot}"
 
 os.environ["DATABASE_URL"] = os.environ.get(
-    "TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?test_name=test_emailapi"
+    "TEST_DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/postgres?test_name={_db_name}"
 )
 _redis_base = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
-os.environ["REDIS_URL"] = f"{_redis_base.rstrip('/')}/{15 - (_index % 8)}"
+os.environ["REDIS_URL"] = f"{_redis_base.rstrip('/')}/{15 - (_slot * 4 + _index % 4) % 16}"
 os.environ.setdefault("EMAILAPI_SECRET", "test-secret-for-the-suite-only-0123456789")
-os.environ["EMAILAPI_VAR_DIR"] = os.path.join(tempfile.gettempdir(), f"emailapi-test-{_worker}")
+os.environ["EMAILAPI_VAR_DIR"] = os.path.join(tempfile.gettempdir(), f"emailapi-test-{_slot}-{_worker}")
 os.environ.setdefault("EMAILAPI_RATE_LIMIT", "0")
 # Pub/sub ignores Redis DB numbers: keep xdist workers (and concurrent runs) apart.
-os.environ["EMAILAPI_REDIS_PREFIX"] = f"emailapi-test-{_worker}-{os.getpid()}"
+os.environ["EMAILAPI_REDIS_PREFIX"] = f"emailapi-test-{_slot}-{_worker}-{os.getpid()}"
 
 from emailapi.settings import *  # noqa: E402,F401,F403
 
