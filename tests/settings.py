@@ -5,7 +5,7 @@ pytest-django creates a throwaway database (``test_emailapi``, plus a worker suf
 xdist) and drops it afterwards. Redis DB numbers 15, 14, ... are reserved for tests, one per
 xdist worker, and flushed by the ``redis_db`` fixture.
 
-``EMAILAPI_TEST_SLOT=N`` (0-3) lets several suites run at once on one machine (two developers,
+``EMAILAPI_TEST_SLOT=N`` (0-7, two xdist workers each) lets several suites run at once (two developers,
 or a benchmark beside a test run): slot N gets its own database names and Redis DBs.
 """
 
@@ -21,7 +21,7 @@ os.environ["DATABASE_URL"] = os.environ.get(
     "TEST_DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/postgres?test_name={_db_name}"
 )
 _redis_base = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
-os.environ["REDIS_URL"] = f"{_redis_base.rstrip('/')}/{15 - (_slot * 4 + _index % 4) % 16}"
+os.environ["REDIS_URL"] = f"{_redis_base.rstrip('/')}/{15 - (_slot * 2 + _index % 2) % 16}"
 os.environ.setdefault("EMAILAPI_SECRET", "test-secret-for-the-suite-only-0123456789")
 os.environ["EMAILAPI_VAR_DIR"] = os.path.join(tempfile.gettempdir(), f"emailapi-test-{_slot}-{_worker}")
 os.environ.setdefault("EMAILAPI_RATE_LIMIT", "0")
