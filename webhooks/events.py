@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connection, transaction
+
 from webhooks.models import Event
 
 ACCOUNT_ADDED = "accountAdded"
@@ -32,5 +34,16 @@ def record(tenant, event: str, account: str = "", data: dict[str, Any] | None = 
            path: str = "") -> Event:
     """``tenant`` is a Tenant or its primary key."""
     tenant_id = tenant if isinstance(tenant, int) else tenant.pk
-    return Event.objects.create(tenant_id=tenant_id, account=account, event=event,
-                                data=data or {}, path=path)
+    row = Event.objects.create(tenant_id=tenant_id, account=account, event=event,
+                               data=data or {}, path=path)
+    _ring_after_commit()
+    return row
+
+
+def _ring_after_commit() -> None:
+    """Wake the publisher once the transaction commits (once per transaction, however many
+    events it records: a sync pass may record thousands)."""
+    from webhooks import sequencer
+
+    if not any(func is sequencer.ring_recorded for _, func, _ in connection.run_on_commit):
+        transaction.on_commit(sequencer.ring_recorded)

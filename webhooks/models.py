@@ -23,7 +23,11 @@ class Event(models.Model):
     path = models.CharField(max_length=1024, blank=True, default="")
     data = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
+    # Set together by ``webhooks.sequencer.publish_pending``: the event's place in the one
+    # order every reader (webhook delivery, live stream, change feed) follows. Unset while
+    # the event may still be withdrawn (``mailboxes.sync.moves``).
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    seq = models.BigIntegerField(null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["created_at"]
@@ -35,6 +39,7 @@ class Event(models.Model):
                 condition=models.Q(dispatched_at__isnull=True),
             ),
             models.Index(fields=["tenant", "account", "created_at"], name="event_by_account"),
+            models.Index(fields=["tenant", "seq"], name="event_tenant_seq"),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,76 @@
+"""Publishing outbox events: giving each committed event its place in one global order.
+
+Events are written by many processes (IMAP workers, web processes) in their own transactions,
+which commit in any order; a reader that followed ``created_at`` or an insert-time sequence
+could pass over an event whose transaction commits a moment after a later one. So order is
+assigned here instead, after commit: ``publish_pending`` takes the committed, unpublished
+events under a lock (one publisher at a time, across machines), numbers them ``seq`` in
+creation order and stamps ``dispatched_at``, all in one transaction. Every ``seq`` a reader can
+see was therefore committed after every smaller one: a cursor over ``seq`` never skips.
+
+After each publication the Redis channel ``events_channel()`` carries the highest ``seq``
+published, to wake the delivery dispatcher and live streams at once; they also poll, since
+Redis is only a doorbell and losing it loses no event.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from webhooks.models import Event
+
+logger = logging.getLogger(__name__)
+
+# pg_advisory_xact_lock key: one publisher at a time, whichever process runs it.
+_LOCK_KEY = 0x656D_6169_6C00  # "email\0"
+
+
+def events_channel() -> str:
+    """Pub/sub channel of published events (Redis channels ignore the DB number)."""
+    return f"{settings.EMAILAPI_REDIS_PREFIX}:events"
+
+
+def new_events_channel() -> str:
+    """Pub/sub channel rung when an event is recorded (before it is published)."""
+    return f"{settings.EMAILAPI_REDIS_PREFIX}:events-recorded"
+
+
+def publish_pending(limit: int = 2000) -> int:
+    """Number and publish up to ``limit`` committed events; return how many."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        rows = list(Event.objects.select_for_update()
+                    .filter(dispatched_at__isnull=True)
+                    .order_by("created_at", "id").only("id")[:limit])
+        if not rows:
+            return 0
+        top = Event.objects.aggregate(top=Max("seq"))["top"] or 0
+        now = timezone.now()
+        for offset, row in enumerate(rows, start=1):
+            row.seq = top + offset
+            row.dispatched_at = now
+        Event.objects.bulk_update(rows, ["seq", "dispatched_at"], batch_size=500)
+        last = top + len(rows)
+        transaction.on_commit(lambda: _ring(events_channel(), last))
+    return len(rows)
+
+
+def ring_recorded() -> None:
+    """Called (once per transaction) after a transaction that recorded events commits."""
+    _ring(new_events_channel(), 0)
+
+
+def _ring(channel: str, value: int) -> None:
+    from emailapi.redis import get_redis
+
+    try:
+        get_redis().publish(channel, str(value))
+    except Exception as exc:  # noqa: BLE001 - a doorbell: pollers pick the event up anyway
+        logger.warning("could not publish to %s: %s", channel, exc)
