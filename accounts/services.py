@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts import crypto, tokens
+from accounts import crypto, token_cache, tokens
 from accounts.models import ApiToken, Credential, EmailAccount, Tenant
 from emailapi.api.errors import ConflictError
 from emailapi.redis import get_redis
@@ -64,6 +64,7 @@ def issue_token(tenant: Tenant, name: str, scopes: list[str], created_by=None) -
 
 def revoke_token(token: ApiToken) -> None:
     ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    token_cache.forget(token.token_hash)
 
 
 # --- credentials --------------------------------------------------------------------------

@@ -121,6 +121,9 @@ EMAILAPI_MAX_BODY_SIZE = env_int("EMAILAPI_MAX_BODY_SIZE", 5 * 1024 * 1024, mini
 DATA_UPLOAD_MAX_MEMORY_SIZE = EMAILAPI_MAX_BODY_SIZE
 # Requests per minute per tenant; 0 turns the limit off.
 EMAILAPI_RATE_LIMIT = env_int("EMAILAPI_RATE_LIMIT", 6000, minimum=0)
+# Seconds a web process remembers an authenticated token (accounts/token_cache.py); a token
+# revoked through another process keeps working at most this long. 0 turns it off.
+EMAILAPI_TOKEN_CACHE_SECONDS = env_int("EMAILAPI_TOKEN_CACHE_SECONDS", 5, minimum=0)
 # Seconds that verifyAccount waits for each of IMAP and SMTP.
 EMAILAPI_VERIFY_TIMEOUT = env_int("EMAILAPI_VERIFY_TIMEOUT", 15, minimum=1)
 

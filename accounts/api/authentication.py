@@ -15,7 +15,7 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from accounts import tokens
+from accounts import token_cache, tokens
 from accounts.models import ApiToken, Tenant
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -45,13 +45,13 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             return None
         if not tokens.looks_like_token(raw):
             raise exceptions.AuthenticationFailed("Invalid API token")
-        token = (
-            ApiToken.objects.select_related("tenant")
-            .filter(token_hash=tokens.hash_token(raw))
-            .first()
-        )
-        if token is None or not token.is_active:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API token")
+        token_hash = tokens.hash_token(raw)
+        token = token_cache.get(token_hash)
+        if token is None:
+            token = ApiToken.objects.select_related("tenant").filter(token_hash=token_hash).first()
+            if token is None or not token.is_active:
+                raise exceptions.AuthenticationFailed("Invalid or revoked API token")
+            token_cache.put(token_hash, token)
         self._touch(token)
         return ApiCaller(tenant=token.tenant, token=token, scopes=list(token.scopes)), token
 

@@ -113,6 +113,7 @@ def test_metrics_token_cannot_read_accounts(alice):
 @pytest.mark.django_db
 def test_revoked_token_stops_working(alice):
     client = alice.client_with("api")
+    assert client.get("/v1/accounts").status_code == 200  # now remembered by this process
     listed = alice.client.get("/v1/tokens").json()["tokens"]
     newest = max(listed, key=lambda t: t["id"])
     assert newest["name"] == "api"
@@ -120,6 +121,23 @@ def test_revoked_token_stops_working(alice):
     response = client.get("/v1/accounts")
     assert response.status_code == 401
     assert response.json()["code"] == "InvalidToken"
+
+
+@pytest.mark.django_db
+def test_a_token_revoked_by_another_process_stops_within_the_cache_time(alice, settings):
+    """Another process's revocation cannot reach this one's memory: the token keeps working
+    for at most EMAILAPI_TOKEN_CACHE_SECONDS, then the database's word counts."""
+    import time
+
+    from django.utils import timezone
+
+    settings.EMAILAPI_TOKEN_CACHE_SECONDS = 1
+    client = alice.client_with("api")
+    assert client.get("/v1/accounts").status_code == 200
+    ApiToken.objects.filter(name="api").update(revoked_at=timezone.now())
+    assert client.get("/v1/accounts").status_code == 200
+    time.sleep(1.1)
+    assert client.get("/v1/accounts").status_code == 401
 
 
 @pytest.mark.django_db
