@@ -72,9 +72,8 @@ class MessageListView(TenantScopedAPIView):
                                "cursor stays correct while messages arrive or vanish.")
     def get(self, request, account):
         query = self.validated(s.MessagesQuerySerializer, request.query_params)
-        folder = listing.tenant_folder(self.tenant, account, query["path"])
-        return Response(listing.page_of(folder, query["page"], query["pageSize"],
-                                        query.get("cursor")))
+        return Response(listing.tenant_page(self.tenant, account, query["path"], query["page"],
+                                            query["pageSize"], query.get("cursor")))
 
 
 class MessageView(TenantScopedAPIView):
@@ -155,14 +154,12 @@ class SearchView(TenantScopedAPIView):
                    description="Criteria as `search[from]=...`, `search[seen]=false`, "
                                "`search[or][0][subject]=...`; otherwise as POST.")
     def get(self, request, account):
-        email_account = self.get_account(account)
         params = {k: v for k, v in request.query_params.items() if not k.startswith("search[")}
         try:
             criteria = query.nested(request.query_params, "search")
         except query.BadQuery as exc:
             raise ApiError(str(exc), "InputValidationError") from None
-        return self._search(email_account, params,
-                            self.validated(SearchCriteriaSerializer, criteria))
+        return self._search(account, params, self.validated(SearchCriteriaSerializer, criteria))
 
     @extend_schema(operation_id="searchMessages", tags=["Message"],
                    parameters=[ACCOUNT_PARAM, s.SearchQuerySerializer],
@@ -174,21 +171,26 @@ class SearchView(TenantScopedAPIView):
                                "addresses, dates, flags, ids; every folder when `path` is "
                                "omitted). Newest first, paged like listings.")
     def post(self, request, account):
-        email_account = self.get_account(account)
         body = self.validated(SearchRequestSerializer, request.data)
-        return self._search(email_account, request.query_params, body.get("search") or {})
+        return self._search(account, request.query_params, body.get("search") or {})
 
-    def _search(self, email_account, params, criteria) -> Response:
+    def _search(self, account_id: str, params, criteria) -> Response:
         options = self.validated(s.SearchQuerySerializer, params)
-        folder = listing.folder_for_path(email_account, options["path"]) \
-            if options.get("path") else None
-        if options["source"] == "index":
-            return Response(index_search.search(email_account, folder, criteria,
+        from_index = options["source"] == "index"
+        if options.get("path"):  # account and folder in one query
+            folder = listing.tenant_folder(self.tenant, account_id, options["path"],
+                                           with_account=not from_index)
+            account_pk = folder.account_id
+        else:
+            folder = None
+            account_pk = self.get_account(account_id).pk
+        if from_index:
+            return Response(index_search.search(account_pk, folder, criteria,
                                                 options["page"], options["pageSize"]))
         if folder is None:
             raise ApiError("path is required for an IMAP search", "InputValidationError",
                            details={"path": ["This field is required."]})
-        return Response(imap_search(email_account, folder, criteria, options["page"],
+        return Response(imap_search(folder.account, folder, criteria, options["page"],
                                     options["pageSize"]))
 
 

@@ -150,3 +150,30 @@ def test_a_10000_message_folder_pages_to_the_right_last_page(alice, dovecot):
         if not cursor:
             break
     assert len(walked) == len(set(walked)) == 10_000
+
+
+def test_the_one_query_page_equals_the_ordinary_path(alice, synced, mail_user):
+    """``tenant_page`` (one raw query) must answer exactly what ``page_of`` (the ORM) does,
+    for offsets, cursors, INBOX in any case and special-use paths."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from mailboxes import listing
+
+    seed.seed_mailbox(mail_user, folder="Sent", messages=[seed.make_message(subject="sent")])
+    sync_account(synced[1], synced[0])
+    tenant = alice.tenant
+    first = listing.tenant_page(tenant, "box", "INBOX", 0, 2, None)
+    cases = [("INBOX", 0, 2, None), ("inbox", 1, 2, None), ("INBOX", 0, 4, None),
+             ("INBOX", 0, 2, first["nextPageCursor"]), ("\\Sent", 0, 5, None), ("Sent", 0, 1, None)]
+    for path, page, size, cursor in cases:
+        with CaptureQueriesContext(connection) as queries:
+            fast = listing.tenant_page(tenant, "box", path, page, size, cursor)
+        assert len(queries) == 1, (path, [q["sql"] for q in queries])
+        slow = listing.page_of(listing.tenant_folder(tenant, "box", path), page, size, cursor)
+        assert fast == slow and fast["messages"], (path, page, size, cursor)
+    other_folder = listing.tenant_page(tenant, "box", "Sent", 0, 1, None)
+    assert other_folder["messages"][0]["path"] == "Sent"
+    response = alice.client.get("/v1/account/box/messages",
+                                {"path": "Sent", "cursor": first["nextPageCursor"]})
+    assert response.status_code == 400 and response.json()["code"] == "InvalidCursor"
