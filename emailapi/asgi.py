@@ -12,8 +12,10 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up first)
 from django.conf import settings  # noqa: E402
 
+from emailapi.api.asgi_handler import ApiASGIHandler, by_path  # noqa: E402
 from emailapi.api.asgi_limits import body_limit  # noqa: E402
 
 application = ProtocolTypeRouter({
-    "http": body_limit(django_asgi_app, settings.EMAILAPI_MAX_BODY_SIZE),
+    "http": body_limit(by_path(ApiASGIHandler(), django_asgi_app),
+                       settings.EMAILAPI_MAX_BODY_SIZE),
 })

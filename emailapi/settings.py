@@ -62,6 +62,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# The /v1 JSON API's own chain under ASGI (emailapi/api/asgi_handler.py): body limit and
+# security headers, without a thread switch per middleware.
+API_MIDDLEWARE = ["emailapi.api.middleware.ApiMiddleware"]
 
 ROOT_URLCONF = "emailapi.urls"
 ASGI_APPLICATION = "emailapi.asgi.application"

@@ -9,7 +9,9 @@ without ``Content-Length`` (chunked) are capped while they arrive by
 
 from __future__ import annotations
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.middleware.security import SecurityMiddleware
 
 from emailapi.api.errors import json_error_response
 
@@ -37,3 +39,38 @@ class BodySizeLimitMiddleware:
                 {"maxBytes": limit},
             )
         return None
+
+
+class ApiMiddleware:
+    """The whole middleware chain of ``/v1`` under ASGI (``emailapi.api.asgi_handler``).
+
+    Django's full chain (sessions, CSRF, auth, messages: what the dashboard needs) is made of
+    ``MiddlewareMixin`` classes that, under ASGI, each hop to a worker thread and back for
+    their hooks: about ten thread switches, 2-3 ms, per API request. The API needs none of
+    them (DRF authenticates tokens itself and its views are CSRF-exempt); it needs the body
+    limit and the security headers, done here in the event loop, so that the only thread
+    switch left is the one into the (sync) view.
+    """
+
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response):
+        if not iscoroutinefunction(get_response):
+            raise TypeError("ApiMiddleware runs only under ASGI")
+        self.get_response = get_response
+        self.body_limit = BodySizeLimitMiddleware(get_response)
+        self.security = SecurityMiddleware(get_response)
+        markcoroutinefunction(self)
+
+    async def __call__(self, request):
+        redirect = self.security.process_request(request)
+        if redirect is not None:
+            return redirect
+        response = await self.get_response(request)
+        return self.security.process_response(request, response)
+
+    async def process_view(self, request, view_func, view_args, view_kwargs):
+        """The body was already spooled by Django's ASGI handler (and capped while it arrived
+        by ``asgi_limits.body_limit``), so measuring it blocks nothing."""
+        return self.body_limit.process_view(request, view_func, view_args, view_kwargs)
