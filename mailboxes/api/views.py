@@ -196,9 +196,9 @@ class SearchView(TenantScopedAPIView):
 
 def imap_search(account, folder, criteria, page: int, page_size: int) -> dict:
     with pool.session(account) as session:
-        session.open(folder.path)
         try:
-            uids = search.uid_search(session.client, criteria)
+            uids = session.run_current(
+                folder.path, lambda: search.uid_search(session.client, criteria))
         except search.InvalidSearch as exc:
             raise ApiError(f"Invalid search: {exc.message}", "InputValidationError",
                            details={exc.path or "search": [exc.message]}) from None

@@ -135,3 +135,13 @@ def test_another_tenant_cannot_search_or_list_threads(bob, synced):
     assert bob.client.post("/v1/account/box/search?path=INBOX", {"search": {}},
                            format="json").status_code == 404
     assert bob.client.get("/v1/account/box/threads").status_code == 404
+
+
+def test_a_search_right_after_another_sees_mail_that_arrived_between(alice, synced, mail_user):
+    """The pooled connection is reused without a NOOP; the server's EXISTS at the end of the
+    search shows the view changed, and the search runs again on the new view."""
+    url = "/v1/account/box/search?path=INBOX"
+    body = {"search": {"subject": "Freshly arrived"}}
+    assert alice.client.post(url, body, format="json").json()["total"] == 0
+    seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Freshly arrived")])
+    assert alice.client.post(url, body, format="json").json()["total"] == 1
