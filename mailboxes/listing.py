@@ -187,16 +187,20 @@ def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, st
         match, argument = "UPPER(f2.path) = %s", "INBOX"
     else:
         match, argument = "f2.path = %s", path
+    folder_id = (f"(SELECT f2.id FROM {folder_table} f2 "
+                 f"JOIN {account_table} a ON a.id = f2.account_id "
+                 f"WHERE a.tenant_id = %s AND a.account = %s AND {match} "
+                 f"ORDER BY f2.path LIMIT 1)")
+    # The page's UIDs first, from the (folder, uid) index alone (a deep offset skips index
+    # entries, not rows), then only those rows.
     sql = (f"SELECT {', '.join(columns)} FROM {message_table} m "
            f"JOIN {folder_table} f ON f.id = m.folder_id "
-           f"WHERE m.folder_id = (SELECT f2.id FROM {folder_table} f2 "
-           f"JOIN {account_table} a ON a.id = f2.account_id "
-           f"WHERE a.tenant_id = %s AND a.account = %s AND {match} "
-           f"ORDER BY f2.path LIMIT 1)"
-           + (" AND m.uid < %s" if below is not None else "")
-           + " ORDER BY m.uid DESC LIMIT %s OFFSET %s")
-    params = [tenant_id, account_id, argument, *([below] if below is not None else []),
-              limit, start]
+           f"WHERE m.folder_id = {folder_id} AND m.uid IN ("
+           f"SELECT p.uid FROM {message_table} p WHERE p.folder_id = {folder_id}"
+           + (" AND p.uid < %s" if below is not None else "")
+           + " ORDER BY p.uid DESC LIMIT %s OFFSET %s) ORDER BY m.uid DESC")
+    lookup = [tenant_id, account_id, argument]
+    params = [*lookup, *lookup, *([below] if below is not None else []), limit, start]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()

@@ -142,6 +142,8 @@ def _backfill(session: ImapSession, folder: Folder, should_stop: Callable[[], bo
                 return done
     if not uids and folder.backfill_below:  # nothing left below (or never was)
         index.update_folder(folder, backfill_below=0)
+    if done and not folder.backfill_below:
+        index.refresh_statistics()  # history complete: many new rows since the last look
     return done
 
 
