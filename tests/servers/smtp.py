@@ -13,6 +13,7 @@ No Django imports here: this module must work for any test.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import errno
@@ -48,13 +49,49 @@ class ReceivedMessage:
 
 
 @dataclass
+class _Refusal:
+    """Scripted failure: answer ``reply`` at ``stage`` ("rcpt" or "data") for the next
+    ``remaining`` transactions (None: every one), after ``delay`` seconds (a stalled server)."""
+
+    reply: str
+    stage: str = "data"
+    remaining: int | None = None
+    delay: float = 0.0
+
+
+@dataclass
 class _Recorder:
     """aiosmtpd handler + authenticator sharing one state object."""
 
     require_auth: bool = True  # not "auth_*": aiosmtpd treats those as AUTH mechanisms
     users: dict[str, str] = field(default_factory=dict)
     messages: list[ReceivedMessage] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # the replies given instead of accepting
+    refusal: _Refusal | None = None
     cond: threading.Condition = field(default_factory=threading.Condition)
+
+    async def _refuse_at(self, stage: str) -> str | None:
+        """The scripted reply for this stage (after its delay), counting the transaction it
+        spoils."""
+        refusal = self._take_refusal(stage)
+        if refusal is None:
+            return None
+        if refusal.delay:
+            await asyncio.sleep(refusal.delay)
+        return refusal.reply
+
+    def _take_refusal(self, stage: str) -> _Refusal | None:
+        with self.cond:
+            refusal = self.refusal
+            if refusal is None or refusal.stage != stage:
+                return None
+            if refusal.remaining is not None:
+                refusal.remaining -= 1
+                if refusal.remaining <= 0:
+                    self.refusal = None
+            self.refused.append(refusal.reply)
+            self.cond.notify_all()
+            return refusal
 
     def __call__(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
         if not isinstance(auth_data, LoginPassword):
@@ -73,7 +110,21 @@ class _Recorder:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        if envelope.rcpt_tos:  # one refusal per transaction, at its first recipient
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+        reply = await self._refuse_at("rcpt")
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope) -> str:
+        reply = await self._refuse_at("data")
+        if reply:
+            return reply
         received = ReceivedMessage(
             mail_from=envelope.mail_from,
             rcpt_tos=list(envelope.rcpt_tos),
@@ -205,8 +256,40 @@ class SmtpServer:
         return self._recorder.messages
 
     def clear(self) -> None:
+        """Forget received mail and refusals, and stop refusing (a test's fresh start)."""
         with self._recorder.cond:
             self._recorder.messages.clear()
+            self._recorder.refused.clear()
+            self._recorder.refusal = None
+
+    # -- failure injection -------------------------------------------------
+
+    def refuse_next(self, count: int, reply: str = "451 4.3.0 Try again later",
+                    stage: str = "data", delay: float = 0.0) -> None:
+        """Refuse the next *count* transactions with *reply* at *stage* ("rcpt" or "data"),
+        each after *delay* seconds of silence, then accept again."""
+        self._recorder.refusal = _Refusal(reply, stage, count, delay)
+
+    def refuse_always(self, reply: str = "550 5.7.1 Message rejected",
+                      stage: str = "data") -> None:
+        """Refuse every transaction with *reply* until ``accept()`` or ``clear()``."""
+        self._recorder.refusal = _Refusal(reply, stage, None)
+
+    def accept(self) -> None:
+        self._recorder.refusal = None
+
+    def wait_for_refusals(self, count: int = 1, timeout: float = 10.0) -> list[str]:
+        """Block until at least *count* transactions were refused (or began to stall)."""
+        refused = self._recorder.refused
+        with self._recorder.cond:
+            if not self._recorder.cond.wait_for(lambda: len(refused) >= count, timeout):
+                raise TimeoutError(f"expected {count} refusals, got {len(refused)}")
+            return list(refused)
+
+    @property
+    def refused(self) -> list[str]:
+        """The replies given instead of accepting, oldest first; a live list."""
+        return self._recorder.refused
 
     def wait_for_messages(self, count: int = 1, timeout: float = 5.0) -> list[ReceivedMessage]:
         """Block until at least *count* messages arrived; return a copy."""
