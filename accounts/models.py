@@ -137,6 +137,8 @@ class EmailAccount(models.Model):
     paused = models.BooleanField(default=False)
     # Folders kept open with IDLE for instant notice; the others are polled.
     watch_folders = models.JSONField(default=list, blank=True)
+    # Store a copy of sent mail in the Sent folder (off for servers that do it themselves).
+    copy = models.BooleanField(default=True)
     initialized_at = models.DateTimeField(null=True, blank=True)
     # Start of the current failure streak, so its event is raised once, not on every retry.
     auth_failing_since = models.DateTimeField(null=True, blank=True)

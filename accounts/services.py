@@ -134,6 +134,7 @@ def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
                 imap=imap,
                 smtp=smtp,
                 watch_folders=list(data.get("watchFolders") or []),
+                copy=data.get("copy", True),
             )
             _store_secrets(account, "imap", imap_secrets)
             _store_secrets(account, "smtp", smtp_secrets)
@@ -164,6 +165,8 @@ def update_account(account: EmailAccount, data: dict[str, Any]) -> EmailAccount:
         for field in ("name", "email"):
             if field in data:
                 setattr(account, field, data[field] or "")
+        if "copy" in data:
+            account.copy = data["copy"]
         for section in ("imap", "smtp"):
             if section not in data:
                 continue

@@ -151,6 +151,25 @@ IMAP_POLL_INTERVAL = env_int("EMAILAPI_POLL_INTERVAL", 60, minimum=1)
 # With NOTIFY the poll only backs it up: it runs this many times less often.
 IMAP_NOTIFY_POLL_FACTOR = env_int("EMAILAPI_NOTIFY_POLL_FACTOR", 5, minimum=1)
 
+# --- Sending (mailboxes/sending.py; README "Sending mail")
+# Seconds to wait before each retry of a transient SMTP failure (network, 4xx): by default
+# 8 attempts over about 3.6 hours. ``deliveryAttempts`` beyond it repeats the last delay.
+try:
+    SEND_RETRY_SCHEDULE = [int(item) for item in env_list(
+        "EMAILAPI_SEND_RETRY_SCHEDULE", "10,30,120,600,1800,3600,7200")]
+    assert SEND_RETRY_SCHEDULE and min(SEND_RETRY_SCHEDULE) >= 0
+except (ValueError, AssertionError):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "EMAILAPI_SEND_RETRY_SCHEDULE must be comma-separated seconds, e.g. 10,30,120") from None
+# Seconds a send job holds its claim on an entry; a job killed mid-send is retried after it.
+SEND_LEASE = env_int("EMAILAPI_SEND_LEASE", 600, minimum=30)
+# Seconds between sweeps that enqueue due entries (sendAt, retries, lost jobs).
+SEND_SWEEP_INTERVAL = env_int("EMAILAPI_SEND_SWEEP_INTERVAL", 5, minimum=1)
+# A refused SMTP login is retried (the password may be fixed meanwhile) this many attempts.
+SEND_AUTH_ATTEMPTS = env_int("EMAILAPI_SEND_AUTH_ATTEMPTS", 3, minimum=1)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.api.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.api.permissions.HasTokenScope"],

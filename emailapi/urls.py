@@ -11,6 +11,7 @@ from emailapi.health import health
 api_v1 = [
     path("", include("accounts.api.urls")),
     path("", include("mailboxes.api.urls")),
+    path("", include("mailboxes.api.submit_urls")),
     path("openapi.json", SpectacularJSONAPIView.as_view(
         authentication_classes=[], permission_classes=[], throttle_classes=[],
     ), name="openapi"),

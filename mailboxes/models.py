@@ -113,3 +113,71 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.folder_id}:{self.uid}"
+
+
+class OutboxEntry(models.Model):
+    """One message submitted for sending, from ``POST .../submit`` until it is sent or given up.
+
+    PostgreSQL is the queue; rq only carries "try entry N now" jobs, so a restart of every
+    process or a Redis FLUSHALL loses nothing (the sweep re-enqueues what is due). States::
+
+        queued --claim--> sending --250--> sent
+          ^                  |  \\--5xx / last try--> failed
+          |---4xx / network--|
+        queued --DELETE--> cancelled
+
+    A job claims the row (``sending``, ``attempts`` + 1, ``lease_until``) before it opens any
+    connection, and finishes it only if its claim still holds, so a duplicate job never sends
+    twice. A job killed mid-send leaves ``sending`` with a lapsed lease: the sweep retries it.
+
+    ``raw`` is the message exactly as it goes over SMTP. It is mail content, not a credential,
+    so it is not sealed (the index already holds subjects and addresses in clear); it is
+    cleared once the entry is sent and copied to Sent, so sent mail is not kept twice.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(EmailAccount, on_delete=models.CASCADE, related_name="outbox")
+    queue_id = models.CharField(max_length=32, unique=True)
+    source = models.CharField(max_length=16, default="api")
+    raw = models.BinaryField(default=b"")
+    # {"from": "a@example.com", "to": ["b@example.com", ...]}: what MAIL FROM / RCPT TO say.
+    envelope = models.JSONField(default=dict)
+    message_id = models.CharField(max_length=998, blank=True, default="")
+    subject = models.TextField(blank=True, default="")
+    # {"message": id, "action": "reply" | "replyAll" | "forward"}: flagged \Answered once sent.
+    reference = models.JSONField(null=True, blank=True)
+    # Store a copy in the Sent folder; None follows the account's ``copy`` setting.
+    copy = models.BooleanField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField()
+    send_at = models.DateTimeField()
+    next_attempt_at = models.DateTimeField()
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # {"error", "code", "responseCode"} of the last failed attempt.
+    last_error = models.JSONField(null=True, blank=True)
+    # The server's final answer to DATA, e.g. "250 2.0.0 Ok: queued as 4F3A1".
+    response = models.TextField(blank=True, default="")
+    # Where the Sent copy went ({"path", "uid", "id"}) or why it did not ({"error"}).
+    sent_copy = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # For the sweep: only unfinished entries, by when they are due.
+            models.Index(fields=["next_attempt_at"], name="outbox_due",
+                         condition=models.Q(state__in=["queued", "sending"])),
+            models.Index(fields=["tenant", "state", "created_at"], name="outbox_by_tenant"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.queue_id} ({self.state})"

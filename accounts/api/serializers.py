@@ -98,6 +98,9 @@ class AccountCreateSerializer(StrictSerializer):
     email = serializers.EmailField(max_length=320, required=False, allow_blank=True)
     imap = ImapServerSerializer()
     smtp = ServerSerializer(required=False, allow_null=True)
+    copy = serializers.BooleanField(
+        required=False, help_text="Store a copy of sent mail in the Sent folder (default true; "
+                                  "turn off for servers that do it themselves)")
     watchFolders = serializers.ListField(
         child=serializers.CharField(max_length=1024, trim_whitespace=False), min_length=1,
         max_length=1, required=False,
@@ -114,6 +117,9 @@ class AccountUpdateSerializer(StrictSerializer):
     email = serializers.EmailField(max_length=320, required=False, allow_blank=True)
     imap = ImapServerSerializer(required=False)
     smtp = ServerSerializer(required=False, allow_null=True)
+    copy = serializers.BooleanField(
+        required=False, help_text="Store a copy of sent mail in the Sent folder (default true; "
+                                  "turn off for servers that do it themselves)")
     watchFolders = serializers.ListField(
         child=serializers.CharField(max_length=1024, trim_whitespace=False), min_length=1,
         max_length=1, required=False,
@@ -188,7 +194,7 @@ class AccountSerializer(serializers.ModelSerializer):
     class Meta:
         model = EmailAccount
         fields = ["account", "name", "email", "state", "lastError", "stateChanged", "imap",
-                  "smtp", "watchFolders", "initialized", "created", "updated"]
+                  "smtp", "watchFolders", "copy", "initialized", "created", "updated"]
 
     def get_watchFolders(self, obj) -> list[str]:
         return list(obj.watch_folders or ["INBOX"])

@@ -3,6 +3,7 @@
 import pytest
 
 from tests.accounts.test_tokens import _v1_routes
+from tests.emailapi.openapi_calls_submit import _submit_calls
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +19,7 @@ def test_openapi_is_public_json_and_lists_every_route(client):
     for route in _v1_routes():
         template = (route.replace("/sales", "/{account}").replace("/token/1", "/token/{token_id}")
                     .replace("/msgid", "/{id}").replace("/attid", "/{attachment}")
-                    .replace("/thrid", "/{thread}"))
+                    .replace("/thrid", "/{thread}").replace("/qid", "/{queueId}"))
         assert template in documented, route
 
 
@@ -114,6 +115,7 @@ def test_real_responses_match_the_document(client, alice, bob, mail_user):
         ("/v1/account/{account}", "delete", lambda: api.delete("/v1/account/sales")),
         ("/v1/accounts", "get", lambda: client.get("/v1/accounts")),
         *_read_api_calls(alice, mail_user),
+        *_submit_calls(alice, bob),
     ]
     for path, method, call in calls:
         _check(schema, path, method, call())

@@ -39,6 +39,7 @@ class Command(BaseCommand):
             children.append(Child("imapworker", [python, manage, "imapworker"]))
             children.append(Child("rqworker", [python, manage, "rqworker", "--with-scheduler",
                                                *settings.RQ_QUEUES]))
+            children.append(Child("sendscheduler", [python, manage, "sendscheduler"]))
         self.stdout.write(f"emailapi on http://{host}:{port}/ (docs at /docs); Ctrl-C stops")
         sys.exit(Supervisor(children).run())
 

@@ -1,0 +1,317 @@
+"""Sending: ``POST /v1/account/{account}/submit`` and the outbox routes (EmailEngine's names).
+
+Thin views over ``mailboxes.outbox`` (the queue in PostgreSQL) and ``mailboxes.sending`` (the
+rq job). Submitting composes the message, stores it as an outbox entry and answers 202 at
+once; nothing here opens an SMTP connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.header
+import email.utils
+from email import policy
+from email.parser import BytesParser
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+)
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from accounts.api.views import ACCOUNT_PARAM
+from emailapi.api.errors import ApiError
+from emailapi.api.pagination import PageQuerySerializer, paginate
+from emailapi.api.serializers import StrictSerializer
+from emailapi.api.views import TenantScopedAPIView
+from mailboxes import outbox, sending
+from mailboxes.models import OutboxEntry
+
+QUEUE_PARAM = OpenApiParameter("queueId", str, OpenApiParameter.PATH,
+                               description="Queue id returned by submit")
+PROGRESS = {"queued": "queued", "sending": "processing", "sent": "submitted",
+            "failed": "error", "cancelled": "cancelled"}
+MAX_ATTEMPTS = 100
+
+
+# --- request and response shapes ---------------------------------------------------------
+
+
+class EnvelopeSerializer(StrictSerializer):
+    # ``from`` is a Python keyword: declared under its JSON name in get_fields.
+    to = serializers.ListField(child=serializers.EmailField(max_length=320), min_length=1,
+                               max_length=500, required=False, help_text="RCPT TO addresses")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = serializers.EmailField(max_length=320, required=False,
+                                                allow_blank=True, help_text="MAIL FROM address")
+        return fields
+
+
+class SubmitReferenceSerializer(StrictSerializer):
+    message = serializers.CharField(max_length=256, help_text="Id of the referenced message")
+    action = serializers.ChoiceField(choices=["reply", "replyAll", "forward"], default="reply")
+    inline = serializers.BooleanField(default=False,
+                                      help_text="Quote the original in the new text")
+
+
+@extend_schema_serializer(examples=[
+    OpenApiExample("Raw message, sent in an hour", request_only=True, value={
+        "raw": base64.b64encode(b"From: me@example.com\r\nTo: you@example.com\r\n"
+                                b"Subject: Hello\r\n\r\nHi!\r\n").decode(),
+        "sendAt": "2030-01-01T12:00:00Z", "copy": True, "deliveryAttempts": 5,
+    }),
+])
+class SubmitSerializer(StrictSerializer):
+    raw = serializers.CharField(required=False, help_text="The whole RFC 822 message, base64")
+    envelope = EnvelopeSerializer(required=False,
+                                  help_text="SMTP envelope; default: From and To/Cc/Bcc")
+    reference = SubmitReferenceSerializer(required=False)
+    sendAt = serializers.DateTimeField(required=False,
+                                       help_text="Send no earlier than this (ISO 8601)")
+    copy = serializers.BooleanField(required=False, help_text="Store a copy in the Sent "
+                                    "folder; default: the account's `copy` setting")
+    deliveryAttempts = serializers.IntegerField(
+        min_value=1, max_value=MAX_ATTEMPTS, required=False,
+        help_text="Tries before giving up (default: the retry schedule's length + 1)")
+
+    def validate_raw(self, value: str) -> bytes:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise serializers.ValidationError("Not valid base64") from None
+        if not raw.strip():
+            raise serializers.ValidationError("The message is empty")
+        return raw
+
+    def validate(self, attrs):
+        if "raw" not in attrs:
+            raise serializers.ValidationError({"raw": ["This field is required."]})
+        return attrs
+
+
+class SubmittedSerializer(serializers.Serializer):
+    queueId = serializers.CharField()
+    messageId = serializers.CharField()
+    sendAt = serializers.DateTimeField()
+
+
+class OutboxEnvelopeSerializer(serializers.Serializer):
+    to = serializers.ListField(child=serializers.CharField())
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = serializers.CharField(allow_blank=True)
+        return fields
+
+
+class OutboxErrorSerializer(serializers.Serializer):
+    error = serializers.CharField()
+    code = serializers.CharField(allow_null=True)
+    responseCode = serializers.IntegerField(allow_null=True)
+
+
+class ProgressSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=sorted(set(PROGRESS.values())))
+
+
+class SentCopySerializer(serializers.Serializer):
+    path = serializers.CharField(required=False)
+    uid = serializers.IntegerField(required=False, allow_null=True)
+    id = serializers.CharField(required=False, allow_null=True)
+    error = serializers.CharField(required=False)
+
+
+class OutboxEntrySerializer(serializers.Serializer):
+    queueId = serializers.CharField(source="queue_id")
+    account = serializers.CharField(source="account.account")
+    source = serializers.CharField()
+    messageId = serializers.CharField(source="message_id")
+    subject = serializers.CharField()
+    envelope = OutboxEnvelopeSerializer()
+    state = serializers.ChoiceField(choices=OutboxEntry.State.choices)
+    progress = serializers.SerializerMethodField()
+    created = serializers.DateTimeField(source="created_at")
+    scheduled = serializers.DateTimeField(source="send_at")
+    nextAttempt = serializers.SerializerMethodField()
+    attemptsMade = serializers.IntegerField(source="attempts")
+    deliveryAttempts = serializers.IntegerField(source="max_attempts")
+    lastError = OutboxErrorSerializer(source="last_error", allow_null=True)
+    response = serializers.CharField(allow_blank=True,
+                                     help_text="The server's answer to DATA once sent")
+    sent = serializers.DateTimeField(source="sent_at", allow_null=True)
+    sentCopy = SentCopySerializer(source="sent_copy", allow_null=True)
+
+    @extend_schema_field(ProgressSerializer)
+    def get_progress(self, obj) -> dict:
+        return {"status": PROGRESS[obj.state]}
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_nextAttempt(self, obj):
+        """When a queued entry is tried next; null once it is being sent or finished."""
+        if obj.state != OutboxEntry.State.QUEUED:
+            return None
+        return serializers.DateTimeField().to_representation(obj.next_attempt_at)
+
+
+class OutboxListSerializer(serializers.Serializer):
+    messages = OutboxEntrySerializer(many=True)
+    total = serializers.IntegerField()
+    page = serializers.IntegerField()
+    pages = serializers.IntegerField()
+
+
+class OutboxQuerySerializer(PageQuerySerializer):
+    state = serializers.ChoiceField(choices=OutboxEntry.State.values, required=False,
+                                    help_text="Only entries in this state (default: queued "
+                                              "and sending)")
+    account = serializers.CharField(max_length=256, required=False,
+                                    help_text="Only this account's entries")
+
+
+class CancelledSerializer(serializers.Serializer):
+    deleted = serializers.BooleanField()
+
+
+# --- composing a raw message -------------------------------------------------------------
+
+
+def compose_raw(account, raw: bytes, envelope: dict | None) -> dict:
+    """What the outbox needs from a ``raw`` message: the bytes as they go out (a Message-ID
+    added when missing, Bcc removed), the envelope (given, else From/Sender and To/Cc/Bcc),
+    its Message-ID and subject. 400 when it names no recipient."""
+    raw = sending.wire_format(raw)
+    headers = BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
+    envelope = envelope or {}
+    sender = (envelope.get("from") or _first_address(headers, "Sender", "From")
+              or account.email or _login_address(account))
+    recipients = envelope.get("to") or _addresses(headers, "To", "Cc", "Bcc")
+    if not recipients:
+        raise ApiError("The message has no recipients: give To/Cc/Bcc or envelope.to",
+                       "NoRecipients", details={"envelope.to": ["No recipients"]})
+    message_id = (headers.get("Message-ID") or "").strip()
+    if not message_id:
+        domain = sender.rpartition("@")[2] or "emailapi.invalid"
+        message_id = email.utils.make_msgid(domain=domain)
+        raw = f"Message-ID: {message_id}\r\n".encode() + raw
+    return {"raw": _without_header(raw, b"bcc"), "message_id": message_id,
+            "envelope": {"from": sender, "to": list(dict.fromkeys(recipients))},
+            "subject": _decoded(headers.get("Subject") or "")}
+
+
+def _login_address(account) -> str:
+    """The SMTP login when it is an address: the last resort for MAIL FROM."""
+    user = ((account.smtp or {}).get("auth") or {}).get("user") or ""
+    return user if "@" in user else ""
+
+
+def _addresses(headers, *names: str) -> list[str]:
+    values = [value for name in names for value in headers.get_all(name) or []]
+    return [address for _, address in email.utils.getaddresses(values) if "@" in address]
+
+
+def _first_address(headers, *names: str) -> str:
+    for name in names:
+        found = _addresses(headers, name)
+        if found:
+            return found[0]
+    return ""
+
+
+def _decoded(value: str) -> str:
+    try:
+        return str(email.header.make_header(email.header.decode_header(value)))
+    except Exception:  # noqa: BLE001 - a malformed encoded word: keep the text as given
+        return value
+
+
+def _without_header(raw: bytes, name: bytes) -> bytes:
+    """Drop every field called *name* (with its folded lines) from the header block."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    kept, skipping = [], False
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):
+            if not skipping:
+                kept.append(line)
+            continue
+        skipping = line.split(b":", 1)[0].strip().lower() == name
+        if not skipping:
+            kept.append(line)
+    return b"\r\n".join(kept) + sep + body
+
+
+def _composed(account, data: dict) -> dict:
+    """The structured fields through ``mailboxes.compose`` where it exists; ``raw`` here."""
+    return compose_raw(account, data["raw"], data.get("envelope"))
+
+
+# --- views -------------------------------------------------------------------------------
+
+
+class SubmitView(TenantScopedAPIView):
+    @extend_schema(
+        operation_id="submitMessage", tags=["Submit"], parameters=[ACCOUNT_PARAM],
+        request=SubmitSerializer, responses={202: SubmittedSerializer},
+        summary="Queue a message for sending",
+        description="Stores the message in the outbox and answers at once; a worker sends it "
+                    "through the account's SMTP server, retrying transient failures on the "
+                    "retry schedule, then stores a copy in Sent (unless `copy` is off) and "
+                    "raises `messageSent`, or `messageFailed` after the last try. `sendAt` "
+                    "delays it. Follow it with `GET /v1/outbox/{queueId}`.")
+    def post(self, request, account):
+        email_account = self.get_account(account)
+        data = self.validated(SubmitSerializer, request.data)
+        composed = _composed(email_account, data)
+        reference = data.get("reference")
+        entry = outbox.submit(
+            email_account, raw=composed["raw"], envelope=composed["envelope"],
+            message_id=composed["message_id"], subject=composed["subject"],
+            send_at=data.get("sendAt"), copy=data.get("copy"),
+            reference={"message": reference["message"], "action": reference["action"]}
+            if reference else None,
+            delivery_attempts=data.get("deliveryAttempts"), on_due=sending.enqueue_quietly)
+        return Response(SubmittedSerializer({"queueId": entry.queue_id,
+                                             "messageId": entry.message_id,
+                                             "sendAt": entry.send_at}).data, status=202)
+
+
+class OutboxListView(TenantScopedAPIView):
+    @extend_schema(
+        operation_id="listOutbox", tags=["Outbox"], parameters=[OutboxQuerySerializer],
+        responses={200: OutboxListSerializer}, summary="List queued messages",
+        description="Your tenant's messages waiting to be sent (`queued`, `sending`), oldest "
+                    "first; `state` lists another state (`sent`, `failed`, `cancelled`).")
+    def get(self, request):
+        query = self.validated(OutboxQuerySerializer, request.query_params)
+        rows = outbox.tenant_entries(self.tenant, query.get("state"), query.get("account"))
+        items, counters = paginate(rows, query["page"], query["pageSize"])
+        return Response({"messages": OutboxEntrySerializer(items, many=True).data, **counters})
+
+
+class OutboxEntryView(TenantScopedAPIView):
+    @extend_schema(operation_id="getOutboxEntry", tags=["Outbox"], parameters=[QUEUE_PARAM],
+                   responses={200: OutboxEntrySerializer}, summary="One queued message",
+                   description="Its state, attempts, the last error with the SMTP reply code, "
+                               "and once sent the server's answer and where the Sent copy went.")
+    def get(self, request, queueId):
+        return Response(OutboxEntrySerializer(outbox.tenant_entry(self.tenant, queueId)).data)
+
+    @extend_schema(
+        operation_id="deleteOutboxEntry", tags=["Outbox"], parameters=[QUEUE_PARAM],
+        responses={200: CancelledSerializer, 409: OpenApiResponse(
+            OpenApiTypes.OBJECT, description="Not queued any more: being sent or finished "
+                                             "(`QueueEntryNotCancellable`)")},
+        summary="Cancel a queued message",
+        description="A `queued` entry becomes `cancelled` and is never sent. One being sent "
+                    "or already finished answers 409 `QueueEntryNotCancellable`.")
+    def delete(self, request, queueId):
+        outbox.cancel(outbox.tenant_entry(self.tenant, queueId))
+        return Response({"deleted": True})

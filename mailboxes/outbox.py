@@ -1,0 +1,210 @@
+"""The outbox: messages submitted for sending, and every change of their state.
+
+Each function that changes an entry is one short ``transaction.atomic()`` that updates the row
+and records the event the change implies (``messageSent``, ``messageFailed``) in the same
+commit, so an event is never raised for a change that did not happen, nor lost for one that
+did. None of them touches the network; ``mailboxes.sending`` calls them around its SMTP work.
+
+Claims are fenced: ``claim`` bumps ``attempts`` and every later transition of that attempt
+only applies while the row is still ``sending`` with that same ``attempts``. A job that lost
+its claim (its lease lapsed and another job took the entry) therefore changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import EmailAccount
+from emailapi.api.errors import ConflictError, NotFoundError
+from mailboxes.models import OutboxEntry
+from webhooks import events
+
+logger = logging.getLogger(__name__)
+
+State = OutboxEntry.State
+PENDING = (State.QUEUED, State.SENDING)
+
+
+def default_attempts() -> int:
+    """The first try plus one retry per delay of the schedule."""
+    return len(settings.SEND_RETRY_SCHEDULE) + 1
+
+
+def retry_delay(attempts_made: int) -> timedelta:
+    """Wait before the next try after ``attempts_made`` failed ones (the last delay repeats)."""
+    schedule = settings.SEND_RETRY_SCHEDULE
+    return timedelta(seconds=schedule[min(max(attempts_made, 1), len(schedule)) - 1])
+
+
+def new_queue_id() -> str:
+    return secrets.token_hex(10)
+
+
+# --- submitting and finding -------------------------------------------------------------
+
+
+def submit(account: EmailAccount, *, raw: bytes, envelope: dict, message_id: str, subject: str,
+           send_at: datetime | None = None, reference: dict | None = None,
+           copy: bool | None = None, delivery_attempts: int | None = None,
+           on_due=None) -> OutboxEntry:
+    """Store a composed message as a queued entry. ``on_due(entry)`` runs after the commit
+    when the entry is due now (the caller enqueues its job); later ones wait for the sweep."""
+    now = timezone.now()
+    send_at = max(send_at or now, now)
+    entry = OutboxEntry.objects.create(
+        tenant_id=account.tenant_id, account=account, queue_id=new_queue_id(), raw=raw,
+        envelope=envelope, message_id=message_id, subject=subject, reference=reference,
+        copy=copy, max_attempts=delivery_attempts or default_attempts(), send_at=send_at,
+        next_attempt_at=send_at, created_at=now, updated_at=now,
+    )
+    if on_due is not None and send_at <= now:
+        transaction.on_commit(lambda: on_due(entry))
+    return entry
+
+
+def tenant_entries(tenant, state: str | None = None, account: str | None = None):
+    """The tenant's entries, oldest first: by default the ones not yet finished."""
+    rows = OutboxEntry.objects.filter(tenant=tenant).select_related("account")
+    rows = rows.filter(state=state) if state else rows.filter(state__in=PENDING)
+    if account:
+        rows = rows.filter(account__account=account)
+    return rows.defer("raw").order_by("created_at", "id")
+
+
+def tenant_entry(tenant, queue_id: str) -> OutboxEntry:
+    entry = (OutboxEntry.objects.filter(tenant=tenant, queue_id=queue_id)
+             .select_related("account").defer("raw").first())
+    if entry is None:
+        raise NotFoundError(f"Queue entry {queue_id!r} not found", "QueueEntryNotFound")
+    return entry
+
+
+def due_entries(now: datetime | None = None, limit: int = 500) -> list[tuple[int, str, bool]]:
+    """``(pk, queue_id, lapsed)`` of entries a job should try now: queued ones whose time has
+    come, and (``lapsed``) ones left ``sending`` by a job that died: its lease ran out."""
+    now = now or timezone.now()
+    rows = OutboxEntry.objects.filter(
+        Q(state=State.QUEUED, next_attempt_at__lte=now)
+        | Q(state=State.SENDING, lease_until__lt=now))
+    return [(pk, queue_id, state == State.SENDING) for pk, queue_id, state in
+            rows.order_by("next_attempt_at").values_list("pk", "queue_id", "state")[:limit]]
+
+
+# --- the life of an attempt ---------------------------------------------------------------
+
+
+def claim(entry_id: int, now: datetime | None = None) -> OutboxEntry | None:
+    """Take the entry for one attempt, or None if it is not due, already taken or finished.
+
+    ``skip_locked``: a second job racing for the same row does not wait; it finds nothing.
+    An entry whose last allowed attempt was interrupted (the job died while ``sending``) is
+    failed here rather than tried beyond its ``deliveryAttempts``."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        entry = (OutboxEntry.objects.select_for_update(skip_locked=True)
+                 .filter(Q(state=State.QUEUED, next_attempt_at__lte=now)
+                         | Q(state=State.SENDING, lease_until__lt=now), pk=entry_id)
+                 .select_related("account", "account__tenant").first())
+        if entry is None:
+            return None
+        if entry.state == State.SENDING and entry.attempts >= entry.max_attempts:
+            _fail(entry, {"error": "The last attempt was interrupted before the server's "
+                                   "answer was recorded; the message may have been sent",
+                          "code": "Interrupted"}, now)
+            return None
+        entry.state = State.SENDING
+        entry.attempts += 1
+        entry.lease_until = now + timedelta(seconds=settings.SEND_LEASE)
+        entry.updated_at = now
+        entry.save(update_fields=["state", "attempts", "lease_until", "updated_at"])
+    return entry
+
+
+def _claimed(entry: OutboxEntry):
+    """The row, still held by this attempt, locked for the transition."""
+    return (OutboxEntry.objects.select_for_update()
+            .filter(pk=entry.pk, state=State.SENDING, attempts=entry.attempts))
+
+
+def _lost(entry: OutboxEntry, outcome: str) -> bool:
+    logger.warning("outbox %s: attempt %d lost its claim before recording %s",
+                   entry.queue_id, entry.attempts, outcome)
+    return False
+
+
+def mark_sent(entry: OutboxEntry, response: str, rejected: dict[str, str]) -> bool:
+    """The server accepted DATA: ``sent`` and one ``messageSent``. False if the claim was lost
+    (another attempt owns the entry and will record its own outcome)."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not _claimed(entry).update(state=State.SENT, response=response, sent_at=now,
+                                      lease_until=None, updated_at=now):
+            return _lost(entry, "sent")
+        data = {"queueId": entry.queue_id, "messageId": entry.message_id,
+                "response": response, "envelope": entry.envelope}
+        if rejected:
+            data["rejected"] = rejected
+        events.record(entry.tenant_id, events.MESSAGE_SENT, entry.account.account, data)
+    entry.state, entry.response, entry.sent_at = State.SENT, response, now
+    return True
+
+
+def mark_retry(entry: OutboxEntry, error: dict, delay: timedelta) -> bool:
+    """A transient failure: back to ``queued`` until ``delay`` has passed."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not _claimed(entry).update(state=State.QUEUED, last_error=error, lease_until=None,
+                                      next_attempt_at=now + delay, updated_at=now):
+            return _lost(entry, "a retry")
+    entry.state, entry.last_error, entry.next_attempt_at = State.QUEUED, error, now + delay
+    return True
+
+
+def mark_failed(entry: OutboxEntry, error: dict) -> bool:
+    """A permanent failure or the last attempt: ``failed`` (kept) and one ``messageFailed``."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not _claimed(entry).exists():
+            return _lost(entry, "a failure")
+        _fail(entry, error, now)
+    return True
+
+
+def _fail(entry: OutboxEntry, error: dict, now: datetime) -> None:
+    OutboxEntry.objects.filter(pk=entry.pk).update(
+        state=State.FAILED, last_error=error, lease_until=None, updated_at=now)
+    events.record(entry.tenant_id, events.MESSAGE_FAILED, entry.account.account, {
+        "queueId": entry.queue_id, "messageId": entry.message_id, "error": error.get("error"),
+        "code": error.get("code"), "responseCode": error.get("responseCode"),
+        "envelope": entry.envelope, "attemptsMade": entry.attempts,
+    })
+    entry.state, entry.last_error = State.FAILED, error
+
+
+def finish(entry: OutboxEntry, sent_copy: dict | None) -> None:
+    """After the Sent copy: note where it went and drop the content, which is now on the
+    server (twice: recipients' and Sent) and no longer needed here."""
+    OutboxEntry.objects.filter(pk=entry.pk, state=State.SENT).update(
+        sent_copy=sent_copy, raw=b"", updated_at=timezone.now())
+    entry.sent_copy = sent_copy
+
+
+def cancel(entry: OutboxEntry) -> None:
+    """``queued`` → ``cancelled``; an entry being sent, or finished, cannot be (409)."""
+    with transaction.atomic():
+        current = OutboxEntry.objects.select_for_update().get(pk=entry.pk)
+        if current.state != State.QUEUED:
+            raise ConflictError(
+                f"Queue entry {entry.queue_id!r} is {current.state}; only a queued entry "
+                "can be cancelled", "QueueEntryNotCancellable")
+        current.state, current.lease_until = State.CANCELLED, None
+        current.raw, current.updated_at = b"", timezone.now()
+        current.save(update_fields=["state", "lease_until", "raw", "updated_at"])
+    entry.state = State.CANCELLED

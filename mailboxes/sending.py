@@ -1,0 +1,331 @@
+"""Sending an outbox entry through the account's SMTP server: the rq job, retries, the sweep.
+
+One job = one attempt::
+
+    claim (row → sending, attempts + 1, lease)        outbox.claim, one short transaction
+    SMTP: connect, MAIL FROM, RCPT TO..., DATA        no transaction held
+    250        → outbox.mark_sent (+ messageSent), then copy to Sent, flag \\Answered
+    4xx / net  → outbox.mark_retry (queued again after the retry schedule's next delay)
+    5xx / last → outbox.mark_failed (+ messageFailed); the entry is kept
+
+rq carries only "try entry N" (job id ``send-<queueId>``); PostgreSQL holds the entry. The
+sweep (``enqueue_due``, run every ``EMAILAPI_SEND_SWEEP_INTERVAL`` s by ``manage.py
+sendscheduler``, which ``manage.py serve`` starts) enqueues every due entry that has no live
+job: scheduled sends, retries whose delay has passed, jobs lost to a Redis flush, and entries
+left ``sending`` by a job killed mid-attempt (after their lease, ``EMAILAPI_SEND_LEASE``).
+
+Exactly once, mostly: two jobs for one entry never both send, since only one wins the claim.
+The one gap is a crash after the server accepted DATA and before ``mark_sent`` committed: the
+entry is then tried again and the message may arrive twice (at-least-once), which is the
+safer side of the trade against losing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+import socket
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections
+
+from accounts import services
+from mailboxes import listing, outbox, smtp
+from mailboxes.command_pool import pool
+from mailboxes.imap import fetch
+from mailboxes.imap.types import FlagChange
+from mailboxes.models import Folder, OutboxEntry
+from mailboxes.sync import index
+
+logger = logging.getLogger(__name__)
+
+QUEUE = "send"
+_LIVE_JOB = {"queued", "started", "scheduled", "deferred"}
+
+
+# --- the job ------------------------------------------------------------------------------
+
+
+def send_entry(entry_id: int) -> str:
+    """The rq job: one attempt at one entry. Returns what happened, for logs and tests."""
+    close_old_connections()
+    entry = outbox.claim(entry_id)
+    if entry is None:
+        return "skipped"
+    try:
+        response, rejected = transmit(entry)
+    except SendFailure as failure:
+        return _after_failure(entry, failure)
+    except Exception as exc:  # noqa: BLE001 - a fault of ours: retried like a transient one
+        logger.exception("outbox %s: attempt %d crashed", entry.queue_id, entry.attempts)
+        return _after_failure(entry, SendFailure(f"Internal error ({type(exc).__name__})",
+                                                 "InternalError"))
+    if not outbox.mark_sent(entry, response, rejected):
+        return "lost"
+    outbox.finish(entry, after_sent(entry))
+    return "sent"
+
+
+def _after_failure(entry: OutboxEntry, failure: SendFailure) -> str:
+    error = failure.as_dict()
+    if failure.is_permanent(entry.attempts) or entry.attempts >= entry.max_attempts:
+        outbox.mark_failed(entry, error)
+        logger.info("outbox %s failed after %d attempts: %s", entry.queue_id, entry.attempts,
+                    failure.message)
+        return "failed"
+    outbox.mark_retry(entry, error, outbox.retry_delay(entry.attempts))
+    logger.info("outbox %s attempt %d failed, will retry: %s", entry.queue_id, entry.attempts,
+                failure.message)
+    return "retry"
+
+
+# --- one SMTP transaction -----------------------------------------------------------------
+
+
+@dataclass
+class SendFailure(Exception):
+    """Why an attempt failed, classified: ``permanent`` failures are not retried; an
+    ``auth`` failure becomes permanent after ``EMAILAPI_SEND_AUTH_ATTEMPTS`` attempts."""
+
+    message: str
+    code: str
+    response_code: int | None = None
+    permanent: bool = False
+    auth: bool = False
+
+    def is_permanent(self, attempts_made: int) -> bool:
+        if self.auth:
+            return self.permanent and attempts_made >= settings.SEND_AUTH_ATTEMPTS
+        return self.permanent
+
+    def as_dict(self) -> dict:
+        return {"error": self.message, "code": self.code, "responseCode": self.response_code}
+
+
+def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
+    """Send the entry's raw message to its envelope; return the server's answer to DATA and
+    the recipients it refused (when it took the others). Raises ``SendFailure``."""
+    smtp_settings = services.account_smtp_settings(entry.account)
+    if smtp_settings is None:
+        raise SendFailure("The account has no SMTP settings", "NoSmtpSettings", permanent=True)
+    try:
+        client = smtp.connect(smtp_settings)
+    except smtp.SmtpAuthenticationFailed as exc:
+        raise SendFailure(str(exc), exc.code, exc.response_code, auth=True,
+                          permanent=not _is_transient_code(exc.response_code)) from None
+    except smtp.SmtpError as exc:
+        raise SendFailure(str(exc), exc.code, exc.response_code,
+                          permanent=_is_permanent_code(exc.response_code)) from None
+    try:
+        return deliver(client, entry.envelope["from"], list(entry.envelope["to"]),
+                       bytes(entry.raw))
+    except SendFailure:
+        raise
+    except smtplib.SMTPResponseException as exc:
+        raise classify_response(exc.smtp_code, exc.smtp_error) from None
+    except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+        raise SendFailure(f"Connection to the SMTP server failed: {exc}",
+                          "ConnectionError") from None
+    finally:
+        try:
+            client.quit()
+        except Exception:  # noqa: BLE001 - the answer to DATA is what counts
+            client.close()
+
+
+def deliver(client: smtplib.SMTP, sender: str, recipients: list[str],
+            raw: bytes) -> tuple[str, dict[str, str]]:
+    """MAIL FROM, RCPT TO for each recipient, DATA: smtplib's ``sendmail`` minus its habit of
+    hiding the server's final answer (which ``messageSent`` reports)."""
+    options = []
+    if client.has_extn("8bitmime") and any(byte > 127 for byte in raw):
+        options.append("BODY=8BITMIME")
+    if not (sender + "".join(recipients)).isascii():
+        if not client.has_extn("smtputf8"):
+            raise SendFailure("The server does not accept non-ASCII addresses (no SMTPUTF8)",
+                              "SmtpUtf8Unsupported", permanent=True)
+        options.append("SMTPUTF8")
+    code, text = client.mail(sender, options)
+    if code != 250:
+        raise classify_response(code, text)
+    rejected: dict[str, str] = {}
+    last: tuple[int, bytes] | None = None
+    for recipient in recipients:
+        code, text = client.rcpt(recipient)
+        if code not in (250, 251):
+            rejected[recipient] = f"{code} {_text(text)}"
+            last = (code, text)
+    if len(rejected) == len(recipients):
+        client.rset()
+        raise classify_response(*last) if last else SendFailure("No recipients", "NoRecipients",
+                                                                 permanent=True)
+    code, text = client.data(raw)
+    if code != 250:
+        raise classify_response(code, text)
+    return f"{code} {_text(text)}", rejected
+
+
+def classify_response(code: int, text) -> SendFailure:
+    """A refusal by its reply code: 5xx is permanent, anything else worth another try."""
+    return SendFailure(f"{code} {_text(text)}".strip(), "SmtpRefused" if code >= 500
+                       else "SmtpDeferred", code, permanent=_is_permanent_code(code))
+
+
+def _is_permanent_code(code: int | None) -> bool:
+    return code is not None and 500 <= code < 600
+
+
+def _is_transient_code(code: int | None) -> bool:
+    return code is not None and 400 <= code < 500
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+def wire_format(raw: bytes) -> bytes:
+    """CRLF line ends, as DATA requires (smtplib sends bytes as they are)."""
+    return _BARE_LF.sub(b"\r\n", raw)
+
+
+# --- after sending: the Sent copy and \Answered ---------------------------------------------
+
+
+def after_sent(entry: OutboxEntry) -> dict | None:
+    """Store the copy in Sent (unless ``copy`` is off) and flag a replied-to message
+    \\Answered. Both are best effort: the mail is out, so a failure here is logged and noted
+    on the entry (``sent_copy.error``), never retried as a send."""
+    account = entry.account
+    result = None
+    copy = account.copy if entry.copy is None else entry.copy
+    if copy and account.imap:
+        try:
+            result = copy_to_sent(account, bytes(entry.raw))
+        except Exception as exc:  # noqa: BLE001 - see above
+            logger.warning("outbox %s: no copy in Sent: %s", entry.queue_id, exc)
+            result = {"error": f"Storing the copy in Sent failed: {exc}"}
+    reference = entry.reference or {}
+    if reference.get("message") and reference.get("action") in ("reply", "replyAll"):
+        try:
+            flag_answered(account, reference["message"])
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("outbox %s: could not flag the original \\Answered: %s",
+                           entry.queue_id, exc)
+    return result
+
+
+def sent_folder(account) -> Folder | None:
+    return (Folder.objects.filter(account=account, special_use="\\Sent")
+            .order_by("pk").first())
+
+
+def copy_to_sent(account, raw: bytes) -> dict:
+    """APPEND to the Sent special-use folder and index the copy at once (read-your-writes)."""
+    folder = sent_folder(account)
+    if folder is None:
+        return {"error": "The account has no Sent folder"}
+    with pool.session(account) as session:
+        uid = _append(session.client, folder.path, raw)
+        if uid is not None:
+            _index_appended(session, folder, uid)
+    return {"path": folder.path, "uid": uid,
+            "id": index.message_id_for(folder, uid) if uid is not None else None}
+
+
+_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
+
+
+def _append(client, path: str, raw: bytes) -> int | None:
+    try:
+        from mailboxes.imap.append import append
+    except ImportError:  # before the upload work lands: imapclient's APPEND, UID from UIDPLUS
+        found = _APPENDUID.search(client.append(path, raw, flags=(b"\\Seen",)) or b"")
+        return int(found.group(2)) if found else None
+    return append(client, path, raw, flags=("\\Seen",))
+
+
+def _index_appended(session, folder: Folder, uid: int) -> None:
+    """Index the new UID now, unless the folder's UIDVALIDITY moved on (the worker reindexes
+    it then). The worker later finds the UID indexed and raises no second ``messageNew``."""
+    info = session.select(folder.path)
+    if info.uidvalidity != folder.uidvalidity:
+        return
+    metas = fetch.fetch_meta(session.client, str(uid))
+    if metas:
+        try:
+            index.add_messages(folder, metas, notify=True)
+        except IntegrityError:
+            pass  # the worker indexed it in the meantime: same row, its event
+
+
+def flag_answered(account, message_id: str) -> None:
+    """STORE +FLAGS \\Answered on the original, then the index (one ``messageUpdated``)."""
+    folder, row = listing.message_by_id(account, message_id)
+    if "\\Answered" in row.flags:
+        return
+    with pool.session(account) as session:
+        session.client.select_folder(folder.path, readonly=False)
+        session.selected = folder.path
+        session.client.add_flags([row.uid], [b"\\Answered"], silent=True)
+    flags = tuple(dict.fromkeys([*row.flags, "\\Answered"]))
+    index.apply_flag_changes(folder, [FlagChange(uid=row.uid, flags=flags, modseq=None)])
+
+
+# --- rq: enqueueing and the sweep ---------------------------------------------------------
+
+
+def _queue():
+    import django_rq
+
+    return django_rq.get_queue(QUEUE)
+
+
+def job_id(queue_id: str) -> str:
+    return f"send-{queue_id}"
+
+
+def enqueue(entry_pk: int, queue_id: str) -> None:
+    """Ask a worker to try the entry now. The id is per entry: the sweep can tell whether a
+    job is still waiting; a duplicate would only find the entry claimed."""
+    _queue().enqueue_call(send_entry, args=(entry_pk,), job_id=job_id(queue_id),
+                          result_ttl=0, failure_ttl=24 * 3600,
+                          timeout=max(30, settings.SEND_LEASE - 30))
+
+
+def enqueue_quietly(entry: OutboxEntry) -> None:
+    """``enqueue`` after a submit commits: if Redis is down, the sweep sends it later."""
+    try:
+        enqueue(entry.pk, entry.queue_id)
+    except Exception as exc:  # noqa: BLE001 - the entry is safe in PostgreSQL
+        logger.warning("could not enqueue outbox %s (the sweep will): %s", entry.queue_id, exc)
+
+
+def _job_status(queue_id: str, connection) -> str | None:
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    try:
+        status = Job.fetch(job_id(queue_id), connection=connection).get_status(refresh=False)
+    except NoSuchJobError:
+        return None
+    return str(getattr(status, "value", status))
+
+
+def enqueue_due() -> int:
+    """Enqueue a job for every due entry without a live one; return how many.
+
+    An entry left ``sending`` past its lease gets a new job even if rq still shows the old
+    one as started: the job timeout is shorter than the lease, so that job is dead."""
+    queue = _queue()
+    count = 0
+    for pk, queue_id, lapsed in outbox.due_entries():
+        status = _job_status(queue_id, queue.connection)
+        if status not in _LIVE_JOB or (lapsed and status == "started"):
+            enqueue(pk, queue_id)
+            count += 1
+    return count

@@ -1,0 +1,32 @@
+"""Real calls of the sending routes for ``test_openapi.test_real_responses_match_the_document``:
+submit (queued, refused, unknown account) and the outbox (list, entry, cancel, conflict)."""
+
+from __future__ import annotations
+
+import base64
+
+from tests.base import account_payload
+
+
+def _submit_calls(alice, bob):
+    api = alice.client
+    assert api.post("/v1/account", account_payload("sender"), format="json").status_code == 200
+    raw = base64.b64encode(b"From: me@example.com\r\nTo: you@example.com\r\nSubject: Hi\r\n\r\n"
+                           b"Hello\r\n").decode()
+    later = {"raw": raw, "sendAt": "2099-01-01T00:00:00Z"}
+    queued = api.post("/v1/account/sender/submit", later, format="json").json()["queueId"]
+    cancelled = api.post("/v1/account/sender/submit", later, format="json").json()["queueId"]
+    return [
+        ("/v1/account/{account}/submit", "post",
+         lambda: api.post("/v1/account/sender/submit", later, format="json")),
+        ("/v1/account/{account}/submit", "post",
+         lambda: api.post("/v1/account/sender/submit", {"raw": "%%"}, format="json")),
+        ("/v1/account/{account}/submit", "post",
+         lambda: bob.client.post("/v1/account/sender/submit", later, format="json")),
+        ("/v1/outbox", "get", lambda: api.get("/v1/outbox?pageSize=1")),
+        ("/v1/outbox", "get", lambda: api.get("/v1/outbox?state=nope")),
+        ("/v1/outbox/{queueId}", "get", lambda: api.get(f"/v1/outbox/{queued}")),
+        ("/v1/outbox/{queueId}", "get", lambda: bob.client.get(f"/v1/outbox/{queued}")),
+        ("/v1/outbox/{queueId}", "delete", lambda: api.delete(f"/v1/outbox/{cancelled}")),
+        ("/v1/outbox/{queueId}", "delete", lambda: api.delete(f"/v1/outbox/{cancelled}")),
+    ]

@@ -1,0 +1,361 @@
+"""The outbox and its send job against real Dovecot and the real (aiosmtpd) SMTP server:
+retries on the schedule, permanent failures, claims that never send twice, leases, the sweep
+after a Redis flush, cancellation and sendAt."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from emailapi.api.errors import ConflictError
+from mailboxes import outbox, sending
+from mailboxes.models import Message, OutboxEntry
+from tests.mailboxes.helpers import events_of
+from tests.mailboxes.sending_helpers import queue, raw_message, sending_account, work_send_queue
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+State = OutboxEntry.State
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def fast_retries(settings):
+    """Retries due at once, so a test drives attempts without sleeping."""
+    settings.SEND_RETRY_SCHEDULE = [0, 0, 0]
+    return settings
+
+
+@pytest.fixture
+def account(alice, smtp_user, smtp_server):
+    return sending_account(alice.tenant, smtp_user, smtp_server)
+
+
+def _reload(entry: OutboxEntry) -> OutboxEntry:
+    return OutboxEntry.objects.get(pk=entry.pk)
+
+
+def test_it_sends_the_raw_message_to_its_envelope_and_copies_it_to_sent(account, smtp_server):
+    raw = raw_message(subject="Quarterly numbers")
+    entry = queue(account, raw, envelope={"from": "me@example.test",
+                                          "to": ["bob@example.test", "carol@example.test"]})
+
+    assert sending.send_entry(entry.pk) == "sent"
+
+    received = smtp_server.wait_for_messages(1)[0]
+    assert received.mail_from == "me@example.test"
+    assert received.rcpt_tos == ["bob@example.test", "carol@example.test"]
+    assert received.message["Subject"] == "Quarterly numbers"
+    assert received.auth_user == account.smtp["auth"]["user"]
+    entry = _reload(entry)
+    assert entry.state == State.SENT and entry.attempts == 1
+    assert entry.response.startswith("250 ")
+    assert bytes(entry.raw) == b"", "content is dropped once sent and copied"
+    copy = Message.objects.get(folder__account=account, folder__special_use="\\Sent")
+    assert copy.subject == "Quarterly numbers" and "\\Seen" in copy.flags
+    assert entry.sent_copy == {"path": "Sent", "uid": copy.uid, "id": entry.sent_copy["id"]}
+    [sent] = events_of(account, "messageSent")
+    assert sent.data == {"queueId": entry.queue_id, "messageId": "<outbox-test@example.test>",
+                         "response": entry.response, "envelope": entry.envelope}
+
+
+def test_a_server_refusing_the_first_two_attempts_gets_it_on_the_third(
+        account, smtp_server, fast_retries):
+    smtp_server.refuse_next(2, "451 4.3.0 Try again later")
+    entry = queue(account)
+
+    outcomes = [sending.send_entry(entry.pk) for _ in range(3)]
+
+    assert outcomes == ["retry", "retry", "sent"]
+    assert len(smtp_server.refused) == 2 and len(smtp_server.wait_for_messages(1)) == 1
+    entry = _reload(entry)
+    assert entry.state == State.SENT and entry.attempts == 3
+    assert entry.last_error["responseCode"] == 451  # the last failure stays visible
+    assert len(events_of(account, "messageSent")) == 1
+    assert events_of(account, "messageFailed") == []
+    assert sending.send_entry(entry.pk) == "skipped"  # a late duplicate job changes nothing
+
+
+def test_a_server_always_refusing_with_5xx_fails_the_entry_at_once_and_keeps_it(
+        account, smtp_server, fast_retries):
+    smtp_server.refuse_always("550 5.7.1 Relaying denied", stage="rcpt")
+    entry = queue(account)
+
+    assert sending.send_entry(entry.pk) == "failed"
+    assert sending.send_entry(entry.pk) == "skipped"
+
+    entry = _reload(entry)
+    assert entry.state == State.FAILED and entry.attempts == 1
+    assert bytes(entry.raw), "a failed message is kept, not lost"
+    assert entry.last_error == {"error": "550 5.7.1 Relaying denied", "code": "SmtpRefused",
+                                "responseCode": 550}
+    [failed] = events_of(account, "messageFailed")
+    assert failed.data["queueId"] == entry.queue_id
+    assert failed.data["responseCode"] == 550
+    assert failed.data["error"] == "550 5.7.1 Relaying denied"
+    assert failed.data["envelope"] == entry.envelope
+    assert smtp_server.messages == []
+
+
+def test_a_server_always_deferring_fails_after_the_last_attempt(account, smtp_server,
+                                                                fast_retries):
+    smtp_server.refuse_always("421 4.7.0 Too busy")
+    entry = queue(account, delivery_attempts=3)
+
+    outcomes = [sending.send_entry(entry.pk) for _ in range(4)]
+
+    assert outcomes == ["retry", "retry", "failed", "skipped"]
+    assert len(smtp_server.refused) == 3
+    assert _reload(entry).state == State.FAILED
+    [failed] = events_of(account, "messageFailed")
+    assert failed.data["responseCode"] == 421 and failed.data["attemptsMade"] == 3
+
+
+def test_a_retry_waits_for_its_delay(account, smtp_server, settings):
+    settings.SEND_RETRY_SCHEDULE = [60, 600]
+    smtp_server.refuse_next(1, "450 4.2.1 Mailbox busy")
+    entry = queue(account)
+    before = timezone.now()
+
+    assert sending.send_entry(entry.pk) == "retry"
+    assert sending.send_entry(entry.pk) == "skipped", "not due before its delay"
+
+    entry = _reload(entry)
+    assert entry.state == State.QUEUED
+    assert timedelta(seconds=59) < entry.next_attempt_at - before < timedelta(seconds=62)
+    assert outbox.due_entries() == []
+    assert smtp_server.messages == []
+
+
+def test_a_refused_login_is_retried_then_fails(account, smtp_server, fast_retries):
+    fast_retries.SEND_AUTH_ATTEMPTS = 2
+    smtp_server.add_user(account.smtp["auth"]["user"], "another password")
+
+    entry = queue(account)
+
+    assert [sending.send_entry(entry.pk) for _ in range(3)] == ["retry", "failed", "skipped"]
+    entry = _reload(entry)
+    assert entry.last_error["code"] == "AuthenticationFailed"
+    assert entry.last_error["responseCode"] == 535
+    assert len(events_of(account, "messageFailed")) == 1
+
+
+def test_jobs_racing_for_one_entry_send_it_once(account, smtp_server):
+    entry = queue(account)
+    outcomes = []
+
+    def job():
+        try:
+            outcomes.append(sending.send_entry(entry.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=job) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["sent", "skipped", "skipped", "skipped"]
+    time.sleep(0.2)
+    assert len(smtp_server.messages) == 1
+    assert len(events_of(account, "messageSent")) == 1
+
+
+def test_an_entry_left_sending_by_a_killed_job_is_retried_after_its_lease(account, smtp_server):
+    entry = queue(account)
+    assert outbox.claim(entry.pk) is not None  # a job that claimed it, then died
+
+    assert sending.send_entry(entry.pk) == "skipped", "the lease still holds"
+    assert outbox.due_entries() == []
+    OutboxEntry.objects.filter(pk=entry.pk).update(lease_until=timezone.now() - timedelta(1))
+    assert outbox.due_entries() == [(entry.pk, entry.queue_id, True)]
+
+    assert sending.send_entry(entry.pk) == "sent"
+    assert _reload(entry).attempts == 2
+    assert len(smtp_server.wait_for_messages(1)) == 1
+
+
+def test_a_worker_killed_mid_send_leaves_the_entry_to_be_retried_once(
+        account, smtp_server, settings, redis_db):
+    """A real ``rqworker`` process SIGKILLed while the server stalls before answering DATA:
+    the entry stays ``sending`` under its lease, and after it the sweep and a worker send it
+    exactly once."""
+    smtp_server.refuse_next(1, "451 4.3.0 Too late", delay=10)
+    entry = queue(account)
+    sending.enqueue(entry.pk, entry.queue_id)
+    victim = _spawn_rqworker(settings)
+    try:
+        smtp_server.wait_for_refusals(1, timeout=30)  # the victim is inside DATA now
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=10)
+    finally:
+        if victim.poll() is None:
+            os.killpg(victim.pid, signal.SIGKILL)
+            victim.wait()
+
+    entry = _reload(entry)
+    assert entry.state == State.SENDING and entry.attempts == 1
+    assert sending.enqueue_due() == 0, "not before its lease runs out"
+    OutboxEntry.objects.filter(pk=entry.pk).update(lease_until=timezone.now() - timedelta(1))
+    assert sending.enqueue_due() == 1, "rq still shows the dead job as started"
+    work_send_queue()
+
+    entry = _reload(entry)
+    assert entry.state == State.SENT and entry.attempts == 2
+    assert len(smtp_server.wait_for_messages(1)) == 1
+    assert len(events_of(account, "messageSent")) == 1
+
+
+def _spawn_rqworker(settings) -> subprocess.Popen:
+    db = connection.settings_dict
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update(DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+               REDIS_URL=settings.REDIS_URL, EMAILAPI_SECRET=settings.EMAILAPI_SECRET)
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "rqworker", "send", "--burst"], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def test_an_interrupted_last_attempt_fails_instead_of_trying_again(account, smtp_server):
+    entry = queue(account, delivery_attempts=1)
+    outbox.claim(entry.pk)
+    OutboxEntry.objects.filter(pk=entry.pk).update(lease_until=timezone.now() - timedelta(1))
+
+    assert sending.send_entry(entry.pk) == "skipped"
+
+    assert _reload(entry).state == State.FAILED
+    [failed] = events_of(account, "messageFailed")
+    assert failed.data["code"] == "Interrupted"
+    assert smtp_server.messages == []
+
+
+def test_a_claim_lost_to_another_job_records_nothing(account, smtp_server):
+    entry = outbox.claim(queue(account).pk)
+    OutboxEntry.objects.filter(pk=entry.pk).update(attempts=entry.attempts + 1)  # taken over
+
+    assert outbox.mark_sent(entry, "250 OK", {}) is False
+    assert outbox.mark_failed(entry, {"error": "x"}) is False
+    assert events_of(account, "messageSent", "messageFailed") == []
+
+
+def test_a_cancelled_entry_is_never_sent(account, smtp_server):
+    entry = queue(account)
+
+    outbox.cancel(entry)
+
+    assert sending.send_entry(entry.pk) == "skipped"
+    assert _reload(entry).state == State.CANCELLED
+    assert smtp_server.messages == []
+    with pytest.raises(ConflictError):
+        outbox.cancel(entry)
+
+
+def test_a_sent_or_sending_entry_cannot_be_cancelled(account, smtp_server):
+    sending_entry = outbox.claim(queue(account).pk)
+    with pytest.raises(ConflictError) as raised:
+        outbox.cancel(sending_entry)
+    assert raised.value.error_code == "QueueEntryNotCancellable"
+    sent = queue(account)
+    sending.send_entry(sent.pk)
+    with pytest.raises(ConflictError):
+        outbox.cancel(sent)
+
+
+def test_send_at_in_the_future_waits_then_goes_through_the_real_queue(account, smtp_server):
+    entry = queue(account, send_at=timezone.now() + timedelta(seconds=1.5))
+
+    assert sending.enqueue_due() == 0
+    assert sending.send_entry(entry.pk) == "skipped"
+    time.sleep(1.6)
+    assert sending.enqueue_due() == 1
+    work_send_queue()
+
+    assert _reload(entry).state == State.SENT
+    assert len(smtp_server.wait_for_messages(1)) == 1
+
+
+def test_a_redis_flush_loses_no_queued_send(account, smtp_server, redis_db):
+    entry = queue(account)
+    sending.enqueue(entry.pk, entry.queue_id)
+    assert sending.enqueue_due() == 0, "a live job is not enqueued twice"
+
+    redis_db.flushall()
+    assert sending.enqueue_due() == 1
+    assert sending.enqueue_due() == 0
+    work_send_queue()
+
+    assert _reload(entry).state == State.SENT
+    assert len(smtp_server.wait_for_messages(1)) == 1
+    assert len(events_of(account, "messageSent")) == 1
+
+
+def test_the_sendscheduler_command_sweeps_once(account, smtp_server, redis_db):
+    from django.core.management import call_command
+
+    entry = queue(account)
+    call_command("sendscheduler", "--once")
+    assert sending._job_status(entry.queue_id, redis_db) == "queued"
+    work_send_queue()
+
+    assert _reload(entry).state == State.SENT
+
+
+def test_copy_off_for_the_account_or_the_entry_stores_nothing_in_sent(account, smtp_server):
+    entry = queue(account, copy=False)
+    sending.send_entry(entry.pk)
+    account.copy = False
+    account.save(update_fields=["copy"])
+    sending.send_entry(queue(account).pk)
+    sending.send_entry(queue(account, copy=True).pk)  # the request overrides the account
+
+    assert len(smtp_server.wait_for_messages(3)) == 3
+    assert Message.objects.filter(folder__special_use="\\Sent").count() == 1
+    assert _reload(entry).sent_copy is None
+
+
+def test_a_non_ascii_address_goes_out_with_smtputf8(account, smtp_server):
+    entry = queue(account, envelope={"from": "me@example.test", "to": ["jürgen@example.test"]})
+
+    assert sending.send_entry(entry.pk) == "sent"
+    assert smtp_server.wait_for_messages(1)[0].rcpt_tos == ["jürgen@example.test"]
+
+
+def test_an_account_without_smtp_fails_the_entry(alice, mail_user):
+    from tests.mailboxes.helpers import register
+
+    account = register(alice.tenant, mail_user)
+    entry = queue(account)
+
+    assert sending.send_entry(entry.pk) == "failed"
+    assert _reload(entry).last_error["code"] == "NoSmtpSettings"
+
+
+# --- pure functions -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code,permanent", [(550, True), (554, True), (451, False), (421, False)])
+def test_refusals_are_classified_by_their_reply_code(code, permanent):
+    failure = sending.classify_response(code, b"text")
+    assert failure.permanent is permanent and failure.response_code == code
+    assert failure.message == f"{code} text"
+
+
+def test_the_retry_delay_follows_the_schedule_and_repeats_its_last_step(settings):
+    settings.SEND_RETRY_SCHEDULE = [10, 30]
+    assert [outbox.retry_delay(n).total_seconds() for n in (1, 2, 3, 9)] == [10, 30, 30, 30]
+    assert outbox.default_attempts() == 3
+
+
+def test_wire_format_ends_every_line_with_crlf():
+    assert sending.wire_format(b"a\nb\r\nc\n") == b"a\r\nb\r\nc\r\n"

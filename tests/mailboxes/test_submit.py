@@ -1,0 +1,236 @@
+"""``POST /v1/account/{account}/submit`` and the outbox routes, end to end: the API queues, the
+real rq queue and worker send through the real SMTP server, Dovecot gets the Sent copy."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailboxes.models import Message, OutboxEntry
+from tests.mailboxes.helpers import events_of
+from tests.mailboxes.sending_helpers import (
+    b64,
+    raw_message,
+    sending_account,
+    sync,
+    work_send_queue,
+)
+from tests.servers import seed
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def account(alice, smtp_user, smtp_server):
+    return sending_account(alice.tenant, smtp_user, smtp_server)
+
+
+def _submit(client, body, account_id="box"):
+    return client.post(f"/v1/account/{account_id}/submit", body, format="json")
+
+
+def test_a_plain_send_arrives_with_its_headers_and_envelope_and_lands_in_sent(
+        alice, account, smtp_server):
+    raw = raw_message(subject="Lunch?", to="Bob <bob@example.test>", cc="carol@example.test",
+                      headers={"Bcc": "dave@example.test"})
+
+    response = _submit(alice.client, {"raw": b64(raw)})
+
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert set(body) == {"queueId", "messageId", "sendAt"}
+    work_send_queue()
+    received = smtp_server.wait_for_messages(1)[0]
+    assert received.mail_from == "me@example.test"
+    assert received.rcpt_tos == ["bob@example.test", "carol@example.test", "dave@example.test"]
+    message = received.message
+    assert message["Subject"] == "Lunch?" and message["Message-ID"] == body["messageId"]
+    assert message["Bcc"] is None, "Bcc recipients get the mail, not the header"
+    assert "this is a test message" in message.get_content()
+
+    listed = alice.client.get("/v1/account/box/messages?path=\\Sent").json()["messages"]
+    assert [m["messageId"] for m in listed] == [body["messageId"]]
+    entry = alice.client.get(f"/v1/outbox/{body['queueId']}").json()
+    assert entry["state"] == "sent" and entry["progress"] == {"status": "submitted"}
+    assert entry["response"].startswith("250 ") and entry["attemptsMade"] == 1
+    assert entry["sentCopy"]["id"] == listed[0]["id"]
+    [sent] = events_of(account, "messageSent")
+    assert sent.data["queueId"] == body["queueId"]
+    assert sent.data["envelope"] == {"from": "me@example.test", "to": received.rcpt_tos}
+
+
+def test_a_message_without_message_id_gets_one_and_envelope_overrides_headers(
+        alice, account, smtp_server):
+    raw = b"From: me@example.test\r\nTo: bob@example.test\r\nSubject: Hi\r\n\r\nBody\r\n"
+
+    response = _submit(alice.client, {"raw": b64(raw), "copy": False, "envelope": {
+        "from": "bounces@example.test", "to": ["eve@example.test"]}})
+
+    work_send_queue()
+    received = smtp_server.wait_for_messages(1)[0]
+    assert received.mail_from == "bounces@example.test"
+    assert received.rcpt_tos == ["eve@example.test"]
+    assert received.message["Message-ID"] == response.json()["messageId"]
+    assert received.message["Message-ID"].endswith("@example.test>")
+    assert not Message.objects.filter(folder__special_use="\\Sent").exists()
+
+
+def test_a_reply_flags_the_original_answered(alice, account, smtp_user, smtp_server):
+    original_id = "<original@example.test>"
+    seed.seed_mailbox(smtp_user, messages=[seed.make_message(subject="Question",
+                                                             message_id=original_id)])
+    sync(account)
+    [original] = alice.client.get("/v1/account/box/messages?path=INBOX").json()["messages"]
+    assert not original["answered"]
+    reply = raw_message(subject="Re: Question", in_reply_to=original_id,
+                        references=original_id)
+
+    response = _submit(alice.client, {"raw": b64(reply), "reference": {
+        "message": original["id"], "action": "reply"}})
+
+    assert response.status_code == 202
+    work_send_queue()
+    received = smtp_server.wait_for_messages(1)[0].message
+    assert received["In-Reply-To"] == original_id and received["References"] == original_id
+    detail = alice.client.get(f"/v1/account/box/message/{original['id']}").json()
+    assert detail["answered"] and "\\Answered" in detail["flags"]
+    client = smtp_user.imap_client()
+    try:
+        client.select_folder("INBOX", readonly=True)
+        flags = client.get_flags([original["uid"]])[original["uid"]]
+    finally:
+        client.logout()
+    assert b"\\Answered" in flags, "the server has the flag, not only the index"
+    [updated] = events_of(account, "messageUpdated")
+    assert updated.data["changes"]["flags"]["added"] == ["\\Answered"]
+    sent_copy = Message.objects.get(folder__special_use="\\Sent")
+    assert sent_copy.thread_id == Message.objects.get(folder__path="INBOX").thread_id
+
+
+def test_send_at_is_returned_and_the_entry_waits_in_the_outbox(alice, account, smtp_server):
+    response = _submit(alice.client, {"raw": b64(raw_message()),
+                                      "sendAt": "2099-01-01T10:00:00Z", "deliveryAttempts": 2})
+
+    assert response.json()["sendAt"] == "2099-01-01T10:00:00Z"
+    work_send_queue()
+    assert smtp_server.messages == []
+    listed = alice.client.get("/v1/outbox").json()
+    assert listed["total"] == 1 and listed["pages"] == 1
+    [item] = listed["messages"]
+    assert item["queueId"] == response.json()["queueId"]
+    assert item["account"] == "box" and item["state"] == "queued"
+    assert item["scheduled"] == item["nextAttempt"] == "2099-01-01T10:00:00Z"
+    assert item["deliveryAttempts"] == 2 and item["attemptsMade"] == 0
+    assert item["envelope"] == {"from": "me@example.test", "to": ["bob@example.test"]}
+    assert item["subject"] == "Hello from the outbox"
+
+
+def test_cancel_removes_a_queued_send_and_refuses_twice(alice, account, smtp_server):
+    queue_id = _submit(alice.client, {"raw": b64(raw_message()),
+                                      "sendAt": "2099-01-01T10:00:00Z"}).json()["queueId"]
+
+    response = alice.client.delete(f"/v1/outbox/{queue_id}")
+
+    assert response.status_code == 200 and response.json() == {"deleted": True}
+    again = alice.client.delete(f"/v1/outbox/{queue_id}")
+    assert again.status_code == 409 and again.json()["code"] == "QueueEntryNotCancellable"
+    assert alice.client.get("/v1/outbox").json()["total"] == 0
+    cancelled = alice.client.get("/v1/outbox?state=cancelled").json()["messages"]
+    assert [m["queueId"] for m in cancelled] == [queue_id]
+    OutboxEntry.objects.filter(queue_id=queue_id).update(send_at="2000-01-01T00:00:00Z",
+                                                         next_attempt_at="2000-01-01T00:00:00Z")
+    from mailboxes.sending import enqueue_due
+
+    assert enqueue_due() == 0
+    assert smtp_server.messages == []
+
+
+def test_the_outbox_pages(alice, account):
+    for _ in range(3):
+        _submit(alice.client, {"raw": b64(raw_message()), "sendAt": "2099-01-01T10:00:00Z"})
+
+    page = alice.client.get("/v1/outbox?page=1&pageSize=2").json()
+
+    assert page["total"] == 3 and page["pages"] == 2 and page["page"] == 1
+    assert len(page["messages"]) == 1
+    assert alice.client.get("/v1/outbox?account=other").json()["total"] == 0
+
+
+@pytest.mark.parametrize("body,field", [
+    ({}, "raw"),
+    ({"raw": "not base64!"}, "raw"),
+    ({"raw": ""}, "raw"),
+    ({"raw": b64(b"x"), "sendAt": "tomorrow"}, "sendAt"),
+    ({"raw": b64(b"x"), "deliveryAttempts": 0}, "deliveryAttempts"),
+    ({"raw": b64(b"x"), "copy": "yes"}, "copy"),
+    ({"raw": b64(b"x"), "envelope": {"to": ["not an address"]}}, "envelope.to"),
+    ({"raw": b64(b"x"), "reference": {"message": "m", "action": "archive"}},
+     "reference.action"),
+    ({"raw": b64(b"x"), "bogus": 1}, "bogus"),
+])
+def test_bad_input_is_a_400_and_queues_nothing(alice, account, body, field):
+    response = _submit(alice.client, body)
+
+    assert response.status_code == 400
+    error = response.json()
+    assert error["code"] == "InputValidationError" and error["statusCode"] == 400
+    assert any(key.startswith(field) for key in error["details"]), error
+    assert not OutboxEntry.objects.exists()
+
+
+def test_a_message_without_recipients_is_a_400(alice, account):
+    raw = b"From: me@example.test\r\nSubject: To nobody\r\n\r\nBody\r\n"
+
+    response = _submit(alice.client, {"raw": b64(raw)})
+
+    assert response.status_code == 400 and response.json()["code"] == "NoRecipients"
+    assert not OutboxEntry.objects.exists()
+
+
+def test_another_tenant_sees_and_touches_nothing(alice, bob, account, smtp_server):
+    queue_id = _submit(alice.client, {"raw": b64(raw_message()),
+                                      "sendAt": "2099-01-01T10:00:00Z"}).json()["queueId"]
+
+    assert _submit(bob.client, {"raw": b64(raw_message())}).status_code == 404
+    assert bob.client.get(f"/v1/outbox/{queue_id}").status_code == 404
+    deleted = bob.client.delete(f"/v1/outbox/{queue_id}")
+    assert deleted.status_code == 404 and deleted.json()["code"] == "QueueEntryNotFound"
+    assert bob.client.get("/v1/outbox").json()["total"] == 0
+    assert OutboxEntry.objects.get().state == "queued"
+
+
+def test_a_read_token_can_list_but_not_submit(alice, account):
+    reader = alice.client_with("read")
+    assert reader.get("/v1/outbox").status_code == 200
+    assert _submit(reader, {"raw": b64(raw_message())}).status_code == 403
+
+
+def test_the_account_copy_setting(alice):
+    from tests.base import account_payload
+
+    assert alice.client.post("/v1/account", account_payload(copy=False),
+                             format="json").status_code == 200
+    assert alice.client.get("/v1/account/sales").json()["copy"] is False
+    alice.client.put("/v1/account/sales", {"copy": True}, format="json")
+    assert alice.client.get("/v1/account/sales").json()["copy"] is True
+    other = alice.client.post("/v1/account", account_payload("other"), format="json")
+    assert other.status_code == 200
+    assert alice.client.get("/v1/account/other").json()["copy"] is True
+
+
+def test_compose_raw_strips_folded_bcc_adds_a_message_id_and_falls_back_to_the_login():
+    from accounts.models import EmailAccount
+    from mailboxes.api.submit_views import compose_raw
+
+    account = EmailAccount(email="", smtp={"auth": {"user": "login@example.test"}})
+    raw = (b"To: a@example.test\nBcc: b@example.test,\n c@example.test\n"
+           b"Subject: =?utf-8?q?h=C3=A9?=\n\nBcc: stays in the body\n")
+
+    composed = compose_raw(account, raw, None)
+
+    assert composed["envelope"] == {"from": "login@example.test", "to": [
+        "a@example.test", "b@example.test", "c@example.test"]}
+    assert composed["subject"] == "hé"
+    assert composed["raw"] == (
+        f"Message-ID: {composed['message_id']}\r\n".encode()
+        + b"To: a@example.test\r\nSubject: =?utf-8?q?h=C3=A9?=\r\n\r\nBcc: stays in the body\r\n")
+    assert composed["message_id"].endswith("@example.test>")
