@@ -74,8 +74,7 @@ def _headers(client, uid: int) -> dict[str, list[str]]:
 
 def _mark_seen(session, folder: Folder, row: Message) -> None:
     """STORE +FLAGS \\Seen, then the index at once (read-your-writes, one messageUpdated)."""
-    session.client.select_folder(folder.path, readonly=False)
-    session.selected = folder.path
+    session.open_writable(folder.path)
     session.client.add_flags([row.uid], [b"\\Seen"], silent=True)
     flags = tuple(dict.fromkeys([*row.flags, "\\Seen"]))
     index.apply_flag_changes(folder, [FlagChange(uid=row.uid, flags=flags, modseq=None)])

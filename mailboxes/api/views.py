@@ -25,6 +25,7 @@ from emailapi.api.views import TenantScopedAPIView
 from mailboxes import index_search, listing, reading
 from mailboxes.api import query
 from mailboxes.api import serializers as s
+from mailboxes.api.message_write_views import BulkUpdateMixin, MessageWriteMixin
 from mailboxes.api.search_serializer import SearchCriteriaSerializer
 from mailboxes.command_pool import pool
 from mailboxes.imap import search
@@ -63,7 +64,7 @@ class MailboxListView(TenantScopedAPIView):
         return Response({"mailboxes": summaries})
 
 
-class MessageListView(TenantScopedAPIView):
+class MessageListView(BulkUpdateMixin, TenantScopedAPIView):
     @extend_schema(operation_id="listMessages", tags=["Message"],
                    parameters=[ACCOUNT_PARAM, s.MessagesQuerySerializer],
                    responses={200: s.MessageListSerializer}, summary="List messages",
@@ -76,7 +77,7 @@ class MessageListView(TenantScopedAPIView):
                                             query["pageSize"], query.get("cursor")))
 
 
-class MessageView(TenantScopedAPIView):
+class MessageView(MessageWriteMixin, TenantScopedAPIView):
     @extend_schema(operation_id="getMessage", tags=["Message"],
                    parameters=[ACCOUNT_PARAM, MESSAGE_PARAM, s.MessageQuerySerializer],
                    responses={200: s.MessageDetailSerializer}, summary="Get a message",

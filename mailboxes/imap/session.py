@@ -83,6 +83,7 @@ class ImapSession:
         elif "CONDSTORE" in self.capabilities and "ENABLE" in self.capabilities:
             self.client.enable("CONDSTORE")
         self.selected: str | None = None
+        self.writable = False  # the selected folder was opened with SELECT, not EXAMINE
 
     @property
     def condstore(self) -> bool:
@@ -132,7 +133,7 @@ class ImapSession:
 
     def select(self, path: str) -> SelectInfo:
         response = self.client.select_folder(path, readonly=True)
-        self.selected = path
+        self.selected, self.writable = path, False
         modseq = response.get(b"HIGHESTMODSEQ")
         return SelectInfo(
             path=path,
@@ -156,6 +157,12 @@ class ImapSession:
             return True
         self.select(path)
         return False
+
+    def open_writable(self, path: str) -> None:
+        """Select *path* read-write (for STORE, MOVE, EXPUNGE) unless it already is."""
+        if self.selected != path or not self.writable:
+            self.client.select_folder(path, readonly=False)
+            self.selected, self.writable = path, True
 
     def run_current(self, path: str, command):
         """Run ``command()`` (a SEARCH, say) on *path* as the server holds it now, without

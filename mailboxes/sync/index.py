@@ -423,3 +423,93 @@ def mark_initialized(account: EmailAccount) -> None:
                 "messages": Message.objects.filter(account=account).count(),
             })
     refresh_statistics()
+
+
+# --- the API's own message changes (read-your-writes) ---------------------------------------
+#
+# The API changes the server first, then calls these at once so the next GET shows the change.
+# The IMAP worker will see the same change on the server later and diff it against the index:
+# finding it already there, it raises nothing. Each function locks the rows it reads and
+# records only what is still missing, so whichever of the two gets there first raises the
+# events, exactly once.
+
+
+def _copied_values(row: Message, destination: Folder, uid: int, now: datetime) -> dict:
+    values = {f.attname: getattr(row, f.attname) for f in Message._meta.concrete_fields
+              if not f.primary_key}
+    values.update(folder_id=destination.pk, account_id=destination.account_id, uid=uid,
+                  modseq=None, indexed_at=now)
+    return values
+
+
+def record_transfer(source: Folder, destination: Folder, uid_map: dict[int, int],
+                    keep_source: bool) -> dict[int, str]:
+    """Index a COPY (``keep_source``) or MOVE the API made: the destination rows are copies
+    of the source rows under their new UIDs. A move raises one ``messageMoved``; a copy one
+    ``messageNew``; if the worker already indexed one half, the other half's own event
+    (``messageDeleted`` or ``messageNew``) is raised instead. Returns old UID -> new id."""
+    account = source.account
+    now = timezone.now()
+    new_ids: dict[int, str] = {}
+    with transaction.atomic():
+        rows = {row.uid: row for row in Message.objects.select_for_update()
+                .filter(folder=source, uid__in=list(uid_map))}
+        present = set(Message.objects.filter(folder=destination, uid__in=list(uid_map.values()))
+                      .values_list("uid", flat=True))
+        inserts, removed = [], []
+        for old_uid, new_uid in sorted(uid_map.items()):
+            new_ids[old_uid] = message_id_for(destination, new_uid)
+            row = rows.get(old_uid)
+            if row is None:  # the worker saw it leave first (and said so)
+                continue
+            inserted = new_uid not in present
+            if inserted:
+                values = _copied_values(row, destination, new_uid, now)
+                inserts.append(values)
+            if not keep_source:
+                removed.append(row.pk)
+            _record_transfer_events(account, source, destination, row, old_uid, new_uid,
+                                    inserted, removed=not keep_source,
+                                    values=values if inserted else None)
+        _insert(inserts)
+        Message.objects.filter(pk__in=removed).delete()
+        _shift_count(destination, len(inserts))
+        _shift_count(source, -len(removed))
+    return new_ids
+
+
+def _record_transfer_events(account, source, destination, row, old_uid, new_uid, inserted,
+                            removed, values) -> None:
+    here = Half(None, message_id_for(source, old_uid), old_uid, source.path)
+    if inserted:
+        summary = message_summary(destination, Message(**values))
+        there = Half(None, summary["id"], new_uid, destination.path, summary)
+        if removed:
+            events.record(account.tenant_id, events.MESSAGE_MOVED, account.account,
+                          moved_data(summary, here, there), path=destination.path)
+        else:
+            events.record(account.tenant_id, events.MESSAGE_NEW, account.account, summary,
+                          path=destination.path)
+    elif removed:
+        events.record(account.tenant_id, events.MESSAGE_DELETED, account.account, {
+            "id": here.id, "uid": old_uid, "path": source.path,
+            "emailId": row.email_id or None, "messageId": row.message_id or None,
+        }, path=source.path)
+
+
+def record_expunge(folder: Folder, uids: Iterable[int]) -> int:
+    """Index an expunge the API made: ``messageDeleted`` for each row still indexed."""
+    removed = remove_messages(folder, uids)
+    if removed:
+        _shift_count(folder, -removed)
+    return removed
+
+
+def _shift_count(folder: Folder, delta: int) -> None:
+    """Keep the folder's message count (a listing's ``total``) right until the next sync
+    reads EXISTS again."""
+    if delta:
+        Folder.objects.filter(pk=folder.pk).update(
+            messages=models.Case(models.When(messages__lt=-delta, then=0),
+                                 default=models.F("messages") + delta))
+        folder.messages = max(0, (folder.messages or 0) + delta)

@@ -1,0 +1,259 @@
+"""Changing messages through the API: flags, move, copy, delete, one at a time or in bulk.
+
+Each change is made on the server first (``mailboxes.imap.changes``, over a pooled command
+connection), then recorded in the index at once (``index.record_transfer`` and friends) so
+the next GET shows it, with the events another client's change would raise, once.
+
+A message the index knows but the server no longer has (expunged meanwhile) is a 404 and
+nothing else is touched: the server's answer (no FETCH for a STORE, no COPYUID for a MOVE)
+says so without an extra round trip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rest_framework import status
+
+from accounts.models import EmailAccount
+from emailapi.api.errors import ApiError, NotFoundError
+from mailboxes import ids, listing
+from mailboxes.command_pool import pool
+from mailboxes.imap import changes, fetch, search
+from mailboxes.imap.types import FlagChange
+from mailboxes.models import Folder
+from mailboxes.sync import index
+
+
+class InvalidFlag(ApiError):
+    def __init__(self, exc: changes.BadFlag):
+        super().__init__(str(exc), "InvalidFlag", status.HTTP_400_BAD_REQUEST,
+                         {"flag": str(exc.flag)[:80]})
+
+
+class LabelsUnsupported(ApiError):
+    def __init__(self):
+        super().__init__("This server has no labels (X-GM-EXT-1): use flags",
+                         "LabelsUnsupported", status.HTTP_400_BAD_REQUEST)
+
+
+class ChangeRefused(ApiError):
+    def __init__(self, exc: Exception):
+        super().__init__(f"The server refused the change: {exc}", "ServerRefused",
+                         status.HTTP_502_BAD_GATEWAY)
+
+
+@dataclass(frozen=True)
+class FlagEdit:
+    add: tuple[str, ...] = ()
+    delete: tuple[str, ...] = ()
+    set: tuple[str, ...] | None = None
+
+    @classmethod
+    def parse(cls, data: dict | None) -> FlagEdit:
+        data = data or {}
+        try:
+            return cls(add=tuple(changes.check_flags(data.get("add") or ())),
+                       delete=tuple(changes.check_flags(data.get("delete") or ())),
+                       set=tuple(changes.check_flags(data["set"])) if "set" in data else None)
+        except changes.BadFlag as exc:
+            raise InvalidFlag(exc) from None
+
+    def __bool__(self) -> bool:
+        return bool(self.add or self.delete or self.set is not None)
+
+    def answer(self) -> dict:
+        """EmailEngine's ``{"flags": {"add": true, ...}}``: which parts were applied."""
+        out = {}
+        if self.set is not None:
+            out["set"] = True
+        else:
+            if self.add:
+                out["add"] = True
+            if self.delete:
+                out["delete"] = True
+        return out
+
+
+def _missing(account: EmailAccount, message_id: str) -> NotFoundError:
+    return listing.MessageNotFound(f"Message {message_id!r} not found")
+
+
+def destination(account: EmailAccount, path: str) -> Folder:
+    """A destination folder by path or special use; 404 naming it when unknown."""
+    folder = listing.folder_for_path(account, path)
+    if folder.no_select:
+        raise ApiError(f"Mailbox {path!r} cannot hold messages", "MailboxNotSelectable")
+    return folder
+
+
+# --- flags ----------------------------------------------------------------------------------
+
+
+def _store(session, folder: Folder, uids: list[int], edit: FlagEdit) -> dict[int, tuple]:
+    """STORE the edit; the current flags of every UID that still exists."""
+    session.open_writable(folder.path)
+    try:
+        found = changes.store_flags(session.client, uids, edit.add, edit.delete, edit.set)
+    except changes.WriteError as exc:
+        raise ChangeRefused(exc) from None
+    unanswered = [uid for uid in uids if uid not in found]
+    if unanswered:  # a server that sends no FETCH for an unchanged flag: ask
+        for batch in changes.batches(unanswered):
+            current, _ = fetch.fetch_flags(session.client, ",".join(map(str, batch)))
+            found.update({c.uid: c.flags for c in current})
+    return found
+
+
+def _index_flags(folder: Folder, found: dict[int, tuple]) -> int:
+    changed = 0
+    items = sorted(found.items())
+    for start in range(0, len(items), changes.BATCH):
+        changed += index.apply_flag_changes(folder, [
+            FlagChange(uid=uid, flags=tuple(flags), modseq=None)
+            for uid, flags in items[start:start + changes.BATCH]])
+    return changed
+
+
+def update_message(account: EmailAccount, message_id: str, flags: dict | None,
+                   labels: dict | None) -> dict:
+    edit = FlagEdit.parse(flags)
+    folder, row = listing.message_by_id(account, message_id)
+    with pool.session(account) as session:
+        if labels and not session.has("X-GM-EXT-1"):
+            raise LabelsUnsupported()
+        found = _store(session, folder, [row.uid], edit) if edit else {}
+        if edit and row.uid not in found:
+            raise _missing(account, message_id)
+    if found:
+        _index_flags(folder, found)
+    return {"flags": edit.answer()} if edit else {}
+
+
+# --- move, copy, delete ---------------------------------------------------------------------
+
+
+def _transfer(account, folder, uids, target, keep_source: bool, use_move=None):
+    """COPY or MOVE on the server, then the index; returns the server's uid map."""
+    with pool.session(account) as session:
+        session.open_writable(folder.path)
+        try:
+            if keep_source:
+                transfer = changes.copy(session.client, uids, target.path)
+            else:
+                transfer = changes.move(session.client, uids, target.path, use_move)
+        except changes.FolderMissing:
+            raise listing.MailboxNotFound(target.path) from None
+        except changes.WriteError as exc:
+            raise ChangeRefused(exc) from None
+        uidplus = session.has("UIDPLUS")
+    if transfer.uidvalidity and target.uidvalidity and transfer.uidvalidity != target.uidvalidity:
+        return transfer, uidplus  # the destination was recreated: its next sync reindexes
+    index.record_transfer(folder, target, transfer.uid_map, keep_source)
+    return transfer, uidplus
+
+
+def transfer_message(account: EmailAccount, message_id: str, path: str,
+                     keep_source: bool) -> dict:
+    folder, row = listing.message_by_id(account, message_id)
+    target = destination(account, path)
+    if target.pk == folder.pk and not keep_source:
+        raise ApiError("The message is already in that mailbox", "SameMailbox")
+    transfer, uidplus = _transfer(account, folder, [row.uid], target, keep_source)
+    new_uid = transfer.uid_map.get(row.uid)
+    if new_uid is None and uidplus:
+        raise _missing(account, message_id)  # the server had nothing to move
+    return {"path": target.path, "id": index.message_id_for(target, new_uid) if new_uid else None,
+            "uid": new_uid}
+
+
+def trash_of(account: EmailAccount) -> Folder | None:
+    return (Folder.objects.filter(account=account, special_use="\\Trash", no_select=False)
+            .order_by("pk").first())
+
+
+def delete_message(account: EmailAccount, message_id: str, force: bool) -> dict:
+    """To Trash, or (``force``, already in Trash, no Trash) expunge that one UID."""
+    folder, row = listing.message_by_id(account, message_id)
+    trash = trash_of(account)
+    if not force and trash is not None and trash.pk != folder.pk:
+        moved = transfer_message(account, message_id, trash.path, keep_source=False)
+        return {"deleted": False,
+                "moved": {"destination": trash.path, "message": moved["id"], "uid": moved["uid"]}}
+    if not _expunge(account, folder, [row.uid]):
+        raise _missing(account, message_id)
+    return {"deleted": True}
+
+
+def _expunge(account: EmailAccount, folder: Folder, uids: list[int]) -> list[int]:
+    """Expunge these UIDs (those the server still has); index them; return which."""
+    with pool.session(account) as session:
+        found = _store(session, folder, uids, FlagEdit(add=("\\Deleted",)))
+        present = sorted(found)
+        try:
+            changes.expunge(session.client, present)
+        except changes.WriteError as exc:
+            raise ChangeRefused(exc) from None
+    index.record_expunge(folder, present)
+    return present
+
+
+# --- bulk -----------------------------------------------------------------------------------
+
+
+def matching_uids(account: EmailAccount, folder: Folder, criteria: dict | None,
+                  message_ids: list[str] | None) -> list[int]:
+    """The UIDs a bulk request means: a server-side search, or a list of ids of this folder
+    (an id of another folder or account is a 400 naming it, before anything changes)."""
+    if message_ids is not None:
+        uids = []
+        for message_id in message_ids:
+            try:
+                ref = ids.parse_message_id(index.ids_key(), account.pk, message_id)
+            except ids.InvalidId:
+                ref = None
+            if ref is None or ref.folder_number != folder.number:
+                raise ApiError(f"Message {message_id!r} is not in mailbox {folder.path!r}",
+                               "MessageNotInMailbox", details={"ids": [message_id]})
+            uids.append(ref.uid)
+        return sorted(set(uids))
+    with pool.session(account) as session:
+        try:
+            return session.run_current(
+                folder.path, lambda: search.uid_search(session.client, criteria or {}))
+        except search.InvalidSearch as exc:
+            raise ApiError(f"Invalid search: {exc.message}", "InputValidationError",
+                           details={exc.path or "search": [exc.message]}) from None
+
+
+def bulk_update(account, folder, uids: list[int], flags: dict | None) -> dict:
+    edit = FlagEdit.parse(flags)
+    if not edit:
+        raise ApiError("update.flags needs add, delete or set", "InputValidationError")
+    found = {}
+    if uids:
+        with pool.session(account) as session:
+            found = _store(session, folder, uids, edit)
+    changed = _index_flags(folder, found)
+    return {"flags": edit.answer(), "matched": len(uids), "updated": len(found),
+            "changed": changed}
+
+
+def bulk_move(account, folder, uids: list[int], path: str) -> dict:
+    target = destination(account, path)
+    if target.pk == folder.pk:
+        raise ApiError("The messages are already in that mailbox", "SameMailbox")
+    transfer = _transfer(account, folder, uids, target, keep_source=False)[0] if uids else None
+    uid_map = transfer.uid_map if transfer else {}
+    return {"path": target.path, "matched": len(uids), "moved": len(uid_map),
+            "idMap": [[index.message_id_for(folder, old), index.message_id_for(target, new)]
+                      for old, new in sorted(uid_map.items())]}
+
+
+def bulk_delete(account, folder, uids: list[int], force: bool) -> dict:
+    trash = trash_of(account)
+    if not force and trash is not None and trash.pk != folder.pk:
+        moved = bulk_move(account, folder, uids, trash.path)
+        return {"deleted": False, "matched": len(uids), "moved": moved}
+    present = _expunge(account, folder, uids) if uids else []
+    return {"deleted": True, "matched": len(uids), "expunged": len(present)}
