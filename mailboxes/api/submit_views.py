@@ -31,7 +31,8 @@ from emailapi.api.errors import ApiError
 from emailapi.api.pagination import PageQuerySerializer, paginate
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import TenantScopedAPIView
-from mailboxes import outbox, sending
+from mailboxes import composing, outbox, sending
+from mailboxes.api.compose_fields import STRUCTURED, MessageFieldsSerializer
 from mailboxes.models import OutboxEntry
 
 QUEUE_PARAM = OpenApiParameter("queueId", str, OpenApiParameter.PATH,
@@ -70,7 +71,7 @@ class SubmitReferenceSerializer(StrictSerializer):
         "sendAt": "2030-01-01T12:00:00Z", "copy": True, "deliveryAttempts": 5,
     }),
 ])
-class SubmitSerializer(StrictSerializer):
+class SubmitSerializer(MessageFieldsSerializer):
     raw = serializers.CharField(required=False, help_text="The whole RFC 822 message, base64")
     envelope = EnvelopeSerializer(required=False,
                                   help_text="SMTP envelope; default: From and To/Cc/Bcc")
@@ -93,8 +94,13 @@ class SubmitSerializer(StrictSerializer):
         return raw
 
     def validate(self, attrs):
-        if "raw" not in attrs:
-            raise serializers.ValidationError({"raw": ["This field is required."]})
+        structured = [name for name in STRUCTURED if name in attrs and name != "reference"]
+        if "raw" in attrs and structured:
+            raise serializers.ValidationError(
+                {"raw": [f"Give raw or structured fields, not both ({structured[0]})"]})
+        if "raw" not in attrs and not structured:
+            raise serializers.ValidationError(
+                {"raw": ["Give raw, or structured fields (to, subject, text...)"]})
         return attrs
 
 
@@ -249,8 +255,10 @@ def _without_header(raw: bytes, name: bytes) -> bytes:
 
 
 def _composed(account, data: dict) -> dict:
-    """The structured fields through ``mailboxes.compose`` where it exists; ``raw`` here."""
-    return compose_raw(account, data["raw"], data.get("envelope"))
+    """``raw`` as given, or built from the structured fields (``mailboxes.composing``);
+    either way ``compose_raw`` derives the envelope and drops the Bcc header."""
+    raw = data["raw"] if "raw" in data else composing.build(account, data)[0]
+    return compose_raw(account, raw, data.get("envelope"))
 
 
 # --- views -------------------------------------------------------------------------------

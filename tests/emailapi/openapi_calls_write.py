@@ -5,6 +5,35 @@
 from __future__ import annotations
 
 
+def _folder_calls(alice):
+    import base64
+
+    api = alice.client
+    box = "/v1/account/box"
+    raw = base64.b64encode(b"Subject: Draft\r\nTo: a@example.com\r\n\r\nText\r\n").decode()
+    return [
+        ("/v1/account/{account}/mailbox", "post",
+         lambda: api.post(f"{box}/mailbox", {"path": ["Clients", "Acme"]}, format="json")),
+        ("/v1/account/{account}/mailbox", "post",
+         lambda: api.post(f"{box}/mailbox", {"path": "Clients/Acme"}, format="json")),
+        ("/v1/account/{account}/mailbox", "put",
+         lambda: api.put(f"{box}/mailbox", {"path": "Clients/Acme", "newPath": "Clients/Beta"},
+                         format="json")),
+        ("/v1/account/{account}/mailbox", "delete",
+         lambda: api.delete(f"{box}/mailbox?path=Clients/Beta")),
+        ("/v1/account/{account}/mailbox", "delete",
+         lambda: api.delete(f"{box}/mailbox?path=INBOX")),
+        ("/v1/account/{account}/message", "post",
+         lambda: api.post(f"{box}/message", {"path": "Drafts", "raw": raw}, format="json")),
+        ("/v1/account/{account}/message", "post",
+         lambda: api.post(f"{box}/message", {"path": "Drafts", "subject": "Hi", "text": "x",
+                                             "to": [{"address": "b@example.com"}]},
+                          format="json")),
+        ("/v1/account/{account}/message", "post",
+         lambda: api.post(f"{box}/message", {"path": "Nope", "raw": raw}, format="json")),
+    ]
+
+
 def _write_calls(alice):
     api = alice.client
     ids = [m["id"] for m in api.get("/v1/account/box/messages?path=INBOX").json()["messages"]]

@@ -4,7 +4,7 @@ import pytest
 
 from tests.accounts.test_tokens import _v1_routes
 from tests.emailapi.openapi_calls_submit import _submit_calls
-from tests.emailapi.openapi_calls_write import _write_calls
+from tests.emailapi.openapi_calls_write import _folder_calls, _write_calls
 
 pytestmark = pytest.mark.django_db
 
@@ -118,6 +118,7 @@ def test_real_responses_match_the_document(client, alice, bob, mail_user):
         *_read_api_calls(alice, mail_user),
         *_submit_calls(alice, bob),
         *_write_calls(alice),
+        *_folder_calls(alice),
     ]
     for path, method, call in calls:
         _check(schema, path, method, call())

@@ -234,3 +234,41 @@ def test_compose_raw_strips_folded_bcc_adds_a_message_id_and_falls_back_to_the_l
         f"Message-ID: {composed['message_id']}\r\n".encode()
         + b"To: a@example.test\r\nSubject: =?utf-8?q?h=C3=A9?=\r\n\r\nBcc: stays in the body\r\n")
     assert composed["message_id"].endswith("@example.test>")
+
+
+def test_a_structured_reply_threads_quotes_and_flags_the_original(
+        alice, account, smtp_user, smtp_server):
+    """Structured fields (no raw): the composer sets In-Reply-To/References, the Re: subject
+    and the recipient from the original; the original is flagged \\Answered after sending."""
+    original_id = "<question-2@example.test>"
+    seed.seed_mailbox(smtp_user, messages=[seed.make_message(
+        subject="Budget", message_id=original_id, from_="Ann <ann@example.test>",
+        body="Can you check the numbers?")])
+    sync(account)
+    [original] = alice.client.get("/v1/account/box/messages?path=INBOX").json()["messages"]
+
+    response = _submit(alice.client, {
+        "from": {"name": "Me", "address": "me@example.test"},
+        "text": "Checked: all fine.", "bcc": [{"address": "audit@example.test"}],
+        "reference": {"message": original["id"], "action": "reply", "inline": True}})
+
+    assert response.status_code == 202, response.json()
+    work_send_queue()
+    received = smtp_server.wait_for_messages(1)[0]
+    message = received.message
+    assert message["Subject"] == "Re: Budget" and message["In-Reply-To"] == original_id
+    assert message["References"] == original_id and message["Bcc"] is None
+    assert sorted(received.rcpt_tos) == ["ann@example.test", "audit@example.test"]
+    text = message.get_body(("plain",)).get_content()
+    assert text.startswith("Checked: all fine.") and "> Can you check the numbers?" in text
+    detail = alice.client.get(f"/v1/account/box/message/{original['id']}").json()
+    assert detail["answered"]
+    sent_copy = Message.objects.get(folder__special_use="\\Sent")
+    assert sent_copy.thread_id == Message.objects.get(folder__path="INBOX").thread_id
+
+
+def test_structured_and_raw_together_or_neither_are_refused(alice, account):
+    for body in ({"raw": b64(b"x"), "subject": "both"}, {"sendAt": "2099-01-01T00:00:00Z"}):
+        response = _submit(alice.client, body)
+        assert response.status_code == 400, response.json()
+    assert not OutboxEntry.objects.exists()
