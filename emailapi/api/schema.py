@@ -32,7 +32,9 @@ ERRORS = {
             "MailboxUnavailable", {"state": "connectError", "lastError": None}),
 }
 # Operations that talk to the mail server on the caller's behalf can find it down.
-SERVER_PATHS = ("/message/", "/attachment/", "/mailboxes", "/search")
+SERVER_PATHS = ("/message", "/attachment/", "/mailbox", "/search")
+# Operations that answer 409 when what they would create exists already.
+CONFLICT_OPERATIONS = {"createMailbox", "renameMailbox"}
 
 
 def _response(status: str) -> dict:
@@ -58,7 +60,8 @@ def add_error_responses(result, generator, request, public):
                 statuses.append("404")
             if method in ("post", "put", "patch"):
                 statuses.append("413")
-            if method == "post" and path == "/v1/account":
+            if (method == "post" and path == "/v1/account") or \
+                    operation.get("operationId") in CONFLICT_OPERATIONS:
                 statuses.append("409")
             if any(fragment in path for fragment in SERVER_PATHS):
                 statuses.append("503")
