@@ -447,13 +447,33 @@ def record_transfer(source: Folder, destination: Folder, uid_map: dict[int, int]
     """Index a COPY (``keep_source``) or MOVE the API made: the destination rows are copies
     of the source rows under their new UIDs. A move raises one ``messageMoved``; a copy one
     ``messageNew``; if the worker already indexed one half, the other half's own event
-    (``messageDeleted`` or ``messageNew``) is raised instead. Returns old UID -> new id."""
+    (``messageDeleted`` or ``messageNew``) is raised instead. Returns old UID -> new id.
+
+    The destination rows are not locked (they do not exist yet): if the worker inserts one
+    of them meanwhile, the unique (folder, uid) constraint refuses one of the two inserts. When
+    it is this one, its transaction (its events with it) rolls back and it runs again, now
+    finding the worker's row present. (``_insert`` writes with COPY on the raw psycopg
+    cursor, so the refusal comes as psycopg's own IntegrityError, not Django's.)"""
+    import psycopg
+    from django.db import IntegrityError
+
+    for attempt in range(3):
+        try:
+            return _record_transfer_once(source, destination, uid_map, keep_source)
+        except (IntegrityError, psycopg.IntegrityError):
+            if attempt == 2:
+                raise
+    return {}
+
+
+def _record_transfer_once(source: Folder, destination: Folder, uid_map: dict[int, int],
+                          keep_source: bool) -> dict[int, str]:
     account = source.account
     now = timezone.now()
     new_ids: dict[int, str] = {}
     with transaction.atomic():
         rows = {row.uid: row for row in Message.objects.select_for_update()
-                .filter(folder=source, uid__in=list(uid_map))}
+                .filter(folder=source, uid__in=list(uid_map)).order_by("uid")}
         present = set(Message.objects.filter(folder=destination, uid__in=list(uid_map.values()))
                       .values_list("uid", flat=True))
         inserts, removed = [], []
@@ -498,10 +518,19 @@ def _record_transfer_events(account, source, destination, row, old_uid, new_uid,
 
 
 def record_expunge(folder: Folder, uids: Iterable[int]) -> int:
-    """Index an expunge the API made: ``messageDeleted`` for each row still indexed."""
-    removed = remove_messages(folder, uids)
-    if removed:
-        _shift_count(folder, -removed)
+    """Index an expunge the API made: ``messageDeleted`` for each row still indexed.
+
+    The rows are locked first: ``remove_messages`` reads them without a lock, so a worker
+    removing the same rows in a transaction not yet committed would otherwise be read past,
+    and both would announce the deletion. Locked, this waits for the worker's commit and then
+    finds the rows gone (nothing to announce)."""
+    uids = sorted(set(uids))
+    with transaction.atomic():
+        list(Message.objects.select_for_update().filter(folder=folder, uid__in=uids)
+             .order_by("uid").values_list("pk", flat=True))
+        removed = remove_messages(folder, uids)
+        if removed:
+            _shift_count(folder, -removed)
     return removed
 
 
