@@ -280,7 +280,10 @@ def _insert(rows: list[dict]) -> None:
     quote = connection.ops.quote_name
     sql = (f"COPY {quote(Message._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
            " FROM STDIN")
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+    # COPY runs on psycopg's own cursor: Django's error wrapper makes a unique violation the
+    # django.db.IntegrityError that callers catch, as it would be for an INSERT.
+    with connection.wrap_database_errors, connection.cursor() as cursor, \
+            cursor.cursor.copy(sql) as copy:
         for values in rows:
             copy.write_row([
                 (_json_text(values[name], dumps)) if name in as_json else values[name]
@@ -330,8 +333,10 @@ def remove_messages(folder: Folder, uids: Iterable[int], cursor: dict | None = N
     ``messageMoved`` when ``moves`` saw it arrive in another folder in this pass)."""
     uids = list(uids)
     with transaction.atomic():
-        rows = list(Message.objects.filter(folder=folder, uid__in=uids)
-                    .values_list("uid", "email_id", "message_id"))
+        # Locked: an API expunge of the same rows (``record_expunge``) waits for this commit
+        # and then finds nothing left to announce, and this waits for it likewise.
+        rows = list(Message.objects.select_for_update().filter(folder=folder, uid__in=uids)
+                    .order_by("uid").values_list("uid", "email_id", "message_id"))
         account = folder.account
         for uid, email_id, message_id in rows:
             here = Half(None, message_id_for(folder, uid), uid, folder.path)
@@ -452,15 +457,13 @@ def record_transfer(source: Folder, destination: Folder, uid_map: dict[int, int]
     The destination rows are not locked (they do not exist yet): if the worker inserts one
     of them meanwhile, the unique (folder, uid) constraint refuses one of the two inserts. When
     it is this one, its transaction (its events with it) rolls back and it runs again, now
-    finding the worker's row present. (``_insert`` writes with COPY on the raw psycopg
-    cursor, so the refusal comes as psycopg's own IntegrityError, not Django's.)"""
-    import psycopg
+    finding the worker's row present."""
     from django.db import IntegrityError
 
     for attempt in range(3):
         try:
             return _record_transfer_once(source, destination, uid_map, keep_source)
-        except (IntegrityError, psycopg.IntegrityError):
+        except IntegrityError:
             if attempt == 2:
                 raise
     return {}
