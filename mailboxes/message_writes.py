@@ -122,6 +122,9 @@ def update_message(account: EmailAccount, message_id: str, flags: dict | None,
     with pool.session(account) as session:
         if labels and not session.has("X-GM-EXT-1"):
             raise LabelsUnsupported()
+        if labels:  # X-GM-LABELS STORE is not built yet: say so rather than ignore them
+            raise ApiError("Changing Gmail labels is not implemented yet", "NotImplemented",
+                           status.HTTP_501_NOT_IMPLEMENTED)
         found = _store(session, folder, [row.uid], edit) if edit else {}
         if edit and row.uid not in found:
             raise _missing(account, message_id)
