@@ -34,7 +34,7 @@ ERRORS = {
 # Operations that talk to the mail server on the caller's behalf can find it down.
 SERVER_PATHS = ("/message", "/attachment/", "/mailbox", "/search")
 # Operations that answer 409 when what they would create exists already.
-CONFLICT_OPERATIONS = {"createMailbox", "renameMailbox"}
+CONFLICT_OPERATIONS = {"createMailbox", "renameMailbox", "createOAuth2App"}
 
 
 def _response(status: str) -> dict:

@@ -31,8 +31,8 @@ from emailapi.api.errors import ApiError
 from emailapi.api.pagination import PageQuerySerializer, paginate
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import TenantScopedAPIView
-from mailboxes import composing, outbox, sending
-from mailboxes.api.compose_fields import STRUCTURED, MessageFieldsSerializer
+from mailboxes import compose, outbox, sending
+from mailboxes.api.compose_serializer import STRUCTURED, MessageFieldsSerializer
 from mailboxes.models import OutboxEntry
 
 QUEUE_PARAM = OpenApiParameter("queueId", str, OpenApiParameter.PATH,
@@ -255,10 +255,13 @@ def _without_header(raw: bytes, name: bytes) -> bytes:
 
 
 def _composed(account, data: dict) -> dict:
-    """``raw`` as given, or built from the structured fields (``mailboxes.composing``);
-    either way ``compose_raw`` derives the envelope and drops the Bcc header."""
-    raw = data["raw"] if "raw" in data else composing.build(account, data)[0]
-    return compose_raw(account, raw, data.get("envelope"))
+    """``raw`` through ``compose_raw``; structured fields through ``mailboxes.compose`` (which
+    also derives the envelope and keeps Bcc out of the headers)."""
+    if "raw" in data:
+        return compose_raw(account, data["raw"], data.get("envelope"))
+    composed = compose.compose(account, data, data.get("envelope"), for_sending=True)
+    return {"raw": composed.raw, "message_id": composed.message_id, "subject": composed.subject,
+            "envelope": {"from": composed.envelope_from, "to": composed.envelope_to}}
 
 
 # --- views -------------------------------------------------------------------------------

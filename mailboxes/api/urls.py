@@ -1,16 +1,13 @@
-from django.urls import path
+from django.urls import include, path
 
-from mailboxes.api import folder_write_views, message_write_views, views
+from mailboxes.api import message_write_views, views
 
 urlpatterns = [
     path("account/<str:account>/mailboxes", views.MailboxListView.as_view(),
          name="mailbox-list"),
     path("account/<str:account>/messages", views.MessageListView.as_view(),
          name="message-list"),
-    path("account/<str:account>/mailbox", folder_write_views.FolderView.as_view(),
-         name="mailbox"),
-    path("account/<str:account>/message", folder_write_views.UploadView.as_view(),
-         name="message-upload"),
+    path("", include("mailboxes.api.folder_urls")),
     path("account/<str:account>/messages/move", message_write_views.BulkMoveView.as_view(),
          name="messages-move"),
     path("account/<str:account>/messages/delete", message_write_views.BulkDeleteView.as_view(),

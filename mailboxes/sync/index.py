@@ -545,3 +545,125 @@ def _shift_count(folder: Folder, delta: int) -> None:
             messages=models.Case(models.When(messages__lt=-delta, then=0),
                                  default=models.F("messages") + delta))
         folder.messages = max(0, (folder.messages or 0) + delta)
+
+
+# --- API writes: folders and appends ----------------------------------------------------------
+#
+# The API creates, renames and deletes folders and appends messages on the server first, then
+# mirrors the change here at once. The worker's next LIST (``apply_folder_list``) and fetch of
+# new UIDs (``add_messages``) then find the index already matching and raise nothing; if the
+# worker got there first, these functions find the change present and raise nothing either.
+# Concurrent inserts of the same folder or message are settled by the unique constraints: the
+# loser's transaction (its event with it) rolls back.
+
+
+def _folder_attrs(listing: FolderListing) -> dict:
+    return dict(name=listing.name, delimiter=listing.delimiter,
+                parent_path=listing.parent_path, special_use=listing.special_use,
+                subscribed=listing.subscribed, no_select=listing.no_select,
+                list_flags=list(listing.flags))
+
+
+def record_folders_present(account: EmailAccount,
+                           listings: Sequence[FolderListing]) -> dict[str, bool]:
+    """Index folders the server now lists (a CREATE, its implied parents): ``mailboxNew``
+    for each not indexed yet. Returns path -> whether this call added it."""
+    from django.db import IntegrityError
+
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _add_folders(account, listings)
+        except IntegrityError:  # the worker inserted one of them (or took the number) meanwhile
+            if attempt == 2:
+                raise
+    return {}
+
+
+def _add_folders(account: EmailAccount, listings: Sequence[FolderListing]) -> dict[str, bool]:
+    existing = {f.path: f for f in Folder.objects.select_for_update().filter(account=account)}
+    top = Folder.objects.filter(account=account).aggregate(n=Max("number"))["n"] or 0
+    added = {}
+    for listing in listings:
+        folder = existing.get(listing.path)
+        attrs = _folder_attrs(listing)
+        if folder is None:
+            top += 1
+            folder = Folder.objects.create(account=account, path=listing.path, number=top,
+                                           **attrs)
+            existing[listing.path] = folder
+            events.record(account.tenant_id, events.MAILBOX_NEW, account.account,
+                          _folder_data(folder))
+            added[listing.path] = True
+        else:
+            if any(getattr(folder, key) != value for key, value in attrs.items()):
+                for key, value in attrs.items():
+                    setattr(folder, key, value)
+                folder.save(update_fields=list(attrs))
+            added[listing.path] = False
+    return added
+
+
+def record_folder_renamed(account: EmailAccount, path: str, new_path: str,
+                          listings: Sequence[FolderListing]) -> None:
+    """Index a RENAME of *path* (and the folders below it) to *new_path*. Each renamed folder
+    raises ``mailboxDeleted`` for its old path and ``mailboxNew`` for its new one, as the
+    worker's LIST would; its rows keep their folder (and number), so the messages stay
+    listable under the new path with the same ids. A folder the worker already re-listed is
+    left as the worker made it; anything in *listings* not indexed yet is added."""
+    by_path = {listing.path: listing for listing in listings}
+    with transaction.atomic():
+        folders = list(Folder.objects.select_for_update().filter(account=account))
+        present = {f.path for f in folders}
+        for folder in folders:
+            delim = folder.delimiter
+            if folder.path != path and not (delim and folder.path.startswith(path + delim)):
+                continue
+            target = new_path + folder.path[len(path):]
+            events.record(account.tenant_id, events.MAILBOX_DELETED, account.account,
+                          _folder_data(folder))
+            if target in present or target not in by_path:
+                folder.delete()  # already indexed under its new path, or no longer listed
+                continue
+            folder.path = target
+            for key, value in _folder_attrs(by_path[target]).items():
+                setattr(folder, key, value)
+            folder.save()
+            present.add(target)
+            events.record(account.tenant_id, events.MAILBOX_NEW, account.account,
+                          _folder_data(folder))
+    record_folders_present(account, listings)
+
+
+def record_folder_deleted(account: EmailAccount, path: str) -> bool:
+    """Index a DELETE: the folder's row and its messages go, with one ``mailboxDeleted``
+    (no ``messageDeleted`` per message, as when the worker's LIST finds it gone)."""
+    with transaction.atomic():
+        folder = Folder.objects.select_for_update().filter(account=account, path=path).first()
+        if folder is None:
+            return False
+        events.record(account.tenant_id, events.MAILBOX_DELETED, account.account,
+                      _folder_data(folder))
+        folder.delete()
+    return True
+
+
+def set_subscribed(folder: Folder, subscribed: bool) -> None:
+    Folder.objects.filter(pk=folder.pk).update(subscribed=subscribed)
+    folder.subscribed = subscribed
+
+
+def record_append(folder: Folder, meta: MessageMeta) -> bool:
+    """Index a message the API appended (its metadata fetched by UID), with ``messageNew``,
+    unless the worker indexed it first. The folder's sync cursors stay where they are: the
+    worker still fetches every UID from ``synced_uidnext`` on and skips this one as present.
+    Returns whether this call indexed it."""
+    from django.db import IntegrityError
+
+    try:
+        with transaction.atomic():
+            rows = add_messages(folder, [meta], notify=True)
+            _shift_count(folder, len(rows))
+    except IntegrityError:  # the worker inserted the same UID meanwhile (and said so)
+        return False
+    return bool(rows)

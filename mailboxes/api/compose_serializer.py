@@ -1,0 +1,163 @@
+"""The message fields of upload and submit, validated before anything is built or sent.
+
+``MessageFieldsSerializer`` holds EmailEngine's structured fields (``from``, ``to``,
+``subject``, ``text``, ``html``, ``attachments``, ``headers``, ``messageId``, ``reference``)
+or ``raw``, never both. Its validated data is what ``mailboxes.compose.compose`` takes:
+base64 already decoded to bytes, addresses checked, header names and values free of line
+breaks. Upload (``mailboxes.api.upload_views``) and submit extend it with their own fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from rest_framework import serializers
+
+from emailapi.api.serializers import StrictSerializer
+from mailboxes import compose
+
+MAX_RECIPIENTS = 500
+MAX_ATTACHMENTS = 100
+MAX_HEADERS = 50
+STRUCTURED = ("from", "to", "cc", "bcc", "replyTo", "subject", "text", "html", "attachments",
+              "headers", "messageId")
+_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/"
+                           r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
+_CID = re.compile(r"^[!-;=?-~]{1,250}$")  # printable ASCII without < > or spaces
+
+
+def decode_base64(value: str, what: str = "content") -> bytes:
+    """Standard or URL-safe base64, line breaks allowed (as MIME writes it); 400 otherwise."""
+    text = re.sub(r"\s+", "", value)
+    if "-" in text or "_" in text:
+        text = text.replace("-", "+").replace("_", "/")
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise serializers.ValidationError(f"The {what} is not valid base64") from None
+
+
+def _no_line_breaks(value: str) -> str:
+    if any(c in value for c in "\r\n\0"):
+        raise serializers.ValidationError("Line breaks are not allowed")
+    return value
+
+
+class AddressSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=256, required=False, allow_blank=True,
+                                 validators=[_no_line_breaks], help_text="Display name")
+    address = serializers.EmailField(max_length=320, help_text="Email address")
+
+
+class AttachmentSerializer(StrictSerializer):
+    filename = serializers.CharField(max_length=255, required=False, allow_blank=True,
+                                     validators=[_no_line_breaks])
+    contentType = serializers.CharField(max_length=200, required=False,
+                                        help_text="Default: guessed from the filename")
+    content = serializers.CharField(trim_whitespace=False,
+                                    help_text="The file's bytes, base64")
+    cid = serializers.CharField(max_length=250, required=False,
+                                help_text="Content-ID (no angle brackets) for an inline "
+                                          "image the html refers to as cid:...")
+    contentDisposition = serializers.ChoiceField(choices=["attachment", "inline"],
+                                                 required=False)
+
+    def validate_content(self, value: str) -> bytes:
+        return decode_base64(value)
+
+    def validate_contentType(self, value: str) -> str:
+        if not _CONTENT_TYPE.match(value):
+            raise serializers.ValidationError("Must be type/subtype, e.g. application/pdf")
+        if value.lower().startswith("multipart/"):
+            raise serializers.ValidationError("multipart/* cannot be attached")
+        return value.lower()
+
+    def validate_cid(self, value: str) -> str:
+        value = value.strip().removeprefix("<").removesuffix(">")
+        if not _CID.match(value):
+            raise serializers.ValidationError("Printable ASCII without spaces or < >")
+        return value
+
+
+class ReferenceSerializer(StrictSerializer):
+    message = serializers.CharField(max_length=256, help_text="Id of the referenced message")
+    action = serializers.ChoiceField(choices=["reply", "replyAll", "forward"], default="reply")
+    inline = serializers.BooleanField(default=False, help_text="Quote the original in the "
+                                      "new text (a forward that is not inline attaches it)")
+
+
+class HeadersField(serializers.DictField):
+    """Extra headers ``{"X-Campaign": "spring"}``: names of printable ASCII, values without
+    line breaks (nothing can add a header or end the header block), none of the headers
+    the other fields set."""
+
+    child = serializers.CharField(max_length=4000, allow_blank=True, trim_whitespace=False)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if len(value) > MAX_HEADERS:
+            raise serializers.ValidationError(f"At most {MAX_HEADERS} headers")
+        errors = {name: [problem] for name, text in value.items()
+                  if (problem := compose.check_header(name, text))}
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
+def _addresses(**kwargs):
+    return serializers.ListField(child=AddressSerializer(), max_length=MAX_RECIPIENTS,
+                                 required=False, **kwargs)
+
+
+class MessageFieldsSerializer(StrictSerializer):
+    # ``from`` is a Python keyword: added under its JSON name in get_fields.
+    to = _addresses(help_text="Recipients: [{name, address}]")
+    cc = _addresses()
+    bcc = _addresses(help_text="Kept in the envelope; a sent message has no Bcc header")
+    replyTo = _addresses()
+    subject = serializers.CharField(max_length=10000, required=False, allow_blank=True,
+                                    trim_whitespace=False, validators=[_no_line_breaks])
+    text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    html = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    attachments = serializers.ListField(child=AttachmentSerializer(), required=False,
+                                        max_length=MAX_ATTACHMENTS)
+    headers = HeadersField(required=False)
+    messageId = serializers.CharField(max_length=998, required=False,
+                                      help_text="Default: <uuid@domain of from>")
+    reference = ReferenceSerializer(required=False,
+                                    help_text="Reply to or forward a message of the index")
+    raw = serializers.CharField(required=False, trim_whitespace=False,
+                                help_text="The whole RFC 822 message, base64, instead of "
+                                          "the structured fields")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = AddressSerializer(required=False,
+                                           help_text="Default: the account's name and email")
+        return fields
+
+    def validate_raw(self, value: str) -> bytes:
+        raw = decode_base64(value, "message")
+        if not raw.strip():
+            raise serializers.ValidationError("The message is empty")
+        if b"\n\n" not in raw.replace(b"\r\n", b"\n") and b":" not in raw.split(b"\n", 1)[0]:
+            raise serializers.ValidationError("Not an RFC 822 message (no header)")
+        return raw
+
+    def validate_messageId(self, value: str) -> str:
+        try:
+            return compose.message_id_header(value, "")
+        except compose.ComposeError as exc:
+            raise serializers.ValidationError(exc.details["messageId"][0]) from None
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if "raw" in attrs:
+            mixed = [name for name in STRUCTURED if name in attrs]
+            if mixed:
+                raise serializers.ValidationError(
+                    {"raw": [f"Give raw or the structured fields, not both ({', '.join(mixed)})"]})
+        return attrs

@@ -1,0 +1,168 @@
+"""Folder routes (create, rename or subscribe, delete) and upload: thin views over
+``mailboxes.folders`` and ``mailboxes.uploading``, under EmailEngine's paths and names."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from accounts.api.views import ACCOUNT_PARAM
+from emailapi.api.serializers import QuerySerializer, StrictSerializer
+from emailapi.api.views import TenantScopedAPIView
+from mailboxes import folders, uploading
+from mailboxes.api.compose_serializer import MessageFieldsSerializer
+from mailboxes.imap.folder_ops import WILDCARDS
+
+MAX_SEGMENTS = 32
+
+
+def _segment_problem(segment) -> str | None:
+    if not isinstance(segment, str) or not segment or len(segment) > 255:
+        return "Each folder name must be a non-empty string of at most 255 characters"
+    if any(c in segment for c in "\r\n\0" + WILDCARDS):
+        return f"Folder names cannot contain line breaks or {WILDCARDS!r}"
+    return None
+
+
+@extend_schema_field({"oneOf": [{"type": "string"},
+                                {"type": "array", "items": {"type": "string"}}]})
+class PathField(serializers.Field):
+    """``"Parent/Child"`` as the server spells it, or ``["Parent", "Child"]`` (joined with
+    the server's delimiter)."""
+
+    def to_internal_value(self, data):
+        segments = data if isinstance(data, list) else [data]
+        if not segments or len(segments) > MAX_SEGMENTS or (
+                isinstance(data, str) and len(data) > 1024):
+            raise serializers.ValidationError("A folder path, or a list of folder names")
+        for segment in segments:
+            problem = _segment_problem(segment)
+            if problem:
+                raise serializers.ValidationError(problem)
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class CreateFolderSerializer(StrictSerializer):
+    path = PathField(help_text='"Parent/Child" or ["Parent", "Child"]')
+
+
+class UpdateFolderSerializer(StrictSerializer):
+    path = PathField()
+    newPath = PathField(required=False, help_text="Rename to this path")
+    subscribed = serializers.BooleanField(required=False,
+                                          help_text="Subscribe or unsubscribe")
+
+    def validate(self, attrs):
+        if "newPath" not in attrs and "subscribed" not in attrs:
+            raise serializers.ValidationError({"newPath": ["Give newPath or subscribed"]})
+        return attrs
+
+
+class DeleteFolderQuerySerializer(QuerySerializer):
+    path = serializers.CharField(max_length=1024, trim_whitespace=False)
+
+
+class FolderCreatedSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    created = serializers.BooleanField(help_text="false: it already existed")
+
+
+class FolderUpdatedSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    newPath = serializers.CharField(required=False)
+    renamed = serializers.BooleanField(required=False)
+    subscribed = serializers.BooleanField(required=False)
+
+
+class FolderDeletedSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    deleted = serializers.BooleanField()
+
+
+class MailboxView(TenantScopedAPIView):
+    @extend_schema(operation_id="createMailbox", tags=["Mailbox"], parameters=[ACCOUNT_PARAM],
+                   request=CreateFolderSerializer, responses={200: FolderCreatedSerializer},
+                   summary="Create a folder",
+                   description="A list of names is joined with the server's delimiter; missing "
+                               "parents are created too. An existing folder answers "
+                               "`created: false` (as EmailEngine). Raises `mailboxNew`.")
+    def post(self, request, account):
+        email_account = self.get_account(account)
+        body = self.validated(CreateFolderSerializer, request.data)
+        return Response(folders.create_folder(email_account, body["path"]))
+
+    @extend_schema(operation_id="updateMailbox", tags=["Mailbox"], parameters=[ACCOUNT_PARAM],
+                   request=UpdateFolderSerializer, responses={200: FolderUpdatedSerializer},
+                   summary="Rename a folder, or change its subscription",
+                   description="Subfolders move with it; messages keep their ids. Raises "
+                               "`mailboxDeleted` (old path) and `mailboxNew` (new path) per "
+                               "renamed folder. INBOX cannot be renamed (400); a taken "
+                               "`newPath` is 409.")
+    def put(self, request, account):
+        email_account = self.get_account(account)
+        body = self.validated(UpdateFolderSerializer, request.data)
+        answer = {}
+        if "newPath" in body:
+            answer = folders.rename_folder(email_account, body["path"], body["newPath"])
+        if "subscribed" in body:
+            path = answer.get("newPath", body["path"])
+            answer.update(folders.set_subscription(email_account, path, body["subscribed"]),
+                          path=answer.get("path", path))
+        return Response(answer)
+
+    @extend_schema(operation_id="deleteMailbox", tags=["Mailbox"],
+                   parameters=[ACCOUNT_PARAM, DeleteFolderQuerySerializer],
+                   responses={200: FolderDeletedSerializer}, summary="Delete a folder",
+                   description="Its messages go with it (one `mailboxDeleted`). INBOX cannot "
+                               "be deleted (400); an unknown folder is 404; one with "
+                               "subfolders is 409.")
+    def delete(self, request, account):
+        email_account = self.get_account(account)
+        query = self.validated(DeleteFolderQuerySerializer, request.query_params)
+        return Response(folders.delete_folder(email_account, query["path"]))
+
+
+class UploadSerializer(MessageFieldsSerializer):
+    path = serializers.CharField(max_length=1024, trim_whitespace=False,
+                                 help_text="Folder to store it in (or a special use: \\Drafts)")
+    flags = serializers.ListField(child=serializers.CharField(max_length=128), required=False,
+                                  max_length=50, help_text='e.g. ["\\\\Draft", "\\\\Seen"]')
+    internalDate = serializers.DateTimeField(required=False,
+                                             help_text="INTERNALDATE; default: now")
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if not set(attrs) - {"path", "flags", "internalDate"}:
+            raise serializers.ValidationError(
+                {"raw": ["Give raw, or structured fields (to, subject, text...)"]})
+        return attrs
+
+
+class UploadedSerializer(serializers.Serializer):
+    id = serializers.CharField(allow_null=True)
+    path = serializers.CharField()
+    uid = serializers.IntegerField(allow_null=True)
+    uidValidity = serializers.CharField(allow_null=True)
+    messageId = serializers.CharField(allow_null=True)
+
+
+class UploadView(TenantScopedAPIView):
+    @extend_schema(operation_id="uploadMessage", tags=["Message"], parameters=[ACCOUNT_PARAM],
+                   request=UploadSerializer, responses={200: UploadedSerializer},
+                   summary="Upload a message (APPEND)",
+                   description="`raw` (base64 RFC 822, stored as given) or structured fields "
+                               "(`from`, `to`, `subject`, `text`, `html`, `attachments`, "
+                               "`reference` for reply/forward headers; Bcc is kept in a "
+                               "draft). Indexed at once with one `messageNew`. An unknown "
+                               "`path` is 404 naming it.")
+    def post(self, request, account):
+        email_account = self.get_account(account)
+        body = self.validated(UploadSerializer, request.data)
+        fields = {key: value for key, value in body.items()
+                  if key not in ("path", "flags", "internalDate")}
+        return Response(uploading.upload(email_account, body["path"], fields,
+                                         body.get("flags") or [], body.get("internalDate")))

@@ -1,0 +1,528 @@
+"""Building an RFC 5322 message from EmailEngine's structured fields (or taking ``raw``).
+
+Uploading a draft (``POST .../message``) and sending (``POST .../submit``) accept the same
+JSON: ``from``, ``to``/``cc``/``bcc``, ``replyTo``, ``subject``, ``text``, ``html``,
+``attachments``, ``headers``, ``messageId`` and ``reference``, or ``raw`` instead of all of
+them. ``compose`` turns them into the bytes that go on the wire (CRLF line ends, 7-bit clean:
+non-ASCII headers as RFC 2047 encoded words, bodies quoted-printable or base64), plus what
+the caller needs besides: the Message-ID, the SMTP envelope and the referenced message.
+
+The MIME tree is the smallest one that holds what was given::
+
+    multipart/mixed                  (only with attachments)
+      multipart/alternative          (only with both text and html)
+        text/plain
+        multipart/related            (only with inline images the html refers to by cid:)
+          text/html
+          image/png; Content-ID: <logo>
+      application/pdf; attachment
+
+A ``reference`` ({message, action: reply | replyAll | forward, inline}) names a message of
+the index. A reply threads (In-Reply-To and References), is addressed to the original's
+Reply-To or From (``replyAll``: plus its To and Cc, without ourselves) unless recipients were
+given, and gets ``Re:`` before the original subject unless a subject was given. ``inline``
+quotes the original text; a forward that is not inline attaches the original as
+message/rfc822. Loading the original is the only part that touches the network (its text or
+source over the pooled IMAP connection); ``compose(load=...)`` takes a stand-in, so the
+composition itself is a pure function.
+
+Bcc: a message that is sent never carries its Bcc header (the addresses stay in the
+envelope); an uploaded draft keeps it (``for_sending=False``), as EmailEngine does, so that
+the draft can be sent later with its Bcc recipients.
+"""
+
+from __future__ import annotations
+
+import email.header
+import email.utils
+import html as html_lib
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+from rest_framework import status
+
+from accounts.models import EmailAccount
+from emailapi.api.errors import ApiError
+
+# 7-bit clean output with CRLF: safe for SMTP servers without 8BITMIME and for APPEND.
+POLICY = policy.SMTP.clone(cte_type="7bit")
+# The headers the structured fields set; ``headers`` may not set them a second time.
+RESERVED_HEADERS = {
+    "from": "from", "to": "to", "cc": "cc", "bcc": "bcc", "reply-to": "replyTo",
+    "subject": "subject", "message-id": "messageId", "mime-version": None,
+    "content-type": None, "content-transfer-encoding": None, "content-disposition": None,
+}
+FORWARD_SOURCE_LIMIT = 25 * 1024 * 1024  # an original larger than this is not attached
+_HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 ftext: printable ASCII but ':'
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_REPLY_PREFIX = re.compile(r"^\s*(re|aw|sv|antw)\s*:", re.IGNORECASE)
+_FORWARD_PREFIX = re.compile(r"^\s*(fwd?|wg|tr)\s*:", re.IGNORECASE)
+
+
+class ComposeError(ApiError):
+    """A field that cannot become a message: a 400 naming it."""
+
+    def __init__(self, field_name: str, message: str, code: str = "InputValidationError"):
+        super().__init__(f"Invalid input: {field_name}: {message}", code,
+                         status.HTTP_400_BAD_REQUEST, {field_name: [message]})
+
+
+@dataclass(frozen=True)
+class ReferenceTarget:
+    """The message a reply or forward refers to: enough to flag it \\Answered afterwards."""
+
+    message: str        # its API id
+    action: str         # "reply" | "replyAll" | "forward"
+    folder_id: int
+    path: str
+    uid: int
+    message_id: str     # its Message-ID header, with angle brackets ("" if it had none)
+
+
+@dataclass
+class Original:
+    """What composing needs of the referenced message (``load_original`` fills it)."""
+
+    target: ReferenceTarget
+    subject: str = ""
+    from_: dict | None = None
+    reply_to: list[dict] = field(default_factory=list)
+    to: list[dict] = field(default_factory=list)
+    cc: list[dict] = field(default_factory=list)
+    date: datetime | None = None
+    references: list[str] = field(default_factory=list)
+    text: str | None = None     # plain text, for quoting
+    html: str | None = None
+    source: bytes | None = None  # the whole message, for a forward as attachment
+
+
+@dataclass
+class Composed:
+    raw: bytes                # the message bytes (CRLF line ends)
+    message_id: str           # with angle brackets
+    envelope_from: str        # bare address
+    envelope_to: list[str]    # bare addresses: to+cc+bcc unless an explicit envelope overrides
+    subject: str
+    reference: ReferenceTarget | None = None
+
+
+Loader = Callable[[EmailAccount, dict, bool, bool], Original]
+
+
+def compose(account: EmailAccount, fields: dict, envelope: dict | None = None, *,
+            for_sending: bool = True, load: Loader | None = None) -> Composed:
+    """The message *fields* describe (validated by ``MessageFieldsSerializer``: ``raw`` and
+    attachment contents as bytes). ``for_sending`` drops Bcc from the headers, gives a raw
+    message a Message-ID when it lacks one, and refuses a message without recipients."""
+    reference = fields.get("reference")
+    original = None
+    if reference:
+        inline = bool(reference.get("inline"))
+        wants_source = reference.get("action") == "forward" and not inline \
+            and "raw" not in fields
+        original = (load or load_original)(account, reference, inline and "raw" not in fields,
+                                           wants_source)
+    if "raw" in fields:
+        composed = _from_raw(account, fields["raw"], envelope, for_sending)
+    else:
+        composed = _from_fields(account, fields, original, envelope, for_sending)
+    composed.reference = original.target if original else None
+    if for_sending and not composed.envelope_to:
+        raise ComposeError("envelope.to", "The message has no recipients: give to/cc/bcc or "
+                           "envelope.to", code="NoRecipients")
+    return composed
+
+
+# --- structured fields ------------------------------------------------------------------------
+
+
+def _from_fields(account: EmailAccount, fields: dict, original: Original | None,
+                 envelope: dict | None, for_sending: bool) -> Composed:
+    action = original.target.action if original else None
+    sender = fields.get("from") or {"name": account.name, "address": account.email}
+    if not sender.get("address"):
+        raise ComposeError("from", "No sender: give from.address (the account has no email)")
+    to, cc, bcc = fields.get("to") or [], fields.get("cc") or [], fields.get("bcc") or []
+    if original and action in ("reply", "replyAll") and not (to or cc):
+        to, cc = reply_recipients(original, action, {account.email, sender["address"]})
+    subject = fields.get("subject")
+    if subject is None:
+        subject = reply_subject(original.subject, action) if original else ""
+
+    message = EmailMessage(policy=POLICY)
+    message["From"] = _address("from", sender)
+    for name, key, values in (("Reply-To", "replyTo", fields.get("replyTo") or []),
+                              ("To", "to", to), ("Cc", "cc", cc),
+                              ("Bcc", "bcc", [] if for_sending else bcc)):
+        if values:
+            message[name] = tuple(_address(f"{key}[{n}]", v) for n, v in enumerate(values))
+    if subject:
+        message["Subject"] = subject
+    message["Date"] = email.utils.format_datetime(datetime.now(timezone.utc))
+    message_id = message_id_header(fields.get("messageId"), sender["address"])
+    message["Message-ID"] = message_id
+    if original and action in ("reply", "replyAll") and original.target.message_id:
+        message["In-Reply-To"] = original.target.message_id
+        message["References"] = " ".join(
+            list(dict.fromkeys([*original.references[-20:], original.target.message_id])))
+    _extra_headers(message, fields.get("headers") or {})
+
+    text, html = fields.get("text"), fields.get("html")
+    if original and original.target.action and fields.get("reference", {}).get("inline"):
+        text, html = _quoted(original, text, html)
+    _body(message, text, html, fields.get("attachments") or [])
+    if original and action == "forward" and original.source is not None:
+        _attach_message(message, original.source, _eml_name(original.subject))
+
+    _one_mime_version(message)
+    raw = message.as_bytes(policy=POLICY)
+    recipients = [a["address"] for a in [*to, *cc, *bcc]]
+    return Composed(raw=raw, message_id=message_id,
+                    envelope_from=(envelope or {}).get("from") or _bare(sender["address"]),
+                    envelope_to=_unique((envelope or {}).get("to") or
+                                        [_bare(a) for a in recipients]),
+                    subject=subject)
+
+
+def _address(field_name: str, value: dict) -> Address:
+    name, address = value.get("name") or "", value.get("address") or ""
+    if any(c in name + address for c in "\r\n\0"):
+        raise ComposeError(field_name, "Line breaks are not allowed")
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        raise ComposeError(field_name, f"Not an email address: {address!r}")
+    try:
+        return Address(display_name=name, username=local, domain=_ascii_domain(domain))
+    except (ValueError, TypeError, IndexError) as exc:
+        raise ComposeError(field_name, f"Not an email address: {exc}") from None
+
+
+def _ascii_domain(domain: str) -> str:
+    """An internationalised domain in its ASCII (punycode) form, valid in any header."""
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError(f"invalid domain {domain!r}") from None
+
+
+def _bare(address: str) -> str:
+    local, _, domain = address.rpartition("@")
+    try:
+        return f"{local}@{_ascii_domain(domain)}"
+    except ValueError:
+        return address
+
+
+def _unique(addresses: list[str]) -> list[str]:
+    seen, out = set(), []
+    for address in addresses:
+        if address.lower() not in seen:
+            seen.add(address.lower())
+            out.append(address)
+    return out
+
+
+def message_id_header(given: str | None, sender: str) -> str:
+    if given:
+        value = given.strip()
+        value = value if value.startswith("<") else f"<{value}>"
+        if not re.fullmatch(r"<[!-;=?-~]+@[!-;=?-~]+>", value):
+            raise ComposeError("messageId", "Must look like <local@domain> (ASCII, no spaces)")
+        return value
+    domain = sender.rpartition("@")[2]
+    try:
+        domain = _ascii_domain(domain)
+    except ValueError:
+        domain = "emailapi.invalid"
+    return f"<{uuid.uuid4()}@{domain or 'emailapi.invalid'}>"
+
+
+def check_header(name: str, value: str) -> str | None:
+    """Why an extra header cannot be used as given, or None when it can (no CR/LF
+    injection: a value with a line break could add headers or end the header block)."""
+    if not _HEADER_NAME.match(name):
+        return "Not a valid header name"
+    if name.lower() in RESERVED_HEADERS:
+        use = RESERVED_HEADERS[name.lower()]
+        return f"Set by the field {use!r}" if use else "Set by the message structure"
+    if any(c in value for c in "\r\n\0"):
+        return "Line breaks are not allowed in a header value"
+    if len(value) > 4000:
+        return "Longer than 4000 characters"
+    return None
+
+
+def _extra_headers(message: EmailMessage, headers: dict) -> None:
+    for name, value in headers.items():
+        problem = check_header(name, value)
+        if problem:
+            raise ComposeError(f"headers.{name}", problem)
+        if name in message:  # a caller's In-Reply-To or References wins over the reference's
+            del message[name]
+        message[name] = value
+
+
+def _body(message: EmailMessage, text: str | None, html: str | None,
+          attachments: list[dict]) -> None:
+    related = [a for a in attachments if html and a.get("cid") and
+               f"cid:{a['cid']}" in html and a.get("contentDisposition") != "attachment"]
+    if text is not None:
+        message.set_content(text)
+    if html is not None:
+        if text is not None:
+            message.add_alternative(html, subtype="html")
+        else:
+            message.set_content(html, subtype="html")
+    if text is None and html is None and not attachments:
+        message.set_content("")
+    if related:
+        html_part = message.get_payload()[1] if message.is_multipart() else message
+        for attachment in related:
+            maintype, subtype = _content_type(attachment)
+            html_part.add_related(attachment["content"], maintype, subtype,
+                                  cid=f"<{attachment['cid']}>",
+                                  filename=attachment.get("filename") or None,
+                                  disposition="inline")
+    for number, attachment in enumerate(attachments):
+        if any(attachment is r for r in related):
+            continue
+        maintype, subtype = _content_type(attachment)
+        if (maintype, subtype) == ("message", "rfc822"):
+            _attach_message(message, attachment["content"], attachment.get("filename"))
+            continue
+        if maintype in ("multipart", "message"):
+            raise ComposeError(f"attachments[{number}].contentType",
+                               "multipart/* and message/* (but message/rfc822) cannot be "
+                               "attached as content")
+        message.add_attachment(
+            attachment["content"], maintype, subtype,
+            filename=attachment.get("filename") or None,
+            disposition=attachment.get("contentDisposition") or
+            ("inline" if attachment.get("cid") else "attachment"),
+            cid=f"<{attachment['cid']}>" if attachment.get("cid") else None)
+
+
+def _one_mime_version(message: EmailMessage) -> None:
+    """MIME-Version once, at the top: the email package also stamps every part it creates
+    (harmless, but noise to every reader of the source)."""
+    for part in message.walk():
+        if part is not message:
+            del part["MIME-Version"]
+    if "MIME-Version" not in message:
+        message["MIME-Version"] = "1.0"
+
+
+def _content_type(attachment: dict) -> tuple[str, str]:
+    content_type = attachment.get("contentType") or _guess(attachment.get("filename"))
+    maintype, _, subtype = content_type.lower().partition("/")
+    return maintype, subtype
+
+
+def _guess(filename: str | None) -> str:
+    import mimetypes
+
+    return (mimetypes.guess_type(filename or "")[0] if filename else None) or \
+        "application/octet-stream"
+
+
+def _attach_message(message: EmailMessage, raw: bytes, filename: str | None) -> None:
+    """Attach a whole message as message/rfc822 (a forward of the original, say). An
+    empty body is made first so the attachment is not mistaken for the message itself."""
+    attached = BytesParser(policy=POLICY).parsebytes(raw)
+    if not message.get_content_type() or message.get_payload() is None:
+        message.set_content("")
+    message.add_attachment(attached, filename=filename or None)
+
+
+def _eml_name(subject: str) -> str:
+    name = re.sub(r"[\\/:*?\"<>|\r\n\t]+", " ", subject or "").strip()[:100]
+    return f"{name or 'message'}.eml"
+
+
+# --- replies and forwards ---------------------------------------------------------------------
+
+
+def reply_subject(subject: str, action: str | None) -> str:
+    """``Re: subject`` for a reply, ``Fwd: subject`` for a forward; no second prefix."""
+    subject = subject or ""
+    if action == "forward":
+        return subject if _FORWARD_PREFIX.match(subject) else f"Fwd: {subject}".rstrip()
+    return subject if _REPLY_PREFIX.match(subject) else f"Re: {subject}".rstrip()
+
+
+def reply_recipients(original: Original, action: str,
+                     selves: set[str]) -> tuple[list[dict], list[dict]]:
+    """To and Cc of a reply: the original's Reply-To, else its From (our own message: its
+    To); ``replyAll`` copies its other To and Cc recipients, never ourselves twice."""
+    own = {s.lower() for s in selves if s}
+    sender = original.from_ or {}
+    if original.reply_to:
+        to = list(original.reply_to)
+    elif sender.get("address", "").lower() in own and original.to:
+        to = list(original.to)
+    else:
+        to = [sender] if sender.get("address") else []
+    cc: list[dict] = []
+    if action == "replyAll":
+        taken = {a["address"].lower() for a in to} | own
+        for address in [*original.to, *original.cc]:
+            key = (address.get("address") or "").lower()
+            if key and key not in taken:
+                taken.add(key)
+                cc.append(address)
+    return [_plain(a) for a in to if a.get("address")], [_plain(a) for a in cc]
+
+
+def _plain(address: dict) -> dict:
+    return {"name": address.get("name") or "", "address": address["address"]}
+
+
+def _who(address: dict | None) -> str:
+    if not address:
+        return "unknown sender"
+    name, mail = address.get("name"), address.get("address")
+    return f"{name} <{mail}>" if name else (mail or "unknown sender")
+
+
+def _quoted(original: Original, text: str | None, html: str | None):
+    """The new text and html with the original quoted below them (a reply: ``> `` lines and
+    a blockquote; a forward: the forwarded header block)."""
+    when = email.utils.format_datetime(original.date) if original.date else "an unknown date"
+    source_text = original.text
+    if source_text is None and original.html is not None:
+        source_text = re.sub(r"<[^>]+>", "", original.html)
+    source_text = (source_text or "").rstrip("\n")
+    if original.target.action == "forward":
+        intro = ["---------- Forwarded message ---------", f"From: {_who(original.from_)}",
+                 f"Date: {when}", f"Subject: {original.subject}",
+                 f"To: {', '.join(_who(a) for a in original.to)}"]
+        quote_text = "\n".join(intro) + "\n\n" + source_text
+        quote_html = ("<div>" + "<br>".join(html_lib.escape(line) for line in intro) +
+                      "</div><br>" + _original_html(original))
+    else:
+        intro = f"On {when}, {_who(original.from_)} wrote:"
+        quote_text = intro + "\n" + "\n".join(
+            f"> {line}" if line else ">" for line in source_text.split("\n"))
+        quote_html = (f"<div>{html_lib.escape(intro)}</div><blockquote type=\"cite\" "
+                      f"style=\"margin:0 0 0 .8ex;border-left:1px solid #ccc;"
+                      f"padding-left:1ex\">{_original_html(original)}</blockquote>")
+    new_text = new_html = None
+    if text is not None or html is None:
+        new_text = (text + "\n\n" if text else "") + quote_text + "\n"
+    if html is not None:
+        new_html = html + "<br><br>" + quote_html
+    return new_text, new_html
+
+
+def _original_html(original: Original) -> str:
+    if original.html is not None:
+        return original.html
+    return html_lib.escape(original.text or "").replace("\n", "<br>")
+
+
+# --- raw --------------------------------------------------------------------------------------
+
+
+def _from_raw(account: EmailAccount, raw: bytes, envelope: dict | None,
+              for_sending: bool) -> Composed:
+    """A caller's own message: line ends made CRLF; for sending, a Message-ID added when
+    it has none and its Bcc header dropped; nothing else changes."""
+    raw = _BARE_LF.sub(b"\r\n", raw)
+    headers = BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
+    envelope = envelope or {}
+    sender = envelope.get("from") or _first_address(headers, "Sender", "From") or account.email
+    message_id = (headers.get("Message-ID") or "").strip()
+    if for_sending:
+        if not message_id:
+            message_id = message_id_header(None, sender or "")
+            raw = f"Message-ID: {message_id}\r\n".encode() + raw
+        raw = without_header(raw, b"bcc")
+    return Composed(raw=raw, message_id=message_id, envelope_from=sender or "",
+                    envelope_to=_unique(envelope.get("to") or
+                                        _addresses(headers, "To", "Cc", "Bcc")),
+                    subject=_decoded(headers.get("Subject") or ""))
+
+
+def _addresses(headers, *names: str) -> list[str]:
+    values = [str(value) for name in names for value in headers.get_all(name) or []]
+    return [address for _, address in email.utils.getaddresses(values) if "@" in address]
+
+
+def _first_address(headers, *names: str) -> str:
+    for name in names:
+        found = _addresses(headers, name)
+        if found:
+            return found[0]
+    return ""
+
+
+def _decoded(value) -> str:
+    try:
+        return str(email.header.make_header(email.header.decode_header(str(value))))
+    except Exception:  # noqa: BLE001 - a malformed encoded word: keep the text as given
+        return str(value)
+
+
+def without_header(raw: bytes, name: bytes) -> bytes:
+    """*raw* without any field called *name* (with its folded lines) in its header block."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    kept, skipping = [], False
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):
+            if not skipping:
+                kept.append(line)
+            continue
+        skipping = line.split(b":", 1)[0].strip().lower() == name
+        if not skipping:
+            kept.append(line)
+    return b"\r\n".join(kept) + sep + body
+
+
+# --- loading the referenced message (the network part) ----------------------------------------
+
+
+def load_original(account: EmailAccount, reference: dict, with_text: bool,
+                  with_source: bool) -> Original:
+    """The referenced message from the index, and from the server its text (to quote) or
+    its source (to attach) when asked. 404 when the id is unknown or the server no longer
+    has the message."""
+    from mailboxes import listing
+    from mailboxes.command_pool import pool
+    from mailboxes.imap import parts
+
+    folder, row = listing.message_by_id(account, reference["message"])
+    target = ReferenceTarget(message=reference["message"],
+                             action=reference.get("action") or "reply", folder_id=folder.pk,
+                             path=folder.path, uid=row.uid, message_id=row.message_id or "")
+    original = Original(target=target, subject=row.subject or "", from_=row.from_address,
+                        reply_to=list(row.reply_to or []), to=list(row.to or []),
+                        cc=list(row.cc or []), date=row.date or row.internal_date,
+                        references=list(row.references or []))
+    if with_source and row.size > FORWARD_SOURCE_LIMIT:
+        raise ComposeError("reference.message", "The original is too large to attach",
+                           code="MessageTooLarge")
+    if not (with_text or with_source):
+        return original
+    with pool.session(account) as session:
+        session.open(folder.path, refresh=True)
+        try:
+            if with_text:
+                text = parts.fetch_text(session.client, row.uid, list(row.text_parts), "*",
+                                        1024 * 1024)
+                original.text, original.html = text["plain"], text["html"]
+            if with_source:
+                original.source = parts.fetch_section(session.client, row.uid, "",
+                                                      max_bytes=FORWARD_SOURCE_LIMIT)
+        except parts.MessageNotFound:
+            raise listing.MessageNotFound(
+                f"Message {reference['message']!r} not found") from None
+    return original

@@ -1,0 +1,139 @@
+"""Creating, renaming and deleting folders through the API (EmailEngine's mailbox routes).
+
+Each change is made on the server first (``mailboxes.imap.folder_ops`` over a pooled command
+connection), then mirrored in the index at once, so the next ``GET .../mailboxes`` shows it,
+with the ``mailboxNew``/``mailboxDeleted`` events the worker's LIST would raise, once.
+
+Paths: a list of segments (``["Parent", "Child"]``) is joined with the server's hierarchy
+delimiter; a string is taken as the full path. Creating a folder that already exists is not
+an error: the answer says ``created: false``, as EmailEngine's does.
+
+A rename keeps the folder's rows and number, so messages keep their ids and stay listable
+under the new path at once; the events are still ``mailboxDeleted`` (old path) and
+``mailboxNew`` (new path), one per renamed folder (subfolders move with their parent on the
+server, and in the index).
+"""
+
+from __future__ import annotations
+
+from rest_framework import status
+
+from accounts.models import EmailAccount
+from emailapi.api.errors import ApiError, ConflictError
+from mailboxes import listing
+from mailboxes.command_pool import pool
+from mailboxes.imap import folder_ops
+from mailboxes.models import Folder
+from mailboxes.sync import index
+
+
+def _error(exc: folder_ops.WriteError, path: str) -> ApiError:
+    """The server's refusal as the API's answer: 404, 409 or 400 naming the folder."""
+    if isinstance(exc, folder_ops.FolderMissing):
+        return listing.MailboxNotFound(path)
+    if isinstance(exc, folder_ops.FolderExists):
+        return ConflictError(str(exc), "MailboxExists")
+    if isinstance(exc, folder_ops.FolderHasChildren):
+        return ConflictError(str(exc), "MailboxHasChildren")
+    if isinstance(exc, folder_ops.FolderInUse):
+        return ConflictError(str(exc), "MailboxInUse")
+    if isinstance(exc, folder_ops.FolderRefused):
+        return ApiError(f"The server refused: {exc}", "ServerRefused")
+    return ApiError(f"The server refused: {exc}", "ServerRefused", status.HTTP_502_BAD_GATEWAY)
+
+
+def _known_delimiter(account: EmailAccount) -> str | None:
+    return (Folder.objects.filter(account=account).exclude(delimiter="")
+            .values_list("delimiter", flat=True).first())
+
+
+def joined(account: EmailAccount, session, path: str | list[str]) -> str:
+    """A path from segments (with the delimiter the index knows, else the server's)."""
+    if isinstance(path, str):
+        return path
+    delim = _known_delimiter(account) or folder_ops.delimiter(session.client)
+    return delim.join(path)
+
+
+def _resolved(account: EmailAccount, path: str) -> str:
+    """A special-use name (``\\Trash``) as the path of that folder; other paths as given."""
+    return listing.folder_for_path(account, path).path if path.startswith("\\") else path
+
+
+def _ancestors(path: str, delim: str) -> list[str]:
+    """``A/B/C`` -> ``[A, A/B, A/B/C]``: the server may have created the parents too."""
+    if not delim:
+        return [path]
+    segments = path.split(delim)
+    return [delim.join(segments[:n]) for n in range(1, len(segments) + 1)]
+
+
+def _check_not_inbox(path: str, what: str) -> None:
+    if path.upper() == "INBOX":
+        raise ApiError(f"INBOX cannot be {what}", "InboxProtected")
+
+
+def create_folder(account: EmailAccount, path: str | list[str]) -> dict:
+    with pool.session(account) as session:
+        path = joined(account, session, path)
+        created = True
+        try:
+            folder_ops.create(session.client, path)
+        except folder_ops.FolderExists:
+            created = False
+        except folder_ops.WriteError as exc:
+            raise _error(exc, path) from None
+        if created:
+            folder_ops.subscribe(session.client, path)
+        delim = _known_delimiter(account) or folder_ops.delimiter(session.client)
+        found = folder_ops.listings(session, _ancestors(path, delim))
+    index.record_folders_present(account, found)
+    return {"path": path, "created": created}
+
+
+def rename_folder(account: EmailAccount, path: str | list[str],
+                  new_path: str | list[str]) -> dict:
+    with pool.session(account) as session:
+        path = _resolved(account, joined(account, session, path))
+        new_path = joined(account, session, new_path)
+        _check_not_inbox(path, "renamed")
+        delim = _known_delimiter(account) or folder_ops.delimiter(session.client)
+        folder_ops.release(session, [path], delim)
+        try:
+            folder_ops.rename(session.client, path, new_path)
+        except folder_ops.WriteError as exc:
+            raise _error(exc, path) from None
+        found = folder_ops.listings(session, _ancestors(new_path, delim),
+                                    with_children_of=new_path)
+    index.record_folder_renamed(account, path, new_path, found)
+    return {"path": path, "newPath": new_path, "renamed": True}
+
+
+def set_subscription(account: EmailAccount, path: str | list[str], subscribed: bool) -> dict:
+    """EmailEngine's ``PUT .../mailbox`` with ``subscribed`` and no ``newPath``."""
+    with pool.session(account) as session:
+        path = _resolved(account, joined(account, session, path))
+        if not folder_ops.listings(session, [path]):
+            raise listing.MailboxNotFound(path)
+        try:
+            folder_ops.subscribe(session.client, path, subscribed)
+        except folder_ops.WriteError as exc:
+            raise _error(exc, path) from None
+    folder = Folder.objects.filter(account=account, path=path).first()
+    if folder is not None:
+        index.set_subscribed(folder, subscribed)
+    return {"path": path, "subscribed": subscribed}
+
+
+def delete_folder(account: EmailAccount, path: str) -> dict:
+    path = _resolved(account, path)
+    _check_not_inbox(path, "deleted")
+    with pool.session(account) as session:
+        delim = _known_delimiter(account) or ""
+        folder_ops.release(session, [path], delim)
+        try:
+            folder_ops.delete(session.client, path)
+        except folder_ops.WriteError as exc:
+            raise _error(exc, path) from None
+    index.record_folder_deleted(account, path)
+    return {"path": path, "deleted": True}

@@ -1,0 +1,69 @@
+"""Uploading a message into a folder (``POST .../message``): compose, APPEND, index.
+
+The message is built by ``mailboxes.compose`` (structured fields, or ``raw`` as given) and
+appended with the caller's flags. An uploaded draft keeps its Bcc header (EmailEngine does
+too), so it can be sent later with all its recipients. The new UID (UIDPLUS APPENDUID, else a
+search for the Message-ID) is fetched at once the way the worker fetches new mail and indexed
+with one ``messageNew``: the next listing shows it, and the worker, finding the UID indexed,
+raises nothing more.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from accounts.models import EmailAccount
+from mailboxes import listing, message_writes
+from mailboxes.command_pool import pool
+from mailboxes.compose import compose
+from mailboxes.imap import append as imap_append
+from mailboxes.imap import fetch
+from mailboxes.imap.changes import BadFlag, check_flags
+from mailboxes.models import Folder
+from mailboxes.sync import index
+
+
+def upload(account: EmailAccount, path: str, fields: dict, flags: list[str],
+           internal_date: datetime | None) -> dict:
+    try:
+        flags = check_flags(flags)
+    except BadFlag as exc:
+        raise message_writes.InvalidFlag(exc) from None
+    folder = message_writes.destination(account, path)  # 404 naming it when unknown
+    composed = compose(account, fields, for_sending=False)
+    with pool.session(account) as session:
+        try:
+            appended = imap_append.append_message(session.client, folder.path, composed.raw,
+                                                  flags, internal_date)
+        except imap_append.FolderMissing:
+            raise listing.MailboxNotFound(path) from None
+        except imap_append.WriteError as exc:
+            raise message_writes.ChangeRefused(exc) from None
+        uid = appended.uid
+        if uid is None:  # no UIDPLUS: the newest message with this Message-ID
+            session.open(folder.path, refresh=True)
+            uid = imap_append.find_by_message_id(session.client, composed.message_id,
+                                                 above=(folder.uidnext or 1) - 1)
+        if uid is not None and _same_folder(folder, appended.uidvalidity):
+            _index_new(session, folder, uid)
+    return {
+        "id": index.message_id_for(folder, uid) if uid is not None else None,
+        "path": folder.path, "uid": uid,
+        "uidValidity": str(appended.uidvalidity or folder.uidvalidity or "") or None,
+        "messageId": composed.message_id or None,
+    }
+
+
+def _same_folder(folder: Folder, uidvalidity: int | None) -> bool:
+    """The UID belongs to the folder the index knows (not one recreated under its name,
+    which the worker will reindex under a new number)."""
+    return uidvalidity is None or folder.uidvalidity is None or \
+        uidvalidity == folder.uidvalidity
+
+
+def _index_new(session, folder: Folder, uid: int) -> None:
+    """Fetch the message's metadata as the worker would and index it (``messageNew``)."""
+    session.open(folder.path, refresh=True)
+    metas = fetch.fetch_meta(session.client, str(uid), fetch.meta_items(session.capabilities))
+    if metas:
+        index.record_append(folder, metas[0])

@@ -1,0 +1,302 @@
+"""``mailboxes.compose`` and its serializer as pure functions: no server, no database.
+
+Every built message is parsed back with the standard library, so the assertions are about
+what a mail client reading it would see, not about the bytes we happen to write.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+from email import policy
+from email.parser import BytesParser
+
+import pytest
+
+from accounts.models import EmailAccount
+from mailboxes import compose
+from mailboxes.api.compose_serializer import MessageFieldsSerializer
+from tests.servers import seed
+
+ACCOUNT = EmailAccount(account="box", email="me@example.com", name="Mé Self")
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def parsed(raw: bytes):
+    return BytesParser(policy=policy.default).parsebytes(raw)
+
+
+def text_of(part) -> str:
+    """Decoded text with \n line ends (quoted-printable keeps the wire's CRLF)."""
+    return part.get_content().replace("\r\n", "\n")
+
+
+def original(action: str, **extra) -> compose.Original:
+    target = compose.ReferenceTarget(message="MSGID", action=action, folder_id=1,
+                                     path="INBOX", uid=7, message_id="<orig@example.com>")
+    values = dict(subject="Lunch?", from_={"name": "Ann", "address": "ann@example.com"},
+                  to=[{"name": "Me", "address": "me@example.com"},
+                      {"name": "Carl", "address": "carl@example.com"}],
+                  cc=[{"name": "", "address": "dora@example.com"}],
+                  date=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+                  references=["<root@example.com>"],
+                  text="Shall we?\nAt noon.", html="<p>Shall we?</p>")
+    values.update(extra)
+    return compose.Original(target=target, **values)
+
+
+def loader(found: compose.Original, calls: list | None = None):
+    def load(account, reference, with_text, with_source):
+        if calls is not None:
+            calls.append((reference["message"], with_text, with_source))
+        return found
+    return load
+
+
+def test_wire_format_is_crlf_and_7bit_clean_with_rfc2047_names_and_subject():
+    composed = compose.compose(ACCOUNT, {
+        "to": [{"name": "Zoë Ünïcode", "address": "zoe@example.com"}],
+        "subject": "Grüße 🎉", "text": "Hällo\nWelt"})
+    raw = composed.raw
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    assert raw.isascii()
+    message = parsed(raw)
+    assert message["Subject"] == "Grüße 🎉"
+    assert message["To"].addresses[0].display_name == "Zoë Ünïcode"
+    assert message["From"].addresses[0].display_name == "Mé Self"  # the account's default
+    assert text_of(message) == "Hällo\nWelt\n"
+    assert composed.subject == "Grüße 🎉"
+    assert composed.envelope_from == "me@example.com"
+    assert composed.envelope_to == ["zoe@example.com"]
+    assert message["Message-ID"] == composed.message_id
+    assert composed.message_id.startswith("<") and composed.message_id.endswith("@example.com>")
+
+
+def test_an_internationalised_domain_is_written_as_punycode_in_headers_and_envelope():
+    composed = compose.compose(ACCOUNT, {"to": [{"address": "z@bücher.de"}], "text": "x"})
+    assert parsed(composed.raw)["To"].addresses[0].addr_spec == "z@xn--bcher-kva.de"
+    assert composed.envelope_to == ["z@xn--bcher-kva.de"]
+
+
+def test_text_html_inline_image_and_attachment_make_the_smallest_mime_tree():
+    png, pdf = seed.tiny_png(), seed.tiny_pdf()
+    message = parsed(compose.compose(ACCOUNT, {
+        "to": [{"address": "x@example.com"}], "text": "plain", "html": '<img src="cid:logo">',
+        "attachments": [
+            {"filename": "logo.png", "contentType": "image/png", "content": png, "cid": "logo"},
+            {"filename": "Résumé.pdf", "contentType": "application/pdf", "content": pdf}],
+    }).raw)
+    assert message.get_content_type() == "multipart/mixed"
+    alternative, attachment = message.get_payload()
+    assert alternative.get_content_type() == "multipart/alternative"
+    plain, related = alternative.get_payload()
+    assert plain.get_content_type() == "text/plain"
+    assert related.get_content_type() == "multipart/related"
+    html, image = related.get_payload()
+    assert html.get_content_type() == "text/html"
+    assert image["Content-ID"] == "<logo>" and image.get_content() == png
+    assert attachment.get_filename() == "Résumé.pdf" and attachment.get_content() == pdf
+    assert attachment.get_content_disposition() == "attachment"
+    assert [p["MIME-Version"] for p in message.walk()].count("1.0") == 1
+
+
+def test_html_only_and_attachment_only_messages():
+    html_only = parsed(compose.compose(ACCOUNT, {"to": [{"address": "x@example.com"}],
+                                                 "html": "<b>hi</b>"}).raw)
+    assert html_only.get_content_type() == "text/html"
+    files_only = parsed(compose.compose(ACCOUNT, {
+        "to": [{"address": "x@example.com"}],
+        "attachments": [{"filename": "a.txt", "content": b"abc"}]}).raw)
+    assert files_only["MIME-Version"] == "1.0"
+    (part,) = [p for p in files_only.walk() if p.get_filename()]
+    assert part.get_content_type() == "text/plain" and part.get_content() == "abc"
+
+
+def test_bcc_stays_in_the_envelope_of_a_sent_message_and_in_the_headers_of_a_draft():
+    fields = {"to": [{"address": "to@example.com"}], "bcc": [{"address": "hidden@example.com"}],
+              "text": "x"}
+    sent = compose.compose(ACCOUNT, fields)
+    assert "Bcc" not in parsed(sent.raw) and b"hidden" not in sent.raw
+    assert sent.envelope_to == ["to@example.com", "hidden@example.com"]
+    draft = compose.compose(ACCOUNT, fields, for_sending=False)
+    assert parsed(draft.raw)["Bcc"].addresses[0].addr_spec == "hidden@example.com"
+
+
+def test_an_explicit_envelope_overrides_the_headers():
+    composed = compose.compose(ACCOUNT, {"to": [{"address": "to@example.com"}], "text": "x"},
+                               {"from": "bounce@example.com", "to": ["other@example.com"]})
+    assert (composed.envelope_from, composed.envelope_to) == \
+        ("bounce@example.com", ["other@example.com"])
+
+
+def test_sending_without_recipients_is_a_400_but_a_draft_may_have_none():
+    with pytest.raises(compose.ComposeError) as caught:
+        compose.compose(ACCOUNT, {"subject": "x"})
+    assert caught.value.status_code == 400 and caught.value.error_code == "NoRecipients"
+    assert compose.compose(ACCOUNT, {"subject": "x"}, for_sending=False).envelope_to == []
+
+
+@pytest.mark.parametrize("name,value", [
+    ("X-Evil", "a\r\nBcc: victim@example.com"), ("X-Evil", "a\nB: c"), ("Bad Name", "x"),
+    ("X:Colon", "x"), ("From", "evil@example.com"), ("Content-Type", "text/html"),
+    ("MIME-Version", "2.0"), ("Message-ID", "<x@y>"), ("Bcc", "a@b.c"), ("Zoë", "x"),
+])
+def test_header_injection_and_structural_headers_are_refused(name, value):
+    with pytest.raises(compose.ComposeError) as caught:
+        compose.compose(ACCOUNT, {"to": [{"address": "x@example.com"}],
+                                  "headers": {name: value}})
+    assert caught.value.status_code == 400
+    serializer = MessageFieldsSerializer(data={"headers": {name: value}})
+    assert not serializer.is_valid()
+    assert "headers" in serializer.errors
+
+
+def test_extra_headers_are_kept_and_encoded():
+    message = parsed(compose.compose(ACCOUNT, {
+        "to": [{"address": "x@example.com"}], "text": "x",
+        "headers": {"X-Campaign": "spring ☀", "In-Reply-To": "<mine@example.com>"}}).raw)
+    assert message["X-Campaign"] == "spring ☀"
+    assert message["In-Reply-To"] == "<mine@example.com>"
+
+
+def test_a_name_with_a_line_break_cannot_add_a_header():
+    with pytest.raises(compose.ComposeError):
+        compose.compose(ACCOUNT, {"to": [{"name": "x\r\nBcc: v@example.com",
+                                          "address": "x@example.com"}]})
+    serializer = MessageFieldsSerializer(data={"to": [{"name": "x\nBcc: v@example.com",
+                                                       "address": "x@example.com"}]})
+    assert not serializer.is_valid()
+
+
+def test_a_given_message_id_is_used_and_a_malformed_one_refused():
+    composed = compose.compose(ACCOUNT, {"to": [{"address": "x@example.com"}],
+                                         "messageId": "abc@example.com"})
+    assert composed.message_id == "<abc@example.com>"
+    for bad in ("abc def@example.com", "no-at-sign", "<a@b>\r\nX: y"):
+        assert not MessageFieldsSerializer(data={"messageId": bad}).is_valid(), bad
+
+
+def test_reply_threads_addresses_the_sender_and_prefixes_the_subject():
+    calls = []
+    composed = compose.compose(ACCOUNT, {"reference": {"message": "MSGID", "action": "reply"},
+                                         "text": "Yes!"},
+                               load=loader(original("reply"), calls))
+    message = parsed(composed.raw)
+    assert message["In-Reply-To"] == "<orig@example.com>"
+    assert message["References"].split() == ["<root@example.com>", "<orig@example.com>"]
+    assert message["Subject"] == "Re: Lunch?"
+    assert [a.addr_spec for a in message["To"].addresses] == ["ann@example.com"]
+    assert "Cc" not in message
+    assert composed.reference.uid == 7 and composed.reference.action == "reply"
+    assert calls == [("MSGID", False, False)]  # not inline: no text fetched
+
+
+def test_reply_goes_to_reply_to_and_keeps_an_existing_prefix():
+    found = original("reply", subject="RE: Lunch?",
+                     reply_to=[{"name": "List", "address": "list@example.com"}])
+    message = parsed(compose.compose(ACCOUNT, {"reference": {"message": "M",
+                                                             "action": "reply"}},
+                                     load=loader(found)).raw)
+    assert message["Subject"] == "RE: Lunch?"
+    assert [a.addr_spec for a in message["To"].addresses] == ["list@example.com"]
+
+
+def test_reply_all_copies_the_other_recipients_without_ourselves():
+    message = parsed(compose.compose(ACCOUNT, {"reference": {"message": "M",
+                                                             "action": "replyAll"}},
+                                     load=loader(original("replyAll"))).raw)
+    assert [a.addr_spec for a in message["To"].addresses] == ["ann@example.com"]
+    assert [a.addr_spec for a in message["Cc"].addresses] == \
+        ["carl@example.com", "dora@example.com"]
+
+
+def test_given_recipients_and_subject_win_over_the_reference():
+    message = parsed(compose.compose(ACCOUNT, {
+        "reference": {"message": "M", "action": "reply"}, "subject": "Other",
+        "to": [{"address": "someone@example.com"}]}, load=loader(original("reply"))).raw)
+    assert message["Subject"] == "Other"
+    assert [a.addr_spec for a in message["To"].addresses] == ["someone@example.com"]
+
+
+def test_inline_reply_quotes_the_original_text_and_html():
+    calls = []
+    message = parsed(compose.compose(ACCOUNT, {
+        "reference": {"message": "M", "action": "reply", "inline": True},
+        "text": "Yes!", "html": "<p>Yes!</p>"}, load=loader(original("reply"), calls)).raw)
+    plain = text_of(message.get_body(("plain",)))
+    assert plain.startswith("Yes!\n\nOn ") and "Ann <ann@example.com> wrote:" in plain
+    assert "> Shall we?\n> At noon." in plain
+    html = text_of(message.get_body(("html",)))
+    assert "<blockquote" in html and "<p>Shall we?</p>" in html
+    assert calls == [("M", True, False)]
+
+
+def test_forward_attaches_the_original_as_message_rfc822():
+    source = seed.make_message(subject="Lunch?", body="Shall we?")
+    calls = []
+    composed = compose.compose(ACCOUNT, {
+        "reference": {"message": "M", "action": "forward"},
+        "to": [{"address": "eve@example.com"}], "text": "FYI"},
+        load=loader(original("forward", source=source), calls))
+    message = parsed(composed.raw)
+    assert message["Subject"] == "Fwd: Lunch?"
+    assert "In-Reply-To" not in message
+    (attached,) = [p for p in message.walk() if p.get_content_type() == "message/rfc822"]
+    inner = attached.get_payload()[0]
+    assert inner["Subject"] == "Lunch?"
+    assert attached.get_filename() == "Lunch.eml"
+    assert calls == [("M", False, True)]
+
+
+def test_inline_forward_quotes_the_header_block():
+    message = parsed(compose.compose(ACCOUNT, {
+        "reference": {"message": "M", "action": "forward", "inline": True},
+        "to": [{"address": "eve@example.com"}]}, load=loader(original("forward"))).raw)
+    plain = text_of(message.get_body(("plain",)))
+    assert "---------- Forwarded message ---------" in plain
+    assert "From: Ann <ann@example.com>" in plain and "Shall we?" in plain
+    assert not [p for p in message.walk() if p.get_content_type() == "message/rfc822"]
+
+
+def test_raw_is_taken_as_is_for_a_draft_and_prepared_for_sending():
+    raw = b"From: a@example.com\nTo: b@example.com\nBcc: c@example.com\nSubject: =?utf-8?q?h=C3=A9?=\n\nHi\n"
+    draft = compose.compose(ACCOUNT, {"raw": raw}, for_sending=False)
+    assert draft.raw == raw.replace(b"\n", b"\r\n") and draft.message_id == ""
+    sent = compose.compose(ACCOUNT, {"raw": raw})
+    assert b"Bcc" not in sent.raw and sent.raw.startswith(b"Message-ID: <")
+    assert sent.envelope_to == ["b@example.com", "c@example.com"]
+    assert sent.subject == "hé" and sent.envelope_from == "a@example.com"
+
+
+@pytest.mark.parametrize("data,field", [
+    ({"raw": "not base64!"}, "raw"),
+    ({"raw": b64(b"From: a@b.c\r\n\r\nx"), "subject": "x"}, "raw"),
+    ({"to": [{"address": "not-an-address"}]}, "to"),
+    ({"to": "x@example.com"}, "to"),
+    ({"attachments": [{"content": "@@@"}]}, "attachments"),
+    ({"attachments": [{"content": b64(b"x"), "contentType": "multipart/mixed"}]}, "attachments"),
+    ({"attachments": [{"content": b64(b"x"), "contentType": "text/"}]}, "attachments"),
+    ({"attachments": [{"content": b64(b"x"), "cid": "a b"}]}, "attachments"),
+    ({"reference": {"message": "x", "action": "bounce"}}, "reference"),
+    ({"subject": "a\r\nBcc: x@example.com"}, "subject"),
+    ({"tO": []}, "tO"),
+])
+def test_the_serializer_refuses_bad_fields_naming_them(data, field):
+    serializer = MessageFieldsSerializer(data=data)
+    assert not serializer.is_valid()
+    assert field in serializer.errors, serializer.errors
+
+
+def test_the_serializer_decodes_base64_and_keeps_text_as_given():
+    serializer = MessageFieldsSerializer(data={
+        "from": {"name": "Me", "address": "me@example.com"}, "text": "  indented\n",
+        "attachments": [{"filename": "a.bin", "content": b64(b"\x00\xff"), "cid": "<x@y>"}]})
+    assert serializer.is_valid(), serializer.errors
+    data = serializer.validated_data
+    assert data["text"] == "  indented\n"
+    assert data["attachments"][0]["content"] == b"\x00\xff"
+    assert data["attachments"][0]["cid"] == "x@y"
+    assert data["from"]["address"] == "me@example.com"

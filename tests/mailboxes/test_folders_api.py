@@ -1,0 +1,226 @@
+"""Folder create/rename/delete (``mailboxes.folders``) against real Dovecot.
+
+Each test looks at the server (another client lists), the index (what ``GET .../mailboxes``
+reads) and the events: one per change, and none more after the worker's own pass over the
+same server state.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from django.urls import include
+from django.urls import path as route
+
+from emailapi import urls as root_urls
+from emailapi.api.errors import ApiError
+from mailboxes import folders, listing, uploading
+from mailboxes.command_pool import pool
+from mailboxes.models import Folder
+from mailboxes.sync.account import sync_account
+from tests.mailboxes.helpers import events_of, open_session, register
+from tests.servers import seed
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def synced(alice, mail_user):
+    seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Hello")])
+    account = register(alice.tenant, mail_user, email="box@example.test")
+    session = open_session(account)
+    sync_account(session, account)
+    yield account, session
+    session.client.logout()
+    pool.close_all()
+
+
+def server_folders(mail_user) -> set[str]:
+    with mail_user.imap_client() as other:
+        return {name for _, _, name in other.list_folders()}
+
+
+def indexed(account) -> set[str]:
+    return set(Folder.objects.filter(account=account).values_list("path", flat=True))
+
+
+def mailbox_events(account) -> list[tuple[str, str]]:
+    return [(e.event, e.data["path"]) for e in events_of(account, "mailboxNew",
+                                                         "mailboxDeleted")]
+
+
+def test_create_joins_segments_indexes_parents_and_raises_mailbox_new_once(synced, mail_user):
+    account, session = synced
+    answer = folders.create_folder(account, ["Projects", "Größe 2026"])
+    assert answer == {"path": "Projects/Größe 2026", "created": True}
+    assert {"Projects", "Projects/Größe 2026"} <= server_folders(mail_user)
+    assert {"Projects", "Projects/Größe 2026"} <= indexed(account)
+    child = Folder.objects.get(account=account, path="Projects/Größe 2026")
+    assert (child.name, child.parent_path, child.subscribed) == ("Größe 2026", "Projects", True)
+    assert mailbox_events(account) == [("mailboxNew", "Projects"),
+                                       ("mailboxNew", "Projects/Größe 2026")]
+    again = folders.create_folder(account, "Projects/Größe 2026")
+    assert again == {"path": "Projects/Größe 2026", "created": False}  # as EmailEngine
+    sync_account(session, account)  # the worker lists the same folders: nothing new to say
+    assert len(mailbox_events(account)) == 2
+
+
+def test_rename_moves_children_keeps_message_ids_and_raises_each_event_once(synced, mail_user):
+    account, session = synced
+    folders.create_folder(account, ["Old", "Sub"])
+    uploaded = uploading.upload(account, "Old/Sub", {"raw": seed.make_message(subject="Kept")},
+                                [], None)  # leaves Old/Sub selected on the pooled connection
+    before = len(mailbox_events(account))
+    answer = folders.rename_folder(account, "Old", ["New"])
+    assert answer == {"path": "Old", "newPath": "New", "renamed": True}
+    names = server_folders(mail_user)
+    assert {"New", "New/Sub"} <= names and not {"Old", "Old/Sub"} & names
+    assert {"New", "New/Sub"} <= indexed(account) and not {"Old", "Old/Sub"} & indexed(account)
+    folder, row = listing.message_by_id(account, uploaded["id"])  # same id, new path
+    assert (folder.path, row.subject) == ("New/Sub", "Kept")
+    assert sorted(mailbox_events(account)[before:]) == sorted([
+        ("mailboxDeleted", "Old"), ("mailboxNew", "New"),
+        ("mailboxDeleted", "Old/Sub"), ("mailboxNew", "New/Sub")])
+    events_before_sync = len(events_of(account))
+    sync_account(session, account)
+    assert [e.event for e in events_of(account)[events_before_sync:]
+            if e.event.startswith(("mailbox", "message"))] == []
+
+
+def test_rename_refusals_change_nothing(synced, mail_user):
+    account, _ = synced
+    folders.create_folder(account, "Taken")
+    folders.create_folder(account, "Mine")
+    before = server_folders(mail_user), len(events_of(account))
+    cases = [("INBOX", "Other", 400, "InboxProtected"), ("Mine", "Taken", 409, "MailboxExists"),
+             ("Nope", "Other", 404, "MailboxNotFound")]
+    for path, new_path, status, code in cases:
+        with pytest.raises(ApiError) as caught:
+            folders.rename_folder(account, path, new_path)
+        assert (caught.value.status_code, caught.value.error_code) == (status, code), path
+    assert "'Nope'" in str(caught.value.detail)
+    assert (server_folders(mail_user), len(events_of(account))) == before
+
+
+def test_delete_of_the_selected_folder_indexes_it_gone_with_one_event(synced, mail_user):
+    account, session = synced
+    folders.create_folder(account, "Scratch")
+    uploading.upload(account, "Scratch", {"raw": seed.make_message(subject="Bye")}, [], None)
+    assert listing.page_of(Folder.objects.get(account=account, path="Scratch"), 0, 10,
+                           None)["total"] == 1
+    assert folders.delete_folder(account, "Scratch") == {"path": "Scratch", "deleted": True}
+    assert "Scratch" not in server_folders(mail_user) and "Scratch" not in indexed(account)
+    assert mailbox_events(account)[-1] == ("mailboxDeleted", "Scratch")
+    count = len(events_of(account))
+    uploading.upload(account, "Drafts", {"raw": seed.make_message()}, [], None)  # pool is fine
+    sync_account(session, account)
+    assert [e.event for e in events_of(account)[count:]] == ["messageNew"]
+
+
+def test_delete_refusals_change_nothing(synced, mail_user):
+    account, _ = synced
+    folders.create_folder(account, ["Parent", "Child"])
+    before = server_folders(mail_user), len(events_of(account))
+    cases = [("INBOX", 400, "InboxProtected"), ("inbox", 400, "InboxProtected"),
+             ("Nope", 404, "MailboxNotFound"), ("Parent", 409, "MailboxHasChildren")]
+    for path, status, code in cases:
+        with pytest.raises(ApiError) as caught:
+            folders.delete_folder(account, path)
+        assert (caught.value.status_code, caught.value.error_code) == (status, code), path
+    assert (server_folders(mail_user), len(events_of(account))) == before
+    assert {"Parent", "Parent/Child"} <= indexed(account)
+
+
+def test_subscription_changes_reach_server_and_index(synced, mail_user):
+    account, _ = synced
+    folders.create_folder(account, "Quiet")
+    assert folders.set_subscription(account, "Quiet", False) == {"path": "Quiet",
+                                                                 "subscribed": False}
+    with mail_user.imap_client() as other:
+        assert "Quiet" not in {name for _, _, name in other.list_sub_folders()}
+    assert Folder.objects.get(account=account, path="Quiet").subscribed is False
+    with pytest.raises(ApiError) as caught:
+        folders.set_subscription(account, "Nope", True)
+    assert caught.value.status_code == 404
+
+
+# --- the routes ---------------------------------------------------------------------------
+# ``mailboxes.api.urls`` serves these paths from ``folder_write_views`` (committed in
+# parallel); this module's URLconf puts ``folder_urls`` first so the tests below reach
+# ``folder_views``.
+
+urlpatterns = [route("v1/", include("mailboxes.api.folder_urls")), *root_urls.urlpatterns]
+handler404, handler500 = root_urls.handler404, root_urls.handler500
+BOX = "/v1/account/box"
+
+
+@pytest.mark.urls(__name__)
+def test_the_routes_answer_emailengine_shapes_and_json_errors(alice, bob, synced, mail_user):
+    account, _ = synced
+    api = alice.client
+    created = api.post(f"{BOX}/mailbox", {"path": ["Work", "2026"]}, format="json")
+    assert (created.status_code, created.json()) == (200, {"path": "Work/2026",
+                                                           "created": True})
+    listed = {m["path"] for m in api.get(f"{BOX}/mailboxes").json()["mailboxes"]}
+    assert {"Work", "Work/2026"} <= listed  # read-your-writes
+    renamed = api.put(f"{BOX}/mailbox", {"path": "Work/2026", "newPath": "Work/Done"},
+                      format="json")
+    assert renamed.json() == {"path": "Work/2026", "newPath": "Work/Done", "renamed": True}
+    unsubscribed = api.put(f"{BOX}/mailbox", {"path": "Work/Done", "subscribed": False},
+                           format="json")
+    assert unsubscribed.json() == {"path": "Work/Done", "subscribed": False}
+    deleted = api.delete(f"{BOX}/mailbox?path=Work/Done")
+    assert deleted.json() == {"path": "Work/Done", "deleted": True}
+    before = server_folders(mail_user), len(events_of(account))
+    refusals = [
+        (api.post, {"path": []}, 400), (api.post, {"path": "a*b"}, 400),
+        (api.post, {"path": ["a", ""]}, 400), (api.post, {"path": "x\r\ny"}, 400),
+        (api.post, {"path": 5}, 400), (api.post, {"path": "X", "extra": 1}, 400),
+        (api.put, {"path": "Work"}, 400), (api.put, {"path": "INBOX", "newPath": "X"}, 400),
+        (api.put, {"path": "Nope", "newPath": "X"}, 404),
+        (bob.client.post, {"path": "Bobs"}, 404),
+    ]
+    for method, body, status in refusals:
+        response = method(f"{BOX}/mailbox", body, format="json")
+        assert response.status_code == status, (body, response.json())
+        assert set(response.json()) >= {"error", "code", "statusCode"}
+    for query, status in (("?path=INBOX", 400), ("?path=Nope", 404), ("", 400)):
+        response = api.delete(f"{BOX}/mailbox{query}")
+        assert response.status_code == status and response.json()["statusCode"] == status
+    assert bob.client.delete(f"{BOX}/mailbox?path=Work").status_code == 404
+    assert (server_folders(mail_user), len(events_of(account))) == before
+
+
+@pytest.mark.urls(__name__)
+def test_upload_route_stores_raw_and_structured_and_refuses_bad_input(alice, bob, synced):
+    account, _ = synced
+    api = alice.client
+    raw = base64.b64encode(seed.make_message(subject="Raw draft")).decode()
+    stored = api.post(f"{BOX}/message", {"path": "Drafts", "raw": raw, "flags": ["\\Draft"]},
+                      format="json")
+    assert stored.status_code == 200, stored.json()
+    assert set(stored.json()) == {"id", "path", "uid", "uidValidity", "messageId"}
+    detail = api.get(f"{BOX}/message/{stored.json()['id']}").json()
+    assert detail["subject"] == "Raw draft" and detail["draft"] is True
+    built = api.post(f"{BOX}/message", {"path": "\\Drafts", "subject": "Built",
+                                        "to": [{"name": "Zoë", "address": "z@example.com"}],
+                                        "html": "<b>hi</b>"}, format="json")
+    assert built.status_code == 200 and built.json()["path"] == "Drafts"
+    assert api.get(f"{BOX}/message/{built.json()['id']}").json()["to"][0]["name"] == "Zoë"
+    count = len(events_of(account))
+    refusals = [
+        ({"path": "Nope", "raw": raw}, 404), ({"path": "Drafts"}, 400),
+        ({"path": "Drafts", "raw": "%%%"}, 400), ({"path": "Drafts", "raw": raw, "text": "x"}, 400),
+        ({"path": "Drafts", "text": "x", "headers": {"From": "e@example.com"}}, 400),
+        ({"path": "Drafts", "text": "x", "headers": {"X-A": "a\r\nBcc: v@example.com"}}, 400),
+        ({"path": "Drafts", "raw": raw, "flags": ["bad flag"]}, 400),
+        ({"path": "Drafts", "reference": {"message": "AAAA"}, "text": "x"}, 404),
+    ]
+    for body, status in refusals:
+        response = api.post(f"{BOX}/message", body, format="json")
+        assert response.status_code == status, (body, response.json())
+        assert response.json()["statusCode"] == status
+    assert bob.client.post(f"{BOX}/message", {"path": "Drafts", "raw": raw},
+                           format="json").status_code == 404
+    assert len(events_of(account)) == count

@@ -1,0 +1,136 @@
+"""Uploading (``mailboxes.uploading``: compose, APPEND, index) against real Dovecot.
+
+The appended message must be on the server with its flags, in the index at once (its id
+resolves, the listing shows it), announced by one ``messageNew``, and not again by the
+worker's next pass.
+"""
+
+from __future__ import annotations
+
+from email import policy
+from email.parser import BytesParser
+
+import pytest
+
+from emailapi.api.errors import ApiError
+from mailboxes import folders, listing, uploading
+from mailboxes.command_pool import pool
+from mailboxes.imap import append as imap_append
+from mailboxes.imap import fetch
+from mailboxes.models import Folder
+from mailboxes.sync import index
+from mailboxes.sync.account import sync_account
+from tests.mailboxes.helpers import events_of, open_session, register
+from tests.servers import seed
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def synced(alice, mail_user):
+    seed.seed_mailbox(mail_user, messages=[seed.make_message(
+        subject="Lunch?", message_id="<orig-1@example.com>", from_="Ann <ann@example.com>",
+        to="Box <box@example.test>", body="Shall we?")])
+    account = register(alice.tenant, mail_user, email="box@example.test")
+    session = open_session(account)
+    sync_account(session, account)
+    yield account, session
+    session.client.logout()
+    pool.close_all()
+
+
+def on_server(mail_user, path: str, uid: int) -> tuple[set[str], object]:
+    with mail_user.imap_client() as other:
+        other.select_folder(path, readonly=True)
+        found = other.fetch([uid], ["FLAGS", "BODY.PEEK[]"])[uid]
+    flags = {f.decode() for f in found[b"FLAGS"]} - {"\\Recent"}
+    return flags, BytesParser(policy=policy.default).parsebytes(found[b"BODY[]"])
+
+
+def test_raw_upload_is_on_the_server_in_the_index_and_announced_once(synced, mail_user):
+    account, session = synced
+    raw = seed.make_message(subject="Draft one", message_id="<draft-1@example.test>")
+    answer = uploading.upload(account, "Drafts", {"raw": raw}, ["\\Draft", "$Later"], None)
+    assert answer["path"] == "Drafts" and answer["uid"] and answer["id"]
+    assert answer["messageId"] == "<draft-1@example.test>"
+    flags, message = on_server(mail_user, "Drafts", answer["uid"])
+    assert flags == {"\\Draft", "$Later"} and message["Subject"] == "Draft one"
+    folder, row = listing.message_by_id(account, answer["id"])
+    assert (folder.path, row.subject, set(row.flags)) == ("Drafts", "Draft one",
+                                                          {"\\Draft", "$Later"})
+    assert listing.page_of(folder, 0, 10, None)["total"] == 1
+    assert [e.data["id"] for e in events_of(account, "messageNew")] == [answer["id"]]
+    sync_account(session, account)
+    assert len(events_of(account, "messageNew")) == 1
+
+
+def test_upload_into_a_folder_created_a_moment_ago_is_listed_at_once(synced):
+    account, session = synced
+    folders.create_folder(account, "Fresh")  # indexed, never synced: no UIDVALIDITY yet
+    answer = uploading.upload(account, "Fresh", {"to": [{"address": "x@example.com"}],
+                                                 "subject": "First", "text": "x"}, [], None)
+    folder, row = listing.message_by_id(account, answer["id"])
+    assert (folder.path, row.subject) == ("Fresh", "First")
+    sync_account(session, account)  # the worker's first sync of Fresh: history, silently
+    assert [e.data["subject"] for e in events_of(account, "messageNew")] == ["First"]
+    assert listing.message_by_id(account, answer["id"])[1].subject == "First"
+
+
+def test_structured_reply_draft_threads_and_keeps_bcc(synced, mail_user, alice):
+    account, _ = synced
+    original = alice.client.get("/v1/account/box/messages?path=INBOX").json()["messages"][0]
+    answer = uploading.upload(account, "Drafts", {
+        "reference": {"message": original["id"], "action": "reply", "inline": True},
+        "text": "Sure.", "bcc": [{"address": "hidden@example.com"}]}, ["\\Draft"], None)
+    _, message = on_server(mail_user, "Drafts", answer["uid"])
+    assert message["In-Reply-To"] == "<orig-1@example.com>"
+    assert message["Subject"] == "Re: Lunch?"
+    assert [a.addr_spec for a in message["To"].addresses] == ["ann@example.com"]
+    assert message["Bcc"].addresses[0].addr_spec == "hidden@example.com"
+    assert "> Shall we?" in message.get_body(("plain",)).get_content()
+    row = listing.message_by_id(account, answer["id"])[1]
+    assert row.thread_id == listing.message_by_id(account, original["id"])[1].thread_id
+
+
+def test_unknown_folder_or_bad_flag_is_refused_and_nothing_is_stored(synced, mail_user):
+    account, _ = synced
+    raw = {"raw": seed.make_message(subject="Nowhere")}
+    with pytest.raises(ApiError) as caught:
+        uploading.upload(account, "Nope", raw, [], None)
+    assert caught.value.status_code == 404 and "'Nope'" in str(caught.value.detail)
+    with pytest.raises(ApiError) as caught:
+        uploading.upload(account, "Drafts", raw, ["bad flag"], None)
+    assert caught.value.status_code == 400
+    with pytest.raises(ApiError) as caught:
+        uploading.upload(account, "Drafts", {"to": [{"address": "x@example.com"}],
+                                             "headers": {"From": "evil@example.com"}}, [], None)
+    assert caught.value.status_code == 400
+    with mail_user.imap_client() as other:
+        other.select_folder("Drafts", readonly=True)
+        assert other.search("ALL") == []
+    assert not events_of(account, "messageNew")
+
+
+def test_a_folder_gone_on_the_server_is_a_404_naming_it(synced, mail_user):
+    account, _ = synced
+    folders.create_folder(account, "Gone")
+    with mail_user.imap_client() as other:
+        other.delete_folder("Gone")  # another client, before the worker noticed
+    with pytest.raises(ApiError) as caught:
+        uploading.upload(account, "Gone", {"raw": seed.make_message()}, [], None)
+    assert caught.value.status_code == 404 and "'Gone'" in str(caught.value.detail)
+
+
+def test_indexing_an_append_twice_raises_one_event(synced):
+    """The worker may index the UID between our APPEND and our index write: either order
+    gives one row and one messageNew."""
+    account, session = synced
+    with pool.session(account) as pooled:
+        appended = imap_append.append_message(pooled.client, "Drafts", seed.make_message())
+        pooled.open("Drafts")
+        (meta,) = fetch.fetch_meta(pooled.client, str(appended.uid))
+    folder = Folder.objects.get(account=account, path="Drafts")
+    assert index.record_append(folder, meta) is True
+    assert index.record_append(folder, meta) is False
+    assert len(events_of(account, "messageNew")) == 1
+    assert appended.uidvalidity == session.status("Drafts").uidvalidity
