@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
@@ -38,7 +39,10 @@ def call(path: str, token: str | None = None, method: str = "GET", body: bytes =
         await app.wait(5)
         return start, content
 
-    start, content = asyncio.run(run())
+    # On a thread of its own: a browser test earlier in this process may have left an event
+    # loop running on the main thread (Playwright's sync API), where asyncio.run refuses.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        start, content = thread.submit(asyncio.run, run()).result()
     found = {name.decode().lower(): value.decode() for name, value in start["headers"]}
     return start["status"], found, content
 
