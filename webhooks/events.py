@@ -26,11 +26,13 @@ MESSAGE_DELETED = "messageDeleted"
 MESSAGE_MOVED = "messageMoved"
 MESSAGE_SENT = "messageSent"
 MESSAGE_FAILED = "messageFailed"
+# Raised for the tenant when a webhook subscription is disabled after failing too long.
+WEBHOOK_DISABLED = "webhookDisabled"
 
 ALL = (ACCOUNT_ADDED, ACCOUNT_DELETED, ACCOUNT_INITIALIZED, AUTHENTICATION_ERROR,
        AUTHENTICATION_SUCCESS, CONNECT_ERROR, MAILBOX_NEW, MAILBOX_DELETED, MAILBOX_RESET,
        MESSAGE_NEW, MESSAGE_UPDATED, MESSAGE_DELETED, MESSAGE_MOVED,
-       MESSAGE_SENT, MESSAGE_FAILED)
+       MESSAGE_SENT, MESSAGE_FAILED, WEBHOOK_DISABLED)
 
 
 def record(tenant, event: str, account: str = "", data: dict[str, Any] | None = None,

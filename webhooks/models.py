@@ -44,3 +44,102 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.account} {self.id}"
+
+
+class WebhookSubscription(models.Model):
+    """Where a tenant wants its events POSTed, and which ones.
+
+    The signing secret and the custom request headers (which often carry credentials, e.g.
+    ``Authorization``) are sealed with ``accounts.crypto`` and never returned by the API: the
+    secret is shown once, at creation and on rotation; headers only by name.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE,
+                               related_name="webhook_subscriptions")
+    url = models.CharField(max_length=2048)
+    events = models.JSONField(default=list)  # event names, or ["*"] for every event
+    accounts = models.JSONField(default=list)  # account ids; empty = every account
+    sealed_headers = models.TextField(blank=True, default="")
+    sealed_secret = models.TextField()
+    enabled = models.BooleanField(default=True)
+    # Set at the first failed attempt of a streak, cleared by any success: a subscription
+    # failing for WEBHOOK_DISABLE_AFTER seconds is disabled with ``disabled_reason``.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=1024, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "created_at"], name="webhook_by_tenant")]
+
+    def wants(self, event: Event) -> bool:
+        """Does this subscription receive ``event``? (An account filter excludes events that
+        belong to no account.)"""
+        if "*" not in self.events and event.event not in self.events:
+            return False
+        return not self.accounts or event.account in self.accounts
+
+    def __str__(self) -> str:
+        return f"{self.url} ({self.id})"
+
+
+class Delivery(models.Model):
+    """One event owed to one subscription, and the story of its attempts.
+
+    Deliveries of one (subscription, account) form a *lane*, delivered strictly in ``seq``
+    order: only the lane's lowest open row (its head) is ever attempted, so a failing head
+    holds back its own lane and nothing else. All delivery state lives here; Redis only wakes
+    the dispatcher, so losing Redis loses no delivery.
+
+        pending --claim--> delivering --2xx--> delivered
+           ^                    |
+           +---- failure -------+--- schedule exhausted / webhook disabled ---> failed
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        DELIVERING = "delivering"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE,
+                                     related_name="deliveries")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    # Copies of the event's account and seq: the lane key and its order, in one table.
+    account = models.CharField(max_length=256, blank=True, default="")
+    seq = models.BigIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.IntegerField(default=0)
+    last_status_code = models.IntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=1024, blank=True, default="")
+    response_time_ms = models.IntegerField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # While ``delivering``: a dispatcher that died mid-attempt loses its claim at this time.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "event"], name="delivery_once"),
+        ]
+        indexes = [
+            # Lane heads: the open rows of a lane in order.
+            models.Index(fields=["subscription", "account", "seq"], name="delivery_open_lane",
+                         condition=models.Q(state__in=["pending", "delivering"])),
+            models.Index(fields=["subscription", "created_at"], name="delivery_log"),
+            models.Index(fields=["state", "updated_at"], name="delivery_prune"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} {self.event_id} {self.state}"
+
+
+class FanOutCursor(models.Model):
+    """The highest event ``seq`` already turned into deliveries (one row). Kept in the
+    database, in the same transaction as the deliveries it created, so a restart neither
+    skips nor repeats an event."""
+
+    last_seq = models.BigIntegerField(default=0)

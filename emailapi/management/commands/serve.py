@@ -40,6 +40,9 @@ class Command(BaseCommand):
             children.append(Child("rqworker", [python, manage, "rqworker", "--with-scheduler",
                                                *settings.RQ_QUEUES]))
             children.append(Child("sendscheduler", [python, manage, "sendscheduler"]))
+            # Publishes events (the live stream and change feed wait on it) and delivers
+            # webhooks from its own thread pool (webhooks/dispatcher.py says why not rq).
+            children.append(Child("webhookdispatcher", [python, manage, "webhookdispatcher"]))
         self.stdout.write(f"emailapi on http://{host}:{port}/ (docs at /docs); Ctrl-C stops")
         sys.exit(Supervisor(children).run())
 

@@ -1,0 +1,56 @@
+"""Real calls of the webhook routes for ``test_openapi.test_real_responses_match_the_document``:
+subscriptions (create, refuse, list, get, update, rotate, test, delete) and the delivery log
+(list with a real delivery in it, retry, not found)."""
+
+from __future__ import annotations
+
+from django.test import override_settings
+
+from webhooks import deliveries, events, sequencer
+from webhooks.models import Delivery
+
+
+def _loopback_allowed(call):
+    """Receivers here are on loopback, which only ``WEBHOOKS_ALLOW_PRIVATE`` permits."""
+    def run():
+        with override_settings(WEBHOOKS_ALLOW_PRIVATE=True):
+            return call()
+    return run
+
+
+def _webhooks_calls(alice, bob):
+    api = alice.client
+    body = {"url": "http://127.0.0.1:9/hook", "events": ["*"], "headers": {"X-Key": "v"}}
+    hook = _loopback_allowed(lambda: api.post("/v1/webhooks", body, format="json"))().json()
+    doomed = _loopback_allowed(lambda: api.post("/v1/webhooks", body, format="json"))().json()
+    events.record(alice.tenant, events.MESSAGE_NEW, "box", {"uid": 1})
+    sequencer.publish_pending()
+    deliveries.fan_out()
+    delivery = Delivery.objects.filter(subscription_id=hook["id"]).first()
+    Delivery.objects.filter(pk=delivery.pk).update(state="failed", attempts=3,
+                                                   last_status_code=500, last_error="HTTP 500")
+    one = f"/v1/webhooks/{hook['id']}"
+    return [
+        ("/v1/webhooks", "post", _loopback_allowed(
+            lambda: api.post("/v1/webhooks", body, format="json"))),
+        ("/v1/webhooks", "post", lambda: api.post("/v1/webhooks", {"url": "ftp://x"},
+                                                  format="json")),
+        ("/v1/webhooks", "get", lambda: api.get("/v1/webhooks")),
+        ("/v1/webhooks/{webhook}", "get", lambda: api.get(one)),
+        ("/v1/webhooks/{webhook}", "get", lambda: bob.client.get(one)),
+        ("/v1/webhooks/{webhook}", "put", lambda: api.put(one, {"events": ["messageNew"]},
+                                                          format="json")),
+        ("/v1/webhooks/{webhook}", "put", lambda: api.put(one, {"events": ["nope"]},
+                                                          format="json")),
+        ("/v1/webhooks/{webhook}/rotate-secret", "post",
+         lambda: api.post(f"{one}/rotate-secret")),
+        ("/v1/webhooks/{webhook}/test", "post", _loopback_allowed(lambda: api.post(f"{one}/test"))),
+        ("/v1/webhooks/{webhook}/deliveries", "get", lambda: api.get(f"{one}/deliveries")),
+        ("/v1/webhooks/{webhook}/deliveries", "get",
+         lambda: api.get(f"{one}/deliveries?pageSize=0")),
+        ("/v1/webhooks/{webhook}/deliveries/{delivery}/retry", "post",
+         lambda: api.post(f"{one}/deliveries/{delivery.pk}/retry")),
+        ("/v1/webhooks/{webhook}/deliveries/{delivery}/retry", "post",
+         lambda: api.post(f"{one}/deliveries/{hook['id']}/retry")),
+        ("/v1/webhooks/{webhook}", "delete", lambda: api.delete(f"/v1/webhooks/{doomed['id']}")),
+    ]

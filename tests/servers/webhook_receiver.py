@@ -1,0 +1,120 @@
+"""A real HTTP webhook receiver on loopback for tests: records every request it gets.
+
+Behaviour is set per receiver: ``fail_next(n, status)`` answers ``status`` to the next ``n``
+requests, ``sleep`` delays every answer, ``redirect_to`` answers 302, ``endless`` streams a
+body that never ends. Each request handled on its own thread, so a sleeping answer does not
+block the receiver itself.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+    status: int
+
+    @property
+    def payload(self) -> dict:
+        return json.loads(self.body)
+
+
+@dataclass
+class WebhookReceiver:
+    sleep: float = 0.0
+    redirect_to: str | None = None
+    endless: bool = False
+    requests: list[Received] = field(default_factory=list)
+    _failures: list[int] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+
+    def start(self) -> WebhookReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status = receiver._next_status()
+                if receiver.sleep:
+                    time.sleep(receiver.sleep)
+                with receiver._lock:
+                    receiver.requests.append(Received(self.path, dict(self.headers.items()),
+                                                      body, time.monotonic(), status))
+                if receiver.endless:
+                    return self._endless()
+                answer = b'{"ok":true}' if status < 300 else b'{"ok":false}'
+                self.send_response(status)
+                if receiver.redirect_to:
+                    self.send_header("Location", receiver.redirect_to)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def _endless(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.end_headers()
+                chunk = b"x" * 65536
+                try:
+                    for _ in range(10_000):  # 640 MB: far more than anyone should read
+                        self.wfile.write(chunk)
+                except OSError:
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._server.block_on_close = False
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+
+    def fail_next(self, count: int, status: int = 500) -> None:
+        with self._lock:
+            self._failures.extend([status] * count)
+
+    def _next_status(self) -> int:
+        if self.redirect_to:
+            return 302
+        with self._lock:
+            return self._failures.pop(0) if self._failures else 200
+
+    def accepted(self) -> list[Received]:
+        """Requests answered 2xx, in arrival order."""
+        with self._lock:
+            return [r for r in self.requests if 200 <= r.status < 300]
+
+    def wait_for(self, predicate, timeout: float = 15.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate(self)
+            if value:
+                return value
+            time.sleep(0.02)
+        raise AssertionError(f"receiver: timed out; got {len(self.requests)} requests")
+
+    def wait_accepted(self, count: int, timeout: float = 15.0) -> list[Received]:
+        return self.wait_for(lambda r: len(r.accepted()) >= count and r.accepted(), timeout)

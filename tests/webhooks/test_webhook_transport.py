@@ -1,0 +1,83 @@
+"""One webhook request against a real loopback receiver: redirects not followed, answers
+capped, timeouts bounded, the address check repeated at send time, signatures verifiable."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from webhooks import signing, transport, urlguard
+
+
+def post(url, *, timeout=5.0, allow_private=True):
+    return transport.post(url, b'{"a":1}', {"Content-Type": "application/json"},
+                          timeout=timeout, allow_private=allow_private)
+
+
+def test_a_2xx_is_success_and_the_host_header_names_the_url_host(webhook_receiver):
+    receiver = webhook_receiver()
+    port = receiver.url.split(":")[2].split("/")[0]
+    outcome = post(f"http://localhost:{port}/hook?q=1")
+    assert outcome.ok and outcome.status_code == 200 and outcome.body == b'{"ok":true}'
+    [request] = receiver.requests
+    assert request.headers["Host"] == f"localhost:{port}" and request.path == "/hook?q=1"
+    assert request.body == b'{"a":1}'
+
+
+def test_redirects_are_not_followed(webhook_receiver):
+    target = webhook_receiver()
+    redirecting = webhook_receiver(redirect_to=target.url)
+    outcome = post(redirecting.url)
+    assert not outcome.ok and outcome.status_code == 302
+    assert "not followed" in outcome.error
+    assert target.requests == []
+
+
+def test_a_never_ending_answer_is_read_only_up_to_the_cap(webhook_receiver):
+    receiver = webhook_receiver(endless=True)
+    started = time.monotonic()
+    outcome = post(receiver.url)
+    assert outcome.ok and len(outcome.body) == transport.MAX_RESPONSE_BYTES
+    assert time.monotonic() - started < 3
+
+
+def test_a_receiver_that_does_not_answer_times_out(webhook_receiver):
+    receiver = webhook_receiver(sleep=5)
+    started = time.monotonic()
+    outcome = post(receiver.url, timeout=1)
+    assert outcome.status_code is None and "Timed out" in outcome.error
+    assert time.monotonic() - started < 2.5
+
+
+def test_refused_connection_and_unresolvable_host_are_failures_not_exceptions():
+    refused = post("http://127.0.0.1:9/hook")
+    assert refused.status_code is None and refused.error
+    unknown = post("http://no-such-host.invalid/hook")
+    assert unknown.status_code is None and "resolve" in unknown.error
+
+
+def test_the_address_is_checked_again_at_send_time(webhook_receiver):
+    """A subscription saved while allowed (or a name whose DNS changed) is refused when the
+    request is made: nothing reaches the internal address."""
+    receiver = webhook_receiver()
+    outcome = post(receiver.url, allow_private=False)
+    assert outcome.status_code is None and "internal address" in outcome.error
+    assert receiver.requests == []
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/", "http://", "http://u:p@example.com/",
+                                 "http://exa mple.com/", "javascript:alert(1)"])
+def test_malformed_urls_are_refused(url):
+    with pytest.raises(urlguard.UnsafeURL):
+        urlguard.parse(url)
+
+
+def test_signature_is_hmac_sha256_of_timestamp_dot_body():
+    import hashlib
+    import hmac
+
+    expected = hmac.new(b"key", b"1700000000.{}", hashlib.sha256).hexdigest()
+    assert signing.signature("key", "1700000000", b"{}") == f"sha256={expected}"
+    assert signing.verify("key", "1700000000", b"{}", f"sha256={expected}")
+    assert not signing.verify("key", "1700000001", b"{}", f"sha256={expected}")

@@ -1,0 +1,160 @@
+"""Request and response shapes of the webhook subscription and delivery log routes.
+
+Inputs are strict (unknown fields are a 400). Outputs never carry the signing secret (except
+the one response that creates or rotates it) nor custom header values (only their names:
+they often hold credentials).
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from rest_framework import serializers
+
+from emailapi.api.pagination import PageQuerySerializer
+from emailapi.api.serializers import StrictSerializer
+from webhooks import events, urlguard
+from webhooks.models import Delivery
+
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
+# Set by us on every request (or by the HTTP client): a subscription may not override them.
+RESERVED_HEADERS = {"host", "content-type", "content-length", "transfer-encoding",
+                    "connection", "user-agent", "expect", "te", "upgrade", "keep-alive"}
+MAX_HEADERS = 20
+
+
+def validate_webhook_url(value: str) -> str:
+    try:
+        urlguard.check(value, settings.WEBHOOKS_ALLOW_PRIVATE)
+    except (urlguard.UnsafeURL, urlguard.Unresolvable) as exc:
+        raise serializers.ValidationError(str(exc)) from None
+    return value
+
+
+def validate_event_names(value: list[str]) -> list[str]:
+    unknown = [name for name in value if name != "*" and name not in events.ALL]
+    if unknown:
+        raise serializers.ValidationError(
+            f"Unknown event {unknown[0]!r}; use '*' or some of: {', '.join(events.ALL)}")
+    return value
+
+
+def validate_headers(value: dict | None) -> dict:
+    value = value or {}
+    if len(value) > MAX_HEADERS:
+        raise serializers.ValidationError(f"At most {MAX_HEADERS} headers")
+    seen = set()
+    for name, text in value.items():
+        lowered = name.lower()
+        if not HEADER_NAME_RE.match(name):
+            raise serializers.ValidationError(f"{name!r} is not a valid header name")
+        if lowered in RESERVED_HEADERS or lowered.startswith("x-emailapi-"):
+            raise serializers.ValidationError(f"{name} is set by emailapi and cannot be changed")
+        if lowered in seen:
+            raise serializers.ValidationError(f"{name} is given twice")
+        seen.add(lowered)
+        if any(ch in text for ch in "\r\n\0"):
+            raise serializers.ValidationError(f"The value of {name} contains a line break or NUL")
+    return value
+
+
+@extend_schema_serializer(examples=[
+    OpenApiExample("New mail of one mailbox", request_only=True, value={
+        "url": "https://example.com/hooks/email", "events": ["messageNew", "messageDeleted"],
+        "accounts": ["my-mailbox"], "headers": {"Authorization": "Bearer abc"},
+    }),
+])
+class WebhookCreateSerializer(StrictSerializer):
+    url = serializers.CharField(max_length=urlguard.MAX_URL_LENGTH,
+                                validators=[validate_webhook_url],
+                                help_text="http(s) URL the events are POSTed to")
+    events = serializers.ListField(
+        child=serializers.CharField(max_length=64), min_length=1, max_length=100,
+        validators=[validate_event_names], help_text='Event names, or ["*"] for all')
+    accounts = serializers.ListField(
+        child=serializers.CharField(max_length=256), required=False, allow_null=True,
+        max_length=1000, help_text="Only events of these accounts (default: all)")
+    headers = serializers.DictField(
+        child=serializers.CharField(max_length=2048, allow_blank=True, trim_whitespace=False),
+        required=False, allow_null=True, validators=[validate_headers],
+        help_text="Extra request headers (write-only: responses list only their names)")
+    enabled = serializers.BooleanField(default=True)
+
+    def validate_events(self, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))  # each event once, in the order given
+
+
+class WebhookUpdateSerializer(WebhookCreateSerializer):
+    """Used with ``partial=True``: only the given fields change."""
+
+
+class WebhookSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    url = serializers.CharField()
+    events = serializers.ListField(child=serializers.CharField())
+    accounts = serializers.ListField(child=serializers.CharField())
+    headerNames = serializers.ListField(child=serializers.CharField(),
+                                        help_text="Names of the custom headers sent")
+    enabled = serializers.BooleanField()
+    failingSince = serializers.DateTimeField(
+        allow_null=True, help_text="Start of the current streak of failed attempts")
+    disabledReason = serializers.CharField(
+        allow_null=True, help_text="Why the subscription was disabled automatically")
+    created = serializers.DateTimeField()
+    updated = serializers.DateTimeField()
+
+
+class WebhookWithSecretSerializer(WebhookSerializer):
+    secret = serializers.CharField(
+        help_text="HMAC-SHA256 signing key; shown only here and on rotation")
+
+
+class WebhookListSerializer(serializers.Serializer):
+    webhooks = WebhookSerializer(many=True)
+
+
+class WebhookDeletedSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    deleted = serializers.BooleanField()
+
+
+class SecretRotatedSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    secret = serializers.CharField()
+
+
+class WebhookTestResultSerializer(serializers.Serializer):
+    statusCode = serializers.IntegerField(allow_null=True,
+                                          help_text="HTTP status of the answer; null if none")
+    duration = serializers.IntegerField(help_text="Milliseconds until the answer or failure")
+    error = serializers.CharField(required=False, help_text="Why it failed (absent on 2xx)")
+
+
+class DeliveryQuerySerializer(PageQuerySerializer):
+    state = serializers.ChoiceField(choices=Delivery.State.values, required=False)
+
+
+class DeliverySerializer(serializers.Serializer):
+    deliveryId = serializers.UUIDField()
+    eventId = serializers.UUIDField()
+    event = serializers.CharField()
+    account = serializers.CharField(allow_null=True)
+    seq = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=Delivery.State.values)
+    attempts = serializers.IntegerField()
+    lastStatusCode = serializers.IntegerField(allow_null=True)
+    lastError = serializers.CharField(allow_null=True)
+    responseTimeMs = serializers.IntegerField(allow_null=True)
+    nextAttempt = serializers.DateTimeField(allow_null=True,
+                                            help_text="When a pending delivery is tried next")
+    created = serializers.DateTimeField()
+    updated = serializers.DateTimeField()
+
+
+class DeliveryListSerializer(serializers.Serializer):
+    deliveries = DeliverySerializer(many=True)
+    total = serializers.IntegerField()
+    page = serializers.IntegerField()
+    pages = serializers.IntegerField()

@@ -1,0 +1,257 @@
+"""Delivery rows: every change of their state, each in one short transaction.
+
+* ``fan_out`` turns published events (in ``seq`` order, after ``FanOutCursor``) into
+  deliveries for the subscriptions that want them, advancing the cursor in the same commit.
+* ``due_heads`` finds the lanes whose head may be attempted now; ``claim`` takes a head with a
+  conditional UPDATE (``pending`` -> ``delivering``, or a lapsed lease), so two dispatchers
+  never send one delivery at once; ``record_success``/``record_failure`` are fenced on the
+  claim (state ``delivering`` and the same ``attempts``), so a dispatcher that lost its claim
+  changes nothing.
+* ``record_failure`` schedules the retry (``WEBHOOK_RETRY_SCHEDULE``, +-20 % jitter), fails
+  the delivery when the schedule is spent, and disables a subscription that has had no
+  success for ``WEBHOOK_DISABLE_AFTER`` seconds (raising ``webhookDisabled``).
+* ``prune`` deletes old delivery log rows and old published events.
+
+Delivery is at least once: a dispatcher killed after the receiver answered but before
+``record_success`` committed sends that delivery again once its lease lapses.
+"""
+
+from __future__ import annotations
+
+import random
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists, F, Max, OuterRef, Q
+from django.utils import timezone
+
+from webhooks import events
+from webhooks.models import Delivery, Event, FanOutCursor, WebhookSubscription
+from webhooks.transport import Outcome
+
+State = Delivery.State
+OPEN = (State.PENDING, State.DELIVERING)
+# How long a claim lasts: one attempt's connect + read timeouts, with room to record it.
+LEASE_MARGIN = 30
+
+
+def lease_seconds() -> int:
+    return 2 * settings.WEBHOOK_TIMEOUT + LEASE_MARGIN
+
+
+@contextmanager
+def _atomic_relaxed():
+    """A transaction whose commit does not wait for the WAL flush (PostgreSQL).
+
+    Safe for delivery state only: a commit lost to a database crash means a delivery is
+    created again from the fan-out cursor, or sent again, which at-least-once allows. (Never
+    for publishing: a ``seq`` a stream client saw must not be handed out again; and any later
+    synchronous commit flushes these ones too.) Saves an fsync per step on the hot path.
+    """
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        yield
+
+
+# --- fan-out ------------------------------------------------------------------------------
+
+
+def fan_out(limit: int = 1000) -> int:
+    """Create deliveries for up to ``limit`` published events; return how many events."""
+    with _atomic_relaxed():
+        cursor = FanOutCursor.objects.select_for_update().filter(pk=1).first()
+        if cursor is None:  # first run; the row lock below serialises later ones
+            FanOutCursor.objects.get_or_create(pk=1)
+            cursor = FanOutCursor.objects.select_for_update().get(pk=1)
+        batch = list(Event.objects.filter(seq__gt=cursor.last_seq).order_by("seq")[:limit])
+        if not batch:
+            return 0
+        wanted: dict[int, list[WebhookSubscription]] = {}
+        for subscription in WebhookSubscription.objects.filter(
+                enabled=True, tenant_id__in={event.tenant_id for event in batch}):
+            wanted.setdefault(subscription.tenant_id, []).append(subscription)
+        now = timezone.now()
+        rows = [Delivery(subscription=subscription, event=event, account=event.account,
+                         seq=event.seq, next_attempt_at=now, created_at=now, updated_at=now)
+                for event in batch for subscription in wanted.get(event.tenant_id, ())
+                if subscription.wants(event)]
+        Delivery.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+        cursor.last_seq = batch[-1].seq
+        cursor.save(update_fields=["last_seq"])
+    return len(batch)
+
+
+# --- lanes --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Head:
+    delivery_id: object
+    subscription_id: object
+    account: str
+    failing: bool
+    due_at: datetime
+
+
+def _open_heads():
+    earlier = Delivery.objects.filter(subscription=OuterRef("subscription"),
+                                      account=OuterRef("account"), state__in=OPEN,
+                                      seq__lt=OuterRef("seq"))
+    return (Delivery.objects.filter(state__in=OPEN, subscription__enabled=True)
+            .exclude(Exists(earlier)))
+
+
+def due_heads(now: datetime, limit: int = 1000) -> tuple[list[Head], datetime | None]:
+    """The lane heads that may be attempted now, oldest due first, and when the next one
+    not yet due becomes due (``None`` if none waits)."""
+    heads = []
+    next_due = None
+    rows = (_open_heads().order_by("next_attempt_at")
+            .values_list("id", "subscription_id", "account", "state", "next_attempt_at",
+                         "lease_until", "subscription__failing_since")[:limit])
+    for pk, subscription_id, account, state, next_at, lease_until, failing in rows:
+        due_at = next_at if state == State.PENDING else (lease_until or now)
+        if due_at <= now:
+            heads.append(Head(pk, subscription_id, account, failing is not None, due_at))
+        elif next_due is None or due_at < next_due:
+            next_due = due_at
+    return heads, next_due
+
+
+def lane_head(subscription_id, account: str) -> Delivery | None:
+    """The lane's open delivery with the lowest seq (with its subscription and event)."""
+    return (Delivery.objects.filter(subscription_id=subscription_id, account=account,
+                                    state__in=OPEN, subscription__enabled=True)
+            .select_related("subscription", "event").order_by("seq").first())
+
+
+def claim(delivery: Delivery, now: datetime | None = None) -> bool:
+    """Take the delivery for one attempt if it is due and nobody else holds it."""
+    now = now or timezone.now()
+    claimable = (Q(state=State.PENDING, next_attempt_at__lte=now)
+                 | Q(state=State.DELIVERING, lease_until__lt=now))
+    with _atomic_relaxed():
+        taken = Delivery.objects.filter(claimable, pk=delivery.pk).update(
+            state=State.DELIVERING, attempts=F("attempts") + 1, updated_at=now,
+            lease_until=now + timedelta(seconds=lease_seconds()))
+    if taken:
+        delivery.state = State.DELIVERING
+        delivery.attempts += 1
+    return bool(taken)
+
+
+def _fenced(delivery: Delivery):
+    return Delivery.objects.filter(pk=delivery.pk, state=State.DELIVERING,
+                                   attempts=delivery.attempts)
+
+
+def record_success(delivery: Delivery, outcome: Outcome) -> bool:
+    now = timezone.now()
+    with _atomic_relaxed():
+        done = _fenced(delivery).update(
+            state=State.DELIVERED, last_status_code=outcome.status_code, last_error="",
+            response_time_ms=outcome.duration_ms, lease_until=None, updated_at=now)
+        WebhookSubscription.objects.filter(pk=delivery.subscription_id,
+                                           failing_since__isnull=False).update(failing_since=None)
+    return bool(done)
+
+
+def retry_delay(attempts_made: int) -> float:
+    """Seconds before the next attempt after ``attempts_made`` failed ones, jittered +-20 %
+    so many lanes failing together do not retry in lockstep."""
+    schedule = settings.WEBHOOK_RETRY_SCHEDULE
+    base = schedule[min(max(attempts_made, 1), len(schedule)) - 1]
+    return base * random.uniform(0.8, 1.2)
+
+
+def record_failure(delivery: Delivery, outcome: Outcome) -> bool:
+    """Schedule the retry or fail the delivery; disable a subscription failing too long."""
+    now = timezone.now()
+    spent = delivery.attempts > len(settings.WEBHOOK_RETRY_SCHEDULE)
+    with _atomic_relaxed():
+        done = _fenced(delivery).update(
+            state=State.FAILED if spent else State.PENDING,
+            last_status_code=outcome.status_code, last_error=(outcome.error or "")[:1024],
+            response_time_ms=outcome.duration_ms, lease_until=None, updated_at=now,
+            next_attempt_at=now + timedelta(seconds=0 if spent else retry_delay(delivery.attempts)))
+        if not done:
+            return False
+        WebhookSubscription.objects.filter(pk=delivery.subscription_id,
+                                           failing_since__isnull=True).update(failing_since=now)
+        subscription = WebhookSubscription.objects.select_for_update().get(
+            pk=delivery.subscription_id)
+        limit = now - timedelta(seconds=settings.WEBHOOK_DISABLE_AFTER)
+        if subscription.enabled and subscription.failing_since <= limit:
+            _disable(subscription, outcome, now)
+    return True
+
+
+def _disable(subscription: WebhookSubscription, outcome: Outcome, now: datetime) -> None:
+    """Stop piling up deliveries nobody accepts: the backlog fails, new events are no longer
+    fanned out to it, and the tenant hears of it through ``webhookDisabled``."""
+    reason = (f"Every delivery failed since {subscription.failing_since.isoformat()}; "
+              f"last error: {outcome.error}")[:1024]
+    subscription.enabled = False
+    subscription.disabled_reason = reason
+    subscription.updated_at = now
+    subscription.save(update_fields=["enabled", "disabled_reason", "updated_at"])
+    Delivery.objects.filter(subscription=subscription, state=State.PENDING).update(
+        state=State.FAILED, last_error="Webhook disabled", updated_at=now)
+    events.record(subscription.tenant_id, events.WEBHOOK_DISABLED, data={
+        "webhook": str(subscription.pk), "url": subscription.url, "reason": reason,
+        "failingSince": subscription.failing_since.isoformat(),
+    })
+
+
+def retry(delivery: Delivery) -> Delivery:
+    """Send one delivery again as soon as possible (``POST .../retry``). It keeps its seq, so
+    it goes before later open deliveries of its lane: the lane stays in order."""
+    now = timezone.now()
+    with transaction.atomic():
+        changed = (Delivery.objects.filter(pk=delivery.pk).exclude(state=State.DELIVERING)
+                   .update(state=State.PENDING, attempts=0, next_attempt_at=now,
+                           lease_until=None, updated_at=now))
+        if changed:
+            transaction.on_commit(_ring)
+    delivery.refresh_from_db()
+    return delivery
+
+
+def _ring() -> None:
+    from webhooks import sequencer
+
+    sequencer.ring_recorded()
+
+
+# --- pruning ------------------------------------------------------------------------------
+
+
+def prune(now: datetime | None = None, batch: int = 5000) -> tuple[int, int]:
+    """Delete up to ``batch`` finished deliveries past ``WEBHOOK_DELIVERY_RETENTION_DAYS`` and
+    published events past ``EVENT_RETENTION_DAYS`` that no open delivery still owes and that
+    are already fanned out. Return (deliveries, events) deleted."""
+    now = now or timezone.now()
+    old_rows = Delivery.objects.filter(
+        state__in=(State.DELIVERED, State.FAILED),
+        updated_at__lt=now - timedelta(days=settings.WEBHOOK_DELIVERY_RETENTION_DAYS))
+    deliveries, _ = Delivery.objects.filter(
+        pk__in=list(old_rows.values_list("pk", flat=True)[:batch])).delete()
+    fanned = FanOutCursor.objects.filter(pk=1).values_list("last_seq", flat=True).first() or 0
+    owed = Delivery.objects.filter(event=OuterRef("pk"), state__in=OPEN)
+    # The newest published event is always kept: the sequencer numbers on from the highest
+    # seq left, and cursors held by clients must never see numbers reused.
+    newest = Event.objects.aggregate(top=Max("seq"))["top"] or 0
+    old_events = (Event.objects.filter(
+        seq__lte=min(fanned, newest - 1),
+        dispatched_at__lt=now - timedelta(days=settings.EVENT_RETENTION_DAYS))
+        .exclude(Exists(owed)))
+    pks = list(old_events.values_list("pk", flat=True)[:batch])
+    with transaction.atomic():
+        Delivery.objects.filter(event_id__in=pks).delete()
+        removed, _ = Event.objects.filter(pk__in=pks).delete()
+    return deliveries, removed

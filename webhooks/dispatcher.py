@@ -1,0 +1,177 @@
+"""The webhook dispatcher: publishes outbox events, fans them out to deliveries, delivers.
+
+One loop (``run``) does, each time it wakes:
+
+1. ``sequencer.publish_pending`` (events get their ``seq``; the live stream and the change
+   feed follow that order too, so this must happen promptly: tens of ms after a commit),
+2. ``deliveries.fan_out`` (a delivery row per interested subscription),
+3. hands due lanes to a pool of ``WEBHOOK_CONCURRENCY`` threads, each of which delivers its
+   lane's heads one after another, in seq order, until the lane is empty or an attempt fails,
+4. now and then ``deliveries.prune``.
+
+It wakes on the Redis doorbell (``sequencer.new_events_channel``, rung after every commit
+that recorded events), when a lane finishes, and at least every ``WEBHOOK_POLL_INTERVAL``
+seconds or when the next retry falls due. Redis is only the doorbell: with Redis gone or
+flushed, polling finds everything, since all state is in the database.
+
+Why a thread pool here and not an rq job per delivery: rq forks a process per job (tens of
+ms each, far from hundreds of deliveries a second) and one rq worker runs one job at a time,
+so a receiver that answers after 10 s would stall every other subscription behind it. Here a
+slow lane holds one thread, and a subscription that is failing may hold only one thread at a
+time (a healthy one half the pool), so other subscriptions always have threads to run on.
+Several dispatchers (on several machines) may run: publishing is locked, fan-out serialised
+on its cursor row, and each delivery claimed with a conditional UPDATE.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from webhooks import deliveries, sequencer
+from webhooks.delivery import send
+from webhooks.payloads import event_payload
+
+logger = logging.getLogger(__name__)
+
+PRUNE_INTERVAL = 600.0
+
+
+class Dispatcher:
+    def __init__(self, concurrency: int | None = None, poll_interval: float | None = None):
+        self.concurrency = concurrency or settings.WEBHOOK_CONCURRENCY
+        self.poll_interval = poll_interval or settings.WEBHOOK_POLL_INTERVAL
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook")
+        self._lock = threading.Lock()
+        self._running: set[tuple] = set()  # lanes (subscription id, account) in a thread
+        self._next_prune = 0.0
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        bell = threading.Thread(target=self._listen, name="webhook-doorbell", daemon=True)
+        bell.start()
+        try:
+            while not self.stop.is_set():
+                self.wake.clear()
+                wait = self.step()
+                self.wake.wait(wait)
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            connection.close()
+
+    def step(self) -> float:
+        """One pass; return how long to sleep unless woken. An outage of the database is
+        logged and retried after the poll interval."""
+        close_old_connections()
+        try:
+            self.publish()
+            wait = self.schedule()
+            if time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + PRUNE_INTERVAL
+                pruned = deliveries.prune()
+                if any(pruned):
+                    logger.info("pruned %d deliveries and %d events", *pruned)
+        except Exception:  # noqa: BLE001 - keep dispatching once the outage ends
+            logger.exception("webhook dispatcher pass failed")
+            close_old_connections()
+            return self.poll_interval
+        return wait
+
+    def publish(self) -> int:
+        """Publish and fan out everything committed so far."""
+        total = 0
+        while True:
+            published = sequencer.publish_pending()
+            total += published
+            if published < 2000:
+                break
+        while deliveries.fan_out() == 1000:
+            pass
+        return total
+
+    def schedule(self) -> float:
+        """Start a thread for each due lane not already running, within the pool's size and
+        the per-subscription share; return seconds until the next retry falls due."""
+        now = timezone.now()
+        heads, next_due = deliveries.due_heads(now)
+        with self._lock:
+            per_subscription: dict = {}
+            for subscription_id, _ in self._running:
+                per_subscription[subscription_id] = per_subscription.get(subscription_id, 0) + 1
+            for head in heads:
+                lane = (head.subscription_id, head.account)
+                share = 1 if head.failing else max(1, self.concurrency // 2)
+                if len(self._running) >= self.concurrency:
+                    break
+                if lane in self._running or per_subscription.get(head.subscription_id, 0) >= share:
+                    continue
+                self._running.add(lane)
+                per_subscription[head.subscription_id] = \
+                    per_subscription.get(head.subscription_id, 0) + 1
+                self.pool.submit(self._run_lane, lane)
+        wait = self.poll_interval
+        if next_due is not None:
+            wait = min(wait, max(0.01, (next_due - timezone.now()).total_seconds()))
+        return wait
+
+    # --- one lane, in a pool thread ---------------------------------------------------------
+
+    def _run_lane(self, lane: tuple) -> None:
+        close_old_connections()
+        try:
+            while not self.stop.is_set() and self.deliver_next(*lane):
+                pass
+        except Exception:  # noqa: BLE001 - the lane is retried at the next pass
+            logger.exception("webhook lane %s failed", lane)
+        finally:
+            connection.close()  # back to the pool: an idle thread holds no connection
+            with self._lock:
+                self._running.discard(lane)
+            self.wake.set()
+
+    def deliver_next(self, subscription_id, account: str) -> bool:
+        """Attempt the lane's head if it is due; True when it was delivered (go on)."""
+        delivery = deliveries.lane_head(subscription_id, account)
+        if delivery is None or not deliveries.claim(delivery):
+            return False
+        payload = event_payload(delivery.event)
+        # No database connection is held while waiting for a receiver (up to the timeout):
+        # slow receivers must not exhaust the connection pool.
+        connection.close()
+        outcome = send(delivery.subscription, payload)
+        if outcome.ok:
+            return deliveries.record_success(delivery, outcome)
+        logger.info("webhook %s delivery %s failed (attempt %d): %s", subscription_id,
+                    delivery.pk, delivery.attempts, outcome.error)
+        deliveries.record_failure(delivery, outcome)
+        return False
+
+    # --- the doorbell -------------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        """Set ``wake`` whenever events are recorded; reconnect quietly after Redis trouble
+        (polling covers the gap)."""
+        from emailapi.redis import get_redis
+
+        while not self.stop.is_set():
+            pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(sequencer.new_events_channel())
+                self.wake.set()  # anything rung while we were not listening
+                while not self.stop.is_set():
+                    if pubsub.get_message(timeout=1.0):
+                        self.wake.set()
+            except Exception as exc:  # noqa: BLE001
+                logger.warning("webhook doorbell lost (%s); polling meanwhile", exc)
+                self.stop.wait(self.poll_interval)
+            finally:
+                pubsub.close()

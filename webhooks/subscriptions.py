@@ -1,0 +1,111 @@
+"""Webhook subscriptions: creating, changing and deleting them, and their sealed secrets.
+
+The signing secret and the custom headers are sealed with ``accounts.crypto`` under a context
+naming the tenant and the subscription, so a sealed value copied onto another row does not
+open. The secret is returned only by ``create`` and ``rotate_secret``; headers never.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import crypto
+from webhooks.models import Delivery, WebhookSubscription
+
+SECRET_PREFIX = "whsec_"
+
+
+def _context(subscription: WebhookSubscription, name: str) -> str:
+    return f"tenant:{subscription.tenant_id}/webhook:{subscription.pk}/{name}"
+
+
+def _master_secrets() -> list[str]:
+    return [settings.EMAILAPI_SECRET, *getattr(settings, "EMAILAPI_OLD_SECRETS", [])]
+
+
+def _seal(subscription: WebhookSubscription, name: str, value: str) -> str:
+    return crypto.seal(value, _context(subscription, name), settings.EMAILAPI_SECRET)
+
+
+def secret_of(subscription: WebhookSubscription) -> str:
+    return crypto.open_secret(subscription.sealed_secret, _context(subscription, "secret"),
+                              _master_secrets())
+
+
+def headers_of(subscription: WebhookSubscription) -> dict[str, str]:
+    if not subscription.sealed_headers:
+        return {}
+    return json.loads(crypto.open_secret(subscription.sealed_headers,
+                                         _context(subscription, "headers"), _master_secrets()))
+
+
+def header_names(subscription: WebhookSubscription) -> list[str]:
+    return sorted(headers_of(subscription))
+
+
+def _set_headers(subscription: WebhookSubscription, headers: dict[str, str]) -> None:
+    subscription.sealed_headers = (_seal(subscription, "headers", json.dumps(headers))
+                                   if headers else "")
+
+
+def _new_secret(subscription: WebhookSubscription) -> str:
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    subscription.sealed_secret = _seal(subscription, "secret", secret)
+    return secret
+
+
+def tenant_subscriptions(tenant):
+    return WebhookSubscription.objects.filter(tenant=tenant).order_by("created_at", "id")
+
+
+def create(tenant, data: dict) -> tuple[WebhookSubscription, str]:
+    """Return the new subscription and its secret (the only time it is shown, with rotation)."""
+    subscription = WebhookSubscription(
+        tenant=tenant, url=data["url"], events=data["events"], accounts=data.get("accounts") or [],
+        enabled=data.get("enabled", True),
+    )
+    _set_headers(subscription, data.get("headers") or {})
+    secret = _new_secret(subscription)
+    subscription.save()
+    return subscription, secret
+
+
+def update(subscription: WebhookSubscription, data: dict) -> WebhookSubscription:
+    """Apply the given fields. Enabling a subscription (again) starts a fresh failure streak."""
+    for field in ("url", "events"):
+        if field in data:
+            setattr(subscription, field, data[field])
+    if "accounts" in data:
+        subscription.accounts = data["accounts"] or []
+    if "headers" in data:
+        _set_headers(subscription, data["headers"] or {})
+    if "enabled" in data:
+        if data["enabled"] and not subscription.enabled:
+            subscription.failing_since = None
+            subscription.disabled_reason = ""
+        subscription.enabled = data["enabled"]
+    subscription.updated_at = timezone.now()
+    subscription.save()
+    return subscription
+
+
+def rotate_secret(subscription: WebhookSubscription) -> str:
+    """A new secret takes effect for the next attempt; deliveries already in flight were
+    signed with the old one."""
+    secret = _new_secret(subscription)
+    subscription.updated_at = timezone.now()
+    subscription.save(update_fields=["sealed_secret", "updated_at"])
+    return secret
+
+
+def delete(subscription: WebhookSubscription) -> None:
+    """Its deliveries go with it (a delivery in flight finds its row gone and changes
+    nothing)."""
+    with transaction.atomic():
+        Delivery.objects.filter(subscription=subscription).delete()
+        subscription.delete()
