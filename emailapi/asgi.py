@@ -1,5 +1,5 @@
-"""ASGI entry point: Django for HTTP, behind a hard body-size cap; the live event stream
-(websocket routes) joins in issue 6."""
+"""ASGI entry point: Django for HTTP, behind a hard body-size cap; the live event stream's
+WebSocket (``webhooks.consumers``) beside it."""
 
 import os
 
@@ -9,13 +9,19 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "emailapi.settings")
 
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up first)
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django first)
 from django.conf import settings  # noqa: E402
 
 from emailapi.api.asgi_handler import ApiASGIHandler, by_path  # noqa: E402
 from emailapi.api.asgi_limits import body_limit  # noqa: E402
+from webhooks.consumers import websocket_urlpatterns  # noqa: E402
+from webhooks.stream.backlog import expose_send  # noqa: E402
+from webhooks.stream.handler import StreamASGIHandler, stream_first  # noqa: E402
 
 application = ProtocolTypeRouter({
-    "http": body_limit(by_path(ApiASGIHandler(), django_asgi_app),
-                       settings.EMAILAPI_MAX_BODY_SIZE),
+    # expose_send: the live stream watches how much a client has not read (stream/backlog.py).
+    "http": expose_send(body_limit(stream_first(StreamASGIHandler(),
+                                                by_path(ApiASGIHandler(), django_asgi_app)),
+                                   settings.EMAILAPI_MAX_BODY_SIZE)),
+    "websocket": expose_send(URLRouter(websocket_urlpatterns)),
 })

@@ -1,0 +1,31 @@
+"""The ASGI handler of ``/v1/stream`` over HTTP: the API's handler without a thread per stream.
+
+Django wraps every ASGI request in a ``ThreadSensitiveContext``, which gives the request its own
+one-thread executor for sync code (the DRF view) and keeps it until the response is finished.
+For an ordinary request that is milliseconds; a stream's response lasts for hours, so every open
+stream would hold an idle thread (and the process stopped answering new streams after a few).
+Here the context is left out: the view's short sync part (token, parameters, cursor check) runs
+on asgiref's shared thread, and the streaming body runs in the event loop, its database reads in
+the loop's shared pool (``webhooks.stream.hub.in_db_thread``).
+"""
+
+from __future__ import annotations
+
+from emailapi.api.asgi_handler import ApiASGIHandler
+
+
+class StreamASGIHandler(ApiASGIHandler):
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            raise ValueError(f"StreamASGIHandler serves HTTP, not {scope['type']}")
+        await self.handle(scope, receive, send)
+
+
+def stream_first(stream_app, other_app, path: str = "/v1/stream"):
+    """Send HTTP requests for ``path`` to ``stream_app``, all others to ``other_app``."""
+
+    async def route(scope, receive, send):
+        app = stream_app if scope.get("path") == path else other_app
+        return await app(scope, receive, send)
+
+    return route
