@@ -163,7 +163,12 @@ class CommandPool:
         return found
 
     def _open(self, account: EmailAccount, timeout: float) -> _Pooled:
-        imap_settings = services.account_imap_settings(account)
+        from accounts.oauth2.refresh import TokenError
+
+        try:
+            imap_settings = services.account_imap_settings(account)
+        except TokenError as exc:  # an OAuth2 mailbox whose token cannot be had now
+            raise MailboxUnavailable(account, f"no OAuth2 access token ({exc.code})") from None
         if imap_settings is None:
             raise MailboxUnavailable(account, "no IMAP settings")
         imap_settings = dataclasses.replace(imap_settings, timeout=timeout)

@@ -107,7 +107,13 @@ class SendFailure(Exception):
 def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
     """Send the entry's raw message to its envelope; return the server's answer to DATA and
     the recipients it refused (when it took the others). Raises ``SendFailure``."""
-    smtp_settings = services.account_smtp_settings(entry.account)
+    from accounts.oauth2.refresh import ReauthRequired, TokenError
+
+    try:
+        smtp_settings = services.account_smtp_settings(entry.account)
+    except TokenError as exc:  # OAuth2: a revoked grant is permanent, anything else retried
+        raise SendFailure(f"No OAuth2 access token: {exc}", exc.code,
+                          permanent=isinstance(exc, ReauthRequired)) from None
     if smtp_settings is None:
         raise SendFailure("The account has no SMTP settings", "NoSmtpSettings", permanent=True)
     try:

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import EmailAccount
+from accounts.oauth2 import refresh
 from mailboxes.imap import client as imap
 from mailboxes.imap.session import ImapSession, Notifications, read_notifications
 from mailboxes.models import Folder
@@ -43,6 +44,9 @@ STABLE_AFTER = 300.0
 # Batches (of 1,000 messages) of old history per folder indexed in one step, before the
 # account goes back to IDLE and the pool to other accounts.
 BACKFILL_SLICE = 5
+# An OAuth2 grant revoked for good: wait for a new sign-in (it bumps config_version, which
+# reconnects at once) rather than retry; a day is only a backstop.
+REAUTH_WAIT = 86400.0
 
 
 @dataclass
@@ -91,15 +95,23 @@ class AccountConnection:
                 return Closed()
             self.account = account
             self.config_version = account.config_version
-            settings_ = services.account_imap_settings(account)
+            try:
+                settings_ = services.account_imap_settings(account)
+            except refresh.ReauthRequired:
+                # refresh.py recorded it; only a new sign-in (config_version bump) helps.
+                return Retry(time.monotonic() + REAUTH_WAIT)
+            except refresh.TokenError as exc:
+                return self._connect_failed(exc)
             if settings_ is None:
                 return Closed()
             index.set_state(account, State.CONNECTING)
             try:
-                self.client = imap.connect(settings_)
+                self.client = self._connect(account, settings_)
+            except refresh.ReauthRequired:
+                return Retry(time.monotonic() + REAUTH_WAIT)
             except imap.AuthenticationFailed as exc:
                 return self._auth_failed(exc)
-            except imap.ImapError as exc:
+            except (imap.ImapError, refresh.TokenError) as exc:
                 return self._connect_failed(exc)
             self._connected()
             self.session = ImapSession(self.client)
@@ -254,6 +266,16 @@ class AccountConnection:
             wake_at = self.idle_since  # next slice as soon as the pool gets to it
         return Idle(self.client.socket(), wake_at)
 
+    def _connect(self, account: EmailAccount, settings_: imap.ImapSettings):
+        """Log in; an OAuth2 token the server refuses is refreshed once and tried again (it
+        may have been revoked or expired early, before the time we stored)."""
+        try:
+            return imap.connect(settings_)
+        except imap.AuthenticationFailed:
+            if not account.oauth2:
+                raise
+        return imap.connect(services.account_imap_settings(account, force_refresh=True))
+
     def _connected(self) -> None:
         """Login worked: end failure streaks, raising authenticationSuccess once."""
         account = self.account
@@ -262,7 +284,7 @@ class AccountConnection:
             index.set_state(account, State.CONNECTING, auth_failing_since=None,
                             connect_failing_since=None, last_error=None,
                             event=events.AUTHENTICATION_SUCCESS,
-                            event_data={"user": services.account_imap_settings(account).user})
+                            event_data={"user": ((account.imap or {}).get("auth") or {}).get("user", "")})
         self.connected_at = time.monotonic()
 
     def _auth_failed(self, exc: imap.ImapError):

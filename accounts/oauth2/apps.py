@@ -1,0 +1,79 @@
+"""A tenant's OAuth2 apps: create, update, delete, and their effective settings.
+
+The client secret enters here in clear and is stored sealed (``accounts.crypto``) under a
+context naming the tenant and app, so a sealed secret copied to another row does not open.
+``client_secret`` is the only reader.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts import crypto
+from accounts.models import OAuth2App, Tenant
+from accounts.oauth2 import presets
+from emailapi.api.errors import ConflictError
+
+PUBLIC_FIELDS = {"name": "name", "provider": "provider", "clientId": "client_id",
+                 "authorizeUrl": "authorize_url", "tokenUrl": "token_url", "scopes": "scopes",
+                 "redirectUrl": "redirect_url", "imap": "imap", "smtp": "smtp"}
+
+
+def _context(tenant_id: int, app_id: str) -> str:
+    return f"tenant:{tenant_id}/oauth2app:{app_id}/clientSecret"
+
+
+def _seal(tenant_id: int, app_id: str, value: str) -> str:
+    return crypto.seal(value, _context(tenant_id, app_id), settings.EMAILAPI_SECRET)
+
+
+def client_secret(app: OAuth2App) -> str:
+    secrets_ = [settings.EMAILAPI_SECRET, *getattr(settings, "EMAILAPI_OLD_SECRETS", [])]
+    return crypto.open_secret(app.client_secret_sealed, _context(app.tenant_id, app.app_id),
+                              secrets_)
+
+
+def create_app(tenant: Tenant, data: dict) -> OAuth2App:
+    app_id = data.get("app") or secrets.token_hex(8)
+    values = {model: data[api] for api, model in PUBLIC_FIELDS.items() if api in data}
+    try:
+        with transaction.atomic():
+            return OAuth2App.objects.create(
+                tenant=tenant, app_id=app_id,
+                client_secret_sealed=_seal(tenant.pk, app_id, data["clientSecret"]), **values)
+    except IntegrityError:
+        raise ConflictError(f"OAuth2 app {app_id!r} already exists") from None
+
+
+def update_app(app: OAuth2App, data: dict) -> OAuth2App:
+    for api, model in PUBLIC_FIELDS.items():
+        if api in data:
+            setattr(app, model, data[api])
+    if "clientSecret" in data:
+        app.client_secret_sealed = _seal(app.tenant_id, app.app_id, data["clientSecret"])
+    app.updated_at = timezone.now()
+    app.save()
+    return app
+
+
+def delete_app(app: OAuth2App) -> None:
+    app.delete()
+
+
+def endpoints(app: OAuth2App) -> presets.Endpoints:
+    return presets.resolve(app.provider, app.authorize_url, app.token_url, app.scopes,
+                           app.imap, app.smtp)
+
+
+def find_app(tenant_id: int, kind: str) -> OAuth2App | None:
+    """The app a connect link of ``type`` ``kind`` means: an app id, or a provider name
+    (``gmail``, ``outlook``, ``yahoo``: the tenant's first app of that provider)."""
+    apps = OAuth2App.objects.filter(tenant_id=tenant_id)
+    app = apps.filter(app_id=kind).first()
+    if app is None and kind in presets.PRESETS:
+        app = apps.filter(provider=kind).order_by("created_at", "id").first()
+    return app

@@ -1,0 +1,165 @@
+"""The hosted connect flow: a signed link in, a registered mailbox and a redirect out.
+
+    POST /v1/authentication/form ──► make_link ──► /connect?data=..&sig=..  (the page)
+    OAuth2:  start_oauth2 ──► provider's sign-in ──► finish_oauth2 (callback) ──┐
+    IMAP:    the page's password form, tested for real ──► finish_password ─────┤
+                                     save (new or existing account), accountAdded ◄┘
+                                     ──► redirectUrl?account=<id>&state=new|existing
+
+Between start and callback, the PKCE verifier and the link live in Redis under the random
+``state`` for ``STATE_SECONDS``; the callback takes them out (GETDEL), so a replayed callback
+finds nothing. The link is claimed (``links.use``) only once the sign-in is known to be good.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from django.conf import settings
+from django.db import transaction
+
+from accounts import services
+from accounts.models import EmailAccount, OAuth2App, Tenant
+from accounts.oauth2 import apps, flow, links, presets
+from emailapi.redis import get_redis
+
+STATE_SECONDS = 900
+IMAP = "imap"
+
+
+class ConnectError(Exception):
+    """The sign-in cannot finish; the message is safe to show to the end user."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.code = code
+
+
+def make_link(tenant: Tenant, data: dict, base_url: str) -> str:
+    payload = {key: data[key] for key in ("account", "name", "email", "expectedEmail",
+                                          "redirectUrl", "type") if data.get(key) is not None}
+    payload.update(tenant=tenant.pk, nonce=secrets.token_urlsafe(16),
+                   exp=int(time.time()) + settings.EMAILAPI_CONNECT_LINK_TTL)
+    data_, sig = links.make(payload)
+    return f"{service_url(base_url)}/connect?{urlencode({'data': data_, 'sig': sig})}"
+
+
+def service_url(request_base: str) -> str:
+    return settings.EMAILAPI_SERVICE_URL or request_base.rstrip("/")
+
+
+def app_for(payload: dict) -> OAuth2App:
+    app = apps.find_app(payload["tenant"], payload["type"])
+    if app is None:
+        raise ConnectError("This sign-in method is not set up. Ask for a new link.",
+                           "OAuth2AppNotFound")
+    return app
+
+
+def start_oauth2(data: str, sig: str, request_base: str) -> str:
+    """Remember the attempt under a fresh ``state``; return the provider's authorize URL."""
+    payload = links.read(data, sig)
+    app = app_for(payload)
+    endpoints = apps.endpoints(app)
+    redirect_uri = app.redirect_url or f"{service_url(request_base)}/connect/oauth2/callback"
+    verifier, challenge = flow.pkce_pair()
+    state = secrets.token_urlsafe(24)
+    attempt = {"data": data, "sig": sig, "app": app.app_id, "verifier": verifier,
+               "redirectUri": redirect_uri}
+    get_redis().set(_state_key(state), json.dumps(attempt), ex=STATE_SECONDS)
+    hint = payload.get("expectedEmail") or payload.get("email") or ""
+    return presets.authorize_url(endpoints, app.client_id, redirect_uri, state, challenge,
+                                      login_hint=hint)
+
+
+def finish_oauth2(state: str, code: str) -> str:
+    """Exchange the code, check who signed in, save the mailbox; return the redirect URL."""
+    raw = get_redis().getdel(_state_key(state)) if state else None
+    if raw is None:
+        raise ConnectError("This sign-in has expired or was already finished. Start again from "
+                           "your link.", "InvalidState")
+    attempt = json.loads(raw)
+    payload = links.read(attempt["data"], attempt["sig"])
+    app = OAuth2App.objects.filter(tenant_id=payload["tenant"], app_id=attempt["app"]).first()
+    if app is None:
+        raise ConnectError("This sign-in method was removed meanwhile.", "OAuth2AppNotFound")
+    endpoints = apps.endpoints(app)
+    try:
+        tokens = flow.exchange_code(endpoints.token_url, app.client_id, apps.client_secret(app),
+                                    code, attempt["redirectUri"], attempt["verifier"],
+                                    settings.EMAILAPI_OAUTH2_ALLOW_HTTP)
+    except flow.OAuth2Error as exc:
+        raise ConnectError(f"The provider did not accept the sign-in: {exc}", exc.code) from None
+    email = tokens.email or payload.get("email") or ""
+    if not email:
+        raise ConnectError("The provider did not say which address signed in.", "NoIdentity")
+    _check_expected(payload, email)
+    oauth2 = {"app": app.app_id, "provider": app.provider, "expires": tokens.expires.isoformat(),
+              "scope": tokens.scope, "accessToken": tokens.access_token,
+              "refreshToken": tokens.refresh_token}
+    imap = {**(endpoints.imap or {}), "auth": {"user": email}}
+    smtp = {**endpoints.smtp, "auth": {"user": email}} if endpoints.smtp else None
+    return _save(payload, email, {"imap": imap, "smtp": smtp, "oauth2": oauth2})
+
+
+def finish_password(payload: dict, email: str, imap: dict, smtp: dict | None) -> str:
+    """The IMAP form's settings, already tested for real by the caller: save them."""
+    _check_expected(payload, email)
+    return _save(payload, email, {"imap": imap, "smtp": smtp, "oauth2": None})
+
+
+def _check_expected(payload: dict, email: str) -> None:
+    expected = payload.get("expectedEmail")
+    if expected and expected.strip().lower() != email.strip().lower():
+        raise ConnectError(f"You signed in as {email}, but this link is for {expected}. Sign in "
+                           f"with that address instead.", "UnexpectedEmail")
+
+
+def _save(payload: dict, email: str, settings_: dict) -> str:
+    links.use(payload)  # from here on the link is spent, whatever happens
+    try:
+        tenant = Tenant.objects.get(pk=payload["tenant"])
+        account_id = payload.get("account")
+        existing = EmailAccount.objects.filter(tenant=tenant, account=account_id).first() \
+            if account_id else None
+        data = {"name": payload.get("name") or email, "email": email, **settings_}
+        if existing is None:
+            account = services.register_account(tenant, {"account": account_id, **data})
+            state = "new"
+        else:
+            account = _reconnect(existing, data)
+            state = "existing"
+    except BaseException:
+        links.release(payload)  # nothing was saved: let the user try again
+        raise
+    return _with_params(payload["redirectUrl"], {"account": account.account, "state": state})
+
+
+@transaction.atomic
+def _reconnect(account: EmailAccount, data: dict) -> EmailAccount:
+    """Replace an existing account's sign-in: old secrets of the other kind go, and so does a
+    ``reauthRequired`` flag (the new tokens come without it)."""
+    for name in ("imap.pass", "imap.accessToken", "smtp.pass", "smtp.accessToken",
+                 "oauth2.accessToken", "oauth2.refreshToken"):
+        services.set_credential(account, name, None)
+    if data["oauth2"] is None:
+        EmailAccount.objects.filter(pk=account.pk).update(oauth2=None)
+        account.oauth2 = None
+        data = {k: v for k, v in data.items() if k != "oauth2"}
+    account.imap = account.smtp = None  # replaced, not merged into the old servers
+    EmailAccount.objects.filter(pk=account.pk).update(imap=None, smtp=None)
+    return services.update_account(account, data)
+
+
+def _with_params(url: str, params: dict) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k not in params]
+    return urlunsplit(parts._replace(query=urlencode([*query, *params.items()])))
+
+
+def _state_key(state: str) -> str:
+    return f"{settings.EMAILAPI_REDIS_PREFIX}:connect-state:{state}"

@@ -1,0 +1,140 @@
+"""The hosted connect pages an end user sees (server-rendered, no JavaScript needed).
+
+``/connect?data=..&sig=..`` shows either a "Sign in with ..." button (OAuth2) or a password
+form (``imap``), whose settings are tested against the servers before anything is saved. Every
+failure is a page that says what to do next; nothing about the tenant, its app or any secret
+is shown. Only the link's own signed parameters steer these pages.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django import forms
+from django.conf import settings
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from accounts import services
+from accounts.oauth2 import connect, discovery, links
+from emailapi.api.errors import ApiError
+from mailboxes.verify import verify
+
+logger = logging.getLogger(__name__)
+PROVIDER_NAMES = {"gmail": "Google", "outlook": "Microsoft", "yahoo": "Yahoo",
+                  "generic": "your provider"}
+
+
+class PasswordForm(forms.Form):
+    email = forms.EmailField(max_length=320)
+    user = forms.CharField(max_length=512, required=False, help_text="Defaults to the email")
+    password = forms.CharField(max_length=1024, widget=forms.PasswordInput, strip=False)
+    imap_host = forms.RegexField(regex=r"^[A-Za-z0-9.\-:\[\]_]{1,255}$")
+    imap_port = forms.IntegerField(min_value=1, max_value=65535, initial=993)
+    imap_secure = forms.BooleanField(required=False, initial=True)
+    smtp_host = forms.RegexField(regex=r"^[A-Za-z0-9.\-:\[\]_]{1,255}$", required=False)
+    smtp_port = forms.IntegerField(min_value=1, max_value=65535, required=False, initial=465)
+    smtp_secure = forms.BooleanField(required=False, initial=True)
+    allow_untrusted = forms.BooleanField(required=False,
+                                         label="Accept an untrusted (self-signed) certificate")
+
+    def servers(self) -> tuple[dict, dict | None]:
+        data = self.cleaned_data
+        auth = {"user": data["user"] or data["email"], "pass": data["password"]}
+        tls = {"rejectUnauthorized": not data["allow_untrusted"]}
+        imap = {"host": data["imap_host"], "port": data["imap_port"],
+                "secure": data["imap_secure"], "auth": auth, "tls": tls}
+        smtp = None
+        if data["smtp_host"]:
+            smtp = {"host": data["smtp_host"], "port": data["smtp_port"] or 465,
+                    "secure": data["smtp_secure"], "auth": dict(auth), "tls": dict(tls)}
+        return imap, smtp
+
+
+def _error(request, message: str, status: int = 400):
+    return render(request, "connect/error.html", {"message": message}, status=status)
+
+
+def _base(request) -> str:
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+@require_http_methods(["GET", "POST"])
+def connect_page(request):
+    data, sig = request.GET.get("data", ""), request.GET.get("sig", "")
+    try:
+        payload = links.read(data, sig)
+    except links.InvalidLink as exc:
+        return _error(request, str(exc), 410 if exc.code in ("LinkExpired", "LinkUsed") else 400)
+    context = {"data": data, "sig": sig, "email": payload.get("email", "")}
+    if payload["type"] != connect.IMAP:
+        try:
+            app = connect.app_for(payload)
+        except connect.ConnectError as exc:
+            return _error(request, str(exc))
+        context["provider"] = PROVIDER_NAMES.get(app.provider, app.provider)
+        return render(request, "connect/oauth2.html", context)
+    if request.method == "POST":
+        return _password_submit(request, payload, context)
+    context["form"] = PasswordForm(initial=_initial(payload))
+    return render(request, "connect/password.html", context)
+
+
+def _initial(payload: dict) -> dict:
+    email = payload.get("expectedEmail") or payload.get("email") or ""
+    initial: dict = {"email": email}
+    found = discovery.by_domain(discovery.domain_of(email)) if email else None
+    if found:
+        initial.update(imap_host=found["imap"]["host"], imap_port=found["imap"]["port"],
+                       imap_secure=found["imap"]["secure"], smtp_host=found["smtp"]["host"],
+                       smtp_port=found["smtp"]["port"], smtp_secure=found["smtp"]["secure"])
+    return initial
+
+
+def _password_submit(request, payload: dict, context: dict):
+    form = PasswordForm(request.POST)
+    context["form"] = form
+    if not form.is_valid():
+        return render(request, "connect/password.html", context, status=400)
+    imap, smtp = form.servers()
+    result = verify(services.imap_settings_from(imap),
+                    services.smtp_settings_from(smtp) if smtp else None,
+                    timeout=settings.EMAILAPI_VERIFY_TIMEOUT)
+    failed = [f"{kind.upper()}: {result[kind].get('error')}" for kind in ("imap", "smtp")
+              if kind in result and not result[kind].get("success")]
+    if failed:
+        context["errors"] = failed
+        return render(request, "connect/password.html", context, status=400)
+    try:
+        target = connect.finish_password(payload, form.cleaned_data["email"], imap, smtp)
+    except (connect.ConnectError, links.InvalidLink, ApiError) as exc:
+        return _error(request, str(exc))
+    return HttpResponseRedirect(target)
+
+
+@require_GET
+def start_oauth2(request):
+    try:
+        target = connect.start_oauth2(request.GET.get("data", ""), request.GET.get("sig", ""),
+                                      _base(request))
+    except links.InvalidLink as exc:
+        return _error(request, str(exc), 410 if exc.code in ("LinkExpired", "LinkUsed") else 400)
+    except connect.ConnectError as exc:
+        return _error(request, str(exc))
+    return HttpResponseRedirect(target)
+
+
+@require_GET
+def oauth2_callback(request):
+    if request.GET.get("error"):
+        # The user declined, or the provider refused: its error code only, never echoed HTML.
+        code = request.GET["error"][:64]
+        return _error(request, f"The sign-in was not completed ({code}). Start again from your "
+                               f"link.")
+    try:
+        target = connect.finish_oauth2(request.GET.get("state", ""), request.GET.get("code", ""))
+    except (connect.ConnectError, links.InvalidLink, ApiError) as exc:  # ApiError: a race
+        logger.info("connect callback refused: %s", getattr(exc, "code", exc))
+        return _error(request, str(exc))
+    return HttpResponseRedirect(target)

@@ -1,0 +1,11 @@
+"""The hosted connect pages (under /connect, outside the token-protected /v1)."""
+
+from django.urls import path
+
+from accounts.oauth2 import pages
+
+urlpatterns = [
+    path("connect", pages.connect_page, name="connect"),
+    path("connect/oauth2/start", pages.start_oauth2, name="connect-oauth2-start"),
+    path("connect/oauth2/callback", pages.oauth2_callback, name="connect-oauth2-callback"),
+]

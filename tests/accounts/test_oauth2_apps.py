@@ -1,0 +1,87 @@
+"""``/v1/oauth2``: a tenant's OAuth2 apps. The client secret goes in, is stored sealed, and
+never comes out; another tenant's app is a 404; bad input changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.models import OAuth2App
+from accounts.oauth2 import apps
+
+pytestmark = pytest.mark.django_db
+SECRET = "GOCSPX-very-Secret-value-42"
+GMAIL = {"name": "Google", "provider": "gmail", "clientId": "123.apps.googleusercontent.com",
+         "clientSecret": SECRET}
+GENERIC = {"provider": "generic", "clientId": "c1", "clientSecret": SECRET,
+           "authorizeUrl": "https://idp.example/authorize", "tokenUrl": "https://idp.example/t",
+           "imap": {"host": "imap.idp.example", "port": 993, "secure": True}}
+
+
+def test_it_creates_lists_reads_updates_and_deletes_an_app_without_showing_the_secret(alice):
+    api = alice.client
+    created = api.post("/v1/oauth2", {**GMAIL, "app": "google"}, format="json")
+    assert created.status_code == 200 and created.json() == {"id": "google", "created": True}
+    row = OAuth2App.objects.get(app_id="google")
+    assert SECRET not in row.client_secret_sealed and apps.client_secret(row) == SECRET
+
+    one = api.get("/v1/oauth2/google")
+    assert one.status_code == 200 and SECRET.encode() not in one.content
+    assert one.json()["provider"] == "gmail" and one.json()["clientId"] == GMAIL["clientId"]
+    listed = api.get("/v1/oauth2")
+    assert listed.json()["total"] == 1 and SECRET.encode() not in listed.content
+
+    updated = api.put("/v1/oauth2/google", {"clientSecret": "new-Secret-99", "name": "G"},
+                      format="json")
+    assert updated.json() == {"id": "google", "updated": True}
+    row.refresh_from_db()
+    assert apps.client_secret(row) == "new-Secret-99" and row.name == "G"
+    assert api.post("/v1/oauth2", {**GMAIL, "app": "google"}, format="json").status_code == 409
+
+    deleted = api.delete("/v1/oauth2/google")
+    assert deleted.json() == {"id": "google", "deleted": True, "accounts": 0}
+    assert api.get("/v1/oauth2/google").json()["code"] == "OAuth2AppNotFound"
+
+
+def test_another_tenants_app_is_not_found_and_untouched(alice, bob):
+    alice.client.post("/v1/oauth2", {**GMAIL, "app": "google"}, format="json")
+    for call in (bob.client.get, bob.client.delete):
+        response = call("/v1/oauth2/google")
+        assert response.status_code == 404 and response.json()["statusCode"] == 404
+    assert bob.client.put("/v1/oauth2/google", {"name": "x"}, format="json").status_code == 404
+    assert bob.client.get("/v1/oauth2").json()["total"] == 0
+    assert OAuth2App.objects.get(app_id="google").name == "Google"
+
+
+@pytest.mark.parametrize("body,field", [
+    ({**GENERIC, "authorizeUrl": ""}, "authorizeUrl"),
+    ({k: v for k, v in GENERIC.items() if k != "imap"}, "imap"),
+    ({**GENERIC, "tokenUrl": "http://idp.example/t"}, "tokenUrl"),
+    ({**GENERIC, "tokenUrl": "javascript:alert(1)"}, "tokenUrl"),
+    ({**GMAIL, "provider": "myspace"}, "provider"),
+    ({**GMAIL, "clientSecret": 5}, "clientSecret"),
+    ({k: v for k, v in GMAIL.items() if k != "clientSecret"}, "clientSecret"),
+    ({**GMAIL, "scopes": "mail"}, "scopes"),
+    ({**GMAIL, "secret": "x"}, "secret"),
+    ({**GMAIL, "app": "no spaces"}, "app"),
+])
+def test_bad_input_is_refused_and_stores_nothing(alice, body, field):
+    response = alice.client.post("/v1/oauth2", body, format="json")
+    assert response.status_code == 400, response.json()
+    assert response.json()["code"] == "InputValidationError"
+    assert field in response.json()["details"]
+    assert SECRET not in response.content.decode()
+    assert not OAuth2App.objects.exists()
+
+
+def test_an_update_cannot_leave_a_generic_app_without_its_urls(alice):
+    alice.client.post("/v1/oauth2", {**GENERIC, "app": "idp"}, format="json")
+    response = alice.client.put("/v1/oauth2/idp", {"tokenUrl": ""}, format="json")
+    assert response.status_code == 400 and "tokenUrl" in response.json()["details"]
+    assert OAuth2App.objects.get(app_id="idp").token_url == GENERIC["tokenUrl"]
+
+
+def test_read_tokens_cannot_change_apps(alice):
+    reader = alice.client_with("read")
+    assert reader.get("/v1/oauth2").status_code == 200
+    assert reader.post("/v1/oauth2", GMAIL, format="json").status_code == 403
+    assert not OAuth2App.objects.exists()

@@ -1,0 +1,179 @@
+"""OAuth2 mailboxes end to end, without the internet: a test provider (authorize, token,
+introspection on loopback), a Dovecot that checks bearer tokens through its introspection, a
+generic OAuth2 app pointing at both, and the hosted connect link clicked through with plain
+HTTP requests. The worker's connection steps run in the test thread against the real servers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from accounts import services
+from accounts.models import Credential, EmailAccount
+from accounts.oauth2 import refresh
+from mailboxes.models import Message
+from mailboxes.worker.connection import AccountConnection, Idle, Retry
+from tests.accounts.oauth2_helpers import (
+    allow_http,
+    connect_through_link,
+    create_app,
+    make_link,
+    oauth_dovecot,
+    oauth_user,
+    provider,
+)
+from tests.mailboxes.helpers import events_of
+from tests.servers import seed
+
+# Fixtures shared through the helpers module (used by name below).
+FIXTURES = (allow_http, oauth_dovecot, oauth_user, provider)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("allow_http")]
+
+
+def _connect(alice, client, provider, oauth_dovecot, oauth_user, account="oauthbox"):
+    app = create_app(alice, provider, oauth_dovecot)
+    link = make_link(alice, account=account, expectedEmail=oauth_user.username, type=app)
+    done = connect_through_link(client, link)
+    assert done.status_code == 302, done.content
+    return app, EmailAccount.objects.get(tenant=alice.tenant, account=account), done["Location"]
+
+
+def _start(account) -> tuple[AccountConnection, object]:
+    conn = AccountConnection(account.pk, threading.Event())
+    return conn, conn.start()
+
+
+def test_the_hosted_link_creates_a_mailbox_that_syncs_over_xoauth2(
+        alice, client, provider, oauth_dovecot, oauth_user):
+    seed.seed_mailbox(oauth_user, messages=seed.build_messages()[:3])
+    app, account, target = _connect(alice, client, provider, oauth_dovecot, oauth_user)
+
+    parts = urlsplit(target)
+    assert target.startswith("https://app.example.test/connected?")
+    assert parse_qs(parts.query) == {"from": ["test"], "account": ["oauthbox"],
+                                     "state": ["new"]}
+    assert account.email == oauth_user.username
+    assert account.oauth2["app"] == app and "accessToken" not in account.oauth2
+    assert account.imap["auth"] == {"user": oauth_user.username}
+    names = set(Credential.objects.filter(email_account=account).values_list("name", flat=True))
+    assert names == {"oauth2.accessToken", "oauth2.refreshToken"}
+    assert len(events_of(account, "accountAdded")) == 1
+
+    before = provider.introspections
+    conn, outcome = _start(account)
+    try:
+        assert isinstance(outcome, Idle), EmailAccount.objects.get(pk=account.pk).last_error
+        assert EmailAccount.objects.get(pk=account.pk).state == "connected"
+        assert Message.objects.filter(account=account).count() == 3
+        assert provider.introspections > before  # Dovecot checked our bearer token
+        assert provider.refresh_calls == 0  # a fresh token is used as it is
+    finally:
+        conn.close()
+
+
+def test_an_expiring_token_is_refreshed_before_login_and_no_mail_is_missed(
+        alice, client, provider, oauth_dovecot, oauth_user, settings):
+    _, account, _ = _connect(alice, client, provider, oauth_dovecot, oauth_user)
+    conn, outcome = _start(account)
+    assert isinstance(outcome, Idle)
+    conn.close()
+    [uid] = seed.seed_mailbox(oauth_user, messages=[seed.make_message(subject="While away")])
+
+    provider.expire_access_tokens()  # an hour passes: the old token is dead at the server
+    settings.EMAILAPI_OAUTH2_REFRESH_MARGIN = 7200  # ...and by our clock it is due
+    old = services.get_credential(account, "oauth2.accessToken")
+    conn, outcome = _start(account)
+    try:
+        assert isinstance(outcome, Idle), EmailAccount.objects.get(pk=account.pk).last_error
+        assert provider.refresh_calls == 1
+        assert services.get_credential(account, "oauth2.accessToken") != old
+        new = events_of(account, "messageNew")
+        assert [(e.data["uid"], e.data["subject"]) for e in new] == [(uid, "While away")]
+        assert not events_of(account, "authenticationError")
+    finally:
+        conn.close()
+
+
+def test_a_token_the_server_refuses_early_is_refreshed_once_and_login_retried(
+        alice, client, provider, oauth_dovecot, oauth_user):
+    _, account, _ = _connect(alice, client, provider, oauth_dovecot, oauth_user)
+    provider.expire_access_tokens()  # revoked early; our stored expiry still says fine
+    conn, outcome = _start(account)
+    try:
+        assert isinstance(outcome, Idle), EmailAccount.objects.get(pk=account.pk).last_error
+        assert provider.refresh_calls == 1
+    finally:
+        conn.close()
+
+
+def test_concurrent_refreshes_ask_the_provider_once(
+        alice, client, provider, oauth_dovecot, oauth_user, settings):
+    _, account, _ = _connect(alice, client, provider, oauth_dovecot, oauth_user)
+    settings.EMAILAPI_OAUTH2_REFRESH_MARGIN = 3599 + 1800  # due now, fresh after one refresh
+    provider.access_ttl = 7200
+    calls_before = provider.refresh_calls
+
+    def get_token(_):
+        from django.db import connections
+
+        try:
+            return refresh.access_token(EmailAccount.objects.get(pk=account.pk))
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(6) as pool:
+        tokens = set(pool.map(get_token, range(6)))
+    assert provider.refresh_calls - calls_before == 1
+    assert len(tokens) == 1
+
+
+def test_a_revoked_grant_needs_a_new_sign_in_and_a_new_link_restores_the_mailbox(
+        alice, client, provider, oauth_dovecot, oauth_user):
+    app, account, _ = _connect(alice, client, provider, oauth_dovecot, oauth_user)
+    conn, outcome = _start(account)
+    assert isinstance(outcome, Idle)
+    conn.close()
+
+    provider.revoke_refresh_tokens()
+    provider.expire_access_tokens()
+    conn, outcome = _start(account)
+    assert isinstance(outcome, Retry) and outcome.wake_at - time.monotonic() > 3600
+    row = EmailAccount.objects.get(pk=account.pk)
+    assert row.state == "authenticationError"
+    assert row.last_error["reauthRequired"] is True and row.oauth2["reauthRequired"] is True
+    [event] = events_of(account, "authenticationError")
+    assert event.data["reauthRequired"] is True
+    calls = provider.refresh_calls
+
+    outcome = conn.start()  # retrying asks nobody and raises nothing new
+    assert isinstance(outcome, Retry)
+    assert provider.refresh_calls == calls
+    assert len(events_of(account, "authenticationError")) == 1
+    assert alice.client.get("/v1/account/oauthbox").json()["state"] == "authenticationError"
+    from mailboxes.command_pool import pool
+
+    pool.close_all()  # a read needing a new connection cannot get a token: 503, not a 500
+    search = alice.client.post("/v1/account/oauthbox/search?path=INBOX",
+                               {"search": {"seen": False}}, format="json")
+    assert search.status_code == 503 and search.json()["code"] == "MailboxUnavailable"
+    assert "ReauthRequired" in search.json()["error"]
+
+    link = make_link(alice, account="oauthbox", type=app)
+    done = connect_through_link(client, link)
+    assert parse_qs(urlsplit(done["Location"]).query)["state"] == ["existing"]
+    row = EmailAccount.objects.get(pk=account.pk)
+    assert "reauthRequired" not in row.oauth2 and row.config_version > account.config_version
+    conn, outcome = _start(row)
+    try:
+        assert isinstance(outcome, Idle)
+        assert EmailAccount.objects.get(pk=account.pk).state == "connected"
+        assert len(events_of(account, "authenticationSuccess")) == 2
+        assert len(events_of(account, "accountAdded")) == 1
+    finally:
+        conn.close()

@@ -1,0 +1,99 @@
+"""Provider presets build the authorize URLs and scopes each provider needs (pure), and the
+small pure pieces of the flow: PKCE and reading the id_token."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from urllib.parse import parse_qs, urlsplit
+
+from accounts.oauth2 import flow, presets
+
+
+def _authorize(provider: str, **app) -> tuple[str, dict]:
+    endpoints = presets.resolve(provider, **app)
+    url = presets.authorize_url(endpoints, "client-1", "https://svc.example/cb", "st4te",
+                                "ch4llenge", login_hint="ann@example.com")
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    return f"{parts.scheme}://{parts.netloc}{parts.path}", query
+
+
+def test_it_builds_googles_authorize_url_with_the_full_mail_scope_and_offline_access():
+    base, query = _authorize("gmail")
+    assert base == "https://accounts.google.com/o/oauth2/v2/auth"
+    assert query["scope"].split() == ["https://mail.google.com/", "openid", "email"]
+    assert query["access_type"] == "offline" and query["prompt"] == "consent"
+    assert query["response_type"] == "code" and query["client_id"] == "client-1"
+    assert query["redirect_uri"] == "https://svc.example/cb" and query["state"] == "st4te"
+    assert query["code_challenge"] == "ch4llenge" and query["code_challenge_method"] == "S256"
+    assert query["login_hint"] == "ann@example.com"
+    assert presets.resolve("gmail").token_url == "https://oauth2.googleapis.com/token"
+    assert presets.resolve("gmail").imap == {"host": "imap.gmail.com", "port": 993,
+                                             "secure": True}
+
+
+def test_it_builds_microsofts_authorize_url_with_imap_smtp_and_offline_access_scopes():
+    base, query = _authorize("outlook")
+    assert base == "https://login.microsoftonline.com/common/oauth2/v2.0/authorize"
+    scopes = query["scope"].split()
+    assert scopes[:3] == ["https://outlook.office.com/IMAP.AccessAsUser.All",
+                          "https://outlook.office.com/SMTP.Send", "offline_access"]
+    endpoints = presets.resolve("outlook")
+    assert endpoints.token_url.endswith("/common/oauth2/v2.0/token")
+    assert endpoints.imap["host"] == "outlook.office365.com"
+    assert endpoints.smtp == {"host": "smtp.office365.com", "port": 587, "secure": False}
+
+
+def test_it_builds_yahoos_authorize_url_with_mail_w():
+    base, query = _authorize("yahoo")
+    assert base == "https://api.login.yahoo.com/oauth2/request_auth"
+    assert query["scope"].split()[0] == "mail-w"
+    assert presets.resolve("yahoo").token_url == "https://api.login.yahoo.com/oauth2/get_token"
+
+
+def test_an_apps_own_values_win_over_the_preset_and_generic_uses_only_its_own():
+    base, query = _authorize("gmail", scopes=["https://mail.google.com/"],
+                             authorize_url="https://accounts.google.com/custom")
+    assert base == "https://accounts.google.com/custom"
+    assert query["scope"] == "https://mail.google.com/"
+    base, query = _authorize("generic", authorize_url="https://idp.example/auth?tenant=x",
+                             token_url="https://idp.example/token", scopes=["mail"])
+    assert base == "https://idp.example/auth" and query["tenant"] == "x"
+    assert query["scope"] == "mail" and "access_type" not in query
+
+
+def test_pkce_challenge_is_the_s256_of_the_verifier():
+    verifier, challenge = flow.pkce_pair()
+    digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    assert challenge == digest.decode().rstrip("=")
+    assert 43 <= len(verifier) <= 128
+    assert flow.pkce_pair()[0] != verifier
+
+
+def _jwt(claims) -> str:
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    return f"eyJhbGciOiJub25lIn0.{body}.sig"
+
+
+def test_the_signed_in_address_comes_from_the_id_token():
+    assert flow.id_token_email(_jwt({"email": "ann@example.com"})) == "ann@example.com"
+    assert flow.id_token_email(_jwt({"preferred_username": "bo@corp.example"})) == \
+        "bo@corp.example"
+    assert flow.id_token_email(_jwt({"sub": "123"})) == ""
+    assert flow.id_token_email(_jwt(["not", "an", "object"])) == ""
+    assert flow.id_token_email("garbage") == "" and flow.id_token_email(None) == ""
+
+
+def test_token_endpoints_must_be_https_unless_allowed():
+    flow.check_endpoint("https://idp.example/token", allow_http=False)
+    flow.check_endpoint("http://127.0.0.1:9/token", allow_http=True)
+    for url, allow in (("http://idp.example/token", False), ("ftp://idp.example/", True),
+                       ("https:///nohost", True)):
+        try:
+            flow.check_endpoint(url, allow_http=allow)
+        except flow.OAuth2Error as exc:
+            assert exc.code == "InvalidEndpoint"
+        else:
+            raise AssertionError(url)
