@@ -32,11 +32,16 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml $(LOCK)
 	$(PIP) install -q -c $(LOCK) -e '.[test]'
 	touch $@
 
-# Dovecot is the real IMAP server the suite talks to (Debian's dovecot-imapd).
+# Dovecot is the real IMAP server the suite talks to (Debian's dovecot-imapd); Playwright
+# drives Debian's chromium (browser downloads are not needed, nor allowed in CI).
 system-test-deps:
 	@if [ ! -x /usr/sbin/dovecot ]; then \
 		echo "Installing dovecot-imapd (needs root)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd; \
+	fi
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "Installing chromium for the dashboard's browser tests (needs root)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
 
 # Re-resolve the newest versions allowed by pyproject.toml and pin them.

@@ -15,7 +15,7 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from accounts import token_cache, tokens
+from accounts import plans, token_cache, tokens
 from accounts.models import ApiToken, Tenant
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -52,6 +52,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             if token is None or not token.is_active:
                 raise exceptions.AuthenticationFailed("Invalid or revoked API token")
             token_cache.put(token_hash, token)
+        plans.check_api_access(token.tenant)  # 402 TrialExpired / 403 TenantSuspended
         self._touch(token)
         return ApiCaller(tenant=token.tenant, token=token, scopes=list(token.scopes)), token
 

@@ -12,6 +12,7 @@ import time
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
+from accounts import plans
 from emailapi.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -20,8 +21,9 @@ WINDOW = 60
 
 class TenantRateThrottle(BaseThrottle):
     def allow_request(self, request, view) -> bool:
-        limit = settings.EMAILAPI_RATE_LIMIT
         tenant = getattr(request.user, "tenant", None)
+        # The tenant's plan (accounts.plans) sets its own rate; EMAILAPI_RATE_LIMIT otherwise.
+        limit = (tenant is not None and plans.rate_limit(tenant)) or settings.EMAILAPI_RATE_LIMIT
         if not limit or tenant is None:
             return True
         window = int(time.time()) // WINDOW

@@ -30,7 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import close_old_connections, connections
 
-from accounts.models import EmailAccount, Tenant
+from accounts import plans
+from accounts.models import EmailAccount
 from accounts.services import account_changes_channel
 from emailapi.redis import get_redis
 from mailboxes.sync import index
@@ -131,9 +132,11 @@ class ImapWorker:
             self.drop(pk, release=False)
             changed = True
         wanted = dict(self._eligible_accounts())
+        stopped = self._of_stopped_tenants([pk for pk in self.slots if pk not in wanted])
         for pk, slot in list(self.slots.items()):
             if pk not in wanted:
-                self.drop(pk)  # deleted, paused, or tenant stopped
+                # deleted, paused, or its tenant stopped (trial over, suspended): then paused
+                self.drop(pk, state=State.PAUSED if pk in stopped else None)
                 changed = True
             elif slot.conn.config_version and wanted[pk] != slot.conn.config_version:
                 self.reconnect(pk)  # settings or password changed
@@ -156,9 +159,16 @@ class ImapWorker:
     def _eligible_accounts(self) -> list[tuple[int, int]]:
         return list(
             EmailAccount.objects.filter(paused=False, imap__isnull=False)
-            .exclude(tenant__status__in=[Tenant.Status.EXPIRED, Tenant.Status.SUSPENDED])
+            .exclude(plans.stopped_tenants_q())
             .values_list("pk", "config_version")
         )
+
+    @staticmethod
+    def _of_stopped_tenants(pks: list[int]) -> set[int]:
+        if not pks:
+            return set()
+        return set(EmailAccount.objects.filter(pk__in=pks).filter(plans.stopped_tenants_q())
+                   .values_list("pk", flat=True))
 
     # --- commands from the API ------------------------------------------------------------
 

@@ -1,0 +1,83 @@
+"""Sign-up, email verification and invitations: the people side of a tenant.
+
+Links in emails are signed (``django.core.signing``) or Django's password-reset tokens, so no
+table of pending tokens is needed and a link stops working once used (the reset token changes
+with the password) or once it is too old.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.tokens import default_token_generator
+from django.core import signing
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from accounts import plans, services
+from accounts.models import Membership, Tenant, User
+
+VERIFY_SALT = "emailapi.verify-email"
+VERIFY_MAX_AGE = 3 * 24 * 3600
+
+
+def sign_up(organization: str, email: str, password: str) -> tuple[Tenant, User]:
+    """A new tenant on a 14-day trial, with its first user as owner."""
+    with transaction.atomic():
+        tenant = services.create_tenant(organization, status=Tenant.Status.TRIAL)
+        plans.start_trial(tenant)
+        user = User.objects.create_user(email=email, password=password)
+        Membership.objects.create(tenant=tenant, user=user, role=Membership.Role.OWNER)
+    return tenant, user
+
+
+def verification_link(request, user: User) -> str:
+    token = signing.dumps({"u": user.pk, "e": user.email}, salt=VERIFY_SALT)
+    return request.build_absolute_uri(reverse("web:verify-email", args=[token]))
+
+
+def send_verification(request, user: User) -> None:
+    body = render_to_string("registration/verify_email.txt",
+                            {"user": user, "link": verification_link(request, user)})
+    send_mail("Confirm your email address for emailapi", body, settings.DEFAULT_FROM_EMAIL,
+              [user.email])
+
+
+def verify_email(token: str) -> User | None:
+    """The user the link was made for, now verified; None for a bad, old or stale link."""
+    try:
+        data = signing.loads(token, salt=VERIFY_SALT, max_age=VERIFY_MAX_AGE)
+    except signing.BadSignature:
+        return None
+    user = User.objects.filter(pk=data.get("u"), email=data.get("e")).first()
+    if user is not None and user.email_verified_at is None:
+        user.email_verified_at = timezone.now()
+        user.save(update_fields=["email_verified_at"])
+    return user
+
+
+def invite(request, tenant: Tenant, email: str, role: str, invited_by: User) -> Membership:
+    """Add ``email`` to the tenant; a new person gets a link to choose a password."""
+    email = User.objects.normalize_email(email).lower()
+    with transaction.atomic():
+        user = User.objects.filter(email=email).first()
+        created = user is None
+        if created:
+            user = User.objects.create_user(email=email, password=None)  # unusable password
+        membership, _ = Membership.objects.get_or_create(
+            tenant=tenant, user=user, defaults={"role": role})
+    if created:
+        uid = urlsafe_base64_encode(force_bytes(user.pk))
+        link = request.build_absolute_uri(
+            reverse("web:password-reset-confirm", args=[uid, default_token_generator.make_token(user)]))
+    else:
+        link = request.build_absolute_uri(reverse("web:overview"))
+    body = render_to_string("registration/invite_email.txt", {
+        "tenant": tenant, "invited_by": invited_by, "link": link, "new_user": created})
+    send_mail(f"You are invited to {tenant.name} on emailapi", body,
+              settings.DEFAULT_FROM_EMAIL, [email])
+    return membership

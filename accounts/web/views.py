@@ -1,0 +1,212 @@
+"""The tenant's pages: overview, mailboxes, tokens, team and settings.
+
+Thin views: forms validate, ``accounts.services`` / ``accounts.plans`` / ``onboarding`` act.
+Every lookup starts from ``request.tenant`` (``tenancy.tenant_view``), so another tenant's
+objects are 404. Write views refuse viewers (403) and stopped tenants (a message, no change).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from django.conf import settings
+from django.contrib import messages
+from django.db.models import Count
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from accounts import plans, services
+from accounts.models import ApiToken, EmailAccount, Membership
+from accounts.web import onboarding
+from accounts.web.forms import InviteForm, MailboxForm, SettingsForm, TokenForm
+from accounts.web.tenancy import tenant_view
+from emailapi.api.errors import ApiError
+from mailboxes.models import Folder, Message
+from mailboxes.verify import verify
+from webhooks.models import Event
+
+STOPPED_MESSAGE = "This organization's service is stopped, so nothing can be added now."
+
+
+def _stopped(request) -> bool:
+    return request.tenant.status in plans.STOPPED
+
+
+def _events_today(tenant) -> int:
+    midnight = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
+    return Event.objects.filter(tenant=tenant, created_at__gte=midnight).count()
+
+
+def _account_or_404(request, account_id: str) -> EmailAccount:
+    account = EmailAccount.objects.filter(tenant=request.tenant, account=account_id).first()
+    if account is None:
+        raise Http404("No such mailbox")
+    return account
+
+
+@tenant_view()
+def overview(request):
+    by_state = dict(EmailAccount.objects.filter(tenant=request.tenant)
+                    .values_list("state").annotate(n=Count("id")))
+    return render(request, "dashboard/overview.html", {
+        "by_state": sorted(by_state.items()), "mailbox_count": sum(by_state.values()),
+        "events_today": _events_today(request.tenant),
+        "recent_events": Event.objects.filter(tenant=request.tenant).order_by("-created_at")[:15],
+        "page": "overview",
+    })
+
+
+@tenant_view()
+def mailboxes(request):
+    accounts = EmailAccount.objects.filter(tenant=request.tenant).order_by("created_at", "id")
+    return render(request, "dashboard/mailboxes.html", {
+        "accounts": accounts, "limit": plans.mailbox_limit(request.tenant), "page": "mailboxes"})
+
+
+@tenant_view(write=True)
+def mailbox_add(request):
+    form = MailboxForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if _stopped(request):
+            form.add_error(None, STOPPED_MESSAGE)
+        else:
+            _test_and_register(request, form)
+        if form.is_valid():
+            messages.success(request, "Mailbox added: connecting now.")
+            return redirect("web:mailbox", account_id=form.registered.account)
+    return render(request, "dashboard/mailbox_add.html", {"form": form, "page": "mailboxes"},
+                  status=400 if form.errors else 200)
+
+
+def _test_and_register(request, form: MailboxForm) -> None:
+    """Log in for real first; only settings that work are saved (errors go on the form)."""
+    payload = form.validated_payload
+    imap = services.imap_settings_from(payload["imap"])
+    smtp = services.smtp_settings_from(payload["smtp"]) if payload.get("smtp") else None
+    results = verify(imap, smtp, timeout=settings.EMAILAPI_VERIFY_TIMEOUT)
+    for name, field in (("imap", "imap_host"), ("smtp", "smtp_host")):
+        result = results.get(name)
+        if result and not result.get("success"):
+            form.add_error(field, f"Connection test failed: {result.get('error') or 'no details'}")
+    if form.errors:
+        return
+    try:
+        form.registered = services.register_account(request.tenant, dict(payload))
+    except ApiError as exc:  # PlanLimit, AlreadyExists
+        form.add_error("account" if exc.error_code == "AlreadyExists" else None, str(exc.detail))
+
+
+@tenant_view()
+def mailbox_detail(request, account_id: str):
+    account = _account_or_404(request, account_id)
+    folders = Folder.objects.filter(account=account).order_by("path")
+    recent = (Message.objects.filter(account=account).select_related("folder")
+              .order_by("-date", "-id")[:20])
+    return render(request, "dashboard/mailbox_detail.html", {
+        "account": account, "folders": folders, "recent": recent, "page": "mailboxes"})
+
+
+@require_POST
+@tenant_view(write=True)
+def mailbox_action(request, account_id: str, action: str):
+    account = _account_or_404(request, account_id)
+    if action == "delete":
+        services.delete_account(account)
+        messages.success(request, f"Mailbox {account.account} deleted.")
+        return redirect("web:mailboxes")
+    if action == "reconnect":
+        services.request_reconnect(account)
+        messages.success(request, "Reconnecting.")
+    elif action == "pause":
+        services.pause_account(account)
+        messages.success(request, "Paused: nothing is synced until you resume.")
+    elif action == "resume":
+        services.resume_account(account)
+        messages.success(request, "Resumed.")
+    else:
+        raise Http404("No such action")
+    return redirect("web:mailbox", account_id=account.account)
+
+
+@tenant_view(write=True)
+def tokens(request):
+    form = TokenForm(request.POST or None)
+    new_token = None
+    if request.method == "POST" and form.is_valid():
+        if _stopped(request):
+            form.add_error(None, STOPPED_MESSAGE)
+        else:
+            _, new_token = services.issue_token(request.tenant, form.cleaned_data["name"],
+                                                form.cleaned_data["scopes"],
+                                                created_by=request.user)
+            form = TokenForm()  # shown once, in this response only; never stored in clear
+    active = ApiToken.objects.filter(tenant=request.tenant, revoked_at__isnull=True)
+    return render(request, "dashboard/tokens.html", {
+        "form": form, "new_token": new_token, "tokens": active.order_by("-created_at"),
+        "page": "tokens"}, status=400 if form.errors else 200)
+
+
+@require_POST
+@tenant_view(write=True)
+def token_revoke(request, token_id: int):
+    token = ApiToken.objects.filter(tenant=request.tenant, pk=token_id,
+                                    revoked_at__isnull=True).first()
+    if token is None:
+        raise Http404("No such token")
+    services.revoke_token(token)
+    messages.success(request, f"Token {token.name} revoked.")
+    return redirect("web:tokens")
+
+
+@tenant_view(write=True)
+def team(request):
+    form = InviteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        email, role = form.cleaned_data["email"], form.cleaned_data["role"]
+        if role == Membership.Role.OWNER and request.membership.role != Membership.Role.OWNER:
+            form.add_error("role", "Only an owner can invite another owner.")
+        elif Membership.objects.filter(tenant=request.tenant, user__email__iexact=email).exists():
+            form.add_error("email", "This person is already a member.")
+        else:
+            onboarding.invite(request, request.tenant, email, role, request.user)
+            messages.success(request, f"Invitation sent to {email}.")
+            return redirect("web:team")
+    members = (Membership.objects.filter(tenant=request.tenant).select_related("user")
+               .order_by("created_at", "id"))
+    return render(request, "dashboard/team.html", {"form": form, "members": members,
+                                                   "page": "team"},
+                  status=400 if form.errors else 200)
+
+
+@require_POST
+@tenant_view(write=True)
+def member_remove(request, member_id: int):
+    member = Membership.objects.filter(tenant=request.tenant, pk=member_id).first()
+    if member is None:
+        raise Http404("No such member")
+    owners = Membership.objects.filter(tenant=request.tenant, role=Membership.Role.OWNER)
+    if member.role == Membership.Role.OWNER and owners.count() <= 1:
+        messages.error(request, "The last owner cannot be removed.")
+    elif member.role == Membership.Role.OWNER and request.membership.role != "owner":
+        messages.error(request, "Only an owner can remove an owner.")
+    else:
+        member.delete()
+        messages.success(request, f"{member.user.email} removed.")
+    return redirect("web:team")
+
+
+@tenant_view(write=True)
+def tenant_settings(request):
+    form = SettingsForm(request.POST or None, initial={"name": request.tenant.name})
+    if request.method == "POST" and form.is_valid():
+        request.tenant.name = form.cleaned_data["name"]
+        request.tenant.save(update_fields=["name"])
+        messages.success(request, "Settings saved.")
+        return redirect("web:settings")
+    return render(request, "dashboard/settings.html", {
+        "form": form, "plans": plans.PLANS.values(), "trial": plans.TRIAL,
+        "current_plan": plans.PLANS.get(request.tenant.plan),
+        "limit": plans.mailbox_limit(request.tenant), "rate": plans.rate_limit(request.tenant),
+        "page": "settings"}, status=400 if form.errors else 200)

@@ -1,0 +1,119 @@
+"""Webhook pages: subscriptions (create, edit, send a test event, delete) and the delivery log
+(payload, the receiver's answer, retry). Thin over ``webhooks.subscriptions``,
+``webhooks.delivery`` and ``webhooks.deliveries``, validated by the API's own serializers."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.web.tenancy import tenant_view
+from emailapi.api.errors import flatten_errors
+from webhooks import deliveries, delivery, subscriptions
+from webhooks.api import serializers as api_serializers
+from webhooks.models import Delivery, WebhookSubscription
+
+LOG_SIZE = 50
+
+
+class WebhookForm(forms.Form):
+    url = forms.CharField(label="Endpoint URL", max_length=2048,
+                          widget=forms.URLInput(attrs={"placeholder": "https://"}))
+    events = forms.CharField(label="Events", initial="*", max_length=2000,
+                             help_text="Event names separated by commas, or * for every event.")
+    enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
+
+    def clean(self):
+        data = super().clean()
+        payload = {"url": data.get("url", ""), "enabled": bool(data.get("enabled")),
+                   "events": [e.strip() for e in data.get("events", "").split(",") if e.strip()]}
+        serializer = api_serializers.WebhookCreateSerializer(data=payload)
+        if serializer.is_valid():
+            self.payload = dict(serializer.validated_data)
+        else:
+            for path, errors in flatten_errors(serializer.errors).items():
+                field = path.split(".")[0].split("[")[0]
+                if field in self.fields and field not in self.errors:
+                    self.add_error(field, errors)
+                elif field not in self.fields:
+                    self.add_error(None, errors)
+        return data
+
+
+def _webhook_or_404(request, webhook_id) -> WebhookSubscription:
+    subscription = WebhookSubscription.objects.filter(tenant=request.tenant,
+                                                      pk=webhook_id).first()
+    if subscription is None:
+        raise Http404("No such webhook")
+    return subscription
+
+
+@tenant_view(write=True)
+def webhooks(request):
+    form = WebhookForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        subscription, secret = subscriptions.create(request.tenant, form.payload)
+        request.session["new_webhook_secret"] = secret  # shown once, on the next page only
+        return redirect("web:webhook", webhook_id=subscription.pk)
+    return render(request, "dashboard/webhooks.html", {
+        "form": form, "subscriptions": subscriptions.tenant_subscriptions(request.tenant),
+        "page": "webhooks"}, status=400 if form.errors else 200)
+
+
+@tenant_view(write=True)
+def webhook_detail(request, webhook_id):
+    subscription = _webhook_or_404(request, webhook_id)
+    initial = {"url": subscription.url, "events": ", ".join(subscription.events),
+               "enabled": subscription.enabled}
+    form = WebhookForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        subscriptions.update(subscription, form.payload)
+        messages.success(request, "Webhook saved.")
+        return redirect("web:webhook", webhook_id=subscription.pk)
+    log = (Delivery.objects.filter(subscription=subscription).select_related("event")
+           .order_by("-created_at")[:LOG_SIZE])
+    for row in log:
+        row.payload = json.dumps(row.event.data, indent=2, sort_keys=True)
+    return render(request, "dashboard/webhook_detail.html", {
+        "subscription": subscription, "form": form, "log": log,
+        "secret": request.session.pop("new_webhook_secret", None), "page": "webhooks"},
+        status=400 if form.errors else 200)
+
+
+@require_POST
+@tenant_view(write=True)
+def webhook_test(request, webhook_id):
+    subscription = _webhook_or_404(request, webhook_id)
+    outcome = delivery.send(subscription, delivery.probe_payload(subscription))
+    if outcome.ok:
+        messages.success(request, f"Test event delivered: HTTP {outcome.status_code} in "
+                                  f"{outcome.duration_ms} ms.")
+    else:
+        messages.error(request, f"Test event failed: {outcome.error}")
+    return redirect("web:webhook", webhook_id=subscription.pk)
+
+
+@require_POST
+@tenant_view(write=True)
+def webhook_delete(request, webhook_id):
+    subscription = _webhook_or_404(request, webhook_id)
+    subscriptions.delete(subscription)
+    messages.success(request, "Webhook deleted.")
+    return redirect("web:webhooks")
+
+
+@require_POST
+@tenant_view(write=True)
+def delivery_retry(request, webhook_id, delivery_id):
+    subscription = _webhook_or_404(request, webhook_id)
+    row = Delivery.objects.filter(subscription=subscription, pk=delivery_id).first()
+    if row is None:
+        raise Http404("No such delivery")
+    deliveries.retry(row)
+    messages.success(request, "Delivery queued again.")
+    return redirect("web:webhook", webhook_id=subscription.pk)
