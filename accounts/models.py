@@ -28,6 +28,13 @@ class Tenant(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     trial_ends_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # The paid plan's name and limits (``accounts.plans``); a null limit means "no limit", and
+    # a null rate falls back to EMAILAPI_RATE_LIMIT.
+    plan = models.CharField(max_length=32, blank=True, default="")
+    max_mailboxes = models.PositiveIntegerField(null=True, blank=True)
+    api_rate_limit = models.PositiveIntegerField(null=True, blank=True)
+    # Why an operator suspended the tenant: shown to its users on the dashboard.
+    suspended_reason = models.CharField(max_length=500, blank=True, default="")
 
     def __str__(self) -> str:
         return self.name
@@ -59,6 +66,8 @@ class UserManager(BaseUserManager):
 class User(AbstractUser):
     username = None
     email = models.EmailField(unique=True)
+    # Set when the user follows the link mailed at sign-up (or an invitation, which proves it).
+    email_verified_at = models.DateTimeField(null=True, blank=True)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
@@ -140,6 +149,9 @@ class EmailAccount(models.Model):
     # Store a copy of sent mail in the Sent folder (off for servers that do it themselves).
     copy = models.BooleanField(default=True)
     initialized_at = models.DateTimeField(null=True, blank=True)
+    # OAuth2 mailboxes: {"app", "provider", "expires", "scope", "reauthRequired"?}; the tokens
+    # themselves are ``oauth2.accessToken``/``oauth2.refreshToken`` credentials. Null: password.
+    oauth2 = models.JSONField(null=True, blank=True)
     # Start of the current failure streak, so its event is raised once, not on every retry.
     auth_failing_since = models.DateTimeField(null=True, blank=True)
     connect_failing_since = models.DateTimeField(null=True, blank=True)
@@ -154,6 +166,47 @@ class EmailAccount(models.Model):
 
     def __str__(self) -> str:
         return self.account
+
+
+class OAuth2App(models.Model):
+    """A tenant's OAuth2 client registered at a provider (Google, Microsoft, Yahoo, or any
+    authorization server), used by the hosted connect link to sign mailboxes in.
+
+    The client secret is sealed (``accounts.crypto``, context ``tenant:<t>/oauth2app:<id>``)
+    and never leaves through the API; the rest is plain settings."""
+
+    class Provider(models.TextChoices):
+        GMAIL = "gmail"
+        OUTLOOK = "outlook"
+        YAHOO = "yahoo"
+        GENERIC = "generic"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="oauth2_apps")
+    app_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=256, blank=True, default="")
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    client_id = models.CharField(max_length=512)
+    client_secret_sealed = models.TextField()
+    # Empty: the provider preset's (accounts.oauth2.presets); required for ``generic``.
+    authorize_url = models.CharField(max_length=1024, blank=True, default="")
+    token_url = models.CharField(max_length=1024, blank=True, default="")
+    scopes = models.JSONField(default=list, blank=True)
+    # The callback registered at the provider; empty: this service's own callback URL.
+    redirect_url = models.CharField(max_length=1024, blank=True, default="")
+    # Mail servers of ``generic`` apps ({"host", "port", "secure", "tls"}); presets carry theirs.
+    imap = models.JSONField(null=True, blank=True)
+    smtp = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "app_id"], name="oauth2_app_unique_id")
+        ]
+        ordering = ["created_at", "id"]
+
+    def __repr__(self) -> str:
+        return f"<OAuth2App {self.app_id} ({self.provider}) of tenant {self.tenant_id}>"
 
 
 class Credential(models.Model):

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts import crypto, token_cache, tokens
+from accounts import crypto, plans, token_cache, tokens
 from accounts.models import ApiToken, Credential, EmailAccount, Tenant
 from emailapi.api.errors import ConflictError
 from emailapi.redis import get_redis
@@ -115,6 +115,20 @@ def _store_secrets(account: EmailAccount, prefix: str, found: dict[str, str]) ->
         set_credential(account, f"{prefix}.{key}", value)
 
 
+OAUTH2_SECRETS = ("accessToken", "refreshToken")
+
+
+def _store_oauth2(account: EmailAccount, oauth2: dict | None) -> None:
+    """Keep an OAuth2 sign-in: tokens sealed as ``oauth2.*`` credentials, the rest (app,
+    expiry, scope) on the account; ``None`` leaves the account as it is."""
+    if oauth2 is None:
+        return
+    account.oauth2 = {k: v for k, v in oauth2.items() if k not in OAUTH2_SECRETS}
+    account.save(update_fields=["oauth2"])
+    for key in OAUTH2_SECRETS:
+        set_credential(account, f"oauth2.{key}", oauth2.get(key))
+
+
 def new_account_id() -> str:
     return secrets.token_hex(8)
 
@@ -126,6 +140,7 @@ def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
     account_id = data.get("account") or new_account_id()
     try:
         with transaction.atomic():
+            plans.lock_for_new_mailbox(tenant)  # 403 PlanLimit over the plan's mailboxes
             account = EmailAccount.objects.create(
                 tenant=tenant,
                 account=account_id,
@@ -138,6 +153,7 @@ def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
             )
             _store_secrets(account, "imap", imap_secrets)
             _store_secrets(account, "smtp", smtp_secrets)
+            _store_oauth2(account, data.get("oauth2"))
             events.record(tenant, events.ACCOUNT_ADDED, account.account, {
                 "account": account.account, "name": account.name, "email": account.email,
             })
@@ -179,6 +195,9 @@ def update_account(account: EmailAccount, data: dict[str, Any]) -> EmailAccount:
             else:
                 setattr(account, section, _merge(getattr(account, section), public))
                 _store_secrets(account, section, found)
+            changed_connection = True
+        if "oauth2" in data:  # a new sign-in (connect link): new tokens, flags cleared
+            _store_oauth2(account, data["oauth2"])
             changed_connection = True
         if "watchFolders" in data and list(data["watchFolders"]) != account.watch_folders:
             account.watch_folders = list(data["watchFolders"])
@@ -229,6 +248,11 @@ def resume_account(account: EmailAccount) -> EmailAccount:
     return account
 
 
+def announce(account: EmailAccount, action: str) -> None:
+    """Public name for other services (``accounts.plans``) that pause or resume mailboxes."""
+    _announce(account, action)
+
+
 def _announce(account: EmailAccount, action: str) -> None:
     """Tell IMAP workers at once (they also poll the database, so a lost message is harmless)."""
     message = json.dumps({"tenant": account.tenant_id, "account": account.account,
@@ -276,16 +300,30 @@ def smtp_settings_from(section: dict, password: str | None = None,
     )
 
 
-def account_imap_settings(account: EmailAccount) -> ImapSettings | None:
-    """The account's IMAP settings with its secrets opened, for a worker or a service."""
+def account_imap_settings(account: EmailAccount,
+                          force_refresh: bool = False) -> ImapSettings | None:
+    """The account's IMAP settings with its secrets opened, for a worker or a service. An
+    OAuth2 mailbox gets a live access token (refreshed first if it is about to expire; raises
+    ``accounts.oauth2.refresh.TokenError`` when none can be had)."""
     if not account.imap:
         return None
+    if account.oauth2:
+        return imap_settings_from(account.imap, None, _oauth2_token(account, force_refresh))
     return imap_settings_from(account.imap, get_credential(account, "imap.pass"),
                               get_credential(account, "imap.accessToken"))
 
 
-def account_smtp_settings(account: EmailAccount) -> SmtpSettings | None:
+def account_smtp_settings(account: EmailAccount,
+                          force_refresh: bool = False) -> SmtpSettings | None:
     if not account.smtp:
         return None
+    if account.oauth2:
+        return smtp_settings_from(account.smtp, None, _oauth2_token(account, force_refresh))
     return smtp_settings_from(account.smtp, get_credential(account, "smtp.pass"),
                               get_credential(account, "smtp.accessToken"))
+
+
+def _oauth2_token(account: EmailAccount, force: bool) -> str:
+    from accounts.oauth2 import refresh  # it uses this module's credential functions
+
+    return refresh.access_token(account, force=force)

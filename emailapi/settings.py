@@ -81,6 +81,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.web.context.dashboard",
             ],
         },
     },
@@ -130,6 +131,17 @@ EMAILAPI_TOKEN_CACHE_SECONDS = env_int("EMAILAPI_TOKEN_CACHE_SECONDS", 5, minimu
 # Seconds that verifyAccount waits for each of IMAP and SMTP.
 EMAILAPI_VERIFY_TIMEOUT = env_int("EMAILAPI_VERIFY_TIMEOUT", 15, minimum=1)
 
+# --- OAuth2 mailboxes and connect links (accounts/oauth2/; README "OAuth2 mailboxes")
+# Public base URL of this service (e.g. https://mail-api.example.com): connect links and the
+# OAuth2 callback are built on it. Empty: the host of the API request that made the link.
+EMAILAPI_SERVICE_URL = env_str("EMAILAPI_SERVICE_URL", "").rstrip("/")
+# Seconds a connect link (POST /v1/authentication/form) stays valid.
+EMAILAPI_CONNECT_LINK_TTL = env_int("EMAILAPI_CONNECT_LINK_TTL", 3600, minimum=60)
+# Access tokens are refreshed when they expire within this many seconds.
+EMAILAPI_OAUTH2_REFRESH_MARGIN = env_int("EMAILAPI_OAUTH2_REFRESH_MARGIN", 300, minimum=0)
+# Allow http:// (not https) authorize/token URLs for generic OAuth2 apps (tests, on-premise).
+EMAILAPI_OAUTH2_ALLOW_HTTP = env_bool("EMAILAPI_OAUTH2_ALLOW_HTTP", False)
+
 # --- IMAP command connections of the web process (mailboxes/command_pool.py)
 IMAP_COMMAND_CONNECTIONS = env_int("EMAILAPI_IMAP_COMMAND_CONNECTIONS", 3, minimum=1)
 IMAP_COMMAND_IDLE = env_int("EMAILAPI_IMAP_COMMAND_IDLE", 10, minimum=0)
@@ -170,6 +182,50 @@ SEND_SWEEP_INTERVAL = env_int("EMAILAPI_SEND_SWEEP_INTERVAL", 5, minimum=1)
 # A refused SMTP login is retried (the password may be fixed meanwhile) this many attempts.
 SEND_AUTH_ATTEMPTS = env_int("EMAILAPI_SEND_AUTH_ATTEMPTS", 3, minimum=1)
 
+# --- Live event stream (webhooks/stream/; README "Live events and the change feed")
+# Seconds between the stream's checks for published events when the Redis doorbell is silent.
+STREAM_POLL_INTERVAL = env_int("EMAILAPI_STREAM_POLL_INTERVAL", 2, minimum=1)
+# Seconds of silence after which an SSE stream sends a keep-alive comment.
+STREAM_KEEPALIVE = env_int("EMAILAPI_STREAM_KEEPALIVE", 15, minimum=1)
+# A stream client is dropped when this many events wait for it in memory, or when more than
+# STREAM_CLIENT_BUFFER bytes it has not read stay unsent for STREAM_SLOW_SECONDS.
+STREAM_CLIENT_QUEUE = env_int("EMAILAPI_STREAM_CLIENT_QUEUE", 1000, minimum=1)
+STREAM_CLIENT_BUFFER = env_int("EMAILAPI_STREAM_CLIENT_BUFFER", 1024 * 1024, minimum=1024)
+STREAM_SLOW_SECONDS = env_int("EMAILAPI_STREAM_SLOW_SECONDS", 10, minimum=1)
+
+# --- Webhooks (webhooks/; README "Webhooks")
+# Deliveries to hosts that resolve to loopback, private, link-local, CGNAT, metadata,
+# multicast or unspecified addresses are refused unless this is true (tests, on-premise hooks).
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
+# Seconds before each retry of a failed delivery (each delay is jittered by +-20 %): by
+# default 13 attempts over about 24 hours, then the delivery is ``failed``.
+try:
+    WEBHOOK_RETRY_SCHEDULE = [int(item) for item in env_list(
+        "EMAILAPI_WEBHOOK_RETRY_SCHEDULE",
+        "10,30,60,300,900,1800,3600,7200,14400,14400,21600,21600")]
+    assert WEBHOOK_RETRY_SCHEDULE and min(WEBHOOK_RETRY_SCHEDULE) >= 0
+except (ValueError, AssertionError):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "EMAILAPI_WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds, e.g. 10,30,60") from None
+# A subscription whose deliveries keep failing this many seconds (no success between) is
+# disabled, with a ``webhookDisabled`` event and ``disabledReason``.
+WEBHOOK_DISABLE_AFTER = env_int("EMAILAPI_WEBHOOK_DISABLE_AFTER", 24 * 3600, minimum=1)
+# Seconds to connect, and to wait for each read of the answer, per attempt.
+WEBHOOK_TIMEOUT = env_int("EMAILAPI_WEBHOOK_TIMEOUT", 10, minimum=1)
+# Delivery threads per ``webhookdispatcher`` process (one lane each at a time).
+WEBHOOK_CONCURRENCY = env_int("EMAILAPI_WEBHOOK_CONCURRENCY", 16, minimum=2)
+# Seconds between the dispatcher's checks for events and due retries without a Redis doorbell.
+WEBHOOK_POLL_INTERVAL = env_int("EMAILAPI_WEBHOOK_POLL_INTERVAL", 1, minimum=1)
+# Delivered and failed delivery log rows are deleted after this many days.
+WEBHOOK_DELIVERY_RETENTION_DAYS = env_int("EMAILAPI_WEBHOOK_DELIVERY_RETENTION_DAYS", 7,
+                                          minimum=1)
+# Published events (the outbox: change feed, stream resume) are deleted this many days after
+# publication, once no delivery still owes them. The change feed answers 410 CursorExpired
+# for cursors older than this; the webhook dispatcher does the pruning.
+EVENT_RETENTION_DAYS = env_int("EMAILAPI_EVENT_RETENTION_DAYS", 7, minimum=1)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.api.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.api.permissions.HasTokenScope"],
@@ -198,7 +254,8 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "emailapi.api.schema.add_error_responses",
     ],
-    "ENUM_NAME_OVERRIDES": {"AccountStateEnum": "accounts.models.EmailAccount.State"},
+    "ENUM_NAME_OVERRIDES": {"AccountStateEnum": "accounts.models.EmailAccount.State",
+                            "OAuth2ProviderEnum": "accounts.models.OAuth2App.Provider"},
 }
 
 LOGGING = {
@@ -213,6 +270,20 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING"},
     },
 }
+
+# --- Dashboard (accounts/web/; README "Dashboard, trials and plans")
+LOGIN_URL = "/login"
+LOGIN_REDIRECT_URL = "/dashboard"
+# Sign-up confirmations, password resets and invitations. The console backend prints them to
+# the web server's output; set EMAILAPI_EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend
+# and EMAIL_HOST/EMAIL_PORT/EMAIL_HOST_USER/EMAIL_HOST_PASSWORD/EMAIL_USE_TLS to send for real.
+EMAIL_BACKEND = env_str("EMAILAPI_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "emailapi <noreply@localhost>")
 
 if not DEBUG and env_bool("EMAILAPI_HTTPS", False):
     SESSION_COOKIE_SECURE = True

@@ -10,8 +10,11 @@ from emailapi.health import health
 
 api_v1 = [
     path("", include("accounts.api.urls")),
+    path("", include("accounts.api.oauth2_urls")),
     path("", include("mailboxes.api.urls")),
     path("", include("mailboxes.api.submit_urls")),
+    path("", include("webhooks.api.stream_urls")),
+    path("", include("webhooks.api.urls")),
     path("openapi.json", SpectacularJSONAPIView.as_view(
         authentication_classes=[], permission_classes=[], throttle_classes=[],
     ), name="openapi"),
@@ -20,10 +23,12 @@ api_v1 = [
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("v1/", include(api_v1)),
+    path("", include("accounts.oauth2.urls")),  # hosted connect pages
     path("docs", SpectacularSwaggerView.as_view(
         url_name="openapi", authentication_classes=[], permission_classes=[]), name="docs"),
     path("health", health, name="health"),
     path("admin/", admin.site.urls),
+    path("", include("accounts.web.urls")),  # the dashboard: /signup, /login, /dashboard...
 ]
 
 handler404 = handlers.not_found

@@ -53,7 +53,9 @@ def _v1_routes():
 
     walk(get_resolver().url_patterns, "/")
     samples = {"<str:account>": "sales", "<int:token_id>": "1", "<str:id>": "msgid",
-               "<str:attachment>": "attid", "<str:thread>": "thrid", "<str:queueId>": "qid"}
+               "<str:attachment>": "attid", "<str:thread>": "thrid", "<str:queueId>": "qid",
+               "<str:app>": "appid",
+               "<str:webhook>": "whid", "<str:delivery>": "dlid"}
     out = []
     for route in routes:
         if not route.startswith("/v1/") or route.endswith("openapi.json"):

@@ -3,7 +3,10 @@
 import pytest
 
 from tests.accounts.test_tokens import _v1_routes
+from tests.emailapi.openapi_calls_oauth2 import _oauth2_calls
+from tests.emailapi.openapi_calls_stream import _stream_calls
 from tests.emailapi.openapi_calls_submit import _submit_calls
+from tests.emailapi.openapi_calls_webhooks import _webhooks_calls
 from tests.emailapi.openapi_calls_write import _folder_calls, _write_calls
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +23,9 @@ def test_openapi_is_public_json_and_lists_every_route(client):
     for route in _v1_routes():
         template = (route.replace("/sales", "/{account}").replace("/token/1", "/token/{token_id}")
                     .replace("/msgid", "/{id}").replace("/attid", "/{attachment}")
-                    .replace("/thrid", "/{thread}").replace("/qid", "/{queueId}"))
+                    .replace("/thrid", "/{thread}").replace("/qid", "/{queueId}")
+                    .replace("/oauth2/appid", "/oauth2/{app}")
+                    .replace("/whid", "/{webhook}").replace("/dlid", "/{delivery}"))
         assert template in documented, route
 
 
@@ -117,8 +122,11 @@ def test_real_responses_match_the_document(client, alice, bob, mail_user):
         ("/v1/accounts", "get", lambda: client.get("/v1/accounts")),
         *_read_api_calls(alice, mail_user),
         *_submit_calls(alice, bob),
+        *_oauth2_calls(alice, bob),
+        *_stream_calls(alice, bob),
         *_write_calls(alice),
         *_folder_calls(alice),
+        *_webhooks_calls(alice, bob),
     ]
     for path, method, call in calls:
         _check(schema, path, method, call())
