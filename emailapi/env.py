@@ -52,6 +52,17 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_seconds_list(name: str, default: str) -> list[int]:
+    """A non-empty comma-separated list of seconds (retry schedules), e.g. ``10,30,120``."""
+    try:
+        values = [int(item) for item in env_list(name, default)]
+        if values and min(values) >= 0:
+            return values
+    except ValueError:
+        pass
+    raise ImproperlyConfigured(f"{name} must be comma-separated seconds, e.g. 10,30,120")
+
+
 def parse_database_url(url: str, sqlite_default: Path, pool_size: int = 10) -> dict:
     """Turn ``DATABASE_URL`` into a Django ``DATABASES['default']`` entry.
 

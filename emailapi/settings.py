@@ -13,6 +13,7 @@ from emailapi.env import (
     env_bool,
     env_int,
     env_list,
+    env_seconds_list,
     env_str,
     parse_database_url,
     secret_from_env_or_file,
@@ -166,15 +167,8 @@ IMAP_NOTIFY_POLL_FACTOR = env_int("EMAILAPI_NOTIFY_POLL_FACTOR", 5, minimum=1)
 # --- Sending (mailboxes/sending.py; README "Sending mail")
 # Seconds to wait before each retry of a transient SMTP failure (network, 4xx): by default
 # 8 attempts over about 3.6 hours. ``deliveryAttempts`` beyond it repeats the last delay.
-try:
-    SEND_RETRY_SCHEDULE = [int(item) for item in env_list(
-        "EMAILAPI_SEND_RETRY_SCHEDULE", "10,30,120,600,1800,3600,7200")]
-    assert SEND_RETRY_SCHEDULE and min(SEND_RETRY_SCHEDULE) >= 0
-except (ValueError, AssertionError):
-    from django.core.exceptions import ImproperlyConfigured
-
-    raise ImproperlyConfigured(
-        "EMAILAPI_SEND_RETRY_SCHEDULE must be comma-separated seconds, e.g. 10,30,120") from None
+SEND_RETRY_SCHEDULE = env_seconds_list("EMAILAPI_SEND_RETRY_SCHEDULE",
+                                       "10,30,120,600,1800,3600,7200")
 # Seconds a send job holds its claim on an entry; a job killed mid-send is retried after it.
 SEND_LEASE = env_int("EMAILAPI_SEND_LEASE", 600, minimum=30)
 # Seconds between sweeps that enqueue due entries (sendAt, retries, lost jobs).
@@ -199,16 +193,8 @@ STREAM_SLOW_SECONDS = env_int("EMAILAPI_STREAM_SLOW_SECONDS", 10, minimum=1)
 WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
 # Seconds before each retry of a failed delivery (each delay is jittered by +-20 %): by
 # default 13 attempts over about 24 hours, then the delivery is ``failed``.
-try:
-    WEBHOOK_RETRY_SCHEDULE = [int(item) for item in env_list(
-        "EMAILAPI_WEBHOOK_RETRY_SCHEDULE",
-        "10,30,60,300,900,1800,3600,7200,14400,14400,21600,21600")]
-    assert WEBHOOK_RETRY_SCHEDULE and min(WEBHOOK_RETRY_SCHEDULE) >= 0
-except (ValueError, AssertionError):
-    from django.core.exceptions import ImproperlyConfigured
-
-    raise ImproperlyConfigured(
-        "EMAILAPI_WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds, e.g. 10,30,60") from None
+WEBHOOK_RETRY_SCHEDULE = env_seconds_list(
+    "EMAILAPI_WEBHOOK_RETRY_SCHEDULE", "10,30,60,300,900,1800,3600,7200,14400,14400,21600,21600")
 # A subscription whose deliveries keep failing this many seconds (no success between) is
 # disabled, with a ``webhookDisabled`` event and ``disabledReason``.
 WEBHOOK_DISABLE_AFTER = env_int("EMAILAPI_WEBHOOK_DISABLE_AFTER", 24 * 3600, minimum=1)

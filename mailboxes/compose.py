@@ -439,7 +439,7 @@ def _from_raw(account: EmailAccount, raw: bytes, envelope: dict | None,
     raw = _BARE_LF.sub(b"\r\n", raw)
     headers = BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
     envelope = envelope or {}
-    sender = envelope.get("from") or _first_address(headers, "Sender", "From") or account.email
+    sender = envelope.get("from") or first_header_address(headers, "Sender", "From") or account.email
     message_id = (headers.get("Message-ID") or "").strip()
     if for_sending:
         if not message_id:
@@ -448,24 +448,24 @@ def _from_raw(account: EmailAccount, raw: bytes, envelope: dict | None,
         raw = without_header(raw, b"bcc")
     return Composed(raw=raw, message_id=message_id, envelope_from=sender or "",
                     envelope_to=_unique(envelope.get("to") or
-                                        _addresses(headers, "To", "Cc", "Bcc")),
-                    subject=_decoded(headers.get("Subject") or ""))
+                                        header_addresses(headers, "To", "Cc", "Bcc")),
+                    subject=decoded_header(headers.get("Subject") or ""))
 
 
-def _addresses(headers, *names: str) -> list[str]:
+def header_addresses(headers, *names: str) -> list[str]:
     values = [str(value) for name in names for value in headers.get_all(name) or []]
     return [address for _, address in email.utils.getaddresses(values) if "@" in address]
 
 
-def _first_address(headers, *names: str) -> str:
+def first_header_address(headers, *names: str) -> str:
     for name in names:
-        found = _addresses(headers, name)
+        found = header_addresses(headers, name)
         if found:
             return found[0]
     return ""
 
 
-def _decoded(value) -> str:
+def decoded_header(value) -> str:
     try:
         return str(email.header.make_header(email.header.decode_header(str(value))))
     except Exception:  # noqa: BLE001 - a malformed encoded word: keep the text as given

@@ -197,9 +197,9 @@ def compose_raw(account, raw: bytes, envelope: dict | None) -> dict:
     raw = sending.wire_format(raw)
     headers = BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
     envelope = envelope or {}
-    sender = (envelope.get("from") or _first_address(headers, "Sender", "From")
+    sender = (envelope.get("from") or compose.first_header_address(headers, "Sender", "From")
               or account.email or _login_address(account))
-    recipients = envelope.get("to") or _addresses(headers, "To", "Cc", "Bcc")
+    recipients = envelope.get("to") or compose.header_addresses(headers, "To", "Cc", "Bcc")
     if not recipients:
         raise ApiError("The message has no recipients: give To/Cc/Bcc or envelope.to",
                        "NoRecipients", details={"envelope.to": ["No recipients"]})
@@ -208,50 +208,15 @@ def compose_raw(account, raw: bytes, envelope: dict | None) -> dict:
         domain = sender.rpartition("@")[2] or "emailapi.invalid"
         message_id = email.utils.make_msgid(domain=domain)
         raw = f"Message-ID: {message_id}\r\n".encode() + raw
-    return {"raw": _without_header(raw, b"bcc"), "message_id": message_id,
+    return {"raw": compose.without_header(raw, b"bcc"), "message_id": message_id,
             "envelope": {"from": sender, "to": list(dict.fromkeys(recipients))},
-            "subject": _decoded(headers.get("Subject") or "")}
+            "subject": compose.decoded_header(headers.get("Subject") or "")}
 
 
 def _login_address(account) -> str:
     """The SMTP login when it is an address: the last resort for MAIL FROM."""
     user = ((account.smtp or {}).get("auth") or {}).get("user") or ""
     return user if "@" in user else ""
-
-
-def _addresses(headers, *names: str) -> list[str]:
-    values = [value for name in names for value in headers.get_all(name) or []]
-    return [address for _, address in email.utils.getaddresses(values) if "@" in address]
-
-
-def _first_address(headers, *names: str) -> str:
-    for name in names:
-        found = _addresses(headers, name)
-        if found:
-            return found[0]
-    return ""
-
-
-def _decoded(value: str) -> str:
-    try:
-        return str(email.header.make_header(email.header.decode_header(value)))
-    except Exception:  # noqa: BLE001 - a malformed encoded word: keep the text as given
-        return value
-
-
-def _without_header(raw: bytes, name: bytes) -> bytes:
-    """Drop every field called *name* (with its folded lines) from the header block."""
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    kept, skipping = [], False
-    for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t"):
-            if not skipping:
-                kept.append(line)
-            continue
-        skipping = line.split(b":", 1)[0].strip().lower() == name
-        if not skipping:
-            kept.append(line)
-    return b"\r\n".join(kept) + sep + body
 
 
 def _composed(account, data: dict) -> dict:

@@ -61,3 +61,18 @@ def test_secret_is_generated_once_and_kept(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("X_SECRET", "short")
     with pytest.raises(ImproperlyConfigured):
         env.secret_from_env_or_file("X_SECRET", path)
+
+
+def test_retry_schedules_are_lists_of_seconds(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from emailapi.env import env_seconds_list
+
+    monkeypatch.setenv("X_SCHEDULE", "1, 5,30")
+    assert env_seconds_list("X_SCHEDULE", "9") == [1, 5, 30]
+    monkeypatch.delenv("X_SCHEDULE")
+    assert env_seconds_list("X_SCHEDULE", "9,10") == [9, 10]
+    for bad in ("a,b", "-1", ","):
+        monkeypatch.setenv("X_SCHEDULE", bad)
+        with pytest.raises(ImproperlyConfigured, match="X_SCHEDULE"):
+            env_seconds_list("X_SCHEDULE", "9")
