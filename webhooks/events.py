@@ -5,9 +5,11 @@ Call ``record`` inside the transaction that makes the change the event describes
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from webhooks.models import Event
 
@@ -35,12 +37,17 @@ ALL = (ACCOUNT_ADDED, ACCOUNT_DELETED, ACCOUNT_INITIALIZED, AUTHENTICATION_ERROR
        MESSAGE_SENT, MESSAGE_FAILED, WEBHOOK_DISABLED)
 
 
+HOLD_SECONDS = 30  # longest a held event waits if the pass that held it never releases it
+
+
 def record(tenant, event: str, account: str = "", data: dict[str, Any] | None = None,
-           path: str = "") -> Event:
-    """``tenant`` is a Tenant or its primary key."""
+           path: str = "", hold: bool = False) -> Event:
+    """``tenant`` is a Tenant or its primary key. ``hold`` keeps the event unpublished until
+    released (``mailboxes.sync.moves.MoveTracker.release``) or for ``HOLD_SECONDS``."""
     tenant_id = tenant if isinstance(tenant, int) else tenant.pk
+    held_until = timezone.now() + timedelta(seconds=HOLD_SECONDS) if hold else None
     row = Event.objects.create(tenant_id=tenant_id, account=account, event=event,
-                               data=data or {}, path=path)
+                               data=data or {}, path=path, held_until=held_until)
     _ring_after_commit()
     return row
 

@@ -28,6 +28,10 @@ class Event(models.Model):
     # the event may still be withdrawn (``mailboxes.sync.moves``).
     dispatched_at = models.DateTimeField(null=True, blank=True)
     seq = models.BigIntegerField(null=True, blank=True, unique=True)
+    # Not published before this time: one half of a possible move, held while the sync pass
+    # that recorded it may still pair it with the other half (``mailboxes.sync.moves``).
+    # The pass releases it at its end; a pass that died releases it by this timeout.
+    held_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at"]

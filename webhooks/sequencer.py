@@ -19,7 +19,7 @@ import logging
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from webhooks.models import Event
@@ -48,6 +48,7 @@ def publish_pending(limit: int = 2000) -> int:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
         rows = list(Event.objects.select_for_update()
                     .filter(dispatched_at__isnull=True)
+                    .filter(Q(held_until__isnull=True) | Q(held_until__lt=timezone.now()))
                     .order_by("created_at", "id").only("id")[:limit])
         if not rows:
             return 0

@@ -40,8 +40,14 @@ def sync_account(session: ImapSession, account: EmailAccount,
     ``moves`` lets a caller pair moves with folders it syncs itself in the same pass;
     ``backfill_batches`` caps the old history indexed per folder in this call (``complete``
     says whether any is left)."""
+    if moves is None:  # this pass owns its tracker: release its held events at the end
+        own = MoveTracker()
+        try:
+            return sync_account(session, account, should_stop, only_changed, skip, own,
+                                backfill_batches)
+        finally:
+            own.release()
     result = AccountResult()
-    moves = moves if moves is not None else MoveTracker()
     folders = index.apply_folder_list(account, session.list_folders(),
                                       notify=account.initialized_at is not None)
     selectable = [f for f in folders if not f.no_select and f.path not in skip]

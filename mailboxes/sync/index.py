@@ -250,7 +250,8 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
                                   moved_data(summary, source, here), path=folder.path)
                     continue
                 event = events.record(account.tenant_id, events.MESSAGE_NEW, account.account,
-                                      summary, path=folder.path)
+                                      summary, path=folder.path,
+                                      hold=moves is not None and bool(row.email_id))
                 if moves:
                     here.event_pk = event.pk
                     moves.note_arrived(row.email_id, here)
@@ -349,7 +350,7 @@ def remove_messages(folder: Folder, uids: Iterable[int], cursor: dict | None = N
             event = events.record(account.tenant_id, events.MESSAGE_DELETED, account.account, {
                 "id": here.id, "uid": uid, "path": folder.path,
                 "emailId": email_id or None, "messageId": message_id or None,
-            }, path=folder.path)
+            }, path=folder.path, hold=moves is not None and bool(email_id))
             if moves:
                 here.event_pk = event.pk
                 moves.note_left(email_id, here)

@@ -7,9 +7,11 @@ what changed, the message did not). ``emailId`` (the server's OBJECTID, else a f
 Message-ID, date and size) is what ties the two halves together.
 
 Whichever half is seen first is recorded as usual (durably: the pass may die before the other
-half is seen). When its partner arrives in the same pass, the first event is withdrawn if it
-was not dispatched yet and one ``messageMoved`` is recorded in its place, in the partner's
-transaction. If it was already dispatched, both events stand: nothing said is taken back.
+half is seen), but held back from publication until the pass ends (``release``) or
+``events.HOLD_SECONDS`` pass, so that it can still be withdrawn. When its partner arrives in
+the same pass, the first event is withdrawn if it was not dispatched yet and one
+``messageMoved`` is recorded in its place, in the partner's transaction. If it was already
+dispatched, both events stand: nothing said is taken back.
 """
 
 from __future__ import annotations
@@ -40,6 +42,18 @@ class MoveTracker:
     def note_arrived(self, email_id: str, half: Half) -> None:
         if email_id:
             self.arrived[email_id] = half
+
+    def release(self) -> None:
+        """The pass is over: publish the halves no partner claimed (they were held so that
+        the publisher could not send one before its partner withdrew it)."""
+        pks = [half.event_pk for half in [*self.left.values(), *self.arrived.values()]
+               if half.event_pk is not None]
+        self.left, self.arrived = {}, {}
+        if pks:
+            Event.objects.filter(pk__in=pks, dispatched_at__isnull=True).update(held_until=None)
+            from webhooks import sequencer
+
+            sequencer.ring_recorded()
 
     def take_left(self, email_id: str) -> Half | None:
         """The undispatched ``messageDeleted`` of this message, withdrawn, if there is one."""

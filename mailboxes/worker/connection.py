@@ -210,6 +210,12 @@ class AccountConnection:
         seen together is one messageMoved). ``folders_changed`` means: re-list folders and
         STATUS each (the safety-net poll does this too)."""
         moves = MoveTracker()
+        try:
+            self._sync_pass(notes, moves)
+        finally:
+            moves.release()  # the halves no partner claimed can be published now
+
+    def _sync_pass(self, notes: Notifications, moves: MoveTracker) -> None:
         others = notes.paths - {self.watched}
         if notes.folders_changed or (others and others - self._known_paths()):
             self.account.refresh_from_db()

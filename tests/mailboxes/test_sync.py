@@ -175,3 +175,53 @@ def test_a_move_by_another_client_is_one_message_moved(synced, mail_user):
     assert moved.data["id"] != moved.data["source"]["id"]
     after = Message.objects.get(folder__account=account, folder__path="Archive")
     assert after.email_id == before.email_id and after.subject == before.subject
+
+
+def test_a_move_stays_one_message_moved_while_the_publisher_runs_mid_pass(
+        synced, mail_user, monkeypatch):
+    """The publisher runs between the two halves of a move (as the dispatcher may at any
+    moment): the first half is held, so it can still be withdrawn for one messageMoved; an
+    unpaired half is published once the pass releases it."""
+    from mailboxes.sync import folder as folder_sync
+    from webhooks import sequencer
+    from webhooks.models import Event
+
+    account, session, uids = synced
+    sequencer.publish_pending()  # what the first sync recorded
+    with mail_user.imap_client() as other:
+        other.select_folder("INBOX")
+        other.move([uids[0]], "Archive")
+        other.add_flags([uids[1]], [b"\\Deleted"])
+        other.expunge()  # a plain delete: a half with no partner
+    published_mid_pass = []
+    real_sync_folder = folder_sync.sync_folder
+
+    def sync_then_publish(*args, **kwargs):
+        result = real_sync_folder(*args, **kwargs)
+        sequencer.publish_pending()
+        published_mid_pass.extend(Event.objects.filter(
+            account=account.account, seq__isnull=False,
+            event__in=["messageDeleted", "messageNew"]).values_list("event", flat=True))
+        return result
+
+    monkeypatch.setattr("mailboxes.sync.account.sync_folder", sync_then_publish)
+    sync_account(session, account)
+    assert published_mid_pass == []  # the halves were held while the pass ran
+    sequencer.publish_pending()
+    published = list(Event.objects.filter(account=account.account, seq__isnull=False,
+                                          event__startswith="message").order_by("seq"))
+    assert sorted(e.event for e in published) == ["messageDeleted", "messageMoved"]
+    assert not Event.objects.filter(account=account.account, dispatched_at__isnull=True).exists()
+
+
+def test_a_held_half_is_published_after_its_timeout_even_if_never_released(alice):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from webhooks import events, sequencer
+
+    held = events.record(alice.tenant, events.MESSAGE_DELETED, "box", {"uid": 1}, hold=True)
+    assert sequencer.publish_pending() == 0
+    type(held).objects.filter(pk=held.pk).update(held_until=timezone.now() - timedelta(seconds=1))
+    assert sequencer.publish_pending() == 1
