@@ -67,6 +67,22 @@ def check_endpoint(url: str, allow_http: bool) -> None:
         raise OAuth2Error("The provider URL must use https", "InvalidEndpoint")
 
 
+def _refuse_internal(url: str) -> None:
+    """A tenant chooses a ``generic`` app's token URL, and we POST secrets to it: a host
+    resolving to a loopback, private, link-local or metadata address is refused, as for
+    webhooks (``EMAILAPI_OAUTH2_ALLOW_HTTP`` lifts both rules, for on-premise providers)."""
+    from webhooks import urlguard
+
+    try:
+        urlguard.resolve(urlguard.parse(url), allow_private=False)
+    except urlguard.UnsafeURL as exc:
+        raise OAuth2Error(f"The provider URL is not allowed: {exc}", "InvalidEndpoint") \
+            from None
+    except urlguard.Unresolvable as exc:
+        raise OAuth2Error(f"Cannot reach the provider: {exc}", "ProviderUnreachable") \
+            from None
+
+
 def exchange_code(token_url: str, client_id: str, client_secret: str, code: str,
                   redirect_uri: str, verifier: str, allow_http: bool = False) -> Tokens:
     return _token_request(token_url, {
@@ -89,6 +105,8 @@ def refresh_tokens(token_url: str, client_id: str, client_secret: str, refresh_t
 
 def _token_request(url: str, form: dict, allow_http: bool) -> Tokens:
     check_endpoint(url, allow_http)
+    if not allow_http:
+        _refuse_internal(url)
     request = urllib.request.Request(
         url, data=urlencode(form).encode(), method="POST",
         headers={"Content-Type": "application/x-www-form-urlencoded",

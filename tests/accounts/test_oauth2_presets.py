@@ -8,6 +8,8 @@ import hashlib
 import json
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from accounts.oauth2 import flow, presets
 
 
@@ -97,3 +99,11 @@ def test_token_endpoints_must_be_https_unless_allowed():
             assert exc.code == "InvalidEndpoint"
         else:
             raise AssertionError(url)
+
+
+@pytest.mark.parametrize("url", ["https://127.0.0.1:9/token", "https://169.254.169.254/token",
+                                 "https://10.1.2.3/token", "https://[::1]:9/token"])
+def test_a_token_url_inside_our_network_is_refused_before_any_secret_is_sent(url):
+    with pytest.raises(flow.OAuth2Error) as caught:
+        flow.refresh_tokens(url, "client", "secret", "refresh-token", allow_http=False)
+    assert caught.value.code == "InvalidEndpoint" and "internal address" in str(caught.value)
