@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from accounts.models import EmailAccount, Tenant
+from accounts.models import ApiToken, EmailAccount, Tenant
 from tests.dashboard.conftest import screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,7 +17,8 @@ PASSWORD = "Correct-Horse-Battery-9"
 
 
 def test_sign_up_add_a_mailbox_see_it_connect_use_a_token_and_sign_out(
-        page, web_server, mail_user, imap_worker):
+        page, web_server, mail_user, imap_worker, start_dispatcher):
+    start_dispatcher()  # publishes events, which the page hears on the tenant's stream
     page.goto("/signup")
     page.get_by_label("Organization name").fill("Journey Ltd")
     page.get_by_label("Work email").fill("founder@journey.test")
@@ -52,6 +53,8 @@ def test_sign_up_add_a_mailbox_see_it_connect_use_a_token_and_sign_out(
     page.evaluate("window.__sameDocument = true")  # gone if the page reloads
     expect(state).to_have_text("connected", timeout=20_000)
     assert page.evaluate("window.__sameDocument") is True
+    # The page heard the connection on the tenant's event stream (/v1/stream), not by polling.
+    page.wait_for_function("(window.emailapiStreamEvents || 0) > 0", timeout=20_000)
     page.reload()
     expect(page.get_by_role("cell", name="INBOX", exact=True)).to_be_visible()
     screenshot(page, "mailbox-detail")
@@ -76,6 +79,8 @@ def test_sign_up_add_a_mailbox_see_it_connect_use_a_token_and_sign_out(
 
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/login$"))
+    live_tokens = ApiToken.objects.filter(name="Dashboard live updates")
+    assert live_tokens.exists() and not live_tokens.filter(revoked_at__isnull=True).exists()
     page.goto("/dashboard")
     expect(page).to_have_url(re.compile(r"/login\?next=/dashboard$"))
     screenshot(page, "login")
