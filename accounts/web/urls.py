@@ -39,6 +39,7 @@ urlpatterns = [
     path("dashboard/tokens/<int:token_id>/revoke", views.token_revoke, name="token-revoke"),
     path("dashboard/team", views.team, name="team"),
     path("dashboard/team/<int:member_id>/remove", views.member_remove, name="member-remove"),
+    path("dashboard/team/<int:member_id>/role", views.member_role, name="member-role"),
     path("dashboard/settings", views.tenant_settings, name="settings"),
     path("dashboard/webhooks", webhook_views.webhooks, name="webhooks"),
     path("dashboard/webhooks/<uuid:webhook_id>", webhook_views.webhook_detail, name="webhook"),

@@ -176,6 +176,7 @@ def team(request):
     members = (Membership.objects.filter(tenant=request.tenant).select_related("user")
                .order_by("created_at", "id"))
     return render(request, "dashboard/team.html", {"form": form, "members": members,
+                                                   "role_choices": Membership.Role.choices,
                                                    "page": "team"},
                   status=400 if form.errors else 200)
 
@@ -194,6 +195,30 @@ def member_remove(request, member_id: int):
     else:
         member.delete()
         messages.success(request, f"{member.user.email} removed.")
+    return redirect("web:team")
+
+
+@require_POST
+@tenant_view(write=True)
+def member_role(request, member_id: int):
+    """Change a member's role: only an owner makes or unmakes owners, and the last owner
+    stays one (an organization nobody can administer is lost)."""
+    member = Membership.objects.filter(tenant=request.tenant, pk=member_id).first()
+    if member is None:
+        raise Http404("No such member")
+    role = request.POST.get("role", "")
+    owners = Membership.objects.filter(tenant=request.tenant, role=Membership.Role.OWNER)
+    if role not in Membership.Role.values:
+        messages.error(request, "Choose owner, admin or viewer.")
+    elif Membership.Role.OWNER in (role, member.role) and \
+            request.membership.role != Membership.Role.OWNER:
+        messages.error(request, "Only an owner can make or unmake an owner.")
+    elif member.role == Membership.Role.OWNER and role != member.role and owners.count() <= 1:
+        messages.error(request, "The last owner cannot stop being one.")
+    else:
+        member.role = role
+        member.save(update_fields=["role"])
+        messages.success(request, f"{member.user.email} is now {member.get_role_display()}.")
     return redirect("web:team")
 
 

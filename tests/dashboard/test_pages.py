@@ -227,3 +227,27 @@ def test_webhook_form_keeps_input_and_shows_the_apis_errors(client, alice, setti
     page = client.get(created["Location"])
     assert b"whsec_" in page.content
     assert b"whsec_" not in client.get(created["Location"]).content  # shown once
+
+
+def test_roles_change_but_only_owners_touch_owners_and_the_last_owner_stays(client, alice, bob):
+    owner = member(client, alice.tenant, "owner@alice.test", "owner")
+    viewer = Membership.objects.create(
+        tenant=alice.tenant, user=User.objects.create_user("v@alice.test", PASSWORD),
+        role="viewer")
+    assert b'name="role"' in client.get("/dashboard/team").content
+    client.post(f"/dashboard/team/{viewer.pk}/role", {"role": "admin"})
+    assert Membership.objects.get(pk=viewer.pk).role == "admin"
+    client.post(f"/dashboard/team/{viewer.pk}/role", {"role": "root"})
+    assert Membership.objects.get(pk=viewer.pk).role == "admin"
+    mine = Membership.objects.get(tenant=alice.tenant, user=owner)
+    client.post(f"/dashboard/team/{mine.pk}/role", {"role": "viewer"})  # the last owner
+    assert Membership.objects.get(pk=mine.pk).role == "owner"
+    client.force_login(viewer.user)  # now an admin: may not make owners
+    client.post(f"/dashboard/team/{viewer.pk}/role", {"role": "owner"})
+    assert Membership.objects.get(pk=viewer.pk).role == "admin"
+    client.post(f"/dashboard/team/{mine.pk}/role", {"role": "viewer"})
+    assert Membership.objects.get(pk=mine.pk).role == "owner"
+    bobs = Membership.objects.create(
+        tenant=bob.tenant, user=User.objects.create_user("b2@bob.test", PASSWORD), role="viewer")
+    assert client.post(f"/dashboard/team/{bobs.pk}/role", {"role": "admin"}).status_code == 404
+    assert Membership.objects.get(pk=bobs.pk).role == "viewer"
