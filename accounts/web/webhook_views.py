@@ -26,12 +26,34 @@ class WebhookForm(forms.Form):
                           widget=forms.URLInput(attrs={"placeholder": "https://"}))
     events = forms.CharField(label="Events", initial="*", max_length=2000,
                              help_text="Event names separated by commas, or * for every event.")
+    accounts = forms.CharField(label="Mailboxes", required=False, max_length=4000,
+                               help_text="Account ids separated by commas; empty for all.")
+    headers = forms.CharField(
+        label="Custom headers", required=False, max_length=8000, widget=forms.Textarea(
+            attrs={"rows": 3, "placeholder": "Authorization: Bearer ..."}),
+        help_text="One “Name: value” per line, sent with every delivery and stored encrypted. "
+                  "When editing, leave empty to keep the current ones.")
     enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
+
+    def clean_headers(self):
+        headers = {}
+        for number, line in enumerate(self.cleaned_data.get("headers", "").splitlines(), 1):
+            if not line.strip():
+                continue
+            name, colon, value = line.partition(":")
+            if not colon or not name.strip():
+                raise forms.ValidationError(f"Line {number}: write “Name: value”.")
+            headers[name.strip()] = value.strip()
+        return headers
 
     def clean(self):
         data = super().clean()
         payload = {"url": data.get("url", ""), "enabled": bool(data.get("enabled")),
-                   "events": [e.strip() for e in data.get("events", "").split(",") if e.strip()]}
+                   "events": [e.strip() for e in data.get("events", "").split(",") if e.strip()],
+                   "accounts": [a.strip() for a in data.get("accounts", "").split(",")
+                                if a.strip()]}
+        if data.get("headers"):
+            payload["headers"] = data["headers"]
         serializer = api_serializers.WebhookCreateSerializer(data=payload)
         if serializer.is_valid():
             self.payload = dict(serializer.validated_data)
@@ -69,7 +91,7 @@ def webhooks(request):
 def webhook_detail(request, webhook_id):
     subscription = _webhook_or_404(request, webhook_id)
     initial = {"url": subscription.url, "events": ", ".join(subscription.events),
-               "enabled": subscription.enabled}
+               "accounts": ", ".join(subscription.accounts), "enabled": subscription.enabled}
     form = WebhookForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         subscriptions.update(subscription, form.payload)

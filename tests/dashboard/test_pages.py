@@ -251,3 +251,31 @@ def test_roles_change_but_only_owners_touch_owners_and_the_last_owner_stays(clie
         tenant=bob.tenant, user=User.objects.create_user("b2@bob.test", PASSWORD), role="viewer")
     assert client.post(f"/dashboard/team/{bobs.pk}/role", {"role": "admin"}).status_code == 404
     assert Membership.objects.get(pk=bobs.pk).role == "viewer"
+
+
+def test_webhook_mailboxes_and_headers_are_edited_and_headers_never_shown(
+        client, alice, settings):
+    from webhooks import subscriptions
+    from webhooks.models import WebhookSubscription
+
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    member(client, alice.tenant, "owner@alice.test", "owner")
+    created = client.post("/dashboard/webhooks", {
+        "url": "http://127.0.0.1:9/in", "events": "*", "enabled": "on",
+        "accounts": "sales, support", "headers": "X-Team: blue\nAuthorization: Bearer s3cret"})
+    assert created.status_code == 302, created.content.decode()[:500]
+    hook = WebhookSubscription.objects.get(tenant=alice.tenant)
+    assert hook.accounts == ["sales", "support"]
+    assert subscriptions.headers_of(hook) == {"X-Team": "blue", "Authorization": "Bearer s3cret"}
+    page = client.get(created["Location"]).content.decode()
+    assert "s3cret" not in page and 'value="sales, support"' in page
+    kept = client.post(created["Location"], {"url": "http://127.0.0.1:9/in", "events": "*",
+                                             "enabled": "on", "accounts": "", "headers": ""})
+    assert kept.status_code == 302
+    hook.refresh_from_db()
+    assert hook.accounts == [] and subscriptions.headers_of(hook)["X-Team"] == "blue"
+    bad = client.post(created["Location"], {"url": "http://127.0.0.1:9/in", "events": "*",
+                                            "headers": "no colon here"})
+    assert bad.status_code == 400 and 'id="id_headers_error"' in bad.content.decode()
+    hook.refresh_from_db()
+    assert subscriptions.headers_of(hook)["X-Team"] == "blue"
