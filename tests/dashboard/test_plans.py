@@ -118,3 +118,23 @@ def test_trial_days_left_counts_whole_days():
     tenant.trial_ends_at = timezone.now() - timedelta(hours=1)
     assert plans.trial_days_left(tenant) == 0
     assert plans.trial_days_left(Tenant(status="active")) is None
+
+
+def test_operators_search_and_filter_webhook_deliveries_without_seeing_secrets(client, alice):
+    from webhooks import deliveries, events, sequencer, subscriptions
+
+    hook, secret = subscriptions.create(alice.tenant, {
+        "url": "https://hooks.example.com/in", "events": ["*"],
+        "headers": {"Authorization": "Bearer hidden-value"}})
+    events.record(alice.tenant, events.MESSAGE_NEW, "sales", {"uid": 1})
+    sequencer.publish_pending()
+    deliveries.fan_out()
+    client.force_login(User.objects.create_superuser("ops@emailapi.test", "x"))
+    listing = client.get("/admin/webhooks/delivery/?q=sales&state__exact=pending")
+    assert listing.status_code == 200 and b"messageNew" in listing.content
+    assert b"hooks.example.com" in listing.content
+    assert client.get("/admin/webhooks/delivery/?q=nothing-like-this").content.count(
+        b"messageNew") == 0
+    detail = client.get(f"/admin/webhooks/webhooksubscription/{hook.pk}/change/")
+    assert detail.status_code == 200
+    assert secret.encode() not in detail.content and b"hidden-value" not in detail.content
