@@ -155,10 +155,19 @@ def record_success(delivery: Delivery, outcome: Outcome) -> bool:
     with _atomic_relaxed():
         done = _fenced(delivery).update(
             state=State.DELIVERED, last_status_code=outcome.status_code, last_error="",
-            response_time_ms=outcome.duration_ms, lease_until=None, updated_at=now)
+            last_response=response_excerpt(outcome.body), response_time_ms=outcome.duration_ms,
+            lease_until=None, updated_at=now)
         WebhookSubscription.objects.filter(pk=delivery.subscription_id,
                                            failing_since__isnull=False).update(failing_since=None)
     return bool(done)
+
+
+RESPONSE_EXCERPT = 2048
+
+
+def response_excerpt(body: bytes) -> str:
+    """What the log keeps of a receiver's answer: its start, as text."""
+    return body[:RESPONSE_EXCERPT * 4].decode("utf-8", "replace")[:RESPONSE_EXCERPT]
 
 
 def retry_delay(attempts_made: int) -> float:
@@ -177,7 +186,8 @@ def record_failure(delivery: Delivery, outcome: Outcome) -> bool:
         done = _fenced(delivery).update(
             state=State.FAILED if spent else State.PENDING,
             last_status_code=outcome.status_code, last_error=(outcome.error or "")[:1024],
-            response_time_ms=outcome.duration_ms, lease_until=None, updated_at=now,
+            last_response=response_excerpt(outcome.body), response_time_ms=outcome.duration_ms,
+            lease_until=None, updated_at=now,
             next_attempt_at=now + timedelta(seconds=0 if spent else retry_delay(delivery.attempts)))
         if not done:
             return False

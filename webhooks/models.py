@@ -119,6 +119,8 @@ class Delivery(models.Model):
     last_status_code = models.IntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=1024, blank=True, default="")
     response_time_ms = models.IntegerField(null=True, blank=True)
+    # The start of the receiver's last answer (RESPONSE_EXCERPT characters), for the log.
+    last_response = models.TextField(blank=True, default="")
     next_attempt_at = models.DateTimeField(default=timezone.now)
     # While ``delivering``: a dispatcher that died mid-attempt loses its claim at this time.
     lease_until = models.DateTimeField(null=True, blank=True)

@@ -57,4 +57,6 @@ def test_create_a_webhook_test_it_and_see_a_delivery_after_mail_arrives(
     expect(log).to_contain_text("delivered")
     log.get_by_text("messageNew").first.click()
     expect(log).to_contain_text("Hello hooks")
+    log.get_by_text("Answer").first.click()  # the receiver's own answer, as it came
+    expect(log.get_by_test_id("delivery-response").first).to_have_text('{"ok":true}')
     screenshot(page, "webhook-detail")
