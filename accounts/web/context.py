@@ -14,4 +14,6 @@ def dashboard(request) -> dict:
 
     return {"tenant": tenant, "trial_days_left": plans.trial_days_left(tenant),
             "can_write": can_write(request), "membership": request.membership,
-            "live_stream_url": lambda: stream_url(request)}
+            "live_stream_url": lambda: stream_url(request),
+            "organizations": lambda: list(request.user.memberships.select_related("tenant")
+                                          .order_by("tenant__name"))}

@@ -40,6 +40,7 @@ urlpatterns = [
     path("dashboard/team", views.team, name="team"),
     path("dashboard/team/<int:member_id>/remove", views.member_remove, name="member-remove"),
     path("dashboard/team/<int:member_id>/role", views.member_role, name="member-role"),
+    path("dashboard/organization", views.switch_organization, name="switch-organization"),
     path("dashboard/settings", views.tenant_settings, name="settings"),
     path("dashboard/webhooks", webhook_views.webhooks, name="webhooks"),
     path("dashboard/webhooks/<uuid:webhook_id>", webhook_views.webhook_detail, name="webhook"),

@@ -199,6 +199,18 @@ def member_remove(request, member_id: int):
 
 
 @require_POST
+@tenant_view()
+def switch_organization(request):
+    """Act for another organization the user belongs to (404 for any other)."""
+    chosen = Membership.objects.filter(user=request.user,
+                                       tenant_id=request.POST.get("tenant")).first()
+    if chosen is None:
+        raise Http404("No such organization")
+    request.session["tenant_id"] = chosen.tenant_id
+    return redirect("web:overview")
+
+
+@require_POST
 @tenant_view(write=True)
 def member_role(request, member_id: int):
     """Change a member's role: only an owner makes or unmakes owners, and the last owner

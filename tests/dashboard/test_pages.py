@@ -279,3 +279,16 @@ def test_webhook_mailboxes_and_headers_are_edited_and_headers_never_shown(
     assert bad.status_code == 400 and 'id="id_headers_error"' in bad.content.decode()
     hook.refresh_from_db()
     assert subscriptions.headers_of(hook)["X-Team"] == "blue"
+
+
+def test_a_member_of_two_organizations_switches_between_them(client, alice, bob):
+    user = member(client, alice.tenant, "both@example.test", "admin")
+    Membership.objects.create(tenant=bob.tenant, user=user, role="viewer")
+    page = client.get("/dashboard").content.decode()
+    assert 'id="org-switch"' in page and "Bob Ltd" in page
+    assert client.post("/dashboard/organization", {"tenant": bob.tenant.pk}).status_code == 302
+    assert "Bob Ltd</option>" in client.get("/dashboard").content.decode()
+    assert client.get("/dashboard/tokens").context["tenant"] == bob.tenant
+    stranger = Tenant.objects.create(name="Stranger", slug="stranger")
+    assert client.post("/dashboard/organization", {"tenant": stranger.pk}).status_code == 404
+    assert client.get("/dashboard/tokens").context["tenant"] == bob.tenant
