@@ -32,6 +32,7 @@ urlpatterns = [
     path("dashboard/live.json", live.live, name="live"),
     path("dashboard/mailboxes", views.mailboxes, name="mailboxes"),
     path("dashboard/mailboxes/new", views.mailbox_add, name="mailbox-add"),
+    path("dashboard/mailboxes/connect", views.mailbox_connect, name="mailbox-connect"),
     path("dashboard/mailboxes/<str:account_id>", views.mailbox_detail, name="mailbox"),
     path("dashboard/mailboxes/<str:account_id>/<str:action>", views.mailbox_action,
          name="mailbox-action"),

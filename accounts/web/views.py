@@ -60,9 +60,27 @@ def overview(request):
 
 @tenant_view()
 def mailboxes(request):
+    from accounts.models import OAuth2App
+
     accounts = EmailAccount.objects.filter(tenant=request.tenant).order_by("created_at", "id")
     return render(request, "dashboard/mailboxes.html", {
-        "accounts": accounts, "limit": plans.mailbox_limit(request.tenant), "page": "mailboxes"})
+        "accounts": accounts, "limit": plans.mailbox_limit(request.tenant), "page": "mailboxes",
+        "oauth2_apps": OAuth2App.objects.filter(tenant=request.tenant).order_by("created_at")})
+
+
+@require_POST
+@tenant_view(write=True)
+def mailbox_connect(request):
+    """"Connect Gmail" (or any OAuth2 app of the tenant): the same hosted connect link the API
+    makes (``POST /v1/authentication/form``), coming back to the mailbox list."""
+    from accounts.oauth2 import apps, connect
+
+    app = apps.find_app(request.tenant.pk, request.POST.get("app", ""))
+    if app is None or app.app_id != request.POST.get("app"):
+        raise Http404("No such OAuth2 app")
+    back = request.build_absolute_uri("/dashboard/mailboxes")
+    return redirect(connect.make_link(request.tenant, {"type": app.app_id, "redirectUrl": back},
+                                      request.build_absolute_uri("/")))
 
 
 @tenant_view(write=True)

@@ -292,3 +292,27 @@ def test_a_member_of_two_organizations_switches_between_them(client, alice, bob)
     stranger = Tenant.objects.create(name="Stranger", slug="stranger")
     assert client.post("/dashboard/organization", {"tenant": stranger.pk}).status_code == 404
     assert client.get("/dashboard/tokens").context["tenant"] == bob.tenant
+
+
+def test_connect_gmail_from_the_dashboard_opens_the_hosted_sign_in(client, alice, bob):
+    from urllib.parse import unquote, urlsplit
+
+    from accounts.oauth2 import apps, links
+
+    apps.create_app(alice.tenant, {"app": "google", "provider": "gmail", "clientId": "cid",
+                                   "clientSecret": "Client-Secret-1"})
+    apps.create_app(bob.tenant, {"app": "bobs", "provider": "gmail", "clientId": "cid",
+                                 "clientSecret": "Client-Secret-2"})
+    member(client, alice.tenant, "owner@alice.test", "owner")
+    page = client.get("/dashboard/mailboxes").content.decode()
+    assert "Connect Gmail" in page and "Client-Secret-1" not in page
+    response = client.post("/dashboard/mailboxes/connect", {"app": "google"})
+    assert response.status_code == 302
+    link = urlsplit(response["Location"])
+    assert link.path == "/connect"
+    query = dict(part.split("=", 1) for part in link.query.split("&"))
+    payload = links.read(unquote(query["data"]), unquote(query["sig"]))
+    assert payload["tenant"] == alice.tenant.pk and payload["type"] == "google"
+    assert payload["redirectUrl"].endswith("/dashboard/mailboxes")
+    assert client.get(f"{link.path}?{link.query}").status_code == 200
+    assert client.post("/dashboard/mailboxes/connect", {"app": "bobs"}).status_code == 404
