@@ -110,10 +110,25 @@ def _open(settings: ImapSettings) -> imapclient.IMAPClient:
         raise ConnectFailed(f"Unexpected greeting from server: {exc}") from None
 
 
+def bearer_login(client: imapclient.IMAPClient, user: str, token: str,
+                 mechanism: str | None = None) -> None:
+    """Log in with an OAuth2 access token: XOAUTH2 where the server offers it (Gmail,
+    Outlook), else the standard OAUTHBEARER (RFC 7628); ``mechanism`` forces one."""
+    if mechanism is None:
+        capabilities = {(c.decode("ascii", "replace") if isinstance(c, bytes) else str(c)).upper()
+                        for c in client.capabilities()}
+        offered = "AUTH=XOAUTH2" in capabilities or "AUTH=OAUTHBEARER" not in capabilities
+        mechanism = "XOAUTH2" if offered else "OAUTHBEARER"
+    if mechanism == "OAUTHBEARER":
+        client.oauthbearer_login(user, token)
+    else:
+        client.oauth2_login(user, token)
+
+
 def _login(client: imapclient.IMAPClient, settings: ImapSettings) -> None:
     try:
         if settings.access_token:
-            client.oauth2_login(settings.user, settings.access_token)
+            bearer_login(client, settings.user or "", settings.access_token)
         else:
             client.login(settings.user, settings.password or "")
     except imap_exc.LoginError as exc:

@@ -177,3 +177,35 @@ def test_a_revoked_grant_needs_a_new_sign_in_and_a_new_link_restores_the_mailbox
         assert len(events_of(account, "accountAdded")) == 1
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("mechanism", ["XOAUTH2", "OAUTHBEARER", None])
+def test_both_bearer_mechanisms_log_in_to_dovecot(provider, oauth_dovecot, oauth_user, mechanism):
+    """XOAUTH2 (Gmail, Outlook) and the standard OAUTHBEARER (RFC 7628) both reach the
+    oauth2 passdb; by default XOAUTH2 is used where offered."""
+    import ssl
+
+    import imapclient
+
+    from mailboxes.imap.client import bearer_login
+
+    def fresh():
+        client = imapclient.IMAPClient(oauth_user.host, port=oauth_user.imap_port, ssl=False)
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        client.starttls(context)
+        return client
+
+    token = provider._issue(oauth_user.username)["access_token"]
+    client = fresh()
+    try:
+        bearer_login(client, oauth_user.username, token, mechanism)
+        assert client.select_folder("INBOX")[b"EXISTS"] >= 0
+    finally:
+        client.logout()
+    refused = fresh()
+    try:
+        with pytest.raises(imapclient.exceptions.LoginError):
+            bearer_login(refused, oauth_user.username, "at-not-issued", mechanism)
+    finally:
+        refused.shutdown()
