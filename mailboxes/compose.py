@@ -439,7 +439,8 @@ def _from_raw(account: EmailAccount, raw: bytes, envelope: dict | None,
     raw = _BARE_LF.sub(b"\r\n", raw)
     headers = BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
     envelope = envelope or {}
-    sender = envelope.get("from") or first_header_address(headers, "Sender", "From") or account.email
+    sender = (envelope.get("from") or first_header_address(headers, "Sender", "From")
+              or account.email or login_address(account))
     message_id = (headers.get("Message-ID") or "").strip()
     if for_sending:
         if not message_id:
@@ -450,6 +451,12 @@ def _from_raw(account: EmailAccount, raw: bytes, envelope: dict | None,
                     envelope_to=_unique(envelope.get("to") or
                                         header_addresses(headers, "To", "Cc", "Bcc")),
                     subject=decoded_header(headers.get("Subject") or ""))
+
+
+def login_address(account: EmailAccount) -> str:
+    """The SMTP login when it is an address: the last resort for MAIL FROM."""
+    user = ((account.smtp or {}).get("auth") or {}).get("user") or ""
+    return user if "@" in user else ""
 
 
 def header_addresses(headers, *names: str) -> list[str]:

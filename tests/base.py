@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from rest_framework.test import APIClient
@@ -48,3 +49,14 @@ def account_payload(account: str = "sales", **overrides) -> dict:
     }
     body.update(overrides)
     return body
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):
+    """Poll ``predicate`` until it returns something truthy (returned), or fail the test."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {getattr(predicate, '__name__', predicate)}")

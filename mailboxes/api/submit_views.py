@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.header
-import email.utils
-from email import policy
-from email.parser import BytesParser
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -27,7 +23,6 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from accounts.api.views import ACCOUNT_PARAM
-from emailapi.api.errors import ApiError
 from emailapi.api.pagination import PageQuerySerializer, paginate
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import TenantScopedAPIView
@@ -187,43 +182,9 @@ class CancelledSerializer(serializers.Serializer):
     deleted = serializers.BooleanField()
 
 
-# --- composing a raw message -------------------------------------------------------------
-
-
-def compose_raw(account, raw: bytes, envelope: dict | None) -> dict:
-    """What the outbox needs from a ``raw`` message: the bytes as they go out (a Message-ID
-    added when missing, Bcc removed), the envelope (given, else From/Sender and To/Cc/Bcc),
-    its Message-ID and subject. 400 when it names no recipient."""
-    raw = sending.wire_format(raw)
-    headers = BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
-    envelope = envelope or {}
-    sender = (envelope.get("from") or compose.first_header_address(headers, "Sender", "From")
-              or account.email or _login_address(account))
-    recipients = envelope.get("to") or compose.header_addresses(headers, "To", "Cc", "Bcc")
-    if not recipients:
-        raise ApiError("The message has no recipients: give To/Cc/Bcc or envelope.to",
-                       "NoRecipients", details={"envelope.to": ["No recipients"]})
-    message_id = (headers.get("Message-ID") or "").strip()
-    if not message_id:
-        domain = sender.rpartition("@")[2] or "emailapi.invalid"
-        message_id = email.utils.make_msgid(domain=domain)
-        raw = f"Message-ID: {message_id}\r\n".encode() + raw
-    return {"raw": compose.without_header(raw, b"bcc"), "message_id": message_id,
-            "envelope": {"from": sender, "to": list(dict.fromkeys(recipients))},
-            "subject": compose.decoded_header(headers.get("Subject") or "")}
-
-
-def _login_address(account) -> str:
-    """The SMTP login when it is an address: the last resort for MAIL FROM."""
-    user = ((account.smtp or {}).get("auth") or {}).get("user") or ""
-    return user if "@" in user else ""
-
-
 def _composed(account, data: dict) -> dict:
-    """``raw`` through ``compose_raw``; structured fields through ``mailboxes.compose`` (which
-    also derives the envelope and keeps Bcc out of the headers)."""
-    if "raw" in data:
-        return compose_raw(account, data["raw"], data.get("envelope"))
+    """What the outbox stores, from ``raw`` or the structured fields (``mailboxes.compose``
+    derives the envelope, adds a missing Message-ID and keeps Bcc out of the headers)."""
     composed = compose.compose(account, data, data.get("envelope"), for_sending=True)
     return {"raw": composed.raw, "message_id": composed.message_id, "subject": composed.subject,
             "envelope": {"from": composed.envelope_from, "to": composed.envelope_to}}

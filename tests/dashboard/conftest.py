@@ -14,11 +14,11 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.base import wait_for
 from tests.servers.net import find_free_port
 from tests.webhooks.conftest import start_dispatcher, webhook_receiver  # noqa: F401 (fixtures)
 
@@ -27,14 +27,6 @@ SCREENSHOTS = ROOT / "var" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 
 
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {getattr(predicate, '__name__', predicate)}")
 
 
 class WebServer:

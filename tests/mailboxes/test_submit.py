@@ -217,23 +217,23 @@ def test_the_account_copy_setting(alice):
     assert alice.client.get("/v1/account/other").json()["copy"] is True
 
 
-def test_compose_raw_strips_folded_bcc_adds_a_message_id_and_falls_back_to_the_login():
+def test_a_raw_send_strips_folded_bcc_adds_a_message_id_and_falls_back_to_the_login():
     from accounts.models import EmailAccount
-    from mailboxes.api.submit_views import compose_raw
+    from mailboxes import compose
 
     account = EmailAccount(email="", smtp={"auth": {"user": "login@example.test"}})
     raw = (b"To: a@example.test\nBcc: b@example.test,\n c@example.test\n"
            b"Subject: =?utf-8?q?h=C3=A9?=\n\nBcc: stays in the body\n")
 
-    composed = compose_raw(account, raw, None)
+    composed = compose.compose(account, {"raw": raw}, None, for_sending=True)
 
-    assert composed["envelope"] == {"from": "login@example.test", "to": [
-        "a@example.test", "b@example.test", "c@example.test"]}
-    assert composed["subject"] == "hé"
-    assert composed["raw"] == (
-        f"Message-ID: {composed['message_id']}\r\n".encode()
+    assert composed.envelope_from == "login@example.test"
+    assert composed.envelope_to == ["a@example.test", "b@example.test", "c@example.test"]
+    assert composed.subject == "hé"
+    assert composed.raw == (
+        f"Message-ID: {composed.message_id}\r\n".encode()
         + b"To: a@example.test\r\nSubject: =?utf-8?q?h=C3=A9?=\r\n\r\nBcc: stays in the body\r\n")
-    assert composed["message_id"].endswith("@example.test>")
+    assert composed.message_id.endswith("@example.test>")
 
 
 def test_a_structured_reply_threads_quotes_and_flags_the_original(

@@ -15,20 +15,13 @@ from accounts import services
 from accounts.models import EmailAccount
 from mailboxes.models import Folder, Message
 from mailboxes.worker.supervisor import ImapWorker
+from tests.base import wait_for
 from tests.mailboxes.helpers import events_of, register
 from tests.servers import seed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {getattr(predicate, '__name__', predicate)}")
 
 
 def state_of(account) -> str:
