@@ -6,6 +6,9 @@
                                      save (new or existing account), accountAdded ◄┘
                                      ──► redirectUrl?account=<id>&state=new|existing
 
+The provider's side (authorize URL, code exchange) is social-auth's backends for Gmail,
+Outlook and Yahoo (``social.py``), and ``flow.py`` for a ``generic`` app.
+
 Between start and callback, the PKCE verifier and the link live in Redis under the random
 ``state`` for ``STATE_SECONDS``; the callback takes them out (GETDEL), so a replayed callback
 finds nothing. The link is claimed (``links.use``) only once the sign-in is known to be good.
@@ -23,7 +26,7 @@ from django.db import transaction
 
 from accounts import services
 from accounts.models import EmailAccount, OAuth2App, Tenant
-from accounts.oauth2 import apps, flow, links, presets
+from accounts.oauth2 import apps, flow, links, presets, social
 from emailapi.redis import get_redis
 
 STATE_SECONDS = 900
@@ -63,7 +66,6 @@ def start_oauth2(data: str, sig: str, request_base: str) -> str:
     """Remember the attempt under a fresh ``state``; return the provider's authorize URL."""
     payload = links.read(data, sig)
     app = app_for(payload)
-    endpoints = apps.endpoints(app)
     redirect_uri = app.redirect_url or f"{service_url(request_base)}/connect/oauth2/callback"
     verifier, challenge = flow.pkce_pair()
     state = secrets.token_urlsafe(24)
@@ -71,8 +73,10 @@ def start_oauth2(data: str, sig: str, request_base: str) -> str:
                "redirectUri": redirect_uri}
     get_redis().set(_state_key(state), json.dumps(attempt), ex=STATE_SECONDS)
     hint = payload.get("expectedEmail") or payload.get("email") or ""
-    return presets.authorize_url(endpoints, app.client_id, redirect_uri, state, challenge,
-                                      login_hint=hint)
+    if social.supports(app.provider):
+        return social.authorize_url(app, redirect_uri, state, challenge, login_hint=hint)
+    return presets.authorize_url(apps.endpoints(app), app.client_id, redirect_uri, state,
+                                 challenge, login_hint=hint)
 
 
 def finish_oauth2(state: str, code: str) -> str:
@@ -88,9 +92,7 @@ def finish_oauth2(state: str, code: str) -> str:
         raise ConnectError("This sign-in method was removed meanwhile.", "OAuth2AppNotFound")
     endpoints = apps.endpoints(app)
     try:
-        tokens = flow.exchange_code(endpoints.token_url, app.client_id, apps.client_secret(app),
-                                    code, attempt["redirectUri"], attempt["verifier"],
-                                    settings.EMAILAPI_OAUTH2_ALLOW_HTTP)
+        tokens = _exchange(app, state, code, attempt)
     except flow.OAuth2Error as exc:
         raise ConnectError(f"The provider did not accept the sign-in: {exc}", exc.code) from None
     email = tokens.email or payload.get("email") or ""
@@ -103,6 +105,17 @@ def finish_oauth2(state: str, code: str) -> str:
     imap = {**(endpoints.imap or {}), "auth": {"user": email}}
     smtp = {**endpoints.smtp, "auth": {"user": email}} if endpoints.smtp else None
     return _save(payload, email, {"imap": imap, "smtp": smtp, "oauth2": oauth2})
+
+
+def _exchange(app: OAuth2App, state: str, code: str, attempt: dict) -> flow.Tokens:
+    """Gmail, Outlook and Yahoo through social-auth's backends; ``generic`` through flow.py."""
+    allow_http = settings.EMAILAPI_OAUTH2_ALLOW_HTTP
+    if social.supports(app.provider):
+        return social.exchange_code(app, code, state, attempt["redirectUri"],
+                                    attempt["verifier"], allow_http)
+    return flow.exchange_code(apps.endpoints(app).token_url, app.client_id,
+                              apps.client_secret(app), code, attempt["redirectUri"],
+                              attempt["verifier"], allow_http)
 
 
 def finish_password(payload: dict, email: str, imap: dict, smtp: dict | None) -> str:

@@ -1,5 +1,9 @@
 """The OAuth2 authorization-code flow with PKCE, and the refresh grant (RFC 6749, RFC 7636).
 
+Written out for the ``generic`` provider, which social-auth has no backend for. Gmail,
+Outlook and Yahoo sign-ins go through social-auth's backends (``social.py``), which reuse the
+pieces here: PKCE, the token URL guard, and the token answer read into ``Tokens``.
+
 Two back-channel requests to the provider's token endpoint, both form posts with the client
 credentials in the body (``client_secret_post``, which Google, Microsoft and Yahoo accept):
 
@@ -67,6 +71,13 @@ def check_endpoint(url: str, allow_http: bool) -> None:
         raise OAuth2Error("The provider URL must use https", "InvalidEndpoint")
 
 
+def guard_endpoint(url: str, allow_http: bool) -> None:
+    """Both checks a token URL passes before any secret is sent to it."""
+    check_endpoint(url, allow_http)
+    if not allow_http:
+        _refuse_internal(url)
+
+
 def _refuse_internal(url: str) -> None:
     """A tenant chooses a ``generic`` app's token URL, and we POST secrets to it: a host
     resolving to a loopback, private, link-local or metadata address is refused, as for
@@ -104,9 +115,7 @@ def refresh_tokens(token_url: str, client_id: str, client_secret: str, refresh_t
 
 
 def _token_request(url: str, form: dict, allow_http: bool) -> Tokens:
-    check_endpoint(url, allow_http)
-    if not allow_http:
-        _refuse_internal(url)
+    guard_endpoint(url, allow_http)
     request = urllib.request.Request(
         url, data=urlencode(form).encode(), method="POST",
         headers={"Content-Type": "application/x-www-form-urlencoded",
@@ -116,14 +125,27 @@ def _token_request(url: str, form: dict, allow_http: bool) -> Tokens:
             body = _json(response.read(MAX_RESPONSE))
     except urllib.error.HTTPError as exc:
         body = _json(exc.read(MAX_RESPONSE))
-        code = str(body.get("error") or f"HTTP{exc.code}")[:64]
-        description = str(body.get("error_description") or "")[:300]
-        message = f"The provider refused: {code}" + (f" ({description})" if description else "")
-        raise (InvalidGrant if code == "invalid_grant" else OAuth2Error)(message, code) from None
+        raise refused(body.get("error") or f"HTTP{exc.code}", body.get("error_description"),
+                      body.get("error") == "invalid_grant") from None
     except (urllib.error.URLError, socket.timeout, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise OAuth2Error(f"Cannot reach the provider: {reason}", "ProviderUnreachable") \
             from None
+    return tokens_from(body)
+
+
+def refused(code, description, invalid_grant: bool) -> OAuth2Error:
+    """The provider's refusal as our error: its OAuth2 error code and description only, which
+    never echo what we sent (code, verifier, secret, refresh token)."""
+    code = str(code)[:64]
+    description = str(description or "")[:300]
+    message = f"The provider refused: {code}" + (f" ({description})" if description else "")
+    return (InvalidGrant if invalid_grant else OAuth2Error)(message, code)
+
+
+def tokens_from(body: dict) -> Tokens:
+    """A token endpoint's JSON answer (RFC 6749 5.1) as ``Tokens``; the address, if any, comes
+    from the OpenID id_token that answer carries."""
     access = body.get("access_token")
     if not isinstance(access, str) or not access:
         raise OAuth2Error("The provider's answer has no access token", "InvalidTokenResponse")

@@ -2,7 +2,9 @@
 
 A tenant's OAuth2 app names a provider; its empty fields (authorize/token URL, scopes) come
 from the preset, so a Gmail app needs only a client id and secret. ``generic`` has no preset:
-its app must give both URLs and its mail servers.
+its app must give both URLs and its mail servers. The URLs here, not social-core's, are the
+defaults for the Gmail, Outlook and Yahoo backends too (``social.py``): Google's are the v2
+endpoints its documentation names, and refresh (``refresh.py``) posts to the same token URL.
 
 Scopes: the mail scopes each provider requires for IMAP and SMTP (Google's one full-mail
 scope; Microsoft's IMAP and SMTP scopes plus ``offline_access``, without which no refresh
@@ -93,7 +95,8 @@ def resolve(provider: str, authorize_url: str = "", token_url: str = "",
 
 def authorize_url(endpoints: Endpoints, client_id: str, redirect_uri: str, state: str,
                   code_challenge: str, login_hint: str = "") -> str:
-    """The provider URL the user's browser is sent to (RFC 6749 4.1.1 with RFC 7636 PKCE)."""
+    """The provider URL the user's browser is sent to (RFC 6749 4.1.1 with RFC 7636 PKCE),
+    for a ``generic`` app; Gmail, Outlook and Yahoo apps get theirs from ``social.py``."""
     params = {
         "response_type": "code",
         "client_id": client_id,

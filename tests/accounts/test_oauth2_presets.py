@@ -1,5 +1,5 @@
-"""Provider presets build the authorize URLs and scopes each provider needs (pure), and the
-small pure pieces of the flow: PKCE and reading the id_token."""
+"""Provider presets: the endpoints, scopes and servers each provider needs, a generic app's
+authorize URL (pure), and the small pure pieces of the flow: PKCE and reading the id_token."""
 
 from __future__ import annotations
 
@@ -13,57 +13,55 @@ import pytest
 from accounts.oauth2 import flow, presets
 
 
-def _authorize(provider: str, **app) -> tuple[str, dict]:
-    endpoints = presets.resolve(provider, **app)
-    url = presets.authorize_url(endpoints, "client-1", "https://svc.example/cb", "st4te",
-                                "ch4llenge", login_hint="ann@example.com")
-    parts = urlsplit(url)
-    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-    return f"{parts.scheme}://{parts.netloc}{parts.path}", query
+def test_googles_preset_has_the_full_mail_scope_offline_access_and_its_servers():
+    endpoints = presets.resolve("gmail")
+    assert endpoints.authorize_url == "https://accounts.google.com/o/oauth2/v2/auth"
+    assert endpoints.token_url == "https://oauth2.googleapis.com/token"
+    assert endpoints.scopes == ("https://mail.google.com/", "openid", "email")
+    assert endpoints.authorize_params == {"access_type": "offline", "prompt": "consent"}
+    assert endpoints.imap == {"host": "imap.gmail.com", "port": 993, "secure": True}
 
 
-def test_it_builds_googles_authorize_url_with_the_full_mail_scope_and_offline_access():
-    base, query = _authorize("gmail")
-    assert base == "https://accounts.google.com/o/oauth2/v2/auth"
-    assert query["scope"].split() == ["https://mail.google.com/", "openid", "email"]
-    assert query["access_type"] == "offline" and query["prompt"] == "consent"
-    assert query["response_type"] == "code" and query["client_id"] == "client-1"
-    assert query["redirect_uri"] == "https://svc.example/cb" and query["state"] == "st4te"
-    assert query["code_challenge"] == "ch4llenge" and query["code_challenge_method"] == "S256"
-    assert query["login_hint"] == "ann@example.com"
-    assert presets.resolve("gmail").token_url == "https://oauth2.googleapis.com/token"
-    assert presets.resolve("gmail").imap == {"host": "imap.gmail.com", "port": 993,
-                                             "secure": True}
-
-
-def test_it_builds_microsofts_authorize_url_with_imap_smtp_and_offline_access_scopes():
-    base, query = _authorize("outlook")
-    assert base == "https://login.microsoftonline.com/common/oauth2/v2.0/authorize"
-    scopes = query["scope"].split()
-    assert scopes[:3] == ["https://outlook.office.com/IMAP.AccessAsUser.All",
-                          "https://outlook.office.com/SMTP.Send", "offline_access"]
+def test_microsofts_preset_has_imap_smtp_and_offline_access_scopes():
     endpoints = presets.resolve("outlook")
+    assert endpoints.authorize_url.endswith("/common/oauth2/v2.0/authorize")
     assert endpoints.token_url.endswith("/common/oauth2/v2.0/token")
+    assert endpoints.scopes[:3] == ("https://outlook.office.com/IMAP.AccessAsUser.All",
+                                    "https://outlook.office.com/SMTP.Send", "offline_access")
     assert endpoints.imap["host"] == "outlook.office365.com"
     assert endpoints.smtp == {"host": "smtp.office365.com", "port": 587, "secure": False}
 
 
-def test_it_builds_yahoos_authorize_url_with_mail_w():
-    base, query = _authorize("yahoo")
-    assert base == "https://api.login.yahoo.com/oauth2/request_auth"
-    assert query["scope"].split()[0] == "mail-w"
-    assert presets.resolve("yahoo").token_url == "https://api.login.yahoo.com/oauth2/get_token"
+def test_yahoos_preset_has_mail_w():
+    endpoints = presets.resolve("yahoo")
+    assert endpoints.authorize_url == "https://api.login.yahoo.com/oauth2/request_auth"
+    assert endpoints.token_url == "https://api.login.yahoo.com/oauth2/get_token"
+    assert endpoints.scopes[0] == "mail-w"
 
 
-def test_an_apps_own_values_win_over_the_preset_and_generic_uses_only_its_own():
-    base, query = _authorize("gmail", scopes=["https://mail.google.com/"],
-                             authorize_url="https://accounts.google.com/custom")
-    assert base == "https://accounts.google.com/custom"
-    assert query["scope"] == "https://mail.google.com/"
-    base, query = _authorize("generic", authorize_url="https://idp.example/auth?tenant=x",
-                             token_url="https://idp.example/token", scopes=["mail"])
-    assert base == "https://idp.example/auth" and query["tenant"] == "x"
-    assert query["scope"] == "mail" and "access_type" not in query
+def test_an_apps_own_values_win_over_the_preset():
+    endpoints = presets.resolve("gmail", scopes=["https://mail.google.com/"],
+                                authorize_url="https://accounts.google.com/custom")
+    assert endpoints.authorize_url == "https://accounts.google.com/custom"
+    assert endpoints.scopes == ("https://mail.google.com/",)
+    assert endpoints.token_url == "https://oauth2.googleapis.com/token"  # not given: preset
+
+
+def test_a_generic_apps_authorize_url_uses_only_its_own_values_with_pkce():
+    """Gmail, Outlook and Yahoo URLs come from social-auth's backends (test_oauth2_social)."""
+    endpoints = presets.resolve("generic", authorize_url="https://idp.example/auth?tenant=x",
+                                token_url="https://idp.example/token", scopes=["mail"])
+    url = presets.authorize_url(endpoints, "client-1", "https://svc.example/cb", "st4te",
+                                "ch4llenge", login_hint="ann+x@example.com")
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://idp.example/auth"
+    assert query["tenant"] == "x" and query["scope"] == "mail" and "access_type" not in query
+    assert query["response_type"] == "code" and query["client_id"] == "client-1"
+    assert query["redirect_uri"] == "https://svc.example/cb" and query["state"] == "st4te"
+    assert query["code_challenge"] == "ch4llenge" and query["code_challenge_method"] == "S256"
+    assert query["login_hint"] == "ann+x@example.com"
+    assert endpoints.imap is None and endpoints.authorize_params == {}
 
 
 def test_pkce_challenge_is_the_s256_of_the_verifier():
