@@ -32,27 +32,38 @@ def encode(payload: dict) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def request_headers(subscription: WebhookSubscription, payload: dict, body: bytes) -> dict:
-    """Custom headers first, ours over them: a subscription cannot forge the signature or
-    the event headers (the API refuses such names anyway)."""
-    timestamp = str(int(time.time()))
-    return {
-        **subscriptions.headers_of(subscription),
-        "Content-Type": "application/json",
-        "User-Agent": user_agent(),
-        "X-EmailAPI-Event": payload["event"],
-        "X-EmailAPI-Event-Id": payload["id"],
-        "X-EmailAPI-Timestamp": timestamp,
-        "X-EmailAPI-Signature": signing.signature(subscriptions.secret_of(subscription),
-                                                  timestamp, body),
-    }
+class Sender:
+    """Sends any number of payloads to one subscription; its secret and custom headers are
+    unsealed once, not per delivery (the dispatcher sends runs of a lane's deliveries)."""
+
+    def __init__(self, subscription: WebhookSubscription):
+        self.url = subscription.url
+        self.secret = subscriptions.secret_of(subscription)
+        self.custom_headers = subscriptions.headers_of(subscription)
+
+    def headers(self, payload: dict, body: bytes) -> dict:
+        """Custom headers first, ours over them: a subscription cannot forge the signature
+        or the event headers (the API refuses such names anyway)."""
+        timestamp = str(int(time.time()))
+        return {
+            **self.custom_headers,
+            "Content-Type": "application/json",
+            "User-Agent": user_agent(),
+            "X-EmailAPI-Event": payload["event"],
+            "X-EmailAPI-Event-Id": payload["id"],
+            "X-EmailAPI-Timestamp": timestamp,
+            "X-EmailAPI-Signature": signing.signature(self.secret, timestamp, body),
+        }
+
+    def send(self, payload: dict) -> transport.Outcome:
+        body = encode(payload)
+        return transport.post(self.url, body, self.headers(payload, body),
+                              timeout=settings.WEBHOOK_TIMEOUT,
+                              allow_private=settings.WEBHOOKS_ALLOW_PRIVATE)
 
 
 def send(subscription: WebhookSubscription, payload: dict) -> transport.Outcome:
-    body = encode(payload)
-    return transport.post(subscription.url, body, request_headers(subscription, payload, body),
-                          timeout=settings.WEBHOOK_TIMEOUT,
-                          allow_private=settings.WEBHOOKS_ALLOW_PRIVATE)
+    return Sender(subscription).send(payload)
 
 
 def probe_payload(subscription: WebhookSubscription) -> dict:

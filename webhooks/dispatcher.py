@@ -5,8 +5,10 @@ One loop (``run``) does, each time it wakes:
 1. ``sequencer.publish_pending`` (events get their ``seq``; the live stream and the change
    feed follow that order too, so this must happen promptly: tens of ms after a commit),
 2. ``deliveries.fan_out`` (a delivery row per interested subscription),
-3. hands due lanes to a pool of ``WEBHOOK_CONCURRENCY`` threads, each of which delivers its
-   lane's heads one after another, in seq order, until the lane is empty or an attempt fails,
+3. hands due lanes to a pool of ``WEBHOOK_CONCURRENCY`` threads, each of which claims runs of
+   its lane's due deliveries (``deliveries.claim_run``, up to ``RUN_LENGTH`` at once) and
+   sends them one after another, in seq order, until the lane is empty or an attempt fails
+   (the rest of that run is released, untouched),
 4. now and then ``deliveries.prune``.
 
 It wakes on the Redis doorbell (``sequencer.new_events_channel``, rung after every commit
@@ -35,12 +37,13 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from webhooks import deliveries, sequencer
-from webhooks.delivery import send
+from webhooks.delivery import Sender
 from webhooks.payloads import event_payload
 
 logger = logging.getLogger(__name__)
 
 PRUNE_INTERVAL = 600.0
+SLOW_ANSWER_MS = 1000
 
 
 class Dispatcher:
@@ -128,7 +131,7 @@ class Dispatcher:
     def _run_lane(self, lane: tuple) -> None:
         close_old_connections()
         try:
-            while not self.stop.is_set() and self.deliver_next(*lane):
+            while not self.stop.is_set() and self.deliver_run(*lane):
                 pass
         except Exception:  # noqa: BLE001 - the lane is retried at the next pass
             logger.exception("webhook lane %s failed", lane)
@@ -138,18 +141,37 @@ class Dispatcher:
                 self._running.discard(lane)
             self.wake.set()
 
-    def deliver_next(self, subscription_id, account: str) -> bool:
-        """Attempt the lane's head if it is due; True when it was delivered (go on)."""
-        delivery = deliveries.lane_head(subscription_id, account)
-        if delivery is None or not deliveries.claim(delivery):
+    def deliver_run(self, subscription_id, account: str) -> bool:
+        """Claim the lane's due deliveries and send them in order; True when every one was
+        delivered (the lane may have more: go on)."""
+        run = deliveries.claim_run(subscription_id, account)
+        if not run:
             return False
-        payload = event_payload(delivery.event)
-        # No database connection is held while waiting for a receiver (up to the timeout):
-        # slow receivers must not exhaust the connection pool.
-        connection.close()
-        outcome = send(delivery.subscription, payload)
-        if outcome.ok:
-            return deliveries.record_success(delivery, outcome)
+        claimed = time.monotonic()
+        sender = Sender(run[0].subscription)
+        delivered: list = []
+        failed = None
+        try:
+            for delivery in run:
+                if self.stop.is_set() or time.monotonic() - claimed > deliveries.RUN_WINDOW:
+                    break
+                outcome = sender.send(event_payload(delivery.event))
+                if outcome.duration_ms > SLOW_ANSWER_MS:
+                    # A slow receiver must not keep a database connection idle meanwhile.
+                    connection.close()
+                if not outcome.ok:
+                    failed = (delivery, outcome)
+                    break
+                delivered.append((delivery, outcome))
+        finally:
+            # Successes first, then the unsent rest back to pending, and the failure last:
+            # it may disable the subscription, which fails whatever is pending.
+            attempted = len(delivered) + (failed is not None)
+            deliveries.record_successes(delivered)
+            deliveries.release(run[attempted:])
+        if failed is None:
+            return attempted == len(run)
+        delivery, outcome = failed
         logger.info("webhook %s delivery %s failed (attempt %d): %s", subscription_id,
                     delivery.pk, delivery.attempts, outcome.error)
         deliveries.record_failure(delivery, outcome)

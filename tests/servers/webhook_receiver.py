@@ -9,6 +9,7 @@ block the receiver itself.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,12 +38,20 @@ class WebhookReceiver:
     _failures: list[int] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
+    connections_opened: int = 0
+    _connections: set = field(default_factory=set)
 
     def start(self) -> WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                with receiver._lock:
+                    receiver._connections.add(self.connection)
+                    receiver.connections_opened += 1
 
             def do_POST(self):  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -87,6 +96,18 @@ class WebhookReceiver:
         if self._server:
             self._server.shutdown()
             self._server.server_close()
+        self.drop_connections()  # kept-alive ones too: a stopped receiver answers nothing
+
+    def drop_connections(self) -> None:
+        """Close every open connection from this side, as a receiver timing out idle
+        keep-alive connections does."""
+        with self._lock:
+            for sock in self._connections:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self._connections.clear()
 
     @property
     def url(self) -> str:

@@ -81,3 +81,28 @@ def test_signature_is_hmac_sha256_of_timestamp_dot_body():
     assert signing.signature("key", "1700000000", b"{}") == f"sha256={expected}"
     assert signing.verify("key", "1700000000", b"{}", f"sha256={expected}")
     assert not signing.verify("key", "1700000001", b"{}", f"sha256={expected}")
+
+
+def test_connections_are_kept_alive_and_reused(webhook_receiver):
+    receiver = webhook_receiver()
+    assert all(post(receiver.url).ok for _ in range(5))
+    assert len(receiver.requests) == 5 and receiver.connections_opened == 1
+
+
+def test_a_kept_connection_the_receiver_closed_is_replaced_without_a_failure(webhook_receiver):
+    receiver = webhook_receiver()
+    assert post(receiver.url).ok
+    receiver.drop_connections()
+    time.sleep(0.1)
+    outcome = post(receiver.url)
+    assert outcome.ok, outcome.error
+    assert receiver.connections_opened == 2
+
+
+def test_a_connection_with_an_unread_answer_is_not_reused(webhook_receiver):
+    receiver = webhook_receiver(endless=True)
+    assert post(receiver.url).ok
+    receiver.endless = False
+    outcome = post(receiver.url)
+    assert outcome.ok and outcome.body == b'{"ok":true}'
+    assert receiver.connections_opened == 2

@@ -1,0 +1,90 @@
+"""Runs of a lane's deliveries (``deliveries.claim_run``): claimed in seq order up to the first
+that is not due, never split between two claimers, released untouched when a run stops, and
+recorded only while the claim is still ours. Real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.webhooks.test_webhook_delivery import record_many, subscribe
+from webhooks import deliveries, sequencer
+from webhooks.models import Delivery
+from webhooks.transport import Outcome
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+OK = Outcome(200, 3, None, b"ok")
+
+
+@pytest.fixture
+def lane(alice, allow_private_webhooks):
+    """Five deliveries in lane (hook, "a") and two in lane (hook, "b")."""
+    hook = subscribe(alice, "http://127.0.0.1:9/hook")
+    record_many(alice.tenant, ["a"], 5)
+    record_many(alice.tenant, ["b"], 2)
+    sequencer.publish_pending()
+    deliveries.fan_out()
+    return hook["id"]
+
+
+def states(hook, account="a") -> list[tuple[str, int]]:
+    return list(Delivery.objects.filter(subscription_id=hook, account=account)
+                .order_by("seq").values_list("state", "attempts"))
+
+
+def test_a_run_is_the_lanes_due_deliveries_in_seq_order(lane):
+    run = deliveries.claim_run(lane, "a", limit=3)
+    assert [d.account for d in run] == ["a"] * 3
+    assert [d.seq for d in run] == sorted(d.seq for d in run)
+    assert [d.event.data["uid"] for d in run] == [1, 2, 3]
+    assert states(lane) == [("delivering", 1)] * 3 + [("pending", 0)] * 2
+    assert states(lane, "b") == [("pending", 0)] * 2  # another lane is untouched
+
+
+def test_a_claimed_lane_gives_nothing_to_a_second_claimer(lane):
+    assert len(deliveries.claim_run(lane, "a", limit=2)) == 2
+    assert deliveries.claim_run(lane, "a") == []  # its head is held: nothing may overtake
+    assert len(deliveries.claim_run(lane, "b")) == 2
+
+
+def test_a_run_stops_at_the_first_delivery_not_yet_due(lane):
+    rows = list(Delivery.objects.filter(subscription_id=lane, account="a").order_by("seq"))
+    Delivery.objects.filter(pk=rows[2].pk).update(
+        next_attempt_at=timezone.now() + timedelta(minutes=5))
+    assert [d.pk for d in deliveries.claim_run(lane, "a")] == [rows[0].pk, rows[1].pk]
+    Delivery.objects.filter(subscription_id=lane).update(state="pending", attempts=0)
+    Delivery.objects.filter(pk=rows[0].pk).update(
+        next_attempt_at=timezone.now() + timedelta(minutes=5))
+    assert deliveries.claim_run(lane, "a") == []
+
+
+def test_a_lapsed_claim_is_claimed_again(lane):
+    deliveries.claim_run(lane, "a")
+    Delivery.objects.filter(subscription_id=lane).update(
+        lease_until=timezone.now() - timedelta(seconds=1))
+    assert len(deliveries.claim_run(lane, "a")) == 5
+    assert states(lane) == [("delivering", 2)] * 5
+
+
+def test_successes_and_releases_are_recorded_only_while_the_claim_is_ours(lane):
+    run = deliveries.claim_run(lane, "a")
+    assert deliveries.record_successes([(d, OK) for d in run[:2]]) == 2
+    assert deliveries.release(run[2:]) == 3
+    assert states(lane) == [("delivered", 1)] * 2 + [("pending", 0)] * 3
+    delivered = Delivery.objects.get(pk=run[0].pk)
+    assert (delivered.last_status_code, delivered.response_time_ms,
+            delivered.last_response, delivered.lease_until) == (200, 3, "ok", None)
+    assert [d.pk for d in deliveries.claim_run(lane, "a")] == [d.pk for d in run[2:]]
+
+
+def test_a_claimer_whose_claim_lapsed_and_was_taken_over_changes_nothing(lane):
+    stale = deliveries.claim_run(lane, "a")
+    Delivery.objects.filter(subscription_id=lane).update(
+        lease_until=timezone.now() - timedelta(seconds=1))
+    assert len(deliveries.claim_run(lane, "a")) == 5
+    assert deliveries.record_successes([(d, OK) for d in stale[:2]]) == 0
+    assert deliveries.release(stale[2:]) == 0
+    assert states(lane) == [("delivering", 2)] * 5
