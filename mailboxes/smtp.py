@@ -2,7 +2,9 @@
 
 ``secure=True`` is TLS from the start (port 465). ``secure=False`` upgrades with STARTTLS when
 the server offers it and goes plain otherwise. AUTH uses whatever PLAIN/LOGIN the server
-offers (smtplib picks), or XOAUTH2 when an access token is given.
+offers (smtplib picks), or, when an access token is given, a bearer mechanism: XOAUTH2 where
+the server offers it (Gmail, Outlook), else the standard OAUTHBEARER (RFC 7628), as IMAP does
+(``mailboxes.imap.client.bearer_login``).
 """
 
 from __future__ import annotations
@@ -107,10 +109,7 @@ def _open(settings: SmtpSettings) -> smtplib.SMTP:
 def _login(client: smtplib.SMTP, settings: SmtpSettings) -> None:
     try:
         if settings.access_token:
-            blob = f"user={settings.user}\x01auth=Bearer {settings.access_token}\x01\x01"
-            code, response = client.docmd("AUTH", "XOAUTH2 " + base64.b64encode(blob.encode()).decode())
-            if code != 235:
-                raise smtplib.SMTPAuthenticationError(code, response)
+            bearer_login(client, settings)
         else:
             client.login(settings.user or "", settings.password or "")
     except smtplib.SMTPAuthenticationError as exc:
@@ -121,6 +120,37 @@ def _login(client: smtplib.SMTP, settings: SmtpSettings) -> None:
         raise SmtpAuthenticationFailed("The server does not offer AUTH on this connection") from None
     except smtplib.SMTPException as exc:
         raise SmtpAuthenticationFailed(f"Authentication failed: {exc}") from None
+
+
+def bearer_mechanism(client: smtplib.SMTP) -> str:
+    """XOAUTH2 unless the EHLO's AUTH line offers OAUTHBEARER and not XOAUTH2: the providers
+    that matter speak XOAUTH2, and a server naming neither may still take it."""
+    offered = set((client.esmtp_features.get("auth") or "").upper().split())
+    return "OAUTHBEARER" if "OAUTHBEARER" in offered and "XOAUTH2" not in offered else "XOAUTH2"
+
+
+def bearer_login(client: smtplib.SMTP, settings: SmtpSettings, mechanism: str | None = None) -> None:
+    """AUTH with the access token; ``mechanism`` forces XOAUTH2 or OAUTHBEARER.
+
+    On a refused token both mechanisms answer with a 334 challenge carrying a JSON error
+    (RFC 7628 3.2.2; Google does the same for XOAUTH2) and wait for the client to end the
+    exchange (``\\x01`` for OAUTHBEARER, an empty line for XOAUTH2) before the final 535. The
+    challenge is not kept: the reply code and the final line are what we report."""
+    mechanism = mechanism or bearer_mechanism(client)
+    user, token = settings.user or "", settings.access_token or ""
+    if mechanism == "OAUTHBEARER":
+        authzid = user.replace("=", "=3D").replace(",", "=2C")  # RFC 5801 saslname
+        blob = (f"n,a={authzid},\x01host={settings.host}\x01port={settings.port}"
+                f"\x01auth=Bearer {token}\x01\x01")
+        abort = base64.b64encode(b"\x01").decode()
+    else:
+        blob = f"user={user}\x01auth=Bearer {token}\x01\x01"
+        abort = ""
+    code, response = client.docmd("AUTH", f"{mechanism} {base64.b64encode(blob.encode()).decode()}")
+    if code == 334:
+        code, response = client.docmd(abort)
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, response)
 
 
 def _decode(value) -> str:

@@ -8,12 +8,20 @@ reuse a Dovecot ``MailUser``'s credentials), and records every accepted
 message instead of delivering it.  It listens on a free 127.0.0.1 port, so
 one instance per pytest-xdist worker is fine.
 
+OAuth2 mailboxes send with a bearer token: ``offer("XOAUTH2", "OAUTHBEARER")``
+chooses which of the two mechanisms EHLO advertises (each connection reads the
+current choice), and ``check_tokens_with`` says how a token is judged (e.g. by
+the test OAuth2 provider's introspection).  A refused token gets the exchange
+real servers use: a 334 challenge with a JSON error, then 535 once the client
+has answered it.
+
 No Django imports here: this module must work for any test.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import email.policy
 import errno
@@ -22,15 +30,20 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Callable
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from .net import LOOPBACK, find_free_port
 from .tls import server_context, write_self_signed_cert
 
 __all__ = ["SmtpServer", "ReceivedMessage"]
+
+PASSWORD_MECHANISMS = ("PLAIN", "LOGIN")
+BEARER_MECHANISMS = ("XOAUTH2", "OAUTHBEARER")
+_INVALID_TOKEN = base64.b64encode(
+    b'{"status":"invalid_token","schemes":"bearer","scope":"mail"}').decode()
 
 
 @dataclass
@@ -69,6 +82,9 @@ class _Recorder:
     refused: list[str] = field(default_factory=list)  # the replies given instead of accepting
     refusal: _Refusal | None = None
     cond: threading.Condition = field(default_factory=threading.Condition)
+    mechanisms: tuple[str, ...] = PASSWORD_MECHANISMS  # what EHLO advertises
+    token_owner: Callable[[str], str | None] | None = None  # bearer token -> its user
+    logins: list[tuple[str, str, bool]] = field(default_factory=list)  # (mechanism, user, ok)
 
     async def _refuse_at(self, stage: str) -> str | None:
         """The scripted reply for this stage (after its delay), counting the transaction it
@@ -100,6 +116,37 @@ class _Recorder:
         password = auth_data.password.decode("utf-8", "replace")
         ok = user in self.users and self.users[user] == password
         return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
+
+    # aiosmtpd finds AUTH mechanisms by name: ``auth_<MECHANISM>`` on the handler.
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """``user=<u>\\x01auth=Bearer <token>\\x01\\x01`` (Google's XOAUTH2)."""
+        return await self._bearer(server, args, "XOAUTH2")
+
+    async def auth_OAUTHBEARER(self, server: SMTP, args: list[str]) -> AuthResult:
+        """``n,a=<u>,\\x01host=..\\x01port=..\\x01auth=Bearer <token>\\x01\\x01`` (RFC 7628)."""
+        return await self._bearer(server, args, "OAUTHBEARER")
+
+    async def _bearer(self, server: SMTP, args: list[str], mechanism: str) -> AuthResult:
+        if len(args) > 1:
+            try:
+                blob = base64.b64decode(args[1], validate=True)
+            except ValueError:
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        else:
+            blob = await server.challenge_auth("")
+            if not isinstance(blob, bytes):
+                return AuthResult(success=False, handled=True)
+        user, token = _parse_bearer(blob.decode("utf-8", "replace"), mechanism)
+        owner = self.token_owner(token) if self.token_owner and token else None
+        ok = bool(user) and owner == user
+        with self.cond:
+            self.logins.append((mechanism, user, ok))
+        if ok:
+            return AuthResult(success=True, auth_data=user)
+        # The client must answer the error challenge before the final reply (RFC 7628 3.2.2).
+        answer = await server.challenge_auth(_INVALID_TOKEN, encode_to_b64=False)
+        return AuthResult(success=False, handled=not isinstance(answer, bytes))  # "*": 501 sent
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:
         # Enforced here rather than with aiosmtpd's auth_required, which
@@ -135,6 +182,29 @@ class _Recorder:
             self.messages.append(received)
             self.cond.notify_all()
         return "250 2.0.0 OK: queued"
+
+
+def _parse_bearer(text: str, mechanism: str) -> tuple[str, str]:
+    """(user, token) from a client's initial response; empty strings where malformed."""
+    user = ""
+    if mechanism == "OAUTHBEARER":
+        gs2, _, text = text.partition("\x01")
+        for part in gs2.split(","):
+            if part.startswith("a="):
+                user = part[2:].replace("=2C", ",").replace("=3D", "=")
+    pairs = dict(p.split("=", 1) for p in text.split("\x01") if "=" in p)
+    user = user or pairs.get("user", "")
+    scheme, _, token = pairs.get("auth", "").partition(" ")
+    return user, token if scheme.lower() == "bearer" else ""
+
+
+class _Controller(Controller):
+    """Builds each connection's SMTP with only the mechanisms currently offered."""
+
+    def factory(self) -> SMTP:
+        offered = set(self.handler.mechanisms)
+        hidden = [m for m in (*PASSWORD_MECHANISMS, *BEARER_MECHANISMS) if m not in offered]
+        return SMTP(self.handler, auth_exclude_mechanism=hidden, **self.SMTP_kwargs)
 
 
 class SmtpServer:
@@ -203,7 +273,7 @@ class SmtpServer:
         return server_context(self.cert_path, key_path)
 
     def _make_controller(self, tls_context) -> Controller:
-        return Controller(
+        return _Controller(
             self._recorder,
             hostname=self.host,
             port=self.port,
@@ -238,6 +308,23 @@ class SmtpServer:
 
     def remove_user(self, user: str) -> None:
         self._recorder.users.pop(user, None)
+
+    def offer(self, *mechanisms: str) -> None:
+        """Advertise these AUTH mechanisms from the next connection on (default PLAIN LOGIN);
+        any of PLAIN, LOGIN, XOAUTH2, OAUTHBEARER."""
+        unknown = set(mechanisms) - {*PASSWORD_MECHANISMS, *BEARER_MECHANISMS}
+        if unknown:
+            raise ValueError(f"unsupported mechanisms: {sorted(unknown)}")
+        self._recorder.mechanisms = tuple(mechanisms)
+
+    def check_tokens_with(self, token_owner: Callable[[str], str | None]) -> None:
+        """Accept a bearer token when ``token_owner(token)`` names the user logging in."""
+        self._recorder.token_owner = token_owner
+
+    @property
+    def logins(self) -> list[tuple[str, str, bool]]:
+        """Bearer logins so far as (mechanism, user, accepted), oldest first; a live list."""
+        return self._recorder.logins
 
     def smtp_settings(self, user: str, password: str) -> dict[str, Any]:
         """The API's ``smtp`` object for this server."""
