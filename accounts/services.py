@@ -211,8 +211,15 @@ def update_account(account: EmailAccount, data: dict[str, Any]) -> EmailAccount:
     return account
 
 
-def delete_account(account: EmailAccount) -> None:
-    """Remove the mailbox and everything indexed for it; record ``accountDeleted``."""
+def delete_account(account: EmailAccount, revoke: bool = False) -> None:
+    """Remove the mailbox and everything indexed for it; record ``accountDeleted``.
+
+    ``revoke``: first revoke an OAuth2 mailbox's grant at its provider (best effort, see
+    ``accounts.oauth2.revoke``); it must come first, as the delete takes the tokens with it."""
+    if revoke and account.oauth2:
+        from accounts.oauth2 import revoke as oauth2_revoke
+
+        oauth2_revoke.revoke_grant(account)
     pk = account.pk
     with transaction.atomic():
         events.record(account.tenant, events.ACCOUNT_DELETED, account.account,

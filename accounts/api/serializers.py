@@ -13,7 +13,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_sc
 from rest_framework import serializers
 
 from accounts import tokens
-from accounts.models import ApiToken, EmailAccount
+from accounts.models import ApiToken, EmailAccount, OAuth2App
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
 
 ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9._@+=-]{1,256}$")
@@ -142,6 +142,11 @@ class AccountUpdatedSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=EmailAccount.State.choices)
 
 
+class AccountDeleteQuerySerializer(QuerySerializer):
+    revoke = serializers.BooleanField(
+        default=False, help_text="OAuth2 mailboxes: revoke the grant at the provider first")
+
+
 class AccountDeletedSerializer(serializers.Serializer):
     account = serializers.CharField()
     deleted = serializers.BooleanField()
@@ -177,12 +182,46 @@ def public_server(section: dict | None) -> dict | None:
     return out
 
 
+class PublicOAuth2Serializer(serializers.Serializer):
+    provider = serializers.CharField(help_text="The OAuth2 app id the mailbox signed in with")
+    auth = PublicAuthSerializer()
+    expires = serializers.DateTimeField(required=False,
+                                        help_text="When the current access token expires")
+    scopes = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+def public_oauth2(account: EmailAccount) -> dict | None:
+    """EmailEngine's ``oauth2`` block, rebuilt from an allow-list of keys: the tokens are
+    sealed credentials and never on the account, but nothing else slips through either."""
+    info = account.oauth2
+    if not info:
+        return None
+    user = ((account.imap or {}).get("auth") or {}).get("user") \
+        or ((account.smtp or {}).get("auth") or {}).get("user") or account.email
+    out = {"provider": info.get("app", ""), "auth": {"user": user or ""}}
+    if info.get("expires"):
+        out["expires"] = info["expires"]
+    scopes = str(info.get("scope") or "").split() or _app_scopes(account.tenant_id, info)
+    if scopes:
+        out["scopes"] = scopes
+    return out
+
+
+def _app_scopes(tenant_id: int, info: dict) -> list[str]:
+    """A token answer without ``scope`` granted what was asked (RFC 6749 5.1): the app's."""
+    from accounts.oauth2 import apps
+
+    app = OAuth2App.objects.filter(tenant_id=tenant_id, app_id=info.get("app")).first()
+    return list(apps.endpoints(app).scopes) if app else []
+
+
 class AccountSerializer(serializers.ModelSerializer):
     """An account as GET returns it: settings without secrets, plus live state."""
 
     account = serializers.CharField()
     imap = serializers.SerializerMethodField()
     smtp = serializers.SerializerMethodField()
+    oauth2 = serializers.SerializerMethodField()
     lastError = LastErrorSerializer(source="last_error", allow_null=True)
     created = serializers.DateTimeField(source="created_at")
     updated = serializers.DateTimeField(source="updated_at")
@@ -194,7 +233,7 @@ class AccountSerializer(serializers.ModelSerializer):
     class Meta:
         model = EmailAccount
         fields = ["account", "name", "email", "state", "lastError", "stateChanged", "imap",
-                  "smtp", "watchFolders", "copy", "initialized", "created", "updated"]
+                  "smtp", "oauth2", "watchFolders", "copy", "initialized", "created", "updated"]
 
     def get_watchFolders(self, obj) -> list[str]:
         return list(obj.watch_folders or ["INBOX"])
@@ -206,6 +245,10 @@ class AccountSerializer(serializers.ModelSerializer):
     @extend_schema_field(PublicServerSerializer(allow_null=True))
     def get_smtp(self, obj):
         return public_server(obj.smtp)
+
+    @extend_schema_field(PublicOAuth2Serializer(allow_null=True))
+    def get_oauth2(self, obj):
+        return public_oauth2(obj)
 
 
 class AccountListItemSerializer(AccountSerializer):

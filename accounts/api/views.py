@@ -89,12 +89,16 @@ class AccountDetailView(TenantScopedAPIView):
         email_account = services.update_account(email_account, data)
         return Response({"account": email_account.account, "state": email_account.state})
 
-    @extend_schema(operation_id="deleteAccount", tags=["Account"], parameters=[ACCOUNT_PARAM],
+    @extend_schema(operation_id="deleteAccount", tags=["Account"],
+                   parameters=[ACCOUNT_PARAM, s.AccountDeleteQuerySerializer],
                    responses={200: s.AccountDeletedSerializer}, summary="Delete a mailbox",
-                   description="Removes the mailbox, its credentials and its indexed data.")
+                   description="Removes the mailbox, its credentials and its indexed data. "
+                               "`revoke=true` first revokes an OAuth2 mailbox's grant at the "
+                               "provider (best effort: the delete happens either way).")
     def delete(self, request, account):
         email_account = self.get_account(account)
-        services.delete_account(email_account)
+        query = self.validated(s.AccountDeleteQuerySerializer, request.query_params)
+        services.delete_account(email_account, revoke=query["revoke"])
         return Response({"account": email_account.account, "deleted": True})
 
 

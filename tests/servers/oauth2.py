@@ -3,13 +3,15 @@
 Why: OAuth2 mailboxes (Gmail, Microsoft 365) cannot be exercised without the provider, so the
 suite runs its own provider: an authorize page (one "Allow" button, so a browser or plain HTTP
 requests can click through it), a token endpoint (authorization code with PKCE, refresh
-token) and an RFC 7662 introspection endpoint that Dovecot's ``oauth2`` passdb calls to check
-the bearer tokens presented with XOAUTH2/OAUTHBEARER. A ``generic`` OAuth2 app in the API
+token), an RFC 7662 introspection endpoint that Dovecot's ``oauth2`` passdb calls to check
+the bearer tokens presented with XOAUTH2/OAUTHBEARER, and an RFC 7009 revocation endpoint
+(``/revoke``, the token URL's sibling) that ends a grant. A ``generic`` OAuth2 app in the API
 points at it.
 
 Tests steer it: ``sign_in_as`` picks the address the next sign-in grants, ``access_ttl`` the
 lifetime of issued access tokens, ``expire_access_tokens()`` and ``revoke_refresh_tokens()``
-simulate time passing and a user revoking the grant. ``refresh_calls`` counts refreshes.
+simulate time passing and a user revoking the grant. ``refresh_calls`` counts refreshes,
+``revocations`` the tokens revoked through ``/revoke``.
 
 No Django imports here: this module must work for any test.
 """
@@ -55,12 +57,14 @@ class OAuth2Server:
     access_ttl: int = 3600
     refresh_calls: int = 0
     introspections: int = 0
+    revocations: int = 0
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._codes: dict[str, _Grant] = {}
         self._access: dict[str, tuple[str, float]] = {}  # token -> (username, expires_at)
         self._refresh: dict[str, str] = {}  # token -> username
+        self._grant_of: dict[str, str] = {}  # access token -> the refresh token it came with
         self._httpd: ThreadingHTTPServer | None = None
         self.issued_tokens: list[str] = []  # every token ever issued (for leak checks)
 
@@ -100,6 +104,10 @@ class OAuth2Server:
     def introspection_url(self) -> str:
         return self.base_url + "/introspect"
 
+    @property
+    def revocation_url(self) -> str:
+        return self.base_url + "/revoke"
+
     # -- controls ----------------------------------------------------------
 
     def expire_access_tokens(self) -> None:
@@ -118,6 +126,7 @@ class OAuth2Server:
         with self._lock:
             self._access[access] = (username, time.time() + self.access_ttl)
             self._refresh[refresh] = username
+            self._grant_of[access] = refresh
             self.issued_tokens += [access, refresh]
         claims = {"iss": self.base_url, "sub": username, "email": username,
                   "aud": self.client_id, "iat": int(time.time())}
@@ -147,6 +156,22 @@ class OAuth2Server:
                 return 400, {"error": "invalid_grant", "error_description": "Token revoked"}
             return 200, self._issue(username, refresh=form["refresh_token"])
         return 400, {"error": "unsupported_grant_type"}
+
+    def revoke(self, form: dict[str, str]) -> tuple[int, dict]:
+        """RFC 7009: revoking a refresh token ends its grant (its access tokens die with it);
+        an unknown token is answered 200 all the same (2.2)."""
+        if form.get("client_id") != self.client_id or \
+                form.get("client_secret") != self.client_secret:
+            return 401, {"error": "invalid_client"}
+        token = form.get("token", "")
+        with self._lock:
+            grant = token if token in self._refresh else self._grant_of.get(token)
+            if grant in self._refresh or token in self._access:
+                self.revocations += 1
+            self._refresh.pop(grant or "", None)
+            for access in [a for a, r in self._grant_of.items() if r == grant] + [token]:
+                self._access.pop(access, None)
+        return 200, {}
 
     def introspect(self, token: str) -> dict:
         self.introspections += 1
@@ -217,6 +242,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(status, body)
         if path == "/introspect":
             return self._json(200, self.provider.introspect(form.get("token", "")))
+        if path == "/revoke":
+            status, body = self.provider.revoke(form)
+            return self._json(status, body)
         return self._json(404, {"error": "not_found"})
 
 

@@ -1,0 +1,118 @@
+"""Revoking an OAuth2 mailbox's grant at its provider (RFC 7009), for
+``DELETE /v1/account/{account}?revoke=true``.
+
+Why: deleting the mailbox here forgets our tokens, but the provider still lists our app as
+allowed to read the user's mail until the user removes it by hand. Revoking the refresh token
+ends the grant itself (Google then kills its access tokens too).
+
+Best effort: one POST with a short timeout, before the account and its sealed tokens are
+deleted. Any failure (provider down, refused, no endpoint) is logged and the delete goes on:
+a mailbox must stay deletable whatever its provider does. Neither a token nor the client
+secret ever reaches a log line or an exception message.
+
+Where: Google has a revocation endpoint. Microsoft and Yahoo publish none (users withdraw
+consent on their account pages), so nothing is sent for them. A ``generic`` app has no
+revocation URL of its own (``OAuth2App`` has no such field), so the token URL's sibling
+``revoke`` is tried (``https://idp.example/oauth2/token`` -> ``.../oauth2/revoke``), the
+common layout; a provider without it answers 404 and the delete goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import urllib.error
+import urllib.request
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from django.conf import settings
+
+from accounts.models import EmailAccount, OAuth2App
+from accounts.oauth2 import apps, flow, presets
+
+logger = logging.getLogger(__name__)
+
+TIMEOUT = 5.0
+REVOCATION_URLS = {presets.GMAIL: "https://oauth2.googleapis.com/revoke"}
+NO_REVOCATION = (presets.OUTLOOK, presets.YAHOO)
+
+REVOKED, SKIPPED, FAILED = "revoked", "skipped", "failed"
+
+
+def revocation_url(app: OAuth2App) -> str | None:
+    """Where ``app``'s grants are revoked, or None where the provider offers no endpoint."""
+    if app.provider in REVOCATION_URLS:
+        return REVOCATION_URLS[app.provider]
+    if app.provider in NO_REVOCATION:
+        return None
+    token_url = apps.endpoints(app).token_url
+    if not token_url:
+        return None
+    parts = urlsplit(token_url)
+    path = parts.path.rsplit("/", 1)[0] + "/revoke"
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def revoke_grant(account: EmailAccount) -> str:
+    """Revoke ``account``'s OAuth2 grant; return ``revoked``, ``skipped`` (not OAuth2, no
+    token, no endpoint) or ``failed`` (logged). Never raises for the provider's sake."""
+    from accounts import services
+
+    info = account.oauth2 or {}
+    app = OAuth2App.objects.filter(tenant_id=account.tenant_id, app_id=info.get("app")).first()
+    if app is None:
+        return SKIPPED
+    url = revocation_url(app)
+    token = services.get_credential(account, "oauth2.refreshToken")
+    hint = "refresh_token"
+    if not token:
+        token, hint = services.get_credential(account, "oauth2.accessToken"), "access_token"
+    if url is None or not token:
+        logger.info("account %s: no OAuth2 grant to revoke at %s", account.pk, app.provider)
+        return SKIPPED
+    form = {"token": token, "token_type_hint": hint}
+    # RFC 7009 2.1 authenticates the client; Google documents a request with the token alone.
+    if app.provider != presets.GMAIL:
+        form.update(client_id=app.client_id, client_secret=apps.client_secret(app))
+    try:
+        _post(url, form)
+    except flow.OAuth2Error as exc:  # messages carry no token (see _post)
+        logger.warning("account %s: revoking the OAuth2 grant at %s failed: %s",
+                       account.pk, urlsplit(url).hostname, exc)
+        return FAILED
+    logger.info("account %s: OAuth2 grant revoked at %s", account.pk, urlsplit(url).hostname)
+    return REVOKED
+
+
+def _post(url: str, form: dict) -> None:
+    """The RFC 7009 request: 200 means revoked (or already invalid, which is as good)."""
+    allow_http = settings.EMAILAPI_OAUTH2_ALLOW_HTTP
+    flow.check_endpoint(url, allow_http)
+    if not allow_http:
+        _refuse_internal(url)
+    request = urllib.request.Request(
+        url, data=urlencode(form).encode(), method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded",
+                 "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
+            response.read(flow.MAX_RESPONSE)
+    except urllib.error.HTTPError as exc:
+        raise flow.OAuth2Error(f"The provider answered HTTP {exc.code}", f"HTTP{exc.code}") \
+            from None
+    except (urllib.error.URLError, socket.timeout, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise flow.OAuth2Error(f"Cannot reach the provider: {reason}", "ProviderUnreachable") \
+            from None
+
+
+def _refuse_internal(url: str) -> None:
+    """A generic app's URL is the tenant's choice and gets the client secret: the same rule
+    as for its token URL (no loopback, private or metadata addresses)."""
+    from webhooks import urlguard
+
+    try:
+        urlguard.check(url, allow_private=False)
+    except (urlguard.UnsafeURL, urlguard.Unresolvable) as exc:
+        raise flow.OAuth2Error(f"The revocation URL is not allowed: {exc}",
+                               "InvalidEndpoint") from None
