@@ -5,7 +5,8 @@ command connections, the SMTP sender) calls ``access_token``; when the stored to
 within ``EMAILAPI_OAUTH2_REFRESH_MARGIN`` seconds it is refreshed first. Many processes may
 ask at once, and some providers rotate refresh tokens (the old one dies on use), so a refresh
 runs under a Redis lock per account: the winner refreshes and stores the new tokens sealed;
-the others wait for the lock and read what it stored.
+the others wait for the lock and read what it stored. The refresh grant itself goes through
+the app's social-auth backend (``social.refresh_tokens``; ``flow.py`` for ``generic`` apps).
 
 A refresh refused with ``invalid_grant`` (revoked, password changed, consent withdrawn) cannot
 succeed by retrying: the account goes to ``authenticationError`` with one
@@ -25,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.models import EmailAccount, OAuth2App
-from accounts.oauth2 import apps, flow
+from accounts.oauth2 import flow, social
 from emailapi.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -105,10 +106,8 @@ def _refresh(account: EmailAccount, info: dict) -> str:
     refresh_token = services.get_credential(account, "oauth2.refreshToken")
     if app is None or not refresh_token:
         _require_reauth(account, info, "The OAuth2 app or refresh token is gone", "NoGrant")
-    endpoints = apps.endpoints(app)
     try:
-        tokens = flow.refresh_tokens(endpoints.token_url, app.client_id, apps.client_secret(app),
-                                     refresh_token, settings.EMAILAPI_OAUTH2_ALLOW_HTTP)
+        tokens = social.refresh_tokens(app, refresh_token, settings.EMAILAPI_OAUTH2_ALLOW_HTTP)
     except flow.InvalidGrant as exc:
         _require_reauth(account, info, str(exc), exc.code)
     except flow.OAuth2Error as exc:

@@ -9,8 +9,6 @@ import base64
 import hashlib
 import json
 import logging
-import threading
-from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -24,7 +22,7 @@ from accounts.models import EmailAccount, OAuth2App
 from accounts.oauth2 import connect, flow, social
 from emailapi.redis import get_redis
 from tests.accounts.oauth2_helpers import allow_http, connect_through_link, make_link
-from tests.servers.oauth2 import OAuth2Server, _Handler
+from tests.servers.oauth2 import OAuth2Server
 
 FIXTURES = (allow_http,)  # shared through the helpers module (used by name below)
 
@@ -47,38 +45,9 @@ EXPECTED = {
 }
 
 
-class _BasicHandler(_Handler):
-    """Also takes the client credentials in HTTP Basic (RFC 6749 2.3.1), as Yahoo's backend
-    sends them, and counts such requests."""
-
-    def _form(self) -> dict[str, str]:
-        form = super()._form()
-        header = self.headers.get("Authorization", "")
-        if header.startswith("Basic "):
-            client_id, _, secret = base64.b64decode(header[6:]).decode().partition(":")
-            form.update(client_id=client_id, client_secret=secret)
-            self.provider.basic_auth_requests += 1
-        return form
-
-
-class BasicAuthProvider(OAuth2Server):
-    basic_auth_requests: int = 0
-
-    def start(self) -> "BasicAuthProvider":
-        server = self
-
-        class Handler(_BasicHandler):
-            provider = server
-
-        self._httpd = ThreadingHTTPServer((self.host, 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-        return self
-
-
 @pytest.fixture(scope="module")
 def provider():
-    server = BasicAuthProvider().start()
+    server = OAuth2Server().start()
     yield server
     server.stop()
 

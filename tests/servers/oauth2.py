@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from .net import LOOPBACK
 
@@ -58,6 +58,7 @@ class OAuth2Server:
     refresh_calls: int = 0
     introspections: int = 0
     revocations: int = 0
+    basic_auth_requests: int = 0
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -212,9 +213,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(data).encode(), "application/json")
 
     def _form(self) -> dict[str, str]:
+        """The form, with client credentials sent in HTTP Basic (RFC 6749 2.3.1, as Yahoo's
+        backend sends them) merged in; such requests are counted."""
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length).decode()
-        return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+        form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+        header = self.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            client_id, _, secret = base64.b64decode(header[6:]).decode().partition(":")
+            form.update(client_id=unquote(client_id), client_secret=unquote(secret))
+            self.provider.basic_auth_requests += 1
+        return form
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
