@@ -184,3 +184,24 @@ def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), math.ceil(fraction * len(ordered))))
     return ordered[rank - 1]
+
+
+def dovecot_limits(sessions: int) -> str:
+    """Dovecot configuration that lets ``sessions`` IMAP sessions (and as many again for
+    baselines and watchers) run at once from one address."""
+    return f"""
+default_process_limit = {2 * sessions + 200}
+default_client_limit = {4 * sessions + 1000}
+service imap {{
+  process_limit = {2 * sessions + 200}
+}}
+service anvil {{
+  client_limit = {4 * sessions + 1000}
+}}
+service auth {{
+  client_limit = {4 * sessions + 1000}
+}}
+protocol imap {{
+  mail_max_userip_connections = 100
+}}
+"""

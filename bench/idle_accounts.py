@@ -236,12 +236,12 @@ def wait_all_connected(tenant, count: int, timeout: float, worker: WorkerProcess
 
 
 class Watcher(threading.Thread):
-    """A bare imapclient session IDLEing on INBOX; notes when ``EXISTS`` arrives."""
+    """A bare imapclient session IDLEing on a folder; notes when ``EXISTS`` arrives."""
 
-    def __init__(self, user):
+    def __init__(self, user, folder: str = "INBOX"):
         super().__init__(daemon=True)
         self.client = user.imap_client(starttls=True)
-        self.client.select_folder("INBOX")
+        self.client.select_folder(folder)
         self.client.idle()
         self.seen_at: float | None = None
         self.halt = threading.Event()
@@ -415,22 +415,7 @@ def main() -> None:
         inotify_limit = 2 * n + 1024
         with open(INOTIFY_LIMIT, "w", encoding="ascii") as fh:
             fh.write(str(inotify_limit))
-    extra_config = f"""
-default_process_limit = {2 * n + 200}
-default_client_limit = {4 * n + 1000}
-service imap {{
-  process_limit = {2 * n + 200}
-}}
-service anvil {{
-  client_limit = {4 * n + 1000}
-}}
-service auth {{
-  client_limit = {4 * n + 1000}
-}}
-protocol imap {{
-  mail_max_userip_connections = 100
-}}
-"""
+    extra_config = _engine.dovecot_limits(n)
     workdir = tempfile.mkdtemp(prefix="bench-idle-")
     worker = None
     try:
