@@ -158,6 +158,45 @@ class TimedReceiver(FastReceiver):
             return self.arrived_at[key]
 
 
+def describe_slow(offset: float, account: str, folder: str, uid: int, total: float,
+                  appended_wall: float, load: float) -> str:
+    from webhooks.models import Event
+
+    row = Event.objects.filter(account=account, event="messageNew", path=folder,
+                               data__uid=uid).values("created_at", "dispatched_at").first()
+    stages = "no event row"
+    if row:
+        recorded = row["created_at"].timestamp() - appended_wall
+        published = (row["dispatched_at"].timestamp() - appended_wall
+                     if row["dispatched_at"] else float("nan"))
+        stages = f"recorded +{recorded * 1000:.0f} ms, published +{published * 1000:.0f} ms"
+    return (f"{offset:6.1f} s  {account}/{folder} uid {uid}: {total * 1000:.0f} ms; "
+            f"{stages}; load average {load:.1f}")
+
+
+DUMPS = {"left": 3, "pids": []}
+DUMPS_LOCK = threading.Lock()
+
+
+def wait_or_dump(receiver: TimedReceiver, key: tuple) -> float:
+    """Wait for the webhook; with ``--dump-stalls``, a wait past 2 s prints the workers'
+    stacks (py-spy dump) while they are late, up to three times."""
+    try:
+        return receiver.wait_key(key, timeout=2.0 if DUMPS["pids"] else 60)
+    except TimeoutError:
+        if not DUMPS["pids"]:
+            raise
+    with DUMPS_LOCK:
+        if DUMPS["left"] > 0:
+            DUMPS["left"] -= 1
+            for pid in DUMPS["pids"]:
+                dump = subprocess.run([str(Path(sys.executable).parent / "py-spy"), "dump",
+                                       "--pid", str(pid)], capture_output=True, text=True)
+                print(f"--- {key} late; py-spy dump of {pid}:\n{dump.stdout}{dump.stderr}",
+                      flush=True)
+    return receiver.wait_key(key, timeout=58)
+
+
 def append_rounds(users, receiver: TimedReceiver, folder: str, rounds: int, parallel: int,
                   seed_number: int) -> tuple[list[float], list[float]]:
     """``rounds`` APPENDs to ``folder``, ``parallel`` at a time, each to a mailbox no other
@@ -183,7 +222,7 @@ def append_rounds(users, receiver: TimedReceiver, folder: str, rounds: int, para
                 # time.perf_counter: take both now.
                 appended, appended_perf = time.monotonic(), time.perf_counter()
                 uid = int(APPENDUID.search(response).group(1))
-                at = receiver.wait_key((f"box{index}", folder, uid), timeout=60)
+                at = wait_or_dump(receiver, (f"box{index}", folder, uid))
                 watcher.join(timeout=30)
                 if watcher.seen_at is None:
                     raise TimeoutError(f"the watcher saw no EXISTS in box{index}/{folder}")
@@ -191,8 +230,9 @@ def append_rounds(users, receiver: TimedReceiver, folder: str, rounds: int, para
                     ours.append(at - appended)
                     floors.append(watcher.seen_at - appended_perf)
                     if at - appended > SLOW and len(slow) < 20:
-                        slow.append(f"{appended - began:6.1f} s: box{index}/{folder} uid {uid} "
-                                    f"{(at - appended) * 1000:.0f} ms")
+                        slow.append((appended - began, f"box{index}", folder, uid,
+                                     at - appended, time.time() - (time.monotonic() - appended),
+                                     os.getloadavg()[0]))
             except Exception as exc:  # noqa: BLE001 - reported after the run
                 failures.append(repr(exc))
                 return
@@ -209,8 +249,11 @@ def append_rounds(users, receiver: TimedReceiver, folder: str, rounds: int, para
     if failures:
         raise RuntimeError(f"{len(failures)} rounds failed, e.g. {failures[0]}")
     if slow:
-        print(f"{folder}: webhooks later than {SLOW:.0f} s after the APPEND (first 20), by "
-              "time into the rounds:\n  " + "\n  ".join(slow), flush=True)
+        print(f"{folder}: webhooks later than {SLOW:.0f} s after the APPEND (first 20): time "
+              "into the rounds, mailbox, uid, total, and how long after the APPEND the engine "
+              "recorded the event and the dispatcher published it:", flush=True)
+        for line in sorted(slow):
+            print("  " + describe_slow(*line), flush=True)
     return floors, ours
 
 
@@ -260,6 +303,8 @@ def latency(args, env, server, tenant, logs: Path) -> dict[str, tuple[list, list
         _engine.wait_for(lambda: not EmailAccount.objects.filter(
             tenant=tenant, initialized_at__isnull=True).exists(), timeout=600)
         settled = wait_quiet([worker.pid for worker in workers])
+        if args.dump_stalls:
+            DUMPS["pids"] = [worker.pid for worker in workers]
         print(f"all synced and the workers quiet {time.monotonic() - started:.1f} s after "
               f"the start (last 2 s: {settled:.0%} of a core)", flush=True)
         results["INBOX"] = append_rounds(users, receiver, "INBOX", args.rounds, args.parallel, 6)
@@ -290,6 +335,8 @@ def main() -> None:
     parser.add_argument("--folder-rounds", type=int, default=200, help="APPENDs to Sent")
     parser.add_argument("--parallel", type=int, default=10, help="APPENDs in flight")
     parser.add_argument("--workers", type=int, default=1, help="imapworker processes")
+    parser.add_argument("--dump-stalls", action="store_true",
+                        help="py-spy dump the workers when a webhook is 2 s late")
     parser.add_argument("--raise-inotify", action="store_true",
                         help="raise fs.inotify.max_user_instances for the run (root)")
     parser.add_argument("--only", choices=("throughput", "latency"),
