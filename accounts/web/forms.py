@@ -4,12 +4,15 @@ two never disagree."""
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.contrib.auth import password_validation
 
 from accounts import tokens
+from accounts.api import oauth2_serializers
 from accounts.api import serializers as api_serializers
-from accounts.models import Membership, User
+from accounts.models import Membership, OAuth2App, User
 from emailapi.api.errors import flatten_errors
 
 
@@ -143,3 +146,108 @@ class SettingsForm(forms.Form):
         if not name:
             raise forms.ValidationError("Enter your organization's name.")
         return name
+
+
+class OAuth2AppForm(forms.Form):
+    """An OAuth2 app as ``POST /v1/oauth2`` takes it, or, given ``app``, as ``PUT`` changes it.
+
+    The API's serializers decide what is valid (the generic provider's URLs and IMAP server,
+    https-only provider endpoints, the id's characters), so the page and the API cannot
+    disagree. The secret input never renders a value, and when editing an empty one keeps the
+    stored secret: the only way to see a secret is to have typed it."""
+
+    app = forms.CharField(label="App id", max_length=64, required=False,
+                          help_text="Your id for the app in the API and in connect links; "
+                                    "empty generates one.")
+    provider = forms.ChoiceField(label="Provider", choices=OAuth2App.Provider.choices)
+    name = forms.CharField(label="Name", max_length=256, required=False)
+    client_id = forms.CharField(label="Client id", max_length=512, required=False)
+    client_secret = forms.CharField(
+        label="Client secret", max_length=2048, required=False, strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted and never shown again.")
+    scopes = forms.CharField(label="Scopes", max_length=8000, required=False,
+                             help_text="Separated by spaces; empty uses the provider's defaults.")
+    redirect_url = forms.CharField(
+        label="Redirect URL", max_length=1024, required=False,
+        help_text="The callback registered at the provider; empty uses this service's own.")
+    authorize_url = forms.CharField(label="Authorization URL", max_length=1024, required=False,
+                                    help_text="Required for generic; presets know theirs.")
+    token_url = forms.CharField(label="Token URL", max_length=1024, required=False,
+                                help_text="Required for generic; presets know theirs.")
+    imap_host = forms.CharField(label="IMAP server", max_length=255, required=False,
+                                help_text="Required for generic; presets know theirs.")
+    imap_port = forms.IntegerField(label="IMAP port", required=False, initial=993)
+    imap_secure = forms.BooleanField(label="IMAP TLS from the start (port 993)",
+                                     required=False, initial=True)
+    smtp_host = forms.CharField(label="SMTP server (optional)", max_length=255, required=False)
+    smtp_port = forms.IntegerField(label="SMTP port", required=False, initial=465)
+    smtp_secure = forms.BooleanField(label="SMTP TLS from the start (port 465)",
+                                     required=False, initial=True)
+
+    # API field path -> form field, to show the serializer's errors next to the right input.
+    API_FIELDS = {"app": "app", "provider": "provider", "name": "name",
+                  "clientId": "client_id", "clientSecret": "client_secret", "scopes": "scopes",
+                  "redirectUrl": "redirect_url", "authorizeUrl": "authorize_url",
+                  "tokenUrl": "token_url", "imap": "imap_host", "imap.host": "imap_host",
+                  "imap.port": "imap_port", "smtp": "smtp_host", "smtp.host": "smtp_host",
+                  "smtp.port": "smtp_port"}
+
+    def __init__(self, *args, app: OAuth2App | None = None, **kwargs):
+        self.oauth2_app = app
+        if app is not None:
+            kwargs.setdefault("initial", self.initial_from(app))
+        super().__init__(*args, **kwargs)
+        if app is not None:
+            del self.fields["app"]  # the id is the app's name in the API: it does not change
+            self.fields["client_secret"].help_text = "Leave empty to keep the current one."
+
+    @staticmethod
+    def initial_from(app: OAuth2App) -> dict:
+        imap, smtp = app.imap or {}, app.smtp or {}
+        return {"provider": app.provider, "name": app.name, "client_id": app.client_id,
+                "scopes": " ".join(app.scopes), "redirect_url": app.redirect_url,
+                "authorize_url": app.authorize_url, "token_url": app.token_url,
+                "imap_host": imap.get("host", ""), "imap_port": imap.get("port", 993),
+                "imap_secure": imap.get("secure", True), "smtp_host": smtp.get("host", ""),
+                "smtp_port": smtp.get("port", 465), "smtp_secure": smtp.get("secure", True)}
+
+    def clean(self):
+        data = super().clean()
+        if self.oauth2_app is None:
+            serializer = oauth2_serializers.OAuth2AppCreateSerializer(data=self.api_payload())
+        else:
+            serializer = oauth2_serializers.OAuth2AppUpdateSerializer(
+                data=self.api_payload(), context={"app": self.oauth2_app})
+        if serializer.is_valid():
+            self.payload = dict(serializer.validated_data)
+            return data
+        for path, errors in flatten_errors(serializer.errors).items():
+            field = self.API_FIELDS.get(path) or self.API_FIELDS.get(re.split(r"[.\[]", path)[0])
+            if field not in self.errors:
+                self.add_error(field, errors)
+        return data
+
+    def api_payload(self) -> dict:
+        """The JSON body the API would get; blank optional values are left out (the app id
+        is generated, a blank secret keeps the stored one)."""
+        data = self.cleaned_data
+        payload = {"provider": data.get("provider", ""), "name": data.get("name", ""),
+                   "clientId": data.get("client_id", ""),
+                   "scopes": [s for s in re.split(r"[\s,]+", data.get("scopes", "")) if s],
+                   "redirectUrl": data.get("redirect_url", ""),
+                   "authorizeUrl": data.get("authorize_url", ""),
+                   "tokenUrl": data.get("token_url", ""),
+                   "imap": self._server("imap", 993), "smtp": self._server("smtp", 465)}
+        if self.oauth2_app is None and data.get("app"):
+            payload["app"] = data["app"]
+        if data.get("client_secret"):
+            payload["clientSecret"] = data["client_secret"]
+        return payload
+
+    def _server(self, kind: str, default_port: int) -> dict | None:
+        data = self.cleaned_data
+        if not data.get(f"{kind}_host"):
+            return None
+        return {"host": data[f"{kind}_host"], "port": data.get(f"{kind}_port") or default_port,
+                "secure": bool(data.get(f"{kind}_secure"))}

@@ -4,7 +4,7 @@ Django's password reset with our templates, and the tenant's pages under ``/dash
 from django.contrib.auth import views as auth
 from django.urls import path, reverse_lazy
 
-from accounts.web import auth_views, live, views, webhook_views
+from accounts.web import auth_views, live, oauth2_views, views, webhook_views
 
 app_name = "web"
 
@@ -51,4 +51,8 @@ urlpatterns = [
          name="webhook-delete"),
     path("dashboard/webhooks/<uuid:webhook_id>/deliveries/<uuid:delivery_id>/retry",
          webhook_views.delivery_retry, name="delivery-retry"),
+    path("dashboard/oauth2", oauth2_views.oauth2_apps, name="oauth2-apps"),
+    path("dashboard/oauth2/<str:app_id>", oauth2_views.oauth2_app_detail, name="oauth2-app"),
+    path("dashboard/oauth2/<str:app_id>/delete", oauth2_views.oauth2_app_delete,
+         name="oauth2-app-delete"),
 ]
