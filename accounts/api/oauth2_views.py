@@ -8,7 +8,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
 from accounts.api import oauth2_serializers as s
-from accounts.models import EmailAccount, OAuth2App
+from accounts.models import OAuth2App
 from accounts.oauth2 import apps, connect, discovery
 from emailapi.api.errors import ApiError, NotFoundError
 from emailapi.api.pagination import paginate
@@ -82,8 +82,7 @@ class OAuth2AppDetailView(OAuth2AppScopedView):
                                "counts them.")
     def delete(self, request, app):
         oauth2_app = self.get_app(app)
-        using = EmailAccount.objects.filter(tenant=self.tenant,
-                                            oauth2__app=oauth2_app.app_id).count()
+        using = apps.mailboxes_using(oauth2_app)
         apps.delete_app(oauth2_app)
         return Response({"id": app, "deleted": True, "accounts": using})
 

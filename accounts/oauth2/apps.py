@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import crypto
-from accounts.models import OAuth2App, Tenant
+from accounts.models import EmailAccount, OAuth2App, Tenant
 from accounts.oauth2 import presets
 from emailapi.api.errors import ConflictError
 
@@ -62,6 +62,12 @@ def update_app(app: OAuth2App, data: dict) -> OAuth2App:
 
 def delete_app(app: OAuth2App) -> None:
     app.delete()
+
+
+def mailboxes_using(app: OAuth2App) -> int:
+    """How many of the tenant's mailboxes signed in with ``app`` (they need a new sign-in
+    once it is deleted and their access token expires)."""
+    return EmailAccount.objects.filter(tenant_id=app.tenant_id, oauth2__app=app.app_id).count()
 
 
 def endpoints(app: OAuth2App) -> presets.Endpoints:

@@ -10,7 +10,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.models import EmailAccount, OAuth2App
+from accounts.models import OAuth2App
 from accounts.oauth2 import apps, connect
 from accounts.web.forms import OAuth2AppForm
 from accounts.web.tenancy import tenant_view
@@ -62,7 +62,7 @@ def oauth2_app_detail(request, app_id: str):
         apps.update_app(app, form.payload)
         messages.success(request, "OAuth2 app saved.")
         return redirect("web:oauth2-app", app_id=app.app_id)
-    using = EmailAccount.objects.filter(tenant=request.tenant, oauth2__app=app.app_id).count()
+    using = apps.mailboxes_using(app)
     return render(request, "dashboard/oauth2_app_detail.html", {
         "app": _with_effective(app), "form": form, "mailboxes_using": using,
         "callback_url": _callback_url(request), "page": "oauth2"},
