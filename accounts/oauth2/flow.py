@@ -114,14 +114,18 @@ def refresh_tokens(token_url: str, client_id: str, client_secret: str, refresh_t
     return tokens
 
 
-def _token_request(url: str, form: dict, allow_http: bool) -> Tokens:
-    guard_endpoint(url, allow_http)
-    request = urllib.request.Request(
+def form_post(url: str, form: dict) -> urllib.request.Request:
+    """A back-channel POST of ``form`` (token, refresh and revocation requests alike)."""
+    return urllib.request.Request(
         url, data=urlencode(form).encode(), method="POST",
         headers={"Content-Type": "application/x-www-form-urlencoded",
                  "Accept": "application/json"})
+
+
+def _token_request(url: str, form: dict, allow_http: bool) -> Tokens:
+    guard_endpoint(url, allow_http)
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
+        with urllib.request.urlopen(form_post(url, form), timeout=TIMEOUT) as response:  # noqa: S310
             body = _json(response.read(MAX_RESPONSE))
     except urllib.error.HTTPError as exc:
         body = _json(exc.read(MAX_RESPONSE))

@@ -23,7 +23,7 @@ import logging
 import socket
 import urllib.error
 import urllib.request
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 
@@ -90,12 +90,9 @@ def _post(url: str, form: dict) -> None:
     flow.check_endpoint(url, allow_http)
     if not allow_http:
         _refuse_internal(url)
-    request = urllib.request.Request(
-        url, data=urlencode(form).encode(), method="POST",
-        headers={"Content-Type": "application/x-www-form-urlencoded",
-                 "Accept": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
+        with urllib.request.urlopen(flow.form_post(url, form),  # noqa: S310
+                                    timeout=TIMEOUT) as response:
             response.read(flow.MAX_RESPONSE)
     except urllib.error.HTTPError as exc:
         raise flow.OAuth2Error(f"The provider answered HTTP {exc.code}", f"HTTP{exc.code}") \
