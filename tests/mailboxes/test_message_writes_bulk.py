@@ -6,6 +6,8 @@ from __future__ import annotations
 import imaplib
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from mailboxes.command_pool import pool
 from mailboxes.sync.account import sync_account
@@ -42,9 +44,13 @@ def test_a_bulk_update_of_5000_messages_stores_in_batches_of_1000(alice, dovecot
     try:
         assert sync_account(session, account).complete
         commands.clear()
-        response = alice.client.put(f"{BOX}/messages?path=INBOX", {
-            "search": {"seen": False}, "update": {"flags": {"add": ["\\Seen"]}}}, format="json")
+        with CaptureQueriesContext(connection) as queries:
+            response = alice.client.put(f"{BOX}/messages?path=INBOX", {
+                "search": {"seen": False}, "update": {"flags": {"add": ["\\Seen"]}}},
+                format="json")
         assert response.status_code == 200, response.json()
+        # Stored and announced a batch at a time, not two statements per message.
+        assert len(queries) < 100, len(queries)
         assert response.json() == {"flags": {"add": True}, "matched": 5000, "updated": 5000,
                                    "changed": 5000}
         stores = [c for c in commands if b" STORE " in c.upper()]
