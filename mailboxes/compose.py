@@ -66,6 +66,12 @@ _REPLY_PREFIX = re.compile(r"^\s*(re|aw|sv|antw)\s*:", re.IGNORECASE)
 _FORWARD_PREFIX = re.compile(r"^\s*(fwd?|wg|tr)\s*:", re.IGNORECASE)
 
 
+def crlf(raw: bytes) -> bytes:
+    """CRLF line ends, as SMTP's DATA and IMAP's APPEND require (smtplib sends bytes as
+    they are)."""
+    return _BARE_LF.sub(b"\r\n", raw)
+
+
 class ComposeError(ApiError):
     """A field that cannot become a message: a 400 naming it."""
 
@@ -436,7 +442,7 @@ def _from_raw(account: EmailAccount, raw: bytes, envelope: dict | None,
               for_sending: bool) -> Composed:
     """A caller's own message: line ends made CRLF; for sending, a Message-ID added when
     it has none and its Bcc header dropped; nothing else changes."""
-    raw = _BARE_LF.sub(b"\r\n", raw)
+    raw = crlf(raw)
     headers = BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
     envelope = envelope or {}
     sender = (envelope.get("from") or first_header_address(headers, "Sender", "From")

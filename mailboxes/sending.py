@@ -191,14 +191,6 @@ def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-_BARE_LF = re.compile(rb"(?<!\r)\n")
-
-
-def wire_format(raw: bytes) -> bytes:
-    """CRLF line ends, as DATA requires (smtplib sends bytes as they are)."""
-    return _BARE_LF.sub(b"\r\n", raw)
-
-
 # --- after sending: the Sent copy and \Answered ---------------------------------------------
 
 

@@ -300,3 +300,7 @@ def test_the_serializer_decodes_base64_and_keeps_text_as_given():
     assert data["attachments"][0]["content"] == b"\x00\xff"
     assert data["attachments"][0]["cid"] == "x@y"
     assert data["from"]["address"] == "me@example.com"
+
+
+def test_raw_messages_end_every_line_with_crlf():
+    assert compose.crlf(b"a\nb\r\nc\n") == b"a\r\nb\r\nc\r\n"

@@ -356,6 +356,3 @@ def test_the_retry_delay_follows_the_schedule_and_repeats_its_last_step(settings
     assert [outbox.retry_delay(n).total_seconds() for n in (1, 2, 3, 9)] == [10, 30, 30, 30]
     assert outbox.default_attempts() == 3
 
-
-def test_wire_format_ends_every_line_with_crlf():
-    assert sending.wire_format(b"a\nb\r\nc\n") == b"a\r\nb\r\nc\r\n"
