@@ -14,6 +14,22 @@ from tests.servers.smtp import SmtpServer
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database; at the end, the sessions that threads of finished tests
+    left open on it are ended (servers and dispatchers run in threads, and a thread's
+    connection is only closed when collected), so that it can be dropped instead of being
+    left behind with a warning."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
+@pytest.fixture(scope="session")
 def dovecot():
     server = Dovecot().start()
     yield server
