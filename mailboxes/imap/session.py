@@ -210,6 +210,11 @@ class Notifications:
     folders_changed: bool = False
     selected_changed: bool = False
 
+    @property
+    def any(self) -> bool:
+        """Whether anything changed at all (``* OK Still here`` keepalives say nothing)."""
+        return bool(self.paths) or self.folders_changed or self.selected_changed
+
     def merge(self, other: "Notifications") -> "Notifications":
         self.paths |= other.paths
         self.folders_changed = self.folders_changed or other.folders_changed

@@ -18,3 +18,10 @@ def test_list_means_the_folder_list_changed_and_exists_the_selected_folder():
 def test_status_lines_and_noise_change_nothing():
     notes = read_notifications([(b"OK", b"Still here"), b"garbage", ()])
     assert (notes.paths, notes.folders_changed, notes.selected_changed) == (set(), False, False)
+    assert not notes.any
+
+
+def test_any_change_counts():
+    assert read_notifications([(4, b"EXISTS")]).any
+    assert read_notifications([(b"STATUS", b"Sent", (b"MESSAGES", 1))]).any
+    assert read_notifications([(b"LIST", (), b"/", b"New")]).any

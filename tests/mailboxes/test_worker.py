@@ -241,3 +241,38 @@ def test_dovecot_restart_reconnects_and_misses_nothing(alice, own_dovecot, start
         assert sorted(e.data["subject"] for e in news) == sorted(subjects)
         inbox = Folder.objects.get(account=account, path="INBOX")
         assert Message.objects.filter(folder=inbox).count() == 2
+
+
+@pytest.fixture
+def chatty_dovecot():
+    """A Dovecot that says "* OK Still here" to IDLE sessions every second (2 minutes by
+    default)."""
+    from tests.servers.dovecot import Dovecot
+
+    server = Dovecot(extra_config="imap_idle_notify_interval = 1 secs\n").start()
+    yield server
+    server.stop()
+
+
+def test_keepalives_during_idle_cost_no_commands(alice, chatty_dovecot, start_worker,
+                                                 monkeypatch):
+    import imaplib
+
+    user = chatty_dovecot.add_user()
+    account = register(alice.tenant, user)
+    start_worker()
+    wait_for(lambda: state_of(account) == "connected")
+    time.sleep(0.5)
+    sent: list[bytes] = []
+    original = imaplib.IMAP4.send
+
+    def send(self, data):
+        sent.append(bytes(data))
+        return original(self, data)
+
+    monkeypatch.setattr(imaplib.IMAP4, "send", send)
+    time.sleep(3.5)  # three keepalives or more
+    assert sent == [], sent  # no DONE, SELECT or sync pass for a "Still here"
+    chatty_dovecot.deliver_to_maildir(user, seed.make_message(subject="After keepalives"))
+    event = wait_for(lambda: events_of(account, "messageNew"), timeout=10)[0]
+    assert event.data["subject"] == "After keepalives"
