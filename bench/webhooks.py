@@ -166,16 +166,22 @@ class TimedReceiver(FastReceiver):
 
 def describe_slow(offset: float, account: str, folder: str, uid: int, total: float,
                   appended_wall: float, load: float) -> str:
-    from webhooks.models import Event
+    from mailboxes.models import Message
+    from webhooks.models import Delivery, Event
 
     row = Event.objects.filter(account=account, event="messageNew", path=folder,
-                               data__uid=uid).values("created_at", "dispatched_at").first()
-    stages = "no event row"
+                               data__uid=uid).values("pk", "created_at", "dispatched_at").first()
+    indexed = Message.objects.filter(account__account=account, folder__path=folder,
+                                     uid=uid).exists()
+    stages = f"no event row (indexed: {indexed})"
     if row:
         recorded = row["created_at"].timestamp() - appended_wall
         published = (row["dispatched_at"].timestamp() - appended_wall
                      if row["dispatched_at"] else float("nan"))
-        stages = f"recorded +{recorded * 1000:.0f} ms, published +{published * 1000:.0f} ms"
+        delivery = list(Delivery.objects.filter(event_id=row["pk"]).values_list(
+            "state", "attempts", "last_error"))
+        stages = (f"recorded +{recorded * 1000:.0f} ms, published +{published * 1000:.0f} ms, "
+                  f"deliveries {delivery}")
     return (f"{offset:6.1f} s  {account}/{folder} uid {uid}: {total * 1000:.0f} ms; "
             f"{stages}; load average {load:.1f}")
 
@@ -241,6 +247,10 @@ def append_rounds(users, receiver: TimedReceiver, folder: str, rounds: int, para
                                      os.getloadavg()[0]))
             except Exception as exc:  # noqa: BLE001 - reported after the run
                 failures.append(repr(exc))
+                if isinstance(exc, TimeoutError) and "uid" in locals():
+                    failures.append(describe_slow(
+                        appended - began, f"box{index}", folder, uid, time.monotonic() - appended,
+                        time.time() - (time.monotonic() - appended), os.getloadavg()[0]))
                 return
             finally:
                 watcher.close()
@@ -253,7 +263,7 @@ def append_rounds(users, receiver: TimedReceiver, folder: str, rounds: int, para
     for thread in threads:
         thread.join()
     if failures:
-        raise RuntimeError(f"{len(failures)} rounds failed, e.g. {failures[0]}")
+        raise RuntimeError("rounds failed:\n  " + "\n  ".join(failures))
     if slow:
         print(f"{folder}: webhooks later than {SLOW:.0f} s after the APPEND (first 20): time "
               "into the rounds, mailbox, uid, total, and how long after the APPEND the engine "

@@ -255,7 +255,7 @@ class ImapWorker:
                 slot.wake_at, slot.next_step = outcome.wake_at, "refresh"
                 if slot.conn.dropping:
                     self._submit(pk, "close")
-                elif _has_buffered_data(slot.conn):
+                elif slot.conn.has_buffered_input():
                     self._submit(pk, "on_readable")
             elif isinstance(outcome, Retry):
                 slot.wake_at, slot.next_step = outcome.wake_at, "start"
@@ -360,25 +360,3 @@ class ImapWorker:
                 pass
         except (BlockingIOError, OSError):
             pass
-
-
-def _has_buffered_data(conn: AccountConnection) -> bool:
-    """Bytes already read into imaplib's buffer (or the TLS layer) never wake the selector."""
-    client = conn.client
-    if client is None:
-        return False
-    sock = client.socket()
-    if hasattr(sock, "pending") and sock.pending():
-        return True
-    reader = getattr(client._imap, "file", None)
-    peek = getattr(reader, "peek", None)
-    if peek is None:
-        return False
-    original = sock.gettimeout()
-    sock.setblocking(False)
-    try:
-        return bool(peek(1))
-    except (BlockingIOError, OSError, ValueError):
-        return False
-    finally:
-        sock.settimeout(original)

@@ -276,3 +276,27 @@ def test_keepalives_during_idle_cost_no_commands(alice, chatty_dovecot, start_wo
     chatty_dovecot.deliver_to_maildir(user, seed.make_message(subject="After keepalives"))
     event = wait_for(lambda: events_of(account, "messageNew"), timeout=10)[0]
     assert event.data["subject"] == "After keepalives"
+
+
+def test_a_change_already_in_the_read_buffer_is_synced_not_left_there(alice, mail_user):
+    """The selector (and ``idle_check``'s poll) watch the socket; an EXISTS already read into
+    imaplib's buffer is invisible to both. A wake-up that finds nothing on the socket must
+    still read through the buffer (DONE does), never go back to idling past it."""
+    import select
+
+    from mailboxes.worker.connection import AccountConnection, Idle
+
+    account = register(alice.tenant, mail_user)
+    conn = AccountConnection(account.pk, threading.Event())
+    outcome = conn.start()
+    try:
+        assert isinstance(outcome, Idle)
+        [uid] = seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Buffered")])
+        assert select.select([outcome.sock], [], [], 10)[0], "no EXISTS from Dovecot"
+        time.sleep(0.2)
+        assert conn.has_buffered_input()  # peeking pulled the EXISTS into the read buffer
+        assert not select.select([outcome.sock], [], [], 0.2)[0]  # the socket is empty now
+        assert isinstance(conn.on_readable(), Idle)
+        assert [e.data["uid"] for e in events_of(account, "messageNew")] == [uid]
+    finally:
+        conn.close()
