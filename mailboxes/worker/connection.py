@@ -140,13 +140,15 @@ class AccountConnection:
             if any(r and r[0] == b"BYE" for r in responses if isinstance(r, tuple)):
                 raise ConnectionError("server said BYE")
             notes = read_notifications(responses)
-            if not notes.any and not self._should_stop() and not self.has_buffered_input():
+            if responses and not notes.any and not self._should_stop() \
+                    and not self.has_buffered_input():
                 # A keepalive (Dovecot says "* OK Still here" every 2 minutes to every IDLE,
                 # to all sessions from one address at once): nothing changed, so go on
                 # idling. Syncing here cost every idle account a DONE, two SELECTs and a sync
                 # pass, in waves that delayed real new mail by seconds at 1,000 accounts.
-                # Only when nothing is left unread: ``idle_check`` polls the socket, so lines
-                # already in the read buffer would never be seen (DONE reads through them).
+                # Only when a keepalive was read (woken with nothing to read is the server gone:
+                # DONE finds out) and nothing is left unread: ``idle_check`` polls the socket,
+                # so lines already in the read buffer would never be seen (DONE reads them).
                 return Idle(self.client.socket(), self.idle_wake_at)
             _, more = self.client.idle_done()
             if self._should_stop():
