@@ -3,8 +3,6 @@ or search, and the events of each change once."""
 
 from __future__ import annotations
 
-import imaplib
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -19,21 +17,8 @@ pytestmark = pytest.mark.django_db
 BOX = "/v1/account/bulk"
 
 
-@pytest.fixture
-def commands(monkeypatch):
-    """The IMAP commands every client of this process sends (observed, not altered)."""
-    sent: list[bytes] = []
-    original = imaplib.IMAP4.send
-
-    def send(self, data):
-        sent.append(bytes(data))
-        return original(self, data)
-
-    monkeypatch.setattr(imaplib.IMAP4, "send", send)
-    return sent
-
-
-def test_a_bulk_update_of_5000_messages_stores_in_batches_of_1000(alice, dovecot, commands):
+def test_a_bulk_update_of_5000_messages_stores_in_batches_of_1000(alice, dovecot,
+                                                                 imap_commands):
     user = dovecot.add_user()
     with user.imap_client() as first_login:
         first_login.select_folder("INBOX")
@@ -43,7 +28,7 @@ def test_a_bulk_update_of_5000_messages_stores_in_batches_of_1000(alice, dovecot
     session = open_session(account)
     try:
         assert sync_account(session, account).complete
-        commands.clear()
+        imap_commands.clear()
         with CaptureQueriesContext(connection) as queries:
             response = alice.client.put(f"{BOX}/messages?path=INBOX", {
                 "search": {"seen": False}, "update": {"flags": {"add": ["\\Seen"]}}},
@@ -53,7 +38,7 @@ def test_a_bulk_update_of_5000_messages_stores_in_batches_of_1000(alice, dovecot
         assert len(queries) < 100, len(queries)
         assert response.json() == {"flags": {"add": True}, "matched": 5000, "updated": 5000,
                                    "changed": 5000}
-        stores = [c for c in commands if b" STORE " in c.upper()]
+        stores = [c for c in imap_commands if b" STORE " in c.upper()]
         assert len(stores) == 5, [c[:60] for c in stores]
         listed = alice.client.get(f"{BOX}/messages?path=INBOX&pageSize=1000&page=4").json()
         assert all(not m["unseen"] for m in listed["messages"])
