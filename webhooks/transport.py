@@ -117,13 +117,6 @@ def _pool(target: urlguard.Target, address: str, timeout: float) -> urllib3.HTTP
         return pool
 
 
-def close_pools() -> None:
-    """Close every kept connection (tests; a process about to exit)."""
-    with _pools_lock:
-        while _pools:
-            _pools.popitem()[1].close()
-
-
 def _describe(exc: HTTPError) -> str:
     """A short, secret-free description of a failed request."""
     reason = getattr(exc, "reason", None) or exc

@@ -13,7 +13,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_sc
 from rest_framework import serializers
 
 from accounts import tokens
-from accounts.models import ApiToken, EmailAccount, OAuth2App
+from accounts.models import ApiToken, EmailAccount
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
 
 ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9._@+=-]{1,256}$")
@@ -201,17 +201,17 @@ def public_oauth2(account: EmailAccount) -> dict | None:
     out = {"provider": info.get("app", ""), "auth": {"user": user or ""}}
     if info.get("expires"):
         out["expires"] = info["expires"]
-    scopes = str(info.get("scope") or "").split() or _app_scopes(account.tenant_id, info)
+    scopes = str(info.get("scope") or "").split() or _app_scopes(account)
     if scopes:
         out["scopes"] = scopes
     return out
 
 
-def _app_scopes(tenant_id: int, info: dict) -> list[str]:
+def _app_scopes(account: EmailAccount) -> list[str]:
     """A token answer without ``scope`` granted what was asked (RFC 6749 5.1): the app's."""
     from accounts.oauth2 import apps
 
-    app = OAuth2App.objects.filter(tenant_id=tenant_id, app_id=info.get("app")).first()
+    app = apps.app_of(account)
     return list(apps.endpoints(app).scopes) if app else []
 
 

@@ -64,6 +64,14 @@ def delete_app(app: OAuth2App) -> None:
     app.delete()
 
 
+def app_of(account: EmailAccount) -> OAuth2App | None:
+    """The app ``account`` signed in with (None: a password mailbox, or the app is gone)."""
+    app_id = (account.oauth2 or {}).get("app")
+    if not app_id:
+        return None
+    return OAuth2App.objects.filter(tenant_id=account.tenant_id, app_id=app_id).first()
+
+
 def mailboxes_using(app: OAuth2App) -> int:
     """How many of the tenant's mailboxes signed in with ``app`` (they need a new sign-in
     once it is deleted and their access token expires)."""

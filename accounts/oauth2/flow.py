@@ -23,7 +23,7 @@ import secrets
 import socket
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode, urlsplit
 
@@ -108,25 +108,28 @@ def refresh_tokens(token_url: str, client_id: str, client_secret: str, refresh_t
         "grant_type": "refresh_token", "refresh_token": refresh_token,
         "client_id": client_id, "client_secret": client_secret,
     }, allow_http)
-    if tokens.refresh_token is None:  # most providers keep the refresh token unchanged
-        tokens = Tokens(tokens.access_token, refresh_token, tokens.expires, tokens.scope,
-                        tokens.email)
-    return tokens
+    return keeping(tokens, refresh_token)
 
 
-def form_post(url: str, form: dict) -> urllib.request.Request:
-    """A back-channel POST of ``form`` (token, refresh and revocation requests alike)."""
-    return urllib.request.Request(
+def keeping(tokens: Tokens, refresh_token: str) -> Tokens:
+    """A refresh answer without a refresh token: the old one stays valid (most providers
+    rotate it only sometimes, and then send the new one)."""
+    return tokens if tokens.refresh_token is not None else replace(tokens,
+                                                                    refresh_token=refresh_token)
+
+
+def post_form(url: str, form: dict, allow_http: bool, timeout: float = TIMEOUT) -> bytes:
+    """One back-channel POST of ``form`` (token, refresh and revocation requests alike) to a
+    URL that passed ``guard_endpoint``; return the start of the answer. A non-2xx answer is
+    ``refused`` with the provider's OAuth2 error code, no answer is ``ProviderUnreachable``."""
+    guard_endpoint(url, allow_http)
+    request = urllib.request.Request(
         url, data=urlencode(form).encode(), method="POST",
         headers={"Content-Type": "application/x-www-form-urlencoded",
                  "Accept": "application/json"})
-
-
-def _token_request(url: str, form: dict, allow_http: bool) -> Tokens:
-    guard_endpoint(url, allow_http)
     try:
-        with urllib.request.urlopen(form_post(url, form), timeout=TIMEOUT) as response:  # noqa: S310
-            body = _json(response.read(MAX_RESPONSE))
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return response.read(MAX_RESPONSE)
     except urllib.error.HTTPError as exc:
         body = _json(exc.read(MAX_RESPONSE))
         raise refused(body.get("error") or f"HTTP{exc.code}", body.get("error_description"),
@@ -135,7 +138,10 @@ def _token_request(url: str, form: dict, allow_http: bool) -> Tokens:
         reason = getattr(exc, "reason", exc)
         raise OAuth2Error(f"Cannot reach the provider: {reason}", "ProviderUnreachable") \
             from None
-    return tokens_from(body)
+
+
+def _token_request(url: str, form: dict, allow_http: bool) -> Tokens:
+    return tokens_from(_json(post_form(url, form, allow_http)))
 
 
 def refused(code, description, invalid_grant: bool) -> OAuth2Error:

@@ -25,8 +25,8 @@ from datetime import datetime, timedelta, timezone
 from django.conf import settings
 from django.db import transaction
 
-from accounts.models import EmailAccount, OAuth2App
-from accounts.oauth2 import flow, social
+from accounts.models import EmailAccount
+from accounts.oauth2 import apps, flow, social
 from emailapi.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def _expiring(info: dict) -> bool:
 def _refresh(account: EmailAccount, info: dict) -> str:
     from accounts import services
 
-    app = OAuth2App.objects.filter(tenant_id=account.tenant_id, app_id=info.get("app")).first()
+    app = apps.app_of(account)
     refresh_token = services.get_credential(account, "oauth2.refreshToken")
     if app is None or not refresh_token:
         _require_reauth(account, info, "The OAuth2 app or refresh token is gone", "NoGrant")

@@ -31,8 +31,6 @@ The ``generic`` provider has no backend and keeps ``flow.py``.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from social_core.backends.google import GoogleOAuth2
 from social_core.backends.microsoft import MicrosoftOAuth2
 from social_core.backends.yahoo import YahooOAuth2
@@ -202,9 +200,7 @@ def refresh_tokens(app: OAuth2App, refresh_token: str, allow_http: bool = False)
         tokens = flow.tokens_from(backend.refresh_token(refresh_token))
     except SocialAuthBaseException as exc:
         raise _error(exc) from None
-    if tokens.refresh_token is None:  # most providers keep the refresh token unchanged
-        tokens = replace(tokens, refresh_token=refresh_token)
-    return tokens
+    return flow.keeping(tokens, refresh_token)
 
 
 def _error(exc: SocialAuthBaseException) -> flow.OAuth2Error:

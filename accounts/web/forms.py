@@ -16,6 +16,20 @@ from accounts.models import Membership, OAuth2App, User
 from emailapi.api.errors import flatten_errors
 
 
+def add_api_errors(form: forms.Form, errors, api_fields: dict[str, str] | None = None) -> None:
+    """Every rule the API's serializer has, each shown next to its input: ``api_fields`` maps
+    an error's path (or its first part: ``imap.port`` -> ``imap``) to a form field; without
+    it the first part names the field. An error no input owns goes to the form as a whole; an
+    input the form already faulted keeps its own message."""
+    for path, messages in flatten_errors(errors).items():
+        head = re.split(r"[.\[]", path)[0]
+        if api_fields is None:
+            field = head if head in form.fields else None
+        else:
+            field = api_fields.get(path) or api_fields.get(head)
+        if field is None or field not in form.errors:
+            form.add_error(field, messages)
+
 class SignupForm(forms.Form):
     organization = forms.CharField(label="Organization name", max_length=200)
     email = forms.EmailField(label="Work email", max_length=254)
@@ -89,11 +103,7 @@ class MailboxForm(forms.Form):
         if serializer.is_valid():
             self.validated_payload = serializer.validated_data
             return data
-        # Every rule the API has, each next to its input (unless the form already said so).
-        for path, messages in flatten_errors(serializer.errors).items():
-            field = self.API_FIELDS.get(path)
-            if field not in self.errors:
-                self.add_error(field, messages)
+        add_api_errors(self, serializer.errors, self.API_FIELDS)
         return data
 
     def api_payload(self) -> dict:
@@ -222,10 +232,7 @@ class OAuth2AppForm(forms.Form):
         if serializer.is_valid():
             self.payload = dict(serializer.validated_data)
             return data
-        for path, errors in flatten_errors(serializer.errors).items():
-            field = self.API_FIELDS.get(path) or self.API_FIELDS.get(re.split(r"[.\[]", path)[0])
-            if field not in self.errors:
-                self.add_error(field, errors)
+        add_api_errors(self, serializer.errors, self.API_FIELDS)
         return data
 
     def api_payload(self) -> dict:

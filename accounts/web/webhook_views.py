@@ -12,8 +12,8 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.web.forms import add_api_errors
 from accounts.web.tenancy import tenant_view
-from emailapi.api.errors import flatten_errors
 from webhooks import deliveries, delivery, subscriptions
 from webhooks.api import serializers as api_serializers
 from webhooks.models import Delivery, WebhookSubscription
@@ -58,12 +58,7 @@ class WebhookForm(forms.Form):
         if serializer.is_valid():
             self.payload = dict(serializer.validated_data)
         else:
-            for path, errors in flatten_errors(serializer.errors).items():
-                field = path.split(".")[0].split("[")[0]
-                if field in self.fields and field not in self.errors:
-                    self.add_error(field, errors)
-                elif field not in self.fields:
-                    self.add_error(None, errors)
+            add_api_errors(self, serializer.errors)
         return data
 
 
