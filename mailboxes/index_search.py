@@ -76,8 +76,9 @@ def _one(name: str, value) -> Q:
         return Q(thread_id=value)
     if name == "emailId":
         return Q(email_id=value)
-    if name == "messageId":
-        return Q(message_id=value)
+    if name == "messageId":  # as the header has it, with or without its angle brackets
+        bare = value.strip().removeprefix("<").removesuffix(">")
+        return Q(message_id__in=[value, f"<{bare}>"])
     if name == "or":
         q = Q()
         for branch in value:

@@ -20,15 +20,20 @@ class BadQuery(ValueError):
 
 
 def nested(params, root: str) -> dict:
-    """The object under ``root[...]`` keys of a QueryDict (or plain dict of strings)."""
+    """The object under ``root[...]`` keys of a QueryDict (or plain dict of strings).
+
+    Every key that starts with ``root[`` must be well formed (``root[a]``, ``root[a][0][b]``):
+    one that is not (``root[[[``, ``root[a``, ``root[a]x``) is a ``BadQuery``, never skipped,
+    since a criterion silently dropped widens the search."""
     out: dict = {}
     for key in params:
-        match = _KEY.match(key)
-        if not match or match.group(1) != root:
+        if not key.startswith(f"{root}["):
             continue
-        path = re.findall(r"\[([^\[\]]*)\]", match.group(2))
+        match = _KEY.match(key)
+        path = re.findall(r"\[([^\[\]]*)\]", match.group(2)) if match else []
         if not path or any(part == "" for part in path):
-            raise BadQuery(f"Malformed parameter {key!r}")
+            raise BadQuery(f"Malformed parameter {key!r}: write {root}[name] or "
+                           f"{root}[or][0][name]")
         value = params.get(key) if hasattr(params, "getlist") else params[key]
         _put(out, path, _typed(path[-1], value), key)
     return _lists(out)

@@ -5,6 +5,11 @@ criterion (``or.1.subject``, ``header.X Bad``); its ``validated_data`` is a plai
 ``mailboxes.imap.search.compile_search`` accepts (dates come out as ``datetime.date``). As a
 last step the top level compiles the search, so anything the protocol layer would refuse is a
 400 here too, never a 500 later.
+
+A few criteria only the index can answer (``INDEX_ONLY``: ids this service may derive itself,
+a flag computed from BODYSTRUCTURE); IMAP SEARCH has no key for them. They are accepted when
+the serializer's context says ``{"source": "index"}`` and otherwise refused with a 400 naming
+them and ``source=index``, so a server search never silently drops a criterion.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from mailboxes.imap import search
 
 # A value's limit in characters: 4 UTF-8 bytes each at most, so within search.MAX_VALUE_BYTES.
 MAX_VALUE_CHARS = search.MAX_VALUE_BYTES // 4
+INDEX_ONLY = ("emailId", "threadId", "messageId", "hasAttachments")
+INDEX_ONLY_MESSAGE = "Only an index search (source=index) can use this criterion"
 
 
 def _text(help_text: str) -> serializers.CharField:
@@ -126,6 +133,17 @@ class SearchCriteriaSerializer(StrictSerializer):
     unKeyword = serializers.CharField(required=False, trim_whitespace=False,
                                       validators=[_checked(search.check_keyword)],
                                       help_text="Has not this keyword flag")
+    # Index only (source=index); lengths are the index's columns.
+    emailId = serializers.CharField(required=False, trim_whitespace=False, max_length=64,
+                                    help_text="This emailId (source=index only)")
+    threadId = serializers.CharField(required=False, trim_whitespace=False, max_length=64,
+                                     help_text="This threadId (source=index only)")
+    messageId = serializers.CharField(required=False, trim_whitespace=False, max_length=998,
+                                      help_text="This Message-ID header, with or without its "
+                                                "angle brackets (source=index only)")
+    hasAttachments = serializers.BooleanField(
+        required=False, help_text="true: only messages with attachments; false: only without "
+                                  "(source=index only)")
 
     def __init__(self, *args, depth: int = 0, **kwargs):
         # depth = levels of or/not above this object (0 for the request's own search)
@@ -155,9 +173,35 @@ class SearchCriteriaSerializer(StrictSerializer):
 
     def validate(self, attrs):
         if self.depth == 0:
+            if self.context.get("source") != "index":
+                found = index_only_paths(attrs)
+                if found:
+                    raise serializers.ValidationError(
+                        {path: [INDEX_ONLY_MESSAGE] for path in found})
             try:
-                search.compile_search(attrs)
+                search.compile_search(without_index_only(attrs))
             except search.InvalidSearch as exc:
                 raise serializers.ValidationError(
                     {exc.path or "non_field_errors": [exc.message]}) from None
         return attrs
+
+
+def index_only_paths(criteria: dict, path: str = "") -> list[str]:
+    """Where validated *criteria* use an index-only criterion (``or.1.threadId``)."""
+    found = [f"{path}{name}" for name in INDEX_ONLY if name in criteria]
+    for number, branch in enumerate(criteria.get("or") or []):
+        found += index_only_paths(branch, f"{path}or.{number}.")
+    if criteria.get("not"):
+        found += index_only_paths(criteria["not"], f"{path}not.")
+    return found
+
+
+def without_index_only(criteria: dict) -> dict:
+    """*criteria* minus the index-only criteria at every level: what the IMAP compiler checks
+    (its limits on terms, bytes and nesting hold for an index search too)."""
+    out = {name: value for name, value in criteria.items() if name not in INDEX_ONLY}
+    if "or" in out:
+        out["or"] = [without_index_only(branch) for branch in out["or"]]
+    if "not" in out:
+        out["not"] = without_index_only(out["not"])
+    return out

@@ -156,11 +156,14 @@ class SearchView(TenantScopedAPIView):
                                "`search[or][0][subject]=...`; otherwise as POST.")
     def get(self, request, account):
         params = {k: v for k, v in request.query_params.items() if not k.startswith("search[")}
+        options = self.validated(s.SearchQuerySerializer, params)
         try:
             criteria = query.nested(request.query_params, "search")
         except query.BadQuery as exc:
-            raise ApiError(str(exc), "InputValidationError") from None
-        return self._search(account, params, self.validated(SearchCriteriaSerializer, criteria))
+            raise ApiError(f"Invalid input: search: {exc}", "InputValidationError",
+                           details={"search": [str(exc)]}) from None
+        return self._search(account, options, self.validated(
+            SearchCriteriaSerializer, criteria, context={"source": options["source"]}))
 
     @extend_schema(operation_id="searchMessages", tags=["Message"],
                    parameters=[ACCOUNT_PARAM, s.SearchQuerySerializer],
@@ -172,11 +175,14 @@ class SearchView(TenantScopedAPIView):
                                "addresses, dates, flags, ids; every folder when `path` is "
                                "omitted). Newest first, paged like listings.")
     def post(self, request, account):
-        body = self.validated(SearchRequestSerializer, request.data)
-        return self._search(account, request.query_params, body.get("search") or {})
+        options = self.validated(s.SearchQuerySerializer, request.query_params)
+        body = self.validated(SearchRequestSerializer, request.data,
+                              context={"source": options["source"]})
+        return self._search(account, options, body.get("search") or {})
 
-    def _search(self, account_id: str, params, criteria) -> Response:
-        options = self.validated(s.SearchQuerySerializer, params)
+    def _search(self, account_id: str, options: dict, criteria: dict) -> Response:
+        """*criteria* validated for the ``source`` of *options* (index-only criteria only
+        reach an index search)."""
         from_index = options["source"] == "index"
         if options.get("path"):  # account and folder in one query
             folder = listing.tenant_folder(self.tenant, account_id, options["path"],

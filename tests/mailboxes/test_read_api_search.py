@@ -145,3 +145,84 @@ def test_a_search_right_after_another_sees_mail_that_arrived_between(alice, sync
     assert alice.client.post(url, body, format="json").json()["total"] == 0
     seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Freshly arrived")])
     assert alice.client.post(url, body, format="json").json()["total"] == 1
+
+
+def test_index_search_takes_every_indexed_field(alice, synced):
+    """``emailId``, ``threadId``, ``messageId`` and ``hasAttachments`` (the README's list),
+    alone, inside ``or``/``not`` and in the GET form; each names the messages the listing
+    shows with that value."""
+    _, uids = synced
+    listed = {m["uid"]: m for m in alice.client.get(
+        "/v1/account/box/messages?path=INBOX").json()["messages"]}
+    target = listed[uids["attachments"]]
+    url = "/v1/account/box/search?source=index"
+
+    def search(criteria, query=""):
+        return alice.client.post(url + query, {"search": criteria}, format="json")
+
+    assert uids_of(search({"emailId": target["emailId"]})) == [target["uid"]]
+    assert uids_of(search({"messageId": target["messageId"]})) == [target["uid"]]
+    same_thread = sorted((m["uid"] for m in listed.values()
+                          if m["threadId"] == listed[uids["reply"]]["threadId"]), reverse=True)
+    assert len(same_thread) == 2
+    assert uids_of(search({"threadId": listed[uids["reply"]]["threadId"]},
+                          "&path=INBOX")) == same_thread
+    assert uids_of(search({"hasAttachments": True}, "&path=INBOX")) == [target["uid"]]
+    assert len(uids_of(search({"hasAttachments": False}, "&path=INBOX"))) == 5
+    either = search({"or": [{"emailId": target["emailId"]},
+                            {"messageId": listed[uids["plain"]]["messageId"]}]})
+    assert uids_of(either) == sorted([target["uid"], uids["plain"]], reverse=True)
+    assert len(uids_of(search({"not": {"emailId": target["emailId"]}}, "&path=INBOX"))) == 5
+    got = alice.client.get("/v1/account/box/search", {
+        "source": "index", "path": "INBOX", "search[hasAttachments]": "true",
+        "search[threadId]": target["threadId"]})
+    assert uids_of(got) == [target["uid"]]
+
+
+@pytest.mark.parametrize("criteria,field", [
+    ({"emailId": ""}, "search.emailId"),
+    ({"threadId": 5}, "search.threadId"),
+    ({"threadId": "t" * 65}, "search.threadId"),
+    ({"messageId": "x" * 1000}, "search.messageId"),
+    ({"hasAttachments": "maybe"}, "search.hasAttachments"),
+])
+def test_bad_index_field_values_are_400_with_the_field(alice, synced, criteria, field):
+    response = alice.client.post("/v1/account/box/search?source=index", {"search": criteria},
+                                 format="json")
+
+    assert response.status_code == 400, response.json()
+    body = response.json()
+    assert body["code"] == "InputValidationError" and field in body["details"], body
+    assert body["details"][field] != ["Unknown field"]
+
+
+@pytest.mark.parametrize("criteria,field", [
+    ({"emailId": "abc"}, "search.emailId"),
+    ({"hasAttachments": True}, "search.hasAttachments"),
+    ({"or": [{"seen": True}, {"threadId": "t"}]}, "search.or.1.threadId"),
+])
+def test_index_only_fields_on_a_server_search_are_400_naming_source_index(
+        alice, synced, criteria, field):
+    """IMAP SEARCH has no such keys: refused before any IMAP command, never dropped."""
+    response = alice.client.post("/v1/account/box/search?path=INBOX", {"search": criteria},
+                                 format="json")
+
+    assert response.status_code == 400, response.json()
+    body = response.json()
+    assert body["code"] == "InputValidationError" and field in body["details"], body
+    assert "source=index" in body["details"][field][0]
+
+
+@pytest.mark.parametrize("key", [
+    "search[[[", "search[from", "search[]]", "search[]", "search[from]x", "search[from][",
+    "search[or][0]]", "search[[from]]", "search[from]]", "search[or][0]x[seen]",
+    "search", "search]", "search][from",
+])
+def test_a_malformed_bracket_criterion_is_a_400(alice, synced, key):
+    response = alice.client.get("/v1/account/box/search",
+                                {"path": "INBOX", "source": "index", key: "1"})
+
+    assert response.status_code == 400, response.json()
+    body = response.json()
+    assert body["code"] == "InputValidationError" and body["statusCode"] == 400, body
+    assert any(name.startswith("search") for name in body["details"]), body
