@@ -26,9 +26,15 @@ message/rfc822. Loading the original is the only part that touches the network (
 source over the pooled IMAP connection); ``compose(load=...)`` takes a stand-in, so the
 composition itself is a pure function.
 
-Bcc: a message that is sent never carries its Bcc header (the addresses stay in the
-envelope); an uploaded draft keeps it (``for_sending=False``), as EmailEngine does, so that
-the draft can be sent later with its Bcc recipients.
+Bcc: a message that is sent never carries a Bcc field, nor Resent-Bcc nor any other
+``*-Bcc`` (``is_bcc_field``): Bcc and Resent-Bcc recipients get it through the envelope
+only. An uploaded draft keeps them (``for_sending=False``), as EmailEngine does, so that the
+draft can be sent later with its Bcc recipients.
+
+The envelope, unless the caller gives one: for structured fields, every address of to, cc,
+bcc and of Resent-To/Cc/Bcc fields in ``headers``; for a raw message, the recipients of its
+newest Resent- block when it is being re-sent (RFC 5322 3.6.6, as ``sendmail -t`` and
+Python's ``smtplib.send_message`` read it), else its To, Cc and Bcc.
 """
 
 from __future__ import annotations
@@ -188,8 +194,14 @@ def _from_fields(account: EmailAccount, fields: dict, original: Original | None,
         _attach_message(message, original.source, _eml_name(original.subject))
 
     _one_mime_version(message)
+    if for_sending:
+        for name in {name for name in message.keys() if is_bcc_field(name)}:
+            del message[name]
     raw = message.as_bytes(policy=POLICY)
-    recipients = [a["address"] for a in [*to, *cc, *bcc]]
+    recipients = [a["address"] for a in [*to, *cc, *bcc]] + [
+        address for name, value in (fields.get("headers") or {}).items()
+        if name.lower() in RESENT_RECIPIENTS
+        for _, address in email.utils.getaddresses([value]) if "@" in address]
     return Composed(raw=raw, message_id=message_id,
                     envelope_from=(envelope or {}).get("from") or _bare(sender["address"]),
                     envelope_to=_unique((envelope or {}).get("to") or
@@ -441,22 +453,60 @@ def _original_html(original: Original) -> str:
 def _from_raw(account: EmailAccount, raw: bytes, envelope: dict | None,
               for_sending: bool) -> Composed:
     """A caller's own message: line ends made CRLF; for sending, a Message-ID added when
-    it has none and its Bcc header dropped; nothing else changes."""
+    it has none and every ``*-Bcc`` field dropped; nothing else changes. A message being
+    re-sent goes from and to its newest Resent- block's addresses."""
     raw = crlf(raw)
     headers = BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
     envelope = envelope or {}
-    sender = (envelope.get("from") or first_header_address(headers, "Sender", "From")
+    resent = newest_resent_block(headers.items())
+    resent_sender = _addresses(resent, "resent-sender") or _addresses(resent, "resent-from")
+    sender = (envelope.get("from") or (resent_sender[0] if resent_sender else "")
+              or first_header_address(headers, "Sender", "From")
               or account.email or login_address(account))
+    recipients = (_addresses(resent, *RESENT_RECIPIENTS)
+                  or header_addresses(headers, "To", "Cc", "Bcc"))
     message_id = (headers.get("Message-ID") or "").strip()
     if for_sending:
         if not message_id:
             message_id = message_id_header(None, sender or "")
             raw = f"Message-ID: {message_id}\r\n".encode() + raw
-        raw = without_header(raw, b"bcc")
+        raw = without_fields(raw, is_bcc_field)
     return Composed(raw=raw, message_id=message_id, envelope_from=sender or "",
-                    envelope_to=_unique(envelope.get("to") or
-                                        header_addresses(headers, "To", "Cc", "Bcc")),
+                    envelope_to=_unique(envelope.get("to") or recipients),
                     subject=decoded_header(headers.get("Subject") or ""))
+
+
+RESENT_RECIPIENTS = ("resent-to", "resent-cc", "resent-bcc")
+
+
+def is_bcc_field(name: str | bytes) -> bool:
+    """Bcc, Resent-Bcc and any other ``*-Bcc`` field: hidden recipients, never sent."""
+    name = (name.decode("ascii", "replace") if isinstance(name, bytes) else name)
+    name = name.strip().lower()
+    return name == "bcc" or name.endswith("-bcc")
+
+
+def newest_resent_block(fields) -> list[tuple[str, str]]:
+    """The Resent- fields the last re-sender added, from ``(name, value)`` pairs in header
+    order. Each re-sender prepends a block, so it is the first run of Resent- fields from
+    the top; it ends at any other field (trace fields separate blocks) or at a name it
+    already has (two blocks side by side)."""
+    block: list[tuple[str, str]] = []
+    for name, value in fields:
+        lower = name.lower()
+        if not lower.startswith("resent-"):
+            if block:
+                break
+            continue
+        if any(seen.lower() == lower for seen, _ in block):
+            break
+        block.append((name, str(value)))
+    return block
+
+
+def _addresses(fields: list[tuple[str, str]], *names: str) -> list[str]:
+    values = [value for name, value in fields if name.lower() in names]
+    return [address for _, address in email.utils.getaddresses(values) if "@" in address]
 
 
 def login_address(account: EmailAccount) -> str:
@@ -485,8 +535,9 @@ def decoded_header(value) -> str:
         return str(value)
 
 
-def without_header(raw: bytes, name: bytes) -> bytes:
-    """*raw* without any field called *name* (with its folded lines) in its header block."""
+def without_fields(raw: bytes, unwanted: Callable[[bytes], bool]) -> bytes:
+    """*raw* without the fields of its header block whose name is *unwanted* (with their
+    folded lines)."""
     head, sep, body = raw.partition(b"\r\n\r\n")
     kept, skipping = [], False
     for line in head.split(b"\r\n"):
@@ -494,7 +545,7 @@ def without_header(raw: bytes, name: bytes) -> bytes:
             if not skipping:
                 kept.append(line)
             continue
-        skipping = line.split(b":", 1)[0].strip().lower() == name
+        skipping = unwanted(line.split(b":", 1)[0])
         if not skipping:
             kept.append(line)
     return b"\r\n".join(kept) + sep + body

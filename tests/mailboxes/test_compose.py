@@ -304,3 +304,29 @@ def test_the_serializer_decodes_base64_and_keeps_text_as_given():
 
 def test_raw_messages_end_every_line_with_crlf():
     assert compose.crlf(b"a\nb\r\nc\n") == b"a\r\nb\r\nc\r\n"
+
+
+def test_a_raw_resend_goes_from_and_to_its_newest_resent_block_and_a_draft_keeps_its_bcc():
+    raw = (b"Resent-Sender: desk@example.com\nResent-From: boss@example.com\n"
+           b"Resent-To: a@example.com\nResent-Cc: b@example.com\n"
+           b"Resent-From: older@example.com\nResent-To: older-recipient@example.com\n"
+           b"From: x@example.com\nTo: y@example.com\nSubject: Fwd\n\nBody\n")
+
+    sent = compose.compose(ACCOUNT, {"raw": raw})
+
+    assert sent.envelope_from == "desk@example.com"
+    assert sent.envelope_to == ["a@example.com", "b@example.com"]
+    no_resent_recipients = compose.compose(
+        ACCOUNT, {"raw": b"Resent-From: boss@example.com\nTo: y@example.com\n\nBody\n"})
+    assert no_resent_recipients.envelope_to == ["y@example.com"]
+    with_bcc = b"Resent-To: a@example.com\nResent-Bcc: hidden@example.com\nTo: y@example.com\n\nB\n"
+    assert b"Resent-Bcc" in compose.compose(ACCOUNT, {"raw": with_bcc}, for_sending=False).raw
+    assert b"hidden" not in compose.compose(ACCOUNT, {"raw": with_bcc}).raw
+
+
+@pytest.mark.parametrize("name,hidden", [
+    ("Bcc", True), ("bcc", True), ("Resent-Bcc", True), ("X-Original-Bcc", True),
+    ("Bcc-Info", False), ("X-Bccount", False), ("Cc", False), ("Resent-Cc", False),
+])
+def test_every_star_bcc_field_is_a_hidden_one(name, hidden):
+    assert compose.is_bcc_field(name) is hidden

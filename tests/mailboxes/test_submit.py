@@ -272,3 +272,49 @@ def test_structured_and_raw_together_or_neither_are_refused(alice, account):
         response = _submit(alice.client, body)
         assert response.status_code == 400, response.json()
     assert not OutboxEntry.objects.exists()
+
+
+def test_a_resent_message_goes_to_its_resent_recipients_without_any_bcc_header(
+        alice, account, smtp_server):
+    """A raw message that is being re-sent (RFC 5322 3.6.6): its newest Resent- block names
+    the recipients (as ``sendmail -t`` and smtplib read it), and no ``*-Bcc`` field (Bcc,
+    Resent-Bcc, folded or not, nor any X-...-Bcc) leaves with it."""
+    raw = (b"Resent-From: me@example.test\r\nResent-Date: Mon, 2 Jun 2025 10:00:00 +0000\r\n"
+           b"Resent-To: carol@example.test\r\nResent-Bcc: dave@example.test,\r\n"
+           b" erin@example.test\r\nReceived: from earlier by mx.example.test\r\n"
+           b"Resent-From: old@example.test\r\nResent-To: old-recipient@example.test\r\n"
+           b"From: ann@example.test\r\nTo: bob@example.test\r\nBcc: frank@example.test\r\n"
+           b"X-Original-Bcc: grace@example.test\r\nSubject: Minutes\r\n\r\n"
+           b"Resent-Bcc: this body line stays\r\n")
+
+    response = _submit(alice.client, {"raw": b64(raw)})
+
+    assert response.status_code == 202, response.json()
+    work_send_queue()
+    received = smtp_server.wait_for_messages(1)[0]
+    assert received.mail_from == "me@example.test"
+    assert received.rcpt_tos == ["carol@example.test", "dave@example.test", "erin@example.test"]
+    headers = received.data.split(b"\r\n\r\n", 1)[0].lower()
+    assert b"bcc" not in headers and b"dave@" not in headers and b"grace@" not in headers
+    assert received.message["Resent-To"] == "carol@example.test"
+    assert received.data.endswith(b"\r\n\r\nResent-Bcc: this body line stays\r\n")
+    [copy] = Message.objects.filter(folder__special_use="\\Sent")
+    assert copy.bcc == [], "the Sent copy is the message that was sent"
+
+
+def test_a_composed_message_drops_every_bcc_field_and_keeps_those_recipients(
+        alice, account, smtp_server):
+    response = _submit(alice.client, {
+        "from": {"address": "me@example.test"}, "to": [{"address": "bob@example.test"}],
+        "bcc": [{"address": "carol@example.test"}],
+        "subject": "Plans", "text": "See you",
+        "headers": {"Resent-Bcc": "dave@example.test", "X-Archive-Bcc": "erin@example.test"}})
+
+    assert response.status_code == 202, response.json()
+    work_send_queue()
+    received = smtp_server.wait_for_messages(1)[0]
+    assert sorted(received.rcpt_tos) == ["bob@example.test", "carol@example.test",
+                                         "dave@example.test"]
+    headers = received.data.split(b"\r\n\r\n", 1)[0].lower()
+    assert b"bcc" not in headers and b"carol@" not in headers and b"erin@" not in headers
+    assert received.message["Subject"] == "Plans"
