@@ -29,7 +29,7 @@ import socket
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections
+from django.db import close_old_connections
 
 from accounts import services
 from mailboxes import listing, outbox, smtp
@@ -249,16 +249,14 @@ def _append(client, path: str, raw: bytes) -> int | None:
 
 def _index_appended(session, folder: Folder, uid: int) -> None:
     """Index the new UID now, unless the folder's UIDVALIDITY moved on (the worker reindexes
-    it then). The worker later finds the UID indexed and raises no second ``messageNew``."""
+    it then), with the folder's counters (``index.record_append``). The worker later finds
+    the UID indexed and raises no second ``messageNew``."""
     info = session.select(folder.path)
     if info.uidvalidity != folder.uidvalidity:
         return
     metas = fetch.fetch_meta(session.client, str(uid))
     if metas:
-        try:
-            index.add_messages(folder, metas, notify=True)
-        except IntegrityError:
-            pass  # the worker indexed it in the meantime: same row, its event
+        index.record_append(folder, metas[0])
 
 
 def flag_answered(account, message_id: str) -> None:

@@ -549,14 +549,19 @@ def record_expunge(folder: Folder, uids: Iterable[int]) -> int:
     return removed
 
 
-def _shift_count(folder: Folder, delta: int) -> None:
-    """Keep the folder's message count (a listing's ``total``) right until the next sync
-    reads EXISTS again."""
+def _shift_count(folder: Folder, delta: int, unseen: int = 0) -> None:
+    """Keep the folder's message count (a listing's ``total``) and, given, its unseen count
+    right until the next sync reads EXISTS and UNSEEN again."""
     if delta:
         Folder.objects.filter(pk=folder.pk).update(
             messages=models.Case(models.When(messages__lt=-delta, then=0),
                                  default=models.F("messages") + delta))
         folder.messages = max(0, (folder.messages or 0) + delta)
+    if unseen:
+        Folder.objects.filter(pk=folder.pk).update(
+            unseen=models.Case(models.When(unseen__lt=-unseen, then=0),
+                               default=models.F("unseen") + unseen))
+        folder.unseen = max(0, (folder.unseen or 0) + unseen)
 
 
 # --- API writes: folders and appends ----------------------------------------------------------
@@ -667,15 +672,17 @@ def set_subscribed(folder: Folder, subscribed: bool) -> None:
 
 def record_append(folder: Folder, meta: MessageMeta) -> bool:
     """Index a message the API appended (its metadata fetched by UID), with ``messageNew``,
-    unless the worker indexed it first. The folder's sync cursors stay where they are: the
-    worker still fetches every UID from ``synced_uidnext`` on and skips this one as present.
-    Returns whether this call indexed it."""
+    unless the worker indexed it first. The folder's counters move with it (a listing's
+    ``total``, the mailbox list's ``messages`` and ``unseen``); its sync cursors stay where
+    they are: the worker still fetches every UID from ``synced_uidnext`` on and skips this one
+    as present (its UIDNEXT differs, so it does look). Returns whether this call indexed it."""
     from django.db import IntegrityError
 
     try:
         with transaction.atomic():
             rows = add_messages(folder, [meta], notify=True)
-            _shift_count(folder, len(rows))
+            _shift_count(folder, len(rows),
+                         unseen=sum(1 for row in rows if "\\Seen" not in row.flags))
     except IntegrityError:  # the worker inserted the same UID meanwhile (and said so)
         return False
     return bool(rows)

@@ -318,3 +318,22 @@ def test_a_composed_message_drops_every_bcc_field_and_keeps_those_recipients(
     headers = received.data.split(b"\r\n\r\n", 1)[0].lower()
     assert b"bcc" not in headers and b"carol@" not in headers and b"erin@" not in headers
     assert received.message["Subject"] == "Plans"
+
+
+def test_the_sent_copy_counts_in_its_folder_at_once_and_once(alice, account, smtp_server):
+    """The copy in Sent is indexed by the send job; the folder's counters move with it, so
+    a listing's ``total`` and the mailbox list agree with what is listed before the worker's
+    next sync, and that sync neither counts it twice nor announces it again."""
+    for subject in ("First", "Second"):
+        _submit(alice.client, {"raw": b64(raw_message(subject=subject))})
+        work_send_queue()
+
+    listing = alice.client.get("/v1/account/box/messages?path=\\Sent").json()
+    assert [m["subject"] for m in listing["messages"]] == ["Second", "First"]
+    assert listing["total"] == 2 and listing["pages"] == 1
+    mailboxes = alice.client.get("/v1/account/box/mailboxes").json()["mailboxes"]
+    [sent] = [m for m in mailboxes if m["specialUse"] == "\\Sent"]
+    assert (sent["messages"], sent["unseen"]) == (2, 0)
+    sync(account)
+    assert alice.client.get("/v1/account/box/messages?path=\\Sent").json()["total"] == 2
+    assert len(events_of(account, "messageNew")) == 2

@@ -59,9 +59,12 @@ def test_raw_upload_is_on_the_server_in_the_index_and_announced_once(synced, mai
     assert (folder.path, row.subject, set(row.flags)) == ("Drafts", "Draft one",
                                                           {"\\Draft", "$Later"})
     assert listing.page_of(folder, 0, 10, None)["total"] == 1
+    assert (folder.messages, folder.unseen) == (1, 1), "an unseen upload counts as unseen"
     assert [e.data["id"] for e in events_of(account, "messageNew")] == [answer["id"]]
     sync_account(session, account)
     assert len(events_of(account, "messageNew")) == 1
+    folder.refresh_from_db()
+    assert (folder.messages, folder.unseen) == (1, 1)
 
 
 def test_upload_into_a_folder_created_a_moment_ago_is_listed_at_once(synced):
