@@ -175,6 +175,9 @@ SEND_LEASE = env_int("EMAILAPI_SEND_LEASE", 600, minimum=30)
 SEND_SWEEP_INTERVAL = env_int("EMAILAPI_SEND_SWEEP_INTERVAL", 5, minimum=1)
 # A refused SMTP login is retried (the password may be fixed meanwhile) this many attempts.
 SEND_AUTH_ATTEMPTS = env_int("EMAILAPI_SEND_AUTH_ATTEMPTS", 3, minimum=1)
+# Seconds each database step after the server accepted a message is retried through
+# database faults (never past the entry's lease: after it, the message could go out twice).
+SEND_RECORD_RETRY = env_int("EMAILAPI_SEND_RECORD_RETRY", 60, minimum=0)
 
 # --- Live event stream (webhooks/stream/; README "Live events and the change feed")
 # Seconds between the stream's checks for published events when the Redis doorbell is silent.

@@ -139,19 +139,39 @@ def _lost(entry: OutboxEntry, outcome: str) -> bool:
     return False
 
 
-def mark_sent(entry: OutboxEntry, response: str, rejected: dict[str, str]) -> bool:
-    """The server accepted DATA: ``sent`` and one ``messageSent``. False if the claim was lost
-    (another attempt owns the entry and will record its own outcome)."""
+# What ``sentCopy`` says between ``mark_sent`` and ``finish``, and for good if the job stops
+# in between (killed, or the database gone for longer than it retries).
+COPY_PENDING = {"error": "The copy in Sent is not recorded yet: it is being stored, or the "
+                         "job sending the message stopped before it was"}
+
+
+def mark_sent(entry: OutboxEntry, response: str, rejected: dict[str, str],
+              copy_pending: bool = False) -> bool:
+    """The server accepted DATA: ``sent``, the content dropped, and one ``messageSent``.
+    False if the claim was lost (another attempt owns the entry and records its own outcome).
+
+    The content goes now, not after the Sent copy: the message is out, and a job that stops
+    from here on must not leave it behind (the job still holds it in memory for the copy).
+    ``copy_pending``: a Sent copy is to follow, and ``sentCopy`` says so until ``finish``.
+
+    Safe to call again after a database fault: when this attempt's own commit went through
+    but its answer was lost, the entry is found ``sent`` with this attempt's number (no other
+    attempt can have it: a new claim counts one more) and True is returned, no second event."""
     now = timezone.now()
     with transaction.atomic():
         if not _claimed(entry).update(state=State.SENT, response=response, sent_at=now,
-                                      lease_until=None, updated_at=now):
-            return _lost(entry, "sent")
-        data = {"queueId": entry.queue_id, "messageId": entry.message_id,
-                "response": response, "envelope": entry.envelope}
-        if rejected:
-            data["rejected"] = rejected
-        events.record(entry.tenant_id, events.MESSAGE_SENT, entry.account.account, data)
+                                      lease_until=None, raw=b"",
+                                      sent_copy=COPY_PENDING if copy_pending else None,
+                                      updated_at=now):
+            if not OutboxEntry.objects.filter(pk=entry.pk, state=State.SENT,
+                                              attempts=entry.attempts).exists():
+                return _lost(entry, "sent")
+        else:
+            data = {"queueId": entry.queue_id, "messageId": entry.message_id,
+                    "response": response, "envelope": entry.envelope}
+            if rejected:
+                data["rejected"] = rejected
+            events.record(entry.tenant_id, events.MESSAGE_SENT, entry.account.account, data)
     entry.state, entry.response, entry.sent_at = State.SENT, response, now
     return True
 
@@ -189,8 +209,8 @@ def _fail(entry: OutboxEntry, error: dict, now: datetime) -> None:
 
 
 def finish(entry: OutboxEntry, sent_copy: dict | None) -> None:
-    """After the Sent copy: note where it went and drop the content, which is now on the
-    server (twice: recipients' and Sent) and no longer needed here."""
+    """After the Sent copy: note where it went (or, in words, why it is not there or not
+    indexed). Idempotent, like every step after the server accepted the message."""
     OutboxEntry.objects.filter(pk=entry.pk, state=State.SENT).update(
         sent_copy=sent_copy, raw=b"", updated_at=timezone.now())
     entry.sent_copy = sent_copy

@@ -4,7 +4,8 @@ One job = one attempt::
 
     claim (row → sending, attempts + 1, lease)        outbox.claim, one short transaction
     SMTP: connect, MAIL FROM, RCPT TO..., DATA        no transaction held
-    250        → outbox.mark_sent (+ messageSent), then copy to Sent, flag \\Answered
+    250        → outbox.mark_sent (+ messageSent, content dropped), then copy to Sent,
+                 flag \\Answered, outbox.finish (where the copy went)
     4xx / net  → outbox.mark_retry (queued again after the retry schedule's next delay)
     5xx / last → outbox.mark_failed (+ messageFailed); the entry is kept
 
@@ -15,25 +16,36 @@ job: scheduled sends, retries whose delay has passed, jobs lost to a Redis flush
 left ``sending`` by a job killed mid-attempt (after their lease, ``EMAILAPI_SEND_LEASE``).
 
 Exactly once, mostly: two jobs for one entry never both send, since only one wins the claim.
-The one gap is a crash after the server accepted DATA and before ``mark_sent`` committed: the
-entry is then tried again and the message may arrive twice (at-least-once), which is the
-safer side of the trade against losing it.
+Once the server accepted DATA nothing may send the message again, so every database step from
+there on (``recorded``) is retried through database faults (a restart, a failover, a
+terminated session) with backoff, for ``EMAILAPI_SEND_RECORD_RETRY`` seconds and never past
+the entry's lease. The one gap left is a job killed, or a database away for longer than that,
+before ``mark_sent`` committed: the entry is then tried again after its lease and the message
+may arrive twice (at-least-once), the safer side of the trade against losing it. The steps
+after ``mark_sent`` are best effort: what became of the Sent copy is said in words in
+``sentCopy``, never retried as a send.
 """
 
 from __future__ import annotations
 
+import imaplib
 import logging
-import re
 import smtplib
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
+from django.db import connection as db_connection
+from django.utils import timezone
 
 from accounts import services
 from mailboxes import listing, outbox, smtp
-from mailboxes.command_pool import pool
+from mailboxes.command_pool import MailboxUnavailable, pool
+from mailboxes.imap import append as imap_append
 from mailboxes.imap import fetch
 from mailboxes.imap.types import FlagChange
 from mailboxes.models import Folder, OutboxEntry
@@ -43,6 +55,12 @@ logger = logging.getLogger(__name__)
 
 QUEUE = "send"
 _LIVE_JOB = {"queued", "started", "scheduled", "deferred"}
+# Database faults a step after sending outlives by retrying (a lost or refused connection).
+DB_FAULTS = (OperationalError, InterfaceError)
+# Retries stop this long before the entry's lease ends: the rq job's timeout is the lease
+# less 30 s, and after the lease the sweep would hand the entry to a job that sends it again.
+LEASE_MARGIN = 35
+T = TypeVar("T")
 
 
 # --- the job ------------------------------------------------------------------------------
@@ -62,10 +80,66 @@ def send_entry(entry_id: int) -> str:
         logger.exception("outbox %s: attempt %d crashed", entry.queue_id, entry.attempts)
         return _after_failure(entry, SendFailure(f"Internal error ({type(exc).__name__})",
                                                  "InternalError"))
-    if not outbox.mark_sent(entry, response, rejected):
-        return "lost"
-    outbox.finish(entry, after_sent(entry))
+    return _after_accepted(entry, response, rejected)
+
+
+def _after_accepted(entry: OutboxEntry, response: str, rejected: dict[str, str]) -> str:
+    """The server took the message: record it, store the Sent copy, flag the original, record
+    where the copy went. Nothing here sends again, whatever the database does meanwhile."""
+    try:
+        if not recorded(entry, lambda: outbox.mark_sent(entry, response, rejected,
+                                                        copy_pending=wants_copy(entry))):
+            return "lost"
+    except DB_FAULTS:
+        logger.error("outbox %s: the server accepted the message, but the database could not "
+                     "record it in time; it may be sent again after its lease", entry.queue_id)
+        return "unrecorded"
+    sent_copy = after_sent(entry)
+    try:
+        recorded(entry, lambda: outbox.finish(entry, sent_copy))
+    except DB_FAULTS:
+        logger.error("outbox %s: sent; where its Sent copy went could not be recorded",
+                     entry.queue_id)
     return "sent"
+
+
+def recorded(entry: OutboxEntry, step: Callable[[], T]) -> T:
+    """``step()`` (short transactions of its own), retried through database faults with a
+    doubling pause, for ``EMAILAPI_SEND_RECORD_RETRY`` seconds and never past the entry's
+    lease (less ``LEASE_MARGIN``); then the last fault is raised. Each step must be safe to
+    run again: a fault may come after its commit reached the server."""
+    deadline = _record_deadline(entry)
+    pause = 0.05
+    while True:
+        try:
+            return step()
+        except DB_FAULTS as exc:
+            if db_connection.in_atomic_block:
+                raise  # inside a caller's transaction: only the caller can start it over
+            _drop_connection()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            logger.warning("outbox %s: the database failed (%s); trying again",
+                           entry.queue_id, type(exc).__name__)
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 5.0)
+
+
+def _record_deadline(entry: OutboxEntry) -> float:
+    budget = float(settings.SEND_RECORD_RETRY)
+    if entry.lease_until is not None:
+        lease_left = (entry.lease_until - timezone.now()).total_seconds() - LEASE_MARGIN
+        budget = min(budget, lease_left)
+    return time.monotonic() + max(0.0, budget)
+
+
+def _drop_connection() -> None:
+    """Let the broken connection go (the pool discards it); the next query opens another."""
+    try:
+        db_connection.close()
+    except DatabaseError:
+        pass
 
 
 def _after_failure(entry: OutboxEntry, failure: SendFailure) -> str:
@@ -194,26 +268,23 @@ def _text(value) -> str:
 # --- after sending: the Sent copy and \Answered ---------------------------------------------
 
 
+def wants_copy(entry: OutboxEntry) -> bool:
+    account = entry.account
+    return bool((account.copy if entry.copy is None else entry.copy) and account.imap)
+
+
 def after_sent(entry: OutboxEntry) -> dict | None:
     """Store the copy in Sent (unless ``copy`` is off) and flag a replied-to message
-    \\Answered. Both are best effort: the mail is out, so a failure here is logged and noted
-    on the entry (``sent_copy.error``), never retried as a send."""
-    account = entry.account
-    result = None
-    copy = account.copy if entry.copy is None else entry.copy
-    if copy and account.imap:
-        try:
-            result = copy_to_sent(account, bytes(entry.raw))
-        except Exception as exc:  # noqa: BLE001 - see above
-            logger.warning("outbox %s: no copy in Sent: %s", entry.queue_id, exc)
-            result = {"error": f"Storing the copy in Sent failed: {exc}"}
+    \\Answered. Both are best effort: the mail is out, so a failure here is logged and the
+    copy's fate said in words (``sentCopy``), never retried as a send."""
+    result = copy_to_sent(entry, bytes(entry.raw)) if wants_copy(entry) else None
     reference = entry.reference or {}
     if reference.get("message") and reference.get("action") in ("reply", "replyAll"):
         try:
-            flag_answered(account, reference["message"])
+            flag_answered(entry, reference["message"])
         except Exception as exc:  # noqa: BLE001
             logger.warning("outbox %s: could not flag the original \\Answered: %s",
-                           entry.queue_id, exc)
+                           entry.queue_id, _why(exc))
     return result
 
 
@@ -222,46 +293,92 @@ def sent_folder(account) -> Folder | None:
             .order_by("pk").first())
 
 
-def copy_to_sent(account, raw: bytes) -> dict:
-    """APPEND to the Sent special-use folder and index the copy at once (read-your-writes)."""
-    folder = sent_folder(account)
+def copy_to_sent(entry: OutboxEntry, raw: bytes) -> dict:
+    """APPEND to the Sent special-use folder and index the copy at once (read-your-writes).
+    Never raises: the answer says where the copy went, or in words why there is none, or why
+    it is not indexed yet. The APPEND is never repeated (a second copy); only the database
+    steps around it are retried."""
+    account = entry.account
+    try:
+        folder = recorded(entry, lambda: sent_folder(account))
+    except Exception as exc:  # noqa: BLE001 - see above
+        return {"error": f"No copy was stored in Sent: {_why(exc)}"}
     if folder is None:
-        return {"error": "The account has no Sent folder"}
-    with pool.session(account) as session:
-        uid = _append(session.client, folder.path, raw)
-        if uid is not None:
-            _index_appended(session, folder, uid)
+        return {"error": "No copy was stored in Sent: the account has no Sent folder"}
+    uid = meta = None
+    try:
+        with pool.session(account) as session:
+            uid = _append(session.client, folder.path, raw)
+            if uid is not None:
+                meta = _appended_meta(session, folder, uid)
+    except Exception as exc:  # noqa: BLE001 - see above
+        logger.warning("outbox %s: copy in Sent: %s", entry.queue_id, _why(exc))
+        if uid is None:
+            return {"error": f"No copy was stored in Sent: {_why(exc)}"}
+        where = _where(folder, uid)
+        if isinstance(exc, FolderReplaced):
+            where["id"] = None  # an id names a UID of the folder the index knows
+        return {**where, "error": f"Stored in Sent, but not indexed yet: {_why(exc)}. The "
+                "next sync of the folder indexes it."}
+    copy = _where(folder, uid)
+    if meta is not None:
+        try:
+            recorded(entry, lambda: index.record_append(folder, meta))
+        except Exception as exc:  # noqa: BLE001 - see above
+            logger.warning("outbox %s: copy in Sent not indexed: %s", entry.queue_id,
+                           _why(exc))
+            copy["error"] = (f"Stored in Sent, but not indexed yet: {_why(exc)}. The next "
+                             "sync of the folder indexes it.")
+    return copy
+
+
+def _where(folder: Folder, uid: int | None) -> dict:
     return {"path": folder.path, "uid": uid,
             "id": index.message_id_for(folder, uid) if uid is not None else None}
 
 
-_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
+class FolderReplaced(Exception):
+    """The server's Sent folder is not the one the index knows (its UIDVALIDITY changed:
+    deleted and created again, say); the worker reindexes it."""
+
+
+def _why(exc: Exception) -> str:
+    """Why a step after sending failed, in words: never a server's or the database's own
+    text, which may carry internals."""
+    if isinstance(exc, DatabaseError):
+        return "the database was unavailable"
+    if isinstance(exc, FolderReplaced):
+        return "the folder was replaced on the mail server"
+    if isinstance(exc, MailboxUnavailable):
+        return "the mail server was not available"
+    if isinstance(exc, imap_append.FolderMissing):
+        return "the Sent folder no longer exists on the mail server"
+    if isinstance(exc, (imaplib.IMAP4.abort, OSError)):
+        return "the connection to the mail server failed"
+    if isinstance(exc, (imap_append.WriteError, imaplib.IMAP4.error)):
+        return "the mail server refused it"
+    return "an internal error"
 
 
 def _append(client, path: str, raw: bytes) -> int | None:
-    try:
-        from mailboxes.imap.append import append
-    except ImportError:  # before the upload work lands: imapclient's APPEND, UID from UIDPLUS
-        found = _APPENDUID.search(client.append(path, raw, flags=(b"\\Seen",)) or b"")
-        return int(found.group(2)) if found else None
-    return append(client, path, raw, flags=("\\Seen",))
+    return imap_append.append(client, path, raw, flags=("\\Seen",))
 
 
-def _index_appended(session, folder: Folder, uid: int) -> None:
-    """Index the new UID now, unless the folder's UIDVALIDITY moved on (the worker reindexes
-    it then), with the folder's counters (``index.record_append``). The worker later finds
-    the UID indexed and raises no second ``messageNew``."""
+def _appended_meta(session, folder: Folder, uid: int):
+    """The new UID's metadata as the worker would fetch it (None if the server does not show
+    it); ``FolderReplaced`` when the folder's UIDVALIDITY moved on."""
     info = session.select(folder.path)
     if info.uidvalidity != folder.uidvalidity:
-        return
+        raise FolderReplaced(folder.path)
     metas = fetch.fetch_meta(session.client, str(uid))
-    if metas:
-        index.record_append(folder, metas[0])
+    return metas[0] if metas else None
 
 
-def flag_answered(account, message_id: str) -> None:
-    """STORE +FLAGS \\Answered on the original, then the index (one ``messageUpdated``)."""
-    folder, row = listing.message_by_id(account, message_id)
+def flag_answered(entry: OutboxEntry, message_id: str) -> None:
+    """STORE +FLAGS \\Answered on the original, then the index (one ``messageUpdated``); the
+    database steps retried like every step after sending."""
+    account = entry.account
+    folder, row = recorded(entry, lambda: listing.message_by_id(account, message_id))
     if "\\Answered" in row.flags:
         return
     with pool.session(account) as session:
@@ -269,7 +386,8 @@ def flag_answered(account, message_id: str) -> None:
         session.selected = folder.path
         session.client.add_flags([row.uid], [b"\\Answered"], silent=True)
     flags = tuple(dict.fromkeys([*row.flags, "\\Answered"]))
-    index.apply_flag_changes(folder, [FlagChange(uid=row.uid, flags=flags, modseq=None)])
+    recorded(entry, lambda: index.apply_flag_changes(
+        folder, [FlagChange(uid=row.uid, flags=flags, modseq=None)]))
 
 
 # --- rq: enqueueing and the sweep ---------------------------------------------------------

@@ -1,10 +1,15 @@
 """Helpers for the sending tests: an account on Dovecot + the recording SMTP server, synced so
-its Sent folder is in the index; a raw message; entries queued straight into the outbox."""
+its Sent folder is in the index; a raw message; entries queued straight into the outbox;
+real database faults (sessions of the test database ended by PostgreSQL) at chosen points."""
 
 from __future__ import annotations
 
 import base64
+import threading
+from collections.abc import Callable
 
+import psycopg
+from django.db import connection
 from rq import SimpleWorker
 
 from mailboxes import outbox, sending
@@ -54,3 +59,60 @@ def work_send_queue() -> None:
     """Run the ``send`` rq queue for real, in this process, until it is empty."""
     queue_ = sending._queue()
     SimpleWorker([queue_], connection=queue_.connection).work(burst=True)
+
+
+# --- database faults ----------------------------------------------------------------------
+
+
+def backend_pid(django_connection) -> int:
+    """The PostgreSQL backend serving a Django connection (``connections["default"]`` of the
+    thread that uses it) right now."""
+    return django_connection.connection.info.backend_pid
+
+
+class SessionKiller:
+    """Ends sessions of the test database with ``pg_terminate_backend``, as an operator or a
+    failover would: the next statement on such a session fails for real (no mock). It uses a
+    connection of its own and only ever touches this test database's sessions."""
+
+    def __init__(self):
+        settings = connection.settings_dict
+        self.database = settings["NAME"]
+        self._conn = psycopg.connect(
+            host=settings["HOST"] or None, port=settings["PORT"] or None,
+            user=settings["USER"] or None, password=settings["PASSWORD"] or None,
+            dbname=self.database, autocommit=True)
+        self._lock = threading.Lock()
+        self.killed: list[int] = []
+
+    def kill(self, pid: int) -> None:
+        """End session *pid* and wait (up to 10 s) until it is gone."""
+        with self._lock:
+            self._conn.execute(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+                "WHERE pid = %s AND datname = %s", [pid, self.database])
+            self.killed.append(pid)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class KillBeforeQueries:
+    """A Django execute wrapper (``connection.execute_wrapper(...)``): once ``armed`` is set,
+    counts the statements the connection runs and ends its session just before each one
+    ``chosen(number, sql)`` picks, so that statement meets a dead connection."""
+
+    def __init__(self, killer: SessionKiller, chosen: Callable[[int, str], bool]):
+        self.killer = killer
+        self.chosen = chosen
+        self.armed = threading.Event()
+        self.count = 0
+        self.kills = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        if self.armed.is_set():
+            number, self.count = self.count, self.count + 1
+            if self.chosen(number, sql):
+                self.kills += 1
+                self.killer.kill(backend_pid(context["connection"]))
+        return execute(sql, params, many, context)

@@ -14,14 +14,25 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.utils import timezone
 
 from emailapi.api.errors import ConflictError
-from mailboxes import outbox, sending
-from mailboxes.models import Message, OutboxEntry
+from mailboxes import listing, outbox, sending
+from mailboxes.models import Folder, Message, OutboxEntry
+from mailboxes.sync import index
 from tests.mailboxes.helpers import events_of
-from tests.mailboxes.sending_helpers import queue, raw_message, sending_account, work_send_queue
+from tests.mailboxes.sending_helpers import (
+    KillBeforeQueries,
+    SessionKiller,
+    backend_pid,
+    queue,
+    raw_message,
+    sending_account,
+    sync,
+    work_send_queue,
+)
+from tests.servers import seed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -339,6 +350,165 @@ def test_an_account_without_smtp_fails_the_entry(alice, mail_user):
 
     assert sending.send_entry(entry.pk) == "failed"
     assert _reload(entry).last_error["code"] == "NoSmtpSettings"
+
+
+# --- database faults after the server accepted the message --------------------------------
+
+
+@pytest.fixture
+def killer():
+    killer = SessionKiller()
+    yield killer
+    killer.close()
+
+
+def _assert_sent_once_and_finished(account, entry: OutboxEntry, smtp_server,
+                                   subject: str = "Hello from the outbox") -> OutboxEntry:
+    entry = _reload(entry)
+    assert entry.state == State.SENT and entry.attempts == 1
+    assert bytes(entry.raw) == b"", "the content is never kept after sending"
+    assert [e.data["queueId"] for e in events_of(account, "messageSent")
+            if e.data["queueId"] == entry.queue_id] == [entry.queue_id]
+    assert outbox.due_entries() == [], "nothing left for the sweep to send again"
+    assert sending.send_entry(entry.pk) == "skipped"
+    assert [m.message["Subject"] for m in smtp_server.messages].count(subject) == 1
+    return entry
+
+
+def test_a_database_blip_right_after_the_server_accepted_still_records_the_send(
+        account, smtp_server, killer):
+    """The job's own PostgreSQL session is ended at the moment the SMTP server accepts DATA:
+    the send is recorded once the database answers again, never tried a second time."""
+    job_db = connections["default"]  # this thread's: the job runs here
+    smtp_server.on_accept(lambda message: killer.kill(backend_pid(job_db)))
+    entry = queue(account)
+    try:
+        assert sending.send_entry(entry.pk) == "sent"
+    finally:
+        smtp_server.on_accept(None)
+
+    assert len(killer.killed) == 1
+    entry = _assert_sent_once_and_finished(account, entry, smtp_server)
+    copy = Message.objects.get(folder__account=account, folder__special_use="\\Sent")
+    assert entry.sent_copy == {"path": "Sent", "uid": copy.uid, "id": entry.sent_copy["id"]}
+    assert len(smtp_server.messages) == 1
+
+
+def test_a_database_blip_before_any_statement_after_acceptance_never_sends_twice(
+        alice, account, smtp_user, smtp_server, killer):
+    """The session is ended before the 1st statement after the server accepted the message,
+    then (another send) before the 2nd, and so on through the last one (the Sent copy, its
+    index row and counters, flagging the replied-to original, the final record): every time
+    the entry ends ``sent`` once, its content dropped, and ``sentCopy`` says where the copy
+    went."""
+    target = None
+    wrapper = KillBeforeQueries(killer, lambda number, sql: number == target)
+    smtp_server.on_accept(lambda message: wrapper.armed.set())
+    target, sends = 0, 0
+    try:
+        while True:
+            original_id = f"<question-{target}@example.test>"
+            seed.seed_mailbox(smtp_user, messages=[seed.make_message(
+                subject=f"Question {target}", message_id=original_id)])
+            sync(account)
+            original = Message.objects.get(folder__account=account, message_id=original_id)
+            entry = queue(account, raw_message(subject=f"Answer {target}"),
+                          message_id=f"<answer-{target}@example.test>",
+                          reference={"message": index.message_id_for(original.folder,
+                                                                     original.uid),
+                                     "action": "reply"})
+            wrapper.armed.clear()
+            wrapper.count = wrapper.kills = 0
+            with connection.execute_wrapper(wrapper):
+                assert sending.send_entry(entry.pk) == "sent", target
+            sends += 1
+            entry = _assert_sent_once_and_finished(account, entry, smtp_server,
+                                                   f"Answer {target}")
+            assert set(entry.sent_copy) == {"path", "uid", "id"}, (target, entry.sent_copy)
+            assert listing.message_by_id(account, entry.sent_copy["id"])[1].subject == \
+                f"Answer {target}", target
+            original.refresh_from_db()
+            assert "\\Answered" in original.flags, target
+            if not wrapper.kills:  # past the last statement: every point was tried
+                break
+            target += 1
+    finally:
+        smtp_server.on_accept(None)
+
+    assert target >= 8, f"only {target} statements after acceptance: is the hook armed?"
+    assert len(smtp_server.messages) == sends
+    sent = Folder.objects.get(account=account, special_use="\\Sent")
+    assert sent.messages == sends == Message.objects.filter(folder=sent).count()
+
+
+def test_a_sent_copy_the_database_cannot_index_says_so_in_words(
+        account, smtp_server, killer, settings):
+    """The database refuses every statement on the message index for longer than the retry
+    budget: the copy is in Sent and the entry says so, and that it is not indexed yet, in
+    words; the next sync indexes it."""
+    settings.SEND_RECORD_RETRY = 1
+    wrapper = KillBeforeQueries(killer, lambda number, sql: "mailboxes_message" in sql)
+    smtp_server.on_accept(lambda message: wrapper.armed.set())
+    entry = queue(account)
+    try:
+        with connection.execute_wrapper(wrapper):
+            assert sending.send_entry(entry.pk) == "sent"
+    finally:
+        smtp_server.on_accept(None)
+
+    assert wrapper.kills >= 2, "retried, then gave up"
+    entry = _assert_sent_once_and_finished(account, entry, smtp_server)
+    copy = entry.sent_copy
+    assert copy["path"] == "Sent" and copy["uid"] and copy["id"]
+    assert copy["error"] == ("Stored in Sent, but not indexed yet: the database was "
+                             "unavailable. The next sync of the folder indexes it.")
+    assert not Message.objects.filter(folder__special_use="\\Sent").exists()
+    sync(account)
+    assert listing.message_by_id(account, copy["id"])[1].subject == "Hello from the outbox"
+
+
+def test_a_sent_folder_gone_from_the_server_is_said_in_words(account, smtp_server):
+    Folder.objects.filter(account=account, special_use="\\Sent").update(path="Gone")
+    entry = queue(account)
+
+    assert sending.send_entry(entry.pk) == "sent"
+
+    entry = _assert_sent_once_and_finished(account, entry, smtp_server)
+    assert entry.sent_copy == {"error": "No copy was stored in Sent: the Sent folder no "
+                                        "longer exists on the mail server"}
+
+
+def test_a_sent_folder_replaced_on_the_server_gets_the_copy_and_no_stale_id(
+        account, smtp_user, smtp_server):
+    """Deleted behind the index's back, Sent is created again by the APPEND (Dovecot's
+    special-use autocreate): the copy is there, under a UIDVALIDITY the index does not know
+    yet, so no id is given for it until the worker reindexes the folder."""
+    with smtp_user.imap_client() as other:
+        other.delete_folder("Sent")
+    entry = queue(account)
+
+    assert sending.send_entry(entry.pk) == "sent"
+
+    entry = _assert_sent_once_and_finished(account, entry, smtp_server)
+    assert entry.sent_copy == {
+        "path": "Sent", "uid": 1, "id": None,
+        "error": "Stored in Sent, but not indexed yet: the folder was replaced on the mail "
+                 "server. The next sync of the folder indexes it."}
+
+
+def test_recording_a_send_again_after_its_commit_went_through_changes_nothing(
+        account, smtp_server):
+    """A connection lost after COMMIT reached the server (the answer never came back): the
+    retry finds the entry sent by this very attempt, and records no second event."""
+    entry = outbox.claim(queue(account).pk)
+
+    assert outbox.mark_sent(entry, "250 OK", {}, copy_pending=True) is True
+    assert outbox.mark_sent(entry, "250 OK", {}, copy_pending=True) is True
+
+    entry = _reload(entry)
+    assert entry.state == State.SENT and bytes(entry.raw) == b""
+    assert "not recorded yet" in entry.sent_copy["error"]
+    assert len(events_of(account, "messageSent")) == 1
 
 
 # --- pure functions -----------------------------------------------------------------------

@@ -85,6 +85,7 @@ class _Recorder:
     mechanisms: tuple[str, ...] = PASSWORD_MECHANISMS  # what EHLO advertises
     token_owner: Callable[[str], str | None] | None = None  # bearer token -> its user
     logins: list[tuple[str, str, bool]] = field(default_factory=list)  # (mechanism, user, ok)
+    on_accept: Callable[[ReceivedMessage], None] | None = None  # runs before the 250 to DATA
 
     async def _refuse_at(self, stage: str) -> str | None:
         """The scripted reply for this stage (after its delay), counting the transaction it
@@ -181,6 +182,8 @@ class _Recorder:
         with self.cond:
             self.messages.append(received)
             self.cond.notify_all()
+        if self.on_accept is not None:  # off the event loop: it may block (a test's fault)
+            await asyncio.get_running_loop().run_in_executor(None, self.on_accept, received)
         return "250 2.0.0 OK: queued"
 
 
@@ -348,6 +351,7 @@ class SmtpServer:
             self._recorder.messages.clear()
             self._recorder.refused.clear()
             self._recorder.refusal = None
+            self._recorder.on_accept = None
 
     # -- failure injection -------------------------------------------------
 
@@ -364,6 +368,12 @@ class SmtpServer:
 
     def accept(self) -> None:
         self._recorder.refusal = None
+
+    def on_accept(self, callback: Callable[[ReceivedMessage], None] | None) -> None:
+        """Call ``callback(message)`` each time a message is accepted, after it is recorded
+        and before the 250 answer to DATA goes out: a fault injected there happens right
+        after the server took the message, before the client knows it did (None: stop)."""
+        self._recorder.on_accept = callback
 
     def wait_for_refusals(self, count: int = 1, timeout: float = 10.0) -> list[str]:
         """Block until at least *count* transactions were refused (or began to stall)."""
