@@ -8,7 +8,11 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.template.response import TemplateResponse
 
 from accounts import plans
+from accounts.admin_login import LimitedAdminLoginForm
 from accounts.models import ApiToken, EmailAccount, Membership, Tenant, User
+
+# /admin/login/ counts failed sign-ins with /login (accounts.admin_login).
+admin.site.login_form = LimitedAdminLoginForm
 
 
 class MembershipInline(admin.TabularInline):
