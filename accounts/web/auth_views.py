@@ -59,9 +59,6 @@ def login_view(request):
 
 @require_POST
 def logout_view(request):
-    from accounts.web.live import forget_stream_token
-
-    forget_stream_token(request)
     logout(request)
     messages.info(request, "You are signed out.")
     return redirect("web:login")

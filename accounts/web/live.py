@@ -1,23 +1,36 @@
 """The dashboard's live data: a small JSON document the pages refresh when the tenant's event
 stream says something happened.
 
-The pages listen to ``GET /v1/stream`` (Server-Sent Events) with a read-only API token that
-this session holds (``stream_url``: one per user, made on the first page, revoked at sign-out
-or replaced by the user's next session). Each event makes the page fetch ``live.json`` at
-once; a slow poll of it backs the stream up (a state change that raises no event, a stream
-that cannot connect). Mailbox states come from the account rows the workers write; the event
-feed from the outbox (``webhooks.models.Event``).
+The pages listen to ``GET /dashboard/stream``: the tenant's ``/v1/stream`` (Server-Sent Events,
+same parameters, same resume by ``Last-Event-ID``) with the signed-in session as the credential.
+A browser sends the session cookie with an EventSource by itself, so no token is ever made for
+the pages or put in a URL (where access logs, proxies and browser history would keep it), the
+stream ends with the session at the next reconnect, and the browser's own reconnects work
+(a short-lived single-use ticket in the URL would break them). Each event makes the page fetch
+``live.json`` at once; a slow poll of it backs the stream up (a state change that raises no
+event, a stream that cannot connect). Mailbox states come from the account rows the workers
+write; the event feed from the outbox (``webhooks.models.Event``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from importlib import import_module
+from types import SimpleNamespace
+
+from django.conf import settings
+from django.contrib import auth
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import authentication
 
-from accounts import services
-from accounts.models import ApiToken, EmailAccount
+from accounts import plans
+from accounts.models import EmailAccount, Tenant, User
 from accounts.web import views
-from accounts.web.tenancy import tenant_view
+from accounts.web.tenancy import current_membership, tenant_view
+from emailapi.api.errors import ApiError
+from webhooks.api.stream_views import StreamView
 from webhooks.models import Event
 
 
@@ -45,28 +58,56 @@ def _error_text(error) -> str:
     return str(error)
 
 
-LIVE_TOKEN_NAME = "Dashboard live updates"
-_SESSION_KEY = "live_token"
+@dataclass
+class DashboardCaller:
+    """``request.user`` of the dashboard's stream: a signed-in user reading for the tenant the
+    session acts for (the ``ApiCaller`` of a session: the stream's views need ``tenant`` and
+    ``scopes``)."""
+
+    tenant: Tenant
+    user: User
+    scopes: list[str] = field(default_factory=lambda: ["read"])
+    is_authenticated: bool = True
+    is_anonymous: bool = False
+
+    @property
+    def pk(self):
+        return self.user.pk
 
 
-def stream_url(request) -> str:
-    """``/v1/stream`` with this session's read-only token (made once per session)."""
-    saved = request.session.get(_SESSION_KEY) or {}
-    if saved.get("tenant") != request.tenant.pk:
-        for old in ApiToken.objects.filter(tenant=request.tenant, created_by=request.user,
-                                           name=LIVE_TOKEN_NAME, revoked_at__isnull=True):
-            services.revoke_token(old)
-        token, raw = services.issue_token(request.tenant, LIVE_TOKEN_NAME, ["read"],
-                                          created_by=request.user)
-        saved = {"tenant": request.tenant.pk, "id": token.pk, "raw": raw}
-        request.session[_SESSION_KEY] = saved
-    return f"/v1/stream?access_token={saved['raw']}"
+class SessionCookieAuthentication(authentication.BaseAuthentication):
+    """The dashboard session from its cookie. The stream is served by the API's short
+    middleware chain (``webhooks.stream.handler``: no thread per open stream), which has no
+    session or auth middleware, so the session is read here, the way those middlewares would
+    read it (``auth.get_user`` checks the password hash it was signed in with). A GET that
+    changes nothing needs no CSRF check; the cookie is SameSite=Lax, so other sites' pages
+    cannot open the stream with it, and could not read it without CORS anyway."""
+
+    def authenticate(self, request):
+        key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        if not key:
+            return None
+        session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
+        signed_in = SimpleNamespace(session=session)
+        user = auth.get_user(signed_in)
+        if not user.is_authenticated:
+            return None
+        signed_in.user = user
+        membership = current_membership(signed_in)
+        if membership is None:
+            return None
+        plans.check_api_access(membership.tenant)  # a stopped tenant: 402 / 403, like /v1
+        return DashboardCaller(tenant=membership.tenant, user=user), None
 
 
-def forget_stream_token(request) -> None:
-    """At sign-out: the session's token stops working with the session."""
-    saved = request.session.pop(_SESSION_KEY, None)
-    if saved:
-        token = ApiToken.objects.filter(pk=saved.get("id")).first()
-        if token is not None:
-            services.revoke_token(token)
+@extend_schema_view(get=extend_schema(exclude=True))  # a dashboard route, not the API's
+class LiveStreamView(StreamView):
+    """``GET /dashboard/stream``: ``/v1/stream`` for the signed-in session."""
+
+    authentication_classes = [SessionCookieAuthentication]
+
+    def permission_denied(self, request, message=None, code=None):
+        if request.authenticators and not request.successful_authenticator:
+            raise ApiError("Sign in to the dashboard to follow its live updates",
+                           "Forbidden", 403)
+        super().permission_denied(request, message=message, code=code)

@@ -30,6 +30,7 @@ urlpatterns = [
         name="password-reset-complete"),
     path("dashboard", views.overview, name="overview"),
     path("dashboard/live.json", live.live, name="live"),
+    path("dashboard/stream", live.LiveStreamView.as_view(), name="live-stream"),
     path("dashboard/mailboxes", views.mailboxes, name="mailboxes"),
     path("dashboard/mailboxes/new", views.mailbox_add, name="mailbox-add"),
     path("dashboard/mailboxes/connect", views.mailbox_connect, name="mailbox-connect"),
