@@ -92,6 +92,21 @@ def test_no_session_a_forged_one_or_a_signed_out_one_is_refused(server, alice):
     token.close()
 
 
+def test_an_open_stream_ends_with_its_session(server, alice):
+    """Checked every 4 keep-alives (1 s here): signing out, or losing the membership, ends an
+    open stream; the browser's reconnect is then refused."""
+    owner = signed_in(alice.tenant, "owner@alice.test", "owner")
+    viewer = signed_in(alice.tenant, "viewer@alice.test")
+    by_owner, by_viewer = stream(server, owner), stream(server, viewer)
+    assert by_owner.status == by_viewer.status == 200
+    owner.post("/logout")
+    Membership.objects.filter(user__email="viewer@alice.test").delete()
+    for live in (by_owner, by_viewer):
+        assert live.ends_within(20)
+        live.close()
+    assert stream(server, owner).status == 403
+
+
 def test_a_user_with_no_organization_left_is_refused(server, alice):
     viewer = signed_in(alice.tenant, "gone@alice.test")
     Membership.objects.filter(user__email="gone@alice.test").delete()
