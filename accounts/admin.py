@@ -8,7 +8,11 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.template.response import TemplateResponse
 
 from accounts import plans
-from accounts.models import ApiToken, EmailAccount, Membership, Tenant, User
+from accounts.admin_login import LimitedAdminLoginForm
+from accounts.models import ApiToken, EmailAccount, Invitation, Membership, Tenant, User
+
+# /admin/login/ counts failed sign-ins with /login (accounts.admin_login).
+admin.site.login_form = LimitedAdminLoginForm
 
 
 class MembershipInline(admin.TabularInline):
@@ -89,6 +93,20 @@ class UserAdmin(DjangoUserAdmin):
         ("Important dates", {"fields": ["last_login", "date_joined", "email_verified_at"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Pending invitations, to look at or cancel (delete); they are made from the team page,
+    which mails the link. The key, part of the link, is never shown."""
+
+    list_display = ["email", "tenant", "role", "invited_by", "created_at", "expires_at"]
+    search_fields = ["email", "tenant__name"]
+    exclude = ["key"]
+    readonly_fields = ["tenant", "email", "role", "invited_by", "created_at", "expires_at"]
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(ApiToken)

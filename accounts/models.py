@@ -95,6 +95,34 @@ class Membership(models.Model):
         ]
 
 
+class Invitation(models.Model):
+    """An invitation to join a tenant, pending until the invited person accepts it.
+
+    Inviting makes neither a user nor a membership: the address stays free to sign up or reset
+    a password like any other, and someone who already has an account joins only by accepting
+    (``accounts.web.invitations``). The emailed link is signed and names this row and its
+    ``key``; sending the invitation again replaces the key, so older links stop working. An
+    accepted or cancelled invitation is deleted."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Membership.Role.choices,
+                            default=Membership.Role.VIEWER)
+    invited_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    key = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "email"], name="invitation_unique_email")
+        ]
+
+    def __repr__(self) -> str:  # never the key
+        return f"<Invitation of {self.email} to tenant {self.tenant_id}>"
+
+
 class ApiToken(models.Model):
     """A bearer token. The token itself is shown once; only its SHA-256 is kept."""
 

@@ -39,7 +39,7 @@ def login_view(request):
     form = LoginForm(request.POST or None)
     error = None
     if request.method == "POST" and form.is_valid():
-        email, ip = form.cleaned_data["email"], _client_ip(request)
+        email, ip = form.cleaned_data["email"], login_limit.client_address(request)
         if login_limit.blocked(email, ip):
             error = TOO_MANY
         else:
@@ -59,9 +59,6 @@ def login_view(request):
 
 @require_POST
 def logout_view(request):
-    from accounts.web.live import forget_stream_token
-
-    forget_stream_token(request)
     logout(request)
     messages.info(request, "You are signed out.")
     return redirect("web:login")
@@ -98,8 +95,3 @@ def _safe_next(request) -> str | None:
         return target
     return None
 
-
-def _client_ip(request) -> str:
-    # REMOTE_ADDR only: a forwarded header is whatever the client says unless a proxy we
-    # trust sets it, and no proxy is configured here.
-    return request.META.get("REMOTE_ADDR") or "unknown"

@@ -10,10 +10,7 @@ def dashboard(request) -> dict:
     tenant = getattr(request, "tenant", None)
     if tenant is None:
         return {}
-    from accounts.web.live import stream_url
-
     return {"tenant": tenant, "trial_days_left": plans.trial_days_left(tenant),
             "can_write": can_write(request), "membership": request.membership,
-            "live_stream_url": lambda: stream_url(request),
             "organizations": lambda: list(request.user.memberships.select_related("tenant")
                                           .order_by("tenant__name"))}

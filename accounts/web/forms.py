@@ -142,6 +142,23 @@ class TokenForm(forms.Form):
             raise forms.ValidationError(str(exc)) from None
 
 
+class AcceptInvitationForm(forms.Form):
+    """The password a new person chooses when accepting an invitation (the address is the
+    invited one and cannot change: the link proved it)."""
+
+    password = forms.CharField(label="Choose a password", strip=False, widget=forms.PasswordInput(
+        attrs={"autocomplete": "new-password"}))
+
+    def __init__(self, email: str, *args, **kwargs):
+        self.email = email
+        super().__init__(*args, **kwargs)
+
+    def clean_password(self):
+        password = self.cleaned_data["password"]
+        password_validation.validate_password(password, User(email=self.email))
+        return password
+
+
 class InviteForm(forms.Form):
     email = forms.EmailField(label="Email", max_length=254)
     role = forms.ChoiceField(label="Role", choices=Membership.Role.choices,

@@ -1,24 +1,44 @@
 """The dashboard's live data: a small JSON document the pages refresh when the tenant's event
 stream says something happened.
 
-The pages listen to ``GET /v1/stream`` (Server-Sent Events) with a read-only API token that
-this session holds (``stream_url``: one per user, made on the first page, revoked at sign-out
-or replaced by the user's next session). Each event makes the page fetch ``live.json`` at
-once; a slow poll of it backs the stream up (a state change that raises no event, a stream
-that cannot connect). Mailbox states come from the account rows the workers write; the event
-feed from the outbox (``webhooks.models.Event``).
+The pages listen to ``GET /dashboard/stream``: the tenant's ``/v1/stream`` (Server-Sent Events,
+same parameters, same resume by ``Last-Event-ID``) with the signed-in session as the credential.
+A browser sends the session cookie with an EventSource by itself, so no token is ever made for
+the pages or put in a URL (where access logs, proxies and browser history would keep it), an
+open stream ends within a minute of its session (sign-out, membership removed, tenant
+stopped), and the browser's own reconnects work (a short-lived single-use ticket in the URL
+would break them). Each event makes the page fetch
+``live.json`` at once; a slow poll of it backs the stream up (a state change that raises no
+event, a stream that cannot connect). Mailbox states come from the account rows the workers
+write; the event feed from the outbox (``webhooks.models.Event``).
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from importlib import import_module
+from types import SimpleNamespace
+
+from django.conf import settings
+from django.contrib import auth
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import authentication
 
-from accounts import services
-from accounts.models import ApiToken, EmailAccount
+from accounts import plans
+from accounts.models import EmailAccount, Membership, Tenant, User
 from accounts.web import views
-from accounts.web.tenancy import tenant_view
+from accounts.web.tenancy import current_membership, tenant_view
+from emailapi.api.errors import ApiError
+from webhooks.api.stream_views import StreamView
 from webhooks.models import Event
+from webhooks.stream.hub import in_db_thread
+
+logger = logging.getLogger(__name__)
 
 
 @never_cache
@@ -45,28 +65,105 @@ def _error_text(error) -> str:
     return str(error)
 
 
-LIVE_TOKEN_NAME = "Dashboard live updates"
-_SESSION_KEY = "live_token"
+@dataclass
+class DashboardCaller:
+    """``request.user`` of the dashboard's stream: a signed-in user reading for the tenant the
+    session acts for (the ``ApiCaller`` of a session: the stream's views need ``tenant`` and
+    ``scopes``)."""
+
+    tenant: Tenant
+    user: User
+    session_key: str
+    scopes: list[str] = field(default_factory=lambda: ["read"])
+    is_authenticated: bool = True
+    is_anonymous: bool = False
+
+    @property
+    def pk(self):
+        return self.user.pk
 
 
-def stream_url(request) -> str:
-    """``/v1/stream`` with this session's read-only token (made once per session)."""
-    saved = request.session.get(_SESSION_KEY) or {}
-    if saved.get("tenant") != request.tenant.pk:
-        for old in ApiToken.objects.filter(tenant=request.tenant, created_by=request.user,
-                                           name=LIVE_TOKEN_NAME, revoked_at__isnull=True):
-            services.revoke_token(old)
-        token, raw = services.issue_token(request.tenant, LIVE_TOKEN_NAME, ["read"],
-                                          created_by=request.user)
-        saved = {"tenant": request.tenant.pk, "id": token.pk, "raw": raw}
-        request.session[_SESSION_KEY] = saved
-    return f"/v1/stream?access_token={saved['raw']}"
+def _signed_in(session_key: str) -> tuple[User, Membership] | None:
+    """Who the session signs in and the membership it acts for, as the dashboard's pages
+    would decide (``auth.get_user`` also checks the password the session was signed in
+    with); None for no such session, user or membership."""
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
+    signed_in = SimpleNamespace(session=session)
+    user = auth.get_user(signed_in)
+    if not user.is_authenticated:
+        return None
+    signed_in.user = user
+    membership = current_membership(signed_in)
+    return None if membership is None else (user, membership)
 
 
-def forget_stream_token(request) -> None:
-    """At sign-out: the session's token stops working with the session."""
-    saved = request.session.pop(_SESSION_KEY, None)
-    if saved:
-        token = ApiToken.objects.filter(pk=saved.get("id")).first()
-        if token is not None:
-            services.revoke_token(token)
+def still_signed_in(caller: DashboardCaller) -> bool:
+    """Whether the session that opened a stream still signs the same user in, for the same
+    tenant, and that tenant is not stopped."""
+    found = _signed_in(caller.session_key)
+    if found is None:
+        return False
+    user, membership = found
+    return (user.pk == caller.user.pk and membership.tenant_id == caller.tenant.pk
+            and plans.effective_status(membership.tenant) not in plans.STOPPED)
+
+
+class SessionCookieAuthentication(authentication.BaseAuthentication):
+    """The dashboard session from its cookie. The stream is served by the API's short
+    middleware chain (``webhooks.stream.handler``: no thread per open stream), which has no
+    session or auth middleware, so the session is read here, the way those middlewares would
+    read it (``auth.get_user`` checks the password hash it was signed in with). A GET that
+    changes nothing needs no CSRF check; the cookie is SameSite=Lax, so other sites' pages
+    cannot open the stream with it, and could not read it without CORS anyway."""
+
+    def authenticate(self, request):
+        key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        found = _signed_in(key) if key else None
+        if found is None:
+            return None
+        user, membership = found
+        plans.check_api_access(membership.tenant)  # a stopped tenant: 402 / 403, like /v1
+        return DashboardCaller(tenant=membership.tenant, user=user, session_key=key), None
+
+
+@extend_schema_view(get=extend_schema(exclude=True))  # a dashboard route, not the API's
+class LiveStreamView(StreamView):
+    """``GET /dashboard/stream``: ``/v1/stream`` for the signed-in session."""
+
+    authentication_classes = [SessionCookieAuthentication]
+
+    def live_body(self, stream, backlog):
+        every = SESSION_CHECKS_PER_KEEPALIVE * settings.STREAM_KEEPALIVE
+        return _while_signed_in(super().live_body(stream, backlog), self.request.user, every)
+
+    def permission_denied(self, request, message=None, code=None):
+        if request.authenticators and not request.successful_authenticator:
+            raise ApiError("Sign in to the dashboard to follow its live updates",
+                           "Forbidden", 403)
+        super().permission_denied(request, message=message, code=code)
+
+
+# The session behind an open stream is looked at again every 4 keep-alive periods (a minute by
+# default), so signing out, losing the membership or a stopped tenant ends the stream within
+# about that long; the browser reconnects and is refused.
+SESSION_CHECKS_PER_KEEPALIVE = 4
+
+
+async def _while_signed_in(body, caller: DashboardCaller, every: float):
+    """Pass ``body`` on while ``caller``'s session still holds (the body yields at least a
+    keep-alive per ``STREAM_KEEPALIVE``, so a check is never late by more than that). A check
+    that fails for a database fault keeps the stream: the next one decides."""
+    next_check = time.monotonic() + every
+    async with aclosing(body):
+        async for chunk in body:
+            yield chunk
+            if time.monotonic() < next_check:
+                continue
+            try:
+                valid = await in_db_thread(still_signed_in, caller)
+            except Exception:  # noqa: BLE001 - a fault is not a sign-out
+                logger.warning("dashboard stream: could not check the session", exc_info=True)
+                valid = True
+            if not valid:
+                return
+            next_check = time.monotonic() + every

@@ -22,6 +22,12 @@ MAX_PER_EMAIL = 5
 MAX_PER_IP = 30
 
 
+def client_address(request) -> str:
+    """The client a sign-in comes from: ``REMOTE_ADDR`` only. A forwarded header is whatever
+    the client says unless a proxy we trust sets it, and that is decided before a view runs."""
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
 def _keys(email: str, ip: str) -> list[tuple[str, int]]:
     digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
     prefix = settings.EMAILAPI_REDIS_PREFIX

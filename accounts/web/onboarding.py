@@ -1,22 +1,19 @@
-"""Sign-up, email verification and invitations: the people side of a tenant.
+"""Sign-up and email verification: the people side of a tenant (invitations are
+``accounts.web.invitations``).
 
-Links in emails are signed (``django.core.signing``) or Django's password-reset tokens, so no
-table of pending tokens is needed and a link stops working once used (the reset token changes
-with the password) or once it is too old.
+Confirmation links are signed (``django.core.signing``), so no table of pending tokens is
+needed, and stop working once they are too old.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth.tokens import default_token_generator
 from django.core import signing
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_encode
 
 from accounts import plans, services
 from accounts.models import Membership, Tenant, User
@@ -58,26 +55,3 @@ def verify_email(token: str) -> User | None:
         user.email_verified_at = timezone.now()
         user.save(update_fields=["email_verified_at"])
     return user
-
-
-def invite(request, tenant: Tenant, email: str, role: str, invited_by: User) -> Membership:
-    """Add ``email`` to the tenant; a new person gets a link to choose a password."""
-    email = User.objects.normalize_email(email).lower()
-    with transaction.atomic():
-        user = User.objects.filter(email=email).first()
-        created = user is None
-        if created:
-            user = User.objects.create_user(email=email, password=None)  # unusable password
-        membership, _ = Membership.objects.get_or_create(
-            tenant=tenant, user=user, defaults={"role": role})
-    if created:
-        uid = urlsafe_base64_encode(force_bytes(user.pk))
-        link = request.build_absolute_uri(
-            reverse("web:password-reset-confirm", args=[uid, default_token_generator.make_token(user)]))
-    else:
-        link = request.build_absolute_uri(reverse("web:overview"))
-    body = render_to_string("registration/invite_email.txt", {
-        "tenant": tenant, "invited_by": invited_by, "link": link, "new_user": created})
-    send_mail(f"You are invited to {tenant.name} on emailapi", body,
-              settings.DEFAULT_FROM_EMAIL, [email])
-    return membership

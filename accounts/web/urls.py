@@ -4,7 +4,14 @@ Django's password reset with our templates, and the tenant's pages under ``/dash
 from django.contrib.auth import views as auth
 from django.urls import path, reverse_lazy
 
-from accounts.web import auth_views, live, oauth2_views, views, webhook_views
+from accounts.web import (
+    auth_views,
+    invitation_views,
+    live,
+    oauth2_views,
+    views,
+    webhook_views,
+)
 
 app_name = "web"
 
@@ -14,6 +21,8 @@ urlpatterns = [
     path("logout", auth_views.logout_view, name="logout"),
     path("verify-email/<str:token>", auth_views.verify_email, name="verify-email"),
     path("verify-email", auth_views.resend_verification, name="resend-verification"),
+    path("invitations/accept", invitation_views.accept, name="invitation-accept"),
+    path("invitations/<str:token>", invitation_views.open_link, name="invitation"),
     path("password-reset", auth.PasswordResetView.as_view(
         template_name="registration/password_reset.html",
         email_template_name="registration/password_reset_email.txt",
@@ -30,6 +39,7 @@ urlpatterns = [
         name="password-reset-complete"),
     path("dashboard", views.overview, name="overview"),
     path("dashboard/live.json", live.live, name="live"),
+    path("dashboard/stream", live.LiveStreamView.as_view(), name="live-stream"),
     path("dashboard/mailboxes", views.mailboxes, name="mailboxes"),
     path("dashboard/mailboxes/new", views.mailbox_add, name="mailbox-add"),
     path("dashboard/mailboxes/connect", views.mailbox_connect, name="mailbox-connect"),
@@ -41,6 +51,8 @@ urlpatterns = [
     path("dashboard/team", views.team, name="team"),
     path("dashboard/team/<int:member_id>/remove", views.member_remove, name="member-remove"),
     path("dashboard/team/<int:member_id>/role", views.member_role, name="member-role"),
+    path("dashboard/team/invitations/<int:invitation_id>/cancel", views.invitation_cancel,
+         name="invitation-cancel"),
     path("dashboard/organization", views.switch_organization, name="switch-organization"),
     path("dashboard/settings", views.tenant_settings, name="settings"),
     path("dashboard/webhooks", webhook_views.webhooks, name="webhooks"),

@@ -1,6 +1,6 @@
 """The tenant's pages: overview, mailboxes, tokens, team and settings.
 
-Thin views: forms validate, ``accounts.services`` / ``accounts.plans`` / ``onboarding`` act.
+Thin views: forms validate, ``accounts.services`` / ``accounts.plans`` / ``onboarding`` / ``invitations`` act.
 Every lookup starts from ``request.tenant`` (``tenancy.tenant_view``), so another tenant's
 objects are 404. Write views refuse viewers (403) and stopped tenants (a message, no change).
 """
@@ -18,8 +18,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts import plans, services
-from accounts.models import ApiToken, EmailAccount, Membership
-from accounts.web import onboarding
+from accounts.models import ApiToken, EmailAccount, Invitation, Membership
+from accounts.web import invitations
 from accounts.web.forms import InviteForm, MailboxForm, SettingsForm, TokenForm
 from accounts.web.tenancy import tenant_view
 from emailapi.api.errors import ApiError
@@ -188,15 +188,38 @@ def team(request):
         elif Membership.objects.filter(tenant=request.tenant, user__email__iexact=email).exists():
             form.add_error("email", "This person is already a member.")
         else:
-            onboarding.invite(request, request.tenant, email, role, request.user)
-            messages.success(request, f"Invitation sent to {email}.")
+            again = Invitation.objects.filter(tenant=request.tenant,
+                                              email=invitations.normalize(email)).exists()
+            invitation = invitations.invite(request, request.tenant, email, role, request.user)
+            messages.success(request, f"Invitation {'sent again' if again else 'sent'} to "
+                                      f"{invitation.email}.")
             return redirect("web:team")
     members = (Membership.objects.filter(tenant=request.tenant).select_related("user")
                .order_by("created_at", "id"))
+    pending = (Invitation.objects.filter(tenant=request.tenant).select_related("invited_by")
+               .order_by("created_at", "id"))
     return render(request, "dashboard/team.html", {"form": form, "members": members,
+                                                   "invitations": pending, "now": timezone.now(),
                                                    "role_choices": Membership.Role.choices,
                                                    "page": "team"},
                   status=400 if form.errors else 200)
+
+
+@require_POST
+@tenant_view(write=True)
+def invitation_cancel(request, invitation_id: int):
+    """Cancel a pending invitation: its link stops working. Only an owner cancels an
+    invitation to become an owner (only owners make or unmake owners)."""
+    invitation = Invitation.objects.filter(tenant=request.tenant, pk=invitation_id).first()
+    if invitation is None:
+        raise Http404("No such invitation")
+    if invitation.role == Membership.Role.OWNER and \
+            request.membership.role != Membership.Role.OWNER:
+        messages.error(request, "Only an owner can cancel an invitation to be an owner.")
+    else:
+        invitation.delete()
+        messages.success(request, f"Invitation to {invitation.email} cancelled.")
+    return redirect("web:team")
 
 
 @require_POST

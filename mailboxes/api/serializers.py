@@ -25,8 +25,9 @@ class MessageQuerySerializer(QuerySerializer):
     maxBytes = serializers.IntegerField(min_value=1, max_value=50 * 1024 * 1024,
                                         default=5 * 1024 * 1024,
                                         help_text="Truncate each text part (hasMore: true)")
-    markAsSeen = serializers.BooleanField(default=False,
-                                          help_text="Add \\Seen (reading never does otherwise)")
+    markAsSeen = serializers.BooleanField(
+        default=False, help_text="Add \\Seen (reading never does otherwise); a change, so a "
+                                 "read-only token gets 403 InsufficientScope")
     headers = serializers.BooleanField(default=False, help_text="Include all headers")
 
 

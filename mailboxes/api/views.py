@@ -18,6 +18,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
+from accounts.api.permissions import true_option
 from accounts.api.views import ACCOUNT_PARAM
 from emailapi.api.errors import ApiError, NotFoundError
 from emailapi.api.serializers import StrictSerializer
@@ -78,6 +79,12 @@ class MessageListView(BulkUpdateMixin, TenantScopedAPIView):
 
 
 class MessageView(MessageWriteMixin, TenantScopedAPIView):
+    def request_writes(self, request) -> str | None:
+        """``markAsSeen=true`` stores \\Seen: a read that writes (``HasTokenScope``)."""
+        if request.method in ("GET", "HEAD") and true_option(request, "markAsSeen"):
+            return "markAsSeen=true changes the message"
+        return None
+
     @extend_schema(operation_id="getMessage", tags=["Message"],
                    parameters=[ACCOUNT_PARAM, MESSAGE_PARAM, s.MessageQuerySerializer],
                    responses={200: s.MessageDetailSerializer}, summary="Get a message",

@@ -148,18 +148,6 @@ def test_tokens_are_shown_once_and_revocable(client, alice):
     assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
 
 
-def test_invite_creates_a_member_with_a_set_password_link(client, alice):
-    member(client, alice.tenant, "owner@alice.test", "owner")
-    mail.outbox.clear()
-    response = client.post("/dashboard/team", {"email": "new@alice.test", "role": "viewer"})
-    assert response.status_code == 302
-    invited = Membership.objects.get(tenant=alice.tenant, user__email="new@alice.test")
-    assert invited.role == "viewer" and not invited.user.has_usable_password()
-    assert "/password-reset/" in mail.outbox[0].body
-    again = client.post("/dashboard/team", {"email": "new@alice.test", "role": "admin"})
-    assert again.status_code == 400 and b"already a member" in again.content
-
-
 def test_add_mailbox_form_shows_a_failed_connection_test_and_keeps_the_input(client, alice,
                                                                              mail_user):
     member(client, alice.tenant, "owner@alice.test", "owner")

@@ -196,6 +196,15 @@ class EventStream:
             pass
         return self._text
 
+    def ends_within(self, seconds: float) -> bool:
+        """Whether the server ends the body within ``seconds`` (reading what comes meanwhile;
+        keep-alives must flow for the deadline to be noticed)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if not self._fill():
+                return True
+        return False
+
     def next_event(self) -> dict | None:
         """The next event as ``{"id", "event", "data"}`` (comments skipped); None at the end."""
         while True:

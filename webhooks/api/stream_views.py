@@ -93,11 +93,15 @@ class StreamView(TenantScopedAPIView):
         if stream.once:
             body = iter([sse.snapshot_body(stream)])
         else:
-            body = sse.live_body(stream, Backlog.from_scope(getattr(request, "scope", None)))
+            body = self.live_body(stream, Backlog.from_scope(getattr(request, "scope", None)))
         response = StreamingHttpResponse(body, content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
         return response
+
+    def live_body(self, stream: params.StreamRequest, backlog: Backlog):
+        """The streaming body (the dashboard's stream wraps it to end with the session)."""
+        return sse.live_body(stream, backlog)
 
 
 def _feed(tenant_id: int, query: dict, account: str | None = None) -> dict:

@@ -1,4 +1,5 @@
-"""The ASGI handler of ``/v1/stream`` over HTTP: the API's handler without a thread per stream.
+"""The ASGI handler of ``/v1/stream`` (and the dashboard's ``/dashboard/stream``) over HTTP: the
+API's handler without a thread per stream.
 
 Django wraps every ASGI request in a ``ThreadSensitiveContext``, which gives the request its own
 one-thread executor for sync code (the DRF view) and keeps it until the response is finished.
@@ -21,11 +22,16 @@ class StreamASGIHandler(ApiASGIHandler):
         await self.handle(scope, receive, send)
 
 
-def stream_first(stream_app, other_app, path: str = "/v1/stream"):
-    """Send HTTP requests for ``path`` to ``stream_app``, all others to ``other_app``."""
+# The API's stream, and the dashboard's (the same view, authenticated by the session:
+# accounts.web.live).
+STREAM_PATHS = frozenset({"/v1/stream", "/dashboard/stream"})
+
+
+def stream_first(stream_app, other_app, paths: frozenset[str] = STREAM_PATHS):
+    """Send HTTP requests for ``paths`` to ``stream_app``, all others to ``other_app``."""
 
     async def route(scope, receive, send):
-        app = stream_app if scope.get("path") == path else other_app
+        app = stream_app if scope.get("path") in paths else other_app
         return await app(scope, receive, send)
 
     return route

@@ -1,6 +1,7 @@
 // emailapi dashboard: copy buttons, confirmations, busy buttons, and live mailbox states and
-// events: every event of the tenant's stream (/v1/stream, Server-Sent Events) makes the page
-// fetch /dashboard/live.json at once; a poll every 10 s backs the stream up. No framework.
+// events: every event of the tenant's stream (/dashboard/stream, Server-Sent Events, which the
+// session cookie authenticates: no token in any URL) makes the page fetch /dashboard/live.json
+// at once; a poll every 10 s backs the stream up. No framework.
 (function () {
   "use strict";
 
