@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db import IntegrityError, close_old_connections
 
 from accounts import services
+from emailapi.wording import describe
 from mailboxes import listing, outbox, smtp
 from mailboxes.command_pool import pool
 from mailboxes.imap import fetch
@@ -119,10 +120,10 @@ def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
     try:
         client = smtp.connect(smtp_settings)
     except smtp.SmtpAuthenticationFailed as exc:
-        raise SendFailure(str(exc), exc.code, exc.response_code, auth=True,
+        raise SendFailure(describe(exc), exc.code, exc.response_code, auth=True,
                           permanent=not _is_transient_code(exc.response_code)) from None
     except smtp.SmtpError as exc:
-        raise SendFailure(str(exc), exc.code, exc.response_code,
+        raise SendFailure(describe(exc), exc.code, exc.response_code,
                           permanent=_is_permanent_code(exc.response_code)) from None
     try:
         return deliver(client, entry.envelope["from"], list(entry.envelope["to"]),
@@ -132,7 +133,7 @@ def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
     except smtplib.SMTPResponseException as exc:
         raise classify_response(exc.smtp_code, exc.smtp_error) from None
     except (smtplib.SMTPException, OSError, socket.timeout) as exc:
-        raise SendFailure(f"Connection to the SMTP server failed: {exc}",
+        raise SendFailure(f"Connection to the SMTP server failed: {describe(exc)}",
                           "ConnectionError") from None
     finally:
         try:
@@ -206,7 +207,7 @@ def after_sent(entry: OutboxEntry) -> dict | None:
             result = copy_to_sent(account, bytes(entry.raw))
         except Exception as exc:  # noqa: BLE001 - see above
             logger.warning("outbox %s: no copy in Sent: %s", entry.queue_id, exc)
-            result = {"error": f"Storing the copy in Sent failed: {exc}"}
+            result = {"error": f"Storing the copy in Sent failed: {describe(exc)}"}
     reference = entry.reference or {}
     if reference.get("message") and reference.get("action") in ("reply", "replyAll"):
         try:

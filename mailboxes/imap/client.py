@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import imapclient
 from imapclient import exceptions as imap_exc
 
+from emailapi.wording import server_text
+
 
 class ImapError(Exception):
     """Base of the errors ``connect`` raises; ``code`` is the API's machine code."""
@@ -137,14 +139,13 @@ def _login(client: imapclient.IMAPClient, settings: ImapSettings) -> None:
     except (socket.timeout, TimeoutError):
         raise ConnectFailed("Timed out waiting for the server to answer LOGIN") from None
     except (OSError, imap_exc.IMAPClientError) as exc:
-        raise ConnectFailed(f"Connection lost during login: {exc}") from None
+        raise ConnectFailed(f"Connection lost during login: {server_text(exc)}") from None
 
 
 def _text(exc: Exception) -> str:
-    value = exc.args[0] if exc.args else ""
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    return str(value).strip()
+    """The server's answer in a login error, as words (imapclient passes it on as the
+    ``b'...'`` repr of the bytes imaplib got)."""
+    return server_text(exc)
 
 
 def _close_quietly(client: imapclient.IMAPClient) -> None:
