@@ -11,7 +11,7 @@ from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
-from accounts import services
+from accounts import mail_hosts, services
 from accounts.api import serializers as s
 from accounts.models import ApiToken, EmailAccount
 from emailapi.api.errors import NotFoundError
@@ -114,8 +114,12 @@ class VerifyAccountView(TenantScopedAPIView):
     )
     def post(self, request):
         data = self.validated(s.VerifyAccountSerializer, request.data)
-        imap = services.imap_settings_from(data["imap"]) if data.get("imap") else None
-        smtp = services.smtp_settings_from(data["smtp"]) if data.get("smtp") else None
+        mail_hosts.check(self.tenant, data)  # 400 HostNotAllowed
+        tenant = self.tenant
+        imap = services.imap_settings_from(data["imap"], tenant=tenant) if data.get("imap") \
+            else None
+        smtp = services.smtp_settings_from(data["smtp"], tenant=tenant) if data.get("smtp") \
+            else None
         result = verify(imap, smtp, timeout=settings.EMAILAPI_VERIFY_TIMEOUT,
                         list_mailboxes=data["mailboxes"])
         return Response(result)
