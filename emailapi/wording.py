@@ -28,6 +28,7 @@ import ssl
 MAX_TEXT = 300
 DATABASE_ERROR = "Internal database error"
 _DATABASE_MODULES = ("django.db", "psycopg")
+_OUR_PACKAGES = {"accounts", "emailapi", "mailboxes", "webhooks"}
 _BYTES_REPR = re.compile(r"""\bb(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
 _REPLY_CODE = re.compile(rb"^\d{3}[ -]")
 
@@ -98,10 +99,10 @@ def describe(exc: BaseException) -> str:
         return "Timed out waiting for the server"
     if isinstance(exc, ssl.SSLError):
         return f"TLS error: {exc.reason or 'the handshake failed'}"
-    if isinstance(getattr(exc, "code", None), str):
-        # Our domain errors (ImapError, SmtpError, OAuth2 and token errors): a machine code
-        # and a message we wrote, maybe around a server's answer to our command.
-        return server_text(str(exc)) or exc.code
+    if type(exc).__module__.split(".")[0] in _OUR_PACKAGES:
+        # Our domain errors (ImapError, SmtpError, WriteError, OAuth2 and token errors): a
+        # message we wrote, maybe around a server's answer to our command.
+        return server_text(str(exc)) or type(exc).__name__
     if isinstance(exc, imaplib.IMAP4.error):
         return f"IMAP error: {server_text(exc) or type(exc).__name__}"
     if isinstance(exc, smtplib.SMTPResponseException):

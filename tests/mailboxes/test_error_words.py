@@ -115,3 +115,27 @@ def test_server_text_is_decoded_and_cleaned(given, words):
 @pytest.mark.django_db(transaction=False)
 def test_a_banner_is_named_by_its_kind(line, kind):
     assert wording.answer_kind(line) == kind
+
+
+@pytest.mark.django_db(transaction=False)
+def test_every_kind_of_exception_gets_words():
+    import imaplib
+    import socket
+
+    import psycopg
+    from django.db import IntegrityError, OperationalError
+
+    from mailboxes.imap.folder_ops import WriteError
+
+    words = wording.describe
+    assert words(IntegrityError('duplicate key value violates unique constraint "x"')) == \
+        wording.DATABASE_ERROR
+    assert words(OperationalError("server closed the connection")) == wording.DATABASE_ERROR
+    assert words(psycopg.errors.UniqueViolation("duplicate key")) == wording.DATABASE_ERROR
+    assert words(WriteError("b'[CANNOT] Not on this folder'")) == "[CANNOT] Not on this folder"
+    assert words(imaplib.IMAP4.error("select failed: b'[NONEXISTENT] No X'")) == \
+        "IMAP error: select failed: [NONEXISTENT] No X"
+    assert words(socket.timeout("timed out")) == "Timed out waiting for the server"
+    assert words(ConnectionResetError(104, "Connection reset by peer")) == \
+        "Connection error: Connection reset by peer"
+    assert words(KeyError("uid")) == "Internal error (KeyError)"
