@@ -113,7 +113,7 @@ def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
     try:
         smtp_settings = services.account_smtp_settings(entry.account)
     except TokenError as exc:  # OAuth2: a revoked grant is permanent, anything else retried
-        raise SendFailure(f"No OAuth2 access token: {exc}", exc.code,
+        raise SendFailure(f"No OAuth2 access token: {describe(exc)}", exc.code,
                           permanent=isinstance(exc, ReauthRequired)) from None
     if smtp_settings is None:
         raise SendFailure("The account has no SMTP settings", "NoSmtpSettings", permanent=True)
