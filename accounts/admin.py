@@ -40,11 +40,13 @@ def _convert_action(plan: plans.Plan):
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
     """Trials and plans go through ``accounts.plans`` (actions), never by editing ``status``
-    by hand: the actions also pause or resume the tenant's mailboxes in the workers."""
+    by hand: the actions also pause or resume the tenant's mailboxes in the workers.
+    "Mail servers on internal addresses" lets one tenant's mailboxes use IMAP/SMTP hosts on
+    internal addresses (``accounts.mail_hosts``), for an on-premise customer."""
 
     list_display = ["name", "slug", "status", "plan", "trial_ends_at", "mailbox_count",
                     "created_at"]
-    list_filter = ["status", "plan"]
+    list_filter = ["status", "plan", "mail_allow_private"]
     search_fields = ["name", "slug", "memberships__user__email"]
     readonly_fields = ["status", "plan", "trial_ends_at", "max_mailboxes", "api_rate_limit",
                        "suspended_reason", "created_at"]

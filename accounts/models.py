@@ -35,6 +35,14 @@ class Tenant(models.Model):
     api_rate_limit = models.PositiveIntegerField(null=True, blank=True)
     # Why an operator suspended the tenant: shown to its users on the dashboard.
     suspended_reason = models.CharField(max_length=500, blank=True, default="")
+    # Mailboxes of this tenant may use IMAP/SMTP servers on internal addresses (loopback,
+    # private, link-local...), which are refused otherwise (accounts/mail_hosts.py). For an
+    # on-premise customer whose mail server is inside the network this service runs in.
+    mail_allow_private = models.BooleanField(
+        "mail servers on internal addresses", default=False,
+        help_text="Allow this organization's mailboxes to use IMAP/SMTP servers on "
+                  "loopback, private, link-local or other internal addresses (normally "
+                  "refused, so that nobody can reach our own network through a mailbox).")
 
     def __str__(self) -> str:
         return self.name

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts import crypto, plans, token_cache, tokens
+from accounts import crypto, mail_hosts, plans, token_cache, tokens
 from accounts.models import ApiToken, Credential, EmailAccount, Tenant
 from emailapi.api.errors import ConflictError
 from emailapi.redis import get_redis
@@ -134,7 +134,9 @@ def new_account_id() -> str:
 
 
 def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
-    """Create a mailbox with its sealed credentials and record ``accountAdded``, atomically."""
+    """Create a mailbox with its sealed credentials and record ``accountAdded``, atomically.
+    Hosts on internal addresses are refused (``mail_hosts``)."""
+    mail_hosts.check(tenant, data)
     imap, imap_secrets = _split_secrets(data.get("imap"))
     smtp, smtp_secrets = _split_secrets(data.get("smtp"))
     account_id = data.get("account") or new_account_id()
@@ -174,7 +176,9 @@ def _merge(stored: dict | None, update: dict) -> dict:
 
 
 def update_account(account: EmailAccount, data: dict[str, Any]) -> EmailAccount:
-    """Apply a partial update; changed settings or secrets bump ``config_version``."""
+    """Apply a partial update; changed settings or secrets bump ``config_version``. A new
+    host on an internal address is refused (``mail_hosts``)."""
+    mail_hosts.check(account.tenant, data)
     changed_connection = False
     with transaction.atomic():
         account = EmailAccount.objects.select_for_update().get(pk=account.pk)
@@ -278,7 +282,10 @@ def _announce(account: EmailAccount, action: str) -> None:
 
 
 def imap_settings_from(section: dict, password: str | None = None,
-                       access_token: str | None = None) -> ImapSettings:
+                       access_token: str | None = None, *, tenant: Tenant | None = None) \
+        -> ImapSettings:
+    """``section`` as the protocol layer's settings; ``tenant`` decides whether its host may
+    be on an internal address (``mail_hosts``: without one, only the deployment's setting)."""
     auth = section.get("auth") or {}
     return ImapSettings(
         host=section["host"],
@@ -289,11 +296,13 @@ def imap_settings_from(section: dict, password: str | None = None,
         access_token=access_token if access_token is not None else auth.get("accessToken"),
         tls_verify=bool((section.get("tls") or {}).get("rejectUnauthorized", True)),
         timeout=float(settings.EMAILAPI_VERIFY_TIMEOUT),
+        allow_private=mail_hosts.allows_private(tenant),
     )
 
 
 def smtp_settings_from(section: dict, password: str | None = None,
-                       access_token: str | None = None) -> SmtpSettings:
+                       access_token: str | None = None, *, tenant: Tenant | None = None) \
+        -> SmtpSettings:
     auth = section.get("auth") or {}
     return SmtpSettings(
         host=section["host"],
@@ -304,6 +313,7 @@ def smtp_settings_from(section: dict, password: str | None = None,
         access_token=access_token if access_token is not None else auth.get("accessToken"),
         tls_verify=bool((section.get("tls") or {}).get("rejectUnauthorized", True)),
         timeout=float(settings.EMAILAPI_VERIFY_TIMEOUT),
+        allow_private=mail_hosts.allows_private(tenant),
     )
 
 
@@ -315,9 +325,10 @@ def account_imap_settings(account: EmailAccount,
     if not account.imap:
         return None
     if account.oauth2:
-        return imap_settings_from(account.imap, None, _oauth2_token(account, force_refresh))
+        return imap_settings_from(account.imap, None, _oauth2_token(account, force_refresh),
+                                  tenant=account.tenant)
     return imap_settings_from(account.imap, get_credential(account, "imap.pass"),
-                              get_credential(account, "imap.accessToken"))
+                              get_credential(account, "imap.accessToken"), tenant=account.tenant)
 
 
 def account_smtp_settings(account: EmailAccount,
@@ -325,9 +336,10 @@ def account_smtp_settings(account: EmailAccount,
     if not account.smtp:
         return None
     if account.oauth2:
-        return smtp_settings_from(account.smtp, None, _oauth2_token(account, force_refresh))
+        return smtp_settings_from(account.smtp, None, _oauth2_token(account, force_refresh),
+                                  tenant=account.tenant)
     return smtp_settings_from(account.smtp, get_credential(account, "smtp.pass"),
-                              get_credential(account, "smtp.accessToken"))
+                              get_credential(account, "smtp.accessToken"), tenant=account.tenant)
 
 
 def _oauth2_token(account: EmailAccount, force: bool) -> str:

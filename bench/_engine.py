@@ -42,6 +42,8 @@ def environment(db_name: str, redis_db: int) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "emailapi.settings",
         "EMAILAPI_SECRET": SECRET,
         "EMAILAPI_RATE_LIMIT": "0",
+        # The bench's Dovecot is on loopback, which mailboxes may only use when allowed.
+        "EMAILAPI_MAIL_ALLOW_PRIVATE": "true",
         # Pub/sub channels ignore the Redis DB number: keep our worker off others' channels.
         "EMAILAPI_REDIS_PREFIX": f"bench-{db_name}",
         "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),

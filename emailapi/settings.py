@@ -131,6 +131,10 @@ EMAILAPI_RATE_LIMIT = env_int("EMAILAPI_RATE_LIMIT", 6000, minimum=0)
 EMAILAPI_TOKEN_CACHE_SECONDS = env_int("EMAILAPI_TOKEN_CACHE_SECONDS", 5, minimum=0)
 # Seconds that verifyAccount waits for each of IMAP and SMTP.
 EMAILAPI_VERIFY_TIMEOUT = env_int("EMAILAPI_VERIFY_TIMEOUT", 15, minimum=1)
+# IMAP/SMTP hosts on loopback, private, link-local, CGNAT, multicast or reserved addresses are
+# refused (400 HostNotAllowed; the worker and the sender refuse to connect) unless this is
+# true (local development, tests) or the tenant is allowed in the admin (accounts/mail_hosts.py).
+EMAILAPI_MAIL_ALLOW_PRIVATE = env_bool("EMAILAPI_MAIL_ALLOW_PRIVATE", False)
 
 # --- OAuth2 mailboxes and connect links (accounts/oauth2/; README "OAuth2 mailboxes")
 # Public base URL of this service (e.g. https://mail-api.example.com): connect links and the
@@ -138,6 +142,10 @@ EMAILAPI_VERIFY_TIMEOUT = env_int("EMAILAPI_VERIFY_TIMEOUT", 15, minimum=1)
 EMAILAPI_SERVICE_URL = env_str("EMAILAPI_SERVICE_URL", "").rstrip("/")
 # Seconds a connect link (POST /v1/authentication/form) stays valid.
 EMAILAPI_CONNECT_LINK_TTL = env_int("EMAILAPI_CONNECT_LINK_TTL", 3600, minimum=60)
+# Sign-in attempts (password form submissions, OAuth2 starts) one connect link allows per
+# minute; beyond, 429 with Retry-After (each password attempt logs in to a server for real).
+EMAILAPI_CONNECT_ATTEMPTS_PER_MINUTE = env_int("EMAILAPI_CONNECT_ATTEMPTS_PER_MINUTE", 5,
+                                               minimum=1)
 # Access tokens are refreshed when they expire within this many seconds.
 EMAILAPI_OAUTH2_REFRESH_MARGIN = env_int("EMAILAPI_OAUTH2_REFRESH_MARGIN", 300, minimum=0)
 # Allow http:// (not https) authorize/token URLs for generic OAuth2 apps (tests, on-premise).

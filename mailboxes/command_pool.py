@@ -27,6 +27,7 @@ from rest_framework import status
 from accounts import services
 from accounts.models import EmailAccount
 from emailapi.api.errors import ApiError
+from emailapi.wording import describe
 from mailboxes.imap import client as imap
 from mailboxes.imap.session import ImapSession
 
@@ -175,14 +176,15 @@ class CommandPool:
         try:
             client = imap.connect(imap_settings)
         except imap.AuthenticationFailed as exc:
-            raise MailboxUnavailable(account, f"authentication failed ({exc})") from None
+            raise MailboxUnavailable(account, f"authentication failed ({describe(exc)})") \
+                from None
         except imap.ImapError as exc:
-            raise MailboxUnavailable(account, str(exc)) from None
+            raise MailboxUnavailable(account, describe(exc)) from None
         try:
             session = ImapSession(client)
         except (OSError, imapclient.exceptions.IMAPClientError) as exc:
             _close_client(client)
-            raise MailboxUnavailable(account, str(exc)) from None
+            raise MailboxUnavailable(account, describe(exc)) from None
         return _Pooled(session, account.config_version)
 
 

@@ -20,6 +20,7 @@ from rest_framework import status
 
 from accounts.models import EmailAccount
 from emailapi.api.errors import ApiError, ConflictError
+from emailapi.wording import describe
 from mailboxes import listing
 from mailboxes.command_pool import pool
 from mailboxes.imap import folder_ops
@@ -38,8 +39,9 @@ def _error(exc: folder_ops.WriteError, path: str) -> ApiError:
     if isinstance(exc, folder_ops.FolderInUse):
         return ConflictError(str(exc), "MailboxInUse")
     if isinstance(exc, folder_ops.FolderRefused):
-        return ApiError(f"The server refused: {exc}", "ServerRefused")
-    return ApiError(f"The server refused: {exc}", "ServerRefused", status.HTTP_502_BAD_GATEWAY)
+        return ApiError(f"The server refused: {describe(exc)}", "ServerRefused")
+    return ApiError(f"The server refused: {describe(exc)}", "ServerRefused",
+                    status.HTTP_502_BAD_GATEWAY)
 
 
 def _known_delimiter(account: EmailAccount) -> str | None:

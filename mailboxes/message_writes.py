@@ -17,6 +17,7 @@ from rest_framework import status
 
 from accounts.models import EmailAccount
 from emailapi.api.errors import ApiError, NotFoundError
+from emailapi.wording import describe
 from mailboxes import ids, listing
 from mailboxes.command_pool import pool
 from mailboxes.imap import changes, fetch, search
@@ -39,7 +40,7 @@ class LabelsUnsupported(ApiError):
 
 class ChangeRefused(ApiError):
     def __init__(self, exc: Exception):
-        super().__init__(f"The server refused the change: {exc}", "ServerRefused",
+        super().__init__(f"The server refused the change: {describe(exc)}", "ServerRefused",
                          status.HTTP_502_BAD_GATEWAY)
 
 

@@ -43,6 +43,7 @@ from django.db import connection as db_connection
 from django.utils import timezone
 
 from accounts import services
+from emailapi.wording import describe
 from mailboxes import listing, outbox, smtp
 from mailboxes.command_pool import MailboxUnavailable, pool
 from mailboxes.imap import append as imap_append
@@ -186,17 +187,17 @@ def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
     try:
         smtp_settings = services.account_smtp_settings(entry.account)
     except TokenError as exc:  # OAuth2: a revoked grant is permanent, anything else retried
-        raise SendFailure(f"No OAuth2 access token: {exc}", exc.code,
+        raise SendFailure(f"No OAuth2 access token: {describe(exc)}", exc.code,
                           permanent=isinstance(exc, ReauthRequired)) from None
     if smtp_settings is None:
         raise SendFailure("The account has no SMTP settings", "NoSmtpSettings", permanent=True)
     try:
         client = smtp.connect(smtp_settings)
     except smtp.SmtpAuthenticationFailed as exc:
-        raise SendFailure(str(exc), exc.code, exc.response_code, auth=True,
+        raise SendFailure(describe(exc), exc.code, exc.response_code, auth=True,
                           permanent=not _is_transient_code(exc.response_code)) from None
     except smtp.SmtpError as exc:
-        raise SendFailure(str(exc), exc.code, exc.response_code,
+        raise SendFailure(describe(exc), exc.code, exc.response_code,
                           permanent=_is_permanent_code(exc.response_code)) from None
     try:
         return deliver(client, entry.envelope["from"], list(entry.envelope["to"]),
@@ -206,7 +207,7 @@ def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
     except smtplib.SMTPResponseException as exc:
         raise classify_response(exc.smtp_code, exc.smtp_error) from None
     except (smtplib.SMTPException, OSError, socket.timeout) as exc:
-        raise SendFailure(f"Connection to the SMTP server failed: {exc}",
+        raise SendFailure(f"Connection to the SMTP server failed: {describe(exc)}",
                           "ConnectionError") from None
     finally:
         try:

@@ -5,6 +5,10 @@ the server offers it and goes plain otherwise. AUTH uses whatever PLAIN/LOGIN th
 offers (smtplib picks), or, when an access token is given, a bearer mechanism: XOAUTH2 where
 the server offers it (Gmail, Outlook), else the standard OAUTHBEARER (RFC 7628), as IMAP does
 (``mailboxes.imap.client.bearer_login``).
+
+As for IMAP, the socket goes to a checked address of the host (``SmtpHostNotAllowed`` for an
+internal one unless ``allow_private``), and a greeting that is not SMTP is named by its kind,
+never repeated.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 
+from emailapi.egress import addresses
+from emailapi.wording import answer_kind, server_text
 from mailboxes.imap.client import tls_context
 
 
@@ -38,6 +44,10 @@ class SmtpAuthenticationFailed(SmtpError):
     code = "AuthenticationFailed"
 
 
+class SmtpHostNotAllowed(SmtpError):
+    code = "HostNotAllowed"
+
+
 @dataclass(frozen=True)
 class SmtpSettings:
     host: str
@@ -49,6 +59,7 @@ class SmtpSettings:
     tls_verify: bool = True
     timeout: float = 30.0
     local_hostname: str | None = None
+    allow_private: bool = False  # connect to loopback, private, link-local... addresses
 
 
 def connect(settings: SmtpSettings) -> smtplib.SMTP:
@@ -77,33 +88,77 @@ def connect(settings: SmtpSettings) -> smtplib.SMTP:
 
 
 def _open(settings: SmtpSettings) -> smtplib.SMTP:
+    if settings.secure:
+        client = _CheckedSMTPSSL(local_hostname=settings.local_hostname,
+                                 timeout=settings.timeout,
+                                 context=tls_context(settings.tls_verify))
+    else:
+        client = _CheckedSMTP(local_hostname=settings.local_hostname, timeout=settings.timeout)
+    client.allow_private = settings.allow_private
+    client._host = settings.host  # what TLS (SNI, certificate check, STARTTLS) names
     try:
-        if settings.secure:
-            return smtplib.SMTP_SSL(
-                settings.host, settings.port, local_hostname=settings.local_hostname,
-                timeout=settings.timeout, context=tls_context(settings.tls_verify),
-            )
-        return smtplib.SMTP(settings.host, settings.port, local_hostname=settings.local_hostname,
-                            timeout=settings.timeout)
-    except ssl.SSLCertVerificationError as exc:
-        raise SmtpTlsFailed(f"TLS certificate not trusted: {exc.verify_message}") from None
-    except ssl.SSLError as exc:
-        raise SmtpTlsFailed(f"TLS handshake failed: {exc.reason or exc}") from None
-    except socket.gaierror as exc:
-        raise SmtpConnectFailed(f"Cannot resolve {settings.host}: {exc.strerror}") from None
-    except (socket.timeout, TimeoutError):
-        raise SmtpConnectFailed(f"Timed out connecting to {settings.host}:{settings.port}") from None
-    except smtplib.SMTPConnectError as exc:
-        raise SmtpConnectFailed(
-            f"Server refused the session: {exc.smtp_code} {_decode(exc.smtp_error)}",
-            exc.smtp_code,
-        ) from None
-    except smtplib.SMTPServerDisconnected as exc:
-        raise SmtpConnectFailed(f"Server closed the connection: {exc}") from None
-    except OSError as exc:
-        raise SmtpConnectFailed(
-            f"Cannot connect to {settings.host}:{settings.port}: {exc.strerror or exc}"
-        ) from None
+        code, message = client.connect(settings.host, settings.port)
+    except BaseException as exc:
+        _close_quietly(client)
+        error = _open_error(exc, settings)
+        if error is exc:
+            raise
+        raise error from None
+    if code != 220:
+        _close_quietly(client)
+        raise SmtpConnectFailed(greeting_error(code, message, client.greeting),
+                                code if code > 0 else None)
+    return client
+
+
+def greeting_error(code: int, message, greeting: bytes | None) -> str:
+    """Why a greeting was not accepted: an SMTP server's own refusal (``554 ...``) in its
+    words; anything that is not SMTP only by its kind (a foreign banner is not repeated)."""
+    if 200 <= code < 600:
+        return f"Server refused the session: {code} {server_text(message)}".strip()
+    return f"Expected an SMTP greeting (220), got {answer_kind(greeting)}"
+
+
+class _CheckedSMTP(smtplib.SMTP):
+    """``smtplib.SMTP`` whose socket goes to a checked address of the host, and which keeps
+    the start of the server's first answer (for ``greeting_error``)."""
+
+    allow_private = False
+    greeting: bytes | None = None
+
+    def _get_socket(self, host, port, timeout):
+        return addresses.connect(host, port, timeout, self.allow_private, self.source_address)
+
+    def getreply(self):
+        if self.greeting is None and self.sock is not None:
+            if self.file is None:
+                self.file = self.sock.makefile("rb")
+            self.greeting = self.file.peek(1)[:512]
+        return super().getreply()
+
+
+class _CheckedSMTPSSL(smtplib.SMTP_SSL, _CheckedSMTP):
+    """TLS from the first byte; ``SMTP_SSL._get_socket`` wraps what ``_CheckedSMTP`` opens."""
+
+
+def _open_error(exc: BaseException, settings: SmtpSettings) -> BaseException:
+    """A failure to connect and read the greeting, as an ``SmtpError`` (others unchanged)."""
+    where = f"{settings.host}:{settings.port}"
+    if isinstance(exc, addresses.InternalAddress):
+        return SmtpHostNotAllowed(f"{exc}: mail servers there are not allowed")
+    if isinstance(exc, addresses.Unresolvable):
+        return SmtpConnectFailed(str(exc))
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return SmtpTlsFailed(f"TLS certificate not trusted: {exc.verify_message}")
+    if isinstance(exc, ssl.SSLError):
+        return SmtpTlsFailed(f"TLS handshake failed: {exc.reason or exc}")
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return SmtpConnectFailed(f"Timed out waiting for {where}")
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return SmtpConnectFailed("Server closed the connection before its greeting")
+    if isinstance(exc, OSError):
+        return SmtpConnectFailed(f"Cannot connect to {where}: {exc.strerror or exc}")
+    return exc
 
 
 def _login(client: smtplib.SMTP, settings: SmtpSettings) -> None:
@@ -114,7 +169,7 @@ def _login(client: smtplib.SMTP, settings: SmtpSettings) -> None:
             client.login(settings.user or "", settings.password or "")
     except smtplib.SMTPAuthenticationError as exc:
         raise SmtpAuthenticationFailed(
-            f"{exc.smtp_code} {_decode(exc.smtp_error)}".strip(), exc.smtp_code
+            f"{exc.smtp_code} {server_text(exc.smtp_error)}".strip(), exc.smtp_code
         ) from None
     except smtplib.SMTPNotSupportedError:
         raise SmtpAuthenticationFailed("The server does not offer AUTH on this connection") from None
@@ -151,10 +206,6 @@ def bearer_login(client: smtplib.SMTP, settings: SmtpSettings, mechanism: str | 
         code, response = client.docmd(abort)
     if code != 235:
         raise smtplib.SMTPAuthenticationError(code, response)
-
-
-def _decode(value) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _close_quietly(client: smtplib.SMTP) -> None:

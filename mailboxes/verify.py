@@ -1,7 +1,8 @@
 """Trying IMAP and SMTP settings for real, without saving anything (``POST /v1/verifyAccount``).
 
 IMAP: connect, log in, list folders. SMTP: connect, EHLO, STARTTLS when offered, AUTH. Both run
-side by side, each bounded by a timeout, and each reports success or the server's own error.
+side by side, each bounded by a timeout, and each reports success or the server's own error,
+in words (``emailapi.wording``): never a bytes repr or a foreign service's banner.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
+from emailapi.wording import describe, server_text
 from mailboxes import smtp
 from mailboxes.imap import client as imap
 
@@ -17,7 +19,8 @@ def verify_imap(settings: imap.ImapSettings, list_mailboxes: bool = False) -> di
     try:
         conn = imap.connect(settings)
     except imap.ImapError as exc:
-        return _failure(str(exc), exc.code, serverResponse=exc.server_response)
+        return _failure(describe(exc), exc.code,
+                        serverResponse=server_text(exc.server_response) or None)
     try:
         folders = conn.list_folders()
         result: dict = {"success": True}
@@ -25,7 +28,7 @@ def verify_imap(settings: imap.ImapSettings, list_mailboxes: bool = False) -> di
             result["mailboxes"] = [_folder(flags, delimiter, name) for flags, delimiter, name in folders]
         return result
     except Exception as exc:  # noqa: BLE001 - report whatever the server did
-        return _failure(f"Listing folders failed: {exc}", "ImapError")
+        return _failure(f"Listing folders failed: {describe(exc)}", "ImapError")
     finally:
         try:
             conn.logout()
@@ -37,7 +40,7 @@ def verify_smtp(settings: smtp.SmtpSettings) -> dict:
     try:
         conn = smtp.connect(settings)
     except smtp.SmtpError as exc:
-        return _failure(str(exc), exc.code, responseCode=exc.response_code)
+        return _failure(describe(exc), exc.code, responseCode=exc.response_code)
     try:
         conn.quit()
     except Exception:  # noqa: BLE001 - the check itself succeeded

@@ -25,6 +25,10 @@ os.environ["REDIS_URL"] = f"{_redis_base.rstrip('/')}/{15 - (_slot * 2 + _index 
 os.environ.setdefault("EMAILAPI_SECRET", "test-secret-for-the-suite-only-0123456789")
 os.environ["EMAILAPI_VAR_DIR"] = os.path.join(tempfile.gettempdir(), f"emailapi-test-{_slot}-{_worker}")
 os.environ.setdefault("EMAILAPI_RATE_LIMIT", "0")
+# The test mail servers are on loopback, which mailboxes may only use when this is on; set in
+# the environment so the processes tests start (daphne, workers) inherit it. Tests of the
+# refusal turn it off with override_settings.
+os.environ["EMAILAPI_MAIL_ALLOW_PRIVATE"] = "true"
 # Pub/sub ignores Redis DB numbers: keep xdist workers (and concurrent runs) apart.
 os.environ["EMAILAPI_REDIS_PREFIX"] = f"emailapi-test-{_slot}-{_worker}-{os.getpid()}"
 

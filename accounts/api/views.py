@@ -11,7 +11,7 @@ from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
-from accounts import services
+from accounts import mail_hosts, services
 from accounts.api import serializers as s
 from accounts.models import ApiToken, EmailAccount
 from emailapi.api.errors import NotFoundError
@@ -32,7 +32,8 @@ class AccountView(TenantScopedAPIView):
         summary="Register a mailbox",
         description="Stores the settings; credentials are encrypted and never returned. "
                     "Credentials are not tested here: use verifyAccount first. 409 if the "
-                    "account id is taken in your tenant.",
+                    "account id is taken in your tenant; 400 HostNotAllowed for an IMAP or "
+                    "SMTP host on an internal (loopback, private, link-local...) address.",
     )
     def post(self, request):
         data = self.validated(s.AccountCreateSerializer, request.data)
@@ -80,7 +81,8 @@ class AccountDetailView(TenantScopedAPIView):
         request=s.AccountUpdateSerializer, responses={200: s.AccountUpdatedSerializer},
         summary="Update a mailbox (partial)",
         description="Only the given fields change; `imap` and `smtp` merge into the stored "
-                    "settings. A new password takes effect on the next connection.",
+                    "settings. A new password takes effect on the next connection. A new "
+                    "host on an internal address is 400 HostNotAllowed.",
     )
     def put(self, request, account):
         email_account = self.get_account(account)
@@ -110,12 +112,17 @@ class VerifyAccountView(TenantScopedAPIView):
         responses={200: s.VerifyResponseSerializer}, summary="Test IMAP/SMTP settings",
         description="Logs in to IMAP (and lists folders) and to SMTP (EHLO, STARTTLS when "
                     "offered, AUTH) within a timeout, and reports success or the server's "
-                    "error for each. Nothing is stored.",
+                    "error for each. Nothing is stored. A host on an internal address is "
+                    "400 HostNotAllowed, and not tried.",
     )
     def post(self, request):
         data = self.validated(s.VerifyAccountSerializer, request.data)
-        imap = services.imap_settings_from(data["imap"]) if data.get("imap") else None
-        smtp = services.smtp_settings_from(data["smtp"]) if data.get("smtp") else None
+        mail_hosts.check(self.tenant, data)  # 400 HostNotAllowed
+        tenant = self.tenant
+        imap = services.imap_settings_from(data["imap"], tenant=tenant) if data.get("imap") \
+            else None
+        smtp = services.smtp_settings_from(data["smtp"], tenant=tenant) if data.get("smtp") \
+            else None
         result = verify(imap, smtp, timeout=settings.EMAILAPI_VERIFY_TIMEOUT,
                         list_mailboxes=data["mailboxes"])
         return Response(result)

@@ -10,8 +10,14 @@ credentials in the body (``client_secret_post``, which Google, Microsoft and Yah
     authorize (browser) ──code──► exchange_code ──► Tokens(access, refresh, expires, email)
     Tokens.refresh ──────────────► refresh_tokens ──► Tokens (or InvalidGrant: reauthorize)
 
-Errors never carry a token, a code or the client secret: only the provider's ``error`` code
-and description, which are safe to store and show.
+Every back-channel request (these two, revocation, and social-core's own requests, see
+``social.py``) goes through ``send``: the token URL's host is resolved and checked, the
+connection goes to the checked address (``emailapi.egress.http``), redirects are never
+followed, and the answer is read up to ``MAX_RESPONSE`` bytes.
+
+Errors are our words: never a token, a code or the client secret, and never text the server
+answered (a misdirected request may reach a server whose answer is secret, such as a cloud
+metadata service). Of a refusal only a standard OAuth2 error code is kept (``ERROR_WORDS``).
 """
 
 from __future__ import annotations
@@ -20,15 +26,32 @@ import base64
 import hashlib
 import json
 import secrets
-import socket
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode, urlsplit
 
+from emailapi.egress import addresses
+from emailapi.egress import http as egress_http
+
 TIMEOUT = 15.0
 MAX_RESPONSE = 256 * 1024
+
+# The error codes of RFC 6749 5.2 (and RFC 6750 3.1, RFC 7009 2.2.1) and what each means to
+# whoever connects a mailbox. A refusal shows its code only when it is one of these: any
+# other text in an answer is the server's, and is never shown.
+ERROR_WORDS = {
+    "invalid_request": "the request was not accepted",
+    "invalid_client": "the app's client id or secret was not accepted",
+    "invalid_grant": "the sign-in is no longer valid (expired, used or revoked)",
+    "unauthorized_client": "the app may not use this kind of sign-in",
+    "unsupported_grant_type": "the provider does not offer this kind of sign-in",
+    "invalid_scope": "the app asked for access the provider does not grant",
+    "access_denied": "access was denied",
+    "server_error": "the provider had an internal error",
+    "temporarily_unavailable": "the provider is temporarily unavailable",
+    "invalid_token": "the token is not valid",
+    "unsupported_token_type": "the provider cannot revoke this kind of token",
+}
 
 
 class OAuth2Error(Exception):
@@ -81,17 +104,19 @@ def guard_endpoint(url: str, allow_http: bool) -> None:
 def _refuse_internal(url: str) -> None:
     """A tenant chooses a ``generic`` app's token URL, and we POST secrets to it: a host
     resolving to a loopback, private, link-local or metadata address is refused, as for
-    webhooks (``EMAILAPI_OAUTH2_ALLOW_HTTP`` lifts both rules, for on-premise providers)."""
-    from webhooks import urlguard
-
+    webhooks (``EMAILAPI_OAUTH2_ALLOW_HTTP`` lifts both rules, for on-premise providers).
+    ``send`` checks again, at the connection itself."""
     try:
-        urlguard.resolve(urlguard.parse(url), allow_private=False)
-    except urlguard.UnsafeURL as exc:
-        raise OAuth2Error(f"The provider URL is not allowed: {exc}", "InvalidEndpoint") \
-            from None
-    except urlguard.Unresolvable as exc:
-        raise OAuth2Error(f"Cannot reach the provider: {exc}", "ProviderUnreachable") \
-            from None
+        target = egress_http.parse(url)
+        addresses.resolve(target.host, target.port, allow_private=False)
+    except (addresses.UnsafeTarget, addresses.Unresolvable) as exc:
+        raise _unusable(exc) from None
+
+
+def _unusable(exc: Exception) -> OAuth2Error:
+    if isinstance(exc, addresses.UnsafeTarget):
+        return OAuth2Error(f"The provider URL is not allowed: {exc}", "InvalidEndpoint")
+    return OAuth2Error(f"Cannot reach the provider: {exc}", "ProviderUnreachable")
 
 
 def exchange_code(token_url: str, client_id: str, client_secret: str, code: str,
@@ -119,38 +144,59 @@ def keeping(tokens: Tokens, refresh_token: str) -> Tokens:
 
 
 def post_form(url: str, form: dict, allow_http: bool, timeout: float = TIMEOUT) -> bytes:
-    """One back-channel POST of ``form`` (token, refresh and revocation requests alike) to a
-    URL that passed ``guard_endpoint``; return the start of the answer. A non-2xx answer is
-    ``refused`` with the provider's OAuth2 error code, no answer is ``ProviderUnreachable``."""
-    guard_endpoint(url, allow_http)
-    request = urllib.request.Request(
-        url, data=urlencode(form).encode(), method="POST",
-        headers={"Content-Type": "application/x-www-form-urlencoded",
-                 "Accept": "application/json"})
+    """One back-channel POST of ``form`` (token, refresh and revocation requests alike);
+    return the start of a 2xx answer. Anything else is ``answer_error``; no answer is
+    ``ProviderUnreachable``."""
+    check_endpoint(url, allow_http)
+    answer = send("POST", url, urlencode(form).encode(),
+                  {"Content-Type": "application/x-www-form-urlencoded"}, allow_http, timeout)
+    if 200 <= answer.status < 300:
+        return answer.body
+    raise answer_error(answer)
+
+
+def send(method: str, url: str, body: bytes | None, headers: dict[str, str],
+         allow_http: bool, timeout: float = TIMEOUT) -> egress_http.Answer:
+    """One back-channel request, whatever its answer (the caller judges it): to the address
+    the host was checked at (not inside our network unless ``allow_http``), no redirect
+    followed, at most ``MAX_RESPONSE`` bytes read."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return response.read(MAX_RESPONSE)
-    except urllib.error.HTTPError as exc:
-        body = _json(exc.read(MAX_RESPONSE))
-        raise refused(body.get("error") or f"HTTP{exc.code}", body.get("error_description"),
-                      body.get("error") == "invalid_grant") from None
-    except (urllib.error.URLError, socket.timeout, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise OAuth2Error(f"Cannot reach the provider: {reason}", "ProviderUnreachable") \
-            from None
+        return egress_http.request(method, url, body, {"Accept": "application/json", **headers},
+                                   timeout=timeout, allow_private=allow_http,
+                                   max_bytes=MAX_RESPONSE)
+    except (addresses.UnsafeTarget, addresses.Unresolvable) as exc:
+        raise _unusable(exc) from None
+    except egress_http.RequestFailed as exc:
+        raise OAuth2Error(f"Cannot reach the provider: {exc}", "ProviderUnreachable") from None
+
+
+def answer_error(answer: egress_http.Answer) -> OAuth2Error:
+    """A non-2xx answer as our error: a redirect is named as such (never followed), a
+    refusal by its standard OAuth2 error code; the answer's text is never repeated."""
+    if 300 <= answer.status < 400:
+        return OAuth2Error(f"The provider answered with a redirect (HTTP {answer.status}), "
+                           "which is not followed", f"HTTP{answer.status}")
+    return refused(_json(answer.body).get("error"), status=answer.status)
 
 
 def _token_request(url: str, form: dict, allow_http: bool) -> Tokens:
     return tokens_from(_json(post_form(url, form, allow_http)))
 
 
-def refused(code, description, invalid_grant: bool) -> OAuth2Error:
-    """The provider's refusal as our error: its OAuth2 error code and description only, which
-    never echo what we sent (code, verifier, secret, refresh token)."""
-    code = str(code)[:64]
-    description = str(description or "")[:300]
-    message = f"The provider refused: {code}" + (f" ({description})" if description else "")
-    return (InvalidGrant if invalid_grant else OAuth2Error)(message, code)
+def refused(code, *, invalid_grant: bool | None = None, status: int | None = None) \
+        -> OAuth2Error:
+    """The provider's refusal as our error: a standard OAuth2 error code and what it means
+    (``ERROR_WORDS``), or only the HTTP status when the answer has no standard code.
+    Never the answer's own text, which could be anything (see the module doc)."""
+    if isinstance(code, str) and code in ERROR_WORDS:
+        grant_gone = code == "invalid_grant" if invalid_grant is None else invalid_grant
+        return (InvalidGrant if grant_gone else OAuth2Error)(
+            f"The provider refused: {code} ({ERROR_WORDS[code]})", code)
+    if status is None:
+        return OAuth2Error("The provider refused, without a standard OAuth2 error",
+                           "OAuth2Error")
+    return OAuth2Error(f"The provider answered HTTP {status}, without a standard OAuth2 error",
+                       f"HTTP{status}")
 
 
 def tokens_from(body: dict) -> Tokens:

@@ -8,6 +8,12 @@ account or redirect URL. The payload holds the tenant, a random ``nonce``, and `
 Single use: finishing the flow claims the nonce in Redis (SET NX, kept until the link would
 have expired anyway), so a second completion with the same link is refused. Opening the page
 again does not use the link up: a user who reloads or goes back can still finish.
+
+Few attempts: each password attempt logs in to the servers typed into the form, so a link
+would otherwise be a free password-guessing (or port-probing) tool for its whole lifetime.
+``attempt`` counts the sign-in attempts of one link per minute (a Redis counter per link that
+lives a minute from its first attempt); beyond ``EMAILAPI_CONNECT_ATTEMPTS_PER_MINUTE`` the
+page answers 429 with Retry-After.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from django.conf import settings
 from emailapi.redis import get_redis
 
 MAX_DATA = 8192
+ATTEMPT_WINDOW = 60  # seconds
 
 
 class InvalidLink(Exception):
@@ -78,6 +85,20 @@ def use(payload: dict) -> None:
 def release(payload: dict) -> None:
     """Give the link back after a completion that failed before saving anything."""
     get_redis().delete(_used_key(payload["nonce"]))
+
+
+def attempt(payload: dict) -> int:
+    """Count one sign-in attempt with this link; return 0 when allowed, else the seconds
+    until the next one is. The window is the minute from the first counted attempt."""
+    key = f"{settings.EMAILAPI_REDIS_PREFIX}:connect-attempts:{payload['nonce']}"
+    pipe = get_redis().pipeline()  # MULTI: the three happen together
+    pipe.set(key, 0, ex=ATTEMPT_WINDOW, nx=True)
+    pipe.incr(key)
+    pipe.ttl(key)
+    _, count, ttl = pipe.execute()
+    if count <= settings.EMAILAPI_CONNECT_ATTEMPTS_PER_MINUTE:
+        return 0
+    return max(1, ttl)
 
 
 def _used_key(nonce: str) -> str:

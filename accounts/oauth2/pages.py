@@ -4,6 +4,10 @@
 form (``imap``), whose settings are tested against the servers before anything is saved. Every
 failure is a page that says what to do next; nothing about the tenant, its app or any secret
 is shown. Only the link's own signed parameters steer these pages.
+
+A link allows a few sign-in attempts a minute (``links.attempt``; 429 beyond), and the
+password form's servers must not be on internal addresses (``accounts.mail_hosts``) unless
+the tenant is allowed them.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts import services
+from accounts import mail_hosts, services
+from accounts.models import Tenant
 from accounts.oauth2 import connect, discovery, links
 from emailapi.api.errors import ApiError
 from mailboxes.verify import verify
@@ -54,6 +59,13 @@ class PasswordForm(forms.Form):
 
 def _error(request, message: str, status: int = 400):
     return render(request, "connect/error.html", {"message": message}, status=status)
+
+
+def _too_many(request, retry_after: int):
+    response = _error(request, "Too many attempts with this link. Wait a minute, then try "
+                               "again.", 429)
+    response["Retry-After"] = str(retry_after)
+    return response
 
 
 def _base(request) -> str:
@@ -97,9 +109,19 @@ def _password_submit(request, payload: dict, context: dict):
     context["form"] = form
     if not form.is_valid():
         return render(request, "connect/password.html", context, status=400)
+    retry_after = links.attempt(payload)
+    if retry_after:
+        return _too_many(request, retry_after)
     imap, smtp = form.servers()
-    result = verify(services.imap_settings_from(imap),
-                    services.smtp_settings_from(smtp) if smtp else None,
+    tenant = Tenant.objects.filter(pk=payload["tenant"]).first()
+    try:
+        mail_hosts.check(tenant, {"imap": imap, "smtp": smtp})
+    except mail_hosts.HostNotAllowed as exc:
+        context["errors"] = [f"{exc.section.upper()}: {exc.reason}. Mail servers on internal "
+                             "addresses are not allowed."]
+        return render(request, "connect/password.html", context, status=400)
+    result = verify(services.imap_settings_from(imap, tenant=tenant),
+                    services.smtp_settings_from(smtp, tenant=tenant) if smtp else None,
                     timeout=settings.EMAILAPI_VERIFY_TIMEOUT)
     failed = [f"{kind.upper()}: {result[kind].get('error')}" for kind in ("imap", "smtp")
               if kind in result and not result[kind].get("success")]
@@ -115,9 +137,12 @@ def _password_submit(request, payload: dict, context: dict):
 
 @require_GET
 def start_oauth2(request):
+    data, sig = request.GET.get("data", ""), request.GET.get("sig", "")
     try:
-        target = connect.start_oauth2(request.GET.get("data", ""), request.GET.get("sig", ""),
-                                      _base(request))
+        retry_after = links.attempt(links.read(data, sig))
+        if retry_after:
+            return _too_many(request, retry_after)
+        target = connect.start_oauth2(data, sig, _base(request))
     except links.InvalidLink as exc:
         return _error(request, str(exc), 410 if exc.code in ("LinkExpired", "LinkUsed") else 400)
     except connect.ConnectError as exc:

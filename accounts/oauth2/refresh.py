@@ -28,6 +28,7 @@ from django.db import transaction
 from accounts.models import EmailAccount
 from accounts.oauth2 import apps, flow, social
 from emailapi.redis import get_redis
+from emailapi.wording import describe
 
 logger = logging.getLogger(__name__)
 LOCK_SECONDS = 30
@@ -109,10 +110,10 @@ def _refresh(account: EmailAccount, info: dict) -> str:
     try:
         tokens = social.refresh_tokens(app, refresh_token, settings.EMAILAPI_OAUTH2_ALLOW_HTTP)
     except flow.InvalidGrant as exc:
-        _require_reauth(account, info, str(exc), exc.code)
+        _require_reauth(account, info, describe(exc), exc.code)
     except flow.OAuth2Error as exc:
         logger.warning("account %s: token refresh failed: %s", account.pk, exc)
-        raise TokenUnavailable(str(exc)) from None
+        raise TokenUnavailable(describe(exc)) from None
     with transaction.atomic():
         services.set_credential(account, "oauth2.accessToken", tokens.access_token)
         if tokens.refresh_token != refresh_token:

@@ -21,6 +21,10 @@ What stays ours, and why:
 - Endpoints: the app's effective URLs (its own, else ``presets.py``), so an app can point
   elsewhere (tests point a Gmail app at the loopback provider), and a token URL passes
   ``flow.guard_endpoint`` (https, not inside our network) before a secret goes to it.
+- The requests themselves: social-core would send them with ``requests``, which follows
+  redirects and resolves the host again. ``_AppBackend.request`` sends them through
+  ``flow.send`` instead (checked address, no redirect, bounded answer), and a refusal is
+  judged by ``flow.answer_error``, as for the ``generic`` flow: the same words either way.
 - The end: social-auth would fetch the profile from the provider's API and log a Django user
   in through its pipeline. We stop at the token answer and take the address from its
   OpenID id_token (scopes ``openid email``), as the ``generic`` flow does; the mailbox, not
@@ -31,6 +35,7 @@ The ``generic`` provider has no backend and keeps ``flow.py``.
 
 from __future__ import annotations
 
+import requests
 from social_core.backends.google import GoogleOAuth2
 from social_core.backends.microsoft import MicrosoftOAuth2
 from social_core.backends.yahoo import YahooOAuth2
@@ -84,9 +89,10 @@ class _AppBackend:
     STATE_PARAMETER = True
 
     def __init__(self, strategy: AppStrategy, redirect_uri: str, *, state: str,
-                 challenge: str = "", verifier: str = ""):
+                 challenge: str = "", verifier: str = "", allow_http: bool = False):
         super().__init__(strategy, redirect_uri)
         self._state, self._challenge, self._verifier = state, challenge, verifier
+        self._allow_http = allow_http
         # Yahoo's auth_complete posts to the class attribute, not to access_token_url().
         self.ACCESS_TOKEN_URL = self.access_token_url()
 
@@ -116,6 +122,25 @@ class _AppBackend:
         params.update(self.get_scope_argument())
         params.update(self.auth_extra_arguments())
         return url_add_parameters(self.authorization_url(), params)
+
+    def request(self, url: str, *, method="GET", headers=None, data=None, json=None,
+                auth=None, params=None, timeout=None, stage="user_info") -> requests.Response:
+        """social-core's HTTP request, sent by ``flow.send`` (see the module doc). A 2xx
+        answer comes back as the ``requests.Response`` social-core reads; anything else
+        raises ``flow.OAuth2Error`` in our words, past social-core (which would keep the
+        provider's description)."""
+        prepared = requests.Request(method, url, headers=dict(headers or {}), data=data,
+                                    json=json, auth=auth, params=params).prepare()
+        body = prepared.body.encode() if isinstance(prepared.body, str) else prepared.body
+        answer = flow.send(prepared.method, prepared.url, body, dict(prepared.headers),
+                           self._allow_http, timeout or self.setting("REQUESTS_TIMEOUT"))
+        if not 200 <= answer.status < 300:
+            raise flow.answer_error(answer)
+        response = requests.Response()
+        response.status_code, response._content = answer.status, answer.body
+        response.headers.update(answer.headers)
+        response.url, response.request = prepared.url, prepared
+        return response
 
     def do_auth(self, access_token: str, *args, response: dict | None = None, **kwargs):
         """Stop at the token answer: no profile request, no pipeline, no Django login."""
@@ -163,10 +188,11 @@ def strategy_for(app: OAuth2App, data: dict | None = None, login_hint: str = "")
 
 
 def backend_for(app: OAuth2App, redirect_uri: str, state: str, *, data: dict | None = None,
-                login_hint: str = "", challenge: str = "", verifier: str = ""):
+                login_hint: str = "", challenge: str = "", verifier: str = "",
+                allow_http: bool = False):
     backend_class = BACKENDS[app.provider]
     return backend_class(strategy_for(app, data, login_hint), redirect_uri, state=state,
-                         challenge=challenge, verifier=verifier)
+                         challenge=challenge, verifier=verifier, allow_http=allow_http)
 
 
 def authorize_url(app: OAuth2App, redirect_uri: str, state: str, challenge: str,
@@ -180,7 +206,7 @@ def exchange_code(app: OAuth2App, code: str, state: str, redirect_uri: str, veri
                   allow_http: bool = False) -> flow.Tokens:
     """The callback's code traded for tokens by the backend's own token request."""
     backend = backend_for(app, redirect_uri, state, data={"code": code, "state": state},
-                          verifier=verifier)
+                          verifier=verifier, allow_http=allow_http)
     flow.guard_endpoint(backend.access_token_url(), allow_http)
     try:
         response = backend.auth_complete()
@@ -194,7 +220,7 @@ def refresh_tokens(app: OAuth2App, refresh_token: str, allow_http: bool = False)
     if not supports(app.provider):
         return flow.refresh_tokens(apps.endpoints(app).token_url, app.client_id,
                                    apps.client_secret(app), refresh_token, allow_http)
-    backend = backend_for(app, "", "")
+    backend = backend_for(app, "", "", allow_http=allow_http)
     flow.guard_endpoint(backend.refresh_token_url(), allow_http)
     try:
         tokens = flow.tokens_from(backend.refresh_token(refresh_token))
@@ -204,16 +230,23 @@ def refresh_tokens(app: OAuth2App, refresh_token: str, allow_http: bool = False)
 
 
 def _error(exc: SocialAuthBaseException) -> flow.OAuth2Error:
-    """social-core's error as ours. Its messages are fixed texts, its ``detail`` the
-    provider's ``error_description``; neither holds what we sent (code, secret, tokens)."""
+    """social-core's error as ours. Non-2xx answers never get here (``request`` judges them);
+    these are a 2xx answer carrying an OAuth2 error, an unusable answer, or social-core's own
+    checks. Its ``detail`` (the provider's ``error_description``) is not shown, nor any
+    provider code outside the standard ones (``flow.refused``)."""
     if exc.provider_code:
-        return flow.refused(exc.provider_code, exc.detail,
+        return flow.refused(exc.provider_code,
                             invalid_grant=isinstance(exc, AuthCredentialError))
     if exc.code in UNREACHABLE:
-        return flow.OAuth2Error(f"Cannot reach the provider: {exc}", "ProviderUnreachable")
+        return flow.OAuth2Error("Cannot reach the provider", "ProviderUnreachable")
     if isinstance(exc, AuthResponseError):
-        return flow.OAuth2Error(f"The provider's answer is not usable: {exc}",
-                                "InvalidTokenResponse")
+        return flow.OAuth2Error("The provider's answer is not usable", "InvalidTokenResponse")
     if exc.status_code:
-        return flow.refused(f"HTTP{exc.status_code}", "", invalid_grant=False)
-    return flow.OAuth2Error(str(exc), "OAuth2Error")
+        return flow.refused(None, status=exc.status_code)
+    return flow.OAuth2Error(f"The sign-in failed ({_code_of(exc)})", "OAuth2Error")
+
+
+def _code_of(exc: SocialAuthBaseException) -> str:
+    """social-core's own code for an error (``state_mismatch``, ...): a fixed word."""
+    code = exc.code if isinstance(exc.code, str) else ""
+    return code if code.replace("_", "").isalnum() and len(code) <= 40 else type(exc).__name__

@@ -101,8 +101,9 @@ def mailbox_add(request):
 def _test_and_register(request, form: MailboxForm) -> None:
     """Log in for real first; only settings that work are saved (errors go on the form)."""
     payload = form.validated_payload
-    imap = services.imap_settings_from(payload["imap"])
-    smtp = services.smtp_settings_from(payload["smtp"]) if payload.get("smtp") else None
+    imap = services.imap_settings_from(payload["imap"], tenant=request.tenant)
+    smtp = services.smtp_settings_from(payload["smtp"], tenant=request.tenant) \
+        if payload.get("smtp") else None
     results = verify(imap, smtp, timeout=settings.EMAILAPI_VERIFY_TIMEOUT)
     for name, field in (("imap", "imap_host"), ("smtp", "smtp_host")):
         result = results.get(name)

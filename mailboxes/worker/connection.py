@@ -27,6 +27,7 @@ from django.utils import timezone
 from accounts import services
 from accounts.models import EmailAccount
 from accounts.oauth2 import refresh
+from emailapi.wording import describe
 from mailboxes.imap import client as imap
 from mailboxes.imap.session import ImapSession, Notifications, read_notifications
 from mailboxes.models import Folder
@@ -332,10 +333,10 @@ class AccountConnection:
         streak_starts = account.auth_failing_since is None
         index.set_state(
             account, State.AUTHENTICATION_ERROR,
-            error={"error": str(exc), "code": exc.code, "serverResponse": exc.server_response},
+            error={"error": describe(exc), "code": exc.code, "serverResponse": exc.server_response},
             auth_failing_since=account.auth_failing_since or timezone.now(),
             event=events.AUTHENTICATION_ERROR if streak_starts else None,
-            event_data={"response": str(exc), "serverResponseCode": "AUTHENTICATIONFAILED"},
+            event_data={"response": describe(exc), "serverResponseCode": "AUTHENTICATIONFAILED"},
         )
         self.failures += 1
         return Retry(time.monotonic() + backoff.AUTHENTICATION.delay(self.failures))
@@ -344,10 +345,10 @@ class AccountConnection:
         account = self.account
         streak_starts = account.connect_failing_since is None
         index.set_state(
-            account, State.CONNECT_ERROR, error={"error": str(exc), "code": exc.code},
+            account, State.CONNECT_ERROR, error={"error": describe(exc), "code": exc.code},
             connect_failing_since=account.connect_failing_since or timezone.now(),
             event=events.CONNECT_ERROR if streak_starts else None,
-            event_data={"response": str(exc), "serverResponseCode": exc.code},
+            event_data={"response": describe(exc), "serverResponseCode": exc.code},
         )
         self.failures += 1
         return Retry(time.monotonic() + backoff.CONNECT.delay(self.failures))
@@ -366,8 +367,7 @@ class AccountConnection:
         if self.account is not None:
             try:
                 index.set_state(self.account, State.DISCONNECTED,
-                                error={"error": str(exc) or exc.__class__.__name__,
-                                       "code": "ConnectionLost"})
+                                error={"error": describe(exc), "code": "ConnectionLost"})
             except Exception:  # noqa: BLE001 - the database may be what failed
                 logger.exception("account %s: could not record state", self.account_pk)
         delay = 0.5 if self.failures == 1 else backoff.CONNECT.delay(self.failures - 1)

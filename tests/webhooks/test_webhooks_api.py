@@ -150,6 +150,9 @@ def test_bad_update_changes_nothing(alice, allow_private_webhooks):
     "http://127.0.0.1/hook", "http://localhost:8080/", "http://10.0.0.8/", "http://[::1]/",
     "http://169.254.169.254/latest/meta-data/", "http://100.64.0.1/", "http://0.0.0.0/",
     "http://224.0.0.1/", "https://192.168.1.10/",
+    # 6to4 and Teredo addresses around loopback and the metadata address.
+    "http://[2002:7f00:1::1]/", "http://[2002:a9fe:a9fe::]/",
+    "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
 ])
 def test_internal_addresses_are_refused_unless_allowed(alice, settings, url):
     settings.WEBHOOKS_ALLOW_PRIVATE = False

@@ -1,0 +1,146 @@
+"""Which network addresses we connect to for a tenant, and connecting only to those.
+
+Tenants choose the hosts we connect to (webhook receivers, OAuth2 token endpoints, IMAP and
+SMTP servers). Unchecked, anyone could make us open connections into our own network (SSRF):
+a cloud metadata endpoint, an admin port on loopback, a database on a private address. So a
+host is resolved once, every address it resolves to is classified, and the connection goes
+to an address that was checked: never a second lookup, which DNS could answer differently
+(no time-of-check/time-of-use gap).
+
+Forbidden: loopback, private (RFC 1918, ULA), link-local, CGNAT (100.64.0.0/10), cloud
+metadata, multicast, unspecified, documentation, benchmarking, reserved, and everything else
+not globally reachable. IPv6 addresses that carry an IPv4 address inside (IPv4-mapped
+``::ffff:0:0/96``, NAT64 ``64:ff9b::/96``, 6to4 ``2002::/16``, Teredo ``2001::/32``) are
+judged by the IPv4 addresses inside: ``2002:7f00:1::`` reaches 127.0.0.1 through a 6to4
+relay, so it is loopback to us. The ranges are listed here, not only taken from Python's
+``ipaddress`` flags, whose tables change between Python releases.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_FORBIDDEN_V4 = tuple(ipaddress.ip_network(net) for net in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
+    "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+))
+_FORBIDDEN_V6 = tuple(ipaddress.ip_network(net) for net in (
+    "::/96",  # unspecified, loopback and the deprecated IPv4-compatible form
+    "64:ff9b:1::/48", "100::/64", "2001:db8::/32", "fc00::/7", "fe80::/10", "fec0::/10",
+    "ff00::/8",
+))
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class UnsafeTarget(ValueError):
+    """Not something we connect to: a malformed URL, or a host with a forbidden address."""
+
+
+class InternalAddress(UnsafeTarget):
+    """The host is, or resolves to, an internal address."""
+
+    def __init__(self, host: str, address: str):
+        literal = host.strip("[]") == address
+        where = "is" if literal else f"resolves to {address}, which is"
+        super().__init__(f"{host} {where} an internal address (loopback, private, "
+                         "link-local or reserved)")
+        self.host, self.address = host, address
+
+
+class Unresolvable(ValueError):
+    """The host name did not resolve (perhaps only for now: worth a retry later)."""
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address] | None:
+    """The IPv4 addresses an IPv6 address carries (None when it carries none)."""
+    if address.ipv4_mapped:
+        return [address.ipv4_mapped]
+    if address.sixtofour:
+        return [address.sixtofour]
+    if address.teredo:
+        return list(address.teredo)  # (server, client): both are reached
+    if address in _NAT64:
+        return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
+    return None
+
+
+def is_forbidden(address: IPAddress) -> bool:
+    """Whether ``address`` is one we never connect to for a tenant (see the module doc)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        inside = embedded_ipv4(address)
+        if inside is not None:
+            return any(is_forbidden(ipv4) for ipv4 in inside)
+        if any(address in net for net in _FORBIDDEN_V6):
+            return True
+    elif any(address in net for net in _FORBIDDEN_V4):
+        return True
+    return (address.is_multicast or address.is_unspecified or address.is_loopback
+            or address.is_link_local or address.is_private or address.is_reserved
+            or not address.is_global)
+
+
+def parse_address(text: str) -> IPAddress:
+    """An address as getaddrinfo gives it (an IPv6 zone, ``fe80::1%eth0``, is dropped)."""
+    return ipaddress.ip_address(text.split("%", 1)[0])
+
+
+def lookup(host: str, port: int) -> list[tuple[int, tuple]]:
+    """``(family, sockaddr)`` for each address of ``host``, in the resolver's order."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise Unresolvable(f"Cannot resolve {host}: {exc.strerror or 'no address'}") from None
+    except (UnicodeError, ValueError, OSError):
+        raise Unresolvable(f"Cannot resolve {host}: not a valid host name") from None
+    found = list(dict.fromkeys((info[0], info[4]) for info in infos))
+    if not found:
+        raise Unresolvable(f"Cannot resolve {host}: no address")
+    return found
+
+
+def check(host: str, addresses: Iterable[str]) -> None:
+    """Refuse ``host`` if ANY of its addresses is forbidden: a name answering with one
+    public and one internal address is not safe (the resolver's order may change)."""
+    for text in addresses:
+        if is_forbidden(parse_address(text)):
+            raise InternalAddress(host, text)
+
+
+def resolve(host: str, port: int, allow_private: bool) -> list[str]:
+    """The checked addresses of ``host``, as text; connect to one of these only."""
+    found = lookup(host, port)
+    texts = list(dict.fromkeys(sockaddr[0] for _, sockaddr in found))
+    if not allow_private:
+        check(host, texts)
+    return texts
+
+
+def connect(host: str, port: int, timeout: float | None, allow_private: bool,
+            source_address: tuple | None = None) -> socket.socket:
+    """``socket.create_connection`` that connects only to checked addresses of ``host``
+    (raises ``InternalAddress`` or ``Unresolvable`` before any connection is tried).
+
+    For protocol clients (imaplib, smtplib) that would otherwise resolve the name
+    themselves; TLS still names ``host`` (SNI, certificate check), the caller's business."""
+    found = lookup(host, port)
+    if not allow_private:
+        check(host, (sockaddr[0] for _, sockaddr in found))
+    error: OSError | None = None
+    for family, sockaddr in found:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            if isinstance(timeout, (int, float)):  # smtplib may pass its "no value" object
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error  # type: ignore[misc]  # lookup() never returns an empty list
