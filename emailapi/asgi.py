@@ -1,5 +1,6 @@
 """ASGI entry point: Django for HTTP, behind a hard body-size cap; the live event stream's
-WebSocket (``webhooks.consumers``) beside it."""
+WebSocket (``webhooks.consumers``) beside it. A request waits at most ``EMAILAPI_DB_POOL_WAIT``
+seconds for a database connection (``emailapi.dbpool``)."""
 
 import os
 
@@ -12,11 +13,14 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django first)
 from django.conf import settings  # noqa: E402
 
+from emailapi import dbpool  # noqa: E402
 from emailapi.api.asgi_handler import ApiASGIHandler, by_path  # noqa: E402
 from emailapi.api.asgi_limits import body_limit  # noqa: E402
 from webhooks.consumers import websocket_urlpatterns  # noqa: E402
 from webhooks.stream.backlog import expose_send  # noqa: E402
 from webhooks.stream.handler import StreamASGIHandler, stream_first  # noqa: E402
+
+dbpool.use_web_wait()
 
 application = ProtocolTypeRouter({
     # expose_send: the live stream watches how much a client has not read (stream/backlog.py).
