@@ -1,5 +1,7 @@
 """ASGI entry point: Django for HTTP, behind a hard body-size cap; the live event stream's
-WebSocket (``webhooks.consumers``) beside it. A request waits at most ``EMAILAPI_DB_POOL_WAIT``
+WebSocket (``webhooks.consumers``) beside it. Every connection runs in a clean context of its
+own (``emailapi.asgi_context``): a kept-alive connection's next request must not inherit the
+previous request's thread-sensitive executor. A request waits at most ``EMAILAPI_DB_POOL_WAIT``
 seconds for a database connection (``emailapi.dbpool``)."""
 
 import os
@@ -16,16 +18,17 @@ from django.conf import settings  # noqa: E402
 from emailapi import dbpool  # noqa: E402
 from emailapi.api.asgi_handler import ApiASGIHandler, by_path  # noqa: E402
 from emailapi.api.asgi_limits import body_limit  # noqa: E402
+from emailapi.asgi_context import fresh_context  # noqa: E402
 from webhooks.consumers import websocket_urlpatterns  # noqa: E402
 from webhooks.stream.backlog import expose_send  # noqa: E402
 from webhooks.stream.handler import StreamASGIHandler, stream_first  # noqa: E402
 
 dbpool.use_web_wait()
 
-application = ProtocolTypeRouter({
+application = fresh_context(ProtocolTypeRouter({
     # expose_send: the live stream watches how much a client has not read (stream/backlog.py).
     "http": expose_send(body_limit(stream_first(StreamASGIHandler(),
                                                 by_path(ApiASGIHandler(), django_asgi_app)),
                                    settings.EMAILAPI_MAX_BODY_SIZE)),
     "websocket": expose_send(URLRouter(websocket_urlpatterns)),
-})
+}))
