@@ -25,9 +25,12 @@ os.environ["REDIS_URL"] = f"{_redis_base.rstrip('/')}/{15 - (_slot * 2 + _index 
 os.environ.setdefault("EMAILAPI_SECRET", "test-secret-for-the-suite-only-0123456789")
 os.environ["EMAILAPI_VAR_DIR"] = os.path.join(tempfile.gettempdir(), f"emailapi-test-{_slot}-{_worker}")
 os.environ.setdefault("EMAILAPI_RATE_LIMIT", "0")
-# Importing emailapi.asgi (the web entry point) shortens this process's pool wait to
+# Web processes the suite starts hold database locks on purpose in some tests; the pool
+# watchdog (emailapi/watchdog.py) is switched on only by the tests of it. Importing
+# emailapi.asgi (the web entry point) shortens this process's pool wait to
 # EMAILAPI_DB_POOL_WAIT: in the suite it stays the workers' long wait (tests run workers in
 # threads of this process), and the tests of the short wait set it for their web server.
+os.environ.setdefault("EMAILAPI_DB_POOL_WATCHDOG", "0")
 os.environ.setdefault("EMAILAPI_DB_POOL_WAIT", "20")
 # Pub/sub ignores Redis DB numbers: keep xdist workers (and concurrent runs) apart.
 os.environ["EMAILAPI_REDIS_PREFIX"] = f"emailapi-test-{_slot}-{_worker}-{os.getpid()}"
