@@ -14,16 +14,19 @@ from __future__ import annotations
 import email.policy
 import http.client
 import json
+import socket
 import threading
 import time
 from email.message import EmailMessage
 
 import pytest
 
+from accounts import services
 from mailboxes.sync.account import sync_account
 from tests.base import wait_for
 from tests.mailboxes.helpers import open_session, register
 from tests.servers import seed
+from tests.servers.tcp_proxy import TcpProxy
 from tests.webhooks.stream_clients import Daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -137,3 +140,98 @@ def test_thousands_of_downloads_give_every_connection_back(alice, mail_user, set
         assert _threads(web.process.pid) <= threads_before + 2
     finally:
         web.stop()
+
+
+def _socket_state(local_port: int) -> str | None:
+    """The kernel's TCP state of our end (``/proc/net/tcp``), e.g. ``05`` FIN_WAIT2 while
+    the server has not closed its end yet."""
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == local_port:
+                return fields[3]
+    return None
+
+
+def test_a_download_whose_client_left_during_the_view_gives_its_connections_back(
+        alice, mail_user, settings):
+    """The client disconnects while the view waits for a quiet mail server: Django cancels
+    the request and drops the view's response unsent and unclosed. Its IMAP command
+    connection (the account's only one here) and its database connection still go back."""
+    raw = _message()
+    seed.seed_mailbox(mail_user, messages=[raw])
+    proxy = TcpProxy(mail_user.imap_port)
+    imap = {**mail_user.imap_settings(secure=False), "port": proxy.port,
+            "tls": {"rejectUnauthorized": False}}
+    account = services.register_account(alice.tenant, {"account": "box", "imap": imap})
+    session = open_session(account)
+    sync_account(session, account)
+    session.client.logout()
+
+    web = Daphne(settings, EMAILAPI_IMAP_COMMAND_CONNECTIONS="1",
+                 EMAILAPI_IMAP_COMMAND_TIMEOUT="3")
+    try:
+        client = Client(web.port, alice.token)
+        message = json.loads(client.get("/v1/account/box/messages?path=INBOX")[2])["messages"][0]
+        path = f"/v1/account/box/message/{message['id']}/source"
+        assert client.get(path)[0] == 200
+
+        proxy.hold()
+        leaving = socket.create_connection(("127.0.0.1", web.port))
+        leaving.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        f"Authorization: Bearer {alice.token}\r\n\r\n".encode())
+        wait_for(lambda: proxy.held_bytes > 0, timeout=30)  # the view is at the mail server
+        local_port = leaving.getsockname()[1]
+        leaving.close()
+        wait_for(lambda: _socket_state(local_port) not in ("04", "05"), timeout=30)  # seen
+        proxy.release()
+
+        started = time.monotonic()
+        status, _, body = Client(web.port, alice.token).get(path)
+        assert (status, body) == (200, raw), f"after {time.monotonic() - started:.1f} s"
+
+        def pool_free():
+            status, _, body = Client(web.port, alice.token).get("/health")
+            return status == 200 and json.loads(body)["database"]["pool"]["busy"] == 0
+
+        wait_for(pool_free, timeout=15, interval=0.2)
+    finally:
+        web.stop()
+        proxy.close()
+
+
+def test_a_streaming_download_holds_no_database_connection(alice, mail_user, settings):
+    """With a pool of one connection, a download stalled half-way (its mail server gone
+    quiet) leaves the connection to other requests: the view's queries are done before the
+    first byte is sent."""
+    big = seed.make_message(attachments=[("big.bin", bytes(range(256)) * 8192,
+                                          "application/octet-stream")])
+    seed.seed_mailbox(mail_user, messages=[big])
+    proxy = TcpProxy(mail_user.imap_port)
+    imap = {**mail_user.imap_settings(secure=False), "port": proxy.port,
+            "tls": {"rejectUnauthorized": False}}
+    account = services.register_account(alice.tenant, {"account": "box", "imap": imap})
+    session = open_session(account)
+    sync_account(session, account)
+    session.client.logout()
+
+    web = Daphne(settings, EMAILAPI_DB_POOL_SIZE="1", EMAILAPI_DB_POOL_WAIT="2")
+    try:
+        client = Client(web.port, alice.token)
+        message = json.loads(client.get("/v1/account/box/messages?path=INBOX")[2])["messages"][0]
+        download = http.client.HTTPConnection("127.0.0.1", web.port, timeout=60)
+        download.request("GET", f"/v1/account/box/message/{message['id']}/source",
+                         headers=client.headers)
+        response = download.getresponse()  # headers: the view is done, the body streams
+        proxy.hold()
+        assert response.status == 200
+        first = response.read(1024)
+
+        status, _, body = Client(web.port, alice.token).get("/v1/accounts")
+        assert status == 200, body
+
+        proxy.release()
+        assert first + response.read() == big
+    finally:
+        web.stop()
+        proxy.close()

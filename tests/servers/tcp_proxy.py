@@ -3,8 +3,10 @@ one web server, without touching the PostgreSQL that the rest of the suite (and 
 on the machine) are using.
 
 ``down()`` cuts every forwarded connection and refuses new ones (accepted, then closed at
-once, as a restarting server's port does); ``up()`` forwards again. Threads only; the
-listening socket stays bound throughout, so the port never changes hands.
+once, as a restarting server's port does); ``up()`` forwards again. ``hold()`` keeps the
+connections open but stops passing bytes (a server that has gone quiet), counting what the
+client sends meanwhile (``held_bytes``), until ``release()``. Threads only; the listening
+socket stays bound throughout, so the port never changes hands.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._closed = False
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self.held_bytes = 0
         threading.Thread(target=self._accept, name="tcp-proxy", daemon=True).start()
 
     def down(self) -> None:
@@ -37,8 +42,17 @@ class TcpProxy:
         with self._lock:
             self._up = True
 
+    def hold(self) -> None:
+        with self._lock:
+            self.held_bytes = 0
+            self._flowing.clear()
+
+    def release(self) -> None:
+        self._flowing.set()
+
     def close(self) -> None:
         self._closed = True
+        self.release()
         self.down()
         _close(self._listener)
 
@@ -61,12 +75,18 @@ class TcpProxy:
                 continue
             with self._lock:
                 self._open.update((client, server))
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            for source, sink, upstream in ((client, server, True), (server, client, False)):
+                threading.Thread(target=self._pump, args=(source, sink, upstream),
+                                 daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, upstream: bool) -> None:
         try:
             while data := source.recv(65536):
+                if not self._flowing.is_set():
+                    if upstream:
+                        with self._lock:
+                            self.held_bytes += len(data)
+                    self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass
