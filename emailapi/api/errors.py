@@ -149,8 +149,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         exc = PayloadTooLarge(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     elif (unavailable := database_unavailable(exc)) is not None:
         request = context.get("request")
-        logger.warning("Database unavailable (%s) on %s %s", exc.__class__.__name__,
-                       getattr(request, "method", "?"), getattr(request, "path", "?"))
+        logger.warning("Database unavailable on %s %s: %s: %s", getattr(request, "method", "?"),
+                       getattr(request, "path", "?"), exc.__class__.__name__, exc)
         exc = unavailable
 
     if not isinstance(exc, exceptions.APIException):
