@@ -102,6 +102,7 @@ def test_an_exhausted_pool_answers_503_within_the_wait(alice, settings):
         threads, held = _in_background(web.port, "/v1/accounts", alice.token, 2)
         wait_for(lambda: _sessions(name, waiting_on_lock=True) == 2, timeout=30)
 
+        # Its first query is the token's (no token cache here): authentication answers 503.
         status, headers, body, took = _get(web.port, "/v1/accounts", alice.token)
         assert status == 503, body
         assert json.loads(body) == {
