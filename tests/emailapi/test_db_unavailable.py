@@ -97,37 +97,40 @@ def test_an_exhausted_pool_answers_503_within_the_wait(alice, settings):
     name = f"emailapi-test-{uuid.uuid4().hex[:12]}"
     web = Daphne(settings, DATABASE_URL=_database_url(application_name=name),
                  EMAILAPI_DB_POOL_SIZE="2", EMAILAPI_DB_POOL_WAIT="2")
-    lock = TokenLock(ApiToken.objects.get(tenant=alice.tenant))
     try:
-        threads, held = _in_background(web.port, "/v1/accounts", alice.token, 2)
-        wait_for(lambda: _sessions(name, waiting_on_lock=True) == 2, timeout=30)
+        lock = TokenLock(ApiToken.objects.get(tenant=alice.tenant))
+        try:
+            threads, held = _in_background(web.port, "/v1/accounts", alice.token, 2)
+            wait_for(lambda: _sessions(name, waiting_on_lock=True) == 2, timeout=30)
 
-        # Its first query is the token's (no token cache here): authentication answers 503.
-        status, headers, body, took = _get(web.port, "/v1/accounts", alice.token)
-        assert status == 503, body
-        assert json.loads(body) == {
-            "error": "The service is busy: no database connection was free in time. "
-                     "Retry shortly", "code": "ServiceUnavailable", "statusCode": 503}
-        assert headers["Retry-After"] == "2"
-        assert took < 10, f"answered after {took:.1f} s"  # the 2 s wait, on a busy machine
+            # Its first query is the token's (no token cache here): authentication answers
+            # 503 too.
+            status, headers, body, took = _get(web.port, "/v1/accounts", alice.token)
+            assert status == 503, body
+            assert json.loads(body) == {
+                "error": "The service is busy: no database connection was free in time. "
+                         "Retry shortly", "code": "ServiceUnavailable", "statusCode": 503}
+            assert headers["Retry-After"] == "2"
+            assert took < 10, f"answered after {took:.1f} s"  # the 2 s wait, on a busy machine
 
-        status, _, body, _ = _get(web.port, "/health")
-        database = json.loads(body)["database"]
-        assert status == 503
-        assert database["ok"] is False and database["error"] == "pool exhausted"
-        assert database["pool"]["busy"] == database["pool"]["max"] == 2
+            status, _, body, _ = _get(web.port, "/health")
+            database = json.loads(body)["database"]
+            assert status == 503
+            assert database["ok"] is False and database["error"] == "pool exhausted"
+            assert database["pool"]["busy"] == database["pool"]["max"] == 2
 
-        status, headers, body, _ = _get(web.port, "/dashboard", cookie=SESSION_COOKIE)
-        assert status == 503 and b"Temporarily unavailable" in body
-        assert headers["Content-Type"].startswith("text/html") and "Retry-After" in headers
+            status, headers, body, _ = _get(web.port, "/dashboard", cookie=SESSION_COOKIE)
+            assert status == 503 and b"Temporarily unavailable" in body
+            assert headers["Content-Type"].startswith("text/html") and "Retry-After" in headers
+        finally:
+            lock.release()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert [result[0] for result in held] == [200, 200]
+        assert _get(web.port, "/v1/accounts", alice.token)[0] == 200
+        assert _get(web.port, "/health")[0] == 200
     finally:
-        lock.release()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert [result[0] for result in held] == [200, 200]
-    assert _get(web.port, "/v1/accounts", alice.token)[0] == 200
-    assert _get(web.port, "/health")[0] == 200
-    web.stop()
+        web.stop()
 
 
 def test_a_database_outage_is_503_and_health_says_unreachable(alice, settings):
@@ -171,9 +174,11 @@ def test_sessions_ended_by_the_server_cost_no_request(alice, settings):
     try:
         # Three requests held at once make the pool open three connections.
         lock = TokenLock(ApiToken.objects.get(tenant=alice.tenant))
-        threads, held = _in_background(web.port, "/v1/accounts", alice.token, 3)
-        wait_for(lambda: _sessions(name, waiting_on_lock=True) == 3, timeout=30)
-        lock.release()
+        try:
+            threads, held = _in_background(web.port, "/v1/accounts", alice.token, 3)
+            wait_for(lambda: _sessions(name, waiting_on_lock=True) == 3, timeout=30)
+        finally:
+            lock.release()
         for thread in threads:
             thread.join(timeout=30)
         assert [result[0] for result in held] == [200, 200, 200]
