@@ -1,5 +1,9 @@
 """ASGI entry point: Django for HTTP, behind a hard body-size cap; the live event stream's
-WebSocket (``webhooks.consumers``) beside it."""
+WebSocket (``webhooks.consumers``) beside it. Every connection runs in a clean context of its
+own (``emailapi.asgi_context``): a kept-alive connection's next request must not inherit the
+previous request's thread-sensitive executor. A request waits at most ``EMAILAPI_DB_POOL_WAIT``
+seconds for a database connection (``emailapi.dbpool``), and the process ends itself if its
+pool stays exhausted (``emailapi.watchdog``)."""
 
 import os
 
@@ -12,16 +16,21 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django first)
 from django.conf import settings  # noqa: E402
 
+from emailapi import dbpool, watchdog  # noqa: E402
 from emailapi.api.asgi_handler import ApiASGIHandler, by_path  # noqa: E402
 from emailapi.api.asgi_limits import body_limit  # noqa: E402
+from emailapi.asgi_context import fresh_context  # noqa: E402
 from webhooks.consumers import websocket_urlpatterns  # noqa: E402
 from webhooks.stream.backlog import expose_send  # noqa: E402
 from webhooks.stream.handler import StreamASGIHandler, stream_first  # noqa: E402
 
-application = ProtocolTypeRouter({
+dbpool.use_web_wait()
+watchdog.start()
+
+application = fresh_context(ProtocolTypeRouter({
     # expose_send: the live stream watches how much a client has not read (stream/backlog.py).
     "http": expose_send(body_limit(stream_first(StreamASGIHandler(),
                                                 by_path(ApiASGIHandler(), django_asgi_app)),
                                    settings.EMAILAPI_MAX_BODY_SIZE)),
     "websocket": expose_send(URLRouter(websocket_urlpatterns)),
-})
+}))

@@ -63,12 +63,16 @@ def env_seconds_list(name: str, default: str) -> list[int]:
     raise ImproperlyConfigured(f"{name} must be comma-separated seconds, e.g. 10,30,120")
 
 
-def parse_database_url(url: str, sqlite_default: Path, pool_size: int = 10) -> dict:
+def parse_database_url(url: str, sqlite_default: Path, pool_size: int = 10,
+                       pool_wait: float = 20) -> dict:
     """Turn ``DATABASE_URL`` into a Django ``DATABASES['default']`` entry.
 
     Supported: ``postgres://user:pass@host:port/name?sslmode=...`` (also ``postgresql://``)
     and ``sqlite:///relative/or/absolute/path.sqlite3``. Empty means the embedded SQLite file,
     tuned for several processes (web, workers) sharing it: WAL journal and a busy timeout.
+
+    PostgreSQL connections come from a pool of at most ``pool_size`` per process; a caller
+    waits up to ``pool_wait`` seconds for a free one (``PoolTimeout`` after that).
     """
     if not url:
         return sqlite_config(sqlite_default)
@@ -88,7 +92,13 @@ def parse_database_url(url: str, sqlite_default: Path, pool_size: int = 10) -> d
             # connections (CONN_MAX_AGE) would mean a new connection per request; a shared
             # psycopg pool hands a warm connection to whichever thread asks.
             "CONN_MAX_AGE": 0,
-            "OPTIONS": {"pool": {"min_size": 1, "max_size": pool_size, "timeout": 20}, **options},
+            # The pool checks a connection before handing it out (``check_connection``, one
+            # empty query): a connection the server ended while it sat idle (restart,
+            # pg_terminate_backend, a proxy's timeout) is replaced, not given to a request
+            # that would then fail with it.
+            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": {"pool": {"min_size": 1, "max_size": pool_size, "timeout": pool_wait},
+                        **options},
         }
         if test_name:
             config["TEST"] = {"NAME": test_name}

@@ -88,7 +88,18 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": parse_database_url(env_str("DATABASE_URL"), VAR_DIR / "emailapi.sqlite3")}
+# PostgreSQL connections each process keeps in its pool (emailapi/env.py, emailapi/dbpool.py).
+DB_POOL_SIZE = env_int("EMAILAPI_DB_POOL_SIZE", 10, minimum=1)
+# Seconds a web request waits for a free connection before it answers 503 ServiceUnavailable;
+# background workers, with no client waiting, wait DB_WORKER_POOL_WAIT.
+DB_POOL_WAIT = env_int("EMAILAPI_DB_POOL_WAIT", 2, minimum=1)
+DB_WORKER_POOL_WAIT = 20
+# Seconds a web process's pool may stay exhausted (every connection held, none coming back,
+# while the database itself answers) before the process exits so that its supervisor starts
+# a fresh one (emailapi/watchdog.py). 0 turns the watchdog off.
+DB_POOL_WATCHDOG = env_int("EMAILAPI_DB_POOL_WATCHDOG", 60, minimum=0)
+DATABASES = {"default": parse_database_url(env_str("DATABASE_URL"), VAR_DIR / "emailapi.sqlite3",
+                                           pool_size=DB_POOL_SIZE, pool_wait=DB_WORKER_POOL_WAIT)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"

@@ -4,6 +4,12 @@ Each child is a plain subprocess. A child that exits while the group is running 
 stderr and restarted after a capped, growing delay (1 s, 2 s, 4 s ... 30 s; the delay resets once
 a child has stayed up for a minute), so a crash is visible and never silently lost. SIGINT or
 SIGTERM stops the group: every child gets SIGTERM, and SIGKILL after ``grace`` seconds.
+
+A web process that is alive but useless (its database pool exhausted for good) is restarted
+the same way: it exits by itself (``emailapi.watchdog``, exit code 75), because the
+supervisor cannot check each web process's health from outside when several accept on one
+shared socket (a request reaches whichever process the kernel picks). The exit code is
+named in the log line, so the operator sees why.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from dataclasses import dataclass, field
 
 MAX_DELAY = 30.0
 STABLE_AFTER = 60.0
+# Exit codes children use to say why they stopped (emailapi.watchdog.EXIT_POOL_EXHAUSTED).
+EXIT_REASONS = {75: "its database pool stayed exhausted"}
 
 
 @dataclass
@@ -63,7 +71,8 @@ class Supervisor:
             child.failures = 0
         child.failures += 1
         delay = min(MAX_DELAY, 2.0 ** (child.failures - 1))
-        log(f"{child.name} (pid {child.process.pid}) exited with code {code}; "
+        reason = f" ({EXIT_REASONS[code]})" if code in EXIT_REASONS else ""
+        log(f"{child.name} (pid {child.process.pid}) exited with code {code}{reason}; "
             f"restarting in {delay:g} s")
         child.process = None
         child.restart_at = now + delay

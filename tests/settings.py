@@ -29,6 +29,13 @@ os.environ.setdefault("EMAILAPI_RATE_LIMIT", "0")
 # the environment so the processes tests start (daphne, workers) inherit it. Tests of the
 # refusal turn it off with override_settings.
 os.environ["EMAILAPI_MAIL_ALLOW_PRIVATE"] = "true"
+# Web processes the suite starts hold database locks on purpose in some tests; the pool
+# watchdog (emailapi/watchdog.py) is switched on only by the tests of it. Importing
+# emailapi.asgi (the web entry point) shortens this process's pool wait to
+# EMAILAPI_DB_POOL_WAIT: in the suite it stays the workers' long wait (tests run workers in
+# threads of this process), and the tests of the short wait set it for their web server.
+os.environ.setdefault("EMAILAPI_DB_POOL_WATCHDOG", "0")
+os.environ.setdefault("EMAILAPI_DB_POOL_WAIT", "20")
 # Pub/sub ignores Redis DB numbers: keep xdist workers (and concurrent runs) apart.
 os.environ["EMAILAPI_REDIS_PREFIX"] = f"emailapi-test-{_slot}-{_worker}-{os.getpid()}"
 

@@ -5,7 +5,10 @@
 DRF routes every exception through ``exception_handler`` (the ``EXCEPTION_HANDLER`` setting);
 Django-level failures outside DRF (unknown URL, a 500 before a view runs) go through
 ``json_error_response`` via the handlers in ``emailapi.urls``. A 500 is logged with its traceback
-and answered with a generic message: nothing about the fault leaks to the caller.
+and answered with a generic message: nothing about the fault leaks to the caller. A database
+that cannot serve the request (no free connection in time, unreachable, connection lost) is
+not a fault of ours to hide behind a 500: it is ``503 ServiceUnavailable`` with ``Retry-After``
+(``database_unavailable``), for the client to retry.
 """
 
 from __future__ import annotations
@@ -41,6 +44,33 @@ class NotFoundError(ApiError):
 class ConflictError(ApiError):
     def __init__(self, message: str, code: str = "AlreadyExists"):
         super().__init__(message, code, status.HTTP_409_CONFLICT)
+
+
+class ServiceUnavailable(ApiError):
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message, "ServiceUnavailable", status.HTTP_503_SERVICE_UNAVAILABLE)
+        self.retry_after = retry_after
+
+
+def database_unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """The 503 for an exception that means the database could not serve this request, or
+    None for any other exception (``emailapi.dbpool.unavailable_reason`` decides)."""
+    from emailapi import dbpool
+
+    reason = dbpool.unavailable_reason(exc)
+    if reason is None:
+        return None
+    if reason == dbpool.EXHAUSTED:
+        return ServiceUnavailable("The service is busy: no database connection was free in "
+                                  "time. Retry shortly", retry_after=2)
+    return ServiceUnavailable("The database is not available. Retry shortly", retry_after=5)
+
+
+def service_unavailable_response(error: ServiceUnavailable):
+    """A plain Django response for ``error`` in the API error shape, with ``Retry-After``."""
+    response = json_error_response(str(error.detail), error.error_code, error.status_code)
+    response["Retry-After"] = str(error.retry_after)
+    return response
 
 
 class PayloadTooLarge(ApiError):
@@ -117,6 +147,11 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         from django.conf import settings
 
         exc = PayloadTooLarge(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    elif (unavailable := database_unavailable(exc)) is not None:
+        request = context.get("request")
+        logger.warning("Database unavailable on %s %s: %s: %s", getattr(request, "method", "?"),
+                       getattr(request, "path", "?"), exc.__class__.__name__, exc)
+        exc = unavailable
 
     if not isinstance(exc, exceptions.APIException):
         request = context.get("request")
@@ -135,6 +170,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         headers["WWW-Authenticate"] = exc.auth_header
     if getattr(exc, "wait", None) is not None:
         headers["Retry-After"] = str(int(exc.wait) + 1)
+    if getattr(exc, "retry_after", None) is not None:
+        headers["Retry-After"] = str(exc.retry_after)
 
     status_code = exc.status_code
     details = None

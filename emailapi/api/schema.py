@@ -31,14 +31,18 @@ ERRORS = {
     "503": ("The mail server of account 'sales' is not available: Connection refused",
             "MailboxUnavailable", {"state": "connectError", "lastError": None}),
 }
+# Every operation needs the database: when it cannot serve the request (no free connection
+# in time, or unreachable) the answer is 503 ServiceUnavailable with Retry-After.
+DATABASE_UNAVAILABLE = ("The database is not available. Retry shortly", "ServiceUnavailable",
+                        None)
 # Operations that talk to the mail server on the caller's behalf can find it down.
 SERVER_PATHS = ("/message", "/attachment/", "/mailbox", "/search")
 # Operations that answer 409 when what they would create exists already.
 CONFLICT_OPERATIONS = {"createMailbox", "renameMailbox", "createOAuth2App"}
 
 
-def _response(status: str) -> dict:
-    message, code, details = ERRORS[status]
+def _response(status: str, error: tuple | None = None) -> dict:
+    message, code, details = error or ERRORS[status]
     example = {"error": message, "code": code, "statusCode": int(status)}
     if details:
         example["details"] = details
@@ -68,4 +72,8 @@ def add_error_responses(result, generator, request, public):
             responses = operation.setdefault("responses", {})
             for status in statuses:
                 responses.setdefault(status, _response(status))
+            if "503" in responses:
+                responses["503"]["description"] += " (or ServiceUnavailable: the database)"
+            else:
+                responses["503"] = _response("503", DATABASE_UNAVAILABLE)
     return result

@@ -20,6 +20,7 @@ from rest_framework.response import Response
 
 from accounts.api.permissions import true_option
 from accounts.api.views import ACCOUNT_PARAM
+from emailapi.api.asgi_handler import close_when_request_ends
 from emailapi.api.errors import ApiError, NotFoundError
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import TenantScopedAPIView
@@ -128,9 +129,11 @@ def _stream(request, download: reading.Download, attachment: bool) -> StreamingH
     else:
         content = chunks
     response = StreamingHttpResponse(content, content_type=download.content_type)
-    # However the response ends (sent, aborted, never read), the connection goes back to the
-    # pool explicitly, never through garbage collection (which may close its socket first).
+    # However the response ends (sent, aborted, never read, or dropped unsent when the client
+    # left during the view), the connection goes back to the pool explicitly, never through
+    # garbage collection (which may close its socket first).
     response._resource_closers.append(download.close)
+    close_when_request_ends(request, download.close)
     if download.length is not None:
         response["Content-Length"] = str(download.length)
     if attachment:

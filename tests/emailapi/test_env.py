@@ -17,6 +17,14 @@ def test_postgres_url(tmp_path):
     assert config["OPTIONS"]["sslmode"] == "require"
     assert config["OPTIONS"]["pool"]["max_size"] >= 1
     assert config["CONN_MAX_AGE"] == 0
+    # Pooled connections are checked before use: one ended by the server is replaced.
+    assert config["CONN_HEALTH_CHECKS"] is True
+
+
+def test_pool_size_and_wait(tmp_path):
+    config = env.parse_database_url("postgres://db.local/x", tmp_path / "x.db", pool_size=4,
+                                    pool_wait=2)
+    assert config["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 4, "timeout": 2}
 
 
 def test_empty_url_is_sqlite_with_wal(tmp_path):

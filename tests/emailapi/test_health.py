@@ -8,7 +8,14 @@ pytestmark = pytest.mark.django_db
 def test_it_is_healthy_with_both_up(client):
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": {"ok": True}, "redis": {"ok": True}}
+    body = response.json()
+    assert body["status"] == "ok" and body["redis"] == {"ok": True}
+    assert body["database"]["ok"] is True
+    # The pool as it was before the check (this test's own connection is the busy one).
+    pool = body["database"]["pool"]
+    assert set(pool) == {"max", "size", "idle", "busy", "waiting"}
+    assert pool["idle"] + pool["busy"] == pool["size"] <= pool["max"]
+    assert pool["waiting"] == 0
 
 
 def test_it_is_503_when_redis_is_unreachable(client, settings):

@@ -35,7 +35,7 @@ def test_every_operation_documents_errors_and_security(client):
     assert "bearerAuth" in schema["components"]["securitySchemes"]
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
-            assert {"401", "400"} <= set(operation["responses"]), (path, method)
+            assert {"401", "400", "503"} <= set(operation["responses"]), (path, method)
             assert operation.get("security"), (path, method)
             assert operation.get("operationId")
 
