@@ -115,15 +115,24 @@ def _events(run, windows, faults) -> dict:
     duplicated = {event_id: n for event_id, n in counts.items() if n > 1}
     kills = [k["at"] for k in run.dispatcher_kills]
     deaths = run.monitor.deaths("webhookdispatcher")
+    downs = [f.done_at for f in faults if f.action == "receiver_down" and f.done_at]
     causes: Counter = Counter()
+    examples = []
     for event_id in duplicated:
-        first = min(d.at for d in deliveries if d.event_id == event_id)
+        copies = sorted((d for d in deliveries if d.event_id == event_id), key=lambda d: d.at)
+        first = copies[0].at
         if any(0 <= t - first <= 10 for t in [*kills, *deaths]):
             causes["a dispatcher death within 10 s after the first copy"] += 1
         elif any(start <= first <= until for start, until in windows):
             causes["first copy inside a storm"] += 1
+        elif any(0 <= t - first <= 3 for t in downs):
+            causes["first copy just before the receiver went down"] += 1
         else:
             causes["other"] += 1
+        if len(examples) < 10:
+            examples.append({"event": copies[0].event, "account": copies[0].account,
+                             "event_id": event_id, "copies_at_s": [
+                                 round(d.at - run.load_started, 1) for d in copies]})
     backlog = []
     for fault in faults:
         if fault.action == "receiver_down" and fault.done_at:
@@ -155,6 +164,7 @@ def _events(run, windows, faults) -> dict:
         "duplicates": sum(n - 1 for n in duplicated.values()),
         "duplicated_events": len(duplicated),
         "duplicate_causes": dict(causes),
+        "duplicate_examples": examples,
         "in_flight_at_kills": sum(k["in_flight"] for k in run.dispatcher_kills),
         "dispatcher_kills": [{"at_s": round(k["at"] - run.load_started, 1),
                               "open_connections": k["in_flight"],
@@ -487,7 +497,11 @@ def show(report: dict) -> None:
               f"meanwhile; the last arrived {row['last_arrived_after_back_s']} s after it was "
               f"back, {row['never_arrived']} never")
     print(f"  duplicates {events['duplicates']} ({events['duplicated_events']} events) "
-          f"{events['duplicate_causes']}; dispatcher kills {events['dispatcher_kills']}")
+          f"{events['duplicate_causes']}")
+    for kill in events["dispatcher_kills"]:
+        print(f"    dispatcher killed at {kill['at_s']:g} s: {kill['open_connections']} open "
+              f"connections to the receiver, {kill['deliveries_marked_delivering']} deliveries "
+              f"marked delivering")
     print(f"  accounts at the end: {report['accounts_at_end']}")
     print(f"\nsends: {report['sends']}")
     print("\nprocesses           pid start -> end       RSS MiB start   end  peak   drift")
@@ -507,7 +521,9 @@ def show(report: dict) -> None:
     print(f"\ndatabase sessions at the end by process: {pools['sessions_at_end']}")
     print(f"  busy (least of 5 samples): {pools['busy_min_of_samples']}")
     print(f"  /health {pools['health']['status']}: {pools['health']['body']}")
-    print(f"  probe: {pools['probe']}")
+    probe = pools["probe"]
+    print(f"  probe, 20 concurrent GET /v1/accounts: {dict(Counter(probe['statuses']))}, "
+          f"slowest {probe['slowest_s'] or 0:.2f} s")
     logs = report["logs"]
     print(f"\nserve's log: {logs['serve_log_lines']} lines, {logs['tracebacks']} tracebacks; "
           f"{logs['by_level_and_logger']}")

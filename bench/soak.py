@@ -328,8 +328,11 @@ class Run:
             arrived = {d.message_id for d in list(self.receiver.deliveries)
                        if d.event == "messageNew"}
             snapshot = self.poller.snapshots[-1] if self.poller.snapshots else None
+            # Connected by the imapworker running now, not a stale word of a dead one.
+            since = max(self.monitor.deaths("imapworker"), default=0.0) - 1.0
             connected = snapshot is not None and snapshot.at > time.time() - 3 and all(
-                snapshot.states.get(a, ("",))[0] == "connected" for a in healthy)
+                snapshot.states.get(a, ("", 0.0))[0] == "connected"
+                and snapshot.states[a][1] >= since for a in healthy)
             return expected <= arrived and connected
 
         with contextlib.suppress(TimeoutError):
