@@ -73,11 +73,22 @@ def _signal_group(serve: subprocess.Popen, sig: int) -> None:
 
 
 def _stat(pid: int) -> tuple[int, int] | None:
-    """(ppid, pgid) of a process, or None if it is gone."""
+    """(ppid, pgid) of a process, or None if it is gone (a zombie is gone: nothing reaps
+    orphans in some containers)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
-        return int(fields[1]), int(fields[2])
+        return None if fields[0] in ("Z", "X") else (int(fields[1]), int(fields[2]))
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _started(pid: int) -> int | None:
+    """The process's start time (clock ticks after boot): with the pid, it names one process
+    even after pids are reused."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[19])
     except (OSError, IndexError, ValueError):
         return None
 
@@ -157,6 +168,7 @@ class ProcessMonitor:
     serve: subprocess.Popen
     interval: float = 0.5
     current: dict[str, int] = field(default_factory=dict)
+    seen: dict[int, int] = field(default_factory=dict)  # every pid once below serve -> start
     exits: list[Exit] = field(default_factory=list)
     peak_kib: dict[str, int] = field(default_factory=dict)
     killed: set[int] = field(default_factory=set)
@@ -177,6 +189,9 @@ class ProcessMonitor:
 
     def sample(self) -> None:
         now = time.time()
+        for pid in descendants(self.serve.pid):
+            if pid not in self.seen:
+                self.seen[pid] = _started(pid)
         found = {role: pid for pid, role in children(self.serve.pid).items()}
         with self._lock:
             for role, pid in list(self.current.items()):
@@ -189,6 +204,23 @@ class ProcessMonitor:
             kib = rss_kib(pid)
             if kib:
                 self.peak_kib[role] = max(self.peak_kib.get(role, 0), kib)
+
+    def orphans(self) -> dict[int, str]:
+        """Processes once below serve, alive, and below it no more: children of a child that
+        was killed (rq's work-horse, in a process group of its own; its scheduler process),
+        reparented to init. pid -> command line."""
+        tree = descendants(self.serve.pid)
+        return {pid: " ".join(_cmdline(pid))[:120] for pid, started in list(self.seen.items())
+                if pid not in tree and started is not None and _started(pid) == started
+                and _stat(pid) is not None}
+
+    def kill_orphans(self) -> None:
+        """SIGKILL what ``orphans`` finds (the soak started them, through serve)."""
+        for pid in self.orphans():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def pid(self, role: str) -> int | None:
         with self._lock:
@@ -314,24 +346,40 @@ def _local_port_inodes() -> dict[int, int]:
     return ports
 
 
-def connections_by_process(db: Database, admin_db: str, serve: subprocess.Popen) -> dict:
+def connections_by_process(db: Database, admin_db: str, serve: subprocess.Popen,
+                           stray: dict[int, str]) -> dict:
     """The soak database's sessions (ours excepted) by the serve process holding each, and
     by state: which pool holds what. Sessions are matched to processes by their client port
-    and the socket inodes each process holds, so no ``application_name`` is needed."""
+    and the socket inodes each process holds, so no ``application_name`` is needed; ``stray``
+    (``ProcessMonitor.orphans``) are looked at too."""
     rows = db.query(
-        "SELECT client_port, coalesce(state, ''), application_name FROM pg_stat_activity "
+        "SELECT client_port, coalesce(state, ''), application_name, backend_start "
+        "FROM pg_stat_activity "
         "WHERE datname = %s AND pid <> pg_backend_pid() AND application_name <> %s",
         (admin_db, BENCH_APP))
     tree = descendants(serve.pid)
     roles = {pid: role_of(_cmdline(pid)) or "serve" for pid in tree}
-    owners, ports = _socket_inodes(tree), _local_port_inodes()
+    for pid in stray:
+        roles[pid] = f"orphan {role_of(_cmdline(pid)) or pid}"
+    owners, ports = _socket_inodes(set(roles)), _local_port_inodes()
     result: dict[str, dict[str, int]] = {}
-    for client_port, state, app in rows:
-        pid = owners.get(ports.get(client_port or -1, -1))
-        who = roles.get(pid) or (f"other ({app})" if app else "other")
+    for client_port, state, app, began in rows:
+        inode = ports.get(client_port or -1, -1)
+        pid = owners.get(inode)
+        who = roles.get(pid) or _stranger(inode, app, began)
         counts = result.setdefault(who, {})
         counts[state or "unknown"] = counts.get(state or "unknown", 0) + 1
     return result
+
+
+def _stranger(inode: int, app: str, began) -> str:
+    """Name the holder of a session no serve process holds: any process with the socket,
+    else the session's application_name and start (its client may be gone)."""
+    if inode != -1:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and inode in _socket_inodes({int(entry)}):
+                return f"other: pid {entry} {' '.join(_cmdline(int(entry)))[:60]}"
+    return f"other: {app or 'no name'}, client gone, since {began:%H:%M:%S}"
 
 
 class Storm:

@@ -123,8 +123,9 @@ def _events(run, windows, faults) -> dict:
         first = copies[0].at
         if any(0 <= t - first <= 10 for t in [*kills, *deaths]):
             causes["a dispatcher death within 10 s after the first copy"] += 1
-        elif any(start <= first <= until for start, until in windows):
-            causes["first copy inside a storm"] += 1
+        elif any(start - 2 <= first <= until for start, until in windows):
+            # A copy sent just before its session was terminated is never recorded as sent.
+            causes["first copy inside a storm (or 2 s before it)"] += 1
         elif any(0 <= t - first <= 3 for t in downs):
             causes["first copy just before the receiver went down"] += 1
         else:
@@ -252,7 +253,8 @@ def _shutdown(run, end: dict) -> dict:
     """How serve stopped at the end (SIGTERM): not a goal, but a child that needs SIGKILL
     drops its work instead of finishing it."""
     return {"stop_s": None if end["stop_s"] is None else round(end["stop_s"], 1),
-            "killed_by_serve_at_stop": killed_at_stop(run.log)}
+            "killed_by_serve_at_stop": killed_at_stop(run.log),
+            "orphans_before_stop": {str(pid): cmd for pid, cmd in end["orphans"].items()}}
 
 
 # -- pools ---------------------------------------------------------------------------------
@@ -378,6 +380,7 @@ def _accounts_at_end(run) -> dict:
 # -- logs ----------------------------------------------------------------------------------
 
 LEVEL = re.compile(r"^\S+ \S+ (ERROR|CRITICAL|WARNING) (\S+): (.*)$")
+EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(: |$)")  # "psycopg.OperationalError: ..." ends one
 
 
 def _log_summary(log: Path, dovecot) -> dict:
@@ -394,8 +397,7 @@ def _log_summary(log: Path, dovecot) -> dict:
             levels[f"{match.group(1)} {match.group(2)}"] += 1
         if line.startswith("Traceback (most recent call last)"):
             in_traceback = True
-        elif in_traceback and line and not line[0].isspace() and not line.startswith(
-                ("During handling", "The above exception")):
+        elif in_traceback and EXCEPTION.match(line):
             exceptions[line[:160]] += 1
             in_traceback = False
     dovecot_log = dovecot.read_log()
@@ -517,6 +519,8 @@ def show(report: dict) -> None:
     print(f"  stop (SIGTERM to serve): "
           f"{'not within 25 s' if shutdown['stop_s'] is None else str(shutdown['stop_s']) + ' s'}"
           f"; children serve had to SIGKILL: {shutdown['killed_by_serve_at_stop'] or 'none'}")
+    for pid, cmd in shutdown["orphans_before_stop"].items():
+        print(f"  orphan of serve's group, no longer below serve: pid {pid} {cmd}")
     pools = report["pools"]
     print(f"\ndatabase sessions at the end by process: {pools['sessions_at_end']}")
     print(f"  busy (least of 5 samples): {pools['busy_min_of_samples']}")

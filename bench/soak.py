@@ -315,6 +315,15 @@ class Run:
 
         self.background(back_up)
 
+    def shutdown(self) -> float | None:
+        """Stop serve, then whatever it started that is no longer below it."""
+        took = stop_serve(self.serve)
+        self.monitor.kill_orphans()
+        time.sleep(0.5)
+        for pid, cmd in self.monitor.orphans().items():
+            print(f"warning: pid {pid} ({cmd}) outlived serve and SIGKILL", file=sys.stderr)
+        return took
+
     # -- after the load ------------------------------------------------------------------------
 
     def drain(self, seconds: float) -> float:
@@ -344,17 +353,18 @@ class Run:
         time.sleep(5)  # let the last requests' connections go back to their pools
         self.halt_watch.set()
         self.rss_end = self.monitor.rss()
+        self.monitor.sample()
+        stray = self.monitor.orphans()
         samples = []
         for _ in range(5):
-            samples.append(connections_by_process(self.db, self.db_name, self.serve))
+            samples.append(connections_by_process(self.db, self.db_name, self.serve, stray))
             time.sleep(0.5)
         health_status, health = Api(self.port, self.token, Stats(), timeout=30).call(
             "health", "GET", "/health")
         probe = self.pool_probe(20)
-        self.monitor.sample()
         self.monitor.stop()
         return {"sessions": samples, "health": {"status": health_status, "body": health},
-                "probe": probe}
+                "probe": probe, "orphans": stray}
 
     def pool_probe(self, count: int) -> dict:
         """``count`` concurrent ``GET /v1/accounts``: twice the web pool's size, so a pool
@@ -488,6 +498,7 @@ def main() -> int:
         mailboxes = {f"box{n:02d}": user for n, user in enumerate(users)}
         run = Run(args, env, serve, port, token, mailboxes, addresses, receiver, smtp, hung, log)
         stack.callback(run.db.close)
+        stack.callback(run.shutdown)
         ready = run.wait_ready(timeout=300)
         print(f"serve on port {port}: all {args.mailboxes} accounts connected and synced "
               f"{ready:.1f} s after start", flush=True)
@@ -495,7 +506,7 @@ def main() -> int:
         drained = run.drain(args.drain)
         print(f"drained in {drained:.1f} s (bound {args.drain:.0f} s)", flush=True)
         end = run.measure_end()
-        end["stop_s"] = stop_serve(serve)  # first, so its log is complete for the report
+        end["stop_s"] = run.shutdown()  # first, so serve's log is complete for the report
         report = _soak_report.build(run, faults, end, drained, dovecot, workdir)
     _soak_report.show(report)
     if args.json:
