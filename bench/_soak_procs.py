@@ -379,7 +379,8 @@ def _stranger(inode: int, app: str, began) -> str:
         for entry in os.listdir("/proc"):
             if entry.isdigit() and inode in _socket_inodes({int(entry)}):
                 return f"other: pid {entry} {' '.join(_cmdline(int(entry)))[:60]}"
-    return f"other: {app or 'no name'}, client gone, since {began:%H:%M:%S}"
+    since = f", since {began:%H:%M:%S}" if began else ""
+    return f"other: {app or 'no name'}, client gone{since}"
 
 
 class Storm:
