@@ -41,12 +41,21 @@ gives each goal as met or NOT MET:
   count), goal within lease TTL + claim interval + 30 s (52 s by default);
 * no child of serve exiting except by the soak's ``kill -9``.
 
+Also printed, not judged: APPEND-to-webhook latency, how long after the receiver came back
+the mail appended while it was down arrived, sends accepted against sends the SMTP server got,
+serve's log by level and exception, how serve stopped, and processes serve's children left
+behind (rq's work-horse, in a process group of its own, and scheduler outlive a kill -9 of
+their worker).
+
 Needs root (Dovecot), PostgreSQL and Redis like the other benches. Everything it starts is
-stopped at the end, on Ctrl-C or on an error: serve's process group, Dovecot, the servers;
-the database is dropped and the Redis DB flushed. Logs stay in the directory printed first.
+stopped at the end, on Ctrl-C or on an error: serve (SIGTERM, then SIGKILL to its group and
+to whatever its children left behind), Dovecot, the servers; the database is dropped and the
+Redis DB flushed. Logs stay in the directory printed first. On a machine where test runs use
+every Redis DB number (``EMAILAPI_TEST_SLOT`` 4 takes 6 and 7), ``--private-redis`` starts a
+redis-server of the soak's own instead.
 
     .venv/bin/python bench/soak.py                       # the issue's 10 minutes (~13 in all)
-    .venv/bin/python bench/soak.py --minutes 2 --json /tmp/soak.json   # for development
+    .venv/bin/python bench/soak.py --minutes 2 --private-redis --json /tmp/soak.json  # dev
 """
 
 from __future__ import annotations
