@@ -261,13 +261,14 @@ class Snapshot:
 
 
 class StatePoller(threading.Thread):
-    """``GET /v1/accounts`` every second: the accounts' states over the run, as a client
-    would see them. Its requests count with everyone's (kind ``poll``)."""
+    """``GET /v1/accounts`` every second: the accounts' states as a client sees them. Its
+    requests count with everyone's (kind ``poll``); a web process that hangs stalls it, so
+    the reconnect figures come from ``DbStatePoller``."""
 
     def __init__(self, port: int, token: str, stats: Stats, halt: threading.Event,
                  interval: float = 1.0):
         super().__init__(daemon=True, name="soak-state-poller")
-        self.api = Api(port, token, stats, timeout=15)
+        self.api = Api(port, token, stats)
         self.halt, self.interval = halt, interval
         self.snapshots: list[Snapshot] = []
 
@@ -290,5 +291,34 @@ class StatePoller(threading.Thread):
                 stamp = 0.0
             states[row["account"]] = (row.get("state"), stamp)
         snapshot = Snapshot(time.time(), states)
+        self.snapshots.append(snapshot)
+        return snapshot
+
+
+class DbStatePoller(threading.Thread):
+    """The same states once a second straight from the table the API reads them from,
+    through the soak's own session (storms spare it): reconnect times stay measurable while
+    the web process itself is failing."""
+
+    def __init__(self, query, halt: threading.Event, interval: float = 1.0):
+        super().__init__(daemon=True, name="soak-db-state-poller")
+        self.query, self.halt, self.interval = query, halt, interval
+        self.snapshots: list[Snapshot] = []
+        self.failures = 0
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            self.poll()
+            self.halt.wait(self.interval)
+
+    def poll(self) -> Snapshot | None:
+        try:
+            rows = self.query("SELECT account, state, extract(epoch FROM state_changed_at) "
+                              "FROM accounts_emailaccount")
+        except Exception:  # noqa: BLE001 - counted; the next poll tries again
+            self.failures += 1
+            return None
+        snapshot = Snapshot(time.time(), {a: (state, float(changed or 0))
+                                          for a, state, changed in rows})
         self.snapshots.append(snapshot)
         return snapshot

@@ -108,7 +108,7 @@ def _events(run, windows, faults) -> dict:
             arrived.setdefault(_mid(d.message_id), d.at)
     appended = run.appender.appended
     lost = [a for a in appended if _mid(a.message_id) not in arrived]
-    states = run.poller.snapshots[-1].states if run.poller.snapshots else {}
+    states = run.states.snapshots[-1].states if run.states.snapshots else {}
     latencies = [arrived[_mid(a.message_id)] - a.at for a in appended
                  if _mid(a.message_id) in arrived]
     counts = Counter(d.event_id for d in deliveries)
@@ -316,7 +316,7 @@ def _recoveries(run, faults, bound: float) -> list[dict]:
     death: a worker that is gone cannot vouch for its accounts (``stale`` counts those that
     read ``connected`` anyway)."""
     healthy = set(run.users)
-    snapshots = list(run.poller.snapshots)
+    snapshots = list(run.states.snapshots)
     worker_deaths = run.monitor.deaths("imapworker") + [
         f.done_at for f in faults if f.action == "kill_imapworker" and f.done_at]
     out = []
@@ -367,14 +367,17 @@ def _fresh(run, state: tuple[str, float]) -> bool:
 def _accounts_at_end(run) -> dict:
     """States in the last poll: the healthy accounts and the hung ones apart, and how many
     of the healthy ones the imapworker running at the end has connected itself."""
-    if not run.poller.snapshots:
+    if not run.states.snapshots:
         return {}
-    states = run.poller.snapshots[-1].states
+    states = run.states.snapshots[-1].states
     healthy = Counter(states.get(a, ("missing",))[0] for a in run.users)
     hung = Counter(state for a, (state, _) in states.items() if a not in run.users)
     fresh = sum(1 for a in run.users if _fresh(run, states.get(a, ("missing", 0.0))))
+    api = run.poller.snapshots
     return {"healthy": dict(healthy), "connected_by_the_last_worker": fresh,
-            "hung": dict(hung)}
+            "hung": dict(hung),
+            "last_good_api_poll_s": round(api[-1].at - run.load_started, 1) if api else None,
+            "api_polls_ok": len(api), "db_polls_failed": run.states.failures}
 
 
 # -- logs ----------------------------------------------------------------------------------

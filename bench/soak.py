@@ -11,15 +11,18 @@ Load, for ``--minutes`` (10): ``--clients`` (4) API clients each doing a steady 
 listings, message gets, source and attachment downloads, IMAP and index searches, flag
 changes, account and outbox reads and sends (``_soak_load.MIX``); one new message APPENDed
 every second, round robin over the mailboxes, each with a Message-ID of its own; the accounts'
-states polled once a second through ``GET /v1/accounts``.
+states polled once a second through ``GET /v1/accounts`` (part of the load) and read once a
+second from the table that route reads (for the reconnect figures: the web process may be
+the one failing).
 
 Faults, after a warm-up (10 % of the run, 15-60 s), at fixed fractions of the rest (so a
 ``--minutes 2`` run has all of them, compressed): a ``pg_terminate_backend`` storm (every
 session of the soak's database, every 0.5 s, for up to 30 s), 20 accounts on hung IMAP servers
 (10 silent, 10 that greet then hang), ``kill -9`` of the imapworker, the webhookdispatcher and
 the rqworker (serve's supervisor restarts them), a Redis FLUSHDB of its own DB, the webhook
-receiver down (listener closed, connections cut) for up to 2 minutes, a second storm, and
-the imapworker and the dispatcher killed again.
+receiver down (listener closed, connections cut) for up to 2 minutes, the dispatcher killed
+again in the middle of a run of the backlog that leaves (at a burst of deliveries), a second
+storm, and the imapworker and the dispatcher killed once more.
 
 Then the load stops; up to ``--drain`` seconds for the webhooks still owed and for every
 account to be connected; then the end figures. The report (printed; ``--json FILE`` too)
@@ -79,7 +82,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import _engine, _soak_report  # noqa: E402
-from bench._soak_load import Api, Appender, Catalog, Client, StatePoller, Stats  # noqa: E402
+from bench._soak_load import (  # noqa: E402
+    Api,
+    Appender,
+    Catalog,
+    Client,
+    DbStatePoller,
+    StatePoller,
+    Stats,
+)
 from bench._soak_procs import (  # noqa: E402
     Database,
     ProcessMonitor,
@@ -115,18 +126,23 @@ def plan(load_seconds: float) -> tuple[float, list[Fault]]:
     warmup = min(60.0, max(15.0, 0.1 * load_seconds))
     rest = load_seconds - warmup
     storm = max(5.0, min(30.0, 0.06 * rest))
-    receiver_down = max(10.0, min(120.0, 0.25 * rest))
+    receiver_down = max(10.0, min(120.0, 0.23 * rest))
+    back = 0.45 + receiver_down / rest
     steps = [
         (0.02, "storm", "pg_terminate_backend storm", storm),
         (0.10, "hang", f"{HUNG_ACCOUNTS} accounts on hung IMAP servers", 0.0),
         (0.15, "kill_imapworker", "kill -9 imapworker", 0.0),
         (0.27, "kill_webhookdispatcher", "kill -9 webhookdispatcher", 0.0),
-        (0.34, "kill_rqworker", "kill -9 rqworker", 0.0),
-        (0.41, "flush_redis", "Redis FLUSHDB (its own DB)", 0.0),
-        (0.47, "receiver_down", "webhook receiver down", receiver_down),
-        (0.75, "storm", "pg_terminate_backend storm", storm),
-        (0.84, "kill_imapworker", "kill -9 imapworker", 0.0),
-        (0.92, "kill_webhookdispatcher", "kill -9 webhookdispatcher", 0.0),
+        (0.33, "kill_rqworker", "kill -9 rqworker", 0.0),
+        (0.39, "flush_redis", "Redis FLUSHDB (its own DB)", 0.0),
+        (0.45, "receiver_down", "webhook receiver down", receiver_down),
+        # The backlog the receiver's absence left goes out in runs: kill the dispatcher in
+        # the middle of one (waiting at most this long for a burst of deliveries).
+        (back + 0.005, "kill_dispatcher_in_burst", "kill -9 webhookdispatcher mid-run",
+         0.06 * rest),
+        (0.76, "storm", "pg_terminate_backend storm", storm),
+        (0.85, "kill_imapworker", "kill -9 imapworker", 0.0),
+        (0.93, "kill_webhookdispatcher", "kill -9 webhookdispatcher", 0.0),
     ]
     return warmup, [Fault(warmup + f * rest, action, label, seconds)
                     for f, action, label, seconds in steps]
@@ -188,6 +204,7 @@ class Run:
         self.sends: list[str] = []
         self.monitor = ProcessMonitor(serve)
         self.poller = StatePoller(port, token, self.stats, self.halt_watch)
+        self.states = DbStatePoller(self.db.query, self.halt_watch)
         self.appender = Appender(users, args.interval, self.halt_load, str(os.getpid()))
         self.clients = [Client(n, port, token, self.stats, self.catalog, addresses,
                                self.halt_load, args.think, self.sends)
@@ -228,6 +245,7 @@ class Run:
         self.load_started = time.time()
         began = time.monotonic()
         self.poller.start()
+        self.states.start()
         self.appender.start()
         for client in self.clients:
             client.start()
@@ -311,6 +329,24 @@ class Run:
             self.dispatcher_kills.append({"at": fault.done_at, "in_flight": in_flight,
                                           "delivering": delivering})
 
+    def kill_dispatcher_in_burst(self, fault: Fault) -> None:
+        """Wait (in the background, at most ``fault.seconds``) until the receiver is getting
+        deliveries in a burst (3 within 50 ms: a run of a lane's backlog), then kill -9 the
+        dispatcher, so the deliveries of that run are in flight."""
+        def wait_and_kill():
+            deadline = time.monotonic() + fault.seconds
+            burst = False
+            while time.monotonic() < deadline and not burst:
+                recent = time.time() - 0.05
+                burst = sum(1 for d in self.receiver.deliveries[-5:] if d.at >= recent) >= 3
+                time.sleep(0.005)
+            fault.done_at, fault.seconds = time.time(), 0.0
+            fault.details["burst"] = burst
+            self.kill_webhookdispatcher(fault)
+            print(f"{self.clock()} {fault.label} {fault.details}", flush=True)
+
+        self.background(wait_and_kill)
+
     def flush_redis(self, fault: Fault) -> None:
         _engine.flush_redis(self.env["REDIS_URL"])
 
@@ -345,7 +381,7 @@ class Run:
         def done():
             arrived = {d.message_id for d in list(self.receiver.deliveries)
                        if d.event == "messageNew"}
-            snapshot = self.poller.snapshots[-1] if self.poller.snapshots else None
+            snapshot = self.states.snapshots[-1] if self.states.snapshots else None
             # Connected by the imapworker running now, not a stale word of a dead one.
             since = max(self.monitor.deaths("imapworker"), default=0.0) - 1.0
             connected = snapshot is not None and snapshot.at > time.time() - 3 and all(
