@@ -10,6 +10,7 @@ import json
 import re
 import time
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 from bench import _engine
@@ -50,6 +51,8 @@ def build(run, faults, end: dict, drained: float, dovecot, workdir: Path) -> dic
     bound = settings.IMAP_LEASE_TTL + settings.IMAP_CLAIM_INTERVAL + 30
     report["faults"] = _recoveries(run, faults, bound)
     report["accounts_at_end"] = _accounts_at_end(run)
+    report["states_timeline"] = _states_timeline(run, faults)
+    report["recovery_bound_s"] = bound
     report["logs"] = _log_summary(run.log, dovecot)
     report["goals"] = _goals(report, bound)
     return report
@@ -353,6 +356,26 @@ def _recoveries(run, faults, bound: float) -> list[dict]:
     return out
 
 
+def _states_timeline(run, faults, every: float = 5.0) -> list:
+    """Every ``every`` s: s into the load, the healthy accounts by state, and how many of
+    the connected ones said so after the last imapworker death before that moment."""
+    deaths = sorted(run.monitor.deaths("imapworker") + [
+        f.done_at for f in faults if f.action == "kill_imapworker" and f.done_at])
+    out, next_at = [], 0.0
+    for snapshot in run.states.snapshots:
+        if snapshot.at < next_at:
+            continue
+        next_at = snapshot.at + every
+        before = [d for d in deaths if d <= snapshot.at]
+        since = before[-1] - 1.0 if before else 0.0
+        states = [snapshot.states.get(a, ("missing", 0.0)) for a in run.users]
+        out.append([round(snapshot.at - run.load_started, 1),
+                    dict(Counter(state for state, _ in states)),
+                    sum(1 for state, changed in states
+                        if state == "connected" and changed >= since)])
+    return out
+
+
 def _last_worker_death(run) -> float | None:
     deaths = run.monitor.deaths("imapworker")
     return max(deaths) if deaths else None
@@ -479,6 +502,16 @@ def show(report: dict) -> None:
         again = "never" if f["reconnected_s"] is None else f"{f['reconnected_s']:g} s"
         print(f"  {f['at_s']:7.1f}  {f['fault']:<40} {_short(f['details']):<44} {again:>8}"
               f"  (lowest {f['lowest_connected']}, stale {f['stale_connected']})")
+    gaps = [b - a for a, b in pairwise(sorted(f["at_s"] for f in report["faults"]))]
+    if gaps and min(gaps) < report["recovery_bound_s"]:
+        print(f"  (faults come as close as {min(gaps):.0f} s, less than the "
+              f"{report['recovery_bound_s']:g} s a recovery may take: a fault's figure may "
+              f"include the ones before it; a full-length run spaces them out)")
+    print("  healthy accounts by state over the run (s: states, connected by the live "
+          "imapworker):")
+    for at, states, fresh in report["states_timeline"][::max(1, len(
+            report["states_timeline"]) // 12)]:
+        print(f"    {at:6.1f}  {states}  {fresh}")
     print(f"\nrequests: {requests['total']}")
     statuses = sorted({s for counts in requests["by_kind"].values() for s in counts})
     print(f"  {'kind':<14}" + "".join(f"{s:>12}" for s in statuses) + f"{'p50 ms':>9}"
