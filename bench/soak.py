@@ -318,12 +318,12 @@ class Run:
     def kill_webhookdispatcher(self, fault: Fault) -> None:
         # In flight at the kill: each open connection carries at most one request.
         in_flight = self.receiver.open_connections()
-        try:
+        pid = self.monitor.kill("webhookdispatcher")
+        try:  # what the dead dispatcher had claimed (its successor is not up yet)
             delivering = self.db.query(
                 "SELECT count(*) FROM webhooks_delivery WHERE state = 'delivering'")[0][0]
         except Exception:  # noqa: BLE001 - a figure for the report, not a reason to stop
             delivering = None
-        pid = self.monitor.kill("webhookdispatcher")
         fault.details.update(pid=pid, open_connections=in_flight, delivering=delivering)
         if pid:
             self.dispatcher_kills.append({"at": fault.done_at, "in_flight": in_flight,
