@@ -1,5 +1,6 @@
 """Django's error handlers: JSON in the API error shape for /v1 and /health, HTML elsewhere."""
 
+from django.core.exceptions import DisallowedHost
 from django.views import defaults
 
 from emailapi.api.errors import json_error_response
@@ -24,6 +25,9 @@ def server_error(request):
 
 def bad_request(request, exception=None):
     if _is_api(request):
+        if isinstance(exception, DisallowedHost):
+            return json_error_response("This server does not answer to that Host header "
+                                       "(ALLOWED_HOSTS)", "InvalidHost", 400)
         return json_error_response("Bad request", "BadRequest", 400)
     return defaults.bad_request(request, exception)
 

@@ -91,9 +91,10 @@ def _answer(sock: socket.socket) -> tuple[int, dict[str, str], dict]:
 
 
 def request(server, method: str, path: str, body: dict | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], dict]:
+            headers: dict[str, str] | None = None, host: str = "127.0.0.1",
+            ) -> tuple[int, dict[str, str], dict]:
     payload = json.dumps(body).encode() if body is not None else b""
-    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}", "Connection: close",
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close",
              f"Content-Length: {len(payload)}", "Content-Type: application/json"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     with _connect(server) as sock:
@@ -193,7 +194,22 @@ def test_bodies_within_the_limit_are_served(server, alice):
     assert status == 200 and body["token"].startswith("eapi_"), body
 
 
-# --- Who is the client (EMAILAPI_TRUSTED_PROXIES)
+# --- Who is the client (EMAILAPI_TRUSTED_PROXIES), and which host it asked for
+
+@committed
+def test_a_host_not_in_allowed_hosts_is_a_400_in_the_api_shape(server, alice):
+    form = {"type": "imap", "redirectUrl": "https://example.com/done"}
+    for method, path, body in [("POST", "/v1/authentication/form", form),
+                               ("GET", "/v1/accounts", None), ("GET", "/health", None)]:
+        status, _, answer = request(server, method, path, body,
+                                    {"Authorization": f"Bearer {alice.token}"},
+                                    host="evil.example")
+        assert status == 400, (path, answer)
+        assert answer["code"] == "InvalidHost" and answer["statusCode"] == 400, answer
+    assert request(server, "GET", "/v1/accounts", None,
+                   {"Authorization": f"Bearer {alice.token}"}, host="localhost")[0] == 200
+
+
 
 def _connect_link(server, token: str, headers: dict[str, str]) -> str:
     status, _, body = request(server, "POST", "/v1/authentication/form",
