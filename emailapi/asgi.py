@@ -13,6 +13,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs
 from django.conf import settings  # noqa: E402
 
 from emailapi.api.asgi_handler import ApiASGIHandler, by_path  # noqa: E402
+from emailapi.api.asgi_input import refuse_nul  # noqa: E402
 from emailapi.api.asgi_limits import body_limit  # noqa: E402
 from webhooks.consumers import websocket_urlpatterns  # noqa: E402
 from webhooks.stream.backlog import expose_send  # noqa: E402
@@ -20,8 +21,9 @@ from webhooks.stream.handler import StreamASGIHandler, stream_first  # noqa: E40
 
 application = ProtocolTypeRouter({
     # expose_send: the live stream watches how much a client has not read (stream/backlog.py).
-    "http": expose_send(body_limit(stream_first(StreamASGIHandler(),
-                                                by_path(ApiASGIHandler(), django_asgi_app)),
-                                   settings.EMAILAPI_MAX_BODY_SIZE)),
+    # refuse_nul: a NUL in a URL is a 400 before any route sees it (api/asgi_input.py).
+    "http": expose_send(refuse_nul(body_limit(
+        stream_first(StreamASGIHandler(), by_path(ApiASGIHandler(), django_asgi_app)),
+        settings.EMAILAPI_MAX_BODY_SIZE))),
     "websocket": expose_send(URLRouter(websocket_urlpatterns)),
 })
