@@ -14,6 +14,7 @@ from rest_framework import serializers
 
 from accounts import tokens
 from accounts.models import ApiToken, EmailAccount
+from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
 
 ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9._@+=-]{1,256}$")
@@ -263,9 +264,7 @@ class AccountListSerializer(serializers.Serializer):
     pages = serializers.IntegerField()
 
 
-class AccountListQuerySerializer(QuerySerializer):
-    page = serializers.IntegerField(min_value=0, default=0)
-    pageSize = serializers.IntegerField(min_value=1, max_value=1000, default=20)
+class AccountListQuerySerializer(PageQuerySerializer):
     state = serializers.ChoiceField(choices=EmailAccount.State.values, required=False,
                                     help_text="Only accounts in this state")
     query = serializers.CharField(max_length=256, required=False,
