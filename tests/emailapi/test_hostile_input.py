@@ -1,0 +1,109 @@
+"""No 5xx from input: the cases the fuzz (test_fuzz_openapi.py) found first, each on its own,
+through the ASGI application the web server runs, and the WebSocket stream through the real
+server. Each is a 400 (or the stream's own refusal) naming what was wrong."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from accounts import plans
+from mailboxes.command_pool import pool
+from mailboxes.sync.account import sync_account
+from tests.emailapi.test_api_asgi import call
+from tests.mailboxes.helpers import open_session, register
+from tests.servers import seed
+from tests.webhooks.stream_clients import Daphne, WebSocket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def post(path: str, token: str, body: bytes):
+    return call(path, token, "POST", body, [(b"content-type", b"application/json"),
+                                            (b"content-length", str(len(body)).encode())])
+
+
+@pytest.fixture
+def box(alice, mail_user):
+    seed.seed_mailbox(mail_user, messages=[seed.make_message()])
+    account = register(alice.tenant, mail_user)
+    session = open_session(account)
+    sync_account(session, account)
+    session.client.logout()
+    yield account
+    pool.close_all()
+
+
+def _error(answer) -> dict:
+    status, headers, content = answer
+    body = json.loads(content)
+    assert body["statusCode"] == status and headers["content-type"] == "application/json"
+    return body
+
+
+def test_a_page_beyond_the_integer_range_is_a_400(alice, box):
+    for path in ("/v1/account/box/messages?path=INBOX&page=99999999999999999999",
+                 "/v1/account/box/threads?path=INBOX&page=9223372036854775807",
+                 "/v1/accounts?page=99999999999999999999"):
+        answer = call(path, alice.token)
+        assert answer[0] == 400, (path, answer)
+        assert _error(answer)["details"]["page"], path
+    assert call("/v1/account/box/messages?path=INBOX&page=10000000", alice.token)[0] == 200
+
+
+def test_nul_in_a_path_or_query_is_a_400(alice, box):
+    # A path as the server hands it over (percent-decoded), a query as sent.
+    for path, where in [("/v1/account/a\x00b", "path"), ("/v1/account/box/thread/t\x00", "path"),
+                        ("/dashboard/mailboxes/a\x00b", "path"),
+                        ("/v1/account/box/messages?path=IN%00BOX", "query"),
+                        ("/v1/accounts?%00=1", "query")]:
+        answer = call(path, alice.token)
+        assert answer[0] == 400, (path, answer)
+        assert _error(answer)["details"] == {
+            where: [f"NUL characters are not allowed in the URL's {where}"]}, path
+
+
+def test_nul_and_lone_surrogates_in_json_are_a_400_naming_the_field(alice, box):
+    cases = [(b'{"name": "a\\u0000b"}', "name", "NUL"),
+             (b'{"name": "x", "scopes": ["api", "\\ud800"]}', "scopes[1]", "surrogate"),
+             (b'{"name": "x", "\\u0000": 1}', "\\x00", "NUL")]
+    for body, field, problem in cases:
+        answer = post("/v1/token", alice.token, body)
+        assert answer[0] == 400, (body, answer)
+        error = _error(answer)
+        assert error["code"] == "InputValidationError" and problem in error["details"][field][0]
+    answer = post("/v1/account/box/mailbox", alice.token, b'{"path": "\\ud800"}')
+    assert answer[0] == 400 and "path" in _error(answer)["details"]
+
+
+def test_json_nested_100000_deep_is_a_400(alice):
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+                 b'{"search": ' + b'{"not": ' * 40 + b"{}" + b"}" * 41):
+        answer = post("/v1/token", alice.token, body)
+        assert answer[0] == 400, answer
+        assert _error(answer) == {"error": "JSON nested deeper than 32 levels",
+                                  "code": "InvalidJSON", "statusCode": 400}
+
+
+def test_a_mail_header_with_a_unicode_line_break_is_a_400(alice, box):
+    for text in ("a\u2028b", "a\x85b", "a\x0cb"):
+        body = json.dumps({"path": "INBOX", "from": {"address": "me@example.test"},
+                           "subject": text}).encode()
+        answer = post("/v1/account/box/message", alice.token, body)
+        assert answer[0] == 400, answer
+        assert _error(answer)["details"] == {"subject": ["Line breaks are not allowed"]}
+
+
+def test_a_websocket_stream_of_an_expired_trial_says_402_and_closes_4402(alice, settings):
+    plans.expire(alice.tenant)
+    server = Daphne(settings)
+    try:
+        client = WebSocket(server.port, f"/v1/stream?access_token={alice.token}")
+        first = client.receive()
+        assert first["code"] == "TrialExpired" and first["statusCode"] == 402, first
+        assert client.receive() is None and client.close_code == 4402
+        client.close()
+        assert "could not open a WebSocket stream" not in server.log()
+    finally:
+        server.stop()
