@@ -95,6 +95,12 @@ def test_a_mail_header_with_a_unicode_line_break_is_a_400(alice, box):
         assert _error(answer)["details"] == {"subject": ["Line breaks are not allowed"]}
 
 
+def test_a_connect_link_with_non_ascii_data_or_signature_is_refused_as_invalid(alice):
+    for query in ("data=%FF&sig=%FF", "data=abc&sig=%C3%A9", "data=%C3%A9&sig=abc"):
+        status, _, content = call(f"/connect?{query}", None)
+        assert status == 400 and b"This link is not valid." in content, (query, status)
+
+
 def test_a_websocket_stream_of_an_expired_trial_says_402_and_closes_4402(alice, settings):
     plans.expire(alice.tenant)
     server = Daphne(settings)
