@@ -95,6 +95,14 @@ def test_a_mail_header_with_a_unicode_line_break_is_a_400(alice, box):
         assert _error(answer)["details"] == {"subject": ["Line breaks are not allowed"]}
 
 
+def test_a_folder_path_with_a_trailing_delimiter_creates_the_folder(alice, box):
+    answer = post("/v1/account/box/mailbox", alice.token, b'{"path": "Fuzz/"}')
+    assert answer[0] == 200 and json.loads(answer[2]) == {"path": "Fuzz", "created": True}
+    for path in (b'"/"', b'"a//b"', b'"//"', b'["a", ""]'):
+        status = post("/v1/account/box/mailbox", alice.token, b'{"path": %s}' % path)[0]
+        assert status < 500, (path, status)
+
+
 def test_a_connect_link_with_non_ascii_data_or_signature_is_refused_as_invalid(alice):
     for query in ("data=%FF&sig=%FF", "data=abc&sig=%C3%A9", "data=%C3%A9&sig=abc"):
         status, _, content = call(f"/connect?{query}", None)
