@@ -11,9 +11,10 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django first)
 from django.conf import settings  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from emailapi.api.asgi_handler import ApiASGIHandler, by_path  # noqa: E402
-from emailapi.api.asgi_input import refuse_nul  # noqa: E402
+from emailapi.api.asgi_input import no_websocket_here, refuse_nul  # noqa: E402
 from emailapi.api.asgi_limits import body_limit  # noqa: E402
 from webhooks.consumers import websocket_urlpatterns  # noqa: E402
 from webhooks.stream.backlog import expose_send  # noqa: E402
@@ -25,5 +26,6 @@ application = ProtocolTypeRouter({
     "http": expose_send(refuse_nul(body_limit(
         stream_first(StreamASGIHandler(), by_path(ApiASGIHandler(), django_asgi_app)),
         settings.EMAILAPI_MAX_BODY_SIZE))),
-    "websocket": expose_send(URLRouter(websocket_urlpatterns)),
+    "websocket": expose_send(URLRouter([*websocket_urlpatterns,
+                                        re_path(r"", no_websocket_here)])),
 })

@@ -1,10 +1,15 @@
-"""Refuse, before Django, a URL with NUL in its path or query.
+"""Requests refused before Django: a URL with NUL in its path or query, a WebSocket to a
+path that has none.
 
 ``%00`` decodes to a NUL character that PostgreSQL cannot store or compare: a path such as
 ``/v1/account/a%00b`` reached the account lookup and answered 500 (the dashboard's pages the
 same), and no view can do anything useful with it. Serializers refuse NUL in the values they
 validate; this refuses it everywhere else, once, for every route, with a 400 in the API error
 shape. (JSON bodies are checked by ``emailapi.api.parsers``.)
+
+A WebSocket handshake on any path but ``/v1/stream`` found no route in Channels' router, which
+raises, and daphne answered 500 with a traceback in the log; ``no_websocket_here`` declines it
+instead (daphne's answer to a WebSocket closed before it is accepted: 403).
 """
 
 from __future__ import annotations
@@ -39,3 +44,9 @@ async def _send_400(send, where: str) -> None:
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
     ]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def no_websocket_here(scope, receive, send):
+    """The last route of the WebSocket router: decline the handshake."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.close"})

@@ -109,15 +109,27 @@ def test_a_connect_link_with_non_ascii_data_or_signature_is_refused_as_invalid(a
         assert status == 400 and b"This link is not valid." in content, (query, status)
 
 
-def test_a_websocket_stream_of_an_expired_trial_says_402_and_closes_4402(alice, settings):
-    plans.expire(alice.tenant)
+@pytest.fixture(scope="module")
+def web(django_db_setup):
+    from django.conf import settings
+
     server = Daphne(settings)
-    try:
-        client = WebSocket(server.port, f"/v1/stream?access_token={alice.token}")
-        first = client.receive()
-        assert first["code"] == "TrialExpired" and first["statusCode"] == 402, first
-        assert client.receive() is None and client.close_code == 4402
-        client.close()
-        assert "could not open a WebSocket stream" not in server.log()
-    finally:
-        server.stop()
+    yield server
+    server.stop()
+
+
+def test_a_websocket_stream_of_an_expired_trial_says_402_and_closes_4402(alice, web):
+    plans.expire(alice.tenant)
+    client = WebSocket(web.port, f"/v1/stream?access_token={alice.token}")
+    first = client.receive()
+    assert first["code"] == "TrialExpired" and first["statusCode"] == 402, first
+    assert client.receive() is None and client.close_code == 4402
+    client.close()
+    assert "could not open a WebSocket stream" not in web.log()
+
+
+def test_a_websocket_to_a_path_without_one_is_declined_not_a_500(web):
+    for path in ("/v1/streamx", "/nope"):
+        with pytest.raises(AssertionError, match="403"):
+            WebSocket(web.port, path)
+    assert "No route found" not in web.log()
