@@ -103,6 +103,16 @@ def test_a_folder_path_with_a_trailing_delimiter_creates_the_folder(alice, box):
         assert status < 500, (path, status)
 
 
+def test_a_webhook_header_value_an_http_header_cannot_carry_is_a_400(alice, settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    for value, status in [("a\u2028b", 400), ("\U0001f600", 400), ("a\x0bb", 400),
+                          ("a\x85b", 400), ("é and\ttab", 200)]:
+        body = json.dumps({"url": "http://127.0.0.1:9/hook", "events": ["messageNew"],
+                           "headers": {"X-Test": value}}).encode()
+        answer = post("/v1/webhooks", alice.token, body)
+        assert answer[0] == status, (value, answer)
+
+
 def test_a_connect_link_with_non_ascii_data_or_signature_is_refused_as_invalid(alice):
     for query in ("data=%FF&sig=%FF", "data=abc&sig=%C3%A9", "data=%C3%A9&sig=abc"):
         status, _, content = call(f"/connect?{query}", None)
