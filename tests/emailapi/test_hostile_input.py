@@ -113,6 +113,29 @@ def test_a_webhook_header_value_an_http_header_cannot_carry_is_a_400(alice, sett
         assert answer[0] == status, (value, answer)
 
 
+def test_credentials_beyond_ascii_sign_in_with_sasl_plain(alice, dovecot, smtp_server):
+    """imaplib and smtplib send only ASCII credentials (a UnicodeEncodeError: verifyAccount,
+    every read of such a mailbox and every send were 500s); AUTH PLAIN carries UTF-8."""
+    user = dovecot.add_user(password="pässwörd-Ω-\U0001f600")
+    smtp_server.add_user(user.username, user.password)
+    imap = {**user.imap_settings(), "tls": {"rejectUnauthorized": False}}
+    smtp = smtp_server.smtp_settings(user.username, user.password)
+    smtp["tls"] = {"rejectUnauthorized": False}
+    answer = post("/v1/verifyAccount", alice.token, json.dumps({"imap": imap, "smtp": smtp})
+                  .encode())
+    assert answer[0] == 200, answer
+    result = json.loads(answer[2])
+    assert result["imap"]["success"] and result["smtp"]["success"], result
+    for name in ("é", "a\u2028b"):
+        imap["auth"]["user"] = smtp["auth"]["user"] = name
+        answer = post("/v1/verifyAccount", alice.token,
+                      json.dumps({"imap": imap, "smtp": smtp}).encode())
+        assert answer[0] == 200, answer
+        result = json.loads(answer[2])
+        assert result["imap"]["code"] == result["smtp"]["code"] == "AuthenticationFailed"
+    pool.close_all()
+
+
 def test_a_connect_link_with_non_ascii_data_or_signature_is_refused_as_invalid(alice):
     for query in ("data=%FF&sig=%FF", "data=abc&sig=%C3%A9", "data=%C3%A9&sig=abc"):
         status, _, content = call(f"/connect?{query}", None)
