@@ -71,3 +71,14 @@ def test_the_setting_lists_addresses_and_networks(monkeypatch):
     with pytest.raises(ImproperlyConfigured, match="proxy.local"):
         env.env_networks("EMAILAPI_TRUSTED_PROXIES")
     assert env.env_networks("UNSET_VARIABLE_FOR_TEST") == []
+
+
+def test_https_without_a_trusted_proxy_is_flagged_at_start_up(settings):
+    from emailapi.checks import check_https_behind_trusted_proxy
+
+    settings.SESSION_COOKIE_SECURE, settings.EMAILAPI_TRUSTED_PROXIES = True, []
+    assert [w.id for w in check_https_behind_trusted_proxy(None)] == ["emailapi.W002"]
+    settings.EMAILAPI_TRUSTED_PROXIES = TRUSTED
+    assert check_https_behind_trusted_proxy(None) == []
+    settings.SESSION_COOKIE_SECURE, settings.EMAILAPI_TRUSTED_PROXIES = False, []
+    assert check_https_behind_trusted_proxy(None) == []
