@@ -222,7 +222,7 @@ def _connect_link(server, token: str, headers: dict[str, str]) -> str:
 @committed
 def test_forwarded_headers_from_an_untrusted_peer_are_ignored(server, alice):
     forged = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
-    assert _connect_link(server, alice.token, forged).startswith("http://127.0.0.1:")
+    assert _connect_link(server, alice.token, forged).startswith("http://127.0.0.1/")
     wait_for(lambda: re.search(r"^127\.0\.0\.1:\d+ .*\"POST /v1/authentication/form\" 200",
                                server.log(), re.M), timeout=10)
     assert "203.0.113.9" not in server.log()
@@ -233,7 +233,7 @@ def test_a_trusted_proxy_says_who_the_client_is(proxied_server, alice):
     # The client's own claim (left) is not believed; the proxies' (right) are.
     headers = {"X-Forwarded-For": f"198.51.100.1, 203.0.113.9, {PROXY}",
                "X-Forwarded-Proto": "https"}
-    assert _connect_link(proxied_server, alice.token, headers).startswith("https://127.0.0.1:")
+    assert _connect_link(proxied_server, alice.token, headers).startswith("https://127.0.0.1/")
     wait_for(lambda: re.search(r"^203\.0\.113\.9:0 .*\"POST /v1/authentication/form\" 200",
                                proxied_server.log(), re.M), timeout=10)
 
