@@ -109,8 +109,9 @@ class EdgeRequest(WebRequest):
         path = getattr(self.channel, "_path", b"-").decode("ascii", "replace")
         peer = self.channel.transport.getPeer()
         host, port = getattr(peer, "host", None), getattr(peer, "port", 0)
-        client, _, forwarded = proxies.resolve(
-            host, "http", self.requestHeaders.getAllRawHeaders(), self.server.trusted_proxies)
+        headers = [(name, value) for name, values in self.requestHeaders.getAllRawHeaders()
+                   for value in values]
+        client, _, forwarded = proxies.resolve(host, "http", headers, self.server.trusted_proxies)
         self.server.log_action("http", "complete", {
             "path": path, "status": 413, "method": method, "size": size, "time_taken": 0,
             "client": f"{client}:{0 if forwarded else port}" if client else None,

@@ -238,6 +238,17 @@ def test_a_trusted_proxy_says_who_the_client_is(proxied_server, alice):
                                proxied_server.log(), re.M), timeout=10)
 
 
+def test_a_body_refused_behind_a_trusted_proxy_is_logged_for_the_client(proxied_server):
+    with _connect(proxied_server) as sock:
+        sock.sendall(f"POST /v1/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     f"X-Forwarded-For: 203.0.113.21\r\nContent-Length: {64 << 20}\r\n\r\n"
+                     .encode())
+        status, _, body = _answer(sock)
+    assert status == 413 and body["code"] == "PayloadTooLarge"
+    wait_for(lambda: re.search(r'^203\.0\.113\.21:0 .*"POST /v1/token" 413', proxied_server.log(),
+                               re.M), timeout=10)
+
+
 def _login(server, email: str, headers: dict[str, str]) -> str:
     """Sign in with a wrong password; the page's text."""
     with _connect(server) as sock:
