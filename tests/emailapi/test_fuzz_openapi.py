@@ -68,6 +68,8 @@ def no_remote_names(monkeypatch):
     def getaddrinfo(host, *args, **kwargs):
         if host in (None, "localhost", "127.0.0.1", "::1"):
             return real(host, *args, **kwargs)
+        if isinstance(host, str):
+            host.encode("idna")  # as the real one does first (a UnicodeError for a long label)
         raise socket.gaierror(socket.EAI_NONAME, "fenced by the fuzz test")
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)

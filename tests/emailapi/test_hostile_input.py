@@ -136,6 +136,19 @@ def test_credentials_beyond_ascii_sign_in_with_sasl_plain(alice, dovecot, smtp_s
     pool.close_all()
 
 
+def test_a_host_name_that_cannot_be_looked_up_is_a_400(alice):
+    for host in ("a" * 64 + ".example.test", "a..b", ".a", "x" * 250 + ".test", "1:2"):
+        server = {"host": host, "port": 993, "secure": True, "auth": {"user": "u", "pass": "p"}}
+        answer = post("/v1/verifyAccount", alice.token, json.dumps({"imap": server}).encode())
+        assert answer[0] == 400, (host, answer)
+        assert _error(answer)["details"] == {"imap.host": ["Not a valid host name"]}, host
+    for host in ("[::1]", "::1", "127.0.0.1", "mail.example.test.", "under_score.test"):
+        server = {"host": host, "port": 993, "secure": True, "auth": {"user": "u", "pass": "p"}}
+        body = json.dumps({"account": "h", "imap": server}).encode()
+        assert post("/v1/account", alice.token, body)[0] == 200, host
+        call("/v1/account/h", alice.token, "DELETE")
+
+
 def test_a_connect_link_with_non_ascii_data_or_signature_is_refused_as_invalid(alice):
     for query in ("data=%FF&sig=%FF", "data=abc&sig=%C3%A9", "data=%C3%A9&sig=abc"):
         status, _, content = call(f"/connect?{query}", None)
