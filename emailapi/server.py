@@ -31,11 +31,13 @@ from twisted.internet import reactor
 
 from emailapi import logsafe, proxies
 
-LINGER_SECONDS = 2.0
+# As long as nginx waits for more of a body it has refused (lingering_timeout): a busy
+# machine still reads a small remainder in time; a client that keeps sending is cut anyway.
+LINGER_SECONDS = 5.0
 
 
 def payload_too_large(max_bytes: int) -> bytes:
-    """The 413 body, in the API error shape (also answered by ``asgi_limits``)."""
+    """The 413 body, in the API error shape (as ``emailapi.api.asgi_limits`` answers it)."""
     return json.dumps({
         "error": f"Request body is larger than the {max_bytes} bytes allowed",
         "code": "PayloadTooLarge", "statusCode": 413, "details": {"maxBytes": max_bytes},
