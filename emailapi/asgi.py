@@ -15,9 +15,11 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django first)
 from django.conf import settings  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from emailapi import dbpool, watchdog  # noqa: E402
 from emailapi.api.asgi_handler import ApiASGIHandler, by_path  # noqa: E402
+from emailapi.api.asgi_input import no_websocket_here, refuse_nul  # noqa: E402
 from emailapi.api.asgi_limits import body_limit  # noqa: E402
 from emailapi.asgi_context import fresh_context  # noqa: E402
 from webhooks.consumers import websocket_urlpatterns  # noqa: E402
@@ -29,8 +31,10 @@ watchdog.start()
 
 application = fresh_context(ProtocolTypeRouter({
     # expose_send: the live stream watches how much a client has not read (stream/backlog.py).
-    "http": expose_send(body_limit(stream_first(StreamASGIHandler(),
-                                                by_path(ApiASGIHandler(), django_asgi_app)),
-                                   settings.EMAILAPI_MAX_BODY_SIZE)),
-    "websocket": expose_send(URLRouter(websocket_urlpatterns)),
+    # refuse_nul: a NUL in a URL is a 400 before any route sees it (api/asgi_input.py).
+    "http": expose_send(refuse_nul(body_limit(
+        stream_first(StreamASGIHandler(), by_path(ApiASGIHandler(), django_asgi_app)),
+        settings.EMAILAPI_MAX_BODY_SIZE))),
+    "websocket": expose_send(URLRouter([*websocket_urlpatterns,
+                                        re_path(r"", no_websocket_here)])),
 }))

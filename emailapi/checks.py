@@ -23,3 +23,16 @@ def check_database(app_configs, **kwargs):
         return [Warning("Running on embedded SQLite; set DATABASE_URL=postgres://... for "
                         "production and for more than one machine.", id="emailapi.W001")]
     return []
+
+
+@register()
+def check_https_behind_trusted_proxy(app_configs, **kwargs):
+    """EMAILAPI_HTTPS means TLS ends at a proxy; its X-Forwarded-Proto is believed only from
+    EMAILAPI_TRUSTED_PROXIES, so without any every request looks like plain http (links the
+    API builds say http://, and the dashboard's forms fail their CSRF origin check)."""
+    if settings.SESSION_COOKIE_SECURE and not settings.EMAILAPI_TRUSTED_PROXIES:
+        return [Warning("EMAILAPI_HTTPS is set but EMAILAPI_TRUSTED_PROXIES is empty: the "
+                        "proxy's X-Forwarded-Proto is not believed, so requests look like http. "
+                        "List the proxy's address in EMAILAPI_TRUSTED_PROXIES.",
+                        id="emailapi.W002")]
+    return []

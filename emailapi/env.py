@@ -7,6 +7,7 @@ naming the variable, not be silently read as a default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import sys
@@ -50,6 +51,18 @@ def env_int(name: str, default: int, minimum: int | None = None) -> int:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_networks(name: str, default: str = "") -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """A comma-separated list of addresses and CIDR networks (``10.0.0.5,192.168.0.0/16``)."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must list IP addresses or networks (10.0.0.0/8), not {item!r}") from None
+    return networks
 
 
 def env_seconds_list(name: str, default: str) -> list[int]:

@@ -2,6 +2,7 @@
 
 import sys
 
+from django.core.exceptions import DisallowedHost
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.views import defaults
@@ -38,6 +39,9 @@ def server_error(request):
 
 def bad_request(request, exception=None):
     if _is_api(request):
+        if isinstance(exception, DisallowedHost):
+            return json_error_response("This server does not answer to that Host header "
+                                       "(ALLOWED_HOSTS)", "InvalidHost", 400)
         return json_error_response("Bad request", "BadRequest", 400)
     return defaults.bad_request(request, exception)
 

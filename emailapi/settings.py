@@ -13,6 +13,7 @@ from emailapi.env import (
     env_bool,
     env_int,
     env_list,
+    env_networks,
     env_seconds_list,
     env_str,
     parse_database_url,
@@ -25,6 +26,9 @@ VAR_DIR = Path(env_str("EMAILAPI_VAR_DIR", str(BASE_DIR / "var")))
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+# Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDR networks);
+# from anyone else those headers are dropped (emailapi/proxies.py, applied by emailapi/server.py).
+EMAILAPI_TRUSTED_PROXIES = env_networks("EMAILAPI_TRUSTED_PROXIES", "")
 
 # One operator secret keys everything: credential encryption (accounts.crypto) and Django's
 # signing key are both derived from it, each under its own label, so neither key is the other.
@@ -239,7 +243,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["accounts.api.permissions.HasTokenScope"],
     "DEFAULT_THROTTLE_CLASSES": ["emailapi.api.throttling.TenantRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["emailapi.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "emailapi.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -269,7 +273,9 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    # SafeFormatter: control characters in logged values are escaped (emailapi/logsafe.py).
+    "formatters": {"plain": {"class": "emailapi.logsafe.SafeFormatter",
+                             "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     "loggers": {
@@ -293,8 +299,9 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "emailapi <noreply@localhost>")
 
+# No SECURE_PROXY_SSL_HEADER: Django would believe X-Forwarded-Proto from anyone. The scheme
+# comes with the request, from a trusted proxy's X-Forwarded-Proto (EMAILAPI_TRUSTED_PROXIES).
 if not DEBUG and env_bool("EMAILAPI_HTTPS", False):
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True

@@ -209,9 +209,16 @@ def _from_fields(account: EmailAccount, fields: dict, original: Original | None,
                     subject=subject)
 
 
+def has_line_break(text: str) -> bool:
+    """Whether ``text`` holds NUL or anything the email package takes for a line break: CR
+    and LF, but also U+2028, U+0085, form feed... (``str.splitlines``), which it refuses in a
+    header value as it does CR/LF."""
+    return "\0" in text or len(f"x{text}x".splitlines()) > 1
+
+
 def _address(field_name: str, value: dict) -> Address:
     name, address = value.get("name") or "", value.get("address") or ""
-    if any(c in name + address for c in "\r\n\0"):
+    if has_line_break(name + address):
         raise ComposeError(field_name, "Line breaks are not allowed")
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain:
@@ -272,7 +279,7 @@ def check_header(name: str, value: str) -> str | None:
     if name.lower() in RESERVED_HEADERS:
         use = RESERVED_HEADERS[name.lower()]
         return f"Set by the field {use!r}" if use else "Set by the message structure"
-    if any(c in value for c in "\r\n\0"):
+    if has_line_break(value):
         return "Line breaks are not allowed in a header value"
     if len(value) > 4000:
         return "Longer than 4000 characters"

@@ -78,6 +78,10 @@ def _check_not_inbox(path: str, what: str) -> None:
 def create_folder(account: EmailAccount, path: str | list[str]) -> dict:
     with pool.session(account) as session:
         path = joined(account, session, path)
+        delim = _known_delimiter(account) or folder_ops.delimiter(session.client)
+        # CREATE "A/" makes "A" (RFC 3501: a trailing delimiter only says children will
+        # follow), which is the folder to subscribe to, list and answer with.
+        path = (path.rstrip(delim) or path) if delim else path
         created = True
         try:
             folder_ops.create(session.client, path)
@@ -86,8 +90,10 @@ def create_folder(account: EmailAccount, path: str | list[str]) -> dict:
         except folder_ops.WriteError as exc:
             raise _error(exc, path) from None
         if created:
-            folder_ops.subscribe(session.client, path)
-        delim = _known_delimiter(account) or folder_ops.delimiter(session.client)
+            try:
+                folder_ops.subscribe(session.client, path)
+            except folder_ops.WriteError as exc:
+                raise _error(exc, path) from None
         found = folder_ops.listings(session, _ancestors(path, delim))
     index.record_folders_present(account, found)
     return {"path": path, "created": created}

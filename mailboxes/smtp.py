@@ -166,7 +166,7 @@ def _login(client: smtplib.SMTP, settings: SmtpSettings) -> None:
         if settings.access_token:
             bearer_login(client, settings)
         else:
-            client.login(settings.user or "", settings.password or "")
+            password_login(client, settings.user or "", settings.password or "")
     except smtplib.SMTPAuthenticationError as exc:
         raise SmtpAuthenticationFailed(
             f"{exc.smtp_code} {server_text(exc.smtp_error)}".strip(), exc.smtp_code
@@ -175,6 +175,21 @@ def _login(client: smtplib.SMTP, settings: SmtpSettings) -> None:
         raise SmtpAuthenticationFailed("The server does not offer AUTH on this connection") from None
     except smtplib.SMTPException as exc:
         raise SmtpAuthenticationFailed(f"Authentication failed: {exc}") from None
+
+
+def password_login(client: smtplib.SMTP, user: str, password: str) -> None:
+    """smtplib's AUTH, or AUTH PLAIN in UTF-8 (RFC 4616) when the user name or password is
+    not ASCII: smtplib encodes every mechanism's answer as ASCII (a UnicodeEncodeError)."""
+    if (user + password).isascii():
+        client.login(user, password)
+        return
+    if "PLAIN" not in (client.esmtp_features.get("auth") or "").upper().split():
+        raise SmtpAuthenticationFailed("The server takes only ASCII user names and passwords "
+                                       "(it offers no AUTH PLAIN for others)")
+    blob = base64.b64encode(f"\0{user}\0{password}".encode()).decode("ascii")
+    code, answer = client.docmd("AUTH", f"PLAIN {blob}")
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, answer)
 
 
 def bearer_mechanism(client: smtplib.SMTP) -> str:

@@ -6,7 +6,8 @@ The token comes as ``Authorization: Bearer`` (clients that can set headers) or
 closed with a code, after one message carrying the usual error body, because a WebSocket
 rejected during the handshake tells the client nothing but "403":
 
-    4400 bad input   4401 no or bad token   4403 scope   4410 CursorExpired   4429 too slow
+    4400 bad input   4401 no or bad token   4402 trial ended   4403 scope or suspended
+    4410 CursorExpired   4429 too slow
 
 Messages from the client are ignored; daphne pings idle connections itself.
 """
@@ -28,7 +29,7 @@ from rest_framework import exceptions
 
 from accounts import tokens
 from accounts.api.authentication import BearerTokenAuthentication
-from emailapi.api.errors import error_body, flatten_errors
+from emailapi.api.errors import ApiError, error_body, flatten_errors
 from webhooks import changes
 from webhooks.stream import params
 from webhooks.stream.backlog import Backlog
@@ -66,6 +67,9 @@ def authenticate(scope):
     except exceptions.AuthenticationFailed as exc:
         raise Refused(CLOSE_UNAUTHORIZED,
                       error_body(str(exc.detail), "InvalidToken", 401)) from None
+    except ApiError as exc:  # a stopped tenant: 402 TrialExpired, 403 TenantSuspended
+        raise Refused(4000 + exc.status_code,
+                      error_body(str(exc.detail), exc.error_code, exc.status_code)) from None
     if result is None:
         raise Refused(CLOSE_UNAUTHORIZED, error_body(
             "Authentication required: send Authorization: Bearer <token>", "Unauthorized", 401))

@@ -7,6 +7,7 @@ Output never carries a secret: ``auth`` is rebuilt from the stored settings, whi
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
@@ -14,6 +15,7 @@ from rest_framework import serializers
 
 from accounts import tokens
 from accounts.models import ApiToken, EmailAccount
+from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
 
 ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9._@+=-]{1,256}$")
@@ -50,6 +52,20 @@ class TlsSerializer(StrictSerializer):
     )
 
 
+def _host_shape(value: str) -> bool:
+    """An IP address, or a DNS name of 1-63 character labels (at most 253 in all): a longer
+    label cannot even be encoded for a lookup (a UnicodeError from the socket layer, a 500)."""
+    literal = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    try:
+        ipaddress.ip_address(literal)
+        return True
+    except ValueError:
+        pass
+    name = value.removesuffix(".")
+    return ":" not in name and len(name) <= 253 and all(
+        0 < len(label) <= 63 for label in name.split("."))
+
+
 class ServerSerializer(StrictSerializer):
     host = serializers.CharField(max_length=255, help_text="Server host name or IP")
     port = serializers.IntegerField(min_value=1, max_value=65535)
@@ -61,7 +77,7 @@ class ServerSerializer(StrictSerializer):
     tls = TlsSerializer(required=False)
 
     def validate_host(self, value: str) -> str:
-        if not HOST_RE.match(value):
+        if not HOST_RE.match(value) or not _host_shape(value):
             raise serializers.ValidationError("Not a valid host name")
         return value
 
@@ -263,9 +279,7 @@ class AccountListSerializer(serializers.Serializer):
     pages = serializers.IntegerField()
 
 
-class AccountListQuerySerializer(QuerySerializer):
-    page = serializers.IntegerField(min_value=0, default=0)
-    pageSize = serializers.IntegerField(min_value=1, max_value=1000, default=20)
+class AccountListQuerySerializer(PageQuerySerializer):
     state = serializers.ChoiceField(choices=EmailAccount.State.values, required=False,
                                     help_text="Only accounts in this state")
     query = serializers.CharField(max_length=256, required=False,

@@ -62,7 +62,8 @@ def read(data: str, sig: str, now: float | None = None) -> dict:
     """The payload of a genuine, unexpired, unused link; ``InvalidLink`` otherwise."""
     if not data or not sig or len(data) > MAX_DATA or len(sig) > 100:
         raise InvalidLink("This link is incomplete.", "InvalidLink")
-    if not hmac.compare_digest(_sign(data), sig):
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+    if not hmac.compare_digest(_sign(data).encode(), sig.encode("utf-8", "replace")):
         raise InvalidLink("This link is not valid.", "InvalidSignature")
     try:
         payload = json.loads(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)))

@@ -47,9 +47,9 @@ class ApiMiddleware:
     Django's full chain (sessions, CSRF, auth, messages: what the dashboard needs) is made of
     ``MiddlewareMixin`` classes that, under ASGI, each hop to a worker thread and back for
     their hooks: about ten thread switches, 2-3 ms, per API request. The API needs none of
-    them (DRF authenticates tokens itself and its views are CSRF-exempt); it needs the body
-    limit and the security headers, done here in the event loop, so that the only thread
-    switch left is the one into the (sync) view.
+    them (DRF authenticates tokens itself and its views are CSRF-exempt); it needs the Host
+    check, the body limit and the security headers, done here in the event loop, so that the
+    only thread switch left is the one into the (sync) view.
     """
 
     sync_capable = False
@@ -64,6 +64,10 @@ class ApiMiddleware:
         markcoroutinefunction(self)
 
     async def __call__(self, request):
+        # ALLOWED_HOSTS, as CommonMiddleware enforces it on the site: DisallowedHost goes to
+        # Django's handler400 (emailapi.handlers.bad_request: 400 InvalidHost), before a view
+        # that builds a URL on the host could fail on it.
+        request.get_host()
         redirect = self.security.process_request(request)
         if redirect is not None:
             return redirect

@@ -41,7 +41,7 @@ def decode_base64(value: str, what: str = "content") -> bytes:
 
 
 def _no_line_breaks(value: str) -> str:
-    if any(c in value for c in "\r\n\0"):
+    if compose.has_line_break(value):
         raise serializers.ValidationError("Line breaks are not allowed")
     return value
 

@@ -217,12 +217,25 @@ def bearer_login(client: imapclient.IMAPClient, user: str, token: str,
         client.oauth2_login(user, token)
 
 
+def password_login(client: imapclient.IMAPClient, user: str, password: str) -> None:
+    """LOGIN, or AUTHENTICATE PLAIN when the user name or password is not ASCII: LOGIN takes
+    ASCII strings (imaplib cannot even send others: a UnicodeEncodeError), while SASL PLAIN
+    carries UTF-8 (RFC 4616), which is how servers take such credentials (RFC 6855)."""
+    if (user + password).isascii():
+        client.login(user, password)
+    elif client.has_capability("AUTH=PLAIN"):
+        client.plain_login(user, password)
+    else:
+        raise AuthenticationFailed("The server takes only ASCII user names and passwords "
+                                   "(it offers no AUTH=PLAIN for others)")
+
+
 def _login(client: imapclient.IMAPClient, settings: ImapSettings) -> None:
     try:
         if settings.access_token:
             bearer_login(client, settings.user or "", settings.access_token)
         else:
-            client.login(settings.user, settings.password or "")
+            password_login(client, settings.user or "", settings.password or "")
     except imap_exc.LoginError as exc:
         text = _text(exc)
         raise AuthenticationFailed(text or "Authentication failed", server_response=text) from None

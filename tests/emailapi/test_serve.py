@@ -113,7 +113,7 @@ def test_a_chunked_oversized_body_is_cut_off_with_413(served):
 def test_a_dead_child_is_reported_and_restarted(served):
     port, process = served
     os.set_blocking(process.stderr.fileno(), False)
-    children = subprocess.run(["pgrep", "-P", str(process.pid), "-f", "daphne"],
+    children = subprocess.run(["pgrep", "-P", str(process.pid), "-f", "emailapi.asgi"],
                               capture_output=True, text=True).stdout.split()
     assert children, "daphne child not found"
     os.kill(int(children[0]), signal.SIGKILL)

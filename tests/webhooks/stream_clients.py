@@ -22,8 +22,16 @@ from tests.servers.net import find_free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def serve_argv(port: int) -> list[str]:
+    """The web server's command line exactly as ``manage.py serve`` builds it."""
+    from emailapi.management.commands.serve import Command
+
+    return Command().web_children(sys.executable, "127.0.0.1", port, 1)[0].argv
+
+
 class Daphne:
-    """``daphne emailapi.asgi:application`` on a free port, on the test database."""
+    """The web server as ``manage.py serve`` starts it (daphne underneath), on a free port, on
+    the test database; ``log()`` has its output (access log included)."""
 
     def __init__(self, settings, **env_overrides: str):
         db = connection.settings_dict
@@ -35,10 +43,8 @@ class Daphne:
         env.update(env_overrides)
         self.port = find_free_port()
         self._log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-             "emailapi.asgi:application"], cwd=ROOT, env=env,
-            stdout=subprocess.DEVNULL, stderr=self._log)
+        self.process = subprocess.Popen(serve_argv(self.port), cwd=ROOT, env=env,
+                                        stdout=self._log, stderr=self._log)
         self._wait_up()
 
     def log(self) -> str:

@@ -48,11 +48,13 @@ class Command(BaseCommand):
 
     def web_children(self, python: str, host: str, port: int, count: int) -> list[Child]:
         """One daphne on host:port, or several accepting on one socket opened here (the
-        kernel spreads connections over them): Python serves a request on one core only."""
-        app = "emailapi.asgi:application"
+        kernel spreads connections over them): Python serves a request on one core only.
+
+        daphne runs as ``emailapi.server``: body limits while bodies arrive, forwarding
+        headers believed only from EMAILAPI_TRUSTED_PROXIES, an access log without tokens."""
+        server, app = [python, "-m", "emailapi.server"], "emailapi.asgi:application"
         if count == 1:
-            return [Child("web", [python, "-m", "daphne", "-b", host, "-p", str(port),
-                                  "--proxy-headers", app])]
+            return [Child("web", [*server, "-b", host, "-p", str(port), app])]
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         listener = socket.socket(family, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -64,8 +66,8 @@ class Command(BaseCommand):
         listener.set_inheritable(True)
         self._listener = listener  # kept open (and inherited) for as long as we run
         fd = listener.fileno()
-        return [Child(f"web{n}", [python, "-m", "daphne", "--fd", str(fd), "--proxy-headers",
-                                  app], pass_fds=(fd,)) for n in range(1, count + 1)]
+        return [Child(f"web{n}", [*server, "--fd", str(fd), app], pass_fds=(fd,))
+                for n in range(1, count + 1)]
 
     def preflight(self) -> None:
         try:

@@ -1,0 +1,52 @@
+"""Requests refused before Django: a URL with NUL in its path or query, a WebSocket to a
+path that has none.
+
+``%00`` decodes to a NUL character that PostgreSQL cannot store or compare: a path such as
+``/v1/account/a%00b`` reached the account lookup and answered 500 (the dashboard's pages the
+same), and no view can do anything useful with it. Serializers refuse NUL in the values they
+validate; this refuses it everywhere else, once, for every route, with a 400 in the API error
+shape. (JSON bodies are checked by ``emailapi.api.parsers``.)
+
+A WebSocket handshake on any path but ``/v1/stream`` found no route in Channels' router, which
+raises, and daphne answered 500 with a traceback in the log; ``no_websocket_here`` declines it
+instead (daphne's answer to a WebSocket closed before it is accepted: 403).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+# A NUL, raw or percent-encoded; a decoded path may also carry a lone surrogate (a server
+# decoding with "surrogateescape"), which is no text either.
+_PATH = re.compile("[\x00\ud800-\udfff]")
+_QUERY = re.compile(rb"\x00|%00", re.IGNORECASE)
+
+
+def refuse_nul(app):
+    async def guarded(scope, receive, send):
+        if scope["type"] == "http":
+            if _PATH.search(scope.get("path", "")):
+                return await _send_400(send, "path")
+            if _QUERY.search(scope.get("query_string", b"")):
+                return await _send_400(send, "query")
+        return await app(scope, receive, send)
+
+    return guarded
+
+
+async def _send_400(send, where: str) -> None:
+    message = f"NUL characters are not allowed in the URL's {where}"
+    body = json.dumps({"error": f"Invalid input: {where}: {message}",
+                       "code": "InputValidationError", "statusCode": 400,
+                       "details": {where: [message]}}).encode()
+    await send({"type": "http.response.start", "status": 400, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+    ]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def no_websocket_here(scope, receive, send):
+    """The last route of the WebSocket router: decline the handshake."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.close"})

@@ -1,0 +1,61 @@
+"""The API's JSON parser: a body no view could use safely is refused whole, with a 400.
+
+JSON allows what the rest of the system cannot hold: NUL in a string (PostgreSQL text refuses
+it), a lone UTF-16 surrogate (``"\\ud800"``: not a character, so encoding it, for an IMAP
+command, a mail header or even the error message that names it, fails), and nesting as deep as
+the body is long (``[[[[...`` 100,000 levels: Python's decoder gives up with a RecursionError).
+Each view would otherwise meet them as a 500 somewhere deep inside. Checked here once, every
+view receives only strings that are text and structures of a sane depth.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rest_framework import parsers, serializers
+from rest_framework.exceptions import ParseError
+
+from emailapi.logsafe import escape_controls
+
+MAX_DEPTH = 32  # levels of objects and arrays; search criteria (8 levels of or/not) need 18
+_UNUSABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _name(path: list[str]) -> str:
+    text = "".join(path).lstrip(".") or "body"
+    return escape_controls(text).encode("utf-8", "backslashreplace").decode()
+
+
+def _problem(text: str) -> str:
+    return ("NUL characters are not allowed" if "\x00" in text
+            else "Not valid text: contains a lone UTF-16 surrogate")
+
+
+def check(data) -> None:
+    """Raise ``ParseError`` (too deep) or ``ValidationError`` (naming the field) unless every
+    string of ``data``, keys included, is usable text. Iterative: depth costs no recursion."""
+    stack = [(data, 0, [])]
+    while stack:
+        value, depth, path = stack.pop()
+        if isinstance(value, str):
+            if _UNUSABLE.search(value):
+                raise serializers.ValidationError({_name(path): [_problem(value)]})
+        elif isinstance(value, (dict, list)):
+            if depth >= MAX_DEPTH:
+                raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                step = [*path, f".{key}" if isinstance(value, dict) else f"[{key}]"]
+                if isinstance(key, str) and _UNUSABLE.search(key):
+                    raise serializers.ValidationError({_name(step): [_problem(key)]})
+                stack.append((item, depth + 1, step))
+
+
+class JSONParser(parsers.JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels") from None
+        check(data)
+        return data

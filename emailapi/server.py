@@ -1,0 +1,183 @@
+"""The web server ``manage.py serve`` runs: daphne, with the rules of the HTTP edge that must
+hold before any application code runs.
+
+``python -m emailapi.server`` takes daphne's arguments (``-b/-p`` or ``--fd``, then
+``emailapi.asgi:application``) and differs from ``python -m daphne`` in three ways:
+
+* **Request bodies are bounded while they arrive.** daphne (Twisted) reads a whole body, into
+  memory or a temporary file, before the application sees any of it, so a limit the application
+  enforces (``emailapi.api.asgi_limits``) bounds nothing: a 200 MiB upload was read in full and
+  only then refused. Here a declared ``Content-Length`` over ``EMAILAPI_MAX_BODY_SIZE`` is
+  answered ``413`` as soon as the headers are in, without a ``100 Continue``, and a chunked body
+  is refused the moment it passes the limit. What the client still sends is read and dropped,
+  for at most ``LINGER_SECONDS`` and twice the limit, so that a client that writes its whole
+  body before reading (most do) reads the 413 instead of a reset; then the connection is cut.
+* **The client is the peer**, unless the peer is in ``EMAILAPI_TRUSTED_PROXIES``
+  (``emailapi.proxies``): daphne's ``--proxy-headers`` believes ``X-Forwarded-For`` from anyone.
+* **The access log** names the client as resolved above, shows URLs with tokens replaced by
+  ``***``, escapes control characters (``emailapi.logsafe``) and is written line by line.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import daphne.server  # installs Twisted's asyncio reactor: first, before anything uses Twisted
+from daphne.access import AccessLogGenerator
+from daphne.cli import CommandLineInterface
+from daphne.http_protocol import HTTPFactory, WebRequest
+from twisted.internet import reactor
+
+from emailapi import logsafe, proxies
+
+# As long as nginx waits for more of a body it has refused (lingering_timeout): a busy
+# machine still reads a small remainder in time; a client that keeps sending is cut anyway.
+LINGER_SECONDS = 5.0
+
+
+def payload_too_large(max_bytes: int) -> bytes:
+    """The 413 body, in the API error shape (as ``emailapi.api.asgi_limits`` answers it)."""
+    return json.dumps({
+        "error": f"Request body is larger than the {max_bytes} bytes allowed",
+        "code": "PayloadTooLarge", "statusCode": 413, "details": {"maxBytes": max_bytes},
+    }).encode()
+
+
+class EdgeRequest(WebRequest):
+    """daphne's request, with its body counted as it arrives (Twisted calls ``gotLength`` once
+    the headers are read, then ``handleContentChunk`` for each piece of the body)."""
+
+    refused = False
+    body_bytes = 0
+    dropped_bytes = 0
+    _linger = None
+
+    def gotLength(self, length):
+        if length is not None and length > self.server.max_body_size:
+            self.content = io.BytesIO()  # never written: nothing of the body is kept
+            self.refuse_body()
+        else:
+            super().gotLength(length)
+
+    def handleContentChunk(self, data):
+        if self.refused:
+            self.dropped_bytes += len(data)
+            if self.dropped_bytes > 2 * self.server.max_body_size:
+                self.hang_up()
+            return
+        self.body_bytes += len(data)
+        if self.body_bytes > self.server.max_body_size:
+            self.refuse_body()
+        else:
+            super().handleContentChunk(data)
+
+    def refuse_body(self):
+        """Answer 413 now, keep nothing more of the body, and hang up after the linger."""
+        self.refused = True
+        self.content.close()
+        self.content = io.BytesIO()
+        # Twisted answers "Expect: 100-continue" right after gotLength: the answer is no.
+        self.requestHeaders.removeHeader(b"expect")
+        body = payload_too_large(self.server.max_body_size)
+        self.channel.transport.write(
+            b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
+            % len(body) + body)
+        self._linger = reactor.callLater(LINGER_SECONDS, self.hang_up)
+        self._log_refusal(len(body))
+
+    def hang_up(self):
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
+        if self.channel is not None and self.channel.transport is not None:
+            self.channel.transport.loseConnection()
+
+    def process(self):
+        if self.refused:  # the whole refused body came within the linger: done
+            self.hang_up()
+            return None
+        return super().process()
+
+    def connectionLost(self, reason):
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
+        super().connectionLost(reason)
+
+    def _log_refusal(self, size: int):
+        # The request line is parsed but not yet handed to the request (Twisted does that
+        # once the body is complete): read it from the channel.
+        method = getattr(self.channel, "_command", b"-").decode("ascii", "replace")
+        path = getattr(self.channel, "_path", b"-").decode("ascii", "replace")
+        peer = self.channel.transport.getPeer()
+        host, port = getattr(peer, "host", None), getattr(peer, "port", 0)
+        headers = [(name, value) for name, values in self.requestHeaders.getAllRawHeaders()
+                   for value in values]
+        client, _, forwarded = proxies.resolve(host, "http", headers, self.server.trusted_proxies)
+        self.server.log_action("http", "complete", {
+            "path": path, "status": 413, "method": method, "size": size, "time_taken": 0,
+            "client": f"{client}:{0 if forwarded else port}" if client else None,
+        })
+
+
+class EdgeHTTPFactory(HTTPFactory):
+    def buildProtocol(self, addr):
+        protocol = super().buildProtocol(addr)
+        protocol.requestFactory = EdgeRequest
+        return protocol
+
+
+class AccessLog(AccessLogGenerator):
+    """daphne's access log, one flushed line per entry (it is read live, through a pipe)."""
+
+    def write_entry(self, *args, **kwargs):
+        super().write_entry(*args, **kwargs)
+        self.stream.flush()
+
+
+class EdgeServer(daphne.server.Server):
+    def __init__(self, *args, action_logger=None, **kwargs):
+        from django.conf import settings  # configured: the application is imported by now
+
+        if isinstance(action_logger, AccessLogGenerator):
+            action_logger = AccessLog(action_logger.stream)
+        super().__init__(*args, action_logger=action_logger, **kwargs)
+        # Never daphne's own reading of X-Forwarded-*, which believes anyone.
+        self.proxy_forwarded_address_header = None
+        self.proxy_forwarded_port_header = None
+        self.proxy_forwarded_proto_header = None
+        self.trusted_proxies = settings.EMAILAPI_TRUSTED_PROXIES
+        self.max_body_size = settings.EMAILAPI_MAX_BODY_SIZE
+
+    def run(self):
+        # daphne's run() builds its HTTP factory from this module-level name.
+        daphne.server.HTTPFactory = EdgeHTTPFactory
+        super().run()
+
+    def create_application(self, protocol, scope):
+        """Every HTTP request and WebSocket starts here: decide who the client is once."""
+        scope = proxies.client_scope(scope, self.trusted_proxies)
+        protocol.client_addr = scope.get("client")  # what the access log names
+        return super().create_application(protocol, scope)
+
+    def log_action(self, protocol, action, details):
+        details = dict(details)
+        if details.get("path") is not None:
+            details["path"] = logsafe.escape_controls(logsafe.redact_url(str(details["path"])))
+        for name in ("method", "client"):
+            if details.get(name) is not None:
+                details[name] = logsafe.escape_controls(str(details[name]))
+        super().log_action(protocol, action, details)
+
+
+class EdgeCommandLine(CommandLineInterface):
+    description = "emailapi's web server (daphne with emailapi's HTTP edge)"
+    server_class = EdgeServer
+
+
+def main() -> None:
+    EdgeCommandLine.entrypoint()
+
+
+if __name__ == "__main__":
+    main()
