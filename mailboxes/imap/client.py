@@ -7,13 +7,22 @@ must fix something), a connection or TLS failure is retried with normal backoff.
 
 ``secure=True`` means TLS from the first byte (port 993). ``secure=False`` upgrades with
 STARTTLS whenever the server offers it and stays plain otherwise, as mail clients do.
+
+Each phase of opening a connection has its own deadline (TCP connect, TLS handshake, greeting,
+STARTTLS, login: ``ImapSettings.*_timeout``), checked before every read and write of that
+phase, so a server that accepts and never speaks, greets and then hangs, or trickles a byte at a
+time cannot hold the caller longer than the phase allows. After login, ``timeout`` bounds each
+command as before.
 """
 
 from __future__ import annotations
 
 import functools
+import imaplib
+import io
 import socket
 import ssl
+import time
 from dataclasses import dataclass, field
 
 import imapclient
@@ -52,6 +61,16 @@ class ImapSettings:
     access_token: str | None = field(default=None, repr=False)
     tls_verify: bool = True
     timeout: float = 30.0
+    # Deadlines of the phases of opening the connection; None (or more than ``timeout``)
+    # means ``timeout``.
+    connect_timeout: float | None = None
+    greeting_timeout: float | None = None
+    tls_timeout: float | None = None
+    login_timeout: float | None = None
+
+    def phase_timeout(self, phase: str) -> float:
+        value = getattr(self, f"{phase}_timeout")
+        return self.timeout if value is None else min(value, self.timeout)
 
 
 @functools.lru_cache(maxsize=2)
@@ -69,29 +88,132 @@ def tls_context(verify: bool) -> ssl.SSLContext:
 
 def connect(settings: ImapSettings) -> imapclient.IMAPClient:
     """Return a logged-in client; the caller must ``logout()`` it."""
-    client = _open(settings)
+    phases = _Phases(settings)
+    client = _open(settings, phases)
     try:
         if not settings.secure and client.has_capability("STARTTLS"):
+            phases.start("tls")
             try:
                 client.starttls(tls_context(settings.tls_verify))
             except ssl.SSLError as exc:
                 raise TlsFailed(f"STARTTLS failed: {exc.reason or exc}") from None
+            except (socket.timeout, TimeoutError):
+                raise TlsFailed("Timed out waiting for the server to complete STARTTLS") \
+                    from None
+        phases.start("login")
         _login(client, settings)
+        phases.end()
+        client.socket().settimeout(settings.timeout)
     except BaseException:
         _close_quietly(client)
         raise
     return client
 
 
-def _open(settings: ImapSettings) -> imapclient.IMAPClient:
-    try:
-        return imapclient.IMAPClient(
-            settings.host,
-            port=settings.port,
-            ssl=settings.secure,
+class _Phases:
+    """The phase of opening a connection in progress and its deadline. Every read and write
+    re-arms the socket's timeout to what is left of the phase (one slow byte at a time cannot
+    stretch it), and fails at once when nothing is left."""
+
+    def __init__(self, settings: ImapSettings):
+        self.settings = settings
+        self.name: str | None = None
+        self.deadline: float | None = None
+
+    def start(self, name: str) -> float:
+        seconds = self.settings.phase_timeout(name)
+        self.name, self.deadline = name, time.monotonic() + seconds
+        return seconds
+
+    def end(self) -> None:
+        self.name = self.deadline = None
+
+    def arm(self, sock: socket.socket) -> None:
+        if self.deadline is None:
+            return
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout(f"{self.name} timed out")
+        sock.settimeout(left)
+
+
+class _PhasedReader(socket.SocketIO):
+    """The raw reader under imaplib's buffered ``file``: arms the phase before each read."""
+
+    def __init__(self, sock: socket.socket, phases: _Phases):
+        super().__init__(sock, "rb")
+        self._phases = phases
+
+    def readinto(self, buffer):
+        self._phases.arm(self._sock)
+        return super().readinto(buffer)
+
+
+class _PhasedIMAP4(imaplib.IMAP4):
+    """imaplib's client with a deadline per phase: TCP connect, then (``secure``) the TLS
+    handshake, then the greeting (and the CAPABILITY imaplib asks for with it)."""
+
+    def __init__(self, host: str, port: int, phases: _Phases,
+                 context: ssl.SSLContext | None):
+        self._phases = phases
+        self._context = context
+        self._file = None
+        super().__init__(host, port, timeout=phases.settings.phase_timeout("connect"))
+
+    def _create_socket(self, timeout):
+        self._phases.start("connect")
+        sock = socket.create_connection((self.host, self.port), timeout)
+        try:
+            if self._context is not None:
+                sock.settimeout(self._phases.start("tls"))
+                sock = self._context.wrap_socket(sock, server_hostname=self.host)
+            self._phases.start("greeting")
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    # imaplib sets ``file`` right after each new socket (open, STARTTLS): read it through
+    # the phase deadlines (Python 3.11's imaplib; the project pins 3.11).
+    @property
+    def file(self):
+        return self._file
+
+    @file.setter
+    def file(self, value):
+        if value is not None:
+            value.close()
+            value = io.BufferedReader(_PhasedReader(self.sock, self._phases))
+        self._file = value
+
+    def send(self, data):
+        self._phases.arm(self.sock)
+        return super().send(data)
+
+
+class _PhasedClient(imapclient.IMAPClient):
+    def __init__(self, settings: ImapSettings, phases: _Phases):
+        self._phases = phases
+        super().__init__(
+            settings.host, port=settings.port, ssl=settings.secure,
             ssl_context=tls_context(settings.tls_verify) if settings.secure else None,
-            timeout=settings.timeout,
-        )
+            timeout=settings.timeout)
+
+    def _create_IMAP4(self):
+        return _PhasedIMAP4(self.host, self.port, self._phases,
+                            self.ssl_context if self.ssl else None)
+
+
+_TIMED_OUT = {
+    "connect": "Timed out connecting to {host}:{port}",
+    "tls": "Timed out during the TLS handshake with {host}:{port}",
+    "greeting": "Timed out waiting for the greeting of {host}:{port}",
+}
+
+
+def _open(settings: ImapSettings, phases: _Phases) -> imapclient.IMAPClient:
+    try:
+        return _PhasedClient(settings, phases)
     except ssl.SSLCertVerificationError as exc:
         raise TlsFailed(f"TLS certificate not trusted: {exc.verify_message}") from None
     except ssl.SSLError as exc:
@@ -99,9 +221,9 @@ def _open(settings: ImapSettings) -> imapclient.IMAPClient:
     except socket.gaierror as exc:
         raise ConnectFailed(f"Cannot resolve {settings.host}: {exc.strerror}") from None
     except (socket.timeout, TimeoutError):
-        raise ConnectFailed(
-            f"Timed out connecting to {settings.host}:{settings.port}"
-        ) from None
+        message = _TIMED_OUT.get(phases.name or "connect", _TIMED_OUT["connect"]).format(
+            host=settings.host, port=settings.port)
+        raise (TlsFailed if phases.name == "tls" else ConnectFailed)(message) from None
     except OSError as exc:
         raise ConnectFailed(
             f"Cannot connect to {settings.host}:{settings.port}: {exc.strerror or exc}"
