@@ -146,7 +146,12 @@ class _PhasedReader(socket.SocketIO):
 
     def readinto(self, buffer):
         self._phases.arm(self._sock)
-        return super().readinto(buffer)
+        try:
+            return super().readinto(buffer)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            # A TLS socket in non-blocking mode (a peek for buffered input) that would block:
+            # say so as a plain socket does, so the buffered reader keeps what it holds.
+            return None
 
 
 class _PhasedIMAP4(imaplib.IMAP4):
