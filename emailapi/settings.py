@@ -165,6 +165,9 @@ IMAP_LEASE_TTL = env_int("EMAILAPI_LEASE_TTL", 20, minimum=3)
 IMAP_CLAIM_INTERVAL = env_int("EMAILAPI_CLAIM_INTERVAL", 2, minimum=1)
 IMAP_MAX_ACCOUNTS = env_int("EMAILAPI_MAX_ACCOUNTS_PER_WORKER", 5000, minimum=1)
 IMAP_POOL_SIZE = env_int("EMAILAPI_IMAP_POOL_SIZE", 8, minimum=1)
+# Threads per worker that only open connections (TCP, TLS, greeting, login), apart from the
+# pool: a hung server holds one of these for its phase timeouts, never a sync thread.
+IMAP_CONNECT_THREADS = env_int("EMAILAPI_IMAP_CONNECT_THREADS", 16, minimum=1)
 # IDLE is re-issued before the 30-minute limit servers may enforce (RFC 2177).
 IMAP_IDLE_RENEW = env_int("EMAILAPI_IDLE_RENEW", 25 * 60, minimum=1)
 # Folders other than the watched one are checked with STATUS this often (seconds).

@@ -33,6 +33,9 @@ class ImapError(Exception):
     """Base of the errors ``connect`` raises; ``code`` is the API's machine code."""
 
     code = "ImapError"
+    # Whether the server answered at all (it refused the login, say) rather than being
+    # unreachable or silent: a worker connects to silent servers sparingly.
+    reached = True
 
     def __init__(self, message: str, server_response: str | None = None):
         super().__init__(message)
@@ -41,6 +44,7 @@ class ImapError(Exception):
 
 class ConnectFailed(ImapError):
     code = "ConnectionError"
+    reached = False
 
 
 class TlsFailed(ImapError):
@@ -98,8 +102,9 @@ def connect(settings: ImapSettings) -> imapclient.IMAPClient:
             except ssl.SSLError as exc:
                 raise TlsFailed(f"STARTTLS failed: {exc.reason or exc}") from None
             except (socket.timeout, TimeoutError):
-                raise TlsFailed("Timed out waiting for the server to complete STARTTLS") \
-                    from None
+                error = TlsFailed("Timed out waiting for the server to complete STARTTLS")
+                error.reached = False
+                raise error from None
         phases.start("login")
         _login(client, settings)
         phases.end()
@@ -228,7 +233,9 @@ def _open(settings: ImapSettings, phases: _Phases) -> imapclient.IMAPClient:
     except (socket.timeout, TimeoutError):
         message = _TIMED_OUT.get(phases.name or "connect", _TIMED_OUT["connect"]).format(
             host=settings.host, port=settings.port)
-        raise (TlsFailed if phases.name == "tls" else ConnectFailed)(message) from None
+        error = (TlsFailed if phases.name == "tls" else ConnectFailed)(message)
+        error.reached = False
+        raise error from None
     except OSError as exc:
         raise ConnectFailed(
             f"Cannot connect to {settings.host}:{settings.port}: {exc.strerror or exc}"
