@@ -17,3 +17,12 @@ from django.db import Error as DjangoDatabaseError
 # connecting, an error while closing) may surface unwrapped.
 STORE_ERRORS: tuple[type[BaseException], ...] = (
     DjangoDatabaseError, psycopg.Error, redis.exceptions.RedisError)
+
+
+def bound_pool_wait(settings_dict: dict, seconds: float = 5.0) -> None:
+    """For a long-running command, before its first query: a thread waits at most a few
+    seconds for a pooled database connection, then treats the database as down (and backs
+    off) instead of blocking for the pool's full timeout."""
+    pool = (settings_dict.get("OPTIONS") or {}).get("pool")
+    if isinstance(pool, dict):
+        pool["timeout"] = min(float(pool.get("timeout", seconds)), seconds)

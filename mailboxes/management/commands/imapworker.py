@@ -11,6 +11,7 @@ import signal
 from django.core.management.base import BaseCommand
 from django.db import connection
 
+from mailboxes.worker.faults import bound_pool_wait
 from mailboxes.worker.supervisor import ImapWorker
 
 
@@ -25,9 +26,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, max_accounts, pool_size, connect_threads, worker_id, **options):
         if connection.vendor == "postgresql":
-            options_ = connection.settings_dict.setdefault("OPTIONS", {})
-            options_["application_name"] = "imapworker"
-            _bound_pool_wait(options_)
+            connection.settings_dict.setdefault("OPTIONS", {})["application_name"] = "imapworker"
+            bound_pool_wait(connection.settings_dict)
         _raise_open_files_limit()
         worker = ImapWorker(worker_id=worker_id, max_accounts=max_accounts, pool_size=pool_size,
                             connect_threads=connect_threads)
@@ -47,11 +47,3 @@ def _raise_open_files_limit() -> None:
         except (ValueError, OSError):
             pass
 
-
-def _bound_pool_wait(options: dict, seconds: float = 5.0) -> None:
-    """A worker thread waits at most a few seconds for a pooled database connection; then it
-    treats the database as down (keeps its session, backs off) instead of blocking the
-    selector loop or a pool thread for the pool's full timeout."""
-    pool = options.get("pool")
-    if isinstance(pool, dict):
-        pool["timeout"] = min(float(pool.get("timeout", seconds)), seconds)
