@@ -22,6 +22,7 @@ import imaplib
 import io
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -77,11 +78,20 @@ class ImapSettings:
         return self.timeout if value is None else min(value, self.timeout)
 
 
-@functools.lru_cache(maxsize=2)
 def tls_context(verify: bool) -> ssl.SSLContext:
     """One shared context per verification mode. Each new context loads the whole CA store
     (~850 KiB and ~40 ms of CPU): made per connection, it was most of a worker's memory per
-    idling account. Contexts are safe to share between threads and connections."""
+    idling account. Contexts are safe to share between threads and connections. Made under a
+    lock: a worker's connect threads all start at once, and each would build its own."""
+    with _tls_lock:
+        return _tls_context(verify)
+
+
+_tls_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=2)
+def _tls_context(verify: bool) -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if not verify:
