@@ -25,6 +25,7 @@ class TcpProxy:
         self.connections = 0  # accepted since start
         self._listener: socket.socket | None = None
         self._pairs: dict[socket.socket, socket.socket] = {}
+        self._upstream: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._selector = selectors.DefaultSelector()
         self._stop = threading.Event()
@@ -57,6 +58,18 @@ class TcpProxy:
             if self._listener is None:
                 self._listen(port=self.port)
         self._wake()
+
+    def upstream_ports(self) -> list[int]:
+        """Local ports of the open connections to the target (what the server sees as the
+        client's ports: PostgreSQL's ``pg_stat_activity.client_port``)."""
+        with self._lock:
+            ports = []
+            for sock in self._upstream:
+                try:
+                    ports.append(sock.getsockname()[1])
+                except OSError:
+                    pass
+            return ports
 
     def stop(self) -> None:
         self._stop.set()
@@ -120,6 +133,7 @@ class TcpProxy:
             sock.setblocking(True)
             sock.settimeout(5)
         self._pairs[client], self._pairs[upstream] = upstream, client
+        self._upstream.add(upstream)
         self._selector.register(client, selectors.EVENT_READ, "data")
         self._selector.register(upstream, selectors.EVENT_READ, "data")
 
@@ -143,6 +157,7 @@ class TcpProxy:
             if one is None:
                 continue
             self._pairs.pop(one, None)
+            self._upstream.discard(one)
             try:
                 self._selector.unregister(one)
             except (KeyError, ValueError):

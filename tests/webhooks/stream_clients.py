@@ -31,7 +31,8 @@ class Daphne:
         env.update(DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
                    REDIS_URL=settings.REDIS_URL, EMAILAPI_SECRET=settings.EMAILAPI_SECRET,
                    EMAILAPI_REDIS_PREFIX=settings.EMAILAPI_REDIS_PREFIX,
-                   EMAILAPI_RATE_LIMIT="0", EMAILAPI_TOKEN_CACHE_SECONDS="0", **env_overrides)
+                   EMAILAPI_RATE_LIMIT="0", EMAILAPI_TOKEN_CACHE_SECONDS="0")
+        env.update(env_overrides)  # DATABASE_URL and REDIS_URL too (through a proxy, say)
         self.port = find_free_port()
         self._log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
