@@ -525,8 +525,9 @@ class AccountConnection:
     def _finish_close(self):
         if self.client is not None:
             try:
-                self.client.idle_done()
-            except Exception:  # noqa: BLE001 - not idling, or already gone
+                if self.idling:
+                    self._end_idle()
+            except Exception:  # noqa: BLE001 - already gone
                 pass
             try:
                 self.client.logout()
