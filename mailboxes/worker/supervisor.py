@@ -220,21 +220,23 @@ class ImapWorker:
     def _take(self, pks: list[int]) -> None:
         """Hold freshly leased accounts: the database names us their holder first (the fence
         of their state), then connects start, best-known accounts first."""
+        known: dict[int, tuple] = {}
         try:
-            holders.claim(self.worker_id, pks)
             known = {pk: (imap, initialized, failing)
                      for pk, imap, initialized, failing in EmailAccount.objects.filter(
                          pk__in=pks).values_list("pk", "imap", "initialized_at",
                                                  "connect_failing_since")}
+            holders.claim(self.worker_id, list(known))
         except STORE_ERRORS:
-            for pk in pks:
+            known = {}  # none recorded as ours: give every lease back
+            raise
+        finally:
+            for pk in set(pks) - set(known):  # deleted meanwhile, or not recorded as ours
                 try:
                     self.leases.release(pk)
                 except Exception:  # noqa: BLE001 - it expires by itself
                     pass
-            raise
-        for pk in pks:
-            imap, initialized, failing = known.get(pk, (None, None, None))
+        for pk, (imap, initialized, failing) in known.items():
             health = FAILING if failing else PROVEN if initialized else UNKNOWN
             self.slots[pk] = Slot(AccountConnection(pk, self.stop, self.worker_id, health,
                                                     endpoint_of(imap)))
