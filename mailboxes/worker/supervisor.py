@@ -469,8 +469,9 @@ class ImapWorker:
             self._submit(pk, "close")
 
     def _forget(self, pk: int, slot: Slot) -> None:
+        """The account is logged out: record it, give it up, then forget it (in that order:
+        an account this worker no longer lists is one it no longer holds)."""
         self._unregister(slot)
-        del self.slots[pk]
         if slot.pause_state and slot.conn.account is not None:
             try:
                 index.set_state(slot.conn.account, slot.pause_state)
@@ -485,6 +486,7 @@ class ImapWorker:
                 self.leases.release(pk)
             except Exception as exc:  # noqa: BLE001 - it expires by itself
                 logger.warning("account %s: lease release failed: %s", pk, exc)
+        del self.slots[pk]
 
     def _unregister(self, slot: Slot) -> None:
         if slot.registered is not None:
