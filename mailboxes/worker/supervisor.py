@@ -309,17 +309,23 @@ class ImapWorker:
 
     def _start_pubsub(self) -> None:
         def listen():
+            down = False
             while not self.stop.is_set():
                 try:
                     pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
                     pubsub.subscribe(account_changes_channel())
+                    if down:
+                        logger.warning("account change feed back")
+                        down = False
                     while not self.stop.is_set():
                         message = pubsub.get_message(timeout=1.0)
                         if message and message.get("type") == "message":
                             self.commands.put(json.loads(message["data"]))
                             self._wake()
                 except Exception as exc:  # noqa: BLE001 - polling the DB covers the gap
-                    logger.warning("account change feed unavailable: %s", exc)
+                    if not down:  # once per outage, not every two seconds
+                        logger.warning("account change feed unavailable: %s", exc)
+                    down = True
                     self.stop.wait(2.0)
 
         self._pubsub_thread = threading.Thread(target=listen, name="imap-pubsub", daemon=True)
