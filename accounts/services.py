@@ -297,6 +297,10 @@ def imap_settings_from(section: dict, password: str | None = None,
         tls_verify=bool((section.get("tls") or {}).get("rejectUnauthorized", True)),
         timeout=float(settings.EMAILAPI_VERIFY_TIMEOUT),
         allow_private=mail_hosts.allows_private(tenant),
+        connect_timeout=float(settings.IMAP_CONNECT_TIMEOUT),
+        greeting_timeout=float(settings.IMAP_GREETING_TIMEOUT),
+        tls_timeout=float(settings.IMAP_TLS_TIMEOUT),
+        login_timeout=float(settings.IMAP_LOGIN_TIMEOUT),
     )
 
 

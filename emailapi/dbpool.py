@@ -25,6 +25,7 @@ from psycopg_pool import PoolTimeout
 EXHAUSTED = "pool exhausted"
 UNREACHABLE = "unreachable"
 CONNECT_TIMEOUT = 2  # seconds for a direct connection attempt (libpq's minimum is 2)
+STORE_WAIT = 5  # seconds a long-running command's thread waits for a pooled connection
 
 
 def pool(alias: str = "default"):
@@ -38,10 +39,16 @@ def pool(alias: str = "default"):
     return shared
 
 
-def use_web_wait(seconds: float | None = None) -> None:
-    """Make requests of this process wait at most ``seconds`` (``DB_POOL_WAIT``) for a
-    connection: on the pool options, for a pool not created yet, and on an existing pool."""
-    seconds = settings.DB_POOL_WAIT if seconds is None else seconds
+def use_web_wait() -> None:
+    """Make requests of this process wait at most ``DB_POOL_WAIT`` seconds for a connection."""
+    set_wait(settings.DB_POOL_WAIT)
+
+
+def set_wait(seconds: float) -> None:
+    """Make this process wait at most ``seconds`` for a pooled connection: on the pool options,
+    for a pool not created yet, and on an existing pool. Long-running commands use a few
+    seconds too (``STORE_WAIT``): a thread that gets no connection treats the database as down
+    and backs off rather than blocking for the pool's full default."""
     for alias in connections:
         wrapper = connections[alias]
         options = wrapper.settings_dict.get("OPTIONS", {}).get("pool")

@@ -174,12 +174,23 @@ IMAP_COMMAND_TIMEOUT = env_int("EMAILAPI_IMAP_COMMAND_TIMEOUT", 10, minimum=1)
 # Prefix of Redis pub/sub channel names (they are shared by every database of one Redis).
 EMAILAPI_REDIS_PREFIX = env_str("EMAILAPI_REDIS_PREFIX", "emailapi")
 
+# --- Opening IMAP connections (workers, API calls, verifyAccount): seconds each phase may take
+# (each also capped by the caller's own timeout), so a server that accepts and never answers,
+# or greets and then hangs, is given up on quickly.
+IMAP_CONNECT_TIMEOUT = env_int("EMAILAPI_IMAP_CONNECT_TIMEOUT", 10, minimum=1)
+IMAP_GREETING_TIMEOUT = env_int("EMAILAPI_IMAP_GREETING_TIMEOUT", 10, minimum=1)
+IMAP_TLS_TIMEOUT = env_int("EMAILAPI_IMAP_TLS_TIMEOUT", 10, minimum=1)
+IMAP_LOGIN_TIMEOUT = env_int("EMAILAPI_IMAP_LOGIN_TIMEOUT", 15, minimum=1)
+
 # --- IMAP workers (manage.py imapworker; README "IMAP workers")
 # A worker that dies stops renewing its leases; others take its accounts within TTL + one tick.
 IMAP_LEASE_TTL = env_int("EMAILAPI_LEASE_TTL", 20, minimum=3)
 IMAP_CLAIM_INTERVAL = env_int("EMAILAPI_CLAIM_INTERVAL", 2, minimum=1)
 IMAP_MAX_ACCOUNTS = env_int("EMAILAPI_MAX_ACCOUNTS_PER_WORKER", 5000, minimum=1)
 IMAP_POOL_SIZE = env_int("EMAILAPI_IMAP_POOL_SIZE", 8, minimum=1)
+# Threads per worker that only open connections (TCP, TLS, greeting, login), apart from the
+# pool: a hung server holds one of these for its phase timeouts, never a sync thread.
+IMAP_CONNECT_THREADS = env_int("EMAILAPI_IMAP_CONNECT_THREADS", 16, minimum=1)
 # IDLE is re-issued before the 30-minute limit servers may enforce (RFC 2177).
 IMAP_IDLE_RENEW = env_int("EMAILAPI_IDLE_RENEW", 25 * 60, minimum=1)
 # Folders other than the watched one are checked with STATUS this often (seconds).

@@ -181,3 +181,39 @@ class OutboxEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue_id} ({self.state})"
+
+
+class WorkerHeartbeat(models.Model):
+    """An ``imapworker`` that is alive until ``expires_at``: it renews this row on every claim
+    tick (``EMAILAPI_LEASE_TTL`` ahead), so a worker killed with ``kill -9`` lapses by itself.
+    One row per worker, not per account: renewing thousands of rows every two seconds would
+    be most of the database's write load."""
+
+    worker_id = models.CharField(max_length=255, primary_key=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.worker_id
+
+
+class AccountHolder(models.Model):
+    """Which worker holds an account, as the database knows it (the Redis lease decides; this
+    row follows it). A worker writes it right after taking the lease and before anything
+    else, so it is the fencing token of the account's state: a worker only records a state
+    while the row still names it, and a worker that lost the account (to a takeover after a
+    pause or a partition) can no longer say ``connected``.
+
+    The account is held while ``released_at`` is empty and the worker's heartbeat is live;
+    otherwise the holder's ``connected`` is stale and reads show ``disconnected``
+    (``mailboxes.worker.holders``)."""
+
+    account = models.OneToOneField(EmailAccount, on_delete=models.CASCADE, primary_key=True,
+                                   related_name="holder")
+    # Not a real foreign key: a dead worker's heartbeat row may be gone; then nobody holds it.
+    worker = models.ForeignKey(WorkerHeartbeat, on_delete=models.DO_NOTHING, db_constraint=False,
+                               related_name="+", db_index=True)
+    since = models.DateTimeField(default=timezone.now)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.account_id} by {self.worker_id}"

@@ -18,6 +18,7 @@ from emailapi.api.errors import NotFoundError
 from emailapi.api.pagination import paginate
 from emailapi.api.views import TenantScopedAPIView
 from mailboxes.verify import verify
+from mailboxes.worker import holders
 
 ACCOUNT_PARAM = OpenApiParameter("account", str, OpenApiParameter.PATH,
                                  description="Account id given at registration")
@@ -53,14 +54,15 @@ class AccountListView(TenantScopedAPIView):
     def get(self, request):
         query = self.validated(s.AccountListQuerySerializer, request.query_params)
         accounts = EmailAccount.objects.filter(tenant=self.tenant).order_by("created_at", "id")
-        if "state" in query:
-            accounts = accounts.filter(state=query["state"])
+        if "state" in query:  # the state shown: no live worker, no "connected"
+            accounts = accounts.filter(holders.state_filter(query["state"]))
         if query.get("query"):
             text = query["query"]
             accounts = accounts.filter(
                 Q(account__icontains=text) | Q(name__icontains=text) | Q(email__icontains=text)
             )
         items, counters = paginate(accounts, query["page"], query["pageSize"])
+        holders.apply_live_state(items)
         return Response(
             {"accounts": s.AccountListItemSerializer(items, many=True).data, **counters}
         )
@@ -74,7 +76,9 @@ class AccountDetailView(TenantScopedAPIView):
                    description="Connection settings without any secret, the connection `state`, "
                                "`lastError` and timestamps.")
     def get(self, request, account):
-        return Response(s.AccountSerializer(self.get_account(account)).data)
+        email_account = self.get_account(account)
+        holders.apply_live_state([email_account])
+        return Response(s.AccountSerializer(email_account).data)
 
     @extend_schema(
         operation_id="updateAccount", tags=["Account"], parameters=[ACCOUNT_PARAM],

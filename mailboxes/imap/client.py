@@ -8,6 +8,12 @@ must fix something), a connection or TLS failure is retried with normal backoff.
 ``secure=True`` means TLS from the first byte (port 993). ``secure=False`` upgrades with
 STARTTLS whenever the server offers it and stays plain otherwise, as mail clients do.
 
+Each phase of opening a connection has its own deadline (TCP connect, TLS handshake, greeting,
+STARTTLS, login: ``ImapSettings.*_timeout``), checked before every read and write of that
+phase, so a server that accepts and never speaks, greets and then hangs, or trickles a byte at a
+time cannot hold the caller longer than the phase allows. After login, ``timeout`` bounds each
+command as before.
+
 The host is resolved and checked when the connection is made, and the socket goes to the
 checked address (``emailapi.egress.addresses``): a host on an internal address is refused
 (``HostNotAllowed``) unless ``allow_private``, whatever its DNS said at registration. A
@@ -18,13 +24,15 @@ from __future__ import annotations
 
 import functools
 import imaplib
+import io
 import socket
 import ssl
+import threading
+import time
 from dataclasses import dataclass, field
 
 import imapclient
 from imapclient import exceptions as imap_exc
-from imapclient import imap4, tls
 
 from emailapi.egress import addresses
 from emailapi.wording import answer_kind, server_text
@@ -34,6 +42,9 @@ class ImapError(Exception):
     """Base of the errors ``connect`` raises; ``code`` is the API's machine code."""
 
     code = "ImapError"
+    # Whether the server answered at all (it refused the login, say) rather than being
+    # unreachable or silent: a worker connects to silent servers sparingly.
+    reached = True
 
     def __init__(self, message: str, server_response: str | None = None):
         super().__init__(message)
@@ -42,6 +53,7 @@ class ImapError(Exception):
 
 class ConnectFailed(ImapError):
     code = "ConnectionError"
+    reached = False
 
 
 class TlsFailed(ImapError):
@@ -56,6 +68,7 @@ class HostNotAllowed(ImapError):
     """The host is (or now resolves to) an internal address, which is not allowed."""
 
     code = "HostNotAllowed"
+    reached = False
 
 
 @dataclass(frozen=True)
@@ -69,13 +82,32 @@ class ImapSettings:
     tls_verify: bool = True
     timeout: float = 30.0
     allow_private: bool = False  # connect to loopback, private, link-local... addresses
+    # Deadlines of the phases of opening the connection; None (or more than ``timeout``)
+    # means ``timeout``.
+    connect_timeout: float | None = None
+    greeting_timeout: float | None = None
+    tls_timeout: float | None = None
+    login_timeout: float | None = None
+
+    def phase_timeout(self, phase: str) -> float:
+        value = getattr(self, f"{phase}_timeout")
+        return self.timeout if value is None else min(value, self.timeout)
 
 
-@functools.lru_cache(maxsize=2)
 def tls_context(verify: bool) -> ssl.SSLContext:
     """One shared context per verification mode. Each new context loads the whole CA store
     (~850 KiB and ~40 ms of CPU): made per connection, it was most of a worker's memory per
-    idling account. Contexts are safe to share between threads and connections."""
+    idling account. Contexts are safe to share between threads and connections. Made under a
+    lock: a worker's connect threads all start at once, and each would build its own."""
+    with _tls_lock:
+        return _tls_context(verify)
+
+
+_tls_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=2)
+def _tls_context(verify: bool) -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if not verify:
@@ -86,50 +118,71 @@ def tls_context(verify: bool) -> ssl.SSLContext:
 
 def connect(settings: ImapSettings) -> imapclient.IMAPClient:
     """Return a logged-in client; the caller must ``logout()`` it."""
-    client = _open(settings)
+    phases = _Phases(settings)
+    client = _open(settings, phases)
     try:
         if not settings.secure and client.has_capability("STARTTLS"):
+            phases.start("tls")
             try:
                 client.starttls(tls_context(settings.tls_verify))
             except ssl.SSLError as exc:
                 raise TlsFailed(f"STARTTLS failed: {exc.reason or exc}") from None
+            except (socket.timeout, TimeoutError):
+                error = TlsFailed("Timed out waiting for the server to complete STARTTLS")
+                error.reached = False
+                raise error from None
+        phases.start("login")
         _login(client, settings)
+        phases.end()
+        client.socket().settimeout(settings.timeout)
     except BaseException:
         _close_quietly(client)
         raise
     return client
 
 
-def _open(settings: ImapSettings) -> imapclient.IMAPClient:
-    try:
-        return _CheckedIMAPClient(
-            settings.host,
-            port=settings.port,
-            ssl=settings.secure,
-            ssl_context=tls_context(settings.tls_verify) if settings.secure else None,
-            timeout=settings.timeout,
-            allow_private=settings.allow_private,
-        )
-    except addresses.InternalAddress as exc:
-        raise HostNotAllowed(f"{exc}: mail servers there are not allowed") from None
-    except addresses.Unresolvable as exc:
-        raise ConnectFailed(str(exc)) from None
-    except ssl.SSLCertVerificationError as exc:
-        raise TlsFailed(f"TLS certificate not trusted: {exc.verify_message}") from None
-    except ssl.SSLError as exc:
-        raise TlsFailed(f"TLS handshake failed: {exc.reason or exc}") from None
-    except socket.gaierror as exc:
-        raise ConnectFailed(f"Cannot resolve {settings.host}: {exc.strerror}") from None
-    except (socket.timeout, TimeoutError):
-        raise ConnectFailed(
-            f"Timed out connecting to {settings.host}:{settings.port}"
-        ) from None
-    except OSError as exc:
-        raise ConnectFailed(
-            f"Cannot connect to {settings.host}:{settings.port}: {exc.strerror or exc}"
-        ) from None
-    except imap_exc.IMAPClientError as exc:
-        raise ConnectFailed(greeting_error(getattr(exc, "greeting", b""))) from None
+class _Phases:
+    """The phase of opening a connection in progress and its deadline. Every read and write
+    re-arms the socket's timeout to what is left of the phase (one slow byte at a time cannot
+    stretch it), and fails at once when nothing is left."""
+
+    def __init__(self, settings: ImapSettings):
+        self.settings = settings
+        self.name: str | None = None
+        self.deadline: float | None = None
+
+    def start(self, name: str) -> float:
+        seconds = self.settings.phase_timeout(name)
+        self.name, self.deadline = name, time.monotonic() + seconds
+        return seconds
+
+    def end(self) -> None:
+        self.name = self.deadline = None
+
+    def arm(self, sock: socket.socket) -> None:
+        if self.deadline is None:
+            return
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout(f"{self.name} timed out")
+        sock.settimeout(left)
+
+
+class _PhasedReader(socket.SocketIO):
+    """The raw reader under imaplib's buffered ``file``: arms the phase before each read."""
+
+    def __init__(self, sock: socket.socket, phases: _Phases):
+        super().__init__(sock, "rb")
+        self._phases = phases
+
+    def readinto(self, buffer):
+        self._phases.arm(self._sock)
+        try:
+            return super().readinto(buffer)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            # A TLS socket in non-blocking mode (a peek for buffered input) that would block:
+            # say so as a plain socket does, so the buffered reader keeps what it holds.
+            return None
 
 
 def greeting_error(greeting: bytes) -> str:
@@ -159,47 +212,96 @@ class _GreetingKept(imaplib.IMAP4):
             raise
 
 
-class _CheckedPlain(_GreetingKept, imap4.IMAP4WithTimeout):
-    def __init__(self, host: str, port: int, timeout, allow_private: bool):
-        self._allow_private = allow_private
-        super().__init__(host, port, timeout)
+class _PhasedIMAP4(_GreetingKept, imaplib.IMAP4):
+    """imaplib's client with a deadline per phase: TCP connect, then (``secure``) the TLS
+    handshake, then the greeting (and the CAPABILITY imaplib asks for with it)."""
 
-    def _create_socket(self, timeout=None):
-        return addresses.connect(self.host, self.port,
-                                 self._timeout if timeout is None else timeout,
-                                 self._allow_private)
+    def __init__(self, host: str, port: int, phases: _Phases,
+                 context: ssl.SSLContext | None):
+        self._phases = phases
+        self._context = context
+        self._file = None
+        super().__init__(host, port, timeout=phases.settings.phase_timeout("connect"))
 
-
-class _CheckedTLS(_GreetingKept, tls.IMAP4_TLS):
-    def __init__(self, host: str, port: int, ssl_context, timeout, allow_private: bool):
-        self._allow_private = allow_private
-        super().__init__(host, port, ssl_context, timeout)
-
-    def _create_socket(self, timeout=None):
-        sock = addresses.connect(self.host, self.port,
-                                 self._timeout if timeout is None else timeout,
-                                 self._allow_private)
+    def _create_socket(self, timeout):
+        self._phases.start("connect")
+        sock = addresses.connect(self.host, self.port, timeout,
+                                 self._phases.settings.allow_private)
         try:
-            return tls.wrap_socket(sock, self.ssl_context, self.host)
+            if self._context is not None:
+                sock.settimeout(self._phases.start("tls"))
+                sock = self._context.wrap_socket(sock, server_hostname=self.host)
+            self._phases.start("greeting")
         except BaseException:
             sock.close()
             raise
+        return sock
+
+    # imaplib sets ``file`` right after each new socket (open, STARTTLS): read it through
+    # the phase deadlines (Python 3.11's imaplib; the project pins 3.11).
+    @property
+    def file(self):
+        return self._file
+
+    @file.setter
+    def file(self, value):
+        if value is not None:
+            value.close()
+            value = io.BufferedReader(_PhasedReader(self.sock, self._phases))
+        self._file = value
+
+    def send(self, data):
+        self._phases.arm(self.sock)
+        return super().send(data)
 
 
-class _CheckedIMAPClient(imapclient.IMAPClient):
-    """``IMAPClient`` whose socket goes to a checked address of the host (the host's name
-    still goes into TLS SNI and the certificate check, STARTTLS included)."""
-
-    def __init__(self, host: str, *, allow_private: bool, **kwargs):
-        self._allow_private = allow_private
-        super().__init__(host, **kwargs)
+class _PhasedClient(imapclient.IMAPClient):
+    def __init__(self, settings: ImapSettings, phases: _Phases):
+        self._phases = phases
+        super().__init__(
+            settings.host, port=settings.port, ssl=settings.secure,
+            ssl_context=tls_context(settings.tls_verify) if settings.secure else None,
+            timeout=settings.timeout)
 
     def _create_IMAP4(self):
-        connect_timeout = getattr(self._timeout, "connect", None)
-        if self.ssl:
-            return _CheckedTLS(self.host, self.port, self.ssl_context, connect_timeout,
-                               self._allow_private)
-        return _CheckedPlain(self.host, self.port, connect_timeout, self._allow_private)
+        return _PhasedIMAP4(self.host, self.port, self._phases,
+                            self.ssl_context if self.ssl else None)
+
+
+_TIMED_OUT = {
+    "connect": "Timed out connecting to {host}:{port}",
+    "tls": "Timed out during the TLS handshake with {host}:{port}",
+    "greeting": "Timed out waiting for the greeting of {host}:{port}",
+}
+
+
+def _open(settings: ImapSettings, phases: _Phases) -> imapclient.IMAPClient:
+    try:
+        return _PhasedClient(settings, phases)
+    except addresses.InternalAddress as exc:
+        raise HostNotAllowed(f"{exc}: mail servers there are not allowed") from None
+    except addresses.Unresolvable as exc:
+        error = ConnectFailed(str(exc))
+        error.reached = False
+        raise error from None
+    except ssl.SSLCertVerificationError as exc:
+        raise TlsFailed(f"TLS certificate not trusted: {exc.verify_message}") from None
+    except ssl.SSLError as exc:
+        raise TlsFailed(f"TLS handshake failed: {exc.reason or exc}") from None
+    except socket.gaierror as exc:
+        raise ConnectFailed(f"Cannot resolve {settings.host}: {exc.strerror}") from None
+    except (socket.timeout, TimeoutError):
+        message = _TIMED_OUT.get(phases.name or "connect", _TIMED_OUT["connect"]).format(
+            host=settings.host, port=settings.port)
+        error = (TlsFailed if phases.name == "tls" else ConnectFailed)(message)
+        error.reached = False
+        raise error from None
+    except OSError as exc:
+        raise ConnectFailed(
+            f"Cannot connect to {settings.host}:{settings.port}: {exc.strerror or exc}"
+        ) from None
+    except imap_exc.IMAPClientError as exc:
+        raise ConnectFailed(greeting_error(getattr(exc, "greeting", b""))) from None
 
 
 def bearer_login(client: imapclient.IMAPClient, user: str, token: str,

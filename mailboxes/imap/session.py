@@ -11,10 +11,13 @@ caller compares ``SelectInfo.uidvalidity`` with what it stored before trusting a
 
 from __future__ import annotations
 
+import imaplib
+import select
 from dataclasses import dataclass, field
 
 import imapclient
 from imapclient import imap_utf7
+from imapclient.imapclient import _parse_untagged_response
 from imapclient.response_parser import parse_response
 
 from mailboxes.imap import fetch
@@ -220,6 +223,76 @@ class Notifications:
         self.folders_changed = self.folders_changed or other.folders_changed
         self.selected_changed = self.selected_changed or other.selected_changed
         return self
+
+
+def start_idle(client: imapclient.IMAPClient) -> bool:
+    """Send IDLE and wait for the server's continuation; True when untagged data (``* 5
+    EXISTS``) came before it.
+
+    RFC 3501 lets a server send untagged responses at any time, and Dovecot reports changes
+    made since the last command right as IDLE starts. ``IMAPClient.idle`` takes anything
+    but the continuation as a protocol error, which cost the session (a logout and a login)
+    whenever mail arrived while a sync was interrupted. The caller syncs at once on True."""
+    imap = client._imap
+    tag = imap._command("IDLE")
+    client._idle_tag = tag
+    early = False
+    while imap._get_response() is not None:
+        if imap.tagged_commands.get(tag):
+            typ, data = imap.tagged_commands.pop(tag)
+            raise imaplib.IMAP4.error(f"IDLE refused: {typ} {_str(data[0] if data else '')}")
+        early = True
+    imap.untagged_responses.clear()
+    return early
+
+
+def idle_responses(client: imapclient.IMAPClient) -> list:
+    """What the server has sent during IDLE, parsed as ``IMAPClient.idle_check`` does, each
+    line read whole.
+
+    ``idle_check`` reads until the socket would block, in non-blocking mode. On a TLS socket a
+    line split across two TLS records then loses its first half (the TLS layer's "want read"
+    is not a would-block to Python's buffered reader, which drops what it had gathered), and
+    the rest reads as a protocol violation: a needless reconnect. Here a line is only read
+    once input is known to be waiting, in blocking mode (bounded by the read timeout), so the
+    rest of a line that has begun is simply waited for. An end of stream ends the list (the
+    caller's DONE then finds the server gone)."""
+    responses = []
+    while input_waiting(client):
+        try:
+            line = client._imap._get_line()
+        except imaplib.IMAP4.abort as exc:
+            if "EOF" in str(exc):
+                break
+            raise
+        responses.append(_parse_untagged_response(line))
+    return responses
+
+
+def input_waiting(client: imapclient.IMAPClient, buffered_only: bool = False) -> bool:
+    """Whether anything from the server is waiting to be read: in the client's read buffer,
+    the TLS layer's, or (unless ``buffered_only``) on the socket."""
+    sock = client.socket()
+    if hasattr(sock, "pending") and sock.pending():
+        return True
+    reader = getattr(client._imap, "file", None)
+    peek = getattr(reader, "peek", None)
+    if peek is not None:
+        original = sock.gettimeout()
+        sock.setblocking(False)
+        try:
+            if peek(1):
+                return True
+        except (BlockingIOError, OSError, ValueError):
+            pass
+        finally:
+            sock.settimeout(original)
+    if buffered_only:
+        return False
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True  # closed under us: reading says how
 
 
 def read_notifications(responses) -> Notifications:

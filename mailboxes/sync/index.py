@@ -29,6 +29,7 @@ from mailboxes.imap.types import FlagChange, MessageMeta
 from mailboxes.models import Folder, Message
 from mailboxes.sync import threads
 from mailboxes.sync.moves import Half, MoveTracker, moved_data
+from mailboxes.worker import holders
 from webhooks import events
 
 
@@ -387,18 +388,30 @@ def indexed_flags(folder: Folder, low: int = 1, high: int | None = None) -> dict
 
 def set_state(account: EmailAccount, state: str, error: dict | None = None,
               event: str | None = None, event_data: dict | None = None,
-              **fields) -> None:
-    """Change the account's connection state (and record an event with it, atomically)."""
+              holder: str | None = None, **fields) -> bool:
+    """Change the account's connection state (and record an event with it, atomically).
+
+    ``holder``: a worker's id. Then nothing is written (and False returned) unless that worker
+    still holds the account (``mailboxes.worker.holders``), so a worker that lost an account
+    can never report it, and a paused account keeps ``paused``."""
     now = timezone.now()
     values = {"state": state, "state_changed_at": now, **fields}
     if error is not None:
         values["last_error"] = {**error, "time": _iso(now)}
     with transaction.atomic():
-        EmailAccount.objects.filter(pk=account.pk).update(**values)
+        rows = EmailAccount.objects.filter(pk=account.pk)
+        if holder is not None:
+            if not holders.still_holds(holder, account.pk, lock=True):
+                return False
+            if state != EmailAccount.State.PAUSED:
+                rows = rows.filter(paused=False)
+        if not rows.update(**values) and holder is not None:
+            return False
         if event:
             events.record(account.tenant_id, event, account.account, event_data or {})
     for key, value in values.items():
         setattr(account, key, value)
+    return True
 
 
 def refresh_statistics() -> None:

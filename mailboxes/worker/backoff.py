@@ -29,3 +29,6 @@ class Schedule:
 CONNECT = Schedule(base=1.0, factor=2.0, cap=300.0)
 # 1 min, 2 min, 4 min ... capped at 1 hour: wrong credentials need a human.
 AUTHENTICATION = Schedule(base=60.0, factor=2.0, cap=3600.0)
+# 1 s, 2 s, 4 s ... capped at 30 s: the database or Redis is unreachable. Short, because
+# nothing is wrong with the mailbox: its sync resumes as soon as the store answers again.
+STORE = Schedule(base=1.0, factor=2.0, cap=30.0)

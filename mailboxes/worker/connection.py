@@ -1,15 +1,24 @@
 """One account's IMAP connection inside a worker, and the steps it goes through.
 
-    start ──► connecting ──► syncing ──► connected (IDLE on the watched folder)
-      ▲            │ auth failure: authenticationError (slow retry)
-      │            │ network/TLS: connectError (backoff)
-      └── retry ◄──┘ lost connection while connected: disconnected (backoff)
+    connect ──► connecting ──► sync ──► syncing ──► connected (IDLE on the watched folder)
+      ▲              │ auth failure: authenticationError (slow retry)
+      │              │ network/TLS/timeout: connectError (backoff)
+      └─── retry ◄───┘ lost connection while connected: disconnected (backoff)
 
-Each step (``start``, ``on_readable``, ``refresh``, ``close``) runs on a pool thread and
-returns what the supervisor should do next: watch the socket (``Idle``), wake it later
-(``Retry``) or forget it (``Closed``). The supervisor never runs two steps of one account at
-once, so the IMAP client is only ever used by one thread at a time, and no socket is touched
-by the supervisor's selector while a step owns it.
+    database or Redis down in the middle of a step: the session is kept, idling ("parked"),
+    and ``sync`` runs again after ``backoff.STORE``; nothing is logged out or recorded lost
+
+Each step returns what the supervisor should do next: watch the socket (``Idle``, naming the
+step its timer runs), wake it later (``Retry``), run ``sync`` (``Connected``) or forget it
+(``Closed``). ``connect`` runs on the worker's connect threads and does nothing but open and
+log in, each phase with its own deadline, so a hung server holds a connect thread for seconds
+and never a sync thread; the other steps (``sync``, ``on_readable``, ``refresh``, ``close``)
+run on the pool. The supervisor never runs two steps of one account at once, so the IMAP client
+is only ever used by one thread at a time, and no socket is touched by the supervisor's
+selector while a step owns it.
+
+States are written only while this worker holds the account (``index.set_state(holder=)``):
+a worker that lost it to another never reports it ``connected``.
 """
 
 from __future__ import annotations
@@ -29,13 +38,21 @@ from accounts.models import EmailAccount
 from accounts.oauth2 import refresh
 from emailapi.wording import describe
 from mailboxes.imap import client as imap
-from mailboxes.imap.session import ImapSession, Notifications, read_notifications
+from mailboxes.imap.session import (
+    ImapSession,
+    Notifications,
+    idle_responses,
+    input_waiting,
+    read_notifications,
+    start_idle,
+)
 from mailboxes.models import Folder
 from mailboxes.sync import index
 from mailboxes.sync.account import sync_account
 from mailboxes.sync.folder import sync_folder
 from mailboxes.sync.moves import MoveTracker
 from mailboxes.worker import backoff
+from mailboxes.worker.faults import STORE_ERRORS
 from webhooks import events
 
 logger = logging.getLogger(__name__)
@@ -50,15 +67,27 @@ BACKFILL_SLICE = 5
 REAUTH_WAIT = 86400.0
 
 
+# How an account's past connects went, best first: the order in which connects are tried
+# after a worker (re)starts, and whether a connect counts against the suspect lane.
+PROVEN, UNKNOWN, FAILING = 0, 1, 2
+
+
 @dataclass
 class Idle:
     sock: socket.socket
     wake_at: float
+    step: str = "refresh"  # what the timer runs
 
 
 @dataclass
 class Retry:
     wake_at: float
+    step: str = "connect"
+
+
+@dataclass
+class Connected:
+    """Logged in: the pool syncs next."""
 
 
 @dataclass
@@ -66,18 +95,38 @@ class Closed:
     pass
 
 
+def endpoint_of(imap_settings: dict | None) -> tuple[str, int] | None:
+    """The (host, port) an account connects to, or None."""
+    try:
+        return str(imap_settings["host"]).lower(), int(imap_settings["port"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 class AccountConnection:
-    def __init__(self, account_pk: int, stop_flag):
+    def __init__(self, account_pk: int, stop_flag, worker_id: str | None = None,
+                 health: int = UNKNOWN, endpoint: tuple[str, int] | None = None):
         self.account_pk = account_pk
         self.stop_flag = stop_flag  # threading.Event of the whole worker
+        # Fences state writes (None: unfenced, for tests driving a connection by hand).
+        self.worker_id = worker_id
+        self.health = health
+        self.endpoint = endpoint
         self.client: imapclient.IMAPClient | None = None
         self.session: ImapSession | None = None
         self.account: EmailAccount | None = None
+        self.state: str | None = None  # the last state this connection recorded (or meant to)
         self.config_version = 0
         self.failures = 0
+        self.store_failures = 0  # database/Redis failures in a row
+        self.parked = False  # idling while the database or Redis is down; sync when back
+        self.answered: bool | None = None  # did the server answer the last connect at all
+        self.idling = False  # the session is in IDLE
+        self.login_recorded = False
         self.connected_at = 0.0
         self.idle_since = 0.0
         self.idle_wake_at = 0.0
+        self.news_at_idle = False
         self.last_poll = 0.0
         self.watched = "INBOX"
         self.dropping = False
@@ -86,17 +135,20 @@ class AccountConnection:
 
     # --- steps (run on pool threads) ------------------------------------------------------
 
-    def start(self):
-        """(Re)connect, sync everything, and enter IDLE."""
+    def connect(self):
+        """Connect-thread step: load the account, open the connection and log in. No database
+        connection is held while waiting on the mail server."""
         self._close_client()
-        close_old_connections()
+        self.answered = None
         try:
+            close_old_connections()
             account = EmailAccount.objects.select_related("tenant").filter(
                 pk=self.account_pk).first()
             if account is None or account.paused or self.dropping:
                 return Closed()
             self.account = account
             self.config_version = account.config_version
+            self.endpoint = endpoint_of(account.imap)
             try:
                 settings_ = services.account_imap_settings(account)
             except refresh.ReauthRequired:
@@ -106,40 +158,91 @@ class AccountConnection:
                 return self._connect_failed(exc)
             if settings_ is None:
                 return Closed()
-            index.set_state(account, State.CONNECTING)
-            try:
-                self.client = self._connect(account, settings_)
-            except refresh.ReauthRequired:
-                return Retry(time.monotonic() + REAUTH_WAIT)
-            except imap.AuthenticationFailed as exc:
-                return self._auth_failed(exc)
-            except (imap.ImapError, refresh.TokenError) as exc:
-                return self._connect_failed(exc)
-            self._connected()
-            self.session = ImapSession(self.client)
-            index.set_state(account, State.SYNCING)
-            result = sync_account(self.session, account, self._should_stop,
-                                  backfill_batches=BACKFILL_SLICE)
+            self._set_state(State.CONNECTING)
+        except STORE_ERRORS as exc:
+            return self._store_down(exc)
+        except Exception as exc:  # noqa: BLE001 - any failure: back off and retry
+            self.health = FAILING
+            return self._lost(exc)
+        finally:
+            connections.close_all()
+        try:
+            self.client = self._connect(account, settings_)
+        except refresh.ReauthRequired:
+            return Retry(time.monotonic() + REAUTH_WAIT)
+        except imap.AuthenticationFailed as exc:
+            self.answered = True
+            return self._auth_failed(exc)
+        except imap.ImapError as exc:
+            self.answered = exc.reached
+            return self._connect_failed(exc)
+        except refresh.TokenError as exc:
+            return self._connect_failed(exc)
+        except STORE_ERRORS as exc:  # refreshing an OAuth2 token needs both
+            return self._store_down(exc)
+        except Exception as exc:  # noqa: BLE001
+            self.health = FAILING
+            return self._lost(exc)
+        finally:
+            connections.close_all()
+        self.health, self.answered = PROVEN, True
+        self.login_recorded = False
+        self.connected_at = time.monotonic()
+        return Connected()
+
+    def sync(self):
+        """Pool step after login, and again once the database is back after it interrupted
+        a step: sync everything, then enter IDLE."""
+        close_old_connections()
+        try:
+            if self.parked:
+                self._end_idle()  # raises if the server went away meanwhile
+            if self.session is None:
+                self.session = ImapSession(self.client)
+                self.notifying = False
+            if not self.login_recorded:
+                self._connected()
+            quick = self._known_to_index()
+            if self.state != State.CONNECTED and not quick:
+                self._set_state(State.SYNCING)
+            result = sync_account(self.session, self.account, self._should_stop,
+                                  only_changed=quick, backfill_batches=BACKFILL_SLICE)
             self.backfill_pending = not result.complete
             self.last_poll = time.monotonic()
-            self._ask_for_notifications()
+            if not self.notifying:
+                self._ask_for_notifications()
             if self._should_stop():
                 return self._finish_close()
-            index.set_state(account, State.CONNECTED)
+            self._set_state(State.CONNECTED)
+            self.parked, self.store_failures = False, 0
             return self._enter_idle()
+        except STORE_ERRORS as exc:
+            return self._park(exc)
         except Exception as exc:  # noqa: BLE001 - any failure: back off and retry
             return self._lost(exc)
         finally:
             connections.close_all()
+
+    def start(self):
+        """``connect`` then ``sync`` on this thread (for tests and tools; the worker runs
+        them on different threads)."""
+        outcome = self.connect()
+        return self.sync() if isinstance(outcome, Connected) else outcome
 
     def on_readable(self):
         """The server said something during IDLE: read it, sync what it names (the watched
         folder, and with NOTIFY any other folder or the folder list), re-IDLE."""
         close_old_connections()
         try:
-            responses = self.client.idle_check(timeout=0)
+            responses = idle_responses(self.client)
             if any(r and r[0] == b"BYE" for r in responses if isinstance(r, tuple)):
                 raise ConnectionError("server said BYE")
+            if self.parked:
+                # Waiting for the database: the ``sync`` its timer runs finds every change.
+                if not responses:
+                    self._end_idle()  # woken with nothing to read: gone? DONE tells
+                    self._start_idle()
+                return Idle(self.client.socket(), self.idle_wake_at, step="sync")
             notes = read_notifications(responses)
             if responses and not notes.any and not self._should_stop() \
                     and not self.has_buffered_input():
@@ -151,11 +254,13 @@ class AccountConnection:
                 # DONE finds out) and nothing is left unread: ``idle_check`` polls the socket,
                 # so lines already in the read buffer would never be seen (DONE reads them).
                 return Idle(self.client.socket(), self.idle_wake_at)
-            _, more = self.client.idle_done()
+            _, more = self._end_idle()
             if self._should_stop():
                 return self._finish_close()
             self._sync_changes(notes.merge(read_notifications(more)))
             return self._enter_idle()
+        except STORE_ERRORS as exc:
+            return self._park(exc)
         except Exception as exc:  # noqa: BLE001
             return self._lost(exc)
         finally:
@@ -166,7 +271,7 @@ class AccountConnection:
         folders with STATUS as a safety net for changes IDLE cannot see."""
         close_old_connections()
         try:
-            _, more = self.client.idle_done()
+            _, more = self._end_idle()
             if self._should_stop():
                 return self._finish_close()
             notes = read_notifications(more)
@@ -176,6 +281,8 @@ class AccountConnection:
             if self.backfill_pending:
                 self._backfill_slice()
             return self._enter_idle()
+        except STORE_ERRORS as exc:
+            return self._park(exc)
         except Exception as exc:  # noqa: BLE001
             return self._lost(exc)
         finally:
@@ -190,29 +297,21 @@ class AccountConnection:
 
     def has_buffered_input(self) -> bool:
         """Bytes already read into imaplib's buffer (or the TLS layer) never wake a
-        selector (or ``idle_check``'s poll)."""
-        if self.client is None:
-            return False
-        sock = self.client.socket()
-        if hasattr(sock, "pending") and sock.pending():
-            return True
-        reader = getattr(self.client._imap, "file", None)
-        peek = getattr(reader, "peek", None)
-        if peek is None:
-            return False
-        original = sock.gettimeout()
-        sock.setblocking(False)
-        try:
-            return bool(peek(1))
-        except (BlockingIOError, OSError, ValueError):
-            return False
-        finally:
-            sock.settimeout(original)
+        selector."""
+        return self.client is not None and input_waiting(self.client, buffered_only=True)
 
     # --- helpers --------------------------------------------------------------------------
 
     def _should_stop(self) -> bool:
         return self.stop_flag.is_set() or self.dropping
+
+    def _known_to_index(self) -> bool:
+        """Whether a reconnect may sync only the folders whose STATUS differs from the index:
+        once the account is fully indexed, on servers where HIGHESTMODSEQ (CONDSTORE) moves
+        with every change, flags included. A worker restart then costs each mailbox one STATUS
+        per folder instead of a SELECT, a search and four writes per folder (and such a
+        catch-up is short enough to go from ``connecting`` straight to ``connected``)."""
+        return self.account.initialized_at is not None and self.session.condstore
 
     def _backfill_slice(self) -> None:
         """Index the next slice of old history (BACKFILL_SLICE batches per folder), between
@@ -298,12 +397,12 @@ class AccountConnection:
                 break
             sync_folder(self.session, folder, self._should_stop)
             info = self.session.select(watched)
-        self.client.idle()
+        self._start_idle()
         self.idle_since = time.monotonic()
         next_poll = self.last_poll + self._poll_interval()
         wake_at = min(self.idle_since + settings.IMAP_IDLE_RENEW, next_poll)
-        if self.backfill_pending:
-            wake_at = self.idle_since  # next slice as soon as the pool gets to it
+        if self.backfill_pending or self.news_at_idle:
+            wake_at = self.idle_since  # news, or the next slice, as soon as the pool gets to it
         self.idle_wake_at = wake_at
         return Idle(self.client.socket(), wake_at)
 
@@ -317,22 +416,45 @@ class AccountConnection:
                 raise
         return imap.connect(services.account_imap_settings(account, force_refresh=True))
 
+    def _start_idle(self) -> None:
+        """IDLE. A change the server reported as IDLE started (``news_at_idle``) is synced by
+        the next ``refresh``, which ``_enter_idle`` then runs at once."""
+        self.news_at_idle = start_idle(self.client)
+        self.idling = True
+
+    def _end_idle(self):
+        self.idling = False
+        return self.client.idle_done()
+
+    def _set_state(self, state: str, **fields) -> bool:
+        """Record a state, only while this worker holds the account (see the module doc)."""
+        self.state = state
+        return index.set_state(self.account, state, holder=self.worker_id, **fields)
+
+    def _record(self, state: str, **fields) -> None:
+        """``_set_state`` on a path that goes on whether or not the database answers."""
+        try:
+            self._set_state(state, **fields)
+        except STORE_ERRORS as exc:
+            logger.warning("account %s: could not record %s: %s", self.account_pk, state, exc)
+
     def _connected(self) -> None:
         """Login worked: end failure streaks, raising authenticationSuccess once."""
         account = self.account
         first = account.initialized_at is None and account.state == State.CONNECTING
         if account.auth_failing_since or account.connect_failing_since or first:
-            index.set_state(account, State.CONNECTING, auth_failing_since=None,
+            self._set_state(State.CONNECTING, auth_failing_since=None,
                             connect_failing_since=None, last_error=None,
                             event=events.AUTHENTICATION_SUCCESS,
                             event_data={"user": ((account.imap or {}).get("auth") or {}).get("user", "")})
-        self.connected_at = time.monotonic()
+        self.login_recorded = True
 
     def _auth_failed(self, exc: imap.ImapError):
         account = self.account
         streak_starts = account.auth_failing_since is None
-        index.set_state(
-            account, State.AUTHENTICATION_ERROR,
+        self.health = FAILING
+        self._record(
+            State.AUTHENTICATION_ERROR,
             error={"error": describe(exc), "code": exc.code, "serverResponse": exc.server_response},
             auth_failing_since=account.auth_failing_since or timezone.now(),
             event=events.AUTHENTICATION_ERROR if streak_starts else None,
@@ -344,14 +466,45 @@ class AccountConnection:
     def _connect_failed(self, exc: imap.ImapError):
         account = self.account
         streak_starts = account.connect_failing_since is None
-        index.set_state(
-            account, State.CONNECT_ERROR, error={"error": describe(exc), "code": exc.code},
+        self.health = FAILING
+        self._record(
+            State.CONNECT_ERROR, error={"error": describe(exc), "code": exc.code},
             connect_failing_since=account.connect_failing_since or timezone.now(),
             event=events.CONNECT_ERROR if streak_starts else None,
             event_data={"response": describe(exc), "serverResponseCode": exc.code},
         )
         self.failures += 1
         return Retry(time.monotonic() + backoff.CONNECT.delay(self.failures))
+
+    def _store_down(self, exc: Exception):
+        """The database or Redis failed before there was a session to keep: try the connect
+        again once it may be back (not a failure of the mailbox: nothing is recorded)."""
+        self._close_client()
+        self.store_failures += 1
+        delay = backoff.STORE.delay(self.store_failures)
+        logger.warning("account %s: database or Redis unavailable (%s); connecting in %.0f s",
+                       self.account_pk, exc, delay)
+        return Retry(time.monotonic() + delay)
+
+    def _park(self, exc: Exception):
+        """The database or Redis failed in the middle of a step. The IMAP session is fine:
+        keep it idling and run ``sync`` again after a pause. Nothing is lost: the index and its
+        cursors only move when a batch commits, so that sync finds whatever this step could
+        not record, and announces it then."""
+        self.store_failures += 1
+        delay = backoff.STORE.delay(self.store_failures)
+        logger.warning("account %s: database or Redis unavailable (%s); session kept, "
+                       "syncing again in %.0f s", self.account_pk, exc, delay)
+        if self.client is None or self._should_stop():
+            return self._lost(exc)
+        try:
+            if not self.idling:
+                self._start_idle()
+        except Exception as imap_exc:  # noqa: BLE001 - the session broke too
+            return self._lost(imap_exc)
+        self.parked = True
+        self.idle_wake_at = time.monotonic() + delay
+        return Idle(self.client.socket(), self.idle_wake_at, step="sync")
 
     def _lost(self, exc: Exception):
         """The connection broke (or a step failed): record it and retry with backoff."""
@@ -366,8 +519,9 @@ class AccountConnection:
             return Closed()
         if self.account is not None:
             try:
-                index.set_state(self.account, State.DISCONNECTED,
-                                error={"error": describe(exc), "code": "ConnectionLost"})
+                self._set_state(State.DISCONNECTED,
+                                error={"error": describe(exc),
+                                       "code": "ConnectionLost"})
             except Exception:  # noqa: BLE001 - the database may be what failed
                 logger.exception("account %s: could not record state", self.account_pk)
         delay = 0.5 if self.failures == 1 else backoff.CONNECT.delay(self.failures - 1)
@@ -376,8 +530,9 @@ class AccountConnection:
     def _finish_close(self):
         if self.client is not None:
             try:
-                self.client.idle_done()
-            except Exception:  # noqa: BLE001 - not idling, or already gone
+                if self.idling:
+                    self._end_idle()
+            except Exception:  # noqa: BLE001 - already gone
                 pass
             try:
                 self.client.logout()
@@ -394,6 +549,7 @@ class AccountConnection:
                 pass
         self.client = None
         self.session = None
+        self.parked = self.idling = False
 
 
 def _in_step(folder: Folder, info) -> bool:

@@ -4,7 +4,10 @@ A lease is a key ``emailapi:lease:<account pk>`` whose value is the holder's wor
 TTL. The holder renews it every claim tick; a worker that dies (even ``kill -9``) stops
 renewing, the key expires, and another worker claims the account within TTL + one tick.
 Renew and release are compare-and-set scripts, so a worker can never extend or drop a lease
-it no longer holds. Workers also keep a heartbeat key so each can compute its fair share.
+it no longer holds. Renewing also takes back a lease that expired while nobody else took it (a
+worker that could not reach Redis for a while keeps its sessions, and its leases once Redis
+answers again, unless another worker claimed them meanwhile). Workers also keep a heartbeat
+key so each can compute its fair share.
 
 Redis holds no data here that cannot be lost: if it restarts, leases are simply claimed again.
 """
@@ -19,8 +22,11 @@ WORKER_PREFIX = "emailapi:worker:"
 _RENEW = """
 local lost = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then
+  local holder = redis.call('GET', key)
+  if holder == ARGV[1] then
     redis.call('PEXPIRE', key, ARGV[2])
+  elseif holder == false then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
   else
     table.insert(lost, key)
   end
@@ -52,7 +58,8 @@ class Leases:
         return bool(self.redis.set(self.key(account_pk), self.worker_id, nx=True, px=self.ttl_ms))
 
     def renew(self, account_pks: list[int]) -> set[int]:
-        """Extend our leases; return the accounts whose lease we turned out not to hold."""
+        """Extend our leases (taking back any that expired unclaimed); return the accounts
+        another worker holds now."""
         if not account_pks:
             return set()
         lost = self._renew(keys=[self.key(pk) for pk in account_pks],

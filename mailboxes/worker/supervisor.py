@@ -5,11 +5,22 @@ and the leases. Work that talks to a server or the database (connect, sync, leav
 IDLE) runs on a small thread pool, one step at a time per account. So 1,000 idling accounts
 cost 1,000 sockets and small objects, not 1,000 threads.
 
+Connects run on threads of their own (``mailboxes.worker.connects``): a hung server holds a
+connect thread for its phase timeouts, never a pool thread, and healthy accounts connect first.
+
 Each loop iteration does, in order (each a small method returning whether it did anything):
 ``claim_tick`` (every ``IMAP_CLAIM_INTERVAL``: renew leases, drop accounts that were deleted,
-paused or lost, rebalance to a fair share, claim free accounts), ``handle_commands`` (account
-changes announced on Redis pub/sub), ``collect_results`` (finished steps: register the socket
-or schedule a retry), ``run_due`` (timers), then waits on the selector.
+paused or lost, rebalance to a fair share, claim free accounts; keep the database's record of
+who holds what, and sweep accounts no live worker holds), ``handle_commands`` (account changes
+announced on Redis pub/sub), ``collect_results`` (finished steps: register the socket or
+schedule a retry), ``run_due`` (timers and due connects), then waits on the selector.
+
+Neither the database nor Redis can stop the loop: a claim tick that cannot reach one skips what
+needs it and tries again (``backoff.STORE``), every account keeps its IMAP session, and steps
+that fail on them park the session idling until they are back (``connection``). While Redis
+is down the worker keeps the accounts it has (it cannot renew, but nobody else can take them
+either) and claims none; when Redis is back it takes back the leases that lapsed meanwhile and
+gives up only those another worker took.
 """
 
 from __future__ import annotations
@@ -35,7 +46,20 @@ from accounts.models import EmailAccount
 from accounts.services import account_changes_channel
 from emailapi.redis import get_redis
 from mailboxes.sync import index
-from mailboxes.worker.connection import AccountConnection, Closed, Idle, Retry
+from mailboxes.worker import backoff, holders
+from mailboxes.worker.connection import (
+    FAILING,
+    PROVEN,
+    UNKNOWN,
+    AccountConnection,
+    Closed,
+    Connected,
+    Idle,
+    Retry,
+    endpoint_of,
+)
+from mailboxes.worker.connects import ConnectBudget
+from mailboxes.worker.faults import STORE_ERRORS
 from mailboxes.worker.leases import Leases
 
 logger = logging.getLogger(__name__)
@@ -50,7 +74,7 @@ class Slot:
         self.busy = False  # a step is running on the pool
         self.registered: socket.socket | None = None
         self.wake_at: float | None = time.monotonic()  # start at once
-        self.next_step = "start"
+        self.next_step = "connect"
         self.release_after_close = True
         self.pause_state: str | None = None
         self.timer_step = False  # the running step was started by a timer
@@ -58,11 +82,12 @@ class Slot:
 
 class ImapWorker:
     def __init__(self, worker_id: str | None = None, max_accounts: int | None = None,
-                 pool_size: int | None = None):
+                 pool_size: int | None = None, connect_threads: int | None = None):
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.max_accounts = max_accounts or settings.IMAP_MAX_ACCOUNTS
         self.stop = threading.Event()
         self.leases = Leases(get_redis(), self.worker_id, settings.IMAP_LEASE_TTL)
+        self.connects = ConnectBudget(connect_threads or settings.IMAP_CONNECT_THREADS)
         size = pool_size or settings.IMAP_POOL_SIZE
         # Timer work (connects, polls, IDLE renewals, history slices) may fill all but two
         # pool threads: a mailbox that just said "new mail" never queues behind a thousand
@@ -81,7 +106,14 @@ class ImapWorker:
         self._wake_w.setblocking(False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
         self.next_claim = 0.0
-        self.last_renewed = time.monotonic()
+        self.live_workers = 1
+        # Database side of the claim tick: retried after ``backoff.STORE`` when it failed.
+        self.store_failures = 0
+        self.store_retry_at = 0.0
+        self.store_ok_since = time.monotonic()  # the database answered every tick since
+        self.last_beat: float | None = None  # our heartbeat row was last renewed
+        self.next_sweep = 0.0
+        self._down: dict[str, float] = {}  # "database"/"Redis" -> unreachable since
         self._pubsub_thread: threading.Thread | None = None
 
     # --- main loop ------------------------------------------------------------------------
@@ -91,7 +123,12 @@ class ImapWorker:
         self._start_pubsub()
         try:
             while not self.stop.is_set():
-                self.step()
+                try:
+                    self.step()
+                except Exception:  # noqa: BLE001 - a bug in one iteration must not stop all
+                    logger.exception("imapworker %s: loop iteration failed; going on",
+                                     self.worker_id)
+                    self.stop.wait(1.0)
         finally:
             self.shutdown()
 
@@ -113,24 +150,42 @@ class ImapWorker:
     # --- leases and claiming --------------------------------------------------------------
 
     def claim_tick(self) -> bool:
-        """Renew, drop, rebalance, claim. Returns whether the set of held accounts changed."""
-        close_old_connections()
+        """Renew, drop, rebalance, claim. Returns whether the set of held accounts changed.
+
+        The Redis part (leases) runs every tick; the database part waits out a failure
+        (``backoff.STORE``). Neither failing drops an account."""
+        leased = self._renew_leases()
+        if time.monotonic() < self.store_retry_at:
+            return False
+        try:
+            close_old_connections()
+            self._beat()
+            changed = self._reconcile() if leased else False
+            self._sweep()
+        except STORE_ERRORS as exc:
+            self._store_failed(exc)
+            return False
+        self.store_failures = 0
+        self._back("database")
+        return changed
+
+    def _renew_leases(self) -> bool:
         try:
             self.leases.heartbeat()
             lost = self.leases.renew(list(self.slots))
-            self.last_renewed = time.monotonic()
-            live = max(1, self.leases.live_workers())
-        except Exception as exc:  # noqa: BLE001 - Redis down: keep going until TTL is near
-            logger.warning("lease renewal failed: %s", exc)
-            if time.monotonic() - self.last_renewed > settings.IMAP_LEASE_TTL * 0.8:
-                for pk in list(self.slots):
-                    self.drop(pk, release=False)
+            self.live_workers = max(1, self.leases.live_workers())
+        except Exception as exc:  # noqa: BLE001 - Redis down: keep every session, claim none
+            self._fault("Redis", exc, "keeping every account, claiming none")
             return False
-        changed = False
+        self._back("Redis")
         for pk in lost:
             logger.warning("account %s: lease lost to another worker", pk)
             self.drop(pk, release=False)
-            changed = True
+        return True
+
+    def _reconcile(self) -> bool:
+        """The database side: drop, rebalance, claim."""
+        changed = False
         wanted = dict(self._eligible_accounts())
         stopped = self._of_stopped_tenants([pk for pk in self.slots if pk not in wanted])
         for pk, slot in list(self.slots.items()):
@@ -140,21 +195,101 @@ class ImapWorker:
                 changed = True
             elif slot.conn.config_version and wanted[pk] != slot.conn.config_version:
                 self.reconnect(pk)  # settings or password changed
-        share = min(self.max_accounts, math.ceil(len(wanted) / live))
+        share = min(self.max_accounts, math.ceil(len(wanted) / self.live_workers))
         excess = len(self.slots) - share
-        if excess > 0 and live > 1:
+        if excess > 0 and self.live_workers > 1:
             for pk in list(self.slots)[-excess:]:
                 self.drop(pk)
                 changed = True
         free = [pk for pk in wanted if pk not in self.slots]
         random.shuffle(free)
-        for pk in free:
-            if len(self.slots) >= share:
-                break
-            if self.leases.acquire(pk):
-                self.slots[pk] = Slot(AccountConnection(pk, self.stop))
-                changed = True
+        taken = []
+        try:
+            for pk in free:
+                if len(self.slots) + len(taken) >= share:
+                    break
+                if self.leases.acquire(pk):
+                    taken.append(pk)
+        except Exception as exc:  # noqa: BLE001 - Redis went away mid-claim: next tick
+            self._fault("Redis", exc, "keeping every account, claiming none")
+        if taken:
+            self._take(taken)
+            changed = True
         return changed
+
+    def _take(self, pks: list[int]) -> None:
+        """Hold freshly leased accounts: the database names us their holder first (the fence
+        of their state), then connects start, best-known accounts first."""
+        known: dict[int, tuple] = {}
+        try:
+            known = {pk: (imap, initialized, failing)
+                     for pk, imap, initialized, failing in EmailAccount.objects.filter(
+                         pk__in=pks).values_list("pk", "imap", "initialized_at",
+                                                 "connect_failing_since")}
+            holders.claim(self.worker_id, list(known))
+        except STORE_ERRORS:
+            known = {}  # none recorded as ours: give every lease back
+            raise
+        finally:
+            for pk in set(pks) - set(known):  # deleted meanwhile, or not recorded as ours
+                try:
+                    self.leases.release(pk)
+                except Exception:  # noqa: BLE001 - it expires by itself
+                    pass
+        for pk, (imap, initialized, failing) in known.items():
+            health = FAILING if failing else PROVEN if initialized else UNKNOWN
+            self.slots[pk] = Slot(AccountConnection(pk, self.stop, self.worker_id, health,
+                                                    endpoint_of(imap)))
+
+    def _beat(self) -> None:
+        """Renew our heartbeat row. After a gap longer than it lasts, others may have written
+        our accounts off as orphans: record again what we hold and how they are."""
+        holders.beat(self.worker_id, settings.IMAP_LEASE_TTL)
+        now = time.monotonic()
+        gap = None if self.last_beat is None else now - self.last_beat
+        self.last_beat = now
+        if gap is not None and gap > settings.IMAP_LEASE_TTL and self.slots:
+            holders.restore(self.worker_id, {pk: slot.conn.state
+                                             for pk, slot in self.slots.items()})
+
+    def _sweep(self) -> None:
+        """Write ``disconnected`` over the active states of accounts no live worker holds.
+        Only after this worker has reached the database for a full lease TTL: right after an
+        outage, other live workers may not have renewed their heartbeats yet."""
+        now = time.monotonic()
+        if now < self.next_sweep or now - self.store_ok_since < settings.IMAP_LEASE_TTL:
+            return
+        self.next_sweep = now + settings.IMAP_LEASE_TTL / 2
+        count = holders.sweep()
+        if count:
+            logger.info("%d accounts no worker holds are now disconnected", count)
+
+    def _store_failed(self, exc: Exception) -> None:
+        self.store_failures += 1
+        delay = backoff.STORE.delay(self.store_failures)
+        self.store_retry_at = time.monotonic() + delay
+        self.store_ok_since = float("inf")
+        self._fault("database", exc, f"keeping every account; trying again in {delay:.0f} s")
+        try:
+            connections.close_all()  # a broken connection is not reused
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _fault(self, what: str, exc: Exception, doing: str) -> None:
+        if what not in self._down:
+            self._down[what] = time.monotonic()
+            logger.warning("imapworker %s: %s unavailable (%s); %s", self.worker_id, what,
+                           exc, doing)
+        else:
+            logger.debug("imapworker %s: %s still unavailable: %s", self.worker_id, what, exc)
+
+    def _back(self, what: str) -> None:
+        since = self._down.pop(what, None)
+        if since is not None:
+            logger.warning("imapworker %s: %s reachable again after %.0f s", self.worker_id,
+                           what, time.monotonic() - since)
+            if what == "database":
+                self.store_ok_since = time.monotonic()
 
     def _eligible_accounts(self) -> list[tuple[int, int]]:
         return list(
@@ -174,17 +309,23 @@ class ImapWorker:
 
     def _start_pubsub(self) -> None:
         def listen():
+            down = False
             while not self.stop.is_set():
                 try:
                     pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
                     pubsub.subscribe(account_changes_channel())
+                    if down:
+                        logger.warning("account change feed back")
+                        down = False
                     while not self.stop.is_set():
                         message = pubsub.get_message(timeout=1.0)
                         if message and message.get("type") == "message":
                             self.commands.put(json.loads(message["data"]))
                             self._wake()
                 except Exception as exc:  # noqa: BLE001 - polling the DB covers the gap
-                    logger.warning("account change feed unavailable: %s", exc)
+                    if not down:  # once per outage, not every two seconds
+                        logger.warning("account change feed unavailable: %s", exc)
+                    down = True
                     self.stop.wait(2.0)
 
         self._pubsub_thread = threading.Thread(target=listen, name="imap-pubsub", daemon=True)
@@ -213,10 +354,15 @@ class ImapWorker:
         slot = self.slots[pk]
         self._unregister(slot)
         slot.busy = True
-        slot.timer_step = timer
-        self.timer_steps += timer
         slot.wake_at = None
-        future = self.pool.submit(getattr(slot.conn, step))
+        if step == "connect":
+            self.connects.started(pk, slot.conn.endpoint, slot.conn.health)
+            executor = self.connects.pool
+        else:
+            slot.timer_step = timer
+            self.timer_steps += timer
+            executor = self.pool
+        future = executor.submit(getattr(slot.conn, step))
         future.add_done_callback(lambda f, pk=pk, slot=slot: self._done(pk, slot, f))
 
     def _done(self, pk: int, slot: Slot, future) -> None:
@@ -225,6 +371,8 @@ class ImapWorker:
             return
         try:
             outcome = future.result()
+            if isinstance(outcome, Connected) and self.stop.is_set():
+                outcome = slot.conn.close()  # logged in after the worker began to stop
         except Exception as exc:  # noqa: BLE001 - steps catch their own; this is a bug
             logger.exception("account %s: step crashed", pk)
             outcome = Retry(time.monotonic() + 5.0) if not isinstance(exc, SystemExit) else Closed()
@@ -240,6 +388,8 @@ class ImapWorker:
                 return did
             did = True
             slot.busy = False
+            if pk in self.connects.in_flight:
+                self.connects.finished(pk, slot.conn.answered)
             if slot.timer_step:
                 slot.timer_step = False
                 self.timer_steps -= 1
@@ -249,33 +399,51 @@ class ImapWorker:
                 self._forget(pk, slot)
             elif slot.next_step == "close":
                 self._submit(pk, "close")  # dropped while that step ran: now log out
+            elif slot.next_step == "connect" and slot.wake_at is not None:
+                continue  # a reconnect was asked for while that step ran
+            elif isinstance(outcome, Connected):
+                slot.wake_at, slot.next_step = time.monotonic(), "sync"
             elif isinstance(outcome, Idle):
                 slot.registered = outcome.sock
                 self.selector.register(outcome.sock, selectors.EVENT_READ, pk)
-                slot.wake_at, slot.next_step = outcome.wake_at, "refresh"
+                slot.wake_at, slot.next_step = outcome.wake_at, outcome.step
                 if slot.conn.dropping:
                     self._submit(pk, "close")
                 elif slot.conn.has_buffered_input():
                     self._submit(pk, "on_readable")
             elif isinstance(outcome, Retry):
-                slot.wake_at, slot.next_step = outcome.wake_at, "start"
+                slot.wake_at, slot.next_step = outcome.wake_at, outcome.step
 
     def run_due(self) -> bool:
+        """Start what is due: timer steps on the pool (at most ``max_timer_steps`` at once),
+        connects within the connect budget (best-known accounts first)."""
         now = time.monotonic()
         did = False
+        connects = []
         for pk, slot in list(self.slots.items()):
-            if self.timer_steps >= self.max_timer_steps:
-                break  # the rest stay due; the next loop picks them up
-            if not slot.busy and slot.wake_at is not None and slot.wake_at <= now:
+            if slot.busy or slot.wake_at is None or slot.wake_at > now:
+                continue
+            if slot.next_step == "connect":
+                connects.append((pk, slot.conn.health, slot.wake_at, slot.conn.endpoint))
+            elif self.timer_steps < self.max_timer_steps:
                 self._submit(pk, slot.next_step, timer=True)
                 did = True
+        for pk in self.connects.choose(connects):
+            self._submit(pk, "connect")
+            did = True
         return did
 
     def _next_timer(self) -> float:
-        if self.timer_steps >= self.max_timer_steps:
-            return 0.5  # a finishing step wakes the loop; do not spin on due timers
-        times = [s.wake_at for s in self.slots.values() if not s.busy and s.wake_at is not None]
-        return max(0.0, min(times) - time.monotonic()) if times else 0.5
+        now = time.monotonic()
+        pool_full = self.timer_steps >= self.max_timer_steps
+        connects_full = len(self.connects.in_flight) >= self.connects.threads
+        times = [s.wake_at for s in self.slots.values() if not s.busy and s.wake_at is not None
+                 and not (pool_full if s.next_step != "connect" else connects_full)]
+        if any(t <= now for t in times):
+            # Due but held back (the suspect lane, a stalled endpoint): look again shortly;
+            # a finishing step wakes the loop sooner.
+            return 0.2
+        return max(0.0, min(times) - now) if times else 0.5
 
     def _readable(self, pk: int) -> None:
         slot = self.slots.get(pk)
@@ -285,13 +453,14 @@ class ImapWorker:
     # --- dropping and reconnecting --------------------------------------------------------
 
     def reconnect(self, pk: int) -> None:
+        """Connect afresh (the ``connect`` step drops the old session) as soon as the
+        connect budget allows."""
         slot = self.slots[pk]
         slot.conn.failures = 0
-        slot.next_step = "start"
-        if not slot.busy:
-            self._submit(pk, "start")
-        else:
-            slot.wake_at = time.monotonic()
+        if slot.next_step == "close":
+            return
+        self._unregister(slot)
+        slot.next_step, slot.wake_at = "connect", time.monotonic()
 
     def drop(self, pk: int, release: bool = True, state: str | None = None) -> None:
         """Stop serving an account: log out (on the pool), then release its lease."""
@@ -306,8 +475,9 @@ class ImapWorker:
             self._submit(pk, "close")
 
     def _forget(self, pk: int, slot: Slot) -> None:
+        """The account is logged out: record it, give it up, then forget it (in that order:
+        an account this worker no longer lists is one it no longer holds)."""
         self._unregister(slot)
-        del self.slots[pk]
         if slot.pause_state and slot.conn.account is not None:
             try:
                 index.set_state(slot.conn.account, slot.pause_state)
@@ -315,9 +485,14 @@ class ImapWorker:
                 logger.exception("account %s: could not record pause", pk)
         if slot.release_after_close:
             try:
+                holders.release(self.worker_id, pk)
+            except Exception as exc:  # noqa: BLE001 - the sweep finds it once we are gone
+                logger.warning("account %s: could not record the release: %s", pk, exc)
+            try:
                 self.leases.release(pk)
             except Exception as exc:  # noqa: BLE001 - it expires by itself
                 logger.warning("account %s: lease release failed: %s", pk, exc)
+        del self.slots[pk]
 
     def _unregister(self, slot: Slot) -> None:
         if slot.registered is not None:
@@ -339,12 +514,17 @@ class ImapWorker:
             self.collect_results()
             self._drain_wake()
             time.sleep(0.05)
+        self.connects.shutdown()  # in-flight connects end within their phase deadlines
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.collect_results()
         try:
             self.leases.retire()
         except Exception:  # noqa: BLE001
             pass
+        try:
+            holders.retire(self.worker_id)
+        except Exception as exc:  # noqa: BLE001 - our heartbeat lapses by itself
+            logger.warning("imapworker %s: could not record the stop: %s", self.worker_id, exc)
         connections.close_all()  # this thread's own (claim ticks)
         logger.info("imapworker %s stopped", self.worker_id)
 

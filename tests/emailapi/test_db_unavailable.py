@@ -134,12 +134,12 @@ def test_an_exhausted_pool_answers_503_within_the_wait(alice, settings):
 
 
 def test_a_database_outage_is_503_and_health_says_unreachable(alice, settings):
-    proxy = TcpProxy(int(connection.settings_dict["PORT"] or 5432))
+    proxy = TcpProxy(int(connection.settings_dict["PORT"] or 5432)).start()
     web = Daphne(settings, DATABASE_URL=_database_url(port=proxy.port),
                  EMAILAPI_DB_POOL_WAIT="2")
     try:
         assert _get(web.port, "/v1/accounts", alice.token)[0] == 200
-        proxy.down()
+        proxy.cut()
 
         status, headers, body, took = _get(web.port, "/v1/accounts", alice.token)
         assert status == 503, body
@@ -156,13 +156,13 @@ def test_a_database_outage_is_503_and_health_says_unreachable(alice, settings):
         assert status == 503 and b"Temporarily unavailable" in body
         assert b"OperationalError" not in body and b"Traceback" not in body
 
-        proxy.up()
+        proxy.restore()
         wait_for(lambda: _get(web.port, "/v1/accounts", alice.token)[0] == 200, timeout=30,
                  interval=0.5)
         assert _get(web.port, "/health")[0] == 200
     finally:
         web.stop()
-        proxy.close()
+        proxy.stop()
 
 
 def test_sessions_ended_by_the_server_cost_no_request(alice, settings):

@@ -161,7 +161,7 @@ def test_a_download_whose_client_left_during_the_view_gives_its_connections_back
     connection (the account's only one here) and its database connection still go back."""
     raw = _message()
     seed.seed_mailbox(mail_user, messages=[raw])
-    proxy = TcpProxy(mail_user.imap_port)
+    proxy = TcpProxy(mail_user.imap_port).start()
     imap = {**mail_user.imap_settings(secure=False), "port": proxy.port,
             "tls": {"rejectUnauthorized": False}}
     account = services.register_account(alice.tenant, {"account": "box", "imap": imap})
@@ -198,7 +198,7 @@ def test_a_download_whose_client_left_during_the_view_gives_its_connections_back
         wait_for(pool_free, timeout=15, interval=0.2)
     finally:
         web.stop()
-        proxy.close()
+        proxy.stop()
 
 
 def test_a_streaming_download_holds_no_database_connection(alice, mail_user, settings):
@@ -208,7 +208,7 @@ def test_a_streaming_download_holds_no_database_connection(alice, mail_user, set
     big = seed.make_message(attachments=[("big.bin", bytes(range(256)) * 8192,
                                           "application/octet-stream")])
     seed.seed_mailbox(mail_user, messages=[big])
-    proxy = TcpProxy(mail_user.imap_port)
+    proxy = TcpProxy(mail_user.imap_port).start()
     imap = {**mail_user.imap_settings(secure=False), "port": proxy.port,
             "tls": {"rejectUnauthorized": False}}
     account = services.register_account(alice.tenant, {"account": "box", "imap": imap})
@@ -235,4 +235,4 @@ def test_a_streaming_download_holds_no_database_connection(alice, mail_user, set
         assert first + response.read() == big
     finally:
         web.stop()
-        proxy.close()
+        proxy.stop()

@@ -1,17 +1,19 @@
-"""A loopback TCP forwarder that a test can take down and bring back: a database outage for
-one web server, without touching the PostgreSQL that the rest of the suite (and other suites
-on the machine) are using.
+"""A loopback TCP proxy that a test can cut, restore, hold and release: an outage of one
+process's database, Redis or mail server, and of nobody else's.
 
-``down()`` cuts every forwarded connection and refuses new ones (accepted, then closed at
-once, as a restarting server's port does); ``up()`` forwards again. ``hold()`` keeps the
-connections open but stops passing bytes (a server that has gone quiet), counting what the
-client sends meanwhile (``held_bytes``), until ``release()``. Threads only; the listening
-socket stays bound throughout, so the port never changes hands.
+Why: the suite's PostgreSQL and Redis are shared by every test worker (and other suites on the
+machine); stopping them would break everyone. A process pointed at this proxy instead sees its
+server vanish on ``cut()`` (open connections reset, new ones accepted and closed at once, as a
+restarting server's port does) and come back on ``restore()``. ``hold()`` keeps connections
+open but stops passing bytes (a server gone quiet), counting what the client sends meanwhile
+(``held_bytes``), until ``release()``. The listening socket stays bound throughout, so the port
+never changes hands. Threads only; only 127.0.0.1 is used; no Django.
 """
 
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 
 from tests.servers.net import LOOPBACK
@@ -22,23 +24,36 @@ class TcpProxy:
         self.target = (target_host, target_port)
         self._listener = socket.create_server((LOOPBACK, 0))
         self.port = self._listener.getsockname()[1]
+        self.connections = 0  # accepted and forwarded since start
+        self.held_bytes = 0
         self._up = True
+        self._closed = False
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
-        self._closed = False
+        self._upstream: set[socket.socket] = set()
         self._flowing = threading.Event()
         self._flowing.set()
-        self.held_bytes = 0
-        threading.Thread(target=self._accept, name="tcp-proxy", daemon=True).start()
+        self._thread: threading.Thread | None = None
 
-    def down(self) -> None:
+    # -- control -------------------------------------------------------------------------
+
+    def start(self) -> TcpProxy:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._accept, name="tcp-proxy", daemon=True)
+            self._thread.start()
+        return self
+
+    def cut(self) -> None:
+        """The server is gone: reset every open connection, refuse new ones."""
         with self._lock:
             self._up = False
             sockets, self._open = list(self._open), set()
+            self._upstream.clear()
         for sock in sockets:
-            _close(sock)
+            _close(sock, reset=True)
 
-    def up(self) -> None:
+    def restore(self) -> None:
+        """The server is back, on the same port."""
         with self._lock:
             self._up = True
 
@@ -50,11 +65,31 @@ class TcpProxy:
     def release(self) -> None:
         self._flowing.set()
 
-    def close(self) -> None:
+    def upstream_ports(self) -> list[int]:
+        """Local ports of the open connections to the target (what the server sees as the
+        client's ports: PostgreSQL's ``pg_stat_activity.client_port``)."""
+        ports = []
+        with self._lock:
+            for sock in self._upstream:
+                try:
+                    ports.append(sock.getsockname()[1])
+                except OSError:
+                    pass
+        return ports
+
+    def stop(self) -> None:
         self._closed = True
         self.release()
-        self.down()
+        self.cut()
         _close(self._listener)
+
+    def __enter__(self) -> TcpProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- forwarding ----------------------------------------------------------------------
 
     def _accept(self) -> None:
         while not self._closed:
@@ -65,7 +100,7 @@ class TcpProxy:
             with self._lock:
                 up = self._up
             if not up:
-                _close(client)
+                _close(client, reset=True)
                 continue
             try:
                 server = socket.create_connection(self.target, timeout=5)
@@ -74,7 +109,9 @@ class TcpProxy:
                 _close(client)
                 continue
             with self._lock:
+                self.connections += 1
                 self._open.update((client, server))
+                self._upstream.add(server)
             for source, sink, upstream in ((client, server, True), (server, client, False)):
                 threading.Thread(target=self._pump, args=(source, sink, upstream),
                                  daemon=True).start()
@@ -91,15 +128,22 @@ class TcpProxy:
         except OSError:
             pass
         finally:
-            for sock in (source, sink):
-                with self._lock:
+            with self._lock:
+                for sock in (source, sink):
                     self._open.discard(sock)
+                    self._upstream.discard(sock)
+            for sock in (source, sink):
                 _close(sock)
 
 
-def _close(sock: socket.socket) -> None:
+def _close(sock: socket.socket, reset: bool = False) -> None:
+    """Close, waking a pump thread blocked in ``recv`` on it (a plain ``close`` would not on
+    Linux). ``reset``: RST rather than FIN, so the client sees its server die, not a goodbye
+    (SHUT_RD wakes the reader without sending a FIN; linger 0 makes the close a reset)."""
     try:
-        sock.shutdown(socket.SHUT_RDWR)
+        if reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RD if reset else socket.SHUT_RDWR)
     except OSError:
         pass
     sock.close()

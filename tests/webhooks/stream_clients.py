@@ -40,7 +40,7 @@ class Daphne:
                    REDIS_URL=settings.REDIS_URL, EMAILAPI_SECRET=settings.EMAILAPI_SECRET,
                    EMAILAPI_REDIS_PREFIX=settings.EMAILAPI_REDIS_PREFIX,
                    EMAILAPI_RATE_LIMIT="0", EMAILAPI_TOKEN_CACHE_SECONDS="0")
-        env.update(env_overrides)
+        env.update(env_overrides)  # DATABASE_URL and REDIS_URL too (through a proxy, say)
         self.port = find_free_port()
         self._log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(serve_argv(self.port), cwd=ROOT, env=env,

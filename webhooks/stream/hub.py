@@ -5,7 +5,9 @@ However many clients are connected, a process holds one Redis subscription (the 
 rendered to JSON once, then offered to every live subscriber whose filter matches. Offering
 never waits: a subscriber whose buffer is full is dropped (``Subscriber.offer``), so a slow
 client can cost only itself. The doorbell may be lost (Redis down, flushed, restarted): the hub
-also polls every ``STREAM_POLL_INTERVAL`` seconds, so nothing is missed, only later.
+also polls every ``STREAM_POLL_INTERVAL`` seconds, so nothing is missed, only later. A database
+that fails is tried again after a pause that doubles up to ``RETRY_MAX`` (a doorbell ends it):
+live subscribers stay connected meanwhile and get what was published once it answers.
 
 ``top`` is the invariant the subscribers rely on: every published event with ``seq <= top`` has
 already been offered to every subscriber that was live at the time. It moves with the offers,
@@ -33,6 +35,7 @@ from webhooks.payloads import event_payload
 logger = logging.getLogger(__name__)
 BATCH = 1000
 CHUNK = 100
+RETRY_MAX = 8  # seconds between tries while the database fails (1, 2, 4, 8, 8 ...)
 _hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -121,6 +124,7 @@ class Hub:
         self._wake.set()
 
     async def _run(self) -> None:
+        failures = 0
         while True:
             try:
                 if self.top is None:
@@ -130,9 +134,25 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the database may come back: keep going
-                logger.warning("event stream: reading published events failed: %s", exc)
-                await asyncio.sleep(1)
+                failures += 1
+                pause = min(RETRY_MAX, 2 ** (failures - 1))
+                if failures == 1:
+                    logger.warning("event stream: reading published events failed: %s; "
+                                   "retrying", exc)
+                else:
+                    logger.debug("event stream: still failing (%s); next try in %s s", exc,
+                                 pause)
+                # Back off, but a doorbell (someone published: the database answers) ends it.
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), pause)
+                except asyncio.TimeoutError:
+                    pass
                 continue
+            if failures:
+                logger.warning("event stream: reading published events again after %d "
+                               "failures", failures)
+                failures = 0
             try:
                 await asyncio.wait_for(self._wake.wait(), settings.STREAM_POLL_INTERVAL)
             except asyncio.TimeoutError:

@@ -2,7 +2,7 @@
 
 Run as many as you like, on any machines sharing DATABASE_URL and REDIS_URL: accounts spread
 over them through Redis leases. SIGTERM or SIGINT logs every account out and releases its
-lease before exiting.
+lease before exiting. A database or Redis outage never ends it (see mailboxes.worker).
 """
 
 import resource
@@ -11,6 +11,7 @@ import signal
 from django.core.management.base import BaseCommand
 from django.db import connection
 
+from emailapi import dbpool
 from mailboxes.worker.supervisor import ImapWorker
 
 
@@ -20,13 +21,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--max-accounts", type=int, default=None)
         parser.add_argument("--pool-size", type=int, default=None)
+        parser.add_argument("--connect-threads", type=int, default=None)
         parser.add_argument("--worker-id", default=None)
 
-    def handle(self, *args, max_accounts, pool_size, worker_id, **options):
+    def handle(self, *args, max_accounts, pool_size, connect_threads, worker_id, **options):
         if connection.vendor == "postgresql":
             connection.settings_dict.setdefault("OPTIONS", {})["application_name"] = "imapworker"
+            dbpool.set_wait(dbpool.STORE_WAIT)
         _raise_open_files_limit()
-        worker = ImapWorker(worker_id=worker_id, max_accounts=max_accounts, pool_size=pool_size)
+        worker = ImapWorker(worker_id=worker_id, max_accounts=max_accounts, pool_size=pool_size,
+                            connect_threads=connect_threads)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: worker.stop.set())
         worker.run()
@@ -42,3 +46,4 @@ def _raise_open_files_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         except (ValueError, OSError):
             pass
+

@@ -4,6 +4,10 @@ Every ``EMAILAPI_SEND_SWEEP_INTERVAL`` seconds it enqueues an rq job for each ou
 is due and has none: ``sendAt`` reached, a retry's delay passed, a job lost to a Redis flush,
 or an entry left ``sending`` by a killed job. ``manage.py serve`` starts one; more are harmless
 (a duplicate job finds its entry already claimed). SIGTERM or SIGINT stops it between sweeps.
+
+A database or Redis outage never ends it: a sweep that fails is logged and tried again after a
+pause that doubles with each failure in a row (up to 30 s); nothing is lost meanwhile,
+since what is due stays due in PostgreSQL.
 """
 
 import logging
@@ -12,11 +16,13 @@ import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, connections
 
+from emailapi import dbpool
 from mailboxes.sending import enqueue_due
 
 logger = logging.getLogger("mailboxes.sending")
+MAX_PAUSE = 30.0
 
 
 class Command(BaseCommand):
@@ -28,22 +34,30 @@ class Command(BaseCommand):
     def handle(self, *args, once, **options):
         if connection.vendor == "postgresql":
             connection.settings_dict.setdefault("OPTIONS", {})["application_name"] = "sendscheduler"
+            dbpool.set_wait(dbpool.STORE_WAIT)
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        failures = 0
         while True:
-            self.sweep()
-            if once or stop.wait(settings.SEND_SWEEP_INTERVAL):
+            failures = 0 if self.sweep() is not None else failures + 1
+            pause = min(MAX_PAUSE, settings.SEND_SWEEP_INTERVAL * 2 ** failures)
+            if once or stop.wait(pause):
                 return
 
-    def sweep(self) -> int:
-        """One pass; a database or Redis outage is logged and tried again next time."""
-        close_old_connections()
+    def sweep(self) -> int | None:
+        """One pass: how many entries it enqueued, or None when the database or Redis failed
+        (logged; the caller waits longer before the next)."""
         try:
+            close_old_connections()
             count = enqueue_due()
         except Exception as exc:  # noqa: BLE001 - keep sweeping once the outage ends
             logger.warning("outbox sweep failed: %s", exc)
-            return 0
+            try:
+                connections.close_all()  # never reuse a broken connection
+            except Exception:  # noqa: BLE001
+                pass
+            return None
         if count:
             logger.info("outbox sweep enqueued %d entries", count)
         return count

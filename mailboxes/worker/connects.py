@@ -1,0 +1,102 @@
+"""The connect budget: which due connects a worker starts, on threads of their own.
+
+Opening a connection is the one step a broken server can stretch: it may accept and never
+greet, or greet and never answer the login. Each phase has a deadline
+(``mailboxes.imap.client``), and connects run on their own threads (``IMAP_CONNECT_THREADS``),
+apart from the pool that syncs and keeps sessions idling, so a hung server can hold a connect
+thread for seconds and never a sync thread. Within that budget:
+
+- **best first**: accounts that connected before go first, then new ones, then those whose
+  last connect failed (after a worker restart, every healthy account is back before the
+  first broken one is tried again);
+- **servers prove themselves**: connects to a server (host:port) that has not answered this
+  worker yet may hold at most half of the threads at once, so that on a first start a few
+  hung servers cannot take them all while a healthy one waits (one answer proves a server);
+- **a suspect lane**: accounts whose last connect failed, or whose server's did, may hold at
+  most a quarter of the threads, so accounts on broken servers never take them all;
+- **stalled servers wait**: while two connects to one server have been waiting longer than
+  ``STALL_AFTER``, no further connect to it starts (the ones in flight find out whether it
+  is slow or gone), so a server that hangs later costs two threads, not all of them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from mailboxes.worker.connection import FAILING
+
+# A connect in flight longer than this is "stalled" (a healthy server answers in well under
+# a second); two stalled connects to one server hold back the others to it.
+STALL_AFTER = 2.0
+STALLED_PER_SERVER = 2
+
+Endpoint = tuple[str, int] | None
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    endpoint: Endpoint
+    started: float
+    suspect: bool
+    unproven: bool
+
+
+class ConnectBudget:
+    def __init__(self, threads: int):
+        self.threads = threads
+        self.suspect_lane = max(1, threads // 4)
+        self.unproven_lane = max(1, threads // 2)
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="imap-connect")
+        self.in_flight: dict[int, _InFlight] = {}
+        # server -> whether its last connect got an answer (None: not tried by this worker)
+        self.answers: dict[Endpoint, bool] = {}
+
+    def choose(self, due: list[tuple[int, int, float, Endpoint]]) -> list[int]:
+        """Of ``due`` connects ``(pk, health, due_at, endpoint)``, those to start now."""
+        free = self.threads - len(self.in_flight)
+        if free <= 0 or not due:
+            return []
+        now = time.monotonic()
+        flights = self.in_flight.values()
+        suspects = sum(1 for f in flights if f.suspect)
+        unproven = sum(1 for f in flights if f.unproven)
+        stalled = Counter(f.endpoint for f in flights
+                          if f.endpoint is not None and now - f.started > STALL_AFTER)
+        chosen = []
+        for pk, health, _, endpoint in sorted(due, key=lambda d: (self._rank(d[1], d[3]), d[2])):
+            if len(chosen) >= free:
+                break
+            if endpoint is not None and stalled[endpoint] >= STALLED_PER_SERVER:
+                continue
+            suspect = self._rank(health, endpoint) >= FAILING
+            fresh = endpoint not in self.answers
+            if (suspect and suspects >= self.suspect_lane) or \
+                    (fresh and unproven >= self.unproven_lane):
+                continue
+            suspects += suspect
+            unproven += fresh
+            chosen.append(pk)
+        return chosen
+
+    def _rank(self, health: int, endpoint: Endpoint) -> int:
+        return FAILING if self.answers.get(endpoint) is False else health
+
+    def started(self, pk: int, endpoint: Endpoint, health: int) -> None:
+        self.in_flight[pk] = _InFlight(endpoint, time.monotonic(),
+                                       self._rank(health, endpoint) >= FAILING,
+                                       endpoint not in self.answers)
+
+    def finished(self, pk: int, answered: bool | None = None) -> None:
+        """A connect ended; ``answered``: whether its server answered (logged in or refused
+        the login: it works) or not (unreachable, timed out), None when it says nothing."""
+        flight = self.in_flight.pop(pk, None)
+        if flight is not None and answered is not None and flight.endpoint is not None:
+            self.answers[flight.endpoint] = answered
+
+    def shutdown(self) -> None:
+        """Do not wait for connects in flight: each ends within its phase deadlines, and one
+        that logs in after the stop logs out at once (``ImapWorker._done``)."""
+        self.pool.shutdown(wait=False, cancel_futures=True)

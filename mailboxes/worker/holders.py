@@ -1,0 +1,159 @@
+"""Who holds which account, as the database knows it, and what that says about ``state``.
+
+The Redis lease (``mailboxes.worker.leases``) decides which worker serves an account. The
+database keeps a copy, so that the account's ``state`` can be trusted:
+
+- every worker renews one ``WorkerHeartbeat`` row per claim tick (alive until ``expires_at``);
+- right after taking a lease, a worker writes the account's ``AccountHolder`` row naming
+  itself; giving an account up marks the row released;
+- a worker records a state only while the row still names it (``index.set_state(holder=)``):
+  a worker that lost an account cannot report it ``connected``;
+- an account is *held* while its row is not released and its worker's heartbeat is live.
+  A ``connecting``, ``syncing`` or ``connected`` account that is not held is really
+  ``disconnected``: reads show that at once (``apply_live_state``, ``state_filter``), and live
+  workers write it down (``sweep``), with ``stateChanged`` the moment the hold lapsed.
+
+    claimed ──► held (heartbeat renewed) ──┬─ released (pause, rebalance, stop) ──► not held
+                                           └─ worker dies: heartbeat lapses ─────► not held
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from accounts.models import EmailAccount
+from mailboxes.models import AccountHolder, WorkerHeartbeat
+
+State = EmailAccount.State
+# States only a live holder can vouch for.
+ACTIVE = (State.CONNECTING, State.SYNCING, State.CONNECTED)
+# Heartbeats of workers gone this long are deleted by the sweep.
+FORGET_AFTER = timedelta(days=1)
+
+
+def beat(worker_id: str, ttl: float) -> None:
+    """This worker is alive for ``ttl`` more seconds."""
+    expires = timezone.now() + timedelta(seconds=ttl)
+    if not WorkerHeartbeat.objects.filter(worker_id=worker_id).update(expires_at=expires):
+        WorkerHeartbeat.objects.bulk_create(
+            [WorkerHeartbeat(worker_id=worker_id, expires_at=expires)], update_conflicts=True,
+            unique_fields=["worker_id"], update_fields=["expires_at"])
+
+
+def retire(worker_id: str) -> None:
+    """A graceful stop: everything this worker held is released now."""
+    now = timezone.now()
+    with transaction.atomic():
+        AccountHolder.objects.filter(worker_id=worker_id, released_at__isnull=True) \
+            .update(released_at=now)
+        WorkerHeartbeat.objects.filter(worker_id=worker_id).update(expires_at=now)
+
+
+def claim(worker_id: str, pks: Iterable[int]) -> None:
+    """Record that this worker now holds ``pks`` (it has just taken their leases)."""
+    now = timezone.now()
+    rows = [AccountHolder(account_id=pk, worker_id=worker_id, since=now, released_at=None)
+            for pk in pks]
+    if rows:
+        AccountHolder.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["account"],
+            update_fields=["worker", "since", "released_at"])
+
+
+def release(worker_id: str, pk: int) -> None:
+    """This worker gave the account up (only if it still held it)."""
+    AccountHolder.objects.filter(account_id=pk, worker_id=worker_id,
+                                 released_at__isnull=True).update(released_at=timezone.now())
+
+
+def still_holds(worker_id: str, pk: int, lock: bool = False) -> bool:
+    """Whether the row names this worker; ``lock`` (inside a transaction) keeps a takeover
+    from committing until the caller's transaction ends, so the check holds for its writes."""
+    rows = AccountHolder.objects.filter(account_id=pk, worker_id=worker_id,
+                                        released_at__isnull=True)
+    return (rows.select_for_update() if lock else rows).exists()
+
+
+def restore(worker_id: str, states: dict[int, str]) -> None:
+    """After this worker could not reach the database for longer than its heartbeat lasts,
+    others may have found it dead and written its accounts ``disconnected``: record again
+    that it holds them (unless another worker took one meanwhile) and their real states."""
+    now = timezone.now()
+    present = set(EmailAccount.objects.filter(pk__in=list(states)).values_list("pk", flat=True))
+    AccountHolder.objects.bulk_create(
+        [AccountHolder(account_id=pk, worker_id=worker_id, since=now) for pk in present],
+        ignore_conflicts=True)
+    AccountHolder.objects.filter(account_id__in=present, worker_id=worker_id) \
+        .update(released_at=None)
+    by_state: dict[str, list[int]] = defaultdict(list)
+    for pk, state in states.items():
+        if pk in present and state:
+            by_state[state].append(pk)
+    for state, pks in by_state.items():
+        EmailAccount.objects.filter(pk__in=pks, paused=False, holder__worker_id=worker_id) \
+            .exclude(state=state).update(state=state, state_changed_at=now)
+
+
+def held(now: datetime | None = None) -> Exists:
+    """``Exists`` expression: the account (outer query) is held by a live worker."""
+    return Exists(AccountHolder.objects.filter(
+        account=OuterRef("pk"), released_at__isnull=True,
+        worker__expires_at__gt=now or timezone.now()))
+
+
+def state_filter(state: str, now: datetime | None = None) -> Q:
+    """Accounts whose *shown* state is ``state`` (see ``apply_live_state``)."""
+    live = held(now)
+    if state in ACTIVE:
+        return Q(state=state) & Q(live)
+    if state == State.DISCONNECTED:
+        return Q(state=state) | (Q(state__in=ACTIVE) & ~Q(live))
+    return Q(state=state)
+
+
+def apply_live_state(accounts: Iterable[EmailAccount], now: datetime | None = None) -> None:
+    """Correct, in memory, the state of accounts no live worker holds: ``disconnected`` since
+    the hold lapsed (one query for all of them)."""
+    now = now or timezone.now()
+    suspects = {a.pk: a for a in accounts if a.state in ACTIVE}
+    if not suspects:
+        return
+    holders = {pk: (released, expires) for pk, released, expires in
+               AccountHolder.objects.filter(account_id__in=list(suspects))
+               .values_list("account_id", "released_at", "worker__expires_at")}
+    for pk, account in suspects.items():
+        released, expires = holders.get(pk, (None, None))
+        if released is None and expires is not None and expires > now:
+            continue
+        lapsed = released or expires
+        account.state = State.DISCONNECTED
+        if lapsed is not None and lapsed > account.state_changed_at:
+            account.state_changed_at = lapsed
+
+
+def sweep(now: datetime | None = None) -> int:
+    """Write down what ``apply_live_state`` shows: accounts left active by a worker that is
+    gone (or that let them go) become ``disconnected``. Returns how many changed.
+
+    Run by live workers; an account another worker claims meanwhile is left alone (the
+    condition is checked again by the UPDATE itself)."""
+    now = now or timezone.now()
+    orphans = (EmailAccount.objects.filter(state__in=ACTIVE).exclude(held(now))
+               .values_list("pk", "state_changed_at", "holder__released_at",
+                            "holder__worker__expires_at"))
+    by_time: dict[datetime, list[int]] = defaultdict(list)
+    for pk, changed, released, expires in orphans:
+        lapsed = released or expires or now
+        by_time[max(changed, min(lapsed, now))].append(pk)
+    count = 0
+    for when, pks in by_time.items():
+        count += EmailAccount.objects.filter(pk__in=pks, state__in=ACTIVE).exclude(held(now)) \
+            .update(state=State.DISCONNECTED, state_changed_at=when)
+    WorkerHeartbeat.objects.filter(expires_at__lt=now - FORGET_AFTER).delete()
+    return count

@@ -1,0 +1,133 @@
+"""``state`` tells the truth: only the worker holding an account records its state, and an
+account no live worker holds is not ``connected`` (reads say ``disconnected`` at once, from
+the moment the hold lapsed; live workers then write it down)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from datetime import datetime
+
+import pytest
+
+from accounts import services
+from accounts.models import EmailAccount
+from mailboxes.models import AccountHolder
+from mailboxes.sync import index
+from mailboxes.worker import holders
+from mailboxes.worker.supervisor import ImapWorker
+from tests.base import wait_for
+from tests.mailboxes.helpers import register
+from tests.mailboxes.test_worker_failover import TTL, _spawn_worker
+
+pytestmark = pytest.mark.django_db(transaction=True)
+State = EmailAccount.State
+
+
+def _shown(tenant, account) -> dict:
+    response = tenant.client.get(f"/v1/account/{account.account}")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def _listed(tenant, **query) -> dict:
+    response = tenant.client.get("/v1/accounts", query)
+    assert response.status_code == 200, response.content
+    return {item["account"]: item for item in response.json()["accounts"]}
+
+
+def _stored(account) -> EmailAccount:
+    return EmailAccount.objects.get(pk=account.pk)
+
+
+def test_a_killed_workers_account_reads_disconnected_until_a_worker_holds_it(
+        alice, mail_user, settings):
+    settings.IMAP_LEASE_TTL, settings.IMAP_CLAIM_INTERVAL = TTL, 1
+    account = register(alice.tenant, mail_user)
+    victim = _spawn_worker(settings, "victim")
+    rescuer = thread = None
+    try:
+        wait_for(lambda: _stored(account).state == State.CONNECTED, timeout=30)
+        assert _shown(alice, account)["state"] == "connected"
+        connected_at = _stored(account).state_changed_at
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+
+        # The API reads the truth within the lease TTL, with the time the hold lapsed.
+        shown = wait_for(lambda: (body := _shown(alice, account))["state"] == "disconnected"
+                         and body, timeout=TTL + 10)
+        lapsed = datetime.fromisoformat(shown["stateChanged"].replace("Z", "+00:00"))
+        assert connected_at < lapsed
+        assert _listed(alice)["box"]["state"] == "disconnected"
+        assert "box" not in _listed(alice, state="connected")
+        assert "box" in _listed(alice, state="disconnected")
+        assert _stored(account).state == State.CONNECTED  # nobody alive has written it yet
+
+        # A live worker's sweep writes down what reads already show.
+        assert holders.sweep() == 1
+        stored = _stored(account)
+        assert stored.state == State.DISCONNECTED and stored.state_changed_at == lapsed
+        assert holders.sweep() == 0
+
+        # Held again: connected, recorded by the worker that holds it.
+        rescuer = ImapWorker(worker_id="rescuer")
+        thread = threading.Thread(target=rescuer.run, daemon=True)
+        thread.start()
+        wait_for(lambda: _shown(alice, account)["state"] == "connected", timeout=TTL + 20)
+        assert AccountHolder.objects.get(account=account).worker_id == "rescuer"
+    finally:
+        if victim.poll() is None:
+            os.killpg(victim.pid, signal.SIGKILL)
+            victim.wait()
+        if rescuer is not None:
+            rescuer.stop.set()
+            thread.join(timeout=30)
+
+
+def test_a_stopped_workers_accounts_read_disconnected_at_once(alice, mail_user, settings):
+    settings.IMAP_LEASE_TTL, settings.IMAP_CLAIM_INTERVAL = 20, 1
+    account = register(alice.tenant, mail_user)
+    worker = ImapWorker(worker_id="leaving")
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: _shown(alice, account)["state"] == "connected", timeout=30)
+    finally:
+        worker.stop.set()
+        thread.join(timeout=30)
+    assert _shown(alice, account)["state"] == "disconnected"  # not 20 s later
+
+
+def test_only_the_holder_records_a_state(alice, mail_user):
+    account = register(alice.tenant, mail_user)
+    holders.beat("w1", 60)
+    holders.beat("w2", 60)
+    holders.claim("w1", [account.pk])
+    assert not index.set_state(account, State.CONNECTED, holder="w2")
+    assert _stored(account).state == State.INIT
+    assert index.set_state(account, State.CONNECTED, holder="w1")
+    assert _stored(account).state == State.CONNECTED
+
+    holders.claim("w2", [account.pk])  # taken over (w1 was partitioned, say)
+    assert not index.set_state(account, State.DISCONNECTED, holder="w1")
+    assert _stored(account).state == State.CONNECTED
+
+    services.pause_account(_stored(account))  # the API's word stands
+    assert not index.set_state(account, State.CONNECTED, holder="w2")
+    assert _stored(account).state == State.PAUSED
+
+
+def test_the_sweep_leaves_held_accounts_alone(alice, dovecot):
+    held, orphan = (register(alice.tenant, dovecot.add_user(), name) for name in ("a", "b"))
+    holders.beat("alive", 60)
+    holders.claim("alive", [held.pk])
+    holders.beat("dead", 60)
+    holders.claim("dead", [orphan.pk])
+    for account in (held, orphan):
+        index.set_state(account, State.CONNECTED)
+    holders.beat("dead", -1)  # its heartbeat lapsed a second ago
+    assert holders.sweep() == 1
+    assert _stored(held).state == State.CONNECTED
+    assert _stored(orphan).state == State.DISCONNECTED
+    assert _listed(alice, state="connected").keys() == {"a"}
