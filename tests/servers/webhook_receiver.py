@@ -117,6 +117,11 @@ class WebhookReceiver:
         with self._lock:
             self._failures.extend([status] * count)
 
+    def recover(self) -> None:
+        """Answer 2xx from now on: the failures still queued by ``fail_next`` are dropped."""
+        with self._lock:
+            self._failures.clear()
+
     def _next_status(self) -> int:
         if self.redirect_to:
             return 302
