@@ -16,11 +16,16 @@ Redis is only a doorbell and losing it loses no event.
 from __future__ import annotations
 
 import logging
+import time
+from functools import lru_cache
 
+import redis
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from webhooks.models import Event
 
@@ -68,10 +73,29 @@ def ring_recorded() -> None:
     _ring(new_events_channel(), 0)
 
 
-def _ring(channel: str, value: int) -> None:
-    from emailapi.redis import get_redis
+# After a failed ring, the next ones are skipped this long: with Redis down (or hanging), a
+# ring would cost every caller a connect attempt (the dispatcher's loop, web requests that
+# record events), while the pollers deliver everything anyway.
+RING_PAUSE = 5.0
+_silent_until = 0.0
 
+
+@lru_cache(maxsize=4)
+def _doorbell(url: str):
+    """A Redis client for rings only: one try, short timeouts (the shared client retries a
+    failed command ten times, seconds in all, which a doorbell must never cost)."""
+    return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1,
+                                retry=Retry(NoBackoff(), 0))
+
+
+def _ring(channel: str, value: int) -> None:
+    global _silent_until
+
+    if time.monotonic() < _silent_until:
+        return
     try:
-        get_redis().publish(channel, str(value))
+        _doorbell(settings.REDIS_URL).publish(channel, str(value))
     except Exception as exc:  # noqa: BLE001 - a doorbell: pollers pick the event up anyway
-        logger.warning("could not publish to %s: %s", channel, exc)
+        _silent_until = time.monotonic() + RING_PAUSE
+        logger.warning("could not publish to %s (%s); not trying again for %.0f s", channel,
+                       exc, RING_PAUSE)
