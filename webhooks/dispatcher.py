@@ -5,10 +5,12 @@ One loop (``run``) does, each time it wakes:
 1. ``sequencer.publish_pending`` (events get their ``seq``; the live stream and the change
    feed follow that order too, so this must happen promptly: tens of ms after a commit),
 2. ``deliveries.fan_out`` (a delivery row per interested subscription),
-3. hands due lanes to a pool of ``WEBHOOK_CONCURRENCY`` threads, each of which claims runs of
+3. hands due lanes to a pool of ``WEBHOOK_CONCURRENCY`` threads, each of which reads runs of
    its lane's due deliveries (``deliveries.claim_run``, up to ``RUN_LENGTH`` at once) and
-   sends them one after another, in seq order, until the lane is empty or an attempt fails
-   (the rest of that run is released, untouched),
+   sends them one after another, in seq order, until the lane is empty or an attempt fails;
+   each outcome is recorded in the statement that claims the next delivery for its request
+   (``deliveries.advance``), so a dispatcher killed at any moment leaves at most one
+   delivery per lane sent and unrecorded, and ``attempts`` counts requests that went out,
 4. now and then ``deliveries.prune``.
 
 It wakes on the Redis doorbell (``sequencer.new_events_channel``, rung after every commit
@@ -33,9 +35,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
+from django.db import Error as DatabaseError
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from mailboxes.worker.backoff import Schedule
 from webhooks import deliveries, sequencer
 from webhooks.delivery import Sender
 from webhooks.payloads import event_payload
@@ -44,6 +48,32 @@ logger = logging.getLogger(__name__)
 
 PRUNE_INTERVAL = 600.0
 SLOW_ANSWER_MS = 1000
+# Between tries while the database or Redis is unreachable: quick at first (one dead pooled
+# connection after a failover is not an outage), then slower, never so slow that delivery
+# waits long once it is back.
+OUTAGE = Schedule(base=0.25, factor=2.0, cap=5.0)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for the log: what failed, without a traceback (an outage is expected)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def reset_connections() -> None:
+    """After a database error: give this thread's connection back (a broken one is
+    discarded) and have the pool test its idle connections, so that a storm of terminated
+    sessions costs one failed try, not one per dead connection in the pool."""
+    try:
+        connection.close()
+    except DatabaseError:
+        pass
+    pool = getattr(connection, "pool", None)
+    if pool is not None:
+        try:
+            pool.check()
+        except Exception as exc:  # noqa: BLE001 - the next try reconnects anyway
+            logger.debug("could not check the database pool: %s", describe(exc))
 
 
 class Dispatcher:
@@ -143,39 +173,61 @@ class Dispatcher:
 
     def deliver_run(self, subscription_id, account: str) -> bool:
         """Claim the lane's due deliveries and send them in order; True when every one was
-        delivered (the lane may have more: go on)."""
+        delivered (the lane may have more: go on).
+
+        Each outcome is recorded as it comes, in the same statement that claims the next
+        delivery for its request (``deliveries.advance``): a dispatcher killed at any moment
+        leaves at most one delivery of the lane sent but unrecorded."""
         run = deliveries.claim_run(subscription_id, account)
         if not run:
             return False
-        claimed = time.monotonic()
-        sender = Sender(run[0].subscription)
-        delivered: list = []
-        failed = None
-        try:
-            for delivery in run:
-                if self.stop.is_set() or time.monotonic() - claimed > deliveries.RUN_WINDOW:
-                    break
-                outcome = sender.send(event_payload(delivery.event))
-                if outcome.duration_ms > SLOW_ANSWER_MS:
-                    # A slow receiver must not keep a database connection idle meanwhile.
-                    connection.close()
-                if not outcome.ok:
-                    failed = (delivery, outcome)
-                    break
-                delivered.append((delivery, outcome))
-        finally:
-            # Successes first, then the unsent rest back to pending, and the failure last:
-            # it may disable the subscription, which fails whatever is pending.
-            attempted = len(delivered) + (failed is not None)
-            deliveries.record_successes(delivered)
-            deliveries.release(run[attempted:])
-        if failed is None:
-            return attempted == len(run)
-        delivery, outcome = failed
-        logger.info("webhook %s delivery %s failed (attempt %d): %s", subscription_id,
-                    delivery.pk, delivery.attempts, outcome.error)
-        deliveries.record_failure(delivery, outcome)
-        return False
+        subscription = run[0].subscription
+        sender = Sender(subscription)
+        for index, delivery in enumerate(run):
+            outcome = sender.send(event_payload(delivery.event))
+            answered = time.monotonic()
+            if outcome.duration_ms > SLOW_ANSWER_MS:
+                # A slow receiver must not keep a database connection idle meanwhile.
+                connection.close()
+            if not outcome.ok:
+                logger.info("webhook %s delivery %s failed (attempt %d): %s", subscription_id,
+                            delivery.pk, delivery.attempts, outcome.error)
+                self._record(answered, deliveries.record_failure, delivery, outcome)
+                return False
+            following = None
+            if index + 1 < len(run) and not self.stop.is_set():
+                following = run[index + 1]
+            lease = deliveries.lease_until(timezone.now())
+            ours = self._record(answered, deliveries.advance, delivery, outcome, following,
+                                lease)
+            if index == 0 and subscription.failing_since is not None:
+                if self._record(answered, deliveries.recovered, subscription_id):
+                    self.wake.set()  # its other lanes are due now
+            if following is None:
+                return ours and index + 1 == len(run)  # all delivered: the lane may have more
+            if not ours:
+                return False
+        return True
+
+    def _record(self, answered: float, write, *args):
+        """Write down what an attempt made. Its request has gone out, so the write is retried
+        through a database outage (with backoff) for as long as the claim holds: given up, the
+        delivery would be sent again once its lease lapsed. Raises when it cannot be done."""
+        failures = 0
+        while True:
+            try:
+                return write(*args)
+            except DatabaseError as exc:
+                failures += 1
+                delay = OUTAGE.delay(failures)
+                reset_connections()
+                left = deliveries.lease_seconds() - (time.monotonic() - answered)
+                if self.stop.is_set() or delay >= left:
+                    raise
+                logger.warning("webhook dispatcher: could not record a delivery (%s); "
+                               "retrying in %.1f s", describe(exc), delay)
+                if self.stop.wait(delay):
+                    raise
 
     # --- the doorbell -------------------------------------------------------------------------
 

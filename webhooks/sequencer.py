@@ -50,6 +50,9 @@ def publish_pending(limit: int = 2000) -> int:
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
+                # Flushed before anyone sees it, even from a session that commits without
+                # waiting (the dispatcher's): a seq once read must never be handed out again.
+                cursor.execute("SET LOCAL synchronous_commit TO ON")
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
         rows = list(Event.objects.select_for_update()
                     .filter(dispatched_at__isnull=True)

@@ -129,6 +129,29 @@ def test_redis_flushed_and_everything_restarted_while_events_are_pending(
     assert all(seqs == sorted(seqs) for seqs in lanes.values())
 
 
+def test_a_receiver_answering_again_gets_its_whole_backlog_within_a_minute(
+        alice, allow_private_webhooks, settings, webhook_receiver, start_dispatcher):
+    """Each lane's head has failed twice and waits 4 to 6 minutes for its next attempt; the
+    receiver is back, and once one delivery succeeds the rest follow at once."""
+    settings.WEBHOOK_RETRY_SCHEDULE = [1, 300]
+    receiver = webhook_receiver()
+    receiver.fail_next(10_000)
+    subscribe(alice, receiver.url)
+    start_dispatcher()
+    lanes = [f"box{n}" for n in range(10)]
+    backlog = record_many(alice.tenant, lanes, 2)
+    wait_until(lambda: Delivery.objects.filter(state="pending", attempts=2).count()
+               == len(lanes), timeout=60)
+    receiver.recover()
+    back = time.monotonic()
+    events.record(alice.tenant, events.MESSAGE_NEW, "fresh", {"uid": 1})
+    accepted = receiver.wait_for(lambda r: len({q.payload["id"] for q in r.accepted()})
+                                 == len(backlog) + 1 and r.accepted(), timeout=60)
+    assert accepted[-1].at - back < 60
+    lanes_seen = by_account_in_order(accepted)
+    assert all(seqs == sorted(seqs) for seqs in lanes_seen.values())
+
+
 def test_a_receiver_that_never_answers_does_not_delay_another_subscription(
         alice, allow_private_webhooks, settings, webhook_receiver, start_dispatcher):
     settings.WEBHOOK_TIMEOUT = 3
