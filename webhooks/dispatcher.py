@@ -25,6 +25,12 @@ slow lane holds one thread, and a subscription that is failing may hold only one
 time (a healthy one half the pool), so other subscriptions always have threads to run on.
 Several dispatchers (on several machines) may run: publishing is locked, fan-out serialised
 on its cursor row, and each delivery claimed with a conditional UPDATE.
+
+Outages: a pass that fails (database unreachable, sessions terminated, pool exhausted) is
+retried on fresh connections after a backoff (``OUTAGE``: 0.25 s doubling to 5 s), and a
+lane whose database work fails ends, to be taken up by a later pass; an outcome already
+received from a receiver is written down through the outage instead, while the claim lasts
+(else the delivery would be sent again). The doorbell reconnects the same way.
 """
 
 from __future__ import annotations
@@ -86,6 +92,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._running: set[tuple] = set()  # lanes (subscription id, account) in a thread
         self._next_prune = 0.0
+        self._failures = 0  # passes failed in a row
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -96,16 +103,18 @@ class Dispatcher:
             while not self.stop.is_set():
                 self.wake.clear()
                 wait = self.step()
-                self.wake.wait(wait)
+                # After a failed pass, the backoff holds whatever rings meanwhile.
+                (self.stop if self._failures else self.wake).wait(wait)
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
             connection.close()
 
     def step(self) -> float:
-        """One pass; return how long to sleep unless woken. An outage of the database is
-        logged and retried after the poll interval."""
-        close_old_connections()
+        """One pass; return how long to sleep unless woken. A failed pass (the database
+        unreachable, its sessions terminated) is retried with backoff (``OUTAGE``) on fresh
+        connections; nothing is lost meanwhile, since all state is in the database."""
         try:
+            close_old_connections()
             self.publish()
             wait = self.schedule()
             if time.monotonic() >= self._next_prune:
@@ -113,10 +122,19 @@ class Dispatcher:
                 pruned = deliveries.prune()
                 if any(pruned):
                     logger.info("pruned %d deliveries and %d events", *pruned)
-        except Exception:  # noqa: BLE001 - keep dispatching once the outage ends
-            logger.exception("webhook dispatcher pass failed")
-            close_old_connections()
-            return self.poll_interval
+        except Exception as exc:  # noqa: BLE001 - keep dispatching once the outage ends
+            self._failures += 1
+            delay = OUTAGE.delay(self._failures)
+            if isinstance(exc, DatabaseError):
+                logger.warning("webhook dispatcher pass failed (%s); retrying in %.1f s",
+                               describe(exc), delay)
+            else:
+                logger.exception("webhook dispatcher pass failed; retrying in %.1f s", delay)
+            reset_connections()
+            return delay
+        if self._failures:
+            logger.info("webhook dispatcher going on after %d failed passes", self._failures)
+            self._failures = 0
         return wait
 
     def publish(self) -> int:
@@ -159,14 +177,20 @@ class Dispatcher:
     # --- one lane, in a pool thread ---------------------------------------------------------
 
     def _run_lane(self, lane: tuple) -> None:
-        close_old_connections()
         try:
+            close_old_connections()
             while not self.stop.is_set() and self.deliver_run(*lane):
                 pass
+        except DatabaseError as exc:  # the lane is taken up again by a later pass
+            logger.warning("webhook lane %s stopped: %s", lane, describe(exc))
+            reset_connections()
         except Exception:  # noqa: BLE001 - the lane is retried at the next pass
             logger.exception("webhook lane %s failed", lane)
         finally:
-            connection.close()  # back to the pool: an idle thread holds no connection
+            try:
+                connection.close()  # back to the pool: an idle thread holds no connection
+            except DatabaseError:
+                pass
             with self._lock:
                 self._running.discard(lane)
             self.wake.set()
@@ -236,16 +260,29 @@ class Dispatcher:
         (polling covers the gap)."""
         from emailapi.redis import get_redis
 
+        failures = 0
         while not self.stop.is_set():
-            pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
+            pubsub = None
             try:
+                pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(sequencer.new_events_channel())
+                if failures:
+                    logger.info("webhook doorbell back")
+                failures = 0
                 self.wake.set()  # anything rung while we were not listening
                 while not self.stop.is_set():
                     if pubsub.get_message(timeout=1.0):
                         self.wake.set()
-            except Exception as exc:  # noqa: BLE001
-                logger.warning("webhook doorbell lost (%s); polling meanwhile", exc)
-                self.stop.wait(self.poll_interval)
+            except Exception as exc:  # noqa: BLE001 - polling covers the gap
+                failures += 1
+                delay = OUTAGE.delay(failures)
+                if failures == 1:
+                    logger.warning("webhook doorbell lost (%s); polling meanwhile",
+                                   describe(exc))
+                self.stop.wait(delay)
             finally:
-                pubsub.close()
+                if pubsub is not None:
+                    try:
+                        pubsub.close()
+                    except Exception:  # noqa: BLE001, S110 - it is being dropped anyway
+                        pass

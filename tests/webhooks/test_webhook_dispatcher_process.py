@@ -9,22 +9,26 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
 from tests.servers.fast_receiver import FastReceiver
+from tests.servers.tcp_proxy import TcpProxy
 from tests.webhooks.test_webhook_delivery import (
     by_account_in_order,
     record_many,
     subscribe,
     wait_until,
 )
-from webhooks import events
+from webhooks import events, sequencer
 from webhooks.models import Delivery
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -144,3 +148,85 @@ def test_a_dispatcher_killed_mid_run_sends_again_only_what_was_in_flight(
             if process and process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
+
+
+def _terminate_dispatcher_sessions(stop: threading.Event, interval: float) -> int:
+    """Until ``stop``: end every session the dispatcher holds on this test database (never any
+    other database's), as a failover or an operator would; return how many were ended."""
+    db = connection.settings_dict
+    ended = 0
+    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"],
+                         autocommit=True) as admin:
+        while not stop.wait(interval):
+            ended += admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = 'webhookdispatcher'"
+            ).fetchone()[0]
+    return ended
+
+
+def _subscribers(redis_db, channel: str) -> int:
+    return dict(redis_db.pubsub_numsub(channel)).get(channel.encode(), 0)
+
+
+def test_a_dispatcher_rides_out_database_session_storms_and_a_redis_outage(
+        alice, settings, allow_private_webhooks, webhook_receiver, redis_db, tmp_path):
+    """Sessions terminated every 50 ms for 6 s, then Redis gone for 4 s, then both at once:
+    the process stays up, and every event (recorded before, during and after) arrives promptly
+    once the trouble ends, in order per mailbox, without being sent twice (but for an attempt
+    whose answer could not be recorded)."""
+    receiver = webhook_receiver()
+    subscribe(alice, receiver.url)
+    redis_port = int(settings.REDIS_URL.rsplit(":", 1)[1].split("/")[0])
+    proxy = TcpProxy(redis_port).start()
+    redis_url = f"redis://127.0.0.1:{proxy.port}/{settings.REDIS_URL.rsplit('/', 1)[1]}"
+    # The default timeout: a delivery left claimed by a failed write would wait 50 s.
+    log = tmp_path / "dispatcher.log"
+    dispatcher = _spawn(settings, log, REDIS_URL=redis_url, EMAILAPI_WEBHOOK_TIMEOUT="10")
+    lanes = ["a", "b", "c", "d"]
+    recorded = len(record_many(alice.tenant, lanes, 2))
+    try:
+        receiver.wait_accepted(recorded, timeout=30)
+        doorbell = sequencer.new_events_channel()
+        wait_until(lambda: _subscribers(redis_db, doorbell) == 1, timeout=10)
+
+        def trouble(seconds: float, database: bool, redis: bool) -> None:
+            nonlocal recorded
+            stop = threading.Event()
+            storm = threading.Thread(target=_terminate_dispatcher_sessions, args=(stop, 0.05))
+            if database:
+                storm.start()
+            if redis:
+                proxy.cut()
+            try:
+                deadline = time.monotonic() + seconds
+                while time.monotonic() < deadline:
+                    recorded += len(record_many(alice.tenant, lanes, 1))
+                    time.sleep(0.5)  # events recorded throughout the trouble
+            finally:
+                stop.set()
+                if database:
+                    storm.join()
+                proxy.restore()
+
+        trouble(6, database=True, redis=False)
+        trouble(4, database=False, redis=True)
+        trouble(4, database=True, redis=True)
+        recorded += len(record_many(alice.tenant, lanes, 2))
+        # Well within the 50 s a claim left behind would take to lapse.
+        receiver.wait_for(lambda r: len({q.payload["id"] for q in r.accepted()}) == recorded,
+                          timeout=25)
+        assert dispatcher.poll() is None, log.read_text()[-3000:]
+        delivered = by_account_in_order(receiver.accepted())
+        assert all(seqs == sorted(seqs) for seqs in delivered.values())
+        sent = [q.payload["id"] for q in receiver.requests]
+        assert len(sent) - len(set(sent)) <= len(lanes)
+        wait_until(lambda: _subscribers(redis_db, doorbell) == 1, timeout=15)
+        wait_until(lambda: not Delivery.objects.exclude(state="delivered").exists(), timeout=10)
+        dispatcher.send_signal(signal.SIGTERM)
+        assert dispatcher.wait(20) == 0
+    finally:
+        proxy.stop()
+        if dispatcher.poll() is None:
+            os.killpg(dispatcher.pid, signal.SIGKILL)
+            dispatcher.wait(10)
