@@ -365,7 +365,7 @@ class SmtpServer:
     def accept(self) -> None:
         self._recorder.refusal = None
 
-    def wait_for_refusals(self, count: int = 1, timeout: float = 10.0) -> list[str]:
+    def wait_for_refusals(self, count: int = 1, timeout: float = 60.0) -> list[str]:
         """Block until at least *count* transactions were refused (or began to stall)."""
         refused = self._recorder.refused
         with self._recorder.cond:
@@ -378,7 +378,7 @@ class SmtpServer:
         """The replies given instead of accepting, oldest first; a live list."""
         return self._recorder.refused
 
-    def wait_for_messages(self, count: int = 1, timeout: float = 5.0) -> list[ReceivedMessage]:
+    def wait_for_messages(self, count: int = 1, timeout: float = 60.0) -> list[ReceivedMessage]:
         """Block until at least *count* messages arrived; return a copy."""
         messages = self._recorder.messages
         with self._recorder.cond:

@@ -55,11 +55,11 @@ def test_an_uncommitted_event_is_not_skipped_by_a_later_one(alice):
 def test_a_transaction_rings_the_doorbell_once_after_commit(alice, redis_db):
     pubsub = redis_db.pubsub()
     pubsub.subscribe(sequencer.new_events_channel())
-    pubsub.get_message(timeout=1)  # the subscribe confirmation
+    pubsub.get_message(timeout=10)  # the subscribe confirmation
     with transaction.atomic():
         for n in range(5):
             events.record(alice.tenant, events.MESSAGE_NEW, "box", {"n": n})
         assert pubsub.get_message(timeout=0.2) is None  # not before commit
-    rung = [pubsub.get_message(timeout=1), pubsub.get_message(timeout=0.3)]
+    rung = [pubsub.get_message(timeout=10), pubsub.get_message(timeout=0.3)]
     assert rung[0] is not None and rung[0]["type"] == "message" and rung[1] is None
     pubsub.close()
