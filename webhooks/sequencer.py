@@ -54,21 +54,33 @@ def publish_pending(limit: int = 2000) -> int:
                 # waiting (the dispatcher's): a seq once read must never be handed out again.
                 cursor.execute("SET LOCAL synchronous_commit TO ON")
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
-        rows = list(Event.objects.select_for_update()
-                    .filter(dispatched_at__isnull=True)
-                    .filter(Q(held_until__isnull=True) | Q(held_until__lt=timezone.now()))
-                    .order_by("created_at", "id").only("id")[:limit])
-        if not rows:
+        ids = list(Event.objects.select_for_update()
+                   .filter(dispatched_at__isnull=True)
+                   .filter(Q(held_until__isnull=True) | Q(held_until__lt=timezone.now()))
+                   .order_by("created_at", "id").values_list("id", flat=True)[:limit])
+        if not ids:
             return 0
         top = Event.objects.aggregate(top=Max("seq"))["top"] or 0
-        now = timezone.now()
-        for offset, row in enumerate(rows, start=1):
-            row.seq = top + offset
-            row.dispatched_at = now
-        Event.objects.bulk_update(rows, ["seq", "dispatched_at"], batch_size=500)
-        last = top + len(rows)
+        _number(ids, top, timezone.now())
+        last = top + len(ids)
         transaction.on_commit(lambda: _ring(events_channel(), last))
-    return len(rows)
+    return len(ids)
+
+
+def _number(ids: list, top: int, now) -> None:
+    """Give the events ``ids`` (in order) the seqs after ``top``, stamped ``now``. One UPDATE
+    of two arrays on PostgreSQL: ``bulk_update``'s CASE expressions cost the dispatcher's loop
+    some 20 ms of CPU per 1,000 events, time its delivery threads wait for."""
+    seqs = list(range(top + 1, top + 1 + len(ids)))
+    if connection.vendor != "postgresql":
+        rows = [Event(id=pk, seq=seq, dispatched_at=now) for pk, seq in zip(ids, seqs, strict=True)]
+        Event.objects.bulk_update(rows, ["seq", "dispatched_at"], batch_size=500)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Event._meta.db_table} AS e SET seq = v.seq, dispatched_at = %s "
+            "FROM unnest(%s::uuid[], %s::bigint[]) AS v(id, seq) WHERE e.id = v.id",
+            [now, ids, seqs])
 
 
 def ring_recorded() -> None:
