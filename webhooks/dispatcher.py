@@ -235,8 +235,11 @@ class Dispatcher:
 
     def _record(self, answered: float, write, *args):
         """Write down what an attempt made. Its request has gone out, so the write is retried
-        through a database outage (with backoff) for as long as the claim holds: given up, the
-        delivery would be sent again once its lease lapsed. Raises when it cannot be done."""
+        through a database outage (with backoff) while the claim surely holds: for
+        ``LEASE_MARGIN`` seconds after the answer (the lease covers the request's timeouts
+        and that margin; a following delivery claimed by the write keeps as much for its own
+        request). Given up, the delivery is sent again once its lease lapses. Raises when it
+        cannot be done."""
         failures = 0
         while True:
             try:
@@ -245,7 +248,7 @@ class Dispatcher:
                 failures += 1
                 delay = OUTAGE.delay(failures)
                 reset_connections()
-                left = deliveries.lease_seconds() - (time.monotonic() - answered)
+                left = deliveries.LEASE_MARGIN - (time.monotonic() - answered)
                 if self.stop.is_set() or delay >= left:
                     raise
                 logger.warning("webhook dispatcher: could not record a delivery (%s); "
