@@ -70,7 +70,7 @@ def test_it_connects_syncs_and_sees_new_mail_through_idle(alice, mail_user, star
     event = wait_for(lambda: events_of(account, "messageNew"), timeout=10)[0]
     latency = time.monotonic() - appended
     assert event.data["uid"] == uid and event.data["subject"] == "Live one"
-    assert latency < 5, latency
+    assert latency < 20, latency  # IDLE, not the STATUS poll (a minute), even on a busy machine
     assert worker.leases.holder(account.pk) == worker.worker_id
 
 
