@@ -92,7 +92,7 @@ def ring_recorded() -> None:
 # ring would cost every caller a connect attempt (the dispatcher's loop, web requests that
 # record events), while the pollers deliver everything anyway.
 RING_PAUSE = 5.0
-_silent_until = 0.0
+_silent_until: dict[str, float] = {}  # Redis URL -> monotonic time
 
 
 @lru_cache(maxsize=4)
@@ -104,13 +104,12 @@ def _doorbell(url: str):
 
 
 def _ring(channel: str, value: int) -> None:
-    global _silent_until
-
-    if time.monotonic() < _silent_until:
+    url = settings.REDIS_URL
+    if time.monotonic() < _silent_until.get(url, 0.0):
         return
     try:
-        _doorbell(settings.REDIS_URL).publish(channel, str(value))
+        _doorbell(url).publish(channel, str(value))
     except Exception as exc:  # noqa: BLE001 - a doorbell: pollers pick the event up anyway
-        _silent_until = time.monotonic() + RING_PAUSE
+        _silent_until[url] = time.monotonic() + RING_PAUSE
         logger.warning("could not publish to %s (%s); not trying again for %.0f s", channel,
                        exc, RING_PAUSE)

@@ -21,6 +21,7 @@ class TcpProxy:
         self._open: set[socket.socket] = set()
         self._down = False
         self._closed = False
+        self.accepted = 0  # connections clients made, let through or not
 
     @property
     def port(self) -> int:
@@ -54,6 +55,7 @@ class TcpProxy:
                 return
             with self._lock:
                 down = self._down
+                self.accepted += 1
             if down:
                 _close(client)
                 continue
