@@ -128,13 +128,17 @@ def throughput(args, env, tenant, logs: Path) -> tuple[float, float]:
             for number in range(args.events):
                 events.record(tenant, events.MESSAGE_NEW, f"lane-{number % args.lanes}",
                               {**data, "uid": number})
+        cpu_before = cpu_seconds(dispatcher.pid)
         committed = time.monotonic()
         arrivals = receiver.wait_count(args.events, timeout=600)
         ours = args.events / (arrivals[args.events - 1].at - committed)
+        cpu = cpu_seconds(dispatcher.pid) - cpu_before
         check_order(arrivals, args.events)
     finally:
         stop(dispatcher)
         receiver.stop()
+    print(f"dispatcher CPU: {cpu * 1000 / args.events:.2f} ms per delivery "
+          f"(load average {os.getloadavg()[0]:.1f})", flush=True)
     return ours, floor
 
 
@@ -357,6 +361,8 @@ def main() -> None:
                         help="raise fs.inotify.max_user_instances for the run (root)")
     parser.add_argument("--only", choices=("throughput", "latency"),
                         help="run one part only")
+    parser.add_argument("--redis-db", type=int, default=REDIS_DB,
+                        help="Redis DB to use and flush (keep off the test suite's DBs)")
     args = parser.parse_args()
     logs = ROOT / "var" / "bench-webhooks"
     logs.mkdir(parents=True, exist_ok=True)
@@ -369,7 +375,7 @@ def main() -> None:
             handle.write(str(2 * sessions + 1024))
     server = Dovecot(extra_config=_engine.dovecot_limits(sessions), startup_timeout=30).start()
     try:
-        with _engine.throwaway_database(f"bench_hooks_{os.getpid()}", REDIS_DB) as env:
+        with _engine.throwaway_database(f"bench_hooks_{os.getpid()}", args.redis_db) as env:
             env = {**env, "WEBHOOKS_ALLOW_PRIVATE": "true"}
             os.environ["WEBHOOKS_ALLOW_PRIVATE"] = "true"
             _engine.setup_django()

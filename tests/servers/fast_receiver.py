@@ -100,3 +100,17 @@ class FastReceiver:
                         f"fast receiver: {len(self.arrivals)} of {count} requests arrived")
                 self._changed.wait(left)
             return list(self.arrivals)
+
+    def wait_for(self, predicate, timeout: float):
+        """Block until ``predicate(arrivals)`` is true (checked as requests arrive, at most
+        every 50 ms); return its value."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not (value := predicate(list(self.arrivals))):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"fast receiver: timed out with {len(self.arrivals)} requests")
+                self._changed.wait(min(left, 0.05))
+            return value
+

@@ -375,7 +375,7 @@ class SmtpServer:
         after the server took the message, before the client knows it did (None: stop)."""
         self._recorder.on_accept = callback
 
-    def wait_for_refusals(self, count: int = 1, timeout: float = 10.0) -> list[str]:
+    def wait_for_refusals(self, count: int = 1, timeout: float = 60.0) -> list[str]:
         """Block until at least *count* transactions were refused (or began to stall)."""
         refused = self._recorder.refused
         with self._recorder.cond:
@@ -388,7 +388,7 @@ class SmtpServer:
         """The replies given instead of accepting, oldest first; a live list."""
         return self._recorder.refused
 
-    def wait_for_messages(self, count: int = 1, timeout: float = 5.0) -> list[ReceivedMessage]:
+    def wait_for_messages(self, count: int = 1, timeout: float = 60.0) -> list[ReceivedMessage]:
         """Block until at least *count* messages arrived; return a copy."""
         messages = self._recorder.messages
         with self._recorder.cond:

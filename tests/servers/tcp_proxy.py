@@ -24,7 +24,7 @@ class TcpProxy:
         self.target = (target_host, target_port)
         self._listener = socket.create_server((LOOPBACK, 0))
         self.port = self._listener.getsockname()[1]
-        self.connections = 0  # accepted and forwarded since start
+        self.accepted = 0  # connections accepted since start, refused ones included
         self.held_bytes = 0
         self._up = True
         self._closed = False
@@ -99,6 +99,7 @@ class TcpProxy:
                 return
             with self._lock:
                 up = self._up
+                self.accepted += 1
             if not up:
                 _close(client, reset=True)
                 continue
@@ -109,7 +110,6 @@ class TcpProxy:
                 _close(client)
                 continue
             with self._lock:
-                self.connections += 1
                 self._open.update((client, server))
                 self._upstream.add(server)
             for source, sink, upstream in ((client, server, True), (server, client, False)):

@@ -117,6 +117,11 @@ class WebhookReceiver:
         with self._lock:
             self._failures.extend([status] * count)
 
+    def recover(self) -> None:
+        """Answer 2xx from now on: the failures still queued by ``fail_next`` are dropped."""
+        with self._lock:
+            self._failures.clear()
+
     def _next_status(self) -> int:
         if self.redirect_to:
             return 302
@@ -128,7 +133,7 @@ class WebhookReceiver:
         with self._lock:
             return [r for r in self.requests if 200 <= r.status < 300]
 
-    def wait_for(self, predicate, timeout: float = 15.0):
+    def wait_for(self, predicate, timeout: float = 60.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             value = predicate(self)
@@ -137,5 +142,5 @@ class WebhookReceiver:
             time.sleep(0.02)
         raise AssertionError(f"receiver: timed out; got {len(self.requests)} requests")
 
-    def wait_accepted(self, count: int, timeout: float = 15.0) -> list[Received]:
+    def wait_accepted(self, count: int, timeout: float = 60.0) -> list[Received]:
         return self.wait_for(lambda r: len(r.accepted()) >= count and r.accepted(), timeout)

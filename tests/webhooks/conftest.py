@@ -57,7 +57,7 @@ def start_dispatcher():
         stop_dispatcher(dispatcher)
 
 
-def stop_dispatcher(dispatcher, timeout: float = 30.0) -> None:
+def stop_dispatcher(dispatcher, timeout: float = 60.0) -> None:
     dispatcher.stop.set()
     dispatcher.wake.set()
     dispatcher.thread.join(timeout)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 
 from django.db import connection
@@ -53,7 +54,7 @@ class Daphne:
         return self._log.read().decode(errors="replace")
 
     def _wait_up(self) -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 180  # a Django process starting on a busy machine
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log()
             try:
@@ -67,7 +68,7 @@ class Daphne:
         print(self.log()[-5000:])
         self.process.terminate()
         try:
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -100,7 +101,7 @@ def _read_head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
 
 class WebSocket:
     def __init__(self, port: int, path: str, headers: dict[str, str] | None = None,
-                 rcvbuf: int | None = None, timeout: float = 10):
+                 rcvbuf: int | None = None, timeout: float = 60):
         self.sock = _connect(port, rcvbuf, timeout)
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket",
@@ -163,7 +164,7 @@ class EventStream:
     """An SSE client: ``events()`` parses ``id``/``event``/``data`` fields of the body."""
 
     def __init__(self, port: int, path: str, headers: dict[str, str] | None = None,
-                 rcvbuf: int | None = None, timeout: float = 10):
+                 rcvbuf: int | None = None, timeout: float = 60):
         self.sock = _connect(port, rcvbuf, timeout)
         lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Accept: text/event-stream"]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
@@ -172,6 +173,7 @@ class EventStream:
         self._text = ""
         self.ended = False
         self.comments: list[str] = []
+        self._events: deque[dict] = deque()
 
     def _fill(self) -> bool:
         """Decode more of the chunked body into ``_text``; False at its end."""
@@ -214,22 +216,36 @@ class EventStream:
 
     def next_event(self) -> dict | None:
         """The next event as ``{"id", "event", "data"}`` (comments skipped); None at the end."""
-        while True:
-            while "\n\n" not in self._text:
-                if not self._fill():
-                    return None
-            block, self._text = self._text.split("\n\n", 1)
-            fields = {}
-            for line in block.split("\n"):
-                if line.startswith(":"):
-                    self.comments.append(line)
-                if line.startswith(":") or ":" not in line:
-                    continue
-                name, _, value = line.partition(":")
-                fields[name] = value[1:] if value.startswith(" ") else value
-            if "data" in fields:
-                fields["data"] = json.loads(fields["data"])
-                return fields
+        while not self._events:
+            if not self._read_block():
+                return None
+        return self._events.popleft()
+
+    def wait_comment(self, text: str) -> None:
+        """Read on until a comment containing ``text`` has come (events that arrive meanwhile
+        are kept for ``next_event``)."""
+        while not any(text in comment for comment in self.comments):
+            if not self._read_block():
+                raise AssertionError(f"the stream ended without a {text!r} comment")
+
+    def _read_block(self) -> bool:
+        """Parse the next block (an event, or comments); False at the end of the stream."""
+        while "\n\n" not in self._text:
+            if not self._fill():
+                return False
+        block, self._text = self._text.split("\n\n", 1)
+        fields = {}
+        for line in block.split("\n"):
+            if line.startswith(":"):
+                self.comments.append(line)
+            if line.startswith(":") or ":" not in line:
+                continue
+            name, _, value = line.partition(":")
+            fields[name] = value[1:] if value.startswith(" ") else value
+        if "data" in fields:
+            fields["data"] = json.loads(fields["data"])
+            self._events.append(fields)
+        return True
 
     def close(self) -> None:
         self.sock.close()

@@ -1,6 +1,7 @@
-"""Runs of a lane's deliveries (``deliveries.claim_run``): claimed in seq order up to the first
-that is not due, never split between two claimers, released untouched when a run stops, and
-recorded only while the claim is still ours. Real PostgreSQL."""
+"""Runs of a lane's deliveries (``deliveries.claim_run``, ``deliveries.advance``): read in seq
+order up to the first that is not due, never split between two claimers, claimed one at a time
+as each predecessor is recorded, and recorded only while the claim is still ours. Real
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.utils import timezone
 
 from tests.webhooks.test_webhook_delivery import record_many, subscribe
 from webhooks import deliveries, sequencer
-from webhooks.models import Delivery
+from webhooks.models import Delivery, WebhookSubscription
 from webhooks.transport import Outcome
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,12 +36,13 @@ def states(hook, account="a") -> list[tuple[str, int]]:
                 .order_by("seq").values_list("state", "attempts"))
 
 
-def test_a_run_is_the_lanes_due_deliveries_in_seq_order(lane):
+def test_a_run_is_the_lanes_due_deliveries_in_seq_order_and_only_its_first_is_claimed(lane):
     run = deliveries.claim_run(lane, "a", limit=3)
     assert [d.account for d in run] == ["a"] * 3
     assert [d.seq for d in run] == sorted(d.seq for d in run)
     assert [d.event.data["uid"] for d in run] == [1, 2, 3]
-    assert states(lane) == [("delivering", 1)] * 3 + [("pending", 0)] * 2
+    # An attempt is counted when its request is about to go out, not for the whole run.
+    assert states(lane) == [("delivering", 1)] + [("pending", 0)] * 4
     assert states(lane, "b") == [("pending", 0)] * 2  # another lane is untouched
 
 
@@ -66,18 +68,37 @@ def test_a_lapsed_claim_is_claimed_again(lane):
     Delivery.objects.filter(subscription_id=lane).update(
         lease_until=timezone.now() - timedelta(seconds=1))
     assert len(deliveries.claim_run(lane, "a")) == 5
-    assert states(lane) == [("delivering", 2)] * 5
+    assert states(lane) == [("delivering", 2)] + [("pending", 0)] * 4
 
 
-def test_successes_and_releases_are_recorded_only_while_the_claim_is_ours(lane):
+def test_each_outcome_is_recorded_as_the_next_delivery_is_claimed(lane):
     run = deliveries.claim_run(lane, "a")
-    assert deliveries.record_successes([(d, OK) for d in run[:2]]) == 2
-    assert deliveries.release(run[2:]) == 3
+    assert deliveries.advance(run[0], OK, run[1]) is True
+    assert states(lane) == [("delivered", 1), ("delivering", 1)] + [("pending", 0)] * 3
+    assert (run[1].state, run[1].attempts) == ("delivering", 1)
+    assert deliveries.advance(run[1], OK) is True  # the end of the run: nothing claimed
     assert states(lane) == [("delivered", 1)] * 2 + [("pending", 0)] * 3
     delivered = Delivery.objects.get(pk=run[0].pk)
     assert (delivered.last_status_code, delivered.response_time_ms,
             delivered.last_response, delivered.lease_until) == (200, 3, "ok", None)
+    # The rest of the run was never touched: the lane goes on from there.
     assert [d.pk for d in deliveries.claim_run(lane, "a")] == [d.pk for d in run[2:]]
+
+
+def test_an_advance_retried_after_its_answer_was_lost_finds_its_own_success(lane):
+    run = deliveries.claim_run(lane, "a")
+    lease = deliveries.lease_until(timezone.now())
+    assert deliveries.advance(run[0], OK, run[1], lease) is True
+    run[1].state, run[1].attempts = "pending", 0  # as the caller knew it before the try
+    assert deliveries.advance(run[0], OK, run[1], lease) is True
+    assert states(lane) == [("delivered", 1), ("delivering", 1)] + [("pending", 0)] * 3
+
+
+def test_a_subscription_disabled_mid_run_gets_no_further_attempt(lane):
+    run = deliveries.claim_run(lane, "a")
+    WebhookSubscription.objects.filter(pk=lane).update(enabled=False)
+    assert deliveries.advance(run[0], OK, run[1]) is False
+    assert states(lane) == [("delivered", 1)] + [("pending", 0)] * 4
 
 
 def test_a_claimer_whose_claim_lapsed_and_was_taken_over_changes_nothing(lane):
@@ -85,6 +106,20 @@ def test_a_claimer_whose_claim_lapsed_and_was_taken_over_changes_nothing(lane):
     Delivery.objects.filter(subscription_id=lane).update(
         lease_until=timezone.now() - timedelta(seconds=1))
     assert len(deliveries.claim_run(lane, "a")) == 5
-    assert deliveries.record_successes([(d, OK) for d in stale[:2]]) == 0
-    assert deliveries.release(stale[2:]) == 0
-    assert states(lane) == [("delivering", 2)] * 5
+    assert deliveries.advance(stale[0], OK, stale[1]) is False
+    assert deliveries.advance(stale[0], OK) is False
+    assert deliveries.record_failure(stale[0], Outcome(500, 3, "HTTP 500")) is False
+    assert states(lane) == [("delivering", 2)] + [("pending", 0)] * 4
+
+
+def test_a_success_after_failures_makes_the_subscriptions_waiting_retries_due(lane):
+    later = timezone.now() + timedelta(hours=1)
+    Delivery.objects.filter(subscription_id=lane).update(attempts=3, next_attempt_at=later)
+    WebhookSubscription.objects.filter(pk=lane).update(failing_since=timezone.now())
+    now = timezone.now()
+    assert deliveries.recovered(lane, now) == 7
+    assert set(Delivery.objects.filter(subscription_id=lane)
+               .values_list("next_attempt_at", "attempts")) == {(now, 3)}
+    assert WebhookSubscription.objects.get(pk=lane).failing_since is None
+    Delivery.objects.filter(subscription_id=lane).update(next_attempt_at=later)
+    assert deliveries.recovered(lane) == 0  # not failing: retries keep their schedule

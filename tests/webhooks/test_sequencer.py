@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.db import connection, transaction
 
+from tests.base import wait_for
+from tests.servers.tcp_proxy import TcpProxy
 from webhooks import events, sequencer
 from webhooks.models import Event
 
@@ -55,11 +58,29 @@ def test_an_uncommitted_event_is_not_skipped_by_a_later_one(alice):
 def test_a_transaction_rings_the_doorbell_once_after_commit(alice, redis_db):
     pubsub = redis_db.pubsub()
     pubsub.subscribe(sequencer.new_events_channel())
-    pubsub.get_message(timeout=1)  # the subscribe confirmation
+    pubsub.get_message(timeout=10)  # the subscribe confirmation
     with transaction.atomic():
         for n in range(5):
             events.record(alice.tenant, events.MESSAGE_NEW, "box", {"n": n})
         assert pubsub.get_message(timeout=0.2) is None  # not before commit
-    rung = [pubsub.get_message(timeout=1), pubsub.get_message(timeout=0.3)]
+    rung = [pubsub.get_message(timeout=10), pubsub.get_message(timeout=0.3)]
     assert rung[0] is not None and rung[0]["type"] == "message" and rung[1] is None
     pubsub.close()
+
+
+def test_with_redis_down_a_ring_costs_one_try_and_the_next_rings_wait(settings):
+    """A doorbell is best effort (pollers find every event): a ring must not cost whoever
+    rings (the dispatcher's loop, a request that recorded an event) a client's retries."""
+    redis_port = int(settings.REDIS_URL.rsplit(":", 1)[1].split("/")[0])
+    proxy = TcpProxy(redis_port).start()
+    proxy.cut()  # every connection accepted and closed at once: Redis is down
+    try:
+        settings.REDIS_URL = f"redis://127.0.0.1:{proxy.port}/0"
+        sequencer.ring_recorded()
+        wait_for(lambda: proxy.accepted >= 1, timeout=10)
+        sequencer.ring_recorded()  # within RING_PAUSE: not even tried
+        time.sleep(0.5)  # (late connections would show here)
+        assert proxy.accepted == 1
+    finally:
+        proxy.stop()
+

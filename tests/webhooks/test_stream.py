@@ -15,9 +15,11 @@ from webhooks import changes, events, sequencer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SERVER_ENV = {"EMAILAPI_STREAM_KEEPALIVE": "1", "EMAILAPI_STREAM_POLL_INTERVAL": "4",
+# A client is slow after 5 s behind (a busy machine can stall a reading test thread for a
+# second or two); the slow client of the test is dropped by its full queue first anyway.
+SERVER_ENV = {"EMAILAPI_STREAM_KEEPALIVE": "1", "EMAILAPI_STREAM_POLL_INTERVAL": "10",
               "EMAILAPI_STREAM_CLIENT_QUEUE": "2000", "EMAILAPI_STREAM_CLIENT_BUFFER": "65536",
-              "EMAILAPI_STREAM_SLOW_SECONDS": "1"}
+              "EMAILAPI_STREAM_SLOW_SECONDS": "5"}
 
 
 @pytest.fixture
@@ -153,35 +155,38 @@ def test_the_doorbell_wakes_the_stream_and_the_poll_covers_its_loss(server, alic
     began = time.monotonic()
     publish(alice.tenant, 1)
     assert client.next_event()["data"]["data"]["n"] == 0
-    assert time.monotonic() - began < 2, "the doorbell should beat the 4 s poll"
+    assert time.monotonic() - began < 5, "the doorbell should beat the 10 s poll"
 
     settings.EMAILAPI_REDIS_PREFIX = "nobody-listens-here"  # the ring goes nowhere
     publish(alice.tenant, 1, name=events.MESSAGE_DELETED)
     assert client.next_event()["event"] == "messageDeleted"  # found by the poll
-    time.sleep(1.5)  # silence: a keep-alive comment comes before the next event
+    client.wait_comment(": keep-alive")  # silence: a keep-alive comment comes (every 1 s)
     publish(alice.tenant, 1, name=events.MESSAGE_UPDATED)
     assert client.next_event()["event"] == "messageUpdated"
-    assert ": keep-alive" in client.comments
     client.close()
 
 
 def test_a_slow_client_is_dropped_while_a_fast_one_keeps_receiving(server, alice):
     start = changes.head()
     slow = sse(server, alice.token, f"since={start}", rcvbuf=4096)  # reads only at the end
-    fast = ws(server, alice.token, f"&since={start}")
+    fast = WebSocket(server.port, f"/v1/stream?access_token={alice.token}&since={start}",
+                     timeout=120)
     total = 3000
-    received = []
+    received, failed = [], []
 
     def read_fast():
-        while len(received) < total:
-            received.append(fast.receive()["seq"])
+        try:
+            while len(received) < total:
+                received.append(fast.receive()["seq"])
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            failed.append(repr(exc))
 
     reader = threading.Thread(target=read_fast)
     reader.start()
     for _ in range(3):
         publish(alice.tenant, total // 3, size=3000)
-    reader.join(30)
-    assert received == list(range(start + 1, start + total + 1))
+    reader.join(300)
+    assert received == list(range(start + 1, start + total + 1)), (len(received), failed)
 
     got_slow = []
     slow.sock.settimeout(10)

@@ -33,7 +33,7 @@ def record_many(tenant, accounts, per_account) -> list[Event]:
     return rows
 
 
-def wait_until(predicate, timeout: float = 10.0):
+def wait_until(predicate, timeout: float = 30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -84,19 +84,20 @@ def test_failures_are_retried_and_every_event_arrives_once_in_order_per_mailbox(
 
 
 def test_events_are_published_promptly_and_payloads_have_the_documented_shape(
-        alice, allow_private_webhooks, webhook_receiver, start_dispatcher):
+        alice, allow_private_webhooks, webhook_receiver, start_dispatcher, redis_db):
     receiver = webhook_receiver()
     subscribe(alice, receiver.url, events=["messageUpdated"], accounts=["box"])
-    start_dispatcher()
-    time.sleep(0.3)  # the doorbell is listening
+    start_dispatcher(poll_interval=30)  # promptly can only mean the doorbell
+    doorbell = sequencer.new_events_channel()
+    wait_until(lambda: dict(redis_db.pubsub_numsub(doorbell)).get(doorbell.encode()))
     started = time.monotonic()
     events.record(alice.tenant, events.MESSAGE_NEW, "box", {"uid": 1})  # not subscribed
     events.record(alice.tenant, events.MESSAGE_UPDATED, "other", {"uid": 1})  # other account
     wanted = events.record(alice.tenant, events.MESSAGE_UPDATED, "box", {
         "id": "x", "uid": 1, "path": "INBOX",
         "changes": {"flags": {"added": ["\\Seen"], "deleted": []}}}, path="INBOX")
-    [request] = receiver.wait_accepted(1, timeout=5)
-    assert time.monotonic() - started < 1.0
+    [request] = receiver.wait_accepted(1, timeout=10)
+    assert time.monotonic() - started < 10  # far from the 30 s poll, on the busiest machine
     wanted.refresh_from_db()
     assert request.payload == {
         "id": str(wanted.id), "seq": wanted.seq, "event": "messageUpdated", "account": "box",
@@ -118,7 +119,7 @@ def test_redis_flushed_and_everything_restarted_while_events_are_pending(
     record_many(alice.tenant, ["a", "b"], 3)
     receiver.wait_for(lambda r: len(r.requests) >= 2)
     stop_dispatcher(first)
-    redis_db.flushall()
+    redis_db.flushdb()
     record_many(alice.tenant, ["a", "c"], 2)  # recorded while no dispatcher runs
     with receiver._lock:
         receiver._failures.clear()
@@ -129,9 +130,32 @@ def test_redis_flushed_and_everything_restarted_while_events_are_pending(
     assert all(seqs == sorted(seqs) for seqs in lanes.values())
 
 
+def test_a_receiver_answering_again_gets_its_whole_backlog_within_a_minute(
+        alice, allow_private_webhooks, settings, webhook_receiver, start_dispatcher):
+    """Each lane's head has failed twice and waits 4 to 6 minutes for its next attempt; the
+    receiver is back, and once one delivery succeeds the rest follow at once."""
+    settings.WEBHOOK_RETRY_SCHEDULE = [1, 300]
+    receiver = webhook_receiver()
+    receiver.fail_next(10_000)
+    subscribe(alice, receiver.url)
+    start_dispatcher()
+    lanes = [f"box{n}" for n in range(10)]
+    backlog = record_many(alice.tenant, lanes, 2)
+    wait_until(lambda: Delivery.objects.filter(state="pending", attempts=2).count()
+               == len(lanes), timeout=60)
+    receiver.recover()
+    back = time.monotonic()
+    events.record(alice.tenant, events.MESSAGE_NEW, "fresh", {"uid": 1})
+    accepted = receiver.wait_for(lambda r: len({q.payload["id"] for q in r.accepted()})
+                                 == len(backlog) + 1 and r.accepted(), timeout=60)
+    assert accepted[-1].at - back < 60
+    lanes_seen = by_account_in_order(accepted)
+    assert all(seqs == sorted(seqs) for seqs in lanes_seen.values())
+
+
 def test_a_receiver_that_never_answers_does_not_delay_another_subscription(
         alice, allow_private_webhooks, settings, webhook_receiver, start_dispatcher):
-    settings.WEBHOOK_TIMEOUT = 3
+    settings.WEBHOOK_TIMEOUT = 15
     asleep = webhook_receiver(sleep=60)
     awake = webhook_receiver()
     subscribe(alice, asleep.url)
@@ -139,8 +163,9 @@ def test_a_receiver_that_never_answers_does_not_delay_another_subscription(
     start_dispatcher(concurrency=4)
     started = time.monotonic()
     record_many(alice.tenant, [f"box{n}" for n in range(6)], 2)
-    awake.wait_accepted(12, timeout=2.5)
-    assert time.monotonic() - started < 2.5
+    # Before the first 15 s timeout: nothing waited for the receiver that does not answer.
+    awake.wait_accepted(12, timeout=12)
+    assert time.monotonic() - started < 12
     assert asleep.accepted() == []
 
 

@@ -39,15 +39,15 @@ def test_a_never_ending_answer_is_read_only_up_to_the_cap(webhook_receiver):
     started = time.monotonic()
     outcome = post(receiver.url)
     assert outcome.ok and len(outcome.body) == transport.MAX_RESPONSE_BYTES
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 20  # reading all 640 MB would take far longer
 
 
 def test_a_receiver_that_does_not_answer_times_out(webhook_receiver):
-    receiver = webhook_receiver(sleep=5)
+    receiver = webhook_receiver(sleep=60)
     started = time.monotonic()
     outcome = post(receiver.url, timeout=1)
     assert outcome.status_code is None and "Timed out" in outcome.error
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 20  # the 1 s timeout, not the 60 s answer
 
 
 def test_refused_connection_and_unresolvable_host_are_failures_not_exceptions():

@@ -20,8 +20,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, concurrency, **options):
         if connection.vendor == "postgresql":
-            connection.settings_dict.setdefault("OPTIONS", {})["application_name"] = \
-                "webhookdispatcher"
+            db_options = connection.settings_dict.setdefault("OPTIONS", {})
+            db_options["application_name"] = "webhookdispatcher"
+            # Delivery state is committed without waiting for the WAL flush: one write per
+            # delivery sent, each an fsync otherwise. A commit lost to a database crash means
+            # a delivery sent again, which at-least-once allows; publishing asks for a flushed
+            # commit itself (``sequencer.publish_pending``).
+            db_options["options"] = \
+                f"{db_options.get('options', '')} -c synchronous_commit=off".strip()
         dispatcher = Dispatcher(concurrency=concurrency)
 
         def stop(*_):
