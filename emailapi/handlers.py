@@ -7,7 +7,7 @@ from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.views import defaults
 
-from emailapi.api.errors import database_unavailable, json_error_response, service_unavailable_response
+from emailapi.api.errors import dependency_unavailable, json_error_response, service_unavailable_response
 
 
 def _is_api(request) -> bool:
@@ -26,7 +26,7 @@ def server_error(request):
     request (Django calls this while handling it, so ``sys.exc_info`` holds it). The HTML 503
     page is rendered without the request: its user, session and menus would need the
     database."""
-    unavailable = database_unavailable(sys.exc_info()[1]) if sys.exc_info()[1] else None
+    unavailable = dependency_unavailable(sys.exc_info()[1]) if sys.exc_info()[1] else None
     if unavailable is not None:
         if _is_api(request):
             return service_unavailable_response(unavailable)

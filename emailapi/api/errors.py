@@ -8,7 +8,8 @@ Django-level failures outside DRF (unknown URL, a 500 before a view runs) go thr
 and answered with a generic message: nothing about the fault leaks to the caller. A database
 that cannot serve the request (no free connection in time, unreachable, connection lost) is
 not a fault of ours to hide behind a 500: it is ``503 ServiceUnavailable`` with ``Retry-After``
-(``database_unavailable``), for the client to retry.
+(``dependency_unavailable``), for the client to retry; so is Redis being unreachable where a
+request needs it (single-use links, OAuth2 sign-in state).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
@@ -52,11 +54,15 @@ class ServiceUnavailable(ApiError):
         self.retry_after = retry_after
 
 
-def database_unavailable(exc: BaseException) -> ServiceUnavailable | None:
-    """The 503 for an exception that means the database could not serve this request, or
-    None for any other exception (``emailapi.dbpool.unavailable_reason`` decides)."""
+def dependency_unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """The 503 for an exception that means the database or Redis could not serve this
+    request, or None for any other exception (for the database,
+    ``emailapi.dbpool.unavailable_reason`` decides)."""
     from emailapi import dbpool
 
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        return ServiceUnavailable("A service this request needs is not available. Retry "
+                                  "shortly", retry_after=5)
     reason = dbpool.unavailable_reason(exc)
     if reason is None:
         return None
@@ -147,7 +153,7 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         from django.conf import settings
 
         exc = PayloadTooLarge(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
-    elif (unavailable := database_unavailable(exc)) is not None:
+    elif (unavailable := dependency_unavailable(exc)) is not None:
         request = context.get("request")
         logger.warning("Database unavailable on %s %s: %s: %s", getattr(request, "method", "?"),
                        getattr(request, "path", "?"), exc.__class__.__name__, exc)
