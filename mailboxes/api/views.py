@@ -8,6 +8,8 @@ in the web process's memory.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 
 from asgiref.sync import sync_to_async
@@ -144,15 +146,26 @@ def _stream(request, download: reading.Download, attachment: bool) -> StreamingH
 
 async def _async_chunks(chunks):
     """Pull a sync generator one chunk at a time on a thread (Django would otherwise read a
-    sync iterator to the end, into memory, before sending a byte under ASGI)."""
+    sync iterator to the end, into memory, before sending a byte under ASGI).
+
+    A client that leaves cancels this while a chunk is being fetched on its thread, which
+    cannot be interrupted: the fetch is let finish (shielded) before the generator is
+    closed. Otherwise the close fails ("generator already executing") and the download's
+    clean-up finds its IMAP connection mid-FETCH and closes it under the reading thread,
+    instead of giving it back for the next request."""
     step = sync_to_async(next, thread_sensitive=False)
+    fetching = None
     try:
         while True:
-            chunk = await step(chunks, _END)
+            fetching = asyncio.ensure_future(step(chunks, _END))
+            chunk = await asyncio.shield(fetching)
             if chunk is _END:
                 return
             yield chunk
     finally:
+        if fetching is not None and not fetching.done():
+            with contextlib.suppress(Exception):
+                await fetching
         await sync_to_async(chunks.close, thread_sensitive=False)()
 
 

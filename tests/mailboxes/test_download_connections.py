@@ -236,3 +236,49 @@ def test_a_streaming_download_holds_no_database_connection(alice, mail_user, set
     finally:
         web.stop()
         proxy.stop()
+
+
+def test_a_client_that_leaves_mid_body_gives_the_connection_back_clean(
+        alice, mail_user, settings):
+    """The client goes while a chunk is being fetched (its mail server quiet): the chunk's
+    fetch is let finish before the download is closed, so the account's only command
+    connection comes back whole and is used again, instead of being found mid-FETCH and
+    closed under the thread still reading from it ("generator already executing")."""
+    big = seed.make_message(attachments=[("big.bin", bytes(range(256)) * 8192,
+                                          "application/octet-stream")])
+    seed.seed_mailbox(mail_user, messages=[big])
+    proxy = TcpProxy(mail_user.imap_port).start()
+    imap = {**mail_user.imap_settings(secure=False), "port": proxy.port,
+            "tls": {"rejectUnauthorized": False}}
+    account = services.register_account(alice.tenant, {"account": "box", "imap": imap})
+    session = open_session(account)
+    sync_account(session, account)
+    session.client.logout()
+
+    web = Daphne(settings, EMAILAPI_IMAP_COMMAND_CONNECTIONS="1",
+                 EMAILAPI_IMAP_COMMAND_TIMEOUT="20")
+    try:
+        client = Client(web.port, alice.token)
+        message = json.loads(client.get("/v1/account/box/messages?path=INBOX")[2])["messages"][0]
+        path = f"/v1/account/box/message/{message['id']}/source"
+        leaving = http.client.HTTPConnection("127.0.0.1", web.port, timeout=60)
+        leaving.request("GET", path, headers=client.headers)
+        response = leaving.getresponse()
+        assert response.status == 200 and response.read(1024) == big[:1024]
+        proxy.hold()
+        wait_for(lambda: proxy.held_bytes > 0, timeout=30)  # a chunk's FETCH is in flight
+        local_port = leaving.sock.getsockname()[1]
+        leaving.sock.shutdown(socket.SHUT_RDWR)
+        leaving.close()
+        wait_for(lambda: _socket_state(local_port) not in ("01", "04", "05"), timeout=30)
+        proxy.release()
+
+        connects = proxy.accepted
+        status, _, body = Client(web.port, alice.token).get(path)
+        assert (status, len(body)) == (200, len(big)) and body == big
+        assert proxy.accepted == connects, "the left download's connection was not reusable"
+        log = web.log()
+        assert "generator already executing" not in log and "Traceback" not in log, log
+    finally:
+        web.stop()
+        proxy.stop()

@@ -5,9 +5,10 @@ Why: the suite's PostgreSQL and Redis are shared by every test worker (and other
 machine); stopping them would break everyone. A process pointed at this proxy instead sees its
 server vanish on ``cut()`` (open connections reset, new ones accepted and closed at once, as a
 restarting server's port does) and come back on ``restore()``. ``hold()`` keeps connections
-open but stops passing bytes (a server gone quiet), counting what the client sends meanwhile
-(``held_bytes``), until ``release()``. The listening socket stays bound throughout, so the port
-never changes hands. Threads only; only 127.0.0.1 is used; no Django.
+open but stops passing bytes (a server gone quiet), counting what is held meanwhile either
+way (``held_bytes``: a request, or an answer caught on its way), until ``release()``. The
+listening socket stays bound throughout, so the port never changes hands. Threads only; only
+127.0.0.1 is used; no Django.
 """
 
 from __future__ import annotations
@@ -112,17 +113,15 @@ class TcpProxy:
             with self._lock:
                 self._open.update((client, server))
                 self._upstream.add(server)
-            for source, sink, upstream in ((client, server, True), (server, client, False)):
-                threading.Thread(target=self._pump, args=(source, sink, upstream),
-                                 daemon=True).start()
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket, upstream: bool) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
                 if not self._flowing.is_set():
-                    if upstream:
-                        with self._lock:
-                            self.held_bytes += len(data)
+                    with self._lock:
+                        self.held_bytes += len(data)
                     self._flowing.wait()
                 sink.sendall(data)
         except OSError:
