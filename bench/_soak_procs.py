@@ -102,7 +102,7 @@ def _cmdline(pid: int) -> list[str]:
 
 
 def role_of(argv: list[str]) -> str | None:
-    if "daphne" in argv:
+    if "daphne" in argv or "emailapi.server" in argv:
         return "web"
     for role in ROLES[1:]:
         if role in argv:

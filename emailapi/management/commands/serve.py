@@ -37,7 +37,9 @@ class Command(BaseCommand):
         children = self.web_children(python, host, port, max(1, web_processes))
         if not no_workers:
             children.append(Child("imapworker", [python, manage, "imapworker"]))
-            children.append(Child("rqworker", [python, manage, "rqworker", "--with-scheduler",
+            # No --with-scheduler: nothing is enqueued for later (sendscheduler sweeps due
+            # sends), and rq's scheduler is a forked child that outlives a killed worker.
+            children.append(Child("rqworker", [python, manage, "rqworker",
                                                *settings.RQ_QUEUES]))
             children.append(Child("sendscheduler", [python, manage, "sendscheduler"]))
             # Publishes events (the live stream and change feed wait on it) and delivers
