@@ -170,7 +170,10 @@ async def _async_chunks(chunks):
 
 
 class SearchView(TenantScopedAPIView):
-    """``GET`` (criteria as ``search[...]`` query parameters) and ``POST`` (``{"search"}``)."""
+    """``GET`` (criteria as ``search[...]`` query parameters) and ``POST`` (``{"search"}``).
+    Both only read, so a ``read`` token may POST a search too."""
+
+    read_only_post = True
 
     @extend_schema(operation_id="searchMessagesGet", tags=["Message"],
                    parameters=[ACCOUNT_PARAM, s.SearchQuerySerializer],

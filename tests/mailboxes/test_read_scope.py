@@ -95,3 +95,17 @@ def test_no_get_route_changes_anything_for_a_read_token(alice, synced, mail_user
     assert called >= 20
     assert _server_flags(mail_user) == flags_before
     assert Event.objects.count() == events_before
+
+
+def test_a_read_token_may_search_by_post_but_not_write(alice, synced, mail_user):
+    """POST .../search only reads (EmailEngine's clients search with POST): a read token may;
+    a write by POST stays refused."""
+    account, messages = synced
+    reader = alice.client_with("read")
+    found = reader.post("/v1/account/box/search?path=INBOX",
+                        {"search": {"uid": str(messages[0]["uid"])}}, format="json")
+    assert found.status_code == 200, found.json()
+    assert [m["id"] for m in found.json()["messages"]] == [messages[0]["id"]]
+    refused = reader.post("/v1/account/box/mailbox", {"path": ["Made by a reader"]},
+                          format="json")
+    assert refused.status_code == 403 and refused.json()["code"] == "InsufficientScope"
