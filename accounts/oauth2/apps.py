@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts import crypto
+from accounts import crypto, mail_hosts
 from accounts.models import EmailAccount, OAuth2App, Tenant
 from accounts.oauth2 import presets
 from emailapi.api.errors import ConflictError
@@ -38,6 +38,9 @@ def client_secret(app: OAuth2App) -> str:
 
 
 def create_app(tenant: Tenant, data: dict) -> OAuth2App:
+    """A new app; its mail servers (a generic provider's) may not be on internal addresses,
+    as a mailbox's may not (``mail_hosts``): refused now, not at the end of a sign-in."""
+    mail_hosts.check(tenant, data)
     app_id = data.get("app") or secrets.token_hex(8)
     values = {model: data[api] for api, model in PUBLIC_FIELDS.items() if api in data}
     try:
@@ -50,6 +53,7 @@ def create_app(tenant: Tenant, data: dict) -> OAuth2App:
 
 
 def update_app(app: OAuth2App, data: dict) -> OAuth2App:
+    mail_hosts.check(app.tenant, data)
     for api, model in PUBLIC_FIELDS.items():
         if api in data:
             setattr(app, model, data[api])

@@ -221,3 +221,25 @@ def test_oauth2_starts_count_as_attempts_too(alice, client, settings):
     starts = [client.get(f"/connect/oauth2/start?{query}") for _ in range(3)]
     assert [r.status_code for r in starts] == [302, 302, 429]
     assert starts[2]["Retry-After"]
+
+
+@private_off
+def test_a_generic_oauth2_app_with_internal_mail_servers_is_refused_when_saved(alice):
+    """A generic app's IMAP/SMTP servers are where its mailboxes will connect: refused when
+    the app is saved, not at the end of a user's sign-in."""
+    app = {"provider": "generic", "clientId": "c1", "clientSecret": "s3cret",
+           "authorizeUrl": "https://idp.example/authorize", "tokenUrl": "https://idp.example/t"}
+    for host in ("127.0.0.1", "10.0.0.5", "2002:7f00:1::1"):
+        created = alice.client.post("/v1/oauth2", {**app, "app": "idp",
+                                                   "imap": {"host": host, "port": 993}},
+                                    format="json")
+        assert created.status_code == 400 and created.json()["code"] == "HostNotAllowed", host
+    assert alice.client.get("/v1/oauth2").json()["apps"] == []
+    made = alice.client.post("/v1/oauth2", {**app, "app": "idp",
+                                            "imap": {"host": "8.8.8.8", "port": 993}},
+                             format="json")
+    assert made.status_code == 200, made.json()
+    changed = alice.client.put("/v1/oauth2/idp", {"smtp": {"host": "192.168.1.10", "port": 465}},
+                               format="json")
+    assert changed.status_code == 400 and changed.json()["code"] == "HostNotAllowed"
+    assert alice.client.get("/v1/oauth2/idp").json()["smtp"] is None
