@@ -1,5 +1,5 @@
-"""Servers the soak (``bench/soak.py``) needs beyond ``tests/servers/``: an IMAP server that
-hangs, and a webhook receiver that can be taken down and brought back on the same port.
+"""Servers the soak (``bench/soak.py``) needs beyond ``tests/servers/``: a webhook receiver
+that can be taken down and brought back on the same port.
 
 Not a benchmark itself (``bench/run.py`` skips files starting with an underscore).
 """
@@ -8,86 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import selectors
-import socket
-import threading
 import time
 from dataclasses import dataclass
 
 from tests.servers.fast_receiver import FastReceiver, _Protocol
 from tests.servers.net import LOOPBACK, find_free_port
-
-
-class HungImapServer:
-    """A loopback socket that accepts IMAP connections and never answers, or (``greet``)
-    greets ``* OK`` and then never answers anything: the two ways a stuck mail server holds
-    a client that has no timeout of its own per connect phase (issue 14, item 4).
-
-    One thread, a selector: accepted sockets are read and the bytes dropped; a socket the
-    client closes is closed here too, so connections do not pile up.
-    """
-
-    def __init__(self, greet: bool = False):
-        self.greet = greet
-        self.port: int | None = None
-        self.accepted = 0
-        self._listener: socket.socket | None = None
-        self._selector = selectors.DefaultSelector()
-        self._halt = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"hung-imap-{'greet' if greet else 'silent'}")
-
-    def start(self) -> HungImapServer:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((LOOPBACK, 0))
-        listener.listen(512)
-        listener.setblocking(False)
-        self._listener, self.port = listener, listener.getsockname()[1]
-        self._selector.register(listener, selectors.EVENT_READ)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._halt.is_set():
-            for key, _ in self._selector.select(timeout=0.2):
-                sock = key.fileobj
-                if sock is self._listener:
-                    self._accept()
-                    continue
-                try:
-                    data = sock.recv(4096)
-                except OSError:
-                    data = b""
-                if not data:
-                    self._selector.unregister(sock)
-                    sock.close()
-
-    def _accept(self) -> None:
-        try:
-            conn, _ = self._listener.accept()
-        except OSError:
-            return
-        self.accepted += 1
-        conn.setblocking(False)
-        if self.greet:
-            try:
-                conn.send(b"* OK IMAP4rev1 ready\r\n")
-            except OSError:
-                pass
-        self._selector.register(conn, selectors.EVENT_READ)
-
-    def stop(self) -> None:
-        self._halt.set()
-        self._thread.join(timeout=5)
-        for key in list(self._selector.get_map().values()):
-            key.fileobj.close()
-        self._selector.close()
-
-    def imap_settings(self) -> dict:
-        """The API's ``imap`` object for an account on this server."""
-        return {"host": LOOPBACK, "port": self.port, "secure": False,
-                "auth": {"user": "hung", "pass": "never-checked"}}
 
 
 @dataclass(frozen=True)

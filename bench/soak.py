@@ -99,9 +99,10 @@ from bench._soak_procs import (  # noqa: E402
     start_serve,
     stop_serve,
 )
-from bench._soak_servers import HungImapServer, SwitchableReceiver  # noqa: E402
+from bench._soak_servers import SwitchableReceiver  # noqa: E402
 from tests.servers import seed  # noqa: E402
 from tests.servers.dovecot import Dovecot  # noqa: E402
+from tests.servers.hung_imap import HungImapServer  # noqa: E402
 from tests.servers.net import find_free_port  # noqa: E402
 from tests.servers.smtp import SmtpServer  # noqa: E402
 
@@ -164,6 +165,12 @@ def seed_mailboxes(dovecot: Dovecot, smtp: SmtpServer, count: int) -> list:
         smtp.add_user(user.username, user.password)
         users.append(user)
     return users
+
+
+def _hung_settings(server: HungImapServer) -> dict:
+    """The API's ``imap`` object for an account on a hung server."""
+    return {"host": "127.0.0.1", "port": server.port, "secure": False,
+            "auth": {"user": "hung", "pass": "never-checked"}}
 
 
 def register(users, smtp: SmtpServer, receiver: SwitchableReceiver) -> tuple[str, dict]:
@@ -300,7 +307,7 @@ class Run:
                 server = self.hung[number % len(self.hung)]
                 status, _ = self.api.call("register", "POST", "/v1/account", {
                     "account": f"hung{number:02d}", "name": f"Hung {number}",
-                    "email": f"hung{number}@example.test", "imap": server.imap_settings()})
+                    "email": f"hung{number}@example.test", "imap": _hung_settings(server)})
                 answers.append(status)
             fault.details["registered"] = sum(1 for s in answers if s == 200)
             if fault.details["registered"] != HUNG_ACCOUNTS:
@@ -521,7 +528,7 @@ def main() -> int:
             extra_config=_engine.dovecot_limits(args.mailboxes + HUNG_ACCOUNTS),
             startup_timeout=30))
         smtp = stack.enter_context(SmtpServer(starttls=False))
-        hung = [HungImapServer(greet=False).start(), HungImapServer(greet=True).start()]
+        hung = [HungImapServer("silent").start(), HungImapServer("greet").start()]
         for server in hung:
             stack.callback(server.stop)
         receiver = SwitchableReceiver().start()

@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from tests.base import wait_for
-from tests.webhooks.stream_clients import Daphne
+from tests.webhooks.stream_clients import Daphne, read_head
 
 # Tests whose data the server (another process) must see commit it.
 committed = pytest.mark.django_db(transaction=True)
@@ -49,26 +49,10 @@ def _connect(server) -> socket.socket:
     return socket.create_connection(("127.0.0.1", server.port), timeout=15)
 
 
-def _head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError(f"closed before an answer: {data!r}")
-        data += chunk
-    head, rest = data.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(lines[0].split()[1]), headers, rest
-
-
 def _answer(sock: socket.socket) -> tuple[int, dict[str, str], dict]:
     """The response to a request sent with ``Connection: close`` (or refused: the server
     closes after it), its JSON body decoded."""
-    status, headers, rest = _head(sock)
+    status, headers, rest = read_head(sock)
     length = int(headers.get("content-length", -1))
     while length < 0 or len(rest) < length:
         try:

@@ -46,6 +46,12 @@ def _message() -> bytes:
     return msg.as_bytes()
 
 
+def _big_message() -> bytes:
+    """2 MiB of attachment: a download of many chunks."""
+    return seed.make_message(attachments=[("big.bin", bytes(range(256)) * 8192,
+                                           "application/octet-stream")])
+
+
 def _threads(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         return int(next(line for line in status if line.startswith("Threads:")).split()[1])
@@ -154,12 +160,9 @@ def _socket_state(local_port: int) -> str | None:
     return None
 
 
-def test_a_download_whose_client_left_during_the_view_gives_its_connections_back(
-        alice, mail_user, settings):
-    """The client disconnects while the view waits for a quiet mail server: Django cancels
-    the request and drops the view's response unsent and unclosed. Its IMAP command
-    connection (the account's only one here) and its database connection still go back."""
-    raw = _message()
+def _synced_behind_a_proxy(alice, mail_user, raw: bytes) -> TcpProxy:
+    """Mailbox ``box`` holding ``raw``, indexed, its IMAP server reached through a proxy the
+    test can hold (a mail server gone quiet)."""
     seed.seed_mailbox(mail_user, messages=[raw])
     proxy = TcpProxy(mail_user.imap_port).start()
     imap = {**mail_user.imap_settings(secure=False), "port": proxy.port,
@@ -168,6 +171,16 @@ def test_a_download_whose_client_left_during_the_view_gives_its_connections_back
     session = open_session(account)
     sync_account(session, account)
     session.client.logout()
+    return proxy
+
+
+def test_a_download_whose_client_left_during_the_view_gives_its_connections_back(
+        alice, mail_user, settings):
+    """The client disconnects while the view waits for a quiet mail server: Django cancels
+    the request and drops the view's response unsent and unclosed. Its IMAP command
+    connection (the account's only one here) and its database connection still go back."""
+    raw = _message()
+    proxy = _synced_behind_a_proxy(alice, mail_user, raw)
 
     web = Daphne(settings, EMAILAPI_IMAP_COMMAND_CONNECTIONS="1",
                  EMAILAPI_IMAP_COMMAND_TIMEOUT="3")
@@ -205,16 +218,8 @@ def test_a_streaming_download_holds_no_database_connection(alice, mail_user, set
     """With a pool of one connection, a download stalled half-way (its mail server gone
     quiet) leaves the connection to other requests: the view's queries are done before the
     first byte is sent."""
-    big = seed.make_message(attachments=[("big.bin", bytes(range(256)) * 8192,
-                                          "application/octet-stream")])
-    seed.seed_mailbox(mail_user, messages=[big])
-    proxy = TcpProxy(mail_user.imap_port).start()
-    imap = {**mail_user.imap_settings(secure=False), "port": proxy.port,
-            "tls": {"rejectUnauthorized": False}}
-    account = services.register_account(alice.tenant, {"account": "box", "imap": imap})
-    session = open_session(account)
-    sync_account(session, account)
-    session.client.logout()
+    big = _big_message()
+    proxy = _synced_behind_a_proxy(alice, mail_user, big)
 
     web = Daphne(settings, EMAILAPI_DB_POOL_SIZE="1", EMAILAPI_DB_POOL_WAIT="2")
     try:
@@ -244,16 +249,8 @@ def test_a_client_that_leaves_mid_body_gives_the_connection_back_clean(
     fetch is let finish before the download is closed, so the account's only command
     connection comes back whole and is used again, instead of being found mid-FETCH and
     closed under the thread still reading from it ("generator already executing")."""
-    big = seed.make_message(attachments=[("big.bin", bytes(range(256)) * 8192,
-                                          "application/octet-stream")])
-    seed.seed_mailbox(mail_user, messages=[big])
-    proxy = TcpProxy(mail_user.imap_port).start()
-    imap = {**mail_user.imap_settings(secure=False), "port": proxy.port,
-            "tls": {"rejectUnauthorized": False}}
-    account = services.register_account(alice.tenant, {"account": "box", "imap": imap})
-    session = open_session(account)
-    sync_account(session, account)
-    session.client.logout()
+    big = _big_message()
+    proxy = _synced_behind_a_proxy(alice, mail_user, big)
 
     web = Daphne(settings, EMAILAPI_IMAP_COMMAND_CONNECTIONS="1",
                  EMAILAPI_IMAP_COMMAND_TIMEOUT="20")

@@ -83,7 +83,8 @@ def _connect(port: int, rcvbuf: int | None, timeout: float) -> socket.socket:
     return sock
 
 
-def _read_head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+def read_head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """An HTTP response's status, headers (lower-cased names) and the bytes read past them."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(4096)
@@ -108,7 +109,7 @@ class WebSocket:
                  "Connection: Upgrade", f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        self.status, self.headers, self._buffer = _read_head(self.sock)
+        self.status, self.headers, self._buffer = read_head(self.sock)
         assert self.status == 101, self.status
         self.close_code: int | None = None
 
@@ -169,7 +170,7 @@ class EventStream:
         lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Accept: text/event-stream"]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        self.status, self.headers, self._raw = _read_head(self.sock)
+        self.status, self.headers, self._raw = read_head(self.sock)
         self._text = ""
         self.ended = False
         self.comments: list[str] = []
