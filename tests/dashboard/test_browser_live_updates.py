@@ -37,6 +37,8 @@ def test_pages_update_live_with_no_token_in_any_request(
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(r"/dashboard$"))
     page.evaluate("window.__sameDocument = true")  # gone if the page reloads
+    # Events published before the stream is open reach the page only by its catch-up poll.
+    page.wait_for_function("window.emailapiStreamOpen === true", timeout=20_000)
 
     # A mailbox registered elsewhere (the API) connects: the overview hears it live.
     register(tenant, mail_user, account_id="live-box")

@@ -77,7 +77,10 @@
     if (url && window.EventSource) {
       var source = new EventSource(url);
       EVENTS.forEach(function (name) { source.addEventListener(name, soon); });
-      source.addEventListener("open", function () { poll(); });  // catch up on what came before
+      source.addEventListener("open", function () {  // catch up on what came before
+        window.emailapiStreamOpen = true;  // for tests
+        poll();
+      });
       setInterval(poll, 10000);
     } else {
       setInterval(poll, 2000);
