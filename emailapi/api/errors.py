@@ -49,11 +49,6 @@ class NotFoundError(ApiError):
         super().__init__(message, code, status.HTTP_404_NOT_FOUND)
 
 
-class ConflictError(ApiError):
-    def __init__(self, message: str, code: str = "AlreadyExists"):
-        super().__init__(message, code, status.HTTP_409_CONFLICT)
-
-
 class ServiceUnavailable(ApiError):
     def __init__(self, message: str, retry_after: int):
         super().__init__(message, "ServiceUnavailable", status.HTTP_503_SERVICE_UNAVAILABLE)
