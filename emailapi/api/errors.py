@@ -35,7 +35,8 @@ logger = logging.getLogger("emailapi.api")
 
 
 class ApiError(exceptions.APIException):
-    """An error with an explicit machine code, raised by views and services."""
+    """An error with an explicit machine code and status, raised by the web layer itself
+    (request validation in views); services raise ``emailapi.lib.errors.DomainError``s."""
 
     def __init__(self, message: str, code: str, status_code: int = 400, details: Any = None):
         super().__init__(detail=message, code=code)
