@@ -21,21 +21,12 @@ fails until it does, and then it is checked.
 from __future__ import annotations
 
 from django.conf import settings
-from rest_framework import status
 
+from accounts.errors import HostNotAllowed
 from accounts.models import Tenant
-from emailapi.api.errors import ApiError
 from emailapi.egress import addresses
 
 SECTIONS = ("imap", "smtp")
-
-
-class HostNotAllowed(ApiError):
-    def __init__(self, section: str, reason: str):
-        self.section, self.reason = section, reason
-        super().__init__(
-            f"{section}.host: {reason}; mail servers on internal addresses are not allowed",
-            "HostNotAllowed", status.HTTP_400_BAD_REQUEST, {f"{section}.host": [reason]})
 
 
 def allows_private(tenant: Tenant | None) -> bool:

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.errors import PlanLimit, TenantSuspended, TrialExpired
 from accounts.models import EmailAccount, Tenant
 
 TRIAL_DAYS = 14
@@ -71,17 +72,12 @@ def trial_days_left(tenant: Tenant) -> int | None:
 
 
 def check_api_access(tenant: Tenant) -> None:
-    """Raise the API error a stopped tenant gets on every /v1 request."""
-    from emailapi.api.errors import ApiError  # here: DRF's settings import this module's users
-
+    """Raise the error a stopped tenant gets on every /v1 request."""
     state = effective_status(tenant)
     if state == Tenant.Status.EXPIRED:
-        raise ApiError("The free trial of this organization has ended: choose a plan to "
-                       "continue. Nothing has been deleted.", "TrialExpired",
-                       402)
+        raise TrialExpired()
     if state == Tenant.Status.SUSPENDED:
-        raise ApiError("This organization is suspended: contact support.", "TenantSuspended",
-                       403)
+        raise TenantSuspended()
 
 
 def mailbox_limit(tenant: Tenant) -> int | None:
@@ -98,16 +94,13 @@ def lock_for_new_mailbox(tenant: Tenant) -> None:
 
     The tenant row is locked first, so two registrations at once are counted one after the
     other and cannot both slip under the limit."""
-    from emailapi.api.errors import ApiError
-
     limit = mailbox_limit(tenant)
     if limit is None:
         return
     Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
     count = EmailAccount.objects.filter(tenant=tenant).count()
     if count >= limit:
-        raise ApiError(f"Your plan allows {limit} mailboxes; remove one or upgrade the plan.",
-                       "PlanLimit", 403, {"limit": limit, "count": count})
+        raise PlanLimit(limit, count)
 
 
 # --- operator actions ----------------------------------------------------------------------

@@ -18,8 +18,8 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts import crypto, mail_hosts, plans, token_cache, tokens
+from accounts.errors import AlreadyExists
 from accounts.models import ApiToken, Credential, EmailAccount, Tenant
-from emailapi.api.errors import ConflictError
 from emailapi.redis import get_redis
 from mailboxes.imap.client import ImapSettings
 from mailboxes.smtp import SmtpSettings
@@ -160,7 +160,7 @@ def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
                 "account": account.account, "name": account.name, "email": account.email,
             })
     except IntegrityError:
-        raise ConflictError(f"Account {account_id!r} already exists") from None
+        raise AlreadyExists(f"Account {account_id!r} already exists") from None
     _announce(account, "added")
     return account
 

@@ -22,25 +22,15 @@ from dataclasses import dataclass, field
 
 import imapclient
 from django.conf import settings
-from rest_framework import status
 
 from accounts import services
 from accounts.models import EmailAccount
-from emailapi.api.errors import ApiError
 from emailapi.wording import describe
+from mailboxes.errors import MailboxUnavailable
 from mailboxes.imap import client as imap
 from mailboxes.imap.session import ImapSession
 
 logger = logging.getLogger(__name__)
-
-
-class MailboxUnavailable(ApiError):
-    def __init__(self, account: EmailAccount, reason: str):
-        super().__init__(
-            f"The mail server of account {account.account!r} is not available: {reason}",
-            "MailboxUnavailable", status.HTTP_503_SERVICE_UNAVAILABLE,
-            {"state": account.state, "lastError": account.last_error},
-        )
 
 
 @dataclass

@@ -52,10 +52,8 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
 
-from rest_framework import status
-
 from accounts.models import EmailAccount
-from emailapi.api.errors import ApiError
+from mailboxes.errors import ComposeError, MessageNotFound, NoRecipients, OriginalTooLarge
 
 # 7-bit clean output with CRLF: safe for SMTP servers without 8BITMIME and for APPEND.
 POLICY = policy.SMTP.clone(cte_type="7bit")
@@ -76,14 +74,6 @@ def crlf(raw: bytes) -> bytes:
     """CRLF line ends, as SMTP's DATA and IMAP's APPEND require (smtplib sends bytes as
     they are)."""
     return _BARE_LF.sub(b"\r\n", raw)
-
-
-class ComposeError(ApiError):
-    """A field that cannot become a message: a 400 naming it."""
-
-    def __init__(self, field_name: str, message: str, code: str = "InputValidationError"):
-        super().__init__(f"Invalid input: {field_name}: {message}", code,
-                         status.HTTP_400_BAD_REQUEST, {field_name: [message]})
 
 
 @dataclass(frozen=True)
@@ -147,8 +137,8 @@ def compose(account: EmailAccount, fields: dict, envelope: dict | None = None, *
         composed = _from_fields(account, fields, original, envelope, for_sending)
     composed.reference = original.target if original else None
     if for_sending and not composed.envelope_to:
-        raise ComposeError("envelope.to", "The message has no recipients: give to/cc/bcc or "
-                           "envelope.to", code="NoRecipients")
+        raise NoRecipients("envelope.to", "The message has no recipients: give to/cc/bcc or "
+                           "envelope.to")
     return composed
 
 
@@ -579,8 +569,7 @@ def load_original(account: EmailAccount, reference: dict, with_text: bool,
                         cc=list(row.cc or []), date=row.date or row.internal_date,
                         references=list(row.references or []))
     if with_source and row.size > FORWARD_SOURCE_LIMIT:
-        raise ComposeError("reference.message", "The original is too large to attach",
-                           code="MessageTooLarge")
+        raise OriginalTooLarge("reference.message", "The original is too large to attach")
     if not (with_text or with_source):
         return original
     with pool.session(account) as session:
@@ -594,6 +583,6 @@ def load_original(account: EmailAccount, reference: dict, with_text: bool,
                 original.source = parts.fetch_section(session.client, row.uid, "",
                                                       max_bytes=FORWARD_SOURCE_LIMIT)
         except parts.MessageNotFound:
-            raise listing.MessageNotFound(
+            raise MessageNotFound(
                 f"Message {reference['message']!r} not found") from None
     return original

@@ -16,32 +16,30 @@ server, and in the index).
 
 from __future__ import annotations
 
-from rest_framework import status
-
 from accounts.models import EmailAccount
-from emailapi.api.errors import ApiError, ConflictError
+from emailapi.lib.errors import DomainError
 from emailapi.wording import describe
-from mailboxes import listing
+from mailboxes import errors, listing
 from mailboxes.command_pool import pool
 from mailboxes.imap import folder_ops
 from mailboxes.models import Folder
 from mailboxes.sync import index
 
 
-def _error(exc: folder_ops.WriteError, path: str) -> ApiError:
-    """The server's refusal as the API's answer: 404, 409 or 400 naming the folder."""
+def _error(exc: folder_ops.WriteError, path: str) -> DomainError:
+    """The server's refusal as a domain error naming the folder: not found, a conflict,
+    refused for good (the request's fault) or for a reason of the server's own."""
     if isinstance(exc, folder_ops.FolderMissing):
-        return listing.MailboxNotFound(path)
+        return errors.MailboxNotFound(path)
     if isinstance(exc, folder_ops.FolderExists):
-        return ConflictError(str(exc), "MailboxExists")
+        return errors.MailboxExists(str(exc))
     if isinstance(exc, folder_ops.FolderHasChildren):
-        return ConflictError(str(exc), "MailboxHasChildren")
+        return errors.MailboxHasChildren(str(exc))
     if isinstance(exc, folder_ops.FolderInUse):
-        return ConflictError(str(exc), "MailboxInUse")
+        return errors.MailboxInUse(str(exc))
     if isinstance(exc, folder_ops.FolderRefused):
-        return ApiError(f"The server refused: {describe(exc)}", "ServerRefused")
-    return ApiError(f"The server refused: {describe(exc)}", "ServerRefused",
-                    status.HTTP_502_BAD_GATEWAY)
+        return errors.FolderChangeRefused(f"The server refused: {describe(exc)}")
+    return errors.ServerRefused(f"The server refused: {describe(exc)}")
 
 
 def _known_delimiter(account: EmailAccount) -> str | None:
@@ -72,7 +70,7 @@ def _ancestors(path: str, delim: str) -> list[str]:
 
 def _check_not_inbox(path: str, what: str) -> None:
     if path.upper() == "INBOX":
-        raise ApiError(f"INBOX cannot be {what}", "InboxProtected")
+        raise errors.InboxProtected(what)
 
 
 def create_folder(account: EmailAccount, path: str | list[str]) -> dict:
@@ -122,7 +120,7 @@ def set_subscription(account: EmailAccount, path: str | list[str], subscribed: b
     with pool.session(account) as session:
         path = _resolved(account, joined(account, session, path))
         if not folder_ops.listings(session, [path]):
-            raise listing.MailboxNotFound(path)
+            raise errors.MailboxNotFound(path)
         try:
             folder_ops.subscribe(session.client, path, subscribed)
         except folder_ops.WriteError as exc:

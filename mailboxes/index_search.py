@@ -13,11 +13,10 @@ from datetime import date, datetime, time, timezone
 
 from django.db import connection, transaction
 from django.db.models import Count, Max, Min, Q
-from rest_framework import status
 
 from accounts.models import EmailAccount
-from emailapi.api.errors import ApiError
 from mailboxes import listing
+from mailboxes.errors import NotIndexable
 from mailboxes.models import Folder, Message
 from mailboxes.sync import index
 
@@ -27,13 +26,6 @@ TEXT_COLUMNS = {"from": "from_text", "to": "to_text", "cc": "cc_text", "bcc": "b
 INDEX_CRITERIA = {"subject", "since", "before", "sentSince", "sentBefore", "larger", "smaller",
                   "hasAttachments", "threadId", "emailId", "messageId", "keyword", "unKeyword",
                   "or", "not", *FLAG_CRITERIA, *TEXT_COLUMNS}
-
-
-class NotIndexable(ApiError):
-    def __init__(self, criterion: str):
-        super().__init__(
-            f"Search criterion {criterion!r} needs the server: omit source=index",
-            "NotIndexable", status.HTTP_400_BAD_REQUEST, {"criterion": criterion})
 
 
 def criteria_q(criteria: dict) -> Q:

@@ -18,28 +18,13 @@ from types import SimpleNamespace
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
-from rest_framework import status
 
+from accounts.errors import AccountNotFound
 from accounts.models import EmailAccount
-from emailapi.api.errors import ApiError, NotFoundError
 from mailboxes import ids
+from mailboxes.errors import AttachmentNotFound, InvalidCursor, MailboxNotFound, MessageNotFound
 from mailboxes.models import Folder, Message
 from mailboxes.sync import index
-
-
-class MailboxNotFound(NotFoundError):
-    def __init__(self, path: str):
-        super().__init__(f"Mailbox {path!r} not found", "MailboxNotFound")
-
-
-class MessageNotFound(NotFoundError):
-    def __init__(self, message: str = "Message not found"):
-        super().__init__(message, "MessageNotFound")
-
-
-class InvalidCursor(ApiError):
-    def __init__(self):
-        super().__init__("Invalid or expired cursor", "InvalidCursor", status.HTTP_400_BAD_REQUEST)
 
 
 def folder_for_path(account: EmailAccount, path: str) -> Folder:
@@ -59,7 +44,7 @@ def tenant_folder(tenant, account_id: str, path: str, with_account: bool = True)
     except MailboxNotFound:
         account = EmailAccount.objects.filter(tenant=tenant, account=account_id).first()
         if account is None:
-            raise NotFoundError(f"Account {account_id!r} not found", "AccountNotFound") from None
+            raise AccountNotFound(account_id) from None
         raise
 
 
@@ -268,13 +253,12 @@ def attachment_by_id(account: EmailAccount, attachment_id: str) -> tuple[Folder,
     try:
         ref = ids.parse_attachment_id(index.ids_key(), account.pk, attachment_id)
     except ids.InvalidId:
-        raise NotFoundError(f"Attachment {attachment_id!r} not found",
-                            "AttachmentNotFound") from None
+        raise AttachmentNotFound(attachment_id) from None
     folder, row = _row(account, ref.folder_number, ref.uid, attachment_id)
     for part in [*row.attachments, *row.text_parts]:
         if part.get("part") == ref.part:
             return folder, row, part
-    raise NotFoundError(f"Attachment {attachment_id!r} not found", "AttachmentNotFound")
+    raise AttachmentNotFound(attachment_id)
 
 
 def _row(account: EmailAccount, number: int, uid: int, shown: str) -> tuple[Folder, Message]:

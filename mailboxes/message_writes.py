@@ -13,12 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rest_framework import status
-
 from accounts.models import EmailAccount
-from emailapi.api.errors import ApiError, NotFoundError
 from emailapi.wording import describe
-from mailboxes import ids, listing
+from mailboxes import errors, ids, listing
 from mailboxes.command_pool import pool
 from mailboxes.imap import changes, fetch, search
 from mailboxes.imap.types import FlagChange
@@ -26,22 +23,9 @@ from mailboxes.models import Folder
 from mailboxes.sync import index
 
 
-class InvalidFlag(ApiError):
-    def __init__(self, exc: changes.BadFlag):
-        super().__init__(str(exc), "InvalidFlag", status.HTTP_400_BAD_REQUEST,
-                         {"flag": str(exc.flag)[:80]})
-
-
-class LabelsUnsupported(ApiError):
-    def __init__(self):
-        super().__init__("This server has no labels (X-GM-EXT-1): use flags",
-                         "LabelsUnsupported", status.HTTP_400_BAD_REQUEST)
-
-
-class ChangeRefused(ApiError):
-    def __init__(self, exc: Exception):
-        super().__init__(f"The server refused the change: {describe(exc)}", "ServerRefused",
-                         status.HTTP_502_BAD_GATEWAY)
+def change_refused(exc: Exception) -> errors.ServerRefused:
+    """The server's refusal of a STORE, COPY, MOVE, EXPUNGE or APPEND, in words."""
+    return errors.ServerRefused(f"The server refused the change: {describe(exc)}")
 
 
 @dataclass(frozen=True)
@@ -58,7 +42,7 @@ class FlagEdit:
                        delete=tuple(changes.check_flags(data.get("delete") or ())),
                        set=tuple(changes.check_flags(data["set"])) if "set" in data else None)
         except changes.BadFlag as exc:
-            raise InvalidFlag(exc) from None
+            raise errors.InvalidFlag(exc) from None
 
     def __bool__(self) -> bool:
         return bool(self.add or self.delete or self.set is not None)
@@ -76,15 +60,15 @@ class FlagEdit:
         return out
 
 
-def _missing(account: EmailAccount, message_id: str) -> NotFoundError:
-    return listing.MessageNotFound(f"Message {message_id!r} not found")
+def _missing(account: EmailAccount, message_id: str) -> errors.MessageNotFound:
+    return errors.MessageNotFound(f"Message {message_id!r} not found")
 
 
 def destination(account: EmailAccount, path: str) -> Folder:
     """A destination folder by path or special use; 404 naming it when unknown."""
     folder = listing.folder_for_path(account, path)
     if folder.no_select:
-        raise ApiError(f"Mailbox {path!r} cannot hold messages", "MailboxNotSelectable")
+        raise errors.MailboxNotSelectable(path)
     return folder
 
 
@@ -97,7 +81,7 @@ def _store(session, folder: Folder, uids: list[int], edit: FlagEdit) -> dict[int
     try:
         found = changes.store_flags(session.client, uids, edit.add, edit.delete, edit.set)
     except changes.WriteError as exc:
-        raise ChangeRefused(exc) from None
+        raise change_refused(exc) from None
     unanswered = [uid for uid in uids if uid not in found]
     if unanswered:  # a server that sends no FETCH for an unchanged flag: ask
         for batch in changes.batches(unanswered):
@@ -122,10 +106,9 @@ def update_message(account: EmailAccount, message_id: str, flags: dict | None,
     folder, row = listing.message_by_id(account, message_id)
     with pool.session(account) as session:
         if labels and not session.has("X-GM-EXT-1"):
-            raise LabelsUnsupported()
+            raise errors.LabelsUnsupported()
         if labels:  # X-GM-LABELS STORE is not built yet: say so rather than ignore them
-            raise ApiError("Changing Gmail labels is not implemented yet", "NotImplemented",
-                           status.HTTP_501_NOT_IMPLEMENTED)
+            raise errors.LabelsNotImplemented()
         found = _store(session, folder, [row.uid], edit) if edit else {}
         if edit and row.uid not in found:
             raise _missing(account, message_id)
@@ -147,9 +130,9 @@ def _transfer(account, folder, uids, target, keep_source: bool, use_move=None):
             else:
                 transfer = changes.move(session.client, uids, target.path, use_move)
         except changes.FolderMissing:
-            raise listing.MailboxNotFound(target.path) from None
+            raise errors.MailboxNotFound(target.path) from None
         except changes.WriteError as exc:
-            raise ChangeRefused(exc) from None
+            raise change_refused(exc) from None
         uidplus = session.has("UIDPLUS")
     if transfer.uidvalidity and target.uidvalidity and transfer.uidvalidity != target.uidvalidity:
         return transfer, uidplus  # the destination was recreated: its next sync reindexes
@@ -162,7 +145,7 @@ def transfer_message(account: EmailAccount, message_id: str, path: str,
     folder, row = listing.message_by_id(account, message_id)
     target = destination(account, path)
     if target.pk == folder.pk and not keep_source:
-        raise ApiError("The message is already in that mailbox", "SameMailbox")
+        raise errors.SameMailbox("The message is already in that mailbox")
     transfer, uidplus = _transfer(account, folder, [row.uid], target, keep_source)
     new_uid = transfer.uid_map.get(row.uid)
     if new_uid is None and uidplus:
@@ -197,7 +180,7 @@ def _expunge(account: EmailAccount, folder: Folder, uids: list[int]) -> list[int
         try:
             changes.expunge(session.client, present)
         except changes.WriteError as exc:
-            raise ChangeRefused(exc) from None
+            raise change_refused(exc) from None
     index.record_expunge(folder, present)
     return present
 
@@ -217,8 +200,7 @@ def matching_uids(account: EmailAccount, folder: Folder, criteria: dict | None,
             except ids.InvalidId:
                 ref = None
             if ref is None or ref.folder_number != folder.number:
-                raise ApiError(f"Message {message_id!r} is not in mailbox {folder.path!r}",
-                               "MessageNotInMailbox", details={"ids": [message_id]})
+                raise errors.MessageNotInMailbox(message_id, folder.path)
             uids.append(ref.uid)
         return sorted(set(uids))
     with pool.session(account) as session:
@@ -226,14 +208,14 @@ def matching_uids(account: EmailAccount, folder: Folder, criteria: dict | None,
             return session.run_current(
                 folder.path, lambda: search.uid_search(session.client, criteria or {}))
         except search.InvalidSearch as exc:
-            raise ApiError(f"Invalid search: {exc.message}", "InputValidationError",
-                           details={exc.path or "search": [exc.message]}) from None
+            raise errors.InvalidInput(f"Invalid search: {exc.message}",
+                                      {exc.path or "search": [exc.message]}) from None
 
 
 def bulk_update(account, folder, uids: list[int], flags: dict | None) -> dict:
     edit = FlagEdit.parse(flags)
     if not edit:
-        raise ApiError("update.flags needs add, delete or set", "InputValidationError")
+        raise errors.InvalidInput("update.flags needs add, delete or set")
     found = {}
     if uids:
         with pool.session(account) as session:
@@ -246,7 +228,7 @@ def bulk_update(account, folder, uids: list[int], flags: dict | None) -> dict:
 def bulk_move(account, folder, uids: list[int], path: str) -> dict:
     target = destination(account, path)
     if target.pk == folder.pk:
-        raise ApiError("The messages are already in that mailbox", "SameMailbox")
+        raise errors.SameMailbox("The messages are already in that mailbox")
     transfer = _transfer(account, folder, uids, target, keep_source=False)[0] if uids else None
     uid_map = transfer.uid_map if transfer else {}
     return {"path": target.path, "matched": len(uids), "moved": len(uid_map),

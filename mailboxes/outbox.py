@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import EmailAccount
-from emailapi.api.errors import ConflictError, NotFoundError
+from mailboxes.errors import QueueEntryNotCancellable, QueueEntryNotFound
 from mailboxes.models import OutboxEntry
 from webhooks import events
 
@@ -82,7 +82,7 @@ def tenant_entry(tenant, queue_id: str) -> OutboxEntry:
     entry = (OutboxEntry.objects.filter(tenant=tenant, queue_id=queue_id)
              .select_related("account").defer("raw").first())
     if entry is None:
-        raise NotFoundError(f"Queue entry {queue_id!r} not found", "QueueEntryNotFound")
+        raise QueueEntryNotFound(queue_id)
     return entry
 
 
@@ -221,9 +221,7 @@ def cancel(entry: OutboxEntry) -> None:
     with transaction.atomic():
         current = OutboxEntry.objects.select_for_update().get(pk=entry.pk)
         if current.state != State.QUEUED:
-            raise ConflictError(
-                f"Queue entry {entry.queue_id!r} is {current.state}; only a queued entry "
-                "can be cancelled", "QueueEntryNotCancellable")
+            raise QueueEntryNotCancellable(entry.queue_id, current.state)
         current.state, current.lease_until = State.CANCELLED, None
         current.raw, current.updated_at = b"", timezone.now()
         current.save(update_fields=["state", "lease_until", "raw", "updated_at"])

@@ -13,7 +13,7 @@ from email import policy
 from email.parser import BytesHeaderParser
 
 from accounts.models import EmailAccount
-from mailboxes import listing
+from mailboxes import errors, listing
 from mailboxes.command_pool import pool
 from mailboxes.imap import parts
 from mailboxes.imap.types import FlagChange
@@ -32,7 +32,7 @@ def message_detail(account: EmailAccount, message_id: str, text_type: str, max_b
                 session.client, row.uid, list(row.text_parts), text_type, max_bytes))
             headers = _headers(session.client, row.uid) if with_headers else None
         except parts.MessageNotFound:
-            raise listing.MessageNotFound(f"Message {message_id!r} not found") from None
+            raise errors.MessageNotFound(f"Message {message_id!r} not found") from None
         if mark_as_seen and "\\Seen" not in row.flags:
             _mark_seen(session, folder, row)
     detail = index.message_summary(folder, row)
@@ -105,7 +105,7 @@ class Download:
                 size = _in_current_view(session, self.folder.path,
                                         lambda: self._size(session))
             except parts.MessageNotFound:
-                raise listing.MessageNotFound() from None
+                raise errors.MessageNotFound() from None
             if not self.section:
                 self.length = size
         except BaseException as exc:

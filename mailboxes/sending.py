@@ -45,7 +45,8 @@ from django.utils import timezone
 from accounts import services
 from emailapi.wording import describe
 from mailboxes import listing, outbox, smtp
-from mailboxes.command_pool import MailboxUnavailable, pool
+from mailboxes.command_pool import pool
+from mailboxes.errors import MailboxUnavailable
 from mailboxes.imap import append as imap_append
 from mailboxes.imap import fetch
 from mailboxes.imap.types import FlagChange

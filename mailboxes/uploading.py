@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from accounts.models import EmailAccount
-from mailboxes import listing, message_writes
+from mailboxes import errors, message_writes
 from mailboxes.command_pool import pool
 from mailboxes.compose import compose
 from mailboxes.imap import append as imap_append
@@ -28,7 +28,7 @@ def upload(account: EmailAccount, path: str, fields: dict, flags: list[str],
     try:
         flags = check_flags(flags)
     except BadFlag as exc:
-        raise message_writes.InvalidFlag(exc) from None
+        raise errors.InvalidFlag(exc) from None
     folder = message_writes.destination(account, path)  # 404 naming it when unknown
     composed = compose(account, fields, for_sending=False)
     with pool.session(account) as session:
@@ -36,9 +36,9 @@ def upload(account: EmailAccount, path: str, fields: dict, flags: list[str],
             appended = imap_append.append_message(session.client, folder.path, composed.raw,
                                                   flags, internal_date)
         except imap_append.FolderMissing:
-            raise listing.MailboxNotFound(path) from None
+            raise errors.MailboxNotFound(path) from None
         except imap_append.WriteError as exc:
-            raise message_writes.ChangeRefused(exc) from None
+            raise message_writes.change_refused(exc) from None
         uid = appended.uid
         if uid is None:  # no UIDPLUS: the newest message with this Message-ID
             session.open(folder.path, refresh=True)

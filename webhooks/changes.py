@@ -39,19 +39,12 @@ from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 
+from webhooks.errors import CursorExpired, InvalidCursor
 from webhooks.models import Event
 from webhooks.payloads import event_payload
 
 _CURSOR_PREFIX = "s:"
 RETENTION_MARGIN = timedelta(minutes=10)
-
-
-class InvalidCursor(ValueError):
-    """The cursor is not one this API handed out."""
-
-
-class CursorExpired(Exception):
-    """Events after the cursor were pruned; the client must resynchronise from scratch."""
 
 
 @dataclass(frozen=True)
@@ -91,16 +84,16 @@ def decode_cursor(value: str) -> int:
     try:
         text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidCursor("Invalid cursor") from None
+        raise InvalidCursor() from None
     number = text[len(_CURSOR_PREFIX):]
     if not text.startswith(_CURSOR_PREFIX) or not (number.isdigit() and number.isascii()):
-        raise InvalidCursor("Invalid cursor")
+        raise InvalidCursor()
     return _bounded(int(number))
 
 
 def _bounded(seq: int) -> int:
     if seq >= 2 ** 63:
-        raise InvalidCursor("Invalid cursor")
+        raise InvalidCursor()
     return seq
 
 

@@ -29,7 +29,8 @@ from rest_framework import exceptions
 
 from accounts import tokens
 from accounts.api.authentication import BearerTokenAuthentication
-from emailapi.api.errors import ApiError, error_body, flatten_errors
+from emailapi.api.errors import error_body, flatten_errors, status_of
+from emailapi.lib.errors import DomainError
 from webhooks import changes
 from webhooks.stream import params
 from webhooks.stream.backlog import Backlog
@@ -39,7 +40,7 @@ from webhooks.stream.subscriber import Subscriber
 logger = logging.getLogger(__name__)
 
 CLOSE_INVALID, CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN = 4400, 4401, 4403
-CLOSE_EXPIRED, CLOSE_TOO_SLOW = 4410, 4429
+CLOSE_TOO_SLOW = 4429  # 4410 CursorExpired: 4000 + its status, as other refusals
 
 
 class Refused(Exception):
@@ -47,6 +48,12 @@ class Refused(Exception):
         super().__init__(body["error"])
         self.close_code = close_code
         self.body = body
+
+
+def _refused(error: DomainError) -> Refused:
+    """A service's refusal as the API would answer it, closing with 4000 + its status."""
+    status = status_of(error)
+    return Refused(4000 + status, error_body(error.message, error.code, status, error.details))
 
 
 def _headers(scope) -> dict[str, str]:
@@ -67,9 +74,8 @@ def authenticate(scope):
     except exceptions.AuthenticationFailed as exc:
         raise Refused(CLOSE_UNAUTHORIZED,
                       error_body(str(exc.detail), "InvalidToken", 401)) from None
-    except ApiError as exc:  # a stopped tenant: 402 TrialExpired, 403 TenantSuspended
-        raise Refused(4000 + exc.status_code,
-                      error_body(str(exc.detail), exc.error_code, exc.status_code)) from None
+    except DomainError as exc:  # a stopped tenant: 402 TrialExpired, 403 TenantSuspended
+        raise _refused(exc) from None
     if result is None:
         raise Refused(CLOSE_UNAUTHORIZED, error_body(
             "Authentication required: send Authorization: Bearer <token>", "Unauthorized", 401))
@@ -92,16 +98,10 @@ def stream_request(scope, tenant_id: int) -> params.StreamRequest:
     try:
         request = params.stream_request(tenant_id, serializer.validated_data,
                                         _headers(scope).get("last-event-id"))
-    except changes.InvalidCursor:
-        raise Refused(CLOSE_INVALID, error_body(
-            "Invalid cursor: use a nextCursor or an event seq", "InvalidCursor", 400)) from None
-    if request.since is not None:
-        try:
+        if request.since is not None:
             changes.check_not_expired(request.since)
-        except changes.CursorExpired:
-            raise Refused(CLOSE_EXPIRED, error_body(
-                "Events after this cursor were pruned: resynchronise", "CursorExpired",
-                410)) from None
+    except DomainError as exc:  # 4400 InvalidCursor, 4410 CursorExpired
+        raise _refused(exc) from None
     return request
 
 

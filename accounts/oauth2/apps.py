@@ -14,9 +14,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import crypto, mail_hosts
+from accounts.errors import AlreadyExists
 from accounts.models import EmailAccount, OAuth2App, Tenant
 from accounts.oauth2 import presets
-from emailapi.api.errors import ConflictError
 
 PUBLIC_FIELDS = {"name": "name", "provider": "provider", "clientId": "client_id",
                  "authorizeUrl": "authorize_url", "tokenUrl": "token_url", "scopes": "scopes",
@@ -49,7 +49,7 @@ def create_app(tenant: Tenant, data: dict) -> OAuth2App:
                 tenant=tenant, app_id=app_id,
                 client_secret_sealed=_seal(tenant.pk, app_id, data["clientSecret"]), **values)
     except IntegrityError:
-        raise ConflictError(f"OAuth2 app {app_id!r} already exists") from None
+        raise AlreadyExists(f"OAuth2 app {app_id!r} already exists") from None
 
 
 def update_app(app: OAuth2App, data: dict) -> OAuth2App:

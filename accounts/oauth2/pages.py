@@ -21,9 +21,10 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts import mail_hosts, services
+from accounts.errors import HostNotAllowed
 from accounts.models import Tenant
 from accounts.oauth2 import connect, discovery, links
-from emailapi.api.errors import ApiError
+from emailapi.lib.errors import DomainError
 from mailboxes.verify import verify
 
 logger = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def _password_submit(request, payload: dict, context: dict):
     tenant = Tenant.objects.filter(pk=payload["tenant"]).first()
     try:
         mail_hosts.check(tenant, {"imap": imap, "smtp": smtp})
-    except mail_hosts.HostNotAllowed as exc:
+    except HostNotAllowed as exc:
         context["errors"] = [f"{exc.section.upper()}: {exc.reason}. Mail servers on internal "
                              "addresses are not allowed."]
         return render(request, "connect/password.html", context, status=400)
@@ -130,7 +131,7 @@ def _password_submit(request, payload: dict, context: dict):
         return render(request, "connect/password.html", context, status=400)
     try:
         target = connect.finish_password(payload, form.cleaned_data["email"], imap, smtp)
-    except (connect.ConnectError, links.InvalidLink, ApiError) as exc:
+    except (connect.ConnectError, links.InvalidLink, DomainError) as exc:
         return _error(request, str(exc))
     return HttpResponseRedirect(target)
 
@@ -159,7 +160,7 @@ def oauth2_callback(request):
                                f"link.")
     try:
         target = connect.finish_oauth2(request.GET.get("state", ""), request.GET.get("code", ""))
-    except (connect.ConnectError, links.InvalidLink, ApiError) as exc:  # ApiError: a race
+    except (connect.ConnectError, links.InvalidLink, DomainError) as exc:  # DomainError: a race
         logger.info("connect callback refused: %s", getattr(exc, "code", exc))
         return _error(request, str(exc))
     return HttpResponseRedirect(target)

@@ -10,11 +10,12 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.errors import AlreadyExists
 from accounts.models import OAuth2App
 from accounts.oauth2 import apps, connect
+from accounts.web.errors import show_on_form
 from accounts.web.forms import OAuth2AppForm
 from accounts.web.tenancy import tenant_view
-from emailapi.api.errors import ConflictError
 
 
 def _app_or_404(request, app_id: str) -> OAuth2App:
@@ -42,8 +43,8 @@ def oauth2_apps(request):
     if request.method == "POST" and form.is_valid():
         try:
             app = apps.create_app(request.tenant, form.payload)
-        except ConflictError as exc:
-            form.add_error("app", str(exc.detail))
+        except AlreadyExists as exc:
+            show_on_form(form, exc, {AlreadyExists: "app"})
         else:
             messages.success(request, "OAuth2 app added.")
             return redirect("web:oauth2-app", app_id=app.app_id)

@@ -18,11 +18,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts import plans, services
+from accounts.errors import AlreadyExists
 from accounts.models import ApiToken, EmailAccount, Invitation, Membership
 from accounts.web import invitations
+from accounts.web.errors import show_on_form
 from accounts.web.forms import InviteForm, MailboxForm, SettingsForm, TokenForm
 from accounts.web.tenancy import tenant_view
-from emailapi.api.errors import ApiError
+from emailapi.lib.errors import DomainError
 from mailboxes.models import Folder, Message
 from mailboxes.verify import verify
 from webhooks.models import Event
@@ -113,8 +115,8 @@ def _test_and_register(request, form: MailboxForm) -> None:
         return
     try:
         form.registered = services.register_account(request.tenant, dict(payload))
-    except ApiError as exc:  # PlanLimit, AlreadyExists
-        form.add_error("account" if exc.error_code == "AlreadyExists" else None, str(exc.detail))
+    except DomainError as exc:  # PlanLimit, AlreadyExists
+        show_on_form(form, exc, {AlreadyExists: "account"})
 
 
 @tenant_view()

@@ -10,6 +10,10 @@ that cannot serve the request (no free connection in time, unreachable, connecti
 not a fault of ours to hide behind a 500: it is ``503 ServiceUnavailable`` with ``Retry-After``
 (``dependency_unavailable``), for the client to retry; so is Redis being unreachable where a
 request needs it (single-use links, OAuth2 sign-in state).
+
+Services raise ``emailapi.lib.errors.DomainError``s, which know nothing of HTTP: the status of
+each kind is set here, in ``STATUS_OF_KIND`` and nowhere else. ``ApiError`` stays for the web
+layer's own refusals (request validation in views).
 """
 
 from __future__ import annotations
@@ -25,11 +29,14 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from emailapi.lib import errors as domain
+
 logger = logging.getLogger("emailapi.api")
 
 
 class ApiError(exceptions.APIException):
-    """An error with an explicit machine code, raised by views and services."""
+    """An error with an explicit machine code and status, raised by the web layer itself
+    (request validation in views); services raise ``emailapi.lib.errors.DomainError``s."""
 
     def __init__(self, message: str, code: str, status_code: int = 400, details: Any = None):
         super().__init__(detail=message, code=code)
@@ -41,11 +48,6 @@ class ApiError(exceptions.APIException):
 class NotFoundError(ApiError):
     def __init__(self, message: str = "Not found", code: str = "NotFound"):
         super().__init__(message, code, status.HTTP_404_NOT_FOUND)
-
-
-class ConflictError(ApiError):
-    def __init__(self, message: str, code: str = "AlreadyExists"):
-        super().__init__(message, code, status.HTTP_409_CONFLICT)
 
 
 class ServiceUnavailable(ApiError):
@@ -87,6 +89,39 @@ class PayloadTooLarge(ApiError):
             status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             {"maxBytes": limit},
         )
+
+
+# The one place a domain error's kind becomes an HTTP status.
+STATUS_OF_KIND: dict[type[domain.DomainError], int] = {
+    domain.Invalid: status.HTTP_400_BAD_REQUEST,
+    domain.PaymentRequired: status.HTTP_402_PAYMENT_REQUIRED,
+    domain.Forbidden: status.HTTP_403_FORBIDDEN,
+    domain.NotFound: status.HTTP_404_NOT_FOUND,
+    domain.Conflict: status.HTTP_409_CONFLICT,
+    domain.Gone: status.HTTP_410_GONE,
+    domain.TooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    domain.RateLimited: status.HTTP_429_TOO_MANY_REQUESTS,
+    domain.Unimplemented: status.HTTP_501_NOT_IMPLEMENTED,
+    domain.UpstreamFailed: status.HTTP_502_BAD_GATEWAY,
+    domain.Unavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+
+
+def status_of(error: domain.DomainError) -> int:
+    """The HTTP status of a domain error, by its kind (KeyError for a bare ``DomainError``:
+    a programming error, answered as any other fault)."""
+    return STATUS_OF_KIND[domain.kind_of(error)]
+
+
+def domain_error_response(error: domain.DomainError) -> Response:
+    """A service's refusal in the API error shape, with ``Retry-After`` when it says when."""
+    status_code = status_of(error)
+    headers = {}
+    if isinstance(error, domain.Unavailable) and error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    set_rollback()
+    return Response(error_body(error.message, error.code, status_code, error.details),
+                    status=status_code, headers=headers)
 
 
 # DRF's own exception classes, by their default code, mapped to our codes and texts.
@@ -145,6 +180,8 @@ def _validation_summary(details: dict[str, list[str]]) -> str:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response:
+    if isinstance(exc, domain.DomainError) and domain.kind_of(exc) is not None:
+        return domain_error_response(exc)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

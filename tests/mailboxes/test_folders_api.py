@@ -14,7 +14,8 @@ from django.urls import include
 from django.urls import path as route
 
 from emailapi import urls as root_urls
-from emailapi.api.errors import ApiError
+from emailapi.api.errors import status_of
+from emailapi.lib.errors import DomainError
 from mailboxes import folders, listing, uploading
 from mailboxes.command_pool import pool
 from mailboxes.models import Folder
@@ -96,10 +97,10 @@ def test_rename_refusals_change_nothing(synced, mail_user):
     cases = [("INBOX", "Other", 400, "InboxProtected"), ("Mine", "Taken", 409, "MailboxExists"),
              ("Nope", "Other", 404, "MailboxNotFound")]
     for path, new_path, status, code in cases:
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(DomainError) as caught:
             folders.rename_folder(account, path, new_path)
-        assert (caught.value.status_code, caught.value.error_code) == (status, code), path
-    assert "'Nope'" in str(caught.value.detail)
+        assert (status_of(caught.value), caught.value.code) == (status, code), path
+    assert "'Nope'" in caught.value.message
     assert (server_folders(mail_user), len(events_of(account))) == before
 
 
@@ -125,9 +126,9 @@ def test_delete_refusals_change_nothing(synced, mail_user):
     cases = [("INBOX", 400, "InboxProtected"), ("inbox", 400, "InboxProtected"),
              ("Nope", 404, "MailboxNotFound"), ("Parent", 409, "MailboxHasChildren")]
     for path, status, code in cases:
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(DomainError) as caught:
             folders.delete_folder(account, path)
-        assert (caught.value.status_code, caught.value.error_code) == (status, code), path
+        assert (status_of(caught.value), caught.value.code) == (status, code), path
     assert (server_folders(mail_user), len(events_of(account))) == before
     assert {"Parent", "Parent/Child"} <= indexed(account)
 
@@ -140,9 +141,9 @@ def test_subscription_changes_reach_server_and_index(synced, mail_user):
     with mail_user.imap_client() as other:
         assert "Quiet" not in {name for _, _, name in other.list_sub_folders()}
     assert Folder.objects.get(account=account, path="Quiet").subscribed is False
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(DomainError) as caught:
         folders.set_subscription(account, "Nope", True)
-    assert caught.value.status_code == 404
+    assert status_of(caught.value) == 404
 
 
 # --- the routes ---------------------------------------------------------------------------

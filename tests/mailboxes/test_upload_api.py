@@ -12,7 +12,8 @@ from email.parser import BytesParser
 
 import pytest
 
-from emailapi.api.errors import ApiError
+from emailapi.api.errors import status_of
+from emailapi.lib.errors import DomainError
 from mailboxes import folders, listing, uploading
 from mailboxes.command_pool import pool
 from mailboxes.imap import append as imap_append
@@ -98,16 +99,16 @@ def test_structured_reply_draft_threads_and_keeps_bcc(synced, mail_user, alice):
 def test_unknown_folder_or_bad_flag_is_refused_and_nothing_is_stored(synced, mail_user):
     account, _ = synced
     raw = {"raw": seed.make_message(subject="Nowhere")}
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(DomainError) as caught:
         uploading.upload(account, "Nope", raw, [], None)
-    assert caught.value.status_code == 404 and "'Nope'" in str(caught.value.detail)
-    with pytest.raises(ApiError) as caught:
+    assert status_of(caught.value) == 404 and "'Nope'" in caught.value.message
+    with pytest.raises(DomainError) as caught:
         uploading.upload(account, "Drafts", raw, ["bad flag"], None)
-    assert caught.value.status_code == 400
-    with pytest.raises(ApiError) as caught:
+    assert status_of(caught.value) == 400
+    with pytest.raises(DomainError) as caught:
         uploading.upload(account, "Drafts", {"to": [{"address": "x@example.com"}],
                                              "headers": {"From": "evil@example.com"}}, [], None)
-    assert caught.value.status_code == 400
+    assert status_of(caught.value) == 400
     with mail_user.imap_client() as other:
         other.select_folder("Drafts", readonly=True)
         assert other.search("ALL") == []
@@ -119,9 +120,9 @@ def test_a_folder_gone_on_the_server_is_a_404_naming_it(synced, mail_user):
     folders.create_folder(account, "Gone")
     with mail_user.imap_client() as other:
         other.delete_folder("Gone")  # another client, before the worker noticed
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(DomainError) as caught:
         uploading.upload(account, "Gone", {"raw": seed.make_message()}, [], None)
-    assert caught.value.status_code == 404 and "'Gone'" in str(caught.value.detail)
+    assert status_of(caught.value) == 404 and "'Gone'" in caught.value.message
 
 
 def test_indexing_an_append_twice_raises_one_event(synced):

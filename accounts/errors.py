@@ -1,0 +1,52 @@
+"""What the accounts services refuse, one class per machine code (see ``emailapi.lib.errors``).
+
+The API answers each with its kind's status (``emailapi.api.errors``); the dashboard shows
+the message on its form (``accounts.web.errors``)."""
+
+from __future__ import annotations
+
+from emailapi.lib.errors import Conflict, Forbidden, Invalid, NotFound, PaymentRequired
+
+
+class AccountNotFound(NotFound):
+    code = "AccountNotFound"
+
+    def __init__(self, account_id: str):
+        super().__init__(f"Account {account_id!r} not found")
+
+
+class AlreadyExists(Conflict):
+    """A mailbox account or OAuth2 app id already taken in the tenant."""
+
+    code = "AlreadyExists"
+
+
+class HostNotAllowed(Invalid):
+    """A mailbox's (or OAuth2 app's) IMAP/SMTP host on an internal address."""
+
+    code = "HostNotAllowed"
+
+    def __init__(self, section: str, reason: str):
+        self.section, self.reason = section, reason
+        super().__init__(
+            f"{section}.host: {reason}; mail servers on internal addresses are not allowed",
+            {f"{section}.host": [reason]})
+
+
+class PlanLimit(Forbidden):
+    code = "PlanLimit"
+
+    def __init__(self, limit: int, count: int):
+        super().__init__(f"Your plan allows {limit} mailboxes; remove one or upgrade the plan.",
+                         {"limit": limit, "count": count})
+
+
+class TenantSuspended(Forbidden):
+    code = "TenantSuspended"
+    message = "This organization is suspended: contact support."
+
+
+class TrialExpired(PaymentRequired):
+    code = "TrialExpired"
+    message = ("The free trial of this organization has ended: choose a plan to continue. "
+               "Nothing has been deleted.")

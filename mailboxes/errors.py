@@ -1,0 +1,188 @@
+"""What the mailbox services refuse, one class per machine code (see ``emailapi.lib.errors``).
+
+``mailboxes.imap`` raises its own plain exceptions (it knows nothing of the project); the
+services that call it translate them into these. The API answers each with its kind's status
+(``emailapi.api.errors``).
+
+One code has two kinds on purpose: ``ServerRefused`` is a 502 when the mail server failed or
+refused for a reason of its own (``ServerRefused``), and a 400 when it says it will never make
+that folder change, a bad name say (``FolderChangeRefused``): the request has to change.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from emailapi.lib.errors import (
+    Conflict,
+    Invalid,
+    NotFound,
+    Unavailable,
+    Unimplemented,
+    UpstreamFailed,
+)
+
+if TYPE_CHECKING:
+    from accounts.models import EmailAccount
+
+# --- not found -------------------------------------------------------------------------------
+
+
+class MailboxNotFound(NotFound):
+    code = "MailboxNotFound"
+
+    def __init__(self, path: str):
+        super().__init__(f"Mailbox {path!r} not found")
+
+
+class MessageNotFound(NotFound):
+    code = "MessageNotFound"
+    message = "Message not found"
+
+
+class AttachmentNotFound(NotFound):
+    code = "AttachmentNotFound"
+
+    def __init__(self, attachment_id: str):
+        super().__init__(f"Attachment {attachment_id!r} not found")
+
+
+class QueueEntryNotFound(NotFound):
+    code = "QueueEntryNotFound"
+
+    def __init__(self, queue_id: str):
+        super().__init__(f"Queue entry {queue_id!r} not found")
+
+
+# --- invalid requests ------------------------------------------------------------------------
+
+
+class InvalidInput(Invalid):
+    """A value the API's serializers let through but the service cannot use."""
+
+    code = "InputValidationError"
+
+
+class ComposeError(InvalidInput):
+    """A field that cannot become a message: a 400 naming it."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"Invalid input: {field_name}: {message}", {field_name: [message]})
+
+
+class NoRecipients(ComposeError):
+    code = "NoRecipients"
+
+
+class OriginalTooLarge(ComposeError):
+    """A forward as attachment of an original over ``compose.FORWARD_SOURCE_LIMIT``."""
+
+    code = "MessageTooLarge"
+
+
+class InvalidCursor(Invalid):
+    code = "InvalidCursor"
+    message = "Invalid or expired cursor"
+
+
+class InvalidFlag(Invalid):
+    code = "InvalidFlag"
+
+    def __init__(self, exc: Exception):
+        """From ``mailboxes.imap.changes.BadFlag``, which names the ``flag``."""
+        super().__init__(str(exc), {"flag": str(exc.flag)[:80]})
+
+
+class LabelsUnsupported(Invalid):
+    code = "LabelsUnsupported"
+    message = "This server has no labels (X-GM-EXT-1): use flags"
+
+
+class MailboxNotSelectable(Invalid):
+    code = "MailboxNotSelectable"
+
+    def __init__(self, path: str):
+        super().__init__(f"Mailbox {path!r} cannot hold messages")
+
+
+class InboxProtected(Invalid):
+    code = "InboxProtected"
+
+    def __init__(self, what: str):
+        super().__init__(f"INBOX cannot be {what}")
+
+
+class SameMailbox(Invalid):
+    code = "SameMailbox"
+
+
+class MessageNotInMailbox(Invalid):
+    code = "MessageNotInMailbox"
+
+    def __init__(self, message_id: str, path: str):
+        super().__init__(f"Message {message_id!r} is not in mailbox {path!r}",
+                         {"ids": [message_id]})
+
+
+class NotIndexable(Invalid):
+    code = "NotIndexable"
+
+    def __init__(self, criterion: str):
+        super().__init__(f"Search criterion {criterion!r} needs the server: omit source=index",
+                         {"criterion": criterion})
+
+
+class FolderChangeRefused(Invalid):
+    """The server will never make this folder change (``[CANNOT]``, a bad name)."""
+
+    code = "ServerRefused"
+
+
+# --- conflicts -------------------------------------------------------------------------------
+
+
+class MailboxExists(Conflict):
+    code = "MailboxExists"
+
+
+class MailboxHasChildren(Conflict):
+    code = "MailboxHasChildren"
+
+
+class MailboxInUse(Conflict):
+    code = "MailboxInUse"
+
+
+class QueueEntryNotCancellable(Conflict):
+    code = "QueueEntryNotCancellable"
+
+    def __init__(self, queue_id: str, state: str):
+        super().__init__(f"Queue entry {queue_id!r} is {state}; only a queued entry can be "
+                         "cancelled")
+
+
+# --- the mail server -------------------------------------------------------------------------
+
+
+class ServerRefused(UpstreamFailed):
+    """The mail server failed, or refused a change for a reason of its own."""
+
+    code = "ServerRefused"
+
+
+class LabelsNotImplemented(Unimplemented):
+    """X-GM-LABELS STORE is not built yet: said rather than the labels ignored."""
+
+    code = "NotImplemented"
+    message = "Changing Gmail labels is not implemented yet"
+
+
+class MailboxUnavailable(Unavailable):
+    """The account's mail server cannot be used now (down, login refused, pool full)."""
+
+    code = "MailboxUnavailable"
+
+    def __init__(self, account: EmailAccount, reason: str):
+        super().__init__(
+            f"The mail server of account {account.account!r} is not available: {reason}",
+            {"state": account.state, "lastError": account.last_error})

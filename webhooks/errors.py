@@ -1,0 +1,22 @@
+"""What the webhook and change-feed services refuse, one class per machine code (see
+``emailapi.lib.errors``). The API answers each with its kind's status (``emailapi.api.errors``);
+the WebSocket stream closes with 4000 + that status and the same body
+(``webhooks.consumers``)."""
+
+from __future__ import annotations
+
+from emailapi.lib.errors import Gone, Invalid
+
+
+class InvalidCursor(Invalid):
+    """A change-feed or stream cursor this API did not hand out."""
+
+    code = "InvalidCursor"
+    message = "Invalid cursor: use a nextCursor or an event seq"
+
+
+class CursorExpired(Gone):
+    """Events after the cursor were pruned: the client must resynchronise from scratch."""
+
+    code = "CursorExpired"
+    message = "Events after this cursor were pruned: resynchronise"
