@@ -4,7 +4,8 @@
 ``subject``, ``text``, ``html``, ``attachments``, ``headers``, ``messageId``, ``reference``)
 or ``raw``, never both. Its validated data is what ``mailboxes.compose.compose`` takes:
 base64 already decoded to bytes, addresses checked, header names and values free of line
-breaks. Upload (``mailboxes.api.upload_views``) and submit extend it with their own fields.
+breaks. Upload (``mailboxes.api.messages``) and submit (``mailboxes.api.submit``) extend it
+with their own fields.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Webhook subscription and delivery log routes: thin views over ``webhooks.subscriptions``,
+"""Webhook subscriptions (create, read, change, delete, rotate the secret, send a test) and
+their delivery log (list, retry one): thin views over ``webhooks.subscriptions``,
 ``webhooks.deliveries`` and ``webhooks.delivery``.
 
 Every lookup starts from the caller's tenant: another tenant's subscription or delivery is
