@@ -57,7 +57,7 @@ def tenant_folder(tenant, account_id: str, path: str, with_account: bool = True)
     try:
         return _folder_in(folders, path)
     except MailboxNotFound:
-        account = EmailAccount.objects.filter(tenant=tenant, account=account_id).first()
+        account = EmailAccount.of_tenant(tenant, account_id)
         if account is None:
             raise NotFoundError(f"Account {account_id!r} not found", "AccountNotFound") from None
         raise

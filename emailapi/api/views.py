@@ -46,7 +46,7 @@ class TenantScopedAPIView(APIView):
         """The path's ``{account}`` in the caller's tenant (404 ``AccountNotFound``
         otherwise), resolved once per request (DRF makes a view instance per request)."""
         account_id = self.kwargs["account"]
-        account = EmailAccount.objects.filter(tenant=self.tenant, account=account_id).first()
+        account = EmailAccount.of_tenant(self.tenant, account_id)
         if account is None:
             raise NotFoundError(f"Account {account_id!r} not found", "AccountNotFound")
         return account
