@@ -203,6 +203,12 @@ class EmailAccount(models.Model):
     def __str__(self) -> str:
         return self.account
 
+    @classmethod
+    def of_tenant(cls, tenant, account_id: str) -> EmailAccount | None:
+        """The tenant's mailbox with this id, or None: the one lookup of an account by the id a
+        caller gives (API, dashboard, listings), so another tenant's is never found."""
+        return cls.objects.filter(tenant=tenant, account=account_id).first()
+
 
 class OAuth2App(models.Model):
     """A tenant's OAuth2 client registered at a provider (Google, Microsoft, Yahoo, or any

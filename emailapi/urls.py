@@ -9,12 +9,9 @@ from emailapi import handlers
 from emailapi.health import health
 
 api_v1 = [
-    path("", include("accounts.api.urls")),
-    path("", include("accounts.api.oauth2_urls")),
-    path("", include("mailboxes.api.urls")),
-    path("", include("mailboxes.api.submit_urls")),
-    path("", include("webhooks.api.stream_urls")),
-    path("", include("webhooks.api.urls")),
+    path("", include("accounts.api.urls")),  # namespace "accounts"
+    path("", include("mailboxes.api.urls")),  # namespace "mailboxes"
+    path("", include("webhooks.api.urls")),  # namespace "webhooks"
     path("openapi.json", SpectacularJSONAPIView.as_view(
         authentication_classes=[], permission_classes=[], throttle_classes=[],
     ), name="openapi"),

@@ -42,7 +42,7 @@ def tenant_folder(tenant, account_id: str, path: str, with_account: bool = True)
     try:
         return _folder_in(folders, path)
     except MailboxNotFound:
-        account = EmailAccount.objects.filter(tenant=tenant, account=account_id).first()
+        account = EmailAccount.of_tenant(tenant, account_id)
         if account is None:
             raise AccountNotFound(account_id) from None
         raise

@@ -13,8 +13,7 @@ import re
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from accounts import tokens
-from accounts.models import ApiToken, EmailAccount
+from accounts.models import EmailAccount
 from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
 
@@ -327,42 +326,6 @@ class VerifyResultSerializer(serializers.Serializer):
 class VerifyResponseSerializer(serializers.Serializer):
     imap = VerifyResultSerializer(required=False)
     smtp = VerifyResultSerializer(required=False)
-
-
-# --- tokens -------------------------------------------------------------------------------
-
-
-class TokenCreateSerializer(StrictSerializer):
-    name = serializers.CharField(max_length=200)
-    scopes = serializers.ListField(
-        child=serializers.ChoiceField(choices=tokens.SCOPES), min_length=1, default=["api"]
-    )
-
-
-class TokenSerializer(serializers.ModelSerializer):
-    scopes = serializers.ListField(child=serializers.ChoiceField(choices=tokens.SCOPES))
-    created = serializers.DateTimeField(source="created_at")
-    lastUsed = serializers.DateTimeField(source="last_used_at", allow_null=True)
-
-    class Meta:
-        model = ApiToken
-        fields = ["id", "name", "prefix", "scopes", "created", "lastUsed"]
-
-
-class TokenCreatedSerializer(TokenSerializer):
-    token = serializers.CharField(help_text="The token; shown only in this response")
-
-    class Meta(TokenSerializer.Meta):
-        fields = [*TokenSerializer.Meta.fields, "token"]
-
-
-class TokenRevokedSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    revoked = serializers.BooleanField()
-
-
-class TokenListSerializer(serializers.Serializer):
-    tokens = TokenSerializer(many=True)
 
 
 class AccountActionSerializer(StrictSerializer):

@@ -1,18 +1,28 @@
+"""Routes of the account API (under /v1, namespace ``accounts``): one view class per path."""
+
 from django.urls import path
 
-from accounts.api import views
+from accounts.api import accounts, connect, oauth2, tokens
+
+app_name = "accounts"
 
 urlpatterns = [
-    path("account", views.AccountView.as_view(), name="account-create"),
-    path("accounts", views.AccountListView.as_view(), name="account-list"),
-    path("account/<str:account>", views.AccountDetailView.as_view(), name="account-detail"),
-    path("account/<str:account>/reconnect", views.AccountReconnectView.as_view(),
+    path("account", accounts.AccountView.as_view(), name="account-create"),
+    path("accounts", accounts.AccountListView.as_view(), name="account-list"),
+    path("account/<str:account>", accounts.AccountDetailView.as_view(), name="account-detail"),
+    path("account/<str:account>/reconnect", accounts.AccountReconnectView.as_view(),
          name="account-reconnect"),
-    path("account/<str:account>/pause", views.AccountPauseView.as_view(), name="account-pause"),
-    path("account/<str:account>/resume", views.AccountResumeView.as_view(),
+    path("account/<str:account>/pause", accounts.AccountPauseView.as_view(),
+         name="account-pause"),
+    path("account/<str:account>/resume", accounts.AccountResumeView.as_view(),
          name="account-resume"),
-    path("verifyAccount", views.VerifyAccountView.as_view(), name="verify-account"),
-    path("tokens", views.TokenListView.as_view(), name="token-list"),
-    path("token", views.TokenCreateView.as_view(), name="token-create"),
-    path("token/<int:token_id>", views.TokenDetailView.as_view(), name="token-detail"),
+    path("verifyAccount", accounts.VerifyAccountView.as_view(), name="verify-account"),
+    path("tokens", tokens.TokenListView.as_view(), name="token-list"),
+    path("token", tokens.TokenCreateView.as_view(), name="token-create"),
+    path("token/<int:token_id>", tokens.TokenDetailView.as_view(), name="token-detail"),
+    path("oauth2", oauth2.OAuth2AppListView.as_view(), name="oauth2-app-list"),
+    path("oauth2/<str:app>", oauth2.OAuth2AppDetailView.as_view(), name="oauth2-app-detail"),
+    path("authentication/form", connect.AuthenticationFormView.as_view(),
+         name="authentication-form"),
+    path("autoconfig", connect.AutoconfigView.as_view(), name="autoconfig"),
 ]

@@ -136,7 +136,7 @@ def _save(payload: dict, email: str, settings_: dict) -> str:
     try:
         tenant = Tenant.objects.get(pk=payload["tenant"])
         account_id = payload.get("account")
-        existing = EmailAccount.objects.filter(tenant=tenant, account=account_id).first() \
+        existing = EmailAccount.of_tenant(tenant, account_id) \
             if account_id else None
         data = {"name": payload.get("name") or email, "email": email, **settings_}
         if existing is None:

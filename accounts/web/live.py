@@ -34,7 +34,7 @@ from accounts.models import EmailAccount, Membership, Tenant, User
 from accounts.web import views
 from accounts.web.tenancy import current_membership, tenant_view
 from emailapi.api.errors import ApiError
-from webhooks.api.stream_views import StreamView
+from webhooks.api.stream import StreamView
 from webhooks.models import Event
 from webhooks.stream.hub import in_db_thread
 

@@ -42,7 +42,7 @@ def _events_today(tenant) -> int:
 
 
 def _account_or_404(request, account_id: str) -> EmailAccount:
-    account = EmailAccount.objects.filter(tenant=request.tenant, account=account_id).first()
+    account = EmailAccount.of_tenant(request.tenant, account_id)
     if account is None:
         raise Http404("No such mailbox")
     return account

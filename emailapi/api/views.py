@@ -1,16 +1,40 @@
 """The base class of every /v1 view: the one place where a request is tied to a tenant.
 
 After DRF's pipeline has authenticated the token and checked its scope, ``self.tenant`` is the
-caller's tenant, and object lookups (``get_account``) search only inside it. Views never query
-a model without starting from ``self.tenant``.
+caller's tenant, and ``self.email_account`` is the mailbox named by the path's ``{account}``,
+looked up inside that tenant on first use and kept for the rest of the request: another
+tenant's account is "not found", exactly like one that does not exist. Views never query a
+model without starting from ``self.tenant``.
+
+Input a serializer cannot judge alone (a query string in bracket form, a criterion the
+server refuses) is refused with ``InvalidInput``: the same ``InputValidationError`` shape,
+``details`` keyed by field, as a serializer's own errors.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.views import APIView
 
+from accounts.errors import AccountNotFound
 from accounts.models import EmailAccount
-from emailapi.api.errors import NotFoundError
+from emailapi.api.errors import ApiError
+
+# The ``{account}`` path parameter of every per-mailbox route.
+ACCOUNT_PARAM = OpenApiParameter("account", str, OpenApiParameter.PATH,
+                                 description="Account id given at registration")
+
+
+class InvalidInput(ApiError):
+    """400 ``InputValidationError`` naming ``field``; the message defaults to the one a
+    serializer's error for that field would give."""
+
+    def __init__(self, field: str, problem: str, message: str | None = None):
+        super().__init__(message or f"Invalid input: {field}: {problem}",
+                         "InputValidationError", details={field: [problem]})
 
 
 class TenantScopedAPIView(APIView):
@@ -18,13 +42,17 @@ class TenantScopedAPIView(APIView):
     def tenant(self):
         return self.request.user.tenant
 
-    def get_account(self, account_id: str) -> EmailAccount:
-        account = EmailAccount.objects.filter(tenant=self.tenant, account=account_id).first()
+    @cached_property
+    def email_account(self) -> EmailAccount:
+        """The path's ``{account}`` in the caller's tenant (404 ``AccountNotFound``
+        otherwise), resolved once per request (DRF makes a view instance per request)."""
+        account_id = self.kwargs["account"]
+        account = EmailAccount.of_tenant(self.tenant, account_id)
         if account is None:
-            raise NotFoundError(f"Account {account_id!r} not found", "AccountNotFound")
+            raise AccountNotFound(account_id)
         return account
 
-    def validated(self, serializer_class, data, **kwargs) -> dict:
+    def validated(self, serializer_class, data, **kwargs) -> dict[str, Any]:
         serializer = serializer_class(data=data, **kwargs)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data

@@ -4,7 +4,8 @@
 ``subject``, ``text``, ``html``, ``attachments``, ``headers``, ``messageId``, ``reference``)
 or ``raw``, never both. Its validated data is what ``mailboxes.compose.compose`` takes:
 base64 already decoded to bytes, addresses checked, header names and values free of line
-breaks. Upload (``mailboxes.api.upload_views``) and submit extend it with their own fields.
+breaks. Upload (``mailboxes.api.messages``) and submit (``mailboxes.api.submit``) extend it
+with their own fields.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rest_framework import serializers
 
 from emailapi.api.serializers import StrictSerializer
 from mailboxes import compose
+from mailboxes.errors import ComposeError
 
 MAX_RECIPIENTS = 500
 MAX_ATTACHMENTS = 100
@@ -150,7 +152,7 @@ class MessageFieldsSerializer(StrictSerializer):
     def validate_messageId(self, value: str) -> str:
         try:
             return compose.message_id_header(value, "")
-        except compose.ComposeError as exc:
+        except ComposeError as exc:
             raise serializers.ValidationError(exc.details["messageId"][0]) from None
 
     def validate(self, attrs):

@@ -1,4 +1,5 @@
-"""Query parameters and response shapes of the read API (EmailEngine's names)."""
+"""The documented message shapes (EmailEngine's names): a message in listings, search results,
+threads and events, a whole message, and the query parameters of reading them."""
 
 from __future__ import annotations
 
@@ -6,11 +7,6 @@ from rest_framework import serializers
 
 from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import QuerySerializer
-
-
-class MailboxesQuerySerializer(QuerySerializer):
-    counters = serializers.BooleanField(
-        default=False, help_text="Refresh message/unseen counts from the server (STATUS)")
 
 
 class MessagesQuerySerializer(PageQuerySerializer):
@@ -34,26 +30,6 @@ class MessageQuerySerializer(QuerySerializer):
 class AddressSerializer(serializers.Serializer):
     name = serializers.CharField(allow_blank=True)
     address = serializers.CharField(allow_blank=True)
-
-
-class MailboxSerializer(serializers.Serializer):
-    path = serializers.CharField()
-    name = serializers.CharField()
-    delimiter = serializers.CharField(allow_null=True)
-    parentPath = serializers.CharField(allow_null=True)
-    specialUse = serializers.CharField(allow_null=True)
-    subscribed = serializers.BooleanField()
-    noSelect = serializers.BooleanField()
-    messages = serializers.IntegerField()
-    unseen = serializers.IntegerField()
-    uidValidity = serializers.CharField(allow_null=True)
-    uidNext = serializers.IntegerField(allow_null=True)
-    highestModseq = serializers.IntegerField(allow_null=True)
-    syncedAt = serializers.DateTimeField(allow_null=True)
-
-
-class MailboxListSerializer(serializers.Serializer):
-    mailboxes = MailboxSerializer(many=True)
 
 
 class MessageSummarySerializer(serializers.Serializer):
@@ -115,48 +91,3 @@ class MessageDetailSerializer(MessageSummarySerializer):
     attachments = AttachmentSerializer(many=True)
     headers = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
                                     required=False)
-
-
-
-class SearchQuerySerializer(PageQuerySerializer):
-    path = serializers.CharField(max_length=1024, trim_whitespace=False, required=False,
-                                 help_text="Folder to search; required unless source=index "
-                                           "(then omitted means every folder)")
-    source = serializers.ChoiceField(
-        choices=["imap", "index"], default="imap",
-        help_text="imap: IMAP SEARCH on the server (bodies, any header); index: the index "
-                  "only, in milliseconds (subject, addresses, dates, flags, ids)")
-
-
-class ThreadsQuerySerializer(PageQuerySerializer):
-    path = serializers.CharField(max_length=1024, trim_whitespace=False, required=False,
-                                 help_text="Only threads with messages in this folder")
-
-
-class MessageSearchListSerializer(serializers.Serializer):
-    total = serializers.IntegerField()
-    page = serializers.IntegerField()
-    pages = serializers.IntegerField()
-    messages = MessageSummarySerializer(many=True)
-
-
-class ThreadSerializer(serializers.Serializer):
-    threadId = serializers.CharField()
-    messages = serializers.IntegerField()
-    subject = serializers.CharField(allow_blank=True)
-    firstDate = serializers.DateTimeField(allow_null=True)
-    lastDate = serializers.DateTimeField(allow_null=True)
-    unseen = serializers.IntegerField()
-    participants = AddressSerializer(many=True)
-
-
-class ThreadListSerializer(serializers.Serializer):
-    total = serializers.IntegerField()
-    page = serializers.IntegerField()
-    pages = serializers.IntegerField()
-    threads = ThreadSerializer(many=True)
-
-
-class ThreadMessagesSerializer(serializers.Serializer):
-    threadId = serializers.CharField()
-    messages = MessageSummarySerializer(many=True)

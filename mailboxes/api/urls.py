@@ -1,32 +1,37 @@
-from django.urls import include, path
+"""Routes of the mailbox API (under /v1, namespace ``mailboxes``): one view class per path."""
 
-from mailboxes.api import message_write_views, views
+from django.urls import path
+
+from mailboxes.api import content, folders, messages, search, submit, threads
+
+app_name = "mailboxes"
 
 urlpatterns = [
-    path("account/<str:account>/mailboxes", views.MailboxListView.as_view(),
+    path("account/<str:account>/mailboxes", folders.MailboxListView.as_view(),
          name="mailbox-list"),
-    path("account/<str:account>/messages", views.MessageListView.as_view(),
+    path("account/<str:account>/messages", messages.MessageListView.as_view(),
          name="message-list"),
-    path("", include("mailboxes.api.folder_urls")),
-    path("account/<str:account>/messages/move", message_write_views.BulkMoveView.as_view(),
+    path("account/<str:account>/mailbox", folders.MailboxView.as_view(), name="mailbox"),
+    path("account/<str:account>/message", messages.UploadView.as_view(), name="message-upload"),
+    path("account/<str:account>/messages/move", messages.BulkMoveView.as_view(),
          name="messages-move"),
-    path("account/<str:account>/messages/delete", message_write_views.BulkDeleteView.as_view(),
+    path("account/<str:account>/messages/delete", messages.BulkDeleteView.as_view(),
          name="messages-delete"),
-    path("account/<str:account>/message/<str:id>", views.MessageView.as_view(),
+    path("account/<str:account>/message/<str:id>", messages.MessageView.as_view(),
          name="message-detail"),
-    path("account/<str:account>/message/<str:id>/move",
-         message_write_views.MessageMoveView.as_view(), name="message-move"),
-    path("account/<str:account>/message/<str:id>/copy",
-         message_write_views.MessageCopyView.as_view(), name="message-copy"),
-    path("account/<str:account>/message/<str:id>/source", views.MessageSourceView.as_view(),
+    path("account/<str:account>/message/<str:id>/move", messages.MessageMoveView.as_view(),
+         name="message-move"),
+    path("account/<str:account>/message/<str:id>/copy", messages.MessageCopyView.as_view(),
+         name="message-copy"),
+    path("account/<str:account>/message/<str:id>/source", content.MessageSourceView.as_view(),
          name="message-source"),
-    path("account/<str:account>/attachment/<str:attachment>", views.AttachmentView.as_view(),
+    path("account/<str:account>/attachment/<str:attachment>", content.AttachmentView.as_view(),
          name="attachment"),
-]
-
-urlpatterns += [
-    path("account/<str:account>/search", views.SearchView.as_view(), name="message-search"),
-    path("account/<str:account>/threads", views.ThreadListView.as_view(), name="thread-list"),
-    path("account/<str:account>/thread/<str:thread>", views.ThreadView.as_view(),
+    path("account/<str:account>/search", search.SearchView.as_view(), name="message-search"),
+    path("account/<str:account>/threads", threads.ThreadListView.as_view(), name="thread-list"),
+    path("account/<str:account>/thread/<str:thread>", threads.ThreadView.as_view(),
          name="thread-detail"),
+    path("account/<str:account>/submit", submit.SubmitView.as_view(), name="submit"),
+    path("outbox", submit.OutboxListView.as_view(), name="outbox-list"),
+    path("outbox/<str:queueId>", submit.OutboxEntryView.as_view(), name="outbox-entry"),
 ]

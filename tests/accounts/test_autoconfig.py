@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.api.oauth2_views import AutoconfigView
+from accounts.api.connect import AutoconfigView
 from accounts.oauth2 import discovery
 
 NO_DNS = {}.get  # any domain: no MX records

@@ -1,6 +1,7 @@
 """The OpenAPI document covers every /v1 route, with the error shape and examples; /docs works."""
 
 import pytest
+from django.urls import URLResolver, get_resolver, reverse
 
 from tests.accounts.test_tokens import _v1_routes
 from tests.emailapi.openapi_calls_oauth2 import _oauth2_calls
@@ -192,3 +193,12 @@ def _read_api_calls(alice, mail_user):
         ("/v1/account/{account}/thread/{thread}", "get",
          lambda: api.get(f"/v1/account/box/thread/{thread}")),
     ]
+
+
+def test_each_app_mounts_its_api_once_under_its_namespace():
+    v1 = next(p for p in get_resolver().url_patterns if str(p.pattern) == "v1/")
+    namespaces = [p.namespace for p in v1.url_patterns if isinstance(p, URLResolver)]
+    assert namespaces == ["accounts", "mailboxes", "webhooks"]
+    assert reverse("accounts:account-detail", args=["sales"]) == "/v1/account/sales"
+    assert reverse("mailboxes:message-list", args=["sales"]) == "/v1/account/sales/messages"
+    assert reverse("webhooks:changes") == "/v1/changes"

@@ -10,10 +10,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from django.urls import include
-from django.urls import path as route
 
-from emailapi import urls as root_urls
 from emailapi.api.errors import status_of
 from emailapi.lib.errors import DomainError
 from mailboxes import folders, listing, uploading
@@ -147,16 +144,10 @@ def test_subscription_changes_reach_server_and_index(synced, mail_user):
 
 
 # --- the routes ---------------------------------------------------------------------------
-# ``mailboxes.api.urls`` serves these paths from ``folder_write_views`` (committed in
-# parallel); this module's URLconf puts ``folder_urls`` first so the tests below reach
-# ``folder_views``.
 
-urlpatterns = [route("v1/", include("mailboxes.api.folder_urls")), *root_urls.urlpatterns]
-handler404, handler500 = root_urls.handler404, root_urls.handler500
 BOX = "/v1/account/box"
 
 
-@pytest.mark.urls(__name__)
 def test_the_routes_answer_emailengine_shapes_and_json_errors(alice, bob, synced, mail_user):
     account, _ = synced
     api = alice.client
@@ -193,7 +184,6 @@ def test_the_routes_answer_emailengine_shapes_and_json_errors(alice, bob, synced
     assert (server_folders(mail_user), len(events_of(account))) == before
 
 
-@pytest.mark.urls(__name__)
 def test_upload_route_stores_raw_and_structured_and_refuses_bad_input(alice, bob, synced):
     account, _ = synced
     api = alice.client

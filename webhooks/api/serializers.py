@@ -15,7 +15,7 @@ from rest_framework import serializers
 
 from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import StrictSerializer
-from webhooks import events, urlguard
+from webhooks import events, subscriptions, urlguard
 from webhooks.models import Delivery
 
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
@@ -96,24 +96,62 @@ class WebhookUpdateSerializer(WebhookCreateSerializer):
     """Used with ``partial=True``: only the given fields change."""
 
 
+# --- answers: rendered from the rows by these serializers, so the document is the answer ----
+
+
+class _OffsetDateTimeField(serializers.DateTimeField):
+    """``isoformat()``, UTC spelt ``+00:00`` as these answers always had it (DRF writes ``Z``)."""
+
+    def to_representation(self, value):
+        return value.isoformat() if value else None
+
+
+class _BlankAsNullField(serializers.CharField):
+    """An empty column is ``null`` in the answer."""
+
+    def get_attribute(self, instance):
+        return super().get_attribute(instance) or None
+
+
+class _HeaderNamesField(serializers.ListField):
+    def get_attribute(self, instance):
+        return subscriptions.header_names(instance)
+
+
+class _ContextField(serializers.CharField):
+    """A value the view hands over in the context (it is not stored readable on the row)."""
+
+    def get_attribute(self, instance):
+        return self.context[self.field_name]
+
+
+class _NextAttemptField(_OffsetDateTimeField):
+    def get_attribute(self, instance):
+        return instance.next_attempt_at if instance.state == Delivery.State.PENDING else None
+
+
 class WebhookSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     url = serializers.CharField()
     events = serializers.ListField(child=serializers.CharField())
     accounts = serializers.ListField(child=serializers.CharField())
-    headerNames = serializers.ListField(child=serializers.CharField(),
-                                        help_text="Names of the custom headers sent")
+    headerNames = _HeaderNamesField(child=serializers.CharField(),
+                                    help_text="Names of the custom headers sent")
     enabled = serializers.BooleanField()
-    failingSince = serializers.DateTimeField(
-        allow_null=True, help_text="Start of the current streak of failed attempts")
-    disabledReason = serializers.CharField(
-        allow_null=True, help_text="Why the subscription was disabled automatically")
-    created = serializers.DateTimeField()
-    updated = serializers.DateTimeField()
+    failingSince = _OffsetDateTimeField(
+        source="failing_since", allow_null=True,
+        help_text="Start of the current streak of failed attempts")
+    disabledReason = _BlankAsNullField(
+        source="disabled_reason", allow_null=True,
+        help_text="Why the subscription was disabled automatically")
+    created = _OffsetDateTimeField(source="created_at")
+    updated = _OffsetDateTimeField(source="updated_at")
 
 
+# Rendered with ``context={"secret": ...}``: the secret exists in clear only then. (A comment:
+# drf-spectacular would publish a docstring.)
 class WebhookWithSecretSerializer(WebhookSerializer):
-    secret = serializers.CharField(
+    secret = _ContextField(
         help_text="HMAC-SHA256 signing key; shown only here and on rotation")
 
 
@@ -143,20 +181,20 @@ class DeliveryQuerySerializer(PageQuerySerializer):
 
 
 class DeliverySerializer(serializers.Serializer):
-    deliveryId = serializers.UUIDField()
-    eventId = serializers.UUIDField()
-    event = serializers.CharField()
-    account = serializers.CharField(allow_null=True)
+    deliveryId = serializers.UUIDField(source="pk")
+    eventId = serializers.UUIDField(source="event_id")
+    event = serializers.CharField(source="event.event")
+    account = _BlankAsNullField(allow_null=True)
     seq = serializers.IntegerField()
     state = serializers.ChoiceField(choices=Delivery.State.values)
     attempts = serializers.IntegerField()
-    lastStatusCode = serializers.IntegerField(allow_null=True)
-    lastError = serializers.CharField(allow_null=True)
-    responseTimeMs = serializers.IntegerField(allow_null=True)
-    nextAttempt = serializers.DateTimeField(allow_null=True,
-                                            help_text="When a pending delivery is tried next")
-    created = serializers.DateTimeField()
-    updated = serializers.DateTimeField()
+    lastStatusCode = serializers.IntegerField(source="last_status_code", allow_null=True)
+    lastError = _BlankAsNullField(source="last_error", allow_null=True)
+    responseTimeMs = serializers.IntegerField(source="response_time_ms", allow_null=True)
+    nextAttempt = _NextAttemptField(allow_null=True,
+                                    help_text="When a pending delivery is tried next")
+    created = _OffsetDateTimeField(source="created_at")
+    updated = _OffsetDateTimeField(source="updated_at")
 
 
 class DeliveryListSerializer(serializers.Serializer):

@@ -1,15 +1,27 @@
+"""Routes of the webhook and event API (under /v1, namespace ``webhooks``): subscriptions and
+their delivery log, the live stream (SSE; the WebSocket is ``webhooks.consumers``) and the
+change feed. One view class per path."""
+
 from django.urls import path
 
-from webhooks.api import views
+from webhooks.api import feed, stream, subscriptions
+
+app_name = "webhooks"
 
 urlpatterns = [
-    path("webhooks", views.WebhookListView.as_view(), name="webhook-list"),
-    path("webhooks/<str:webhook>", views.WebhookDetailView.as_view(), name="webhook-detail"),
-    path("webhooks/<str:webhook>/rotate-secret", views.WebhookRotateSecretView.as_view(),
-         name="webhook-rotate-secret"),
-    path("webhooks/<str:webhook>/test", views.WebhookTestView.as_view(), name="webhook-test"),
-    path("webhooks/<str:webhook>/deliveries", views.DeliveryListView.as_view(),
+    path("stream", stream.StreamView.as_view(), name="event-stream"),
+    path("changes", feed.ChangesView.as_view(), name="changes"),
+    path("account/<str:account>/changes", feed.AccountChangesView.as_view(),
+         name="account-changes"),
+    path("webhooks", subscriptions.WebhookListView.as_view(), name="webhook-list"),
+    path("webhooks/<str:webhook>", subscriptions.WebhookDetailView.as_view(),
+         name="webhook-detail"),
+    path("webhooks/<str:webhook>/rotate-secret",
+         subscriptions.WebhookRotateSecretView.as_view(), name="webhook-rotate-secret"),
+    path("webhooks/<str:webhook>/test", subscriptions.WebhookTestView.as_view(),
+         name="webhook-test"),
+    path("webhooks/<str:webhook>/deliveries", subscriptions.DeliveryListView.as_view(),
          name="webhook-deliveries"),
     path("webhooks/<str:webhook>/deliveries/<str:delivery>/retry",
-         views.DeliveryRetryView.as_view(), name="webhook-delivery-retry"),
+         subscriptions.DeliveryRetryView.as_view(), name="webhook-delivery-retry"),
 ]

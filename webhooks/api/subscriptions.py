@@ -1,4 +1,5 @@
-"""Webhook subscription and delivery log routes: thin views over ``webhooks.subscriptions``,
+"""Webhook subscriptions (create, read, change, delete, rotate the secret, send a test) and
+their delivery log (list, retry one): thin views over ``webhooks.subscriptions``,
 ``webhooks.deliveries`` and ``webhooks.delivery``.
 
 Every lookup starts from the caller's tenant: another tenant's subscription or delivery is
@@ -26,34 +27,6 @@ DELIVERY_PARAM = OpenApiParameter("delivery", str, OpenApiParameter.PATH,
                                   description="Delivery id")
 
 
-def _iso(value):
-    return value.isoformat() if value else None
-
-
-def webhook_json(subscription: WebhookSubscription, secret: str | None = None) -> dict:
-    body = {
-        "id": str(subscription.pk), "url": subscription.url, "events": subscription.events,
-        "accounts": subscription.accounts, "headerNames": subscriptions.header_names(subscription),
-        "enabled": subscription.enabled, "failingSince": _iso(subscription.failing_since),
-        "disabledReason": subscription.disabled_reason or None,
-        "created": _iso(subscription.created_at), "updated": _iso(subscription.updated_at),
-    }
-    if secret is not None:
-        body["secret"] = secret
-    return body
-
-
-def delivery_json(row: Delivery) -> dict:
-    return {
-        "deliveryId": str(row.pk), "eventId": str(row.event_id), "event": row.event.event,
-        "account": row.account or None, "seq": row.seq, "state": row.state,
-        "attempts": row.attempts, "lastStatusCode": row.last_status_code,
-        "lastError": row.last_error or None, "responseTimeMs": row.response_time_ms,
-        "nextAttempt": _iso(row.next_attempt_at) if row.state == Delivery.State.PENDING else None,
-        "created": _iso(row.created_at), "updated": _iso(row.updated_at),
-    }
-
-
 def _uuid(value: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(value)
@@ -79,7 +52,7 @@ class WebhookListView(WebhookScopedView):
                                "or header values.")
     def get(self, request):
         rows = subscriptions.tenant_subscriptions(self.tenant)
-        return Response({"webhooks": [webhook_json(row) for row in rows]})
+        return Response({"webhooks": s.WebhookSerializer(rows, many=True).data})
 
     @extend_schema(
         operation_id="createWebhook", tags=TAGS, request=s.WebhookCreateSerializer,
@@ -92,7 +65,8 @@ class WebhookListView(WebhookScopedView):
     def post(self, request):
         data = self.validated(s.WebhookCreateSerializer, request.data)
         subscription, secret = subscriptions.create(self.tenant, data)
-        return Response(webhook_json(subscription, secret))
+        return Response(s.WebhookWithSecretSerializer(subscription,
+                                                      context={"secret": secret}).data)
 
 
 class WebhookDetailView(WebhookScopedView):
@@ -102,7 +76,7 @@ class WebhookDetailView(WebhookScopedView):
                    responses={200: s.WebhookSerializer}, summary="One webhook subscription",
                    description="Its settings and health (`failingSince`, `disabledReason`).")
     def get(self, request, webhook):
-        return Response(webhook_json(self.get_webhook(webhook)))
+        return Response(s.WebhookSerializer(self.get_webhook(webhook)).data)
 
     @extend_schema(
         operation_id="updateWebhook", tags=TAGS, parameters=[WEBHOOK_PARAM],
@@ -115,7 +89,7 @@ class WebhookDetailView(WebhookScopedView):
     def put(self, request, webhook):
         subscription = self.get_webhook(webhook)
         data = self.validated(s.WebhookUpdateSerializer, request.data, partial=True)
-        return Response(webhook_json(subscriptions.update(subscription, data)))
+        return Response(s.WebhookSerializer(subscriptions.update(subscription, data)).data)
 
     @extend_schema(operation_id="deleteWebhook", tags=TAGS, parameters=[WEBHOOK_PARAM],
                    responses={200: s.WebhookDeletedSerializer},
@@ -180,7 +154,7 @@ class DeliveryListView(WebhookScopedView):
         if query.get("state"):
             rows = rows.filter(state=query["state"])
         items, counters = paginate(rows, query["page"], query["pageSize"])
-        return Response({"deliveries": [delivery_json(row) for row in items], **counters})
+        return Response({"deliveries": s.DeliverySerializer(items, many=True).data, **counters})
 
 
 class DeliveryRetryView(WebhookScopedView):
@@ -202,4 +176,4 @@ class DeliveryRetryView(WebhookScopedView):
             raise NotFoundError("Delivery not found", "DeliveryNotFound")
         if row.state == Delivery.State.DELIVERING:
             raise ApiError("The delivery is being sent right now", "DeliveryInProgress", 409)
-        return Response(delivery_json(deliveries.retry(row)))
+        return Response(s.DeliverySerializer(deliveries.retry(row)).data)

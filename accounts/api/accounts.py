@@ -1,27 +1,24 @@
-"""Account (registered mailbox) and token routes: thin views over ``accounts.services``.
+"""Accounts (registered mailboxes): register, list, read, change, delete, test settings
+(``verifyAccount``), reconnect, pause and resume. Thin views over ``accounts.services``.
 
-Every lookup goes through ``TenantScopedAPIView.get_account``, which searches only the caller's
-tenant: another tenant's account is "not found", exactly like one that does not exist.
+``self.email_account`` (``TenantScopedAPIView``) searches only the caller's tenant: another
+tenant's account is "not found", exactly like one that does not exist.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db.models import Q
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from accounts import mail_hosts, services
 from accounts.api import serializers as s
-from accounts.models import ApiToken, EmailAccount
-from emailapi.api.errors import NotFoundError
+from accounts.models import EmailAccount
 from emailapi.api.pagination import paginate
-from emailapi.api.views import TenantScopedAPIView
+from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
 from mailboxes.verify import verify
 from mailboxes.worker import holders
-
-ACCOUNT_PARAM = OpenApiParameter("account", str, OpenApiParameter.PATH,
-                                 description="Account id given at registration")
 
 
 class AccountView(TenantScopedAPIView):
@@ -76,7 +73,7 @@ class AccountDetailView(TenantScopedAPIView):
                    description="Connection settings without any secret, the connection `state`, "
                                "`lastError` and timestamps.")
     def get(self, request, account):
-        email_account = self.get_account(account)
+        email_account = self.email_account
         holders.apply_live_state([email_account])
         return Response(s.AccountSerializer(email_account).data)
 
@@ -89,7 +86,7 @@ class AccountDetailView(TenantScopedAPIView):
                     "host on an internal address is 400 HostNotAllowed.",
     )
     def put(self, request, account):
-        email_account = self.get_account(account)
+        email_account = self.email_account
         data = self.validated(s.AccountUpdateSerializer, request.data, partial=True,
                               context={"account": email_account})
         email_account = services.update_account(email_account, data)
@@ -102,7 +99,7 @@ class AccountDetailView(TenantScopedAPIView):
                                "`revoke=true` first revokes an OAuth2 mailbox's grant at the "
                                "provider (best effort: the delete happens either way).")
     def delete(self, request, account):
-        email_account = self.get_account(account)
+        email_account = self.email_account
         query = self.validated(s.AccountDeleteQuerySerializer, request.query_params)
         services.delete_account(email_account, revoke=query["revoke"])
         return Response({"account": email_account.account, "deleted": True})
@@ -132,50 +129,11 @@ class VerifyAccountView(TenantScopedAPIView):
         return Response(result)
 
 
-class TokenListView(TenantScopedAPIView):
-    """``GET /v1/tokens``."""
-
-    @extend_schema(operation_id="listTokens", tags=["Access tokens"],
-                   responses={200: s.TokenListSerializer}, summary="List active tokens",
-                   description="Names, scopes and the first characters of each active token; "
-                               "never the token itself.")
-    def get(self, request):
-        tokens = ApiToken.objects.filter(tenant=self.tenant, revoked_at__isnull=True)
-        return Response({"tokens": s.TokenSerializer(tokens.order_by("id"), many=True).data})
-
-
-class TokenCreateView(TenantScopedAPIView):
-    """``POST /v1/token``."""
-
-    @extend_schema(operation_id="createToken", tags=["Access tokens"],
-                   request=s.TokenCreateSerializer, responses={200: s.TokenCreatedSerializer},
-                   summary="Create a token", description="The token is shown only once.")
-    def post(self, request):
-        data = self.validated(s.TokenCreateSerializer, request.data)
-        token, raw = services.issue_token(self.tenant, data["name"], data["scopes"])
-        return Response({**s.TokenSerializer(token).data, "token": raw})
-
-
-class TokenDetailView(TenantScopedAPIView):
-    """``DELETE /v1/token/{id}``: revoke."""
-
-    @extend_schema(operation_id="revokeToken", tags=["Access tokens"],
-                   responses={200: s.TokenRevokedSerializer}, summary="Revoke a token",
-                   description="The token stops working at once.")
-    def delete(self, request, token_id: int):
-        token = ApiToken.objects.filter(tenant=self.tenant, pk=token_id,
-                                        revoked_at__isnull=True).first()
-        if token is None:
-            raise NotFoundError("Token not found", "TokenNotFound")
-        services.revoke_token(token)
-        return Response({"id": token.pk, "revoked": True})
-
-
 class AccountActionView(TenantScopedAPIView):
     """Shared body of ``PUT /v1/account/{account}/reconnect|pause|resume``."""
 
     def act(self, request, account, action: str) -> Response:
-        email_account = self.get_account(account)
+        email_account = self.email_account
         self.validated(s.AccountActionSerializer, request.data)
         if action == "reconnect":
             services.request_reconnect(email_account)

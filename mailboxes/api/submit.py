@@ -22,10 +22,9 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from accounts.api.views import ACCOUNT_PARAM
 from emailapi.api.pagination import PageQuerySerializer, paginate
 from emailapi.api.serializers import StrictSerializer
-from emailapi.api.views import TenantScopedAPIView
+from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
 from mailboxes import compose, outbox, sending
 from mailboxes.api.compose_serializer import STRUCTURED, MessageFieldsSerializer
 from mailboxes.models import OutboxEntry
@@ -204,7 +203,7 @@ class SubmitView(TenantScopedAPIView):
                     "raises `messageSent`, or `messageFailed` after the last try. `sendAt` "
                     "delays it. Follow it with `GET /v1/outbox/{queueId}`.")
     def post(self, request, account):
-        email_account = self.get_account(account)
+        email_account = self.email_account
         data = self.validated(SubmitSerializer, request.data)
         composed = _composed(email_account, data)
         reference = data.get("reference")

@@ -1,5 +1,6 @@
-"""Folder routes (create, rename or subscribe, delete) and upload: thin views over
-``mailboxes.folders`` and ``mailboxes.uploading``, under EmailEngine's paths and names."""
+"""Folders of a mailbox: list (from the index, or with live counts), create, rename or
+subscribe, delete. Thin views over ``mailboxes.listing`` and ``mailboxes.folders``, under
+EmailEngine's paths and names."""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from accounts.api.views import ACCOUNT_PARAM
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
-from emailapi.api.views import TenantScopedAPIView
-from mailboxes import folders, uploading
-from mailboxes.api.compose_serializer import MessageFieldsSerializer
+from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
+from mailboxes import folders, listing
+from mailboxes.command_pool import pool
 from mailboxes.imap.folder_ops import WILDCARDS
 
 MAX_SEGMENTS = 32
@@ -83,6 +83,56 @@ class FolderDeletedSerializer(serializers.Serializer):
     deleted = serializers.BooleanField()
 
 
+class MailboxesQuerySerializer(QuerySerializer):
+    counters = serializers.BooleanField(
+        default=False, help_text="Refresh message/unseen counts from the server (STATUS)")
+
+
+class MailboxSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    name = serializers.CharField()
+    delimiter = serializers.CharField(allow_null=True)
+    parentPath = serializers.CharField(allow_null=True)
+    specialUse = serializers.CharField(allow_null=True)
+    subscribed = serializers.BooleanField()
+    noSelect = serializers.BooleanField()
+    messages = serializers.IntegerField()
+    unseen = serializers.IntegerField()
+    uidValidity = serializers.CharField(allow_null=True)
+    uidNext = serializers.IntegerField(allow_null=True)
+    highestModseq = serializers.IntegerField(allow_null=True)
+    syncedAt = serializers.DateTimeField(allow_null=True)
+
+
+class MailboxListSerializer(serializers.Serializer):
+    mailboxes = MailboxSerializer(many=True)
+
+
+# --- views ----------------------------------------------------------------------------------
+
+
+class MailboxListView(TenantScopedAPIView):
+    @extend_schema(operation_id="listMailboxes", tags=["Mailbox"],
+                   parameters=[ACCOUNT_PARAM, MailboxesQuerySerializer],
+                   responses={200: MailboxListSerializer}, summary="List folders",
+                   description="Folders from the index with counts; `counters=true` asks the "
+                               "server (STATUS) for current counts instead.")
+    def get(self, request, account):
+        email_account = self.email_account
+        query = self.validated(MailboxesQuerySerializer, request.query_params)
+        folders = listing.folders_of(email_account)
+        summaries = [listing.folder_summary(f) for f in folders]
+        if query["counters"]:
+            with pool.session(email_account) as session:
+                for summary, folder in zip(summaries, folders, strict=True):
+                    if folder.no_select:
+                        continue
+                    status = session.status(folder.path)
+                    summary.update(messages=status.messages, unseen=status.unseen,
+                                   uidNext=status.uidnext)
+        return Response({"mailboxes": summaries})
+
+
 class MailboxView(TenantScopedAPIView):
     @extend_schema(operation_id="createMailbox", tags=["Mailbox"], parameters=[ACCOUNT_PARAM],
                    request=CreateFolderSerializer, responses={200: FolderCreatedSerializer},
@@ -91,7 +141,7 @@ class MailboxView(TenantScopedAPIView):
                                "parents are created too. An existing folder answers "
                                "`created: false` (as EmailEngine). Raises `mailboxNew`.")
     def post(self, request, account):
-        email_account = self.get_account(account)
+        email_account = self.email_account
         body = self.validated(CreateFolderSerializer, request.data)
         return Response(folders.create_folder(email_account, body["path"]))
 
@@ -103,7 +153,7 @@ class MailboxView(TenantScopedAPIView):
                                "renamed folder. INBOX cannot be renamed (400); a taken "
                                "`newPath` is 409.")
     def put(self, request, account):
-        email_account = self.get_account(account)
+        email_account = self.email_account
         body = self.validated(UpdateFolderSerializer, request.data)
         answer = {}
         if "newPath" in body:
@@ -121,48 +171,6 @@ class MailboxView(TenantScopedAPIView):
                                "be deleted (400); an unknown folder is 404; one with "
                                "subfolders is 409.")
     def delete(self, request, account):
-        email_account = self.get_account(account)
+        email_account = self.email_account
         query = self.validated(DeleteFolderQuerySerializer, request.query_params)
         return Response(folders.delete_folder(email_account, query["path"]))
-
-
-class UploadSerializer(MessageFieldsSerializer):
-    path = serializers.CharField(max_length=1024, trim_whitespace=False,
-                                 help_text="Folder to store it in (or a special use: \\Drafts)")
-    flags = serializers.ListField(child=serializers.CharField(max_length=128), required=False,
-                                  max_length=50, help_text='e.g. ["\\\\Draft", "\\\\Seen"]')
-    internalDate = serializers.DateTimeField(required=False,
-                                             help_text="INTERNALDATE; default: now")
-
-    def validate(self, attrs):
-        attrs = super().validate(attrs)
-        if not set(attrs) - {"path", "flags", "internalDate"}:
-            raise serializers.ValidationError(
-                {"raw": ["Give raw, or structured fields (to, subject, text...)"]})
-        return attrs
-
-
-class UploadedSerializer(serializers.Serializer):
-    id = serializers.CharField(allow_null=True)
-    path = serializers.CharField()
-    uid = serializers.IntegerField(allow_null=True)
-    uidValidity = serializers.CharField(allow_null=True)
-    messageId = serializers.CharField(allow_null=True)
-
-
-class UploadView(TenantScopedAPIView):
-    @extend_schema(operation_id="uploadMessage", tags=["Message"], parameters=[ACCOUNT_PARAM],
-                   request=UploadSerializer, responses={200: UploadedSerializer},
-                   summary="Upload a message (APPEND)",
-                   description="`raw` (base64 RFC 822, stored as given) or structured fields "
-                               "(`from`, `to`, `subject`, `text`, `html`, `attachments`, "
-                               "`reference` for reply/forward headers; Bcc is kept in a "
-                               "draft). Indexed at once with one `messageNew`. An unknown "
-                               "`path` is 404 naming it.")
-    def post(self, request, account):
-        email_account = self.get_account(account)
-        body = self.validated(UploadSerializer, request.data)
-        fields = {key: value for key, value in body.items()
-                  if key not in ("path", "flags", "internalDate")}
-        return Response(uploading.upload(email_account, body["path"], fields,
-                                         body.get("flags") or [], body.get("internalDate")))

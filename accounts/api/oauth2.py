@@ -1,6 +1,6 @@
-"""OAuth2 apps, hosted connect links and settings discovery: thin views over
-``accounts.oauth2``. Apps are looked up inside the caller's tenant only (another tenant's
-app is "not found", like a missing one)."""
+"""OAuth2 apps of the tenant (the clients registered at Google, Microsoft, Yahoo or any
+OAuth2 server): thin views over ``accounts.oauth2.apps``. Apps are looked up inside the
+caller's tenant only (another tenant's app is "not found", like a missing one)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from rest_framework.response import Response
 
 from accounts.api import oauth2_serializers as s
 from accounts.models import OAuth2App
-from accounts.oauth2 import apps, connect, discovery
-from emailapi.api.errors import ApiError, NotFoundError
+from accounts.oauth2 import apps
+from emailapi.api.errors import NotFoundError
 from emailapi.api.pagination import paginate
 from emailapi.api.views import TenantScopedAPIView
 
@@ -85,49 +85,3 @@ class OAuth2AppDetailView(OAuth2AppScopedView):
         using = apps.mailboxes_using(oauth2_app)
         apps.delete_app(oauth2_app)
         return Response({"id": app, "deleted": True, "accounts": using})
-
-
-class AuthenticationFormView(TenantScopedAPIView):
-    """``POST /v1/authentication/form``: a hosted connect link for an end user."""
-
-    @extend_schema(operation_id="createAuthenticationForm", tags=["Account"],
-                   request=s.AuthenticationFormSerializer,
-                   responses={200: s.AuthenticationFormResultSerializer},
-                   summary="Make a hosted connect link",
-                   description="A signed, single-use URL to a page where your user signs in "
-                               "(OAuth2 with your app of that provider, or an IMAP password "
-                               "form tested before saving). On success the mailbox is "
-                               "registered (`accountAdded`) or, if `account` exists, "
-                               "reconnected, and the browser goes to `redirectUrl` with "
-                               "`account` and `state` (`new`/`existing`). Valid for "
-                               "EMAILAPI_CONNECT_LINK_TTL seconds (default 3600).")
-    def post(self, request):
-        data = self.validated(s.AuthenticationFormSerializer, request.data)
-        if data["type"] != connect.IMAP and apps.find_app(self.tenant.pk, data["type"]) is None:
-            raise ApiError(f"No OAuth2 app {data['type']!r} in your tenant: register one with "
-                           f"POST /v1/oauth2", "OAuth2AppNotFound", 400)
-        base = request.build_absolute_uri("/")
-        return Response({"url": connect.make_link(self.tenant, data, base)})
-
-
-class AutoconfigView(TenantScopedAPIView):
-    """``GET /v1/autoconfig?email=``: suggested IMAP/SMTP settings."""
-
-    # The MX lookup; tests replace it so no DNS query leaves the machine.
-    mx_lookup = staticmethod(discovery.dns_mx_lookup)
-
-    @extend_schema(operation_id="discoverSettings", tags=["Account"],
-                   parameters=[s.AutoconfigQuerySerializer],
-                   responses={200: s.AutoconfigSerializer}, summary="Discover server settings",
-                   description="IMAP/SMTP settings for an address from the built-in table of "
-                               "common providers, else from its domain's MX hosts (Google "
-                               "Workspace, Microsoft 365, ...). `oauth2` names the provider "
-                               "whose sign-in such a mailbox needs. Nulls when unknown.")
-    def get(self, request):
-        email = self.validated(s.AutoconfigQuerySerializer, request.query_params)["email"]
-        found = discovery.discover(email, mx_lookup=self.mx_lookup) or {}
-        return Response({
-            "email": email, "provider": found.get("provider"), "source": found.get("source"),
-            "oauth2": found.get("oauth2"), "imap": found.get("imap"), "smtp": found.get("smtp"),
-        })
-

@@ -1,0 +1,92 @@
+"""Content fetched from the server on demand: a message's raw source and its attachments,
+streamed. Under ASGI the body is an async iterator that pulls one chunk at a time from a worker
+thread, so a 50 MB attachment never sits in the web process's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.http import StreamingHttpResponse
+from django.utils.http import content_disposition_header
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+
+from emailapi.api.asgi_handler import close_when_request_ends
+from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
+from mailboxes import reading
+from mailboxes.api.messages import MESSAGE_PARAM
+
+ATTACHMENT_PARAM = OpenApiParameter("attachment", str, OpenApiParameter.PATH,
+                                    description="Attachment id (from the message's attachments)")
+_END = object()
+
+
+class MessageSourceView(TenantScopedAPIView):
+    @extend_schema(operation_id="getMessageSource", tags=["Message"],
+                   parameters=[ACCOUNT_PARAM, MESSAGE_PARAM],
+                   responses={(200, "message/rfc822"): OpenApiResponse(OpenApiTypes.BINARY)},
+                   summary="Raw message", description="The RFC 822 source, streamed.")
+    def get(self, request, account, id):  # noqa: A002
+        download = reading.source_download(self.email_account, id)
+        return _stream(request, download, attachment=False)
+
+
+class AttachmentView(TenantScopedAPIView):
+    @extend_schema(operation_id="getAttachment", tags=["Message"],
+                   parameters=[ACCOUNT_PARAM, ATTACHMENT_PARAM],
+                   responses={(200, "*/*"): OpenApiResponse(OpenApiTypes.BINARY)},
+                   summary="Download an attachment",
+                   description="Decoded, streamed, with its Content-Type and an RFC 6266 "
+                               "Content-Disposition.")
+    def get(self, request, account, attachment):
+        download = reading.attachment_download(self.email_account, attachment)
+        return _stream(request, download, attachment=True)
+
+
+def _stream(request, download: reading.Download, attachment: bool) -> StreamingHttpResponse:
+    chunks = download.chunks()
+    if isinstance(request._request, ASGIRequest):
+        content = _async_chunks(chunks)
+    else:
+        content = chunks
+    response = StreamingHttpResponse(content, content_type=download.content_type)
+    # However the response ends (sent, aborted, never read, or dropped unsent when the client
+    # left during the view), the connection goes back to the pool explicitly, never through
+    # garbage collection (which may close its socket first).
+    response._resource_closers.append(download.close)
+    close_when_request_ends(request, download.close)
+    if download.length is not None:
+        response["Content-Length"] = str(download.length)
+    if attachment:
+        response["Content-Disposition"] = content_disposition_header(
+            True, download.filename or "attachment")
+    return response
+
+
+async def _async_chunks(chunks):
+    """Pull a sync generator one chunk at a time on a thread (Django would otherwise read a
+    sync iterator to the end, into memory, before sending a byte under ASGI).
+
+    A client that leaves cancels this while a chunk is being fetched on its thread, which
+    cannot be interrupted: the fetch is let finish (shielded) before the generator is
+    closed. Otherwise the close fails ("generator already executing") and the download's
+    clean-up finds its IMAP connection mid-FETCH and closes it under the reading thread,
+    instead of giving it back for the next request."""
+    step = sync_to_async(next, thread_sensitive=False)
+    fetching = None
+    try:
+        while True:
+            fetching = asyncio.ensure_future(step(chunks, _END))
+            chunk = await asyncio.shield(fetching)
+            if chunk is _END:
+                return
+            yield chunk
+    finally:
+        if fetching is not None and not fetching.done():
+            with contextlib.suppress(Exception):
+                await fetching
+        await sync_to_async(chunks.close, thread_sensitive=False)()

@@ -1,0 +1,119 @@
+"""Search: IMAP SEARCH on the server, or the index alone (``source=index``). Criteria come as
+a JSON ``{"search"}`` object (``POST``) or as ``search[...]`` query parameters (``GET``, parsed
+by ``mailboxes.api.query``); either way ``SearchCriteriaSerializer`` validates them.
+"""
+
+from __future__ import annotations
+
+import math
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from emailapi.api.pagination import PageQuerySerializer
+from emailapi.api.serializers import StrictSerializer
+from emailapi.api.views import ACCOUNT_PARAM, InvalidInput, TenantScopedAPIView
+from mailboxes import index_search, listing
+from mailboxes.api import query
+from mailboxes.api.search_serializer import SearchCriteriaSerializer
+from mailboxes.api.serializers import MessageSummarySerializer
+from mailboxes.command_pool import pool
+from mailboxes.imap import search
+from mailboxes.models import Message
+from mailboxes.sync import index
+
+
+class SearchQuerySerializer(PageQuerySerializer):
+    path = serializers.CharField(max_length=1024, trim_whitespace=False, required=False,
+                                 help_text="Folder to search; required unless source=index "
+                                           "(then omitted means every folder)")
+    source = serializers.ChoiceField(
+        choices=["imap", "index"], default="imap",
+        help_text="imap: IMAP SEARCH on the server (bodies, any header); index: the index "
+                  "only, in milliseconds (subject, addresses, dates, flags, ids)")
+
+
+class MessageSearchListSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    page = serializers.IntegerField()
+    pages = serializers.IntegerField()
+    messages = MessageSummarySerializer(many=True)
+
+
+class SearchRequestSerializer(StrictSerializer):
+    search = SearchCriteriaSerializer(required=False, help_text="Search criteria")
+
+
+class SearchView(TenantScopedAPIView):
+    """``GET`` (criteria as ``search[...]`` query parameters) and ``POST`` (``{"search"}``).
+    Both only read, so a ``read`` token may POST a search too."""
+
+    read_only_post = True
+
+    @extend_schema(operation_id="searchMessagesGet", tags=["Message"],
+                   parameters=[ACCOUNT_PARAM, SearchQuerySerializer],
+                   responses={200: MessageSearchListSerializer}, summary="Search (GET)",
+                   description="Criteria as `search[from]=...`, `search[seen]=false`, "
+                               "`search[or][0][subject]=...`; otherwise as POST.")
+    def get(self, request, account):
+        params = {k: v for k, v in request.query_params.items() if not k.startswith("search[")}
+        options = self.validated(SearchQuerySerializer, params)
+        try:
+            criteria = query.nested(request.query_params, "search")
+        except query.BadQuery as exc:
+            raise InvalidInput("search", str(exc)) from None
+        return self._search(account, options, self.validated(
+            SearchCriteriaSerializer, criteria, context={"source": options["source"]}))
+
+    @extend_schema(operation_id="searchMessages", tags=["Message"],
+                   parameters=[ACCOUNT_PARAM, SearchQuerySerializer],
+                   request=SearchRequestSerializer,
+                   responses={200: MessageSearchListSerializer}, summary="Search",
+                   description="IMAP SEARCH on the server (default: bodies and any header, "
+                               "UTF-8 aware, values sent as literals so nothing can inject "
+                               "IMAP syntax), or `source=index` for the index alone (subject, "
+                               "addresses, dates, flags, ids; every folder when `path` is "
+                               "omitted). Newest first, paged like listings.")
+    def post(self, request, account):
+        options = self.validated(SearchQuerySerializer, request.query_params)
+        body = self.validated(SearchRequestSerializer, request.data,
+                              context={"source": options["source"]})
+        return self._search(account, options, body.get("search") or {})
+
+    def _search(self, account_id: str, options: dict, criteria: dict) -> Response:
+        """*criteria* validated for the ``source`` of *options* (index-only criteria only
+        reach an index search)."""
+        from_index = options["source"] == "index"
+        if options.get("path"):  # account and folder in one query
+            folder = listing.tenant_folder(self.tenant, account_id, options["path"],
+                                           with_account=not from_index)
+            account_pk = folder.account_id
+        else:
+            folder = None
+            account_pk = self.email_account.pk
+        if from_index:
+            return Response(index_search.search(account_pk, folder, criteria,
+                                                options["page"], options["pageSize"]))
+        if folder is None:
+            raise InvalidInput("path", "This field is required.",
+                               "path is required for an IMAP search")
+        return Response(imap_search(folder.account, folder, criteria, options["page"],
+                                    options["pageSize"]))
+
+
+def imap_search(account, folder, criteria, page: int, page_size: int) -> dict:
+    with pool.session(account) as session:
+        try:
+            uids = session.run_current(
+                folder.path, lambda: search.uid_search(session.client, criteria))
+        except search.InvalidSearch as exc:
+            raise InvalidInput(exc.path or "search", exc.message,
+                               f"Invalid search: {exc.message}") from None
+    uids.sort(reverse=True)
+    chosen = uids[page * page_size:(page + 1) * page_size]
+    rows = {row.uid: row for row in Message.objects.filter(folder=folder, uid__in=chosen)}
+    return {"total": len(uids), "page": page,
+            "pages": max(1, math.ceil(len(uids) / page_size)),
+            "messages": [index.message_summary(folder, rows[uid]) for uid in chosen
+                         if uid in rows]}

@@ -1,0 +1,67 @@
+"""``GET /v1/stream``: the tenant's live events as Server-Sent Events (the WebSocket at the
+same path is ``webhooks.consumers``).
+
+The view authenticates and validates like every /v1 view (DRF, in a thread), then returns a
+streaming response whose body is an async generator: under ASGI it runs in the event loop, so
+an open stream costs a coroutine and a small buffer, never a thread.
+"""
+
+from __future__ import annotations
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
+
+from emailapi.api.views import TenantScopedAPIView
+from webhooks.api import feed
+from webhooks.errors import CursorExpired
+from webhooks.stream import params, sse
+from webhooks.stream.backlog import Backlog
+
+
+class _JsonErrorsOnly(BaseContentNegotiation):
+    """Errors are JSON whatever ``Accept`` says (an EventSource sends text/event-stream)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return JSONRenderer(), JSONRenderer.media_type
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+
+class StreamView(TenantScopedAPIView):
+    content_negotiation_class = _JsonErrorsOnly
+
+    @extend_schema(
+        operation_id="streamEvents", tags=["Events"], parameters=[params.StreamQuerySerializer],
+        responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description=(
+            "One SSE event per event: `id: <seq>`, `event: <name>`, `data: <payload JSON>`; "
+            "a `: keep-alive` comment every 15 s of silence")), 410: feed.EXPIRED},
+        summary="Live events (Server-Sent Events; WebSocket at the same path)",
+        description="Your tenant's events as they are published, as Server-Sent Events. "
+                    "`Last-Event-ID` (sent by EventSource on reconnect) or `since` replays the "
+                    "events after that seq first, then continues live: nothing missed, nothing "
+                    "twice. A client that stops reading is disconnected; it resumes with its "
+                    "last id. The same stream is a WebSocket at this path (see README).")
+    def get(self, request):
+        query = self.validated(params.StreamQuerySerializer, params.flatten_lists(
+            request.query_params))
+        since = params.parse_since(query.get("since", request.headers.get("Last-Event-ID")))
+        stream = params.StreamRequest(filter=params.build_filter(self.tenant.pk, query),
+                                      since=since, once=query["once"])
+        if sse.expired(stream):
+            raise CursorExpired()
+        if stream.once:
+            body = iter([sse.snapshot_body(stream)])
+        else:
+            body = self.live_body(stream, Backlog.from_scope(getattr(request, "scope", None)))
+        response = StreamingHttpResponse(body, content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+        return response
+
+    def live_body(self, stream: params.StreamRequest, backlog: Backlog):
+        """The streaming body (the dashboard's stream wraps it to end with the session)."""
+        return sse.live_body(stream, backlog)
