@@ -92,7 +92,7 @@ TEMPLATES = [
     },
 ]
 
-# PostgreSQL connections each process keeps in its pool (emailapi/env.py, emailapi/dbpool.py).
+# PostgreSQL connections each process keeps in its pool (emailapi/env.py, emailapi/lib/dbpool.py).
 DB_POOL_SIZE = env_int("EMAILAPI_DB_POOL_SIZE", 10, minimum=1)
 # Seconds a web request waits for a free connection before it answers 503 ServiceUnavailable;
 # background workers, with no client waiting, wait DB_WORKER_POOL_WAIT.
@@ -284,8 +284,8 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    # SafeFormatter: control characters in logged values are escaped (emailapi/logsafe.py).
-    "formatters": {"plain": {"class": "emailapi.logsafe.SafeFormatter",
+    # SafeFormatter: control characters in logged values are escaped (emailapi/lib/logsafe.py).
+    "formatters": {"plain": {"class": "emailapi.lib.logsafe.SafeFormatter",
                              "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},

@@ -27,7 +27,7 @@ from rest_framework import status
 from accounts import services
 from accounts.models import EmailAccount
 from emailapi.api.errors import ApiError
-from emailapi.wording import describe
+from emailapi.lib.wording import describe
 from mailboxes.imap import client as imap
 from mailboxes.imap.session import ImapSession
 

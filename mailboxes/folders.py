@@ -20,7 +20,7 @@ from rest_framework import status
 
 from accounts.models import EmailAccount
 from emailapi.api.errors import ApiError, ConflictError
-from emailapi.wording import describe
+from emailapi.lib.wording import describe
 from mailboxes import listing
 from mailboxes.command_pool import pool
 from mailboxes.imap import folder_ops

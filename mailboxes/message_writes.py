@@ -17,7 +17,7 @@ from rest_framework import status
 
 from accounts.models import EmailAccount
 from emailapi.api.errors import ApiError, NotFoundError
-from emailapi.wording import describe
+from emailapi.lib.wording import describe
 from mailboxes import ids, listing
 from mailboxes.command_pool import pool
 from mailboxes.imap import changes, fetch, search

@@ -261,7 +261,7 @@ class Dispatcher:
     def _listen(self) -> None:
         """Set ``wake`` whenever events are recorded; reconnect quietly after Redis trouble
         (polling covers the gap)."""
-        from emailapi.redis import get_redis
+        from emailapi.lib.redis import get_redis
 
         failures = 0
         while not self.stop.is_set():

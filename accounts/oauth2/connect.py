@@ -27,7 +27,7 @@ from django.db import transaction
 from accounts import services
 from accounts.models import EmailAccount, OAuth2App, Tenant
 from accounts.oauth2 import apps, flow, links, presets, social
-from emailapi.redis import get_redis
+from emailapi.lib.redis import get_redis
 
 STATE_SECONDS = 900
 IMAP = "imap"

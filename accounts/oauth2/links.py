@@ -27,7 +27,7 @@ import time
 
 from django.conf import settings
 
-from emailapi.redis import get_redis
+from emailapi.lib.redis import get_redis
 
 MAX_DATA = 8192
 ATTEMPT_WINDOW = 60  # seconds

@@ -36,7 +36,7 @@ from django.utils import timezone
 from accounts import services
 from accounts.models import EmailAccount
 from accounts.oauth2 import refresh
-from emailapi.wording import describe
+from emailapi.lib.wording import describe
 from mailboxes.imap import client as imap
 from mailboxes.imap.session import (
     ImapSession,

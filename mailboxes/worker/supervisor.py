@@ -44,7 +44,7 @@ from django.db import close_old_connections, connections
 from accounts import plans
 from accounts.models import EmailAccount
 from accounts.services import account_changes_channel
-from emailapi.redis import get_redis
+from emailapi.lib.redis import get_redis
 from mailboxes.sync import index
 from mailboxes.worker import backoff, holders
 from mailboxes.worker.connection import (
