@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
@@ -44,8 +43,7 @@ class ConnectError(Exception):
 def make_link(tenant: Tenant, data: dict, base_url: str) -> str:
     payload = {key: data[key] for key in ("account", "name", "email", "expectedEmail",
                                           "redirectUrl", "type") if data.get(key) is not None}
-    payload.update(tenant=tenant.pk, nonce=secrets.token_urlsafe(16),
-                   exp=int(time.time()) + settings.EMAILAPI_CONNECT_LINK_TTL)
+    payload.update(tenant=tenant.pk, nonce=secrets.token_urlsafe(16))
     data_, sig = links.make(payload)
     return f"{service_url(base_url)}/connect?{urlencode({'data': data_, 'sig': sig})}"
 
