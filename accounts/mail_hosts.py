@@ -8,7 +8,7 @@ port answering verifyAccount). So such hosts are refused (``400 HostNotAllowed``
 mailbox is registered or changed and when settings are verified, and, because DNS may answer
 differently later, the protocol layer checks again at every connection and connects to the
 address it checked (``ImapSettings.allow_private`` / ``SmtpSettings.allow_private``,
-``emailapi.egress.addresses``, the same classifier as webhooks).
+``emailapi.lib.netguard``, the same classifier as webhooks).
 
 Allowed anyway when the operator sets ``EMAILAPI_MAIL_ALLOW_PRIVATE=true`` (development,
 tests, a single-tenant install next to its mail server) or ticks the tenant's "mail servers
@@ -24,7 +24,7 @@ from django.conf import settings
 
 from accounts.errors import HostNotAllowed
 from accounts.models import Tenant
-from emailapi.egress import addresses
+from emailapi.lib import netguard
 
 SECTIONS = ("imap", "smtp")
 
@@ -44,8 +44,8 @@ def check(tenant: Tenant | None, data: dict) -> None:
         if not isinstance(server, dict) or not server.get("host"):
             continue
         try:
-            addresses.resolve(str(server["host"]), int(server.get("port") or 0), False)
-        except addresses.InternalAddress as exc:
+            netguard.resolve(str(server["host"]), int(server.get("port") or 0), False)
+        except netguard.InternalAddress as exc:
             raise HostNotAllowed(section, str(exc)) from None
-        except addresses.Unresolvable:
+        except netguard.Unresolvable:
             continue  # see the module doc

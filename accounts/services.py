@@ -20,7 +20,7 @@ from django.utils.text import slugify
 from accounts import crypto, mail_hosts, plans, token_cache, tokens
 from accounts.errors import AlreadyExists
 from accounts.models import ApiToken, Credential, EmailAccount, Tenant
-from emailapi.redis import get_redis
+from emailapi.lib.redis import get_redis
 from mailboxes.imap.client import ImapSettings
 from mailboxes.smtp import SmtpSettings
 from webhooks import events

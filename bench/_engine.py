@@ -120,7 +120,7 @@ def account_changes_channel() -> str:
 
 def wait_for_subscriber(timeout: float = 10.0) -> None:
     """Until a worker listens for account changes (an "added" then claims it at once)."""
-    from emailapi.redis import get_redis
+    from emailapi.lib.redis import get_redis
 
     channel = account_changes_channel()
     wait_for(lambda: get_redis().pubsub_numsub(channel)[0][1], timeout=timeout,

@@ -2,7 +2,7 @@
 WebSocket (``webhooks.consumers``) beside it. Every connection runs in a clean context of its
 own (``emailapi.asgi_context``): a kept-alive connection's next request must not inherit the
 previous request's thread-sensitive executor. A request waits at most ``EMAILAPI_DB_POOL_WAIT``
-seconds for a database connection (``emailapi.dbpool``), and the process ends itself if its
+seconds for a database connection (``emailapi.lib.dbpool``), and the process ends itself if its
 pool stays exhausted (``emailapi.watchdog``)."""
 
 import os
@@ -17,11 +17,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs
 from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
-from emailapi import dbpool, watchdog  # noqa: E402
+from emailapi import watchdog  # noqa: E402
 from emailapi.api.asgi_handler import ApiASGIHandler, by_path  # noqa: E402
 from emailapi.api.asgi_input import no_websocket_here, refuse_nul  # noqa: E402
 from emailapi.api.asgi_limits import body_limit  # noqa: E402
 from emailapi.asgi_context import fresh_context  # noqa: E402
+from emailapi.lib import dbpool  # noqa: E402
 from webhooks.consumers import websocket_urlpatterns  # noqa: E402
 from webhooks.stream.backlog import expose_send  # noqa: E402
 from webhooks.stream.handler import StreamASGIHandler, stream_first  # noqa: E402

@@ -2,7 +2,7 @@
 
 Unauthenticated (load balancers call it) and cheap: one ``SELECT 1`` on a pooled connection
 and one ``PING``, each with a short timeout. 200 when both answer, 503 otherwise, with the
-failing part named. For the database it says which fault it is (``emailapi.dbpool``):
+failing part named. For the database it says which fault it is (``emailapi.lib.dbpool``):
 ``"pool exhausted"`` (this process holds every connection it may open while the database
 accepts new ones: restarting this process helps) or ``"unreachable"`` (the database itself
 does not answer: restarting does not). ``pool`` shows the process's pool as it was just
@@ -16,8 +16,8 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
-from emailapi import dbpool
-from emailapi.redis import get_redis
+from emailapi.lib import dbpool
+from emailapi.lib.redis import get_redis
 
 
 def _database() -> dict:

@@ -15,7 +15,7 @@ hold before any application code runs.
 * **The client is the peer**, unless the peer is in ``EMAILAPI_TRUSTED_PROXIES``
   (``emailapi.proxies``): daphne's ``--proxy-headers`` believes ``X-Forwarded-For`` from anyone.
 * **The access log** names the client as resolved above, shows URLs with tokens replaced by
-  ``***``, escapes control characters (``emailapi.logsafe``) and is written line by line.
+  ``***``, escapes control characters (``emailapi.lib.logsafe``) and is written line by line.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory, WebRequest
 from twisted.internet import reactor
 
-from emailapi import logsafe, proxies
+from emailapi import proxies
+from emailapi.lib import logsafe
 
 # As long as nginx waits for more of a body it has refused (lingering_timeout): a busy
 # machine still reads a small remainder in time; a client that keeps sending is cut anyway.

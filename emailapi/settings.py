@@ -92,7 +92,7 @@ TEMPLATES = [
     },
 ]
 
-# PostgreSQL connections each process keeps in its pool (emailapi/env.py, emailapi/dbpool.py).
+# PostgreSQL connections each process keeps in its pool (emailapi/env.py, emailapi/lib/dbpool.py).
 DB_POOL_SIZE = env_int("EMAILAPI_DB_POOL_SIZE", 10, minimum=1)
 # Seconds a web request waits for a free connection before it answers 503 ServiceUnavailable;
 # background workers, with no client waiting, wait DB_WORKER_POOL_WAIT.
@@ -197,6 +197,18 @@ IMAP_IDLE_RENEW = env_int("EMAILAPI_IDLE_RENEW", 25 * 60, minimum=1)
 IMAP_POLL_INTERVAL = env_int("EMAILAPI_POLL_INTERVAL", 60, minimum=1)
 # With NOTIFY the poll only backs it up: it runs this many times less often.
 IMAP_NOTIFY_POLL_FACTOR = env_int("EMAILAPI_NOTIFY_POLL_FACTOR", 5, minimum=1)
+# Seconds before reconnecting: each wait doubles from the first value up to the MAX one and is
+# jittered by +-20 % (mailboxes/worker/connection.py). A failed connect or a lost connection:
+IMAP_RECONNECT_DELAY = env_int("EMAILAPI_IMAP_RECONNECT_DELAY", 1, minimum=1)
+IMAP_RECONNECT_MAX_DELAY = env_int("EMAILAPI_IMAP_RECONNECT_MAX_DELAY", 300, minimum=1)
+# A refused login (wrong credentials need a human; quick retries may get the account locked):
+IMAP_AUTH_RETRY_DELAY = env_int("EMAILAPI_IMAP_AUTH_RETRY_DELAY", 60, minimum=1)
+IMAP_AUTH_RETRY_MAX_DELAY = env_int("EMAILAPI_IMAP_AUTH_RETRY_MAX_DELAY", 3600, minimum=1)
+# The database or Redis unreachable (the session is kept; nothing is wrong with the mailbox):
+IMAP_STORE_RETRY_DELAY = env_int("EMAILAPI_IMAP_STORE_RETRY_DELAY", 1, minimum=1)
+IMAP_STORE_RETRY_MAX_DELAY = env_int("EMAILAPI_IMAP_STORE_RETRY_MAX_DELAY", 30, minimum=1)
+# A connection that lived this many seconds starts the count again (stops accept-then-drop loops).
+IMAP_RECONNECT_RESET_AFTER = env_int("EMAILAPI_IMAP_RECONNECT_RESET_AFTER", 300, minimum=1)
 
 # --- Sending (mailboxes/sending.py; README "Sending mail")
 # Seconds to wait before each retry of a transient SMTP failure (network, 4xx): by default
@@ -284,8 +296,8 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    # SafeFormatter: control characters in logged values are escaped (emailapi/logsafe.py).
-    "formatters": {"plain": {"class": "emailapi.logsafe.SafeFormatter",
+    # SafeFormatter: control characters in logged values are escaped (emailapi/lib/logsafe.py).
+    "formatters": {"plain": {"class": "emailapi.lib.logsafe.SafeFormatter",
                              "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},

@@ -22,7 +22,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-MAX_DELAY = 30.0
+from emailapi.lib.backoff import Schedule
+
+# 1 s, 2 s, 4 s ... 30 s before a crashed child starts again (no jitter: one machine's few
+# children, each restarted on its own).
+RESTART = Schedule(base=1.0, factor=2.0, cap=30.0)
 STABLE_AFTER = 60.0
 # Exit codes children use to say why they stopped (emailapi.watchdog.EXIT_POOL_EXHAUSTED).
 EXIT_REASONS = {75: "its database pool stayed exhausted"}
@@ -70,7 +74,7 @@ class Supervisor:
         if now - child.started_at > STABLE_AFTER:
             child.failures = 0
         child.failures += 1
-        delay = min(MAX_DELAY, 2.0 ** (child.failures - 1))
+        delay = RESTART.delay(child.failures)
         reason = f" ({EXIT_REASONS[code]})" if code in EXIT_REASONS else ""
         log(f"{child.name} (pid {child.process.pid}) exited with code {code}{reason}; "
             f"restarting in {delay:g} s")

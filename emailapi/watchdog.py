@@ -27,7 +27,7 @@ import time
 
 from django.conf import settings
 
-from emailapi import dbpool
+from emailapi.lib import dbpool
 
 logger = logging.getLogger(__name__)
 

@@ -25,9 +25,10 @@ from django.conf import settings
 
 from accounts import services
 from accounts.models import EmailAccount
-from emailapi.wording import describe
+from emailapi.lib.wording import describe
 from mailboxes.errors import MailboxUnavailable
 from mailboxes.imap import client as imap
+from mailboxes.imap import underlying
 from mailboxes.imap.session import ImapSession
 
 logger = logging.getLogger(__name__)
@@ -179,18 +180,8 @@ class CommandPool:
 
 
 def _healthy(pooled: _Pooled) -> bool:
-    """No command left half-done, and the socket still open (a response object collected
-    by the garbage collector may have had its socket finalized before its connection was
-    handed back)."""
-    imap_ = pooled.session.client._imap
-    sock = getattr(imap_, "sock", None)
-    try:
-        if sock is None or sock.fileno() == -1:
-            return False
-    except OSError:
-        return False
-    return not getattr(imap_, "tagged_commands", None) or all(
-        value is not None for value in imap_.tagged_commands.values())
+    """No command left half-done, and the socket still open (``underlying.reusable``)."""
+    return underlying.reusable(pooled.session.client)
 
 
 def _close(pooled: _Pooled) -> None:

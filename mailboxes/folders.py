@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from accounts.models import EmailAccount
 from emailapi.lib.errors import DomainError
-from emailapi.wording import describe
+from emailapi.lib.wording import describe
 from mailboxes import errors, listing
 from mailboxes.command_pool import pool
 from mailboxes.imap import folder_ops

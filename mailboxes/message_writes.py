@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accounts.models import EmailAccount
-from emailapi.wording import describe
+from emailapi.lib.wording import describe
 from mailboxes import errors, ids, listing
 from mailboxes.command_pool import pool
 from mailboxes.imap import changes, fetch, search

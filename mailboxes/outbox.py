@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import EmailAccount
+from emailapi.lib.backoff import Schedule
 from mailboxes.errors import QueueEntryNotCancellable, QueueEntryNotFound
 from mailboxes.models import OutboxEntry
 from webhooks import events
@@ -37,10 +38,14 @@ def default_attempts() -> int:
     return len(settings.SEND_RETRY_SCHEDULE) + 1
 
 
+def retry_schedule() -> Schedule:
+    """``EMAILAPI_SEND_RETRY_SCHEDULE``, its last delay repeating, no jitter."""
+    return Schedule(steps=tuple(settings.SEND_RETRY_SCHEDULE))
+
+
 def retry_delay(attempts_made: int) -> timedelta:
     """Wait before the next try after ``attempts_made`` failed ones (the last delay repeats)."""
-    schedule = settings.SEND_RETRY_SCHEDULE
-    return timedelta(seconds=schedule[min(max(attempts_made, 1), len(schedule)) - 1])
+    return timedelta(seconds=retry_schedule().delay(attempts_made))
 
 
 def new_queue_id() -> str:

@@ -43,7 +43,7 @@ from django.db import connection as db_connection
 from django.utils import timezone
 
 from accounts import services
-from emailapi.wording import describe
+from emailapi.lib.wording import describe
 from mailboxes import listing, outbox, smtp
 from mailboxes.command_pool import pool
 from mailboxes.errors import MailboxUnavailable

@@ -19,8 +19,8 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 
-from emailapi.egress import addresses
-from emailapi.wording import answer_kind, server_text
+from emailapi.lib import netguard
+from emailapi.lib.wording import answer_kind, server_text
 from mailboxes.imap.client import tls_context
 
 
@@ -127,7 +127,7 @@ class _CheckedSMTP(smtplib.SMTP):
     greeting: bytes | None = None
 
     def _get_socket(self, host, port, timeout):
-        return addresses.connect(host, port, timeout, self.allow_private, self.source_address)
+        return netguard.connect(host, port, timeout, self.allow_private, self.source_address)
 
     def getreply(self):
         if self.greeting is None and self.sock is not None:
@@ -144,9 +144,9 @@ class _CheckedSMTPSSL(smtplib.SMTP_SSL, _CheckedSMTP):
 def _open_error(exc: BaseException, settings: SmtpSettings) -> BaseException:
     """A failure to connect and read the greeting, as an ``SmtpError`` (others unchanged)."""
     where = f"{settings.host}:{settings.port}"
-    if isinstance(exc, addresses.InternalAddress):
+    if isinstance(exc, netguard.InternalAddress):
         return SmtpHostNotAllowed(f"{exc}: mail servers there are not allowed")
-    if isinstance(exc, addresses.Unresolvable):
+    if isinstance(exc, netguard.Unresolvable):
         return SmtpConnectFailed(str(exc))
     if isinstance(exc, ssl.SSLCertVerificationError):
         return SmtpTlsFailed(f"TLS certificate not trusted: {exc.verify_message}")

@@ -2,7 +2,7 @@
 
 IMAP: connect, log in, list folders. SMTP: connect, EHLO, STARTTLS when offered, AUTH. Both run
 side by side, each bounded by a timeout, and each reports success or the server's own error,
-in words (``emailapi.wording``): never a bytes repr or a foreign service's banner.
+in words (``emailapi.lib.wording``): never a bytes repr or a foreign service's banner.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from emailapi.wording import describe, server_text
+from emailapi.lib.wording import describe, server_text
 from mailboxes import smtp
 from mailboxes.imap import client as imap
 

@@ -60,7 +60,7 @@ def smtp_user(smtp_server, mail_user):
 @pytest.fixture(autouse=True)
 def redis_db():
     """A clean Redis test database (this worker's own DB number) for every test."""
-    from emailapi.redis import get_redis
+    from emailapi.lib.redis import get_redis
 
     client = get_redis()
     client.flushdb()

@@ -23,7 +23,6 @@ most: only a lane's head is ever ``delivering``).
 
 from __future__ import annotations
 
-import random
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +32,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, Max, OuterRef
 from django.utils import timezone
 
+from emailapi.lib.backoff import Schedule
 from webhooks import events
 from webhooks.models import Delivery, Event, FanOutCursor, WebhookSubscription
 from webhooks.transport import Outcome
@@ -323,12 +323,15 @@ def response_excerpt(body: bytes) -> str:
     return body[:RESPONSE_EXCERPT * 4].decode("utf-8", "replace")[:RESPONSE_EXCERPT]
 
 
+def retry_schedule() -> Schedule:
+    """``EMAILAPI_WEBHOOK_RETRY_SCHEDULE``, its last delay repeating, each delay jittered
+    +-20 % so many lanes failing together do not retry in lockstep."""
+    return Schedule(steps=tuple(settings.WEBHOOK_RETRY_SCHEDULE), jitter=0.2)
+
+
 def retry_delay(attempts_made: int) -> float:
-    """Seconds before the next attempt after ``attempts_made`` failed ones, jittered +-20 %
-    so many lanes failing together do not retry in lockstep."""
-    schedule = settings.WEBHOOK_RETRY_SCHEDULE
-    base = schedule[min(max(attempts_made, 1), len(schedule)) - 1]
-    return base * random.uniform(0.8, 1.2)
+    """Seconds before the next attempt after ``attempts_made`` failed ones."""
+    return retry_schedule().delay(attempts_made)
 
 
 def record_failure(delivery: Delivery, outcome: Outcome) -> bool:

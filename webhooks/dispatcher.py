@@ -45,7 +45,7 @@ from django.db import Error as DatabaseError
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from mailboxes.worker.backoff import Schedule
+from emailapi.lib.backoff import Schedule
 from webhooks import deliveries, sequencer
 from webhooks.delivery import Sender
 from webhooks.payloads import event_payload
@@ -57,7 +57,7 @@ SLOW_ANSWER_MS = 1000
 # Between tries while the database or Redis is unreachable: quick at first (one dead pooled
 # connection after a failover is not an outage), then slower, never so slow that delivery
 # waits long once it is back.
-OUTAGE = Schedule(base=0.25, factor=2.0, cap=5.0)
+OUTAGE = Schedule(base=0.25, factor=2.0, cap=5.0, jitter=0.2)
 
 
 def describe(exc: BaseException) -> str:
@@ -261,7 +261,7 @@ class Dispatcher:
     def _listen(self) -> None:
         """Set ``wake`` whenever events are recorded; reconnect quietly after Redis trouble
         (polling covers the gap)."""
-        from emailapi.redis import get_redis
+        from emailapi.lib.redis import get_redis
 
         failures = 0
         while not self.stop.is_set():

@@ -1,10 +1,14 @@
-"""One HTTP POST to a webhook receiver, safely: checked address, pinned connection, bounded.
+"""Which webhook URLs we call, and one HTTP POST to a receiver: checked address, pinned
+connection, bounded.
 
-The receiver's host is checked by ``urlguard`` right before the request and the request goes
-to that very address through ``emailapi.egress.http`` (shared with the OAuth2 back channel):
-redirects are never followed (a 3xx is just a non-2xx answer), connect and each read wait at
-most ``timeout`` seconds, at most ``MAX_RESPONSE_BYTES`` of the answer are read, and
-connections are kept alive per receiver and checked address.
+A webhook URL is chosen by a tenant, so without a check the dispatcher would make requests
+into our own network for anyone (SSRF). The URL is checked (``emailapi.lib.netguard``) when a
+subscription is saved *and* right before every request, because DNS may answer differently
+later; the request then goes to that very address through ``emailapi.lib.http`` (shared with
+the OAuth2 back channel): redirects are never followed (a 3xx is just a non-2xx answer),
+connect and each read wait at most ``timeout`` seconds, at most ``MAX_RESPONSE_BYTES`` of the
+answer are read, and connections are kept alive per receiver and checked address.
+``WEBHOOKS_ALLOW_PRIVATE=true`` lifts the address rule (tests, on-premise receivers).
 No Django here: callers pass settings in.
 """
 
@@ -13,8 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from emailapi.egress import http
-from webhooks import urlguard
+from emailapi.lib import http, netguard
 
 MAX_RESPONSE_BYTES = 64 * 1024
 
@@ -31,6 +34,27 @@ class Outcome:
         return self.error is None
 
 
+def check_url(url: str, allow_private: bool) -> netguard.Target:
+    """What saving a subscription checks (``netguard.check_url``, in webhook words)."""
+    try:
+        return netguard.check_url(url, allow_private)
+    except netguard.InternalAddress as exc:
+        raise _refused(exc) from None
+
+
+def _resolve(target: netguard.Target, allow_private: bool) -> list[str]:
+    """The checked addresses to connect to: refused if ANY address the host resolves to is
+    internal."""
+    try:
+        return netguard.resolve(target.host, target.port, allow_private)
+    except netguard.InternalAddress as exc:
+        raise _refused(exc) from None
+
+
+def _refused(exc: netguard.InternalAddress) -> netguard.UnsafeTarget:
+    return netguard.UnsafeTarget(f"{exc}; such webhooks are refused (WEBHOOKS_ALLOW_PRIVATE)")
+
+
 def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
          allow_private: bool) -> Outcome:
     started = time.monotonic()
@@ -39,11 +63,11 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
         return Outcome(status, int((time.monotonic() - started) * 1000), error, answer)
 
     try:
-        target = urlguard.parse(url)
-        address = urlguard.resolve(target, allow_private)[0]
+        target = netguard.parse_url(url)
+        address = _resolve(target, allow_private)[0]
         answer = http.send(target, address, "POST", body, headers, timeout=timeout,
                            max_bytes=MAX_RESPONSE_BYTES)
-    except (urlguard.UnsafeURL, urlguard.Unresolvable, http.RequestFailed) as exc:
+    except (netguard.UnsafeTarget, netguard.Unresolvable, http.RequestFailed) as exc:
         return outcome(None, str(exc))
     if 200 <= answer.status < 300:
         return outcome(answer.status, None, answer.body)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
@@ -27,7 +26,7 @@ from django.db import transaction
 from accounts import services
 from accounts.models import EmailAccount, OAuth2App, Tenant
 from accounts.oauth2 import apps, flow, links, presets, social
-from emailapi.redis import get_redis
+from emailapi.lib.redis import get_redis
 
 STATE_SECONDS = 900
 IMAP = "imap"
@@ -44,8 +43,7 @@ class ConnectError(Exception):
 def make_link(tenant: Tenant, data: dict, base_url: str) -> str:
     payload = {key: data[key] for key in ("account", "name", "email", "expectedEmail",
                                           "redirectUrl", "type") if data.get(key) is not None}
-    payload.update(tenant=tenant.pk, nonce=secrets.token_urlsafe(16),
-                   exp=int(time.time()) + settings.EMAILAPI_CONNECT_LINK_TTL)
+    payload.update(tenant=tenant.pk, nonce=secrets.token_urlsafe(16))
     data_, sig = links.make(payload)
     return f"{service_url(base_url)}/connect?{urlencode({'data': data_, 'sig': sig})}"
 

@@ -12,7 +12,7 @@ credentials in the body (``client_secret_post``, which Google, Microsoft and Yah
 
 Every back-channel request (these two, revocation, and social-core's own requests, see
 ``social.py``) goes through ``send``: the token URL's host is resolved and checked, the
-connection goes to the checked address (``emailapi.egress.http``), redirects are never
+connection goes to the checked address (``emailapi.lib.http``), redirects are never
 followed, and the answer is read up to ``MAX_RESPONSE`` bytes.
 
 Errors are our words: never a token, a code or the client secret, and never text the server
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode, urlsplit
 
-from emailapi.egress import addresses
-from emailapi.egress import http as egress_http
+from emailapi.lib import http as pinned_http
+from emailapi.lib import netguard
 
 TIMEOUT = 15.0
 MAX_RESPONSE = 256 * 1024
@@ -107,14 +107,13 @@ def _refuse_internal(url: str) -> None:
     webhooks (``EMAILAPI_OAUTH2_ALLOW_HTTP`` lifts both rules, for on-premise providers).
     ``send`` checks again, at the connection itself."""
     try:
-        target = egress_http.parse(url)
-        addresses.resolve(target.host, target.port, allow_private=False)
-    except (addresses.UnsafeTarget, addresses.Unresolvable) as exc:
+        netguard.check_url(url, allow_private=False)
+    except (netguard.UnsafeTarget, netguard.Unresolvable) as exc:
         raise _unusable(exc) from None
 
 
 def _unusable(exc: Exception) -> OAuth2Error:
-    if isinstance(exc, addresses.UnsafeTarget):
+    if isinstance(exc, netguard.UnsafeTarget):
         return OAuth2Error(f"The provider URL is not allowed: {exc}", "InvalidEndpoint")
     return OAuth2Error(f"Cannot reach the provider: {exc}", "ProviderUnreachable")
 
@@ -156,21 +155,21 @@ def post_form(url: str, form: dict, allow_http: bool, timeout: float = TIMEOUT) 
 
 
 def send(method: str, url: str, body: bytes | None, headers: dict[str, str],
-         allow_http: bool, timeout: float = TIMEOUT) -> egress_http.Answer:
+         allow_http: bool, timeout: float = TIMEOUT) -> pinned_http.Answer:
     """One back-channel request, whatever its answer (the caller judges it): to the address
     the host was checked at (not inside our network unless ``allow_http``), no redirect
     followed, at most ``MAX_RESPONSE`` bytes read."""
     try:
-        return egress_http.request(method, url, body, {"Accept": "application/json", **headers},
+        return pinned_http.request(method, url, body, {"Accept": "application/json", **headers},
                                    timeout=timeout, allow_private=allow_http,
                                    max_bytes=MAX_RESPONSE)
-    except (addresses.UnsafeTarget, addresses.Unresolvable) as exc:
+    except (netguard.UnsafeTarget, netguard.Unresolvable) as exc:
         raise _unusable(exc) from None
-    except egress_http.RequestFailed as exc:
+    except pinned_http.RequestFailed as exc:
         raise OAuth2Error(f"Cannot reach the provider: {exc}", "ProviderUnreachable") from None
 
 
-def answer_error(answer: egress_http.Answer) -> OAuth2Error:
+def answer_error(answer: pinned_http.Answer) -> OAuth2Error:
     """A non-2xx answer as our error: a redirect is named as such (never followed), a
     refusal by its standard OAuth2 error code; the answer's text is never repeated."""
     if 300 <= answer.status < 400:

@@ -27,8 +27,8 @@ from django.db import transaction
 
 from accounts.models import EmailAccount
 from accounts.oauth2 import apps, flow, social
-from emailapi.redis import get_redis
-from emailapi.wording import describe
+from emailapi.lib.redis import get_redis
+from emailapi.lib.wording import describe
 
 logger = logging.getLogger(__name__)
 LOCK_SECONDS = 30

@@ -13,7 +13,7 @@ import logging
 
 from django.conf import settings
 
-from emailapi.redis import get_redis
+from emailapi.lib.redis import get_redis
 
 logger = logging.getLogger(__name__)
 

@@ -59,8 +59,8 @@ class ServiceUnavailable(ApiError):
 def dependency_unavailable(exc: BaseException) -> ServiceUnavailable | None:
     """The 503 for an exception that means the database or Redis could not serve this
     request, or None for any other exception (for the database,
-    ``emailapi.dbpool.unavailable_reason`` decides)."""
-    from emailapi import dbpool
+    ``emailapi.lib.dbpool.unavailable_reason`` decides)."""
+    from emailapi.lib import dbpool
 
     if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
         return ServiceUnavailable("A service this request needs is not available. Retry "

@@ -15,7 +15,7 @@ import re
 from rest_framework import parsers, serializers
 from rest_framework.exceptions import ParseError
 
-from emailapi.logsafe import escape_controls
+from emailapi.lib.logsafe import escape_controls
 
 MAX_DEPTH = 32  # levels of objects and arrays; search criteria (8 levels of or/not) need 18
 _UNUSABLE = re.compile("[\x00\ud800-\udfff]")

@@ -13,7 +13,7 @@ from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
 from accounts import plans
-from emailapi.redis import get_redis
+from emailapi.lib.redis import get_redis
 
 logger = logging.getLogger(__name__)
 WINDOW = 60

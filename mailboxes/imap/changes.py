@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import imapclient
 
+from mailboxes.imap import underlying
+
 BATCH = 1000
 
 SYSTEM_FLAGS = {"\\seen": "\\Seen", "\\answered": "\\Answered", "\\flagged": "\\Flagged",
@@ -142,7 +144,7 @@ def _transferred(client: imapclient.IMAPClient, command, batch: list[int], desti
                  transfer: Transfer) -> None:
     """Run ``command(batch, destination)`` and merge its ``COPYUID`` (imaplib files the
     response code of a tagged or untagged OK under that name)."""
-    untagged = client._imap.untagged_responses
+    untagged = underlying.untagged_responses(client)
     untagged.pop("COPYUID", None)
     try:
         command(batch, destination)

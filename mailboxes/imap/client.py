@@ -15,9 +15,9 @@ time cannot hold the caller longer than the phase allows. After login, ``timeout
 command as before.
 
 The host is resolved and checked when the connection is made, and the socket goes to the
-checked address (``emailapi.egress.addresses``): a host on an internal address is refused
+checked address (``emailapi.lib.netguard``): a host on an internal address is refused
 (``HostNotAllowed``) unless ``allow_private``, whatever its DNS said at registration. A
-greeting that is not IMAP is named by its kind, never repeated (``emailapi.wording``).
+greeting that is not IMAP is named by its kind, never repeated (``emailapi.lib.wording``).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 import imapclient
 from imapclient import exceptions as imap_exc
 
-from emailapi.egress import addresses
-from emailapi.wording import answer_kind, server_text
+from emailapi.lib import netguard
+from emailapi.lib.wording import answer_kind, server_text
 
 
 class ImapError(Exception):
@@ -225,7 +225,7 @@ class _PhasedIMAP4(_GreetingKept, imaplib.IMAP4):
 
     def _create_socket(self, timeout):
         self._phases.start("connect")
-        sock = addresses.connect(self.host, self.port, timeout,
+        sock = netguard.connect(self.host, self.port, timeout,
                                  self._phases.settings.allow_private)
         try:
             if self._context is not None:
@@ -278,9 +278,9 @@ _TIMED_OUT = {
 def _open(settings: ImapSettings, phases: _Phases) -> imapclient.IMAPClient:
     try:
         return _PhasedClient(settings, phases)
-    except addresses.InternalAddress as exc:
+    except netguard.InternalAddress as exc:
         raise HostNotAllowed(f"{exc}: mail servers there are not allowed") from None
-    except addresses.Unresolvable as exc:
+    except netguard.Unresolvable as exc:
         error = ConnectFailed(str(exc))
         error.reached = False
         raise error from None

@@ -24,7 +24,7 @@ from typing import Any
 
 import imapclient
 
-from . import parse
+from . import parse, underlying
 from .types import FlagChange, MessageMeta
 
 __all__ = ["meta_items", "fetch_meta", "fetch_flags", "search_uids", "BASE_META_ITEMS"]
@@ -72,8 +72,8 @@ def fetch_meta(
     """
     if not _checked(uid_set):
         return []
-    collector = _Collector(client._imap, parse.SequenceSet(uid_set))
-    _run(client._imap, f"UID FETCH {uid_set} ({items or meta_items(client.capabilities())})",
+    collector = _Collector(underlying.connection(client), parse.SequenceSet(uid_set))
+    _run(underlying.connection(client), f"UID FETCH {uid_set} ({items or meta_items(client.capabilities())})",
          collector.on_untagged)
     metas = (parse.message_meta(f) for f in collector.found.values()
              if not _UNSOLICITED_ITEMS.issuperset(f))
@@ -101,15 +101,15 @@ def fetch_flags(
     """
     if vanished and changedsince is None:
         raise ValueError("VANISHED needs CHANGEDSINCE (RFC 7162)")
-    gone = _pop_queued_vanished(client._imap)
+    gone = _pop_queued_vanished(underlying.connection(client))
     if not _checked(uid_set):
         return [], sorted(set(gone))
     condstore = changedsince is not None or client.has_capability("CONDSTORE")
     command = f"UID FETCH {uid_set} (UID FLAGS{' MODSEQ' if condstore else ''})"
     if changedsince is not None:
         command += f" (CHANGEDSINCE {int(changedsince)}{' VANISHED' if vanished else ''})"
-    collector = _Collector(client._imap, parse.SequenceSet(uid_set), vanished=gone)
-    _run(client._imap, command, collector.on_untagged)
+    collector = _Collector(underlying.connection(client), parse.SequenceSet(uid_set), vanished=gone)
+    _run(underlying.connection(client), command, collector.on_untagged)
     changes = (parse.flag_change(fetched) for fetched in collector.found.values())
     return [change for change in changes if change is not None], sorted(set(gone))
 
@@ -122,7 +122,7 @@ def search_uids(client: imapclient.IMAPClient, criteria: str = "ALL") -> list[in
     refuses lines over 1 MB). *criteria* is raw IMAP search syntax, already quoted by the caller,
     and ASCII unless UTF8=ACCEPT is enabled.
     """
-    imap = client._imap
+    imap = underlying.connection(client)
     uids: list[int] = []
     if client.has_capability("ESEARCH"):
         tag = _send(imap, f"UID SEARCH RETURN (ALL) {criteria}")
@@ -149,7 +149,7 @@ def search_uids(client: imapclient.IMAPClient, criteria: str = "ALL") -> list[in
 def command(client: imapclient.IMAPClient, text: str) -> bytes:
     """Send a command imapclient has no method for (``NOTIFY SET ...``); untagged answers
     are stashed in imaplib's ``untagged_responses`` as usual. Returns the tagged OK text."""
-    imap = client._imap
+    imap = underlying.connection(client)
     return _run(imap, text, lambda texts, literals: _stash(imap, texts, literals))
 
 

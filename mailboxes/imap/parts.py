@@ -37,7 +37,7 @@ from typing import Any
 
 import imapclient
 
-from . import fetch, parse
+from . import fetch, parse, underlying
 from .types import Part
 
 __all__ = [
@@ -156,7 +156,7 @@ def _fetch_one(client: imapclient.IMAPClient, uid: int, items: str) -> dict[str,
     FETCH responses for other messages (unsolicited flag updates) are ignored, other untagged
     responses are filed with imaplib as usual (``fetch._stash``).
     """
-    imap = client._imap
+    imap = underlying.connection(client)
     found: dict[str, Any] = {}
     answered = False
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import imapclient
 
-from . import fetch, parse
+from . import fetch, parse, underlying
 
 __all__ = [
     "Arg",
@@ -472,7 +472,7 @@ def uid_search(
     ``imaplib.IMAP4.error``, after which the connection is still usable.
     """
     args = compile_search(criteria)
-    imap = client._imap
+    imap = underlying.connection(client)
     if utf8_accept is None:
         utf8_accept = bool(getattr(imap, "utf8_enabled", False))
     esearch = client.has_capability("ESEARCH")

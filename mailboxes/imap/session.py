@@ -20,7 +20,7 @@ from imapclient import imap_utf7
 from imapclient.imapclient import _parse_untagged_response
 from imapclient.response_parser import parse_response
 
-from mailboxes.imap import fetch
+from mailboxes.imap import fetch, underlying
 
 # RFC 5465: changes anywhere in the user's own folders arrive on the IDLE connection, as
 # untagged STATUS for unselected folders and LIST for created/deleted/renamed ones.
@@ -101,7 +101,7 @@ class ImapSession:
 
     def queued_notifications(self) -> "Notifications":
         """STATUS/LIST notices that arrived during other commands (imaplib queued them)."""
-        queued = self.client._imap.untagged_responses
+        queued = underlying.untagged_responses(self.client)
         found = Notifications()
         for raw in queued.pop("STATUS", []):
             if isinstance(raw, bytes):
@@ -177,7 +177,7 @@ class ImapSession:
         that report changes only on NOOP are at most a second behind."""
         if not self.open(path, refresh=False):
             return command()
-        untagged = self.client._imap.untagged_responses
+        untagged = underlying.untagged_responses(self.client)
         for kind in _VIEW_CHANGES:
             untagged.pop(kind, None)
         result = command()
@@ -233,7 +233,7 @@ def start_idle(client: imapclient.IMAPClient) -> bool:
     made since the last command right as IDLE starts. ``IMAPClient.idle`` takes anything
     but the continuation as a protocol error, which cost the session (a logout and a login)
     whenever mail arrived while a sync was interrupted. The caller syncs at once on True."""
-    imap = client._imap
+    imap = underlying.connection(client)
     tag = imap._command("IDLE")
     client._idle_tag = tag
     early = False
@@ -260,7 +260,7 @@ def idle_responses(client: imapclient.IMAPClient) -> list:
     responses = []
     while input_waiting(client):
         try:
-            line = client._imap._get_line()
+            line = underlying.read_line(client)
         except imaplib.IMAP4.abort as exc:
             if "EOF" in str(exc):
                 break
@@ -275,7 +275,7 @@ def input_waiting(client: imapclient.IMAPClient, buffered_only: bool = False) ->
     sock = client.socket()
     if hasattr(sock, "pending") and sock.pending():
         return True
-    reader = getattr(client._imap, "file", None)
+    reader = underlying.read_buffer(client)
     peek = getattr(reader, "peek", None)
     if peek is not None:
         original = sock.gettimeout()

@@ -6,7 +6,7 @@
       └─── retry ◄───┘ lost connection while connected: disconnected (backoff)
 
     database or Redis down in the middle of a step: the session is kept, idling ("parked"),
-    and ``sync`` runs again after ``backoff.STORE``; nothing is logged out or recorded lost
+    and ``sync`` runs again after ``store_backoff()``; nothing is logged out or recorded lost
 
 Each step returns what the supervisor should do next: watch the socket (``Idle``, naming the
 step its timer runs), wake it later (``Retry``), run ``sync`` (``Connected``) or forget it
@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import imapclient
 from django.conf import settings
@@ -36,7 +36,8 @@ from django.utils import timezone
 from accounts import services
 from accounts.models import EmailAccount
 from accounts.oauth2 import refresh
-from emailapi.wording import describe
+from emailapi.lib.backoff import Schedule
+from emailapi.lib.wording import describe
 from mailboxes.imap import client as imap
 from mailboxes.imap.session import (
     ImapSession,
@@ -51,20 +52,54 @@ from mailboxes.sync import index
 from mailboxes.sync.account import sync_account
 from mailboxes.sync.folder import sync_folder
 from mailboxes.sync.moves import MoveTracker
-from mailboxes.worker import backoff
 from mailboxes.worker.faults import STORE_ERRORS
 from webhooks import events
 
 logger = logging.getLogger(__name__)
 State = EmailAccount.State
-# A connection that lived this long resets the backoff (stops accept-then-drop loops).
-STABLE_AFTER = 300.0
 # Batches (of 1,000 messages) of old history per folder indexed in one step, before the
 # account goes back to IDLE and the pool to other accounts.
 BACKFILL_SLICE = 5
 # An OAuth2 grant revoked for good: wait for a new sign-in (it bumps config_version, which
 # reconnects at once) rather than retry; a day is only a backstop.
 REAUTH_WAIT = 86400.0
+
+
+# --- When to try again (README "IMAP workers"; the numbers are settings) ----------------
+# Each wait doubles from the setting's first delay up to its cap, jittered by +-20 % so the
+# accounts of a restarted server do not all reconnect in the same second. A connection that
+# lived IMAP_RECONNECT_RESET_AFTER seconds starts the count again (this stops
+# accept-then-drop loops).
+JITTER = 0.2
+# A lost connection is retried at once (half a second) the first time: a blip, not an outage.
+LOST_FIRST_RETRY = 0.5
+# A step that crashed (a bug: steps catch their own errors) runs again after this long.
+CRASHED_STEP_RETRY = 5.0
+
+
+def connect_backoff() -> Schedule:
+    """A connect failed (network, TLS, timeout): 1 s, 2 s, 4 s ... 5 minutes by default."""
+    return Schedule(base=float(settings.IMAP_RECONNECT_DELAY),
+                    cap=float(settings.IMAP_RECONNECT_MAX_DELAY), jitter=JITTER)
+
+
+def lost_backoff() -> Schedule:
+    """A live connection broke: once at once, then as a failed connect."""
+    return replace(connect_backoff(), first=LOST_FIRST_RETRY)
+
+
+def auth_backoff() -> Schedule:
+    """The login was refused: 1 min, 2 min ... 1 hour by default. Wrong credentials need a
+    human, and retrying them quickly may get the account locked by the provider."""
+    return Schedule(base=float(settings.IMAP_AUTH_RETRY_DELAY),
+                    cap=float(settings.IMAP_AUTH_RETRY_MAX_DELAY), jitter=JITTER)
+
+
+def store_backoff() -> Schedule:
+    """The database or Redis is unreachable: 1 s, 2 s ... 30 s by default. Short, because
+    nothing is wrong with the mailbox: its sync resumes as soon as the store answers."""
+    return Schedule(base=float(settings.IMAP_STORE_RETRY_DELAY),
+                    cap=float(settings.IMAP_STORE_RETRY_MAX_DELAY), jitter=JITTER)
 
 
 # How an account's past connects went, best first: the order in which connects are tried
@@ -461,7 +496,7 @@ class AccountConnection:
             event_data={"response": describe(exc), "serverResponseCode": "AUTHENTICATIONFAILED"},
         )
         self.failures += 1
-        return Retry(time.monotonic() + backoff.AUTHENTICATION.delay(self.failures))
+        return Retry(time.monotonic() + auth_backoff().delay(self.failures))
 
     def _connect_failed(self, exc: imap.ImapError):
         account = self.account
@@ -474,14 +509,14 @@ class AccountConnection:
             event_data={"response": describe(exc), "serverResponseCode": exc.code},
         )
         self.failures += 1
-        return Retry(time.monotonic() + backoff.CONNECT.delay(self.failures))
+        return Retry(time.monotonic() + connect_backoff().delay(self.failures))
 
     def _store_down(self, exc: Exception):
         """The database or Redis failed before there was a session to keep: try the connect
         again once it may be back (not a failure of the mailbox: nothing is recorded)."""
         self._close_client()
         self.store_failures += 1
-        delay = backoff.STORE.delay(self.store_failures)
+        delay = store_backoff().delay(self.store_failures)
         logger.warning("account %s: database or Redis unavailable (%s); connecting in %.0f s",
                        self.account_pk, exc, delay)
         return Retry(time.monotonic() + delay)
@@ -492,7 +527,7 @@ class AccountConnection:
         cursors only move when a batch commits, so that sync finds whatever this step could
         not record, and announces it then."""
         self.store_failures += 1
-        delay = backoff.STORE.delay(self.store_failures)
+        delay = store_backoff().delay(self.store_failures)
         logger.warning("account %s: database or Redis unavailable (%s); session kept, "
                        "syncing again in %.0f s", self.account_pk, exc, delay)
         if self.client is None or self._should_stop():
@@ -508,7 +543,8 @@ class AccountConnection:
 
     def _lost(self, exc: Exception):
         """The connection broke (or a step failed): record it and retry with backoff."""
-        if self.connected_at and time.monotonic() - self.connected_at > STABLE_AFTER:
+        if (self.connected_at
+                and time.monotonic() - self.connected_at > settings.IMAP_RECONNECT_RESET_AFTER):
             self.failures = 0
         self.failures += 1
         logger.info("account %s: connection lost: %s", self.account_pk, exc,
@@ -524,8 +560,7 @@ class AccountConnection:
                                        "code": "ConnectionLost"})
             except Exception:  # noqa: BLE001 - the database may be what failed
                 logger.exception("account %s: could not record state", self.account_pk)
-        delay = 0.5 if self.failures == 1 else backoff.CONNECT.delay(self.failures - 1)
-        return Retry(time.monotonic() + delay)
+        return Retry(time.monotonic() + lost_backoff().delay(self.failures))
 
     def _finish_close(self):
         if self.client is not None:

@@ -3,8 +3,9 @@ the mail server.
 
 A database that is restarting, a storm of terminated sessions, a full connection pool or a
 Redis outage says nothing about an IMAP session: the worker keeps the session idling, waits
-(``backoff.STORE``) and runs the interrupted sync again. Logging out every account because the
-database blinked would cost every mailbox a reconnect and its server a login storm.
+(``connection.store_backoff()``) and runs the interrupted sync again. Logging out every
+account because the database blinked would cost every mailbox a reconnect and its server a
+login storm.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ announced on Redis pub/sub), ``collect_results`` (finished steps: register the s
 schedule a retry), ``run_due`` (timers and due connects), then waits on the selector.
 
 Neither the database nor Redis can stop the loop: a claim tick that cannot reach one skips what
-needs it and tries again (``backoff.STORE``), every account keeps its IMAP session, and steps
+needs it and tries again (``store_backoff()``), every account keeps its IMAP session, and steps
 that fail on them park the session idling until they are back (``connection``). While Redis
 is down the worker keeps the accounts it has (it cannot renew, but nobody else can take them
 either) and claims none; when Redis is back it takes back the leases that lapsed meanwhile and
@@ -44,10 +44,11 @@ from django.db import close_old_connections, connections
 from accounts import plans
 from accounts.models import EmailAccount
 from accounts.services import account_changes_channel
-from emailapi.redis import get_redis
+from emailapi.lib.redis import get_redis
 from mailboxes.sync import index
-from mailboxes.worker import backoff, holders
+from mailboxes.worker import holders
 from mailboxes.worker.connection import (
+    CRASHED_STEP_RETRY,
     FAILING,
     PROVEN,
     UNKNOWN,
@@ -57,6 +58,7 @@ from mailboxes.worker.connection import (
     Idle,
     Retry,
     endpoint_of,
+    store_backoff,
 )
 from mailboxes.worker.connects import ConnectBudget
 from mailboxes.worker.faults import STORE_ERRORS
@@ -107,7 +109,7 @@ class ImapWorker:
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
         self.next_claim = 0.0
         self.live_workers = 1
-        # Database side of the claim tick: retried after ``backoff.STORE`` when it failed.
+        # Database side of the claim tick: retried after ``store_backoff()`` when it failed.
         self.store_failures = 0
         self.store_retry_at = 0.0
         self.store_ok_since = time.monotonic()  # the database answered every tick since
@@ -153,7 +155,7 @@ class ImapWorker:
         """Renew, drop, rebalance, claim. Returns whether the set of held accounts changed.
 
         The Redis part (leases) runs every tick; the database part waits out a failure
-        (``backoff.STORE``). Neither failing drops an account."""
+        (``store_backoff()``). Neither failing drops an account."""
         leased = self._renew_leases()
         if time.monotonic() < self.store_retry_at:
             return False
@@ -266,7 +268,7 @@ class ImapWorker:
 
     def _store_failed(self, exc: Exception) -> None:
         self.store_failures += 1
-        delay = backoff.STORE.delay(self.store_failures)
+        delay = store_backoff().delay(self.store_failures)
         self.store_retry_at = time.monotonic() + delay
         self.store_ok_since = float("inf")
         self._fault("database", exc, f"keeping every account; trying again in {delay:.0f} s")
@@ -375,7 +377,8 @@ class ImapWorker:
                 outcome = slot.conn.close()  # logged in after the worker began to stop
         except Exception as exc:  # noqa: BLE001 - steps catch their own; this is a bug
             logger.exception("account %s: step crashed", pk)
-            outcome = Retry(time.monotonic() + 5.0) if not isinstance(exc, SystemExit) else Closed()
+            outcome = (Retry(time.monotonic() + CRASHED_STEP_RETRY)
+                       if not isinstance(exc, SystemExit) else Closed())
         self.results.put((pk, slot, outcome))
         self._wake()
 

@@ -18,7 +18,7 @@ import pytest
 
 from accounts.models import EmailAccount, OAuth2App
 from accounts.oauth2 import flow, revoke, social
-from emailapi.egress import addresses
+from emailapi.lib import netguard
 from tests.accounts.oauth2_helpers import (
     allow_http,
     connect_through_link,
@@ -224,7 +224,7 @@ def rebinding(monkeypatch):
             return False
         return True
 
-    real_lookup, real_forbidden = socket.getaddrinfo, addresses.is_forbidden
+    real_lookup, real_forbidden = socket.getaddrinfo, netguard.is_forbidden
     state = {"armed": False, "after": 0}
 
     def getaddrinfo(host, port_, *args, **kwargs):
@@ -239,7 +239,7 @@ def rebinding(monkeypatch):
         return address != ipaddress.ip_address("127.0.0.2") and real_forbidden(address)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(addresses, "is_forbidden", is_forbidden)
+    monkeypatch.setattr(netguard, "is_forbidden", is_forbidden)
     yield type("Rebinding", (), {
         "url": f"https://idp.test:{port}/token", "accepted": accepted,
         "arm": staticmethod(lambda: state.update(armed=True)),

@@ -20,7 +20,7 @@ from social_core.exceptions import SocialAuthBaseException
 from accounts import services
 from accounts.models import EmailAccount, OAuth2App
 from accounts.oauth2 import connect, flow, social
-from emailapi.redis import get_redis
+from emailapi.lib.redis import get_redis
 from tests.accounts.oauth2_helpers import allow_http, connect_through_link, make_link
 from tests.servers.oauth2 import OAuth2Server
 

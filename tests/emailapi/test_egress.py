@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from emailapi.egress import addresses, http
+from emailapi.lib import http, netguard
 from tests.base import wait_for
 
 FORBIDDEN = [
@@ -35,17 +35,17 @@ ALLOWED = [
 
 @pytest.mark.parametrize("text", FORBIDDEN)
 def test_internal_addresses_in_every_form_are_forbidden(text):
-    assert addresses.is_forbidden(ipaddress.ip_address(text)), text
+    assert netguard.is_forbidden(ipaddress.ip_address(text)), text
 
 
 @pytest.mark.parametrize("text", ALLOWED)
 def test_public_addresses_are_allowed_whatever_they_are_wrapped_in(text):
-    assert not addresses.is_forbidden(ipaddress.ip_address(text)), text
+    assert not netguard.is_forbidden(ipaddress.ip_address(text)), text
 
 
 def test_a_literal_internal_host_is_refused_without_a_connection():
-    with pytest.raises(addresses.InternalAddress) as caught:
-        addresses.connect("2002:7f00:1::1", 993, 1.0, allow_private=False)
+    with pytest.raises(netguard.InternalAddress) as caught:
+        netguard.connect("2002:7f00:1::1", 993, 1.0, allow_private=False)
     assert "internal address" in str(caught.value)
 
 
@@ -101,7 +101,7 @@ def two_faced_dns(monkeypatch):
 
 def test_a_connection_goes_to_the_address_that_was_checked(listeners, two_faced_dns):
     port_checked, at_checked = listeners("127.0.0.2")
-    sock = addresses.connect("two-faced.test", port_checked, 2.0, allow_private=True)
+    sock = netguard.connect("two-faced.test", port_checked, 2.0, allow_private=True)
     sock.close()
     wait_for(lambda: len(at_checked) == 1)
     assert two_faced_dns == ["two-faced.test"]

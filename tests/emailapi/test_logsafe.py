@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from emailapi.logsafe import SafeFormatter, escape_controls, redact_url
+from emailapi.lib.logsafe import SafeFormatter, escape_controls, redact_url
 
 ROOT = Path(__file__).resolve().parents[2]
 FORGED = "x\r\n2026-01-01 00:00:00,000 INFO emailapi: admin signed in\x1b[2J\x07\x9b31m\u2028\u202e"

@@ -14,7 +14,7 @@ from django.db import connection
 
 from accounts import services
 from accounts.models import EmailAccount
-from emailapi import wording
+from emailapi.lib import wording
 from mailboxes.worker.connection import AccountConnection
 from tests.mailboxes.helpers import events_of, register
 from tests.servers import seed

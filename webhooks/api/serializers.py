@@ -15,7 +15,8 @@ from rest_framework import serializers
 
 from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import StrictSerializer
-from webhooks import events, subscriptions, urlguard
+from emailapi.lib import netguard
+from webhooks import events, subscriptions, transport
 from webhooks.models import Delivery
 
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
@@ -31,8 +32,8 @@ MAX_HEADERS = 20
 
 def validate_webhook_url(value: str) -> str:
     try:
-        urlguard.check(value, settings.WEBHOOKS_ALLOW_PRIVATE)
-    except (urlguard.UnsafeURL, urlguard.Unresolvable) as exc:
+        transport.check_url(value, settings.WEBHOOKS_ALLOW_PRIVATE)
+    except (netguard.UnsafeTarget, netguard.Unresolvable) as exc:
         raise serializers.ValidationError(str(exc)) from None
     return value
 
@@ -73,7 +74,7 @@ def validate_headers(value: dict | None) -> dict:
     }),
 ])
 class WebhookCreateSerializer(StrictSerializer):
-    url = serializers.CharField(max_length=urlguard.MAX_URL_LENGTH,
+    url = serializers.CharField(max_length=netguard.MAX_URL_LENGTH,
                                 validators=[validate_webhook_url],
                                 help_text="http(s) URL the events are POSTed to")
     events = serializers.ListField(

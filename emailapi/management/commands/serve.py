@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from emailapi.redis import get_redis
+from emailapi.lib.redis import get_redis
 from emailapi.supervisor import Child, Supervisor
 
 

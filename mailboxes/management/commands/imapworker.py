@@ -11,7 +11,7 @@ import signal
 from django.core.management.base import BaseCommand
 from django.db import connection
 
-from emailapi import dbpool
+from emailapi.lib import dbpool
 from mailboxes.worker.supervisor import ImapWorker
 
 

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection, connections
 
-from emailapi import dbpool
+from emailapi.lib import dbpool
 from mailboxes.sending import enqueue_due
 
 logger = logging.getLogger("mailboxes.sending")

@@ -1,4 +1,4 @@
-"""Which network addresses we connect to for a tenant, and connecting only to those.
+"""Which hosts, addresses and URLs we connect to for a tenant, and connecting only to those.
 
 Tenants choose the hosts we connect to (webhook receivers, OAuth2 token endpoints, IMAP and
 SMTP servers). Unchecked, anyone could make us open connections into our own network (SSRF):
@@ -14,6 +14,9 @@ not globally reachable. IPv6 addresses that carry an IPv4 address inside (IPv4-m
 judged by the IPv4 addresses inside: ``2002:7f00:1::`` reaches 127.0.0.1 through a 6to4
 relay, so it is loopback to us. The ranges are listed here, not only taken from Python's
 ``ipaddress`` flags, whose tables change between Python releases.
+
+A URL (webhook receiver, OAuth2 endpoint) must also be http(s), name a host and carry no
+credentials (``parse_url``); ``check_url`` is what saving such a URL checks.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -35,6 +40,9 @@ _FORBIDDEN_V6 = tuple(ipaddress.ip_network(net) for net in (
     "ff00::/8",
 ))
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+SCHEMES = {"http": 80, "https": 443}
+MAX_URL_LENGTH = 2048
 
 
 class UnsafeTarget(ValueError):
@@ -52,8 +60,60 @@ class InternalAddress(UnsafeTarget):
         self.host, self.address = host, address
 
 
+class BadURL(UnsafeTarget):
+    """Malformed, not http(s), or carrying credentials."""
+
+
 class Unresolvable(ValueError):
     """The host name did not resolve (perhaps only for now: worth a retry later)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    scheme: str
+    host: str  # as written in the URL (for Host, SNI and certificate checks), no brackets
+    port: int
+    path: str  # path and query, as sent on the request line
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == SCHEMES[self.scheme] else f"{host}:{self.port}"
+
+
+def parse_url(url: str) -> Target:
+    """Where ``url`` points; ``BadURL`` unless it is an http(s) URL naming a host and no
+    credentials."""
+    if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
+        raise BadURL(f"Must be a URL of at most {MAX_URL_LENGTH} characters")
+    if any(ch in url for ch in "\r\n\t\0 "):
+        raise BadURL("Must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise BadURL("Not a valid URL") from None
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise BadURL("Must be an http:// or https:// URL")
+    if not parts.hostname:
+        raise BadURL("Must name a host")
+    if parts.username is not None or parts.password is not None:
+        raise BadURL("Must not contain credentials; send them with custom headers")
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    return Target(scheme, parts.hostname, port or SCHEMES[scheme], path)
+
+
+def check_url(url: str, allow_private: bool) -> Target:
+    """What saving a URL checks: well formed and, unless ``allow_private``, a host that
+    resolves to no internal address (``Unresolvable`` is refused here too). Requests check
+    again when they connect, since DNS may answer differently later."""
+    target = parse_url(url)
+    if not allow_private:
+        resolve(target.host, target.port, allow_private)
+    return target
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address] | None:

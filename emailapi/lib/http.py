@@ -3,7 +3,7 @@
 Webhook deliveries and OAuth2 back-channel requests (token, refresh, revocation) go through
 here, because both send to URLs a tenant chose:
 
-* The host is resolved and checked (``addresses``) right before the request, and the
+* The host is resolved and checked (``netguard``) right before the request, and the
   connection goes to that very address; the URL's host travels in ``Host``, TLS SNI and the
   certificate check. DNS cannot swap in an internal address between check and connect.
 * Redirects are never followed (a 3xx is an answer like any other): a redirect could point
@@ -24,39 +24,20 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError
 
-from emailapi.egress import addresses
+from emailapi.lib import netguard
+from emailapi.lib.netguard import Target
 
-SCHEMES = {"http": 80, "https": 443}
-MAX_URL_LENGTH = 2048
 POOLS_KEPT = 256  # servers with a live pool; the least recently used beyond are closed
 CONNECTIONS_PER_POOL = 32  # kept idle per server; more may open, and close after use
-
-
-class BadURL(addresses.UnsafeTarget):
-    """Malformed, not http(s), or carrying credentials."""
 
 
 class RequestFailed(Exception):
     """No answer came (refused, unreachable, timed out, TLS failed, not HTTP); the message
     is ours, safe to show."""
-
-
-@dataclass(frozen=True)
-class Target:
-    scheme: str
-    host: str  # as written in the URL (for Host, SNI and certificate checks), no brackets
-    port: int
-    path: str  # path and query, as sent on the request line
-
-    @property
-    def host_header(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == SCHEMES[self.scheme] else f"{host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -66,35 +47,12 @@ class Answer:
     body: bytes  # at most ``max_bytes`` of it
 
 
-def parse(url: str) -> Target:
-    if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
-        raise BadURL(f"Must be a URL of at most {MAX_URL_LENGTH} characters")
-    if any(ch in url for ch in "\r\n\t\0 "):
-        raise BadURL("Must not contain spaces or control characters")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise BadURL("Not a valid URL") from None
-    scheme = parts.scheme.lower()
-    if scheme not in SCHEMES:
-        raise BadURL("Must be an http:// or https:// URL")
-    if not parts.hostname:
-        raise BadURL("Must name a host")
-    if parts.username is not None or parts.password is not None:
-        raise BadURL("Must not contain credentials; send them with custom headers")
-    path = parts.path or "/"
-    if parts.query:
-        path = f"{path}?{parts.query}"
-    return Target(scheme, parts.hostname, port or SCHEMES[scheme], path)
-
-
 def request(method: str, url: str, body: bytes | None, headers: dict[str, str], *,
             timeout: float, allow_private: bool, max_bytes: int) -> Answer:
     """One request to ``url``: parsed, resolved and checked, sent to the checked address.
-    Raises ``addresses.UnsafeTarget``, ``addresses.Unresolvable`` or ``RequestFailed``."""
-    target = parse(url)
-    address = addresses.resolve(target.host, target.port, allow_private)[0]
+    Raises ``netguard.UnsafeTarget``, ``netguard.Unresolvable`` or ``RequestFailed``."""
+    target = netguard.parse_url(url)
+    address = netguard.resolve(target.host, target.port, allow_private)[0]
     return send(target, address, method, body, headers, timeout=timeout, max_bytes=max_bytes)
 
 

@@ -1,0 +1,56 @@
+"""imapclient's private parts, reached in one place: the ``imaplib.IMAP4`` connection it
+drives (``client._imap``).
+
+imapclient has no API for what the engine needs beyond its methods: reading a FETCH or
+ESEARCH answer as it streams in (``fetch``, ``search``, ``parts``), IDLE that tolerates data
+before the continuation and lines split across TLS records (``session``), commands it does
+not know (NOTIFY), and the response codes and notices imaplib files by kind (COPYUID,
+VANISHED, STATUS). Every such reach goes through these functions, so an imapclient release
+that changes its internals is met here, and nowhere outside ``mailboxes/imap/``.
+"""
+
+from __future__ import annotations
+
+import imaplib
+from typing import Any
+
+import imapclient
+
+
+def connection(client: imapclient.IMAPClient) -> imaplib.IMAP4:
+    """The imaplib connection under ``client``, for the response plumbing (``fetch``) that
+    sends its own commands and reads their answers line by line."""
+    return client._imap
+
+
+def untagged_responses(client: imapclient.IMAPClient) -> dict[str, list[Any]]:
+    """Untagged responses and response codes imaplib has filed by kind (``EXISTS``,
+    ``VANISHED``, ``COPYUID``, ``STATUS``...); popping one consumes it."""
+    return client._imap.untagged_responses
+
+
+def read_line(client: imapclient.IMAPClient) -> bytes:
+    """One whole line from the server (blocking, bounded by the socket's timeout); raises
+    ``imaplib.IMAP4.abort`` at the end of the stream."""
+    return client._imap._get_line()
+
+
+def read_buffer(client: imapclient.IMAPClient) -> Any:
+    """imaplib's buffered reader over the socket (None before connecting): bytes it holds
+    never wake a selector."""
+    return getattr(client._imap, "file", None)
+
+
+def reusable(client: imapclient.IMAPClient) -> bool:
+    """No command left half-done, and the socket still open (a response object collected by
+    the garbage collector may have had its socket finalized before its connection was handed
+    back)."""
+    imap = client._imap
+    sock = getattr(imap, "sock", None)
+    try:
+        if sock is None or sock.fileno() == -1:
+            return False
+    except OSError:
+        return False
+    return not getattr(imap, "tagged_commands", None) or all(
+        value is not None for value in imap.tagged_commands.values())
