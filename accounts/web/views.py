@@ -23,6 +23,7 @@ from accounts.web import invitations
 from accounts.web.forms import InviteForm, MailboxForm, SettingsForm, TokenForm
 from accounts.web.tenancy import tenant_view
 from emailapi.api.errors import ApiError
+from mailboxes import connection_settings
 from mailboxes.models import Folder, Message
 from mailboxes.verify import verify
 from webhooks.models import Event
@@ -101,8 +102,8 @@ def mailbox_add(request):
 def _test_and_register(request, form: MailboxForm) -> None:
     """Log in for real first; only settings that work are saved (errors go on the form)."""
     payload = form.validated_payload
-    imap = services.imap_settings_from(payload["imap"], tenant=request.tenant)
-    smtp = services.smtp_settings_from(payload["smtp"], tenant=request.tenant) \
+    imap = connection_settings.imap_settings_from(payload["imap"], tenant=request.tenant)
+    smtp = connection_settings.smtp_settings_from(payload["smtp"], tenant=request.tenant) \
         if payload.get("smtp") else None
     results = verify(imap, smtp, timeout=settings.EMAILAPI_VERIFY_TIMEOUT)
     for name, field in (("imap", "imap_host"), ("smtp", "smtp_host")):
