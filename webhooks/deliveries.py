@@ -33,7 +33,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, Max, OuterRef
 from django.utils import timezone
 
-from webhooks import events
+from webhooks import events, sequencer
 from webhooks.models import Delivery, Event, FanOutCursor, WebhookSubscription
 from webhooks.transport import Outcome
 
@@ -386,8 +386,6 @@ def retry(delivery: Delivery) -> Delivery:
 
 
 def _ring() -> None:
-    from webhooks import sequencer
-
     sequencer.ring_recorded()
 
 

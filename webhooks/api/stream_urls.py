@@ -1,4 +1,4 @@
-"""Routes of the live stream (SSE; the WebSocket is in ``webhooks.consumers``) and the change
+"""Routes of the live stream (SSE; the WebSocket is in ``webhooks.api.stream_socket``) and the change
 feed."""
 
 from django.urls import path

@@ -1,6 +1,6 @@
 """``GET /v1/stream`` (Server-Sent Events) and the change feed (``GET /v1/changes``,
 ``GET /v1/account/{account}/changes``): thin views over ``webhooks.stream`` and
-``webhooks.changes``. The WebSocket at the same path is ``webhooks.consumers``.
+``webhooks.changes``. The WebSocket at the same path is ``webhooks.api.stream_socket``.
 
 The SSE view authenticates and validates like every /v1 view (DRF, in a thread), then returns a
 streaming response whose body is an async generator: under ASGI it runs in the event loop, so
@@ -21,6 +21,7 @@ from accounts.api.views import ACCOUNT_PARAM
 from emailapi.api.errors import ApiError
 from emailapi.api.views import TenantScopedAPIView
 from webhooks import changes
+from webhooks.api import stream_query
 from webhooks.stream import params, sse
 from webhooks.stream.backlog import Backlog
 
@@ -72,7 +73,7 @@ class StreamView(TenantScopedAPIView):
     content_negotiation_class = _JsonErrorsOnly
 
     @extend_schema(
-        operation_id="streamEvents", tags=["Events"], parameters=[params.StreamQuerySerializer],
+        operation_id="streamEvents", tags=["Events"], parameters=[stream_query.StreamQuerySerializer],
         responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description=(
             "One SSE event per event: `id: <seq>`, `event: <name>`, `data: <payload JSON>`; "
             "a `: keep-alive` comment every 15 s of silence")), 410: EXPIRED},
@@ -83,7 +84,7 @@ class StreamView(TenantScopedAPIView):
                     "twice. A client that stops reading is disconnected; it resumes with its "
                     "last id. The same stream is a WebSocket at this path (see README).")
     def get(self, request):
-        query = self.validated(params.StreamQuerySerializer, params.flatten_lists(
+        query = self.validated(stream_query.StreamQuerySerializer, stream_query.flatten_lists(
             request.query_params))
         since = _since_or_400(query.get("since", request.headers.get("Last-Event-ID")))
         stream = params.StreamRequest(filter=params.build_filter(self.tenant.pk, query),
@@ -127,16 +128,16 @@ _FEED_DESCRIPTION = (
 
 class ChangesView(TenantScopedAPIView):
     @extend_schema(operation_id="listChanges", tags=["Events"],
-                   parameters=[params.ChangesQuerySerializer],
+                   parameters=[stream_query.ChangesQuerySerializer],
                    responses={200: ChangesSerializer, 410: EXPIRED},
                    summary="Change feed of the tenant", description=_FEED_DESCRIPTION)
     def get(self, request):
-        query = self.validated(params.ChangesQuerySerializer,
-                               params.flatten_lists(request.query_params))
+        query = self.validated(stream_query.ChangesQuerySerializer,
+                               stream_query.flatten_lists(request.query_params))
         return Response(_feed(self.tenant.pk, query))
 
 
-class AccountChangesQuerySerializer(params.ChangesQuerySerializer):
+class AccountChangesQuerySerializer(stream_query.ChangesQuerySerializer):
     accounts = None  # the account is in the path
 
 
@@ -148,5 +149,5 @@ class AccountChangesView(TenantScopedAPIView):
     def get(self, request, account):
         self.get_account(account)
         query = self.validated(AccountChangesQuerySerializer,
-                               params.flatten_lists(request.query_params))
+                               stream_query.flatten_lists(request.query_params))
         return Response(_feed(self.tenant.pk, query, account))
