@@ -45,6 +45,7 @@ from django.db import Error as DatabaseError
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from emailapi.redis import get_redis
 from mailboxes.worker.backoff import Schedule
 from webhooks import deliveries, sequencer
 from webhooks.delivery import Sender
@@ -261,8 +262,6 @@ class Dispatcher:
     def _listen(self) -> None:
         """Set ``wake`` whenever events are recorded; reconnect quietly after Redis trouble
         (polling covers the gap)."""
-        from emailapi.redis import get_redis
-
         failures = 0
         while not self.stop.is_set():
             pubsub = None

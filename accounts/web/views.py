@@ -18,7 +18,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts import plans, services
-from accounts.models import ApiToken, EmailAccount, Invitation, Membership
+from accounts.models import ApiToken, EmailAccount, Invitation, Membership, OAuth2App
+from accounts.oauth2 import apps, connect
 from accounts.web import invitations
 from accounts.web.forms import InviteForm, MailboxForm, SettingsForm, TokenForm
 from accounts.web.tenancy import tenant_view
@@ -61,8 +62,6 @@ def overview(request):
 
 @tenant_view()
 def mailboxes(request):
-    from accounts.models import OAuth2App
-
     accounts = EmailAccount.objects.filter(tenant=request.tenant).order_by("created_at", "id")
     return render(request, "dashboard/mailboxes.html", {
         "accounts": accounts, "limit": plans.mailbox_limit(request.tenant), "page": "mailboxes",
@@ -74,8 +73,6 @@ def mailboxes(request):
 def mailbox_connect(request):
     """"Connect Gmail" (or any OAuth2 app of the tenant): the same hosted connect link the API
     makes (``POST /v1/authentication/form``), coming back to the mailbox list."""
-    from accounts.oauth2 import apps, connect
-
     app = apps.find_app(request.tenant.pk, request.POST.get("app", ""))
     if app is None or app.app_id != request.POST.get("app"):
         raise Http404("No such OAuth2 app")
