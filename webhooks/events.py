@@ -72,7 +72,7 @@ def record_many(tenant, rows: list[tuple[str, str, dict[str, Any], str]]) -> lis
 
 
 def release_held(pks: list) -> None:
-    """Publish the held events ``pks`` now (those not dispatched yet), and wake the publisher."""
+    """Let the held events ``pks`` (those not dispatched yet) be published now; wake the publisher."""
     Event.objects.filter(pk__in=pks, dispatched_at__isnull=True).update(held_until=None)
     sequencer.ring_recorded()
 
