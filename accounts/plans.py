@@ -18,6 +18,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts import token_cache
+from accounts.announcements import announce
 from accounts.errors import PlanLimit, TenantSuspended, TrialExpired
 from accounts.models import EmailAccount, Tenant
 
@@ -136,8 +138,6 @@ def expire(tenant: Tenant) -> None:
 def _change(tenant: Tenant, **fields) -> None:
     """Save the new status and tell the IMAP workers: stopping pauses every mailbox (their
     ``paused`` flag, the user's own choice, is left alone), starting again resumes them."""
-    from accounts import services, token_cache
-
     was_stopped = tenant.status in STOPPED
     for name, value in fields.items():
         setattr(tenant, name, value)
@@ -154,7 +154,7 @@ def _change(tenant: Tenant, **fields) -> None:
                 state=EmailAccount.State.INIT, state_changed_at=timezone.now())
         for account in accounts:
             if now_stopped:
-                services.announce(account, "paused")
+                announce(account, "paused")
             elif was_stopped:
-                services.announce(account, "resumed")
+                announce(account, "resumed")
     token_cache.clear()  # this process sees the new status at once; others within seconds

@@ -1,38 +1,28 @@
 """Use-cases for tenants, tokens and registered mailboxes, shared by the API, the dashboard and
 the management commands. Views validate input and call these; these own the transactions.
 
-Secrets enter here in clear and leave sealed (``accounts.crypto``): ``set_credential`` is the
-only writer of ``Credential`` rows and ``get_credential`` the only reader.
+Secrets are stored through ``accounts.credentials``; workers hear of changes through
+``accounts.announcements``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import secrets
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts import crypto, mail_hosts, plans, token_cache, tokens
+from accounts import mail_hosts, plans, token_cache, tokens
+from accounts.announcements import announce
+from accounts.credentials import set_credential
 from accounts.errors import AlreadyExists
 from accounts.models import ApiToken, Credential, EmailAccount, Tenant
-from emailapi.lib.redis import get_redis
-from mailboxes.imap.client import ImapSettings
-from mailboxes.smtp import SmtpSettings
+from accounts.oauth2 import revoke as oauth2_revoke
 from webhooks import events
 
-logger = logging.getLogger(__name__)
-
-
-
-def account_changes_channel() -> str:
-    """Redis pub/sub channels ignore the database number, so the name carries a prefix that
-    separates deployments (and test runs) sharing one Redis."""
-    return f"{settings.EMAILAPI_REDIS_PREFIX}:account-changes"
 SECRET_FIELDS = ("pass", "accessToken")
 
 
@@ -65,34 +55,6 @@ def issue_token(tenant: Tenant, name: str, scopes: list[str], created_by=None) -
 def revoke_token(token: ApiToken) -> None:
     ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     token_cache.forget(token.token_hash)
-
-
-# --- credentials --------------------------------------------------------------------------
-
-
-def _context(account: EmailAccount, name: str) -> str:
-    return f"tenant:{account.tenant_id}/account:{account.pk}/{name}"
-
-
-def _master_secrets() -> list[str]:
-    return [settings.EMAILAPI_SECRET, *getattr(settings, "EMAILAPI_OLD_SECRETS", [])]
-
-
-def set_credential(account: EmailAccount, name: str, value: str | None) -> None:
-    if value is None:
-        Credential.objects.filter(email_account=account, name=name).delete()
-        return
-    sealed = crypto.seal(value, _context(account, name), settings.EMAILAPI_SECRET)
-    Credential.objects.update_or_create(
-        email_account=account, name=name, defaults={"sealed": sealed, "updated_at": timezone.now()}
-    )
-
-
-def get_credential(account: EmailAccount, name: str) -> str | None:
-    row = Credential.objects.filter(email_account=account, name=name).first()
-    if row is None:
-        return None
-    return crypto.open_secret(row.sealed, _context(account, name), _master_secrets())
 
 
 # --- registered mailboxes -----------------------------------------------------------------
@@ -161,7 +123,7 @@ def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
             })
     except IntegrityError:
         raise AlreadyExists(f"Account {account_id!r} already exists") from None
-    _announce(account, "added")
+    announce(account, "added")
     return account
 
 
@@ -211,7 +173,7 @@ def update_account(account: EmailAccount, data: dict[str, Any]) -> EmailAccount:
         account.updated_at = timezone.now()
         account.save()
     if changed_connection:
-        _announce(account, "updated")
+        announce(account, "updated")
     return account
 
 
@@ -221,8 +183,6 @@ def delete_account(account: EmailAccount, revoke: bool = False) -> None:
     ``revoke``: first revoke an OAuth2 mailbox's grant at its provider (best effort, see
     ``accounts.oauth2.revoke``); it must come first, as the delete takes the tokens with it."""
     if revoke and account.oauth2:
-        from accounts.oauth2 import revoke as oauth2_revoke
-
         oauth2_revoke.revoke_grant(account)
     pk = account.pk
     with transaction.atomic():
@@ -230,12 +190,12 @@ def delete_account(account: EmailAccount, revoke: bool = False) -> None:
                       {"account": account.account})
         account.delete()
     account.pk = pk  # Django clears it on delete; the announcement still names the row
-    _announce(account, "deleted")
+    announce(account, "deleted")
 
 
 def request_reconnect(account: EmailAccount) -> None:
     """Ask the worker holding the account to drop its connection and connect afresh."""
-    _announce(account, "reconnect")
+    announce(account, "reconnect")
 
 
 def pause_account(account: EmailAccount) -> EmailAccount:
@@ -244,7 +204,7 @@ def pause_account(account: EmailAccount) -> EmailAccount:
     EmailAccount.objects.filter(pk=account.pk).update(
         paused=True, state=EmailAccount.State.PAUSED, state_changed_at=now)
     account.paused, account.state, account.state_changed_at = True, EmailAccount.State.PAUSED, now
-    _announce(account, "paused")
+    announce(account, "paused")
     return account
 
 
@@ -255,98 +215,5 @@ def resume_account(account: EmailAccount) -> EmailAccount:
             paused=False, state=EmailAccount.State.INIT, state_changed_at=now)
         account.paused, account.state, account.state_changed_at = (
             False, EmailAccount.State.INIT, now)
-    _announce(account, "resumed")
+    announce(account, "resumed")
     return account
-
-
-def announce(account: EmailAccount, action: str) -> None:
-    """Public name for other services (``accounts.plans``) that pause or resume mailboxes."""
-    _announce(account, action)
-
-
-def _announce(account: EmailAccount, action: str) -> None:
-    """Tell IMAP workers at once (they also poll the database, so a lost message is harmless)."""
-    message = json.dumps({"tenant": account.tenant_id, "account": account.account,
-                          "id": account.pk, "action": action})
-
-    def publish() -> None:
-        try:
-            get_redis().publish(account_changes_channel(), message)
-        except Exception as exc:  # noqa: BLE001 - Redis is a hint here, not the record
-            logger.warning("could not announce account change: %s", exc)
-
-    transaction.on_commit(publish)
-
-
-# --- connection settings for the protocol layer ---------------------------------------------
-
-
-def imap_settings_from(section: dict, password: str | None = None,
-                       access_token: str | None = None, *, tenant: Tenant | None = None) \
-        -> ImapSettings:
-    """``section`` as the protocol layer's settings; ``tenant`` decides whether its host may
-    be on an internal address (``mail_hosts``: without one, only the deployment's setting)."""
-    auth = section.get("auth") or {}
-    return ImapSettings(
-        host=section["host"],
-        port=int(section["port"]),
-        secure=bool(section.get("secure", False)),
-        user=auth.get("user") or "",
-        password=password if password is not None else auth.get("pass"),
-        access_token=access_token if access_token is not None else auth.get("accessToken"),
-        tls_verify=bool((section.get("tls") or {}).get("rejectUnauthorized", True)),
-        timeout=float(settings.EMAILAPI_VERIFY_TIMEOUT),
-        allow_private=mail_hosts.allows_private(tenant),
-        connect_timeout=float(settings.IMAP_CONNECT_TIMEOUT),
-        greeting_timeout=float(settings.IMAP_GREETING_TIMEOUT),
-        tls_timeout=float(settings.IMAP_TLS_TIMEOUT),
-        login_timeout=float(settings.IMAP_LOGIN_TIMEOUT),
-    )
-
-
-def smtp_settings_from(section: dict, password: str | None = None,
-                       access_token: str | None = None, *, tenant: Tenant | None = None) \
-        -> SmtpSettings:
-    auth = section.get("auth") or {}
-    return SmtpSettings(
-        host=section["host"],
-        port=int(section["port"]),
-        secure=bool(section.get("secure", False)),
-        user=auth.get("user") or None,
-        password=password if password is not None else auth.get("pass"),
-        access_token=access_token if access_token is not None else auth.get("accessToken"),
-        tls_verify=bool((section.get("tls") or {}).get("rejectUnauthorized", True)),
-        timeout=float(settings.EMAILAPI_VERIFY_TIMEOUT),
-        allow_private=mail_hosts.allows_private(tenant),
-    )
-
-
-def account_imap_settings(account: EmailAccount,
-                          force_refresh: bool = False) -> ImapSettings | None:
-    """The account's IMAP settings with its secrets opened, for a worker or a service. An
-    OAuth2 mailbox gets a live access token (refreshed first if it is about to expire; raises
-    ``accounts.oauth2.refresh.TokenError`` when none can be had)."""
-    if not account.imap:
-        return None
-    if account.oauth2:
-        return imap_settings_from(account.imap, None, _oauth2_token(account, force_refresh),
-                                  tenant=account.tenant)
-    return imap_settings_from(account.imap, get_credential(account, "imap.pass"),
-                              get_credential(account, "imap.accessToken"), tenant=account.tenant)
-
-
-def account_smtp_settings(account: EmailAccount,
-                          force_refresh: bool = False) -> SmtpSettings | None:
-    if not account.smtp:
-        return None
-    if account.oauth2:
-        return smtp_settings_from(account.smtp, None, _oauth2_token(account, force_refresh),
-                                  tenant=account.tenant)
-    return smtp_settings_from(account.smtp, get_credential(account, "smtp.pass"),
-                              get_credential(account, "smtp.accessToken"), tenant=account.tenant)
-
-
-def _oauth2_token(account: EmailAccount, force: bool) -> str:
-    from accounts.oauth2 import refresh  # it uses this module's credential functions
-
-    return refresh.access_token(account, force=force)

@@ -111,11 +111,15 @@ def _close_django_connections() -> None:
 
 def account_changes_channel() -> str:
     """The pub/sub channel account changes are announced on (after ``django.setup()``)."""
-    from accounts import services
+    try:
+        from accounts.announcements import account_changes_channel as channel
+    except ImportError:  # a tree from before accounts/announcements.py
+        from accounts import services
 
-    if hasattr(services, "account_changes_channel"):
-        return services.account_changes_channel()
-    return services.ACCOUNT_CHANGES_CHANNEL
+        if hasattr(services, "account_changes_channel"):
+            return services.account_changes_channel()
+        return services.ACCOUNT_CHANGES_CHANNEL
+    return channel()
 
 
 def wait_for_subscriber(timeout: float = 10.0) -> None:

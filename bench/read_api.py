@@ -139,6 +139,7 @@ def main() -> None:
 
 def run(args, dovecot, user, env) -> None:
     from accounts import services
+    from mailboxes import connection_settings
     from mailboxes.imap import client as imap
     from mailboxes.imap.session import ImapSession
     from mailboxes.models import Message
@@ -150,7 +151,7 @@ def run(args, dovecot, user, env) -> None:
     settings = user.imap_settings(secure=False)
     settings["tls"] = {"rejectUnauthorized": False}
     account = services.register_account(tenant, {"account": "bench", "imap": settings})
-    session = ImapSession(imap.connect(services.account_imap_settings(account)))
+    session = ImapSession(imap.connect(connection_settings.account_imap_settings(account)))
     started = time.perf_counter()
     sync_account(session, account)
     session.client.logout()

@@ -1,5 +1,5 @@
 """ASGI entry point: Django for HTTP, behind a hard body-size cap; the live event stream's
-WebSocket (``webhooks.consumers``) beside it. Every connection runs in a clean context of its
+WebSocket (``webhooks.api.stream_socket``) beside it. Every connection runs in a clean context of its
 own (``emailapi.asgi_context``): a kept-alive connection's next request must not inherit the
 previous request's thread-sensitive executor. A request waits at most ``EMAILAPI_DB_POOL_WAIT``
 seconds for a database connection (``emailapi.lib.dbpool``), and the process ends itself if its
@@ -23,9 +23,9 @@ from emailapi.api.asgi_input import no_websocket_here, refuse_nul  # noqa: E402
 from emailapi.api.asgi_limits import body_limit  # noqa: E402
 from emailapi.asgi_context import fresh_context  # noqa: E402
 from emailapi.lib import dbpool  # noqa: E402
-from webhooks.consumers import websocket_urlpatterns  # noqa: E402
+from webhooks.api.stream_asgi import StreamASGIHandler, stream_first  # noqa: E402
+from webhooks.api.stream_socket import websocket_urlpatterns  # noqa: E402
 from webhooks.stream.backlog import expose_send  # noqa: E402
-from webhooks.stream.handler import StreamASGIHandler, stream_first  # noqa: E402
 
 dbpool.use_web_wait()
 watchdog.start()

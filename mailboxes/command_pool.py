@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 import imapclient
 from django.conf import settings
 
-from accounts import services
 from accounts.models import EmailAccount
+from accounts.oauth2.refresh import TokenError
 from emailapi.lib.wording import describe
+from mailboxes import connection_settings
 from mailboxes.errors import MailboxUnavailable
 from mailboxes.imap import client as imap
 from mailboxes.imap import underlying
@@ -155,10 +156,8 @@ class CommandPool:
         return found
 
     def _open(self, account: EmailAccount, timeout: float) -> _Pooled:
-        from accounts.oauth2.refresh import TokenError
-
         try:
-            imap_settings = services.account_imap_settings(account)
+            imap_settings = connection_settings.account_imap_settings(account)
         except TokenError as exc:  # an OAuth2 mailbox whose token cannot be had now
             raise MailboxUnavailable(account, f"no OAuth2 access token ({exc.code})") from None
         if imap_settings is None:

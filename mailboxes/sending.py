@@ -42,9 +42,9 @@ from django.db import DatabaseError, InterfaceError, OperationalError, close_old
 from django.db import connection as db_connection
 from django.utils import timezone
 
-from accounts import services
+from accounts.oauth2.refresh import ReauthRequired, TokenError
 from emailapi.lib.wording import describe
-from mailboxes import listing, outbox, smtp
+from mailboxes import connection_settings, listing, outbox, smtp
 from mailboxes.command_pool import pool
 from mailboxes.errors import MailboxUnavailable
 from mailboxes.imap import append as imap_append
@@ -183,10 +183,8 @@ class SendFailure(Exception):
 def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
     """Send the entry's raw message to its envelope; return the server's answer to DATA and
     the recipients it refused (when it took the others). Raises ``SendFailure``."""
-    from accounts.oauth2.refresh import ReauthRequired, TokenError
-
     try:
-        smtp_settings = services.account_smtp_settings(entry.account)
+        smtp_settings = connection_settings.account_smtp_settings(entry.account)
     except TokenError as exc:  # OAuth2: a revoked grant is permanent, anything else retried
         raise SendFailure(f"No OAuth2 access token: {describe(exc)}", exc.code,
                           permanent=isinstance(exc, ReauthRequired)) from None

@@ -33,7 +33,7 @@ from django.db.models import Exists, F, Max, OuterRef
 from django.utils import timezone
 
 from emailapi.lib.backoff import Schedule
-from webhooks import events
+from webhooks import events, sequencer
 from webhooks.models import Delivery, Event, FanOutCursor, WebhookSubscription
 from webhooks.transport import Outcome
 
@@ -389,8 +389,6 @@ def retry(delivery: Delivery) -> Delivery:
 
 
 def _ring() -> None:
-    from webhooks import sequencer
-
     sequencer.ring_recorded()
 
 

@@ -46,6 +46,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from emailapi.lib.backoff import Schedule
+from emailapi.lib.redis import get_redis
 from webhooks import deliveries, sequencer
 from webhooks.delivery import Sender
 from webhooks.payloads import event_payload
@@ -261,8 +262,6 @@ class Dispatcher:
     def _listen(self) -> None:
         """Set ``wake`` whenever events are recorded; reconnect quietly after Redis trouble
         (polling covers the gap)."""
-        from emailapi.lib.redis import get_redis
-
         failures = 0
         while not self.stop.is_set():
             pubsub = None

@@ -1,7 +1,7 @@
 """What the webhook and change-feed services refuse, one class per machine code (see
 ``emailapi.lib.errors``). The API answers each with its kind's status (``emailapi.api.errors``);
 the WebSocket stream closes with 4000 + that status and the same body
-(``webhooks.consumers``)."""
+(``webhooks.api.stream_socket``)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """Recording events into the outbox (``webhooks.models.Event``).
 
-Call ``record`` inside the transaction that makes the change the event describes.
+Call ``record`` inside the transaction that makes the change the event describes. An event
+recorded with ``hold`` waits unpublished until ``release_held`` (or ``HOLD_SECONDS``), so that
+its writer can still ``withdraw`` it (``mailboxes.sync.moves``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from webhooks import sequencer
 from webhooks.models import Event
 
 ACCOUNT_ADDED = "accountAdded"
@@ -68,10 +71,21 @@ def record_many(tenant, rows: list[tuple[str, str, dict[str, Any], str]]) -> lis
     return created
 
 
+def release_held(pks: list) -> None:
+    """Let the held events ``pks`` (those not dispatched yet) be published now; wake the publisher."""
+    Event.objects.filter(pk__in=pks, dispatched_at__isnull=True).update(held_until=None)
+    sequencer.ring_recorded()
+
+
+def withdraw(pk) -> bool:
+    """Delete the event ``pk`` unless it was already dispatched (then it stands: nothing said
+    is taken back); return whether it was deleted."""
+    deleted, _ = Event.objects.filter(pk=pk, dispatched_at__isnull=True).delete()
+    return bool(deleted)
+
+
 def _ring_after_commit() -> None:
     """Wake the publisher once the transaction commits (once per transaction, however many
     events it records: a sync pass may record thousands)."""
-    from webhooks import sequencer
-
     if not any(func is sequencer.ring_recorded for _, func, _ in connection.run_on_commit):
         transaction.on_commit(sequencer.ring_recorded)

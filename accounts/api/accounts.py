@@ -17,6 +17,7 @@ from accounts.api import serializers as s
 from accounts.models import EmailAccount
 from emailapi.api.pagination import paginate
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
+from mailboxes import connection_settings
 from mailboxes.verify import verify
 from mailboxes.worker import holders
 
@@ -120,9 +121,9 @@ class VerifyAccountView(TenantScopedAPIView):
         data = self.validated(s.VerifyAccountSerializer, request.data)
         mail_hosts.check(self.tenant, data)  # 400 HostNotAllowed
         tenant = self.tenant
-        imap = services.imap_settings_from(data["imap"], tenant=tenant) if data.get("imap") \
+        imap = connection_settings.imap_settings_from(data["imap"], tenant=tenant) if data.get("imap") \
             else None
-        smtp = services.smtp_settings_from(data["smtp"], tenant=tenant) if data.get("smtp") \
+        smtp = connection_settings.smtp_settings_from(data["smtp"], tenant=tenant) if data.get("smtp") \
             else None
         result = verify(imap, smtp, timeout=settings.EMAILAPI_VERIFY_TIMEOUT,
                         list_mailboxes=data["mailboxes"])

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts import services
+from accounts.credentials import set_credential
 from accounts.models import EmailAccount, OAuth2App, Tenant
 from accounts.oauth2 import apps, flow, links, presets, social
 from emailapi.lib.redis import get_redis
@@ -155,7 +156,7 @@ def _reconnect(account: EmailAccount, data: dict) -> EmailAccount:
     ``reauthRequired`` flag (the new tokens come without it)."""
     for name in ("imap.pass", "imap.accessToken", "smtp.pass", "smtp.accessToken",
                  "oauth2.accessToken", "oauth2.refreshToken"):
-        services.set_credential(account, name, None)
+        set_credential(account, name, None)
     if data["oauth2"] is None:
         EmailAccount.objects.filter(pk=account.pk).update(oauth2=None)
         account.oauth2 = None

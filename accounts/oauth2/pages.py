@@ -20,11 +20,12 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts import mail_hosts, services
+from accounts import mail_hosts
 from accounts.errors import HostNotAllowed
 from accounts.models import Tenant
 from accounts.oauth2 import connect, discovery, links
 from emailapi.lib.errors import DomainError
+from mailboxes import connection_settings
 from mailboxes.verify import verify
 
 logger = logging.getLogger(__name__)
@@ -121,8 +122,8 @@ def _password_submit(request, payload: dict, context: dict):
         context["errors"] = [f"{exc.section.upper()}: {exc.reason}. Mail servers on internal "
                              "addresses are not allowed."]
         return render(request, "connect/password.html", context, status=400)
-    result = verify(services.imap_settings_from(imap, tenant=tenant),
-                    services.smtp_settings_from(smtp, tenant=tenant) if smtp else None,
+    result = verify(connection_settings.imap_settings_from(imap, tenant=tenant),
+                    connection_settings.smtp_settings_from(smtp, tenant=tenant) if smtp else None,
                     timeout=settings.EMAILAPI_VERIFY_TIMEOUT)
     failed = [f"{kind.upper()}: {result[kind].get('error')}" for kind in ("imap", "smtp")
               if kind in result and not result[kind].get("success")]

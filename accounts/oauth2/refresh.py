@@ -24,11 +24,14 @@ from datetime import datetime, timedelta, timezone
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone as dj_timezone
 
+from accounts.credentials import get_credential, set_credential
 from accounts.models import EmailAccount
 from accounts.oauth2 import apps, flow, social
 from emailapi.lib.redis import get_redis
 from emailapi.lib.wording import describe
+from webhooks import events
 
 logger = logging.getLogger(__name__)
 LOCK_SECONDS = 30
@@ -56,12 +59,10 @@ class TokenUnavailable(TokenError):
 def access_token(account: EmailAccount, force: bool = False) -> str:
     """A usable access token for ``account``; ``force`` refreshes even a fresh-looking one
     (the server refused it)."""
-    from accounts import services
-
     info = _oauth2_of(account)
     if info.get("reauthRequired"):
         raise ReauthRequired("The mailbox must be connected again (OAuth2 grant revoked)")
-    seen = services.get_credential(account, "oauth2.accessToken")
+    seen = get_credential(account, "oauth2.accessToken")
     if seen and not force and not _expiring(info):
         return seen
     key = f"{settings.EMAILAPI_REDIS_PREFIX}:oauth2-refresh:{account.pk}"
@@ -75,7 +76,7 @@ def access_token(account: EmailAccount, force: bool = False) -> str:
     try:
         # Re-read under the lock: another process may have refreshed while we waited.
         info = _oauth2_of(account)
-        current = services.get_credential(account, "oauth2.accessToken")
+        current = get_credential(account, "oauth2.accessToken")
         if info.get("reauthRequired"):
             raise ReauthRequired("The mailbox must be connected again (OAuth2 grant revoked)")
         if current and not _expiring(info) and (not force or current != seen):
@@ -101,10 +102,8 @@ def _expiring(info: dict) -> bool:
 
 
 def _refresh(account: EmailAccount, info: dict) -> str:
-    from accounts import services
-
     app = apps.app_of(account)
-    refresh_token = services.get_credential(account, "oauth2.refreshToken")
+    refresh_token = get_credential(account, "oauth2.refreshToken")
     if app is None or not refresh_token:
         _require_reauth(account, info, "The OAuth2 app or refresh token is gone", "NoGrant")
     try:
@@ -115,9 +114,9 @@ def _refresh(account: EmailAccount, info: dict) -> str:
         logger.warning("account %s: token refresh failed: %s", account.pk, exc)
         raise TokenUnavailable(describe(exc)) from None
     with transaction.atomic():
-        services.set_credential(account, "oauth2.accessToken", tokens.access_token)
+        set_credential(account, "oauth2.accessToken", tokens.access_token)
         if tokens.refresh_token != refresh_token:
-            services.set_credential(account, "oauth2.refreshToken", tokens.refresh_token)
+            set_credential(account, "oauth2.refreshToken", tokens.refresh_token)
         new_info = {**info, "expires": tokens.expires.isoformat()}
         EmailAccount.objects.filter(pk=account.pk).update(oauth2=new_info)
     account.oauth2 = new_info
@@ -127,10 +126,7 @@ def _refresh(account: EmailAccount, info: dict) -> str:
 
 def _require_reauth(account: EmailAccount, info: dict, message: str, code: str):
     """Flag the account, set authenticationError and raise the event once (index writer)."""
-    from django.utils import timezone as dj_timezone
-
-    from mailboxes.sync import index
-    from webhooks import events
+    from mailboxes.sync import index  # until owners lands: the state moves to accounts/state.py
 
     logger.warning("account %s: OAuth2 grant refused (%s); reauthorization required",
                    account.pk, code)

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 
+from accounts.credentials import get_credential
 from accounts.models import EmailAccount, OAuth2App
 from accounts.oauth2 import apps, flow, presets
 
@@ -53,16 +54,14 @@ def revocation_url(app: OAuth2App) -> str | None:
 def revoke_grant(account: EmailAccount) -> str:
     """Revoke ``account``'s OAuth2 grant; return ``revoked``, ``skipped`` (not OAuth2, no
     token, no endpoint) or ``failed`` (logged). Never raises for the provider's sake."""
-    from accounts import services
-
     app = apps.app_of(account)
     if app is None:
         return SKIPPED
     url = revocation_url(app)
-    token = services.get_credential(account, "oauth2.refreshToken")
+    token = get_credential(account, "oauth2.refreshToken")
     hint = "refresh_token"
     if not token:
-        token, hint = services.get_credential(account, "oauth2.accessToken"), "access_token"
+        token, hint = get_credential(account, "oauth2.accessToken"), "access_token"
     if url is None or not token:
         logger.info("account %s: no OAuth2 grant to revoke at %s", account.pk, app.provider)
         return SKIPPED

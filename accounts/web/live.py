@@ -110,7 +110,7 @@ def still_signed_in(caller: DashboardCaller) -> bool:
 
 class SessionCookieAuthentication(authentication.BaseAuthentication):
     """The dashboard session from its cookie. The stream is served by the API's short
-    middleware chain (``webhooks.stream.handler``: no thread per open stream), which has no
+    middleware chain (``webhooks.api.stream_asgi``: no thread per open stream), which has no
     session or auth middleware, so the session is read here, the way those middlewares would
     read it (``auth.get_user`` checks the password hash it was signed in with). A GET that
     changes nothing needs no CSRF check; the cookie is SameSite=Lax, so other sites' pages

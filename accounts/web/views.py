@@ -19,12 +19,14 @@ from django.views.decorators.http import require_POST
 
 from accounts import plans, services
 from accounts.errors import AlreadyExists
-from accounts.models import ApiToken, EmailAccount, Invitation, Membership
+from accounts.models import ApiToken, EmailAccount, Invitation, Membership, OAuth2App
+from accounts.oauth2 import apps, connect
 from accounts.web import invitations
 from accounts.web.errors import show_on_form
 from accounts.web.forms import InviteForm, MailboxForm, SettingsForm, TokenForm
 from accounts.web.tenancy import tenant_view
 from emailapi.lib.errors import DomainError
+from mailboxes import connection_settings
 from mailboxes.models import Folder, Message
 from mailboxes.verify import verify
 from webhooks.models import Event
@@ -62,8 +64,6 @@ def overview(request):
 
 @tenant_view()
 def mailboxes(request):
-    from accounts.models import OAuth2App
-
     accounts = EmailAccount.objects.filter(tenant=request.tenant).order_by("created_at", "id")
     return render(request, "dashboard/mailboxes.html", {
         "accounts": accounts, "limit": plans.mailbox_limit(request.tenant), "page": "mailboxes",
@@ -75,8 +75,6 @@ def mailboxes(request):
 def mailbox_connect(request):
     """"Connect Gmail" (or any OAuth2 app of the tenant): the same hosted connect link the API
     makes (``POST /v1/authentication/form``), coming back to the mailbox list."""
-    from accounts.oauth2 import apps, connect
-
     app = apps.find_app(request.tenant.pk, request.POST.get("app", ""))
     if app is None or app.app_id != request.POST.get("app"):
         raise Http404("No such OAuth2 app")
@@ -103,8 +101,8 @@ def mailbox_add(request):
 def _test_and_register(request, form: MailboxForm) -> None:
     """Log in for real first; only settings that work are saved (errors go on the form)."""
     payload = form.validated_payload
-    imap = services.imap_settings_from(payload["imap"], tenant=request.tenant)
-    smtp = services.smtp_settings_from(payload["smtp"], tenant=request.tenant) \
+    imap = connection_settings.imap_settings_from(payload["imap"], tenant=request.tenant)
+    smtp = connection_settings.smtp_settings_from(payload["smtp"], tenant=request.tenant) \
         if payload.get("smtp") else None
     results = verify(imap, smtp, timeout=settings.EMAILAPI_VERIFY_TIMEOUT)
     for name, field in (("imap", "imap_host"), ("smtp", "smtp_host")):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from webhooks.models import Event
+from webhooks import events
 
 
 @dataclass
@@ -50,10 +50,7 @@ class MoveTracker:
                if half.event_pk is not None]
         self.left, self.arrived = {}, {}
         if pks:
-            Event.objects.filter(pk__in=pks, dispatched_at__isnull=True).update(held_until=None)
-            from webhooks import sequencer
-
-            sequencer.ring_recorded()
+            events.release_held(pks)
 
     def take_left(self, email_id: str) -> Half | None:
         """The undispatched ``messageDeleted`` of this message, withdrawn, if there is one."""
@@ -70,8 +67,7 @@ def _withdraw(halves: dict[str, Half], email_id: str) -> Half | None:
     half = halves.pop(email_id, None)
     if half is None:
         return None
-    deleted, _ = Event.objects.filter(pk=half.event_pk, dispatched_at__isnull=True).delete()
-    return half if deleted else None
+    return half if events.withdraw(half.event_pk) else None
 
 
 def moved_data(summary: dict, source: Half, destination: Half) -> dict:

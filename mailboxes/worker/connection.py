@@ -33,11 +33,11 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
-from accounts import services
 from accounts.models import EmailAccount
 from accounts.oauth2 import refresh
 from emailapi.lib.backoff import Schedule
 from emailapi.lib.wording import describe
+from mailboxes import connection_settings
 from mailboxes.imap import client as imap
 from mailboxes.imap.session import (
     ImapSession,
@@ -185,7 +185,7 @@ class AccountConnection:
             self.config_version = account.config_version
             self.endpoint = endpoint_of(account.imap)
             try:
-                settings_ = services.account_imap_settings(account)
+                settings_ = connection_settings.account_imap_settings(account)
             except refresh.ReauthRequired:
                 # refresh.py recorded it; only a new sign-in (config_version bump) helps.
                 return Retry(time.monotonic() + REAUTH_WAIT)
@@ -449,7 +449,7 @@ class AccountConnection:
         except imap.AuthenticationFailed:
             if not account.oauth2:
                 raise
-        return imap.connect(services.account_imap_settings(account, force_refresh=True))
+        return imap.connect(connection_settings.account_imap_settings(account, force_refresh=True))
 
     def _start_idle(self) -> None:
         """IDLE. A change the server reported as IDLE started (``news_at_idle``) is synced by

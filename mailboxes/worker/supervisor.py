@@ -42,8 +42,8 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 
 from accounts import plans
+from accounts.announcements import account_changes_channel
 from accounts.models import EmailAccount
-from accounts.services import account_changes_channel
 from emailapi.lib.redis import get_redis
 from mailboxes.sync import index
 from mailboxes.worker import holders

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
+from accounts.announcements import account_changes_channel
 from accounts.models import EmailAccount
-from accounts.services import account_changes_channel
 from tests.base import account_payload
 
 pytestmark = pytest.mark.django_db

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from accounts import services
+from accounts import announcements, credentials
 from accounts.models import Credential, EmailAccount
+from mailboxes import connection_settings
 from tests.base import account_payload
 from webhooks.models import Event
 
@@ -20,8 +21,8 @@ def test_it_registers_a_mailbox(alice):
     account = EmailAccount.objects.get(tenant=alice.tenant, account="sales")
     assert account.state == "init"
     assert account.imap["host"] == "imap.example.com"
-    assert services.get_credential(account, "imap.pass") == "imap-Secret-123"
-    assert services.get_credential(account, "smtp.pass") == "smtp-Secret-456"
+    assert credentials.get_credential(account, "imap.pass") == "imap-Secret-123"
+    assert credentials.get_credential(account, "smtp.pass") == "smtp-Secret-456"
     assert Event.objects.filter(tenant=alice.tenant, event="accountAdded",
                                 account="sales").count() == 1
 
@@ -42,7 +43,7 @@ def test_a_duplicate_id_is_409_and_changes_nothing(alice):
     assert response.json()["code"] == "AlreadyExists"
     account = EmailAccount.objects.get(account="sales")
     assert account.name == "Sales"
-    assert services.get_credential(account, "imap.pass") == "imap-Secret-123"
+    assert credentials.get_credential(account, "imap.pass") == "imap-Secret-123"
     assert Event.objects.filter(event="accountAdded").count() == 1
 
 
@@ -101,9 +102,9 @@ def test_update_is_partial_and_a_new_password_takes_effect(alice):
     assert after.imap["host"] == "imap.example.com"
     assert after.imap["auth"] == {"user": "sales@example.com"}
     assert after.config_version == before.config_version + 1
-    assert services.get_credential(after, "imap.pass") == "new-pass"
-    assert services.get_credential(after, "smtp.pass") == "smtp-Secret-456"
-    assert services.account_imap_settings(after).password == "new-pass"
+    assert credentials.get_credential(after, "imap.pass") == "new-pass"
+    assert credentials.get_credential(after, "smtp.pass") == "smtp-Secret-456"
+    assert connection_settings.account_imap_settings(after).password == "new-pass"
 
 
 def test_update_can_remove_smtp(alice):
@@ -136,7 +137,7 @@ def test_delete_removes_the_mailbox_and_its_credentials(alice):
 
 def test_a_change_is_announced_to_workers(alice, redis_db, django_capture_on_commit_callbacks):
     pubsub = redis_db.pubsub()
-    pubsub.subscribe(services.account_changes_channel())
+    pubsub.subscribe(announcements.account_changes_channel())
     pubsub.get_message(timeout=1)  # the subscribe confirmation
     # Announced on commit only; the test transaction never commits, so run the hooks.
     with django_capture_on_commit_callbacks(execute=True):
@@ -187,4 +188,4 @@ def test_a_sealed_password_copied_to_another_account_does_not_open(alice, bob):
     stolen = Credential.objects.get(email_account=alices, name="imap.pass").sealed
     Credential.objects.filter(email_account=bobs, name="imap.pass").update(sealed=stolen)
     with pytest.raises(DecryptionError):
-        services.get_credential(bobs, "imap.pass")
+        credentials.get_credential(bobs, "imap.pass")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from accounts import services
+from accounts import credentials
 from accounts.models import EmailAccount
 from tests.base import account_payload
 from webhooks.models import Event
@@ -124,7 +124,7 @@ def test_bad_update_changes_nothing(alice):
     after = EmailAccount.objects.get(account="sales")
     assert (after.imap, after.name, after.config_version) == (before.imap, before.name,
                                                               before.config_version)
-    assert services.get_credential(after, "imap.pass") == "imap-Secret-123"
+    assert credentials.get_credential(after, "imap.pass") == "imap-Secret-123"
 
 
 def test_unknown_query_parameters_are_refused(alice):

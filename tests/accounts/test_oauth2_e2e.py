@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from accounts import services
+from accounts import credentials
 from accounts.models import Credential, EmailAccount
 from accounts.oauth2 import refresh
 from mailboxes.models import Message
@@ -87,12 +87,12 @@ def test_an_expiring_token_is_refreshed_before_login_and_no_mail_is_missed(
 
     provider.expire_access_tokens()  # an hour passes: the old token is dead at the server
     settings.EMAILAPI_OAUTH2_REFRESH_MARGIN = 7200  # ...and by our clock it is due
-    old = services.get_credential(account, "oauth2.accessToken")
+    old = credentials.get_credential(account, "oauth2.accessToken")
     conn, outcome = _start(account)
     try:
         assert isinstance(outcome, Idle), EmailAccount.objects.get(pk=account.pk).last_error
         assert provider.refresh_calls == 1
-        assert services.get_credential(account, "oauth2.accessToken") != old
+        assert credentials.get_credential(account, "oauth2.accessToken") != old
         new = events_of(account, "messageNew")
         assert [(e.data["uid"], e.data["subject"]) for e in new] == [(uid, "While away")]
         assert not events_of(account, "authenticationError")

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from accounts import services
+from accounts import credentials
 from accounts.models import Credential, EmailAccount
 from tests.accounts.oauth2_helpers import (
     REDIRECT,
@@ -94,7 +94,7 @@ def test_the_password_form_tests_the_servers_then_saves_once(alice, client, mail
     assert done.status_code == 302, done.content
     assert _query(done["Location"]) == {"from": "test", "account": "pw", "state": "new"}
     account = EmailAccount.objects.get(tenant=alice.tenant, account="pw")
-    assert services.get_credential(account, "imap.pass") == mail_user.password
+    assert credentials.get_credential(account, "imap.pass") == mail_user.password
     assert account.oauth2 is None and account.name == "PW"
     assert Event.objects.filter(account="pw", event="accountAdded").count() == 1
     again = client.post(local(url), {**form, "password": mail_user.password})

@@ -12,7 +12,7 @@ import logging
 
 import pytest
 
-from accounts import services
+from accounts import credentials
 from accounts.models import EmailAccount, OAuth2App
 from accounts.oauth2 import flow, revoke
 from tests.accounts.oauth2_helpers import (
@@ -39,7 +39,7 @@ def connected(alice, client, provider, oauth_dovecot, oauth_user):
     link = make_link(alice, account="oauthbox", expectedEmail=oauth_user.username, type=app)
     assert connect_through_link(client, link).status_code == 302
     account = EmailAccount.objects.get(tenant=alice.tenant, account="oauthbox")
-    return app, account, services.get_credential(account, "oauth2.refreshToken")
+    return app, account, credentials.get_credential(account, "oauth2.refreshToken")
 
 
 def _refresh(provider, refresh_token: str) -> flow.Tokens:

@@ -17,7 +17,7 @@ from social_core.backends.microsoft import MicrosoftOAuth2
 from social_core.backends.yahoo import YahooOAuth2
 from social_core.exceptions import SocialAuthBaseException
 
-from accounts import services
+from accounts import credentials
 from accounts.models import EmailAccount, OAuth2App
 from accounts.oauth2 import connect, flow, social
 from emailapi.lib.redis import get_redis
@@ -145,8 +145,8 @@ def test_a_code_exchange_through_the_backend_stores_the_mailboxs_tokens(
     assert account.email == provider.sign_in_as  # from the id_token of the token answer
     assert account.oauth2["provider"] == provider_name and account.oauth2["app"] == app.app_id
     access, refresh = provider.issued_tokens[issued_before:]
-    assert services.get_credential(account, "oauth2.accessToken") == access
-    assert services.get_credential(account, "oauth2.refreshToken") == refresh
+    assert credentials.get_credential(account, "oauth2.accessToken") == access
+    assert credentials.get_credential(account, "oauth2.refreshToken") == refresh
     # Yahoo's backend sends the client credentials in HTTP Basic; the others in the form.
     assert provider.basic_auth_requests - basic_before == (provider_name == "yahoo")
 

@@ -9,7 +9,7 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from accounts import services
+from accounts import credentials, services
 from accounts.models import ApiToken, EmailAccount, Membership, Tenant, User
 from accounts.web import login_limit
 from tests.base import account_payload
@@ -174,7 +174,7 @@ def test_add_mailbox_tests_the_connection_then_registers(client, alice, mail_use
         "password": mail_user.password, "account": "box"})
     assert response.status_code == 302, response.content.decode()[:2000]
     account = EmailAccount.objects.get(tenant=alice.tenant, account="box")
-    assert services.get_credential(account, "imap.pass") == mail_user.password
+    assert credentials.get_credential(account, "imap.pass") == mail_user.password
     detail = client.get(reverse("web:mailbox", args=["box"]))
     assert detail.status_code == 200 and b"Reconnect" in detail.content
     client.post("/dashboard/mailboxes/box/pause")

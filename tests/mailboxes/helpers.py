@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from accounts import services
 from accounts.models import EmailAccount
+from mailboxes import connection_settings
 from mailboxes.imap import client as imap
 from mailboxes.imap.session import ImapSession
 from webhooks.models import Event
@@ -18,7 +19,7 @@ def register(tenant, user, account_id: str = "box", **extra) -> EmailAccount:
 
 
 def open_session(account: EmailAccount) -> ImapSession:
-    return ImapSession(imap.connect(services.account_imap_settings(account)))
+    return ImapSession(imap.connect(connection_settings.account_imap_settings(account)))
 
 
 def events_of(account: EmailAccount, *kinds: str) -> list[Event]:

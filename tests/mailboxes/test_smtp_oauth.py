@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from accounts import services
-from mailboxes import sending, smtp
+from mailboxes import connection_settings, sending, smtp
 from mailboxes.models import OutboxEntry
 from tests.accounts.oauth2_helpers import provider
 from tests.mailboxes.sending_helpers import queue
@@ -102,7 +102,7 @@ def test_an_expired_token_is_refused_too(alice, provider, fresh_smtp):
     """The server asks the provider each time: a token it has expired no longer logs in."""
     fresh_smtp.offer("OAUTHBEARER")
     token = provider._issue(SENDER)["access_token"]
-    settings_ = services.smtp_settings_from(
+    settings_ = connection_settings.smtp_settings_from(
         {"host": fresh_smtp.host, "port": fresh_smtp.port, "secure": False,
          "auth": {"user": SENDER}, "tls": {"rejectUnauthorized": False}}, access_token=token)
     smtp.connect(settings_).quit()

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
 from webhooks import changes
+from webhooks.api import stream_query
 from webhooks.stream import params
 
 DEFAULT_FEED_PAGE = 100
@@ -57,16 +58,16 @@ _FEED_DESCRIPTION = (
 
 class ChangesView(TenantScopedAPIView):
     @extend_schema(operation_id="listChanges", tags=["Events"],
-                   parameters=[params.ChangesQuerySerializer],
+                   parameters=[stream_query.ChangesQuerySerializer],
                    responses={200: ChangesSerializer, 410: EXPIRED},
                    summary="Change feed of the tenant", description=_FEED_DESCRIPTION)
     def get(self, request):
-        query = self.validated(params.ChangesQuerySerializer,
-                               params.flatten_lists(request.query_params))
+        query = self.validated(stream_query.ChangesQuerySerializer,
+                               stream_query.flatten_lists(request.query_params))
         return Response(_feed(self.tenant.pk, query))
 
 
-class AccountChangesQuerySerializer(params.ChangesQuerySerializer):
+class AccountChangesQuerySerializer(stream_query.ChangesQuerySerializer):
     accounts = None  # the account is in the path
 
 
@@ -78,5 +79,5 @@ class AccountChangesView(TenantScopedAPIView):
     def get(self, request, account):
         account_id = self.email_account.account  # 404 AccountNotFound outside the tenant
         query = self.validated(AccountChangesQuerySerializer,
-                               params.flatten_lists(request.query_params))
+                               stream_query.flatten_lists(request.query_params))
         return Response(_feed(self.tenant.pk, query, account_id))

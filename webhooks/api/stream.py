@@ -1,5 +1,5 @@
 """``GET /v1/stream``: the tenant's live events as Server-Sent Events (the WebSocket at the
-same path is ``webhooks.consumers``).
+same path is ``webhooks.api.stream_socket``).
 
 The view authenticates and validates like every /v1 view (DRF, in a thread), then returns a
 streaming response whose body is an async generator: under ASGI it runs in the event loop, so
@@ -15,7 +15,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 
 from emailapi.api.views import TenantScopedAPIView
-from webhooks.api import feed
+from webhooks.api import feed, stream_query
 from webhooks.errors import CursorExpired
 from webhooks.stream import params, sse
 from webhooks.stream.backlog import Backlog
@@ -35,7 +35,7 @@ class StreamView(TenantScopedAPIView):
     content_negotiation_class = _JsonErrorsOnly
 
     @extend_schema(
-        operation_id="streamEvents", tags=["Events"], parameters=[params.StreamQuerySerializer],
+        operation_id="streamEvents", tags=["Events"], parameters=[stream_query.StreamQuerySerializer],
         responses={(200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description=(
             "One SSE event per event: `id: <seq>`, `event: <name>`, `data: <payload JSON>`; "
             "a `: keep-alive` comment every 15 s of silence")), 410: feed.EXPIRED},
@@ -46,7 +46,7 @@ class StreamView(TenantScopedAPIView):
                     "twice. A client that stops reading is disconnected; it resumes with its "
                     "last id. The same stream is a WebSocket at this path (see README).")
     def get(self, request):
-        query = self.validated(params.StreamQuerySerializer, params.flatten_lists(
+        query = self.validated(stream_query.StreamQuerySerializer, stream_query.flatten_lists(
             request.query_params))
         since = params.parse_since(query.get("since", request.headers.get("Last-Event-ID")))
         stream = params.StreamRequest(filter=params.build_filter(self.tenant.pk, query),

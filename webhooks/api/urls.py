@@ -1,5 +1,5 @@
 """Routes of the webhook and event API (under /v1, namespace ``webhooks``): subscriptions and
-their delivery log, the live stream (SSE; the WebSocket is ``webhooks.consumers``) and the
+their delivery log, the live stream (SSE; the WebSocket is ``webhooks.api.stream_socket``) and the
 change feed. One view class per path."""
 
 from django.urls import path

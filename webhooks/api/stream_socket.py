@@ -32,6 +32,7 @@ from accounts.api.authentication import BearerTokenAuthentication
 from emailapi.api.errors import error_body, flatten_errors, status_of
 from emailapi.lib.errors import DomainError
 from webhooks import changes
+from webhooks.api import stream_query
 from webhooks.stream import params
 from webhooks.stream.backlog import Backlog
 from webhooks.stream.hub import get_hub, in_db_thread
@@ -88,8 +89,8 @@ def authenticate(scope):
 
 def stream_request(scope, tenant_id: int) -> params.StreamRequest:
     """Validated parameters, or ``Refused`` (runs in a DB thread: the expiry check reads)."""
-    data = params.flatten_lists(QueryDict(scope.get("query_string", b"")))
-    serializer = params.StreamQuerySerializer(data=data)
+    data = stream_query.flatten_lists(QueryDict(scope.get("query_string", b"")))
+    serializer = stream_query.StreamQuerySerializer(data=data)
     if not serializer.is_valid():
         details = flatten_errors(serializer.errors)
         field, messages = next(iter(details.items()))

@@ -1,0 +1,84 @@
+"""An account's IMAP and SMTP servers as the protocol layer's settings (``ImapSettings``,
+``SmtpSettings``): the stored sections (``EmailAccount.imap``/``.smtp``) plus their secrets,
+opened here (``accounts.credentials``), or a live OAuth2 access token
+(``accounts.oauth2.refresh``). The protocol modules take these plain values and never load an
+account themselves.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from accounts import mail_hosts
+from accounts.credentials import get_credential
+from accounts.models import EmailAccount, Tenant
+from accounts.oauth2 import refresh
+from mailboxes.imap.client import ImapSettings
+from mailboxes.smtp import SmtpSettings
+
+
+def imap_settings_from(section: dict, password: str | None = None,
+                       access_token: str | None = None, *, tenant: Tenant | None = None) \
+        -> ImapSettings:
+    """``section`` as the protocol layer's settings; ``tenant`` decides whether its host may
+    be on an internal address (``mail_hosts``: without one, only the deployment's setting)."""
+    auth = section.get("auth") or {}
+    return ImapSettings(
+        host=section["host"],
+        port=int(section["port"]),
+        secure=bool(section.get("secure", False)),
+        user=auth.get("user") or "",
+        password=password if password is not None else auth.get("pass"),
+        access_token=access_token if access_token is not None else auth.get("accessToken"),
+        tls_verify=bool((section.get("tls") or {}).get("rejectUnauthorized", True)),
+        timeout=float(settings.EMAILAPI_VERIFY_TIMEOUT),
+        allow_private=mail_hosts.allows_private(tenant),
+        connect_timeout=float(settings.IMAP_CONNECT_TIMEOUT),
+        greeting_timeout=float(settings.IMAP_GREETING_TIMEOUT),
+        tls_timeout=float(settings.IMAP_TLS_TIMEOUT),
+        login_timeout=float(settings.IMAP_LOGIN_TIMEOUT),
+    )
+
+
+def smtp_settings_from(section: dict, password: str | None = None,
+                       access_token: str | None = None, *, tenant: Tenant | None = None) \
+        -> SmtpSettings:
+    auth = section.get("auth") or {}
+    return SmtpSettings(
+        host=section["host"],
+        port=int(section["port"]),
+        secure=bool(section.get("secure", False)),
+        user=auth.get("user") or None,
+        password=password if password is not None else auth.get("pass"),
+        access_token=access_token if access_token is not None else auth.get("accessToken"),
+        tls_verify=bool((section.get("tls") or {}).get("rejectUnauthorized", True)),
+        timeout=float(settings.EMAILAPI_VERIFY_TIMEOUT),
+        allow_private=mail_hosts.allows_private(tenant),
+    )
+
+
+def account_imap_settings(account: EmailAccount,
+                          force_refresh: bool = False) -> ImapSettings | None:
+    """The account's IMAP settings with its secrets opened, for a worker or a service. An
+    OAuth2 mailbox gets a live access token (refreshed first if it is about to expire; raises
+    ``accounts.oauth2.refresh.TokenError`` when none can be had)."""
+    if not account.imap:
+        return None
+    if account.oauth2:
+        return imap_settings_from(account.imap, None,
+                                  refresh.access_token(account, force=force_refresh),
+                                  tenant=account.tenant)
+    return imap_settings_from(account.imap, get_credential(account, "imap.pass"),
+                              get_credential(account, "imap.accessToken"), tenant=account.tenant)
+
+
+def account_smtp_settings(account: EmailAccount,
+                          force_refresh: bool = False) -> SmtpSettings | None:
+    if not account.smtp:
+        return None
+    if account.oauth2:
+        return smtp_settings_from(account.smtp, None,
+                                  refresh.access_token(account, force=force_refresh),
+                                  tenant=account.tenant)
+    return smtp_settings_from(account.smtp, get_credential(account, "smtp.pass"),
+                              get_credential(account, "smtp.accessToken"), tenant=account.tenant)
