@@ -258,7 +258,7 @@ def _cursor_parts(cursor: str) -> tuple[int, int, int]:
 
 def message_by_id(account: EmailAccount, message_id: str) -> tuple[Folder, Message]:
     try:
-        ref = ids.parse_message_id(index.ids_key(), account.pk, message_id)
+        ref = ids.parse_message_id(ids.key(), account.pk, message_id)
     except ids.InvalidId:
         raise MessageNotFound(f"Message {message_id!r} not found") from None
     return _row(account, ref.folder_number, ref.uid, message_id)
@@ -266,7 +266,7 @@ def message_by_id(account: EmailAccount, message_id: str) -> tuple[Folder, Messa
 
 def attachment_by_id(account: EmailAccount, attachment_id: str) -> tuple[Folder, Message, dict]:
     try:
-        ref = ids.parse_attachment_id(index.ids_key(), account.pk, attachment_id)
+        ref = ids.parse_attachment_id(ids.key(), account.pk, attachment_id)
     except ids.InvalidId:
         raise NotFoundError(f"Attachment {attachment_id!r} not found",
                             "AttachmentNotFound") from None
@@ -292,7 +292,7 @@ def message_attachments(account: EmailAccount, folder: Folder, row: Message) -> 
         encoding = (part.get("encoding") or "").lower()
         size = part.get("size") or 0
         out.append({
-            "id": ids.attachment_id(index.ids_key(), account.pk, folder.number, row.uid,
+            "id": ids.attachment_id(ids.key(), account.pk, folder.number, row.uid,
                                     part["part"]),
             "filename": part.get("filename"), "contentType": part.get("contentType"),
             "encodedSize": size,

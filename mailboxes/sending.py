@@ -44,7 +44,7 @@ from django.utils import timezone
 
 from accounts import services
 from emailapi.wording import describe
-from mailboxes import listing, outbox, smtp
+from mailboxes import ids, listing, outbox, smtp
 from mailboxes.command_pool import MailboxUnavailable, pool
 from mailboxes.imap import append as imap_append
 from mailboxes.imap import fetch
@@ -335,7 +335,7 @@ def copy_to_sent(entry: OutboxEntry, raw: bytes) -> dict:
 
 def _where(folder: Folder, uid: int | None) -> dict:
     return {"path": folder.path, "uid": uid,
-            "id": index.message_id_for(folder, uid) if uid is not None else None}
+            "id": ids.message_id_for(folder, uid) if uid is not None else None}
 
 
 class FolderReplaced(Exception):
