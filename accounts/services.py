@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts import crypto, mail_hosts, plans, token_cache, tokens
+from accounts import crypto, mail_hosts, plans, state, token_cache, tokens
 from accounts.models import ApiToken, Credential, EmailAccount, Tenant
 from emailapi.api.errors import ConflictError
 from emailapi.redis import get_redis
@@ -240,21 +240,13 @@ def request_reconnect(account: EmailAccount) -> None:
 
 def pause_account(account: EmailAccount) -> EmailAccount:
     """Stop syncing: the worker logs out and no worker claims the account until resumed."""
-    now = timezone.now()
-    EmailAccount.objects.filter(pk=account.pk).update(
-        paused=True, state=EmailAccount.State.PAUSED, state_changed_at=now)
-    account.paused, account.state, account.state_changed_at = True, EmailAccount.State.PAUSED, now
+    state.pause(account)
     _announce(account, "paused")
     return account
 
 
 def resume_account(account: EmailAccount) -> EmailAccount:
-    now = timezone.now()
-    if account.paused:
-        EmailAccount.objects.filter(pk=account.pk).update(
-            paused=False, state=EmailAccount.State.INIT, state_changed_at=now)
-        account.paused, account.state, account.state_changed_at = (
-            False, EmailAccount.State.INIT, now)
+    state.resume(account)
     _announce(account, "resumed")
     return account
 

@@ -129,13 +129,13 @@ def _require_reauth(account: EmailAccount, info: dict, message: str, code: str):
     """Flag the account, set authenticationError and raise the event once (index writer)."""
     from django.utils import timezone as dj_timezone
 
-    from mailboxes.sync import index
+    from accounts.state import set_state
     from webhooks import events
 
     logger.warning("account %s: OAuth2 grant refused (%s); reauthorization required",
                    account.pk, code)
     fresh = EmailAccount.objects.select_related("tenant").get(pk=account.pk)
-    index.set_state(
+    set_state(
         fresh, EmailAccount.State.AUTHENTICATION_ERROR,
         error={"error": message, "code": "ReauthRequired", "reauthRequired": True},
         auth_failing_since=fresh.auth_failing_since or dj_timezone.now(),

@@ -10,40 +10,22 @@ round trips, never holding a transaction across I/O.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
-import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import EmailAccount
-from mailboxes import ids
+from mailboxes import ids, index_upkeep
 from mailboxes.imap.session import FolderListing, SelectInfo
 from mailboxes.imap.types import FlagChange, MessageMeta
 from mailboxes.models import Folder, Message
 from mailboxes.sync import threads
 from mailboxes.sync.moves import Half, MoveTracker, moved_data
-from mailboxes.worker import holders
 from webhooks import events
-
-
-def ids_key() -> bytes:
-    return _ids_key(settings.EMAILAPI_SECRET)
-
-
-@functools.lru_cache(maxsize=4)
-def _ids_key(secret: str) -> bytes:
-    return hashlib.sha256(b"emailapi message ids\0" + secret.encode()).digest()
-
-
-def message_id_for(folder: Folder, uid: int) -> str:
-    return ids.message_id(ids_key(), folder.account_id, folder.number, uid)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -54,7 +36,7 @@ def message_summary(folder: Folder, row: Message) -> dict:
     """The fields a ``messageNew`` event (and a listing) carries."""
     flags = list(row.flags)
     return {
-        "id": message_id_for(folder, row.uid),
+        "id": ids.message_id_for(folder, row.uid),
         "uid": row.uid,
         "path": folder.path,
         "emailId": row.email_id or None,
@@ -267,8 +249,7 @@ def _insert(rows: list[dict]) -> None:
     index's time); COPY takes a fraction of that, in the same transaction."""
     if not rows:
         return
-    global _inserted_since
-    _inserted_since += len(rows)
+    index_upkeep.note_inserted(len(rows))
     if connection.vendor != "postgresql":
         Message.objects.bulk_create([Message(**row) for row in rows], batch_size=500)
         return
@@ -323,7 +304,7 @@ def apply_flag_changes(folder: Folder, changes: Sequence[FlagChange],
                 continue
             updates.append((list(change.flags), change.modseq, pk))
             recorded.append((events.MESSAGE_UPDATED, account.account, {
-                "id": message_id_for(folder, uid), "uid": uid, "path": folder.path,
+                "id": ids.message_id_for(folder, uid), "uid": uid, "path": folder.path,
                 "emailId": email_id or None,
                 "changes": {"flags": {"added": sorted(new - old), "deleted": sorted(old - new),
                                       "value": list(change.flags)}},
@@ -352,7 +333,7 @@ def remove_messages(folder: Folder, uids: Iterable[int], cursor: dict | None = N
                     .order_by("uid").values_list("uid", "email_id", "message_id"))
         account = folder.account
         for uid, email_id, message_id in rows:
-            here = Half(None, message_id_for(folder, uid), uid, folder.path)
+            here = Half(None, ids.message_id_for(folder, uid), uid, folder.path)
             destination = moves.take_arrived(email_id) if moves else None
             if destination is not None:
                 events.record(account.tenant_id, events.MESSAGE_MOVED, account.account,
@@ -381,78 +362,6 @@ def indexed_flags(folder: Folder, low: int = 1, high: int | None = None) -> dict
     if high is not None:
         rows = rows.filter(uid__lte=high)
     return dict(rows.values_list("uid", "flags"))
-
-
-# --- account state ------------------------------------------------------------------------
-
-
-def set_state(account: EmailAccount, state: str, error: dict | None = None,
-              event: str | None = None, event_data: dict | None = None,
-              holder: str | None = None, **fields) -> bool:
-    """Change the account's connection state (and record an event with it, atomically).
-
-    ``holder``: a worker's id. Then nothing is written (and False returned) unless that worker
-    still holds the account (``mailboxes.worker.holders``), so a worker that lost an account
-    can never report it, and a paused account keeps ``paused``."""
-    now = timezone.now()
-    values = {"state": state, "state_changed_at": now, **fields}
-    if error is not None:
-        values["last_error"] = {**error, "time": _iso(now)}
-    with transaction.atomic():
-        rows = EmailAccount.objects.filter(pk=account.pk)
-        if holder is not None:
-            if not holders.still_holds(holder, account.pk, lock=True):
-                return False
-            if state != EmailAccount.State.PAUSED:
-                rows = rows.filter(paused=False)
-        if not rows.update(**values) and holder is not None:
-            return False
-        if event:
-            events.record(account.tenant_id, event, account.account, event_data or {})
-    for key, value in values.items():
-        setattr(account, key, value)
-    return True
-
-
-def refresh_statistics() -> None:
-    """After a bulk first index the planner still believes the table is tiny and sorts whole
-    folders instead of walking the (folder, uid) index; ANALYZE (PostgreSQL, sampled, cheap)
-    fixes that at once instead of whenever autovacuum gets to it. Outside a transaction it is
-    VACUUM ANALYZE, which also marks the new pages all-visible, so that listing a deep page
-    counts its offset in the (folder, uid) index alone (an index-only scan) instead of
-    visiting every skipped row. At most once a minute, unless this process has inserted
-    many rows since the last time."""
-    global _analyzed_at, _inserted_since
-    now = time.monotonic()
-    if connection.vendor != "postgresql" or (
-            now - _analyzed_at < 60 and _inserted_since < REFRESH_AFTER_ROWS):
-        return
-    _analyzed_at, _inserted_since = now, 0
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE mailboxes_message" if connection.in_atomic_block
-                       else "VACUUM (ANALYZE) mailboxes_message")
-        # Bulk inserts leave GIN (trigram) entries in a pending list that every search then
-        # scans linearly; merge it into the index now rather than at the next VACUUM.
-        cursor.execute("SELECT gin_clean_pending_list(c.oid) FROM pg_class c "
-                       "WHERE c.relname LIKE 'message\\_%\\_trgm' AND c.relkind = 'i'")
-
-
-_analyzed_at = -60.0
-_inserted_since = 0  # rows this process indexed since the last refresh
-REFRESH_AFTER_ROWS = 5000
-
-
-def mark_initialized(account: EmailAccount) -> None:
-    with transaction.atomic():
-        updated = EmailAccount.objects.filter(pk=account.pk, initialized_at__isnull=True) \
-            .update(initialized_at=timezone.now())
-        if updated:
-            events.record(account.tenant_id, events.ACCOUNT_INITIALIZED, account.account, {
-                "account": account.account,
-                "folders": Folder.objects.filter(account=account).count(),
-                "messages": Message.objects.filter(account=account).count(),
-            })
-    refresh_statistics()
 
 
 # --- the API's own message changes (read-your-writes) ---------------------------------------
@@ -506,7 +415,7 @@ def _record_transfer_once(source: Folder, destination: Folder, uid_map: dict[int
                       .values_list("uid", flat=True))
         inserts, removed = [], []
         for old_uid, new_uid in sorted(uid_map.items()):
-            new_ids[old_uid] = message_id_for(destination, new_uid)
+            new_ids[old_uid] = ids.message_id_for(destination, new_uid)
             row = rows.get(old_uid)
             if row is None:  # the worker saw it leave first (and said so)
                 continue
@@ -528,7 +437,7 @@ def _record_transfer_once(source: Folder, destination: Folder, uid_map: dict[int
 
 def _record_transfer_events(account, source, destination, row, old_uid, new_uid, inserted,
                             removed, values) -> None:
-    here = Half(None, message_id_for(source, old_uid), old_uid, source.path)
+    here = Half(None, ids.message_id_for(source, old_uid), old_uid, source.path)
     if inserted:
         summary = message_summary(destination, Message(**values))
         there = Half(None, summary["id"], new_uid, destination.path, summary)
