@@ -26,7 +26,7 @@ from emailapi.api.asgi_handler import close_when_request_ends
 from emailapi.api.errors import ApiError, NotFoundError
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import TenantScopedAPIView
-from mailboxes import index_search, listing, reading
+from mailboxes import index_search, listing, message_fields, reading
 from mailboxes.api import query
 from mailboxes.api import serializers as s
 from mailboxes.api.message_write_views import BulkUpdateMixin, MessageWriteMixin
@@ -34,7 +34,6 @@ from mailboxes.api.search_serializer import SearchCriteriaSerializer
 from mailboxes.command_pool import pool
 from mailboxes.imap import search
 from mailboxes.models import Message
-from mailboxes.sync import index
 
 MESSAGE_PARAM = OpenApiParameter("id", str, OpenApiParameter.PATH, description="Message id")
 ATTACHMENT_PARAM = OpenApiParameter("attachment", str, OpenApiParameter.PATH,
@@ -240,7 +239,7 @@ def imap_search(account, folder, criteria, page: int, page_size: int) -> dict:
     rows = {row.uid: row for row in Message.objects.filter(folder=folder, uid__in=chosen)}
     return {"total": len(uids), "page": page,
             "pages": max(1, math.ceil(len(uids) / page_size)),
-            "messages": [index.message_summary(folder, rows[uid]) for uid in chosen
+            "messages": [message_fields.summary(folder, rows[uid]) for uid in chosen
                          if uid in rows]}
 
 

@@ -19,48 +19,13 @@ from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import EmailAccount
-from mailboxes import ids, index_upkeep
+from mailboxes import ids, index_upkeep, message_fields
 from mailboxes.imap.session import FolderListing, SelectInfo
 from mailboxes.imap.types import FlagChange, MessageMeta
 from mailboxes.models import Folder, Message
 from mailboxes.sync import threads
 from mailboxes.sync.moves import Half, MoveTracker, moved_data
 from webhooks import events
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-def message_summary(folder: Folder, row: Message) -> dict:
-    """The fields a ``messageNew`` event (and a listing) carries."""
-    flags = list(row.flags)
-    return {
-        "id": ids.message_id_for(folder, row.uid),
-        "uid": row.uid,
-        "path": folder.path,
-        "emailId": row.email_id or None,
-        "threadId": row.thread_id or None,
-        "date": _iso(row.date or row.internal_date),
-        "flags": flags,
-        "labels": list(row.labels),
-        "unseen": "\\Seen" not in flags,
-        "flagged": "\\Flagged" in flags,
-        "answered": "\\Answered" in flags,
-        "draft": "\\Draft" in flags,
-        "size": row.size,
-        "subject": row.subject,
-        "from": row.from_address,
-        "sender": row.sender,
-        "replyTo": row.reply_to,
-        "to": row.to,
-        "cc": row.cc,
-        "bcc": row.bcc,
-        "messageId": row.message_id or None,
-        "inReplyTo": row.in_reply_to or None,
-        "hasAttachments": row.has_attachments,
-    }
-
 
 # --- folders ------------------------------------------------------------------------------
 
@@ -152,23 +117,17 @@ def update_folder(folder: Folder, **fields) -> None:
 
 def _row_values(folder: Folder, meta: MessageMeta, thread_of: dict[str, str],
                 now: datetime) -> dict:
-    """A new row as column values (attnames), ready for COPY without building a Model."""
+    """A new row as column values (attnames), ready for COPY without building a Model: the
+    listed fields' columns as ``mailboxes.message_fields`` stores them, then the rest."""
     email_id = meta.email_id or (str(meta.gm_msgid) if meta.gm_msgid else "") or \
         threads.fingerprint(meta.message_id, meta.date or meta.internal_date, meta.size)
     thread_id = meta.thread_id or (str(meta.gm_thrid) if meta.gm_thrid else "") or \
         threads.thread_id(meta.message_id, meta.in_reply_to, meta.references, thread_of,
                           fallback=email_id)
-    first = meta.from_[0].as_dict() if meta.from_ else None
     return dict(
-        account_id=folder.account_id, folder_id=folder.pk, uid=meta.uid, flags=list(meta.flags),
-        labels=list(meta.labels), modseq=meta.modseq, internal_date=meta.internal_date,
-        size=meta.size, subject=meta.subject, from_address=first,
-        sender=meta.sender[0].as_dict() if meta.sender else None,
-        reply_to=[a.as_dict() for a in meta.reply_to], to=[a.as_dict() for a in meta.to],
-        cc=[a.as_dict() for a in meta.cc], bcc=[a.as_dict() for a in meta.bcc],
-        date=meta.date, message_id=(meta.message_id or "")[:998],
-        in_reply_to=(meta.in_reply_to or "")[:998], references=list(meta.references),
-        has_attachments=meta.has_attachments,
+        message_fields.stored_values(meta),
+        account_id=folder.account_id, folder_id=folder.pk, modseq=meta.modseq,
+        internal_date=meta.internal_date, references=list(meta.references),
         attachments=[_part(p) for p in meta.attachments],
         text_parts=[_part(p) for p in meta.text_parts],
         email_id=email_id[:64], thread_id=thread_id[:64],
@@ -225,7 +184,7 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
         if notify and rows:
             account = folder.account
             for row in rows:
-                summary = message_summary(folder, row)
+                summary = message_fields.summary(folder, row)
                 here = Half(None, summary["id"], row.uid, folder.path, summary)
                 source = moves.take_left(row.email_id) if moves else None
                 if source is not None:
@@ -439,7 +398,7 @@ def _record_transfer_events(account, source, destination, row, old_uid, new_uid,
                             removed, values) -> None:
     here = Half(None, ids.message_id_for(source, old_uid), old_uid, source.path)
     if inserted:
-        summary = message_summary(destination, Message(**values))
+        summary = message_fields.summary(destination, Message(**values))
         there = Half(None, summary["id"], new_uid, destination.path, summary)
         if removed:
             events.record(account.tenant_id, events.MESSAGE_MOVED, account.account,
