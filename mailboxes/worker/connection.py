@@ -429,9 +429,9 @@ class AccountConnection:
     def _set_state(self, state: str, **fields) -> bool:
         """Record a state, only while this worker holds the account (see the module doc)."""
         self.state = state
-        return account_state.set_state(self.account, state,
-                                       fence=holders.fence(self.worker_id, self.account.pk),
-                                       **fields)
+        fence = holders.fence(self.worker_id, self.account.pk) \
+            if self.worker_id is not None else None
+        return account_state.set_state(self.account, state, fence=fence, **fields)
 
     def _record(self, state: str, **fields) -> None:
         """``_set_state`` on a path that goes on whether or not the database answers."""
