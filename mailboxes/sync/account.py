@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from accounts import state
+from accounts import state as account_state
 from accounts.models import EmailAccount
 from mailboxes import index_upkeep
 from mailboxes.imap.session import ImapSession
@@ -69,7 +69,7 @@ def sync_account(session: ImapSession, account: EmailAccount,
     result.complete = not Folder.objects.filter(
         account=account, no_select=False, backfill_below__gt=0).exists()
     if result.complete and account.initialized_at is None:
-        state.mark_initialized(account, lambda: {
+        account_state.mark_initialized(account, lambda: {
             "folders": Folder.objects.filter(account=account).count(),
             "messages": Message.objects.filter(account=account).count(),
         })
