@@ -11,9 +11,9 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from emailapi.lib.redis import get_redis
 
 from accounts.models import EmailAccount
+from emailapi.lib.redis import get_redis
 
 logger = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts import state as account_state
 from accounts import token_cache
 from accounts.announcements import announce
 from accounts.errors import PlanLimit, TenantSuspended, TrialExpired
@@ -146,12 +147,9 @@ def _change(tenant: Tenant, **fields) -> None:
         tenant.save(update_fields=list(fields))
         accounts = list(EmailAccount.objects.filter(tenant=tenant, paused=False))
         if now_stopped:
-            EmailAccount.objects.filter(pk__in=[a.pk for a in accounts]).update(
-                state=EmailAccount.State.PAUSED, state_changed_at=timezone.now())
+            account_state.pause_all(a.pk for a in accounts)
         elif was_stopped:
-            EmailAccount.objects.filter(pk__in=[a.pk for a in accounts],
-                                        state=EmailAccount.State.PAUSED).update(
-                state=EmailAccount.State.INIT, state_changed_at=timezone.now())
+            account_state.resume_all(a.pk for a in accounts)
         for account in accounts:
             if now_stopped:
                 announce(account, "paused")

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts import mail_hosts, plans, token_cache, tokens
+from accounts import mail_hosts, plans, state, token_cache, tokens
 from accounts.announcements import announce
 from accounts.credentials import set_credential
 from accounts.errors import AlreadyExists
@@ -200,20 +200,12 @@ def request_reconnect(account: EmailAccount) -> None:
 
 def pause_account(account: EmailAccount) -> EmailAccount:
     """Stop syncing: the worker logs out and no worker claims the account until resumed."""
-    now = timezone.now()
-    EmailAccount.objects.filter(pk=account.pk).update(
-        paused=True, state=EmailAccount.State.PAUSED, state_changed_at=now)
-    account.paused, account.state, account.state_changed_at = True, EmailAccount.State.PAUSED, now
+    state.pause(account)
     announce(account, "paused")
     return account
 
 
 def resume_account(account: EmailAccount) -> EmailAccount:
-    now = timezone.now()
-    if account.paused:
-        EmailAccount.objects.filter(pk=account.pk).update(
-            paused=False, state=EmailAccount.State.INIT, state_changed_at=now)
-        account.paused, account.state, account.state_changed_at = (
-            False, EmailAccount.State.INIT, now)
+    state.resume(account)
     announce(account, "resumed")
     return account

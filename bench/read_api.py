@@ -140,11 +140,11 @@ def main() -> None:
 def run(args, dovecot, user, env) -> None:
     from accounts import services
     from mailboxes import connection_settings
+    from mailboxes.ids import message_id_for
     from mailboxes.imap import client as imap
     from mailboxes.imap.session import ImapSession
     from mailboxes.models import Message
     from mailboxes.sync.account import sync_account
-    from mailboxes.sync.index import message_id_for
 
     tenant = services.create_tenant("Bench")
     _, token = services.issue_token(tenant, "bench", ["api"])

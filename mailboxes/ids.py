@@ -1,4 +1,4 @@
-"""Opaque message and attachment ids (pure functions).
+"""Opaque message and attachment ids, and the key they are signed with.
 
 A message id names a message in one folder of one account: base64url of the folder's
 per-account number (uint32), the UID (uint32) and a 4-byte HMAC tag over the account, folder
@@ -6,16 +6,22 @@ number and UID. The tag makes an id from another account, a guessed or a mangled
 decode (a 404), instead of silently naming some other message. A folder gets a new number when
 its UIDVALIDITY changes, so ids minted under the old UIDs stop resolving rather than point to a
 different message. An attachment id is the message id's 12 bytes plus the MIME part number.
+
+The tag's key (``key()``) is derived from ``EMAILAPI_SECRET``; everything else here is a pure
+function of its arguments.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
 import struct
 from dataclasses import dataclass
+
+from django.conf import settings
 
 TAG_BYTES = 4
 PART_RE = re.compile(rb"^[0-9]+(\.[0-9]+)*$")
@@ -36,6 +42,21 @@ class AttachmentRef:
     folder_number: int
     uid: int
     part: str
+
+
+def key() -> bytes:
+    """The key message and attachment ids are tagged with (changes with the secret)."""
+    return _key(settings.EMAILAPI_SECRET)
+
+
+@functools.lru_cache(maxsize=4)
+def _key(secret: str) -> bytes:
+    return hashlib.sha256(b"emailapi message ids\0" + secret.encode()).digest()
+
+
+def message_id_for(folder, uid: int) -> str:
+    """The id of message ``uid`` in ``folder`` (a ``Folder``: its account and number)."""
+    return message_id(key(), folder.account_id, folder.number, uid)
 
 
 def _tag(key: bytes, account_pk: int, body: bytes) -> bytes:

@@ -15,10 +15,9 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Min, Q
 
 from accounts.models import EmailAccount
-from mailboxes import listing
+from mailboxes import listing, message_fields
 from mailboxes.errors import NotIndexable
 from mailboxes.models import Folder, Message
-from mailboxes.sync import index
 
 FLAG_CRITERIA = {"seen": "\\Seen", "flagged": "\\Flagged", "answered": "\\Answered",
                  "draft": "\\Draft", "deleted": "\\Deleted"}
@@ -119,12 +118,12 @@ def search(account_pk: int, folder: Folder | None, criteria: dict, page: int,
         total = rows.count()
         # Column values, not models: building 20 models (and their folders) per page cost
         # more than both queries together.
-        items = list(rows.values_list("folder_id", *listing.PAGE_MESSAGE_COLUMNS)
+        items = list(rows.values_list("folder_id", *message_fields.COLUMNS)
                      [start:start + page_size]) if start < total else []
     folders = {f.pk: f for f in Folder.objects.filter(pk__in={i[0] for i in items})} \
         if folder is None else {folder.pk: folder}
     return {"total": total, "page": page, "pages": max(1, math.ceil(total / page_size)),
-            "messages": [index.message_summary(folders[values[0]], listing.row_of(values[1:]))
+            "messages": [message_fields.summary(folders[values[0]], listing.row_of(values[1:]))
                          for values in items]}
 
 
@@ -158,7 +157,8 @@ def threads(account: EmailAccount, folder: Folder | None, page: int, page_size: 
         out.append({
             "threadId": group["thread_id"], "messages": group["messages"],
             "subject": messages[0].subject if messages else "",
-            "firstDate": index._iso(group["first"]), "lastDate": index._iso(group["last"]),
+            "firstDate": message_fields.iso(group["first"]),
+            "lastDate": message_fields.iso(group["last"]),
             "unseen": sum(1 for m in messages if "\\Seen" not in m.flags),
             "participants": list(participants.values()),
         })
@@ -169,4 +169,4 @@ def threads(account: EmailAccount, folder: Folder | None, page: int, page_size: 
 def thread_messages(account: EmailAccount, thread_id: str) -> list[dict]:
     rows = (Message.objects.filter(account=account, thread_id=thread_id)
             .select_related("folder").order_by("internal_date", "id"))
-    return [index.message_summary(row.folder, row) for row in rows]
+    return [message_fields.summary(row.folder, row) for row in rows]

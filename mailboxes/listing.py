@@ -15,16 +15,15 @@ import math
 from datetime import timezone
 from types import SimpleNamespace
 
-from django.db import connection
+from django.db import connection, models
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 
 from accounts.errors import AccountNotFound
 from accounts.models import EmailAccount
-from mailboxes import ids
+from mailboxes import ids, message_fields
 from mailboxes.errors import AttachmentNotFound, InvalidCursor, MailboxNotFound, MessageNotFound
 from mailboxes.models import Folder, Message
-from mailboxes.sync import index
 
 
 def folder_for_path(account: EmailAccount, path: str) -> Folder:
@@ -68,7 +67,7 @@ def folder_summary(folder: Folder) -> dict:
         "messages": folder.messages, "unseen": folder.unseen,
         "uidValidity": str(folder.uidvalidity) if folder.uidvalidity else None,
         "uidNext": folder.uidnext, "highestModseq": folder.highestmodseq,
-        "syncedAt": index._iso(folder.last_synced_at),
+        "syncedAt": message_fields.iso(folder.last_synced_at),
     }
 
 
@@ -113,20 +112,26 @@ def page_of(folder: Folder, page: int, page_size: int, cursor: str | None) -> di
         "page": page,
         "pages": max(1, math.ceil(total / page_size)),
         "nextPageCursor": encode_cursor(folder, items[-1].uid) if more else None,
-        "messages": [index.message_summary(folder, row) for row in items],
+        "messages": [message_fields.summary(folder, row) for row in items],
     }
 
 
 # --- the hot path: one query per listing -----------------------------------------------------
 
-# Folder columns a listing needs, then the message columns a summary shows (JSON ones marked).
+# Folder columns a listing needs; the message columns are those a summary shows
+# (``message_fields.COLUMNS``), decoded by their model field's type.
 _PAGE_FOLDER = ("id", "account_id", "number", "path", "uidvalidity", "messages",
                 "synced_uidnext", "backfill_below")
-PAGE_MESSAGE_COLUMNS = ("uid", "flags", "labels", "internal_date", "size", "subject", "from_address",
-                 "sender", "reply_to", "to", "cc", "bcc", "date", "message_id", "in_reply_to",
-                 "has_attachments", "email_id", "thread_id")
-_JSON = {"flags", "labels", "from_address", "sender", "reply_to", "to", "cc", "bcc"}
-_DATES = {"internal_date", "date"}
+
+
+def _columns_of(kind: type[models.Field]) -> frozenset[str]:
+    return frozenset(c for c in message_fields.COLUMNS
+                     if isinstance(Message._meta.get_field(c), kind))
+
+
+_JSON = _columns_of(models.JSONField)
+_DATES = _columns_of(models.DateTimeField)
+_BOOLEANS = _columns_of(models.BooleanField)
 
 
 def tenant_page(tenant, account_id: str, path: str, page: int, page_size: int,
@@ -155,7 +160,7 @@ def tenant_page(tenant, account_id: str, path: str, page: int, page_size: int,
         "page": 0 if cursor else page,
         "pages": max(1, math.ceil(total / page_size)),
         "nextPageCursor": encode_cursor(folder, items[-1].uid) if more else None,
-        "messages": [index.message_summary(folder, row) for row in items],
+        "messages": [message_fields.summary(folder, row) for row in items],
     }
 
 
@@ -165,7 +170,7 @@ def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, st
     folder_table, message_table = quote(Folder._meta.db_table), quote(Message._meta.db_table)
     account_table = quote(EmailAccount._meta.db_table)
     columns = [f"f.{quote(c)}" for c in _PAGE_FOLDER] + \
-        [f"m.{quote(Message._meta.get_field(c).column)}" for c in PAGE_MESSAGE_COLUMNS]
+        [f"m.{quote(Message._meta.get_field(c).column)}" for c in message_fields.COLUMNS]
     if path.startswith("\\"):
         match, argument = "LOWER(f2.special_use) = LOWER(%s)", path
     elif path.upper() == "INBOX":
@@ -192,9 +197,9 @@ def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, st
 
 
 def row_of(values: tuple) -> SimpleNamespace:
-    """Column values as the attributes ``index.message_summary`` reads (JSON arrives as text
-    from a raw cursor, and SQLite gives dates as text too)."""
-    row = dict(zip(PAGE_MESSAGE_COLUMNS, values, strict=True))
+    """Column values as the attributes ``message_fields.summary`` reads (JSON arrives as text
+    from a raw cursor, SQLite gives dates as text and booleans as integers)."""
+    row = dict(zip(message_fields.COLUMNS, values, strict=True))
     for name in _JSON:
         if isinstance(row[name], str):
             row[name] = json.loads(row[name])
@@ -203,7 +208,8 @@ def row_of(values: tuple) -> SimpleNamespace:
             parsed = parse_datetime(row[name])
             row[name] = parsed.replace(tzinfo=timezone.utc) if parsed and not parsed.tzinfo \
                 else parsed
-    row["has_attachments"] = bool(row["has_attachments"])
+    for name in _BOOLEANS:
+        row[name] = bool(row[name])
     return SimpleNamespace(**row)
 
 
@@ -243,7 +249,7 @@ def _cursor_parts(cursor: str) -> tuple[int, int, int]:
 
 def message_by_id(account: EmailAccount, message_id: str) -> tuple[Folder, Message]:
     try:
-        ref = ids.parse_message_id(index.ids_key(), account.pk, message_id)
+        ref = ids.parse_message_id(ids.key(), account.pk, message_id)
     except ids.InvalidId:
         raise MessageNotFound(f"Message {message_id!r} not found") from None
     return _row(account, ref.folder_number, ref.uid, message_id)
@@ -251,7 +257,7 @@ def message_by_id(account: EmailAccount, message_id: str) -> tuple[Folder, Messa
 
 def attachment_by_id(account: EmailAccount, attachment_id: str) -> tuple[Folder, Message, dict]:
     try:
-        ref = ids.parse_attachment_id(index.ids_key(), account.pk, attachment_id)
+        ref = ids.parse_attachment_id(ids.key(), account.pk, attachment_id)
     except ids.InvalidId:
         raise AttachmentNotFound(attachment_id) from None
     folder, row = _row(account, ref.folder_number, ref.uid, attachment_id)
@@ -276,7 +282,7 @@ def message_attachments(account: EmailAccount, folder: Folder, row: Message) -> 
         encoding = (part.get("encoding") or "").lower()
         size = part.get("size") or 0
         out.append({
-            "id": ids.attachment_id(index.ids_key(), account.pk, folder.number, row.uid,
+            "id": ids.attachment_id(ids.key(), account.pk, folder.number, row.uid,
                                     part["part"]),
             "filename": part.get("filename"), "contentType": part.get("contentType"),
             "encodedSize": size,

@@ -150,7 +150,7 @@ def transfer_message(account: EmailAccount, message_id: str, path: str,
     new_uid = transfer.uid_map.get(row.uid)
     if new_uid is None and uidplus:
         raise _missing(account, message_id)  # the server had nothing to move
-    return {"path": target.path, "id": index.message_id_for(target, new_uid) if new_uid else None,
+    return {"path": target.path, "id": ids.message_id_for(target, new_uid) if new_uid else None,
             "uid": new_uid}
 
 
@@ -196,7 +196,7 @@ def matching_uids(account: EmailAccount, folder: Folder, criteria: dict | None,
         uids = []
         for message_id in message_ids:
             try:
-                ref = ids.parse_message_id(index.ids_key(), account.pk, message_id)
+                ref = ids.parse_message_id(ids.key(), account.pk, message_id)
             except ids.InvalidId:
                 ref = None
             if ref is None or ref.folder_number != folder.number:
@@ -232,7 +232,7 @@ def bulk_move(account, folder, uids: list[int], path: str) -> dict:
     transfer = _transfer(account, folder, uids, target, keep_source=False)[0] if uids else None
     uid_map = transfer.uid_map if transfer else {}
     return {"path": target.path, "matched": len(uids), "moved": len(uid_map),
-            "idMap": [[index.message_id_for(folder, old), index.message_id_for(target, new)]
+            "idMap": [[ids.message_id_for(folder, old), ids.message_id_for(target, new)]
                       for old, new in sorted(uid_map.items())]}
 
 

@@ -13,7 +13,7 @@ from email import policy
 from email.parser import BytesHeaderParser
 
 from accounts.models import EmailAccount
-from mailboxes import errors, listing
+from mailboxes import errors, listing, message_fields
 from mailboxes.command_pool import pool
 from mailboxes.imap import parts
 from mailboxes.imap.types import FlagChange
@@ -35,7 +35,7 @@ def message_detail(account: EmailAccount, message_id: str, text_type: str, max_b
             raise errors.MessageNotFound(f"Message {message_id!r} not found") from None
         if mark_as_seen and "\\Seen" not in row.flags:
             _mark_seen(session, folder, row)
-    detail = index.message_summary(folder, row)
+    detail = message_fields.summary(folder, row)
     detail.update(references=list(row.references), text=text,
                   attachments=listing.message_attachments(account, folder, row))
     if headers is not None:

@@ -44,7 +44,7 @@ from django.utils import timezone
 
 from accounts.oauth2.refresh import ReauthRequired, TokenError
 from emailapi.lib.wording import describe
-from mailboxes import connection_settings, listing, outbox, smtp
+from mailboxes import connection_settings, ids, listing, outbox, smtp
 from mailboxes.command_pool import pool
 from mailboxes.errors import MailboxUnavailable
 from mailboxes.imap import append as imap_append
@@ -334,7 +334,7 @@ def copy_to_sent(entry: OutboxEntry, raw: bytes) -> dict:
 
 def _where(folder: Folder, uid: int | None) -> dict:
     return {"path": folder.path, "uid": uid,
-            "id": index.message_id_for(folder, uid) if uid is not None else None}
+            "id": ids.message_id_for(folder, uid) if uid is not None else None}
 
 
 class FolderReplaced(Exception):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from accounts.models import EmailAccount
-from mailboxes import errors, message_writes
+from mailboxes import errors, ids, message_writes
 from mailboxes.command_pool import pool
 from mailboxes.compose import compose
 from mailboxes.imap import append as imap_append
@@ -47,7 +47,7 @@ def upload(account: EmailAccount, path: str, fields: dict, flags: list[str],
         if uid is not None and _same_folder(folder, appended.uidvalidity):
             _index_new(session, folder, uid)
     return {
-        "id": index.message_id_for(folder, uid) if uid is not None else None,
+        "id": ids.message_id_for(folder, uid) if uid is not None else None,
         "path": folder.path, "uid": uid,
         "uidValidity": str(appended.uidvalidity or folder.uidvalidity or "") or None,
         "messageId": composed.message_id or None,

@@ -29,6 +29,7 @@ from django.utils import timezone as dj_timezone
 from accounts.credentials import get_credential, set_credential
 from accounts.models import EmailAccount
 from accounts.oauth2 import apps, flow, social
+from accounts.state import set_state
 from emailapi.lib.redis import get_redis
 from emailapi.lib.wording import describe
 from webhooks import events
@@ -125,13 +126,11 @@ def _refresh(account: EmailAccount, info: dict) -> str:
 
 
 def _require_reauth(account: EmailAccount, info: dict, message: str, code: str):
-    """Flag the account, set authenticationError and raise the event once (index writer)."""
-    from mailboxes.sync import index  # until owners lands: the state moves to accounts/state.py
-
+    """Flag the account, set authenticationError and raise the event once (accounts.state)."""
     logger.warning("account %s: OAuth2 grant refused (%s); reauthorization required",
                    account.pk, code)
     fresh = EmailAccount.objects.select_related("tenant").get(pk=account.pk)
-    index.set_state(
+    set_state(
         fresh, EmailAccount.State.AUTHENTICATION_ERROR,
         error={"error": message, "code": "ReauthRequired", "reauthRequired": True},
         auth_failing_since=fresh.auth_failing_since or dj_timezone.now(),

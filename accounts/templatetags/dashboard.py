@@ -2,7 +2,16 @@
 
 from django import template
 
+from webhooks import events
+
 register = template.Library()
+
+
+@register.simple_tag
+def stream_events() -> str:
+    """The event names the live stream sends (space-separated), from the one list
+    (``webhooks.events.ALL``), for the dashboard's script to listen to."""
+    return " ".join(events.ALL)
 
 
 @register.simple_tag

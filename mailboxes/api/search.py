@@ -14,14 +14,13 @@ from rest_framework.response import Response
 from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, InvalidInput, TenantScopedAPIView
-from mailboxes import index_search, listing
+from mailboxes import index_search, listing, message_fields
 from mailboxes.api import query
 from mailboxes.api.search_serializer import SearchCriteriaSerializer
 from mailboxes.api.serializers import MessageSummarySerializer
 from mailboxes.command_pool import pool
 from mailboxes.imap import search
 from mailboxes.models import Message
-from mailboxes.sync import index
 
 
 class SearchQuerySerializer(PageQuerySerializer):
@@ -115,5 +114,5 @@ def imap_search(account, folder, criteria, page: int, page_size: int) -> dict:
     rows = {row.uid: row for row in Message.objects.filter(folder=folder, uid__in=chosen)}
     return {"total": len(uids), "page": page,
             "pages": max(1, math.ceil(len(uids) / page_size)),
-            "messages": [index.message_summary(folder, rows[uid]) for uid in chosen
+            "messages": [message_fields.summary(folder, rows[uid]) for uid in chosen
                          if uid in rows]}

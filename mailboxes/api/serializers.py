@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import QuerySerializer
+from mailboxes import message_fields
 
 
 class MessagesQuerySerializer(PageQuerySerializer):
@@ -32,33 +33,33 @@ class AddressSerializer(serializers.Serializer):
     address = serializers.CharField(allow_blank=True)
 
 
-class MessageSummarySerializer(serializers.Serializer):
-    id = serializers.CharField()
-    uid = serializers.IntegerField()
-    path = serializers.CharField()
-    emailId = serializers.CharField(allow_null=True)
-    threadId = serializers.CharField(allow_null=True)
-    date = serializers.DateTimeField(allow_null=True)
-    flags = serializers.ListField(child=serializers.CharField())
-    labels = serializers.ListField(child=serializers.CharField())
-    unseen = serializers.BooleanField()
-    flagged = serializers.BooleanField()
-    answered = serializers.BooleanField()
-    draft = serializers.BooleanField()
-    size = serializers.IntegerField()
-    subject = serializers.CharField(allow_blank=True)
-    # "from" is a Python keyword: declared below.
-    sender = AddressSerializer(allow_null=True)
-    replyTo = AddressSerializer(many=True)
-    to = AddressSerializer(many=True)
-    cc = AddressSerializer(many=True)
-    bcc = AddressSerializer(many=True)
-    messageId = serializers.CharField(allow_null=True)
-    inReplyTo = serializers.CharField(allow_null=True)
-    hasAttachments = serializers.BooleanField()
+def _documented(field: message_fields.MessageField) -> serializers.Field:
+    """The documented (OpenAPI) form of one of the listing's fields."""
+    kind, null = field.kind, field.null
+    if kind == message_fields.STRING:
+        return serializers.CharField(allow_null=null)
+    if kind == message_fields.TEXT:
+        return serializers.CharField(allow_blank=True, allow_null=null)
+    if kind == message_fields.INTEGER:
+        return serializers.IntegerField(allow_null=null)
+    if kind == message_fields.BOOLEAN:
+        return serializers.BooleanField(allow_null=null)
+    if kind == message_fields.DATETIME:
+        return serializers.DateTimeField(allow_null=null)
+    if kind == message_fields.STRINGS:
+        return serializers.ListField(child=serializers.CharField(), allow_null=null)
+    if kind == message_fields.ADDRESS:
+        return AddressSerializer(allow_null=null)
+    if kind == message_fields.ADDRESSES:
+        return AddressSerializer(many=True, allow_null=null)
+    raise ValueError(f"message field {field.name!r}: no documented form for kind {kind!r}")
 
 
-MessageSummarySerializer._declared_fields["from"] = AddressSerializer(allow_null=True)
+# Built from the one table of listing fields, so the document cannot drift from the shape.
+MessageSummarySerializer = type("MessageSummarySerializer", (serializers.Serializer,), {
+    "__module__": __name__,
+    **{field.name: _documented(field) for field in message_fields.FIELDS},
+})
 
 
 class MessageListSerializer(serializers.Serializer):

@@ -11,9 +11,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from accounts import state as account_state
 from accounts.models import EmailAccount
+from mailboxes import index_upkeep
 from mailboxes.imap.session import ImapSession
-from mailboxes.models import Folder
+from mailboxes.models import Folder, Message
 from mailboxes.sync import index
 from mailboxes.sync.folder import FolderResult, status_differs, sync_folder
 from mailboxes.sync.moves import MoveTracker
@@ -67,7 +69,11 @@ def sync_account(session: ImapSession, account: EmailAccount,
     result.complete = not Folder.objects.filter(
         account=account, no_select=False, backfill_below__gt=0).exists()
     if result.complete and account.initialized_at is None:
-        index.mark_initialized(account)
+        account_state.mark_initialized(account, lambda: {
+            "folders": Folder.objects.filter(account=account).count(),
+            "messages": Message.objects.filter(account=account).count(),
+        })
+        index_upkeep.refresh_statistics()
         account.refresh_from_db(fields=["initialized_at"])
     return result
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
+from mailboxes import index_upkeep
 from mailboxes.imap import fetch
 from mailboxes.imap.session import ImapSession, SelectInfo
 from mailboxes.models import Folder
@@ -143,7 +144,7 @@ def _backfill(session: ImapSession, folder: Folder, should_stop: Callable[[], bo
     if not uids and folder.backfill_below:  # nothing left below (or never was)
         index.update_folder(folder, backfill_below=0)
     if done and not folder.backfill_below:
-        index.refresh_statistics()  # history complete: many new rows since the last look
+        index_upkeep.refresh_statistics()  # history complete: many new rows since the last look
     return done
 
 

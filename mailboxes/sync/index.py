@@ -10,75 +10,22 @@ round trips, never holding a transaction across I/O.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
-import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import EmailAccount
-from mailboxes import ids
+from mailboxes import ids, index_upkeep, message_fields
 from mailboxes.imap.session import FolderListing, SelectInfo
 from mailboxes.imap.types import FlagChange, MessageMeta
 from mailboxes.models import Folder, Message
 from mailboxes.sync import threads
 from mailboxes.sync.moves import Half, MoveTracker, moved_data
-from mailboxes.worker import holders
 from webhooks import events
-
-
-def ids_key() -> bytes:
-    return _ids_key(settings.EMAILAPI_SECRET)
-
-
-@functools.lru_cache(maxsize=4)
-def _ids_key(secret: str) -> bytes:
-    return hashlib.sha256(b"emailapi message ids\0" + secret.encode()).digest()
-
-
-def message_id_for(folder: Folder, uid: int) -> str:
-    return ids.message_id(ids_key(), folder.account_id, folder.number, uid)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-def message_summary(folder: Folder, row: Message) -> dict:
-    """The fields a ``messageNew`` event (and a listing) carries."""
-    flags = list(row.flags)
-    return {
-        "id": message_id_for(folder, row.uid),
-        "uid": row.uid,
-        "path": folder.path,
-        "emailId": row.email_id or None,
-        "threadId": row.thread_id or None,
-        "date": _iso(row.date or row.internal_date),
-        "flags": flags,
-        "labels": list(row.labels),
-        "unseen": "\\Seen" not in flags,
-        "flagged": "\\Flagged" in flags,
-        "answered": "\\Answered" in flags,
-        "draft": "\\Draft" in flags,
-        "size": row.size,
-        "subject": row.subject,
-        "from": row.from_address,
-        "sender": row.sender,
-        "replyTo": row.reply_to,
-        "to": row.to,
-        "cc": row.cc,
-        "bcc": row.bcc,
-        "messageId": row.message_id or None,
-        "inReplyTo": row.in_reply_to or None,
-        "hasAttachments": row.has_attachments,
-    }
-
 
 # --- folders ------------------------------------------------------------------------------
 
@@ -170,23 +117,17 @@ def update_folder(folder: Folder, **fields) -> None:
 
 def _row_values(folder: Folder, meta: MessageMeta, thread_of: dict[str, str],
                 now: datetime) -> dict:
-    """A new row as column values (attnames), ready for COPY without building a Model."""
+    """A new row as column values (attnames), ready for COPY without building a Model: the
+    listed fields' columns as ``mailboxes.message_fields`` stores them, then the rest."""
     email_id = meta.email_id or (str(meta.gm_msgid) if meta.gm_msgid else "") or \
         threads.fingerprint(meta.message_id, meta.date or meta.internal_date, meta.size)
     thread_id = meta.thread_id or (str(meta.gm_thrid) if meta.gm_thrid else "") or \
         threads.thread_id(meta.message_id, meta.in_reply_to, meta.references, thread_of,
                           fallback=email_id)
-    first = meta.from_[0].as_dict() if meta.from_ else None
     return dict(
-        account_id=folder.account_id, folder_id=folder.pk, uid=meta.uid, flags=list(meta.flags),
-        labels=list(meta.labels), modseq=meta.modseq, internal_date=meta.internal_date,
-        size=meta.size, subject=meta.subject, from_address=first,
-        sender=meta.sender[0].as_dict() if meta.sender else None,
-        reply_to=[a.as_dict() for a in meta.reply_to], to=[a.as_dict() for a in meta.to],
-        cc=[a.as_dict() for a in meta.cc], bcc=[a.as_dict() for a in meta.bcc],
-        date=meta.date, message_id=(meta.message_id or "")[:998],
-        in_reply_to=(meta.in_reply_to or "")[:998], references=list(meta.references),
-        has_attachments=meta.has_attachments,
+        message_fields.stored_values(meta),
+        account_id=folder.account_id, folder_id=folder.pk, modseq=meta.modseq,
+        internal_date=meta.internal_date, references=list(meta.references),
         attachments=[_part(p) for p in meta.attachments],
         text_parts=[_part(p) for p in meta.text_parts],
         email_id=email_id[:64], thread_id=thread_id[:64],
@@ -243,7 +184,7 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
         if notify and rows:
             account = folder.account
             for row in rows:
-                summary = message_summary(folder, row)
+                summary = message_fields.summary(folder, row)
                 here = Half(None, summary["id"], row.uid, folder.path, summary)
                 source = moves.take_left(row.email_id) if moves else None
                 if source is not None:
@@ -267,8 +208,7 @@ def _insert(rows: list[dict]) -> None:
     index's time); COPY takes a fraction of that, in the same transaction."""
     if not rows:
         return
-    global _inserted_since
-    _inserted_since += len(rows)
+    index_upkeep.note_inserted(len(rows))
     if connection.vendor != "postgresql":
         Message.objects.bulk_create([Message(**row) for row in rows], batch_size=500)
         return
@@ -323,7 +263,7 @@ def apply_flag_changes(folder: Folder, changes: Sequence[FlagChange],
                 continue
             updates.append((list(change.flags), change.modseq, pk))
             recorded.append((events.MESSAGE_UPDATED, account.account, {
-                "id": message_id_for(folder, uid), "uid": uid, "path": folder.path,
+                "id": ids.message_id_for(folder, uid), "uid": uid, "path": folder.path,
                 "emailId": email_id or None,
                 "changes": {"flags": {"added": sorted(new - old), "deleted": sorted(old - new),
                                       "value": list(change.flags)}},
@@ -352,7 +292,7 @@ def remove_messages(folder: Folder, uids: Iterable[int], cursor: dict | None = N
                     .order_by("uid").values_list("uid", "email_id", "message_id"))
         account = folder.account
         for uid, email_id, message_id in rows:
-            here = Half(None, message_id_for(folder, uid), uid, folder.path)
+            here = Half(None, ids.message_id_for(folder, uid), uid, folder.path)
             destination = moves.take_arrived(email_id) if moves else None
             if destination is not None:
                 events.record(account.tenant_id, events.MESSAGE_MOVED, account.account,
@@ -381,78 +321,6 @@ def indexed_flags(folder: Folder, low: int = 1, high: int | None = None) -> dict
     if high is not None:
         rows = rows.filter(uid__lte=high)
     return dict(rows.values_list("uid", "flags"))
-
-
-# --- account state ------------------------------------------------------------------------
-
-
-def set_state(account: EmailAccount, state: str, error: dict | None = None,
-              event: str | None = None, event_data: dict | None = None,
-              holder: str | None = None, **fields) -> bool:
-    """Change the account's connection state (and record an event with it, atomically).
-
-    ``holder``: a worker's id. Then nothing is written (and False returned) unless that worker
-    still holds the account (``mailboxes.worker.holders``), so a worker that lost an account
-    can never report it, and a paused account keeps ``paused``."""
-    now = timezone.now()
-    values = {"state": state, "state_changed_at": now, **fields}
-    if error is not None:
-        values["last_error"] = {**error, "time": _iso(now)}
-    with transaction.atomic():
-        rows = EmailAccount.objects.filter(pk=account.pk)
-        if holder is not None:
-            if not holders.still_holds(holder, account.pk, lock=True):
-                return False
-            if state != EmailAccount.State.PAUSED:
-                rows = rows.filter(paused=False)
-        if not rows.update(**values) and holder is not None:
-            return False
-        if event:
-            events.record(account.tenant_id, event, account.account, event_data or {})
-    for key, value in values.items():
-        setattr(account, key, value)
-    return True
-
-
-def refresh_statistics() -> None:
-    """After a bulk first index the planner still believes the table is tiny and sorts whole
-    folders instead of walking the (folder, uid) index; ANALYZE (PostgreSQL, sampled, cheap)
-    fixes that at once instead of whenever autovacuum gets to it. Outside a transaction it is
-    VACUUM ANALYZE, which also marks the new pages all-visible, so that listing a deep page
-    counts its offset in the (folder, uid) index alone (an index-only scan) instead of
-    visiting every skipped row. At most once a minute, unless this process has inserted
-    many rows since the last time."""
-    global _analyzed_at, _inserted_since
-    now = time.monotonic()
-    if connection.vendor != "postgresql" or (
-            now - _analyzed_at < 60 and _inserted_since < REFRESH_AFTER_ROWS):
-        return
-    _analyzed_at, _inserted_since = now, 0
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE mailboxes_message" if connection.in_atomic_block
-                       else "VACUUM (ANALYZE) mailboxes_message")
-        # Bulk inserts leave GIN (trigram) entries in a pending list that every search then
-        # scans linearly; merge it into the index now rather than at the next VACUUM.
-        cursor.execute("SELECT gin_clean_pending_list(c.oid) FROM pg_class c "
-                       "WHERE c.relname LIKE 'message\\_%\\_trgm' AND c.relkind = 'i'")
-
-
-_analyzed_at = -60.0
-_inserted_since = 0  # rows this process indexed since the last refresh
-REFRESH_AFTER_ROWS = 5000
-
-
-def mark_initialized(account: EmailAccount) -> None:
-    with transaction.atomic():
-        updated = EmailAccount.objects.filter(pk=account.pk, initialized_at__isnull=True) \
-            .update(initialized_at=timezone.now())
-        if updated:
-            events.record(account.tenant_id, events.ACCOUNT_INITIALIZED, account.account, {
-                "account": account.account,
-                "folders": Folder.objects.filter(account=account).count(),
-                "messages": Message.objects.filter(account=account).count(),
-            })
-    refresh_statistics()
 
 
 # --- the API's own message changes (read-your-writes) ---------------------------------------
@@ -506,7 +374,7 @@ def _record_transfer_once(source: Folder, destination: Folder, uid_map: dict[int
                       .values_list("uid", flat=True))
         inserts, removed = [], []
         for old_uid, new_uid in sorted(uid_map.items()):
-            new_ids[old_uid] = message_id_for(destination, new_uid)
+            new_ids[old_uid] = ids.message_id_for(destination, new_uid)
             row = rows.get(old_uid)
             if row is None:  # the worker saw it leave first (and said so)
                 continue
@@ -528,9 +396,9 @@ def _record_transfer_once(source: Folder, destination: Folder, uid_map: dict[int
 
 def _record_transfer_events(account, source, destination, row, old_uid, new_uid, inserted,
                             removed, values) -> None:
-    here = Half(None, message_id_for(source, old_uid), old_uid, source.path)
+    here = Half(None, ids.message_id_for(source, old_uid), old_uid, source.path)
     if inserted:
-        summary = message_summary(destination, Message(**values))
+        summary = message_fields.summary(destination, Message(**values))
         there = Half(None, summary["id"], new_uid, destination.path, summary)
         if removed:
             events.record(account.tenant_id, events.MESSAGE_MOVED, account.account,

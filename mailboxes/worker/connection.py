@@ -17,7 +17,7 @@ run on the pool. The supervisor never runs two steps of one account at once, so 
 is only ever used by one thread at a time, and no socket is touched by the supervisor's
 selector while a step owns it.
 
-States are written only while this worker holds the account (``index.set_state(holder=)``):
+States are written only while this worker holds the account (``accounts.state``, fenced):
 a worker that lost it to another never reports it ``connected``.
 """
 
@@ -33,6 +33,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
+from accounts import state as account_state
 from accounts.models import EmailAccount
 from accounts.oauth2 import refresh
 from emailapi.lib.backoff import Schedule
@@ -48,10 +49,10 @@ from mailboxes.imap.session import (
     start_idle,
 )
 from mailboxes.models import Folder
-from mailboxes.sync import index
 from mailboxes.sync.account import sync_account
 from mailboxes.sync.folder import sync_folder
 from mailboxes.sync.moves import MoveTracker
+from mailboxes.worker import holders
 from mailboxes.worker.faults import STORE_ERRORS
 from webhooks import events
 
@@ -464,7 +465,9 @@ class AccountConnection:
     def _set_state(self, state: str, **fields) -> bool:
         """Record a state, only while this worker holds the account (see the module doc)."""
         self.state = state
-        return index.set_state(self.account, state, holder=self.worker_id, **fields)
+        fence = holders.fence(self.worker_id, self.account.pk) \
+            if self.worker_id is not None else None
+        return account_state.set_state(self.account, state, fence=fence, **fields)
 
     def _record(self, state: str, **fields) -> None:
         """``_set_state`` on a path that goes on whether or not the database answers."""

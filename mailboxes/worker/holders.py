@@ -6,7 +6,8 @@ database keeps a copy, so that the account's ``state`` can be trusted:
 - every worker renews one ``WorkerHeartbeat`` row per claim tick (alive until ``expires_at``);
 - right after taking a lease, a worker writes the account's ``AccountHolder`` row naming
   itself; giving an account up marks the row released;
-- a worker records a state only while the row still names it (``index.set_state(holder=)``):
+- a worker records a state only while the row still names it (``accounts.state.set_state``
+  with ``fence(worker_id, pk)``):
   a worker that lost an account cannot report it ``connected``;
 - an account is *held* while its row is not released and its worker's heartbeat is live.
   A ``connecting``, ``syncing`` or ``connected`` account that is not held is really
@@ -19,8 +20,9 @@ database keeps a copy, so that the account's ``state`` can be trusted:
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -78,6 +80,12 @@ def still_holds(worker_id: str, pk: int, lock: bool = False) -> bool:
     rows = AccountHolder.objects.filter(account_id=pk, worker_id=worker_id,
                                         released_at__isnull=True)
     return (rows.select_for_update() if lock else rows).exists()
+
+
+def fence(worker_id: str, pk: int) -> Callable[[], bool]:
+    """For ``accounts.state.set_state(fence=)``: this worker still holds the account, checked
+    (and the answer locked) inside the write's transaction."""
+    return functools.partial(still_holds, worker_id, pk, lock=True)
 
 
 def restore(worker_id: str, states: dict[int, str]) -> None:

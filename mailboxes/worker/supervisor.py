@@ -42,10 +42,10 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 
 from accounts import plans
+from accounts import state as account_state
 from accounts.announcements import account_changes_channel
 from accounts.models import EmailAccount
 from emailapi.lib.redis import get_redis
-from mailboxes.sync import index
 from mailboxes.worker import holders
 from mailboxes.worker.connection import (
     CRASHED_STEP_RETRY,
@@ -483,7 +483,7 @@ class ImapWorker:
         self._unregister(slot)
         if slot.pause_state and slot.conn.account is not None:
             try:
-                index.set_state(slot.conn.account, slot.pause_state)
+                account_state.set_state(slot.conn.account, slot.pause_state)
             except Exception:  # noqa: BLE001
                 logger.exception("account %s: could not record pause", pk)
         if slot.release_after_close:

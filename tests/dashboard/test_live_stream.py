@@ -71,6 +71,7 @@ def test_a_session_streams_its_organizations_events_only(server, alice, bob):
     # Neither the stream nor the pages that point to it make a token or show one.
     page = viewer.get("/dashboard").content.decode()
     assert 'data-stream="/dashboard/stream"' in page
+    assert f'data-stream-events="{" ".join(events.ALL)}"' in page  # what the script hears
     assert "eapi_" not in page and "access_token" not in page
     assert ApiToken.objects.count() == tokens_before
 

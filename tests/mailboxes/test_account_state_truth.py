@@ -12,9 +12,9 @@ from datetime import datetime
 import pytest
 
 from accounts import services
+from accounts import state as account_state
 from accounts.models import EmailAccount
 from mailboxes.models import AccountHolder
-from mailboxes.sync import index
 from mailboxes.worker import holders
 from mailboxes.worker.supervisor import ImapWorker
 from tests.base import wait_for
@@ -104,17 +104,17 @@ def test_only_the_holder_records_a_state(alice, mail_user):
     holders.beat("w1", 60)
     holders.beat("w2", 60)
     holders.claim("w1", [account.pk])
-    assert not index.set_state(account, State.CONNECTED, holder="w2")
+    assert not account_state.set_state(account, State.CONNECTED, fence=holders.fence("w2", account.pk))
     assert _stored(account).state == State.INIT
-    assert index.set_state(account, State.CONNECTED, holder="w1")
+    assert account_state.set_state(account, State.CONNECTED, fence=holders.fence("w1", account.pk))
     assert _stored(account).state == State.CONNECTED
 
     holders.claim("w2", [account.pk])  # taken over (w1 was partitioned, say)
-    assert not index.set_state(account, State.DISCONNECTED, holder="w1")
+    assert not account_state.set_state(account, State.DISCONNECTED, fence=holders.fence("w1", account.pk))
     assert _stored(account).state == State.CONNECTED
 
     services.pause_account(_stored(account))  # the API's word stands
-    assert not index.set_state(account, State.CONNECTED, holder="w2")
+    assert not account_state.set_state(account, State.CONNECTED, fence=holders.fence("w2", account.pk))
     assert _stored(account).state == State.PAUSED
 
 
@@ -125,7 +125,7 @@ def test_the_sweep_leaves_held_accounts_alone(alice, dovecot):
     holders.beat("dead", 60)
     holders.claim("dead", [orphan.pk])
     for account in (held, orphan):
-        index.set_state(account, State.CONNECTED)
+        account_state.set_state(account, State.CONNECTED)
     holders.beat("dead", -1)  # its heartbeat lapsed a second ago
     assert holders.sweep() == 1
     assert _stored(held).state == State.CONNECTED

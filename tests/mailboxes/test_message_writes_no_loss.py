@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mailboxes import listing, message_writes
+from mailboxes import ids, listing, message_writes
 from mailboxes.command_pool import pool
-from mailboxes.sync import index
 from mailboxes.sync.account import sync_account
 from tests.mailboxes.helpers import events_of, open_session, register
 from tests.servers import seed
@@ -63,7 +62,7 @@ def synced(alice, mail_user):
 
 def test_the_fallback_move_expunges_only_its_own_uid(alice, synced, mail_user):
     account, session, uids = synced
-    folder, row = listing.message_by_id(account, index.message_id_for(
+    folder, row = listing.message_by_id(account, ids.message_id_for(
         listing.folder_for_path(account, "INBOX"), uids[0]))
     target = message_writes.destination(account, "Archive")
     transfer, _ = message_writes._transfer(account, folder, [row.uid], target,

@@ -17,10 +17,9 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from mailboxes import listing, outbox, sending
+from mailboxes import ids, listing, outbox, sending
 from mailboxes.errors import QueueEntryNotCancellable
 from mailboxes.models import Folder, Message, OutboxEntry
-from mailboxes.sync import index
 from tests.base import wait_for
 from tests.mailboxes.helpers import events_of
 from tests.mailboxes.sending_helpers import (
@@ -416,7 +415,7 @@ def test_a_database_blip_before_any_statement_after_acceptance_never_sends_twice
             original = Message.objects.get(folder__account=account, message_id=original_id)
             entry = queue(account, raw_message(subject=f"Answer {target}"),
                           message_id=f"<answer-{target}@example.test>",
-                          reference={"message": index.message_id_for(original.folder,
+                          reference={"message": ids.message_id_for(original.folder,
                                                                      original.uid),
                                      "action": "reply"})
             wrapper.armed.clear()

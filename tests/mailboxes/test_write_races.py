@@ -9,6 +9,7 @@ import threading
 import pytest
 from django.db import connection, transaction
 
+from mailboxes import ids
 from mailboxes.command_pool import pool
 from mailboxes.imap import changes, fetch
 from mailboxes.models import Folder, Message
@@ -115,7 +116,7 @@ def test_a_move_whose_destination_the_worker_is_indexing_is_announced_once(inbox
     worker_thread.join(60)
     api_thread.join(60)
     assert worker_result == [1]
-    assert api_result == [{uid: index.message_id_for(archive, new_uid)}]
+    assert api_result == [{uid: ids.message_id_for(archive, new_uid)}]
     assert not Message.objects.filter(folder=folder, uid=uid).exists()
     assert Message.objects.filter(folder=archive, uid=new_uid).count() == 1
     kinds = sorted(e.event for e in events_of(account) if e.event.startswith("message"))

@@ -60,10 +60,6 @@
       .catch(function () { /* offline for a moment: the next poll catches up */ });
   }
 
-  var EVENTS = ["accountAdded", "accountDeleted", "accountInitialized", "authenticationError",
-    "authenticationSuccess", "connectError", "mailboxNew", "mailboxDeleted", "mailboxReset",
-    "messageNew", "messageUpdated", "messageDeleted", "messageMoved", "messageSent",
-    "messageFailed", "webhookDisabled"];
   var pending = null;
   function soon() {  // a burst of events costs one fetch
     window.emailapiStreamEvents = (window.emailapiStreamEvents || 0) + 1;  // for tests
@@ -76,7 +72,9 @@
     var url = stream && stream.getAttribute("data-stream");
     if (url && window.EventSource) {
       var source = new EventSource(url);
-      EVENTS.forEach(function (name) { source.addEventListener(name, soon); });
+      // The event names come from the server's one list (webhooks.events.ALL).
+      var names = (stream.getAttribute("data-stream-events") || "").split(" ");
+      names.forEach(function (name) { if (name) source.addEventListener(name, soon); });
       source.addEventListener("open", function () {  // catch up on what came before
         window.emailapiStreamOpen = true;  // for tests
         poll();

@@ -1,0 +1,120 @@
+"""A mailbox account's connection state: the one place that writes it.
+
+``EmailAccount.state`` is what the API and the dashboard show about a mailbox. Workers write
+it as they connect, sync and fail; the OAuth2 refresh writes ``authenticationError`` when a
+grant is refused; pausing and resuming (by the user, or by the tenant's plan) write
+``paused`` and ``init``::
+
+      paused <------------- pause (from any state)
+        | resume
+        v
+       init
+        | a worker claims the account
+        v
+    connecting <---------------- retry, with backoff --------------+
+     |  |  |                                                       |
+     |  |  +-- login refused ------> authenticationError ----------+
+     |  +----- TCP/TLS failed -----> connectError -----------------+
+     v                                                             |
+    syncing   (first sync, or the index is behind)                 |
+     |                                                             |
+     v                                                             |
+    connected -- connection lost, or no live worker holds it --> disconnected
+
+``connecting`` goes straight to ``connected`` when the index is up to date; ``syncing`` breaks
+off to ``disconnected`` (or an error) as ``connected`` does; a refused OAuth2 grant
+(``accounts.oauth2.refresh``) sets ``authenticationError`` from any state.
+
+``connecting``, ``syncing`` and ``connected`` are only true while a live worker holds the
+account; ``mailboxes.worker.holders`` shows (and writes down) ``disconnected`` once nobody does.
+
+A worker's write is *fenced*: it passes ``fence``, a check run inside the write's transaction
+that says whether the worker still holds the account (and locks that answer until the commit).
+Nothing is written when it fails, so a worker that lost the account never reports it; and a
+fenced write never overwrites ``paused``, so a worker finishing a step cannot undo a pause.
+
+Every write records its event (``authenticationError``, ``accountInitialized``...) in the same
+transaction, so a state and its event commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import EmailAccount
+from webhooks import events
+
+State = EmailAccount.State
+
+
+def set_state(account: EmailAccount, state: str, error: dict | None = None,
+              event: str | None = None, event_data: dict | None = None,
+              fence: Callable[[], bool] | None = None, **fields) -> bool:
+    """Change the account's connection state (and record ``event`` with it, atomically).
+
+    ``fence``: for a worker's write, whether the worker still holds the account (see the
+    module doc); when it says no, or the account is paused, nothing is written and False is
+    returned. ``error`` becomes ``last_error`` with the time added; ``fields`` are written too."""
+    now = timezone.now()
+    values = {"state": state, "state_changed_at": now, **fields}
+    if error is not None:
+        values["last_error"] = {**error, "time": now.isoformat().replace("+00:00", "Z")}
+    with transaction.atomic():
+        rows = EmailAccount.objects.filter(pk=account.pk)
+        if fence is not None:
+            if not fence():
+                return False
+            if state != State.PAUSED:
+                rows = rows.filter(paused=False)
+        if not rows.update(**values) and fence is not None:
+            return False
+        if event:
+            events.record(account.tenant_id, event, account.account, event_data or {})
+    for key, value in values.items():
+        setattr(account, key, value)
+    return True
+
+
+def mark_initialized(account: EmailAccount, counts: Callable[[], dict]) -> bool:
+    """The first full sync finished: stamp ``initialized_at`` and raise ``accountInitialized``
+    once (with ``counts()``: what the index holds). Returns whether this call did it."""
+    with transaction.atomic():
+        updated = EmailAccount.objects.filter(pk=account.pk, initialized_at__isnull=True) \
+            .update(initialized_at=timezone.now())
+        if updated:
+            events.record(account.tenant_id, events.ACCOUNT_INITIALIZED, account.account,
+                          {"account": account.account, **counts()})
+    return bool(updated)
+
+
+def pause(account: EmailAccount) -> None:
+    """The user paused the mailbox: no worker serves it until it is resumed."""
+    now = timezone.now()
+    EmailAccount.objects.filter(pk=account.pk).update(
+        paused=True, state=State.PAUSED, state_changed_at=now)
+    account.paused, account.state, account.state_changed_at = True, State.PAUSED, now
+
+
+def resume(account: EmailAccount) -> None:
+    """The user resumed a paused mailbox: it starts over from ``init``."""
+    now = timezone.now()
+    if account.paused:
+        EmailAccount.objects.filter(pk=account.pk).update(
+            paused=False, state=State.INIT, state_changed_at=now)
+        account.paused, account.state, account.state_changed_at = False, State.INIT, now
+
+
+def pause_all(pks: Iterable[int]) -> None:
+    """The tenant stopped (its plan): its mailboxes show ``paused``; their own ``paused``
+    flag, the user's choice, is left alone."""
+    EmailAccount.objects.filter(pk__in=list(pks)).update(
+        state=State.PAUSED, state_changed_at=timezone.now())
+
+
+def resume_all(pks: Iterable[int]) -> None:
+    """The tenant started again: those of its mailboxes that show ``paused`` start over."""
+    EmailAccount.objects.filter(pk__in=list(pks), state=State.PAUSED).update(
+        state=State.INIT, state_changed_at=timezone.now())
