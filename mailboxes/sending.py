@@ -43,6 +43,7 @@ from django.db import connection as db_connection
 from django.utils import timezone
 
 from accounts.oauth2.refresh import ReauthRequired, TokenError
+from emailapi.lib.backoff import Schedule
 from emailapi.lib.wording import describe
 from mailboxes import connection_settings, ids, listing, outbox, smtp
 from mailboxes.command_pool import pool
@@ -62,6 +63,8 @@ DB_FAULTS = (OperationalError, InterfaceError)
 # Retries stop this long before the entry's lease ends: the rq job's timeout is the lease
 # less 30 s, and after the lease the sweep would hand the entry to a job that sends it again.
 LEASE_MARGIN = 35
+# Between tries of recording a send's outcome while the database fails: 0.05 s doubling to 5 s.
+RECORD_RETRY = Schedule(base=0.05, factor=2.0, cap=5.0)
 T = TypeVar("T")
 
 
@@ -111,7 +114,7 @@ def recorded(entry: OutboxEntry, step: Callable[[], T]) -> T:
     lease (less ``LEASE_MARGIN``); then the last fault is raised. Each step must be safe to
     run again: a fault may come after its commit reached the server."""
     deadline = _record_deadline(entry)
-    pause = 0.05
+    retry = 0
     while True:
         try:
             return step()
@@ -124,8 +127,8 @@ def recorded(entry: OutboxEntry, step: Callable[[], T]) -> T:
                 raise
             logger.warning("outbox %s: the database failed (%s); trying again",
                            entry.queue_id, type(exc).__name__)
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, 5.0)
+            retry += 1
+            time.sleep(min(RECORD_RETRY.delay(retry), left))
 
 
 def _record_deadline(entry: OutboxEntry) -> float:
