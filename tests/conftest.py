@@ -57,14 +57,26 @@ def smtp_user(smtp_server, mail_user):
     return mail_user
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def redis_db():
-    """A clean Redis test database (this worker's own DB number) for every test."""
+    """A clean Redis test database (this worker's own DB number)."""
     from emailapi.redis import get_redis
 
     client = get_redis()
     client.flushdb()
     yield client
+
+
+# Fixtures whose tests reach Redis through the app (tokens, account changes, leases, streams).
+_STORE_FIXTURES = {"db", "transactional_db", "django_db_setup", "live_server", "redis_db"}
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis(request):
+    """Tests that use the database (and with it the app's Redis side) start on a clean Redis
+    DB; pure tests (parsers, compilers) do not touch Redis, so they run with it stopped."""
+    if request.node.get_closest_marker("django_db") or _STORE_FIXTURES & set(request.fixturenames):
+        request.getfixturevalue("redis_db")
 
 
 @pytest.fixture
