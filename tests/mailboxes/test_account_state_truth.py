@@ -67,7 +67,8 @@ def test_a_killed_workers_account_reads_disconnected_until_a_worker_holds_it(
         # A live worker's sweep writes down what reads already show.
         assert holders.sweep() == 1
         stored = _stored(account)
-        assert stored.state == State.DISCONNECTED and stored.state_changed_at == lapsed
+        assert stored.state == State.DISCONNECTED
+        assert stored.state_changed_at == lapsed
         assert holders.sweep() == 0
 
         # Held again: connected, recorded by the worker that holds it.

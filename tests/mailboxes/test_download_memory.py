@@ -109,7 +109,8 @@ def test_a_50_mb_attachment_streams_in_bounded_web_memory(alice, mail_user, sett
 
         status, headers, _ = _get(port, f"/v1/account/box/attachment/{attachment['id']}",
                                   alice.token, sink)
-        assert status == 200 and received == BIG_SIZE
+        assert status == 200
+        assert received == BIG_SIZE
         assert digest.hexdigest() == hashlib.sha256(payload).hexdigest()
         growth = peak - baseline
         print(f"web RSS {baseline / 2**20:.1f} MiB, peak growth {growth / 2**20:.1f} MiB "

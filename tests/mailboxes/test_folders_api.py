@@ -75,8 +75,10 @@ def test_rename_moves_children_keeps_message_ids_and_raises_each_event_once(sync
     answer = folders.rename_folder(account, "Old", ["New"])
     assert answer == {"path": "Old", "newPath": "New", "renamed": True}
     names = server_folders(mail_user)
-    assert {"New", "New/Sub"} <= names and not {"Old", "Old/Sub"} & names
-    assert {"New", "New/Sub"} <= indexed(account) and not {"Old", "Old/Sub"} & indexed(account)
+    assert {"New", "New/Sub"} <= names
+    assert not {"Old", "Old/Sub"} & names
+    assert {"New", "New/Sub"} <= indexed(account)
+    assert not {"Old", "Old/Sub"} & indexed(account)
     folder, row = listing.message_by_id(account, uploaded["id"])  # same id, new path
     assert (folder.path, row.subject) == ("New/Sub", "Kept")
     assert sorted(mailbox_events(account)[before:]) == sorted([
@@ -110,7 +112,8 @@ def test_delete_of_the_selected_folder_indexes_it_gone_with_one_event(synced, ma
     assert listing.page_of(Folder.objects.get(account=account, path="Scratch"), 0, 10,
                            None)["total"] == 1
     assert folders.delete_folder(account, "Scratch") == {"path": "Scratch", "deleted": True}
-    assert "Scratch" not in server_folders(mail_user) and "Scratch" not in indexed(account)
+    assert "Scratch" not in server_folders(mail_user)
+    assert "Scratch" not in indexed(account)
     assert mailbox_events(account)[-1] == ("mailboxDeleted", "Scratch")
     count = len(events_of(account))
     uploading.upload(account, "Drafts", {"raw": seed.make_message()}, [], None)  # pool is fine
@@ -187,7 +190,8 @@ def test_the_routes_answer_emailengine_shapes_and_json_errors(alice, bob, synced
         assert set(response.json()) >= {"error", "code", "statusCode"}
     for query, status in (("?path=INBOX", 400), ("?path=Nope", 404), ("", 400)):
         response = api.delete(f"{BOX}/mailbox{query}")
-        assert response.status_code == status and response.json()["statusCode"] == status
+        assert response.status_code == status
+        assert response.json()["statusCode"] == status
     assert bob.client.delete(f"{BOX}/mailbox?path=Work").status_code == 404
     assert (server_folders(mail_user), len(events_of(account))) == before
 
@@ -202,11 +206,13 @@ def test_upload_route_stores_raw_and_structured_and_refuses_bad_input(alice, bob
     assert stored.status_code == 200, stored.json()
     assert set(stored.json()) == {"id", "path", "uid", "uidValidity", "messageId"}
     detail = api.get(f"{BOX}/message/{stored.json()['id']}").json()
-    assert detail["subject"] == "Raw draft" and detail["draft"] is True
+    assert detail["subject"] == "Raw draft"
+    assert detail["draft"] is True
     built = api.post(f"{BOX}/message", {"path": "\\Drafts", "subject": "Built",
                                         "to": [{"name": "Zoë", "address": "z@example.com"}],
                                         "html": "<b>hi</b>"}, format="json")
-    assert built.status_code == 200 and built.json()["path"] == "Drafts"
+    assert built.status_code == 200
+    assert built.json()["path"] == "Drafts"
     assert api.get(f"{BOX}/message/{built.json()['id']}").json()["to"][0]["name"] == "Zoë"
     count = len(events_of(account))
     refusals = [

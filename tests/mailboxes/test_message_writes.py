@@ -61,7 +61,9 @@ def test_flags_add_and_delete_reach_server_index_and_outbox_once(alice, synced, 
     assert server_flags(mail_user, "INBOX", uids[0]) >= {"\\Seen", "\\Flagged", "$Work"}
     row = alice.client.get(f"{BOX}/messages?path=INBOX").json()["messages"]
     first = next(m for m in row if m["id"] == ids[0])
-    assert first["unseen"] is False and first["flagged"] is True and "$Work" in first["flags"]
+    assert first["unseen"] is False
+    assert first["flagged"] is True
+    assert "$Work" in first["flags"]
     response = alice.client.put(f"{BOX}/message/{ids[0]}",
                                 {"flags": {"delete": ["\\Flagged"]}}, format="json")
     assert response.json() == {"flags": {"delete": True}}
@@ -87,7 +89,8 @@ def test_labels_on_a_server_without_them_are_a_400(alice, synced):
     _, _, ids, _ = synced
     response = alice.client.put(f"{BOX}/message/{ids[0]}", {"labels": {"add": ["x"]}},
                                 format="json")
-    assert response.status_code == 400 and response.json()["code"] == "LabelsUnsupported"
+    assert response.status_code == 400
+    assert response.json()["code"] == "LabelsUnsupported"
 
 
 def test_move_returns_the_new_id_and_raises_one_message_moved(alice, synced, mail_user):
@@ -96,19 +99,24 @@ def test_move_returns_the_new_id_and_raises_one_message_moved(alice, synced, mai
                                 format="json")
     assert response.status_code == 200, response.json()
     moved = response.json()
-    assert moved["path"] == "Archive" and moved["uid"] and moved["id"] != ids[1]
+    assert moved["path"] == "Archive"
+    assert moved["uid"]
+    assert moved["id"] != ids[1]
     assert server_subjects(mail_user, "Archive") == ["Message 1"]
     assert server_subjects(mail_user, "INBOX") == ["Message 0", "Message 2"]
     archive = alice.client.get(f"{BOX}/messages?path=Archive").json()
-    assert [m["id"] for m in archive["messages"]] == [moved["id"]] and archive["total"] == 1
+    assert [m["id"] for m in archive["messages"]] == [moved["id"]]
+    assert archive["total"] == 1
     inbox = alice.client.get(f"{BOX}/messages?path=INBOX").json()
-    assert ids[1] not in [m["id"] for m in inbox["messages"]] and inbox["total"] == 2
+    assert ids[1] not in [m["id"] for m in inbox["messages"]]
+    assert inbox["total"] == 2
     assert alice.client.get(f"{BOX}/message/{ids[1]}").status_code == 404
     assert alice.client.get(f"{BOX}/message/{moved['id']}").json()["subject"] == "Message 1"
     sync_account(session, account)
     assert event_kinds(account) == ["messageMoved"]
     event = events_of(account, "messageMoved")[0].data
-    assert event["source"]["id"] == ids[1] and event["destination"]["id"] == moved["id"]
+    assert event["source"]["id"] == ids[1]
+    assert event["destination"]["id"] == moved["id"]
 
 
 def test_copy_keeps_the_source_and_raises_one_message_new(alice, synced, mail_user):
@@ -127,7 +135,8 @@ def test_move_to_a_missing_folder_is_a_404_naming_it(alice, synced, mail_user):
     _, _, ids, _ = synced
     response = alice.client.put(f"{BOX}/message/{ids[0]}/move", {"path": "Nowhere/Deep"},
                                 format="json")
-    assert response.status_code == 404 and "Nowhere/Deep" in response.json()["error"]
+    assert response.status_code == 404
+    assert "Nowhere/Deep" in response.json()["error"]
     assert server_subjects(mail_user, "INBOX") == ["Message 0", "Message 1", "Message 2"]
 
 
@@ -141,7 +150,8 @@ def test_move_to_a_folder_deleted_on_the_server_is_a_404(alice, synced, mail_use
         other.delete_folder("Projects")
     response = alice.client.put(f"{BOX}/message/{ids[0]}/move", {"path": "Projects"},
                                 format="json")
-    assert response.status_code == 404 and response.json()["code"] == "MailboxNotFound"
+    assert response.status_code == 404
+    assert response.json()["code"] == "MailboxNotFound"
     assert server_subjects(mail_user, "INBOX") == ["Message 0", "Message 1", "Message 2"]
 
 
@@ -150,7 +160,8 @@ def test_delete_moves_to_trash_then_force_expunges(alice, synced, mail_user):
     response = alice.client.delete(f"{BOX}/message/{ids[0]}")
     assert response.status_code == 200, response.json()
     body = response.json()
-    assert body["deleted"] is False and body["moved"]["destination"] == "Trash"
+    assert body["deleted"] is False
+    assert body["moved"]["destination"] == "Trash"
     assert server_subjects(mail_user, "Trash") == ["Message 0"]
     in_trash = body["moved"]["message"]
     second = alice.client.delete(f"{BOX}/message/{in_trash}")  # already in Trash: expunge

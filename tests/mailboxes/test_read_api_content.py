@@ -34,29 +34,37 @@ def test_plain_message_with_text(alice, synced):
     _, ids, _, _ = synced
     body = alice.client.get(f"/v1/account/box/message/{ids['plain']}").json()
     assert body["subject"] == seed.SUBJECTS["plain"]
-    assert body["text"]["plain"].startswith("Hi Bob,") and body["text"]["html"] is None
-    assert body["text"]["hasMore"] is False and body["attachments"] == []
-    assert body["messageId"] == seed.MESSAGE_IDS["plain"] and "headers" not in body
+    assert body["text"]["plain"].startswith("Hi Bob,")
+    assert body["text"]["html"] is None
+    assert body["text"]["hasMore"] is False
+    assert body["attachments"] == []
+    assert body["messageId"] == seed.MESSAGE_IDS["plain"]
+    assert "headers" not in body
 
 
 def test_alternative_text_types_and_max_bytes(alice, synced):
     _, ids, _, _ = synced
     url = f"/v1/account/box/message/{ids['alternative']}"
     both = alice.client.get(url).json()["text"]
-    assert "text part" in both["plain"] and "<h1>This week</h1>" in both["html"]
+    assert "text part" in both["plain"]
+    assert "<h1>This week</h1>" in both["html"]
     html = alice.client.get(url, {"textType": "html"}).json()["text"]
-    assert html["plain"] is None and "<b>part</b>" in html["html"]
+    assert html["plain"] is None
+    assert "<b>part</b>" in html["html"]
     cut = alice.client.get(url, {"textType": "plain", "maxBytes": 9}).json()["text"]
-    assert cut["plain"] == "This week" and cut["hasMore"] is True
+    assert cut["plain"] == "This week"
+    assert cut["hasMore"] is True
     for bad in ({"textType": "pdf"}, {"maxBytes": 0}, {"markAsSeen": "maybe"}, {"x": 1}):
         response = alice.client.get(url, bad)
-        assert response.status_code == 400 and response.json()["code"] == "InputValidationError"
+        assert response.status_code == 400
+        assert response.json()["code"] == "InputValidationError"
 
 
 def test_unicode_and_malformed_messages_read_without_error(alice, synced):
     _, ids, _, _ = synced
     unicode = alice.client.get(f"/v1/account/box/message/{ids['unicode']}").json()
-    assert unicode["subject"] == seed.UNICODE_SUBJECT and "日本語" in unicode["text"]["plain"]
+    assert unicode["subject"] == seed.UNICODE_SUBJECT
+    assert "日本語" in unicode["text"]["plain"]
     assert unicode["from"]["name"] == "Jörg Müller-Łukasiewicz"
     broken = alice.client.get(f"/v1/account/box/message/{ids['malformed']}?headers=true")
     assert broken.status_code == 200
@@ -70,10 +78,13 @@ def test_attachments_listed_and_downloaded_with_rfc6266_name(alice, synced):
     assert "Anbei die Rechnung" in body["text"]["plain"]
     files = {a["filename"]: a for a in body["attachments"]}
     pdf, png = files[seed.PDF_FILENAME], files[seed.IMAGE_FILENAME]
-    assert pdf["contentType"] == "application/pdf" and pdf["inline"] is False
-    assert png["contentId"] and png["inline"] is True
+    assert pdf["contentType"] == "application/pdf"
+    assert pdf["inline"] is False
+    assert png["contentId"]
+    assert png["inline"] is True
     response = alice.client.get(f"/v1/account/box/attachment/{pdf['id']}")
-    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
     assert b"".join(response.streaming_content) == seed.tiny_pdf()
     disposition = response["Content-Disposition"]
     assert disposition.startswith("attachment;")
@@ -85,7 +96,8 @@ def test_attachments_listed_and_downloaded_with_rfc6266_name(alice, synced):
 def test_raw_source_is_the_message_as_appended(alice, synced):
     _, ids, named, _ = synced
     response = alice.client.get(f"/v1/account/box/message/{ids['attachments']}/source")
-    assert response.status_code == 200 and response["Content-Type"] == "message/rfc822"
+    assert response.status_code == 200
+    assert response["Content-Type"] == "message/rfc822"
     raw = b"".join(response.streaming_content)
     assert raw.replace(b"\r\n", b"\n") == named["attachments"].replace(b"\r\n", b"\n")
     assert int(response["Content-Length"]) == len(raw)
@@ -99,7 +111,8 @@ def test_reading_never_sets_seen_unless_asked(alice, synced, mail_user):
         other.select_folder("INBOX", readonly=True)
         assert b"\\Seen" not in other.get_flags([uids["plain"]])[uids["plain"]]
     body = alice.client.get(f"/v1/account/box/message/{ids['plain']}?markAsSeen=true").json()
-    assert "\\Seen" in body["flags"] and body["unseen"] is False
+    assert "\\Seen" in body["flags"]
+    assert body["unseen"] is False
     with mail_user.imap_client() as other:
         other.select_folder("INBOX", readonly=True)
         assert b"\\Seen" in other.get_flags([uids["plain"]])[uids["plain"]]
@@ -136,9 +149,11 @@ def test_a_server_that_is_down_is_a_prompt_503(alice, settings):
         "auth": {"user": "u", "pass": "p"}}})
     started = time.monotonic()
     response = alice.client.get("/v1/account/dead/mailboxes?counters=true")
-    assert response.status_code == 503 and time.monotonic() - started < 5
+    assert response.status_code == 503
+    assert time.monotonic() - started < 5
     body = response.json()
-    assert body["code"] == "MailboxUnavailable" and body["statusCode"] == 503
+    assert body["code"] == "MailboxUnavailable"
+    assert body["statusCode"] == 503
     assert "state" in body["details"]
 
 
@@ -155,6 +170,7 @@ def test_a_message_newer_than_the_pooled_connection_is_found(alice, synced, mail
     assert listed["messages"][0]["uid"] == uid
     fresh = listed["messages"][0]["id"]
     response = alice.client.get(f"/v1/account/box/message/{fresh}")
-    assert response.status_code == 200 and response.json()["subject"] == "Just in"
+    assert response.status_code == 200
+    assert response.json()["subject"] == "Just in"
     source = alice.client.get(f"/v1/account/box/message/{fresh}/source")
     assert b"Just in" in b"".join(source.streaming_content)

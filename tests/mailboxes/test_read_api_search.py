@@ -53,7 +53,8 @@ def test_post_search_on_the_server(alice, synced):
     assert len(uids_of(search({"not": {"seen": True}}))) == 4
     assert len(uids_of(search({}))) == 6
     page = search({}).json()
-    assert page["total"] == 6 and page["pages"] == 1
+    assert page["total"] == 6
+    assert page["pages"] == 1
 
 
 def test_get_search_with_bracket_parameters(alice, synced):
@@ -93,12 +94,14 @@ def test_bad_criteria_are_400_with_the_field(alice, synced):
                                      format="json")
         assert response.status_code == 400, criteria
         body = response.json()
-        assert body["code"] == "InputValidationError" and field in body["details"], body
+        assert body["code"] == "InputValidationError", body
+        assert field in body["details"], body
     assert alice.client.post("/v1/account/box/search", {"search": {}},
                              format="json").status_code == 400  # IMAP needs a path
     missing = alice.client.post("/v1/account/box/search?path=Nope", {"search": {}},
                                 format="json")
-    assert missing.status_code == 404 and missing.json()["code"] == "MailboxNotFound"
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "MailboxNotFound"
 
 
 def test_index_search_in_one_folder_or_all(alice, synced):
@@ -115,7 +118,8 @@ def test_index_search_in_one_folder_or_all(alice, synced):
                               format="json")
     assert uids_of(flags) == [uids["alternative"]]
     body = alice.client.post(url, {"search": {"body": "x"}}, format="json")
-    assert body.status_code == 400 and body.json()["code"] == "NotIndexable"
+    assert body.status_code == 400
+    assert body.json()["code"] == "NotIndexable"
 
 
 def test_threads_list_and_one_thread(alice, synced):
@@ -192,7 +196,8 @@ def test_bad_index_field_values_are_400_with_the_field(alice, synced, criteria, 
 
     assert response.status_code == 400, response.json()
     body = response.json()
-    assert body["code"] == "InputValidationError" and field in body["details"], body
+    assert body["code"] == "InputValidationError", body
+    assert field in body["details"], body
     assert body["details"][field] != ["Unknown field"]
 
 
@@ -209,7 +214,8 @@ def test_index_only_fields_on_a_server_search_are_400_naming_source_index(
 
     assert response.status_code == 400, response.json()
     body = response.json()
-    assert body["code"] == "InputValidationError" and field in body["details"], body
+    assert body["code"] == "InputValidationError", body
+    assert field in body["details"], body
     assert "source=index" in body["details"][field][0]
 
 
@@ -224,5 +230,6 @@ def test_a_malformed_bracket_criterion_is_a_400(alice, synced, key):
 
     assert response.status_code == 400, response.json()
     body = response.json()
-    assert body["code"] == "InputValidationError" and body["statusCode"] == 400, body
+    assert body["code"] == "InputValidationError", body
+    assert body["statusCode"] == 400, body
     assert any(name.startswith("search") for name in body["details"]), body

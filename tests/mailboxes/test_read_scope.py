@@ -48,7 +48,8 @@ def test_a_read_token_cannot_mark_a_message_seen(alice, synced, mail_user):
         response = reader.get(url, {"markAsSeen": value})
         assert response.status_code == 403, value
         body = response.json()
-        assert body["code"] == "InsufficientScope" and body["statusCode"] == 403
+        assert body["code"] == "InsufficientScope"
+        assert body["statusCode"] == 403
         assert "markAsSeen" in body["error"]
         # HEAD runs the GET handler: it must be refused the same way.
         assert reader.head(url, {"markAsSeen": value}).status_code == 403, value
@@ -108,4 +109,5 @@ def test_a_read_token_may_search_by_post_but_not_write(alice, synced, mail_user)
     assert [m["id"] for m in found.json()["messages"]] == [messages[0]["id"]]
     refused = reader.post("/v1/account/box/mailbox", {"path": ["Made by a reader"]},
                           format="json")
-    assert refused.status_code == 403 and refused.json()["code"] == "InsufficientScope"
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "InsufficientScope"

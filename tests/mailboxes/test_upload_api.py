@@ -51,10 +51,13 @@ def test_raw_upload_is_on_the_server_in_the_index_and_announced_once(synced, mai
     account, session = synced
     raw = seed.make_message(subject="Draft one", message_id="<draft-1@example.test>")
     answer = uploading.upload(account, "Drafts", {"raw": raw}, ["\\Draft", "$Later"], None)
-    assert answer["path"] == "Drafts" and answer["uid"] and answer["id"]
+    assert answer["path"] == "Drafts"
+    assert answer["uid"]
+    assert answer["id"]
     assert answer["messageId"] == "<draft-1@example.test>"
     flags, message = on_server(mail_user, "Drafts", answer["uid"])
-    assert flags == {"\\Draft", "$Later"} and message["Subject"] == "Draft one"
+    assert flags == {"\\Draft", "$Later"}
+    assert message["Subject"] == "Draft one"
     folder, row = listing.message_by_id(account, answer["id"])
     assert (folder.path, row.subject, set(row.flags)) == ("Drafts", "Draft one",
                                                           {"\\Draft", "$Later"})
@@ -100,7 +103,8 @@ def test_unknown_folder_or_bad_flag_is_refused_and_nothing_is_stored(synced, mai
     raw = {"raw": seed.make_message(subject="Nowhere")}
     with pytest.raises(ApiError) as caught:
         uploading.upload(account, "Nope", raw, [], None)
-    assert caught.value.status_code == 404 and "'Nope'" in str(caught.value.detail)
+    assert caught.value.status_code == 404
+    assert "'Nope'" in str(caught.value.detail)
     with pytest.raises(ApiError) as caught:
         uploading.upload(account, "Drafts", raw, ["bad flag"], None)
     assert caught.value.status_code == 400
@@ -121,7 +125,8 @@ def test_a_folder_gone_on_the_server_is_a_404_naming_it(synced, mail_user):
         other.delete_folder("Gone")  # another client, before the worker noticed
     with pytest.raises(ApiError) as caught:
         uploading.upload(account, "Gone", {"raw": seed.make_message()}, [], None)
-    assert caught.value.status_code == 404 and "'Gone'" in str(caught.value.detail)
+    assert caught.value.status_code == 404
+    assert "'Gone'" in str(caught.value.detail)
 
 
 def test_indexing_an_append_twice_raises_one_event(synced):

@@ -69,7 +69,8 @@ def test_it_connects_syncs_and_sees_new_mail_through_idle(alice, mail_user, star
     [uid] = seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Live one")])
     event = wait_for(lambda: events_of(account, "messageNew"), timeout=10)[0]
     latency = time.monotonic() - appended
-    assert event.data["uid"] == uid and event.data["subject"] == "Live one"
+    assert event.data["uid"] == uid
+    assert event.data["subject"] == "Live one"
     assert latency < 20, latency  # IDLE, not the STATUS poll (a minute), even on a busy machine
     assert worker.leases.holder(account.pk) == worker.worker_id
 
@@ -102,7 +103,8 @@ def test_other_folders_are_watched_through_notify(alice, mail_user, start_worker
     [uid] = seed.seed_mailbox(mail_user, folder="Archive",
                               messages=[seed.make_message(subject="Filed away")])
     event = wait_for(lambda: events_of(account, "messageNew"), timeout=10)[0]
-    assert event.data["path"] == "Archive" and event.data["uid"] == uid
+    assert event.data["path"] == "Archive"
+    assert event.data["uid"] == uid
     with mail_user.imap_client() as other:
         other.create_folder("Projects")
     created = wait_for(lambda: events_of(account, "mailboxNew"), timeout=10)[0]
@@ -148,7 +150,8 @@ def test_big_history_fills_in_behind_while_idling(alice, mail_user, start_worker
     [initialized] = events_of(account, "accountInitialized")
     connected_at = EmailAccount.objects.get(pk=account.pk).state_changed_at
     last_old = max(inbox().filter(uid__in=old).values_list("indexed_at", flat=True))
-    assert connected_at < last_old and connected_at < initialized.created_at
+    assert connected_at < last_old
+    assert connected_at < initialized.created_at
 
 
 def test_wrong_password_reports_once_and_a_fix_reconnects(alice, mail_user, start_worker):

@@ -34,3 +34,16 @@ def test_pure_tests_run_with_redis_stopped():
          str(TESTS / "mailboxes" / "test_imap_parse.py")],
         cwd=TESTS.parent, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_no_assert_hides_which_part_failed():
+    """``assert a and b`` reports only that the whole was false: one assert a condition (or
+    one comparison of a whole dict or tuple) says which part failed."""
+    import ast
+
+    offenders = [f"{path.relative_to(TESTS)}:{node.lineno}"
+                 for path in TESTS.rglob("*.py")
+                 for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, ast.Assert) and isinstance(node.test, ast.BoolOp)
+                 and isinstance(node.test.op, ast.And)]
+    assert offenders == []

@@ -23,7 +23,8 @@ def test_published_in_creation_order_once(alice):
     assert sequencer.publish_pending() == 0
     first.refresh_from_db()
     second.refresh_from_db()
-    assert second.seq == first.seq + 1 and first.dispatched_at is not None
+    assert second.seq == first.seq + 1
+    assert first.dispatched_at is not None
     third = events.record(alice.tenant, events.MESSAGE_DELETED, "box")
     assert sequencer.publish_pending() == 1
     third.refresh_from_db()
@@ -64,7 +65,9 @@ def test_a_transaction_rings_the_doorbell_once_after_commit(alice, redis_db):
             events.record(alice.tenant, events.MESSAGE_NEW, "box", {"n": n})
         assert pubsub.get_message(timeout=0.2) is None  # not before commit
     rung = [pubsub.get_message(timeout=10), pubsub.get_message(timeout=0.3)]
-    assert rung[0] is not None and rung[0]["type"] == "message" and rung[1] is None
+    assert rung[0] is not None
+    assert rung[0]["type"] == "message"
+    assert rung[1] is None
     pubsub.close()
 
 

@@ -66,7 +66,8 @@ def test_failures_are_retried_and_every_event_arrives_once_in_order_per_mailbox(
     lanes = by_account_in_order(receiver.accepted())
     assert set(lanes) == {"a", "b", "c"}
     for seqs in lanes.values():
-        assert len(seqs) == 4 and seqs == sorted(seqs)
+        assert len(seqs) == 4
+        assert seqs == sorted(seqs)
     assert {q.payload["id"] for q in receiver.accepted()} == {str(e.id) for e in recorded}
     assert len(receiver.requests) >= 12 + 7
     for request in receiver.requests:
@@ -79,7 +80,8 @@ def test_failures_are_retried_and_every_event_arrives_once_in_order_per_mailbox(
     assert log["total"] == 12
     assert {d["state"] for d in log["deliveries"]} == {"delivered"}
     retried = [d for d in log["deliveries"] if d["attempts"] > 1]
-    assert retried and all(d["lastStatusCode"] == 200 for d in retried)
+    assert retried
+    assert all(d["lastStatusCode"] == 200 for d in retried)
     assert WebhookSubscription.objects.get(pk=hook["id"]).failing_since is None
 
 
@@ -178,19 +180,23 @@ def test_the_retry_schedule_ends_in_failed_and_a_retry_sends_it_again(
     start_dispatcher()
     events.record(alice.tenant, events.MESSAGE_DELETED, "box", {"uid": 3})
     row = wait_until(lambda: Delivery.objects.filter(state="failed").first())
-    assert row.attempts == 3 and row.last_status_code == 502
+    assert row.attempts == 3
+    assert row.last_status_code == 502
     log = alice.client.get(f"/v1/webhooks/{hook['id']}/deliveries?state=failed").json()
     [entry] = log["deliveries"]
-    assert entry["lastError"] == "HTTP 502" and entry["nextAttempt"] is None
-    assert entry["eventId"] == str(row.event_id) and entry["event"] == "messageDeleted"
+    assert entry["lastError"] == "HTTP 502"
+    assert entry["nextAttempt"] is None
+    assert entry["eventId"] == str(row.event_id)
+    assert entry["event"] == "messageDeleted"
     retried = alice.client.post(f"/v1/webhooks/{hook['id']}/deliveries/{row.pk}/retry")
-    assert retried.status_code == 200 and retried.json()["state"] in ("pending", "delivering",
-                                                                       "delivered")
+    assert retried.status_code == 200
+    assert retried.json()["state"] in ("pending", "delivering", "delivered")
     receiver.wait_accepted(1, timeout=5)
     wait_until(lambda: Delivery.objects.get(pk=row.pk).state == "delivered")
     assert Delivery.objects.get(pk=row.pk).attempts == 1
     missing = alice.client.post(f"/v1/webhooks/{hook['id']}/deliveries/{hook['id']}/retry")
-    assert missing.status_code == 404 and missing.json()["code"] == "DeliveryNotFound"
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "DeliveryNotFound"
 
 
 def test_a_subscription_failing_too_long_is_disabled_with_a_notice(
@@ -208,7 +214,8 @@ def test_a_subscription_failing_too_long_is_disabled_with_a_notice(
     assert notice.payload["event"] == "webhookDisabled"
     assert notice.payload["data"]["webhook"] == hook["id"]
     shown = alice.client.get(f"/v1/webhooks/{hook['id']}").json()
-    assert shown["enabled"] is False and "HTTP 500" in shown["disabledReason"]
+    assert shown["enabled"] is False
+    assert "HTTP 500" in shown["disabledReason"]
     assert not Delivery.objects.filter(subscription_id=hook["id"],
                                        state__in=["pending", "delivering"]).exists()
     count = len(receiver.requests)

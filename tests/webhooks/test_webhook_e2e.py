@@ -58,9 +58,12 @@ def test_mail_changes_on_the_server_arrive_as_signed_webhooks(
                           headers["X-EmailAPI-Signature"])
     assert headers["X-EmailAPI-Event"] == "messageNew"
     payload = new.payload
-    assert payload["account"] == "box" and payload["event"] == "messageNew"
-    assert payload["data"]["uid"] == uid and payload["data"]["subject"] == "Hello hooks"
-    assert payload["data"]["path"] == "INBOX" and payload["data"]["id"]
+    assert payload["account"] == "box"
+    assert payload["event"] == "messageNew"
+    assert payload["data"]["uid"] == uid
+    assert payload["data"]["subject"] == "Hello hooks"
+    assert payload["data"]["path"] == "INBOX"
+    assert payload["data"]["id"]
     assert {"from", "to", "date", "flags", "messageId"} <= set(payload["data"])
 
     with mail_user.imap_client() as other:
@@ -80,7 +83,8 @@ def test_mail_changes_on_the_server_arrive_as_signed_webhooks(
         other.delete_messages([uid])
         other.expunge()
     [deleted] = received(receiver, "messageDeleted")
-    assert deleted.payload["data"]["uid"] == uid and deleted.payload["data"]["path"] == "INBOX"
+    assert deleted.payload["data"]["uid"] == uid
+    assert deleted.payload["data"]["path"] == "INBOX"
     assert deleted.payload["data"]["id"] == payload["data"]["id"]
     seqs = [q.payload["seq"] for q in receiver.accepted()]
     assert seqs == sorted(seqs)
