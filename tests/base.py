@@ -24,6 +24,14 @@ class TenantFixture:
         return api_client(raw)
 
 
+@dataclass
+class OutsiderFixture(TenantFixture):
+    """A tenant with a mailbox of its own (the ``outsider`` fixture)."""
+
+    account: object  # accounts.models.EmailAccount, id "box"
+    mail_user: object  # its Dovecot user
+
+
 def api_client(token: str | None = None) -> APIClient:
     client = APIClient()
     if token:

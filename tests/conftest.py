@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.base import TenantFixture, make_tenant
+from tests.base import OutsiderFixture, TenantFixture, make_tenant
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SmtpServer
 
@@ -89,3 +89,69 @@ def alice(db) -> TenantFixture:
 def bob(db) -> TenantFixture:
     """Another tenant: must never see or touch Alice's data."""
     return make_tenant("Bob Ltd")
+
+
+@pytest.fixture
+def outsider(db, dovecot) -> OutsiderFixture:
+    """A tenant of its own, with its own token and its own synced mailbox, registered under
+    the same account id (``box``) as the mailbox tests give Alice: whatever it reaches of
+    Alice's is a leak, not a name that happens to be free. It holds one message, "Outsider's
+    own"."""
+    from mailboxes.sync.account import sync_account
+    from tests.mailboxes.helpers import open_session, register
+    from tests.servers import seed
+
+    tenant = make_tenant("Outsider Ltd")
+    user = dovecot.add_user()
+    seed.seed_mailbox(user, messages=[seed.make_message(subject="Outsider's own")])
+    account = register(tenant.tenant, user)
+    session = open_session(account)
+    sync_account(session, account)
+    session.client.logout()
+    return OutsiderFixture(tenant.tenant, tenant.token, tenant.client, account, user)
+
+
+@pytest.fixture
+def inbox_messages():
+    """What ``synced`` seeds into INBOX: a list of messages, or a dict of them by name. A
+    module overrides it to seed its own."""
+    from tests.servers import seed
+
+    return seed.build_messages()
+
+
+@pytest.fixture
+def account_fields() -> dict:
+    """Fields ``synced`` registers its account with beyond the IMAP settings (a module
+    overrides it, e.g. ``{"email": ...}``)."""
+    return {}
+
+
+@pytest.fixture
+def before_sync():
+    """What ``synced`` does on the server after seeding and before the first sync:
+    ``before_sync(mail_user, uids)`` (a module overrides it to set flags, fill other folders)."""
+    return lambda mail_user, uids: None
+
+
+@pytest.fixture
+def synced(alice, mail_user, inbox_messages, account_fields, before_sync):
+    """Alice's account ``box`` on a Dovecot user seeded with ``inbox_messages``, indexed by a
+    first sync (``tests.mailboxes.helpers.SyncedMailbox``)."""
+    from mailboxes.command_pool import pool
+    from mailboxes.sync.account import sync_account
+    from tests.mailboxes.helpers import SyncedMailbox, open_session, register
+    from tests.servers import seed
+
+    uids = seed.seed_mailbox(mail_user, messages=list(
+        inbox_messages.values() if isinstance(inbox_messages, dict) else inbox_messages))
+    before_sync(mail_user, uids)
+    account = register(alice.tenant, mail_user, **account_fields)
+    session = open_session(account)
+    assert sync_account(session, account).complete
+    yield SyncedMailbox(account, session, uids, inbox_messages, alice.client)
+    try:
+        session.client.logout()
+    except Exception:  # noqa: BLE001 - the test may have ended the session itself
+        pass
+    pool.close_all()

@@ -16,24 +16,22 @@ from django.urls import path as route
 from emailapi import urls as root_urls
 from emailapi.api.errors import ApiError
 from mailboxes import folders, listing, uploading
-from mailboxes.command_pool import pool
 from mailboxes.models import Folder
 from mailboxes.sync.account import sync_account
-from tests.mailboxes.helpers import events_of, open_session, register
+from tests.mailboxes.helpers import events_of
 from tests.servers import seed
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def synced(alice, mail_user):
-    seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Hello")])
-    account = register(alice.tenant, mail_user, email="box@example.test")
-    session = open_session(account)
-    sync_account(session, account)
-    yield account, session
-    session.client.logout()
-    pool.close_all()
+def inbox_messages():
+    return [seed.make_message(subject="Hello")]
+
+
+@pytest.fixture
+def account_fields():
+    return {"email": "box@example.test"}
 
 
 def server_folders(mail_user) -> set[str]:
@@ -51,7 +49,7 @@ def mailbox_events(account) -> list[tuple[str, str]]:
 
 
 def test_create_joins_segments_indexes_parents_and_raises_mailbox_new_once(synced, mail_user):
-    account, session = synced
+    account, session = synced.account, synced.session
     answer = folders.create_folder(account, ["Projects", "Größe 2026"])
     assert answer == {"path": "Projects/Größe 2026", "created": True}
     assert {"Projects", "Projects/Größe 2026"} <= server_folders(mail_user)
@@ -67,7 +65,7 @@ def test_create_joins_segments_indexes_parents_and_raises_mailbox_new_once(synce
 
 
 def test_rename_moves_children_keeps_message_ids_and_raises_each_event_once(synced, mail_user):
-    account, session = synced
+    account, session = synced.account, synced.session
     folders.create_folder(account, ["Old", "Sub"])
     uploaded = uploading.upload(account, "Old/Sub", {"raw": seed.make_message(subject="Kept")},
                                 [], None)  # leaves Old/Sub selected on the pooled connection
@@ -91,7 +89,7 @@ def test_rename_moves_children_keeps_message_ids_and_raises_each_event_once(sync
 
 
 def test_rename_refusals_change_nothing(synced, mail_user):
-    account, _ = synced
+    account = synced.account
     folders.create_folder(account, "Taken")
     folders.create_folder(account, "Mine")
     before = server_folders(mail_user), len(events_of(account))
@@ -106,7 +104,7 @@ def test_rename_refusals_change_nothing(synced, mail_user):
 
 
 def test_delete_of_the_selected_folder_indexes_it_gone_with_one_event(synced, mail_user):
-    account, session = synced
+    account, session = synced.account, synced.session
     folders.create_folder(account, "Scratch")
     uploading.upload(account, "Scratch", {"raw": seed.make_message(subject="Bye")}, [], None)
     assert listing.page_of(Folder.objects.get(account=account, path="Scratch"), 0, 10,
@@ -122,7 +120,7 @@ def test_delete_of_the_selected_folder_indexes_it_gone_with_one_event(synced, ma
 
 
 def test_delete_refusals_change_nothing(synced, mail_user):
-    account, _ = synced
+    account = synced.account
     folders.create_folder(account, ["Parent", "Child"])
     before = server_folders(mail_user), len(events_of(account))
     cases = [("INBOX", 400, "InboxProtected"), ("inbox", 400, "InboxProtected"),
@@ -136,7 +134,7 @@ def test_delete_refusals_change_nothing(synced, mail_user):
 
 
 def test_subscription_changes_reach_server_and_index(synced, mail_user):
-    account, _ = synced
+    account = synced.account
     folders.create_folder(account, "Quiet")
     assert folders.set_subscription(account, "Quiet", False) == {"path": "Quiet",
                                                                  "subscribed": False}
@@ -160,7 +158,7 @@ BOX = "/v1/account/box"
 
 @pytest.mark.urls(__name__)
 def test_the_routes_answer_emailengine_shapes_and_json_errors(alice, bob, synced, mail_user):
-    account, _ = synced
+    account = synced.account
     api = alice.client
     created = api.post(f"{BOX}/mailbox", {"path": ["Work", "2026"]}, format="json")
     assert (created.status_code, created.json()) == (200, {"path": "Work/2026",
@@ -198,7 +196,7 @@ def test_the_routes_answer_emailengine_shapes_and_json_errors(alice, bob, synced
 
 @pytest.mark.urls(__name__)
 def test_upload_route_stores_raw_and_structured_and_refuses_bad_input(alice, bob, synced):
-    account, _ = synced
+    account = synced.account
     api = alice.client
     raw = base64.b64encode(seed.make_message(subject="Raw draft")).decode()
     stored = api.post(f"{BOX}/message", {"path": "Drafts", "raw": raw, "flags": ["\\Draft"]},

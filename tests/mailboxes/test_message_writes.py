@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailboxes.command_pool import pool
 from mailboxes.sync.account import sync_account
-from tests.mailboxes.helpers import events_of, open_session, register
+from tests.mailboxes.helpers import events_of
 from tests.servers import seed
 
 pytestmark = pytest.mark.django_db
@@ -19,17 +18,8 @@ BOX = "/v1/account/box"
 
 
 @pytest.fixture
-def synced(alice, mail_user):
-    uids = seed.seed_mailbox(mail_user, messages=[
-        seed.make_message(subject=f"Message {n}") for n in range(3)])
-    account = register(alice.tenant, mail_user)
-    session = open_session(account)
-    sync_account(session, account)
-    listed = alice.client.get(f"{BOX}/messages?path=INBOX").json()["messages"]
-    by_uid = {m["uid"]: m["id"] for m in listed}
-    yield account, session, [by_uid[uid] for uid in uids], uids
-    session.client.logout()
-    pool.close_all()
+def inbox_messages():
+    return [seed.make_message(subject=f"Message {n}") for n in range(3)]
 
 
 def server_flags(mail_user, folder: str, uid: int) -> set[str]:
@@ -52,7 +42,8 @@ def event_kinds(account) -> list[str]:
 
 
 def test_flags_add_and_delete_reach_server_index_and_outbox_once(alice, synced, mail_user):
-    account, session, ids, uids = synced
+    account, session, ids, uids = (synced.account, synced.session, synced.ids,
+                                  synced.uids)
     response = alice.client.put(f"{BOX}/message/{ids[0]}",
                                 {"flags": {"add": ["\\Seen", "\\Flagged", "$Work"]}},
                                 format="json")
@@ -75,7 +66,7 @@ def test_flags_add_and_delete_reach_server_index_and_outbox_once(alice, synced, 
 
 
 def test_bad_flags_are_refused_and_change_nothing(alice, synced, mail_user):
-    _, _, ids, uids = synced
+    ids, uids = synced.ids, synced.uids
     for flags in ({"add": ["bad flag"]}, {"add": ["x\r\nA1 LOGOUT"]}, {"add": ["(x"]},
                   {"add": ["\\Recent"]}, {"add": [1]}, {"set": ["a"], "add": ["b"]},
                   {"add": ['"q"']}, {"add": ["{5}"]}):
@@ -86,7 +77,7 @@ def test_bad_flags_are_refused_and_change_nothing(alice, synced, mail_user):
 
 
 def test_labels_on_a_server_without_them_are_a_400(alice, synced):
-    _, _, ids, _ = synced
+    ids = synced.ids
     response = alice.client.put(f"{BOX}/message/{ids[0]}", {"labels": {"add": ["x"]}},
                                 format="json")
     assert response.status_code == 400
@@ -94,7 +85,7 @@ def test_labels_on_a_server_without_them_are_a_400(alice, synced):
 
 
 def test_move_returns_the_new_id_and_raises_one_message_moved(alice, synced, mail_user):
-    account, session, ids, uids = synced
+    account, session, ids = synced.account, synced.session, synced.ids
     response = alice.client.put(f"{BOX}/message/{ids[1]}/move", {"path": "Archive"},
                                 format="json")
     assert response.status_code == 200, response.json()
@@ -120,7 +111,7 @@ def test_move_returns_the_new_id_and_raises_one_message_moved(alice, synced, mai
 
 
 def test_copy_keeps_the_source_and_raises_one_message_new(alice, synced, mail_user):
-    account, session, ids, _ = synced
+    account, session, ids = synced.account, synced.session, synced.ids
     response = alice.client.put(f"{BOX}/message/{ids[2]}/copy", {"path": "\\Archive"},
                                 format="json")
     assert response.status_code == 200, response.json()
@@ -132,7 +123,7 @@ def test_copy_keeps_the_source_and_raises_one_message_new(alice, synced, mail_us
 
 
 def test_move_to_a_missing_folder_is_a_404_naming_it(alice, synced, mail_user):
-    _, _, ids, _ = synced
+    ids = synced.ids
     response = alice.client.put(f"{BOX}/message/{ids[0]}/move", {"path": "Nowhere/Deep"},
                                 format="json")
     assert response.status_code == 404
@@ -142,7 +133,7 @@ def test_move_to_a_missing_folder_is_a_404_naming_it(alice, synced, mail_user):
 
 def test_move_to_a_folder_deleted_on_the_server_is_a_404(alice, synced, mail_user):
     """The index still lists the folder; the server's NO [TRYCREATE] is the truth."""
-    account, session, ids, _ = synced
+    account, session, ids = synced.account, synced.session, synced.ids
     with mail_user.imap_client() as other:
         other.create_folder("Projects")
     sync_account(session, account)
@@ -156,7 +147,7 @@ def test_move_to_a_folder_deleted_on_the_server_is_a_404(alice, synced, mail_use
 
 
 def test_delete_moves_to_trash_then_force_expunges(alice, synced, mail_user):
-    account, session, ids, _ = synced
+    account, session, ids = synced.account, synced.session, synced.ids
     response = alice.client.delete(f"{BOX}/message/{ids[0]}")
     assert response.status_code == 200, response.json()
     body = response.json()
@@ -177,7 +168,7 @@ def test_delete_moves_to_trash_then_force_expunges(alice, synced, mail_user):
 
 def test_a_message_that_vanished_meanwhile_is_a_404_and_nothing_else_changes(
         alice, synced, mail_user):
-    _, _, ids, uids = synced
+    ids, uids = synced.ids, synced.uids
     with mail_user.imap_client() as other:  # another client expunges it first
         other.select_folder("INBOX")
         other.add_flags([uids[0]], [b"\\Deleted"])
@@ -194,13 +185,19 @@ def test_a_message_that_vanished_meanwhile_is_a_404_and_nothing_else_changes(
     assert server_flags(mail_user, "INBOX", uids[1]) == set()
 
 
-def test_another_tenant_cannot_change_anything(bob, synced, mail_user):
-    _, _, ids, _ = synced
-    assert bob.client.put(f"{BOX}/message/{ids[0]}", {"flags": {"add": ["\\Seen"]}},
-                          format="json").status_code == 404
-    assert bob.client.put(f"{BOX}/message/{ids[0]}/move", {"path": "Archive"},
-                          format="json").status_code == 404
-    assert bob.client.delete(f"{BOX}/message/{ids[0]}").status_code == 404
-    assert bob.client.put(f"{BOX}/messages?path=INBOX", {"ids": ids, "update": {
-        "flags": {"add": ["\\Seen"]}}}, format="json").status_code == 404
+def test_another_tenant_cannot_change_anything(outsider, synced, mail_user):
+    """The outsider's own account is also called ``box``: Alice's ids are not found in it."""
+    ids = synced.ids
+    other = outsider.client
+    assert other.put(f"{BOX}/message/{ids[0]}", {"flags": {"add": ["\\Seen"]}},
+                     format="json").status_code == 404
+    assert other.put(f"{BOX}/message/{ids[0]}/move", {"path": "Archive"},
+                     format="json").status_code == 404
+    assert other.delete(f"{BOX}/message/{ids[0]}").status_code == 404
+    bulk = other.put(f"{BOX}/messages?path=INBOX", {"ids": ids, "update": {
+        "flags": {"add": ["\\Seen"]}}}, format="json")
+    assert bulk.status_code == 400
+    assert bulk.json()["code"] == "MessageNotInMailbox"
     assert server_subjects(mail_user, "INBOX") == ["Message 0", "Message 1", "Message 2"]
+    assert server_flags(mail_user, "INBOX", synced.uids[0]) == set()
+    assert server_subjects(outsider.mail_user, "INBOX") == ["Outsider's own"]

@@ -96,7 +96,7 @@ def test_bulk_move_by_ids_and_bulk_delete_by_search(alice, small, mail_user):
     assert kinds == ["messageDeleted"] * 2 + ["messageMoved"] * 3
 
 
-def test_bulk_requests_are_checked_before_anything_changes(alice, bob, small, mail_user):
+def test_bulk_requests_are_checked_before_anything_changes(alice, outsider, small, mail_user):
     _, _, ids = small
     cases = [
         ({"ids": ids, "search": {"seen": False}, "path": "Archive"}, 400),  # both
@@ -110,8 +110,12 @@ def test_bulk_requests_are_checked_before_anything_changes(alice, bob, small, ma
         assert response.status_code == expected, (body, response.json())
     assert alice.client.put(f"{BOX}/messages/move?path=Nope", {"ids": ids, "path": "Archive"},
                             format="json").status_code == 404
-    assert bob.client.post(f"{BOX}/messages/delete?path=INBOX", {"ids": ids},
-                           format="json").status_code == 404
+    foreign = outsider.client.post(f"{BOX}/messages/delete?path=INBOX", {"ids": ids},
+                                   format="json")
+    assert foreign.status_code == 404
+    with outsider.mail_user.imap_client() as other:
+        other.select_folder("INBOX", readonly=True)
+        assert len(other.search("ALL")) == 1
     with mail_user.imap_client() as other:
         other.select_folder("INBOX", readonly=True)
         assert len(other.search("ALL")) == 6

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from mailboxes import listing, message_writes
-from mailboxes.command_pool import pool
 from mailboxes.sync import index
 from mailboxes.sync.account import sync_account
-from tests.mailboxes.helpers import events_of, open_session, register
+from tests.mailboxes.helpers import events_of
 from tests.servers import seed
 
 pytestmark = pytest.mark.django_db
@@ -47,22 +46,21 @@ def subjects(mail_user, folder: str) -> list[str]:
 
 
 @pytest.fixture
-def synced(alice, mail_user):
-    uids = seed.seed_mailbox(mail_user, messages=[
-        seed.make_message(subject="Keep me"), seed.make_message(subject="Other")])
-    with mail_user.imap_client() as other:  # someone else's \Deleted mark: must survive
-        other.select_folder("INBOX")
-        other.add_flags([uids[1]], [b"\\Deleted"])
-    account = register(alice.tenant, mail_user)
-    session = open_session(account)
-    sync_account(session, account)
-    yield account, session, uids
-    session.client.logout()
-    pool.close_all()
+def inbox_messages():
+    return [seed.make_message(subject="Keep me"), seed.make_message(subject="Other")]
+
+
+@pytest.fixture
+def before_sync():
+    def mark_deleted(mail_user, uids):
+        with mail_user.imap_client() as other:  # someone else's \Deleted mark: must survive
+            other.select_folder("INBOX")
+            other.add_flags([uids[1]], [b"\\Deleted"])
+    return mark_deleted
 
 
 def test_the_fallback_move_expunges_only_its_own_uid(alice, synced, mail_user):
-    account, session, uids = synced
+    account, session, uids = synced.account, synced.session, synced.uids
     folder, row = listing.message_by_id(account, index.message_id_for(
         listing.folder_for_path(account, "INBOX"), uids[0]))
     target = message_writes.destination(account, "Archive")
@@ -77,7 +75,7 @@ def test_the_fallback_move_expunges_only_its_own_uid(alice, synced, mail_user):
 
 
 def test_a_move_killed_between_copy_and_expunge_loses_nothing(alice, synced, mail_user):
-    account, session, uids = synced
+    account, session, uids = synced.account, synced.session, synced.uids
     args = json.dumps({"host": mail_user.host, "port": mail_user.imap_port,
                        "user": mail_user.username, "password": mail_user.password,
                        "uid": uids[0]})

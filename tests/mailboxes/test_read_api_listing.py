@@ -14,16 +14,6 @@ from tests.servers import seed
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def synced(alice, mail_user):
-    uids = seed.seed_mailbox(mail_user, messages=seed.build_messages())
-    account = register(alice.tenant, mail_user)
-    session = open_session(account)
-    sync_account(session, account)
-    yield account, session, uids
-    session.client.logout()
-
-
 def test_mailboxes_lists_folders_with_counts(alice, synced):
     response = alice.client.get("/v1/account/box/mailboxes")
     assert response.status_code == 200
@@ -34,7 +24,7 @@ def test_mailboxes_lists_folders_with_counts(alice, synced):
     assert boxes["Sent"]["specialUse"] == "\\Sent"
     assert boxes["Sent"]["messages"] == 0
     assert boxes["INBOX"]["uidValidity"]
-    assert boxes["INBOX"]["uidNext"] == max(synced[2]) + 1
+    assert boxes["INBOX"]["uidNext"] == max(synced.uids) + 1
 
 
 def test_counters_true_asks_the_server(alice, synced, mail_user):
@@ -46,7 +36,7 @@ def test_counters_true_asks_the_server(alice, synced, mail_user):
 
 
 def test_messages_newest_first_with_envelope(alice, synced):
-    _, _, uids = synced
+    uids = synced.uids
     body = alice.client.get("/v1/account/box/messages?path=INBOX").json()
     assert body["total"] == 6
     assert body["page"] == 0
@@ -66,7 +56,7 @@ def test_messages_newest_first_with_envelope(alice, synced):
 
 
 def test_pages_and_page_size_bounds(alice, synced):
-    _, _, uids = synced
+    uids = synced.uids
     newest = sorted(uids, reverse=True)
     page1 = alice.client.get("/v1/account/box/messages?path=INBOX&pageSize=4&page=1").json()
     assert [m["uid"] for m in page1["messages"]] == newest[4:]
@@ -84,7 +74,7 @@ def test_pages_and_page_size_bounds(alice, synced):
 
 def test_cursor_neither_repeats_nor_skips_while_mail_arrives_and_vanishes(
         alice, synced, mail_user):
-    account, session, uids = synced
+    account, session, uids = synced.account, synced.session, synced.uids
     newest = sorted(uids, reverse=True)
     first = alice.client.get("/v1/account/box/messages?path=INBOX&pageSize=2").json()
     assert [m["uid"] for m in first["messages"]] == newest[:2]
@@ -128,11 +118,17 @@ def test_missing_folder_is_a_404_naming_it(alice, synced):
     assert "Nope/Deeper" in response.json()["error"]
 
 
-def test_another_tenants_account_is_a_404(alice, bob, synced):
+def test_another_tenants_account_is_a_404(alice, bob, outsider, synced):
     for url in ("/v1/account/box/mailboxes", "/v1/account/box/messages?path=INBOX"):
         response = bob.client.get(url)
         assert response.status_code == 404
         assert response.json()["code"] == "AccountNotFound"
+    # The outsider's own account is "box" too: it lists its own mailbox only.
+    listed = outsider.client.get("/v1/account/box/messages?path=INBOX").json()
+    assert [m["subject"] for m in listed["messages"]] == ["Outsider's own"]
+    boxes = {m["path"]: m for m in outsider.client.get("/v1/account/box/mailboxes").json()[
+        "mailboxes"]}
+    assert boxes["INBOX"]["messages"] == 1
 
 
 def test_a_10000_message_folder_pages_to_the_right_last_page(alice, dovecot):
@@ -179,7 +175,7 @@ def test_the_one_query_page_equals_the_ordinary_path(alice, synced, mail_user):
     from mailboxes import listing
 
     seed.seed_mailbox(mail_user, folder="Sent", messages=[seed.make_message(subject="sent")])
-    sync_account(synced[1], synced[0])
+    sync_account(synced.session, synced.account)
     tenant = alice.tenant
     first = listing.tenant_page(tenant, "box", "INBOX", 0, 2, None)
     cases = [("INBOX", 0, 2, None), ("inbox", 1, 2, None), ("INBOX", 0, 4, None),

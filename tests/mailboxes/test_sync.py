@@ -13,20 +13,8 @@ from tests.servers import seed
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def synced(alice, mail_user):
-    """An account whose six seeded messages were indexed by a first sync."""
-    uids = seed.seed_mailbox(mail_user, messages=seed.build_messages())
-    account = register(alice.tenant, mail_user)
-    session = open_session(account)
-    result = sync_account(session, account)
-    assert result.complete
-    yield account, session, uids
-    session.client.logout()
-
-
 def test_first_sync_indexes_history_silently(synced):
-    account, _, uids = synced
+    account, uids = synced.account, synced.uids
     inbox = Folder.objects.get(account=account, path="INBOX")
     rows = {m.uid: m for m in Message.objects.filter(folder=inbox)}
     assert sorted(rows) == sorted(uids)
@@ -46,7 +34,7 @@ def test_first_sync_indexes_history_silently(synced):
 
 
 def test_index_holds_envelope_threads_and_attachments(synced):
-    account, _, _ = synced
+    account = synced.account
     by_mid = {m.message_id: m for m in Message.objects.filter(account=account)}
     reply = by_mid[seed.MESSAGE_IDS["reply"]]
     original = by_mid[seed.MESSAGE_IDS["plain"]]
@@ -63,7 +51,7 @@ def test_index_holds_envelope_threads_and_attachments(synced):
 
 
 def test_a_new_message_raises_message_new_once(synced, mail_user):
-    account, session, _ = synced
+    account, session = synced.account, synced.session
     [uid] = seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Fresh news")])
     inbox = Folder.objects.get(account=account, path="INBOX")
     assert sync_folder(session, inbox).new == 1
@@ -77,7 +65,7 @@ def test_a_new_message_raises_message_new_once(synced, mail_user):
 
 
 def test_flag_changes_by_another_client_raise_message_updated(synced, mail_user):
-    account, session, uids = synced
+    account, session, uids = synced.account, synced.session, synced.uids
     with mail_user.imap_client() as other:
         other.select_folder("INBOX")
         other.add_flags([uids[0]], [b"\\Seen", b"\\Flagged"])
@@ -91,7 +79,7 @@ def test_flag_changes_by_another_client_raise_message_updated(synced, mail_user)
 
 
 def test_expunge_by_another_client_raises_message_deleted(synced, mail_user):
-    account, session, uids = synced
+    account, session, uids = synced.account, synced.session, synced.uids
     with mail_user.imap_client() as other:
         other.select_folder("INBOX")
         other.delete_messages([uids[1]])
@@ -105,7 +93,7 @@ def test_expunge_by_another_client_raises_message_deleted(synced, mail_user):
 
 
 def test_new_and_deleted_folders(synced, mail_user):
-    account, session, _ = synced
+    account, session = synced.account, synced.session
     with mail_user.imap_client() as other:
         other.create_folder("Old")
     sync_account(session, account)
@@ -122,7 +110,7 @@ def test_new_and_deleted_folders(synced, mail_user):
 
 
 def test_uidvalidity_change_reindexes_and_raises_mailbox_reset(synced, mail_user):
-    account, session, _ = synced
+    account, session = synced.account, synced.session
     with mail_user.imap_client() as other:
         other.create_folder("Work")
     seed.seed_mailbox(mail_user, folder="Work", messages=[seed.make_message(subject="old")])
@@ -171,7 +159,7 @@ def test_history_fills_in_newest_first_in_batches(alice, mail_user, monkeypatch)
 
 
 def test_a_move_by_another_client_is_one_message_moved(synced, mail_user):
-    account, session, uids = synced
+    account, session, uids = synced.account, synced.session, synced.uids
     assert Folder.objects.filter(account=account, path="Archive").exists()
     before = Message.objects.get(folder__account=account, folder__path="INBOX", uid=uids[0])
     with mail_user.imap_client() as other:
@@ -200,7 +188,7 @@ def test_a_move_stays_one_message_moved_while_the_publisher_runs_mid_pass(
     from webhooks import sequencer
     from webhooks.models import Event
 
-    account, session, uids = synced
+    account, session, uids = synced.account, synced.session, synced.uids
     sequencer.publish_pending()  # what the first sync recorded
     with mail_user.imap_client() as other:
         other.select_folder("INBOX")
