@@ -3,6 +3,9 @@ outbox."""
 
 from __future__ import annotations
 
+import json
+import math
+import time
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -10,8 +13,10 @@ from rest_framework.test import APIClient
 
 from accounts import services
 from accounts.models import EmailAccount
+from emailapi.redis import get_redis
 from mailboxes.imap import client as imap
 from mailboxes.imap.session import ImapSession
+from tests.base import TIMEOUT_FACTOR
 from webhooks.models import Event
 
 
@@ -64,3 +69,75 @@ class SyncedMailbox:
     def id_of(self) -> dict[str, str]:
         """API id by name (when ``seeded`` is a dict)."""
         return dict(zip(self.seeded, self.ids, strict=True))
+
+
+class DrivenWorker:
+    """An ``ImapWorker`` whose loop the test runs from its own thread, one step at a time,
+    instead of ``run`` in a thread of its own: ``claim()`` is a claim tick, ``until(...)`` runs
+    the loop's other steps (account commands, finished steps, due timers, the selector) until a
+    condition holds. The API's account announcements on Redis are handed to the worker as
+    ``run``'s listener hands them. Steps still run on the worker's pool and connect threads."""
+
+    def __init__(self, **kwargs):
+        from mailboxes.worker.supervisor import ImapWorker
+
+        self.worker = ImapWorker(**kwargs)
+        self.worker.next_claim = math.inf  # claim ticks only when the test asks for them
+        self._announcements = get_redis().pubsub(ignore_subscribe_messages=True)
+        self._announcements.subscribe(services.account_changes_channel())
+        self._announcements.get_message(timeout=5.0)  # subscribed before anything is announced
+
+    def __getattr__(self, name):
+        return getattr(self.worker, name)
+
+    def claim(self) -> bool:
+        """One claim tick (renew, drop, rebalance, claim)."""
+        return self.worker.claim_tick()
+
+    def turn(self, wait: float = 0.02) -> None:
+        """One pass of the loop without its claim tick."""
+        while message := self._announcements.get_message():
+            self.worker.commands.put(json.loads(message["data"]))
+        self.worker.step(timeout=wait)
+
+    def until(self, predicate, timeout: float = 20.0, claim: bool = False):
+        """Turn the loop until ``predicate()`` is truthy (returned); with ``claim``, claim
+        ticks run at the worker's ``IMAP_CLAIM_INTERVAL`` meanwhile."""
+        deadline = time.monotonic() + timeout * TIMEOUT_FACTOR
+        if claim:
+            self.worker.next_claim = 0.0
+        try:
+            while True:
+                self.turn()
+                value = predicate()
+                if value:
+                    return value
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"timed out waiting for {getattr(predicate, '__name__', predicate)}")
+        finally:
+            self.worker.next_claim = math.inf
+
+    def idle(self, pk: int) -> bool:
+        """The account's session is idling: registered with the selector, no step running."""
+        slot = self.worker.slots.get(pk)
+        return slot is not None and not slot.busy and slot.registered is not None
+
+    def shutdown(self) -> None:
+        self.worker.shutdown()
+        self._announcements.close()
+
+
+def counted(obj, name: str) -> list:
+    """Count the calls of ``obj.name`` that returned (a list that grows by one each)."""
+    calls: list = []
+    original = getattr(obj, name)
+
+    def wrapper(*args, **kwargs):
+        try:
+            return original(*args, **kwargs)
+        finally:
+            calls.append(name)
+
+    setattr(obj, name, wrapper)
+    return calls
