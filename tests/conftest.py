@@ -6,6 +6,8 @@ never see each other's mail.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from tests.base import OutsiderFixture, TenantFixture, make_tenant
@@ -77,6 +79,24 @@ def _clean_redis(request):
     DB; pure tests (parsers, compilers) do not touch Redis, so they run with it stopped."""
     if request.node.get_closest_marker("django_db") or _STORE_FIXTURES & set(request.fixturenames):
         request.getfixturevalue("redis_db")
+
+
+@pytest.fixture
+def imap_worker(settings):
+    """One ImapWorker running its real loop in a thread (end-to-end tests: browser, webhooks),
+    fast claim ticks; stopped gracefully after the test."""
+    from mailboxes.worker.supervisor import ImapWorker
+
+    settings.IMAP_CLAIM_INTERVAL = 1
+    settings.IMAP_LEASE_TTL = 5
+    settings.IMAP_POLL_INTERVAL = 60
+    worker = ImapWorker()
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    yield worker
+    worker.stop.set()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "worker did not stop"
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -86,23 +85,6 @@ def web_server(django_db_setup, tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-@pytest.fixture
-def imap_worker(settings):
-    """One ImapWorker in a thread, fast claim ticks; stopped gracefully after the test."""
-    from mailboxes.worker.supervisor import ImapWorker
-
-    settings.IMAP_CLAIM_INTERVAL = 1
-    settings.IMAP_LEASE_TTL = 5
-    settings.IMAP_POLL_INTERVAL = 60
-    worker = ImapWorker()
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    yield worker
-    worker.stop.set()
-    thread.join(timeout=30)
-    assert not thread.is_alive(), "worker did not stop"
 
 
 @pytest.fixture

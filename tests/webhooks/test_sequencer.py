@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import socket
 import threading
-import time
 
 import pytest
 from django.db import connection, transaction
@@ -82,8 +82,13 @@ def test_with_redis_down_a_ring_costs_one_try_and_the_next_rings_wait(settings):
         sequencer.ring_recorded()
         wait_for(lambda: proxy.accepted >= 1, timeout=10)
         sequencer.ring_recorded()  # within RING_PAUSE: not even tried
-        time.sleep(0.5)  # (late connections would show here)
-        assert proxy.accepted == 1
+        # A connection of ours, accepted after any the ring could have made.
+        try:
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=5).close()
+        except ConnectionResetError:
+            pass  # the cut proxy resets it, maybe before the connect returns
+        wait_for(lambda: proxy.accepted >= 2, timeout=10)
+        assert proxy.accepted == 2
     finally:
         proxy.stop()
 

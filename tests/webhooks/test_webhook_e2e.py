@@ -4,31 +4,15 @@ messageDeleted."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
 from accounts.models import EmailAccount
-from mailboxes.worker.supervisor import ImapWorker
+from tests.base import wait_for
 from tests.mailboxes.helpers import register
 from tests.servers import seed
 from webhooks import signing
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def imap_worker(settings):
-    settings.IMAP_CLAIM_INTERVAL = 1
-    settings.IMAP_LEASE_TTL = 5
-    worker = ImapWorker()
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    yield worker
-    worker.stop.set()
-    thread.join(30)
-    assert not thread.is_alive()
 
 
 def received(receiver, event: str, count: int = 1, timeout: float = 60.0):
@@ -46,10 +30,7 @@ def test_mail_changes_on_the_server_arrive_as_signed_webhooks(
         "accounts": ["box"]}, format="json").json()
     account = register(alice.tenant, mail_user)
     start_dispatcher()
-    deadline = time.monotonic() + 60
-    while EmailAccount.objects.get(pk=account.pk).state != "connected":
-        assert time.monotonic() < deadline, "worker did not connect"
-        time.sleep(0.05)
+    wait_for(lambda: EmailAccount.objects.get(pk=account.pk).state == "connected", timeout=60)
 
     [uid] = seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Hello hooks")])
     [new] = received(receiver, "messageNew")
