@@ -60,6 +60,10 @@ def account_payload(account: str = "sales", **overrides) -> dict:
     return body
 
 
+# The run is on SQLite (``EMAILAPI_TEST_DATABASE=sqlite``, see tests/settings.py).
+ON_SQLITE = os.environ.get("EMAILAPI_TEST_DATABASE", "").lower() == "sqlite"
+
+
 # The machines the suite runs on are shared and often busy (a load average of 14 on two
 # cores has been seen): a wait's ``timeout`` is what it should take on an idle machine, and
 # it is stretched by this factor. A condition met early still returns at once.

@@ -15,6 +15,12 @@ from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SmtpServer
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "sqlite: also run on SQLite, make run's default database (make test runs "
+        "them with EMAILAPI_TEST_DATABASE=sqlite)")
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """pytest-django's test database; at the end, the sessions that threads of finished tests

@@ -10,7 +10,7 @@ from accounts.models import Credential, EmailAccount
 from tests.base import account_payload
 from webhooks.models import Event
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 
 def test_it_registers_a_mailbox(alice):

@@ -12,7 +12,7 @@ from mailboxes.sync.account import sync_account
 from tests.mailboxes.helpers import events_of
 from tests.servers import seed
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 BOX = "/v1/account/box"
 

@@ -11,7 +11,7 @@ from mailboxes.sync.account import sync_account
 from tests.mailboxes.helpers import events_of, open_session
 from tests.servers import seed
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 
 @pytest.fixture

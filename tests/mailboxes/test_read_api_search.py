@@ -7,7 +7,7 @@ import pytest
 
 from tests.servers import seed
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 INJECTIONS = ['x"\r\nA1 DELETE INBOX\r\n', "a) (ALL", "{5}\r\nhello", "*", "\\\"", "%",
               'BODY "x" OR ALL', "a\nb"]

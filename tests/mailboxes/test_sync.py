@@ -10,7 +10,7 @@ from mailboxes.sync.folder import sync_folder
 from tests.mailboxes.helpers import events_of, open_session, register
 from tests.servers import seed
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 
 def test_first_sync_indexes_history_silently(synced):

@@ -79,6 +79,7 @@ def connected(worker: DrivenWorker, *accounts) -> None:
     worker.until(lambda: all(state_of(a) == "connected" and worker.idle(a.pk) for a in accounts))
 
 
+@pytest.mark.sqlite
 def test_it_connects_syncs_and_sees_new_mail_through_idle(alice, mail_user, start_worker):
     seed.seed_mailbox(mail_user, messages=seed.build_messages()[:2])
     account = register(alice.tenant, mail_user)
@@ -99,6 +100,7 @@ def test_it_connects_syncs_and_sees_new_mail_through_idle(alice, mail_user, star
     assert worker.leases.holder(account.pk) == worker.worker_id
 
 
+@pytest.mark.sqlite
 def test_flag_change_and_expunge_by_another_client(alice, mail_user, driven_worker):
     uids = seed.seed_mailbox(mail_user, messages=seed.build_messages()[:3])
     account = register(alice.tenant, mail_user)
