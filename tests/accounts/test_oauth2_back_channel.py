@@ -19,17 +19,9 @@ import pytest
 from accounts.models import EmailAccount, OAuth2App
 from accounts.oauth2 import flow, revoke, social
 from emailapi.egress import addresses
-from tests.accounts.oauth2_helpers import (
-    allow_http,
-    connect_through_link,
-    create_app,
-    make_link,
-    provider,
-)
+from tests.accounts.oauth2_helpers import connect_through_link, create_app, make_link
 from tests.base import wait_for
 from tests.servers.net import LOOPBACK
-
-FIXTURES = (allow_http, provider)  # shared through the helpers module (used by name below)
 
 pytestmark = pytest.mark.django_db
 

@@ -18,20 +18,9 @@ from accounts.models import Credential, EmailAccount
 from accounts.oauth2 import refresh
 from mailboxes.models import Message
 from mailboxes.worker.connection import AccountConnection, Idle, Retry
-from tests.accounts.oauth2_helpers import (
-    allow_http,
-    connect_through_link,
-    create_app,
-    make_link,
-    oauth_dovecot,
-    oauth_user,
-    provider,
-)
+from tests.accounts.oauth2_helpers import connect_through_link, create_app, make_link
 from tests.mailboxes.helpers import events_of
 from tests.servers import seed
-
-# Fixtures shared through the helpers module (used by name below).
-FIXTURES = (allow_http, oauth_dovecot, oauth_user, provider)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("allow_http")]
 

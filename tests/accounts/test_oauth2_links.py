@@ -16,20 +16,13 @@ from accounts import services
 from accounts.models import Credential, EmailAccount
 from tests.accounts.oauth2_helpers import (
     REDIRECT,
-    allow_http,
     connect_through_link,
     create_app,
     local,
     make_link,
-    oauth_dovecot,
-    oauth_user,
-    provider,
     provider_sign_in,
 )
 from webhooks.models import Event
-
-# Fixtures shared through the helpers module (used by name below).
-FIXTURES = (allow_http, oauth_dovecot, oauth_user, provider)
 
 pytestmark = pytest.mark.django_db
 

@@ -15,19 +15,8 @@ import pytest
 from accounts import services
 from accounts.models import EmailAccount, OAuth2App
 from accounts.oauth2 import flow, revoke
-from tests.accounts.oauth2_helpers import (
-    allow_http,
-    connect_through_link,
-    create_app,
-    make_link,
-    oauth_dovecot,
-    oauth_user,
-    provider,
-)
+from tests.accounts.oauth2_helpers import connect_through_link, create_app, make_link
 from tests.servers.net import LOOPBACK, find_free_port
-
-# Fixtures shared through the helpers module (used by name below).
-FIXTURES = (allow_http, oauth_dovecot, oauth_user, provider)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("allow_http")]
 

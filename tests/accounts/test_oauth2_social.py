@@ -21,10 +21,8 @@ from accounts import services
 from accounts.models import EmailAccount, OAuth2App
 from accounts.oauth2 import connect, flow, social
 from emailapi.redis import get_redis
-from tests.accounts.oauth2_helpers import allow_http, connect_through_link, make_link
+from tests.accounts.oauth2_helpers import connect_through_link, make_link
 from tests.servers.oauth2 import OAuth2Server
-
-FIXTURES = (allow_http,)  # shared through the helpers module (used by name below)
 
 pytestmark = pytest.mark.django_db
 
@@ -43,13 +41,6 @@ EXPECTED = {
     "yahoo": ("api.login.yahoo.com/oauth2/request_auth", ["mail-w", "openid", "email"], {},
               YahooOAuth2),
 }
-
-
-@pytest.fixture(scope="module")
-def provider():
-    server = OAuth2Server().start()
-    yield server
-    server.stop()
 
 
 def _app(tenant_fixture, provider_name: str, client_id: str, **fields) -> OAuth2App:

@@ -6,6 +6,8 @@ import imaplib
 
 import pytest
 
+from tests.mailboxes.sending_helpers import sending_account
+
 
 @pytest.fixture
 def imap_commands(monkeypatch):
@@ -19,3 +21,10 @@ def imap_commands(monkeypatch):
 
     monkeypatch.setattr(imaplib.IMAP4, "send", send)
     return sent
+
+
+@pytest.fixture
+def account(alice, smtp_user, smtp_server):
+    """Alice's account ``box`` on a Dovecot user that the test SMTP server also accepts,
+    synced (the sending tests' mailbox)."""
+    return sending_account(alice.tenant, smtp_user, smtp_server)

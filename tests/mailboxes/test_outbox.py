@@ -28,7 +28,6 @@ from tests.mailboxes.sending_helpers import (
     backend_pid,
     queue,
     raw_message,
-    sending_account,
     sync,
     work_send_queue,
 )
@@ -45,11 +44,6 @@ def fast_retries(settings):
     """Retries due at once, so a test drives attempts without sleeping."""
     settings.SEND_RETRY_SCHEDULE = [0, 0, 0]
     return settings
-
-
-@pytest.fixture
-def account(alice, smtp_user, smtp_server):
-    return sending_account(alice.tenant, smtp_user, smtp_server)
 
 
 def _reload(entry: OutboxEntry) -> OutboxEntry:

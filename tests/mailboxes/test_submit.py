@@ -10,18 +10,12 @@ from tests.mailboxes.helpers import events_of
 from tests.mailboxes.sending_helpers import (
     b64,
     raw_message,
-    sending_account,
     sync,
     work_send_queue,
 )
 from tests.servers import seed
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def account(alice, smtp_user, smtp_server):
-    return sending_account(alice.tenant, smtp_user, smtp_server)
 
 
 def _submit(client, body, account_id="box"):
