@@ -88,21 +88,37 @@ def _clean_redis(request):
 
 
 @pytest.fixture
-def imap_worker(settings):
-    """One ImapWorker running its real loop in a thread (end-to-end tests: browser, webhooks),
-    fast claim ticks; stopped gracefully after the test."""
+def start_worker():
+    """Start ImapWorkers running their real loop (``run``) in threads: the end-to-end tests'
+    workers (most worker tests drive the loop themselves: ``tests.mailboxes.helpers.
+    DrivenWorker``). All are stopped gracefully at the end of the test."""
     from mailboxes.worker.supervisor import ImapWorker
 
+    started = []
+
+    def start(**kwargs) -> ImapWorker:
+        worker = ImapWorker(**kwargs)
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        started.append((worker, thread))
+        return worker
+
+    yield start
+    for worker, _thread in started:
+        worker.stop.set()
+    for _worker, thread in started:
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "worker did not stop"
+
+
+@pytest.fixture
+def imap_worker(settings, start_worker):
+    """One ImapWorker running its real loop in a thread (end-to-end tests: browser, webhooks),
+    fast claim ticks."""
     settings.IMAP_CLAIM_INTERVAL = 1
     settings.IMAP_LEASE_TTL = 5
     settings.IMAP_POLL_INTERVAL = 60
-    worker = ImapWorker()
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    yield worker
-    worker.stop.set()
-    thread.join(timeout=30)
-    assert not thread.is_alive(), "worker did not stop"
+    return start_worker()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 from datetime import datetime
 
 import pytest
@@ -16,9 +15,8 @@ from accounts.models import EmailAccount
 from mailboxes.models import AccountHolder
 from mailboxes.sync import index
 from mailboxes.worker import holders
-from mailboxes.worker.supervisor import ImapWorker
 from tests.base import wait_for
-from tests.mailboxes.helpers import register
+from tests.mailboxes.helpers import DrivenWorker, register
 from tests.mailboxes.test_worker_failover import TTL, _spawn_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,11 +40,10 @@ def _stored(account) -> EmailAccount:
 
 
 def test_a_killed_workers_account_reads_disconnected_until_a_worker_holds_it(
-        alice, mail_user, settings):
+        alice, mail_user, settings, start_worker):
     settings.IMAP_LEASE_TTL, settings.IMAP_CLAIM_INTERVAL = TTL, 1
     account = register(alice.tenant, mail_user)
     victim = _spawn_worker(settings, "victim")
-    rescuer = thread = None
     try:
         wait_for(lambda: _stored(account).state == State.CONNECTED, timeout=30)
         assert _shown(alice, account)["state"] == "connected"
@@ -72,31 +69,24 @@ def test_a_killed_workers_account_reads_disconnected_until_a_worker_holds_it(
         assert holders.sweep() == 0
 
         # Held again: connected, recorded by the worker that holds it.
-        rescuer = ImapWorker(worker_id="rescuer")
-        thread = threading.Thread(target=rescuer.run, daemon=True)
-        thread.start()
+        start_worker(worker_id="rescuer")
         wait_for(lambda: _shown(alice, account)["state"] == "connected", timeout=TTL + 20)
         assert AccountHolder.objects.get(account=account).worker_id == "rescuer"
     finally:
         if victim.poll() is None:
             os.killpg(victim.pid, signal.SIGKILL)
             victim.wait()
-        if rescuer is not None:
-            rescuer.stop.set()
-            thread.join(timeout=30)
 
 
 def test_a_stopped_workers_accounts_read_disconnected_at_once(alice, mail_user, settings):
     settings.IMAP_LEASE_TTL, settings.IMAP_CLAIM_INTERVAL = 20, 1
     account = register(alice.tenant, mail_user)
-    worker = ImapWorker(worker_id="leaving")
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
+    worker = DrivenWorker(worker_id="leaving")
     try:
-        wait_for(lambda: _shown(alice, account)["state"] == "connected", timeout=30)
+        worker.claim()
+        worker.until(lambda: _shown(alice, account)["state"] == "connected", timeout=30)
     finally:
-        worker.stop.set()
-        thread.join(timeout=30)
+        worker.shutdown()
     assert _shown(alice, account)["state"] == "disconnected"  # not 20 s later
 
 

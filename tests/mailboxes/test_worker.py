@@ -16,7 +16,6 @@ import pytest
 from accounts import services
 from accounts.models import EmailAccount
 from mailboxes.models import Folder, Message
-from mailboxes.worker.supervisor import ImapWorker
 from tests.base import wait_for
 from tests.mailboxes.helpers import DrivenWorker, counted, events_of, register
 from tests.servers import seed
@@ -30,7 +29,7 @@ def state_of(account) -> str:
     return EmailAccount.objects.get(pk=account.pk).state
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def fast_worker_settings(settings):
     settings.IMAP_CLAIM_INTERVAL = 1
     settings.IMAP_LEASE_TTL = 5
@@ -38,27 +37,7 @@ def fast_worker_settings(settings):
 
 
 @pytest.fixture
-def start_worker(fast_worker_settings):
-    """Start ImapWorkers in threads; all are stopped gracefully at the end of the test."""
-    started = []
-
-    def start(**kwargs) -> ImapWorker:
-        worker = ImapWorker(**kwargs)
-        thread = threading.Thread(target=worker.run, daemon=True)
-        thread.start()
-        started.append((worker, thread))
-        return worker
-
-    yield start
-    for worker, _thread in started:
-        worker.stop.set()
-    for _worker, thread in started:
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "worker did not stop"
-
-
-@pytest.fixture
-def driven_worker(fast_worker_settings, settings):
+def driven_worker(settings):
     """``DrivenWorker``s (claim ticks only when the test asks, so leases last longer than a
     test); each is shut down gracefully at the end of the test."""
     settings.IMAP_LEASE_TTL = 60

@@ -11,13 +11,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 from django.db import connection
 
-from mailboxes.worker.supervisor import ImapWorker
 from tests.mailboxes.helpers import events_of, register
 from tests.mailboxes.test_worker import state_of, wait_for
 from tests.servers import seed
@@ -41,18 +39,14 @@ def _spawn_worker(settings, worker_id: str) -> subprocess.Popen:
 
 
 def test_sigkilled_worker_accounts_resume_elsewhere_without_loss_or_repeat(
-        alice, mail_user, settings):
+        alice, mail_user, settings, start_worker):
     settings.IMAP_LEASE_TTL, settings.IMAP_CLAIM_INTERVAL = TTL, 1
     account = register(alice.tenant, mail_user)
     victim = _spawn_worker(settings, "victim")
-    survivor = None
-    thread = None
     try:
         wait_for(lambda: state_of(account) == "connected", timeout=30)
-        survivor = ImapWorker(worker_id="survivor")
+        survivor = start_worker(worker_id="survivor")
         assert survivor.leases.holder(account.pk) == "victim"
-        thread = threading.Thread(target=survivor.run, daemon=True)
-        thread.start()
 
         before = [f"before kill {i}" for i in range(3)]
         seed.seed_mailbox(mail_user, messages=[seed.make_message(subject=s) for s in before])
@@ -72,7 +66,3 @@ def test_sigkilled_worker_accounts_resume_elsewhere_without_loss_or_repeat(
         if victim.poll() is None:
             os.killpg(victim.pid, signal.SIGKILL)
             victim.wait()
-        if survivor is not None:
-            survivor.stop.set()
-        if thread is not None:
-            thread.join(timeout=30)
