@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import imaplib
+import os
+import signal
+import subprocess
 
 import pytest
 
+from tests.mailboxes.helpers import spawn_imapworker
 from tests.mailboxes.sending_helpers import sending_account
 
 
@@ -28,3 +32,20 @@ def account(alice, smtp_user, smtp_server):
     """Alice's account ``box`` on a Dovecot user that the test SMTP server also accepts,
     synced (the sending tests' mailbox)."""
     return sending_account(alice.tenant, smtp_user, smtp_server)
+
+
+@pytest.fixture
+def spawn_worker(settings):
+    """Start ``manage.py imapworker`` subprocesses (lease TTL ``TTL``) on the test database;
+    any still running at the end of the test is SIGKILLed."""
+    spawned = []
+
+    def spawn(worker_id: str) -> subprocess.Popen:
+        spawned.append(spawn_imapworker(settings, worker_id))
+        return spawned[-1]
+
+    yield spawn
+    for process in spawned:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

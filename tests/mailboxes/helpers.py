@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
+from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts import services
@@ -25,6 +30,15 @@ def register(tenant, user, account_id: str = "box", **extra) -> EmailAccount:
     imap_settings["tls"] = {"rejectUnauthorized": False}
     return services.register_account(tenant, {"account": account_id, "imap": imap_settings,
                                                **extra})
+
+
+def server_subjects(mail_user, folder: str) -> list[str]:
+    """The subjects in ``folder`` as another client sees them on the server, sorted."""
+    with mail_user.imap_client() as other:
+        other.select_folder(folder, readonly=True)
+        uids = other.search("ALL")
+        fetched = other.fetch(uids, ["ENVELOPE"]) if uids else {}
+    return sorted(v[b"ENVELOPE"].subject.decode() for v in fetched.values())
 
 
 def open_session(account: EmailAccount) -> ImapSession:
@@ -141,3 +155,22 @@ def counted(obj, name: str) -> list:
 
     setattr(obj, name, wrapper)
     return calls
+
+
+ROOT = Path(__file__).resolve().parents[2]
+TTL = 4  # lease TTL of spawned workers, seconds
+
+
+def spawn_imapworker(settings, worker_id: str) -> subprocess.Popen:
+    """A ``manage.py imapworker`` subprocess on the test database, lease TTL ``TTL`` (the
+    ``spawn_worker`` fixture kills what is left of it)."""
+    db = connection.settings_dict
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update(
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        REDIS_URL=settings.REDIS_URL, EMAILAPI_SECRET=settings.EMAILAPI_SECRET,
+        EMAILAPI_LEASE_TTL=str(TTL), EMAILAPI_CLAIM_INTERVAL="1",
+    )
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "imapworker", "--worker-id", worker_id], cwd=ROOT,
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)

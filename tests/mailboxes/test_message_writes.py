@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from mailboxes.sync.account import sync_account
-from tests.mailboxes.helpers import events_of
+from tests.mailboxes.helpers import events_of, server_subjects
 from tests.servers import seed
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
@@ -27,14 +27,6 @@ def server_flags(mail_user, folder: str, uid: int) -> set[str]:
         other.select_folder(folder, readonly=True)
         found = other.get_flags([uid])
     return {f.decode() for f in found.get(uid, ())} - {"\\Recent"}
-
-
-def server_subjects(mail_user, folder: str) -> list[str]:
-    with mail_user.imap_client() as other:
-        other.select_folder(folder, readonly=True)
-        uids = other.search("ALL")
-        fetched = other.fetch(uids, ["ENVELOPE"]) if uids else {}
-    return sorted(v[b"ENVELOPE"].subject.decode() for v in fetched.values())
 
 
 def event_kinds(account) -> list[str]:

@@ -15,7 +15,7 @@ import pytest
 from mailboxes import listing, message_writes
 from mailboxes.sync import index
 from mailboxes.sync.account import sync_account
-from tests.mailboxes.helpers import events_of
+from tests.mailboxes.helpers import events_of, server_subjects
 from tests.servers import seed
 
 pytestmark = pytest.mark.django_db
@@ -35,14 +35,6 @@ KILLED_MOVE = textwrap.dedent("""
     changes.move(client, [args["uid"]], "Archive", use_move=False)
     print("not killed")
 """)
-
-
-def subjects(mail_user, folder: str) -> list[str]:
-    with mail_user.imap_client() as other:
-        other.select_folder(folder, readonly=True)
-        uids = other.search("ALL")
-        fetched = other.fetch(uids, ["ENVELOPE"]) if uids else {}
-    return sorted(v[b"ENVELOPE"].subject.decode() for v in fetched.values())
 
 
 @pytest.fixture
@@ -67,8 +59,8 @@ def test_the_fallback_move_expunges_only_its_own_uid(alice, synced, mail_user):
     transfer, _ = message_writes._transfer(account, folder, [row.uid], target,
                                            keep_source=False, use_move=False)
     assert list(transfer.uid_map) == [uids[0]]
-    assert subjects(mail_user, "Archive") == ["Keep me"]
-    assert subjects(mail_user, "INBOX") == ["Other"]  # marked \Deleted, still there
+    assert server_subjects(mail_user, "Archive") == ["Keep me"]
+    assert server_subjects(mail_user, "INBOX") == ["Other"]  # marked \Deleted, still there
     sync_account(session, account)
     assert [e.event for e in events_of(account) if e.event.startswith("message")] == \
         ["messageMoved"]
@@ -82,8 +74,8 @@ def test_a_move_killed_between_copy_and_expunge_loses_nothing(alice, synced, mai
     child = subprocess.run([sys.executable, "-c", KILLED_MOVE, args], capture_output=True,
                            timeout=60, cwd=str(Path(__file__).parents[2]))
     assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
-    assert subjects(mail_user, "Archive") == ["Keep me"]  # copied...
-    assert subjects(mail_user, "INBOX") == ["Keep me", "Other"]  # ...and not yet removed
+    assert server_subjects(mail_user, "Archive") == ["Keep me"]  # copied...
+    assert server_subjects(mail_user, "INBOX") == ["Keep me", "Other"]  # ...and not yet removed
     sync_account(session, account)  # the index converges on what the server holds
     inbox = alice.client.get("/v1/account/box/messages?path=INBOX").json()["messages"]
     archive = alice.client.get("/v1/account/box/messages?path=Archive").json()["messages"]
