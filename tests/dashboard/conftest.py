@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.base import wait_for
+from tests.base import stop_process, wait_for
 from tests.servers.net import find_free_port
 from tests.webhooks.conftest import start_dispatcher, webhook_receiver  # noqa: F401 (fixtures)
 
@@ -79,12 +79,7 @@ def web_server(django_db_setup, tmp_path_factory):
         wait_for(up, timeout=60, interval=0.2)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 @pytest.fixture

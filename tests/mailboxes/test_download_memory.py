@@ -20,6 +20,7 @@ import pytest
 from django.db import connection
 
 from mailboxes.sync.account import sync_account
+from tests.base import stop_process
 from tests.mailboxes.helpers import open_session, register
 from tests.mailboxes.test_parts_dovecot import BIG_SIZE, big_message
 from tests.servers import seed
@@ -117,9 +118,4 @@ def test_a_50_mb_attachment_streams_in_bounded_web_memory(alice, mail_user, sett
               f"while streaming {BIG_SIZE / 2**20:.0f} MiB")
         assert growth < LIMIT, f"web process grew {growth / 2**20:.1f} MiB"
     finally:
-        web.terminate()
-        try:
-            web.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            web.kill()
-            web.wait()
+        stop_process(web)
