@@ -12,6 +12,7 @@ import pytest
 
 from tests.base import OutsiderFixture, TenantFixture, make_tenant
 from tests.servers.dovecot import Dovecot
+from tests.servers.oauth2 import OAuth2Server, dovecot_oauth2_config
 from tests.servers.smtp import SmtpServer
 
 
@@ -54,6 +55,38 @@ def smtp_server():
     server = SmtpServer().start()
     yield server
     server.stop()
+
+
+# The OAuth2 tests' servers (helpers in tests/accounts/oauth2_helpers.py).
+@pytest.fixture(scope="module")
+def provider():
+    server = OAuth2Server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def oauth_dovecot(provider):
+    """A Dovecot whose passdb also takes bearer tokens, checked by introspection at
+    ``provider`` (password logins keep working, so tests can seed mail)."""
+    server = Dovecot(extra_config=dovecot_oauth2_config(provider)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def allow_http(settings):
+    settings.EMAILAPI_OAUTH2_ALLOW_HTTP = True
+    settings.EMAILAPI_SERVICE_URL = "http://testserver"
+
+
+@pytest.fixture
+def oauth_user(oauth_dovecot, provider):
+    user = oauth_dovecot.add_user()
+    provider.sign_in_as = user.username
+    provider.access_ttl = 3600
+    provider.refresh_calls = 0
+    return user
 
 
 @pytest.fixture

@@ -49,3 +49,12 @@ def spawn_worker(settings):
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture
+def fast_worker_settings(settings):
+    """Worker timings for tests: claim ticks every second, short leases, a STATUS poll a
+    minute away (so only IDLE or NOTIFY can announce a change within seconds)."""
+    settings.IMAP_CLAIM_INTERVAL = 1
+    settings.IMAP_LEASE_TTL = 5
+    settings.IMAP_POLL_INTERVAL = 60

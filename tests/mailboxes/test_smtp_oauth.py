@@ -13,13 +13,10 @@ import pytest
 from accounts import services
 from mailboxes import sending, smtp
 from mailboxes.models import OutboxEntry
-from tests.accounts.oauth2_helpers import provider
 from tests.mailboxes.sending_helpers import queue
 from tests.servers.smtp import SmtpServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-FIXTURES = (provider,)  # the local OAuth2 provider, shared with the OAuth2 tests (by name)
 
 SENDER = "sender@example.test"
 BAD_TOKEN = "at-never-issued-by-the-provider-3f9c"

@@ -20,20 +20,14 @@ from tests.base import wait_for
 from tests.mailboxes.helpers import DrivenWorker, counted, events_of, register
 from tests.servers import seed
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("fast_worker_settings")]
 
 
 
 
 def state_of(account) -> str:
     return EmailAccount.objects.get(pk=account.pk).state
-
-
-@pytest.fixture(autouse=True)
-def fast_worker_settings(settings):
-    settings.IMAP_CLAIM_INTERVAL = 1
-    settings.IMAP_LEASE_TTL = 5
-    settings.IMAP_POLL_INTERVAL = 60
 
 
 @pytest.fixture
