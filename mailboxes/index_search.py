@@ -12,7 +12,7 @@ import math
 from datetime import date, datetime, time, timezone
 
 from django.db import connection, transaction
-from django.db.models import Count, Max, Min, Q
+from django.db.models import BooleanField, Count, F, Func, Max, Min, Q, Value
 
 from accounts.models import EmailAccount
 from mailboxes import listing, message_fields
@@ -43,12 +43,12 @@ def _one(name: str, value) -> Q:
     if name in TEXT_COLUMNS:
         return Q(**{f"{TEXT_COLUMNS[name]}__contains": value.lower()})
     if name in FLAG_CRITERIA:
-        has = Q(flags__contains=[FLAG_CRITERIA[name]])
+        has = _has_flag(FLAG_CRITERIA[name])
         return has if value else ~has
     if name == "keyword":
-        return Q(flags__contains=[value])
+        return _has_flag(value)
     if name == "unKeyword":
-        return ~Q(flags__contains=[value])
+        return ~_has_flag(value)
     if name == "since":
         return Q(internal_date__gte=_start_of(value))
     if name == "before":
@@ -78,6 +78,21 @@ def _one(name: str, value) -> Q:
     if name == "not":
         return ~criteria_q(value)
     raise NotIndexable(name)
+
+
+class _InJsonArray(Func):
+    """``value`` is an element of the JSON array ``column``, for SQLite (``make run``'s
+    database), which has no JSON containment: EXISTS over ``json_each``."""
+
+    template = "EXISTS (SELECT 1 FROM json_each(%(expressions)s)"
+    arg_joiner = ") WHERE value = "
+    output_field = BooleanField()
+
+
+def _has_flag(flag: str) -> Q:
+    if connection.vendor == "postgresql":
+        return Q(flags__contains=[flag])
+    return Q(_InJsonArray(F("flags"), Value(flag)))
 
 
 def _start_of(value) -> datetime:

@@ -198,16 +198,15 @@ def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, st
 
 def row_of(values: tuple) -> SimpleNamespace:
     """Column values as the attributes ``message_fields.summary`` reads (JSON arrives as text
-    from a raw cursor, SQLite gives dates as text and booleans as integers)."""
+    from a raw cursor; SQLite gives dates as text or as naive datetimes, both in UTC, and
+    booleans as integers)."""
     row = dict(zip(message_fields.COLUMNS, values, strict=True))
     for name in _JSON:
         if isinstance(row[name], str):
             row[name] = json.loads(row[name])
     for name in _DATES:
-        if isinstance(row[name], str):
-            parsed = parse_datetime(row[name])
-            row[name] = parsed.replace(tzinfo=timezone.utc) if parsed and not parsed.tzinfo \
-                else parsed
+        value = parse_datetime(row[name]) if isinstance(row[name], str) else row[name]
+        row[name] = value.replace(tzinfo=timezone.utc) if value and not value.tzinfo else value
     for name in _BOOLEANS:
         row[name] = bool(row[name])
     return SimpleNamespace(**row)

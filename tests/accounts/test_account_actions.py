@@ -37,7 +37,8 @@ def test_pause_and_resume(alice, announcements, django_capture_on_commit_callbac
     assert response.status_code == 200
     assert response.json() == {"account": "sales", "state": "paused"}
     row = EmailAccount.objects.get(account="sales")
-    assert row.paused and row.state == "paused"
+    assert row.paused
+    assert row.state == "paused"
     assert alice.client.get("/v1/account/sales").json()["state"] == "paused"
     with django_capture_on_commit_callbacks(execute=True):
         response = alice.client.put("/v1/account/sales/resume", {}, format="json")
@@ -74,7 +75,8 @@ def test_watch_folders_are_stored_shown_and_validated(alice):
     assert api.put("/v1/account/sales", {"watchFolders": ["INBOX"]},
                    format="json").status_code == 200
     row = EmailAccount.objects.get(account="sales")
-    assert row.watch_folders == ["INBOX"] and row.config_version == version + 1
+    assert row.watch_folders == ["INBOX"]
+    assert row.config_version == version + 1
     for bad in ([], ["a", "b"], [1], "INBOX", ["x" * 1025]):
         response = api.put("/v1/account/sales", {"watchFolders": bad}, format="json")
         assert response.status_code == 400, bad

@@ -19,7 +19,8 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
     body = response.json()
     assert set(body) >= {"error", "code", "statusCode"}
     assert body["statusCode"] == status
-    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["error"], str)
+    assert body["error"]
     if code:
         assert body["code"] == code
     return body

@@ -14,18 +14,10 @@ import pytest
 from accounts.models import EmailAccount
 from mailboxes.models import Message
 from mailboxes.worker.connection import AccountConnection, Idle
-from tests.accounts.oauth2_helpers import (
-    create_app,
-    make_link,
-    oauth_dovecot,
-    oauth_user,
-    provider,
-)
+from tests.accounts.oauth2_helpers import create_app, make_link
 from tests.servers import seed
 
 CHROMIUM = "/usr/bin/chromium"
-# Fixtures shared through the helpers module (used by name below).
-FIXTURES = (oauth_dovecot, oauth_user, provider)
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium"),

@@ -15,19 +15,8 @@ import pytest
 from accounts import credentials
 from accounts.models import EmailAccount, OAuth2App
 from accounts.oauth2 import flow, revoke
-from tests.accounts.oauth2_helpers import (
-    allow_http,
-    connect_through_link,
-    create_app,
-    make_link,
-    oauth_dovecot,
-    oauth_user,
-    provider,
-)
+from tests.accounts.oauth2_helpers import connect_through_link, create_app, make_link
 from tests.servers.net import LOOPBACK, find_free_port
-
-# Fixtures shared through the helpers module (used by name below).
-FIXTURES = (allow_http, oauth_dovecot, oauth_user, provider)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("allow_http")]
 
@@ -90,7 +79,8 @@ def test_an_unreachable_provider_does_not_stop_the_delete(alice, provider, conne
         response = alice.client.delete("/v1/account/oauthbox?revoke=true")
     assert response.status_code == 200
     assert not EmailAccount.objects.filter(pk=account.pk).exists()
-    assert "revoking the OAuth2 grant" in caplog.text and "failed" in caplog.text
+    assert "revoking the OAuth2 grant" in caplog.text
+    assert "failed" in caplog.text
     _no_secret_in(caplog.text, provider)
     assert _refresh(provider, refresh_token).access_token  # the real grant was never touched
 
@@ -112,7 +102,8 @@ def test_a_bad_revoke_value_is_a_400_and_deletes_nothing(alice, value):
     response = alice.client.delete(f"/v1/account/plain?revoke={value}")
     assert response.status_code == 400
     error = response.json()
-    assert set(error) >= {"error", "code", "statusCode"} and error["statusCode"] == 400
+    assert set(error) >= {"error", "code", "statusCode"}
+    assert error["statusCode"] == 400
     assert "revoke" in json.dumps(error)
     assert EmailAccount.objects.filter(account="plain").exists()
 

@@ -66,13 +66,15 @@ def test_a_session_streams_its_organizations_events_only(server, alice, bob):
     publish(bob.tenant, events.MESSAGE_NEW, "bobs-box")
     publish(alice.tenant, events.MESSAGE_NEW, "alices-box")
     event = live.next_event()
-    assert event["event"] == "messageNew" and event["data"]["account"] == "alices-box"
+    assert event["event"] == "messageNew"
+    assert event["data"]["account"] == "alices-box"
     live.close()
     # Neither the stream nor the pages that point to it make a token or show one.
     page = viewer.get("/dashboard").content.decode()
     assert 'data-stream="/dashboard/stream"' in page
     assert f'data-stream-events="{" ".join(events.ALL)}"' in page  # what the script hears
-    assert "eapi_" not in page and "access_token" not in page
+    assert "eapi_" not in page
+    assert "access_token" not in page
     assert ApiToken.objects.count() == tokens_before
 
 
@@ -155,4 +157,5 @@ def test_the_migration_revokes_the_old_live_update_tokens(alice, settings):
     client = Client()
     client.force_login(owner)
     page = client.get("/dashboard/tokens").content.decode()
-    assert "Dashboard live updates" not in page and "ci" in page
+    assert "Dashboard live updates" not in page
+    assert "ci" in page

@@ -32,8 +32,10 @@ def _run_once(account):
 
 
 def _assert_words(text: str):
-    assert isinstance(text, str) and text
-    assert "b'" not in text and 'b"' not in text, text
+    assert isinstance(text, str)
+    assert text
+    assert "b'" not in text, text
+    assert 'b"' not in text, text
 
 
 def test_a_wrong_password_reads_as_the_servers_words_in_last_error_events_and_verify(

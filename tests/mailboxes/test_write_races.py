@@ -79,7 +79,8 @@ def test_an_expunge_the_worker_is_committing_is_announced_once(inbox):
     release.set()
     worker_thread.join(60)
     api_thread.join(60)
-    assert worker_result == [1] and api_result == [0]
+    assert worker_result == [1]
+    assert api_result == [0]
     assert not Message.objects.filter(folder=folder, uid=uid).exists()
     assert [e.data["uid"] for e in events_of(account, "messageDeleted")] == [uid]
 

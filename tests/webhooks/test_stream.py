@@ -65,11 +65,13 @@ def test_a_websocket_and_an_sse_client_receive_the_same_events_of_their_tenant_o
     assert [int(e["id"]) for e in over_sse] == [e["seq"] for e in over_ws]
     assert [e["event"] for e in over_sse] == [e["event"] for e in over_ws]
     seqs = [e["seq"] for e in over_ws]
-    assert seqs == sorted(seqs) and len(set(seqs)) == 5
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == 5
     assert [e["account"] for e in over_ws] == ["box"] * 3 + ["other"] * 2
     first = over_ws[0]
     assert set(first) == {"id", "seq", "event", "account", "date", "data"}
-    assert first["event"] == "messageNew" and first["data"] == {"n": 0, "pad": ""}
+    assert first["event"] == "messageNew"
+    assert first["data"] == {"n": 0, "pad": ""}
 
     # Bob's events were published between Alice's: they never reach her, on either transport.
     publish(alice.tenant, 1, name=events.MESSAGE_UPDATED)
@@ -220,17 +222,20 @@ def test_refusals_over_websocket_close_with_a_code_and_the_error_body(server, al
     for path, headers, code, error in cases:
         client = WebSocket(server.port, path, headers)
         assert client.receive()["code"] == error, path
-        assert client.receive() is None and client.close_code == code, path
+        assert client.receive() is None, path
+        assert client.close_code == code, path
         client.close()
     metrics = alice.client_with("metrics")
     token = metrics._credentials["HTTP_AUTHORIZATION"].split()[1]
     client = WebSocket(server.port, "/v1/stream", {"Authorization": f"Bearer {token}"})
     assert client.receive()["code"] == "InsufficientScope"
-    assert client.receive() is None and client.close_code == 4403
+    assert client.receive() is None
+    assert client.close_code == 4403
     client.close()
 
     unauthorized = EventStream(server.port, "/v1/stream")
-    assert unauthorized.status == 401 and '"Unauthorized"' in unauthorized.body()
+    assert unauthorized.status == 401
+    assert '"Unauthorized"' in unauthorized.body()
     unauthorized.close()
 
 

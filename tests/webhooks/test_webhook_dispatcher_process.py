@@ -20,14 +20,10 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from tests.base import wait_for as wait_until
 from tests.servers.fast_receiver import FastReceiver
 from tests.servers.tcp_proxy import TcpProxy
-from tests.webhooks.test_webhook_delivery import (
-    by_account_in_order,
-    record_many,
-    subscribe,
-    wait_until,
-)
+from tests.webhooks.test_webhook_delivery import by_account_in_order, record_many, subscribe
 from webhooks import events, sequencer
 from webhooks.models import Delivery
 
