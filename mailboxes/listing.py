@@ -35,7 +35,7 @@ def tenant_folder(tenant, account_id: str, path: str, with_account: bool = True)
     """Account and folder in one query (the hot path of listings); on a miss, says which
     one is missing (the account first: another tenant's account is not found either).
     ``with_account=False`` leaves the (wide) account row out where only its id is needed."""
-    folders = Folder.objects.filter(account__tenant=tenant, account__account=account_id)
+    folders = Folder.objects.filter(account__tenant=tenant, account__account_id=account_id)
     if with_account:
         folders = folders.select_related("account")
     try:
@@ -179,7 +179,7 @@ def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, st
         match, argument = "f2.path = %s", path
     folder_id = (f"(SELECT f2.id FROM {folder_table} f2 "
                  f"JOIN {account_table} a ON a.id = f2.account_id "
-                 f"WHERE a.tenant_id = %s AND a.account = %s AND {match} "
+                 f"WHERE a.tenant_id = %s AND a.account_id = %s AND {match} "
                  f"ORDER BY f2.path LIMIT 1)")
     # The page's UIDs first, from the (folder, uid) index alone (a deep offset skips index
     # entries, not rows), then only those rows.

@@ -79,7 +79,7 @@ def tenant_entries(tenant, state: str | None = None, account: str | None = None)
     rows = OutboxEntry.objects.filter(tenant=tenant).select_related("account")
     rows = rows.filter(state=state) if state else rows.filter(state__in=PENDING)
     if account:
-        rows = rows.filter(account__account=account)
+        rows = rows.filter(account__account_id=account)
     return rows.defer("raw").order_by("created_at", "id")
 
 
@@ -176,7 +176,7 @@ def mark_sent(entry: OutboxEntry, response: str, rejected: dict[str, str],
                     "response": response, "envelope": entry.envelope}
             if rejected:
                 data["rejected"] = rejected
-            events.record(entry.tenant_id, events.MESSAGE_SENT, entry.account.account, data)
+            events.record(entry.tenant_id, events.MESSAGE_SENT, entry.account.account_id, data)
     entry.state, entry.response, entry.sent_at = State.SENT, response, now
     return True
 
@@ -205,7 +205,7 @@ def mark_failed(entry: OutboxEntry, error: dict) -> bool:
 def _fail(entry: OutboxEntry, error: dict, now: datetime) -> None:
     OutboxEntry.objects.filter(pk=entry.pk).update(
         state=State.FAILED, last_error=error, lease_until=None, updated_at=now)
-    events.record(entry.tenant_id, events.MESSAGE_FAILED, entry.account.account, {
+    events.record(entry.tenant_id, events.MESSAGE_FAILED, entry.account.account_id, {
         "queueId": entry.queue_id, "messageId": entry.message_id, "error": error.get("error"),
         "code": error.get("code"), "responseCode": error.get("responseCode"),
         "envelope": entry.envelope, "attemptsMade": entry.attempts,

@@ -50,7 +50,7 @@ def apply_folder_list(account: EmailAccount, listings: Sequence[FolderListing],
                 next_number += 1
                 existing[listing.path] = folder
                 if notify:
-                    events.record(account.tenant_id, events.MAILBOX_NEW, account.account,
+                    events.record(account.tenant_id, events.MAILBOX_NEW, account.account_id,
                                   _folder_data(folder))
             elif any(getattr(folder, key) != value for key, value in attrs.items()):
                 for key, value in attrs.items():
@@ -58,7 +58,7 @@ def apply_folder_list(account: EmailAccount, listings: Sequence[FolderListing],
                 folder.save(update_fields=list(attrs))
         for path, folder in list(existing.items()):
             if path not in seen:
-                events.record(account.tenant_id, events.MAILBOX_DELETED, account.account,
+                events.record(account.tenant_id, events.MAILBOX_DELETED, account.account_id,
                               _folder_data(folder))
                 folder.delete()
                 del existing[path]
@@ -88,7 +88,7 @@ def reset_folder(folder: Folder, info: SelectInfo) -> Folder:
         folder.messages = folder.unseen = 0
         folder.save()
         account = folder.account
-        events.record(account.tenant_id, events.MAILBOX_RESET, account.account,
+        events.record(account.tenant_id, events.MAILBOX_RESET, account.account_id,
                       _folder_data(folder, reason="uidvalidity",
                                    prevUidValidity=str(previous) if previous else None))
     return folder
@@ -188,10 +188,10 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
                 here = Half(None, summary["id"], row.uid, folder.path, summary)
                 source = moves.take_left(row.email_id) if moves else None
                 if source is not None:
-                    events.record(account.tenant_id, events.MESSAGE_MOVED, account.account,
+                    events.record(account.tenant_id, events.MESSAGE_MOVED, account.account_id,
                                   moved_data(summary, source, here), path=folder.path)
                     continue
-                event = events.record(account.tenant_id, events.MESSAGE_NEW, account.account,
+                event = events.record(account.tenant_id, events.MESSAGE_NEW, account.account_id,
                                       summary, path=folder.path,
                                       hold=moves is not None and bool(row.email_id))
                 if moves:
@@ -262,7 +262,7 @@ def apply_flag_changes(folder: Folder, changes: Sequence[FlagChange],
                     updates.append((flags, change.modseq, pk))
                 continue
             updates.append((list(change.flags), change.modseq, pk))
-            recorded.append((events.MESSAGE_UPDATED, account.account, {
+            recorded.append((events.MESSAGE_UPDATED, account.account_id, {
                 "id": ids.message_id_for(folder, uid), "uid": uid, "path": folder.path,
                 "emailId": email_id or None,
                 "changes": {"flags": {"added": sorted(new - old), "deleted": sorted(old - new),
@@ -295,11 +295,11 @@ def remove_messages(folder: Folder, uids: Iterable[int], cursor: dict | None = N
             here = Half(None, ids.message_id_for(folder, uid), uid, folder.path)
             destination = moves.take_arrived(email_id) if moves else None
             if destination is not None:
-                events.record(account.tenant_id, events.MESSAGE_MOVED, account.account,
+                events.record(account.tenant_id, events.MESSAGE_MOVED, account.account_id,
                               moved_data(destination.summary, here, destination),
                               path=destination.path)
                 continue
-            event = events.record(account.tenant_id, events.MESSAGE_DELETED, account.account, {
+            event = events.record(account.tenant_id, events.MESSAGE_DELETED, account.account_id, {
                 "id": here.id, "uid": uid, "path": folder.path,
                 "emailId": email_id or None, "messageId": message_id or None,
             }, path=folder.path, hold=moves is not None and bool(email_id))
@@ -401,13 +401,13 @@ def _record_transfer_events(account, source, destination, row, old_uid, new_uid,
         summary = message_fields.summary(destination, Message(**values))
         there = Half(None, summary["id"], new_uid, destination.path, summary)
         if removed:
-            events.record(account.tenant_id, events.MESSAGE_MOVED, account.account,
+            events.record(account.tenant_id, events.MESSAGE_MOVED, account.account_id,
                           moved_data(summary, here, there), path=destination.path)
         else:
-            events.record(account.tenant_id, events.MESSAGE_NEW, account.account, summary,
+            events.record(account.tenant_id, events.MESSAGE_NEW, account.account_id, summary,
                           path=destination.path)
     elif removed:
-        events.record(account.tenant_id, events.MESSAGE_DELETED, account.account, {
+        events.record(account.tenant_id, events.MESSAGE_DELETED, account.account_id, {
             "id": here.id, "uid": old_uid, "path": source.path,
             "emailId": row.email_id or None, "messageId": row.message_id or None,
         }, path=source.path)
@@ -490,7 +490,7 @@ def _add_folders(account: EmailAccount, listings: Sequence[FolderListing]) -> di
             folder = Folder.objects.create(account=account, path=listing.path, number=top,
                                            **attrs)
             existing[listing.path] = folder
-            events.record(account.tenant_id, events.MAILBOX_NEW, account.account,
+            events.record(account.tenant_id, events.MAILBOX_NEW, account.account_id,
                           _folder_data(folder))
             added[listing.path] = True
         else:
@@ -518,7 +518,7 @@ def record_folder_renamed(account: EmailAccount, path: str, new_path: str,
             if folder.path != path and not (delim and folder.path.startswith(path + delim)):
                 continue
             target = new_path + folder.path[len(path):]
-            events.record(account.tenant_id, events.MAILBOX_DELETED, account.account,
+            events.record(account.tenant_id, events.MAILBOX_DELETED, account.account_id,
                           _folder_data(folder))
             if target in present or target not in by_path:
                 folder.delete()  # already indexed under its new path, or no longer listed
@@ -528,7 +528,7 @@ def record_folder_renamed(account: EmailAccount, path: str, new_path: str,
                 setattr(folder, key, value)
             folder.save()
             present.add(target)
-            events.record(account.tenant_id, events.MAILBOX_NEW, account.account,
+            events.record(account.tenant_id, events.MAILBOX_NEW, account.account_id,
                           _folder_data(folder))
     record_folders_present(account, listings)
 
@@ -540,7 +540,7 @@ def record_folder_deleted(account: EmailAccount, path: str) -> bool:
         folder = Folder.objects.select_for_update().filter(account=account, path=path).first()
         if folder is None:
             return False
-        events.record(account.tenant_id, events.MAILBOX_DELETED, account.account,
+        events.record(account.tenant_id, events.MAILBOX_DELETED, account.account_id,
                       _folder_data(folder))
         folder.delete()
     return True

@@ -41,7 +41,7 @@ def _connect(alice, client, provider, oauth_dovecot, oauth_user, account="oauthb
     link = make_link(alice, account=account, expectedEmail=oauth_user.username, type=app)
     done = connect_through_link(client, link)
     assert done.status_code == 302, done.content
-    return app, EmailAccount.objects.get(tenant=alice.tenant, account=account), done["Location"]
+    return app, EmailAccount.objects.get(tenant=alice.tenant, account_id=account), done["Location"]
 
 
 def _start(account) -> tuple[AccountConnection, object]:

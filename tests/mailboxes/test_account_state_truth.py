@@ -26,7 +26,7 @@ State = EmailAccount.State
 
 
 def _shown(tenant, account) -> dict:
-    response = tenant.client.get(f"/v1/account/{account.account}")
+    response = tenant.client.get(f"/v1/account/{account.account_id}")
     assert response.status_code == 200, response.content
     return response.json()
 
