@@ -168,7 +168,7 @@ def run_ours(user: MailUser, expected: int, top_uids: list[int], poll: float,
     started = time.perf_counter()
     account = services.register_account(tenant, {"account": "bench", "imap": imap_settings})
     marks["registered"] = time.perf_counter()
-    inbox = Message.objects.filter(folder__account=account, folder__path="INBOX")
+    inbox = Message.objects.filter(folder__email_account=account, folder__path="INBOX")
     try:
         deadline = started + timeout
         while len(marks) < 4:

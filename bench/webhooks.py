@@ -175,7 +175,7 @@ def describe_slow(offset: float, account: str, folder: str, uid: int, total: flo
 
     row = Event.objects.filter(account=account, event="messageNew", path=folder,
                                data__uid=uid).values("pk", "created_at", "dispatched_at").first()
-    indexed = Message.objects.filter(account__account_id=account, folder__path=folder,
+    indexed = Message.objects.filter(email_account__account_id=account, folder__path=folder,
                                      uid=uid).exists()
     stages = f"no event row (indexed: {indexed})"
     if row:

@@ -120,8 +120,8 @@ def _test_and_register(request, form: MailboxForm) -> None:
 @tenant_view()
 def mailbox_detail(request, account_id: str):
     account = _account_or_404(request, account_id)
-    folders = Folder.objects.filter(account=account).order_by("path")
-    recent = (Message.objects.filter(account=account).select_related("folder")
+    folders = Folder.objects.filter(email_account=account).order_by("path")
+    recent = (Message.objects.filter(email_account=account).select_related("folder")
               .order_by("-date", "-id")[:20])
     return render(request, "dashboard/mailbox_detail.html", {
         "account": account, "folders": folders, "recent": recent, "page": "mailboxes"})

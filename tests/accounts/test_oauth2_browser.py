@@ -70,7 +70,7 @@ def test_a_user_connects_a_mailbox_by_clicking_through_the_link(
     conn = AccountConnection(account.pk, threading.Event())
     try:
         assert isinstance(conn.start(), Idle)
-        assert Message.objects.filter(account=account).count() == 2
+        assert Message.objects.filter(email_account=account).count() == 2
     finally:
         conn.close()
 

@@ -70,7 +70,7 @@ def test_the_hosted_link_creates_a_mailbox_that_syncs_over_xoauth2(
     try:
         assert isinstance(outcome, Idle), EmailAccount.objects.get(pk=account.pk).last_error
         assert EmailAccount.objects.get(pk=account.pk).state == "connected"
-        assert Message.objects.filter(account=account).count() == 3
+        assert Message.objects.filter(email_account=account).count() == 3
         assert provider.introspections > before  # Dovecot checked our bearer token
         assert provider.refresh_calls == 0  # a fresh token is used as it is
     finally:

@@ -75,7 +75,7 @@ def test_a_killed_workers_account_reads_disconnected_until_a_worker_holds_it(
         thread = threading.Thread(target=rescuer.run, daemon=True)
         thread.start()
         wait_for(lambda: _shown(alice, account)["state"] == "connected", timeout=TTL + 20)
-        assert AccountHolder.objects.get(account=account).worker_id == "rescuer"
+        assert AccountHolder.objects.get(email_account=account).worker_id == "rescuer"
     finally:
         if victim.poll() is None:
             os.killpg(victim.pid, signal.SIGKILL)

@@ -64,7 +64,7 @@ def one_subject_per_mailbox():
     IntegrityError from PostgreSQL in the middle of a sync."""
     with connection.cursor() as cursor:
         cursor.execute("CREATE UNIQUE INDEX test_one_subject_per_mailbox "
-                       "ON mailboxes_message (account_id, subject)")
+                       "ON mailboxes_message (email_account_id, subject)")
     yield
     with connection.cursor() as cursor:
         cursor.execute("DROP INDEX IF EXISTS test_one_subject_per_mailbox")
