@@ -184,7 +184,7 @@ def run_ours(user: MailUser, expected: int, top_uids: list[int], poll: float,
             if "whole" not in marks and "first page" in marks:
                 # The cheap indexed look-up first: counting N rows every 20 ms would load
                 # the 2-core machine the engine runs on.
-                if Event.objects.filter(account=account.account_id,
+                if Event.objects.filter(account_id=account.account_id,
                                         event="accountInitialized").exists() \
                         and inbox.count() >= expected:
                     marks["whole"] = time.perf_counter()

@@ -52,7 +52,7 @@ def live(request):
                                        "lastError": _error_text(row["last_error"])}
                       for row in accounts},
         "eventsToday": views._events_today(request.tenant),
-        "events": [{"event": e.event, "account": e.account, "path": e.path,
+        "events": [{"event": e.event, "account": e.account_id, "path": e.path,
                     "createdAt": e.created_at.isoformat()} for e in events],
     })
 

@@ -24,7 +24,7 @@ def test_it_registers_a_mailbox(alice):
     assert credentials.get_credential(account, "imap.pass") == "imap-Secret-123"
     assert credentials.get_credential(account, "smtp.pass") == "smtp-Secret-456"
     assert Event.objects.filter(tenant=alice.tenant, event="accountAdded",
-                                account="sales").count() == 1
+                                account_id="sales").count() == 1
 
 
 def test_it_generates_an_id_when_none_is_given(alice):
@@ -130,7 +130,7 @@ def test_delete_removes_the_mailbox_and_its_credentials(alice):
     assert response.json() == {"account": "sales", "deleted": True}
     assert not EmailAccount.objects.filter(account_id="sales").exists()
     assert not Credential.objects.exists()
-    assert Event.objects.filter(event="accountDeleted", account="sales").count() == 1
+    assert Event.objects.filter(event="accountDeleted", account_id="sales").count() == 1
     assert alice.client.get("/v1/account/sales").status_code == 404
     assert alice.client.delete("/v1/account/sales").status_code == 404
 

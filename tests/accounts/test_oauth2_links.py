@@ -96,7 +96,7 @@ def test_the_password_form_tests_the_servers_then_saves_once(alice, client, mail
     account = EmailAccount.objects.get(tenant=alice.tenant, account_id="pw")
     assert credentials.get_credential(account, "imap.pass") == mail_user.password
     assert account.oauth2 is None and account.name == "PW"
-    assert Event.objects.filter(account="pw", event="accountAdded").count() == 1
+    assert Event.objects.filter(account_id="pw", event="accountAdded").count() == 1
     again = client.post(local(url), {**form, "password": mail_user.password})
     assert again.status_code == 410 and b"already used" in again.content
     assert client.get(local(url)).status_code == 410

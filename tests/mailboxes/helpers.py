@@ -23,7 +23,7 @@ def open_session(account: EmailAccount) -> ImapSession:
 
 
 def events_of(account: EmailAccount, *kinds: str) -> list[Event]:
-    rows = Event.objects.filter(tenant_id=account.tenant_id, account=account.account_id)
+    rows = Event.objects.filter(tenant_id=account.tenant_id, account_id=account.account_id)
     if kinds:
         rows = rows.filter(event__in=kinds)
     return list(rows.order_by("created_at"))

@@ -200,7 +200,7 @@ def test_a_move_stays_one_message_moved_while_the_publisher_runs_mid_pass(
         result = real_sync_folder(*args, **kwargs)
         sequencer.publish_pending()
         published_mid_pass.extend(Event.objects.filter(
-            account=account.account_id, seq__isnull=False,
+            account_id=account.account_id, seq__isnull=False,
             event__in=["messageDeleted", "messageNew"]).values_list("event", flat=True))
         return result
 
@@ -208,10 +208,10 @@ def test_a_move_stays_one_message_moved_while_the_publisher_runs_mid_pass(
     sync_account(session, account)
     assert published_mid_pass == []  # the halves were held while the pass ran
     sequencer.publish_pending()
-    published = list(Event.objects.filter(account=account.account_id, seq__isnull=False,
+    published = list(Event.objects.filter(account_id=account.account_id, seq__isnull=False,
                                           event__startswith="message").order_by("seq"))
     assert sorted(e.event for e in published) == ["messageDeleted", "messageMoved"]
-    assert not Event.objects.filter(account=account.account_id, dispatched_at__isnull=True).exists()
+    assert not Event.objects.filter(account_id=account.account_id, dispatched_at__isnull=True).exists()
 
 
 def test_a_held_half_is_published_after_its_timeout_even_if_never_released(alice):
