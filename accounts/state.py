@@ -77,7 +77,7 @@ def set_state(account: EmailAccount, state: str, error: dict | None = None,
         if not rows.update(**values) and fence is not None:
             return False
         if event:
-            events.record(account.tenant_id, event, account.account, event_data or {})
+            events.record(account.tenant_id, event, account.account_id, event_data or {})
     for key, value in values.items():
         setattr(account, key, value)
     return True
@@ -90,8 +90,8 @@ def mark_initialized(account: EmailAccount, counts: Callable[[], dict]) -> bool:
         updated = EmailAccount.objects.filter(pk=account.pk, initialized_at__isnull=True) \
             .update(initialized_at=timezone.now())
         if updated:
-            events.record(account.tenant_id, events.ACCOUNT_INITIALIZED, account.account,
-                          {"account": account.account, **counts()})
+            events.record(account.tenant_id, events.ACCOUNT_INITIALIZED, account.account_id,
+                          {"account": account.account_id, **counts()})
     return bool(updated)
 
 

@@ -119,7 +119,7 @@ def search(account_pk: int, folder: Folder | None, criteria: dict, page: int,
            page_size: int) -> dict:
     """One folder (newest UID first) or, with no folder, every folder (newest date first)
     of the account with primary key ``account_pk``."""
-    rows = Message.objects.filter(account_id=account_pk).filter(criteria_q(criteria))
+    rows = Message.objects.filter(email_account_id=account_pk).filter(criteria_q(criteria))
     if folder is not None:
         rows = rows.filter(folder=folder).order_by("-uid")
     else:
@@ -147,7 +147,7 @@ def search(account_pk: int, folder: Folder | None, criteria: dict, page: int,
 
 def threads(account: EmailAccount, folder: Folder | None, page: int, page_size: int) -> dict:
     """Conversations, newest activity first, with message count, subject and participants."""
-    rows = Message.objects.filter(account=account).exclude(thread_id="")
+    rows = Message.objects.filter(email_account=account).exclude(thread_id="")
     if folder is not None:
         rows = rows.filter(folder=folder)
     grouped = (rows.values("thread_id")
@@ -182,6 +182,6 @@ def threads(account: EmailAccount, folder: Folder | None, page: int, page_size: 
 
 
 def thread_messages(account: EmailAccount, thread_id: str) -> list[dict]:
-    rows = (Message.objects.filter(account=account, thread_id=thread_id)
+    rows = (Message.objects.filter(email_account=account, thread_id=thread_id)
             .select_related("folder").order_by("internal_date", "id"))
     return [message_fields.summary(row.folder, row) for row in rows]

@@ -187,7 +187,7 @@ def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
     """Send the entry's raw message to its envelope; return the server's answer to DATA and
     the recipients it refused (when it took the others). Raises ``SendFailure``."""
     try:
-        smtp_settings = connection_settings.account_smtp_settings(entry.account)
+        smtp_settings = connection_settings.account_smtp_settings(entry.email_account)
     except TokenError as exc:  # OAuth2: a revoked grant is permanent, anything else retried
         raise SendFailure(f"No OAuth2 access token: {describe(exc)}", exc.code,
                           permanent=isinstance(exc, ReauthRequired)) from None
@@ -272,7 +272,7 @@ def _text(value) -> str:
 
 
 def wants_copy(entry: OutboxEntry) -> bool:
-    account = entry.account
+    account = entry.email_account
     return bool((account.copy if entry.copy is None else entry.copy) and account.imap)
 
 
@@ -292,7 +292,7 @@ def after_sent(entry: OutboxEntry) -> dict | None:
 
 
 def sent_folder(account) -> Folder | None:
-    return (Folder.objects.filter(account=account, special_use="\\Sent")
+    return (Folder.objects.filter(email_account=account, special_use="\\Sent")
             .order_by("pk").first())
 
 
@@ -301,7 +301,7 @@ def copy_to_sent(entry: OutboxEntry, raw: bytes) -> dict:
     Never raises: the answer says where the copy went, or in words why there is none, or why
     it is not indexed yet. The APPEND is never repeated (a second copy); only the database
     steps around it are retried."""
-    account = entry.account
+    account = entry.email_account
     try:
         folder = recorded(entry, lambda: sent_folder(account))
     except Exception as exc:  # noqa: BLE001 - see above
@@ -380,7 +380,7 @@ def _appended_meta(session, folder: Folder, uid: int):
 def flag_answered(entry: OutboxEntry, message_id: str) -> None:
     """STORE +FLAGS \\Answered on the original, then the index (one ``messageUpdated``); the
     database steps retried like every step after sending."""
-    account = entry.account
+    account = entry.email_account
     folder, row = recorded(entry, lambda: listing.message_by_id(account, message_id))
     if "\\Answered" in row.flags:
         return

@@ -60,24 +60,24 @@ def retire(worker_id: str) -> None:
 def claim(worker_id: str, pks: Iterable[int]) -> None:
     """Record that this worker now holds ``pks`` (it has just taken their leases)."""
     now = timezone.now()
-    rows = [AccountHolder(account_id=pk, worker_id=worker_id, since=now, released_at=None)
+    rows = [AccountHolder(email_account_id=pk, worker_id=worker_id, since=now, released_at=None)
             for pk in pks]
     if rows:
         AccountHolder.objects.bulk_create(
-            rows, update_conflicts=True, unique_fields=["account"],
+            rows, update_conflicts=True, unique_fields=["email_account"],
             update_fields=["worker", "since", "released_at"])
 
 
 def release(worker_id: str, pk: int) -> None:
     """This worker gave the account up (only if it still held it)."""
-    AccountHolder.objects.filter(account_id=pk, worker_id=worker_id,
+    AccountHolder.objects.filter(email_account_id=pk, worker_id=worker_id,
                                  released_at__isnull=True).update(released_at=timezone.now())
 
 
 def still_holds(worker_id: str, pk: int, lock: bool = False) -> bool:
     """Whether the row names this worker; ``lock`` (inside a transaction) keeps a takeover
     from committing until the caller's transaction ends, so the check holds for its writes."""
-    rows = AccountHolder.objects.filter(account_id=pk, worker_id=worker_id,
+    rows = AccountHolder.objects.filter(email_account_id=pk, worker_id=worker_id,
                                         released_at__isnull=True)
     return (rows.select_for_update() if lock else rows).exists()
 
@@ -95,9 +95,9 @@ def restore(worker_id: str, states: dict[int, str]) -> None:
     now = timezone.now()
     present = set(EmailAccount.objects.filter(pk__in=list(states)).values_list("pk", flat=True))
     AccountHolder.objects.bulk_create(
-        [AccountHolder(account_id=pk, worker_id=worker_id, since=now) for pk in present],
+        [AccountHolder(email_account_id=pk, worker_id=worker_id, since=now) for pk in present],
         ignore_conflicts=True)
-    AccountHolder.objects.filter(account_id__in=present, worker_id=worker_id) \
+    AccountHolder.objects.filter(email_account_id__in=present, worker_id=worker_id) \
         .update(released_at=None)
     by_state: dict[str, list[int]] = defaultdict(list)
     for pk, state in states.items():
@@ -111,7 +111,7 @@ def restore(worker_id: str, states: dict[int, str]) -> None:
 def held(now: datetime | None = None) -> Exists:
     """``Exists`` expression: the account (outer query) is held by a live worker."""
     return Exists(AccountHolder.objects.filter(
-        account=OuterRef("pk"), released_at__isnull=True,
+        email_account=OuterRef("pk"), released_at__isnull=True,
         worker__expires_at__gt=now or timezone.now()))
 
 
@@ -133,8 +133,8 @@ def apply_live_state(accounts: Iterable[EmailAccount], now: datetime | None = No
     if not suspects:
         return
     holders = {pk: (released, expires) for pk, released, expires in
-               AccountHolder.objects.filter(account_id__in=list(suspects))
-               .values_list("account_id", "released_at", "worker__expires_at")}
+               AccountHolder.objects.filter(email_account_id__in=list(suspects))
+               .values_list("email_account_id", "released_at", "worker__expires_at")}
     for pk, account in suspects.items():
         released, expires = holders.get(pk, (None, None))
         if released is None and expires is not None and expires > now:

@@ -89,12 +89,12 @@ def test_a_mailbox_on_an_internal_host_is_refused(alice, host, section):
 def test_an_update_to_an_internal_host_is_refused_and_changes_nothing(alice):
     created = alice.client.post("/v1/account", account_payload(), format="json")
     assert created.status_code == 200
-    before = EmailAccount.objects.get(tenant=alice.tenant, account="sales").config_version
+    before = EmailAccount.objects.get(tenant=alice.tenant, account_id="sales").config_version
     response = alice.client.put("/v1/account/sales", {"imap": {"host": "127.0.0.1"}},
                                 format="json")
     assert response.status_code == 400
     assert response.json()["code"] == "HostNotAllowed"
-    account = EmailAccount.objects.get(tenant=alice.tenant, account="sales")
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="sales")
     assert account.imap["host"] == "imap.example.com"
     assert account.config_version == before
     # Other changes of that mailbox still work.
@@ -199,7 +199,7 @@ def test_the_connect_form_refuses_an_internal_host_without_connecting(alice, cli
     assert page.status_code == 400
     assert b"internal address" in page.content
     assert not listener.reached()
-    assert not EmailAccount.objects.filter(account="pw").exists()
+    assert not EmailAccount.objects.filter(account_id="pw").exists()
 
 
 def test_a_connect_link_allows_a_few_attempts_a_minute(alice, client, listener, settings):

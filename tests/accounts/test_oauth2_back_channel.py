@@ -124,7 +124,7 @@ def test_a_redirecting_token_endpoint_is_not_followed_and_nothing_leaks_to_the_p
     assert "redirect" in text  # says what happened, in our words
     assert internal.requests == []
     assert len(redirector.requests) == 1
-    assert not EmailAccount.objects.filter(tenant=alice.tenant, account="box").exists()
+    assert not EmailAccount.objects.filter(tenant=alice.tenant, account_id="box").exists()
 
 
 @pytest.mark.usefixtures("allow_http")
@@ -170,7 +170,7 @@ def test_a_revocation_that_answers_with_a_redirect_fails_quietly(
     link = make_link(alice, account="box", type=app.app_id, expectedEmail="ann@example.com")
     provider.sign_in_as = "ann@example.com"
     assert connect_through_link(client, link).status_code == 302
-    account = EmailAccount.objects.get(tenant=alice.tenant, account="box")
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="box")
     OAuth2App.objects.filter(pk=app.pk).update(token_url=redirector.url + "/token")
 
     assert revoke.revoke_grant(account) == revoke.FAILED

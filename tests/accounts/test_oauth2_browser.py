@@ -58,11 +58,11 @@ def test_a_user_connects_a_mailbox_by_clicking_through_the_link(
     query = parse_qs(urlsplit(page.url).query)
     assert query == {"came": ["back"], "account": ["clicked"], "state": ["new"]}
 
-    account = EmailAccount.objects.get(tenant=alice.tenant, account="clicked")
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="clicked")
     conn = AccountConnection(account.pk, threading.Event())
     try:
         assert isinstance(conn.start(), Idle)
-        assert Message.objects.filter(account=account).count() == 2
+        assert Message.objects.filter(email_account=account).count() == 2
     finally:
         conn.close()
 

@@ -30,7 +30,7 @@ def _connect(alice, client, provider, oauth_dovecot, oauth_user, account="oauthb
     link = make_link(alice, account=account, expectedEmail=oauth_user.username, type=app)
     done = connect_through_link(client, link)
     assert done.status_code == 302, done.content
-    return app, EmailAccount.objects.get(tenant=alice.tenant, account=account), done["Location"]
+    return app, EmailAccount.objects.get(tenant=alice.tenant, account_id=account), done["Location"]
 
 
 def _start(account) -> tuple[AccountConnection, object]:
@@ -60,7 +60,7 @@ def test_the_hosted_link_creates_a_mailbox_that_syncs_over_xoauth2(
     try:
         assert isinstance(outcome, Idle), EmailAccount.objects.get(pk=account.pk).last_error
         assert EmailAccount.objects.get(pk=account.pk).state == "connected"
-        assert Message.objects.filter(account=account).count() == 3
+        assert Message.objects.filter(email_account=account).count() == 3
         assert provider.introspections > before  # Dovecot checked our bearer token
         assert provider.refresh_calls == 0  # a fresh token is used as it is
     finally:

@@ -87,16 +87,16 @@ def test_the_password_form_tests_the_servers_then_saves_once(alice, client, mail
     assert refused.status_code == 400
     assert b'id="errors"' in refused.content
     assert b"wrong-password" not in refused.content
-    assert not EmailAccount.objects.filter(account="pw").exists()
+    assert not EmailAccount.objects.filter(account_id="pw").exists()
 
     done = client.post(local(url), {**form, "password": mail_user.password})
     assert done.status_code == 302, done.content
     assert _query(done["Location"]) == {"from": "test", "account": "pw", "state": "new"}
-    account = EmailAccount.objects.get(tenant=alice.tenant, account="pw")
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="pw")
     assert credentials.get_credential(account, "imap.pass") == mail_user.password
     assert account.oauth2 is None
     assert account.name == "PW"
-    assert Event.objects.filter(account="pw", event="accountAdded").count() == 1
+    assert Event.objects.filter(account_id="pw", event="accountAdded").count() == 1
     again = client.post(local(url), {**form, "password": mail_user.password})
     assert again.status_code == 410
     assert b"already used" in again.content
@@ -112,7 +112,7 @@ def test_a_sign_in_as_another_address_is_refused_and_the_link_stays_usable(
     refused = connect_through_link(client, url)
     assert refused.status_code == 400
     assert b"someone-else@example.test" in refused.content
-    assert not EmailAccount.objects.filter(account="exp").exists()
+    assert not EmailAccount.objects.filter(account_id="exp").exists()
     provider.sign_in_as = oauth_user.username
     assert connect_through_link(client, url).status_code == 302
 
@@ -151,7 +151,7 @@ def test_no_secret_or_token_appears_in_responses_pages_events_or_logs(
     seen = [client.get(local(url)).content.decode()]
     done = connect_through_link(client, url)
     seen.append(done["Location"])
-    account = EmailAccount.objects.get(account="leak")
+    account = EmailAccount.objects.get(account_id="leak")
     settings.EMAILAPI_OAUTH2_REFRESH_MARGIN = 7200  # refresh on connect
     conn = AccountConnection(account.pk, __import__("threading").Event())
     conn.start()

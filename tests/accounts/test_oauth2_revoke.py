@@ -27,7 +27,7 @@ def connected(alice, client, provider, oauth_dovecot, oauth_user):
     app = create_app(alice, provider, oauth_dovecot)
     link = make_link(alice, account="oauthbox", expectedEmail=oauth_user.username, type=app)
     assert connect_through_link(client, link).status_code == 302
-    account = EmailAccount.objects.get(tenant=alice.tenant, account="oauthbox")
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="oauthbox")
     return app, account, credentials.get_credential(account, "oauth2.refreshToken")
 
 
@@ -91,7 +91,7 @@ def test_revoke_on_a_password_mailbox_just_deletes(alice):
     assert alice.client.post("/v1/account", body, format="json").status_code == 200
     assert alice.client.get("/v1/account/plain").json()["oauth2"] is None
     assert alice.client.delete("/v1/account/plain?revoke=true").status_code == 200
-    assert not EmailAccount.objects.filter(account="plain").exists()
+    assert not EmailAccount.objects.filter(account_id="plain").exists()
 
 
 @pytest.mark.parametrize("value", ["maybe", "2", "yes%20please", "true,false"])
@@ -105,7 +105,7 @@ def test_a_bad_revoke_value_is_a_400_and_deletes_nothing(alice, value):
     assert set(error) >= {"error", "code", "statusCode"}
     assert error["statusCode"] == 400
     assert "revoke" in json.dumps(error)
-    assert EmailAccount.objects.filter(account="plain").exists()
+    assert EmailAccount.objects.filter(account_id="plain").exists()
 
 
 def test_get_shows_the_oauth2_block_and_no_token_or_secret(alice, provider, connected,

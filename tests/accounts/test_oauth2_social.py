@@ -136,7 +136,7 @@ def test_a_code_exchange_through_the_backend_stores_the_mailboxs_tokens(
     done = connect_through_link(client, link)
 
     assert done.status_code == 302, done.content
-    account = EmailAccount.objects.get(tenant=alice.tenant, account="box")
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="box")
     assert account.email == provider.sign_in_as  # from the id_token of the token answer
     assert account.oauth2["provider"] == provider_name
     assert account.oauth2["app"] == app.app_id

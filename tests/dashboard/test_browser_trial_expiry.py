@@ -44,7 +44,7 @@ def test_expired_trial_is_refused_paused_and_restored_by_an_operator(
     assert body["statusCode"] == 402
     assert body["error"]
     assert Tenant.objects.get(pk=tenant.pk).status == "expired"
-    assert Folder.objects.filter(account=account).exists()  # nothing deleted
+    assert Folder.objects.filter(email_account=account).exists()  # nothing deleted
 
     page = new_page()
     page.goto("/login")

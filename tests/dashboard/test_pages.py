@@ -134,7 +134,7 @@ def test_another_tenants_pages_are_404(client, bob):
     bob_member = Membership.objects.create(
         tenant=bob.tenant, user=User.objects.create_user("b@bob.test", PASSWORD), role="viewer")
     assert client.post(f"/dashboard/team/{bob_member.pk}/remove").status_code == 404
-    assert EmailAccount.objects.filter(account="bobs-box").exists()
+    assert EmailAccount.objects.filter(account_id="bobs-box").exists()
     assert ApiToken.objects.get(pk=token.pk).revoked_at is None
 
 
@@ -187,7 +187,7 @@ def test_add_mailbox_tests_the_connection_then_registers(client, alice, mail_use
         "imap_port": mail_user.imap_port, "username": mail_user.username,
         "password": mail_user.password, "account": "box"})
     assert response.status_code == 302, response.content.decode()[:2000]
-    account = EmailAccount.objects.get(tenant=alice.tenant, account="box")
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="box")
     assert credentials.get_credential(account, "imap.pass") == mail_user.password
     detail = client.get(reverse("web:mailbox", args=["box"]))
     assert detail.status_code == 200

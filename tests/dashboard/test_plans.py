@@ -57,7 +57,7 @@ def test_stopping_pauses_mailboxes_and_converting_resumes_them(alice):
     plans.suspend(alice.tenant, "abuse")
     assert set(EmailAccount.objects.values_list("state", flat=True)) == {"paused"}
     plans.convert(alice.tenant, "team")
-    states = dict(EmailAccount.objects.values_list("account", "state"))
+    states = dict(EmailAccount.objects.values_list("account_id", "state"))
     assert states == {"one": "init", "own-pause": "paused"}  # the user's own pause stays
 
 

@@ -47,7 +47,7 @@ def open_session(account: EmailAccount) -> ImapSession:
 
 
 def events_of(account: EmailAccount, *kinds: str) -> list[Event]:
-    rows = Event.objects.filter(tenant_id=account.tenant_id, account=account.account)
+    rows = Event.objects.filter(tenant_id=account.tenant_id, account_id=account.account_id)
     if kinds:
         rows = rows.filter(event__in=kinds)
     return list(rows.order_by("created_at"))
@@ -71,7 +71,7 @@ class SyncedMailbox:
 
     def listing(self) -> list[dict]:
         """``GET .../messages`` of INBOX now (every message on one page)."""
-        url = f"/v1/account/{self.account.account}/messages?path=INBOX&pageSize=100"
+        url = f"/v1/account/{self.account.account_id}/messages?path=INBOX&pageSize=100"
         return self.client.get(url).json()["messages"]
 
     @cached_property

@@ -22,7 +22,7 @@ State = EmailAccount.State
 
 
 def _shown(tenant, account) -> dict:
-    response = tenant.client.get(f"/v1/account/{account.account}")
+    response = tenant.client.get(f"/v1/account/{account.account_id}")
     assert response.status_code == 200, response.content
     return response.json()
 
@@ -68,7 +68,7 @@ def test_a_killed_workers_account_reads_disconnected_until_a_worker_holds_it(
     # Held again: connected, recorded by the worker that holds it.
     start_worker(worker_id="rescuer")
     wait_for(lambda: _shown(alice, account)["state"] == "connected", timeout=TTL + 20)
-    assert AccountHolder.objects.get(account=account).worker_id == "rescuer"
+    assert AccountHolder.objects.get(email_account=account).worker_id == "rescuer"
 
 
 def test_a_stopped_workers_accounts_read_disconnected_at_once(alice, mail_user, settings):

@@ -19,7 +19,7 @@ from mailboxes import compose, errors
 from mailboxes.api.compose_serializer import MessageFieldsSerializer
 from tests.servers import seed
 
-ACCOUNT = EmailAccount(account="box", email="me@example.com", name="Mé Self")
+ACCOUNT = EmailAccount(account_id="box", email="me@example.com", name="Mé Self")
 
 
 def b64(data: bytes) -> str:

@@ -38,7 +38,7 @@ def server_folders(mail_user) -> set[str]:
 
 
 def indexed(account) -> set[str]:
-    return set(Folder.objects.filter(account=account).values_list("path", flat=True))
+    return set(Folder.objects.filter(email_account=account).values_list("path", flat=True))
 
 
 def mailbox_events(account) -> list[tuple[str, str]]:
@@ -52,7 +52,7 @@ def test_create_joins_segments_indexes_parents_and_raises_mailbox_new_once(synce
     assert answer == {"path": "Projects/Größe 2026", "created": True}
     assert {"Projects", "Projects/Größe 2026"} <= server_folders(mail_user)
     assert {"Projects", "Projects/Größe 2026"} <= indexed(account)
-    child = Folder.objects.get(account=account, path="Projects/Größe 2026")
+    child = Folder.objects.get(email_account=account, path="Projects/Größe 2026")
     assert (child.name, child.parent_path, child.subscribed) == ("Größe 2026", "Projects", True)
     assert mailbox_events(account) == [("mailboxNew", "Projects"),
                                        ("mailboxNew", "Projects/Größe 2026")]
@@ -105,7 +105,7 @@ def test_delete_of_the_selected_folder_indexes_it_gone_with_one_event(synced, ma
     account, session = synced.account, synced.session
     folders.create_folder(account, "Scratch")
     uploading.upload(account, "Scratch", {"raw": seed.make_message(subject="Bye")}, [], None)
-    assert listing.page_of(Folder.objects.get(account=account, path="Scratch"), 0, 10,
+    assert listing.page_of(Folder.objects.get(email_account=account, path="Scratch"), 0, 10,
                            None)["total"] == 1
     assert folders.delete_folder(account, "Scratch") == {"path": "Scratch", "deleted": True}
     assert "Scratch" not in server_folders(mail_user)
@@ -138,7 +138,7 @@ def test_subscription_changes_reach_server_and_index(synced, mail_user):
                                                                  "subscribed": False}
     with mail_user.imap_client() as other:
         assert "Quiet" not in {name for _, _, name in other.list_sub_folders()}
-    assert Folder.objects.get(account=account, path="Quiet").subscribed is False
+    assert Folder.objects.get(email_account=account, path="Quiet").subscribed is False
     with pytest.raises(DomainError) as caught:
         folders.set_subscription(account, "Nope", True)
     assert status_of(caught.value) == 404

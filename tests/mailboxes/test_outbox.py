@@ -66,7 +66,7 @@ def test_it_sends_the_raw_message_to_its_envelope_and_copies_it_to_sent(account,
     assert entry.attempts == 1
     assert entry.response.startswith("250 ")
     assert bytes(entry.raw) == b"", "content is dropped once sent and copied"
-    copy = Message.objects.get(folder__account=account, folder__special_use="\\Sent")
+    copy = Message.objects.get(folder__email_account=account, folder__special_use="\\Sent")
     assert copy.subject == "Quarterly numbers"
     assert "\\Seen" in copy.flags
     assert entry.sent_copy == {"path": "Sent", "uid": copy.uid, "id": entry.sent_copy["id"]}
@@ -391,7 +391,7 @@ def test_a_database_blip_right_after_the_server_accepted_still_records_the_send(
 
     assert len(killer.killed) == 1
     entry = _assert_sent_once_and_finished(account, entry, smtp_server)
-    copy = Message.objects.get(folder__account=account, folder__special_use="\\Sent")
+    copy = Message.objects.get(folder__email_account=account, folder__special_use="\\Sent")
     assert entry.sent_copy == {"path": "Sent", "uid": copy.uid, "id": entry.sent_copy["id"]}
     assert len(smtp_server.messages) == 1
 
@@ -413,7 +413,7 @@ def test_a_database_blip_before_any_statement_after_acceptance_never_sends_twice
             seed.seed_mailbox(smtp_user, messages=[seed.make_message(
                 subject=f"Question {target}", message_id=original_id)])
             sync(account)
-            original = Message.objects.get(folder__account=account, message_id=original_id)
+            original = Message.objects.get(folder__email_account=account, message_id=original_id)
             entry = queue(account, raw_message(subject=f"Answer {target}"),
                           message_id=f"<answer-{target}@example.test>",
                           reference={"message": ids.message_id_for(original.folder,
@@ -439,7 +439,7 @@ def test_a_database_blip_before_any_statement_after_acceptance_never_sends_twice
 
     assert target >= 8, f"only {target} statements after acceptance: is the hook armed?"
     assert len(smtp_server.messages) == sends
-    sent = Folder.objects.get(account=account, special_use="\\Sent")
+    sent = Folder.objects.get(email_account=account, special_use="\\Sent")
     assert sent.messages == sends == Message.objects.filter(folder=sent).count()
 
 
@@ -472,7 +472,7 @@ def test_a_sent_copy_the_database_cannot_index_says_so_in_words(
 
 
 def test_a_sent_folder_gone_from_the_server_is_said_in_words(account, smtp_server):
-    Folder.objects.filter(account=account, special_use="\\Sent").update(path="Gone")
+    Folder.objects.filter(email_account=account, special_use="\\Sent").update(path="Gone")
     entry = queue(account)
 
     assert sending.send_entry(entry.pk) == "sent"

@@ -85,7 +85,7 @@ def test_cursor_neither_repeats_nor_skips_while_mail_arrives_and_vanishes(
         other.select_folder("INBOX")
         other.delete_messages([newest[3]])
         other.expunge()
-    sync_folder(session, Folder.objects.get(account=account, path="INBOX"))
+    sync_folder(session, Folder.objects.get(email_account=account, path="INBOX"))
     seen = [m["uid"] for m in first["messages"]]
     cursor = first["nextPageCursor"]
     while cursor:

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 def test_first_sync_indexes_history_silently(synced):
     account, uids = synced.account, synced.uids
-    inbox = Folder.objects.get(account=account, path="INBOX")
+    inbox = Folder.objects.get(email_account=account, path="INBOX")
     rows = {m.uid: m for m in Message.objects.filter(folder=inbox)}
     assert sorted(rows) == sorted(uids)
     subjects = {m.subject for m in rows.values()}
@@ -24,7 +24,7 @@ def test_first_sync_indexes_history_silently(synced):
     initialized = events_of(account, "accountInitialized")
     assert len(initialized) == 1
     assert initialized[0].data["messages"] == 6
-    uses = dict(Folder.objects.filter(account=account).values_list("path", "special_use"))
+    uses = dict(Folder.objects.filter(email_account=account).values_list("path", "special_use"))
     assert uses["INBOX"] == "\\Inbox"
     assert uses["Sent"] == "\\Sent"
     assert uses["Trash"] == "\\Trash"
@@ -35,7 +35,7 @@ def test_first_sync_indexes_history_silently(synced):
 
 def test_index_holds_envelope_threads_and_attachments(synced):
     account = synced.account
-    by_mid = {m.message_id: m for m in Message.objects.filter(account=account)}
+    by_mid = {m.message_id: m for m in Message.objects.filter(email_account=account)}
     reply = by_mid[seed.MESSAGE_IDS["reply"]]
     original = by_mid[seed.MESSAGE_IDS["plain"]]
     assert reply.in_reply_to == seed.MESSAGE_IDS["plain"]
@@ -53,7 +53,7 @@ def test_index_holds_envelope_threads_and_attachments(synced):
 def test_a_new_message_raises_message_new_once(synced, mail_user):
     account, session = synced.account, synced.session
     [uid] = seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Fresh news")])
-    inbox = Folder.objects.get(account=account, path="INBOX")
+    inbox = Folder.objects.get(email_account=account, path="INBOX")
     assert sync_folder(session, inbox).new == 1
     assert sync_folder(session, Folder.objects.get(pk=inbox.pk)).new == 0
     [event] = events_of(account, "messageNew")
@@ -69,7 +69,7 @@ def test_flag_changes_by_another_client_raise_message_updated(synced, mail_user)
     with mail_user.imap_client() as other:
         other.select_folder("INBOX")
         other.add_flags([uids[0]], [b"\\Seen", b"\\Flagged"])
-    inbox = Folder.objects.get(account=account, path="INBOX")
+    inbox = Folder.objects.get(email_account=account, path="INBOX")
     assert sync_folder(session, inbox).updated == 1
     [event] = events_of(account, "messageUpdated")
     assert event.data["uid"] == uids[0]
@@ -84,7 +84,7 @@ def test_expunge_by_another_client_raises_message_deleted(synced, mail_user):
         other.select_folder("INBOX")
         other.delete_messages([uids[1]])
         other.expunge()
-    inbox = Folder.objects.get(account=account, path="INBOX")
+    inbox = Folder.objects.get(email_account=account, path="INBOX")
     assert sync_folder(session, inbox).deleted == 1
     [event] = events_of(account, "messageDeleted")
     assert event.data["uid"] == uids[1]
@@ -106,7 +106,7 @@ def test_new_and_deleted_folders(synced, mail_user):
     [gone] = events_of(account, "mailboxDeleted")
     assert new.data["path"] == "Projects"
     assert gone.data["path"] == "Old"
-    assert not Folder.objects.filter(account=account, path="Old").exists()
+    assert not Folder.objects.filter(email_account=account, path="Old").exists()
 
 
 def test_uidvalidity_change_reindexes_and_raises_mailbox_reset(synced, mail_user):
@@ -115,7 +115,7 @@ def test_uidvalidity_change_reindexes_and_raises_mailbox_reset(synced, mail_user
         other.create_folder("Work")
     seed.seed_mailbox(mail_user, folder="Work", messages=[seed.make_message(subject="old")])
     sync_account(session, account)
-    work = Folder.objects.get(account=account, path="Work")
+    work = Folder.objects.get(email_account=account, path="Work")
     old_number, old_validity = work.number, work.uidvalidity
     with mail_user.imap_client() as other:
         other.delete_folder("Work")
@@ -160,8 +160,8 @@ def test_history_fills_in_newest_first_in_batches(alice, mail_user, monkeypatch)
 
 def test_a_move_by_another_client_is_one_message_moved(synced, mail_user):
     account, session, uids = synced.account, synced.session, synced.uids
-    assert Folder.objects.filter(account=account, path="Archive").exists()
-    before = Message.objects.get(folder__account=account, folder__path="INBOX", uid=uids[0])
+    assert Folder.objects.filter(email_account=account, path="Archive").exists()
+    before = Message.objects.get(folder__email_account=account, folder__path="INBOX", uid=uids[0])
     with mail_user.imap_client() as other:
         other.select_folder("INBOX")
         other.move([uids[0]], "Archive")
@@ -174,7 +174,7 @@ def test_a_move_by_another_client_is_one_message_moved(synced, mail_user):
     assert moved.data["destination"]["path"] == "Archive"
     assert moved.data["emailId"] == before.email_id
     assert moved.data["id"] != moved.data["source"]["id"]
-    after = Message.objects.get(folder__account=account, folder__path="Archive")
+    after = Message.objects.get(folder__email_account=account, folder__path="Archive")
     assert after.email_id == before.email_id
     assert after.subject == before.subject
 
@@ -202,7 +202,7 @@ def test_a_move_stays_one_message_moved_while_the_publisher_runs_mid_pass(
         result = real_sync_folder(*args, **kwargs)
         sequencer.publish_pending()
         published_mid_pass.extend(Event.objects.filter(
-            account=account.account, seq__isnull=False,
+            account_id=account.account_id, seq__isnull=False,
             event__in=["messageDeleted", "messageNew"]).values_list("event", flat=True))
         return result
 
@@ -210,10 +210,10 @@ def test_a_move_stays_one_message_moved_while_the_publisher_runs_mid_pass(
     sync_account(session, account)
     assert published_mid_pass == []  # the halves were held while the pass ran
     sequencer.publish_pending()
-    published = list(Event.objects.filter(account=account.account, seq__isnull=False,
+    published = list(Event.objects.filter(account_id=account.account_id, seq__isnull=False,
                                           event__startswith="message").order_by("seq"))
     assert sorted(e.event for e in published) == ["messageDeleted", "messageMoved"]
-    assert not Event.objects.filter(account=account.account, dispatched_at__isnull=True).exists()
+    assert not Event.objects.filter(account_id=account.account_id, dispatched_at__isnull=True).exists()
 
 
 def test_a_held_half_is_published_after_its_timeout_even_if_never_released(alice):

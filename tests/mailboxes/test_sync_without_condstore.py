@@ -36,7 +36,7 @@ def test_changes_are_found_by_comparison(alice, plain_dovecot, monkeypatch):
         assert not session.condstore
         assert not session.qresync
         assert sync_account(session, account).complete
-        inbox = Folder.objects.get(account=account, path="INBOX")
+        inbox = Folder.objects.get(email_account=account, path="INBOX")
         assert inbox.highestmodseq is None
         assert inbox.messages == 4
         was_seen = "\\Seen" in Message.objects.get(folder=inbox, uid=uids[1]).flags

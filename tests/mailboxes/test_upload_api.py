@@ -137,7 +137,7 @@ def test_indexing_an_append_twice_raises_one_event(synced):
         appended = imap_append.append_message(pooled.client, "Drafts", seed.make_message())
         pooled.open("Drafts")
         (meta,) = fetch.fetch_meta(pooled.client, str(appended.uid))
-    folder = Folder.objects.get(account=account, path="Drafts")
+    folder = Folder.objects.get(email_account=account, path="Drafts")
     assert index.record_append(folder, meta) is True
     assert index.record_append(folder, meta) is False
     assert len(events_of(account, "messageNew")) == 1

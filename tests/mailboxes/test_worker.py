@@ -60,7 +60,7 @@ def test_it_connects_syncs_and_sees_new_mail_through_idle(alice, mail_user, star
     wait_for(lambda: state_of(account) == "connected")
     assert len(events_of(account, "accountInitialized")) == 1
     assert len(events_of(account, "authenticationSuccess")) == 1
-    assert Message.objects.filter(account=account).count() == 2
+    assert Message.objects.filter(email_account=account).count() == 2
     assert not events_of(account, "messageNew")
 
     appended = time.monotonic()
@@ -140,7 +140,7 @@ def test_big_history_fills_in_behind_while_idling(alice, mail_user, driven_worke
     worker = driven_worker()
     worker.claim()
     worker.until(lambda: state_of(account) == "connected")
-    inbox = lambda: Message.objects.filter(account=account, folder__path="INBOX")  # noqa: E731
+    inbox = lambda: Message.objects.filter(email_account=account, folder__path="INBOX")  # noqa: E731
     [new_uid] = seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="fresh")])
     worker.until(lambda: events_of(account, "accountInitialized"), timeout=20)
     worker.until(lambda: inbox().count() == len(old) + 1)
@@ -257,7 +257,7 @@ def test_dovecot_restart_reconnects_and_misses_nothing(alice, own_dovecot, drive
     for account in accounts:
         news = events_of(account, "messageNew")
         assert sorted(e.data["subject"] for e in news) == sorted(subjects)
-        inbox = Folder.objects.get(account=account, path="INBOX")
+        inbox = Folder.objects.get(email_account=account, path="INBOX")
         assert Message.objects.filter(folder=inbox).count() == 2
 
 

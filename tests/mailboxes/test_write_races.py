@@ -28,7 +28,7 @@ def inbox(alice, mail_user):
     account = register(alice.tenant, mail_user)
     session = open_session(account)
     sync_account(session, account)
-    yield account, Folder.objects.get(account=account, path="INBOX"), uids[0]
+    yield account, Folder.objects.get(email_account=account, path="INBOX"), uids[0]
     session.client.logout()
     pool.close_all()
 
@@ -90,7 +90,7 @@ def test_a_move_whose_destination_the_worker_is_indexing_is_announced_once(inbox
     ``messageNew``, not committed) when the API indexes the move: the API's insert loses on the
     unique (folder, uid), it runs again, finds the row and announces only the source's end."""
     account, folder, uid = inbox
-    archive = Folder.objects.get(account=account, path="Archive")
+    archive = Folder.objects.get(email_account=account, path="Archive")
     with mail_user.imap_client() as other:
         other.select_folder("INBOX")
         new_uid = changes.move(other, [uid], "Archive").uid_map[uid]

@@ -32,13 +32,13 @@ def lane(alice, allow_private_webhooks):
 
 
 def states(hook, account="a") -> list[tuple[str, int]]:
-    return list(Delivery.objects.filter(subscription_id=hook, account=account)
+    return list(Delivery.objects.filter(subscription_id=hook, account_id=account)
                 .order_by("seq").values_list("state", "attempts"))
 
 
 def test_a_run_is_the_lanes_due_deliveries_in_seq_order_and_only_its_first_is_claimed(lane):
     run = deliveries.claim_run(lane, "a", limit=3)
-    assert [d.account for d in run] == ["a"] * 3
+    assert [d.account_id for d in run] == ["a"] * 3
     assert [d.seq for d in run] == sorted(d.seq for d in run)
     assert [d.event.data["uid"] for d in run] == [1, 2, 3]
     # An attempt is counted when its request is about to go out, not for the whole run.
@@ -53,7 +53,7 @@ def test_a_claimed_lane_gives_nothing_to_a_second_claimer(lane):
 
 
 def test_a_run_stops_at_the_first_delivery_not_yet_due(lane):
-    rows = list(Delivery.objects.filter(subscription_id=lane, account="a").order_by("seq"))
+    rows = list(Delivery.objects.filter(subscription_id=lane, account_id="a").order_by("seq"))
     Delivery.objects.filter(pk=rows[2].pk).update(
         next_attempt_at=timezone.now() + timedelta(minutes=5))
     assert [d.pk for d in deliveries.claim_run(lane, "a")] == [rows[0].pk, rows[1].pk]

@@ -108,7 +108,7 @@ def test_a_dispatcher_killed_mid_run_sends_again_only_what_was_in_flight(
         first.wait(10)
         assert len(receiver.arrivals) < len(recorded), "killed too late to tell anything"
         in_flight = dict(Delivery.objects.filter(state="delivering")
-                         .values_list("event_id", "account"))
+                         .values_list("event_id", "account_id"))
         # What the killed process had claimed is sent again once its lease lapses.
         Delivery.objects.filter(state="delivering").update(
             lease_until=timezone.now() - timedelta(seconds=1))
@@ -118,7 +118,7 @@ def test_a_dispatcher_killed_mid_run_sends_again_only_what_was_in_flight(
             and got, timeout=120)
         wait_until(lambda: not Delivery.objects.exclude(state="delivered").exists(),
                    timeout=60)
-        lane_of = {str(event.id): event.account for event in recorded}
+        lane_of = {str(event.id): event.account_id for event in recorded}
         requests = Counter(arrival.headers["x-emailapi-event-id"] for arrival in arrivals)
         sent_twice = [event_id for event_id, count in requests.items() if count > 1]
         assert max(requests.values()) <= 2

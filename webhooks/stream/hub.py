@@ -55,7 +55,7 @@ class Item:
 
     @classmethod
     def of(cls, row) -> Item:
-        return cls(row.seq, row.tenant_id, row.account, row.event,
+        return cls(row.seq, row.tenant_id, row.account_id, row.event,
                    json.dumps(event_payload(row), separators=(",", ":"), default=str))
 
 
