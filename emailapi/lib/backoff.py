@@ -1,7 +1,7 @@
 """How long to wait before the next retry (pure): one ``Schedule`` for every retry loop.
 
 Used for IMAP reconnects (``mailboxes.worker.connection``), send retries
-(``mailboxes.outbox``), webhook delivery retries (``webhooks.deliveries``) and the restarts of
+(``mailboxes.outbox``), webhook delivery retries (``webhooks.delivery_state``) and the restarts of
 ``serve``'s children (``emailapi.supervisor``), so each states its numbers, not its arithmetic.
 
 A schedule is either a curve, ``base`` growing by ``factor`` per retry up to ``cap`` (network

@@ -121,7 +121,8 @@ def test_trial_days_left_counts_whole_days():
 
 
 def test_operators_search_and_filter_webhook_deliveries_without_seeing_secrets(client, alice):
-    from webhooks import deliveries, events, sequencer, subscriptions
+    from webhooks import delivery_state as deliveries
+    from webhooks import events, sequencer, subscriptions
 
     hook, secret = subscriptions.create(alice.tenant, {
         "url": "https://hooks.example.com/in", "events": ["*"],

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from django.test import override_settings
 
-from webhooks import deliveries, events, sequencer
+from webhooks import delivery_state as deliveries
+from webhooks import events, sequencer
 from webhooks.models import Delivery
 
 

@@ -11,7 +11,8 @@ from emailapi import supervisor
 from emailapi.lib.backoff import Schedule
 from mailboxes import outbox
 from mailboxes.worker import connection
-from webhooks import deliveries, dispatcher
+from webhooks import delivery_state as deliveries
+from webhooks import dispatcher
 
 RETRIES = range(0, 16)
 

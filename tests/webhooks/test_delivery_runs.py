@@ -11,7 +11,8 @@ import pytest
 from django.utils import timezone
 
 from tests.webhooks.test_webhook_delivery import record_many, subscribe
-from webhooks import deliveries, sequencer
+from webhooks import delivery_state as deliveries
+from webhooks import sequencer
 from webhooks.models import Delivery, WebhookSubscription
 from webhooks.transport import Outcome
 

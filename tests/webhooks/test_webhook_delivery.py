@@ -11,7 +11,8 @@ import pytest
 from django.utils import timezone
 
 from tests.webhooks.conftest import stop_dispatcher
-from webhooks import deliveries, events, sequencer, signing
+from webhooks import delivery_state as deliveries
+from webhooks import events, sequencer, signing
 from webhooks.models import Delivery, Event, WebhookSubscription
 
 pytestmark = pytest.mark.django_db(transaction=True)
