@@ -18,7 +18,8 @@ from accounts import services
 from accounts.models import ApiToken, Membership, User
 from tests.base import api_client
 from tests.webhooks.stream_clients import Daphne, EventStream
-from webhooks import changes, events, sequencer
+from webhooks import events, sequencer
+from webhooks import feed as changes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

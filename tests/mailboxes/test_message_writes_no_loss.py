@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 KILLED_MOVE = textwrap.dedent("""
     import json, os, signal, sys
     import imapclient
-    from mailboxes.imap import changes
+    from mailboxes.imap import message_ops as changes
 
     args = json.loads(sys.argv[1])
     client = imapclient.IMAPClient(args["host"], port=args["port"], ssl=False)

@@ -11,7 +11,8 @@ from django.db import connection, transaction
 
 from mailboxes import ids
 from mailboxes.command_pool import pool
-from mailboxes.imap import changes, fetch
+from mailboxes.imap import fetch
+from mailboxes.imap import message_ops as changes
 from mailboxes.models import Folder, Message
 from mailboxes.sync import index
 from mailboxes.sync.account import sync_account

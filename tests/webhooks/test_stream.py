@@ -11,7 +11,8 @@ import pytest
 from django.db import connection, transaction
 
 from tests.webhooks.stream_clients import Daphne, EventStream, WebSocket, parse_events
-from webhooks import changes, events, sequencer
+from webhooks import events, sequencer
+from webhooks import feed as changes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

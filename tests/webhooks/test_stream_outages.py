@@ -16,7 +16,7 @@ from tests.base import wait_for
 from tests.servers.tcp_proxy import TcpProxy
 from tests.webhooks.stream_clients import Daphne, EventStream
 from tests.webhooks.test_stream import SERVER_ENV, publish
-from webhooks import changes
+from webhooks import feed as changes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
