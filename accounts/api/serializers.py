@@ -224,10 +224,10 @@ def public_oauth2(account: EmailAccount) -> dict | None:
 
 def _app_scopes(account: EmailAccount) -> list[str]:
     """A token answer without ``scope`` granted what was asked (RFC 6749 5.1): the app's."""
-    from accounts.oauth2 import apps
+    from accounts.oauth2 import registered_apps
 
-    app = apps.app_of(account)
-    return list(apps.endpoints(app).scopes) if app else []
+    app = registered_apps.app_of(account)
+    return list(registered_apps.endpoints(app).scopes) if app else []
 
 
 class AccountSerializer(serializers.ModelSerializer):

@@ -2,7 +2,7 @@
 
 Used for IMAP reconnects (``mailboxes.worker.connection``), send retries
 (``mailboxes.outbox``), webhook delivery retries (``webhooks.delivery_state``) and the restarts of
-``serve``'s children (``emailapi.supervisor``), so each states its numbers, not its arithmetic.
+``serve``'s children (``emailapi.process_group``), so each states its numbers, not its arithmetic.
 
 A schedule is either a curve, ``base`` growing by ``factor`` per retry up to ``cap`` (network
 trouble: quick at first, then patient), or a list of ``steps`` whose last one repeats (an

@@ -8,14 +8,14 @@
     database or Redis down in the middle of a step: the session is kept, idling ("parked"),
     and ``sync`` runs again after ``store_backoff()``; nothing is logged out or recorded lost
 
-Each step returns what the supervisor should do next: watch the socket (``Idle``, naming the
+Each step returns what the worker should do next: watch the socket (``Idle``, naming the
 step its timer runs), wake it later (``Retry``), run ``sync`` (``Connected``) or forget it
 (``Closed``). ``connect`` runs on the worker's connect threads and does nothing but open and
 log in, each phase with its own deadline, so a hung server holds a connect thread for seconds
 and never a sync thread; the other steps (``sync``, ``on_readable``, ``refresh``, ``close``)
-run on the pool. The supervisor never runs two steps of one account at once, so the IMAP client
-is only ever used by one thread at a time, and no socket is touched by the supervisor's
-selector while a step owns it.
+run on the pool. The worker never runs two steps of one account at once, so the IMAP client
+is only ever used by one thread at a time, and no socket is touched by the worker's selector
+while a step owns it.
 
 States are written only while this worker holds the account (``accounts.state``, fenced):
 a worker that lost it to another never reports it ``connected``.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import OAuth2App
-from accounts.oauth2 import apps
+from accounts.oauth2 import registered_apps as apps
 
 pytestmark = pytest.mark.django_db
 SECRET = "GOCSPX-very-Secret-value-42"

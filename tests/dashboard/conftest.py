@@ -91,7 +91,7 @@ def web_server(django_db_setup, tmp_path_factory):
 @pytest.fixture
 def imap_worker(settings):
     """One ImapWorker in a thread, fast claim ticks; stopped gracefully after the test."""
-    from mailboxes.worker.supervisor import ImapWorker
+    from mailboxes.worker.imap_worker import ImapWorker
 
     settings.IMAP_CLAIM_INTERVAL = 1
     settings.IMAP_LEASE_TTL = 5

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import Membership, OAuth2App, Tenant, User
-from accounts.oauth2 import apps
+from accounts.oauth2 import registered_apps as apps
 
 pytestmark = pytest.mark.django_db
 

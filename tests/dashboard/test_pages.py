@@ -285,7 +285,8 @@ def test_a_member_of_two_organizations_switches_between_them(client, alice, bob)
 def test_connect_gmail_from_the_dashboard_opens_the_hosted_sign_in(client, alice, bob):
     from urllib.parse import unquote, urlsplit
 
-    from accounts.oauth2 import apps, links
+    from accounts.oauth2 import links
+    from accounts.oauth2 import registered_apps as apps
 
     apps.create_app(alice.tenant, {"app": "google", "provider": "gmail", "clientId": "cid",
                                    "clientSecret": "Client-Secret-1"})

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from emailapi import supervisor
+from emailapi import process_group as supervisor
 from emailapi.lib.backoff import Schedule
 from mailboxes import outbox
 from mailboxes.worker import connection

@@ -16,7 +16,7 @@ from accounts import state as account_state
 from accounts.models import EmailAccount
 from mailboxes.models import AccountHolder
 from mailboxes.worker import holders
-from mailboxes.worker.supervisor import ImapWorker
+from mailboxes.worker.imap_worker import ImapWorker
 from tests.base import wait_for
 from tests.mailboxes.helpers import register
 from tests.mailboxes.test_worker_failover import TTL, _spawn_worker

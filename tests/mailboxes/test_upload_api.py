@@ -14,7 +14,8 @@ import pytest
 
 from emailapi.api.errors import status_of
 from emailapi.lib.errors import DomainError
-from mailboxes import folders, listing, uploading
+from mailboxes import folder_writes as folders
+from mailboxes import listing, uploading
 from mailboxes.command_pool import pool
 from mailboxes.imap import append as imap_append
 from mailboxes.imap import fetch

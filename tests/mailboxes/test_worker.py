@@ -14,7 +14,7 @@ import pytest
 from accounts import services
 from accounts.models import EmailAccount
 from mailboxes.models import Folder, Message
-from mailboxes.worker.supervisor import ImapWorker
+from mailboxes.worker.imap_worker import ImapWorker
 from tests.base import wait_for
 from tests.mailboxes.helpers import events_of, register
 from tests.servers import seed

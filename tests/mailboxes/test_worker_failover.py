@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from mailboxes.worker.supervisor import ImapWorker
+from mailboxes.worker.imap_worker import ImapWorker
 from tests.mailboxes.helpers import events_of, register
 from tests.mailboxes.test_worker import state_of, wait_for
 from tests.servers import seed

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from accounts.models import EmailAccount
-from mailboxes.worker.supervisor import ImapWorker
+from mailboxes.worker.imap_worker import ImapWorker
 from tests.mailboxes.helpers import register
 from tests.servers import seed
 from webhooks import signing
