@@ -11,8 +11,8 @@ from accounts import errors as account_errors
 from emailapi.api import errors as api_errors
 from emailapi.lib import errors as domain
 from mailboxes import errors as mailbox_errors
-from webhooks import consumers
 from webhooks import errors as webhook_errors
+from webhooks.api import stream_socket as consumers
 
 APP_MODULES = (account_errors, mailbox_errors, webhook_errors)
 # One code, two kinds on purpose (see ``mailboxes.errors``): 502 when the mail server failed
