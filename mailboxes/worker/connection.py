@@ -359,7 +359,7 @@ class AccountConnection:
 
     def _poll_interval(self) -> float:
         """The safety-net STATUS poll; with NOTIFY it only has to catch what NOTIFY missed,
-        so it runs 5 times less often (at 1,000 accounts the poll was most of the idle CPU)."""
+        so it runs 5 times less often (at 1,000 accounts the poll is most of the idle CPU)."""
         factor = settings.IMAP_NOTIFY_POLL_FACTOR if self.notifying else 1
         return settings.IMAP_POLL_INTERVAL * factor
 
