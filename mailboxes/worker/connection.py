@@ -284,8 +284,8 @@ class AccountConnection:
                     and not self.has_buffered_input():
                 # A keepalive (Dovecot says "* OK Still here" every 2 minutes to every IDLE,
                 # to all sessions from one address at once): nothing changed, so go on
-                # idling. Syncing here cost every idle account a DONE, two SELECTs and a sync
-                # pass, in waves that delayed real new mail by seconds at 1,000 accounts.
+                # idling. Syncing here would cost every idle account a DONE, two SELECTs and a
+                # sync pass, in waves that delay real new mail by seconds at 1,000 accounts.
                 # Only when a keepalive was read (woken with nothing to read is the server gone:
                 # DONE finds out) and nothing is left unread: ``idle_check`` polls the socket,
                 # so lines already in the read buffer would never be seen (DONE reads them).
