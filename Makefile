@@ -14,10 +14,13 @@ run: install
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py serve
 
+# The tests marked ``sqlite`` (API and worker paths) run a second time on SQLite, with the
+# database settings ``make run`` uses by default (tests/settings.py).
 test: install-test system-test-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	EMAILAPI_TEST_DATABASE=sqlite $(PY) -m pytest -n $(TEST_WORKERS) -m sqlite $(PYTEST_ARGS)
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test

@@ -123,10 +123,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 @admin.register(EmailAccount)
 class EmailAccountAdmin(admin.ModelAdmin):
-    list_display = ["account", "tenant", "email", "state", "last_error_text", "state_changed_at",
+    list_display = ["account_id", "tenant", "email", "state", "last_error_text", "state_changed_at",
                     "created_at"]
     list_filter = ["state", "paused", "tenant__status"]
-    search_fields = ["account", "email", "name", "tenant__name"]
+    search_fields = ["account_id", "email", "name", "tenant__name"]
     readonly_fields = ["imap", "smtp", "last_error", "config_version", "state_changed_at",
                        "created_at", "updated_at"]
 

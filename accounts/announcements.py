@@ -26,7 +26,7 @@ def account_changes_channel() -> str:
 
 def announce(account: EmailAccount, action: str) -> None:
     """Publish ``action`` for ``account`` once the current transaction commits."""
-    message = json.dumps({"tenant": account.tenant_id, "account": account.account,
+    message = json.dumps({"tenant": account.tenant_id, "account": account.account_id,
                           "id": account.pk, "action": action})
 
     def publish() -> None:

@@ -5,7 +5,7 @@ the message on its form (``accounts.web.errors``)."""
 
 from __future__ import annotations
 
-from emailapi.lib.errors import Conflict, Forbidden, Invalid, NotFound, PaymentRequired
+from emailapi.lib.errors import Conflict, Forbidden, Gone, Invalid, NotFound, PaymentRequired
 
 
 class AccountNotFound(NotFound):
@@ -50,3 +50,32 @@ class TrialExpired(PaymentRequired):
     code = "TrialExpired"
     message = ("The free trial of this organization has ended: choose a plan to continue. "
                "Nothing has been deleted.")
+
+
+class LinkInvalid(Invalid):
+    """A hosted connect link that is malformed or was not signed by us."""
+
+    code = "InvalidLink"
+    message = "This link is not valid."
+
+
+class LinkIncomplete(LinkInvalid):
+    message = "This link is incomplete."
+
+
+class LinkSignatureInvalid(LinkInvalid):
+    code = "InvalidSignature"
+
+
+class LinkExpired(Gone):
+    code = "LinkExpired"
+    message = "This link has expired. Ask for a new one."
+
+
+class LinkUsed(Gone):
+    code = "LinkUsed"
+    message = "This link was already used. Ask for a new one."
+
+
+# Everything reading a hosted connect link can refuse it with.
+LINK_ERRORS = (LinkInvalid, LinkExpired, LinkUsed)

@@ -166,7 +166,7 @@ class EmailAccount(models.Model):
         PAUSED = "paused"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="email_accounts")
-    account = models.CharField(max_length=256)
+    account_id = models.CharField(max_length=256)  # the customer's id (EmailEngine's "account")
     name = models.CharField(max_length=256, blank=True, default="")
     email = models.CharField(max_length=320, blank=True, default="")
     # {"host", "port", "secure", "auth": {"user"}, "tls": {...}}: never a password.
@@ -196,18 +196,18 @@ class EmailAccount(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "account"], name="email_account_unique_id")
+            models.UniqueConstraint(fields=["tenant", "account_id"], name="email_account_unique_id")
         ]
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
-        return self.account
+        return self.account_id
 
     @classmethod
     def of_tenant(cls, tenant, account_id: str) -> EmailAccount | None:
         """The tenant's mailbox with this id, or None: the one lookup of an account by the id a
         caller gives (API, dashboard, listings), so another tenant's is never found."""
-        return cls.objects.filter(tenant=tenant, account=account_id).first()
+        return cls.objects.filter(tenant=tenant, account_id=account_id).first()
 
 
 class OAuth2App(models.Model):

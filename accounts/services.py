@@ -107,7 +107,7 @@ def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
             plans.lock_for_new_mailbox(tenant)  # 403 PlanLimit over the plan's mailboxes
             account = EmailAccount.objects.create(
                 tenant=tenant,
-                account=account_id,
+                account_id=account_id,
                 name=data.get("name") or "",
                 email=data.get("email") or "",
                 imap=imap,
@@ -118,8 +118,8 @@ def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
             _store_secrets(account, "imap", imap_secrets)
             _store_secrets(account, "smtp", smtp_secrets)
             _store_oauth2(account, data.get("oauth2"))
-            events.record(tenant, events.ACCOUNT_ADDED, account.account, {
-                "account": account.account, "name": account.name, "email": account.email,
+            events.record(tenant, events.ACCOUNT_ADDED, account.account_id, {
+                "account": account.account_id, "name": account.name, "email": account.email,
             })
     except IntegrityError:
         raise AlreadyExists(f"Account {account_id!r} already exists") from None
@@ -186,8 +186,8 @@ def delete_account(account: EmailAccount, revoke: bool = False) -> None:
         oauth2_revoke.revoke_grant(account)
     pk = account.pk
     with transaction.atomic():
-        events.record(account.tenant, events.ACCOUNT_DELETED, account.account,
-                      {"account": account.account})
+        events.record(account.tenant, events.ACCOUNT_DELETED, account.account_id,
+                      {"account": account.account_id})
         account.delete()
     account.pk = pk  # Django clears it on delete; the announcement still names the row
     announce(account, "deleted")

@@ -26,7 +26,8 @@ off to ``disconnected`` (or an error) as ``connected`` does; a refused OAuth2 gr
 (``accounts.oauth2.refresh``) sets ``authenticationError`` from any state.
 
 ``connecting``, ``syncing`` and ``connected`` are only true while a live worker holds the
-account; ``mailboxes.worker.holders`` shows (and writes down) ``disconnected`` once nobody does.
+account; once nobody does, ``mailboxes.worker.holders`` shows them ``disconnected`` and has
+``disconnect_unheld`` write it down.
 
 A worker's write is *fenced*: it passes ``fence``, a check run inside the write's transaction
 that says whether the worker still holds the account (and locks that answer until the commit).
@@ -40,14 +41,18 @@ transaction, so a state and its event commit together or not at all.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import EmailAccount
 from webhooks import events
 
 State = EmailAccount.State
+# The states only true while a live worker holds the account.
+ACTIVE = (State.CONNECTING, State.SYNCING, State.CONNECTED)
 
 
 def set_state(account: EmailAccount, state: str, error: dict | None = None,
@@ -72,7 +77,7 @@ def set_state(account: EmailAccount, state: str, error: dict | None = None,
         if not rows.update(**values) and fence is not None:
             return False
         if event:
-            events.record(account.tenant_id, event, account.account, event_data or {})
+            events.record(account.tenant_id, event, account.account_id, event_data or {})
     for key, value in values.items():
         setattr(account, key, value)
     return True
@@ -85,8 +90,8 @@ def mark_initialized(account: EmailAccount, counts: Callable[[], dict]) -> bool:
         updated = EmailAccount.objects.filter(pk=account.pk, initialized_at__isnull=True) \
             .update(initialized_at=timezone.now())
         if updated:
-            events.record(account.tenant_id, events.ACCOUNT_INITIALIZED, account.account,
-                          {"account": account.account, **counts()})
+            events.record(account.tenant_id, events.ACCOUNT_INITIALIZED, account.account_id,
+                          {"account": account.account_id, **counts()})
     return bool(updated)
 
 
@@ -118,3 +123,18 @@ def resume_all(pks: Iterable[int]) -> None:
     """The tenant started again: those of its mailboxes that show ``paused`` start over."""
     EmailAccount.objects.filter(pk__in=list(pks), state=State.PAUSED).update(
         state=State.INIT, state_changed_at=timezone.now())
+
+
+def disconnect_unheld(accounts: QuerySet, since: datetime) -> int:
+    """``accounts`` (the caller's selection of accounts no live worker holds, which the UPDATE
+    checks again) show ``disconnected`` since ``since``, where they still show an active
+    state. Returns how many changed."""
+    return accounts.filter(state__in=ACTIVE).update(state=State.DISCONNECTED,
+                                                    state_changed_at=since)
+
+
+def restore(accounts: QuerySet, state: str) -> None:
+    """A worker back from a database outage writes again the real ``state`` of ``accounts``
+    (those it still holds); a pause made meanwhile stays."""
+    accounts.filter(paused=False).exclude(state=state).update(state=state,
+                                                              state_changed_at=timezone.now())

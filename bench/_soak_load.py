@@ -313,7 +313,7 @@ class DbStatePoller(threading.Thread):
 
     def poll(self) -> Snapshot | None:
         try:
-            rows = self.query("SELECT account, state, extract(epoch FROM state_changed_at) "
+            rows = self.query("SELECT account_id, state, extract(epoch FROM state_changed_at) "
                               "FROM accounts_emailaccount")
         except Exception:  # noqa: BLE001 - counted; the next poll tries again
             self.failures += 1

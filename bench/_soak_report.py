@@ -194,9 +194,9 @@ def _stage_lost(appended) -> str:
     from webhooks.models import Delivery, Event
 
     mid = _mid(appended.message_id)
-    indexed = Message.objects.filter(account__account=appended.account,
+    indexed = Message.objects.filter(email_account__account_id=appended.account,
                                      message_id__in=[mid, f"<{mid}>"]).exists()
-    event = (Event.objects.filter(event="messageNew", account=appended.account,
+    event = (Event.objects.filter(event="messageNew", account_id=appended.account,
                                   data__messageId__in=[mid, f"<{mid}>"])
              .order_by("created_at").first())
     if event is None:

@@ -168,7 +168,7 @@ def run_ours(user: MailUser, expected: int, top_uids: list[int], poll: float,
     started = time.perf_counter()
     account = services.register_account(tenant, {"account": "bench", "imap": imap_settings})
     marks["registered"] = time.perf_counter()
-    inbox = Message.objects.filter(folder__account=account, folder__path="INBOX")
+    inbox = Message.objects.filter(folder__email_account=account, folder__path="INBOX")
     try:
         deadline = started + timeout
         while len(marks) < 4:
@@ -184,7 +184,7 @@ def run_ours(user: MailUser, expected: int, top_uids: list[int], poll: float,
             if "whole" not in marks and "first page" in marks:
                 # The cheap indexed look-up first: counting N rows every 20 ms would load
                 # the 2-core machine the engine runs on.
-                if Event.objects.filter(account=account.account,
+                if Event.objects.filter(account_id=account.account_id,
                                         event="accountInitialized").exists() \
                         and inbox.count() >= expected:
                     marks["whole"] = time.perf_counter()

@@ -272,7 +272,7 @@ def measure_latency(users, accounts: list[str], tenant_id: int, db_url: str, rou
 
     rng = random.Random(20241)
     floors, ours = [], []
-    query = ("SELECT 1 FROM webhooks_event WHERE tenant_id = %s AND account = %s "
+    query = ("SELECT 1 FROM webhooks_event WHERE tenant_id = %s AND account_id = %s "
              "AND event = 'messageNew' AND (data->>'uid')::bigint = %s LIMIT 1")
     with psycopg.connect(db_url, autocommit=True) as conn:
         for number in range(rounds):

@@ -156,9 +156,9 @@ def run(args, dovecot, user, env) -> None:
     sync_account(session, account)
     session.client.logout()
     print(f"indexed in {time.perf_counter() - started:.1f} s")
-    rows = list(Message.objects.filter(account=account).select_related("folder")
+    rows = list(Message.objects.filter(email_account=account).select_related("folder")
                 .values_list("uid", "folder__number"))
-    inbox = Message.objects.filter(account=account).first().folder
+    inbox = Message.objects.filter(email_account=account).first().folder
     rng = random.Random(1)
     sample = [rng.choice(rows)[0] for _ in range(args.requests)]
     ids = [message_id_for(inbox, uid) for uid in sample]

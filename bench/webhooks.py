@@ -173,9 +173,9 @@ def describe_slow(offset: float, account: str, folder: str, uid: int, total: flo
     from mailboxes.models import Message
     from webhooks.models import Delivery, Event
 
-    row = Event.objects.filter(account=account, event="messageNew", path=folder,
+    row = Event.objects.filter(account_id=account, event="messageNew", path=folder,
                                data__uid=uid).values("pk", "created_at", "dispatched_at").first()
-    indexed = Message.objects.filter(account__account=account, folder__path=folder,
+    indexed = Message.objects.filter(email_account__account_id=account, folder__path=folder,
                                      uid=uid).exists()
     stages = f"no event row (indexed: {indexed})"
     if row:

@@ -62,23 +62,21 @@ def account_imap_settings(account: EmailAccount,
     """The account's IMAP settings with its secrets opened, for a worker or a service. An
     OAuth2 mailbox gets a live access token (refreshed first if it is about to expire; raises
     ``accounts.oauth2.refresh.TokenError`` when none can be had)."""
-    if not account.imap:
-        return None
-    if account.oauth2:
-        return imap_settings_from(account.imap, None,
-                                  refresh.access_token(account, force=force_refresh),
-                                  tenant=account.tenant)
-    return imap_settings_from(account.imap, get_credential(account, "imap.pass"),
-                              get_credential(account, "imap.accessToken"), tenant=account.tenant)
+    return _opened(account, "imap", imap_settings_from, force_refresh)
 
 
 def account_smtp_settings(account: EmailAccount,
                           force_refresh: bool = False) -> SmtpSettings | None:
-    if not account.smtp:
+    """The account's SMTP settings with its secrets opened (as ``account_imap_settings``)."""
+    return _opened(account, "smtp", smtp_settings_from, force_refresh)
+
+
+def _opened(account: EmailAccount, section: str, settings_from, force_refresh: bool):
+    config = getattr(account, section)
+    if not config:
         return None
     if account.oauth2:
-        return smtp_settings_from(account.smtp, None,
-                                  refresh.access_token(account, force=force_refresh),
-                                  tenant=account.tenant)
-    return smtp_settings_from(account.smtp, get_credential(account, "smtp.pass"),
-                              get_credential(account, "smtp.accessToken"), tenant=account.tenant)
+        return settings_from(config, None, refresh.access_token(account, force=force_refresh),
+                             tenant=account.tenant)
+    return settings_from(config, get_credential(account, f"{section}.pass"),
+                         get_credential(account, f"{section}.accessToken"), tenant=account.tenant)

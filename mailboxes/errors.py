@@ -184,5 +184,5 @@ class MailboxUnavailable(Unavailable):
 
     def __init__(self, account: EmailAccount, reason: str):
         super().__init__(
-            f"The mail server of account {account.account!r} is not available: {reason}",
+            f"The mail server of account {account.account_id!r} is not available: {reason}",
             {"state": account.state, "lastError": account.last_error})

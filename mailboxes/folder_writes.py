@@ -43,7 +43,7 @@ def _error(exc: folder_ops.WriteError, path: str) -> DomainError:
 
 
 def _known_delimiter(account: EmailAccount) -> str | None:
-    return (Folder.objects.filter(account=account).exclude(delimiter="")
+    return (Folder.objects.filter(email_account=account).exclude(delimiter="")
             .values_list("delimiter", flat=True).first())
 
 
@@ -125,7 +125,7 @@ def set_subscription(account: EmailAccount, path: str | list[str], subscribed: b
             folder_ops.subscribe(session.client, path, subscribed)
         except folder_ops.WriteError as exc:
             raise _error(exc, path) from None
-    folder = Folder.objects.filter(account=account, path=path).first()
+    folder = Folder.objects.filter(email_account=account, path=path).first()
     if folder is not None:
         index.set_subscribed(folder, subscribed)
     return {"path": path, "subscribed": subscribed}

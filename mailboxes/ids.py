@@ -56,7 +56,7 @@ def _key(secret: str) -> bytes:
 
 def message_id_for(folder, uid: int) -> str:
     """The id of message ``uid`` in ``folder`` (a ``Folder``: its account and number)."""
-    return message_id(key(), folder.account_id, folder.number, uid)
+    return message_id(key(), folder.email_account_id, folder.number, uid)
 
 
 def _tag(key: bytes, account_pk: int, body: bytes) -> bytes:

@@ -12,7 +12,7 @@ import math
 from datetime import date, datetime, time, timezone
 
 from django.db import connection, transaction
-from django.db.models import Count, Max, Min, Q
+from django.db.models import BooleanField, Count, F, Func, Max, Min, Q, Value
 
 from accounts.models import EmailAccount
 from mailboxes import listing, message_fields
@@ -43,12 +43,12 @@ def _one(name: str, value) -> Q:
     if name in TEXT_COLUMNS:
         return Q(**{f"{TEXT_COLUMNS[name]}__contains": value.lower()})
     if name in FLAG_CRITERIA:
-        has = Q(flags__contains=[FLAG_CRITERIA[name]])
+        has = _has_flag(FLAG_CRITERIA[name])
         return has if value else ~has
     if name == "keyword":
-        return Q(flags__contains=[value])
+        return _has_flag(value)
     if name == "unKeyword":
-        return ~Q(flags__contains=[value])
+        return ~_has_flag(value)
     if name == "since":
         return Q(internal_date__gte=_start_of(value))
     if name == "before":
@@ -80,6 +80,21 @@ def _one(name: str, value) -> Q:
     raise NotIndexable(name)
 
 
+class _InJsonArray(Func):
+    """``value`` is an element of the JSON array ``column``, for SQLite (``make run``'s
+    database), which has no JSON containment: EXISTS over ``json_each``."""
+
+    template = "EXISTS (SELECT 1 FROM json_each(%(expressions)s)"
+    arg_joiner = ") WHERE value = "
+    output_field = BooleanField()
+
+
+def _has_flag(flag: str) -> Q:
+    if connection.vendor == "postgresql":
+        return Q(flags__contains=[flag])
+    return Q(_InJsonArray(F("flags"), Value(flag)))
+
+
 def _start_of(value) -> datetime:
     """IMAP date semantics: a date criterion means that whole day (UTC here)."""
     if isinstance(value, datetime):
@@ -104,7 +119,7 @@ def search(account_pk: int, folder: Folder | None, criteria: dict, page: int,
            page_size: int) -> dict:
     """One folder (newest UID first) or, with no folder, every folder (newest date first)
     of the account with primary key ``account_pk``."""
-    rows = Message.objects.filter(account_id=account_pk).filter(criteria_q(criteria))
+    rows = Message.objects.filter(email_account_id=account_pk).filter(criteria_q(criteria))
     if folder is not None:
         rows = rows.filter(folder=folder).order_by("-uid")
     else:
@@ -132,7 +147,7 @@ def search(account_pk: int, folder: Folder | None, criteria: dict, page: int,
 
 def threads(account: EmailAccount, folder: Folder | None, page: int, page_size: int) -> dict:
     """Conversations, newest activity first, with message count, subject and participants."""
-    rows = Message.objects.filter(account=account).exclude(thread_id="")
+    rows = Message.objects.filter(email_account=account).exclude(thread_id="")
     if folder is not None:
         rows = rows.filter(folder=folder)
     grouped = (rows.values("thread_id")
@@ -167,6 +182,6 @@ def threads(account: EmailAccount, folder: Folder | None, page: int, page_size: 
 
 
 def thread_messages(account: EmailAccount, thread_id: str) -> list[dict]:
-    rows = (Message.objects.filter(account=account, thread_id=thread_id)
+    rows = (Message.objects.filter(email_account=account, thread_id=thread_id)
             .select_related("folder").order_by("internal_date", "id"))
     return [message_fields.summary(row.folder, row) for row in rows]

@@ -28,16 +28,17 @@ from mailboxes.models import Folder, Message
 
 def folder_for_path(account: EmailAccount, path: str) -> Folder:
     """A folder by path, or by special use (``\\Sent``, ``\\Trash``...) as EmailEngine allows."""
-    return _folder_in(Folder.objects.filter(account=account), path)
+    return _folder_in(Folder.objects.filter(email_account=account), path)
 
 
 def tenant_folder(tenant, account_id: str, path: str, with_account: bool = True) -> Folder:
     """Account and folder in one query (the hot path of listings); on a miss, says which
     one is missing (the account first: another tenant's account is not found either).
     ``with_account=False`` leaves the (wide) account row out where only its id is needed."""
-    folders = Folder.objects.filter(account__tenant=tenant, account__account=account_id)
+    folders = Folder.objects.filter(email_account__tenant=tenant,
+                                    email_account__account_id=account_id)
     if with_account:
-        folders = folders.select_related("account")
+        folders = folders.select_related("email_account")
     try:
         return _folder_in(folders, path)
     except MailboxNotFound:
@@ -72,7 +73,7 @@ def folder_summary(folder: Folder) -> dict:
 
 
 def folders_of(account: EmailAccount) -> list[Folder]:
-    return sorted(Folder.objects.filter(account=account),
+    return sorted(Folder.objects.filter(email_account=account),
                   key=lambda f: (f.special_use != "\\Inbox", f.path.lower()))
 
 
@@ -120,7 +121,7 @@ def page_of(folder: Folder, page: int, page_size: int, cursor: str | None) -> di
 
 # Folder columns a listing needs; the message columns are those a summary shows
 # (``message_fields.COLUMNS``), decoded by their model field's type.
-_PAGE_FOLDER = ("id", "account_id", "number", "path", "uidvalidity", "messages",
+_PAGE_FOLDER = ("id", "email_account_id", "number", "path", "uidvalidity", "messages",
                 "synced_uidnext", "backfill_below")
 
 
@@ -178,8 +179,8 @@ def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, st
     else:
         match, argument = "f2.path = %s", path
     folder_id = (f"(SELECT f2.id FROM {folder_table} f2 "
-                 f"JOIN {account_table} a ON a.id = f2.account_id "
-                 f"WHERE a.tenant_id = %s AND a.account = %s AND {match} "
+                 f"JOIN {account_table} a ON a.id = f2.email_account_id "
+                 f"WHERE a.tenant_id = %s AND a.account_id = %s AND {match} "
                  f"ORDER BY f2.path LIMIT 1)")
     # The page's UIDs first, from the (folder, uid) index alone (a deep offset skips index
     # entries, not rows), then only those rows.
@@ -198,16 +199,15 @@ def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, st
 
 def row_of(values: tuple) -> SimpleNamespace:
     """Column values as the attributes ``message_fields.summary`` reads (JSON arrives as text
-    from a raw cursor, SQLite gives dates as text and booleans as integers)."""
+    from a raw cursor; SQLite gives dates as text or as naive datetimes, both in UTC, and
+    booleans as integers)."""
     row = dict(zip(message_fields.COLUMNS, values, strict=True))
     for name in _JSON:
         if isinstance(row[name], str):
             row[name] = json.loads(row[name])
     for name in _DATES:
-        if isinstance(row[name], str):
-            parsed = parse_datetime(row[name])
-            row[name] = parsed.replace(tzinfo=timezone.utc) if parsed and not parsed.tzinfo \
-                else parsed
+        value = parse_datetime(row[name]) if isinstance(row[name], str) else row[name]
+        row[name] = value.replace(tzinfo=timezone.utc) if value and not value.tzinfo else value
     for name in _BOOLEANS:
         row[name] = bool(row[name])
     return SimpleNamespace(**row)
@@ -268,7 +268,7 @@ def attachment_by_id(account: EmailAccount, attachment_id: str) -> tuple[Folder,
 
 
 def _row(account: EmailAccount, number: int, uid: int, shown: str) -> tuple[Folder, Message]:
-    folder = Folder.objects.filter(account=account, number=number).first()
+    folder = Folder.objects.filter(email_account=account, number=number).first()
     row = Message.objects.filter(folder=folder, uid=uid).first() if folder else None
     if row is None:
         raise MessageNotFound(f"Message {shown!r} not found")

@@ -155,7 +155,7 @@ def transfer_message(account: EmailAccount, message_id: str, path: str,
 
 
 def trash_of(account: EmailAccount) -> Folder | None:
-    return (Folder.objects.filter(account=account, special_use="\\Trash", no_select=False)
+    return (Folder.objects.filter(email_account=account, special_use="\\Trash", no_select=False)
             .order_by("pk").first())
 
 

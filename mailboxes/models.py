@@ -26,7 +26,8 @@ from accounts.models import EmailAccount
 
 
 class Folder(models.Model):
-    account = models.ForeignKey(EmailAccount, on_delete=models.CASCADE, related_name="folders")
+    email_account = models.ForeignKey(EmailAccount, on_delete=models.CASCADE,
+                                      related_name="folders")
     path = models.CharField(max_length=1024)
     name = models.CharField(max_length=1024)
     delimiter = models.CharField(max_length=4, blank=True, default="")
@@ -52,8 +53,9 @@ class Folder(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["account", "path"], name="folder_unique_path"),
-            models.UniqueConstraint(fields=["account", "number"], name="folder_unique_number"),
+            models.UniqueConstraint(fields=["email_account", "path"], name="folder_unique_path"),
+            models.UniqueConstraint(fields=["email_account", "number"],
+                                    name="folder_unique_number"),
         ]
 
     def __str__(self) -> str:
@@ -63,7 +65,7 @@ class Folder(models.Model):
 class Message(models.Model):
     """One message in one folder, as the server last showed it."""
 
-    account = models.ForeignKey(EmailAccount, on_delete=models.CASCADE, related_name="+")
+    email_account = models.ForeignKey(EmailAccount, on_delete=models.CASCADE, related_name="+")
     folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="message_rows")
     uid = models.BigIntegerField()
     flags = models.JSONField(default=list)
@@ -105,10 +107,10 @@ class Message(models.Model):
         ]
         indexes = [
             models.Index(fields=["folder", "-uid"], name="message_newest_first"),
-            models.Index(fields=["account", "email_id"], name="message_by_email_id"),
-            models.Index(fields=["account", "message_id"], name="message_by_message_id"),
-            models.Index(fields=["account", "thread_id"], name="message_by_thread"),
-            models.Index(fields=["account", "-internal_date"], name="message_account_newest"),
+            models.Index(fields=["email_account", "email_id"], name="message_by_email_id"),
+            models.Index(fields=["email_account", "message_id"], name="message_by_message_id"),
+            models.Index(fields=["email_account", "thread_id"], name="message_by_thread"),
+            models.Index(fields=["email_account", "-internal_date"], name="message_account_newest"),
         ]
 
     def __str__(self) -> str:
@@ -143,7 +145,8 @@ class OutboxEntry(models.Model):
         CANCELLED = "cancelled"
 
     tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
-    account = models.ForeignKey(EmailAccount, on_delete=models.CASCADE, related_name="outbox")
+    email_account = models.ForeignKey(EmailAccount, on_delete=models.CASCADE,
+                                      related_name="outbox")
     queue_id = models.CharField(max_length=32, unique=True)
     source = models.CharField(max_length=16, default="api")
     raw = models.BinaryField(default=b"")
@@ -207,8 +210,8 @@ class AccountHolder(models.Model):
     otherwise the holder's ``connected`` is stale and reads show ``disconnected``
     (``mailboxes.worker.holders``)."""
 
-    account = models.OneToOneField(EmailAccount, on_delete=models.CASCADE, primary_key=True,
-                                   related_name="holder")
+    email_account = models.OneToOneField(EmailAccount, on_delete=models.CASCADE,
+                                         primary_key=True, related_name="holder")
     # Not a real foreign key: a dead worker's heartbeat row may be gone; then nobody holds it.
     worker = models.ForeignKey(WorkerHeartbeat, on_delete=models.DO_NOTHING, db_constraint=False,
                                related_name="+", db_index=True)
@@ -216,4 +219,4 @@ class AccountHolder(models.Model):
     released_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
-        return f"{self.account_id} by {self.worker_id}"
+        return f"{self.email_account_id} by {self.worker_id}"

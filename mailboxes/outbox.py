@@ -64,7 +64,7 @@ def submit(account: EmailAccount, *, raw: bytes, envelope: dict, message_id: str
     now = timezone.now()
     send_at = max(send_at or now, now)
     entry = OutboxEntry.objects.create(
-        tenant_id=account.tenant_id, account=account, queue_id=new_queue_id(), raw=raw,
+        tenant_id=account.tenant_id, email_account=account, queue_id=new_queue_id(), raw=raw,
         envelope=envelope, message_id=message_id, subject=subject, reference=reference,
         copy=copy, max_attempts=delivery_attempts or default_attempts(), send_at=send_at,
         next_attempt_at=send_at, created_at=now, updated_at=now,
@@ -76,16 +76,16 @@ def submit(account: EmailAccount, *, raw: bytes, envelope: dict, message_id: str
 
 def tenant_entries(tenant, state: str | None = None, account: str | None = None):
     """The tenant's entries, oldest first: by default the ones not yet finished."""
-    rows = OutboxEntry.objects.filter(tenant=tenant).select_related("account")
+    rows = OutboxEntry.objects.filter(tenant=tenant).select_related("email_account")
     rows = rows.filter(state=state) if state else rows.filter(state__in=PENDING)
     if account:
-        rows = rows.filter(account__account=account)
+        rows = rows.filter(email_account__account_id=account)
     return rows.defer("raw").order_by("created_at", "id")
 
 
 def tenant_entry(tenant, queue_id: str) -> OutboxEntry:
     entry = (OutboxEntry.objects.filter(tenant=tenant, queue_id=queue_id)
-             .select_related("account").defer("raw").first())
+             .select_related("email_account").defer("raw").first())
     if entry is None:
         raise QueueEntryNotFound(queue_id)
     return entry
@@ -116,7 +116,7 @@ def claim(entry_id: int, now: datetime | None = None) -> OutboxEntry | None:
         entry = (OutboxEntry.objects.select_for_update(skip_locked=True)
                  .filter(Q(state=State.QUEUED, next_attempt_at__lte=now)
                          | Q(state=State.SENDING, lease_until__lt=now), pk=entry_id)
-                 .select_related("account", "account__tenant").first())
+                 .select_related("email_account", "email_account__tenant").first())
         if entry is None:
             return None
         if entry.state == State.SENDING and entry.attempts >= entry.max_attempts:
@@ -176,7 +176,7 @@ def mark_sent(entry: OutboxEntry, response: str, rejected: dict[str, str],
                     "response": response, "envelope": entry.envelope}
             if rejected:
                 data["rejected"] = rejected
-            events.record(entry.tenant_id, events.MESSAGE_SENT, entry.account.account, data)
+            events.record(entry.tenant_id, events.MESSAGE_SENT, entry.email_account.account_id, data)
     entry.state, entry.response, entry.sent_at = State.SENT, response, now
     return True
 
@@ -205,7 +205,7 @@ def mark_failed(entry: OutboxEntry, error: dict) -> bool:
 def _fail(entry: OutboxEntry, error: dict, now: datetime) -> None:
     OutboxEntry.objects.filter(pk=entry.pk).update(
         state=State.FAILED, last_error=error, lease_until=None, updated_at=now)
-    events.record(entry.tenant_id, events.MESSAGE_FAILED, entry.account.account, {
+    events.record(entry.tenant_id, events.MESSAGE_FAILED, entry.email_account.account_id, {
         "queueId": entry.queue_id, "messageId": entry.message_id, "error": error.get("error"),
         "code": error.get("code"), "responseCode": error.get("responseCode"),
         "envelope": entry.envelope, "attemptsMade": entry.attempts,

@@ -43,6 +43,7 @@ from django.db import connection as db_connection
 from django.utils import timezone
 
 from accounts.oauth2.refresh import ReauthRequired, TokenError
+from emailapi.lib.backoff import Schedule
 from emailapi.lib.wording import describe
 from mailboxes import connection_settings, ids, listing, outbox, smtp
 from mailboxes.command_pool import pool
@@ -62,6 +63,8 @@ DB_FAULTS = (OperationalError, InterfaceError)
 # Retries stop this long before the entry's lease ends: the rq job's timeout is the lease
 # less 30 s, and after the lease the sweep would hand the entry to a job that sends it again.
 LEASE_MARGIN = 35
+# Between tries of recording a send's outcome while the database fails: 0.05 s doubling to 5 s.
+RECORD_RETRY = Schedule(base=0.05, factor=2.0, cap=5.0)
 T = TypeVar("T")
 
 
@@ -111,7 +114,7 @@ def recorded(entry: OutboxEntry, step: Callable[[], T]) -> T:
     lease (less ``LEASE_MARGIN``); then the last fault is raised. Each step must be safe to
     run again: a fault may come after its commit reached the server."""
     deadline = _record_deadline(entry)
-    pause = 0.05
+    retry = 0
     while True:
         try:
             return step()
@@ -124,8 +127,8 @@ def recorded(entry: OutboxEntry, step: Callable[[], T]) -> T:
                 raise
             logger.warning("outbox %s: the database failed (%s); trying again",
                            entry.queue_id, type(exc).__name__)
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, 5.0)
+            retry += 1
+            time.sleep(min(RECORD_RETRY.delay(retry), left))
 
 
 def _record_deadline(entry: OutboxEntry) -> float:
@@ -184,7 +187,7 @@ def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
     """Send the entry's raw message to its envelope; return the server's answer to DATA and
     the recipients it refused (when it took the others). Raises ``SendFailure``."""
     try:
-        smtp_settings = connection_settings.account_smtp_settings(entry.account)
+        smtp_settings = connection_settings.account_smtp_settings(entry.email_account)
     except TokenError as exc:  # OAuth2: a revoked grant is permanent, anything else retried
         raise SendFailure(f"No OAuth2 access token: {describe(exc)}", exc.code,
                           permanent=isinstance(exc, ReauthRequired)) from None
@@ -269,7 +272,7 @@ def _text(value) -> str:
 
 
 def wants_copy(entry: OutboxEntry) -> bool:
-    account = entry.account
+    account = entry.email_account
     return bool((account.copy if entry.copy is None else entry.copy) and account.imap)
 
 
@@ -289,7 +292,7 @@ def after_sent(entry: OutboxEntry) -> dict | None:
 
 
 def sent_folder(account) -> Folder | None:
-    return (Folder.objects.filter(account=account, special_use="\\Sent")
+    return (Folder.objects.filter(email_account=account, special_use="\\Sent")
             .order_by("pk").first())
 
 
@@ -298,7 +301,7 @@ def copy_to_sent(entry: OutboxEntry, raw: bytes) -> dict:
     Never raises: the answer says where the copy went, or in words why there is none, or why
     it is not indexed yet. The APPEND is never repeated (a second copy); only the database
     steps around it are retried."""
-    account = entry.account
+    account = entry.email_account
     try:
         folder = recorded(entry, lambda: sent_folder(account))
     except Exception as exc:  # noqa: BLE001 - see above
@@ -377,7 +380,7 @@ def _appended_meta(session, folder: Folder, uid: int):
 def flag_answered(entry: OutboxEntry, message_id: str) -> None:
     """STORE +FLAGS \\Answered on the original, then the index (one ``messageUpdated``); the
     database steps retried like every step after sending."""
-    account = entry.account
+    account = entry.email_account
     folder, row = recorded(entry, lambda: listing.message_by_id(account, message_id))
     if "\\Answered" in row.flags:
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from dataclasses import dataclass
 
@@ -22,6 +23,14 @@ class TenantFixture:
         """A client authenticated with a new token of this tenant with only ``scopes``."""
         _, raw = services.issue_token(self.tenant, "-".join(scopes), list(scopes))
         return api_client(raw)
+
+
+@dataclass
+class OutsiderFixture(TenantFixture):
+    """A tenant with a mailbox of its own (the ``outsider`` fixture)."""
+
+    account: object  # accounts.models.EmailAccount, id "box"
+    mail_user: object  # its Dovecot user
 
 
 def api_client(token: str | None = None) -> APIClient:
@@ -52,6 +61,10 @@ def account_payload(account: str = "sales", **overrides) -> dict:
     return body
 
 
+# The run is on SQLite (``EMAILAPI_TEST_DATABASE=sqlite``, see tests/settings.py).
+ON_SQLITE = os.environ.get("EMAILAPI_TEST_DATABASE", "").lower() == "sqlite"
+
+
 # The machines the suite runs on are shared and often busy (a load average of 14 on two
 # cores has been seen): a wait's ``timeout`` is what it should take on an idle machine, and
 # it is stretched by this factor. A condition met early still returns at once.
@@ -68,3 +81,13 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {getattr(predicate, '__name__', predicate)}")
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -17,7 +17,11 @@ _index = int(_worker[2:]) if _worker[2:].isdigit() else 0
 _slot = int(os.environ.get("EMAILAPI_TEST_SLOT", "0") or 0)
 _db_name = "test_emailapi" if _slot == 0 else f"test_emailapi_s{_slot}"
 
-os.environ["DATABASE_URL"] = os.environ.get(
+# ``EMAILAPI_TEST_DATABASE=sqlite`` runs on the embedded SQLite database with the settings
+# ``make run`` uses by default (no DATABASE_URL): ``make test`` runs the tests marked
+# ``sqlite`` (API and worker paths) that way too.
+_sqlite = os.environ.get("EMAILAPI_TEST_DATABASE", "").lower() == "sqlite"
+os.environ["DATABASE_URL"] = "" if _sqlite else os.environ.get(
     "TEST_DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/postgres?test_name={_db_name}"
 )
 _redis_base = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -42,3 +46,8 @@ os.environ["EMAILAPI_REDIS_PREFIX"] = f"emailapi-test-{_slot}-{_worker}-{os.getp
 from emailapi.settings import *  # noqa: E402,F401,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
+
+if _sqlite:
+    # A file, as ``make run``'s (WAL, shared by the worker threads), not pytest-django's
+    # in-memory default; in this run's own directory.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405

@@ -30,11 +30,11 @@ class WebhookSubscriptionAdmin(ReadOnlyAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
-    list_display = ("event_name", "account", "subscription", "state", "attempts",
+    list_display = ("event_name", "account_id", "subscription", "state", "attempts",
                     "last_status_code", "last_error", "response_time_ms", "next_attempt_at",
                     "updated_at")
     list_filter = ("state", "last_status_code")
-    search_fields = ("account", "subscription__url", "subscription__tenant__name",
+    search_fields = ("account_id", "subscription__url", "subscription__tenant__name",
                      "event__event", "last_error")
     list_select_related = ("event", "subscription", "subscription__tenant")
     date_hierarchy = "created_at"

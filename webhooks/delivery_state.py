@@ -94,15 +94,15 @@ def fan_out(limit: int = 1000) -> int:
 # data too) and creating a model per delivery cost the dispatcher's loop more CPU than
 # sending them. The filter is ``WebhookSubscription.wants`` in SQL.
 _FAN_OUT_SQL = f"""
-    INSERT INTO {Delivery._meta.db_table} (id, subscription_id, event_id, account, seq, state,
+    INSERT INTO {Delivery._meta.db_table} (id, subscription_id, event_id, account_id, seq, state,
         attempts, last_error, last_response, next_attempt_at, created_at, updated_at)
-    SELECT gen_random_uuid(), s.id, e.id, e.account, e.seq, 'pending', 0, '', '',
+    SELECT gen_random_uuid(), s.id, e.id, e.account_id, e.seq, 'pending', 0, '', '',
         %(now)s, %(now)s, %(now)s
     FROM {Event._meta.db_table} AS e
     JOIN {WebhookSubscription._meta.db_table} AS s ON s.tenant_id = e.tenant_id AND s.enabled
     WHERE e.seq > %(after)s AND e.seq <= %(upto)s
       AND (s.events ? '*' OR s.events ? e.event)
-      AND (s.accounts = '[]'::jsonb OR s.accounts ? e.account)
+      AND (s.accounts = '[]'::jsonb OR s.accounts ? e.account_id)
     ON CONFLICT DO NOTHING
 """
 
@@ -115,7 +115,7 @@ def _fan_out_rows(after: int, upto: int) -> None:
             enabled=True, tenant_id__in={event.tenant_id for event in batch}):
         wanted.setdefault(subscription.tenant_id, []).append(subscription)
     now = timezone.now()
-    rows = [Delivery(subscription=subscription, event=event, account=event.account,
+    rows = [Delivery(subscription=subscription, event=event, account_id=event.account_id,
                      seq=event.seq, next_attempt_at=now, created_at=now, updated_at=now)
             for event in batch for subscription in wanted.get(event.tenant_id, ())
             if subscription.wants(event)]
@@ -136,7 +136,7 @@ class Head:
 
 def _open_heads():
     earlier = Delivery.objects.filter(subscription=OuterRef("subscription"),
-                                      account=OuterRef("account"), state__in=OPEN,
+                                      account_id=OuterRef("account_id"), state__in=OPEN,
                                       seq__lt=OuterRef("seq"))
     return (Delivery.objects.filter(state__in=OPEN, subscription__enabled=True)
             .exclude(Exists(earlier)))
@@ -148,7 +148,7 @@ def due_heads(now: datetime, limit: int = 1000) -> tuple[list[Head], datetime | 
     heads = []
     next_due = None
     rows = (_open_heads().order_by("next_attempt_at")
-            .values_list("id", "subscription_id", "account", "state", "next_attempt_at",
+            .values_list("id", "subscription_id", "account_id", "state", "next_attempt_at",
                          "lease_until", "subscription__failing_since")[:limit])
     for pk, subscription_id, account, state, next_at, lease_until, failing in rows:
         due_at = next_at if state == State.PENDING else (lease_until or now)
@@ -193,7 +193,7 @@ def claim_run(subscription_id, account: str, limit: int = RUN_LENGTH,
                                                           enabled=True).first()
         if subscription is None:
             return []
-        rows = list(Delivery.objects.filter(subscription_id=subscription_id, account=account,
+        rows = list(Delivery.objects.filter(subscription_id=subscription_id, account_id=account,
                                             state__in=OPEN)
                     .select_related("event").select_for_update(of=("self",))
                     .order_by("seq")[:limit])

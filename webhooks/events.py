@@ -43,29 +43,29 @@ ALL = (ACCOUNT_ADDED, ACCOUNT_DELETED, ACCOUNT_INITIALIZED, AUTHENTICATION_ERROR
 HOLD_SECONDS = 30  # longest a held event waits if the pass that held it never releases it
 
 
-def record(tenant, event: str, account: str = "", data: dict[str, Any] | None = None,
+def record(tenant, event: str, account_id: str = "", data: dict[str, Any] | None = None,
            path: str = "", hold: bool = False) -> Event:
     """``tenant`` is a Tenant or its primary key. ``hold`` keeps the event unpublished until
     released (``mailboxes.sync.moves.MoveTracker.release``) or for ``HOLD_SECONDS``."""
     tenant_id = tenant if isinstance(tenant, int) else tenant.pk
     held_until = timezone.now() + timedelta(seconds=HOLD_SECONDS) if hold else None
-    row = Event.objects.create(tenant_id=tenant_id, account=account, event=event,
+    row = Event.objects.create(tenant_id=tenant_id, account_id=account_id, event=event,
                                data=data or {}, path=path, held_until=held_until)
     _ring_after_commit()
     return row
 
 
 def record_many(tenant, rows: list[tuple[str, str, dict[str, Any], str]]) -> list[Event]:
-    """Record (event, account, data, path) rows in one INSERT: a change seen on thousands of
+    """Record (event, account_id, data, path) rows in one INSERT: a change seen on thousands of
     messages at once (all marked read) is one statement, not one per message."""
     tenant_id = tenant if isinstance(tenant, int) else tenant.pk
     now = timezone.now()
     # Published in (created_at, id) order and ids are random: distinct times keep the rows'
     # order.
     created = Event.objects.bulk_create(
-        [Event(tenant_id=tenant_id, event=event, account=account, data=data, path=path,
+        [Event(tenant_id=tenant_id, event=event, account_id=account_id, data=data, path=path,
                created_at=now + timedelta(microseconds=number))
-         for number, (event, account, data, path) in enumerate(rows)], batch_size=1000)
+         for number, (event, account_id, data, path) in enumerate(rows)], batch_size=1000)
     if created:
         _ring_after_commit()
     return created

@@ -144,7 +144,7 @@ def read_published(flt: Filter, after: int, limit: int) -> Page:
     if flt.tenant_id is not None:
         query = query.filter(tenant_id=flt.tenant_id)
     if flt.accounts is not None:
-        query = query.filter(account__in=flt.accounts)
+        query = query.filter(account_id__in=flt.accounts)
     if flt.events is not None:
         query = query.filter(event__in=flt.events)
     rows = list(query.order_by("seq")[:limit])

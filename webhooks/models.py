@@ -20,7 +20,7 @@ class Event(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="events")
     # The account id string, not a foreign key: ``accountDeleted`` must outlive the account.
-    account = models.CharField(max_length=256, blank=True, default="")
+    account_id = models.CharField(max_length=256, blank=True, default="")
     event = models.CharField(max_length=64)
     path = models.CharField(max_length=1024, blank=True, default="")
     data = models.JSONField(default=dict)
@@ -44,12 +44,12 @@ class Event(models.Model):
                 name="event_undispatched",
                 condition=models.Q(dispatched_at__isnull=True),
             ),
-            models.Index(fields=["tenant", "account", "created_at"], name="event_by_account"),
+            models.Index(fields=["tenant", "account_id", "created_at"], name="event_by_account"),
             models.Index(fields=["tenant", "seq"], name="event_tenant_seq"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.event} {self.account} {self.id}"
+        return f"{self.event} {self.account_id} {self.id}"
 
 
 class WebhookSubscription(models.Model):
@@ -84,7 +84,7 @@ class WebhookSubscription(models.Model):
         belong to no account.)"""
         if "*" not in self.events and event.event not in self.events:
             return False
-        return not self.accounts or event.account in self.accounts
+        return not self.accounts or event.account_id in self.accounts
 
     def __str__(self) -> str:
         return f"{self.url} ({self.id})"
@@ -114,7 +114,7 @@ class Delivery(models.Model):
                                      related_name="deliveries")
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
     # Copies of the event's account and seq: the lane key and its order, in one table.
-    account = models.CharField(max_length=256, blank=True, default="")
+    account_id = models.CharField(max_length=256, blank=True, default="")
     seq = models.BigIntegerField()
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     attempts = models.IntegerField(default=0)
@@ -135,7 +135,7 @@ class Delivery(models.Model):
         ]
         indexes = [
             # Lane heads: the open rows of a lane in order.
-            models.Index(fields=["subscription", "account", "seq"], name="delivery_open_lane",
+            models.Index(fields=["subscription", "account_id", "seq"], name="delivery_open_lane",
                          condition=models.Q(state__in=["pending", "delivering"])),
             models.Index(fields=["subscription", "created_at"], name="delivery_log"),
             models.Index(fields=["state", "updated_at"], name="delivery_prune"),

@@ -19,7 +19,7 @@ def event_payload(event: Event) -> dict:
         "id": str(event.id),
         "seq": event.seq,
         "event": event.event,
-        "account": event.account or None,
+        "account": event.account_id or None,
         "date": event.created_at.isoformat(),
     }
     if event.path:

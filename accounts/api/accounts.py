@@ -37,7 +37,7 @@ class AccountView(TenantScopedAPIView):
     def post(self, request):
         data = self.validated(s.AccountCreateSerializer, request.data)
         account = services.register_account(self.tenant, data)
-        return Response({"account": account.account, "state": "new"})
+        return Response({"account": account.account_id, "state": "new"})
 
 
 class AccountListView(TenantScopedAPIView):
@@ -57,7 +57,7 @@ class AccountListView(TenantScopedAPIView):
         if query.get("query"):
             text = query["query"]
             accounts = accounts.filter(
-                Q(account__icontains=text) | Q(name__icontains=text) | Q(email__icontains=text)
+                Q(account_id__icontains=text) | Q(name__icontains=text) | Q(email__icontains=text)
             )
         items, counters = paginate(accounts, query["page"], query["pageSize"])
         holders.apply_live_state(items)
@@ -91,7 +91,7 @@ class AccountDetailView(TenantScopedAPIView):
         data = self.validated(s.AccountUpdateSerializer, request.data, partial=True,
                               context={"account": email_account})
         email_account = services.update_account(email_account, data)
-        return Response({"account": email_account.account, "state": email_account.state})
+        return Response({"account": email_account.account_id, "state": email_account.state})
 
     @extend_schema(operation_id="deleteAccount", tags=["Account"],
                    parameters=[ACCOUNT_PARAM, s.AccountDeleteQuerySerializer],
@@ -103,7 +103,7 @@ class AccountDetailView(TenantScopedAPIView):
         email_account = self.email_account
         query = self.validated(s.AccountDeleteQuerySerializer, request.query_params)
         services.delete_account(email_account, revoke=query["revoke"])
-        return Response({"account": email_account.account, "deleted": True})
+        return Response({"account": email_account.account_id, "deleted": True})
 
 
 class VerifyAccountView(TenantScopedAPIView):
@@ -143,7 +143,7 @@ class AccountActionView(TenantScopedAPIView):
             email_account = services.pause_account(email_account)
         else:
             email_account = services.resume_account(email_account)
-        return Response({"account": email_account.account, "state": email_account.state})
+        return Response({"account": email_account.account_id, "state": email_account.state})
 
 
 def _action_schema(action: str, response, summary: str, description: str):

@@ -142,7 +142,7 @@ class AccountUpdateSerializer(StrictSerializer):
                   "folders are followed through NOTIFY where the server has it, else polled")
 
     def validate_account(self, value):
-        if value != self.context["account"].account:
+        if value != self.context["account"].account_id:
             raise serializers.ValidationError("The account id cannot be changed")
         return value
 
@@ -233,7 +233,7 @@ def _app_scopes(account: EmailAccount) -> list[str]:
 class AccountSerializer(serializers.ModelSerializer):
     """An account as GET returns it: settings without secrets, plus live state."""
 
-    account = serializers.CharField()
+    account = serializers.CharField(source="account_id")
     imap = serializers.SerializerMethodField()
     smtp = serializers.SerializerMethodField()
     oauth2 = serializers.SerializerMethodField()

@@ -147,7 +147,7 @@ def _save(payload: dict, email: str, settings_: dict) -> str:
     except BaseException:
         links.release(payload)  # nothing was saved: let the user try again
         raise
-    return _with_params(payload["redirectUrl"], {"account": account.account, "state": state})
+    return _with_params(payload["redirectUrl"], {"account": account.account_id, "state": state})
 
 
 @transaction.atomic

@@ -23,19 +23,18 @@ from __future__ import annotations
 from django.conf import settings
 from django.core import signing
 
+from accounts.errors import (
+    LinkExpired,
+    LinkIncomplete,
+    LinkInvalid,
+    LinkSignatureInvalid,
+    LinkUsed,
+)
 from emailapi.lib.redis import get_redis
 
 MAX_DATA = 8192
 ATTEMPT_WINDOW = 60  # seconds
 SALT = "emailapi.connect-link"
-
-
-class InvalidLink(Exception):
-    """Tampered with, malformed, expired or already used; ``code`` says which."""
-
-    def __init__(self, message: str, code: str):
-        super().__init__(message)
-        self.code = code
 
 
 def make(payload: dict) -> tuple[str, str]:
@@ -45,28 +44,28 @@ def make(payload: dict) -> tuple[str, str]:
 
 
 def read(data: str, sig: str) -> dict:
-    """The payload of a genuine, unexpired, unused link; ``InvalidLink`` otherwise."""
+    """The payload of a genuine, unexpired, unused link; one of ``accounts.errors.LINK_ERRORS`` otherwise."""
     if not data or not sig or len(data) > MAX_DATA or len(sig) > 100:
-        raise InvalidLink("This link is incomplete.", "InvalidLink")
+        raise LinkIncomplete()
     try:
         payload = signing.loads(f"{data}:{sig}", salt=SALT,
                                 max_age=settings.EMAILAPI_CONNECT_LINK_TTL)
     except signing.SignatureExpired:
-        raise InvalidLink("This link has expired. Ask for a new one.", "LinkExpired") from None
+        raise LinkExpired() from None
     except signing.BadSignature:
-        raise InvalidLink("This link is not valid.", "InvalidSignature") from None
+        raise LinkSignatureInvalid() from None
     except ValueError:  # signed by us, yet not our JSON: cannot happen short of a key leak
-        raise InvalidLink("This link is not valid.", "InvalidLink") from None
+        raise LinkInvalid() from None
     if get_redis().exists(_used_key(payload["nonce"])):
-        raise InvalidLink("This link was already used. Ask for a new one.", "LinkUsed")
+        raise LinkUsed()
     return payload
 
 
 def use(payload: dict) -> None:
-    """Claim the link for this completion; ``InvalidLink`` if another one got there first."""
+    """Claim the link for this completion; ``LinkUsed`` if another one got there first."""
     ttl = max(60, settings.EMAILAPI_CONNECT_LINK_TTL + 60)
     if not get_redis().set(_used_key(payload["nonce"]), "1", nx=True, ex=ttl):
-        raise InvalidLink("This link was already used. Ask for a new one.", "LinkUsed")
+        raise LinkUsed()
 
 
 def release(payload: dict) -> None:

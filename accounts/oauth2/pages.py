@@ -21,9 +21,10 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts import mail_hosts
-from accounts.errors import HostNotAllowed
+from accounts.errors import LINK_ERRORS, HostNotAllowed
 from accounts.models import Tenant
 from accounts.oauth2 import connect, discovery, links
+from emailapi.api.errors import status_of
 from emailapi.lib.errors import DomainError
 from mailboxes import connection_settings
 from mailboxes.verify import verify
@@ -79,8 +80,8 @@ def connect_page(request):
     data, sig = request.GET.get("data", ""), request.GET.get("sig", "")
     try:
         payload = links.read(data, sig)
-    except links.InvalidLink as exc:
-        return _error(request, str(exc), 410 if exc.code in ("LinkExpired", "LinkUsed") else 400)
+    except LINK_ERRORS as exc:
+        return _error(request, str(exc), status_of(exc))
     context = {"data": data, "sig": sig, "email": payload.get("email", "")}
     if payload["type"] != connect.IMAP:
         try:
@@ -132,7 +133,7 @@ def _password_submit(request, payload: dict, context: dict):
         return render(request, "connect/password.html", context, status=400)
     try:
         target = connect.finish_password(payload, form.cleaned_data["email"], imap, smtp)
-    except (connect.ConnectError, links.InvalidLink, DomainError) as exc:
+    except (connect.ConnectError, DomainError) as exc:
         return _error(request, str(exc))
     return HttpResponseRedirect(target)
 
@@ -145,8 +146,8 @@ def start_oauth2(request):
         if retry_after:
             return _too_many(request, retry_after)
         target = connect.start_oauth2(data, sig, _base(request))
-    except links.InvalidLink as exc:
-        return _error(request, str(exc), 410 if exc.code in ("LinkExpired", "LinkUsed") else 400)
+    except LINK_ERRORS as exc:
+        return _error(request, str(exc), status_of(exc))
     except connect.ConnectError as exc:
         return _error(request, str(exc))
     return HttpResponseRedirect(target)
@@ -161,7 +162,7 @@ def oauth2_callback(request):
                                f"link.")
     try:
         target = connect.finish_oauth2(request.GET.get("state", ""), request.GET.get("code", ""))
-    except (connect.ConnectError, links.InvalidLink, DomainError) as exc:  # DomainError: a race
+    except (connect.ConnectError, DomainError) as exc:  # DomainError: a race
         logger.info("connect callback refused: %s", getattr(exc, "code", exc))
         return _error(request, str(exc))
     return HttpResponseRedirect(target)

@@ -45,14 +45,14 @@ logger = logging.getLogger(__name__)
 @tenant_view()
 def live(request):
     accounts = EmailAccount.objects.filter(tenant=request.tenant).values(
-        "account", "state", "last_error")
+        "account_id", "state", "last_error")
     events = Event.objects.filter(tenant=request.tenant).order_by("-created_at")[:15]
     return JsonResponse({
-        "mailboxes": {row["account"]: {"state": row["state"],
+        "mailboxes": {row["account_id"]: {"state": row["state"],
                                        "lastError": _error_text(row["last_error"])}
                       for row in accounts},
         "eventsToday": views._events_today(request.tenant),
-        "events": [{"event": e.event, "account": e.account, "path": e.path,
+        "events": [{"event": e.event, "account": e.account_id, "path": e.path,
                     "createdAt": e.created_at.isoformat()} for e in events],
     })
 

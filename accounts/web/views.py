@@ -93,7 +93,7 @@ def mailbox_add(request):
             _test_and_register(request, form)
         if form.is_valid():
             messages.success(request, "Mailbox added: connecting now.")
-            return redirect("web:mailbox", account_id=form.registered.account)
+            return redirect("web:mailbox", account_id=form.registered.account_id)
     return render(request, "dashboard/mailbox_add.html", {"form": form, "page": "mailboxes"},
                   status=400 if form.errors else 200)
 
@@ -120,8 +120,8 @@ def _test_and_register(request, form: MailboxForm) -> None:
 @tenant_view()
 def mailbox_detail(request, account_id: str):
     account = _account_or_404(request, account_id)
-    folders = Folder.objects.filter(account=account).order_by("path")
-    recent = (Message.objects.filter(account=account).select_related("folder")
+    folders = Folder.objects.filter(email_account=account).order_by("path")
+    recent = (Message.objects.filter(email_account=account).select_related("folder")
               .order_by("-date", "-id")[:20])
     return render(request, "dashboard/mailbox_detail.html", {
         "account": account, "folders": folders, "recent": recent, "page": "mailboxes"})
@@ -133,7 +133,7 @@ def mailbox_action(request, account_id: str, action: str):
     account = _account_or_404(request, account_id)
     if action == "delete":
         services.delete_account(account)
-        messages.success(request, f"Mailbox {account.account} deleted.")
+        messages.success(request, f"Mailbox {account.account_id} deleted.")
         return redirect("web:mailboxes")
     if action == "reconnect":
         services.request_reconnect(account)
@@ -146,7 +146,7 @@ def mailbox_action(request, account_id: str, action: str):
         messages.success(request, "Resumed.")
     else:
         raise Http404("No such action")
-    return redirect("web:mailbox", account_id=account.account)
+    return redirect("web:mailbox", account_id=account.account_id)
 
 
 @tenant_view(write=True)

@@ -1,8 +1,11 @@
 """How long to wait before the next retry (pure): one ``Schedule`` for every retry loop.
 
 Used for IMAP reconnects (``mailboxes.worker.connection``), send retries
-(``mailboxes.outbox``), webhook delivery retries (``webhooks.delivery_state``) and the restarts of
-``serve``'s children (``emailapi.process_group``), so each states its numbers, not its arithmetic.
+(``mailboxes.outbox``), recording a send's outcome (``mailboxes.sending``), the send sweep
+(``sendscheduler``), the stream hub's database and Redis retries (``webhooks.stream.hub``),
+webhook delivery retries (``webhooks.delivery_state``, ``webhooks.dispatcher``) and the
+restarts of ``serve``'s children (``emailapi.process_group``), so each states its numbers, not
+its arithmetic.
 
 A schedule is either a curve, ``base`` growing by ``factor`` per retry up to ``cap`` (network
 trouble: quick at first, then patient), or a list of ``steps`` whose last one repeats (an

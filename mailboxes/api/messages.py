@@ -254,7 +254,7 @@ class MessageView(TenantScopedAPIView):
 def _selected(view, account_id, request, body):
     query = view.validated(BulkQuerySerializer, request.query_params)
     folder = listing.tenant_folder(view.tenant, account_id, query["path"])
-    account = folder.account
+    account = folder.email_account
     uids = message_writes.matching_uids(account, folder, body.get("search"), body.get("ids"))
     return account, folder, uids
 

@@ -87,7 +87,7 @@ class SearchView(TenantScopedAPIView):
         if options.get("path"):  # account and folder in one query
             folder = listing.tenant_folder(self.tenant, account_id, options["path"],
                                            with_account=not from_index)
-            account_pk = folder.account_id
+            account_pk = folder.email_account_id
         else:
             folder = None
             account_pk = self.email_account.pk
@@ -97,7 +97,7 @@ class SearchView(TenantScopedAPIView):
         if folder is None:
             raise InvalidInput("path", "This field is required.",
                                "path is required for an IMAP search")
-        return Response(imap_search(folder.account, folder, criteria, options["page"],
+        return Response(imap_search(folder.email_account, folder, criteria, options["page"],
                                     options["pageSize"]))
 
 

@@ -132,7 +132,7 @@ class SentCopySerializer(serializers.Serializer):
 
 class OutboxEntrySerializer(serializers.Serializer):
     queueId = serializers.CharField(source="queue_id")
-    account = serializers.CharField(source="account.account")
+    account = serializers.CharField(source="email_account.account_id")
     source = serializers.CharField()
     messageId = serializers.CharField(source="message_id")
     subject = serializers.CharField()

@@ -67,11 +67,11 @@ def sync_account(session: ImapSession, account: EmailAccount,
         _add(result, sync_folder(session, folder, should_stop, moves=moves,
                                  backfill_batches=backfill_batches))
     result.complete = not Folder.objects.filter(
-        account=account, no_select=False, backfill_below__gt=0).exists()
+        email_account=account, no_select=False, backfill_below__gt=0).exists()
     if result.complete and account.initialized_at is None:
         account_state.mark_initialized(account, lambda: {
-            "folders": Folder.objects.filter(account=account).count(),
-            "messages": Message.objects.filter(account=account).count(),
+            "folders": Folder.objects.filter(email_account=account).count(),
+            "messages": Message.objects.filter(email_account=account).count(),
         })
         index_upkeep.refresh_statistics()
         account.refresh_from_db(fields=["initialized_at"])

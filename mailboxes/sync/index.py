@@ -34,7 +34,7 @@ def apply_folder_list(account: EmailAccount, listings: Sequence[FolderListing],
                       notify: bool) -> list[Folder]:
     """Mirror the server's folder list; new and vanished folders raise mailboxNew/Deleted."""
     with transaction.atomic():
-        existing = {f.path: f for f in Folder.objects.select_for_update().filter(account=account)}
+        existing = {f.path: f for f in Folder.objects.select_for_update().filter(email_account=account)}
         next_number = (max((f.number for f in existing.values()), default=0)) + 1
         seen = set()
         for listing in listings:
@@ -45,12 +45,12 @@ def apply_folder_list(account: EmailAccount, listings: Sequence[FolderListing],
                          subscribed=listing.subscribed, no_select=listing.no_select,
                          list_flags=list(listing.flags))
             if folder is None:
-                folder = Folder.objects.create(account=account, path=listing.path,
+                folder = Folder.objects.create(email_account=account, path=listing.path,
                                                number=next_number, **attrs)
                 next_number += 1
                 existing[listing.path] = folder
                 if notify:
-                    events.record(account.tenant_id, events.MAILBOX_NEW, account.account,
+                    events.record(account.tenant_id, events.MAILBOX_NEW, account.account_id,
                                   _folder_data(folder))
             elif any(getattr(folder, key) != value for key, value in attrs.items()):
                 for key, value in attrs.items():
@@ -58,7 +58,7 @@ def apply_folder_list(account: EmailAccount, listings: Sequence[FolderListing],
                 folder.save(update_fields=list(attrs))
         for path, folder in list(existing.items()):
             if path not in seen:
-                events.record(account.tenant_id, events.MAILBOX_DELETED, account.account,
+                events.record(account.tenant_id, events.MAILBOX_DELETED, account.account_id,
                               _folder_data(folder))
                 folder.delete()
                 del existing[path]
@@ -81,14 +81,15 @@ def reset_folder(folder: Folder, info: SelectInfo) -> Folder:
         folder = Folder.objects.select_for_update().get(pk=folder.pk)
         previous = folder.uidvalidity
         Message.objects.filter(folder=folder).delete()
-        top = Folder.objects.filter(account_id=folder.account_id).aggregate(n=Max("number"))["n"]
+        top = Folder.objects.filter(email_account_id=folder.email_account_id) \
+            .aggregate(n=Max("number"))["n"]
         folder.number = (top or 0) + 1
         folder.uidvalidity = info.uidvalidity
         folder.synced_uidnext = folder.synced_modseq = folder.backfill_below = None
         folder.messages = folder.unseen = 0
         folder.save()
-        account = folder.account
-        events.record(account.tenant_id, events.MAILBOX_RESET, account.account,
+        account = folder.email_account
+        events.record(account.tenant_id, events.MAILBOX_RESET, account.account_id,
                       _folder_data(folder, reason="uidvalidity",
                                    prevUidValidity=str(previous) if previous else None))
     return folder
@@ -126,7 +127,7 @@ def _row_values(folder: Folder, meta: MessageMeta, thread_of: dict[str, str],
                           fallback=email_id)
     return dict(
         message_fields.stored_values(meta),
-        account_id=folder.account_id, folder_id=folder.pk, modseq=meta.modseq,
+        email_account_id=folder.email_account_id, folder_id=folder.pk, modseq=meta.modseq,
         internal_date=meta.internal_date, references=list(meta.references),
         attachments=[_part(p) for p in meta.attachments],
         text_parts=[_part(p) for p in meta.text_parts],
@@ -146,7 +147,7 @@ def _part(part) -> dict:
             "disposition": part.disposition, "encoding": part.encoding, "charset": part.charset}
 
 
-def _known_threads(account_id: int, metas: Iterable[MessageMeta]) -> dict[str, str]:
+def _known_threads(email_account_id: int, metas: Iterable[MessageMeta]) -> dict[str, str]:
     """Thread ids of already-indexed messages that the batch replies to or references."""
     wanted = set()
     for meta in metas:
@@ -155,7 +156,7 @@ def _known_threads(account_id: int, metas: Iterable[MessageMeta]) -> dict[str, s
         wanted.update(meta.references[-5:])
     if not wanted:
         return {}
-    rows = Message.objects.filter(account_id=account_id, message_id__in=wanted)
+    rows = Message.objects.filter(email_account_id=email_account_id, message_id__in=wanted)
     return dict(rows.values_list("message_id", "thread_id"))
 
 
@@ -170,7 +171,7 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
                                              uid__lte=max(uids, default=0))
                       .values_list("uid", flat=True)) if uids else set()
         fresh = [m for m in metas if m.uid not in present]
-        thread_of = _known_threads(folder.account_id, fresh)
+        thread_of = _known_threads(folder.email_account_id, fresh)
         now = timezone.now()
         values = []
         for meta in sorted(fresh, key=lambda m: m.uid):
@@ -182,16 +183,16 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
         # Model instances only where events need them (new mail, not silent history).
         rows = [Message(**row) for row in values] if notify else values
         if notify and rows:
-            account = folder.account
+            account = folder.email_account
             for row in rows:
                 summary = message_fields.summary(folder, row)
                 here = Half(None, summary["id"], row.uid, folder.path, summary)
                 source = moves.take_left(row.email_id) if moves else None
                 if source is not None:
-                    events.record(account.tenant_id, events.MESSAGE_MOVED, account.account,
+                    events.record(account.tenant_id, events.MESSAGE_MOVED, account.account_id,
                                   moved_data(summary, source, here), path=folder.path)
                     continue
-                event = events.record(account.tenant_id, events.MESSAGE_NEW, account.account,
+                event = events.record(account.tenant_id, events.MESSAGE_NEW, account.account_id,
                                       summary, path=folder.path,
                                       hold=moves is not None and bool(row.email_id))
                 if moves:
@@ -253,7 +254,7 @@ def apply_flag_changes(folder: Folder, changes: Sequence[FlagChange],
     with transaction.atomic():
         rows = (Message.objects.select_for_update().filter(folder=folder, uid__in=list(by_uid))
                 .order_by("uid").values_list("pk", "uid", "flags", "modseq", "email_id"))
-        account = folder.account
+        account = folder.email_account
         for pk, uid, flags, modseq, email_id in rows:
             change = by_uid[uid]
             old, new = set(flags), set(change.flags)
@@ -262,7 +263,7 @@ def apply_flag_changes(folder: Folder, changes: Sequence[FlagChange],
                     updates.append((flags, change.modseq, pk))
                 continue
             updates.append((list(change.flags), change.modseq, pk))
-            recorded.append((events.MESSAGE_UPDATED, account.account, {
+            recorded.append((events.MESSAGE_UPDATED, account.account_id, {
                 "id": ids.message_id_for(folder, uid), "uid": uid, "path": folder.path,
                 "emailId": email_id or None,
                 "changes": {"flags": {"added": sorted(new - old), "deleted": sorted(old - new),
@@ -290,16 +291,16 @@ def remove_messages(folder: Folder, uids: Iterable[int], cursor: dict | None = N
         # and then finds nothing left to announce, and this waits for it likewise.
         rows = list(Message.objects.select_for_update().filter(folder=folder, uid__in=uids)
                     .order_by("uid").values_list("uid", "email_id", "message_id"))
-        account = folder.account
+        account = folder.email_account
         for uid, email_id, message_id in rows:
             here = Half(None, ids.message_id_for(folder, uid), uid, folder.path)
             destination = moves.take_arrived(email_id) if moves else None
             if destination is not None:
-                events.record(account.tenant_id, events.MESSAGE_MOVED, account.account,
+                events.record(account.tenant_id, events.MESSAGE_MOVED, account.account_id,
                               moved_data(destination.summary, here, destination),
                               path=destination.path)
                 continue
-            event = events.record(account.tenant_id, events.MESSAGE_DELETED, account.account, {
+            event = events.record(account.tenant_id, events.MESSAGE_DELETED, account.account_id, {
                 "id": here.id, "uid": uid, "path": folder.path,
                 "emailId": email_id or None, "messageId": message_id or None,
             }, path=folder.path, hold=moves is not None and bool(email_id))
@@ -335,8 +336,8 @@ def indexed_flags(folder: Folder, low: int = 1, high: int | None = None) -> dict
 def _copied_values(row: Message, destination: Folder, uid: int, now: datetime) -> dict:
     values = {f.attname: getattr(row, f.attname) for f in Message._meta.concrete_fields
               if not f.primary_key}
-    values.update(folder_id=destination.pk, account_id=destination.account_id, uid=uid,
-                  modseq=None, indexed_at=now)
+    values.update(folder_id=destination.pk, email_account_id=destination.email_account_id,
+                  uid=uid, modseq=None, indexed_at=now)
     return values
 
 
@@ -364,7 +365,7 @@ def record_transfer(source: Folder, destination: Folder, uid_map: dict[int, int]
 
 def _record_transfer_once(source: Folder, destination: Folder, uid_map: dict[int, int],
                           keep_source: bool) -> dict[int, str]:
-    account = source.account
+    account = source.email_account
     now = timezone.now()
     new_ids: dict[int, str] = {}
     with transaction.atomic():
@@ -401,13 +402,13 @@ def _record_transfer_events(account, source, destination, row, old_uid, new_uid,
         summary = message_fields.summary(destination, Message(**values))
         there = Half(None, summary["id"], new_uid, destination.path, summary)
         if removed:
-            events.record(account.tenant_id, events.MESSAGE_MOVED, account.account,
+            events.record(account.tenant_id, events.MESSAGE_MOVED, account.account_id,
                           moved_data(summary, here, there), path=destination.path)
         else:
-            events.record(account.tenant_id, events.MESSAGE_NEW, account.account, summary,
+            events.record(account.tenant_id, events.MESSAGE_NEW, account.account_id, summary,
                           path=destination.path)
     elif removed:
-        events.record(account.tenant_id, events.MESSAGE_DELETED, account.account, {
+        events.record(account.tenant_id, events.MESSAGE_DELETED, account.account_id, {
             "id": here.id, "uid": old_uid, "path": source.path,
             "emailId": row.email_id or None, "messageId": row.message_id or None,
         }, path=source.path)
@@ -479,18 +480,18 @@ def record_folders_present(account: EmailAccount,
 
 
 def _add_folders(account: EmailAccount, listings: Sequence[FolderListing]) -> dict[str, bool]:
-    existing = {f.path: f for f in Folder.objects.select_for_update().filter(account=account)}
-    top = Folder.objects.filter(account=account).aggregate(n=Max("number"))["n"] or 0
+    existing = {f.path: f for f in Folder.objects.select_for_update().filter(email_account=account)}
+    top = Folder.objects.filter(email_account=account).aggregate(n=Max("number"))["n"] or 0
     added = {}
     for listing in listings:
         folder = existing.get(listing.path)
         attrs = _folder_attrs(listing)
         if folder is None:
             top += 1
-            folder = Folder.objects.create(account=account, path=listing.path, number=top,
+            folder = Folder.objects.create(email_account=account, path=listing.path, number=top,
                                            **attrs)
             existing[listing.path] = folder
-            events.record(account.tenant_id, events.MAILBOX_NEW, account.account,
+            events.record(account.tenant_id, events.MAILBOX_NEW, account.account_id,
                           _folder_data(folder))
             added[listing.path] = True
         else:
@@ -511,14 +512,14 @@ def record_folder_renamed(account: EmailAccount, path: str, new_path: str,
     left as the worker made it; anything in *listings* not indexed yet is added."""
     by_path = {listing.path: listing for listing in listings}
     with transaction.atomic():
-        folders = list(Folder.objects.select_for_update().filter(account=account))
+        folders = list(Folder.objects.select_for_update().filter(email_account=account))
         present = {f.path for f in folders}
         for folder in folders:
             delim = folder.delimiter
             if folder.path != path and not (delim and folder.path.startswith(path + delim)):
                 continue
             target = new_path + folder.path[len(path):]
-            events.record(account.tenant_id, events.MAILBOX_DELETED, account.account,
+            events.record(account.tenant_id, events.MAILBOX_DELETED, account.account_id,
                           _folder_data(folder))
             if target in present or target not in by_path:
                 folder.delete()  # already indexed under its new path, or no longer listed
@@ -528,7 +529,7 @@ def record_folder_renamed(account: EmailAccount, path: str, new_path: str,
                 setattr(folder, key, value)
             folder.save()
             present.add(target)
-            events.record(account.tenant_id, events.MAILBOX_NEW, account.account,
+            events.record(account.tenant_id, events.MAILBOX_NEW, account.account_id,
                           _folder_data(folder))
     record_folders_present(account, listings)
 
@@ -537,10 +538,10 @@ def record_folder_deleted(account: EmailAccount, path: str) -> bool:
     """Index a DELETE: the folder's row and its messages go, with one ``mailboxDeleted``
     (no ``messageDeleted`` per message, as when the worker's LIST finds it gone)."""
     with transaction.atomic():
-        folder = Folder.objects.select_for_update().filter(account=account, path=path).first()
+        folder = Folder.objects.select_for_update().filter(email_account=account, path=path).first()
         if folder is None:
             return False
-        events.record(account.tenant_id, events.MAILBOX_DELETED, account.account,
+        events.record(account.tenant_id, events.MAILBOX_DELETED, account.account_id,
                       _folder_data(folder))
         folder.delete()
     return True

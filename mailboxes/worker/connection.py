@@ -392,7 +392,7 @@ class AccountConnection:
                          skip=frozenset({self.watched}), moves=moves)
             self.last_poll = time.monotonic()
         else:
-            for folder in Folder.objects.filter(account_id=self.account_pk, path__in=others):
+            for folder in Folder.objects.filter(email_account_id=self.account_pk, path__in=others):
                 if self._should_stop():
                     return
                 sync_folder(self.session, folder, self._should_stop, moves=moves)
@@ -402,16 +402,16 @@ class AccountConnection:
         """The account's chosen IDLE folder while it exists on the server, else INBOX."""
         wanted = (self.account.watch_folders or ["INBOX"])[0]
         if wanted != "INBOX" and not Folder.objects.filter(
-                account_id=self.account_pk, path=wanted, no_select=False).exists():
+                email_account_id=self.account_pk, path=wanted, no_select=False).exists():
             return "INBOX"
         return wanted
 
     def _known_paths(self) -> set[str]:
-        return set(Folder.objects.filter(account_id=self.account_pk).values_list("path",
+        return set(Folder.objects.filter(email_account_id=self.account_pk).values_list("path",
                                                                                  flat=True))
 
     def _sync_watched(self, moves: MoveTracker | None = None) -> None:
-        folder = Folder.objects.filter(account_id=self.account_pk, path=self.watched).first()
+        folder = Folder.objects.filter(email_account_id=self.account_pk, path=self.watched).first()
         if folder is not None:
             sync_folder(self.session, folder, self._should_stop, moves=moves)
 
@@ -428,7 +428,7 @@ class AccountConnection:
         # sync of the folder and this SELECT is already in the SELECT's own view and would
         # never be announced. So the view must match the index before we wait.
         for _ in range(3):
-            folder = Folder.objects.filter(account_id=self.account_pk, path=watched).first()
+            folder = Folder.objects.filter(email_account_id=self.account_pk, path=watched).first()
             if folder is None or _in_step(folder, info):
                 break
             sync_folder(self.session, folder, self._should_stop)

@@ -29,12 +29,12 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from accounts import state as account_state
 from accounts.models import EmailAccount
 from mailboxes.models import AccountHolder, WorkerHeartbeat
 
 State = EmailAccount.State
 # States only a live holder can vouch for.
-ACTIVE = (State.CONNECTING, State.SYNCING, State.CONNECTED)
 # Heartbeats of workers gone this long are deleted by the sweep.
 FORGET_AFTER = timedelta(days=1)
 
@@ -60,24 +60,24 @@ def retire(worker_id: str) -> None:
 def claim(worker_id: str, pks: Iterable[int]) -> None:
     """Record that this worker now holds ``pks`` (it has just taken their leases)."""
     now = timezone.now()
-    rows = [AccountHolder(account_id=pk, worker_id=worker_id, since=now, released_at=None)
+    rows = [AccountHolder(email_account_id=pk, worker_id=worker_id, since=now, released_at=None)
             for pk in pks]
     if rows:
         AccountHolder.objects.bulk_create(
-            rows, update_conflicts=True, unique_fields=["account"],
+            rows, update_conflicts=True, unique_fields=["email_account"],
             update_fields=["worker", "since", "released_at"])
 
 
 def release(worker_id: str, pk: int) -> None:
     """This worker gave the account up (only if it still held it)."""
-    AccountHolder.objects.filter(account_id=pk, worker_id=worker_id,
+    AccountHolder.objects.filter(email_account_id=pk, worker_id=worker_id,
                                  released_at__isnull=True).update(released_at=timezone.now())
 
 
 def still_holds(worker_id: str, pk: int, lock: bool = False) -> bool:
     """Whether the row names this worker; ``lock`` (inside a transaction) keeps a takeover
     from committing until the caller's transaction ends, so the check holds for its writes."""
-    rows = AccountHolder.objects.filter(account_id=pk, worker_id=worker_id,
+    rows = AccountHolder.objects.filter(email_account_id=pk, worker_id=worker_id,
                                         released_at__isnull=True)
     return (rows.select_for_update() if lock else rows).exists()
 
@@ -95,33 +95,33 @@ def restore(worker_id: str, states: dict[int, str]) -> None:
     now = timezone.now()
     present = set(EmailAccount.objects.filter(pk__in=list(states)).values_list("pk", flat=True))
     AccountHolder.objects.bulk_create(
-        [AccountHolder(account_id=pk, worker_id=worker_id, since=now) for pk in present],
+        [AccountHolder(email_account_id=pk, worker_id=worker_id, since=now) for pk in present],
         ignore_conflicts=True)
-    AccountHolder.objects.filter(account_id__in=present, worker_id=worker_id) \
+    AccountHolder.objects.filter(email_account_id__in=present, worker_id=worker_id) \
         .update(released_at=None)
     by_state: dict[str, list[int]] = defaultdict(list)
     for pk, state in states.items():
         if pk in present and state:
             by_state[state].append(pk)
     for state, pks in by_state.items():
-        EmailAccount.objects.filter(pk__in=pks, paused=False, holder__worker_id=worker_id) \
-            .exclude(state=state).update(state=state, state_changed_at=now)
+        account_state.restore(EmailAccount.objects.filter(
+            pk__in=pks, holder__worker_id=worker_id), state)
 
 
 def held(now: datetime | None = None) -> Exists:
     """``Exists`` expression: the account (outer query) is held by a live worker."""
     return Exists(AccountHolder.objects.filter(
-        account=OuterRef("pk"), released_at__isnull=True,
+        email_account=OuterRef("pk"), released_at__isnull=True,
         worker__expires_at__gt=now or timezone.now()))
 
 
 def state_filter(state: str, now: datetime | None = None) -> Q:
     """Accounts whose *shown* state is ``state`` (see ``apply_live_state``)."""
     live = held(now)
-    if state in ACTIVE:
+    if state in account_state.ACTIVE:
         return Q(state=state) & Q(live)
     if state == State.DISCONNECTED:
-        return Q(state=state) | (Q(state__in=ACTIVE) & ~Q(live))
+        return Q(state=state) | (Q(state__in=account_state.ACTIVE) & ~Q(live))
     return Q(state=state)
 
 
@@ -129,12 +129,12 @@ def apply_live_state(accounts: Iterable[EmailAccount], now: datetime | None = No
     """Correct, in memory, the state of accounts no live worker holds: ``disconnected`` since
     the hold lapsed (one query for all of them)."""
     now = now or timezone.now()
-    suspects = {a.pk: a for a in accounts if a.state in ACTIVE}
+    suspects = {a.pk: a for a in accounts if a.state in account_state.ACTIVE}
     if not suspects:
         return
     holders = {pk: (released, expires) for pk, released, expires in
-               AccountHolder.objects.filter(account_id__in=list(suspects))
-               .values_list("account_id", "released_at", "worker__expires_at")}
+               AccountHolder.objects.filter(email_account_id__in=list(suspects))
+               .values_list("email_account_id", "released_at", "worker__expires_at")}
     for pk, account in suspects.items():
         released, expires = holders.get(pk, (None, None))
         if released is None and expires is not None and expires > now:
@@ -152,7 +152,7 @@ def sweep(now: datetime | None = None) -> int:
     Run by live workers; an account another worker claims meanwhile is left alone (the
     condition is checked again by the UPDATE itself)."""
     now = now or timezone.now()
-    orphans = (EmailAccount.objects.filter(state__in=ACTIVE).exclude(held(now))
+    orphans = (EmailAccount.objects.filter(state__in=account_state.ACTIVE).exclude(held(now))
                .values_list("pk", "state_changed_at", "holder__released_at",
                             "holder__worker__expires_at"))
     by_time: dict[datetime, list[int]] = defaultdict(list)
@@ -161,7 +161,7 @@ def sweep(now: datetime | None = None) -> int:
         by_time[max(changed, min(lapsed, now))].append(pk)
     count = 0
     for when, pks in by_time.items():
-        count += EmailAccount.objects.filter(pk__in=pks, state__in=ACTIVE).exclude(held(now)) \
-            .update(state=State.DISCONNECTED, state_changed_at=when)
+        count += account_state.disconnect_unheld(
+            EmailAccount.objects.filter(pk__in=pks).exclude(held(now)), when)
     WorkerHeartbeat.objects.filter(expires_at__lt=now - FORGET_AFTER).delete()
     return count

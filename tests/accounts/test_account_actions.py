@@ -36,13 +36,14 @@ def test_pause_and_resume(alice, announcements, django_capture_on_commit_callbac
         response = alice.client.put("/v1/account/sales/pause", format="json")
     assert response.status_code == 200
     assert response.json() == {"account": "sales", "state": "paused"}
-    row = EmailAccount.objects.get(account="sales")
-    assert row.paused and row.state == "paused"
+    row = EmailAccount.objects.get(account_id="sales")
+    assert row.paused
+    assert row.state == "paused"
     assert alice.client.get("/v1/account/sales").json()["state"] == "paused"
     with django_capture_on_commit_callbacks(execute=True):
         response = alice.client.put("/v1/account/sales/resume", {}, format="json")
     assert response.json()["state"] == "init"
-    assert not EmailAccount.objects.get(account="sales").paused
+    assert not EmailAccount.objects.get(account_id="sales").paused
     assert announcements()[-2:] == ["paused", "resumed"]
 
 
@@ -62,7 +63,7 @@ def test_actions_are_tenant_scoped_and_validated(alice, bob):
         bad = alice.client.put(f"/v1/account/sales/{action}", {"nope": 1}, format="json")
         assert bad.status_code == 400
         assert alice.client_with("read").put(f"/v1/account/sales/{action}").status_code == 403
-    assert not EmailAccount.objects.get(account="sales").paused
+    assert not EmailAccount.objects.get(account_id="sales").paused
 
 
 def test_watch_folders_are_stored_shown_and_validated(alice):
@@ -70,13 +71,14 @@ def test_watch_folders_are_stored_shown_and_validated(alice):
     assert api.post("/v1/account", account_payload(watchFolders=["Archive"]),
                     format="json").status_code == 200
     assert api.get("/v1/account/sales").json()["watchFolders"] == ["Archive"]
-    version = EmailAccount.objects.get(account="sales").config_version
+    version = EmailAccount.objects.get(account_id="sales").config_version
     assert api.put("/v1/account/sales", {"watchFolders": ["INBOX"]},
                    format="json").status_code == 200
-    row = EmailAccount.objects.get(account="sales")
-    assert row.watch_folders == ["INBOX"] and row.config_version == version + 1
+    row = EmailAccount.objects.get(account_id="sales")
+    assert row.watch_folders == ["INBOX"]
+    assert row.config_version == version + 1
     for bad in ([], ["a", "b"], [1], "INBOX", ["x" * 1025]):
         response = api.put("/v1/account/sales", {"watchFolders": bad}, format="json")
         assert response.status_code == 400, bad
         assert response.json()["code"] == "InputValidationError"
-    assert EmailAccount.objects.get(account="sales").watch_folders == ["INBOX"]
+    assert EmailAccount.objects.get(account_id="sales").watch_folders == ["INBOX"]

@@ -11,27 +11,28 @@ from mailboxes import connection_settings
 from tests.base import account_payload
 from webhooks.models import Event
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 
 def test_it_registers_a_mailbox(alice):
     response = alice.client.post("/v1/account", account_payload(), format="json")
     assert response.status_code == 200
     assert response.json() == {"account": "sales", "state": "new"}
-    account = EmailAccount.objects.get(tenant=alice.tenant, account="sales")
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="sales")
     assert account.state == "init"
     assert account.imap["host"] == "imap.example.com"
     assert credentials.get_credential(account, "imap.pass") == "imap-Secret-123"
     assert credentials.get_credential(account, "smtp.pass") == "smtp-Secret-456"
     assert Event.objects.filter(tenant=alice.tenant, event="accountAdded",
-                                account="sales").count() == 1
+                                account_id="sales").count() == 1
 
 
 def test_it_generates_an_id_when_none_is_given(alice):
     response = alice.client.post("/v1/account", account_payload(account=None), format="json")
     assert response.status_code == 200
     generated = response.json()["account"]
-    assert generated and EmailAccount.objects.filter(account=generated).exists()
+    assert generated
+    assert EmailAccount.objects.filter(account_id=generated).exists()
 
 
 def test_a_duplicate_id_is_409_and_changes_nothing(alice):
@@ -41,7 +42,7 @@ def test_a_duplicate_id_is_409_and_changes_nothing(alice):
     response = alice.client.post("/v1/account", again, format="json")
     assert response.status_code == 409
     assert response.json()["code"] == "AlreadyExists"
-    account = EmailAccount.objects.get(account="sales")
+    account = EmailAccount.objects.get(account_id="sales")
     assert account.name == "Sales"
     assert credentials.get_credential(account, "imap.pass") == "imap-Secret-123"
     assert Event.objects.filter(event="accountAdded").count() == 1
@@ -50,7 +51,7 @@ def test_a_duplicate_id_is_409_and_changes_nothing(alice):
 def test_the_same_id_may_exist_in_two_tenants(alice, bob):
     assert alice.client.post("/v1/account", account_payload(), format="json").status_code == 200
     assert bob.client.post("/v1/account", account_payload(), format="json").status_code == 200
-    assert EmailAccount.objects.filter(account="sales").count() == 2
+    assert EmailAccount.objects.filter(account_id="sales").count() == 2
 
 
 def test_get_returns_settings_without_any_secret(alice):
@@ -73,7 +74,9 @@ def test_list_is_paged_and_filtered(alice):
                                                          name=f"Box {index}"), format="json")
     response = alice.client.get("/v1/accounts?page=1&pageSize=2")
     body = response.json()
-    assert body["total"] == 5 and body["page"] == 1 and body["pages"] == 3
+    assert body["total"] == 5
+    assert body["page"] == 1
+    assert body["pages"] == 3
     assert [item["account"] for item in body["accounts"]] == ["box-2", "box-3"]
     assert "Secret" not in response.content.decode()
     assert alice.client.get("/v1/accounts?query=box 9").json()["total"] == 0
@@ -91,12 +94,12 @@ def test_list_refuses_a_bad_page_size(alice, size):
 
 def test_update_is_partial_and_a_new_password_takes_effect(alice):
     alice.client.post("/v1/account", account_payload(), format="json")
-    before = EmailAccount.objects.get(account="sales")
+    before = EmailAccount.objects.get(account_id="sales")
     response = alice.client.put("/v1/account/sales",
                                 {"name": "Renamed", "imap": {"auth": {"pass": "new-pass"}}},
                                 format="json")
     assert response.status_code == 200
-    after = EmailAccount.objects.get(account="sales")
+    after = EmailAccount.objects.get(account_id="sales")
     assert after.name == "Renamed"
     assert after.email == "sales@example.com"
     assert after.imap["host"] == "imap.example.com"
@@ -111,7 +114,7 @@ def test_update_can_remove_smtp(alice):
     alice.client.post("/v1/account", account_payload(), format="json")
     response = alice.client.put("/v1/account/sales", {"smtp": None}, format="json")
     assert response.status_code == 200
-    account = EmailAccount.objects.get(account="sales")
+    account = EmailAccount.objects.get(account_id="sales")
     assert account.smtp is None
     assert not Credential.objects.filter(email_account=account, name__startswith="smtp.").exists()
 
@@ -120,7 +123,7 @@ def test_update_refuses_changing_the_id(alice):
     alice.client.post("/v1/account", account_payload(), format="json")
     response = alice.client.put("/v1/account/sales", {"account": "other"}, format="json")
     assert response.status_code == 400
-    assert EmailAccount.objects.filter(account="sales").exists()
+    assert EmailAccount.objects.filter(account_id="sales").exists()
 
 
 def test_delete_removes_the_mailbox_and_its_credentials(alice):
@@ -128,9 +131,9 @@ def test_delete_removes_the_mailbox_and_its_credentials(alice):
     response = alice.client.delete("/v1/account/sales")
     assert response.status_code == 200
     assert response.json() == {"account": "sales", "deleted": True}
-    assert not EmailAccount.objects.filter(account="sales").exists()
+    assert not EmailAccount.objects.filter(account_id="sales").exists()
     assert not Credential.objects.exists()
-    assert Event.objects.filter(event="accountDeleted", account="sales").count() == 1
+    assert Event.objects.filter(event="accountDeleted", account_id="sales").count() == 1
     assert alice.client.get("/v1/account/sales").status_code == 404
     assert alice.client.delete("/v1/account/sales").status_code == 404
 
@@ -143,7 +146,8 @@ def test_a_change_is_announced_to_workers(alice, redis_db, django_capture_on_com
     with django_capture_on_commit_callbacks(execute=True):
         alice.client.post("/v1/account", account_payload(), format="json")
     message = pubsub.get_message(timeout=2)
-    assert message and b'"action": "added"' in message["data"]
+    assert message
+    assert b'"action": "added"' in message["data"]
     assert b'"account": "sales"' in message["data"]
 
 
@@ -154,12 +158,13 @@ def test_another_tenant_sees_404_everywhere(alice, bob):
     assert bob.client.put("/v1/account/sales", {"name": "x"}, format="json").status_code == 404
     assert bob.client.delete("/v1/account/sales").status_code == 404
     assert bob.client.get("/v1/accounts").json()["total"] == 0
-    account = EmailAccount.objects.get(account="sales")
+    account = EmailAccount.objects.get(account_id="sales")
     assert account.name == "Sales"
     # the 404 for an existing foreign account is byte-identical to one for a missing account
     missing = bob.client.get("/v1/account/nope").json()
     foreign = bob.client.get("/v1/account/sales").json()
-    assert missing["code"] == foreign["code"] and missing["statusCode"] == foreign["statusCode"]
+    assert missing["code"] == foreign["code"]
+    assert missing["statusCode"] == foreign["statusCode"]
 
 
 def test_passwords_are_not_in_the_database_in_clear(alice):
@@ -183,8 +188,8 @@ def test_a_sealed_password_copied_to_another_account_does_not_open(alice, bob):
 
     alice.client.post("/v1/account", account_payload(), format="json")
     bob.client.post("/v1/account", account_payload(account="bobs"), format="json")
-    alices = EmailAccount.objects.get(account="sales")
-    bobs = EmailAccount.objects.get(account="bobs")
+    alices = EmailAccount.objects.get(account_id="sales")
+    bobs = EmailAccount.objects.get(account_id="bobs")
     stolen = Credential.objects.get(email_account=alices, name="imap.pass").sealed
     Credential.objects.filter(email_account=bobs, name="imap.pass").update(sealed=stolen)
     with pytest.raises(DecryptionError):

@@ -28,7 +28,8 @@ def _mx(table: dict[str, list[str]]):
 ])
 def test_it_knows_the_common_providers_by_domain(email, provider, imap_host, smtp):
     found = discovery.discover(email, mx_lookup=NO_DNS)
-    assert found["provider"] == provider and found["source"] == "builtin"
+    assert found["provider"] == provider
+    assert found["source"] == "builtin"
     assert found["imap"] == {"host": imap_host, "port": 993, "secure": True}
     assert (found["smtp"]["host"], found["smtp"]["port"], found["smtp"]["secure"]) == smtp
 
@@ -44,7 +45,8 @@ def test_hosted_domains_are_recognised_by_their_mx_hosts():
               "corp.example": ["corp-example.mail.protection.outlook.com"],
               "own.example": ["mx.own.example"]})
     google = discovery.discover("ann@acme.example", mx)
-    assert google["provider"] == "gmail" and google["source"] == "mx"
+    assert google["provider"] == "gmail"
+    assert google["source"] == "mx"
     assert discovery.discover("bo@corp.example", mx)["provider"] == "outlook"
     assert discovery.discover("cy@own.example", mx) is None
     assert discovery.discover("dee@nothing.example", mx) is None
@@ -65,7 +67,9 @@ def test_the_route_answers_from_the_table_and_from_mx(alice, monkeypatch):
                     "imap": {"host": "imap.gmail.com", "port": 993, "secure": True},
                     "smtp": {"host": "smtp.gmail.com", "port": 465, "secure": True}}
     unknown = alice.client.get("/v1/autoconfig?email=x@unknown.example").json()
-    assert unknown["imap"] is None and unknown["provider"] is None
+    assert unknown["imap"] is None
+    assert unknown["provider"] is None
     bad = alice.client.get("/v1/autoconfig?email=not-an-address")
-    assert bad.status_code == 400 and bad.json()["code"] == "InputValidationError"
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "InputValidationError"
     assert alice.client.get("/v1/autoconfig").status_code == 400

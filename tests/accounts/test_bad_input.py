@@ -19,7 +19,8 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
     body = response.json()
     assert set(body) >= {"error", "code", "statusCode"}
     assert body["statusCode"] == status
-    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["error"], str)
+    assert body["error"]
     if code:
         assert body["code"] == code
     return body
@@ -116,12 +117,12 @@ def test_a_10_mb_body_is_413(alice):
 
 def test_bad_update_changes_nothing(alice):
     alice.client.post("/v1/account", account_payload(), format="json")
-    before = EmailAccount.objects.get(account="sales")
+    before = EmailAccount.objects.get(account_id="sales")
     for body in ({"imap": {"port": 0}}, {"imap": {"auth": {"pass": 5}}}, {"unknown": 1},
                  {"imap": {"auth": {"pass": "new"}}, "name": 7}):
         response = alice.client.put("/v1/account/sales", body, format="json")
         assert_error(response, 400, "InputValidationError")
-    after = EmailAccount.objects.get(account="sales")
+    after = EmailAccount.objects.get(account_id="sales")
     assert (after.imap, after.name, after.config_version) == (before.imap, before.name,
                                                               before.config_version)
     assert credentials.get_credential(after, "imap.pass") == "imap-Secret-123"

@@ -1,4 +1,4 @@
-"""``/v1/oauth2``: a tenant's OAuth2 apps. The client secret goes in, is stored sealed, and
+"""``/v1/oauth2``: a tenant's OAuth2 registered_apps. The client secret goes in, is stored sealed, and
 never comes out; another tenant's app is a 404; bad input changes nothing."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import OAuth2App
-from accounts.oauth2 import registered_apps as apps
+from accounts.oauth2 import registered_apps
 
 pytestmark = pytest.mark.django_db
 SECRET = "GOCSPX-very-Secret-value-42"
@@ -20,21 +20,27 @@ GENERIC = {"provider": "generic", "clientId": "c1", "clientSecret": SECRET,
 def test_it_creates_lists_reads_updates_and_deletes_an_app_without_showing_the_secret(alice):
     api = alice.client
     created = api.post("/v1/oauth2", {**GMAIL, "app": "google"}, format="json")
-    assert created.status_code == 200 and created.json() == {"id": "google", "created": True}
+    assert created.status_code == 200
+    assert created.json() == {"id": "google", "created": True}
     row = OAuth2App.objects.get(app_id="google")
-    assert SECRET not in row.client_secret_sealed and apps.client_secret(row) == SECRET
+    assert SECRET not in row.client_secret_sealed
+    assert registered_apps.client_secret(row) == SECRET
 
     one = api.get("/v1/oauth2/google")
-    assert one.status_code == 200 and SECRET.encode() not in one.content
-    assert one.json()["provider"] == "gmail" and one.json()["clientId"] == GMAIL["clientId"]
+    assert one.status_code == 200
+    assert SECRET.encode() not in one.content
+    assert one.json()["provider"] == "gmail"
+    assert one.json()["clientId"] == GMAIL["clientId"]
     listed = api.get("/v1/oauth2")
-    assert listed.json()["total"] == 1 and SECRET.encode() not in listed.content
+    assert listed.json()["total"] == 1
+    assert SECRET.encode() not in listed.content
 
     updated = api.put("/v1/oauth2/google", {"clientSecret": "new-Secret-99", "name": "G"},
                       format="json")
     assert updated.json() == {"id": "google", "updated": True}
     row.refresh_from_db()
-    assert apps.client_secret(row) == "new-Secret-99" and row.name == "G"
+    assert registered_apps.client_secret(row) == "new-Secret-99"
+    assert row.name == "G"
     assert api.post("/v1/oauth2", {**GMAIL, "app": "google"}, format="json").status_code == 409
 
     deleted = api.delete("/v1/oauth2/google")
@@ -46,7 +52,8 @@ def test_another_tenants_app_is_not_found_and_untouched(alice, bob):
     alice.client.post("/v1/oauth2", {**GMAIL, "app": "google"}, format="json")
     for call in (bob.client.get, bob.client.delete):
         response = call("/v1/oauth2/google")
-        assert response.status_code == 404 and response.json()["statusCode"] == 404
+        assert response.status_code == 404
+        assert response.json()["statusCode"] == 404
     assert bob.client.put("/v1/oauth2/google", {"name": "x"}, format="json").status_code == 404
     assert bob.client.get("/v1/oauth2").json()["total"] == 0
     assert OAuth2App.objects.get(app_id="google").name == "Google"
@@ -76,7 +83,8 @@ def test_bad_input_is_refused_and_stores_nothing(alice, body, field):
 def test_an_update_cannot_leave_a_generic_app_without_its_urls(alice):
     alice.client.post("/v1/oauth2", {**GENERIC, "app": "idp"}, format="json")
     response = alice.client.put("/v1/oauth2/idp", {"tokenUrl": ""}, format="json")
-    assert response.status_code == 400 and "tokenUrl" in response.json()["details"]
+    assert response.status_code == 400
+    assert "tokenUrl" in response.json()["details"]
     assert OAuth2App.objects.get(app_id="idp").token_url == GENERIC["tokenUrl"]
 
 

@@ -19,17 +19,9 @@ import pytest
 from accounts.models import EmailAccount, OAuth2App
 from accounts.oauth2 import flow, revoke, social
 from emailapi.lib import netguard
-from tests.accounts.oauth2_helpers import (
-    allow_http,
-    connect_through_link,
-    create_app,
-    make_link,
-    provider,
-)
+from tests.accounts.oauth2_helpers import connect_through_link, create_app, make_link
 from tests.base import wait_for
 from tests.servers.net import LOOPBACK
-
-FIXTURES = (allow_http, provider)  # shared through the helpers module (used by name below)
 
 pytestmark = pytest.mark.django_db
 
@@ -127,10 +119,12 @@ def test_a_redirecting_token_endpoint_is_not_followed_and_nothing_leaks_to_the_p
 
     assert page.status_code == 400
     text = page.content.decode()
-    assert "INTERNAL-METADATA" not in text and "AKIA" not in text
+    assert "INTERNAL-METADATA" not in text
+    assert "AKIA" not in text
     assert "redirect" in text  # says what happened, in our words
-    assert internal.requests == [] and len(redirector.requests) == 1
-    assert not EmailAccount.objects.filter(tenant=alice.tenant, account="box").exists()
+    assert internal.requests == []
+    assert len(redirector.requests) == 1
+    assert not EmailAccount.objects.filter(tenant=alice.tenant, account_id="box").exists()
 
 
 @pytest.mark.usefixtures("allow_http")
@@ -147,7 +141,8 @@ def test_what_a_token_endpoint_answers_is_never_shown(
         page = connect_through_link(client, link)
     finally:
         server.stop()
-    assert page.status_code == 400 and len(server.requests) == 1
+    assert page.status_code == 400
+    assert len(server.requests) == 1
     assert "INTERNAL-METADATA" not in page.content.decode()
 
 
@@ -161,9 +156,11 @@ def test_refresh_and_revocation_do_not_follow_redirects_either(
     with pytest.raises(flow.OAuth2Error) as revocation:
         flow.post_form(redirector.url + "/revoke", {"token": "rt-something"}, allow_http=True)
     for error in (refresh.value, revocation.value):
-        assert "INTERNAL-METADATA" not in str(error) and "redirect" in str(error)
+        assert "INTERNAL-METADATA" not in str(error)
+        assert "redirect" in str(error)
         assert not isinstance(error, flow.InvalidGrant)  # the grant is not known to be gone
-    assert internal.requests == [] and len(redirector.requests) == 2
+    assert internal.requests == []
+    assert len(redirector.requests) == 2
 
 
 @pytest.mark.usefixtures("allow_http")
@@ -173,7 +170,7 @@ def test_a_revocation_that_answers_with_a_redirect_fails_quietly(
     link = make_link(alice, account="box", type=app.app_id, expectedEmail="ann@example.com")
     provider.sign_in_as = "ann@example.com"
     assert connect_through_link(client, link).status_code == 302
-    account = EmailAccount.objects.get(tenant=alice.tenant, account="box")
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="box")
     OAuth2App.objects.filter(pk=app.pk).update(token_url=redirector.url + "/token")
 
     assert revoke.revoke_grant(account) == revoke.FAILED
@@ -264,5 +261,6 @@ def test_a_token_request_connects_to_the_checked_address_not_a_rebound_one(
     if caught.value.code == "ProviderUnreachable":
         wait_for(lambda: rebinding.accepted)
     else:
-        assert caught.value.code == "InvalidEndpoint" and not rebinding.accepted
+        assert caught.value.code == "InvalidEndpoint"
+        assert not rebinding.accepted
 

@@ -14,18 +14,10 @@ import pytest
 from accounts.models import EmailAccount
 from mailboxes.models import Message
 from mailboxes.worker.connection import AccountConnection, Idle
-from tests.accounts.oauth2_helpers import (
-    create_app,
-    make_link,
-    oauth_dovecot,
-    oauth_user,
-    provider,
-)
+from tests.accounts.oauth2_helpers import create_app, make_link
 from tests.servers import seed
 
 CHROMIUM = "/usr/bin/chromium"
-# Fixtures shared through the helpers module (used by name below).
-FIXTURES = (oauth_dovecot, oauth_user, provider)
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium"),
@@ -66,11 +58,11 @@ def test_a_user_connects_a_mailbox_by_clicking_through_the_link(
     query = parse_qs(urlsplit(page.url).query)
     assert query == {"came": ["back"], "account": ["clicked"], "state": ["new"]}
 
-    account = EmailAccount.objects.get(tenant=alice.tenant, account="clicked")
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="clicked")
     conn = AccountConnection(account.pk, threading.Event())
     try:
         assert isinstance(conn.start(), Idle)
-        assert Message.objects.filter(account=account).count() == 2
+        assert Message.objects.filter(email_account=account).count() == 2
     finally:
         conn.close()
 

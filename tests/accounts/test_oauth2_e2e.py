@@ -18,20 +18,9 @@ from accounts.models import Credential, EmailAccount
 from accounts.oauth2 import refresh
 from mailboxes.models import Message
 from mailboxes.worker.connection import AccountConnection, Idle, Retry
-from tests.accounts.oauth2_helpers import (
-    allow_http,
-    connect_through_link,
-    create_app,
-    make_link,
-    oauth_dovecot,
-    oauth_user,
-    provider,
-)
+from tests.accounts.oauth2_helpers import connect_through_link, create_app, make_link
 from tests.mailboxes.helpers import events_of
 from tests.servers import seed
-
-# Fixtures shared through the helpers module (used by name below).
-FIXTURES = (allow_http, oauth_dovecot, oauth_user, provider)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("allow_http")]
 
@@ -41,7 +30,7 @@ def _connect(alice, client, provider, oauth_dovecot, oauth_user, account="oauthb
     link = make_link(alice, account=account, expectedEmail=oauth_user.username, type=app)
     done = connect_through_link(client, link)
     assert done.status_code == 302, done.content
-    return app, EmailAccount.objects.get(tenant=alice.tenant, account=account), done["Location"]
+    return app, EmailAccount.objects.get(tenant=alice.tenant, account_id=account), done["Location"]
 
 
 def _start(account) -> tuple[AccountConnection, object]:
@@ -59,7 +48,8 @@ def test_the_hosted_link_creates_a_mailbox_that_syncs_over_xoauth2(
     assert parse_qs(parts.query) == {"from": ["test"], "account": ["oauthbox"],
                                      "state": ["new"]}
     assert account.email == oauth_user.username
-    assert account.oauth2["app"] == app and "accessToken" not in account.oauth2
+    assert account.oauth2["app"] == app
+    assert "accessToken" not in account.oauth2
     assert account.imap["auth"] == {"user": oauth_user.username}
     names = set(Credential.objects.filter(email_account=account).values_list("name", flat=True))
     assert names == {"oauth2.accessToken", "oauth2.refreshToken"}
@@ -70,7 +60,7 @@ def test_the_hosted_link_creates_a_mailbox_that_syncs_over_xoauth2(
     try:
         assert isinstance(outcome, Idle), EmailAccount.objects.get(pk=account.pk).last_error
         assert EmailAccount.objects.get(pk=account.pk).state == "connected"
-        assert Message.objects.filter(account=account).count() == 3
+        assert Message.objects.filter(email_account=account).count() == 3
         assert provider.introspections > before  # Dovecot checked our bearer token
         assert provider.refresh_calls == 0  # a fresh token is used as it is
     finally:
@@ -143,10 +133,12 @@ def test_a_revoked_grant_needs_a_new_sign_in_and_a_new_link_restores_the_mailbox
     provider.revoke_refresh_tokens()
     provider.expire_access_tokens()
     conn, outcome = _start(account)
-    assert isinstance(outcome, Retry) and outcome.wake_at - time.monotonic() > 3600
+    assert isinstance(outcome, Retry)
+    assert outcome.wake_at - time.monotonic() > 3600
     row = EmailAccount.objects.get(pk=account.pk)
     assert row.state == "authenticationError"
-    assert row.last_error["reauthRequired"] is True and row.oauth2["reauthRequired"] is True
+    assert row.last_error["reauthRequired"] is True
+    assert row.oauth2["reauthRequired"] is True
     [event] = events_of(account, "authenticationError")
     assert event.data["reauthRequired"] is True
     calls = provider.refresh_calls
@@ -161,14 +153,16 @@ def test_a_revoked_grant_needs_a_new_sign_in_and_a_new_link_restores_the_mailbox
     pool.close_all()  # a read needing a new connection cannot get a token: 503, not a 500
     search = alice.client.post("/v1/account/oauthbox/search?path=INBOX",
                                {"search": {"seen": False}}, format="json")
-    assert search.status_code == 503 and search.json()["code"] == "MailboxUnavailable"
+    assert search.status_code == 503
+    assert search.json()["code"] == "MailboxUnavailable"
     assert "ReauthRequired" in search.json()["error"]
 
     link = make_link(alice, account="oauthbox", type=app)
     done = connect_through_link(client, link)
     assert parse_qs(urlsplit(done["Location"]).query)["state"] == ["existing"]
     row = EmailAccount.objects.get(pk=account.pk)
-    assert "reauthRequired" not in row.oauth2 and row.config_version > account.config_version
+    assert "reauthRequired" not in row.oauth2
+    assert row.config_version > account.config_version
     conn, outcome = _start(row)
     try:
         assert isinstance(outcome, Idle)

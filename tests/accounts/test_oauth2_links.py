@@ -16,20 +16,13 @@ from accounts import credentials
 from accounts.models import Credential, EmailAccount
 from tests.accounts.oauth2_helpers import (
     REDIRECT,
-    allow_http,
     connect_through_link,
     create_app,
     local,
     make_link,
-    oauth_dovecot,
-    oauth_user,
-    provider,
     provider_sign_in,
 )
 from webhooks.models import Event
-
-# Fixtures shared through the helpers module (used by name below).
-FIXTURES = (allow_http, oauth_dovecot, oauth_user, provider)
 
 pytestmark = pytest.mark.django_db
 
@@ -48,14 +41,16 @@ def test_link_requests_are_validated(alice, bob):
         ({"type": "imap", "redirectUrl": REDIRECT, "extra": 1}, "InputValidationError"),
     ):
         response = api.post("/v1/authentication/form", body, format="json")
-        assert response.status_code == 400 and response.json()["code"] == code, body
+        assert response.status_code == 400, body
+        assert response.json()["code"] == code, body
     bob.client.post("/v1/oauth2", {"app": "bobs", "provider": "gmail", "clientId": "x",
                                    "clientSecret": "y"}, format="json")
     response = api.post("/v1/authentication/form",
                         {"type": "bobs", "redirectUrl": REDIRECT}, format="json")
     assert response.json()["code"] == "OAuth2AppNotFound"  # another tenant's app: unknown
     url = make_link(alice, type="imap", email="ann@gmail.com")
-    assert url.startswith("http://testserver/connect?data=") and "&sig=" in url
+    assert url.startswith("http://testserver/connect?data=")
+    assert "&sig=" in url
 
 
 def test_a_changed_data_or_sig_is_refused(alice, client):
@@ -67,7 +62,8 @@ def test_a_changed_data_or_sig_is_refused(alice, client):
     for data, sig in ((forged, query["sig"]), (query["data"], query["sig"][:-2] + "AA"),
                       (query["data"], ""), ("", "")):
         page = client.get("/connect", {"data": data, "sig": sig})
-        assert page.status_code == 400 and b'id="error"' in page.content
+        assert page.status_code == 400
+        assert b'id="error"' in page.content
         assert client.get("/connect/oauth2/start", {"data": data, "sig": sig}).status_code == 400
     assert client.get(local(url)).status_code == 200
 
@@ -75,30 +71,35 @@ def test_a_changed_data_or_sig_is_refused(alice, client):
 def test_an_expired_link_is_refused(alice, client, settings):
     settings.EMAILAPI_CONNECT_LINK_TTL = -1
     page = client.get(local(make_link(alice, type="imap")))
-    assert page.status_code == 410 and b"expired" in page.content
+    assert page.status_code == 410
+    assert b"expired" in page.content
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_password_form_tests_the_servers_then_saves_once(alice, client, mail_user):
     url = make_link(alice, type="imap", account="pw", email=mail_user.username, name="PW")
     page = client.get(local(url))
-    assert page.status_code == 200 and b'name="password"' in page.content
+    assert page.status_code == 200
+    assert b'name="password"' in page.content
     form = {"email": mail_user.username, "password": "wrong-password", "imap_host": "127.0.0.1",
             "imap_port": mail_user.imap_port, "allow_untrusted": "on"}
     refused = client.post(local(url), form)
-    assert refused.status_code == 400 and b'id="errors"' in refused.content
+    assert refused.status_code == 400
+    assert b'id="errors"' in refused.content
     assert b"wrong-password" not in refused.content
-    assert not EmailAccount.objects.filter(account="pw").exists()
+    assert not EmailAccount.objects.filter(account_id="pw").exists()
 
     done = client.post(local(url), {**form, "password": mail_user.password})
     assert done.status_code == 302, done.content
     assert _query(done["Location"]) == {"from": "test", "account": "pw", "state": "new"}
-    account = EmailAccount.objects.get(tenant=alice.tenant, account="pw")
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="pw")
     assert credentials.get_credential(account, "imap.pass") == mail_user.password
-    assert account.oauth2 is None and account.name == "PW"
-    assert Event.objects.filter(account="pw", event="accountAdded").count() == 1
+    assert account.oauth2 is None
+    assert account.name == "PW"
+    assert Event.objects.filter(account_id="pw", event="accountAdded").count() == 1
     again = client.post(local(url), {**form, "password": mail_user.password})
-    assert again.status_code == 410 and b"already used" in again.content
+    assert again.status_code == 410
+    assert b"already used" in again.content
     assert client.get(local(url)).status_code == 410
 
 
@@ -109,8 +110,9 @@ def test_a_sign_in_as_another_address_is_refused_and_the_link_stays_usable(
     url = make_link(alice, type=app, account="exp", expectedEmail=oauth_user.username)
     provider.sign_in_as = "someone-else@example.test"
     refused = connect_through_link(client, url)
-    assert refused.status_code == 400 and b"someone-else@example.test" in refused.content
-    assert not EmailAccount.objects.filter(account="exp").exists()
+    assert refused.status_code == 400
+    assert b"someone-else@example.test" in refused.content
+    assert not EmailAccount.objects.filter(account_id="exp").exists()
     provider.sign_in_as = oauth_user.username
     assert connect_through_link(client, url).status_code == 302
 
@@ -127,12 +129,14 @@ def test_a_finished_oauth2_link_and_its_callback_cannot_be_replayed(
     assert client.get(local(provider_sign_in(first["Location"]))).status_code == 302
     callback = local(provider_sign_in(second["Location"]))
     late = client.get(callback)
-    assert late.status_code == 400 and b"already used" in late.content
+    assert late.status_code == 400
+    assert b"already used" in late.content
     assert client.get(callback).status_code == 400  # the state is gone as well
     assert client.get(local(url)).status_code == 410
     assert EmailAccount.objects.filter(tenant=alice.tenant).count() == 1
     declined = client.get("/connect/oauth2/callback?error=access_denied&state=x")
-    assert declined.status_code == 400 and b"access_denied" in declined.content
+    assert declined.status_code == 400
+    assert b"access_denied" in declined.content
 
 
 @pytest.mark.django_db(transaction=True)
@@ -147,7 +151,7 @@ def test_no_secret_or_token_appears_in_responses_pages_events_or_logs(
     seen = [client.get(local(url)).content.decode()]
     done = connect_through_link(client, url)
     seen.append(done["Location"])
-    account = EmailAccount.objects.get(account="leak")
+    account = EmailAccount.objects.get(account_id="leak")
     settings.EMAILAPI_OAUTH2_REFRESH_MARGIN = 7200  # refresh on connect
     conn = AccountConnection(account.pk, __import__("threading").Event())
     conn.start()

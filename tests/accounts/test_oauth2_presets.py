@@ -56,12 +56,18 @@ def test_a_generic_apps_authorize_url_uses_only_its_own_values_with_pkce():
     parts = urlsplit(url)
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://idp.example/auth"
-    assert query["tenant"] == "x" and query["scope"] == "mail" and "access_type" not in query
-    assert query["response_type"] == "code" and query["client_id"] == "client-1"
-    assert query["redirect_uri"] == "https://svc.example/cb" and query["state"] == "st4te"
-    assert query["code_challenge"] == "ch4llenge" and query["code_challenge_method"] == "S256"
+    assert query["tenant"] == "x"
+    assert query["scope"] == "mail"
+    assert "access_type" not in query
+    assert query["response_type"] == "code"
+    assert query["client_id"] == "client-1"
+    assert query["redirect_uri"] == "https://svc.example/cb"
+    assert query["state"] == "st4te"
+    assert query["code_challenge"] == "ch4llenge"
+    assert query["code_challenge_method"] == "S256"
     assert query["login_hint"] == "ann+x@example.com"
-    assert endpoints.imap is None and endpoints.authorize_params == {}
+    assert endpoints.imap is None
+    assert endpoints.authorize_params == {}
 
 
 def test_pkce_challenge_is_the_s256_of_the_verifier():
@@ -83,7 +89,8 @@ def test_the_signed_in_address_comes_from_the_id_token():
         "bo@corp.example"
     assert flow.id_token_email(_jwt({"sub": "123"})) == ""
     assert flow.id_token_email(_jwt(["not", "an", "object"])) == ""
-    assert flow.id_token_email("garbage") == "" and flow.id_token_email(None) == ""
+    assert flow.id_token_email("garbage") == ""
+    assert flow.id_token_email(None) == ""
 
 
 def test_token_endpoints_must_be_https_unless_allowed():
@@ -104,4 +111,5 @@ def test_token_endpoints_must_be_https_unless_allowed():
 def test_a_token_url_inside_our_network_is_refused_before_any_secret_is_sent(url):
     with pytest.raises(flow.OAuth2Error) as caught:
         flow.refresh_tokens(url, "client", "secret", "refresh-token", allow_http=False)
-    assert caught.value.code == "InvalidEndpoint" and "internal address" in str(caught.value)
+    assert caught.value.code == "InvalidEndpoint"
+    assert "internal address" in str(caught.value)

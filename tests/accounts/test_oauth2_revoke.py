@@ -15,19 +15,8 @@ import pytest
 from accounts import credentials
 from accounts.models import EmailAccount, OAuth2App
 from accounts.oauth2 import flow, revoke
-from tests.accounts.oauth2_helpers import (
-    allow_http,
-    connect_through_link,
-    create_app,
-    make_link,
-    oauth_dovecot,
-    oauth_user,
-    provider,
-)
+from tests.accounts.oauth2_helpers import connect_through_link, create_app, make_link
 from tests.servers.net import LOOPBACK, find_free_port
-
-# Fixtures shared through the helpers module (used by name below).
-FIXTURES = (allow_http, oauth_dovecot, oauth_user, provider)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("allow_http")]
 
@@ -38,7 +27,7 @@ def connected(alice, client, provider, oauth_dovecot, oauth_user):
     app = create_app(alice, provider, oauth_dovecot)
     link = make_link(alice, account="oauthbox", expectedEmail=oauth_user.username, type=app)
     assert connect_through_link(client, link).status_code == 302
-    account = EmailAccount.objects.get(tenant=alice.tenant, account="oauthbox")
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="oauthbox")
     return app, account, credentials.get_credential(account, "oauth2.refreshToken")
 
 
@@ -90,7 +79,8 @@ def test_an_unreachable_provider_does_not_stop_the_delete(alice, provider, conne
         response = alice.client.delete("/v1/account/oauthbox?revoke=true")
     assert response.status_code == 200
     assert not EmailAccount.objects.filter(pk=account.pk).exists()
-    assert "revoking the OAuth2 grant" in caplog.text and "failed" in caplog.text
+    assert "revoking the OAuth2 grant" in caplog.text
+    assert "failed" in caplog.text
     _no_secret_in(caplog.text, provider)
     assert _refresh(provider, refresh_token).access_token  # the real grant was never touched
 
@@ -101,7 +91,7 @@ def test_revoke_on_a_password_mailbox_just_deletes(alice):
     assert alice.client.post("/v1/account", body, format="json").status_code == 200
     assert alice.client.get("/v1/account/plain").json()["oauth2"] is None
     assert alice.client.delete("/v1/account/plain?revoke=true").status_code == 200
-    assert not EmailAccount.objects.filter(account="plain").exists()
+    assert not EmailAccount.objects.filter(account_id="plain").exists()
 
 
 @pytest.mark.parametrize("value", ["maybe", "2", "yes%20please", "true,false"])
@@ -112,9 +102,10 @@ def test_a_bad_revoke_value_is_a_400_and_deletes_nothing(alice, value):
     response = alice.client.delete(f"/v1/account/plain?revoke={value}")
     assert response.status_code == 400
     error = response.json()
-    assert set(error) >= {"error", "code", "statusCode"} and error["statusCode"] == 400
+    assert set(error) >= {"error", "code", "statusCode"}
+    assert error["statusCode"] == 400
     assert "revoke" in json.dumps(error)
-    assert EmailAccount.objects.filter(account="plain").exists()
+    assert EmailAccount.objects.filter(account_id="plain").exists()
 
 
 def test_get_shows_the_oauth2_block_and_no_token_or_secret(alice, provider, connected,

@@ -21,10 +21,8 @@ from accounts import credentials
 from accounts.models import EmailAccount, OAuth2App
 from accounts.oauth2 import connect, flow, social
 from emailapi.lib.redis import get_redis
-from tests.accounts.oauth2_helpers import allow_http, connect_through_link, make_link
+from tests.accounts.oauth2_helpers import connect_through_link, make_link
 from tests.servers.oauth2 import OAuth2Server
-
-FIXTURES = (allow_http,)  # shared through the helpers module (used by name below)
 
 pytestmark = pytest.mark.django_db
 
@@ -43,13 +41,6 @@ EXPECTED = {
     "yahoo": ("api.login.yahoo.com/oauth2/request_auth", ["mail-w", "openid", "email"], {},
               YahooOAuth2),
 }
-
-
-@pytest.fixture(scope="module")
-def provider():
-    server = OAuth2Server().start()
-    yield server
-    server.stop()
 
 
 def _app(tenant_fixture, provider_name: str, client_id: str, **fields) -> OAuth2App:
@@ -93,20 +84,24 @@ def test_it_builds_each_providers_authorize_url_through_its_social_backend(
     app = _app(alice, provider_name, f"{provider_name}-client-1")
     base, query, attempt = _start(alice, app, expectedEmail="ann+news@example.com")
 
-    assert len(built) == 1 and issubclass(built[0], backend_class)
+    assert len(built) == 1
+    assert issubclass(built[0], backend_class)
     assert base == f"https://{where}"
     assert query["client_id"] == f"{provider_name}-client-1"
     assert query["redirect_uri"] == REDIRECT_URI == attempt["redirectUri"]
     assert query["scope"].split() == scopes  # not the backend's defaults (profile, User.Read)
-    assert query["response_type"] == "code" and query["login_hint"] == "ann+news@example.com"
+    assert query["response_type"] == "code"
+    assert query["login_hint"] == "ann+news@example.com"
     for key, value in extra.items():
         assert query[key] == value
     # Our state (the Redis key of the attempt) and our PKCE, checked against the verifier.
-    assert attempt["app"] == app.app_id and len(query["state"]) >= 32
+    assert attempt["app"] == app.app_id
+    assert len(query["state"]) >= 32
     digest = hashlib.sha256(attempt["verifier"].encode()).digest()
     assert query["code_challenge"] == base64.urlsafe_b64encode(digest).decode().rstrip("=")
     assert query["code_challenge_method"] == "S256"
-    assert "redirect_state" not in query and "client_secret" not in query
+    assert "redirect_state" not in query
+    assert "client_secret" not in query
 
 
 def test_two_tenants_get_their_own_apps_client_id_from_the_same_backend(
@@ -141,9 +136,10 @@ def test_a_code_exchange_through_the_backend_stores_the_mailboxs_tokens(
     done = connect_through_link(client, link)
 
     assert done.status_code == 302, done.content
-    account = EmailAccount.objects.get(tenant=alice.tenant, account="box")
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="box")
     assert account.email == provider.sign_in_as  # from the id_token of the token answer
-    assert account.oauth2["provider"] == provider_name and account.oauth2["app"] == app.app_id
+    assert account.oauth2["provider"] == provider_name
+    assert account.oauth2["app"] == app.app_id
     access, refresh = provider.issued_tokens[issued_before:]
     assert credentials.get_credential(account, "oauth2.accessToken") == access
     assert credentials.get_credential(account, "oauth2.refreshToken") == refresh
@@ -164,11 +160,13 @@ def test_a_refresh_through_the_backend_keeps_the_refresh_token_and_reports_a_rev
 
     assert provider.refresh_calls == calls + 1
     assert tokens.access_token == provider.issued_tokens[-2]
-    assert tokens.refresh_token == refresh and tokens.email == "ann@example.com"
+    assert tokens.refresh_token == refresh
+    assert tokens.email == "ann@example.com"
     provider.revoke_refresh_tokens()
     with pytest.raises(flow.InvalidGrant) as caught:
         social.refresh_tokens(app, refresh, allow_http=True)
-    assert caught.value.code == "invalid_grant" and refresh not in str(caught.value)
+    assert caught.value.code == "invalid_grant"
+    assert refresh not in str(caught.value)
 
 
 @pytest.mark.usefixtures("allow_http")

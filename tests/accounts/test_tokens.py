@@ -16,8 +16,10 @@ from tests.base import account_payload, api_client, wait_for
 
 def test_it_generates_prefixed_unique_tokens():
     a, b = tokens.generate(), tokens.generate()
-    assert a.startswith("eapi_") and b.startswith("eapi_")
-    assert a != b and len(a) >= 40
+    assert a.startswith("eapi_")
+    assert b.startswith("eapi_")
+    assert a != b
+    assert len(a) >= 40
     assert tokens.looks_like_token(a)
     assert not tokens.looks_like_token("eapi_short")
     assert not tokens.looks_like_token("x" * 50)

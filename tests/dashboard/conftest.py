@@ -13,12 +13,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
-from tests.base import wait_for
+from tests.base import stop_process, wait_for
 from tests.servers.net import find_free_port
 from tests.webhooks.conftest import start_dispatcher, webhook_receiver  # noqa: F401 (fixtures)
 
@@ -80,29 +79,7 @@ def web_server(django_db_setup, tmp_path_factory):
         wait_for(up, timeout=60, interval=0.2)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@pytest.fixture
-def imap_worker(settings):
-    """One ImapWorker in a thread, fast claim ticks; stopped gracefully after the test."""
-    from mailboxes.worker.imap_worker import ImapWorker
-
-    settings.IMAP_CLAIM_INTERVAL = 1
-    settings.IMAP_LEASE_TTL = 5
-    settings.IMAP_POLL_INTERVAL = 60
-    worker = ImapWorker()
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    yield worker
-    worker.stop.set()
-    thread.join(timeout=30)
-    assert not thread.is_alive(), "worker did not stop"
+        stop_process(process)
 
 
 @pytest.fixture

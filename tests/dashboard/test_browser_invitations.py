@@ -58,6 +58,7 @@ def test_invite_then_accept_with_a_new_password(new_page, web_server, server_pas
     expect(newcomer).to_have_url(re.compile(r"/dashboard$"))
     expect(newcomer.get_by_test_id("org-name")).to_have_text("Team Co")
     membership = Membership.objects.get(user__email="newcomer@team.test")
-    assert membership.tenant == tenant and membership.role == "admin"
+    assert membership.tenant == tenant
+    assert membership.role == "admin"
     owner.reload()
     expect(owner.locator("body")).not_to_contain_text("Pending invitations")

@@ -59,7 +59,8 @@ def test_pages_update_live_with_no_token_in_any_request(
     assert page.evaluate("window.__sameDocument") is True
     assert page.evaluate("window.emailapiStreamEvents") > 0  # heard, not polled
 
-    assert streams and all(response.status == 200 for response in streams)
+    assert streams
+    assert all(response.status == 200 for response in streams)
     assert all(response.headers["content-type"].startswith("text/event-stream")
                for response in streams)
     assert requests

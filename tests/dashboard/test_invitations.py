@@ -47,9 +47,11 @@ def test_inviting_a_new_address_creates_no_user_and_the_address_can_still_sign_u
     assert not User.objects.filter(email__iexact="new@example.test").exists()
     assert not Membership.objects.filter(user__email="new@example.test").exists()
     pending = Invitation.objects.get(tenant=alice.tenant)
-    assert pending.email == "new@example.test" and pending.role == "viewer"
+    assert pending.email == "new@example.test"
+    assert pending.role == "viewer"
     team = owner.get("/dashboard/team").content.decode()
-    assert "new@example.test" in team and "Pending" in team
+    assert "new@example.test" in team
+    assert "Pending" in team
     # The owner of the address is free to start an organization of their own...
     stranger = Client()
     response = stranger.post("/signup", {"organization": "Own Co", "email": "new@example.test",
@@ -68,18 +70,24 @@ def test_a_new_person_accepts_by_choosing_a_password(alice):
     guest = Client()
     opened = guest.get(link)
     # The token leaves the address bar (and so any Referer) at once, as in password resets.
-    assert opened.status_code == 302 and opened["Location"] == "/invitations/accept"
+    assert opened.status_code == 302
+    assert opened["Location"] == "/invitations/accept"
     page = guest.get("/invitations/accept")
     assert page.status_code == 200
     html = page.content.decode()
-    assert "Alice Corp" in html and "new@example.test" in html and "owner@alice.test" in html
+    assert "Alice Corp" in html
+    assert "new@example.test" in html
+    assert "owner@alice.test" in html
     bad = guest.post("/invitations/accept", {"password": "123"})
-    assert bad.status_code == 400 and b'id="id_password_error"' in bad.content
+    assert bad.status_code == 400
+    assert b'id="id_password_error"' in bad.content
     assert not User.objects.filter(email="new@example.test").exists()
     done = guest.post("/invitations/accept", {"password": NEW_PASSWORD})
-    assert done.status_code == 302 and done["Location"] == "/dashboard"
+    assert done.status_code == 302
+    assert done["Location"] == "/dashboard"
     user = User.objects.get(email="new@example.test")
-    assert user.check_password(NEW_PASSWORD) and user.email_verified_at is not None
+    assert user.check_password(NEW_PASSWORD)
+    assert user.email_verified_at is not None
     assert Membership.objects.get(user=user).tenant == alice.tenant
     assert Membership.objects.get(user=user).role == "admin"
     assert guest.get("/dashboard/tokens").context["tenant"] == alice.tenant  # signed in
@@ -98,7 +106,8 @@ def test_an_existing_user_joins_another_organization_only_by_accepting(alice, bo
     carol = Client()
     carol.get(link)
     login = carol.get("/invitations/accept")  # not signed in: sign in first, then come back
-    assert login.status_code == 302 and login["Location"] == "/login?next=/invitations/accept"
+    assert login.status_code == 302
+    assert login["Location"] == "/login?next=/invitations/accept"
     # No password is chosen through an invitation for an existing account.
     assert carol.post("/invitations/accept", {"password": NEW_PASSWORD}).status_code == 302
     assert not User.objects.get(pk=bob_user.pk).check_password(NEW_PASSWORD)
@@ -108,10 +117,12 @@ def test_an_existing_user_joins_another_organization_only_by_accepting(alice, bo
                                       "next": "/invitations/accept"})
     assert signed_in["Location"] == "/invitations/accept"
     page = carol.get("/invitations/accept")
-    assert page.status_code == 200 and b"Alice Corp" in page.content
+    assert page.status_code == 200
+    assert b"Alice Corp" in page.content
     assert not Membership.objects.filter(tenant=alice.tenant, user=bob_user).exists()
     accepted = carol.post("/invitations/accept", {"accept": "1"})
-    assert accepted.status_code == 302 and accepted["Location"] == "/dashboard"
+    assert accepted.status_code == 302
+    assert accepted["Location"] == "/dashboard"
     assert Membership.objects.get(tenant=alice.tenant, user=bob_user).role == "admin"
     assert Membership.objects.get(tenant=bob.tenant, user=bob_user).role == "owner"
     assert carol.get("/dashboard/tokens").context["tenant"] == alice.tenant
@@ -123,7 +134,8 @@ def test_someone_signed_in_as_another_address_cannot_accept(alice, bob):
     other = member(bob.tenant, "other@bob.test")
     other.get(link)
     page = other.get("/invitations/accept")
-    assert page.status_code == 403 and b"invited@example.test" in page.content
+    assert page.status_code == 403
+    assert b"invited@example.test" in page.content
     assert other.post("/invitations/accept", {"accept": "1"}).status_code == 403
     assert other.post("/invitations/accept", {"password": NEW_PASSWORD}).status_code == 403
     assert not Membership.objects.filter(tenant=alice.tenant, user__email="other@bob.test")
@@ -161,9 +173,11 @@ def test_only_owners_and_admins_invite_and_cancel_and_only_owners_invite_owners(
     assert viewer.post(f"/dashboard/team/invitations/{pending.pk}/cancel").status_code == 403
     admin = member(alice.tenant, "admin@alice.test", "admin")
     refused = admin.post("/dashboard/team", {"email": "boss@example.test", "role": "owner"})
-    assert refused.status_code == 400 and b"Only an owner" in refused.content
+    assert refused.status_code == 400
+    assert b"Only an owner" in refused.content
     member_again = admin.post("/dashboard/team", {"email": "viewer@alice.test", "role": "admin"})
-    assert member_again.status_code == 400 and b"already a member" in member_again.content
+    assert member_again.status_code == 400
+    assert b"already a member" in member_again.content
     outsider = member(bob.tenant, "owner@bob.test")
     assert outsider.post(f"/dashboard/team/invitations/{pending.pk}/cancel").status_code == 404
     assert Invitation.objects.count() == 1

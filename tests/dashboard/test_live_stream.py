@@ -18,8 +18,7 @@ from accounts import services
 from accounts.models import ApiToken, Membership, User
 from tests.base import api_client
 from tests.webhooks.stream_clients import Daphne, EventStream
-from webhooks import events, sequencer
-from webhooks import feed as changes
+from webhooks import events, feed, sequencer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -60,20 +59,22 @@ def publish(tenant, name: str, account: str) -> None:
 def test_a_session_streams_its_organizations_events_only(server, alice, bob):
     viewer = signed_in(alice.tenant, "viewer@alice.test")
     tokens_before = ApiToken.objects.count()
-    start = changes.head()
+    start = feed.head()
     live = stream(server, viewer, f"?since={start}")
     assert live.status == 200, live.body()
     assert live.headers["content-type"].startswith("text/event-stream")
     publish(bob.tenant, events.MESSAGE_NEW, "bobs-box")
     publish(alice.tenant, events.MESSAGE_NEW, "alices-box")
     event = live.next_event()
-    assert event["event"] == "messageNew" and event["data"]["account"] == "alices-box"
+    assert event["event"] == "messageNew"
+    assert event["data"]["account"] == "alices-box"
     live.close()
     # Neither the stream nor the pages that point to it make a token or show one.
     page = viewer.get("/dashboard").content.decode()
     assert 'data-stream="/dashboard/stream"' in page
     assert f'data-stream-events="{" ".join(events.ALL)}"' in page  # what the script hears
-    assert "eapi_" not in page and "access_token" not in page
+    assert "eapi_" not in page
+    assert "access_token" not in page
     assert ApiToken.objects.count() == tokens_before
 
 
@@ -124,7 +125,7 @@ def _threads(pid: int) -> int:
 
 def test_open_dashboard_streams_cost_no_thread_each(server, alice):
     viewer = signed_in(alice.tenant, "many@alice.test")
-    start = changes.head()
+    start = feed.head()
     warm = stream(server, viewer, f"?since={start}")
     before = _threads(server.process.pid)
     clients = [stream(server, viewer, f"?since={start}") for _ in range(60)]
@@ -156,4 +157,5 @@ def test_the_migration_revokes_the_old_live_update_tokens(alice, settings):
     client = Client()
     client.force_login(owner)
     page = client.get("/dashboard/tokens").content.decode()
-    assert "Dashboard live updates" not in page and "ci" in page
+    assert "Dashboard live updates" not in page
+    assert "ci" in page

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import Membership, OAuth2App, Tenant, User
-from accounts.oauth2 import registered_apps as apps
+from accounts.oauth2 import registered_apps
 
 pytestmark = pytest.mark.django_db
 
@@ -37,32 +37,43 @@ def edit_form(**changes) -> dict:
 def test_it_adds_an_app_that_the_api_lists_and_never_shows_the_secret(client, alice, bob):
     sign_in(client, alice.tenant, "owner")
     empty = client.get("/dashboard/oauth2")
-    assert empty.status_code == 200 and b"No OAuth2 apps yet" in empty.content
-    assert b'name="client_secret"' in empty.content and b'type="password"' in empty.content
+    assert empty.status_code == 200
+    assert b"No OAuth2 apps yet" in empty.content
+    assert b'name="client_secret"' in empty.content
+    assert b'type="password"' in empty.content
 
     created = client.post("/dashboard/oauth2", {**GMAIL_FORM, "scopes": ""})
-    assert created.status_code == 302 and created["Location"] == "/dashboard/oauth2/google"
+    assert created.status_code == 302
+    assert created["Location"] == "/dashboard/oauth2/google"
 
     listed = alice.client.get("/v1/oauth2").json()
     assert listed["total"] == 1
     [app] = listed["apps"]
-    assert app["id"] == "google" and app["provider"] == "gmail"
-    assert app["name"] == "Our Google app" and app["clientId"] == GMAIL_FORM["client_id"]
-    assert app["scopes"] == [] and app["redirectUrl"] == ""
+    assert app["id"] == "google"
+    assert app["provider"] == "gmail"
+    assert app["name"] == "Our Google app"
+    assert app["clientId"] == GMAIL_FORM["client_id"]
+    assert app["scopes"] == []
+    assert app["redirectUrl"] == ""
     assert bob.client.get("/v1/oauth2").json()["total"] == 0
 
     row = OAuth2App.objects.get(tenant=alice.tenant, app_id="google")
-    assert row.client_secret_sealed and row.client_secret_sealed != SECRET
-    assert SECRET not in row.client_secret_sealed and apps.client_secret(row) == SECRET
+    assert row.client_secret_sealed
+    assert row.client_secret_sealed != SECRET
+    assert SECRET not in row.client_secret_sealed
+    assert registered_apps.client_secret(row) == SECRET
 
     for url in ("/dashboard/oauth2", "/dashboard/oauth2/google", "/dashboard/mailboxes"):
         page = client.get(url).content.decode()
-        assert SECRET not in page and row.client_secret_sealed not in page, url
+        assert SECRET not in page, url
+        assert row.client_secret_sealed not in page, url
     detail = client.get("/dashboard/oauth2/google").content.decode()
-    assert "set (stored encrypted" in detail and "https://mail.google.com/" in detail
+    assert "set (stored encrypted" in detail
+    assert "https://mail.google.com/" in detail
     assert 'value="123.apps.googleusercontent.com"' in detail
     table = client.get("/dashboard/oauth2").content.decode()
-    assert ">google</a>" in table and "http://testserver/connect/oauth2/callback" in table
+    assert ">google</a>" in table
+    assert "http://testserver/connect/oauth2/callback" in table
 
 
 def test_a_generic_app_with_its_urls_scopes_and_servers(client, alice):
@@ -79,7 +90,8 @@ def test_a_generic_app_with_its_urls_scopes_and_servers(client, alice):
     assert app["imap"] == {"host": "imap.idp.example", "port": 993, "secure": True}
     assert app["smtp"] == {"host": "smtp.idp.example", "port": 587, "secure": False}
     detail = client.get("/dashboard/oauth2/idp").content.decode()
-    assert 'value="imap.idp.example"' in detail and 'value="mail.read mail.send openid"' in detail
+    assert 'value="imap.idp.example"' in detail
+    assert 'value="mail.read mail.send openid"' in detail
 
 
 def test_editing_keeps_the_secret_when_blank_and_replaces_it_when_given(client, alice):
@@ -89,26 +101,32 @@ def test_editing_keeps_the_secret_when_blank_and_replaces_it_when_given(client, 
     sealed = row.client_secret_sealed
 
     kept = client.post("/dashboard/oauth2/google", edit_form(name="Renamed"))
-    assert kept.status_code == 302 and kept["Location"] == "/dashboard/oauth2/google"
+    assert kept.status_code == 302
+    assert kept["Location"] == "/dashboard/oauth2/google"
     row.refresh_from_db()
-    assert row.name == "Renamed" and row.client_secret_sealed == sealed
-    assert apps.client_secret(row) == SECRET
+    assert row.name == "Renamed"
+    assert row.client_secret_sealed == sealed
+    assert registered_apps.client_secret(row) == SECRET
 
     changed = client.post("/dashboard/oauth2/google", edit_form(client_secret=NEW_SECRET))
     assert changed.status_code == 302
     row.refresh_from_db()
-    assert apps.client_secret(row) == NEW_SECRET and NEW_SECRET not in row.client_secret_sealed
+    assert registered_apps.client_secret(row) == NEW_SECRET
+    assert NEW_SECRET not in row.client_secret_sealed
     assert row.name == "Our Google app"
     page = client.get("/dashboard/oauth2/google").content.decode()
-    assert NEW_SECRET not in page and SECRET not in page
+    assert NEW_SECRET not in page
+    assert SECRET not in page
 
     refused = client.post("/dashboard/oauth2/google", edit_form(
         client_secret="typed-but-Refused-123", redirect_url="javascript:alert(1)"))
     assert refused.status_code == 400
     html = refused.content.decode()
-    assert 'id="id_redirect_url_error"' in html and "typed-but-Refused-123" not in html
+    assert 'id="id_redirect_url_error"' in html
+    assert "typed-but-Refused-123" not in html
     row.refresh_from_db()
-    assert apps.client_secret(row) == NEW_SECRET and row.redirect_url == ""
+    assert registered_apps.client_secret(row) == NEW_SECRET
+    assert row.redirect_url == ""
 
 
 def test_an_edit_cannot_turn_an_app_generic_without_its_urls(client, alice):
@@ -127,7 +145,8 @@ def test_delete_removes_the_app(client, alice):
     client.post("/dashboard/oauth2", GMAIL_FORM)
     assert client.get("/dashboard/oauth2/google/delete").status_code == 405
     response = client.post("/dashboard/oauth2/google/delete")
-    assert response.status_code == 302 and response["Location"] == "/dashboard/oauth2"
+    assert response.status_code == 302
+    assert response["Location"] == "/dashboard/oauth2"
     assert not OAuth2App.objects.filter(tenant=alice.tenant).exists()
     assert alice.client.get("/v1/oauth2/google").status_code == 404
     assert client.get("/dashboard/oauth2/google").status_code == 404
@@ -163,29 +182,35 @@ def test_a_taken_app_id_is_an_error_on_the_id(client, alice):
     sign_in(client, alice.tenant, "owner")
     assert client.post("/dashboard/oauth2", GMAIL_FORM).status_code == 302
     again = client.post("/dashboard/oauth2", {**GMAIL_FORM, "client_id": "other"})
-    assert again.status_code == 400 and 'id="id_app_error"' in again.content.decode()
+    assert again.status_code == 400
+    assert 'id="id_app_error"' in again.content.decode()
     assert "already exists" in again.content.decode()
     assert OAuth2App.objects.get().client_id == GMAIL_FORM["client_id"]
 
 
 def test_a_viewer_sees_the_apps_but_cannot_change_them(client, alice):
-    apps.create_app(alice.tenant, {"app": "google", "provider": "gmail", "clientId": "cid",
+    registered_apps.create_app(alice.tenant, {"app": "google", "provider": "gmail", "clientId": "cid",
                                    "clientSecret": SECRET})
     sign_in(client, alice.tenant, "viewer")
     page = client.get("/dashboard/oauth2")
-    assert page.status_code == 200 and b">google</a>" in page.content
-    assert b'name="client_secret"' not in page.content and SECRET.encode() not in page.content
+    assert page.status_code == 200
+    assert b">google</a>" in page.content
+    assert b'name="client_secret"' not in page.content
+    assert SECRET.encode() not in page.content
     detail = client.get("/dashboard/oauth2/google")
-    assert detail.status_code == 200 and b"/delete" not in detail.content
+    assert detail.status_code == 200
+    assert b"/delete" not in detail.content
     assert client.post("/dashboard/oauth2", {**GMAIL_FORM, "app": "mine"}).status_code == 403
     assert client.post("/dashboard/oauth2/google", edit_form(name="x")).status_code == 403
     assert client.post("/dashboard/oauth2/google/delete").status_code == 403
     row = OAuth2App.objects.get()
-    assert row.app_id == "google" and row.name == "" and apps.client_secret(row) == SECRET
+    assert row.app_id == "google"
+    assert row.name == ""
+    assert registered_apps.client_secret(row) == SECRET
 
 
 def test_another_tenants_app_is_404_and_untouched(client, alice, bob):
-    apps.create_app(bob.tenant, {"app": "bobs", "provider": "gmail", "clientId": "bob-cid",
+    registered_apps.create_app(bob.tenant, {"app": "bobs", "provider": "gmail", "clientId": "bob-cid",
                                  "name": "Bob's app", "clientSecret": SECRET})
     sign_in(client, alice.tenant, "owner")
     assert client.get("/dashboard/oauth2/bobs").status_code == 404
@@ -195,10 +220,12 @@ def test_another_tenants_app_is_404_and_untouched(client, alice, bob):
     # The same id in Alice's tenant is her own app, not Bob's.
     assert client.post("/dashboard/oauth2", {**GMAIL_FORM, "app": "bobs"}).status_code == 302
     bobs = OAuth2App.objects.get(tenant=bob.tenant)
-    assert bobs.name == "Bob's app" and bobs.client_id == "bob-cid"
+    assert bobs.name == "Bob's app"
+    assert bobs.client_id == "bob-cid"
     assert OAuth2App.objects.filter(tenant=alice.tenant, app_id="bobs").exists()
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(client):
     response = client.get("/dashboard/oauth2")
-    assert response.status_code == 302 and "/login" in response["Location"]
+    assert response.status_code == 302
+    assert "/login" in response["Location"]

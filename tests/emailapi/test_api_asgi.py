@@ -49,7 +49,8 @@ def call(path: str, token: str | None = None, method: str = "GET", body: bytes =
 
 def test_api_answers_with_the_security_headers_of_the_site(alice):
     status, headers, content = call("/v1/accounts", alice.token)
-    assert status == 200 and json.loads(content)["accounts"] == []
+    assert status == 200
+    assert json.loads(content)["accounts"] == []
     _, site_headers, _ = call("/health")
     for name in ("x-content-type-options", "referrer-policy", "cross-origin-opener-policy"):
         assert headers[name] == site_headers[name], name
@@ -58,9 +59,11 @@ def test_api_answers_with_the_security_headers_of_the_site(alice):
 
 def test_api_errors_keep_their_json_shape(alice):
     status, _, content = call("/v1/accounts")
-    assert status == 401 and json.loads(content)["code"] == "Unauthorized"
+    assert status == 401
+    assert json.loads(content)["code"] == "Unauthorized"
     status, _, content = call("/v1/no-such-route", alice.token)
-    assert status == 404 and json.loads(content)["statusCode"] == 404
+    assert status == 404
+    assert json.loads(content)["statusCode"] == 404
 
 
 def test_api_refuses_a_declared_oversized_body(alice, settings):
@@ -69,7 +72,8 @@ def test_api_refuses_a_declared_oversized_body(alice, settings):
     status, _, content = call("/v1/token", alice.token, "POST", body,
                               [(b"content-type", b"application/json"),
                                (b"content-length", str(len(body)).encode())])
-    assert status == 413 and json.loads(content)["code"] == "PayloadTooLarge"
+    assert status == 413
+    assert json.loads(content)["code"] == "PayloadTooLarge"
 
 
 def test_the_api_chain_has_only_the_api_middleware():

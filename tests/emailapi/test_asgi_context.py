@@ -38,8 +38,10 @@ def test_a_request_started_inside_another_inherits_none_of_its_context():
 
 def test_cancelling_the_server_task_cancels_the_request():
     cancelled = []
+    started = asyncio.Event()
 
     async def app(scope, receive, send):
+        started.set()
         try:
             await asyncio.sleep(60)
         except asyncio.CancelledError:
@@ -48,7 +50,7 @@ def test_cancelling_the_server_task_cancels_the_request():
 
     async def server():
         task = asyncio.ensure_future(fresh_context(app)({}, None, None))
-        await asyncio.sleep(0.05)
+        await started.wait()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 

@@ -7,12 +7,13 @@ import random
 
 import pytest
 
-from emailapi import process_group as supervisor
+from emailapi import process_group
 from emailapi.lib.backoff import Schedule
-from mailboxes import outbox
+from mailboxes import outbox, sending
+from mailboxes.management.commands import sendscheduler
 from mailboxes.worker import connection
-from webhooks import delivery_state as deliveries
-from webhooks import dispatcher
+from webhooks import delivery_state, dispatcher
+from webhooks.stream import hub
 
 RETRIES = range(0, 16)
 
@@ -110,14 +111,39 @@ def test_webhook_retries_are_as_before(settings):
 
     for n in RETRIES:
         random.seed(n)
-        new = deliveries.retry_delay(n)
+        new = delivery_state.retry_delay(n)
         random.seed(n)
         assert new == former(n), n
-    assert [deliveries.retry_schedule().plain(n) for n in range(1, 14)] == [
+    assert [delivery_state.retry_schedule().plain(n) for n in range(1, 14)] == [
         10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 14400, 21600, 21600, 21600]
 
 
 def test_serve_restarts_are_as_before():
     """``min(30, 2 ** (failures - 1))``: 1 s, 2 s, 4 s ... 30 s, no jitter."""
     for failures in range(1, 16):
-        assert supervisor.RESTART.delay(failures) == min(30.0, 2.0 ** (failures - 1)), failures
+        assert process_group.RESTART.delay(failures) == min(30.0, 2.0 ** (failures - 1)), failures
+
+
+def test_recording_a_sends_outcome_retries_as_before():
+    former, pause = [], 0.05
+    for _ in range(10):
+        former.append(pause)
+        pause = min(pause * 2, 5.0)
+    assert [sending.RECORD_RETRY.delay(n) for n in range(1, 11)] == pytest.approx(former)
+
+
+def test_the_send_sweeps_pause_is_as_before():
+    interval = 2.0
+    pauses = Schedule(base=interval, factor=2.0, cap=sendscheduler.MAX_PAUSE)
+    assert [pauses.delay(failures + 1) for failures in range(8)] == [
+        min(sendscheduler.MAX_PAUSE, interval * 2 ** failures) for failures in range(8)]
+
+
+def test_the_stream_hubs_retries_are_as_before():
+    assert [hub.DB_RETRY.delay(failures) for failures in range(1, 8)] == [
+        min(hub.RETRY_MAX, 2 ** (failures - 1)) for failures in range(1, 8)]
+    former, pause = [], 0.5
+    for _ in range(10):
+        former.append(pause)
+        pause = min(pause * 2, 30)
+    assert [hub.DOORBELL_RETRY.delay(n) for n in range(1, 11)] == former

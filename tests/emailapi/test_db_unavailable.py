@@ -116,12 +116,15 @@ def test_an_exhausted_pool_answers_503_within_the_wait(alice, settings):
             status, _, body, _ = _get(web.port, "/health")
             database = json.loads(body)["database"]
             assert status == 503
-            assert database["ok"] is False and database["error"] == "pool exhausted"
+            assert database["ok"] is False
+            assert database["error"] == "pool exhausted"
             assert database["pool"]["busy"] == database["pool"]["max"] == 2
 
             status, headers, body, _ = _get(web.port, "/dashboard", cookie=SESSION_COOKIE)
-            assert status == 503 and b"Temporarily unavailable" in body
-            assert headers["Content-Type"].startswith("text/html") and "Retry-After" in headers
+            assert status == 503
+            assert b"Temporarily unavailable" in body
+            assert headers["Content-Type"].startswith("text/html")
+            assert "Retry-After" in headers
         finally:
             lock.release()
         for thread in threads:
@@ -153,8 +156,10 @@ def test_a_database_outage_is_503_and_health_says_unreachable(alice, settings):
         assert json.loads(body)["database"]["error"] == "unreachable"
 
         status, _, body, _ = _get(web.port, "/dashboard", cookie=SESSION_COOKIE)
-        assert status == 503 and b"Temporarily unavailable" in body
-        assert b"OperationalError" not in body and b"Traceback" not in body
+        assert status == 503
+        assert b"Temporarily unavailable" in body
+        assert b"OperationalError" not in body
+        assert b"Traceback" not in body
 
         proxy.restore()
         wait_for(lambda: _get(web.port, "/v1/accounts", alice.token)[0] == 200, timeout=30,

@@ -12,7 +12,7 @@ from emailapi.api import errors as api_errors
 from emailapi.lib import errors as domain
 from mailboxes import errors as mailbox_errors
 from webhooks import errors as webhook_errors
-from webhooks.api import stream_socket as consumers
+from webhooks.api import stream_socket
 
 APP_MODULES = (account_errors, mailbox_errors, webhook_errors)
 # One code, two kinds on purpose (see ``mailboxes.errors``): 502 when the mail server failed
@@ -92,7 +92,7 @@ def test_a_domain_error_without_a_kind_is_an_internal_error():
 
 
 def test_the_websocket_closes_with_4000_plus_the_status():
-    refused = consumers._refused(webhook_errors.CursorExpired())
+    refused = stream_socket._refused(webhook_errors.CursorExpired())
     assert refused.close_code == 4410
     assert refused.body == {"error": "Events after this cursor were pruned: resynchronise",
                             "code": "CursorExpired", "statusCode": 410}

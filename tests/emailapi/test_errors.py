@@ -31,7 +31,8 @@ def test_wrong_method_is_405(alice):
     response = alice.client.patch("/v1/accounts", {}, format="json")
     assert response.status_code == 405
     body = response.json()
-    assert body["code"] == "MethodNotAllowed" and body["statusCode"] == 405
+    assert body["code"] == "MethodNotAllowed"
+    assert body["statusCode"] == 405
 
 
 def test_500_hides_the_cause(alice, settings, caplog):
@@ -110,4 +111,5 @@ def test_validation_error_names_every_field(alice):
     body["imap"]["port"] = -1
     body["smtp"]["host"] = ""
     details = alice.client.post("/v1/account", body, format="json").json()["details"]
-    assert "imap.port" in details and "smtp.host" in details
+    assert "imap.port" in details
+    assert "smtp.host" in details

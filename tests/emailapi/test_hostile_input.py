@@ -38,7 +38,8 @@ def box(alice, mail_user):
 def _error(answer) -> dict:
     status, headers, content = answer
     body = json.loads(content)
-    assert body["statusCode"] == status and headers["content-type"] == "application/json"
+    assert body["statusCode"] == status
+    assert headers["content-type"] == "application/json"
     return body
 
 
@@ -72,9 +73,11 @@ def test_nul_and_lone_surrogates_in_json_are_a_400_naming_the_field(alice, box):
         answer = post("/v1/token", alice.token, body)
         assert answer[0] == 400, (body, answer)
         error = _error(answer)
-        assert error["code"] == "InputValidationError" and problem in error["details"][field][0]
+        assert error["code"] == "InputValidationError"
+        assert problem in error["details"][field][0]
     answer = post("/v1/account/box/mailbox", alice.token, b'{"path": "\\ud800"}')
-    assert answer[0] == 400 and "path" in _error(answer)["details"]
+    assert answer[0] == 400
+    assert "path" in _error(answer)["details"]
 
 
 def test_json_nested_100000_deep_is_a_400(alice):
@@ -97,7 +100,8 @@ def test_a_mail_header_with_a_unicode_line_break_is_a_400(alice, box):
 
 def test_a_folder_path_with_a_trailing_delimiter_creates_the_folder(alice, box):
     answer = post("/v1/account/box/mailbox", alice.token, b'{"path": "Fuzz/"}')
-    assert answer[0] == 200 and json.loads(answer[2]) == {"path": "Fuzz", "created": True}
+    assert answer[0] == 200
+    assert json.loads(answer[2]) == {"path": "Fuzz", "created": True}
     for path in (b'"/"', b'"a//b"', b'"//"', b'["a", ""]'):
         status = post("/v1/account/box/mailbox", alice.token, b'{"path": %s}' % path)[0]
         assert status < 500, (path, status)
@@ -125,7 +129,8 @@ def test_credentials_beyond_ascii_sign_in_with_sasl_plain(alice, dovecot, smtp_s
                   .encode())
     assert answer[0] == 200, answer
     result = json.loads(answer[2])
-    assert result["imap"]["success"] and result["smtp"]["success"], result
+    assert result["imap"]["success"], result
+    assert result["smtp"]["success"], result
     for name in ("é", "a\u2028b"):
         imap["auth"]["user"] = smtp["auth"]["user"] = name
         answer = post("/v1/verifyAccount", alice.token,
@@ -152,7 +157,8 @@ def test_a_host_name_that_cannot_be_looked_up_is_a_400(alice):
 def test_a_connect_link_with_non_ascii_data_or_signature_is_refused_as_invalid(alice):
     for query in ("data=%FF&sig=%FF", "data=abc&sig=%C3%A9", "data=%C3%A9&sig=abc"):
         status, _, content = call(f"/connect?{query}", None)
-        assert status == 400 and b"This link is not valid." in content, (query, status)
+        assert status == 400, (query, status)
+        assert b"This link is not valid." in content, (query, status)
 
 
 @pytest.fixture(scope="module")
@@ -168,8 +174,10 @@ def test_a_websocket_stream_of_an_expired_trial_says_402_and_closes_4402(alice, 
     plans.expire(alice.tenant)
     client = WebSocket(web.port, f"/v1/stream?access_token={alice.token}")
     first = client.receive()
-    assert first["code"] == "TrialExpired" and first["statusCode"] == 402, first
-    assert client.receive() is None and client.close_code == 4402
+    assert first["code"] == "TrialExpired", first
+    assert first["statusCode"] == 402, first
+    assert client.receive() is None
+    assert client.close_code == 4402
     client.close()
     assert "could not open a WebSocket stream" not in web.log()
 

@@ -37,11 +37,13 @@ def test_the_formatter_escapes_messages_and_exception_texts_but_keeps_the_traceb
     except ValueError:
         text = formatter.format(_record("failed", exc_info=sys.exc_info()))
     lines = text.split("\n")
-    assert lines[0] == "WARNING emailapi.test: failed" and lines[1].startswith("Traceback")
+    assert lines[0] == "WARNING emailapi.test: failed"
+    assert lines[1].startswith("Traceback")
     assert f"ValueError: server said {escape_controls(FORGED)}" in lines
     assert "KeyError: 'inner\\nINFO forged'" in lines
     assert not any(line.startswith(("2026", "INFO")) for line in lines)
-    assert "\x1b" not in text and "\r" not in text
+    assert "\x1b" not in text
+    assert "\r" not in text
 
 
 def test_every_process_formats_with_it(tmp_path):
@@ -53,7 +55,8 @@ def test_every_process_formats_with_it(tmp_path):
                             env={**_env(tmp_path), "DJANGO_SETTINGS_MODULE": "emailapi.settings"})
     assert result.returncode == 0, result.stderr
     assert f"WARNING emailapi.x: value: {escape_controls(FORGED)}" in result.stderr
-    assert "\x1b" not in result.stderr and "\n2026-01-01" not in result.stderr
+    assert "\x1b" not in result.stderr
+    assert "\n2026-01-01" not in result.stderr
 
 
 def _env(tmp_path) -> dict:

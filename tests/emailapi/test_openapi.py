@@ -54,7 +54,8 @@ def test_docs_page_renders_without_external_assets(client):
     assert response.status_code == 200
     html = response.content.decode()
     assert "swagger-ui" in html.lower()
-    assert "cdn.jsdelivr" not in html and "unpkg.com" not in html
+    assert "cdn.jsdelivr" not in html
+    assert "unpkg.com" not in html
     assert "/v1/openapi.json" in html
 
 

@@ -58,7 +58,8 @@ def test_the_scope_loses_the_forwarding_headers_either_way():
     assert untrusted["client"] == ["203.0.113.5", 4000]
     assert untrusted["headers"] == [(b"host", b"x")]
     trusted = client_scope({**scope, "client": ["10.0.0.1", 4000]}, TRUSTED)
-    assert trusted["client"] == ["10.1.1.1", 0] and trusted["headers"] == [(b"host", b"x")]
+    assert trusted["client"] == ["10.1.1.1", 0]
+    assert trusted["headers"] == [(b"host", b"x")]
     plain = {**scope, "headers": headers(host="x")}
     assert client_scope(plain, TRUSTED) is plain
 

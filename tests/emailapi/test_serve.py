@@ -97,13 +97,17 @@ def served(tmp_path, settings):
 def test_it_serves_health_openapi_and_docs_then_stops_on_ctrl_c(served):
     port, process = served
     status, body = _get(port, "/health")
-    assert status == 200 and json.loads(body)["database"]["ok"] is True
+    assert status == 200
+    assert json.loads(body)["database"]["ok"] is True
     status, body = _get(port, "/v1/openapi.json")
-    assert status == 200 and "/v1/account" in json.loads(body)["paths"]
+    assert status == 200
+    assert "/v1/account" in json.loads(body)["paths"]
     status, body = _get(port, "/docs")
-    assert status == 200 and b"swagger" in body.lower()
+    assert status == 200
+    assert b"swagger" in body.lower()
     status, body = _get(port, "/v1/accounts")
-    assert status == 401 and json.loads(body)["code"] == "Unauthorized"
+    assert status == 401
+    assert json.loads(body)["code"] == "Unauthorized"
 
     assert _stopped(process) == 0
     assert "[serve] stopped" in process.log.read_text()
@@ -164,7 +168,8 @@ def test_it_refuses_to_start_without_redis_in_one_line(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()
              and not line.startswith("warning:")]
     assert len(lines) == 1, result.stderr
-    assert "Redis is not reachable" in lines[0] and "Traceback" not in result.stderr
+    assert "Redis is not reachable" in lines[0]
+    assert "Traceback" not in result.stderr
 
 
 def test_several_web_processes_share_one_port(tmp_path, settings):
@@ -178,7 +183,8 @@ def test_several_web_processes_share_one_port(tmp_path, settings):
         assert all(_get(port, "/health")[0] == 200 for _ in range(10))
         assert _stopped(process) == 0
         log = process.log.read_text()
-        assert "started web1" in log and "started web2" in log
+        assert "started web1" in log
+        assert "started web2" in log
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

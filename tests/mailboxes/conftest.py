@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import imaplib
+import os
+import signal
+import subprocess
 
 import pytest
+
+from tests.mailboxes.helpers import spawn_imapworker
+from tests.mailboxes.sending_helpers import sending_account
 
 
 @pytest.fixture
@@ -19,3 +25,36 @@ def imap_commands(monkeypatch):
 
     monkeypatch.setattr(imaplib.IMAP4, "send", send)
     return sent
+
+
+@pytest.fixture
+def account(alice, smtp_user, smtp_server):
+    """Alice's account ``box`` on a Dovecot user that the test SMTP server also accepts,
+    synced (the sending tests' mailbox)."""
+    return sending_account(alice.tenant, smtp_user, smtp_server)
+
+
+@pytest.fixture
+def spawn_worker(settings):
+    """Start ``manage.py imapworker`` subprocesses (lease TTL ``TTL``) on the test database;
+    any still running at the end of the test is SIGKILLed."""
+    spawned = []
+
+    def spawn(worker_id: str) -> subprocess.Popen:
+        spawned.append(spawn_imapworker(settings, worker_id))
+        return spawned[-1]
+
+    yield spawn
+    for process in spawned:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def fast_worker_settings(settings):
+    """Worker timings for tests: claim ticks every second, short leases, a STATUS poll a
+    minute away (so only IDLE or NOTIFY can announce a change within seconds)."""
+    settings.IMAP_CLAIM_INTERVAL = 1
+    settings.IMAP_LEASE_TTL = 5
+    settings.IMAP_POLL_INTERVAL = 60

@@ -3,11 +3,26 @@ outbox."""
 
 from __future__ import annotations
 
-from accounts import services
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from django.db import connection
+from rest_framework.test import APIClient
+
+from accounts import announcements, services
 from accounts.models import EmailAccount
+from emailapi.lib.redis import get_redis
 from mailboxes import connection_settings
 from mailboxes.imap import client as imap
 from mailboxes.imap.session import ImapSession
+from tests.base import TIMEOUT_FACTOR
 from webhooks.models import Event
 
 
@@ -18,12 +33,145 @@ def register(tenant, user, account_id: str = "box", **extra) -> EmailAccount:
                                                **extra})
 
 
+def server_subjects(mail_user, folder: str) -> list[str]:
+    """The subjects in ``folder`` as another client sees them on the server, sorted."""
+    with mail_user.imap_client() as other:
+        other.select_folder(folder, readonly=True)
+        uids = other.search("ALL")
+        fetched = other.fetch(uids, ["ENVELOPE"]) if uids else {}
+    return sorted(v[b"ENVELOPE"].subject.decode() for v in fetched.values())
+
+
 def open_session(account: EmailAccount) -> ImapSession:
     return ImapSession(imap.connect(connection_settings.account_imap_settings(account)))
 
 
 def events_of(account: EmailAccount, *kinds: str) -> list[Event]:
-    rows = Event.objects.filter(tenant_id=account.tenant_id, account=account.account)
+    rows = Event.objects.filter(tenant_id=account.tenant_id, account_id=account.account_id)
     if kinds:
         rows = rows.filter(event__in=kinds)
     return list(rows.order_by("created_at"))
+
+
+@dataclass
+class SyncedMailbox:
+    """A registered account (id ``box``) whose seeded INBOX a first sync indexed (the
+    ``synced`` fixture). ``seeded`` is what was seeded: a list, or a dict by name."""
+
+    account: EmailAccount
+    session: ImapSession  # still logged in; logged out at the end of the test
+    uids: list[int]  # the seeded messages' INBOX UIDs, in seeding order
+    seeded: list | dict
+    client: APIClient
+
+    @property
+    def uid_of(self) -> dict[str, int]:
+        """UID by name (when ``seeded`` is a dict)."""
+        return dict(zip(self.seeded, self.uids, strict=True))
+
+    def listing(self) -> list[dict]:
+        """``GET .../messages`` of INBOX now (every message on one page)."""
+        url = f"/v1/account/{self.account.account_id}/messages?path=INBOX&pageSize=100"
+        return self.client.get(url).json()["messages"]
+
+    @cached_property
+    def ids(self) -> list[str]:
+        """The seeded messages' API ids, in seeding order."""
+        id_by_uid = {m["uid"]: m["id"] for m in self.listing()}
+        return [id_by_uid[uid] for uid in self.uids]
+
+    @property
+    def id_of(self) -> dict[str, str]:
+        """API id by name (when ``seeded`` is a dict)."""
+        return dict(zip(self.seeded, self.ids, strict=True))
+
+
+class DrivenWorker:
+    """An ``ImapWorker`` whose loop the test runs from its own thread, one step at a time,
+    instead of ``run`` in a thread of its own: ``claim()`` is a claim tick, ``until(...)`` runs
+    the loop's other steps (account commands, finished steps, due timers, the selector) until a
+    condition holds. The API's account announcements on Redis are handed to the worker as
+    ``run``'s listener hands them. Steps still run on the worker's pool and connect threads."""
+
+    def __init__(self, **kwargs):
+        from mailboxes.worker.imap_worker import ImapWorker
+
+        self.worker = ImapWorker(**kwargs)
+        self.worker.next_claim = math.inf  # claim ticks only when the test asks for them
+        self._announcements = get_redis().pubsub(ignore_subscribe_messages=True)
+        self._announcements.subscribe(announcements.account_changes_channel())
+        self._announcements.get_message(timeout=5.0)  # subscribed before anything is announced
+
+    def __getattr__(self, name):
+        return getattr(self.worker, name)
+
+    def claim(self) -> bool:
+        """One claim tick (renew, drop, rebalance, claim)."""
+        return self.worker.claim_tick()
+
+    def turn(self, wait: float = 0.02) -> None:
+        """One pass of the loop without its claim tick."""
+        while message := self._announcements.get_message():
+            self.worker.commands.put(json.loads(message["data"]))
+        self.worker.step(timeout=wait)
+
+    def until(self, predicate, timeout: float = 20.0, claim: bool = False):
+        """Turn the loop until ``predicate()`` is truthy (returned); with ``claim``, claim
+        ticks run at the worker's ``IMAP_CLAIM_INTERVAL`` meanwhile."""
+        deadline = time.monotonic() + timeout * TIMEOUT_FACTOR
+        if claim:
+            self.worker.next_claim = 0.0
+        try:
+            while True:
+                self.turn()
+                value = predicate()
+                if value:
+                    return value
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"timed out waiting for {getattr(predicate, '__name__', predicate)}")
+        finally:
+            self.worker.next_claim = math.inf
+
+    def idle(self, pk: int) -> bool:
+        """The account's session is idling: registered with the selector, no step running."""
+        slot = self.worker.slots.get(pk)
+        return slot is not None and not slot.busy and slot.registered is not None
+
+    def shutdown(self) -> None:
+        self.worker.shutdown()
+        self._announcements.close()
+
+
+def counted(obj, name: str) -> list:
+    """Count the calls of ``obj.name`` that returned (a list that grows by one each)."""
+    calls: list = []
+    original = getattr(obj, name)
+
+    def wrapper(*args, **kwargs):
+        try:
+            return original(*args, **kwargs)
+        finally:
+            calls.append(name)
+
+    setattr(obj, name, wrapper)
+    return calls
+
+
+ROOT = Path(__file__).resolve().parents[2]
+TTL = 4  # lease TTL of spawned workers, seconds
+
+
+def spawn_imapworker(settings, worker_id: str) -> subprocess.Popen:
+    """A ``manage.py imapworker`` subprocess on the test database, lease TTL ``TTL`` (the
+    ``spawn_worker`` fixture kills what is left of it)."""
+    db = connection.settings_dict
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update(
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        REDIS_URL=settings.REDIS_URL, EMAILAPI_SECRET=settings.EMAILAPI_SECRET,
+        EMAILAPI_LEASE_TTL=str(TTL), EMAILAPI_CLAIM_INTERVAL="1",
+    )
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "imapworker", "--worker-id", worker_id], cwd=ROOT,
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)

@@ -4,9 +4,7 @@ the moment the hold lapsed; live workers then write it down)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import threading
 from datetime import datetime
 
 import pytest
@@ -16,17 +14,15 @@ from accounts import state as account_state
 from accounts.models import EmailAccount
 from mailboxes.models import AccountHolder
 from mailboxes.worker import holders
-from mailboxes.worker.imap_worker import ImapWorker
 from tests.base import wait_for
-from tests.mailboxes.helpers import register
-from tests.mailboxes.test_worker_failover import TTL, _spawn_worker
+from tests.mailboxes.helpers import TTL, DrivenWorker, register
 
 pytestmark = pytest.mark.django_db(transaction=True)
 State = EmailAccount.State
 
 
 def _shown(tenant, account) -> dict:
-    response = tenant.client.get(f"/v1/account/{account.account}")
+    response = tenant.client.get(f"/v1/account/{account.account_id}")
     assert response.status_code == 200, response.content
     return response.json()
 
@@ -42,60 +38,48 @@ def _stored(account) -> EmailAccount:
 
 
 def test_a_killed_workers_account_reads_disconnected_until_a_worker_holds_it(
-        alice, mail_user, settings):
+        alice, mail_user, settings, start_worker, spawn_worker):
     settings.IMAP_LEASE_TTL, settings.IMAP_CLAIM_INTERVAL = TTL, 1
     account = register(alice.tenant, mail_user)
-    victim = _spawn_worker(settings, "victim")
-    rescuer = thread = None
-    try:
-        wait_for(lambda: _stored(account).state == State.CONNECTED, timeout=30)
-        assert _shown(alice, account)["state"] == "connected"
-        connected_at = _stored(account).state_changed_at
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(timeout=10)
+    victim = spawn_worker("victim")
+    wait_for(lambda: _stored(account).state == State.CONNECTED, timeout=30)
+    assert _shown(alice, account)["state"] == "connected"
+    connected_at = _stored(account).state_changed_at
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
 
-        # The API reads the truth within the lease TTL, with the time the hold lapsed.
-        shown = wait_for(lambda: (body := _shown(alice, account))["state"] == "disconnected"
-                         and body, timeout=TTL + 10)
-        lapsed = datetime.fromisoformat(shown["stateChanged"].replace("Z", "+00:00"))
-        assert connected_at < lapsed
-        assert _listed(alice)["box"]["state"] == "disconnected"
-        assert "box" not in _listed(alice, state="connected")
-        assert "box" in _listed(alice, state="disconnected")
-        assert _stored(account).state == State.CONNECTED  # nobody alive has written it yet
+    # The API reads the truth within the lease TTL, with the time the hold lapsed.
+    shown = wait_for(lambda: (body := _shown(alice, account))["state"] == "disconnected"
+                     and body, timeout=TTL + 10)
+    lapsed = datetime.fromisoformat(shown["stateChanged"].replace("Z", "+00:00"))
+    assert connected_at < lapsed
+    assert _listed(alice)["box"]["state"] == "disconnected"
+    assert "box" not in _listed(alice, state="connected")
+    assert "box" in _listed(alice, state="disconnected")
+    assert _stored(account).state == State.CONNECTED  # nobody alive has written it yet
 
-        # A live worker's sweep writes down what reads already show.
-        assert holders.sweep() == 1
-        stored = _stored(account)
-        assert stored.state == State.DISCONNECTED and stored.state_changed_at == lapsed
-        assert holders.sweep() == 0
+    # A live worker's sweep writes down what reads already show.
+    assert holders.sweep() == 1
+    stored = _stored(account)
+    assert stored.state == State.DISCONNECTED
+    assert stored.state_changed_at == lapsed
+    assert holders.sweep() == 0
 
-        # Held again: connected, recorded by the worker that holds it.
-        rescuer = ImapWorker(worker_id="rescuer")
-        thread = threading.Thread(target=rescuer.run, daemon=True)
-        thread.start()
-        wait_for(lambda: _shown(alice, account)["state"] == "connected", timeout=TTL + 20)
-        assert AccountHolder.objects.get(account=account).worker_id == "rescuer"
-    finally:
-        if victim.poll() is None:
-            os.killpg(victim.pid, signal.SIGKILL)
-            victim.wait()
-        if rescuer is not None:
-            rescuer.stop.set()
-            thread.join(timeout=30)
+    # Held again: connected, recorded by the worker that holds it.
+    start_worker(worker_id="rescuer")
+    wait_for(lambda: _shown(alice, account)["state"] == "connected", timeout=TTL + 20)
+    assert AccountHolder.objects.get(email_account=account).worker_id == "rescuer"
 
 
 def test_a_stopped_workers_accounts_read_disconnected_at_once(alice, mail_user, settings):
     settings.IMAP_LEASE_TTL, settings.IMAP_CLAIM_INTERVAL = 20, 1
     account = register(alice.tenant, mail_user)
-    worker = ImapWorker(worker_id="leaving")
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
+    worker = DrivenWorker(worker_id="leaving")
     try:
-        wait_for(lambda: _shown(alice, account)["state"] == "connected", timeout=30)
+        worker.claim()
+        worker.until(lambda: _shown(alice, account)["state"] == "connected", timeout=30)
     finally:
-        worker.stop.set()
-        thread.join(timeout=30)
+        worker.shutdown()
     assert _shown(alice, account)["state"] == "disconnected"  # not 20 s later
 
 

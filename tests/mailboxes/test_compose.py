@@ -19,7 +19,7 @@ from mailboxes import compose, errors
 from mailboxes.api.compose_serializer import MessageFieldsSerializer
 from tests.servers import seed
 
-ACCOUNT = EmailAccount(account="box", email="me@example.com", name="Mé Self")
+ACCOUNT = EmailAccount(account_id="box", email="me@example.com", name="Mé Self")
 
 
 def b64(data: bytes) -> str:
@@ -73,7 +73,8 @@ def test_wire_format_is_crlf_and_7bit_clean_with_rfc2047_names_and_subject():
     assert composed.envelope_from == "me@example.com"
     assert composed.envelope_to == ["zoe@example.com"]
     assert message["Message-ID"] == composed.message_id
-    assert composed.message_id.startswith("<") and composed.message_id.endswith("@example.com>")
+    assert composed.message_id.startswith("<")
+    assert composed.message_id.endswith("@example.com>")
 
 
 def test_an_internationalised_domain_is_written_as_punycode_in_headers_and_envelope():
@@ -98,8 +99,10 @@ def test_text_html_inline_image_and_attachment_make_the_smallest_mime_tree():
     assert related.get_content_type() == "multipart/related"
     html, image = related.get_payload()
     assert html.get_content_type() == "text/html"
-    assert image["Content-ID"] == "<logo>" and image.get_content() == png
-    assert attachment.get_filename() == "Résumé.pdf" and attachment.get_content() == pdf
+    assert image["Content-ID"] == "<logo>"
+    assert image.get_content() == png
+    assert attachment.get_filename() == "Résumé.pdf"
+    assert attachment.get_content() == pdf
     assert attachment.get_content_disposition() == "attachment"
     assert [p["MIME-Version"] for p in message.walk()].count("1.0") == 1
 
@@ -113,14 +116,16 @@ def test_html_only_and_attachment_only_messages():
         "attachments": [{"filename": "a.txt", "content": b"abc"}]}).raw)
     assert files_only["MIME-Version"] == "1.0"
     (part,) = [p for p in files_only.walk() if p.get_filename()]
-    assert part.get_content_type() == "text/plain" and part.get_content() == "abc"
+    assert part.get_content_type() == "text/plain"
+    assert part.get_content() == "abc"
 
 
 def test_bcc_stays_in_the_envelope_of_a_sent_message_and_in_the_headers_of_a_draft():
     fields = {"to": [{"address": "to@example.com"}], "bcc": [{"address": "hidden@example.com"}],
               "text": "x"}
     sent = compose.compose(ACCOUNT, fields)
-    assert "Bcc" not in parsed(sent.raw) and b"hidden" not in sent.raw
+    assert "Bcc" not in parsed(sent.raw)
+    assert b"hidden" not in sent.raw
     assert sent.envelope_to == ["to@example.com", "hidden@example.com"]
     draft = compose.compose(ACCOUNT, fields, for_sending=False)
     assert parsed(draft.raw)["Bcc"].addresses[0].addr_spec == "hidden@example.com"
@@ -136,7 +141,8 @@ def test_an_explicit_envelope_overrides_the_headers():
 def test_sending_without_recipients_is_a_400_but_a_draft_may_have_none():
     with pytest.raises(errors.ComposeError) as caught:
         compose.compose(ACCOUNT, {"subject": "x"})
-    assert (status_of(caught.value), caught.value.code) == (400, "NoRecipients")
+    assert status_of(caught.value) == 400
+    assert caught.value.code == "NoRecipients"
     assert compose.compose(ACCOUNT, {"subject": "x"}, for_sending=False).envelope_to == []
 
 
@@ -191,7 +197,8 @@ def test_reply_threads_addresses_the_sender_and_prefixes_the_subject():
     assert message["Subject"] == "Re: Lunch?"
     assert [a.addr_spec for a in message["To"].addresses] == ["ann@example.com"]
     assert "Cc" not in message
-    assert composed.reference.uid == 7 and composed.reference.action == "reply"
+    assert composed.reference.uid == 7
+    assert composed.reference.action == "reply"
     assert calls == [("MSGID", False, False)]  # not inline: no text fetched
 
 
@@ -228,10 +235,12 @@ def test_inline_reply_quotes_the_original_text_and_html():
         "reference": {"message": "M", "action": "reply", "inline": True},
         "text": "Yes!", "html": "<p>Yes!</p>"}, load=loader(original("reply"), calls)).raw)
     plain = text_of(message.get_body(("plain",)))
-    assert plain.startswith("Yes!\n\nOn ") and "Ann <ann@example.com> wrote:" in plain
+    assert plain.startswith("Yes!\n\nOn ")
+    assert "Ann <ann@example.com> wrote:" in plain
     assert "> Shall we?\n> At noon." in plain
     html = text_of(message.get_body(("html",)))
-    assert "<blockquote" in html and "<p>Shall we?</p>" in html
+    assert "<blockquote" in html
+    assert "<p>Shall we?</p>" in html
     assert calls == [("M", True, False)]
 
 
@@ -258,18 +267,22 @@ def test_inline_forward_quotes_the_header_block():
         "to": [{"address": "eve@example.com"}]}, load=loader(original("forward"))).raw)
     plain = text_of(message.get_body(("plain",)))
     assert "---------- Forwarded message ---------" in plain
-    assert "From: Ann <ann@example.com>" in plain and "Shall we?" in plain
+    assert "From: Ann <ann@example.com>" in plain
+    assert "Shall we?" in plain
     assert not [p for p in message.walk() if p.get_content_type() == "message/rfc822"]
 
 
 def test_raw_is_taken_as_is_for_a_draft_and_prepared_for_sending():
     raw = b"From: a@example.com\nTo: b@example.com\nBcc: c@example.com\nSubject: =?utf-8?q?h=C3=A9?=\n\nHi\n"
     draft = compose.compose(ACCOUNT, {"raw": raw}, for_sending=False)
-    assert draft.raw == raw.replace(b"\n", b"\r\n") and draft.message_id == ""
+    assert draft.raw == raw.replace(b"\n", b"\r\n")
+    assert draft.message_id == ""
     sent = compose.compose(ACCOUNT, {"raw": raw})
-    assert b"Bcc" not in sent.raw and sent.raw.startswith(b"Message-ID: <")
+    assert b"Bcc" not in sent.raw
+    assert sent.raw.startswith(b"Message-ID: <")
     assert sent.envelope_to == ["b@example.com", "c@example.com"]
-    assert sent.subject == "hé" and sent.envelope_from == "a@example.com"
+    assert sent.subject == "hé"
+    assert sent.envelope_from == "a@example.com"
 
 
 @pytest.mark.parametrize("data,field", [

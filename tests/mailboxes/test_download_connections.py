@@ -139,7 +139,8 @@ def test_thousands_of_downloads_give_every_connection_back(alice, mail_user, set
         started = time.monotonic()
         status, _, body = probe.get("/v1/accounts")
         took = time.monotonic() - started
-        assert status == 200 and json.loads(body)["total"] == 1
+        assert status == 200
+        assert json.loads(body)["total"] == 1
         print(f"GET /v1/accounts after the downloads: {took * 1000:.0f} ms")
         assert took < 1.0
         # Each request's one-thread executor ends with it; none is left behind (a few more
@@ -261,7 +262,8 @@ def test_a_client_that_leaves_mid_body_gives_the_connection_back_clean(
         leaving = http.client.HTTPConnection("127.0.0.1", web.port, timeout=60)
         leaving.request("GET", path, headers=client.headers)
         response = leaving.getresponse()
-        assert response.status == 200 and response.read(1024) == big[:1024]
+        assert response.status == 200
+        assert response.read(1024) == big[:1024]
         proxy.hold()
         wait_for(lambda: proxy.held_bytes > 0, timeout=30)  # a chunk's FETCH is in flight
         local_port = leaving.sock.getsockname()[1]
@@ -272,10 +274,12 @@ def test_a_client_that_leaves_mid_body_gives_the_connection_back_clean(
 
         connects = proxy.accepted
         status, _, body = Client(web.port, alice.token).get(path)
-        assert (status, len(body)) == (200, len(big)) and body == big
+        assert (status, len(body)) == (200, len(big))
+        assert body == big
         assert proxy.accepted == connects, "the left download's connection was not reusable"
         log = web.log()
-        assert "generator already executing" not in log and "Traceback" not in log, log
+        assert "generator already executing" not in log, log
+        assert "Traceback" not in log, log
     finally:
         web.stop()
         proxy.stop()

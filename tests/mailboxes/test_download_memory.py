@@ -20,6 +20,7 @@ import pytest
 from django.db import connection
 
 from mailboxes.sync.account import sync_account
+from tests.base import stop_process
 from tests.mailboxes.helpers import open_session, register
 from tests.mailboxes.test_parts_dovecot import BIG_SIZE, big_message
 from tests.servers import seed
@@ -109,16 +110,12 @@ def test_a_50_mb_attachment_streams_in_bounded_web_memory(alice, mail_user, sett
 
         status, headers, _ = _get(port, f"/v1/account/box/attachment/{attachment['id']}",
                                   alice.token, sink)
-        assert status == 200 and received == BIG_SIZE
+        assert status == 200
+        assert received == BIG_SIZE
         assert digest.hexdigest() == hashlib.sha256(payload).hexdigest()
         growth = peak - baseline
         print(f"web RSS {baseline / 2**20:.1f} MiB, peak growth {growth / 2**20:.1f} MiB "
               f"while streaming {BIG_SIZE / 2**20:.0f} MiB")
         assert growth < LIMIT, f"web process grew {growth / 2**20:.1f} MiB"
     finally:
-        web.terminate()
-        try:
-            web.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            web.kill()
-            web.wait()
+        stop_process(web)

@@ -32,8 +32,10 @@ def _run_once(account):
 
 
 def _assert_words(text: str):
-    assert isinstance(text, str) and text
-    assert "b'" not in text and 'b"' not in text, text
+    assert isinstance(text, str)
+    assert text
+    assert "b'" not in text, text
+    assert 'b"' not in text, text
 
 
 def test_a_wrong_password_reads_as_the_servers_words_in_last_error_events_and_verify(
@@ -45,7 +47,7 @@ def test_a_wrong_password_reads_as_the_servers_words_in_last_error_events_and_ve
 
     assert row.state == "authenticationError"
     [event] = events_of(account, "authenticationError")
-    shown = alice.client.get(f"/v1/account/{account.account}").json()["lastError"]
+    shown = alice.client.get(f"/v1/account/{account.account_id}").json()["lastError"]
     imap = {**mail_user.imap_settings(secure=False), "tls": {"rejectUnauthorized": False}}
     imap["auth"] = {**imap["auth"], "pass": "wrong-password"}
     verified = alice.client.post("/v1/verifyAccount", {"imap": imap}, format="json").json()
@@ -64,7 +66,7 @@ def one_subject_per_mailbox():
     IntegrityError from PostgreSQL in the middle of a sync."""
     with connection.cursor() as cursor:
         cursor.execute("CREATE UNIQUE INDEX test_one_subject_per_mailbox "
-                       "ON mailboxes_message (account_id, subject)")
+                       "ON mailboxes_message (email_account_id, subject)")
     yield
     with connection.cursor() as cursor:
         cursor.execute("DROP INDEX IF EXISTS test_one_subject_per_mailbox")
@@ -80,7 +82,7 @@ def test_a_database_error_during_sync_is_not_shown(alice, mail_user):
 
     assert row.state == "disconnected"
     assert row.last_error["error"] == wording.DATABASE_ERROR
-    shown = json.dumps(alice.client.get(f"/v1/account/{account.account}").json())
+    shown = json.dumps(alice.client.get(f"/v1/account/{account.account_id}").json())
     for internal in ("duplicate key", "violates", "unique constraint", "test_one_subject",
                      "mailboxes_message", "Same"):
         assert internal not in shown

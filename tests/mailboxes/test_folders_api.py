@@ -15,24 +15,22 @@ from emailapi.api.errors import status_of
 from emailapi.lib.errors import DomainError
 from mailboxes import folder_writes as folders
 from mailboxes import listing, uploading
-from mailboxes.command_pool import pool
 from mailboxes.models import Folder
 from mailboxes.sync.account import sync_account
-from tests.mailboxes.helpers import events_of, open_session, register
+from tests.mailboxes.helpers import events_of
 from tests.servers import seed
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def synced(alice, mail_user):
-    seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Hello")])
-    account = register(alice.tenant, mail_user, email="box@example.test")
-    session = open_session(account)
-    sync_account(session, account)
-    yield account, session
-    session.client.logout()
-    pool.close_all()
+def inbox_messages():
+    return [seed.make_message(subject="Hello")]
+
+
+@pytest.fixture
+def account_fields():
+    return {"email": "box@example.test"}
 
 
 def server_folders(mail_user) -> set[str]:
@@ -41,7 +39,7 @@ def server_folders(mail_user) -> set[str]:
 
 
 def indexed(account) -> set[str]:
-    return set(Folder.objects.filter(account=account).values_list("path", flat=True))
+    return set(Folder.objects.filter(email_account=account).values_list("path", flat=True))
 
 
 def mailbox_events(account) -> list[tuple[str, str]]:
@@ -50,12 +48,12 @@ def mailbox_events(account) -> list[tuple[str, str]]:
 
 
 def test_create_joins_segments_indexes_parents_and_raises_mailbox_new_once(synced, mail_user):
-    account, session = synced
+    account, session = synced.account, synced.session
     answer = folders.create_folder(account, ["Projects", "Größe 2026"])
     assert answer == {"path": "Projects/Größe 2026", "created": True}
     assert {"Projects", "Projects/Größe 2026"} <= server_folders(mail_user)
     assert {"Projects", "Projects/Größe 2026"} <= indexed(account)
-    child = Folder.objects.get(account=account, path="Projects/Größe 2026")
+    child = Folder.objects.get(email_account=account, path="Projects/Größe 2026")
     assert (child.name, child.parent_path, child.subscribed) == ("Größe 2026", "Projects", True)
     assert mailbox_events(account) == [("mailboxNew", "Projects"),
                                        ("mailboxNew", "Projects/Größe 2026")]
@@ -66,7 +64,7 @@ def test_create_joins_segments_indexes_parents_and_raises_mailbox_new_once(synce
 
 
 def test_rename_moves_children_keeps_message_ids_and_raises_each_event_once(synced, mail_user):
-    account, session = synced
+    account, session = synced.account, synced.session
     folders.create_folder(account, ["Old", "Sub"])
     uploaded = uploading.upload(account, "Old/Sub", {"raw": seed.make_message(subject="Kept")},
                                 [], None)  # leaves Old/Sub selected on the pooled connection
@@ -74,8 +72,10 @@ def test_rename_moves_children_keeps_message_ids_and_raises_each_event_once(sync
     answer = folders.rename_folder(account, "Old", ["New"])
     assert answer == {"path": "Old", "newPath": "New", "renamed": True}
     names = server_folders(mail_user)
-    assert {"New", "New/Sub"} <= names and not {"Old", "Old/Sub"} & names
-    assert {"New", "New/Sub"} <= indexed(account) and not {"Old", "Old/Sub"} & indexed(account)
+    assert {"New", "New/Sub"} <= names
+    assert not {"Old", "Old/Sub"} & names
+    assert {"New", "New/Sub"} <= indexed(account)
+    assert not {"Old", "Old/Sub"} & indexed(account)
     folder, row = listing.message_by_id(account, uploaded["id"])  # same id, new path
     assert (folder.path, row.subject) == ("New/Sub", "Kept")
     assert sorted(mailbox_events(account)[before:]) == sorted([
@@ -88,7 +88,7 @@ def test_rename_moves_children_keeps_message_ids_and_raises_each_event_once(sync
 
 
 def test_rename_refusals_change_nothing(synced, mail_user):
-    account, _ = synced
+    account = synced.account
     folders.create_folder(account, "Taken")
     folders.create_folder(account, "Mine")
     before = server_folders(mail_user), len(events_of(account))
@@ -103,13 +103,14 @@ def test_rename_refusals_change_nothing(synced, mail_user):
 
 
 def test_delete_of_the_selected_folder_indexes_it_gone_with_one_event(synced, mail_user):
-    account, session = synced
+    account, session = synced.account, synced.session
     folders.create_folder(account, "Scratch")
     uploading.upload(account, "Scratch", {"raw": seed.make_message(subject="Bye")}, [], None)
-    assert listing.page_of(Folder.objects.get(account=account, path="Scratch"), 0, 10,
+    assert listing.page_of(Folder.objects.get(email_account=account, path="Scratch"), 0, 10,
                            None)["total"] == 1
     assert folders.delete_folder(account, "Scratch") == {"path": "Scratch", "deleted": True}
-    assert "Scratch" not in server_folders(mail_user) and "Scratch" not in indexed(account)
+    assert "Scratch" not in server_folders(mail_user)
+    assert "Scratch" not in indexed(account)
     assert mailbox_events(account)[-1] == ("mailboxDeleted", "Scratch")
     count = len(events_of(account))
     uploading.upload(account, "Drafts", {"raw": seed.make_message()}, [], None)  # pool is fine
@@ -118,7 +119,7 @@ def test_delete_of_the_selected_folder_indexes_it_gone_with_one_event(synced, ma
 
 
 def test_delete_refusals_change_nothing(synced, mail_user):
-    account, _ = synced
+    account = synced.account
     folders.create_folder(account, ["Parent", "Child"])
     before = server_folders(mail_user), len(events_of(account))
     cases = [("INBOX", 400, "InboxProtected"), ("inbox", 400, "InboxProtected"),
@@ -132,13 +133,13 @@ def test_delete_refusals_change_nothing(synced, mail_user):
 
 
 def test_subscription_changes_reach_server_and_index(synced, mail_user):
-    account, _ = synced
+    account = synced.account
     folders.create_folder(account, "Quiet")
     assert folders.set_subscription(account, "Quiet", False) == {"path": "Quiet",
                                                                  "subscribed": False}
     with mail_user.imap_client() as other:
         assert "Quiet" not in {name for _, _, name in other.list_sub_folders()}
-    assert Folder.objects.get(account=account, path="Quiet").subscribed is False
+    assert Folder.objects.get(email_account=account, path="Quiet").subscribed is False
     with pytest.raises(DomainError) as caught:
         folders.set_subscription(account, "Nope", True)
     assert status_of(caught.value) == 404
@@ -150,7 +151,7 @@ BOX = "/v1/account/box"
 
 
 def test_the_routes_answer_emailengine_shapes_and_json_errors(alice, bob, synced, mail_user):
-    account, _ = synced
+    account = synced.account
     api = alice.client
     created = api.post(f"{BOX}/mailbox", {"path": ["Work", "2026"]}, format="json")
     assert (created.status_code, created.json()) == (200, {"path": "Work/2026",
@@ -180,13 +181,14 @@ def test_the_routes_answer_emailengine_shapes_and_json_errors(alice, bob, synced
         assert set(response.json()) >= {"error", "code", "statusCode"}
     for query, status in (("?path=INBOX", 400), ("?path=Nope", 404), ("", 400)):
         response = api.delete(f"{BOX}/mailbox{query}")
-        assert response.status_code == status and response.json()["statusCode"] == status
+        assert response.status_code == status
+        assert response.json()["statusCode"] == status
     assert bob.client.delete(f"{BOX}/mailbox?path=Work").status_code == 404
     assert (server_folders(mail_user), len(events_of(account))) == before
 
 
 def test_upload_route_stores_raw_and_structured_and_refuses_bad_input(alice, bob, synced):
-    account, _ = synced
+    account = synced.account
     api = alice.client
     raw = base64.b64encode(seed.make_message(subject="Raw draft")).decode()
     stored = api.post(f"{BOX}/message", {"path": "Drafts", "raw": raw, "flags": ["\\Draft"]},
@@ -194,11 +196,13 @@ def test_upload_route_stores_raw_and_structured_and_refuses_bad_input(alice, bob
     assert stored.status_code == 200, stored.json()
     assert set(stored.json()) == {"id", "path", "uid", "uidValidity", "messageId"}
     detail = api.get(f"{BOX}/message/{stored.json()['id']}").json()
-    assert detail["subject"] == "Raw draft" and detail["draft"] is True
+    assert detail["subject"] == "Raw draft"
+    assert detail["draft"] is True
     built = api.post(f"{BOX}/message", {"path": "\\Drafts", "subject": "Built",
                                         "to": [{"name": "Zoë", "address": "z@example.com"}],
                                         "html": "<b>hi</b>"}, format="json")
-    assert built.status_code == 200 and built.json()["path"] == "Drafts"
+    assert built.status_code == 200
+    assert built.json()["path"] == "Drafts"
     assert api.get(f"{BOX}/message/{built.json()['id']}").json()["to"][0]["name"] == "Zoë"
     count = len(events_of(account))
     refusals = [

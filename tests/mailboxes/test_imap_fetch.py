@@ -176,7 +176,8 @@ def test_fetch_flags_changedsince_returns_only_the_changed_uid(client, other, se
     uids = sorted(seeded[1].values())
     highest = max(m.modseq for m in fetch.fetch_meta(client, "1:*"))
     changes, vanished = fetch.fetch_flags(client, "1:*")
-    assert [c.uid for c in changes] == uids and vanished == []
+    assert [c.uid for c in changes] == uids
+    assert vanished == []
     other.add_flags([uids[2]], [b"\\Seen", b"$Forwarded"])
     client.noop()  # Dovecot answers from the view synced after our previous command
     changes, vanished = fetch.fetch_flags(client, "1:*", changedsince=highest)

@@ -66,10 +66,13 @@ def test_gmail_response_with_extension_items():
     assert meta.bcc == []
     assert meta.date == datetime(1996, 7, 17, 2, 23, 25, tzinfo=timezone(timedelta(hours=-7)))
     assert meta.message_id == "<B27397-0100000@cac.washington.edu>"
-    assert meta.in_reply_to is None and meta.references == []
+    assert meta.in_reply_to is None
+    assert meta.references == []
     assert meta.text_parts == [Part("1", "text/plain", 3028, encoding="7bit", charset="us-ascii")]
-    assert meta.has_attachments is False and meta.attachments == []
-    assert meta.email_id is None and meta.thread_id is None
+    assert meta.has_attachments is False
+    assert meta.attachments == []
+    assert meta.email_id is None
+    assert meta.thread_id is None
 
 
 def test_objectid_items():
@@ -176,7 +179,8 @@ def test_multipart_mixed_bodystructure():
 def test_single_part_attachment_and_nested_numbering():
     single = b'("application" "pdf" ("name" "a.pdf") NIL NIL "base64" 10 NIL ("attachment" NIL) NIL NIL)'
     attachments, texts = parse.parse_bodystructure(parse.parse_tokens(single)[0])
-    assert texts == [] and [(p.part, p.filename) for p in attachments] == [("1", "a.pdf")]
+    assert texts == []
+    assert [(p.part, p.filename) for p in attachments] == [("1", "a.pdf")]
     nested = parse.parse_tokens(
         b'((("text" "plain" NIL NIL NIL "7bit" 1 1)(("text" "html" NIL NIL NIL "7bit" 1 1)'
         b'("image" "jpeg" NIL "<c@d>" NIL "base64" 5) "related") "alternative")'
@@ -254,7 +258,8 @@ def test_dates(raw, expected):
 
 def test_garbage_date_in_an_envelope():
     meta = meta_of(b'* 1 FETCH (UID 1 ENVELOPE ("next tuesday-ish" "s" NIL NIL NIL NIL NIL NIL NIL NIL))\r\n')
-    assert meta.date is None and meta.subject == "s"
+    assert meta.date is None
+    assert meta.subject == "s"
 
 
 def test_internaldate():
@@ -284,7 +289,8 @@ def test_sequence_sets():
     assert [n for n in range(1, 13) if n in wanted] == [1, 2, 3, 5, 10, 11, 12]
     assert 9 not in parse.SequenceSet("10:*")  # the RFC 3501 "n:* includes the maximum" quirk
     assert 7 in parse.SequenceSet("*:4")
-    assert 123 in parse.SequenceSet("*") and 1 in parse.SequenceSet("$")
+    assert 123 in parse.SequenceSet("*")
+    assert 1 in parse.SequenceSet("$")
     assert parse.expand_sequence_set(b"1:3,7,9:8") == [1, 2, 3, 7, 8, 9]
     assert parse.expand_sequence_set("4:*,x,2") == [2]
 
@@ -293,7 +299,8 @@ def test_unsolicited_and_uidless_responses():
     assert parse.message_meta(parse.parse_fetch(b"* 3 FETCH (FLAGS (\\Seen))")[1]) is None
     assert parse.flag_change(parse.parse_fetch(b"* 3 FETCH (UID 8)")[1]) is None
     seq, items = parse.parse_fetch(b"* 3 FETCH (UID 8 FLAGS (\\Deleted \\*) MODSEQ (99) X-UNKNOWN (a (b)))")
-    assert seq == 3 and items["X-UNKNOWN"] == [b"a", [b"b"]]
+    assert seq == 3
+    assert items["X-UNKNOWN"] == [b"a", [b"b"]]
     assert parse.flag_change(items) == FlagChange(8, ("\\Deleted", "\\*"), 99)
 
 

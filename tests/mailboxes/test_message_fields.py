@@ -36,8 +36,8 @@ def _meta(uid: int, **overrides) -> MessageMeta:
 
 @pytest.fixture
 def inbox(alice) -> Folder:
-    account = EmailAccount.objects.create(tenant=alice.tenant, account="fields")
-    folder = Folder.objects.create(account=account, path="INBOX", name="INBOX", number=1,
+    account = EmailAccount.objects.create(tenant=alice.tenant, account_id="fields")
+    folder = Folder.objects.create(email_account=account, path="INBOX", name="INBOX", number=1,
                                    uidvalidity=7, uidnext=10, synced_uidnext=10,
                                    backfill_below=0, messages=2)
     index.add_messages(folder, [_meta(3), _meta(4, message_id=None, in_reply_to=None,

@@ -8,28 +8,18 @@ from __future__ import annotations
 
 import pytest
 
-from mailboxes.command_pool import pool
 from mailboxes.sync.account import sync_account
-from tests.mailboxes.helpers import events_of, open_session, register
+from tests.mailboxes.helpers import events_of, server_subjects
 from tests.servers import seed
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 BOX = "/v1/account/box"
 
 
 @pytest.fixture
-def synced(alice, mail_user):
-    uids = seed.seed_mailbox(mail_user, messages=[
-        seed.make_message(subject=f"Message {n}") for n in range(3)])
-    account = register(alice.tenant, mail_user)
-    session = open_session(account)
-    sync_account(session, account)
-    listed = alice.client.get(f"{BOX}/messages?path=INBOX").json()["messages"]
-    by_uid = {m["uid"]: m["id"] for m in listed}
-    yield account, session, [by_uid[uid] for uid in uids], uids
-    session.client.logout()
-    pool.close_all()
+def inbox_messages():
+    return [seed.make_message(subject=f"Message {n}") for n in range(3)]
 
 
 def server_flags(mail_user, folder: str, uid: int) -> set[str]:
@@ -39,20 +29,13 @@ def server_flags(mail_user, folder: str, uid: int) -> set[str]:
     return {f.decode() for f in found.get(uid, ())} - {"\\Recent"}
 
 
-def server_subjects(mail_user, folder: str) -> list[str]:
-    with mail_user.imap_client() as other:
-        other.select_folder(folder, readonly=True)
-        uids = other.search("ALL")
-        fetched = other.fetch(uids, ["ENVELOPE"]) if uids else {}
-    return sorted(v[b"ENVELOPE"].subject.decode() for v in fetched.values())
-
-
 def event_kinds(account) -> list[str]:
     return [e.event for e in events_of(account) if e.event.startswith("message")]
 
 
 def test_flags_add_and_delete_reach_server_index_and_outbox_once(alice, synced, mail_user):
-    account, session, ids, uids = synced
+    account, session, ids, uids = (synced.account, synced.session, synced.ids,
+                                  synced.uids)
     response = alice.client.put(f"{BOX}/message/{ids[0]}",
                                 {"flags": {"add": ["\\Seen", "\\Flagged", "$Work"]}},
                                 format="json")
@@ -61,7 +44,9 @@ def test_flags_add_and_delete_reach_server_index_and_outbox_once(alice, synced, 
     assert server_flags(mail_user, "INBOX", uids[0]) >= {"\\Seen", "\\Flagged", "$Work"}
     row = alice.client.get(f"{BOX}/messages?path=INBOX").json()["messages"]
     first = next(m for m in row if m["id"] == ids[0])
-    assert first["unseen"] is False and first["flagged"] is True and "$Work" in first["flags"]
+    assert first["unseen"] is False
+    assert first["flagged"] is True
+    assert "$Work" in first["flags"]
     response = alice.client.put(f"{BOX}/message/{ids[0]}",
                                 {"flags": {"delete": ["\\Flagged"]}}, format="json")
     assert response.json() == {"flags": {"delete": True}}
@@ -73,7 +58,7 @@ def test_flags_add_and_delete_reach_server_index_and_outbox_once(alice, synced, 
 
 
 def test_bad_flags_are_refused_and_change_nothing(alice, synced, mail_user):
-    _, _, ids, uids = synced
+    ids, uids = synced.ids, synced.uids
     for flags in ({"add": ["bad flag"]}, {"add": ["x\r\nA1 LOGOUT"]}, {"add": ["(x"]},
                   {"add": ["\\Recent"]}, {"add": [1]}, {"set": ["a"], "add": ["b"]},
                   {"add": ['"q"']}, {"add": ["{5}"]}):
@@ -84,35 +69,41 @@ def test_bad_flags_are_refused_and_change_nothing(alice, synced, mail_user):
 
 
 def test_labels_on_a_server_without_them_are_a_400(alice, synced):
-    _, _, ids, _ = synced
+    ids = synced.ids
     response = alice.client.put(f"{BOX}/message/{ids[0]}", {"labels": {"add": ["x"]}},
                                 format="json")
-    assert response.status_code == 400 and response.json()["code"] == "LabelsUnsupported"
+    assert response.status_code == 400
+    assert response.json()["code"] == "LabelsUnsupported"
 
 
 def test_move_returns_the_new_id_and_raises_one_message_moved(alice, synced, mail_user):
-    account, session, ids, uids = synced
+    account, session, ids = synced.account, synced.session, synced.ids
     response = alice.client.put(f"{BOX}/message/{ids[1]}/move", {"path": "Archive"},
                                 format="json")
     assert response.status_code == 200, response.json()
     moved = response.json()
-    assert moved["path"] == "Archive" and moved["uid"] and moved["id"] != ids[1]
+    assert moved["path"] == "Archive"
+    assert moved["uid"]
+    assert moved["id"] != ids[1]
     assert server_subjects(mail_user, "Archive") == ["Message 1"]
     assert server_subjects(mail_user, "INBOX") == ["Message 0", "Message 2"]
     archive = alice.client.get(f"{BOX}/messages?path=Archive").json()
-    assert [m["id"] for m in archive["messages"]] == [moved["id"]] and archive["total"] == 1
+    assert [m["id"] for m in archive["messages"]] == [moved["id"]]
+    assert archive["total"] == 1
     inbox = alice.client.get(f"{BOX}/messages?path=INBOX").json()
-    assert ids[1] not in [m["id"] for m in inbox["messages"]] and inbox["total"] == 2
+    assert ids[1] not in [m["id"] for m in inbox["messages"]]
+    assert inbox["total"] == 2
     assert alice.client.get(f"{BOX}/message/{ids[1]}").status_code == 404
     assert alice.client.get(f"{BOX}/message/{moved['id']}").json()["subject"] == "Message 1"
     sync_account(session, account)
     assert event_kinds(account) == ["messageMoved"]
     event = events_of(account, "messageMoved")[0].data
-    assert event["source"]["id"] == ids[1] and event["destination"]["id"] == moved["id"]
+    assert event["source"]["id"] == ids[1]
+    assert event["destination"]["id"] == moved["id"]
 
 
 def test_copy_keeps_the_source_and_raises_one_message_new(alice, synced, mail_user):
-    account, session, ids, _ = synced
+    account, session, ids = synced.account, synced.session, synced.ids
     response = alice.client.put(f"{BOX}/message/{ids[2]}/copy", {"path": "\\Archive"},
                                 format="json")
     assert response.status_code == 200, response.json()
@@ -124,16 +115,17 @@ def test_copy_keeps_the_source_and_raises_one_message_new(alice, synced, mail_us
 
 
 def test_move_to_a_missing_folder_is_a_404_naming_it(alice, synced, mail_user):
-    _, _, ids, _ = synced
+    ids = synced.ids
     response = alice.client.put(f"{BOX}/message/{ids[0]}/move", {"path": "Nowhere/Deep"},
                                 format="json")
-    assert response.status_code == 404 and "Nowhere/Deep" in response.json()["error"]
+    assert response.status_code == 404
+    assert "Nowhere/Deep" in response.json()["error"]
     assert server_subjects(mail_user, "INBOX") == ["Message 0", "Message 1", "Message 2"]
 
 
 def test_move_to_a_folder_deleted_on_the_server_is_a_404(alice, synced, mail_user):
     """The index still lists the folder; the server's NO [TRYCREATE] is the truth."""
-    account, session, ids, _ = synced
+    account, session, ids = synced.account, synced.session, synced.ids
     with mail_user.imap_client() as other:
         other.create_folder("Projects")
     sync_account(session, account)
@@ -141,16 +133,18 @@ def test_move_to_a_folder_deleted_on_the_server_is_a_404(alice, synced, mail_use
         other.delete_folder("Projects")
     response = alice.client.put(f"{BOX}/message/{ids[0]}/move", {"path": "Projects"},
                                 format="json")
-    assert response.status_code == 404 and response.json()["code"] == "MailboxNotFound"
+    assert response.status_code == 404
+    assert response.json()["code"] == "MailboxNotFound"
     assert server_subjects(mail_user, "INBOX") == ["Message 0", "Message 1", "Message 2"]
 
 
 def test_delete_moves_to_trash_then_force_expunges(alice, synced, mail_user):
-    account, session, ids, _ = synced
+    account, session, ids = synced.account, synced.session, synced.ids
     response = alice.client.delete(f"{BOX}/message/{ids[0]}")
     assert response.status_code == 200, response.json()
     body = response.json()
-    assert body["deleted"] is False and body["moved"]["destination"] == "Trash"
+    assert body["deleted"] is False
+    assert body["moved"]["destination"] == "Trash"
     assert server_subjects(mail_user, "Trash") == ["Message 0"]
     in_trash = body["moved"]["message"]
     second = alice.client.delete(f"{BOX}/message/{in_trash}")  # already in Trash: expunge
@@ -166,7 +160,7 @@ def test_delete_moves_to_trash_then_force_expunges(alice, synced, mail_user):
 
 def test_a_message_that_vanished_meanwhile_is_a_404_and_nothing_else_changes(
         alice, synced, mail_user):
-    _, _, ids, uids = synced
+    ids, uids = synced.ids, synced.uids
     with mail_user.imap_client() as other:  # another client expunges it first
         other.select_folder("INBOX")
         other.add_flags([uids[0]], [b"\\Deleted"])
@@ -183,13 +177,19 @@ def test_a_message_that_vanished_meanwhile_is_a_404_and_nothing_else_changes(
     assert server_flags(mail_user, "INBOX", uids[1]) == set()
 
 
-def test_another_tenant_cannot_change_anything(bob, synced, mail_user):
-    _, _, ids, _ = synced
-    assert bob.client.put(f"{BOX}/message/{ids[0]}", {"flags": {"add": ["\\Seen"]}},
-                          format="json").status_code == 404
-    assert bob.client.put(f"{BOX}/message/{ids[0]}/move", {"path": "Archive"},
-                          format="json").status_code == 404
-    assert bob.client.delete(f"{BOX}/message/{ids[0]}").status_code == 404
-    assert bob.client.put(f"{BOX}/messages?path=INBOX", {"ids": ids, "update": {
-        "flags": {"add": ["\\Seen"]}}}, format="json").status_code == 404
+def test_another_tenant_cannot_change_anything(outsider, synced, mail_user):
+    """The outsider's own account is also called ``box``: Alice's ids are not found in it."""
+    ids = synced.ids
+    other = outsider.client
+    assert other.put(f"{BOX}/message/{ids[0]}", {"flags": {"add": ["\\Seen"]}},
+                     format="json").status_code == 404
+    assert other.put(f"{BOX}/message/{ids[0]}/move", {"path": "Archive"},
+                     format="json").status_code == 404
+    assert other.delete(f"{BOX}/message/{ids[0]}").status_code == 404
+    bulk = other.put(f"{BOX}/messages?path=INBOX", {"ids": ids, "update": {
+        "flags": {"add": ["\\Seen"]}}}, format="json")
+    assert bulk.status_code == 400
+    assert bulk.json()["code"] == "MessageNotInMailbox"
     assert server_subjects(mail_user, "INBOX") == ["Message 0", "Message 1", "Message 2"]
+    assert server_flags(mail_user, "INBOX", synced.uids[0]) == set()
+    assert server_subjects(outsider.mail_user, "INBOX") == ["Outsider's own"]

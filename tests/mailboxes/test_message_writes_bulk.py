@@ -72,14 +72,17 @@ def test_bulk_move_by_ids_and_bulk_delete_by_search(alice, small, mail_user):
                              {"ids": ids[:2], "path": "Archive"}, format="json")
     assert moved.status_code == 200, moved.json()
     body = moved.json()
-    assert body["matched"] == 2 and body["moved"] == 2 and body["path"] == "Archive"
+    assert body["matched"] == 2
+    assert body["moved"] == 2
+    assert body["path"] == "Archive"
     assert sorted(old for old, _ in body["idMap"]) == sorted(ids[:2])
     archive = alice.client.get(f"{BOX}/messages?path=Archive").json()["messages"]
     assert sorted(m["id"] for m in archive) == sorted(new for _, new in body["idMap"])
     deleted = alice.client.post(f"{BOX}/messages/delete?path=INBOX",
                                 {"search": {"subject": "Note 5"}}, format="json")
     assert deleted.status_code == 200, deleted.json()
-    assert deleted.json()["deleted"] is False and deleted.json()["moved"]["moved"] == 1
+    assert deleted.json()["deleted"] is False
+    assert deleted.json()["moved"]["moved"] == 1
     forced = alice.client.put(f"{BOX}/messages/delete?path=INBOX",
                               {"ids": ids[2:4], "force": True}, format="json")
     assert forced.json() == {"deleted": True, "matched": 2, "expunged": 2}
@@ -93,7 +96,7 @@ def test_bulk_move_by_ids_and_bulk_delete_by_search(alice, small, mail_user):
     assert kinds == ["messageDeleted"] * 2 + ["messageMoved"] * 3
 
 
-def test_bulk_requests_are_checked_before_anything_changes(alice, bob, small, mail_user):
+def test_bulk_requests_are_checked_before_anything_changes(alice, outsider, small, mail_user):
     _, _, ids = small
     cases = [
         ({"ids": ids, "search": {"seen": False}, "path": "Archive"}, 400),  # both
@@ -107,8 +110,12 @@ def test_bulk_requests_are_checked_before_anything_changes(alice, bob, small, ma
         assert response.status_code == expected, (body, response.json())
     assert alice.client.put(f"{BOX}/messages/move?path=Nope", {"ids": ids, "path": "Archive"},
                             format="json").status_code == 404
-    assert bob.client.post(f"{BOX}/messages/delete?path=INBOX", {"ids": ids},
-                           format="json").status_code == 404
+    foreign = outsider.client.post(f"{BOX}/messages/delete?path=INBOX", {"ids": ids},
+                                   format="json")
+    assert foreign.status_code == 404
+    with outsider.mail_user.imap_client() as other:
+        other.select_folder("INBOX", readonly=True)
+        assert len(other.search("ALL")) == 1
     with mail_user.imap_client() as other:
         other.select_folder("INBOX", readonly=True)
         assert len(other.search("ALL")) == 6

@@ -220,7 +220,8 @@ def test_it_parses_the_named_seed_messages():
     messages = seed.build_named_messages()
     plain = parts.parse_message(messages["plain"])
     assert plain.plain == "Hi Bob,\n\njust plain ASCII text.\n\n-- \nAlice\n"
-    assert plain.html is None and plain.attachments == []
+    assert plain.html is None
+    assert plain.attachments == []
     headers = {h["key"]: h["value"] for h in plain.headers}
     assert headers["Subject"] == seed.SUBJECTS["plain"]
     assert headers["Message-ID"] == seed.MESSAGE_IDS["plain"]

@@ -143,7 +143,8 @@ def test_it_finds_the_text_parts_itself_when_the_index_has_none(client, mailbox)
         text = parts.fetch_text(client, mailbox[2][name], [], "*", None)
         assert text["plain"].startswith(expected)
     text = parts.fetch_text(client, mailbox[2]["alternative"], [], "html", None)
-    assert text["html"].startswith("<html>") and text["plain"] is None
+    assert text["html"].startswith("<html>")
+    assert text["plain"] is None
 
 
 @pytest.mark.parametrize("name", ["long_base64", "long_qp", "russian_qp", "japanese"])
@@ -167,7 +168,8 @@ def test_it_reports_has_more_when_any_part_is_cut(client, mailbox):
     uid = mailbox[2]["long_base64"]
     text = read(client, uid, "*", 3000)
     assert text["hasMore"] is True
-    assert LONG_TEXT.startswith(text["plain"]) and text["html"].startswith("<pre>Zeile 0")
+    assert LONG_TEXT.startswith(text["plain"])
+    assert text["html"].startswith("<pre>Zeile 0")
 
 
 def test_it_never_sets_seen(client, mailbox):

@@ -5,34 +5,30 @@ from __future__ import annotations
 
 import pytest
 
-from mailboxes.command_pool import pool
-from mailboxes.sync.account import sync_account
-from tests.mailboxes.helpers import open_session, register
 from tests.servers import seed
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 INJECTIONS = ['x"\r\nA1 DELETE INBOX\r\n', "a) (ALL", "{5}\r\nhello", "*", "\\\"", "%",
               'BODY "x" OR ALL', "a\nb"]
 
 
 @pytest.fixture
-def synced(alice, mail_user):
-    named = seed.build_named_messages()
-    uids = dict(zip(named, seed.seed_mailbox(mail_user, messages=list(named.values())),
-                    strict=True))
-    with mail_user.imap_client() as other:
-        other.select_folder("INBOX")
-        other.add_flags([uids["plain"], uids["reply"]], [b"\\Seen"])
-        other.add_flags([uids["alternative"]], [b"\\Flagged"])
-    seed.seed_mailbox(mail_user, folder="Archive",
-                      messages=[seed.make_message(subject="Archived invoice")])
-    account = register(alice.tenant, mail_user)
-    session = open_session(account)
-    sync_account(session, account)
-    session.client.logout()
-    yield account, uids
-    pool.close_all()
+def inbox_messages():
+    return seed.build_named_messages()
+
+
+@pytest.fixture
+def before_sync():
+    def flag_and_file(mail_user, uids):
+        uid = dict(zip(seed.build_named_messages(), uids, strict=True))
+        with mail_user.imap_client() as other:
+            other.select_folder("INBOX")
+            other.add_flags([uid["plain"], uid["reply"]], [b"\\Seen"])
+            other.add_flags([uid["alternative"]], [b"\\Flagged"])
+        seed.seed_mailbox(mail_user, folder="Archive",
+                          messages=[seed.make_message(subject="Archived invoice")])
+    return flag_and_file
 
 
 def uids_of(response) -> list[int]:
@@ -41,7 +37,7 @@ def uids_of(response) -> list[int]:
 
 
 def test_post_search_on_the_server(alice, synced):
-    _, uids = synced
+    uids = synced.uid_of
     search = lambda criteria: alice.client.post(  # noqa: E731
         "/v1/account/box/search?path=INBOX", {"search": criteria}, format="json")
     assert uids_of(search({"subject": "Grüße"})) == [uids["unicode"]]
@@ -53,11 +49,12 @@ def test_post_search_on_the_server(alice, synced):
     assert len(uids_of(search({"not": {"seen": True}}))) == 4
     assert len(uids_of(search({}))) == 6
     page = search({}).json()
-    assert page["total"] == 6 and page["pages"] == 1
+    assert page["total"] == 6
+    assert page["pages"] == 1
 
 
 def test_get_search_with_bracket_parameters(alice, synced):
-    _, uids = synced
+    uids = synced.uid_of
     response = alice.client.get("/v1/account/box/search", {
         "path": "INBOX", "search[seen]": "false", "search[flagged]": "true", "pageSize": "5"})
     assert uids_of(response) == [uids["alternative"]]
@@ -93,16 +90,18 @@ def test_bad_criteria_are_400_with_the_field(alice, synced):
                                      format="json")
         assert response.status_code == 400, criteria
         body = response.json()
-        assert body["code"] == "InputValidationError" and field in body["details"], body
+        assert body["code"] == "InputValidationError", body
+        assert field in body["details"], body
     assert alice.client.post("/v1/account/box/search", {"search": {}},
                              format="json").status_code == 400  # IMAP needs a path
     missing = alice.client.post("/v1/account/box/search?path=Nope", {"search": {}},
                                 format="json")
-    assert missing.status_code == 404 and missing.json()["code"] == "MailboxNotFound"
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "MailboxNotFound"
 
 
 def test_index_search_in_one_folder_or_all(alice, synced):
-    _, uids = synced
+    uids = synced.uid_of
     url = "/v1/account/box/search?source=index"
     inbox = alice.client.post(url + "&path=INBOX", {"search": {"subject": "RECHNUNG"}},
                               format="json")
@@ -115,11 +114,12 @@ def test_index_search_in_one_folder_or_all(alice, synced):
                               format="json")
     assert uids_of(flags) == [uids["alternative"]]
     body = alice.client.post(url, {"search": {"body": "x"}}, format="json")
-    assert body.status_code == 400 and body.json()["code"] == "NotIndexable"
+    assert body.status_code == 400
+    assert body.json()["code"] == "NotIndexable"
 
 
 def test_threads_list_and_one_thread(alice, synced):
-    _, uids = synced
+    uids = synced.uid_of
     listed = alice.client.get("/v1/account/box/threads").json()
     threads = {t["subject"]: t for t in listed["threads"]}
     plain = threads[seed.SUBJECTS["plain"]]
@@ -131,10 +131,18 @@ def test_threads_list_and_one_thread(alice, synced):
     assert alice.client.get("/v1/account/box/thread/nope").status_code == 404
 
 
-def test_another_tenant_cannot_search_or_list_threads(bob, synced):
+def test_another_tenant_cannot_search_or_list_threads(bob, outsider, synced):
     assert bob.client.post("/v1/account/box/search?path=INBOX", {"search": {}},
                            format="json").status_code == 404
     assert bob.client.get("/v1/account/box/threads").status_code == 404
+    # The outsider's own account is "box" too: it finds its own message, none of Alice's.
+    found = outsider.client.post("/v1/account/box/search?path=INBOX", {"search": {}},
+                                 format="json")
+    assert found.status_code == 200
+    assert [m["subject"] for m in found.json()["messages"]] == ["Outsider's own"]
+    threads = outsider.client.get("/v1/account/box/threads")
+    assert threads.status_code == 200
+    assert threads.json()["total"] == 1
 
 
 def test_a_search_right_after_another_sees_mail_that_arrived_between(alice, synced, mail_user):
@@ -151,7 +159,7 @@ def test_index_search_takes_every_indexed_field(alice, synced):
     """``emailId``, ``threadId``, ``messageId`` and ``hasAttachments`` (the README's list),
     alone, inside ``or``/``not`` and in the GET form; each names the messages the listing
     shows with that value."""
-    _, uids = synced
+    uids = synced.uid_of
     listed = {m["uid"]: m for m in alice.client.get(
         "/v1/account/box/messages?path=INBOX").json()["messages"]}
     target = listed[uids["attachments"]]
@@ -192,7 +200,8 @@ def test_bad_index_field_values_are_400_with_the_field(alice, synced, criteria, 
 
     assert response.status_code == 400, response.json()
     body = response.json()
-    assert body["code"] == "InputValidationError" and field in body["details"], body
+    assert body["code"] == "InputValidationError", body
+    assert field in body["details"], body
     assert body["details"][field] != ["Unknown field"]
 
 
@@ -209,7 +218,8 @@ def test_index_only_fields_on_a_server_search_are_400_naming_source_index(
 
     assert response.status_code == 400, response.json()
     body = response.json()
-    assert body["code"] == "InputValidationError" and field in body["details"], body
+    assert body["code"] == "InputValidationError", body
+    assert field in body["details"], body
     assert "source=index" in body["details"][field][0]
 
 
@@ -224,5 +234,6 @@ def test_a_malformed_bracket_criterion_is_a_400(alice, synced, key):
 
     assert response.status_code == 400, response.json()
     body = response.json()
-    assert body["code"] == "InputValidationError" and body["statusCode"] == 400, body
+    assert body["code"] == "InputValidationError", body
+    assert body["statusCode"] == 400, body
     assert any(name.startswith("search") for name in body["details"]), body

@@ -7,10 +7,8 @@ import re
 
 import pytest
 
-from mailboxes.command_pool import pool
-from mailboxes.sync.account import sync_account
 from tests.base import api_client
-from tests.mailboxes.helpers import events_of, open_session, register
+from tests.mailboxes.helpers import events_of
 from tests.servers import seed
 from webhooks.models import Event
 
@@ -18,16 +16,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def synced(alice, mail_user):
-    named = seed.build_named_messages()
-    seed.seed_mailbox(mail_user, messages=list(named.values()))
-    account = register(alice.tenant, mail_user)
-    session = open_session(account)
-    sync_account(session, account)
-    session.client.logout()
-    listed = alice.client.get("/v1/account/box/messages?path=INBOX&pageSize=100").json()
-    yield account, listed["messages"]
-    pool.close_all()
+def inbox_messages():
+    return seed.build_named_messages()
 
 
 def _server_flags(mail_user) -> dict:
@@ -39,7 +29,7 @@ def _server_flags(mail_user) -> dict:
 
 
 def test_a_read_token_cannot_mark_a_message_seen(alice, synced, mail_user):
-    account, messages = synced
+    account, messages = synced.account, synced.listing()
     reader = alice.client_with("read")
     message = messages[0]
     url = f"/v1/account/box/message/{message['id']}"
@@ -48,7 +38,8 @@ def test_a_read_token_cannot_mark_a_message_seen(alice, synced, mail_user):
         response = reader.get(url, {"markAsSeen": value})
         assert response.status_code == 403, value
         body = response.json()
-        assert body["code"] == "InsufficientScope" and body["statusCode"] == 403
+        assert body["code"] == "InsufficientScope"
+        assert body["statusCode"] == 403
         assert "markAsSeen" in body["error"]
         # HEAD runs the GET handler: it must be refused the same way.
         assert reader.head(url, {"markAsSeen": value}).status_code == 403, value
@@ -64,7 +55,7 @@ def test_a_read_token_cannot_mark_a_message_seen(alice, synced, mail_user):
 def test_no_get_route_changes_anything_for_a_read_token(alice, synced, mail_user):
     """Every GET of the OpenAPI document, with every boolean option switched on, called with a
     read token: nothing on the server or in the index changes and no event is raised."""
-    _, messages = synced
+    messages = synced.listing()
     reader = alice.client_with("read")
     with_attachments = next(m for m in messages if m["hasAttachments"])
     detail = alice.client.get(f"/v1/account/box/message/{with_attachments['id']}").json()
@@ -100,7 +91,7 @@ def test_no_get_route_changes_anything_for_a_read_token(alice, synced, mail_user
 def test_a_read_token_may_search_by_post_but_not_write(alice, synced, mail_user):
     """POST .../search only reads (EmailEngine's clients search with POST): a read token may;
     a write by POST stays refused."""
-    account, messages = synced
+    messages = synced.listing()
     reader = alice.client_with("read")
     found = reader.post("/v1/account/box/search?path=INBOX",
                         {"search": {"uid": str(messages[0]["uid"])}}, format="json")
@@ -108,4 +99,5 @@ def test_a_read_token_may_search_by_post_but_not_write(alice, synced, mail_user)
     assert [m["id"] for m in found.json()["messages"]] == [messages[0]["id"]]
     refused = reader.post("/v1/account/box/mailbox", {"path": ["Made by a reader"]},
                           format="json")
-    assert refused.status_code == 403 and refused.json()["code"] == "InsufficientScope"
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "InsufficientScope"

@@ -13,13 +13,10 @@ import pytest
 from accounts import services
 from mailboxes import connection_settings, sending, smtp
 from mailboxes.models import OutboxEntry
-from tests.accounts.oauth2_helpers import provider
 from tests.mailboxes.sending_helpers import queue
 from tests.servers.smtp import SmtpServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-FIXTURES = (provider,)  # the local OAuth2 provider, shared with the OAuth2 tests (by name)
 
 SENDER = "sender@example.test"
 BAD_TOKEN = "at-never-issued-by-the-provider-3f9c"
@@ -82,7 +79,8 @@ def test_a_refused_token_is_a_permanent_auth_failure_that_never_shows_the_token(
     with pytest.raises(sending.SendFailure) as caught:
         sending.transmit(entry)
     failure = caught.value
-    assert failure.auth and failure.permanent
+    assert failure.auth
+    assert failure.permanent
     assert failure.code == smtp.SmtpAuthenticationFailed.code
     assert failure.response_code == 535
     assert fresh_smtp.logins == [(mechanism, SENDER, False)]
@@ -109,5 +107,6 @@ def test_an_expired_token_is_refused_too(alice, provider, fresh_smtp):
     provider.expire_access_tokens()
     with pytest.raises(smtp.SmtpAuthenticationFailed) as caught:
         smtp.connect(settings_)
-    assert caught.value.response_code == 535 and token not in str(caught.value)
+    assert caught.value.response_code == 535
+    assert token not in str(caught.value)
     assert [ok for _, _, ok in fresh_smtp.logins] == [True, False]

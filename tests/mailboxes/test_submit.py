@@ -10,18 +10,12 @@ from tests.mailboxes.helpers import events_of
 from tests.mailboxes.sending_helpers import (
     b64,
     raw_message,
-    sending_account,
     sync,
     work_send_queue,
 )
 from tests.servers import seed
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def account(alice, smtp_user, smtp_server):
-    return sending_account(alice.tenant, smtp_user, smtp_server)
 
 
 def _submit(client, body, account_id="box"):
@@ -43,15 +37,18 @@ def test_a_plain_send_arrives_with_its_headers_and_envelope_and_lands_in_sent(
     assert received.mail_from == "me@example.test"
     assert received.rcpt_tos == ["bob@example.test", "carol@example.test", "dave@example.test"]
     message = received.message
-    assert message["Subject"] == "Lunch?" and message["Message-ID"] == body["messageId"]
+    assert message["Subject"] == "Lunch?"
+    assert message["Message-ID"] == body["messageId"]
     assert message["Bcc"] is None, "Bcc recipients get the mail, not the header"
     assert "this is a test message" in message.get_content()
 
     listed = alice.client.get("/v1/account/box/messages?path=\\Sent").json()["messages"]
     assert [m["messageId"] for m in listed] == [body["messageId"]]
     entry = alice.client.get(f"/v1/outbox/{body['queueId']}").json()
-    assert entry["state"] == "sent" and entry["progress"] == {"status": "submitted"}
-    assert entry["response"].startswith("250 ") and entry["attemptsMade"] == 1
+    assert entry["state"] == "sent"
+    assert entry["progress"] == {"status": "submitted"}
+    assert entry["response"].startswith("250 ")
+    assert entry["attemptsMade"] == 1
     assert entry["sentCopy"]["id"] == listed[0]["id"]
     [sent] = events_of(account, "messageSent")
     assert sent.data["queueId"] == body["queueId"]
@@ -90,9 +87,11 @@ def test_a_reply_flags_the_original_answered(alice, account, smtp_user, smtp_ser
     assert response.status_code == 202
     work_send_queue()
     received = smtp_server.wait_for_messages(1)[0].message
-    assert received["In-Reply-To"] == original_id and received["References"] == original_id
+    assert received["In-Reply-To"] == original_id
+    assert received["References"] == original_id
     detail = alice.client.get(f"/v1/account/box/message/{original['id']}").json()
-    assert detail["answered"] and "\\Answered" in detail["flags"]
+    assert detail["answered"]
+    assert "\\Answered" in detail["flags"]
     client = smtp_user.imap_client()
     try:
         client.select_folder("INBOX", readonly=True)
@@ -114,12 +113,15 @@ def test_send_at_is_returned_and_the_entry_waits_in_the_outbox(alice, account, s
     work_send_queue()
     assert smtp_server.messages == []
     listed = alice.client.get("/v1/outbox").json()
-    assert listed["total"] == 1 and listed["pages"] == 1
+    assert listed["total"] == 1
+    assert listed["pages"] == 1
     [item] = listed["messages"]
     assert item["queueId"] == response.json()["queueId"]
-    assert item["account"] == "box" and item["state"] == "queued"
+    assert item["account"] == "box"
+    assert item["state"] == "queued"
     assert item["scheduled"] == item["nextAttempt"] == "2099-01-01T10:00:00Z"
-    assert item["deliveryAttempts"] == 2 and item["attemptsMade"] == 0
+    assert item["deliveryAttempts"] == 2
+    assert item["attemptsMade"] == 0
     assert item["envelope"] == {"from": "me@example.test", "to": ["bob@example.test"]}
     assert item["subject"] == "Hello from the outbox"
 
@@ -130,9 +132,11 @@ def test_cancel_removes_a_queued_send_and_refuses_twice(alice, account, smtp_ser
 
     response = alice.client.delete(f"/v1/outbox/{queue_id}")
 
-    assert response.status_code == 200 and response.json() == {"deleted": True}
+    assert response.status_code == 200
+    assert response.json() == {"deleted": True}
     again = alice.client.delete(f"/v1/outbox/{queue_id}")
-    assert again.status_code == 409 and again.json()["code"] == "QueueEntryNotCancellable"
+    assert again.status_code == 409
+    assert again.json()["code"] == "QueueEntryNotCancellable"
     assert alice.client.get("/v1/outbox").json()["total"] == 0
     cancelled = alice.client.get("/v1/outbox?state=cancelled").json()["messages"]
     assert [m["queueId"] for m in cancelled] == [queue_id]
@@ -150,7 +154,9 @@ def test_the_outbox_pages(alice, account):
 
     page = alice.client.get("/v1/outbox?page=1&pageSize=2").json()
 
-    assert page["total"] == 3 and page["pages"] == 2 and page["page"] == 1
+    assert page["total"] == 3
+    assert page["pages"] == 2
+    assert page["page"] == 1
     assert len(page["messages"]) == 1
     assert alice.client.get("/v1/outbox?account=other").json()["total"] == 0
 
@@ -172,7 +178,8 @@ def test_bad_input_is_a_400_and_queues_nothing(alice, account, body, field):
 
     assert response.status_code == 400
     error = response.json()
-    assert error["code"] == "InputValidationError" and error["statusCode"] == 400
+    assert error["code"] == "InputValidationError"
+    assert error["statusCode"] == 400
     assert any(key.startswith(field) for key in error["details"]), error
     assert not OutboxEntry.objects.exists()
 
@@ -182,7 +189,8 @@ def test_a_message_without_recipients_is_a_400(alice, account):
 
     response = _submit(alice.client, {"raw": b64(raw)})
 
-    assert response.status_code == 400 and response.json()["code"] == "NoRecipients"
+    assert response.status_code == 400
+    assert response.json()["code"] == "NoRecipients"
     assert not OutboxEntry.objects.exists()
 
 
@@ -193,7 +201,8 @@ def test_another_tenant_sees_and_touches_nothing(alice, bob, account, smtp_serve
     assert _submit(bob.client, {"raw": b64(raw_message())}).status_code == 404
     assert bob.client.get(f"/v1/outbox/{queue_id}").status_code == 404
     deleted = bob.client.delete(f"/v1/outbox/{queue_id}")
-    assert deleted.status_code == 404 and deleted.json()["code"] == "QueueEntryNotFound"
+    assert deleted.status_code == 404
+    assert deleted.json()["code"] == "QueueEntryNotFound"
     assert bob.client.get("/v1/outbox").json()["total"] == 0
     assert OutboxEntry.objects.get().state == "queued"
 
@@ -256,11 +265,14 @@ def test_a_structured_reply_threads_quotes_and_flags_the_original(
     work_send_queue()
     received = smtp_server.wait_for_messages(1)[0]
     message = received.message
-    assert message["Subject"] == "Re: Budget" and message["In-Reply-To"] == original_id
-    assert message["References"] == original_id and message["Bcc"] is None
+    assert message["Subject"] == "Re: Budget"
+    assert message["In-Reply-To"] == original_id
+    assert message["References"] == original_id
+    assert message["Bcc"] is None
     assert sorted(received.rcpt_tos) == ["ann@example.test", "audit@example.test"]
     text = message.get_body(("plain",)).get_content()
-    assert text.startswith("Checked: all fine.") and "> Can you check the numbers?" in text
+    assert text.startswith("Checked: all fine.")
+    assert "> Can you check the numbers?" in text
     detail = alice.client.get(f"/v1/account/box/message/{original['id']}").json()
     assert detail["answered"]
     sent_copy = Message.objects.get(folder__special_use="\\Sent")
@@ -295,7 +307,9 @@ def test_a_resent_message_goes_to_its_resent_recipients_without_any_bcc_header(
     assert received.mail_from == "me@example.test"
     assert received.rcpt_tos == ["carol@example.test", "dave@example.test", "erin@example.test"]
     headers = received.data.split(b"\r\n\r\n", 1)[0].lower()
-    assert b"bcc" not in headers and b"dave@" not in headers and b"grace@" not in headers
+    assert b"bcc" not in headers
+    assert b"dave@" not in headers
+    assert b"grace@" not in headers
     assert received.message["Resent-To"] == "carol@example.test"
     assert received.data.endswith(b"\r\n\r\nResent-Bcc: this body line stays\r\n")
     [copy] = Message.objects.filter(folder__special_use="\\Sent")
@@ -316,7 +330,9 @@ def test_a_composed_message_drops_every_bcc_field_and_keeps_those_recipients(
     assert sorted(received.rcpt_tos) == ["bob@example.test", "carol@example.test",
                                          "dave@example.test"]
     headers = received.data.split(b"\r\n\r\n", 1)[0].lower()
-    assert b"bcc" not in headers and b"carol@" not in headers and b"erin@" not in headers
+    assert b"bcc" not in headers
+    assert b"carol@" not in headers
+    assert b"erin@" not in headers
     assert received.message["Subject"] == "Plans"
 
 
@@ -330,7 +346,8 @@ def test_the_sent_copy_counts_in_its_folder_at_once_and_once(alice, account, smt
 
     listing = alice.client.get("/v1/account/box/messages?path=\\Sent").json()
     assert [m["subject"] for m in listing["messages"]] == ["Second", "First"]
-    assert listing["total"] == 2 and listing["pages"] == 1
+    assert listing["total"] == 2
+    assert listing["pages"] == 1
     mailboxes = alice.client.get("/v1/account/box/mailboxes").json()["mailboxes"]
     [sent] = [m for m in mailboxes if m["specialUse"] == "\\Sent"]
     assert (sent["messages"], sent["unseen"]) == (2, 0)

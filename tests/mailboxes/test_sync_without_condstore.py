@@ -33,10 +33,12 @@ def test_changes_are_found_by_comparison(alice, plain_dovecot, monkeypatch):
     account = register(alice.tenant, user)
     session = open_session(account)
     try:
-        assert not session.condstore and not session.qresync
+        assert not session.condstore
+        assert not session.qresync
         assert sync_account(session, account).complete
-        inbox = Folder.objects.get(account=account, path="INBOX")
-        assert inbox.highestmodseq is None and inbox.messages == 4
+        inbox = Folder.objects.get(email_account=account, path="INBOX")
+        assert inbox.highestmodseq is None
+        assert inbox.messages == 4
         was_seen = "\\Seen" in Message.objects.get(folder=inbox, uid=uids[1]).flags
 
         [new_uid] = seed.seed_mailbox(user, messages=[seed.make_message(subject="Plain news")])
@@ -51,7 +53,8 @@ def test_changes_are_found_by_comparison(alice, plain_dovecot, monkeypatch):
         assert sync_folder(session, Folder.objects.get(pk=inbox.pk)).updated == 0
 
         [new] = events_of(account, "messageNew")
-        assert new.data["uid"] == new_uid and new.data["subject"] == "Plain news"
+        assert new.data["uid"] == new_uid
+        assert new.data["subject"] == "Plain news"
         updates = {e.data["uid"]: e.data["changes"]["flags"] for e in
                    events_of(account, "messageUpdated")}
         assert updates[uids[3]]["added"] == ["\\Flagged"]

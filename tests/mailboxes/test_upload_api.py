@@ -14,31 +14,29 @@ import pytest
 
 from emailapi.api.errors import status_of
 from emailapi.lib.errors import DomainError
-from mailboxes import folder_writes as folders
-from mailboxes import listing, uploading
+from mailboxes import folder_writes, listing, uploading
 from mailboxes.command_pool import pool
 from mailboxes.imap import append as imap_append
 from mailboxes.imap import fetch
 from mailboxes.models import Folder
 from mailboxes.sync import index
 from mailboxes.sync.account import sync_account
-from tests.mailboxes.helpers import events_of, open_session, register
+from tests.mailboxes.helpers import events_of
 from tests.servers import seed
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def synced(alice, mail_user):
-    seed.seed_mailbox(mail_user, messages=[seed.make_message(
+def inbox_messages():
+    return [seed.make_message(
         subject="Lunch?", message_id="<orig-1@example.com>", from_="Ann <ann@example.com>",
-        to="Box <box@example.test>", body="Shall we?")])
-    account = register(alice.tenant, mail_user, email="box@example.test")
-    session = open_session(account)
-    sync_account(session, account)
-    yield account, session
-    session.client.logout()
-    pool.close_all()
+        to="Box <box@example.test>", body="Shall we?")]
+
+
+@pytest.fixture
+def account_fields():
+    return {"email": "box@example.test"}
 
 
 def on_server(mail_user, path: str, uid: int) -> tuple[set[str], object]:
@@ -50,13 +48,16 @@ def on_server(mail_user, path: str, uid: int) -> tuple[set[str], object]:
 
 
 def test_raw_upload_is_on_the_server_in_the_index_and_announced_once(synced, mail_user):
-    account, session = synced
+    account, session = synced.account, synced.session
     raw = seed.make_message(subject="Draft one", message_id="<draft-1@example.test>")
     answer = uploading.upload(account, "Drafts", {"raw": raw}, ["\\Draft", "$Later"], None)
-    assert answer["path"] == "Drafts" and answer["uid"] and answer["id"]
+    assert answer["path"] == "Drafts"
+    assert answer["uid"]
+    assert answer["id"]
     assert answer["messageId"] == "<draft-1@example.test>"
     flags, message = on_server(mail_user, "Drafts", answer["uid"])
-    assert flags == {"\\Draft", "$Later"} and message["Subject"] == "Draft one"
+    assert flags == {"\\Draft", "$Later"}
+    assert message["Subject"] == "Draft one"
     folder, row = listing.message_by_id(account, answer["id"])
     assert (folder.path, row.subject, set(row.flags)) == ("Drafts", "Draft one",
                                                           {"\\Draft", "$Later"})
@@ -70,8 +71,8 @@ def test_raw_upload_is_on_the_server_in_the_index_and_announced_once(synced, mai
 
 
 def test_upload_into_a_folder_created_a_moment_ago_is_listed_at_once(synced):
-    account, session = synced
-    folders.create_folder(account, "Fresh")  # indexed, never synced: no UIDVALIDITY yet
+    account, session = synced.account, synced.session
+    folder_writes.create_folder(account, "Fresh")  # indexed, never synced: no UIDVALIDITY yet
     answer = uploading.upload(account, "Fresh", {"to": [{"address": "x@example.com"}],
                                                  "subject": "First", "text": "x"}, [], None)
     folder, row = listing.message_by_id(account, answer["id"])
@@ -82,7 +83,7 @@ def test_upload_into_a_folder_created_a_moment_ago_is_listed_at_once(synced):
 
 
 def test_structured_reply_draft_threads_and_keeps_bcc(synced, mail_user, alice):
-    account, _ = synced
+    account = synced.account
     original = alice.client.get("/v1/account/box/messages?path=INBOX").json()["messages"][0]
     answer = uploading.upload(account, "Drafts", {
         "reference": {"message": original["id"], "action": "reply", "inline": True},
@@ -98,11 +99,12 @@ def test_structured_reply_draft_threads_and_keeps_bcc(synced, mail_user, alice):
 
 
 def test_unknown_folder_or_bad_flag_is_refused_and_nothing_is_stored(synced, mail_user):
-    account, _ = synced
+    account = synced.account
     raw = {"raw": seed.make_message(subject="Nowhere")}
     with pytest.raises(DomainError) as caught:
         uploading.upload(account, "Nope", raw, [], None)
-    assert status_of(caught.value) == 404 and "'Nope'" in caught.value.message
+    assert status_of(caught.value) == 404
+    assert "'Nope'" in caught.value.message
     with pytest.raises(DomainError) as caught:
         uploading.upload(account, "Drafts", raw, ["bad flag"], None)
     assert status_of(caught.value) == 400
@@ -117,24 +119,25 @@ def test_unknown_folder_or_bad_flag_is_refused_and_nothing_is_stored(synced, mai
 
 
 def test_a_folder_gone_on_the_server_is_a_404_naming_it(synced, mail_user):
-    account, _ = synced
-    folders.create_folder(account, "Gone")
+    account = synced.account
+    folder_writes.create_folder(account, "Gone")
     with mail_user.imap_client() as other:
         other.delete_folder("Gone")  # another client, before the worker noticed
     with pytest.raises(DomainError) as caught:
         uploading.upload(account, "Gone", {"raw": seed.make_message()}, [], None)
-    assert status_of(caught.value) == 404 and "'Gone'" in caught.value.message
+    assert status_of(caught.value) == 404
+    assert "'Gone'" in caught.value.message
 
 
 def test_indexing_an_append_twice_raises_one_event(synced):
     """The worker may index the UID between our APPEND and our index write: either order
     gives one row and one messageNew."""
-    account, session = synced
+    account, session = synced.account, synced.session
     with pool.session(account) as pooled:
         appended = imap_append.append_message(pooled.client, "Drafts", seed.make_message())
         pooled.open("Drafts")
         (meta,) = fetch.fetch_meta(pooled.client, str(appended.uid))
-    folder = Folder.objects.get(account=account, path="Drafts")
+    folder = Folder.objects.get(email_account=account, path="Drafts")
     assert index.record_append(folder, meta) is True
     assert index.record_append(folder, meta) is False
     assert len(events_of(account, "messageNew")) == 1

@@ -1,7 +1,9 @@
 """The IMAP worker against real Dovecot: connect, IDLE, states, failures, pause, leases.
 
-Workers run in threads of the test process (or as real subprocesses where a process must be
-killed); the database is used transactionally so their threads see committed rows.
+Most tests drive the worker's loop themselves (``DrivenWorker``: claim ticks and the loop's
+other steps called from the test, waiting on conditions); a few run the real ``run`` loop in a
+thread, end to end. Steps run on the worker's threads, so the database is used
+transactionally: they see committed rows.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ import pytest
 from accounts import services
 from accounts.models import EmailAccount
 from mailboxes.models import Folder, Message
-from mailboxes.worker.imap_worker import ImapWorker
 from tests.base import wait_for
-from tests.mailboxes.helpers import events_of, register
+from tests.mailboxes.helpers import DrivenWorker, counted, events_of, register
 from tests.servers import seed
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("fast_worker_settings")]
 
 
 
@@ -29,32 +31,28 @@ def state_of(account) -> str:
 
 
 @pytest.fixture
-def fast_worker_settings(settings):
-    settings.IMAP_CLAIM_INTERVAL = 1
-    settings.IMAP_LEASE_TTL = 5
-    settings.IMAP_POLL_INTERVAL = 60
+def driven_worker(settings):
+    """``DrivenWorker``s (claim ticks only when the test asks, so leases last longer than a
+    test); each is shut down gracefully at the end of the test."""
+    settings.IMAP_LEASE_TTL = 60
+    made = []
+
+    def make(**kwargs) -> DrivenWorker:
+        made.append(DrivenWorker(**kwargs))
+        return made[-1]
+
+    yield make
+    for worker in made:
+        worker.shutdown()
 
 
-@pytest.fixture
-def start_worker(fast_worker_settings):
-    """Start ImapWorkers in threads; all are stopped gracefully at the end of the test."""
-    started = []
-
-    def start(**kwargs) -> ImapWorker:
-        worker = ImapWorker(**kwargs)
-        thread = threading.Thread(target=worker.run, daemon=True)
-        thread.start()
-        started.append((worker, thread))
-        return worker
-
-    yield start
-    for worker, _thread in started:
-        worker.stop.set()
-    for _worker, thread in started:
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "worker did not stop"
+def connected(worker: DrivenWorker, *accounts) -> None:
+    """Claim, then turn the loop until every account is connected and idling."""
+    worker.claim()
+    worker.until(lambda: all(state_of(a) == "connected" and worker.idle(a.pk) for a in accounts))
 
 
+@pytest.mark.sqlite
 def test_it_connects_syncs_and_sees_new_mail_through_idle(alice, mail_user, start_worker):
     seed.seed_mailbox(mail_user, messages=seed.build_messages()[:2])
     account = register(alice.tenant, mail_user)
@@ -62,68 +60,71 @@ def test_it_connects_syncs_and_sees_new_mail_through_idle(alice, mail_user, star
     wait_for(lambda: state_of(account) == "connected")
     assert len(events_of(account, "accountInitialized")) == 1
     assert len(events_of(account, "authenticationSuccess")) == 1
-    assert Message.objects.filter(account=account).count() == 2
+    assert Message.objects.filter(email_account=account).count() == 2
     assert not events_of(account, "messageNew")
 
     appended = time.monotonic()
     [uid] = seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Live one")])
     event = wait_for(lambda: events_of(account, "messageNew"), timeout=10)[0]
     latency = time.monotonic() - appended
-    assert event.data["uid"] == uid and event.data["subject"] == "Live one"
+    assert event.data["uid"] == uid
+    assert event.data["subject"] == "Live one"
     assert latency < 20, latency  # IDLE, not the STATUS poll (a minute), even on a busy machine
     assert worker.leases.holder(account.pk) == worker.worker_id
 
 
-def test_flag_change_and_expunge_by_another_client(alice, mail_user, start_worker):
+@pytest.mark.sqlite
+def test_flag_change_and_expunge_by_another_client(alice, mail_user, driven_worker):
     uids = seed.seed_mailbox(mail_user, messages=seed.build_messages()[:3])
     account = register(alice.tenant, mail_user)
-    start_worker()
-    wait_for(lambda: state_of(account) == "connected")
+    worker = driven_worker()
+    connected(worker, account)
     with mail_user.imap_client() as other:
         other.select_folder("INBOX")
         other.add_flags([uids[0]], [b"\\Seen"])
-    updated = wait_for(lambda: events_of(account, "messageUpdated"))[0]
+    updated = worker.until(lambda: events_of(account, "messageUpdated"))[0]
     assert updated.data["changes"]["flags"]["added"] == ["\\Seen"]
     with mail_user.imap_client() as other:
         other.select_folder("INBOX")
         other.delete_messages([uids[1]])
         other.expunge()
-    deleted = wait_for(lambda: events_of(account, "messageDeleted"))[0]
+    deleted = worker.until(lambda: events_of(account, "messageDeleted"))[0]
     assert deleted.data["uid"] == uids[1]
 
 
-def test_other_folders_are_watched_through_notify(alice, mail_user, start_worker):
+def test_other_folders_are_watched_through_notify(alice, mail_user, driven_worker):
     """Archive is not the IDLE folder and the STATUS poll is a minute away: only NOTIFY can
     announce these within seconds (a created folder, then a message in it)."""
     account = register(alice.tenant, mail_user)
-    worker = start_worker()
-    wait_for(lambda: state_of(account) == "connected")
+    worker = driven_worker()
+    connected(worker, account)
     assert worker.slots[account.pk].conn.notifying
     [uid] = seed.seed_mailbox(mail_user, folder="Archive",
                               messages=[seed.make_message(subject="Filed away")])
-    event = wait_for(lambda: events_of(account, "messageNew"), timeout=10)[0]
-    assert event.data["path"] == "Archive" and event.data["uid"] == uid
+    event = worker.until(lambda: events_of(account, "messageNew"), timeout=10)[0]
+    assert event.data["path"] == "Archive"
+    assert event.data["uid"] == uid
     with mail_user.imap_client() as other:
         other.create_folder("Projects")
-    created = wait_for(lambda: events_of(account, "mailboxNew"), timeout=10)[0]
+    created = worker.until(lambda: events_of(account, "mailboxNew"), timeout=10)[0]
     assert created.data["path"] == "Projects"
 
 
-def test_the_idle_folder_follows_watch_folders(alice, mail_user, start_worker, settings):
+def test_the_idle_folder_follows_watch_folders(alice, mail_user, driven_worker, settings):
     settings.IMAP_POLL_INTERVAL = 3600
     account = register(alice.tenant, mail_user, watchFolders=["Archive"])
-    worker = start_worker()
-    wait_for(lambda: state_of(account) == "connected")
+    worker = driven_worker()
+    connected(worker, account)
     assert worker.slots[account.pk].conn.watched == "Archive"
     seed.seed_mailbox(mail_user, folder="Archive", messages=[seed.make_message(subject="A")])
-    assert wait_for(lambda: events_of(account, "messageNew"))[0].data["path"] == "Archive"
+    assert worker.until(lambda: events_of(account, "messageNew"))[0].data["path"] == "Archive"
     services.update_account(EmailAccount.objects.get(pk=account.pk),
                             {"watchFolders": ["No such folder"]})
-    wait_for(lambda: worker.slots[account.pk].conn.watched == "INBOX")
-    wait_for(lambda: state_of(account) == "connected")
+    worker.until(lambda: worker.slots[account.pk].conn.watched == "INBOX")
+    worker.until(lambda: state_of(account) == "connected")
 
 
-def test_big_history_fills_in_behind_while_idling(alice, mail_user, start_worker,
+def test_big_history_fills_in_behind_while_idling(alice, mail_user, driven_worker,
                                                   monkeypatch):
     """Old mail is indexed in slices between IDLEs: the account is connected (and new mail
     announced) long before its history is complete; accountInitialized comes once, at the end."""
@@ -136,71 +137,87 @@ def test_big_history_fills_in_behind_while_idling(alice, mail_user, start_worker
     old = seed.seed_mailbox(mail_user, messages=[seed.make_message(subject=f"old {i}")
                                                  for i in range(12)])
     account = register(alice.tenant, mail_user)
-    start_worker()
-    wait_for(lambda: state_of(account) == "connected")
-    inbox = lambda: Message.objects.filter(account=account, folder__path="INBOX")  # noqa: E731
+    worker = driven_worker()
+    worker.claim()
+    worker.until(lambda: state_of(account) == "connected")
+    inbox = lambda: Message.objects.filter(email_account=account, folder__path="INBOX")  # noqa: E731
     [new_uid] = seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="fresh")])
-    wait_for(lambda: events_of(account, "accountInitialized"), timeout=20)
-    wait_for(lambda: inbox().count() == len(old) + 1)
+    worker.until(lambda: events_of(account, "accountInitialized"), timeout=20)
+    worker.until(lambda: inbox().count() == len(old) + 1)
     assert sorted(inbox().values_list("uid", flat=True)) == sorted([*old, new_uid])
     [new] = events_of(account, "messageNew")
     assert new.data["uid"] == new_uid
     [initialized] = events_of(account, "accountInitialized")
     connected_at = EmailAccount.objects.get(pk=account.pk).state_changed_at
     last_old = max(inbox().filter(uid__in=old).values_list("indexed_at", flat=True))
-    assert connected_at < last_old and connected_at < initialized.created_at
+    assert connected_at < last_old
+    assert connected_at < initialized.created_at
 
 
-def test_wrong_password_reports_once_and_a_fix_reconnects(alice, mail_user, start_worker):
+def test_wrong_password_reports_once_and_a_fix_reconnects(alice, mail_user, driven_worker):
     account = register(alice.tenant, mail_user)
     services.update_account(account, {"imap": {"auth": {"pass": "wrong-password"}}})
-    start_worker()
-    wait_for(lambda: state_of(account) == "authenticationError")
+    worker = driven_worker()
+    worker.claim()
+    slot = worker.slots[account.pk]
+    connects = counted(slot.conn, "connect")
+    worker.until(lambda: connects and not slot.busy)
+    assert state_of(account) == "authenticationError"
     row = EmailAccount.objects.get(pk=account.pk)
     assert row.last_error["code"] == "AuthenticationFailed"
     services.request_reconnect(row)  # a second failed try in the same streak
-    time.sleep(2)
+    worker.until(lambda: len(connects) == 2 and not slot.busy)
+    assert state_of(account) == "authenticationError"
     assert len(events_of(account, "authenticationError")) == 1
 
     services.update_account(row, {"imap": {"auth": {"pass": mail_user.password}}})
-    wait_for(lambda: state_of(account) == "connected")
+    worker.until(lambda: state_of(account) == "connected")
     assert len(events_of(account, "authenticationSuccess")) == 1
     assert EmailAccount.objects.get(pk=account.pk).auth_failing_since is None
 
 
-def test_pause_logs_out_and_resume_catches_up(alice, mail_user, start_worker):
+def test_pause_logs_out_and_resume_catches_up(alice, mail_user, driven_worker):
     account = register(alice.tenant, mail_user)
-    worker = start_worker()
-    wait_for(lambda: state_of(account) == "connected")
+    worker = driven_worker()
+    connected(worker, account)
     services.pause_account(EmailAccount.objects.get(pk=account.pk))
-    wait_for(lambda: account.pk not in worker.slots)
+    worker.until(lambda: account.pk not in worker.slots)
     assert state_of(account) == "paused"
     seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="While paused")])
-    time.sleep(1.5)
+    assert not worker.claim()  # a paused account is not claimed again
+    assert account.pk not in worker.slots
     assert not events_of(account, "messageNew")
     services.resume_account(EmailAccount.objects.get(pk=account.pk))
-    event = wait_for(lambda: events_of(account, "messageNew"))[0]
+    # "resumed" asks the loop for a claim tick at once
+    event = worker.until(lambda: events_of(account, "messageNew"))[0]
     assert event.data["subject"] == "While paused"
-    wait_for(lambda: state_of(account) == "connected")
+    worker.until(lambda: state_of(account) == "connected")
 
 
-def test_a_deleted_account_is_dropped(alice, mail_user, start_worker):
+def test_a_deleted_account_is_dropped(alice, mail_user, driven_worker):
     account = register(alice.tenant, mail_user)
-    worker = start_worker()
-    wait_for(lambda: state_of(account) == "connected")
+    worker = driven_worker()
+    connected(worker, account)
     services.delete_account(EmailAccount.objects.get(pk=account.pk))
-    wait_for(lambda: account.pk not in worker.slots)
+    worker.until(lambda: account.pk not in worker.slots)
     assert worker.leases.holder(account.pk) is None
 
 
-def test_accounts_spread_over_two_workers(alice, dovecot, start_worker):
+def test_accounts_spread_over_two_workers(alice, dovecot, driven_worker):
     accounts = [register(alice.tenant, dovecot.add_user(), f"box{i}") for i in range(4)]
-    first = start_worker(worker_id="w1")
-    second = start_worker(worker_id="w2")
-    wait_for(lambda: all(state_of(a) == "connected" for a in accounts), timeout=30)
-    wait_for(lambda: len(first.slots) == 2 and len(second.slots) == 2, timeout=20)
-    held = set(first.slots) | set(second.slots)
-    assert held == {a.pk for a in accounts}
+    first = driven_worker(worker_id="w1")
+    first.claim()  # alone: it takes all four
+    assert len(first.slots) == 4
+    second = driven_worker(worker_id="w2")
+    assert not second.claim()  # two live workers now, but none is free
+    first.claim()  # its fair share is two: it gives two up
+    first.until(lambda: len(first.slots) == 2)
+    assert second.claim()  # and the second takes them
+    assert len(second.slots) == 2
+    for worker in (first, second):
+        worker.until(lambda worker=worker: all(state_of(a) == "connected" and worker.idle(a.pk)
+                                               for a in accounts if a.pk in worker.slots))
+    assert set(first.slots) | set(second.slots) == {a.pk for a in accounts}
 
 
 def test_graceful_stop_logs_out_and_releases_leases(alice, mail_user, start_worker):
@@ -220,26 +237,27 @@ def own_dovecot():
     server.stop()
 
 
-def test_dovecot_restart_reconnects_and_misses_nothing(alice, own_dovecot, start_worker):
+def test_dovecot_restart_reconnects_and_misses_nothing(alice, own_dovecot, driven_worker):
     users = [own_dovecot.add_user() for _ in range(3)]
     accounts = [register(alice.tenant, user, f"box{i}") for i, user in enumerate(users)]
-    start_worker()
-    wait_for(lambda: all(state_of(a) == "connected" for a in accounts), timeout=30)
+    worker = driven_worker()
+    connected(worker, *accounts)
     own_dovecot.kill()
-    wait_for(lambda: all(state_of(a) in ("disconnected", "connectError") for a in accounts))
+    worker.until(lambda: all(state_of(a) in ("disconnected", "connectError") for a in accounts))
     subjects = [f"during outage {i}" for i in range(2)]
     for user in users:
         for subject in subjects:
             own_dovecot.deliver_to_maildir(user, seed.make_message(subject=subject))
     own_dovecot.revive()
     for account in accounts:
-        wait_for(lambda account=account: len(events_of(account, "messageNew")) >= 2, timeout=30)
-    wait_for(lambda: all(state_of(a) == "connected" for a in accounts))
-    time.sleep(1)
+        worker.until(lambda account=account: len(events_of(account, "messageNew")) >= 2,
+                     timeout=30)
+    # Every session back and idling: whatever a reconnect's sync would add is in by now.
+    worker.until(lambda: all(state_of(a) == "connected" and worker.idle(a.pk) for a in accounts))
     for account in accounts:
         news = events_of(account, "messageNew")
         assert sorted(e.data["subject"] for e in news) == sorted(subjects)
-        inbox = Folder.objects.get(account=account, path="INBOX")
+        inbox = Folder.objects.get(email_account=account, path="INBOX")
         assert Message.objects.filter(folder=inbox).count() == 2
 
 
@@ -254,19 +272,19 @@ def chatty_dovecot():
     server.stop()
 
 
-def test_keepalives_during_idle_cost_no_commands(alice, chatty_dovecot, start_worker,
+def test_keepalives_during_idle_cost_no_commands(alice, chatty_dovecot, driven_worker,
                                                  imap_commands):
     user = chatty_dovecot.add_user()
     account = register(alice.tenant, user)
-    start_worker()
-    wait_for(lambda: state_of(account) == "connected")
-    # Idling: its first sync is done (however long a busy machine takes over it).
-    wait_for(lambda: imap_commands and imap_commands[-1].rstrip().upper().endswith(b" IDLE"))
+    worker = driven_worker()
+    connected(worker, account)  # idling: its first sync is done
+    assert imap_commands[-1].rstrip().upper().endswith(b" IDLE")
     imap_commands.clear()
-    time.sleep(3.5)  # three keepalives or more
+    wakes = counted(worker.slots[account.pk].conn, "on_readable")
+    worker.until(lambda: len(wakes) >= 3 and worker.idle(account.pk))  # three keepalives
     assert imap_commands == [], imap_commands  # no DONE, SELECT or sync pass for one
     chatty_dovecot.deliver_to_maildir(user, seed.make_message(subject="After keepalives"))
-    event = wait_for(lambda: events_of(account, "messageNew"), timeout=10)[0]
+    event = worker.until(lambda: events_of(account, "messageNew"), timeout=10)[0]
     assert event.data["subject"] == "After keepalives"
 
 
@@ -285,8 +303,8 @@ def test_a_change_already_in_the_read_buffer_is_synced_not_left_there(alice, mai
         assert isinstance(outcome, Idle)
         [uid] = seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Buffered")])
         assert select.select([outcome.sock], [], [], 10)[0], "no EXISTS from Dovecot"
-        time.sleep(0.2)
-        assert conn.has_buffered_input()  # peeking pulled the EXISTS into the read buffer
+        # peeking pulls the EXISTS (once all of it has come) into the read buffer
+        wait_for(conn.has_buffered_input, timeout=2)
         assert not select.select([outcome.sock], [], [], 0.2)[0]  # the socket is empty now
         assert isinstance(conn.on_readable(), Idle)
         assert [e.data["uid"] for e in events_of(account, "messageNew")] == [uid]

@@ -16,10 +16,10 @@ from accounts import services
 from accounts.models import EmailAccount
 from tests.base import wait_for
 from tests.mailboxes.helpers import register
-from tests.mailboxes.test_worker import fast_worker_settings, start_worker  # noqa: F401
 from tests.servers.hung_imap import HungImapServer
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("fast_worker_settings")]
 HEALTHY, HUNG = 30, 20
 BOUND = 30.0  # seconds from a worker's start to every healthy account connected (the old worker: > 90)
 
@@ -43,7 +43,7 @@ def _connected_since(accounts, since) -> int:
                                        state=EmailAccount.State.CONNECTED).count()
 
 
-def _time_to_connect(start_worker, healthy) -> tuple[float, object]:  # noqa: F811
+def _time_to_connect(start_worker, healthy) -> tuple[float, object]:
     started, since = time.monotonic(), timezone.now()
     worker = start_worker()
     wait_for(lambda: _connected_since(healthy, since) == len(healthy), timeout=90)
@@ -51,7 +51,7 @@ def _time_to_connect(start_worker, healthy) -> tuple[float, object]:  # noqa: F8
 
 
 def test_hung_servers_cannot_hold_up_healthy_accounts(
-        alice, dovecot, hung_servers, start_worker, settings):  # noqa: F811
+        alice, dovecot, hung_servers, start_worker, settings):
     for name in ("CONNECT", "GREETING", "TLS", "LOGIN"):
         setattr(settings, f"IMAP_{name}_TIMEOUT", 3)
     settings.IMAP_CONNECT_THREADS = 4

@@ -141,7 +141,7 @@ def test_outages_of_database_and_redis_keep_the_worker_and_its_sessions(
             assert worker.poll() is None, _died(worker, log)
             for account in accounts:
                 got = sorted(e.data["subject"] for e in events_of(account, "messageNew"))
-                assert got == sorted(subjects), account.account
+                assert got == sorted(subjects), account.account_id
             assert [_logins(dovecot, user) for user in users] == [1, 1, 1], \
                 f"a mailbox was logged out and in again; the worker said:\n{_tail(log)}"
         finally:

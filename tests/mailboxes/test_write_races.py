@@ -11,8 +11,7 @@ from django.db import connection, transaction
 
 from mailboxes import ids
 from mailboxes.command_pool import pool
-from mailboxes.imap import fetch
-from mailboxes.imap import message_ops as changes
+from mailboxes.imap import fetch, message_ops
 from mailboxes.models import Folder, Message
 from mailboxes.sync import index
 from mailboxes.sync.account import sync_account
@@ -29,7 +28,7 @@ def inbox(alice, mail_user):
     account = register(alice.tenant, mail_user)
     session = open_session(account)
     sync_account(session, account)
-    yield account, Folder.objects.get(account=account, path="INBOX"), uids[0]
+    yield account, Folder.objects.get(email_account=account, path="INBOX"), uids[0]
     session.client.logout()
     pool.close_all()
 
@@ -80,7 +79,8 @@ def test_an_expunge_the_worker_is_committing_is_announced_once(inbox):
     release.set()
     worker_thread.join(60)
     api_thread.join(60)
-    assert worker_result == [1] and api_result == [0]
+    assert worker_result == [1]
+    assert api_result == [0]
     assert not Message.objects.filter(folder=folder, uid=uid).exists()
     assert [e.data["uid"] for e in events_of(account, "messageDeleted")] == [uid]
 
@@ -90,10 +90,10 @@ def test_a_move_whose_destination_the_worker_is_indexing_is_announced_once(inbox
     ``messageNew``, not committed) when the API indexes the move: the API's insert loses on the
     unique (folder, uid), it runs again, finds the row and announces only the source's end."""
     account, folder, uid = inbox
-    archive = Folder.objects.get(account=account, path="Archive")
+    archive = Folder.objects.get(email_account=account, path="Archive")
     with mail_user.imap_client() as other:
         other.select_folder("INBOX")
-        new_uid = changes.move(other, [uid], "Archive").uid_map[uid]
+        new_uid = message_ops.move(other, [uid], "Archive").uid_map[uid]
         other.select_folder("Archive", readonly=True)
         meta = fetch.fetch_meta(other, str(new_uid))
     inserted, release = threading.Event(), threading.Event()

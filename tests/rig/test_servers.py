@@ -151,7 +151,8 @@ def test_imap_settings_shape(mail_user):
         "auth": {"user": mail_user.username, "pass": mail_user.password},
     }
     secure = mail_user.imap_settings(secure=True)
-    assert secure["port"] == mail_user.imaps_port and secure["secure"] is True
+    assert secure["port"] == mail_user.imaps_port
+    assert secure["secure"] is True
     assert secure["tls"] == {"rejectUnauthorized": False}
 
 
@@ -188,7 +189,8 @@ def test_two_instances_run_side_by_side(dovecot, mail_user):
         assert other.base_dir != dovecot.base_dir
         other_user = other.add_user()
         with other_user.imap_client() as a, mail_user.imap_client() as b:
-            assert a.noop() and b.noop()
+            assert a.noop()
+            assert b.noop()
         # Users are per instance.
         with pytest.raises(LoginError):
             dataclasses.replace(other_user, imap_port=dovecot.imap_port).imap_client()
@@ -204,7 +206,8 @@ def test_two_instances_run_side_by_side(dovecot, mail_user):
 def test_seed_six_messages_and_fetch_back(mail_user):
     named = seed.build_named_messages()
     uids = seed.seed_mailbox(mail_user, flags_for={0: [b"\\Seen"], 4: [b"\\Flagged"]})
-    assert len(uids) == 6 and uids == sorted(set(uids))
+    assert len(uids) == 6
+    assert uids == sorted(set(uids))
     with mail_user.imap_client() as client:
         client.select_folder("INBOX", readonly=True)
         assert client.search() == uids
@@ -223,7 +226,8 @@ def test_seed_messages_have_the_promised_shapes():
     }
     assert parsed["unicode"]["Subject"] == seed.UNICODE_SUBJECT
     headers = seed.build_named_messages()["unicode"].split(b"\r\n\r\n")[0]
-    assert headers.isascii() and b"=?utf-8?" in headers
+    assert headers.isascii()
+    assert b"=?utf-8?" in headers
     assert parsed["alternative"].get_content_type() == "multipart/alternative"
     mixed = parsed["attachments"]
     assert mixed.get_content_type() == "multipart/mixed"

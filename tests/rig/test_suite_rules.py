@@ -16,3 +16,34 @@ def test_no_test_flushes_every_redis_database():
                  for number, line in enumerate(path.read_text().splitlines(), start=1)
                  if re.search(r"\.flushall\s*\(|FLUSHALL", line, re.IGNORECASE)]
     assert offenders == []
+
+
+def test_pure_tests_run_with_redis_stopped():
+    """Only tests that use the database (or ask for ``redis_db``) get a Redis flush: the
+    parser tests run with nothing listening on the Redis port."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.servers.net import find_free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["TEST_REDIS_URL"] = f"redis://127.0.0.1:{find_free_port()}"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+         str(TESTS / "mailboxes" / "test_imap_parse.py")],
+        cwd=TESTS.parent, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_no_assert_hides_which_part_failed():
+    """``assert a and b`` reports only that the whole was false: one assert a condition (or
+    one comparison of a whole dict or tuple) says which part failed."""
+    import ast
+
+    offenders = [f"{path.relative_to(TESTS)}:{node.lineno}"
+                 for path in TESTS.rglob("*.py")
+                 for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, ast.Assert) and isinstance(node.test, ast.BoolOp)
+                 and isinstance(node.test.op, ast.And)]
+    assert offenders == []

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from django.db import connection
 
+from tests.base import stop_process
 from tests.servers.net import find_free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,12 +67,7 @@ class Daphne:
 
     def stop(self) -> None:
         print(self.log()[-5000:])
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout=60)
 
 
 def _connect(port: int, rcvbuf: int | None, timeout: float) -> socket.socket:

@@ -41,11 +41,14 @@ def test_it_pages_the_tenants_changes_oldest_first_with_a_stable_cursor(alice, b
     first = alice.client.get("/v1/changes")
     assert first.status_code == 200
     body = first.json()
-    assert len(body["changes"]) == 100 and body["hasMore"] is True  # default page
+    assert len(body["changes"]) == 100
+    assert body["hasMore"] is True  # default page
     got, cursor, pages = all_pages(alice.client, "/v1/changes?limit=40")
-    assert pages == 7 and len(got) == 250
+    assert pages == 7
+    assert len(got) == 250
     seqs = [change["seq"] for change in got]
-    assert seqs == sorted(seqs) and len(set(seqs)) == 250
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == 250
     assert {change["account"] for change in got} == {"box", "other"}  # never Bob's
     assert got[0] == event_payload(Event.objects.get(seq=seqs[0]))
     assert alice.client.get(f"/v1/changes?pageSize=1000&since={cursor}").json() == {
@@ -56,7 +59,8 @@ def test_it_pages_the_tenants_changes_oldest_first_with_a_stable_cursor(alice, b
     assert [c["event"] for c in later["changes"]] == ["messageDeleted"] * 2
     assert later["changes"][0]["seq"] == seqs[-1] + 1
     bobs = bob.client.get("/v1/changes?limit=1000").json()["changes"]
-    assert len(bobs) == 30 and {c["data"]["n"] for c in bobs} == set(range(30))
+    assert len(bobs) == 30
+    assert {c["data"]["n"] for c in bobs} == set(range(30))
 
 
 def test_the_account_feed_has_only_that_accounts_changes(alice, bob):
@@ -70,13 +74,15 @@ def test_the_account_feed_has_only_that_accounts_changes(alice, bob):
     for client, url in ((alice.client, "/v1/account/nobody/changes"),
                         (bob.client, "/v1/account/box/changes")):
         response = client.get(url)
-        assert response.status_code == 404 and response.json()["code"] == "AccountNotFound"
+        assert response.status_code == 404
+        assert response.json()["code"] == "AccountNotFound"
 
 
 def test_filters_and_since_now(alice):
     publish(alice.tenant, 3)
     now = alice.client.get("/v1/changes?since=now").json()
-    assert now["changes"] == [] and now["hasMore"] is False
+    assert now["changes"] == []
+    assert now["hasMore"] is False
     publish(alice.tenant, 2, name=events.MESSAGE_DELETED)
     publish(alice.tenant, 2, account="b", name=events.MESSAGE_UPDATED)
     after = alice.client.get(f"/v1/changes?since={now['nextCursor']}").json()["changes"]
@@ -86,14 +92,16 @@ def test_filters_and_since_now(alice):
     assert [c["event"] for c in only] == ["messageUpdated"] * 2
     # A filtered page that matched nothing still moves the cursor past what it scanned.
     page = alice.client.get("/v1/changes?accounts=zzz&limit=1").json()
-    assert page["changes"] == [] and changes.decode_cursor(page["nextCursor"]) == changes.head()
+    assert page["changes"] == []
+    assert changes.decode_cursor(page["nextCursor"]) == changes.head()
 
 
 def test_unpublished_events_are_not_shown(alice):
     publish(alice.tenant, 1)
     events.record(alice.tenant, events.MESSAGE_NEW, "box", {"pending": True})  # not published
     got = alice.client.get("/v1/changes").json()["changes"]
-    assert len(got) == 1 and "pending" not in got[0]["data"]
+    assert len(got) == 1
+    assert "pending" not in got[0]["data"]
 
 
 def test_bad_input_is_400_and_changes_nothing(alice):
@@ -171,7 +179,8 @@ def test_the_sse_snapshot_replays_after_since_with_ids(alice, bob):
     assert [int(e["id"]) for e in parse_events(
         b"".join(resumed.streaming_content).decode())] == [start + 3]
     unauthorized = alice.client.__class__().get("/v1/stream", HTTP_ACCEPT="text/event-stream")
-    assert unauthorized.status_code == 401 and unauthorized.json()["code"] == "Unauthorized"
+    assert unauthorized.status_code == 401
+    assert unauthorized.json()["code"] == "Unauthorized"
 
 
 def test_cursors_round_trip_and_accept_a_bare_seq():

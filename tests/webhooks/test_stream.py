@@ -11,8 +11,7 @@ import pytest
 from django.db import connection, transaction
 
 from tests.webhooks.stream_clients import Daphne, EventStream, WebSocket, parse_events
-from webhooks import events, sequencer
-from webhooks import feed as changes
+from webhooks import events, feed, sequencer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,7 +52,7 @@ def sse(server, token: str, query: str = "", rcvbuf: int | None = None,
 
 def test_a_websocket_and_an_sse_client_receive_the_same_events_of_their_tenant_only(
         server, alice, bob):
-    start = changes.head()
+    start = feed.head()
     socket_client = ws(server, alice.token, f"&since={start}")
     event_client = sse(server, alice.token, f"since={start}")
     publish(alice.tenant, 3)
@@ -66,11 +65,13 @@ def test_a_websocket_and_an_sse_client_receive_the_same_events_of_their_tenant_o
     assert [int(e["id"]) for e in over_sse] == [e["seq"] for e in over_ws]
     assert [e["event"] for e in over_sse] == [e["event"] for e in over_ws]
     seqs = [e["seq"] for e in over_ws]
-    assert seqs == sorted(seqs) and len(set(seqs)) == 5
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == 5
     assert [e["account"] for e in over_ws] == ["box"] * 3 + ["other"] * 2
     first = over_ws[0]
     assert set(first) == {"id", "seq", "event", "account", "date", "data"}
-    assert first["event"] == "messageNew" and first["data"] == {"n": 0, "pad": ""}
+    assert first["event"] == "messageNew"
+    assert first["data"] == {"n": 0, "pad": ""}
 
     # Bob's events were published between Alice's: they never reach her, on either transport.
     publish(alice.tenant, 1, name=events.MESSAGE_UPDATED)
@@ -83,7 +84,7 @@ def test_a_websocket_and_an_sse_client_receive_the_same_events_of_their_tenant_o
 
 
 def test_a_reconnect_with_the_last_id_resumes_with_nothing_missed(server, alice):
-    start = changes.head()
+    start = feed.head()
     first = sse(server, alice.token, f"since={start}")
     publish(alice.tenant, 3)
     seen = [first.next_event() for _ in range(3)]
@@ -107,7 +108,7 @@ def test_a_reconnect_with_the_last_id_resumes_with_nothing_missed(server, alice)
 
 def test_joining_while_events_pour_in_gives_each_exactly_once_in_order(server, alice):
     """Replay pages (500) and the live hand-over race with a writer publishing all along."""
-    start = changes.head()
+    start = feed.head()
     publish(alice.tenant, 700)
     stop = threading.Event()
 
@@ -132,7 +133,7 @@ def test_joining_while_events_pour_in_gives_each_exactly_once_in_order(server, a
 
 
 def test_filters_by_account_and_event(server, alice):
-    start = changes.head()
+    start = feed.head()
     client = ws(server, alice.token,
                 f"&since={start}&accounts=a1&accounts=a2&events=messageNew,messageDeleted")
     publish(alice.tenant, 1, account="a1")
@@ -152,7 +153,7 @@ def test_filters_by_account_and_event(server, alice):
 
 
 def test_the_doorbell_wakes_the_stream_and_the_poll_covers_its_loss(server, alice, settings):
-    client = sse(server, alice.token, f"since={changes.head()}")
+    client = sse(server, alice.token, f"since={feed.head()}")
     began = time.monotonic()
     publish(alice.tenant, 1)
     assert client.next_event()["data"]["data"]["n"] == 0
@@ -168,7 +169,7 @@ def test_the_doorbell_wakes_the_stream_and_the_poll_covers_its_loss(server, alic
 
 
 def test_a_slow_client_is_dropped_while_a_fast_one_keeps_receiving(server, alice):
-    start = changes.head()
+    start = feed.head()
     slow = sse(server, alice.token, f"since={start}", rcvbuf=4096)  # reads only at the end
     fast = WebSocket(server.port, f"/v1/stream?access_token={alice.token}&since={start}",
                      timeout=120)
@@ -221,17 +222,20 @@ def test_refusals_over_websocket_close_with_a_code_and_the_error_body(server, al
     for path, headers, code, error in cases:
         client = WebSocket(server.port, path, headers)
         assert client.receive()["code"] == error, path
-        assert client.receive() is None and client.close_code == code, path
+        assert client.receive() is None, path
+        assert client.close_code == code, path
         client.close()
     metrics = alice.client_with("metrics")
     token = metrics._credentials["HTTP_AUTHORIZATION"].split()[1]
     client = WebSocket(server.port, "/v1/stream", {"Authorization": f"Bearer {token}"})
     assert client.receive()["code"] == "InsufficientScope"
-    assert client.receive() is None and client.close_code == 4403
+    assert client.receive() is None
+    assert client.close_code == 4403
     client.close()
 
     unauthorized = EventStream(server.port, "/v1/stream")
-    assert unauthorized.status == 401 and '"Unauthorized"' in unauthorized.body()
+    assert unauthorized.status == 401
+    assert '"Unauthorized"' in unauthorized.body()
     unauthorized.close()
 
 
@@ -241,7 +245,7 @@ def _threads(pid: int) -> int:
 
 
 def test_many_clients_cost_no_thread_each_and_all_receive(server, alice):
-    start = changes.head()
+    start = feed.head()
     warm = [sse(server, alice.token, f"since={start}"), ws(server, alice.token, f"&since={start}")]
     before = _threads(server.process.pid)
     clients = [sse(server, alice.token, f"since={start}") for _ in range(100)]

@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tests.base import wait_for
 from tests.webhooks.conftest import stop_dispatcher
-from webhooks import delivery_state as deliveries
-from webhooks import events, sequencer, signing
-from webhooks.models import Delivery, Event, WebhookSubscription
+from webhooks import delivery_state, events, sequencer, signing
+from webhooks.models import Delivery, Event, FanOutCursor, WebhookSubscription
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,16 +32,6 @@ def record_many(tenant, accounts, per_account) -> list[Event]:
             rows.append(events.record(tenant, events.MESSAGE_NEW, account,
                                       {"uid": n + 1, "path": "INBOX"}))
     return rows
-
-
-def wait_until(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def by_account_in_order(received) -> dict[str, list[int]]:
@@ -67,7 +57,8 @@ def test_failures_are_retried_and_every_event_arrives_once_in_order_per_mailbox(
     lanes = by_account_in_order(receiver.accepted())
     assert set(lanes) == {"a", "b", "c"}
     for seqs in lanes.values():
-        assert len(seqs) == 4 and seqs == sorted(seqs)
+        assert len(seqs) == 4
+        assert seqs == sorted(seqs)
     assert {q.payload["id"] for q in receiver.accepted()} == {str(e.id) for e in recorded}
     assert len(receiver.requests) >= 12 + 7
     for request in receiver.requests:
@@ -75,12 +66,13 @@ def test_failures_are_retried_and_every_event_arrives_once_in_order_per_mailbox(
         assert signing.verify(hook["secret"], headers["X-EmailAPI-Timestamp"], request.body,
                               headers["X-EmailAPI-Signature"])
         assert headers["X-EmailAPI-Event-Id"] == request.payload["id"]
-    wait_until(lambda: not Delivery.objects.exclude(state="delivered").exists())
+    wait_for(lambda: not Delivery.objects.exclude(state="delivered").exists())
     log = alice.client.get(f"/v1/webhooks/{hook['id']}/deliveries?pageSize=100").json()
     assert log["total"] == 12
     assert {d["state"] for d in log["deliveries"]} == {"delivered"}
     retried = [d for d in log["deliveries"] if d["attempts"] > 1]
-    assert retried and all(d["lastStatusCode"] == 200 for d in retried)
+    assert retried
+    assert all(d["lastStatusCode"] == 200 for d in retried)
     assert WebhookSubscription.objects.get(pk=hook["id"]).failing_since is None
 
 
@@ -90,7 +82,7 @@ def test_events_are_published_promptly_and_payloads_have_the_documented_shape(
     subscribe(alice, receiver.url, events=["messageUpdated"], accounts=["box"])
     start_dispatcher(poll_interval=30)  # promptly can only mean the doorbell
     doorbell = sequencer.new_events_channel()
-    wait_until(lambda: dict(redis_db.pubsub_numsub(doorbell)).get(doorbell.encode()))
+    wait_for(lambda: dict(redis_db.pubsub_numsub(doorbell)).get(doorbell.encode()))
     started = time.monotonic()
     events.record(alice.tenant, events.MESSAGE_NEW, "box", {"uid": 1})  # not subscribed
     events.record(alice.tenant, events.MESSAGE_UPDATED, "other", {"uid": 1})  # other account
@@ -106,8 +98,10 @@ def test_events_are_published_promptly_and_payloads_have_the_documented_shape(
         "data": {"id": "x", "uid": 1, "path": "INBOX",
                  "changes": {"flags": {"added": ["\\Seen"], "deleted": []}}},
     }
-    time.sleep(0.5)
-    assert len(receiver.requests) == 1
+    # The dispatcher sends in order: were the first sent twice, it would come before the next.
+    events.record(alice.tenant, events.MESSAGE_UPDATED, "box", {"uid": 2})
+    receiver.wait_accepted(2, timeout=10)
+    assert [r.payload["data"]["uid"] for r in receiver.requests] == [1, 2]
 
 
 def test_redis_flushed_and_everything_restarted_while_events_are_pending(
@@ -142,7 +136,7 @@ def test_a_receiver_answering_again_gets_its_whole_backlog_within_a_minute(
     start_dispatcher()
     lanes = [f"box{n}" for n in range(10)]
     backlog = record_many(alice.tenant, lanes, 2)
-    wait_until(lambda: Delivery.objects.filter(state="pending", attempts=2).count()
+    wait_for(lambda: Delivery.objects.filter(state="pending", attempts=2).count()
                == len(lanes), timeout=60)
     receiver.recover()
     back = time.monotonic()
@@ -178,20 +172,24 @@ def test_the_retry_schedule_ends_in_failed_and_a_retry_sends_it_again(
     hook = subscribe(alice, receiver.url)
     start_dispatcher()
     events.record(alice.tenant, events.MESSAGE_DELETED, "box", {"uid": 3})
-    row = wait_until(lambda: Delivery.objects.filter(state="failed").first())
-    assert row.attempts == 3 and row.last_status_code == 502
+    row = wait_for(lambda: Delivery.objects.filter(state="failed").first())
+    assert row.attempts == 3
+    assert row.last_status_code == 502
     log = alice.client.get(f"/v1/webhooks/{hook['id']}/deliveries?state=failed").json()
     [entry] = log["deliveries"]
-    assert entry["lastError"] == "HTTP 502" and entry["nextAttempt"] is None
-    assert entry["eventId"] == str(row.event_id) and entry["event"] == "messageDeleted"
+    assert entry["lastError"] == "HTTP 502"
+    assert entry["nextAttempt"] is None
+    assert entry["eventId"] == str(row.event_id)
+    assert entry["event"] == "messageDeleted"
     retried = alice.client.post(f"/v1/webhooks/{hook['id']}/deliveries/{row.pk}/retry")
-    assert retried.status_code == 200 and retried.json()["state"] in ("pending", "delivering",
-                                                                       "delivered")
+    assert retried.status_code == 200
+    assert retried.json()["state"] in ("pending", "delivering", "delivered")
     receiver.wait_accepted(1, timeout=5)
-    wait_until(lambda: Delivery.objects.get(pk=row.pk).state == "delivered")
+    wait_for(lambda: Delivery.objects.get(pk=row.pk).state == "delivered")
     assert Delivery.objects.get(pk=row.pk).attempts == 1
     missing = alice.client.post(f"/v1/webhooks/{hook['id']}/deliveries/{hook['id']}/retry")
-    assert missing.status_code == 404 and missing.json()["code"] == "DeliveryNotFound"
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "DeliveryNotFound"
 
 
 def test_a_subscription_failing_too_long_is_disabled_with_a_notice(
@@ -209,12 +207,17 @@ def test_a_subscription_failing_too_long_is_disabled_with_a_notice(
     assert notice.payload["event"] == "webhookDisabled"
     assert notice.payload["data"]["webhook"] == hook["id"]
     shown = alice.client.get(f"/v1/webhooks/{hook['id']}").json()
-    assert shown["enabled"] is False and "HTTP 500" in shown["disabledReason"]
+    assert shown["enabled"] is False
+    assert "HTTP 500" in shown["disabledReason"]
     assert not Delivery.objects.filter(subscription_id=hook["id"],
                                        state__in=["pending", "delivering"]).exists()
     count = len(receiver.requests)
-    events.record(alice.tenant, events.MESSAGE_NEW, "a")
-    time.sleep(1.5)
+    late = events.record(alice.tenant, events.MESSAGE_NEW, "a")
+    # Fanned out (published, then past the fan-out cursor) without a delivery for the hook.
+    wait_for(lambda: Event.objects.get(pk=late.pk).seq is not None)
+    late.refresh_from_db()
+    wait_for(lambda: FanOutCursor.objects.filter(last_seq__gte=late.seq).exists())
+    assert not Delivery.objects.filter(subscription_id=hook["id"], event_id=late.pk).exists()
     assert len(receiver.requests) == count  # disabled: nothing more is sent or queued
     assert not Delivery.objects.filter(subscription_id=hook["id"], state="pending").exists()
 
@@ -226,12 +229,12 @@ def test_old_log_rows_and_old_published_events_are_pruned(alice, allow_private_w
     hook = subscribe(alice, "http://127.0.0.1:9/hook")
     old, owed, recent = record_many(alice.tenant, ["a", "b", "c"], 1)
     sequencer.publish_pending()
-    deliveries.fan_out()
+    delivery_state.fan_out()
     long_ago = timezone.now() - timedelta(days=8)
     Event.objects.filter(pk__in=[old.pk, owed.pk]).update(dispatched_at=long_ago)
     Delivery.objects.filter(event=old).update(state="delivered", updated_at=long_ago)
     Delivery.objects.filter(event=recent).update(state="failed")
-    assert deliveries.prune() == (1, 1)
+    assert delivery_state.prune() == (1, 1)
     assert set(Event.objects.values_list("pk", flat=True)) == {owed.pk, recent.pk}
     assert Delivery.objects.filter(subscription_id=hook["id"]).count() == 2
 
@@ -242,10 +245,10 @@ def test_pruning_keeps_the_newest_event_so_numbers_are_never_reused(alice, setti
     settings.EVENT_RETENTION_DAYS = 7
     record_many(alice.tenant, ["a", "b"], 1)
     sequencer.publish_pending()
-    deliveries.fan_out()
+    delivery_state.fan_out()
     Event.objects.update(dispatched_at=timezone.now() - timedelta(days=8))
     top = Event.objects.order_by("-seq").first().seq
-    deliveries.prune()
+    delivery_state.prune()
     assert list(Event.objects.values_list("seq", flat=True)) == [top]
     record_many(alice.tenant, ["c"], 1)
     sequencer.publish_pending()

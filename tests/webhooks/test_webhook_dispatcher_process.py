@@ -20,14 +20,10 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from tests.base import wait_for as wait_until
 from tests.servers.fast_receiver import FastReceiver
 from tests.servers.tcp_proxy import TcpProxy
-from tests.webhooks.test_webhook_delivery import (
-    by_account_in_order,
-    record_many,
-    subscribe,
-    wait_until,
-)
+from tests.webhooks.test_webhook_delivery import by_account_in_order, record_many, subscribe
 from webhooks import events, sequencer
 from webhooks.models import Delivery
 
@@ -112,7 +108,7 @@ def test_a_dispatcher_killed_mid_run_sends_again_only_what_was_in_flight(
         first.wait(10)
         assert len(receiver.arrivals) < len(recorded), "killed too late to tell anything"
         in_flight = dict(Delivery.objects.filter(state="delivering")
-                         .values_list("event_id", "account"))
+                         .values_list("event_id", "account_id"))
         # What the killed process had claimed is sent again once its lease lapses.
         Delivery.objects.filter(state="delivering").update(
             lease_until=timezone.now() - timedelta(seconds=1))
@@ -122,7 +118,7 @@ def test_a_dispatcher_killed_mid_run_sends_again_only_what_was_in_flight(
             and got, timeout=120)
         wait_until(lambda: not Delivery.objects.exclude(state="delivered").exists(),
                    timeout=60)
-        lane_of = {str(event.id): event.account for event in recorded}
+        lane_of = {str(event.id): event.account_id for event in recorded}
         requests = Counter(arrival.headers["x-emailapi-event-id"] for arrival in arrivals)
         sent_twice = [event_id for event_id, count in requests.items() if count > 1]
         assert max(requests.values()) <= 2

@@ -4,31 +4,15 @@ messageDeleted."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
 from accounts.models import EmailAccount
-from mailboxes.worker.imap_worker import ImapWorker
+from tests.base import wait_for
 from tests.mailboxes.helpers import register
 from tests.servers import seed
 from webhooks import signing
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def imap_worker(settings):
-    settings.IMAP_CLAIM_INTERVAL = 1
-    settings.IMAP_LEASE_TTL = 5
-    worker = ImapWorker()
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    yield worker
-    worker.stop.set()
-    thread.join(30)
-    assert not thread.is_alive()
 
 
 def received(receiver, event: str, count: int = 1, timeout: float = 60.0):
@@ -46,10 +30,7 @@ def test_mail_changes_on_the_server_arrive_as_signed_webhooks(
         "accounts": ["box"]}, format="json").json()
     account = register(alice.tenant, mail_user)
     start_dispatcher()
-    deadline = time.monotonic() + 60
-    while EmailAccount.objects.get(pk=account.pk).state != "connected":
-        assert time.monotonic() < deadline, "worker did not connect"
-        time.sleep(0.05)
+    wait_for(lambda: EmailAccount.objects.get(pk=account.pk).state == "connected", timeout=60)
 
     [uid] = seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Hello hooks")])
     [new] = received(receiver, "messageNew")
@@ -58,9 +39,12 @@ def test_mail_changes_on_the_server_arrive_as_signed_webhooks(
                           headers["X-EmailAPI-Signature"])
     assert headers["X-EmailAPI-Event"] == "messageNew"
     payload = new.payload
-    assert payload["account"] == "box" and payload["event"] == "messageNew"
-    assert payload["data"]["uid"] == uid and payload["data"]["subject"] == "Hello hooks"
-    assert payload["data"]["path"] == "INBOX" and payload["data"]["id"]
+    assert payload["account"] == "box"
+    assert payload["event"] == "messageNew"
+    assert payload["data"]["uid"] == uid
+    assert payload["data"]["subject"] == "Hello hooks"
+    assert payload["data"]["path"] == "INBOX"
+    assert payload["data"]["id"]
     assert {"from", "to", "date", "flags", "messageId"} <= set(payload["data"])
 
     with mail_user.imap_client() as other:
@@ -80,7 +64,8 @@ def test_mail_changes_on_the_server_arrive_as_signed_webhooks(
         other.delete_messages([uid])
         other.expunge()
     [deleted] = received(receiver, "messageDeleted")
-    assert deleted.payload["data"]["uid"] == uid and deleted.payload["data"]["path"] == "INBOX"
+    assert deleted.payload["data"]["uid"] == uid
+    assert deleted.payload["data"]["path"] == "INBOX"
     assert deleted.payload["data"]["id"] == payload["data"]["id"]
     seqs = [q.payload["seq"] for q in receiver.accepted()]
     assert seqs == sorted(seqs)

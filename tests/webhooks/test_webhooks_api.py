@@ -21,16 +21,21 @@ def test_it_creates_and_shows_the_secret_only_once(alice, allow_private_webhooks
                       headers={"Authorization": "Bearer receiver-token-123"})
     assert response.status_code == 200, response.json()
     created = response.json()
-    assert created["secret"].startswith("whsec_") and len(created["secret"]) > 30
-    assert created["events"] == ["messageNew"] and created["accounts"] == ["box"]
-    assert created["headerNames"] == ["Authorization"] and created["enabled"] is True
-    assert created["failingSince"] is None and created["disabledReason"] is None
+    assert created["secret"].startswith("whsec_")
+    assert len(created["secret"]) > 30
+    assert created["events"] == ["messageNew"]
+    assert created["accounts"] == ["box"]
+    assert created["headerNames"] == ["Authorization"]
+    assert created["enabled"] is True
+    assert created["failingSince"] is None
+    assert created["disabledReason"] is None
 
     listed = alice.client.get("/v1/webhooks").json()["webhooks"]
     fetched = alice.client.get(f"/v1/webhooks/{created['id']}").json()
     for shown in (listed[0], fetched):
         text = str(shown)
-        assert "secret" not in shown and created["secret"] not in text
+        assert "secret" not in shown
+        assert created["secret"] not in text
         assert "receiver-token-123" not in text
     row = WebhookSubscription.objects.get(pk=created["id"])
     assert created["secret"] not in row.sealed_secret
@@ -42,9 +47,11 @@ def test_rotation_returns_a_new_secret_that_signs_from_then_on(alice, allow_priv
     receiver = webhook_receiver()
     created = create(alice.client, url=receiver.url).json()
     rotated = alice.client.post(f"/v1/webhooks/{created['id']}/rotate-secret").json()
-    assert rotated["id"] == created["id"] and rotated["secret"] != created["secret"]
+    assert rotated["id"] == created["id"]
+    assert rotated["secret"] != created["secret"]
     result = alice.client.post(f"/v1/webhooks/{created['id']}/test").json()
-    assert result["statusCode"] == 200 and "error" not in result
+    assert result["statusCode"] == 200
+    assert "error" not in result
     [request] = receiver.requests
     timestamp = request.headers["X-EmailAPI-Timestamp"]
     signature = request.headers["X-EmailAPI-Signature"]
@@ -58,11 +65,13 @@ def test_the_test_route_sends_a_signed_test_event_and_reports_it(alice, allow_pr
     created = create(alice.client, url=receiver.url + "?x=1",
                      headers={"X-Receiver-Key": "k1"}).json()
     result = alice.client.post(f"/v1/webhooks/{created['id']}/test").json()
-    assert result["statusCode"] == 200 and result["duration"] >= 0
+    assert result["statusCode"] == 200
+    assert result["duration"] >= 0
     [request] = receiver.requests
     payload = request.payload
     assert request.path == "/hook?x=1"
-    assert payload["event"] == "test" and payload["data"]["webhook"] == created["id"]
+    assert payload["event"] == "test"
+    assert payload["data"]["webhook"] == created["id"]
     assert set(payload) >= {"id", "event", "account", "date", "data"}
     headers = request.headers
     assert headers["Content-Type"] == "application/json"
@@ -75,10 +84,12 @@ def test_the_test_route_sends_a_signed_test_event_and_reports_it(alice, allow_pr
 
     receiver.fail_next(1, 503)
     failed = alice.client.post(f"/v1/webhooks/{created['id']}/test").json()
-    assert failed["statusCode"] == 503 and failed["error"] == "HTTP 503"
+    assert failed["statusCode"] == 503
+    assert failed["error"] == "HTTP 503"
     receiver.stop()
     refused = alice.client.post(f"/v1/webhooks/{created['id']}/test").json()
-    assert refused["statusCode"] is None and refused["error"]
+    assert refused["statusCode"] is None
+    assert refused["error"]
 
 
 def test_update_is_partial_and_re_enabling_clears_the_failure_streak(alice,
@@ -93,12 +104,16 @@ def test_update_is_partial_and_re_enabling_clears_the_failure_streak(alice,
                                                           "enabled": True}, format="json")
     assert updated.status_code == 200, updated.json()
     body = updated.json()
-    assert body["events"] == ["messageDeleted"] and body["enabled"] is True
-    assert body["failingSince"] is None and body["disabledReason"] is None
-    assert body["headerNames"] == ["A"] and body["url"] == created["url"]
+    assert body["events"] == ["messageDeleted"]
+    assert body["enabled"] is True
+    assert body["failingSince"] is None
+    assert body["disabledReason"] is None
+    assert body["headerNames"] == ["A"]
+    assert body["url"] == created["url"]
     cleared = alice.client.put(f"/v1/webhooks/{row.pk}", {"headers": {}, "accounts": None},
                                format="json").json()
-    assert cleared["headerNames"] == [] and cleared["accounts"] == []
+    assert cleared["headerNames"] == []
+    assert cleared["accounts"] == []
 
 
 def test_delete_removes_the_subscription_and_its_deliveries(alice, allow_private_webhooks):
@@ -133,7 +148,8 @@ def test_bad_input_is_a_400_and_stores_nothing(alice, allow_private_webhooks, bo
     response = create(alice.client, **body)
     assert response.status_code == 400, response.json()
     error = response.json()
-    assert error["code"] == "InputValidationError" and field in error["details"]
+    assert error["code"] == "InputValidationError"
+    assert field in error["details"]
     assert not WebhookSubscription.objects.exists()
 
 

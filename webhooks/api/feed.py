@@ -77,7 +77,7 @@ class AccountChangesView(TenantScopedAPIView):
                    responses={200: ChangesSerializer, 410: EXPIRED},
                    summary="Change feed of one account", description=_FEED_DESCRIPTION)
     def get(self, request, account):
-        account_id = self.email_account.account  # 404 AccountNotFound outside the tenant
+        account_id = self.email_account.account_id  # 404 AccountNotFound outside the tenant
         query = self.validated(AccountChangesQuerySerializer,
                                stream_query.flatten_lists(request.query_params))
         return Response(_feed(self.tenant.pk, query, account_id))

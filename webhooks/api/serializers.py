@@ -185,7 +185,7 @@ class DeliverySerializer(serializers.Serializer):
     deliveryId = serializers.UUIDField(source="pk")
     eventId = serializers.UUIDField(source="event_id")
     event = serializers.CharField(source="event.event")
-    account = _BlankAsNullField(allow_null=True)
+    account = _BlankAsNullField(source="account_id", allow_null=True)
     seq = serializers.IntegerField()
     state = serializers.ChoiceField(choices=Delivery.State.values)
     attempts = serializers.IntegerField()

@@ -29,6 +29,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 
+from emailapi.lib.backoff import Schedule
 from webhooks import feed, sequencer
 from webhooks.payloads import event_payload
 
@@ -36,6 +37,9 @@ logger = logging.getLogger(__name__)
 BATCH = 1000
 CHUNK = 100
 RETRY_MAX = 8  # seconds between tries while the database fails (1, 2, 4, 8, 8 ...)
+DB_RETRY = Schedule(base=1.0, factor=2.0, cap=RETRY_MAX)
+# Between reconnects of the Redis doorbell: 0.5 s doubling to 30 s.
+DOORBELL_RETRY = Schedule(base=0.5, factor=2.0, cap=30.0)
 _hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -51,7 +55,7 @@ class Item:
 
     @classmethod
     def of(cls, row) -> Item:
-        return cls(row.seq, row.tenant_id, row.account, row.event,
+        return cls(row.seq, row.tenant_id, row.account_id, row.event,
                    json.dumps(event_payload(row), separators=(",", ":"), default=str))
 
 
@@ -135,7 +139,7 @@ class Hub:
                 raise
             except Exception as exc:  # noqa: BLE001 - the database may come back: keep going
                 failures += 1
-                pause = min(RETRY_MAX, 2 ** (failures - 1))
+                pause = DB_RETRY.delay(failures)
                 if failures == 1:
                     logger.warning("event stream: reading published events failed: %s; "
                                    "retrying", exc)
@@ -197,14 +201,14 @@ class Hub:
         """Ring on every doorbell message; reconnect to Redis with a growing pause."""
         from redis import asyncio as aioredis
 
-        pause = 0.5
+        retry = 0
         while True:
             client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
             try:
                 pubsub = client.pubsub()
                 await pubsub.subscribe(sequencer.events_channel())
                 self.ring()  # anything published while we were not listening
-                pause = 0.5
+                retry = 0
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         self.ring()
@@ -212,8 +216,8 @@ class Hub:
                 raise
             except Exception as exc:  # noqa: BLE001 - a doorbell: the poll covers its absence
                 logger.warning("event stream: Redis doorbell lost (%s); polling meanwhile", exc)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 30)
+                retry += 1
+                await asyncio.sleep(DOORBELL_RETRY.delay(retry))
             finally:
                 try:
                     await client.aclose()

@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection, connections
 
 from emailapi.lib import dbpool
+from emailapi.lib.backoff import Schedule
 from mailboxes.sending import enqueue_due
 
 logger = logging.getLogger("mailboxes.sending")
@@ -38,11 +39,12 @@ class Command(BaseCommand):
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        # The sweep interval after a good sweep, doubling after each failed one up to MAX_PAUSE.
+        pauses = Schedule(base=float(settings.SEND_SWEEP_INTERVAL), factor=2.0, cap=MAX_PAUSE)
         failures = 0
         while True:
             failures = 0 if self.sweep() is not None else failures + 1
-            pause = min(MAX_PAUSE, settings.SEND_SWEEP_INTERVAL * 2 ** failures)
-            if once or stop.wait(pause):
+            if once or stop.wait(pauses.delay(failures + 1)):
                 return
 
     def sweep(self) -> int | None:
