@@ -1,7 +1,7 @@
 """A few seconds' memory of authenticated tokens, per process.
 
 Every API request authenticates its token; on the hot read paths (a listing costs about 3 ms)
-the token query was a third of the work. A token seen within the last
+the token query would be a third of the work. A token seen within the last
 ``EMAILAPI_TOKEN_CACHE_SECONDS`` (default 5) is taken from here. The price is bounded and
 documented: a token revoked (or a tenant suspended) through another process keeps working for
 at most that long; revocation through this process takes effect at once (``forget``).

@@ -148,7 +148,7 @@ def run_ours(user: MailUser, expected: int, top_uids: list[int], poll: float,
     from accounts import services
     from accounts.models import EmailAccount
     from mailboxes.models import Message
-    from mailboxes.worker.supervisor import ImapWorker
+    from mailboxes.worker.imap_worker import ImapWorker
     from webhooks.models import Event
 
     tenant = services.create_tenant("Bench first index")

@@ -1,5 +1,5 @@
 """Hung IMAP servers against healthy ones: how soon is every healthy account connected after a
-worker starts, with 100 accounts on servers that hang? (Target: within 30 s, issue 14.)
+worker starts, with 100 accounts on servers that hang? (Target: within 30 s.)
 
 Starts a private Dovecot (limits raised for N sessions) with ``--healthy`` users, and two hung
 loopback servers (``tests/servers/hung_imap.py``): one accepts and never greets, the other

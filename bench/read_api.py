@@ -13,7 +13,7 @@ that database, and measures in the same run, each over ``--requests`` requests a
                 floor: imapclient ``UID SEARCH SUBJECT <term>`` on a held connection;
 * index search: the same with ``source=index`` (subject trigram index, no IMAP).
 
-Targets printed alongside (issue 4): listing p50 <= 10 ms and >= 150 requests/s with 10
+Targets printed alongside: listing p50 <= 10 ms and >= 150 requests/s with 10
 clients; full message p50 <= 20 ms; IMAP search p50 within 15 ms of the bare SEARCH; index
 search p50 <= 15 ms. EmailEngine on this machine: listing p50 88-98 ms and 10-15 requests/s,
 full message p50 75-81 ms, subject search p50 152-176 ms (its IMAP SEARCH alone 40-64 ms).

@@ -151,7 +151,8 @@ def plan(load_seconds: float) -> tuple[float, list[Fault]]:
 
 def seed_mailboxes(dovecot: Dovecot, smtp: SmtpServer, count: int) -> list:
     """``count`` mailboxes with the fixture messages, plus a message whose attachment is
-    7-bit text (streamed with a Content-Length: the case issue 14 item 1 names)."""
+    7-bit text (streamed with a Content-Length: the case where daphne starts a kept-alive
+    connection's next request inside the previous one's context, ``emailapi.asgi_context``)."""
     notes = EmailMessage(policy=email.policy.SMTP)
     notes["From"], notes["To"] = "Ann <ann@example.test>", "Bob <bob@example.test>"
     notes["Subject"], notes["Message-ID"] = "Soak notes", "<soak-notes@soak.example.test>"

@@ -8,7 +8,7 @@ subprocesses, exactly as ``make run`` starts them. Measured in the same run:
    runs from the commit until the receiver (``tests/servers/fast_receiver.py``: asyncio,
    keep-alive, answers 200 at once) has them all; every event must arrive, in order per lane.
    For scale: as many urllib3 client threads as the dispatcher has delivery threads POSTing
-   the same payload straight to the receiver. Target (issue 6): >= 500 deliveries/s.
+   the same payload straight to the receiver. Target: >= 500 deliveries/s.
 2. Latency: ``--mailboxes`` mailboxes appended to and ``--idle`` more idling, all held by
    ``--workers`` imapworker processes; measured once every first sync is done and the workers
    are quiet. ``--rounds`` APPENDs to INBOX, ``--parallel`` in flight (each thread on its own

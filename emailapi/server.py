@@ -6,8 +6,8 @@ hold before any application code runs.
 
 * **Request bodies are bounded while they arrive.** daphne (Twisted) reads a whole body, into
   memory or a temporary file, before the application sees any of it, so a limit the application
-  enforces (``emailapi.api.asgi_limits``) bounds nothing: a 200 MiB upload was read in full and
-  only then refused. Here a declared ``Content-Length`` over ``EMAILAPI_MAX_BODY_SIZE`` is
+  enforces (``emailapi.api.asgi_limits``) bounds nothing: a 200 MiB upload would be read in full
+  and only then refused. Here a declared ``Content-Length`` over ``EMAILAPI_MAX_BODY_SIZE`` is
   answered ``413`` as soon as the headers are in, without a ``100 Continue``, and a chunked body
   is refused the moment it passes the limit. What the client still sends is read and dropped,
   for at most ``LINGER_SECONDS`` and twice the limit, so that a client that writes its whole

@@ -53,7 +53,10 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 
 from accounts.models import EmailAccount
+from mailboxes import listing
+from mailboxes.command_pool import pool
 from mailboxes.errors import ComposeError, MessageNotFound, NoRecipients, OriginalTooLarge
+from mailboxes.imap import parts
 
 # 7-bit clean output with CRLF: safe for SMTP servers without 8BITMIME and for APPEND.
 POLICY = policy.SMTP.clone(cte_type="7bit")
@@ -556,10 +559,6 @@ def load_original(account: EmailAccount, reference: dict, with_text: bool,
     """The referenced message from the index, and from the server its text (to quote) or
     its source (to attach) when asked. 404 when the id is unknown or the server no longer
     has the message."""
-    from mailboxes import listing
-    from mailboxes.command_pool import pool
-    from mailboxes.imap import parts
-
     folder, row = listing.message_by_id(account, reference["message"])
     target = ReferenceTarget(message=reference["message"],
                              action=reference.get("action") or "reply", folder_id=folder.pk,

@@ -89,7 +89,7 @@ class InvalidFlag(Invalid):
     code = "InvalidFlag"
 
     def __init__(self, exc: Exception):
-        """From ``mailboxes.imap.changes.BadFlag``, which names the ``flag``."""
+        """From ``mailboxes.imap.message_ops.BadFlag``, which names the ``flag``."""
         super().__init__(str(exc), {"flag": str(exc.flag)[:80]})
 
 

@@ -138,7 +138,7 @@ _BOOLEANS = _columns_of(models.BooleanField)
 def tenant_page(tenant, account_id: str, path: str, page: int, page_size: int,
                 cursor: str | None) -> dict:
     """``page_of(tenant_folder(...))`` in one round trip: listings are what users call most,
-    and the two ORM queries (plus building a model per row) were most of their cost. The
+    and the two ORM queries (plus building a model per row) would be most of their cost. The
     folder is found by a scalar subquery, so the (folder, uid) index is walked newest first
     and stops after the page. Anything unusual (no rows: an empty folder, a page past the end,
     an unknown folder or account, an unfinished first sync) takes the ordinary path."""

@@ -1,6 +1,6 @@
 """Changing messages through the API: flags, move, copy, delete, one at a time or in bulk.
 
-Each change is made on the server first (``mailboxes.imap.changes``, over a pooled command
+Each change is made on the server first (``mailboxes.imap.message_ops``, over a pooled command
 connection), then recorded in the index at once (``index.record_transfer`` and friends) so
 the next GET shows it, with the events another client's change would raise, once.
 
@@ -17,7 +17,7 @@ from accounts.models import EmailAccount
 from emailapi.lib.wording import describe
 from mailboxes import errors, ids, listing
 from mailboxes.command_pool import pool
-from mailboxes.imap import changes, fetch, search
+from mailboxes.imap import fetch, message_ops, search
 from mailboxes.imap.types import FlagChange
 from mailboxes.models import Folder
 from mailboxes.sync import index
@@ -38,10 +38,10 @@ class FlagEdit:
     def parse(cls, data: dict | None) -> FlagEdit:
         data = data or {}
         try:
-            return cls(add=tuple(changes.check_flags(data.get("add") or ())),
-                       delete=tuple(changes.check_flags(data.get("delete") or ())),
-                       set=tuple(changes.check_flags(data["set"])) if "set" in data else None)
-        except changes.BadFlag as exc:
+            return cls(add=tuple(message_ops.check_flags(data.get("add") or ())),
+                       delete=tuple(message_ops.check_flags(data.get("delete") or ())),
+                       set=tuple(message_ops.check_flags(data["set"])) if "set" in data else None)
+        except message_ops.BadFlag as exc:
             raise errors.InvalidFlag(exc) from None
 
     def __bool__(self) -> bool:
@@ -79,12 +79,12 @@ def _store(session, folder: Folder, uids: list[int], edit: FlagEdit) -> dict[int
     """STORE the edit; the current flags of every UID that still exists."""
     session.open_writable(folder.path)
     try:
-        found = changes.store_flags(session.client, uids, edit.add, edit.delete, edit.set)
-    except changes.WriteError as exc:
+        found = message_ops.store_flags(session.client, uids, edit.add, edit.delete, edit.set)
+    except message_ops.WriteError as exc:
         raise change_refused(exc) from None
     unanswered = [uid for uid in uids if uid not in found]
     if unanswered:  # a server that sends no FETCH for an unchanged flag: ask
-        for batch in changes.batches(unanswered):
+        for batch in message_ops.batches(unanswered):
             current, _ = fetch.fetch_flags(session.client, ",".join(map(str, batch)))
             found.update({c.uid: c.flags for c in current})
     return found
@@ -93,10 +93,10 @@ def _store(session, folder: Folder, uids: list[int], edit: FlagEdit) -> dict[int
 def _index_flags(folder: Folder, found: dict[int, tuple]) -> int:
     changed = 0
     items = sorted(found.items())
-    for start in range(0, len(items), changes.BATCH):
+    for start in range(0, len(items), message_ops.BATCH):
         changed += index.apply_flag_changes(folder, [
             FlagChange(uid=uid, flags=tuple(flags), modseq=None)
-            for uid, flags in items[start:start + changes.BATCH]])
+            for uid, flags in items[start:start + message_ops.BATCH]])
     return changed
 
 
@@ -126,12 +126,12 @@ def _transfer(account, folder, uids, target, keep_source: bool, use_move=None):
         session.open_writable(folder.path)
         try:
             if keep_source:
-                transfer = changes.copy(session.client, uids, target.path)
+                transfer = message_ops.copy(session.client, uids, target.path)
             else:
-                transfer = changes.move(session.client, uids, target.path, use_move)
-        except changes.FolderMissing:
+                transfer = message_ops.move(session.client, uids, target.path, use_move)
+        except message_ops.FolderMissing:
             raise errors.MailboxNotFound(target.path) from None
-        except changes.WriteError as exc:
+        except message_ops.WriteError as exc:
             raise change_refused(exc) from None
         uidplus = session.has("UIDPLUS")
     if transfer.uidvalidity and target.uidvalidity and transfer.uidvalidity != target.uidvalidity:
@@ -178,8 +178,8 @@ def _expunge(account: EmailAccount, folder: Folder, uids: list[int]) -> list[int
         found = _store(session, folder, uids, FlagEdit(add=("\\Deleted",)))
         present = sorted(found)
         try:
-            changes.expunge(session.client, present)
-        except changes.WriteError as exc:
+            message_ops.expunge(session.client, present)
+        except message_ops.WriteError as exc:
             raise change_refused(exc) from None
     index.record_expunge(folder, present)
     return present

@@ -18,7 +18,7 @@ from mailboxes.command_pool import pool
 from mailboxes.compose import compose
 from mailboxes.imap import append as imap_append
 from mailboxes.imap import fetch
-from mailboxes.imap.changes import BadFlag, check_flags
+from mailboxes.imap.message_ops import BadFlag, check_flags
 from mailboxes.models import Folder
 from mailboxes.sync import index
 

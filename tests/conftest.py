@@ -125,7 +125,7 @@ def start_worker():
     """Start ImapWorkers running their real loop (``run``) in threads: the end-to-end tests'
     workers (most worker tests drive the loop themselves: ``tests.mailboxes.helpers.
     DrivenWorker``). All are stopped gracefully at the end of the test."""
-    from mailboxes.worker.supervisor import ImapWorker
+    from mailboxes.worker.imap_worker import ImapWorker
 
     started = []
 

@@ -1,7 +1,7 @@
 """Operators' view of webhooks: subscriptions and their deliveries, searchable and filtered.
 
 Read-only: secrets and headers stay sealed (never shown), and delivery state changes only
-through ``webhooks.deliveries`` (the API's retry route), never by editing a row here.
+through ``webhooks.delivery_state`` (the API's retry route), never by editing a row here.
 """
 
 from __future__ import annotations

@@ -4,14 +4,14 @@ One loop (``run``) does, each time it wakes:
 
 1. ``sequencer.publish_pending`` (events get their ``seq``; the live stream and the change
    feed follow that order too, so this must happen promptly: tens of ms after a commit),
-2. ``deliveries.fan_out`` (a delivery row per interested subscription),
+2. ``delivery_state.fan_out`` (a delivery row per interested subscription),
 3. hands due lanes to a pool of ``WEBHOOK_CONCURRENCY`` threads, each of which reads runs of
-   its lane's due deliveries (``deliveries.claim_run``, up to ``RUN_LENGTH`` at once) and
+   its lane's due deliveries (``delivery_state.claim_run``, up to ``RUN_LENGTH`` at once) and
    sends them one after another, in seq order, until the lane is empty or an attempt fails;
    each outcome is recorded in the statement that claims the next delivery for its request
-   (``deliveries.advance``), so a dispatcher killed at any moment leaves at most one
+   (``delivery_state.advance``), so a dispatcher killed at any moment leaves at most one
    delivery per lane sent and unrecorded, and ``attempts`` counts requests that went out,
-4. now and then ``deliveries.prune``.
+4. now and then ``delivery_state.prune``.
 
 It wakes on the Redis doorbell (``sequencer.new_events_channel``, rung after every commit
 that recorded events), when a lane finishes, and at least every ``WEBHOOK_POLL_INTERVAL``
@@ -47,9 +47,9 @@ from django.utils import timezone
 
 from emailapi.lib.backoff import Schedule
 from emailapi.lib.redis import get_redis
-from webhooks import deliveries, sequencer
-from webhooks.delivery import Sender
+from webhooks import delivery_state, sequencer
 from webhooks.payloads import event_payload
+from webhooks.signed_request import Sender
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Dispatcher:
             wait = self.schedule()
             if time.monotonic() >= self._next_prune:
                 self._next_prune = time.monotonic() + PRUNE_INTERVAL
-                pruned = deliveries.prune()
+                pruned = delivery_state.prune()
                 if any(pruned):
                     logger.info("pruned %d deliveries and %d events", *pruned)
         except Exception as exc:  # noqa: BLE001 - keep dispatching once the outage ends
@@ -146,7 +146,7 @@ class Dispatcher:
             total += published
             if published < 2000:
                 break
-        while deliveries.fan_out() == 1000:
+        while delivery_state.fan_out() == 1000:
             pass
         return total
 
@@ -154,7 +154,7 @@ class Dispatcher:
         """Start a thread for each due lane not already running, within the pool's size and
         the per-subscription share; return seconds until the next retry falls due."""
         now = timezone.now()
-        heads, next_due = deliveries.due_heads(now)
+        heads, next_due = delivery_state.due_heads(now)
         with self._lock:
             per_subscription: dict = {}
             for subscription_id, _ in self._running:
@@ -201,9 +201,9 @@ class Dispatcher:
         delivered (the lane may have more: go on).
 
         Each outcome is recorded as it comes, in the same statement that claims the next
-        delivery for its request (``deliveries.advance``): a dispatcher killed at any moment
+        delivery for its request (``delivery_state.advance``): a dispatcher killed at any moment
         leaves at most one delivery of the lane sent but unrecorded."""
-        run = deliveries.claim_run(subscription_id, account)
+        run = delivery_state.claim_run(subscription_id, account)
         if not run:
             return False
         subscription = run[0].subscription
@@ -217,16 +217,16 @@ class Dispatcher:
             if not outcome.ok:
                 logger.info("webhook %s delivery %s failed (attempt %d): %s", subscription_id,
                             delivery.pk, delivery.attempts, outcome.error)
-                self._record(answered, deliveries.record_failure, delivery, outcome)
+                self._record(answered, delivery_state.record_failure, delivery, outcome)
                 return False
             following = None
             if index + 1 < len(run) and not self.stop.is_set():
                 following = run[index + 1]
-            lease = deliveries.lease_until(timezone.now())
-            ours = self._record(answered, deliveries.advance, delivery, outcome, following,
+            lease = delivery_state.lease_until(timezone.now())
+            ours = self._record(answered, delivery_state.advance, delivery, outcome, following,
                                 lease)
             if index == 0 and subscription.failing_since is not None:
-                if self._record(answered, deliveries.recovered, subscription_id):
+                if self._record(answered, delivery_state.recovered, subscription_id):
                     self.wake.set()  # its other lanes are due now
             if following is None:
                 return ours and index + 1 == len(run)  # all delivered: the lane may have more
@@ -249,7 +249,7 @@ class Dispatcher:
                 failures += 1
                 delay = OUTAGE.delay(failures)
                 reset_connections()
-                left = deliveries.LEASE_MARGIN - (time.monotonic() - answered)
+                left = delivery_state.LEASE_MARGIN - (time.monotonic() - answered)
                 if self.stop.is_set() or delay >= left:
                     raise
                 logger.warning("webhook dispatcher: could not record a delivery (%s); "

@@ -1,9 +1,11 @@
 """The event outbox: every event is a row written in the same transaction as the change.
 
-Writers (account registration now, the sync engine later) call ``webhooks.events.record``
-inside their own ``transaction.atomic()``; a dispatcher (issue 6) later moves undispatched rows
-to delivery jobs. Because the row commits or rolls back with the change itself, a crash can
-never lose an event nor announce a change that did not happen. Redis is not involved here.
+Writers (account registration, the sync engine, the send outbox) call
+``webhooks.events.record`` inside their own ``transaction.atomic()``; the dispatcher then gives
+each committed event its place in the order (``webhooks.sequencer``) and a ``Delivery`` row per
+interested subscription (``webhooks.delivery_state``). Because the row commits or rolls back
+with the change itself, a crash can never lose an event nor announce a change that did not
+happen. Redis is not involved here.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from accounts.api import oauth2_serializers as s
-from accounts.oauth2 import apps, connect, discovery
+from accounts.oauth2 import connect, discovery, registered_apps
 from emailapi.api.errors import ApiError
 from emailapi.api.views import TenantScopedAPIView
 
@@ -29,7 +29,7 @@ class AuthenticationFormView(TenantScopedAPIView):
                                "EMAILAPI_CONNECT_LINK_TTL seconds (default 3600).")
     def post(self, request):
         data = self.validated(s.AuthenticationFormSerializer, request.data)
-        if data["type"] != connect.IMAP and apps.find_app(self.tenant.pk, data["type"]) is None:
+        if data["type"] != connect.IMAP and registered_apps.find_app(self.tenant.pk, data["type"]) is None:
             raise ApiError(f"No OAuth2 app {data['type']!r} in your tenant: register one with "
                            f"POST /v1/oauth2", "OAuth2AppNotFound", 400)
         base = request.build_absolute_uri("/")

@@ -1,5 +1,5 @@
 """OAuth2 apps of the tenant (the clients registered at Google, Microsoft, Yahoo or any
-OAuth2 server): thin views over ``accounts.oauth2.apps``. Apps are looked up inside the
+OAuth2 server): thin views over ``accounts.oauth2.registered_apps``. Apps are looked up inside the
 caller's tenant only (another tenant's app is "not found", like a missing one)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from accounts.api import oauth2_serializers as s
 from accounts.models import OAuth2App
-from accounts.oauth2 import apps
+from accounts.oauth2 import registered_apps
 from emailapi.api.errors import NotFoundError
 from emailapi.api.pagination import paginate
 from emailapi.api.views import TenantScopedAPIView
@@ -48,7 +48,7 @@ class OAuth2AppListView(OAuth2AppScopedView):
                                "the id is taken.")
     def post(self, request):
         data = self.validated(s.OAuth2AppCreateSerializer, request.data)
-        app = apps.create_app(self.tenant, data)
+        app = registered_apps.create_app(self.tenant, data)
         return Response({"id": app.app_id, "created": True})
 
 
@@ -71,7 +71,7 @@ class OAuth2AppDetailView(OAuth2AppScopedView):
         oauth2_app = self.get_app(app)
         data = self.validated(s.OAuth2AppUpdateSerializer, request.data,
                               context={"app": oauth2_app})
-        apps.update_app(oauth2_app, data)
+        registered_apps.update_app(oauth2_app, data)
         return Response({"id": oauth2_app.app_id, "updated": True})
 
     @extend_schema(operation_id="deleteOAuth2App", tags=TAGS, parameters=[APP_PARAM],
@@ -82,6 +82,6 @@ class OAuth2AppDetailView(OAuth2AppScopedView):
                                "counts them.")
     def delete(self, request, app):
         oauth2_app = self.get_app(app)
-        using = apps.mailboxes_using(oauth2_app)
-        apps.delete_app(oauth2_app)
+        using = registered_apps.mailboxes_using(oauth2_app)
+        registered_apps.delete_app(oauth2_app)
         return Response({"id": app, "deleted": True, "accounts": using})

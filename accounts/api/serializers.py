@@ -14,6 +14,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_sc
 from rest_framework import serializers
 
 from accounts.models import EmailAccount
+from accounts.oauth2 import registered_apps
 from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
 
@@ -224,10 +225,8 @@ def public_oauth2(account: EmailAccount) -> dict | None:
 
 def _app_scopes(account: EmailAccount) -> list[str]:
     """A token answer without ``scope`` granted what was asked (RFC 6749 5.1): the app's."""
-    from accounts.oauth2 import apps
-
-    app = apps.app_of(account)
-    return list(apps.endpoints(app).scopes) if app else []
+    app = registered_apps.app_of(account)
+    return list(registered_apps.endpoints(app).scopes) if app else []
 
 
 class AccountSerializer(serializers.ModelSerializer):

@@ -26,7 +26,7 @@ from django.db import transaction
 from accounts import services
 from accounts.credentials import set_credential
 from accounts.models import EmailAccount, OAuth2App, Tenant
-from accounts.oauth2 import apps, flow, links, presets, social
+from accounts.oauth2 import flow, links, presets, registered_apps, social
 from emailapi.lib.redis import get_redis
 
 STATE_SECONDS = 900
@@ -54,7 +54,7 @@ def service_url(request_base: str) -> str:
 
 
 def app_for(payload: dict) -> OAuth2App:
-    app = apps.find_app(payload["tenant"], payload["type"])
+    app = registered_apps.find_app(payload["tenant"], payload["type"])
     if app is None:
         raise ConnectError("This sign-in method is not set up. Ask for a new link.",
                            "OAuth2AppNotFound")
@@ -74,7 +74,7 @@ def start_oauth2(data: str, sig: str, request_base: str) -> str:
     hint = payload.get("expectedEmail") or payload.get("email") or ""
     if social.supports(app.provider):
         return social.authorize_url(app, redirect_uri, state, challenge, login_hint=hint)
-    return presets.authorize_url(apps.endpoints(app), app.client_id, redirect_uri, state,
+    return presets.authorize_url(registered_apps.endpoints(app), app.client_id, redirect_uri, state,
                                  challenge, login_hint=hint)
 
 
@@ -89,7 +89,7 @@ def finish_oauth2(state: str, code: str) -> str:
     app = OAuth2App.objects.filter(tenant_id=payload["tenant"], app_id=attempt["app"]).first()
     if app is None:
         raise ConnectError("This sign-in method was removed meanwhile.", "OAuth2AppNotFound")
-    endpoints = apps.endpoints(app)
+    endpoints = registered_apps.endpoints(app)
     try:
         tokens = _exchange(app, state, code, attempt)
     except flow.OAuth2Error as exc:
@@ -112,8 +112,8 @@ def _exchange(app: OAuth2App, state: str, code: str, attempt: dict) -> flow.Toke
     if social.supports(app.provider):
         return social.exchange_code(app, code, state, attempt["redirectUri"],
                                     attempt["verifier"], allow_http)
-    return flow.exchange_code(apps.endpoints(app).token_url, app.client_id,
-                              apps.client_secret(app), code, attempt["redirectUri"],
+    return flow.exchange_code(registered_apps.endpoints(app).token_url, app.client_id,
+                              registered_apps.client_secret(app), code, attempt["redirectUri"],
                               attempt["verifier"], allow_http)
 
 

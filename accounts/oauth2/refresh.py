@@ -28,7 +28,7 @@ from django.utils import timezone as dj_timezone
 
 from accounts.credentials import get_credential, set_credential
 from accounts.models import EmailAccount
-from accounts.oauth2 import apps, flow, social
+from accounts.oauth2 import flow, registered_apps, social
 from accounts.state import set_state
 from emailapi.lib.redis import get_redis
 from emailapi.lib.wording import describe
@@ -103,7 +103,7 @@ def _expiring(info: dict) -> bool:
 
 
 def _refresh(account: EmailAccount, info: dict) -> str:
-    app = apps.app_of(account)
+    app = registered_apps.app_of(account)
     refresh_token = get_credential(account, "oauth2.refreshToken")
     if app is None or not refresh_token:
         _require_reauth(account, info, "The OAuth2 app or refresh token is gone", "NoGrant")

@@ -26,7 +26,7 @@ from django.conf import settings
 
 from accounts.credentials import get_credential
 from accounts.models import EmailAccount, OAuth2App
-from accounts.oauth2 import apps, flow, presets
+from accounts.oauth2 import flow, presets, registered_apps
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def revocation_url(app: OAuth2App) -> str | None:
         return REVOCATION_URLS[app.provider]
     if app.provider in NO_REVOCATION:
         return None
-    token_url = apps.endpoints(app).token_url
+    token_url = registered_apps.endpoints(app).token_url
     if not token_url:
         return None
     parts = urlsplit(token_url)
@@ -54,7 +54,7 @@ def revocation_url(app: OAuth2App) -> str | None:
 def revoke_grant(account: EmailAccount) -> str:
     """Revoke ``account``'s OAuth2 grant; return ``revoked``, ``skipped`` (not OAuth2, no
     token, no endpoint) or ``failed`` (logged). Never raises for the provider's sake."""
-    app = apps.app_of(account)
+    app = registered_apps.app_of(account)
     if app is None:
         return SKIPPED
     url = revocation_url(app)
@@ -68,7 +68,7 @@ def revoke_grant(account: EmailAccount) -> str:
     form = {"token": token, "token_type_hint": hint}
     # RFC 7009 2.1 authenticates the client; Google documents a request with the token alone.
     if app.provider != presets.GMAIL:
-        form.update(client_id=app.client_id, client_secret=apps.client_secret(app))
+        form.update(client_id=app.client_id, client_secret=registered_apps.client_secret(app))
     try:
         # RFC 7009: 200 means revoked (or already invalid, which is as good). The URL is
         # checked like a token URL (https, not inside our network): it gets the secret too.

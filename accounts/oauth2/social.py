@@ -49,7 +49,7 @@ from social_core.strategy import BaseStrategy
 from social_core.utils import constant_time_compare, url_add_parameters
 
 from accounts.models import OAuth2App
-from accounts.oauth2 import apps, flow, presets
+from accounts.oauth2 import flow, presets, registered_apps
 
 UNREACHABLE = {"connection_failed", "timeout", "tls_error"}
 
@@ -171,13 +171,13 @@ def strategy_for(app: OAuth2App, data: dict | None = None, login_hint: str = "")
     """The backend settings of ``app``: its client id, its (lazily decrypted) secret, and its
     effective endpoints and scopes, with exactly those scopes (not the backend's defaults,
     such as Google's ``profile`` or Microsoft's ``User.Read``)."""
-    endpoints = apps.endpoints(app)
+    endpoints = registered_apps.endpoints(app)
     extra = dict(endpoints.authorize_params)
     if login_hint:
         extra["login_hint"] = login_hint
     return AppStrategy({
         "KEY": app.client_id,
-        "SECRET": lambda: apps.client_secret(app),
+        "SECRET": lambda: registered_apps.client_secret(app),
         "SCOPE": list(endpoints.scopes),
         "IGNORE_DEFAULT_SCOPE": True,
         "AUTH_EXTRA_ARGUMENTS": extra,
@@ -218,8 +218,8 @@ def exchange_code(app: OAuth2App, code: str, state: str, redirect_uri: str, veri
 def refresh_tokens(app: OAuth2App, refresh_token: str, allow_http: bool = False) -> flow.Tokens:
     """The refresh grant through the app's backend (``generic``: ``flow.refresh_tokens``)."""
     if not supports(app.provider):
-        return flow.refresh_tokens(apps.endpoints(app).token_url, app.client_id,
-                                   apps.client_secret(app), refresh_token, allow_http)
+        return flow.refresh_tokens(registered_apps.endpoints(app).token_url, app.client_id,
+                                   registered_apps.client_secret(app), refresh_token, allow_http)
     backend = backend_for(app, "", "", allow_http=allow_http)
     flow.guard_endpoint(backend.refresh_token_url(), allow_http)
     try:

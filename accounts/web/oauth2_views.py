@@ -1,5 +1,5 @@
 """OAuth2 app pages: the tenant's apps (list, add, edit, delete), the dashboard side of
-``/v1/oauth2``. Thin over ``accounts.oauth2.apps`` and validated by the API's own serializers
+``/v1/oauth2``. Thin over ``accounts.oauth2.registered_apps`` and validated by the API's own serializers
 (``OAuth2AppForm``), so a page and the API accept the same apps. The client secret goes in
 through a password input and never comes back out: pages say only whether one is set."""
 
@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.errors import AlreadyExists
 from accounts.models import OAuth2App
-from accounts.oauth2 import apps, connect
+from accounts.oauth2 import connect, registered_apps
 from accounts.web.errors import show_on_form
 from accounts.web.forms import OAuth2AppForm
 from accounts.web.tenancy import tenant_view
@@ -33,7 +33,7 @@ def _callback_url(request) -> str:
 
 def _with_effective(app: OAuth2App) -> OAuth2App:
     # The preset fills what the app leaves empty; the pages show which scopes really apply.
-    app.effective = apps.endpoints(app)
+    app.effective = registered_apps.endpoints(app)
     return app
 
 
@@ -42,7 +42,7 @@ def oauth2_apps(request):
     form = OAuth2AppForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            app = apps.create_app(request.tenant, form.payload)
+            app = registered_apps.create_app(request.tenant, form.payload)
         except AlreadyExists as exc:
             show_on_form(form, exc, {AlreadyExists: "app"})
         else:
@@ -60,10 +60,10 @@ def oauth2_app_detail(request, app_id: str):
     app = _app_or_404(request, app_id)
     form = OAuth2AppForm(request.POST or None, app=app)
     if request.method == "POST" and form.is_valid():
-        apps.update_app(app, form.payload)
+        registered_apps.update_app(app, form.payload)
         messages.success(request, "OAuth2 app saved.")
         return redirect("web:oauth2-app", app_id=app.app_id)
-    using = apps.mailboxes_using(app)
+    using = registered_apps.mailboxes_using(app)
     return render(request, "dashboard/oauth2_app_detail.html", {
         "app": _with_effective(app), "form": form, "mailboxes_using": using,
         "callback_url": _callback_url(request), "page": "oauth2"},
@@ -74,7 +74,7 @@ def oauth2_app_detail(request, app_id: str):
 @tenant_view(write=True)
 def oauth2_app_delete(request, app_id: str):
     app = _app_or_404(request, app_id)
-    apps.delete_app(app)
+    registered_apps.delete_app(app)
     messages.success(request, f"OAuth2 app {app_id} deleted. Mailboxes that signed in with it "
                               "need a new sign-in once their access token expires.")
     return redirect("web:oauth2-apps")

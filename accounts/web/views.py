@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from accounts import plans, services
 from accounts.errors import AlreadyExists
 from accounts.models import ApiToken, EmailAccount, Invitation, Membership, OAuth2App
-from accounts.oauth2 import apps, connect
+from accounts.oauth2 import connect, registered_apps
 from accounts.web import invitations
 from accounts.web.errors import show_on_form
 from accounts.web.forms import InviteForm, MailboxForm, SettingsForm, TokenForm
@@ -75,7 +75,7 @@ def mailboxes(request):
 def mailbox_connect(request):
     """"Connect Gmail" (or any OAuth2 app of the tenant): the same hosted connect link the API
     makes (``POST /v1/authentication/form``), coming back to the mailbox list."""
-    app = apps.find_app(request.tenant.pk, request.POST.get("app", ""))
+    app = registered_apps.find_app(request.tenant.pk, request.POST.get("app", ""))
     if app is None or app.app_id != request.POST.get("app"):
         raise Http404("No such OAuth2 app")
     back = request.build_absolute_uri("/dashboard/mailboxes")

@@ -1,6 +1,6 @@
 """Webhook pages: subscriptions (create, edit, send a test event, delete) and the delivery log
 (payload, the receiver's answer, retry). Thin over ``webhooks.subscriptions``,
-``webhooks.delivery`` and ``webhooks.deliveries``, validated by the API's own serializers."""
+``webhooks.signed_request`` and ``webhooks.delivery_state``, validated by the API's own serializers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.web.forms import add_api_errors
 from accounts.web.tenancy import tenant_view
-from webhooks import deliveries, delivery, subscriptions
+from webhooks import delivery_state, signed_request, subscriptions
 from webhooks.api import serializers as api_serializers
 from webhooks.models import Delivery, WebhookSubscription
 
@@ -106,7 +106,7 @@ def webhook_detail(request, webhook_id):
 @tenant_view(write=True)
 def webhook_test(request, webhook_id):
     subscription = _webhook_or_404(request, webhook_id)
-    outcome = delivery.send(subscription, delivery.probe_payload(subscription))
+    outcome = signed_request.send(subscription, signed_request.probe_payload(subscription))
     if outcome.ok:
         messages.success(request, f"Test event delivered: HTTP {outcome.status_code} in "
                                   f"{outcome.duration_ms} ms.")
@@ -131,6 +131,6 @@ def delivery_retry(request, webhook_id, delivery_id):
     row = Delivery.objects.filter(subscription=subscription, pk=delivery_id).first()
     if row is None:
         raise Http404("No such delivery")
-    deliveries.retry(row)
+    delivery_state.retry(row)
     messages.success(request, "Delivery queued again.")
     return redirect("web:webhook", webhook_id=subscription.pk)

@@ -22,6 +22,7 @@ import logging
 from typing import Any
 
 import redis
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
@@ -29,6 +30,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from emailapi.lib import dbpool
 from emailapi.lib import errors as domain
 
 logger = logging.getLogger("emailapi.api")
@@ -60,8 +62,6 @@ def dependency_unavailable(exc: BaseException) -> ServiceUnavailable | None:
     """The 503 for an exception that means the database or Redis could not serve this
     request, or None for any other exception (for the database,
     ``emailapi.lib.dbpool.unavailable_reason`` decides)."""
-    from emailapi.lib import dbpool
-
     if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
         return ServiceUnavailable("A service this request needs is not available. Retry "
                                   "shortly", retry_after=5)
@@ -187,8 +187,6 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, RequestDataTooBig):
-        from django.conf import settings
-
         exc = PayloadTooLarge(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     elif (unavailable := dependency_unavailable(exc)) is not None:
         request = context.get("request")

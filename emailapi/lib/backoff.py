@@ -3,8 +3,9 @@
 Used for IMAP reconnects (``mailboxes.worker.connection``), send retries
 (``mailboxes.outbox``), recording a send's outcome (``mailboxes.sending``), the send sweep
 (``sendscheduler``), the stream hub's database and Redis retries (``webhooks.stream.hub``),
-webhook delivery retries (``webhooks.deliveries``, ``webhooks.dispatcher``) and the restarts
-of ``serve``'s children (``emailapi.supervisor``), so each states its numbers, not its arithmetic.
+webhook delivery retries (``webhooks.delivery_state``, ``webhooks.dispatcher``) and the
+restarts of ``serve``'s children (``emailapi.process_group``), so each states its numbers, not
+its arithmetic.
 
 A schedule is either a curve, ``base`` growing by ``factor`` per retry up to ``cap`` (network
 trouble: quick at first, then patient), or a list of ``steps`` whose last one repeats (an

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import psycopg
 from django.conf import settings
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from psycopg_pool import PoolTimeout
 
 EXHAUSTED = "pool exhausted"
@@ -120,8 +120,6 @@ def unavailable_reason(exc: BaseException) -> str | None:
     Django wraps driver errors (``django.db.utils.OperationalError`` from
     ``psycopg.OperationalError``, ``PoolTimeout`` included) and keeps the original as the
     cause; SQLite's "database is locked" is an ``OperationalError`` too, and as transient."""
-    from django.db import InterfaceError, OperationalError
-
     if not isinstance(exc, (OperationalError, InterfaceError, psycopg.OperationalError,
                             psycopg.InterfaceError)):
         return None

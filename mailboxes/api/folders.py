@@ -1,5 +1,5 @@
 """Folders of a mailbox: list (from the index, or with live counts), create, rename or
-subscribe, delete. Thin views over ``mailboxes.listing`` and ``mailboxes.folders``, under
+subscribe, delete. Thin views over ``mailboxes.listing`` and ``mailboxes.folder_writes``, under
 EmailEngine's paths and names."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
-from mailboxes import folders, listing
+from mailboxes import folder_writes, listing
 from mailboxes.command_pool import pool
 from mailboxes.imap.folder_ops import WILDCARDS
 
@@ -143,7 +143,7 @@ class MailboxView(TenantScopedAPIView):
     def post(self, request, account):
         email_account = self.email_account
         body = self.validated(CreateFolderSerializer, request.data)
-        return Response(folders.create_folder(email_account, body["path"]))
+        return Response(folder_writes.create_folder(email_account, body["path"]))
 
     @extend_schema(operation_id="updateMailbox", tags=["Mailbox"], parameters=[ACCOUNT_PARAM],
                    request=UpdateFolderSerializer, responses={200: FolderUpdatedSerializer},
@@ -157,10 +157,10 @@ class MailboxView(TenantScopedAPIView):
         body = self.validated(UpdateFolderSerializer, request.data)
         answer = {}
         if "newPath" in body:
-            answer = folders.rename_folder(email_account, body["path"], body["newPath"])
+            answer = folder_writes.rename_folder(email_account, body["path"], body["newPath"])
         if "subscribed" in body:
             path = answer.get("newPath", body["path"])
-            answer.update(folders.set_subscription(email_account, path, body["subscribed"]),
+            answer.update(folder_writes.set_subscription(email_account, path, body["subscribed"]),
                           path=answer.get("path", path))
         return Response(answer)
 
@@ -173,4 +173,4 @@ class MailboxView(TenantScopedAPIView):
     def delete(self, request, account):
         email_account = self.email_account
         query = self.validated(DeleteFolderQuerySerializer, request.query_params)
-        return Response(folders.delete_folder(email_account, query["path"]))
+        return Response(folder_writes.delete_folder(email_account, query["path"]))

@@ -20,7 +20,7 @@ from datetime import datetime
 import imapclient
 
 from mailboxes.imap import fetch
-from mailboxes.imap.changes import FolderMissing, WriteError, check_flags
+from mailboxes.imap.message_ops import FolderMissing, WriteError, check_flags
 
 __all__ = ["Appended", "FolderMissing", "WriteError", "append", "append_message",
            "find_by_message_id"]

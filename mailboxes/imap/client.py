@@ -96,7 +96,7 @@ class ImapSettings:
 
 def tls_context(verify: bool) -> ssl.SSLContext:
     """One shared context per verification mode. Each new context loads the whole CA store
-    (~850 KiB and ~40 ms of CPU): made per connection, it was most of a worker's memory per
+    (~850 KiB and ~40 ms of CPU): made per connection, it would be most of a worker's memory per
     idling account. Contexts are safe to share between threads and connections. Made under a
     lock: a worker's connect threads all start at once, and each would build its own."""
     with _tls_lock:

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import imapclient
 
-from mailboxes.imap.changes import FolderMissing, WriteError
+from mailboxes.imap.message_ops import FolderMissing, WriteError
 from mailboxes.imap.session import FolderListing, ImapSession, _special_use, _str
 
 __all__ = ["FolderExists", "FolderHasChildren", "FolderInUse", "FolderMissing",

@@ -151,8 +151,8 @@ def _backfill(session: ImapSession, folder: Folder, should_stop: Callable[[], bo
 @contextlib.contextmanager
 def _collector_paused():
     """History batches allocate millions of short-lived, acyclic objects (freed by reference
-    counting anyway); the cyclic collector's passes over them were ~10 % of a first index.
-    Paused for the backfill only: tuning it for the whole worker instead gave a 1,000-account
+    counting anyway); the cyclic collector's passes over them cost ~10 % of a first index.
+    Paused for the backfill only: tuning it for the whole worker instead gives a 1,000-account
     worker multi-second latency spikes."""
     was_enabled = gc.isenabled()
     gc.disable()

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -352,8 +352,6 @@ def record_transfer(source: Folder, destination: Folder, uid_map: dict[int, int]
     of them meanwhile, the unique (folder, uid) constraint refuses one of the two inserts. When
     it is this one, its transaction (its events with it) rolls back and it runs again, now
     finding the worker's row present."""
-    from django.db import IntegrityError
-
     for attempt in range(3):
         try:
             return _record_transfer_once(source, destination, uid_map, keep_source)
@@ -467,8 +465,6 @@ def record_folders_present(account: EmailAccount,
                            listings: Sequence[FolderListing]) -> dict[str, bool]:
     """Index folders the server now lists (a CREATE, its implied parents): ``mailboxNew``
     for each not indexed yet. Returns path -> whether this call added it."""
-    from django.db import IntegrityError
-
     for attempt in range(3):
         try:
             with transaction.atomic():
@@ -558,8 +554,6 @@ def record_append(folder: Folder, meta: MessageMeta) -> bool:
     ``total``, the mailbox list's ``messages`` and ``unseen``); its sync cursors stay where
     they are: the worker still fetches every UID from ``synced_uidnext`` on and skips this one
     as present (its UIDNEXT differs, so it does look). Returns whether this call indexed it."""
-    from django.db import IntegrityError
-
     try:
         with transaction.atomic():
             rows = add_messages(folder, [meta], notify=True)

@@ -8,14 +8,14 @@
     database or Redis down in the middle of a step: the session is kept, idling ("parked"),
     and ``sync`` runs again after ``store_backoff()``; nothing is logged out or recorded lost
 
-Each step returns what the supervisor should do next: watch the socket (``Idle``, naming the
+Each step returns what the worker should do next: watch the socket (``Idle``, naming the
 step its timer runs), wake it later (``Retry``), run ``sync`` (``Connected``) or forget it
 (``Closed``). ``connect`` runs on the worker's connect threads and does nothing but open and
 log in, each phase with its own deadline, so a hung server holds a connect thread for seconds
 and never a sync thread; the other steps (``sync``, ``on_readable``, ``refresh``, ``close``)
-run on the pool. The supervisor never runs two steps of one account at once, so the IMAP client
-is only ever used by one thread at a time, and no socket is touched by the supervisor's
-selector while a step owns it.
+run on the pool. The worker never runs two steps of one account at once, so the IMAP client
+is only ever used by one thread at a time, and no socket is touched by the worker's selector
+while a step owns it.
 
 States are written only while this worker holds the account (``accounts.state``, fenced):
 a worker that lost it to another never reports it ``connected``.
@@ -284,8 +284,8 @@ class AccountConnection:
                     and not self.has_buffered_input():
                 # A keepalive (Dovecot says "* OK Still here" every 2 minutes to every IDLE,
                 # to all sessions from one address at once): nothing changed, so go on
-                # idling. Syncing here cost every idle account a DONE, two SELECTs and a sync
-                # pass, in waves that delayed real new mail by seconds at 1,000 accounts.
+                # idling. Syncing here would cost every idle account a DONE, two SELECTs and a
+                # sync pass, in waves that delay real new mail by seconds at 1,000 accounts.
                 # Only when a keepalive was read (woken with nothing to read is the server gone:
                 # DONE finds out) and nothing is left unread: ``idle_check`` polls the socket,
                 # so lines already in the read buffer would never be seen (DONE reads them).
@@ -359,7 +359,7 @@ class AccountConnection:
 
     def _poll_interval(self) -> float:
         """The safety-net STATUS poll; with NOTIFY it only has to catch what NOTIFY missed,
-        so it runs 5 times less often (at 1,000 accounts the poll was most of the idle CPU)."""
+        so it runs 5 times less often (at 1,000 accounts the poll is most of the idle CPU)."""
         factor = settings.IMAP_NOTIFY_POLL_FACTOR if self.notifying else 1
         return settings.IMAP_POLL_INTERVAL * factor
 

@@ -1,4 +1,4 @@
-"""``/v1/oauth2``: a tenant's OAuth2 apps. The client secret goes in, is stored sealed, and
+"""``/v1/oauth2``: a tenant's OAuth2 registered_apps. The client secret goes in, is stored sealed, and
 never comes out; another tenant's app is a 404; bad input changes nothing."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import OAuth2App
-from accounts.oauth2 import apps
+from accounts.oauth2 import registered_apps
 
 pytestmark = pytest.mark.django_db
 SECRET = "GOCSPX-very-Secret-value-42"
@@ -24,7 +24,7 @@ def test_it_creates_lists_reads_updates_and_deletes_an_app_without_showing_the_s
     assert created.json() == {"id": "google", "created": True}
     row = OAuth2App.objects.get(app_id="google")
     assert SECRET not in row.client_secret_sealed
-    assert apps.client_secret(row) == SECRET
+    assert registered_apps.client_secret(row) == SECRET
 
     one = api.get("/v1/oauth2/google")
     assert one.status_code == 200
@@ -39,7 +39,7 @@ def test_it_creates_lists_reads_updates_and_deletes_an_app_without_showing_the_s
                       format="json")
     assert updated.json() == {"id": "google", "updated": True}
     row.refresh_from_db()
-    assert apps.client_secret(row) == "new-Secret-99"
+    assert registered_apps.client_secret(row) == "new-Secret-99"
     assert row.name == "G"
     assert api.post("/v1/oauth2", {**GMAIL, "app": "google"}, format="json").status_code == 409
 

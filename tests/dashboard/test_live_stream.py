@@ -18,7 +18,7 @@ from accounts import services
 from accounts.models import ApiToken, Membership, User
 from tests.base import api_client
 from tests.webhooks.stream_clients import Daphne, EventStream
-from webhooks import changes, events, sequencer
+from webhooks import events, feed, sequencer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,7 +59,7 @@ def publish(tenant, name: str, account: str) -> None:
 def test_a_session_streams_its_organizations_events_only(server, alice, bob):
     viewer = signed_in(alice.tenant, "viewer@alice.test")
     tokens_before = ApiToken.objects.count()
-    start = changes.head()
+    start = feed.head()
     live = stream(server, viewer, f"?since={start}")
     assert live.status == 200, live.body()
     assert live.headers["content-type"].startswith("text/event-stream")
@@ -125,7 +125,7 @@ def _threads(pid: int) -> int:
 
 def test_open_dashboard_streams_cost_no_thread_each(server, alice):
     viewer = signed_in(alice.tenant, "many@alice.test")
-    start = changes.head()
+    start = feed.head()
     warm = stream(server, viewer, f"?since={start}")
     before = _threads(server.process.pid)
     clients = [stream(server, viewer, f"?since={start}") for _ in range(60)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import Membership, OAuth2App, Tenant, User
-from accounts.oauth2 import apps
+from accounts.oauth2 import registered_apps
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +61,7 @@ def test_it_adds_an_app_that_the_api_lists_and_never_shows_the_secret(client, al
     assert row.client_secret_sealed
     assert row.client_secret_sealed != SECRET
     assert SECRET not in row.client_secret_sealed
-    assert apps.client_secret(row) == SECRET
+    assert registered_apps.client_secret(row) == SECRET
 
     for url in ("/dashboard/oauth2", "/dashboard/oauth2/google", "/dashboard/mailboxes"):
         page = client.get(url).content.decode()
@@ -106,12 +106,12 @@ def test_editing_keeps_the_secret_when_blank_and_replaces_it_when_given(client, 
     row.refresh_from_db()
     assert row.name == "Renamed"
     assert row.client_secret_sealed == sealed
-    assert apps.client_secret(row) == SECRET
+    assert registered_apps.client_secret(row) == SECRET
 
     changed = client.post("/dashboard/oauth2/google", edit_form(client_secret=NEW_SECRET))
     assert changed.status_code == 302
     row.refresh_from_db()
-    assert apps.client_secret(row) == NEW_SECRET
+    assert registered_apps.client_secret(row) == NEW_SECRET
     assert NEW_SECRET not in row.client_secret_sealed
     assert row.name == "Our Google app"
     page = client.get("/dashboard/oauth2/google").content.decode()
@@ -125,7 +125,7 @@ def test_editing_keeps_the_secret_when_blank_and_replaces_it_when_given(client, 
     assert 'id="id_redirect_url_error"' in html
     assert "typed-but-Refused-123" not in html
     row.refresh_from_db()
-    assert apps.client_secret(row) == NEW_SECRET
+    assert registered_apps.client_secret(row) == NEW_SECRET
     assert row.redirect_url == ""
 
 
@@ -189,7 +189,7 @@ def test_a_taken_app_id_is_an_error_on_the_id(client, alice):
 
 
 def test_a_viewer_sees_the_apps_but_cannot_change_them(client, alice):
-    apps.create_app(alice.tenant, {"app": "google", "provider": "gmail", "clientId": "cid",
+    registered_apps.create_app(alice.tenant, {"app": "google", "provider": "gmail", "clientId": "cid",
                                    "clientSecret": SECRET})
     sign_in(client, alice.tenant, "viewer")
     page = client.get("/dashboard/oauth2")
@@ -206,11 +206,11 @@ def test_a_viewer_sees_the_apps_but_cannot_change_them(client, alice):
     row = OAuth2App.objects.get()
     assert row.app_id == "google"
     assert row.name == ""
-    assert apps.client_secret(row) == SECRET
+    assert registered_apps.client_secret(row) == SECRET
 
 
 def test_another_tenants_app_is_404_and_untouched(client, alice, bob):
-    apps.create_app(bob.tenant, {"app": "bobs", "provider": "gmail", "clientId": "bob-cid",
+    registered_apps.create_app(bob.tenant, {"app": "bobs", "provider": "gmail", "clientId": "bob-cid",
                                  "name": "Bob's app", "clientSecret": SECRET})
     sign_in(client, alice.tenant, "owner")
     assert client.get("/dashboard/oauth2/bobs").status_code == 404

@@ -305,11 +305,11 @@ def test_a_member_of_two_organizations_switches_between_them(client, alice, bob)
 def test_connect_gmail_from_the_dashboard_opens_the_hosted_sign_in(client, alice, bob):
     from urllib.parse import unquote, urlsplit
 
-    from accounts.oauth2 import apps, links
+    from accounts.oauth2 import links, registered_apps
 
-    apps.create_app(alice.tenant, {"app": "google", "provider": "gmail", "clientId": "cid",
+    registered_apps.create_app(alice.tenant, {"app": "google", "provider": "gmail", "clientId": "cid",
                                    "clientSecret": "Client-Secret-1"})
-    apps.create_app(bob.tenant, {"app": "bobs", "provider": "gmail", "clientId": "cid",
+    registered_apps.create_app(bob.tenant, {"app": "bobs", "provider": "gmail", "clientId": "cid",
                                  "clientSecret": "Client-Secret-2"})
     member(client, alice.tenant, "owner@alice.test", "owner")
     page = client.get("/dashboard/mailboxes").content.decode()

@@ -126,14 +126,14 @@ def test_trial_days_left_counts_whole_days():
 
 
 def test_operators_search_and_filter_webhook_deliveries_without_seeing_secrets(client, alice):
-    from webhooks import deliveries, events, sequencer, subscriptions
+    from webhooks import delivery_state, events, sequencer, subscriptions
 
     hook, secret = subscriptions.create(alice.tenant, {
         "url": "https://hooks.example.com/in", "events": ["*"],
         "headers": {"Authorization": "Bearer hidden-value"}})
     events.record(alice.tenant, events.MESSAGE_NEW, "sales", {"uid": 1})
     sequencer.publish_pending()
-    deliveries.fan_out()
+    delivery_state.fan_out()
     client.force_login(User.objects.create_superuser("ops@emailapi.test", "x"))
     listing = client.get("/admin/webhooks/delivery/?q=sales&state__exact=pending")
     assert listing.status_code == 200

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from webhooks import changes, events, sequencer
+from webhooks import events, sequencer
+from webhooks import feed as changes
 
 
 def _stream_calls(alice, bob):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.test import override_settings
 
-from webhooks import deliveries, events, sequencer
+from webhooks import delivery_state, events, sequencer
 from webhooks.models import Delivery
 
 
@@ -25,7 +25,7 @@ def _webhooks_calls(alice, bob):
     doomed = _loopback_allowed(lambda: api.post("/v1/webhooks", body, format="json"))().json()
     events.record(alice.tenant, events.MESSAGE_NEW, "box", {"uid": 1})
     sequencer.publish_pending()
-    deliveries.fan_out()
+    delivery_state.fan_out()
     delivery = Delivery.objects.filter(subscription_id=hook["id"]).first()
     Delivery.objects.filter(pk=delivery.pk).update(state="failed", attempts=3,
                                                    last_status_code=500, last_error="HTTP 500")

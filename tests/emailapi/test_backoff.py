@@ -7,12 +7,12 @@ import random
 
 import pytest
 
-from emailapi import supervisor
+from emailapi import process_group
 from emailapi.lib.backoff import Schedule
 from mailboxes import outbox, sending
 from mailboxes.management.commands import sendscheduler
 from mailboxes.worker import connection
-from webhooks import deliveries, dispatcher
+from webhooks import delivery_state, dispatcher
 from webhooks.stream import hub
 
 RETRIES = range(0, 16)
@@ -111,17 +111,17 @@ def test_webhook_retries_are_as_before(settings):
 
     for n in RETRIES:
         random.seed(n)
-        new = deliveries.retry_delay(n)
+        new = delivery_state.retry_delay(n)
         random.seed(n)
         assert new == former(n), n
-    assert [deliveries.retry_schedule().plain(n) for n in range(1, 14)] == [
+    assert [delivery_state.retry_schedule().plain(n) for n in range(1, 14)] == [
         10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 14400, 21600, 21600, 21600]
 
 
 def test_serve_restarts_are_as_before():
     """``min(30, 2 ** (failures - 1))``: 1 s, 2 s, 4 s ... 30 s, no jitter."""
     for failures in range(1, 16):
-        assert supervisor.RESTART.delay(failures) == min(30.0, 2.0 ** (failures - 1)), failures
+        assert process_group.RESTART.delay(failures) == min(30.0, 2.0 ** (failures - 1)), failures
 
 
 def test_recording_a_sends_outcome_retries_as_before():

@@ -94,7 +94,7 @@ class DrivenWorker:
     ``run``'s listener hands them. Steps still run on the worker's pool and connect threads."""
 
     def __init__(self, **kwargs):
-        from mailboxes.worker.supervisor import ImapWorker
+        from mailboxes.worker.imap_worker import ImapWorker
 
         self.worker = ImapWorker(**kwargs)
         self.worker.next_claim = math.inf  # claim ticks only when the test asks for them

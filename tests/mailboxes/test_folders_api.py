@@ -1,4 +1,4 @@
-"""Folder create/rename/delete (``mailboxes.folders``) against real Dovecot.
+"""Folder create/rename/delete (``mailboxes.folder_writes``) against real Dovecot.
 
 Each test looks at the server (another client lists), the index (what ``GET .../mailboxes``
 reads) and the events: one per change, and none more after the worker's own pass over the
@@ -13,7 +13,8 @@ import pytest
 
 from emailapi.api.errors import status_of
 from emailapi.lib.errors import DomainError
-from mailboxes import folders, listing, uploading
+from mailboxes import folder_writes as folders
+from mailboxes import listing, uploading
 from mailboxes.models import Folder
 from mailboxes.sync.account import sync_account
 from tests.mailboxes.helpers import events_of

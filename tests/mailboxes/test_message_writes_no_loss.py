@@ -24,14 +24,14 @@ pytestmark = pytest.mark.django_db
 KILLED_MOVE = textwrap.dedent("""
     import json, os, signal, sys
     import imapclient
-    from mailboxes.imap import changes
+    from mailboxes.imap import message_ops
 
     args = json.loads(sys.argv[1])
     client = imapclient.IMAPClient(args["host"], port=args["port"], ssl=False)
     client.login(args["user"], args["password"])
     client.select_folder("INBOX")
-    changes.expunge = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
-    changes.move(client, [args["uid"]], "Archive", use_move=False)
+    message_ops.expunge = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+    message_ops.move(client, [args["uid"]], "Archive", use_move=False)
     print("not killed")
 """)
 

@@ -14,7 +14,7 @@ import pytest
 
 from emailapi.api.errors import status_of
 from emailapi.lib.errors import DomainError
-from mailboxes import folders, listing, uploading
+from mailboxes import folder_writes, listing, uploading
 from mailboxes.command_pool import pool
 from mailboxes.imap import append as imap_append
 from mailboxes.imap import fetch
@@ -72,7 +72,7 @@ def test_raw_upload_is_on_the_server_in_the_index_and_announced_once(synced, mai
 
 def test_upload_into_a_folder_created_a_moment_ago_is_listed_at_once(synced):
     account, session = synced.account, synced.session
-    folders.create_folder(account, "Fresh")  # indexed, never synced: no UIDVALIDITY yet
+    folder_writes.create_folder(account, "Fresh")  # indexed, never synced: no UIDVALIDITY yet
     answer = uploading.upload(account, "Fresh", {"to": [{"address": "x@example.com"}],
                                                  "subject": "First", "text": "x"}, [], None)
     folder, row = listing.message_by_id(account, answer["id"])
@@ -120,7 +120,7 @@ def test_unknown_folder_or_bad_flag_is_refused_and_nothing_is_stored(synced, mai
 
 def test_a_folder_gone_on_the_server_is_a_404_naming_it(synced, mail_user):
     account = synced.account
-    folders.create_folder(account, "Gone")
+    folder_writes.create_folder(account, "Gone")
     with mail_user.imap_client() as other:
         other.delete_folder("Gone")  # another client, before the worker noticed
     with pytest.raises(DomainError) as caught:

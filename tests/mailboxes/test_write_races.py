@@ -11,7 +11,7 @@ from django.db import connection, transaction
 
 from mailboxes import ids
 from mailboxes.command_pool import pool
-from mailboxes.imap import changes, fetch
+from mailboxes.imap import fetch, message_ops
 from mailboxes.models import Folder, Message
 from mailboxes.sync import index
 from mailboxes.sync.account import sync_account
@@ -93,7 +93,7 @@ def test_a_move_whose_destination_the_worker_is_indexing_is_announced_once(inbox
     archive = Folder.objects.get(email_account=account, path="Archive")
     with mail_user.imap_client() as other:
         other.select_folder("INBOX")
-        new_uid = changes.move(other, [uid], "Archive").uid_map[uid]
+        new_uid = message_ops.move(other, [uid], "Archive").uid_map[uid]
         other.select_folder("Archive", readonly=True)
         meta = fetch.fetch_meta(other, str(new_uid))
     inserted, release = threading.Event(), threading.Event()

@@ -7,7 +7,8 @@ import pytest
 from django.db import transaction
 
 from tests.base import account_payload
-from webhooks import changes, events, sequencer
+from webhooks import events, sequencer
+from webhooks import feed as changes
 from webhooks.models import Event
 from webhooks.payloads import event_payload
 

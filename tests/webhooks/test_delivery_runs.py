@@ -1,4 +1,4 @@
-"""Runs of a lane's deliveries (``deliveries.claim_run``, ``deliveries.advance``): read in seq
+"""Runs of a lane's deliveries (``delivery_state.claim_run``, ``delivery_state.advance``): read in seq
 order up to the first that is not due, never split between two claimers, claimed one at a time
 as each predecessor is recorded, and recorded only while the claim is still ours. Real
 PostgreSQL."""
@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from tests.webhooks.test_webhook_delivery import record_many, subscribe
-from webhooks import deliveries, sequencer
+from webhooks import delivery_state, sequencer
 from webhooks.models import Delivery, WebhookSubscription
 from webhooks.transport import Outcome
 
@@ -27,7 +27,7 @@ def lane(alice, allow_private_webhooks):
     record_many(alice.tenant, ["a"], 5)
     record_many(alice.tenant, ["b"], 2)
     sequencer.publish_pending()
-    deliveries.fan_out()
+    delivery_state.fan_out()
     return hook["id"]
 
 
@@ -37,7 +37,7 @@ def states(hook, account="a") -> list[tuple[str, int]]:
 
 
 def test_a_run_is_the_lanes_due_deliveries_in_seq_order_and_only_its_first_is_claimed(lane):
-    run = deliveries.claim_run(lane, "a", limit=3)
+    run = delivery_state.claim_run(lane, "a", limit=3)
     assert [d.account_id for d in run] == ["a"] * 3
     assert [d.seq for d in run] == sorted(d.seq for d in run)
     assert [d.event.data["uid"] for d in run] == [1, 2, 3]
@@ -47,68 +47,68 @@ def test_a_run_is_the_lanes_due_deliveries_in_seq_order_and_only_its_first_is_cl
 
 
 def test_a_claimed_lane_gives_nothing_to_a_second_claimer(lane):
-    assert len(deliveries.claim_run(lane, "a", limit=2)) == 2
-    assert deliveries.claim_run(lane, "a") == []  # its head is held: nothing may overtake
-    assert len(deliveries.claim_run(lane, "b")) == 2
+    assert len(delivery_state.claim_run(lane, "a", limit=2)) == 2
+    assert delivery_state.claim_run(lane, "a") == []  # its head is held: nothing may overtake
+    assert len(delivery_state.claim_run(lane, "b")) == 2
 
 
 def test_a_run_stops_at_the_first_delivery_not_yet_due(lane):
     rows = list(Delivery.objects.filter(subscription_id=lane, account_id="a").order_by("seq"))
     Delivery.objects.filter(pk=rows[2].pk).update(
         next_attempt_at=timezone.now() + timedelta(minutes=5))
-    assert [d.pk for d in deliveries.claim_run(lane, "a")] == [rows[0].pk, rows[1].pk]
+    assert [d.pk for d in delivery_state.claim_run(lane, "a")] == [rows[0].pk, rows[1].pk]
     Delivery.objects.filter(subscription_id=lane).update(state="pending", attempts=0)
     Delivery.objects.filter(pk=rows[0].pk).update(
         next_attempt_at=timezone.now() + timedelta(minutes=5))
-    assert deliveries.claim_run(lane, "a") == []
+    assert delivery_state.claim_run(lane, "a") == []
 
 
 def test_a_lapsed_claim_is_claimed_again(lane):
-    deliveries.claim_run(lane, "a")
+    delivery_state.claim_run(lane, "a")
     Delivery.objects.filter(subscription_id=lane).update(
         lease_until=timezone.now() - timedelta(seconds=1))
-    assert len(deliveries.claim_run(lane, "a")) == 5
+    assert len(delivery_state.claim_run(lane, "a")) == 5
     assert states(lane) == [("delivering", 2)] + [("pending", 0)] * 4
 
 
 def test_each_outcome_is_recorded_as_the_next_delivery_is_claimed(lane):
-    run = deliveries.claim_run(lane, "a")
-    assert deliveries.advance(run[0], OK, run[1]) is True
+    run = delivery_state.claim_run(lane, "a")
+    assert delivery_state.advance(run[0], OK, run[1]) is True
     assert states(lane) == [("delivered", 1), ("delivering", 1)] + [("pending", 0)] * 3
     assert (run[1].state, run[1].attempts) == ("delivering", 1)
-    assert deliveries.advance(run[1], OK) is True  # the end of the run: nothing claimed
+    assert delivery_state.advance(run[1], OK) is True  # the end of the run: nothing claimed
     assert states(lane) == [("delivered", 1)] * 2 + [("pending", 0)] * 3
     delivered = Delivery.objects.get(pk=run[0].pk)
     assert (delivered.last_status_code, delivered.response_time_ms,
             delivered.last_response, delivered.lease_until) == (200, 3, "ok", None)
     # The rest of the run was never touched: the lane goes on from there.
-    assert [d.pk for d in deliveries.claim_run(lane, "a")] == [d.pk for d in run[2:]]
+    assert [d.pk for d in delivery_state.claim_run(lane, "a")] == [d.pk for d in run[2:]]
 
 
 def test_an_advance_retried_after_its_answer_was_lost_finds_its_own_success(lane):
-    run = deliveries.claim_run(lane, "a")
-    lease = deliveries.lease_until(timezone.now())
-    assert deliveries.advance(run[0], OK, run[1], lease) is True
+    run = delivery_state.claim_run(lane, "a")
+    lease = delivery_state.lease_until(timezone.now())
+    assert delivery_state.advance(run[0], OK, run[1], lease) is True
     run[1].state, run[1].attempts = "pending", 0  # as the caller knew it before the try
-    assert deliveries.advance(run[0], OK, run[1], lease) is True
+    assert delivery_state.advance(run[0], OK, run[1], lease) is True
     assert states(lane) == [("delivered", 1), ("delivering", 1)] + [("pending", 0)] * 3
 
 
 def test_a_subscription_disabled_mid_run_gets_no_further_attempt(lane):
-    run = deliveries.claim_run(lane, "a")
+    run = delivery_state.claim_run(lane, "a")
     WebhookSubscription.objects.filter(pk=lane).update(enabled=False)
-    assert deliveries.advance(run[0], OK, run[1]) is False
+    assert delivery_state.advance(run[0], OK, run[1]) is False
     assert states(lane) == [("delivered", 1)] + [("pending", 0)] * 4
 
 
 def test_a_claimer_whose_claim_lapsed_and_was_taken_over_changes_nothing(lane):
-    stale = deliveries.claim_run(lane, "a")
+    stale = delivery_state.claim_run(lane, "a")
     Delivery.objects.filter(subscription_id=lane).update(
         lease_until=timezone.now() - timedelta(seconds=1))
-    assert len(deliveries.claim_run(lane, "a")) == 5
-    assert deliveries.advance(stale[0], OK, stale[1]) is False
-    assert deliveries.advance(stale[0], OK) is False
-    assert deliveries.record_failure(stale[0], Outcome(500, 3, "HTTP 500")) is False
+    assert len(delivery_state.claim_run(lane, "a")) == 5
+    assert delivery_state.advance(stale[0], OK, stale[1]) is False
+    assert delivery_state.advance(stale[0], OK) is False
+    assert delivery_state.record_failure(stale[0], Outcome(500, 3, "HTTP 500")) is False
     assert states(lane) == [("delivering", 2)] + [("pending", 0)] * 4
 
 
@@ -117,9 +117,9 @@ def test_a_success_after_failures_makes_the_subscriptions_waiting_retries_due(la
     Delivery.objects.filter(subscription_id=lane).update(attempts=3, next_attempt_at=later)
     WebhookSubscription.objects.filter(pk=lane).update(failing_since=timezone.now())
     now = timezone.now()
-    assert deliveries.recovered(lane, now) == 7
+    assert delivery_state.recovered(lane, now) == 7
     assert set(Delivery.objects.filter(subscription_id=lane)
                .values_list("next_attempt_at", "attempts")) == {(now, 3)}
     assert WebhookSubscription.objects.get(pk=lane).failing_since is None
     Delivery.objects.filter(subscription_id=lane).update(next_attempt_at=later)
-    assert deliveries.recovered(lane) == 0  # not failing: retries keep their schedule
+    assert delivery_state.recovered(lane) == 0  # not failing: retries keep their schedule

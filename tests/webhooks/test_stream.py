@@ -11,7 +11,7 @@ import pytest
 from django.db import connection, transaction
 
 from tests.webhooks.stream_clients import Daphne, EventStream, WebSocket, parse_events
-from webhooks import changes, events, sequencer
+from webhooks import events, feed, sequencer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,7 +52,7 @@ def sse(server, token: str, query: str = "", rcvbuf: int | None = None,
 
 def test_a_websocket_and_an_sse_client_receive_the_same_events_of_their_tenant_only(
         server, alice, bob):
-    start = changes.head()
+    start = feed.head()
     socket_client = ws(server, alice.token, f"&since={start}")
     event_client = sse(server, alice.token, f"since={start}")
     publish(alice.tenant, 3)
@@ -84,7 +84,7 @@ def test_a_websocket_and_an_sse_client_receive_the_same_events_of_their_tenant_o
 
 
 def test_a_reconnect_with_the_last_id_resumes_with_nothing_missed(server, alice):
-    start = changes.head()
+    start = feed.head()
     first = sse(server, alice.token, f"since={start}")
     publish(alice.tenant, 3)
     seen = [first.next_event() for _ in range(3)]
@@ -108,7 +108,7 @@ def test_a_reconnect_with_the_last_id_resumes_with_nothing_missed(server, alice)
 
 def test_joining_while_events_pour_in_gives_each_exactly_once_in_order(server, alice):
     """Replay pages (500) and the live hand-over race with a writer publishing all along."""
-    start = changes.head()
+    start = feed.head()
     publish(alice.tenant, 700)
     stop = threading.Event()
 
@@ -133,7 +133,7 @@ def test_joining_while_events_pour_in_gives_each_exactly_once_in_order(server, a
 
 
 def test_filters_by_account_and_event(server, alice):
-    start = changes.head()
+    start = feed.head()
     client = ws(server, alice.token,
                 f"&since={start}&accounts=a1&accounts=a2&events=messageNew,messageDeleted")
     publish(alice.tenant, 1, account="a1")
@@ -153,7 +153,7 @@ def test_filters_by_account_and_event(server, alice):
 
 
 def test_the_doorbell_wakes_the_stream_and_the_poll_covers_its_loss(server, alice, settings):
-    client = sse(server, alice.token, f"since={changes.head()}")
+    client = sse(server, alice.token, f"since={feed.head()}")
     began = time.monotonic()
     publish(alice.tenant, 1)
     assert client.next_event()["data"]["data"]["n"] == 0
@@ -169,7 +169,7 @@ def test_the_doorbell_wakes_the_stream_and_the_poll_covers_its_loss(server, alic
 
 
 def test_a_slow_client_is_dropped_while_a_fast_one_keeps_receiving(server, alice):
-    start = changes.head()
+    start = feed.head()
     slow = sse(server, alice.token, f"since={start}", rcvbuf=4096)  # reads only at the end
     fast = WebSocket(server.port, f"/v1/stream?access_token={alice.token}&since={start}",
                      timeout=120)
@@ -245,7 +245,7 @@ def _threads(pid: int) -> int:
 
 
 def test_many_clients_cost_no_thread_each_and_all_receive(server, alice):
-    start = changes.head()
+    start = feed.head()
     warm = [sse(server, alice.token, f"since={start}"), ws(server, alice.token, f"&since={start}")]
     before = _threads(server.process.pid)
     clients = [sse(server, alice.token, f"since={start}") for _ in range(100)]

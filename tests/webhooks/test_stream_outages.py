@@ -16,7 +16,7 @@ from tests.base import wait_for
 from tests.servers.tcp_proxy import TcpProxy
 from tests.webhooks.stream_clients import Daphne, EventStream
 from tests.webhooks.test_stream import SERVER_ENV, publish
-from webhooks import changes
+from webhooks import feed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,7 +52,7 @@ def test_a_live_client_gets_every_event_across_database_and_redis_outages(alice,
                          "REDIS_URL": f"redis://127.0.0.1:{redis_proxy.port}"
                                       f"{urlsplit(settings.REDIS_URL).path}"})
         try:
-            start = changes.head()
+            start = feed.head()
             stream = EventStream(server.port, f"/v1/stream?since={start}",
                                  {"Authorization": f"Bearer {alice.token}"}, timeout=60)
             assert stream.status == 200

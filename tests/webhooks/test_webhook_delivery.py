@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from tests.base import wait_for
 from tests.webhooks.conftest import stop_dispatcher
-from webhooks import deliveries, events, sequencer, signing
+from webhooks import delivery_state, events, sequencer, signing
 from webhooks.models import Delivery, Event, FanOutCursor, WebhookSubscription
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -229,12 +229,12 @@ def test_old_log_rows_and_old_published_events_are_pruned(alice, allow_private_w
     hook = subscribe(alice, "http://127.0.0.1:9/hook")
     old, owed, recent = record_many(alice.tenant, ["a", "b", "c"], 1)
     sequencer.publish_pending()
-    deliveries.fan_out()
+    delivery_state.fan_out()
     long_ago = timezone.now() - timedelta(days=8)
     Event.objects.filter(pk__in=[old.pk, owed.pk]).update(dispatched_at=long_ago)
     Delivery.objects.filter(event=old).update(state="delivered", updated_at=long_ago)
     Delivery.objects.filter(event=recent).update(state="failed")
-    assert deliveries.prune() == (1, 1)
+    assert delivery_state.prune() == (1, 1)
     assert set(Event.objects.values_list("pk", flat=True)) == {owed.pk, recent.pk}
     assert Delivery.objects.filter(subscription_id=hook["id"]).count() == 2
 
@@ -245,10 +245,10 @@ def test_pruning_keeps_the_newest_event_so_numbers_are_never_reused(alice, setti
     settings.EVENT_RETENTION_DAYS = 7
     record_many(alice.tenant, ["a", "b"], 1)
     sequencer.publish_pending()
-    deliveries.fan_out()
+    delivery_state.fan_out()
     Event.objects.update(dispatched_at=timezone.now() - timedelta(days=8))
     top = Event.objects.order_by("-seq").first().seq
-    deliveries.prune()
+    delivery_state.prune()
     assert list(Event.objects.values_list("seq", flat=True)) == [top]
     record_many(alice.tenant, ["c"], 1)
     sequencer.publish_pending()

@@ -1,5 +1,5 @@
 """The change feed: ``GET /v1/changes`` (the tenant) and ``GET /v1/account/{account}/changes``
-(one mailbox), pages of recorded events after a cursor (``webhooks.changes``). A bad or
+(one mailbox), pages of recorded events after a cursor (``webhooks.feed``). A bad or
 pruned cursor is a domain error of ``webhooks.errors`` (``InvalidCursor``, ``CursorExpired``),
 the stream's as well as the feed's.
 """
@@ -12,7 +12,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
-from webhooks import changes
+from webhooks import feed
 from webhooks.api import stream_query
 from webhooks.stream import params
 
@@ -41,11 +41,11 @@ class ChangesSerializer(serializers.Serializer):
 def _feed(tenant_id: int, query: dict, account: str | None = None) -> dict:
     flt = params.build_filter(tenant_id, query, account)
     if (query.get("since") or "").strip().lower() == "now":
-        return {"changes": [], "nextCursor": changes.encode_cursor(changes.head()),
+        return {"changes": [], "nextCursor": feed.encode_cursor(feed.head()),
                 "hasMore": False}
     since = params.parse_since(query.get("since"))
     limit = query.get("limit") or query.get("pageSize") or DEFAULT_FEED_PAGE
-    return changes.feed_page(flt, since, limit)
+    return feed.feed_page(flt, since, limit)
 
 
 _FEED_DESCRIPTION = (

@@ -31,7 +31,7 @@ from accounts import tokens
 from accounts.api.authentication import BearerTokenAuthentication
 from emailapi.api.errors import error_body, flatten_errors, status_of
 from emailapi.lib.errors import DomainError
-from webhooks import changes
+from webhooks import feed
 from webhooks.api import stream_query
 from webhooks.stream import params
 from webhooks.stream.backlog import Backlog
@@ -100,7 +100,7 @@ def stream_request(scope, tenant_id: int) -> params.StreamRequest:
         request = params.stream_request(tenant_id, serializer.validated_data,
                                         _headers(scope).get("last-event-id"))
         if request.since is not None:
-            changes.check_not_expired(request.since)
+            feed.check_not_expired(request.since)
     except DomainError as exc:  # 4400 InvalidCursor, 4410 CursorExpired
         raise _refused(exc) from None
     return request

@@ -1,6 +1,6 @@
 """Webhook subscriptions (create, read, change, delete, rotate the secret, send a test) and
 their delivery log (list, retry one): thin views over ``webhooks.subscriptions``,
-``webhooks.deliveries`` and ``webhooks.delivery``.
+``webhooks.delivery_state`` and ``webhooks.signed_request``.
 
 Every lookup starts from the caller's tenant: another tenant's subscription or delivery is
 "not found", exactly like one that does not exist (ids that are not UUIDs too).
@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from emailapi.api.errors import ApiError, NotFoundError
 from emailapi.api.pagination import paginate
 from emailapi.api.views import TenantScopedAPIView
-from webhooks import deliveries, delivery, subscriptions
+from webhooks import delivery_state, signed_request, subscriptions
 from webhooks.api import serializers as s
 from webhooks.models import Delivery, WebhookSubscription
 
@@ -128,7 +128,7 @@ class WebhookTestView(WebhookScopedView):
     )
     def post(self, request, webhook):
         subscription = self.get_webhook(webhook)
-        outcome = delivery.send(subscription, delivery.probe_payload(subscription))
+        outcome = signed_request.send(subscription, signed_request.probe_payload(subscription))
         body = {"statusCode": outcome.status_code, "duration": outcome.duration_ms}
         if outcome.error:
             body["error"] = outcome.error
@@ -176,4 +176,4 @@ class DeliveryRetryView(WebhookScopedView):
             raise NotFoundError("Delivery not found", "DeliveryNotFound")
         if row.state == Delivery.State.DELIVERING:
             raise ApiError("The delivery is being sent right now", "DeliveryInProgress", 409)
-        return Response(s.DeliverySerializer(deliveries.retry(row)).data)
+        return Response(s.DeliverySerializer(delivery_state.retry(row)).data)

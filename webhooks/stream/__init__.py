@@ -3,7 +3,7 @@
     publish_pending ──(Redis doorbell, or the poll)──> Hub (one per process/event loop)
                                                         │ reads new events once, renders once
                   Subscriber (one per client) <─────────┘ bounded buffer; full = dropped
-                       │ replays its backlog from the outbox first (webhooks.changes)
+                       │ replays its backlog from the outbox first (webhooks.feed)
                  SSE view / WebSocket consumer ── writes, watching the socket's unsent bytes
 
 Modules: ``hub`` (the shared reader), ``subscriber`` (replay then live, exactly once),

@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import connection
 
 from emailapi.lib.backoff import Schedule
-from webhooks import changes, sequencer
+from webhooks import feed, sequencer
 from webhooks.payloads import event_payload
 
 logger = logging.getLogger(__name__)
@@ -73,12 +73,12 @@ def in_db_thread(func, *args):
     return sync_to_async(call, thread_sensitive=False)()
 
 
-def read_page(flt: changes.Filter, after: int, limit: int) -> tuple[list[Item], changes.Page]:
-    page = changes.read_published(flt, after, limit)
+def read_page(flt: feed.Filter, after: int, limit: int) -> tuple[list[Item], feed.Page]:
+    page = feed.read_published(flt, after, limit)
     return [Item.of(row) for row in page.rows], page
 
 
-async def read_items(flt: changes.Filter, after: int, limit: int):
+async def read_items(flt: feed.Filter, after: int, limit: int):
     return await in_db_thread(read_page, flt, after, limit)
 
 
@@ -132,7 +132,7 @@ class Hub:
         while True:
             try:
                 if self.top is None:
-                    self.top = await in_db_thread(changes.head)
+                    self.top = await in_db_thread(feed.head)
                     self._started.set_result(None)
                 await self._step()
             except asyncio.CancelledError:
@@ -165,10 +165,10 @@ class Hub:
 
     async def _step(self) -> None:
         """Offer every event published after ``top`` to the live subscribers."""
-        everyone = changes.Filter(tenant_id=None)
+        everyone = feed.Filter(tenant_id=None)
         while True:
             if not self.live:
-                newest = await in_db_thread(changes.head)
+                newest = await in_db_thread(feed.head)
                 if not self.live:  # nobody joined while we asked: skip the rows
                     self.top = newest
                     return

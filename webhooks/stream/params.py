@@ -8,31 +8,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from webhooks import changes
+from webhooks import feed
 
 
 @dataclass(frozen=True)
 class StreamRequest:
-    filter: changes.Filter
+    filter: feed.Filter
     since: int | None
     once: bool
 
 
 def parse_since(value: str | None) -> int | None:
-    """Raise ``changes.InvalidCursor`` on a malformed value."""
+    """Raise ``feed.InvalidCursor`` on a malformed value."""
     if value is None or value.strip() == "":
         return None
-    return changes.decode_cursor(value)
+    return feed.decode_cursor(value)
 
 
-def build_filter(tenant_id: int, data: dict, account: str | None = None) -> changes.Filter:
+def build_filter(tenant_id: int, data: dict, account: str | None = None) -> feed.Filter:
     accounts = data.get("accounts")
     if account is not None:
         accounts = [account]
     events = data.get("events")
-    return changes.Filter(tenant_id=tenant_id,
-                          accounts=frozenset(accounts) if accounts is not None else None,
-                          events=frozenset(events) if events is not None else None)
+    return feed.Filter(tenant_id=tenant_id,
+                       accounts=frozenset(accounts) if accounts is not None else None,
+                       events=frozenset(events) if events is not None else None)
 
 
 def stream_request(tenant_id: int, data: dict, last_event_id: str | None) -> StreamRequest:

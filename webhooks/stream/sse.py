@@ -19,7 +19,7 @@ from contextlib import aclosing
 
 from django.conf import settings
 
-from webhooks import changes
+from webhooks import feed
 from webhooks.stream.backlog import Backlog
 from webhooks.stream.hub import Item, get_hub, read_page
 from webhooks.stream.params import StreamRequest
@@ -75,7 +75,7 @@ def expired(request: StreamRequest) -> bool:
     if request.since is None:
         return False
     try:
-        changes.check_not_expired(request.since)
-    except changes.CursorExpired:
+        feed.check_not_expired(request.since)
+    except feed.CursorExpired:
         return True
     return False

@@ -1,7 +1,7 @@
 """One stream client's view of the events: its backlog replayed from the outbox, then live.
 
     replaying ──(cursor >= hub.top: join, no await between check and join)──> live ──> closed
-        │ pages of REPLAY_PAGE from webhooks.changes                 │ buffer full
+        │ pages of REPLAY_PAGE from webhooks.feed                    │ buffer full
         └─ the client's own pace: the next page is read              └──> dropped
            only when the previous one was written
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from webhooks.changes import Filter
+from webhooks.feed import Filter
 from webhooks.stream.hub import Hub, Item, read_items
 
 REPLAY_PAGE = 500

@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from emailapi.lib.redis import get_redis
-from emailapi.supervisor import Child, Supervisor
+from emailapi.process_group import Child, Supervisor
 
 
 class Command(BaseCommand):

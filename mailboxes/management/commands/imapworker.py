@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand
 from django.db import connection
 
 from emailapi.lib import dbpool
-from mailboxes.worker.supervisor import ImapWorker
+from mailboxes.worker.imap_worker import ImapWorker
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ and the leases. Work that talks to a server or the database (connect, sync, leav
 IDLE) runs on a small thread pool, one step at a time per account. So 1,000 idling accounts
 cost 1,000 sockets and small objects, not 1,000 threads.
 
-Connects run on threads of their own (``mailboxes.worker.connects``): a hung server holds a
+Connects run on threads of their own (``mailboxes.worker.connect_budget``): a hung server holds a
 connect thread for its phase timeouts, never a pool thread, and healthy accounts connect first.
 
 Each loop iteration does, in order (each a small method returning whether it did anything):
@@ -47,6 +47,7 @@ from accounts.announcements import account_changes_channel
 from accounts.models import EmailAccount
 from emailapi.lib.redis import get_redis
 from mailboxes.worker import holders
+from mailboxes.worker.connect_budget import ConnectBudget
 from mailboxes.worker.connection import (
     CRASHED_STEP_RETRY,
     FAILING,
@@ -60,7 +61,6 @@ from mailboxes.worker.connection import (
     endpoint_of,
     store_backoff,
 )
-from mailboxes.worker.connects import ConnectBudget
 from mailboxes.worker.faults import STORE_ERRORS
 from mailboxes.worker.leases import Leases
 
@@ -69,7 +69,7 @@ State = EmailAccount.State
 
 
 class Slot:
-    """Supervisor-side bookkeeping of one held account."""
+    """The worker loop's bookkeeping of one held account."""
 
     def __init__(self, conn: AccountConnection):
         self.conn = conn
