@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from accounts import services
+from accounts.models import User
 from tests.base import account_payload, api_client
 
 pytestmark = pytest.mark.django_db
@@ -115,3 +116,19 @@ def test_a_mail_server_that_is_down_is_503_connection_error(alice, settings):
     body = boom(response, 503, "Service Unavailable")
     assert body["code"] == "ConnectionError"
     assert body["emailapiCode"] == "MailboxUnavailable"
+
+
+def test_the_dashboards_live_data_refuses_in_the_same_shape(client):
+    body = boom(client.get("/dashboard/live.json"), 401, "Unauthorized")
+    assert body["code"] == "Unauthorized"
+
+
+def test_the_dashboards_live_data_without_an_organization_is_a_json_404(client):
+    client.force_login(User.objects.create_user(email="lone@example.test", password="x" * 16))
+    body = boom(client.get("/dashboard/live.json"), 404, "Not Found")
+    assert body["code"] == "NotFound"
+
+
+def test_the_dashboards_live_stream_refuses_in_the_same_shape(client):
+    body = boom(client.get("/dashboard/stream"), 403, "Forbidden")
+    assert body["code"] == "Forbidden"
