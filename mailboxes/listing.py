@@ -81,7 +81,7 @@ def folders_of(account: EmailAccount) -> list[Folder]:
 
 
 # Columns a listing never shows: left in the database, not decoded per row.
-LISTING_DEFERRED = ("attachments", "text_parts", "references", "from_text", "to_text",
+LISTING_DEFERRED = ("references", "from_text", "to_text",
                     "cc_text", "bcc_text", "indexed_at")
 
 
@@ -121,8 +121,8 @@ def page_of(folder: Folder, page: int, page_size: int, cursor: str | None) -> di
 
 # Folder columns a listing needs; the message columns are those a summary shows
 # (``message_fields.COLUMNS``), decoded by their model field's type.
-_PAGE_FOLDER = ("id", "email_account_id", "number", "path", "uidvalidity", "messages",
-                "synced_uidnext", "backfill_below")
+_PAGE_FOLDER = ("id", "email_account_id", "number", "path", "special_use", "uidvalidity",
+                "messages", "synced_uidnext", "backfill_below")
 
 
 def _columns_of(kind: type[models.Field]) -> frozenset[str]:
@@ -255,6 +255,14 @@ def message_by_id(account: EmailAccount, message_id: str) -> tuple[Folder, Messa
     return _row(account, ref.folder_number, ref.uid, message_id)
 
 
+def message_by_text_id(account: EmailAccount, text_id: str) -> tuple[Folder, Message]:
+    try:
+        ref = ids.parse_text_id(ids.key(), account.pk, text_id)
+    except ids.InvalidId:
+        raise MessageNotFound(f"Text {text_id!r} not found") from None
+    return _row(account, ref.folder_number, ref.uid, text_id)
+
+
 def attachment_by_id(account: EmailAccount, attachment_id: str) -> tuple[Folder, Message, dict]:
     try:
         ref = ids.parse_attachment_id(ids.key(), account.pk, attachment_id)
@@ -273,21 +281,3 @@ def _row(account: EmailAccount, number: int, uid: int, shown: str) -> tuple[Fold
     if row is None:
         raise MessageNotFound(f"Message {shown!r} not found")
     return folder, row
-
-
-def message_attachments(account: EmailAccount, folder: Folder, row: Message) -> list[dict]:
-    """EmailEngine's attachment entries; ``size`` of a base64 part is estimated (3/4)."""
-    out = []
-    for part in row.attachments:
-        encoding = (part.get("encoding") or "").lower()
-        size = part.get("size") or 0
-        out.append({
-            "id": ids.attachment_id(ids.key(), account.pk, folder.number, row.uid,
-                                    part["part"]),
-            "filename": part.get("filename"), "contentType": part.get("contentType"),
-            "encodedSize": size,
-            "size": (size * 3) // 4 if encoding == "base64" else size,
-            "contentId": part.get("contentId"),
-            "inline": (part.get("disposition") or "") == "inline",
-        })
-    return out

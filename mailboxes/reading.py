@@ -36,11 +36,22 @@ def message_detail(account: EmailAccount, message_id: str, text_type: str, max_b
         if mark_as_seen and "\\Seen" not in row.flags:
             _mark_seen(session, folder, row)
     detail = message_fields.summary(folder, row)
-    detail.update(references=list(row.references), text=text,
-                  attachments=listing.message_attachments(account, folder, row))
+    detail.update(references=list(row.references), specialUse=folder.special_use or None,
+                  text={**detail["text"], **text})
     if headers is not None:
         detail["headers"] = headers
     return detail
+
+
+def message_text(account: EmailAccount, text_id: str, text_type: str, max_bytes: int) -> dict:
+    """EmailEngine's ``GET .../text/{textId}``: the bodies a listing's ``text.id`` names."""
+    folder, row = listing.message_by_text_id(account, text_id)
+    with pool.session(account) as session:
+        try:
+            return _in_current_view(session, folder.path, lambda: parts.fetch_text(
+                session.client, row.uid, list(row.text_parts), text_type, max_bytes))
+        except parts.MessageNotFound:
+            raise errors.MessageNotFound(f"Text {text_id!r} not found") from None
 
 
 def _in_current_view(session, path: str, fetch):

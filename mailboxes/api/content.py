@@ -14,12 +14,16 @@ from django.http import StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.response import Response
 
 from emailapi.api.asgi_handler import close_when_request_ends
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
 from mailboxes import reading
+from mailboxes.api import serializers as s
 from mailboxes.api.messages import MESSAGE_PARAM
 
+TEXT_PARAM = OpenApiParameter("text", str, OpenApiParameter.PATH,
+                              description="Text id (a message's text.id)")
 ATTACHMENT_PARAM = OpenApiParameter("attachment", str, OpenApiParameter.PATH,
                                     description="Attachment id (from the message's attachments)")
 _END = object()
@@ -45,6 +49,19 @@ class AttachmentView(TenantScopedAPIView):
     def get(self, request, account, attachment):
         download = reading.attachment_download(self.email_account, attachment)
         return _stream(request, download, attachment=True)
+
+
+class TextView(TenantScopedAPIView):
+    @extend_schema(operation_id="getMessageText", tags=["Message"],
+                   parameters=[ACCOUNT_PARAM, TEXT_PARAM, s.TextQuerySerializer],
+                   responses={200: s.TextContentSerializer}, summary="Get a message's text",
+                   description="EmailEngine's text route: the plain and HTML bodies that a "
+                               "listed message's `text.id` names (BODY.PEEK: flags never "
+                               "change).")
+    def get(self, request, account, text):
+        query = self.validated(s.TextQuerySerializer, request.query_params)
+        return Response(reading.message_text(self.email_account, text, query["textType"],
+                                             query["maxBytes"]))
 
 
 def _stream(request, download: reading.Download, attachment: bool) -> StreamingHttpResponse:

@@ -25,12 +25,45 @@ class MessageQuerySerializer(QuerySerializer):
     markAsSeen = serializers.BooleanField(
         default=False, help_text="Add \\Seen (reading never does otherwise); a change, so a "
                                  "read-only token gets 403 InsufficientScope")
-    headers = serializers.BooleanField(default=False, help_text="Include all headers")
+    headers = serializers.BooleanField(
+        default=True, help_text="Include all headers (EmailEngine always does); false leaves "
+                                "them out and saves a FETCH")
+
+
+class TextQuerySerializer(QuerySerializer):
+    textType = serializers.ChoiceField(choices=["plain", "html", "*"], default="*")
+    maxBytes = serializers.IntegerField(min_value=1, max_value=50 * 1024 * 1024,
+                                        default=5 * 1024 * 1024,
+                                        help_text="Truncate each text part (hasMore: true)")
 
 
 class AddressSerializer(serializers.Serializer):
     name = serializers.CharField(allow_blank=True)
     address = serializers.CharField(allow_blank=True)
+
+
+class EncodedSizeSerializer(serializers.Serializer):
+    plain = serializers.IntegerField(required=False, help_text="Encoded size of the plain parts")
+    html = serializers.IntegerField(required=False, help_text="Encoded size of the HTML parts")
+
+
+class TextInfoSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="For GET /v1/account/{account}/text/{text}")
+    encodedSize = EncodedSizeSerializer(help_text="Only the kinds the message has")
+
+
+class AttachmentSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    contentType = serializers.CharField(allow_null=True)
+    encodedSize = serializers.IntegerField(help_text="As stored in the message (encoded)")
+    size = serializers.IntegerField(help_text="Decoded size (estimated for base64)")
+    filename = serializers.CharField(allow_null=True)
+    contentId = serializers.CharField(allow_null=True,
+                                      help_text="With its angle brackets, as the header has it")
+    embedded = serializers.BooleanField(help_text="Inside a multipart/related")
+    inline = serializers.BooleanField()
+    encodedInMessage = serializers.BooleanField(
+        help_text="Part of an attached message (always false: those are not listed)")
 
 
 def _documented(field: message_fields.MessageField) -> serializers.Field:
@@ -52,6 +85,10 @@ def _documented(field: message_fields.MessageField) -> serializers.Field:
         return AddressSerializer(allow_null=null)
     if kind == message_fields.ADDRESSES:
         return AddressSerializer(many=True, allow_null=null)
+    if kind == message_fields.TEXT_INFO:
+        return TextInfoSerializer(allow_null=null)
+    if kind == message_fields.ATTACHMENTS:
+        return AttachmentSerializer(many=True, allow_null=null)
     raise ValueError(f"message field {field.name!r}: no documented form for kind {kind!r}")
 
 
@@ -70,25 +107,21 @@ class MessageListSerializer(serializers.Serializer):
     messages = MessageSummarySerializer(many=True)
 
 
-class TextSerializer(serializers.Serializer):
+class TextContentSerializer(serializers.Serializer):
     plain = serializers.CharField(allow_null=True, allow_blank=True)
     html = serializers.CharField(allow_null=True, allow_blank=True)
     hasMore = serializers.BooleanField()
 
 
-class AttachmentSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    filename = serializers.CharField(allow_null=True)
-    contentType = serializers.CharField(allow_null=True)
-    size = serializers.IntegerField()
-    encodedSize = serializers.IntegerField()
-    contentId = serializers.CharField(allow_null=True)
-    inline = serializers.BooleanField()
+class TextSerializer(TextInfoSerializer, TextContentSerializer):
+    pass
 
 
 class MessageDetailSerializer(MessageSummarySerializer):
     references = serializers.ListField(child=serializers.CharField())
+    specialUse = serializers.CharField(allow_null=True,
+                                       help_text="Special use of the message's folder")
     text = TextSerializer()
-    attachments = AttachmentSerializer(many=True)
-    headers = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
-                                    required=False)
+    headers = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False,
+        help_text="Lower-case header name -> its values in order (left out with headers=false)")
