@@ -60,8 +60,9 @@ class TextView(TenantScopedAPIView):
                                "change).")
     def get(self, request, account, text):
         query = self.validated(s.TextQuerySerializer, request.query_params)
-        return Response(reading.message_text(self.email_account, text, query["textType"],
-                                             query["maxBytes"]))
+        text_type, html = s.text_options(query)
+        return Response(reading.message_text(self.email_account, text, text_type,
+                                             query["maxBytes"], html))
 
 
 def _stream(request, download: reading.Download, attachment: bool) -> StreamingHttpResponse:

@@ -17,7 +17,7 @@ from emailapi.api.views import ACCOUNT_PARAM, InvalidInput, TenantScopedAPIView
 from mailboxes import index_search, listing, message_fields
 from mailboxes.api import query
 from mailboxes.api.search_serializer import SearchCriteriaSerializer
-from mailboxes.api.serializers import MessageSummarySerializer
+from mailboxes.api.serializers import MessageSummarySerializer, document_store_field
 from mailboxes.command_pool import pool
 from mailboxes.imap import search
 from mailboxes.models import Message
@@ -31,6 +31,7 @@ class SearchQuerySerializer(PageQuerySerializer):
         choices=["imap", "index"], default="imap",
         help_text="imap: IMAP SEARCH on the server (bodies, any header); index: the index "
                   "only, in milliseconds (subject, addresses, dates, flags, ids)")
+    documentStore = document_store_field()
 
 
 class MessageSearchListSerializer(serializers.Serializer):

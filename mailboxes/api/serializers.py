@@ -7,7 +7,14 @@ from rest_framework import serializers
 
 from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import QuerySerializer
-from mailboxes import message_fields
+from mailboxes import message_fields, reading
+
+
+def document_store_field() -> serializers.BooleanField:
+    return serializers.BooleanField(
+        default=False, help_text="Accepted for EmailEngine clients (its deprecated Document "
+                                 "Store); there is none here, so it changes nothing: reads "
+                                 "come from the index and the mail server either way")
 
 
 class MessagesQuerySerializer(PageQuerySerializer):
@@ -15,19 +22,7 @@ class MessagesQuerySerializer(PageQuerySerializer):
                                  help_text="Folder path, or a special use such as \\Sent")
     cursor = serializers.CharField(max_length=512, required=False,
                                    help_text="nextPageCursor of the previous page")
-
-
-class MessageQuerySerializer(QuerySerializer):
-    textType = serializers.ChoiceField(choices=["plain", "html", "*"], default="*")
-    maxBytes = serializers.IntegerField(min_value=1, max_value=50 * 1024 * 1024,
-                                        default=5 * 1024 * 1024,
-                                        help_text="Truncate each text part (hasMore: true)")
-    markAsSeen = serializers.BooleanField(
-        default=False, help_text="Add \\Seen (reading never does otherwise); a change, so a "
-                                 "read-only token gets 403 InsufficientScope")
-    headers = serializers.BooleanField(
-        default=True, help_text="Include all headers (EmailEngine always does); false leaves "
-                                "them out and saves a FETCH")
+    documentStore = document_store_field()
 
 
 class TextQuerySerializer(QuerySerializer):
@@ -35,6 +30,34 @@ class TextQuerySerializer(QuerySerializer):
     maxBytes = serializers.IntegerField(min_value=1, max_value=50 * 1024 * 1024,
                                         default=5 * 1024 * 1024,
                                         help_text="Truncate each text part (hasMore: true)")
+    webSafeHtml = serializers.BooleanField(
+        default=False, help_text="textType=*, embedAttachedImages and preProcessHtml at once "
+                                 "(EmailEngine's shorthand)")
+    embedAttachedImages = serializers.BooleanField(
+        default=False, help_text="cid: images of the message as data: URIs in the HTML")
+    preProcessHtml = serializers.BooleanField(
+        default=False, help_text="HTML sanitised for a web page (nh3: no scripts, handlers, "
+                                 "forms or frames; safe inline styles kept), or made from the "
+                                 "plain text when there is no HTML part; text.webSafe: true")
+    documentStore = document_store_field()
+
+
+def text_options(query: dict) -> tuple[str, reading.HtmlOptions]:
+    """The ``textType`` and HTML options a validated ``TextQuerySerializer`` query asks for
+    (``webSafeHtml`` is EmailEngine's shorthand: every text type, images embedded, web-safe)."""
+    web_safe_html = query["webSafeHtml"]
+    return ("*" if web_safe_html else query["textType"], reading.HtmlOptions(
+        web_safe=web_safe_html or query["preProcessHtml"],
+        embed_images=web_safe_html or query["embedAttachedImages"]))
+
+
+class MessageQuerySerializer(TextQuerySerializer):
+    markAsSeen = serializers.BooleanField(
+        default=False, help_text="Add \\Seen (reading never does otherwise); a change, so a "
+                                 "read-only token gets 403 InsufficientScope")
+    headers = serializers.BooleanField(
+        default=True, help_text="Include all headers (EmailEngine always does); false leaves "
+                                "them out and saves a FETCH")
 
 
 class AddressSerializer(serializers.Serializer):
@@ -111,6 +134,8 @@ class TextContentSerializer(serializers.Serializer):
     plain = serializers.CharField(allow_null=True, allow_blank=True)
     html = serializers.CharField(allow_null=True, allow_blank=True)
     hasMore = serializers.BooleanField()
+    webSafe = serializers.BooleanField(required=False,
+                                       help_text="true when html was made web-safe")
 
 
 class TextSerializer(TextInfoSerializer, TextContentSerializer):

@@ -5,6 +5,8 @@ attachment downloads' Content-Disposition, and message lookups by emailId / Mess
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from tests.servers import seed
@@ -12,9 +14,16 @@ from tests.servers import seed
 pytestmark = [pytest.mark.django_db]
 
 
+HOSTILE_HTML = ('<p onclick="steal()">Hello <b>there</b><script>alert(1)</script>'
+                '<a href="javascript:alert(2)">click</a>'
+                '<iframe src="https://evil.example.test/"></iframe></p>')
+
+
 @pytest.fixture
 def inbox_messages():
-    return seed.build_named_messages()
+    return {**seed.build_named_messages(),
+            "hostile": seed.make_message(subject="Hostile HTML", body="Hello there\n",
+                                         html=HOSTILE_HTML)}
 
 
 def _message(synced, name: str, **params) -> dict:
@@ -109,3 +118,72 @@ def test_text_route_bad_text_type_is_400(synced):
     text_id = _message(synced, "plain")["text"]["id"]
     response = synced.client.get(f"/v1/account/box/text/{text_id}", {"textType": "pdf"})
     assert response.status_code == 400
+
+
+# --- webSafeHtml, embedAttachedImages, preProcessHtml, documentStore --------------------------
+
+
+def test_web_safe_html_removes_scripts_handlers_and_frames(synced):
+    text = _message(synced, "hostile", webSafeHtml="true")["text"]
+    assert "Hello <b>there</b>" in text["html"]
+    assert "<script" not in text["html"]
+    assert "onclick" not in text["html"]
+    assert "javascript:" not in text["html"]
+    assert "<iframe" not in text["html"]
+    assert text["webSafe"] is True
+
+
+def test_web_safe_html_returns_every_text_type_whatever_text_type_says(synced):
+    text = _message(synced, "hostile", webSafeHtml="true", textType="plain")["text"]
+    assert text["plain"] == "Hello there\n"
+    assert text["html"]
+
+
+def test_web_safe_html_embeds_cid_images_as_data_uris(synced):
+    html = _message(synced, "attachments", webSafeHtml="true")["text"]["html"]
+    encoded = base64.b64encode(seed.tiny_png()).decode()
+    assert f'src="data:image/png;base64,{encoded}"' in html
+    assert "cid:" not in html
+
+
+def test_embed_attached_images_alone_leaves_the_html_unsanitised(synced):
+    text = _message(synced, "attachments", embedAttachedImages="true")["text"]
+    assert "data:image/png;base64," in text["html"]
+    assert "webSafe" not in text
+
+
+def test_without_options_the_html_is_as_sent(synced):
+    text = _message(synced, "hostile")["text"]
+    assert "<script>alert(1)</script>" in text["html"]
+    assert "webSafe" not in text
+
+
+def test_pre_process_html_makes_html_from_plain_text(synced):
+    text = _message(synced, "plain", preProcessHtml="true")["text"]
+    assert text["html"].startswith("<p>Hi Bob,</p>")
+    assert text["webSafe"] is True
+
+
+def test_text_route_takes_web_safe_html(synced):
+    text_id = _message(synced, "hostile")["text"]["id"]
+    body = synced.client.get(f"/v1/account/box/text/{text_id}", {"webSafeHtml": "true"}).json()
+    assert "<script" not in body["html"]
+    assert body["webSafe"] is True
+
+
+def test_document_store_is_accepted_on_message_listing_and_search(synced):
+    message = f"/v1/account/box/message/{synced.id_of['plain']}?documentStore=true"
+    listing = "/v1/account/box/messages?path=INBOX&documentStore=true"
+    search = "/v1/account/box/search?path=INBOX&documentStore=true"
+    assert synced.client.get(message).status_code == 200
+    assert synced.client.get(listing).status_code == 200
+    assert synced.client.post(search, {"search": {"seen": False}},
+                              format="json").status_code == 200
+
+
+def test_html_options_take_booleans_only(synced):
+    url = f"/v1/account/box/message/{synced.id_of['plain']}"
+    for name in ("webSafeHtml", "embedAttachedImages", "preProcessHtml", "documentStore"):
+        response = synced.client.get(url, {name: "maybe"})
+        assert response.status_code == 400
+        assert response.json()["statusCode"] == 400

@@ -187,6 +187,8 @@ def _read_api_calls(alice, mail_user):
          lambda: api.get(f"/v1/account/box/text/{detail['text']['id']}")),
         ("/v1/account/{account}/text/{text}", "get",
          lambda: api.get("/v1/account/box/text/bogus")),
+        ("/v1/account/{account}/message/{id}", "get",
+         lambda: api.get(f"/v1/account/box/message/{message['id']}?webSafeHtml=true")),
         ("/v1/account/{account}/attachment/{attachment}", "get",
          lambda: api.get(f"/v1/account/box/attachment/{attachment}")),
         ("/v1/account/{account}/search", "post",
