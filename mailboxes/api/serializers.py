@@ -21,7 +21,7 @@ class MessagesQuerySerializer(PageQuerySerializer):
     path = serializers.CharField(max_length=1024, trim_whitespace=False,
                                  help_text="Folder path, or a special use such as \\Sent")
     cursor = serializers.CharField(max_length=512, required=False,
-                                   help_text="nextPageCursor of the previous page")
+                                   help_text="nextPageCursor or prevPageCursor of a page")
     documentStore = document_store_field()
 
 
@@ -127,6 +127,7 @@ class MessageListSerializer(serializers.Serializer):
     page = serializers.IntegerField()
     pages = serializers.IntegerField()
     nextPageCursor = serializers.CharField(allow_null=True)
+    prevPageCursor = serializers.CharField(allow_null=True)
     messages = MessageSummarySerializer(many=True)
 
 

@@ -6,6 +6,7 @@ attachment downloads' Content-Disposition, and message lookups by emailId / Mess
 from __future__ import annotations
 
 import base64
+from urllib.parse import urlencode
 
 import pytest
 
@@ -187,3 +188,110 @@ def test_html_options_take_booleans_only(synced):
         response = synced.client.get(url, {name: "maybe"})
         assert response.status_code == 400
         assert response.json()["statusCode"] == 400
+
+
+# --- listings: per-message text and attachments, cursors -------------------------------------
+
+
+def _page(synced, **params) -> dict:
+    response = synced.client.get("/v1/account/box/messages", {"path": "INBOX", **params})
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_listed_messages_carry_text_id_and_encoded_size(synced):
+    listed = {m["id"]: m for m in _page(synced, pageSize=100)["messages"]}
+    text = listed[synced.id_of["alternative"]]["text"]
+    assert isinstance(text["id"], str)
+    assert set(text["encodedSize"]) == {"plain", "html"}
+
+
+def test_listed_messages_carry_attachments(synced):
+    listed = {m["id"]: m for m in _page(synced, pageSize=100)["messages"]}
+    attachments = listed[synced.id_of["attachments"]]["attachments"]
+    assert {a["contentType"] for a in attachments} == {"image/png", "application/pdf"}
+    assert {a["embedded"] for a in attachments} == {True, False}
+    assert listed[synced.id_of["plain"]]["attachments"] == []
+
+
+def test_listed_attachment_ids_download(synced):
+    listed = {m["id"]: m for m in _page(synced, pageSize=100)["messages"]}
+    pdf = next(a for a in listed[synced.id_of["attachments"]]["attachments"]
+               if a["contentType"] == "application/pdf")
+    response = synced.client.get(f"/v1/account/box/attachment/{pdf['id']}")
+    assert b"".join(response.streaming_content) == seed.tiny_pdf()
+
+
+def test_first_page_has_no_prev_page_cursor(synced):
+    first = _page(synced, pageSize=2)
+    assert first["prevPageCursor"] is None
+    assert isinstance(first["nextPageCursor"], str)
+
+
+def test_offset_page_has_a_prev_page_cursor(synced):
+    assert isinstance(_page(synced, pageSize=2, page=1)["prevPageCursor"], str)
+
+
+def test_cursor_pages_count_page_as_emailengine(synced):
+    first = _page(synced, pageSize=2)
+    second = _page(synced, pageSize=2, cursor=first["nextPageCursor"])
+    third = _page(synced, pageSize=2, cursor=second["nextPageCursor"])
+    assert second["page"] == 1
+    assert third["page"] == 2
+    assert [m["id"] for m in third["messages"]] == \
+        [m["id"] for m in _page(synced, pageSize=2, page=2)["messages"]]
+
+
+def test_prev_page_cursor_leads_back_to_the_previous_page(synced):
+    first = _page(synced, pageSize=2)
+    second = _page(synced, pageSize=2, cursor=first["nextPageCursor"])
+    third = _page(synced, pageSize=2, cursor=second["nextPageCursor"])
+    back = _page(synced, pageSize=2, cursor=third["prevPageCursor"])
+    assert back["page"] == 1
+    assert back["messages"] == second["messages"]
+
+
+def test_prev_page_cursor_of_the_second_page_is_the_first_page(synced):
+    second = _page(synced, pageSize=2, page=1)
+    back = _page(synced, pageSize=2, cursor=second["prevPageCursor"])
+    assert back["page"] == 0
+    assert back["prevPageCursor"] is None
+    assert back["messages"] == _page(synced, pageSize=2)["messages"]
+
+
+def test_last_page_has_no_next_page_cursor(synced):
+    last = _page(synced, pageSize=2, page=3)
+    assert last["nextPageCursor"] is None
+    assert len(last["messages"]) == 1
+
+
+def _search(synced, **params) -> dict:
+    query = urlencode({"path": "INBOX", **params})
+    response = synced.client.post(f"/v1/account/box/search?{query}",
+                                  {"search": {"deleted": False}}, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_search_results_have_cursors_and_listing_fields(synced):
+    first = _search(synced, pageSize=3)
+    assert first["prevPageCursor"] is None
+    assert isinstance(first["nextPageCursor"], str)
+    assert "id" in first["messages"][0]["text"]
+    assert isinstance(first["messages"][0]["attachments"], list)
+
+
+def test_search_cursor_counts_pages(synced):
+    first = _search(synced, pageSize=3)
+    second = _search(synced, pageSize=3, cursor=first["nextPageCursor"])
+    assert second["page"] == 1
+    assert [m["id"] for m in second["messages"]] == \
+        [m["id"] for m in _search(synced, pageSize=3, page=1)["messages"]]
+    assert _search(synced, pageSize=3, cursor=second["prevPageCursor"])["page"] == 0
+
+
+def test_search_bad_cursor_is_a_400(synced):
+    response = synced.client.post("/v1/account/box/search?path=INBOX&cursor=garbage",
+                                  {"search": {"deleted": False}}, format="json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "InvalidCursor"
