@@ -295,3 +295,30 @@ def test_search_bad_cursor_is_a_400(synced):
                                   {"search": {"deleted": False}}, format="json")
     assert response.status_code == 400
     assert response.json()["code"] == "InvalidCursor"
+
+
+# --- source and attachment downloads ---------------------------------------------------------
+
+
+def test_source_is_a_download_named_message_eml(synced):
+    response = synced.client.get(f"/v1/account/box/message/{synced.id_of['plain']}/source")
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == "attachment; filename=message.eml"
+    assert b"".join(response.streaming_content).replace(b"\r\n", b"\n") == \
+        synced.seeded["plain"].replace(b"\r\n", b"\n")
+
+
+def _pdf_download(synced):
+    attachments = _message(synced, "attachments")["attachments"]
+    pdf = next(a for a in attachments if a["contentType"] == "application/pdf")
+    return synced.client.get(f"/v1/account/box/attachment/{pdf['id']}")
+
+
+def test_attachment_disposition_has_an_ascii_filename(synced):
+    disposition = _pdf_download(synced)["Content-Disposition"]
+    assert disposition.startswith('attachment; filename="Rechnung Marz 2024.pdf";')
+
+
+def test_attachment_disposition_has_the_exact_filename_star(synced):
+    disposition = _pdf_download(synced)["Content-Disposition"]
+    assert disposition.endswith("; filename*=utf-8''Rechnung%20M%C3%A4rz%202024.pdf")
