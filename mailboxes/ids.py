@@ -131,3 +131,12 @@ def parse_text_id(key: bytes, account_pk: int, value: str) -> MessageRef:
         raise InvalidId("not an id of this account")
     folder_number, uid = struct.unpack(">II", body[:8])
     return MessageRef(folder_number, uid)
+
+
+def is_emailengine_message_id(value: str) -> bool:
+    """Whether *value* has the form of an EmailEngine IMAP message id (base64url of 8 bytes:
+    mailbox number and UID), which names nothing here."""
+    try:
+        return len(_unb64(value)) == 8
+    except InvalidId:
+        return False

@@ -282,11 +282,39 @@ def _cursor_parts(cursor: str) -> Cursor:
 
 
 def message_by_id(account: EmailAccount, message_id: str) -> tuple[Folder, Message]:
+    """The message an id names: our id, or (what migrating EmailEngine users hold) the
+    message's ``emailId`` or its Message-ID header (``<...>``, or bare with an ``@``). A
+    message that several folders hold (Gmail labels, copies) resolves to the INBOX copy,
+    else the first by folder path."""
     try:
         ref = ids.parse_message_id(ids.key(), account.pk, message_id)
     except ids.InvalidId:
-        raise MessageNotFound(f"Message {message_id!r} not found") from None
+        return _by_stable_id(account, message_id)
     return _row(account, ref.folder_number, ref.uid, message_id)
+
+
+def _by_stable_id(account: EmailAccount, value: str) -> tuple[Folder, Message]:
+    rows = Message.objects.filter(email_account=account).select_related("folder")
+    if "@" in value or value.startswith("<"):
+        bare = value.strip().removeprefix("<").removesuffix(">")
+        rows = rows.filter(message_id__in=[value, f"<{bare}>"])
+    elif 0 < len(value) <= 64:
+        rows = rows.filter(email_id=value)
+    else:
+        rows = rows.none()
+    found = sorted(rows[:50], key=lambda row: (row.folder.path.upper() != "INBOX",
+                                               row.folder.path, row.uid))
+    if not found:
+        raise MessageNotFound(_not_found(value))
+    return found[0].folder, found[0]
+
+
+def _not_found(value: str) -> str:
+    """A 404's words; an EmailEngine message id (8 bytes: mailbox number and UID) says why."""
+    if ids.is_emailengine_message_id(value):
+        return (f"Message {value!r} not found: EmailEngine message ids do not carry over; "
+                f"use the message's emailId or Message-ID, or list the folder again")
+    return f"Message {value!r} not found"
 
 
 def message_by_text_id(account: EmailAccount, text_id: str) -> tuple[Folder, Message]:

@@ -6,7 +6,7 @@ attachment downloads' Content-Disposition, and message lookups by emailId / Mess
 from __future__ import annotations
 
 import base64
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 
@@ -322,3 +322,54 @@ def test_attachment_disposition_has_an_ascii_filename(synced):
 def test_attachment_disposition_has_the_exact_filename_star(synced):
     disposition = _pdf_download(synced)["Content-Disposition"]
     assert disposition.endswith("; filename*=utf-8''Rechnung%20M%C3%A4rz%202024.pdf")
+
+
+# --- ids: emailId and Message-ID lookups for migrating EmailEngine users ----------------------
+
+
+def test_message_by_email_id(synced):
+    email_id = _message(synced, "plain")["emailId"]
+    response = synced.client.get(f"/v1/account/box/message/{email_id}")
+    assert response.status_code == 200
+    assert response.json()["id"] == synced.id_of["plain"]
+
+
+def test_message_by_message_id_header_in_brackets(synced):
+    quoted = quote(seed.MESSAGE_IDS["alternative"], safe="")
+    response = synced.client.get(f"/v1/account/box/message/{quoted}")
+    assert response.status_code == 200
+    assert response.json()["id"] == synced.id_of["alternative"]
+
+
+def test_message_by_bare_message_id(synced):
+    bare = seed.MESSAGE_IDS["alternative"].strip("<>")
+    response = synced.client.get(f"/v1/account/box/message/{quote(bare, safe='@')}/source")
+    assert response.status_code == 200
+
+
+def test_flags_change_by_email_id(synced):
+    email_id = _message(synced, "reply")["emailId"]
+    response = synced.client.put(f"/v1/account/box/message/{email_id}",
+                                 {"flags": {"add": ["\\Flagged"]}}, format="json")
+    assert response.status_code == 200
+    assert _message(synced, "reply")["flagged"] is True
+
+
+def test_emailengine_message_id_is_a_404_that_says_why(synced):
+    response = synced.client.get("/v1/account/box/message/AAAADAAABy4")
+    assert response.status_code == 404
+    body = response.json()
+    text = body.get("message", body["error"])  # "message" once errors answer EmailEngine's body
+    assert "EmailEngine message ids do not carry over" in text
+
+
+def test_unknown_email_id_is_a_404(synced):
+    response = synced.client.get("/v1/account/box/message/no-such-email-id")
+    assert response.status_code == 404
+    assert response.json()["code"] == "MessageNotFound"
+
+
+def test_another_accounts_email_id_is_a_404(synced, outsider):
+    own = outsider.client.get("/v1/account/box/messages?path=INBOX").json()["messages"][0]
+    response = synced.client.get(f"/v1/account/box/message/{own['emailId']}")
+    assert response.status_code == 404
