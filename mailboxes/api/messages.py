@@ -19,7 +19,9 @@ from mailboxes.api import serializers as s
 from mailboxes.api.compose_serializer import MessageFieldsSerializer
 from mailboxes.api.search_serializer import SearchCriteriaSerializer
 
-MESSAGE_PARAM = OpenApiParameter("id", str, OpenApiParameter.PATH, description="Message id")
+MESSAGE_PARAM = OpenApiParameter(
+    "id", str, OpenApiParameter.PATH,
+    description="Message id, or the message's emailId or Message-ID header (<...>, URL-encoded)")
 TAGS = ["Message"]
 
 

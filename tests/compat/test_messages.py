@@ -373,3 +373,13 @@ def test_another_accounts_email_id_is_a_404(synced, outsider):
     own = outsider.client.get("/v1/account/box/messages?path=INBOX").json()["messages"][0]
     response = synced.client.get(f"/v1/account/box/message/{own['emailId']}")
     assert response.status_code == 404
+
+
+def test_reference_message_by_email_id(synced):
+    email_id = _message(synced, "plain")["emailId"]
+    body = {"path": "Drafts", "reference": {"message": email_id, "action": "reply"},
+            "from": {"address": "bob@example.test"}, "text": "Thanks!"}
+    response = synced.client.post("/v1/account/box/message", body, format="json")
+    assert response.status_code == 200, response.content
+    draft = synced.client.get(f"/v1/account/box/message/{response.json()['id']}").json()
+    assert draft["inReplyTo"] == seed.MESSAGE_IDS["plain"]
