@@ -12,7 +12,7 @@ import pytest
 
 from tests.servers import seed
 
-pytestmark = [pytest.mark.django_db]
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 
 HOSTILE_HTML = ('<p onclick="steal()">Hello <b>there</b><script>alert(1)</script>'
