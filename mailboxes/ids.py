@@ -109,3 +109,34 @@ def parse_attachment_id(key: bytes, account_pk: int, value: str) -> AttachmentRe
         raise InvalidId("not an id of this account")
     folder_number, uid = struct.unpack(">II", body[:8])
     return AttachmentRef(folder_number, uid, part.decode("ascii"))
+
+
+# A text id (EmailEngine's ``text.id``) names a message's text bodies: the message id's body
+# with this marker, so it never decodes as a message or an attachment id (a part number is
+# digits and dots).
+TEXT_MARKER = b"text"
+
+
+def text_id(key: bytes, account_pk: int, folder_number: int, uid: int) -> str:
+    body = struct.pack(">II", folder_number, uid) + TEXT_MARKER
+    return _b64(body + _tag(key, account_pk, body))
+
+
+def parse_text_id(key: bytes, account_pk: int, value: str) -> MessageRef:
+    raw = _unb64(value)
+    if len(raw) != 8 + len(TEXT_MARKER) + TAG_BYTES or raw[8:-TAG_BYTES] != TEXT_MARKER:
+        raise InvalidId("not a text id")
+    body, tag = raw[:-TAG_BYTES], raw[-TAG_BYTES:]
+    if not hmac.compare_digest(tag, _tag(key, account_pk, body)):
+        raise InvalidId("not an id of this account")
+    folder_number, uid = struct.unpack(">II", body[:8])
+    return MessageRef(folder_number, uid)
+
+
+def is_emailengine_message_id(value: str) -> bool:
+    """Whether *value* has the form of an EmailEngine IMAP message id (base64url of 8 bytes:
+    mailbox number and UID), which names nothing here."""
+    try:
+        return len(_unb64(value)) == 8
+    except InvalidId:
+        return False

@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import math
+from dataclasses import dataclass
 from datetime import timezone
 from types import SimpleNamespace
 
@@ -81,7 +82,7 @@ def folders_of(account: EmailAccount) -> list[Folder]:
 
 
 # Columns a listing never shows: left in the database, not decoded per row.
-LISTING_DEFERRED = ("attachments", "text_parts", "references", "from_text", "to_text",
+LISTING_DEFERRED = ("references", "from_text", "to_text",
                     "cc_text", "bcc_text", "indexed_at")
 
 
@@ -91,28 +92,47 @@ def newest_first(folder: Folder) -> QuerySet:
 
 def page_of(folder: Folder, page: int, page_size: int, cursor: str | None) -> dict:
     """One page, newest first. ``page`` is an offset (EmailEngine's); ``cursor`` continues
-    below the last UID of the previous page, so arrivals and expunges between requests neither
-    repeat nor skip a message.
+    below the last UID of the previous page (``nextPageCursor``) or above the first UID of the
+    next one (``prevPageCursor``), so arrivals and expunges between requests neither repeat nor
+    skip a message. A cursor carries the number of the page it leads to, which the answer's
+    ``page`` reports as EmailEngine's does.
 
     The page is read with one extra row (is there a next page?). The total is the folder's
     message count as the last sync saw it (EXISTS, what EmailEngine reports too) once its
     history is indexed, else a COUNT of the rows indexed so far.
     """
     rows = newest_first(folder)
-    if cursor:
-        rows = rows.filter(uid__lt=decode_cursor(cursor, folder))
-        page, start = 0, 0
-    else:
-        start = page * page_size
+    at = decode_cursor(cursor, folder) if cursor else None
     complete = folder.synced_uidnext is not None and not folder.backfill_below
     total = folder.messages if complete else Message.objects.filter(folder=folder).count()
-    fetched = list(rows[start:start + page_size + 1]) if cursor or start < total else []
-    more, items = len(fetched) > page_size, fetched[:page_size]
+    if at is not None and at.above:
+        newer = list(Message.objects.filter(folder=folder, uid__gt=at.uid).order_by("uid")
+                     .defer(*LISTING_DEFERRED)[:page_size + 1])
+        if len(newer) > page_size:
+            return _page(folder, total, at.page, page_size, newer[:page_size][::-1],
+                         more=True, after_cursor=True)
+        at, page = None, 0  # fewer than a page above: that is the first page
+    if at is not None:
+        rows, page, start = rows.filter(uid__lt=at.uid), at.page, 0
+    else:
+        start = page * page_size
+    fetched = list(rows[start:start + page_size + 1]) if at or start < total else []
+    return _page(folder, total, page, page_size, fetched[:page_size],
+                 more=len(fetched) > page_size, after_cursor=at is not None)
+
+
+def _page(folder: Folder, total: int, page: int, page_size: int, items: list, more: bool,
+          after_cursor: bool) -> dict:
+    """A listing's answer; ``prevPageCursor`` is there past the first page (a cursor's page
+    always has newer messages above it)."""
+    has_previous = bool(items) and (after_cursor or page > 0)
     return {
         "total": total,
         "page": page,
         "pages": max(1, math.ceil(total / page_size)),
-        "nextPageCursor": encode_cursor(folder, items[-1].uid) if more else None,
+        "nextPageCursor": encode_cursor(folder, items[-1].uid, page + 1) if more else None,
+        "prevPageCursor": encode_cursor(folder, items[0].uid, max(page - 1, 0), above=True)
+        if has_previous else None,
         "messages": [message_fields.summary(folder, row) for row in items],
     }
 
@@ -121,8 +141,8 @@ def page_of(folder: Folder, page: int, page_size: int, cursor: str | None) -> di
 
 # Folder columns a listing needs; the message columns are those a summary shows
 # (``message_fields.COLUMNS``), decoded by their model field's type.
-_PAGE_FOLDER = ("id", "email_account_id", "number", "path", "uidvalidity", "messages",
-                "synced_uidnext", "backfill_below")
+_PAGE_FOLDER = ("id", "email_account_id", "number", "path", "special_use", "uidvalidity",
+                "messages", "synced_uidnext", "backfill_below")
 
 
 def _columns_of(kind: type[models.Field]) -> frozenset[str]:
@@ -142,7 +162,10 @@ def tenant_page(tenant, account_id: str, path: str, page: int, page_size: int,
     folder is found by a scalar subquery, so the (folder, uid) index is walked newest first
     and stops after the page. Anything unusual (no rows: an empty folder, a page past the end,
     an unknown folder or account, an unfinished first sync) takes the ordinary path."""
-    below = decode_cursor(cursor, None) if cursor else None
+    at = decode_cursor(cursor, None) if cursor else None
+    if at is not None and at.above:  # a step back (rarer): the ordinary path
+        return page_of(tenant_folder(tenant, account_id, path), page, page_size, cursor)
+    below = at.uid if at is not None else None
     start = 0 if cursor else page * page_size
     rows = _page_rows(tenant.pk, account_id, path, below, start, page_size + 1)
     if not rows:
@@ -153,16 +176,9 @@ def tenant_page(tenant, account_id: str, path: str, page: int, page_size: int,
         _check_cursor(cursor, folder)
     if folder.synced_uidnext is None or folder.backfill_below:
         return page_of(tenant_folder(tenant, account_id, path), page, page_size, cursor)
-    more = len(rows) > page_size
     items = [row_of(values[len(_PAGE_FOLDER):]) for values in rows[:page_size]]
-    total = folder.messages
-    return {
-        "total": total,
-        "page": 0 if cursor else page,
-        "pages": max(1, math.ceil(total / page_size)),
-        "nextPageCursor": encode_cursor(folder, items[-1].uid) if more else None,
-        "messages": [message_fields.summary(folder, row) for row in items],
-    }
+    return _page(folder, folder.messages, at.page if at is not None else page, page_size,
+                 items, more=len(rows) > page_size, after_cursor=at is not None)
 
 
 def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, start: int,
@@ -213,46 +229,100 @@ def row_of(values: tuple) -> SimpleNamespace:
     return SimpleNamespace(**row)
 
 
-def encode_cursor(folder: Folder, below_uid: int) -> str:
-    raw = json.dumps([folder.number, folder.uidvalidity or 0, below_uid]).encode()
+@dataclass(frozen=True)
+class Cursor:
+    """Where a listing cursor continues: below ``uid`` (a ``nextPageCursor``) or, ``above``,
+    the page of messages just newer than it (a ``prevPageCursor``); ``page`` is the number of
+    the page it leads to."""
+
+    number: int
+    validity: int
+    uid: int
+    page: int
+    above: bool = False
+
+
+def encode_cursor(folder: Folder, uid: int, page: int, above: bool = False) -> str:
+    raw = json.dumps([folder.number, folder.uidvalidity or 0, uid, page, int(above)]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, folder: Folder | None) -> int:
-    """The UID a cursor continues below; with a folder, also checks it was minted for it."""
-    number, validity, below = _cursor_parts(cursor)
+def decode_cursor(cursor: str, folder: Folder | None) -> Cursor:
+    """The cursor's place; with a folder, also checks it was minted for it."""
+    at = _cursor_parts(cursor)
     if folder is not None:
         _check_cursor(cursor, folder)
-    return below
+    return at
 
 
 def _check_cursor(cursor: str, folder: Folder) -> None:
-    number, validity, _ = _cursor_parts(cursor)
-    if number != folder.number or validity != (folder.uidvalidity or 0):
+    at = _cursor_parts(cursor)
+    if at.number != folder.number or at.validity != (folder.uidvalidity or 0):
         raise InvalidCursor()
 
 
-def _cursor_parts(cursor: str) -> tuple[int, int, int]:
+def _cursor_parts(cursor: str) -> Cursor:
+    """A cursor's fields; one minted before cursors carried a page (three numbers) leads to
+    page 1, the page a first ``nextPageCursor`` led to."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        number, validity, below = json.loads(raw)
+        values = json.loads(raw)
     except (ValueError, TypeError, binascii.Error):
         raise InvalidCursor() from None
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (number, validity, below)) \
-            or below < 1:
+    if not isinstance(values, list) or len(values) not in (3, 5) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in values):
         raise InvalidCursor()
-    return number, validity, below
+    number, validity, uid, page, above = (*values, 1, 0) if len(values) == 3 else values
+    if uid < 1 or not 0 <= page <= 10_000_000 or above not in (0, 1):
+        raise InvalidCursor()
+    return Cursor(number, validity, uid, page, bool(above))
 
 
 # --- single messages ------------------------------------------------------------------------
 
 
 def message_by_id(account: EmailAccount, message_id: str) -> tuple[Folder, Message]:
+    """The message an id names: our id, or (what migrating EmailEngine users hold) the
+    message's ``emailId`` or its Message-ID header (``<...>``, or bare with an ``@``). A
+    message that several folders hold (Gmail labels, copies) resolves to the INBOX copy,
+    else the first by folder path."""
     try:
         ref = ids.parse_message_id(ids.key(), account.pk, message_id)
     except ids.InvalidId:
-        raise MessageNotFound(f"Message {message_id!r} not found") from None
+        return _by_stable_id(account, message_id)
     return _row(account, ref.folder_number, ref.uid, message_id)
+
+
+def _by_stable_id(account: EmailAccount, value: str) -> tuple[Folder, Message]:
+    rows = Message.objects.filter(email_account=account).select_related("folder")
+    if "@" in value or value.startswith("<"):
+        bare = value.strip().removeprefix("<").removesuffix(">")
+        rows = rows.filter(message_id__in=[value, f"<{bare}>"])
+    elif 0 < len(value) <= 64:
+        rows = rows.filter(email_id=value)
+    else:
+        rows = rows.none()
+    found = sorted(rows[:50], key=lambda row: (row.folder.path.upper() != "INBOX",
+                                               row.folder.path, row.uid))
+    if not found:
+        raise MessageNotFound(_not_found(value))
+    return found[0].folder, found[0]
+
+
+def _not_found(value: str) -> str:
+    """A 404's words; an EmailEngine message id (8 bytes: mailbox number and UID) says why."""
+    if ids.is_emailengine_message_id(value):
+        return (f"Message {value!r} not found: EmailEngine message ids do not carry over; "
+                f"use the message's emailId or Message-ID, or list the folder again")
+    return f"Message {value!r} not found"
+
+
+def message_by_text_id(account: EmailAccount, text_id: str) -> tuple[Folder, Message]:
+    try:
+        ref = ids.parse_text_id(ids.key(), account.pk, text_id)
+    except ids.InvalidId:
+        raise MessageNotFound(f"Text {text_id!r} not found") from None
+    return _row(account, ref.folder_number, ref.uid, text_id)
 
 
 def attachment_by_id(account: EmailAccount, attachment_id: str) -> tuple[Folder, Message, dict]:
@@ -273,21 +343,3 @@ def _row(account: EmailAccount, number: int, uid: int, shown: str) -> tuple[Fold
     if row is None:
         raise MessageNotFound(f"Message {shown!r} not found")
     return folder, row
-
-
-def message_attachments(account: EmailAccount, folder: Folder, row: Message) -> list[dict]:
-    """EmailEngine's attachment entries; ``size`` of a base64 part is estimated (3/4)."""
-    out = []
-    for part in row.attachments:
-        encoding = (part.get("encoding") or "").lower()
-        size = part.get("size") or 0
-        out.append({
-            "id": ids.attachment_id(ids.key(), account.pk, folder.number, row.uid,
-                                    part["part"]),
-            "filename": part.get("filename"), "contentType": part.get("contentType"),
-            "encodedSize": size,
-            "size": (size * 3) // 4 if encoding == "base64" else size,
-            "contentId": part.get("contentId"),
-            "inline": (part.get("disposition") or "") == "inline",
-        })
-    return out

@@ -32,6 +32,8 @@ DATETIME = "datetime"
 STRINGS = "strings"
 ADDRESS = "address"  # {"name", "address"}
 ADDRESSES = "addresses"
+TEXT_INFO = "text_info"  # {"id", "encodedSize": {"plain"?, "html"?}}
+ATTACHMENTS = "attachments"  # [{"id", "contentType", "encodedSize", "embedded", ...}]
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,57 @@ def _has_flag(flag: str, name: str, present: bool = True) -> MessageField:
     return MessageField(name, BOOLEAN, show, reads=("flags",))
 
 
+# EmailEngine's order: the first special use of these that the folder (or a Gmail label) has.
+MESSAGE_SPECIAL_USES = ("\\Junk", "\\Sent", "\\Trash", "\\Inbox", "\\Drafts")
+
+
+def message_special_use(folder, row) -> str | None:
+    if folder.special_use in MESSAGE_SPECIAL_USES:
+        return folder.special_use
+    return next((tag for tag in MESSAGE_SPECIAL_USES if tag in (row.labels or ())), None)
+
+
+def text_info(folder, row) -> dict:
+    """EmailEngine's ``text``: the id of the message's text bodies (``GET .../text/{id}``)
+    and the encoded size of each kind it has."""
+    sizes: dict[str, int] = {}
+    for part in row.text_parts:
+        kind = (part.get("contentType") or "text/plain").lower().partition("/")[2]
+        if kind in ("plain", "html"):
+            sizes[kind] = sizes.get(kind, 0) + (part.get("size") or 0)
+    return {"id": ids.text_id(ids.key(), folder.email_account_id, folder.number, row.uid),
+            "encodedSize": sizes}
+
+
+def attachment_entries(folder, row) -> list[dict]:
+    """EmailEngine's attachment entries. ``contentId`` keeps its angle brackets as the header
+    has them (strip them to match a ``cid:`` URL); ``embedded``: inside a multipart/related
+    (rows indexed before that was recorded: has a Content-ID); ``encodedInMessage`` is
+    always false, since parts inside an attached message are not listed (the attached
+    message is, as one part); ``size`` (ours) of a base64 part is estimated (3/4)."""
+    key = ids.key()
+    out = []
+    for part in row.attachments:
+        encoding = (part.get("encoding") or "").lower()
+        size = part.get("size") or 0
+        content_id = part.get("contentId")
+        embedded = bool(part.get("embedded", bool(content_id)))
+        disposition = part.get("disposition") or ""
+        out.append({
+            "id": ids.attachment_id(key, folder.email_account_id, folder.number, row.uid,
+                                    part["part"]),
+            "contentType": part.get("contentType"),
+            "encodedSize": size,
+            "size": (size * 3) // 4 if encoding == "base64" else size,
+            "filename": part.get("filename"),
+            "contentId": f"<{content_id}>" if content_id else None,
+            "embedded": embedded,
+            "inline": disposition == "inline" or (not disposition and embedded),
+            "encodedInMessage": False,
+        })
+    return out
+
+
 FIELDS: tuple[MessageField, ...] = (
     MessageField("id", STRING, lambda folder, row: ids.message_id_for(folder, row.uid),
                  reads=("uid",)),
@@ -118,6 +171,10 @@ FIELDS: tuple[MessageField, ...] = (
     _column("inReplyTo", "in_reply_to", STRING, lambda meta: (meta.in_reply_to or "")[:998],
             empty_is_none=True),
     _column("hasAttachments", "has_attachments", BOOLEAN, lambda meta: meta.has_attachments),
+    MessageField("messageSpecialUse", STRING, message_special_use, reads=("labels",),
+                 null=True),
+    MessageField("text", TEXT_INFO, text_info, reads=("uid", "text_parts")),
+    MessageField("attachments", ATTACHMENTS, attachment_entries, reads=("uid", "attachments")),
 )
 
 

@@ -9,11 +9,12 @@ streams large content in bounded chunks instead of holding it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from email import policy
 from email.parser import BytesHeaderParser
 
 from accounts.models import EmailAccount
-from mailboxes import errors, listing, message_fields
+from mailboxes import errors, listing, message_fields, web_html
 from mailboxes.command_pool import pool
 from mailboxes.imap import parts
 from mailboxes.imap.types import FlagChange
@@ -23,24 +24,85 @@ from mailboxes.sync import index
 HEADER_LIMIT = 256 * 1024
 
 
+@dataclass(frozen=True)
+class HtmlOptions:
+    """EmailEngine's HTML query parameters. ``web_safe`` (``preProcessHtml``): the HTML
+    sanitised, or made from the plain text when there is none (``text.webSafe: true``);
+    ``embed_images`` (``embedAttachedImages``): ``cid:`` images as ``data:`` URIs."""
+
+    web_safe: bool = False
+    embed_images: bool = False
+
+
+# Images larger than this (encoded) stay as cid: URLs; so do any beyond the total.
+EMBED_IMAGE_LIMIT = 5 * 1024 * 1024
+EMBED_TOTAL_LIMIT = 20 * 1024 * 1024
+
+
 def message_detail(account: EmailAccount, message_id: str, text_type: str, max_bytes: int,
-                   mark_as_seen: bool, with_headers: bool) -> dict:
+                   mark_as_seen: bool, with_headers: bool,
+                   html: HtmlOptions = HtmlOptions()) -> dict:  # noqa: B008 - frozen
     folder, row = listing.message_by_id(account, message_id)
     with pool.session(account) as session:
         try:
             text = _in_current_view(session, folder.path, lambda: parts.fetch_text(
                 session.client, row.uid, list(row.text_parts), text_type, max_bytes))
             headers = _headers(session.client, row.uid) if with_headers else None
+            if html.embed_images and text.get("html"):
+                text["html"] = _embedded(session.client, row, text["html"])
         except parts.MessageNotFound:
             raise errors.MessageNotFound(f"Message {message_id!r} not found") from None
         if mark_as_seen and "\\Seen" not in row.flags:
             _mark_seen(session, folder, row)
     detail = message_fields.summary(folder, row)
-    detail.update(references=list(row.references), text=text,
-                  attachments=listing.message_attachments(account, folder, row))
+    detail.update(references=list(row.references), specialUse=folder.special_use or None,
+                  text={**detail["text"], **_web_safe(text, html.web_safe)})
     if headers is not None:
         detail["headers"] = headers
     return detail
+
+
+def message_text(account: EmailAccount, text_id: str, text_type: str, max_bytes: int,
+                 html: HtmlOptions = HtmlOptions()) -> dict:  # noqa: B008 - frozen
+    """EmailEngine's ``GET .../text/{textId}``: the bodies a listing's ``text.id`` names."""
+    folder, row = listing.message_by_text_id(account, text_id)
+    with pool.session(account) as session:
+        try:
+            text = _in_current_view(session, folder.path, lambda: parts.fetch_text(
+                session.client, row.uid, list(row.text_parts), text_type, max_bytes))
+            if html.embed_images and text.get("html"):
+                text["html"] = _embedded(session.client, row, text["html"])
+        except parts.MessageNotFound:
+            raise errors.MessageNotFound(f"Text {text_id!r} not found") from None
+    return _web_safe(text, html.web_safe)
+
+
+def _embedded(client, row: Message, html: str) -> str:
+    """*html* with the message's own images that its ``cid:`` URLs name as ``data:`` URIs
+    (each fetched by section and decoded; too large ones stay ``cid:``)."""
+    wanted = web_html.referenced_cids(html)
+    images: dict[str, tuple[str, bytes]] = {}
+    budget = EMBED_TOTAL_LIMIT
+    for part in row.attachments:
+        cid, size = part.get("contentId"), part.get("size") or 0
+        if cid not in wanted or cid in images or size > min(EMBED_IMAGE_LIMIT, budget):
+            continue
+        budget -= size
+        raw = parts.fetch_section(client, row.uid, part["part"])
+        images[cid] = (part.get("contentType") or "application/octet-stream",
+                       parts.decode_transfer(raw, part.get("encoding")))
+    return web_html.embed_images(html, images)
+
+
+def _web_safe(text: dict, web_safe: bool) -> dict:
+    if not web_safe:
+        return text
+    if text.get("html"):
+        text["html"] = web_html.sanitize(text["html"])
+    elif text.get("plain"):
+        text["html"] = web_html.from_plain(text["plain"])
+    text["webSafe"] = True
+    return text
 
 
 def _in_current_view(session, path: str, fetch):

@@ -19,7 +19,9 @@ from mailboxes.api import serializers as s
 from mailboxes.api.compose_serializer import MessageFieldsSerializer
 from mailboxes.api.search_serializer import SearchCriteriaSerializer
 
-MESSAGE_PARAM = OpenApiParameter("id", str, OpenApiParameter.PATH, description="Message id")
+MESSAGE_PARAM = OpenApiParameter(
+    "id", str, OpenApiParameter.PATH,
+    description="Message id, or the message's emailId or Message-ID header (<...>, URL-encoded)")
 TAGS = ["Message"]
 
 
@@ -220,13 +222,16 @@ class MessageView(TenantScopedAPIView):
                    responses={200: s.MessageDetailSerializer}, summary="Get a message",
                    description="Envelope from the index; text parts fetched from the server "
                                "(only the parts needed, BODY.PEEK: flags never change unless "
-                               "`markAsSeen=true`).")
+                               "`markAsSeen=true`). `webSafeHtml`, `preProcessHtml` and "
+                               "`embedAttachedImages` as EmailEngine; `documentStore` is "
+                               "accepted and changes nothing.")
     def get(self, request, account, id):  # noqa: A002 - EmailEngine's path parameter name
         email_account = self.email_account
         query = self.validated(s.MessageQuerySerializer, request.query_params)
+        text_type, html = s.text_options(query)
         return Response(reading.message_detail(
-            email_account, id, query["textType"], query["maxBytes"], query["markAsSeen"],
-            query["headers"]))
+            email_account, id, text_type, query["maxBytes"], query["markAsSeen"],
+            query["headers"], html))
 
     @extend_schema(operation_id="updateMessage", tags=TAGS, request=MessageUpdateSerializer,
                    parameters=[ACCOUNT_PARAM], responses={200: MessageUpdateResultSerializer},

@@ -5,20 +5,24 @@ by ``mailboxes.api.query``); either way ``SearchCriteriaSerializer`` validates t
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import math
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from emailapi.api.pagination import PageQuerySerializer
+from emailapi.api.pagination import MAX_PAGE, PageQuerySerializer
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, InvalidInput, TenantScopedAPIView
 from mailboxes import index_search, listing, message_fields
 from mailboxes.api import query
 from mailboxes.api.search_serializer import SearchCriteriaSerializer
-from mailboxes.api.serializers import MessageSummarySerializer
+from mailboxes.api.serializers import MessageSummarySerializer, document_store_field
 from mailboxes.command_pool import pool
+from mailboxes.errors import InvalidCursor
 from mailboxes.imap import search
 from mailboxes.models import Message
 
@@ -31,12 +35,18 @@ class SearchQuerySerializer(PageQuerySerializer):
         choices=["imap", "index"], default="imap",
         help_text="imap: IMAP SEARCH on the server (bodies, any header); index: the index "
                   "only, in milliseconds (subject, addresses, dates, flags, ids)")
+    documentStore = document_store_field()
+    cursor = serializers.CharField(max_length=512, required=False,
+                                   help_text="nextPageCursor or prevPageCursor of a page "
+                                             "(instead of page)")
 
 
 class MessageSearchListSerializer(serializers.Serializer):
     total = serializers.IntegerField()
     page = serializers.IntegerField()
     pages = serializers.IntegerField()
+    nextPageCursor = serializers.CharField(allow_null=True)
+    prevPageCursor = serializers.CharField(allow_null=True)
     messages = MessageSummarySerializer(many=True)
 
 
@@ -83,6 +93,11 @@ class SearchView(TenantScopedAPIView):
     def _search(self, account_id: str, options: dict, criteria: dict) -> Response:
         """*criteria* validated for the ``source`` of *options* (index-only criteria only
         reach an index search)."""
+        if options.get("cursor"):
+            options = {**options, "page": cursor_page(options["cursor"])}
+        return Response(with_cursors(self._results(account_id, options, criteria)))
+
+    def _results(self, account_id: str, options: dict, criteria: dict) -> dict:
         from_index = options["source"] == "index"
         if options.get("path"):  # account and folder in one query
             folder = listing.tenant_folder(self.tenant, account_id, options["path"],
@@ -92,13 +107,44 @@ class SearchView(TenantScopedAPIView):
             folder = None
             account_pk = self.email_account.pk
         if from_index:
-            return Response(index_search.search(account_pk, folder, criteria,
-                                                options["page"], options["pageSize"]))
+            return index_search.search(account_pk, folder, criteria, options["page"],
+                                       options["pageSize"])
         if folder is None:
             raise InvalidInput("path", "This field is required.",
                                "path is required for an IMAP search")
-        return Response(imap_search(folder.email_account, folder, criteria, options["page"],
-                                    options["pageSize"]))
+        return imap_search(folder.email_account, folder, criteria, options["page"],
+                           options["pageSize"])
+
+
+# Search results are ranked afresh on each request, so their cursors are EmailEngine's: the
+# page number, in EmailEngine's form (``imap_`` + base64url of ``{"page": n}``).
+_CURSOR_PREFIX = "imap_"
+
+
+def page_cursor(page: int) -> str:
+    raw = json.dumps({"page": page}).encode()
+    return _CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_page(cursor: str) -> int:
+    try:
+        body = cursor.removeprefix(_CURSOR_PREFIX)
+        page = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["page"]
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        raise InvalidCursor() from None
+    if not isinstance(page, int) or isinstance(page, bool) or not 0 <= page <= MAX_PAGE:
+        raise InvalidCursor()
+    return page
+
+
+def with_cursors(result: dict) -> dict:
+    """EmailEngine's ``nextPageCursor``/``prevPageCursor`` of a page of results."""
+    page, pages = result["page"], result["pages"]
+    messages = result.pop("messages")
+    result["nextPageCursor"] = page_cursor(page + 1) if page < pages - 1 else None
+    result["prevPageCursor"] = page_cursor(min(page - 1, pages - 1)) if page > 0 else None
+    result["messages"] = messages
+    return result
 
 
 def imap_search(account, folder, criteria, page: int, page_size: int) -> dict:

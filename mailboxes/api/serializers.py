@@ -7,30 +7,86 @@ from rest_framework import serializers
 
 from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import QuerySerializer
-from mailboxes import message_fields
+from mailboxes import message_fields, reading
+
+
+def document_store_field() -> serializers.BooleanField:
+    return serializers.BooleanField(
+        default=False, help_text="Accepted for EmailEngine clients (its deprecated Document "
+                                 "Store); there is none here, so it changes nothing: reads "
+                                 "come from the index and the mail server either way")
 
 
 class MessagesQuerySerializer(PageQuerySerializer):
     path = serializers.CharField(max_length=1024, trim_whitespace=False,
                                  help_text="Folder path, or a special use such as \\Sent")
     cursor = serializers.CharField(max_length=512, required=False,
-                                   help_text="nextPageCursor of the previous page")
+                                   help_text="nextPageCursor or prevPageCursor of a page")
+    documentStore = document_store_field()
 
 
-class MessageQuerySerializer(QuerySerializer):
+class TextQuerySerializer(QuerySerializer):
     textType = serializers.ChoiceField(choices=["plain", "html", "*"], default="*")
     maxBytes = serializers.IntegerField(min_value=1, max_value=50 * 1024 * 1024,
                                         default=5 * 1024 * 1024,
                                         help_text="Truncate each text part (hasMore: true)")
+    webSafeHtml = serializers.BooleanField(
+        default=False, help_text="textType=*, embedAttachedImages and preProcessHtml at once "
+                                 "(EmailEngine's shorthand)")
+    embedAttachedImages = serializers.BooleanField(
+        default=False, help_text="cid: images of the message as data: URIs in the HTML")
+    preProcessHtml = serializers.BooleanField(
+        default=False, help_text="HTML sanitised for a web page (nh3: no scripts, handlers, "
+                                 "forms or frames; safe inline styles kept), or made from the "
+                                 "plain text when there is no HTML part; text.webSafe: true")
+    documentStore = document_store_field()
+
+
+def text_options(query: dict) -> tuple[str, reading.HtmlOptions]:
+    """The ``textType`` and HTML options a validated ``TextQuerySerializer`` query asks for
+    (``webSafeHtml`` is EmailEngine's shorthand: every text type, images embedded, web-safe)."""
+    web_safe_html = query["webSafeHtml"]
+    return ("*" if web_safe_html else query["textType"], reading.HtmlOptions(
+        web_safe=web_safe_html or query["preProcessHtml"],
+        embed_images=web_safe_html or query["embedAttachedImages"]))
+
+
+class MessageQuerySerializer(TextQuerySerializer):
     markAsSeen = serializers.BooleanField(
         default=False, help_text="Add \\Seen (reading never does otherwise); a change, so a "
                                  "read-only token gets 403 InsufficientScope")
-    headers = serializers.BooleanField(default=False, help_text="Include all headers")
+    headers = serializers.BooleanField(
+        default=True, help_text="Include all headers (EmailEngine always does); false leaves "
+                                "them out and saves a FETCH")
 
 
 class AddressSerializer(serializers.Serializer):
     name = serializers.CharField(allow_blank=True)
     address = serializers.CharField(allow_blank=True)
+
+
+class EncodedSizeSerializer(serializers.Serializer):
+    plain = serializers.IntegerField(required=False, help_text="Encoded size of the plain parts")
+    html = serializers.IntegerField(required=False, help_text="Encoded size of the HTML parts")
+
+
+class TextInfoSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="For GET /v1/account/{account}/text/{text}")
+    encodedSize = EncodedSizeSerializer(help_text="Only the kinds the message has")
+
+
+class AttachmentSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    contentType = serializers.CharField(allow_null=True)
+    encodedSize = serializers.IntegerField(help_text="As stored in the message (encoded)")
+    size = serializers.IntegerField(help_text="Decoded size (estimated for base64)")
+    filename = serializers.CharField(allow_null=True)
+    contentId = serializers.CharField(allow_null=True,
+                                      help_text="With its angle brackets, as the header has it")
+    embedded = serializers.BooleanField(help_text="Inside a multipart/related")
+    inline = serializers.BooleanField()
+    encodedInMessage = serializers.BooleanField(
+        help_text="Part of an attached message (always false: those are not listed)")
 
 
 def _documented(field: message_fields.MessageField) -> serializers.Field:
@@ -52,6 +108,10 @@ def _documented(field: message_fields.MessageField) -> serializers.Field:
         return AddressSerializer(allow_null=null)
     if kind == message_fields.ADDRESSES:
         return AddressSerializer(many=True, allow_null=null)
+    if kind == message_fields.TEXT_INFO:
+        return TextInfoSerializer(allow_null=null)
+    if kind == message_fields.ATTACHMENTS:
+        return AttachmentSerializer(many=True, allow_null=null)
     raise ValueError(f"message field {field.name!r}: no documented form for kind {kind!r}")
 
 
@@ -67,28 +127,27 @@ class MessageListSerializer(serializers.Serializer):
     page = serializers.IntegerField()
     pages = serializers.IntegerField()
     nextPageCursor = serializers.CharField(allow_null=True)
+    prevPageCursor = serializers.CharField(allow_null=True)
     messages = MessageSummarySerializer(many=True)
 
 
-class TextSerializer(serializers.Serializer):
+class TextContentSerializer(serializers.Serializer):
     plain = serializers.CharField(allow_null=True, allow_blank=True)
     html = serializers.CharField(allow_null=True, allow_blank=True)
     hasMore = serializers.BooleanField()
+    webSafe = serializers.BooleanField(required=False,
+                                       help_text="true when html was made web-safe")
 
 
-class AttachmentSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    filename = serializers.CharField(allow_null=True)
-    contentType = serializers.CharField(allow_null=True)
-    size = serializers.IntegerField()
-    encodedSize = serializers.IntegerField()
-    contentId = serializers.CharField(allow_null=True)
-    inline = serializers.BooleanField()
+class TextSerializer(TextInfoSerializer, TextContentSerializer):
+    pass
 
 
 class MessageDetailSerializer(MessageSummarySerializer):
     references = serializers.ListField(child=serializers.CharField())
+    specialUse = serializers.CharField(allow_null=True,
+                                       help_text="Special use of the message's folder")
     text = TextSerializer()
-    attachments = AttachmentSerializer(many=True)
-    headers = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
-                                    required=False)
+    headers = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False,
+        help_text="Lower-case header name -> its values in order (left out with headers=false)")

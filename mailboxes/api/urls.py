@@ -25,6 +25,8 @@ urlpatterns = [
          name="message-copy"),
     path("account/<str:account>/message/<str:id>/source", content.MessageSourceView.as_view(),
          name="message-source"),
+    path("account/<str:account>/text/<str:text>", content.TextView.as_view(),
+         name="message-text"),
     path("account/<str:account>/attachment/<str:attachment>", content.AttachmentView.as_view(),
          name="attachment"),
     path("account/<str:account>/search", search.SearchView.as_view(), name="message-search"),

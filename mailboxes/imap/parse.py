@@ -581,17 +581,21 @@ def parse_bodystructure(node: Any) -> tuple[list[Part], list[Part]]:
     texts: list[Part] = []
     if isinstance(node, list) and node:
         if isinstance(node[0], list):
-            _walk_multipart(node, "", attachments, texts, 0)
+            _walk_multipart(node, "", attachments, texts, 0, False)
         else:
             _leaf(node, "1", attachments, texts)
     return attachments, texts
 
 
 def _walk_multipart(
-    node: list[Any], prefix: str, attachments: list[Part], texts: list[Part], depth: int
+    node: list[Any], prefix: str, attachments: list[Part], texts: list[Part], depth: int,
+    related: bool,
 ) -> None:
+    """*related*: the node is inside a multipart/related (its leaves are ``embedded``)."""
     if depth > _MAX_DEPTH:
         return
+    subtype = next((item for item in node if not isinstance(item, list)), None)
+    related = related or _lower(subtype) == "related"
     number = 0
     for child in node:
         if not isinstance(child, list):
@@ -600,12 +604,14 @@ def _walk_multipart(
         if not child:
             continue
         if isinstance(child[0], list):
-            _walk_multipart(child, f"{prefix}{number}.", attachments, texts, depth + 1)
+            _walk_multipart(child, f"{prefix}{number}.", attachments, texts, depth + 1,
+                            related)
         else:
-            _leaf(child, f"{prefix}{number}", attachments, texts)
+            _leaf(child, f"{prefix}{number}", attachments, texts, related)
 
 
-def _leaf(node: list[Any], number: str, attachments: list[Part], texts: list[Part]) -> None:
+def _leaf(node: list[Any], number: str, attachments: list[Part], texts: list[Part],
+          related: bool = False) -> None:
     main = _lower(node[0]) or "application"
     content_type = f"{main}/{_lower(_get(node, 1)) or 'octet-stream'}"
     params = _params(_get(node, 2))
@@ -622,6 +628,7 @@ def _leaf(node: list[Any], number: str, attachments: list[Part], texts: list[Par
         disposition=disposition,
         encoding=_lower(_get(node, 5)),
         charset=(params.get("charset") or "").lower() or None,
+        embedded=related,
     )
     if content_type in _BODY_TEXT_TYPES and disposition != "attachment" and not (
         disposition_params.get("filename")

@@ -32,6 +32,7 @@ class Part:
     ``part`` is the IMAP part number ("1", "2.1", ...) usable in ``BODY[<part>]``. ``size`` is the
     encoded (transfer) size the server reports. ``content_id`` has no angle brackets, as used in
     ``cid:`` URLs. ``disposition``, ``encoding`` and ``charset`` are lower-case or ``None``.
+    ``embedded``: the part is inside a multipart/related (an image the HTML shows).
     """
 
     part: str
@@ -42,6 +43,7 @@ class Part:
     disposition: str | None = None
     encoding: str | None = None
     charset: str | None = None
+    embedded: bool = False
 
 
 @dataclass(slots=True)

@@ -144,7 +144,8 @@ def _search_text(addresses) -> str:
 def _part(part) -> dict:
     return {"part": part.part, "contentType": part.content_type, "size": part.size,
             "filename": part.filename, "contentId": part.content_id,
-            "disposition": part.disposition, "encoding": part.encoding, "charset": part.charset}
+            "disposition": part.disposition, "encoding": part.encoding, "charset": part.charset,
+            "embedded": part.embedded}
 
 
 def _known_threads(email_account_id: int, metas: Iterable[MessageMeta]) -> dict[str, str]:

@@ -56,7 +56,7 @@ def _v1_routes():
     walk(get_resolver().url_patterns, "/")
     samples = {"<str:account>": "sales", "<int:token_id>": "1", "<str:id>": "msgid",
                "<str:attachment>": "attid", "<str:thread>": "thrid", "<str:queueId>": "qid",
-               "<str:app>": "appid",
+               "<str:app>": "appid", "<str:text>": "txtid",
                "<str:webhook>": "whid", "<str:delivery>": "dlid"}
     out = []
     for route in routes:

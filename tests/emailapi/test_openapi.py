@@ -24,6 +24,7 @@ def test_openapi_is_public_json_and_lists_every_route(client):
     for route in _v1_routes():
         template = (route.replace("/sales", "/{account}").replace("/token/1", "/token/{token_id}")
                     .replace("/msgid", "/{id}").replace("/attid", "/{attachment}")
+                    .replace("/txtid", "/{text}")
                     .replace("/thrid", "/{thread}").replace("/qid", "/{queueId}")
                     .replace("/oauth2/appid", "/oauth2/{app}")
                     .replace("/whid", "/{webhook}").replace("/dlid", "/{delivery}"))
@@ -182,6 +183,12 @@ def _read_api_calls(alice, mail_user):
          lambda: api.get("/v1/account/box/message/bogus")),
         ("/v1/account/{account}/message/{id}/source", "get",
          lambda: api.get(f"/v1/account/box/message/{message['id']}/source")),
+        ("/v1/account/{account}/text/{text}", "get",
+         lambda: api.get(f"/v1/account/box/text/{detail['text']['id']}")),
+        ("/v1/account/{account}/text/{text}", "get",
+         lambda: api.get("/v1/account/box/text/bogus")),
+        ("/v1/account/{account}/message/{id}", "get",
+         lambda: api.get(f"/v1/account/box/message/{message['id']}?webSafeHtml=true")),
         ("/v1/account/{account}/attachment/{attachment}", "get",
          lambda: api.get(f"/v1/account/box/attachment/{attachment}")),
         ("/v1/account/{account}/search", "post",

@@ -28,7 +28,7 @@ def test_plain_message_with_text(alice, synced):
     assert body["text"]["hasMore"] is False
     assert body["attachments"] == []
     assert body["messageId"] == seed.MESSAGE_IDS["plain"]
-    assert "headers" not in body
+    assert body["headers"]["message-id"] == [seed.MESSAGE_IDS["plain"]]  # EmailEngine's default
 
 
 def test_alternative_text_types_and_max_bytes(alice, synced):

@@ -109,7 +109,8 @@ def test_bad_cursor_is_a_400(alice, synced):
 
 def test_special_use_path_and_empty_folder(alice, synced):
     body = alice.client.get("/v1/account/box/messages?path=%5CSent").json()
-    assert body == {"total": 0, "page": 0, "pages": 1, "nextPageCursor": None, "messages": []}
+    assert body == {"total": 0, "page": 0, "pages": 1, "nextPageCursor": None,
+                    "prevPageCursor": None, "messages": []}
 
 
 def test_missing_folder_is_a_404_naming_it(alice, synced):
