@@ -358,9 +358,7 @@ def test_flags_change_by_email_id(synced):
 def test_emailengine_message_id_is_a_404_that_says_why(synced):
     response = synced.client.get("/v1/account/box/message/AAAADAAABy4")
     assert response.status_code == 404
-    body = response.json()
-    text = body.get("message", body["error"])  # "message" once errors answer EmailEngine's body
-    assert "EmailEngine message ids do not carry over" in text
+    assert "EmailEngine message ids do not carry over" in response.json()["message"]
 
 
 def test_unknown_email_id_is_a_404(synced):
