@@ -24,7 +24,9 @@ FLAG_CRITERIA = {"seen": "\\Seen", "flagged": "\\Flagged", "answered": "\\Answer
 TEXT_COLUMNS = {"from": "from_text", "to": "to_text", "cc": "cc_text", "bcc": "bcc_text"}
 INDEX_CRITERIA = {"subject", "since", "before", "sentSince", "sentBefore", "larger", "smaller",
                   "hasAttachments", "threadId", "emailId", "messageId", "keyword", "unKeyword",
-                  "or", "not", *FLAG_CRITERIA, *TEXT_COLUMNS}
+                  "unseen", "modseq", "or", "not", *FLAG_CRITERIA, *TEXT_COLUMNS}
+# Not here: seq (sequence numbers exist only in an IMAP session) and gmailRaw (Gmail's own
+# search language), besides bodies, arbitrary headers and whole-text search.
 
 
 def criteria_q(criteria: dict) -> Q:
@@ -45,6 +47,11 @@ def _one(name: str, value) -> Q:
     if name in FLAG_CRITERIA:
         has = _has_flag(FLAG_CRITERIA[name])
         return has if value else ~has
+    if name == "unseen":  # EmailEngine's name for seen=false
+        has = _has_flag("\\Seen")
+        return ~has if value else has
+    if name == "modseq":  # RFC 7162 MODSEQ: at least this mod-sequence
+        return Q(modseq__gte=value)
     if name == "keyword":
         return _has_flag(value)
     if name == "unKeyword":

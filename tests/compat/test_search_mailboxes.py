@@ -1,0 +1,219 @@
+"""EmailEngine clients' search criteria and folder listing, against real Dovecot.
+
+Requests are sent as EmailEngine's documentation shows them (``POST /v1/account/{a}/search?path=``
+with a ``{"search": {...}}`` body, ``GET /v1/account/{a}/mailboxes?counters=true``); the answers
+are checked for EmailEngine's field names, types and statuses.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mailboxes.imap import search as imap_search
+from tests.servers import seed
+
+pytestmark = [pytest.mark.django_db]
+
+SEARCH = "/v1/account/box/search?path=INBOX"
+
+
+@pytest.fixture
+def inbox_messages():
+    return seed.build_named_messages()
+
+
+@pytest.fixture
+def before_sync():
+    def flag(mail_user, uids):
+        uid = dict(zip(seed.build_named_messages(), uids, strict=True))
+        with mail_user.imap_client() as other:
+            other.select_folder("INBOX")
+            other.add_flags([uid["plain"], uid["reply"]], [b"\\Seen"])
+    return flag
+
+
+def post(client, criteria, url=SEARCH):
+    return client.post(url, {"search": criteria}, format="json")
+
+
+def uids_of(response) -> list[int]:
+    assert response.status_code == 200, response.json()
+    return sorted(m["uid"] for m in response.json()["messages"])
+
+
+def listed(synced) -> list[dict]:
+    return synced.client.get("/v1/account/box/messages?path=INBOX").json()["messages"]
+
+
+# --- unseen ---------------------------------------------------------------------------------
+
+
+def test_unseen_true_finds_the_messages_without_seen(alice, synced):
+    uids = synced.uid_of
+    expected = sorted(uids[name] for name in ("unicode", "alternative", "attachments",
+                                              "malformed"))
+
+    assert uids_of(post(alice.client, {"unseen": True})) == expected
+
+
+def test_unseen_false_finds_the_seen_ones(alice, synced):
+    uids = synced.uid_of
+
+    assert uids_of(post(alice.client, {"unseen": False})) == sorted([uids["plain"],
+                                                                     uids["reply"]])
+
+
+def test_unseen_in_a_get_search_query(alice, synced):
+    response = alice.client.get("/v1/account/box/search",
+                                {"path": "INBOX", "search[unseen]": "true"})
+
+    assert len(uids_of(response)) == 4
+
+
+def test_unseen_from_the_index(alice, synced):
+    response = post(alice.client, {"unseen": True}, SEARCH + "&source=index")
+
+    assert len(uids_of(response)) == 4
+
+
+def test_unseen_must_be_a_boolean(alice, synced):
+    response = post(alice.client, {"unseen": "sometimes"})
+
+    assert response.status_code == 400
+    assert "search.unseen" in response.json()["details"]
+
+
+# --- seq ------------------------------------------------------------------------------------
+
+
+def test_seq_is_a_sequence_number_range(alice, synced):
+    uids = synced.uid_of
+
+    assert uids_of(post(alice.client, {"seq": "1:2"})) == sorted([uids["plain"],
+                                                                  uids["unicode"]])
+
+
+def test_seq_with_a_star_reaches_the_last_message(alice, synced):
+    assert uids_of(post(alice.client, {"seq": "*"})) == [synced.uid_of["malformed"]]
+
+
+def test_seq_that_is_not_a_range_is_400(alice, synced):
+    response = post(alice.client, {"seq": "1 OR ALL"})
+
+    assert response.status_code == 400
+    assert "search.seq" in response.json()["details"]
+
+
+def test_seq_from_the_index_is_400_not_indexable(alice, synced):
+    response = post(alice.client, {"seq": "1:2"}, SEARCH + "&source=index")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "NotIndexable"
+
+
+# --- modseq ---------------------------------------------------------------------------------
+
+
+def test_modseq_finds_messages_changed_since(alice, synced, mail_user):
+    uids = synced.uid_of
+    with mail_user.imap_client() as other:
+        other.select_folder("INBOX")
+        top = max(m[b"MODSEQ"][0] for m in other.fetch(list(uids.values()),
+                                                        ["MODSEQ"]).values())
+        other.add_flags([uids["plain"]], [b"\\Flagged"])
+
+    assert uids_of(post(alice.client, {"modseq": top + 1})) == [uids["plain"]]
+
+
+def test_modseq_zero_matches_everything(alice, synced):
+    assert len(uids_of(post(alice.client, {"modseq": 0}))) == 6
+
+
+def test_modseq_from_the_index(alice, synced):
+    response = post(alice.client, {"modseq": 0}, SEARCH + "&source=index")
+
+    assert len(uids_of(response)) == 6
+
+
+def test_modseq_must_be_a_non_negative_integer(alice, synced):
+    response = post(alice.client, {"modseq": -1})
+
+    assert response.status_code == 400
+    assert "search.modseq" in response.json()["details"]
+
+
+# --- emailId / threadId ---------------------------------------------------------------------
+
+
+def test_email_id_from_a_listing_finds_that_message(alice, synced):
+    target = next(m for m in listed(synced) if m["uid"] == synced.uid_of["alternative"])
+
+    assert uids_of(post(alice.client, {"emailId": target["emailId"]})) == [target["uid"]]
+
+
+def test_thread_id_from_a_listing_finds_the_thread(alice, synced):
+    messages = listed(synced)
+    reply = next(m for m in messages if m["uid"] == synced.uid_of["reply"])
+    expected = sorted(m["uid"] for m in messages if m["threadId"] == reply["threadId"])
+
+    assert uids_of(post(alice.client, {"threadId": reply["threadId"]})) == expected
+
+
+def test_thread_id_inside_or_and_not(alice, synced):
+    messages = listed(synced)
+    reply = next(m for m in messages if m["uid"] == synced.uid_of["reply"])
+    in_thread = {m["uid"] for m in messages if m["threadId"] == reply["threadId"]}
+    criteria = {"not": {"threadId": reply["threadId"]}}
+
+    assert set(uids_of(post(alice.client, criteria))) == {m["uid"] for m in messages} - in_thread
+
+
+def test_an_unknown_email_id_finds_nothing(alice, synced):
+    response = post(alice.client, {"emailId": "1278455344230334865"})
+
+    assert uids_of(response) == []
+
+
+def test_email_id_longer_than_emailengine_allows_is_400(alice, synced):
+    response = post(alice.client, {"emailId": "x" * 257})
+
+    assert response.status_code == 400
+    assert "search.emailId" in response.json()["details"]
+
+
+# --- gmailRaw -------------------------------------------------------------------------------
+
+
+def test_gmail_raw_on_a_server_without_gmail_search_is_a_clear_400(alice, synced):
+    response = post(alice.client, {"gmailRaw": "has:attachment in:unread"})
+
+    assert response.status_code == 400
+    body = response.json()
+    assert "X-GM-EXT-1" in str(body["details"]["search.gmailRaw"])
+
+
+def test_gmail_raw_is_not_searchable_in_the_index(alice, synced):
+    response = post(alice.client, {"gmailRaw": "in:unread"}, SEARCH + "&source=index")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "NotIndexable"
+
+
+def test_gmail_raw_compiles_to_x_gm_raw_where_the_server_offers_it():
+    # The key Gmail's IMAP takes; sent only when the server advertises X-GM-EXT-1.
+    args = imap_search.compile_search({"gmailRaw": "has:attachment in:unread"},
+                                      {"X-GM-EXT-1", "IMAP4REV1"})
+
+    assert args == ["X-GM-RAW", imap_search.String(b"has:attachment in:unread")]
+
+
+def test_ids_compile_to_gmail_keys_on_gmail():
+    args = imap_search.compile_search({"emailId": "1278455344230334865"}, {"X-GM-EXT-1"})
+
+    assert args == ["X-GM-MSGID", "1278455344230334865"]
+
+
+def test_ids_compile_to_objectid_keys_with_objectid():
+    args = imap_search.compile_search({"threadId": "T8a2b"}, {"OBJECTID"})
+
+    assert args == ["THREADID", "T8a2b"]
