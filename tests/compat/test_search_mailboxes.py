@@ -217,3 +217,112 @@ def test_ids_compile_to_objectid_keys_with_objectid():
     args = imap_search.compile_search({"threadId": "T8a2b"}, {"OBJECTID"})
 
     assert args == ["THREADID", "T8a2b"]
+
+
+# --- GET /mailboxes -------------------------------------------------------------------------
+# These use ``mailboxes_synced``: the same account with a few ordinary folders besides
+# Dovecot's special-use ones (Sent, Drafts, Trash, Junk, Archive, configured as SPECIAL-USE).
+
+MAILBOXES = "/v1/account/box/mailboxes"
+
+
+@pytest.fixture
+def mailboxes_synced(alice, mail_user, before_sync):
+    from mailboxes.sync.account import sync_account
+    from tests.mailboxes.helpers import open_session, register
+
+    seed.seed_mailbox(mail_user, messages=seed.build_messages())
+    with mail_user.imap_client() as other:
+        for path in ("zeta", "Projects", "Projects/2024", "alpha"):
+            other.create_folder(path)
+        other.select_folder("INBOX")
+        other.add_flags([1, 2], [b"\\Seen"])
+    account = register(alice.tenant, mail_user)
+    session = open_session(account)
+    assert sync_account(session, account).complete
+    yield account
+    session.client.logout()
+
+
+def mailboxes(client, **params) -> list[dict]:
+    response = client.get(MAILBOXES, params)
+    assert response.status_code == 200, response.json()
+    return response.json()["mailboxes"]
+
+
+def by_path(items: list[dict]) -> dict[str, dict]:
+    return {item["path"]: item for item in items}
+
+
+def test_mailboxes_come_in_emailengines_order(alice, mailboxes_synced):
+    paths = [m["path"] for m in mailboxes(alice.client)]
+
+    assert paths == ["INBOX", "Sent", "Drafts", "Archive", "Junk", "Trash", "alpha", "Projects",
+                     "Projects/2024", "zeta"]
+
+
+def test_order_path_keeps_the_inbox_then_path_order(alice, mailboxes_synced):
+    paths = [m["path"] for m in mailboxes(alice.client, order="path")]
+
+    assert paths == ["INBOX", "alpha", "Archive", "Drafts", "Junk", "Projects", "Projects/2024",
+                     "Sent", "Trash", "zeta"]
+
+
+def test_an_unknown_order_is_400(alice, mailboxes_synced):
+    response = alice.client.get(MAILBOXES, {"order": "random"})
+
+    assert response.status_code == 400
+
+
+def test_every_mailbox_is_listed(alice, mailboxes_synced):
+    assert {m["listed"] for m in mailboxes(alice.client)} == {True}
+
+
+def test_no_inferiors_is_a_boolean_false_where_subfolders_are_allowed(alice, mailboxes_synced):
+    assert {m["noInferiors"] for m in mailboxes(alice.client)} == {False}
+
+
+def test_special_use_source_is_extension_for_the_servers_special_use(alice, mailboxes_synced):
+    sent = by_path(mailboxes(alice.client))["Sent"]
+
+    assert (sent["specialUse"], sent["specialUseSource"]) == ("\\Sent", "extension")
+
+
+def test_special_use_source_of_inbox_is_name(alice, mailboxes_synced):
+    inbox = by_path(mailboxes(alice.client))["INBOX"]
+
+    assert (inbox["specialUse"], inbox["specialUseSource"]) == ("\\Inbox", "name")
+
+
+def test_an_ordinary_folder_has_no_special_use_source(alice, mailboxes_synced):
+    alpha = by_path(mailboxes(alice.client))["alpha"]
+
+    assert (alpha["specialUse"], alpha["specialUseSource"]) == (None, None)
+
+
+def test_counters_add_the_status_object(alice, mailboxes_synced):
+    inbox = by_path(mailboxes(alice.client, counters="true"))["INBOX"]
+
+    assert inbox["status"] == {"messages": 6, "unseen": 4}
+
+
+def test_counters_status_of_an_empty_folder(alice, mailboxes_synced):
+    alpha = by_path(mailboxes(alice.client, counters="true"))["alpha"]
+
+    assert alpha["status"] == {"messages": 0, "unseen": 0}
+
+
+def test_without_counters_there_is_no_status(alice, mailboxes_synced):
+    assert all("status" not in m for m in mailboxes(alice.client))
+
+
+def test_mailbox_fields_have_emailengines_types(alice, mailboxes_synced):
+    inbox = by_path(mailboxes(alice.client, counters="true"))["INBOX"]
+    types = {key: type(inbox[key]).__name__ for key in (
+        "path", "name", "delimiter", "listed", "subscribed", "noInferiors", "specialUse",
+        "specialUseSource", "messages", "uidNext", "status")}
+
+    assert types == {"path": "str", "name": "str", "delimiter": "str", "listed": "bool",
+                     "subscribed": "bool", "noInferiors": "bool", "specialUse": "str",
+                     "specialUseSource": "str", "messages": "int", "uidNext": "int",
+                     "status": "dict"}
