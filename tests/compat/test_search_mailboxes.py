@@ -326,3 +326,71 @@ def test_mailbox_fields_have_emailengines_types(alice, mailboxes_synced):
                      "subscribed": "bool", "noInferiors": "bool", "specialUse": "str",
                      "specialUseSource": "str", "messages": "int", "uidNext": "int",
                      "status": "dict"}
+
+
+# --- Gmail (X-GM-EXT-1) against hoodiecrow ------------------------------------------------
+# The IMAP search layer against a server that advertises X-GM-EXT-1 (tests/servers/hoodiecrow.py).
+
+
+@pytest.fixture
+def gmail():
+    from tests.servers.hoodiecrow import Hoodiecrow
+
+    server = Hoodiecrow([seed.make_message(subject="first"), seed.make_message(subject="second")],
+                        flags={0: ["\\Seen"]}).start()
+    client = server.client()
+    client.select_folder("INBOX", readonly=True)
+    yield client
+    client.logout()
+    server.stop()
+
+
+@pytest.fixture
+def sent_commands(monkeypatch):
+    import imaplib
+
+    sent: list[bytes] = []
+    original = imaplib.IMAP4.send
+
+    def send(self, data):
+        sent.append(bytes(data))
+        return original(self, data)
+
+    monkeypatch.setattr(imaplib.IMAP4, "send", send)
+    return sent
+
+
+def test_gmail_server_advertises_x_gm_ext_1(gmail):
+    assert gmail.has_capability("X-GM-EXT-1")
+
+
+def test_email_id_on_gmail_searches_by_x_gm_msgid(gmail):
+    ids = {uid: data[b"X-GM-MSGID"] for uid, data in gmail.fetch([1, 2], ["X-GM-MSGID"]).items()}
+    second = max(ids)
+
+    assert imap_search.uid_search(gmail, {"emailId": str(ids[second])}) == [second]
+
+
+def test_email_id_on_gmail_goes_out_as_x_gm_msgid(gmail, sent_commands):
+    imap_search.uid_search(gmail, {"emailId": "1278455344230334866"})
+
+    assert b"UID SEARCH X-GM-MSGID 1278455344230334866\r\n" in sent_commands[-1]
+
+
+def test_a_non_numeric_email_id_on_gmail_matches_nothing(gmail):
+    assert imap_search.uid_search(gmail, {"emailId": "not-a-gmail-id"}) == []
+
+
+def test_unseen_on_gmail(gmail):
+    assert imap_search.uid_search(gmail, {"unseen": True}) == [2]
+
+
+def test_gmail_raw_goes_to_a_gmail_server_as_x_gm_raw(gmail, sent_commands):
+    import imaplib
+
+    # Hoodiecrow does not implement X-GM-RAW (Gmail does): it refuses the key, which shows
+    # the search reached the server as Gmail's command.
+    with pytest.raises(imaplib.IMAP4.error):
+        imap_search.uid_search(gmail, {"gmailRaw": "has:attachment in:unread"})
+
+    assert b'X-GM-RAW "has:attachment in:unread"' in sent_commands[-1]
