@@ -133,7 +133,7 @@ class SearchCriteriaSerializer(StrictSerializer):
                                 help_text="UID set, e.g. 1:5,7,10:*")
     seq = serializers.CharField(required=False, max_length=search.MAX_UID_SET,
                                 trim_whitespace=False,
-                                validators=[_checked(search.check_uid_set)],
+                                validators=[_checked(search.check_seq_set)],
                                 help_text="Message sequence numbers at the time of the search, "
                                           "e.g. 1:10 or 1,3,5:* (IMAP only)")
     modseq = serializers.IntegerField(

@@ -65,6 +65,7 @@ __all__ = [
     "uid_search",
     "wire_chunks",
     "check_uid_set",
+    "check_seq_set",
     "check_keyword",
     "check_header_name",
     "to_date",
@@ -294,12 +295,10 @@ def _uid(value: Any, path: str, depth: int, budget: _Budget) -> list[Key]:
 def _seq(value: Any, path: str, depth: int, budget: _Budget) -> list[Key]:
     # A message sequence set is a search key by itself (RFC 3501 ``sequence-set``); the
     # numbers are the selected folder's at the moment of the search.
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
     try:
-        seq_set = check_uid_set(value)
+        seq_set = check_seq_set(value)
     except ValueError as exc:
-        raise InvalidSearch(path, str(exc).replace("UID", "sequence number")) from None
+        raise InvalidSearch(path, str(exc)) from None
     budget.term(path)
     budget.spend(path, len(seq_set))
     return [[seq_set]]
@@ -484,6 +483,15 @@ def check_uid_set(value: Any) -> str:
     ):
         raise ValueError("Must be a UID set such as 1:5,7,10:* (UIDs 1 to 4294967295)")
     return value
+
+
+def check_seq_set(value: Any) -> str:
+    """*value* if it is an IMAP sequence set of message numbers (``1:10``, ``1,3,5:*``)."""
+    try:
+        return check_uid_set(value)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("a UID set", "a sequence set")
+                         .replace("(UIDs", "(numbers")) from None
 
 
 def check_keyword(value: Any) -> str:

@@ -394,3 +394,23 @@ def test_gmail_raw_goes_to_a_gmail_server_as_x_gm_raw(gmail, sent_commands):
         imap_search.uid_search(gmail, {"gmailRaw": "has:attachment in:unread"})
 
     assert b'X-GM-RAW "has:attachment in:unread"' in sent_commands[-1]
+
+
+def test_modseq_on_a_server_without_condstore_is_refused_before_sending():
+    with pytest.raises(imap_search.InvalidSearch) as caught:
+        imap_search.compile_search({"modseq": 5}, {"IMAP4REV1"})
+
+    assert caught.value.path == "modseq"
+
+
+def test_ids_without_server_support_become_the_uids_the_index_holds():
+    args = imap_search.compile_search({"emailId": "f1ng3rpr1nt"}, {"IMAP4REV1"},
+                                      lambda name, value: [7, 1, 2, 3])
+
+    assert args == ["UID", "1:3,7"]
+
+
+def test_ids_the_index_does_not_hold_match_nothing():
+    args = imap_search.compile_search({"threadId": "t"}, {"IMAP4REV1"}, lambda name, value: [])
+
+    assert args == ["NOT", "ALL"]
