@@ -5,6 +5,7 @@ by ``mailboxes.api.query``); either way ``SearchCriteriaSerializer`` validates t
 
 from __future__ import annotations
 
+import imaplib
 import math
 
 from drf_spectacular.utils import extend_schema
@@ -19,6 +20,7 @@ from mailboxes.api import query
 from mailboxes.api.search_serializer import SearchCriteriaSerializer
 from mailboxes.api.serializers import MessageSummarySerializer
 from mailboxes.command_pool import pool
+from mailboxes.errors import SearchRefused
 from mailboxes.imap import search
 from mailboxes.models import Message
 
@@ -140,6 +142,11 @@ def imap_search(account, folder, criteria, page: int, page_size: int) -> dict:
         except search.InvalidSearch as exc:
             raise InvalidInput(f"search.{exc.path}" if exc.path else "search", exc.message,
                                f"Invalid search: {exc.message}") from None
+        except imaplib.IMAP4.abort:
+            raise  # the connection is gone: the pool's own error
+        except imaplib.IMAP4.error as exc:
+            # A tagged NO/BAD: the command is over and the connection stays usable.
+            raise SearchRefused(str(exc).removeprefix("UID SEARCH failed: ")) from None
     uids.sort(reverse=True)
     chosen = uids[page * page_size:(page + 1) * page_size]
     rows = {row.uid: row for row in Message.objects.filter(folder=folder, uid__in=chosen)}

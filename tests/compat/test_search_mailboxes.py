@@ -414,3 +414,22 @@ def test_ids_the_index_does_not_hold_match_nothing():
     args = imap_search.compile_search({"threadId": "t"}, {"IMAP4REV1"}, lambda name, value: [])
 
     assert args == ["NOT", "ALL"]
+
+
+def test_a_search_the_server_refuses_is_a_clear_error_not_a_500(alice, synced, monkeypatch):
+    # A criterion only some servers take (gmailRaw syntax Gmail cannot parse, say): here a
+    # command Dovecot refuses with BAD stands for it.
+    monkeypatch.setattr(imap_search, "compile_search", lambda criteria, *rest: ["UID", "x:y"])
+
+    response = post(alice.client, {"seen": True})
+
+    assert (response.status_code, response.json()["code"]) == (400, "SearchRefused")
+
+
+def test_the_connection_serves_the_next_search_after_a_refusal(alice, synced, monkeypatch):
+    real = imap_search.compile_search
+    monkeypatch.setattr(imap_search, "compile_search", lambda criteria, *rest: ["UID", "x:y"])
+    post(alice.client, {"seen": True})
+    monkeypatch.setattr(imap_search, "compile_search", real)
+
+    assert len(uids_of(post(alice.client, {"seen": True}))) == 2
