@@ -149,6 +149,39 @@ def search(account_pk: int, folder: Folder | None, criteria: dict, page: int,
                          for values in items]}
 
 
+# --- ids for an IMAP search ----------------------------------------------------------------
+
+
+def _ids_in(criteria: dict, found: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Every emailId/threadId value in *criteria*, at any level of or/not."""
+    for name in ("emailId", "threadId"):
+        if name in criteria:
+            found[name].add(criteria[name])
+    for branch in criteria.get("or") or []:
+        _ids_in(branch, found)
+    if criteria.get("not"):
+        _ids_in(criteria["not"], found)
+    return found
+
+
+def id_resolver(folder: Folder, criteria: dict):
+    """The ``resolve`` callback of ``mailboxes.imap.search.uid_search`` for *criteria*: the
+    folder's UIDs for each emailId/threadId they name, read from the index now, before any
+    IMAP session opens (it is used only on servers that cannot search by those ids)."""
+    wanted = _ids_in(criteria or {}, {"emailId": set(), "threadId": set()})
+    known: dict[tuple[str, str], list[int]] = {}
+    for name, column in (("emailId", "email_id"), ("threadId", "thread_id")):
+        if wanted[name]:
+            rows = Message.objects.filter(folder=folder, **{f"{column}__in": wanted[name]})
+            for value, uid in rows.values_list(column, "uid"):
+                known.setdefault((name, value), []).append(uid)
+
+    def resolve(name: str, value: str) -> list[int]:
+        return known.get((name, value), [])
+
+    return resolve
+
+
 # --- threads --------------------------------------------------------------------------------
 
 

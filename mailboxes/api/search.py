@@ -103,37 +103,8 @@ class SearchView(TenantScopedAPIView):
                                     options["pageSize"]))
 
 
-def _ids_in(criteria: dict, found: dict[str, set[str]]) -> dict[str, set[str]]:
-    """Every emailId/threadId value in *criteria*, at any level of or/not."""
-    for name in ("emailId", "threadId"):
-        if name in criteria:
-            found[name].add(criteria[name])
-    for branch in criteria.get("or") or []:
-        _ids_in(branch, found)
-    if criteria.get("not"):
-        _ids_in(criteria["not"], found)
-    return found
-
-
-def _index_uids(folder, criteria: dict) -> dict[tuple[str, str], list[int]]:
-    """The folder's UIDs for each emailId/threadId in *criteria*, read from the index before
-    the IMAP session opens (for servers that cannot search by those ids themselves)."""
-    wanted = _ids_in(criteria, {"emailId": set(), "threadId": set()})
-    out: dict[tuple[str, str], list[int]] = {}
-    for name, column in (("emailId", "email_id"), ("threadId", "thread_id")):
-        if wanted[name]:
-            for value, uid in Message.objects.filter(
-                    folder=folder, **{f"{column}__in": wanted[name]}).values_list(column, "uid"):
-                out.setdefault((name, value), []).append(uid)
-    return out
-
-
 def imap_search(account, folder, criteria, page: int, page_size: int) -> dict:
-    known = _index_uids(folder, criteria)
-
-    def resolve(name: str, value: str) -> list[int]:
-        return known.get((name, value), [])
-
+    resolve = index_search.id_resolver(folder, criteria)
     with pool.session(account) as session:
         try:
             uids = session.run_current(

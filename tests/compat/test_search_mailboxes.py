@@ -433,3 +433,16 @@ def test_the_connection_serves_the_next_search_after_a_refusal(alice, synced, mo
     monkeypatch.setattr(imap_search, "compile_search", real)
 
     assert len(uids_of(post(alice.client, {"seen": True}))) == 2
+
+
+def test_bulk_update_by_email_id_flags_that_message(alice, synced, mail_user):
+    target = next(m for m in listed(synced) if m["uid"] == synced.uid_of["alternative"])
+
+    response = alice.client.put("/v1/account/box/messages?path=INBOX", {
+        "search": {"emailId": target["emailId"]},
+        "update": {"flags": {"add": ["\\Flagged"]}}}, format="json")
+
+    assert response.status_code == 200, response.json()
+    with mail_user.imap_client() as other:
+        other.select_folder("INBOX", readonly=True)
+        assert other.search(["FLAGGED"]) == [target["uid"]]
