@@ -55,7 +55,13 @@ from email.parser import BytesParser
 from accounts.models import EmailAccount
 from mailboxes import listing
 from mailboxes.command_pool import pool
-from mailboxes.errors import ComposeError, MessageNotFound, NoRecipients, OriginalTooLarge
+from mailboxes.errors import (
+    ComposeError,
+    MessageNotFound,
+    NoRecipients,
+    OriginalTooLarge,
+    ReferenceNotFound,
+)
 from mailboxes.imap import parts
 
 # 7-bit clean output with CRLF: safe for SMTP servers without 8BITMIME and for APPEND.
@@ -557,9 +563,12 @@ def without_fields(raw: bytes, unwanted: Callable[[bytes], bool]) -> bytes:
 def load_original(account: EmailAccount, reference: dict, with_text: bool,
                   with_source: bool) -> Original:
     """The referenced message from the index, and from the server its text (to quote) or
-    its source (to attach) when asked. 404 when the id is unknown or the server no longer
-    has the message."""
-    folder, row = listing.message_by_id(account, reference["message"])
+    its source (to attach) when asked. 404 ``ReferenceNotFound`` when the id is unknown or
+    the server no longer has the message."""
+    try:
+        folder, row = listing.message_by_id(account, reference["message"])
+    except MessageNotFound as exc:
+        raise ReferenceNotFound(exc.message) from None
     target = ReferenceTarget(message=reference["message"],
                              action=reference.get("action") or "reply", folder_id=folder.pk,
                              path=folder.path, uid=row.uid, message_id=row.message_id or "")
@@ -582,6 +591,6 @@ def load_original(account: EmailAccount, reference: dict, with_text: bool,
                 original.source = parts.fetch_section(session.client, row.uid, "",
                                                       max_bytes=FORWARD_SOURCE_LIMIT)
         except parts.MessageNotFound:
-            raise MessageNotFound(
+            raise ReferenceNotFound(
                 f"Message {reference['message']!r} not found") from None
     return original
