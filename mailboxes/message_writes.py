@@ -210,6 +210,9 @@ def matching_uids(account: EmailAccount, folder: Folder, criteria: dict | None,
             return session.run_current(
                 folder.path, lambda: search.uid_search(session.client, criteria or {},
                                                        resolve=resolve))
+        except search.MissingExtension as exc:
+            raise errors.SearchUnsupported(f"search.{exc.path}", exc.message,
+                                           exc.extension) from None
         except search.InvalidSearch as exc:
             raise errors.InvalidInput(f"Invalid search: {exc.message}",
                                       {exc.path or "search": [exc.message]}) from None

@@ -20,7 +20,7 @@ from mailboxes.api import query
 from mailboxes.api.search_serializer import SearchCriteriaSerializer
 from mailboxes.api.serializers import MessageSummarySerializer
 from mailboxes.command_pool import pool
-from mailboxes.errors import SearchRefused
+from mailboxes.errors import SearchRefused, SearchUnsupported
 from mailboxes.imap import search
 from mailboxes.models import Message
 
@@ -110,6 +110,8 @@ def imap_search(account, folder, criteria, page: int, page_size: int) -> dict:
             uids = session.run_current(
                 folder.path, lambda: search.uid_search(session.client, criteria,
                                                        resolve=resolve))
+        except search.MissingExtension as exc:
+            raise SearchUnsupported(f"search.{exc.path}", exc.message, exc.extension) from None
         except search.InvalidSearch as exc:
             raise InvalidInput(f"search.{exc.path}" if exc.path else "search", exc.message,
                                f"Invalid search: {exc.message}") from None

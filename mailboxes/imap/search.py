@@ -59,6 +59,7 @@ from . import fetch, parse, underlying
 __all__ = [
     "Arg",
     "InvalidSearch",
+    "MissingExtension",
     "String",
     "compile_search",
     "needs_charset",
@@ -101,6 +102,14 @@ class InvalidSearch(ValueError):
         super().__init__(f"{path}: {message}" if path else message)
         self.path = path
         self.message = message
+
+
+class MissingExtension(InvalidSearch):
+    """A valid criterion this server cannot search for: it lacks *extension*."""
+
+    def __init__(self, path: str, message: str, extension: str):
+        super().__init__(path, message)
+        self.extension = extension
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +319,8 @@ def _modseq(value: Any, path: str, depth: int, budget: _Budget) -> list[Key]:
     if not 0 <= value <= MAX_MODSEQ:
         raise InvalidSearch(path, f"Must be between 0 and {MAX_MODSEQ}")
     if not (budget.offers("CONDSTORE") or budget.offers("QRESYNC")):
-        raise InvalidSearch(path, "This server has no CONDSTORE, so it cannot search by modseq")
+        raise MissingExtension(path, "This server has no CONDSTORE, so it cannot search by "
+                                     "modseq", "CONDSTORE")
     budget.term(path)
     return [["MODSEQ", str(value)]]
 
@@ -334,7 +344,7 @@ def _object_id(name: str, objectid_key: str, gmail_key: str) -> Callable[..., li
             ok = _GMAIL_ID.match(value) and int(value) < 2**64
             return [[gmail_key, value] if ok else _NOTHING]
         if budget.resolve is None:
-            raise InvalidSearch(path, f"This server cannot search by {name}")
+            raise MissingExtension(path, f"This server cannot search by {name}", "OBJECTID")
         uids = sorted({int(uid) for uid in budget.resolve(name, value)})
         if not uids:
             return [_NOTHING]
@@ -364,9 +374,9 @@ def _gmail_raw(value: Any, path: str, depth: int, budget: _Budget) -> list[Key]:
     if len(value) > MAX_GMAIL_RAW:
         raise InvalidSearch(path, f"Longer than {MAX_GMAIL_RAW} characters")
     if not budget.offers("X-GM-EXT-1"):
-        raise InvalidSearch(
+        raise MissingExtension(
             path, "gmailRaw is Gmail's search syntax: this server does not offer it "
-                  "(no X-GM-EXT-1 capability)")
+                  "(no X-GM-EXT-1 capability)", "X-GM-EXT-1")
     budget.term(path)
     return [["X-GM-RAW", _string(value, path, budget)]]
 

@@ -184,12 +184,18 @@ def test_email_id_longer_than_emailengine_allows_is_400(alice, synced):
 # --- gmailRaw -------------------------------------------------------------------------------
 
 
-def test_gmail_raw_on_a_server_without_gmail_search_is_a_clear_400(alice, synced):
+def test_gmail_raw_on_a_server_without_gmail_search_is_400_missing_server_extension(
+        alice, synced):
     response = post(alice.client, {"gmailRaw": "has:attachment in:unread"})
 
-    assert response.status_code == 400
-    body = response.json()
-    assert "X-GM-EXT-1" in str(body["details"]["search.gmailRaw"])
+    assert (response.status_code, response.json()["code"]) == (400, "MissingServerExtension")
+
+
+def test_gmail_raw_refusal_names_the_criterion_and_the_extension(alice, synced):
+    response = post(alice.client, {"gmailRaw": "has:attachment in:unread"})
+
+    assert response.json()["details"] == {"criterion": "search.gmailRaw",
+                                           "extension": "X-GM-EXT-1"}
 
 
 def test_gmail_raw_is_not_searchable_in_the_index(alice, synced):
