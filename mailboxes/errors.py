@@ -143,6 +143,28 @@ class NotIndexable(Invalid):
                          {"criterion": criterion})
 
 
+class SearchUnsupported(Invalid):
+    """A search criterion this mail server has no extension for (``gmailRaw`` without Gmail's
+    X-GM-EXT-1, ``modseq`` without CONDSTORE), refused before anything is sent."""
+
+    code = "SearchUnsupported"
+    ee_code = "MissingServerExtension"
+
+    def __init__(self, criterion: str, message: str, extension: str):
+        super().__init__(message, {"criterion": criterion, "extension": extension})
+
+
+class SearchRefused(Invalid):
+    """The server answered NO or BAD to a search: a criterion it does not take (Gmail's own
+    syntax in gmailRaw, an extension it lacks). Its words are kept for the caller."""
+
+    code = "SearchRefused"
+
+    def __init__(self, server_text: str):
+        super().__init__(f"The mail server refused the search: {server_text}",
+                         {"response": server_text})
+
+
 class FolderChangeRefused(Invalid):
     """The server will never make this folder change (``[CANNOT]``, a bad name)."""
 

@@ -24,7 +24,9 @@ FLAG_CRITERIA = {"seen": "\\Seen", "flagged": "\\Flagged", "answered": "\\Answer
 TEXT_COLUMNS = {"from": "from_text", "to": "to_text", "cc": "cc_text", "bcc": "bcc_text"}
 INDEX_CRITERIA = {"subject", "since", "before", "sentSince", "sentBefore", "larger", "smaller",
                   "hasAttachments", "threadId", "emailId", "messageId", "keyword", "unKeyword",
-                  "or", "not", *FLAG_CRITERIA, *TEXT_COLUMNS}
+                  "unseen", "modseq", "or", "not", *FLAG_CRITERIA, *TEXT_COLUMNS}
+# Not here: seq (sequence numbers exist only in an IMAP session) and gmailRaw (Gmail's own
+# search language), besides bodies, arbitrary headers and whole-text search.
 
 
 def criteria_q(criteria: dict) -> Q:
@@ -45,6 +47,11 @@ def _one(name: str, value) -> Q:
     if name in FLAG_CRITERIA:
         has = _has_flag(FLAG_CRITERIA[name])
         return has if value else ~has
+    if name == "unseen":  # EmailEngine's name for seen=false
+        has = _has_flag("\\Seen")
+        return ~has if value else has
+    if name == "modseq":  # RFC 7162 MODSEQ: at least this mod-sequence
+        return Q(modseq__gte=value)
     if name == "keyword":
         return _has_flag(value)
     if name == "unKeyword":
@@ -140,6 +147,39 @@ def search(account_pk: int, folder: Folder | None, criteria: dict, page: int,
     return {"total": total, "page": page, "pages": max(1, math.ceil(total / page_size)),
             "messages": [message_fields.summary(folders[values[0]], listing.row_of(values[1:]))
                          for values in items]}
+
+
+# --- ids for an IMAP search ----------------------------------------------------------------
+
+
+def _ids_in(criteria: dict, found: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Every emailId/threadId value in *criteria*, at any level of or/not."""
+    for name in ("emailId", "threadId"):
+        if name in criteria:
+            found[name].add(criteria[name])
+    for branch in criteria.get("or") or []:
+        _ids_in(branch, found)
+    if criteria.get("not"):
+        _ids_in(criteria["not"], found)
+    return found
+
+
+def id_resolver(folder: Folder, criteria: dict):
+    """The ``resolve`` callback of ``mailboxes.imap.search.uid_search`` for *criteria*: the
+    folder's UIDs for each emailId/threadId they name, read from the index now, before any
+    IMAP session opens (it is used only on servers that cannot search by those ids)."""
+    wanted = _ids_in(criteria or {}, {"emailId": set(), "threadId": set()})
+    known: dict[tuple[str, str], list[int]] = {}
+    for name, column in (("emailId", "email_id"), ("threadId", "thread_id")):
+        if wanted[name]:
+            rows = Message.objects.filter(folder=folder, **{f"{column}__in": wanted[name]})
+            for value, uid in rows.values_list(column, "uid"):
+                known.setdefault((name, value), []).append(uid)
+
+    def resolve(name: str, value: str) -> list[int]:
+        return known.get((name, value), [])
+
+    return resolve
 
 
 # --- threads --------------------------------------------------------------------------------

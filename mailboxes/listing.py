@@ -62,10 +62,15 @@ def _folder_in(folders: QuerySet, path: str) -> Folder:
 
 
 def folder_summary(folder: Folder) -> dict:
+    flags = {flag.lower() for flag in folder.list_flags}
     return {
         "path": folder.path, "name": folder.name, "delimiter": folder.delimiter or None,
         "parentPath": folder.parent_path or None, "specialUse": folder.special_use or None,
+        "specialUseSource": special_use_source(folder),
+        # Every indexed folder came from LIST (subscribed-only LSUB entries are not kept).
+        "listed": True,
         "subscribed": folder.subscribed, "noSelect": folder.no_select,
+        "noInferiors": "\\noinferiors" in flags,
         "messages": folder.messages, "unseen": folder.unseen,
         "uidValidity": str(folder.uidvalidity) if folder.uidvalidity else None,
         "uidNext": folder.uidnext, "highestModseq": folder.highestmodseq,
@@ -73,9 +78,36 @@ def folder_summary(folder: Folder) -> dict:
     }
 
 
-def folders_of(account: EmailAccount) -> list[Folder]:
-    return sorted(Folder.objects.filter(email_account=account),
-                  key=lambda f: (f.special_use != "\\Inbox", f.path.lower()))
+def special_use_source(folder: Folder) -> str | None:
+    """How ``specialUse`` was found, in EmailEngine's words: ``extension`` (the server's
+    SPECIAL-USE attribute in LIST) or ``name`` (INBOX, or a well-known folder name on a server
+    without SPECIAL-USE); None without a special use."""
+    if not folder.special_use:
+        return None
+    flags = {flag.lower() for flag in folder.list_flags}
+    return "extension" if folder.special_use.lower() in flags else "name"
+
+
+# EmailEngine's folder order (imapflow's list): special-use folders first, in this order,
+# then the others by path, segment by segment.
+SPECIAL_USE_ORDER = ("\\Inbox", "\\Flagged", "\\Sent", "\\Drafts", "\\All", "\\Archive",
+                     "\\Junk", "\\Trash")
+
+
+def _emailengine_order(folder: Folder):
+    segments = folder.path.split(folder.delimiter) if folder.delimiter else [folder.path]
+    if folder.special_use in SPECIAL_USE_ORDER:
+        return (0, SPECIAL_USE_ORDER.index(folder.special_use), folder.path)
+    return (1, 0, [(segment.casefold(), segment) for segment in segments])
+
+
+def folders_of(account: EmailAccount, order: str = "specialUse") -> list[Folder]:
+    """The account's folders in EmailEngine's order (``specialUse``), or INBOX first and then
+    by path, case-insensitively (``path``, this service's order before EmailEngine's)."""
+    folders = Folder.objects.filter(email_account=account)
+    if order == "path":
+        return sorted(folders, key=lambda f: (f.special_use != "\\Inbox", f.path.lower()))
+    return sorted(folders, key=_emailengine_order)
 
 
 # --- message pages --------------------------------------------------------------------------

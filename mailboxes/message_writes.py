@@ -11,11 +11,12 @@ says so without an extra round trip.
 
 from __future__ import annotations
 
+import imaplib
 from dataclasses import dataclass
 
 from accounts.models import EmailAccount
 from emailapi.lib.wording import describe
-from mailboxes import errors, ids, listing
+from mailboxes import errors, ids, index_search, listing
 from mailboxes.command_pool import pool
 from mailboxes.imap import fetch, message_ops, search
 from mailboxes.imap.types import FlagChange
@@ -203,13 +204,22 @@ def matching_uids(account: EmailAccount, folder: Folder, criteria: dict | None,
                 raise errors.MessageNotInMailbox(message_id, folder.path)
             uids.append(ref.uid)
         return sorted(set(uids))
+    resolve = index_search.id_resolver(folder, criteria or {})
     with pool.session(account) as session:
         try:
             return session.run_current(
-                folder.path, lambda: search.uid_search(session.client, criteria or {}))
+                folder.path, lambda: search.uid_search(session.client, criteria or {},
+                                                       resolve=resolve))
+        except search.MissingExtension as exc:
+            raise errors.SearchUnsupported(f"search.{exc.path}", exc.message,
+                                           exc.extension) from None
         except search.InvalidSearch as exc:
             raise errors.InvalidInput(f"Invalid search: {exc.message}",
                                       {exc.path or "search": [exc.message]}) from None
+        except imaplib.IMAP4.abort:
+            raise  # the connection is gone: the pool's own error
+        except imaplib.IMAP4.error as exc:  # a tagged NO/BAD; the connection stays usable
+            raise errors.SearchRefused(str(exc).removeprefix("UID SEARCH failed: ")) from None
 
 
 def bulk_update(account, folder, uids: list[int], flags: dict | None) -> dict:

@@ -85,7 +85,18 @@ class FolderDeletedSerializer(serializers.Serializer):
 
 class MailboxesQuerySerializer(QuerySerializer):
     counters = serializers.BooleanField(
-        default=False, help_text="Refresh message/unseen counts from the server (STATUS)")
+        default=False, help_text="Ask the server (STATUS) for current counts: adds `status: "
+                                 "{messages, unseen}` and refreshes `messages`/`unseen`")
+    order = serializers.ChoiceField(
+        choices=["specialUse", "path"], default="specialUse",
+        help_text="specialUse: EmailEngine's order (INBOX, Flagged, Sent, Drafts, All, Archive, "
+                  "Junk, Trash, then the rest by path); path: INBOX first, then by path "
+                  "case-insensitively")
+
+
+class MailboxStatusSerializer(serializers.Serializer):
+    messages = serializers.IntegerField(help_text="Messages in the folder (STATUS MESSAGES)")
+    unseen = serializers.IntegerField(help_text="Messages without \\Seen (STATUS UNSEEN)")
 
 
 class MailboxSerializer(serializers.Serializer):
@@ -94,14 +105,23 @@ class MailboxSerializer(serializers.Serializer):
     delimiter = serializers.CharField(allow_null=True)
     parentPath = serializers.CharField(allow_null=True)
     specialUse = serializers.CharField(allow_null=True)
+    specialUseSource = serializers.ChoiceField(
+        choices=["extension", "name"], allow_null=True,
+        help_text="How specialUse was found: the server's SPECIAL-USE attribute (extension) or "
+                  "the folder's name (name: INBOX, or a usual name on servers without it)")
+    listed = serializers.BooleanField(help_text="The server's LIST shows it (always true here)")
     subscribed = serializers.BooleanField()
     noSelect = serializers.BooleanField()
+    noInferiors = serializers.BooleanField(
+        help_text="The server says it cannot have subfolders (\\Noinferiors)")
     messages = serializers.IntegerField()
     unseen = serializers.IntegerField()
     uidValidity = serializers.CharField(allow_null=True)
     uidNext = serializers.IntegerField(allow_null=True)
     highestModseq = serializers.IntegerField(allow_null=True)
     syncedAt = serializers.DateTimeField(allow_null=True)
+    status = MailboxStatusSerializer(required=False,
+                                     help_text="With counters=true, for selectable folders")
 
 
 class MailboxListSerializer(serializers.Serializer):
@@ -115,12 +135,14 @@ class MailboxListView(TenantScopedAPIView):
     @extend_schema(operation_id="listMailboxes", tags=["Mailbox"],
                    parameters=[ACCOUNT_PARAM, MailboxesQuerySerializer],
                    responses={200: MailboxListSerializer}, summary="List folders",
-                   description="Folders from the index with counts; `counters=true` asks the "
-                               "server (STATUS) for current counts instead.")
+                   description="Folders from the index with counts, in EmailEngine's order "
+                               "(`order=path` for INBOX first, then by path); "
+                               "`counters=true` asks the server (STATUS) for current counts "
+                               "and adds EmailEngine's `status: {messages, unseen}`.")
     def get(self, request, account):
         email_account = self.email_account
         query = self.validated(MailboxesQuerySerializer, request.query_params)
-        folders = listing.folders_of(email_account)
+        folders = listing.folders_of(email_account, query["order"])
         summaries = [listing.folder_summary(f) for f in folders]
         if query["counters"]:
             with pool.session(email_account) as session:
@@ -129,7 +151,9 @@ class MailboxListView(TenantScopedAPIView):
                         continue
                     status = session.status(folder.path)
                     summary.update(messages=status.messages, unseen=status.unseen,
-                                   uidNext=status.uidnext)
+                                   uidNext=status.uidnext,
+                                   status={"messages": status.messages,
+                                           "unseen": status.unseen})
         return Response({"mailboxes": summaries})
 
 

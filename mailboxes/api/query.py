@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-BOOLEAN = {"seen", "flagged", "answered", "draft", "deleted", "hasAttachments"}
-INTEGER = {"larger", "smaller"}
+BOOLEAN = {"seen", "unseen", "flagged", "answered", "draft", "deleted", "hasAttachments"}
+INTEGER = {"larger", "smaller", "modseq"}
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import imaplib
 import json
 import math
 
@@ -22,7 +23,7 @@ from mailboxes.api import query
 from mailboxes.api.search_serializer import SearchCriteriaSerializer
 from mailboxes.api.serializers import MessageSummarySerializer, document_store_field
 from mailboxes.command_pool import pool
-from mailboxes.errors import InvalidCursor
+from mailboxes.errors import InvalidCursor, SearchRefused, SearchUnsupported
 from mailboxes.imap import search
 from mailboxes.models import Message
 
@@ -148,13 +149,22 @@ def with_cursors(result: dict) -> dict:
 
 
 def imap_search(account, folder, criteria, page: int, page_size: int) -> dict:
+    resolve = index_search.id_resolver(folder, criteria)
     with pool.session(account) as session:
         try:
             uids = session.run_current(
-                folder.path, lambda: search.uid_search(session.client, criteria))
+                folder.path, lambda: search.uid_search(session.client, criteria,
+                                                       resolve=resolve))
+        except search.MissingExtension as exc:
+            raise SearchUnsupported(f"search.{exc.path}", exc.message, exc.extension) from None
         except search.InvalidSearch as exc:
-            raise InvalidInput(exc.path or "search", exc.message,
+            raise InvalidInput(f"search.{exc.path}" if exc.path else "search", exc.message,
                                f"Invalid search: {exc.message}") from None
+        except imaplib.IMAP4.abort:
+            raise  # the connection is gone: the pool's own error
+        except imaplib.IMAP4.error as exc:
+            # A tagged NO/BAD: the command is over and the connection stays usable.
+            raise SearchRefused(str(exc).removeprefix("UID SEARCH failed: ")) from None
     uids.sort(reverse=True)
     chosen = uids[page * page_size:(page + 1) * page_size]
     rows = {row.uid: row for row in Message.objects.filter(folder=folder, uid__in=chosen)}

@@ -6,10 +6,12 @@ criterion (``or.1.subject``, ``header.X Bad``); its ``validated_data`` is a plai
 last step the top level compiles the search, so anything the protocol layer would refuse is a
 400 here too, never a 500 later.
 
-A few criteria only the index can answer (``INDEX_ONLY``: ids this service may derive itself,
-a flag computed from BODYSTRUCTURE); IMAP SEARCH has no key for them. They are accepted when
-the serializer's context says ``{"source": "index"}`` and otherwise refused with a 400 naming
-them and ``source=index``, so a server search never silently drops a criterion.
+A few criteria only the index can answer (``INDEX_ONLY``: the Message-ID lookup, a flag
+computed from BODYSTRUCTURE); IMAP SEARCH has no key for them. (``emailId``/``threadId`` work
+on both: the IMAP search sends the server's own id keys or resolves them through the index.)
+They are accepted when the serializer's context says ``{"source": "index"}`` and otherwise
+refused with a 400 naming them and ``source=index``, so a server search never silently drops a
+criterion.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from mailboxes.imap import search
 
 # A value's limit in characters: 4 UTF-8 bytes each at most, so within search.MAX_VALUE_BYTES.
 MAX_VALUE_CHARS = search.MAX_VALUE_BYTES // 4
-INDEX_ONLY = ("emailId", "threadId", "messageId", "hasAttachments")
+INDEX_ONLY = ("messageId", "hasAttachments")
 INDEX_ONLY_MESSAGE = "Only an index search (source=index) can use this criterion"
 
 
@@ -110,6 +112,9 @@ class SearchCriteriaSerializer(StrictSerializer):
     body = _text("Substring of the message body")
     text = _text("Substring of the headers or body")
     seen = _flag("\\Seen")
+    unseen = serializers.BooleanField(
+        required=False, help_text="true: only messages without \\Seen; false: only with "
+                                  "(EmailEngine's name; the opposite of seen)")
     flagged = _flag("\\Flagged")
     answered = _flag("\\Answered")
     draft = _flag("\\Draft")
@@ -126,6 +131,19 @@ class SearchCriteriaSerializer(StrictSerializer):
                                 trim_whitespace=False,
                                 validators=[_checked(search.check_uid_set)],
                                 help_text="UID set, e.g. 1:5,7,10:*")
+    seq = serializers.CharField(required=False, max_length=search.MAX_UID_SET,
+                                trim_whitespace=False,
+                                validators=[_checked(search.check_seq_set)],
+                                help_text="Message sequence numbers at the time of the search, "
+                                          "e.g. 1:10 or 1,3,5:* (IMAP only)")
+    modseq = serializers.IntegerField(
+        required=False, min_value=0, max_value=search.MAX_MODSEQ,
+        help_text="Changed at or after this mod-sequence (RFC 7162 MODSEQ; a server with "
+                  "CONDSTORE, or the index)")
+    gmailRaw = serializers.CharField(
+        required=False, trim_whitespace=False, max_length=search.MAX_GMAIL_RAW,
+        help_text="Gmail search syntax, e.g. 'has:attachment in:unread' (X-GM-RAW: only on "
+                  "servers with X-GM-EXT-1; a 400 elsewhere and with source=index)")
     header = HeaderCriteriaField(help_text='Header name to substring; "" means the header exists')
     keyword = serializers.CharField(required=False, trim_whitespace=False,
                                     validators=[_checked(search.check_keyword)],
@@ -133,11 +151,13 @@ class SearchCriteriaSerializer(StrictSerializer):
     unKeyword = serializers.CharField(required=False, trim_whitespace=False,
                                       validators=[_checked(search.check_keyword)],
                                       help_text="Has not this keyword flag")
+    emailId = serializers.CharField(required=False, trim_whitespace=False,
+                                    max_length=search.MAX_ID,
+                                    help_text="This emailId (as listings show it)")
+    threadId = serializers.CharField(required=False, trim_whitespace=False,
+                                     max_length=search.MAX_ID,
+                                     help_text="This threadId (as listings show it)")
     # Index only (source=index); lengths are the index's columns.
-    emailId = serializers.CharField(required=False, trim_whitespace=False, max_length=64,
-                                    help_text="This emailId (source=index only)")
-    threadId = serializers.CharField(required=False, trim_whitespace=False, max_length=64,
-                                     help_text="This threadId (source=index only)")
     messageId = serializers.CharField(required=False, trim_whitespace=False, max_length=998,
                                       help_text="This Message-ID header, with or without its "
                                                 "angle brackets (source=index only)")

@@ -27,13 +27,27 @@ RFC 6855 forbids a charset. A server without UTF-8 search answers ``NO [BADCHARS
 Dates (``since``/``before`` on INTERNALDATE, ``sentSince``/``sentBefore`` on the Date header)
 are day-precise in IMAP: a date-time is first converted to UTC and then cut to its date.
 
+A few criteria depend on what the server offers (its *capabilities*):
+
+* ``emailId`` / ``threadId``: ``EMAILID`` / ``THREADID`` with OBJECTID (RFC 8474),
+  ``X-GM-MSGID`` / ``X-GM-THRID`` on Gmail (X-GM-EXT-1); on any other server the ids are ours
+  (a fingerprint, a computed thread), so the caller's *resolve* callback turns them into the
+  UIDs the index holds for them in this folder, sent as ``UID <set>``. An id no server could
+  hold matches nothing (``NOT ALL``) rather than being an error, as an unknown id would.
+* ``gmailRaw``: Gmail's own search syntax as ``X-GM-RAW``; refused on servers without
+  X-GM-EXT-1 (it means nothing there).
+* ``modseq``: ``MODSEQ n`` (RFC 7162: mod-sequence at least n); refused without CONDSTORE.
+
+``capabilities=None`` (the API's validation, before any server is known) checks the values
+only, as if every extension were there.
+
 No Django here.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
@@ -45,12 +59,14 @@ from . import fetch, parse, underlying
 __all__ = [
     "Arg",
     "InvalidSearch",
+    "MissingExtension",
     "String",
     "compile_search",
     "needs_charset",
     "uid_search",
     "wire_chunks",
     "check_uid_set",
+    "check_seq_set",
     "check_keyword",
     "check_header_name",
     "to_date",
@@ -72,6 +88,9 @@ MAX_HEADERS = 20
 MAX_UID_SET = 8192  # characters
 MAX_ATOM = 200  # keyword and header-name length
 MAX_NUMBER = 2**32 - 1  # IMAP numbers are unsigned 32-bit
+MAX_MODSEQ = 2**63 - 1  # RFC 7162 mod-sequence-value
+MAX_ID = 256  # emailId / threadId characters (EmailEngine's limit)
+MAX_GMAIL_RAW = 1024  # gmailRaw characters (EmailEngine's limit)
 MAX_QUOTED = 1000  # longer strings go as literals, keeping the command line short
 LITERAL_MINUS_MAX = 4096  # RFC 7888: the largest non-synchronizing literal under LITERAL-
 
@@ -83,6 +102,14 @@ class InvalidSearch(ValueError):
         super().__init__(f"{path}: {message}" if path else message)
         self.path = path
         self.message = message
+
+
+class MissingExtension(InvalidSearch):
+    """A valid criterion this server cannot search for: it lacks *extension*."""
+
+    def __init__(self, path: str, message: str, extension: str):
+        super().__init__(path, message)
+        self.extension = extension
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,14 +151,21 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 # -- compiling -------------------------------------------------------------------------------
 
 
-def compile_search(criteria: Mapping[str, Any]) -> list[Arg]:
+# ``resolve("emailId" | "threadId", value)``: the UIDs the index holds for that id in the
+# folder searched (for servers that cannot search by the ids themselves).
+Resolve = Callable[[str, str], Sequence[int]]
+
+
+def compile_search(criteria: Mapping[str, Any], capabilities: Collection[str] | None = None,
+                   resolve: Resolve | None = None) -> list[Arg]:
     """The search keys for *criteria*; ``["ALL"]`` for an empty search.
 
     Criteria at one level are ANDed; keys come out in a fixed order whatever the order of the
     dict, so one search is always one command. Raises ``InvalidSearch`` for anything that is
-    not a valid criterion, whatever validated it before.
+    not a valid criterion, whatever validated it before, or that the server (upper-case
+    *capabilities*; ``None``: not known yet, check values only) cannot search for.
     """
-    budget = _Budget()
+    budget = _Budget(capabilities, resolve)
     keys = _compile(criteria, "", 0, budget)
     return _flatten(keys) if keys else ["ALL"]
 
@@ -147,9 +181,16 @@ Key = list[Arg]  # one search-key: "SEEN", ["SUBJECT", String], ["OR", ..., ...]
 class _Budget:
     """Counts keys and user-supplied bytes across the whole search."""
 
-    def __init__(self) -> None:
+    def __init__(self, capabilities: Collection[str] | None = None,
+                 resolve: Resolve | None = None) -> None:
         self.terms = 0
         self.bytes = 0
+        self.capabilities = None if capabilities is None else frozenset(capabilities)
+        self.resolve = resolve
+
+    def offers(self, capability: str) -> bool:
+        """Whether the server has *capability* (anything, while the server is unknown)."""
+        return self.capabilities is None or capability in self.capabilities
 
     def term(self, path: str) -> None:
         self.terms += 1
@@ -260,6 +301,86 @@ def _uid(value: Any, path: str, depth: int, budget: _Budget) -> list[Key]:
     return [["UID", uid_set]]
 
 
+def _seq(value: Any, path: str, depth: int, budget: _Budget) -> list[Key]:
+    # A message sequence set is a search key by itself (RFC 3501 ``sequence-set``); the
+    # numbers are the selected folder's at the moment of the search.
+    try:
+        seq_set = check_seq_set(value)
+    except ValueError as exc:
+        raise InvalidSearch(path, str(exc)) from None
+    budget.term(path)
+    budget.spend(path, len(seq_set))
+    return [[seq_set]]
+
+
+def _modseq(value: Any, path: str, depth: int, budget: _Budget) -> list[Key]:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidSearch(path, "Must be an integer")
+    if not 0 <= value <= MAX_MODSEQ:
+        raise InvalidSearch(path, f"Must be between 0 and {MAX_MODSEQ}")
+    if not (budget.offers("CONDSTORE") or budget.offers("QRESYNC")):
+        raise MissingExtension(path, "This server has no CONDSTORE, so it cannot search by "
+                                     "modseq", "CONDSTORE")
+    budget.term(path)
+    return [["MODSEQ", str(value)]]
+
+
+_NOTHING: Key = ["NOT", "ALL"]
+_OBJECTID = re.compile(r"[A-Za-z0-9_-]{1,255}\Z")  # RFC 8474 objectid
+_GMAIL_ID = re.compile(r"[0-9]{1,20}\Z")  # X-GM-MSGID / X-GM-THRID: unsigned 64-bit
+
+
+def _object_id(name: str, objectid_key: str, gmail_key: str) -> Callable[..., list[Key]]:
+    def compile_id(value: Any, path: str, depth: int, budget: _Budget) -> list[Key]:
+        if not isinstance(value, str) or not value:
+            raise InvalidSearch(path, "Must be a non-empty string")
+        if len(value) > MAX_ID:
+            raise InvalidSearch(path, f"Longer than {MAX_ID} characters")
+        budget.term(path)
+        budget.spend(path, len(value.encode("utf-8", "replace")))
+        if budget.offers("OBJECTID"):
+            return [[objectid_key, value] if _OBJECTID.match(value) else _NOTHING]
+        if budget.offers("X-GM-EXT-1"):
+            ok = _GMAIL_ID.match(value) and int(value) < 2**64
+            return [[gmail_key, value] if ok else _NOTHING]
+        if budget.resolve is None:
+            raise MissingExtension(path, f"This server cannot search by {name}", "OBJECTID")
+        uids = sorted({int(uid) for uid in budget.resolve(name, value)})
+        if not uids:
+            return [_NOTHING]
+        uid_set = _compact(uids)
+        if len(uid_set) > MAX_UID_SET:
+            raise InvalidSearch(path, f"Matches too many messages to search by {name}")
+        budget.spend(path, len(uid_set))
+        return [["UID", uid_set]]
+
+    return compile_id
+
+
+def _compact(uids: list[int]) -> str:
+    """Sorted UIDs as an IMAP set: ``[1, 2, 3, 7]`` -> ``1:3,7``."""
+    runs: list[list[int]] = []
+    for uid in uids:
+        if runs and uid == runs[-1][1] + 1:
+            runs[-1][1] = uid
+        else:
+            runs.append([uid, uid])
+    return ",".join(str(a) if a == b else f"{a}:{b}" for a, b in runs)
+
+
+def _gmail_raw(value: Any, path: str, depth: int, budget: _Budget) -> list[Key]:
+    if not isinstance(value, str) or not value:
+        raise InvalidSearch(path, "Must be a non-empty string")
+    if len(value) > MAX_GMAIL_RAW:
+        raise InvalidSearch(path, f"Longer than {MAX_GMAIL_RAW} characters")
+    if not budget.offers("X-GM-EXT-1"):
+        raise MissingExtension(
+            path, "gmailRaw is Gmail's search syntax: this server does not offer it "
+                  "(no X-GM-EXT-1 capability)", "X-GM-EXT-1")
+    budget.term(path)
+    return [["X-GM-RAW", _string(value, path, budget)]]
+
+
 def _keyword(key: str) -> Callable[..., list[Key]]:
     def compile_keyword(value: Any, path: str, depth: int, budget: _Budget) -> list[Key]:
         try:
@@ -323,7 +444,11 @@ def _not(value: Any, path: str, depth: int, budget: _Budget) -> list[Key]:
 # The order keys are sent in.
 _CRITERIA: dict[str, Callable[[Any, str, int, _Budget], list[Key]]] = {
     "uid": _uid,
+    "seq": _seq,
+    "emailId": _object_id("emailId", "EMAILID", "X-GM-MSGID"),
+    "threadId": _object_id("threadId", "THREADID", "X-GM-THRID"),
     "seen": _flag("SEEN", "UNSEEN"),
+    "unseen": _flag("UNSEEN", "SEEN"),
     "flagged": _flag("FLAGGED", "UNFLAGGED"),
     "answered": _flag("ANSWERED", "UNANSWERED"),
     "draft": _flag("DRAFT", "UNDRAFT"),
@@ -336,6 +461,7 @@ _CRITERIA: dict[str, Callable[[Any, str, int, _Budget], list[Key]]] = {
     "sentBefore": _date("SENTBEFORE"),
     "larger": _number("LARGER"),
     "smaller": _number("SMALLER"),
+    "modseq": _modseq,
     "from": _text("FROM"),
     "to": _text("TO"),
     "cc": _text("CC"),
@@ -344,6 +470,7 @@ _CRITERIA: dict[str, Callable[[Any, str, int, _Budget], list[Key]]] = {
     "header": _header,
     "body": _text("BODY"),
     "text": _text("TEXT"),
+    "gmailRaw": _gmail_raw,
     "or": _or,
     "not": _not,
 }
@@ -366,6 +493,15 @@ def check_uid_set(value: Any) -> str:
     ):
         raise ValueError("Must be a UID set such as 1:5,7,10:* (UIDs 1 to 4294967295)")
     return value
+
+
+def check_seq_set(value: Any) -> str:
+    """*value* if it is an IMAP sequence set of message numbers (``1:10``, ``1,3,5:*``)."""
+    try:
+        return check_uid_set(value)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("a UID set", "a sequence set")
+                         .replace("(UIDs", "(numbers")) from None
 
 
 def check_keyword(value: Any) -> str:
@@ -461,6 +597,7 @@ def uid_search(
     *,
     literal_plus: bool = True,
     utf8_accept: bool | None = None,
+    resolve: Resolve | None = None,
 ) -> list[int]:
     """``UID SEARCH`` for *criteria* in the selected folder: the matching UIDs, sorted.
 
@@ -469,9 +606,14 @@ def uid_search(
     server has LITERAL+. *utf8_accept* says whether UTF8=ACCEPT is enabled on this connection
     (then no CHARSET is sent); by default imaplib's own record of it is used. Raises
     ``InvalidSearch`` before anything is sent; a NO/BAD from the server raises
-    ``imaplib.IMAP4.error``, after which the connection is still usable.
+    ``imaplib.IMAP4.error``, after which the connection is still usable. *resolve* answers
+    ``emailId``/``threadId`` on servers that cannot search by them (see the module docstring).
     """
-    args = compile_search(criteria)
+    compile_search(criteria)  # bad values are refused before anything is sent (even CAPABILITY)
+    capabilities = {
+        (c.decode("ascii", "replace") if isinstance(c, bytes) else str(c)).upper()
+        for c in client.capabilities()}
+    args = compile_search(criteria, capabilities, resolve)
     imap = underlying.connection(client)
     if utf8_accept is None:
         utf8_accept = bool(getattr(imap, "utf8_enabled", False))

@@ -173,6 +173,8 @@ def _read_api_calls(alice, mail_user):
     search = {"search": {"subject": "a"}}
     return [
         ("/v1/account/{account}/mailboxes", "get", lambda: api.get("/v1/account/box/mailboxes")),
+        ("/v1/account/{account}/mailboxes", "get",
+         lambda: api.get("/v1/account/box/mailboxes?counters=true")),
         ("/v1/account/{account}/messages", "get",
          lambda: api.get("/v1/account/box/messages?path=INBOX&pageSize=2")),
         ("/v1/account/{account}/messages", "get",

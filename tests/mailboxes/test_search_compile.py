@@ -228,7 +228,7 @@ def test_it_limits_the_number_of_criteria():
 
 def test_it_refuses_unknown_criteria_and_non_objects():
     assert refused({"subjekt": "x"}).path == "subjekt"
-    assert refused({"seen": True, "unseen": True}).path == "unseen"
+    assert refused({"seen": True, "unflagged": True}).path == "unflagged"
     error = refused(["subject", "x"])  # type: ignore[arg-type]
     assert (error.path, error.message) == ("", "Must be an object")
 

@@ -292,7 +292,7 @@ def test_it_refuses_what_cannot_be_sent_before_sending_anything(mailbox, criteri
 def test_it_reports_a_server_refusal_and_stays_usable(mailbox, monkeypatch):
     """A NO/BAD is an imaplib error and the command is over; the next one works."""
     client, _ = mailbox
-    monkeypatch.setattr(search, "compile_search", lambda criteria: ["UID", "x:y"])
+    monkeypatch.setattr(search, "compile_search", lambda criteria, *rest: ["UID", "x:y"])
     with pytest.raises(imaplib.IMAP4.error, match="UID SEARCH failed: BAD"):
         uid_search(client, {})
     monkeypatch.undo()
