@@ -95,9 +95,27 @@ def new_account_id() -> str:
     return secrets.token_hex(8)
 
 
+def register_or_update_account(tenant: Tenant, data: dict[str, Any]) -> tuple[EmailAccount, str]:
+    """EmailEngine's upsert: register the mailbox, or, when the tenant already has one with
+    this id, update it with the given fields (``update_account``). Returns the account and
+    ``"new"`` or ``"existing"``."""
+    account_id = data.get("account")
+    if account_id:
+        existing = EmailAccount.of_tenant(tenant, account_id)
+        if existing is not None:
+            return update_account(existing, data), "existing"
+    try:
+        return register_account(tenant, data), "new"
+    except AlreadyExists:  # registered by a concurrent request meanwhile
+        existing = EmailAccount.of_tenant(tenant, account_id)
+        if existing is None:
+            raise
+        return update_account(existing, data), "existing"
+
+
 def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
     """Create a mailbox with its sealed credentials and record ``accountAdded``, atomically.
-    Hosts on internal addresses are refused (``mail_hosts``)."""
+    Hosts on internal addresses are refused (``mail_hosts``); a taken id is AlreadyExists."""
     mail_hosts.check(tenant, data)
     imap, imap_secrets = _split_secrets(data.get("imap"))
     smtp, smtp_secrets = _split_secrets(data.get("smtp"))

@@ -27,17 +27,25 @@ class AccountView(TenantScopedAPIView):
 
     @extend_schema(
         operation_id="createAccount", tags=["Account"], request=s.AccountCreateSerializer,
+        parameters=[s.AccountCreateQuerySerializer],
         responses={200: s.AccountCreatedSerializer},
-        summary="Register a mailbox",
+        summary="Register (or update) a mailbox",
         description="Stores the settings; credentials are encrypted and never returned. "
-                    "Credentials are not tested here: use verifyAccount first. 409 if the "
-                    "account id is taken in your tenant; 400 HostNotAllowed for an IMAP or "
-                    "SMTP host on an internal (loopback, private, link-local...) address.",
+                    "Credentials are not tested here: use verifyAccount first. As in "
+                    "EmailEngine, an account id your tenant already has is updated with the "
+                    "given fields (`imap`/`smtp` merge into the stored ones) and the answer "
+                    "says `state: \"existing\"`; with `upsert=false` a taken id is 409 "
+                    "AlreadyExists instead. 400 HostNotAllowed for an IMAP or SMTP host on an "
+                    "internal (loopback, private, link-local...) address.",
     )
     def post(self, request):
+        query = self.validated(s.AccountCreateQuerySerializer, request.query_params)
         data = self.validated(s.AccountCreateSerializer, request.data)
-        account = services.register_account(self.tenant, data)
-        return Response({"account": account.account_id, "state": "new"})
+        if query["upsert"]:
+            account, state = services.register_or_update_account(self.tenant, data)
+        else:
+            account, state = services.register_account(self.tenant, data), "new"
+        return Response({"account": account.account_id, "state": state})
 
 
 class AccountListView(TenantScopedAPIView):

@@ -148,9 +148,18 @@ class AccountUpdateSerializer(StrictSerializer):
         return value
 
 
+class AccountCreateQuerySerializer(QuerySerializer):
+    upsert = serializers.BooleanField(
+        default=True, help_text="An id your tenant already has: update that account "
+                                "(EmailEngine's behaviour, the default), or with false answer "
+                                "409 AlreadyExists and change nothing")
+
+
 class AccountCreatedSerializer(serializers.Serializer):
     account = serializers.CharField()
-    state = serializers.ChoiceField(choices=["new"])
+    state = serializers.ChoiceField(choices=["new", "existing"],
+                                    help_text="new: registered; existing: the id was taken "
+                                              "and that account was updated")
 
 
 class AccountUpdatedSerializer(serializers.Serializer):
