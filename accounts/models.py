@@ -188,6 +188,21 @@ class EmailAccount(models.Model):
     # OAuth2 mailboxes: {"app", "provider", "expires", "scope", "reauthRequired"?}; the tokens
     # themselves are ``oauth2.accessToken``/``oauth2.refreshToken`` credentials. Null: password.
     oauth2 = models.JSONField(null=True, blank=True)
+    # EmailEngine's account fields (issue 16). ``path``: the folders EmailEngine would watch,
+    # as given (null: "*"); the first listed one becomes ``watch_folders``.
+    path = models.JSONField(null=True, blank=True)
+    # No ``messageNew`` for a message whose internal date is before this.
+    notify_from = models.DateTimeField(null=True, blank=True)
+    # Stored and echoed; not applied: every message is indexed (README "Coming from EmailEngine").
+    sync_from = models.DateTimeField(null=True, blank=True)
+    logs = models.BooleanField(default=False)
+    # The per-account webhook URL; ``webhook_subscription`` is the id of the subscription of
+    # this account's events made from it (webhooks app), so it follows the URL.
+    webhooks = models.CharField(max_length=2048, blank=True, default="")
+    webhook_subscription = models.UUIDField(null=True, blank=True)
+    # Accepted and echoed, with no effect here: subconnections, imapIndexer, locale, tz,
+    # proxy, smtpEhloName (README "Coming from EmailEngine" says why for each).
+    ee_options = models.JSONField(default=dict, blank=True)
     # Start of the current failure streak, so its event is raised once, not on every retry.
     auth_failing_since = models.DateTimeField(null=True, blank=True)
     connect_failing_since = models.DateTimeField(null=True, blank=True)

@@ -91,6 +91,38 @@ def _store_oauth2(account: EmailAccount, oauth2: dict | None) -> None:
         set_credential(account, f"oauth2.{key}", oauth2.get(key))
 
 
+# EmailEngine's fields kept in ``EmailAccount.ee_options``: accepted, echoed, no effect here.
+EE_OPTIONS = ("subconnections", "imapIndexer", "locale", "tz", "proxy", "smtpEhloName")
+
+
+def _apply_emailengine_fields(account: EmailAccount, data: dict[str, Any]) -> bool:
+    """Set EmailEngine's account fields given in ``data`` on ``account`` (unsaved); True when
+    the worker must hear of it (the folder kept in IDLE changed)."""
+    changed_connection = False
+    if "path" in data:
+        path = data["path"]
+        account.path = None if path in (None, "*") else list(path)
+        if "watchFolders" not in data:
+            wanted = account.path[:1] if account.path else []
+            changed_connection = wanted != list(account.watch_folders or [])
+            account.watch_folders = wanted
+    for field, attr in (("notifyFrom", "notify_from"), ("syncFrom", "sync_from"),
+                        ("logs", "logs")):
+        if field in data:
+            setattr(account, attr, data[field])
+    if "webhooks" in data:
+        account.webhooks = data["webhooks"] or ""
+    options = dict(account.ee_options or {})
+    for key in EE_OPTIONS:
+        if key in data:
+            if data[key] is None:
+                options.pop(key, None)
+            else:
+                options[key] = data[key]
+    account.ee_options = options
+    return changed_connection
+
+
 def new_account_id() -> str:
     return secrets.token_hex(8)
 
@@ -123,7 +155,7 @@ def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
     try:
         with transaction.atomic():
             plans.lock_for_new_mailbox(tenant)  # 403 PlanLimit over the plan's mailboxes
-            account = EmailAccount.objects.create(
+            account = EmailAccount(
                 tenant=tenant,
                 account_id=account_id,
                 name=data.get("name") or "",
@@ -133,6 +165,8 @@ def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
                 watch_folders=list(data.get("watchFolders") or []),
                 copy=data.get("copy", True),
             )
+            _apply_emailengine_fields(account, data)
+            account.save(force_insert=True)
             _store_secrets(account, "imap", imap_secrets)
             _store_secrets(account, "smtp", smtp_secrets)
             _store_oauth2(account, data.get("oauth2"))
@@ -183,6 +217,8 @@ def update_account(account: EmailAccount, data: dict[str, Any]) -> EmailAccount:
         if "oauth2" in data:  # a new sign-in (connect link): new tokens, flags cleared
             _store_oauth2(account, data["oauth2"])
             changed_connection = True
+        if _apply_emailengine_fields(account, data):
+            changed_connection = True  # the worker re-enters IDLE on the new folder
         if "watchFolders" in data and list(data["watchFolders"]) != account.watch_folders:
             account.watch_folders = list(data["watchFolders"])
             changed_connection = True  # the worker re-enters IDLE on the new folder

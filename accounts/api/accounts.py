@@ -20,6 +20,7 @@ from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
 from mailboxes import connection_settings
 from mailboxes.verify import verify
 from mailboxes.worker import holders
+from webhooks import account_webhooks
 
 
 class AccountView(TenantScopedAPIView):
@@ -45,6 +46,8 @@ class AccountView(TenantScopedAPIView):
             account, state = services.register_or_update_account(self.tenant, data)
         else:
             account, state = services.register_account(self.tenant, data), "new"
+        if "webhooks" in data or state == "new" and account.webhooks:
+            account_webhooks.follow_account_webhook(account)
         return Response({"account": account.account_id, "state": state})
 
 
@@ -99,6 +102,8 @@ class AccountDetailView(TenantScopedAPIView):
         data = self.validated(s.AccountUpdateSerializer, request.data, partial=True,
                               context={"account": email_account})
         email_account = services.update_account(email_account, data)
+        if "webhooks" in data:
+            account_webhooks.follow_account_webhook(email_account)
         return Response({"account": email_account.account_id, "state": email_account.state})
 
     @extend_schema(operation_id="deleteAccount", tags=["Account"],
@@ -110,6 +115,7 @@ class AccountDetailView(TenantScopedAPIView):
     def delete(self, request, account):
         email_account = self.email_account
         query = self.validated(s.AccountDeleteQuerySerializer, request.query_params)
+        account_webhooks.drop_account_webhook(email_account)
         services.delete_account(email_account, revoke=query["revoke"])
         return Response({"account": email_account.account_id, "deleted": True})
 

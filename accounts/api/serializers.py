@@ -17,6 +17,7 @@ from accounts.models import EmailAccount
 from accounts.oauth2 import registered_apps
 from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
+from webhooks.api.serializers import validate_webhook_url
 
 ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9._@+=-]{1,256}$")
 HOST_RE = re.compile(r"^[A-Za-z0-9.\-:\[\]_]{1,255}$")
@@ -84,6 +85,10 @@ class ServerSerializer(StrictSerializer):
 
 class ImapServerSerializer(ServerSerializer):
     auth = AuthSerializer()
+    resyncDelay = serializers.IntegerField(
+        min_value=0, required=False,
+        help_text="EmailEngine's seconds between full resyncs: accepted and echoed; here "
+                  "changes are followed continuously (IDLE/NOTIFY, polls) instead")
 
     def validate(self, attrs):
         auth = attrs.get("auth")
@@ -91,6 +96,69 @@ class ImapServerSerializer(ServerSerializer):
         if auth is not None and not partial and not (auth.get("pass") or auth.get("accessToken")):
             raise serializers.ValidationError({"auth": ["pass or accessToken is required"]})
         return attrs
+
+
+class PathField(serializers.Field):
+    """EmailEngine's ``path``: ``"*"`` (every folder) or a list of folder paths."""
+
+    def to_internal_value(self, data):
+        if data == "*":
+            return "*"
+        if isinstance(data, str):
+            data = [data]
+        if not isinstance(data, list) or not data or len(data) > 1000 or not all(
+                isinstance(item, str) and 0 < len(item) <= 1024 for item in data):
+            raise serializers.ValidationError(
+                'Expected "*" or a list of 1-1000 folder paths of 1-1024 characters')
+        return data if data != ["*"] else "*"
+
+    def to_representation(self, value):
+        return value
+
+
+extend_schema_field({"oneOf": [{"type": "string", "enum": ["*"]},
+                               {"type": "array", "items": {"type": "string"}}]})(PathField)
+
+
+class EmailEngineAccountFields(StrictSerializer):
+    """EmailEngine's account fields (issue 16), on both registration and update.
+
+    Applied: ``path`` (its first folder is the one kept in IDLE, ``watchFolders``),
+    ``notifyFrom``, ``webhooks`` (a subscription of this account's events). Stored and echoed
+    only: ``syncFrom``, ``logs``, ``subconnections``, ``imapIndexer``, ``locale``, ``tz``,
+    ``proxy``, ``smtpEhloName``."""
+
+    path = PathField(required=False, allow_null=True,
+                     help_text='Folders to watch: "*" (default) or a list; the first listed '
+                               "folder is kept in IDLE (watchFolders), every folder is indexed")
+    notifyFrom = serializers.DateTimeField(
+        required=False, allow_null=True,
+        help_text="No messageNew for messages whose internal date is before this")
+    syncFrom = serializers.DateTimeField(
+        required=False, allow_null=True,
+        help_text="Accepted and echoed; every message is indexed whatever its date")
+    logs = serializers.BooleanField(required=False, help_text="Keep an IMAP protocol log")
+    webhooks = serializers.CharField(
+        max_length=2048, required=False, allow_blank=True, allow_null=True,
+        help_text="A webhook URL for this account's events: a subscription of this account "
+                  "(every event) is made, changed or removed with it; empty or null removes it")
+    subconnections = serializers.ListField(
+        child=serializers.CharField(max_length=1024), max_length=100, required=False,
+        help_text="Accepted and echoed (every folder is followed here anyway)")
+    imapIndexer = serializers.ChoiceField(choices=["full", "fast"], required=False,
+                                          help_text="Accepted and echoed (the index is full)")
+    locale = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    tz = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    proxy = serializers.CharField(max_length=2048, required=False, allow_blank=True,
+                                  allow_null=True, help_text="Accepted and echoed; not used")
+    smtpEhloName = serializers.CharField(max_length=255, required=False, allow_blank=True,
+                                         allow_null=True,
+                                         help_text="Accepted and echoed; not used")
+
+    def validate_webhooks(self, value):
+        if value:
+            validate_webhook_url(value)
+        return value or ""
 
 
 @extend_schema_serializer(examples=[
@@ -104,7 +172,7 @@ class ImapServerSerializer(ServerSerializer):
                  "auth": {"user": "sales@example.com", "pass": "app-password"}},
     }),
 ])
-class AccountCreateSerializer(StrictSerializer):
+class AccountCreateSerializer(EmailEngineAccountFields):
     account = serializers.CharField(
         max_length=256, allow_null=True, required=False, trim_whitespace=False,
         validators=[validate_account_id],
@@ -124,7 +192,7 @@ class AccountCreateSerializer(StrictSerializer):
                   "folders are followed through NOTIFY where the server has it, else polled")
 
 
-class AccountUpdateSerializer(StrictSerializer):
+class AccountUpdateSerializer(EmailEngineAccountFields):
     """Partial update: only the given fields change; ``imap``/``smtp`` merge into the stored ones."""
 
     account = serializers.CharField(max_length=256, required=False,
@@ -185,6 +253,7 @@ class PublicServerSerializer(serializers.Serializer):
     host = serializers.CharField()
     port = serializers.IntegerField()
     secure = serializers.BooleanField()
+    resyncDelay = serializers.IntegerField(required=False)
     auth = PublicAuthSerializer(required=False)
     tls = TlsSerializer(required=False)
 
@@ -199,7 +268,8 @@ def public_server(section: dict | None) -> dict | None:
     """Rebuild a server section from an allow-list of keys: a secret can never slip through."""
     if not section:
         return None
-    out = {key: section[key] for key in ("host", "port", "secure") if key in section}
+    out = {key: section[key] for key in ("host", "port", "secure", "resyncDelay")
+           if key in section}
     if section.get("auth"):
         out["auth"] = {"user": section["auth"].get("user", "")}
     if section.get("tls"):
@@ -252,11 +322,57 @@ class AccountSerializer(serializers.ModelSerializer):
     watchFolders = serializers.SerializerMethodField()
     initialized = serializers.DateTimeField(source="initialized_at", allow_null=True,
                                             help_text="When the first full sync finished")
+    path = serializers.SerializerMethodField()
+    notifyFrom = serializers.DateTimeField(source="notify_from", allow_null=True)
+    syncFrom = serializers.DateTimeField(source="sync_from", allow_null=True)
+    logs = serializers.BooleanField()
+    webhooks = serializers.SerializerMethodField()
+    subconnections = serializers.SerializerMethodField()
+    imapIndexer = serializers.SerializerMethodField()
+    locale = serializers.SerializerMethodField()
+    tz = serializers.SerializerMethodField()
+    proxy = serializers.SerializerMethodField()
+    smtpEhloName = serializers.SerializerMethodField()
 
     class Meta:
         model = EmailAccount
         fields = ["account", "name", "email", "state", "lastError", "stateChanged", "imap",
-                  "smtp", "oauth2", "watchFolders", "copy", "initialized", "created", "updated"]
+                  "smtp", "oauth2", "watchFolders", "copy", "initialized", "created", "updated",
+                  "path", "notifyFrom", "syncFrom", "logs", "webhooks", "subconnections",
+                  "imapIndexer", "locale", "tz", "proxy", "smtpEhloName"]
+
+    @extend_schema_field({"oneOf": [{"type": "string"},
+                                    {"type": "array", "items": {"type": "string"}}]})
+    def get_path(self, obj):
+        return list(obj.path) if obj.path else "*"
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_webhooks(self, obj):
+        return obj.webhooks or None
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField(), allow_null=True))
+    def get_subconnections(self, obj):
+        return (obj.ee_options or {}).get("subconnections")
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_imapIndexer(self, obj):
+        return (obj.ee_options or {}).get("imapIndexer")
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_locale(self, obj):
+        return (obj.ee_options or {}).get("locale")
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_tz(self, obj):
+        return (obj.ee_options or {}).get("tz")
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_proxy(self, obj):
+        return (obj.ee_options or {}).get("proxy")
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_smtpEhloName(self, obj):
+        return (obj.ee_options or {}).get("smtpEhloName")
 
     def get_watchFolders(self, obj) -> list[str]:
         return list(obj.watch_folders or ["INBOX"])

@@ -3,6 +3,8 @@ carry EmailEngine's field names, types and statuses (issue 16)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from accounts import credentials
@@ -78,3 +80,166 @@ def test_another_tenants_id_is_not_updated(alice, bob):
     bob.client.post("/v1/account", ee_account(name="Bob's"), format="json")
     response = alice.client.post("/v1/account", ee_account(), format="json")
     assert response.json()["state"] == "new"
+
+
+# --- EmailEngine's account fields ------------------------------------------------------------
+
+EE_FIELDS = {
+    "path": ["INBOX", "Sent"],
+    "subconnections": ["Sent"],
+    "notifyFrom": "2024-01-01T00:00:00.000Z",
+    "syncFrom": "2023-01-01T00:00:00.000Z",
+    "imapIndexer": "full",
+    "logs": True,
+    "locale": "et",
+    "tz": "Europe/Tallinn",
+    "proxy": "socks5://proxy.example.com:1080",
+    "smtpEhloName": "mail.example.com",
+}
+
+
+@pytest.fixture
+def registered_with_ee_fields(alice):
+    body = ee_account(**EE_FIELDS)
+    body["imap"] = {**body["imap"], "resyncDelay": 900}
+    response = alice.client.post("/v1/account", body, format="json")
+    assert response.status_code == 200
+    return alice.client.get("/v1/account/example").json()
+
+
+def test_emailengine_fields_are_accepted(alice):
+    body = ee_account(**EE_FIELDS)
+    body["imap"] = {**body["imap"], "resyncDelay": 900}
+    assert alice.client.post("/v1/account", body, format="json").status_code == 200
+
+
+@pytest.mark.parametrize("field", ["subconnections", "imapIndexer", "logs", "locale", "tz",
+                                   "proxy", "smtpEhloName", "path"])
+def test_an_emailengine_field_is_echoed_by_get(registered_with_ee_fields, field):
+    assert registered_with_ee_fields[field] == EE_FIELDS[field]
+
+
+@pytest.mark.parametrize("field", ["notifyFrom", "syncFrom"])
+def test_a_date_field_is_echoed_by_get(registered_with_ee_fields, field):
+    assert registered_with_ee_fields[field].startswith(EE_FIELDS[field][:19])
+
+
+def test_imap_resync_delay_is_echoed(registered_with_ee_fields):
+    assert registered_with_ee_fields["imap"]["resyncDelay"] == 900
+
+
+def test_path_sets_the_watched_folder(registered_with_ee_fields):
+    assert registered_with_ee_fields["watchFolders"] == ["INBOX"]
+
+
+def test_path_first_folder_is_watched(alice):
+    alice.client.post("/v1/account", ee_account(path=["Archive", "INBOX"]), format="json")
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="example")
+    assert account.watch_folders == ["Archive"]
+
+
+def test_path_star_is_the_default(alice):
+    alice.client.post("/v1/account", ee_account(path="*"), format="json")
+    assert alice.client.get("/v1/account/example").json()["path"] == "*"
+
+
+def test_fields_change_with_put(alice):
+    alice.client.post("/v1/account", ee_account(), format="json")
+    response = alice.client.put("/v1/account/example", {"locale": "de", "logs": True},
+                                format="json")
+    assert response.status_code == 200
+    assert alice.client.get("/v1/account/example").json()["locale"] == "de"
+
+
+def test_a_field_of_neither_api_is_still_400(alice):
+    response = alice.client.post("/v1/account", ee_account(colour="blue"), format="json")
+    assert response.status_code == 400
+    assert not EmailAccount.objects.filter(account_id="example").exists()
+
+
+def test_a_bad_path_is_400_and_changes_nothing(alice):
+    response = alice.client.post("/v1/account", ee_account(path=[1, 2]), format="json")
+    assert response.status_code == 400
+    assert not EmailAccount.objects.filter(account_id="example").exists()
+
+
+def test_a_bad_imap_indexer_is_400(alice):
+    response = alice.client.post("/v1/account", ee_account(imapIndexer="turbo"), format="json")
+    assert response.status_code == 400
+
+
+# --- webhooks: the account's own URL is a subscription of its events -----------------------
+
+
+@pytest.fixture
+def private_hooks(settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+
+
+def _subscriptions(tenant):
+    from webhooks.models import WebhookSubscription
+    return list(WebhookSubscription.objects.filter(tenant=tenant))
+
+
+def test_an_account_webhook_url_makes_a_subscription_of_that_account(alice, private_hooks):
+    alice.client.post("/v1/account", ee_account(webhooks="http://127.0.0.1:9/hook"),
+                      format="json")
+    [subscription] = _subscriptions(alice.tenant)
+    assert (subscription.url, subscription.accounts, subscription.events) == (
+        "http://127.0.0.1:9/hook", ["example"], ["*"])
+
+
+def test_get_echoes_the_webhook_url(alice, private_hooks):
+    alice.client.post("/v1/account", ee_account(webhooks="http://127.0.0.1:9/hook"),
+                      format="json")
+    assert alice.client.get("/v1/account/example").json()["webhooks"] == "http://127.0.0.1:9/hook"
+
+
+def test_a_new_webhook_url_moves_the_subscription(alice, private_hooks):
+    alice.client.post("/v1/account", ee_account(webhooks="http://127.0.0.1:9/hook"),
+                      format="json")
+    alice.client.put("/v1/account/example", {"webhooks": "http://127.0.0.1:9/other"},
+                     format="json")
+    assert [s.url for s in _subscriptions(alice.tenant)] == ["http://127.0.0.1:9/other"]
+
+
+def test_clearing_the_webhook_url_removes_the_subscription(alice, private_hooks):
+    alice.client.post("/v1/account", ee_account(webhooks="http://127.0.0.1:9/hook"),
+                      format="json")
+    alice.client.put("/v1/account/example", {"webhooks": ""}, format="json")
+    assert _subscriptions(alice.tenant) == []
+
+
+def test_deleting_the_account_removes_its_subscription(alice, private_hooks):
+    alice.client.post("/v1/account", ee_account(webhooks="http://127.0.0.1:9/hook"),
+                      format="json")
+    alice.client.delete("/v1/account/example")
+    assert _subscriptions(alice.tenant) == []
+
+
+def test_an_internal_webhook_url_is_400_and_registers_nothing(alice, settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE = False
+    response = alice.client.post("/v1/account", ee_account(webhooks="http://127.0.0.1:9/hook"),
+                                 format="json")
+    assert response.status_code == 400
+    assert not EmailAccount.objects.filter(account_id="example").exists()
+
+
+# --- notifyFrom: no messageNew for older mail ------------------------------------------------
+
+
+def test_notify_from_silences_older_messages(synced, mail_user):
+    from mailboxes.sync.account import sync_account
+    from tests.mailboxes.helpers import events_of
+    from tests.servers import seed
+
+    response = synced.client.put("/v1/account/box", {"notifyFrom": "2025-01-01T00:00:00Z"},
+                                 format="json")
+    assert response.status_code == 200
+    seed.seed_mailbox(mail_user, messages=[
+        seed.make_message(subject="Old news", date=datetime(2024, 6, 1, tzinfo=UTC)),
+        seed.make_message(subject="Fresh news"),
+    ])
+    sync_account(synced.session, synced.account)
+    subjects = [event.data["subject"] for event in events_of(synced.account, "messageNew")]
+    assert subjects == ["Fresh news"]
