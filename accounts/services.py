@@ -24,6 +24,7 @@ from accounts.oauth2 import revoke as oauth2_revoke
 from webhooks import events
 
 SECRET_FIELDS = ("pass", "accessToken")
+MASK = "******"  # how GET shows a stored secret
 
 
 # --- tenants and tokens -------------------------------------------------------------------
@@ -67,6 +68,8 @@ def _split_secrets(section: dict | None) -> tuple[dict | None, dict[str, str]]:
     public = json.loads(json.dumps(section))  # deep copy of plain JSON data
     auth = public.get("auth") or {}
     found = {key: auth.pop(key) for key in SECRET_FIELDS if key in auth}
+    # A client writing back what GET showed ("******", EmailEngine's mask) keeps the secret.
+    found = {key: value for key, value in found.items() if value != MASK}
     if "auth" in public:
         public["auth"] = auth
     return public, found
@@ -101,7 +104,7 @@ def _apply_emailengine_fields(account: EmailAccount, data: dict[str, Any]) -> bo
     changed_connection = False
     if "path" in data:
         path = data["path"]
-        account.path = None if path in (None, "*") else list(path)
+        account.path = list(path) if path else None  # None: every folder ("*")
         if "watchFolders" not in data:
             wanted = account.path[:1] if account.path else []
             changed_connection = wanted != list(account.watch_folders or [])

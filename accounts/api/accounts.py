@@ -8,19 +8,36 @@ tenant's account is "not found", exactly like one that does not exist.
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Count, Q
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from accounts import mail_hosts, services
 from accounts.api import serializers as s
-from accounts.models import EmailAccount
+from accounts.models import Credential, EmailAccount
 from emailapi.api.pagination import paginate
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
 from mailboxes import connection_settings
 from mailboxes.verify import verify
 from mailboxes.worker import holders
 from webhooks import account_webhooks
+from webhooks.models import Event
+
+
+def account_context(tenant, email_accounts: list[EmailAccount]) -> dict:
+    """What the account serializers show beyond the rows, read once for the page: the names
+    of each account's stored secrets (shown masked) and its event counts (``counters``)."""
+    secrets: dict[int, list[str]] = {}
+    for pk, name in Credential.objects.filter(email_account__in=email_accounts).values_list(
+            "email_account_id", "name"):
+        secrets.setdefault(pk, []).append(name)
+    counters: dict[str, dict[str, int]] = {}
+    rows = (Event.objects.filter(tenant=tenant,
+                                 account_id__in=[a.account_id for a in email_accounts])
+            .values_list("account_id", "event").annotate(n=Count("id")).order_by())
+    for account_id, event, count in rows:
+        counters.setdefault(account_id, {})[event] = count
+    return {"secrets": secrets, "counters": counters}
 
 
 class AccountView(TenantScopedAPIView):
@@ -71,10 +88,16 @@ class AccountListView(TenantScopedAPIView):
                 Q(account_id__icontains=text) | Q(name__icontains=text) | Q(email__icontains=text)
             )
         items, counters = paginate(accounts, query["page"], query["pageSize"])
+        if not counters["total"]:
+            counters["pages"] = 0  # EmailEngine's count of pages of nothing
         holders.apply_live_state(items)
-        return Response(
-            {"accounts": s.AccountListItemSerializer(items, many=True).data, **counters}
-        )
+        return Response({
+            "accounts": s.AccountListItemSerializer(
+                items, many=True, context=account_context(self.tenant, items)).data,
+            **counters,
+            "query": query.get("query") or False,
+            "state": query.get("state") or "*",
+        })
 
 
 class AccountDetailView(TenantScopedAPIView):
@@ -87,7 +110,8 @@ class AccountDetailView(TenantScopedAPIView):
     def get(self, request, account):
         email_account = self.email_account
         holders.apply_live_state([email_account])
-        return Response(s.AccountSerializer(email_account).data)
+        return Response(s.AccountSerializer(
+            email_account, context=account_context(self.tenant, [email_account])).data)
 
     @extend_schema(
         operation_id="updateAccount", tags=["Account"], parameters=[ACCOUNT_PARAM],

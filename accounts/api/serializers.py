@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
@@ -99,24 +100,24 @@ class ImapServerSerializer(ServerSerializer):
 
 
 class PathField(serializers.Field):
-    """EmailEngine's ``path``: ``"*"`` (every folder) or a list of folder paths."""
+    """EmailEngine's ``path``: a folder path or a list of them, ``"*"`` meaning every folder
+    (the default). Kept as a list; ``["*"]`` is kept as null (the default)."""
 
     def to_internal_value(self, data):
-        if data == "*":
-            return "*"
         if isinstance(data, str):
             data = [data]
         if not isinstance(data, list) or not data or len(data) > 1000 or not all(
                 isinstance(item, str) and 0 < len(item) <= 1024 for item in data):
             raise serializers.ValidationError(
-                'Expected "*" or a list of 1-1000 folder paths of 1-1024 characters')
-        return data if data != ["*"] else "*"
+                'Expected "*", a folder path or a list of 1-1000 folder paths of 1-1024 '
+                'characters')
+        return None if "*" in data else data
 
     def to_representation(self, value):
         return value
 
 
-extend_schema_field({"oneOf": [{"type": "string", "enum": ["*"]},
+extend_schema_field({"oneOf": [{"type": "string"},
                                {"type": "array", "items": {"type": "string"}}]})(PathField)
 
 
@@ -245,8 +246,19 @@ class AccountDeletedSerializer(serializers.Serializer):
     deleted = serializers.BooleanField()
 
 
+MASK = "******"
+
+
 class PublicAuthSerializer(serializers.Serializer):
     user = serializers.CharField()
+    # As EmailEngine shows a stored secret: the mask, never the value.
+    accessToken = serializers.CharField(required=False, help_text='"******" when one is stored')
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["pass"] = serializers.CharField(required=False,
+                                               help_text='"******" when one is stored')
+        return fields
 
 
 class PublicServerSerializer(serializers.Serializer):
@@ -264,14 +276,18 @@ class LastErrorSerializer(serializers.Serializer):
     time = serializers.DateTimeField(required=False)
 
 
-def public_server(section: dict | None) -> dict | None:
-    """Rebuild a server section from an allow-list of keys: a secret can never slip through."""
+def public_server(section: dict | None, stored_secrets: Iterable[str] = ()) -> dict | None:
+    """Rebuild a server section from an allow-list of keys: a secret can never slip through.
+    ``stored_secrets``: the names (``pass``, ``accessToken``) of the secrets the account has
+    for this section, shown as EmailEngine shows them, ``"******"``."""
     if not section:
         return None
     out = {key: section[key] for key in ("host", "port", "secure", "resyncDelay")
            if key in section}
     if section.get("auth"):
         out["auth"] = {"user": section["auth"].get("user", "")}
+        for name in sorted(set(stored_secrets) & {"pass", "accessToken"}):
+            out["auth"][name] = MASK
     if section.get("tls"):
         out["tls"] = {"rejectUnauthorized": section["tls"].get("rejectUnauthorized", True)}
     return out
@@ -280,12 +296,15 @@ def public_server(section: dict | None) -> dict | None:
 class PublicOAuth2Serializer(serializers.Serializer):
     provider = serializers.CharField(help_text="The OAuth2 app id the mailbox signed in with")
     auth = PublicAuthSerializer()
+    accessToken = serializers.CharField(required=False, help_text='"******" when one is stored')
+    refreshToken = serializers.CharField(required=False,
+                                         help_text='"******" when one is stored')
     expires = serializers.DateTimeField(required=False,
                                         help_text="When the current access token expires")
     scopes = serializers.ListField(child=serializers.CharField(), required=False)
 
 
-def public_oauth2(account: EmailAccount) -> dict | None:
+def public_oauth2(account: EmailAccount, stored_secrets: Iterable[str] = ()) -> dict | None:
     """EmailEngine's ``oauth2`` block, rebuilt from an allow-list of keys: the tokens are
     sealed credentials and never on the account, but nothing else slips through either."""
     info = account.oauth2
@@ -299,7 +318,23 @@ def public_oauth2(account: EmailAccount) -> dict | None:
     scopes = str(info.get("scope") or "").split() or _app_scopes(account)
     if scopes:
         out["scopes"] = scopes
+    for name in sorted(set(stored_secrets) & {"accessToken", "refreshToken"}):
+        out[name] = MASK
     return out
+
+
+def account_type(account: EmailAccount) -> str:
+    """EmailEngine's ``type``: the OAuth2 app's provider (``gmail``, ``outlook``...), ``imap``
+    for a password mailbox, ``sending`` for one with SMTP only."""
+    if account.oauth2:
+        return account.oauth2.get("provider") or "oauth2"
+    return "imap" if account.imap else "sending"
+
+
+class AccountCountersSerializer(serializers.Serializer):
+    events = serializers.DictField(child=serializers.IntegerField(),
+                                   help_text="Events recorded for the account, by name "
+                                             "(those still kept: EVENT_RETENTION_DAYS)")
 
 
 def _app_scopes(account: EmailAccount) -> list[str]:
@@ -333,18 +368,41 @@ class AccountSerializer(serializers.ModelSerializer):
     tz = serializers.SerializerMethodField()
     proxy = serializers.SerializerMethodField()
     smtpEhloName = serializers.SerializerMethodField()
+    type = serializers.SerializerMethodField(
+        help_text="imap, sending (SMTP only), or the OAuth2 provider (gmail, outlook...)")
+    app = serializers.SerializerMethodField(help_text="OAuth2 mailboxes: the app id")
+    counters = serializers.SerializerMethodField()
 
     class Meta:
         model = EmailAccount
-        fields = ["account", "name", "email", "state", "lastError", "stateChanged", "imap",
-                  "smtp", "oauth2", "watchFolders", "copy", "initialized", "created", "updated",
-                  "path", "notifyFrom", "syncFrom", "logs", "webhooks", "subconnections",
-                  "imapIndexer", "locale", "tz", "proxy", "smtpEhloName"]
+        fields = ["account", "name", "email", "type", "app", "state", "lastError",
+                  "stateChanged", "imap", "smtp", "oauth2", "watchFolders", "copy",
+                  "initialized", "created", "updated", "path", "notifyFrom", "syncFrom", "logs",
+                  "webhooks", "subconnections", "imapIndexer", "locale", "tz", "proxy",
+                  "smtpEhloName", "counters"]
 
-    @extend_schema_field({"oneOf": [{"type": "string"},
-                                    {"type": "array", "items": {"type": "string"}}]})
+    def _secrets(self, obj, section: str) -> list[str]:
+        """Names of the account's stored secrets of ``section`` (context ``secrets``: the
+        Credential names by account pk, read once for the page)."""
+        names = self.context.get("secrets", {}).get(obj.pk, ())
+        return [name.split(".", 1)[1] for name in names if name.startswith(f"{section}.")]
+
+    def get_type(self, obj) -> str:
+        return account_type(obj)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_app(self, obj):
+        info = obj.oauth2 or {}
+        app = info.get("app")
+        return app if app and app != info.get("provider") else None
+
+    @extend_schema_field(AccountCountersSerializer)
+    def get_counters(self, obj):
+        return {"events": self.context.get("counters", {}).get(obj.account_id, {})}
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_path(self, obj):
-        return list(obj.path) if obj.path else "*"
+        return list(obj.path) if obj.path else ["*"]
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_webhooks(self, obj):
@@ -379,27 +437,30 @@ class AccountSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(PublicServerSerializer)
     def get_imap(self, obj):
-        return public_server(obj.imap)
+        return public_server(obj.imap, self._secrets(obj, "imap"))
 
     @extend_schema_field(PublicServerSerializer(allow_null=True))
     def get_smtp(self, obj):
-        return public_server(obj.smtp)
+        return public_server(obj.smtp, self._secrets(obj, "smtp"))
 
     @extend_schema_field(PublicOAuth2Serializer(allow_null=True))
     def get_oauth2(self, obj):
-        return public_oauth2(obj)
+        return public_oauth2(obj, self._secrets(obj, "oauth2"))
 
 
 class AccountListItemSerializer(AccountSerializer):
     class Meta(AccountSerializer.Meta):
-        fields = ["account", "name", "email", "state", "lastError", "stateChanged", "created"]
+        fields = ["account", "name", "email", "type", "app", "state", "webhooks", "proxy",
+                  "smtpEhloName", "counters", "lastError", "stateChanged", "created"]
 
 
 class AccountListSerializer(serializers.Serializer):
     accounts = AccountListItemSerializer(many=True)
     total = serializers.IntegerField()
     page = serializers.IntegerField()
-    pages = serializers.IntegerField()
+    pages = serializers.IntegerField(help_text="0 when nothing matches, as EmailEngine")
+    query = serializers.JSONField(help_text="The `query` filter, or false without one")
+    state = serializers.CharField(help_text='The `state` filter, or "*" without one')
 
 
 class AccountListQuerySerializer(PageQuerySerializer):

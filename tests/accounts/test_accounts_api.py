@@ -63,8 +63,8 @@ def test_get_returns_settings_without_any_secret(alice):
     assert body["state"] == "init"
     assert body["lastError"] is None
     assert body["imap"] == {"host": "imap.example.com", "port": 993, "secure": True,
-                            "auth": {"user": "sales@example.com"}}
-    assert body["smtp"]["auth"] == {"user": "sales@example.com"}
+                            "auth": {"user": "sales@example.com", "pass": "******"}}
+    assert body["smtp"]["auth"] == {"user": "sales@example.com", "pass": "******"}
     assert "Secret" not in response.content.decode()
 
 

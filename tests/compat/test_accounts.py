@@ -140,7 +140,17 @@ def test_path_first_folder_is_watched(alice):
 
 def test_path_star_is_the_default(alice):
     alice.client.post("/v1/account", ee_account(path="*"), format="json")
-    assert alice.client.get("/v1/account/example").json()["path"] == "*"
+    assert alice.client.get("/v1/account/example").json()["path"] == ["*"]
+
+
+def test_path_without_a_value_is_star(alice):
+    alice.client.post("/v1/account", ee_account(), format="json")
+    assert alice.client.get("/v1/account/example").json()["path"] == ["*"]
+
+
+def test_path_may_be_a_single_string(alice):
+    alice.client.post("/v1/account", ee_account(path="INBOX"), format="json")
+    assert alice.client.get("/v1/account/example").json()["path"] == ["INBOX"]
 
 
 def test_fields_change_with_put(alice):
@@ -243,3 +253,82 @@ def test_notify_from_silences_older_messages(synced, mail_user):
     sync_account(synced.session, synced.account)
     subjects = [event.data["subject"] for event in events_of(synced.account, "messageNew")]
     assert subjects == ["Fresh news"]
+
+
+# --- GET /v1/account/{account} and GET /v1/accounts ------------------------------------------
+
+
+@pytest.fixture
+def example(alice):
+    alice.client.post("/v1/account", ee_account(), format="json")
+    return alice.client.get("/v1/account/example").json()
+
+
+def test_a_password_account_is_type_imap(example):
+    assert example["type"] == "imap"
+
+
+def test_the_stored_imap_password_is_masked(example):
+    assert example["imap"]["auth"] == {"user": "user@example.com", "pass": "******"}
+
+
+def test_the_stored_smtp_password_is_masked(example):
+    assert example["smtp"]["auth"]["pass"] == "******"
+
+
+def test_writing_the_mask_back_keeps_the_password(alice, example):
+    alice.client.put("/v1/account/example", {"imap": example["imap"]}, format="json")
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="example")
+    assert credentials.get_credential(account, "imap.pass") == "secret"
+
+
+def test_counters_count_the_accounts_events(example):
+    assert example["counters"] == {"events": {"accountAdded": 1}}
+
+
+@pytest.mark.parametrize("field,value", [("logs", False), ("notifyFrom", None),
+                                         ("syncFrom", None), ("path", ["*"])])
+def test_unset_fields_have_emailengine_defaults(example, field, value):
+    assert example[field] == value
+
+
+def test_an_oauth2_account_is_typed_by_its_provider(alice):
+    from accounts import services
+    services.register_account(alice.tenant, {
+        "account": "g", "imap": {"host": "imap.gmail.com", "port": 993, "secure": True,
+                                 "auth": {"user": "u@gmail.com"}},
+        "oauth2": {"app": "my-gmail-app", "provider": "gmail", "accessToken": "at",
+                   "refreshToken": "rt"}})
+    body = alice.client.get("/v1/account/g").json()
+    assert (body["type"], body["app"]) == ("gmail", "my-gmail-app")
+
+
+def test_oauth2_tokens_are_masked(alice):
+    from accounts import services
+    services.register_account(alice.tenant, {
+        "account": "g", "imap": {"host": "imap.gmail.com", "port": 993, "secure": True,
+                                 "auth": {"user": "u@gmail.com"}},
+        "oauth2": {"app": "gmail", "provider": "gmail", "accessToken": "at",
+                   "refreshToken": "rt"}})
+    oauth2 = alice.client.get("/v1/account/g").json()["oauth2"]
+    assert (oauth2["accessToken"], oauth2["refreshToken"]) == ("******", "******")
+
+
+def test_list_items_carry_type_and_counters(alice, example):
+    [item] = alice.client.get("/v1/accounts").json()["accounts"]
+    assert (item["type"], item["counters"]) == ("imap", {"events": {"accountAdded": 1}})
+
+
+def test_list_echoes_no_filter_as_emailengine(alice, example):
+    body = alice.client.get("/v1/accounts").json()
+    assert (body["query"], body["state"]) == (False, "*")
+
+
+def test_list_echoes_the_filters(alice, example):
+    body = alice.client.get("/v1/accounts?query=exa&state=init").json()
+    assert (body["query"], body["state"]) == ("exa", "init")
+
+
+def test_an_empty_list_has_zero_pages(alice):
+    body = alice.client.get("/v1/accounts").json()
+    assert (body["total"], body["page"], body["pages"], body["accounts"]) == (0, 0, 0, [])
