@@ -486,6 +486,11 @@ class VerifyAccountSerializer(StrictSerializer):
     imap = ImapServerSerializer(required=False)
     smtp = ServerSerializer(required=False)
     mailboxes = serializers.BooleanField(default=False, help_text="Also return the folder list")
+    proxy = serializers.CharField(max_length=2048, required=False, allow_blank=True,
+                                  allow_null=True, help_text="EmailEngine's; accepted, not used")
+    smtpEhloName = serializers.CharField(max_length=255, required=False, allow_blank=True,
+                                         allow_null=True,
+                                         help_text="EmailEngine's; accepted, not used")
 
     def validate(self, attrs):
         if not attrs.get("imap") and not attrs.get("smtp"):
@@ -495,22 +500,52 @@ class VerifyAccountSerializer(StrictSerializer):
 
 class VerifyResultSerializer(serializers.Serializer):
     success = serializers.BooleanField()
-    error = serializers.CharField(required=False)
-    code = serializers.CharField(required=False)
+    error = serializers.CharField(
+        required=False, help_text='EmailEngine\'s: "Command failed" when the IMAP server said '
+                                  "NO, \"Invalid login: ...\" for SMTP, else our words")
+    code = serializers.CharField(
+        required=False, help_text="The server's response code (AUTHENTICATIONFAILED...) or "
+                                  "nodemailer's SMTP code (EAUTH, ECONNECTION, ETLS, "
+                                  "ETIMEDOUT), as EmailEngine; else emailapiCode")
+    responseText = serializers.CharField(required=False, help_text="The server's words")
     responseCode = serializers.IntegerField(required=False)
-    mailboxes = serializers.ListField(child=serializers.DictField(), required=False)
+    reason = serializers.CharField(required=False, help_text="What failed, in our words")
+    serverResponse = serializers.CharField(required=False,
+                                           help_text="Ours: the IMAP server's whole answer")
+    emailapiCode = serializers.CharField(
+        required=False, help_text="Our code: AuthenticationFailed, ConnectionError, TLSError, "
+                                  "Timeout, HostNotAllowed, ImapError, SmtpError")
+    mailboxes = serializers.ListField(child=serializers.DictField(), required=False,
+                                      help_text="Ours: path, delimiter, flags, specialUse")
+
+
+class VerifyMailboxSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    delimiter = serializers.CharField(allow_null=True)
+    parentPath = serializers.CharField(allow_null=True)
+    name = serializers.CharField()
+    listed = serializers.BooleanField()
+    subscribed = serializers.BooleanField()
+    specialUse = serializers.CharField(allow_null=True)
+    specialUseSource = serializers.ChoiceField(choices=["extension", "name"], allow_null=True,
+                                               help_text="extension: the server's flag; "
+                                                         "name: guessed from the name")
 
 
 @extend_schema_serializer(examples=[
-    OpenApiExample("IMAP works, SMTP refused the password", response_only=True, value={
-        "imap": {"success": True},
-        "smtp": {"success": False, "error": "535 5.7.8 Authentication credentials invalid",
-                 "code": "AuthenticationFailed", "responseCode": 535},
+    OpenApiExample("IMAP refused the password", response_only=True, value={
+        "imap": {"success": False, "error": "Command failed", "code": "AUTHENTICATIONFAILED",
+                 "responseText": "Authentication failed.",
+                 "reason": "[AUTHENTICATIONFAILED] Authentication failed.",
+                 "emailapiCode": "AuthenticationFailed"},
+        "smtp": {"success": True},
     }),
 ])
 class VerifyResponseSerializer(serializers.Serializer):
     imap = VerifyResultSerializer(required=False)
     smtp = VerifyResultSerializer(required=False)
+    mailboxes = VerifyMailboxSerializer(many=True, required=False,
+                                        help_text="With mailboxes: true, EmailEngine's list")
 
 
 class AccountActionSerializer(StrictSerializer):

@@ -332,3 +332,73 @@ def test_list_echoes_the_filters(alice, example):
 def test_an_empty_list_has_zero_pages(alice):
     body = alice.client.get("/v1/accounts").json()
     assert (body["total"], body["page"], body["pages"], body["accounts"]) == (0, 0, 0, [])
+
+
+# --- POST /v1/verifyAccount ------------------------------------------------------------------
+
+
+def _imap_of(user, **auth):
+    settings = user.imap_settings(secure=False)
+    settings["tls"] = {"rejectUnauthorized": False}
+    settings["auth"] = {**settings["auth"], **auth}
+    return settings
+
+
+def test_verify_lists_mailboxes_at_the_top_level(alice, mail_user):
+    response = alice.client.post("/v1/verifyAccount", {"mailboxes": True,
+                                                       "imap": _imap_of(mail_user)},
+                                 format="json")
+    assert response.status_code == 200
+    inbox = next(box for box in response.json()["mailboxes"] if box["path"] == "INBOX")
+    assert set(inbox) >= {"path", "name", "listed", "subscribed", "specialUse",
+                          "specialUseSource"}
+
+
+def test_verify_mailboxes_carry_emailengine_values(alice, mail_user):
+    body = alice.client.post("/v1/verifyAccount", {"mailboxes": True,
+                                                   "imap": _imap_of(mail_user)},
+                             format="json").json()
+    sent = next(box for box in body["mailboxes"] if box["specialUse"] == "\\Sent")
+    assert (sent["listed"], sent["subscribed"], sent["specialUseSource"]) == (
+        True, True, "extension")
+
+
+def test_verify_without_mailboxes_lists_none(alice, mail_user):
+    body = alice.client.post("/v1/verifyAccount", {"imap": _imap_of(mail_user)},
+                             format="json").json()
+    assert body == {"imap": {"success": True}}
+
+
+def test_a_wrong_password_reads_as_emailengines_error(alice, mail_user):
+    body = alice.client.post("/v1/verifyAccount", {"imap": _imap_of(mail_user, **{"pass": "x"})},
+                             format="json").json()
+    imap = body["imap"]
+    assert {key: imap[key] for key in ("success", "error", "code", "responseText")} == {
+        "success": False, "error": "Command failed", "code": "AUTHENTICATIONFAILED",
+        "responseText": "Authentication failed."}
+
+
+def test_a_wrong_password_keeps_our_code(alice, mail_user):
+    body = alice.client.post("/v1/verifyAccount", {"imap": _imap_of(mail_user, **{"pass": "x"})},
+                             format="json").json()
+    assert body["imap"]["emailapiCode"] == "AuthenticationFailed"
+
+
+def test_no_bytes_repr_in_a_verify_error(alice, mail_user):
+    response = alice.client.post("/v1/verifyAccount",
+                                 {"imap": _imap_of(mail_user, **{"pass": "x"})}, format="json")
+    assert "b'" not in response.content.decode()
+
+
+def test_a_wrong_smtp_password_is_eauth(alice, smtp_server, smtp_user):
+    smtp = smtp_server.smtp_settings(smtp_user.username, "wrong")
+    smtp["tls"] = {"rejectUnauthorized": False}
+    body = alice.client.post("/v1/verifyAccount", {"smtp": smtp}, format="json").json()
+    assert (body["smtp"]["code"], body["smtp"]["responseCode"]) == ("EAUTH", 535)
+
+
+def test_verify_accepts_emailengines_proxy_and_ehlo_name(alice, mail_user):
+    response = alice.client.post("/v1/verifyAccount", {
+        "imap": _imap_of(mail_user), "proxy": "socks5://127.0.0.1:1080",
+        "smtpEhloName": "client.example.com"}, format="json")
+    assert response.json() == {"imap": {"success": True}}
