@@ -143,6 +143,11 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL)
+    # EmailEngine's account token: usable only on the routes of this one account (its
+    # ``{account}``); empty: the whole tenant.
+    account_id = models.CharField(max_length=256, blank=True, default="")
+    # EmailEngine's ``metadata``: the caller's own JSON text, kept and shown as given.
+    metadata = models.TextField(blank=True, default="")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

@@ -38,8 +38,10 @@ def create_tenant(name: str, status: str = Tenant.Status.ACTIVE) -> Tenant:
     return Tenant.objects.create(name=name, slug=slug, status=status)
 
 
-def issue_token(tenant: Tenant, name: str, scopes: list[str], created_by=None) -> tuple[ApiToken, str]:
-    """Create a token; return the row and the token text, which is never retrievable again."""
+def issue_token(tenant: Tenant, name: str, scopes: list[str], created_by=None,
+                account_id: str = "", metadata: str = "") -> tuple[ApiToken, str]:
+    """Create a token; return the row and the token text, which is never retrievable again.
+    ``account_id``: EmailEngine's account token, good only for that account's routes."""
     scopes = tokens.parse_scopes(scopes)
     raw = tokens.generate()
     token = ApiToken.objects.create(
@@ -49,6 +51,8 @@ def issue_token(tenant: Tenant, name: str, scopes: list[str], created_by=None) -
         token_hash=tokens.hash_token(raw),
         prefix=tokens.display_prefix(raw),
         created_by=created_by,
+        account_id=account_id,
+        metadata=metadata,
     )
     return token, raw
 

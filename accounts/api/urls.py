@@ -19,7 +19,7 @@ urlpatterns = [
     path("verifyAccount", accounts.VerifyAccountView.as_view(), name="verify-account"),
     path("tokens", tokens.TokenListView.as_view(), name="token-list"),
     path("token", tokens.TokenCreateView.as_view(), name="token-create"),
-    path("token/<int:token_id>", tokens.TokenDetailView.as_view(), name="token-detail"),
+    path("token/<str:token>", tokens.TokenDetailView.as_view(), name="token-detail"),
     path("oauth2", oauth2.OAuth2AppListView.as_view(), name="oauth2-app-list"),
     path("oauth2/<str:app>", oauth2.OAuth2AppDetailView.as_view(), name="oauth2-app-detail"),
     path("authentication/form", connect.AuthenticationFormView.as_view(),

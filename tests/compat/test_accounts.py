@@ -402,3 +402,95 @@ def test_verify_accepts_emailengines_proxy_and_ehlo_name(alice, mail_user):
         "imap": _imap_of(mail_user), "proxy": "socks5://127.0.0.1:1080",
         "smtpEhloName": "client.example.com"}, format="json")
     assert response.json() == {"imap": {"success": True}}
+
+
+# --- access tokens -------------------------------------------------------------------------
+
+
+def test_an_emailengine_token_request_provisions_a_token(alice):
+    alice.client.post("/v1/account", ee_account(), format="json")
+    response = alice.client.post("/v1/token", {"account": "example",
+                                               "description": "Token description",
+                                               "scopes": ["api"],
+                                               "metadata": '{"example": "value"}'},
+                                 format="json")
+    assert response.status_code == 200
+    assert isinstance(response.json()["token"], str)
+
+
+def test_post_tokens_is_the_same_route(alice):
+    response = alice.client.post("/v1/tokens", {"description": "ci", "scopes": "api"},
+                                 format="json")
+    assert response.status_code == 200
+    assert response.json()["description"] == "ci"
+
+
+def test_a_token_for_an_unknown_account_is_404(alice):
+    response = alice.client.post("/v1/token", {"account": "nobody", "description": "x"},
+                                 format="json")
+    assert response.status_code == 404
+
+
+def test_token_restrictions_are_refused(alice):
+    response = alice.client.post("/v1/token", {"description": "x", "restrictions": {
+        "addresses": ["127.0.0.1"]}}, format="json")
+    assert response.status_code == 400
+
+
+def test_bad_metadata_is_400(alice):
+    response = alice.client.post("/v1/token", {"description": "x", "metadata": "{not json"},
+                                 format="json")
+    assert response.status_code == 400
+
+
+@pytest.fixture
+def account_token(alice):
+    from tests.base import api_client
+    alice.client.post("/v1/account", ee_account(), format="json")
+    alice.client.post("/v1/account", ee_account(account="other"), format="json")
+    raw = alice.client.post("/v1/token", {"account": "example", "description": "d"},
+                            format="json").json()["token"]
+    return api_client(raw)
+
+
+def test_an_account_token_opens_its_account(account_token):
+    assert account_token.get("/v1/account/example").status_code == 200
+
+
+def test_an_account_token_does_not_open_another_account(account_token):
+    assert account_token.get("/v1/account/other").status_code == 403
+
+
+def test_an_account_token_does_not_open_tenant_routes(account_token):
+    assert account_token.get("/v1/accounts").status_code == 403
+
+
+def test_tokens_list_with_string_ids_and_descriptions(alice):
+    alice.client.post("/v1/token", {"description": "Token description"}, format="json")
+    listed = alice.client.get("/v1/tokens").json()["tokens"]
+    item = next(t for t in listed if t["description"] == "Token description")
+    assert (type(item["id"]), len(item["id"]), set(item) >= {"scopes", "created", "access"}) \
+        == (str, 64, True)
+
+
+def test_a_token_is_deleted_by_its_emailengine_id(alice):
+    alice.client.post("/v1/token", {"description": "gone"}, format="json")
+    item = next(t for t in alice.client.get("/v1/tokens").json()["tokens"]
+                if t["description"] == "gone")
+    response = alice.client.delete(f"/v1/token/{item['id']}")
+    assert response.json()["deleted"] is True
+
+
+def test_a_token_is_deleted_by_the_token_itself(alice):
+    from tests.base import api_client
+    raw = alice.client.post("/v1/token", {"description": "gone"}, format="json").json()["token"]
+    alice.client.delete(f"/v1/token/{raw}")
+    assert api_client(raw).get("/v1/accounts").status_code == 401
+
+
+def test_deleting_an_unknown_token_is_404(alice):
+    assert alice.client.delete(f"/v1/token/{'0' * 64}").status_code == 404
+
+
+def test_deleting_garbage_is_404(alice):
+    assert alice.client.delete("/v1/token/not-a-token").status_code == 404
