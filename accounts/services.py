@@ -259,6 +259,12 @@ def request_reconnect(account: EmailAccount) -> None:
     announce(account, "reconnect")
 
 
+def request_sync(account: EmailAccount) -> None:
+    """Ask the worker holding the account to look at every folder now (EmailEngine's
+    ``PUT .../sync``) rather than at its next poll."""
+    announce(account, "sync")
+
+
 def pause_account(account: EmailAccount) -> EmailAccount:
     """Stop syncing: the worker logs out and no worker claims the account until resumed."""
     state.pause(account)

@@ -17,7 +17,7 @@ from accounts.api import serializers as s
 from accounts.models import Credential, EmailAccount
 from emailapi.api.pagination import paginate
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
-from mailboxes import connection_settings
+from mailboxes import connection_settings, flush
 from mailboxes.verify import verify
 from mailboxes.worker import holders
 from webhooks import account_webhooks
@@ -213,3 +213,46 @@ class AccountResumeView(AccountActionView):
         "A worker claims the mailbox within seconds and catches up on what changed meanwhile.")
     def put(self, request, account):
         return self.act(request, account, "resume")
+
+
+class AccountSyncView(TenantScopedAPIView):
+    """``PUT /v1/account/{account}/sync``: EmailEngine's "sync now"."""
+
+    @extend_schema(
+        operation_id="syncAccount", tags=["Account"], parameters=[ACCOUNT_PARAM],
+        request=s.SyncRequestSerializer, responses={200: s.SyncResponseSerializer},
+        summary="Sync now",
+        description="With `{\"sync\": true}` (as EmailEngine, nothing happens without it) "
+                    "the worker holding the mailbox looks at every folder at once instead of "
+                    "at its next poll (changes in the watched folder arrive through IDLE "
+                    "anyway). Answers before the sync ends.")
+    def put(self, request, account):
+        email_account = self.email_account
+        data = self.validated(s.SyncRequestSerializer, request.data)
+        if data["sync"]:
+            services.request_sync(email_account)
+        return Response({"sync": data["sync"]})
+
+
+class AccountFlushView(TenantScopedAPIView):
+    """``PUT /v1/account/{account}/flush``: forget the index and build it again."""
+
+    @extend_schema(
+        operation_id="flushAccount", tags=["Account"], parameters=[ACCOUNT_PARAM],
+        request=s.FlushRequestSerializer, responses={200: s.FlushResponseSerializer},
+        summary="Rebuild the index",
+        description="With `{\"flush\": true}` (as EmailEngine, nothing happens without it) "
+                    "the folders and messages indexed for the mailbox are deleted and the "
+                    "worker reconnects and indexes everything again, silently like a first "
+                    "sync: `notifyFrom` (default now) is set so that no `messageNew` is "
+                    "raised for mail older than it. Message ids change. Answers before the "
+                    "rebuild ends.")
+    def put(self, request, account):
+        email_account = self.email_account
+        data = self.validated(s.FlushRequestSerializer, request.data)
+        if data["flush"]:
+            if "imapIndexer" in data or "syncFrom" in data:
+                services.update_account(email_account, {
+                    key: data[key] for key in ("imapIndexer", "syncFrom") if key in data})
+            flush.flush_index(email_account, data.get("notifyFrom"))
+        return Response({"flush": data["flush"]})

@@ -556,3 +556,26 @@ class AccountActionSerializer(StrictSerializer):
 
 class ReconnectSerializer(serializers.Serializer):
     reconnect = serializers.BooleanField()
+
+
+class SyncRequestSerializer(StrictSerializer):
+    sync = serializers.BooleanField(default=False, help_text="Only sync if true")
+
+
+class SyncResponseSerializer(serializers.Serializer):
+    sync = serializers.BooleanField(help_text="Whether a sync was asked for")
+
+
+class FlushRequestSerializer(StrictSerializer):
+    flush = serializers.BooleanField(default=False, help_text="Only flush if true")
+    notifyFrom = serializers.DateTimeField(
+        required=False, allow_null=True,
+        help_text="No messageNew for messages older than this (default: now)")
+    imapIndexer = serializers.ChoiceField(choices=["full", "fast"], required=False,
+                                          help_text="Accepted and stored (the index is full)")
+    syncFrom = serializers.DateTimeField(required=False, allow_null=True,
+                                         help_text="Accepted and stored")
+
+
+class FlushResponseSerializer(serializers.Serializer):
+    flush = serializers.BooleanField(help_text="Whether a flush was done")

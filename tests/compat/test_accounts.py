@@ -494,3 +494,106 @@ def test_deleting_an_unknown_token_is_404(alice):
 
 def test_deleting_garbage_is_404(alice):
     assert alice.client.delete("/v1/token/not-a-token").status_code == 404
+
+
+# --- PUT /v1/account/{account}/sync and /flush -----------------------------------------------
+
+
+def test_sync_true_answers_sync_true(alice):
+    alice.client.post("/v1/account", ee_account(), format="json")
+    response = alice.client.put("/v1/account/example/sync", {"sync": True}, format="json")
+    assert (response.status_code, response.json()) == (200, {"sync": True})
+
+
+def test_sync_without_the_flag_does_nothing_as_emailengine(alice):
+    alice.client.post("/v1/account", ee_account(), format="json")
+    response = alice.client.put("/v1/account/example/sync", {}, format="json")
+    assert response.json() == {"sync": False}
+
+
+def test_sync_of_an_unknown_account_is_404(alice):
+    response = alice.client.put("/v1/account/nobody/sync", {"sync": True}, format="json")
+    assert response.status_code == 404
+
+
+def test_flush_of_an_unknown_account_is_404(alice):
+    response = alice.client.put("/v1/account/nobody/flush", {"flush": True}, format="json")
+    assert response.status_code == 404
+
+
+def test_flush_forgets_the_index(synced):
+    from mailboxes.models import Message
+    response = synced.client.put("/v1/account/box/flush", {"flush": True}, format="json")
+    assert (response.status_code, response.json()) == (200, {"flush": True})
+    assert Message.objects.filter(email_account=synced.account).count() == 0
+
+
+def test_flush_without_the_flag_keeps_the_index(synced):
+    from mailboxes.models import Message
+    synced.client.put("/v1/account/box/flush", {}, format="json")
+    assert Message.objects.filter(email_account=synced.account).count() > 0
+
+
+def test_the_index_is_rebuilt_after_a_flush_without_messageNew(synced):
+    from mailboxes.models import Message
+    from mailboxes.sync.account import sync_account
+    from tests.mailboxes.helpers import events_of
+    before = Message.objects.filter(email_account=synced.account).count()
+    synced.client.put("/v1/account/box/flush", {"flush": True}, format="json")
+    sync_account(synced.session, EmailAccount.objects.get(pk=synced.account.pk))
+    assert (Message.objects.filter(email_account=synced.account).count(),
+            len(events_of(synced.account, "messageNew"))) == (before, 0)
+
+
+def test_flush_sets_notify_from(synced):
+    synced.client.put("/v1/account/box/flush", {"flush": True,
+                                                "notifyFrom": "2024-05-01T00:00:00Z"},
+                      format="json")
+    assert synced.client.get("/v1/account/box").json()["notifyFrom"].startswith("2024-05-01")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sync_makes_the_holding_worker_poll_every_folder_now(alice, mail_user, settings):
+    import time
+
+    from tests.mailboxes.helpers import DrivenWorker, register
+
+    settings.IMAP_CLAIM_INTERVAL, settings.IMAP_LEASE_TTL = 1, 60
+    settings.IMAP_POLL_INTERVAL = 600  # no poll of its own during the test
+    account = register(alice.tenant, mail_user)
+    worker = DrivenWorker()
+    try:
+        worker.claim()
+        worker.until(lambda: EmailAccount.objects.get(pk=account.pk).state == "connected"
+                     and worker.idle(account.pk))
+        asked = time.monotonic()
+        alice.client.put(f"/v1/account/{account.account_id}/sync", {"sync": True},
+                         format="json")
+        polled = worker.until(lambda: worker.slots[account.pk].conn.last_poll > asked
+                              and worker.idle(account.pk))
+    finally:
+        worker.shutdown()
+    assert polled is True
+
+
+# --- GET /v1/stats -------------------------------------------------------------------------
+
+
+def test_stats_answer_emailengines_shape(alice, example):
+    body = alice.client.get("/v1/stats").json()
+    assert (body["accounts"], body["connections"]["init"],
+            body["counters"]["events"]["accountAdded"], type(body["version"])) == (1, 1, 1, str)
+
+
+def test_stats_count_only_the_callers_tenant(alice, bob, example):
+    assert bob.client.get("/v1/stats").json()["accounts"] == 0
+
+
+def test_stats_counters_cover_the_given_seconds(alice, example):
+    Event.objects.filter(tenant=alice.tenant).update(
+        created_at=datetime(2020, 1, 1, tzinfo=UTC))
+    assert alice.client.get("/v1/stats?seconds=60").json()["counters"]["events"] == {}
+
+
+def test_stats_with_bad_seconds_is_400(alice):
+    assert alice.client.get("/v1/stats?seconds=-1").status_code == 400

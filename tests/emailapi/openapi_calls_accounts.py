@@ -24,4 +24,9 @@ def _accounts_calls(alice):
         ("/v1/tokens", "post", lambda: api.post("/v1/tokens", {
             "account": "ee", "description": "d", "scopes": ["api"]}, format="json")),
         ("/v1/token/{token}", "delete", revoke_by_emailengine_id),
+        ("/v1/account/{account}/sync", "put",
+         lambda: api.put("/v1/account/ee/sync", {"sync": True}, format="json")),
+        ("/v1/account/{account}/flush", "put",
+         lambda: api.put("/v1/account/ee/flush", {"flush": True}, format="json")),
+        ("/v1/stats", "get", lambda: api.get("/v1/stats?seconds=60")),
     ]
