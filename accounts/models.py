@@ -198,7 +198,8 @@ class EmailAccount(models.Model):
     path = models.JSONField(null=True, blank=True)
     # No ``messageNew`` for a message whose internal date is before this.
     notify_from = models.DateTimeField(null=True, blank=True)
-    # Stored and echoed; not applied: every message is indexed (README "Coming from EmailEngine").
+    # History (messages already there at a folder's first sync) from before this day is not
+    # indexed; mail arriving later always is.
     sync_from = models.DateTimeField(null=True, blank=True)
     logs = models.BooleanField(default=False)
     # The per-account webhook URL; ``webhook_subscription`` is the id of the subscription of

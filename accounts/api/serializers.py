@@ -125,8 +125,8 @@ class EmailEngineAccountFields(StrictSerializer):
     """EmailEngine's account fields (issue 16), on both registration and update.
 
     Applied: ``path`` (its first folder is the one kept in IDLE, ``watchFolders``),
-    ``notifyFrom``, ``webhooks`` (a subscription of this account's events). Stored and echoed
-    only: ``syncFrom``, ``logs``, ``subconnections``, ``imapIndexer``, ``locale``, ``tz``,
+    ``notifyFrom``, ``syncFrom``, ``webhooks`` (a subscription of this account's events).
+    Stored and echoed only: ``logs``, ``subconnections``, ``imapIndexer``, ``locale``, ``tz``,
     ``proxy``, ``smtpEhloName``."""
 
     path = PathField(required=False, allow_null=True,
@@ -137,7 +137,8 @@ class EmailEngineAccountFields(StrictSerializer):
         help_text="No messageNew for messages whose internal date is before this")
     syncFrom = serializers.DateTimeField(
         required=False, allow_null=True,
-        help_text="Accepted and echoed; every message is indexed whatever its date")
+        help_text="History from before this day (INTERNALDATE) is not indexed; mail arriving "
+                  "later always is. Applies to folders indexed after it is set (see flush)")
     logs = serializers.BooleanField(required=False, help_text="Keep an IMAP protocol log")
     webhooks = serializers.CharField(
         max_length=2048, required=False, allow_blank=True, allow_null=True,
@@ -574,7 +575,8 @@ class FlushRequestSerializer(StrictSerializer):
     imapIndexer = serializers.ChoiceField(choices=["full", "fast"], required=False,
                                           help_text="Accepted and stored (the index is full)")
     syncFrom = serializers.DateTimeField(required=False, allow_null=True,
-                                         help_text="Accepted and stored")
+                                         help_text="History from before this day is not "
+                                                   "indexed in the rebuild")
 
 
 class FlushResponseSerializer(serializers.Serializer):

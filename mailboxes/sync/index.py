@@ -213,6 +213,13 @@ def _notify_from(account) -> datetime | None:
         "notify_from", flat=True).first()
 
 
+def sync_from(folder: Folder) -> datetime | None:
+    """The account's ``syncFrom`` (EmailEngine's): history from before it is not indexed.
+    Read afresh, like ``notifyFrom``."""
+    return EmailAccount.objects.filter(pk=folder.email_account_id).values_list(
+        "sync_from", flat=True).first()
+
+
 def _insert(rows: list[dict]) -> None:
     """Insert new rows (column values by attname); on PostgreSQL with COPY. Django's bulk
     INSERT has psycopg escape every JSON value in Python (~330 us a row, half of a first

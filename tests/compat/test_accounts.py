@@ -597,3 +597,33 @@ def test_stats_counters_cover_the_given_seconds(alice, example):
 
 def test_stats_with_bad_seconds_is_400(alice):
     assert alice.client.get("/v1/stats?seconds=-1").status_code == 400
+
+
+# --- syncFrom: no index of older history --------------------------------------------------------
+
+
+def test_sync_from_leaves_older_history_unindexed(alice, mail_user):
+    from mailboxes.models import Message
+    from mailboxes.sync.account import sync_account
+    from tests.mailboxes.helpers import open_session
+    from tests.servers import seed
+
+    seed.seed_mailbox(mail_user, messages=[
+        seed.make_message(subject="Ancient", date=datetime(2020, 6, 1, tzinfo=UTC)),
+        seed.make_message(subject="Recent"),
+    ])
+    imap = mail_user.imap_settings(secure=False)
+    imap["tls"] = {"rejectUnauthorized": False}
+    response = alice.client.post("/v1/account", {"account": "box", "imap": imap,
+                                                 "syncFrom": "2024-01-01T00:00:00Z"},
+                                 format="json")
+    assert response.status_code == 200
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="box")
+    session = open_session(account)
+    try:
+        sync_account(session, account)
+    finally:
+        session.client.logout()
+    subjects = list(Message.objects.filter(email_account=account).values_list("subject",
+                                                                              flat=True))
+    assert subjects == ["Recent"]
