@@ -22,9 +22,15 @@ def _subscription_of(email_account: EmailAccount) -> WebhookSubscription | None:
         tenant_id=email_account.tenant_id, pk=email_account.webhook_subscription).first()
 
 
-def follow_account_webhook(email_account: EmailAccount) -> WebhookSubscription | None:
+MASK = "******"  # how GET shows a header value; written back, it keeps the value
+
+
+def follow_account_webhook(email_account: EmailAccount,
+                           headers: dict[str, str] | None = None) -> WebhookSubscription | None:
     """Make the account's subscription match its ``webhooks`` URL: create it, point it at a
-    new URL, or delete it when the URL was cleared. Returns the subscription, if any."""
+    new URL, or delete it when the URL was cleared. ``headers`` (EmailEngine's
+    ``webhooksCustomHeaders``; None: unchanged) become the subscription's custom headers.
+    Returns the subscription, if any."""
     with transaction.atomic():
         email_account = EmailAccount.objects.select_for_update().get(pk=email_account.pk)
         subscription = _subscription_of(email_account)
@@ -36,14 +42,25 @@ def follow_account_webhook(email_account: EmailAccount) -> WebhookSubscription |
                 email_account.save(update_fields=["webhook_subscription"])
             return None
         wanted = {"url": email_account.webhooks, "accounts": [email_account.account_id]}
+        if headers is not None:
+            old = subscriptions.headers_of(subscription) if subscription is not None else {}
+            wanted["headers"] = {name: old.get(name, "") if value == MASK else value
+                                 for name, value in headers.items()}
         if subscription is None:
             subscription, _secret = subscriptions.create(
                 email_account.tenant, {**wanted, "events": ["*"]})
             email_account.webhook_subscription = subscription.pk
             email_account.save(update_fields=["webhook_subscription"])
-        elif subscription.url != wanted["url"] or subscription.accounts != wanted["accounts"]:
+        elif headers is not None or subscription.url != wanted["url"] \
+                or subscription.accounts != wanted["accounts"]:
             subscriptions.update(subscription, wanted)
         return subscription
+
+
+def header_names_of(email_account: EmailAccount) -> list[str]:
+    """The names of the custom headers of the account's own subscription."""
+    subscription = _subscription_of(email_account)
+    return subscriptions.header_names(subscription) if subscription is not None else []
 
 
 def drop_account_webhook(email_account: EmailAccount) -> None:

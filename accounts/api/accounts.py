@@ -63,8 +63,8 @@ class AccountView(TenantScopedAPIView):
             account, state = services.register_or_update_account(self.tenant, data)
         else:
             account, state = services.register_account(self.tenant, data), "new"
-        if "webhooks" in data or state == "new" and account.webhooks:
-            account_webhooks.follow_account_webhook(account)
+        if "webhooks" in data or "webhooksCustomHeaders" in data:
+            account_webhooks.follow_account_webhook(account, data.get("webhooksCustomHeaders"))
         return Response({"account": account.account_id, "state": state})
 
 
@@ -110,8 +110,10 @@ class AccountDetailView(TenantScopedAPIView):
     def get(self, request, account):
         email_account = self.email_account
         holders.apply_live_state([email_account])
-        return Response(s.AccountSerializer(
-            email_account, context=account_context(self.tenant, [email_account])).data)
+        context = account_context(self.tenant, [email_account])
+        context["webhook_headers"] = {
+            email_account.pk: account_webhooks.header_names_of(email_account)}
+        return Response(s.AccountSerializer(email_account, context=context).data)
 
     @extend_schema(
         operation_id="updateAccount", tags=["Account"], parameters=[ACCOUNT_PARAM],
@@ -126,8 +128,9 @@ class AccountDetailView(TenantScopedAPIView):
         data = self.validated(s.AccountUpdateSerializer, request.data, partial=True,
                               context={"account": email_account})
         email_account = services.update_account(email_account, data)
-        if "webhooks" in data:
-            account_webhooks.follow_account_webhook(email_account)
+        if "webhooks" in data or "webhooksCustomHeaders" in data:
+            account_webhooks.follow_account_webhook(email_account,
+                                                    data.get("webhooksCustomHeaders"))
         return Response({"account": email_account.account_id, "state": email_account.state})
 
     @extend_schema(operation_id="deleteAccount", tags=["Account"],

@@ -18,7 +18,7 @@ from accounts.models import EmailAccount
 from accounts.oauth2 import registered_apps
 from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
-from webhooks.api.serializers import validate_webhook_url
+from webhooks.api.serializers import validate_headers, validate_webhook_url
 
 ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9._@+=-]{1,256}$")
 HOST_RE = re.compile(r"^[A-Za-z0-9.\-:\[\]_]{1,255}$")
@@ -156,6 +156,23 @@ class EmailEngineAccountFields(StrictSerializer):
     smtpEhloName = serializers.CharField(max_length=255, required=False, allow_blank=True,
                                          allow_null=True,
                                          help_text="Accepted and echoed; not used")
+
+    webhooksCustomHeaders = serializers.ListField(
+        child=serializers.DictField(child=serializers.CharField(allow_blank=True,
+                                                                trim_whitespace=False)),
+        max_length=20, required=False,
+        help_text='[{"key", "value"}]: headers sent with the `webhooks` URL\'s requests '
+                  "(sealed; GET shows the values as \"******\", which written back keep them)")
+
+    def validate_webhooksCustomHeaders(self, value):
+        headers = {}
+        for item in value:
+            if set(item) != {"key", "value"}:
+                raise serializers.ValidationError('Each header is {"key": ..., "value": ...}')
+            headers[item["key"]] = item["value"]
+        if len(headers) != len(value):
+            raise serializers.ValidationError("A header is given twice")
+        return validate_headers(headers)
 
     def validate_webhooks(self, value):
         if value:
@@ -369,6 +386,7 @@ class AccountSerializer(serializers.ModelSerializer):
     tz = serializers.SerializerMethodField()
     proxy = serializers.SerializerMethodField()
     smtpEhloName = serializers.SerializerMethodField()
+    webhooksCustomHeaders = serializers.SerializerMethodField()
     type = serializers.SerializerMethodField(
         help_text="imap, sending (SMTP only), or the OAuth2 provider (gmail, outlook...)")
     app = serializers.SerializerMethodField(help_text="OAuth2 mailboxes: the app id")
@@ -379,8 +397,14 @@ class AccountSerializer(serializers.ModelSerializer):
         fields = ["account", "name", "email", "type", "app", "state", "lastError",
                   "stateChanged", "imap", "smtp", "oauth2", "watchFolders", "copy",
                   "initialized", "created", "updated", "path", "notifyFrom", "syncFrom", "logs",
-                  "webhooks", "subconnections", "imapIndexer", "locale", "tz", "proxy",
-                  "smtpEhloName", "counters"]
+                  "webhooks", "webhooksCustomHeaders", "subconnections", "imapIndexer",
+                  "locale", "tz", "proxy", "smtpEhloName", "counters"]
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField(
+        child=serializers.CharField())))
+    def get_webhooksCustomHeaders(self, obj):
+        names = self.context.get("webhook_headers", {}).get(obj.pk, [])
+        return [{"key": name, "value": MASK} for name in names]
 
     def _secrets(self, obj, section: str) -> list[str]:
         """Names of the account's stored secrets of ``section`` (context ``secrets``: the

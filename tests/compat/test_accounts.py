@@ -627,3 +627,40 @@ def test_sync_from_leaves_older_history_unindexed(alice, mail_user):
     subjects = list(Message.objects.filter(email_account=account).values_list("subject",
                                                                               flat=True))
     assert subjects == ["Recent"]
+
+
+def test_webhooks_custom_headers_go_with_the_account_webhook(alice, private_hooks):
+    from webhooks import subscriptions
+    alice.client.post("/v1/account", ee_account(
+        webhooks="http://127.0.0.1:9/hook",
+        webhooksCustomHeaders=[{"key": "Authorization", "value": "Bearer abc"}]), format="json")
+    [subscription] = _subscriptions(alice.tenant)
+    assert subscriptions.headers_of(subscription) == {"Authorization": "Bearer abc"}
+
+
+def test_webhooks_custom_header_values_are_masked(alice, private_hooks):
+    alice.client.post("/v1/account", ee_account(
+        webhooks="http://127.0.0.1:9/hook",
+        webhooksCustomHeaders=[{"key": "Authorization", "value": "Bearer abc"}]), format="json")
+    body = alice.client.get("/v1/account/example").json()
+    assert body["webhooksCustomHeaders"] == [{"key": "Authorization", "value": "******"}]
+
+
+def test_a_masked_header_written_back_keeps_its_value(alice, private_hooks):
+    from webhooks import subscriptions
+    alice.client.post("/v1/account", ee_account(
+        webhooks="http://127.0.0.1:9/hook",
+        webhooksCustomHeaders=[{"key": "Authorization", "value": "Bearer abc"}]), format="json")
+    alice.client.put("/v1/account/example", {"webhooksCustomHeaders": [
+        {"key": "Authorization", "value": "******"}, {"key": "X-Extra", "value": "1"}]},
+        format="json")
+    [subscription] = _subscriptions(alice.tenant)
+    assert subscriptions.headers_of(subscription) == {"Authorization": "Bearer abc",
+                                                      "X-Extra": "1"}
+
+
+def test_a_reserved_custom_header_is_400(alice, private_hooks):
+    response = alice.client.post("/v1/account", ee_account(
+        webhooks="http://127.0.0.1:9/hook",
+        webhooksCustomHeaders=[{"key": "Host", "value": "x"}]), format="json")
+    assert response.status_code == 400
