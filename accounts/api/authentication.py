@@ -16,6 +16,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from accounts import plans, token_cache, tokens
+from accounts.errors import TokenLimitedToAccount
 from accounts.models import ApiToken, Tenant
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -80,8 +81,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         told (a stream), is 403."""
         kwargs = (getattr(request, "parser_context", None) or {}).get("kwargs") or {}
         if kwargs.get("account") != token.account_id:
-            raise exceptions.PermissionDenied(
-                f"This token is limited to account {token.account_id!r}")
+            raise TokenLimitedToAccount(token.account_id)
 
     @staticmethod
     def _touch(token: ApiToken) -> None:

@@ -465,6 +465,17 @@ def test_an_account_token_does_not_open_tenant_routes(account_token):
     assert account_token.get("/v1/accounts").status_code == 403
 
 
+def test_an_account_token_refusal_says_why(account_token):
+    assert account_token.get("/v1/accounts").json()["code"] == "TokenLimitedToAccount"
+
+
+def test_an_account_token_does_not_open_the_event_stream(alice, account_token):
+    from webhooks.api.stream_socket import Refused, authenticate
+    raw = account_token._credentials["HTTP_AUTHORIZATION"]
+    with pytest.raises(Refused):
+        authenticate({"headers": [(b"authorization", raw.encode())], "query_string": b""})
+
+
 def test_tokens_list_with_string_ids_and_descriptions(alice):
     alice.client.post("/v1/token", {"description": "Token description"}, format="json")
     listed = alice.client.get("/v1/tokens").json()["tokens"]
