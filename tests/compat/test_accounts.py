@@ -675,3 +675,25 @@ def test_a_reserved_custom_header_is_400(alice, private_hooks):
         webhooks="http://127.0.0.1:9/hook",
         webhooksCustomHeaders=[{"key": "Host", "value": "x"}]), format="json")
     assert response.status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_special_use_path_is_watched_as_its_folder(alice, mail_user, settings):
+    from mailboxes.models import Folder
+    from tests.mailboxes.helpers import DrivenWorker
+
+    settings.IMAP_CLAIM_INTERVAL, settings.IMAP_LEASE_TTL = 1, 60
+    imap = mail_user.imap_settings(secure=False)
+    imap["tls"] = {"rejectUnauthorized": False}
+    alice.client.post("/v1/account", {"account": "box", "imap": imap, "path": ["\\Sent"]},
+                      format="json")
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="box")
+    worker = DrivenWorker()
+    try:
+        worker.claim()
+        worker.until(lambda: worker.idle(account.pk))
+        watched = worker.slots[account.pk].conn.watched
+    finally:
+        worker.shutdown()
+    sent = Folder.objects.get(email_account=account, special_use="\\Sent")
+    assert (watched, sent.path != "INBOX") == (sent.path, True)
