@@ -164,6 +164,14 @@ class EmailEngineAccountFields(StrictSerializer):
         help_text='[{"key", "value"}]: headers sent with the `webhooks` URL\'s requests '
                   "(sealed; GET shows the values as \"******\", which written back keep them)")
 
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and data.get("smtp") is False:
+            data = {**data, "smtp": None}  # EmailEngine's "no SMTP"
+        return super().to_internal_value(data)
+
+    def validate_copy(self, value):
+        return True if value is None else value
+
     def validate_webhooksCustomHeaders(self, value):
         headers = {}
         for item in value:
@@ -202,8 +210,9 @@ class AccountCreateSerializer(EmailEngineAccountFields):
     imap = ImapServerSerializer()
     smtp = ServerSerializer(required=False, allow_null=True)
     copy = serializers.BooleanField(
-        required=False, help_text="Store a copy of sent mail in the Sent folder (default true; "
-                                  "turn off for servers that do it themselves)")
+        required=False, allow_null=True,
+        help_text="Store a copy of sent mail in the Sent folder (default true; turn off for "
+                  "servers that do it themselves; null, as EmailEngine, means the default)")
     watchFolders = serializers.ListField(
         child=serializers.CharField(max_length=1024, trim_whitespace=False), min_length=1,
         max_length=1, required=False,
@@ -221,8 +230,9 @@ class AccountUpdateSerializer(EmailEngineAccountFields):
     imap = ImapServerSerializer(required=False)
     smtp = ServerSerializer(required=False, allow_null=True)
     copy = serializers.BooleanField(
-        required=False, help_text="Store a copy of sent mail in the Sent folder (default true; "
-                                  "turn off for servers that do it themselves)")
+        required=False, allow_null=True,
+        help_text="Store a copy of sent mail in the Sent folder (default true; turn off for "
+                  "servers that do it themselves; null, as EmailEngine, means the default)")
     watchFolders = serializers.ListField(
         child=serializers.CharField(max_length=1024, trim_whitespace=False), min_length=1,
         max_length=1, required=False,

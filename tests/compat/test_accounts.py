@@ -697,3 +697,14 @@ def test_a_special_use_path_is_watched_as_its_folder(alice, mail_user, settings)
         worker.shutdown()
     sent = Folder.objects.get(email_account=account, special_use="\\Sent")
     assert (watched, sent.path != "INBOX") == (sent.path, True)
+
+
+def test_copy_null_means_the_default(alice):
+    alice.client.post("/v1/account", ee_account(copy=None), format="json")
+    assert alice.client.get("/v1/account/example").json()["copy"] is True
+
+
+def test_smtp_false_means_no_smtp(alice):
+    response = alice.client.post("/v1/account", ee_account(smtp=False), format="json")
+    assert response.status_code == 200
+    assert alice.client.get("/v1/account/example").json()["smtp"] is None
