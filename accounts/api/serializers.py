@@ -499,8 +499,10 @@ class AccountListSerializer(serializers.Serializer):
 
 
 class AccountListQuerySerializer(PageQuerySerializer):
-    state = serializers.ChoiceField(choices=EmailAccount.State.values, required=False,
-                                    help_text="Only accounts in this state")
+    state = serializers.ChoiceField(
+        choices=[*EmailAccount.State.values, "unset"], required=False,
+        help_text="Only accounts in this state (EmailEngine's `unset`, no IMAP settings, "
+                  "matches none here: every mailbox has them)")
     query = serializers.CharField(max_length=256, required=False,
                                   help_text="Substring of account id, name or email")
 

@@ -708,3 +708,8 @@ def test_smtp_false_means_no_smtp(alice):
     response = alice.client.post("/v1/account", ee_account(smtp=False), format="json")
     assert response.status_code == 200
     assert alice.client.get("/v1/account/example").json()["smtp"] is None
+
+
+def test_list_takes_emailengines_unset_state(alice, example):
+    body = alice.client.get("/v1/accounts?state=unset").json()
+    assert (body["total"], body["state"]) == (0, "unset")
