@@ -33,6 +33,15 @@ class HostNotAllowed(Invalid):
             {f"{section}.host": [reason]})
 
 
+class TokenLimitedToAccount(Forbidden):
+    """An account token (EmailEngine's) used outside the routes of its account."""
+
+    code = "TokenLimitedToAccount"
+
+    def __init__(self, account_id: str):
+        super().__init__(f"This token is limited to account {account_id!r}")
+
+
 class PlanLimit(Forbidden):
     code = "PlanLimit"
 

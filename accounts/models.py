@@ -143,6 +143,11 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL)
+    # EmailEngine's account token: usable only on the routes of this one account (its
+    # ``{account}``); empty: the whole tenant.
+    account_id = models.CharField(max_length=256, blank=True, default="")
+    # EmailEngine's ``metadata``: the caller's own JSON text, kept and shown as given.
+    metadata = models.TextField(blank=True, default="")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
@@ -188,6 +193,22 @@ class EmailAccount(models.Model):
     # OAuth2 mailboxes: {"app", "provider", "expires", "scope", "reauthRequired"?}; the tokens
     # themselves are ``oauth2.accessToken``/``oauth2.refreshToken`` credentials. Null: password.
     oauth2 = models.JSONField(null=True, blank=True)
+    # EmailEngine's account fields (issue 16). ``path``: the folders EmailEngine would watch,
+    # as given (null: "*"); the first listed one becomes ``watch_folders``.
+    path = models.JSONField(null=True, blank=True)
+    # No ``messageNew`` for a message whose internal date is before this.
+    notify_from = models.DateTimeField(null=True, blank=True)
+    # History (messages already there at a folder's first sync) from before this day is not
+    # indexed; mail arriving later always is.
+    sync_from = models.DateTimeField(null=True, blank=True)
+    logs = models.BooleanField(default=False)
+    # The per-account webhook URL; ``webhook_subscription`` is the id of the subscription of
+    # this account's events made from it (webhooks app), so it follows the URL.
+    webhooks = models.CharField(max_length=2048, blank=True, default="")
+    webhook_subscription = models.UUIDField(null=True, blank=True)
+    # Accepted and echoed, with no effect here: subconnections, imapIndexer, locale, tz,
+    # proxy, smtpEhloName (README "Coming from EmailEngine" says why for each).
+    ee_options = models.JSONField(default=dict, blank=True)
     # Start of the current failure streak, so its event is raised once, not on every retry.
     auth_failing_since = models.DateTimeField(null=True, blank=True)
     connect_failing_since = models.DateTimeField(null=True, blank=True)

@@ -24,6 +24,7 @@ from accounts.oauth2 import revoke as oauth2_revoke
 from webhooks import events
 
 SECRET_FIELDS = ("pass", "accessToken")
+MASK = "******"  # how GET shows a stored secret
 
 
 # --- tenants and tokens -------------------------------------------------------------------
@@ -37,8 +38,10 @@ def create_tenant(name: str, status: str = Tenant.Status.ACTIVE) -> Tenant:
     return Tenant.objects.create(name=name, slug=slug, status=status)
 
 
-def issue_token(tenant: Tenant, name: str, scopes: list[str], created_by=None) -> tuple[ApiToken, str]:
-    """Create a token; return the row and the token text, which is never retrievable again."""
+def issue_token(tenant: Tenant, name: str, scopes: list[str], created_by=None,
+                account_id: str = "", metadata: str = "") -> tuple[ApiToken, str]:
+    """Create a token; return the row and the token text, which is never retrievable again.
+    ``account_id``: EmailEngine's account token, good only for that account's routes."""
     scopes = tokens.parse_scopes(scopes)
     raw = tokens.generate()
     token = ApiToken.objects.create(
@@ -48,6 +51,8 @@ def issue_token(tenant: Tenant, name: str, scopes: list[str], created_by=None) -
         token_hash=tokens.hash_token(raw),
         prefix=tokens.display_prefix(raw),
         created_by=created_by,
+        account_id=account_id,
+        metadata=metadata,
     )
     return token, raw
 
@@ -67,6 +72,8 @@ def _split_secrets(section: dict | None) -> tuple[dict | None, dict[str, str]]:
     public = json.loads(json.dumps(section))  # deep copy of plain JSON data
     auth = public.get("auth") or {}
     found = {key: auth.pop(key) for key in SECRET_FIELDS if key in auth}
+    # A client writing back what GET showed ("******", EmailEngine's mask) keeps the secret.
+    found = {key: value for key, value in found.items() if value != MASK}
     if "auth" in public:
         public["auth"] = auth
     return public, found
@@ -91,13 +98,63 @@ def _store_oauth2(account: EmailAccount, oauth2: dict | None) -> None:
         set_credential(account, f"oauth2.{key}", oauth2.get(key))
 
 
+# EmailEngine's fields kept in ``EmailAccount.ee_options``: accepted, echoed, no effect here.
+EE_OPTIONS = ("subconnections", "imapIndexer", "locale", "tz", "proxy", "smtpEhloName")
+
+
+def _apply_emailengine_fields(account: EmailAccount, data: dict[str, Any]) -> bool:
+    """Set EmailEngine's account fields given in ``data`` on ``account`` (unsaved); True when
+    the worker must hear of it (the folder kept in IDLE changed)."""
+    changed_connection = False
+    if "path" in data:
+        path = data["path"]
+        account.path = list(path) if path else None  # None: every folder ("*")
+        if "watchFolders" not in data:
+            wanted = account.path[:1] if account.path else []
+            changed_connection = wanted != list(account.watch_folders or [])
+            account.watch_folders = wanted
+    for field, attr in (("notifyFrom", "notify_from"), ("syncFrom", "sync_from"),
+                        ("logs", "logs")):
+        if field in data:
+            setattr(account, attr, data[field])
+    if "webhooks" in data:
+        account.webhooks = data["webhooks"] or ""
+    options = dict(account.ee_options or {})
+    for key in EE_OPTIONS:
+        if key in data:
+            if data[key] is None:
+                options.pop(key, None)
+            else:
+                options[key] = data[key]
+    account.ee_options = options
+    return changed_connection
+
+
 def new_account_id() -> str:
     return secrets.token_hex(8)
 
 
+def register_or_update_account(tenant: Tenant, data: dict[str, Any]) -> tuple[EmailAccount, str]:
+    """EmailEngine's upsert: register the mailbox, or, when the tenant already has one with
+    this id, update it with the given fields (``update_account``). Returns the account and
+    ``"new"`` or ``"existing"``."""
+    account_id = data.get("account")
+    if account_id:
+        existing = EmailAccount.of_tenant(tenant, account_id)
+        if existing is not None:
+            return update_account(existing, data), "existing"
+    try:
+        return register_account(tenant, data), "new"
+    except AlreadyExists:  # registered by a concurrent request meanwhile
+        existing = EmailAccount.of_tenant(tenant, account_id)
+        if existing is None:
+            raise
+        return update_account(existing, data), "existing"
+
+
 def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
     """Create a mailbox with its sealed credentials and record ``accountAdded``, atomically.
-    Hosts on internal addresses are refused (``mail_hosts``)."""
+    Hosts on internal addresses are refused (``mail_hosts``); a taken id is AlreadyExists."""
     mail_hosts.check(tenant, data)
     imap, imap_secrets = _split_secrets(data.get("imap"))
     smtp, smtp_secrets = _split_secrets(data.get("smtp"))
@@ -105,7 +162,7 @@ def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
     try:
         with transaction.atomic():
             plans.lock_for_new_mailbox(tenant)  # 403 PlanLimit over the plan's mailboxes
-            account = EmailAccount.objects.create(
+            account = EmailAccount(
                 tenant=tenant,
                 account_id=account_id,
                 name=data.get("name") or "",
@@ -115,6 +172,8 @@ def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
                 watch_folders=list(data.get("watchFolders") or []),
                 copy=data.get("copy", True),
             )
+            _apply_emailengine_fields(account, data)
+            account.save(force_insert=True)
             _store_secrets(account, "imap", imap_secrets)
             _store_secrets(account, "smtp", smtp_secrets)
             _store_oauth2(account, data.get("oauth2"))
@@ -165,6 +224,8 @@ def update_account(account: EmailAccount, data: dict[str, Any]) -> EmailAccount:
         if "oauth2" in data:  # a new sign-in (connect link): new tokens, flags cleared
             _store_oauth2(account, data["oauth2"])
             changed_connection = True
+        if _apply_emailengine_fields(account, data):
+            changed_connection = True  # the worker re-enters IDLE on the new folder
         if "watchFolders" in data and list(data["watchFolders"]) != account.watch_folders:
             account.watch_folders = list(data["watchFolders"])
             changed_connection = True  # the worker re-enters IDLE on the new folder
@@ -196,6 +257,12 @@ def delete_account(account: EmailAccount, revoke: bool = False) -> None:
 def request_reconnect(account: EmailAccount) -> None:
     """Ask the worker holding the account to drop its connection and connect afresh."""
     announce(account, "reconnect")
+
+
+def request_sync(account: EmailAccount) -> None:
+    """Ask the worker holding the account to look at every folder now (EmailEngine's
+    ``PUT .../sync``) rather than at its next poll."""
+    announce(account, "sync")
 
 
 def pause_account(account: EmailAccount) -> EmailAccount:

@@ -3,29 +3,43 @@
 IMAP: connect, log in, list folders. SMTP: connect, EHLO, STARTTLS when offered, AUTH. Both run
 side by side, each bounded by a timeout, and each reports success or the server's own error,
 in words (``emailapi.lib.wording``): never a bytes repr or a foreign service's banner.
+
+A failure reads as EmailEngine's: ``error`` (``"Command failed"`` when the IMAP server said
+NO), ``code`` (the server's response code such as ``AUTHENTICATIONFAILED``, or nodemailer's
+``EAUTH``/``ECONNECTION``/``ETLS``/``ETIMEDOUT`` for SMTP) and ``responseText`` (the server's
+words); our own code and wording stay in ``emailapiCode`` and ``reason``.
 """
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from emailapi.lib.wording import describe, server_text
 from mailboxes import smtp
 from mailboxes.imap import client as imap
+from mailboxes.imap.session import FolderListing, ImapSession
+
+# "[AUTHENTICATIONFAILED] Authentication failed.": a response code (RFC 5530) and the text.
+RESPONSE_CODE_RE = re.compile(r"^\[([A-Za-z0-9-]+)(?:[ ][^\]]*)?\]\s*(.*)$", re.S)
+# Our SMTP codes as nodemailer's, which EmailEngine reports.
+SMTP_CODES = {"AuthenticationFailed": "EAUTH", "ConnectionError": "ECONNECTION",
+              "TLSError": "ETLS", "Timeout": "ETIMEDOUT"}
 
 
 def verify_imap(settings: imap.ImapSettings, list_mailboxes: bool = False) -> dict:
     try:
         conn = imap.connect(settings)
     except imap.ImapError as exc:
-        return _failure(describe(exc), exc.code,
-                        serverResponse=server_text(exc.server_response) or None)
+        return _imap_failure(exc)
     try:
         folders = conn.list_folders()
         result: dict = {"success": True}
         if list_mailboxes:
             result["mailboxes"] = [_folder(flags, delimiter, name) for flags, delimiter, name in folders]
+            result["listing"] = [_mailbox(listing)
+                                 for listing in ImapSession(conn).list_folders()]
         return result
     except Exception as exc:  # noqa: BLE001 - report whatever the server did
         return _failure(f"Listing folders failed: {describe(exc)}", "ImapError")
@@ -36,11 +50,33 @@ def verify_imap(settings: imap.ImapSettings, list_mailboxes: bool = False) -> di
             pass
 
 
+def _imap_failure(exc: imap.ImapError) -> dict:
+    """EmailEngine's words for a failed connect/login: a NO answer is ``Command failed`` with
+    the server's response code and text; anything else keeps our words."""
+    reason = describe(exc)
+    answer = server_text(exc.server_response)
+    match = RESPONSE_CODE_RE.match(answer) if answer else None
+    if match:
+        return _failure("Command failed", match.group(1).upper(), responseText=match.group(2),
+                        reason=reason, emailapiCode=exc.code, serverResponse=answer)
+    if answer:
+        code = "AUTHENTICATIONFAILED" if exc.code == "AuthenticationFailed" else exc.code
+        return _failure("Command failed", code, responseText=answer, reason=reason,
+                        emailapiCode=exc.code, serverResponse=answer)
+    return _failure(reason, exc.code, reason=reason, emailapiCode=exc.code)
+
+
 def verify_smtp(settings: smtp.SmtpSettings) -> dict:
     try:
         conn = smtp.connect(settings)
     except smtp.SmtpError as exc:
-        return _failure(describe(exc), exc.code, responseCode=exc.response_code)
+        reason = describe(exc)
+        text = _smtp_response_text(reason, exc.response_code)
+        error = f"Invalid login: {text}" if exc.code == "AuthenticationFailed" and text \
+            else reason
+        return _failure(error, SMTP_CODES.get(exc.code, exc.code),
+                        responseCode=exc.response_code, responseText=text or None,
+                        reason=reason, emailapiCode=exc.code)
     try:
         conn.quit()
     except Exception:  # noqa: BLE001 - the check itself succeeded
@@ -67,7 +103,12 @@ def verify(
             try:
                 results[name] = future.result(timeout=timeout)
             except FutureTimeout:
-                results[name] = _failure(f"No answer within {timeout:g} s", "Timeout")
+                reason = f"No answer within {timeout:g} s"
+                results[name] = _failure(reason, "ETIMEDOUT", reason=reason,
+                                         emailapiCode="Timeout")
+        listing = results.get("imap", {}).pop("listing", None)
+        if listing is not None:
+            results["mailboxes"] = listing  # EmailEngine's place for them: the top level
         return results
     finally:
         # Do not wait for a check stuck past its deadline: its socket timeout ends it later.
@@ -79,6 +120,26 @@ def _folder(flags, delimiter, name) -> dict:
     delimiter = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
     special = next((f for f in flags if f in SPECIAL_USE_FLAGS), None)
     return {"path": name, "delimiter": delimiter, "flags": flags, "specialUse": special}
+
+
+def _mailbox(listing: FolderListing) -> dict:
+    """A folder as EmailEngine's verifyAccount lists it."""
+    from_flag = any(flag.lower() == listing.special_use.lower() for flag in listing.flags)
+    return {
+        "path": listing.path, "delimiter": listing.delimiter or None,
+        "parentPath": listing.parent_path or None, "name": listing.name, "listed": True,
+        "subscribed": listing.subscribed, "specialUse": listing.special_use or None,
+        "specialUseSource": ("extension" if from_flag else "name") if listing.special_use
+        else None,
+    }
+
+
+def _smtp_response_text(reason: str, response_code: int | None) -> str:
+    """The server's reply in our SMTP error text (``... 535 5.7.8 Bad credentials``)."""
+    if response_code is None:
+        return ""
+    found = reason.find(str(response_code))
+    return reason[found:] if found >= 0 else ""
 
 
 SPECIAL_USE_FLAGS = {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"}

@@ -8,18 +8,36 @@ tenant's account is "not found", exactly like one that does not exist.
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Count, Q
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from accounts import mail_hosts, services
 from accounts.api import serializers as s
-from accounts.models import EmailAccount
+from accounts.models import Credential, EmailAccount
 from emailapi.api.pagination import paginate
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
-from mailboxes import connection_settings
+from mailboxes import connection_settings, flush
 from mailboxes.verify import verify
 from mailboxes.worker import holders
+from webhooks import account_webhooks
+from webhooks.models import Event
+
+
+def account_context(tenant, email_accounts: list[EmailAccount]) -> dict:
+    """What the account serializers show beyond the rows, read once for the page: the names
+    of each account's stored secrets (shown masked) and its event counts (``counters``)."""
+    secrets: dict[int, list[str]] = {}
+    for pk, name in Credential.objects.filter(email_account__in=email_accounts).values_list(
+            "email_account_id", "name"):
+        secrets.setdefault(pk, []).append(name)
+    counters: dict[str, dict[str, int]] = {}
+    rows = (Event.objects.filter(tenant=tenant,
+                                 account_id__in=[a.account_id for a in email_accounts])
+            .values_list("account_id", "event").annotate(n=Count("id")).order_by())
+    for account_id, event, count in rows:
+        counters.setdefault(account_id, {})[event] = count
+    return {"secrets": secrets, "counters": counters}
 
 
 class AccountView(TenantScopedAPIView):
@@ -27,17 +45,27 @@ class AccountView(TenantScopedAPIView):
 
     @extend_schema(
         operation_id="createAccount", tags=["Account"], request=s.AccountCreateSerializer,
+        parameters=[s.AccountCreateQuerySerializer],
         responses={200: s.AccountCreatedSerializer},
-        summary="Register a mailbox",
+        summary="Register (or update) a mailbox",
         description="Stores the settings; credentials are encrypted and never returned. "
-                    "Credentials are not tested here: use verifyAccount first. 409 if the "
-                    "account id is taken in your tenant; 400 HostNotAllowed for an IMAP or "
-                    "SMTP host on an internal (loopback, private, link-local...) address.",
+                    "Credentials are not tested here: use verifyAccount first. As in "
+                    "EmailEngine, an account id your tenant already has is updated with the "
+                    "given fields (`imap`/`smtp` merge into the stored ones) and the answer "
+                    "says `state: \"existing\"`; with `upsert=false` a taken id is 409 "
+                    "AlreadyExists instead. 400 HostNotAllowed for an IMAP or SMTP host on an "
+                    "internal (loopback, private, link-local...) address.",
     )
     def post(self, request):
+        query = self.validated(s.AccountCreateQuerySerializer, request.query_params)
         data = self.validated(s.AccountCreateSerializer, request.data)
-        account = services.register_account(self.tenant, data)
-        return Response({"account": account.account_id, "state": "new"})
+        if query["upsert"]:
+            account, state = services.register_or_update_account(self.tenant, data)
+        else:
+            account, state = services.register_account(self.tenant, data), "new"
+        if "webhooks" in data or "webhooksCustomHeaders" in data:
+            account_webhooks.follow_account_webhook(account, data.get("webhooksCustomHeaders"))
+        return Response({"account": account.account_id, "state": state})
 
 
 class AccountListView(TenantScopedAPIView):
@@ -60,10 +88,16 @@ class AccountListView(TenantScopedAPIView):
                 Q(account_id__icontains=text) | Q(name__icontains=text) | Q(email__icontains=text)
             )
         items, counters = paginate(accounts, query["page"], query["pageSize"])
+        if not counters["total"]:
+            counters["pages"] = 0  # EmailEngine's count of pages of nothing
         holders.apply_live_state(items)
-        return Response(
-            {"accounts": s.AccountListItemSerializer(items, many=True).data, **counters}
-        )
+        return Response({
+            "accounts": s.AccountListItemSerializer(
+                items, many=True, context=account_context(self.tenant, items)).data,
+            **counters,
+            "query": query.get("query") or False,
+            "state": query.get("state") or "*",
+        })
 
 
 class AccountDetailView(TenantScopedAPIView):
@@ -76,7 +110,10 @@ class AccountDetailView(TenantScopedAPIView):
     def get(self, request, account):
         email_account = self.email_account
         holders.apply_live_state([email_account])
-        return Response(s.AccountSerializer(email_account).data)
+        context = account_context(self.tenant, [email_account])
+        context["webhook_headers"] = {
+            email_account.pk: account_webhooks.header_names_of(email_account)}
+        return Response(s.AccountSerializer(email_account, context=context).data)
 
     @extend_schema(
         operation_id="updateAccount", tags=["Account"], parameters=[ACCOUNT_PARAM],
@@ -91,6 +128,9 @@ class AccountDetailView(TenantScopedAPIView):
         data = self.validated(s.AccountUpdateSerializer, request.data, partial=True,
                               context={"account": email_account})
         email_account = services.update_account(email_account, data)
+        if "webhooks" in data or "webhooksCustomHeaders" in data:
+            account_webhooks.follow_account_webhook(email_account,
+                                                    data.get("webhooksCustomHeaders"))
         return Response({"account": email_account.account_id, "state": email_account.state})
 
     @extend_schema(operation_id="deleteAccount", tags=["Account"],
@@ -102,6 +142,7 @@ class AccountDetailView(TenantScopedAPIView):
     def delete(self, request, account):
         email_account = self.email_account
         query = self.validated(s.AccountDeleteQuerySerializer, request.query_params)
+        account_webhooks.drop_account_webhook(email_account)
         services.delete_account(email_account, revoke=query["revoke"])
         return Response({"account": email_account.account_id, "deleted": True})
 
@@ -175,3 +216,46 @@ class AccountResumeView(AccountActionView):
         "A worker claims the mailbox within seconds and catches up on what changed meanwhile.")
     def put(self, request, account):
         return self.act(request, account, "resume")
+
+
+class AccountSyncView(TenantScopedAPIView):
+    """``PUT /v1/account/{account}/sync``: EmailEngine's "sync now"."""
+
+    @extend_schema(
+        operation_id="syncAccount", tags=["Account"], parameters=[ACCOUNT_PARAM],
+        request=s.SyncRequestSerializer, responses={200: s.SyncResponseSerializer},
+        summary="Sync now",
+        description="With `{\"sync\": true}` (as EmailEngine, nothing happens without it) "
+                    "the worker holding the mailbox looks at every folder at once instead of "
+                    "at its next poll (changes in the watched folder arrive through IDLE "
+                    "anyway). Answers before the sync ends.")
+    def put(self, request, account):
+        email_account = self.email_account
+        data = self.validated(s.SyncRequestSerializer, request.data)
+        if data["sync"]:
+            services.request_sync(email_account)
+        return Response({"sync": data["sync"]})
+
+
+class AccountFlushView(TenantScopedAPIView):
+    """``PUT /v1/account/{account}/flush``: forget the index and build it again."""
+
+    @extend_schema(
+        operation_id="flushAccount", tags=["Account"], parameters=[ACCOUNT_PARAM],
+        request=s.FlushRequestSerializer, responses={200: s.FlushResponseSerializer},
+        summary="Rebuild the index",
+        description="With `{\"flush\": true}` (as EmailEngine, nothing happens without it) "
+                    "the folders and messages indexed for the mailbox are deleted and the "
+                    "worker reconnects and indexes everything again, silently like a first "
+                    "sync: `notifyFrom` (default now) is set so that no `messageNew` is "
+                    "raised for mail older than it. Message ids change. Answers before the "
+                    "rebuild ends.")
+    def put(self, request, account):
+        email_account = self.email_account
+        data = self.validated(s.FlushRequestSerializer, request.data)
+        if data["flush"]:
+            if "imapIndexer" in data or "syncFrom" in data:
+                services.update_account(email_account, {
+                    key: data[key] for key in ("imapIndexer", "syncFrom") if key in data})
+            flush.flush_index(email_account, data.get("notifyFrom"))
+        return Response({"flush": data["flush"]})

@@ -16,6 +16,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from accounts import plans, token_cache, tokens
+from accounts.errors import TokenLimitedToAccount
 from accounts.models import ApiToken, Tenant
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -53,6 +54,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
                 raise exceptions.AuthenticationFailed("Invalid or revoked API token")
             token_cache.put(token_hash, token)
         plans.check_api_access(token.tenant)  # 402 TrialExpired / 403 TenantSuspended
+        if token.account_id:
+            self._check_account(request, token)
         self._touch(token)
         return ApiCaller(tenant=token.tenant, token=token, scopes=list(token.scopes)), token
 
@@ -70,6 +73,15 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             return value.strip()
         value = request.query_params.get("access_token")
         return value.strip() if value else None
+
+    @staticmethod
+    def _check_account(request, token: ApiToken) -> None:
+        """An account token (EmailEngine's, ``POST /v1/token`` with ``account``) opens only
+        the routes of its account: any other route, and any request whose route cannot be
+        told (a stream), is 403."""
+        kwargs = (getattr(request, "parser_context", None) or {}).get("kwargs") or {}
+        if kwargs.get("account") != token.account_id:
+            raise TokenLimitedToAccount(token.account_id)
 
     @staticmethod
     def _touch(token: ApiToken) -> None:

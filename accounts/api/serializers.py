@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
@@ -17,6 +18,7 @@ from accounts.models import EmailAccount
 from accounts.oauth2 import registered_apps
 from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
+from webhooks.api.serializers import validate_headers, validate_webhook_url
 
 ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9._@+=-]{1,256}$")
 HOST_RE = re.compile(r"^[A-Za-z0-9.\-:\[\]_]{1,255}$")
@@ -84,6 +86,10 @@ class ServerSerializer(StrictSerializer):
 
 class ImapServerSerializer(ServerSerializer):
     auth = AuthSerializer()
+    resyncDelay = serializers.IntegerField(
+        min_value=0, required=False,
+        help_text="EmailEngine's seconds between full resyncs: accepted and echoed; here "
+                  "changes are followed continuously (IDLE/NOTIFY, polls) instead")
 
     def validate(self, attrs):
         auth = attrs.get("auth")
@@ -91,6 +97,95 @@ class ImapServerSerializer(ServerSerializer):
         if auth is not None and not partial and not (auth.get("pass") or auth.get("accessToken")):
             raise serializers.ValidationError({"auth": ["pass or accessToken is required"]})
         return attrs
+
+
+class PathField(serializers.Field):
+    """EmailEngine's ``path``: a folder path or a list of them, ``"*"`` meaning every folder
+    (the default). Kept as a list; ``["*"]`` is kept as null (the default)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            data = [data]
+        if not isinstance(data, list) or not data or len(data) > 1000 or not all(
+                isinstance(item, str) and 0 < len(item) <= 1024 for item in data):
+            raise serializers.ValidationError(
+                'Expected "*", a folder path or a list of 1-1000 folder paths of 1-1024 '
+                'characters')
+        return None if "*" in data else data
+
+    def to_representation(self, value):
+        return value
+
+
+extend_schema_field({"oneOf": [{"type": "string"},
+                               {"type": "array", "items": {"type": "string"}}]})(PathField)
+
+
+class EmailEngineAccountFields(StrictSerializer):
+    """EmailEngine's account fields (issue 16), on both registration and update.
+
+    Applied: ``path`` (its first folder is the one kept in IDLE, ``watchFolders``),
+    ``notifyFrom``, ``syncFrom``, ``webhooks`` (a subscription of this account's events).
+    Stored and echoed only: ``logs``, ``subconnections``, ``imapIndexer``, ``locale``, ``tz``,
+    ``proxy``, ``smtpEhloName``."""
+
+    path = PathField(required=False, allow_null=True,
+                     help_text='Folders to watch: "*" (default) or a list; the first listed '
+                               "folder is kept in IDLE (watchFolders), every folder is indexed")
+    notifyFrom = serializers.DateTimeField(
+        required=False, allow_null=True,
+        help_text="No messageNew for messages whose internal date is before this")
+    syncFrom = serializers.DateTimeField(
+        required=False, allow_null=True,
+        help_text="History from before this day (INTERNALDATE) is not indexed; mail arriving "
+                  "later always is. Applies to folders indexed after it is set (see flush)")
+    logs = serializers.BooleanField(required=False, help_text="Keep an IMAP protocol log")
+    webhooks = serializers.CharField(
+        max_length=2048, required=False, allow_blank=True, allow_null=True,
+        help_text="A webhook URL for this account's events: a subscription of this account "
+                  "(every event) is made, changed or removed with it; empty or null removes it")
+    subconnections = serializers.ListField(
+        child=serializers.CharField(max_length=1024), max_length=100, required=False,
+        help_text="Accepted and echoed (every folder is followed here anyway)")
+    imapIndexer = serializers.ChoiceField(choices=["full", "fast"], required=False,
+                                          help_text="Accepted and echoed (the index is full)")
+    locale = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    tz = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    proxy = serializers.CharField(max_length=2048, required=False, allow_blank=True,
+                                  allow_null=True, help_text="Accepted and echoed; not used")
+    smtpEhloName = serializers.CharField(max_length=255, required=False, allow_blank=True,
+                                         allow_null=True,
+                                         help_text="Accepted and echoed; not used")
+
+    webhooksCustomHeaders = serializers.ListField(
+        child=serializers.DictField(child=serializers.CharField(allow_blank=True,
+                                                                trim_whitespace=False)),
+        max_length=20, required=False,
+        help_text='[{"key", "value"}]: headers sent with the `webhooks` URL\'s requests '
+                  "(sealed; GET shows the values as \"******\", which written back keep them)")
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and data.get("smtp") is False:
+            data = {**data, "smtp": None}  # EmailEngine's "no SMTP"
+        return super().to_internal_value(data)
+
+    def validate_copy(self, value):
+        return True if value is None else value
+
+    def validate_webhooksCustomHeaders(self, value):
+        headers = {}
+        for item in value:
+            if set(item) != {"key", "value"}:
+                raise serializers.ValidationError('Each header is {"key": ..., "value": ...}')
+            headers[item["key"]] = item["value"]
+        if len(headers) != len(value):
+            raise serializers.ValidationError("A header is given twice")
+        return validate_headers(headers)
+
+    def validate_webhooks(self, value):
+        if value:
+            validate_webhook_url(value)
+        return value or ""
 
 
 @extend_schema_serializer(examples=[
@@ -104,7 +199,7 @@ class ImapServerSerializer(ServerSerializer):
                  "auth": {"user": "sales@example.com", "pass": "app-password"}},
     }),
 ])
-class AccountCreateSerializer(StrictSerializer):
+class AccountCreateSerializer(EmailEngineAccountFields):
     account = serializers.CharField(
         max_length=256, allow_null=True, required=False, trim_whitespace=False,
         validators=[validate_account_id],
@@ -115,8 +210,9 @@ class AccountCreateSerializer(StrictSerializer):
     imap = ImapServerSerializer()
     smtp = ServerSerializer(required=False, allow_null=True)
     copy = serializers.BooleanField(
-        required=False, help_text="Store a copy of sent mail in the Sent folder (default true; "
-                                  "turn off for servers that do it themselves)")
+        required=False, allow_null=True,
+        help_text="Store a copy of sent mail in the Sent folder (default true; turn off for "
+                  "servers that do it themselves; null, as EmailEngine, means the default)")
     watchFolders = serializers.ListField(
         child=serializers.CharField(max_length=1024, trim_whitespace=False), min_length=1,
         max_length=1, required=False,
@@ -124,7 +220,7 @@ class AccountCreateSerializer(StrictSerializer):
                   "folders are followed through NOTIFY where the server has it, else polled")
 
 
-class AccountUpdateSerializer(StrictSerializer):
+class AccountUpdateSerializer(EmailEngineAccountFields):
     """Partial update: only the given fields change; ``imap``/``smtp`` merge into the stored ones."""
 
     account = serializers.CharField(max_length=256, required=False,
@@ -134,8 +230,9 @@ class AccountUpdateSerializer(StrictSerializer):
     imap = ImapServerSerializer(required=False)
     smtp = ServerSerializer(required=False, allow_null=True)
     copy = serializers.BooleanField(
-        required=False, help_text="Store a copy of sent mail in the Sent folder (default true; "
-                                  "turn off for servers that do it themselves)")
+        required=False, allow_null=True,
+        help_text="Store a copy of sent mail in the Sent folder (default true; turn off for "
+                  "servers that do it themselves; null, as EmailEngine, means the default)")
     watchFolders = serializers.ListField(
         child=serializers.CharField(max_length=1024, trim_whitespace=False), min_length=1,
         max_length=1, required=False,
@@ -148,9 +245,18 @@ class AccountUpdateSerializer(StrictSerializer):
         return value
 
 
+class AccountCreateQuerySerializer(QuerySerializer):
+    upsert = serializers.BooleanField(
+        default=True, help_text="An id your tenant already has: update that account "
+                                "(EmailEngine's behaviour, the default), or with false answer "
+                                "409 AlreadyExists and change nothing")
+
+
 class AccountCreatedSerializer(serializers.Serializer):
     account = serializers.CharField()
-    state = serializers.ChoiceField(choices=["new"])
+    state = serializers.ChoiceField(choices=["new", "existing"],
+                                    help_text="new: registered; existing: the id was taken "
+                                              "and that account was updated")
 
 
 class AccountUpdatedSerializer(serializers.Serializer):
@@ -168,14 +274,26 @@ class AccountDeletedSerializer(serializers.Serializer):
     deleted = serializers.BooleanField()
 
 
+MASK = "******"
+
+
 class PublicAuthSerializer(serializers.Serializer):
     user = serializers.CharField()
+    # As EmailEngine shows a stored secret: the mask, never the value.
+    accessToken = serializers.CharField(required=False, help_text='"******" when one is stored')
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["pass"] = serializers.CharField(required=False,
+                                               help_text='"******" when one is stored')
+        return fields
 
 
 class PublicServerSerializer(serializers.Serializer):
     host = serializers.CharField()
     port = serializers.IntegerField()
     secure = serializers.BooleanField()
+    resyncDelay = serializers.IntegerField(required=False)
     auth = PublicAuthSerializer(required=False)
     tls = TlsSerializer(required=False)
 
@@ -186,13 +304,18 @@ class LastErrorSerializer(serializers.Serializer):
     time = serializers.DateTimeField(required=False)
 
 
-def public_server(section: dict | None) -> dict | None:
-    """Rebuild a server section from an allow-list of keys: a secret can never slip through."""
+def public_server(section: dict | None, stored_secrets: Iterable[str] = ()) -> dict | None:
+    """Rebuild a server section from an allow-list of keys: a secret can never slip through.
+    ``stored_secrets``: the names (``pass``, ``accessToken``) of the secrets the account has
+    for this section, shown as EmailEngine shows them, ``"******"``."""
     if not section:
         return None
-    out = {key: section[key] for key in ("host", "port", "secure") if key in section}
+    out = {key: section[key] for key in ("host", "port", "secure", "resyncDelay")
+           if key in section}
     if section.get("auth"):
         out["auth"] = {"user": section["auth"].get("user", "")}
+        for name in sorted(set(stored_secrets) & {"pass", "accessToken"}):
+            out["auth"][name] = MASK
     if section.get("tls"):
         out["tls"] = {"rejectUnauthorized": section["tls"].get("rejectUnauthorized", True)}
     return out
@@ -201,12 +324,15 @@ def public_server(section: dict | None) -> dict | None:
 class PublicOAuth2Serializer(serializers.Serializer):
     provider = serializers.CharField(help_text="The OAuth2 app id the mailbox signed in with")
     auth = PublicAuthSerializer()
+    accessToken = serializers.CharField(required=False, help_text='"******" when one is stored')
+    refreshToken = serializers.CharField(required=False,
+                                         help_text='"******" when one is stored')
     expires = serializers.DateTimeField(required=False,
                                         help_text="When the current access token expires")
     scopes = serializers.ListField(child=serializers.CharField(), required=False)
 
 
-def public_oauth2(account: EmailAccount) -> dict | None:
+def public_oauth2(account: EmailAccount, stored_secrets: Iterable[str] = ()) -> dict | None:
     """EmailEngine's ``oauth2`` block, rebuilt from an allow-list of keys: the tokens are
     sealed credentials and never on the account, but nothing else slips through either."""
     info = account.oauth2
@@ -220,7 +346,23 @@ def public_oauth2(account: EmailAccount) -> dict | None:
     scopes = str(info.get("scope") or "").split() or _app_scopes(account)
     if scopes:
         out["scopes"] = scopes
+    for name in sorted(set(stored_secrets) & {"accessToken", "refreshToken"}):
+        out[name] = MASK
     return out
+
+
+def account_type(account: EmailAccount) -> str:
+    """EmailEngine's ``type``: the OAuth2 app's provider (``gmail``, ``outlook``...), ``imap``
+    for a password mailbox, ``sending`` for one with SMTP only."""
+    if account.oauth2:
+        return account.oauth2.get("provider") or "oauth2"
+    return "imap" if account.imap else "sending"
+
+
+class AccountCountersSerializer(serializers.Serializer):
+    events = serializers.DictField(child=serializers.IntegerField(),
+                                   help_text="Events recorded for the account, by name "
+                                             "(those still kept: EVENT_RETENTION_DAYS)")
 
 
 def _app_scopes(account: EmailAccount) -> list[str]:
@@ -243,43 +385,124 @@ class AccountSerializer(serializers.ModelSerializer):
     watchFolders = serializers.SerializerMethodField()
     initialized = serializers.DateTimeField(source="initialized_at", allow_null=True,
                                             help_text="When the first full sync finished")
+    path = serializers.SerializerMethodField()
+    notifyFrom = serializers.DateTimeField(source="notify_from", allow_null=True)
+    syncFrom = serializers.DateTimeField(source="sync_from", allow_null=True)
+    logs = serializers.BooleanField()
+    webhooks = serializers.SerializerMethodField()
+    subconnections = serializers.SerializerMethodField()
+    imapIndexer = serializers.SerializerMethodField()
+    locale = serializers.SerializerMethodField()
+    tz = serializers.SerializerMethodField()
+    proxy = serializers.SerializerMethodField()
+    smtpEhloName = serializers.SerializerMethodField()
+    webhooksCustomHeaders = serializers.SerializerMethodField()
+    type = serializers.SerializerMethodField(
+        help_text="imap, sending (SMTP only), or the OAuth2 provider (gmail, outlook...)")
+    app = serializers.SerializerMethodField(help_text="OAuth2 mailboxes: the app id")
+    counters = serializers.SerializerMethodField()
 
     class Meta:
         model = EmailAccount
-        fields = ["account", "name", "email", "state", "lastError", "stateChanged", "imap",
-                  "smtp", "oauth2", "watchFolders", "copy", "initialized", "created", "updated"]
+        fields = ["account", "name", "email", "type", "app", "state", "lastError",
+                  "stateChanged", "imap", "smtp", "oauth2", "watchFolders", "copy",
+                  "initialized", "created", "updated", "path", "notifyFrom", "syncFrom", "logs",
+                  "webhooks", "webhooksCustomHeaders", "subconnections", "imapIndexer",
+                  "locale", "tz", "proxy", "smtpEhloName", "counters"]
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField(
+        child=serializers.CharField())))
+    def get_webhooksCustomHeaders(self, obj):
+        names = self.context.get("webhook_headers", {}).get(obj.pk, [])
+        return [{"key": name, "value": MASK} for name in names]
+
+    def _secrets(self, obj, section: str) -> list[str]:
+        """Names of the account's stored secrets of ``section`` (context ``secrets``: the
+        Credential names by account pk, read once for the page)."""
+        names = self.context.get("secrets", {}).get(obj.pk, ())
+        return [name.split(".", 1)[1] for name in names if name.startswith(f"{section}.")]
+
+    def get_type(self, obj) -> str:
+        return account_type(obj)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_app(self, obj):
+        info = obj.oauth2 or {}
+        app = info.get("app")
+        return app if app and app != info.get("provider") else None
+
+    @extend_schema_field(AccountCountersSerializer)
+    def get_counters(self, obj):
+        return {"events": self.context.get("counters", {}).get(obj.account_id, {})}
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_path(self, obj):
+        return list(obj.path) if obj.path else ["*"]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_webhooks(self, obj):
+        return obj.webhooks or None
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField(), allow_null=True))
+    def get_subconnections(self, obj):
+        return (obj.ee_options or {}).get("subconnections")
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_imapIndexer(self, obj):
+        return (obj.ee_options or {}).get("imapIndexer")
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_locale(self, obj):
+        return (obj.ee_options or {}).get("locale")
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_tz(self, obj):
+        return (obj.ee_options or {}).get("tz")
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_proxy(self, obj):
+        return (obj.ee_options or {}).get("proxy")
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_smtpEhloName(self, obj):
+        return (obj.ee_options or {}).get("smtpEhloName")
 
     def get_watchFolders(self, obj) -> list[str]:
         return list(obj.watch_folders or ["INBOX"])
 
     @extend_schema_field(PublicServerSerializer)
     def get_imap(self, obj):
-        return public_server(obj.imap)
+        return public_server(obj.imap, self._secrets(obj, "imap"))
 
     @extend_schema_field(PublicServerSerializer(allow_null=True))
     def get_smtp(self, obj):
-        return public_server(obj.smtp)
+        return public_server(obj.smtp, self._secrets(obj, "smtp"))
 
     @extend_schema_field(PublicOAuth2Serializer(allow_null=True))
     def get_oauth2(self, obj):
-        return public_oauth2(obj)
+        return public_oauth2(obj, self._secrets(obj, "oauth2"))
 
 
 class AccountListItemSerializer(AccountSerializer):
     class Meta(AccountSerializer.Meta):
-        fields = ["account", "name", "email", "state", "lastError", "stateChanged", "created"]
+        fields = ["account", "name", "email", "type", "app", "state", "webhooks", "proxy",
+                  "smtpEhloName", "counters", "lastError", "stateChanged", "created"]
 
 
 class AccountListSerializer(serializers.Serializer):
     accounts = AccountListItemSerializer(many=True)
     total = serializers.IntegerField()
     page = serializers.IntegerField()
-    pages = serializers.IntegerField()
+    pages = serializers.IntegerField(help_text="0 when nothing matches, as EmailEngine")
+    query = serializers.JSONField(help_text="The `query` filter, or false without one")
+    state = serializers.CharField(help_text='The `state` filter, or "*" without one')
 
 
 class AccountListQuerySerializer(PageQuerySerializer):
-    state = serializers.ChoiceField(choices=EmailAccount.State.values, required=False,
-                                    help_text="Only accounts in this state")
+    state = serializers.ChoiceField(
+        choices=[*EmailAccount.State.values, "unset"], required=False,
+        help_text="Only accounts in this state (EmailEngine's `unset`, no IMAP settings, "
+                  "matches none here: every mailbox has them)")
     query = serializers.CharField(max_length=256, required=False,
                                   help_text="Substring of account id, name or email")
 
@@ -300,6 +523,11 @@ class VerifyAccountSerializer(StrictSerializer):
     imap = ImapServerSerializer(required=False)
     smtp = ServerSerializer(required=False)
     mailboxes = serializers.BooleanField(default=False, help_text="Also return the folder list")
+    proxy = serializers.CharField(max_length=2048, required=False, allow_blank=True,
+                                  allow_null=True, help_text="EmailEngine's; accepted, not used")
+    smtpEhloName = serializers.CharField(max_length=255, required=False, allow_blank=True,
+                                         allow_null=True,
+                                         help_text="EmailEngine's; accepted, not used")
 
     def validate(self, attrs):
         if not attrs.get("imap") and not attrs.get("smtp"):
@@ -309,22 +537,52 @@ class VerifyAccountSerializer(StrictSerializer):
 
 class VerifyResultSerializer(serializers.Serializer):
     success = serializers.BooleanField()
-    error = serializers.CharField(required=False)
-    code = serializers.CharField(required=False)
+    error = serializers.CharField(
+        required=False, help_text='EmailEngine\'s: "Command failed" when the IMAP server said '
+                                  "NO, \"Invalid login: ...\" for SMTP, else our words")
+    code = serializers.CharField(
+        required=False, help_text="The server's response code (AUTHENTICATIONFAILED...) or "
+                                  "nodemailer's SMTP code (EAUTH, ECONNECTION, ETLS, "
+                                  "ETIMEDOUT), as EmailEngine; else emailapiCode")
+    responseText = serializers.CharField(required=False, help_text="The server's words")
     responseCode = serializers.IntegerField(required=False)
-    mailboxes = serializers.ListField(child=serializers.DictField(), required=False)
+    reason = serializers.CharField(required=False, help_text="What failed, in our words")
+    serverResponse = serializers.CharField(required=False,
+                                           help_text="Ours: the IMAP server's whole answer")
+    emailapiCode = serializers.CharField(
+        required=False, help_text="Our code: AuthenticationFailed, ConnectionError, TLSError, "
+                                  "Timeout, HostNotAllowed, ImapError, SmtpError")
+    mailboxes = serializers.ListField(child=serializers.DictField(), required=False,
+                                      help_text="Ours: path, delimiter, flags, specialUse")
+
+
+class VerifyMailboxSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    delimiter = serializers.CharField(allow_null=True)
+    parentPath = serializers.CharField(allow_null=True)
+    name = serializers.CharField()
+    listed = serializers.BooleanField()
+    subscribed = serializers.BooleanField()
+    specialUse = serializers.CharField(allow_null=True)
+    specialUseSource = serializers.ChoiceField(choices=["extension", "name"], allow_null=True,
+                                               help_text="extension: the server's flag; "
+                                                         "name: guessed from the name")
 
 
 @extend_schema_serializer(examples=[
-    OpenApiExample("IMAP works, SMTP refused the password", response_only=True, value={
-        "imap": {"success": True},
-        "smtp": {"success": False, "error": "535 5.7.8 Authentication credentials invalid",
-                 "code": "AuthenticationFailed", "responseCode": 535},
+    OpenApiExample("IMAP refused the password", response_only=True, value={
+        "imap": {"success": False, "error": "Command failed", "code": "AUTHENTICATIONFAILED",
+                 "responseText": "Authentication failed.",
+                 "reason": "[AUTHENTICATIONFAILED] Authentication failed.",
+                 "emailapiCode": "AuthenticationFailed"},
+        "smtp": {"success": True},
     }),
 ])
 class VerifyResponseSerializer(serializers.Serializer):
     imap = VerifyResultSerializer(required=False)
     smtp = VerifyResultSerializer(required=False)
+    mailboxes = VerifyMailboxSerializer(many=True, required=False,
+                                        help_text="With mailboxes: true, EmailEngine's list")
 
 
 class AccountActionSerializer(StrictSerializer):
@@ -335,3 +593,27 @@ class AccountActionSerializer(StrictSerializer):
 
 class ReconnectSerializer(serializers.Serializer):
     reconnect = serializers.BooleanField()
+
+
+class SyncRequestSerializer(StrictSerializer):
+    sync = serializers.BooleanField(default=False, help_text="Only sync if true")
+
+
+class SyncResponseSerializer(serializers.Serializer):
+    sync = serializers.BooleanField(help_text="Whether a sync was asked for")
+
+
+class FlushRequestSerializer(StrictSerializer):
+    flush = serializers.BooleanField(default=False, help_text="Only flush if true")
+    notifyFrom = serializers.DateTimeField(
+        required=False, allow_null=True,
+        help_text="No messageNew for messages older than this (default: now)")
+    imapIndexer = serializers.ChoiceField(choices=["full", "fast"], required=False,
+                                          help_text="Accepted and stored (the index is full)")
+    syncFrom = serializers.DateTimeField(required=False, allow_null=True,
+                                         help_text="History from before this day is not "
+                                                   "indexed in the rebuild")
+
+
+class FlushResponseSerializer(serializers.Serializer):
+    flush = serializers.BooleanField(help_text="Whether a flush was done")

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from accounts.api import accounts, connect, oauth2, tokens
+from accounts.api import accounts, connect, oauth2, stats, tokens
 
 app_name = "accounts"
 
@@ -16,10 +16,15 @@ urlpatterns = [
          name="account-pause"),
     path("account/<str:account>/resume", accounts.AccountResumeView.as_view(),
          name="account-resume"),
+    path("account/<str:account>/sync", accounts.AccountSyncView.as_view(),
+         name="account-sync"),
+    path("account/<str:account>/flush", accounts.AccountFlushView.as_view(),
+         name="account-flush"),
+    path("stats", stats.StatsView.as_view(), name="stats"),
     path("verifyAccount", accounts.VerifyAccountView.as_view(), name="verify-account"),
     path("tokens", tokens.TokenListView.as_view(), name="token-list"),
     path("token", tokens.TokenCreateView.as_view(), name="token-create"),
-    path("token/<int:token_id>", tokens.TokenDetailView.as_view(), name="token-detail"),
+    path("token/<str:token>", tokens.TokenDetailView.as_view(), name="token-detail"),
     path("oauth2", oauth2.OAuth2AppListView.as_view(), name="oauth2-app-list"),
     path("oauth2/<str:app>", oauth2.OAuth2AppDetailView.as_view(), name="oauth2-app-detail"),
     path("authentication/form", connect.AuthenticationFormView.as_view(),

@@ -29,6 +29,7 @@ from emailapi.lib.errors import DomainError
 from mailboxes import connection_settings
 from mailboxes.models import Folder, Message
 from mailboxes.verify import verify
+from webhooks import account_webhooks
 from webhooks.models import Event
 
 STOPPED_MESSAGE = "This organization's service is stopped, so nothing can be added now."
@@ -132,6 +133,7 @@ def mailbox_detail(request, account_id: str):
 def mailbox_action(request, account_id: str, action: str):
     account = _account_or_404(request, account_id)
     if action == "delete":
+        account_webhooks.drop_account_webhook(account)  # its own URL's subscription
         services.delete_account(account)
         messages.success(request, f"Mailbox {account.account_id} deleted.")
         return redirect("web:mailboxes")

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from mailboxes import index_upkeep
 from mailboxes.imap import fetch
+from mailboxes.imap.search import imap_date
 from mailboxes.imap.session import ImapSession, SelectInfo
 from mailboxes.models import Folder
 from mailboxes.sync import index
@@ -113,7 +114,11 @@ def _backfill(session: ImapSession, folder: Folder, should_stop: Callable[[], bo
         return 0
     items = fetch.meta_items(session.capabilities)
     below = folder.backfill_below
-    uids = [u for u in fetch.search_uids(session.client, f"UID 1:{below - 1}") if u < below] \
+    criteria = f"UID 1:{below - 1}"
+    sync_from = index.sync_from(folder)
+    if sync_from is not None:  # EmailEngine's syncFrom: no history from before that day
+        criteria += f" SINCE {imap_date(sync_from.date())}"
+    uids = [u for u in fetch.search_uids(session.client, criteria) if u < below] \
         if below > 1 else []
     plan = []  # the batches this call may do, newest first
     size = FIRST_BATCH

@@ -185,7 +185,10 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
         rows = [Message(**row) for row in values] if notify else values
         if notify and rows:
             account = folder.email_account
+            notify_from = _notify_from(account)
             for row in rows:
+                if notify_from and row.internal_date and row.internal_date < notify_from:
+                    continue  # EmailEngine's notifyFrom: indexed, but no event
                 summary = message_fields.summary(folder, row)
                 here = Half(None, summary["id"], row.uid, folder.path, summary)
                 source = moves.take_left(row.email_id) if moves else None
@@ -202,6 +205,20 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
         if cursor:
             update_folder(folder, **cursor)
     return rows
+
+
+def _notify_from(account) -> datetime | None:
+    """The account's ``notifyFrom``, read afresh: the worker's account row may be older than
+    an API update of it."""
+    return EmailAccount.objects.filter(pk=account.pk).values_list(
+        "notify_from", flat=True).first()
+
+
+def sync_from(folder: Folder) -> datetime | None:
+    """The account's ``syncFrom`` (EmailEngine's): history from before it is not indexed.
+    Read afresh, like ``notifyFrom``."""
+    return EmailAccount.objects.filter(pk=folder.email_account_id).values_list(
+        "sync_from", flat=True).first()
 
 
 def _insert(rows: list[dict]) -> None:

@@ -399,8 +399,13 @@ class AccountConnection:
         self._sync_watched(moves)
 
     def _watched_folder(self) -> str:
-        """The account's chosen IDLE folder while it exists on the server, else INBOX."""
+        """The account's chosen IDLE folder while it exists on the server, else INBOX. A
+        special-use name (``\\Sent``, as EmailEngine's ``path`` may give) names its folder."""
         wanted = (self.account.watch_folders or ["INBOX"])[0]
+        if wanted.startswith("\\"):
+            return Folder.objects.filter(
+                email_account_id=self.account_pk, special_use__iexact=wanted, no_select=False,
+            ).values_list("path", flat=True).first() or "INBOX"
         if wanted != "INBOX" and not Folder.objects.filter(
                 email_account_id=self.account_pk, path=wanted, no_select=False).exists():
             return "INBOX"

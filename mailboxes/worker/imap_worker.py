@@ -80,6 +80,7 @@ class Slot:
         self.release_after_close = True
         self.pause_state: str | None = None
         self.timer_step = False  # the running step was started by a timer
+        self.sync_asked = False  # PUT .../sync: poll every folder as soon as idle
 
 
 class ImapWorker:
@@ -349,6 +350,8 @@ class ImapWorker:
                     self.drop(pk, state=State.PAUSED if action == "paused" else None)
                 elif action in ("updated", "reconnect"):
                     self.reconnect(pk)
+                elif action == "sync":
+                    self.sync_now(pk)
 
     # --- scheduling steps -----------------------------------------------------------------
 
@@ -410,6 +413,8 @@ class ImapWorker:
                 slot.registered = outcome.sock
                 self.selector.register(outcome.sock, selectors.EVENT_READ, pk)
                 slot.wake_at, slot.next_step = outcome.wake_at, outcome.step
+                if slot.sync_asked:
+                    self.sync_now(pk)
                 if slot.conn.dropping:
                     self._submit(pk, "close")
                 elif slot.conn.has_buffered_input():
@@ -464,6 +469,18 @@ class ImapWorker:
             return
         self._unregister(slot)
         slot.next_step, slot.wake_at = "connect", time.monotonic()
+
+    def sync_now(self, pk: int) -> None:
+        """EmailEngine's "sync now" (``PUT .../sync``): run the idle timer's step at once,
+        with the poll of every folder it makes only every poll interval. A slot that is busy
+        or not idle gets it when it next goes idle."""
+        slot = self.slots[pk]
+        if slot.busy or slot.next_step != "refresh":
+            slot.sync_asked = True
+            return
+        slot.sync_asked = False
+        slot.conn.last_poll = float("-inf")  # the refresh polls every folder
+        slot.wake_at = time.monotonic()
 
     def drop(self, pk: int, release: bool = True, state: str | None = None) -> None:
         """Stop serving an account: log out (on the pool), then release its lease."""

@@ -35,11 +35,11 @@ def test_it_generates_an_id_when_none_is_given(alice):
     assert EmailAccount.objects.filter(account_id=generated).exists()
 
 
-def test_a_duplicate_id_is_409_and_changes_nothing(alice):
+def test_a_duplicate_id_without_upsert_is_409_and_changes_nothing(alice):
     alice.client.post("/v1/account", account_payload(), format="json")
     again = account_payload(name="Other")
     again["imap"]["auth"]["pass"] = "changed"
-    response = alice.client.post("/v1/account", again, format="json")
+    response = alice.client.post("/v1/account?upsert=false", again, format="json")
     assert response.status_code == 409
     assert response.json()["code"] == "AlreadyExists"
     account = EmailAccount.objects.get(account_id="sales")
@@ -63,8 +63,8 @@ def test_get_returns_settings_without_any_secret(alice):
     assert body["state"] == "init"
     assert body["lastError"] is None
     assert body["imap"] == {"host": "imap.example.com", "port": 993, "secure": True,
-                            "auth": {"user": "sales@example.com"}}
-    assert body["smtp"]["auth"] == {"user": "sales@example.com"}
+                            "auth": {"user": "sales@example.com", "pass": "******"}}
+    assert body["smtp"]["auth"] == {"user": "sales@example.com", "pass": "******"}
     assert "Secret" not in response.content.decode()
 
 

@@ -54,7 +54,7 @@ def _v1_routes():
                 routes.append(prefix + str(pattern.pattern))
 
     walk(get_resolver().url_patterns, "/")
-    samples = {"<str:account>": "sales", "<int:token_id>": "1", "<str:id>": "msgid",
+    samples = {"<str:account>": "sales", "<int:token_id>": "1", "<str:token>": "1", "<str:id>": "msgid",
                "<str:attachment>": "attid", "<str:thread>": "thrid", "<str:queueId>": "qid",
                "<str:app>": "appid", "<str:text>": "txtid",
                "<str:webhook>": "whid", "<str:delivery>": "dlid"}
@@ -119,7 +119,7 @@ def test_revoked_token_stops_working(alice):
     client = alice.client_with("api")
     assert client.get("/v1/accounts").status_code == 200  # now remembered by this process
     listed = alice.client.get("/v1/tokens").json()["tokens"]
-    newest = max(listed, key=lambda t: t["id"])
+    newest = max(listed, key=lambda t: t["emailapiId"])
     assert newest["name"] == "api"
     assert alice.client.delete(f"/v1/token/{newest['id']}").status_code == 200
     response = client.get("/v1/accounts")

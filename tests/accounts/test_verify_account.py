@@ -54,10 +54,10 @@ def test_it_reports_the_servers_error_for_a_wrong_password(alice, smtp_server, s
     assert response.status_code == 200
     body = response.json()
     assert body["imap"]["success"] is False
-    assert body["imap"]["code"] == "AuthenticationFailed"
-    assert "AUTHENTICATIONFAILED" in body["imap"]["error"]
+    assert body["imap"]["emailapiCode"] == "AuthenticationFailed"
+    assert "AUTHENTICATIONFAILED" in body["imap"]["reason"]
     assert body["smtp"]["success"] is False
-    assert body["smtp"]["code"] == "AuthenticationFailed"
+    assert body["smtp"]["emailapiCode"] == "AuthenticationFailed"
     assert body["smtp"]["responseCode"] == 535
     assert "wrong" not in response.content.decode()
 
@@ -67,14 +67,14 @@ def test_it_refuses_an_untrusted_certificate_unless_told(alice, mail_user):
     imap.pop("tls", None)
     body = alice.client.post("/v1/verifyAccount", {"imap": imap}, format="json").json()
     assert body["imap"]["success"] is False
-    assert body["imap"]["code"] == "TLSError"
+    assert body["imap"]["emailapiCode"] == "TLSError"
 
 
 def test_it_reports_a_refused_connection(alice, mail_user):
     imap = imap_of(mail_user, port=find_free_port())
     body = alice.client.post("/v1/verifyAccount", {"imap": imap}, format="json").json()
     assert body["imap"]["success"] is False
-    assert body["imap"]["code"] == "ConnectionError"
+    assert body["imap"]["emailapiCode"] == "ConnectionError"
 
 
 def test_it_times_out_on_a_silent_server(alice, mail_user, settings):
@@ -90,7 +90,7 @@ def test_it_times_out_on_a_silent_server(alice, mail_user, settings):
     finally:
         silent.close()
     assert body["imap"]["success"] is False
-    assert body["imap"]["code"] in ("Timeout", "ConnectionError")
+    assert body["imap"]["emailapiCode"] in ("Timeout", "ConnectionError")
 
 
 def test_it_needs_something_to_verify(alice):

@@ -138,7 +138,8 @@ def test_credentials_beyond_ascii_sign_in_with_sasl_plain(alice, dovecot, smtp_s
                       json.dumps({"imap": imap, "smtp": smtp}).encode())
         assert answer[0] == 200, answer
         result = json.loads(answer[2])
-        assert result["imap"]["code"] == result["smtp"]["code"] == "AuthenticationFailed"
+        assert result["imap"]["emailapiCode"] == "AuthenticationFailed"
+        assert result["smtp"]["emailapiCode"] == "AuthenticationFailed"
     pool.close_all()
 
 

@@ -4,6 +4,7 @@ import pytest
 from django.urls import URLResolver, get_resolver, reverse
 
 from tests.accounts.test_tokens import _v1_routes
+from tests.emailapi.openapi_calls_accounts import _accounts_calls
 from tests.emailapi.openapi_calls_oauth2 import _oauth2_calls
 from tests.emailapi.openapi_calls_stream import _stream_calls
 from tests.emailapi.openapi_calls_submit import _submit_calls
@@ -22,7 +23,7 @@ def test_openapi_is_public_json_and_lists_every_route(client):
     assert schema["openapi"].startswith("3.")
     documented = set(schema["paths"])
     for route in _v1_routes():
-        template = (route.replace("/sales", "/{account}").replace("/token/1", "/token/{token_id}")
+        template = (route.replace("/sales", "/{account}").replace("/token/1", "/token/{token}")
                     .replace("/msgid", "/{id}").replace("/attid", "/{attachment}")
                     .replace("/txtid", "/{text}")
                     .replace("/thrid", "/{thread}").replace("/qid", "/{queueId}")
@@ -114,7 +115,7 @@ def test_real_responses_match_the_document(client, alice, bob, mail_user):
         ("/v1/token", "post", lambda: api.post("/v1/token", {"name": "x"}, format="json")),
         ("/v1/tokens", "get", lambda: api.get("/v1/tokens")),
         ("/v1/tokens", "get", lambda: alice.client_with("metrics").get("/v1/tokens")),
-        ("/v1/token/{token_id}", "delete", lambda: api.delete("/v1/token/999999")),
+        ("/v1/token/{token}", "delete", lambda: api.delete("/v1/token/999999")),
         ("/v1/account/{account}/reconnect", "put",
          lambda: api.put("/v1/account/sales/reconnect", format="json")),
         ("/v1/account/{account}/pause", "put",
@@ -128,6 +129,7 @@ def test_real_responses_match_the_document(client, alice, bob, mail_user):
         *_oauth2_calls(alice, bob),
         *_stream_calls(alice, bob),
         *_write_calls(alice),
+        *_accounts_calls(alice),
         *_folder_calls(alice),
         *_webhooks_calls(alice, bob),
     ]

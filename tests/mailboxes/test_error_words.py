@@ -52,7 +52,7 @@ def test_a_wrong_password_reads_as_the_servers_words_in_last_error_events_and_ve
     imap["auth"] = {**imap["auth"], "pass": "wrong-password"}
     verified = alice.client.post("/v1/verifyAccount", {"imap": imap}, format="json").json()
     texts = [row.last_error["error"], row.last_error["serverResponse"], shown["error"],
-             event.data["response"], verified["imap"]["error"],
+             event.data["response"], verified["imap"]["reason"],
              verified["imap"]["serverResponse"]]
     for text in texts:
         _assert_words(text)

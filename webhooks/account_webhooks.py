@@ -1,0 +1,70 @@
+"""EmailEngine's per-account webhook URL (the account's ``webhooks`` field) as a subscription.
+
+EmailEngine sends an account's events to its own URL instead of the global one. Here that URL
+becomes an ordinary subscription of every event of that one account, made, changed and removed
+with the account's field; ``EmailAccount.webhook_subscription`` remembers which one it is, so
+the API's subscriptions stay the one mechanism (signing, retries, delivery history).
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from accounts.models import EmailAccount
+from webhooks import subscriptions
+from webhooks.models import WebhookSubscription
+
+
+def _subscription_of(email_account: EmailAccount) -> WebhookSubscription | None:
+    if not email_account.webhook_subscription:
+        return None
+    return WebhookSubscription.objects.filter(
+        tenant_id=email_account.tenant_id, pk=email_account.webhook_subscription).first()
+
+
+MASK = "******"  # how GET shows a header value; written back, it keeps the value
+
+
+def follow_account_webhook(email_account: EmailAccount,
+                           headers: dict[str, str] | None = None) -> WebhookSubscription | None:
+    """Make the account's subscription match its ``webhooks`` URL: create it, point it at a
+    new URL, or delete it when the URL was cleared. ``headers`` (EmailEngine's
+    ``webhooksCustomHeaders``; None: unchanged) become the subscription's custom headers.
+    Returns the subscription, if any."""
+    with transaction.atomic():
+        email_account = EmailAccount.objects.select_for_update().get(pk=email_account.pk)
+        subscription = _subscription_of(email_account)
+        if not email_account.webhooks:
+            if subscription is not None:
+                subscriptions.delete(subscription)
+            if email_account.webhook_subscription:
+                email_account.webhook_subscription = None
+                email_account.save(update_fields=["webhook_subscription"])
+            return None
+        wanted = {"url": email_account.webhooks, "accounts": [email_account.account_id]}
+        if headers is not None:
+            old = subscriptions.headers_of(subscription) if subscription is not None else {}
+            wanted["headers"] = {name: old.get(name, "") if value == MASK else value
+                                 for name, value in headers.items()}
+        if subscription is None:
+            subscription, _secret = subscriptions.create(
+                email_account.tenant, {**wanted, "events": ["*"]})
+            email_account.webhook_subscription = subscription.pk
+            email_account.save(update_fields=["webhook_subscription"])
+        elif headers is not None or subscription.url != wanted["url"] \
+                or subscription.accounts != wanted["accounts"]:
+            subscriptions.update(subscription, wanted)
+        return subscription
+
+
+def header_names_of(email_account: EmailAccount) -> list[str]:
+    """The names of the custom headers of the account's own subscription."""
+    subscription = _subscription_of(email_account)
+    return subscriptions.header_names(subscription) if subscription is not None else []
+
+
+def drop_account_webhook(email_account: EmailAccount) -> None:
+    """Delete the subscription made from the account's URL (the account is being deleted)."""
+    subscription = _subscription_of(email_account)
+    if subscription is not None:
+        subscriptions.delete(subscription)
