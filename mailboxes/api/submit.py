@@ -1,14 +1,17 @@
 """Sending: ``POST /v1/account/{account}/submit`` and the outbox routes (EmailEngine's names).
 
 Thin views over ``mailboxes.outbox`` (the queue in PostgreSQL) and ``mailboxes.sending`` (the
-rq job). Submitting composes the message, stores it as an outbox entry and answers 202 at
-once; nothing here opens an SMTP connection.
+rq job). Submitting composes the message, stores it as an outbox entry and answers at once,
+200 with EmailEngine's body (``response: "Queued for delivery"``), or 202 when the request
+says ``Prefer: respond-async`` (our answer before EmailEngine's shape); nothing here opens
+an SMTP connection.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from datetime import timezone as dt_timezone
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -27,8 +30,15 @@ from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
 from mailboxes import compose, outbox, sending
 from mailboxes.api.compose_serializer import STRUCTURED, MessageFieldsSerializer
+from mailboxes.errors import MessageNotFound
 from mailboxes.models import OutboxEntry
 
+PREFER_PARAM = OpenApiParameter(
+    "Prefer", str, OpenApiParameter.HEADER, required=False,
+    description="`respond-async`: answer 202 (emailapi's status before it took "
+                "EmailEngine's 200); the body is the same")
+QUEUED = "Queued for delivery"
+REFERENCE_MISSING = "Referenced message was not found"
 QUEUE_PARAM = OpenApiParameter("queueId", str, OpenApiParameter.PATH,
                                description="Queue id returned by submit")
 PROGRESS = {"queued": "queued", "sending": "processing", "sent": "submitted",
@@ -53,9 +63,17 @@ class EnvelopeSerializer(StrictSerializer):
 
 class SubmitReferenceSerializer(StrictSerializer):
     message = serializers.CharField(max_length=256, help_text="Id of the referenced message")
-    action = serializers.ChoiceField(choices=["reply", "replyAll", "forward"], default="reply")
+    action = serializers.ChoiceField(
+        choices=["reply", "replyAll", "reply-all", "forward"], default="reply",
+        help_text="`reply-all` (EmailEngine's spelling) is the same as `replyAll`")
     inline = serializers.BooleanField(default=False,
                                       help_text="Quote the original in the new text")
+    ignoreMissing = serializers.BooleanField(
+        default=False, help_text="Send even when the referenced message is not found (the "
+                                 "answer says `reference.success: false`); otherwise 404")
+
+    def validate_action(self, value: str) -> str:
+        return "replyAll" if value == "reply-all" else value
 
 
 @extend_schema_serializer(examples=[
@@ -98,10 +116,29 @@ class SubmitSerializer(MessageFieldsSerializer):
         return attrs
 
 
+class MillisecondsDateTimeField(serializers.DateTimeField):
+    """``2026-01-01T12:00:00.000Z``: UTC with milliseconds, as EmailEngine writes dates."""
+
+    def to_representation(self, value):
+        return value.astimezone(dt_timezone.utc).isoformat(timespec="milliseconds") \
+            .replace("+00:00", "Z")
+
+
+class SubmittedReferenceSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text="The referenced message's id, as given")
+    success = serializers.BooleanField(help_text="Whether the referenced message was found "
+                                                 "(false only with `ignoreMissing`)")
+    error = serializers.CharField(required=False,
+                                  help_text="Why not, when `success` is false")
+
+
 class SubmittedSerializer(serializers.Serializer):
-    queueId = serializers.CharField()
-    messageId = serializers.CharField()
-    sendAt = serializers.DateTimeField()
+    response = serializers.CharField(help_text='Always "Queued for delivery"')
+    messageId = serializers.CharField(help_text="The Message-ID header, with angle brackets")
+    sendAt = MillisecondsDateTimeField(help_text="When it is sent, at the earliest")
+    queueId = serializers.CharField(help_text="Follow it with `GET /v1/outbox/{queueId}`")
+    reference = SubmittedReferenceSerializer(required=False,
+                                             help_text="Only when a reference was given")
 
 
 class OutboxEnvelopeSerializer(serializers.Serializer):
@@ -192,31 +229,64 @@ def _composed(account, data: dict) -> dict:
 # --- views -------------------------------------------------------------------------------
 
 
+def respond_async(request) -> bool:
+    """``Prefer: respond-async`` (RFC 7240): the caller wants 202 Accepted."""
+    prefer = request.headers.get("Prefer", "")
+    return any(token.split("=")[0].strip().lower() == "respond-async"
+               for token in prefer.replace(";", ",").split(","))
+
+
+def queued_answer(request, entry, reference: dict | None, found: bool) -> Response:
+    """EmailEngine's answer to a submit: 200 ``{response, messageId, sendAt, queueId}`` and,
+    with a reference, ``reference: {message, success}`` (plus ``error`` when not found)."""
+    body = {"response": QUEUED, "messageId": entry.message_id, "sendAt": entry.send_at,
+            "queueId": entry.queue_id}
+    if reference:
+        body["reference"] = {"message": reference["message"], "success": found}
+        if not found:
+            body["reference"]["error"] = REFERENCE_MISSING
+    return Response(SubmittedSerializer(body).data,
+                    status=202 if respond_async(request) else 200)
+
+
 class SubmitView(TenantScopedAPIView):
     @extend_schema(
-        operation_id="submitMessage", tags=["Submit"], parameters=[ACCOUNT_PARAM],
-        request=SubmitSerializer, responses={202: SubmittedSerializer},
+        operation_id="submitMessage", tags=["Submit"], parameters=[ACCOUNT_PARAM, PREFER_PARAM],
+        request=SubmitSerializer,
+        responses={200: SubmittedSerializer,
+                   202: OpenApiResponse(SubmittedSerializer,
+                                        description="The same, with `Prefer: respond-async`")},
         summary="Queue a message for sending",
-        description="Stores the message in the outbox and answers at once; a worker sends it "
+        description="Stores the message in the outbox and answers at once (EmailEngine's "
+                    "`response: \"Queued for delivery\"`); a worker sends it "
                     "through the account's SMTP server, retrying transient failures on the "
                     "retry schedule, then stores a copy in Sent (unless `copy` is off) and "
                     "raises `messageSent`, or `messageFailed` after the last try. `sendAt` "
-                    "delays it. Follow it with `GET /v1/outbox/{queueId}`.")
+                    "delays it. Follow it with `GET /v1/outbox/{queueId}`. A `reference` "
+                    "that is not found answers 404, or with `reference.ignoreMissing` sends "
+                    "anyway and says `reference.success: false`.")
     def post(self, request, account):
         email_account = self.email_account
         data = self.validated(SubmitSerializer, request.data)
-        composed = _composed(email_account, data)
         reference = data.get("reference")
+        found = True
+        try:
+            composed = _composed(email_account, data)
+        except MessageNotFound:
+            if not (reference and reference["ignoreMissing"]):
+                raise
+            found = False
+            composed = _composed(email_account,
+                                 {key: value for key, value in data.items()
+                                  if key != "reference"})
         entry = outbox.submit(
             email_account, raw=composed["raw"], envelope=composed["envelope"],
             message_id=composed["message_id"], subject=composed["subject"],
             send_at=data.get("sendAt"), copy=data.get("copy"),
             reference={"message": reference["message"], "action": reference["action"]}
-            if reference else None,
+            if reference and found else None,
             delivery_attempts=data.get("deliveryAttempts"), on_due=sending.enqueue_quietly)
-        return Response(SubmittedSerializer({"queueId": entry.queue_id,
-                                             "messageId": entry.message_id,
-                                             "sendAt": entry.send_at}).data, status=202)
+        return queued_answer(request, entry, reference, found)
 
 
 class OutboxListView(TenantScopedAPIView):

@@ -29,9 +29,9 @@ def test_a_plain_send_arrives_with_its_headers_and_envelope_and_lands_in_sent(
 
     response = _submit(alice.client, {"raw": b64(raw)})
 
-    assert response.status_code == 202, response.json()
+    assert response.status_code == 200, response.json()
     body = response.json()
-    assert set(body) == {"queueId", "messageId", "sendAt"}
+    assert set(body) == {"response", "queueId", "messageId", "sendAt"}
     work_send_queue()
     received = smtp_server.wait_for_messages(1)[0]
     assert received.mail_from == "me@example.test"
@@ -84,7 +84,7 @@ def test_a_reply_flags_the_original_answered(alice, account, smtp_user, smtp_ser
     response = _submit(alice.client, {"raw": b64(reply), "reference": {
         "message": original["id"], "action": "reply"}})
 
-    assert response.status_code == 202
+    assert response.status_code == 200
     work_send_queue()
     received = smtp_server.wait_for_messages(1)[0].message
     assert received["In-Reply-To"] == original_id
@@ -109,7 +109,7 @@ def test_send_at_is_returned_and_the_entry_waits_in_the_outbox(alice, account, s
     response = _submit(alice.client, {"raw": b64(raw_message()),
                                       "sendAt": "2099-01-01T10:00:00Z", "deliveryAttempts": 2})
 
-    assert response.json()["sendAt"] == "2099-01-01T10:00:00Z"
+    assert response.json()["sendAt"] == "2099-01-01T10:00:00.000Z"
     work_send_queue()
     assert smtp_server.messages == []
     listed = alice.client.get("/v1/outbox").json()
@@ -261,7 +261,7 @@ def test_a_structured_reply_threads_quotes_and_flags_the_original(
         "text": "Checked: all fine.", "bcc": [{"address": "audit@example.test"}],
         "reference": {"message": original["id"], "action": "reply", "inline": True}})
 
-    assert response.status_code == 202, response.json()
+    assert response.status_code == 200, response.json()
     work_send_queue()
     received = smtp_server.wait_for_messages(1)[0]
     message = received.message
@@ -301,7 +301,7 @@ def test_a_resent_message_goes_to_its_resent_recipients_without_any_bcc_header(
 
     response = _submit(alice.client, {"raw": b64(raw)})
 
-    assert response.status_code == 202, response.json()
+    assert response.status_code == 200, response.json()
     work_send_queue()
     received = smtp_server.wait_for_messages(1)[0]
     assert received.mail_from == "me@example.test"
@@ -324,7 +324,7 @@ def test_a_composed_message_drops_every_bcc_field_and_keeps_those_recipients(
         "subject": "Plans", "text": "See you",
         "headers": {"Resent-Bcc": "dave@example.test", "X-Archive-Bcc": "erin@example.test"}})
 
-    assert response.status_code == 202, response.json()
+    assert response.status_code == 200, response.json()
     work_send_queue()
     received = smtp_server.wait_for_messages(1)[0]
     assert sorted(received.rcpt_tos) == ["bob@example.test", "carol@example.test",

@@ -1,0 +1,110 @@
+"""Sending as an EmailEngine client does it (issue 16): ``POST /v1/account/{a}/submit`` with
+EmailEngine's request bodies and answers, against Dovecot and the recording SMTP server."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.mailboxes.sending_helpers import sending_account, sync, work_send_queue
+from tests.servers import seed
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+# The body of EmailEngine's documentation example for POST /v1/account/{account}/submit.
+EXAMPLE = {
+    "from": {"name": "From Me", "address": "me@example.test"},
+    "to": [{"name": "Nyan Cat", "address": "nyan.cat@example.test"}],
+    "subject": "What a wonderful message!",
+    "text": "Hello from myself!",
+    "html": "<p>Hello from myself!</p>",
+}
+
+
+@pytest.fixture
+def account(alice, smtp_user, smtp_server):
+    return sending_account(alice.tenant, smtp_user, smtp_server)
+
+
+@pytest.fixture
+def original(alice, account, smtp_user):
+    """A message in INBOX to reply to or forward, as its listing entry."""
+    seed.seed_mailbox(smtp_user, messages=[seed.make_message(
+        subject="Question", message_id="<original@example.test>",
+        references="<root@example.test>", in_reply_to="<root@example.test>")])
+    sync(account)
+    [message] = alice.client.get("/v1/account/box/messages?path=INBOX").json()["messages"]
+    return message
+
+
+def _submit(client, body, **headers):
+    return client.post("/v1/account/box/submit", body, format="json", **headers)
+
+
+def test_submit_answers_200_queued_for_delivery(alice, account):
+    response = _submit(alice.client, EXAMPLE)
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["response"] == "Queued for delivery"
+
+
+def test_submit_answers_message_id_queue_id_and_send_at_as_emailengine(alice, account):
+    body = _submit(alice.client, EXAMPLE).json()
+
+    assert re.match(r"^<[^<>@]+@[^<>]+>$", body["messageId"])
+    assert isinstance(body["queueId"], str)
+    assert ISO_MS.match(body["sendAt"]), body["sendAt"]
+    assert "reference" not in body
+
+
+def test_the_queued_message_is_sent(alice, account, smtp_server):
+    body = _submit(alice.client, EXAMPLE).json()
+
+    work_send_queue()
+    received = smtp_server.wait_for_messages(1)[0]
+    assert received.message["Message-ID"] == body["messageId"]
+    assert received.rcpt_tos == ["nyan.cat@example.test"]
+
+
+def test_prefer_respond_async_keeps_our_202(alice, account):
+    response = _submit(alice.client, EXAMPLE, HTTP_PREFER="respond-async")
+
+    assert response.status_code == 202
+    assert response.json()["response"] == "Queued for delivery"
+
+
+def test_a_found_reference_answers_success_true(alice, account, original):
+    body = _submit(alice.client, {**EXAMPLE, "reference": {
+        "message": original["id"], "action": "reply"}}).json()
+
+    assert body["reference"] == {"message": original["id"], "success": True}
+
+
+def test_reply_all_in_emailengine_spelling_is_accepted(alice, account, original):
+    response = _submit(alice.client, {"text": "Thanks", "reference": {
+        "message": original["id"], "action": "reply-all"}})
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["reference"]["success"] is True
+
+
+def test_a_missing_reference_with_ignore_missing_sends_and_answers_success_false(
+        alice, account, smtp_server):
+    body = _submit(alice.client, {**EXAMPLE, "reference": {
+        "message": "AAAAAQAACnA", "action": "reply", "ignoreMissing": True}}).json()
+
+    assert body["reference"] == {"message": "AAAAAQAACnA", "success": False,
+                                 "error": "Referenced message was not found"}
+    work_send_queue()
+    assert smtp_server.wait_for_messages(1)[0].message["Subject"] == EXAMPLE["subject"]
+
+
+def test_a_missing_reference_without_ignore_missing_is_404_and_queues_nothing(alice, account):
+    response = _submit(alice.client, {**EXAMPLE, "reference": {
+        "message": "AAAAAQAACnA", "action": "reply"}})
+
+    assert response.status_code == 404
+    assert alice.client.get("/v1/outbox").json()["total"] == 0
