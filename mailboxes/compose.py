@@ -18,13 +18,13 @@ The MIME tree is the smallest one that holds what was given::
       application/pdf; attachment
 
 A ``reference`` ({message, action: reply | replyAll | forward, inline}) names a message of
-the index. A reply threads (In-Reply-To and References), is addressed to the original's
-Reply-To or From (``replyAll``: plus its To and Cc, without ourselves) unless recipients were
-given, and gets ``Re:`` before the original subject unless a subject was given. ``inline``
-quotes the original text; a forward that is not inline attaches the original as
-message/rfc822. Loading the original is the only part that touches the network (its text or
-source over the pooled IMAP connection); ``compose(load=...)`` takes a stand-in, so the
-composition itself is a pure function.
+the index. A reply threads (In-Reply-To and References; a forward References only), is
+addressed to the original's Reply-To or From (``replyAll``: plus its To and Cc, without
+ourselves) unless recipients were given, and gets ``Re:`` before the original subject unless
+a subject was given. ``inline`` quotes the original text; a forward that is not inline
+attaches the original as message/rfc822. Loading the original is the only part that touches
+the network (its text or source over the pooled IMAP connection); ``compose(load=...)``
+takes a stand-in, so the composition itself is a pure function.
 
 Bcc: a message that is sent never carries a Bcc field, nor Resent-Bcc nor any other
 ``*-Bcc`` (``is_bcc_field``): Bcc and Resent-Bcc recipients get it through the envelope
@@ -173,8 +173,11 @@ def _from_fields(account: EmailAccount, fields: dict, original: Original | None,
     message["Date"] = email.utils.format_datetime(datetime.now(timezone.utc))
     message_id = message_id_header(fields.get("messageId"), sender["address"])
     message["Message-ID"] = message_id
-    if original and action in ("reply", "replyAll") and original.target.message_id:
-        message["In-Reply-To"] = original.target.message_id
+    if original and original.target.message_id:
+        # A reply answers the original (In-Reply-To); a reply and a forward both continue
+        # its thread (References), as EmailEngine does.
+        if action in ("reply", "replyAll"):
+            message["In-Reply-To"] = original.target.message_id
         message["References"] = " ".join(
             list(dict.fromkeys([*original.references[-20:], original.target.message_id])))
     _extra_headers(message, fields.get("headers") or {})

@@ -15,8 +15,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 # The body of EmailEngine's documentation example for POST /v1/account/{account}/submit.
+ME = {"name": "From Me", "address": "me@example.test"}
 EXAMPLE = {
-    "from": {"name": "From Me", "address": "me@example.test"},
+    "from": ME,
     "to": [{"name": "Nyan Cat", "address": "nyan.cat@example.test"}],
     "subject": "What a wonderful message!",
     "text": "Hello from myself!",
@@ -108,3 +109,24 @@ def test_a_missing_reference_without_ignore_missing_is_404_and_queues_nothing(al
 
     assert response.status_code == 404
     assert alice.client.get("/v1/outbox").json()["total"] == 0
+
+
+def test_a_forward_sets_references_and_no_in_reply_to(alice, account, original, smtp_server):
+    _submit(alice.client, {"from": ME, "to": [{"address": "eve@example.test"}], "text": "FYI",
+                           "reference": {"message": original["id"], "action": "forward"}})
+
+    work_send_queue()
+    received = smtp_server.wait_for_messages(1)[0].message
+    assert received["References"] == "<root@example.test> <original@example.test>"
+    assert received["In-Reply-To"] is None
+    assert received["Subject"] == "Fwd: Question"
+
+
+def test_a_reply_sets_in_reply_to_and_references(alice, account, original, smtp_server):
+    _submit(alice.client, {"from": ME, "text": "Yes", "reference": {"message": original["id"],
+                                                        "action": "reply"}})
+
+    work_send_queue()
+    received = smtp_server.wait_for_messages(1)[0].message
+    assert received["In-Reply-To"] == "<original@example.test>"
+    assert received["References"] == "<root@example.test> <original@example.test>"
