@@ -130,3 +130,17 @@ def test_a_reply_sets_in_reply_to_and_references(alice, account, original, smtp_
     received = smtp_server.wait_for_messages(1)[0].message
     assert received["In-Reply-To"] == "<original@example.test>"
     assert received["References"] == "<root@example.test> <original@example.test>"
+
+
+def test_bulk_delete_answers_moved_destination(alice, account, smtp_user):
+    seed.seed_mailbox(smtp_user, messages=[seed.make_message(subject="Old news")])
+    sync(account)
+
+    response = alice.client.put("/v1/account/box/messages/delete?path=INBOX",
+                                {"search": {"subject": "Old news"}}, format="json")
+
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["deleted"] is False
+    assert body["moved"]["destination"] == "Trash"
+    assert isinstance(body["moved"]["idMap"], list)
