@@ -55,7 +55,13 @@ from email.parser import BytesParser
 from accounts.models import EmailAccount
 from mailboxes import listing
 from mailboxes.command_pool import pool
-from mailboxes.errors import ComposeError, MessageNotFound, NoRecipients, OriginalTooLarge
+from mailboxes.errors import (
+    ComposeError,
+    MessageNotDraft,
+    MessageNotFound,
+    NoRecipients,
+    OriginalTooLarge,
+)
 from mailboxes.imap import parts
 
 # 7-bit clean output with CRLF: safe for SMTP servers without 8BITMIME and for APPEND.
@@ -588,3 +594,21 @@ def load_original(account: EmailAccount, reference: dict, with_text: bool,
             raise MessageNotFound(
                 f"Message {reference['message']!r} not found") from None
     return original
+
+
+def load_draft(account: EmailAccount, message_id: str) -> bytes:
+    """The source of a stored draft, to send as it is (``message/{id}/submit``): a message
+    of the Drafts folder or one flagged \\Draft (400 ``MessageNotDraft`` otherwise), read
+    from the server (404 when the id is unknown or the server no longer has it)."""
+    folder, row = listing.message_by_id(account, message_id)
+    if folder.special_use != "\\Drafts" and "\\Draft" not in (row.flags or []):
+        raise MessageNotDraft(message_id)
+    if row.size > FORWARD_SOURCE_LIMIT:
+        raise OriginalTooLarge("message", "The draft is too large to send")
+    with pool.session(account) as session:
+        session.open(folder.path, refresh=True)
+        try:
+            return parts.fetch_section(session.client, row.uid, "",
+                                       max_bytes=FORWARD_SOURCE_LIMIT)
+        except parts.MessageNotFound:
+            raise MessageNotFound(f"Message {message_id!r} not found") from None

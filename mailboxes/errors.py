@@ -80,6 +80,16 @@ class OriginalTooLarge(ComposeError):
     code = "MessageTooLarge"
 
 
+class MessageNotDraft(Invalid):
+    """``message/{id}/submit`` of a message that is neither in Drafts nor flagged \\Draft."""
+
+    code = "MessageNotDraft"
+
+    def __init__(self, message_id: str):
+        super().__init__(f"Message {message_id!r} is not a draft: it is not in the Drafts "
+                         "folder and has no \\Draft flag")
+
+
 class InvalidCursor(Invalid):
     code = "InvalidCursor"
     message = "Invalid or expired cursor"

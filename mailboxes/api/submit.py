@@ -39,6 +39,8 @@ PREFER_PARAM = OpenApiParameter(
                 "EmailEngine's 200); the body is the same")
 QUEUED = "Queued for delivery"
 REFERENCE_MISSING = "Referenced message was not found"
+DRAFT_PARAM = OpenApiParameter("id", str, OpenApiParameter.PATH,
+                               description="Id of the stored draft")
 QUEUE_PARAM = OpenApiParameter("queueId", str, OpenApiParameter.PATH,
                                description="Queue id returned by submit")
 PROGRESS = {"queued": "queued", "sending": "processing", "sent": "submitted",
@@ -114,6 +116,21 @@ class SubmitSerializer(MessageFieldsSerializer):
             raise serializers.ValidationError(
                 {"raw": ["Give raw, or structured fields (to, subject, text...)"]})
         return attrs
+
+
+class DraftSubmitSerializer(StrictSerializer):
+    """What ``message/{id}/submit`` may change of the stored draft: how it is sent."""
+
+    envelope = EnvelopeSerializer(required=False,
+                                  help_text="SMTP envelope; default: the draft's From and "
+                                            "To/Cc/Bcc")
+    sendAt = serializers.DateTimeField(required=False,
+                                       help_text="Send no earlier than this (ISO 8601)")
+    copy = serializers.BooleanField(required=False, help_text="Store a copy in the Sent "
+                                    "folder; default: the account's `copy` setting")
+    deliveryAttempts = serializers.IntegerField(
+        min_value=1, max_value=MAX_ATTEMPTS, required=False,
+        help_text="Tries before giving up (default: the retry schedule's length + 1)")
 
 
 class MillisecondsDateTimeField(serializers.DateTimeField):
@@ -287,6 +304,36 @@ class SubmitView(TenantScopedAPIView):
             if reference and found else None,
             delivery_attempts=data.get("deliveryAttempts"), on_due=sending.enqueue_quietly)
         return queued_answer(request, entry, reference, found)
+
+
+class DraftSubmitView(TenantScopedAPIView):
+    @extend_schema(
+        operation_id="submitDraft", tags=["Submit"],
+        parameters=[ACCOUNT_PARAM, DRAFT_PARAM, PREFER_PARAM], request=DraftSubmitSerializer,
+        responses={200: SubmittedSerializer,
+                   202: OpenApiResponse(SubmittedSerializer,
+                                        description="The same, with `Prefer: respond-async`"),
+                   400: OpenApiResponse(OpenApiTypes.OBJECT,
+                                        description="Not a draft (`MessageNotDraft`)"),
+                   404: OpenApiResponse(OpenApiTypes.OBJECT,
+                                        description="No such message (`MessageNotFound`)")},
+        summary="Send a stored draft",
+        description="EmailEngine's draft send: the message (in the Drafts folder, or flagged "
+                    "`\\Draft`) is read from the mail server and queued as it is, its "
+                    "Message-ID kept, Bcc recipients in the envelope only. Once sent, a copy "
+                    "goes to Sent (unless `copy` is off) and the draft is removed. The "
+                    "answer is the same as `submit`'s.")
+    def post(self, request, account, id):  # noqa: A002
+        email_account = self.email_account
+        data = self.validated(DraftSubmitSerializer, request.data)
+        raw = compose.load_draft(email_account, id)
+        composed = _composed(email_account, {"raw": raw, "envelope": data.get("envelope")})
+        entry = outbox.submit(
+            email_account, raw=composed["raw"], envelope=composed["envelope"],
+            message_id=composed["message_id"], subject=composed["subject"],
+            send_at=data.get("sendAt"), copy=data.get("copy"), reference={"draft": id},
+            delivery_attempts=data.get("deliveryAttempts"), on_due=sending.enqueue_quietly)
+        return queued_answer(request, entry, None, True)
 
 
 class OutboxListView(TenantScopedAPIView):

@@ -144,3 +144,71 @@ def test_bulk_delete_answers_moved_destination(alice, account, smtp_user):
     assert body["deleted"] is False
     assert body["moved"]["destination"] == "Trash"
     assert isinstance(body["moved"]["idMap"], list)
+
+
+@pytest.fixture
+def draft(alice, account):
+    """A draft uploaded as EmailEngine's documentation does it, and its upload answer."""
+    response = alice.client.post("/v1/account/box/message", {
+        "path": "Drafts", "flags": ["\\Draft"], "from": ME,
+        "to": [{"name": "Draft Recipient", "address": "bob@example.test"}],
+        "bcc": [{"address": "hidden@example.test"}],
+        "subject": "Draft submit", "text": "Draft body", "html": "<p>Draft body</p>",
+        "messageId": "<draft-submit@example.test>"}, format="json")
+    assert response.status_code == 200, response.json()
+    return response.json()
+
+
+def _submit_draft(client, message_id, body=None, **headers):
+    return client.post(f"/v1/account/box/message/{message_id}/submit", body or {},
+                       format="json", **headers)
+
+
+def test_submitting_a_draft_answers_queued_with_the_drafts_message_id(alice, draft):
+    response = _submit_draft(alice.client, draft["id"])
+
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["response"] == "Queued for delivery"
+    assert body["messageId"] == "<draft-submit@example.test>"
+    assert isinstance(body["queueId"], str)
+    assert ISO_MS.match(body["sendAt"])
+
+
+def test_a_submitted_draft_is_sent_copied_to_sent_and_removed(alice, draft, smtp_server):
+    _submit_draft(alice.client, draft["id"])
+
+    work_send_queue()
+    received = smtp_server.wait_for_messages(1)[0]
+    assert received.message["Subject"] == "Draft submit"
+    assert received.rcpt_tos == ["bob@example.test", "hidden@example.test"]
+    assert received.message["Bcc"] is None
+    drafts = alice.client.get("/v1/account/box/messages?path=Drafts").json()["messages"]
+    assert drafts == []
+    sent = alice.client.get("/v1/account/box/messages?path=\\Sent").json()["messages"]
+    assert [m["messageId"] for m in sent] == ["<draft-submit@example.test>"]
+
+
+def test_the_draft_submit_takes_emailengines_delivery_options(alice, draft):
+    response = _submit_draft(alice.client, draft["id"], {
+        "envelope": {"from": "me@example.test", "to": ["eve@example.test"]},
+        "sendAt": "2099-01-01T00:00:00Z", "copy": False, "deliveryAttempts": 3})
+
+    assert response.json()["sendAt"] == "2099-01-01T00:00:00.000Z"
+    entry = alice.client.get(f"/v1/outbox/{response.json()['queueId']}").json()
+    assert entry["envelope"] == {"from": "me@example.test", "to": ["eve@example.test"]}
+
+
+def test_submitting_a_message_that_is_not_a_draft_is_400_message_not_draft(
+        alice, account, original):
+    response = _submit_draft(alice.client, original["id"])
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "MessageNotDraft"
+
+
+def test_submitting_an_unknown_message_is_404_message_not_found(alice, account):
+    response = _submit_draft(alice.client, "AAAAYwAAAAE")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "MessageNotFound"
