@@ -61,6 +61,7 @@ from mailboxes.errors import (
     MessageNotFound,
     NoRecipients,
     OriginalTooLarge,
+    ReferenceMismatch,
 )
 from mailboxes.imap import parts
 
@@ -567,8 +568,10 @@ def load_original(account: EmailAccount, reference: dict, with_text: bool,
                   with_source: bool) -> Original:
     """The referenced message from the index, and from the server its text (to quote) or
     its source (to attach) when asked. 404 when the id is unknown or the server no longer
-    has the message."""
+    has the message, or when the reference names a ``messageId`` the message does not have."""
     folder, row = listing.message_by_id(account, reference["message"])
+    if reference.get("messageId") and reference["messageId"] != row.message_id:
+        raise ReferenceMismatch()
     target = ReferenceTarget(message=reference["message"],
                              action=reference.get("action") or "reply", folder_id=folder.pk,
                              path=folder.path, uid=row.uid, message_id=row.message_id or "")

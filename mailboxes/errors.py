@@ -40,6 +40,14 @@ class MessageNotFound(NotFound):
     message = "Message not found"
 
 
+class ReferenceMismatch(MessageNotFound):
+    """A reference's ``messageId`` that is not the referenced message's Message-ID (a 404
+    as in EmailEngine, whatever ``ignoreMissing`` says)."""
+
+    message = ("The referenced message was found, but its Message-ID does not match the "
+               "expected value")
+
+
 class AttachmentNotFound(NotFound):
     code = "AttachmentNotFound"
 

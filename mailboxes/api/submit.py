@@ -30,7 +30,7 @@ from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
 from mailboxes import compose, outbox, sending
 from mailboxes.api.compose_serializer import STRUCTURED, MessageFieldsSerializer
-from mailboxes.errors import MessageNotFound
+from mailboxes.errors import MessageNotFound, ReferenceMismatch
 from mailboxes.models import OutboxEntry
 
 PREFER_PARAM = OpenApiParameter(
@@ -70,6 +70,9 @@ class SubmitReferenceSerializer(StrictSerializer):
         help_text="`reply-all` (EmailEngine's spelling) is the same as `replyAll`")
     inline = serializers.BooleanField(default=False,
                                       help_text="Quote the original in the new text")
+    messageId = serializers.CharField(
+        max_length=996, required=False,
+        help_text="Send only if the referenced message has this Message-ID (404 otherwise)")
     ignoreMissing = serializers.BooleanField(
         default=False, help_text="Send even when the referenced message is not found (the "
                                  "answer says `reference.success: false`); otherwise 404")
@@ -289,8 +292,9 @@ class SubmitView(TenantScopedAPIView):
         found = True
         try:
             composed = _composed(email_account, data)
-        except MessageNotFound:
-            if not (reference and reference["ignoreMissing"]):
+        except MessageNotFound as exc:
+            if isinstance(exc, ReferenceMismatch) or not (reference and
+                                                          reference["ignoreMissing"]):
                 raise
             found = False
             composed = _composed(email_account,

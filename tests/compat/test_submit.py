@@ -212,3 +212,21 @@ def test_submitting_an_unknown_message_is_404_message_not_found(alice, account):
 
     assert response.status_code == 404
     assert response.json()["code"] == "MessageNotFound"
+
+
+def test_a_reference_message_id_that_matches_is_sent(alice, account, original):
+    response = _submit(alice.client, {**EXAMPLE, "reference": {
+        "message": original["id"], "messageId": "<original@example.test>"}})
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["reference"]["success"] is True
+
+
+def test_a_reference_message_id_that_differs_is_404_even_with_ignore_missing(
+        alice, account, original):
+    response = _submit(alice.client, {**EXAMPLE, "reference": {
+        "message": original["id"], "messageId": "<other@example.test>",
+        "ignoreMissing": True}})
+
+    assert response.status_code == 404
+    assert alice.client.get("/v1/outbox").json()["total"] == 0
