@@ -113,6 +113,7 @@ class Original:
     text: str | None = None     # plain text, for quoting
     html: str | None = None
     source: bytes | None = None  # the whole message, for a forward as attachment
+    attachments: list[dict] = field(default_factory=list)  # forwardAttachments: API shape
 
 
 @dataclass
@@ -138,7 +139,7 @@ def compose(account: EmailAccount, fields: dict, envelope: dict | None = None, *
     if reference:
         inline = bool(reference.get("inline"))
         wants_source = reference.get("action") == "forward" and not inline \
-            and "raw" not in fields
+            and "raw" not in fields and reference.get("forwardAttachments") is None
         original = (load or load_original)(account, reference, inline and "raw" not in fields,
                                            wants_source)
     if "raw" in fields:
@@ -192,7 +193,8 @@ def _from_fields(account: EmailAccount, fields: dict, original: Original | None,
     text, html = fields.get("text"), fields.get("html")
     if original and original.target.action and fields.get("reference", {}).get("inline"):
         text, html = _quoted(original, text, html)
-    _body(message, text, html, fields.get("attachments") or [])
+    _body(message, text, html,
+          [*(fields.get("attachments") or []), *(original.attachments if original else [])])
     if original and action == "forward" and original.source is not None:
         _attach_message(message, original.source, _eml_name(original.subject))
 
@@ -579,9 +581,12 @@ def load_original(account: EmailAccount, reference: dict, with_text: bool,
                         reply_to=list(row.reply_to or []), to=list(row.to or []),
                         cc=list(row.cc or []), date=row.date or row.internal_date,
                         references=list(row.references or []))
-    if with_source and row.size > FORWARD_SOURCE_LIMIT:
+    with_attachments = bool(reference.get("action") == "forward"
+                            and reference.get("forwardAttachments") and row.attachments)
+    if with_source and row.size > FORWARD_SOURCE_LIMIT or with_attachments and sum(
+            part.get("size") or 0 for part in row.attachments) > FORWARD_SOURCE_LIMIT:
         raise OriginalTooLarge("reference.message", "The original is too large to attach")
-    if not (with_text or with_source):
+    if not (with_text or with_source or with_attachments):
         return original
     with pool.session(account) as session:
         session.open(folder.path, refresh=True)
@@ -593,10 +598,32 @@ def load_original(account: EmailAccount, reference: dict, with_text: bool,
             if with_source:
                 original.source = parts.fetch_section(session.client, row.uid, "",
                                                       max_bytes=FORWARD_SOURCE_LIMIT)
+            if with_attachments:
+                original.attachments = [
+                    _forwarded(part, parts.decode_transfer(
+                        parts.fetch_section(session.client, row.uid, part["part"],
+                                            max_bytes=FORWARD_SOURCE_LIMIT),
+                        part.get("encoding")), bool(reference.get("inline")))
+                    for part in row.attachments]
         except parts.MessageNotFound:
             raise MessageNotFound(
                 f"Message {reference['message']!r} not found") from None
     return original
+
+
+def _forwarded(part: dict, content: bytes, inline: bool) -> dict:
+    """An attachment of the original as an attachment of the forward (EmailEngine's
+    ``forwardAttachments``): its inline images keep their Content-ID when the original is
+    quoted inline, so the quoted HTML still shows them."""
+    content_type = part.get("contentType") or "application/octet-stream"
+    if content_type.split("/")[0].lower() in ("multipart", "message") \
+            and content_type.lower() != "message/rfc822":
+        content_type = "application/octet-stream"
+    is_inline = part.get("disposition") == "inline"
+    cid = (part.get("contentId") or "").strip().strip("<>")
+    return {"filename": part.get("filename"), "content": content, "contentType": content_type,
+            "contentDisposition": "inline" if is_inline else "attachment",
+            "cid": cid if inline and is_inline and cid else None}
 
 
 def load_draft(account: EmailAccount, message_id: str) -> bytes:

@@ -70,6 +70,10 @@ class SubmitReferenceSerializer(StrictSerializer):
         help_text="`reply-all` (EmailEngine's spelling) is the same as `replyAll`")
     inline = serializers.BooleanField(default=False,
                                       help_text="Quote the original in the new text")
+    forwardAttachments = serializers.BooleanField(
+        required=False, help_text="A forward: true attaches the original's attachments, "
+        "false nothing (EmailEngine's); unset, a forward that is not inline attaches the "
+        "whole original as message/rfc822 (ours)")
     messageId = serializers.CharField(
         max_length=996, required=False,
         help_text="Send only if the referenced message has this Message-ID (404 otherwise)")
@@ -79,6 +83,12 @@ class SubmitReferenceSerializer(StrictSerializer):
 
     def validate_action(self, value: str) -> str:
         return "replyAll" if value == "reply-all" else value
+
+    def validate(self, attrs):
+        if "forwardAttachments" in attrs and attrs["action"] != "forward":
+            raise serializers.ValidationError(
+                {"forwardAttachments": ["Only for action forward"]})
+        return attrs
 
 
 @extend_schema_serializer(examples=[

@@ -230,3 +230,58 @@ def test_a_reference_message_id_that_differs_is_404_even_with_ignore_missing(
 
     assert response.status_code == 404
     assert alice.client.get("/v1/outbox").json()["total"] == 0
+
+
+@pytest.fixture
+def with_attachment(alice, account, smtp_user):
+    seed.seed_mailbox(smtp_user, messages=[seed.make_message(
+        subject="Report", message_id="<report@example.test>",
+        attachments=[("report.pdf", b"%PDF-1.4 report", "application/pdf")])])
+    sync(account)
+    [message] = alice.client.get("/v1/account/box/messages?path=INBOX").json()["messages"]
+    return message
+
+
+def _forward(client, message, **reference):
+    return _submit(client, {"from": ME, "to": [{"address": "eve@example.test"}],
+                            "text": "FYI", "reference": {"message": message["id"],
+                                                         "action": "forward", **reference}})
+
+
+def _attached(received):
+    """The top-level attachments (not those inside an attached message)."""
+    top = received.get_payload() if received.is_multipart() else []
+    return [(part.get_filename(), part.get_content_type(), part.get_payload(decode=True))
+            for part in top if part.get_content_disposition() == "attachment"]
+
+
+def test_forward_attachments_true_attaches_the_originals_attachments(
+        alice, with_attachment, smtp_server):
+    _forward(alice.client, with_attachment, forwardAttachments=True)
+
+    work_send_queue()
+    received = smtp_server.wait_for_messages(1)[0].message
+    assert _attached(received) == [("report.pdf", "application/pdf", b"%PDF-1.4 report")]
+
+
+def test_forward_attachments_false_attaches_nothing(alice, with_attachment, smtp_server):
+    _forward(alice.client, with_attachment, forwardAttachments=False)
+
+    work_send_queue()
+    assert _attached(smtp_server.wait_for_messages(1)[0].message) == []
+
+
+def test_a_forward_without_forward_attachments_attaches_the_original_as_ours(
+        alice, with_attachment, smtp_server):
+    _forward(alice.client, with_attachment)
+
+    work_send_queue()
+    received = smtp_server.wait_for_messages(1)[0].message
+    assert [t for _, t, _ in _attached(received)] == ["message/rfc822"]
+
+
+def test_forward_attachments_on_a_reply_is_400(alice, account, original):
+    response = _submit(alice.client, {**EXAMPLE, "reference": {
+        "message": original["id"], "action": "reply", "forwardAttachments": True}})
+
+    assert response.status_code == 400
