@@ -171,6 +171,16 @@ class MailboxInUse(Conflict):
     code = "MailboxInUse"
 
 
+class IdempotencyKeyInUse(Conflict):
+    """A submit with an ``Idempotency-Key`` whose first request is still being processed."""
+
+    code = "IdempotencyKeyInUse"
+
+    def __init__(self, key: str):
+        super().__init__("A request with this Idempotency-Key is still being processed: "
+                         "retry in a moment", {"key": key[:80]})
+
+
 class QueueEntryNotCancellable(Conflict):
     code = "QueueEntryNotCancellable"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 from datetime import timezone as dt_timezone
 
 from drf_spectacular.types import OpenApiTypes
@@ -28,15 +29,22 @@ from rest_framework.response import Response
 from emailapi.api.pagination import PageQuerySerializer, paginate
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
-from mailboxes import compose, outbox, sending
+from mailboxes import compose, idempotency, outbox, sending
 from mailboxes.api.compose_serializer import STRUCTURED, MessageFieldsSerializer
-from mailboxes.errors import MessageNotFound, ReferenceMismatch
+from mailboxes.errors import InvalidInput, MessageNotFound, ReferenceMismatch
 from mailboxes.models import OutboxEntry
 
 PREFER_PARAM = OpenApiParameter(
     "Prefer", str, OpenApiParameter.HEADER, required=False,
     description="`respond-async`: answer 202 (emailapi's status before it took "
                 "EmailEngine's 200); the body is the same")
+IDEMPOTENCY_PARAM = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="Send at most once per key (24 hours, per account): a repeat gets the first "
+                "answer with `idempotency.status: HIT`; 409 `IdempotencyKeyInUse` while the "
+                "first is still being processed")
+IN_USE = OpenApiResponse(OpenApiTypes.OBJECT, description="The first request with this "
+                         "Idempotency-Key is still being processed (`IdempotencyKeyInUse`)")
 QUEUED = "Queued for delivery"
 REFERENCE_MISSING = "Referenced message was not found"
 DRAFT_PARAM = OpenApiParameter("id", str, OpenApiParameter.PATH,
@@ -162,6 +170,13 @@ class SubmittedReferenceSerializer(serializers.Serializer):
                                   help_text="Why not, when `success` is false")
 
 
+class IdempotencySerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="The request's Idempotency-Key")
+    status = serializers.ChoiceField(
+        choices=["MISS", "HIT"], help_text="MISS: processed now; HIT: the kept answer of an "
+                                           "earlier request with the key (nothing sent again)")
+
+
 class SubmittedSerializer(serializers.Serializer):
     response = serializers.CharField(help_text='Always "Queued for delivery"')
     messageId = serializers.CharField(help_text="The Message-ID header, with angle brackets")
@@ -169,6 +184,8 @@ class SubmittedSerializer(serializers.Serializer):
     queueId = serializers.CharField(help_text="Follow it with `GET /v1/outbox/{queueId}`")
     reference = SubmittedReferenceSerializer(required=False,
                                              help_text="Only when a reference was given")
+    idempotency = IdempotencySerializer(required=False,
+                                        help_text="Only with an Idempotency-Key header")
 
 
 class OutboxEnvelopeSerializer(serializers.Serializer):
@@ -266,8 +283,8 @@ def respond_async(request) -> bool:
                for token in prefer.replace(";", ",").split(","))
 
 
-def queued_answer(request, entry, reference: dict | None, found: bool) -> Response:
-    """EmailEngine's answer to a submit: 200 ``{response, messageId, sendAt, queueId}`` and,
+def queued_body(entry, reference: dict | None = None, found: bool = True) -> dict:
+    """EmailEngine's answer to a submit: ``{response, messageId, sendAt, queueId}`` and,
     with a reference, ``reference: {message, success}`` (plus ``error`` when not found)."""
     body = {"response": QUEUED, "messageId": entry.message_id, "sendAt": entry.send_at,
             "queueId": entry.queue_id}
@@ -275,17 +292,44 @@ def queued_answer(request, entry, reference: dict | None, found: bool) -> Respon
         body["reference"] = {"message": reference["message"], "success": found}
         if not found:
             body["reference"]["error"] = REFERENCE_MISSING
-    return Response(SubmittedSerializer(body).data,
-                    status=202 if respond_async(request) else 200)
+    return SubmittedSerializer(body).data
 
 
-class SubmitView(TenantScopedAPIView):
+class SubmitBase(TenantScopedAPIView):
+    def answer_once(self, request, produce) -> Response:
+        """``produce()`` (which queues and returns the answer's body) run once per
+        ``Idempotency-Key``: a repeat gets the kept answer with ``idempotency.status: HIT``.
+        200, or 202 with ``Prefer: respond-async``."""
+        status = 202 if respond_async(request) else 200
+        key = idempotency.clean_key(request.headers.get("Idempotency-Key"))
+        if key is None:
+            return Response(produce(), status=status)
+        if len(key) > idempotency.MAX_KEY:
+            raise InvalidInput("Invalid input: Idempotency-Key: at most 1024 characters",
+                               {"Idempotency-Key": ["At most 1024 characters"]})
+        scope = (self.tenant.pk, self.email_account.account_id, key)
+        kept = idempotency.begin(*scope)
+        if kept is not None:
+            return Response({**kept, "idempotency": {"key": key, "status": "HIT"}},
+                            status=status)
+        try:
+            body = dict(produce())
+        except BaseException:
+            with contextlib.suppress(Exception):
+                idempotency.abandon(*scope)
+            raise
+        idempotency.finish(*scope, body)
+        return Response({**body, "idempotency": {"key": key, "status": "MISS"}}, status=status)
+
+
+class SubmitView(SubmitBase):
     @extend_schema(
-        operation_id="submitMessage", tags=["Submit"], parameters=[ACCOUNT_PARAM, PREFER_PARAM],
-        request=SubmitSerializer,
+        operation_id="submitMessage", tags=["Submit"],
+        parameters=[ACCOUNT_PARAM, PREFER_PARAM, IDEMPOTENCY_PARAM], request=SubmitSerializer,
         responses={200: SubmittedSerializer,
                    202: OpenApiResponse(SubmittedSerializer,
-                                        description="The same, with `Prefer: respond-async`")},
+                                        description="The same, with `Prefer: respond-async`"),
+                   409: IN_USE},
         summary="Queue a message for sending",
         description="Stores the message in the outbox and answers at once (EmailEngine's "
                     "`response: \"Queued for delivery\"`); a worker sends it "
@@ -296,8 +340,11 @@ class SubmitView(TenantScopedAPIView):
                     "that is not found answers 404, or with `reference.ignoreMissing` sends "
                     "anyway and says `reference.success: false`.")
     def post(self, request, account):
-        email_account = self.email_account
         data = self.validated(SubmitSerializer, request.data)
+        return self.answer_once(request, lambda: self.queue(data))
+
+    def queue(self, data: dict) -> dict:
+        email_account = self.email_account
         reference = data.get("reference")
         found = True
         try:
@@ -317,14 +364,15 @@ class SubmitView(TenantScopedAPIView):
             reference={"message": reference["message"], "action": reference["action"]}
             if reference and found else None,
             delivery_attempts=data.get("deliveryAttempts"), on_due=sending.enqueue_quietly)
-        return queued_answer(request, entry, reference, found)
+        return queued_body(entry, reference, found)
 
 
-class DraftSubmitView(TenantScopedAPIView):
+class DraftSubmitView(SubmitBase):
     @extend_schema(
         operation_id="submitDraft", tags=["Submit"],
-        parameters=[ACCOUNT_PARAM, DRAFT_PARAM, PREFER_PARAM], request=DraftSubmitSerializer,
-        responses={200: SubmittedSerializer,
+        parameters=[ACCOUNT_PARAM, DRAFT_PARAM, PREFER_PARAM, IDEMPOTENCY_PARAM],
+        request=DraftSubmitSerializer,
+        responses={200: SubmittedSerializer, 409: IN_USE,
                    202: OpenApiResponse(SubmittedSerializer,
                                         description="The same, with `Prefer: respond-async`"),
                    400: OpenApiResponse(OpenApiTypes.OBJECT,
@@ -338,16 +386,20 @@ class DraftSubmitView(TenantScopedAPIView):
                     "goes to Sent (unless `copy` is off) and the draft is removed. The "
                     "answer is the same as `submit`'s.")
     def post(self, request, account, id):  # noqa: A002
-        email_account = self.email_account
         data = self.validated(DraftSubmitSerializer, request.data)
-        raw = compose.load_draft(email_account, id)
+        return self.answer_once(request, lambda: self.queue(id, data))
+
+    def queue(self, message_id: str, data: dict) -> dict:
+        email_account = self.email_account
+        raw = compose.load_draft(email_account, message_id)
         composed = _composed(email_account, {"raw": raw, "envelope": data.get("envelope")})
         entry = outbox.submit(
             email_account, raw=composed["raw"], envelope=composed["envelope"],
             message_id=composed["message_id"], subject=composed["subject"],
-            send_at=data.get("sendAt"), copy=data.get("copy"), reference={"draft": id},
+            send_at=data.get("sendAt"), copy=data.get("copy"),
+            reference={"draft": message_id},
             delivery_attempts=data.get("deliveryAttempts"), on_due=sending.enqueue_quietly)
-        return queued_answer(request, entry, None, True)
+        return queued_body(entry)
 
 
 class OutboxListView(TenantScopedAPIView):

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from mailboxes import idempotency
 from tests.mailboxes.sending_helpers import sending_account, sync, work_send_queue
 from tests.servers import seed
 
@@ -285,3 +286,47 @@ def test_forward_attachments_on_a_reply_is_400(alice, account, original):
         "message": original["id"], "action": "reply", "forwardAttachments": True}})
 
     assert response.status_code == 400
+
+
+def test_a_repeated_idempotency_key_gets_the_first_answer_and_sends_once(
+        alice, account, redis_db):
+    first = _submit(alice.client, EXAMPLE, HTTP_IDEMPOTENCY_KEY="submit-12345")
+    again = _submit(alice.client, EXAMPLE, HTTP_IDEMPOTENCY_KEY="submit-12345")
+
+    assert first.json()["idempotency"] == {"key": "submit-12345", "status": "MISS"}
+    assert again.json()["idempotency"] == {"key": "submit-12345", "status": "HIT"}
+    assert again.json()["queueId"] == first.json()["queueId"]
+    assert alice.client.get("/v1/outbox").json()["total"] == 1
+
+
+def test_another_idempotency_key_sends_again(alice, account, redis_db):
+    _submit(alice.client, EXAMPLE, HTTP_IDEMPOTENCY_KEY="one")
+    _submit(alice.client, EXAMPLE, HTTP_IDEMPOTENCY_KEY="two")
+
+    assert alice.client.get("/v1/outbox").json()["total"] == 2
+
+
+def test_a_key_whose_first_request_is_in_progress_is_409(alice, account, redis_db):
+    assert idempotency.begin(alice.tenant.pk, "box", "busy") is None
+
+    response = _submit(alice.client, EXAMPLE, HTTP_IDEMPOTENCY_KEY="busy")
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "IdempotencyKeyInUse"
+
+
+def test_a_refused_request_frees_its_idempotency_key(alice, account, redis_db):
+    refused = _submit(alice.client, {**EXAMPLE, "reference": {"message": "AAAAAQAACnA"}},
+                      HTTP_IDEMPOTENCY_KEY="retry-me")
+    retried = _submit(alice.client, EXAMPLE, HTTP_IDEMPOTENCY_KEY="retry-me")
+
+    assert refused.status_code == 404
+    assert retried.json()["idempotency"]["status"] == "MISS"
+
+
+def test_the_draft_submit_takes_an_idempotency_key(alice, draft, redis_db):
+    first = _submit_draft(alice.client, draft["id"], HTTP_IDEMPOTENCY_KEY="draft-1")
+    again = _submit_draft(alice.client, draft["id"], HTTP_IDEMPOTENCY_KEY="draft-1")
+
+    assert again.json()["idempotency"]["status"] == "HIT"
+    assert again.json()["queueId"] == first.json()["queueId"]

@@ -26,6 +26,9 @@ def _submit_calls(alice, bob):
          lambda: api.post("/v1/account/sender/submit", {**later, "reference": {
              "message": "AAAAAQAACnA", "ignoreMissing": True}}, format="json")),
         ("/v1/account/{account}/submit", "post",
+         lambda: api.post("/v1/account/sender/submit", later, format="json",
+                          HTTP_IDEMPOTENCY_KEY="openapi-submit")),
+        ("/v1/account/{account}/submit", "post",
          lambda: api.post("/v1/account/sender/submit", {"raw": "%%"}, format="json")),
         ("/v1/account/{account}/submit", "post",
          lambda: bob.client.post("/v1/account/sender/submit", later, format="json")),
