@@ -46,6 +46,7 @@ IDEMPOTENCY_PARAM = OpenApiParameter(
 IN_USE = OpenApiResponse(OpenApiTypes.OBJECT, description="The first request with this "
                          "Idempotency-Key is still being processed (`IdempotencyKeyInUse`)")
 QUEUED = "Queued for delivery"
+DRY_RUN = "Dry run"
 REFERENCE_MISSING = "Referenced message was not found"
 DRAFT_PARAM = OpenApiParameter("id", str, OpenApiParameter.PATH,
                                description="Id of the stored draft")
@@ -118,6 +119,9 @@ class SubmitSerializer(MessageFieldsSerializer):
     deliveryAttempts = serializers.IntegerField(
         min_value=1, max_value=MAX_ATTEMPTS, required=False,
         help_text="Tries before giving up (default: the retry schedule's length + 1)")
+    dryRun = serializers.BooleanField(
+        default=False, help_text="Compose only: the answer's `preview` is the message "
+                                 "(base64 RFC 822) as it would be sent; nothing is queued")
 
     def validate_raw(self, value: str) -> bytes:
         try:
@@ -178,10 +182,15 @@ class IdempotencySerializer(serializers.Serializer):
 
 
 class SubmittedSerializer(serializers.Serializer):
-    response = serializers.CharField(help_text='Always "Queued for delivery"')
+    response = serializers.CharField(help_text='"Queued for delivery" ("Dry run" with '
+                                               '`dryRun`)')
     messageId = serializers.CharField(help_text="The Message-ID header, with angle brackets")
-    sendAt = MillisecondsDateTimeField(help_text="When it is sent, at the earliest")
-    queueId = serializers.CharField(help_text="Follow it with `GET /v1/outbox/{queueId}`")
+    sendAt = MillisecondsDateTimeField(required=False,
+                                       help_text="When it is sent, at the earliest")
+    queueId = serializers.CharField(required=False,
+                                    help_text="Follow it with `GET /v1/outbox/{queueId}`")
+    preview = serializers.CharField(required=False, help_text="`dryRun` only: the message "
+                                    "as it would be sent, base64 RFC 822 (no queueId, sendAt)")
     reference = SubmittedReferenceSerializer(required=False,
                                              help_text="Only when a reference was given")
     idempotency = IdempotencySerializer(required=False,
@@ -295,6 +304,17 @@ def queued_body(entry, reference: dict | None = None, found: bool = True) -> dic
     return SubmittedSerializer(body).data
 
 
+def dry_run_body(composed: dict, reference: dict | None, found: bool) -> dict:
+    """EmailEngine's ``dryRun`` answer: ``{response: "Dry run", messageId, preview}``."""
+    body = {"response": DRY_RUN, "messageId": composed["message_id"],
+            "preview": base64.b64encode(composed["raw"]).decode()}
+    if reference:
+        body["reference"] = {"message": reference["message"], "success": found}
+        if not found:
+            body["reference"]["error"] = REFERENCE_MISSING
+    return SubmittedSerializer(body).data
+
+
 class SubmitBase(TenantScopedAPIView):
     def answer_once(self, request, produce) -> Response:
         """``produce()`` (which queues and returns the answer's body) run once per
@@ -341,6 +361,8 @@ class SubmitView(SubmitBase):
                     "anyway and says `reference.success: false`.")
     def post(self, request, account):
         data = self.validated(SubmitSerializer, request.data)
+        if data["dryRun"]:  # nothing happens, so nothing to do once
+            return Response(self.queue(data))
         return self.answer_once(request, lambda: self.queue(data))
 
     def queue(self, data: dict) -> dict:
@@ -357,6 +379,8 @@ class SubmitView(SubmitBase):
             composed = _composed(email_account,
                                  {key: value for key, value in data.items()
                                   if key != "reference"})
+        if data["dryRun"]:
+            return dry_run_body(composed, reference, found)
         entry = outbox.submit(
             email_account, raw=composed["raw"], envelope=composed["envelope"],
             message_id=composed["message_id"], subject=composed["subject"],

@@ -3,6 +3,7 @@ EmailEngine's request bodies and answers, against Dovecot and the recording SMTP
 
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
@@ -330,3 +331,15 @@ def test_the_draft_submit_takes_an_idempotency_key(alice, draft, redis_db):
 
     assert again.json()["idempotency"]["status"] == "HIT"
     assert again.json()["queueId"] == first.json()["queueId"]
+
+
+def test_a_dry_run_answers_the_preview_and_queues_nothing(alice, account):
+    response = _submit(alice.client, {**EXAMPLE, "dryRun": True})
+
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["response"] == "Dry run"
+    preview = base64.b64decode(body["preview"])
+    assert f"Message-ID: {body['messageId']}".encode() in preview
+    assert "queueId" not in body
+    assert alice.client.get("/v1/outbox").json()["total"] == 0
