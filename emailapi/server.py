@@ -30,6 +30,7 @@ from daphne.http_protocol import HTTPFactory, WebRequest
 from twisted.internet import reactor
 
 from emailapi import proxies
+from emailapi.api.error_shape import error_body
 from emailapi.lib import logsafe
 
 # As long as nginx waits for more of a body it has refused (lingering_timeout): a busy
@@ -39,10 +40,8 @@ LINGER_SECONDS = 5.0
 
 def payload_too_large(max_bytes: int) -> bytes:
     """The 413 body, in the API error shape (as ``emailapi.api.asgi_limits`` answers it)."""
-    return json.dumps({
-        "error": f"Request body is larger than the {max_bytes} bytes allowed",
-        "code": "PayloadTooLarge", "statusCode": 413, "details": {"maxBytes": max_bytes},
-    }).encode()
+    return json.dumps(error_body(f"Request body is larger than the {max_bytes} bytes allowed",
+                                 "PayloadTooLarge", 413, {"maxBytes": max_bytes})).encode()
 
 
 class EdgeRequest(WebRequest):

@@ -276,8 +276,12 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "emailapi",
     "DESCRIPTION": (
         "REST API and webhooks for IMAP/SMTP mailboxes. Authenticate every /v1 request with "
-        "`Authorization: Bearer <token>` (or `?access_token=<token>`). Errors share one shape: "
-        '`{"error": text, "code": MachineCode, "statusCode": n, "details": {...}}`.'
+        "`Authorization: Bearer <token>` (or `?access_token=<token>`). Errors share one shape, "
+        "EmailEngine's: "
+        '`{"statusCode": n, "error": "Not Found", "message": text, "code": MachineCode, '
+        '"emailapiCode": OurCode, "details": {...}, "fields": [{"message", "key"}]}` '
+        "(`code` is EmailEngine's code where it has one for the same condition, "
+        "`emailapiCode` always ours)."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -159,22 +159,23 @@ class CommandPool:
         try:
             imap_settings = connection_settings.account_imap_settings(account)
         except TokenError as exc:  # an OAuth2 mailbox whose token cannot be had now
-            raise MailboxUnavailable(account, f"no OAuth2 access token ({exc.code})") from None
+            raise MailboxUnavailable(account, f"no OAuth2 access token ({exc.code})",
+                                     "AuthenticationFails") from None
         if imap_settings is None:
-            raise MailboxUnavailable(account, "no IMAP settings")
+            raise MailboxUnavailable(account, "no IMAP settings", "NotSyncing")
         imap_settings = dataclasses.replace(imap_settings, timeout=timeout)
         try:
             client = imap.connect(imap_settings)
         except imap.AuthenticationFailed as exc:
-            raise MailboxUnavailable(account, f"authentication failed ({describe(exc)})") \
-                from None
+            raise MailboxUnavailable(account, f"authentication failed ({describe(exc)})",
+                                     "AuthenticationFails") from None
         except imap.ImapError as exc:
-            raise MailboxUnavailable(account, describe(exc)) from None
+            raise MailboxUnavailable(account, describe(exc), "ConnectionError") from None
         try:
             session = ImapSession(client)
         except (OSError, imapclient.exceptions.IMAPClientError) as exc:
             _close_client(client)
-            raise MailboxUnavailable(account, describe(exc)) from None
+            raise MailboxUnavailable(account, describe(exc), "ConnectionError") from None
         return _Pooled(session, account.config_version)
 
 

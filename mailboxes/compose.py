@@ -62,6 +62,7 @@ from mailboxes.errors import (
     NoRecipients,
     OriginalTooLarge,
     ReferenceMismatch,
+    ReferenceNotFound,
 )
 from mailboxes.imap import parts
 
@@ -569,9 +570,13 @@ def without_fields(raw: bytes, unwanted: Callable[[bytes], bool]) -> bytes:
 def load_original(account: EmailAccount, reference: dict, with_text: bool,
                   with_source: bool) -> Original:
     """The referenced message from the index, and from the server its text (to quote) or
-    its source (to attach) when asked. 404 when the id is unknown or the server no longer
-    has the message, or when the reference names a ``messageId`` the message does not have."""
-    folder, row = listing.message_by_id(account, reference["message"])
+    its source (to attach) when asked. 404 ``ReferenceNotFound`` when the id is unknown or
+    the server no longer has the message, or when the reference names a ``messageId`` the
+    message does not have."""
+    try:
+        folder, row = listing.message_by_id(account, reference["message"])
+    except MessageNotFound as exc:
+        raise ReferenceNotFound(exc.message) from None
     if reference.get("messageId") and reference["messageId"] != row.message_id:
         raise ReferenceMismatch()
     target = ReferenceTarget(message=reference["message"],
@@ -606,7 +611,7 @@ def load_original(account: EmailAccount, reference: dict, with_text: bool,
                         part.get("encoding")), bool(reference.get("inline")))
                     for part in row.attachments]
         except parts.MessageNotFound:
-            raise MessageNotFound(
+            raise ReferenceNotFound(
                 f"Message {reference['message']!r} not found") from None
     return original
 

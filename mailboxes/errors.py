@@ -7,6 +7,9 @@ services that call it translate them into these. The API answers each with its k
 One code has two kinds on purpose: ``ServerRefused`` is a 502 when the mail server failed or
 refused for a reason of its own (``ServerRefused``), and a 400 when it says it will never make
 that folder change, a bad name say (``FolderChangeRefused``): the request has to change.
+
+``ee_code`` names EmailEngine's code where it reports the same condition with one (the API
+answers it as ``code``, ours as ``emailapiCode``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 
 class MailboxNotFound(NotFound):
     code = "MailboxNotFound"
+    ee_code = "FolderNotFound"
 
     def __init__(self, path: str):
         super().__init__(f"Mailbox {path!r} not found")
@@ -40,7 +44,13 @@ class MessageNotFound(NotFound):
     message = "Message not found"
 
 
-class ReferenceMismatch(MessageNotFound):
+class ReferenceNotFound(MessageNotFound):
+    """The message a reply or forward refers to (``reference.message``) is not there."""
+
+    ee_code = "ReferenceNotFound"
+
+
+class ReferenceMismatch(ReferenceNotFound):
     """A reference's ``messageId`` that is not the referenced message's Message-ID (a 404
     as in EmailEngine, whatever ``ignoreMissing`` says)."""
 
@@ -113,6 +123,7 @@ class InvalidFlag(Invalid):
 
 class LabelsUnsupported(Invalid):
     code = "LabelsUnsupported"
+    ee_code = "MissingServerExtension"
     message = "This server has no labels (X-GM-EXT-1): use flags"
 
 
@@ -206,11 +217,16 @@ class LabelsNotImplemented(Unimplemented):
 
 
 class MailboxUnavailable(Unavailable):
-    """The account's mail server cannot be used now (down, login refused, pool full)."""
+    """The account's mail server cannot be used now (down, login refused, pool full).
+
+    EmailEngine says why in its code: ``AuthenticationFails`` (login refused),
+    ``ConnectionError`` (the server cannot be reached), ``NotSyncing`` (no IMAP settings) or
+    ``IMAPUnavailable`` (no connection free now: retry shortly), the default."""
 
     code = "MailboxUnavailable"
 
-    def __init__(self, account: EmailAccount, reason: str):
+    def __init__(self, account: EmailAccount, reason: str, ee_code: str = "IMAPUnavailable"):
         super().__init__(
             f"The mail server of account {account.account_id!r} is not available: {reason}",
             {"state": account.state, "lastError": account.last_error})
+        self.ee_code = ee_code

@@ -22,7 +22,8 @@ class OAuth2AppScopedView(TenantScopedAPIView):
     def get_app(self, app_id: str) -> OAuth2App:
         app = OAuth2App.objects.filter(tenant=self.tenant, app_id=app_id).first()
         if app is None:
-            raise NotFoundError(f"OAuth2 app {app_id!r} not found", "OAuth2AppNotFound")
+            raise NotFoundError(f"OAuth2 app {app_id!r} not found", "OAuth2AppNotFound",
+                                ee_code="NotFound")
         return app
 
 

@@ -19,12 +19,13 @@ import logging
 import time
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from functools import wraps
 from importlib import import_module
 from types import SimpleNamespace
 
 from django.conf import settings
 from django.contrib import auth
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.views.decorators.cache import never_cache
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import authentication
@@ -33,7 +34,7 @@ from accounts import plans
 from accounts.models import EmailAccount, Membership, Tenant, User
 from accounts.web import views
 from accounts.web.tenancy import current_membership, tenant_view
-from emailapi.api.errors import ApiError
+from emailapi.api.errors import ApiError, json_error_response
 from webhooks.api.stream import StreamView
 from webhooks.models import Event
 from webhooks.stream.hub import in_db_thread
@@ -41,8 +42,27 @@ from webhooks.stream.hub import in_db_thread
 logger = logging.getLogger(__name__)
 
 
+def _json_refusals(view):
+    """``tenant_view`` for a document the pages' script fetches: a refusal is the API's JSON
+    error (401 signed out, 404 no organization), not a redirect to the sign-in page or an
+    HTML error page the script cannot read."""
+    inner = tenant_view()(view)
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return json_error_response("Sign in to the dashboard to see its live data",
+                                       "Unauthorized", 401)
+        try:
+            return inner(request, *args, **kwargs)
+        except Http404 as exc:
+            return json_error_response(str(exc) or "Not found", "NotFound", 404)
+
+    return wrapper
+
+
 @never_cache
-@tenant_view()
+@_json_refusals
 def live(request):
     accounts = EmailAccount.objects.filter(tenant=request.tenant).values(
         "account_id", "state", "last_error")

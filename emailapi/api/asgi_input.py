@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import re
 
+from emailapi.api.error_shape import error_body
+
 # A NUL, raw or percent-encoded; a decoded path may also carry a lone surrogate (a server
 # decoding with "surrogateescape"), which is no text either.
 _PATH = re.compile("[\x00\ud800-\udfff]")
@@ -37,9 +39,8 @@ def refuse_nul(app):
 
 async def _send_400(send, where: str) -> None:
     message = f"NUL characters are not allowed in the URL's {where}"
-    body = json.dumps({"error": f"Invalid input: {where}: {message}",
-                       "code": "InputValidationError", "statusCode": 400,
-                       "details": {where: [message]}}).encode()
+    body = json.dumps(error_body(f"Invalid input: {where}: {message}", "InputValidationError",
+                                 400, {where: [message]})).encode()
     await send({"type": "http.response.start", "status": 400, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
     ]})

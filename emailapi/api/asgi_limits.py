@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+from emailapi.api.error_shape import error_body
+
 
 class BodyTooLarge(Exception):
     pass
@@ -47,10 +49,8 @@ def body_limit(app, max_bytes: int):
 
 
 async def _send_413(send, max_bytes: int) -> None:
-    body = json.dumps({
-        "error": f"Request body is larger than the {max_bytes} bytes allowed",
-        "code": "PayloadTooLarge", "statusCode": 413, "details": {"maxBytes": max_bytes},
-    }).encode()
+    body = json.dumps(error_body(f"Request body is larger than the {max_bytes} bytes allowed",
+                                 "PayloadTooLarge", 413, {"maxBytes": max_bytes})).encode()
     await send({"type": "http.response.start", "status": 413, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),

@@ -1,6 +1,8 @@
-"""One JSON error shape for every failure of the API.
+"""One JSON error shape for every failure of the API: EmailEngine's, with our codes
+(``emailapi.api.error_shape`` says what each field means)::
 
-    {"error": "human text", "code": "MachineCode", "statusCode": 400, "details": {...}}
+    {"statusCode": 400, "error": "Bad Request", "message": "human text",
+     "code": "MachineCode", "emailapiCode": "MachineCode", "details": {...}, "fields": [...]}
 
 DRF routes every exception through ``exception_handler`` (the ``EXCEPTION_HANDLER`` setting);
 Django-level failures outside DRF (unknown URL, a 500 before a view runs) go through
@@ -12,8 +14,9 @@ not a fault of ours to hide behind a 500: it is ``503 ServiceUnavailable`` with 
 request needs it (single-use links, OAuth2 sign-in state).
 
 Services raise ``emailapi.lib.errors.DomainError``s, which know nothing of HTTP: the status of
-each kind is set here, in ``STATUS_OF_KIND`` and nowhere else. ``ApiError`` stays for the web
-layer's own refusals (request validation in views).
+each kind is set here, in ``STATUS_OF_KIND`` and nowhere else; the error's class says
+EmailEngine's code for the same condition (``ee_code``), which goes out as ``code``.
+``ApiError`` stays for the web layer's own refusals (request validation in views).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from emailapi.api.error_shape import error_body
 from emailapi.lib import dbpool
 from emailapi.lib import errors as domain
 
@@ -38,18 +42,21 @@ logger = logging.getLogger("emailapi.api")
 
 class ApiError(exceptions.APIException):
     """An error with an explicit machine code and status, raised by the web layer itself
-    (request validation in views); services raise ``emailapi.lib.errors.DomainError``s."""
+    (request validation in views); services raise ``emailapi.lib.errors.DomainError``s.
+    ``ee_code`` is EmailEngine's code for the same condition, when it has one."""
 
-    def __init__(self, message: str, code: str, status_code: int = 400, details: Any = None):
+    def __init__(self, message: str, code: str, status_code: int = 400, details: Any = None,
+                 ee_code: str = ""):
         super().__init__(detail=message, code=code)
         self.status_code = status_code
         self.error_code = code
         self.details = details
+        self.ee_code = ee_code
 
 
 class NotFoundError(ApiError):
-    def __init__(self, message: str = "Not found", code: str = "NotFound"):
-        super().__init__(message, code, status.HTTP_404_NOT_FOUND)
+    def __init__(self, message: str = "Not found", code: str = "NotFound", ee_code: str = ""):
+        super().__init__(message, code, status.HTTP_404_NOT_FOUND, ee_code=ee_code)
 
 
 class ServiceUnavailable(ApiError):
@@ -120,8 +127,13 @@ def domain_error_response(error: domain.DomainError) -> Response:
     if isinstance(error, domain.Unavailable) and error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
     set_rollback()
-    return Response(error_body(error.message, error.code, status_code, error.details),
-                    status=status_code, headers=headers)
+    return Response(domain_error_body(error), status=status_code, headers=headers)
+
+
+def domain_error_body(error: domain.DomainError) -> dict:
+    """A service's refusal as the API's error body (the stream's WebSocket sends it too)."""
+    return error_body(error.message, error.code, status_of(error), error.details,
+                      ee_code=error.ee_code)
 
 
 # DRF's own exception classes, by their default code, mapped to our codes and texts.
@@ -140,16 +152,11 @@ _DRF_CODES = {
 }
 
 
-def error_body(message: str, code: str, status_code: int, details: Any = None) -> dict:
-    body = {"error": message, "code": code, "statusCode": status_code}
-    if details:
-        body["details"] = details
-    return body
-
-
-def json_error_response(message: str, code: str, status_code: int, details: Any = None):
+def json_error_response(message: str, code: str, status_code: int, details: Any = None,
+                        ee_code: str = ""):
     """A plain Django response in the API error shape (for code outside DRF)."""
-    return JsonResponse(error_body(message, code, status_code, details), status=status_code)
+    return JsonResponse(error_body(message, code, status_code, details, ee_code=ee_code),
+                        status=status_code)
 
 
 def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -215,9 +222,10 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         headers["Retry-After"] = str(exc.retry_after)
 
     status_code = exc.status_code
-    details = None
+    details, ee_code, ttl = None, "", None
     if isinstance(exc, ApiError):
         code, message, details = exc.error_code, str(exc.detail), exc.details
+        ee_code = exc.ee_code
     elif isinstance(exc, exceptions.ValidationError):
         details = flatten_errors(exc.detail)
         code, message = "InputValidationError", _validation_summary(details)
@@ -228,7 +236,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         message = fixed_message or str(exc.detail)
         if isinstance(exc, exceptions.Throttled):
             details = {"retryAfter": headers.get("Retry-After")}
+            ttl = int(headers["Retry-After"]) if "Retry-After" in headers else None
 
     set_rollback()
-    return Response(error_body(message, code, status_code, details), status=status_code,
-                    headers=headers)
+    return Response(error_body(message, code, status_code, details, ee_code=ee_code, ttl=ttl),
+                    status=status_code, headers=headers)

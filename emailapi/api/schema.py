@@ -6,15 +6,27 @@ hook adds an ``Error`` component and the error responses each kind of operation 
 
 from __future__ import annotations
 
+from emailapi.api.error_shape import error_body
+
 ERROR_SCHEMA = {
     "type": "object",
-    "required": ["error", "code", "statusCode"],
+    "required": ["statusCode", "error", "message", "code", "emailapiCode"],
     "properties": {
-        "error": {"type": "string", "description": "Human-readable message"},
-        "code": {"type": "string", "description": "Stable machine code"},
-        "statusCode": {"type": "integer"},
+        "statusCode": {"type": "integer", "description": "The HTTP status, repeated"},
+        "error": {"type": "string", "description": "The HTTP reason phrase (\"Not Found\")"},
+        "message": {"type": "string", "description": "Human-readable message"},
+        "code": {"type": "string", "description": (
+            "Stable machine code: EmailEngine's where EmailEngine has one for the same "
+            "condition (FolderNotFound, ReferenceNotFound...), else emailapiCode")},
+        "emailapiCode": {"type": "string", "description": "This API's own machine code"},
         "details": {"type": "object", "additionalProperties": True,
                     "description": "Per-field messages for validation errors, or extra data"},
+        "fields": {"type": "array", "description": (
+            "Validation errors only: one {message, key} per message, as EmailEngine's (Joi)"),
+            "items": {"type": "object", "required": ["message", "key"], "properties": {
+                "message": {"type": "string"}, "key": {"type": "string"}}}},
+        "ttl": {"type": "integer",
+                "description": "429 only: seconds until requests are let through again"},
     },
 }
 
@@ -31,6 +43,10 @@ ERRORS = {
     "503": ("The mail server of account 'sales' is not available: Connection refused",
             "MailboxUnavailable", {"state": "connectError", "lastError": None}),
 }
+# EmailEngine's code for the examples' conditions, where it has one.
+EE_CODES = {
+    "503": "ConnectionError",
+}
 # Every operation needs the database: when it cannot serve the request (no free connection
 # in time, or unreachable) the answer is 503 ServiceUnavailable with Retry-After.
 DATABASE_UNAVAILABLE = ("The database is not available. Retry shortly", "ServiceUnavailable",
@@ -43,9 +59,9 @@ CONFLICT_OPERATIONS = {"createMailbox", "renameMailbox", "createOAuth2App"}
 
 def _response(status: str, error: tuple | None = None) -> dict:
     message, code, details = error or ERRORS[status]
-    example = {"error": message, "code": code, "statusCode": int(status)}
-    if details:
-        example["details"] = details
+    ee_code = "" if error else EE_CODES.get(status, "")
+    ttl = 12 if status == "429" else None
+    example = error_body(message, code, int(status), details, ee_code=ee_code, ttl=ttl)
     return {
         "description": message,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"},

@@ -13,6 +13,14 @@ caller branches on classes, never on code strings::
 
     raise AccountNotFound(f"Account {account_id!r} not found")
 
+Where EmailEngine reports the same condition with a code of its own (its clients test for it),
+the class names it in ``ee_code``: the API answers that as ``code`` and keeps ours as
+``emailapiCode`` (``emailapi.api.errors``), so a client written for EmailEngine keeps working::
+
+    class MailboxNotFound(NotFound):
+        code = "MailboxNotFound"
+        ee_code = "FolderNotFound"
+
 This module imports nothing of the project, Django or DRF.
 """
 
@@ -28,6 +36,8 @@ class DomainError(Exception):
 
     code: str = ""
     message: str = ""
+    # EmailEngine's code for the same condition, when it has one ("" when it has none).
+    ee_code: str = ""
 
     def __init__(self, message: str | None = None, details: Any = None):
         if message is not None:

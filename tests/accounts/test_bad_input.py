@@ -17,10 +17,10 @@ pytestmark = pytest.mark.django_db
 def assert_error(response, status: int, code: str | None = None) -> dict:
     assert response.status_code == status, response.content
     body = response.json()
-    assert set(body) >= {"error", "code", "statusCode"}
+    assert set(body) >= {"statusCode", "error", "message", "code", "emailapiCode"}
     assert body["statusCode"] == status
-    assert isinstance(body["error"], str)
-    assert body["error"]
+    assert isinstance(body["message"], str)
+    assert body["message"]
     if code:
         assert body["code"] == code
     return body

@@ -45,7 +45,7 @@ def test_it_creates_lists_reads_updates_and_deletes_an_app_without_showing_the_s
 
     deleted = api.delete("/v1/oauth2/google")
     assert deleted.json() == {"id": "google", "deleted": True, "accounts": 0}
-    assert api.get("/v1/oauth2/google").json()["code"] == "OAuth2AppNotFound"
+    assert api.get("/v1/oauth2/google").json()["emailapiCode"] == "OAuth2AppNotFound"
 
 
 def test_another_tenants_app_is_not_found_and_untouched(alice, bob):

@@ -154,8 +154,8 @@ def test_a_revoked_grant_needs_a_new_sign_in_and_a_new_link_restores_the_mailbox
     search = alice.client.post("/v1/account/oauthbox/search?path=INBOX",
                                {"search": {"seen": False}}, format="json")
     assert search.status_code == 503
-    assert search.json()["code"] == "MailboxUnavailable"
-    assert "ReauthRequired" in search.json()["error"]
+    assert search.json()["emailapiCode"] == "MailboxUnavailable"
+    assert "ReauthRequired" in search.json()["message"]
 
     link = make_link(alice, account="oauthbox", type=app)
     done = connect_through_link(client, link)

@@ -102,7 +102,7 @@ def test_a_bad_revoke_value_is_a_400_and_deletes_nothing(alice, value):
     response = alice.client.delete(f"/v1/account/plain?revoke={value}")
     assert response.status_code == 400
     error = response.json()
-    assert set(error) >= {"error", "code", "statusCode"}
+    assert set(error) >= {"statusCode", "error", "message", "code"}
     assert error["statusCode"] == 400
     assert "revoke" in json.dumps(error)
     assert EmailAccount.objects.filter(account_id="plain").exists()

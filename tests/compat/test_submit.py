@@ -110,6 +110,7 @@ def test_a_missing_reference_without_ignore_missing_is_404_and_queues_nothing(al
         "message": "AAAAAQAACnA", "action": "reply"}})
 
     assert response.status_code == 404
+    assert response.json()["code"] == "ReferenceNotFound"
     assert alice.client.get("/v1/outbox").json()["total"] == 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from accounts.models import ApiToken
@@ -14,6 +15,7 @@ from accounts.web import onboarding
 from tests.dashboard.conftest import screenshot
 from tests.mailboxes.helpers import register
 from tests.servers import seed
+from webhooks.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,7 +48,12 @@ def test_pages_update_live_with_no_token_in_any_request(
     expect(events).to_contain_text("accountInitialized", timeout=30_000)
     expect(events).to_contain_text("live-box")
     assert page.evaluate("window.__sameDocument") is True
-    page.wait_for_function("(window.emailapiStreamEvents || 0) > 0", timeout=20_000)
+    try:
+        page.wait_for_function("(window.emailapiStreamEvents || 0) > 0", timeout=60_000)
+    except PlaywrightTimeout:
+        published = list(Event.objects.filter(tenant=tenant).values_list("event", "seq"))
+        raise AssertionError(f"no event heard on the page's stream; the tenant's events and "
+                             f"their seq (None: not published yet): {published}") from None
     screenshot(page, "overview-live")
 
     # The mailbox page follows its state, and new mail shows up in the event feed.

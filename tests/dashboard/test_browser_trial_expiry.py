@@ -42,7 +42,7 @@ def test_expired_trial_is_refused_paused_and_restored_by_an_operator(
     assert status == 402
     assert body["code"] == "TrialExpired"
     assert body["statusCode"] == 402
-    assert body["error"]
+    assert body["message"]
     assert Tenant.objects.get(pk=tenant.pk).status == "expired"
     assert Folder.objects.filter(email_account=account).exists()  # nothing deleted
 

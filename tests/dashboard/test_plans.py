@@ -27,8 +27,9 @@ def test_a_trial_past_its_end_gets_402_and_is_recorded_expired(alice):
     Tenant.objects.filter(pk=alice.tenant.pk).update(trial_ends_at=timezone.now())
     response = alice.client.post("/v1/account", account_payload(), format="json")
     assert response.status_code == 402
-    assert response.json() == {"error": response.json()["error"], "code": "TrialExpired",
-                               "statusCode": 402}
+    assert response.json() == {"statusCode": 402, "error": "Payment Required",
+                               "message": response.json()["message"], "code": "TrialExpired",
+                               "emailapiCode": "TrialExpired"}
     assert not EmailAccount.objects.exists()
     assert Tenant.objects.get(pk=alice.tenant.pk).status == "expired"
 

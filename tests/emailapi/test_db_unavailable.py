@@ -108,8 +108,10 @@ def test_an_exhausted_pool_answers_503_within_the_wait(alice, settings):
             status, headers, body, took = _get(web.port, "/v1/accounts", alice.token)
             assert status == 503, body
             assert json.loads(body) == {
-                "error": "The service is busy: no database connection was free in time. "
-                         "Retry shortly", "code": "ServiceUnavailable", "statusCode": 503}
+                "statusCode": 503, "error": "Service Unavailable",
+                "message": "The service is busy: no database connection was free in time. "
+                           "Retry shortly",
+                "code": "ServiceUnavailable", "emailapiCode": "ServiceUnavailable"}
             assert headers["Retry-After"] == "2"
             assert took < 10, f"answered after {took:.1f} s"  # the 2 s wait, on a busy machine
 
@@ -146,8 +148,10 @@ def test_a_database_outage_is_503_and_health_says_unreachable(alice, settings):
 
         status, headers, body, took = _get(web.port, "/v1/accounts", alice.token)
         assert status == 503, body
-        assert json.loads(body) == {"error": "The database is not available. Retry shortly",
-                                    "code": "ServiceUnavailable", "statusCode": 503}
+        assert json.loads(body) == {"statusCode": 503, "error": "Service Unavailable",
+                                    "message": "The database is not available. Retry shortly",
+                                    "code": "ServiceUnavailable",
+                                    "emailapiCode": "ServiceUnavailable"}
         assert headers["Retry-After"] == "5"
         assert took < 10, f"answered after {took:.1f} s"
 

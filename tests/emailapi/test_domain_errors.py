@@ -8,6 +8,7 @@ import inspect
 import pytest
 
 from accounts import errors as account_errors
+from emailapi.api import error_shape
 from emailapi.api import errors as api_errors
 from emailapi.lib import errors as domain
 from mailboxes import errors as mailbox_errors
@@ -66,15 +67,17 @@ def test_a_domain_error_becomes_the_api_error_body():
     response = api_errors.exception_handler(account_errors.PlanLimit(3, 3), {})
     assert response.status_code == 403
     assert response.data == {
-        "error": "Your plan allows 3 mailboxes; remove one or upgrade the plan.",
-        "code": "PlanLimit", "statusCode": 403, "details": {"limit": 3, "count": 3}}
+        "statusCode": 403, "error": "Forbidden",
+        "message": "Your plan allows 3 mailboxes; remove one or upgrade the plan.",
+        "code": "PlanLimit", "emailapiCode": "PlanLimit", "details": {"limit": 3, "count": 3}}
     assert "Retry-After" not in response
 
 
 def test_empty_details_are_left_out():
     response = api_errors.exception_handler(account_errors.AccountNotFound("a"), {})
-    assert response.data == {"error": "Account 'a' not found", "code": "AccountNotFound",
-                             "statusCode": 404}
+    assert response.data == {"statusCode": 404, "error": "Not Found",
+                             "message": "Account 'a' not found", "code": "AccountNotFound",
+                             "emailapiCode": "AccountNotFound"}
 
 
 def test_unavailable_says_when_to_retry_when_it_knows():
@@ -94,5 +97,42 @@ def test_a_domain_error_without_a_kind_is_an_internal_error():
 def test_the_websocket_closes_with_4000_plus_the_status():
     refused = stream_socket._refused(webhook_errors.CursorExpired())
     assert refused.close_code == 4410
-    assert refused.body == {"error": "Events after this cursor were pruned: resynchronise",
-                            "code": "CursorExpired", "statusCode": 410}
+    assert refused.body == {"statusCode": 410, "error": "Gone",
+                            "message": "Events after this cursor were pruned: resynchronise",
+                            "code": "CursorExpired", "emailapiCode": "CursorExpired"}
+
+
+def test_emailengines_code_goes_out_as_code_and_ours_stays_as_emailapi_code():
+    response = api_errors.exception_handler(mailbox_errors.MailboxNotFound("Nope"), {})
+    assert (response.data["code"], response.data["emailapiCode"]) == \
+        ("FolderNotFound", "MailboxNotFound")
+
+
+def test_a_missing_reference_is_emailengines_reference_not_found():
+    response = api_errors.exception_handler(mailbox_errors.ReferenceNotFound("gone"), {})
+    assert (response.status_code, response.data["code"], response.data["emailapiCode"]) == \
+        (404, "ReferenceNotFound", "MessageNotFound")
+
+
+@pytest.mark.parametrize("module", APP_MODULES, ids=lambda m: m.__name__)
+def test_every_emailengine_code_is_a_name(module):
+    for cls in _classes(module):
+        assert cls.ee_code == "" or cls.ee_code.isidentifier(), cls
+
+
+def test_per_field_details_become_joi_fields():
+    details = {"imap.auth.pass": ["Required", "Too short"], "to[0].address": ["Bad"]}
+    assert error_shape.fields_of(details) == [
+        {"message": "imap.auth.pass: Required", "key": "pass"},
+        {"message": "imap.auth.pass: Too short", "key": "pass"},
+        {"message": "to[0].address: Bad", "key": "address"}]
+
+
+def test_other_details_give_no_fields():
+    assert error_shape.fields_of({"limit": 3, "count": 3}) is None
+
+
+def test_the_reason_phrase_is_nodes():
+    assert [error_shape.reason_phrase(s) for s in (400, 404, 413, 429, 503)] == [
+        "Bad Request", "Not Found", "Payload Too Large", "Too Many Requests",
+        "Service Unavailable"]

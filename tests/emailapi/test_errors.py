@@ -39,8 +39,9 @@ def test_500_hides_the_cause(alice, settings, caplog):
     settings.ROOT_URLCONF = "tests.emailapi.urls_for_errors"
     response = alice.client.get("/v1/broken")
     assert response.status_code == 500
-    assert response.json() == {"error": "Internal server error", "code": "InternalError",
-                               "statusCode": 500}
+    assert response.json() == {"statusCode": 500, "error": "Internal Server Error",
+                               "message": "Internal server error", "code": "InternalError",
+                               "emailapiCode": "InternalError"}
     assert "hunter2" not in response.content.decode()
     assert "Traceback" not in response.content.decode()
     assert any("Unhandled error" in record.message for record in caplog.records)

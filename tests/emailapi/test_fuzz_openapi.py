@@ -311,7 +311,7 @@ def _run(requests: list, token: str) -> list[tuple]:
 def _problem(answer) -> str | None:
     operation, method, path, query, body, status, headers, content = answer
     where = f"{operation}: {method} {path[:200]}?{query[:200]} body={body[:200]!r} -> {status}"
-    if status == 503 and json.loads(content).get("code") == "MailboxUnavailable":
+    if status == 503 and json.loads(content).get("emailapiCode") == "MailboxUnavailable":
         return None  # a mailbox the fuzz registered, on a port where no server listens
     if status >= 500:
         return f"{where} {content[:300]!r}"
@@ -321,7 +321,8 @@ def _problem(answer) -> str | None:
         except ValueError:
             return f"{where}: not JSON: {content[:300]!r}"
         if not (isinstance(error, dict) and error.get("statusCode") == status
-                and isinstance(error.get("error"), str) and isinstance(error.get("code"), str)):
+                and all(isinstance(error.get(key), str)
+                        for key in ("error", "message", "code", "emailapiCode"))):
             return f"{where}: not the error shape: {content[:300]!r}"
     return None
 

@@ -85,8 +85,9 @@ def test_json_nested_100000_deep_is_a_400(alice):
                  b'{"search": ' + b'{"not": ' * 40 + b"{}" + b"}" * 41):
         answer = post("/v1/token", alice.token, body)
         assert answer[0] == 400, answer
-        assert _error(answer) == {"error": "JSON nested deeper than 32 levels",
-                                  "code": "InvalidJSON", "statusCode": 400}
+        assert _error(answer) == {"statusCode": 400, "error": "Bad Request",
+                                  "message": "JSON nested deeper than 32 levels",
+                                  "code": "InvalidJSON", "emailapiCode": "InvalidJSON"}
 
 
 def test_a_mail_header_with_a_unicode_line_break_is_a_400(alice, box):

@@ -45,4 +45,4 @@ def test_the_api_answers_a_redis_outage_with_503():
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     assert response.data["code"] == "ServiceUnavailable"
-    assert "111" not in response.data["error"]
+    assert "111" not in response.data["message"]

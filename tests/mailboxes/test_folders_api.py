@@ -178,7 +178,7 @@ def test_the_routes_answer_emailengine_shapes_and_json_errors(alice, bob, synced
     for method, body, status in refusals:
         response = method(f"{BOX}/mailbox", body, format="json")
         assert response.status_code == status, (body, response.json())
-        assert set(response.json()) >= {"error", "code", "statusCode"}
+        assert set(response.json()) >= {"statusCode", "error", "message", "code"}
     for query, status in (("?path=INBOX", 400), ("?path=Nope", 404), ("", 400)):
         response = api.delete(f"{BOX}/mailbox{query}")
         assert response.status_code == status

@@ -73,7 +73,7 @@ def test_labels_on_a_server_without_them_are_a_400(alice, synced):
     response = alice.client.put(f"{BOX}/message/{ids[0]}", {"labels": {"add": ["x"]}},
                                 format="json")
     assert response.status_code == 400
-    assert response.json()["code"] == "LabelsUnsupported"
+    assert response.json()["emailapiCode"] == "LabelsUnsupported"
 
 
 def test_move_returns_the_new_id_and_raises_one_message_moved(alice, synced, mail_user):
@@ -119,7 +119,7 @@ def test_move_to_a_missing_folder_is_a_404_naming_it(alice, synced, mail_user):
     response = alice.client.put(f"{BOX}/message/{ids[0]}/move", {"path": "Nowhere/Deep"},
                                 format="json")
     assert response.status_code == 404
-    assert "Nowhere/Deep" in response.json()["error"]
+    assert "Nowhere/Deep" in response.json()["message"]
     assert server_subjects(mail_user, "INBOX") == ["Message 0", "Message 1", "Message 2"]
 
 
@@ -134,7 +134,7 @@ def test_move_to_a_folder_deleted_on_the_server_is_a_404(alice, synced, mail_use
     response = alice.client.put(f"{BOX}/message/{ids[0]}/move", {"path": "Projects"},
                                 format="json")
     assert response.status_code == 404
-    assert response.json()["code"] == "MailboxNotFound"
+    assert response.json()["emailapiCode"] == "MailboxNotFound"
     assert server_subjects(mail_user, "INBOX") == ["Message 0", "Message 1", "Message 2"]
 
 

@@ -145,7 +145,7 @@ def test_a_server_that_is_down_is_a_prompt_503(alice, settings):
     assert response.status_code == 503
     assert time.monotonic() - started < 5
     body = response.json()
-    assert body["code"] == "MailboxUnavailable"
+    assert body["emailapiCode"] == "MailboxUnavailable"
     assert body["statusCode"] == 503
     assert "state" in body["details"]
 

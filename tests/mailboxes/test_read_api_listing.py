@@ -115,8 +115,8 @@ def test_special_use_path_and_empty_folder(alice, synced):
 def test_missing_folder_is_a_404_naming_it(alice, synced):
     response = alice.client.get("/v1/account/box/messages?path=Nope/Deeper")
     assert response.status_code == 404
-    assert response.json()["code"] == "MailboxNotFound"
-    assert "Nope/Deeper" in response.json()["error"]
+    assert response.json()["emailapiCode"] == "MailboxNotFound"
+    assert "Nope/Deeper" in response.json()["message"]
 
 
 def test_another_tenants_account_is_a_404(alice, bob, outsider, synced):

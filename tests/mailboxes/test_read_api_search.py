@@ -97,7 +97,7 @@ def test_bad_criteria_are_400_with_the_field(alice, synced):
     missing = alice.client.post("/v1/account/box/search?path=Nope", {"search": {}},
                                 format="json")
     assert missing.status_code == 404
-    assert missing.json()["code"] == "MailboxNotFound"
+    assert missing.json()["emailapiCode"] == "MailboxNotFound"
 
 
 def test_index_search_in_one_folder_or_all(alice, synced):

@@ -40,7 +40,7 @@ def test_a_read_token_cannot_mark_a_message_seen(alice, synced, mail_user):
         body = response.json()
         assert body["code"] == "InsufficientScope"
         assert body["statusCode"] == 403
-        assert "markAsSeen" in body["error"]
+        assert "markAsSeen" in body["message"]
         # HEAD runs the GET handler: it must be refused the same way.
         assert reader.head(url, {"markAsSeen": value}).status_code == 403, value
     assert _server_flags(mail_user) == before

@@ -425,7 +425,7 @@ def test_serializer_accepts_an_empty_search():
 def test_serializer_answers_400_naming_the_field(data, field):
     body = error_response(data)
     assert field in body["details"], body
-    assert body["error"].startswith(f"Invalid input: {field}: ") or len(body["details"]) > 1
+    assert body["message"].startswith(f"Invalid input: {field}: ") or len(body["details"]) > 1
 
 
 def test_serializer_refuses_a_list_body():
@@ -444,4 +444,4 @@ def test_serializer_refuses_deep_nesting_without_descending_into_it():
 def test_serializer_refuses_what_compile_search_refuses():
     wide = {"or": [{"subject": str(n)} for n in range(50)]}
     body = error_response({"or": [wide, wide, wide, wide, wide]})
-    assert "more than 200 criteria" in body["error"]
+    assert "more than 200 criteria" in body["message"]

@@ -132,8 +132,9 @@ def test_a_cursor_older_than_the_retention_is_410(alice):
             once = "&once=true" if url == "/v1/stream" else ""
             response = alice.client.get(f"{url}?since={since}{once}")
             assert response.status_code == 410, (url, since)
-            assert response.json() == {"error": response.json()["error"],
-                                       "code": "CursorExpired", "statusCode": 410}
+            assert response.json() == {"statusCode": 410, "error": "Gone",
+                                       "message": response.json()["message"],
+                                       "code": "CursorExpired", "emailapiCode": "CursorExpired"}
     # Right at the pruned horizon nothing was lost.
     fine = alice.client.get(f"/v1/changes?since={cursor_at[seqs[4]]}").json()["changes"]
     assert [c["seq"] for c in fine] == seqs[5:]

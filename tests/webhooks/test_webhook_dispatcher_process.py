@@ -49,6 +49,14 @@ def _spawn(settings, log: Path, **overrides: str) -> subprocess.Popen:
                                 start_new_session=True)
 
 
+def _dispatcher_sessions() -> int:
+    """Database sessions of webhookdispatcher processes on this test database."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND application_name = 'webhookdispatcher'")
+        return cursor.fetchone()[0]
+
+
 def test_killed_dispatcher_and_flushed_redis_lose_no_event(
         alice, settings, allow_private_webhooks, webhook_receiver, redis_db, tmp_path):
     receiver = webhook_receiver()
@@ -62,6 +70,7 @@ def test_killed_dispatcher_and_flushed_redis_lose_no_event(
         receiver.wait_for(lambda r: len(r.requests) >= 3, timeout=60)
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(10)
+        wait_until(lambda: not _dispatcher_sessions(), timeout=30)  # its last statement ran
         redis_db.flushdb()
         # The killed process may have held a claim: it lapses after its lease.
         Delivery.objects.filter(state="delivering").update(
@@ -106,6 +115,9 @@ def test_a_dispatcher_killed_mid_run_sends_again_only_what_was_in_flight(
         receiver.wait_count(300, timeout=120)
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(10)
+        # A statement the process sent just before it died still runs to its end in its
+        # server session (a delivery recorded, the next one claimed): look once it is gone.
+        wait_until(lambda: not _dispatcher_sessions(), timeout=30)
         assert len(receiver.arrivals) < len(recorded), "killed too late to tell anything"
         in_flight = dict(Delivery.objects.filter(state="delivering")
                          .values_list("event_id", "account_id"))
@@ -113,9 +125,15 @@ def test_a_dispatcher_killed_mid_run_sends_again_only_what_was_in_flight(
         Delivery.objects.filter(state="delivering").update(
             lease_until=timezone.now() - timedelta(seconds=1))
         second = _spawn(settings, log, **patient)
-        arrivals = receiver.wait_for(lambda got: len(
-            {arrival.headers["x-emailapi-event-id"] for arrival in got}) == len(recorded)
-            and got, timeout=120)
+        try:
+            arrivals = receiver.wait_for(lambda got: len(
+                {arrival.headers["x-emailapi-event-id"] for arrival in got}) == len(recorded)
+                and got, timeout=120)
+        except AssertionError as missing:
+            stuck = list(Delivery.objects.exclude(state="delivered").order_by("account_id", "seq")
+                         .values("account_id", "seq", "state", "attempts", "lease_until",
+                                 "next_attempt_at", "last_error")[:5])
+            raise AssertionError(f"{missing}; first undelivered: {stuck}") from None
         wait_until(lambda: not Delivery.objects.exclude(state="delivered").exists(),
                    timeout=60)
         lane_of = {str(event.id): event.account_id for event in recorded}

@@ -195,6 +195,6 @@ def test_another_tenant_sees_and_touches_nothing(alice, bob, allow_private_webho
         alice.client.get("/v1/webhooks/not-a-uuid"),
     ):
         assert response.status_code == 404
-        assert response.json()["code"] == "WebhookNotFound"
+        assert response.json()["emailapiCode"] == "WebhookNotFound"
     assert alice.client.get(f"/v1/webhooks/{pk}").json()["enabled"] is True
     assert WebhookSubscription.objects.get(pk=pk).sealed_secret

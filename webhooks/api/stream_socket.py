@@ -29,7 +29,7 @@ from rest_framework import exceptions
 
 from accounts import tokens
 from accounts.api.authentication import BearerTokenAuthentication
-from emailapi.api.errors import error_body, flatten_errors, status_of
+from emailapi.api.errors import domain_error_body, error_body, flatten_errors, status_of
 from emailapi.lib.errors import DomainError
 from webhooks import feed
 from webhooks.api import stream_query
@@ -46,15 +46,14 @@ CLOSE_TOO_SLOW = 4429  # 4410 CursorExpired: 4000 + its status, as other refusal
 
 class Refused(Exception):
     def __init__(self, close_code: int, body: dict):
-        super().__init__(body["error"])
+        super().__init__(body["message"])
         self.close_code = close_code
         self.body = body
 
 
 def _refused(error: DomainError) -> Refused:
     """A service's refusal as the API would answer it, closing with 4000 + its status."""
-    status = status_of(error)
-    return Refused(4000 + status, error_body(error.message, error.code, status, error.details))
+    return Refused(4000 + status_of(error), domain_error_body(error))
 
 
 def _headers(scope) -> dict[str, str]:

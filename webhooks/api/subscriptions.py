@@ -39,7 +39,7 @@ class WebhookScopedView(TenantScopedAPIView):
         pk = _uuid(webhook)
         found = pk and subscriptions.tenant_subscriptions(self.tenant).filter(pk=pk).first()
         if not found:
-            raise NotFoundError("Webhook not found", "WebhookNotFound")
+            raise NotFoundError("Webhook not found", "WebhookNotFound", ee_code="NotFound")
         return found
 
 
