@@ -114,8 +114,10 @@ class SubmitSerializer(MessageFieldsSerializer):
     reference = SubmitReferenceSerializer(required=False)
     sendAt = serializers.DateTimeField(required=False,
                                        help_text="Send no earlier than this (ISO 8601)")
-    copy = serializers.BooleanField(required=False, help_text="Store a copy in the Sent "
-                                    "folder; default: the account's `copy` setting")
+    copy = serializers.BooleanField(required=False, allow_null=True,
+                                    help_text="Store a copy in the Sent folder; default "
+                                              "(or null, as EmailEngine's example sends): "
+                                              "the account's `copy` setting")
     deliveryAttempts = serializers.IntegerField(
         min_value=1, max_value=MAX_ATTEMPTS, required=False,
         help_text="Tries before giving up (default: the retry schedule's length + 1)")
@@ -151,8 +153,10 @@ class DraftSubmitSerializer(StrictSerializer):
                                             "To/Cc/Bcc")
     sendAt = serializers.DateTimeField(required=False,
                                        help_text="Send no earlier than this (ISO 8601)")
-    copy = serializers.BooleanField(required=False, help_text="Store a copy in the Sent "
-                                    "folder; default: the account's `copy` setting")
+    copy = serializers.BooleanField(required=False, allow_null=True,
+                                    help_text="Store a copy in the Sent folder; default "
+                                              "(or null, as EmailEngine's example sends): "
+                                              "the account's `copy` setting")
     deliveryAttempts = serializers.IntegerField(
         min_value=1, max_value=MAX_ATTEMPTS, required=False,
         help_text="Tries before giving up (default: the retry schedule's length + 1)")

@@ -344,3 +344,9 @@ def test_a_dry_run_answers_the_preview_and_queues_nothing(alice, account):
     assert f"Message-ID: {body['messageId']}".encode() in preview
     assert "queueId" not in body
     assert alice.client.get("/v1/outbox").json()["total"] == 0
+
+
+def test_copy_null_as_in_emailengines_example_follows_the_account(alice, account):
+    response = _submit(alice.client, {**EXAMPLE, "copy": None})
+
+    assert response.status_code == 200, response.json()
