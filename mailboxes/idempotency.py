@@ -4,17 +4,23 @@ answer (``idempotency.status: "HIT"``) and sends nothing. A repeat while the fir
 being processed is refused (409 ``IdempotencyKeyInUse``) rather than sent twice.
 
 Kept in Redis (coordination, not the source of truth: the outbox entry is in PostgreSQL). A
-key is scoped to the tenant and the account. Redis unreachable is a 503 before anything is
-queued (the API's error handler), never a send without the guard the caller asked for.
+key is scoped to the tenant and the account. Redis unreachable when the request starts is a
+503 before anything is queued (the API's error handler), never a send without the guard the
+caller asked for.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+
+import redis
 
 from emailapi.lib.redis import get_redis
 from mailboxes.errors import IdempotencyKeyInUse
+
+logger = logging.getLogger(__name__)
 
 WINDOW = 24 * 3600   # how long an answer is kept, as EmailEngine's day buckets
 PENDING_TTL = 300    # a request that died between begin and finish frees its key after this
@@ -54,8 +60,14 @@ def begin(tenant_id: int, account_id: str, key: str) -> dict | None:
 
 
 def finish(tenant_id: int, account_id: str, key: str, answer: dict) -> None:
-    """Keep the answer for the rest of the window."""
-    get_redis().set(_name(tenant_id, account_id, key), json.dumps(answer), ex=WINDOW)
+    """Keep the answer for the rest of the window. The message is queued by now, so Redis
+    failing here does not fail the request (its answer is true): it is logged, and the key
+    stays pending until ``PENDING_TTL`` lapses."""
+    try:
+        get_redis().set(_name(tenant_id, account_id, key), json.dumps(answer), ex=WINDOW)
+    except redis.RedisError as exc:
+        logger.warning("idempotency: the answer for queue entry %s was not kept: %s",
+                       answer.get("queueId"), type(exc).__name__)
 
 
 def abandon(tenant_id: int, account_id: str, key: str) -> None:
