@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import re
+from urllib.parse import urlsplit
 
 import pytest
 
 from mailboxes import idempotency
 from tests.mailboxes.sending_helpers import sending_account, sync, work_send_queue
 from tests.servers import seed
+from tests.servers.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -350,3 +352,15 @@ def test_copy_null_as_in_emailengines_example_follows_the_account(alice, account
     response = _submit(alice.client, {**EXAMPLE, "copy": None})
 
     assert response.status_code == 200, response.json()
+
+
+def test_with_redis_unreachable_a_submit_with_a_key_is_503_and_sends_nothing(
+        alice, account, settings):
+    with TcpProxy(urlsplit(settings.REDIS_URL).port or 6379) as proxy:
+        proxy.cut()
+        real, settings.REDIS_URL = settings.REDIS_URL, f"redis://127.0.0.1:{proxy.port}/0"
+        response = _submit(alice.client, EXAMPLE, HTTP_IDEMPOTENCY_KEY="no-redis")
+        settings.REDIS_URL = real
+
+    assert response.status_code == 503
+    assert alice.client.get("/v1/outbox").json()["total"] == 0
