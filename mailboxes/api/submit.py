@@ -60,6 +60,14 @@ MAX_ATTEMPTS = 100
 # --- request and response shapes ---------------------------------------------------------
 
 
+class AttemptsField(serializers.IntegerField):
+    """``deliveryAttempts``: EmailEngine takes 0 to 100, and 0 means a single try."""
+
+    def run_validation(self, data=serializers.empty):
+        value = super().run_validation(data)  # the bounds are checked on the value given
+        return value if value is None else max(1, value)
+
+
 class EnvelopeSerializer(StrictSerializer):
     # ``from`` is a Python keyword: declared under its JSON name in get_fields.
     to = serializers.ListField(child=serializers.EmailField(max_length=320), min_length=1,
@@ -118,9 +126,10 @@ class SubmitSerializer(MessageFieldsSerializer):
                                     help_text="Store a copy in the Sent folder; default "
                                               "(or null, as EmailEngine's example sends): "
                                               "the account's `copy` setting")
-    deliveryAttempts = serializers.IntegerField(
-        min_value=1, max_value=MAX_ATTEMPTS, required=False,
-        help_text="Tries before giving up (default: the retry schedule's length + 1)")
+    deliveryAttempts = AttemptsField(
+        min_value=0, max_value=MAX_ATTEMPTS, required=False,
+        help_text="Tries before giving up (default: the retry schedule's length + 1); 0 is "
+                  "one try, as in EmailEngine")
     dryRun = serializers.BooleanField(
         default=False, help_text="Compose only: the answer's `preview` is the message "
                                  "(base64 RFC 822) as it would be sent; nothing is queued")
@@ -157,9 +166,10 @@ class DraftSubmitSerializer(StrictSerializer):
                                     help_text="Store a copy in the Sent folder; default "
                                               "(or null, as EmailEngine's example sends): "
                                               "the account's `copy` setting")
-    deliveryAttempts = serializers.IntegerField(
-        min_value=1, max_value=MAX_ATTEMPTS, required=False,
-        help_text="Tries before giving up (default: the retry schedule's length + 1)")
+    deliveryAttempts = AttemptsField(
+        min_value=0, max_value=MAX_ATTEMPTS, required=False,
+        help_text="Tries before giving up (default: the retry schedule's length + 1); 0 is "
+                  "one try, as in EmailEngine")
 
 
 class MillisecondsDateTimeField(serializers.DateTimeField):

@@ -364,3 +364,11 @@ def test_with_redis_unreachable_a_submit_with_a_key_is_503_and_sends_nothing(
 
     assert response.status_code == 503
     assert alice.client.get("/v1/outbox").json()["total"] == 0
+
+
+def test_delivery_attempts_0_is_one_try_as_emailengine(alice, account):
+    response = _submit(alice.client, {**EXAMPLE, "deliveryAttempts": 0,
+                                      "sendAt": "2099-01-01T00:00:00Z"})
+
+    entry = alice.client.get(f"/v1/outbox/{response.json()['queueId']}").json()
+    assert entry["deliveryAttempts"] == 1
