@@ -3,6 +3,8 @@ real rq queue and worker send through the real SMTP server, Dovecot gets the Sen
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from mailboxes.models import Message, OutboxEntry
@@ -16,6 +18,12 @@ from tests.mailboxes.sending_helpers import (
 from tests.servers import seed
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _field_names(headers: bytes) -> list[bytes]:
+    """The field names of a header block (its values, a random Message-ID say, may hold
+    "bcc")."""
+    return re.findall(rb"^([^\s:]+):", headers, re.M)
 
 
 def _submit(client, body, account_id="box"):
@@ -166,7 +174,7 @@ def test_the_outbox_pages(alice, account):
     ({"raw": "not base64!"}, "raw"),
     ({"raw": ""}, "raw"),
     ({"raw": b64(b"x"), "sendAt": "tomorrow"}, "sendAt"),
-    ({"raw": b64(b"x"), "deliveryAttempts": 0}, "deliveryAttempts"),
+    ({"raw": b64(b"x"), "deliveryAttempts": -1}, "deliveryAttempts"),
     ({"raw": b64(b"x"), "copy": "yes"}, "copy"),
     ({"raw": b64(b"x"), "envelope": {"to": ["not an address"]}}, "envelope.to"),
     ({"raw": b64(b"x"), "reference": {"message": "m", "action": "archive"}},
@@ -307,7 +315,7 @@ def test_a_resent_message_goes_to_its_resent_recipients_without_any_bcc_header(
     assert received.mail_from == "me@example.test"
     assert received.rcpt_tos == ["carol@example.test", "dave@example.test", "erin@example.test"]
     headers = received.data.split(b"\r\n\r\n", 1)[0].lower()
-    assert b"bcc" not in headers
+    assert not [name for name in _field_names(headers) if b"bcc" in name]
     assert b"dave@" not in headers
     assert b"grace@" not in headers
     assert received.message["Resent-To"] == "carol@example.test"
@@ -330,7 +338,7 @@ def test_a_composed_message_drops_every_bcc_field_and_keeps_those_recipients(
     assert sorted(received.rcpt_tos) == ["bob@example.test", "carol@example.test",
                                          "dave@example.test"]
     headers = received.data.split(b"\r\n\r\n", 1)[0].lower()
-    assert b"bcc" not in headers
+    assert not [name for name in _field_names(headers) if b"bcc" in name]
     assert b"carol@" not in headers
     assert b"erin@" not in headers
     assert received.message["Subject"] == "Plans"
