@@ -30,7 +30,11 @@ from emailapi.api.pagination import PageQuerySerializer, paginate
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
 from mailboxes import compose, idempotency, outbox, sending
-from mailboxes.api.compose_serializer import STRUCTURED, MessageFieldsSerializer
+from mailboxes.api.compose_serializer import (
+    STRUCTURED,
+    MessageFieldsSerializer,
+    OneOrListField,
+)
 from mailboxes.errors import InvalidInput, MessageNotFound, ReferenceMismatch
 from mailboxes.models import OutboxEntry
 
@@ -70,8 +74,9 @@ class AttemptsField(serializers.IntegerField):
 
 class EnvelopeSerializer(StrictSerializer):
     # ``from`` is a Python keyword: declared under its JSON name in get_fields.
-    to = serializers.ListField(child=serializers.EmailField(max_length=320), min_length=1,
-                               max_length=500, required=False, help_text="RCPT TO addresses")
+    to = OneOrListField(child=serializers.EmailField(max_length=320), min_length=1,
+                        max_length=500, required=False,
+                        help_text="RCPT TO addresses (one alone is taken too)")
 
     def get_fields(self):
         fields = super().get_fields()

@@ -372,3 +372,14 @@ def test_delivery_attempts_0_is_one_try_as_emailengine(alice, account):
 
     entry = alice.client.get(f"/v1/outbox/{response.json()['queueId']}").json()
     assert entry["deliveryAttempts"] == 1
+
+
+def test_a_single_address_and_a_single_envelope_recipient_are_taken_as_lists(
+        alice, account, smtp_server):
+    response = _submit(alice.client, {**EXAMPLE, "to": {"address": "nyan.cat@example.test"},
+                                      "envelope": {"from": "me@example.test",
+                                                   "to": "eve@example.test"}})
+
+    assert response.status_code == 200, response.json()
+    work_send_queue()
+    assert smtp_server.wait_for_messages(1)[0].rcpt_tos == ["eve@example.test"]
