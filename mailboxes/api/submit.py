@@ -311,27 +311,26 @@ def respond_async(request) -> bool:
                for token in prefer.replace(";", ",").split(","))
 
 
-def queued_body(entry, reference: dict | None = None, found: bool = True) -> dict:
-    """EmailEngine's answer to a submit: ``{response, messageId, sendAt, queueId}`` and,
-    with a reference, ``reference: {message, success}`` (plus ``error`` when not found)."""
-    body = {"response": QUEUED, "messageId": entry.message_id, "sendAt": entry.send_at,
-            "queueId": entry.queue_id}
+def _answer(body: dict, reference: dict | None, found: bool) -> dict:
+    """With a reference, EmailEngine's ``reference: {message, success}`` (plus ``error``
+    when it was not found)."""
     if reference:
         body["reference"] = {"message": reference["message"], "success": found}
         if not found:
             body["reference"]["error"] = REFERENCE_MISSING
     return SubmittedSerializer(body).data
+
+
+def queued_body(entry, reference: dict | None = None, found: bool = True) -> dict:
+    """EmailEngine's answer to a submit: ``{response, messageId, sendAt, queueId}``."""
+    return _answer({"response": QUEUED, "messageId": entry.message_id,
+                    "sendAt": entry.send_at, "queueId": entry.queue_id}, reference, found)
 
 
 def dry_run_body(composed: dict, reference: dict | None, found: bool) -> dict:
     """EmailEngine's ``dryRun`` answer: ``{response: "Dry run", messageId, preview}``."""
-    body = {"response": DRY_RUN, "messageId": composed["message_id"],
-            "preview": base64.b64encode(composed["raw"]).decode()}
-    if reference:
-        body["reference"] = {"message": reference["message"], "success": found}
-        if not found:
-            body["reference"]["error"] = REFERENCE_MISSING
-    return SubmittedSerializer(body).data
+    return _answer({"response": DRY_RUN, "messageId": composed["message_id"],
+                    "preview": base64.b64encode(composed["raw"]).decode()}, reference, found)
 
 
 class SubmitBase(TenantScopedAPIView):
