@@ -383,3 +383,10 @@ def test_a_single_address_and_a_single_envelope_recipient_are_taken_as_lists(
     assert response.status_code == 200, response.json()
     work_send_queue()
     assert smtp_server.wait_for_messages(1)[0].rcpt_tos == ["eve@example.test"]
+
+
+def test_emailengines_query_parameters_are_accepted(alice, account):
+    response = alice.client.post("/v1/account/box/submit?documentStore=false"
+                                 "&useStructuredFormat=false", EXAMPLE, format="json")
+
+    assert response.status_code == 200, response.json()
