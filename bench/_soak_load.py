@@ -211,7 +211,7 @@ class Client(threading.Thread):
                                 message_id=message_id, body="Sent by the soak.\n")
         status, _ = self.api.call("send", "POST", f"/v1/account/{account}/submit",
                                   {"raw": base64.b64encode(raw).decode()})
-        if status == 202:
+        if status in (200, 202):  # 200 since issue 16 (EmailEngine's status)
             self.sends.append(message_id)
 
 

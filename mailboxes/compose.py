@@ -18,13 +18,13 @@ The MIME tree is the smallest one that holds what was given::
       application/pdf; attachment
 
 A ``reference`` ({message, action: reply | replyAll | forward, inline}) names a message of
-the index. A reply threads (In-Reply-To and References), is addressed to the original's
-Reply-To or From (``replyAll``: plus its To and Cc, without ourselves) unless recipients were
-given, and gets ``Re:`` before the original subject unless a subject was given. ``inline``
-quotes the original text; a forward that is not inline attaches the original as
-message/rfc822. Loading the original is the only part that touches the network (its text or
-source over the pooled IMAP connection); ``compose(load=...)`` takes a stand-in, so the
-composition itself is a pure function.
+the index. A reply threads (In-Reply-To and References; a forward References only), is
+addressed to the original's Reply-To or From (``replyAll``: plus its To and Cc, without
+ourselves) unless recipients were given, and gets ``Re:`` before the original subject unless
+a subject was given. ``inline`` quotes the original text; a forward that is not inline
+attaches the original as message/rfc822. Loading the original is the only part that touches
+the network (its text or source over the pooled IMAP connection); ``compose(load=...)``
+takes a stand-in, so the composition itself is a pure function.
 
 Bcc: a message that is sent never carries a Bcc field, nor Resent-Bcc nor any other
 ``*-Bcc`` (``is_bcc_field``): Bcc and Resent-Bcc recipients get it through the envelope
@@ -57,9 +57,11 @@ from mailboxes import listing
 from mailboxes.command_pool import pool
 from mailboxes.errors import (
     ComposeError,
+    MessageNotDraft,
     MessageNotFound,
     NoRecipients,
     OriginalTooLarge,
+    ReferenceMismatch,
     ReferenceNotFound,
 )
 from mailboxes.imap import parts
@@ -112,6 +114,7 @@ class Original:
     text: str | None = None     # plain text, for quoting
     html: str | None = None
     source: bytes | None = None  # the whole message, for a forward as attachment
+    attachments: list[dict] = field(default_factory=list)  # forwardAttachments: API shape
 
 
 @dataclass
@@ -137,7 +140,7 @@ def compose(account: EmailAccount, fields: dict, envelope: dict | None = None, *
     if reference:
         inline = bool(reference.get("inline"))
         wants_source = reference.get("action") == "forward" and not inline \
-            and "raw" not in fields
+            and "raw" not in fields and reference.get("forwardAttachments") is None
         original = (load or load_original)(account, reference, inline and "raw" not in fields,
                                            wants_source)
     if "raw" in fields:
@@ -179,8 +182,11 @@ def _from_fields(account: EmailAccount, fields: dict, original: Original | None,
     message["Date"] = email.utils.format_datetime(datetime.now(timezone.utc))
     message_id = message_id_header(fields.get("messageId"), sender["address"])
     message["Message-ID"] = message_id
-    if original and action in ("reply", "replyAll") and original.target.message_id:
-        message["In-Reply-To"] = original.target.message_id
+    if original and original.target.message_id:
+        # A reply answers the original (In-Reply-To); a reply and a forward both continue
+        # its thread (References), as EmailEngine does.
+        if action in ("reply", "replyAll"):
+            message["In-Reply-To"] = original.target.message_id
         message["References"] = " ".join(
             list(dict.fromkeys([*original.references[-20:], original.target.message_id])))
     _extra_headers(message, fields.get("headers") or {})
@@ -188,7 +194,8 @@ def _from_fields(account: EmailAccount, fields: dict, original: Original | None,
     text, html = fields.get("text"), fields.get("html")
     if original and original.target.action and fields.get("reference", {}).get("inline"):
         text, html = _quoted(original, text, html)
-    _body(message, text, html, fields.get("attachments") or [])
+    _body(message, text, html,
+          [*(fields.get("attachments") or []), *(original.attachments if original else [])])
     if original and action == "forward" and original.source is not None:
         _attach_message(message, original.source, _eml_name(original.subject))
 
@@ -564,11 +571,14 @@ def load_original(account: EmailAccount, reference: dict, with_text: bool,
                   with_source: bool) -> Original:
     """The referenced message from the index, and from the server its text (to quote) or
     its source (to attach) when asked. 404 ``ReferenceNotFound`` when the id is unknown or
-    the server no longer has the message."""
+    the server no longer has the message, or when the reference names a ``messageId`` the
+    message does not have."""
     try:
         folder, row = listing.message_by_id(account, reference["message"])
     except MessageNotFound as exc:
         raise ReferenceNotFound(exc.message) from None
+    if reference.get("messageId") and reference["messageId"] != row.message_id:
+        raise ReferenceMismatch()
     target = ReferenceTarget(message=reference["message"],
                              action=reference.get("action") or "reply", folder_id=folder.pk,
                              path=folder.path, uid=row.uid, message_id=row.message_id or "")
@@ -576,9 +586,12 @@ def load_original(account: EmailAccount, reference: dict, with_text: bool,
                         reply_to=list(row.reply_to or []), to=list(row.to or []),
                         cc=list(row.cc or []), date=row.date or row.internal_date,
                         references=list(row.references or []))
-    if with_source and row.size > FORWARD_SOURCE_LIMIT:
+    with_attachments = bool(reference.get("action") == "forward"
+                            and reference.get("forwardAttachments") and row.attachments)
+    if with_source and row.size > FORWARD_SOURCE_LIMIT or with_attachments and sum(
+            part.get("size") or 0 for part in row.attachments) > FORWARD_SOURCE_LIMIT:
         raise OriginalTooLarge("reference.message", "The original is too large to attach")
-    if not (with_text or with_source):
+    if not (with_text or with_source or with_attachments):
         return original
     with pool.session(account) as session:
         session.open(folder.path, refresh=True)
@@ -590,7 +603,47 @@ def load_original(account: EmailAccount, reference: dict, with_text: bool,
             if with_source:
                 original.source = parts.fetch_section(session.client, row.uid, "",
                                                       max_bytes=FORWARD_SOURCE_LIMIT)
+            if with_attachments:
+                original.attachments = [
+                    _forwarded(part, parts.decode_transfer(
+                        parts.fetch_section(session.client, row.uid, part["part"],
+                                            max_bytes=FORWARD_SOURCE_LIMIT),
+                        part.get("encoding")), bool(reference.get("inline")))
+                    for part in row.attachments]
         except parts.MessageNotFound:
             raise ReferenceNotFound(
                 f"Message {reference['message']!r} not found") from None
     return original
+
+
+def _forwarded(part: dict, content: bytes, inline: bool) -> dict:
+    """An attachment of the original as an attachment of the forward (EmailEngine's
+    ``forwardAttachments``): its inline images keep their Content-ID when the original is
+    quoted inline, so the quoted HTML still shows them."""
+    content_type = part.get("contentType") or "application/octet-stream"
+    if content_type.split("/")[0].lower() in ("multipart", "message") \
+            and content_type.lower() != "message/rfc822":
+        content_type = "application/octet-stream"
+    is_inline = part.get("disposition") == "inline"
+    cid = (part.get("contentId") or "").strip().strip("<>")
+    return {"filename": part.get("filename"), "content": content, "contentType": content_type,
+            "contentDisposition": "inline" if is_inline else "attachment",
+            "cid": cid if inline and is_inline and cid else None}
+
+
+def load_draft(account: EmailAccount, message_id: str) -> bytes:
+    """The source of a stored draft, to send as it is (``message/{id}/submit``): a message
+    of the Drafts folder or one flagged \\Draft (400 ``MessageNotDraft`` otherwise), read
+    from the server (404 when the id is unknown or the server no longer has it)."""
+    folder, row = listing.message_by_id(account, message_id)
+    if folder.special_use != "\\Drafts" and "\\Draft" not in (row.flags or []):
+        raise MessageNotDraft(message_id)
+    if row.size > FORWARD_SOURCE_LIMIT:
+        raise OriginalTooLarge("message", "The draft is too large to send")
+    with pool.session(account) as session:
+        session.open(folder.path, refresh=True)
+        try:
+            return parts.fetch_section(session.client, row.uid, "",
+                                       max_bytes=FORWARD_SOURCE_LIMIT)
+        except parts.MessageNotFound:
+            raise MessageNotFound(f"Message {message_id!r} not found") from None

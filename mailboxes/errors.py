@@ -50,6 +50,14 @@ class ReferenceNotFound(MessageNotFound):
     ee_code = "ReferenceNotFound"
 
 
+class ReferenceMismatch(ReferenceNotFound):
+    """A reference's ``messageId`` that is not the referenced message's Message-ID (a 404
+    as in EmailEngine, whatever ``ignoreMissing`` says)."""
+
+    message = ("The referenced message was found, but its Message-ID does not match the "
+               "expected value")
+
+
 class AttachmentNotFound(NotFound):
     code = "AttachmentNotFound"
 
@@ -88,6 +96,16 @@ class OriginalTooLarge(ComposeError):
     """A forward as attachment of an original over ``compose.FORWARD_SOURCE_LIMIT``."""
 
     code = "MessageTooLarge"
+
+
+class MessageNotDraft(Invalid):
+    """``message/{id}/submit`` of a message that is neither in Drafts nor flagged \\Draft."""
+
+    code = "MessageNotDraft"
+
+    def __init__(self, message_id: str):
+        super().__init__(f"Message {message_id!r} is not a draft: it is not in the Drafts "
+                         "folder and has no \\Draft flag")
 
 
 class InvalidCursor(Invalid):
@@ -184,6 +202,16 @@ class MailboxHasChildren(Conflict):
 
 class MailboxInUse(Conflict):
     code = "MailboxInUse"
+
+
+class IdempotencyKeyInUse(Conflict):
+    """A submit with an ``Idempotency-Key`` whose first request is still being processed."""
+
+    code = "IdempotencyKeyInUse"
+
+    def __init__(self, key: str):
+        super().__init__("A request with this Idempotency-Key is still being processed: "
+                         "retry in a moment", {"key": key[:80]})
 
 
 class QueueEntryNotCancellable(Conflict):

@@ -250,6 +250,8 @@ def bulk_delete(account, folder, uids: list[int], force: bool) -> dict:
     trash = trash_of(account)
     if not force and trash is not None and trash.pk != folder.pk:
         moved = bulk_move(account, folder, uids, trash.path)
-        return {"deleted": False, "matched": len(uids), "moved": moved}
+        # ``destination``: EmailEngine's name for where they went (``path`` is ours)
+        return {"deleted": False, "matched": len(uids),
+                "moved": {"destination": moved["path"], **moved}}
     present = _expunge(account, folder, uids) if uids else []
     return {"deleted": True, "matched": len(uids), "expunged": len(present)}

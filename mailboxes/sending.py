@@ -45,9 +45,9 @@ from django.utils import timezone
 from accounts.oauth2.refresh import ReauthRequired, TokenError
 from emailapi.lib.backoff import Schedule
 from emailapi.lib.wording import describe
-from mailboxes import connection_settings, ids, listing, outbox, smtp
+from mailboxes import connection_settings, ids, listing, message_writes, outbox, smtp
 from mailboxes.command_pool import pool
-from mailboxes.errors import MailboxUnavailable
+from mailboxes.errors import MailboxUnavailable, MessageNotFound
 from mailboxes.imap import append as imap_append
 from mailboxes.imap import fetch
 from mailboxes.imap.types import FlagChange
@@ -277,11 +277,18 @@ def wants_copy(entry: OutboxEntry) -> bool:
 
 
 def after_sent(entry: OutboxEntry) -> dict | None:
-    """Store the copy in Sent (unless ``copy`` is off) and flag a replied-to message
-    \\Answered. Both are best effort: the mail is out, so a failure here is logged and the
-    copy's fate said in words (``sentCopy``), never retried as a send."""
+    """Store the copy in Sent (unless ``copy`` is off), remove a sent draft
+    (``message/{id}/submit``) and flag a replied-to message \\Answered. All are best
+    effort: the mail is out, so a failure here is logged and the copy's fate said in words
+    (``sentCopy``), never retried as a send."""
     result = copy_to_sent(entry, bytes(entry.raw)) if wants_copy(entry) else None
     reference = entry.reference or {}
+    if reference.get("draft"):
+        try:
+            remove_draft(entry, reference["draft"])
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("outbox %s: could not remove the sent draft: %s",
+                           entry.queue_id, _why(exc))
     if reference.get("message") and reference.get("action") in ("reply", "replyAll"):
         try:
             flag_answered(entry, reference["message"])
@@ -375,6 +382,16 @@ def _appended_meta(session, folder: Folder, uid: int):
         raise FolderReplaced(folder.path)
     metas = fetch.fetch_meta(session.client, str(uid))
     return metas[0] if metas else None
+
+
+def remove_draft(entry: OutboxEntry, message_id: str) -> None:
+    """Expunge the draft that was sent (as EmailEngine does), then the index (one
+    ``messageDeleted``). A draft already gone is left at that."""
+    try:
+        recorded(entry, lambda: listing.message_by_id(entry.email_account, message_id))
+    except MessageNotFound:
+        return
+    message_writes.delete_message(entry.email_account, message_id, force=True)
 
 
 def flag_answered(entry: OutboxEntry, message_id: str) -> None:

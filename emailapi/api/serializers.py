@@ -20,6 +20,8 @@ _JSON_TYPES = [
 def _type_error(field: serializers.Field, value) -> str | None:
     if value is None:
         return None  # allow_null decides
+    if getattr(field, "takes_one", False) and not isinstance(value, list):
+        return _type_error(field.child, value)  # one item alone, for a list of one
     if isinstance(field, serializers.ListField) and isinstance(value, list):
         for index, item in enumerate(value):
             message = _type_error(field.child, item)

@@ -109,9 +109,21 @@ class HeadersField(serializers.DictField):
         return value
 
 
+class OneOrListField(serializers.ListField):
+    """A list that also takes one item alone (EmailEngine's ``.single()``: ``"to": {...}``
+    for ``"to": [{...}]``)."""
+
+    takes_one = True  # StrictSerializer's type check: an item alone is of the child's type
+
+    def to_internal_value(self, data):
+        if isinstance(data, (dict, str)):
+            data = [data]
+        return super().to_internal_value(data)
+
+
 def _addresses(**kwargs):
-    return serializers.ListField(child=AddressSerializer(), max_length=MAX_RECIPIENTS,
-                                 required=False, **kwargs)
+    return OneOrListField(child=AddressSerializer(), max_length=MAX_RECIPIENTS,
+                          required=False, **kwargs)
 
 
 class MessageFieldsSerializer(StrictSerializer):

@@ -146,11 +146,16 @@ class BulkMoveResultSerializer(serializers.Serializer):
                                   help_text="[old id, new id] pairs")
 
 
+class BulkDeletedToTrashSerializer(BulkMoveResultSerializer):
+    destination = serializers.CharField(help_text="The Trash folder they went to "
+                                                  "(EmailEngine's name; `path` is the same)")
+
+
 class BulkDeleteResultSerializer(serializers.Serializer):
     deleted = serializers.BooleanField()
     matched = serializers.IntegerField()
     expunged = serializers.IntegerField(required=False)
-    moved = BulkMoveResultSerializer(required=False)
+    moved = BulkDeletedToTrashSerializer(required=False)
 
 
 class UploadSerializer(MessageFieldsSerializer):

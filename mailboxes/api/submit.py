@@ -1,14 +1,18 @@
 """Sending: ``POST /v1/account/{account}/submit`` and the outbox routes (EmailEngine's names).
 
 Thin views over ``mailboxes.outbox`` (the queue in PostgreSQL) and ``mailboxes.sending`` (the
-rq job). Submitting composes the message, stores it as an outbox entry and answers 202 at
-once; nothing here opens an SMTP connection.
+rq job). Submitting composes the message, stores it as an outbox entry and answers at once,
+200 with EmailEngine's body (``response: "Queued for delivery"``), or 202 when the request
+says ``Prefer: respond-async`` (our answer before EmailEngine's shape); nothing here opens
+an SMTP connection.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+from datetime import timezone as dt_timezone
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -25,10 +29,31 @@ from rest_framework.response import Response
 from emailapi.api.pagination import PageQuerySerializer, paginate
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
-from mailboxes import compose, outbox, sending
-from mailboxes.api.compose_serializer import STRUCTURED, MessageFieldsSerializer
+from mailboxes import compose, idempotency, outbox, sending
+from mailboxes.api.compose_serializer import (
+    STRUCTURED,
+    MessageFieldsSerializer,
+    OneOrListField,
+)
+from mailboxes.errors import InvalidInput, MessageNotFound, ReferenceMismatch
 from mailboxes.models import OutboxEntry
 
+PREFER_PARAM = OpenApiParameter(
+    "Prefer", str, OpenApiParameter.HEADER, required=False,
+    description="`respond-async`: answer 202 (emailapi's status before it took "
+                "EmailEngine's 200); the body is the same")
+IDEMPOTENCY_PARAM = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="Send at most once per key (24 hours, per account): a repeat gets the first "
+                "answer with `idempotency.status: HIT`; 409 `IdempotencyKeyInUse` while the "
+                "first is still being processed")
+IN_USE = OpenApiResponse(OpenApiTypes.OBJECT, description="The first request with this "
+                         "Idempotency-Key is still being processed (`IdempotencyKeyInUse`)")
+QUEUED = "Queued for delivery"
+DRY_RUN = "Dry run"
+REFERENCE_MISSING = "Referenced message was not found"
+DRAFT_PARAM = OpenApiParameter("id", str, OpenApiParameter.PATH,
+                               description="Id of the stored draft")
 QUEUE_PARAM = OpenApiParameter("queueId", str, OpenApiParameter.PATH,
                                description="Queue id returned by submit")
 PROGRESS = {"queued": "queued", "sending": "processing", "sent": "submitted",
@@ -39,10 +64,19 @@ MAX_ATTEMPTS = 100
 # --- request and response shapes ---------------------------------------------------------
 
 
+class AttemptsField(serializers.IntegerField):
+    """``deliveryAttempts``: EmailEngine takes 0 to 100, and 0 means a single try."""
+
+    def run_validation(self, data=serializers.empty):
+        value = super().run_validation(data)  # the bounds are checked on the value given
+        return value if value is None else max(1, value)
+
+
 class EnvelopeSerializer(StrictSerializer):
     # ``from`` is a Python keyword: declared under its JSON name in get_fields.
-    to = serializers.ListField(child=serializers.EmailField(max_length=320), min_length=1,
-                               max_length=500, required=False, help_text="RCPT TO addresses")
+    to = OneOrListField(child=serializers.EmailField(max_length=320), min_length=1,
+                        max_length=500, required=False,
+                        help_text="RCPT TO addresses (one alone is taken too)")
 
     def get_fields(self):
         fields = super().get_fields()
@@ -53,9 +87,30 @@ class EnvelopeSerializer(StrictSerializer):
 
 class SubmitReferenceSerializer(StrictSerializer):
     message = serializers.CharField(max_length=256, help_text="Id of the referenced message")
-    action = serializers.ChoiceField(choices=["reply", "replyAll", "forward"], default="reply")
+    action = serializers.ChoiceField(
+        choices=["reply", "replyAll", "reply-all", "forward"], default="reply",
+        help_text="`reply-all` (EmailEngine's spelling) is the same as `replyAll`")
     inline = serializers.BooleanField(default=False,
                                       help_text="Quote the original in the new text")
+    forwardAttachments = serializers.BooleanField(
+        required=False, help_text="A forward: true attaches the original's attachments, "
+        "false nothing (EmailEngine's); unset, a forward that is not inline attaches the "
+        "whole original as message/rfc822 (ours)")
+    messageId = serializers.CharField(
+        max_length=996, required=False,
+        help_text="Send only if the referenced message has this Message-ID (404 otherwise)")
+    ignoreMissing = serializers.BooleanField(
+        default=False, help_text="Send even when the referenced message is not found (the "
+                                 "answer says `reference.success: false`); otherwise 404")
+
+    def validate_action(self, value: str) -> str:
+        return "replyAll" if value == "reply-all" else value
+
+    def validate(self, attrs):
+        if "forwardAttachments" in attrs and attrs["action"] != "forward":
+            raise serializers.ValidationError(
+                {"forwardAttachments": ["Only for action forward"]})
+        return attrs
 
 
 @extend_schema_serializer(examples=[
@@ -72,11 +127,17 @@ class SubmitSerializer(MessageFieldsSerializer):
     reference = SubmitReferenceSerializer(required=False)
     sendAt = serializers.DateTimeField(required=False,
                                        help_text="Send no earlier than this (ISO 8601)")
-    copy = serializers.BooleanField(required=False, help_text="Store a copy in the Sent "
-                                    "folder; default: the account's `copy` setting")
-    deliveryAttempts = serializers.IntegerField(
-        min_value=1, max_value=MAX_ATTEMPTS, required=False,
-        help_text="Tries before giving up (default: the retry schedule's length + 1)")
+    copy = serializers.BooleanField(required=False, allow_null=True,
+                                    help_text="Store a copy in the Sent folder; default "
+                                              "(or null, as EmailEngine's example sends): "
+                                              "the account's `copy` setting")
+    deliveryAttempts = AttemptsField(
+        min_value=0, max_value=MAX_ATTEMPTS, required=False,
+        help_text="Tries before giving up (default: the retry schedule's length + 1); 0 is "
+                  "one try, as in EmailEngine")
+    dryRun = serializers.BooleanField(
+        default=False, help_text="Compose only: the answer's `preview` is the message "
+                                 "(base64 RFC 822) as it would be sent; nothing is queued")
 
     def validate_raw(self, value: str) -> bytes:
         try:
@@ -98,10 +159,61 @@ class SubmitSerializer(MessageFieldsSerializer):
         return attrs
 
 
+class DraftSubmitSerializer(StrictSerializer):
+    """What ``message/{id}/submit`` may change of the stored draft: how it is sent."""
+
+    envelope = EnvelopeSerializer(required=False,
+                                  help_text="SMTP envelope; default: the draft's From and "
+                                            "To/Cc/Bcc")
+    sendAt = serializers.DateTimeField(required=False,
+                                       help_text="Send no earlier than this (ISO 8601)")
+    copy = serializers.BooleanField(required=False, allow_null=True,
+                                    help_text="Store a copy in the Sent folder; default "
+                                              "(or null, as EmailEngine's example sends): "
+                                              "the account's `copy` setting")
+    deliveryAttempts = AttemptsField(
+        min_value=0, max_value=MAX_ATTEMPTS, required=False,
+        help_text="Tries before giving up (default: the retry schedule's length + 1); 0 is "
+                  "one try, as in EmailEngine")
+
+
+class MillisecondsDateTimeField(serializers.DateTimeField):
+    """``2026-01-01T12:00:00.000Z``: UTC with milliseconds, as EmailEngine writes dates."""
+
+    def to_representation(self, value):
+        return value.astimezone(dt_timezone.utc).isoformat(timespec="milliseconds") \
+            .replace("+00:00", "Z")
+
+
+class SubmittedReferenceSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text="The referenced message's id, as given")
+    success = serializers.BooleanField(help_text="Whether the referenced message was found "
+                                                 "(false only with `ignoreMissing`)")
+    error = serializers.CharField(required=False,
+                                  help_text="Why not, when `success` is false")
+
+
+class IdempotencySerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="The request's Idempotency-Key")
+    status = serializers.ChoiceField(
+        choices=["MISS", "HIT"], help_text="MISS: processed now; HIT: the kept answer of an "
+                                           "earlier request with the key (nothing sent again)")
+
+
 class SubmittedSerializer(serializers.Serializer):
-    queueId = serializers.CharField()
-    messageId = serializers.CharField()
-    sendAt = serializers.DateTimeField()
+    response = serializers.CharField(help_text='"Queued for delivery" ("Dry run" with '
+                                               '`dryRun`)')
+    messageId = serializers.CharField(help_text="The Message-ID header, with angle brackets")
+    sendAt = MillisecondsDateTimeField(required=False,
+                                       help_text="When it is sent, at the earliest")
+    queueId = serializers.CharField(required=False,
+                                    help_text="Follow it with `GET /v1/outbox/{queueId}`")
+    preview = serializers.CharField(required=False, help_text="`dryRun` only: the message "
+                                    "as it would be sent, base64 RFC 822 (no queueId, sendAt)")
+    reference = SubmittedReferenceSerializer(required=False,
+                                             help_text="Only when a reference was given")
+    idempotency = IdempotencySerializer(required=False,
+                                        help_text="Only with an Idempotency-Key header")
 
 
 class OutboxEnvelopeSerializer(serializers.Serializer):
@@ -192,31 +304,144 @@ def _composed(account, data: dict) -> dict:
 # --- views -------------------------------------------------------------------------------
 
 
-class SubmitView(TenantScopedAPIView):
+def respond_async(request) -> bool:
+    """``Prefer: respond-async`` (RFC 7240): the caller wants 202 Accepted."""
+    prefer = request.headers.get("Prefer", "")
+    return any(token.split("=")[0].strip().lower() == "respond-async"
+               for token in prefer.replace(";", ",").split(","))
+
+
+def _answer(body: dict, reference: dict | None, found: bool) -> dict:
+    """With a reference, EmailEngine's ``reference: {message, success}`` (plus ``error``
+    when it was not found)."""
+    if reference:
+        body["reference"] = {"message": reference["message"], "success": found}
+        if not found:
+            body["reference"]["error"] = REFERENCE_MISSING
+    return SubmittedSerializer(body).data
+
+
+def queued_body(entry, reference: dict | None = None, found: bool = True) -> dict:
+    """EmailEngine's answer to a submit: ``{response, messageId, sendAt, queueId}``."""
+    return _answer({"response": QUEUED, "messageId": entry.message_id,
+                    "sendAt": entry.send_at, "queueId": entry.queue_id}, reference, found)
+
+
+def dry_run_body(composed: dict, reference: dict | None, found: bool) -> dict:
+    """EmailEngine's ``dryRun`` answer: ``{response: "Dry run", messageId, preview}``."""
+    return _answer({"response": DRY_RUN, "messageId": composed["message_id"],
+                    "preview": base64.b64encode(composed["raw"]).decode()}, reference, found)
+
+
+class SubmitBase(TenantScopedAPIView):
+    def answer_once(self, request, produce) -> Response:
+        """``produce()`` (which queues and returns the answer's body) run once per
+        ``Idempotency-Key``: a repeat gets the kept answer with ``idempotency.status: HIT``.
+        200, or 202 with ``Prefer: respond-async``."""
+        status = 202 if respond_async(request) else 200
+        key = idempotency.clean_key(request.headers.get("Idempotency-Key"))
+        if key is None:
+            return Response(produce(), status=status)
+        if len(key) > idempotency.MAX_KEY:
+            raise InvalidInput("Invalid input: Idempotency-Key: at most 1024 characters",
+                               {"Idempotency-Key": ["At most 1024 characters"]})
+        scope = (self.tenant.pk, self.email_account.account_id, key)
+        kept = idempotency.begin(*scope)
+        if kept is not None:
+            return Response({**kept, "idempotency": {"key": key, "status": "HIT"}},
+                            status=status)
+        try:
+            body = dict(produce())
+        except BaseException:
+            with contextlib.suppress(Exception):
+                idempotency.abandon(*scope)
+            raise
+        idempotency.finish(*scope, body)
+        return Response({**body, "idempotency": {"key": key, "status": "MISS"}}, status=status)
+
+
+class SubmitView(SubmitBase):
     @extend_schema(
-        operation_id="submitMessage", tags=["Submit"], parameters=[ACCOUNT_PARAM],
-        request=SubmitSerializer, responses={202: SubmittedSerializer},
+        operation_id="submitMessage", tags=["Submit"],
+        parameters=[ACCOUNT_PARAM, PREFER_PARAM, IDEMPOTENCY_PARAM], request=SubmitSerializer,
+        responses={200: SubmittedSerializer,
+                   202: OpenApiResponse(SubmittedSerializer,
+                                        description="The same, with `Prefer: respond-async`"),
+                   409: IN_USE},
         summary="Queue a message for sending",
-        description="Stores the message in the outbox and answers at once; a worker sends it "
+        description="Stores the message in the outbox and answers at once (EmailEngine's "
+                    "`response: \"Queued for delivery\"`); a worker sends it "
                     "through the account's SMTP server, retrying transient failures on the "
                     "retry schedule, then stores a copy in Sent (unless `copy` is off) and "
                     "raises `messageSent`, or `messageFailed` after the last try. `sendAt` "
-                    "delays it. Follow it with `GET /v1/outbox/{queueId}`.")
+                    "delays it. Follow it with `GET /v1/outbox/{queueId}`. A `reference` "
+                    "that is not found answers 404, or with `reference.ignoreMissing` sends "
+                    "anyway and says `reference.success: false`.")
     def post(self, request, account):
-        email_account = self.email_account
         data = self.validated(SubmitSerializer, request.data)
-        composed = _composed(email_account, data)
+        if data["dryRun"]:  # nothing happens, so nothing to do once
+            return Response(self.queue(data))
+        return self.answer_once(request, lambda: self.queue(data))
+
+    def queue(self, data: dict) -> dict:
+        email_account = self.email_account
         reference = data.get("reference")
+        found = True
+        try:
+            composed = _composed(email_account, data)
+        except MessageNotFound as exc:
+            if isinstance(exc, ReferenceMismatch) or not (reference and
+                                                          reference["ignoreMissing"]):
+                raise
+            found = False
+            composed = _composed(email_account,
+                                 {key: value for key, value in data.items()
+                                  if key != "reference"})
+        if data["dryRun"]:
+            return dry_run_body(composed, reference, found)
         entry = outbox.submit(
             email_account, raw=composed["raw"], envelope=composed["envelope"],
             message_id=composed["message_id"], subject=composed["subject"],
             send_at=data.get("sendAt"), copy=data.get("copy"),
             reference={"message": reference["message"], "action": reference["action"]}
-            if reference else None,
+            if reference and found else None,
             delivery_attempts=data.get("deliveryAttempts"), on_due=sending.enqueue_quietly)
-        return Response(SubmittedSerializer({"queueId": entry.queue_id,
-                                             "messageId": entry.message_id,
-                                             "sendAt": entry.send_at}).data, status=202)
+        return queued_body(entry, reference, found)
+
+
+class DraftSubmitView(SubmitBase):
+    @extend_schema(
+        operation_id="submitDraft", tags=["Submit"],
+        parameters=[ACCOUNT_PARAM, DRAFT_PARAM, PREFER_PARAM, IDEMPOTENCY_PARAM],
+        request=DraftSubmitSerializer,
+        responses={200: SubmittedSerializer, 409: IN_USE,
+                   202: OpenApiResponse(SubmittedSerializer,
+                                        description="The same, with `Prefer: respond-async`"),
+                   400: OpenApiResponse(OpenApiTypes.OBJECT,
+                                        description="Not a draft (`MessageNotDraft`)"),
+                   404: OpenApiResponse(OpenApiTypes.OBJECT,
+                                        description="No such message (`MessageNotFound`)")},
+        summary="Send a stored draft",
+        description="EmailEngine's draft send: the message (in the Drafts folder, or flagged "
+                    "`\\Draft`) is read from the mail server and queued as it is, its "
+                    "Message-ID kept, Bcc recipients in the envelope only. Once sent, a copy "
+                    "goes to Sent (unless `copy` is off) and the draft is removed. The "
+                    "answer is the same as `submit`'s.")
+    def post(self, request, account, id):  # noqa: A002
+        data = self.validated(DraftSubmitSerializer, request.data)
+        return self.answer_once(request, lambda: self.queue(id, data))
+
+    def queue(self, message_id: str, data: dict) -> dict:
+        email_account = self.email_account
+        raw = compose.load_draft(email_account, message_id)
+        composed = _composed(email_account, {"raw": raw, "envelope": data.get("envelope")})
+        entry = outbox.submit(
+            email_account, raw=composed["raw"], envelope=composed["envelope"],
+            message_id=composed["message_id"], subject=composed["subject"],
+            send_at=data.get("sendAt"), copy=data.get("copy"),
+            reference={"draft": message_id},
+            delivery_attempts=data.get("deliveryAttempts"), on_due=sending.enqueue_quietly)
+        return queued_body(entry)
 
 
 class OutboxListView(TenantScopedAPIView):

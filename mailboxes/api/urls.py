@@ -23,6 +23,8 @@ urlpatterns = [
          name="message-move"),
     path("account/<str:account>/message/<str:id>/copy", messages.MessageCopyView.as_view(),
          name="message-copy"),
+    path("account/<str:account>/message/<str:id>/submit", submit.DraftSubmitView.as_view(),
+         name="message-submit"),
     path("account/<str:account>/message/<str:id>/source", content.MessageSourceView.as_view(),
          name="message-source"),
     path("account/<str:account>/text/<str:text>", content.TextView.as_view(),

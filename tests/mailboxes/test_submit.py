@@ -3,6 +3,8 @@ real rq queue and worker send through the real SMTP server, Dovecot gets the Sen
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from mailboxes.models import Message, OutboxEntry
@@ -18,6 +20,12 @@ from tests.servers import seed
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def _field_names(headers: bytes) -> list[bytes]:
+    """The field names of a header block (its values, a random Message-ID say, may hold
+    "bcc")."""
+    return re.findall(rb"^([^\s:]+):", headers, re.M)
+
+
 def _submit(client, body, account_id="box"):
     return client.post(f"/v1/account/{account_id}/submit", body, format="json")
 
@@ -29,9 +37,9 @@ def test_a_plain_send_arrives_with_its_headers_and_envelope_and_lands_in_sent(
 
     response = _submit(alice.client, {"raw": b64(raw)})
 
-    assert response.status_code == 202, response.json()
+    assert response.status_code == 200, response.json()
     body = response.json()
-    assert set(body) == {"queueId", "messageId", "sendAt"}
+    assert set(body) == {"response", "queueId", "messageId", "sendAt"}
     work_send_queue()
     received = smtp_server.wait_for_messages(1)[0]
     assert received.mail_from == "me@example.test"
@@ -84,7 +92,7 @@ def test_a_reply_flags_the_original_answered(alice, account, smtp_user, smtp_ser
     response = _submit(alice.client, {"raw": b64(reply), "reference": {
         "message": original["id"], "action": "reply"}})
 
-    assert response.status_code == 202
+    assert response.status_code == 200
     work_send_queue()
     received = smtp_server.wait_for_messages(1)[0].message
     assert received["In-Reply-To"] == original_id
@@ -109,7 +117,7 @@ def test_send_at_is_returned_and_the_entry_waits_in_the_outbox(alice, account, s
     response = _submit(alice.client, {"raw": b64(raw_message()),
                                       "sendAt": "2099-01-01T10:00:00Z", "deliveryAttempts": 2})
 
-    assert response.json()["sendAt"] == "2099-01-01T10:00:00Z"
+    assert response.json()["sendAt"] == "2099-01-01T10:00:00.000Z"
     work_send_queue()
     assert smtp_server.messages == []
     listed = alice.client.get("/v1/outbox").json()
@@ -166,7 +174,7 @@ def test_the_outbox_pages(alice, account):
     ({"raw": "not base64!"}, "raw"),
     ({"raw": ""}, "raw"),
     ({"raw": b64(b"x"), "sendAt": "tomorrow"}, "sendAt"),
-    ({"raw": b64(b"x"), "deliveryAttempts": 0}, "deliveryAttempts"),
+    ({"raw": b64(b"x"), "deliveryAttempts": -1}, "deliveryAttempts"),
     ({"raw": b64(b"x"), "copy": "yes"}, "copy"),
     ({"raw": b64(b"x"), "envelope": {"to": ["not an address"]}}, "envelope.to"),
     ({"raw": b64(b"x"), "reference": {"message": "m", "action": "archive"}},
@@ -261,7 +269,7 @@ def test_a_structured_reply_threads_quotes_and_flags_the_original(
         "text": "Checked: all fine.", "bcc": [{"address": "audit@example.test"}],
         "reference": {"message": original["id"], "action": "reply", "inline": True}})
 
-    assert response.status_code == 202, response.json()
+    assert response.status_code == 200, response.json()
     work_send_queue()
     received = smtp_server.wait_for_messages(1)[0]
     message = received.message
@@ -301,13 +309,13 @@ def test_a_resent_message_goes_to_its_resent_recipients_without_any_bcc_header(
 
     response = _submit(alice.client, {"raw": b64(raw)})
 
-    assert response.status_code == 202, response.json()
+    assert response.status_code == 200, response.json()
     work_send_queue()
     received = smtp_server.wait_for_messages(1)[0]
     assert received.mail_from == "me@example.test"
     assert received.rcpt_tos == ["carol@example.test", "dave@example.test", "erin@example.test"]
     headers = received.data.split(b"\r\n\r\n", 1)[0].lower()
-    assert b"bcc" not in headers
+    assert not [name for name in _field_names(headers) if b"bcc" in name]
     assert b"dave@" not in headers
     assert b"grace@" not in headers
     assert received.message["Resent-To"] == "carol@example.test"
@@ -324,13 +332,13 @@ def test_a_composed_message_drops_every_bcc_field_and_keeps_those_recipients(
         "subject": "Plans", "text": "See you",
         "headers": {"Resent-Bcc": "dave@example.test", "X-Archive-Bcc": "erin@example.test"}})
 
-    assert response.status_code == 202, response.json()
+    assert response.status_code == 200, response.json()
     work_send_queue()
     received = smtp_server.wait_for_messages(1)[0]
     assert sorted(received.rcpt_tos) == ["bob@example.test", "carol@example.test",
                                          "dave@example.test"]
     headers = received.data.split(b"\r\n\r\n", 1)[0].lower()
-    assert b"bcc" not in headers
+    assert not [name for name in _field_names(headers) if b"bcc" in name]
     assert b"carol@" not in headers
     assert b"erin@" not in headers
     assert received.message["Subject"] == "Plans"
