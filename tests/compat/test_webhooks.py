@@ -1,0 +1,131 @@
+"""Webhooks as EmailEngine sends them, checked by receivers written the way EmailEngine's
+documentation and the Standard Webhooks library verify requests: real receiver HTTP servers,
+the real dispatcher, Dovecot for mail."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import uuid
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from tests.mailboxes.helpers import register
+from tests.webhooks import conftest as webhook_fixtures
+
+# The webhook tests' fixtures (receivers, dispatchers), used here too.
+allow_private_webhooks = webhook_fixtures.allow_private_webhooks
+webhook_receiver = webhook_fixtures.webhook_receiver
+start_dispatcher = webhook_fixtures.start_dispatcher
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ENGINE_DATE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def ee_signature_ok(secret: str, body: bytes, header: str) -> bool:
+    """EmailEngine's documented check (Node): ``crypto.createHmac('sha256', serviceSecret)
+    .update(rawBody).digest('base64url') === req.headers['x-ee-wh-signature']``."""
+    expected = base64.urlsafe_b64encode(
+        hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode().rstrip("=")
+    return hmac.compare_digest(expected, header)
+
+
+def received(receiver, event: str, count: int = 1, timeout: float = 60.0):
+    return receiver.wait_for(
+        lambda r: len(found := [q for q in r.accepted() if q.payload["event"] == event])
+        >= count and found, timeout)
+
+
+def subscribe(client, receiver, events, format_):
+    answer = client.post("/v1/webhooks", {"url": receiver.url, "events": events,
+                                          "format": format_}, format="json")
+    assert answer.status_code == 200, answer.content
+    return answer.json()
+
+
+def test_it_sends_emailengine_envelope_and_signature(alice, mail_user, allow_private_webhooks,
+                                                       webhook_receiver, start_dispatcher):
+    receiver = webhook_receiver()
+    hook = subscribe(alice.client, receiver, ["accountAdded"], "emailengine")
+    assert hook["format"] == "emailengine"
+    register(alice.tenant, mail_user)
+    start_dispatcher()
+    [request] = received(receiver, "accountAdded")
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    assert ee_signature_ok(hook["secret"], request.body, headers["x-ee-wh-signature"])
+    payload = request.payload
+    assert set(payload) == {"serviceUrl", "account", "date", "event", "data"}
+    assert payload["account"] == "box"
+    assert payload["event"] == "accountAdded"
+    assert ENGINE_DATE.match(payload["date"])
+    assert headers["x-ee-wh-attempts-made"] == "0"
+    assert re.fullmatch(r"\d+s", headers["x-ee-wh-queued-time"])
+    assert uuid.UUID(headers["x-ee-wh-event-id"])
+    assert headers["x-ee-wh-id"]
+    assert headers["content-type"] == "application/json"
+    assert "x-emailapi-signature" not in headers
+
+
+def test_it_refuses_a_wrong_ee_signature(alice, mail_user, allow_private_webhooks,
+                                         webhook_receiver, start_dispatcher):
+    receiver = webhook_receiver()
+    subscribe(alice.client, receiver, ["accountAdded"], "emailengine")
+    register(alice.tenant, mail_user)
+    start_dispatcher()
+    [request] = received(receiver, "accountAdded")
+    assert not ee_signature_ok("whsec_other", request.body, request.headers["X-EE-Wh-Signature"])
+
+
+def test_it_signs_standard_webhooks_verified_by_the_library(
+        alice, mail_user, allow_private_webhooks, webhook_receiver, start_dispatcher):
+    receiver = webhook_receiver()
+    hook = subscribe(alice.client, receiver, ["accountAdded"], "standard")
+    register(alice.tenant, mail_user)
+    start_dispatcher()
+    [request] = received(receiver, "accountAdded")
+    verified = Webhook(hook["secret"]).verify(request.body, request.headers)
+    assert verified["event"] == "accountAdded"
+    assert request.headers["webhook-id"] == verified["id"]
+    assert request.headers["webhook-signature"].startswith("v1,")
+
+
+def test_standard_library_rejects_a_changed_body(alice, mail_user, allow_private_webhooks,
+                                                 webhook_receiver, start_dispatcher):
+    from standardwebhooks.webhooks import WebhookVerificationError
+
+    receiver = webhook_receiver()
+    hook = subscribe(alice.client, receiver, ["accountAdded"], "standard")
+    register(alice.tenant, mail_user)
+    start_dispatcher()
+    [request] = received(receiver, "accountAdded")
+    with pytest.raises(WebhookVerificationError):
+        Webhook(hook["secret"]).verify(request.body + b" ", request.headers)
+
+
+def test_it_refuses_an_unknown_format_and_changes_nothing(alice, allow_private_webhooks):
+    answer = alice.client.post("/v1/webhooks", {"url": "http://127.0.0.1:9/h",
+                                                "events": ["*"], "format": "zapier"},
+                               format="json")
+    assert answer.status_code == 400
+    assert alice.client.get("/v1/webhooks").json()["webhooks"] == []
+
+
+def test_emailengine_event_names_are_for_the_emailengine_format(alice, allow_private_webhooks):
+    answer = alice.client.post("/v1/webhooks", {"url": "http://127.0.0.1:9/h",
+                                                "events": ["messageDeliveryError"]},
+                               format="json")
+    assert answer.status_code == 400
+    assert "events" in str(answer.json())
+
+
+def test_the_format_can_be_changed(alice, allow_private_webhooks):
+    hook = alice.client.post("/v1/webhooks", {"url": "http://127.0.0.1:9/h",
+                                              "events": ["*"]}, format="json").json()
+    assert hook["format"] == "emailapi"
+    changed = alice.client.put(f"/v1/webhooks/{hook['id']}", {"format": "standard"},
+                               format="json")
+    assert changed.json()["format"] == "standard"
