@@ -174,18 +174,26 @@ class FanOutCursor(models.Model):
 
 
 class EngineSettings(models.Model):
-    """A tenant's EmailEngine-style settings (``GET/POST /v1/settings``).
+    """A tenant's EmailEngine-style settings (``GET/POST /v1/settings``,
+    ``webhooks.engine_settings``).
 
-    ``webhooks``, ``webhooksEnabled``, ``webhookEvents`` and ``webhooksCustomHeaders`` live on
-    ``subscription``, the tenant's default subscription (format ``emailengine``, made at the
-    first ``webhooks`` setting); the rest shape what ``webhooks.engine_format`` puts in
-    ``messageNew``. ``serviceUrl`` is every ``emailengine`` subscription's envelope field.
+    The webhook keys (``webhooks``, ``webhooksEnabled``, ``webhookEvents``,
+    ``webhooksCustomHeaders``, ``serviceSecret``) are kept here and applied to
+    ``subscription``, the tenant's default subscription (format ``emailengine``), which exists
+    while ``webhooks`` is a URL. The ``notify*`` keys shape what ``webhooks.engine_format`` puts
+    in that subscription's ``messageNew``; ``serviceUrl`` is every ``emailengine``
+    subscription's envelope field. Secrets are sealed like a subscription's.
     """
 
     tenant = models.OneToOneField("accounts.Tenant", on_delete=models.CASCADE,
                                   related_name="engine_settings")
     subscription = models.ForeignKey(WebhookSubscription, null=True, blank=True,
                                      on_delete=models.SET_NULL, related_name="+")
+    webhooks_enabled = models.BooleanField(default=False)
+    webhooks_url = models.CharField(max_length=2048, blank=True, default="")
+    webhook_events = models.JSONField(default=list)  # EmailEngine's names; empty = all
+    sealed_headers = models.TextField(blank=True, default="")
+    sealed_service_secret = models.TextField(blank=True, default="")
     service_url = models.CharField(max_length=2048, blank=True, default="")
     notify_text = models.BooleanField(default=False)
     notify_text_size = models.IntegerField(null=True, blank=True)

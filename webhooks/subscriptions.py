@@ -105,6 +105,13 @@ def rotate_secret(subscription: WebhookSubscription) -> str:
     return secret
 
 
+def set_secret(subscription: WebhookSubscription, secret: str) -> None:
+    """Sign with ``secret`` from the next attempt on (EmailEngine's ``serviceSecret`` setting)."""
+    subscription.sealed_secret = _seal(subscription, "secret", secret)
+    subscription.updated_at = timezone.now()
+    subscription.save(update_fields=["sealed_secret", "updated_at"])
+
+
 def delete(subscription: WebhookSubscription) -> None:
     """Its deliveries go with it (a delivery in flight finds its row gone and changes
     nothing)."""

@@ -129,3 +129,88 @@ def test_the_format_can_be_changed(alice, allow_private_webhooks):
     changed = alice.client.put(f"/v1/webhooks/{hook['id']}", {"format": "standard"},
                                format="json")
     assert changed.json()["format"] == "standard"
+
+
+# --- /v1/settings: the default webhook, EmailEngine's way -----------------------------------
+
+
+def test_settings_make_the_default_emailengine_webhook(alice, mail_user, allow_private_webhooks,
+                                                       webhook_receiver, start_dispatcher):
+    receiver = webhook_receiver()
+    answer = alice.client.post("/v1/settings", {
+        "webhooksEnabled": True, "webhooks": receiver.url, "webhookEvents": ["accountAdded"],
+        "webhooksCustomHeaders": [{"key": "X-Custom", "value": "abc"}],
+        "serviceSecret": "a-secret-i-know", "serviceUrl": "https://ee.example.com/admin",
+        "notifyText": True, "notifyTextSize": 1024}, format="json")
+    assert answer.status_code == 200
+    assert sorted(answer.json()["updated"]) == sorted([
+        "webhooksEnabled", "webhooks", "webhookEvents", "webhooksCustomHeaders",
+        "serviceSecret", "serviceUrl", "notifyText", "notifyTextSize"])
+    register(alice.tenant, mail_user)
+    start_dispatcher()
+    [request] = received(receiver, "accountAdded")
+    assert ee_signature_ok("a-secret-i-know", request.body, request.headers["X-EE-Wh-Signature"])
+    assert request.payload["serviceUrl"] == "https://ee.example.com"
+    assert request.headers["X-Custom"] == "abc"
+
+
+def test_settings_answer_the_keys_asked_for(alice, allow_private_webhooks):
+    alice.client.post("/v1/settings", {"webhooks": "http://127.0.0.1:9/h",
+                                       "serviceSecret": "s3cret", "notifyHeaders": ["List-ID"],
+                                       "webhooksCustomHeaders": [{"key": "Authorization",
+                                                                  "value": "Bearer x"}]},
+                      format="json")
+    answer = alice.client.get("/v1/settings?webhooks=true&serviceSecret=true&notifyHeaders=true"
+                              "&webhooksCustomHeaders=true&webhooksEnabled=true")
+    assert answer.status_code == 200
+    assert answer.json() == {"webhooks": "http://127.0.0.1:9/h", "serviceSecret": True,
+                             "notifyHeaders": ["list-id"], "webhooksEnabled": False,
+                             "webhooksCustomHeaders": [{"key": "Authorization",
+                                                        "value": "******"}]}
+
+
+def test_settings_list_event_types(alice):
+    types = alice.client.get("/v1/settings?eventTypes=true").json()
+    assert set(types) == {"eventTypes"}
+    assert {"messageNew", "messageDeleted", "messageDeliveryError"} <= set(types["eventTypes"])
+
+
+def test_the_default_webhook_is_a_listed_emailengine_subscription(alice,
+                                                                   allow_private_webhooks):
+    alice.client.post("/v1/settings", {"webhooks": "http://127.0.0.1:9/h",
+                                       "webhooksEnabled": True}, format="json")
+    [hook] = alice.client.get("/v1/webhooks").json()["webhooks"]
+    assert hook["format"] == "emailengine"
+    assert hook["enabled"] is True
+    assert hook["events"] == ["*"]
+
+
+def test_an_empty_webhooks_url_removes_the_default_webhook(alice, allow_private_webhooks):
+    alice.client.post("/v1/settings", {"webhooks": "http://127.0.0.1:9/h"}, format="json")
+    alice.client.post("/v1/settings", {"webhooks": ""}, format="json")
+    assert alice.client.get("/v1/webhooks").json()["webhooks"] == []
+    assert alice.client.get("/v1/settings?webhooks=true").json() == {"webhooks": None}
+
+
+@pytest.mark.parametrize("body", [
+    {"webhookEvents": ["noSuchEvent"]},
+    {"notifyTextSize": "big"},
+    {"webhooks": "ftp://example.com/x"},
+    {"serviceUrl": "not a url"},
+    {"webhooksCustomHeaders": [{"key": "X-EE-Wh-Signature", "value": "forged"}]},
+    {"logLevel": "trace"},
+])
+def test_bad_settings_are_400_and_change_nothing(alice, body):
+    before = alice.client.get("/v1/settings").json()
+    answer = alice.client.post("/v1/settings", body, format="json")
+    assert answer.status_code == 400
+    assert alice.client.get("/v1/settings").json() == before
+
+
+def test_an_unknown_settings_query_key_is_400(alice):
+    assert alice.client.get("/v1/settings?noSuchKey=true").status_code == 400
+
+
+def test_settings_are_per_tenant(alice, bob, allow_private_webhooks):
+    alice.client.post("/v1/settings", {"webhooks": "http://127.0.0.1:9/h"}, format="json")
+    assert bob.client.get("/v1/settings?webhooks=true").json() == {"webhooks": None}
