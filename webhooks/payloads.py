@@ -66,6 +66,16 @@ def _engine_data(name: str, data: dict) -> dict:
     return data
 
 
+def _delivery_error(data: dict) -> dict:
+    """EmailEngine's ``messageDeliveryError`` for the attempt that failed for good."""
+    attempts = data.get("attemptsMade")
+    return {"queueId": data.get("queueId"), "envelope": data.get("envelope"),
+            "messageId": data.get("messageId"), "error": data.get("error"),
+            "errorCode": data.get("code"), "smtpResponse": data.get("error"),
+            "smtpResponseCode": data.get("responseCode"),
+            "job": {"attemptsMade": attempts, "attempts": attempts, "nextAttempt": False}}
+
+
 def engine_events(event: Event) -> list[tuple[str, str, dict]]:
     """``(event name, path, data)`` of EmailEngine's events for our ``event``."""
     data = event.data
@@ -77,7 +87,7 @@ def engine_events(event: Event) -> list[tuple[str, str, dict]]:
         return [("messageDeleted", source.get("path") or "", gone),
                 ("messageNew", event.path, _engine_data("messageNew", moved))]
     if event.event == "messageFailed":
-        return [("messageDeliveryError", "", _engine_data("messageDeliveryError", data)),
+        return [("messageDeliveryError", "", _delivery_error(data)),
                 ("messageFailed", "", _engine_data("messageFailed", data))]
     return [(event.event, event.path, _engine_data(event.event, data))]
 

@@ -9,11 +9,17 @@ import hashlib
 import hmac
 import re
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from accounts.models import EmailAccount
+from mailboxes import sending
+from tests.base import wait_for
 from tests.mailboxes.helpers import register
+from tests.mailboxes.sending_helpers import queue, sending_account
+from tests.servers import seed
 from tests.webhooks import conftest as webhook_fixtures
 
 # The webhook tests' fixtures (receivers, dispatchers), used here too.
@@ -214,3 +220,102 @@ def test_an_unknown_settings_query_key_is_400(alice):
 def test_settings_are_per_tenant(alice, bob, allow_private_webhooks):
     alice.client.post("/v1/settings", {"webhooks": "http://127.0.0.1:9/h"}, format="json")
     assert bob.client.get("/v1/settings?webhooks=true").json() == {"webhooks": None}
+
+
+# --- what the emailengine format carries -----------------------------------------------------
+
+
+def engine_hook(client, receiver, **extra):
+    answer = client.post("/v1/settings", {"webhooksEnabled": True, "webhooks": receiver.url,
+                                          "serviceSecret": "ee-secret", **extra}, format="json")
+    assert answer.status_code == 200, answer.content
+
+
+def test_message_new_carries_emailengine_fields_text_and_headers(
+        alice, mail_user, allow_private_webhooks, webhook_receiver, start_dispatcher,
+        imap_worker):
+    receiver = webhook_receiver()
+    engine_hook(alice.client, receiver, webhookEvents=["messageNew", "accountInitialized"],
+                notifyText=True, notifyTextSize=1000, notifyHeaders=["Subject", "X-Mailer"])
+    account = register(alice.tenant, mail_user)
+    start_dispatcher()
+    wait_for(lambda: EmailAccount.objects.get(pk=account.pk).state == "connected", timeout=60)
+    [initialized] = received(receiver, "accountInitialized")
+    assert initialized.payload["data"]["initialized"] is True
+
+    [uid] = seed.seed_mailbox(mail_user, messages=[seed.make_message(
+        subject="Hello engine", body="Plain words here.\n",
+        date=datetime(2024, 3, 5, 11, 30, tzinfo=timezone(timedelta(hours=2))))])
+    [new] = received(receiver, "messageNew")
+    assert ee_signature_ok("ee-secret", new.body, new.headers["X-EE-Wh-Signature"])
+    payload = new.payload
+    assert payload["path"] == "INBOX"
+    assert payload["specialUse"] == "\\Inbox"
+    data = payload["data"]
+    assert data["uid"] == uid
+    assert data["specialUse"] == "\\Inbox"
+    assert data["messageSpecialUse"] == "\\Inbox"
+    assert data["seemsLikeNew"] is True
+    assert data["date"] == "2024-03-05T09:30:00.000Z"
+    assert data["text"]["plain"].startswith("Plain words here.")
+    assert data["headers"] == {"subject": ["Hello engine"]}
+    assert ENGINE_DATE.match(payload["date"])
+
+
+def test_message_new_leaves_text_out_without_notify_text(
+        alice, mail_user, allow_private_webhooks, webhook_receiver, start_dispatcher,
+        imap_worker):
+    receiver = webhook_receiver()
+    engine_hook(alice.client, receiver, webhookEvents=["messageNew"])
+    account = register(alice.tenant, mail_user)
+    start_dispatcher()
+    wait_for(lambda: EmailAccount.objects.get(pk=account.pk).state == "connected", timeout=60)
+    seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="No text")])
+    [new] = received(receiver, "messageNew")
+    assert "plain" not in (new.payload["data"].get("text") or {})
+    assert "headers" not in new.payload["data"]
+
+
+def test_a_move_by_another_client_is_deleted_plus_new_in_emailengine_format(
+        alice, mail_user, allow_private_webhooks, webhook_receiver, start_dispatcher,
+        imap_worker):
+    ours, engine = webhook_receiver(), webhook_receiver()
+    subscribe(alice.client, ours, ["messageMoved"], "emailapi")
+    subscribe(alice.client, engine, ["messageNew", "messageDeleted"], "emailengine")
+    [uid] = seed.seed_mailbox(mail_user, messages=[seed.make_message(
+        subject="Moving", date=datetime(2024, 3, 5, 11, 30, tzinfo=timezone(timedelta(hours=2))))])
+    account = register(alice.tenant, mail_user)
+    start_dispatcher()
+    wait_for(lambda: EmailAccount.objects.get(pk=account.pk).state == "connected", timeout=60)
+    with mail_user.imap_client() as other:
+        other.select_folder("INBOX")
+        other.move([uid], "Archive")
+    [moved] = received(ours, "messageMoved")
+    assert moved.payload["data"]["date"] == "2024-03-05T09:30:00Z"
+    [deleted] = received(engine, "messageDeleted")
+    [new] = received(engine, "messageNew")
+    assert deleted.payload["path"] == "INBOX"
+    assert deleted.payload["data"]["uid"] == uid
+    assert new.payload["path"] == "Archive"
+    assert new.payload["data"]["date"] == "2024-03-05T09:30:00.000Z"
+    assert [r.payload["event"] for r in engine.accepted()] == ["messageDeleted", "messageNew"]
+    assert deleted.headers["X-EE-Wh-Event-Id"] != new.headers["X-EE-Wh-Event-Id"]
+
+
+def test_a_failed_send_is_message_delivery_error(alice, smtp_user, smtp_server,
+                                                 allow_private_webhooks, webhook_receiver,
+                                                 start_dispatcher):
+    receiver = webhook_receiver()
+    subscribe(alice.client, receiver, ["messageDeliveryError"], "emailengine")
+    account = sending_account(alice.tenant, smtp_user, smtp_server)
+    smtp_server.refuse_always("550 5.7.1 Relaying denied", stage="rcpt")
+    entry = queue(account)
+    assert sending.send_entry(entry.pk) == "failed"
+    start_dispatcher()
+    [error] = received(receiver, "messageDeliveryError")
+    data = error.payload["data"]
+    assert data["queueId"] == entry.queue_id
+    assert data["smtpResponseCode"] == 550
+    assert data["error"] == "550 5.7.1 Relaying denied"
+    assert data["job"]["nextAttempt"] is False
+    assert {r.payload["event"] for r in receiver.accepted()} == {"messageDeliveryError"}
