@@ -7,13 +7,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import re
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from accounts import services
 from accounts.models import EmailAccount
 from mailboxes import sending
 from tests.base import wait_for
@@ -319,3 +322,76 @@ def test_a_failed_send_is_message_delivery_error(alice, smtp_user, smtp_server,
     assert data["error"] == "550 5.7.1 Relaying denied"
     assert data["job"]["nextAttempt"] is False
     assert {r.payload["event"] for r in receiver.accepted()} == {"messageDeliveryError"}
+
+
+# --- /v1/changes: EmailEngine's state stream for EventSource clients -------------------------
+
+
+@pytest.fixture
+def web_server(settings):
+    from tests.webhooks.stream_clients import Daphne
+
+    daphne = Daphne(settings, EMAILAPI_STREAM_KEEPALIVE="1")
+    yield daphne
+    daphne.stop()
+
+
+def next_state(stream, account: str, key: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        stream.wait_comment("still here")  # a keep-alive a second: the deadline is noticed
+        stream.comments.clear()
+        while stream._events:
+            event = stream._events.popleft()
+            seen.append(event["data"]["key"])
+            if event["data"]["account"] == account and event["data"]["key"] == key:
+                return event
+    raise AssertionError(f"no {key!r} state within {timeout} s; saw {seen}")
+
+
+def test_changes_streams_account_state_changes_to_an_event_source(
+        alice, mail_user, web_server, imap_worker):
+    from tests.webhooks.stream_clients import EventStream
+
+    stream = EventStream(web_server.port, "/v1/changes",
+                         {"Authorization": f"Bearer {alice.token}"})
+    assert stream.status == 200
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    stream.wait_comment("still here")  # open, and kept alive while nothing happens
+    register(alice.tenant, mail_user)
+    event = next_state(stream, "box", "connected")
+    assert event["event"] == "message"
+    assert event["data"] == {"account": "box", "type": "state", "key": "connected",
+                             "payload": None}
+    stream.close()
+
+
+def test_changes_stream_carries_the_error_of_an_error_state(alice, mail_user, web_server,
+                                                          imap_worker):
+    from tests.webhooks.stream_clients import EventStream
+
+    stream = EventStream(web_server.port, "/v1/changes",
+                         {"Authorization": f"Bearer {alice.token}"})
+    stream.wait_comment("emailapi change stream")
+    imap = mail_user.imap_settings(secure=False)
+    imap["auth"] = {**imap["auth"], "pass": "wrong"}
+    imap["tls"] = {"rejectUnauthorized": False}
+    services.register_account(alice.tenant, {"account": "box", "imap": imap})
+    event = next_state(stream, "box", "authenticationError")
+    assert isinstance(event["data"]["payload"], dict)
+    stream.close()
+
+
+def test_changes_keeps_the_json_feed_for_json_clients(alice):
+    answer = alice.client.get("/v1/changes", HTTP_ACCEPT="application/json")
+    assert answer.status_code == 200
+    assert set(answer.json()) == {"changes", "nextCursor", "hasMore"}
+
+
+def test_changes_stream_needs_a_token(web_server):
+    from tests.webhooks.stream_clients import EventStream
+
+    stream = EventStream(web_server.port, "/v1/changes")
+    assert stream.status == 401
+    assert json.loads(stream.body())["statusCode"] == 401
