@@ -104,7 +104,8 @@ _FAN_OUT_SQL = f"""
       AND (s.events ? '*' OR s.events ? e.event
            OR (s.format = 'emailengine' AND (
                (e.event = 'messageMoved' AND s.events ?| array['messageNew', 'messageDeleted'])
-               OR (e.event = 'messageFailed' AND s.events ? 'messageDeliveryError'))))
+               OR (e.event = 'messageFailed' AND s.events ? 'messageDeliveryError')
+               OR (e.event = 'accountInitialized' AND s.events ? 'mailboxNew'))))
       AND (s.accounts = '[]'::jsonb OR s.accounts ? e.account_id)
     ON CONFLICT DO NOTHING
 """

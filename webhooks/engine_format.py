@@ -5,8 +5,9 @@
 mail server, at delivery time: the envelope's ``serviceUrl`` and ``specialUse``, and for
 ``messageNew`` the fields EmailEngine adds (``specialUse``, ``messageSpecialUse``,
 ``seemsLikeNew``, and with the tenant's ``notifyText``/``notifyHeaders`` settings the text and
-headers, read from the server like ``GET .../message/{id}`` does). A message gone from the
-server by then is sent without them.
+headers, read from the server like ``GET .../message/{id}`` does; a message gone from the
+server by then is sent without them); before ``accountInitialized``, a ``mailboxNew`` for each
+folder, as EmailEngine's first sync announces them.
 
 The options are the tenant's ``webhooks.models.EngineSettings`` (``/v1/settings``) when the
 subscription is its default one, EmailEngine's defaults (no text, no headers) otherwise, with
@@ -58,7 +59,10 @@ class EngineRenderer:
 
     def payloads(self, event: Event) -> list[dict]:
         out = []
-        for name, path, data in engine_events(event):
+        parts = engine_events(event)
+        if event.event == "accountInitialized":
+            parts = [*self._first_folders(event.account_id), *parts]
+        for name, path, data in parts:
             if not self.wanted(name):
                 continue
             special_use = self.special_use(event.account_id, path) if path else None
@@ -67,6 +71,19 @@ class EngineRenderer:
             out.append(engine_payload(event, name, path, data,
                                       self.options.service_url or None, special_use))
         return out
+
+    def _first_folders(self, account_id: str) -> list[tuple[str, str, dict]]:
+        """EmailEngine announces every folder with ``mailboxNew`` at the first sync (ours is
+        silent then): one per folder the index holds when ``accountInitialized`` goes out,
+        before it."""
+        account = self._account(account_id)
+        if account is None:
+            return []
+        rows = Folder.objects.filter(email_account=account).order_by("number")
+        return [("mailboxNew", folder.path, {
+            "path": folder.path, "name": folder.name, "specialUse": folder.special_use or None,
+            "uidValidity": str(folder.uidvalidity) if folder.uidvalidity else None})
+            for folder in rows]
 
     def _account(self, account_id: str) -> EmailAccount | None:
         if account_id not in self._accounts:

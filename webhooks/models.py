@@ -60,6 +60,7 @@ ENGINE_SOURCES = {
     "messageNew": ("messageMoved",),
     "messageDeleted": ("messageMoved",),
     "messageDeliveryError": ("messageFailed",),
+    "mailboxNew": ("accountInitialized",),
 }
 
 

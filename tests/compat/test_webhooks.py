@@ -19,6 +19,7 @@ from standardwebhooks.webhooks import Webhook
 from accounts import services
 from accounts.models import EmailAccount
 from mailboxes import sending
+from mailboxes.models import Folder
 from tests.base import wait_for
 from tests.mailboxes.helpers import register
 from tests.mailboxes.sending_helpers import queue, sending_account
@@ -263,6 +264,24 @@ def test_message_new_carries_emailengine_fields_text_and_headers(
     assert data["text"]["plain"].startswith("Plain words here.")
     assert data["headers"] == {"subject": ["Hello engine"]}
     assert ENGINE_DATE.match(payload["date"])
+
+
+def test_the_first_sync_announces_each_folder_with_mailbox_new(
+        alice, mail_user, allow_private_webhooks, webhook_receiver, start_dispatcher,
+        imap_worker):
+    receiver = webhook_receiver()
+    subscribe(alice.client, receiver, ["mailboxNew"], "emailengine")
+    account = register(alice.tenant, mail_user)
+    start_dispatcher()
+    wait_for(lambda: EmailAccount.objects.get(pk=account.pk).initialized_at is not None,
+             timeout=60)
+    folders = set(Folder.objects.filter(email_account=account).values_list("path", flat=True))
+    announced = received(receiver, "mailboxNew", len(folders))
+    paths = [request.payload["data"]["path"] for request in announced]
+    assert sorted(paths) == sorted(folders)
+    inbox = next(r.payload for r in announced if r.payload["path"] == "INBOX")
+    assert inbox["data"]["specialUse"] == "\\Inbox"
+    assert {r.payload["event"] for r in receiver.accepted()} == {"mailboxNew"}
 
 
 def test_message_new_leaves_text_out_without_notify_text(
