@@ -414,3 +414,23 @@ def test_changes_stream_needs_a_token(web_server):
     stream = EventStream(web_server.port, "/v1/changes")
     assert stream.status == 401
     assert json.loads(stream.body())["statusCode"] == 401
+
+
+def test_the_test_button_sends_an_emailengine_test_event(alice, allow_private_webhooks,
+                                                         webhook_receiver):
+    receiver = webhook_receiver()
+    hook = subscribe(alice.client, receiver, ["*"], "emailengine")
+    answer = alice.client.post(f"/v1/webhooks/{hook['id']}/test")
+    assert answer.json()["statusCode"] == 200
+    [request] = receiver.accepted()
+    assert request.payload["event"] == "test"
+    assert ee_signature_ok(hook["secret"], request.body, request.headers["X-EE-Wh-Signature"])
+
+
+def test_the_test_button_signs_standard_webhooks(alice, allow_private_webhooks,
+                                                 webhook_receiver):
+    receiver = webhook_receiver()
+    hook = subscribe(alice.client, receiver, ["*"], "standard")
+    alice.client.post(f"/v1/webhooks/{hook['id']}/test")
+    [request] = receiver.accepted()
+    assert Webhook(hook["secret"]).verify(request.body, request.headers)["event"] == "test"
