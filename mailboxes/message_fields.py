@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from mailboxes import ids
@@ -51,7 +51,13 @@ class MessageField:
 
 def iso(value: datetime | None) -> str | None:
     """A timestamp as the API shows it (UTC as ``Z``)."""
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    # In UTC whatever offset the message's Date header had (a row made from a parsed header,
+    # as for messageNew/messageMoved, keeps that offset until it is stored).
+    if not value:
+        return None
+    if value.tzinfo is None:  # a Date header without a zone ("-0000"): taken as UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _column(name: str, column: str, kind: str, store: Callable[[Any], Any] | None,

@@ -101,7 +101,11 @@ _FAN_OUT_SQL = f"""
     FROM {Event._meta.db_table} AS e
     JOIN {WebhookSubscription._meta.db_table} AS s ON s.tenant_id = e.tenant_id AND s.enabled
     WHERE e.seq > %(after)s AND e.seq <= %(upto)s
-      AND (s.events ? '*' OR s.events ? e.event)
+      AND (s.events ? '*' OR s.events ? e.event
+           OR (s.format = 'emailengine' AND (
+               (e.event = 'messageMoved' AND s.events ?| array['messageNew', 'messageDeleted'])
+               OR (e.event = 'messageFailed' AND s.events ? 'messageDeliveryError')
+               OR (e.event = 'accountInitialized' AND s.events ? 'mailboxNew'))))
       AND (s.accounts = '[]'::jsonb OR s.accounts ? e.account_id)
     ON CONFLICT DO NOTHING
 """

@@ -48,7 +48,6 @@ from django.utils import timezone
 from emailapi.lib.backoff import Schedule
 from emailapi.lib.redis import get_redis
 from webhooks import delivery_state, sequencer
-from webhooks.payloads import event_payload
 from webhooks.signed_request import Sender
 
 logger = logging.getLogger(__name__)
@@ -209,7 +208,7 @@ class Dispatcher:
         subscription = run[0].subscription
         sender = Sender(subscription)
         for index, delivery in enumerate(run):
-            outcome = sender.send(event_payload(delivery.event))
+            outcome = sender.send_delivery(delivery)
             answered = time.monotonic()
             if outcome.duration_ms > SLOW_ANSWER_MS:
                 # A slow receiver must not keep a database connection idle meanwhile.

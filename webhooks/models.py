@@ -52,6 +52,18 @@ class Event(models.Model):
         return f"{self.event} {self.account_id} {self.id}"
 
 
+FORMATS = [("emailapi", "emailapi"), ("emailengine", "emailengine"), ("standard", "standard")]
+
+
+# EmailEngine event name -> our events that also carry it (``webhooks.payloads.engine_events``).
+ENGINE_SOURCES = {
+    "messageNew": ("messageMoved",),
+    "messageDeleted": ("messageMoved",),
+    "messageDeliveryError": ("messageFailed",),
+    "mailboxNew": ("accountInitialized",),
+}
+
+
 class WebhookSubscription(models.Model):
     """Where a tenant wants its events POSTed, and which ones.
 
@@ -69,6 +81,9 @@ class WebhookSubscription(models.Model):
     sealed_headers = models.TextField(blank=True, default="")
     sealed_secret = models.TextField()
     enabled = models.BooleanField(default=True)
+    # The request's shape: ours, EmailEngine's, or Standard Webhooks' (``webhooks.payloads``,
+    # ``webhooks.signed_request``).
+    format = models.CharField(max_length=16, choices=FORMATS, default="emailapi")
     # Set at the first failed attempt of a streak, cleared by any success: a subscription
     # failing for WEBHOOK_DISABLE_AFTER seconds is disabled with ``disabled_reason``.
     failing_since = models.DateTimeField(null=True, blank=True)
@@ -82,9 +97,15 @@ class WebhookSubscription(models.Model):
     def wants(self, event: Event) -> bool:
         """Does this subscription receive ``event``? (An account filter excludes events that
         belong to no account.)"""
-        if "*" not in self.events and event.event not in self.events:
+        if "*" not in self.events and event.event not in self.events and not (
+                self.format == "emailengine" and event.event in self._engine_sources()):
             return False
         return not self.accounts or event.account_id in self.accounts
+
+    def _engine_sources(self) -> set[str]:
+        """Our events that EmailEngine's names in ``events`` ask for too (``_FAN_OUT_SQL``)."""
+        return {source for name, sources in ENGINE_SOURCES.items() if name in self.events
+                for source in sources}
 
     def __str__(self) -> str:
         return f"{self.url} ({self.id})"
@@ -151,3 +172,31 @@ class FanOutCursor(models.Model):
     skips nor repeats an event."""
 
     last_seq = models.BigIntegerField(default=0)
+
+
+class EngineSettings(models.Model):
+    """A tenant's EmailEngine-style settings (``GET/POST /v1/settings``,
+    ``webhooks.engine_settings``).
+
+    The webhook keys (``webhooks``, ``webhooksEnabled``, ``webhookEvents``,
+    ``webhooksCustomHeaders``, ``serviceSecret``) are kept here and applied to
+    ``subscription``, the tenant's default subscription (format ``emailengine``), which exists
+    while ``webhooks`` is a URL. The ``notify*`` keys shape what ``webhooks.engine_format`` puts
+    in that subscription's ``messageNew``; ``serviceUrl`` is every ``emailengine``
+    subscription's envelope field. Secrets are sealed like a subscription's.
+    """
+
+    tenant = models.OneToOneField("accounts.Tenant", on_delete=models.CASCADE,
+                                  related_name="engine_settings")
+    subscription = models.ForeignKey(WebhookSubscription, null=True, blank=True,
+                                     on_delete=models.SET_NULL, related_name="+")
+    webhooks_enabled = models.BooleanField(default=False)
+    webhooks_url = models.CharField(max_length=2048, blank=True, default="")
+    webhook_events = models.JSONField(default=list)  # EmailEngine's names; empty = all
+    sealed_headers = models.TextField(blank=True, default="")
+    sealed_service_secret = models.TextField(blank=True, default="")
+    service_url = models.CharField(max_length=2048, blank=True, default="")
+    notify_text = models.BooleanField(default=False)
+    notify_text_size = models.IntegerField(null=True, blank=True)
+    notify_headers = models.JSONField(default=list)
+    notify_attachments = models.BooleanField(default=False)

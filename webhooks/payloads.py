@@ -11,6 +11,8 @@ the one published order (``webhooks.sequencer``) and is what stream and feed cur
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from webhooks.models import Event
 
 
@@ -20,9 +22,84 @@ def event_payload(event: Event) -> dict:
         "seq": event.seq,
         "event": event.event,
         "account": event.account_id or None,
-        "date": event.created_at.isoformat(),
+        "date": event.created_at.astimezone(UTC).isoformat(),
     }
     if event.path:
         payload["path"] = event.path
     payload["data"] = event.data
+    return payload
+
+
+# --- EmailEngine's shape (subscriptions with ``format: emailengine``) ----------------------
+#
+#     {"serviceUrl": ..., "account": "my-account", "date": "2025-01-01T10:00:00.000Z",
+#      "path": "INBOX"?, "specialUse": "\\Inbox"?, "event": "messageNew", "data": {...}}
+#
+# The event id travels in the ``X-EE-Wh-Event-Id`` header, not in the body. One of our events
+# may be two of EmailEngine's: a move another client made (``messageMoved``) is, there,
+# ``messageDeleted`` on the source and ``messageNew`` on the destination; a send that failed
+# for good (``messageFailed``) is ``messageDeliveryError`` (the attempt) then ``messageFailed``.
+
+ENGINE_ONLY_EVENTS = ("messageDeliveryError", "messageMissing", "messageBounce",
+                      "messageComplaint", "trackOpen", "trackClick", "listUnsubscribe",
+                      "listSubscribe", "exportCompleted", "exportFailed")
+
+def engine_date(value) -> str:
+    """EmailEngine's timestamps: UTC, milliseconds, ``Z`` (JavaScript's ``toISOString``)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _engine_data(name: str, data: dict) -> dict:
+    data = dict(data)
+    if data.get("date"):
+        data["date"] = engine_date(data["date"])
+    if name == "accountInitialized":
+        data["initialized"] = True
+    return data
+
+
+def _delivery_error(data: dict) -> dict:
+    """EmailEngine's ``messageDeliveryError`` for the attempt that failed for good."""
+    attempts = data.get("attemptsMade")
+    return {"queueId": data.get("queueId"), "envelope": data.get("envelope"),
+            "messageId": data.get("messageId"), "error": data.get("error"),
+            "errorCode": data.get("code"), "smtpResponse": data.get("error"),
+            "smtpResponseCode": data.get("responseCode"),
+            "job": {"attemptsMade": attempts, "attempts": attempts, "nextAttempt": False}}
+
+
+def engine_events(event: Event) -> list[tuple[str, str, dict]]:
+    """``(event name, path, data)`` of EmailEngine's events for our ``event``."""
+    data = event.data
+    if event.event == "messageMoved":
+        source = data.get("source") or {}
+        moved = {k: v for k, v in data.items() if k not in ("source", "destination")}
+        gone = {"id": source.get("id"), "uid": source.get("uid"), "path": source.get("path"),
+                "emailId": data.get("emailId"), "messageId": data.get("messageId")}
+        return [("messageDeleted", source.get("path") or "", gone),
+                ("messageNew", event.path, _engine_data("messageNew", moved))]
+    if event.event == "messageFailed":
+        return [("messageDeliveryError", "", _delivery_error(data)),
+                ("messageFailed", "", _engine_data("messageFailed", data))]
+    return [(event.event, event.path, _engine_data(event.event, data))]
+
+
+def engine_payload(event: Event, name: str, path: str, data: dict, service_url: str | None,
+                   special_use: str | None) -> dict:
+    payload: dict = {"serviceUrl": service_url, "account": event.account_id or None,
+                     "date": engine_date(event.created_at)}
+    if path:
+        payload["path"] = path
+        if special_use:
+            payload["specialUse"] = special_use
+    payload["event"] = name
+    payload["data"] = data
     return payload

@@ -1,5 +1,10 @@
 """Building and sending one webhook request: body, signature, headers, then ``transport.post``.
 
+The subscription's ``format`` decides the shape: ``emailapi`` (ours: ``X-EmailAPI-*``),
+``emailengine`` (EmailEngine's envelope and ``X-EE-Wh-*`` headers, ``webhooks.engine_format``;
+one event may be two requests there) or ``standard`` (our body, signed as the Standard Webhooks
+spec says: ``webhook-id`` is the event id, so a retry keeps it).
+
 Shared by the dispatcher (events from the outbox) and ``POST /v1/webhooks/{id}/test``, so a
 test request is signed and sent exactly like a real one.
 """
@@ -15,8 +20,9 @@ from functools import lru_cache
 from django.conf import settings
 from django.utils import timezone
 
-from webhooks import signing, subscriptions, transport
-from webhooks.models import WebhookSubscription
+from webhooks import engine_format, signing, subscriptions, transport
+from webhooks.models import Delivery, WebhookSubscription
+from webhooks.payloads import event_payload
 
 TEST_EVENT = "test"
 
@@ -37,37 +43,91 @@ class Sender:
     unsealed once, not per delivery (the dispatcher sends runs of a lane's deliveries)."""
 
     def __init__(self, subscription: WebhookSubscription):
+        self.subscription = subscription
         self.url = subscription.url
+        self.format = subscription.format
         self.secret = subscriptions.secret_of(subscription)
         self.custom_headers = subscriptions.headers_of(subscription)
+        self._engine = None
 
     def headers(self, payload: dict, body: bytes) -> dict:
         """Custom headers first, ours over them: a subscription cannot forge the signature
         or the event headers (the API refuses such names anyway)."""
         timestamp = str(int(time.time()))
-        return {
-            **self.custom_headers,
-            "Content-Type": "application/json",
-            "User-Agent": user_agent(),
-            "X-EmailAPI-Event": payload["event"],
-            "X-EmailAPI-Event-Id": payload["id"],
-            "X-EmailAPI-Timestamp": timestamp,
-            "X-EmailAPI-Signature": signing.signature(self.secret, timestamp, body),
-        }
+        if self.format == "standard":
+            signed = {
+                "webhook-id": payload["id"],
+                "webhook-timestamp": timestamp,
+                "webhook-signature": signing.standard_signature(self.secret, payload["id"],
+                                                                timestamp, body),
+            }
+        else:
+            signed = {
+                "X-EmailAPI-Event": payload["event"],
+                "X-EmailAPI-Event-Id": payload["id"],
+                "X-EmailAPI-Timestamp": timestamp,
+                "X-EmailAPI-Signature": signing.signature(self.secret, timestamp, body),
+            }
+        return {**self.custom_headers, "Content-Type": "application/json",
+                "User-Agent": user_agent(), **signed}
+
+    def engine_headers(self, body: bytes, job_id: str, event_id: str, attempts_made: int,
+                       queued_seconds: float) -> dict:
+        """EmailEngine's request headers (``workers/webhooks.js``)."""
+        return {**self.custom_headers, "Content-Type": "application/json",
+                "User-Agent": user_agent(),
+                "X-EE-Wh-Id": job_id,
+                "X-EE-Wh-Attempts-Made": str(attempts_made),
+                "X-EE-Wh-Queued-Time": f"{round(max(0.0, queued_seconds))}s",
+                "X-EE-Wh-Event-Id": event_id,
+                "X-EE-Wh-Signature": signing.engine_signature(self.secret, body)}
+
+    def _post(self, body: bytes, headers: dict) -> transport.Outcome:
+        return transport.post(self.url, body, headers, timeout=settings.WEBHOOK_TIMEOUT,
+                              allow_private=settings.WEBHOOKS_ALLOW_PRIVATE)
 
     def send(self, payload: dict) -> transport.Outcome:
+        """One payload of our shape (``emailapi`` or ``standard``)."""
         body = encode(payload)
-        return transport.post(self.url, body, self.headers(payload, body),
-                              timeout=settings.WEBHOOK_TIMEOUT,
-                              allow_private=settings.WEBHOOKS_ALLOW_PRIVATE)
+        return self._post(body, self.headers(payload, body))
+
+    def send_delivery(self, delivery: Delivery) -> transport.Outcome:
+        """The request(s) of one delivery in the subscription's format. EmailEngine's: each of
+        the event's payloads in turn (the first failure is the outcome; a retry sends all
+        again, which at-least-once delivery allows)."""
+        if self.format != "emailengine":
+            return self.send(event_payload(delivery.event))
+        if self._engine is None:
+            self._engine = engine_format.EngineRenderer(self.subscription)
+        queued = (timezone.now() - delivery.created_at).total_seconds()
+        outcome = None
+        for number, payload in enumerate(self._engine.payloads(delivery.event)):
+            body = encode(payload)
+            job_id = str(delivery.pk) if number == 0 else f"{delivery.pk}:{number}"
+            event_id = str(delivery.event_id) if number == 0 else \
+                str(uuid.uuid5(delivery.event_id, str(number)))
+            outcome = self._post(body, self.engine_headers(
+                body, job_id, event_id, max(0, delivery.attempts - 1), queued))
+            if not outcome.ok:
+                return outcome
+        return outcome or transport.Outcome(200, 0, None)
 
 
 def send(subscription: WebhookSubscription, payload: dict) -> transport.Outcome:
-    return Sender(subscription).send(payload)
+    sender = Sender(subscription)
+    if subscription.format == "emailengine":
+        body = encode(payload)
+        return sender._post(body, sender.engine_headers(body, str(uuid.uuid4()),
+                                                        str(uuid.uuid4()), 0, 0))
+    if "id" not in payload:
+        payload = {"id": str(uuid.uuid4()), **payload}
+    return sender.send(payload)
 
 
 def probe_payload(subscription: WebhookSubscription) -> dict:
     """The ``test`` event: the payload shape of every event, with a fresh id; never stored."""
+    if subscription.format == "emailengine":
+        return engine_format.probe_payload(subscription)
     return {"id": str(uuid.uuid4()), "seq": None, "event": TEST_EVENT, "account": None,
             "date": timezone.now().isoformat(),
             "data": {"webhook": str(subscription.pk), "message": "Test event from emailapi"}}

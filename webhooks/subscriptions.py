@@ -7,6 +7,7 @@ open. The secret is returned only by ``create`` and ``rotate_secret``; headers n
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 
@@ -54,7 +55,8 @@ def _set_headers(subscription: WebhookSubscription, headers: dict[str, str]) -> 
 
 
 def _new_secret(subscription: WebhookSubscription) -> str:
-    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    # Standard base64 of 32 random bytes: the key Standard Webhooks libraries decode.
+    secret = SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
     subscription.sealed_secret = _seal(subscription, "secret", secret)
     return secret
 
@@ -67,7 +69,7 @@ def create(tenant, data: dict) -> tuple[WebhookSubscription, str]:
     """Return the new subscription and its secret (the only time it is shown, with rotation)."""
     subscription = WebhookSubscription(
         tenant=tenant, url=data["url"], events=data["events"], accounts=data.get("accounts") or [],
-        enabled=data.get("enabled", True),
+        enabled=data.get("enabled", True), format=data.get("format") or "emailapi",
     )
     _set_headers(subscription, data.get("headers") or {})
     secret = _new_secret(subscription)
@@ -77,7 +79,7 @@ def create(tenant, data: dict) -> tuple[WebhookSubscription, str]:
 
 def update(subscription: WebhookSubscription, data: dict) -> WebhookSubscription:
     """Apply the given fields. Enabling a subscription (again) starts a fresh failure streak."""
-    for field in ("url", "events"):
+    for field in ("url", "events", "format"):
         if field in data:
             setattr(subscription, field, data[field])
     if "accounts" in data:
@@ -101,6 +103,13 @@ def rotate_secret(subscription: WebhookSubscription) -> str:
     subscription.updated_at = timezone.now()
     subscription.save(update_fields=["sealed_secret", "updated_at"])
     return secret
+
+
+def set_secret(subscription: WebhookSubscription, secret: str) -> None:
+    """Sign with ``secret`` from the next attempt on (EmailEngine's ``serviceSecret`` setting)."""
+    subscription.sealed_secret = _seal(subscription, "secret", secret)
+    subscription.updated_at = timezone.now()
+    subscription.save(update_fields=["sealed_secret", "updated_at"])
 
 
 def delete(subscription: WebhookSubscription) -> None:

@@ -1,6 +1,6 @@
 """Real calls of the webhook routes for ``test_openapi.test_real_responses_match_the_document``:
 subscriptions (create, refuse, list, get, update, rotate, test, delete) and the delivery log
-(list with a real delivery in it, retry, not found)."""
+(list with a real delivery in it, retry, not found); EmailEngine's /v1/settings."""
 
 from __future__ import annotations
 
@@ -53,4 +53,14 @@ def _webhooks_calls(alice, bob):
         ("/v1/webhooks/{webhook}/deliveries/{delivery}/retry", "post",
          lambda: api.post(f"{one}/deliveries/{hook['id']}/retry")),
         ("/v1/webhooks/{webhook}", "delete", lambda: api.delete(f"/v1/webhooks/{doomed['id']}")),
+        ("/v1/settings", "post", _loopback_allowed(lambda: api.post("/v1/settings", {
+            "webhooks": "http://127.0.0.1:9/ee", "webhooksEnabled": True,
+            "webhooksCustomHeaders": [{"key": "X-Key", "value": "v"}], "serviceSecret": "s",
+            "notifyText": True, "notifyTextSize": 100, "serviceUrl": "https://ee.example.com"},
+            format="json"))),
+        ("/v1/settings", "post", lambda: api.post("/v1/settings", {"notifyTextSize": -1},
+                                                  format="json")),
+        ("/v1/settings", "get", lambda: api.get("/v1/settings")),
+        ("/v1/settings", "get", lambda: api.get("/v1/settings?eventTypes=true&webhooks=true")),
+        ("/v1/settings", "get", lambda: api.get("/v1/settings?nope=1")),
     ]

@@ -1,25 +1,40 @@
 """The change feed: ``GET /v1/changes`` (the tenant) and ``GET /v1/account/{account}/changes``
-(one mailbox), pages of recorded events after a cursor (``webhooks.feed``). A bad or
+(one mailbox), pages of recorded events after a cursor (``webhooks.feed``). With ``Accept:
+text/event-stream``, ``/v1/changes`` is EmailEngine's stream of account state changes instead
+(``webhooks.stream.account_states``). A bad or
 pruned cursor is a domain error of ``webhooks.errors`` (``InvalidCursor``, ``CursorExpired``),
 the stream's as well as the feed's.
 """
 
 from __future__ import annotations
 
+from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
 from webhooks import feed
 from webhooks.api import stream_query
-from webhooks.stream import params
+from webhooks.stream import account_states, params
 
 DEFAULT_FEED_PAGE = 100
 EXPIRED = OpenApiResponse(OpenApiTypes.OBJECT, description=(
     "The cursor is older than the event retention (`CursorExpired`): events after it were "
     "pruned. Resynchronise (list what you need afresh), then continue from `since=now`."))
+
+
+class JsonErrorsOnly(BaseContentNegotiation):
+    """Errors are JSON whatever ``Accept`` says (an EventSource sends text/event-stream)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return JSONRenderer(), JSONRenderer.media_type
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
 
 
 class ChangeEventSerializer(serializers.Serializer):
@@ -56,12 +71,35 @@ _FEED_DESCRIPTION = (
     "A cursor older than the retention answers 410 `CursorExpired`.")
 
 
+def wants_event_stream(request) -> bool:
+    return "text/event-stream" in request.headers.get("Accept", "")
+
+
 class ChangesView(TenantScopedAPIView):
+    # ``Accept: text/event-stream`` must reach the view (errors are JSON all the same).
+    content_negotiation_class = JsonErrorsOnly
+
     @extend_schema(operation_id="listChanges", tags=["Events"],
                    parameters=[stream_query.ChangesQuerySerializer],
-                   responses={200: ChangesSerializer, 410: EXPIRED},
-                   summary="Change feed of the tenant", description=_FEED_DESCRIPTION)
+                   responses={200: ChangesSerializer, 410: EXPIRED,
+                              (200, "text/event-stream"): OpenApiResponse(
+                                  OpenApiTypes.STR, description=(
+                                      "With `Accept: text/event-stream`: EmailEngine's stream "
+                                      "of account state changes, `event: message` / "
+                                      "`data:{account, type: \"state\", key: <state>, "
+                                      "payload}`"))},
+                   summary="Change feed of the tenant (or EmailEngine's state stream)",
+                   description=_FEED_DESCRIPTION + (
+                       " With `Accept: text/event-stream` (an EmailEngine client's EventSource) "
+                       "the answer is instead EmailEngine's Server-Sent Events stream of the "
+                       "accounts' connection state changes (query parameters do not apply)."))
     def get(self, request):
+        if wants_event_stream(request):
+            response = StreamingHttpResponse(account_states.body(self.tenant.pk),
+                                             content_type="text/event-stream")
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"
+            return response
         query = self.validated(stream_query.ChangesQuerySerializer,
                                stream_query.flatten_lists(request.query_params))
         return Response(_feed(self.tenant.pk, query))

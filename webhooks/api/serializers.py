@@ -17,7 +17,8 @@ from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import StrictSerializer
 from emailapi.lib import netguard
 from webhooks import events, subscriptions, transport
-from webhooks.models import Delivery
+from webhooks.models import FORMATS, Delivery
+from webhooks.payloads import ENGINE_ONLY_EVENTS
 
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
 # What an HTTP header value can carry (RFC 9110 field-value: tab, space, visible ASCII and
@@ -38,11 +39,13 @@ def validate_webhook_url(value: str) -> str:
     return value
 
 
-def validate_event_names(value: list[str]) -> list[str]:
-    unknown = [name for name in value if name != "*" and name not in events.ALL]
+def validate_event_names(value: list[str], engine: bool = False) -> list[str]:
+    """Our event names; with ``engine`` (format ``emailengine``) EmailEngine's too."""
+    known = (*events.ALL, *ENGINE_ONLY_EVENTS) if engine else events.ALL
+    unknown = [name for name in value if name != "*" and name not in known]
     if unknown:
         raise serializers.ValidationError(
-            f"Unknown event {unknown[0]!r}; use '*' or some of: {', '.join(events.ALL)}")
+            f"Unknown event {unknown[0]!r}; use '*' or some of: {', '.join(known)}")
     return value
 
 
@@ -79,7 +82,8 @@ class WebhookCreateSerializer(StrictSerializer):
                                 help_text="http(s) URL the events are POSTed to")
     events = serializers.ListField(
         child=serializers.CharField(max_length=64), min_length=1, max_length=100,
-        validators=[validate_event_names], help_text='Event names, or ["*"] for all')
+        help_text='Event names, or ["*"] for all (format emailengine: EmailEngine\'s names '
+                  'too, e.g. messageDeliveryError)')
     accounts = serializers.ListField(
         child=serializers.CharField(max_length=256), required=False, allow_null=True,
         max_length=1000, help_text="Only events of these accounts (default: all)")
@@ -88,13 +92,29 @@ class WebhookCreateSerializer(StrictSerializer):
         required=False, allow_null=True, validators=[validate_headers],
         help_text="Extra request headers (write-only: responses list only their names)")
     enabled = serializers.BooleanField(default=True)
+    format = serializers.ChoiceField(
+        choices=[name for name, _ in FORMATS], default="emailapi",
+        help_text="emailapi (X-EmailAPI-Signature), emailengine (EmailEngine's envelope and "
+                  "X-EE-Wh-* headers) or standard (Standard Webhooks)")
 
     def validate_events(self, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))  # each event once, in the order given
 
+    def validate(self, attrs):
+        if "events" in attrs:
+            engine = attrs.get("format", getattr(self.instance, "format", "emailapi")) \
+                == "emailengine"
+            try:
+                validate_event_names(attrs["events"], engine)
+            except serializers.ValidationError as exc:
+                raise serializers.ValidationError({"events": exc.detail}) from None
+        return attrs
+
 
 class WebhookUpdateSerializer(WebhookCreateSerializer):
     """Used with ``partial=True``: only the given fields change."""
+
+    format = serializers.ChoiceField(choices=[name for name, _ in FORMATS], required=False)
 
 
 # --- answers: rendered from the rows by these serializers, so the document is the answer ----
@@ -139,6 +159,7 @@ class WebhookSerializer(serializers.Serializer):
     headerNames = _HeaderNamesField(child=serializers.CharField(),
                                     help_text="Names of the custom headers sent")
     enabled = serializers.BooleanField()
+    format = serializers.ChoiceField(choices=[name for name, _ in FORMATS])
     failingSince = _OffsetDateTimeField(
         source="failing_since", allow_null=True,
         help_text="Start of the current streak of failed attempts")

@@ -11,8 +11,6 @@ from __future__ import annotations
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.renderers import JSONRenderer
 
 from emailapi.api.views import TenantScopedAPIView
 from webhooks.api import feed, stream_query
@@ -21,18 +19,8 @@ from webhooks.stream import params, sse
 from webhooks.stream.backlog import Backlog
 
 
-class _JsonErrorsOnly(BaseContentNegotiation):
-    """Errors are JSON whatever ``Accept`` says (an EventSource sends text/event-stream)."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return JSONRenderer(), JSONRenderer.media_type
-
-    def select_parser(self, request, parsers):
-        return parsers[0] if parsers else None
-
-
 class StreamView(TenantScopedAPIView):
-    content_negotiation_class = _JsonErrorsOnly
+    content_negotiation_class = feed.JsonErrorsOnly
 
     @extend_schema(
         operation_id="streamEvents", tags=["Events"], parameters=[stream_query.StreamQuerySerializer],

@@ -27,11 +27,25 @@ class StreamASGIHandler(ApiASGIHandler):
 STREAM_PATHS = frozenset({"/v1/stream", "/dashboard/stream"})
 
 
-def stream_first(stream_app, other_app, paths: frozenset[str] = STREAM_PATHS):
-    """Send HTTP requests for ``paths`` to ``stream_app``, all others to ``other_app``."""
+# Streams only when the client asks for one (``Accept: text/event-stream``): EmailEngine's
+# /v1/changes; its JSON change feed is an ordinary request.
+SSE_PATHS = frozenset({"/v1/changes"})
+
+
+def _wants_event_stream(scope) -> bool:
+    return any(name == b"accept" and b"text/event-stream" in value
+               for name, value in scope.get("headers", ()))
+
+
+def stream_first(stream_app, other_app, paths: frozenset[str] = STREAM_PATHS,
+                 sse_paths: frozenset[str] = SSE_PATHS):
+    """Send HTTP requests for ``paths`` (and for ``sse_paths`` asking for an event stream) to
+    ``stream_app``, all others to ``other_app``."""
 
     async def route(scope, receive, send):
-        app = stream_app if scope.get("path") in paths else other_app
+        path = scope.get("path")
+        streamed = path in paths or (path in sse_paths and _wants_event_stream(scope))
+        app = stream_app if streamed else other_app
         return await app(scope, receive, send)
 
     return route

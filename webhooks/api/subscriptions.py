@@ -59,8 +59,14 @@ class WebhookListView(WebhookScopedView):
         responses={200: s.WebhookWithSecretSerializer}, summary="Subscribe a URL to events",
         description="Events are POSTed as JSON, signed with the returned `secret` (shown only "
                     "now): `X-EmailAPI-Signature: sha256=<hex HMAC-SHA256 of "
-                    "\"<X-EmailAPI-Timestamp>.<body>\">`. URLs must be http(s) and must not "
-                    "resolve to internal addresses.",
+                    "\"<X-EmailAPI-Timestamp>.<body>\">`. `format: emailengine` sends EmailEngine's "
+                    "envelope `{serviceUrl, account, date, path, specialUse, event, data}` with "
+                    "`X-EE-Wh-Signature` (base64url HMAC-SHA256 of the body, keyed with the "
+                    "secret) and `X-EE-Wh-Id`, `-Attempts-Made`, `-Queued-Time`, `-Event-Id`; "
+                    "`format: standard` signs as Standard Webhooks (`webhook-id`, "
+                    "`webhook-timestamp`, `webhook-signature: v1,...`; the secret is the "
+                    "`whsec_` key). URLs must be http(s) and must not resolve to internal "
+                    "addresses.",
     )
     def post(self, request):
         data = self.validated(s.WebhookCreateSerializer, request.data)
@@ -88,7 +94,8 @@ class WebhookDetailView(WebhookScopedView):
     )
     def put(self, request, webhook):
         subscription = self.get_webhook(webhook)
-        data = self.validated(s.WebhookUpdateSerializer, request.data, partial=True)
+        data = self.validated(s.WebhookUpdateSerializer, request.data, partial=True,
+                              instance=subscription)
         return Response(s.WebhookSerializer(subscriptions.update(subscription, data)).data)
 
     @extend_schema(operation_id="deleteWebhook", tags=TAGS, parameters=[WEBHOOK_PARAM],

@@ -1,10 +1,10 @@
 """Routes of the webhook and event API (under /v1, namespace ``webhooks``): subscriptions and
 their delivery log, the live stream (SSE; the WebSocket is ``webhooks.api.stream_socket``) and the
-change feed. One view class per path."""
+change feed, and EmailEngine's settings route. One view class per path."""
 
 from django.urls import path
 
-from webhooks.api import feed, stream, subscriptions
+from webhooks.api import feed, settings, stream, subscriptions
 
 app_name = "webhooks"
 
@@ -13,6 +13,7 @@ urlpatterns = [
     path("changes", feed.ChangesView.as_view(), name="changes"),
     path("account/<str:account>/changes", feed.AccountChangesView.as_view(),
          name="account-changes"),
+    path("settings", settings.SettingsView.as_view(), name="settings"),
     path("webhooks", subscriptions.WebhookListView.as_view(), name="webhook-list"),
     path("webhooks/<str:webhook>", subscriptions.WebhookDetailView.as_view(),
          name="webhook-detail"),

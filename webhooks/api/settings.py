@@ -1,0 +1,151 @@
+"""``GET/POST /v1/settings``: EmailEngine's settings route for the tenant's default webhook and
+what its events carry (``webhooks.engine_settings``).
+
+As in EmailEngine, ``GET`` answers the keys asked for as query flags
+(``?webhooks=true&notifyText=true``; with none, every key: EmailEngine answers ``{}`` then),
+secrets only as "set" (``serviceSecret: true``, header values ``"******"``), and ``POST``
+answers ``{"updated": [keys]}``. ``eventTypes=true`` lists the event names a webhook can carry.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from emailapi.api.serializers import QuerySerializer, StrictSerializer
+from emailapi.api.views import TenantScopedAPIView
+from webhooks import engine_settings, events
+from webhooks.api.serializers import validate_headers, validate_webhook_url
+from webhooks.payloads import ENGINE_ONLY_EVENTS
+
+TAGS = ["Settings"]
+EVENT_TYPES = [*events.ALL, *ENGINE_ONLY_EVENTS]
+
+
+class CustomHeaderSerializer(StrictSerializer):
+    key = serializers.CharField(max_length=1024)
+    value = serializers.CharField(max_length=10 * 1024, allow_blank=True, default="",
+                                  trim_whitespace=True)
+
+
+def _validate_engine_events(value: list[str]) -> list[str]:
+    unknown = [name for name in value if name != "*" and name not in EVENT_TYPES]
+    if unknown:
+        raise serializers.ValidationError(
+            f"Unknown event {unknown[0]!r}; use '*' or some of: {', '.join(EVENT_TYPES)}")
+    return list(dict.fromkeys(value))
+
+
+class SettingsSerializer(StrictSerializer):
+    webhooksEnabled = serializers.BooleanField(required=False,
+                                               help_text="If false, no webhooks are sent")
+    webhooks = serializers.CharField(required=False, allow_blank=True, max_length=2048,
+                                     help_text="The URL webhooks are POSTed to ('' = none)")
+    webhookEvents = serializers.ListField(
+        child=serializers.CharField(max_length=256), required=False, max_length=100,
+        help_text='Events to send (EmailEngine\'s names; ["*"] = all)')
+    webhooksCustomHeaders = CustomHeaderSerializer(many=True, required=False,
+                                                   help_text="Extra request headers")
+    notifyText = serializers.BooleanField(required=False,
+                                          help_text="messageNew carries text.plain/html")
+    notifyTextSize = serializers.IntegerField(required=False, allow_null=True, min_value=0,
+                                              max_value=10 * 1024 * 1024,
+                                              help_text="Bytes of each text at most")
+    notifyHeaders = serializers.ListField(
+        child=serializers.CharField(max_length=256), required=False, max_length=100,
+        help_text='Headers messageNew carries (lowercase names; ["*"] = all)')
+    notifyAttachments = serializers.BooleanField(
+        required=False, help_text="Accepted and stored; attachment content is not sent")
+    serviceUrl = serializers.CharField(required=False, allow_blank=True, max_length=2048,
+                                       help_text="This service's public URL (payload "
+                                                 "serviceUrl)")
+    serviceSecret = serializers.CharField(required=False, min_length=1, max_length=256,
+                                          trim_whitespace=False,
+                                          help_text="The key of X-EE-Wh-Signature "
+                                                    "(write-only)")
+
+    def validate_webhooks(self, value: str) -> str:
+        return validate_webhook_url(value) if value else ""
+
+    def validate_webhookEvents(self, value):  # noqa: N802 - EmailEngine's field name
+        return _validate_engine_events(value)
+
+    def validate_webhooksCustomHeaders(self, value):  # noqa: N802 - EmailEngine's field name
+        headers = {item["key"]: item["value"] for item in value}
+        if len(headers) != len(value):
+            raise serializers.ValidationError("A header is given twice")
+        if any(name.lower().startswith("x-ee-wh-") for name in headers):
+            raise serializers.ValidationError("X-EE-Wh-* headers are set by emailapi")
+        return validate_headers(headers)
+
+    def validate_notifyHeaders(self, value):  # noqa: N802 - EmailEngine's field name
+        return [name.lower() for name in value]
+
+    def validate_serviceUrl(self, value: str) -> str:  # noqa: N802 - EmailEngine's field name
+        if not value:
+            return ""
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise serializers.ValidationError("Must be an http(s) URL")
+        return f"{parts.scheme}://{parts.netloc}"  # EmailEngine keeps the origin
+
+
+# One flag per key, as EmailEngine's query has them.
+SettingsQuerySerializer = type("SettingsQuerySerializer", (QuerySerializer,), {
+    key: serializers.BooleanField(required=False, help_text=f"Include {key}")
+    for key in (*engine_settings.KEYS, "eventTypes")})
+
+
+class SettingsValuesSerializer(serializers.Serializer):
+    webhooksEnabled = serializers.BooleanField(required=False)
+    webhooks = serializers.CharField(required=False, allow_null=True)
+    webhookEvents = serializers.ListField(child=serializers.CharField(), required=False)
+    webhooksCustomHeaders = CustomHeaderSerializer(many=True, required=False)
+    notifyText = serializers.BooleanField(required=False)
+    notifyTextSize = serializers.IntegerField(required=False, allow_null=True)
+    notifyHeaders = serializers.ListField(child=serializers.CharField(), required=False)
+    notifyAttachments = serializers.BooleanField(required=False)
+    serviceUrl = serializers.CharField(required=False, allow_null=True)
+    serviceSecret = serializers.BooleanField(required=False, help_text="Whether one is set")
+    eventTypes = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class SettingsUpdatedSerializer(serializers.Serializer):
+    updated = serializers.ListField(child=serializers.CharField())
+
+
+class SettingsView(TenantScopedAPIView):
+    """``GET/POST /v1/settings``."""
+
+    @extend_schema(operation_id="getSettings", tags=TAGS, parameters=[SettingsQuerySerializer],
+                   responses={200: SettingsValuesSerializer}, summary="Read settings",
+                   description="The keys given as true query flags (all without any). "
+                               "`serviceSecret` only says whether one is set; custom header "
+                               "values show as `******`.")
+    def get(self, request):
+        query = self.validated(SettingsQuerySerializer, request.query_params)
+        asked = [key for key, wanted in query.items() if wanted]
+        keys = [key for key in asked if key != "eventTypes"]
+        values = engine_settings.read(self.tenant, keys if asked else None)
+        if "eventTypes" in asked:
+            values["eventTypes"] = EVENT_TYPES
+        return Response(values)
+
+    @extend_schema(
+        operation_id="setSettings", tags=TAGS, request=SettingsSerializer,
+        responses={200: SettingsUpdatedSerializer}, summary="Change settings",
+        description="EmailEngine's settings for the tenant's default webhook: `webhooks` (URL) "
+                    "with `webhooksEnabled: true` makes a subscription with format "
+                    "`emailengine` (listed in /v1/webhooks); `webhookEvents`, "
+                    "`webhooksCustomHeaders` and `serviceSecret` (the X-EE-Wh-Signature key) "
+                    "apply to it; `notifyText`, `notifyTextSize`, `notifyHeaders` shape its "
+                    "messageNew; `serviceUrl` is every emailengine payload's field.",
+        examples=[OpenApiExample("Default webhook", request_only=True, value={
+            "webhooksEnabled": True, "webhooks": "https://example.com/webhooks",
+            "webhookEvents": ["messageNew"], "notifyText": True, "notifyTextSize": 65536})])
+    def post(self, request):
+        data = self.validated(SettingsSerializer, request.data)
+        return Response({"updated": engine_settings.update(self.tenant, data)})

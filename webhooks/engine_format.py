@@ -1,0 +1,150 @@
+"""Events in EmailEngine's shape, for subscriptions with ``format: emailengine``.
+
+``webhooks.payloads.engine_events`` turns one of our events into EmailEngine's (a move is
+``messageDeleted`` + ``messageNew`` there); this module adds what needs the database or the
+mail server, at delivery time: the envelope's ``serviceUrl`` and ``specialUse``, and for
+``messageNew`` the fields EmailEngine adds (``specialUse``, ``messageSpecialUse``,
+``seemsLikeNew``, and with the tenant's ``notifyText``/``notifyHeaders`` settings the text and
+headers, read from the server like ``GET .../message/{id}`` does; a message gone from the
+server by then is sent without them); before ``accountInitialized``, a ``mailboxNew`` for each
+folder, as EmailEngine's first sync announces them.
+
+The options are the tenant's ``webhooks.models.EngineSettings`` (``/v1/settings``) when the
+subscription is its default one, EmailEngine's defaults (no text, no headers) otherwise, with
+the ``serviceUrl`` setting in every case.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.utils import timezone
+
+from accounts.models import EmailAccount
+from mailboxes import reading
+from mailboxes.models import Folder, Message
+from webhooks.models import EngineSettings, Event, WebhookSubscription
+from webhooks.payloads import engine_date, engine_events, engine_payload
+
+logger = logging.getLogger(__name__)
+
+# Folders whose new mail is not "new mail" to a user (EmailEngine: ``seemsLikeNew`` false).
+NOT_NEW_IN = ("\\Sent", "\\Drafts", "\\Trash", "\\Junk")
+
+
+def options_of(subscription: WebhookSubscription) -> EngineSettings:
+    """The tenant's settings row (unsaved defaults if it has none); text and headers only for
+    the default subscription it drives."""
+    found = EngineSettings.objects.filter(tenant_id=subscription.tenant_id).first()
+    if found is None:
+        return EngineSettings(tenant_id=subscription.tenant_id)
+    if found.subscription_id != subscription.pk:
+        return EngineSettings(tenant_id=subscription.tenant_id, service_url=found.service_url)
+    return found
+
+
+class EngineRenderer:
+    """Renders events for one subscription; folder lookups are cached per account."""
+
+    def __init__(self, subscription: WebhookSubscription):
+        self.subscription = subscription
+        self.options = options_of(subscription)
+        self._folders: dict[str, dict[str, str]] = {}
+        self._accounts: dict[str, EmailAccount | None] = {}
+
+    def wanted(self, name: str) -> bool:
+        events = self.subscription.events
+        return "*" in events or name in events
+
+    def payloads(self, event: Event) -> list[dict]:
+        out = []
+        parts = engine_events(event)
+        if event.event == "accountInitialized":
+            parts = [*self._first_folders(event.account_id), *parts]
+        for name, path, data in parts:
+            if not self.wanted(name):
+                continue
+            special_use = self.special_use(event.account_id, path) if path else None
+            if name == "messageNew":
+                data = self._message_new(event.account_id, path, special_use, data)
+            out.append(engine_payload(event, name, path, data,
+                                      self.options.service_url or None, special_use))
+        return out
+
+    def _first_folders(self, account_id: str) -> list[tuple[str, str, dict]]:
+        """EmailEngine announces every folder with ``mailboxNew`` at the first sync (ours is
+        silent then): one per folder the index holds when ``accountInitialized`` goes out,
+        before it."""
+        account = self._account(account_id)
+        if account is None:
+            return []
+        rows = Folder.objects.filter(email_account=account).order_by("number")
+        return [("mailboxNew", folder.path, {
+            "path": folder.path, "name": folder.name, "specialUse": folder.special_use or None,
+            "uidValidity": str(folder.uidvalidity) if folder.uidvalidity else None})
+            for folder in rows]
+
+    def _account(self, account_id: str) -> EmailAccount | None:
+        if account_id not in self._accounts:
+            self._accounts[account_id] = EmailAccount.objects.filter(
+                tenant_id=self.subscription.tenant_id, account_id=account_id).first()
+        return self._accounts[account_id]
+
+    def special_use(self, account_id: str, path: str) -> str | None:
+        if account_id not in self._folders:
+            account = self._account(account_id)
+            self._folders[account_id] = dict(Folder.objects.filter(email_account=account)
+                                             .values_list("path", "special_use")) \
+                if account else {}
+        found = self._folders[account_id].get(path)
+        if not found and path.upper() == "INBOX":
+            return "\\Inbox"
+        return found or None
+
+    def _message_new(self, account_id: str, path: str, special_use: str | None,
+                     data: dict) -> dict:
+        data = dict(data)
+        data["specialUse"] = special_use
+        data["messageSpecialUse"] = special_use
+        data["seemsLikeNew"] = self._seems_like_new(account_id, special_use, data)
+        options = self.options
+        account = self._account(account_id)
+        if account is None or not data.get("id") or not (
+                options.notify_text or options.notify_headers):
+            return data
+        try:
+            detail = reading.message_detail(
+                account, data["id"], "*", options.notify_text_size or None, False,
+                bool(options.notify_headers))
+        except Exception as exc:  # noqa: BLE001 - the event goes out without them
+            logger.info("messageNew %s: text not read (%s)", data["id"], exc)
+            return data
+        if options.notify_text and isinstance(detail.get("text"), dict):
+            text = {key: value for key, value in detail["text"].items()
+                    if value is not None}
+            data["text"] = {**(data.get("text") or {}), **text}
+        if options.notify_headers and detail.get("headers") is not None:
+            wanted = {name.lower() for name in options.notify_headers}
+            data["headers"] = {name: values for name, values in detail["headers"].items()
+                               if "*" in wanted or name in wanted}
+        return data
+
+    def _seems_like_new(self, account_id: str, special_use: str | None, data: dict) -> bool:
+        """EmailEngine's guess: not in Sent/Drafts/Trash/Junk, and not seen before in another
+        folder of the account (by Message-ID)."""
+        if special_use in NOT_NEW_IN:
+            return False
+        account = self._account(account_id)
+        if account is None or not data.get("messageId"):
+            return True
+        return not Message.objects.filter(email_account=account,
+                                          message_id=data["messageId"]) \
+            .exclude(uid=data.get("uid"), folder__path=data.get("path")).exists()
+
+
+def probe_payload(subscription: WebhookSubscription) -> dict:
+    """EmailEngine's test webhook (``event: "test"``)."""
+    return {"serviceUrl": options_of(subscription).service_url or None, "account": None,
+            "date": engine_date(timezone.now()), "event": "test",
+            "data": {"nonce": uuid.uuid4().hex, "webhook": str(subscription.pk)}}

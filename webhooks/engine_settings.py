@@ -1,0 +1,120 @@
+"""EmailEngine's settings (``GET/POST /v1/settings``): a tenant's default webhook and what its
+events carry.
+
+    webhooks, webhooksEnabled, webhookEvents,   -> the default subscription (format emailengine),
+    webhooksCustomHeaders, serviceSecret           there while ``webhooks`` is a URL
+    notifyText, notifyTextSize, notifyHeaders,  -> what its messageNew carries
+    notifyAttachments
+    serviceUrl                                  -> every emailengine payload's ``serviceUrl``
+
+The ``EngineSettings`` row is the truth; ``apply`` makes the default subscription follow it
+after every change (a change made to that subscription through ``/v1/webhooks`` lasts until
+the next settings change of the same key). Secrets are never read back: ``serviceSecret`` and
+the custom header values are shown as set / ``"******"``, as EmailEngine does.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.db import transaction
+
+from accounts import crypto
+from webhooks import subscriptions
+from webhooks.models import EngineSettings, WebhookSubscription
+
+KEYS = ("webhooksEnabled", "webhooks", "webhookEvents", "webhooksCustomHeaders", "notifyText",
+        "notifyTextSize", "notifyHeaders", "notifyAttachments", "serviceUrl", "serviceSecret")
+MASK = "******"
+# Where each key lives on the row (the webhook keys are also applied to the subscription).
+_COLUMNS = {"webhooksEnabled": "webhooks_enabled", "webhooks": "webhooks_url",
+            "webhookEvents": "webhook_events", "notifyText": "notify_text",
+            "notifyTextSize": "notify_text_size", "notifyHeaders": "notify_headers",
+            "notifyAttachments": "notify_attachments", "serviceUrl": "service_url"}
+_SUBSCRIPTION_KEYS = {"webhooksEnabled", "webhooks", "webhookEvents", "webhooksCustomHeaders",
+                      "serviceSecret"}
+
+
+def _context(row: EngineSettings, name: str) -> str:
+    return f"tenant:{row.tenant_id}/engine-settings/{name}"
+
+
+def _seal(row: EngineSettings, name: str, value: str) -> str:
+    return crypto.seal(value, _context(row, name), settings.EMAILAPI_SECRET)
+
+
+def _open(row: EngineSettings, name: str, sealed: str) -> str:
+    return crypto.open_secret(sealed, _context(row, name),
+                              [settings.EMAILAPI_SECRET,
+                               *getattr(settings, "EMAILAPI_OLD_SECRETS", [])])
+
+
+def headers_of(row: EngineSettings) -> dict[str, str]:
+    return json.loads(_open(row, "headers", row.sealed_headers)) if row.sealed_headers else {}
+
+
+def of(tenant) -> EngineSettings:
+    """The tenant's row, or unsaved defaults."""
+    return EngineSettings.objects.filter(tenant=tenant).first() or EngineSettings(tenant=tenant)
+
+
+def read(tenant, keys: list[str] | None = None) -> dict:
+    """The values of ``keys`` (all when none), as EmailEngine's ``GET /v1/settings`` shows them."""
+    row = of(tenant)
+    values = {key: getattr(row, column) for key, column in _COLUMNS.items()}
+    values["webhooks"] = row.webhooks_url or None
+    values["serviceUrl"] = row.service_url or None
+    values["webhookEvents"] = row.webhook_events or ["*"]
+    values["webhooksCustomHeaders"] = [{"key": name, "value": MASK}
+                                       for name in headers_of(row)]
+    values["serviceSecret"] = bool(row.sealed_service_secret or row.subscription_id)
+    return {key: values[key] for key in (KEYS if keys is None else keys)}
+
+
+def update(tenant, data: dict) -> list[str]:
+    """Store the given keys (already validated) and apply them; return their names."""
+    with transaction.atomic():
+        row, _ = EngineSettings.objects.select_for_update().get_or_create(tenant=tenant)
+        for key, value in data.items():
+            if key in _COLUMNS:
+                setattr(row, _COLUMNS[key], value if value is not None else
+                        EngineSettings._meta.get_field(_COLUMNS[key]).get_default())
+        if "webhooksCustomHeaders" in data:
+            headers = data["webhooksCustomHeaders"]
+            row.sealed_headers = _seal(row, "headers", json.dumps(headers)) if headers else ""
+        if data.get("serviceSecret"):
+            row.sealed_service_secret = _seal(row, "secret", data["serviceSecret"])
+        if _SUBSCRIPTION_KEYS & set(data):
+            _apply(row, set(data))
+        row.save()
+    return list(data)
+
+
+def _apply(row: EngineSettings, changed: set[str]) -> None:
+    """Make the default subscription follow the row: created when ``webhooks`` becomes a URL,
+    deleted (with its pending deliveries) when it becomes empty."""
+    current = WebhookSubscription.objects.filter(pk=row.subscription_id).first() \
+        if row.subscription_id else None
+    if not row.webhooks_url:
+        if current is not None:
+            subscriptions.delete(current)
+        row.subscription = None
+        return
+    fields = {"url": row.webhooks_url, "events": row.webhook_events or ["*"],
+              "enabled": row.webhooks_enabled, "headers": headers_of(row),
+              "format": "emailengine"}
+    secret = _open(row, "secret", row.sealed_service_secret) \
+        if row.sealed_service_secret else None
+    if current is None:
+        current, _ = subscriptions.create(row.tenant, fields)
+        if secret:
+            subscriptions.set_secret(current, secret)
+    else:
+        keep = {"url": "webhooks", "events": "webhookEvents", "enabled": "webhooksEnabled",
+                "headers": "webhooksCustomHeaders"}
+        subscriptions.update(current, {name: fields[name] for name, key in keep.items()
+                                       if key in changed})
+        if secret and "serviceSecret" in changed:
+            subscriptions.set_secret(current, secret)
+    row.subscription = current
