@@ -188,6 +188,10 @@ def mark_retry(entry: OutboxEntry, error: dict, delay: timedelta) -> bool:
         if not _claimed(entry).update(state=State.QUEUED, last_error=error, lease_until=None,
                                       next_attempt_at=now + delay, updated_at=now):
             return _lost(entry, "a retry")
+        events.record(entry.tenant_id, events.MESSAGE_DELIVERY_ERROR,
+                      entry.email_account.account_id, {
+                          **_failure_data(entry, error), "attempts": entry.max_attempts,
+                          "nextAttempt": (now + delay).isoformat()})
     entry.state, entry.last_error, entry.next_attempt_at = State.QUEUED, error, now + delay
     return True
 
@@ -205,12 +209,17 @@ def mark_failed(entry: OutboxEntry, error: dict) -> bool:
 def _fail(entry: OutboxEntry, error: dict, now: datetime) -> None:
     OutboxEntry.objects.filter(pk=entry.pk).update(
         state=State.FAILED, last_error=error, lease_until=None, updated_at=now)
-    events.record(entry.tenant_id, events.MESSAGE_FAILED, entry.email_account.account_id, {
-        "queueId": entry.queue_id, "messageId": entry.message_id, "error": error.get("error"),
-        "code": error.get("code"), "responseCode": error.get("responseCode"),
-        "envelope": entry.envelope, "attemptsMade": entry.attempts,
-    })
+    events.record(entry.tenant_id, events.MESSAGE_FAILED, entry.email_account.account_id,
+                  _failure_data(entry, error))
     entry.state, entry.last_error = State.FAILED, error
+
+
+def _failure_data(entry: OutboxEntry, error: dict) -> dict:
+    """What ``messageDeliveryError`` and ``messageFailed`` say about a failed attempt."""
+    return {"queueId": entry.queue_id, "messageId": entry.message_id,
+            "error": error.get("error"), "code": error.get("code"),
+            "responseCode": error.get("responseCode"), "envelope": entry.envelope,
+            "attemptsMade": entry.attempts}
 
 
 def finish(entry: OutboxEntry, sent_copy: dict | None) -> None:

@@ -40,7 +40,7 @@ def event_payload(event: Event) -> dict:
 # ``messageDeleted`` on the source and ``messageNew`` on the destination; a send that failed
 # for good (``messageFailed``) is ``messageDeliveryError`` (the attempt) then ``messageFailed``.
 
-ENGINE_ONLY_EVENTS = ("messageDeliveryError", "messageMissing", "messageBounce",
+ENGINE_ONLY_EVENTS = ("messageMissing", "messageBounce",
                       "messageComplaint", "trackOpen", "trackClick", "listUnsubscribe",
                       "listSubscribe", "exportCompleted", "exportFailed")
 
@@ -67,13 +67,16 @@ def _engine_data(name: str, data: dict) -> dict:
 
 
 def _delivery_error(data: dict) -> dict:
-    """EmailEngine's ``messageDeliveryError`` for the attempt that failed for good."""
+    """EmailEngine's ``messageDeliveryError`` for a failed attempt: one to be retried (our
+    ``messageDeliveryError``, with ``nextAttempt``) or the last (``messageFailed``)."""
     attempts = data.get("attemptsMade")
+    next_attempt = data.get("nextAttempt")
     return {"queueId": data.get("queueId"), "envelope": data.get("envelope"),
             "messageId": data.get("messageId"), "error": data.get("error"),
             "errorCode": data.get("code"), "smtpResponse": data.get("error"),
             "smtpResponseCode": data.get("responseCode"),
-            "job": {"attemptsMade": attempts, "attempts": attempts, "nextAttempt": False}}
+            "job": {"attemptsMade": attempts, "attempts": data.get("attempts", attempts),
+                    "nextAttempt": engine_date(next_attempt) if next_attempt else False}}
 
 
 def engine_events(event: Event) -> list[tuple[str, str, dict]]:
@@ -86,6 +89,8 @@ def engine_events(event: Event) -> list[tuple[str, str, dict]]:
                 "emailId": data.get("emailId"), "messageId": data.get("messageId")}
         return [("messageDeleted", source.get("path") or "", gone),
                 ("messageNew", event.path, _engine_data("messageNew", moved))]
+    if event.event == "messageDeliveryError":
+        return [("messageDeliveryError", "", _delivery_error(data))]
     if event.event == "messageFailed":
         return [("messageDeliveryError", "", _delivery_error(data)),
                 ("messageFailed", "", _engine_data("messageFailed", data))]

@@ -126,7 +126,7 @@ def test_it_refuses_an_unknown_format_and_changes_nothing(alice, allow_private_w
 
 def test_emailengine_event_names_are_for_the_emailengine_format(alice, allow_private_webhooks):
     answer = alice.client.post("/v1/webhooks", {"url": "http://127.0.0.1:9/h",
-                                                "events": ["messageDeliveryError"]},
+                                                "events": ["messageBounce"]},
                                format="json")
     assert answer.status_code == 400
     assert "events" in str(answer.json())
@@ -341,6 +341,25 @@ def test_a_failed_send_is_message_delivery_error(alice, smtp_user, smtp_server,
     assert data["error"] == "550 5.7.1 Relaying denied"
     assert data["job"]["nextAttempt"] is False
     assert {r.payload["event"] for r in receiver.accepted()} == {"messageDeliveryError"}
+
+
+def test_an_attempt_to_be_retried_is_message_delivery_error_with_its_next_attempt(
+        alice, smtp_user, smtp_server, allow_private_webhooks, webhook_receiver,
+        start_dispatcher):
+    receiver = webhook_receiver()
+    subscribe(alice.client, receiver, ["messageDeliveryError"], "emailengine")
+    account = sending_account(alice.tenant, smtp_user, smtp_server)
+    smtp_server.refuse_next(1, "451 4.3.0 Try again later")
+    entry = queue(account)
+    assert sending.send_entry(entry.pk) == "retry"
+    start_dispatcher()
+    [error] = received(receiver, "messageDeliveryError")
+    data = error.payload["data"]
+    assert data["queueId"] == entry.queue_id
+    assert data["smtpResponseCode"] == 451
+    assert data["job"]["attemptsMade"] == 1
+    assert data["job"]["attempts"] == entry.max_attempts
+    assert data["job"]["nextAttempt"].endswith("Z")
 
 
 # --- /v1/changes: EmailEngine's state stream for EventSource clients -------------------------

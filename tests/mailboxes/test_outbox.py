@@ -91,6 +91,13 @@ def test_a_server_refusing_the_first_two_attempts_gets_it_on_the_third(
     assert entry.last_error["responseCode"] == 451  # the last failure stays visible
     assert len(events_of(account, "messageSent")) == 1
     assert events_of(account, "messageFailed") == []
+    # One messageDeliveryError per attempt that will be tried again (EmailEngine's event).
+    errors = events_of(account, "messageDeliveryError")
+    assert [event.data["attemptsMade"] for event in errors] == [1, 2]
+    assert errors[0].data["responseCode"] == 451
+    assert errors[0].data["queueId"] == entry.queue_id
+    assert errors[0].data["attempts"] == entry.max_attempts
+    assert errors[0].data["nextAttempt"]
     assert sending.send_entry(entry.pk) == "skipped"  # a late duplicate job changes nothing
 
 
