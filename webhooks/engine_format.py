@@ -5,8 +5,9 @@
 mail server, at delivery time: the envelope's ``serviceUrl`` and ``specialUse``, and for
 ``messageNew`` the fields EmailEngine adds (``specialUse``, ``messageSpecialUse``,
 ``seemsLikeNew``, and with the tenant's ``notifyText``/``notifyHeaders`` settings the text and
-headers, read from the server like ``GET .../message/{id}`` does; a message gone from the
-server by then is sent without them); before ``accountInitialized``, a ``mailboxNew`` for each
+headers, read from the server like ``GET .../message/{id}`` does, and with ``notifyAttachments``
+each attachment's content up to ``notifyAttachmentSize``; a message gone from the server by
+then is sent without them); before ``accountInitialized``, a ``mailboxNew`` for each
 folder, as EmailEngine's first sync announces them.
 
 The options are the tenant's ``webhooks.models.EngineSettings`` (``/v1/settings``) when the
@@ -16,6 +17,7 @@ the ``serviceUrl`` setting in every case.
 
 from __future__ import annotations
 
+import base64
 import logging
 import uuid
 
@@ -31,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 # Folders whose new mail is not "new mail" to a user (EmailEngine: ``seemsLikeNew`` false).
 NOT_NEW_IN = ("\\Sent", "\\Drafts", "\\Trash", "\\Junk")
+# Largest attachment (encoded bytes) whose content messageNew carries without a
+# ``notifyAttachmentSize`` setting.
+DEFAULT_ATTACHMENT_SIZE = 2 * 1024 * 1024
 
 
 def options_of(subscription: WebhookSubscription) -> EngineSettings:
@@ -110,6 +115,8 @@ class EngineRenderer:
         data["seemsLikeNew"] = self._seems_like_new(account_id, special_use, data)
         options = self.options
         account = self._account(account_id)
+        if account is not None and options.notify_attachments and data.get("attachments"):
+            data["attachments"] = self._with_content(account, data["attachments"])
         if account is None or not data.get("id") or not (
                 options.notify_text or options.notify_headers):
             return data
@@ -129,6 +136,23 @@ class EngineRenderer:
             data["headers"] = {name: values for name, values in detail["headers"].items()
                                if "*" in wanted or name in wanted}
         return data
+
+    def _with_content(self, account: EmailAccount, attachments: list[dict]) -> list[dict]:
+        """The attachments, each with its decoded bytes as base64 ``content`` when its encoded
+        size is within the limit (read from the server; one that cannot be read goes
+        without)."""
+        limit = self.options.notify_attachment_size or DEFAULT_ATTACHMENT_SIZE
+        out = []
+        for entry in attachments:
+            entry = dict(entry)
+            if entry.get("id") and (entry.get("encodedSize") or 0) <= limit:
+                try:
+                    download = reading.attachment_download(account, entry["id"])
+                    entry["content"] = base64.b64encode(b"".join(download.chunks())).decode()
+                except Exception as exc:  # noqa: BLE001 - the event goes out without it
+                    logger.info("messageNew attachment %s: not read (%s)", entry["id"], exc)
+            out.append(entry)
+        return out
 
     def _seems_like_new(self, account_id: str, special_use: str | None, data: dict) -> bool:
         """EmailEngine's guess: not in Sent/Drafts/Trash/Junk, and not seen before in another

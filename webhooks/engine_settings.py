@@ -4,7 +4,7 @@ events carry.
     webhooks, webhooksEnabled, webhookEvents,   -> the default subscription (format emailengine),
     webhooksCustomHeaders, serviceSecret           there while ``webhooks`` is a URL
     notifyText, notifyTextSize, notifyHeaders,  -> what its messageNew carries
-    notifyAttachments
+    notifyAttachments, notifyAttachmentSize
     serviceUrl                                  -> every emailengine payload's ``serviceUrl``
 
 The ``EngineSettings`` row is the truth; ``apply`` makes the default subscription follow it
@@ -25,13 +25,15 @@ from webhooks import subscriptions
 from webhooks.models import EngineSettings, WebhookSubscription
 
 KEYS = ("webhooksEnabled", "webhooks", "webhookEvents", "webhooksCustomHeaders", "notifyText",
-        "notifyTextSize", "notifyHeaders", "notifyAttachments", "serviceUrl", "serviceSecret")
+        "notifyTextSize", "notifyHeaders", "notifyAttachments", "notifyAttachmentSize", "serviceUrl",
+        "serviceSecret")
 MASK = "******"
 # Where each key lives on the row (the webhook keys are also applied to the subscription).
 _COLUMNS = {"webhooksEnabled": "webhooks_enabled", "webhooks": "webhooks_url",
             "webhookEvents": "webhook_events", "notifyText": "notify_text",
             "notifyTextSize": "notify_text_size", "notifyHeaders": "notify_headers",
-            "notifyAttachments": "notify_attachments", "serviceUrl": "service_url"}
+            "notifyAttachments": "notify_attachments",
+            "notifyAttachmentSize": "notify_attachment_size", "serviceUrl": "service_url"}
 _SUBSCRIPTION_KEYS = {"webhooksEnabled", "webhooks", "webhookEvents", "webhooksCustomHeaders",
                       "serviceSecret"}
 

@@ -200,3 +200,4 @@ class EngineSettings(models.Model):
     notify_text_size = models.IntegerField(null=True, blank=True)
     notify_headers = models.JSONField(default=list)
     notify_attachments = models.BooleanField(default=False)
+    notify_attachment_size = models.IntegerField(null=True, blank=True)

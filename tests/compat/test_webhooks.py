@@ -284,6 +284,27 @@ def test_the_first_sync_announces_each_folder_with_mailbox_new(
     assert {r.payload["event"] for r in receiver.accepted()} == {"mailboxNew"}
 
 
+def test_message_new_carries_attachment_content_with_notify_attachments(
+        alice, mail_user, allow_private_webhooks, webhook_receiver, start_dispatcher,
+        imap_worker):
+    receiver = webhook_receiver()
+    engine_hook(alice.client, receiver, webhookEvents=["messageNew"], notifyAttachments=True,
+                notifyAttachmentSize=1000)
+    small, large = b"small file body\n", bytes(range(256)) * 20
+    account = register(alice.tenant, mail_user)
+    start_dispatcher()
+    wait_for(lambda: EmailAccount.objects.get(pk=account.pk).state == "connected", timeout=60)
+    seed.seed_mailbox(mail_user, messages=[seed.make_message(
+        subject="With files", attachments=[("small.txt", small, "text/plain"),
+                                           ("large.bin", large, "application/octet-stream")])])
+    [new] = received(receiver, "messageNew")
+    by_name = {a["filename"]: a for a in new.payload["data"]["attachments"]}
+    assert base64.b64decode(by_name["small.txt"]["content"]) == small
+    assert "content" not in by_name["large.bin"]  # over notifyAttachmentSize
+    settings = alice.client.get("/v1/settings?notifyAttachmentSize=true").json()
+    assert settings == {"notifyAttachmentSize": 1000}
+
+
 def test_message_new_leaves_text_out_without_notify_text(
         alice, mail_user, allow_private_webhooks, webhook_receiver, start_dispatcher,
         imap_worker):

@@ -58,7 +58,12 @@ class SettingsSerializer(StrictSerializer):
         child=serializers.CharField(max_length=256), required=False, max_length=100,
         help_text='Headers messageNew carries (lowercase names; ["*"] = all)')
     notifyAttachments = serializers.BooleanField(
-        required=False, help_text="Accepted and stored; attachment content is not sent")
+        required=False, help_text="messageNew carries each attachment's content (base64) up to "
+                                  "notifyAttachmentSize")
+    notifyAttachmentSize = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=10 * 1024 * 1024,
+        help_text="Largest attachment (encoded bytes) whose content messageNew carries "
+                  "(default 2 MiB)")
     serviceUrl = serializers.CharField(required=False, allow_blank=True, max_length=2048,
                                        help_text="This service's public URL (payload "
                                                  "serviceUrl)")
@@ -108,6 +113,7 @@ class SettingsValuesSerializer(serializers.Serializer):
     notifyTextSize = serializers.IntegerField(required=False, allow_null=True)
     notifyHeaders = serializers.ListField(child=serializers.CharField(), required=False)
     notifyAttachments = serializers.BooleanField(required=False)
+    notifyAttachmentSize = serializers.IntegerField(required=False, allow_null=True)
     serviceUrl = serializers.CharField(required=False, allow_null=True)
     serviceSecret = serializers.BooleanField(required=False, help_text="Whether one is set")
     eventTypes = serializers.ListField(child=serializers.CharField(), required=False)
