@@ -6,6 +6,7 @@ never see each other's mail.
 
 from __future__ import annotations
 
+import imaplib
 import threading
 
 import pytest
@@ -230,3 +231,17 @@ def synced(alice, mail_user, inbox_messages, account_fields, before_sync):
     except Exception:  # noqa: BLE001 - the test may have ended the session itself
         pass
     pool.close_all()
+
+
+@pytest.fixture
+def imap_commands(monkeypatch):
+    """The IMAP commands every client of this process sends (observed, not altered)."""
+    sent: list[bytes] = []
+    original = imaplib.IMAP4.send
+
+    def send(self, data):
+        sent.append(bytes(data))
+        return original(self, data)
+
+    monkeypatch.setattr(imaplib.IMAP4, "send", send)
+    return sent

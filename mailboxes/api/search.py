@@ -21,7 +21,10 @@ from emailapi.api.views import ACCOUNT_PARAM, InvalidInput, TenantScopedAPIView
 from mailboxes import index_search, listing, message_fields
 from mailboxes.api import query
 from mailboxes.api.search_serializer import SearchCriteriaSerializer
-from mailboxes.api.serializers import MessageSummarySerializer, document_store_field
+from mailboxes.api.serializers import (
+    MessageListSerializer,
+    document_store_field,
+)
 from mailboxes.command_pool import pool
 from mailboxes.errors import InvalidCursor, SearchRefused, SearchUnsupported
 from mailboxes.imap import search
@@ -42,13 +45,8 @@ class SearchQuerySerializer(PageQuerySerializer):
                                              "(instead of page)")
 
 
-class MessageSearchListSerializer(serializers.Serializer):
-    total = serializers.IntegerField()
-    page = serializers.IntegerField()
-    pages = serializers.IntegerField()
-    nextPageCursor = serializers.CharField(allow_null=True)
-    prevPageCursor = serializers.CharField(allow_null=True)
-    messages = MessageSummarySerializer(many=True)
+class MessageSearchListSerializer(MessageListSerializer):
+    """A page of search results: the shape of a listing's page."""
 
 
 class SearchRequestSerializer(StrictSerializer):

@@ -120,11 +120,9 @@ class SubmitReferenceSerializer(StrictSerializer):
         "sendAt": "2030-01-01T12:00:00Z", "copy": True, "deliveryAttempts": 5,
     }),
 ])
-class SubmitSerializer(MessageFieldsSerializer):
-    raw = serializers.CharField(required=False, help_text="The whole RFC 822 message, base64")
-    envelope = EnvelopeSerializer(required=False,
-                                  help_text="SMTP envelope; default: From and To/Cc/Bcc")
-    reference = SubmitReferenceSerializer(required=False)
+class SendOptionsSerializer(StrictSerializer):
+    """How a message is sent, whichever way it was given (``submit``, a stored draft)."""
+
     sendAt = serializers.DateTimeField(required=False,
                                        help_text="Send no earlier than this (ISO 8601)")
     copy = serializers.BooleanField(required=False, allow_null=True,
@@ -135,6 +133,13 @@ class SubmitSerializer(MessageFieldsSerializer):
         min_value=0, max_value=MAX_ATTEMPTS, required=False,
         help_text="Tries before giving up (default: the retry schedule's length + 1); 0 is "
                   "one try, as in EmailEngine")
+
+
+class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
+    raw = serializers.CharField(required=False, help_text="The whole RFC 822 message, base64")
+    envelope = EnvelopeSerializer(required=False,
+                                  help_text="SMTP envelope; default: From and To/Cc/Bcc")
+    reference = SubmitReferenceSerializer(required=False)
     dryRun = serializers.BooleanField(
         default=False, help_text="Compose only: the answer's `preview` is the message "
                                  "(base64 RFC 822) as it would be sent; nothing is queued")
@@ -159,22 +164,12 @@ class SubmitSerializer(MessageFieldsSerializer):
         return attrs
 
 
-class DraftSubmitSerializer(StrictSerializer):
+class DraftSubmitSerializer(SendOptionsSerializer):
     """What ``message/{id}/submit`` may change of the stored draft: how it is sent."""
 
     envelope = EnvelopeSerializer(required=False,
                                   help_text="SMTP envelope; default: the draft's From and "
                                             "To/Cc/Bcc")
-    sendAt = serializers.DateTimeField(required=False,
-                                       help_text="Send no earlier than this (ISO 8601)")
-    copy = serializers.BooleanField(required=False, allow_null=True,
-                                    help_text="Store a copy in the Sent folder; default "
-                                              "(or null, as EmailEngine's example sends): "
-                                              "the account's `copy` setting")
-    deliveryAttempts = AttemptsField(
-        min_value=0, max_value=MAX_ATTEMPTS, required=False,
-        help_text="Tries before giving up (default: the retry schedule's length + 1); 0 is "
-                  "one try, as in EmailEngine")
 
 
 class MillisecondsDateTimeField(serializers.DateTimeField):

@@ -351,21 +351,6 @@ def gmail():
     server.stop()
 
 
-@pytest.fixture
-def sent_commands(monkeypatch):
-    import imaplib
-
-    sent: list[bytes] = []
-    original = imaplib.IMAP4.send
-
-    def send(self, data):
-        sent.append(bytes(data))
-        return original(self, data)
-
-    monkeypatch.setattr(imaplib.IMAP4, "send", send)
-    return sent
-
-
 def test_gmail_server_advertises_x_gm_ext_1(gmail):
     assert gmail.has_capability("X-GM-EXT-1")
 
@@ -377,10 +362,10 @@ def test_email_id_on_gmail_searches_by_x_gm_msgid(gmail):
     assert imap_search.uid_search(gmail, {"emailId": str(ids[second])}) == [second]
 
 
-def test_email_id_on_gmail_goes_out_as_x_gm_msgid(gmail, sent_commands):
+def test_email_id_on_gmail_goes_out_as_x_gm_msgid(gmail, imap_commands):
     imap_search.uid_search(gmail, {"emailId": "1278455344230334866"})
 
-    assert b"UID SEARCH X-GM-MSGID 1278455344230334866\r\n" in sent_commands[-1]
+    assert b"UID SEARCH X-GM-MSGID 1278455344230334866\r\n" in imap_commands[-1]
 
 
 def test_a_non_numeric_email_id_on_gmail_matches_nothing(gmail):
@@ -391,7 +376,7 @@ def test_unseen_on_gmail(gmail):
     assert imap_search.uid_search(gmail, {"unseen": True}) == [2]
 
 
-def test_gmail_raw_goes_to_a_gmail_server_as_x_gm_raw(gmail, sent_commands):
+def test_gmail_raw_goes_to_a_gmail_server_as_x_gm_raw(gmail, imap_commands):
     import imaplib
 
     # Hoodiecrow does not implement X-GM-RAW (Gmail does): it refuses the key, which shows
@@ -399,7 +384,7 @@ def test_gmail_raw_goes_to_a_gmail_server_as_x_gm_raw(gmail, sent_commands):
     with pytest.raises(imaplib.IMAP4.error):
         imap_search.uid_search(gmail, {"gmailRaw": "has:attachment in:unread"})
 
-    assert b'X-GM-RAW "has:attachment in:unread"' in sent_commands[-1]
+    assert b'X-GM-RAW "has:attachment in:unread"' in imap_commands[-1]
 
 
 def test_modseq_on_a_server_without_condstore_is_refused_before_sending():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import imaplib
 import os
 import signal
 import subprocess
@@ -11,20 +10,6 @@ import pytest
 
 from tests.mailboxes.helpers import spawn_imapworker
 from tests.mailboxes.sending_helpers import sending_account
-
-
-@pytest.fixture
-def imap_commands(monkeypatch):
-    """The IMAP commands every client of this process sends (observed, not altered)."""
-    sent: list[bytes] = []
-    original = imaplib.IMAP4.send
-
-    def send(self, data):
-        sent.append(bytes(data))
-        return original(self, data)
-
-    monkeypatch.setattr(imaplib.IMAP4, "send", send)
-    return sent
 
 
 @pytest.fixture
