@@ -45,11 +45,8 @@ def message_detail(account: EmailAccount, message_id: str, text_type: str, max_b
     folder, row = listing.message_by_id(account, message_id)
     with pool.session(account) as session:
         try:
-            text = _in_current_view(session, folder.path, lambda: parts.fetch_text(
-                session.client, row.uid, list(row.text_parts), text_type, max_bytes))
+            text = _read_text(session, folder, row, text_type, max_bytes, html)
             headers = _headers(session.client, row.uid) if with_headers else None
-            if html.embed_images and text.get("html"):
-                text["html"] = _embedded(session.client, row, text["html"])
         except parts.MessageNotFound:
             raise errors.MessageNotFound(f"Message {message_id!r} not found") from None
         if mark_as_seen and "\\Seen" not in row.flags:
@@ -68,13 +65,21 @@ def message_text(account: EmailAccount, text_id: str, text_type: str, max_bytes:
     folder, row = listing.message_by_text_id(account, text_id)
     with pool.session(account) as session:
         try:
-            text = _in_current_view(session, folder.path, lambda: parts.fetch_text(
-                session.client, row.uid, list(row.text_parts), text_type, max_bytes))
-            if html.embed_images and text.get("html"):
-                text["html"] = _embedded(session.client, row, text["html"])
+            text = _read_text(session, folder, row, text_type, max_bytes, html)
         except parts.MessageNotFound:
             raise errors.MessageNotFound(f"Text {text_id!r} not found") from None
     return _web_safe(text, html.web_safe)
+
+
+def _read_text(session, folder: Folder, row: Message, text_type: str, max_bytes: int,
+               html: HtmlOptions) -> dict:
+    """The message's text parts from the server (``parts.MessageNotFound`` if it is gone),
+    its ``cid:`` images embedded when asked."""
+    text = _in_current_view(session, folder.path, lambda: parts.fetch_text(
+        session.client, row.uid, list(row.text_parts), text_type, max_bytes))
+    if html.embed_images and text.get("html"):
+        text["html"] = _embedded(session.client, row, text["html"])
+    return text
 
 
 def _embedded(client, row: Message, html: str) -> str:

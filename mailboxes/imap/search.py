@@ -291,26 +291,26 @@ def _number(key: str) -> Callable[..., list[Key]]:
     return compile_number
 
 
-def _uid(value: Any, path: str, depth: int, budget: _Budget) -> list[Key]:
-    try:
-        uid_set = check_uid_set(value)
-    except ValueError as exc:
-        raise InvalidSearch(path, str(exc)) from None
-    budget.term(path)
-    budget.spend(path, len(uid_set))
-    return [["UID", uid_set]]
+def _number_set(check: Callable[[Any], str], key: Callable[[str], list]):
+    """A criterion whose value is a set of numbers (``1:5,7``), checked by ``check`` and sent
+    as ``key(set)``."""
+    def compile_set(value: Any, path: str, depth: int, budget: _Budget) -> list[Key]:
+        try:
+            number_set = check(value)
+        except ValueError as exc:
+            raise InvalidSearch(path, str(exc)) from None
+        budget.term(path)
+        budget.spend(path, len(number_set))
+        return [key(number_set)]
+
+    return compile_set
 
 
-def _seq(value: Any, path: str, depth: int, budget: _Budget) -> list[Key]:
-    # A message sequence set is a search key by itself (RFC 3501 ``sequence-set``); the
-    # numbers are the selected folder's at the moment of the search.
-    try:
-        seq_set = check_seq_set(value)
-    except ValueError as exc:
-        raise InvalidSearch(path, str(exc)) from None
-    budget.term(path)
-    budget.spend(path, len(seq_set))
-    return [[seq_set]]
+# (Lambdas: the checkers are defined further down, with the other public checks.)
+_uid = _number_set(lambda value: check_uid_set(value), lambda uid_set: ["UID", uid_set])
+# A message sequence set is a search key by itself (RFC 3501 ``sequence-set``); the numbers
+# are the selected folder's at the moment of the search.
+_seq = _number_set(lambda value: check_seq_set(value), lambda seq_set: [seq_set])
 
 
 def _modseq(value: Any, path: str, depth: int, budget: _Budget) -> list[Key]:
