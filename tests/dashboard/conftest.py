@@ -8,6 +8,7 @@ Screenshots go to ``var/screenshots/`` (ignored by git) for a reviewer to look a
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -46,9 +47,9 @@ class WebServer:
             conn.close()
 
 
-@pytest.fixture(scope="session")
-def web_server(django_db_setup, tmp_path_factory):
-    """daphne serving ``emailapi.asgi`` on the test database, for the whole session."""
+@contextlib.contextmanager
+def running_web_server(tmp_path_factory):
+    """daphne serving ``emailapi.asgi`` on the test database, until the block ends."""
     from django.conf import settings
     from django.db import connection
 
@@ -80,6 +81,13 @@ def web_server(django_db_setup, tmp_path_factory):
         yield server
     finally:
         stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def web_server(django_db_setup, tmp_path_factory):
+    """daphne serving ``emailapi.asgi`` on the test database, for the whole session."""
+    with running_web_server(tmp_path_factory) as server:
+        yield server
 
 
 @pytest.fixture
