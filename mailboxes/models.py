@@ -121,7 +121,7 @@ class OutboxEntry(models.Model):
     """One message submitted for sending, from ``POST .../submit`` until it is sent or given up.
 
     PostgreSQL is the queue; rq only carries "try entry N now" jobs, so a restart of every
-    process or a Redis FLUSHALL loses nothing (the sweep re-enqueues what is due). States::
+    process or a Redis emptied of everything loses nothing (the sweep re-enqueues what is due). States::
 
         queued --claim--> sending --250--> sent
           ^                  |  \\--5xx / last try--> failed

@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from emailapi.lib.backoff import Schedule
 from webhooks import events, sequencer
-from webhooks.models import Delivery, Event, FanOutCursor, WebhookSubscription
+from webhooks.models import ENGINE_SOURCES, Delivery, Event, FanOutCursor, WebhookSubscription
 from webhooks.transport import Outcome
 
 State = Delivery.State
@@ -90,6 +90,20 @@ def fan_out(limit: int = 1000) -> int:
     return len(seqs)
 
 
+def _engine_sources_sql() -> str:
+    """``ENGINE_SOURCES`` as SQL: an emailengine subscription asking for one of EmailEngine's
+    names also receives our events that carry it (one table for this and ``wants``)."""
+    asked_by: dict[str, list[str]] = {}
+    for name, sources in ENGINE_SOURCES.items():
+        for source in sources:
+            asked_by.setdefault(source, []).append(name)
+    quoted = [name for names in asked_by.values() for name in names] + list(asked_by)
+    assert all(name.isalnum() for name in quoted), "event names go into the SQL as literals"
+    return " OR ".join(
+        f"(e.event = '{source}' AND s.events ?| array[{', '.join(repr(n) for n in names)}])"
+        for source, names in asked_by.items())
+
+
 # The deliveries of the events in a seq range, in one statement: loading the events (their
 # data too) and creating a model per delivery cost the dispatcher's loop more CPU than
 # sending them. The filter is ``WebhookSubscription.wants`` in SQL.
@@ -102,10 +116,7 @@ _FAN_OUT_SQL = f"""
     JOIN {WebhookSubscription._meta.db_table} AS s ON s.tenant_id = e.tenant_id AND s.enabled
     WHERE e.seq > %(after)s AND e.seq <= %(upto)s
       AND (s.events ? '*' OR s.events ? e.event
-           OR (s.format = 'emailengine' AND (
-               (e.event = 'messageMoved' AND s.events ?| array['messageNew', 'messageDeleted'])
-               OR (e.event = 'messageFailed' AND s.events ? 'messageDeliveryError')
-               OR (e.event = 'accountInitialized' AND s.events ? 'mailboxNew'))))
+           OR (s.format = 'emailengine' AND ({_engine_sources_sql()})))
       AND (s.accounts = '[]'::jsonb OR s.accounts ? e.account_id)
     ON CONFLICT DO NOTHING
 """

@@ -8,13 +8,21 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parents[1]
 
 
-def test_no_test_flushes_every_redis_database():
-    """Each test run owns a Redis DB number (``tests/settings.py``); FLUSHALL would wipe the
-    other runs' (and a developer's ``make run``) data too. FLUSHDB of its own DB only."""
-    offenders = [f"{path.relative_to(TESTS)}:{number}"
-                 for path in TESTS.rglob("*.py") if path != Path(__file__)
+# Redis's command that empties every database of the server, spelled so that this file does
+# not contain it.
+FLUSH_EVERY_DB = "flush" + "all"
+
+
+def test_no_test_or_benchmark_flushes_every_redis_database():
+    """Each test run owns a Redis DB number (``tests/settings.py``); emptying every database
+    would wipe the other runs' (and a developer's ``make run``) data too. FLUSHDB of its own
+    DB only. Benchmarks share the machine's Redis as well, so they keep the rule too."""
+    pattern = re.compile(rf"\b{FLUSH_EVERY_DB}\b", re.IGNORECASE)
+    offenders = [f"{path.relative_to(TESTS.parent)}:{number}"
+                 for folder in (TESTS, TESTS.parent / "bench") for path in folder.rglob("*.py")
+                 if path != Path(__file__)
                  for number, line in enumerate(path.read_text().splitlines(), start=1)
-                 if re.search(r"\.flushall\s*\(|FLUSHALL", line, re.IGNORECASE)]
+                 if pattern.search(line)]
     assert offenders == []
 
 
