@@ -122,7 +122,10 @@ def attachment_entries(folder, row) -> list[dict]:
     has them (strip them to match a ``cid:`` URL); ``embedded``: inside a multipart/related
     (rows indexed before that was recorded: has a Content-ID); ``encodedInMessage`` is
     always false, since parts inside an attached message are not listed (the attached
-    message is, as one part); ``size`` (ours) of a base64 part is estimated (3/4)."""
+    message is, as one part); ``method``: a calendar part's iTIP method, only where there is
+    one (EmailEngine leaves it out otherwise). ``size`` (ours) is an estimate here, from
+    BODYSTRUCTURE alone (a base64 part's 3/4 of ``encodedSize``, others' ``encodedSize``);
+    the message route replaces it with the exact decoded size (``reading.message_detail``)."""
     key = ids.key()
     out = []
     for part in row.attachments:
@@ -143,6 +146,8 @@ def attachment_entries(folder, row) -> list[dict]:
             "inline": disposition == "inline" or (not disposition and embedded),
             "encodedInMessage": False,
         })
+        if part.get("method"):
+            out[-1]["method"] = part["method"]
     return out
 
 

@@ -47,11 +47,14 @@ def message_detail(account: EmailAccount, message_id: str, text_type: str, max_b
         try:
             text = _read_text(session, folder, row, text_type, max_bytes, html)
             headers = _headers(session.client, row.uid) if with_headers else None
+            sizes = _decoded_sizes(session.client, row)
         except parts.MessageNotFound:
             raise errors.MessageNotFound(f"Message {message_id!r} not found") from None
         if mark_as_seen and "\\Seen" not in row.flags:
             _mark_seen(session, folder, row)
     detail = message_fields.summary(folder, row)
+    for entry, part in zip(detail["attachments"], row.attachments, strict=True):
+        entry["size"] = sizes.get(part["part"], entry["encodedSize"])
     detail.update(references=list(row.references), specialUse=folder.special_use or None,
                   text={**detail["text"], **_web_safe(text, html.web_safe)})
     if headers is not None:
@@ -80,6 +83,14 @@ def _read_text(session, folder: Folder, row: Message, text_type: str, max_bytes:
     if html.embed_images and text.get("html"):
         text["html"] = _embedded(session.client, row, text["html"])
     return text
+
+
+def _decoded_sizes(client, row: Message) -> dict[str, int]:
+    """The exact decoded size of each encoded attachment (by section): listings only know
+    the encoded size (and show ``size`` as an estimate); here it is what a download gives."""
+    encoded = {part["part"]: part.get("encoding") for part in row.attachments
+               if (part.get("encoding") or "").lower() not in ("", "7bit", "8bit", "binary")}
+    return parts.decoded_sizes(client, row.uid, encoded) if encoded else {}
 
 
 def _embedded(client, row: Message, html: str) -> str:

@@ -79,7 +79,10 @@ class AttachmentSerializer(serializers.Serializer):
     id = serializers.CharField()
     contentType = serializers.CharField(allow_null=True)
     encodedSize = serializers.IntegerField(help_text="As stored in the message (encoded)")
-    size = serializers.IntegerField(help_text="Decoded size (estimated for base64)")
+    size = serializers.IntegerField(
+        help_text="Decoded size: exact on a single message (`GET message/{id}`: the bytes the "
+                  "attachment route returns); in listings, searches and webhooks an estimate "
+                  "from the encoded size (3/4 of `encodedSize` for base64, else `encodedSize`)")
     filename = serializers.CharField(allow_null=True)
     contentId = serializers.CharField(allow_null=True,
                                       help_text="With its angle brackets, as the header has it")
@@ -87,6 +90,9 @@ class AttachmentSerializer(serializers.Serializer):
     inline = serializers.BooleanField()
     encodedInMessage = serializers.BooleanField(
         help_text="Part of an attached message (always false: those are not listed)")
+    method = serializers.CharField(
+        required=False, help_text="A calendar part's iTIP method (REQUEST, CANCEL...); only "
+                                  "on text/calendar parts that have one")
 
 
 def _documented(field: message_fields.MessageField) -> serializers.Field:

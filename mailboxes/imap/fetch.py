@@ -29,8 +29,11 @@ from .types import FlagChange, MessageMeta
 
 __all__ = ["meta_items", "fetch_meta", "fetch_flags", "search_uids", "BASE_META_ITEMS"]
 
+# The address headers come with the ENVELOPE for the addresses servers lose or mangle in it
+# (``parse.ADDRESS_HEADERS``); References is not in the ENVELOPE at all.
 BASE_META_ITEMS = (
-    "UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE BODY.PEEK[HEADER.FIELDS (REFERENCES)]"
+    "UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE"
+    " BODY.PEEK[HEADER.FIELDS (REFERENCES FROM SENDER REPLY-TO TO CC BCC)]"
 )
 # Items a server may send on its own (flag updates); a response with nothing else is unsolicited.
 _UNSOLICITED_ITEMS = frozenset({"UID", "FLAGS", "MODSEQ"})

@@ -21,6 +21,7 @@ from __future__ import annotations
 import binascii
 import codecs
 import email.utils
+import mimetypes
 import re
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -41,6 +42,8 @@ __all__ = [
     "as_int",
     "flag_change",
     "parse_envelope_addresses",
+    "header_addresses",
+    "ADDRESS_HEADERS",
     "parse_bodystructure",
     "decode_header",
     "decode_bytes",
@@ -512,9 +515,13 @@ def _header_fields(block: Any) -> dict[str, bytes]:
 # -- envelope --------------------------------------------------------------------------------
 
 # Placeholders servers put in an ENVELOPE for an address without a domain / local part
-# (Dovecot: MISSING_DOMAIN, MISSING_MAILBOX; UW and Cyrus: .MISSING-HOST-NAME.).
-_MISSING_HOSTS = {b".MISSING-HOST-NAME.", b"MISSING_DOMAIN"}
+# (Dovecot: MISSING_DOMAIN, MISSING_MAILBOX, SYNTAX_ERROR for one it could not parse; UW and
+# Cyrus: .MISSING-HOST-NAME.).
+_MISSING_HOSTS = {b".MISSING-HOST-NAME.", b"MISSING_DOMAIN", b"SYNTAX_ERROR"}
 _MISSING_MAILBOX = b"MISSING_MAILBOX"
+# The address headers, by their ENVELOPE field, fetched beside it (``fetch.BASE_META_ITEMS``)
+# to read the addresses a server's ENVELOPE loses or mangles.
+ADDRESS_HEADERS = ("from", "sender", "reply-to", "to", "cc", "bcc")
 
 
 def parse_envelope_addresses(value: Any) -> list[Address]:
@@ -536,28 +543,123 @@ def parse_envelope_addresses(value: Any) -> list[Address]:
     return result
 
 
-def _same_addresses(raw: Any, raw_from: Any, parsed_from: list[Address]) -> list[Address]:
+def _envelope_suspect(value: Any, header: bytes) -> bool:
+    """The ENVELOPE list may have lost or mangled addresses of *header*: it holds a
+    placeholder, or it has not as many addresses with a domain as the header has ``@``s
+    (``Mikel@Lindsaar <a@b>, c@d`` reads as one address ``Mikel@Lindsaar``)."""
+    found = 0
+    for entry in value if isinstance(value, list) else ():
+        if isinstance(entry, list) and len(entry) == 4 and entry[3].__class__ is bytes:
+            if entry[2] == _MISSING_MAILBOX or entry[3] in _MISSING_HOSTS:
+                return True
+            found += 1
+    return found != header.count(b"@")
+
+
+def _addresses_of(value: Any, header: bytes | None) -> list[Address]:
+    """The addresses of an ENVELOPE list; where it is suspect and the header is known, the
+    header's own (``header_addresses``), each taking the ENVELOPE's entry for the same
+    address (its name decoded as before)."""
+    parsed = parse_envelope_addresses(value)
+    if header is None or not _envelope_suspect(value, header):
+        return parsed
+    known = {address.address.lower(): address for address in parsed if address.address}
+    return [known.get(address.address.lower(), address) for address in header_addresses(header)]
+
+
+# One piece of an address header: a quoted string, a comment, an angle address, a separator,
+# or a run of anything else.
+_ADDRESS_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|\((?:[^()\\]|\\.)*\)?|<[^>]*>?|[,:;]|[^",:;<(]+',
+                            re.S)
+
+
+def header_addresses(value: bytes) -> list[Address]:
+    """The addresses of a raw address header, read as mail clients read it (nodemailer's
+    addressparser): split at commas outside quotes, comments and angle brackets; in each, the
+    angle address (or else the word with an ``@``) is the address and the rest the name
+    (a comment when there is nothing else), RFC 2047 and 8-bit names decoded. Groups give
+    their members; an empty group (``undisclosed-recipients:;``, also inside angle brackets)
+    gives nothing."""
+    text = decode_bytes(_unfold(value))
+    result: list[Address] = []
+    current: list[str] = []
+    for token in _ADDRESS_TOKEN.findall(text):
+        if token == ",":
+            _add_header_address(current, result)
+            current = []
+        elif token == ":" and not any(piece.startswith("<") for piece in current):
+            current = []  # a group's name
+        elif token == ";":
+            _add_header_address(current, result)
+            current = []
+        else:
+            current.append(token)
+    _add_header_address(current, result)
+    return result
+
+
+def _add_header_address(tokens: list[str], result: list[Address]) -> None:
+    angle = [token for token in tokens if token.startswith("<")]
+    comments = [token[1:].removesuffix(")").strip() for token in tokens if token.startswith("(")]
+    words = [token for token in tokens if not token.startswith(("<", "("))]
+    if angle:
+        address = angle[-1][1:].removesuffix(">").strip()
+        if ":" in address and (address.endswith(";") or "@" not in address.partition(":")[2]):
+            return  # a group inside angle brackets: <Undisclosed-Recipient:@host;>
+        address = address.rpartition(":")[2].strip()  # an obsolete route: <@a,@b:x@y>
+        name = " ".join(_unquote(word) for word in words).strip()
+    else:
+        pieces = [piece for word in words for piece in
+                  ([word] if word.startswith('"') else word.split())]
+        at = next((i for i in range(len(pieces) - 1, -1, -1) if "@" in pieces[i]
+                   and not pieces[i].startswith('"')), None)
+        if at is None:
+            if len(pieces) == 1 and not pieces[0].startswith('"'):
+                address, name = pieces[0], ""  # a bare local part
+            else:
+                address, name = "", " ".join(_unquote(piece) for piece in pieces)
+        else:
+            address = pieces[at]
+            name = " ".join(_unquote(piece) for piece in pieces[:at] + pieces[at + 1:])
+    name = name.strip() or " ".join(comment for comment in comments if comment)
+    if address or name:
+        result.append(Address(decode_header(name.encode("utf-8")) if name else "",
+                              address.strip()))
+
+
+def _unquote(word: str) -> str:
+    word = word.strip()
+    if word.startswith('"'):
+        return re.sub(r"\\(.)", r"\1", word[1:].removesuffix('"'))
+    return word
+
+
+def _same_addresses(raw: Any, raw_from: Any, parsed_from: list[Address],
+                    header: bytes | None) -> list[Address]:
     """Sender and Reply-To usually repeat From (servers copy it when absent): parse once."""
-    if raw == raw_from:
+    if raw == raw_from and header is None:
         return [Address(address.name, address.address) for address in parsed_from]
-    return parse_envelope_addresses(raw)
+    return _addresses_of(raw, header)
 
 
-def _envelope_fields(envelope: Any) -> dict[str, Any]:
+def _envelope_fields(envelope: Any, headers: Mapping[str, bytes] | None = None) -> dict[str, Any]:
+    """The ENVELOPE's fields; *headers* (lower-case name → raw value) are the address headers
+    fetched with it, read where the ENVELOPE's addresses are suspect."""
     if not isinstance(envelope, list):
         return {}
     fields = (envelope + [None] * 10)[:10]
     date, subject, from_, sender, reply_to, to, cc, bcc, in_reply_to, message_id = fields
-    parsed_from = parse_envelope_addresses(from_)
+    headers = headers or {}
+    parsed_from = _addresses_of(from_, headers.get("from"))
     return {
         "date": parse_date(date),
         "subject": decode_header(subject),
         "from_": parsed_from,
-        "sender": _same_addresses(sender, from_, parsed_from),
-        "reply_to": _same_addresses(reply_to, from_, parsed_from),
-        "to": parse_envelope_addresses(to),
-        "cc": parse_envelope_addresses(cc),
-        "bcc": parse_envelope_addresses(bcc),
+        "sender": _same_addresses(sender, from_, parsed_from, headers.get("sender")),
+        "reply_to": _same_addresses(reply_to, from_, parsed_from, headers.get("reply-to")),
+        "to": _addresses_of(to, headers.get("to")),
+        "cc": _addresses_of(cc, headers.get("cc")),
+        "bcc": _addresses_of(bcc, headers.get("bcc")),
         "in_reply_to": normalize_message_id(in_reply_to),
         "message_id": normalize_message_id(message_id),
     }
@@ -567,21 +669,41 @@ def _envelope_fields(envelope: Any) -> dict[str, Any]:
 
 _BODY_TEXT_TYPES = ("text/plain", "text/html")
 _MAX_DEPTH = 64
+# Content-Transfer-Encodings of uuencoded parts (as Python's ``email`` reads them).
+UU_ENCODINGS = frozenset({"x-uuencode", "uuencode", "uue", "x-uue"})
+# Declared types that say nothing of a uuencoded file: its name tells its type.
+_UU_GENERIC_TYPES = frozenset({
+    "application/octet-stream", "text/plain", "application/x-uuencode", "text/x-uuencode",
+    "application/uuencode", "application/x-uue",
+})
+
+
+class _Degenerate(Exception):
+    """A multipart the server could not split: no usable ``boundary`` (an RFC 2231-encoded
+    ``boundary*=''...``, which Dovecot does not decode, shows as one empty text part)."""
 
 
 def parse_bodystructure(node: Any) -> tuple[list[Part], list[Part]]:
     """``(attachments, text_parts)`` of a BODYSTRUCTURE, with RFC 3501 part numbers.
 
-    A leaf is an attachment when it is message/*, has disposition ``attachment``, a filename or
-    name, a Content-ID (inline images: disposition ``inline`` is filled in), or is not text; a
-    text/plain or text/html leaf without ``attachment`` disposition or filename is body text.
-    Attached messages are not descended into.
+    A text/plain or text/html leaf (``Content-Type: text`` with no subtype is text/plain, RFC
+    2045) is body text unless its disposition is ``attachment`` or it is uuencoded: an
+    ``inline`` one with a filename is body text, as mailparser and EmailEngine read it. Every
+    other leaf is an attachment: message/* (delivery-status, rfc822-headers...), text/calendar
+    (with its ``method``), text/enriched and other text/* parts, anything not text; one with a
+    Content-ID and no disposition gets ``inline``. Attached messages are not descended into.
+
+    A multipart the server could not split (see ``_Degenerate``) makes the text parts one
+    ``multipart/*`` part numbered ``""``: the text is then read by parsing the source locally.
     """
     attachments: list[Part] = []
     texts: list[Part] = []
     if isinstance(node, list) and node:
         if isinstance(node[0], list):
-            _walk_multipart(node, "", attachments, texts, 0, False)
+            try:
+                _walk_multipart(node, "", attachments, texts, 0, False)
+            except _Degenerate as exc:
+                texts = [Part(part="", content_type=f"multipart/{exc.args[0]}", size=0)]
         else:
             _leaf(node, "1", attachments, texts)
     return attachments, texts
@@ -594,8 +716,11 @@ def _walk_multipart(
     """*related*: the node is inside a multipart/related (its leaves are ``embedded``)."""
     if depth > _MAX_DEPTH:
         return
-    subtype = next((item for item in node if not isinstance(item, list)), None)
-    related = related or _lower(subtype) == "related"
+    position = next((i for i, item in enumerate(node) if not isinstance(item, list)), len(node))
+    subtype = _lower(_get(node, position)) or "mixed"
+    if _unsplit(node, position):
+        raise _Degenerate(subtype)
+    related = related or subtype == "related"
     number = 0
     for child in node:
         if not isinstance(child, list):
@@ -610,15 +735,32 @@ def _walk_multipart(
             _leaf(child, f"{prefix}{number}", attachments, texts, related)
 
 
+def _unsplit(node: list[Any], position: int) -> bool:
+    """The multipart has parameters but no plain ``boundary`` among them, and one empty part:
+    what a server shows for a body it could not split."""
+    params = _get(node, position + 1)
+    if position != 1 or not isinstance(params, list) or not isinstance(node[0], list):
+        return False
+    keys = {key.lower() for key in params[::2] if isinstance(key, bytes)}
+    child = node[0]
+    return b"boundary" not in keys and not isinstance(_get(child, 0), list) and (
+        as_int(_get(child, 6)) == 0)
+
+
 def _leaf(node: list[Any], number: str, attachments: list[Part], texts: list[Part],
           related: bool = False) -> None:
     main = _lower(node[0]) or "application"
-    content_type = f"{main}/{_lower(_get(node, 1)) or 'octet-stream'}"
+    subtype = _lower(_get(node, 1)) or ("plain" if main == "text" else "octet-stream")
+    content_type = f"{main}/{subtype}"
     params = _params(_get(node, 2))
     is_message = main == "message" and isinstance(_get(node, 7), list)
     extension = 10 if is_message else 8 if main == "text" else 7
     disposition, disposition_params = _disposition(_get(node, extension + 1))
     filename = disposition_params.get("filename") or params.get("name") or None
+    encoding = _lower(_get(node, 5))
+    uuencoded = encoding in UU_ENCODINGS
+    if uuencoded and content_type in _UU_GENERIC_TYPES and filename:
+        content_type = mimetypes.guess_type(filename, strict=False)[0] or content_type
     part = Part(
         part=number,
         content_type=content_type,
@@ -626,20 +768,18 @@ def _leaf(node: list[Any], number: str, attachments: list[Part], texts: list[Par
         filename=filename,
         content_id=_content_id(_get(node, 3)),
         disposition=disposition,
-        encoding=_lower(_get(node, 5)),
+        encoding=encoding,
         charset=(params.get("charset") or "").lower() or None,
         embedded=related,
+        method=(params.get("method") or "").strip().upper() or None
+        if content_type == "text/calendar" else None,
     )
-    if content_type in _BODY_TEXT_TYPES and disposition != "attachment" and not (
-        disposition_params.get("filename")
-    ):
+    if content_type in _BODY_TEXT_TYPES and disposition != "attachment" and not uuencoded:
         texts.append(part)
-    elif main == "message" or disposition == "attachment" or filename or part.content_id or (
-        main != "text"
-    ):
-        if part.disposition is None and part.content_id:
-            part.disposition = "inline"
-        attachments.append(part)
+        return
+    if part.disposition is None and part.content_id:
+        part.disposition = "inline"
+    attachments.append(part)
 
 
 def _content_id(value: Any) -> str | None:
@@ -735,10 +875,13 @@ def message_meta(items: Mapping[str, Any]) -> MessageMeta | None:
     uid = as_int(items.get("UID"))
     if uid is None:
         return None
-    envelope = _best_effort(_envelope_fields, items.get("ENVELOPE"), {})
+    headers = _best_effort(_header_block, items, {})
+    envelope = _best_effort(lambda value: _envelope_fields(value, headers),
+                            items.get("ENVELOPE"), None)
+    if envelope is None:  # the header fallback failed: the ENVELOPE alone
+        envelope = _best_effort(_envelope_fields, items.get("ENVELOPE"), {})
     structure = items.get("BODYSTRUCTURE", items.get("BODY"))
     attachments, texts = _best_effort(parse_bodystructure, structure, ([], []))
-    headers = _best_effort(_header_block, items, {})
     in_reply_to = envelope.get("in_reply_to")
     if in_reply_to is None and "in-reply-to" in headers:
         in_reply_to = normalize_message_id(headers["in-reply-to"])

@@ -47,6 +47,7 @@ __all__ = [
     "stream_section",
     "source_size",
     "decode_stream",
+    "decoded_sizes",
     "decode_transfer",
     "decode_text",
     "charset_codec",
@@ -291,13 +292,79 @@ def _qp_safe_cut(data: bytes) -> int:
     return cut
 
 
-def _transfer_decoder(encoding: str | None) -> _Base64Decoder | _QuotedPrintableDecoder | None:
+class _UUDecoder:
+    """Decodes a uuencoded part (``x-uuencode``) across chunk boundaries, as Python's ``email``
+    does: the lines between ``begin <octal mode> <name>`` and ``end``, each with
+    ``binascii.a2b_uu`` (a line too long for its length byte is cut, as ``uu`` does). Text
+    before ``begin`` is dropped; a part with no ``begin`` line at all is passed through. Only
+    the incomplete last line is carried (and text before ``begin`` until it is found, at most
+    64 KiB of it: beyond that the part is taken as not uuencoded)."""
+
+    def __init__(self) -> None:
+        self._carry = b""
+        self._state = "before"  # "body", "after", or "raw" (no begin line: passed through)
+        self._skipped = b""
+
+    def decode(self, data: bytes) -> bytes:
+        if self._state == "raw":
+            return data
+        data = self._carry + data
+        cut = data.rfind(b"\n") + 1
+        self._carry = data[cut:]
+        out = self._lines(data[:cut])
+        if self._state == "before" and len(self._skipped) + len(self._carry) > _QP_LONG_LINE:
+            self._state = "raw"
+            out, self._skipped, self._carry = self._skipped + self._carry, b"", b""
+        return out
+
+    def _lines(self, block: bytes) -> bytes:
+        out = []
+        for line in block.splitlines(keepends=True):
+            if self._state == "before":
+                self._skipped += line
+                fields = line.split(b" ", 2)
+                if line[:5] == b"begin" and len(fields) == 3 and fields[0] == b"begin":
+                    try:
+                        int(fields[1], 8)
+                    except ValueError:
+                        continue
+                    self._state, self._skipped = "body", b""
+            elif self._state == "body":
+                if line.strip(b" \t\r\n\f") == b"end":
+                    self._state = "after"
+                else:
+                    out.append(_uu_line(line))
+        return b"".join(out)
+
+    def flush(self, final: bool = True) -> bytes:
+        carry, self._carry = self._carry, b""
+        out = self._lines(carry) if carry and (final or self._state != "body") else b""
+        if self._state == "before" and final:  # never began: the part as it is
+            out, self._skipped = self._skipped, b""
+        return out
+
+
+def _uu_line(line: bytes) -> bytes:
+    try:
+        return binascii.a2b_uu(line)
+    except binascii.Error:  # broken encoders (Fredrik Lundh's workaround, as in ``uu``)
+        try:
+            return binascii.a2b_uu(line[:(((line[0] - 32) & 63) * 4 + 5) // 3])
+        except (binascii.Error, IndexError):
+            return b""
+
+
+def _transfer_decoder(
+    encoding: str | None,
+) -> _Base64Decoder | _QuotedPrintableDecoder | _UUDecoder | None:
     name = (encoding or "").strip().strip("\"'").lower()
     if name == "base64":
         return _Base64Decoder()
     if name == "quoted-printable":
         return _QuotedPrintableDecoder()
-    return None  # 7bit, 8bit, binary, and unknown encodings (x-uuencode, ...) pass through
+    if name in parse.UU_ENCODINGS:
+        return _UUDecoder()
+    return None  # 7bit, 8bit, binary, and unknown encodings pass through
 
 
 def decode_stream(chunks: Iterable[bytes], encoding: str | None) -> Iterator[bytes]:
@@ -322,6 +389,39 @@ def decode_transfer(data: bytes, encoding: str | None, final: bool = True) -> by
     if decoder is None:
         return data
     return decoder.decode(data) + decoder.flush(final)
+
+
+def decoded_sizes(
+    client: imapclient.IMAPClient, uid: int, sections: Mapping[str, str | None]
+) -> dict[str, int]:
+    """The exact decoded size of each part, by section, of those in *sections* (section →
+    Content-Transfer-Encoding) that are encoded (base64, quoted-printable, uuencode); the
+    others' encoded size is their size. Base64 and quoted-printable parts are measured by the
+    server in one command where it has BINARY (``BINARY.SIZE``, RFC 3516), others by decoding
+    them here as they stream (one chunk in memory). A missing message raises
+    ``MessageNotFound``."""
+    sizes: dict[str, int] = {}
+    by_server = []
+    for section, encoding in sections.items():
+        _check(uid, section)
+        name = (encoding or "").strip().lower()
+        if name in ("base64", "quoted-printable") and client.has_capability("BINARY"):
+            by_server.append(section)
+        elif _transfer_decoder(name) is not None:
+            sizes[section] = sum(len(chunk) for chunk in decode_stream(
+                stream_section(client, uid, section), name))
+    if by_server:
+        try:
+            items = _fetch_one(client, uid, " ".join(f"BINARY.SIZE[{s}]" for s in by_server))
+        except underlying.connection(client).error:  # e.g. NO [UNKNOWN-CTE]: bad base64
+            items = {}
+        for section in by_server:
+            size = parse.as_int(items.get(f"BINARY.SIZE[{section}]"))
+            if size is None:  # not answered: measure it here
+                size = sum(len(chunk) for chunk in decode_stream(
+                    stream_section(client, uid, section), sections[section]))
+            sizes[section] = size
+    return sizes
 
 
 # -- charsets --------------------------------------------------------------------------------
@@ -407,10 +507,14 @@ def fetch_text(
         raise ValueError(f"text_type must be one of {TEXT_TYPES}, not {text_type!r}")
     if max_bytes is not None and max_bytes < 0:
         raise ValueError("max_bytes must be >= 0")
+    if any(_unsplit(part) for part in text_parts):
+        return _text_parsed_locally(client, uid, text_type, max_bytes)
     records = [_text_record(part) for part in text_parts]
     checked = not records
     if checked:
         records = _text_records_from_server(client, uid)
+        if any(record[1] is None for record in records):
+            return _text_parsed_locally(client, uid, text_type, max_bytes)
     kinds = ("plain", "html") if text_type == "*" else (text_type,)
     wanted = [record for record in records if record[1] in kinds]
     result: dict[str, Any] = {"plain": None, "html": None, "hasMore": False}
@@ -440,8 +544,39 @@ def fetch_text(
     return result
 
 
-def _text_record(part: Mapping[str, Any] | Part) -> tuple[str, str, str | None, str | None]:
-    """``(section, "plain" | "html" | other, encoding, charset)`` of an index part record."""
+# The largest source read to parse a message locally for its text (``_text_parsed_locally``).
+LOCAL_PARSE_LIMIT = 32 * 1024 * 1024
+
+
+def _unsplit(part: Mapping[str, Any] | Part) -> bool:
+    """The text part stands for a multipart the server could not split (``parse``)."""
+    content_type = part.content_type if isinstance(part, Part) else part.get("contentType")
+    return (content_type or "").lower().startswith("multipart/")
+
+
+def _text_parsed_locally(client: imapclient.IMAPClient, uid: int, text_type: str,
+                         max_bytes: int | None) -> dict[str, Any]:
+    """The text bodies of a message the server could not split (no usable boundary, e.g. an
+    RFC 2231-encoded one): its source fetched once (at most ``LOCAL_PARSE_LIMIT`` bytes) and
+    parsed here; *max_bytes* cuts each text at that many UTF-8 bytes."""
+    parsed = parse_message(fetch_section(client, uid, "", max_bytes=LOCAL_PARSE_LIMIT))
+    result: dict[str, Any] = {"plain": None, "html": None, "hasMore": False}
+    for kind in ("plain", "html") if text_type == "*" else (text_type,):
+        text = getattr(parsed, kind)
+        if text is not None and max_bytes is not None and len(text.encode()) > max_bytes:
+            text = text.encode()[:max_bytes].decode("utf-8", "ignore")
+            result["hasMore"] = True
+        result[kind] = text
+    return result
+
+
+def _text_record(
+    part: Mapping[str, Any] | Part,
+) -> tuple[str, str | None, str | None, str | None]:
+    """``(section, "plain" | "html" | other, encoding, charset)`` of an index part record;
+    ``None`` for the kind of a multipart the server could not split."""
+    if _unsplit(part):
+        return "", None, None, None
     if isinstance(part, Part):
         section, content_type = part.part, part.content_type
         encoding, charset = part.encoding, part.charset
@@ -454,7 +589,7 @@ def _text_record(part: Mapping[str, Any] | Part) -> tuple[str, str, str | None, 
 
 def _text_records_from_server(
     client: imapclient.IMAPClient, uid: int
-) -> list[tuple[str, str, str | None, str | None]]:
+) -> list[tuple[str, str | None, str | None, str | None]]:
     structure = _fetch_one(client, uid, "BODYSTRUCTURE").get("BODYSTRUCTURE")
     if not isinstance(structure, list) or not structure:
         return [("TEXT", "plain", None, None)]  # no usable structure: read the body as text
@@ -562,31 +697,30 @@ def _walk(node: Message, number: str | None, prefix: str, attachments: list[Pars
 
 def _leaf(node: Message, number: str, content_type: str, attachments: list[ParsedAttachment],
           texts: dict[str, list[str]]) -> None:
+    """The index's rule (``parse.parse_bodystructure``): text/plain and text/html are body
+    text unless ``attachment`` or uuencoded; every other leaf is an attachment."""
     main = content_type.partition("/")[0]
     if main == "multipart":  # no usable boundary: the email package leaves the body as text
         content_type, main = "text/plain", "text"
     disposition = _safe(node.get_content_disposition, None)
-    disposition_filename = _safe(
-        lambda: node.get_param("filename", None, header="content-disposition"), None)
     filename = _filename(node)
     content_id = _content_id(_safe(lambda: node.get("Content-ID"), None))
-    if content_type in _BODY_TEXT_TYPES and disposition != "attachment" and not (
-        disposition_filename
+    encoding = str(_safe(lambda: node.get("Content-Transfer-Encoding", ""), "")).strip().lower()
+    if content_type in _BODY_TEXT_TYPES and disposition != "attachment" and (
+        encoding not in parse.UU_ENCODINGS
     ):
         data = _content(node, main)
         charset = _safe(node.get_content_charset, None)
         texts[content_type[5:]].append(decode_text(data, charset).replace("\r\n", "\n"))
-    elif main == "message" or disposition == "attachment" or filename or content_id or (
-        main != "text"
-    ):
-        if disposition is None and content_id:
-            disposition = "inline"
-        data = _content(node, main)
-        attachments.append(ParsedAttachment(
-            part=number, content_type=content_type, size=len(data), filename=filename,
-            content_id=content_id, disposition=disposition, inline=disposition == "inline",
-            content=data,
-        ))
+        return
+    if disposition is None and content_id:
+        disposition = "inline"
+    data = _content(node, main)
+    attachments.append(ParsedAttachment(
+        part=number, content_type=content_type, size=len(data), filename=filename,
+        content_id=content_id, disposition=disposition, inline=disposition == "inline",
+        content=data,
+    ))
 
 
 def _content(node: Message, main: str) -> bytes:

@@ -33,6 +33,10 @@ class Part:
     encoded (transfer) size the server reports. ``content_id`` has no angle brackets, as used in
     ``cid:`` URLs. ``disposition``, ``encoding`` and ``charset`` are lower-case or ``None``.
     ``embedded``: the part is inside a multipart/related (an image the HTML shows).
+    ``method``: a text/calendar part's iTIP method (``REQUEST``, ``CANCEL``...), as EmailEngine
+    reports it. A body text part whose ``content_type`` is ``multipart/*`` (``part`` ``""``)
+    stands for a multipart the server could not split (no usable boundary): its text is read by
+    parsing the message's source locally (``parts.fetch_text``).
     """
 
     part: str
@@ -44,6 +48,7 @@ class Part:
     encoding: str | None = None
     charset: str | None = None
     embedded: bool = False
+    method: str | None = None
 
 
 @dataclass(slots=True)

@@ -145,7 +145,7 @@ def _part(part) -> dict:
     return {"part": part.part, "contentType": part.content_type, "size": part.size,
             "filename": part.filename, "contentId": part.content_id,
             "disposition": part.disposition, "encoding": part.encoding, "charset": part.charset,
-            "embedded": part.embedded}
+            "embedded": part.embedded, **({"method": part.method} if part.method else {})}
 
 
 def _known_threads(email_account_id: int, metas: Iterable[MessageMeta]) -> dict[str, str]:

@@ -161,6 +161,9 @@ def test_multipart_mixed_bodystructure():
     assert meta.text_parts == [
         Part("1.1", "text/plain", 120, encoding="quoted-printable", charset="utf-8"),
         Part("1.2", "text/html", 400, encoding="base64", charset="utf-8"),
+        # An inline text part with a filename is body text (as mailparser and EmailEngine
+        # read it), not an attachment (issue 17, item 3).
+        Part("5", "text/plain", 77, "notes.txt", None, "inline", "8bit", "iso-8859-1"),
     ]
     assert meta.has_attachments is True
     assert meta.attachments == [
@@ -169,9 +172,8 @@ def test_multipart_mixed_bodystructure():
         Part("3", "application/pdf", 206, "Résumé 2024€.pdf", None, "attachment", "base64"),
         # An attached message is listed itself; its own parts (inner.gif) are not.
         Part("4", "message/rfc822", 900, None, None, "attachment", "7bit"),
-        # A text part with a filename is an attachment even when inline.
-        Part("5", "text/plain", 77, "notes.txt", None, "inline", "8bit", "iso-8859-1"),
-        # text/calendar without a name is neither body text nor an attachment (part 6).
+        # text/calendar without a name is an attachment, with its method (issue 17, item 1).
+        Part("6", "text/calendar", 500, encoding="7bit", charset="utf-8", method="REQUEST"),
         Part("7", "application/octet-stream", 8, "déjà.bin", None, None, "base64"),
     ]
 

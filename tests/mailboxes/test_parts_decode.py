@@ -150,7 +150,7 @@ def test_it_drops_an_incomplete_escape_of_a_cut_quoted_printable_body():
     assert parts.decode_transfer(b"caf=\r", "quoted-printable", final=False) == b"caf"
 
 
-@pytest.mark.parametrize("encoding", [None, "", "7bit", "8bit", "binary", "x-uuencode"])
+@pytest.mark.parametrize("encoding", [None, "", "7bit", "8bit", "binary", "x-unknown"])
 def test_it_passes_other_encodings_through(encoding):
     chunks = [b"=3D", b"SGVs\r\n", b"\xff"]
     assert list(parts.decode_stream(iter(chunks), encoding)) == chunks
