@@ -395,32 +395,16 @@ def decoded_sizes(
     client: imapclient.IMAPClient, uid: int, sections: Mapping[str, str | None]
 ) -> dict[str, int]:
     """The exact decoded size of each part, by section, of those in *sections* (section →
-    Content-Transfer-Encoding) that are encoded (base64, quoted-printable, uuencode); the
-    others' encoded size is their size. Base64 and quoted-printable parts are measured by the
-    server in one command where it has BINARY (``BINARY.SIZE``, RFC 3516), others by decoding
-    them here as they stream (one chunk in memory). A missing message raises
-    ``MessageNotFound``."""
+    Content-Transfer-Encoding) that are encoded (base64, quoted-printable, uuencode): each
+    streamed and decoded here, one chunk in memory, so the size is what a download gives.
+    (Not the server's ``BINARY.SIZE``: Dovecot's is an estimate for base64, 3/4 of the
+    encoded size.) A missing message raises ``MessageNotFound``."""
     sizes: dict[str, int] = {}
-    by_server = []
     for section, encoding in sections.items():
         _check(uid, section)
-        name = (encoding or "").strip().lower()
-        if name in ("base64", "quoted-printable") and client.has_capability("BINARY"):
-            by_server.append(section)
-        elif _transfer_decoder(name) is not None:
+        if _transfer_decoder(encoding) is not None:
             sizes[section] = sum(len(chunk) for chunk in decode_stream(
-                stream_section(client, uid, section), name))
-    if by_server:
-        try:
-            items = _fetch_one(client, uid, " ".join(f"BINARY.SIZE[{s}]" for s in by_server))
-        except underlying.connection(client).error:  # e.g. NO [UNKNOWN-CTE]: bad base64
-            items = {}
-        for section in by_server:
-            size = parse.as_int(items.get(f"BINARY.SIZE[{section}]"))
-            if size is None:  # not answered: measure it here
-                size = sum(len(chunk) for chunk in decode_stream(
-                    stream_section(client, uid, section), sections[section]))
-            sizes[section] = size
+                stream_section(client, uid, section), encoding))
     return sizes
 
 

@@ -1,0 +1,308 @@
+"""Messages shaped like the real-world mail of issue 17, built byte by byte (CRLF): calendar
+invites, bounces, text/enriched, inline text with a filename, ``Content-Type: text``, an RFC
+2231-encoded boundary, x-uuencode, base64 and quoted-printable attachments, nested messages and
+odd address headers. ``corpus(n)`` makes *n* varied messages of these shapes, deterministically.
+No Django here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import quopri
+import random
+import zlib
+
+CRLF = b"\r\n"
+
+
+def header_block(headers: list[tuple[str, str | bytes]]) -> bytes:
+    lines = []
+    for name, value in headers:
+        value = value if isinstance(value, bytes) else value.encode("utf-8")
+        lines.append(name.encode("ascii") + b": " + value)
+    return CRLF.join(lines) + CRLF
+
+
+def leaf(content_type: str, body: bytes, encoding: str = "7bit", disposition: str | None = None,
+         content_id: str | None = None, extra: list[tuple[str, str]] = ()) -> bytes:
+    """One MIME part (headers, blank line, *body* encoded with *encoding*)."""
+    headers: list[tuple[str, str | bytes]] = [("Content-Type", content_type)]
+    if encoding:
+        headers.append(("Content-Transfer-Encoding", encoding))
+    if disposition:
+        headers.append(("Content-Disposition", disposition))
+    if content_id:
+        headers.append(("Content-ID", f"<{content_id}>"))
+    headers.extend(extra)
+    return header_block(headers) + CRLF + encode(body, encoding)
+
+
+def encode(body: bytes, encoding: str) -> bytes:
+    if encoding == "base64":
+        return base64.encodebytes(body).replace(b"\n", CRLF)
+    if encoding == "quoted-printable":
+        return quopri.encodestring(body.replace(CRLF, b"\n")).replace(b"\n", CRLF)
+    if encoding == "x-uuencode":
+        return uuencode(body, "file.bin")
+    return body
+
+
+def uuencode(data: bytes, name: str) -> bytes:
+    lines = [f"begin 644 {name}".encode()]
+    for start in range(0, len(data), 45):
+        lines.append(binascii.b2a_uu(data[start:start + 45]).rstrip(b"\n"))
+    lines += [b"`", b"end"]
+    return CRLF.join(lines) + CRLF
+
+
+def multipart(subtype: str, parts: list[bytes], boundary: str,
+              boundary_param: str | None = None) -> bytes:
+    """A multipart part; *boundary_param* replaces ``boundary="<boundary>"`` in its header."""
+    param = boundary_param or f'boundary="{boundary}"'
+    head = header_block([("Content-Type", f"multipart/{subtype}; {param}")])
+    mark = f"--{boundary}".encode()
+    body = b"".join(mark + CRLF + part + CRLF for part in parts) + mark + b"--" + CRLF
+    return head + CRLF + b"This is a multi-part message in MIME format." + CRLF + body
+
+
+def message(body_part: bytes, subject: str = "Shapes", to: str = "Bob <bob@example.test>",
+            sender: str = "Alice <alice@example.test>", extra: list[tuple[str, str | bytes]] = (),
+            number: int = 0) -> bytes:
+    """A whole message: top headers, then *body_part* (a part: its own headers and body)."""
+    headers = [
+        ("From", sender), ("To", to), ("Subject", subject),
+        ("Date", "Mon, 04 Mar 2024 09:30:00 +0000"),
+        ("Message-ID", f"<shape-{number}-{zlib.crc32(subject.encode()):08x}@example.test>"),
+        ("MIME-Version", "1.0"), *extra,
+    ]
+    return header_block(headers) + body_part
+
+
+# -- the issue's shapes ----------------------------------------------------------------------
+
+ICS = (
+    "BEGIN:VCALENDAR\r\nPRODID:-//Microsoft Corporation//Outlook 16.0 MIMEDIR//EN\r\n"
+    "VERSION:2.0\r\nMETHOD:{method}\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n"
+    "DTSTART:20240305T100000Z\r\nDTEND:20240305T110000Z\r\nSUMMARY:Quartalsplanung Q2 – "
+    "Raum 4\r\nORGANIZER:mailto:alice@example.test\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def calendar_invite(method: str = "REQUEST", number: int = 0) -> tuple[bytes, bytes]:
+    """An invite as Outlook sends it: text, HTML and the text/calendar part, no filename."""
+    ics = ICS.format(method=method, uid=f"evt-{number}@example.test").encode("utf-8")
+    body = multipart("alternative", [
+        leaf("text/plain; charset=utf-8", "Einladung: Quartalsplanung\r\n".encode(),
+             "quoted-printable"),
+        leaf("text/html; charset=utf-8", b"<p>Einladung: Quartalsplanung</p>\r\n",
+             "quoted-printable"),
+        leaf(f"text/calendar; charset=utf-8; method={method}", ics, "base64"),
+    ], f"cal-{number}")
+    return message(body, f"Invitation {number}", number=number), ics
+
+
+def calendar_only(method: str = "CANCEL", number: int = 0) -> tuple[bytes, bytes]:
+    """An Outlook cancellation that is nothing but its text/calendar part."""
+    ics = ICS.format(method=method, uid=f"only-{number}@example.test").encode("utf-8")
+    part = leaf(f'text/calendar; charset="utf-8"; method={method}', ics, "7bit")
+    return message(part, f"Canceled {number}", number=number), ics
+
+
+DELIVERY_STATUS = (
+    b"Reporting-MTA: dns; mx.example.test\r\nArrival-Date: Mon, 4 Mar 2024 09:30:00 +0000\r\n"
+    b"\r\nFinal-Recipient: rfc822; nobody@example.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+    b"Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n"
+)
+RFC822_HEADERS = (
+    b"From: Alice <alice@example.test>\r\nTo: nobody@example.test\r\n"
+    b"Subject: Lunch?\r\nMessage-ID: <lunch-1@example.test>\r\n"
+)
+
+
+def bounce(number: int = 0) -> bytes:
+    """A DSN: the human text, message/delivery-status and text/rfc822-headers."""
+    body = multipart("report", [
+        leaf("text/plain; charset=us-ascii", b"Delivery to nobody@example.test failed.\r\n"),
+        leaf("message/delivery-status", DELIVERY_STATUS),
+        leaf("text/rfc822-headers", RFC822_HEADERS),
+    ], f"dsn-{number}")
+    body = body.replace(b"multipart/report;", b"multipart/report; report-type=delivery-status;", 1)
+    return message(body, f"Undelivered Mail Returned to Sender {number}",
+                   sender="MAILER-DAEMON <postmaster@example.test>", number=number)
+
+
+ENRICHED = b"<bold>Wichtig</bold>: das <italic>Protokoll</italic> ist fertig.\r\n"
+WATCH_HTML = b"<b>Watch</b> version\r\n"
+VCARD = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Alice Example\r\nEND:VCARD\r\n"
+
+
+def other_text_types(number: int = 0) -> bytes:
+    """text/enriched, text/watch-html and text/x-vcard beside the body: each an attachment."""
+    body = multipart("mixed", [
+        multipart("alternative", [
+            leaf("text/plain; charset=utf-8", b"Plain body\r\n"),
+            leaf("text/watch-html; charset=utf-8", WATCH_HTML),
+            leaf("text/html; charset=utf-8", b"<p>HTML body</p>\r\n"),
+        ], f"alt-{number}"),
+        leaf("text/enriched; charset=us-ascii", ENRICHED),
+        leaf("text/x-vcard; charset=utf-8", VCARD, "quoted-printable"),
+    ], f"mix-{number}")
+    return message(body, f"Other text types {number}", number=number)
+
+
+def inline_text_with_filename(number: int = 0) -> bytes:
+    """A mailer's text body sent as an inline part with a filename (msg.txt)."""
+    body = multipart("mixed", [
+        leaf("text/plain; charset=utf-8; name=msg.txt", "Grüße aus dem Büro\r\n".encode(),
+             "8bit", 'inline; filename="msg.txt"'),
+    ], f"inl-{number}")
+    return message(body, f"Inline text {number}", number=number)
+
+
+def bare_text(number: int = 0) -> bytes:
+    """``Content-Type: text`` with no subtype (text/plain by RFC 2045)."""
+    return message(leaf("text", b"Just text, no subtype.\r\n", ""), f"Bare text {number}",
+                   number=number)
+
+
+def rfc2231_boundary(number: int = 0) -> bytes:
+    """multipart/alternative whose boundary is an RFC 2231 parameter (``boundary*=''...``)."""
+    boundary = f"=_rfc2231_{number}"
+    body = multipart("alternative", [
+        leaf("text/plain; charset=utf-8", b"The plain text behind an RFC 2231 boundary.\r\n"),
+        leaf("text/html; charset=utf-8", b"<p>The HTML behind it.</p>\r\n"),
+    ], boundary, boundary_param=f"boundary*=''{boundary.replace('=', '%3D')}")
+    return message(body, f"RFC 2231 boundary {number}", number=number)
+
+
+def uuencoded(data: bytes, name: str, content_type: str = "application/octet-stream",
+              number: int = 0) -> bytes:
+    body = multipart("mixed", [
+        leaf("text/plain; charset=us-ascii", b"The file is attached (uuencoded).\r\n"),
+        header_block([("Content-Type", f'{content_type}; name="{name}"'),
+                      ("Content-Transfer-Encoding", "x-uuencode"),
+                      ("Content-Disposition", f'attachment; filename="{name}"')])
+        + CRLF + uuencode(data, name),
+    ], f"uu-{number}")
+    return message(body, f"uuencoded {number}", number=number)
+
+
+def attachments(files: list[tuple[str, str, bytes, str]], number: int = 0) -> bytes:
+    """A text body and *files* ``(content type, filename, data, encoding)``."""
+    body = multipart("mixed", [
+        leaf("text/plain; charset=utf-8", "Anbei die Dateien.\r\n".encode(), "quoted-printable"),
+        *(leaf(f'{ctype}; name="{name}"', data, encoding, f'attachment; filename="{name}"')
+          for ctype, name, data, encoding in files),
+    ], f"att-{number}")
+    return message(body, f"Attachments {number}", number=number)
+
+
+def odd_addresses(number: int = 0) -> bytes:
+    """The address headers Dovecot's ENVELOPE loses or mangles, beside names it gets right."""
+    return message(
+        leaf("text/plain; charset=us-ascii", b"Addresses.\r\n"), f"Addresses {number}",
+        sender="=?utf-8?q?J=C3=B6rg_M=C3=BCller?= <joerg@example.test>",
+        to="Mikel@Lindsaar <raasdnil@example.test>, Bob <bob@example.test>, carol@example.test",
+        extra=[("Cc", "Big Bug bb@bug.example.test"),
+               ("Bcc", "<Undisclosed-Recipient:@mailman.example.test;>"),
+               ("Reply-To", "ops@example.test (Operations Desk)")],
+        number=number,
+    )
+
+
+# -- a varied corpus -------------------------------------------------------------------------
+
+_BINARY_TYPES = [
+    ("application/pdf", "report.pdf"), ("image/png", "chart.png"), ("image/jpeg", "photo.jpg"),
+    ("application/zip", "archive.zip"), ("application/vnd.ms-excel", "sheet.xls"),
+    ("application/octet-stream", "blob.bin"), ("audio/mpeg", "voice.mp3"),
+]
+_TEXT_TYPES = [
+    ("text/csv; charset=utf-8", "numbers.csv"), ("text/x-log; charset=utf-8", "server.log"),
+    ("application/json", "data.json"), ("text/plain; charset=utf-8", "notes.txt"),
+]
+_BODIES = [
+    "Hallo Bob,\r\nanbei die Unterlagen. Grüße, Jörg\r\n",
+    "Здравствуйте!\r\nСчёт во вложении.\r\n",
+    "日本語のテキストです。\r\n",
+    "Plain ASCII body with a long line " + "x" * 200 + "\r\n",
+]
+
+
+def _text_data(rng: random.Random) -> bytes:
+    lines = [f"{rng.randint(0, 10**6)};Grüße;{rng.random():.5f};€" for _ in range(rng.randint(1, 80))]
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def _nested(rng: random.Random, number: int) -> bytes:
+    inner = message(multipart("mixed", [
+        leaf("text/plain; charset=utf-8", b"Inner text\r\n"),
+        leaf('application/pdf; name="inner.pdf"', rng.randbytes(rng.randint(10, 3000)), "base64",
+             'attachment; filename="inner.pdf"'),
+    ], f"inner-{number}"), f"Inner {number}", number=number)
+    return leaf("message/rfc822", inner, "7bit", 'attachment; filename="forwarded.eml"')
+
+
+def corpus(count: int, seed: int = 17) -> list[bytes]:
+    """*count* varied messages: the issue's shapes in turn, and mixed messages of random
+    bodies, charsets, encodings and attachments (binary and text, base64, quoted-printable,
+    uuencode, inline images, nested messages, calendar parts)."""
+    rng = random.Random(seed)
+    shapes = [
+        lambda n: calendar_invite(rng.choice(["REQUEST", "CANCEL", "REPLY"]), n)[0],
+        lambda n: calendar_only("CANCEL", n)[0],
+        bounce, other_text_types, inline_text_with_filename, bare_text, rfc2231_boundary,
+        lambda n: uuencoded(rng.randbytes(rng.randint(1, 5000)), "tool.zip", number=n),
+        odd_addresses,
+    ]
+    out = []
+    for number in range(count):
+        if number % 2 == 0:
+            out.append(shapes[(number // 2) % len(shapes)](number))
+        else:
+            out.append(_mixed(rng, number))
+    return out
+
+
+def _mixed(rng: random.Random, number: int) -> bytes:
+    text = rng.choice(_BODIES)
+    encoding = rng.choice(["quoted-printable", "base64", "8bit"])
+    plain = leaf("text/plain; charset=utf-8", text.encode("utf-8"), encoding)
+    if rng.random() < 0.5:
+        html = f"<html><body><p>{text}</p><img src=\"cid:img{number}@x\"></body></html>\r\n"
+        related = multipart("related", [
+            leaf("text/html; charset=utf-8", html.encode("utf-8"), rng.choice(
+                ["quoted-printable", "base64"])),
+            leaf('image/png; name="logo.png"', rng.randbytes(rng.randint(50, 2000)), "base64",
+                 content_id=f"img{number}@x"),
+        ], f"rel-{number}")
+        body = multipart("alternative", [plain, related], f"alt-{number}")
+    else:
+        body = plain
+    parts = [body]
+    for _ in range(rng.randint(0, 4)):
+        kind = rng.random()
+        if kind < 0.45:
+            ctype, name = rng.choice(_BINARY_TYPES)
+            parts.append(leaf(f'{ctype}; name="{name}"', rng.randbytes(rng.randint(0, 20000)),
+                              "base64", f'attachment; filename="{name}"'))
+        elif kind < 0.75:
+            ctype, name = rng.choice(_TEXT_TYPES)
+            parts.append(leaf(f'{ctype}; name="{name}"', _text_data(rng),
+                              rng.choice(["quoted-printable", "base64"]),
+                              f'attachment; filename="{name}"'))
+        elif kind < 0.85:
+            parts.append(_nested(rng, number))
+        elif kind < 0.93:
+            ics = ICS.format(method="REQUEST", uid=f"mixed-{number}").encode()
+            parts.append(leaf("text/calendar; method=REQUEST; charset=utf-8", ics,
+                              rng.choice(["7bit", "base64", "quoted-printable"])))
+        else:
+            data = rng.randbytes(rng.randint(1, 3000))
+            parts.append(header_block([
+                ("Content-Type", 'application/octet-stream; name="data.bin"'),
+                ("Content-Transfer-Encoding", "x-uuencode")]) + CRLF + uuencode(data, "data.bin"))
+    if len(parts) > 1:
+        body = multipart("mixed", parts, f"mixed-{number}")
+    return message(body, f"Mixed {number}", number=number)
