@@ -88,7 +88,8 @@ def _read_text(session, folder: Folder, row: Message, text_type: str, max_bytes:
 def _decoded_sizes(client, row: Message) -> dict[str, int]:
     """The exact decoded size of each encoded attachment (by section): listings only know
     the encoded size (and show ``size`` as an estimate); here it is what a download gives."""
-    encoded = {part["part"]: part.get("encoding") for part in row.attachments
+    encoded = {part["part"]: (part.get("encoding"), part.get("size") or 0)
+               for part in row.attachments
                if (part.get("encoding") or "").lower() not in ("", "7bit", "8bit", "binary")}
     return parts.decoded_sizes(client, row.uid, encoded) if encoded else {}
 

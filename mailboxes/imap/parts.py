@@ -391,20 +391,37 @@ def decode_transfer(data: bytes, encoding: str | None, final: bool = True) -> by
     return decoder.decode(data) + decoder.flush(final)
 
 
+# Encoded parts up to this many bytes in all are measured from one FETCH (held in memory at
+# once); larger ones are streamed, one chunk at a time.
+SIZES_IN_ONE_FETCH = 4 * 1024 * 1024
+
+
 def decoded_sizes(
-    client: imapclient.IMAPClient, uid: int, sections: Mapping[str, str | None]
+    client: imapclient.IMAPClient, uid: int, sections: Mapping[str, tuple[str | None, int]]
 ) -> dict[str, int]:
     """The exact decoded size of each part, by section, of those in *sections* (section →
-    Content-Transfer-Encoding) that are encoded (base64, quoted-printable, uuencode): each
-    streamed and decoded here, one chunk in memory, so the size is what a download gives.
-    (Not the server's ``BINARY.SIZE``: Dovecot's is an estimate for base64, 3/4 of the
-    encoded size.) A missing message raises ``MessageNotFound``."""
+    ``(Content-Transfer-Encoding, encoded size)``) that are encoded (base64,
+    quoted-printable, uuencode): each decoded here, so the size is what a download gives.
+    Parts up to ``SIZES_IN_ONE_FETCH`` bytes together come in one command, larger ones are
+    streamed. (Not the server's ``BINARY.SIZE``: Dovecot's is an estimate for base64, 3/4 of
+    the encoded size.) A missing message raises ``MessageNotFound``."""
     sizes: dict[str, int] = {}
-    for section, encoding in sections.items():
+    together: list[str] = []
+    budget = SIZES_IN_ONE_FETCH
+    for section, (encoding, encoded_size) in sections.items():
         _check(uid, section)
-        if _transfer_decoder(encoding) is not None:
+        if _transfer_decoder(encoding) is None:
+            continue
+        if encoded_size <= budget:
+            budget -= encoded_size
+            together.append(section)
+        else:
             sizes[section] = sum(len(chunk) for chunk in decode_stream(
                 stream_section(client, uid, section), encoding))
+    if together:
+        items = _fetch_one(client, uid, " ".join(f"BODY.PEEK[{s}]" for s in together))
+        for section in together:
+            sizes[section] = len(decode_transfer(_body(items, section), sections[section][0]))
     return sizes
 
 

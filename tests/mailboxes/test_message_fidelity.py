@@ -9,6 +9,7 @@ import hashlib
 
 import pytest
 
+from mailboxes.imap import parts
 from tests.mailboxes import mime_shapes as shapes
 
 pytestmark = [pytest.mark.django_db]
@@ -95,9 +96,13 @@ def test_other_text_types_are_attachments(synced):
     assert _download(synced, kinds["text/x-vcard"]) == shapes.VCARD
 
 
-def test_sizes_are_exact_on_the_message_and_estimates_in_listings(synced):
+@pytest.mark.parametrize("in_one_fetch", [parts.SIZES_IN_ONE_FETCH, 0])
+def test_sizes_are_exact_on_the_message_and_estimates_in_listings(synced, monkeypatch,
+                                                                 in_one_fetch):
     """Item 2: ``GET message/{id}`` gives the decoded size, exactly the bytes the attachment
-    route returns; a listing gives the encoded size and an estimate."""
+    route returns (parts measured from one FETCH, or streamed); a listing gives the encoded
+    size and an estimate."""
+    monkeypatch.setattr(parts, "SIZES_IN_ONE_FETCH", in_one_fetch)
     message = _message(synced, "sizes")
     files = {a["filename"]: a for a in message["attachments"]}
     for name, content in (("rechnung.pdf", PDF), ("daten.csv", CSV)):
