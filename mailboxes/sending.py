@@ -49,7 +49,6 @@ from mailboxes import connection_settings, ids, listing, message_writes, outbox,
 from mailboxes.command_pool import pool
 from mailboxes.errors import MailboxUnavailable, MessageNotFound
 from mailboxes.imap import append as imap_append
-from mailboxes.imap import fetch
 from mailboxes.imap.types import FlagChange
 from mailboxes.models import Folder, OutboxEntry
 from mailboxes.sync import index
@@ -380,7 +379,7 @@ def _appended_meta(session, folder: Folder, uid: int):
     info = session.select(folder.path)
     if info.uidvalidity != folder.uidvalidity:
         raise FolderReplaced(folder.path)
-    metas = fetch.fetch_meta(session.client, str(uid))
+    metas = session.fetch_meta(str(uid))
     return metas[0] if metas else None
 
 
