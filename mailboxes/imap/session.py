@@ -30,7 +30,8 @@ NOTIFY_SET = ("NOTIFY SET (selected (MessageNew MessageExpunge FlagChange)) "
 # Untagged responses that say the selected folder's view changed (imaplib's keys).
 _VIEW_CHANGES = ("EXISTS", "EXPUNGE", "VANISHED")
 
-SPECIAL_USE = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+SPECIAL_USE = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Important", "\\Junk", "\\Sent",
+               "\\Trash")
 # Servers without SPECIAL-USE: recognise the usual English names.
 SPECIAL_USE_NAMES = {
     "sent": "\\Sent", "sent items": "\\Sent", "sent mail": "\\Sent", "sent messages": "\\Sent",
