@@ -51,7 +51,7 @@ from mailboxes.errors import MailboxUnavailable, MessageNotFound
 from mailboxes.imap import append as imap_append
 from mailboxes.imap.types import FlagChange
 from mailboxes.models import Folder, OutboxEntry
-from mailboxes.sync import index
+from mailboxes.sync import gmail, index
 
 logger = logging.getLogger(__name__)
 
@@ -404,9 +404,10 @@ def flag_answered(entry: OutboxEntry, message_id: str) -> None:
         session.client.select_folder(folder.path, readonly=False)
         session.selected = folder.path
         session.client.add_flags([row.uid], [b"\\Answered"], silent=True)
+        announcing = gmail.announcing(folder, session.gmail)
     flags = tuple(dict.fromkeys([*row.flags, "\\Answered"]))
     recorded(entry, lambda: index.apply_flag_changes(
-        folder, [FlagChange(uid=row.uid, flags=flags, modseq=None)]))
+        folder, [FlagChange(uid=row.uid, flags=flags, modseq=None)], announcing=announcing))
 
 
 # --- rq: enqueueing and the sweep ---------------------------------------------------------

@@ -20,6 +20,8 @@ from accounts import services
 from mailboxes.command_pool import pool
 from mailboxes.models import Message
 from mailboxes.sync.account import sync_account
+from webhooks.engine_format import EngineRenderer
+from webhooks.models import WebhookSubscription
 from tests.mailboxes.helpers import events_of, open_session
 from tests.servers import seed
 from tests.servers.hoodiecrow import PASSWORD, USER, Hoodiecrow
@@ -386,3 +388,43 @@ def test_archiving_deletes_from_inbox_and_announces_the_label_change_from_all_ma
 
     assert [(e.event, e.data["path"]) for e in events_of(account) if e.event.startswith(
         "message")] == [("messageDeleted", "INBOX"), ("messageUpdated", "[Gmail]/All Mail")]
+
+
+def test_emailengine_webhooks_carry_labels_and_the_labels_special_use(alice, gmail, hoodiecrow):
+    account, session = gmail
+    deliver(hoodiecrow, "Sent from the web", ["\\Sent"])
+    sync_account(session, account)
+    [event] = message_events(account, "messageNew")
+    subscription = WebhookSubscription.objects.create(
+        tenant=alice.tenant, url="http://127.0.0.1:9/h", events=["*"], format="emailengine",
+        sealed_secret="")
+
+    [payload] = EngineRenderer(subscription).payloads(event)
+
+    data = payload["data"]
+    assert (data["labels"], data["messageSpecialUse"], data["seemsLikeNew"]) == \
+        (["\\Sent"], "\\Sent", False)
+
+
+def test_a_gmail_message_is_not_taken_for_seen_before_because_of_its_own_copies(
+        alice, gmail, hoodiecrow):
+    account, session = gmail
+    raw = seed.make_message(subject="Filed in two labels", message_id="<two@labels.example>")
+    client = hoodiecrow.client()
+    client.select_folder("[Gmail]/All Mail")
+    client.append("[Gmail]/All Mail", raw)
+    client.set_gmail_labels([max(client.search("ALL"))], ["Work"])
+    client.append("Work", raw)
+    client.logout()
+    sync_account(session, account)
+    [event] = message_events(account, "messageNew")
+    # Gmail gives every copy the same X-GM-MSGID; hoodiecrow numbers each anew: as Gmail.
+    Message.objects.filter(email_account=account, subject="Filed in two labels").update(
+        email_id=event.data["emailId"])
+    subscription = WebhookSubscription.objects.create(
+        tenant=alice.tenant, url="http://127.0.0.1:9/h", events=["*"], format="emailengine",
+        sealed_secret="")
+
+    [payload] = EngineRenderer(subscription).payloads(event)
+
+    assert payload["data"]["seemsLikeNew"] is True
