@@ -37,7 +37,9 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml $(LOCK)
 	touch $@
 
 # Dovecot is the real IMAP server the suite talks to (Debian's dovecot-imapd); Playwright
-# drives Debian's chromium (browser downloads are not needed, nor allowed in CI).
+# drives Debian's chromium (browser downloads are not needed, nor allowed in CI); Node runs
+# hoodiecrow-imap, the Gmail (X-GM-EXT-1) test server (Debian's nodejs and npm; its npm
+# package is installed by the tests from tests/servers/gmail_imap/package-lock.json).
 system-test-deps:
 	@if [ ! -x /usr/sbin/dovecot ]; then \
 		echo "Installing dovecot-imapd (needs root)"; \
@@ -46,6 +48,10 @@ system-test-deps:
 	@if [ ! -x /usr/bin/chromium ]; then \
 		echo "Installing chromium for the dashboard's browser tests (needs root)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		echo "Installing nodejs and npm for the Gmail test server (needs root)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; \
 	fi
 
 # Re-resolve the newest versions allowed by pyproject.toml and pin them.

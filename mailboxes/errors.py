@@ -21,7 +21,6 @@ from emailapi.lib.errors import (
     Invalid,
     NotFound,
     Unavailable,
-    Unimplemented,
     UpstreamFailed,
 )
 
@@ -119,6 +118,14 @@ class InvalidFlag(Invalid):
     def __init__(self, exc: Exception):
         """From ``mailboxes.imap.message_ops.BadFlag``, which names the ``flag``."""
         super().__init__(str(exc), {"flag": str(exc.flag)[:80]})
+
+
+class InvalidLabel(Invalid):
+    code = "InvalidLabel"
+
+    def __init__(self, exc: Exception):
+        """From ``mailboxes.imap.message_ops.BadLabel``, which names the ``label``."""
+        super().__init__(str(exc), {"label": str(exc.label)[:80]})
 
 
 class LabelsUnsupported(Invalid):
@@ -231,11 +238,6 @@ class ServerRefused(UpstreamFailed):
     code = "ServerRefused"
 
 
-class LabelsNotImplemented(Unimplemented):
-    """X-GM-LABELS STORE is not built yet: said rather than the labels ignored."""
-
-    code = "NotImplemented"
-    message = "Changing Gmail labels is not implemented yet"
 
 
 class MailboxUnavailable(Unavailable):

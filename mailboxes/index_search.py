@@ -24,7 +24,7 @@ FLAG_CRITERIA = {"seen": "\\Seen", "flagged": "\\Flagged", "answered": "\\Answer
 TEXT_COLUMNS = {"from": "from_text", "to": "to_text", "cc": "cc_text", "bcc": "bcc_text"}
 INDEX_CRITERIA = {"subject", "since", "before", "sentSince", "sentBefore", "larger", "smaller",
                   "hasAttachments", "threadId", "emailId", "messageId", "keyword", "unKeyword",
-                  "unseen", "modseq", "or", "not", *FLAG_CRITERIA, *TEXT_COLUMNS}
+                  "unseen", "modseq", "labels", "or", "not", *FLAG_CRITERIA, *TEXT_COLUMNS}
 # Not here: seq (sequence numbers exist only in an IMAP session) and gmailRaw (Gmail's own
 # search language), besides bodies, arbitrary headers and whole-text search.
 
@@ -52,6 +52,13 @@ def _one(name: str, value) -> Q:
         return ~has if value else has
     if name == "modseq":  # RFC 7162 MODSEQ: at least this mod-sequence
         return Q(modseq__gte=value)
+    if name == "labels":  # Gmail's labels as the index keeps them (X-GM-LABELS)
+        q = Q()
+        for label in value.get("has") or ():
+            q &= _has_flag(label, "labels")
+        for label in value.get("not") or ():
+            q &= ~_has_flag(label, "labels")
+        return q
     if name == "keyword":
         return _has_flag(value)
     if name == "unKeyword":
@@ -96,10 +103,11 @@ class _InJsonArray(Func):
     output_field = BooleanField()
 
 
-def _has_flag(flag: str) -> Q:
+def _has_flag(flag: str, column: str = "flags") -> Q:
+    """*flag* is in the JSON list *column* (``flags``, or ``labels``)."""
     if connection.vendor == "postgresql":
-        return Q(flags__contains=[flag])
-    return Q(_InJsonArray(F("flags"), Value(flag)))
+        return Q(**{f"{column}__contains": [flag]})
+    return Q(_InJsonArray(F(column), Value(flag)))
 
 
 def _start_of(value) -> datetime:

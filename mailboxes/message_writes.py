@@ -1,4 +1,5 @@
-"""Changing messages through the API: flags, move, copy, delete, one at a time or in bulk.
+"""Changing messages through the API: flags, Gmail labels, move, copy, delete, one at a time
+or in bulk.
 
 Each change is made on the server first (``mailboxes.imap.message_ops``, over a pooled command
 connection), then recorded in the index at once (``index.record_transfer`` and friends) so
@@ -21,7 +22,7 @@ from mailboxes.command_pool import pool
 from mailboxes.imap import fetch, message_ops, search
 from mailboxes.imap.types import FlagChange
 from mailboxes.models import Folder
-from mailboxes.sync import index
+from mailboxes.sync import gmail, index
 
 
 def change_refused(exc: Exception) -> errors.ServerRefused:
@@ -47,6 +48,18 @@ class FlagEdit:
 
     def __bool__(self) -> bool:
         return bool(self.add or self.delete or self.set is not None)
+
+    @classmethod
+    def parse_labels(cls, data: dict | None) -> FlagEdit:
+        """The same edit of Gmail labels (``check_labels``: quoted strings, not atoms)."""
+        data = data or {}
+        try:
+            return cls(add=tuple(message_ops.check_labels(data.get("add") or ())),
+                       delete=tuple(message_ops.check_labels(data.get("delete") or ())),
+                       set=tuple(message_ops.check_labels(data["set"])) if "set" in data
+                       else None)
+        except message_ops.BadLabel as exc:
+            raise errors.InvalidLabel(exc) from None
 
     def answer(self) -> dict:
         """EmailEngine's ``{"flags": {"add": true, ...}}``: which parts were applied."""
@@ -91,31 +104,71 @@ def _store(session, folder: Folder, uids: list[int], edit: FlagEdit) -> dict[int
     return found
 
 
-def _index_flags(folder: Folder, found: dict[int, tuple]) -> int:
+def _store_labels(session, folder: Folder, uids: list[int],
+                  edit: FlagEdit) -> dict[int, tuple]:
+    """Gmail: STORE X-GM-LABELS; the current labels of every UID that still exists."""
+    session.open_writable(folder.path)
+    try:
+        found = message_ops.store_labels(session.client, uids, edit.add, edit.delete, edit.set)
+    except message_ops.WriteError as exc:
+        raise change_refused(exc) from None
+    unanswered = [uid for uid in uids if uid not in found]
+    if unanswered:  # a server that sends no FETCH for unchanged labels: ask
+        for batch in message_ops.batches(unanswered):
+            current, _ = fetch.fetch_flags(session.client, ",".join(map(str, batch)),
+                                           labels=True)
+            found.update({c.uid: c.labels or () for c in current})
+    return found
+
+
+def _index_flags(folder: Folder, found: dict[int, tuple],
+                 labelled: dict[int, tuple] | None = None,
+                 announcing: gmail.Announcing = gmail.EVERY_CHANGE) -> int:
+    """Index the flags (and Gmail labels) the server reported after a STORE."""
+    labelled = labelled or {}
     changed = 0
-    items = sorted(found.items())
+    items = sorted(set(found) | set(labelled))
     for start in range(0, len(items), message_ops.BATCH):
         changed += index.apply_flag_changes(folder, [
-            FlagChange(uid=uid, flags=tuple(flags), modseq=None)
-            for uid, flags in items[start:start + message_ops.BATCH]])
+            FlagChange(uid=uid, flags=tuple(found[uid]) if uid in found else None,
+                       modseq=None,
+                       labels=tuple(labelled[uid]) if uid in labelled else None)
+            for uid in items[start:start + message_ops.BATCH]], announcing=announcing)
     return changed
+
+
+def _labels_possible(session, edit: FlagEdit) -> None:
+    if edit and not session.gmail:
+        raise errors.LabelsUnsupported()
+
+
+def _answer(edit: FlagEdit, label_edit: FlagEdit) -> dict:
+    """EmailEngine's ``{"flags": {"add": true}, "labels": {"delete": true}}``."""
+    out = {}
+    if edit:
+        out["flags"] = edit.answer()
+    if label_edit:
+        out["labels"] = label_edit.answer()
+    return out
 
 
 def update_message(account: EmailAccount, message_id: str, flags: dict | None,
                    labels: dict | None) -> dict:
     edit = FlagEdit.parse(flags)
+    label_edit = FlagEdit.parse_labels(labels)
     folder, row = listing.message_by_id(account, message_id)
     with pool.session(account) as session:
-        if labels and not session.has("X-GM-EXT-1"):
-            raise errors.LabelsUnsupported()
-        if labels:  # X-GM-LABELS STORE is not built yet: say so rather than ignore them
-            raise errors.LabelsNotImplemented()
+        _labels_possible(session, label_edit)
         found = _store(session, folder, [row.uid], edit) if edit else {}
         if edit and row.uid not in found:
             raise _missing(account, message_id)
-    if found:
-        _index_flags(folder, found)
-    return {"flags": edit.answer()} if edit else {}
+        labelled = _store_labels(session, folder, [row.uid], label_edit) if label_edit else {}
+        if label_edit and row.uid not in labelled:
+            raise _missing(account, message_id)
+        announcing = gmail.announcing(folder, session.gmail)
+    if found or labelled:
+        _index_flags(folder, found, labelled, announcing)
+    return _answer(edit, label_edit)
 
 
 # --- move, copy, delete ---------------------------------------------------------------------
@@ -222,17 +275,24 @@ def matching_uids(account: EmailAccount, folder: Folder, criteria: dict | None,
             raise errors.SearchRefused(str(exc).removeprefix("UID SEARCH failed: ")) from None
 
 
-def bulk_update(account, folder, uids: list[int], flags: dict | None) -> dict:
+def bulk_update(account, folder, uids: list[int], flags: dict | None,
+                labels: dict | None = None) -> dict:
     edit = FlagEdit.parse(flags)
-    if not edit:
-        raise errors.InvalidInput("update.flags needs add, delete or set")
-    found = {}
-    if uids:
-        with pool.session(account) as session:
+    label_edit = FlagEdit.parse_labels(labels)
+    if not edit and not label_edit:
+        raise errors.InvalidInput("update.flags or update.labels needs add, delete or set")
+    found, labelled = {}, {}
+    announcing = gmail.EVERY_CHANGE
+    with pool.session(account) as session:
+        _labels_possible(session, label_edit)
+        if uids and edit:
             found = _store(session, folder, uids, edit)
-    changed = _index_flags(folder, found)
-    return {"flags": edit.answer(), "matched": len(uids), "updated": len(found),
-            "changed": changed}
+        if uids and label_edit:
+            labelled = _store_labels(session, folder, uids, label_edit)
+        announcing = gmail.announcing(folder, session.gmail)
+    changed = _index_flags(folder, found, labelled, announcing)
+    return {**_answer(edit, label_edit), "matched": len(uids),
+            "updated": len(set(found) | set(labelled)), "changed": changed}
 
 
 def bulk_move(account, folder, uids: list[int], path: str) -> dict:

@@ -19,7 +19,7 @@ from mailboxes.command_pool import pool
 from mailboxes.imap import parts
 from mailboxes.imap.types import FlagChange
 from mailboxes.models import Folder, Message
-from mailboxes.sync import index
+from mailboxes.sync import gmail, index
 
 HEADER_LIMIT = 256 * 1024
 
@@ -156,7 +156,8 @@ def _mark_seen(session, folder: Folder, row: Message) -> None:
     session.open_writable(folder.path)
     session.client.add_flags([row.uid], [b"\\Seen"], silent=True)
     flags = tuple(dict.fromkeys([*row.flags, "\\Seen"]))
-    index.apply_flag_changes(folder, [FlagChange(uid=row.uid, flags=flags, modseq=None)])
+    index.apply_flag_changes(folder, [FlagChange(uid=row.uid, flags=flags, modseq=None)],
+                             announcing=gmail.announcing(folder, session.gmail))
     row.flags = list(flags)
 
 

@@ -49,10 +49,9 @@ from mailboxes import connection_settings, ids, listing, message_writes, outbox,
 from mailboxes.command_pool import pool
 from mailboxes.errors import MailboxUnavailable, MessageNotFound
 from mailboxes.imap import append as imap_append
-from mailboxes.imap import fetch
 from mailboxes.imap.types import FlagChange
 from mailboxes.models import Folder, OutboxEntry
-from mailboxes.sync import index
+from mailboxes.sync import gmail, index
 
 logger = logging.getLogger(__name__)
 
@@ -380,7 +379,7 @@ def _appended_meta(session, folder: Folder, uid: int):
     info = session.select(folder.path)
     if info.uidvalidity != folder.uidvalidity:
         raise FolderReplaced(folder.path)
-    metas = fetch.fetch_meta(session.client, str(uid))
+    metas = session.fetch_meta(str(uid))
     return metas[0] if metas else None
 
 
@@ -405,9 +404,10 @@ def flag_answered(entry: OutboxEntry, message_id: str) -> None:
         session.client.select_folder(folder.path, readonly=False)
         session.selected = folder.path
         session.client.add_flags([row.uid], [b"\\Answered"], silent=True)
+        announcing = gmail.announcing(folder, session.gmail)
     flags = tuple(dict.fromkeys([*row.flags, "\\Answered"]))
     recorded(entry, lambda: index.apply_flag_changes(
-        folder, [FlagChange(uid=row.uid, flags=flags, modseq=None)]))
+        folder, [FlagChange(uid=row.uid, flags=flags, modseq=None)], announcing=announcing))
 
 
 # --- rq: enqueueing and the sweep ---------------------------------------------------------

@@ -17,7 +17,6 @@ from mailboxes import errors, ids, message_writes
 from mailboxes.command_pool import pool
 from mailboxes.compose import compose
 from mailboxes.imap import append as imap_append
-from mailboxes.imap import fetch
 from mailboxes.imap.message_ops import BadFlag, check_flags
 from mailboxes.models import Folder
 from mailboxes.sync import index
@@ -64,6 +63,6 @@ def _same_folder(folder: Folder, uidvalidity: int | None) -> bool:
 def _index_new(session, folder: Folder, uid: int) -> None:
     """Fetch the message's metadata as the worker would and index it (``messageNew``)."""
     session.open(folder.path, refresh=True)
-    metas = fetch.fetch_meta(session.client, str(uid), fetch.meta_items(session.capabilities))
+    metas = session.fetch_meta(str(uid))
     if metas:
         index.record_append(folder, metas[0])

@@ -111,7 +111,8 @@ class EngineRenderer:
                      data: dict) -> dict:
         data = dict(data)
         data["specialUse"] = special_use
-        data["messageSpecialUse"] = special_use
+        # The message's own (a Gmail label's, in All Mail: \Sent) before its folder's.
+        data["messageSpecialUse"] = data.get("messageSpecialUse") or special_use
         data["seemsLikeNew"] = self._seems_like_new(account_id, special_use, data)
         options = self.options
         account = self._account(account_id)
@@ -156,15 +157,19 @@ class EngineRenderer:
 
     def _seems_like_new(self, account_id: str, special_use: str | None, data: dict) -> bool:
         """EmailEngine's guess: not in Sent/Drafts/Trash/Junk, and not seen before in another
-        folder of the account (by Message-ID)."""
-        if special_use in NOT_NEW_IN:
+        folder of the account (by Message-ID). A Gmail message (it has labels) is in All Mail
+        and a folder per label at once: its own copies (the same X-GM-MSGID, ``emailId``)
+        are not "seen before"."""
+        if (data.get("messageSpecialUse") or special_use) in NOT_NEW_IN:
             return False
         account = self._account(account_id)
         if account is None or not data.get("messageId"):
             return True
-        return not Message.objects.filter(email_account=account,
-                                          message_id=data["messageId"]) \
-            .exclude(uid=data.get("uid"), folder__path=data.get("path")).exists()
+        earlier = Message.objects.filter(email_account=account, message_id=data["messageId"]) \
+            .exclude(uid=data.get("uid"), folder__path=data.get("path"))
+        if data.get("labels") and data.get("emailId"):
+            earlier = earlier.exclude(email_id=data["emailId"])
+        return not earlier.exists()
 
 
 def probe_payload(subscription: WebhookSubscription) -> dict:

@@ -45,10 +45,24 @@ class FlagEditSerializer(StrictSerializer):
         return attrs
 
 
+def _labels(help_text: str) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.CharField(max_length=225, trim_whitespace=False), required=False,
+        max_length=100, help_text=help_text)
+
+
+class LabelEditSerializer(FlagEditSerializer):
+    add = _labels("Gmail labels to add: a label's name (Work, Clients/Acme) or a system "
+                  "label (\\Important, \\Starred, \\Inbox)")
+    delete = _labels("Gmail labels to remove")
+    set = _labels("Replace all Gmail labels with these")
+
+
 class MessageUpdateSerializer(StrictSerializer):
     flags = FlagEditSerializer(required=False)
-    labels = FlagEditSerializer(required=False,
-                                help_text="Gmail labels (servers with X-GM-EXT-1 only)")
+    labels = LabelEditSerializer(
+        required=False, help_text="Gmail labels (X-GM-LABELS: servers with X-GM-EXT-1 only; "
+                                  "elsewhere a 400 LabelsUnsupported)")
 
     def validate(self, attrs):
         if not attrs.get("flags") and not attrs.get("labels"):
@@ -64,6 +78,7 @@ class FlagsAnswerSerializer(serializers.Serializer):
 
 class MessageUpdateResultSerializer(serializers.Serializer):
     flags = FlagsAnswerSerializer(required=False)
+    labels = FlagsAnswerSerializer(required=False)
 
 
 class MoveSerializer(StrictSerializer):
@@ -113,8 +128,8 @@ class _Selection(StrictSerializer):
         return attrs
 
 
-class BulkUpdateChangeSerializer(StrictSerializer):
-    flags = FlagEditSerializer()
+class BulkUpdateChangeSerializer(MessageUpdateSerializer):
+    pass
 
 
 class BulkUpdateSerializer(_Selection):
@@ -132,10 +147,12 @@ class BulkDeleteSerializer(_Selection):
 
 
 class BulkUpdateResultSerializer(serializers.Serializer):
-    flags = FlagsAnswerSerializer()
+    flags = FlagsAnswerSerializer(required=False)
+    labels = FlagsAnswerSerializer(required=False)
     matched = serializers.IntegerField(help_text="Messages selected")
     updated = serializers.IntegerField(help_text="Of those, still on the server and stored")
-    changed = serializers.IntegerField(help_text="Of those, whose flags really changed")
+    changed = serializers.IntegerField(
+        help_text="Of those, whose flags (or labels) really changed")
 
 
 class BulkMoveResultSerializer(serializers.Serializer):
@@ -203,14 +220,15 @@ class MessageListView(TenantScopedAPIView):
                    parameters=[ACCOUNT_PARAM, BulkQuerySerializer],
                    request=BulkUpdateSerializer,
                    responses={200: BulkUpdateResultSerializer},
-                   summary="Change flags of many messages",
+                   summary="Change flags or Gmail labels of many messages",
                    description="The messages of `path` matching `search` (IMAP SEARCH) or "
                                "listed in `ids`; one STORE per 1,000 UIDs.")
     def put(self, request, account):
         body = self.validated(BulkUpdateSerializer, request.data)
         email_account, folder, uids = _selected(self, account, request, body)
         return Response(message_writes.bulk_update(email_account, folder, uids,
-                                                   body["update"]["flags"]))
+                                                   body["update"].get("flags"),
+                                                   body["update"].get("labels")))
 
 
 class MessageView(TenantScopedAPIView):
@@ -240,10 +258,12 @@ class MessageView(TenantScopedAPIView):
 
     @extend_schema(operation_id="updateMessage", tags=TAGS, request=MessageUpdateSerializer,
                    parameters=[ACCOUNT_PARAM], responses={200: MessageUpdateResultSerializer},
-                   summary="Change flags",
+                   summary="Change flags or Gmail labels",
                    description="`flags.add`/`delete` or `flags.set` (system flags such as "
-                               "`\\Seen` or keywords); stored on the server, then in the index "
-                               "(the next GET shows it), with one `messageUpdated`.")
+                               "`\\Seen` or keywords); on Gmail (X-GM-EXT-1) also "
+                               "`labels.add`/`delete` or `labels.set`; stored on the server, "
+                               "then in the index (the next GET shows it), with one "
+                               "`messageUpdated` (`changes.flags`, `changes.labels`).")
     def put(self, request, account, id):  # noqa: A002
         email_account = self.email_account
         body = self.validated(MessageUpdateSerializer, request.data)

@@ -101,6 +101,25 @@ class HeaderCriteriaField(serializers.DictField):
         return dict(data)
 
 
+class LabelCriteriaSerializer(StrictSerializer):
+    has = serializers.ListField(
+        child=serializers.CharField(max_length=search.MAX_LABEL, trim_whitespace=False),
+        required=False, max_length=search.MAX_LABELS, help_text="Has every one of these labels")
+    not_ = serializers.ListField(
+        child=serializers.CharField(max_length=search.MAX_LABEL, trim_whitespace=False),
+        required=False, max_length=search.MAX_LABELS, help_text="Has none of these labels")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["not"] = fields.pop("not_")  # a Python keyword
+        return fields
+
+    def validate(self, attrs):
+        if not attrs.get("has") and not attrs.get("not"):
+            raise serializers.ValidationError({"has": ["Name at least one label"]})
+        return attrs
+
+
 # Search criteria; several at one level must all match, {} matches every message.
 # (A comment, not a docstring: drf-spectacular would publish a docstring in the schema.)
 class SearchCriteriaSerializer(StrictSerializer):
@@ -144,6 +163,10 @@ class SearchCriteriaSerializer(StrictSerializer):
         required=False, trim_whitespace=False, max_length=search.MAX_GMAIL_RAW,
         help_text="Gmail search syntax, e.g. 'has:attachment in:unread' (X-GM-RAW: only on "
                   "servers with X-GM-EXT-1; a 400 elsewhere and with source=index)")
+    labels = LabelCriteriaSerializer(
+        required=False, help_text="Gmail labels, e.g. {\"has\": [\"Work\"], \"not\": "
+                                  "[\"\\\\Important\"]} (X-GM-LABELS on servers with "
+                                  "X-GM-EXT-1, a 400 elsewhere; any server with source=index)")
     header = HeaderCriteriaField(help_text='Header name to substring; "" means the header exists')
     keyword = serializers.CharField(required=False, trim_whitespace=False,
                                     validators=[_checked(search.check_keyword)],

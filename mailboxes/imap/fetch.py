@@ -35,8 +35,9 @@ BASE_META_ITEMS = (
     "UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE"
     " BODY.PEEK[HEADER.FIELDS (REFERENCES FROM SENDER REPLY-TO TO CC BCC)]"
 )
-# Items a server may send on its own (flag updates); a response with nothing else is unsolicited.
-_UNSOLICITED_ITEMS = frozenset({"UID", "FLAGS", "MODSEQ"})
+# Items a server may send on its own (flag and Gmail label updates); a response with nothing
+# else is unsolicited.
+_UNSOLICITED_ITEMS = frozenset({"UID", "FLAGS", "MODSEQ", "X-GM-LABELS"})
 
 _SEQUENCE_SET = re.compile(r"[0-9*:,$]+\Z")
 _FETCH = re.compile(rb"\* \d+ FETCH\b", re.I)
@@ -88,6 +89,7 @@ def fetch_flags(
     uid_set: str,
     changedsince: int | None = None,
     vanished: bool = False,
+    labels: bool = False,
 ) -> tuple[list[FlagChange], list[int]]:
     """Current flags of *uid_set*, optionally only those changed since a MODSEQ.
 
@@ -97,6 +99,9 @@ def fetch_flags(
     server reported expunged, sorted: ``* VANISHED (EARLIER)`` answers to the VANISHED modifier,
     live ``* VANISHED`` notifications during the command, and any VANISHED imaplib had queued
     from earlier commands (popped, so each is reported once, whatever set it was asked for).
+
+    ``labels=True`` (Gmail, X-GM-EXT-1) fetches X-GM-LABELS with the flags: a label change
+    moves a message's MODSEQ as a flag change does, so both are found by one FETCH.
 
     ``vanished=True`` needs *changedsince* and QRESYNC enabled on this connection: the caller
     does ``client.enable("QRESYNC")`` before selecting the folder (imapclient refuses ENABLE once
@@ -108,7 +113,8 @@ def fetch_flags(
     if not _checked(uid_set):
         return [], sorted(set(gone))
     condstore = changedsince is not None or client.has_capability("CONDSTORE")
-    command = f"UID FETCH {uid_set} (UID FLAGS{' MODSEQ' if condstore else ''})"
+    command = (f"UID FETCH {uid_set} (UID FLAGS{' MODSEQ' if condstore else ''}"
+               f"{' X-GM-LABELS' if labels else ''})")
     if changedsince is not None:
         command += f" (CHANGEDSINCE {int(changedsince)}{' VANISHED' if vanished else ''})"
     collector = _Collector(underlying.connection(client), parse.SequenceSet(uid_set), vanished=gone)

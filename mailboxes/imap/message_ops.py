@@ -7,7 +7,8 @@ the caller can update the index to match without guessing.
 
 Flags travel as IMAP atoms, which cannot be quoted: ``check_flags`` refuses anything but a
 system flag or a keyword of atom characters before a byte is sent, so no input can inject
-IMAP syntax.
+IMAP syntax. Gmail labels (X-GM-LABELS) are quoted strings in modified UTF-7, as folder
+names are: ``check_labels`` refuses only what a quoted string cannot carry.
 """
 
 from __future__ import annotations
@@ -62,6 +63,34 @@ def check_flags(flags: Iterable[object]) -> list[str]:
     return out
 
 
+class BadLabel(ValueError):
+    def __init__(self, label: object, reason: str = "not a valid Gmail label"):
+        super().__init__(f"{reason}: {str(label)[:80]!r}")
+        self.label = label
+
+
+MAX_LABEL = 225  # Gmail's longest label name (characters)
+# Gmail's system labels are spelt with a backslash (\Inbox, \Important, \Starred...).
+_SYSTEM_LABEL = re.compile(r"\\[A-Za-z]{1,64}\Z")
+
+
+def check_labels(labels: Iterable[object]) -> list[str]:
+    """Labels as they are stored (a user label, or a ``\\System`` label); BadLabel for an
+    empty one, a control character (CR, LF, NUL...) or a backslash that does not start a
+    system label's name."""
+    out: list[str] = []
+    for label in labels:
+        if not isinstance(label, str) or not label or len(label) > MAX_LABEL:
+            raise BadLabel(label)
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in label):
+            raise BadLabel(label, "a label cannot contain control characters")
+        if "\\" in label and not _SYSTEM_LABEL.match(label):
+            raise BadLabel(label, "a backslash only starts a system label such as \\Important")
+        if label not in out:
+            out.append(label)
+    return out
+
+
 def batches(uids: Sequence[int], size: int = BATCH) -> Iterator[list[int]]:
     ordered = sorted(set(uids))
     for start in range(0, len(ordered), size):
@@ -98,6 +127,32 @@ def store_flags(client: imapclient.IMAPClient, uids: Sequence[int], add: Sequenc
             if remove:
                 result.update(_flags_of(client.remove_flags(batch, list(remove),
                                                             silent=False)))
+        except imapclient.exceptions.IMAPClientError as exc:
+            raise WriteError(str(exc)) from None
+    return result
+
+
+def _labels_of(response: dict | None) -> dict[int, tuple[str, ...]]:
+    return {int(uid): tuple(_text(label) for label in labels)
+            for uid, labels in (response or {}).items()}
+
+
+def store_labels(client: imapclient.IMAPClient, uids: Sequence[int], add: Sequence[str] = (),
+                 remove: Sequence[str] = (), replace: Sequence[str] | None = None,
+                 ) -> dict[int, tuple[str, ...]]:
+    """Gmail's ``UID STORE <uids> [+|-]X-GM-LABELS (...)`` on the selected (read-write)
+    folder, one command per change and batch; the labels the server reports afterwards per
+    UID (decoded from modified UTF-7). Labels must have passed ``check_labels``."""
+    result: dict[int, tuple[str, ...]] = {}
+    for batch in batches(uids):
+        try:
+            if replace is not None:
+                result.update(_labels_of(client.set_gmail_labels(batch, list(replace))))
+                continue
+            if add:
+                result.update(_labels_of(client.add_gmail_labels(batch, list(add))))
+            if remove:
+                result.update(_labels_of(client.remove_gmail_labels(batch, list(remove))))
         except imapclient.exceptions.IMAPClientError as exc:
             raise WriteError(str(exc)) from None
     return result

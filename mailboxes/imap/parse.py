@@ -918,7 +918,9 @@ def flag_change(items: Mapping[str, Any]) -> FlagChange | None:
     uid = as_int(items.get("UID"))
     if uid is None or "FLAGS" not in items:
         return None
-    return FlagChange(uid=uid, flags=_flags(items["FLAGS"]), modseq=as_int(items.get("MODSEQ")))
+    labels = _labels(items["X-GM-LABELS"]) if "X-GM-LABELS" in items else None
+    return FlagChange(uid=uid, flags=_flags(items["FLAGS"]), modseq=as_int(items.get("MODSEQ")),
+                      labels=labels)
 
 
 # -- sequence sets ---------------------------------------------------------------------------

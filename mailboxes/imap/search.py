@@ -36,6 +36,8 @@ A few criteria depend on what the server offers (its *capabilities*):
   hold matches nothing (``NOT ALL``) rather than being an error, as an unknown id would.
 * ``gmailRaw``: Gmail's own search syntax as ``X-GM-RAW``; refused on servers without
   X-GM-EXT-1 (it means nothing there).
+* ``labels``: ``{"has": [...], "not": [...]}`` as ``X-GM-LABELS`` (each label in modified
+  UTF-7, as Gmail spells them); refused on servers without X-GM-EXT-1.
 * ``modseq``: ``MODSEQ n`` (RFC 7162: mod-sequence at least n); refused without CONDSTORE.
 
 ``capabilities=None`` (the API's validation, before any server is known) checks the values
@@ -53,6 +55,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 import imapclient
+from imapclient import imap_utf7
 
 from . import fetch, parse, underlying
 
@@ -91,6 +94,8 @@ MAX_NUMBER = 2**32 - 1  # IMAP numbers are unsigned 32-bit
 MAX_MODSEQ = 2**63 - 1  # RFC 7162 mod-sequence-value
 MAX_ID = 256  # emailId / threadId characters (EmailEngine's limit)
 MAX_GMAIL_RAW = 1024  # gmailRaw characters (EmailEngine's limit)
+MAX_LABEL = 225  # a Gmail label's characters
+MAX_LABELS = 50  # labels in one criterion
 MAX_QUOTED = 1000  # longer strings go as literals, keeping the command line short
 LITERAL_MINUS_MAX = 4096  # RFC 7888: the largest non-synchronizing literal under LITERAL-
 
@@ -381,6 +386,36 @@ def _gmail_raw(value: Any, path: str, depth: int, budget: _Budget) -> list[Key]:
     return [["X-GM-RAW", _string(value, path, budget)]]
 
 
+def _labels(value: Any, path: str, depth: int, budget: _Budget) -> list[Key]:
+    """``{"has": [...], "not": [...]}``: has every label of ``has`` and none of ``not``."""
+    if not isinstance(value, Mapping) or not value or set(value) - {"has", "not"}:
+        raise InvalidSearch(path, 'Must be an object with "has" and/or "not" label lists')
+    if not budget.offers("X-GM-EXT-1"):
+        raise MissingExtension(
+            path, "labels are Gmail's (X-GM-LABELS): this server has none (no X-GM-EXT-1 "
+                  "capability); use keyword, or source=index", "X-GM-EXT-1")
+    keys: list[Key] = []
+    for part in ("has", "not"):
+        labels = value.get(part, [])
+        if not isinstance(labels, list) or len(labels) > MAX_LABELS:
+            raise InvalidSearch(_join(path, part), f"Must be a list of at most {MAX_LABELS} "
+                                                   "labels")
+        for number, label in enumerate(labels):
+            here = _join(path, f"{part}.{number}")
+            if not isinstance(label, str) or not label or len(label) > MAX_LABEL:
+                raise InvalidSearch(here, f"Must be a label of 1 to {MAX_LABEL} characters")
+            if "\x00" in label:
+                raise InvalidSearch(here, "Null characters are not allowed")
+            encoded = imap_utf7.encode(label)
+            budget.term(here)
+            budget.spend(here, len(encoded))
+            key: Key = ["X-GM-LABELS", String(encoded)]
+            keys.append(key if part == "has" else ["NOT", *key])
+    if not keys:
+        raise InvalidSearch(path, "Must name at least one label")
+    return keys
+
+
 def _keyword(key: str) -> Callable[..., list[Key]]:
     def compile_keyword(value: Any, path: str, depth: int, budget: _Budget) -> list[Key]:
         try:
@@ -471,6 +506,7 @@ _CRITERIA: dict[str, Callable[[Any, str, int, _Budget], list[Key]]] = {
     "body": _text("BODY"),
     "text": _text("TEXT"),
     "gmailRaw": _gmail_raw,
+    "labels": _labels,
     "or": _or,
     "not": _not,
 }

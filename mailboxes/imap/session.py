@@ -30,7 +30,8 @@ NOTIFY_SET = ("NOTIFY SET (selected (MessageNew MessageExpunge FlagChange)) "
 # Untagged responses that say the selected folder's view changed (imaplib's keys).
 _VIEW_CHANGES = ("EXISTS", "EXPUNGE", "VANISHED")
 
-SPECIAL_USE = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+SPECIAL_USE = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Important", "\\Junk", "\\Sent",
+               "\\Trash")
 # Servers without SPECIAL-USE: recognise the usual English names.
 SPECIAL_USE_NAMES = {
     "sent": "\\Sent", "sent items": "\\Sent", "sent mail": "\\Sent", "sent messages": "\\Sent",
@@ -87,6 +88,8 @@ class ImapSession:
             self.client.enable("CONDSTORE")
         self.selected: str | None = None
         self.writable = False  # the selected folder was opened with SELECT, not EXAMINE
+        # The FETCH items of ``fetch_meta``; X-GM-THRID leaves it if the server refuses it.
+        self.meta_items = fetch.meta_items(self.capabilities)
 
     @property
     def condstore(self) -> bool:
@@ -114,6 +117,28 @@ class ImapSession:
         if queued.pop("LIST", None):
             found.folders_changed = True
         return found
+
+    def fetch_meta(self, uid_set: str) -> list:
+        """``fetch.fetch_meta`` of *uid_set* in the selected folder with this server's items.
+
+        Gmail's X-GM-EXT-1 documents X-GM-THRID, but a server may advertise the capability
+        without it (hoodiecrow-imap, the test suite's Gmail stand-in, answers BAD): then the
+        FETCH is sent again without it, once, and this session leaves it out from then on
+        (threadId is computed from the headers instead, as on any other server)."""
+        try:
+            return fetch.fetch_meta(self.client, uid_set, self.meta_items)
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error:
+            if " X-GM-THRID" not in self.meta_items:
+                raise
+            self.meta_items = self.meta_items.replace(" X-GM-THRID", "")
+            return fetch.fetch_meta(self.client, uid_set, self.meta_items)
+
+    @property
+    def gmail(self) -> bool:
+        """Gmail's IMAP extensions (X-GM-EXT-1: labels, X-GM-MSGID, X-GM-RAW)."""
+        return "X-GM-EXT-1" in self.capabilities
 
     def has(self, capability: str) -> bool:
         return capability.upper() in self.capabilities

@@ -91,8 +91,11 @@ class MessageMeta:
 
 @dataclass(slots=True)
 class FlagChange:
-    """The current flags of one message (and its MODSEQ when the server has CONDSTORE)."""
+    """The current flags of one message (and its MODSEQ when the server has CONDSTORE);
+    ``labels``: its Gmail labels (X-GM-LABELS) when they were fetched too, else ``None``.
+    ``flags`` is ``None`` only for a change of labels alone (the API's label STORE)."""
 
     uid: int
-    flags: tuple[str, ...]
+    flags: tuple[str, ...] | None
     modseq: int | None = None
+    labels: tuple[str, ...] | None = None

@@ -7,9 +7,12 @@
                      │ no
                      ▼
           incremental: new UIDs (≥ synced_uidnext) ─► messageNew
-                       flags (CHANGEDSINCE modseq, else full compare) ─► messageUpdated
+                       flags and Gmail labels (CHANGEDSINCE modseq, else full compare)
+                         ─► messageUpdated
                        expunges (VANISHED, else UID compare) ─► messageDeleted
           then: back-fill older history left by an interrupted first sync
+
+On a Gmail account, which folders' changes raise events is ``mailboxes.sync.gmail``'s rule.
 
 Every step commits through ``mailboxes.sync.index`` with its cursor, so a worker killed
 mid-way resumes from the last batch. Memory stays bounded by the batch size whatever the
@@ -32,7 +35,7 @@ from mailboxes.imap import fetch
 from mailboxes.imap.search import imap_date
 from mailboxes.imap.session import ImapSession, SelectInfo
 from mailboxes.models import Folder
-from mailboxes.sync import index
+from mailboxes.sync import gmail, index
 from mailboxes.sync.moves import MoveTracker
 
 logger = logging.getLogger(__name__)
@@ -66,21 +69,23 @@ def sync_folder(session: ImapSession, folder: Folder,
     if folder.synced_uidnext is None:
         folder = index.start_folder(folder, info)
     else:
-        _incremental(session, folder, info, result, moves)
+        _incremental(session, folder, info, result, moves,
+                     gmail.announcing(folder, session.gmail))
     result.backfilled = _backfill(session, folder, should_stop, backfill_batches)
     _refresh_counters(session, folder, info)
     return result
 
 
 def _incremental(session: ImapSession, folder: Folder, info: SelectInfo,
-                 result: FolderResult, moves: MoveTracker | None) -> None:
-    items = fetch.meta_items(session.capabilities)
+                 result: FolderResult, moves: MoveTracker | None,
+                 announcing: gmail.Announcing) -> None:
     # 1. new messages: everything from the last UIDNEXT we indexed up to now.
     if info.uidnext > folder.synced_uidnext:
         start = folder.synced_uidnext
         for batch in _chunks(_uids_from(session, start), BATCH):
-            metas = fetch.fetch_meta(session.client, _uid_set(batch), items)
-            rows = index.add_messages(folder, metas, notify=True, moves=moves)
+            metas = session.fetch_meta(_uid_set(batch))
+            rows = index.add_messages(folder, metas, notify=True, moves=moves,
+                                      announcing=announcing)
             result.new += len(rows)
         index.update_folder(folder, synced_uidnext=info.uidnext)
     # 2. flag changes and expunges among what we had.
@@ -88,19 +93,21 @@ def _incremental(session: ImapSession, folder: Folder, info: SelectInfo,
         if info.highestmodseq != folder.synced_modseq:
             changes, vanished = fetch.fetch_flags(
                 session.client, f"1:{max(folder.synced_uidnext - 1, 1)}",
-                changedsince=folder.synced_modseq, vanished=session.qresync)
-            result.updated += index.apply_flag_changes(folder, changes)
+                changedsince=folder.synced_modseq, vanished=session.qresync,
+                labels=session.gmail)
+            result.updated += index.apply_flag_changes(folder, changes, announcing=announcing)
             if vanished:
-                result.deleted += index.remove_messages(folder, vanished, moves=moves)
+                result.deleted += index.remove_messages(folder, vanished, moves=moves,
+                                                        announcing=announcing)
         index.update_folder(folder, synced_modseq=info.highestmodseq)
         if not session.qresync:
-            result.deleted += _compare_uids(session, folder, moves)
+            result.deleted += _compare_uids(session, folder, moves, announcing)
     else:
-        result.deleted += _compare_uids(session, folder, moves)
-        result.updated += _compare_flags(session, folder)
+        result.deleted += _compare_uids(session, folder, moves, announcing)
+        result.updated += _compare_flags(session, folder, announcing)
     # Safety net: a count mismatch means an expunge slipped past (e.g. VANISHED lost).
     if session.qresync and _indexed_count(folder) > info.exists:
-        result.deleted += _compare_uids(session, folder, moves)
+        result.deleted += _compare_uids(session, folder, moves, announcing)
 
 
 def _backfill(session: ImapSession, folder: Folder, should_stop: Callable[[], bool],
@@ -112,7 +119,6 @@ def _backfill(session: ImapSession, folder: Folder, should_stop: Callable[[], bo
     thread meanwhile, and every batch still commits with its own cursor."""
     if not folder.backfill_below:
         return 0
-    items = fetch.meta_items(session.capabilities)
     below = folder.backfill_below
     criteria = f"UID 1:{below - 1}"
     sync_from = index.sync_from(folder)
@@ -130,7 +136,7 @@ def _backfill(session: ImapSession, folder: Folder, should_stop: Callable[[], bo
     with _collector_paused(), \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as prefetch:
         def fetch_batch(batch: list[int]):
-            return prefetch.submit(fetch.fetch_meta, session.client, _uid_set(batch), items)
+            return prefetch.submit(session.fetch_meta, _uid_set(batch))
 
         pending = fetch_batch(plan[0]) if plan else None
         for number, batch in enumerate(plan):
@@ -179,31 +185,35 @@ def status_differs(session: ImapSession, folder: Folder) -> bool:
             or status.unseen != folder.unseen)
 
 
-def _compare_uids(session: ImapSession, folder: Folder, moves: MoveTracker | None) -> int:
+def _compare_uids(session: ImapSession, folder: Folder, moves: MoveTracker | None,
+                  announcing: gmail.Announcing = gmail.EVERY_CHANGE) -> int:
     """Expunges without QRESYNC: whatever we index below synced_uidnext the server lacks."""
     on_server = set(fetch.search_uids(session.client, "ALL"))
     gone = [uid for uid in index.indexed_uids(folder)
             if uid not in on_server and uid < (folder.synced_uidnext or 0)]
-    return index.remove_messages(folder, gone, moves=moves) if gone else 0
+    return index.remove_messages(folder, gone, moves=moves, announcing=announcing) \
+        if gone else 0
 
 
-def _compare_flags(session: ImapSession, folder: Folder) -> int:
-    """Flag changes without CONDSTORE: fetch every flag and compare, one UID range at a time
-    (memory stays bounded by the batch, not the folder)."""
+def _compare_flags(session: ImapSession, folder: Folder,
+                   announcing: gmail.Announcing = gmail.EVERY_CHANGE) -> int:
+    """Flag (and Gmail label) changes without CONDSTORE: fetch every flag and compare, one
+    UID range at a time (memory stays bounded by the batch, not the folder)."""
     if not folder.synced_uidnext or folder.synced_uidnext <= 1:
         return 0
     changed = 0
     for low in range(1, folder.synced_uidnext, FLAG_BATCH):
         high = min(low + FLAG_BATCH, folder.synced_uidnext) - 1
-        changes, _ = fetch.fetch_flags(session.client, f"{low}:{high}")
+        changes, _ = fetch.fetch_flags(session.client, f"{low}:{high}", labels=session.gmail)
         changes = [c for c in changes if low <= c.uid <= high]
         if not changes:
             continue
-        stored = index.indexed_flags(folder, low, high)
-        differing = [c for c in changes
-                     if c.uid in stored and set(c.flags) != set(stored[c.uid])]
+        stored = index.indexed_flags(folder, low, high, labels=session.gmail)
+        differing = [c for c in changes if c.uid in stored and (
+            set(c.flags) != set(stored[c.uid][0])
+            or (c.labels is not None and set(c.labels) != set(stored[c.uid][1])))]
         if differing:
-            changed += index.apply_flag_changes(folder, differing)
+            changed += index.apply_flag_changes(folder, differing, announcing=announcing)
     return changed
 
 

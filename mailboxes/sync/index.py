@@ -24,6 +24,7 @@ from mailboxes.imap.session import FolderListing, SelectInfo
 from mailboxes.imap.types import FlagChange, MessageMeta
 from mailboxes.models import Folder, Message
 from mailboxes.sync import threads
+from mailboxes.sync.gmail import EVERY_CHANGE, Announcing
 from mailboxes.sync.moves import Half, MoveTracker, moved_data
 from webhooks import events
 
@@ -162,10 +163,13 @@ def _known_threads(email_account_id: int, metas: Iterable[MessageMeta]) -> dict[
 
 
 def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
-                 cursor: dict | None = None, moves: MoveTracker | None = None) -> list[Message]:
+                 cursor: dict | None = None, moves: MoveTracker | None = None,
+                 announcing: Announcing = EVERY_CHANGE) -> list[Message]:
     """Index new messages (skipping UIDs already indexed) and, with ``notify``, record a
     ``messageNew`` for each (or a ``messageMoved`` when ``moves`` saw it leave another folder
-    in this pass); ``cursor`` fields of the folder advance in the same commit."""
+    in this pass) that ``announcing`` lets speak (Gmail's folder model,
+    ``mailboxes.sync.gmail``); ``cursor`` fields of the folder advance in the same commit."""
+    notify = notify and announcing.folder
     with transaction.atomic():
         uids = [m.uid for m in metas]
         present = set(Message.objects.filter(folder=folder, uid__gte=min(uids, default=0),
@@ -189,6 +193,8 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
             for row in rows:
                 if notify_from and row.internal_date and row.internal_date < notify_from:
                     continue  # EmailEngine's notifyFrom: indexed, but no event
+                if not announcing.speaks(row.labels):
+                    continue  # Gmail: announced from INBOX
                 summary = message_fields.summary(folder, row)
                 here = Half(None, summary["id"], row.uid, folder.path, summary)
                 source = moves.take_left(row.email_id) if moves else None
@@ -259,9 +265,21 @@ def _json_text(value, dumps) -> str | None:
     return dumps(value)
 
 
+def _delta(old: Sequence[str], new: Sequence[str]) -> dict | None:
+    """``{"added", "deleted", "value"}`` of a flag or label list, or None when equal."""
+    before, after = set(old), set(new)
+    if before == after:
+        return None
+    return {"added": sorted(after - before), "deleted": sorted(before - after),
+            "value": list(new)}
+
+
 def apply_flag_changes(folder: Folder, changes: Sequence[FlagChange],
-                       cursor: dict | None = None) -> int:
-    """Store changed flags; one ``messageUpdated`` per message whose flags really differ.
+                       cursor: dict | None = None,
+                       announcing: Announcing = EVERY_CHANGE) -> int:
+    """Store changed flags and (where fetched) Gmail labels; one ``messageUpdated`` per
+    message whose flags or labels really differ (``changes.flags`` / ``changes.labels``),
+    where ``announcing`` lets it speak. Returns how many messages changed.
 
     The rows are updated with one pipelined statement and the events inserted with one more:
     "mark all read" on thousands of messages (through the API, or seen by a sync) is a few
@@ -269,48 +287,62 @@ def apply_flag_changes(folder: Folder, changes: Sequence[FlagChange],
     by_uid = {c.uid: c for c in changes}
     flags_field = Message._meta.get_field("flags")
     updates, recorded = [], []
+    changed = 0
     with transaction.atomic():
         rows = (Message.objects.select_for_update().filter(folder=folder, uid__in=list(by_uid))
-                .order_by("uid").values_list("pk", "uid", "flags", "modseq", "email_id"))
+                .order_by("uid").values_list("pk", "uid", "flags", "labels", "modseq",
+                                             "email_id"))
         account = folder.email_account
-        for pk, uid, flags, modseq, email_id in rows:
+        for pk, uid, flags, labels, modseq, email_id in rows:
             change = by_uid[uid]
-            old, new = set(flags), set(change.flags)
-            if old == new:
+            new_flags = flags if change.flags is None else list(change.flags)
+            flag_delta = _delta(flags, new_flags)
+            new_labels = labels if change.labels is None else list(change.labels)
+            label_delta = _delta(labels, new_labels)
+            if flag_delta is None and label_delta is None:
                 if change.modseq and change.modseq != modseq:
-                    updates.append((flags, change.modseq, pk))
+                    updates.append((flags, labels, change.modseq, pk))
                 continue
-            updates.append((list(change.flags), change.modseq, pk))
+            changed += 1
+            updates.append((new_flags, new_labels, change.modseq, pk))
+            if not announcing.speaks(labels, new_labels):
+                continue  # Gmail: announced from INBOX
             recorded.append((events.MESSAGE_UPDATED, account.account_id, {
                 "id": ids.message_id_for(folder, uid), "uid": uid, "path": folder.path,
                 "emailId": email_id or None,
-                "changes": {"flags": {"added": sorted(new - old), "deleted": sorted(old - new),
-                                      "value": list(change.flags)}},
+                "changes": {name: delta for name, delta in (("flags", flag_delta),
+                                                            ("labels", label_delta)) if delta},
             }, folder.path))
         if updates:
             with connection.cursor() as db:
                 db.executemany(
-                    f"UPDATE {Message._meta.db_table} SET flags = %s, modseq = %s WHERE id = %s",
-                    [(flags_field.get_db_prep_save(flags, connection), modseq, pk)
-                     for flags, modseq, pk in updates])
+                    f"UPDATE {Message._meta.db_table} SET flags = %s, labels = %s, modseq = %s "
+                    "WHERE id = %s",
+                    [(flags_field.get_db_prep_save(flags, connection),
+                      flags_field.get_db_prep_save(labels, connection), modseq, pk)
+                     for flags, labels, modseq, pk in updates])
         events.record_many(account.tenant_id, recorded)
         if cursor:
             update_folder(folder, **cursor)
-    return len(recorded)
+    return changed
 
 
 def remove_messages(folder: Folder, uids: Iterable[int], cursor: dict | None = None,
-                    moves: MoveTracker | None = None) -> int:
+                    moves: MoveTracker | None = None,
+                    announcing: Announcing = EVERY_CHANGE) -> int:
     """Forget expunged messages; one ``messageDeleted`` for each that was indexed (or a
-    ``messageMoved`` when ``moves`` saw it arrive in another folder in this pass)."""
+    ``messageMoved`` when ``moves`` saw it arrive in another folder in this pass) where
+    ``announcing`` lets it speak."""
     uids = list(uids)
     with transaction.atomic():
         # Locked: an API expunge of the same rows (``record_expunge``) waits for this commit
         # and then finds nothing left to announce, and this waits for it likewise.
         rows = list(Message.objects.select_for_update().filter(folder=folder, uid__in=uids)
-                    .order_by("uid").values_list("uid", "email_id", "message_id"))
+                    .order_by("uid").values_list("uid", "email_id", "message_id", "labels"))
         account = folder.email_account
-        for uid, email_id, message_id in rows:
+        for uid, email_id, message_id, labels in rows:
+            if not announcing.speaks(labels):
+                continue  # Gmail: a label folder's copy, or announced from INBOX
             here = Half(None, ids.message_id_for(folder, uid), uid, folder.path)
             destination = moves.take_arrived(email_id) if moves else None
             if destination is not None:
@@ -335,11 +367,16 @@ def indexed_uids(folder: Folder) -> set[int]:
     return set(Message.objects.filter(folder=folder).values_list("uid", flat=True))
 
 
-def indexed_flags(folder: Folder, low: int = 1, high: int | None = None) -> dict[int, list[str]]:
+def indexed_flags(folder: Folder, low: int = 1, high: int | None = None,
+                  labels: bool = False) -> dict[int, tuple[list[str], list[str]]]:
+    """UID -> (flags, labels) of the indexed rows (labels read only with ``labels``)."""
     rows = Message.objects.filter(folder=folder, uid__gte=low)
     if high is not None:
         rows = rows.filter(uid__lte=high)
-    return dict(rows.values_list("uid", "flags"))
+    if not labels:
+        return {uid: (flags, []) for uid, flags in rows.values_list("uid", "flags")}
+    return {uid: (flags, stored) for uid, flags, stored
+            in rows.values_list("uid", "flags", "labels")}
 
 
 # --- the API's own message changes (read-your-writes) ---------------------------------------
@@ -430,7 +467,8 @@ def _record_transfer_events(account, source, destination, row, old_uid, new_uid,
         }, path=source.path)
 
 
-def record_expunge(folder: Folder, uids: Iterable[int]) -> int:
+def record_expunge(folder: Folder, uids: Iterable[int],
+                   announcing: Announcing = EVERY_CHANGE) -> int:
     """Index an expunge the API made: ``messageDeleted`` for each row still indexed.
 
     The rows are locked first: ``remove_messages`` reads them without a lock, so a worker
@@ -441,7 +479,7 @@ def record_expunge(folder: Folder, uids: Iterable[int]) -> int:
     with transaction.atomic():
         list(Message.objects.select_for_update().filter(folder=folder, uid__in=uids)
              .order_by("uid").values_list("pk", flat=True))
-        removed = remove_messages(folder, uids)
+        removed = remove_messages(folder, uids, announcing=announcing)
         if removed:
             _shift_count(folder, -removed)
     return removed

@@ -35,11 +35,17 @@ def ensure_installed() -> None:
 
 
 class Hoodiecrow:
-    """``Hoodiecrow(inbox=[raw, ...]).start()``; ``client()`` logs in; ``stop()``."""
+    """``Hoodiecrow(inbox=[raw, ...]).start()``; ``client()`` logs in; ``stop()``.
 
-    def __init__(self, inbox: list[bytes], flags: dict[int, list[str]] | None = None):
+    ``storage``: the whole folder tree in hoodiecrow's own form instead (INBOX's
+    ``messages``, and ``""``: ``{"separator", "folders"}``, each folder with ``messages``,
+    ``special-use`` and ``folders``); a message is ``{"raw", "flags"}`` and may preset its
+    ``X-GM-MSGID`` and ``X-GM-LABELS`` (hoodiecrow adds the label of the folder it is in)."""
+
+    def __init__(self, inbox: list[bytes] = (), flags: dict[int, list[str]] | None = None,
+                 storage: dict | None = None):
         flags = flags or {}
-        self.storage = {
+        self.storage = storage or {
             "INBOX": {"messages": [{"raw": raw.decode("utf-8"), "flags": flags.get(i, [])}
                                    for i, raw in enumerate(inbox)]},
             "": {"separator": "/", "folders": {"[Gmail]": {"flags": ["\\Noselect"], "folders": {
