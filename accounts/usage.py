@@ -26,16 +26,18 @@ def _day_key(tenant_id: int, day: int) -> str:
     return f"emailapi:calls:{tenant_id}:{day}"
 
 
-def count_call(tenant_id: int, now: float | None = None) -> int:
-    """Count one API call; returns the calls in this minute's window so far (Redis errors
-    propagate: the caller decides)."""
+def count_call(tenant_id: int, api_call: bool = True, now: float | None = None) -> int:
+    """Count one request in this minute's window (and, for an ``api_call``, in today's);
+    returns the window's count so far (Redis errors propagate: the caller decides)."""
     now = time.time() if now is None else now
-    minute, day = _minute_key(tenant_id, int(now) // WINDOW), _day_key(tenant_id, int(now) // DAY)
+    minute = _minute_key(tenant_id, int(now) // WINDOW)
     pipe = get_redis().pipeline()
     pipe.incr(minute)
     pipe.expire(minute, WINDOW * 2)
-    pipe.incr(day)
-    pipe.expire(day, DAY * 2)
+    if api_call:
+        day = _day_key(tenant_id, int(now) // DAY)
+        pipe.incr(day)
+        pipe.expire(day, DAY * 2)
     return pipe.execute()[0]
 
 

@@ -57,7 +57,10 @@ def health_of(subscription: WebhookSubscription, now: datetime | None = None) ->
         retrying=Count("id", filter=Q(state__in=[State.PENDING, State.DELIVERING],
                                       attempts__gt=0)),
         waiting=Count("id", filter=Q(state=State.PENDING, attempts=0)))
-    next_at = rows.filter(state=State.PENDING).aggregate(at=Min("next_attempt_at"))["at"]
+    # A lane's later rows wait behind its head: a retrying head's time is the next attempt.
+    pending = rows.filter(state=State.PENDING)
+    next_at = (pending.filter(attempts__gt=0).aggregate(at=Min("next_attempt_at"))["at"]
+               or pending.aggregate(at=Min("next_attempt_at"))["at"])
     return Health(status=status_of(subscription), next_attempt_at=next_at,
                   failing_since=subscription.failing_since, **counts)
 

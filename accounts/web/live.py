@@ -36,6 +36,7 @@ from accounts.models import EmailAccount, Membership, Tenant, User
 from accounts.web import views
 from accounts.web.tenancy import current_membership, tenant_view
 from emailapi.api.errors import ApiError, json_error_response
+from emailapi.api.throttling import DashboardRateThrottle
 from webhooks.api.stream import StreamView
 from webhooks.models import Event
 from webhooks.stream.hub import in_db_thread
@@ -155,6 +156,7 @@ class LiveStreamView(StreamView):
     """``GET /dashboard/stream``: ``/v1/stream`` for the signed-in session."""
 
     authentication_classes = [SessionCookieAuthentication]
+    throttle_classes = [DashboardRateThrottle]  # not counted as the customer's API calls
 
     def live_body(self, stream, backlog):
         every = SESSION_CHECKS_PER_KEEPALIVE * settings.STREAM_KEEPALIVE

@@ -25,7 +25,7 @@ from accounts.oauth2 import connect, registered_apps
 from accounts.web import invitations, plan_views
 from accounts.web.errors import show_on_form
 from accounts.web.forms import InviteForm, MailboxForm, SettingsForm, TokenForm
-from accounts.web.tenancy import can_write, tenant_view
+from accounts.web.tenancy import tenant_view
 from emailapi.lib.errors import DomainError
 from mailboxes import connection_settings
 from mailboxes.models import Folder, Message

@@ -19,6 +19,10 @@ WINDOW = usage.WINDOW
 
 
 class TenantRateThrottle(BaseThrottle):
+    # Whether a request counts in the tenant's API calls of the day (accounts.usage); the
+    # dashboard's own live stream is limited like the API but is not the customer's use.
+    api_call = True
+
     def allow_request(self, request, view) -> bool:
         tenant = getattr(request.user, "tenant", None)
         if tenant is None:
@@ -27,7 +31,7 @@ class TenantRateThrottle(BaseThrottle):
         # Calls are counted either way (accounts.usage): the dashboard shows them.
         limit = plans.rate_limit(tenant) or settings.EMAILAPI_RATE_LIMIT
         try:
-            count = usage.count_call(tenant.pk)
+            count = usage.count_call(tenant.pk, api_call=self.api_call)
         except Exception as exc:  # noqa: BLE001 - any Redis failure: fail open
             logger.warning("rate limit skipped, Redis unavailable: %s", exc)
             return True
@@ -36,3 +40,9 @@ class TenantRateThrottle(BaseThrottle):
 
     def wait(self) -> float | None:
         return getattr(self, "_wait", None)
+
+
+class DashboardRateThrottle(TenantRateThrottle):
+    """The dashboard's live stream: in the rate limit's window, not in the day's API calls."""
+
+    api_call = False
