@@ -213,6 +213,10 @@ class EmailAccountAdmin(admin.ModelAdmin):
     readonly_fields = ["imap", "smtp", "last_error", "config_version", "state_changed_at",
                        "created_at", "updated_at"]
 
+    def lookup_allowed(self, lookup, value, request=None):
+        # The tenant page links here with its mailboxes (TenantAdmin.mailboxes).
+        return lookup == "tenant__id__exact" or super().lookup_allowed(lookup, value, request)
+
     @admin.display(description="Last error")
     def last_error_text(self, account):
         error = account.last_error or {}

@@ -39,7 +39,11 @@ def test_the_page_shows_usage_a_link_to_the_mailboxes_and_the_actions(operator, 
     plans.start_trial(alice.tenant)
     alice.client.post("/v1/account", account_payload("sales"), format="json")
     page = operator.get(f"/admin/accounts/tenant/{alice.tenant.pk}/change/").content.decode()
-    assert f"/admin/accounts/emailaccount/?tenant__id__exact={alice.tenant.pk}" in page
+    link = f"/admin/accounts/emailaccount/?tenant__id__exact={alice.tenant.pk}"
+    assert link in page
+    mailboxes = operator.get(link)
+    assert mailboxes.status_code == 200
+    assert [a.account_id for a in mailboxes.context["cl"].result_list] == ["sales"]
     assert "1 mailboxes (limit 5)" in page
     assert "Convert to Team" in page
     assert "Extend the trial by 14 days" in page

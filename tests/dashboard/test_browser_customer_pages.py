@@ -69,7 +69,7 @@ def test_mailboxes_errors_messages_and_times(at, seeded, viewport):
     expect(page.get_by_test_id("mailbox-state")).to_have_text("connected")
     expect(page.get_by_test_id("last-error")).to_have_text("none")
     senders = page.get_by_test_id("message-from").all_inner_texts()
-    assert senders[:2] == ["Valentina Jensen", "Valentina Jensen"]
+    assert senders.count("Valentina Jensen") == 2  # the name, not the search column
     assert senders[-1] == "Ósk Dóttir"  # undated, arrived in 2020: last, not first
     expect(page.get_by_test_id("recent-messages").locator("tbody tr").last).to_contain_text(
         "2020-01-02 03:04:00 UTC")
