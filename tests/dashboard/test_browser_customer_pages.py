@@ -34,7 +34,7 @@ def at(browser, web_server):
 
     def open_page(viewport):
         context = browser.new_context(base_url=web_server.url, viewport=viewport)
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(30_000)  # a loaded machine: 8 suites at once
         contexts.append(context)
         return context.new_page()
 
