@@ -17,6 +17,7 @@ from tests.dashboard import tour
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+expect.set_options(timeout=30_000)  # a loaded machine: 8 suites at once
 MOMENT = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
 WIDTHS = pytest.mark.parametrize("viewport", [tour.PHONE, tour.DESKTOP], ids=["390", "1280"])
 
