@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 LOCK   := .ci/requirements.lock
 TEST_WORKERS ?= 2
 
-.PHONY: run test install install-test system-test-deps lock bench clean
+.PHONY: run test install install-test system-test-deps lock bench screenshots clean
 
 run: install
 	$(PY) manage.py migrate --no-input
@@ -64,6 +64,11 @@ lock:
 
 bench: install-test system-test-deps
 	$(PY) bench/run.py
+
+# Every dashboard page at 1280x800 and 390x844 under var/shots/ (tests/dashboard/screenshots.py:
+# real servers, seeded data, Debian's chromium).
+screenshots: install-test system-test-deps
+	$(PY) -m pytest -q -s tests/dashboard/screenshots.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var

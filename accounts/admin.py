@@ -5,11 +5,17 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.http import Http404
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
-from accounts import plans
+from accounts import plans, usage
 from accounts.admin_login import LimitedAdminLoginForm
 from accounts.models import ApiToken, EmailAccount, Invitation, Membership, Tenant, User
+from webhooks.models import Event
 
 # /admin/login/ counts failed sign-ins with /login (accounts.admin_login).
 admin.site.login_form = LimitedAdminLoginForm
@@ -39,8 +45,9 @@ def _convert_action(plan: plans.Plan):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    """Trials and plans go through ``accounts.plans`` (actions), never by editing ``status``
-    by hand: the actions also pause or resume the tenant's mailboxes in the workers.
+    """Trials and plans go through ``accounts.plans`` (actions, in the list and on the
+    tenant's page, and the trial's end, editable while on a trial), never by editing
+    ``status`` by hand: they also pause or resume the tenant's mailboxes in the workers.
     "Mail servers on internal addresses" lets one tenant's mailboxes use IMAP/SMTP hosts on
     internal addresses (``accounts.mail_hosts``), for an on-premise customer."""
 
@@ -49,14 +56,90 @@ class TenantAdmin(admin.ModelAdmin):
     list_filter = ["status", "plan", "mail_allow_private"]
     search_fields = ["name", "slug", "memberships__user__email"]
     readonly_fields = ["status", "plan", "trial_ends_at", "max_mailboxes", "api_rate_limit",
-                       "suspended_reason", "created_at"]
+                       "suspended_reason", "created_at", "usage", "mailboxes"]
     inlines = [MembershipInline]
     actions = ["extend_trial", *[_convert_action(plan) for plan in plans.PLANS.values()],
                "suspend"]
+    change_form_template = "admin/accounts/tenant/change_form.html"
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and plans.on_trial_limits(obj):
+            fields.remove("trial_ends_at")  # saved through plans.set_trial_end
+        return fields
+
+    def save_model(self, request, obj, form, change):
+        moved = change and "trial_ends_at" in form.changed_data and obj.trial_ends_at
+        if moved:
+            ends_at = obj.trial_ends_at
+            obj.trial_ends_at = form.initial.get("trial_ends_at")
+        super().save_model(request, obj, form, change)
+        if moved:
+            plans.set_trial_end(obj, ends_at)
+            self.message_user(request, f"Trial now ends {ends_at:%Y-%m-%d %H:%M} UTC "
+                                       f"({obj.get_status_display()}).", messages.SUCCESS)
 
     @admin.display(description="Mailboxes")
     def mailbox_count(self, tenant):
         return tenant.email_accounts.count()
+
+    @admin.display(description="Usage")
+    def usage(self, tenant):
+        calls = usage.calls(tenant.pk)
+        midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        limit = plans.mailbox_limit(tenant)
+        return format_html(
+            "{} mailboxes (limit {}) · {} API calls today, {} this minute (limit {}/min) · "
+            "{} events today",
+            tenant.email_accounts.count(), limit or "none",
+            "?" if calls is None else calls.today, "?" if calls is None else calls.this_minute,
+            plans.rate_limit(tenant) or "server default",
+            Event.objects.filter(tenant=tenant, created_at__gte=midnight).count())
+
+    @admin.display(description="Mailboxes")
+    def mailboxes(self, tenant):
+        url = reverse("admin:accounts_emailaccount_changelist") + f"?tenant__id__exact={tenant.pk}"
+        return format_html('<a href="{}">{} mailbox(es) of {}</a>', url,
+                           tenant.email_accounts.count(), tenant.name)
+
+    def get_urls(self):
+        return [path("<int:tenant_id>/act/<str:action>/", self.admin_site.admin_view(self.act),
+                     name="accounts_tenant_act"), *super().get_urls()]
+
+    def act(self, request, tenant_id: int, action: str):
+        """The list's actions on one tenant, from buttons on its page."""
+        tenant = Tenant.objects.filter(pk=tenant_id).first()
+        if tenant is None or not self.has_change_permission(request, tenant):
+            raise Http404("No such organization")
+        back = redirect("admin:accounts_tenant_change", tenant.pk)
+        if request.method != "POST":
+            return back
+        if action == "extend_trial":
+            plans.extend_trial(tenant)
+            self.message_user(request, f"Trial extended to {tenant.trial_ends_at:%Y-%m-%d}.",
+                              messages.SUCCESS)
+        elif action.startswith("convert_") and action[8:] in plans.PLANS:
+            plan = plans.PLANS[action[8:]]
+            plans.convert(tenant, plan.name)
+            self.message_user(request, f"Converted to {plan.label}: API and mailboxes resume.",
+                              messages.SUCCESS)
+        elif action == "suspend":
+            form = SuspendForm(request.POST)
+            if not form.is_valid():
+                self.message_user(request, "Give a reason to suspend.", messages.ERROR)
+                return back
+            plans.suspend(tenant, form.cleaned_data["reason"])
+            self.message_user(request, "Suspended: API refused, mailboxes paused, nothing "
+                                       "deleted.", messages.WARNING)
+        else:
+            raise Http404("No such action")
+        return back
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="",
+                           obj=None):
+        context["plans"] = plans.PLANS.values()
+        context["suspend_form"] = SuspendForm()
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.action(description="Extend the trial by 14 days (resumes an expired trial)")
     def extend_trial(self, request, queryset):
@@ -130,7 +213,11 @@ class EmailAccountAdmin(admin.ModelAdmin):
     readonly_fields = ["imap", "smtp", "last_error", "config_version", "state_changed_at",
                        "created_at", "updated_at"]
 
+    def lookup_allowed(self, lookup, value, request=None):
+        # The tenant page links here with its mailboxes (TenantAdmin.mailboxes).
+        return lookup == "tenant__id__exact" or super().lookup_allowed(lookup, value, request)
+
     @admin.display(description="Last error")
     def last_error_text(self, account):
         error = account.last_error or {}
-        return error.get("response") or error.get("error") or ""
+        return error.get("error") or error.get("response") or ""

@@ -83,13 +83,20 @@ def check_api_access(tenant: Tenant) -> None:
         raise TenantSuspended()
 
 
+def on_trial_limits(tenant: Tenant) -> bool:
+    """A trial, running or expired (never converted), has the trial's limits: an expired
+    one keeps them while it is stopped, so what it shows is what it had."""
+    return tenant.status == Tenant.Status.TRIAL or (
+        tenant.status == Tenant.Status.EXPIRED and not tenant.plan)
+
+
 def mailbox_limit(tenant: Tenant) -> int | None:
-    return TRIAL.max_mailboxes if tenant.status == Tenant.Status.TRIAL else tenant.max_mailboxes
+    return TRIAL.max_mailboxes if on_trial_limits(tenant) else tenant.max_mailboxes
 
 
 def rate_limit(tenant: Tenant) -> int | None:
     """Requests per minute for this tenant, or None to use EMAILAPI_RATE_LIMIT."""
-    return TRIAL.api_rate_limit if tenant.status == Tenant.Status.TRIAL else tenant.api_rate_limit
+    return TRIAL.api_rate_limit if on_trial_limits(tenant) else tenant.api_rate_limit
 
 
 def lock_for_new_mailbox(tenant: Tenant) -> None:
@@ -119,6 +126,13 @@ def extend_trial(tenant: Tenant, days: int = TRIAL_DAYS) -> None:
     """Give ``days`` more from now (or from the current end, if later); resumes an expired one."""
     start = max(timezone.now(), tenant.trial_ends_at or timezone.now())
     _change(tenant, status=Tenant.Status.TRIAL, trial_ends_at=start + timedelta(days=days))
+
+
+def set_trial_end(tenant: Tenant, ends_at) -> None:
+    """An operator moves the trial's end (a trial or an expired trial): to the future runs
+    (or resumes) the trial, to the past ends it, pausing its mailboxes."""
+    status = Tenant.Status.TRIAL if ends_at > timezone.now() else Tenant.Status.EXPIRED
+    _change(tenant, status=status, trial_ends_at=ends_at)
 
 
 def convert(tenant: Tenant, plan_name: str) -> None:

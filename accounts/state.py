@@ -138,3 +138,33 @@ def restore(accounts: QuerySet, state: str) -> None:
     (those it still holds); a pause made meanwhile stays."""
     accounts.filter(paused=False).exclude(state=state).update(state=state,
                                                               state_changed_at=timezone.now())
+
+
+# States in which the connection works again: an earlier error is history, not news.
+WORKING = (State.SYNCING, State.CONNECTED)
+
+
+def shown_error(state: str, last_error) -> dict | None:
+    """What a page says about ``last_error`` (``{error, code, time, nextRetry}`` as the
+    worker writes it): the error in words, when it happened and when the next try is, as
+    ``{"error", "code", "time", "nextRetry"}`` (times as datetimes or None); None while the
+    mailbox is working again (``WORKING``) or has no error."""
+    if not last_error or state in WORKING:
+        return None
+    if not isinstance(last_error, dict):
+        return {"error": str(last_error), "code": "", "time": None, "nextRetry": None}
+    return {"error": str(last_error.get("error") or last_error.get("response")
+                         or last_error.get("code") or "Unknown error"),
+            "code": str(last_error.get("code") or ""),
+            "time": _parsed(last_error.get("time")),
+            "nextRetry": None if last_error.get("reauthRequired")
+            else _parsed(last_error.get("nextRetry"))}
+
+
+def _parsed(value) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None

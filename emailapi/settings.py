@@ -325,6 +325,9 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "emailapi <noreply@localhost>")
+# Where the dashboard's "Request this plan" goes (accounts/web/views.py); empty: the operators
+# (active superusers) of this installation.
+EMAILAPI_SALES_EMAIL = env_str("EMAILAPI_SALES_EMAIL", "")
 
 # No SECURE_PROXY_SSL_HEADER: Django would believe X-Forwarded-Proto from anyone. The scheme
 # comes with the request, from a trusted proxy's X-Forwarded-Proto (EMAILAPI_TRUSTED_PROXIES).

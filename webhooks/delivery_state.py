@@ -403,6 +403,18 @@ def retry(delivery: Delivery) -> Delivery:
     return delivery
 
 
+def retry_now(delivery: Delivery) -> bool:
+    """A pending delivery waiting for its next retry is attempted now instead (its attempts
+    and place in the lane stay). False when it is no longer pending."""
+    now = timezone.now()
+    with transaction.atomic():
+        changed = Delivery.objects.filter(pk=delivery.pk, state=State.PENDING).update(
+            next_attempt_at=now, updated_at=now)
+        if changed:
+            transaction.on_commit(_ring)
+    return bool(changed)
+
+
 def _ring() -> None:
     sequencer.ring_recorded()
 

@@ -20,9 +20,10 @@ from functools import lru_cache
 from django.conf import settings
 from django.utils import timezone
 
+from accounts import plans
 from webhooks import engine_format, signing, subscriptions, transport
 from webhooks.models import Delivery, WebhookSubscription
-from webhooks.payloads import event_payload
+from webhooks.payloads import engine_events, engine_payload, event_payload
 
 TEST_EVENT = "test"
 
@@ -131,3 +132,28 @@ def probe_payload(subscription: WebhookSubscription) -> dict:
     return {"id": str(uuid.uuid4()), "seq": None, "event": TEST_EVENT, "account": None,
             "date": timezone.now().isoformat(),
             "data": {"webhook": str(subscription.pk), "message": "Test event from emailapi"}}
+
+
+def send_test(subscription: WebhookSubscription) -> transport.Outcome:
+    """Send the ``test`` event now, signed like a real one. A stopped tenant (expired trial,
+    suspended) is refused (``TrialExpired``, ``TenantSuspended``): its webhooks are stopped
+    too."""
+    plans.check_api_access(subscription.tenant)
+    return send(subscription, probe_payload(subscription))
+
+
+def sent_bodies(subscription: WebhookSubscription, deliveries) -> dict:
+    """The JSON body each delivery sends, by delivery id, for the delivery log: exactly what
+    the receiver gets in our formats; in EmailEngine's, each request's envelope and data
+    without the text, headers and attachment contents read from the mail server at sending
+    time (the log reads no mail)."""
+    out = {}
+    for delivery in deliveries:
+        if subscription.format == "emailengine":
+            payloads = [engine_payload(delivery.event, name, path, data, None, None)
+                        for name, path, data in engine_events(delivery.event)]
+        else:
+            payloads = [event_payload(delivery.event)]
+        out[delivery.pk] = [json.dumps(payload, indent=2, ensure_ascii=False)
+                            for payload in payloads]
+    return out

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import crypto
+from accounts import crypto, plans
 from webhooks.models import Delivery, WebhookSubscription
 
 SECRET_PREFIX = "whsec_"
@@ -66,7 +66,10 @@ def tenant_subscriptions(tenant):
 
 
 def create(tenant, data: dict) -> tuple[WebhookSubscription, str]:
-    """Return the new subscription and its secret (the only time it is shown, with rotation)."""
+    """Return the new subscription and its secret (the only time it is shown, with rotation).
+    A stopped tenant (expired trial, suspended) is refused (``TrialExpired``,
+    ``TenantSuspended``): nothing of it runs, so nothing new is set up either."""
+    plans.check_api_access(tenant)
     subscription = WebhookSubscription(
         tenant=tenant, url=data["url"], events=data["events"], accounts=data.get("accounts") or [],
         enabled=data.get("enabled", True), format=data.get("format") or "emailapi",
@@ -110,6 +113,18 @@ def set_secret(subscription: WebhookSubscription, secret: str) -> None:
     subscription.sealed_secret = _seal(subscription, "secret", secret)
     subscription.updated_at = timezone.now()
     subscription.save(update_fields=["sealed_secret", "updated_at"])
+
+
+def remove_headers(subscription: WebhookSubscription, names: list[str]) -> list[str]:
+    """Stop sending the custom headers ``names`` (any case); returns the names removed."""
+    headers = headers_of(subscription)
+    wanted = {name.lower() for name in names}
+    removed = sorted(name for name in headers if name.lower() in wanted)
+    if removed:
+        _set_headers(subscription, {k: v for k, v in headers.items() if k not in removed})
+        subscription.updated_at = timezone.now()
+        subscription.save(update_fields=["sealed_headers", "updated_at"])
+    return removed
 
 
 def delete(subscription: WebhookSubscription) -> None:

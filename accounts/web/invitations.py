@@ -141,6 +141,11 @@ def has_account(invitation: Invitation) -> bool:
 
 
 def _join(invitation: Invitation, user: User) -> Membership:
+    """Make the membership. Opening the emailed link proves the address, so the user's
+    email counts as confirmed from now on (no "Please confirm your email" banner)."""
+    if user.email_verified_at is None and is_for(invitation, user):
+        user.email_verified_at = timezone.now()
+        user.save(update_fields=["email_verified_at"])
     membership, _ = Membership.objects.get_or_create(
         tenant=invitation.tenant, user=user, defaults={"role": invitation.role})
     invitation.delete()

@@ -31,10 +31,12 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import authentication
 
 from accounts import plans
+from accounts import state as account_state
 from accounts.models import EmailAccount, Membership, Tenant, User
 from accounts.web import views
 from accounts.web.tenancy import current_membership, tenant_view
 from emailapi.api.errors import ApiError, json_error_response
+from emailapi.api.throttling import DashboardRateThrottle
 from webhooks.api.stream import StreamView
 from webhooks.models import Event
 from webhooks.stream.hub import in_db_thread
@@ -68,21 +70,24 @@ def live(request):
         "account_id", "state", "last_error")
     events = Event.objects.filter(tenant=request.tenant).order_by("-created_at")[:15]
     return JsonResponse({
-        "mailboxes": {row["account_id"]: {"state": row["state"],
-                                       "lastError": _error_text(row["last_error"])}
-                      for row in accounts},
+        "mailboxes": {row["account_id"]: _mailbox(row) for row in accounts},
         "eventsToday": views._events_today(request.tenant),
         "events": [{"event": e.event, "account": e.account_id, "path": e.path,
                     "createdAt": e.created_at.isoformat()} for e in events],
     })
 
 
-def _error_text(error) -> str:
-    if not error:
-        return ""
-    if isinstance(error, dict):
-        return str(error.get("response") or error.get("error") or error.get("message") or error)
-    return str(error)
+def _mailbox(row: dict) -> dict:
+    """A mailbox's state and its error as the pages show it (``account_state.shown_error``:
+    nothing once it works again), times in ISO 8601 for app.js to write like the server."""
+    shown = account_state.shown_error(row["state"], row["last_error"])
+
+    def iso(value):
+        return value.isoformat() if value else None
+
+    return {"state": row["state"], "lastError": shown["error"] if shown else "",
+            "lastErrorAt": iso(shown["time"]) if shown else None,
+            "nextRetry": iso(shown["nextRetry"]) if shown else None}
 
 
 @dataclass
@@ -151,6 +156,7 @@ class LiveStreamView(StreamView):
     """``GET /dashboard/stream``: ``/v1/stream`` for the signed-in session."""
 
     authentication_classes = [SessionCookieAuthentication]
+    throttle_classes = [DashboardRateThrottle]  # not counted as the customer's API calls
 
     def live_body(self, stream, backlog):
         every = SESSION_CHECKS_PER_KEEPALIVE * settings.STREAM_KEEPALIVE

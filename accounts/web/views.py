@@ -11,7 +11,8 @@ from datetime import datetime, time
 
 from django.conf import settings
 from django.contrib import messages
-from django.db.models import Count
+from django.db.models import Count, F
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -21,7 +22,7 @@ from accounts import plans, services
 from accounts.errors import AlreadyExists
 from accounts.models import ApiToken, EmailAccount, Invitation, Membership, OAuth2App
 from accounts.oauth2 import connect, registered_apps
-from accounts.web import invitations
+from accounts.web import invitations, plan_views
 from accounts.web.errors import show_on_form
 from accounts.web.forms import InviteForm, MailboxForm, SettingsForm, TokenForm
 from accounts.web.tenancy import tenant_view
@@ -65,9 +66,11 @@ def overview(request):
 
 @tenant_view()
 def mailboxes(request):
-    accounts = EmailAccount.objects.filter(tenant=request.tenant).order_by("created_at", "id")
+    accounts = list(EmailAccount.objects.filter(tenant=request.tenant).order_by("created_at", "id"))
+    limit = plans.mailbox_limit(request.tenant)
     return render(request, "dashboard/mailboxes.html", {
-        "accounts": accounts, "limit": plans.mailbox_limit(request.tenant), "page": "mailboxes",
+        "accounts": accounts, "limit": limit, "page": "mailboxes",
+        "at_limit": limit is not None and len(accounts) >= limit, "stopped": _stopped(request),
         "oauth2_apps": OAuth2App.objects.filter(tenant=request.tenant).order_by("created_at")})
 
 
@@ -122,8 +125,11 @@ def _test_and_register(request, form: MailboxForm) -> None:
 def mailbox_detail(request, account_id: str):
     account = _account_or_404(request, account_id)
     folders = Folder.objects.filter(email_account=account).order_by("path")
+    # Newest first by the message's date, an undated one by its arrival (the API's ``date``),
+    # never NULLs first (PostgreSQL's default for a descending order).
     recent = (Message.objects.filter(email_account=account).select_related("folder")
-              .order_by("-date", "-id")[:20])
+              .annotate(shown_date=Coalesce("date", "internal_date"))
+              .order_by(F("shown_date").desc(nulls_last=True), "-id")[:20])
     return render(request, "dashboard/mailbox_detail.html", {
         "account": account, "folders": folders, "recent": recent, "page": "mailboxes"})
 
@@ -289,5 +295,8 @@ def tenant_settings(request):
     return render(request, "dashboard/settings.html", {
         "form": form, "plans": plans.PLANS.values(), "trial": plans.TRIAL,
         "current_plan": plans.PLANS.get(request.tenant.plan),
-        "limit": plans.mailbox_limit(request.tenant), "rate": plans.rate_limit(request.tenant),
-        "page": "settings"}, status=400 if form.errors else 200)
+        "on_trial_limits": plans.on_trial_limits(request.tenant),
+        "limit": plans.mailbox_limit(request.tenant),
+        "rate": plans.rate_limit(request.tenant) or settings.EMAILAPI_RATE_LIMIT or None,
+        "usage": plan_views.usage_of(request.tenant), "page": "settings"},
+        status=400 if form.errors else 200)

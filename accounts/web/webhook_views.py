@@ -1,10 +1,11 @@
-"""Webhook pages: subscriptions (create, edit, send a test event, delete) and the delivery log
-(payload, the receiver's answer, retry). Thin over ``webhooks.subscriptions``,
-``webhooks.signed_request`` and ``webhooks.delivery_state``, validated by the API's own serializers."""
+"""Webhook pages: subscriptions (create, edit, send a test event, rotate the secret, remove
+custom headers, delete), their health (``webhooks.health``) and the delivery log (the body
+sent, the receiver's answer, retry, retry now). Thin over ``webhooks.subscriptions``,
+``webhooks.signed_request`` and ``webhooks.delivery_state``, validated by the API's own
+serializers. A stopped tenant's refusals come from those services (``TrialExpired``,
+``TenantSuspended``) and are shown as messages."""
 
 from __future__ import annotations
-
-import json
 
 from django import forms
 from django.contrib import messages
@@ -12,9 +13,11 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.web.errors import show_on_form
 from accounts.web.forms import add_api_errors
 from accounts.web.tenancy import tenant_view
-from webhooks import delivery_state, signed_request, subscriptions
+from emailapi.lib.errors import DomainError
+from webhooks import delivery_state, health, signed_request, subscriptions
 from webhooks.api import serializers as api_serializers
 from webhooks.models import Delivery, WebhookSubscription
 
@@ -74,12 +77,19 @@ def _webhook_or_404(request, webhook_id) -> WebhookSubscription:
 def webhooks(request):
     form = WebhookForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        subscription, secret = subscriptions.create(request.tenant, form.payload)
-        request.session["new_webhook_secret"] = secret  # shown once, on the next page only
-        return redirect("web:webhook", webhook_id=subscription.pk)
+        try:
+            subscription, secret = subscriptions.create(request.tenant, form.payload)
+        except DomainError as exc:  # a stopped tenant
+            show_on_form(form, exc)
+        else:
+            request.session["new_webhook_secret"] = secret  # shown once, on the next page only
+            return redirect("web:webhook", webhook_id=subscription.pk)
+    rows = list(subscriptions.tenant_subscriptions(request.tenant))
+    for row in rows:
+        row.health = health.health_of(row)
     return render(request, "dashboard/webhooks.html", {
-        "form": form, "subscriptions": subscriptions.tenant_subscriptions(request.tenant),
-        "page": "webhooks"}, status=400 if form.errors else 200)
+        "form": form, "subscriptions": rows, "page": "webhooks"},
+        status=400 if form.errors else 200)
 
 
 @tenant_view(write=True)
@@ -92,12 +102,16 @@ def webhook_detail(request, webhook_id):
         subscriptions.update(subscription, form.payload)
         messages.success(request, "Webhook saved.")
         return redirect("web:webhook", webhook_id=subscription.pk)
-    log = (Delivery.objects.filter(subscription=subscription).select_related("event")
-           .order_by("-created_at")[:LOG_SIZE])
+    log = list(Delivery.objects.filter(subscription=subscription).select_related("event")
+               .order_by("-created_at")[:LOG_SIZE])
+    bodies = signed_request.sent_bodies(subscription, log)
     for row in log:
-        row.payload = json.dumps(row.event.data, indent=2, sort_keys=True)
+        row.bodies = bodies[row.pk]
     return render(request, "dashboard/webhook_detail.html", {
         "subscription": subscription, "form": form, "log": log,
+        "health": health.health_of(subscription),
+        "unknown_accounts": health.unknown_accounts(subscription),
+        "header_names": subscriptions.header_names(subscription),
         "secret": request.session.pop("new_webhook_secret", None), "page": "webhooks"},
         status=400 if form.errors else 200)
 
@@ -106,12 +120,38 @@ def webhook_detail(request, webhook_id):
 @tenant_view(write=True)
 def webhook_test(request, webhook_id):
     subscription = _webhook_or_404(request, webhook_id)
-    outcome = signed_request.send(subscription, signed_request.probe_payload(subscription))
+    try:
+        outcome = signed_request.send_test(subscription)
+    except DomainError as exc:  # a stopped tenant
+        messages.error(request, exc.message)
+        return redirect("web:webhook", webhook_id=subscription.pk)
     if outcome.ok:
         messages.success(request, f"Test event delivered: HTTP {outcome.status_code} in "
                                   f"{outcome.duration_ms} ms.")
     else:
         messages.error(request, f"Test event failed: {outcome.error}")
+    return redirect("web:webhook", webhook_id=subscription.pk)
+
+
+@require_POST
+@tenant_view(write=True)
+def webhook_rotate_secret(request, webhook_id):
+    """A new signing secret, shown once; the old one stops signing at the next attempt."""
+    subscription = _webhook_or_404(request, webhook_id)
+    request.session["new_webhook_secret"] = subscriptions.rotate_secret(subscription)
+    messages.success(request, "New signing secret made: update your receiver with it.")
+    return redirect("web:webhook", webhook_id=subscription.pk)
+
+
+@require_POST
+@tenant_view(write=True)
+def webhook_remove_headers(request, webhook_id):
+    subscription = _webhook_or_404(request, webhook_id)
+    removed = subscriptions.remove_headers(subscription, request.POST.getlist("header"))
+    if removed:
+        messages.success(request, f"No longer sent: {', '.join(removed)}.")
+    else:
+        messages.error(request, "Choose the headers to remove.")
     return redirect("web:webhook", webhook_id=subscription.pk)
 
 
@@ -127,10 +167,17 @@ def webhook_delete(request, webhook_id):
 @require_POST
 @tenant_view(write=True)
 def delivery_retry(request, webhook_id, delivery_id):
+    """Failed: send it again (a new round of attempts). Pending: its next attempt now."""
     subscription = _webhook_or_404(request, webhook_id)
     row = Delivery.objects.filter(subscription=subscription, pk=delivery_id).first()
     if row is None:
         raise Http404("No such delivery")
-    delivery_state.retry(row)
-    messages.success(request, "Delivery queued again.")
+    if row.state == Delivery.State.PENDING:
+        if delivery_state.retry_now(row):
+            messages.success(request, "Delivery attempted again now.")
+        else:
+            messages.error(request, "This delivery is no longer waiting.")
+    else:
+        delivery_state.retry(row)
+        messages.success(request, "Delivery queued again.")
     return redirect("web:webhook", webhook_id=subscription.pk)

@@ -124,13 +124,16 @@ def describe(exc: HTTPError) -> str:
     if isinstance(exc, urllib3.exceptions.ReadTimeoutError) or isinstance(
             reason, urllib3.exceptions.ReadTimeoutError):
         return "Timed out waiting for the answer"
+    # Before ConnectTimeoutError: in urllib3 2.x NewConnectionError (refused, unreachable)
+    # subclasses it, so a refused connection would read "Timed out connecting".
+    if isinstance(exc, urllib3.exceptions.NewConnectionError) or isinstance(
+            reason, urllib3.exceptions.NewConnectionError):
+        return "Connection refused or unreachable"
     if isinstance(exc, urllib3.exceptions.ConnectTimeoutError) or isinstance(
             reason, urllib3.exceptions.ConnectTimeoutError):
         return "Timed out connecting"
     if isinstance(exc, urllib3.exceptions.SSLError):
         return f"TLS error: {getattr(_ssl_cause(exc), 'reason', None) or 'handshake failed'}"
-    if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        return "Connection refused or unreachable"
     if isinstance(exc, urllib3.exceptions.ProtocolError):
         cause = exc.args[1] if len(exc.args) > 1 else None
         if isinstance(cause, http.client.BadStatusLine) and not isinstance(

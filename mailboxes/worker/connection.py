@@ -27,6 +27,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 import imapclient
 from django.conf import settings
@@ -94,6 +95,12 @@ def auth_backoff() -> Schedule:
     human, and retrying them quickly may get the account locked by the provider."""
     return Schedule(base=float(settings.IMAP_AUTH_RETRY_DELAY),
                     cap=float(settings.IMAP_AUTH_RETRY_MAX_DELAY), jitter=JITTER)
+
+
+def _retry_at(delay: float) -> str:
+    """When the retry after ``delay`` seconds happens, for ``lastError.nextRetry`` (the
+    dashboard shows it)."""
+    return (timezone.now() + timedelta(seconds=delay)).isoformat().replace("+00:00", "Z")
 
 
 def store_backoff() -> Schedule:
@@ -496,28 +503,32 @@ class AccountConnection:
         account = self.account
         streak_starts = account.auth_failing_since is None
         self.health = FAILING
+        self.failures += 1
+        delay = auth_backoff().delay(self.failures)
         self._record(
             State.AUTHENTICATION_ERROR,
-            error={"error": describe(exc), "code": exc.code, "serverResponse": exc.server_response},
+            error={"error": describe(exc), "code": exc.code, "serverResponse": exc.server_response,
+                   "nextRetry": _retry_at(delay)},
             auth_failing_since=account.auth_failing_since or timezone.now(),
             event=events.AUTHENTICATION_ERROR if streak_starts else None,
             event_data={"response": describe(exc), "serverResponseCode": "AUTHENTICATIONFAILED"},
         )
-        self.failures += 1
-        return Retry(time.monotonic() + auth_backoff().delay(self.failures))
+        return Retry(time.monotonic() + delay)
 
     def _connect_failed(self, exc: imap.ImapError):
         account = self.account
         streak_starts = account.connect_failing_since is None
         self.health = FAILING
+        self.failures += 1
+        delay = connect_backoff().delay(self.failures)
         self._record(
-            State.CONNECT_ERROR, error={"error": describe(exc), "code": exc.code},
+            State.CONNECT_ERROR,
+            error={"error": describe(exc), "code": exc.code, "nextRetry": _retry_at(delay)},
             connect_failing_since=account.connect_failing_since or timezone.now(),
             event=events.CONNECT_ERROR if streak_starts else None,
             event_data={"response": describe(exc), "serverResponseCode": exc.code},
         )
-        self.failures += 1
-        return Retry(time.monotonic() + connect_backoff().delay(self.failures))
+        return Retry(time.monotonic() + delay)
 
     def _store_down(self, exc: Exception):
         """The database or Redis failed before there was a session to keep: try the connect
@@ -561,14 +572,15 @@ class AccountConnection:
         self._close_client()
         if self._should_stop():
             return Closed()
+        delay = lost_backoff().delay(self.failures)
         if self.account is not None:
             try:
                 self._set_state(State.DISCONNECTED,
-                                error={"error": describe(exc),
-                                       "code": "ConnectionLost"})
+                                error={"error": describe(exc), "code": "ConnectionLost",
+                                       "nextRetry": _retry_at(delay)})
             except Exception:  # noqa: BLE001 - the database may be what failed
                 logger.exception("account %s: could not record state", self.account_pk)
-        return Retry(time.monotonic() + lost_backoff().delay(self.failures))
+        return Retry(time.monotonic() + delay)
 
     def _finish_close(self):
         if self.client is not None:

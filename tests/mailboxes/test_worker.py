@@ -165,6 +165,8 @@ def test_wrong_password_reports_once_and_a_fix_reconnects(alice, mail_user, driv
     assert state_of(account) == "authenticationError"
     row = EmailAccount.objects.get(pk=account.pk)
     assert row.last_error["code"] == "AuthenticationFailed"
+    # When the next try is, for the dashboard: after the failure (auth retries wait minutes).
+    assert row.last_error["nextRetry"] > row.last_error["time"]
     services.request_reconnect(row)  # a second failed try in the same streak
     worker.until(lambda: len(connects) == 2 and not slot.busy)
     assert state_of(account) == "authenticationError"

@@ -135,7 +135,7 @@ class WebhookTestView(WebhookScopedView):
     )
     def post(self, request, webhook):
         subscription = self.get_webhook(webhook)
-        outcome = signed_request.send(subscription, signed_request.probe_payload(subscription))
+        outcome = signed_request.send_test(subscription)
         body = {"statusCode": outcome.status_code, "duration": outcome.duration_ms}
         if outcome.error:
             body["error"] = outcome.error

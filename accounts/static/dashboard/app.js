@@ -27,6 +27,39 @@
 
   function text(node, value) { if (node && node.textContent !== value) node.textContent = value; }
 
+  // The one way a moment is written, as the server writes it (templatetags ``when``):
+  // "2026-12-03 07:34:21 UTC".
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function when(iso) {
+    var d = new Date(iso);
+    return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " +
+      pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds()) + " UTC";
+  }
+  function timeNode(iso) {
+    var node = document.createElement("time");
+    node.setAttribute("datetime", iso);
+    node.textContent = when(iso);
+    return node;
+  }
+  function span(className, children) {
+    var node = document.createElement("span");
+    node.className = className;
+    children.forEach(function (c) { node.append(c); });
+    return node;
+  }
+
+  // A mailbox's last error, built like templates/dashboard/_last_error.html.
+  function showError(node, info) {
+    var key = [info.lastError, info.lastErrorAt, info.nextRetry].join("|");
+    if (node.getAttribute("data-shown") === key) return;
+    node.setAttribute("data-shown", key);
+    if (!info.lastError) { node.replaceChildren(node.getAttribute("data-none") || ""); return; }
+    var parts = [span("error", [info.lastError])];
+    if (info.lastErrorAt) parts.push(" ", span("muted", ["at ", timeNode(info.lastErrorAt)]));
+    if (info.nextRetry) parts.push(" ", span("muted", ["· next try ", timeNode(info.nextRetry)]));
+    node.replaceChildren.apply(node, parts);
+  }
+
   function apply(data) {
     Object.keys(data.mailboxes).forEach(function (account) {
       var info = data.mailboxes[account];
@@ -36,7 +69,7 @@
         node.className = "state state-" + info.state;
       });
       document.querySelectorAll("[data-live-error]").forEach(function (node) {
-        if (node.getAttribute("data-live-error") === account) text(node, info.lastError || "");
+        if (node.getAttribute("data-live-error") === account) showError(node, info);
       });
     });
     text(document.querySelector("[data-live=events-today]"), String(data.eventsToday));
@@ -44,8 +77,12 @@
     if (body && data.events.length) {
       body.replaceChildren.apply(body, data.events.map(function (e) {
         var row = document.createElement("tr");
-        [new Date(e.createdAt).toLocaleTimeString(), e.event, e.account, e.path].forEach(function (v) {
-          var cell = document.createElement("td"); cell.textContent = v; row.appendChild(cell);
+        [["Time", timeNode(e.createdAt)], ["Event", e.event], ["Mailbox", e.account],
+         ["Folder", e.path]].forEach(function (pair) {
+          var cell = document.createElement("td");
+          cell.setAttribute("data-label", pair[0]);
+          cell.append(pair[1] || "");
+          row.appendChild(cell);
         });
         return row;
       }));
