@@ -265,7 +265,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.api.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.api.permissions.HasTokenScope"],
     "DEFAULT_THROTTLE_CLASSES": ["emailapi.api.throttling.TenantRateThrottle"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["emailapi.api.renderers.FastJSONRenderer"],  # DRF's, by orjson
     "DEFAULT_PARSER_CLASSES": ["emailapi.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "emailapi.api.errors.exception_handler",

@@ -42,7 +42,8 @@ def start() -> threading.Thread | None:
     database is pooled (PostgreSQL)."""
     global _started
     patience = settings.DB_POOL_WATCHDOG
-    if patience <= 0 or settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    # Django's PostgreSQL backend or ours (emailapi.lib.postgres): pooled.
+    if patience <= 0 or "postgres" not in settings.DATABASES["default"]["ENGINE"]:
         return None
     with _lock:
         if _started:

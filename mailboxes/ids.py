@@ -60,7 +60,28 @@ def message_id_for(folder, uid: int) -> str:
 
 
 def _tag(key: bytes, account_pk: int, body: bytes) -> bytes:
-    return hmac.new(key, struct.pack(">Q", account_pk) + body, hashlib.sha256).digest()[:TAG_BYTES]
+    """HMAC-SHA256 of the account and ``body``, cut to ``TAG_BYTES``. Computed from the key's
+    two padded SHA-256 states, hashed once (``_pads``) and copied per tag: the same digest as
+    ``hmac.new``, without its per-call key setup (four times dearer, and every listed message
+    has two or more ids)."""
+    inner, outer = _pads(key)
+    inner, outer = inner.copy(), outer.copy()
+    inner.update(struct.pack(">Q", account_pk) + body)
+    outer.update(inner.digest())
+    return outer.digest()[:TAG_BYTES]
+
+
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+@functools.lru_cache(maxsize=4)
+def _pads(key: bytes):
+    """RFC 2104's inner and outer hash states of ``key`` (SHA-256: 64-byte blocks)."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
 
 
 def _b64(raw: bytes) -> str:

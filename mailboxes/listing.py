@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timezone
 from types import SimpleNamespace
 
+import orjson
 from django.db import connection, models
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
@@ -245,6 +246,15 @@ def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, st
         return cursor.fetchall()
 
 
+def _json_loads(text: str):
+    """``json.loads``, by orjson (several JSON columns a row): what orjson refuses and the
+    standard library reads (integers beyond 64 bits, lone surrogates) is read by the latter."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def row_of(values: tuple) -> SimpleNamespace:
     """Column values as the attributes ``message_fields.summary`` reads (JSON arrives as text
     from a raw cursor; SQLite gives dates as text or as naive datetimes, both in UTC, and
@@ -252,7 +262,7 @@ def row_of(values: tuple) -> SimpleNamespace:
     row = dict(zip(message_fields.COLUMNS, values, strict=True))
     for name in _JSON:
         if isinstance(row[name], str):
-            row[name] = json.loads(row[name])
+            row[name] = _json_loads(row[name])
     for name in _DATES:
         value = parse_datetime(row[name]) if isinstance(row[name], str) else row[name]
         row[name] = value.replace(tzinfo=timezone.utc) if value and not value.tzinfo else value

@@ -9,7 +9,6 @@ without ``Content-Length`` (chunked) are capped while they arrive by
 
 from __future__ import annotations
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.middleware.security import SecurityMiddleware
 
@@ -48,22 +47,21 @@ class ApiMiddleware:
     ``MiddlewareMixin`` classes that, under ASGI, each hop to a worker thread and back for
     their hooks: about ten thread switches, 2-3 ms, per API request. The API needs none of
     them (DRF authenticates tokens itself and its views are CSRF-exempt); it needs the Host
-    check, the body limit and the security headers, done here in the event loop, so that the
-    only thread switch left is the one into the (sync) view.
+    check, the body limit and the security headers, done here. The API handler runs this
+    chain in sync mode, on the request's thread together with the view, so that the only
+    thread switch of a request is the one into it (a middleware added to ``API_MIDDLEWARE``
+    should be sync-capable too, or Django adapts it with a switch of its own).
     """
 
-    sync_capable = False
-    async_capable = True
+    sync_capable = True
+    async_capable = False
 
     def __init__(self, get_response):
-        if not iscoroutinefunction(get_response):
-            raise TypeError("ApiMiddleware runs only under ASGI")
         self.get_response = get_response
         self.body_limit = BodySizeLimitMiddleware(get_response)
         self.security = SecurityMiddleware(get_response)
-        markcoroutinefunction(self)
 
-    async def __call__(self, request):
+    def __call__(self, request):
         # ALLOWED_HOSTS, as CommonMiddleware enforces it on the site: DisallowedHost goes to
         # Django's handler400 (emailapi.handlers.bad_request: 400 InvalidHost), before a view
         # that builds a URL on the host could fail on it.
@@ -71,10 +69,10 @@ class ApiMiddleware:
         redirect = self.security.process_request(request)
         if redirect is not None:
             return redirect
-        response = await self.get_response(request)
+        response = self.get_response(request)
         return self.security.process_response(request, response)
 
-    async def process_view(self, request, view_func, view_args, view_kwargs):
+    def process_view(self, request, view_func, view_args, view_kwargs):
         """The body was already spooled by Django's ASGI handler (and capped while it arrived
         by ``asgi_limits.body_limit``), so measuring it blocks nothing."""
         return self.body_limit.process_view(request, view_func, view_args, view_kwargs)

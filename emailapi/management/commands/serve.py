@@ -17,6 +17,20 @@ from django.db import connection
 from emailapi.lib.redis import get_redis
 from emailapi.process_group import Child, Supervisor
 
+# A web process serves a request on one core at a time (Python), so one per core pays: on 2
+# cores two processes serve about twice the requests of one (bench/read_api.py). More than a
+# few would each hold a database pool (EMAILAPI_DB_POOL_SIZE connections) for little gain
+# next to the workers on the same machine: the default stops at this many.
+MAX_DEFAULT_WEB_PROCESSES = 4
+
+
+def default_web_processes() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_DEFAULT_WEB_PROCESSES))
+
 
 class Command(BaseCommand):
     help = "Run the ASGI web server and the background workers as one supervised group."
@@ -27,8 +41,10 @@ class Command(BaseCommand):
         parser.add_argument("--no-workers", action="store_true",
                             help="Start only the web server")
         parser.add_argument("--web-processes", type=int,
-                            default=int(os.environ.get("EMAILAPI_WEB_PROCESSES", "1")),
-                            help="daphne processes sharing the port (one per core pays)")
+                            default=int(os.environ.get("EMAILAPI_WEB_PROCESSES", "0") or 0)
+                            or default_web_processes(),
+                            help="daphne processes sharing the port (default: one per core "
+                                 f"this process may use, at most {MAX_DEFAULT_WEB_PROCESSES})")
 
     def handle(self, *args, host, port, no_workers, web_processes, **options):
         self.preflight()
