@@ -254,6 +254,11 @@ class _PhasedIMAP4(_GreetingKept, imaplib.IMAP4):
         self._phases.arm(self.sock)
         return super().send(data)
 
+    def _log(self, line):
+        """imaplib keeps the repr of the last ten lines sent or read on every connection, for
+        its own debugging (a LOGIN with its password among them): a couple of KB per idle
+        account in a worker, and a repr of every line of a long FETCH. Kept nowhere here."""
+
 
 class _PhasedClient(imapclient.IMAPClient):
     def __init__(self, settings: ImapSettings, phases: _Phases):
