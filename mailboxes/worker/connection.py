@@ -230,6 +230,9 @@ class AccountConnection:
         finally:
             connections.close_all()
         self.health, self.answered = PROVEN, True
+        # The tenant row was only needed to open the connection (its address policy); not
+        # kept for the session's life (read again if ever needed).
+        EmailAccount.tenant.field.delete_cached_value(account)
         self.login_recorded = False
         self.connected_at = time.monotonic()
         return Connected()
