@@ -98,13 +98,15 @@ def worker_env(args) -> dict[str, str]:
 
 
 class Worker:
-    def __init__(self, env: dict[str, str], worker_id: str, log_dir: str):
+    def __init__(self, env: dict[str, str], worker_id: str, log_dir: str,
+                 extra: tuple[str, ...] = ()):
         self.worker_id = worker_id
         self.log_path = os.path.join(log_dir, f"{worker_id}.log")
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "imapworker", "--worker-id", worker_id], cwd=ROOT,
+            [sys.executable, "manage.py", "imapworker", "--worker-id", worker_id, *extra],
+            cwd=ROOT,
             env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True)
 
@@ -141,12 +143,14 @@ class Worker:
 
 
 def _register_slice(tenant_pk: int, users, start: int, prefix: str) -> None:
+    import django
+
+    django.setup()  # a spawned child: the environment names the database
     from django.db import connections, transaction
 
     from accounts import services
     from accounts.models import Tenant
 
-    connections.close_all()
     tenant = Tenant.objects.get(pk=tenant_pk)
     with transaction.atomic():
         for index, user in enumerate(users, start):
@@ -158,8 +162,8 @@ def _register_slice(tenant_pk: int, users, start: int, prefix: str) -> None:
 
 
 def register_all(users, prefix: str = "scale", processes: int = 4) -> object:
-    """N accounts in one tenant, registered by ``processes`` forked children (one
-    transaction each)."""
+    """N accounts in one tenant, registered by ``processes`` children (one transaction
+    each; spawned, not forked: the parent's pooled database connections stay its own)."""
     import multiprocessing
 
     from django.db import connections
@@ -169,7 +173,7 @@ def register_all(users, prefix: str = "scale", processes: int = 4) -> object:
     tenant = services.create_tenant("Bench scale")
     connections.close_all()
     size = -(-len(users) // processes)
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")
     children = [context.Process(target=_register_slice,
                                 args=(tenant.pk, users[i:i + size], i, prefix))
                 for i in range(0, len(users), size)]
@@ -310,10 +314,36 @@ def floor_child(users_file: str, threads: int) -> None:
     os._exit(0)
 
 
+class Floor(threading.Thread):
+    """``run_floor`` in the background (it only needs memory figures, not a quiet machine)."""
+
+    def __init__(self, users_file: str, count: int, settle: float):
+        super().__init__(daemon=True)
+        self.args = (users_file, count, settle)
+        self.result: dict | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = run_floor(*self.args)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            self.error = exc
+
+    def figures(self) -> dict:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
 def run_floor(users_file: str, count: int, settle: float, threads: int = 16) -> dict:
+    # One malloc arena, as a single-threaded process has: the threads only save time (one
+    # connection after another takes longer than the rest of the run on a loaded machine),
+    # and per-thread arenas would add their own slack to the floor.
     child = subprocess.Popen(
         [sys.executable, __file__, "--floor-child", users_file, "--floor-threads",
-         str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+         str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "MALLOC_ARENA_MAX": "1"})
     try:
         if child.stdout.readline().strip() != "ready":
             raise RuntimeError("the floor process failed to start")
@@ -347,12 +377,11 @@ def run_single(args, server, users, workdir) -> dict:
     with open(users_file, "w", encoding="utf-8") as fh:
         json.dump({"host": server.host, "port": server.imap_port,
                    "users": [[u.username, u.password] for u in users]}, fh)
+    floor = None
     if not args.no_baseline:
-        out["floor"] = run_floor(users_file, n, args.settle)
-        print(f"floor: bare STARTTLS IDLE {out['floor']['per_conn_kib']:.1f} KiB/connection, "
-              f"connected in {out['floor']['connect_s']:.0f} s (16 threads)", flush=True)
-        out["dovecot_floor"] = dovecot_usage(server)
-        time.sleep(2.0)
+        # Measured while the accounts are registered and indexed (only its memory counts).
+        floor = Floor(users_file, n, args.settle)
+        floor.start()
     env_extra = worker_env(args)
     workers: list[Worker] = []
     with _engine.throwaway_database(f"bench_engine_{os.getpid()}", REDIS_DB) as env:
@@ -372,7 +401,9 @@ def run_single(args, server, users, workdir) -> dict:
 
             # First index, by --seed-workers workers at once (it is not what is measured);
             # they listen before the accounts exist, so each claims its share as they come.
-            seeders = [Worker(env, f"scale-seed{i}", workdir) for i in range(args.seed_workers)]
+            seeders = [Worker(env, f"scale-seed{i}", workdir,
+                              ("--pool-size", str(args.seed_pool_size)))
+                       for i in range(args.seed_workers)]
             workers += seeders
             wait_subscribers(len(seeders))
             started = time.perf_counter()
@@ -385,9 +416,19 @@ def run_single(args, server, users, workdir) -> dict:
                   f"registration, by {args.seed_workers} workers", flush=True)
             for seeder in seeders:
                 seeder.stop()
+            if floor is not None:
+                out["floor"] = floor.figures()
+                print(f"floor: bare STARTTLS IDLE {out['floor']['per_conn_kib']:.1f} "
+                      f"KiB/connection, connected in {out['floor']['connect_s']:.0f} s "
+                      f"(16 threads)", flush=True)
 
             since = timezone.now()
-            worker = Worker(env, "scale-restart", workdir)
+            extra = ()
+            if args.pool_size:
+                extra += ("--pool-size", str(args.pool_size))
+            if args.connect_threads:
+                extra += ("--connect-threads", str(args.connect_threads))
+            worker = Worker(env, "scale-restart", workdir, extra)
             workers.append(worker)
             out["restart_s"] = wait_connected(n, [worker], since=since, clock=worker.started,
                                               label="one worker, restart")
@@ -428,7 +469,9 @@ def report_single(args, out, inotify_warnings: int) -> None:
     print()
     print(f"== {n} idling accounts, one worker, STARTTLS; load average at the end "
           f"{os.getloadavg()[0]:.1f} (2 cores, shared)")
-    print(f"worker settings: {' '.join(f'{k}={v}' for k, v in worker_env(args).items())}")
+    print(f"worker settings: {' '.join(f'{k}={v}' for k, v in worker_env(args).items())}; "
+          f"measured worker --pool-size {args.pool_size or 'default'} --connect-threads "
+          f"{args.connect_threads or 'default'}")
     floor = out.get("floor")
     per = (out["after_kib"] - out["empty_kib"]) / n
     print(f"{'memory':<58}{'MiB':>8}{'KiB/acct':>10}")
@@ -449,13 +492,11 @@ def report_single(args, out, inotify_warnings: int) -> None:
     dv = out["dovecot"]
     print(f"Dovecot: {dv['rss_kib'] / 1024:.0f} MiB RSS in {dv['processes']} processes "
           f"({dv['imap_processes']} imap processes: sessions not hibernated)"
-          + (f"; with the floor's N sessions: {out['dovecot_floor']['rss_kib'] / 1024:.0f} "
-             f"MiB, {out['dovecot_floor']['imap_processes']} imap"
-             if "dovecot_floor" in out else ""))
+          )
     print()
     print(f"{'connect':<58}{'s':>8}{'acct/s':>10}")
     if floor:
-        print(f"{'floor: bare, 16 threads (connect+TLS+login+EXAMINE+IDLE)':<58}"
+        print(f"{'floor: bare, 16 threads, during the indexing':<58}"
               f"{floor['connect_s']:>8.0f}{n / floor['connect_s']:>10.0f}")
     print(f"{'first index by ' + str(args.seed_workers) + ' workers (not a goal)':<58}"
           f"{out['first_s']:>8.0f}{n / out['first_s']:>10.0f}")
@@ -658,6 +699,11 @@ def main() -> None:
     parser.add_argument("--seed-workers", type=int, default=4,
                         help="single: workers that index the new accounts before the measured "
                              "worker starts")
+    parser.add_argument("--seed-pool-size", type=int, default=16)
+    parser.add_argument("--pool-size", type=int, default=None,
+                        help="single: the measured worker's --pool-size (default: the setting)")
+    parser.add_argument("--connect-threads", type=int, default=None,
+                        help="single: the measured worker's --connect-threads")
     parser.add_argument("--floor-child", metavar="USERS_FILE", help=argparse.SUPPRESS)
     parser.add_argument("--floor-threads", type=int, default=16, help=argparse.SUPPRESS)
     args = parser.parse_args()
