@@ -66,6 +66,8 @@ from mailboxes.worker.leases import Leases
 
 logger = logging.getLogger(__name__)
 State = EmailAccount.State
+# The loop looks at every held account for due timers at most this often (seconds).
+DUE_SCAN_INTERVAL = 0.05
 
 
 class Slot:
@@ -128,6 +130,10 @@ class ImapWorker:
         self.wave_taken = 0
         self.wave_started = 0.0
         self.started_at = time.monotonic()
+        # run_due's look at every slot: not before _scan_after; when the next timer is due.
+        self._scan_after = 0.0
+        self._scanned = False
+        self._next_due = 0.0
 
     # --- main loop ------------------------------------------------------------------------
 
@@ -454,8 +460,17 @@ class ImapWorker:
 
     def run_due(self) -> bool:
         """Start what is due: timer steps on the pool (at most ``max_timer_steps`` at once),
-        connects within the connect budget (best-known accounts first)."""
+        connects within the connect budget (best-known accounts first).
+
+        A look at every slot costs milliseconds at 10,000 accounts, and the loop turns once per
+        finished step (dozens a second while a worker connects them all): the slots are
+        looked at most every ``DUE_SCAN_INTERVAL``, and what this look found (when the next
+        timer is due) serves ``_next_timer`` until the next look."""
         now = time.monotonic()
+        if now < self._scan_after:
+            self._scanned = False
+            return False
+        self._scan_after, self._scanned = now + DUE_SCAN_INTERVAL, True
         did = False
         connects = []
         for pk, slot in list(self.slots.items()):
@@ -469,19 +484,28 @@ class ImapWorker:
         for pk in self.connects.choose(connects):
             self._submit(pk, "connect")
             did = True
+        self._next_due = now + self._timer_wait(now)
         return did
 
-    def _next_timer(self) -> float:
-        now = time.monotonic()
+    def _timer_wait(self, now: float) -> float:
         pool_full = self.timer_steps >= self.max_timer_steps
         connects_full = len(self.connects.in_flight) >= self.connects.threads
         times = [s.wake_at for s in self.slots.values() if not s.busy and s.wake_at is not None
                  and not (pool_full if s.next_step != "connect" else connects_full)]
         if any(t <= now for t in times):
-            # Due but held back (the suspect lane, a stalled endpoint): look again shortly;
-            # a finishing step wakes the loop sooner.
+            # Due but held back (the suspect lane, a stalled endpoint, the pace): look again
+            # shortly; a finishing step wakes the loop sooner.
             return 0.2
         return max(0.0, min(times) - now) if times else 0.5
+
+    def _next_timer(self) -> float:
+        """Seconds the loop may wait for its timers: what the last look at the slots found;
+        if this turn did not look (a look moments ago), at most until the next look may be
+        taken (finished steps may have made something due meanwhile)."""
+        now = time.monotonic()
+        if self._scanned:
+            return max(0.0, self._next_due - now)
+        return max(0.0, min(self._next_due, self._scan_after) - now)
 
     def _readable(self, pk: int) -> None:
         slot = self.slots.get(pk)
