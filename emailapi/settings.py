@@ -186,15 +186,22 @@ IMAP_LOGIN_TIMEOUT = env_int("EMAILAPI_IMAP_LOGIN_TIMEOUT", 15, minimum=1)
 # A worker that dies stops renewing its leases; others take its accounts within TTL + one tick.
 IMAP_LEASE_TTL = env_int("EMAILAPI_LEASE_TTL", 20, minimum=3)
 IMAP_CLAIM_INTERVAL = env_int("EMAILAPI_CLAIM_INTERVAL", 2, minimum=1)
-IMAP_MAX_ACCOUNTS = env_int("EMAILAPI_MAX_ACCOUNTS_PER_WORKER", 5000, minimum=1)
+IMAP_MAX_ACCOUNTS = env_int("EMAILAPI_MAX_ACCOUNTS_PER_WORKER", 10000, minimum=1)
 IMAP_POOL_SIZE = env_int("EMAILAPI_IMAP_POOL_SIZE", 8, minimum=1)
 # Threads per worker that only open connections (TCP, TLS, greeting, login), apart from the
 # pool: a hung server holds one of these for its phase timeouts, never a sync thread.
 IMAP_CONNECT_THREADS = env_int("EMAILAPI_IMAP_CONNECT_THREADS", 16, minimum=1)
+# Connects a worker starts per second to one mail server (host:port), so that a worker starting
+# with thousands of accounts does not stampede it; 0: as fast as the connect threads go.
+IMAP_CONNECTS_PER_SECOND = env_int("EMAILAPI_IMAP_CONNECTS_PER_SECOND", 50, minimum=0)
 # IDLE is re-issued before the 30-minute limit servers may enforce (RFC 2177).
 IMAP_IDLE_RENEW = env_int("EMAILAPI_IDLE_RENEW", 25 * 60, minimum=1)
 # Folders other than the watched one are checked with STATUS this often (seconds).
 IMAP_POLL_INTERVAL = env_int("EMAILAPI_POLL_INTERVAL", 60, minimum=1)
+# Ask servers that offer it for NOTIFY (RFC 5465: changes in every folder wake the IDLE).
+# Off: only the watched folder wakes IDLE and the poll finds the rest; Dovecot can then hand
+# idle sessions to imap-hibernate (~26 KB each instead of ~780 KB: it cannot with NOTIFY on).
+IMAP_NOTIFY = env_bool("EMAILAPI_IMAP_NOTIFY", True)
 # With NOTIFY the poll only backs it up: it runs this many times less often.
 IMAP_NOTIFY_POLL_FACTOR = env_int("EMAILAPI_NOTIFY_POLL_FACTOR", 5, minimum=1)
 # Seconds before reconnecting: each wait doubles from the first value up to the MAX one and is

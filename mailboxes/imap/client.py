@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import imaplib
 import io
+import re
 import socket
 import ssl
 import threading
@@ -134,6 +135,7 @@ def connect(settings: ImapSettings) -> imapclient.IMAPClient:
         phases.start("login")
         _login(client, settings)
         phases.end()
+        phases.settings = None  # the password is not kept for the connection's life
         client.socket().settimeout(settings.timeout)
     except BaseException:
         _close_quietly(client)
@@ -212,6 +214,11 @@ class _GreetingKept(imaplib.IMAP4):
             raise
 
 
+_TAG_PREFIX = b"EAPI"
+_TAG_PATTERN = re.compile(br"(?P<tag>" + _TAG_PREFIX + br"\d+) (?P<type>[A-Z]+) (?P<data>.*)",
+                          re.ASCII)
+
+
 class _PhasedIMAP4(_GreetingKept, imaplib.IMAP4):
     """imaplib's client with a deadline per phase: TCP connect, then (``secure``) the TLS
     handshake, then the greeting (and the CAPABILITY imaplib asks for with it)."""
@@ -222,6 +229,11 @@ class _PhasedIMAP4(_GreetingKept, imaplib.IMAP4):
         self._context = context
         self._file = None
         super().__init__(host, port, timeout=phases.settings.phase_timeout("connect"))
+        # imaplib draws a random tag prefix per connection and compiles a pattern for it: a
+        # regex object per connection, kilobytes each in a worker holding thousands. Tags only
+        # need to be unique within a connection, so every connection shares one (from its
+        # second command on: the greeting's CAPABILITY is answered by now).
+        self.tagpre, self.tagre = _TAG_PREFIX, _TAG_PATTERN
 
     def _create_socket(self, timeout):
         self._phases.start("connect")
@@ -253,6 +265,11 @@ class _PhasedIMAP4(_GreetingKept, imaplib.IMAP4):
     def send(self, data):
         self._phases.arm(self.sock)
         return super().send(data)
+
+    def _log(self, line):
+        """imaplib keeps the repr of the last ten lines sent or read on every connection, for
+        its own debugging (a LOGIN with its password among them): a couple of KB per idle
+        account in a worker, and a repr of every line of a long FETCH. Kept nowhere here."""
 
 
 class _PhasedClient(imapclient.IMAPClient):

@@ -79,7 +79,11 @@ def _str(value) -> str:
 class ImapSession:
     def __init__(self, client: imapclient.IMAPClient):
         self.client = client
-        self.capabilities = {_str(c).upper() for c in client.capabilities()}
+        # Shared between all sessions to servers with the same capabilities (a worker holds
+        # thousands of sessions, mostly to a few servers).
+        self.capabilities = underlying.shared_names(
+            frozenset(_str(c).upper() for c in client.capabilities()))
+        underlying.share_capabilities(client)
         self.qresync = False
         if "QRESYNC" in self.capabilities:
             self.client.enable("QRESYNC")

@@ -54,3 +54,28 @@ def reusable(client: imapclient.IMAPClient) -> bool:
         return False
     return not getattr(imap, "tagged_commands", None) or all(
         value is not None for value in imap.tagged_commands.values())
+
+
+_SHARED: dict = {}
+
+
+def _shared(value):
+    """One object for every equal ``value`` (tuples and frozensets of capability names)."""
+    return _SHARED.setdefault(value, value)
+
+
+def share_capabilities(client: imapclient.IMAPClient) -> None:
+    """Make the capability lists imapclient and imaplib keep per connection (some forty names
+    from a server like Dovecot, a few KB a connection) one shared object for every connection
+    to servers that announce the same ones: a worker holds thousands of them."""
+    cached = getattr(client, "_cached_capabilities", None)
+    if isinstance(cached, tuple):
+        client._cached_capabilities = _shared(tuple(_shared(c) for c in cached))
+    imap = client._imap
+    if isinstance(getattr(imap, "capabilities", None), tuple):
+        imap.capabilities = _shared(tuple(_shared(c) for c in imap.capabilities))
+
+
+def shared_names(names: frozenset[str]) -> frozenset[str]:
+    """``names`` as the one shared frozenset of its value."""
+    return _shared(frozenset(_shared(n) for n in names))

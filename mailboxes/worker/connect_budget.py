@@ -16,7 +16,13 @@ thread for seconds and never a sync thread. Within that budget:
   most a quarter of the threads, so accounts on broken servers never take them all;
 - **stalled servers wait**: while two connects to one server have been waiting longer than
   ``STALL_AFTER``, no further connect to it starts (the ones in flight find out whether it
-  is slow or gone), so a server that hangs later costs two threads, not all of them.
+  is slow or gone), so a server that hangs later costs two threads, not all of them;
+- **paced per server**: at most ``IMAP_CONNECTS_PER_SECOND`` connects start per second to one
+  server (host:port), with a burst of one second's worth (a token bucket per server; 0 turns
+  pacing off). A worker starting with 10,000 accounts on one server opens them over a few
+  minutes instead of all at once, which a server (and its login processes, its auth backend,
+  its per-IP limits) takes as an attack; the worker logs how long it took until every account
+  it took was connected (``mailboxes.worker.imap_worker``).
 """
 
 from __future__ import annotations
@@ -44,9 +50,31 @@ class _InFlight:
     unproven: bool
 
 
+class _Pace:
+    """A token bucket: ``rate`` connects a second, at most ``rate`` (and at least one) saved up."""
+
+    __slots__ = ("rate", "burst", "tokens", "at")
+
+    def __init__(self, rate: float, now: float):
+        self.rate = rate
+        self.burst = max(1.0, rate)
+        self.tokens = self.burst
+        self.at = now
+
+    def available(self, now: float) -> int:
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        return int(self.tokens)
+
+    def take(self) -> None:
+        self.tokens -= 1
+
+
 class ConnectBudget:
-    def __init__(self, threads: int):
+    def __init__(self, threads: int, per_second: float = 0.0):
         self.threads = threads
+        self.per_second = per_second
+        self._paces: dict[Endpoint, _Pace] = {}
         self.suspect_lane = max(1, threads // 4)
         self.unproven_lane = max(1, threads // 2)
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="imap-connect")
@@ -66,11 +94,17 @@ class ConnectBudget:
         stalled = Counter(f.endpoint for f in flights
                           if f.endpoint is not None and now - f.started > STALL_AFTER)
         chosen = []
+        paced: dict[Endpoint, int] = {}  # connects each server may still start now
         for pk, health, _, endpoint in sorted(due, key=lambda d: (self._rank(d[1], d[3]), d[2])):
             if len(chosen) >= free:
                 break
             if endpoint is not None and stalled[endpoint] >= STALLED_PER_SERVER:
                 continue
+            if self.per_second > 0:
+                if endpoint not in paced:
+                    paced[endpoint] = self._pace(endpoint, now).available(now)
+                if paced[endpoint] <= 0:
+                    continue
             suspect = self._rank(health, endpoint) >= FAILING
             fresh = endpoint not in self.answers
             if (suspect and suspects >= self.suspect_lane) or \
@@ -78,8 +112,17 @@ class ConnectBudget:
                 continue
             suspects += suspect
             unproven += fresh
+            if self.per_second > 0:
+                paced[endpoint] -= 1
+                self._paces[endpoint].take()
             chosen.append(pk)
         return chosen
+
+    def _pace(self, endpoint: Endpoint, now: float) -> _Pace:
+        pace = self._paces.get(endpoint)
+        if pace is None:
+            pace = self._paces[endpoint] = _Pace(self.per_second, now)
+        return pace
 
     def _rank(self, health: int, endpoint: Endpoint) -> int:
         return FAILING if self.answers.get(endpoint) is False else health

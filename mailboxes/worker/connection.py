@@ -147,6 +147,14 @@ def endpoint_of(imap_settings: dict | None) -> tuple[str, int] | None:
 
 
 class AccountConnection:
+    # 10,000 of these live in one worker: no per-instance dict (``__dict__`` stays for tests
+    # that wrap a method on one instance; it is only made when used).
+    __slots__ = ("account_pk", "stop_flag", "worker_id", "health", "endpoint", "client",
+                 "session", "account", "state", "config_version", "failures", "store_failures",
+                 "parked", "answered", "idling", "login_recorded", "connected_at", "idle_since",
+                 "idle_wake_at", "news_at_idle", "last_poll", "watched", "dropping", "notifying",
+                 "backfill_pending", "__dict__")
+
     def __init__(self, account_pk: int, stop_flag, worker_id: str | None = None,
                  health: int = UNKNOWN, endpoint: tuple[str, int] | None = None):
         self.account_pk = account_pk
@@ -229,6 +237,9 @@ class AccountConnection:
         finally:
             connections.close_all()
         self.health, self.answered = PROVEN, True
+        # The tenant row was only needed to open the connection (its address policy); not
+        # kept for the session's life (read again if ever needed).
+        EmailAccount.tenant.field.delete_cached_value(account)
         self.login_recorded = False
         self.connected_at = time.monotonic()
         return Connected()
@@ -372,9 +383,10 @@ class AccountConnection:
 
     def _ask_for_notifications(self) -> None:
         """NOTIFY (RFC 5465) where offered: other folders' changes then wake IDLE too. A
-        server that refuses it leaves us on the periodic STATUS poll alone."""
+        server that refuses it, or a worker told not to ask (``IMAP_NOTIFY``: Dovecot cannot
+        hibernate a session with NOTIFY), leaves us on the periodic STATUS poll alone."""
         self.notifying = False
-        if self.session.notify:
+        if self.session.notify and settings.IMAP_NOTIFY:
             try:
                 self.session.notify_set()
                 self.notifying = True

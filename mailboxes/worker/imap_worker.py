@@ -46,7 +46,7 @@ from accounts import state as account_state
 from accounts.announcements import account_changes_channel
 from accounts.models import EmailAccount
 from emailapi.lib.redis import get_redis
-from mailboxes.worker import holders
+from mailboxes.worker import holders, memory
 from mailboxes.worker.connect_budget import ConnectBudget
 from mailboxes.worker.connection import (
     CRASHED_STEP_RETRY,
@@ -66,10 +66,15 @@ from mailboxes.worker.leases import Leases
 
 logger = logging.getLogger(__name__)
 State = EmailAccount.State
+# The loop looks at every held account for due timers at most this often (seconds).
+DUE_SCAN_INTERVAL = 0.05
 
 
 class Slot:
     """The worker loop's bookkeeping of one held account."""
+
+    __slots__ = ("conn", "busy", "registered", "wake_at", "next_step", "release_after_close",
+                 "pause_state", "timer_step", "sync_asked", "awaited")
 
     def __init__(self, conn: AccountConnection):
         self.conn = conn
@@ -81,6 +86,7 @@ class Slot:
         self.pause_state: str | None = None
         self.timer_step = False  # the running step was started by a timer
         self.sync_asked = False  # PUT .../sync: poll every folder as soon as idle
+        self.awaited = True  # taken, not idling yet: counted in the worker's connect wave
 
 
 class ImapWorker:
@@ -90,7 +96,8 @@ class ImapWorker:
         self.max_accounts = max_accounts or settings.IMAP_MAX_ACCOUNTS
         self.stop = threading.Event()
         self.leases = Leases(get_redis(), self.worker_id, settings.IMAP_LEASE_TTL)
-        self.connects = ConnectBudget(connect_threads or settings.IMAP_CONNECT_THREADS)
+        self.connects = ConnectBudget(connect_threads or settings.IMAP_CONNECT_THREADS,
+                                      settings.IMAP_CONNECTS_PER_SECOND)
         size = pool_size or settings.IMAP_POOL_SIZE
         # Timer work (connects, polls, IDLE renewals, history slices) may fill all but two
         # pool threads: a mailbox that just said "new mail" never queues behind a thousand
@@ -118,6 +125,15 @@ class ImapWorker:
         self.next_sweep = 0.0
         self._down: dict[str, float] = {}  # "database"/"Redis" -> unreachable since
         self._pubsub_thread: threading.Thread | None = None
+        # The connect wave: accounts taken and not idling yet, since when (logged once all are).
+        self.wave_waiting = 0
+        self.wave_taken = 0
+        self.wave_started = 0.0
+        self.started_at = time.monotonic()
+        # run_due's look at every slot: not before _scan_after; when the next timer is due.
+        self._scan_after = 0.0
+        self._scanned = False
+        self._next_due = 0.0
 
     # --- main loop ------------------------------------------------------------------------
 
@@ -239,10 +255,29 @@ class ImapWorker:
                     self.leases.release(pk)
                 except Exception:  # noqa: BLE001 - it expires by itself
                     pass
+        if known and not self.wave_waiting:
+            self.wave_started, self.wave_taken = time.monotonic(), 0
+        self.wave_waiting += len(known)
+        self.wave_taken += len(known)
         for pk, (imap, initialized, failing) in known.items():
             health = FAILING if failing else PROVEN if initialized else UNKNOWN
             self.slots[pk] = Slot(AccountConnection(pk, self.stop, self.worker_id, health,
                                                     endpoint_of(imap)))
+
+    def _arrived(self, slot: Slot) -> None:
+        """A taken account is idling (or gone): once every account of the wave is, log how long
+        they took, from the first take and from the worker's start."""
+        if not slot.awaited:
+            return
+        slot.awaited = False
+        self.wave_waiting -= 1
+        if not self.wave_waiting:
+            memory.trim()  # the connect storm's buffers, freed by now
+            now = time.monotonic()
+            logger.info("imapworker %s: %d accounts taken are connected (or given up) %.1f s "
+                        "after the first was taken, %.1f s after the worker started",
+                        self.worker_id, self.wave_taken, now - self.wave_started,
+                        now - self.started_at)
 
     def _beat(self) -> None:
         """Renew our heartbeat row. After a gap longer than it lasts, others may have written
@@ -410,6 +445,7 @@ class ImapWorker:
             elif isinstance(outcome, Connected):
                 slot.wake_at, slot.next_step = time.monotonic(), "sync"
             elif isinstance(outcome, Idle):
+                self._arrived(slot)
                 slot.registered = outcome.sock
                 self.selector.register(outcome.sock, selectors.EVENT_READ, pk)
                 slot.wake_at, slot.next_step = outcome.wake_at, outcome.step
@@ -424,8 +460,17 @@ class ImapWorker:
 
     def run_due(self) -> bool:
         """Start what is due: timer steps on the pool (at most ``max_timer_steps`` at once),
-        connects within the connect budget (best-known accounts first)."""
+        connects within the connect budget (best-known accounts first).
+
+        A look at every slot costs milliseconds at 10,000 accounts, and the loop turns once per
+        finished step (dozens a second while a worker connects them all): the slots are
+        looked at most every ``DUE_SCAN_INTERVAL``, and what this look found (when the next
+        timer is due) serves ``_next_timer`` until the next look."""
         now = time.monotonic()
+        if now < self._scan_after:
+            self._scanned = False
+            return False
+        self._scan_after, self._scanned = now + DUE_SCAN_INTERVAL, True
         did = False
         connects = []
         for pk, slot in list(self.slots.items()):
@@ -439,19 +484,28 @@ class ImapWorker:
         for pk in self.connects.choose(connects):
             self._submit(pk, "connect")
             did = True
+        self._next_due = now + self._timer_wait(now)
         return did
 
-    def _next_timer(self) -> float:
-        now = time.monotonic()
+    def _timer_wait(self, now: float) -> float:
         pool_full = self.timer_steps >= self.max_timer_steps
         connects_full = len(self.connects.in_flight) >= self.connects.threads
         times = [s.wake_at for s in self.slots.values() if not s.busy and s.wake_at is not None
                  and not (pool_full if s.next_step != "connect" else connects_full)]
         if any(t <= now for t in times):
-            # Due but held back (the suspect lane, a stalled endpoint): look again shortly;
-            # a finishing step wakes the loop sooner.
+            # Due but held back (the suspect lane, a stalled endpoint, the pace): look again
+            # shortly; a finishing step wakes the loop sooner.
             return 0.2
         return max(0.0, min(times) - now) if times else 0.5
+
+    def _next_timer(self) -> float:
+        """Seconds the loop may wait for its timers: what the last look at the slots found;
+        if this turn did not look (a look moments ago), at most until the next look may be
+        taken (finished steps may have made something due meanwhile)."""
+        now = time.monotonic()
+        if self._scanned:
+            return max(0.0, self._next_due - now)
+        return max(0.0, min(self._next_due, self._scan_after) - now)
 
     def _readable(self, pk: int) -> None:
         slot = self.slots.get(pk)
@@ -498,6 +552,7 @@ class ImapWorker:
         """The account is logged out: record it, give it up, then forget it (in that order:
         an account this worker no longer lists is one it no longer holds)."""
         self._unregister(slot)
+        self._arrived(slot)
         if slot.pause_state and slot.conn.account is not None:
             try:
                 account_state.set_state(slot.conn.account, slot.pause_state)

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand
 from django.db import connection
 
 from emailapi.lib import dbpool
+from mailboxes.worker import memory
 from mailboxes.worker.imap_worker import ImapWorker
 
 
@@ -29,6 +30,7 @@ class Command(BaseCommand):
             connection.settings_dict.setdefault("OPTIONS", {})["application_name"] = "imapworker"
             dbpool.set_wait(dbpool.STORE_WAIT)
         _raise_open_files_limit()
+        memory.limit_arenas()  # before the worker's threads start
         worker = ImapWorker(worker_id=worker_id, max_accounts=max_accounts, pool_size=pool_size,
                             connect_threads=connect_threads)
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,0 +1,132 @@
+"""What lets one worker hold 10,000 accounts: connects paced per server (a worker starting
+with thousands of accounts does not stampede its server), NOTIFY that can be turned off (so
+Dovecot can hibernate idle sessions), and per-connection state kept small (capability lists
+shared between connections, no imaplib line log). The figures are ``bench/worker_scale.py``'s.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mailboxes.imap import underlying
+from mailboxes.imap.session import ImapSession
+from mailboxes.worker import connect_budget
+from mailboxes.worker.connect_budget import ConnectBudget
+from mailboxes.worker.connection import PROVEN
+from tests.mailboxes.helpers import DrivenWorker, open_session, register
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = Clock()
+    monkeypatch.setattr(connect_budget.time, "monotonic", fake)
+    return fake
+
+
+def due(count: int, endpoint, first_pk: int = 1):
+    return [(pk, PROVEN, 0.0, endpoint) for pk in range(first_pk, first_pk + count)]
+
+
+def start(budget: ConnectBudget, chosen, endpoint) -> None:
+    for pk in chosen:
+        budget.started(pk, endpoint, PROVEN)
+        budget.finished(pk, answered=True)
+
+
+def test_connects_to_one_server_start_at_the_rate_set(clock):
+    budget = ConnectBudget(threads=16, per_second=3)
+    a, b = ("a.example", 993), ("b.example", 993)
+    budget.answers.update({a: True, b: True})  # servers that answered before
+    first = budget.choose(due(10, a) + due(10, b, first_pk=100))
+    assert sorted(pk < 100 for pk in first) == [False] * 3 + [True] * 3  # three per server
+    start(budget, first, None)
+    assert budget.choose(due(7, a, first_pk=50)) == []  # none left this second
+    clock.now += 1.0
+    assert len(budget.choose(due(7, a, first_pk=50))) == 3
+
+
+def test_unused_seconds_save_up_at_most_one_second_of_connects(clock):
+    budget = ConnectBudget(threads=64, per_second=4)
+    server = ("a.example", 993)
+    budget.answers[server] = True
+    clock.now += 60.0
+    assert len(budget.choose(due(40, server))) == 4
+
+
+def test_no_pacing_when_the_rate_is_zero(clock):
+    budget = ConnectBudget(threads=16, per_second=0)
+    budget.answers[("a.example", 993)] = True
+    assert len(budget.choose(due(40, ("a.example", 993)))) == 16
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fast_worker_settings")
+def test_a_worker_paces_the_connects_of_the_accounts_it_takes(alice, dovecot, settings,
+                                                              monkeypatch):
+    settings.IMAP_LEASE_TTL = 60
+    settings.IMAP_CONNECTS_PER_SECOND = 2
+    accounts = [register(alice.tenant, dovecot.add_user(), f"box{i}") for i in range(6)]
+    worker = DrivenWorker()
+    started: list[float] = []
+    original = worker.connects.started
+
+    def note(pk, endpoint, health):
+        started.append(connect_budget.time.monotonic())
+        return original(pk, endpoint, health)
+
+    monkeypatch.setattr(worker.connects, "started", note)
+    try:
+        worker.claim()
+        worker.until(lambda: all(worker.idle(a.pk) for a in accounts), timeout=60)
+        assert worker.wave_waiting == 0  # the wave is over (and logged)
+    finally:
+        worker.shutdown()
+    # Two at once (one second's worth), then two a second: the sixth is two seconds later.
+    assert started[5] - started[0] >= 1.9
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fast_worker_settings")
+@pytest.mark.parametrize("notify", [True, False])
+def test_notify_is_asked_for_only_when_the_setting_allows(alice, mail_user, settings, notify):
+    settings.IMAP_LEASE_TTL = 60
+    settings.IMAP_NOTIFY = notify
+    account = register(alice.tenant, mail_user)
+    worker = DrivenWorker()
+    try:
+        worker.claim()
+        worker.until(lambda: worker.idle(account.pk))
+        assert worker.slots[account.pk].conn.notifying is notify
+    finally:
+        worker.shutdown()
+
+
+@pytest.mark.django_db
+def test_sessions_to_one_server_share_their_capability_lists(alice, dovecot):
+    first = open_session(register(alice.tenant, dovecot.add_user(), "one"))
+    second = open_session(register(alice.tenant, dovecot.add_user(), "two"))
+    try:
+        assert first.capabilities is second.capabilities
+        assert first.client.capabilities() is second.client.capabilities()
+        assert "IDLE" in first.capabilities
+    finally:
+        first.client.logout()
+        second.client.logout()
+
+
+@pytest.mark.django_db
+def test_a_connection_keeps_no_log_of_its_lines(alice, mail_user):
+    session: ImapSession = open_session(register(alice.tenant, mail_user))
+    try:
+        session.select("INBOX")
+        assert not getattr(underlying.connection(session.client), "_cmd_log", None)
+    finally:
+        session.client.logout()
