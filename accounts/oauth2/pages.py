@@ -29,7 +29,7 @@ from accounts.oauth2 import connect, discovery, links
 from emailapi.api.errors import status_of
 from emailapi.lib.errors import DomainError
 from mailboxes import connection_settings
-from mailboxes.verify import verify
+from mailboxes.verify import in_words, verify
 
 logger = logging.getLogger(__name__)
 PROVIDER_NAMES = {"gmail": "Google", "outlook": "Microsoft", "yahoo": "Yahoo",
@@ -152,8 +152,7 @@ def _password_submit(request, payload: dict, context: dict):
                     timeout=settings.EMAILAPI_VERIFY_TIMEOUT)
     for kind in ("imap", "smtp"):  # each failure next to the server it is about
         if kind in result and not result[kind].get("success"):
-            form.add_error(f"{kind}_host", f"{kind.upper()}: "
-                                           f"{result[kind].get('error') or 'no details'}")
+            form.add_error(f"{kind}_host", f"{kind.upper()}: {in_words(result[kind])}")
     if form.errors:
         return render(request, "connect/password.html", context, status=400)
     try:

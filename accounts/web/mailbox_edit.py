@@ -23,7 +23,7 @@ from accounts.web.mailbox_forms import MailboxEditForm
 from accounts.web.tenancy import tenant_view
 from emailapi.lib.errors import DomainError
 from mailboxes import connection_settings, listing
-from mailboxes.verify import verify
+from mailboxes.verify import in_words, verify
 
 
 @tenant_view(write=True)
@@ -71,8 +71,7 @@ def _test(request, account: EmailAccount, form: MailboxEditForm, payload: dict) 
     for name, field in (("imap", "imap_host"), ("smtp", "smtp_host")):
         result = results.get(name)
         if result and not result.get("success"):
-            form.add_error(field, f"Connection test failed: "
-                                  f"{result.get('error') or 'no details'}")
+            form.add_error(field, f"Connection test failed: {in_words(result)}")
 
 
 def _effective(account: EmailAccount, section: str, change: dict | None) -> dict:

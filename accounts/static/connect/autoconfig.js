@@ -33,14 +33,17 @@
 
   function fill(found) {
     form.setAttribute("data-autoconfig-done", found.email);  // for tests
-    if (!found.imap) { if (note) note.textContent = ""; return; }
+    if (!found.imap) { if (note) { note.textContent = ""; note.hidden = true; } return; }
     inputs.forEach(function (input) {
       var v = value(found, input.getAttribute("data-autoconfig"));
       if (v == null || typed[input.name]) return;
       if (input.type === "checkbox") input.checked = !!v; else input.value = String(v);
     });
-    if (note) note.textContent = "Servers filled in for " + found.email.split("@")[1] +
-      ": check them before connecting.";
+    if (note) {
+      note.textContent = "Servers filled in for " + found.email.split("@")[1] +
+        ": check them before connecting.";
+      note.hidden = false;
+    }
   }
 
   function ask() {
