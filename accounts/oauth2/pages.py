@@ -37,8 +37,8 @@ PROVIDER_NAMES = {"gmail": "Google", "outlook": "Microsoft", "yahoo": "Yahoo",
 
 
 class PasswordForm(forms.Form):
-    """The end user's mailbox: what they typed is kept when anything fails (the password
-    too, so a failed connection test can be retried without typing it again)."""
+    """The end user's mailbox: what they typed is kept when anything fails, except the
+    password, which is never written into a page."""
 
     email = forms.EmailField(label="Email address", max_length=320, widget=forms.EmailInput(
         attrs={"autocomplete": "email", "data-autoconfig": "email"}))
@@ -47,7 +47,7 @@ class PasswordForm(forms.Form):
                            widget=forms.TextInput(attrs={"autocomplete": "username"}))
     password = forms.CharField(label="Password", max_length=1024, strip=False,
                                widget=forms.PasswordInput(
-                                   render_value=True, attrs={"autocomplete": "current-password"}),
+                                   attrs={"autocomplete": "current-password"}),
                                help_text="Stored encrypted; some providers want an app "
                                          "password here.")
     imap_host = forms.RegexField(label="IMAP server", regex=r"^[A-Za-z0-9.\-:\[\]_]{1,255}$",

@@ -188,6 +188,7 @@ def test_a_hosted_link_is_made_copied_opened_keeps_input_and_prefills_servers(
     expect(end_user.get_by_label("IMAP server")).to_have_value(mail_user.host)
     expect(end_user.get_by_label("IMAP port")).to_have_value(str(mail_user.imap_port))
     expect(end_user.get_by_label("Username")).to_have_value(mail_user.username)
+    expect(end_user.get_by_label("Password")).to_have_value("")  # never written into a page
     fits_both_widths(end_user, "hosted-password-errors")
     assert not EmailAccount.objects.filter(account_id="enduser").exists()
 
