@@ -199,3 +199,42 @@ def test_a_hosted_link_is_made_copied_opened_keeps_input_and_prefills_servers(
     account = EmailAccount.objects.get(tenant=alice.tenant, account_id="enduser")
     assert account.email == "someone@fastmail.com"
     assert get_credential(account, "imap.pass") == mail_user.password
+
+
+def test_a_mailbox_whose_sign_in_failed_gets_a_reauthentication_link_its_owner_uses(
+        new_page, web_server, synced, server_passwords, mail_user):
+    EmailAccount.objects.filter(pk=synced.account.pk).update(
+        email=mail_user.username, state="authenticationError")
+    page = new_page()
+    sign_in(page, synced.account.tenant)
+    page.goto("/dashboard/mailboxes/box")
+    expect(page.get_by_test_id("reauth-banner")).to_be_visible()
+    # The mailbox page's tables are the shared layout's (issue 18 item 3, another branch):
+    # what this page adds (the banner, the links, the progress) fits a phone.
+    page.set_viewport_size({"width": 390, "height": 844})
+    for selector in ("[data-testid=reauth-banner]", ".mailbox-links",
+                     "[data-testid=sync-progress]"):
+        right = page.evaluate(f"document.querySelector('{selector}')"
+                              ".getBoundingClientRect().right")
+        assert right <= 390, selector
+    screenshot(page, "mailbox-auth-error-390")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.get_by_role("button", name="Send a re-authentication link").click()
+    expect(page.get_by_role("heading", name="Re-authentication link")).to_be_visible()
+    link = page.get_by_test_id("connect-link").input_value()
+    fits_both_widths(page, "reauth-link")
+
+    owner = new_page()
+    owner.goto(link)
+    expect(owner.get_by_label("Email address")).to_have_value(mail_user.username)
+    owner.get_by_label("Password").fill(mail_user.password)
+    owner.get_by_label("IMAP server").fill(mail_user.host)
+    owner.get_by_label("IMAP port").fill(str(mail_user.imap_port))
+    owner.get_by_label("IMAP TLS from the start (port 993)").uncheck()
+    owner.get_by_label("Accept an untrusted (self-signed) certificate").check()
+    owner.get_by_role("button", name="Connect").click()
+    expect(owner.locator("#connected")).to_contain_text("signed in again")
+    account = EmailAccount.objects.get(pk=synced.account.pk)  # the same mailbox, not a new one
+    assert account.imap["port"] == mail_user.imap_port
+    assert get_credential(account, "imap.pass") == mail_user.password
+    assert EmailAccount.objects.filter(tenant=synced.account.tenant).count() == 1
