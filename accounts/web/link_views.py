@@ -13,6 +13,7 @@ Without a redirect URL of the customer's, the user lands on our plain "connected
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -22,7 +23,7 @@ from accounts.models import OAuth2App
 from accounts.oauth2 import connect
 from accounts.web.mail_views import account_or_404
 from accounts.web.mailbox_forms import ConnectLinkForm
-from accounts.web.tenancy import tenant_view
+from accounts.web.tenancy import can_write, tenant_view
 
 STOPPED_MESSAGE = "This organization's service is stopped, so no link can be made now."
 
@@ -37,6 +38,8 @@ def _done_url(request) -> str:
 
 @tenant_view(write=True)
 def connect_links(request):
+    if not can_write(request):  # a viewer is not shown a form it cannot send
+        raise PermissionDenied("Your role can view but not change this")
     apps = OAuth2App.objects.filter(tenant=request.tenant).order_by("created_at")
     form = ConnectLinkForm(request.POST or None, apps=apps,
                            default_redirect=_done_url(request))

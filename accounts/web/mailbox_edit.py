@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 
-from accounts import services
+from accounts import plans, services
 from accounts.credentials import get_credential
 from accounts.errors import HostNotAllowed
 from accounts.models import EmailAccount
 from accounts.web.errors import show_on_form
 from accounts.web.mail_views import account_or_404
 from accounts.web.mailbox_forms import MailboxEditForm
-from accounts.web.tenancy import tenant_view
+from accounts.web.tenancy import can_write, tenant_view
 from emailapi.lib.errors import DomainError
 from mailboxes import connection_settings, listing
 from mailboxes.verify import in_words, verify
@@ -28,11 +29,16 @@ from mailboxes.verify import in_words, verify
 
 @tenant_view(write=True)
 def edit(request, account_id: str):
+    if not can_write(request):  # a viewer is not shown a form it cannot send
+        raise PermissionDenied("Your role can view but not change this")
     account = account_or_404(request, account_id)
     folders = [f.path for f in listing.folders_of(account) if not f.no_select]
     form = MailboxEditForm(account, folders, request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if form.payload:
+        if request.tenant.status in plans.STOPPED:
+            form.add_error(None, "This organization's service is stopped, so nothing can be "
+                                 "changed now.")
+        elif form.payload:
             _test_and_save(request, account, form)
         if form.is_valid():
             messages.success(request, "Mailbox saved." if form.payload else "Nothing changed.")

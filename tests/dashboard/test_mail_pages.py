@@ -165,9 +165,28 @@ def test_editing_servers_tests_them_with_the_stored_password(client, synced, mai
     assert get_credential(account, "imap.pass") == mail_user.password
 
 
-def test_a_viewer_cannot_edit(client, synced):
+def test_a_viewer_reads_mail_but_gets_no_edit_or_link_forms(client, synced):
     sign_in(client, synced.account.tenant, role="viewer")
-    assert client.post("/dashboard/mailboxes/box/edit", {"name": "x"}).status_code == 403
+    assert client.get("/dashboard/mailboxes/box/mail").status_code == 200
+    detail = client.get("/dashboard/mailboxes/box").content
+    assert b"Read mail" in detail
+    assert b"Edit settings" not in detail
+    for url in ("/dashboard/mailboxes/box/edit", "/dashboard/connect-links"):
+        assert client.get(url).status_code == 403, url
+        assert client.post(url, {"name": "x"}).status_code == 403, url
+    assert client.post("/dashboard/mailboxes/box/reauth-link").status_code == 403
+
+
+def test_a_stopped_organization_changes_nothing(client, synced):
+    tenant = synced.account.tenant
+    tenant.status = "suspended"
+    tenant.save()
+    sign_in(client, tenant)
+    form = edit_form(client)
+    response = client.post("/dashboard/mailboxes/box/edit", {**form, "name": "Renamed"})
+    assert response.status_code == 400
+    assert b"stopped" in response.content
+    assert EmailAccount.objects.get(pk=synced.account.pk).name == ""
 
 
 def edit_form(client) -> dict:
