@@ -385,3 +385,50 @@ def _row(account: EmailAccount, number: int, uid: int, shown: str) -> tuple[Fold
     if row is None:
         raise MessageNotFound(f"Message {shown!r} not found")
     return folder, row
+
+
+# --- first-sync progress ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FolderProgress:
+    folder: Folder
+    indexed: int  # rows in the index
+    total: int  # the server's count at the last sync (EXISTS)
+    complete: bool  # its history is indexed (new mail is followed from here on)
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    folders: list[FolderProgress]
+
+    @property
+    def indexed(self) -> int:
+        return sum(f.indexed for f in self.folders)
+
+    @property
+    def total(self) -> int:
+        return sum(max(f.total, f.indexed) for f in self.folders)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.folders) and all(f.complete for f in self.folders)
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.complete or not self.total else min(
+            99, self.indexed * 100 // self.total)
+
+
+def sync_progress(account: EmailAccount) -> SyncProgress:
+    """How far the first sync of *account* has come: per folder, the messages indexed (rows)
+    of those the server reported (EXISTS), and whether its history is done (``synced_uidnext``
+    set and nothing left to back-fill). One query; folders in EmailEngine's order."""
+    folders = {f.pk: f for f in folders_of(account)}
+    counts = dict(Message.objects.filter(folder_id__in=list(folders)).values_list("folder_id")
+                  .annotate(n=models.Count("id")).order_by())
+    return SyncProgress([
+        FolderProgress(folder, counts.get(pk, 0), folder.messages,
+                       folder.no_select or (folder.synced_uidnext is not None
+                                            and not folder.backfill_below))
+        for pk, folder in folders.items()])

@@ -149,3 +149,10 @@ def _failure(message: str, code: str, **extra) -> dict:
     result = {"success": False, "error": message, "code": code}
     result.update({k: v for k, v in extra.items() if v is not None})
     return result
+
+
+def in_words(result: dict) -> str:
+    """A failed check (``verify_imap``/``verify_smtp``'s answer) in words for a person: ours
+    (``reason``, e.g. "the server refused the login: Authentication failed"), not
+    EmailEngine's bare "Command failed"."""
+    return result.get("reason") or result.get("error") or "no details"

@@ -16,7 +16,9 @@ import logging
 
 from django import forms
 from django.conf import settings
-from django.http import HttpResponseRedirect
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -27,7 +29,7 @@ from accounts.oauth2 import connect, discovery, links
 from emailapi.api.errors import status_of
 from emailapi.lib.errors import DomainError
 from mailboxes import connection_settings
-from mailboxes.verify import verify
+from mailboxes.verify import in_words, verify
 
 logger = logging.getLogger(__name__)
 PROVIDER_NAMES = {"gmail": "Google", "outlook": "Microsoft", "yahoo": "Yahoo",
@@ -35,15 +37,37 @@ PROVIDER_NAMES = {"gmail": "Google", "outlook": "Microsoft", "yahoo": "Yahoo",
 
 
 class PasswordForm(forms.Form):
-    email = forms.EmailField(max_length=320)
-    user = forms.CharField(max_length=512, required=False, help_text="Defaults to the email")
-    password = forms.CharField(max_length=1024, widget=forms.PasswordInput, strip=False)
-    imap_host = forms.RegexField(regex=r"^[A-Za-z0-9.\-:\[\]_]{1,255}$")
-    imap_port = forms.IntegerField(min_value=1, max_value=65535, initial=993)
-    imap_secure = forms.BooleanField(required=False, initial=True)
-    smtp_host = forms.RegexField(regex=r"^[A-Za-z0-9.\-:\[\]_]{1,255}$", required=False)
-    smtp_port = forms.IntegerField(min_value=1, max_value=65535, required=False, initial=465)
-    smtp_secure = forms.BooleanField(required=False, initial=True)
+    """The end user's mailbox: what they typed is kept when anything fails, except the
+    password, which is never written into a page."""
+
+    email = forms.EmailField(label="Email address", max_length=320, widget=forms.EmailInput(
+        attrs={"autocomplete": "email", "data-autoconfig": "email"}))
+    user = forms.CharField(label="Username", max_length=512, required=False,
+                           help_text="Empty: the email address.",
+                           widget=forms.TextInput(attrs={"autocomplete": "username"}))
+    password = forms.CharField(label="Password", max_length=1024, strip=False,
+                               widget=forms.PasswordInput(
+                                   attrs={"autocomplete": "current-password"}),
+                               help_text="Stored encrypted; some providers want an app "
+                                         "password here.")
+    imap_host = forms.RegexField(label="IMAP server", regex=r"^[A-Za-z0-9.\-:\[\]_]{1,255}$",
+                                 error_messages={"invalid": "Not a valid host name."},
+                                 widget=forms.TextInput(attrs={"data-autoconfig": "imap.host"}))
+    imap_port = forms.IntegerField(label="IMAP port", min_value=1, max_value=65535, initial=993,
+                                   widget=forms.NumberInput(attrs={"data-autoconfig": "imap.port"}))
+    imap_secure = forms.BooleanField(label="IMAP TLS from the start (port 993)", required=False,
+                                     initial=True, widget=forms.CheckboxInput(
+                                         attrs={"data-autoconfig": "imap.secure"}))
+    smtp_host = forms.RegexField(label="SMTP server (optional)",
+                                 regex=r"^[A-Za-z0-9.\-:\[\]_]{1,255}$", required=False,
+                                 error_messages={"invalid": "Not a valid host name."},
+                                 widget=forms.TextInput(attrs={"data-autoconfig": "smtp.host"}))
+    smtp_port = forms.IntegerField(label="SMTP port", min_value=1, max_value=65535,
+                                   required=False, initial=465,
+                                   widget=forms.NumberInput(attrs={"data-autoconfig": "smtp.port"}))
+    smtp_secure = forms.BooleanField(label="SMTP TLS from the start (port 465)", required=False,
+                                     initial=True, widget=forms.CheckboxInput(
+                                         attrs={"data-autoconfig": "smtp.secure"}))
     allow_untrusted = forms.BooleanField(required=False,
                                          label="Accept an untrusted (self-signed) certificate")
 
@@ -120,22 +144,55 @@ def _password_submit(request, payload: dict, context: dict):
     try:
         mail_hosts.check(tenant, {"imap": imap, "smtp": smtp})
     except HostNotAllowed as exc:
-        context["errors"] = [f"{exc.section.upper()}: {exc.reason}. Mail servers on internal "
-                             "addresses are not allowed."]
+        form.add_error(f"{exc.section}_host", f"{exc.reason}. Mail servers on internal "
+                                              "addresses are not allowed.")
         return render(request, "connect/password.html", context, status=400)
     result = verify(connection_settings.imap_settings_from(imap, tenant=tenant),
                     connection_settings.smtp_settings_from(smtp, tenant=tenant) if smtp else None,
                     timeout=settings.EMAILAPI_VERIFY_TIMEOUT)
-    failed = [f"{kind.upper()}: {result[kind].get('error')}" for kind in ("imap", "smtp")
-              if kind in result and not result[kind].get("success")]
-    if failed:
-        context["errors"] = failed
+    for kind in ("imap", "smtp"):  # each failure next to the server it is about
+        if kind in result and not result[kind].get("success"):
+            form.add_error(f"{kind}_host", f"{kind.upper()}: {in_words(result[kind])}")
+    if form.errors:
         return render(request, "connect/password.html", context, status=400)
     try:
         target = connect.finish_password(payload, form.cleaned_data["email"], imap, smtp)
     except (connect.ConnectError, DomainError) as exc:
         return _error(request, str(exc))
     return HttpResponseRedirect(target)
+
+
+@require_GET
+def connect_done(request):
+    """Where a link made without a redirect URL of the customer's ends: the mailbox is
+    connected (``state``: ``new``, or ``existing`` when it was signed in again)."""
+    again = request.GET.get("state") == "existing"
+    return render(request, "connect/done.html", {"again": again})
+
+
+# The MX lookup of autoconfig (tests replace it, as the API's AutoconfigView's).
+autoconfig_mx_lookup = discovery.dns_mx_lookup
+
+
+@require_GET
+def connect_autoconfig(request):
+    """``GET /connect/autoconfig?data=..&sig=..&email=``: the servers ``/v1/autoconfig``
+    suggests for an address, for the password form to pre-fill as the address is typed. Only
+    a genuine, unexpired, unused link may ask (the page has no API token)."""
+    try:
+        links.read(request.GET.get("data", ""), request.GET.get("sig", ""))
+    except LINK_ERRORS as exc:
+        return JsonResponse({"error": str(exc), "code": exc.code}, status=status_of(exc))
+    email = request.GET.get("email", "").strip()
+    try:
+        validate_email(email)
+    except ValidationError:
+        return JsonResponse({"error": "Enter a valid email address.", "code": "InvalidInput"},
+                            status=400)
+    found = discovery.discover(email, mx_lookup=autoconfig_mx_lookup) or {}
+    return JsonResponse({"email": email, "provider": found.get("provider"),
+                         "source": found.get("source"), "oauth2": found.get("oauth2"),
+                         "imap": found.get("imap"), "smtp": found.get("smtp")})
 
 
 @require_GET

@@ -40,7 +40,7 @@ class MessageSourceView(TenantScopedAPIView):
                                "message.eml (EmailEngine's Content-Disposition).")
     def get(self, request, account, id):  # noqa: A002
         download = reading.source_download(self.email_account, id)
-        response = _stream(request, download, attachment=False)
+        response = stream_download(request, download, attachment=False)
         response["Content-Disposition"] = SOURCE_DISPOSITION
         return response
 
@@ -55,7 +55,7 @@ class AttachmentView(TenantScopedAPIView):
                                "fallback) and `filename*` (RFC 5987, UTF-8).")
     def get(self, request, account, attachment):
         download = reading.attachment_download(self.email_account, attachment)
-        return _stream(request, download, attachment=True)
+        return stream_download(request, download, attachment=True)
 
 
 class TextView(TenantScopedAPIView):
@@ -72,9 +72,12 @@ class TextView(TenantScopedAPIView):
                                              query["maxBytes"], html))
 
 
-def _stream(request, download: reading.Download, attachment: bool) -> StreamingHttpResponse:
+def stream_download(request, download: reading.Download,
+                    attachment: bool) -> StreamingHttpResponse:
+    """*download* as a streamed response, for the API (a DRF request) and the dashboard (a
+    Django one) alike."""
     chunks = download.chunks()
-    if isinstance(request._request, ASGIRequest):
+    if isinstance(getattr(request, "_request", request), ASGIRequest):
         content = _async_chunks(chunks)
     else:
         content = chunks

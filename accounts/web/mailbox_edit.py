@@ -1,0 +1,91 @@
+"""Editing a mailbox in the dashboard: its name, address, servers, login and the folder kept
+in IDLE, through ``accounts.services.update_account`` (the service of ``PUT /v1/account``).
+
+Only what changed is sent, so a rename does not make the worker reconnect. New server
+settings or a new password are tried for real first, as when adding a mailbox (a password
+left empty is the stored one): only settings that work are saved, and a refusal keeps the
+form with the message next to the input it is about. Stored passwords are never shown.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
+
+from accounts import plans, services
+from accounts.credentials import get_credential
+from accounts.errors import HostNotAllowed
+from accounts.models import EmailAccount
+from accounts.web.errors import show_on_form
+from accounts.web.mail_views import account_or_404
+from accounts.web.mailbox_forms import MailboxEditForm
+from accounts.web.tenancy import can_write, tenant_view
+from emailapi.lib.errors import DomainError
+from mailboxes import connection_settings, listing
+from mailboxes.verify import in_words, verify
+
+
+@tenant_view(write=True)
+def edit(request, account_id: str):
+    if not can_write(request):  # a viewer is not shown a form it cannot send
+        raise PermissionDenied("Your role can view but not change this")
+    account = account_or_404(request, account_id)
+    folders = [f.path for f in listing.folders_of(account) if not f.no_select]
+    form = MailboxEditForm(account, folders, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if request.tenant.status in plans.STOPPED:
+            form.add_error(None, "This organization's service is stopped, so nothing can be "
+                                 "changed now.")
+        elif form.payload:
+            _test_and_save(request, account, form)
+        if form.is_valid():
+            messages.success(request, "Mailbox saved." if form.payload else "Nothing changed.")
+            return redirect("web:mailbox", account_id=account.account_id)
+    return render(request, "dashboard/mailbox_edit.html", {
+        "account": account, "form": form, "page": "mailboxes"},
+        status=400 if form.errors else 200)
+
+
+def _test_and_save(request, account: EmailAccount, form: MailboxEditForm) -> None:
+    payload = form.payload
+    if "imap" in payload or payload.get("smtp"):
+        _test(request, account, form, payload)
+        if form.errors:
+            return
+    try:
+        services.update_account(account, payload)
+    except HostNotAllowed as exc:
+        form.add_error(f"{exc.section}_host", exc.message)
+    except DomainError as exc:
+        show_on_form(form, exc)
+
+
+def _test(request, account: EmailAccount, form: MailboxEditForm, payload: dict) -> None:
+    """Log in with the settings the mailbox would have after the change (a password left
+    empty: the stored one); failures go on the form."""
+    imap = _effective(account, "imap", payload.get("imap"))
+    smtp = _effective(account, "smtp", payload["smtp"]) if payload.get("smtp") else None
+    if smtp is not None and not smtp["auth"].get("pass"):
+        if smtp["auth"].get("user") == imap["auth"].get("user"):
+            smtp["auth"]["pass"] = imap["auth"].get("pass")
+            payload["smtp"].setdefault("auth", {})["pass"] = imap["auth"].get("pass")
+    results = verify(connection_settings.imap_settings_from(imap, tenant=request.tenant),
+                     connection_settings.smtp_settings_from(smtp, tenant=request.tenant)
+                     if smtp else None, timeout=settings.EMAILAPI_VERIFY_TIMEOUT)
+    for name, field in (("imap", "imap_host"), ("smtp", "smtp_host")):
+        result = results.get(name)
+        if result and not result.get("success"):
+            form.add_error(field, f"Connection test failed: {in_words(result)}")
+
+
+def _effective(account: EmailAccount, section: str, change: dict | None) -> dict:
+    """The section as it would be stored after *change*, its password opened or typed."""
+    stored = getattr(account, section) or {}
+    merged = {**stored, **(change or {})}
+    auth = {**(stored.get("auth") or {}), **((change or {}).get("auth") or {})}
+    if not auth.get("pass"):
+        auth["pass"] = get_credential(account, f"{section}.pass")
+    merged["auth"] = auth
+    return merged
