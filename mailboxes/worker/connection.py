@@ -36,6 +36,7 @@ from django.utils import timezone
 from accounts import state as account_state
 from accounts.models import EmailAccount
 from accounts.oauth2 import refresh
+from emailapi.lib import metrics
 from emailapi.lib.backoff import Schedule
 from emailapi.lib.wording import describe
 from mailboxes import connection_settings
@@ -221,6 +222,7 @@ class AccountConnection:
             return self._lost(exc)
         finally:
             connections.close_all()
+        metrics.imap_connect("ok")
         self.health, self.answered = PROVEN, True
         self.login_recorded = False
         self.connected_at = time.monotonic()
@@ -504,6 +506,7 @@ class AccountConnection:
             event_data={"response": describe(exc), "serverResponseCode": "AUTHENTICATIONFAILED"},
         )
         self.failures += 1
+        metrics.imap_reconnect("auth_error")
         return Retry(time.monotonic() + auth_backoff().delay(self.failures))
 
     def _connect_failed(self, exc: imap.ImapError):
@@ -517,6 +520,7 @@ class AccountConnection:
             event_data={"response": describe(exc), "serverResponseCode": exc.code},
         )
         self.failures += 1
+        metrics.imap_reconnect("connect_error")
         return Retry(time.monotonic() + connect_backoff().delay(self.failures))
 
     def _store_down(self, exc: Exception):
@@ -568,6 +572,7 @@ class AccountConnection:
                                        "code": "ConnectionLost"})
             except Exception:  # noqa: BLE001 - the database may be what failed
                 logger.exception("account %s: could not record state", self.account_pk)
+        metrics.imap_reconnect("lost")
         return Retry(time.monotonic() + lost_backoff().delay(self.failures))
 
     def _finish_close(self):
