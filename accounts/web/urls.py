@@ -6,6 +6,7 @@ from django.urls import path, reverse_lazy
 
 from accounts.web import (
     auth_views,
+    connection_log,
     invitation_views,
     live,
     oauth2_views,
@@ -44,6 +45,8 @@ urlpatterns = [
     path("dashboard/mailboxes/new", views.mailbox_add, name="mailbox-add"),
     path("dashboard/mailboxes/connect", views.mailbox_connect, name="mailbox-connect"),
     path("dashboard/mailboxes/<str:account_id>", views.mailbox_detail, name="mailbox"),
+    path("dashboard/mailboxes/<str:account_id>/log", connection_log.mailbox_log,
+         name="mailbox-log"),
     path("dashboard/mailboxes/<str:account_id>/<str:action>", views.mailbox_action,
          name="mailbox-action"),
     path("dashboard/tokens", views.tokens, name="tokens"),
