@@ -113,6 +113,8 @@ def _apply_emailengine_fields(account: EmailAccount, data: dict[str, Any]) -> bo
             wanted = account.path[:1] if account.path else []
             changed_connection = wanted != list(account.watch_folders or [])
             account.watch_folders = wanted
+    if "logs" in data and bool(data["logs"]) != bool(account.logs):
+        changed_connection = True  # the protocol log is tapped when a connection opens
     for field, attr in (("notifyFrom", "notify_from"), ("syncFrom", "sync_from"),
                         ("logs", "logs")):
         if field in data:

@@ -22,6 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from emailapi.lib import metrics
 from emailapi.lib.backoff import Schedule
 
 # 1 s, 2 s, 4 s ... 30 s before a crashed child starts again (no jitter: one machine's few
@@ -74,6 +75,7 @@ class Supervisor:
         if now - child.started_at > STABLE_AFTER:
             child.failures = 0
         child.failures += 1
+        metrics.process_exited(child.process.pid, child.env.get(metrics.MULTIPROC_ENV))
         delay = RESTART.delay(child.failures)
         reason = f" ({EXIT_REASONS[code]})" if code in EXIT_REASONS else ""
         log(f"{child.name} (pid {child.process.pid}) exited with code {code}{reason}; "

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from emailapi.env import (
     env_bool,
     env_int,
@@ -57,6 +59,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "emailapi.api.request_metrics.request_metrics",  # first: it times the whole chain
     "emailapi.api.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -69,7 +72,8 @@ MIDDLEWARE = [
 ]
 # The /v1 JSON API's own chain under ASGI (emailapi/api/asgi_handler.py): body limit and
 # security headers, without a thread switch per middleware.
-API_MIDDLEWARE = ["emailapi.api.middleware.ApiMiddleware"]
+API_MIDDLEWARE = ["emailapi.api.request_metrics.request_metrics",  # async too: no thread hop
+                  "emailapi.api.middleware.ApiMiddleware"]
 
 ROOT_URLCONF = "emailapi.urls"
 ASGI_APPLICATION = "emailapi.asgi.application"
@@ -342,3 +346,17 @@ if not DEBUG and env_bool("EMAILAPI_HTTPS", False):
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
+
+# --- Operations: GET /metrics and the per-account protocol log (README "Metrics", "Logs")
+# A bearer token for Prometheus (operators): sees every tenant's metrics. Empty: only API
+# tokens (metrics, read or api scope), which see their own tenant's series.
+EMAILAPI_METRICS_TOKEN = env_str("EMAILAPI_METRICS_TOKEN", "")
+if EMAILAPI_METRICS_TOKEN and len(EMAILAPI_METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("EMAILAPI_METRICS_TOKEN must be at least 16 characters")
+# Where `serve`'s processes share their metrics (prometheus_client's multiprocess mode); emptied
+# at every `serve` start.
+EMAILAPI_METRICS_DIR = Path(env_str("EMAILAPI_METRICS_DIR", str(VAR_DIR / "metrics")))
+# The per-account IMAP/SMTP log (an account's `logs: true`): lines kept per account in Redis,
+# and seconds they are kept after the last one.
+EMAILAPI_ACCOUNT_LOG_LINES = env_int("EMAILAPI_ACCOUNT_LOG_LINES", 10000, minimum=10)
+EMAILAPI_ACCOUNT_LOG_TTL = env_int("EMAILAPI_ACCOUNT_LOG_TTL", 7 * 24 * 3600, minimum=60)

@@ -6,6 +6,7 @@ from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from emailapi import handlers
+from emailapi.api.metrics_view import MetricsView
 from emailapi.health import health
 
 api_v1 = [
@@ -24,6 +25,7 @@ urlpatterns = [
     path("docs", SpectacularSwaggerView.as_view(
         url_name="openapi", authentication_classes=[], permission_classes=[]), name="docs"),
     path("health", health, name="health"),
+    path("metrics", MetricsView.as_view(), name="metrics"),
     path("admin/", admin.site.urls),
     path("", include("accounts.web.urls")),  # the dashboard: /signup, /login, /dashboard...
 ]

@@ -7,12 +7,15 @@ account themselves.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.conf import settings
 
 from accounts import mail_hosts
 from accounts.credentials import get_credential
 from accounts.models import EmailAccount, Tenant
 from accounts.oauth2 import refresh
+from mailboxes import protocol_log
 from mailboxes.imap.client import ImapSettings
 from mailboxes.smtp import SmtpSettings
 
@@ -76,7 +79,14 @@ def _opened(account: EmailAccount, section: str, settings_from, force_refresh: b
     if not config:
         return None
     if account.oauth2:
-        return settings_from(config, None, refresh.access_token(account, force=force_refresh),
-                             tenant=account.tenant)
-    return settings_from(config, get_credential(account, f"{section}.pass"),
-                         get_credential(account, f"{section}.accessToken"), tenant=account.tenant)
+        opened = settings_from(config, None, refresh.access_token(account, force=force_refresh),
+                               tenant=account.tenant)
+    else:
+        opened = settings_from(config, get_credential(account, f"{section}.pass"),
+                               get_credential(account, f"{section}.accessToken"),
+                               tenant=account.tenant)
+    if not account.logs:
+        return opened
+    # The account's protocol log (EmailEngine's ``logs``), told the secrets it must hide.
+    return replace(opened, protocol_log=protocol_log.opener(
+        account.pk, section, (opened.password, opened.access_token)))

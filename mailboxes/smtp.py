@@ -17,6 +17,7 @@ import base64
 import smtplib
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from emailapi.lib import netguard
@@ -60,6 +61,10 @@ class SmtpSettings:
     timeout: float = 30.0
     local_hostname: str | None = None
     allow_private: bool = False  # connect to loopback, private, link-local... addresses
+    # The account's protocol log, as ``ImapSettings.protocol_log``: each command sent ("C")
+    # and each reply line ("S", ``250-...``/``250 ...``) goes to the tap it opens.
+    protocol_log: Callable[[], Callable[[str, bytes], None]] | None = field(
+        default=None, repr=False, compare=False)
 
 
 def connect(settings: SmtpSettings) -> smtplib.SMTP:
@@ -95,6 +100,7 @@ def _open(settings: SmtpSettings) -> smtplib.SMTP:
     else:
         client = _CheckedSMTP(local_hostname=settings.local_hostname, timeout=settings.timeout)
     client.allow_private = settings.allow_private
+    client.tap = settings.protocol_log() if settings.protocol_log is not None else None
     client._host = settings.host  # what TLS (SNI, certificate check, STARTTLS) names
     try:
         code, message = client.connect(settings.host, settings.port)
@@ -125,6 +131,7 @@ class _CheckedSMTP(smtplib.SMTP):
 
     allow_private = False
     greeting: bytes | None = None
+    tap: Callable[[str, bytes], None] | None = None  # the protocol log (SmtpSettings)
 
     def _get_socket(self, host, port, timeout):
         return netguard.connect(host, port, timeout, self.allow_private, self.source_address)
@@ -134,7 +141,18 @@ class _CheckedSMTP(smtplib.SMTP):
             if self.file is None:
                 self.file = self.sock.makefile("rb")
             self.greeting = self.file.peek(1)[:512]
-        return super().getreply()
+        code, message = super().getreply()
+        if self.tap is not None:
+            lines = message.split(b"\n") if message else [b""]
+            for number, line in enumerate(lines):
+                joint = b" " if number == len(lines) - 1 else b"-"
+                self.tap("S", b"%d%s%s" % (code, joint, line))
+        return code, message
+
+    def send(self, s):
+        if self.tap is not None:
+            self.tap("C", s.encode("utf-8", "replace") if isinstance(s, str) else bytes(s))
+        return super().send(s)
 
 
 class _CheckedSMTPSSL(smtplib.SMTP_SSL, _CheckedSMTP):

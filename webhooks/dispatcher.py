@@ -45,6 +45,7 @@ from django.db import Error as DatabaseError
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from emailapi.lib import metrics
 from emailapi.lib.backoff import Schedule
 from emailapi.lib.redis import get_redis
 from webhooks import delivery_state, sequencer
@@ -116,6 +117,7 @@ class Dispatcher:
         try:
             close_old_connections()
             self.publish()
+            metrics.observe_db_pool(every=5.0)
             wait = self.schedule()
             if time.monotonic() >= self._next_prune:
                 self._next_prune = time.monotonic() + PRUNE_INTERVAL
@@ -210,6 +212,7 @@ class Dispatcher:
         for index, delivery in enumerate(run):
             outcome = sender.send_delivery(delivery)
             answered = time.monotonic()
+            metrics.webhook_attempt(subscription, outcome.ok, outcome.duration_ms)
             if outcome.duration_ms > SLOW_ANSWER_MS:
                 # A slow receiver must not keep a database connection idle meanwhile.
                 connection.close()

@@ -13,6 +13,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from emailapi.lib import metrics
 from webhooks import sequencer
 from webhooks.models import Event
 
@@ -54,6 +55,7 @@ def record(tenant, event: str, account_id: str = "", data: dict[str, Any] | None
     held_until = timezone.now() + timedelta(seconds=HOLD_SECONDS) if hold else None
     row = Event.objects.create(tenant_id=tenant_id, account_id=account_id, event=event,
                                data=data or {}, path=path, held_until=held_until)
+    metrics.events_recorded((event,))
     _ring_after_commit()
     return row
 
@@ -70,6 +72,7 @@ def record_many(tenant, rows: list[tuple[str, str, dict[str, Any], str]]) -> lis
                created_at=now + timedelta(microseconds=number))
          for number, (event, account_id, data, path) in enumerate(rows)], batch_size=1000)
     if created:
+        metrics.events_recorded(row[0] for row in rows)
         _ring_after_commit()
     return created
 

@@ -27,6 +27,7 @@ from django.utils import timezone
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from emailapi.lib import metrics
 from webhooks.models import Event
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ def publish_pending(limit: int = 2000) -> int:
         _number(ids, top, timezone.now())
         last = top + len(ids)
         transaction.on_commit(lambda: _ring(events_channel(), last))
+        transaction.on_commit(lambda: metrics.events_published(len(ids)))
     return len(ids)
 
 

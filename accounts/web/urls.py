@@ -6,6 +6,7 @@ from django.urls import path, reverse_lazy
 
 from accounts.web import (
     auth_views,
+    connection_log,
     invitation_views,
     link_views,
     live,
@@ -58,6 +59,8 @@ urlpatterns = [
     path("dashboard/mailboxes/<str:account_id>/reauth-link", link_views.reauth_link,
          name="mailbox-reauth-link"),
     path("dashboard/connect-links", link_views.connect_links, name="connect-links"),
+    path("dashboard/mailboxes/<str:account_id>/log", connection_log.mailbox_log,
+         name="mailbox-log"),
     path("dashboard/mailboxes/<str:account_id>/<str:action>", views.mailbox_action,
          name="mailbox-action"),
     path("dashboard/tokens", views.tokens, name="tokens"),

@@ -30,6 +30,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import imapclient
@@ -89,6 +90,11 @@ class ImapSettings:
     greeting_timeout: float | None = None
     tls_timeout: float | None = None
     login_timeout: float | None = None
+    # The account's protocol log (``logs: true``): called once per connection, it gives the
+    # tap that sees each line sent ("C") and read ("S"), as bytes. It redacts and stores
+    # (``mailboxes.protocol_log``); this layer only hands the lines over.
+    protocol_log: Callable[[], Callable[[str, bytes], None]] | None = field(
+        default=None, repr=False, compare=False)
 
     def phase_timeout(self, phase: str) -> float:
         value = getattr(self, f"{phase}_timeout")
@@ -219,7 +225,31 @@ _TAG_PATTERN = re.compile(br"(?P<tag>" + _TAG_PREFIX + br"\d+) (?P<type>[A-Z]+) 
                           re.ASCII)
 
 
-class _PhasedIMAP4(_GreetingKept, imaplib.IMAP4):
+class _Tapped(imaplib.IMAP4):
+    """Hands every line sent and read (a literal read only by its size) to ``_tap``, the
+    account's protocol log, when it has one."""
+
+    _tap: Callable[[str, bytes], None] | None = None
+
+    def readline(self):
+        line = super().readline()
+        if self._tap is not None:
+            self._tap("S", line)
+        return line
+
+    def read(self, size):
+        data = super().read(size)
+        if self._tap is not None:
+            self._tap("S", b"[%d bytes]" % len(data))
+        return data
+
+    def send(self, data):
+        if self._tap is not None:
+            self._tap("C", bytes(data))
+        return super().send(data)
+
+
+class _PhasedIMAP4(_GreetingKept, _Tapped, imaplib.IMAP4):
     """imaplib's client with a deadline per phase: TCP connect, then (``secure``) the TLS
     handshake, then the greeting (and the CAPABILITY imaplib asks for with it)."""
 
@@ -228,6 +258,9 @@ class _PhasedIMAP4(_GreetingKept, imaplib.IMAP4):
         self._phases = phases
         self._context = context
         self._file = None
+        opener = phases.settings.protocol_log
+        if opener is not None:  # else the class's None: no attribute per idle connection
+            self._tap = opener()
         super().__init__(host, port, timeout=phases.settings.phase_timeout("connect"))
         # imaplib draws a random tag prefix per connection and compiles a pattern for it: a
         # regex object per connection, kilobytes each in a worker holding thousands. Tags only

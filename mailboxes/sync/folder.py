@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
+from emailapi.lib import metrics
 from mailboxes import index_upkeep
 from mailboxes.imap import fetch
 from mailboxes.imap.search import imap_date
@@ -55,6 +56,7 @@ class FolderResult:
     errors: list[str] = field(default_factory=list)
 
 
+@metrics.timed_sync_pass
 def sync_folder(session: ImapSession, folder: Folder,
                 should_stop: Callable[[], bool] = lambda: False,
                 backfill_batches: int | None = None,

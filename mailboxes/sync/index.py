@@ -19,6 +19,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import EmailAccount
+from emailapi.lib import metrics
 from mailboxes import ids, index_upkeep, message_fields
 from mailboxes.imap.session import FolderListing, SelectInfo
 from mailboxes.imap.types import FlagChange, MessageMeta
@@ -234,6 +235,7 @@ def _insert(rows: list[dict]) -> None:
     if not rows:
         return
     index_upkeep.note_inserted(len(rows))
+    metrics.messages_indexed(len(rows))
     if connection.vendor != "postgresql":
         Message.objects.bulk_create([Message(**row) for row in rows], batch_size=500)
         return

@@ -37,6 +37,7 @@ from django.utils import timezone
 from accounts import state as account_state
 from accounts.models import EmailAccount
 from accounts.oauth2 import refresh
+from emailapi.lib import metrics
 from emailapi.lib.backoff import Schedule
 from emailapi.lib.wording import describe
 from mailboxes import connection_settings
@@ -236,6 +237,7 @@ class AccountConnection:
             return self._lost(exc)
         finally:
             connections.close_all()
+        metrics.imap_connect("ok")
         self.health, self.answered = PROVEN, True
         # The tenant row was only needed to open the connection (its address policy); not
         # kept for the session's life (read again if ever needed).
@@ -525,6 +527,7 @@ class AccountConnection:
             event=events.AUTHENTICATION_ERROR if streak_starts else None,
             event_data={"response": describe(exc), "serverResponseCode": "AUTHENTICATIONFAILED"},
         )
+        metrics.imap_reconnect("auth_error")
         return Retry(time.monotonic() + delay)
 
     def _connect_failed(self, exc: imap.ImapError):
@@ -540,6 +543,7 @@ class AccountConnection:
             event=events.CONNECT_ERROR if streak_starts else None,
             event_data={"response": describe(exc), "serverResponseCode": exc.code},
         )
+        metrics.imap_reconnect("connect_error")
         return Retry(time.monotonic() + delay)
 
     def _store_down(self, exc: Exception):
@@ -592,6 +596,7 @@ class AccountConnection:
                                        "nextRetry": _retry_at(delay)})
             except Exception:  # noqa: BLE001 - the database may be what failed
                 logger.exception("account %s: could not record state", self.account_pk)
+        metrics.imap_reconnect("lost")
         return Retry(time.monotonic() + delay)
 
     def _finish_close(self):

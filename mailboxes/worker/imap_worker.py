@@ -45,6 +45,7 @@ from accounts import plans
 from accounts import state as account_state
 from accounts.announcements import account_changes_channel
 from accounts.models import EmailAccount
+from emailapi.lib import metrics
 from emailapi.lib.redis import get_redis
 from mailboxes.worker import holders, memory
 from mailboxes.worker.connect_budget import ConnectBudget
@@ -173,6 +174,7 @@ class ImapWorker:
 
         The Redis part (leases) runs every tick; the database part waits out a failure
         (``store_backoff()``). Neither failing drops an account."""
+        metrics.imap_worker_tick(len(self.slots), sum(s.conn.client is not None for s in self.slots.values()))
         leased = self._renew_leases()
         if time.monotonic() < self.store_retry_at:
             return False

@@ -20,6 +20,8 @@ def _accounts_calls(alice):
             "imap": {"host": "imap.example.com", "port": 993, "secure": True,
                      "auth": {"user": "u", "pass": "p"}}}, format="json")),
         ("/v1/account/{account}", "get", lambda: api.get("/v1/account/ee")),
+        ("/v1/logs/{account}", "get", lambda: api.get("/v1/logs/ee")),
+        ("/v1/logs/{account}", "get", lambda: api.get("/v1/logs/nobody")),
         ("/v1/accounts", "get", lambda: api.get("/v1/accounts?query=nothing-matches")),
         ("/v1/tokens", "post", lambda: api.post("/v1/tokens", {
             "account": "ee", "description": "d", "scopes": ["api"]}, format="json")),

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from emailapi.lib import metrics
 from emailapi.lib.redis import get_redis
 from emailapi.process_group import Child, Supervisor
 
@@ -61,6 +62,7 @@ class Command(BaseCommand):
             # Publishes events (the live stream and change feed wait on it) and delivers
             # webhooks from its own thread pool (webhooks/dispatcher.py says why not rq).
             children.append(Child("webhookdispatcher", [python, manage, "webhookdispatcher"]))
+        self.share_metrics(children)
         self.stdout.write(f"emailapi on http://{host}:{port}/ (docs at /docs); Ctrl-C stops")
         sys.exit(Supervisor(children).run())
 
@@ -86,6 +88,17 @@ class Command(BaseCommand):
         fd = listener.fileno()
         return [Child(f"web{n}", [*server, "--fd", str(fd), app], pass_fds=(fd,))
                 for n in range(1, count + 1)]
+
+    @staticmethod
+    def share_metrics(children: list[Child]) -> None:
+        """prometheus_client's multiprocess mode (``emailapi.lib.metrics``): every child but
+        ``rqworker`` (a fork per job would each leave files) writes its metrics under
+        EMAILAPI_METRICS_DIR, emptied now, and any web process's ``/metrics`` sums them."""
+        shared = settings.EMAILAPI_METRICS_DIR
+        metrics.prepare_dir(shared)
+        for child in children:
+            if child.name != "rqworker":
+                child.env[metrics.MULTIPROC_ENV] = str(shared)
 
     def preflight(self) -> None:
         try:

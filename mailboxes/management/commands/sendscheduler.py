@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection, connections
 
-from emailapi.lib import dbpool
+from emailapi.lib import dbpool, metrics
 from emailapi.lib.backoff import Schedule
 from mailboxes.sending import enqueue_due
 
@@ -53,6 +53,7 @@ class Command(BaseCommand):
         try:
             close_old_connections()
             count = enqueue_due()
+            metrics.outbox_swept(count)
         except Exception as exc:  # noqa: BLE001 - keep sweeping once the outage ends
             logger.warning("outbox sweep failed: %s", exc)
             try:
