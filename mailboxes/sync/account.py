@@ -59,6 +59,8 @@ def sync_account(session: ImapSession, account: EmailAccount,
         if should_stop():
             return result
         _add(result, sync_folder(session, folder, should_stop, backfill_batches=1, moves=moves))
+    if account.initialized_at is None:
+        _note_progress(account, selectable)
     for folder in selectable:
         if should_stop():
             return result
@@ -76,6 +78,16 @@ def sync_account(session: ImapSession, account: EmailAccount,
         index_upkeep.refresh_statistics()
         account.refresh_from_db(fields=["initialized_at"])
     return result
+
+
+def _note_progress(account: EmailAccount, selectable: list[Folder]) -> None:
+    """The first index's ``{indexed, total}``, counted afresh at each of its passes (its
+    batches add to it as they commit: ``mailboxes.sync.folder._backfill``). The total is
+    what the folders held when they were selected (EXISTS)."""
+    total = sum(folder.messages or 0 for folder in
+                Folder.objects.filter(pk__in=[f.pk for f in selectable]).only("messages"))
+    indexed = Message.objects.filter(email_account=account).count()
+    account_state.note_index_progress(account.pk, indexed, total)
 
 
 def _add(total: AccountResult, part: FolderResult) -> None:

@@ -18,6 +18,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from accounts import state as account_state
 from accounts.models import EmailAccount
 from mailboxes import ids, index_upkeep, message_fields
 from mailboxes.imap.session import FolderListing, SelectInfo
@@ -162,10 +163,12 @@ def _known_threads(email_account_id: int, metas: Iterable[MessageMeta]) -> dict[
 
 
 def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
-                 cursor: dict | None = None, moves: MoveTracker | None = None) -> list[Message]:
+                 cursor: dict | None = None, moves: MoveTracker | None = None,
+                 first_index: bool = False) -> list[Message]:
     """Index new messages (skipping UIDs already indexed) and, with ``notify``, record a
     ``messageNew`` for each (or a ``messageMoved`` when ``moves`` saw it leave another folder
-    in this pass); ``cursor`` fields of the folder advance in the same commit."""
+    in this pass); ``cursor`` fields of the folder advance in the same commit, and with
+    ``first_index`` the account's first-index progress too."""
     with transaction.atomic():
         uids = [m.uid for m in metas]
         present = set(Message.objects.filter(folder=folder, uid__gte=min(uids, default=0),
@@ -204,6 +207,8 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
                     moves.note_arrived(row.email_id, here)
         if cursor:
             update_folder(folder, **cursor)
+        if first_index:
+            account_state.add_index_progress(folder.email_account_id, len(values))
     return rows
 
 
@@ -219,6 +224,12 @@ def sync_from(folder: Folder) -> datetime | None:
     Read afresh, like ``notifyFrom``."""
     return EmailAccount.objects.filter(pk=folder.email_account_id).values_list(
         "sync_from", flat=True).first()
+
+
+def first_index_running(folder: Folder) -> bool:
+    """Whether the folder's account is in its first index (``accountInitialized`` not yet)."""
+    return EmailAccount.objects.filter(pk=folder.email_account_id,
+                                       initialized_at__isnull=True).exists()
 
 
 def _insert(rows: list[dict]) -> None:
