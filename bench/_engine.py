@@ -219,9 +219,9 @@ def _write_maildir(cur: str, count: int, uid: int, gid: int) -> None:
     mtimes spread over the years (a maildir message's INTERNALDATE)."""
     from bench.imap_fetch import PLACEHOLDER, templates
 
+    shapes = templates()  # before dropping root: it imports modules root's Python owns
     os.setgid(gid)
     os.setuid(uid)
-    shapes = templates()
     flag_choices = ["S", "", "FS", "S", "RS"]
     start = 1_704_067_200  # 2024-01-01
     for number in range(count):
