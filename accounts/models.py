@@ -190,6 +190,10 @@ class EmailAccount(models.Model):
     # Store a copy of sent mail in the Sent folder (off for servers that do it themselves).
     copy = models.BooleanField(default=True)
     initialized_at = models.DateTimeField(null=True, blank=True)
+    # The first index's progress (``accounts.state.note_index_progress``): messages indexed
+    # so far, of the messages the folders held (EXISTS) when the first pass listed them.
+    index_indexed = models.PositiveBigIntegerField(default=0)
+    index_total = models.PositiveBigIntegerField(default=0)
     # OAuth2 mailboxes: {"app", "provider", "expires", "scope", "reauthRequired"?}; the tokens
     # themselves are ``oauth2.accessToken``/``oauth2.refreshToken`` credentials. Null: password.
     oauth2 = models.JSONField(null=True, blank=True)

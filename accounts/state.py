@@ -44,7 +44,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.models import EmailAccount
@@ -85,14 +86,41 @@ def set_state(account: EmailAccount, state: str, error: dict | None = None,
 
 def mark_initialized(account: EmailAccount, counts: Callable[[], dict]) -> bool:
     """The first full sync finished: stamp ``initialized_at`` and raise ``accountInitialized``
-    once (with ``counts()``: what the index holds). Returns whether this call did it."""
+    once (with ``counts()``: what the index holds; its ``messages`` ends the progress too).
+    Returns whether this call did it."""
     with transaction.atomic():
-        updated = EmailAccount.objects.filter(pk=account.pk, initialized_at__isnull=True) \
-            .update(initialized_at=timezone.now())
+        rows = EmailAccount.objects.filter(pk=account.pk, initialized_at__isnull=True)
+        counted = counts() if rows.exists() else None
+        updated = counted is not None and rows.update(
+            initialized_at=timezone.now(), index_indexed=counted.get("messages", 0),
+            index_total=counted.get("messages", 0))
         if updated:
             events.record(account.tenant_id, events.ACCOUNT_INITIALIZED, account.account_id,
-                          {"account": account.account_id, **counts()})
+                          {"account": account.account_id, **counted})
     return bool(updated)
+
+
+# --- the first index's progress ------------------------------------------------------------
+#
+# ``state`` says whether a worker is connected; while the first index runs (``initialized_at``
+# null) the account also carries ``{indexed, total}``, so a client sees how far it is: the
+# worker goes ``connected`` as soon as the newest page of every folder is listable, and old
+# history fills in behind. ``accountInitialized`` (``mark_initialized``) ends it. Informative
+# only, so unfenced: a write after the account was initialized changes nothing.
+
+
+def note_index_progress(account_pk: int, indexed: int, total: int) -> None:
+    """Where the first index stands (set at the start of a first-sync pass)."""
+    EmailAccount.objects.filter(pk=account_pk, initialized_at__isnull=True).update(
+        index_indexed=indexed, index_total=max(total, indexed))
+
+
+def add_index_progress(account_pk: int, indexed: int) -> None:
+    """``indexed`` more messages of history are in the index (one batch of the first index)."""
+    if indexed:
+        EmailAccount.objects.filter(pk=account_pk, initialized_at__isnull=True).update(
+            index_indexed=F("index_indexed") + indexed,
+            index_total=Greatest(F("index_total"), F("index_indexed") + indexed))
 
 
 def pause(account: EmailAccount) -> None:

@@ -371,6 +371,20 @@ def _app_scopes(account: EmailAccount) -> list[str]:
     return list(registered_apps.endpoints(app).scopes) if app else []
 
 
+class IndexProgressSerializer(serializers.Serializer):
+    indexed = serializers.IntegerField(source="index_indexed",
+                                       help_text="Messages indexed so far")
+    total = serializers.IntegerField(source="index_total",
+                                     help_text="Messages the folders held when first listed "
+                                               "(at the end: what the index holds)")
+    complete = serializers.SerializerMethodField(
+        help_text="The first index is complete (accountInitialized was sent); `state` is "
+                  "already `connected` while history fills in behind")
+
+    def get_complete(self, obj) -> bool:
+        return obj.initialized_at is not None
+
+
 class AccountSerializer(serializers.ModelSerializer):
     """An account as GET returns it: settings without secrets, plus live state."""
 
@@ -385,6 +399,7 @@ class AccountSerializer(serializers.ModelSerializer):
     watchFolders = serializers.SerializerMethodField()
     initialized = serializers.DateTimeField(source="initialized_at", allow_null=True,
                                             help_text="When the first full sync finished")
+    indexProgress = IndexProgressSerializer(source="*", help_text="The first index's progress")
     path = serializers.SerializerMethodField()
     notifyFrom = serializers.DateTimeField(source="notify_from", allow_null=True)
     syncFrom = serializers.DateTimeField(source="sync_from", allow_null=True)
@@ -406,7 +421,8 @@ class AccountSerializer(serializers.ModelSerializer):
         model = EmailAccount
         fields = ["account", "name", "email", "type", "app", "state", "lastError",
                   "stateChanged", "imap", "smtp", "oauth2", "watchFolders", "copy",
-                  "initialized", "created", "updated", "path", "notifyFrom", "syncFrom", "logs",
+                  "initialized", "indexProgress", "created", "updated", "path", "notifyFrom",
+                  "syncFrom", "logs",
                   "webhooks", "webhooksCustomHeaders", "subconnections", "imapIndexer",
                   "locale", "tz", "proxy", "smtpEhloName", "counters"]
 
@@ -486,7 +502,8 @@ class AccountSerializer(serializers.ModelSerializer):
 class AccountListItemSerializer(AccountSerializer):
     class Meta(AccountSerializer.Meta):
         fields = ["account", "name", "email", "type", "app", "state", "webhooks", "proxy",
-                  "smtpEhloName", "counters", "lastError", "stateChanged", "created"]
+                  "smtpEhloName", "counters", "lastError", "stateChanged", "created",
+                  "initialized", "indexProgress"]
 
 
 class AccountListSerializer(serializers.Serializer):

@@ -55,10 +55,13 @@ def sync_account(session: ImapSession, account: EmailAccount,
     selectable = [f for f in folders if not f.no_select and f.path not in skip]
     result.folders = len(selectable)
     first_pass = [f for f in selectable if f.synced_uidnext is None or f.backfill_below]
+    new_folders = any(f.synced_uidnext is None for f in first_pass)
     for folder in first_pass:  # newest page of every new folder first
         if should_stop():
             return result
         _add(result, sync_folder(session, folder, should_stop, backfill_batches=1, moves=moves))
+    if account.initialized_at is None:
+        _note_progress(account, selectable, recount=new_folders)
     for folder in selectable:
         if should_stop():
             return result
@@ -76,6 +79,19 @@ def sync_account(session: ImapSession, account: EmailAccount,
         index_upkeep.refresh_statistics()
         account.refresh_from_db(fields=["initialized_at"])
     return result
+
+
+def _note_progress(account: EmailAccount, selectable: list[Folder], recount: bool) -> None:
+    """The first index's ``{indexed, total}``, counted when folders were new to this pass or
+    nothing was counted yet (a worker that took the account over): its batches add to it as
+    they commit (``index.add_messages``), so the slices of history between IDLEs need no
+    COUNT of a big mailbox each. The total is what the folders held when selected (EXISTS)."""
+    if not recount and EmailAccount.objects.filter(pk=account.pk, index_total__gt=0).exists():
+        return
+    total = sum(folder.messages or 0 for folder in
+                Folder.objects.filter(pk__in=[f.pk for f in selectable]).only("messages"))
+    indexed = Message.objects.filter(email_account=account).count()
+    account_state.note_index_progress(account.pk, indexed, total)
 
 
 def _add(total: AccountResult, part: FolderResult) -> None:

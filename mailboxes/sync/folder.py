@@ -135,6 +135,7 @@ def _backfill(session: ImapSession, folder: Folder, should_stop: Callable[[], bo
         uids = uids[:-size]
         size = BATCH
     done = 0
+    first_index = index.first_index_running(folder)
     with _collector_paused(), \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as prefetch:
         def fetch_batch(batch: list[int]):
@@ -147,7 +148,7 @@ def _backfill(session: ImapSession, folder: Folder, should_stop: Callable[[], bo
             pending = fetch_batch(plan[number + 1]) \
                 if number + 1 < len(plan) and not stop else None
             more_below = number + 1 < len(plan) or bool(uids)
-            index.add_messages(folder, metas, notify=False,
+            index.add_messages(folder, metas, notify=False, first_index=first_index,
                                cursor={"backfill_below": batch[0] if more_below else 0})
             done += len(metas)
             if stop:

@@ -18,6 +18,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from accounts import state as account_state
 from accounts.models import EmailAccount
 from emailapi.lib import metrics
 from mailboxes import ids, index_upkeep, message_fields
@@ -165,11 +166,13 @@ def _known_threads(email_account_id: int, metas: Iterable[MessageMeta]) -> dict[
 
 def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
                  cursor: dict | None = None, moves: MoveTracker | None = None,
-                 announcing: Announcing = EVERY_CHANGE) -> list[Message]:
+                 announcing: Announcing = EVERY_CHANGE,
+                 first_index: bool = False) -> list[Message]:
     """Index new messages (skipping UIDs already indexed) and, with ``notify``, record a
     ``messageNew`` for each (or a ``messageMoved`` when ``moves`` saw it leave another folder
     in this pass) that ``announcing`` lets speak (Gmail's folder model,
-    ``mailboxes.sync.gmail``); ``cursor`` fields of the folder advance in the same commit."""
+    ``mailboxes.sync.gmail``); ``cursor`` fields of the folder advance in the same commit, and
+    with ``first_index`` the account's first-index progress too."""
     notify = notify and announcing.folder
     with transaction.atomic():
         uids = [m.uid for m in metas]
@@ -211,6 +214,8 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
                     moves.note_arrived(row.email_id, here)
         if cursor:
             update_folder(folder, **cursor)
+        if first_index:
+            account_state.add_index_progress(folder.email_account_id, len(values))
     return rows
 
 
@@ -226,6 +231,12 @@ def sync_from(folder: Folder) -> datetime | None:
     Read afresh, like ``notifyFrom``."""
     return EmailAccount.objects.filter(pk=folder.email_account_id).values_list(
         "sync_from", flat=True).first()
+
+
+def first_index_running(folder: Folder) -> bool:
+    """Whether the folder's account is in its first index (``accountInitialized`` not yet)."""
+    return EmailAccount.objects.filter(pk=folder.email_account_id,
+                                       initialized_at__isnull=True).exists()
 
 
 def _insert(rows: list[dict]) -> None:
