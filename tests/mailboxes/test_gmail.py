@@ -20,11 +20,11 @@ from accounts import services
 from mailboxes.command_pool import pool
 from mailboxes.models import Message
 from mailboxes.sync.account import sync_account
-from webhooks.engine_format import EngineRenderer
-from webhooks.models import WebhookSubscription
 from tests.mailboxes.helpers import events_of, open_session
 from tests.servers import seed
 from tests.servers.hoodiecrow import PASSWORD, USER, Hoodiecrow
+from webhooks.engine_format import EngineRenderer
+from webhooks.models import WebhookSubscription
 
 pytestmark = [pytest.mark.django_db]
 
