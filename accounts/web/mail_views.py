@@ -35,10 +35,9 @@ SEARCH_MAX = 200  # characters of a search box's text
 FRAME_POLICY = ("default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; "
                 "img-src data:{remote}; font-src data:; form-action 'none'; base-uri 'none'")
 # The message page's policy (a srcdoc frame inherits it as well): the dashboard's own script
-# and style only, and no image from any URL (not even our own: Chromium's preload scanner may
-# fetch a message's <img> before the frame's own policy is read).
+# and style only.
 PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-               "img-src data:{remote}; frame-src 'self'; object-src 'none'; "
+               "img-src 'self' data:{remote}; frame-src 'self'; object-src 'none'; "
                "base-uri 'none'; form-action 'self'")
 
 
