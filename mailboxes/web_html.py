@@ -64,6 +64,29 @@ def sanitize(html: str) -> str:
                      link_rel="noopener noreferrer")
 
 
+def _image_filter(remote: bool):
+    schemes = ("data:image/", "https:", "http:") if remote else ("data:image/",)
+
+    def keep(tag: str, attribute: str, value: str) -> str | None:
+        if tag == "img" and attribute == "src":
+            return value if value.strip().lower().startswith(schemes) else None
+        return _attribute_filter(tag, attribute, value)
+    return keep
+
+
+def with_images_limited(html: str, remote: bool) -> str:
+    """Sanitized HTML whose images can load nothing but what the message itself holds
+    (``data:`` images, the embedded ``cid:`` ones), or also absolute http(s) URLs when the
+    reader asked for remote images. A relative ``src`` is always dropped: in a page it
+    resolves against the page's own site (a request to the dashboard with the reader's
+    cookies), and a remote image is a read receipt the reader didn't agree to send."""
+    return nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES,
+                     url_schemes=nh3.ALLOWED_URL_SCHEMES | {"data", "cid"},
+                     attribute_filter=_image_filter(remote),
+                     filter_style_properties=_STYLE_PROPERTIES,
+                     link_rel="noopener noreferrer")
+
+
 def from_plain(text: str) -> str:
     """Plain text as HTML: escaped, blank lines make paragraphs, line breaks ``<br>``."""
     paragraphs = re.split(r"\n\s*\n", text.replace("\r\n", "\n").strip("\n"))

@@ -23,7 +23,7 @@ from accounts.models import EmailAccount
 from accounts.web.tenancy import tenant_view
 from emailapi.api.errors import status_of
 from emailapi.lib.errors import DomainError, NotFound
-from mailboxes import index_search, listing, reading
+from mailboxes import index_search, listing, reading, web_html
 from mailboxes.api.content import stream_download
 
 PAGE_SIZE = 25
@@ -114,7 +114,9 @@ def message(request, account_id: str, message_id: str):
     text = detail.get("text") or {}
     remote = " https: http:" if remote_images else ""
     context.update(message=detail, plain=text.get("plain") or "",
-                   frame=_frame_document(text.get("html") or "", remote),
+                   frame=_frame_document(
+                       web_html.with_images_limited(text.get("html") or "", remote_images),
+                       remote),
                    has_html=bool(text.get("html")),
                    headers=sorted((detail.get("headers") or {}).items()),
                    attachments=[a for a in detail.get("attachments") or []
