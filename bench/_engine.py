@@ -257,3 +257,49 @@ def fill_maildir_in_child(server, user, count: int) -> float:
     if child.exitcode != 0:
         raise RuntimeError(f"writing the maildir failed (exit code {child.exitcode})")
     return time.perf_counter() - started
+
+
+def idle_rss_of_child(argv: list[str], count: int, settle: float, pause: float = 0.2,
+                      env: dict[str, str] | None = None, wait: float = 30.0) -> dict:
+    """Memory a floor process gains by opening ``count`` idle connections: the child (run as
+    ``argv``) prints ``ready``, connects on ``go``, prints ``idling <seconds>`` and exits on
+    ``quit``; its RSS is read before and ``settle`` seconds after."""
+    import subprocess
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             cwd=ROOT, env=env)
+    try:
+        if child.stdout.readline().strip() != "ready":
+            raise RuntimeError("the floor process failed to start")
+        time.sleep(pause)
+        before = status_kib("VmRSS", child.pid)
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        line = child.stdout.readline().split()
+        if not line or line[0] != "idling":
+            raise RuntimeError("the floor process failed while connecting")
+        time.sleep(settle)
+        after = status_kib("VmRSS", child.pid)
+        child.stdin.write("quit\n")
+        child.stdin.flush()
+        child.wait(timeout=wait)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return {"before_kib": before, "after_kib": after, "per_conn_kib": (after - before) / count,
+            "connect_s": float(line[1])}
+
+
+def stop_group(proc, sig: int, timeout: float) -> float:
+    """Signal a process's whole group, wait (SIGKILL after ``timeout``); seconds it took."""
+    import signal
+    import subprocess
+    started = time.monotonic()
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return time.monotonic() - started

@@ -69,16 +69,9 @@ class Worker:
             return "".join(fh.readlines()[-lines:])
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 60.0) -> float:
-        started = time.monotonic()
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        took = _engine.stop_group(self.proc, sig, timeout)
         self.log.close()
-        return time.monotonic() - started
+        return took
 
 
 def register(tenant, users, hung_servers, hung: int) -> tuple[list[int], list[int]]:

@@ -122,30 +122,9 @@ def baseline_child(users_file: str, tls: bool) -> None:
 
 
 def run_baseline(users_file: str, count: int, tls: bool, settle: float) -> dict[str, float]:
-    child = subprocess.Popen(
+    return _engine.idle_rss_of_child(
         [sys.executable, __file__, "--baseline-child", users_file] + (["--tls"] if tls else []),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        if child.stdout.readline().strip() != "ready":
-            raise RuntimeError("baseline child failed to start")
-        time.sleep(0.2)
-        before = _engine.status_kib("VmRSS", child.pid)
-        child.stdin.write("go\n")
-        child.stdin.flush()
-        line = child.stdout.readline().split()
-        if not line or line[0] != "idling":
-            raise RuntimeError("baseline child failed while connecting")
-        time.sleep(settle)
-        after = _engine.status_kib("VmRSS", child.pid)
-        child.stdin.write("quit\n")
-        child.stdin.flush()
-        child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    return {"before_kib": before, "after_kib": after, "per_conn_kib": (after - before) / count,
-            "connect_s": float(line[1])}
+        count, settle)
 
 
 # -- 2. the worker --------------------------------------------------------------------------

@@ -130,16 +130,9 @@ class Worker:
         return lines[-1] if lines else ""
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 120.0) -> float:
-        started = time.perf_counter()
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        took = _engine.stop_group(self.proc, sig, timeout)
         self.log.close()
-        return time.perf_counter() - started
+        return took
 
 
 def _register_slice(tenant_pk: int, users, start: int, prefix: str) -> None:
@@ -340,31 +333,10 @@ def run_floor(users_file: str, count: int, settle: float, threads: int = 16) -> 
     # One malloc arena, as a single-threaded process has: the threads only save time (one
     # connection after another takes longer than the rest of the run on a loaded machine),
     # and per-thread arenas would add their own slack to the floor.
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--floor-child", users_file, "--floor-threads",
-         str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
-        env={**os.environ, "MALLOC_ARENA_MAX": "1"})
-    try:
-        if child.stdout.readline().strip() != "ready":
-            raise RuntimeError("the floor process failed to start")
-        time.sleep(0.5)
-        before = _engine.status_kib("VmRSS", child.pid)
-        child.stdin.write("go\n")
-        child.stdin.flush()
-        line = child.stdout.readline().split()
-        if not line or line[0] != "idling":
-            raise RuntimeError("the floor process failed while connecting")
-        time.sleep(settle)
-        after = _engine.status_kib("VmRSS", child.pid)
-        child.stdin.write("quit\n")
-        child.stdin.flush()
-        child.wait(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    return {"before_kib": before, "after_kib": after, "per_conn_kib": (after - before) / count,
-            "connect_s": float(line[1]), "threads": threads}
+    floor = _engine.idle_rss_of_child(
+        [sys.executable, __file__, "--floor-child", users_file, "--floor-threads", str(threads)],
+        count, settle, pause=0.5, env={**os.environ, "MALLOC_ARENA_MAX": "1"}, wait=60)
+    return {**floor, "threads": threads}
 
 
 # -- single -----------------------------------------------------------------------------------

@@ -38,11 +38,8 @@ class FlagEdit:
 
     @classmethod
     def parse(cls, data: dict | None) -> FlagEdit:
-        data = data or {}
         try:
-            return cls(add=tuple(message_ops.check_flags(data.get("add") or ())),
-                       delete=tuple(message_ops.check_flags(data.get("delete") or ())),
-                       set=tuple(message_ops.check_flags(data["set"])) if "set" in data else None)
+            return cls._checked(data, message_ops.check_flags)
         except message_ops.BadFlag as exc:
             raise errors.InvalidFlag(exc) from None
 
@@ -52,14 +49,17 @@ class FlagEdit:
     @classmethod
     def parse_labels(cls, data: dict | None) -> FlagEdit:
         """The same edit of Gmail labels (``check_labels``: quoted strings, not atoms)."""
-        data = data or {}
         try:
-            return cls(add=tuple(message_ops.check_labels(data.get("add") or ())),
-                       delete=tuple(message_ops.check_labels(data.get("delete") or ())),
-                       set=tuple(message_ops.check_labels(data["set"])) if "set" in data
-                       else None)
+            return cls._checked(data, message_ops.check_labels)
         except message_ops.BadLabel as exc:
             raise errors.InvalidLabel(exc) from None
+
+    @classmethod
+    def _checked(cls, data: dict | None, check) -> FlagEdit:
+        data = data or {}
+        return cls(add=tuple(check(data.get("add") or ())),
+                   delete=tuple(check(data.get("delete") or ())),
+                   set=tuple(check(data["set"])) if "set" in data else None)
 
     def answer(self) -> dict:
         """EmailEngine's ``{"flags": {"add": true, ...}}``: which parts were applied."""

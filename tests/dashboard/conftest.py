@@ -146,3 +146,13 @@ def page(new_page):
 def screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def toured(dovecot, mail_user, webhook_receiver, start_dispatcher, imap_worker,  # noqa: F811
+           server_passwords, settings):
+    """One organization with something on every dashboard page (``tour.seed``), for the
+    tests and the screenshots that visit them all."""
+    from tests.dashboard import tour
+    settings.WEBHOOKS_ALLOW_PRIVATE = True  # the receivers listen on loopback
+    return tour.seed(dovecot, mail_user, webhook_receiver, start_dispatcher)

@@ -1,6 +1,6 @@
 """``make screenshots``: every dashboard page (found by ``tour.crawl``), the public pages and
 the operators' admin, at 1280x800 and 390x844, as full-page PNGs under ``var/shots/<width>/``,
-from a running server (daphne) on a database seeded by ``tour.seed`` with real Dovecot mail,
+from a running server (daphne) on a database toured by ``tour.seed`` with real Dovecot mail,
 an IMAP worker and the webhook dispatcher. Run it with pytest (the suite's rig starts the
 servers); it is not collected by a plain ``pytest`` run (no ``test_`` prefix):
 
@@ -21,14 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SHOTS = ROOT / "var" / "shots"
 
 
-@pytest.fixture
-def seeded(dovecot, mail_user, webhook_receiver, start_dispatcher, imap_worker,
-           server_passwords, settings):
-    settings.WEBHOOKS_ALLOW_PRIVATE = True  # the receivers listen on loopback
-    return tour.seed(dovecot, mail_user, webhook_receiver, start_dispatcher)
-
-
-def test_screenshots_of_every_page(browser, web_server, seeded):
+def test_screenshots_of_every_page(browser, web_server, toured):
     shutil.rmtree(SHOTS, ignore_errors=True)  # no stale pages of an earlier run
     written = []
     for viewport in (tour.DESKTOP, tour.PHONE):
@@ -42,7 +35,7 @@ def test_screenshots_of_every_page(browser, web_server, seeded):
                 paths = tour.PUBLIC_PAGES
             elif who == "operator":
                 tour.sign_in_admin(page)
-                paths = tour.admin_pages(seeded)
+                paths = tour.admin_pages(toured)
             else:
                 tour.sign_in(page, tour.OWNER if who == "owner" else "viewer@northwind.test")
                 paths = tour.crawl(page) if who == "owner" else \

@@ -23,13 +23,6 @@ WIDTHS = pytest.mark.parametrize("viewport", [tour.PHONE, tour.DESKTOP], ids=["3
 
 
 @pytest.fixture
-def seeded(dovecot, mail_user, webhook_receiver, start_dispatcher, imap_worker,
-           server_passwords, settings):
-    settings.WEBHOOKS_ALLOW_PRIVATE = True  # the receivers listen on loopback
-    return tour.seed(dovecot, mail_user, webhook_receiver, start_dispatcher)
-
-
-@pytest.fixture
 def at(browser, web_server):
     contexts = []
 
@@ -49,7 +42,7 @@ def times_of(page, selector: str) -> list[str]:
 
 
 @WIDTHS
-def test_mailboxes_errors_messages_and_times(at, seeded, viewport):
+def test_mailboxes_errors_messages_and_times(at, toured, viewport):
     page = at(viewport)
     tour.sign_in(page)
     page.goto("/dashboard/mailboxes/support")
@@ -84,13 +77,13 @@ def test_mailboxes_errors_messages_and_times(at, seeded, viewport):
 
 
 @WIDTHS
-def test_webhook_health_and_usage(at, seeded, viewport):
+def test_webhook_health_and_usage(at, toured, viewport):
     page = at(viewport)
     tour.sign_in(page)
     page.goto("/dashboard/webhooks")
     statuses = page.get_by_test_id("webhook-status").all_inner_texts()
     assert sorted(statuses) == ["failing", "healthy"]
-    page.goto(f"/dashboard/webhooks/{seeded.failing_webhook.pk}")
+    page.goto(f"/dashboard/webhooks/{toured.failing_webhook.pk}")
     expect(page.get_by_test_id("webhook-status")).to_have_text("failing")
     expect(page.get_by_test_id("delivery-log")).to_contain_text(
         "Connection refused or unreachable")
@@ -111,8 +104,8 @@ def test_webhook_health_and_usage(at, seeded, viewport):
 
 
 @WIDTHS
-def test_expired_trial_viewer_and_operator(at, seeded, viewport):
-    plans.expire(seeded.tenant)
+def test_expired_trial_viewer_and_operator(at, toured, viewport):
+    plans.expire(toured.tenant)
     page = at(viewport)
     tour.sign_in(page)
     page.goto("/dashboard/settings")
@@ -121,7 +114,7 @@ def test_expired_trial_viewer_and_operator(at, seeded, viewport):
     page.goto("/dashboard/webhooks")
     expect(page.get_by_test_id("webhooks-stopped")).to_be_visible()
     expect(page.get_by_role("button", name="Add webhook")).to_have_count(0)
-    page.goto(f"/dashboard/webhooks/{seeded.failing_webhook.pk}")
+    page.goto(f"/dashboard/webhooks/{toured.failing_webhook.pk}")
     expect(page.get_by_role("button", name="Send a test event")).to_have_count(0)
 
     viewer = at(viewport)
@@ -136,7 +129,7 @@ def test_expired_trial_viewer_and_operator(at, seeded, viewport):
 
     operator = at(viewport)
     tour.sign_in_admin(operator)
-    operator.goto(f"/admin/accounts/tenant/{seeded.tenant.pk}/change/")
+    operator.goto(f"/admin/accounts/tenant/{toured.tenant.pk}/change/")
     expect(operator.locator("#operator-actions")).to_contain_text("Convert to Team")
     operator.get_by_role("button", name="Convert to Team").click()
     expect(operator.locator(".messagelist")).to_contain_text("Converted to Team")

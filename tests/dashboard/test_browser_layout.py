@@ -13,13 +13,6 @@ from tests.dashboard import tour
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def seeded(dovecot, mail_user, webhook_receiver, start_dispatcher, imap_worker,
-           server_passwords, settings):
-    settings.WEBHOOKS_ALLOW_PRIVATE = True  # the receivers listen on loopback
-    return tour.seed(dovecot, mail_user, webhook_receiver, start_dispatcher)
-
-
 def open_at(browser, web_server, viewport):
     context = browser.new_context(base_url=web_server.url, viewport=viewport)
     context.set_default_timeout(15_000)
@@ -27,7 +20,7 @@ def open_at(browser, web_server, viewport):
 
 
 @pytest.mark.parametrize("viewport", [tour.PHONE, tour.DESKTOP], ids=["390", "1280"])
-def test_no_page_is_wider_than_the_screen(browser, web_server, seeded, viewport):
+def test_no_page_is_wider_than_the_screen(browser, web_server, toured, viewport):
     context, page = open_at(browser, web_server, viewport)
     try:
         tour.sign_in(page)
@@ -48,7 +41,7 @@ def test_no_page_is_wider_than_the_screen(browser, web_server, seeded, viewport)
         context.close()
 
 
-def test_tables_on_a_phone_are_stacked_rows_with_their_labels(browser, web_server, seeded):
+def test_tables_on_a_phone_are_stacked_rows_with_their_labels(browser, web_server, toured):
     context, page = open_at(browser, web_server, tour.PHONE)
     try:
         tour.sign_in(page)
@@ -66,12 +59,12 @@ def test_tables_on_a_phone_are_stacked_rows_with_their_labels(browser, web_serve
         context.close()
 
 
-def test_the_operators_admin_pages_open_at_both_widths(browser, web_server, seeded):
+def test_the_operators_admin_pages_open_at_both_widths(browser, web_server, toured):
     for viewport in (tour.PHONE, tour.DESKTOP):
         context, page = open_at(browser, web_server, viewport)
         try:
             tour.sign_in_admin(page)
-            for path in tour.admin_pages(seeded):
+            for path in tour.admin_pages(toured):
                 assert page.goto(path).ok, path
         finally:
             context.close()

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.mailboxes.helpers import spawn_imapworker
+from tests.mailboxes.helpers import DrivenWorker, spawn_imapworker
 from tests.mailboxes.sending_helpers import sending_account
 
 
@@ -43,3 +43,19 @@ def fast_worker_settings(settings):
     settings.IMAP_CLAIM_INTERVAL = 1
     settings.IMAP_LEASE_TTL = 5
     settings.IMAP_POLL_INTERVAL = 60
+
+
+@pytest.fixture
+def driven_worker(settings):
+    """``DrivenWorker``s (claim ticks only when the test asks, so leases last longer than a
+    test); each is shut down gracefully at the end of the test."""
+    settings.IMAP_LEASE_TTL = 60
+    made = []
+
+    def make(**kwargs) -> DrivenWorker:
+        made.append(DrivenWorker(**kwargs))
+        return made[-1]
+
+    yield make
+    for worker in made:
+        worker.shutdown()

@@ -12,27 +12,13 @@ import pytest
 
 from accounts.models import EmailAccount
 from mailboxes.sync import index
-from tests.mailboxes.helpers import DrivenWorker, events_of, register
+from tests.mailboxes.helpers import events_of, register
 from tests.servers import seed
 
 pytestmark = [pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("fast_worker_settings")]
 
 MESSAGES = 12
-
-
-@pytest.fixture
-def driven_worker(settings):
-    settings.IMAP_LEASE_TTL = 60
-    made = []
-
-    def make(**kwargs) -> DrivenWorker:
-        made.append(DrivenWorker(**kwargs))
-        return made[-1]
-
-    yield make
-    for worker in made:
-        worker.shutdown()
 
 
 @pytest.fixture

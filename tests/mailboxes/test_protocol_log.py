@@ -17,6 +17,7 @@ from accounts import services
 from mailboxes import connection_settings, protocol_log, smtp
 from mailboxes.imap import client as imap
 from tests.mailboxes.helpers import register
+from tests.servers.smtp import PASSWORD_MECHANISMS
 
 
 def every_redis_value(redis_db) -> list[bytes]:
@@ -148,10 +149,20 @@ def test_an_oauth2_token_is_never_stored(alice, oauth_user, provider, redis_db):
     assert_nowhere(redis_db, oauth_user.username, token)
 
 
+@pytest.fixture
+def smtp_offer_restored(smtp_server):
+    """The session's SMTP server with its AUTH offer and token check put back after the test:
+    the other tests that share it expect PLAIN and LOGIN."""
+    yield smtp_server
+    smtp_server.offer(*PASSWORD_MECHANISMS)
+    smtp_server.check_tokens_with(None)
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
-def test_smtp_auth_and_the_message_are_not_stored(alice, smtp_server, smtp_user, redis_db,
-                                                  mechanism):
+def test_smtp_auth_and_the_message_are_not_stored(alice, smtp_offer_restored, smtp_user,
+                                                  redis_db, mechanism):
+    smtp_server = smtp_offer_restored
     smtp_server.offer(mechanism)
     account = register(alice.tenant, smtp_user, logs=True,
                        smtp={**smtp_server.smtp_settings(smtp_user.username, smtp_user.password),
@@ -168,7 +179,8 @@ def test_smtp_auth_and_the_message_are_not_stored(alice, smtp_server, smtp_user,
 
 
 @pytest.mark.django_db
-def test_an_smtp_bearer_token_is_not_stored(alice, smtp_server, smtp_user, redis_db):
+def test_an_smtp_bearer_token_is_not_stored(alice, smtp_offer_restored, smtp_user, redis_db):
+    smtp_server = smtp_offer_restored
     token = "at-smtp-" + "k" * 24
     smtp_server.offer("XOAUTH2")
     smtp_server.check_tokens_with(lambda given: smtp_user.username if given == token else None)

@@ -30,22 +30,6 @@ def state_of(account) -> str:
     return EmailAccount.objects.get(pk=account.pk).state
 
 
-@pytest.fixture
-def driven_worker(settings):
-    """``DrivenWorker``s (claim ticks only when the test asks, so leases last longer than a
-    test); each is shut down gracefully at the end of the test."""
-    settings.IMAP_LEASE_TTL = 60
-    made = []
-
-    def make(**kwargs) -> DrivenWorker:
-        made.append(DrivenWorker(**kwargs))
-        return made[-1]
-
-    yield make
-    for worker in made:
-        worker.shutdown()
-
-
 def connected(worker: DrivenWorker, *accounts) -> None:
     """Claim, then turn the loop until every account is connected and idling."""
     worker.claim()
