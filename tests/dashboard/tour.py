@@ -127,9 +127,10 @@ def sign_in_admin(page) -> None:
 
 
 def _kind(path: str) -> str:
-    """Pages of one kind (the same route with another id) share this: the path's first
-    three segments."""
-    return "/".join(path.split("/")[:4])
+    """Pages of one kind (the same route with another id) share this: the path's first four
+    segments (``/dashboard/mailboxes/<id>/messages``: a mailbox's pages are each their own
+    kind, its messages one)."""
+    return "/".join(path.split("/")[:5])
 
 
 def crawl(page, start: str = "/dashboard") -> list[str]:
