@@ -34,7 +34,7 @@ requests/s, full message p50 75-81 ms, subject search p50 152-176 ms (its IMAP S
 40-64 ms).
 
     .venv/bin/python bench/read_api.py [--messages 10000] [--requests 200] [--clients 10]
-        [--compare /work/wt/base] [--rounds 2] [--redis-db 5]
+        [--compare ../base-checkout] [--rounds 2] [--redis-db 5]
 """
 
 from __future__ import annotations
