@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from accounts.models import ApiToken, EmailAccount, Tenant
 from tests.dashboard.conftest import screenshot
+from tests.servers import seed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,7 +54,11 @@ def test_sign_up_add_a_mailbox_see_it_connect_use_a_token_and_sign_out(
     page.evaluate("window.__sameDocument = true")  # gone if the page reloads
     expect(state).to_have_text("connected", timeout=20_000)
     assert page.evaluate("window.__sameDocument") is True
-    # The page heard the connection on the tenant's event stream, not by polling.
+    # The page hears the mailbox on the tenant's event stream, not by polling. The connection's own
+    # events may come before the stream opens (the page catches up on them by one poll), so new
+    # mail that arrives once the stream is open is what must reach the page.
+    page.wait_for_function("window.emailapiStreamOpen === true", timeout=20_000)
+    seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Heard on the stream")])
     page.wait_for_function("(window.emailapiStreamEvents || 0) > 0", timeout=20_000)
     page.reload()
     expect(page.get_by_role("cell", name="INBOX", exact=True)).to_be_visible()
