@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 from emailapi.lib.redis import get_redis
 
@@ -26,19 +27,37 @@ def _day_key(tenant_id: int, day: int) -> str:
     return f"emailapi:calls:{tenant_id}:{day}"
 
 
+# One round trip and one reply per request (issue 19): the counts and their expiry in a
+# script, rather than a MULTI of two INCRs and two EXPIREs (six replies for the client to
+# read). A key's expiry is set when the key is made; a window's key is never used again after
+# its window, nor a day's after its day.
+_COUNT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if KEYS[2] then
+  if redis.call('INCR', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+end
+return count
+"""
+
+
 def count_call(tenant_id: int, api_call: bool = True, now: float | None = None) -> int:
     """Count one request in this minute's window (and, for an ``api_call``, in today's);
     returns the window's count so far (Redis errors propagate: the caller decides)."""
     now = time.time() if now is None else now
-    minute = _minute_key(tenant_id, int(now) // WINDOW)
-    pipe = get_redis().pipeline()
-    pipe.incr(minute)
-    pipe.expire(minute, WINDOW * 2)
+    keys = [_minute_key(tenant_id, int(now) // WINDOW)]
     if api_call:
-        day = _day_key(tenant_id, int(now) // DAY)
-        pipe.incr(day)
-        pipe.expire(day, DAY * 2)
-    return pipe.execute()[0]
+        keys.append(_day_key(tenant_id, int(now) // DAY))
+    return int(_count_script()(keys=keys, args=[WINDOW * 2, DAY * 2]))
+
+
+@lru_cache(maxsize=4)
+def _script_of(client):
+    return client.register_script(_COUNT)
+
+
+def _count_script():
+    return _script_of(get_redis())
 
 
 @dataclass(frozen=True)

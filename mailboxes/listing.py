@@ -23,7 +23,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.errors import AccountNotFound
 from accounts.models import EmailAccount
-from mailboxes import ids, message_fields
+from mailboxes import ids, message_fields, summary_memo
 from mailboxes.errors import AttachmentNotFound, InvalidCursor, MailboxNotFound, MessageNotFound
 from mailboxes.models import Folder, Message, UidBlock
 
@@ -155,9 +155,10 @@ def page_of(folder: Folder, page: int, page_size: int, cursor: str | None) -> di
 
 
 def _page(folder: Folder, total: int, page: int, page_size: int, items: list, more: bool,
-          after_cursor: bool) -> dict:
+          after_cursor: bool, messages: list[dict] | None = None) -> dict:
     """A listing's answer; ``prevPageCursor`` is there past the first page (a cursor's page
-    always has newer messages above it)."""
+    always has newer messages above it). ``messages``: the items' summaries, when the caller
+    has them already."""
     has_previous = bool(items) and (after_cursor or page > 0)
     return {
         "total": total,
@@ -166,7 +167,8 @@ def _page(folder: Folder, total: int, page: int, page_size: int, items: list, mo
         "nextPageCursor": encode_cursor(folder, items[-1].uid, page + 1) if more else None,
         "prevPageCursor": encode_cursor(folder, items[0].uid, max(page - 1, 0), above=True)
         if has_previous else None,
-        "messages": [message_fields.summary(folder, row) for row in items],
+        "messages": messages if messages is not None
+        else [message_fields.summary(folder, row) for row in items],
     }
 
 
@@ -213,9 +215,22 @@ def tenant_page(tenant, account_id: str, path: str, page: int, page_size: int,
         _check_cursor(cursor, folder)
     if folder.synced_uidnext is None or folder.backfill_below:
         return page_of(tenant_folder(tenant, account_id, path), page, page_size, cursor)
-    items = [row_of(values[len(_PAGE_FOLDER):]) for values in rows[:page_size]]
+    # Rows whose values were listed before keep their summary (``summary_memo``); only the
+    # UIDs are needed for the cursors.
+    values = [row[len(_PAGE_FOLDER):] for row in rows[:page_size]]
+    convert = _summary_of(folder)
+    messages = [summary_memo.summary(folder, row, convert) for row in values]
+    uids = [SimpleNamespace(uid=row[_UID]) for row in values]
     return _page(folder, folder.messages, at.page if at is not None else page, page_size,
-                 items, more=len(rows) > page_size, after_cursor=at is not None)
+                 uids, more=len(rows) > page_size, after_cursor=at is not None,
+                 messages=messages)
+
+
+_UID = message_fields.COLUMNS.index("uid")
+
+
+def _summary_of(folder: Folder):
+    return lambda values: message_fields.summary(folder, row_of(values))
 
 
 def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, start: int,
@@ -223,8 +238,11 @@ def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, st
     quote = connection.ops.quote_name
     folder_table, message_table = quote(Folder._meta.db_table), quote(Message._meta.db_table)
     account_table = quote(EmailAccount._meta.db_table)
-    columns = [f"f.{quote(c)}" for c in _PAGE_FOLDER] + \
-        [f"m.{quote(Message._meta.get_field(c).column)}" for c in message_fields.COLUMNS]
+    # Dates as text: parsed only for a row the memo does not know (``row_of``), not by the
+    # driver for every row of every page.
+    columns = [f"f.{quote(c)}" for c in _PAGE_FOLDER] + [
+        f"CAST(m.{quote(Message._meta.get_field(c).column)} AS TEXT)" if c in _DATES
+        else f"m.{quote(Message._meta.get_field(c).column)}" for c in message_fields.COLUMNS]
     if path.startswith("\\"):
         match, argument = "LOWER(f2.special_use) = LOWER(%s)", path
     elif path.upper() == "INBOX":
@@ -274,8 +292,8 @@ def _json_loads(text: str):
 
 def row_of(values: tuple) -> SimpleNamespace:
     """Column values as the attributes ``message_fields.summary`` reads (JSON arrives as text
-    from a raw cursor; SQLite gives dates as text or as naive datetimes, both in UTC, and
-    booleans as integers)."""
+    from a raw cursor, dates as text (``_page_rows`` casts them; SQLite's are in UTC, without
+    an offset) or as naive datetimes in UTC, and SQLite's booleans as integers)."""
     row = dict(zip(message_fields.COLUMNS, values, strict=True))
     for name in _JSON:
         if isinstance(row[name], str):
@@ -397,11 +415,12 @@ def attachment_by_id(account: EmailAccount, attachment_id: str) -> tuple[Folder,
 
 
 def _row(account: EmailAccount, number: int, uid: int, shown: str) -> tuple[Folder, Message]:
-    folder = Folder.objects.filter(email_account=account, number=number).first()
-    row = Message.objects.filter(folder=folder, uid=uid).first() if folder else None
+    """The row and its folder in one query (a single message's route makes few)."""
+    row = (Message.objects.select_related("folder")
+           .filter(folder__email_account=account, folder__number=number, uid=uid).first())
     if row is None:
         raise MessageNotFound(f"Message {shown!r} not found")
-    return folder, row
+    return row.folder, row
 
 
 # --- first-sync progress ------------------------------------------------------------------

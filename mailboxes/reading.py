@@ -43,11 +43,17 @@ def message_detail(account: EmailAccount, message_id: str, text_type: str, max_b
                    mark_as_seen: bool, with_headers: bool,
                    html: HtmlOptions = HtmlOptions()) -> dict:  # noqa: B008 - frozen
     folder, row = listing.message_by_id(account, message_id)
+    encoded = _encoded_attachments(row)
+    # The header and the attachments whose decoded size is counted come with the text, in
+    # one FETCH: each round trip to the server is a good part of this route's time.
+    also = {section: None for section in parts.sizes_fetched_whole(encoded)}
+    if with_headers:
+        also["HEADER"] = HEADER_LIMIT
     with pool.session(account) as session:
         try:
-            text = _read_text(session, folder, row, text_type, max_bytes, html)
-            headers = _headers(session.client, row.uid) if with_headers else None
-            sizes = _decoded_sizes(session.client, row)
+            text, fetched = _read_text(session, folder, row, text_type, max_bytes, html, also)
+            headers = _parsed_headers(fetched["HEADER"]) if with_headers else None
+            sizes = parts.decoded_sizes(session.client, row.uid, encoded, fetched)
         except parts.MessageNotFound:
             raise errors.MessageNotFound(f"Message {message_id!r} not found") from None
         if mark_as_seen and "\\Seen" not in row.flags:
@@ -68,30 +74,31 @@ def message_text(account: EmailAccount, text_id: str, text_type: str, max_bytes:
     folder, row = listing.message_by_text_id(account, text_id)
     with pool.session(account) as session:
         try:
-            text = _read_text(session, folder, row, text_type, max_bytes, html)
+            text, _ = _read_text(session, folder, row, text_type, max_bytes, html, {})
         except parts.MessageNotFound:
             raise errors.MessageNotFound(f"Text {text_id!r} not found") from None
     return _web_safe(text, html.web_safe)
 
 
 def _read_text(session, folder: Folder, row: Message, text_type: str, max_bytes: int,
-               html: HtmlOptions) -> dict:
+               html: HtmlOptions, also: dict[str, int | None]) -> tuple[dict, dict[str, bytes]]:
     """The message's text parts from the server (``parts.MessageNotFound`` if it is gone),
-    its ``cid:`` images embedded when asked."""
-    text = _in_current_view(session, folder.path, lambda: parts.fetch_text(
-        session.client, row.uid, list(row.text_parts), text_type, max_bytes))
+    its ``cid:`` images embedded when asked, and the raw sections *also* names
+    (``parts.fetch_text_and``)."""
+    text, fetched = _in_current_view(session, folder.path, lambda: parts.fetch_text_and(
+        session.client, row.uid, list(row.text_parts), text_type, max_bytes, also))
     if html.embed_images and text.get("html"):
         text["html"] = _embedded(session.client, row, text["html"])
-    return text
+    return text, fetched
 
 
-def _decoded_sizes(client, row: Message) -> dict[str, int]:
-    """The exact decoded size of each encoded attachment (by section): listings only know
-    the encoded size (and show ``size`` as an estimate); here it is what a download gives."""
-    encoded = {part["part"]: (part.get("encoding"), part.get("size") or 0)
-               for part in row.attachments
-               if (part.get("encoding") or "").lower() not in ("", "7bit", "8bit", "binary")}
-    return parts.decoded_sizes(client, row.uid, encoded) if encoded else {}
+def _encoded_attachments(row: Message) -> dict[str, tuple[str | None, int]]:
+    """The attachments whose exact decoded size must be counted (by section: encoding and
+    encoded size): listings only know the encoded size (and show ``size`` as an estimate);
+    a single message shows what a download gives."""
+    return {part["part"]: (part.get("encoding"), part.get("size") or 0)
+            for part in row.attachments
+            if (part.get("encoding") or "").lower() not in ("", "7bit", "8bit", "binary")}
 
 
 def _embedded(client, row: Message, html: str) -> str:
@@ -138,8 +145,7 @@ def _in_current_view(session, path: str, fetch):
     return fetch()
 
 
-def _headers(client, uid: int) -> dict[str, list[str]]:
-    raw = parts.fetch_section(client, uid, "HEADER", max_bytes=HEADER_LIMIT)
+def _parsed_headers(raw: bytes) -> dict[str, list[str]]:
     message = BytesHeaderParser(policy=policy.default).parsebytes(raw)
     out: dict[str, list[str]] = {}
     for name, value in message.items():

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from accounts.errors import AccountNotFound
 from accounts.models import EmailAccount
 from emailapi.api.errors import ApiError
+from emailapi.api.serializers import remember_valid_query, valid_query
 
 # The ``{account}`` path parameter of every per-mailbox route.
 ACCOUNT_PARAM = OpenApiParameter("account", str, OpenApiParameter.PATH,
@@ -53,6 +54,11 @@ class TenantScopedAPIView(APIView):
         return account
 
     def validated(self, serializer_class, data, **kwargs) -> dict[str, Any]:
+        remembered = None if kwargs else valid_query(serializer_class, data)
+        if remembered is not None:
+            return remembered
         serializer = serializer_class(data=data, **kwargs)
         serializer.is_valid(raise_exception=True)
+        if not kwargs:
+            remember_valid_query(serializer_class, data, serializer.validated_data)
         return serializer.validated_data

@@ -18,6 +18,8 @@ def document_store_field() -> serializers.BooleanField:
 
 
 class MessagesQuerySerializer(PageQuerySerializer):
+    remember_valid = True  # the query alone decides (a listing's hot path)
+
     path = serializers.CharField(max_length=1024, trim_whitespace=False,
                                  help_text="Folder path, or a special use such as \\Sent")
     cursor = serializers.CharField(max_length=512, required=False,
@@ -26,6 +28,8 @@ class MessagesQuerySerializer(PageQuerySerializer):
 
 
 class TextQuerySerializer(QuerySerializer):
+    remember_valid = True  # the query alone decides (a message's and a text's hot path)
+
     textType = serializers.ChoiceField(choices=["plain", "html", "*"], default="*")
     maxBytes = serializers.IntegerField(min_value=1, max_value=50 * 1024 * 1024,
                                         default=5 * 1024 * 1024,

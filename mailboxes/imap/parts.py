@@ -397,32 +397,43 @@ SIZES_IN_ONE_FETCH = 4 * 1024 * 1024
 
 
 def decoded_sizes(
-    client: imapclient.IMAPClient, uid: int, sections: Mapping[str, tuple[str | None, int]]
+    client: imapclient.IMAPClient, uid: int, sections: Mapping[str, tuple[str | None, int]],
+    fetched: Mapping[str, bytes] | None = None,
 ) -> dict[str, int]:
     """The exact decoded size of each part, by section, of those in *sections* (section →
     ``(Content-Transfer-Encoding, encoded size)``) that are encoded (base64,
     quoted-printable, uuencode): each decoded here, so the size is what a download gives.
-    Parts up to ``SIZES_IN_ONE_FETCH`` bytes together come in one command, larger ones are
-    streamed. (Not the server's ``BINARY.SIZE``: Dovecot's is an estimate for base64, 3/4 of
-    the encoded size.) A missing message raises ``MessageNotFound``."""
+    Parts up to ``SIZES_IN_ONE_FETCH`` bytes together (``sizes_fetched_whole``) come in one
+    command, or from *fetched* (their raw bytes, fetched with something else); larger ones
+    are streamed. (Not the server's ``BINARY.SIZE``: Dovecot's is an estimate for base64, 3/4
+    of the encoded size.) A missing message raises ``MessageNotFound``."""
+    fetched = fetched or {}
+    whole = sizes_fetched_whole(sections)
     sizes: dict[str, int] = {}
-    together: list[str] = []
-    budget = SIZES_IN_ONE_FETCH
-    for section, (encoding, encoded_size) in sections.items():
+    for section, (encoding, _) in sections.items():
         _check(uid, section)
-        if _transfer_decoder(encoding) is None:
-            continue
-        if encoded_size <= budget:
-            budget -= encoded_size
-            together.append(section)
-        else:
+        if _transfer_decoder(encoding) is not None and section not in whole:
             sizes[section] = sum(len(chunk) for chunk in decode_stream(
                 stream_section(client, uid, section), encoding))
-    if together:
-        items = _fetch_one(client, uid, " ".join(f"BODY.PEEK[{s}]" for s in together))
-        for section in together:
-            sizes[section] = len(decode_transfer(_body(items, section), sections[section][0]))
+    missing = [section for section in whole if section not in fetched]
+    if missing:
+        items = _fetch_one(client, uid, " ".join(f"BODY.PEEK[{s}]" for s in missing))
+        fetched = {**fetched, **{section: _body(items, section) for section in missing}}
+    for section in whole:
+        sizes[section] = len(decode_transfer(fetched[section], sections[section][0]))
     return sizes
+
+
+def sizes_fetched_whole(sections: Mapping[str, tuple[str | None, int]]) -> list[str]:
+    """The sections ``decoded_sizes`` reads whole in one command: the encoded ones, in
+    order, while their encoded sizes add up to at most ``SIZES_IN_ONE_FETCH``."""
+    whole: list[str] = []
+    budget = SIZES_IN_ONE_FETCH
+    for section, (encoding, encoded_size) in sections.items():
+        if _transfer_decoder(encoding) is not None and encoded_size <= budget:
+            budget -= encoded_size
+            whole.append(section)
+    return whole
 
 
 # -- charsets --------------------------------------------------------------------------------
@@ -492,6 +503,49 @@ def fetch_text(
     text_type: str = "*",
     max_bytes: int | None = None,
 ) -> dict[str, Any]:
+    """``fetch_text_and`` without further sections: the text bodies alone."""
+    return fetch_text_and(client, uid, text_parts, text_type, max_bytes, {})[0]
+
+
+def fetch_text_and(
+    client: imapclient.IMAPClient,
+    uid: int,
+    text_parts: Sequence[Mapping[str, Any] | Part],
+    text_type: str,
+    max_bytes: int | None,
+    also: Mapping[str, int | None],
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """``fetch_text``'s answer and the raw bytes of the sections *also* names (section → at
+    most that many bytes, or None: all), as ``fetch_section`` gives them: in the text's own
+    FETCH where there is one (one round trip for a whole message), else in a command of
+    their own."""
+    for section, limit in also.items():
+        _check(uid, section)
+        if limit is not None and limit < 0:
+            raise ValueError("max_bytes must be >= 0")
+    fetched: dict[str, Any] = {}
+    text = _fetch_text(client, uid, text_parts, text_type, max_bytes, also, fetched)
+    if not also:
+        return text, {}
+    if not fetched:
+        fetched = _fetch_one(client, uid, _items(also))
+    return text, {section: _body(fetched, section) for section in also}
+
+
+def _items(sections: Mapping[str, int | None]) -> str:
+    return " ".join(f"BODY.PEEK[{section}]" + ("" if limit is None else f"<0.{limit}>")
+                    for section, limit in sections.items())
+
+
+def _fetch_text(
+    client: imapclient.IMAPClient,
+    uid: int,
+    text_parts: Sequence[Mapping[str, Any] | Part],
+    text_type: str,
+    max_bytes: int | None,
+    also: Mapping[str, int | None],
+    fetched: dict[str, Any],
+) -> dict[str, Any]:
     """The message's text bodies: ``{"plain": str | None, "html": str | None, "hasMore": bool}``.
 
     *text_parts* are the index's part records (``{"part", "contentType", "encoding",
@@ -527,7 +581,13 @@ def fetch_text(
         _check(uid, record[0])
     partial = "" if max_bytes is None else f"<0.{max_bytes + 1}>"  # one more: was it cut?
     sections = dict.fromkeys(record[0] for record in wanted)
-    items = _fetch_one(client, uid, " ".join(f"BODY.PEEK[{s}]{partial}" for s in sections))
+    command = " ".join(f"BODY.PEEK[{s}]{partial}" for s in sections)
+    # The further sections ride along, unless one is also a text part (two answers for one
+    # section could not be told apart): then they come in a command of their own.
+    together = also and not set(also) & {section.upper() for section in sections}
+    items = _fetch_one(client, uid, f"{command} {_items(also)}" if together else command)
+    if together:
+        fetched.update(items)
     texts: dict[str, list[str]] = {kind: [] for kind in kinds}
     for section, kind, encoding, charset in wanted:
         raw = _body(items, section)
