@@ -6,13 +6,16 @@ bytes never count in this process's memory), makes one raw pass over the folder 
 cache is equally warm for everyone, then in the same run measures:
 
 * ours:  a fresh throwaway PostgreSQL database (``bench_engine_<pid>``, migrated, dropped at
-         the end) and Redis DB 7 (flushed). An ``ImapWorker`` already runs in a thread of this
+         the end) and Redis DB 7 (flushed; ``--redis-db``). An ``ImapWorker`` already runs in a thread of this
          process, idle (as in production). The clock starts before
          ``accounts.services.register_account`` and stops when, polling the database:
          - first page: the 20 highest UIDs of INBOX are rows of ``Message`` (listable);
          - connected:  the account's state is ``connected`` (the engine enters IDLE only
                        after the first sync is complete, so this comes after the whole index);
-         - whole:      all N rows are indexed and ``accountInitialized`` is in the outbox.
+         - whole:      all N rows are indexed and ``accountInitialized`` is in the outbox;
+         - statistics: the message table's planner statistics are refreshed (the worker's
+                       ANALYZE, or VACUUM ANALYZE, of ``index_upkeep``: after ``whole``,
+                       since the index is complete and listable without it).
          The poll runs every ``--poll`` s (default 5 ms) until the first page, then every 20 ms
          (each poll is one or two indexed queries, ~1 ms; the figures are upper bounds by that
          much). Peak RSS of this process (which hosts the worker thread, Django and the poller)
@@ -174,7 +177,7 @@ def run_ours(user: MailUser, expected: int, top_uids: list[int], poll: float,
     inbox = Message.objects.filter(folder__email_account=account, folder__path="INBOX")
     try:
         deadline = started + timeout
-        while len(marks) < 4:
+        while len(marks) < 5:
             if time.perf_counter() > deadline:
                 raise TimeoutError(f"first index not done after {timeout:.0f} s: {marks}")
             if "first page" not in marks:
@@ -191,6 +194,8 @@ def run_ours(user: MailUser, expected: int, top_uids: list[int], poll: float,
                                         event="accountInitialized").exists() \
                         and inbox.count() >= expected:
                     marks["whole"] = time.perf_counter()
+            if "whole" in marks and "statistics" not in marks and statistics_refreshed():
+                marks["statistics"] = time.perf_counter()
             time.sleep(poll if "first page" not in marks else max(poll, 0.02))
     finally:
         sampler.done.set()
@@ -206,6 +211,20 @@ def run_ours(user: MailUser, expected: int, top_uids: list[int], poll: float,
         peak_at, _ = max(sampler.samples, key=lambda sample: sample[1])
         figures["peak_at_s"] = peak_at - started
     return figures
+
+
+def statistics_refreshed() -> bool:
+    """Whether the message table has been (VACUUM) ANALYZEd in this throwaway database."""
+    from django.db import connection
+
+    from mailboxes.models import Message
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(last_vacuum, last_analyze) IS NOT NULL"
+                       " FROM pg_stat_user_tables WHERE relname = %s",
+                       [Message._meta.db_table])
+        row = cursor.fetchone()
+    return bool(row and row[0])
 
 
 # -- afterwards: what the index costs in PostgreSQL, and its deepest pages ------------------
@@ -323,6 +342,7 @@ def report(args, seeded_s: float, ours: dict[str, float], floors: dict[str, floa
             ("ours: first page (20 newest listable)", ours["first page"], False),
             ("ours: whole folder + accountInitialized", whole, True),
             ("ours: state connected (IDLE)", ours["connected"], False),
+            ("ours: planner statistics refreshed", ours["statistics"], False),
             *((f"floor: {name}", seconds, True) for name, seconds in floors.items())]:
         per_second = f"{args.messages / seconds:>10.0f}" if rate else ""
         print(f"{name:<44}{seconds:>10.3f}{per_second}")
@@ -388,6 +408,9 @@ def main() -> None:
     parser.add_argument("--profile-only", action="store_true",
                         help="ours only: no floors, no listing (for py-spy)")
     parser.add_argument("--requests", type=int, default=200, help="deep-page listings timed")
+    parser.add_argument("--redis-db", type=int, default=REDIS_DB,
+                        help=f"Redis DB flushed and used by ours (default {REDIS_DB}); parallel "
+                             "runs each need their own")
     args = parser.parse_args()
     big = args.messages > 20_000
     args.rounds = args.rounds or (1 if big else 3)
@@ -414,7 +437,7 @@ def main() -> None:
         print(f"raw warm-up pass (engine's items: {engine_items}) in "
               f"{time.perf_counter() - started:.1f} s", flush=True)
 
-        with _engine.throwaway_database(f"bench_engine_{os.getpid()}", REDIS_DB) as env:
+        with _engine.throwaway_database(f"bench_engine_{os.getpid()}", args.redis_db) as env:
             _engine.setup_django()
             ours = run_ours(user, args.messages, uids[-FIRST_PAGE:], args.poll, args.pool_size,
                             args.timeout)
