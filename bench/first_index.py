@@ -6,13 +6,16 @@ bytes never count in this process's memory), makes one raw pass over the folder 
 cache is equally warm for everyone, then in the same run measures:
 
 * ours:  a fresh throwaway PostgreSQL database (``bench_engine_<pid>``, migrated, dropped at
-         the end) and Redis DB 7 (flushed). An ``ImapWorker`` already runs in a thread of this
+         the end) and Redis DB 7 (flushed; ``--redis-db``). An ``ImapWorker`` already runs in a thread of this
          process, idle (as in production). The clock starts before
          ``accounts.services.register_account`` and stops when, polling the database:
          - first page: the 20 highest UIDs of INBOX are rows of ``Message`` (listable);
          - connected:  the account's state is ``connected`` (the engine enters IDLE only
                        after the first sync is complete, so this comes after the whole index);
-         - whole:      all N rows are indexed and ``accountInitialized`` is in the outbox.
+         - whole:      all N rows are indexed and ``accountInitialized`` is in the outbox;
+         - statistics: the message table's planner statistics are refreshed (the worker's
+                       ANALYZE, or VACUUM ANALYZE, of ``index_upkeep``: after ``whole``,
+                       since the index is complete and listable without it).
          The poll runs every ``--poll`` s (default 5 ms) until the first page, then every 20 ms
          (each poll is one or two indexed queries, ~1 ms; the figures are upper bounds by that
          much). Peak RSS of this process (which hosts the worker thread, Django and the poller)
@@ -120,9 +123,11 @@ def measure_floors(user: MailUser, uids: list[int], batch: int, rounds: int,
     for _ in range(rounds):
         for name, run in runs.items():
             gc.collect()
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             result = run()
             best[name] = min(best[name], time.perf_counter() - started)
+            cpu_name = f"cpu: {name}"
+            best[cpu_name] = min(best.get(cpu_name, float("inf")), time.process_time() - cpu)
             if name.startswith("imapclient") and result != len(uids):
                 raise AssertionError(f"{name} fetched {result} messages, expected {len(uids)}")
     return best
@@ -168,13 +173,17 @@ def run_ours(user: MailUser, expected: int, top_uids: list[int], poll: float,
     sampler = RssSampler()
     sampler.start()
     marks: dict[str, float] = {}
+    backends_before = backend_cpu()
+    cpu_started = time.process_time()
     started = time.perf_counter()
     account = services.register_account(tenant, {"account": "bench", "imap": imap_settings})
     marks["registered"] = time.perf_counter()
     inbox = Message.objects.filter(folder__email_account=account, folder__path="INBOX")
     try:
         deadline = started + timeout
-        while len(marks) < 4:
+        poll_cpu = 0.0  # this thread's own CPU, polling: not the engine's
+        while len(marks) < 5:
+            poll_started = time.thread_time()
             if time.perf_counter() > deadline:
                 raise TimeoutError(f"first index not done after {timeout:.0f} s: {marks}")
             if "first page" not in marks:
@@ -191,6 +200,13 @@ def run_ours(user: MailUser, expected: int, top_uids: list[int], poll: float,
                                         event="accountInitialized").exists() \
                         and inbox.count() >= expected:
                     marks["whole"] = time.perf_counter()
+                    figures["cpu_whole"] = time.process_time() - cpu_started
+                    figures["poll_cpu_whole"] = poll_cpu + time.thread_time() - poll_started
+                    figures["db_cpu_whole"] = sum(
+                        cpu - backends_before.get(pid, 0.0) for pid, cpu in backend_cpu().items())
+            if "whole" in marks and "statistics" not in marks and statistics_refreshed():
+                marks["statistics"] = time.perf_counter()
+            poll_cpu += time.thread_time() - poll_started
             time.sleep(poll if "first page" not in marks else max(poll, 0.02))
     finally:
         sampler.done.set()
@@ -206,6 +222,42 @@ def run_ours(user: MailUser, expected: int, top_uids: list[int], poll: float,
         peak_at, _ = max(sampler.samples, key=lambda sample: sample[1])
         figures["peak_at_s"] = peak_at - started
     return figures
+
+
+def backend_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) of each PostgreSQL backend serving this database now
+    (``/proc``: the server runs on this machine). Backends that end before the next look are
+    missed, so the database's share is a lower bound."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                       " AND pid <> pg_backend_pid()")
+        pids = [row[0] for row in cursor.fetchall()]
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+                fields = fh.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return out
+
+
+def statistics_refreshed() -> bool:
+    """Whether the message table has been (VACUUM) ANALYZEd in this throwaway database."""
+    from django.db import connection
+
+    from mailboxes.models import Message
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(last_vacuum, last_analyze) IS NOT NULL"
+                       " FROM pg_stat_user_tables WHERE relname = %s",
+                       [Message._meta.db_table])
+        row = cursor.fetchone()
+    return bool(row and row[0])
 
 
 # -- afterwards: what the index costs in PostgreSQL, and its deepest pages ------------------
@@ -323,7 +375,9 @@ def report(args, seeded_s: float, ours: dict[str, float], floors: dict[str, floa
             ("ours: first page (20 newest listable)", ours["first page"], False),
             ("ours: whole folder + accountInitialized", whole, True),
             ("ours: state connected (IDLE)", ours["connected"], False),
-            *((f"floor: {name}", seconds, True) for name, seconds in floors.items())]:
+            ("ours: planner statistics refreshed", ours["statistics"], False),
+            *((f"floor: {name}", seconds, True) for name, seconds in floors.items()
+              if not name.startswith("cpu: "))]:
         per_second = f"{args.messages / seconds:>10.0f}" if rate else ""
         print(f"{name:<44}{seconds:>10.3f}{per_second}")
     print()
@@ -340,6 +394,16 @@ def report(args, seeded_s: float, ours: dict[str, float], floors: dict[str, floa
     for name, value, target, met in rows:
         verdict = "" if met is None else ("  met" if met else "  MISSED")
         print(f"{name:<44}{value:>8.2f}   {target}{verdict}")
+    if "cpu_whole" in ours and "cpu: imapclient (STARTTLS)" in floors:
+        # CPU seconds depend far less on what else the machine runs than wall time does.
+        floor_cpu = floors["cpu: imapclient (STARTTLS)"]
+        engine_cpu = ours["cpu_whole"] - ours["poll_cpu_whole"]
+        ours_cpu = engine_cpu + ours["db_cpu_whole"]
+        print(f"CPU seconds to whole: ours {engine_cpu:.1f} in this process (less the poller's "
+              f"{ours['poll_cpu_whole']:.1f}) + {ours['db_cpu_whole']:.1f} in PostgreSQL = "
+              f"{ours_cpu:.1f}; "
+              f"imapclient floor {floor_cpu:.1f} (best round); ratio "
+              f"{ours_cpu / floor_cpu:.2f}x (Dovecot's CPU in neither)")
     print()
     peak = ours["peak_rss_mib"]
     print(f"bench process RSS (Django + idle worker + poller) before registering: "
@@ -388,6 +452,9 @@ def main() -> None:
     parser.add_argument("--profile-only", action="store_true",
                         help="ours only: no floors, no listing (for py-spy)")
     parser.add_argument("--requests", type=int, default=200, help="deep-page listings timed")
+    parser.add_argument("--redis-db", type=int, default=REDIS_DB,
+                        help=f"Redis DB flushed and used by ours (default {REDIS_DB}); parallel "
+                             "runs each need their own")
     args = parser.parse_args()
     big = args.messages > 20_000
     args.rounds = args.rounds or (1 if big else 3)
@@ -414,7 +481,7 @@ def main() -> None:
         print(f"raw warm-up pass (engine's items: {engine_items}) in "
               f"{time.perf_counter() - started:.1f} s", flush=True)
 
-        with _engine.throwaway_database(f"bench_engine_{os.getpid()}", REDIS_DB) as env:
+        with _engine.throwaway_database(f"bench_engine_{os.getpid()}", args.redis_db) as env:
             _engine.setup_django()
             ours = run_ours(user, args.messages, uids[-FIRST_PAGE:], args.poll, args.pool_size,
                             args.timeout)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 FIRST_BATCH = 50  # small, so the newest page is listable at once
 BATCH = 1000
+PREFETCH_DEPTH = 2  # history batches fetched ahead of the one being written
 FLAG_BATCH = 5000  # UIDs per flag comparison round trip (servers without CONDSTORE)
 
 
@@ -116,9 +118,11 @@ def _backfill(session: ImapSession, folder: Folder, should_stop: Callable[[], bo
               max_batches: int | None) -> int:
     """Index history below ``backfill_below``, newest first, one committed batch at a time.
 
-    The next batch is fetched (on a helper thread) while the current one is written, so the
+    The next batches are fetched (on a helper thread) while the current one is written, so the
     server's and the database's time overlap; the IMAP connection is only ever used by that
-    thread meanwhile, and every batch still commits with its own cursor."""
+    thread meanwhile, and every batch still commits with its own cursor. Two batches ahead,
+    not one: a commit that stalls (a busy database) then no longer leaves the fetching idle,
+    nor a slow answer the writer."""
     if not folder.backfill_below:
         return 0
     below = folder.backfill_below
@@ -141,24 +145,26 @@ def _backfill(session: ImapSession, folder: Folder, should_stop: Callable[[], bo
         def fetch_batch(batch: list[int]):
             return prefetch.submit(session.fetch_meta, _uid_set(batch))
 
-        pending = fetch_batch(plan[0]) if plan else None
+        pending = deque(fetch_batch(batch) for batch in plan[:PREFETCH_DEPTH])
         for number, batch in enumerate(plan):
-            metas = pending.result()
+            metas = pending.popleft().result()
             stop = should_stop()
-            pending = fetch_batch(plan[number + 1]) \
-                if number + 1 < len(plan) and not stop else None
+            if not stop and number + PREFETCH_DEPTH < len(plan):
+                pending.append(fetch_batch(plan[number + PREFETCH_DEPTH]))
             more_below = number + 1 < len(plan) or bool(uids)
             index.add_messages(folder, metas, notify=False, first_index=first_index,
                                cursor={"backfill_below": batch[0] if more_below else 0})
             done += len(metas)
-            if stop:
-                if pending is not None:
-                    pending.result()
+            if stop:  # what is in flight is fetched and dropped (the pool waits for it)
                 return done
     if not uids and folder.backfill_below:  # nothing left below (or never was)
         index.update_folder(folder, backfill_below=0)
-    if done and not folder.backfill_below:
-        index_upkeep.refresh_statistics()  # history complete: many new rows since the last look
+    if done and not folder.backfill_below and not first_index:
+        # History complete: many new rows since the last look. In an account's first index
+        # the sync refreshes once, after ``accountInitialized`` (``sync_account``): VACUUM
+        # ANALYZE and merging the trigram indexes' pending lists took a third of a first
+        # index, and nothing waits on them to list the folder.
+        index_upkeep.refresh_statistics()
     return done
 
 

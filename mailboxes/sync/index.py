@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+import orjson
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -174,7 +175,10 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
     ``mailboxes.sync.gmail``); ``cursor`` fields of the folder advance in the same commit, and
     with ``first_index`` the account's first-index progress too."""
     notify = notify and announcing.folder
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
+        if not notify and outermost:
+            _commit_lazily()
         uids = [m.uid for m in metas]
         present = set(Message.objects.filter(folder=folder, uid__gte=min(uids, default=0),
                                              uid__lte=max(uids, default=0))
@@ -219,6 +223,19 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
     return rows
 
 
+def _commit_lazily() -> None:
+    """Let this transaction's COMMIT return before its WAL reaches the disk (PostgreSQL's
+    ``synchronous_commit = off``, for this transaction only): a batch of silent history
+    waited ~10 % of a first index on the flush. Safe because such a batch raises no event and
+    carries its own cursor: a database crash within the next fraction of a second loses the
+    rows and the cursor together (never one without the other), and the sync fetches them
+    again; any later ordinary commit (``accountInitialized``, new mail) flushes the WAL up to
+    itself, these batches included."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
 def _notify_from(account) -> datetime | None:
     """The account's ``notifyFrom``, read afresh: the worker's account row may be older than
     an API update of it."""
@@ -256,7 +273,6 @@ def _insert(rows: list[dict]) -> None:
     # Python values psycopg adapts (going through get_db_prep_save cost a proxy lookup per
     # field and row: a third of the insert).
     as_json = {f.attname for f in fields if isinstance(f, models.JSONField)}
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     quote = connection.ops.quote_name
     sql = (f"COPY {quote(Message._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
            " FROM STDIN")
@@ -266,16 +282,24 @@ def _insert(rows: list[dict]) -> None:
             cursor.cursor.copy(sql) as copy:
         for values in rows:
             copy.write_row([
-                (_json_text(values[name], dumps)) if name in as_json else values[name]
+                _json_text(values[name]) if name in as_json else values[name]
                 for name in attnames])
 
 
-def _json_text(value, dumps) -> str | None:
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _json_text(value) -> str | None:
+    """A JSON column's text for COPY: orjson's (a fifth of the standard encoder's time); the
+    standard encoder's where orjson refuses the value (a lone surrogate in a decoded header)."""
     if value is None:
         return None
     if not value:  # most address lists, labels and parts are empty
-        return "[]" if isinstance(value, list) else dumps(value)
-    return dumps(value)
+        return "[]" if isinstance(value, list) else _dumps(value)
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return _dumps(value)
 
 
 def _delta(old: Sequence[str], new: Sequence[str]) -> dict | None:
