@@ -88,10 +88,15 @@ def fence(worker_id: str, pk: int) -> Callable[[], bool]:
     return functools.partial(still_holds, worker_id, pk, lock=True)
 
 
-def restore(worker_id: str, states: dict[int, str]) -> None:
+def restore(worker_id: str, states: dict[int, str], read_at: datetime) -> None:
     """After this worker could not reach the database for longer than its heartbeat lasts,
     others may have found it dead and written its accounts ``disconnected``: record again
-    that it holds them (unless another worker took one meanwhile) and their real states."""
+    that it holds them (unless another worker took one meanwhile) and their real states.
+
+    ``states`` were read from the worker's connections at ``read_at``, while their steps go
+    on: a state a step recorded after that (``connected`` once its sync ended) is newer than
+    what was read, and stays (written over, the account would read ``syncing`` while idling
+    until its next change)."""
     now = timezone.now()
     present = set(EmailAccount.objects.filter(pk__in=list(states)).values_list("pk", flat=True))
     AccountHolder.objects.bulk_create(
@@ -105,7 +110,7 @@ def restore(worker_id: str, states: dict[int, str]) -> None:
             by_state[state].append(pk)
     for state, pks in by_state.items():
         account_state.restore(EmailAccount.objects.filter(
-            pk__in=pks, holder__worker_id=worker_id), state)
+            pk__in=pks, holder__worker_id=worker_id, state_changed_at__lt=read_at), state)
 
 
 def held(now: datetime | None = None) -> Exists:

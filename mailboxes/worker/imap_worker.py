@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import close_old_connections, connections
+from django.utils import timezone
 
 from accounts import plans
 from accounts import state as account_state
@@ -289,8 +290,11 @@ class ImapWorker:
         gap = None if self.last_beat is None else now - self.last_beat
         self.last_beat = now
         if gap is not None and gap > settings.IMAP_LEASE_TTL and self.slots:
+            # The time first: a step that records a state after it stamps a later time
+            # (``AccountConnection._set_state`` sets ``conn.state`` before it writes).
+            read_at = timezone.now()
             holders.restore(self.worker_id, {pk: slot.conn.state
-                                             for pk, slot in self.slots.items()})
+                                             for pk, slot in self.slots.items()}, read_at)
 
     def _sweep(self) -> None:
         """Write ``disconnected`` over the active states of accounts no live worker holds.
