@@ -249,6 +249,13 @@ class _Tapped(imaplib.IMAP4):
         return super().send(data)
 
 
+# The read buffer every connection keeps for its whole life (``io``'s default is 8 KiB). An
+# idling session reads a line now and then; a FETCH's literals larger than the buffer are read
+# straight into their own bytes, so a small buffer only costs a few more reads per long
+# line. 8 KiB was a quarter of a worker's memory per idling account (bench/worker_scale.py).
+READ_BUFFER = 1024
+
+
 class _PhasedIMAP4(_GreetingKept, _Tapped, imaplib.IMAP4):
     """imaplib's client with a deadline per phase: TCP connect, then (``secure``) the TLS
     handshake, then the greeting (and the CAPABILITY imaplib asks for with it)."""
@@ -292,7 +299,8 @@ class _PhasedIMAP4(_GreetingKept, _Tapped, imaplib.IMAP4):
     def file(self, value):
         if value is not None:
             value.close()
-            value = io.BufferedReader(_PhasedReader(self.sock, self._phases))
+            value = io.BufferedReader(_PhasedReader(self.sock, self._phases),
+                                      buffer_size=READ_BUFFER)
         self._file = value
 
     def send(self, data):
@@ -312,6 +320,11 @@ class _PhasedClient(imapclient.IMAPClient):
             settings.host, port=settings.port, ssl=settings.secure,
             ssl_context=tls_context(settings.tls_verify) if settings.secure else None,
             timeout=settings.timeout)
+        # IMAPClient hands imaplib a logger adapter of its own (a bound method and an adapter
+        # with its dict, ~1.6 KB per connection) and debug level 5, at which imaplib formats
+        # the repr of every line sent and read for it. Our protocol log is ``_Tapped``.
+        self._imap.debug = 0
+        self._imap.__dict__.pop("_mesg", None)
 
     def _create_IMAP4(self):
         return _PhasedIMAP4(self.host, self.port, self._phases,

@@ -68,6 +68,24 @@ def claim(worker_id: str, pks: Iterable[int]) -> None:
             update_fields=["worker", "since", "released_at"])
 
 
+def record_connecting(worker_id: str, pks: Iterable[int]) -> set[int]:
+    """``connecting`` for accounts this worker has just taken, in one statement for all of
+    them (a worker starting with 10,000 accounts wrote it 10,000 times, one transaction each,
+    a sixth of its CPU until all were connected). Fenced as ``accounts.state.set_state`` is:
+    only accounts whose row names this worker, locked until the write commits, and not
+    paused. Returns the accounts written."""
+    with transaction.atomic():
+        mine = list(AccountHolder.objects.select_for_update()
+                    .filter(email_account_id__in=list(pks), worker_id=worker_id,
+                            released_at__isnull=True)
+                    .values_list("email_account_id", flat=True))
+        written = set(EmailAccount.objects.filter(pk__in=mine, paused=False)
+                      .values_list("pk", flat=True))
+        EmailAccount.objects.filter(pk__in=written).update(
+            state=State.CONNECTING, state_changed_at=timezone.now())
+    return written
+
+
 def release(worker_id: str, pk: int) -> None:
     """This worker gave the account up (only if it still held it)."""
     AccountHolder.objects.filter(email_account_id=pk, worker_id=worker_id,
@@ -88,10 +106,15 @@ def fence(worker_id: str, pk: int) -> Callable[[], bool]:
     return functools.partial(still_holds, worker_id, pk, lock=True)
 
 
-def restore(worker_id: str, states: dict[int, str]) -> None:
+def restore(worker_id: str, states: dict[int, str], read_at: datetime) -> None:
     """After this worker could not reach the database for longer than its heartbeat lasts,
     others may have found it dead and written its accounts ``disconnected``: record again
-    that it holds them (unless another worker took one meanwhile) and their real states."""
+    that it holds them (unless another worker took one meanwhile) and their real states.
+
+    ``states`` were read from the worker's connections at ``read_at``, while their steps go
+    on: a state a step recorded after that (``connected`` once its sync ended) is newer than
+    what was read, and stays (written over, the account would read ``syncing`` while idling
+    until its next change)."""
     now = timezone.now()
     present = set(EmailAccount.objects.filter(pk__in=list(states)).values_list("pk", flat=True))
     AccountHolder.objects.bulk_create(
@@ -105,7 +128,7 @@ def restore(worker_id: str, states: dict[int, str]) -> None:
             by_state[state].append(pk)
     for state, pks in by_state.items():
         account_state.restore(EmailAccount.objects.filter(
-            pk__in=pks, holder__worker_id=worker_id), state)
+            pk__in=pks, holder__worker_id=worker_id, state_changed_at__lt=read_at), state)
 
 
 def held(now: datetime | None = None) -> Exists:

@@ -8,6 +8,7 @@ import signal
 from datetime import datetime
 
 import pytest
+from django.utils import timezone
 
 from accounts import services
 from accounts import state as account_state
@@ -100,6 +101,40 @@ def test_only_the_holder_records_a_state(alice, mail_user):
     services.pause_account(_stored(account))  # the API's word stands
     assert not account_state.set_state(account, State.CONNECTED, fence=holders.fence("w2", account.pk))
     assert _stored(account).state == State.PAUSED
+
+
+def test_a_restore_after_an_outage_never_writes_over_a_newer_state(alice, dovecot):
+    """A worker back from a database outage rewrites the states it read from its connections;
+    a connection whose sync ended after that read has recorded ``connected`` by then."""
+    swept, finished = (register(alice.tenant, dovecot.add_user(), name) for name in ("a", "b"))
+    holders.beat("w1", 60)
+    holders.claim("w1", [swept.pk, finished.pk])
+    for account in (swept, finished):  # written off by others while w1 was cut off
+        account_state.set_state(account, State.DISCONNECTED)
+    read_at = timezone.now()  # w1 reads its connections' states: both still syncing
+    assert account_state.set_state(finished, State.CONNECTED,
+                                   fence=holders.fence("w1", finished.pk))  # its sync ended
+    holders.restore("w1", {swept.pk: State.SYNCING, finished.pk: State.SYNCING}, read_at)
+    assert _stored(swept).state == State.SYNCING
+    assert _stored(finished).state == State.CONNECTED
+
+
+def test_accounts_taken_are_recorded_connecting_at_once_only_where_the_worker_holds_them(
+        alice, dovecot):
+    """A worker records ``connecting`` for all the accounts it has just taken in one write,
+    fenced as a single state write is: not for an account another worker has taken over since,
+    nor for a paused one."""
+    ours, lost, paused = (register(alice.tenant, dovecot.add_user(), name)
+                          for name in ("a", "b", "c"))
+    holders.beat("w1", 60)
+    holders.beat("w2", 60)
+    holders.claim("w1", [ours.pk, lost.pk, paused.pk])
+    holders.claim("w2", [lost.pk])  # taken over (w1 was partitioned, say)
+    services.pause_account(_stored(paused))
+    assert holders.record_connecting("w1", [ours.pk, lost.pk, paused.pk]) == {ours.pk}
+    assert _stored(ours).state == State.CONNECTING
+    assert _stored(lost).state == State.INIT
+    assert _stored(paused).state == State.PAUSED
 
 
 def test_the_sweep_leaves_held_accounts_alone(alice, dovecot):
