@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from emailapi.lib.backoff import Schedule
 from webhooks import events, sequencer
+from webhooks.group_commit import GroupCommit
 from webhooks.models import ENGINE_SOURCES, Delivery, Event, FanOutCursor, WebhookSubscription
 from webhooks.transport import Outcome
 
@@ -231,32 +232,46 @@ def claim_run(subscription_id, account: str, limit: int = RUN_LENGTH,
 
 
 _TABLE = Delivery._meta.db_table
-# PostgreSQL, in one round trip: ``sent`` delivered (if still ours) and, only then,
-# ``following`` claimed (if still pending and its subscription enabled). True when
-# ``following`` is ours, also when an earlier try of this very statement committed but its
-# answer was lost: ``following`` then carries our lease, to the microsecond.
+# PostgreSQL, in one round trip, for each row of ``advance``'s: ``sent`` delivered (if still
+# ours) and, only then, ``following`` claimed (if still pending and its subscription
+# enabled). For each row in order: whether ``sent`` was recorded, and whether ``following``
+# is ours, also when an earlier try of this very row committed but its answer was lost
+# (``following`` then carries our lease, to the microsecond: the last EXISTS reads the rows
+# as they were before this statement). ``following`` goes as text: a batch of rows without
+# one would otherwise be an array of NULLs of no known type.
 _ADVANCE_SQL = f"""
-    WITH done AS (
-        UPDATE {_TABLE}
-        SET state = 'delivered', last_status_code = %(status)s, last_error = '',
-            last_response = %(response)s, response_time_ms = %(ms)s, lease_until = NULL,
-            updated_at = %(now)s
-        WHERE id = %(sent)s AND state = 'delivering' AND attempts = %(sent_attempts)s
-        RETURNING id
+    WITH input AS (
+        SELECT * FROM unnest(%(sent)s::uuid[], %(sent_attempts)s::int[], %(status)s::int[],
+                             %(response)s::text[], %(ms)s::int[], %(following)s::text[],
+                             %(following_attempts)s::int[], %(lease)s::timestamptz[],
+                             %(subscription)s::uuid[], %(now)s::timestamptz[])
+            WITH ORDINALITY AS t(sent, sent_attempts, status, response, ms, following,
+                                 following_attempts, lease, subscription, now, n)
+    ), done AS (
+        UPDATE {_TABLE} AS d
+        SET state = 'delivered', last_status_code = i.status, last_error = '',
+            last_response = i.response, response_time_ms = i.ms, lease_until = NULL,
+            updated_at = i.now
+        FROM input AS i
+        WHERE d.id = i.sent AND d.state = 'delivering' AND d.attempts = i.sent_attempts
+        RETURNING d.id
     ), claimed AS (
-        UPDATE {_TABLE}
-        SET state = 'delivering', attempts = attempts + 1, lease_until = %(lease)s,
-            updated_at = %(now)s
-        WHERE id = %(following)s AND state = 'pending'
-          AND attempts = %(following_attempts)s AND next_attempt_at <= %(now)s
-          AND EXISTS (SELECT 1 FROM done)
-          AND EXISTS (SELECT 1 FROM {WebhookSubscription._meta.db_table}
-                      WHERE id = %(subscription)s AND enabled)
-        RETURNING id
+        UPDATE {_TABLE} AS d
+        SET state = 'delivering', attempts = d.attempts + 1, lease_until = i.lease,
+            updated_at = i.now
+        FROM input AS i
+        WHERE d.id = i.following::uuid AND d.state = 'pending'
+          AND d.attempts = i.following_attempts AND d.next_attempt_at <= i.now
+          AND i.sent IN (SELECT id FROM done)
+          AND EXISTS (SELECT 1 FROM {WebhookSubscription._meta.db_table} AS s
+                      WHERE s.id = i.subscription AND s.enabled)
+        RETURNING d.id
     )
-    SELECT EXISTS (SELECT 1 FROM claimed) OR EXISTS (
-        SELECT 1 FROM {_TABLE} WHERE id = %(following)s AND state = 'delivering'
-          AND lease_until = %(lease)s)
+    SELECT i.sent IN (SELECT id FROM done),
+           i.following IS NOT NULL AND (i.following::uuid IN (SELECT id FROM claimed)
+               OR EXISTS (SELECT 1 FROM {_TABLE} AS d WHERE d.id = i.following::uuid
+                          AND d.state = 'delivering' AND d.lease_until = i.lease))
+    FROM input AS i ORDER BY i.n
 """
 
 
@@ -278,25 +293,28 @@ def advance(sent: Delivery, outcome: Outcome, following: Delivery | None = None,
     attempt; return whether ``following`` is now ours to send (without one: whether ``sent``
     was still ours to record). Nothing changes for a dispatcher whose claim lapsed and was
     taken over. ``lease`` (``lease_until(now)``) lets a retry of the same call after a lost
-    answer find its own earlier success. One statement on PostgreSQL: this runs once per
-    delivery sent."""
+    answer find its own earlier success. This runs once per delivery sent: on PostgreSQL it
+    is one row of a statement shared with the other lanes' threads advancing meanwhile
+    (``ADVANCES``); it returns once that statement has committed."""
     now = timezone.now()
-    delivered = {"state": State.DELIVERED, "last_status_code": outcome.status_code,
-                 "last_error": "", "last_response": response_excerpt(outcome.body),
-                 "response_time_ms": outcome.duration_ms, "lease_until": None, "updated_at": now}
-    if following is None:
-        return _fenced(sent).update(**delivered) == 1
     lease = lease or lease_until(now)
+    excerpt = response_excerpt(outcome.body)
     if connection.vendor == "postgresql":
-        with _bound_cursor() as cursor:
-            cursor.execute(_ADVANCE_SQL, {
-                "status": outcome.status_code, "response": delivered["last_response"],
-                "ms": outcome.duration_ms, "now": now, "sent": sent.pk,
-                "sent_attempts": sent.attempts, "lease": lease, "following": following.pk,
-                "following_attempts": following.attempts,
-                "subscription": sent.subscription_id})
-            ours = bool(cursor.fetchone()[0])
+        row = (sent.pk, sent.attempts, outcome.status_code, excerpt, outcome.duration_ms,
+               following.pk if following else None, following.attempts if following else 0,
+               lease, sent.subscription_id, now)
+        # Inside a transaction the row must be written on this thread's own connection.
+        write = _write_advances if connection.in_atomic_block else None
+        recorded, ours = write([row])[0] if write else ADVANCES.submit(row)
+        if following is None:
+            return recorded
     else:
+        delivered = {"state": State.DELIVERED, "last_status_code": outcome.status_code,
+                     "last_error": "", "last_response": excerpt,
+                     "response_time_ms": outcome.duration_ms, "lease_until": None,
+                     "updated_at": now}
+        if following is None:
+            return _fenced(sent).update(**delivered) == 1
         with transaction.atomic():
             ours = bool(_fenced(sent).update(**delivered)) and bool(Delivery.objects.filter(
                 pk=following.pk, state=State.PENDING, attempts=following.attempts,
@@ -310,6 +328,23 @@ def advance(sent: Delivery, outcome: Outcome, following: Delivery | None = None,
         following.attempts += 1
         following.lease_until = lease
     return ours
+
+
+def _write_advances(rows) -> list[tuple[bool, bool]]:
+    """``_ADVANCE_SQL`` for ``rows`` (``advance``'s tuples) on this thread's connection: for
+    each, (``sent`` recorded, ``following`` ours)."""
+    columns = list(zip(*rows, strict=True))
+    with _bound_cursor() as cursor:
+        cursor.execute(_ADVANCE_SQL, {
+            "sent": list(columns[0]), "sent_attempts": list(columns[1]),
+            "status": list(columns[2]), "response": list(columns[3]), "ms": list(columns[4]),
+            "following": [str(pk) if pk else None for pk in columns[5]],
+            "following_attempts": list(columns[6]), "lease": list(columns[7]),
+            "subscription": list(columns[8]), "now": list(columns[9])}, prepare=True)
+        return [(bool(recorded), bool(ours)) for recorded, ours in cursor.fetchall()]
+
+
+ADVANCES = GroupCommit(_write_advances)
 
 
 def _fenced(delivery: Delivery):

@@ -9,8 +9,9 @@ One loop (``run``) does, each time it wakes:
    its lane's due deliveries (``delivery_state.claim_run``, up to ``RUN_LENGTH`` at once) and
    sends them one after another, in seq order, until the lane is empty or an attempt fails;
    each outcome is recorded in the statement that claims the next delivery for its request
-   (``delivery_state.advance``), so a dispatcher killed at any moment leaves at most one
-   delivery per lane sent and unrecorded, and ``attempts`` counts requests that went out,
+   (``delivery_state.advance``; the lanes that advance at the same moment share one
+   statement, ``webhooks.group_commit``), so a dispatcher killed at any moment leaves at most
+   one delivery per lane sent and unrecorded, and ``attempts`` counts requests that went out,
 4. now and then ``delivery_state.prune``.
 
 It wakes on the Redis doorbell (``sequencer.new_events_channel``, rung after every commit

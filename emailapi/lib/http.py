@@ -12,26 +12,30 @@ here, because both send to URLs a tenant chose:
   are read, so a server streaming forever cannot hold a thread.
 * Connections are kept alive and reused per (scheme, checked address, port, host): a new TCP
   (and TLS) connection per request would cost more than the request itself. A connection
-  goes back to the pool only when its answer was read to the end; a reused connection the
-  server had meanwhile closed is retried once on a fresh one.
+  goes back to the pool only when its answer was read to the end; a kept connection the
+  server closed meanwhile is noticed before use, and one that closes as the request goes
+  out, with no answer, is retried once on a fresh one.
+* The wire work is ``http_wire``'s (a lean HTTP/1.1 client: urllib3 cost a webhook delivery
+  more CPU than everything else it does); TLS checks certificates and host names against
+  the system's trust store.
 * Failures are described in our words (``RequestFailed``), never with text the server sent.
 """
 
 from __future__ import annotations
 
-import http.client
+import socket
+import ssl
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-import urllib3
-from urllib3.exceptions import HTTPError
+from functools import lru_cache
 
 from emailapi.lib import netguard
+from emailapi.lib.http_wire import ConnectFailed, Connection, Incomplete, NotHttp, request_bytes
 from emailapi.lib.netguard import Target
 
-POOLS_KEPT = 256  # servers with a live pool; the least recently used beyond are closed
+POOLS_KEPT = 256  # servers with idle connections kept; the least recently used beyond are closed
 CONNECTIONS_PER_POOL = 32  # kept idle per server; more may open, and close after use
 
 
@@ -59,94 +63,104 @@ def request(method: str, url: str, body: bytes | None, headers: dict[str, str], 
 def send(target: Target, address: str, method: str, body: bytes | None,
          headers: dict[str, str], *, timeout: float, max_bytes: int) -> Answer:
     """``method`` to ``target`` at the checked ``address``; ``RequestFailed`` if no answer."""
-    try:
-        try:
-            return _exchange(target, address, method, body, headers, timeout, max_bytes)
-        except urllib3.exceptions.ProtocolError:  # a kept-alive connection closed meanwhile
-            return _exchange(target, address, method, body, headers, timeout, max_bytes)
-    except HTTPError as exc:
-        raise RequestFailed(describe(exc)) from None
-    except OSError as exc:
-        raise RequestFailed(f"Connection failed: {exc.strerror or type(exc).__name__}") \
-            from None
-
-
-def _exchange(target: Target, address: str, method: str, body: bytes | None,
-              headers: dict[str, str], timeout: float, max_bytes: int) -> Answer:
     headers = {**headers, "Host": target.host_header}
+    headers.setdefault("Accept-Encoding", "identity")
     if body is not None:
         headers["Content-Length"] = str(len(body))
-    response = _pool(target, address, timeout).urlopen(
-        method, target.path, body=body, headers=headers,
-        redirect=False, retries=False, preload_content=False, assert_same_host=False,
-        release_conn=False, timeout=urllib3.Timeout(connect=timeout, read=timeout),
-    )
-    complete = False
     try:
-        answer = response.read(max_bytes, decode_content=False)
-        complete = len(answer) < max_bytes or not response.read(1, decode_content=False)
-    finally:
-        if not complete:  # unread bytes left (or an error): this connection cannot be reused
-            response.close()
-        response.release_conn()
-    return Answer(response.status, response.headers, answer)
-
-
-_pools: OrderedDict[tuple, urllib3.HTTPConnectionPool] = OrderedDict()
-_pools_lock = threading.Lock()
-
-
-def _pool(target: Target, address: str, timeout: float) -> urllib3.HTTPConnectionPool:
-    """The kept-alive pool for this server at this checked address."""
+        wire = request_bytes(method, target.path, headers, body)
+    except ValueError:
+        raise RequestFailed("Invalid request header (line break or colon in it)") from None
     key = (target.scheme, address, target.port, target.host, timeout)
-    with _pools_lock:
-        pool = _pools.get(key)
-        if pool is not None:
-            _pools.move_to_end(key)
-            return pool
-        if target.scheme == "https":
-            pool = urllib3.HTTPSConnectionPool(
-                address, target.port, maxsize=CONNECTIONS_PER_POOL, server_hostname=target.host,
-                assert_hostname=target.host, cert_reqs="CERT_REQUIRED", timeout=timeout)
+    connection = _take(key)
+    try:
+        if connection is None:
+            connection = _open(target, address, timeout)
+        try:
+            answer = connection.exchange(wire, head_only=method == "HEAD", max_bytes=max_bytes)
+        except (Incomplete, ConnectionError) as exc:
+            # A kept-alive connection the server closed meanwhile (it answered nothing):
+            # once more on a fresh one.
+            if not connection.requests or (isinstance(exc, Incomplete) and not exc.nothing_read):
+                raise
+            connection.close()
+            connection = _open(target, address, timeout)
+            answer = connection.exchange(wire, head_only=method == "HEAD", max_bytes=max_bytes)
+    except Exception as exc:
+        if connection is not None:
+            connection.close()
+        if isinstance(exc, (ConnectFailed, NotHttp, Incomplete, OSError)):
+            raise RequestFailed(describe(exc)) from None
+        raise
+    status, answer_headers, answer_body, reusable = answer
+    if reusable:
+        _give_back(key, connection)
+    else:
+        connection.close()
+    return Answer(status, answer_headers, answer_body)
+
+
+@lru_cache(maxsize=1)
+def tls_context() -> ssl.SSLContext:
+    """Certificates checked against the system's trust store, host names checked."""
+    return ssl.create_default_context()
+
+
+def _open(target: Target, address: str, timeout: float) -> Connection:
+    if target.scheme == "https":
+        return Connection.open(address, target.port, timeout, tls_host=target.host,
+                               tls=tls_context())
+    return Connection.open(address, target.port, timeout)
+
+
+# Idle kept-alive connections, by (scheme, checked address, port, host, timeout), most
+# recently used server last; a connection is in here only while no request uses it.
+_idle: OrderedDict[tuple, list[Connection]] = OrderedDict()
+_idle_lock = threading.Lock()
+
+
+def _take(key: tuple) -> Connection | None:
+    while True:
+        with _idle_lock:
+            connections = _idle.get(key)
+            if not connections:
+                return None
+            connection = connections.pop()
+        if not connection.dropped():
+            return connection
+        connection.close()
+
+
+def _give_back(key: tuple, connection: Connection) -> None:
+    closing = []
+    with _idle_lock:
+        connections = _idle.setdefault(key, [])
+        _idle.move_to_end(key)
+        if len(connections) < CONNECTIONS_PER_POOL:
+            connections.append(connection)
         else:
-            pool = urllib3.HTTPConnectionPool(address, target.port,
-                                              maxsize=CONNECTIONS_PER_POOL, timeout=timeout)
-        _pools[key] = pool
-        while len(_pools) > POOLS_KEPT:
-            _pools.popitem(last=False)[1].close()
-        return pool
+            closing.append(connection)
+        while len(_idle) > POOLS_KEPT:
+            closing.extend(_idle.popitem(last=False)[1])
+    for extra in closing:
+        extra.close()
 
 
-def describe(exc: HTTPError) -> str:
+def describe(exc: BaseException) -> str:
     """A short description of a failed request, in our words: no secret, and nothing the
     server sent (a non-HTTP server's banner would otherwise come back as a "status line")."""
-    reason = getattr(exc, "reason", None) or exc
-    if isinstance(exc, urllib3.exceptions.ReadTimeoutError) or isinstance(
-            reason, urllib3.exceptions.ReadTimeoutError):
+    if isinstance(exc, ConnectFailed):
+        return "Timed out connecting" if exc.timed_out else "Connection refused or unreachable"
+    if isinstance(exc, ssl.SSLError):  # before OSError and TimeoutError: it is both
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return "TLS error: CERTIFICATE_VERIFY_FAILED"
+        return f"TLS error: {getattr(exc, 'reason', None) or 'handshake failed'}"
+    if isinstance(exc, TimeoutError | socket.timeout):
         return "Timed out waiting for the answer"
-    # Before ConnectTimeoutError: in urllib3 2.x NewConnectionError (refused, unreachable)
-    # subclasses it, so a refused connection would read "Timed out connecting".
-    if isinstance(exc, urllib3.exceptions.NewConnectionError) or isinstance(
-            reason, urllib3.exceptions.NewConnectionError):
-        return "Connection refused or unreachable"
-    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError) or isinstance(
-            reason, urllib3.exceptions.ConnectTimeoutError):
-        return "Timed out connecting"
-    if isinstance(exc, urllib3.exceptions.SSLError):
-        return f"TLS error: {getattr(_ssl_cause(exc), 'reason', None) or 'handshake failed'}"
-    if isinstance(exc, urllib3.exceptions.ProtocolError):
-        cause = exc.args[1] if len(exc.args) > 1 else None
-        if isinstance(cause, http.client.BadStatusLine) and not isinstance(
-                cause, http.client.RemoteDisconnected):
-            return "The server's answer is not HTTP"
+    if isinstance(exc, NotHttp):
+        return "The server's answer is not HTTP"
+    if isinstance(exc, Incomplete | ConnectionError):
         return "The connection closed before a complete answer"
+    if isinstance(exc, OSError):
+        return f"Connection failed: {exc.strerror or type(exc).__name__}"
     return f"Request failed ({type(exc).__name__})"
-
-
-def _ssl_cause(exc: BaseException):
-    """The ``ssl.SSLError`` under urllib3's wrapper (its ``reason`` is a fixed code name such
-    as CERTIFICATE_VERIFY_FAILED)."""
-    for candidate in (*exc.args, exc.__cause__, exc.__context__):
-        if hasattr(candidate, "reason") and hasattr(candidate, "library"):
-            return candidate
-    return None

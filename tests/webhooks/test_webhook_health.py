@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import ssl
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import urllib3
 from django.utils import timezone
 
 from accounts import plans
 from accounts.errors import TenantSuspended, TrialExpired
 from accounts.models import Membership, User
-from emailapi.lib import http
+from emailapi.lib import http, http_wire
 from tests.base import account_payload
 from tests.servers.net import find_free_port
 from webhooks import delivery_state, events, health, signed_request, subscriptions, transport
@@ -49,13 +49,12 @@ def delivery(subscription, state="pending", attempts=0, account="box", **fields)
 
 
 def test_a_refused_connection_is_not_called_a_timeout():
-    # urllib3 2.x: NewConnectionError subclasses ConnectTimeoutError.
-    refused = urllib3.exceptions.NewConnectionError(None, "Connection refused")
+    refused = http_wire.ConnectFailed(timed_out=False)
     assert http.describe(refused) == "Connection refused or unreachable"
-    wrapped = urllib3.exceptions.MaxRetryError(None, "/hook", reason=refused)
-    assert http.describe(wrapped) == "Connection refused or unreachable"
-    timeout = urllib3.exceptions.ConnectTimeoutError(None, "timed out")
-    assert http.describe(timeout) == "Timed out connecting"
+    assert http.describe(http_wire.ConnectFailed(timed_out=True)) == "Timed out connecting"
+    # A timeout is an OSError, and a TLS error both: each still reads as what it is.
+    assert http.describe(TimeoutError()) == "Timed out waiting for the answer"
+    assert http.describe(ssl.SSLError(1, "x")).startswith("TLS error")
 
 
 def test_a_real_refused_connection_reads_refused():
