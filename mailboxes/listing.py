@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import math
+import time
 from dataclasses import dataclass
 from datetime import timezone
 from types import SimpleNamespace
@@ -277,8 +278,28 @@ def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, st
            + ("(SELECT %s - skipped FROM at)" if deep else "%s") + ") ORDER BY m.uid DESC")
     params = [*before, *lookup, *lookup, *([below] if below is not None else []), limit, start]
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            return _prepared(cursor, sql, params)
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def _prepared(cursor, sql: str, params: list) -> list[tuple]:
+    """``sql`` as a prepared statement of the connection (PostgreSQL): planning the listing
+    query costs more than running it (about 0.7 ms against 0.5), and Django binds parameters
+    into the text, so each page would be a new statement. A server-side cursor of the same
+    connection (the same types) prepares it once per pooled connection. Logged where Django
+    logs queries (``connection.queries``: debug, tests), as its own cursor would."""
+    from psycopg import Cursor
+
+    started = time.monotonic()
+    with connection.wrap_database_errors, Cursor(cursor.cursor.connection) as prepared:
+        prepared.execute(sql, params, prepare=True)
+        rows = prepared.fetchall()
+    if connection.queries_logged:
+        connection.queries_log.append(
+            {"sql": f"{sql} -- {params!r}", "time": f"{time.monotonic() - started:.3f}"})
+    return rows
 
 
 def _json_loads(text: str):

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email import policy
 from email.parser import BytesHeaderParser
+from functools import lru_cache
 
 from accounts.models import EmailAccount
 from mailboxes import errors, listing, message_fields, web_html
@@ -148,13 +149,28 @@ def _in_current_view(session, path: str, fetch):
 def _parsed_headers(raw: bytes) -> dict[str, list[str]]:
     message = BytesHeaderParser(policy=policy.default).parsebytes(raw)
     out: dict[str, list[str]] = {}
-    for name, value in message.items():
-        try:
-            text = str(value)
-        except Exception:  # noqa: BLE001 - a header the email package cannot decode
-            text = repr(value)
+    for name, value in message.raw_items():
+        text = (_header_text(name, value) if len(value) <= HEADER_MEMO_CHARS
+                else _header_text.__wrapped__(name, value))
         out.setdefault(name.lower(), []).append(text)
     return out
+
+
+# The email package's header parsing (addresses, dates, encoded words) was most of a single
+# message's CPU time (issue 19). A header's text is a pure function of its name and raw
+# value, and the same From, To, Cc and Content-Type lines come back message after message:
+# short ones are remembered per process.
+HEADER_MEMO_CHARS = 2048
+
+
+@lru_cache(maxsize=4096)
+def _header_text(name: str, raw: str) -> str:
+    """A header as shown: decoded and unfolded by ``policy.default``."""
+    value = policy.default.header_fetch_parse(name, raw)
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - a header the email package cannot decode
+        return repr(value)
 
 
 def _mark_seen(session, folder: Folder, row: Message) -> None:
