@@ -210,7 +210,8 @@ class AccountConnection:
                 return self._connect_failed(exc)
             if settings_ is None:
                 return Closed()
-            self._set_state(State.CONNECTING)
+            if self.state != State.CONNECTING:  # else recorded when taken, nothing since
+                self._set_state(State.CONNECTING)
         except STORE_ERRORS as exc:
             return self._store_down(exc)
         except Exception as exc:  # noqa: BLE001 - any failure: back off and retry

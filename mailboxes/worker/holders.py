@@ -68,6 +68,24 @@ def claim(worker_id: str, pks: Iterable[int]) -> None:
             update_fields=["worker", "since", "released_at"])
 
 
+def record_connecting(worker_id: str, pks: Iterable[int]) -> set[int]:
+    """``connecting`` for accounts this worker has just taken, in one statement for all of
+    them (a worker starting with 10,000 accounts wrote it 10,000 times, one transaction each,
+    a sixth of its CPU until all were connected). Fenced as ``accounts.state.set_state`` is:
+    only accounts whose row names this worker, locked until the write commits, and not
+    paused. Returns the accounts written."""
+    with transaction.atomic():
+        mine = list(AccountHolder.objects.select_for_update()
+                    .filter(email_account_id__in=list(pks), worker_id=worker_id,
+                            released_at__isnull=True)
+                    .values_list("email_account_id", flat=True))
+        written = set(EmailAccount.objects.filter(pk__in=mine, paused=False)
+                      .values_list("pk", flat=True))
+        EmailAccount.objects.filter(pk__in=written).update(
+            state=State.CONNECTING, state_changed_at=timezone.now())
+    return written
+
+
 def release(worker_id: str, pk: int) -> None:
     """This worker gave the account up (only if it still held it)."""
     AccountHolder.objects.filter(email_account_id=pk, worker_id=worker_id,

@@ -241,14 +241,17 @@ class ImapWorker:
 
     def _take(self, pks: list[int]) -> None:
         """Hold freshly leased accounts: the database names us their holder first (the fence
-        of their state), then connects start, best-known accounts first."""
+        of their state) and records them ``connecting`` (all in one statement), then connects
+        start, best-known accounts first."""
         known: dict[int, tuple] = {}
+        connecting: set[int] = set()
         try:
             known = {pk: (imap, initialized, failing)
                      for pk, imap, initialized, failing in EmailAccount.objects.filter(
                          pk__in=pks).values_list("pk", "imap", "initialized_at",
                                                  "connect_failing_since")}
             holders.claim(self.worker_id, list(known))
+            connecting = holders.record_connecting(self.worker_id, list(known))
         except STORE_ERRORS:
             known = {}  # none recorded as ours: give every lease back
             raise
@@ -264,8 +267,10 @@ class ImapWorker:
         self.wave_taken += len(known)
         for pk, (imap, initialized, failing) in known.items():
             health = FAILING if failing else PROVEN if initialized else UNKNOWN
-            self.slots[pk] = Slot(AccountConnection(pk, self.stop, self.worker_id, health,
-                                                    endpoint_of(imap)))
+            conn = AccountConnection(pk, self.stop, self.worker_id, health, endpoint_of(imap))
+            if pk in connecting:
+                conn.state = State.CONNECTING  # recorded: its connect need not again
+            self.slots[pk] = Slot(conn)
 
     def _arrived(self, slot: Slot) -> None:
         """A taken account is idling (or gone): once every account of the wave is, log how long

@@ -119,6 +119,24 @@ def test_a_restore_after_an_outage_never_writes_over_a_newer_state(alice, doveco
     assert _stored(finished).state == State.CONNECTED
 
 
+def test_accounts_taken_are_recorded_connecting_at_once_only_where_the_worker_holds_them(
+        alice, dovecot):
+    """A worker records ``connecting`` for all the accounts it has just taken in one write,
+    fenced as a single state write is: not for an account another worker has taken over since,
+    nor for a paused one."""
+    ours, lost, paused = (register(alice.tenant, dovecot.add_user(), name)
+                          for name in ("a", "b", "c"))
+    holders.beat("w1", 60)
+    holders.beat("w2", 60)
+    holders.claim("w1", [ours.pk, lost.pk, paused.pk])
+    holders.claim("w2", [lost.pk])  # taken over (w1 was partitioned, say)
+    services.pause_account(_stored(paused))
+    assert holders.record_connecting("w1", [ours.pk, lost.pk, paused.pk]) == {ours.pk}
+    assert _stored(ours).state == State.CONNECTING
+    assert _stored(lost).state == State.INIT
+    assert _stored(paused).state == State.PAUSED
+
+
 def test_the_sweep_leaves_held_accounts_alone(alice, dovecot):
     held, orphan = (register(alice.tenant, dovecot.add_user(), name) for name in ("a", "b"))
     holders.beat("alive", 60)
