@@ -63,6 +63,12 @@ State = EmailAccount.State
 # Batches (of 1,000 messages) of old history per folder indexed in one step, before the
 # account goes back to IDLE and the pool to other accounts.
 BACKFILL_SLICE = 5
+# Account fields a session never reads (the API's and the dashboard's): not loaded into the
+# row each connection keeps for its life (a worker holds 10,000). Read anyway, Django loads
+# one when it is asked for.
+SESSION_UNREAD = ("name", "email", "smtp", "last_error", "copy", "index_indexed",
+                  "index_total", "path", "notify_from", "sync_from", "webhooks",
+                  "webhook_subscription", "ee_options", "created_at", "updated_at")
 # An OAuth2 grant revoked for good: wait for a new sign-in (it bumps config_version, which
 # reconnects at once) rather than retry; a day is only a backstop.
 REAUTH_WAIT = 86400.0
@@ -194,8 +200,8 @@ class AccountConnection:
         self.answered = None
         try:
             close_old_connections()
-            account = EmailAccount.objects.select_related("tenant").filter(
-                pk=self.account_pk).first()
+            account = EmailAccount.objects.select_related("tenant").defer(
+                *SESSION_UNREAD).filter(pk=self.account_pk).first()
             if account is None or account.paused or self.dropping:
                 return Closed()
             self.account = account
