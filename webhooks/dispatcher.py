@@ -210,10 +210,11 @@ class Dispatcher:
             return False
         subscription = run[0].subscription
         sender = Sender(subscription)
+        attempts = metrics.WebhookAttempts(subscription)
         for index, delivery in enumerate(run):
             outcome = sender.send_delivery(delivery)
             answered = time.monotonic()
-            metrics.webhook_attempt(subscription, outcome.ok, outcome.duration_ms)
+            attempts.record(outcome.ok, outcome.duration_ms)
             if outcome.duration_ms > SLOW_ANSWER_MS:
                 # A slow receiver must not keep a database connection idle meanwhile.
                 connection.close()

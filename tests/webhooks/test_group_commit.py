@@ -50,7 +50,7 @@ def wait_until(predicate, timeout=30.0):
 
 def test_rows_arriving_while_a_statement_is_in_flight_share_the_next_one():
     writer = HeldWriter()
-    group = GroupCommit(writer)
+    group = GroupCommit(writer, writers=1)
     with ThreadPoolExecutor(6) as pool:
         first = pool.submit(group.submit, 1)
         assert writer.first_started.wait(30)
@@ -69,7 +69,7 @@ def test_rows_arriving_while_a_statement_is_in_flight_share_the_next_one():
 
 def test_a_failed_statement_fails_its_own_rows_only_and_writing_goes_on():
     writer = HeldWriter(fail_on=3)
-    group = GroupCommit(writer, limit=2)
+    group = GroupCommit(writer, limit=2, writers=1)
     with ThreadPoolExecutor(4) as pool:
         first = pool.submit(group.submit, 1)
         assert writer.first_started.wait(30)
@@ -87,6 +87,24 @@ def test_a_failed_statement_fails_its_own_rows_only_and_writing_goes_on():
     assert writer.batches[1:] == [[2, 3], [4]]
     assert outcomes == ["failed", "failed", 40]
     assert group.submit(5) == 50  # nobody was left holding the writer's part
+
+
+def test_a_second_writer_goes_on_while_a_statement_hangs_and_the_third_row_waits():
+    writer = HeldWriter()
+    group = GroupCommit(writer, writers=2)
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(group.submit, 1)
+        assert writer.first_started.wait(30)
+        assert group.submit(2) == 20  # a second statement while the first is in flight
+        group._writing += 1  # as if that second writer were still busy
+        third = pool.submit(group.submit, 3)
+        wait_until(lambda: len(group._queue) == 1)
+        assert not third.done()
+        group._writing -= 1
+        writer.released.set()
+        assert (first.result(30), third.result(30)) == (10, 30)
+    assert writer.batches == [[1], [2], [3]]
+    assert group._writing == 0
 
 
 @pytest.fixture
