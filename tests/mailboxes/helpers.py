@@ -22,6 +22,7 @@ from emailapi.lib.redis import get_redis
 from mailboxes import connection_settings
 from mailboxes.imap import client as imap
 from mailboxes.imap.session import ImapSession
+from mailboxes.models import Folder
 from tests.base import TIMEOUT_FACTOR
 from webhooks.models import Event
 
@@ -31,6 +32,15 @@ def register(tenant, user, account_id: str = "box", **extra) -> EmailAccount:
     imap_settings["tls"] = {"rejectUnauthorized": False}
     return services.register_account(tenant, {"account": account_id, "imap": imap_settings,
                                                **extra})
+
+
+def synced_inbox(tenant, user) -> Folder:
+    """An INBOX row of a freshly registered account that looks fully synced and empty, for
+    tests that write messages through the index writer themselves."""
+    account = register(tenant, user)
+    return Folder.objects.create(email_account=account, path="INBOX", name="INBOX", number=1,
+                                 uidvalidity=7, uidnext=1, synced_uidnext=1, backfill_below=0,
+                                 messages=0)
 
 
 def server_subjects(mail_user, folder: str) -> list[str]:

@@ -17,7 +17,7 @@ from mailboxes.imap.types import MessageMeta
 from mailboxes.models import Folder, Message, UidBlock
 from mailboxes.sync import index
 from tests.base import ON_SQLITE
-from tests.mailboxes.helpers import register
+from tests.mailboxes.helpers import synced_inbox
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
@@ -26,10 +26,7 @@ BLOCK = UidBlock.BLOCK_SIZE
 
 @pytest.fixture
 def folder(alice, mail_user) -> Folder:
-    account = register(alice.tenant, mail_user)
-    return Folder.objects.create(email_account=account, path="INBOX", name="INBOX", number=1,
-                                 uidvalidity=7, uidnext=1, synced_uidnext=1, backfill_below=0,
-                                 messages=0)
+    return synced_inbox(alice.tenant, mail_user)
 
 
 def index_uids(folder: Folder, uids) -> None:

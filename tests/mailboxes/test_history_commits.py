@@ -12,7 +12,7 @@ from mailboxes.imap.types import MessageMeta
 from mailboxes.models import Folder, Message
 from mailboxes.sync import index
 from tests.base import ON_SQLITE
-from tests.mailboxes.helpers import register
+from tests.mailboxes.helpers import synced_inbox
 
 pytestmark = [pytest.mark.django_db(transaction=True),
               pytest.mark.skipif(ON_SQLITE, reason="synchronous_commit is PostgreSQL's")]
@@ -22,10 +22,7 @@ LAZY = "synchronous_commit TO OFF"
 
 @pytest.fixture
 def folder(alice, mail_user) -> Folder:
-    account = register(alice.tenant, mail_user)
-    return Folder.objects.create(email_account=account, path="INBOX", name="INBOX", number=1,
-                                 uidvalidity=7, uidnext=1, synced_uidnext=1, backfill_below=0,
-                                 messages=0)
+    return synced_inbox(alice.tenant, mail_user)
 
 
 def _metas(*uids: int) -> list[MessageMeta]:
