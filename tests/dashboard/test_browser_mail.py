@@ -93,7 +93,8 @@ def test_a_message_from_dovecot_is_read_sandboxed_and_its_attachment_downloads(
     page.reload()  # and when the page is first loaded at a phone's width
     expect(frame.get_by_text("Hello from")).to_be_visible()
     box = frame_element.bounding_box()
-    assert box["width"] <= 390 and box["height"] >= 40, box
+    assert box["width"] <= 390, box
+    assert box["height"] >= 40, box
     screenshot(page, "message-fresh-390")
     # Chromium leaves a sandboxed (opaque-origin) frame blank in a full-page capture although
     # it is drawn on screen; a shot of the element itself shows what a phone shows.
