@@ -79,11 +79,8 @@ def record_connecting(worker_id: str, pks: Iterable[int]) -> set[int]:
                     .filter(email_account_id__in=list(pks), worker_id=worker_id,
                             released_at__isnull=True)
                     .values_list("email_account_id", flat=True))
-        written = set(EmailAccount.objects.filter(pk__in=mine, paused=False)
-                      .values_list("pk", flat=True))
-        EmailAccount.objects.filter(pk__in=written).update(
-            state=State.CONNECTING, state_changed_at=timezone.now())
-    return written
+        return account_state.set_states(EmailAccount.objects.filter(pk__in=mine),
+                                        State.CONNECTING)
 
 
 def release(worker_id: str, pk: int) -> None:
