@@ -192,10 +192,12 @@ class Download:
 
     def __init__(self, account: EmailAccount, folder: Folder, uid: int, section: str,
                  encoding: str | None, content_type: str, filename: str | None,
-                 length: int | None):
+                 length: int | None, local: bool = False):
+        """*local*: the message is one the server could not split, whose part *section* is
+        found by parsing its source here (``parts.local_part``), not fetched by number."""
         self.account, self.folder, self.uid, self.section = account, folder, uid, section
         self.encoding, self.content_type, self.filename = encoding, content_type, filename
-        self.length = length
+        self.length, self.local = length, local
         self._context = None
 
     def open(self) -> Download:
@@ -206,10 +208,16 @@ class Download:
             try:
                 size = _in_current_view(session, self.folder.path,
                                         lambda: self._size(session))
+                if self.local:  # parsed before the answer starts: a missing part is a 404
+                    self._content = parts.local_part(session.client, self.uid, self.section)
             except parts.MessageNotFound:
                 raise errors.MessageNotFound() from None
             if not self.section:
                 self.length = size
+            if self.local:
+                if self._content is None:  # the source no longer has it
+                    raise errors.MessageNotFound()
+                self.length = len(self._content)
         except BaseException as exc:
             self.close(exc)
             raise
@@ -224,6 +232,10 @@ class Download:
 
     def chunks(self) -> Iterator[bytes]:
         try:
+            if self.local:
+                yield self._content
+                self.close()
+                return
             raw = parts.stream_section(self._session.client, self.uid, self.section)
             yield from parts.decode_stream(raw, self.encoding) if self.encoding else raw
         except BaseException as exc:
@@ -249,4 +261,5 @@ def attachment_download(account: EmailAccount, attachment_id: str) -> Download:
     length = part.get("size") if encoding in (None, "7bit", "8bit", "binary") else None
     return Download(account, folder, row.uid, part["part"], encoding,
                     part.get("contentType") or "application/octet-stream",
-                    part.get("filename"), length).open()
+                    part.get("filename"), length,
+                    local=parts.is_unsplit(row.text_parts)).open()

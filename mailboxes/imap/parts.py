@@ -56,6 +56,9 @@ __all__ = [
     "ParsedAttachment",
     "ParsedMessage",
     "parse_message",
+    "is_unsplit",
+    "local_attachments",
+    "local_part",
 ]
 
 DEFAULT_CHUNK = 1 << 20
@@ -629,6 +632,30 @@ def _text_parsed_locally(client: imapclient.IMAPClient, uid: int, text_type: str
             result["hasMore"] = True
         result[kind] = text
     return result
+
+
+def is_unsplit(text_parts: Iterable[Mapping[str, Any] | Part]) -> bool:
+    """The message's body is a multipart the server could not split (``parse``): its parts
+    are only known by parsing its source here."""
+    return any(_unsplit(part) for part in text_parts)
+
+
+def local_attachments(client: imapclient.IMAPClient, uid: int) -> list[Part]:
+    """The attachments of a message the server could not split, from its source parsed here
+    (at most ``LOCAL_PARSE_LIMIT`` bytes: callers skip larger messages). Their ``part``
+    numbers are the local parse's, ``size`` the decoded size, and ``encoding`` ``None``:
+    the server cannot serve such a section, so ``local_part`` gives the content."""
+    parsed = parse_message(fetch_section(client, uid, "", max_bytes=LOCAL_PARSE_LIMIT))
+    return [Part(part=a.part, content_type=a.content_type, size=a.size, filename=a.filename,
+                 content_id=a.content_id, disposition=a.disposition)
+            for a in parsed.attachments]
+
+
+def local_part(client: imapclient.IMAPClient, uid: int, section: str) -> bytes | None:
+    """The decoded content of attachment *section* of a message the server could not split
+    (``local_attachments`` numbered it); ``None`` if the parse finds no such attachment."""
+    parsed = parse_message(fetch_section(client, uid, "", max_bytes=LOCAL_PARSE_LIMIT))
+    return next((a.content for a in parsed.attachments if a.part == section), None)
 
 
 def _text_record(

@@ -20,7 +20,7 @@ from imapclient import imap_utf7
 from imapclient.imapclient import _parse_untagged_response
 from imapclient.response_parser import parse_response
 
-from mailboxes.imap import fetch, underlying
+from mailboxes.imap import fetch, parts, underlying
 
 # RFC 5465: changes anywhere in the user's own folders arrive on the IDLE connection, as
 # untagged STATUS for unselected folders and LIST for created/deleted/renamed ones.
@@ -130,14 +130,28 @@ class ImapSession:
         FETCH is sent again without it, once, and this session leaves it out from then on
         (threadId is computed from the headers instead, as on any other server)."""
         try:
-            return fetch.fetch_meta(self.client, uid_set, self.meta_items)
+            metas = fetch.fetch_meta(self.client, uid_set, self.meta_items)
         except imaplib.IMAP4.abort:
             raise
         except imaplib.IMAP4.error:
             if " X-GM-THRID" not in self.meta_items:
                 raise
             self.meta_items = self.meta_items.replace(" X-GM-THRID", "")
-            return fetch.fetch_meta(self.client, uid_set, self.meta_items)
+            metas = fetch.fetch_meta(self.client, uid_set, self.meta_items)
+        for meta in metas:
+            if parts.is_unsplit(meta.text_parts) and meta.size <= parts.LOCAL_PARSE_LIMIT:
+                self._add_local_attachments(meta)
+        return metas
+
+    def _add_local_attachments(self, meta) -> None:
+        """A body the server could not split (e.g. an RFC 2231-encoded boundary) shows no
+        attachments in BODYSTRUCTURE: they are found by parsing the source here, one FETCH
+        for each such message (they are rare)."""
+        try:
+            meta.attachments = parts.local_attachments(self.client, meta.uid)
+        except parts.MessageNotFound:
+            return  # expunged meanwhile: its row goes with the next sync
+        meta.has_attachments = bool(meta.attachments)
 
     @property
     def gmail(self) -> bool:

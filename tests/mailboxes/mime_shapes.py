@@ -176,6 +176,17 @@ def rfc2231_boundary(number: int = 0) -> bytes:
     return message(body, f"RFC 2231 boundary {number}", number=number)
 
 
+def rfc2231_with_attachment(data: bytes, name: str, number: int = 0) -> bytes:
+    """multipart/mixed behind an RFC 2231 boundary: a text body and a base64 file."""
+    boundary = f"=_rfc2231_mixed_{number}"
+    body = multipart("mixed", [
+        leaf("text/plain; charset=utf-8", b"The file behind an RFC 2231 boundary.\r\n"),
+        leaf(f'application/pdf; name="{name}"', data, "base64",
+             f'attachment; filename="{name}"'),
+    ], boundary, boundary_param=f"boundary*=''{boundary.replace('=', '%3D')}")
+    return message(body, f"RFC 2231 mixed {number}", number=number)
+
+
 def uuencoded(data: bytes, name: str, content_type: str = "application/octet-stream",
               number: int = 0) -> bytes:
     body = multipart("mixed", [

@@ -29,6 +29,7 @@ def inbox_messages():
         "inline_text": shapes.inline_text_with_filename(),
         "bare_text": shapes.bare_text(),
         "rfc2231": shapes.rfc2231_boundary(),
+        "rfc2231_file": shapes.rfc2231_with_attachment(PDF, "behind.pdf"),
         "uuencoded": shapes.uuencoded(UU_DATA, "report.pdf"),
         "sizes": shapes.attachments([
             ("application/pdf", "rechnung.pdf", PDF, "base64"),
@@ -144,6 +145,21 @@ def test_rfc2231_boundary_is_read_locally(synced, imap_commands):
                             {"textType": "plain", "maxBytes": 8}).json()
     assert cut["plain"] == "The plai"
     assert cut["hasMore"] is True
+
+
+def test_rfc2231_boundary_attachment_is_listed_and_downloads(synced):
+    """Item 5, attachments: the server cannot split the body, so BODYSTRUCTURE shows no file;
+    the index finds it by parsing the source, and the download parses it out again."""
+    listed = _listed(synced, "rfc2231_file")
+    assert listed["hasAttachments"] is True
+    [entry] = listed["attachments"]
+    assert entry["filename"] == "behind.pdf"
+    assert entry["contentType"] == "application/pdf"
+    message = _message(synced, "rfc2231_file")
+    assert message["text"]["plain"] == "The file behind an RFC 2231 boundary.\n"
+    [attachment] = message["attachments"]
+    assert attachment["size"] == len(PDF)
+    assert _download(synced, attachment) == PDF
 
 
 def test_uuencoded_attachment_is_served_decoded_with_its_type(synced):
