@@ -62,8 +62,18 @@ def _child_pid(process, name: str) -> int:
     return int(found[-1].rsplit("(pid ", 1)[1].rstrip(")"))
 
 
+def _labelled(values_port: int, name: str, **labels: str) -> float:
+    status, body = _request(values_port, "GET", "/metrics", TOKEN)
+    assert status == 200, body[:300]
+    return sum(sample.value for family in text_string_to_metric_families(body.decode())
+               for sample in family.samples
+               if sample.name == name and all(sample.labels.get(k) == v
+                                              for k, v in labels.items()))
+
+
 def test_workers_metrics_reach_the_scrape_and_a_dead_worker_is_not_counted(
-        tmp_path, settings, mail_user):
+        tmp_path, settings, smtp_user, smtp_server):
+    mail_user = smtp_user
     env = {**_env(tmp_path, settings.REDIS_URL), "EMAILAPI_METRICS_TOKEN": TOKEN,
            "EMAILAPI_CLAIM_INTERVAL": "1", "EMAILAPI_LEASE_TTL": "5"}
     _migrate(env)
@@ -78,8 +88,10 @@ def test_workers_metrics_reach_the_scrape_and_a_dead_worker_is_not_counted(
     try:
         _wait_for(port, process)
         imap = {**mail_user.imap_settings(secure=False), "tls": {"rejectUnauthorized": False}}
+        smtp = {**smtp_server.smtp_settings(mail_user.username, mail_user.password),
+                "tls": {"rejectUnauthorized": False}}
         status, body = _request(port, "POST", "/v1/account", api_token,
-                                {"account": "box", "imap": imap})
+                                {"account": "box", "imap": imap, "smtp": smtp})
         assert status == 200, body
         # Values only the imapworker writes (connections, indexing) and only the
         # webhookdispatcher writes (published events), scraped from the web process.
@@ -89,6 +101,15 @@ def test_workers_metrics_reach_the_scrape_and_a_dead_worker_is_not_counted(
                        process, "the workers' metrics never showed")
         assert first["emailapi_sync_pass_duration_seconds_count"] >= 1
         assert first["emailapi_imap_connects_total"] >= 1
+
+        # A send's events are recorded by the rq worker's job: they reach the scrape too.
+        status, body = _request(port, "POST", "/v1/account/box/submit", api_token, {
+            "from": {"address": mail_user.username}, "to": [{"address": "bob@example.test"}],
+            "subject": "Counted", "text": "Hello", "copy": False})
+        assert status == 200, body
+        _until(port, lambda v: _labelled(port, "emailapi_events_recorded_total",
+                                         event="messageSent") >= 1,
+               process, "the send's messageSent was never counted")
 
         worker = _child_pid(process, "imapworker")
         os.kill(worker, signal.SIGKILL)

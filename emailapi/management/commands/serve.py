@@ -23,6 +23,8 @@ from emailapi.process_group import Child, Supervisor
 # few would each hold a database pool (EMAILAPI_DB_POOL_SIZE connections) for little gain
 # next to the workers on the same machine: the default stops at this many.
 MAX_DEFAULT_WEB_PROCESSES = 4
+# rq runs each job in the worker process itself (see ``handle``).
+RQ_WORKER_CLASS = "rq.worker.SimpleWorker"
 
 
 def default_web_processes() -> int:
@@ -56,7 +58,12 @@ class Command(BaseCommand):
             children.append(Child("imapworker", [python, manage, "imapworker"]))
             # No --with-scheduler: nothing is enqueued for later (sendscheduler sweeps due
             # sends), and rq's scheduler is a forked child that outlives a killed worker.
+            # SimpleWorker: each job runs in this one process, not a fork per job, so the
+            # job's metrics (events of sends) reach the scrape like every other process's.
+            # The send job starts with close_old_connections, as a fork's would have fresh
+            # ones; a killed worker loses only its job, which the sweep hands out again.
             children.append(Child("rqworker", [python, manage, "rqworker",
+                                               "--worker-class", RQ_WORKER_CLASS,
                                                *settings.RQ_QUEUES]))
             children.append(Child("sendscheduler", [python, manage, "sendscheduler"]))
             # Publishes events (the live stream and change feed wait on it) and delivers
@@ -91,14 +98,13 @@ class Command(BaseCommand):
 
     @staticmethod
     def share_metrics(children: list[Child]) -> None:
-        """prometheus_client's multiprocess mode (``emailapi.lib.metrics``): every child but
-        ``rqworker`` (a fork per job would each leave files) writes its metrics under
-        EMAILAPI_METRICS_DIR, emptied now, and any web process's ``/metrics`` sums them."""
+        """prometheus_client's multiprocess mode (``emailapi.lib.metrics``): every child
+        writes its metrics under EMAILAPI_METRICS_DIR, emptied now, and any web process's
+        ``/metrics`` sums them (``rqworker`` too: it runs its jobs in its own process)."""
         shared = settings.EMAILAPI_METRICS_DIR
         metrics.prepare_dir(shared)
         for child in children:
-            if child.name != "rqworker":
-                child.env[metrics.MULTIPROC_ENV] = str(shared)
+            child.env[metrics.MULTIPROC_ENV] = str(shared)
 
     def preflight(self) -> None:
         try:
