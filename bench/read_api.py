@@ -34,7 +34,7 @@ requests/s, full message p50 75-81 ms, subject search p50 152-176 ms (its IMAP S
 40-64 ms).
 
     .venv/bin/python bench/read_api.py [--messages 10000] [--requests 200] [--clients 10]
-        [--compare ../base-checkout] [--rounds 2] [--redis-db 5]
+        [--compare ../base-checkout [--compare ../other]] [--rounds 2] [--redis-db 5]
 """
 
 from __future__ import annotations
@@ -231,8 +231,9 @@ def main() -> None:
     parser.add_argument("--web-processes", type=int, default=None,
                         help="daphne processes (manage.py serve --web-processes); default: "
                              "the command's own default, what make run starts")
-    parser.add_argument("--compare", type=Path, default=None,
-                        help="another checkout (e.g. the old main) measured the same way")
+    parser.add_argument("--compare", type=Path, action="append", default=[],
+                        help="another checkout (e.g. the old main) measured the same way; "
+                             "may be given more than once")
     parser.add_argument("--rounds", type=int, default=1,
                         help="times the speed section measures each server, alternating")
     parser.add_argument("--only-speed", action="store_true",
@@ -283,7 +284,7 @@ def run(args, dovecot, user, env) -> None:
     if not args.only_speed:
         imap_comparison(args, env, user, token, rows, sample, ids, pages)
 
-    trees = [("this tree", ROOT)] + ([(f"{args.compare}", args.compare)] if args.compare else [])
+    trees = [("this tree", ROOT)] + [(f"{other}", other) for other in args.compare]
     results = []
     for _ in range(args.rounds):
         for name, root in trees:
