@@ -34,7 +34,7 @@ requests/s, full message p50 75-81 ms, subject search p50 152-176 ms (its IMAP S
 40-64 ms).
 
     .venv/bin/python bench/read_api.py [--messages 10000] [--requests 200] [--clients 10]
-        [--compare ../base-checkout] [--rounds 2] [--redis-db 5]
+        [--compare ../base-checkout [--compare ../other]] [--rounds 2] [--redis-db 5]
 """
 
 from __future__ import annotations
@@ -219,7 +219,31 @@ def speed(name: str, port: int, token: str | None, pids: list[int], args, pages:
         "GET", f"/v1/account/bench/message/{next(id_iter)}?textType=*" if token else "/"),
         args.requests)
     return {"name": name, "processes": len(pids), "listing": sequential, "loaded": loaded,
-            "message": message}
+            "message": message, "load": os.getloadavg()[0]}
+
+
+HEADER = (f"{'server':<34}{'proc':>5}{'list p50':>9}{'p99':>7}{'req/s':>7}{'p50@C':>7}"
+          f"{'p99@C':>7}{'cpu/req':>8}{'msg p50':>8}{'p99':>7}{'load':>6}")
+
+
+def print_row(r: dict, flush: bool = True) -> None:
+    """One server's row; printed as soon as it is measured too (a later failure keeps it)."""
+    loaded = r["loaded"]
+    print(f"{r['name']:<34.34}{r['processes']:>5}{p(r['listing'], .5):>9.2f}"
+          f"{p(r['listing'], .99):>7.1f}{loaded['rps']:>7.0f}{loaded['p50']:>7.1f}"
+          f"{loaded['p99']:>7.1f}{loaded['cpu_ms']:>8.2f}{p(r['message'], .5):>8.2f}"
+          f"{p(r['message'], .99):>7.1f}{r['load']:>6.1f}", flush=flush)
+
+
+def stop(process: subprocess.Popen, patience: float = 120) -> None:
+    """Terminate and wait; a server slow to exit on a loaded machine (``serve`` gives each
+    child 10 s before killing it) is killed rather than ending the run and its figures."""
+    process.terminate()
+    try:
+        process.wait(timeout=patience)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
 
 
 def main() -> None:
@@ -231,8 +255,9 @@ def main() -> None:
     parser.add_argument("--web-processes", type=int, default=None,
                         help="daphne processes (manage.py serve --web-processes); default: "
                              "the command's own default, what make run starts")
-    parser.add_argument("--compare", type=Path, default=None,
-                        help="another checkout (e.g. the old main) measured the same way")
+    parser.add_argument("--compare", type=Path, action="append", default=[],
+                        help="another checkout (e.g. the old main) measured the same way; "
+                             "may be given more than once")
     parser.add_argument("--rounds", type=int, default=1,
                         help="times the speed section measures each server, alternating")
     parser.add_argument("--only-speed", action="store_true",
@@ -283,8 +308,9 @@ def run(args, dovecot, user, env) -> None:
     if not args.only_speed:
         imap_comparison(args, env, user, token, rows, sample, ids, pages)
 
-    trees = [("this tree", ROOT)] + ([(f"{args.compare}", args.compare)] if args.compare else [])
+    trees = [("this tree", ROOT)] + [(f"{other}", other) for other in args.compare]
     results = []
+    print(HEADER, flush=True)
     for _ in range(args.rounds):
         for name, root in trees:
             port = find_free_port()
@@ -292,30 +318,26 @@ def run(args, dovecot, user, env) -> None:
             try:
                 pids = descendants(web.pid)
                 results.append(speed(name, port, token, pids, args, pages, ids))
+                print_row(results[-1])
             finally:
-                web.terminate()
-                web.wait(timeout=30)
+                stop(web)
             port = find_free_port()
             hello = start_hello(port, len(pids))
             try:
                 results.append(speed(f"floor ({len(pids)} daphne hello)", port, None,
                                      [h.pid for h in hello], args, pages, ids))
+                print_row(results[-1])
             finally:
                 for child in hello:
                     child.terminate()
                 for child in hello:
-                    child.wait(timeout=30)
+                    stop(child)
 
     print(f"\nweb tier: {args.messages} messages, {args.requests} sequential requests, "
           f"{args.clients} clients for {args.seconds:g} s; ms")
-    print(f"{'server':<34}{'proc':>5}{'list p50':>9}{'p99':>7}{'req/s':>7}{'p50@C':>7}"
-          f"{'p99@C':>7}{'cpu/req':>8}{'msg p50':>8}{'p99':>7}")
+    print(HEADER)
     for r in results:
-        loaded = r["loaded"]
-        print(f"{r['name']:<34.34}{r['processes']:>5}{p(r['listing'], .5):>9.2f}"
-              f"{p(r['listing'], .99):>7.1f}{loaded['rps']:>7.0f}{loaded['p50']:>7.1f}"
-              f"{loaded['p99']:>7.1f}{loaded['cpu_ms']:>8.2f}{p(r['message'], .5):>8.2f}"
-              f"{p(r['message'], .99):>7.1f}")
+        print_row(r, flush=False)
     print("targets: list p50 <= 5 ms, >= 300 req/s with 10 clients, cpu/req <= 3 ms; "
           "message p50 <= 8 ms. (floor rows: the same requests answered by a bare ASGI "
           "hello; 'msg' there is the same hello)")
@@ -367,8 +389,7 @@ def imap_comparison(args, env, user, token, rows, sample, ids, pages) -> None:
                            body)["total"]
         floor.logout()
     finally:
-        web.terminate()
-        web.wait(timeout=30)
+        stop(web)
 
     print(f"\n{args.messages} messages; {args.requests} requests each; search {TERM!r} matches "
           f"{matched}; {args.clients} clients for {args.seconds:.0f} s\n")

@@ -25,19 +25,16 @@ _PATH = re.compile("[\x00\ud800-\udfff]")
 _QUERY = re.compile(rb"\x00|%00", re.IGNORECASE)
 
 
-def refuse_nul(app):
-    async def guarded(scope, receive, send):
-        if scope["type"] == "http":
-            if _PATH.search(scope.get("path", "")):
-                return await _send_400(send, "path")
-            if _QUERY.search(scope.get("query_string", b"")):
-                return await _send_400(send, "query")
-        return await app(scope, receive, send)
-
-    return guarded
+def nul_in_url(scope) -> str | None:
+    """``"path"`` or ``"query"`` when that part of an HTTP request's URL holds a NUL."""
+    if _PATH.search(scope.get("path", "")):
+        return "path"
+    if _QUERY.search(scope.get("query_string", b"")):
+        return "query"
+    return None
 
 
-async def _send_400(send, where: str) -> None:
+async def send_nul_400(send, where: str) -> None:
     message = f"NUL characters are not allowed in the URL's {where}"
     body = json.dumps(error_body(f"Invalid input: {where}: {message}", "InputValidationError",
                                  400, {where: [message]})).encode()

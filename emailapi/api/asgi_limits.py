@@ -43,12 +43,12 @@ def body_limit(app, max_bytes: int):
             await app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not response_started:
-                await _send_413(send, max_bytes)
+                await send_413(send, max_bytes)
 
     return limited
 
 
-async def _send_413(send, max_bytes: int) -> None:
+async def send_413(send, max_bytes: int) -> None:
     body = json.dumps(error_body(f"Request body is larger than the {max_bytes} bytes allowed",
                                  "PayloadTooLarge", 413, {"maxBytes": max_bytes})).encode()
     await send({"type": "http.response.start", "status": 413, "headers": [

@@ -37,15 +37,8 @@ def _wants_event_stream(scope) -> bool:
                for name, value in scope.get("headers", ()))
 
 
-def stream_first(stream_app, other_app, paths: frozenset[str] = STREAM_PATHS,
-                 sse_paths: frozenset[str] = SSE_PATHS):
-    """Send HTTP requests for ``paths`` (and for ``sse_paths`` asking for an event stream) to
-    ``stream_app``, all others to ``other_app``."""
-
-    async def route(scope, receive, send):
-        path = scope.get("path")
-        streamed = path in paths or (path in sse_paths and _wants_event_stream(scope))
-        app = stream_app if streamed else other_app
-        return await app(scope, receive, send)
-
-    return route
+def streamed(scope, paths: frozenset[str] = STREAM_PATHS,
+             sse_paths: frozenset[str] = SSE_PATHS) -> bool:
+    """Whether an HTTP request is for a stream (``paths``, or ``sse_paths`` asking for one)."""
+    path = scope.get("path")
+    return path in paths or (path in sse_paths and _wants_event_stream(scope))
