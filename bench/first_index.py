@@ -461,11 +461,17 @@ def main() -> None:
     args.seed = args.seed or ("maildir" if big else "append")
     args.all_floors = args.all_floors or not big
 
-    with Dovecot() as server:
+    # A big folder's index and cache files are mapped into the imap process: Dovecot's
+    # default 256 MB address-space limit is too small for 1,000,000 messages.
+    with Dovecot(extra_config="default_vsz_limit = 4G" if big else "") as server:
         user = server.add_user()
         if args.seed == "maildir":
             seeded_s = _engine.fill_maildir_in_child(server, user, args.messages)
             print(f"wrote {args.messages:,} maildir files in {seeded_s:.1f} s", flush=True)
+            # Dovecot first scans the new files when a session selects the folder (minutes
+            # at 1,000,000): done here, with a long timeout, before anything is timed.
+            scanned_s = _engine.scan_maildir(user)
+            print(f"Dovecot indexed the maildir in {scanned_s:.1f} s", flush=True)
         else:
             seeded_s = _engine.fill_in_child(user, args.messages)
             print(f"appended {args.messages:,} messages in {seeded_s:.1f} s", flush=True)
