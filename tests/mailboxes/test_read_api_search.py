@@ -237,3 +237,24 @@ def test_a_malformed_bracket_criterion_is_a_400(alice, synced, key):
     assert body["code"] == "InputValidationError", body
     assert body["statusCode"] == 400, body
     assert any(name.startswith("search") for name in body["details"]), body
+
+
+def test_index_search_by_from_finds_the_sender_too_and_stores_each_address_once(
+        alice, synced, mail_user):
+    from mailboxes.models import Folder, Message
+    from mailboxes.sync.folder import sync_folder
+
+    [uid] = seed.seed_mailbox(mail_user, messages=[seed.make_message(
+        subject="On behalf", from_="Boss <boss@example.test>",
+        headers={"Sender": "Assistant <assistant@example.test>"})])
+    inbox = Folder.objects.get(email_account=synced.account, path="INBOX")
+    assert sync_folder(synced.session, inbox).new == 1
+    url = "/v1/account/box/search?source=index&path=INBOX"
+    for needle in ("boss@example", "ASSISTANT@"):
+        found = alice.client.post(url, {"search": {"from": needle}}, format="json")
+        assert uids_of(found) == [uid], needle
+    # Without a Sender header the server copies From into the ENVELOPE's sender: the search
+    # text holds it once.
+    plain = Message.objects.get(folder=inbox, uid=synced.uid_of["plain"])
+    address = plain.from_address["address"].lower()
+    assert plain.from_text.count(address) == 1, plain.from_text

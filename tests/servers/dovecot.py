@@ -71,7 +71,8 @@ class MailUser:
         if not self.email:
             self.email = self.username
 
-    def imap_client(self, ssl: bool = False, starttls: bool = False) -> IMAPClient:
+    def imap_client(self, ssl: bool = False, starttls: bool = False,
+                    timeout: float = 10) -> IMAPClient:
         """A logged-in IMAPClient (implicit TLS if *ssl*, else plain or STARTTLS).
 
         TLS connections verify the server against the instance's own
@@ -79,7 +80,7 @@ class MailUser:
         """
         ctx = client_context(self.cert_path)
         port = self.imaps_port if ssl else self.imap_port
-        client = IMAPClient(self.host, port=port, ssl=ssl, ssl_context=ctx, timeout=10)
+        client = IMAPClient(self.host, port=port, ssl=ssl, ssl_context=ctx, timeout=timeout)
         try:
             if starttls and not ssl:
                 client.starttls(ctx)
