@@ -260,8 +260,10 @@ WEBHOOK_RETRY_SCHEDULE = env_seconds_list(
 WEBHOOK_DISABLE_AFTER = env_int("EMAILAPI_WEBHOOK_DISABLE_AFTER", 24 * 3600, minimum=1)
 # Seconds to connect, and to wait for each read of the answer, per attempt.
 WEBHOOK_TIMEOUT = env_int("EMAILAPI_WEBHOOK_TIMEOUT", 10, minimum=1)
-# Delivery threads per ``webhookdispatcher`` process (one lane each at a time).
-WEBHOOK_CONCURRENCY = env_int("EMAILAPI_WEBHOOK_CONCURRENCY", 16, minimum=2)
+# Delivery threads per ``webhookdispatcher`` process (one lane each at a time; a healthy
+# subscription gets at most half, so its lanes in flight, not the receiver, bound its rate).
+# The dispatcher's database pool is made at least this plus 2 (a lane holds a connection).
+WEBHOOK_CONCURRENCY = env_int("EMAILAPI_WEBHOOK_CONCURRENCY", 32, minimum=2)
 # Seconds between the dispatcher's checks for events and due retries without a Redis doorbell.
 WEBHOOK_POLL_INTERVAL = env_int("EMAILAPI_WEBHOOK_POLL_INTERVAL", 1, minimum=1)
 # Delivered and failed delivery log rows are deleted after this many days.

@@ -5,6 +5,7 @@ SIGTERM or SIGINT stops it after the attempts in flight (at most ``EMAILAPI_WEBH
 
 import signal
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connection
 
@@ -28,6 +29,14 @@ class Command(BaseCommand):
             # commit itself (``sequencer.publish_pending``).
             db_options["options"] = \
                 f"{db_options.get('options', '')} -c synchronous_commit=off".strip()
+            # A lane's thread keeps its connection for the run (its claims and outcomes), and
+            # the loop needs one: a smaller pool would leave threads waiting for connections
+            # (then ending their lanes) instead of delivering.
+            pool = db_options.get("pool")
+            if isinstance(pool, dict):
+                threads = concurrency or settings.WEBHOOK_CONCURRENCY
+                db_options["pool"] = {**pool,
+                                      "max_size": max(pool.get("max_size", 0), threads + 2)}
         dispatcher = Dispatcher(concurrency=concurrency)
 
         def stop(*_):
