@@ -278,9 +278,7 @@ class AccountConnection:
                 return self._finish_close()
             self._set_state(State.CONNECTED)
             self.parked, self.store_failures = False, 0
-            # A fresh session (a start, a reconnect, a takeover): its first hibernation is
-            # checked for a change it may hide (``_enter_idle``).
-            return self._enter_idle(recheck=True)
+            return self._enter_idle()
         except STORE_ERRORS as exc:
             return self._park(exc)
         except Exception as exc:  # noqa: BLE001 - any failure: back off and retry
@@ -456,15 +454,15 @@ class AccountConnection:
     def _enter_idle(self, recheck: bool = False):
         """SELECT the watched folder, catch up with what that view shows, and IDLE.
 
-        ``recheck``: the folder just changed, or the session is new. Then the watched folder
-        is synced once more ``IMAP_IDLE_RECHECK`` seconds into the IDLE, unless something wakes
-        it first. Dovecot's imap-hibernate loses a change that lands in the half second before
-        it takes the idling session over (``imap_hibernate_timeout`` after IDLE began): the
-        session is hibernated and says nothing until the mailbox changes again, so the
-        message would wait for the next safety-net poll. Changes come in bursts, and every
-        hibernation follows an IDLE entered after a change, a connect or a poll: checking
-        once after the first two catches what the hand-over hid; a recheck that finds nothing
-        asks for no further one."""
+        ``recheck``: the folder just changed. Then the watched folder is synced once more
+        ``IMAP_IDLE_RECHECK`` seconds into the IDLE, unless something wakes it first.
+        Dovecot's imap-hibernate loses a change that lands in the half second before it takes
+        the idling session over (``imap_hibernate_timeout`` after IDLE began): the session is
+        hibernated and says nothing until the mailbox changes again, so the message would wait
+        for the next safety-net poll. Mail comes in bursts, so that half second is most often
+        hit right after a change; a recheck that finds nothing asks for no further one (its
+        own IDLE, like one after a connect or a poll, is left to the poll: checking every IDLE
+        would be a poll every ``IMAP_IDLE_RECHECK`` seconds)."""
         watched = self._watched_folder()
         self.watched = watched
         info = self.session.select(watched)

@@ -5,7 +5,7 @@ Dovecot moves a session that has been in IDLE for ``imap_hibernate_timeout`` to 
 imap-hibernate process. A change that lands in the half second before the hand-over is never
 reported to the session: it stays hibernated, silent, until the mailbox changes again or the
 client sends a command. The worker therefore syncs the watched folder once more
-``IMAP_IDLE_RECHECK`` seconds into an IDLE that follows a change or a (re)connect.
+``IMAP_IDLE_RECHECK`` seconds into an IDLE that follows a change.
 """
 
 from __future__ import annotations
