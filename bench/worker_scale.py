@@ -29,7 +29,12 @@ private one: ``redis-server --port 6391 --save ""``), DB 6, flushed.
 messages with unique Message-IDs to random accounts (``--rate`` per second) and one worker is
 killed with SIGKILL. Reported: how long until every account it held is ``connected`` again by
 another worker (target: lease TTL + 30 s), and, once the feeder stopped and the outbox is
-quiet, the ``messageNew`` events counted by Message-ID: lost (none) and repeated (none).
+quiet, the ``messageNew`` events counted by Message-ID: lost (none) and repeated (none). Each
+message not announced is listed with its account (and whether the killed worker held it), its
+UID, when it was appended against the kill, the account's holder and state since when, and
+whether its row was indexed at all. ``--idle-recheck 0`` runs the workers without the recheck
+into the IDLE that catches what Dovecot's imap-hibernate never reports (``bench/idle_misses.py``
+shows that without a worker).
 
     .venv/bin/python bench/worker_scale.py --accounts 1000 --rounds 30
     .venv/bin/python bench/worker_scale.py --accounts 10000 --rounds 100
