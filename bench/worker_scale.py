@@ -29,7 +29,12 @@ private one: ``redis-server --port 6391 --save ""``), DB 6, flushed.
 messages with unique Message-IDs to random accounts (``--rate`` per second) and one worker is
 killed with SIGKILL. Reported: how long until every account it held is ``connected`` again by
 another worker (target: lease TTL + 30 s), and, once the feeder stopped and the outbox is
-quiet, the ``messageNew`` events counted by Message-ID: lost (none) and repeated (none).
+quiet, the ``messageNew`` events counted by Message-ID: lost (none) and repeated (none). Each
+message not announced is listed with its account (and whether the killed worker held it), its
+UID, when it was appended against the kill, the account's holder and state since when, and
+whether its row was indexed at all. ``--idle-recheck 0`` runs the workers without the recheck
+into the IDLE that catches what Dovecot's imap-hibernate never reports (``bench/idle_misses.py``
+shows that without a worker).
 
     .venv/bin/python bench/worker_scale.py --accounts 1000 --rounds 30
     .venv/bin/python bench/worker_scale.py --accounts 10000 --rounds 100
@@ -93,6 +98,7 @@ def worker_env(args) -> dict[str, str]:
         "EMAILAPI_IMAP_CONNECTS_PER_SECOND": str(args.connects_per_second),
         "EMAILAPI_MAX_ACCOUNTS_PER_WORKER": str(max(args.accounts, 10000)),
         "EMAILAPI_LEASE_TTL": str(args.lease_ttl),
+        "EMAILAPI_IDLE_RECHECK": str(args.idle_recheck),
         "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO"),
     }
 
@@ -512,6 +518,8 @@ class Feeder(threading.Thread):
         super().__init__(daemon=True)
         self.users, self.rate = users, rate
         self.sent: list[str] = []
+        # Message-ID -> (account index, wall-clock time of the tagged OK, APPENDUID's UID)
+        self.where: dict[str, tuple[int, float, int | None]] = {}
         self.failed = 0
         self.halt = threading.Event()
 
@@ -530,8 +538,9 @@ class Feeder(threading.Thread):
                 client = clients.get(index)
                 if client is None:
                     client = clients[index] = self.users[index].imap_client()
-                client.append("INBOX", raw)
+                answer = client.append("INBOX", raw)
                 self.sent.append(message_id)
+                self.where[message_id] = (index, time.time(), _appended_uid(answer))
             except Exception:  # noqa: BLE001 - counted; the message may or may not exist
                 self.failed += 1
                 clients.pop(index, None)
@@ -542,6 +551,14 @@ class Feeder(threading.Thread):
                 client.logout()
             except Exception:  # noqa: BLE001
                 pass
+
+
+def _appended_uid(answer) -> int | None:
+    """The UID of an APPEND's ``[APPENDUID <validity> <uid>]`` (UIDPLUS), if given."""
+    text = answer.decode(errors="replace") if isinstance(answer, bytes) else str(answer)
+    parts = text.split("APPENDUID", 1)[-1].split("]", 1)[0].split() if "APPENDUID" in text \
+        else []
+    return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
 
 
 def run_failover(args, server, users, workdir) -> dict:
@@ -622,6 +639,8 @@ def _failover(args, out, users, workers, n, count) -> dict:
     time.sleep(5.0)
     seen = message_ids_seen()
     out["lost"] = len(wanted - set(seen))
+    out["unannounced"] = [unannounced(mid, feeder.where[mid], killed_at, held)
+                          for mid in sorted(wanted - set(seen), key=lambda m: feeder.where[m][1])]
     out["repeated"] = sum(c - 1 for mid, c in seen.items() if mid in wanted and c > 1)
     out["foreign"] = len(set(seen) - wanted)
     out["states"] = dict(EmailAccount.objects.values_list("state").annotate(
@@ -629,6 +648,34 @@ def _failover(args, out, users, workers, n, count) -> dict:
     for w in survivors:
         w.stop()
     return out
+
+
+def unannounced(message_id: str, where, killed_at, held: list[int]) -> dict:
+    """What the index knows of a message no ``messageNew`` announced: its account (and
+    whether the killed worker held it), when it was appended against the kill and the
+    account's last holder change, and whether its row was indexed at all."""
+    from accounts.models import EmailAccount
+    from mailboxes.models import AccountHolder, Folder, Message
+
+    index, appended, uid = where
+    account = EmailAccount.objects.get(account_id=f"scale-{index:05d}")
+    row = Message.objects.filter(email_account=account, message_id=message_id).first()
+    holder = AccountHolder.objects.filter(email_account=account).first()
+    inbox = Folder.objects.filter(email_account=account, path="INBOX").first()
+    kill = killed_at.timestamp()
+    return {
+        "message_id": message_id, "account": account.account_id, "pk": account.pk,
+        "victims": account.pk in held, "uid": uid,
+        "appended_after_kill_s": round(appended - kill, 2),
+        "holder": holder.worker_id if holder else None,
+        "held_since_after_kill_s": round(holder.since.timestamp() - kill, 2) if holder else None,
+        "state": account.state,
+        "state_changed_after_kill_s": round(account.state_changed_at.timestamp() - kill, 2),
+        "indexed": row is not None,
+        "indexed_after_kill_s": round(row.indexed_at.timestamp() - kill, 2) if row else None,
+        "inbox": {"synced_uidnext": inbox.synced_uidnext, "uidnext": inbox.uidnext,
+                  "messages": inbox.messages} if inbox else None,
+    }
 
 
 def message_ids_seen() -> dict[str, int]:
@@ -657,6 +704,8 @@ def report_failover(args, out) -> None:
     print(f"messages appended meanwhile: {out['sent']} (append failures {out['append_failed']});"
           f" messageNew by Message-ID: lost {out['lost']}, repeated {out['repeated']}")
     print(f"states at the end: {out['states']}")
+    for item in out.get("unannounced", []):
+        print(f"  unannounced: {json.dumps(item)}")
 
 
 def main() -> None:
@@ -676,6 +725,9 @@ def main() -> None:
     parser.add_argument("--connects-per-second", type=int, default=50)
     parser.add_argument("--poll-interval", type=int, default=900,
                         help="EMAILAPI_POLL_INTERVAL of the workers (STATUS safety net)")
+    parser.add_argument("--idle-recheck", type=int, default=15,
+                        help="EMAILAPI_IDLE_RECHECK of the workers (0: no recheck after a "
+                             "change; Dovecot's hibernation may then hide one until the poll)")
     parser.add_argument("--notify", dest="no_notify", action="store_false",
                         help="let workers use NOTIFY (Dovecot then cannot hibernate them)")
     parser.add_argument("--hibernate-timeout", default="5s")
@@ -688,6 +740,8 @@ def main() -> None:
                         help="single: the measured worker's --pool-size (default: the setting)")
     parser.add_argument("--connect-threads", type=int, default=None,
                         help="single: the measured worker's --connect-threads")
+    parser.add_argument("--keep-logs", metavar="DIR",
+                        help="copy the workers' logs into DIR at the end")
     parser.add_argument("--floor-child", metavar="USERS_FILE", help=argparse.SUPPRESS)
     parser.add_argument("--floor-threads", type=int, default=16, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -730,6 +784,11 @@ def main() -> None:
             if int(fh.read()) == wanted and original < wanted:
                 with open(INOTIFY_LIMIT, "w", encoding="ascii") as out_fh:
                     out_fh.write(str(original))
+        if args.keep_logs:
+            os.makedirs(args.keep_logs, exist_ok=True)
+            for name in os.listdir(workdir):
+                if name.endswith(".log"):
+                    shutil.copy(os.path.join(workdir, name), args.keep_logs)
         shutil.rmtree(workdir, ignore_errors=True)
     if args.mode == "single":
         report_single(args, out, inotify)

@@ -200,6 +200,11 @@ IMAP_CONNECT_THREADS = env_int("EMAILAPI_IMAP_CONNECT_THREADS", 16, minimum=1)
 IMAP_CONNECTS_PER_SECOND = env_int("EMAILAPI_IMAP_CONNECTS_PER_SECOND", 50, minimum=0)
 # IDLE is re-issued before the 30-minute limit servers may enforce (RFC 2177).
 IMAP_IDLE_RENEW = env_int("EMAILAPI_IDLE_RENEW", 25 * 60, minimum=1)
+# After a change, the watched folder is synced again this many seconds into the IDLE (0:
+# never): a change that lands as Dovecot hands the idling session to imap-hibernate is
+# otherwise not reported until the next poll. Above the server's imap_hibernate_timeout
+# (Dovecot's documented example: 5 s).
+IMAP_IDLE_RECHECK = env_int("EMAILAPI_IDLE_RECHECK", 15, minimum=0)
 # Folders other than the watched one are checked with STATUS this often (seconds).
 IMAP_POLL_INTERVAL = env_int("EMAILAPI_POLL_INTERVAL", 60, minimum=1)
 # Ask servers that offer it for NOTIFY (RFC 5465: changes in every folder wake the IDLE).

@@ -333,7 +333,11 @@ def input_waiting(client: imapclient.IMAPClient, buffered_only: bool = False) ->
     if buffered_only:
         return False
     try:
-        return bool(select.select([sock], [], [], 0)[0])
+        # poll, not select: select refuses descriptors above 1023, and a worker holding
+        # thousands of sessions has them (every read of an IDLE then waited for its timeout).
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True  # closed under us: reading says how
 

@@ -321,7 +321,7 @@ class AccountConnection:
             if self._should_stop():
                 return self._finish_close()
             self._sync_changes(notes.merge(read_notifications(more)))
-            return self._enter_idle()
+            return self._enter_idle(recheck=True)  # the server said the folder changed
         except STORE_ERRORS as exc:
             return self._park(exc)
         except Exception as exc:  # noqa: BLE001
@@ -340,10 +340,10 @@ class AccountConnection:
             notes = read_notifications(more)
             if time.monotonic() - self.last_poll >= self._poll_interval():
                 notes.folders_changed = True  # the safety net: STATUS every folder
-            self._sync_changes(notes)
+            changed = self._sync_changes(notes)
             if self.backfill_pending:
                 self._backfill_slice()
-            return self._enter_idle()
+            return self._enter_idle(recheck=changed)
         except STORE_ERRORS as exc:
             return self._park(exc)
         except Exception as exc:  # noqa: BLE001
@@ -402,29 +402,32 @@ class AccountConnection:
             except imapclient.exceptions.IMAPClientError as exc:
                 logger.info("account %s: NOTIFY refused (%s); polling", self.account_pk, exc)
 
-    def _sync_changes(self, notes: Notifications) -> None:
+    def _sync_changes(self, notes: Notifications) -> bool:
         """One sync pass over what changed (one MoveTracker, so a move between two folders
         seen together is one messageMoved). ``folders_changed`` means: re-list folders and
-        STATUS each (the safety-net poll does this too)."""
+        STATUS each (the safety-net poll does this too). Returns whether the index changed."""
         moves = MoveTracker()
         try:
-            self._sync_pass(notes, moves)
+            return self._sync_pass(notes, moves)
         finally:
             moves.release()  # the halves no partner claimed can be published now
 
-    def _sync_pass(self, notes: Notifications, moves: MoveTracker) -> None:
+    def _sync_pass(self, notes: Notifications, moves: MoveTracker) -> bool:
         others = notes.paths - {self.watched}
+        changed = False
         if notes.folders_changed or (others and others - self._known_paths()):
             self.account.refresh_from_db()
-            sync_account(self.session, self.account, self._should_stop, only_changed=True,
-                         skip=frozenset({self.watched}), moves=moves)
+            result = sync_account(self.session, self.account, self._should_stop,
+                                  only_changed=True, skip=frozenset({self.watched}), moves=moves)
+            changed = bool(result.new or result.updated or result.deleted)
             self.last_poll = time.monotonic()
         else:
             for folder in Folder.objects.filter(email_account_id=self.account_pk, path__in=others):
                 if self._should_stop():
-                    return
-                sync_folder(self.session, folder, self._should_stop, moves=moves)
-        self._sync_watched(moves)
+                    return changed
+                changed |= _changed(sync_folder(self.session, folder, self._should_stop,
+                                                moves=moves))
+        return self._sync_watched(moves) or changed
 
     def _watched_folder(self) -> str:
         """The account's chosen IDLE folder while it exists on the server, else INBOX. A
@@ -443,12 +446,23 @@ class AccountConnection:
         return set(Folder.objects.filter(email_account_id=self.account_pk).values_list("path",
                                                                                  flat=True))
 
-    def _sync_watched(self, moves: MoveTracker | None = None) -> None:
+    def _sync_watched(self, moves: MoveTracker | None = None) -> bool:
         folder = Folder.objects.filter(email_account_id=self.account_pk, path=self.watched).first()
-        if folder is not None:
-            sync_folder(self.session, folder, self._should_stop, moves=moves)
+        return folder is not None and _changed(sync_folder(self.session, folder,
+                                                           self._should_stop, moves=moves))
 
-    def _enter_idle(self):
+    def _enter_idle(self, recheck: bool = False):
+        """SELECT the watched folder, catch up with what that view shows, and IDLE.
+
+        ``recheck``: the folder just changed. Then the watched folder is synced once more
+        ``IMAP_IDLE_RECHECK`` seconds into the IDLE, unless something wakes it first.
+        Dovecot's imap-hibernate loses a change that lands in the half second before it takes
+        the idling session over (``imap_hibernate_timeout`` after IDLE began): the session is
+        hibernated and says nothing until the mailbox changes again, so the message would wait
+        for the next safety-net poll. Mail comes in bursts, so that half second is most often
+        hit right after a change; a recheck that finds nothing asks for no further one (its
+        own IDLE, like one after a connect or a poll, is left to the poll: checking every IDLE
+        would be a poll every ``IMAP_IDLE_RECHECK`` seconds)."""
         watched = self._watched_folder()
         self.watched = watched
         info = self.session.select(watched)
@@ -464,12 +478,14 @@ class AccountConnection:
             folder = Folder.objects.filter(email_account_id=self.account_pk, path=watched).first()
             if folder is None or _in_step(folder, info):
                 break
-            sync_folder(self.session, folder, self._should_stop)
+            recheck |= _changed(sync_folder(self.session, folder, self._should_stop))
             info = self.session.select(watched)
         self._start_idle()
         self.idle_since = time.monotonic()
         next_poll = self.last_poll + self._poll_interval()
         wake_at = min(self.idle_since + settings.IMAP_IDLE_RENEW, next_poll)
+        if recheck and settings.IMAP_IDLE_RECHECK:
+            wake_at = min(wake_at, self.idle_since + settings.IMAP_IDLE_RECHECK)
         if self.backfill_pending or self.news_at_idle:
             wake_at = self.idle_since  # news, or the next slice, as soon as the pool gets to it
         self.idle_wake_at = wake_at
@@ -629,6 +645,11 @@ class AccountConnection:
         self.client = None
         self.session = None
         self.parked = self.idling = False
+
+
+def _changed(result) -> bool:
+    """Whether a folder's sync changed the index (new, changed or removed messages)."""
+    return bool(result.new or result.updated or result.deleted or result.reset)
 
 
 def _in_step(folder: Folder, info) -> bool:
