@@ -227,6 +227,8 @@ class ImapWorker:
         random.shuffle(free)
         taken = []
         try:
+            if len(self.slots) < share:
+                free = self.leases.unheld(free)  # one MGET per 1,000, not a SET each
             for pk in free:
                 if len(self.slots) + len(taken) >= share:
                     break
