@@ -51,3 +51,33 @@ def test_a_worker_short_of_its_share_tries_no_lease_another_worker_holds(
         for pk in held:
             other.release(pk)
         other.retire()
+
+
+def test_a_claim_tick_longer_than_the_interval_leaves_the_loop_the_interval(
+        settings, monkeypatch):
+    """The next tick is due an interval after the last one ended, not after it started: at
+    10,000 accounts on a loaded machine a tick can outlast the interval, and ticks back to
+    back left no turn of the loop to start connects or collect finished steps."""
+    import time
+
+    from mailboxes.worker.imap_worker import ImapWorker
+
+    settings.IMAP_CLAIM_INTERVAL = 1
+    worker = ImapWorker(worker_id="claims-slow")
+    ticks = []
+
+    def slow_tick():
+        ticks.append(time.monotonic())
+        time.sleep(1.2)  # the tick's own length, longer than the interval
+        return False
+
+    monkeypatch.setattr(worker, "claim_tick", slow_tick)
+    try:
+        worker.next_claim = 0.0
+        worker.step(timeout=0)
+        ended = time.monotonic()
+        worker.step(timeout=0)
+        assert len(ticks) == 1
+        assert worker.next_claim >= ended + 0.9
+    finally:
+        worker.shutdown()
