@@ -385,6 +385,10 @@ def run_single(args, server, users, workdir) -> dict:
             empty.stop()
             print(f"empty worker: {out['empty_kib'] / 1024:.1f} MiB", flush=True)
 
+            if not args.seed_workers:
+                # --seed-workers 0: the measured worker's first start, each account's first
+                # index included (a setup too slow at 10,000 on a loaded machine otherwise).
+                return _first_start(args, out, env, server, users, workdir, workers, n, floor)
             # First index, by --seed-workers workers at once (it is not what is measured);
             # they listen before the accounts exist, so each claims its share as they come.
             # Their database pool covers their pool threads (a sync holds its connection
@@ -459,6 +463,67 @@ def run_single(args, server, users, workdir) -> dict:
     return out
 
 
+def _first_start(args, out, env, server, users, workdir, workers, n, floor) -> dict:
+    """The measured worker listens before the accounts exist and takes them as they are
+    registered: ``restart_s`` is then from its process start (each account's first index
+    included, and the registration's time, reported apart)."""
+    extra = ()
+    if args.pool_size:
+        extra += ("--pool-size", str(args.pool_size))
+    if args.connect_threads:
+        extra += ("--connect-threads", str(args.connect_threads))
+    worker = Worker(env, "scale-first", workdir, extra)
+    workers.append(worker)
+    wait_subscribers(1)
+    started = time.perf_counter()
+    tenant = register_all(users, processes=args.register_processes)
+    registered = time.perf_counter()
+    out["register_s"] = registered - started
+    out["first_s"] = float("nan")
+    print(f"registered {n} accounts in {out['register_s']:.0f} s", flush=True)
+    out["restart_s"] = wait_connected(n, [worker], clock=worker.started,
+                                      label="one worker, first start")
+    out["after_registration_s"] = time.perf_counter() - registered
+    out["restart_cpu_s"] = cpu_seconds(worker.pid)
+    print(f"first start: all {n} connected {out['restart_s']:.0f} s after the worker started, "
+          f"{out['after_registration_s']:.0f} s after the registration ended", flush=True)
+    out["first_start"] = True
+    if floor is not None:
+        try:
+            out["floor"] = floor.figures()
+            print(f"floor: bare STARTTLS IDLE {out['floor']['per_conn_kib']:.1f} KiB/connection, "
+                  f"connected in {out['floor']['connect_s']:.0f} s", flush=True)
+        except Exception as exc:  # noqa: BLE001 - the rest of the run still counts
+            print(f"floor failed: {exc}", flush=True)
+    _measure_worker(args, out, env, server, users, worker, tenant, n)
+    return out
+
+
+def _measure_worker(args, out, env, server, users, worker, tenant, n) -> None:
+    time.sleep(args.settle)
+    out["after_kib"] = worker.status("VmRSS")
+    out["hwm_kib"] = worker.status("VmHWM")
+    out["threads"] = _engine.status_kib("Threads", worker.pid)
+    out["restart_wave"] = worker.wave_line()
+    out["dovecot"] = dovecot_usage(server)
+    print(f"worker RSS {out['after_kib'] / 1024:.1f} MiB = "
+          f"{(out['after_kib'] - out['empty_kib']) / n:.1f} KiB/account above empty",
+          flush=True)
+    if args.rounds:
+        c0, t0 = cpu_seconds(worker.pid), time.perf_counter()
+        out["floors"], out["ours"] = measure_latency(
+            users, [f"scale-{i:05d}" for i in range(n)], tenant.pk,
+            env["DATABASE_URL"], args.rounds, 0.002, timeout=60.0)
+        out["latency_cpu"] = (cpu_seconds(worker.pid) - c0) / (time.perf_counter() - t0)
+        f50 = percentile(out["floors"], 0.5) * 1000
+        o50 = percentile(out["ours"], 0.5) * 1000
+        print(f"latency p50 floor {f50:.0f} ms, ours {o50:.0f} ms; p99 floor "
+              f"{percentile(out['floors'], 0.99) * 1000:.0f} ms, ours "
+              f"{percentile(out['ours'], 0.99) * 1000:.0f} ms", flush=True)
+    out["after_rounds_kib"] = worker.status("VmRSS")
+    out["stop_s"] = worker.stop()
+
+
 def report_single(args, out, inotify_warnings: int) -> None:
     n = out["n"]
     print()
@@ -500,7 +565,9 @@ def report_single(args, out, inotify_warnings: int) -> None:
     print(f"  seed workers: --pool-size {args.seed_pool_size} --connect-threads "
           f"{args.seed_connect_threads}, EMAILAPI_DB_POOL_SIZE={args.seed_db_pool}; from the "
           f"end of the registration")
-    print(f"{'worker restart: process start -> all connected':<58}{out['restart_s']:>8.0f}"
+    start = ("worker first start (first index): process start -> all connected"
+             if out.get("first_start") else "worker restart: process start -> all connected")
+    print(f"{start:<58}{out['restart_s']:>8.0f}"
           f"{n / out['restart_s']:>10.0f}   target <= 300 s: "
           f"{'met' if out['restart_s'] <= 300 else 'MISSED'}")
     print(f"  worker's own log: {out['restart_wave'] or '(no line)'}")
