@@ -65,7 +65,8 @@ def sync_account(session: ImapSession, account: EmailAccount,
     for folder in selectable:
         if should_stop():
             return result
-        if only_changed and folder not in first_pass and not status_differs(session, folder):
+        if (only_changed or _just_completed(session, folder, first_pass)) \
+                and not status_differs(session, folder):
             continue
         _add(result, sync_folder(session, folder, should_stop, moves=moves,
                                  backfill_batches=backfill_batches))
@@ -79,6 +80,14 @@ def sync_account(session: ImapSession, account: EmailAccount,
         index_upkeep.refresh_statistics()
         account.refresh_from_db(fields=["initialized_at"])
     return result
+
+
+def _just_completed(session: ImapSession, folder: Folder, first_pass: list[Folder]) -> bool:
+    """A folder this pass's first loop has just indexed completely (a new account's folders
+    are mostly empty or small): one STATUS tells whether anything changed since, instead of a
+    second SELECT and sync. Not the selected folder (STATUS on it is discouraged, RFC 3501
+    6.3.10): its sync costs no new SELECT."""
+    return folder in first_pass and not folder.backfill_below and session.selected != folder.path
 
 
 def _note_progress(account: EmailAccount, selectable: list[Folder], recount: bool) -> None:

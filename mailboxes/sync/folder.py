@@ -72,6 +72,8 @@ def sync_folder(session: ImapSession, folder: Folder,
         result.reset = True
     if folder.synced_uidnext is None:
         folder = index.start_folder(folder, info)
+        if not info.exists:
+            return result  # empty: complete, its counters written by start_folder
     else:
         _incremental(session, folder, info, result, moves,
                      gmail.announcing(folder, session.gmail))

@@ -101,13 +101,16 @@ def reset_folder(folder: Folder, info: SelectInfo) -> Folder:
 
 def start_folder(folder: Folder, info: SelectInfo) -> Folder:
     """Begin the first sync: everything below the current UIDNEXT is history (indexed
-    silently, newest first); anything from UIDNEXT on will be new."""
-    Folder.objects.filter(pk=folder.pk).update(
-        uidvalidity=info.uidvalidity, uidnext=info.uidnext, highestmodseq=info.highestmodseq,
-        synced_uidnext=info.uidnext, synced_modseq=info.highestmodseq,
-        backfill_below=info.uidnext, messages=info.exists,
+    silently, newest first); anything from UIDNEXT on will be new. An empty folder (most of
+    a new account's) has no history: it is complete at once, its counters written in the
+    same statement, so its first sync is one SELECT and one write."""
+    complete = {} if info.exists else {"unseen": 0, "last_synced_at": timezone.now()}
+    update_folder(
+        folder, uidvalidity=info.uidvalidity, uidnext=info.uidnext,
+        highestmodseq=info.highestmodseq, synced_uidnext=info.uidnext,
+        synced_modseq=info.highestmodseq, messages=info.exists,
+        backfill_below=info.uidnext if info.exists else 0, **complete,
     )
-    folder.refresh_from_db()
     return folder
 
 

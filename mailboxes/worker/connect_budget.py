@@ -15,8 +15,11 @@ thread for seconds and never a sync thread. Within that budget:
 - **a suspect lane**: accounts whose last connect failed, or whose server's did, may hold at
   most a quarter of the threads, so accounts on broken servers never take them all;
 - **stalled servers wait**: while two connects to one server have been waiting longer than
-  ``STALL_AFTER``, no further connect to it starts (the ones in flight find out whether it
-  is slow or gone), so a server that hangs later costs two threads, not all of them;
+  ``STALL_AFTER`` and none to it has answered for as long, no further connect to it starts
+  (the ones in flight find out whether it is slow or gone), so a server that hangs later
+  costs two threads, not all of them. A server that keeps answering is slow, not hung: on
+  a loaded machine at 10,000 accounts its logins took seconds each, and holding back every
+  connect while two were over 2 s cut a first start to 1-3 connects a second;
 - **paced per server**: at most ``IMAP_CONNECTS_PER_SECOND`` connects start per second to one
   server (host:port), with a burst of one second's worth (a token bucket per server; 0 turns
   pacing off). A worker starting with 10,000 accounts on one server opens them over a few
@@ -81,6 +84,7 @@ class ConnectBudget:
         self.in_flight: dict[int, _InFlight] = {}
         # server -> whether its last connect got an answer (None: not tried by this worker)
         self.answers: dict[Endpoint, bool] = {}
+        self.answered_at: dict[Endpoint, float] = {}  # server -> when a connect last answered
 
     def choose(self, due: list[tuple[int, int, float, Endpoint]]) -> list[int]:
         """Of ``due`` connects ``(pk, health, due_at, endpoint)``, those to start now."""
@@ -92,7 +96,8 @@ class ConnectBudget:
         suspects = sum(1 for f in flights if f.suspect)
         unproven = sum(1 for f in flights if f.unproven)
         stalled = Counter(f.endpoint for f in flights
-                          if f.endpoint is not None and now - f.started > STALL_AFTER)
+                          if f.endpoint is not None and now - f.started > STALL_AFTER
+                          and now - self.answered_at.get(f.endpoint, -STALL_AFTER) > STALL_AFTER)
         chosen = []
         paced: dict[Endpoint, int] = {}  # connects each server may still start now
         for pk, health, _, endpoint in sorted(due, key=lambda d: (self._rank(d[1], d[3]), d[2])):
@@ -138,6 +143,8 @@ class ConnectBudget:
         flight = self.in_flight.pop(pk, None)
         if flight is not None and answered is not None and flight.endpoint is not None:
             self.answers[flight.endpoint] = answered
+            if answered:
+                self.answered_at[flight.endpoint] = time.monotonic()
 
     def shutdown(self) -> None:
         """Do not wait for connects in flight: each ends within its phase deadlines, and one

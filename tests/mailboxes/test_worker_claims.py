@@ -1,0 +1,83 @@
+"""Claiming among several workers at scale: a worker short of its share asks Redis once per
+thousand accounts which are free, instead of trying a lease on every account the others hold
+on each claim tick (thousands of round trips on its main loop at 10,000 accounts over three
+workers, which stalled its connects)."""
+
+from __future__ import annotations
+
+import pytest
+
+from emailapi.lib.redis import get_redis
+from mailboxes.worker.leases import Leases
+from tests.mailboxes.helpers import counted, register
+
+pytestmark = [pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("fast_worker_settings")]
+
+
+def test_unheld_names_the_accounts_without_a_lease_in_their_order():
+    mine = Leases(get_redis(), "claims-a", 60)
+    other = Leases(get_redis(), "claims-b", 60)
+    pks = [990001, 990002, 990003, 990004, 990005]
+    try:
+        assert mine.acquire(990002)
+        assert other.acquire(990004)
+        assert mine.unheld(pks, chunk=2) == [990001, 990003, 990005]
+        assert other.unheld(list(reversed(pks))) == [990005, 990003, 990001]
+    finally:
+        mine.release(990002)
+        other.release(990004)
+    assert mine.unheld(pks) == pks
+
+
+def test_a_worker_short_of_its_share_tries_no_lease_another_worker_holds(
+        alice, dovecot, driven_worker):
+    accounts = [register(alice.tenant, dovecot.add_user(), f"box{i}") for i in range(6)]
+    other = Leases(get_redis(), "claims-other", 60)
+    other.heartbeat()  # two live workers: a share of 3 each
+    held = [a.pk for a in accounts[:4]]  # the other holds more than its share
+    try:
+        for pk in held:
+            assert other.acquire(pk)
+        worker = driven_worker()
+        tries = counted(worker.leases, "acquire")
+        worker.claim()
+        assert sorted(worker.slots) == sorted(a.pk for a in accounts[4:])
+        assert len(tries) == 2  # the two free accounts, none of the other's four
+        worker.claim()  # still short of its share, nothing free
+        assert len(tries) == 2
+        assert sorted(worker.slots) == sorted(a.pk for a in accounts[4:])
+    finally:
+        for pk in held:
+            other.release(pk)
+        other.retire()
+
+
+def test_a_claim_tick_longer_than_the_interval_leaves_the_loop_the_interval(
+        settings, monkeypatch):
+    """The next tick is due an interval after the last one ended, not after it started: at
+    10,000 accounts on a loaded machine a tick can outlast the interval, and ticks back to
+    back left no turn of the loop to start connects or collect finished steps."""
+    import time
+
+    from mailboxes.worker.imap_worker import ImapWorker
+
+    settings.IMAP_CLAIM_INTERVAL = 1
+    worker = ImapWorker(worker_id="claims-slow")
+    ticks = []
+
+    def slow_tick():
+        ticks.append(time.monotonic())
+        time.sleep(1.2)  # the tick's own length, longer than the interval
+        return False
+
+    monkeypatch.setattr(worker, "claim_tick", slow_tick)
+    try:
+        worker.next_claim = 0.0
+        worker.step(timeout=0)
+        ended = time.monotonic()
+        worker.step(timeout=0)
+        assert len(ticks) == 1
+        assert worker.next_claim >= ended + 0.9
+    finally:
+        worker.shutdown()
