@@ -154,19 +154,13 @@ class ApiASGIHandler(ASGIHandler):
         for an ordinary response its ``close()`` (``request_finished`` gives the database
         connection back) and its headers encoded for ASGI."""
         set_script_prefix(get_script_prefix(scope))
-        signals.request_started.send(sender=self.__class__, scope=scope)
         request, response = self.create_request(scope, body_file)
-        if request is not None:
-            response = self.get_response(request)
-            response._handler_class = self.__class__
-            if isinstance(response, FileResponse):
-                response.block_size = self.chunk_size
-        if response.streaming:
-            # The view's queries are done: its connection goes back before the first byte.
-            close_old_connections()
-            return response
-        response.close()
-        response.asgi_headers = _asgi_headers(response)
+        if request is None:  # Django's own 400 (a bad header): nothing else to do
+            response.close()
+        else:
+            response = self._respond(request)
+        if not response.streaming:
+            response.asgi_headers = _asgi_headers(response)
         return response
 
     async def _stream(self, response, receive, send):
