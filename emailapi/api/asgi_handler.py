@@ -173,24 +173,31 @@ class ApiASGIHandler(ASGIHandler):
             except asyncio.CancelledError:
                 pass  # the client left while it was sent
 
-        tasks = [asyncio.create_task(self.listen_for_disconnect(receive)),
-                 asyncio.create_task(sending())]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in tasks:
-                if task.done():
-                    try:
-                        task.result()
-                    except RequestAborted:
-                        pass
-                else:
-                    task.cancel()
-                    try:
-                        await task
-                    except asyncio.CancelledError:
-                        pass
+            await self._while_connected(receive, sending())
         finally:
             await asyncio.wrap_future(self.threads.submit(response.close))
+
+    async def _while_connected(self, receive, work) -> asyncio.Task:
+        """Run the coroutine *work* beside a watch for the client leaving, as Django's
+        handler does: whichever ends first cancels the other (the view may handle its
+        cancellation). Returns *work*'s task, done or cancelled."""
+        tasks = [asyncio.create_task(self.listen_for_disconnect(receive)),
+                 asyncio.create_task(work)]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+            else:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        return tasks[1]
 
     async def handle(self, scope, receive, send):
         """Django's ``ASGIHandler.handle``, with ``request_started``, the chain and (for an
@@ -216,26 +223,13 @@ class ApiASGIHandler(ASGIHandler):
                 pass  # the client left while it was sent
             return response
 
-        tasks = [asyncio.create_task(self.listen_for_disconnect(receive)),
-                 asyncio.create_task(process_request())]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            if task.done():
-                try:
-                    task.result()
-                except RequestAborted:
-                    pass
-                except AssertionError:
-                    body_file.close()
-                    raise
-            else:
-                task.cancel()  # the view may handle it (Django's handler does the same)
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
         try:
-            response = tasks[1].result()
+            task = await self._while_connected(receive, process_request())
+        except AssertionError:
+            body_file.close()
+            raise
+        try:
+            response = task.result()
         except asyncio.CancelledError:
             await signals.request_finished.asend(sender=self.__class__)
         else:

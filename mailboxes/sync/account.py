@@ -29,7 +29,13 @@ class AccountResult:
     new: int = 0
     updated: int = 0
     deleted: int = 0
+    reset: bool = False  # a folder of the pass was reset (UIDVALIDITY changed)
     complete: bool = False
+
+    @property
+    def changed(self) -> bool:
+        """The pass changed the index (as ``FolderResult.changed``, over its folders)."""
+        return bool(self.new or self.updated or self.deleted or self.reset)
 
 
 def sync_account(session: ImapSession, account: EmailAccount,
@@ -107,3 +113,4 @@ def _add(total: AccountResult, part: FolderResult) -> None:
     total.new += part.new
     total.updated += part.updated
     total.deleted += part.deleted
+    total.reset |= part.reset

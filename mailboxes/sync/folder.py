@@ -57,6 +57,11 @@ class FolderResult:
     reset: bool = False
     errors: list[str] = field(default_factory=list)
 
+    @property
+    def changed(self) -> bool:
+        """The pass changed the index (new, changed or removed messages, or a reset)."""
+        return bool(self.new or self.updated or self.deleted or self.reset)
+
 
 @metrics.timed_sync_pass
 def sync_folder(session: ImapSession, folder: Folder,

@@ -419,14 +419,14 @@ class AccountConnection:
             self.account.refresh_from_db()
             result = sync_account(self.session, self.account, self._should_stop,
                                   only_changed=True, skip=frozenset({self.watched}), moves=moves)
-            changed = bool(result.new or result.updated or result.deleted)
+            changed = result.changed
             self.last_poll = time.monotonic()
         else:
             for folder in Folder.objects.filter(email_account_id=self.account_pk, path__in=others):
                 if self._should_stop():
                     return changed
-                changed |= _changed(sync_folder(self.session, folder, self._should_stop,
-                                                moves=moves))
+                changed |= sync_folder(self.session, folder, self._should_stop,
+                                       moves=moves).changed
         return self._sync_watched(moves) or changed
 
     def _watched_folder(self) -> str:
@@ -448,8 +448,8 @@ class AccountConnection:
 
     def _sync_watched(self, moves: MoveTracker | None = None) -> bool:
         folder = Folder.objects.filter(email_account_id=self.account_pk, path=self.watched).first()
-        return folder is not None and _changed(sync_folder(self.session, folder,
-                                                           self._should_stop, moves=moves))
+        return folder is not None and sync_folder(self.session, folder, self._should_stop,
+                                                  moves=moves).changed
 
     def _enter_idle(self, recheck: bool = False):
         """SELECT the watched folder, catch up with what that view shows, and IDLE.
@@ -478,7 +478,7 @@ class AccountConnection:
             folder = Folder.objects.filter(email_account_id=self.account_pk, path=watched).first()
             if folder is None or _in_step(folder, info):
                 break
-            recheck |= _changed(sync_folder(self.session, folder, self._should_stop))
+            recheck |= sync_folder(self.session, folder, self._should_stop).changed
             info = self.session.select(watched)
         self._start_idle()
         self.idle_since = time.monotonic()
@@ -645,11 +645,6 @@ class AccountConnection:
         self.client = None
         self.session = None
         self.parked = self.idling = False
-
-
-def _changed(result) -> bool:
-    """Whether a folder's sync changed the index (new, changed or removed messages)."""
-    return bool(result.new or result.updated or result.deleted or result.reset)
 
 
 def _in_step(folder: Folder, info) -> bool:
