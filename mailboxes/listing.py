@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
-import time
 from dataclasses import dataclass
 from datetime import timezone
 from types import SimpleNamespace
@@ -24,6 +24,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.errors import AccountNotFound
 from accounts.models import EmailAccount
+from emailapi.lib.rows import ModelColumns, prepared_rows
 from mailboxes import ids, message_fields, summary_memo
 from mailboxes.errors import AttachmentNotFound, InvalidCursor, MailboxNotFound, MessageNotFound
 from mailboxes.models import Folder, Message, UidBlock
@@ -277,29 +278,7 @@ def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, st
            + " ORDER BY p.uid DESC LIMIT %s OFFSET "
            + ("(SELECT %s - skipped FROM at)" if deep else "%s") + ") ORDER BY m.uid DESC")
     params = [*before, *lookup, *lookup, *([below] if below is not None else []), limit, start]
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            return _prepared(cursor, sql, params)
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
-def _prepared(cursor, sql: str, params: list) -> list[tuple]:
-    """``sql`` as a prepared statement of the connection (PostgreSQL): planning the listing
-    query costs more than running it (about 0.7 ms against 0.5), and Django binds parameters
-    into the text, so each page would be a new statement. A server-side cursor of the same
-    connection (the same types) prepares it once per pooled connection. Logged where Django
-    logs queries (``connection.queries``: debug, tests), as its own cursor would."""
-    from psycopg import Cursor
-
-    started = time.monotonic()
-    with connection.wrap_database_errors, Cursor(cursor.cursor.connection) as prepared:
-        prepared.execute(sql, params, prepare=True)
-        rows = prepared.fetchall()
-    if connection.queries_logged:
-        connection.queries_log.append(
-            {"sql": f"{sql} -- {params!r}", "time": f"{time.monotonic() - started:.3f}"})
-    return rows
+    return prepared_rows(sql, params)
 
 
 def _json_loads(text: str):
@@ -437,11 +416,24 @@ def attachment_by_id(account: EmailAccount, attachment_id: str) -> tuple[Folder,
 
 def _row(account: EmailAccount, number: int, uid: int, shown: str) -> tuple[Folder, Message]:
     """The row and its folder in one query (a single message's route makes few)."""
-    row = (Message.objects.select_related("folder")
-           .filter(folder__email_account=account, folder__number=number, uid=uid).first())
-    if row is None:
+    message, folder = _row_columns()
+    rows = prepared_rows(
+        f"SELECT {message.select}, {folder.select} FROM {Message._meta.db_table} m "
+        f"JOIN {Folder._meta.db_table} f ON f.id = m.folder_id "
+        f"WHERE f.email_account_id = %s AND f.number = %s AND m.uid = %s", [account.pk, number, uid])
+    if not rows:
         raise MessageNotFound(f"Message {shown!r} not found")
+    row = message.instance(rows[0][:len(message)])
+    row.folder = folder.instance(rows[0][len(message):])
+    row.folder.email_account = account
     return row.folder, row
+
+
+@functools.cache
+def _row_columns() -> tuple[ModelColumns, ModelColumns]:
+    """The columns ``_row`` reads: a fixed statement (``emailapi.lib.rows``), since the ORM's
+    compilation of this join cost three times the query."""
+    return ModelColumns(Message, "m"), ModelColumns(Folder, "f")
 
 
 # --- first-sync progress ------------------------------------------------------------------
