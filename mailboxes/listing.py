@@ -36,20 +36,37 @@ def folder_for_path(account: EmailAccount, path: str) -> Folder:
 
 
 def tenant_folder(tenant, account_id: str, path: str, with_account: bool = True) -> Folder:
-    """Account and folder in one query (the hot path of listings); on a miss, says which
-    one is missing (the account first: another tenant's account is not found either).
-    ``with_account=False`` leaves the (wide) account row out where only its id is needed."""
-    folders = Folder.objects.filter(email_account__tenant=tenant,
-                                    email_account__account_id=account_id)
-    if with_account:
-        folders = folders.select_related("email_account")
-    try:
-        return _folder_in(folders, path)
-    except MailboxNotFound:
-        account = EmailAccount.of_tenant(tenant, account_id)
-        if account is None:
-            raise AccountNotFound(account_id) from None
-        raise
+    """Account and folder in one fixed, prepared query (``emailapi.lib.rows``: the hot path
+    of searches and bulk changes, whose ORM compilation cost more than the query); on a miss,
+    says which one is missing (the account first: another tenant's account is not found
+    either). ``with_account=False`` leaves the (wide) account row out where only its id is
+    needed. Matches as ``_folder_in`` does."""
+    folder_columns, account_columns = _tenant_folder_columns()
+    if path.startswith("\\"):
+        match, argument, order = "UPPER(f.special_use) = UPPER(%s)", path, "f.path"
+    elif path.upper() == "INBOX":
+        match, argument, order = "UPPER(f.path) = %s", "INBOX", "f.id"
+    else:
+        match, argument, order = "f.path = %s", path, "f.id"
+    select = folder_columns.select + (f", {account_columns.select}" if with_account else "")
+    rows = prepared_rows(
+        f"SELECT {select} FROM {Folder._meta.db_table} f "
+        f"JOIN {EmailAccount._meta.db_table} a ON a.id = f.email_account_id "
+        f"WHERE a.tenant_id = %s AND a.account_id = %s AND {match} ORDER BY {order} LIMIT 1",
+        [tenant.pk, account_id, argument])
+    if rows:
+        folder = folder_columns.instance(rows[0][:len(folder_columns)])
+        if with_account:
+            folder.email_account = account_columns.instance(rows[0][len(folder_columns):])
+        return folder
+    if EmailAccount.of_tenant(tenant, account_id) is None:
+        raise AccountNotFound(account_id)
+    raise MailboxNotFound(path)
+
+
+@functools.cache
+def _tenant_folder_columns() -> tuple[ModelColumns, ModelColumns]:
+    return ModelColumns(Folder, "f"), ModelColumns(EmailAccount, "a")
 
 
 def _folder_in(folders: QuerySet, path: str) -> Folder:
@@ -235,16 +252,37 @@ def _summary_of(folder: Folder):
     return lambda values: message_fields.summary(folder, row_of(values))
 
 
+def _summary_columns() -> list[str]:
+    """The message columns a summary is made of (``row_of``), under alias ``m``. Dates as
+    text: parsed only for a row the memo does not know (``row_of``), not by the driver for
+    every row of every page."""
+    quote = connection.ops.quote_name
+    return [f"CAST(m.{quote(Message._meta.get_field(c).column)} AS TEXT)" if c in _DATES
+            else f"m.{quote(Message._meta.get_field(c).column)}" for c in message_fields.COLUMNS]
+
+
+def summaries(folder: Folder, uids: list[int]) -> dict[int, dict]:
+    """The summaries of these UIDs of ``folder`` that are indexed, by UID, as a listing makes
+    them (one prepared query; summaries remembered by ``summary_memo``): a search's page."""
+    if not uids:
+        return {}
+    if connection.vendor == "postgresql":
+        match, params = "= ANY(%s)", [folder.pk, list(uids)]
+    else:
+        match, params = f"IN ({', '.join(['%s'] * len(uids))})", [folder.pk, *uids]
+    rows = prepared_rows(f"SELECT {', '.join(_summary_columns())} "
+                         f"FROM {Message._meta.db_table} m "
+                         f"WHERE m.folder_id = %s AND m.uid {match}", params)
+    convert = _summary_of(folder)
+    return {values[_UID]: summary_memo.summary(folder, values, convert) for values in rows}
+
+
 def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, start: int,
                limit: int) -> list[tuple]:
     quote = connection.ops.quote_name
     folder_table, message_table = quote(Folder._meta.db_table), quote(Message._meta.db_table)
     account_table = quote(EmailAccount._meta.db_table)
-    # Dates as text: parsed only for a row the memo does not know (``row_of``), not by the
-    # driver for every row of every page.
-    columns = [f"f.{quote(c)}" for c in _PAGE_FOLDER] + [
-        f"CAST(m.{quote(Message._meta.get_field(c).column)} AS TEXT)" if c in _DATES
-        else f"m.{quote(Message._meta.get_field(c).column)}" for c in message_fields.COLUMNS]
+    columns = [f"f.{quote(c)}" for c in _PAGE_FOLDER] + _summary_columns()
     if path.startswith("\\"):
         match, argument = "LOWER(f2.special_use) = LOWER(%s)", path
     elif path.upper() == "INBOX":
