@@ -37,7 +37,8 @@ def stored(alice, mail_user):
         size=1234, subject="Ünïcode subject", from_address={"name": "Ann", "address": "a@x.test"},
         sender=None, to=[{"name": "", "address": "b@x.test"}], date=None,
         message_id="<m1@x.test>", references=["<r1@x.test>"], has_attachments=True,
-        attachments=[{"part": "2", "size": 10}], text_parts=[{"part": "1", "contentType": "text/plain", "size": 5}], email_id="E1", thread_id="T1")
+        attachments=[{"part": "2", "size": 10}], email_id="E1", thread_id="T1",
+        text_parts=[{"part": "1", "contentType": "text/plain", "size": 5}])
     return inbox.email_account, Folder.objects.get(pk=inbox.pk), sent, message
 
 
