@@ -285,6 +285,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["emailapi.api.throttling.TenantRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["emailapi.api.renderers.FastJSONRenderer"],  # DRF's, by orjson
     "DEFAULT_PARSER_CLASSES": ["emailapi.api.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "emailapi.api.negotiation.PlainJSONNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "emailapi.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,

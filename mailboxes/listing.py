@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
-import time
 from dataclasses import dataclass
 from datetime import timezone
 from types import SimpleNamespace
@@ -24,6 +24,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.errors import AccountNotFound
 from accounts.models import EmailAccount
+from emailapi.lib.rows import ModelColumns, prepared_rows
 from mailboxes import ids, message_fields, summary_memo
 from mailboxes.errors import AttachmentNotFound, InvalidCursor, MailboxNotFound, MessageNotFound
 from mailboxes.models import Folder, Message, UidBlock
@@ -35,20 +36,37 @@ def folder_for_path(account: EmailAccount, path: str) -> Folder:
 
 
 def tenant_folder(tenant, account_id: str, path: str, with_account: bool = True) -> Folder:
-    """Account and folder in one query (the hot path of listings); on a miss, says which
-    one is missing (the account first: another tenant's account is not found either).
-    ``with_account=False`` leaves the (wide) account row out where only its id is needed."""
-    folders = Folder.objects.filter(email_account__tenant=tenant,
-                                    email_account__account_id=account_id)
-    if with_account:
-        folders = folders.select_related("email_account")
-    try:
-        return _folder_in(folders, path)
-    except MailboxNotFound:
-        account = EmailAccount.of_tenant(tenant, account_id)
-        if account is None:
-            raise AccountNotFound(account_id) from None
-        raise
+    """Account and folder in one fixed, prepared query (``emailapi.lib.rows``: the hot path
+    of searches and bulk changes, whose ORM compilation cost more than the query); on a miss,
+    says which one is missing (the account first: another tenant's account is not found
+    either). ``with_account=False`` leaves the (wide) account row out where only its id is
+    needed. Matches as ``_folder_in`` does."""
+    folder_columns, account_columns = _tenant_folder_columns()
+    if path.startswith("\\"):
+        match, argument, order = "UPPER(f.special_use) = UPPER(%s)", path, "f.path"
+    elif path.upper() == "INBOX":
+        match, argument, order = "UPPER(f.path) = %s", "INBOX", "f.id"
+    else:
+        match, argument, order = "f.path = %s", path, "f.id"
+    select = folder_columns.select + (f", {account_columns.select}" if with_account else "")
+    rows = prepared_rows(
+        f"SELECT {select} FROM {Folder._meta.db_table} f "
+        f"JOIN {EmailAccount._meta.db_table} a ON a.id = f.email_account_id "
+        f"WHERE a.tenant_id = %s AND a.account_id = %s AND {match} ORDER BY {order} LIMIT 1",
+        [tenant.pk, account_id, argument])
+    if rows:
+        folder = folder_columns.instance(rows[0][:len(folder_columns)])
+        if with_account:
+            folder.email_account = account_columns.instance(rows[0][len(folder_columns):])
+        return folder
+    if EmailAccount.of_tenant(tenant, account_id) is None:
+        raise AccountNotFound(account_id)
+    raise MailboxNotFound(path)
+
+
+@functools.cache
+def _tenant_folder_columns() -> tuple[ModelColumns, ModelColumns]:
+    return ModelColumns(Folder, "f"), ModelColumns(EmailAccount, "a")
 
 
 def _folder_in(folders: QuerySet, path: str) -> Folder:
@@ -234,16 +252,37 @@ def _summary_of(folder: Folder):
     return lambda values: message_fields.summary(folder, row_of(values))
 
 
+def _summary_columns() -> list[str]:
+    """The message columns a summary is made of (``row_of``), under alias ``m``. Dates as
+    text: parsed only for a row the memo does not know (``row_of``), not by the driver for
+    every row of every page."""
+    quote = connection.ops.quote_name
+    return [f"CAST(m.{quote(Message._meta.get_field(c).column)} AS TEXT)" if c in _DATES
+            else f"m.{quote(Message._meta.get_field(c).column)}" for c in message_fields.COLUMNS]
+
+
+def summaries(folder: Folder, uids: list[int]) -> dict[int, dict]:
+    """The summaries of these UIDs of ``folder`` that are indexed, by UID, as a listing makes
+    them (one prepared query; summaries remembered by ``summary_memo``): a search's page."""
+    if not uids:
+        return {}
+    if connection.vendor == "postgresql":
+        match, params = "= ANY(%s)", [folder.pk, list(uids)]
+    else:
+        match, params = f"IN ({', '.join(['%s'] * len(uids))})", [folder.pk, *uids]
+    rows = prepared_rows(f"SELECT {', '.join(_summary_columns())} "
+                         f"FROM {Message._meta.db_table} m "
+                         f"WHERE m.folder_id = %s AND m.uid {match}", params)
+    convert = _summary_of(folder)
+    return {values[_UID]: summary_memo.summary(folder, values, convert) for values in rows}
+
+
 def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, start: int,
                limit: int) -> list[tuple]:
     quote = connection.ops.quote_name
     folder_table, message_table = quote(Folder._meta.db_table), quote(Message._meta.db_table)
     account_table = quote(EmailAccount._meta.db_table)
-    # Dates as text: parsed only for a row the memo does not know (``row_of``), not by the
-    # driver for every row of every page.
-    columns = [f"f.{quote(c)}" for c in _PAGE_FOLDER] + [
-        f"CAST(m.{quote(Message._meta.get_field(c).column)} AS TEXT)" if c in _DATES
-        else f"m.{quote(Message._meta.get_field(c).column)}" for c in message_fields.COLUMNS]
+    columns = [f"f.{quote(c)}" for c in _PAGE_FOLDER] + _summary_columns()
     if path.startswith("\\"):
         match, argument = "LOWER(f2.special_use) = LOWER(%s)", path
     elif path.upper() == "INBOX":
@@ -277,29 +316,7 @@ def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, st
            + " ORDER BY p.uid DESC LIMIT %s OFFSET "
            + ("(SELECT %s - skipped FROM at)" if deep else "%s") + ") ORDER BY m.uid DESC")
     params = [*before, *lookup, *lookup, *([below] if below is not None else []), limit, start]
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            return _prepared(cursor, sql, params)
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
-def _prepared(cursor, sql: str, params: list) -> list[tuple]:
-    """``sql`` as a prepared statement of the connection (PostgreSQL): planning the listing
-    query costs more than running it (about 0.7 ms against 0.5), and Django binds parameters
-    into the text, so each page would be a new statement. A server-side cursor of the same
-    connection (the same types) prepares it once per pooled connection. Logged where Django
-    logs queries (``connection.queries``: debug, tests), as its own cursor would."""
-    from psycopg import Cursor
-
-    started = time.monotonic()
-    with connection.wrap_database_errors, Cursor(cursor.cursor.connection) as prepared:
-        prepared.execute(sql, params, prepare=True)
-        rows = prepared.fetchall()
-    if connection.queries_logged:
-        connection.queries_log.append(
-            {"sql": f"{sql} -- {params!r}", "time": f"{time.monotonic() - started:.3f}"})
-    return rows
+    return prepared_rows(sql, params)
 
 
 def _json_loads(text: str):
@@ -437,11 +454,24 @@ def attachment_by_id(account: EmailAccount, attachment_id: str) -> tuple[Folder,
 
 def _row(account: EmailAccount, number: int, uid: int, shown: str) -> tuple[Folder, Message]:
     """The row and its folder in one query (a single message's route makes few)."""
-    row = (Message.objects.select_related("folder")
-           .filter(folder__email_account=account, folder__number=number, uid=uid).first())
-    if row is None:
+    message, folder = _row_columns()
+    rows = prepared_rows(
+        f"SELECT {message.select}, {folder.select} FROM {Message._meta.db_table} m "
+        f"JOIN {Folder._meta.db_table} f ON f.id = m.folder_id "
+        f"WHERE f.email_account_id = %s AND f.number = %s AND m.uid = %s", [account.pk, number, uid])
+    if not rows:
         raise MessageNotFound(f"Message {shown!r} not found")
+    row = message.instance(rows[0][:len(message)])
+    row.folder = folder.instance(rows[0][len(message):])
+    row.folder.email_account = account
     return row.folder, row
+
+
+@functools.cache
+def _row_columns() -> tuple[ModelColumns, ModelColumns]:
+    """The columns ``_row`` reads: a fixed statement (``emailapi.lib.rows``), since the ORM's
+    compilation of this join cost three times the query."""
+    return ModelColumns(Message, "m"), ModelColumns(Folder, "f")
 
 
 # --- first-sync progress ------------------------------------------------------------------

@@ -1,12 +1,13 @@
-"""A per-tenant request rate limit kept in Redis (fixed one-minute windows).
+"""A per-tenant request rate limit (fixed one-minute windows), counted by ``accounts.usage``.
 
-Counting in Redis makes the limit hold across every web process. It is a fairness guard, not a
-security boundary, so when Redis is unreachable requests are let through rather than refused.
+The counts meet in Redis, so the limit holds across every web process (within what the other
+processes served in the last fraction of a second: ``usage.FLUSH_SECONDS``). It is a fairness
+guard, not a security boundary; while Redis is unreachable each process still holds the limit
+on its own calls.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 
 from django.conf import settings
@@ -14,7 +15,6 @@ from rest_framework.throttling import BaseThrottle
 
 from accounts import plans, usage
 
-logger = logging.getLogger(__name__)
 WINDOW = usage.WINDOW
 
 
@@ -30,11 +30,7 @@ class TenantRateThrottle(BaseThrottle):
         # The tenant's plan (accounts.plans) sets its own rate; EMAILAPI_RATE_LIMIT otherwise.
         # Calls are counted either way (accounts.usage): the dashboard shows them.
         limit = plans.rate_limit(tenant) or settings.EMAILAPI_RATE_LIMIT
-        try:
-            count = usage.count_call(tenant.pk, api_call=self.api_call)
-        except Exception as exc:  # noqa: BLE001 - any Redis failure: fail open
-            logger.warning("rate limit skipped, Redis unavailable: %s", exc)
-            return True
+        count = usage.count_call(tenant.pk, api_call=self.api_call)
         self._wait = WINDOW - (time.time() % WINDOW)
         return not limit or count <= limit
 

@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from emailapi.api.pagination import MAX_PAGE, PageQuerySerializer
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, InvalidInput, TenantScopedAPIView
-from mailboxes import index_search, listing, message_fields
+from mailboxes import index_search, listing
 from mailboxes.api import query
 from mailboxes.api.search_serializer import SearchCriteriaSerializer
 from mailboxes.api.serializers import (
@@ -28,7 +28,6 @@ from mailboxes.api.serializers import (
 from mailboxes.command_pool import pool
 from mailboxes.errors import InvalidCursor, SearchRefused, SearchUnsupported
 from mailboxes.imap import search
-from mailboxes.models import Message
 
 
 class SearchQuerySerializer(PageQuerySerializer):
@@ -165,8 +164,7 @@ def imap_search(account, folder, criteria, page: int, page_size: int) -> dict:
             raise SearchRefused(str(exc).removeprefix("UID SEARCH failed: ")) from None
     uids.sort(reverse=True)
     chosen = uids[page * page_size:(page + 1) * page_size]
-    rows = {row.uid: row for row in Message.objects.filter(folder=folder, uid__in=chosen)}
+    found = listing.summaries(folder, chosen)
     return {"total": len(uids), "page": page,
             "pages": max(1, math.ceil(len(uids) / page_size)),
-            "messages": [message_fields.summary(folder, rows[uid]) for uid in chosen
-                         if uid in rows]}
+            "messages": [found[uid] for uid in chosen if uid in found]}
