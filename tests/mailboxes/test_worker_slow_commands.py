@@ -193,3 +193,24 @@ def test_a_server_silent_on_commands_gets_only_the_slow_lane(
     worker.until(healthy_connected, timeout=60)
     assert most <= worker.max_slow_steps
     assert Message.objects.filter(email_account=healthy).count() == 1
+
+
+def test_a_stopping_worker_does_not_wait_out_a_slow_command(
+        alice, mail_user, slow_fetch, settings):
+    """A step waiting up to ``IMAP_READ_TIMEOUT`` on a silent server is ended once the
+    worker's stop has given it its grace, not waited for."""
+    from mailboxes.worker.imap_worker import ImapWorker
+
+    settings.IMAP_READ_TIMEOUT = 3600
+    seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="m")])
+    proxy = slow_fetch(None)
+    _register(alice.tenant, mail_user, proxy.port)
+    worker = ImapWorker()
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: proxy.held >= 1, timeout=30)  # the FETCH is waiting on the server
+    finally:
+        worker.stop.set()
+        thread.join(timeout=120)
+    assert not thread.is_alive(), "the worker waited for the silent server"
