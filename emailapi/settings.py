@@ -192,6 +192,13 @@ IMAP_LEASE_TTL = env_int("EMAILAPI_LEASE_TTL", 20, minimum=3)
 IMAP_CLAIM_INTERVAL = env_int("EMAILAPI_CLAIM_INTERVAL", 2, minimum=1)
 IMAP_MAX_ACCOUNTS = env_int("EMAILAPI_MAX_ACCOUNTS_PER_WORKER", 10000, minimum=1)
 IMAP_POOL_SIZE = env_int("EMAILAPI_IMAP_POOL_SIZE", 8, minimum=1)
+# Seconds a worker waits, after login, for the answer to a command whose work grows with the
+# mailbox (SELECT, FETCH, SEARCH, STATUS, LIST...; mailboxes/imap/client.py SLOW_COMMANDS).
+# Dovecot's first FETCH of a session on a 1,000,000-message folder said nothing for ~20 s; with
+# the 15 s that connects and other commands get, such an account reconnected forever. 120 s is
+# six times that; a server silent for longer holds one sync thread that long per try (those
+# tries back off, and get few of the pool's threads at once: README "IMAP workers").
+IMAP_READ_TIMEOUT = env_int("EMAILAPI_IMAP_READ_TIMEOUT", 120, minimum=1)
 # Threads per worker that only open connections (TCP, TLS, greeting, login), apart from the
 # pool: a hung server holds one of these for its phase timeouts, never a sync thread.
 IMAP_CONNECT_THREADS = env_int("EMAILAPI_IMAP_CONNECT_THREADS", 16, minimum=1)

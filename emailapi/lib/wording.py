@@ -95,14 +95,15 @@ def describe(exc: BaseException) -> str:
     """The words for ``exc`` that a user may see (see the module doc)."""
     if is_database_error(exc):
         return DATABASE_ERROR
+    if type(exc).__module__.split(".")[0] in _OUR_PACKAGES:
+        # Our domain errors (ImapError, SmtpError, WriteError, OAuth2 and token errors, a
+        # command's timeout naming the command): a message we wrote, maybe around a server's
+        # answer to our command.
+        return server_text(str(exc)) or type(exc).__name__
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "Timed out waiting for the server"
     if isinstance(exc, ssl.SSLError):
         return f"TLS error: {exc.reason or 'the handshake failed'}"
-    if type(exc).__module__.split(".")[0] in _OUR_PACKAGES:
-        # Our domain errors (ImapError, SmtpError, WriteError, OAuth2 and token errors): a
-        # message we wrote, maybe around a server's answer to our command.
-        return server_text(str(exc)) or type(exc).__name__
     if isinstance(exc, imaplib.IMAP4.error):
         return f"IMAP error: {server_text(exc) or type(exc).__name__}"
     if isinstance(exc, smtplib.SMTPResponseException):

@@ -11,8 +11,14 @@ STARTTLS whenever the server offers it and stays plain otherwise, as mail client
 Each phase of opening a connection has its own deadline (TCP connect, TLS handshake, greeting,
 STARTTLS, login: ``ImapSettings.*_timeout``), checked before every read and write of that
 phase, so a server that accepts and never speaks, greets and then hangs, or trickles a byte at a
-time cannot hold the caller longer than the phase allows. After login, ``timeout`` bounds each
-command as before.
+time cannot hold the caller longer than the phase allows.
+
+After login each read waits for the command in flight: ``read_timeout`` for the commands whose
+work grows with the mailbox (``SLOW_COMMANDS``: SELECT, FETCH, SEARCH, STATUS, LIST...; a first
+FETCH of a 1,000,000-message folder kept Dovecot silent for ~20 s), ``timeout`` for the others
+(NOOP, IDLE and its DONE, ENABLE, LOGOUT...), which any live server answers at once: a dead
+connection is still found in seconds. A read that waits longer raises ``CommandTimedOut``,
+naming the command and the wait.
 
 The host is resolved and checked when the connection is made, and the socket goes to the
 checked address (``emailapi.lib.netguard``): a host on an internal address is refused
@@ -66,6 +72,25 @@ class AuthenticationFailed(ImapError):
     code = "AuthenticationFailed"
 
 
+class CommandTimedOut(TimeoutError):
+    """After login, the server did not answer a command within its timeout. A TimeoutError
+    (so an OSError, as the plain socket timeout it replaces), whose words say which command
+    and how long was waited."""
+
+    def __init__(self, command: str, seconds: float, slow: bool):
+        super().__init__(f"The server did not answer {command} within {seconds:g} s")
+        self.command, self.seconds = command, seconds
+        self.slow = slow  # one of SLOW_COMMANDS (it had ``read_timeout``)
+
+
+# Commands whose answer may take long on a big mailbox (the server reads or searches the
+# folder's messages or index): these wait ``ImapSettings.read_timeout`` after login. ``UID
+# FETCH`` and the like count by their second word.
+SLOW_COMMANDS = frozenset({b"SELECT", b"EXAMINE", b"FETCH", b"SEARCH", b"SORT", b"THREAD",
+                           b"STATUS", b"LIST", b"LSUB", b"STORE", b"COPY", b"MOVE", b"EXPUNGE",
+                           b"APPEND"})
+
+
 class HostNotAllowed(ImapError):
     """The host is (or now resolves to) an internal address, which is not allowed."""
 
@@ -90,6 +115,10 @@ class ImapSettings:
     greeting_timeout: float | None = None
     tls_timeout: float | None = None
     login_timeout: float | None = None
+    # After login: the wait for the answer to a ``SLOW_COMMANDS`` command (None: ``timeout``).
+    # The worker's sync waits long (``EMAILAPI_IMAP_READ_TIMEOUT``); API calls and
+    # verifyAccount do not set it.
+    read_timeout: float | None = None
     # The account's protocol log (``logs: true``): called once per connection, it gives the
     # tap that sees each line sent ("C") and read ("S"), as bytes. It redacts and stores
     # (``mailboxes.protocol_log``); this layer only hands the lines over.
@@ -143,10 +172,20 @@ def connect(settings: ImapSettings) -> imapclient.IMAPClient:
         phases.end()
         phases.settings = None  # the password is not kept for the connection's life
         client.socket().settimeout(settings.timeout)
+        phases.timeouts = _read_timeouts(settings.timeout, settings.read_timeout or settings.timeout)
     except BaseException:
         _close_quietly(client)
         raise
     return client
+
+
+@functools.lru_cache(maxsize=16)
+def _read_timeouts(short: float, slow: float) -> tuple[float, float]:
+    """One tuple for every connection with the same timeouts."""
+    return short, slow
+
+
+_COMMAND_NAMES: dict[bytes, bytes] = {}
 
 
 class _Phases:
@@ -154,10 +193,17 @@ class _Phases:
     re-arms the socket's timeout to what is left of the phase (one slow byte at a time cannot
     stretch it), and fails at once when nothing is left."""
 
+    # One lives as long as its connection (a worker holds thousands): no per-instance dict.
+    __slots__ = ("settings", "name", "deadline", "timeouts", "command")
+
     def __init__(self, settings: ImapSettings):
         self.settings = settings
         self.name: str | None = None
         self.deadline: float | None = None
+        # After login (set by ``connect``): the (short, slow-command) read timeouts, and the
+        # command whose answer is awaited (named by ``CommandTimedOut``).
+        self.timeouts: tuple[float, float] | None = None
+        self.command = b"the command"
 
     def start(self, name: str) -> float:
         seconds = self.settings.phase_timeout(name)
@@ -175,6 +221,32 @@ class _Phases:
             raise socket.timeout(f"{self.name} timed out")
         sock.settimeout(left)
 
+    def sending(self, sock: socket.socket, data: bytes) -> None:
+        """After login: a command is sent; its answer is awaited with its timeout. (Lines
+        that are not a command, such as a literal's data, change nothing.)"""
+        if self.timeouts is None:
+            return
+        if data.startswith(_TAG_PREFIX):
+            words = data.split(None, 3)
+            name = words[1].upper() if len(words) > 1 else b""
+            if name == b"UID" and len(words) > 2:
+                name = words[2].upper()
+                command = b"UID " + name
+            else:
+                command = name
+            # Shared (only our own commands are sent: a small set), not one per connection.
+            self.command = _COMMAND_NAMES.setdefault(command, command)
+        elif data == b"DONE\r\n":
+            name = self.command = b"DONE"
+        else:
+            return
+        sock.settimeout(self.timeouts[name in SLOW_COMMANDS])
+
+    def timed_out(self, sock: socket.socket) -> CommandTimedOut:
+        name = self.command.rpartition(b" ")[2]
+        return CommandTimedOut(self.command.decode("ascii", "replace"), sock.gettimeout() or 0,
+                               name in SLOW_COMMANDS)
+
 
 class _PhasedReader(socket.SocketIO):
     """The raw reader under imaplib's buffered ``file``: arms the phase before each read."""
@@ -187,6 +259,10 @@ class _PhasedReader(socket.SocketIO):
         self._phases.arm(self._sock)
         try:
             return super().readinto(buffer)
+        except (socket.timeout, TimeoutError):
+            if self._phases.timeouts is None:
+                raise  # a phase of connecting: ``connect`` names it
+            raise self._phases.timed_out(self._sock) from None
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
             # A TLS socket in non-blocking mode (a peek for buffered input) that would block:
             # say so as a plain socket does, so the buffered reader keeps what it holds.
@@ -305,6 +381,7 @@ class _PhasedIMAP4(_GreetingKept, _Tapped, imaplib.IMAP4):
 
     def send(self, data):
         self._phases.arm(self.sock)
+        self._phases.sending(self.sock, data)
         return super().send(data)
 
     def _log(self, line):

@@ -160,7 +160,7 @@ class AccountConnection:
                  "session", "account", "state", "config_version", "failures", "store_failures",
                  "parked", "answered", "idling", "login_recorded", "connected_at", "idle_since",
                  "idle_wake_at", "news_at_idle", "last_poll", "watched", "dropping", "notifying",
-                 "backfill_pending", "__dict__")
+                 "backfill_pending", "slow", "__dict__")
 
     def __init__(self, account_pk: int, stop_flag, worker_id: str | None = None,
                  health: int = UNKNOWN, endpoint: tuple[str, int] | None = None):
@@ -190,6 +190,10 @@ class AccountConnection:
         self.dropping = False
         self.notifying = False
         self.backfill_pending = False
+        # When a try last ended with the server silent on a slow command (``CommandTimedOut``),
+        # if no sync has got through since (else 0.0): the worker's syncs of it take the slow
+        # lane.
+        self.slow = 0.0
 
     # --- steps (run on pool threads) ------------------------------------------------------
 
@@ -482,6 +486,7 @@ class AccountConnection:
             info = self.session.select(watched)
         self._start_idle()
         self.idle_since = time.monotonic()
+        self.slow = 0.0
         next_poll = self.last_poll + self._poll_interval()
         wake_at = min(self.idle_since + settings.IMAP_IDLE_RENEW, next_poll)
         if recheck and settings.IMAP_IDLE_RECHECK:
@@ -495,11 +500,12 @@ class AccountConnection:
         """Log in; an OAuth2 token the server refuses is refreshed once and tried again (it
         may have been revoked or expired early, before the time we stored)."""
         try:
-            return imap.connect(settings_)
+            return imap.connect(_for_sync(settings_))
         except imap.AuthenticationFailed:
             if not account.oauth2:
                 raise
-        return imap.connect(connection_settings.account_imap_settings(account, force_refresh=True))
+        return imap.connect(_for_sync(
+            connection_settings.account_imap_settings(account, force_refresh=True)))
 
     def _start_idle(self) -> None:
         """IDLE. A change the server reported as IDLE started (``news_at_idle``) is synced by
@@ -600,11 +606,19 @@ class AccountConnection:
         return Idle(self.client.socket(), self.idle_wake_at, step="sync")
 
     def _lost(self, exc: Exception):
-        """The connection broke (or a step failed): record it and retry with backoff."""
-        if (self.connected_at
+        """The connection broke (or a step failed): record it and retry with backoff.
+
+        A connection that lived ``IMAP_RECONNECT_RESET_AFTER`` seconds starts the waits from
+        the beginning, but only if it got as far as IDLE: one that spent its life waiting on
+        a command (a slow first FETCH timing out after ``IMAP_READ_TIMEOUT``, longer than that)
+        is a failure like any other, and its retries back off."""
+        if (self.connected_at and self.idle_since >= self.connected_at
                 and time.monotonic() - self.connected_at > settings.IMAP_RECONNECT_RESET_AFTER):
             self.failures = 0
         self.failures += 1
+        timed_out = isinstance(exc, imap.CommandTimedOut)
+        if timed_out and exc.slow:
+            self.slow = time.monotonic()
         logger.info("account %s: connection lost: %s", self.account_pk, exc,
                     exc_info=not isinstance(exc, (OSError, imapclient.exceptions.IMAPClientError,
                                                   ConnectionError)))
@@ -615,7 +629,8 @@ class AccountConnection:
         if self.account is not None:
             try:
                 self._set_state(State.DISCONNECTED,
-                                error={"error": describe(exc), "code": "ConnectionLost",
+                                error={"error": describe(exc),
+                                       "code": "CommandTimeout" if timed_out else "ConnectionLost",
                                        "nextRetry": _retry_at(delay)})
             except Exception:  # noqa: BLE001 - the database may be what failed
                 logger.exception("account %s: could not record state", self.account_pk)
@@ -636,6 +651,17 @@ class AccountConnection:
         self._close_client()
         return Closed()
 
+    def abort(self) -> None:
+        """From another thread (the worker stopping): end the connection under the step that
+        is reading from it, which then fails at once instead of waiting out its timeout."""
+        client = self.client
+        if client is None:
+            return
+        try:
+            client.socket().shutdown(socket.SHUT_RDWR)
+        except Exception:  # noqa: BLE001 - closed meanwhile
+            pass
+
     def _close_client(self) -> None:
         if self.client is not None:
             try:
@@ -645,6 +671,13 @@ class AccountConnection:
         self.client = None
         self.session = None
         self.parked = self.idling = False
+
+
+def _for_sync(settings_: imap.ImapSettings) -> imap.ImapSettings:
+    """A worker's connection: opened within the short timeouts (a dead server is found in
+    seconds), then patient with the commands that work through a big folder
+    (``IMAP_READ_TIMEOUT``): a first index must not time out on a slow first FETCH."""
+    return replace(settings_, read_timeout=float(settings.IMAP_READ_TIMEOUT))
 
 
 def _in_step(folder: Folder, info) -> bool:

@@ -7,6 +7,10 @@ cost 1,000 sockets and small objects, not 1,000 threads.
 
 Connects run on threads of their own (``mailboxes.worker.connect_budget``): a hung server holds a
 connect thread for its phase timeouts, never a pool thread, and healthy accounts connect first.
+After login, a command that works through a folder may take minutes on a huge mailbox
+(``IMAP_READ_TIMEOUT``). A server that stays silent that long holds a pool thread, so once one
+has (the account, or its server, timed out on such a command and has not synced since) its
+timer steps take the slow lane: at most a third of the timer threads at once.
 
 Each loop iteration does, in order (each a small method returning whether it did anything):
 ``claim_tick`` (every ``IMAP_CLAIM_INTERVAL``: renew leases, drop accounts that were deleted,
@@ -76,7 +80,8 @@ class Slot:
     """The worker loop's bookkeeping of one held account."""
 
     __slots__ = ("conn", "busy", "registered", "wake_at", "next_step", "release_after_close",
-                 "pause_state", "timer_step", "sync_asked", "awaited")
+                 "pause_state", "timer_step", "sync_asked", "awaited", "slow_step",
+                 "started")
 
     def __init__(self, conn: AccountConnection):
         self.conn = conn
@@ -89,6 +94,8 @@ class Slot:
         self.timer_step = False  # the running step was started by a timer
         self.sync_asked = False  # PUT .../sync: poll every folder as soon as idle
         self.awaited = True  # taken, not idling yet: counted in the worker's connect wave
+        self.slow_step = False  # the running step is in the slow lane
+        self.started = 0.0  # when the running (or last) step was started
 
 
 class ImapWorker:
@@ -106,6 +113,12 @@ class ImapWorker:
         # scheduled polls (that cost p99 latency of seconds at 1,000 accounts).
         self.max_timer_steps = max(1, size - 2)
         self.timer_steps = 0
+        # The slow lane: timer steps of accounts whose last try timed out on a slow command,
+        # or whose server (host, port) did and has not finished a sync since. Such a server
+        # may keep each step silent for IMAP_READ_TIMEOUT; it gets only these threads at once.
+        self.max_slow_steps = max(1, self.max_timer_steps // 3)
+        self.slow_steps = 0
+        self.slow_endpoints: set[tuple[str, int]] = set()
         self.pool = ThreadPoolExecutor(max_workers=size,
                                        thread_name_prefix="imap")
         self.selector = selectors.DefaultSelector()
@@ -410,12 +423,15 @@ class ImapWorker:
         self._unregister(slot)
         slot.busy = True
         slot.wake_at = None
+        slot.started = time.monotonic()
         if step == "connect":
             self.connects.started(pk, slot.conn.endpoint, slot.conn.health)
             executor = self.connects.pool
         else:
             slot.timer_step = timer
             self.timer_steps += timer
+            slot.slow_step = timer and self._slow(slot)
+            self.slow_steps += slot.slow_step
             executor = self.pool
         future = executor.submit(getattr(slot.conn, step))
         future.add_done_callback(lambda f, pk=pk, slot=slot: self._done(pk, slot, f))
@@ -449,6 +465,10 @@ class ImapWorker:
             if slot.timer_step:
                 slot.timer_step = False
                 self.timer_steps -= 1
+            if slot.slow_step:
+                slot.slow_step = False
+                self.slow_steps -= 1
+            self._note_speed(slot, outcome)
             if self.slots.get(pk) is not slot:
                 continue  # dropped meanwhile
             if isinstance(outcome, Closed):
@@ -493,7 +513,8 @@ class ImapWorker:
                 continue
             if slot.next_step == "connect":
                 connects.append((pk, slot.conn.health, slot.wake_at, slot.conn.endpoint))
-            elif self.timer_steps < self.max_timer_steps:
+            elif self.timer_steps < self.max_timer_steps and not (
+                    self.slow_steps >= self.max_slow_steps and self._slow(slot)):
                 self._submit(pk, slot.next_step, timer=True)
                 did = True
         for pk in self.connects.choose(connects):
@@ -501,6 +522,26 @@ class ImapWorker:
             did = True
         self._next_due = now + self._timer_wait(now)
         return did
+
+    def _slow(self, slot: Slot) -> bool:
+        """Whether the account's timer steps take the slow lane."""
+        return bool(slot.conn.slow) or slot.conn.endpoint in self.slow_endpoints
+
+    def _note_speed(self, slot: Slot, outcome) -> None:
+        """A step timed out on a slow command: its server joins the slow lane. A step that
+        synced and entered IDLE (its commands got through) takes it out."""
+        conn = slot.conn
+        if conn.endpoint is None:
+            return
+        if conn.slow >= slot.started > 0:  # this step timed out
+            if conn.endpoint not in self.slow_endpoints:
+                logger.warning("imapworker %s: %s:%s did not answer a command within %s s; "
+                               "its accounts sync on the slow lane until one gets through",
+                               self.worker_id, *conn.endpoint, settings.IMAP_READ_TIMEOUT)
+            self.slow_endpoints.add(conn.endpoint)
+        elif (self.slow_endpoints and isinstance(outcome, Idle)
+              and conn.idle_since >= slot.started):
+            self.slow_endpoints.discard(conn.endpoint)
 
     def _timer_wait(self, now: float) -> float:
         pool_full = self.timer_steps >= self.max_timer_steps
@@ -604,6 +645,9 @@ class ImapWorker:
             self.collect_results()
             self._drain_wake()
             time.sleep(0.05)
+        for slot in self.slots.values():
+            if slot.busy:  # still waiting on a server (up to IMAP_READ_TIMEOUT): end it now
+                slot.conn.abort()
         self.connects.shutdown()  # in-flight connects end within their phase deadlines
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.collect_results()
