@@ -32,6 +32,7 @@ from twisted.internet import reactor
 from emailapi import proxies
 from emailapi.api.error_shape import error_body
 from emailapi.lib import logsafe
+from emailapi.lib.process_exit import skip_final_collection
 
 # As long as nginx waits for more of a body it has refused (lingering_timeout): a busy
 # machine still reads a small remainder in time; a client that keeps sending is cut anyway.
@@ -176,6 +177,7 @@ class EdgeCommandLine(CommandLineInterface):
 
 
 def main() -> None:
+    skip_final_collection()  # a stopping process is gone in a fraction of a second
     EdgeCommandLine.entrypoint()
 
 
