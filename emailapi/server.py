@@ -197,7 +197,8 @@ class EdgeServer(daphne.server.Server):
         for port in self.ports:
             port.stopListening()
         drained = Deferred.fromFuture(asyncio.ensure_future(self.drain(DRAIN_SECONDS)))
-        drained.addErrback(lambda failure: logger.error("Stopping: %s", failure.value))
+        drained.addErrback(lambda failure: logger.error(
+            "Stopping: could not wait for the requests in progress: %s", failure.value))
         drained.addBoth(lambda _: super(EdgeServer, self).kill_all_applications())
         return drained
 
