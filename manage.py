@@ -5,6 +5,9 @@ import sys
 
 
 def main():
+    from emailapi.lib.process_exit import skip_final_collection
+
+    skip_final_collection()  # serve and its workers stop in a fraction of a second each
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "emailapi.settings")
     from django.core.management import execute_from_command_line
 

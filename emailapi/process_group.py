@@ -3,7 +3,9 @@
 Each child is a plain subprocess. A child that exits while the group is running is reported on
 stderr and restarted after a capped, growing delay (1 s, 2 s, 4 s ... 30 s; the delay resets once
 a child has stayed up for a minute), so a crash is visible and never silently lost. SIGINT or
-SIGTERM stops the group: every child gets SIGTERM, and SIGKILL after ``grace`` seconds.
+SIGTERM stops the group: every child gets SIGTERM, and SIGKILL after ``grace`` seconds. A web
+process first finishes the requests it is serving, for at most ``emailapi.server.DRAIN_SECONDS``;
+the workers finish their stop (leases released, a job in progress done) as they do alone.
 
 A web process that is alive but useless (its database pool exhausted for good) is restarted
 the same way: it exits by itself (``emailapi.watchdog``, exit code 75), because the

@@ -16,26 +16,45 @@ hold before any application code runs.
   (``emailapi.proxies``): daphne's ``--proxy-headers`` believes ``X-Forwarded-For`` from anyone.
 * **The access log** names the client as resolved above, shows URLs with tokens replaced by
   ``***``, escapes control characters (``emailapi.lib.logsafe``) and is written line by line.
+* **A stop lets the requests in progress finish.** On SIGTERM (``serve`` stopping) daphne
+  cancels every application at once: a request whose view was waiting on a mail server lost
+  its answer, though its view still ran to the end on its thread. Here the process stops
+  accepting connections, gives the requests it is serving up to ``DRAIN_SECONDS`` to finish,
+  closes its connections once their answers are written, and only then cancels what is left:
+  the live streams and WebSockets (which never finish; their clients reconnect elsewhere) and
+  a request still running at the deadline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import logging
+import weakref
 
 import daphne.server  # installs Twisted's asyncio reactor: first, before anything uses Twisted
 from daphne.access import AccessLogGenerator
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory, WebRequest
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 
 from emailapi import proxies
 from emailapi.api.error_shape import error_body
 from emailapi.lib import logsafe
+from emailapi.lib.process_exit import skip_final_collection
+from webhooks.api.stream_asgi import streamed
+
+logger = logging.getLogger("emailapi.server")  # run as __main__
 
 # As long as nginx waits for more of a body it has refused (lingering_timeout): a busy
 # machine still reads a small remainder in time; a client that keeps sending is cut anyway.
 LINGER_SECONDS = 5.0
+# How long a stopping process lets its requests in progress finish and their answers reach
+# the client: ``serve`` kills a child still running 10 s after its SIGTERM, and the process
+# still has to exit after this (a request cut at the deadline has its thread joined first).
+DRAIN_SECONDS = 5.0
 
 
 def payload_too_large(max_bytes: int) -> bytes:
@@ -52,6 +71,10 @@ class EdgeRequest(WebRequest):
     body_bytes = 0
     dropped_bytes = 0
     _linger = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.server.channels.add(self.channel)  # its connection, closed when stopping
 
     def gotLength(self, length):
         if length is not None and length > self.server.max_body_size:
@@ -150,15 +173,59 @@ class EdgeServer(daphne.server.Server):
         self.max_body_size = settings.EMAILAPI_MAX_BODY_SIZE
 
     def run(self):
+        self.ports = []  # what we listen on, closed first when stopping
+        self.channels = weakref.WeakSet()  # HTTP connections that had a request (HTTPChannel)
         # daphne's run() builds its HTTP factory from this module-level name.
         daphne.server.HTTPFactory = EdgeHTTPFactory
         super().run()
+
+    def listen_success(self, port):
+        self.ports.append(port)
+        super().listen_success(port)
 
     def create_application(self, protocol, scope):
         """Every HTTP request and WebSocket starts here: decide who the client is once."""
         scope = proxies.client_scope(scope, self.trusted_proxies)
         protocol.client_addr = scope.get("client")  # what the access log names
+        # A stop does not wait for what never finishes by itself.
+        protocol.long_lived = scope["type"] != "http" or streamed(scope)
         return super().create_application(protocol, scope)
+
+    def kill_all_applications(self):
+        """Twisted's shutdown (SIGTERM, SIGINT) waits for this before it drops every
+        connection: let the requests in progress finish first, then cancel the rest."""
+        for port in self.ports:
+            port.stopListening()
+        drained = Deferred.fromFuture(asyncio.ensure_future(self.drain(DRAIN_SECONDS)))
+        drained.addErrback(lambda failure: logger.error(
+            "Stopping: could not wait for the requests in progress: %s", failure.value))
+        drained.addBoth(lambda _: super(EdgeServer, self).kill_all_applications())
+        return drained
+
+    async def drain(self, seconds: float) -> None:
+        """Wait (at most ``seconds``) for the requests being served, then close the HTTP
+        connections once what was written to them is sent."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        serving = [application for protocol, details in self.connections.items()
+                   if (application := details.get("application_instance")) is not None
+                   and not application.done() and not getattr(protocol, "long_lived", False)]
+        if serving:
+            logger.info("Stopping: finishing %d request%s in progress (at most %g s)",
+                        len(serving), "" if len(serving) == 1 else "s", seconds)
+            _, late = await asyncio.wait(serving, timeout=seconds)
+            if late:
+                logger.warning("Stopping: %d request%s still running after %g s; cancelled",
+                               len(late), "" if len(late) == 1 else "s", seconds)
+        # Twisted closes a connection when its written data is sent; its own stop, next,
+        # drops them with whatever is still unsent.
+        channels = [channel for channel in self.channels
+                    if channel.transport is not None and channel.transport.connected]
+        for channel in channels:
+            channel.loseConnection()
+        while any(channel.transport is not None and channel.transport.connected
+                  for channel in channels) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
 
     def log_action(self, protocol, action, details):
         details = dict(details)
@@ -176,6 +243,7 @@ class EdgeCommandLine(CommandLineInterface):
 
 
 def main() -> None:
+    skip_final_collection()  # a stopping process is gone in a fraction of a second
     EdgeCommandLine.entrypoint()
 
 

@@ -8,4 +8,5 @@ webhooks), no ``rest_framework``, no channels is imported here.
   deliveries, ``serve``'s children).
 * ``redis`` (the shared client), ``dbpool`` (database pool faults), ``wording`` (errors in our
   words), ``logsafe`` (log lines without secrets or control characters).
+* ``process_exit``: a process ends without the interpreter's final garbage collection.
 """
