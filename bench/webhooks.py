@@ -128,18 +128,72 @@ def throughput(args, env, tenant, logs: Path) -> tuple[float, float]:
             for number in range(args.events):
                 events.record(tenant, events.MESSAGE_NEW, f"lane-{number % args.lanes}",
                               {**data, "uid": number})
-        cpu_before = cpu_seconds(dispatcher.pid)
+        pids = [dispatcher.pid, *dispatcher_children(dispatcher.pid)]
+        cpu_before = sum(cpu_seconds(pid) for pid in pids)
+        database_before = database_cpu()
+        receiver_before, machine_before = own_cpu(), machine_cpu()
         committed = time.monotonic()
         arrivals = receiver.wait_count(args.events, timeout=600)
-        ours = args.events / (arrivals[args.events - 1].at - committed)
-        cpu = cpu_seconds(dispatcher.pid) - cpu_before
+        elapsed = arrivals[args.events - 1].at - committed
+        ours = args.events / elapsed
+        cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
+        database = sum(database_cpu().get(pid, 0.0) - before
+                       for pid, before in database_before.items())
+        database += sum(cpu for pid, cpu in database_cpu().items() if pid not in database_before)
+        received = own_cpu() - receiver_before
+        busy, total = (after - before for after, before in zip(machine_cpu(), machine_before,
+                                                                  strict=True))
         check_order(arrivals, args.events)
     finally:
         stop(dispatcher)
         receiver.stop()
-    print(f"dispatcher CPU: {cpu * 1000 / args.events:.2f} ms per delivery "
+    per = 1000 / args.events
+    print(f"dispatcher CPU: {cpu * per:.2f} ms per delivery; PostgreSQL backends "
+          f"{database * per:.2f} ms; bench process (receiver) {received * per:.2f} ms; "
+          f"machine busy {busy / total:.0%} of {os.cpu_count()} cores meanwhile "
           f"(load average {os.getloadavg()[0]:.1f})", flush=True)
     return ours, floor
+
+
+def dispatcher_children(pid: int) -> list[int]:
+    """Processes the dispatcher started (``--processes``), found through /proc."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return children
+
+
+def database_cpu() -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to this database (and its
+    autovacuum workers), by pid."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        pids = [pid for (pid,) in cursor.fetchall()]
+    out = {}
+    for pid in pids:
+        try:
+            out[pid] = cpu_seconds(pid)
+        except OSError:  # ended meanwhile
+            pass
+    return out
+
+
+def own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores so far (/proc/stat)."""
+    with open("/proc/stat", encoding="ascii") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return float(sum(fields) - idle), float(sum(fields))
 
 
 class TimedReceiver(FastReceiver):
