@@ -158,14 +158,49 @@ def _open_heads():
             .exclude(Exists(earlier)))
 
 
+# The lane heads on PostgreSQL: a skip scan of ``delivery_open_lane`` (one index descent per
+# lane, to its lowest open seq), so a pass costs the number of lanes, not of open deliveries.
+# The ORM's NOT EXISTS form let the planner, with no statistics yet on a table just filled by
+# a burst of events, pick a nested-loop anti join over every pair of open rows: 140 ms of
+# database CPU per pass at 5,000 open deliveries, growing with their square, during which
+# the dispatcher's loop started no lane.
+_HEADS_SQL = f"""
+    WITH RECURSIVE lanes AS (
+        (SELECT d.subscription_id, d.account_id, d.seq, d.id, d.state, d.next_attempt_at,
+                d.lease_until
+         FROM {Delivery._meta.db_table} AS d
+         WHERE d.state IN ('pending', 'delivering')
+         ORDER BY d.subscription_id, d.account_id, d.seq LIMIT 1)
+        UNION ALL
+        SELECT n.* FROM lanes AS l CROSS JOIN LATERAL (
+            SELECT d.subscription_id, d.account_id, d.seq, d.id, d.state, d.next_attempt_at,
+                   d.lease_until
+            FROM {Delivery._meta.db_table} AS d
+            WHERE d.state IN ('pending', 'delivering')
+              AND (d.subscription_id, d.account_id) > (l.subscription_id, l.account_id)
+            ORDER BY d.subscription_id, d.account_id, d.seq LIMIT 1) AS n
+    )
+    SELECT l.id, l.subscription_id, l.account_id, l.state, l.next_attempt_at, l.lease_until,
+           s.failing_since
+    FROM lanes AS l
+    JOIN {WebhookSubscription._meta.db_table} AS s ON s.id = l.subscription_id AND s.enabled
+    ORDER BY l.next_attempt_at LIMIT %(limit)s
+"""
+
+
 def due_heads(now: datetime, limit: int = 1000) -> tuple[list[Head], datetime | None]:
     """The lane heads that may be attempted now, oldest due first, and when the next one
     not yet due becomes due (``None`` if none waits)."""
     heads = []
     next_due = None
-    rows = (_open_heads().order_by("next_attempt_at")
-            .values_list("id", "subscription_id", "account_id", "state", "next_attempt_at",
-                         "lease_until", "subscription__failing_since")[:limit])
+    if connection.vendor == "postgresql":
+        with _bound_cursor() as cursor:
+            cursor.execute(_HEADS_SQL, {"limit": limit}, prepare=True)
+            rows = cursor.fetchall()
+    else:
+        rows = (_open_heads().order_by("next_attempt_at")
+                .values_list("id", "subscription_id", "account_id", "state", "next_attempt_at",
+                             "lease_until", "subscription__failing_since")[:limit])
     for pk, subscription_id, account, state, next_at, lease_until, failing in rows:
         due_at = next_at if state == State.PENDING else (lease_until or now)
         if due_at <= now:
