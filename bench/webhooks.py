@@ -4,7 +4,8 @@ Runs against a private Dovecot (limits raised for the sessions), a throwaway Pos
 database and Redis DB 7, with ``manage.py webhookdispatcher`` and ``manage.py imapworker`` as
 subprocesses, exactly as ``make run`` starts them. Measured in the same run:
 
-1. Throughput: ``--events`` events recorded over ``--lanes`` mailboxes in one commit; the clock
+1. Throughput: ``--events`` events recorded over ``--lanes`` mailboxes in one commit (delivered by
+   ``--dispatchers`` webhookdispatcher processes, 1 by default); the clock
    runs from the commit until the receiver (``tests/servers/fast_receiver.py``: asyncio,
    keep-alive, answers 200 at once) has them all; every event must arrive, in order per lane.
    For scale: as many urllib3 client threads as the dispatcher has delivery threads POSTing
@@ -121,14 +122,15 @@ def throughput(args, env, tenant, logs: Path) -> tuple[float, float]:
     floor = floor_throughput(receiver.url, min(args.events, 3000),
                              settings.WEBHOOK_CONCURRENCY, json.dumps({"data": data}).encode())
     receiver.clear()
-    dispatcher = start(["webhookdispatcher"], env, logs / "dispatcher-throughput.log")
+    dispatchers = [start(["webhookdispatcher"], env, logs / f"dispatcher-throughput-{n}.log")
+                   for n in range(args.dispatchers)]
     try:
-        time.sleep(3)  # started and idle
+        time.sleep(3 + args.dispatchers)  # started and idle
         with transaction.atomic():
             for number in range(args.events):
                 events.record(tenant, events.MESSAGE_NEW, f"lane-{number % args.lanes}",
                               {**data, "uid": number})
-        pids = [dispatcher.pid, *dispatcher_children(dispatcher.pid)]
+        pids = [dispatcher.pid for dispatcher in dispatchers]
         cpu_before = sum(cpu_seconds(pid) for pid in pids)
         database_before = database_cpu()
         receiver_before, machine_before = own_cpu(), machine_cpu()
@@ -145,25 +147,16 @@ def throughput(args, env, tenant, logs: Path) -> tuple[float, float]:
                                                                   strict=True))
         check_order(arrivals, args.events)
     finally:
-        stop(dispatcher)
+        for dispatcher in dispatchers:
+            stop(dispatcher)
         receiver.stop()
     per = 1000 / args.events
-    print(f"dispatcher CPU: {cpu * per:.2f} ms per delivery; PostgreSQL backends "
+    print(f"dispatcher CPU ({args.dispatchers} processes): {cpu * per:.2f} ms per delivery; "
+          f"PostgreSQL backends "
           f"{database * per:.2f} ms; bench process (receiver) {received * per:.2f} ms; "
           f"machine busy {busy / total:.0%} of {os.cpu_count()} cores meanwhile "
           f"(load average {os.getloadavg()[0]:.1f})", flush=True)
     return ours, floor
-
-
-def dispatcher_children(pid: int) -> list[int]:
-    """Processes the dispatcher started (``--processes``), found through /proc."""
-    children = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            children += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return children
 
 
 def database_cpu() -> dict[int, float]:
@@ -403,6 +396,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--lanes", type=int, default=100)
+    parser.add_argument("--dispatchers", type=int, default=1,
+                        help="webhookdispatcher processes for the throughput part")
     parser.add_argument("--mailboxes", type=int, default=100, help="mailboxes appended to")
     parser.add_argument("--idle", type=int, default=1000, help="idling mailboxes besides")
     parser.add_argument("--rounds", type=int, default=1000, help="APPENDs to INBOX")
