@@ -409,8 +409,11 @@ RESPONSE_EXCERPT = 2048
 
 
 def response_excerpt(body: bytes) -> str:
-    """What the log keeps of a receiver's answer: its start, as text."""
-    return body[:RESPONSE_EXCERPT * 4].decode("utf-8", "replace")[:RESPONSE_EXCERPT]
+    """What the log keeps of a receiver's answer: its start, as text. A NUL (which no
+    PostgreSQL text may hold: the outcome could not be written down, and the delivery would
+    be sent again and again) is shown as U+FFFD, like any byte that is not UTF-8."""
+    text = body[:RESPONSE_EXCERPT * 4].decode("utf-8", "replace")[:RESPONSE_EXCERPT]
+    return text.replace("\x00", "\ufffd")
 
 
 def retry_schedule() -> Schedule:

@@ -156,3 +156,14 @@ def test_the_due_heads_are_each_lanes_lowest_open_delivery_once_due(lane, alice)
     WebhookSubscription.objects.filter(pk=other["id"]).update(enabled=False)
     heads, _ = delivery_state.due_heads(timezone.now())
     assert {(str(head.subscription_id), head.account) for head in heads} == {(lane, "c")}
+
+
+def test_an_answer_with_a_nul_byte_is_recorded_not_sent_again(lane):
+    """PostgreSQL text cannot hold NUL: an answer carrying one must still be written down
+    (else the delivery would be sent again and again), NUL shown as U+FFFD."""
+    run = delivery_state.claim_run(lane, "a")
+    odd = Outcome(200, 3, None, b"ok\x00done")
+    assert delivery_state.advance(run[0], odd, run[1]) is True
+    assert Delivery.objects.get(pk=run[0].pk).last_response == "ok\ufffddone"
+    assert delivery_state.record_failure(run[1], Outcome(500, 3, "HTTP 500", b"\x00")) is True
+    assert Delivery.objects.get(pk=run[1].pk).last_response == "\ufffd"
