@@ -4,7 +4,8 @@ Runs against a private Dovecot (limits raised for the sessions), a throwaway Pos
 database and Redis DB 7, with ``manage.py webhookdispatcher`` and ``manage.py imapworker`` as
 subprocesses, exactly as ``make run`` starts them. Measured in the same run:
 
-1. Throughput: ``--events`` events recorded over ``--lanes`` mailboxes in one commit; the clock
+1. Throughput: ``--events`` events recorded over ``--lanes`` mailboxes in one commit (delivered by
+   ``--dispatchers`` webhookdispatcher processes, 1 by default); the clock
    runs from the commit until the receiver (``tests/servers/fast_receiver.py``: asyncio,
    keep-alive, answers 200 at once) has them all; every event must arrive, in order per lane.
    For scale: as many urllib3 client threads as the dispatcher has delivery threads POSTing
@@ -121,25 +122,71 @@ def throughput(args, env, tenant, logs: Path) -> tuple[float, float]:
     floor = floor_throughput(receiver.url, min(args.events, 3000),
                              settings.WEBHOOK_CONCURRENCY, json.dumps({"data": data}).encode())
     receiver.clear()
-    dispatcher = start(["webhookdispatcher"], env, logs / "dispatcher-throughput.log")
+    dispatchers = [start(["webhookdispatcher"], env, logs / f"dispatcher-throughput-{n}.log")
+                   for n in range(args.dispatchers)]
     try:
-        time.sleep(3)  # started and idle
+        time.sleep(3 + args.dispatchers)  # started and idle
         with transaction.atomic():
             for number in range(args.events):
                 events.record(tenant, events.MESSAGE_NEW, f"lane-{number % args.lanes}",
                               {**data, "uid": number})
-        cpu_before = cpu_seconds(dispatcher.pid)
+        pids = [dispatcher.pid for dispatcher in dispatchers]
+        cpu_before = sum(cpu_seconds(pid) for pid in pids)
+        database_before = database_cpu()
+        receiver_before, machine_before = own_cpu(), machine_cpu()
         committed = time.monotonic()
         arrivals = receiver.wait_count(args.events, timeout=600)
-        ours = args.events / (arrivals[args.events - 1].at - committed)
-        cpu = cpu_seconds(dispatcher.pid) - cpu_before
+        elapsed = arrivals[args.events - 1].at - committed
+        ours = args.events / elapsed
+        cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
+        database = sum(database_cpu().get(pid, 0.0) - before
+                       for pid, before in database_before.items())
+        database += sum(cpu for pid, cpu in database_cpu().items() if pid not in database_before)
+        received = own_cpu() - receiver_before
+        busy, total = (after - before for after, before in zip(machine_cpu(), machine_before,
+                                                                  strict=True))
         check_order(arrivals, args.events)
     finally:
-        stop(dispatcher)
+        for dispatcher in dispatchers:
+            stop(dispatcher)
         receiver.stop()
-    print(f"dispatcher CPU: {cpu * 1000 / args.events:.2f} ms per delivery "
+    per = 1000 / args.events
+    print(f"dispatcher CPU ({args.dispatchers} processes): {cpu * per:.2f} ms per delivery; "
+          f"PostgreSQL backends "
+          f"{database * per:.2f} ms; bench process (receiver) {received * per:.2f} ms; "
+          f"machine busy {busy / total:.0%} of {os.cpu_count()} cores meanwhile "
           f"(load average {os.getloadavg()[0]:.1f})", flush=True)
     return ours, floor
+
+
+def database_cpu() -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to this database (and its
+    autovacuum workers), by pid."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        pids = [pid for (pid,) in cursor.fetchall()]
+    out = {}
+    for pid in pids:
+        try:
+            out[pid] = cpu_seconds(pid)
+        except OSError:  # ended meanwhile
+            pass
+    return out
+
+
+def own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores so far (/proc/stat)."""
+    with open("/proc/stat", encoding="ascii") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return float(sum(fields) - idle), float(sum(fields))
 
 
 class TimedReceiver(FastReceiver):
@@ -349,6 +396,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--lanes", type=int, default=100)
+    parser.add_argument("--dispatchers", type=int, default=1,
+                        help="webhookdispatcher processes for the throughput part")
     parser.add_argument("--mailboxes", type=int, default=100, help="mailboxes appended to")
     parser.add_argument("--idle", type=int, default=1000, help="idling mailboxes besides")
     parser.add_argument("--rounds", type=int, default=1000, help="APPENDs to INBOX")

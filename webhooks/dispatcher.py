@@ -23,7 +23,9 @@ Why a thread pool here and not an rq job per delivery: rq forks a process per jo
 ms each, far from hundreds of deliveries a second) and one rq worker runs one job at a time,
 so a receiver that answers after 10 s would stall every other subscription behind it. Here a
 slow lane holds one thread, and a subscription that is failing may hold only one thread at a
-time (a healthy one half the pool), so other subscriptions always have threads to run on.
+time (a healthy one half the pool, or more while no other subscription has a lane waiting,
+each extra lane then ending after one run), so other subscriptions always have threads to
+run on.
 Several dispatchers (on several machines) may run: publishing is locked, fan-out serialised
 on its cursor row, and each delivery claimed with a conditional UPDATE.
 
@@ -161,17 +163,25 @@ class Dispatcher:
             per_subscription: dict = {}
             for subscription_id, _ in self._running:
                 per_subscription[subscription_id] = per_subscription.get(subscription_id, 0) + 1
+            # Threads no other subscription's due lane wants may go to a healthy
+            # subscription beyond its half of the pool, one run (``RUN_LENGTH``) per lane at a
+            # time: another subscription's lane waits at most that long for a thread.
+            wanting = {head.subscription_id for head in heads
+                       if (head.subscription_id, head.account) not in self._running}
             for head in heads:
                 lane = (head.subscription_id, head.account)
                 share = 1 if head.failing else max(1, self.concurrency // 2)
                 if len(self._running) >= self.concurrency:
                     break
-                if lane in self._running or per_subscription.get(head.subscription_id, 0) >= share:
+                if lane in self._running:
+                    continue
+                taken = per_subscription.get(head.subscription_id, 0)
+                spare = not head.failing and wanting == {head.subscription_id}
+                if taken >= share and not spare:
                     continue
                 self._running.add(lane)
-                per_subscription[head.subscription_id] = \
-                    per_subscription.get(head.subscription_id, 0) + 1
-                self.pool.submit(self._run_lane, lane)
+                per_subscription[head.subscription_id] = taken + 1
+                self.pool.submit(self._run_lane, lane, taken >= share)
         wait = self.poll_interval
         if next_due is not None:
             wait = min(wait, max(0.01, (next_due - timezone.now()).total_seconds()))
@@ -179,10 +189,10 @@ class Dispatcher:
 
     # --- one lane, in a pool thread ---------------------------------------------------------
 
-    def _run_lane(self, lane: tuple) -> None:
+    def _run_lane(self, lane: tuple, one_run: bool = False) -> None:
         try:
             close_old_connections()
-            while not self.stop.is_set() and self.deliver_run(*lane):
+            while not self.stop.is_set() and self.deliver_run(*lane) and not one_run:
                 pass
         except DatabaseError as exc:  # the lane is taken up again by a later pass
             logger.warning("webhook lane %s stopped: %s", lane, describe(exc))

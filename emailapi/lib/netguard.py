@@ -25,6 +25,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -83,9 +84,14 @@ class Target:
 
 def parse_url(url: str) -> Target:
     """Where ``url`` points; ``BadURL`` unless it is an http(s) URL naming a host and no
-    credentials."""
+    credentials. (Remembered per URL: a webhook's is parsed at every request.)"""
     if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
         raise BadURL(f"Must be a URL of at most {MAX_URL_LENGTH} characters")
+    return _parse_url(url)
+
+
+@lru_cache(maxsize=4096)
+def _parse_url(url: str) -> Target:
     if any(ch in url for ch in "\r\n\t\0 "):
         raise BadURL("Must not contain spaces or control characters")
     try:
@@ -150,7 +156,14 @@ def parse_address(text: str) -> IPAddress:
 
 
 def lookup(host: str, port: int) -> list[tuple[int, tuple]]:
-    """``(family, sockaddr)`` for each address of ``host``, in the resolver's order."""
+    """``(family, sockaddr)`` for each address of ``host``, in the resolver's order. An IPv4
+    address written out is its own answer (what getaddrinfo would give, without its cost)."""
+    if host[:1].isdigit():
+        try:
+            if socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, host)) == host:
+                return [(socket.AF_INET, (host, port))]
+        except OSError:
+            pass  # a name, or a form only the resolver reads (``127.1``)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
@@ -167,8 +180,14 @@ def check(host: str, addresses: Iterable[str]) -> None:
     """Refuse ``host`` if ANY of its addresses is forbidden: a name answering with one
     public and one internal address is not safe (the resolver's order may change)."""
     for text in addresses:
-        if is_forbidden(parse_address(text)):
+        if _forbidden_text(text):
             raise InternalAddress(host, text)
+
+
+@lru_cache(maxsize=4096)
+def _forbidden_text(text: str) -> bool:
+    """``is_forbidden`` of an address as text, remembered (it is checked at every request)."""
+    return is_forbidden(parse_address(text))
 
 
 def resolve(host: str, port: int, allow_private: bool) -> list[str]:

@@ -141,3 +141,19 @@ def test_a_non_http_answer_is_described_not_echoed():
         sock.close()
     assert "SECRET-BANNER" not in str(caught.value)
     assert "not HTTP" in str(caught.value)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "8.8.8.8", "127.1", "10.0.0.01", "::1"])
+def test_an_address_written_out_resolves_as_the_resolver_would_have_it(host):
+    """IPv4 dotted quads skip getaddrinfo; every other form still goes through it."""
+    expected = list(dict.fromkeys((info[0], info[4]) for info in socket.getaddrinfo(
+        host, 443, type=socket.SOCK_STREAM)))
+    assert netguard.lookup(host, 443) == expected
+
+
+@pytest.mark.parametrize("url", ["http://127.1/hook", "http://0x7f.0.0.1/hook",
+                                 "http://127.0.0.1:8080/hook", "https://[::ffff:10.0.0.1]/"])
+def test_internal_hosts_stay_refused_at_every_request(url):
+    for _ in range(2):  # the second time from what is remembered of the URL and address
+        with pytest.raises(netguard.InternalAddress):
+            http.request("POST", url, b"{}", {}, timeout=1, allow_private=False, max_bytes=10)

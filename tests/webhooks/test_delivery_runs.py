@@ -123,3 +123,47 @@ def test_a_success_after_failures_makes_the_subscriptions_waiting_retries_due(la
     assert WebhookSubscription.objects.get(pk=lane).failing_since is None
     Delivery.objects.filter(subscription_id=lane).update(next_attempt_at=later)
     assert delivery_state.recovered(lane) == 0  # not failing: retries keep their schedule
+
+
+def test_the_due_heads_are_each_lanes_lowest_open_delivery_once_due(lane, alice):
+    first = {account: Delivery.objects.filter(subscription_id=lane, account_id=account)
+             .order_by("seq").first() for account in ("a", "b")}
+    heads, next_due = delivery_state.due_heads(timezone.now())
+    assert {(head.account, head.delivery_id) for head in heads} == \
+        {(account, row.pk) for account, row in first.items()}
+    assert next_due is None
+    # A delivered head gives way to the next; a claimed one is due only once its lease lapses.
+    Delivery.objects.filter(pk=first["a"].pk).update(state="delivered")
+    run = delivery_state.claim_run(lane, "b")
+    now = timezone.now()
+    heads, next_due = delivery_state.due_heads(now)
+    second = Delivery.objects.filter(subscription_id=lane, account_id="a").order_by("seq")[1]
+    assert [(head.account, head.delivery_id) for head in heads] == [("a", second.pk)]
+    assert next_due == Delivery.objects.get(pk=run[0].pk).lease_until
+    # A retry waiting holds its lane back, and tells when it falls due.
+    later = now + timedelta(seconds=30)
+    Delivery.objects.filter(pk=second.pk).update(next_attempt_at=later)
+    assert delivery_state.due_heads(now) == ([], later)
+    # Lanes of another subscription (events from its creation on) are heads too; a
+    # disabled subscription has none.
+    other = subscribe(alice, "http://127.0.0.1:9/other")
+    record_many(alice.tenant, ["c"], 2)
+    sequencer.publish_pending()
+    delivery_state.fan_out()
+    heads, _ = delivery_state.due_heads(timezone.now())
+    assert {(str(head.subscription_id), head.account) for head in heads} == \
+        {(other["id"], "c"), (lane, "c")}
+    WebhookSubscription.objects.filter(pk=other["id"]).update(enabled=False)
+    heads, _ = delivery_state.due_heads(timezone.now())
+    assert {(str(head.subscription_id), head.account) for head in heads} == {(lane, "c")}
+
+
+def test_an_answer_with_a_nul_byte_is_recorded_not_sent_again(lane):
+    """PostgreSQL text cannot hold NUL: an answer carrying one must still be written down
+    (else the delivery would be sent again and again), NUL shown as U+FFFD."""
+    run = delivery_state.claim_run(lane, "a")
+    odd = Outcome(200, 3, None, b"ok\x00done")
+    assert delivery_state.advance(run[0], odd, run[1]) is True
+    assert Delivery.objects.get(pk=run[0].pk).last_response == "ok\ufffddone"
+    assert delivery_state.record_failure(run[1], Outcome(500, 3, "HTTP 500", b"\x00")) is True
+    assert Delivery.objects.get(pk=run[1].pk).last_response == "\ufffd"
