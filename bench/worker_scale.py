@@ -11,7 +11,11 @@ private one: ``redis-server --port 6391 --save ""``), DB 6, flushed.
 ``single`` (default), one ``manage.py imapworker``, in one run:
 
 1. **floor, memory**: a bare Python process holding N imapclient connections, STARTTLS, login,
-   EXAMINE INBOX, IDLE (``bench/idle_accounts.py``'s baseline); its RSS growth / N;
+   EXAMINE INBOX, IDLE (``bench/idle_accounts.py``'s baseline); its RSS growth / N. Taken last,
+   once the worker is stopped and Dovecot's ``imap`` processes are back to a few (``--floor
+   after``); ``--floor during`` holds them during the registration and first index instead
+   (their closing then lands on Dovecot while the worker connects). Every phase that connects
+   waits for Dovecot to settle first;
 2. **empty worker**: its RSS once it listens for account changes, before any account exists;
 3. **first start**: N accounts registered (one transaction); seconds from the commit until
    all are ``connected`` (each indexed for the first time);
