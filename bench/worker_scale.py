@@ -11,7 +11,11 @@ private one: ``redis-server --port 6391 --save ""``), DB 6, flushed.
 ``single`` (default), one ``manage.py imapworker``, in one run:
 
 1. **floor, memory**: a bare Python process holding N imapclient connections, STARTTLS, login,
-   EXAMINE INBOX, IDLE (``bench/idle_accounts.py``'s baseline); its RSS growth / N;
+   EXAMINE INBOX, IDLE (``bench/idle_accounts.py``'s baseline); its RSS growth / N. Taken last,
+   once the worker is stopped and Dovecot's ``imap`` processes are back to a few (``--floor
+   after``); ``--floor during`` holds them during the registration and first index instead
+   (their closing then lands on Dovecot while the worker connects). Every phase that connects
+   waits for Dovecot to settle first;
 2. **empty worker**: its RSS once it listens for account changes, before any account exists;
 3. **first start**: N accounts registered (one transaction); seconds from the commit until
    all are ``connected`` (each indexed for the first time);
@@ -202,7 +206,7 @@ def connected_by(worker_ids: list[str] | None, since, pks=None) -> int:
 
 def wait_connected(count: int, workers: list[Worker], since=None, pks=None,
                    timeout: float = 1800.0, clock: float | None = None,
-                   label: str = "") -> float:
+                   label: str = "", server=None) -> float:
     """Seconds from ``clock`` (default: now) until ``count`` accounts are connected by one of
     ``workers`` (state changed at or after ``since``)."""
     clock = clock or time.perf_counter()
@@ -219,7 +223,13 @@ def wait_connected(count: int, workers: list[Worker], since=None, pks=None,
         for w in workers:
             w.status("VmRSS")  # raises if it died
         if now >= next_print and done != last:
-            print(f"  {label}: {done}/{count} connected after {now - clock:.0f} s", flush=True)
+            dovecot = ""
+            if server is not None:
+                dv = dovecot_usage(server)
+                dovecot = (f"; Dovecot {dv['imap_processes']} imap processes, "
+                           f"{dv['rss_kib'] / 1024:.0f} MiB")
+            print(f"  {label}: {done}/{count} connected after {now - clock:.0f} s"
+                  f"{dovecot}; load {os.getloadavg()[0]:.1f}", flush=True)
             last, next_print = done, now + 30
         time.sleep(0.25)
 
@@ -266,6 +276,22 @@ def dovecot_usage(server) -> dict:
             seen.append(child)
             stack.append(child)
     return {"rss_kib": total, "imap_processes": imap, "processes": len(seen)}
+
+
+def wait_dovecot_settled(server, n: int, timeout: float = 600.0) -> dict:
+    """Until Dovecot's ``imap`` processes (sessions not hibernated, and processes still
+    logging a session out) are back to a few: a phase started while the last one's sessions
+    are still closing would measure Dovecot's storm, not itself."""
+    limit = max(20, n // 100)
+    started = time.perf_counter()
+    usage = dovecot_usage(server)
+    while usage["imap_processes"] > limit and time.perf_counter() - started < timeout:
+        time.sleep(1.0)
+        usage = dovecot_usage(server)
+    waited = time.perf_counter() - started
+    print(f"Dovecot settled: {usage['imap_processes']} imap processes (limit {limit}) after "
+          f"{waited:.0f} s; load {os.getloadavg()[0]:.1f}", flush=True)
+    return {**usage, "waited_s": waited}
 
 
 def percentile(values, fraction):
@@ -365,12 +391,12 @@ def run_floor(users_file: str, count: int, settle: float, threads: int = 16) -> 
 def run_single(args, server, users, workdir) -> dict:
     n = args.accounts
     out: dict = {"n": n}
-    users_file = os.path.join(workdir, "users.json")
+    users_file = out["users_file"] = os.path.join(workdir, "users.json")
     with open(users_file, "w", encoding="utf-8") as fh:
         json.dump({"host": server.host, "port": server.imap_port,
                    "users": [[u.username, u.password] for u in users]}, fh)
     floor = None
-    if not args.no_baseline:
+    if not args.no_baseline and args.floor == "during":
         # Measured while the accounts are registered and indexed (only its memory counts).
         floor = Floor(users_file, n, args.settle)
         floor.start()
@@ -427,6 +453,7 @@ def run_single(args, server, users, workdir) -> dict:
                       f"KiB/connection, connected in {out['floor']['connect_s']:.0f} s "
                       f"(16 threads)", flush=True)
 
+            out["dovecot_before"] = wait_dovecot_settled(server, n)
             since = timezone.now()
             extra = ()
             if args.pool_size:
@@ -436,7 +463,7 @@ def run_single(args, server, users, workdir) -> dict:
             worker = Worker(env, "scale-restart", workdir, extra)
             workers.append(worker)
             out["restart_s"] = wait_connected(n, [worker], since=since, clock=worker.started,
-                                              label="one worker, restart")
+                                              label="one worker, restart", server=server)
             out["restart_cpu_s"] = cpu_seconds(worker.pid)
             print(f"restart: all {n} connected {out['restart_s']:.0f} s after the worker "
                   f"started", flush=True)
@@ -462,6 +489,7 @@ def run_single(args, server, users, workdir) -> dict:
                     time.perf_counter() - t0)
             out["after_rounds_kib"] = worker.status("VmRSS")
             out["stop_s"] = worker.stop()
+            floor_after(args, out, server, n)
         finally:
             for w in workers:
                 if w.proc.poll() is None:
@@ -478,6 +506,7 @@ def _first_start(args, out, env, server, users, workdir, workers, n, floor) -> d
         extra += ("--pool-size", str(args.pool_size))
     if args.connect_threads:
         extra += ("--connect-threads", str(args.connect_threads))
+    out["dovecot_before"] = wait_dovecot_settled(server, n)
     worker = Worker(env, "scale-first", workdir, extra)
     workers.append(worker)
     wait_subscribers(1)
@@ -488,7 +517,7 @@ def _first_start(args, out, env, server, users, workdir, workers, n, floor) -> d
     out["first_s"] = float("nan")
     print(f"registered {n} accounts in {out['register_s']:.0f} s", flush=True)
     out["restart_s"] = wait_connected(n, [worker], clock=worker.started,
-                                      label="one worker, first start")
+                                      label="one worker, first start", server=server)
     out["after_registration_s"] = time.perf_counter() - registered
     out["restart_cpu_s"] = cpu_seconds(worker.pid)
     print(f"first start: all {n} connected {out['restart_s']:.0f} s after the worker started, "
@@ -502,7 +531,25 @@ def _first_start(args, out, env, server, users, workdir, workers, n, floor) -> d
         except Exception as exc:  # noqa: BLE001 - the rest of the run still counts
             print(f"floor failed: {exc}", flush=True)
     _measure_worker(args, out, env, server, users, worker, tenant, n)
+    floor_after(args, out, server, n)
     return out
+
+
+def floor_after(args, out, server, n) -> None:
+    """``--floor after``: the bare floor once the worker is gone and Dovecot has let its
+    sessions go, so neither's connect storm (nor the floor's 10,000 sessions closing at once,
+    each woken from imap-hibernate to log out) lands on the other."""
+    if args.no_baseline or args.floor != "after":
+        return
+    out["dovecot_before_floor"] = wait_dovecot_settled(server, n)
+    try:
+        out["floor"] = run_floor(out["users_file"], n, args.settle)
+        out["floor_after"] = True
+        print(f"floor (after the worker): bare STARTTLS IDLE "
+              f"{out['floor']['per_conn_kib']:.1f} KiB/connection, connected in "
+              f"{out['floor']['connect_s']:.0f} s", flush=True)
+    except Exception as exc:  # noqa: BLE001 - the rest of the run still counts
+        print(f"floor failed: {exc}", flush=True)
 
 
 def _measure_worker(args, out, env, server, users, worker, tenant, n) -> None:
@@ -562,7 +609,8 @@ def report_single(args, out, inotify_warnings: int) -> None:
     print()
     print(f"{'connect':<58}{'s':>8}{'acct/s':>10}")
     if floor:
-        print(f"{'floor: bare, 16 threads, during the indexing':<58}"
+        when = "after the worker" if out.get("floor_after") else "during the indexing"
+        print(f"{'floor: bare, 16 threads, ' + when:<58}"
               f"{floor['connect_s']:>8.0f}{n / floor['connect_s']:>10.0f}")
     print(f"{f'registration ({args.register_processes} processes, one transaction each)':<58}"
           f"{out['register_s']:>8.0f}{n / out['register_s']:>10.0f}")
@@ -827,6 +875,11 @@ def main() -> None:
                         help="let workers use NOTIFY (Dovecot then cannot hibernate them)")
     parser.add_argument("--hibernate-timeout", default="5s")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--floor", choices=("after", "during"), default="after",
+                        help="single: when the bare floor holds its N sessions: after the "
+                             "worker is measured and stopped (default), or during the "
+                             "registration and first index (the earlier runs' way; at 10,000 "
+                             "its sessions closing flood Dovecot while the worker connects)")
     parser.add_argument("--seed-workers", type=int, default=4,
                         help="single: workers that index the new accounts before the measured "
                              "worker starts")

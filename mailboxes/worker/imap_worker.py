@@ -81,7 +81,7 @@ class Slot:
 
     __slots__ = ("conn", "busy", "registered", "wake_at", "next_step", "release_after_close",
                  "pause_state", "timer_step", "sync_asked", "awaited", "slow_step",
-                 "started")
+                 "started", "settling")
 
     def __init__(self, conn: AccountConnection):
         self.conn = conn
@@ -96,6 +96,7 @@ class Slot:
         self.awaited = True  # taken, not idling yet: counted in the worker's connect wave
         self.slow_step = False  # the running step is in the slow lane
         self.started = 0.0  # when the running (or last) step was started
+        self.settling = False  # logged in, not idling yet (bounds new connects)
 
 
 class ImapWorker:
@@ -105,9 +106,13 @@ class ImapWorker:
         self.max_accounts = max_accounts or settings.IMAP_MAX_ACCOUNTS
         self.stop = threading.Event()
         self.leases = Leases(get_redis(), self.worker_id, settings.IMAP_LEASE_TTL)
-        self.connects = ConnectBudget(connect_threads or settings.IMAP_CONNECT_THREADS,
-                                      settings.IMAP_CONNECTS_PER_SECOND)
         size = pool_size or settings.IMAP_POOL_SIZE
+        threads = connect_threads or settings.IMAP_CONNECT_THREADS
+        # New connects wait while this many are in flight or logged in and waiting for the
+        # pool to sync them: the connect threads' worth plus two per pool thread keeps the
+        # pool fed without sessions piling up on the server (``connect_budget``).
+        self.connects = ConnectBudget(threads, settings.IMAP_CONNECTS_PER_SECOND,
+                                      settle_limit=threads + 2 * size)
         # Timer work (connects, polls, IDLE renewals, history slices) may fill all but two
         # pool threads: a mailbox that just said "new mail" never queues behind a thousand
         # scheduled polls (that cost p99 latency of seconds at 1,000 accounts).
@@ -149,6 +154,7 @@ class ImapWorker:
         self._scan_after = 0.0
         self._scanned = False
         self._next_due = 0.0
+        self._settling = 0  # sessions logged in and not idling yet, at the last look
 
     # --- main loop ------------------------------------------------------------------------
 
@@ -479,8 +485,10 @@ class ImapWorker:
                 continue  # a reconnect was asked for while that step ran
             elif isinstance(outcome, Connected):
                 slot.wake_at, slot.next_step = time.monotonic(), "sync"
+                slot.settling = True
             elif isinstance(outcome, Idle):
                 self._arrived(slot)
+                slot.settling = False
                 slot.registered = outcome.sock
                 self.selector.register(outcome.sock, selectors.EVENT_READ, pk)
                 slot.wake_at, slot.next_step = outcome.wake_at, outcome.step
@@ -508,16 +516,29 @@ class ImapWorker:
         self._scan_after, self._scanned = now + DUE_SCAN_INTERVAL, True
         did = False
         connects = []
+        settling = 0
+        # While the budget has no room (the last look's sessions waiting for their sync), due
+        # connects are not gathered: at 10,000 accounts taken at once, listing and sorting
+        # thousands of them on every look took most of the loop thread's time (and the GIL
+        # from the pool threads syncing the sessions that would make room).
+        gather = self.connects.room(self._settling) > 0
         for pk, slot in list(self.slots.items()):
+            if slot.settling:
+                if slot.next_step == "connect":
+                    slot.settling = False  # the session was lost before it idled
+                else:
+                    settling += 1
             if slot.busy or slot.wake_at is None or slot.wake_at > now:
                 continue
             if slot.next_step == "connect":
-                connects.append((pk, slot.conn.health, slot.wake_at, slot.conn.endpoint))
+                if gather:
+                    connects.append((pk, slot.conn.health, slot.wake_at, slot.conn.endpoint))
             elif self.timer_steps < self.max_timer_steps and not (
                     self.slow_steps >= self.max_slow_steps and self._slow(slot)):
                 self._submit(pk, slot.next_step, timer=True)
                 did = True
-        for pk in self.connects.choose(connects):
+        self._settling = settling
+        for pk in self.connects.choose(connects, settling):
             self._submit(pk, "connect")
             did = True
         self._next_due = now + self._timer_wait(now)

@@ -1,10 +1,14 @@
 """What lets one worker hold 10,000 accounts: connects paced per server (a worker starting
-with thousands of accounts does not stampede its server), NOTIFY that can be turned off (so
-Dovecot can hibernate idle sessions), and per-connection state kept small (capability lists
-shared between connections, no imaplib line log). The figures are ``bench/worker_scale.py``'s.
+with thousands of accounts does not stampede its server) and no faster than its pool syncs
+the sessions they open (logged-in sessions waiting for a sync do not pile up on the server),
+NOTIFY that can be turned off (so Dovecot can hibernate idle sessions), and per-connection
+state kept small (capability lists shared between connections, no imaplib line log).
+The figures are ``bench/worker_scale.py``'s.
 """
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 
@@ -12,7 +16,7 @@ from mailboxes.imap import underlying
 from mailboxes.imap.session import ImapSession
 from mailboxes.worker import connect_budget
 from mailboxes.worker.connect_budget import ConnectBudget
-from mailboxes.worker.connection import PROVEN
+from mailboxes.worker.connection import PROVEN, AccountConnection
 from tests.mailboxes.helpers import DrivenWorker, open_session, register
 
 
@@ -65,6 +69,69 @@ def test_no_pacing_when_the_rate_is_zero(clock):
     budget = ConnectBudget(threads=16, per_second=0)
     budget.answers[("a.example", 993)] = True
     assert len(budget.choose(due(40, ("a.example", 993)))) == 16
+
+
+def test_connects_wait_while_sessions_wait_for_their_sync(clock):
+    budget = ConnectBudget(threads=16, per_second=0, settle_limit=10)
+    server = ("a.example", 993)
+    budget.answers[server] = True
+    assert len(budget.choose(due(40, server), settling=6)) == 4
+    assert budget.choose(due(40, server), settling=10) == []
+    budget.started(99, server, PROVEN)  # one in flight counts too
+    assert len(budget.choose(due(40, server), settling=6)) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fast_worker_settings")
+def test_a_worker_opens_no_more_sessions_than_its_pool_can_sync(alice, dovecot, settings,
+                                                                  monkeypatch):
+    """One pool thread and one connect thread: at most 1 + 2 x 1 = 3 connects in flight or
+    logged in and waiting for their first sync; the rest wait until those idle."""
+    settings.IMAP_LEASE_TTL = 60
+    settings.IMAP_CONNECTS_PER_SECOND = 0
+    accounts = [register(alice.tenant, dovecot.add_user(), f"box{i}") for i in range(6)]
+    gate = threading.Event()
+    original_sync = AccountConnection.sync
+
+    def held_sync(self):
+        gate.wait(60)
+        return original_sync(self)
+
+    monkeypatch.setattr(AccountConnection, "sync", held_sync)
+    worker = DrivenWorker(pool_size=1, connect_threads=1)
+
+    def waiting() -> int:
+        """Sessions logged in, not idling, not being opened."""
+        return sum(s.conn.client is not None and s.registered is None
+                   and pk not in worker.connects.in_flight for pk, s in worker.slots.items())
+
+    peak = []
+    looks = []
+    original_started, original_choose = worker.connects.started, worker.connects.choose
+
+    def note(pk, endpoint, health):
+        peak.append(waiting() + len(worker.connects.in_flight) + 1)
+        return original_started(pk, endpoint, health)
+
+    def choose(due, settling=0):
+        chosen = original_choose(due, settling)
+        if waiting() == 3 and any(s.next_step == "connect" and not s.busy
+                                  for s in worker.slots.values()):
+            looks.append(len(chosen))  # connects were due, sessions were waiting
+        return chosen
+
+    monkeypatch.setattr(worker.connects, "started", note)
+    monkeypatch.setattr(worker.connects, "choose", choose)
+    try:
+        worker.claim()
+        worker.until(lambda: len(looks) >= 5)  # looked at the due connects, sessions waiting
+        assert waiting() == 3 and set(looks) == {0}
+        gate.set()
+        worker.until(lambda: all(worker.idle(a.pk) for a in accounts), timeout=60)
+    finally:
+        gate.set()
+        worker.shutdown()
+    assert len(peak) == 6 and max(peak) <= 3
 
 
 @pytest.mark.django_db(transaction=True)
