@@ -45,7 +45,8 @@ def stored(alice, mail_user):
 def test_an_account_by_tenant_and_id_is_the_orms_row(alice, bob, stored):
     account, *_ = stored
     found = EmailAccount.of_tenant(alice.tenant, account.account_id)
-    assert type(found) is EmailAccount and found._state.adding is False
+    assert type(found) is EmailAccount
+    assert found._state.adding is False
     assert _fields(found) == _fields(EmailAccount.objects.get(pk=account.pk))
     assert EmailAccount.of_tenant(bob.tenant, account.account_id) is None
     assert EmailAccount.of_tenant(alice.tenant, "nobody") is None
@@ -56,8 +57,11 @@ def test_a_message_with_its_folder_is_the_orms_row(stored):
     folder, row = listing._row(account, inbox.number, 42, "shown")
     assert _fields(row) == _fields(Message.objects.get(pk=message.pk))
     assert _fields(folder) == _fields(inbox)
-    assert row.folder is folder and folder.email_account is account
-    assert row.flags == ["\\Seen", "$Work"] and row.sender is None and row.has_attachments is True
+    assert row.folder is folder
+    assert folder.email_account is account
+    assert row.flags == ["\\Seen", "$Work"]
+    assert row.sender is None
+    assert row.has_attachments is True
     with pytest.raises(MessageNotFound):
         listing._row(account, inbox.number, 43, "shown")
 
@@ -71,7 +75,8 @@ def test_a_folder_by_path_inbox_or_special_use_is_the_orms_row(alice, bob, store
         assert _fields(found.email_account) == _fields(EmailAccount.objects.get(pk=account.pk))
     bare = listing.tenant_folder(alice.tenant, account.account_id, "Sent Items",
                                  with_account=False)
-    assert bare.pk == sent.pk and bare.email_account_id == account.pk
+    assert bare.pk == sent.pk
+    assert bare.email_account_id == account.pk
     with pytest.raises(MailboxNotFound):
         listing.tenant_folder(alice.tenant, account.account_id, "sent items")
     with pytest.raises(AccountNotFound):

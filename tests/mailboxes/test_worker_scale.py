@@ -125,13 +125,15 @@ def test_a_worker_opens_no_more_sessions_than_its_pool_can_sync(alice, dovecot, 
     try:
         worker.claim()
         worker.until(lambda: len(looks) >= 5)  # looked at the due connects, sessions waiting
-        assert waiting() == 3 and set(looks) == {0}
+        assert waiting() == 3
+        assert set(looks) == {0}
         gate.set()
         worker.until(lambda: all(worker.idle(a.pk) for a in accounts), timeout=60)
     finally:
         gate.set()
         worker.shutdown()
-    assert len(peak) == 6 and max(peak) <= 3
+    assert len(peak) == 6
+    assert max(peak) <= 3
 
 
 @pytest.mark.django_db(transaction=True)

@@ -45,7 +45,8 @@ def test_a_lone_healthy_subscription_may_use_the_whole_pool_one_run_at_a_time(
     dispatcher = dispatcher_noting_lanes(4)
     dispatcher.schedule()
     started = dispatcher.pool.started
-    assert len(started) == 4 and {sub for sub, _, _ in started} == {hook}
+    assert len(started) == 4
+    assert {sub for sub, _, _ in started} == {hook}
     # Its half of the pool runs lanes to their end; the rest one run each.
     assert sorted(one_run for _, _, one_run in started) == [False, False, True, True]
 
