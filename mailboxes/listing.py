@@ -42,17 +42,12 @@ def tenant_folder(tenant, account_id: str, path: str, with_account: bool = True)
     either). ``with_account=False`` leaves the (wide) account row out where only its id is
     needed. Matches as ``_folder_in`` does."""
     folder_columns, account_columns = _tenant_folder_columns()
-    if path.startswith("\\"):
-        match, argument, order = "UPPER(f.special_use) = UPPER(%s)", path, "f.path"
-    elif path.upper() == "INBOX":
-        match, argument, order = "UPPER(f.path) = %s", "INBOX", "f.id"
-    else:
-        match, argument, order = "f.path = %s", path, "f.id"
+    match, argument = _path_match("f", path)
     select = folder_columns.select + (f", {account_columns.select}" if with_account else "")
     rows = prepared_rows(
         f"SELECT {select} FROM {Folder._meta.db_table} f "
         f"JOIN {EmailAccount._meta.db_table} a ON a.id = f.email_account_id "
-        f"WHERE a.tenant_id = %s AND a.account_id = %s AND {match} ORDER BY {order} LIMIT 1",
+        f"WHERE a.tenant_id = %s AND a.account_id = %s AND {match} ORDER BY f.path LIMIT 1",
         [tenant.pk, account_id, argument])
     if rows:
         folder = folder_columns.instance(rows[0][:len(folder_columns)])
@@ -64,6 +59,17 @@ def tenant_folder(tenant, account_id: str, path: str, with_account: bool = True)
     raise MailboxNotFound(path)
 
 
+def _path_match(alias: str, path: str) -> tuple[str, str]:
+    """The SQL condition (on folder alias ``alias``) and its argument that find ``path`` as
+    ``_folder_in`` does: a special use (``\\Sent``) in any case, INBOX in any case, else the
+    exact path. Where several match (special use), the first by path is meant."""
+    if path.startswith("\\"):
+        return f"UPPER({alias}.special_use) = UPPER(%s)", path
+    if path.upper() == "INBOX":
+        return f"UPPER({alias}.path) = %s", "INBOX"
+    return f"{alias}.path = %s", path
+
+
 @functools.cache
 def _tenant_folder_columns() -> tuple[ModelColumns, ModelColumns]:
     return ModelColumns(Folder, "f"), ModelColumns(EmailAccount, "a")
@@ -73,7 +79,7 @@ def _folder_in(folders: QuerySet, path: str) -> Folder:
     if path.startswith("\\"):
         folder = folders.filter(special_use__iexact=path).order_by("path").first()
     elif path.upper() == "INBOX":
-        folder = folders.filter(path__iexact="INBOX").first()
+        folder = folders.filter(path__iexact="INBOX").order_by("path").first()
     else:
         folder = folders.filter(path=path).first()
     if folder is None:
@@ -283,12 +289,7 @@ def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, st
     folder_table, message_table = quote(Folder._meta.db_table), quote(Message._meta.db_table)
     account_table = quote(EmailAccount._meta.db_table)
     columns = [f"f.{quote(c)}" for c in _PAGE_FOLDER] + _summary_columns()
-    if path.startswith("\\"):
-        match, argument = "LOWER(f2.special_use) = LOWER(%s)", path
-    elif path.upper() == "INBOX":
-        match, argument = "UPPER(f2.path) = %s", "INBOX"
-    else:
-        match, argument = "f2.path = %s", path
+    match, argument = _path_match("f2", path)
     folder_id = (f"(SELECT f2.id FROM {folder_table} f2 "
                  f"JOIN {account_table} a ON a.id = f2.email_account_id "
                  f"WHERE a.tenant_id = %s AND a.account_id = %s AND {match} "

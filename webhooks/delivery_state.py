@@ -33,6 +33,7 @@ from django.db.models import Exists, F, Max, OuterRef
 from django.utils import timezone
 
 from emailapi.lib.backoff import Schedule
+from emailapi.lib.rows import prepared_rows
 from webhooks import events, sequencer
 from webhooks.group_commit import GroupCommit
 from webhooks.models import ENGINE_SOURCES, Delivery, Event, FanOutCursor, WebhookSubscription
@@ -194,9 +195,7 @@ def due_heads(now: datetime, limit: int = 1000) -> tuple[list[Head], datetime | 
     heads = []
     next_due = None
     if connection.vendor == "postgresql":
-        with _bound_cursor() as cursor:
-            cursor.execute(_HEADS_SQL, {"limit": limit}, prepare=True)
-            rows = cursor.fetchall()
+        rows = prepared_rows(_HEADS_SQL, {"limit": limit})
     else:
         rows = (_open_heads().order_by("next_attempt_at")
                 .values_list("id", "subscription_id", "account_id", "state", "next_attempt_at",
@@ -317,18 +316,6 @@ _ADVANCE_SQL = f"""
 """
 
 
-@contextmanager
-def _bound_cursor():
-    """A psycopg cursor on this thread's connection that sends parameters apart from the
-    statement (Django's own quotes them into its text in Python: twice the CPU for the
-    statement made once per delivery); psycopg errors still come out as Django's."""
-    import psycopg
-
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        yield cursor
-
-
 def advance(sent: Delivery, outcome: Outcome, following: Delivery | None = None,
             lease: datetime | None = None) -> bool:
     """Record ``sent`` delivered and claim ``following`` (the next of its run) for its
@@ -376,14 +363,13 @@ def _write_advances(rows) -> list[tuple[bool, bool]]:
     """``_ADVANCE_SQL`` for ``rows`` (``advance``'s tuples) on this thread's connection: for
     each, (``sent`` recorded, ``following`` ours)."""
     columns = list(zip(*rows, strict=True))
-    with _bound_cursor() as cursor:
-        cursor.execute(_ADVANCE_SQL, {
-            "sent": _array(columns[0]), "sent_attempts": _array(columns[1]),
-            "status": _array(columns[2]), "response": list(columns[3]),
-            "ms": _array(columns[4]), "following": _array(columns[5]),
-            "following_attempts": _array(columns[6]), "lease": _array(columns[7]),
-            "subscription": _array(columns[8]), "now": _array(columns[9])}, prepare=True)
-        return [(bool(recorded), bool(ours)) for recorded, ours in cursor.fetchall()]
+    rows = prepared_rows(_ADVANCE_SQL, {
+        "sent": _array(columns[0]), "sent_attempts": _array(columns[1]),
+        "status": _array(columns[2]), "response": list(columns[3]),
+        "ms": _array(columns[4]), "following": _array(columns[5]),
+        "following_attempts": _array(columns[6]), "lease": _array(columns[7]),
+        "subscription": _array(columns[8]), "now": _array(columns[9])})
+    return [(bool(recorded), bool(ours)) for recorded, ours in rows]
 
 
 def _array(values) -> str:

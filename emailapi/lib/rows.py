@@ -7,35 +7,50 @@ so they are written once (``ModelColumns``), prepared by PostgreSQL once per con
 (``prepared_rows``: planning is a good part of the database's share), and their rows become
 model instances the way the ORM's own do (``Model.from_db`` after each field's converters:
 JSON text is parsed, SQLite's dates and booleans read, exactly as a queryset would).
+``prepared_rows`` and ``bound_cursor`` are how any fixed statement runs this way (the
+listing's page, the webhook dispatcher's lane heads and outcomes).
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from functools import lru_cache
 
 from django.db import connection, models
 
 
-def prepared_rows(sql: str, params: list) -> list[tuple]:
-    """The rows of ``sql`` (``%s`` placeholders). On PostgreSQL a server-side prepared statement
-    of the connection: Django binds parameters into the text, so each value would otherwise be a
-    new statement to plan. Logged where Django logs queries (``connection.queries``: debug,
-    tests), as its own cursor would; database errors arrive as Django's."""
-    with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
+def prepared_rows(sql: str, params) -> list[tuple]:
+    """The rows of ``sql`` (``%s`` placeholders and a list, or ``%(name)s`` and a dict). On
+    PostgreSQL a server-side prepared statement of the connection, with the parameters sent
+    apart from it (``bound_cursor``): Django binds them into the text, so each value would
+    otherwise be a new statement to plan. Logged where Django logs queries
+    (``connection.queries``: debug, tests), as its own cursor would; database errors arrive
+    as Django's."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
-        from psycopg import Cursor
-
-        started = time.monotonic()
-        with connection.wrap_database_errors, Cursor(cursor.cursor.connection) as prepared:
-            prepared.execute(sql, params, prepare=True)
-            rows = prepared.fetchall()
+    started = time.monotonic()
+    with bound_cursor() as cursor:
+        cursor.execute(sql, params, prepare=True)
+        rows = cursor.fetchall()
     if connection.queries_logged:
         connection.queries_log.append(
             {"sql": f"{sql} -- {params!r}", "time": f"{time.monotonic() - started:.3f}"})
     return rows
+
+
+@contextmanager
+def bound_cursor():
+    """A psycopg cursor on this thread's PostgreSQL connection that sends parameters apart
+    from the statement (Django quotes them into its text in Python); psycopg errors still
+    come out as Django's."""
+    import psycopg
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
 
 
 class ModelColumns:
