@@ -325,6 +325,25 @@ class _Tapped(imaplib.IMAP4):
         return super().send(data)
 
 
+# The longest line we read from a server. imaplib's own limit (1,000,000 bytes) is below what
+# real folders send in one line: a message with thousands of MIME parts has a BODYSTRUCTURE
+# that long, so the first index of its folder failed at the same FETCH on every retry, for
+# ever; a SEARCH answer without ESEARCH (Gmail) lists every UID in one line, past 1 MB from
+# about 140,000 messages. The limit still bounds what a broken or hostile server can make one
+# connection hold while reading a line.
+MAX_LINE = 64 * 1024 * 1024
+
+
+class _LongLines(imaplib.IMAP4):
+    """imaplib's ``readline`` with ``MAX_LINE`` in place of its 1,000,000 bytes."""
+
+    def readline(self):
+        line = self.file.readline(MAX_LINE + 1)
+        if len(line) > MAX_LINE:
+            raise self.error(f"the server sent a line longer than {MAX_LINE:,} bytes")
+        return line
+
+
 # The read buffer every connection keeps for its whole life (``io``'s default is 8 KiB). An
 # idling session reads a line now and then; a FETCH's literals larger than the buffer are read
 # straight into their own bytes, so a small buffer only costs a few more reads per long
@@ -332,7 +351,7 @@ class _Tapped(imaplib.IMAP4):
 READ_BUFFER = 1024
 
 
-class _PhasedIMAP4(_GreetingKept, _Tapped, imaplib.IMAP4):
+class _PhasedIMAP4(_GreetingKept, _Tapped, _LongLines, imaplib.IMAP4):
     """imaplib's client with a deadline per phase: TCP connect, then (``secure``) the TLS
     handshake, then the greeting (and the CAPABILITY imaplib asks for with it)."""
 

@@ -27,7 +27,7 @@ import imapclient
 from . import parse, underlying
 from .types import FlagChange, MessageMeta
 
-__all__ = ["meta_items", "fetch_meta", "fetch_flags", "search_uids", "BASE_META_ITEMS"]
+__all__ = ["meta_items", "fetch_meta", "fetch_flags", "search_uids", "search_count", "BASE_META_ITEMS"]
 
 # The address headers come with the ENVELOPE for the addresses servers lose or mangle in it
 # (``parse.ADDRESS_HEADERS``); References is not in the ENVELOPE at all.
@@ -155,6 +155,31 @@ def search_uids(client: imapclient.IMAPClient, criteria: str = "ALL") -> list[in
     return sorted(set(uids))
 
 
+def search_count(client: imapclient.IMAPClient, criteria: str = "ALL") -> int:
+    """How many messages ``UID SEARCH <criteria>`` finds.
+
+    With ESEARCH only the number is asked for (``RETURN (COUNT)``): the ranges of a criterion
+    such as UNSEEN in a big folder read at random are one line of megabytes (1,000,000
+    messages: several MB), to be parsed into a list only to be counted.
+    """
+    if not client.has_capability("ESEARCH"):
+        return len(search_uids(client, criteria))
+    imap = underlying.connection(client)
+    tag = _send(imap, f"UID SEARCH RETURN (COUNT) {criteria}")
+    found: list[int] = []
+
+    def on_esearch(texts: list[bytes], literals: list[bytes]) -> None:
+        if texts[0][:10].upper() == b"* ESEARCH ":
+            count = _esearch_value(b" ".join(texts), literals, tag, b"COUNT")
+            if count is not None:
+                found.append(int(count))
+        else:
+            _stash(imap, texts, literals)
+
+    _finish(imap, tag, "UID SEARCH", on_esearch)
+    return found[0] if found else 0  # RFC 4731: COUNT may be left out when it is 0
+
+
 def command(client: imapclient.IMAPClient, text: str) -> bytes:
     """Send a command imapclient has no method for (``NOTIFY SET ...``); untagged answers
     are stashed in imaplib's ``untagged_responses`` as usual. Returns the tagged OK text."""
@@ -221,15 +246,22 @@ class _Collector:
 
 def _esearch_uids(text: bytes, literals: Sequence[bytes], tag: bytes) -> list[int]:
     """UIDs of ``* ESEARCH (TAG "A5") UID ALL 1:3,7`` when it answers *tag*."""
+    value = _esearch_value(text, literals, tag, b"ALL")
+    return parse.expand_sequence_set(value) if value is not None else []
+
+
+def _esearch_value(text: bytes, literals: Sequence[bytes], tag: bytes, name: bytes) -> bytes | None:
+    """The value after *name* (``ALL``, ``COUNT``) in an ESEARCH response answering *tag*;
+    None when it answers another command (NOTIFY or CONTEXT updates) or has no such item."""
     tree = parse.parse_tokens(text, literals)
     correlator = next((node for node in tree if isinstance(node, list)), None)
     if correlator and len(correlator) >= 2 and correlator[1] != tag:
-        return []  # an ESEARCH for another command (e.g. NOTIFY / CONTEXT updates)
+        return None
     words = [node for node in tree if not isinstance(node, list)]
     for index, word in enumerate(words[:-1]):
-        if isinstance(word, bytes) and word.upper() == b"ALL" and isinstance(words[index + 1], bytes):
-            return parse.expand_sequence_set(words[index + 1])
-    return []
+        if isinstance(word, bytes) and word.upper() == name and isinstance(words[index + 1], bytes):
+            return words[index + 1]
+    return None
 
 
 def _vanished_uids(rest: bytes) -> list[int]:

@@ -306,3 +306,61 @@ def test_implicit_tls_and_many_batches(seeded):
         assert {m.subject for m in seen[len(NAMES):]} == {f"Batch {n} – über" for n in range(60)}
     finally:
         client.logout()
+
+
+def test_search_count_with_and_without_esearch(client, other, seeded):
+    uids = sorted(seeded[1].values())
+    other.add_flags(uids[:3], [b"\\Seen"])
+    client.noop()  # otherwise Dovecot searches the view as of our previous command
+    assert fetch.search_count(client, "UNSEEN") == len(uids) - 3
+    assert fetch.search_count(client, "SEEN") == 3
+    assert fetch.search_count(client, "KEYWORD NoSuchKeyword") == 0  # COUNT may be left out
+    client._cached_capabilities = tuple(c for c in client.capabilities() if c != b"ESEARCH")
+    assert fetch.search_count(client, "UNSEEN") == len(uids) - 3
+
+
+def many_parts_message(parts: int) -> bytes:
+    """A message with *parts* small attachments, each with a name and a description: its
+    BODYSTRUCTURE is one line of well over 1,000,000 bytes."""
+    boundary = "b-many-parts"
+    lines = [
+        "From: sender@example.test", "To: rcpt@example.test", "Subject: many parts",
+        "Message-ID: <many-parts@example.test>", "Date: Fri, 04 Dec 2026 09:00:00 +0000",
+        "MIME-Version: 1.0", f'Content-Type: multipart/mixed; boundary="{boundary}"', "",
+    ]
+    for index in range(parts):
+        name = f"attachment-number-{index:05d}-with-a-long-descriptive-file-name.txt"
+        lines += [
+            f"--{boundary}",
+            f'Content-Type: text/plain; charset="us-ascii"; name="{name}"',
+            f'Content-Disposition: attachment; filename="{name}"',
+            f"Content-Description: part {index:05d} of a message with very many parts",
+            f"Content-ID: <part-{index:05d}@example.test>",
+            "", f"body {index}",
+        ]
+    lines += [f"--{boundary}--", ""]
+    return "\r\n".join(lines).encode("ascii")
+
+
+def test_a_response_line_longer_than_imaplibs_limit_is_read(client, other, seeded):
+    """A message with thousands of MIME parts (real mail has them) gets a BODYSTRUCTURE line
+    longer than imaplib's 1,000,000-byte limit. Refused, it failed its folder's first index at
+    the same FETCH on every retry; it is read, and the connection stays usable."""
+    parts = 5000
+    other.append("INBOX", many_parts_message(parts))
+    client.noop()
+    uid = max(fetch.search_uids(client))
+    # The same FETCH through plain imaplib: the line is really past its limit (that session
+    # is left mid-line, so it is dropped, not logged out).
+    probe = seeded[0].imap_client()
+    try:
+        probe.select_folder("INBOX")
+        with pytest.raises(imaplib.IMAP4.error, match="got more than 1000000 bytes"):
+            probe._imap.uid("FETCH", str(uid), "(BODYSTRUCTURE)")
+    finally:
+        probe.shutdown()
+    [meta] = fetch.fetch_meta(client, str(uid), fetch.meta_items(client.capabilities()))
+    assert meta.subject == "many parts"
+    assert len(meta.attachments) == parts
+    assert meta.attachments[-1].filename.startswith("attachment-number-04999")
+    assert len(fetch.fetch_meta(client, "1:*")) == len(NAMES) + 1
