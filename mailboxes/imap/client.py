@@ -185,6 +185,13 @@ def _read_timeouts(short: float, slow: float) -> tuple[float, float]:
     return short, slow
 
 
+@functools.lru_cache(maxsize=16)
+def _socket_timeout(seconds: float) -> imapclient.imapclient.SocketTimeout:
+    """One value for every connection with the same timeout (IMAPClient otherwise makes a
+    tuple of its own per connection, and keeps it)."""
+    return imapclient.imapclient.SocketTimeout(seconds, seconds)
+
+
 _COMMAND_NAMES: dict[bytes, bytes] = {}
 
 
@@ -396,7 +403,7 @@ class _PhasedClient(imapclient.IMAPClient):
         super().__init__(
             settings.host, port=settings.port, ssl=settings.secure,
             ssl_context=tls_context(settings.tls_verify) if settings.secure else None,
-            timeout=settings.timeout)
+            timeout=_socket_timeout(settings.timeout))
         # IMAPClient hands imaplib a logger adapter of its own (a bound method and an adapter
         # with its dict, ~1.6 KB per connection) and debug level 5, at which imaplib formats
         # the repr of every line sent and read for it. Our protocol log is ``_Tapped``.
