@@ -110,13 +110,13 @@ def worker_env(args) -> dict[str, str]:
 
 class Worker:
     def __init__(self, env: dict[str, str], worker_id: str, log_dir: str,
-                 extra: tuple[str, ...] = ()):
+                 extra: tuple[str, ...] = (), program: str = "manage.py"):
         self.worker_id = worker_id
         self.log_path = os.path.join(log_dir, f"{worker_id}.log")
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "imapworker", "--worker-id", worker_id, *extra],
+            [sys.executable, program, "imapworker", "--worker-id", worker_id, *extra],
             cwd=ROOT,
             env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True)
@@ -460,7 +460,11 @@ def run_single(args, server, users, workdir) -> dict:
                 extra += ("--pool-size", str(args.pool_size))
             if args.connect_threads:
                 extra += ("--connect-threads", str(args.connect_threads))
-            worker = Worker(env, "scale-restart", workdir, extra)
+            trace_env = {}
+            if args.trace_worker:
+                trace_env = {"BENCH_TRACE_OUT": os.path.join(workdir, "trace.json")}
+            worker = Worker({**env, **trace_env}, "scale-restart", workdir, extra,
+                            "bench/_traced_worker.py" if args.trace_worker else "manage.py")
             workers.append(worker)
             out["restart_s"] = wait_connected(n, [worker], since=since, clock=worker.started,
                                               label="one worker, restart", server=server)
@@ -476,6 +480,8 @@ def run_single(args, server, users, workdir) -> dict:
             print(f"worker RSS {out['after_kib'] / 1024:.1f} MiB = "
                   f"{(out['after_kib'] - out['empty_kib']) / n:.1f} KiB/account above empty",
                   flush=True)
+            if args.trace_worker:
+                print_trace(worker, trace_env["BENCH_TRACE_OUT"], n)
             if args.idle_window:
                 c0, t0 = cpu_seconds(worker.pid), time.perf_counter()
                 time.sleep(args.idle_window)
@@ -495,6 +501,26 @@ def run_single(args, server, users, workdir) -> dict:
                 if w.proc.poll() is None:
                     w.stop(signal.SIGKILL, timeout=10)
     return out
+
+
+def print_trace(worker: Worker, path: str, n: int) -> None:
+    """``--trace-worker``: the Python objects the worker gained since its modules were loaded,
+    per account, by the lines that allocated them (``bench/_traced_worker.py``)."""
+    os.kill(worker.pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 300
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(2.0)  # written whole (a large snapshot takes a moment)
+    with open(path, encoding="utf-8") as fh:
+        trace = json.load(fh)
+    print(f"traced: Python objects {trace['size'] / n:.0f} B/account "
+          f"({trace['count'] / n:.1f} blocks); RSS of a traced worker includes tracemalloc's "
+          f"own bookkeeping", flush=True)
+    for name, size, count in trace["lines"][:40]:
+        print(f"  {size / n:8.0f} B {count / n:6.2f} blocks  {name.replace(str(ROOT) + '/', '')}")
+    print("  by file:")
+    for name, size in trace["files"][:20]:
+        print(f"  {size / n:8.0f} B  {name.replace(str(ROOT) + '/', '')}")
 
 
 def _first_start(args, out, env, server, users, workdir, workers, n, floor) -> dict:
@@ -895,6 +921,10 @@ def main() -> None:
                         help="single: the measured worker's --pool-size (default: the setting)")
     parser.add_argument("--connect-threads", type=int, default=None,
                         help="single: the measured worker's --connect-threads")
+    parser.add_argument("--trace-worker", action="store_true",
+                        help="single: the restarted worker runs with tracemalloc and reports "
+                             "its Python objects per account by line (its RSS is then "
+                             "inflated by tracemalloc: not a memory figure)")
     parser.add_argument("--keep-logs", metavar="DIR",
                         help="copy the workers' logs into DIR at the end")
     parser.add_argument("--floor-child", metavar="USERS_FILE", help=argparse.SUPPRESS)

@@ -185,6 +185,13 @@ def _read_timeouts(short: float, slow: float) -> tuple[float, float]:
     return short, slow
 
 
+@functools.lru_cache(maxsize=16)
+def _socket_timeout(seconds: float) -> imapclient.imapclient.SocketTimeout:
+    """One value for every connection with the same timeout (IMAPClient otherwise makes a
+    tuple of its own per connection, and keeps it)."""
+    return imapclient.imapclient.SocketTimeout(seconds, seconds)
+
+
 _COMMAND_NAMES: dict[bytes, bytes] = {}
 
 
@@ -351,9 +358,31 @@ class _LongLines(imaplib.IMAP4):
 READ_BUFFER = 1024
 
 
+def _fixed(value):
+    """A class attribute instances cannot shadow: sets are ignored, reads give ``value``."""
+    return property(lambda self: value() if callable(value) else value,
+                    lambda self, new: None)
+
+
+def _no_message(text, secs=None):
+    """imaplib's debug output, which is never written here (debug level 0)."""
+
+
 class _PhasedIMAP4(_GreetingKept, _Tapped, _LongLines, imaplib.IMAP4):
     """imaplib's client with a deadline per phase: TCP connect, then (``secure``) the TLS
     handshake, then the greeting (and the CAPABILITY imaplib asks for with it)."""
+
+    # imaplib's debugging state (its level, imapclient's logger in ``_mesg``, the line log
+    # ``_log`` no longer keeps) fixed on the class, not set on each connection. Python keeps
+    # an instance's attributes in a compact table shared by its class while the class's
+    # instances use at most 30 names between them; these five made imaplib's 34, so every
+    # connection had a dict of its own (1.6 KB rather than 0.3: bench/tls_session_memory.py
+    # --trace). An attribute added here must keep the count under 30 (a test counts them).
+    debug = _fixed(0)
+    _mesg = _fixed(lambda: _no_message)
+    _cmd_log_len = _fixed(0)
+    _cmd_log_idx = _fixed(0)
+    _cmd_log = _fixed(dict)
 
     def __init__(self, host: str, port: int, phases: _Phases,
                  context: ssl.SSLContext | None):
@@ -415,12 +444,11 @@ class _PhasedClient(imapclient.IMAPClient):
         super().__init__(
             settings.host, port=settings.port, ssl=settings.secure,
             ssl_context=tls_context(settings.tls_verify) if settings.secure else None,
-            timeout=settings.timeout)
+            timeout=_socket_timeout(settings.timeout))
         # IMAPClient hands imaplib a logger adapter of its own (a bound method and an adapter
         # with its dict, ~1.6 KB per connection) and debug level 5, at which imaplib formats
-        # the repr of every line sent and read for it. Our protocol log is ``_Tapped``.
-        self._imap.debug = 0
-        self._imap.__dict__.pop("_mesg", None)
+        # the repr of every line sent and read for it: both are ignored (``_PhasedIMAP4``'s
+        # fixed ``debug`` and ``_mesg``). Our protocol log is ``_Tapped``.
 
     def _create_IMAP4(self):
         return _PhasedIMAP4(self.host, self.port, self._phases,

@@ -93,7 +93,7 @@ class ImapSession:
         self.selected: str | None = None
         self.writable = False  # the selected folder was opened with SELECT, not EXAMINE
         # The FETCH items of ``fetch_meta``; X-GM-THRID leaves it if the server refuses it.
-        self.meta_items = fetch.meta_items(self.capabilities)
+        self.meta_items = underlying.shared(fetch.meta_items(self.capabilities))
 
     @property
     def condstore(self) -> bool:
@@ -286,6 +286,9 @@ def start_idle(client: imapclient.IMAPClient) -> bool:
             raise imaplib.IMAP4.error(f"IDLE refused: {typ} {_str(data[0] if data else '')}")
         early = True
     imap.untagged_responses.clear()
+    # imaplib keeps its last regex match (and so the last line read) until the next line: a
+    # session idles for minutes to hours, and every line is matched afresh before it is used.
+    imap.mo = None
     return early
 
 

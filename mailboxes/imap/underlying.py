@@ -64,6 +64,12 @@ def _shared(value):
     return _SHARED.setdefault(value, value)
 
 
+def shared(value):
+    """One object for every equal ``value`` (a string or tuple many sessions keep the same:
+    a worker holds thousands of sessions, mostly to a few servers)."""
+    return _shared(value)
+
+
 def share_capabilities(client: imapclient.IMAPClient) -> None:
     """Make the capability lists imapclient and imaplib keep per connection (some forty names
     from a server like Dovecot, a few KB a connection) one shared object for every connection

@@ -69,6 +69,11 @@ BACKFILL_SLICE = 5
 SESSION_UNREAD = ("name", "email", "smtp", "last_error", "copy", "index_indexed",
                   "index_total", "path", "notify_from", "sync_from", "webhooks",
                   "webhook_subscription", "ee_options", "created_at", "updated_at")
+# Account fields only opening the connection reads (the server's settings with their sealed
+# secrets, the OAuth2 grant): dropped from the kept row once logged in, as deferred fields
+# are (Django reads one again if anything asks; ``refresh_from_db()`` leaves it out). Their
+# parsed JSON was the largest part of the row, ~0.8 KB of a worker's memory per account.
+CONNECT_ONLY = ("imap", "oauth2")
 # An OAuth2 grant revoked for good: wait for a new sign-in (it bumps config_version, which
 # reconnects at once) rather than retry; a day is only a backstop.
 REAUTH_WAIT = 86400.0
@@ -84,6 +89,12 @@ JITTER = 0.2
 LOST_FIRST_RETRY = 0.5
 # A step that crashed (a bug: steps catch their own errors) runs again after this long.
 CRASHED_STEP_RETRY = 5.0
+
+
+def _forget(account: EmailAccount, fields: tuple[str, ...]) -> None:
+    """Drop loaded field values from ``account``: they become deferred fields."""
+    for name in fields:
+        account.__dict__.pop(name, None)
 
 
 def connect_backoff() -> Schedule:
@@ -148,9 +159,14 @@ class Closed:
 def endpoint_of(imap_settings: dict | None) -> tuple[str, int] | None:
     """The (host, port) an account connects to, or None."""
     try:
-        return str(imap_settings["host"]).lower(), int(imap_settings["port"])
+        endpoint = str(imap_settings["host"]).lower(), int(imap_settings["port"])
     except (KeyError, TypeError, ValueError):
         return None
+    # One tuple per server, not per account (a worker holds thousands, mostly on a few).
+    return _ENDPOINTS.setdefault(endpoint, endpoint)
+
+
+_ENDPOINTS: dict[tuple[str, int], tuple[str, int]] = {}
 
 
 class AccountConnection:
@@ -253,6 +269,7 @@ class AccountConnection:
         # The tenant row was only needed to open the connection (its address policy); not
         # kept for the session's life (read again if ever needed).
         EmailAccount.tenant.field.delete_cached_value(account)
+        _forget(account, CONNECT_ONLY)
         self.login_recorded = False
         self.connected_at = time.monotonic()
         return Connected()
@@ -536,10 +553,11 @@ class AccountConnection:
         account = self.account
         first = account.initialized_at is None and account.state == State.CONNECTING
         if account.auth_failing_since or account.connect_failing_since or first:
+            user = ((account.imap or {}).get("auth") or {}).get("user", "")  # read again
+            _forget(account, CONNECT_ONLY)
             self._set_state(State.CONNECTING, auth_failing_since=None,
                             connect_failing_since=None, last_error=None,
-                            event=events.AUTHENTICATION_SUCCESS,
-                            event_data={"user": ((account.imap or {}).get("auth") or {}).get("user", "")})
+                            event=events.AUTHENTICATION_SUCCESS, event_data={"user": user})
         self.login_recorded = True
 
     def _auth_failed(self, exc: imap.ImapError):
