@@ -187,6 +187,26 @@ def command(client: imapclient.IMAPClient, text: str) -> bytes:
     return _run(imap, text, lambda texts, literals: _stash(imap, texts, literals))
 
 
+def command_collecting(client: imapclient.IMAPClient, text: str,
+                       kinds: frozenset[str]) -> dict[str, list[list]]:
+    """``command``, with the untagged responses of ``kinds`` (``LIST``, ``STATUS``...) handed
+    back instead of stashed: for each kind, each response as imaplib would have stored it (what
+    ``parse_response`` reads), in the order they came. Other kinds are stashed as usual."""
+    imap = underlying.connection(client)
+    found: dict[str, list[list]] = {kind: [] for kind in kinds}
+
+    def collect(texts: list[bytes], literals: list[bytes]) -> None:
+        match = _UNTAGGED.match(texts[0])
+        name = match.group(2).upper().decode("ascii") if match else ""
+        if name not in found:
+            _stash(imap, texts, literals)
+            return
+        found[name].append(_pieces(match, texts, literals))
+
+    _run(imap, text, collect)
+    return found
+
+
 # -- response plumbing -----------------------------------------------------------------------
 
 
@@ -353,14 +373,21 @@ def _stash(imap: Any, texts: list[bytes], literals: list[bytes]) -> None:
     match = _UNTAGGED.match(texts[0])
     if not match:
         return
-    number, kind, rest = match.groups()
-    name = kind.upper().decode("ascii")
-    first = b" ".join(part for part in (number, rest) if part is not None)
-    pieces = [first, *texts[1:]]
-    for index, literal in enumerate(literals):
-        imap._append_untagged(name, (pieces[index], literal))
-    imap._append_untagged(name, pieces[len(literals)] if len(pieces) > len(literals) else b"")
+    name = match.group(2).upper().decode("ascii")
+    pieces = _pieces(match, texts, literals)
+    for piece in pieces:
+        imap._append_untagged(name, piece)
     if name in ("OK", "NO", "BAD"):
-        code = _RESPONSE_CODE.match(first)
+        code = _RESPONSE_CODE.match(pieces[0][0] if literals else pieces[0])
         if code:
             imap._append_untagged(code.group(1).upper().decode("ascii"), code.group(2) or b"")
+
+
+def _pieces(match: re.Match, texts: list[bytes], literals: list[bytes]) -> list:
+    """An untagged response's data the way imaplib stores it: ``(text, literal)`` for each
+    literal, then the text after the last (``b""`` if none)."""
+    number, _, rest = match.groups()
+    first = b" ".join(part for part in (number, rest) if part is not None)
+    pieces = [first, *texts[1:]]
+    return [*((pieces[index], literal) for index, literal in enumerate(literals)),
+            pieces[len(literals)] if len(pieces) > len(literals) else b""]

@@ -163,19 +163,40 @@ class ImapSession:
 
     def list_folders(self) -> list[FolderListing]:
         subscribed = {name for _, _, name in self.client.list_sub_folders()}
+        return [_listing(tuple(_str(f) for f in flags), delimiter, _str(name), subscribed)
+                for flags, delimiter, name in self.client.list_folders()]
+
+    def list_folders_and_status(self) -> tuple[list[FolderListing], dict[str, FolderStatus]]:
+        """The folder list and each folder's STATUS in one command where the server has
+        LIST-STATUS (RFC 5819) and LIST-EXTENDED (RFC 5258, for ``RETURN (SUBSCRIBED)``):
+        a worker restart then costs each account one round trip instead of LSUB, LIST and a
+        STATUS per folder (which were half of a restarted account's sync). Elsewhere
+        ``list_folders()`` and no statuses: the caller asks for each folder's. Not for a
+        session with NOTIFY set: its STATUS notices would mix with the answers."""
+        if not (self.has("LIST-STATUS") and self.has("LIST-EXTENDED")):
+            return self.list_folders(), {}
+        # CHILDREN and SPECIAL-USE: the flags a plain LIST gives (asked for any return
+        # option, a server gives only those asked for).
+        returns = "SUBSCRIBED CHILDREN" + (" SPECIAL-USE" if self.has("SPECIAL-USE") else "")
+        found = fetch.command_collecting(
+            self.client,
+            f'LIST "" "*" RETURN ({returns} STATUS ({" ".join(self._status_items())}))',
+            frozenset({"LIST", "STATUS"}))
         listings = []
-        for flags, delimiter, name in self.client.list_folders():
-            flags = tuple(_str(f) for f in flags)
-            delimiter = _str(delimiter) if delimiter else ""
-            path = _str(name)
-            parent, _, leaf = path.rpartition(delimiter) if delimiter else ("", "", path)
-            listings.append(FolderListing(
-                path=path, name=leaf or path, delimiter=delimiter, parent_path=parent,
-                flags=flags, special_use=_special_use(path, flags),
-                subscribed=path in subscribed or path.upper() == "INBOX",
-                no_select=any(f.lower() in ("\\noselect", "\\nonexistent") for f in flags),
-            ))
-        return listings
+        for data in found["LIST"]:
+            raw_flags, delimiter, name = parse_response(data)[:3]
+            flags = tuple(_str(f) for f in raw_flags)
+            path = _folder_name(name)
+            subscribed = {path} if any(f.lower() == "\\subscribed" for f in flags) else set()
+            listings.append(_listing(tuple(f for f in flags if f.lower() != "\\subscribed"),
+                                     delimiter, path, subscribed))
+        statuses = {}
+        for data in found["STATUS"]:
+            name, items = parse_response(data)[:2]
+            path = _folder_name(name)
+            statuses[path] = _folder_status(path, dict(zip(items[::2], items[1::2],
+                                                           strict=True)))
+        return listings, statuses
 
     def select(self, path: str) -> SelectInfo:
         response = self.client.select_folder(path, readonly=True)
@@ -229,19 +250,13 @@ class ImapSession:
         return result
 
     def status(self, path: str) -> FolderStatus:
+        return _folder_status(path, self.client.folder_status(path, self._status_items()))
+
+    def _status_items(self) -> list[str]:
         items = ["MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN"]
         if self.condstore:
             items.append("HIGHESTMODSEQ")
-        response = self.client.folder_status(path, items)
-        modseq = response.get(b"HIGHESTMODSEQ")
-        return FolderStatus(
-            path=path,
-            uidvalidity=int(response[b"UIDVALIDITY"]) if b"UIDVALIDITY" in response else None,
-            uidnext=int(response[b"UIDNEXT"]) if b"UIDNEXT" in response else None,
-            messages=int(response.get(b"MESSAGES") or 0),
-            unseen=int(response.get(b"UNSEEN") or 0),
-            highestmodseq=int(modseq) if modseq is not None else None,
-        )
+        return items
 
     def unseen_count(self) -> int:
         # ESEARCH's COUNT: one number, not the ranges (megabytes at 1,000,000 messages).
@@ -363,6 +378,31 @@ def read_notifications(responses) -> Notifications:
         else:
             found.selected_changed = True
     return found
+
+
+def _listing(flags: tuple[str, ...], delimiter, path: str, subscribed: set[str]) -> FolderListing:
+    delimiter = _str(delimiter) if delimiter else ""
+    parent, _, leaf = path.rpartition(delimiter) if delimiter else ("", "", path)
+    return FolderListing(
+        path=path, name=leaf or path, delimiter=delimiter, parent_path=parent,
+        flags=flags, special_use=_special_use(path, flags),
+        subscribed=path in subscribed or path.upper() == "INBOX",
+        no_select=any(f.lower() in ("\\noselect", "\\nonexistent") for f in flags),
+    )
+
+
+def _folder_status(path: str, response: dict) -> FolderStatus:
+    """A STATUS answer (``{b"MESSAGES": 3, ...}``, as imapclient gives it)."""
+    response = {_str(key).upper(): value for key, value in response.items()}
+    modseq = response.get("HIGHESTMODSEQ")
+    return FolderStatus(
+        path=path,
+        uidvalidity=int(response["UIDVALIDITY"]) if "UIDVALIDITY" in response else None,
+        uidnext=int(response["UIDNEXT"]) if "UIDNEXT" in response else None,
+        messages=int(response.get("MESSAGES") or 0),
+        unseen=int(response.get("UNSEEN") or 0),
+        highestmodseq=int(modseq) if modseq is not None else None,
+    )
 
 
 def _folder_name(raw) -> str:

@@ -31,6 +31,9 @@ class AccountResult:
     deleted: int = 0
     reset: bool = False  # a folder of the pass was reset (UIDVALIDITY changed)
     complete: bool = False
+    # The account's folder rows as the pass read them, when it synced none (so they are
+    # current): a caller about to read one again need not.
+    rows: dict[str, Folder] | None = None
 
     @property
     def changed(self) -> bool:
@@ -42,26 +45,31 @@ def sync_account(session: ImapSession, account: EmailAccount,
                  should_stop: Callable[[], bool] = lambda: False,
                  only_changed: bool = False, skip: frozenset[str] = frozenset(),
                  moves: MoveTracker | None = None,
-                 backfill_batches: int | None = None) -> AccountResult:
+                 backfill_batches: int | None = None,
+                 list_status: bool = False) -> AccountResult:
     """Sync the folder list and the folders; ``only_changed`` skips folders whose STATUS
     matches the index (the periodic safety-net poll); ``skip`` names folders to leave out;
     ``moves`` lets a caller pair moves with folders it syncs itself in the same pass;
     ``backfill_batches`` caps the old history indexed per folder in this call (``complete``
-    says whether any is left)."""
+    says whether any is left); ``list_status``: take the folders' STATUS with the folder list
+    where the server can (``ImapSession.list_folders_and_status``; not with NOTIFY set)."""
     if moves is None:  # this pass owns its tracker: release its held events at the end
         own = MoveTracker()
         try:
             return sync_account(session, account, should_stop, only_changed, skip, own,
-                                backfill_batches)
+                                backfill_batches, list_status)
         finally:
             own.release()
     result = AccountResult()
-    folders = index.apply_folder_list(account, session.list_folders(),
+    listings, statuses = (session.list_folders_and_status() if list_status
+                          else (session.list_folders(), {}))
+    folders = index.apply_folder_list(account, listings,
                                       notify=account.initialized_at is not None)
     selectable = [f for f in folders if not f.no_select and f.path not in skip]
     result.folders = len(selectable)
     first_pass = [f for f in selectable if f.synced_uidnext is None or f.backfill_below]
     new_folders = any(f.synced_uidnext is None for f in first_pass)
+    synced = bool(first_pass)
     for folder in first_pass:  # newest page of every new folder first
         if should_stop():
             return result
@@ -71,13 +79,24 @@ def sync_account(session: ImapSession, account: EmailAccount,
     for folder in selectable:
         if should_stop():
             return result
+        # A STATUS taken with the list is as good as one taken now, except for a folder this
+        # pass has just synced (changes since its sync count) or the selected one (RFC 3501
+        # 6.3.10: STATUS on it need not be current).
+        listed = None if folder in first_pass or folder.path == session.selected \
+            else statuses.get(folder.path)
         if (only_changed or _just_completed(session, folder, first_pass)) \
-                and not status_differs(session, folder):
+                and not status_differs(session, folder, listed):
             continue
+        synced = True
         _add(result, sync_folder(session, folder, should_stop, moves=moves,
                                  backfill_batches=backfill_batches))
-    result.complete = not Folder.objects.filter(
-        email_account=account, no_select=False, backfill_below__gt=0).exists()
+    if synced or skip:
+        result.complete = not Folder.objects.filter(
+            email_account=account, no_select=False, backfill_below__gt=0).exists()
+    else:
+        # No folder synced: the rows apply_folder_list just read are current.
+        result.complete = not any((f.backfill_below or 0) > 0 for f in selectable)
+        result.rows = {f.path: f for f in folders}
     if result.complete and account.initialized_at is None:
         account_state.mark_initialized(account, lambda: {
             "folders": Folder.objects.filter(email_account=account).count(),

@@ -35,7 +35,7 @@ from emailapi.lib import metrics
 from mailboxes import index_upkeep
 from mailboxes.imap import fetch
 from mailboxes.imap.search import imap_date
-from mailboxes.imap.session import ImapSession, SelectInfo
+from mailboxes.imap.session import FolderStatus, ImapSession, SelectInfo
 from mailboxes.models import Folder
 from mailboxes.sync import gmail, index
 from mailboxes.sync.moves import MoveTracker
@@ -190,9 +190,11 @@ def _collector_paused():
             gc.enable()
 
 
-def status_differs(session: ImapSession, folder: Folder) -> bool:
-    """Cheap check (one STATUS) whether a folder that is not selected has changed."""
-    status = session.status(folder.path)
+def status_differs(session: ImapSession, folder: Folder,
+                   status: FolderStatus | None = None) -> bool:
+    """Cheap check (one STATUS, unless ``status`` was taken already) whether a folder that is
+    not selected has changed."""
+    status = status or session.status(folder.path)
     if folder.synced_uidnext is None or folder.backfill_below:
         return True
     return (status.uidvalidity != folder.uidvalidity or status.uidnext != folder.uidnext

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -51,6 +52,7 @@ STALL_AFTER = 2.0
 STALLED_PER_SERVER = 2
 
 Endpoint = tuple[str, int] | None
+Due = tuple[int, int, float, Endpoint]  # (pk, health, due at, endpoint)
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,17 @@ class ConnectBudget:
         # server -> whether its last connect got an answer (None: not tried by this worker)
         self.answers: dict[Endpoint, bool] = {}
         self.answered_at: dict[Endpoint, float] = {}  # server -> when a connect last answered
+        self.answers_version = 0  # counts changes of ``answers`` (which ``rank`` reads)
 
-    def choose(self, due: list[tuple[int, int, float, Endpoint]], settling: int = 0) -> list[int]:
+    def choose(self, due: Iterable[Due], settling: int = 0, endpoints: int | None = None,
+               ranked: bool = False) -> list[int]:
         """Of ``due`` connects ``(pk, health, due_at, endpoint)``, those to start now;
-        ``settling``: sessions logged in that have not reached IDLE yet."""
+        ``settling``: sessions logged in that have not reached IDLE yet. ``ranked``: ``due``
+        is in ``rank``'s order already; ``endpoints``: how many servers ``due`` names (the
+        look ends once each is held back, rather than going through thousands of accounts of
+        a server whose pace is spent)."""
         free = self.room(settling)
-        if free <= 0 or not due:
+        if free <= 0:
             return []
         now = time.monotonic()
         flights = self.in_flight.values()
@@ -111,20 +118,33 @@ class ConnectBudget:
                           and now - self.answered_at.get(f.endpoint, -STALL_AFTER) > STALL_AFTER)
         chosen = []
         paced: dict[Endpoint, int] = {}  # connects each server may still start now
-        for pk, health, _, endpoint in sorted(due, key=lambda d: (self._rank(d[1], d[3]), d[2])):
-            if len(chosen) >= free:
+        # Servers none of whose due connects may start now: what holds one back (stalled, its
+        # pace spent, the lane of servers not proven yet full) holds all of its connects back
+        # until this call ends.
+        held: set[Endpoint] = set()
+        for pk, health, _, endpoint in (due if ranked else self.rank(due)):
+            if len(chosen) >= free or (endpoints is not None and len(held) >= endpoints):
                 break
+            if endpoint in held:
+                continue
             if endpoint is not None and stalled[endpoint] >= STALLED_PER_SERVER:
+                held.add(endpoint)
                 continue
             if self.per_second > 0:
                 if endpoint not in paced:
                     paced[endpoint] = self._pace(endpoint, now).available(now)
                 if paced[endpoint] <= 0:
+                    held.add(endpoint)
                     continue
             suspect = self._rank(health, endpoint) >= FAILING
             fresh = endpoint not in self.answers
-            if (suspect and suspects >= self.suspect_lane) or \
-                    (fresh and unproven >= self.unproven_lane):
+            if suspect and suspects >= self.suspect_lane:
+                if self.answers.get(endpoint) is False:
+                    held.add(endpoint)
+                    continue
+                break  # in rank order: every connect after this one is suspect too
+            if fresh and unproven >= self.unproven_lane:
+                held.add(endpoint)
                 continue
             suspects += suspect
             unproven += fresh
@@ -133,6 +153,11 @@ class ConnectBudget:
                 self._paces[endpoint].take()
             chosen.append(pk)
         return chosen
+
+    def rank(self, due: Iterable[Due]) -> list[Due]:
+        """``due`` connects best first: proven accounts, then new ones, then failing ones (or
+        on a server whose last connect failed); within each, the longest due first."""
+        return sorted(due, key=lambda d: (self._rank(d[1], d[3]), d[2]))
 
     def room(self, settling: int = 0) -> int:
         """How many connects may start now at most (before pacing and lanes)."""
@@ -160,6 +185,8 @@ class ConnectBudget:
         the login: it works) or not (unreachable, timed out), None when it says nothing."""
         flight = self.in_flight.pop(pk, None)
         if flight is not None and answered is not None and flight.endpoint is not None:
+            if self.answers.get(flight.endpoint) is not answered:
+                self.answers_version += 1  # ranks changed
             self.answers[flight.endpoint] = answered
             if answered:
                 self.answered_at[flight.endpoint] = time.monotonic()

@@ -290,7 +290,8 @@ class AccountConnection:
             if self.state != State.CONNECTED and not quick:
                 self._set_state(State.SYNCING)
             result = sync_account(self.session, self.account, self._should_stop,
-                                  only_changed=quick, backfill_batches=BACKFILL_SLICE)
+                                  only_changed=quick, backfill_batches=BACKFILL_SLICE,
+                                  list_status=not self.notifying)
             self.backfill_pending = not result.complete
             self.last_poll = time.monotonic()
             if not self.notifying:
@@ -299,7 +300,7 @@ class AccountConnection:
                 return self._finish_close()
             self._set_state(State.CONNECTED)
             self.parked, self.store_failures = False, 0
-            return self._enter_idle()
+            return self._enter_idle(rows=result.rows)
         except STORE_ERRORS as exc:
             return self._park(exc)
         except Exception as exc:  # noqa: BLE001 - any failure: back off and retry
@@ -472,7 +473,7 @@ class AccountConnection:
         return folder is not None and sync_folder(self.session, folder, self._should_stop,
                                                   moves=moves).changed
 
-    def _enter_idle(self, recheck: bool = False):
+    def _enter_idle(self, recheck: bool = False, rows: dict[str, Folder] | None = None):
         """SELECT the watched folder, catch up with what that view shows, and IDLE.
 
         ``recheck``: the folder just changed. Then the watched folder is synced once more
@@ -483,7 +484,10 @@ class AccountConnection:
         for the next safety-net poll. Mail comes in bursts, so that half second is most often
         hit right after a change; a recheck that finds nothing asks for no further one (its
         own IDLE, like one after a connect or a poll, is left to the poll: checking every IDLE
-        would be a poll every ``IMAP_IDLE_RECHECK`` seconds)."""
+        would be a poll every ``IMAP_IDLE_RECHECK`` seconds).
+
+        ``rows``: the account's folder rows, current (a sync pass that changed none read them
+        just before): the watched one is not read again."""
         watched = self._watched_folder()
         self.watched = watched
         info = self.session.select(watched)
@@ -492,11 +496,14 @@ class AccountConnection:
             # Notices that came in during the sync itself: act on them before waiting.
             self._sync_changes(queued)
             info = self.session.select(watched)
+            rows = None
         # IDLE reports what changed after this SELECT; whatever changed between the last
         # sync of the folder and this SELECT is already in the SELECT's own view and would
         # never be announced. So the view must match the index before we wait.
         for _ in range(3):
-            folder = Folder.objects.filter(email_account_id=self.account_pk, path=watched).first()
+            folder = rows.get(watched) if rows is not None else Folder.objects.filter(
+                email_account_id=self.account_pk, path=watched).first()
+            rows = None  # a second look follows a sync of the folder: read it again
             if folder is None or _in_step(folder, info):
                 break
             recheck |= sync_folder(self.session, folder, self._should_stop).changed

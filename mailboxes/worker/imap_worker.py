@@ -29,6 +29,7 @@ gives up only those another worker took.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -69,11 +70,13 @@ from mailboxes.worker.connection import (
 )
 from mailboxes.worker.faults import STORE_ERRORS
 from mailboxes.worker.leases import Leases
+from mailboxes.worker.timers import Timers
 
 logger = logging.getLogger(__name__)
 State = EmailAccount.State
-# The loop looks at every held account for due timers at most this often (seconds).
-DUE_SCAN_INTERVAL = 0.05
+# Due steps held back (the slow lane, a stalled server, the connect pace) are looked at again
+# this often (seconds); a finishing step wakes the loop sooner.
+HELD_BACK_WAIT = 0.2
 
 
 class Slot:
@@ -87,7 +90,7 @@ class Slot:
         self.conn = conn
         self.busy = False  # a step is running on the pool
         self.registered: socket.socket | None = None
-        self.wake_at: float | None = time.monotonic()  # start at once
+        self.wake_at: float | None = None  # when next_step is due (the worker's timers)
         self.next_step = "connect"
         self.release_after_close = True
         self.pause_state: str | None = None
@@ -150,11 +153,19 @@ class ImapWorker:
         self.wave_taken = 0
         self.wave_started = 0.0
         self.started_at = time.monotonic()
-        # run_due's look at every slot: not before _scan_after; when the next timer is due.
-        self._scan_after = 0.0
-        self._scanned = False
-        self._next_due = 0.0
-        self._settling = 0  # sessions logged in and not idling yet, at the last look
+        # Timers (``timers``); what is due and not started yet (held back by the pool's or
+        # the connect budget's limits), in the order it came due.
+        self.timers = Timers()
+        self._due_steps: dict[int, Slot] = {}
+        self._due_connects: dict[int, Slot] = {}
+        # The due connects in the budget's order (best first), rebuilt when more came due or
+        # the budget's view of the servers changed; entries before _order_start were started.
+        self._connect_order: list[tuple[int, int, float, tuple[str, int] | None]] = []
+        self._order_start = 0
+        self._order_stale = False
+        self._order_answers = -1
+        self._due_endpoints: dict[tuple[str, int] | None, int] = {}
+        self._settling = 0  # sessions logged in and not idling yet
 
     # --- main loop ------------------------------------------------------------------------
 
@@ -293,7 +304,8 @@ class ImapWorker:
             conn = AccountConnection(pk, self.stop, self.worker_id, health, endpoint_of(imap))
             if pk in connecting:
                 conn.state = State.CONNECTING  # recorded: its connect need not again
-            self.slots[pk] = Slot(conn)
+            slot = self.slots[pk] = Slot(conn)
+            self._schedule(pk, slot, time.monotonic(), "connect")  # at once
 
     def _arrived(self, slot: Slot) -> None:
         """A taken account is idling (or gone): once every account of the wave is, log how long
@@ -427,8 +439,8 @@ class ImapWorker:
     def _submit(self, pk: int, step: str, timer: bool = False) -> None:
         slot = self.slots[pk]
         self._unregister(slot)
+        self._unschedule(pk, slot)
         slot.busy = True
-        slot.wake_at = None
         slot.started = time.monotonic()
         if step == "connect":
             self.connects.started(pk, slot.conn.endpoint, slot.conn.health)
@@ -482,16 +494,18 @@ class ImapWorker:
             elif slot.next_step == "close":
                 self._submit(pk, "close")  # dropped while that step ran: now log out
             elif slot.next_step == "connect" and slot.wake_at is not None:
-                continue  # a reconnect was asked for while that step ran
+                # A reconnect was asked for while that step ran: its timer (which may have
+                # come and gone while the slot was busy) fires now that the slot is free.
+                self._schedule(pk, slot, slot.wake_at, "connect")
             elif isinstance(outcome, Connected):
-                slot.wake_at, slot.next_step = time.monotonic(), "sync"
-                slot.settling = True
+                self._schedule(pk, slot, time.monotonic(), "sync")
+                self._settle(slot, True)
             elif isinstance(outcome, Idle):
                 self._arrived(slot)
-                slot.settling = False
+                self._settle(slot, False)
                 slot.registered = outcome.sock
                 self.selector.register(outcome.sock, selectors.EVENT_READ, pk)
-                slot.wake_at, slot.next_step = outcome.wake_at, outcome.step
+                self._schedule(pk, slot, outcome.wake_at, outcome.step)
                 if slot.sync_asked:
                     self.sync_now(pk)
                 if slot.conn.dropping:
@@ -499,50 +513,80 @@ class ImapWorker:
                 elif slot.conn.has_buffered_input():
                     self._submit(pk, "on_readable")
             elif isinstance(outcome, Retry):
-                slot.wake_at, slot.next_step = outcome.wake_at, outcome.step
+                self._schedule(pk, slot, outcome.wake_at, outcome.step)
+                if outcome.step == "connect":
+                    self._settle(slot, False)  # the session was lost before it idled
 
     def run_due(self) -> bool:
         """Start what is due: timer steps on the pool (at most ``max_timer_steps`` at once),
         connects within the connect budget (best-known accounts first).
 
-        A look at every slot costs milliseconds at 10,000 accounts, and the loop turns once per
-        finished step (dozens a second while a worker connects them all): the slots are
-        looked at most every ``DUE_SCAN_INTERVAL``, and what this look found (when the next
-        timer is due) serves ``_next_timer`` until the next look."""
+        Timers that come due (``timers``) wait in ``_due_steps`` / ``_due_connects`` until
+        the limits let them start, in the order they came due: no look at every held
+        account (at 10,000 that look was most of the loop thread's time)."""
         now = time.monotonic()
-        if now < self._scan_after:
-            self._scanned = False
-            return False
-        self._scan_after, self._scanned = now + DUE_SCAN_INTERVAL, True
-        did = False
-        connects = []
-        settling = 0
-        # While the budget has no room (the last look's sessions waiting for their sync), due
-        # connects are not gathered: at 10,000 accounts taken at once, listing and sorting
-        # thousands of them on every look took most of the loop thread's time (and the GIL
-        # from the pool threads syncing the sessions that would make room).
-        gather = self.connects.room(self._settling) > 0
-        for pk, slot in list(self.slots.items()):
-            if slot.settling:
-                if slot.next_step == "connect":
-                    slot.settling = False  # the session was lost before it idled
-                else:
-                    settling += 1
-            if slot.busy or slot.wake_at is None or slot.wake_at > now:
-                continue
-            if slot.next_step == "connect":
-                if gather:
-                    connects.append((pk, slot.conn.health, slot.wake_at, slot.conn.endpoint))
-            elif self.timer_steps < self.max_timer_steps and not (
-                    self.slow_steps >= self.max_slow_steps and self._slow(slot)):
-                self._submit(pk, slot.next_step, timer=True)
+        for pk in self.timers.pop_due(now):
+            slot = self.slots.get(pk)
+            if slot is not None and not slot.busy:
+                self._queue(pk, slot)
+        did = self._start_steps()
+        if self._due_connects:
+            for pk in self.connects.choose(self._ranked_connects(), self._settling,
+                                           endpoints=len(self._due_endpoints), ranked=True):
+                self._submit(pk, "connect")
                 did = True
-        self._settling = settling
-        for pk in self.connects.choose(connects, settling):
-            self._submit(pk, "connect")
-            did = True
-        self._next_due = now + self._timer_wait(now)
         return did
+
+    def _queue(self, pk: int, slot: Slot) -> None:
+        if slot.next_step != "connect":
+            self._due_steps[pk] = slot
+            return
+        self._due_connects[pk] = slot
+        endpoint = slot.conn.endpoint
+        self._due_endpoints[endpoint] = self._due_endpoints.get(endpoint, 0) + 1
+        self._order_stale = True
+
+    def _unqueue(self, pk: int, slot: Slot) -> None:
+        """The account's due step started, was set again, or the account is gone."""
+        self._due_steps.pop(pk, None)
+        if self._due_connects.pop(pk, None) is not None:
+            endpoint = slot.conn.endpoint
+            left = self._due_endpoints[endpoint] - 1
+            if left:
+                self._due_endpoints[endpoint] = left
+            else:
+                del self._due_endpoints[endpoint]
+
+    def _start_steps(self) -> bool:
+        """Due timer steps, while the pool has timer threads free (those of the slow lane
+        only while it has room)."""
+        if not self._due_steps or self.timer_steps >= self.max_timer_steps:
+            return False
+        did = False
+        for pk, slot in list(self._due_steps.items()):
+            if self.timer_steps >= self.max_timer_steps:
+                break
+            if self.slow_steps >= self.max_slow_steps and self._slow(slot):
+                continue
+            self._submit(pk, slot.next_step, timer=True)
+            did = True
+        return did
+
+    def _ranked_connects(self):
+        """The due connects, best first (``ConnectBudget.rank``). Sorted again only when more
+        came due or a server's answer changed its rank: at 10,000 due at once, sorting them
+        on every turn of the loop cost as much as the look at every slot did."""
+        answers = self.connects.answers_version
+        if self._order_stale or answers != self._order_answers:
+            self._connect_order = self.connects.rank(
+                [(pk, slot.conn.health, slot.wake_at, slot.conn.endpoint)
+                 for pk, slot in self._due_connects.items()])
+            self._order_start, self._order_stale, self._order_answers = 0, False, answers
+        order, due = self._connect_order, self._due_connects
+        while self._order_start < len(order) and order[self._order_start][0] not in due:
+            self._order_start += 1  # started since (they are taken from the front)
+        return (entry for entry in itertools.islice(order, self._order_start, None)
+                if entry[0] in due)
 
     def _slow(self, slot: Slot) -> bool:
         """Whether the account's timer steps take the slow lane."""
@@ -564,25 +608,15 @@ class ImapWorker:
               and conn.idle_since >= slot.started):
             self.slow_endpoints.discard(conn.endpoint)
 
-    def _timer_wait(self, now: float) -> float:
-        pool_full = self.timer_steps >= self.max_timer_steps
-        connects_full = len(self.connects.in_flight) >= self.connects.threads
-        times = [s.wake_at for s in self.slots.values() if not s.busy and s.wake_at is not None
-                 and not (pool_full if s.next_step != "connect" else connects_full)]
-        if any(t <= now for t in times):
-            # Due but held back (the suspect lane, a stalled endpoint, the pace): look again
-            # shortly; a finishing step wakes the loop sooner.
-            return 0.2
-        return max(0.0, min(times) - now) if times else 0.5
-
     def _next_timer(self) -> float:
-        """Seconds the loop may wait for its timers: what the last look at the slots found;
-        if this turn did not look (a look moments ago), at most until the next look may be
-        taken (finished steps may have made something due meanwhile)."""
-        now = time.monotonic()
-        if self._scanned:
-            return max(0.0, self._next_due - now)
-        return max(0.0, min(self._next_due, self._scan_after) - now)
+        """Seconds the loop may wait for its timers: until the earliest is due, or, while a
+        due step is held back by something a finishing step does not end (the slow lane, a
+        stalled server, the connect pace), ``HELD_BACK_WAIT``."""
+        if (self._due_steps and self.timer_steps < self.max_timer_steps) or (
+                self._due_connects and len(self.connects.in_flight) < self.connects.threads):
+            return HELD_BACK_WAIT
+        at = self.timers.next_at()
+        return 0.5 if at is None else max(0.0, at - time.monotonic())
 
     def _readable(self, pk: int) -> None:
         slot = self.slots.get(pk)
@@ -599,7 +633,8 @@ class ImapWorker:
         if slot.next_step == "close":
             return
         self._unregister(slot)
-        slot.next_step, slot.wake_at = "connect", time.monotonic()
+        self._schedule(pk, slot, time.monotonic(), "connect")
+        self._settle(slot, False)
 
     def sync_now(self, pk: int) -> None:
         """EmailEngine's "sync now" (``PUT .../sync``): run the idle timer's step at once,
@@ -611,7 +646,7 @@ class ImapWorker:
             return
         slot.sync_asked = False
         slot.conn.last_poll = float("-inf")  # the refresh polls every folder
-        slot.wake_at = time.monotonic()
+        self._schedule(pk, slot, time.monotonic(), slot.next_step)
 
     def drop(self, pk: int, release: bool = True, state: str | None = None) -> None:
         """Stop serving an account: log out (on the pool), then release its lease."""
@@ -629,6 +664,8 @@ class ImapWorker:
         """The account is logged out: record it, give it up, then forget it (in that order:
         an account this worker no longer lists is one it no longer holds)."""
         self._unregister(slot)
+        self._unschedule(pk, slot)
+        self._settle(slot, False)
         self._arrived(slot)
         if slot.pause_state and slot.conn.account is not None:
             try:
@@ -645,6 +682,23 @@ class ImapWorker:
             except Exception as exc:  # noqa: BLE001 - it expires by itself
                 logger.warning("account %s: lease release failed: %s", pk, exc)
         del self.slots[pk]
+
+    def _schedule(self, pk: int, slot: Slot, at: float, step: str) -> None:
+        """Run ``step`` at ``at`` (in place of whatever the slot's timer was)."""
+        self._unqueue(pk, slot)
+        slot.wake_at, slot.next_step = at, step
+        self.timers.set(pk, at)
+
+    def _unschedule(self, pk: int, slot: Slot) -> None:
+        self._unqueue(pk, slot)
+        slot.wake_at = None
+        self.timers.cancel(pk)
+
+    def _settle(self, slot: Slot, settling: bool) -> None:
+        """Whether the account is logged in and not idling yet (bounds new connects)."""
+        if slot.settling != settling:
+            slot.settling = settling
+            self._settling += 1 if settling else -1
 
     def _unregister(self, slot: Slot) -> None:
         if slot.registered is not None:

@@ -114,8 +114,8 @@ def test_a_worker_opens_no_more_sessions_than_its_pool_can_sync(alice, dovecot, 
         peak.append(waiting() + len(worker.connects.in_flight) + 1)
         return original_started(pk, endpoint, health)
 
-    def choose(due, settling=0):
-        chosen = original_choose(due, settling)
+    def choose(due, settling=0, **kwargs):
+        chosen = original_choose(due, settling, **kwargs)
         if waiting() == 3 and any(s.next_step == "connect" and not s.busy
                                   for s in worker.slots.values()):
             looks.append(len(chosen))  # connects were due, sessions were waiting

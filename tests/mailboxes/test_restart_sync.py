@@ -1,0 +1,99 @@
+"""A worker restart's sync of an account already indexed: the folder list and every folder's
+STATUS in one LIST-STATUS command (RFC 5819) where the server has it, instead of LSUB, LIST
+and a STATUS per folder (half of a restarted account's sync at 3,000 accounts); the folder rows
+read for it serve the SELECT's check before IDLE. What changed while no worker watched is
+still found."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from mailboxes.models import Folder, Message
+from mailboxes.worker.connection import AccountConnection, Idle
+from tests.mailboxes.helpers import open_session, register
+from tests.servers import seed
+
+
+@pytest.fixture
+def folders(mail_user):
+    """INBOX, a subscribed Archive, an unsubscribed folder with a non-ASCII name."""
+    seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Inbox one")])
+    seed.seed_mailbox(mail_user, "Archive", messages=[seed.make_message(subject="Old")])
+    client = mail_user.imap_client()
+    try:
+        client.subscribe_folder("Archive")
+        client.create_folder("Résumés")
+    finally:
+        client.logout()
+
+
+def _restarted(account) -> tuple[AccountConnection, object]:
+    """A fresh connection to the account, as a restarted worker's (connect, then sync)."""
+    conn = AccountConnection(account.pk, threading.Event())
+    return conn, conn.start()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("folders")
+def test_list_status_lists_what_list_and_status_do(alice, mail_user):
+    session = open_session(register(alice.tenant, mail_user))
+    try:
+        listings, statuses = session.list_folders_and_status()
+        assert sorted(listings, key=str) == sorted(session.list_folders(), key=str)
+        selectable = [f.path for f in listings if not f.no_select]
+        assert statuses == {path: session.status(path) for path in selectable}
+    finally:
+        session.client.logout()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("folders")
+def test_a_restart_sync_asks_no_status_per_folder(alice, mail_user, imap_commands):
+    account = register(alice.tenant, mail_user)
+    first, _ = _restarted(account)  # the first index
+    first.close()
+    imap_commands.clear()
+    conn, outcome = _restarted(account)
+    try:
+        assert isinstance(outcome, Idle)
+        sent = [c.split(b" ", 2)[1].upper() for c in imap_commands if b" " in c]
+        assert sent.count(b"STATUS") == 0
+        assert sent.count(b"LSUB") == 0
+    finally:
+        conn.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("folders")
+def test_a_restart_sync_finds_what_changed_in_other_folders_meanwhile(alice, mail_user):
+    account = register(alice.tenant, mail_user)
+    first, _ = _restarted(account)
+    first.close()
+    seed.seed_mailbox(mail_user, "Archive", messages=[seed.make_message(subject="While away")])
+    conn, outcome = _restarted(account)
+    try:
+        assert isinstance(outcome, Idle)
+        archive = Folder.objects.get(email_account=account, path="Archive")
+        subjects = set(Message.objects.filter(folder=archive).values_list("subject", flat=True))
+        assert subjects == {"Old", "While away"}
+    finally:
+        conn.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("folders")
+def test_a_restart_sync_finds_new_mail_in_the_watched_folder_meanwhile(alice, mail_user):
+    account = register(alice.tenant, mail_user)
+    first, _ = _restarted(account)
+    first.close()
+    seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Inbox two")])
+    conn, outcome = _restarted(account)
+    try:
+        assert isinstance(outcome, Idle)
+        inbox = Folder.objects.get(email_account=account, path="INBOX")
+        subjects = set(Message.objects.filter(folder=inbox).values_list("subject", flat=True))
+        assert subjects == {"Inbox one", "Inbox two"}
+    finally:
+        conn.close()
