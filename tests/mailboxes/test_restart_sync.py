@@ -67,33 +67,21 @@ def test_a_restart_sync_asks_no_status_per_folder(alice, mail_user, imap_command
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("folders")
-def test_a_restart_sync_finds_what_changed_in_other_folders_meanwhile(alice, mail_user):
+@pytest.mark.parametrize(("folder", "subject", "expected"), [
+    ("Archive", "While away", {"Old", "While away"}),  # another folder: found by its status
+    ("INBOX", "Inbox two", {"Inbox one", "Inbox two"}),  # the watched one, before IDLE
+])
+def test_a_restart_sync_finds_mail_that_came_meanwhile(alice, mail_user, folder, subject,
+                                                       expected):
     account = register(alice.tenant, mail_user)
     first, _ = _restarted(account)
     first.close()
-    seed.seed_mailbox(mail_user, "Archive", messages=[seed.make_message(subject="While away")])
+    seed.seed_mailbox(mail_user, folder, messages=[seed.make_message(subject=subject)])
     conn, outcome = _restarted(account)
     try:
         assert isinstance(outcome, Idle)
-        archive = Folder.objects.get(email_account=account, path="Archive")
-        subjects = set(Message.objects.filter(folder=archive).values_list("subject", flat=True))
-        assert subjects == {"Old", "While away"}
-    finally:
-        conn.close()
-
-
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("folders")
-def test_a_restart_sync_finds_new_mail_in_the_watched_folder_meanwhile(alice, mail_user):
-    account = register(alice.tenant, mail_user)
-    first, _ = _restarted(account)
-    first.close()
-    seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Inbox two")])
-    conn, outcome = _restarted(account)
-    try:
-        assert isinstance(outcome, Idle)
-        inbox = Folder.objects.get(email_account=account, path="INBOX")
-        subjects = set(Message.objects.filter(folder=inbox).values_list("subject", flat=True))
-        assert subjects == {"Inbox one", "Inbox two"}
+        synced = Folder.objects.get(email_account=account, path=folder)
+        subjects = set(Message.objects.filter(folder=synced).values_list("subject", flat=True))
+        assert subjects == expected
     finally:
         conn.close()

@@ -180,13 +180,17 @@ def test_notify_is_asked_for_only_when_the_setting_allows(alice, mail_user, sett
 
 
 @pytest.mark.django_db
-def test_sessions_to_one_server_share_their_capability_lists(alice, dovecot):
+def test_sessions_to_one_server_share_what_they_keep_alike(alice, dovecot):
+    """Capability lists, fetch item strings and socket timeouts: one object per server, not
+    one per session (a worker holds thousands of sessions, mostly to a few servers)."""
     first = open_session(register(alice.tenant, dovecot.add_user(), "one"))
     second = open_session(register(alice.tenant, dovecot.add_user(), "two"))
     try:
         assert first.capabilities is second.capabilities
         assert first.client.capabilities() is second.client.capabilities()
         assert "IDLE" in first.capabilities
+        assert first.meta_items is second.meta_items
+        assert first.client._timeout is second.client._timeout
     finally:
         first.client.logout()
         second.client.logout()
@@ -220,18 +224,6 @@ def test_an_idling_connection_keeps_no_connect_settings_and_reads_them_again(ali
         assert kept.imap["auth"]["user"] == mail_user.username  # read again when asked
     finally:
         worker.shutdown()
-
-
-@pytest.mark.django_db
-def test_sessions_to_one_server_share_their_fetch_items_and_timeouts(alice, dovecot):
-    first = open_session(register(alice.tenant, dovecot.add_user(), "one"))
-    second = open_session(register(alice.tenant, dovecot.add_user(), "two"))
-    try:
-        assert first.meta_items is second.meta_items
-        assert first.client._timeout is second.client._timeout
-    finally:
-        first.client.logout()
-        second.client.logout()
 
 
 def test_accounts_on_one_server_share_its_endpoint():
