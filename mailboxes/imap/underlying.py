@@ -59,15 +59,11 @@ def reusable(client: imapclient.IMAPClient) -> bool:
 _SHARED: dict = {}
 
 
-def _shared(value):
-    """One object for every equal ``value`` (tuples and frozensets of capability names)."""
-    return _SHARED.setdefault(value, value)
-
-
 def shared(value):
-    """One object for every equal ``value`` (a string or tuple many sessions keep the same:
-    a worker holds thousands of sessions, mostly to a few servers)."""
-    return _shared(value)
+    """One object for every equal ``value``: what many sessions keep alike (capability names,
+    fetch item strings, a server's (host, port)), since a worker holds thousands of sessions,
+    mostly to a few servers."""
+    return _SHARED.setdefault(value, value)
 
 
 def share_capabilities(client: imapclient.IMAPClient) -> None:
@@ -76,12 +72,12 @@ def share_capabilities(client: imapclient.IMAPClient) -> None:
     to servers that announce the same ones: a worker holds thousands of them."""
     cached = getattr(client, "_cached_capabilities", None)
     if isinstance(cached, tuple):
-        client._cached_capabilities = _shared(tuple(_shared(c) for c in cached))
+        client._cached_capabilities = shared(tuple(shared(c) for c in cached))
     imap = client._imap
     if isinstance(getattr(imap, "capabilities", None), tuple):
-        imap.capabilities = _shared(tuple(_shared(c) for c in imap.capabilities))
+        imap.capabilities = shared(tuple(shared(c) for c in imap.capabilities))
 
 
 def shared_names(names: frozenset[str]) -> frozenset[str]:
     """``names`` as the one shared frozenset of its value."""
-    return _shared(frozenset(_shared(n) for n in names))
+    return shared(frozenset(shared(n) for n in names))

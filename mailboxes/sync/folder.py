@@ -193,10 +193,12 @@ def _collector_paused():
 def status_differs(session: ImapSession, folder: Folder,
                    status: FolderStatus | None = None) -> bool:
     """Cheap check (one STATUS, unless ``status`` was taken already) whether a folder that is
-    not selected has changed."""
-    status = status or session.status(folder.path)
+    not selected has changed. A folder never synced, or with history left to index, always
+    needs its sync: no STATUS is asked for it (one round trip per pass, for every pass of a
+    first index)."""
     if folder.synced_uidnext is None or folder.backfill_below:
         return True
+    status = status or session.status(folder.path)
     return (status.uidvalidity != folder.uidvalidity or status.uidnext != folder.uidnext
             or status.messages != folder.messages
             or (status.highestmodseq is not None and status.highestmodseq != folder.highestmodseq)

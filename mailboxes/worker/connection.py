@@ -42,6 +42,7 @@ from emailapi.lib.backoff import Schedule
 from emailapi.lib.wording import describe
 from mailboxes import connection_settings
 from mailboxes.imap import client as imap
+from mailboxes.imap import underlying
 from mailboxes.imap.session import (
     ImapSession,
     Notifications,
@@ -162,11 +163,7 @@ def endpoint_of(imap_settings: dict | None) -> tuple[str, int] | None:
         endpoint = str(imap_settings["host"]).lower(), int(imap_settings["port"])
     except (KeyError, TypeError, ValueError):
         return None
-    # One tuple per server, not per account (a worker holds thousands, mostly on a few).
-    return _ENDPOINTS.setdefault(endpoint, endpoint)
-
-
-_ENDPOINTS: dict[tuple[str, int], tuple[str, int]] = {}
+    return underlying.shared(endpoint)  # one tuple per server, not per account
 
 
 class AccountConnection:

@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from mailboxes.models import Folder, Message
+from mailboxes.sync.folder import status_differs
 from mailboxes.worker.connection import AccountConnection, Idle
 from tests.mailboxes.helpers import open_session, register
 from tests.servers import seed
@@ -85,3 +86,26 @@ def test_a_restart_sync_finds_mail_that_came_meanwhile(alice, mail_user, folder,
         assert subjects == expected
     finally:
         conn.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("folders")
+def test_a_folder_with_history_left_is_synced_without_asking_its_status(alice, mail_user,
+                                                                       imap_commands):
+    """Every pass of a first index syncs a folder with history left anyway: its STATUS was a
+    round trip per pass for nothing. A folder in step still gets the one STATUS that says so."""
+    account = register(alice.tenant, mail_user)
+    first, _ = _restarted(account)  # the first index: every folder in step
+    first.close()
+    archive = Folder.objects.get(email_account=account, path="Archive")
+    session = open_session(account)
+    try:
+        imap_commands.clear()
+        assert not status_differs(session, archive)
+        assert [c for c in imap_commands if b" STATUS " in c.upper()] != []
+        archive.backfill_below = 5
+        imap_commands.clear()
+        assert status_differs(session, archive)
+        assert [c for c in imap_commands if b" STATUS " in c.upper()] == []
+    finally:
+        session.client.logout()
