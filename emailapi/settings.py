@@ -192,6 +192,10 @@ IMAP_LEASE_TTL = env_int("EMAILAPI_LEASE_TTL", 20, minimum=3)
 IMAP_CLAIM_INTERVAL = env_int("EMAILAPI_CLAIM_INTERVAL", 2, minimum=1)
 IMAP_MAX_ACCOUNTS = env_int("EMAILAPI_MAX_ACCOUNTS_PER_WORKER", 10000, minimum=1)
 IMAP_POOL_SIZE = env_int("EMAILAPI_IMAP_POOL_SIZE", 8, minimum=1)
+# After a connect wave, freeze the worker's long-lived objects out of the garbage collector's
+# full walks, which at 10,000 accounts paused every thread for a second or more
+# (mailboxes.worker.collector).
+IMAP_GC_FREEZE = env_bool("EMAILAPI_IMAP_GC_FREEZE", True)
 # Seconds a worker waits, after login, for the answer to a command whose work grows with the
 # mailbox (SELECT, FETCH, SEARCH, STATUS, LIST...; mailboxes/imap/client.py SLOW_COMMANDS).
 # Dovecot's first FETCH of a session on a 1,000,000-message folder said nothing for ~20 s; with

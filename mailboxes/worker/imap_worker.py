@@ -53,7 +53,7 @@ from accounts.announcements import account_changes_channel
 from accounts.models import EmailAccount
 from emailapi.lib import metrics
 from emailapi.lib.redis import get_redis
-from mailboxes.worker import holders, memory
+from mailboxes.worker import collector, holders, memory
 from mailboxes.worker.connect_budget import ConnectBudget
 from mailboxes.worker.connection import (
     CRASHED_STEP_RETRY,
@@ -77,6 +77,8 @@ State = EmailAccount.State
 # Due steps held back (the slow lane, a stalled server, the connect pace) are looked at again
 # this often (seconds); a finishing step wakes the loop sooner.
 HELD_BACK_WAIT = 0.2
+# A turn of the loop busy this long (seconds) without a look at the sockets is logged.
+LOOP_STALL = 0.25
 
 
 class Slot:
@@ -127,6 +129,7 @@ class ImapWorker:
         self.max_slow_steps = max(1, self.max_timer_steps // 3)
         self.slow_steps = 0
         self.slow_endpoints: set[tuple[str, int]] = set()
+        self.pauses = collector.watch()
         self.pool = ThreadPoolExecutor(max_workers=size,
                                        thread_name_prefix="imap")
         self.selector = selectors.DefaultSelector()
@@ -184,15 +187,24 @@ class ImapWorker:
             self.shutdown()
 
     def step(self, timeout: float = 0.5) -> None:
-        if time.monotonic() >= self.next_claim:
+        started = time.monotonic()
+        ticked = started
+        if started >= self.next_claim:
             self.claim_tick()
+            ticked = time.monotonic()
             # From the tick's end: at 10,000 accounts on a loaded machine a tick (renewing every
             # lease, reading every eligible account, the sweep) can outlast the interval, and
             # ticks back to back left the loop no time to start connects or collect steps.
-            self.next_claim = time.monotonic() + settings.IMAP_CLAIM_INTERVAL
+            self.next_claim = ticked + settings.IMAP_CLAIM_INTERVAL
         self.handle_commands()
         self.collect_results()
         self.run_due()
+        busy = time.monotonic() - started
+        if busy >= LOOP_STALL:
+            # Readable sockets wait for this: a new mail's latency grows by it.
+            logger.info("imapworker %s: the loop was busy %.0f ms (claim tick %.0f ms) while "
+                        "sockets waited", self.worker_id, busy * 1000,
+                        (ticked - started) * 1000)
         wait = min(timeout, max(0.0, self.next_claim - time.monotonic()), self._next_timer())
         for key, _ in self.selector.select(wait):
             if key.data is None:
@@ -315,6 +327,8 @@ class ImapWorker:
         slot.awaited = False
         self.wave_waiting -= 1
         if not self.wave_waiting:
+            if settings.IMAP_GC_FREEZE:
+                collector.settle()  # before the trim: what it collects is freed too
             memory.trim()  # the connect storm's buffers, freed by now
             now = time.monotonic()
             logger.info("imapworker %s: %d accounts taken are connected (or given up) %.1f s "
