@@ -132,6 +132,7 @@ def start_worker():
 
     def start(**kwargs) -> ImapWorker:
         worker = ImapWorker(**kwargs)
+        worker.gc_freeze = False  # not pytest's objects (``DrivenWorker``)
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()
         started.append((worker, thread))

@@ -304,7 +304,19 @@ def start_idle(client: imapclient.IMAPClient) -> bool:
     # imaplib keeps its last regex match (and so the last line read) until the next line: a
     # session idles for minutes to hours, and every line is matched afresh before it is used.
     imap.mo = None
+    if not early:
+        park_reader(client)
     return early
+
+
+def park_reader(client: imapclient.IMAPClient) -> bool:
+    """Let go of the client's read buffer while it idles (the next read makes a new one),
+    unless it holds bytes not read yet. Returns whether it did."""
+    park = getattr(underlying.connection(client), "park_reader", None)  # the engine's client
+    if park is None or input_waiting(client, buffered_only=True):
+        return False
+    park()
+    return True
 
 
 def idle_responses(client: imapclient.IMAPClient) -> list:

@@ -15,7 +15,7 @@ wave whose objects refer to each other), which stays until the next ``settle`` t
 everything first (``gc.unfreeze``) and collects it.
 
 ``PauseLog`` times each collection, so a pause that would cost new-mail latency shows in the
-log with its length, and the worker's figures count them.
+worker's log with its length.
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ LOGGED_PAUSE = 0.1
 
 
 class PauseLog:
-    """A ``gc.callbacks`` entry: times collections, logs the long ones."""
+    """A ``gc.callbacks`` entry: times collections and keeps the long ones for ``take_long``.
+
+    It logs nothing itself: a collection starts in whichever thread allocates, possibly in
+    the middle of a log handler's write."""
 
     def __init__(self, logged: float = LOGGED_PAUSE):
         self.logged = logged
@@ -39,6 +42,7 @@ class PauseLog:
         self.full = 0  # full collections seen
         self.full_seconds = 0.0
         self.longest = 0.0
+        self.long: list[tuple[int, float]] = []  # (generation, seconds) not taken yet
 
     def __call__(self, phase: str, info: dict) -> None:
         if phase == "start":
@@ -46,13 +50,22 @@ class PauseLog:
             return
         took = time.perf_counter() - self.started
         self.longest = max(self.longest, took)
-        if info.get("generation") == 2:
+        generation = info.get("generation", -1)
+        if generation == 2:
             self.full += 1
             self.full_seconds += took
-        if took >= self.logged:
+        if took >= self.logged and len(self.long) < 100:
+            self.long.append((generation, took))
+
+    def take_long(self) -> list[tuple[int, float]]:
+        """The long collections since the last call."""
+        long, self.long = self.long, []
+        return long
+
+    def log_long(self) -> None:
+        for generation, took in self.take_long():
             logger.info("garbage collection of generation %s paused every thread for %.0f ms "
-                        "(%d objects frozen)", info.get("generation"), took * 1000,
-                        gc.get_freeze_count())
+                        "(%d objects frozen)", generation, took * 1000, gc.get_freeze_count())
 
 
 _PAUSES = PauseLog()

@@ -130,6 +130,7 @@ class ImapWorker:
         self.slow_steps = 0
         self.slow_endpoints: set[tuple[str, int]] = set()
         self.pauses = collector.watch()
+        self.gc_freeze = settings.IMAP_GC_FREEZE  # after each connect wave (``collector``)
         self.pool = ThreadPoolExecutor(max_workers=size,
                                        thread_name_prefix="imap")
         self.selector = selectors.DefaultSelector()
@@ -199,6 +200,7 @@ class ImapWorker:
         self.handle_commands()
         self.collect_results()
         self.run_due()
+        self.pauses.log_long()
         busy = time.monotonic() - started
         if busy >= LOOP_STALL:
             # Readable sockets wait for this: a new mail's latency grows by it.
@@ -327,7 +329,7 @@ class ImapWorker:
         slot.awaited = False
         self.wave_waiting -= 1
         if not self.wave_waiting:
-            if settings.IMAP_GC_FREEZE:
+            if self.gc_freeze:
                 collector.settle()  # before the trim: what it collects is freed too
             memory.trim()  # the connect storm's buffers, freed by now
             now = time.monotonic()

@@ -103,10 +103,13 @@ class DrivenWorker:
     condition holds. The API's account announcements on Redis are handed to the worker as
     ``run``'s listener hands them. Steps still run on the worker's pool and connect threads."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, gc_freeze: bool = False, **kwargs):
         from mailboxes.worker.imap_worker import ImapWorker
 
         self.worker = ImapWorker(**kwargs)
+        # Freezing after a connect wave would freeze pytest's own objects with the worker's
+        # (and collect all of them each time): only the test of it asks for it.
+        self.worker.gc_freeze = gc_freeze
         self.worker.next_claim = math.inf  # claim ticks only when the test asks for them
         self._announcements = get_redis().pubsub(ignore_subscribe_messages=True)
         self._announcements.subscribe(announcements.account_changes_channel())

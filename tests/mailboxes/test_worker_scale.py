@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 
 import pytest
 
-from mailboxes.imap import underlying
-from mailboxes.imap.session import ImapSession, start_idle
+from mailboxes.imap import client, underlying
+from mailboxes.imap.session import (
+    ImapSession,
+    idle_responses,
+    input_waiting,
+    park_reader,
+    start_idle,
+)
 from mailboxes.worker import connect_budget
 from mailboxes.worker.connect_budget import ConnectBudget
 from mailboxes.worker.connection import PROVEN, AccountConnection, endpoint_of
 from tests.mailboxes.helpers import DrivenWorker, events_of, open_session, register
+from tests.servers import seed
 
 
 class Clock:
@@ -239,8 +247,38 @@ def test_an_idling_session_keeps_no_last_line(alice, mail_user):
         session.select("INBOX")
         start_idle(session.client)
         assert underlying.connection(session.client).mo is None
+        assert underlying.connection(session.client).first_line == b""  # nor its greeting
         session.client.idle_done()
     finally:
+        session.client.logout()
+
+
+@pytest.mark.django_db
+def test_an_idling_session_lets_go_of_its_read_buffer_until_the_server_speaks(
+        alice, mail_user):
+    """The reader (1 KiB buffer and two objects) is dropped while a session idles, but never
+    while it holds bytes not read yet; the server's words are read whole through a new one."""
+    session: ImapSession = open_session(register(alice.tenant, mail_user))
+    appender = mail_user.imap_client()
+    try:
+        session.select("INBOX")
+        imap = underlying.connection(session.client)
+        assert start_idle(session.client) is False
+        assert imap._file is client._PARKED
+        appender.append("INBOX", seed.make_message(subject="Wakes the reader"))
+        deadline = time.monotonic() + 30
+        while not input_waiting(session.client):
+            assert time.monotonic() < deadline, "the server announced nothing"
+            time.sleep(0.05)
+        assert imap.file.peek(1)  # the announcement, now in a new reader's buffer
+        assert park_reader(session.client) is False  # kept: it holds bytes
+        assert imap._file is not client._PARKED
+        responses = idle_responses(session.client)
+        assert (1, b"EXISTS") in responses
+        session.client.idle_done()
+        assert session.client.noop()  # the session goes on
+    finally:
+        appender.logout()
         session.client.logout()
 
 
