@@ -8,6 +8,8 @@ import signal
 from datetime import datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts import services
@@ -150,3 +152,20 @@ def test_the_sweep_leaves_held_accounts_alone(alice, dovecot):
     assert _stored(held).state == State.CONNECTED
     assert _stored(orphan).state == State.DISCONNECTED
     assert _listed(alice, state="connected").keys() == {"a"}
+
+
+def test_the_sweep_decides_what_is_held_from_one_join_without_an_anti_join(alice, dovecot):
+    """PostgreSQL planned the sweep's ``NOT EXISTS`` as a nested loop over every (account,
+    holder) pair when its statistics lagged: 3 s at 10,000 accounts on the worker's loop
+    thread. With every account held, one read and no write."""
+    accounts = [register(alice.tenant, dovecot.add_user(), f"a{i}") for i in range(3)]
+    holders.beat("alive", 60)
+    holders.claim("alive", [a.pk for a in accounts])
+    for account in accounts:
+        account_state.set_state(account, State.CONNECTED)
+    with CaptureQueriesContext(connection) as queries:
+        assert holders.sweep() == 0
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert not any("EXISTS" in sql for sql in statements)
+    assert [sql.split()[0] for sql in statements if sql.split()[0] in (
+        "SELECT", "UPDATE", "DELETE")] == ["SELECT", "DELETE"]  # the DELETE: old heartbeats
