@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts import state as account_state
@@ -128,11 +128,13 @@ def restore(worker_id: str, states: dict[int, str], read_at: datetime) -> None:
             pk__in=pks, holder__worker_id=worker_id, state_changed_at__lt=read_at), state)
 
 
-def held(now: datetime | None = None) -> Exists:
-    """``Exists`` expression: the account (outer query) is held by a live worker."""
-    return Exists(AccountHolder.objects.filter(
-        email_account=OuterRef("pk"), released_at__isnull=True,
-        worker__expires_at__gt=now or timezone.now()))
+def held(now: datetime | None = None) -> Q:
+    """Accounts held by a live worker, as joins (an account has at most one holder row, a
+    holder one heartbeat). Not ``Exists``: PostgreSQL planned ``NOT EXISTS`` (the state
+    filters, the sweep) as a nested loop over every account and holder whenever its
+    statistics lagged behind the tables, seconds at 10,000 accounts."""
+    return Q(holder__released_at__isnull=True,
+             holder__worker__expires_at__gt=now or timezone.now())
 
 
 def state_filter(state: str, now: datetime | None = None) -> Q:
