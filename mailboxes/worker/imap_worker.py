@@ -77,6 +77,10 @@ State = EmailAccount.State
 # Due steps held back (the slow lane, a stalled server, the connect pace) are looked at again
 # this often (seconds); a finishing step wakes the loop sooner.
 HELD_BACK_WAIT = 0.2
+# Freezing again (``_refreeze``): after this many sessions replaced or accounts let go (or a
+# tenth of those held, if more), or after this many seconds if any were.
+REFREEZE_CHURN = 100
+REFREEZE_EVERY = 600.0
 # A turn of the loop busy this long (seconds) without a look at the sockets is logged.
 LOOP_STALL = 0.25
 
@@ -131,6 +135,8 @@ class ImapWorker:
         self.slow_endpoints: set[tuple[str, int]] = set()
         self.pauses = collector.watch()
         self.gc_freeze = settings.IMAP_GC_FREEZE  # after each connect wave (``collector``)
+        self.churn = 0  # sessions replaced and accounts let go since the last freeze
+        self.frozen_at = time.monotonic()
         self.pool = ThreadPoolExecutor(max_workers=size,
                                        thread_name_prefix="imap")
         self.selector = selectors.DefaultSelector()
@@ -235,7 +241,22 @@ class ImapWorker:
             return False
         self.store_failures = 0
         self._back("database")
+        self._refreeze()
         return changed
+
+    def _refreeze(self, force: bool = False) -> None:
+        """Freeze the worker's long-lived objects (``collector.settle``) once a connect wave
+        is over (``force``), and again once enough sessions were replaced or accounts let go
+        since (``REFREEZE_CHURN``), or any were and ``REFREEZE_EVERY`` has passed: their
+        frozen objects that refer to each other are garbage no collection sees until then."""
+        if not self.gc_freeze or self.wave_waiting:
+            return
+        now = time.monotonic()
+        if not (force or self.churn >= max(REFREEZE_CHURN, len(self.slots) // 10)
+                or (self.churn and now - self.frozen_at >= REFREEZE_EVERY)):
+            return
+        collector.settle()
+        self.churn, self.frozen_at = 0, time.monotonic()
 
     def _renew_leases(self) -> bool:
         try:
@@ -329,8 +350,7 @@ class ImapWorker:
         slot.awaited = False
         self.wave_waiting -= 1
         if not self.wave_waiting:
-            if self.gc_freeze:
-                collector.settle()  # before the trim: what it collects is freed too
+            self._refreeze(force=True)  # before the trim: what it collects is freed too
             memory.trim()  # the connect storm's buffers, freed by now
             now = time.monotonic()
             logger.info("imapworker %s: %d accounts taken are connected (or given up) %.1f s "
@@ -459,6 +479,7 @@ class ImapWorker:
         slot.busy = True
         slot.started = time.monotonic()
         if step == "connect":
+            self.churn += 1  # a new session; the old one, if frozen, is garbage only we see
             self.connects.started(pk, slot.conn.endpoint, slot.conn.health)
             executor = self.connects.pool
         else:
@@ -697,6 +718,7 @@ class ImapWorker:
                 self.leases.release(pk)
             except Exception as exc:  # noqa: BLE001 - it expires by itself
                 logger.warning("account %s: lease release failed: %s", pk, exc)
+        self.churn += 1
         del self.slots[pk]
 
     def _schedule(self, pk: int, slot: Slot, at: float, step: str) -> None:

@@ -89,3 +89,33 @@ def test_a_worker_freezes_once_its_connect_wave_is_over(alice, dovecot, settings
         assert session is not None and not tracked(session)  # frozen with the rest
     finally:
         worker.shutdown()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fast_worker_settings", "thawed")
+def test_a_worker_freezes_again_once_sessions_were_replaced(alice, mail_user, settings,
+                                                            monkeypatch):
+    """A replaced session's frozen objects that refer to each other are garbage only a new
+    settle collects: after ``REFREEZE_CHURN`` new sessions, the next claim tick does it."""
+    from mailboxes.worker import imap_worker
+
+    settings.IMAP_LEASE_TTL = 60
+    monkeypatch.setattr(imap_worker, "REFREEZE_CHURN", 1)
+    account = register(alice.tenant, mail_user)
+    worker = DrivenWorker(gc_freeze=True)
+    try:
+        worker.claim()
+        worker.until(lambda: worker.idle(account.pk) and worker.wave_waiting == 0)
+        old_session = weakref.ref(worker.slots[account.pk].conn.session)
+        stale = weakref.ref(Node())  # stands for garbage frozen with the first wave
+        gc.freeze()
+        worker.claim()
+        assert stale() is not None  # nothing replaced yet: no new settle
+        worker.reconnect(account.pk)
+        worker.until(lambda: worker.idle(account.pk)
+                     and worker.slots[account.pk].conn.session is not old_session())
+        worker.claim()
+        assert stale() is None
+        assert worker.churn == 0
+    finally:
+        worker.shutdown()
