@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import imapclient
 from imapclient import exceptions as imap_exc
 
-from emailapi.lib import netguard
+from emailapi.lib import attribute_names, netguard
 from emailapi.lib.wording import answer_kind, server_text
 
 
@@ -462,6 +462,20 @@ class _PhasedIMAP4(_GreetingKept, _Tapped, _LongLines, imaplib.IMAP4):
         account in a worker, and a repr of every line of a long FETCH. Kept nowhere here."""
 
 
+# Every name a connection sets on itself, in the order it first does (imaplib's own, then
+# ours): taught to the class before any connection exists (``attribute_names``), so that
+# connections opened sixteen at a time share one table of names (a test checks that a live
+# connection sets no other).
+CONNECTION_ATTRIBUTES = (
+    "_phases", "_context", "_file", "_tap", "state", "literal", "tagged_commands",
+    "untagged_responses", "continuation_response", "is_readonly", "tagnum",
+    "_tls_established", "utf8_enabled", "_encoding", "Literal", "Untagged_status", "host",
+    "port", "sock", "tagpre", "tagre", "first_line", "mo", "welcome", "capabilities",
+    "PROTOCOL_VERSION",
+)
+attribute_names.learn(_PhasedIMAP4, CONNECTION_ATTRIBUTES)
+
+
 class _PhasedClient(imapclient.IMAPClient):
     def __init__(self, settings: ImapSettings, phases: _Phases):
         self._phases = phases
@@ -474,7 +488,7 @@ class _PhasedClient(imapclient.IMAPClient):
         # the repr of every line sent and read for it: both are ignored (``_PhasedIMAP4``'s
         # fixed ``debug`` and ``_mesg``). Our protocol log is ``_Tapped``.
 
-    def _create_IMAP4(self):
+    def _create_IMAP4(self):  # noqa: N802 - IMAPClient's name
         return _PhasedIMAP4(self.host, self.port, self._phases,
                             self.ssl_context if self.ssl else None)
 

@@ -283,6 +283,22 @@ def test_an_idling_session_lets_go_of_its_read_buffer_until_the_server_speaks(
 
 
 @pytest.mark.django_db
+def test_a_connection_sets_only_the_attribute_names_its_class_was_taught(alice, mail_user):
+    """Names outside ``CONNECTION_ATTRIBUTES`` would give every connection of a worker, whose
+    connections are opened sixteen at a time, a dict of its own (``attribute_names``)."""
+    session: ImapSession = open_session(register(alice.tenant, mail_user))
+    try:
+        session.select("INBOX")
+        start_idle(session.client)
+        session.client.idle_done()
+        session.client.noop()
+        imap = underlying.connection(session.client)
+        assert set(vars(imap)) <= set(client.CONNECTION_ATTRIBUTES)
+    finally:
+        session.client.logout()
+
+
+@pytest.mark.django_db
 def test_a_connection_keeps_its_attributes_in_the_compact_shared_table(alice, mail_user):
     """Python keeps an instance's attributes in a table shared by its class while the class's
     instances use at most 30 names between them (0.3 KB a connection, not 1.6)."""
