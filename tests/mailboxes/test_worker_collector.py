@@ -40,7 +40,8 @@ def test_collections_are_timed_and_the_long_ones_kept_until_taken():
     assert pauses.full == 1
     assert pauses.full_seconds > 0
     [(generation, took)] = pauses.take_long()
-    assert generation == 2 and took == pytest.approx(pauses.full_seconds)
+    assert generation == 2
+    assert took == pytest.approx(pauses.full_seconds)
     assert pauses.take_long() == []
 
 
@@ -51,7 +52,8 @@ def test_short_collections_are_not_kept():
         gc.collect()
     finally:
         gc.callbacks.remove(pauses)
-    assert pauses.full == 1 and pauses.take_long() == []
+    assert pauses.full == 1
+    assert pauses.take_long() == []
 
 
 @pytest.mark.usefixtures("thawed")
@@ -61,7 +63,8 @@ def test_settle_collects_the_garbage_then_freezes_what_lives():
     assert garbage() is not None
     first = collector.settle()
     assert garbage() is None
-    assert first > 0 and gc.get_freeze_count() == first
+    assert first > 0
+    assert gc.get_freeze_count() == first
     assert not tracked(alive)  # out of every generation's walk
 
     # A later settle thaws first: a cycle frozen meanwhile is collected then.
@@ -86,7 +89,8 @@ def test_a_worker_freezes_once_its_connect_wave_is_over(alice, dovecot, settings
         worker.until(lambda: worker.wave_waiting == 0)
         assert gc.get_freeze_count() > 0
         session = worker.slots[accounts[0].pk].conn.session
-        assert session is not None and not tracked(session)  # frozen with the rest
+        assert session is not None
+        assert not tracked(session)  # frozen with the rest
     finally:
         worker.shutdown()
 
