@@ -280,6 +280,10 @@ WEBHOOK_TIMEOUT = env_int("EMAILAPI_WEBHOOK_TIMEOUT", 10, minimum=1)
 # subscription gets at most half, so its lanes in flight, not the receiver, bound its rate).
 # The dispatcher's database pool is made at least this plus 2 (a lane holds a connection).
 WEBHOOK_CONCURRENCY = env_int("EMAILAPI_WEBHOOK_CONCURRENCY", 32, minimum=2)
+# How many ``webhookdispatcher`` processes ``serve`` starts: one delivers about 1,500 a
+# second on two cores, two about 2,100 (bench/webhooks.py), each with its own database pool of
+# WEBHOOK_CONCURRENCY + 2 connections, which is why the default is one.
+WEBHOOK_DISPATCHERS = env_int("EMAILAPI_WEBHOOK_DISPATCHERS", 1, minimum=1)
 # Seconds between the dispatcher's checks for events and due retries without a Redis doorbell.
 WEBHOOK_POLL_INTERVAL = env_int("EMAILAPI_WEBHOOK_POLL_INTERVAL", 1, minimum=1)
 # Delivered and failed delivery log rows are deleted after this many days.

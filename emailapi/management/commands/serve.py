@@ -35,6 +35,30 @@ def default_web_processes() -> int:
     return max(1, min(cores, MAX_DEFAULT_WEB_PROCESSES))
 
 
+def worker_children(python: str, dispatchers: int = 1) -> list[Child]:
+    """The background processes: one IMAP worker, one rq worker, the send scheduler and
+    ``dispatchers`` webhook dispatchers (several are safe: publishing is locked, fan-out
+    serialised, lanes claimed under row locks)."""
+    manage = str(settings.BASE_DIR / "manage.py")
+    children = [Child("imapworker", [python, manage, "imapworker"])]
+    # No --with-scheduler: nothing is enqueued for later (sendscheduler sweeps due
+    # sends), and rq's scheduler is a forked child that outlives a killed worker.
+    # SimpleWorker: each job runs in this one process, not a fork per job, so the
+    # job's metrics (events of sends) reach the scrape like every other process's.
+    # The send job starts with close_old_connections, as a fork's would have fresh
+    # ones; a killed worker loses only its job, which the sweep hands out again.
+    children.append(Child("rqworker", [python, manage, "rqworker",
+                                       "--worker-class", RQ_WORKER_CLASS,
+                                       *settings.RQ_QUEUES]))
+    children.append(Child("sendscheduler", [python, manage, "sendscheduler"]))
+    # Publish events (the live stream and change feed wait on it) and deliver webhooks
+    # from their own thread pools (webhooks/dispatcher.py says why not rq).
+    children += [Child("webhookdispatcher" + (str(n) if n > 1 else ""),
+                       [python, manage, "webhookdispatcher"])
+                 for n in range(1, dispatchers + 1)]
+    return children
+
+
 class Command(BaseCommand):
     help = "Run the ASGI web server and the background workers as one supervised group."
 
@@ -43,32 +67,23 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
         parser.add_argument("--no-workers", action="store_true",
                             help="Start only the web server")
+        parser.add_argument("--webhook-dispatchers", type=int,
+                            default=settings.WEBHOOK_DISPATCHERS,
+                            help="webhookdispatcher processes (default "
+                                 "EMAILAPI_WEBHOOK_DISPATCHERS, 1)")
         parser.add_argument("--web-processes", type=int,
                             default=int(os.environ.get("EMAILAPI_WEB_PROCESSES", "0") or 0)
                             or default_web_processes(),
                             help="daphne processes sharing the port (default: one per core "
                                  f"this process may use, at most {MAX_DEFAULT_WEB_PROCESSES})")
 
-    def handle(self, *args, host, port, no_workers, web_processes, **options):
+    def handle(self, *args, host, port, no_workers, web_processes, webhook_dispatchers,
+               **options):
         self.preflight()
         python = sys.executable
-        manage = str(settings.BASE_DIR / "manage.py")
         children = self.web_children(python, host, port, max(1, web_processes))
         if not no_workers:
-            children.append(Child("imapworker", [python, manage, "imapworker"]))
-            # No --with-scheduler: nothing is enqueued for later (sendscheduler sweeps due
-            # sends), and rq's scheduler is a forked child that outlives a killed worker.
-            # SimpleWorker: each job runs in this one process, not a fork per job, so the
-            # job's metrics (events of sends) reach the scrape like every other process's.
-            # The send job starts with close_old_connections, as a fork's would have fresh
-            # ones; a killed worker loses only its job, which the sweep hands out again.
-            children.append(Child("rqworker", [python, manage, "rqworker",
-                                               "--worker-class", RQ_WORKER_CLASS,
-                                               *settings.RQ_QUEUES]))
-            children.append(Child("sendscheduler", [python, manage, "sendscheduler"]))
-            # Publishes events (the live stream and change feed wait on it) and delivers
-            # webhooks from its own thread pool (webhooks/dispatcher.py says why not rq).
-            children.append(Child("webhookdispatcher", [python, manage, "webhookdispatcher"]))
+            children += worker_children(python, max(1, webhook_dispatchers))
         self.share_metrics(children)
         self.stdout.write(f"emailapi on http://{host}:{port}/ (docs at /docs); Ctrl-C stops")
         sys.exit(Supervisor(children).run())
