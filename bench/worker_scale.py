@@ -951,10 +951,13 @@ def main() -> None:
           f"{max(original, wanted)}", flush=True)
     try:
         sessions = n * (1 if args.mode == "failover" else 2)
+        # One passwd-file: Dovecot's auth keeps each file it read open (20,000 users would
+        # take every descriptor it may have).
         with Dovecot(extra_config=dovecot_config(sessions, args.hibernate_timeout),
-                     startup_timeout=60) as server:
+                     startup_timeout=60, single_passwd_file=True) as server:
             started = time.perf_counter()
             users = [server.add_user() for _ in range(n)]
+            server.wait_users_loaded()
             print(f"{n} Dovecot users in {time.perf_counter() - started:.1f} s", flush=True)
             if args.mode == "single":
                 out = run_single(args, server, users, workdir)

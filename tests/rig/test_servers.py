@@ -133,6 +133,38 @@ def test_new_users_work_immediately(dovecot):
         dovecot.add_user().imap_client().logout()
 
 
+def _passwd_files_open_in_auth(server: Dovecot) -> int:
+    """How many of ``server``'s passwd-files its auth process holds open."""
+    title = f"dovecot-test-{os.path.basename(server.base_dir)}/auth"
+    held = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if not fh.read().startswith(title.encode()):
+                    continue
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:
+            continue
+        held += sum(link.startswith(os.path.join(server.base_dir, "passwd")) for link in links)
+    return held
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["file-per-user", "single-file"])
+def test_a_single_passwd_file_logs_users_in_and_keeps_one_descriptor(single):
+    """Dovecot's auth keeps each passwd-file it read open: 20,000 users in files of their own
+    take every descriptor it may have; the scale benches use one file."""
+    with Dovecot(single_passwd_file=single) as server:
+        users = [server.add_user() for _ in range(12)]
+        if single:
+            server.wait_users_loaded()
+        for user in users:
+            user.imap_client().logout()
+        assert _passwd_files_open_in_auth(server) == (1 if single else len(users))
+        if single:
+            with pytest.raises(NotImplementedError):
+                server.remove_user(users[0])
+
+
 def test_explicit_credentials_and_removal(dovecot):
     user = dovecot.add_user("alice.rig@example.test", "s3cret-pass")
     assert user.email == "alice.rig@example.test"

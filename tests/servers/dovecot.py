@@ -14,7 +14,10 @@ once per second of its event-loop clock (``last_sync_time == ioloop_time``
 in db-passwd-file.c), so with a single shared file a user added right after
 another login would be "unknown" for up to a second.  With ``%u`` in the
 path, a new user means a new file that has never been looked up, so it is
-usable immediately with no reload.
+usable immediately with no reload. But Dovecot's auth process keeps every passwd-file it
+has read open, so past about 20,000 users it runs out of descriptors ("Too many open
+files"): ``single_passwd_file=True`` (the scale benches) keeps them all in one file, and
+``wait_users_loaded`` waits out the second in which the last was added.
 
 No Django imports here: this module must work for any test.
 """
@@ -158,6 +161,7 @@ class Dovecot:
         debug: bool = False,
         extra_config: str = "",
         keep_dir: bool = False,
+        single_passwd_file: bool = False,
     ) -> None:
         self.host = host
         self.binary = binary or shutil.which("dovecot") or "/usr/sbin/dovecot"
@@ -165,6 +169,7 @@ class Dovecot:
         self.debug = debug
         self.extra_config = extra_config
         self.keep_dir = keep_dir
+        self.single_passwd_file = single_passwd_file
         self.imap_port: int | None = None
         self.imaps_port: int | None = None
         self.base_dir: str | None = None
@@ -267,6 +272,10 @@ class Dovecot:
         for sub in ("tls", "state", "passwd.d", "mail"):
             os.mkdir(os.path.join(self.base_dir, sub), 0o755)
         os.chmod(os.path.join(self.base_dir, "tls"), 0o700)
+        if self.single_passwd_file:
+            passwd = os.path.join(self.base_dir, "passwd")
+            open(passwd, "w").close()  # noqa: SIM115 - an empty file, closed at once
+            os.chmod(passwd, 0o644)
         os.chown(os.path.join(self.base_dir, "mail"), mail.pw_uid, mail.pw_gid)
         self.log_path = os.path.join(self.base_dir, "dovecot.log")
         self._stderr_path = os.path.join(self.base_dir, "dovecot.stderr")
@@ -287,6 +296,8 @@ class Dovecot:
             mail_gid=mail.pw_gid,
             debug="yes" if self.debug else "no",
             extra_config=self.extra_config,
+            passwd_path=os.path.join(self.base_dir, "passwd") if self.single_passwd_file
+            else os.path.join(self.base_dir, "passwd.d", "%u"),
         )
         path = os.path.join(self.base_dir, "dovecot.conf")
         with open(path, "w", encoding="utf-8") as fh:
@@ -362,10 +373,15 @@ class Dovecot:
         password = password or secrets.token_urlsafe(12)
         _check_field("username", username)
         _check_field("password", password)
-        replacing = os.path.exists(self._passwd_path(username))
-        self._write_passwd_entry(username, password)
-        if replacing:
-            _wait_for_next_second()
+        if self.single_passwd_file:
+            if username in self.users:
+                raise ValueError(f"{username} exists (one passwd-file: users are only added)")
+            self._append_passwd_entry(username, password)
+        else:
+            replacing = os.path.exists(self._passwd_path(username))
+            self._write_passwd_entry(username, password)
+            if replacing:
+                _wait_for_next_second()
         user = MailUser(
             username=username,
             password=password,
@@ -384,6 +400,8 @@ class Dovecot:
         current second, so by default this returns only once that is over.
         Open sessions are not kicked.
         """
+        if self.single_passwd_file:
+            raise NotImplementedError("users are only added to a single passwd-file")
         username = user if isinstance(user, str) else user.username
         self.users.pop(username, None)
         try:
@@ -396,10 +414,25 @@ class Dovecot:
     def _passwd_path(self, username: str) -> str:
         return os.path.join(self.base_dir, "passwd.d", username)
 
-    def _write_passwd_entry(self, username: str, password: str) -> None:
+    def wait_users_loaded(self) -> None:
+        """With one passwd-file: until Dovecot would read the users added so far (it
+        re-reads a changed file at most once a second)."""
+        _wait_for_next_second()
+
+    @staticmethod
+    def _passwd_line(username: str, password: str) -> str:
         # user:{PLAIN}password:uid:gid:gecos:home:shell:extra_fields
         mail = pwd.getpwnam(MAIL_SYSTEM_USER)
-        line = f"{username}:{{PLAIN}}{password}:{mail.pw_uid}:{mail.pw_gid}::::\n"
+        return f"{username}:{{PLAIN}}{password}:{mail.pw_uid}:{mail.pw_gid}::::\n"
+
+    def _append_passwd_entry(self, username: str, password: str) -> None:
+        # One write of a whole line (O_APPEND): auth never reads half of one.
+        with self._lock, open(os.path.join(self.base_dir, "passwd"), "a",
+                              encoding="utf-8") as fh:
+            fh.write(self._passwd_line(username, password))
+
+    def _write_passwd_entry(self, username: str, password: str) -> None:
+        line = self._passwd_line(username, password)
         path = self._passwd_path(username)
         tmp = f"{path}.{secrets.token_hex(4)}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
