@@ -5,22 +5,73 @@ A snapshot is taken once Django and the worker's modules are loaded (before any 
 SIGUSR1 writes the difference to the snapshot then into ``BENCH_TRACE_OUT`` (JSON: total
 bytes and blocks, and the top lines). tracemalloc's own bookkeeping (tens of bytes per block)
 inflates the process's RSS: a traced worker's RSS is not the figure to quote.
+
+``BENCH_TRACE_FRAMES=0`` runs without tracemalloc (the RSS is then the worker's own), and
+SIGUSR2 writes where the heap is into ``BENCH_HEAP_OUT`` (JSON): glibc's ``mallinfo2`` (bytes
+in use, free inside its arenas, and in big blocks of their own) and pymalloc's own accounting
+(``sys._debugmallocstats``: bytes in objects, in free blocks of used pools, in empty pools of
+arenas it keeps), so a worker's RSS can be split into what is live and what is slack; and the
+modules loaded by then.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import re
 import signal
 import sys
+import tempfile
 import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def heap_report() -> dict:
+    """glibc's and pymalloc's accounts of the heap, in bytes."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _Mallinfo2
+    info = libc.mallinfo2()
+    out = {name: getattr(info, name) for name, _ in _Mallinfo2._fields_}
+    # sys._debugmallocstats writes to the C stderr: lend it a file for the call.
+    with tempfile.TemporaryFile() as fh:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(fh.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        fh.seek(0)
+        text = fh.read().decode("ascii", "replace")
+    for label, key in (("bytes in allocated blocks", "py_allocated"),
+                       ("bytes in available blocks", "py_available"),
+                       ("bytes lost to pool headers", "py_pool_headers"),
+                       ("bytes lost to quantization", "py_quantization"),
+                       ("bytes lost to arena alignment", "py_arena_alignment"),
+                       ("arenas allocated current", "py_arenas")):
+        found = re.search(r"# " + re.escape(label) + r"\s*=\s*([\d,]+)", text)
+        if found:
+            out[key] = int(found.group(1).replace(",", ""))
+    unused = re.search(r"\d+ unused pools \* \d+ bytes\s*=\s*([\d,]+)", text)
+    out["py_unused_pools"] = int(unused.group(1).replace(",", "")) if unused else 0
+    out["modules"] = sorted(sys.modules)
+    return out
+
+
 def main() -> None:
-    tracemalloc.start(int(os.environ.get("BENCH_TRACE_FRAMES", "1")))
+    frames = int(os.environ.get("BENCH_TRACE_FRAMES", "1"))
+    if frames:
+        tracemalloc.start(frames)
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "emailapi.settings")
     import django
@@ -29,6 +80,14 @@ def main() -> None:
     import mailboxes.management.commands.imapworker  # noqa: F401 - loaded before the snapshot
     import mailboxes.worker.imap_worker  # noqa: F401
 
+    def heap(*_) -> None:
+        with open(os.environ["BENCH_HEAP_OUT"], "w", encoding="utf-8") as fh:
+            json.dump(heap_report(), fh)
+
+    signal.signal(signal.SIGUSR2, heap)
+    if not frames:
+        _run()
+        return
     first = tracemalloc.take_snapshot()
     out = os.environ["BENCH_TRACE_OUT"]
 
@@ -46,6 +105,10 @@ def main() -> None:
                        "files": sorted(by_file.items(), key=lambda kv: -kv[1])[:30]}, fh)
 
     signal.signal(signal.SIGUSR1, dump)
+    _run()
+
+
+def _run() -> None:
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(["manage.py", *sys.argv[1:]])

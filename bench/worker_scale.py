@@ -29,6 +29,10 @@ private one: ``redis-server --port 6391 --save ""``), DB 6, flushed.
    ``messageNew`` row (polled every 2 ms). p50 and p99 of both, and the differences;
 7. Dovecot: its processes' total RSS and how many sessions are hibernated.
 
+``--heap-worker`` runs the empty and the restarted worker through ``bench/_traced_worker.py``
+without tracemalloc and splits the memory figure: glibc's heap in use and free, pymalloc's
+objects, free blocks, empty pools and arenas, per account above the empty worker's.
+
 ``failover``: ``--workers`` workers share N accounts; once all are connected, a feeder APPENDs
 messages with unique Message-IDs to random accounts (``--rate`` per second) and one worker is
 killed with SIGKILL. Reported: how long until every account it held is ``connected`` again by
@@ -409,11 +413,17 @@ def run_single(args, server, users, workdir) -> dict:
 
         try:
             # The empty worker: Django set up, worker constructed, nothing to hold.
-            empty = Worker(env, "scale-empty", workdir)
+            heap_env = {"BENCH_TRACE_FRAMES": "0",
+                        "BENCH_HEAP_OUT": os.path.join(workdir, "heap-empty.json")}
+            empty = Worker({**env, **heap_env} if args.heap_worker else env, "scale-empty",
+                           workdir, (),
+                           "bench/_traced_worker.py" if args.heap_worker else "manage.py")
             workers.append(empty)
             _engine.wait_for_subscriber(timeout=300)
             time.sleep(3.0)
             out["empty_kib"] = empty.status("VmRSS")
+            if args.heap_worker:
+                out["heap_empty"] = read_heap(empty, heap_env["BENCH_HEAP_OUT"])
             empty.stop()
             print(f"empty worker: {out['empty_kib'] / 1024:.1f} MiB", flush=True)
 
@@ -463,8 +473,12 @@ def run_single(args, server, users, workdir) -> dict:
             trace_env = {}
             if args.trace_worker:
                 trace_env = {"BENCH_TRACE_OUT": os.path.join(workdir, "trace.json")}
+            elif args.heap_worker:
+                trace_env = {"BENCH_TRACE_FRAMES": "0"}
+            if args.trace_worker or args.heap_worker:
+                trace_env["BENCH_HEAP_OUT"] = os.path.join(workdir, "heap.json")
             worker = Worker({**env, **trace_env}, "scale-restart", workdir, extra,
-                            "bench/_traced_worker.py" if args.trace_worker else "manage.py")
+                            "bench/_traced_worker.py" if trace_env else "manage.py")
             workers.append(worker)
             out["restart_s"] = wait_connected(n, [worker], since=since, clock=worker.started,
                                               label="one worker, restart", server=server)
@@ -480,6 +494,8 @@ def run_single(args, server, users, workdir) -> dict:
             print(f"worker RSS {out['after_kib'] / 1024:.1f} MiB = "
                   f"{(out['after_kib'] - out['empty_kib']) / n:.1f} KiB/account above empty",
                   flush=True)
+            if "BENCH_HEAP_OUT" in trace_env:
+                out["heap"] = print_heap(worker, trace_env["BENCH_HEAP_OUT"], n, out)
             if args.trace_worker:
                 print_trace(worker, trace_env["BENCH_TRACE_OUT"], n)
             if args.idle_window:
@@ -501,6 +517,44 @@ def run_single(args, server, users, workdir) -> dict:
                 if w.proc.poll() is None:
                     w.stop(signal.SIGKILL, timeout=10)
     return out
+
+
+def print_heap(worker: Worker, path: str, n: int, out: dict) -> dict:
+    """``--heap-worker``: the restarted worker's RSS split into glibc's heap (in use, free
+    inside it) and pymalloc's (objects, free blocks, empty pools), per account
+    (``bench/_traced_worker.py``, SIGUSR2)."""
+    heap = read_heap(worker, path)
+    empty = out.get("heap_empty", {})
+    print("heap of the restarted worker, and above the empty worker's per account "
+          "(pymalloc's arenas are outside glibc's figures):", flush=True)
+    for label, key in (("RSS", "rss"), ("glibc: in use (small + mmapped blocks)", "in_use"),
+                       ("glibc: free inside its arenas", "fordblks"),
+                       ("pymalloc: objects", "py_allocated"),
+                       ("pymalloc: free blocks in used pools", "py_available"),
+                       ("pymalloc: empty pools in kept arenas", "py_unused_pools"),
+                       ("pymalloc: arenas kept (1 MiB each)", "py_arena_bytes")):
+        value = heap.get(key, 0)
+        print(f"  {label:<44}{value / 2**20:>9.1f} MiB"
+              f"{(value - empty.get(key, 0)) / 1024 / n:>8.2f} KiB/account", flush=True)
+    later = sorted(set(heap.get("modules", ())) - set(empty.get("modules", ())))
+    if empty:
+        print(f"  modules loaded after the empty worker was measured: {len(later)}: "
+              + " ".join(later), flush=True)
+    return heap
+
+
+def read_heap(worker: Worker, path: str) -> dict:
+    """The heap report a ``bench/_traced_worker.py`` worker writes on SIGUSR2, with its RSS."""
+    os.kill(worker.pid, signal.SIGUSR2)
+    _engine.wait_for(lambda: os.path.exists(path) and os.path.getsize(path) > 0, timeout=120,
+                     what="the worker's heap report")
+    time.sleep(1.0)  # written whole
+    with open(path, encoding="utf-8") as fh:
+        heap = json.load(fh)
+    heap["rss"] = worker.status("VmRSS") * 1024
+    heap["in_use"] = heap["uordblks"] + heap["hblkhd"]
+    heap["py_arena_bytes"] = heap.get("py_arenas", 0) * 2**20
+    return heap
 
 
 def print_trace(worker: Worker, path: str, n: int) -> None:
@@ -921,6 +975,9 @@ def main() -> None:
                         help="single: the measured worker's --pool-size (default: the setting)")
     parser.add_argument("--connect-threads", type=int, default=None,
                         help="single: the measured worker's --connect-threads")
+    parser.add_argument("--heap-worker", action="store_true",
+                        help="single: report the restarted worker's heap (glibc in use and "
+                             "free, pymalloc objects, free blocks and empty pools)")
     parser.add_argument("--trace-worker", action="store_true",
                         help="single: the restarted worker runs with tracemalloc and reports "
                              "its Python objects per account by line (its RSS is then "
