@@ -286,8 +286,10 @@ def greeting_error(greeting: bytes) -> str:
 
 class _GreetingKept(imaplib.IMAP4):
     """Keeps the first line the server sent, and hands it to a failed greeting's error.
-    Once the greeting is accepted the copy goes (imaplib keeps its own, ``welcome``): a
-    session lives for hours and a worker holds thousands."""
+    Once the greeting is accepted the copy goes, and imaplib's own (``welcome``, which
+    nothing reads after the connect: IMAPClient's ``welcome`` is then empty): a session
+    lives for hours, a worker holds thousands, and some servers' greetings are unique to
+    each connection, so they cannot be shared."""
 
     first_line: bytes | None = None
 
@@ -304,6 +306,7 @@ class _GreetingKept(imaplib.IMAP4):
             exc.greeting = self.first_line or b""
             raise
         self.first_line = b""  # read, accepted, and not None: no later line is kept
+        self.welcome = b""
 
 
 _TAG_PREFIX = b"EAPI"
@@ -434,6 +437,12 @@ class _PhasedIMAP4(_GreetingKept, _Tapped, _LongLines, imaplib.IMAP4):
             value.close()
             value = self._new_reader()
         self._file = value
+
+    def held_reader(self):
+        """The reader, or None while it is parked: asking ``file`` would make a new one, and
+        a look at what is buffered after every IDLE made one for every idling session."""
+        reader = self._file
+        return None if reader is _PARKED else reader
 
     def _new_reader(self):
         return io.BufferedReader(_PhasedReader(self.sock, self._phases),

@@ -36,9 +36,12 @@ def read_line(client: imapclient.IMAPClient) -> bytes:
 
 
 def read_buffer(client: imapclient.IMAPClient) -> Any:
-    """imaplib's buffered reader over the socket (None before connecting): bytes it holds
-    never wake a selector."""
-    return getattr(client._imap, "file", None)
+    """imaplib's buffered reader over the socket (None before connecting, or while the
+    engine's client has let go of it as the session idles: it holds nothing then): bytes it
+    holds never wake a selector."""
+    imap = client._imap
+    held = getattr(imap, "held_reader", None)  # the engine's client: never makes one
+    return held() if held is not None else getattr(imap, "file", None)
 
 
 def reusable(client: imapclient.IMAPClient) -> bool:

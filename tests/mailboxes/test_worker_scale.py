@@ -248,6 +248,7 @@ def test_an_idling_session_keeps_no_last_line(alice, mail_user):
         start_idle(session.client)
         assert underlying.connection(session.client).mo is None
         assert underlying.connection(session.client).first_line == b""  # nor its greeting
+        assert underlying.connection(session.client).welcome == b""  # nor imaplib's copy
         session.client.idle_done()
     finally:
         session.client.logout()
@@ -265,6 +266,9 @@ def test_an_idling_session_lets_go_of_its_read_buffer_until_the_server_speaks(
         imap = underlying.connection(session.client)
         assert start_idle(session.client) is False
         assert imap._file is client._PARKED
+        # Looking at what is buffered (the worker does after every IDLE) keeps it parked.
+        assert input_waiting(session.client, buffered_only=True) is False
+        assert imap._file is client._PARKED
         appender.append("INBOX", seed.make_message(subject="Wakes the reader"))
         deadline = time.monotonic() + 30
         while not input_waiting(session.client):
@@ -280,6 +284,24 @@ def test_an_idling_session_lets_go_of_its_read_buffer_until_the_server_speaks(
     finally:
         appender.logout()
         session.client.logout()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fast_worker_settings")
+def test_the_sessions_a_worker_holds_idling_keep_no_read_buffer(alice, dovecot, settings):
+    """The worker looks for bytes already buffered as each session starts idling: that look
+    used to make each a new reader (about 1.3 KiB per account, all 10,000 of them)."""
+    settings.IMAP_LEASE_TTL = 60
+    accounts = [register(alice.tenant, dovecot.add_user(), f"box{i}") for i in range(3)]
+    worker = DrivenWorker()
+    try:
+        worker.claim()
+        worker.until(lambda: all(worker.idle(a.pk) for a in accounts), timeout=60)
+        readers = [underlying.connection(worker.slots[a.pk].conn.client)._file
+                   for a in accounts]
+    finally:
+        worker.shutdown()
+    assert readers == [client._PARKED] * len(accounts)
 
 
 @pytest.mark.django_db
