@@ -17,6 +17,7 @@ Not a benchmark itself: ``bench/run.py`` skips files whose name starts with an u
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import math
 import multiprocessing
 import os
@@ -318,3 +319,21 @@ def stop_group(proc, sig: int, timeout: float) -> float:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     return time.monotonic() - started
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def mallinfo2() -> dict[str, int]:
+    """glibc's account of this process's heap (``mallinfo2``), in bytes; empty where the C
+    library has none."""
+    libc = ctypes.CDLL("libc.so.6")
+    try:
+        libc.mallinfo2.restype = _Mallinfo2
+    except AttributeError:
+        return {}
+    info = libc.mallinfo2()
+    return {name: getattr(info, name) for name, _ in _Mallinfo2._fields_}

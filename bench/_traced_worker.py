@@ -16,7 +16,6 @@ modules loaded by then.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import re
@@ -29,18 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class _Mallinfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-        "fordblks", "keepcost")]
-
-
 def heap_report() -> dict:
     """glibc's and pymalloc's accounts of the heap, in bytes."""
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallinfo2.restype = _Mallinfo2
-    info = libc.mallinfo2()
-    out = {name: getattr(info, name) for name, _ in _Mallinfo2._fields_}
+    from bench import _engine  # ROOT is on the path by now (``main``)
+
+    out: dict = _engine.mallinfo2()
     # sys._debugmallocstats writes to the C stderr: lend it a file for the call.
     with tempfile.TemporaryFile() as fh:
         sys.stderr.flush()

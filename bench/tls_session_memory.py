@@ -51,26 +51,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import _engine  # noqa: E402
+
 VARIANTS = ("plain", "engine", "verify", "tls12", "noticket", "tls12-chacha", "context-each",
             "free-buffers")
 PER_USER = 50
 
 
-class _Mallinfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-        "fordblks", "keepcost")]
-
-
 def heap_in_use() -> int:
     """Bytes glibc's malloc has handed out and not had back (0 where there is no mallinfo2)."""
-    libc = ctypes.CDLL("libc.so.6")
-    try:
-        libc.mallinfo2.restype = _Mallinfo2
-    except AttributeError:
-        return 0
-    info = libc.mallinfo2()
-    return info.uordblks + info.hblkhd
+    info = _engine.mallinfo2()
+    return info.get("uordblks", 0) + info.get("hblkhd", 0)
 
 
 def rss_kib() -> int:
