@@ -280,6 +280,7 @@ def test_a_change_already_in_the_read_buffer_is_synced_not_left_there(alice, mai
     still read through the buffer (DONE does), never go back to idling past it."""
     import select
 
+    from mailboxes.imap import underlying
     from mailboxes.worker.connection import AccountConnection, Idle
 
     account = register(alice.tenant, mail_user)
@@ -289,8 +290,11 @@ def test_a_change_already_in_the_read_buffer_is_synced_not_left_there(alice, mai
         assert isinstance(outcome, Idle)
         [uid] = seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Buffered")])
         assert select.select([outcome.sock], [], [], 10)[0], "no EXISTS from Dovecot"
-        # peeking pulls the EXISTS (once all of it has come) into the read buffer
-        wait_for(conn.has_buffered_input, timeout=2)
+        # The idling session let go of its reader; a read makes a new one, and peeking
+        # pulls the EXISTS (once all of it has come) into its buffer.
+        imap = underlying.connection(conn.client)
+        wait_for(lambda: imap.file.peek(1), timeout=2)
+        assert conn.has_buffered_input()
         assert not select.select([outcome.sock], [], [], 0.2)[0]  # the socket is empty now
         assert isinstance(conn.on_readable(), Idle)
         assert [e.data["uid"] for e in events_of(account, "messageNew")] == [uid]
