@@ -92,6 +92,13 @@ LOST_FIRST_RETRY = 0.5
 CRASHED_STEP_RETRY = 5.0
 
 
+def _session_row(account_pk: int) -> EmailAccount | None:
+    """The account's row as a session keeps it (no field it never reads, nor those only
+    opening the connection reads), read again after the session let go of it."""
+    return EmailAccount.objects.defer(*SESSION_UNREAD, *CONNECT_ONLY).filter(
+        pk=account_pk).first()
+
+
 def _forget(account: EmailAccount, fields: tuple[str, ...]) -> None:
     """Drop loaded field values from ``account``: they become deferred fields."""
     for name in fields:
@@ -170,7 +177,8 @@ class AccountConnection:
     # 10,000 of these live in one worker: no per-instance dict (``__dict__`` stays for tests
     # that wrap a method on one instance; it is only made when used).
     __slots__ = ("account_pk", "stop_flag", "worker_id", "health", "endpoint", "client",
-                 "session", "account", "state", "config_version", "failures", "store_failures",
+                 "session", "_account", "account_let_go", "state", "config_version",
+                 "failures", "store_failures",
                  "parked", "answered", "idling", "login_recorded", "connected_at", "idle_since",
                  "idle_wake_at", "news_at_idle", "last_poll", "watched", "dropping", "notifying",
                  "backfill_pending", "slow", "__dict__")
@@ -185,7 +193,8 @@ class AccountConnection:
         self.endpoint = endpoint
         self.client: imapclient.IMAPClient | None = None
         self.session: ImapSession | None = None
-        self.account: EmailAccount | None = None
+        self._account: EmailAccount | None = None
+        self.account_let_go = False  # the row was dropped as the session idled: read again
         self.state: str | None = None  # the last state this connection recorded (or meant to)
         self.config_version = 0
         self.failures = 0
@@ -207,6 +216,28 @@ class AccountConnection:
         # if no sync has got through since (else 0.0): the worker's syncs of it take the slow
         # lane.
         self.slow = 0.0
+
+    @property
+    def account(self) -> EmailAccount | None:
+        """The account's row (None: gone). An idling session lets go of it
+        (``_let_go_of_account``) and the next step that asks reads it again: a worker holds
+        thousands of sessions, and a kept row is about 1 KiB of each."""
+        if self._account is None and self.account_let_go:
+            row = _session_row(self.account_pk)  # may raise: then still let go of
+            self._account, self.account_let_go = row, False
+        return self._account
+
+    @account.setter
+    def account(self, value: EmailAccount | None) -> None:
+        self._account, self.account_let_go = value, False
+
+    def has_account(self) -> bool:
+        """Whether a row was read (kept, or let go of while idling), without reading it."""
+        return self._account is not None or self.account_let_go
+
+    def _let_go_of_account(self) -> None:
+        if self._account is not None:
+            self._account, self.account_let_go = None, True
 
     # --- steps (run on pool threads) ------------------------------------------------------
 
@@ -506,6 +537,7 @@ class AccountConnection:
             recheck |= sync_folder(self.session, folder, self._should_stop).changed
             info = self.session.select(watched)
         self._start_idle()
+        self._let_go_of_account()
         self.idle_since = time.monotonic()
         self.slow = 0.0
         next_poll = self.last_poll + self._poll_interval()
@@ -541,9 +573,12 @@ class AccountConnection:
     def _set_state(self, state: str, **fields) -> bool:
         """Record a state, only while this worker holds the account (see the module doc)."""
         self.state = state
-        fence = holders.fence(self.worker_id, self.account.pk) \
+        account = self.account
+        if account is None:  # deleted since the session read it
+            return False
+        fence = holders.fence(self.worker_id, self.account_pk) \
             if self.worker_id is not None else None
-        return account_state.set_state(self.account, state, fence=fence, **fields)
+        return account_state.set_state(account, state, fence=fence, **fields)
 
     def _record(self, state: str, **fields) -> None:
         """``_set_state`` on a path that goes on whether or not the database answers."""
@@ -648,7 +683,7 @@ class AccountConnection:
         if self._should_stop():
             return Closed()
         delay = lost_backoff().delay(self.failures)
-        if self.account is not None:
+        if self.has_account():
             try:
                 self._set_state(State.DISCONNECTED,
                                 error={"error": describe(exc),

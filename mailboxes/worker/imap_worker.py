@@ -704,9 +704,11 @@ class ImapWorker:
         self._unschedule(pk, slot)
         self._settle(slot, False)
         self._arrived(slot)
-        if slot.pause_state and slot.conn.account is not None:
+        if slot.pause_state and slot.conn.has_account():
             try:
-                account_state.set_state(slot.conn.account, slot.pause_state)
+                account = slot.conn.account  # read again if the idling session let it go
+                if account is not None:
+                    account_state.set_state(account, slot.pause_state)
             except Exception:  # noqa: BLE001
                 logger.exception("account %s: could not record pause", pk)
         if slot.release_after_close:

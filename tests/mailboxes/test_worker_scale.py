@@ -234,6 +234,32 @@ def test_an_idling_connection_keeps_no_connect_settings_and_reads_them_again(ali
         worker.shutdown()
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fast_worker_settings")
+def test_an_idling_connection_lets_go_of_its_account_row_and_reads_it_when_mail_comes(
+        alice, mail_user, settings):
+    """A kept row is about 1 KiB of each of 10,000 sessions: dropped while the session idles,
+    read again by the step the new mail wakes (whose state writes and events still work)."""
+    settings.IMAP_LEASE_TTL = 60
+    account = register(alice.tenant, mail_user)
+    worker = DrivenWorker()
+    try:
+        worker.claim()
+        worker.until(lambda: worker.idle(account.pk))
+        conn = worker.slots[account.pk].conn
+        assert conn._account is None
+        assert conn.has_account()
+        seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Wakes the row")])
+        worker.until(lambda: events_of(account, "messageNew"), timeout=60)
+        worker.until(lambda: worker.idle(account.pk), timeout=60)
+        assert conn._account is None  # let go of again once idling
+        assert conn.account.pk == account.pk  # and read again when asked
+    finally:
+        worker.shutdown()
+    account.refresh_from_db()
+    assert account.state == "connected"
+
+
 def test_accounts_on_one_server_share_its_endpoint():
     first = endpoint_of({"host": "IMAP.example.com", "port": 993})
     second = endpoint_of({"host": "imap.example.com", "port": "993"})
