@@ -57,7 +57,28 @@ def heap_report() -> dict:
     unused = re.search(r"\d+ unused pools \* \d+ bytes\s*=\s*([\d,]+)", text)
     out["py_unused_pools"] = int(unused.group(1).replace(",", "")) if unused else 0
     out["modules"] = sorted(sys.modules)
+    out["connections"] = _connections()
     return out
+
+
+def _connections() -> dict:
+    """The engine's IMAP connections alive, and how many hold a read buffer (an idling one
+    should not: ``park_reader``)."""
+    import gc
+
+    from mailboxes.imap import client
+
+    frozen = gc.get_freeze_count()
+    gc.unfreeze()  # frozen objects are not in get_objects(); frozen again below
+    try:
+        objects = gc.get_objects()
+        conns = [o for o in objects if type(o).__name__ == "_PhasedIMAP4"]
+        readers = sum(type(o).__name__ == "BufferedReader" for o in objects)
+    finally:
+        if frozen:
+            gc.freeze()
+    held = [c for c in conns if c.__dict__.get("_file") not in (None, client._PARKED)]
+    return {"alive": len(conns), "holding_a_reader": len(held), "buffered_readers": readers}
 
 
 def main() -> None:

@@ -536,6 +536,10 @@ def print_heap(worker: Worker, path: str, n: int, out: dict) -> dict:
         value = heap.get(key, 0)
         print(f"  {label:<44}{value / 2**20:>9.1f} MiB"
               f"{(value - empty.get(key, 0)) / 1024 / n:>8.2f} KiB/account", flush=True)
+    conns = heap.get("connections", {})
+    print(f"  IMAP connections alive: {conns.get('alive')}, holding a read buffer: "
+          f"{conns.get('holding_a_reader')} (buffered readers in the process: "
+          f"{conns.get('buffered_readers')})", flush=True)
     later = sorted(set(heap.get("modules", ())) - set(empty.get("modules", ())))
     if empty:
         print(f"  modules loaded after the empty worker was measured: {len(later)}: "
