@@ -48,6 +48,7 @@ from mailboxes.imap.session import (
     Notifications,
     idle_responses,
     input_waiting,
+    park_reader,
     read_notifications,
     start_idle,
 )
@@ -366,6 +367,9 @@ class AccountConnection:
                 # Only when a keepalive was read (woken with nothing to read is the server gone:
                 # DONE finds out) and nothing is left unread: ``idle_check`` polls the socket,
                 # so lines already in the read buffer would never be seen (DONE reads them).
+                # Reading it made the session a new read buffer: let go of it again (these
+                # come to every idling session, so without this all of them would hold one).
+                park_reader(self.client)
                 return Idle(self.client.socket(), self.idle_wake_at)
             _, more = self._end_idle()
             if self._should_stop():

@@ -15,6 +15,8 @@ import pytest
 
 from accounts import services
 from accounts.models import EmailAccount
+from mailboxes.imap import client as imap_client
+from mailboxes.imap import underlying
 from mailboxes.models import Folder, Message
 from tests.base import wait_for
 from tests.mailboxes.helpers import DrivenWorker, counted, events_of, register
@@ -269,6 +271,10 @@ def test_keepalives_during_idle_cost_no_commands(alice, chatty_dovecot, driven_w
     wakes = counted(worker.slots[account.pk].conn, "on_readable")
     worker.until(lambda: len(wakes) >= 3 and worker.idle(account.pk))  # three keepalives
     assert imap_commands == [], imap_commands  # no DONE, SELECT or sync pass for one
+    # Reading one makes the session a read buffer; it is let go of again (Dovecot sends
+    # them to every idling session: a worker's 10,000 sessions would all keep one).
+    reader = underlying.connection(worker.slots[account.pk].conn.client)._file
+    assert reader is imap_client._PARKED
     chatty_dovecot.deliver_to_maildir(user, seed.make_message(subject="After keepalives"))
     event = worker.until(lambda: events_of(account, "messageNew"), timeout=10)[0]
     assert event.data["subject"] == "After keepalives"
@@ -280,7 +286,6 @@ def test_a_change_already_in_the_read_buffer_is_synced_not_left_there(alice, mai
     still read through the buffer (DONE does), never go back to idling past it."""
     import select
 
-    from mailboxes.imap import underlying
     from mailboxes.worker.connection import AccountConnection, Idle
 
     account = register(alice.tenant, mail_user)
