@@ -214,48 +214,48 @@ def test_a_connection_keeps_no_log_of_its_lines(alice, mail_user):
         session.client.logout()
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("fast_worker_settings")
-def test_an_idling_connection_keeps_no_connect_settings_and_reads_them_again(alice, mail_user,
-                                                                             settings):
+@pytest.fixture
+def one_idling(alice, mail_user, settings):
+    """A worker (driven by the test) holding one account, idling: (worker, account)."""
     settings.IMAP_LEASE_TTL = 60
     account = register(alice.tenant, mail_user)
     worker = DrivenWorker()
     try:
         worker.claim()
         worker.until(lambda: worker.idle(account.pk))
-        kept = worker.slots[account.pk].conn.account
-        assert {"imap", "oauth2"} <= kept.get_deferred_fields()
-        # The first login's event still names the user (read again for it).
-        [event] = events_of(account, "authenticationSuccess")
-        assert event.data["user"] == mail_user.username
-        assert kept.imap["auth"]["user"] == mail_user.username  # read again when asked
+        yield worker, account
     finally:
         worker.shutdown()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fast_worker_settings")
+def test_an_idling_connection_keeps_no_connect_settings_and_reads_them_again(one_idling,
+                                                                             mail_user):
+    worker, account = one_idling
+    kept = worker.slots[account.pk].conn.account
+    assert {"imap", "oauth2"} <= kept.get_deferred_fields()
+    # The first login's event still names the user (read again for it).
+    [event] = events_of(account, "authenticationSuccess")
+    assert event.data["user"] == mail_user.username
+    assert kept.imap["auth"]["user"] == mail_user.username  # read again when asked
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("fast_worker_settings")
 def test_an_idling_connection_lets_go_of_its_account_row_and_reads_it_when_mail_comes(
-        alice, mail_user, settings):
+        one_idling, mail_user):
     """A kept row is about 1 KiB of each of 10,000 sessions: dropped while the session idles,
     read again by the step the new mail wakes (whose state writes and events still work)."""
-    settings.IMAP_LEASE_TTL = 60
-    account = register(alice.tenant, mail_user)
-    worker = DrivenWorker()
-    try:
-        worker.claim()
-        worker.until(lambda: worker.idle(account.pk))
-        conn = worker.slots[account.pk].conn
-        assert conn._account is None
-        assert conn.has_account()
-        seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Wakes the row")])
-        worker.until(lambda: events_of(account, "messageNew"), timeout=60)
-        worker.until(lambda: worker.idle(account.pk), timeout=60)
-        assert conn._account is None  # let go of again once idling
-        assert conn.account.pk == account.pk  # and read again when asked
-    finally:
-        worker.shutdown()
+    worker, account = one_idling
+    conn = worker.slots[account.pk].conn
+    assert conn._account is None
+    assert conn.has_account()
+    seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Wakes the row")])
+    worker.until(lambda: events_of(account, "messageNew"), timeout=60)
+    worker.until(lambda: worker.idle(account.pk), timeout=60)
+    assert conn._account is None  # let go of again once idling
+    assert conn.account.pk == account.pk  # and read again when asked
     account.refresh_from_db()
     assert account.state == "connected"
 
