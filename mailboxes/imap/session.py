@@ -329,7 +329,12 @@ def idle_responses(client: imapclient.IMAPClient) -> list:
     the rest reads as a protocol violation: a needless reconnect. Here a line is only read
     once input is known to be waiting, in blocking mode (bounded by the read timeout), so the
     rest of a line that has begun is simply waited for. An end of stream ends the list (the
-    caller's DONE then finds the server gone)."""
+    caller's DONE then finds the server gone).
+
+    The session is still idling afterwards, with nothing left to read: the reader the read
+    made is let go of again (``park_reader``), as ``start_idle`` does. Servers send keepalives
+    to every idling session (Dovecot's ``* OK Still here`` every 2 minutes), and the worker
+    goes back to idling after one without a command."""
     responses = []
     while input_waiting(client):
         try:
@@ -339,6 +344,7 @@ def idle_responses(client: imapclient.IMAPClient) -> list:
                 break
             raise
         responses.append(_parse_untagged_response(line))
+    park_reader(client)
     return responses
 
 

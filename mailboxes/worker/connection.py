@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -48,7 +49,6 @@ from mailboxes.imap.session import (
     Notifications,
     idle_responses,
     input_waiting,
-    park_reader,
     read_notifications,
     start_idle,
 )
@@ -98,6 +98,11 @@ def _session_row(account_pk: int) -> EmailAccount | None:
     opening the connection reads), read again after the session let go of it."""
     return EmailAccount.objects.defer(*SESSION_UNREAD, *CONNECT_ONLY).filter(
         pk=account_pk).first()
+
+
+def _wanted_folder(account: EmailAccount) -> str:
+    """The folder the account asks to IDLE on (its first ``watch_folders`` entry)."""
+    return (account.watch_folders or ["INBOX"])[0]
 
 
 def _forget(account: EmailAccount, fields: tuple[str, ...]) -> None:
@@ -182,7 +187,7 @@ class AccountConnection:
                  "failures", "store_failures",
                  "parked", "answered", "idling", "login_recorded", "connected_at", "idle_since",
                  "idle_wake_at", "news_at_idle", "last_poll", "watched", "dropping", "notifying",
-                 "backfill_pending", "slow", "__dict__")
+                 "backfill_pending", "slow", "watch_wanted", "__dict__")
 
     def __init__(self, account_pk: int, stop_flag, worker_id: str | None = None,
                  health: int = UNKNOWN, endpoint: tuple[str, int] | None = None):
@@ -196,6 +201,9 @@ class AccountConnection:
         self.session: ImapSession | None = None
         self._account: EmailAccount | None = None
         self.account_let_go = False  # the row was dropped as the session idled: read again
+        # The row's first watched folder, kept when the row is let go of: the IDLE that
+        # follows each wake needs only this of it (not a query for the whole row).
+        self.watch_wanted = "INBOX"
         self.state: str | None = None  # the last state this connection recorded (or meant to)
         self.config_version = 0
         self.failures = 0
@@ -238,6 +246,7 @@ class AccountConnection:
 
     def _let_go_of_account(self) -> None:
         if self._account is not None:
+            self.watch_wanted = sys.intern(_wanted_folder(self._account))
             self._account, self.account_let_go = None, True
 
     # --- steps (run on pool threads) ------------------------------------------------------
@@ -367,9 +376,6 @@ class AccountConnection:
                 # Only when a keepalive was read (woken with nothing to read is the server gone:
                 # DONE finds out) and nothing is left unread: ``idle_check`` polls the socket,
                 # so lines already in the read buffer would never be seen (DONE reads them).
-                # Reading it made the session a new read buffer: let go of it again (these
-                # come to every idling session, so without this all of them would hold one).
-                park_reader(self.client)
                 return Idle(self.client.socket(), self.idle_wake_at)
             _, more = self._end_idle()
             if self._should_stop():
@@ -486,7 +492,8 @@ class AccountConnection:
     def _watched_folder(self) -> str:
         """The account's chosen IDLE folder while it exists on the server, else INBOX. A
         special-use name (``\\Sent``, as EmailEngine's ``path`` may give) names its folder."""
-        wanted = (self.account.watch_folders or ["INBOX"])[0]
+        row = self._account  # not read again for this: ``watch_wanted`` kept its answer
+        wanted = _wanted_folder(row) if row is not None else self.watch_wanted
         if wanted.startswith("\\"):
             return Folder.objects.filter(
                 email_account_id=self.account_pk, special_use__iexact=wanted, no_select=False,

@@ -23,6 +23,7 @@ from mailboxes.imap.session import (
     start_idle,
 )
 from mailboxes.worker import connect_budget
+from mailboxes.worker import connection as connection_module
 from mailboxes.worker.connect_budget import ConnectBudget
 from mailboxes.worker.connection import PROVEN, AccountConnection, endpoint_of
 from tests.mailboxes.helpers import DrivenWorker, events_of, open_session, register
@@ -243,19 +244,29 @@ def test_an_idling_connection_keeps_no_connect_settings_and_reads_them_again(one
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("fast_worker_settings")
-def test_an_idling_connection_lets_go_of_its_account_row_and_reads_it_when_mail_comes(
-        one_idling, mail_user):
-    """A kept row is about 1 KiB of each of 10,000 sessions: dropped while the session idles,
-    read again by the step the new mail wakes (whose state writes and events still work)."""
+def test_an_idling_connection_lets_go_of_its_account_row_and_mail_needs_no_read_of_it(
+        one_idling, mail_user, monkeypatch):
+    """A kept row is about 1 KiB of each of 10,000 sessions: dropped while the session idles.
+    New mail is synced and announced and the session idles again without reading the row
+    (its watched folder was kept); a step that needs the row reads it again."""
     worker, account = one_idling
     conn = worker.slots[account.pk].conn
     assert conn._account is None
     assert conn.has_account()
-    seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Wakes the row")])
+    reads = []
+    original = connection_module._session_row
+
+    def counted_read(pk):
+        reads.append(pk)
+        return original(pk)
+
+    monkeypatch.setattr(connection_module, "_session_row", counted_read)
+    seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Wakes the session")])
     worker.until(lambda: events_of(account, "messageNew"), timeout=60)
     worker.until(lambda: worker.idle(account.pk), timeout=60)
-    assert conn._account is None  # let go of again once idling
-    assert conn.account.pk == account.pk  # and read again when asked
+    assert reads == []  # not a query for the row per wake
+    assert conn.account.pk == account.pk  # read again when asked
+    assert reads == [account.pk]
     account.refresh_from_db()
     assert account.state == "connected"
 
@@ -305,6 +316,7 @@ def test_an_idling_session_lets_go_of_its_read_buffer_until_the_server_speaks(
         assert imap._file is not client._PARKED
         responses = idle_responses(session.client)
         assert (1, b"EXISTS") in responses
+        assert imap._file is client._PARKED  # read whole, and let go of again
         session.client.idle_done()
         assert session.client.noop()  # the session goes on
     finally:
