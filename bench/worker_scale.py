@@ -463,6 +463,8 @@ def run_single(args, server, users, workdir) -> dict:
                       f"KiB/connection, connected in {out['floor']['connect_s']:.0f} s "
                       f"(16 threads)", flush=True)
 
+            if args.hold:
+                hold(args.hold, env, server, users_file)
             out["dovecot_before"] = wait_dovecot_settled(server, n)
             since = timezone.now()
             extra = ()
@@ -579,6 +581,18 @@ def print_trace(worker: Worker, path: str, n: int) -> None:
     print("  by file:")
     for name, size in trace["files"][:20]:
         print(f"  {size / n:8.0f} B  {name.replace(str(ROOT) + '/', '')}")
+
+
+def hold(path: str, env: dict[str, str], server, users_file: str) -> None:
+    """``--hold``: the rig indexed and no worker running; describe it in ``path`` (the
+    workers' environment, Dovecot's master pid, the users) and wait until that file is
+    deleted, so restarts can be tried by hand against it (``bench/restart_cost.py``)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump({"env": env, "dovecot_pid": server._proc.pid, "users_file": users_file,
+                   "root": str(ROOT)}, fh)
+    print(f"holding: the rig is described in {path}; delete it to go on", flush=True)
+    while os.path.exists(path):
+        time.sleep(1.0)
 
 
 def _first_start(args, out, env, server, users, workdir, workers, n, floor) -> dict:
@@ -986,6 +1000,9 @@ def main() -> None:
                         help="single: the restarted worker runs with tracemalloc and reports "
                              "its Python objects per account by line (its RSS is then "
                              "inflated by tracemalloc: not a memory figure)")
+    parser.add_argument("--hold", metavar="FILE",
+                        help="single: once the first index is done and the seed workers are "
+                             "stopped, describe the rig in FILE and wait until it is deleted")
     parser.add_argument("--keep-logs", metavar="DIR",
                         help="copy the workers' logs into DIR at the end")
     parser.add_argument("--floor-child", metavar="USERS_FILE", help=argparse.SUPPRESS)
