@@ -244,6 +244,29 @@ class EmailAccount(models.Model):
                              [getattr(tenant, "pk", tenant), account_id])
         return columns.instance(rows[0]) if rows else None
 
+    @classmethod
+    def for_session(cls, pk: int, leave_out: tuple[str, ...],
+                    with_tenant: bool = False) -> EmailAccount | None:
+        """The account's row as an IMAP worker's session reads it, at each connect and again
+        after an idling session let go of it: without the fields in ``leave_out`` (deferred,
+        as ``defer()`` leaves them), with its tenant when asked. One fixed, prepared statement:
+        a worker restarted with thousands of accounts reads one per account, and the ORM's
+        compilation of it cost more than PostgreSQL's answer."""
+        columns = _account_columns(leave_out)
+        if not with_tenant:
+            rows = prepared_rows(f"SELECT {columns.select} FROM {cls._meta.db_table} a "
+                                 f"WHERE a.id = %s", [pk])
+            return columns.instance(rows[0]) if rows else None
+        tenant = _tenant_columns()
+        rows = prepared_rows(f"SELECT {columns.select}, {tenant.select} "
+                             f"FROM {cls._meta.db_table} a JOIN {Tenant._meta.db_table} t "
+                             f"ON t.id = a.tenant_id WHERE a.id = %s", [pk])
+        if not rows:
+            return None
+        account = columns.instance(rows[0][:len(columns)])
+        cls.tenant.field.set_cached_value(account, tenant.instance(rows[0][len(columns):]))
+        return account
+
 
 class OAuth2App(models.Model):
     """A tenant's OAuth2 client registered at a provider (Google, Microsoft, Yahoo, or any
@@ -307,6 +330,12 @@ class Credential(models.Model):
 
 
 @functools.cache
-def _account_columns() -> ModelColumns:
-    """``EmailAccount``'s columns for ``of_tenant`` (built once the model exists)."""
-    return ModelColumns(EmailAccount, "a")
+def _account_columns(leave_out: tuple[str, ...] = ()) -> ModelColumns:
+    """``EmailAccount``'s columns for ``of_tenant`` and ``for_session`` (built once the model
+    exists)."""
+    return ModelColumns(EmailAccount, "a", leave_out)
+
+
+@functools.cache
+def _tenant_columns() -> ModelColumns:
+    return ModelColumns(Tenant, "t")

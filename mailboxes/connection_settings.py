@@ -12,7 +12,7 @@ from dataclasses import replace
 from django.conf import settings
 
 from accounts import mail_hosts
-from accounts.credentials import get_credential
+from accounts.credentials import get_credentials
 from accounts.models import EmailAccount, Tenant
 from accounts.oauth2 import refresh
 from mailboxes import protocol_log
@@ -82,9 +82,9 @@ def _opened(account: EmailAccount, section: str, settings_from, force_refresh: b
         opened = settings_from(config, None, refresh.access_token(account, force=force_refresh),
                                tenant=account.tenant)
     else:
-        opened = settings_from(config, get_credential(account, f"{section}.pass"),
-                               get_credential(account, f"{section}.accessToken"),
-                               tenant=account.tenant)
+        password, token = get_credentials(account, f"{section}.pass",
+                                          f"{section}.accessToken")
+        opened = settings_from(config, password, token, tenant=account.tenant)
     if not account.logs:
         return opened
     # The account's protocol log (EmailEngine's ``logs``), told the secrets it must hide.

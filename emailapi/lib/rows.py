@@ -57,9 +57,12 @@ class ModelColumns:
     """A model's concrete columns under a table alias: ``select`` lists them for a hand-written
     query, ``instance`` turns that slice of a row into the model instance a queryset gives."""
 
-    def __init__(self, model: type[models.Model], alias: str):
+    def __init__(self, model: type[models.Model], alias: str, leave_out: tuple[str, ...] = ()):
+        """``leave_out``: fields not read; the instances have them deferred, as ``defer()``
+        leaves them (Django reads one if it is asked for)."""
         self.model = model
-        self.fields = list(model._meta.concrete_fields)
+        self.fields = [field for field in model._meta.concrete_fields
+                       if field.name not in leave_out and field.attname not in leave_out]
         self.names = [field.attname for field in self.fields]
         quote = connection.ops.quote_name
         self.select = ", ".join(f"{alias}.{quote(field.column)}" for field in self.fields)

@@ -10,6 +10,7 @@ round trips, never holding a transaction across I/O.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -22,6 +23,7 @@ from django.utils import timezone
 from accounts import state as account_state
 from accounts.models import EmailAccount
 from emailapi.lib import metrics
+from emailapi.lib.rows import ModelColumns, prepared_rows
 from mailboxes import ids, index_upkeep, message_fields
 from mailboxes.imap.session import FolderListing, SelectInfo
 from mailboxes.imap.types import FlagChange, MessageMeta
@@ -38,7 +40,7 @@ def apply_folder_list(account: EmailAccount, listings: Sequence[FolderListing],
                       notify: bool) -> list[Folder]:
     """Mirror the server's folder list; new and vanished folders raise mailboxNew/Deleted."""
     with transaction.atomic():
-        existing = {f.path: f for f in Folder.objects.select_for_update().filter(email_account=account)}
+        existing = {f.path: f for f in _locked_folders(account.pk)}
         next_number = (max((f.number for f in existing.values()), default=0)) + 1
         seen = set()
         for listing in listings:
@@ -67,6 +69,22 @@ def apply_folder_list(account: EmailAccount, listings: Sequence[FolderListing],
                 folder.delete()
                 del existing[path]
     return sorted(existing.values(), key=_folder_order)
+
+
+def _locked_folders(account_pk: int) -> list[Folder]:
+    """The account's folder rows, locked until the transaction ends (``select_for_update``
+    as one fixed, prepared statement: every sync pass starts with it, a worker restart
+    thousands of times, and the ORM's compilation cost more than PostgreSQL's answer)."""
+    columns = _folder_columns()
+    sql = f"SELECT {columns.select} FROM {Folder._meta.db_table} f WHERE f.email_account_id = %s"
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    return [columns.instance(row) for row in prepared_rows(sql, [account_pk])]
+
+
+@functools.cache
+def _folder_columns() -> ModelColumns:
+    return ModelColumns(Folder, "f")
 
 
 def _folder_order(folder: Folder):

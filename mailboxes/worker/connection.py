@@ -96,8 +96,7 @@ CRASHED_STEP_RETRY = 5.0
 def _session_row(account_pk: int) -> EmailAccount | None:
     """The account's row as a session keeps it (no field it never reads, nor those only
     opening the connection reads), read again after the session let go of it."""
-    return EmailAccount.objects.defer(*SESSION_UNREAD, *CONNECT_ONLY).filter(
-        pk=account_pk).first()
+    return EmailAccount.for_session(account_pk, SESSION_UNREAD + CONNECT_ONLY)
 
 
 def _wanted_folder(account: EmailAccount) -> str:
@@ -258,8 +257,8 @@ class AccountConnection:
         self.answered = None
         try:
             close_old_connections()
-            account = EmailAccount.objects.select_related("tenant").defer(
-                *SESSION_UNREAD).filter(pk=self.account_pk).first()
+            account = EmailAccount.for_session(self.account_pk, SESSION_UNREAD,
+                                               with_tenant=True)
             if account is None or account.paused or self.dropping:
                 return Closed()
             self.account = account

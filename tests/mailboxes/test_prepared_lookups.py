@@ -1,18 +1,24 @@
 """The hot lookups written as fixed prepared statements (``emailapi.lib.rows``) give what the
 ORM gives: every field of the account, folder and message, converted alike (JSON, dates,
-booleans, nulls), on PostgreSQL and on SQLite, and a miss is still the right 404."""
+booleans, nulls), on PostgreSQL and on SQLite, and a miss is still the right 404. So do a
+worker's reads and writes at each connect (its account row, the credentials, the folder
+rows a sync pass locks, the state it records)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 import pytest
+from django.db import transaction
 
+from accounts import state as account_state
+from accounts.credentials import get_credential, get_credentials, set_credential
 from accounts.errors import AccountNotFound
 from accounts.models import EmailAccount
 from mailboxes import listing
 from mailboxes.errors import MailboxNotFound, MessageNotFound
 from mailboxes.models import Folder, Message
+from mailboxes.sync import index
 from tests.mailboxes.helpers import synced_inbox
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
@@ -91,3 +97,60 @@ def test_a_search_page_is_summarised_like_a_listing(alice, stored):
     assert list(found) == [42]
     assert found[42] == listed[0]
     assert listing.summaries(inbox, []) == {}
+
+
+def test_a_workers_session_row_is_the_orms_deferred_row_with_its_tenant(
+        alice, stored, django_assert_num_queries):
+    """What a worker reads at each connect (``EmailAccount.for_session``): the fields it
+    reads as the ORM has them, the rest deferred as ``defer()`` leaves them, the tenant
+    joined in (no second query when the address policy asks for it)."""
+    account, *_ = stored
+    leave_out = ("name", "email", "webhooks", "created_at")
+    with django_assert_num_queries(1):
+        found = EmailAccount.for_session(account.pk, leave_out, with_tenant=True)
+        tenant = found.tenant
+    orm = EmailAccount.objects.select_related("tenant").defer(*leave_out).get(pk=account.pk)
+    assert found.get_deferred_fields() == orm.get_deferred_fields() == set(leave_out)
+    loaded = {f.attname for f in EmailAccount._meta.concrete_fields} - set(leave_out)
+    assert {k: getattr(found, k) for k in loaded} == {k: getattr(orm, k) for k in loaded}
+    assert _fields(tenant) == _fields(orm.tenant)
+    assert tenant.pk == alice.tenant.pk
+    bare = EmailAccount.for_session(account.pk, leave_out)
+    assert bare.get_deferred_fields() == set(leave_out)
+    assert not EmailAccount.tenant.field.is_cached(bare)
+    assert bare.name == account.name  # a deferred field is still read when asked for
+    assert EmailAccount.for_session(account.pk + 1000, leave_out, with_tenant=True) is None
+
+
+def test_two_credentials_open_in_one_query(stored, django_assert_num_queries):
+    account, *_ = stored
+    set_credential(account, "imap.accessToken", "token-1")
+    with django_assert_num_queries(1):
+        opened = get_credentials(account, "imap.pass", "imap.accessToken")
+    assert opened == (get_credential(account, "imap.pass"), "token-1")
+    assert opened[0]  # register() stored the password
+    assert get_credentials(account, "smtp.pass", "smtp.accessToken") == (None, None)
+
+
+def test_the_folder_rows_a_sync_pass_locks_are_the_orms_rows(stored):
+    account, inbox, sent, _ = stored
+    with transaction.atomic():
+        rows = sorted(index._locked_folders(account.pk), key=lambda f: f.pk)
+    assert [_fields(f) for f in rows] == [_fields(Folder.objects.get(pk=f.pk))
+                                          for f in (inbox, sent)]
+    assert index._locked_folders(account.pk + 1000) == []
+
+
+def test_a_state_written_alone_is_written_as_the_orm_would(stored):
+    """``set_state`` of a state alone goes through one fixed statement: a fenced write still
+    leaves a paused account paused and says so, an unfenced one writes."""
+    account, *_ = stored
+    assert account_state.set_state(account, EmailAccount.State.CONNECTED)
+    row = EmailAccount.objects.get(pk=account.pk)
+    assert (row.state, row.state_changed_at) == ("connected", account.state_changed_at)
+    EmailAccount.objects.filter(pk=account.pk).update(paused=True, state="paused")
+    assert not account_state.set_state(account, EmailAccount.State.CONNECTED,
+                                       fence=lambda: True)
+    assert EmailAccount.objects.get(pk=account.pk).state == "paused"
+    assert not account_state.set_state(account, EmailAccount.State.PAUSED, fence=lambda: False)
+    assert account_state.set_state(account, EmailAccount.State.PAUSED, fence=lambda: True)
