@@ -39,6 +39,13 @@ def _restarted(account) -> tuple[AccountConnection, object]:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("folders")
 def test_list_status_lists_what_list_and_status_do(alice, mail_user):
+    """Its answer is read by ``parse.parse_tokens``, the plain LIST's by imapclient: quoted
+    names with spaces and escaped quotes, UTF-7 names, flags and numbers come out alike."""
+    client = mail_user.imap_client()
+    try:
+        client.create_folder('Old "Q3" mail')
+    finally:
+        client.logout()
     session = open_session(register(alice.tenant, mail_user))
     try:
         listings, statuses = session.list_folders_and_status()
