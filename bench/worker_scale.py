@@ -96,7 +96,7 @@ def raise_limits() -> int:
 def dovecot_config(sessions: int, hibernate_timeout: str) -> str:
     return string.Template(CONF.read_text(encoding="utf-8")).substitute(
         hibernate_timeout=hibernate_timeout, process_limit=sessions + 2000,
-        client_limit=2 * sessions + 2000)
+        client_limit=2 * sessions + 2000, auth_client_limit=3 * (sessions + 2000) + 1000)
 
 
 def worker_env(args) -> dict[str, str]:
