@@ -135,6 +135,37 @@ def wait_for_subscriber(timeout: float = 10.0) -> None:
 # -- memory --------------------------------------------------------------------------------
 
 
+def processes() -> dict[int, tuple[str, int, list[int]]]:
+    """Every process: pid -> (name, parent pid, [utime, stime, cutime, cstime] in ticks)."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                text = fh.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        out[int(entry)] = (name, int(fields[1]), [int(f) for f in fields[11:15]])
+    return out
+
+
+def process_tree(root: int, procs: dict | None = None) -> list[int]:
+    """``root`` and its descendants among ``procs`` (default: every process now)."""
+    procs = procs if procs is not None else processes()
+    children: dict[int, list[int]] = {}
+    for pid, (_, ppid, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    tree, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        tree.append(pid)
+        stack.extend(children.get(pid, []))
+    return tree
+
+
 def status_kib(field: str, pid: int | str = "self") -> int:
     """A ``VmRSS``/``VmHWM``-style field of ``/proc/<pid>/status``, in KiB."""
     with open(f"/proc/{pid}/status", encoding="ascii") as fh:

@@ -40,37 +40,12 @@ from bench import _engine  # noqa: E402
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _processes() -> dict[int, tuple[str, int, list[int]]]:
-    """pid -> (name, ppid, [utime, stime, cutime, cstime] in ticks)."""
-    out = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
-                text = fh.read()
-        except OSError:
-            continue
-        name = text[text.index("(") + 1:text.rindex(")")]
-        fields = text.rsplit(")", 1)[1].split()
-        out[int(entry)] = (name, int(fields[1]), [int(f) for f in fields[11:15]])
-    return out
-
-
-def tree_cpu(root: int, procs=None) -> float:
+def tree_cpu(root: int) -> float:
     """CPU seconds of ``root`` and its descendants, children that ended included (each
     parent's cutime/cstime holds the children it reaped)."""
-    procs = procs if procs is not None else _processes()
-    children: dict[int, list[int]] = {}
-    for pid, (_, ppid, _) in procs.items():
-        children.setdefault(ppid, []).append(pid)
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        if pid in procs:
-            total += sum(procs[pid][2])
-        stack.extend(children.get(pid, []))
-    return total / TICK
+    procs = _engine.processes()
+    return sum(sum(procs[pid][2]) for pid in _engine.process_tree(root, procs)
+               if pid in procs) / TICK
 
 
 def machine_busy() -> float:
@@ -81,7 +56,7 @@ def machine_busy() -> float:
 
 
 def postmaster_pid() -> int:
-    procs = _processes()
+    procs = _engine.processes()
     return min(pid for pid, (name, ppid, _) in procs.items()
                if name == "postgres" and procs.get(ppid, ("",))[0] != "postgres")
 
@@ -93,16 +68,9 @@ def own_cpu(pid: int) -> tuple[float, float]:
 
 
 def imap_processes(dovecot: int) -> int:
-    procs = _processes()
-    children: dict[int, list[int]] = {}
-    for pid, (_, ppid, _) in procs.items():
-        children.setdefault(ppid, []).append(pid)
-    count, stack = 0, [dovecot]
-    while stack:
-        pid = stack.pop()
-        count += procs.get(pid, ("",))[0] == "imap"
-        stack.extend(children.get(pid, []))
-    return count
+    procs = _engine.processes()
+    return sum(1 for pid in _engine.process_tree(dovecot, procs)
+               if procs.get(pid, ("",))[0] == "imap")
 
 
 def connected(worker_id: str, since) -> int:

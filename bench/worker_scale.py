@@ -251,35 +251,16 @@ def wait_subscribers(count: int) -> None:
 def dovecot_usage(server) -> dict:
     """Total RSS of the Dovecot instance's processes, and its imap processes (sessions not
     hibernated)."""
-    master = server._proc.pid
-    children: dict[int, list[int]] = {}
-    names: dict[int, str] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
-                text = fh.read()
-        except OSError:
-            continue
-        name = text[text.index("(") + 1:text.rindex(")")]
-        ppid = int(text.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-        names[int(entry)] = name
-    total, imap, seen = 0, 0, [master]
-    stack = [master]
-    while stack:
-        pid = stack.pop()
+    procs = _engine.processes()
+    tree = _engine.process_tree(server._proc.pid, procs)
+    total = 0
+    for pid in tree:
         try:
             total += _engine.status_kib("VmRSS", pid)
         except (OSError, LookupError):
             pass
-        if names.get(pid) == "imap":
-            imap += 1
-        for child in children.get(pid, []):
-            seen.append(child)
-            stack.append(child)
-    return {"rss_kib": total, "imap_processes": imap, "processes": len(seen)}
+    imap = sum(1 for pid in tree if procs.get(pid, ("",))[0] == "imap")
+    return {"rss_kib": total, "imap_processes": imap, "processes": len(tree)}
 
 
 def wait_dovecot_settled(server, n: int, timeout: float = 600.0) -> dict:
