@@ -2,8 +2,8 @@
 
 Secrets enter here in clear and leave sealed (``accounts.crypto``): ``set_credential`` is the
 only writer of ``Credential`` rows and ``get_credential`` (``get_credentials`` for two at once)
-the only reader. A row's seal is bound
-to its tenant, account and name, so a sealed value copied to another row does not open.
+the only reader. A row's seal is bound to its tenant, account and name, so a sealed value
+copied to another row does not open.
 """
 
 from __future__ import annotations

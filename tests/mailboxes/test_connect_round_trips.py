@@ -32,24 +32,19 @@ def _names(sent: list[bytes]) -> list[bytes]:
             and w[1].isupper()]
 
 
-def test_a_starttls_connect_asks_for_capabilities_only_once_tls_is_up(mail_user, imap_commands):
-    client = imap.connect(_of(mail_user, secure=False))
+@pytest.mark.parametrize(("secure", "commands"), [
+    (False, [b"STARTTLS", b"CAPABILITY", b"LOGIN"]),  # asked again only once TLS is up
+    (True, [b"LOGIN"]),  # implicit TLS: the greeting's list is the one
+])
+def test_a_connect_takes_the_greetings_capabilities(mail_user, imap_commands, secure,
+                                                    commands):
+    client = imap.connect(_of(mail_user, secure=secure))
     try:
         sent = _names(imap_commands)
         assert client.has_capability("IDLE")
     finally:
         client.logout()
-    assert sent == [b"STARTTLS", b"CAPABILITY", b"LOGIN"]
-
-
-def test_an_implicit_tls_connect_takes_the_greetings_capabilities(mail_user, imap_commands):
-    client = imap.connect(_of(mail_user, secure=True))
-    try:
-        sent = _names(imap_commands)
-        assert client.has_capability("IDLE")
-    finally:
-        client.logout()
-    assert sent == [b"LOGIN"]
+    assert sent == commands
 
 
 def test_a_greeting_without_capabilities_is_followed_by_a_capability_command(imap_commands):
