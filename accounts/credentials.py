@@ -1,8 +1,8 @@
 """A mailbox's secrets (passwords, access and refresh tokens), sealed at rest.
 
 Secrets enter here in clear and leave sealed (``accounts.crypto``): ``set_credential`` is the
-only writer of ``Credential`` rows and ``get_credential`` (``get_credentials`` for two at once)
-the only reader. A row's seal is bound to its tenant, account and name, so a sealed value
+only writer of ``Credential`` rows and ``get_credentials`` (``get_credential`` for one) the
+only reader. A row's seal is bound to its tenant, account and name, so a sealed value
 copied to another row does not open.
 """
 
@@ -50,7 +50,4 @@ def get_credentials(account: EmailAccount, first: str, second: str) -> tuple[str
 
 
 def get_credential(account: EmailAccount, name: str) -> str | None:
-    row = Credential.objects.filter(email_account=account, name=name).first()
-    if row is None:
-        return None
-    return crypto.open_secret(row.sealed, _context(account, name), _master_secrets())
+    return get_credentials(account, name, name)[0]

@@ -41,6 +41,12 @@ def prepared_rows(sql: str, params) -> list[tuple]:
     return rows
 
 
+def locking(sql: str) -> str:
+    """``sql`` (a SELECT) locking the rows it reads until the transaction ends, where the
+    database has row locks (``select_for_update`` does nothing on SQLite either)."""
+    return f"{sql} FOR UPDATE" if connection.features.has_select_for_update else sql
+
+
 @contextmanager
 def bound_cursor():
     """A psycopg cursor on this thread's PostgreSQL connection that sends parameters apart

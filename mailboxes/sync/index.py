@@ -23,7 +23,7 @@ from django.utils import timezone
 from accounts import state as account_state
 from accounts.models import EmailAccount
 from emailapi.lib import metrics
-from emailapi.lib.rows import ModelColumns, prepared_rows
+from emailapi.lib.rows import ModelColumns, locking, prepared_rows
 from mailboxes import ids, index_upkeep, message_fields
 from mailboxes.imap.session import FolderListing, SelectInfo
 from mailboxes.imap.types import FlagChange, MessageMeta
@@ -77,9 +77,7 @@ def _locked_folders(account_pk: int) -> list[Folder]:
     thousands of times, and the ORM's compilation cost more than PostgreSQL's answer)."""
     columns = _folder_columns()
     sql = f"SELECT {columns.select} FROM {Folder._meta.db_table} f WHERE f.email_account_id = %s"
-    if connection.features.has_select_for_update:
-        sql += " FOR UPDATE"
-    return [columns.instance(row) for row in prepared_rows(sql, [account_pk])]
+    return [columns.instance(row) for row in prepared_rows(locking(sql), [account_pk])]
 
 
 @functools.cache

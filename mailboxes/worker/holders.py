@@ -25,13 +25,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts import state as account_state
 from accounts.models import EmailAccount
-from emailapi.lib.rows import prepared_rows
+from emailapi.lib.rows import locking, prepared_rows
 from mailboxes.models import AccountHolder, WorkerHeartbeat
 
 State = EmailAccount.State
@@ -97,9 +97,7 @@ def still_holds(worker_id: str, pk: int, lock: bool = False) -> bool:
     # this first, thousands of times in a restart.
     sql = (f"SELECT 1 FROM {AccountHolder._meta.db_table} WHERE email_account_id = %s "
            f"AND worker_id = %s AND released_at IS NULL")
-    if lock and connection.features.has_select_for_update:
-        sql += " FOR UPDATE"
-    return bool(prepared_rows(sql, [pk, worker_id]))
+    return bool(prepared_rows(locking(sql) if lock else sql, [pk, worker_id]))
 
 
 def fence(worker_id: str, pk: int) -> Callable[[], bool]:
