@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,6 +149,9 @@ class Dovecot:
     Attributes (valid after ``start()``): ``host``, ``imap_port``,
     ``imaps_port``, ``base_dir`` (the temp dir), ``cert_path``,
     ``config_path``, ``log_path``, ``delimiter``.
+
+    ``extra_config`` is appended to the configuration; a callable is given the instance's
+    directory first, for settings that need files of their own there (removed with it).
     """
 
     delimiter = "/"
@@ -159,7 +163,7 @@ class Dovecot:
         binary: str | None = None,
         startup_timeout: float = 10.0,
         debug: bool = False,
-        extra_config: str = "",
+        extra_config: str | Callable[[str], str] = "",
         keep_dir: bool = False,
         single_passwd_file: bool = False,
     ) -> None:
@@ -295,7 +299,8 @@ class Dovecot:
             mail_uid=mail.pw_uid,
             mail_gid=mail.pw_gid,
             debug="yes" if self.debug else "no",
-            extra_config=self.extra_config,
+            extra_config=(self.extra_config(self.base_dir) if callable(self.extra_config)
+                          else self.extra_config),
             passwd_path=os.path.join(self.base_dir, "passwd") if self.single_passwd_file
             else os.path.join(self.base_dir, "passwd.d", "%u"),
         )

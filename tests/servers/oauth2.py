@@ -24,9 +24,9 @@ import html
 import json
 import os
 import secrets
-import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
@@ -257,21 +257,27 @@ class _Handler(BaseHTTPRequestHandler):
         return self._json(404, {"error": "not_found"})
 
 
-def dovecot_oauth2_config(server: OAuth2Server) -> str:
+def dovecot_oauth2_config(server: OAuth2Server) -> Callable[[str], str]:
     """Extra Dovecot configuration adding XOAUTH2/OAUTHBEARER with an ``oauth2`` passdb that
     asks ``server`` (introspection, POST) whether a bearer token is live and whose it is.
 
     It comes after the password passdb: a password login is decided there; a bearer token is
     not a password, fails there and falls through to the oauth2 passdb. Users still need their
-    passwd-file entry (``Dovecot.add_user``) for the userdb (home, uid)."""
-    fd, path = tempfile.mkstemp(prefix="dovecot-oauth2-", suffix=".conf.ext")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"introspection_mode = post\n"
-                 f"introspection_url = {server.introspection_url}\n"
-                 f"username_attribute = username\n"
-                 f"active_attribute = active\n"
-                 f"active_value = true\n")
-    os.chmod(path, 0o644)
-    return (f"auth_mechanisms = plain login xoauth2 oauthbearer\n"
-            f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
-            f"  args = {path}\n}}\n")
+    passwd-file entry (``Dovecot.add_user``) for the userdb (home, uid). A callable for
+    ``Dovecot(extra_config=...)``: the passdb's settings file goes into the instance's own
+    directory, so it is removed with it (a temp file of its own outlived every run)."""
+
+    def config(base_dir: str) -> str:
+        path = os.path.join(base_dir, "oauth2.conf.ext")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(f"introspection_mode = post\n"
+                     f"introspection_url = {server.introspection_url}\n"
+                     f"username_attribute = username\n"
+                     f"active_attribute = active\n"
+                     f"active_value = true\n")
+        os.chmod(path, 0o644)
+        return (f"auth_mechanisms = plain login xoauth2 oauthbearer\n"
+                f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                f"  args = {path}\n}}\n")
+
+    return config
