@@ -161,6 +161,42 @@ def test_a_dead_child_is_reported_and_restarted(served):
     _wait_for(port, process)
 
 
+JOB_SECONDS = 8.0  # long enough to be running through both signals on a loaded machine
+
+
+def test_ctrl_c_twice_lets_the_job_in_progress_finish(served, settings):
+    """A terminal's Ctrl-C reaches every process of the group, then the supervisor sends each
+    child SIGTERM: rq took a second signal more than a second after the first as a cold shut
+    down and raised out of the job (a send cut in half). A person pressing Ctrl-C again does
+    the same: the job still finishes, and serve exits 0."""
+    import redis
+    from rq import Queue
+    from rq.job import JobStatus
+
+    port, process = served
+    connection = redis.Redis.from_url(settings.REDIS_URL)
+    marker = f"serve-test-job-running-{os.getpid()}"
+    connection.delete(marker)
+    job = Queue("default", connection=connection).enqueue(
+        "tests.emailapi.serve_jobs.sleep_marked", settings.REDIS_URL, marker, JOB_SECONDS)
+    deadline = time.monotonic() + STARTUP
+    while not connection.exists(marker):  # the job's body is running (a send would be)
+        assert time.monotonic() < deadline, process.log.read_text()[-3000:]
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    # The second Ctrl-C must come after rq's one-second allowance for a duplicate signal.
+    second = time.monotonic() + 1.5
+    while time.monotonic() < second:
+        time.sleep(0.05)
+    assert process.poll() is None, "serve stopped before the job could finish"
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=120) == 0
+    log = process.log.read_text()
+    assert job.get_status(refresh=True) == JobStatus.FINISHED, log[-3000:]
+    assert "cold shut down" not in log
+    assert "did not stop" not in log  # nothing was left for the supervisor to kill
+
+
 def test_it_refuses_to_start_without_redis_in_one_line(tmp_path):
     env = _env(tmp_path, f"redis://127.0.0.1:{find_free_port()}/0")
     result = subprocess.run([sys.executable, "manage.py", "serve", "--port",

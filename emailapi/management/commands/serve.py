@@ -23,8 +23,9 @@ from emailapi.process_group import Child, Supervisor
 # few would each hold a database pool (EMAILAPI_DB_POOL_SIZE connections) for little gain
 # next to the workers on the same machine: the default stops at this many.
 MAX_DEFAULT_WEB_PROCESSES = 4
-# rq runs each job in the worker process itself (see ``handle``).
-RQ_WORKER_CLASS = "rq.worker.SimpleWorker"
+# rq runs each job in the worker process itself (see ``worker_children``), and a second stop
+# signal does not cut it short (emailapi/rq_worker.py).
+RQ_WORKER_CLASS = "emailapi.rq_worker.WarmStopWorker"
 
 
 def default_web_processes() -> int:
