@@ -166,6 +166,37 @@ def process_tree(root: int, procs: dict | None = None) -> list[int]:
     return tree
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of ``root`` and its descendants, children that ended included (each
+    parent's cutime/cstime holds the children it reaped)."""
+    procs = processes()
+    return sum(sum(procs[pid][2]) for pid in process_tree(root, procs)
+               if pid in procs) / TICK
+
+
+def machine_busy() -> float:
+    """Seconds of all cores not idle (nor waiting on I/O) so far."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        values = [int(v) for v in fh.readline().split()[1:]]
+    return (sum(values) - values[3] - values[4]) / TICK
+
+
+def postmaster_pid() -> int:
+    procs = processes()
+    return min(pid for pid, (name, ppid, _) in procs.items()
+               if name == "postgres" and procs.get(ppid, ("",))[0] != "postgres")
+
+
+def own_cpu(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of one process (all its threads) so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
 def status_kib(field: str, pid: int | str = "self") -> int:
     """A ``VmRSS``/``VmHWM``-style field of ``/proc/<pid>/status``, in KiB."""
     with open(f"/proc/{pid}/status", encoding="ascii") as fh:

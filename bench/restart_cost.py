@@ -37,35 +37,6 @@ sys.path.insert(0, str(ROOT))
 
 from bench import _engine  # noqa: E402
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu(root: int) -> float:
-    """CPU seconds of ``root`` and its descendants, children that ended included (each
-    parent's cutime/cstime holds the children it reaped)."""
-    procs = _engine.processes()
-    return sum(sum(procs[pid][2]) for pid in _engine.process_tree(root, procs)
-               if pid in procs) / TICK
-
-
-def machine_busy() -> float:
-    """Seconds of all cores not idle (nor waiting on I/O) so far."""
-    with open("/proc/stat", encoding="ascii") as fh:
-        values = [int(v) for v in fh.readline().split()[1:]]
-    return (sum(values) - values[3] - values[4]) / TICK
-
-
-def postmaster_pid() -> int:
-    procs = _engine.processes()
-    return min(pid for pid, (name, ppid, _) in procs.items()
-               if name == "postgres" and procs.get(ppid, ("",))[0] != "postgres")
-
-
-def own_cpu(pid: int) -> tuple[float, float]:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) / TICK, int(fields[12]) / TICK
-
 
 def imap_processes(dovecot: int) -> int:
     procs = _engine.processes()
@@ -91,9 +62,10 @@ def restart(rig: dict, name: str, root: str, env: dict[str, str], extra: list[st
                      what="Dovecot's imap processes to settle")
     time.sleep(2.0)
     worker_id = f"cost-{name}-{run}"
-    postmaster = postmaster_pid()
+    postmaster = _engine.postmaster_pid()
     since = timezone.now()
-    d0, p0, m0 = tree_cpu(dovecot), tree_cpu(postmaster), machine_busy()
+    cpu = _engine.tree_cpu
+    d0, p0, m0 = cpu(dovecot), cpu(postmaster), _engine.machine_busy()
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "imapworker", "--worker-id", worker_id, *extra],
@@ -107,10 +79,10 @@ def restart(rig: dict, name: str, root: str, env: dict[str, str], extra: list[st
                 raise TimeoutError(f"{worker_id}: not all connected in 30 minutes")
             time.sleep(0.25)
         took = time.perf_counter() - started
-        user, system = own_cpu(proc.pid)
+        user, system = _engine.own_cpu(proc.pid)
         figures = {"variant": name, "s": took, "worker_user": user, "worker_sys": system,
-                   "dovecot": tree_cpu(dovecot) - d0, "postgres": tree_cpu(postmaster) - p0,
-                   "machine": machine_busy() - m0, "load": os.getloadavg()[0]}
+                   "dovecot": cpu(dovecot) - d0, "postgres": cpu(postmaster) - p0,
+                   "machine": _engine.machine_busy() - m0, "load": os.getloadavg()[0]}
     finally:
         _engine.stop_group(proc, signal.SIGTERM, 120)
     return figures

@@ -802,14 +802,14 @@ def run_failover(args, server, users, workdir) -> dict:
             out["registered_at"] = time.perf_counter()
             print(f"registered {n} accounts in {out['registered_at'] - started:.0f} s",
                   flush=True)
-            return _failover(args, out, users, workers, n, count)
+            return _failover(args, out, users, workers, n, count, server._proc.pid)
         finally:
             for w in workers:
                 if w.proc.poll() is None:
                     w.stop(signal.SIGKILL, timeout=10)
 
 
-def _failover(args, out, users, workers, n, count) -> dict:
+def _failover(args, out, users, workers, n, count, dovecot: int) -> dict:
     from django.db.models import Count
     from django.utils import timezone
 
@@ -830,22 +830,26 @@ def _failover(args, out, users, workers, n, count) -> dict:
     out["rss_mib"] = [w.status("VmRSS") / 1024 for w in workers]
     feeder = Feeder(users, args.rate)
     feeder.start()
+    victim, survivors = workers[0], workers[1:]
+    postmaster = _engine.postmaster_pid()
+    quiet = cpu_now(survivors, dovecot, postmaster)  # the 5 s before the kill: the quiet rate
     time.sleep(5.0)
-    victim = workers[0]
     held = list(AccountHolder.objects.filter(worker_id=victim.worker_id,
                                              released_at__isnull=True)
                 .values_list("email_account_id", flat=True))
     out["victim_held"] = len(held)
     killed_at = timezone.now()
     clock = time.perf_counter()
+    at_kill = cpu_now(survivors, dovecot, postmaster)
     os.killpg(victim.pid, signal.SIGKILL)
     victim.proc.wait()
     victim.log.close()
-    survivors = workers[1:]
     try:
         out["recover_s"] = wait_connected(len(held), survivors, since=killed_at, pks=held,
                                           clock=clock, label="after kill -9",
                                           timeout=args.recover_timeout)
+        out["cpu"] = recovery_cpu(quiet, at_kill, cpu_now(survivors, dovecot, postmaster),
+                                  len(held))
         print(f"kill -9: {len(held)} accounts connected again by the others "
               f"{out['recover_s']:.0f} s after the kill", flush=True)
     except TimeoutError:
@@ -877,6 +881,29 @@ def _failover(args, out, users, workers, n, count) -> dict:
         n=Count("id")).values_list("state", "n"))
     for w in survivors:
         w.stop()
+    return out
+
+
+def cpu_now(workers, dovecot: int, postmaster: int) -> dict[str, float]:
+    """CPU seconds so far: the workers' (each process, all its threads), Dovecot's and
+    PostgreSQL's trees (children that ended included), and the machine's busy time."""
+    return {"workers": sum(sum(_engine.own_cpu(w.pid)) for w in workers),
+            "dovecot": _engine.tree_cpu(dovecot), "postgres": _engine.tree_cpu(postmaster),
+            "machine": _engine.machine_busy(), "at": time.perf_counter()}
+
+
+def recovery_cpu(quiet: dict, at_kill: dict, recovered: dict, n: int) -> dict[str, float]:
+    """Milliseconds per account connected again, by whom: the CPU from the kill to the
+    last reconnect, less what the same processes spent at the rate of the quiet seconds
+    before the kill (idling sessions, the feeder's mail), over ``n``; with that quiet rate
+    in cores."""
+    quiet_s = at_kill["at"] - quiet["at"]
+    window_s = recovered["at"] - at_kill["at"]
+    out = {}
+    for key in ("workers", "dovecot", "postgres", "machine"):
+        rate = (at_kill[key] - quiet[key]) / quiet_s
+        out[key] = (recovered[key] - at_kill[key] - rate * window_s) * 1000 / n
+        out[f"quiet_{key}"] = rate
     return out
 
 
@@ -931,6 +958,12 @@ def report_failover(args, out) -> None:
     print(f"killed worker held {out['victim_held']} accounts; {recovered} (target lease TTL "
           f"{args.lease_ttl} s + 30 s = {target} s: "
           f"{'met' if out['recover_s'] <= target else 'MISSED'})")
+    if "cpu" in out:
+        cpu = out["cpu"]
+        print(f"CPU per account connected again, less the quiet rate before the kill: survivors "
+              f"{cpu['workers']:.1f} ms, Dovecot {cpu['dovecot']:.1f}, PostgreSQL "
+              f"{cpu['postgres']:.1f}, whole machine {cpu['machine']:.1f} (quiet: machine "
+              f"{cpu['quiet_machine']:.2f} cores busy, survivors {cpu['quiet_workers']:.2f})")
     print(f"messages appended meanwhile: {out['sent']} (append failures {out['append_failed']});"
           f" messageNew by Message-ID: lost {out['lost']}, repeated {out['repeated']}")
     print(f"states at the end: {out['states']}")
