@@ -177,6 +177,22 @@ def tree_cpu(root: int) -> float:
                if pid in procs) / TICK
 
 
+def tree_cpu_by_name(root: int) -> dict[str, float]:
+    """``tree_cpu`` of ``root`` split by process name (Dovecot's services: ``imap-login``,
+    ``imap``, ``imap-hibernate``, ``auth``, ``anvil``...); the children that ended count
+    under ``ended`` (their parent reaped them, so their names are gone). A process that ends
+    between two readings moves its time from its name to ``ended``: compare the total, or
+    names that stay up."""
+    procs = processes()
+    out: dict[str, float] = {}
+    for pid in process_tree(root, procs):
+        if pid in procs:
+            name, _, (utime, stime, cutime, cstime) = procs[pid]
+            out[name] = out.get(name, 0.0) + (utime + stime) / TICK
+            out["ended"] = out.get("ended", 0.0) + (cutime + cstime) / TICK
+    return out
+
+
 def machine_busy() -> float:
     """Seconds of all cores not idle (nor waiting on I/O) so far."""
     with open("/proc/stat", encoding="ascii") as fh:

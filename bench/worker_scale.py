@@ -36,7 +36,10 @@ objects, free blocks, empty pools and arenas, per account above the empty worker
 ``failover``: ``--workers`` workers share N accounts; once all are connected, a feeder APPENDs
 messages with unique Message-IDs to random accounts (``--rate`` per second) and one worker is
 killed with SIGKILL. Reported: how long until every account it held is ``connected`` again by
-another worker (target: lease TTL + 30 s), and, once the feeder stopped and the outbox is
+another worker (target: lease TTL + 30 s), the CPU per account connected again of the
+survivors, Dovecot (in all and by service: ``imap``, ``imap-login``, ``imap-hibernate``...),
+PostgreSQL and the whole machine, less the quiet rate before the kill, and, once the feeder
+stopped and the outbox is
 quiet, the ``messageNew`` events counted by Message-ID: lost (none) and repeated (none). Each
 message not announced is listed with its account (and whether the killed worker held it), its
 UID, when it was appended against the kill, the account's holder and state since when, and
@@ -887,9 +890,11 @@ def _failover(args, out, users, workers, n, count, dovecot: int) -> dict:
 def cpu_now(workers, dovecot: int, postmaster: int) -> dict[str, float]:
     """CPU seconds so far: the workers' (each process, all its threads), Dovecot's and
     PostgreSQL's trees (children that ended included), and the machine's busy time."""
+    by_service = _engine.tree_cpu_by_name(dovecot)
     return {"workers": sum(sum(_engine.own_cpu(w.pid)) for w in workers),
-            "dovecot": _engine.tree_cpu(dovecot), "postgres": _engine.tree_cpu(postmaster),
-            "machine": _engine.machine_busy(), "at": time.perf_counter()}
+            "dovecot": sum(by_service.values()), "postgres": _engine.tree_cpu(postmaster),
+            "machine": _engine.machine_busy(), "at": time.perf_counter(),
+            **{f"dovecot:{name}": cpu for name, cpu in by_service.items()}}
 
 
 def recovery_cpu(quiet: dict, at_kill: dict, recovered: dict, n: int) -> dict[str, float]:
@@ -900,9 +905,10 @@ def recovery_cpu(quiet: dict, at_kill: dict, recovered: dict, n: int) -> dict[st
     quiet_s = at_kill["at"] - quiet["at"]
     window_s = recovered["at"] - at_kill["at"]
     out = {}
-    for key in ("workers", "dovecot", "postgres", "machine"):
-        rate = (at_kill[key] - quiet[key]) / quiet_s
-        out[key] = (recovered[key] - at_kill[key] - rate * window_s) * 1000 / n
+    services = sorted({k for k in recovered if k.startswith("dovecot:")})
+    for key in ("workers", "dovecot", "postgres", "machine", *services):
+        rate = (at_kill.get(key, 0.0) - quiet.get(key, 0.0)) / quiet_s
+        out[key] = (recovered[key] - at_kill.get(key, 0.0) - rate * window_s) * 1000 / n
         out[f"quiet_{key}"] = rate
     return out
 
@@ -964,6 +970,10 @@ def report_failover(args, out) -> None:
               f"{cpu['workers']:.1f} ms, Dovecot {cpu['dovecot']:.1f}, PostgreSQL "
               f"{cpu['postgres']:.1f}, whole machine {cpu['machine']:.1f} (quiet: machine "
               f"{cpu['quiet_machine']:.2f} cores busy, survivors {cpu['quiet_workers']:.2f})")
+        print("  Dovecot's by service (ms per account; 'ended': processes reaped meanwhile): "
+              + ", ".join(f"{key.split(':', 1)[1]} {value:.2f}"
+                          for key, value in sorted(cpu.items(), key=lambda kv: -kv[1])
+                          if key.startswith("dovecot:") and abs(value) >= 0.05))
     print(f"messages appended meanwhile: {out['sent']} (append failures {out['append_failed']});"
           f" messageNew by Message-ID: lost {out['lost']}, repeated {out['repeated']}")
     print(f"states at the end: {out['states']}")
