@@ -53,7 +53,7 @@ def connected(worker_id: str, since) -> int:
 
 
 def restart(rig: dict, name: str, root: str, env: dict[str, str], extra: list[str], n: int,
-            run: int) -> dict:
+            run: int, linger: float = 0.0) -> dict:
     from django.utils import timezone
 
     dovecot = rig["dovecot_pid"]
@@ -83,6 +83,12 @@ def restart(rig: dict, name: str, root: str, env: dict[str, str], extra: list[st
         figures = {"variant": name, "s": took, "worker_user": user, "worker_sys": system,
                    "dovecot": cpu(dovecot) - d0, "postgres": cpu(postmaster) - p0,
                    "machine": _engine.machine_busy() - m0, "load": os.getloadavg()[0]}
+        if linger:
+            # What follows the reconnects (hibernations, and whatever a variant put off), by
+            # the whole machine's time: the same window for every variant.
+            m1 = _engine.machine_busy()
+            time.sleep(linger)
+            figures["after"], figures["linger"] = _engine.machine_busy() - m1, linger
     finally:
         _engine.stop_group(proc, signal.SIGTERM, 120)
     return figures
@@ -97,6 +103,10 @@ def main() -> None:
                              "'--' its own arguments, and after '@' another checkout to run "
                              "it from (a baseline: `git worktree add DIR COMMIT`)")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--linger", type=float, default=0.0, metavar="S",
+                        help="keep each worker S seconds after all are connected and report "
+                             "the whole machine's CPU in that window per account (work a "
+                             "variant puts off until after its reconnects)")
     parser.add_argument("--release", action="store_true",
                         help="delete the rig file at the end (worker_scale.py goes on)")
     args = parser.parse_args()
@@ -117,7 +127,7 @@ def main() -> None:
     rows = []
     for run in range(args.repeat):
         for name, root, env, extra in variants:
-            row = restart(rig, name, root, env, extra, n, run)
+            row = restart(rig, name, root, env, extra, n, run, args.linger)
             rows.append(row)
             print(_line(row, n), flush=True)
     print(f"\n{n} accounts; CPU in ms per account (machine: all cores busy, every process)")
@@ -132,7 +142,9 @@ def _line(row: dict, n: int) -> str:
     return (f"{row['variant']:>14}: {row['s']:6.1f} s ({n / row['s']:5.1f}/s)  worker "
             f"{row['worker_user'] * per:5.1f} user + {row['worker_sys'] * per:5.1f} sys  "
             f"dovecot {row['dovecot'] * per:5.1f}  postgres {row['postgres'] * per:5.1f}  "
-            f"machine {row['machine'] * per:5.1f}  load {row['load']:.1f}")
+            f"machine {row['machine'] * per:5.1f}  load {row['load']:.1f}"
+            + (f"  then {row['after'] * per:5.1f} in the next {row['linger']:.0f} s" if "after" in row
+               else ""))
 
 
 if __name__ == "__main__":
