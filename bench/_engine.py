@@ -172,15 +172,13 @@ TICK = os.sysconf("SC_CLK_TCK")
 def tree_cpu(root: int) -> float:
     """CPU seconds of ``root`` and its descendants, children that ended included (each
     parent's cutime/cstime holds the children it reaped)."""
-    procs = processes()
-    return sum(sum(procs[pid][2]) for pid in process_tree(root, procs)
-               if pid in procs) / TICK
+    return sum(tree_cpu_by_name(root).values())
 
 
 def tree_cpu_by_name(root: int) -> dict[str, float]:
-    """``tree_cpu`` of ``root`` split by process name (Dovecot's services: ``imap-login``,
-    ``imap``, ``imap-hibernate``, ``auth``, ``anvil``...); the children that ended count
-    under ``ended`` (their parent reaped them, so their names are gone). A process that ends
+    """``tree_cpu`` split by process name (Dovecot's services: ``imap-login``, ``imap``,
+    ``imap-hibernate``, ``auth``, ``anvil``...); the children that ended count under
+    ``ended`` (their parent reaped them, so their names are gone). A process that ends
     between two readings moves its time from its name to ``ended``: compare the total, or
     names that stay up."""
     procs = processes()
