@@ -110,6 +110,7 @@ def worker_env(args) -> dict[str, str]:
         "EMAILAPI_IMAP_CONNECTS_PER_SECOND": str(args.connects_per_second),
         "EMAILAPI_MAX_ACCOUNTS_PER_WORKER": str(max(args.accounts, 10000)),
         "EMAILAPI_LEASE_TTL": str(args.lease_ttl),
+        "EMAILAPI_WORKER_GONE_AFTER": str(args.gone_after),
         "EMAILAPI_IDLE_RECHECK": str(args.idle_recheck),
         "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO"),
     }
@@ -853,6 +854,7 @@ def _failover(args, out, users, workers, n, count, dovecot: int) -> dict:
                                           timeout=args.recover_timeout)
         out["cpu"] = recovery_cpu(quiet, at_kill, cpu_now(survivors, dovecot, postmaster),
                                   len(held))
+        out["first_taken_s"], out["all_taken_s"] = taken_after(killed_at, held)
         print(f"kill -9: {len(held)} accounts connected again by the others "
               f"{out['recover_s']:.0f} s after the kill", flush=True)
     except TimeoutError:
@@ -885,6 +887,20 @@ def _failover(args, out, users, workers, n, count, dovecot: int) -> dict:
     for w in survivors:
         w.stop()
     return out
+
+
+def taken_after(killed_at, held: list[int]) -> tuple[float, float]:
+    """Seconds from the kill until the first and the last of ``held`` was taken by another
+    worker (its holder row's ``since``): how long finding the dead worker took, apart from
+    connecting its accounts again."""
+    from django.db.models import Max, Min
+
+    from mailboxes.models import AccountHolder
+
+    span = AccountHolder.objects.filter(email_account_id__in=held, since__gte=killed_at) \
+        .aggregate(first=Min("since"), last=Max("since"))
+    return ((span["first"] - killed_at).total_seconds(),
+            (span["last"] - killed_at).total_seconds())
 
 
 def cpu_now(workers, dovecot: int, postmaster: int) -> dict[str, float]:
@@ -964,6 +980,11 @@ def report_failover(args, out) -> None:
     print(f"killed worker held {out['victim_held']} accounts; {recovered} (target lease TTL "
           f"{args.lease_ttl} s + 30 s = {target} s: "
           f"{'met' if out['recover_s'] <= target else 'MISSED'})")
+    if "first_taken_s" in out:
+        how = "presence" if 0 < args.gone_after < args.lease_ttl else "leases only"
+        print(f"taken by the others: the first {out['first_taken_s']:.1f} s after the kill, "
+              f"the last {out['all_taken_s']:.1f} s (EMAILAPI_WORKER_GONE_AFTER "
+              f"{args.gone_after}: {how})")
     if "cpu" in out:
         cpu = out["cpu"]
         print(f"CPU per account connected again, less the quiet rate before the kill: survivors "
@@ -993,6 +1014,8 @@ def main() -> None:
     parser.add_argument("--feed-after", type=float, default=20.0,
                         help="failover: seconds the feeder goes on after recovery")
     parser.add_argument("--lease-ttl", type=int, default=20)
+    parser.add_argument("--gone-after", type=int, default=5,
+                        help="EMAILAPI_WORKER_GONE_AFTER of the workers (0: leases only)")
     parser.add_argument("--recover-timeout", type=float, default=600.0,
                         help="failover: give up waiting for the reconnects after this long")
     parser.add_argument("--connects-per-second", type=int, default=50)

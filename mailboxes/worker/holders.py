@@ -90,6 +90,12 @@ def release(worker_id: str, pk: int) -> None:
                                  released_at__isnull=True).update(released_at=timezone.now())
 
 
+def held_by(worker_id: str) -> list[int]:
+    """The accounts whose row names ``worker_id`` and is not released."""
+    return list(AccountHolder.objects.filter(worker_id=worker_id, released_at__isnull=True)
+                .values_list("email_account_id", flat=True))
+
+
 def still_holds(worker_id: str, pk: int, lock: bool = False) -> bool:
     """Whether the row names this worker; ``lock`` (inside a transaction) keeps a takeover
     from committing until the caller's transaction ends, so the check holds for its writes."""

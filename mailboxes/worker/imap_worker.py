@@ -150,6 +150,7 @@ class ImapWorker:
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
         self.next_claim = 0.0
         self.live_workers = 1
+        self.workers: dict[str, bytes] = {}  # live workers' heartbeats, as of the last tick
         # Database side of the claim tick: retried after ``store_backoff()`` when it failed.
         self.store_failures = 0
         self.store_retry_at = 0.0
@@ -234,6 +235,8 @@ class ImapWorker:
         try:
             close_old_connections()
             self._beat()
+            if leased:
+                self._free_gone_workers()
             changed = self._reconcile() if leased else False
             self._sweep()
         except STORE_ERRORS as exc:
@@ -262,7 +265,8 @@ class ImapWorker:
         try:
             self.leases.heartbeat()
             lost = self.leases.renew(list(self.slots))
-            self.live_workers = max(1, self.leases.live_workers())
+            self.workers = self.leases.workers()
+            self.live_workers = max(1, len(self.workers))
         except Exception as exc:  # noqa: BLE001 - Redis down: keep every session, claim none
             self._fault("Redis", exc, "keeping every account, claiming none")
             return False
@@ -271,6 +275,33 @@ class ImapWorker:
             logger.warning("account %s: lease lost to another worker", pk)
             self.drop(pk, release=False)
         return True
+
+    def _free_gone_workers(self) -> None:
+        """Free the leases of workers found gone (``Leases.gone_workers``: their presence in
+        Redis has been missing for ``IMAP_WORKER_GONE_AFTER`` seconds), so this tick's claim
+        takes their accounts seconds after a crash instead of a lease TTL after it. Which
+        accounts they held is the database's holder rows; a lease a gone worker took but never
+        recorded there runs out by itself."""
+        after = settings.IMAP_WORKER_GONE_AFTER
+        if not after or after >= settings.IMAP_LEASE_TTL:
+            return
+        try:
+            gone = self.leases.gone_workers(self.workers, after)
+        except Exception as exc:  # noqa: BLE001 - Redis down: the leases run out instead
+            self._fault("Redis", exc, "keeping every account, claiming none")
+            return
+        for worker_id in gone:
+            pks = holders.held_by(worker_id)
+            try:
+                freed = self.leases.forget(worker_id, pks)
+            except Exception as exc:  # noqa: BLE001
+                self._fault("Redis", exc, "keeping every account, claiming none")
+                return
+            self.workers.pop(worker_id, None)
+            self.live_workers = max(1, len(self.workers))
+            logger.warning("imapworker %s: worker %s is gone (no presence in Redis for %.0f s); "
+                           "%d of its accounts are free to claim now", self.worker_id, worker_id,
+                           after, freed)
 
     def _reconcile(self) -> bool:
         """The database side: drop, rebalance, claim."""

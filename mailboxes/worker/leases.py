@@ -9,15 +9,31 @@ worker that could not reach Redis for a while keeps its sessions, and its leases
 answers again, unless another worker claimed them meanwhile). Workers also keep a heartbeat
 key so each can compute its fair share.
 
+A worker that dies is also noticed long before its leases run out: each stays subscribed to a
+presence channel of its own, and Redis drops the subscription the moment the process dies (its
+socket closes, even on ``kill -9``). A worker whose heartbeat key lives while nobody has been
+subscribed to its channel for a while is *gone* (``gone_workers``); the others delete its
+leases and heartbeat (``forget``) and claim its accounts at once, instead of waiting up to a
+TTL for them to expire. Judged wrongly (a live worker cut off from Redis for that long), the
+cost is churn, never a double hold: the database fences every write by the holder row
+(``mailboxes.worker.holders``), a live worker takes back at its next renewal any lease nobody
+claimed, and gives up those claimed by others.
+
 Redis holds no data here that cannot be lost: if it restarts, leases are simply claimed again.
 """
 
 from __future__ import annotations
 
+import time
+
 import redis
 
 LEASE_PREFIX = "emailapi:lease:"
 WORKER_PREFIX = "emailapi:worker:"
+PRESENCE_PREFIX = "emailapi:presence:"
+# The heartbeat key's value of a worker that keeps a presence subscription. A worker of an
+# earlier version (value "1") keeps none, and is never judged gone: its leases run out.
+PRESENT = b"presence"
 
 _RENEW = """
 local lost = {}
@@ -32,6 +48,19 @@ for i, key in ipairs(KEYS) do
   end
 end
 return lost
+"""
+
+# Delete a gone worker's heartbeat (ARGV[1]: its key) and those of KEYS it still holds.
+_FORGET = """
+redis.call('DEL', ARGV[1])
+local freed = 0
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[2] then
+    redis.call('DEL', key)
+    freed = freed + 1
+  end
+end
+return freed
 """
 
 _RELEASE = """
@@ -49,6 +78,12 @@ class Leases:
         self.ttl_ms = int(ttl_seconds * 1000)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
+        self._forget = client.register_script(_FORGET)
+        # Channels are not per database, heartbeats are: the database number keeps the
+        # presence of workers on another database (another deployment's) out of ours.
+        self.db = client.connection_pool.connection_kwargs.get("db", 0)
+        self._presence: redis.client.PubSub | None = None
+        self._absent_since: dict[str, float] = {}
 
     @staticmethod
     def key(account_pk: int) -> str:
@@ -85,11 +120,79 @@ class Leases:
         value = self.redis.get(self.key(account_pk))
         return value.decode() if value else None
 
+    def presence_channel(self, worker_id: str) -> str:
+        return f"{PRESENCE_PREFIX}{self.db}:{worker_id}"
+
     def heartbeat(self) -> None:
-        self.redis.set(f"{WORKER_PREFIX}{self.worker_id}", "1", px=self.ttl_ms)
+        """This worker is alive: its heartbeat key for a TTL, and its presence subscription
+        (opened again if Redis dropped it). A worker that cannot keep the subscription says
+        so in its heartbeat, and is then never judged gone (its leases run out instead)."""
+        present = self._keep_present()
+        self.redis.set(f"{WORKER_PREFIX}{self.worker_id}", PRESENT if present else b"1",
+                       px=self.ttl_ms)
+
+    def _keep_present(self) -> bool:
+        try:
+            if self._presence is None:
+                self._presence = self.redis.pubsub()
+                self._presence.subscribe(self.presence_channel(self.worker_id))
+            # Reads the subscription's confirmation (nothing is ever published on it), and
+            # fails on a connection Redis closed, so the next heartbeat subscribes again.
+            while self._presence.get_message(timeout=0.0):
+                pass
+            return True
+        except Exception:  # noqa: BLE001 - Redis down (the heartbeat fails too) or no SUBSCRIBE
+            self._leave()
+            return False
+
+    def _leave(self) -> None:
+        if self._presence is not None:
+            try:
+                self._presence.close()
+            except Exception:  # noqa: BLE001 - a connection already gone
+                pass
+            self._presence = None
 
     def retire(self) -> None:
-        self.redis.delete(f"{WORKER_PREFIX}{self.worker_id}")
+        try:
+            self.redis.delete(f"{WORKER_PREFIX}{self.worker_id}")
+        finally:
+            self._leave()
 
-    def live_workers(self) -> int:
-        return sum(1 for _ in self.redis.scan_iter(match=f"{WORKER_PREFIX}*", count=1000))
+    def workers(self) -> dict[str, bytes]:
+        """The live workers (heartbeat keys) by id, with their heartbeat values."""
+        keys = list(self.redis.scan_iter(match=f"{WORKER_PREFIX}*", count=1000))
+        if not keys:
+            return {}
+        values = self.redis.mget(keys)
+        return {key.decode()[len(WORKER_PREFIX):]: value
+                for key, value in zip(keys, values, strict=True) if value is not None}
+
+    def gone_workers(self, workers: dict[str, bytes], after: float) -> list[str]:
+        """Of ``workers`` (``workers()``), those with a presence subscription whom nobody
+        has been subscribed for at least ``after`` seconds of this worker's looks. Only
+        while this worker's own subscription is seen: right after Redis restarted, workers
+        subscribe again one by one, and absence is not death then."""
+        others = [w for w, value in workers.items() if w != self.worker_id and value == PRESENT]
+        channels = [self.presence_channel(w) for w in [self.worker_id, *others]]
+        counts = dict(self.redis.pubsub_numsub(*channels))
+        now = time.monotonic()
+        if not counts.get(channels[0].encode()):
+            self._absent_since.clear()
+            return []
+        absent = [w for w, channel in zip(others, channels[1:], strict=True)
+                  if not counts.get(channel.encode())]
+        self._absent_since = {w: self._absent_since.get(w, now) for w in absent}
+        return [w for w, since in self._absent_since.items() if now - since >= after]
+
+    def forget(self, worker_id: str, account_pks: list[int], chunk: int = 1000) -> int:
+        """``worker_id`` is gone: delete its heartbeat and those of ``account_pks``' leases it
+        still holds (each checked in Redis, so a lease claimed meanwhile stays). Returns how
+        many leases were freed."""
+        self._absent_since.pop(worker_id, None)
+        freed = 0
+        for start in range(0, max(1, len(account_pks)), chunk):
+            part = account_pks[start:start + chunk]
+            freed += int(self._forget(keys=[self.key(pk) for pk in part],
+                                      args=[f"{WORKER_PREFIX}{worker_id}", worker_id]))
+        return freed

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.mailboxes.helpers import DrivenWorker, spawn_imapworker
+from tests.mailboxes.helpers import TTL, DrivenWorker, spawn_imapworker
 from tests.mailboxes.sending_helpers import sending_account
 
 
@@ -21,12 +21,12 @@ def account(alice, smtp_user, smtp_server):
 
 @pytest.fixture
 def spawn_worker(settings):
-    """Start ``manage.py imapworker`` subprocesses (lease TTL ``TTL``) on the test database;
-    any still running at the end of the test is SIGKILLed."""
+    """Start ``manage.py imapworker`` subprocesses (lease TTL ``TTL`` unless given) on the
+    test database; any still running at the end of the test is SIGKILLed."""
     spawned = []
 
-    def spawn(worker_id: str) -> subprocess.Popen:
-        spawned.append(spawn_imapworker(settings, worker_id))
+    def spawn(worker_id: str, ttl: int = TTL) -> subprocess.Popen:
+        spawned.append(spawn_imapworker(settings, worker_id, ttl))
         return spawned[-1]
 
     yield spawn

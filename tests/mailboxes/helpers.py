@@ -175,15 +175,15 @@ ROOT = Path(__file__).resolve().parents[2]
 TTL = 4  # lease TTL of spawned workers, seconds
 
 
-def spawn_imapworker(settings, worker_id: str) -> subprocess.Popen:
-    """A ``manage.py imapworker`` subprocess on the test database, lease TTL ``TTL`` (the
+def spawn_imapworker(settings, worker_id: str, ttl: int = TTL) -> subprocess.Popen:
+    """A ``manage.py imapworker`` subprocess on the test database, lease TTL ``ttl`` (the
     ``spawn_worker`` fixture kills what is left of it)."""
     db = connection.settings_dict
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env.update(
         DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         REDIS_URL=settings.REDIS_URL, EMAILAPI_SECRET=settings.EMAILAPI_SECRET,
-        EMAILAPI_LEASE_TTL=str(TTL), EMAILAPI_CLAIM_INTERVAL="1",
+        EMAILAPI_LEASE_TTL=str(ttl), EMAILAPI_CLAIM_INTERVAL="1",
     )
     return subprocess.Popen(
         [sys.executable, "manage.py", "imapworker", "--worker-id", worker_id], cwd=ROOT,

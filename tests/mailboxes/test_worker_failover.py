@@ -8,10 +8,11 @@ be SIGKILLed); the survivor runs in a thread of the test process.
 from __future__ import annotations
 
 import signal
+import time
 
 import pytest
 
-from tests.mailboxes.helpers import TTL, events_of, register
+from tests.mailboxes.helpers import TTL, counted, events_of, register
 from tests.mailboxes.test_worker import state_of, wait_for
 from tests.servers import seed
 
@@ -41,3 +42,34 @@ def test_sigkilled_worker_accounts_resume_elsewhere_without_loss_or_repeat(
     assert survivor.leases.holder(account.pk) == "survivor"
     subjects = sorted(e.data["subject"] for e in events_of(account, "messageNew"))
     assert subjects == sorted(before + after)
+
+
+def test_a_killed_worker_is_found_gone_long_before_its_leases_run_out(
+        alice, mail_user, settings, start_worker, spawn_worker):
+    """Redis drops a killed worker's presence subscription at once: the survivor takes the
+    account after ``IMAP_WORKER_GONE_AFTER``, not the 60 s its lease still had to run, and
+    leaves it alone while the other lives."""
+    settings.IMAP_LEASE_TTL, settings.IMAP_CLAIM_INTERVAL = 60, 1
+    settings.IMAP_WORKER_GONE_AFTER = 2
+    account = register(alice.tenant, mail_user)
+    victim = spawn_worker("victim", ttl=60)
+    wait_for(lambda: state_of(account) == "connected", timeout=30)
+    survivor = start_worker(worker_id="survivor")
+    wait_for(lambda: "victim" in survivor.workers)
+    ticks = counted(survivor, "claim_tick")
+    wait_for(lambda: len(ticks) >= 4)  # over 3 s of looks while the victim lives
+    assert account.pk not in survivor.slots
+    assert survivor.leases.holder(account.pk) == "victim"
+
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    killed = time.monotonic()
+    seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="after kill")])
+    wait_for(lambda: account.pk in survivor.slots, timeout=30)
+    # Renewed at most a tick before the kill, the victim's lease had 59 s or more to run: the
+    # survivor did not wait for it (about GONE_AFTER and a tick on an idle machine).
+    assert time.monotonic() - killed < 50
+    assert survivor.leases.holder(account.pk) == "survivor"
+    wait_for(lambda: [e.data["subject"] for e in events_of(account, "messageNew")]
+             == ["after kill"], timeout=20)
+    wait_for(lambda: state_of(account) == "connected")

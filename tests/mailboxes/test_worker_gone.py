@@ -1,0 +1,92 @@
+"""Finding a dead worker by its presence in Redis (``Leases.gone_workers``), so that its
+accounts are claimed seconds after a crash rather than a lease TTL after it; real Redis."""
+
+from __future__ import annotations
+
+import pytest
+
+from emailapi.lib.redis import get_redis
+from mailboxes.worker.leases import PRESENT, WORKER_PREFIX, Leases
+from tests.base import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def leases():
+    made: list[Leases] = []
+
+    def make(worker_id: str) -> Leases:
+        made.append(Leases(get_redis(), worker_id, 60))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.retire()
+
+
+def test_a_worker_whose_presence_is_gone_is_named_once_absent_long_enough(leases):
+    me, other = leases("gone-me"), leases("gone-other")
+    me.heartbeat()
+    other.heartbeat()
+    assert me.gone_workers(me.workers(), after=0) == []  # subscribed: present
+    other._leave()  # its connection closes, as a killed process's does
+    assert me.gone_workers(me.workers(), after=60) == []  # absent, not for long yet
+    assert me.gone_workers(me.workers(), after=0) == ["gone-other"]
+    other.heartbeat()  # back (a blip): its absence starts over
+    assert me.gone_workers(me.workers(), after=0) == []
+    assert me._absent_since == {}
+
+
+def test_nobody_is_judged_while_this_workers_own_presence_is_missing(leases):
+    me, other = leases("gone-me"), leases("gone-other")
+    me.heartbeat()
+    other.heartbeat()
+    me._leave()
+    other._leave()
+    assert me.gone_workers(me.workers(), after=0) == []
+
+
+def test_a_worker_that_keeps_no_presence_is_never_judged(leases):
+    """A worker of an earlier version (heartbeat "1", no subscription) keeps its leases until
+    they run out, as before."""
+    me = leases("gone-me")
+    me.heartbeat()
+    get_redis().set(f"{WORKER_PREFIX}gone-old", "1", px=60_000)
+    try:
+        assert "gone-old" in me.workers()
+        assert me.gone_workers(me.workers(), after=0) == []
+    finally:
+        get_redis().delete(f"{WORKER_PREFIX}gone-old")
+
+
+def test_forget_frees_only_the_leases_the_gone_worker_still_holds(leases):
+    me, other = leases("gone-me"), leases("gone-other")
+    other.heartbeat()
+    pks = [991001, 991002, 991003]
+    try:
+        assert other.acquire(991001)
+        assert other.acquire(991002)
+        assert me.acquire(991003)  # claimed by another meanwhile: stays
+        assert me.forget("gone-other", pks, chunk=2) == 2
+        assert "gone-other" not in me.workers()
+        assert me.unheld(pks) == [991001, 991002]
+        assert me.holder(991003) == "gone-me"
+    finally:
+        me.release(991003)
+
+
+def test_presence_comes_back_after_redis_dropped_the_connection(leases):
+    """Redis closing the subscription (a restart, ``CLIENT KILL``) does not leave a live worker
+    looking gone: its next heartbeat subscribes again."""
+    me, other = leases("gone-me"), leases("gone-other")
+    me.heartbeat()
+    other.heartbeat()
+    host, port = other._presence.connection._sock.getsockname()[:2]
+    get_redis().execute_command("CLIENT", "KILL", "ADDR", f"{host}:{port}")
+    channel = other.presence_channel("gone-other")
+    wait_for(lambda: get_redis().pubsub_numsub(channel)[0][1] == 0)
+    wait_for(lambda: other.heartbeat() is None
+             and get_redis().pubsub_numsub(channel)[0][1] == 1
+             and me.workers()["gone-other"] == PRESENT)
+    assert me.gone_workers(me.workers(), after=0) == []
