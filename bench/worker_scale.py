@@ -818,7 +818,7 @@ def _failover(args, out, users, workers, n, count, dovecot: int) -> dict:
     from django.utils import timezone
 
     from accounts.models import EmailAccount
-    from mailboxes.models import AccountHolder
+    from mailboxes.worker import holders
 
     # The first index is not what is measured: at 20,000 on a slow machine it took over
     # the default 30 minutes (8 accounts a second).
@@ -838,9 +838,7 @@ def _failover(args, out, users, workers, n, count, dovecot: int) -> dict:
     postmaster = _engine.postmaster_pid()
     quiet = cpu_now(survivors, dovecot, postmaster)  # the 5 s before the kill: the quiet rate
     time.sleep(5.0)
-    held = list(AccountHolder.objects.filter(worker_id=victim.worker_id,
-                                             released_at__isnull=True)
-                .values_list("email_account_id", flat=True))
+    held = holders.held_by(victim.worker_id)
     out["victim_held"] = len(held)
     killed_at = timezone.now()
     clock = time.perf_counter()

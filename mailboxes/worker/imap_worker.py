@@ -149,7 +149,6 @@ class ImapWorker:
         self._wake_w.setblocking(False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
         self.next_claim = 0.0
-        self.live_workers = 1
         self.workers: dict[str, bytes] = {}  # live workers' heartbeats, as of the last tick
         # Database side of the claim tick: retried after ``store_backoff()`` when it failed.
         self.store_failures = 0
@@ -266,7 +265,6 @@ class ImapWorker:
             self.leases.heartbeat()
             lost = self.leases.renew(list(self.slots))
             self.workers = self.leases.workers()
-            self.live_workers = max(1, len(self.workers))
         except Exception as exc:  # noqa: BLE001 - Redis down: keep every session, claim none
             self._fault("Redis", exc, "keeping every account, claiming none")
             return False
@@ -298,10 +296,14 @@ class ImapWorker:
                 self._fault("Redis", exc, "keeping every account, claiming none")
                 return
             self.workers.pop(worker_id, None)
-            self.live_workers = max(1, len(self.workers))
             logger.warning("imapworker %s: worker %s is gone (no presence in Redis for %.0f s); "
                            "%d of its accounts are free to claim now", self.worker_id, worker_id,
                            after, freed)
+
+    @property
+    def live_workers(self) -> int:
+        """Workers sharing the accounts, this one included (as of the last tick)."""
+        return max(1, len(self.workers))
 
     def _reconcile(self) -> bool:
         """The database side: drop, rebalance, claim."""
