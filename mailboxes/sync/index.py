@@ -75,14 +75,25 @@ def _locked_folders(account_pk: int) -> list[Folder]:
     """The account's folder rows, locked until the transaction ends (``select_for_update``
     as one fixed, prepared statement: every sync pass starts with it, a worker restart
     thousands of times, and the ORM's compilation cost more than PostgreSQL's answer)."""
-    columns = _folder_columns()
-    sql = f"SELECT {columns.select} FROM {Folder._meta.db_table} f WHERE f.email_account_id = %s"
-    return [columns.instance(row) for row in prepared_rows(locking(sql), [account_pk])]
+    return [_folder_columns().instance(row)
+            for row in prepared_rows(locking(_folders_sql()), [account_pk])]
+
+
+def folder_rows(account_pk: int) -> list[Folder]:
+    """The account's folder rows, unlocked (the same fixed statement, for a reconnect that
+    checks its index is whole before it skips a poll: ``AccountConnection``)."""
+    return [_folder_columns().instance(row)
+            for row in prepared_rows(_folders_sql(), [account_pk])]
 
 
 @functools.cache
 def _folder_columns() -> ModelColumns:
     return ModelColumns(Folder, "f")
+
+
+def _folders_sql() -> str:
+    return (f"SELECT {_folder_columns().select} FROM {Folder._meta.db_table} f "
+            "WHERE f.email_account_id = %s")
 
 
 def _folder_order(folder: Folder):

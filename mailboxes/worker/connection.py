@@ -53,11 +53,13 @@ from mailboxes.imap.session import (
     start_idle,
 )
 from mailboxes.models import Folder
+from mailboxes.sync import index
 from mailboxes.sync.account import sync_account
 from mailboxes.sync.folder import sync_folder
 from mailboxes.sync.moves import MoveTracker
 from mailboxes.worker import holders
 from mailboxes.worker.faults import STORE_ERRORS
+from mailboxes.worker.poll_schedule import PollSchedule
 from webhooks import events
 
 logger = logging.getLogger(__name__)
@@ -185,11 +187,13 @@ class AccountConnection:
                  "session", "_account", "account_let_go", "state", "config_version",
                  "failures", "store_failures",
                  "parked", "answered", "idling", "login_recorded", "connected_at", "idle_since",
-                 "idle_wake_at", "news_at_idle", "last_poll", "watched", "dropping", "notifying",
-                 "backfill_pending", "slow", "watch_wanted", "__dict__")
+                 "idle_wake_at", "news_at_idle", "last_poll", "polled_version", "schedule",
+                 "watched", "dropping", "notifying", "backfill_pending", "slow", "watch_wanted",
+                 "__dict__")
 
     def __init__(self, account_pk: int, stop_flag, worker_id: str | None = None,
-                 health: int = UNKNOWN, endpoint: tuple[str, int] | None = None):
+                 health: int = UNKNOWN, endpoint: tuple[str, int] | None = None,
+                 schedule: PollSchedule | None = None):
         self.account_pk = account_pk
         self.stop_flag = stop_flag  # threading.Event of the whole worker
         # Fences state writes (None: unfenced, for tests driving a connection by hand).
@@ -215,7 +219,12 @@ class AccountConnection:
         self.idle_since = 0.0
         self.idle_wake_at = 0.0
         self.news_at_idle = False
-        self.last_poll = 0.0
+        # The last poll of every folder (``time.monotonic()``), and the settings version it was
+        # made with: a new session polls at once only when the next is due (see
+        # ``poll_schedule``). Never, or with other settings: due.
+        self.last_poll = float("-inf")
+        self.polled_version: int | None = None
+        self.schedule = schedule  # the worker's record of polls, for the next holder
         self.watched = "INBOX"
         self.dropping = False
         self.notifying = False
@@ -263,6 +272,8 @@ class AccountConnection:
                 return Closed()
             self.account = account
             self.config_version = account.config_version
+            if self.polled_version != account.config_version:
+                self.last_poll = float("-inf")  # polled with other settings: poll now
             self.endpoint = endpoint_of(account.imap)
             try:
                 settings_ = connection_settings.account_imap_settings(account)
@@ -326,18 +337,22 @@ class AccountConnection:
             quick = self._known_to_index()
             if self.state != State.CONNECTED and not quick:
                 self._set_state(State.SYNCING)
-            result = sync_account(self.session, self.account, self._should_stop,
-                                  only_changed=quick, backfill_batches=BACKFILL_SLICE,
-                                  list_status=not self.notifying)
-            self.backfill_pending = not result.complete
-            self.last_poll = time.monotonic()
+            rows = self._rows_if_poll_not_due() if quick else None
+            if rows is None:
+                polled_at = time.monotonic()
+                result = sync_account(self.session, self.account, self._should_stop,
+                                      only_changed=quick, backfill_batches=BACKFILL_SLICE,
+                                      list_status=not self.notifying)
+                self.backfill_pending = not result.complete
+                rows = result.rows
+                self._polled(polled_at)
             if not self.notifying:
                 self._ask_for_notifications()
             if self._should_stop():
                 return self._finish_close()
             self._set_state(State.CONNECTED)
             self.parked, self.store_failures = False, 0
-            return self._enter_idle(rows=result.rows)
+            return self._enter_idle(rows=rows)
         except STORE_ERRORS as exc:
             return self._park(exc)
         except Exception as exc:  # noqa: BLE001 - any failure: back off and retry
@@ -443,6 +458,32 @@ class AccountConnection:
                               backfill_batches=BACKFILL_SLICE)
         self.backfill_pending = not result.complete
 
+    def _rows_if_poll_not_due(self) -> dict[str, Folder] | None:
+        """A new session of an account fully indexed, whose last poll of every folder (by this
+        connection, or by the worker that held it before: ``poll_schedule``) was less than a
+        poll interval ago: its folder rows, so that it syncs only the watched folder before
+        IDLE and polls the others when due. None when it must poll now: the poll is due, or
+        the index is not whole (no rows: flushed; a folder never synced, or with history
+        left to index; the watched folder unknown)."""
+        if time.monotonic() - self.last_poll >= self._poll_interval():
+            return None
+        rows = {folder.path: folder for folder in index.folder_rows(self.account_pk)}
+        if any(not f.no_select and (f.synced_uidnext is None or f.backfill_below)
+               for f in rows.values()):
+            return None
+        if self._watched_folder() not in rows:
+            return None
+        self.backfill_pending = False
+        return rows
+
+    def _polled(self, at: float) -> None:
+        """Every folder was polled (the poll started at ``at``): the next is due an interval
+        after it, here and, once the worker records it, in whichever worker holds the account
+        next."""
+        self.last_poll, self.polled_version = at, self.config_version
+        if self.schedule is not None:
+            self.schedule.note(self.account_pk, self.config_version, at)
+
     def _poll_interval(self) -> float:
         """The safety-net STATUS poll; with NOTIFY it only has to catch what NOTIFY missed,
         so it runs 5 times less often (at 1,000 accounts the poll is most of the idle CPU)."""
@@ -476,10 +517,11 @@ class AccountConnection:
         changed = False
         if notes.folders_changed or (others and others - self._known_paths()):
             self.account.refresh_from_db()
+            polled_at = time.monotonic()
             result = sync_account(self.session, self.account, self._should_stop,
                                   only_changed=True, skip=frozenset({self.watched}), moves=moves)
             changed = result.changed
-            self.last_poll = time.monotonic()
+            self._polled(polled_at)
         else:
             for folder in Folder.objects.filter(email_account_id=self.account_pk, path__in=others):
                 if self._should_stop():

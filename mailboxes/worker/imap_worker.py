@@ -70,6 +70,7 @@ from mailboxes.worker.connection import (
 )
 from mailboxes.worker.faults import STORE_ERRORS
 from mailboxes.worker.leases import Leases
+from mailboxes.worker.poll_schedule import PollSchedule
 from mailboxes.worker.timers import Timers
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class ImapWorker:
         self.max_accounts = max_accounts or settings.IMAP_MAX_ACCOUNTS
         self.stop = threading.Event()
         self.leases = Leases(get_redis(), self.worker_id, settings.IMAP_LEASE_TTL)
+        self.polls = PollSchedule(get_redis())  # when each account's folders were polled
         size = pool_size or settings.IMAP_POOL_SIZE
         threads = connect_threads or settings.IMAP_CONNECT_THREADS
         # New connects wait while this many are in flight or logged in and waiting for the
@@ -265,6 +267,7 @@ class ImapWorker:
             self.leases.heartbeat()
             lost = self.leases.renew(list(self.slots))
             self.workers = self.leases.workers()
+            self.polls.flush(settings.IMAP_POLL_INTERVAL)
         except Exception as exc:  # noqa: BLE001 - Redis down: keep every session, claim none
             self._fault("Redis", exc, "keeping every account, claiming none")
             return False
@@ -367,13 +370,28 @@ class ImapWorker:
             self.wave_started, self.wave_taken = time.monotonic(), 0
         self.wave_waiting += len(known)
         self.wave_taken += len(known)
+        polled = self._polled([pk for pk, (_, initialized, _) in known.items() if initialized])
+        now = time.monotonic()
         for pk, (imap, initialized, failing) in known.items():
             health = FAILING if failing else PROVEN if initialized else UNKNOWN
-            conn = AccountConnection(pk, self.stop, self.worker_id, health, endpoint_of(imap))
+            conn = AccountConnection(pk, self.stop, self.worker_id, health, endpoint_of(imap),
+                                     schedule=self.polls)
+            if pk in polled:  # the last holder's poll schedule goes on (``poll_schedule``)
+                conn.polled_version, due_in = polled[pk]
+                conn.last_poll = now + due_in - settings.IMAP_POLL_INTERVAL
             if pk in connecting:
                 conn.state = State.CONNECTING  # recorded: its connect need not again
             slot = self.slots[pk] = Slot(conn)
             self._schedule(pk, slot, time.monotonic(), "connect")  # at once
+
+    def _polled(self, pks: list[int]) -> dict[int, tuple[int, float]]:
+        """When the accounts' folders were last polled, by whichever worker (``PollSchedule``);
+        none known if Redis does not answer (they poll as they connect)."""
+        try:
+            return self.polls.due_in(pks) if pks else {}
+        except Exception as exc:  # noqa: BLE001 - Redis down: an early poll, nothing lost
+            self._fault("Redis", exc, "the accounts taken poll every folder as they connect")
+            return {}
 
     def _arrived(self, slot: Slot) -> None:
         """A taken account is idling (or gone): once every account of the wave is, log how long
@@ -700,6 +718,7 @@ class ImapWorker:
         connect budget allows."""
         slot = self.slots[pk]
         slot.conn.failures = 0
+        slot.conn.last_poll = float("-inf")  # asked for (settings, flush, the API): poll too
         if slot.next_step == "close":
             return
         self._unregister(slot)
@@ -799,6 +818,10 @@ class ImapWorker:
         self.connects.shutdown()  # in-flight connects end within their phase deadlines
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.collect_results()
+        try:
+            self.polls.flush(settings.IMAP_POLL_INTERVAL)  # for whoever takes the accounts
+        except Exception:  # noqa: BLE001 - they poll as they connect
+            pass
         try:
             self.leases.retire()
         except Exception:  # noqa: BLE001

@@ -2,7 +2,8 @@
 STATUS in one LIST-STATUS command (RFC 5819) where the server has it, instead of LSUB, LIST
 and a STATUS per folder (half of a restarted account's sync at 3,000 accounts); the folder rows
 read for it serve the SELECT's check before IDLE. What changed while no worker watched is
-still found."""
+still found by a connection with no poll on record (one polled within the interval keeps its
+schedule: ``test_poll_schedule``)."""
 
 from __future__ import annotations
 
