@@ -231,6 +231,7 @@ class ImapWorker:
         (``store_backoff()``). Neither failing drops an account."""
         metrics.imap_worker_tick(len(self.slots), sum(s.conn.client is not None for s in self.slots.values()))
         leased = self._renew_leases()
+        self._record_polls()
         if time.monotonic() < self.store_retry_at:
             return False
         try:
@@ -267,7 +268,6 @@ class ImapWorker:
             self.leases.heartbeat()
             lost = self.leases.renew(list(self.slots))
             self.workers = self.leases.workers()
-            self.polls.flush(settings.IMAP_POLL_INTERVAL)
         except Exception as exc:  # noqa: BLE001 - Redis down: keep every session, claim none
             self._fault("Redis", exc, "keeping every account, claiming none")
             return False
@@ -276,6 +276,15 @@ class ImapWorker:
             logger.warning("account %s: lease lost to another worker", pk)
             self.drop(pk, release=False)
         return True
+
+    def _record_polls(self) -> None:
+        """Write the polls made since the last tick to Redis (``PollSchedule``), for whichever
+        worker holds those accounts next. Not written (Redis down): they poll as they connect
+        there, a poll early."""
+        try:
+            self.polls.flush(settings.IMAP_POLL_INTERVAL)
+        except Exception as exc:  # noqa: BLE001
+            self._fault("Redis", exc, "polls made meanwhile are not recorded")
 
     def _free_gone_workers(self) -> None:
         """Free the leases of workers found gone (``Leases.gone_workers``: their presence in
@@ -818,10 +827,7 @@ class ImapWorker:
         self.connects.shutdown()  # in-flight connects end within their phase deadlines
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.collect_results()
-        try:
-            self.polls.flush(settings.IMAP_POLL_INTERVAL)  # for whoever takes the accounts
-        except Exception:  # noqa: BLE001 - they poll as they connect
-            pass
+        self._record_polls()  # for whoever takes the accounts
         try:
             self.leases.retire()
         except Exception:  # noqa: BLE001

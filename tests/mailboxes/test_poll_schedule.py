@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
+import redis
 
 from accounts.models import EmailAccount
 from emailapi.lib.redis import get_redis
@@ -19,6 +21,7 @@ from mailboxes.worker.connection import AccountConnection, Idle
 from mailboxes.worker.poll_schedule import PollSchedule
 from tests.mailboxes.helpers import register
 from tests.servers import seed
+from tests.servers.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("fast_worker_settings")]
@@ -129,6 +132,22 @@ def test_an_account_polls_as_it_connects_when_its_schedule_cannot_be_trusted(
     assert _listed(imap_commands) == 1
     assert _subjects(account, "Archive") == {"Old", "Archived"}
     assert _subjects(account, "INBOX") == {"Inbox one", "Inbox two"}
+
+
+def test_accounts_taken_while_redis_does_not_answer_poll_as_they_connect(
+        account, mail_user, driven_worker, settings, imap_commands):
+    """The schedule is a cache: unreadable, the accounts taken poll at once (and the claim
+    goes on: the leases may be on a Redis that answers)."""
+    second = _handed_over(driven_worker, account, lambda: _mail_meanwhile(mail_user))
+    url = urlsplit(settings.REDIS_URL)
+    with TcpProxy(url.port or 6379).start() as proxy:
+        second.worker.polls = PollSchedule(redis.Redis.from_url(
+            f"redis://127.0.0.1:{proxy.port}{url.path}", socket_timeout=2))
+        proxy.cut()
+        imap_commands.clear()
+        _idle_in(second, account)
+    assert _listed(imap_commands) == 1
+    assert _subjects(account, "Archive") == {"Old", "Archived"}
 
 
 def test_a_reconnect_asked_for_polls_every_folder(account, mail_user, driven_worker,
