@@ -476,6 +476,12 @@ class AccountConnection:
         self.backfill_pending = False
         return rows
 
+    def next_poll_in(self, config_version: int, seconds: float) -> None:
+        """Another worker polled every folder with these settings, and the next poll is due in
+        ``seconds`` (``PollSchedule.due_in``): go on with its schedule."""
+        self.polled_version = config_version
+        self.last_poll = time.monotonic() + seconds - self._poll_interval()
+
     def _polled(self, at: float) -> None:
         """Every folder was polled (the poll started at ``at``): the next is due an interval
         after it, here and, once the worker records it, in whichever worker holds the account

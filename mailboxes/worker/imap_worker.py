@@ -295,17 +295,18 @@ class ImapWorker:
         after = settings.IMAP_WORKER_GONE_AFTER
         if not after or after >= settings.IMAP_LEASE_TTL:
             return
+        doing = "a dead worker's accounts are taken once its leases run out"
         try:
             gone = self.leases.gone_workers(self.workers, after)
         except Exception as exc:  # noqa: BLE001 - Redis down: the leases run out instead
-            self._fault("Redis", exc, "keeping every account, claiming none")
+            self._fault("Redis", exc, doing)
             return
         for worker_id in gone:
             pks = holders.held_by(worker_id)
             try:
                 freed = self.leases.forget(worker_id, pks)
             except Exception as exc:  # noqa: BLE001
-                self._fault("Redis", exc, "keeping every account, claiming none")
+                self._fault("Redis", exc, doing)
                 return
             self.workers.pop(worker_id, None)
             logger.warning("imapworker %s: worker %s is gone (no presence in Redis for %.0f s); "
@@ -379,21 +380,19 @@ class ImapWorker:
             self.wave_started, self.wave_taken = time.monotonic(), 0
         self.wave_waiting += len(known)
         self.wave_taken += len(known)
-        polled = self._polled([pk for pk, (_, initialized, _) in known.items() if initialized])
-        now = time.monotonic()
+        polled = self._poll_records([pk for pk, (_, init, _) in known.items() if init])
         for pk, (imap, initialized, failing) in known.items():
             health = FAILING if failing else PROVEN if initialized else UNKNOWN
             conn = AccountConnection(pk, self.stop, self.worker_id, health, endpoint_of(imap),
                                      schedule=self.polls)
             if pk in polled:  # the last holder's poll schedule goes on (``poll_schedule``)
-                conn.polled_version, due_in = polled[pk]
-                conn.last_poll = now + due_in - settings.IMAP_POLL_INTERVAL
+                conn.next_poll_in(*polled[pk])
             if pk in connecting:
                 conn.state = State.CONNECTING  # recorded: its connect need not again
             slot = self.slots[pk] = Slot(conn)
             self._schedule(pk, slot, time.monotonic(), "connect")  # at once
 
-    def _polled(self, pks: list[int]) -> dict[int, tuple[int, float]]:
+    def _poll_records(self, pks: list[int]) -> dict[int, tuple[int, float]]:
         """When the accounts' folders were last polled, by whichever worker (``PollSchedule``);
         none known if Redis does not answer (they poll as they connect)."""
         try:
