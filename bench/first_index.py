@@ -523,9 +523,9 @@ def main() -> None:
             ours = run_ours(user, args.messages, uids[-FIRST_PAGE:], args.poll, args.pool_size,
                             args.timeout)
             print(f"ours: whole folder in {ours['whole']:.2f} s", flush=True)
+            print(f"ours: {ours}", flush=True)
             if args.profile_only:
                 return
-            print(f"ours: {ours}", flush=True)
             sizing = postgres_sizing()
             print(f"sizing: {sizing}", flush=True)
             try:
