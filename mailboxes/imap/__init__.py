@@ -1,0 +1,52 @@
+"""The IMAP protocol layer: commands, parsing and values, and no Django.
+
+``make`` compiles two of its modules with Cython, next to their sources: ``parse`` (the same
+source, compiled: its FETCH interpretation in about two thirds of the time) and ``_tokens`` (the
+tokenizer, in C). Python loads a compiled module in preference to its source, so one older than
+its source (the source edited since the last ``make``) would run code that is no longer there:
+such a module is not loaded. ``parse`` then runs from its source, and without ``_tokens`` it
+uses its own Python tokenizer. Slower, never different.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import warnings
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+# module: its source (``_tokens`` first: ``parse`` imports it)
+COMPILED = {"_tokens": "_tokens.pyx", "parse": "parse.py"}
+
+
+def compiled_is_stale(module: str) -> bool:
+    """Whether a compiled ``module`` is here and older than its source."""
+    source = _HERE / COMPILED[module]
+    for suffix in EXTENSION_SUFFIXES:
+        binary = _HERE / f"{module}{suffix}"
+        if binary.exists():
+            return source.exists() and binary.stat().st_mtime < source.stat().st_mtime
+    return False
+
+
+def _load_sources_for_stale_modules() -> None:
+    for module, source in COMPILED.items():
+        if not compiled_is_stale(module):
+            continue
+        name = f"{__name__}.{module}"
+        warnings.warn(f"{__name__.replace('.', '/')}/{source} changed since it was compiled "
+                      "(run `make install`): the Python code runs instead, more slowly",
+                      RuntimeWarning, stacklevel=2)
+        if source.endswith(".pyx"):
+            sys.modules[name] = None  # importing it raises ImportError: the fallback is used
+            continue
+        spec = importlib.util.spec_from_file_location(name, _HERE / source)
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[name] = loaded
+        spec.loader.exec_module(loaded)
+        globals()[module] = loaded
+
+
+_load_sources_for_stale_modules()
