@@ -50,7 +50,7 @@ $(VENV)/.native: $(NATIVE_SOURCES) $(VENV)/.installed
 		touch $@; \
 	else \
 		echo "warning: FETCH parsing was not compiled (see $(VENV)/native.log; a C compiler and"; \
-		echo "Python's headers are needed): the Python code runs, about 1.6x slower"; \
+		echo "Python's headers are needed): the Python code runs (parsing 1.6x slower)"; \
 		rm -f mailboxes/imap/_tokens.*.so mailboxes/imap/parse.*.so; \
 	fi
 	@rm -f mailboxes/imap/_tokens.c mailboxes/imap/parse.c
