@@ -21,7 +21,7 @@ _HERE = Path(__file__).resolve().parent
 COMPILED = {"_tokens": "_tokens.pyx", "parse": "parse.py"}
 
 
-def compiled_is_stale(module: str) -> bool:
+def _compiled_is_stale(module: str) -> bool:
     """Whether a compiled ``module`` is here and older than its source."""
     source = _HERE / COMPILED[module]
     for suffix in EXTENSION_SUFFIXES:
@@ -33,7 +33,7 @@ def compiled_is_stale(module: str) -> bool:
 
 def _load_sources_for_stale_modules() -> None:
     for module, source in COMPILED.items():
-        if not compiled_is_stale(module):
+        if not _compiled_is_stale(module):
             continue
         name = f"{__name__}.{module}"
         warnings.warn(f"{__name__.replace('.', '/')}/{source} changed since it was compiled "

@@ -99,21 +99,22 @@ cdef Py_ssize_t _literal_end(const unsigned char[::1] s, Py_ssize_t i, Py_ssize_
     return -1
 
 
-cdef bytes _unescape(bytes text, Py_ssize_t start, Py_ssize_t end):
-    """The quoted string's content between *start* and *end*, ``\\x`` read as ``x``."""
+cdef bytes _unescape(bytes token):
+    """A quoted string's content with ``\\x`` read as ``x``."""
     cdef bytearray out = bytearray()
-    cdef Py_ssize_t j = start
-    cdef Py_ssize_t run = start
-    cdef const unsigned char[::1] s = text
-    while j < end:
-        if s[j] == 92 and j + 1 < end:
-            out += text[run:j]
-            out += text[j + 1:j + 2]
+    cdef Py_ssize_t n = len(token)
+    cdef Py_ssize_t j = 0
+    cdef Py_ssize_t run = 0
+    cdef const unsigned char[::1] s = token
+    while j < n:
+        if s[j] == 92 and j + 1 < n:
+            out += token[run:j]
+            out += token[j + 1:j + 2]
             j += 2
             run = j
         else:
             j += 1
-    out += text[run:end]
+    out += token[run:n]
     return bytes(out)
 
 
@@ -125,9 +126,9 @@ def parse_tokens(text, literals=()):
     cdef const unsigned char[::1] s = data
     cdef Py_ssize_t n = len(data)
     cdef Py_ssize_t i = 0
-    cdef Py_ssize_t end, k
+    cdef Py_ssize_t end
     cdef unsigned char c
-    cdef bint escaped
+    cdef bytes token
     cdef list root = []
     cdef list current = root
     cdef list stack = []
@@ -152,15 +153,8 @@ def parse_tokens(text, literals=()):
             if end < 0:
                 i += 1  # an unterminated quote starts no token
                 continue
-            escaped = False
-            for k in range(i + 1, end - 1):
-                if s[k] == 92:
-                    escaped = True
-                    break
-            if escaped:
-                current.append(_unescape(data, i + 1, end - 1))
-            else:
-                current.append(data[i + 1:end - 1])
+            token = data[i + 1:end - 1]
+            current.append(_unescape(token) if b"\\" in token else token)
             i = end
         elif c == 123 or (c == 126 and i + 1 < n and s[i + 1] == 123):
             end = _literal_end(s, i, n)

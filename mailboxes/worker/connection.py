@@ -488,7 +488,7 @@ class AccountConnection:
         next."""
         self.last_poll, self.polled_version = at, self.config_version
         if self.schedule is not None:
-            self.schedule.note(self.account_pk, self.config_version, at)
+            self.schedule.note(self.account_pk, self.config_version, at, self._poll_interval())
 
     def _poll_interval(self) -> float:
         """The safety-net STATUS poll; with NOTIFY it only has to catch what NOTIFY missed,

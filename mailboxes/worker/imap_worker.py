@@ -282,7 +282,7 @@ class ImapWorker:
         worker holds those accounts next. Not written (Redis down): they poll as they connect
         there, a poll early."""
         try:
-            self.polls.flush(settings.IMAP_POLL_INTERVAL)
+            self.polls.flush()
         except Exception as exc:  # noqa: BLE001
             self._fault("Redis", exc, "polls made meanwhile are not recorded")
 

@@ -33,21 +33,23 @@ class PollSchedule:
     def __init__(self, client: redis.Redis):
         self.redis = client
         self._lock = threading.Lock()
-        self._polled: dict[int, tuple[int, float]] = {}  # not written to Redis yet
+        # account: (settings version, when polled, poll interval); not written to Redis yet
+        self._polled: dict[int, tuple[int, float, float]] = {}
 
     @staticmethod
     def key(account_pk: int) -> str:
         return f"{PREFIX}{account_pk}"
 
-    def note(self, account_pk: int, config_version: int, at: float) -> None:
+    def note(self, account_pk: int, config_version: int, at: float, interval: float) -> None:
         """The account's folders were polled at ``at`` (``time.monotonic()``) with these
-        settings. Called from the pool's threads; written by the next ``flush``."""
+        settings, and its session polls every ``interval`` seconds (longer where NOTIFY works).
+        Called from the pool's threads; written by the next ``flush``."""
         with self._lock:
-            self._polled[account_pk] = (config_version, at)
+            self._polled[account_pk] = (config_version, at, interval)
 
-    def flush(self, interval: float) -> int:
+    def flush(self) -> int:
         """Write the polls noted since the last flush, each to expire when its next poll is
-        due (``interval`` after it). Returns how many were written. Raises what Redis raises
+        due (its interval after it). Returns how many were written. Raises what Redis raises
         (those polls are then not recorded: their accounts poll early if they move)."""
         with self._lock:
             polled, self._polled = self._polled, {}
@@ -56,7 +58,7 @@ class PollSchedule:
         now = time.monotonic()
         pipe = self.redis.pipeline(transaction=False)
         written = 0
-        for pk, (version, at) in polled.items():
+        for pk, (version, at, interval) in polled.items():
             left_ms = int((at + interval - now) * 1000)
             if left_ms > 0:
                 pipe.set(self.key(pk), version, px=left_ms)

@@ -166,15 +166,17 @@ def test_polls_are_recorded_to_expire_when_the_next_is_due():
     pks = [990101, 990102, 990103]
     now = time.monotonic()
     try:
-        polls.note(990101, 3, now - 20)
-        polls.note(990102, 1, now - 70)  # due already: not written
-        polls.note(990101, 4, now - 10)  # the later poll of the same account wins
-        assert polls.flush(60) == 1
-        assert polls.flush(60) == 0  # written once
+        polls.note(990101, 3, now - 20, 60)
+        polls.note(990102, 1, now - 70, 60)  # due already: not written
+        polls.note(990101, 4, now - 10, 60)  # the later poll of the same account wins
+        polls.note(990103, 2, now - 70, 300)  # NOTIFY: polled every 5 minutes, due in 230 s
+        assert polls.flush() == 2
+        assert polls.flush() == 0  # written once
         found = polls.due_in(pks, chunk=2)
-        assert list(found) == [990101]
+        assert sorted(found) == [990101, 990103]
         version, due_in = found[990101]
         assert version == 4
         assert due_in == pytest.approx(50, abs=2)
+        assert found[990103][1] == pytest.approx(230, abs=2)
     finally:
         get_redis().delete(*[PollSchedule.key(pk) for pk in pks])
