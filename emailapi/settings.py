@@ -190,8 +190,9 @@ IMAP_LOGIN_TIMEOUT = env_int("EMAILAPI_IMAP_LOGIN_TIMEOUT", 15, minimum=1)
 # A worker that dies stops renewing its leases; others take its accounts within TTL + one tick.
 IMAP_LEASE_TTL = env_int("EMAILAPI_LEASE_TTL", 20, minimum=3)
 IMAP_CLAIM_INTERVAL = env_int("EMAILAPI_CLAIM_INTERVAL", 2, minimum=1)
-# ...or within this many seconds (plus a tick) when it dies: Redis drops a dead process's
-# presence subscription at once (mailboxes.worker.leases). 0, or not under the TTL: off.
+# ...or within this many seconds (plus half a second) when it dies: Redis drops a dead
+# process's presence subscription at once, and the others look for it twice a second
+# (mailboxes.worker.leases, imap_worker). 0, or not under the TTL: off.
 IMAP_WORKER_GONE_AFTER = env_int("EMAILAPI_WORKER_GONE_AFTER", 5, minimum=0)
 IMAP_MAX_ACCOUNTS = env_int("EMAILAPI_MAX_ACCOUNTS_PER_WORKER", 10000, minimum=1)
 IMAP_POOL_SIZE = env_int("EMAILAPI_IMAP_POOL_SIZE", 8, minimum=1)

@@ -13,7 +13,8 @@ has (the account, or its server, timed out on such a command and has not synced 
 timer steps take the slow lane: at most a third of the timer threads at once.
 
 Each loop iteration does, in order (each a small method returning whether it did anything):
-``claim_tick`` (every ``IMAP_CLAIM_INTERVAL``: renew leases, drop accounts that were deleted,
+``claim_tick`` (every ``IMAP_CLAIM_INTERVAL``, and at once when another worker is found gone:
+renew leases, drop accounts that were deleted,
 paused or lost, rebalance to a fair share, claim free accounts; keep the database's record of
 who holds what, and sweep accounts no live worker holds), ``handle_commands`` (account changes
 announced on Redis pub/sub), ``collect_results`` (finished steps: register the socket or
@@ -84,6 +85,9 @@ REFREEZE_CHURN = 100
 REFREEZE_EVERY = 600.0
 # A turn of the loop busy this long (seconds) without a look at the sockets is logged.
 LOOP_STALL = 0.25
+# Between claim ticks, the other workers' presence is looked at this often (seconds): one
+# PUBSUB NUMSUB. A worker found gone starts a tick at once (``_gone_seen``).
+PRESENCE_LOOK = 0.5
 
 
 class Slot:
@@ -152,6 +156,8 @@ class ImapWorker:
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
         self.next_claim = 0.0
         self.workers: dict[str, bytes] = {}  # live workers' heartbeats, as of the last tick
+        self.next_presence_look = 0.0
+        self._ticked_for_gone: set[str] = set()  # gone workers an early tick was started for
         # Database side of the claim tick: retried after ``store_backoff()`` when it failed.
         self.store_failures = 0
         self.store_retry_at = 0.0
@@ -198,7 +204,7 @@ class ImapWorker:
     def step(self, timeout: float = 0.5) -> None:
         started = time.monotonic()
         ticked = started
-        if started >= self.next_claim:
+        if started >= self.next_claim or self._gone_seen(started):
             self.claim_tick()
             ticked = time.monotonic()
             # From the tick's end: at 10,000 accounts on a loaded machine a tick (renewing every
@@ -285,6 +291,27 @@ class ImapWorker:
             self.polls.flush()
         except Exception as exc:  # noqa: BLE001
             self._fault("Redis", exc, "polls made meanwhile are not recorded")
+
+    def _gone_seen(self, now: float) -> bool:
+        """Whether a worker has just been found gone (``Leases.gone_workers``) between claim
+        ticks, so that the tick that frees and claims its accounts starts now. Looked at
+        every ``PRESENCE_LOOK`` instead of each tick: a tick's look saw the absence up to a
+        tick late and judged it up to a tick after it had lasted ``IMAP_WORKER_GONE_AFTER``,
+        and at a 2 s interval (more where a tick of thousands of accounts is slow) that was
+        3-4 s of every failover's time. Once per gone worker: a tick that could not free its
+        accounts (Redis down) leaves them to the next regular tick, not one per look."""
+        after = settings.IMAP_WORKER_GONE_AFTER
+        if (now < self.next_presence_look or not after or after >= settings.IMAP_LEASE_TTL
+                or len(self.workers) < 2):
+            return False
+        self.next_presence_look = now + PRESENCE_LOOK
+        try:
+            gone = set(self.leases.gone_workers(self.workers, after))
+        except Exception:  # noqa: BLE001 - Redis down: the tick says so, and the leases lapse
+            return False
+        new = gone - self._ticked_for_gone
+        self._ticked_for_gone = gone  # freed (no longer listed) or back: forgotten
+        return bool(new)
 
     def _free_gone_workers(self) -> None:
         """Free the leases of workers found gone (``Leases.gone_workers``: their presence in

@@ -73,3 +73,29 @@ def test_a_killed_worker_is_found_gone_long_before_its_leases_run_out(
     wait_for(lambda: [e.data["subject"] for e in events_of(account, "messageNew")]
              == ["after kill"], timeout=20)
     wait_for(lambda: state_of(account) == "connected")
+
+
+def test_a_worker_found_gone_between_ticks_is_claimed_without_waiting_for_the_next(
+        alice, mail_user, settings, start_worker, spawn_worker):
+    """The survivor looks at the others' presence twice a second, not only on its claim tick:
+    with ticks a minute apart, the killed worker's account is taken about
+    ``IMAP_WORKER_GONE_AFTER`` after the kill, by a tick started for it."""
+    settings.IMAP_LEASE_TTL, settings.IMAP_CLAIM_INTERVAL = 120, 60
+    settings.IMAP_WORKER_GONE_AFTER = 1
+    account = register(alice.tenant, mail_user)
+    victim = spawn_worker("victim", ttl=120)
+    wait_for(lambda: state_of(account) == "connected", timeout=30)
+    survivor = start_worker(worker_id="survivor")
+    wait_for(lambda: "victim" in survivor.workers)  # its first tick saw the victim
+    ticks = counted(survivor, "claim_tick")
+    assert survivor.leases.holder(account.pk) == "victim"
+
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    killed = time.monotonic()
+    wait_for(lambda: account.pk in survivor.slots and ticks, timeout=40)
+    # The next regular tick was 60 s after the first: this one was started by the look.
+    assert time.monotonic() - killed < 40
+    assert ticks == ["claim_tick"]
+    wait_for(lambda: state_of(account) == "connected")
+    assert survivor.leases.holder(account.pk) == "survivor"
