@@ -308,6 +308,9 @@ class ImapWorker:
         try:
             gone = set(self.leases.gone_workers(self.workers, after))
         except Exception:  # noqa: BLE001 - Redis down: the tick says so, and the leases lapse
+            # Not again before the next tick: a Redis that hangs until the socket times out
+            # must not hold the loop back more often than the tick's own calls do.
+            self.next_presence_look = max(self.next_presence_look, self.next_claim)
             return False
         new = gone - self._ticked_for_gone
         self._ticked_for_gone = gone  # freed (no longer listed) or back: forgotten

@@ -111,6 +111,7 @@ class DrivenWorker:
         # (and collect all of them each time): only the test of it asks for it.
         self.worker.gc_freeze = gc_freeze
         self.worker.next_claim = math.inf  # claim ticks only when the test asks for them
+        self.worker.next_presence_look = math.inf  # nor one for a worker found gone
         self._announcements = get_redis().pubsub(ignore_subscribe_messages=True)
         self._announcements.subscribe(announcements.account_changes_channel())
         self._announcements.get_message(timeout=5.0)  # subscribed before anything is announced
@@ -133,7 +134,7 @@ class DrivenWorker:
         ticks run at the worker's ``IMAP_CLAIM_INTERVAL`` meanwhile."""
         deadline = time.monotonic() + timeout * TIMEOUT_FACTOR
         if claim:
-            self.worker.next_claim = 0.0
+            self.worker.next_claim = self.worker.next_presence_look = 0.0
         try:
             while True:
                 self.turn()
@@ -144,7 +145,7 @@ class DrivenWorker:
                     raise AssertionError(
                         f"timed out waiting for {getattr(predicate, '__name__', predicate)}")
         finally:
-            self.worker.next_claim = math.inf
+            self.worker.next_claim = self.worker.next_presence_look = math.inf
 
     def idle(self, pk: int) -> bool:
         """The account's session is idling: registered with the selector, no step running."""

@@ -3,11 +3,17 @@ accounts are claimed seconds after a crash rather than a lease TTL after it; rea
 
 from __future__ import annotations
 
+import time
+from urllib.parse import urlsplit
+
 import pytest
+import redis
 
 from emailapi.lib.redis import get_redis
 from mailboxes.worker.leases import PRESENT, WORKER_PREFIX, Leases
 from tests.base import wait_for
+from tests.mailboxes.helpers import counted
+from tests.servers.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,3 +96,48 @@ def test_presence_comes_back_after_redis_dropped_the_connection(leases):
              and get_redis().pubsub_numsub(channel)[0][1] == 1
              and me.workers()["gone-other"] == PRESENT)
     assert me.gone_workers(me.workers(), after=0) == []
+
+
+def _look(worker) -> bool:
+    """One presence look of the worker's loop (``ImapWorker._gone_seen``), due now."""
+    worker.next_presence_look = 0.0
+    return worker._gone_seen(time.monotonic())
+
+
+def test_a_worker_found_gone_between_ticks_starts_one_tick_for_it(driven_worker, leases,
+                                                                   settings):
+    settings.IMAP_WORKER_GONE_AFTER = 1
+    worker = driven_worker(worker_id="gone-looker").worker
+    other = leases("gone-other")
+    worker.leases.heartbeat()
+    other.heartbeat()
+    worker.workers = worker.leases.workers()
+    assert not _look(worker)  # present
+    other._leave()
+    wait_for(lambda: _look(worker), timeout=10)  # absent for a second: a tick now
+    assert not _look(worker)  # the same death starts no second tick
+    other.heartbeat()  # back (a blip): forgotten
+    assert not _look(worker)
+    assert worker._ticked_for_gone == set()
+    other._leave()
+    wait_for(lambda: _look(worker), timeout=10)  # gone again: a tick again
+
+
+def test_a_look_redis_does_not_answer_waits_for_the_next_tick(driven_worker, settings):
+    """A Redis that does not answer holds the loop back no more often than the tick's own
+    calls do: after a failed look, none until the next tick is due."""
+    worker = driven_worker(worker_id="gone-looker").worker
+    worker.leases.heartbeat()
+    worker.workers = {"gone-looker": PRESENT, "gone-other": PRESENT}
+    url = urlsplit(settings.REDIS_URL)
+    with TcpProxy(url.port or 6379).start() as proxy:
+        worker.leases = Leases(redis.Redis.from_url(
+            f"redis://127.0.0.1:{proxy.port}{url.path}", socket_timeout=2), "gone-looker", 60)
+        looks = counted(worker.leases, "gone_workers")
+        proxy.cut()
+        worker.next_claim = time.monotonic() + 30
+        assert not _look(worker)
+        assert looks == ["gone_workers"]
+        assert worker.next_presence_look == worker.next_claim
+        assert not worker._gone_seen(time.monotonic())
+        assert looks == ["gone_workers"]  # not looked again before the tick
