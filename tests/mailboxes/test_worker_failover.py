@@ -49,13 +49,8 @@ def test_a_killed_worker_is_found_gone_long_before_its_leases_run_out(
     """Redis drops a killed worker's presence subscription at once: the survivor takes the
     account after ``IMAP_WORKER_GONE_AFTER``, not the 60 s its lease still had to run, and
     leaves it alone while the other lives."""
-    settings.IMAP_LEASE_TTL, settings.IMAP_CLAIM_INTERVAL = 60, 1
-    settings.IMAP_WORKER_GONE_AFTER = 2
-    account = register(alice.tenant, mail_user)
-    victim = spawn_worker("victim", ttl=60)
-    wait_for(lambda: state_of(account) == "connected", timeout=30)
-    survivor = start_worker(worker_id="survivor")
-    wait_for(lambda: "victim" in survivor.workers)
+    account, victim, survivor = _victim_seen_by_survivor(
+        alice, mail_user, settings, start_worker, spawn_worker, ttl=60, interval=1, gone_after=2)
     ticks = counted(survivor, "claim_tick")
     wait_for(lambda: len(ticks) >= 4)  # over 3 s of looks while the victim lives
     assert account.pk not in survivor.slots
@@ -80,14 +75,10 @@ def test_a_worker_found_gone_between_ticks_is_claimed_without_waiting_for_the_ne
     """The survivor looks at the others' presence twice a second, not only on its claim tick:
     with ticks a minute apart, the killed worker's account is taken about
     ``IMAP_WORKER_GONE_AFTER`` after the kill, by a tick started for it."""
-    settings.IMAP_LEASE_TTL, settings.IMAP_CLAIM_INTERVAL = 120, 60
-    settings.IMAP_WORKER_GONE_AFTER = 1
-    account = register(alice.tenant, mail_user)
-    victim = spawn_worker("victim", ttl=120)
-    wait_for(lambda: state_of(account) == "connected", timeout=30)
-    survivor = start_worker(worker_id="survivor")
-    wait_for(lambda: "victim" in survivor.workers)  # its first tick saw the victim
-    ticks = counted(survivor, "claim_tick")
+    account, victim, survivor = _victim_seen_by_survivor(
+        alice, mail_user, settings, start_worker, spawn_worker, ttl=120, interval=60,
+        gone_after=1)
+    ticks = counted(survivor, "claim_tick")  # after the first tick, which saw the victim
     assert survivor.leases.holder(account.pk) == "victim"
 
     victim.send_signal(signal.SIGKILL)
@@ -99,3 +90,17 @@ def test_a_worker_found_gone_between_ticks_is_claimed_without_waiting_for_the_ne
     assert ticks == ["claim_tick"]
     wait_for(lambda: state_of(account) == "connected")
     assert survivor.leases.holder(account.pk) == "survivor"
+
+
+def _victim_seen_by_survivor(alice, mail_user, settings, start_worker, spawn_worker, ttl: int,
+                             interval: int, gone_after: int):
+    """An account held by a worker subprocess (``victim``, to be killed) and a worker thread
+    (``survivor``) whose claim tick has seen the victim among the live workers."""
+    settings.IMAP_LEASE_TTL, settings.IMAP_CLAIM_INTERVAL = ttl, interval
+    settings.IMAP_WORKER_GONE_AFTER = gone_after
+    account = register(alice.tenant, mail_user)
+    victim = spawn_worker("victim", ttl=ttl)
+    wait_for(lambda: state_of(account) == "connected", timeout=30)
+    survivor = start_worker(worker_id="survivor")
+    wait_for(lambda: "victim" in survivor.workers)
+    return account, victim, survivor
