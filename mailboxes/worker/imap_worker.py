@@ -90,6 +90,13 @@ LOOP_STALL = 0.25
 PRESENCE_LOOK = 0.5
 
 
+def _gone_after() -> int:
+    """``IMAP_WORKER_GONE_AFTER`` where workers judge each other by presence at all, else 0:
+    one not under the lease TTL would only ever judge workers whose leases ran out anyway."""
+    after = settings.IMAP_WORKER_GONE_AFTER
+    return after if after < settings.IMAP_LEASE_TTL else 0
+
+
 class Slot:
     """The worker loop's bookkeeping of one held account."""
 
@@ -300,9 +307,8 @@ class ImapWorker:
         and at a 2 s interval (more where a tick of thousands of accounts is slow) that was
         3-4 s of every failover's time. Once per gone worker: a tick that could not free its
         accounts (Redis down) leaves them to the next regular tick, not one per look."""
-        after = settings.IMAP_WORKER_GONE_AFTER
-        if (now < self.next_presence_look or not after or after >= settings.IMAP_LEASE_TTL
-                or len(self.workers) < 2):
+        after = _gone_after()
+        if now < self.next_presence_look or not after or len(self.workers) < 2:
             return False
         self.next_presence_look = now + PRESENCE_LOOK
         try:
@@ -322,8 +328,8 @@ class ImapWorker:
         takes their accounts seconds after a crash instead of a lease TTL after it. Which
         accounts they held is the database's holder rows; a lease a gone worker took but never
         recorded there runs out by itself."""
-        after = settings.IMAP_WORKER_GONE_AFTER
-        if not after or after >= settings.IMAP_LEASE_TTL:
+        after = _gone_after()
+        if not after:
             return
         doing = "a dead worker's accounts are taken once its leases run out"
         try:

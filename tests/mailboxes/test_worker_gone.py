@@ -141,3 +141,19 @@ def test_a_look_redis_does_not_answer_waits_for_the_next_tick(driven_worker, set
         assert worker.next_presence_look == worker.next_claim
         assert not worker._gone_seen(time.monotonic())
         assert looks == ["gone_workers"]  # not looked again before the tick
+
+
+@pytest.mark.parametrize("gone_after, ttl", [(0, 60), (2, 2)])
+def test_no_look_starts_a_tick_where_presence_is_off(driven_worker, leases, settings,
+                                                     gone_after, ttl):
+    """``IMAP_WORKER_GONE_AFTER`` 0, or not under the lease TTL: leases only, as documented."""
+    worker = driven_worker(worker_id="gone-looker").worker
+    other = leases("gone-other")
+    worker.leases.heartbeat()
+    other.heartbeat()
+    worker.workers = worker.leases.workers()
+    settings.IMAP_WORKER_GONE_AFTER, settings.IMAP_LEASE_TTL = gone_after, ttl
+    other._leave()
+    wait_for(lambda: worker.leases.gone_workers(worker.workers, after=2) == ["gone-other"],
+             timeout=10)  # absent long enough for a 2 s judgement
+    assert not _look(worker)
