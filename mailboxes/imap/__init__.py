@@ -1,11 +1,13 @@
 """The IMAP protocol layer: commands, parsing and values, and no Django.
 
-``make`` compiles two of its modules with Cython, next to their sources: ``parse`` (the same
-source, compiled: its FETCH interpretation in about two thirds of the time) and ``_tokens`` (the
-tokenizer, in C). Python loads a compiled module in preference to its source, so one older than
-its source (the source edited since the last ``make``) would run code that is no longer there:
-such a module is not loaded. ``parse`` then runs from its source, and without ``_tokens`` it
-uses its own Python tokenizer. Slower, never different.
+``make`` compiles three of its modules with Cython, next to their sources: ``parse`` (the same
+source, compiled: its FETCH interpretation in about two thirds of the time), ``_tokens`` (the
+tokenizer, in C) and ``_headers`` (header values: RFC 2047 words, dates, message ids and the
+ENVELOPE's addresses, in C). Python loads a compiled module in preference to its source, so
+one older than its source (the source edited since the last ``make``) would run code that is
+no longer there: such a module is not loaded. ``parse`` then runs from its source, and without
+``_tokens`` or ``_headers`` it uses its own Python tokenizer and header code. Slower, never
+different.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-# module: its source (``_tokens`` first: ``parse`` imports it)
-COMPILED = {"_tokens": "_tokens.pyx", "parse": "parse.py"}
+# module: its source (``_tokens`` and ``_headers`` first: ``parse`` imports them)
+COMPILED = {"_tokens": "_tokens.pyx", "_headers": "_headers.pyx", "parse": "parse.py"}
 
 
 def _compiled_is_stale(module: str) -> bool:

@@ -999,3 +999,35 @@ def expand_sequence_set(text: str | bytes) -> list[int]:
             continue
         numbers.extend(range(min(low, high), max(low, high) + 1))
     return numbers
+
+
+# -- compiled --------------------------------------------------------------------------------
+
+# The Python functions above are the reference (and the fallback where nothing was built);
+# ``make`` compiles the same rules for header values into ``_headers.pyx``, which
+# ``tests/mailboxes/test_imap_headers.py`` holds to the same results.
+python_decode_header = decode_header
+python_header_fields = _header_fields
+python_normalize_message_id = normalize_message_id
+python_message_id_list = message_id_list
+python_parse_date = parse_date
+python_parse_internaldate = parse_internaldate
+python_parse_envelope_addresses = parse_envelope_addresses
+python_envelope_suspect = _envelope_suspect
+
+try:
+    from . import _headers
+except ImportError:
+    _headers = None
+else:
+    _headers.bind(_MISSING_MAILBOX, _MISSING_HOSTS, decode_charset=decode_charset,
+                  parse_date=parse_date, parse_internaldate=parse_internaldate, zone=_zone,
+                  utc=timezone.utc)
+    decode_header = _headers.decode_header
+    _header_fields = _headers.header_fields
+    normalize_message_id = _headers.normalize_message_id
+    message_id_list = _headers.message_id_list
+    parse_date = _headers.parse_date
+    parse_internaldate = _headers.parse_internaldate
+    parse_envelope_addresses = _headers.envelope_addresses
+    _envelope_suspect = _headers.envelope_suspect

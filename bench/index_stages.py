@@ -1,0 +1,175 @@
+"""Where a first index's CPU goes in this process, per message, stage by stage, and what
+PostgreSQL spends on each row's COPY.
+
+Starts a private Dovecot (``tests.servers.dovecot``), fills its INBOX with N of
+``bench/imap_fetch.py``'s varied messages, captures the engine's own ``UID FETCH`` answer
+(``fetch.meta_items``) over a bare socket once, then times each stage of the index writer on
+those bytes, the cyclic collector paused as in a first index (``gc`` off), the best of
+``--rounds``:
+
+* tokens:        ``parse.parse_fetch`` of each response (the tokenizer, compiled or not);
+* message_meta:  ``parse.message_meta``, and its parts (header block, ENVELOPE and its
+                 addresses, BODYSTRUCTURE, dates, References);
+* row:           ``index._row_values`` (the column values of a new row);
+* COPY values:   the values in column order, JSON columns as text (``index._insert``'s loop);
+* COPY format:   psycopg's text formatting of those values (no server);
+* server:        PostgreSQL's CPU (its backend's ``/proc`` stat) per row COPYed and
+                 committed in batches of 1,000 into a throwaway database migrated like
+                 production (``bench_stages_<pid>``, dropped at the end), with every index.
+
+Whether ``parse`` runs compiled is printed first: the figures of the compiled build and of the
+Python fallback differ by about 1.6x.
+
+    .venv/bin/python bench/index_stages.py [--messages 5000] [--rounds 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import _engine  # noqa: E402
+from bench.imap_fetch import RawImap, fill  # noqa: E402
+from mailboxes.imap import fetch, parse  # noqa: E402
+from tests.servers.dovecot import Dovecot  # noqa: E402
+
+BATCH = 1000
+
+
+def capture(count: int) -> bytes:
+    """The engine's FETCH answer for ``count`` fresh messages, as the server sent it."""
+    server = Dovecot().start()
+    try:
+        user = server.add_user()
+        fill(user, count)
+        raw = RawImap(user.host, user.imap_port)
+        raw.login(user)
+        capabilities = raw.command(b"CAPABILITY").split(b"\r\n")[0].split()[2:]
+        raw.command(b"SELECT INBOX")
+        items = fetch.meta_items(capabilities)
+        answer = raw.command(b"UID FETCH 1:* (" + items.encode() + b")")
+        raw.close()
+        return answer
+    finally:
+        server.stop()
+
+
+def best_per_message(run: Callable[[], object], count: int, rounds: int) -> float:
+    """Microseconds per message of the fastest of ``rounds`` runs, the collector paused."""
+    best = float("inf")
+    for _ in range(rounds):
+        gc.disable()
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+        gc.enable()
+    return best / count * 1e6
+
+
+def server_cpu_per_row(values: list[list], sql: str) -> float:
+    """PostgreSQL's CPU (its backend's user + system time) per row, COPYed in batches that
+    each commit, as ``index.add_messages`` does."""
+    from django.db import connection, transaction
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    before = sum(_engine.own_cpu(pid))
+    for start in range(0, len(values), BATCH):
+        with transaction.atomic(), connection.cursor() as cursor, \
+                cursor.cursor.copy(sql) as copy:
+            for row in values[start:start + BATCH]:
+                copy.write_row(row)
+    return (sum(_engine.own_cpu(pid)) - before) / len(values) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+
+    answer = capture(args.messages)
+    responses = [(text, literals) for text, literals in parse.wire_responses(answer)
+                 if text.startswith(b"* ") and b" FETCH " in text[:24]]
+    count = len(responses)
+    print(f"parse: {'compiled' if parse.__file__.endswith('.so') else 'Python'}; "
+          f"{count:,} messages, {len(answer) / count:,.0f} bytes each on the wire")
+
+    with _engine.throwaway_database(f"bench_stages_{os.getpid()}", redis_db=6):
+        _engine.setup_django()
+        from django.db import connection, models
+
+        from accounts.models import EmailAccount, Tenant
+        from mailboxes.models import Folder, Message
+        from mailboxes.sync import index
+
+        def timed(label: str, run: Callable[[], object]) -> None:
+            print(f"{label:34s} {best_per_message(run, count, args.rounds):7.1f} us")
+
+        items = [parse.parse_fetch(text, literals)[1] for text, literals in responses]
+        metas = [parse.message_meta(entry) for entry in items]
+        headers = [parse._header_block(entry) for entry in items]
+        envelopes = [entry.get("ENVELOPE") or [None] * 10 for entry in items]
+        timed("tokens (parse_fetch)", lambda: [parse.parse_fetch(t, lit) for t, lit in responses])
+        timed("message_meta", lambda: [parse.message_meta(entry) for entry in items])
+        timed("  header block", lambda: [parse._header_block(entry) for entry in items])
+        timed("  ENVELOPE", lambda: [parse._envelope_fields(e, h)
+                                     for e, h in zip(envelopes, headers, strict=True)])
+        for label, field, header in (("from", 2, "from"), ("to", 5, "to"), ("cc", 6, "cc")):
+            timed(f"    {label} addresses", lambda f=field, h=header: [
+                parse._addresses_of(e[f], hs.get(h)) for e, hs in zip(envelopes, headers, strict=True)])
+        timed("  BODYSTRUCTURE", lambda: [parse.parse_bodystructure(entry.get("BODYSTRUCTURE"))
+                                          for entry in items])
+        timed("  INTERNALDATE", lambda: [parse.parse_internaldate(entry.get("INTERNALDATE"))
+                                         for entry in items])
+        timed("  References", lambda: [parse.message_id_list(h.get("references"))
+                                       for h in headers])
+
+        tenant = Tenant.objects.create(name="stages")
+        account = EmailAccount.objects.create(tenant=tenant, account_id="stages")
+        folder = Folder.objects.create(email_account=account, path="INBOX", name="INBOX",
+                                       number=1)
+        now = datetime.now(timezone.utc)
+        rows = [index._row_values(folder, meta, {}, now) for meta in metas]
+        timed("row (_row_values)", lambda: [index._row_values(folder, meta, {}, now)
+                                            for meta in metas])
+        fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
+        attnames = [f.attname for f in fields]
+        as_json = {f.attname for f in fields if isinstance(f, models.JSONField)}
+
+        def copy_values() -> list[list]:
+            return [[index._json_text(row[name]) if name in as_json else row[name]
+                     for name in attnames] for row in rows]
+        values = copy_values()
+        timed("COPY values", copy_values)
+        from psycopg._copy_base import TextFormatter
+        from psycopg.adapt import Transformer
+
+        with connection.cursor() as cursor:
+            formatter = TextFormatter(Transformer(cursor.cursor))
+            timed("COPY format (psycopg)", lambda: [formatter.write_row(row) for row in values])
+        quote = connection.ops.quote_name
+        sql = (f"COPY {quote(Message._meta.db_table)} "
+               f"({', '.join(quote(f.column) for f in fields)}) FROM STDIN")
+        per_row = []
+        for round_ in range(3):
+            Message.objects.filter(folder=folder).delete()
+            uid_shift = (round_ + 1) * 10 ** 7  # fresh keys: no dead index entries in the way
+            shifted = [[*row[:2], row[2] + uid_shift, *row[3:]] for row in values]
+            per_row.append(server_cpu_per_row(shifted, sql))
+        print(f"{'PostgreSQL CPU per row (COPY)':34s} {min(per_row):7.1f} us "
+              f"(rounds: {', '.join(f'{value:.1f}' for value in per_row)})")
+
+
+if __name__ == "__main__":
+    main()
