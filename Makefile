@@ -36,13 +36,15 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml $(LOCK)
 	$(PIP) install -q -c $(LOCK) -e '.[test]'
 	touch $@
 
-# FETCH parsing, compiled (Cython, next to the sources): the tokenizer in C (_tokens.pyx, about
-# five times faster than parse.py's Python one), header values in C (_headers.pyx: RFC 2047
-# words, dates, message ids, addresses) and parse.py itself (the same source, about a third
-# less time). Without a C compiler the Python code runs (a warning says so; `make test` checks
-# that the compiled modules are in use); a compiled module older than its source is never
-# loaded (mailboxes/imap/__init__.py).
-NATIVE_SOURCES := mailboxes/imap/_tokens.pyx mailboxes/imap/_headers.pyx mailboxes/imap/parse.py
+# FETCH parsing and index rows, compiled (Cython, next to the sources): the tokenizer in C
+# (_tokens.pyx, about five times faster than parse.py's Python one), header values in C
+# (_headers.pyx: RFC 2047 words, dates, message ids, addresses), parse.py itself (the same
+# source, about a third less time) and COPY rows in C (emailapi/lib/_copy_text.pyx). Without a
+# C compiler the Python code runs (a warning says so; `make test` checks that the compiled
+# modules are in use); a compiled module older than its source is never loaded
+# (mailboxes/imap/__init__.py, emailapi/lib/copy_text.py).
+NATIVE_SOURCES := mailboxes/imap/_tokens.pyx mailboxes/imap/_headers.pyx mailboxes/imap/parse.py \
+	emailapi/lib/_copy_text.pyx
 
 $(VENV)/.native: $(NATIVE_SOURCES) $(VENV)/.installed
 	@echo "Compiling $(NATIVE_SOURCES) (Cython)"
@@ -52,9 +54,11 @@ $(VENV)/.native: $(NATIVE_SOURCES) $(VENV)/.installed
 	else \
 		echo "warning: FETCH parsing was not compiled (see $(VENV)/native.log; a C compiler and"; \
 		echo "Python's headers are needed): the Python code runs (parsing 1.6x slower)"; \
-		rm -f mailboxes/imap/_tokens.*.so mailboxes/imap/_headers.*.so mailboxes/imap/parse.*.so; \
+		rm -f mailboxes/imap/_tokens.*.so mailboxes/imap/_headers.*.so mailboxes/imap/parse.*.so \
+			emailapi/lib/_copy_text.*.so; \
 	fi
-	@rm -f mailboxes/imap/_tokens.c mailboxes/imap/_headers.c mailboxes/imap/parse.c
+	@rm -f mailboxes/imap/_tokens.c mailboxes/imap/_headers.c mailboxes/imap/parse.c \
+		emailapi/lib/_copy_text.c
 
 # Dovecot is the real IMAP server the suite talks to (Debian's dovecot-imapd); Playwright
 # drives Debian's chromium (browser downloads are not needed, nor allowed in CI); Node runs

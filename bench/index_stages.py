@@ -13,6 +13,8 @@ those bytes, the cyclic collector paused as in a first index (``gc`` off), the b
 * row:           ``index._row_values`` (the column values of a new row);
 * COPY values:   the values in column order, JSON columns as text (``index._insert``'s loop);
 * COPY format:   psycopg's text formatting of those values (no server);
+* COPY row:      the same line written in one pass by ``emailapi.lib.copy_text`` (what the
+                 index writer does where it was built), in place of the two above;
 * server:        PostgreSQL's CPU (its backend's ``/proc`` stat) per row COPYed and
                  committed in batches of 1,000 into a throwaway database migrated like
                  production (``bench_stages_<pid>``, dropped at the end), with every index.
@@ -158,6 +160,14 @@ def main() -> None:
         with connection.cursor() as cursor:
             formatter = TextFormatter(Transformer(cursor.cursor))
             timed("COPY format (psycopg)", lambda: [formatter.write_row(row) for row in values])
+        try:
+            from emailapi.lib import copy_text
+        except ImportError:  # a tree before it
+            copy_text = None
+        if copy_text is not None and copy_text.compiled:
+            names, json = tuple(attnames), tuple(name in as_json for name in attnames)
+            timed("COPY row (copy_text, both above)", lambda: [copy_text.row(row, names, json)
+                                                              for row in rows])
         quote = connection.ops.quote_name
         sql = (f"COPY {quote(Message._meta.db_table)} "
                f"({', '.join(quote(f.column) for f in fields)}) FROM STDIN")

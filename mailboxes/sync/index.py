@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from accounts import state as account_state
 from accounts.models import EmailAccount
-from emailapi.lib import metrics
+from emailapi.lib import copy_text, metrics
 from emailapi.lib.rows import ModelColumns, locking, prepared_rows
 from mailboxes import ids, index_upkeep, message_fields
 from mailboxes.imap.session import FolderListing, SelectInfo
@@ -301,23 +301,36 @@ def _insert(rows: list[dict]) -> None:
     if connection.vendor != "postgresql":
         Message.objects.bulk_create([Message(**row) for row in rows], batch_size=500)
         return
-    fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
-    attnames = [f.attname for f in fields]
-    # JSON columns go as JSON text, which COPY parses into jsonb itself; the rest are plain
-    # Python values psycopg adapts (going through get_db_prep_save cost a proxy lookup per
-    # field and row: a third of the insert).
-    as_json = {f.attname for f in fields if isinstance(f, models.JSONField)}
-    quote = connection.ops.quote_name
-    sql = (f"COPY {quote(Message._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
-           " FROM STDIN")
+    names, json_columns, sql = _copy_columns()
     # COPY runs on psycopg's own cursor: Django's error wrapper makes a unique violation the
-    # django.db.IntegrityError that callers catch, as it would be for an INSERT.
+    # django.db.IntegrityError that callers catch, as it would be for an INSERT. Each row is
+    # written in one pass where ``copy_text`` can; a row it leaves to psycopg is adapted value
+    # by value (rows may reach the server in another order: COPY inserts each on its own).
+    lines = []
     with connection.wrap_database_errors, connection.cursor() as cursor, \
             cursor.cursor.copy(sql) as copy:
         for values in rows:
-            copy.write_row([
-                _json_text(values[name]) if name in as_json else values[name]
-                for name in attnames])
+            line = copy_text.row(values, names, json_columns)
+            if line is None:
+                copy.write_row([_json_text(values[name]) if as_json else values[name]
+                                for name, as_json in zip(names, json_columns, strict=True)])
+            else:
+                lines.append(line)
+        copy.write(b"".join(lines))
+
+
+@functools.cache
+def _copy_columns() -> tuple[tuple[str, ...], tuple[bool, ...], str]:
+    """The message table's columns for COPY (attnames, in order), which of them are JSON, and
+    the statement. JSON columns go as JSON text, which COPY parses into jsonb itself; the rest
+    are plain Python values (going through get_db_prep_save cost a proxy lookup per field and
+    row: a third of the insert)."""
+    fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    sql = (f"COPY {quote(Message._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+           " FROM STDIN")
+    return (tuple(f.attname for f in fields),
+            tuple(isinstance(f, models.JSONField) for f in fields), sql)
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
