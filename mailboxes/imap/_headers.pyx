@@ -43,9 +43,9 @@ cdef object _MISSING_HOSTS = None  # part / a domain (``bind``)
 
 def bind(missing_mailbox, missing_hosts, **functions):
     """Take what ``parse`` owns (this module cannot import ``parse``, which imports it): the
-    ENVELOPE's placeholders, and the functions for what is not done here: ``decode_charset``,
-    ``parse_date``, ``parse_internaldate``, ``zone`` (the shared ``timezone`` of an offset in
-    minutes) and ``utc``."""
+    ENVELOPE's placeholders, and the functions for what is not done here: ``decode_bytes``,
+    ``decode_charset``, ``parse_date``, ``parse_internaldate``, ``zone`` (the shared
+    ``timezone`` of an offset in minutes) and ``utc``."""
     global _decode_charset, _MISSING_MAILBOX, _MISSING_HOSTS
     _python.update(functions)
     _decode_charset = functions["decode_charset"]
@@ -99,15 +99,14 @@ cdef inline bytes _first(bytes result, Py_ssize_t count):
 
 
 cdef str _decode_bytes(bytes data):
-    """``parse.decode_bytes``: UTF-8 when valid, else Windows-1252, else Latin-1."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+    """``parse.decode_bytes`` (undeclared 8-bit text), whose rule it calls for anything but
+    ASCII, where every choice it makes gives the same text."""
+    cdef const unsigned char *s = _at(data)
+    cdef Py_ssize_t i
+    for i in range(len(data)):
+        if s[i] >= 128:
+            return _python["decode_bytes"](data)
+    return data.decode("ascii")
 
 
 cdef bytes _b_word(const unsigned char *s, Py_ssize_t start, Py_ssize_t end):
@@ -510,6 +509,32 @@ cdef Py_ssize_t _digits(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, Py_s
     return k
 
 
+cdef bint _shaped(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, unsigned char sep,
+                  int *day, Py_ssize_t *at):
+    """Whether the day of one or two digits at *i* is followed by the 24 bytes
+    ``<sep>Mmm<sep>yyyy hh:mm:ss +zzzz`` (the shape of nearly every Date header, with spaces,
+    and of every INTERNALDATE, with dashes); the day, and where those bytes start."""
+    cdef Py_ssize_t digits = _digits(s, i, n, 2)
+    if digits == 0 or i + digits + 24 > n:
+        return False
+    day[0] = _number(s, i, digits)
+    i += digits
+    at[0] = i
+    return (s[i] == sep and _letter(s[i + 1]) and _letter(s[i + 2]) and _letter(s[i + 3])
+            and s[i + 4] == sep and _digits(s, i + 5, n, 4) == 4 and s[i + 9] == 32
+            and _digits(s, i + 10, n, 2) == 2 and s[i + 12] == 58
+            and _digits(s, i + 13, n, 2) == 2 and s[i + 15] == 58
+            and _digits(s, i + 16, n, 2) == 2 and s[i + 18] == 32
+            and (s[i + 19] == 43 or s[i + 19] == 45) and _digits(s, i + 20, n, 4) == 4)
+
+
+cdef object _clock(const unsigned char *s, Py_ssize_t at, int day):
+    """The datetime of a ``_shaped`` date whose 24 bytes start at *at*."""
+    return _aware(day, _month(s, at + 1), _number(s, at + 5, 4), _number(s, at + 10, 2),
+                  _number(s, at + 13, 2), _number(s, at + 16, 2), s[at + 19],
+                  _number(s, at + 20, 2) * 60 + _number(s, at + 22, 2))
+
+
 def parse_date(value):
     """``parse.parse_date``, compiled for the shape nearly every Date header has, ``[Www, ]d[d]
     Mmm yyyy hh:mm:ss +zzzz`` followed by nothing, white space or a comment; anything else
@@ -518,28 +543,15 @@ def parse_date(value):
         return _python["parse_date"](value)
     cdef bytes data = <bytes>value
     cdef const unsigned char *s = _at(data)
-    cdef Py_ssize_t n = len(data), i = 0, day_digits
+    cdef Py_ssize_t n = len(data), i = 0, at = 0
+    cdef int day = 0
     if n >= 5 and _letter(s[0]) and _letter(s[1]) and _letter(s[2]) and s[3] == 44 \
             and s[4] == 32:
         i = 5
-    day_digits = _digits(s, i, n, 2)
-    if day_digits == 0 or i + day_digits + 24 > n:
+    if not _shaped(s, i, n, 32, &day, &at) or (
+            at + 24 < n and not (_space(s[at + 24]) or s[at + 24] == 40)):
         return _python["parse_date"](value)
-    cdef int day = _number(s, i, day_digits)
-    i += day_digits
-    # " Mmm yyyy hh:mm:ss +zzzz": 24 bytes
-    if not (s[i] == 32 and _letter(s[i + 1]) and _letter(s[i + 2]) and _letter(s[i + 3])
-            and s[i + 4] == 32 and _digits(s, i + 5, n, 4) == 4 and s[i + 9] == 32
-            and _digits(s, i + 10, n, 2) == 2 and s[i + 12] == 58
-            and _digits(s, i + 13, n, 2) == 2 and s[i + 15] == 58
-            and _digits(s, i + 16, n, 2) == 2 and s[i + 18] == 32
-            and (s[i + 19] == 43 or s[i + 19] == 45) and _digits(s, i + 20, n, 4) == 4):
-        return _python["parse_date"](value)
-    if i + 24 < n and not (_space(s[i + 24]) or s[i + 24] == 40):
-        return _python["parse_date"](value)
-    return _aware(day, _month(s, i + 1), _number(s, i + 5, 4), _number(s, i + 10, 2),
-                  _number(s, i + 13, 2), _number(s, i + 16, 2), s[i + 19],
-                  _number(s, i + 20, 2) * 60 + _number(s, i + 22, 2))
+    return _clock(s, at, day)
 
 
 def parse_internaldate(value):
@@ -549,25 +561,11 @@ def parse_internaldate(value):
         return _python["parse_internaldate"](value)
     cdef bytes data = <bytes>value
     cdef const unsigned char *s = _at(data)
-    cdef Py_ssize_t n = len(data), i = 0, day_digits
-    if n and s[0] == 32:
-        i = 1
-    day_digits = _digits(s, i, n, 2)
-    if day_digits == 0 or i + day_digits + 24 > n:
+    cdef Py_ssize_t n = len(data), at = 0
+    cdef int day = 0
+    if not _shaped(s, 1 if n and s[0] == 32 else 0, n, 45, &day, &at):
         return _python["parse_internaldate"](value)
-    cdef int day = _number(s, i, day_digits)
-    i += day_digits
-    # "-Mmm-yyyy hh:mm:ss +zzzz": 24 bytes
-    if not (s[i] == 45 and _letter(s[i + 1]) and _letter(s[i + 2]) and _letter(s[i + 3])
-            and s[i + 4] == 45 and _digits(s, i + 5, n, 4) == 4 and s[i + 9] == 32
-            and _digits(s, i + 10, n, 2) == 2 and s[i + 12] == 58
-            and _digits(s, i + 13, n, 2) == 2 and s[i + 15] == 58
-            and _digits(s, i + 16, n, 2) == 2 and s[i + 18] == 32
-            and (s[i + 19] == 43 or s[i + 19] == 45) and _digits(s, i + 20, n, 4) == 4):
-        return _python["parse_internaldate"](value)
-    result = _aware(day, _month(s, i + 1), _number(s, i + 5, 4), _number(s, i + 10, 2),
-                    _number(s, i + 13, 2), _number(s, i + 16, 2), s[i + 19],
-                    _number(s, i + 20, 2) * 60 + _number(s, i + 22, 2))
+    result = _clock(s, at, day)
     if result is None:
         return None
     try:

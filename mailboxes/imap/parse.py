@@ -1020,9 +1020,9 @@ try:
 except ImportError:
     _headers = None
 else:
-    _headers.bind(_MISSING_MAILBOX, _MISSING_HOSTS, decode_charset=decode_charset,
-                  parse_date=parse_date, parse_internaldate=parse_internaldate, zone=_zone,
-                  utc=timezone.utc)
+    _headers.bind(_MISSING_MAILBOX, _MISSING_HOSTS, decode_bytes=decode_bytes,
+                  decode_charset=decode_charset, parse_date=parse_date,
+                  parse_internaldate=parse_internaldate, zone=_zone, utc=timezone.utc)
     decode_header = _headers.decode_header
     _header_fields = _headers.header_fields
     normalize_message_id = _headers.normalize_message_id

@@ -9,24 +9,7 @@ dropped before the rename and made again after it."""
 
 from django.db import migrations, models
 
-
-class OffPostgres(migrations.SeparateDatabaseAndState):
-    """``operations`` change the state everywhere and the database except on PostgreSQL."""
-
-    def __init__(self, operations):
-        super().__init__(database_operations=operations, state_operations=operations)
-        self.operations = operations
-
-    def deconstruct(self):
-        return self.__class__.__name__, [self.operations], {}
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
+from mailboxes.migrations._operations import OffPostgres
 
 
 def _constraints(field):

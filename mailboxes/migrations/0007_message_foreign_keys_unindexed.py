@@ -12,6 +12,8 @@ Elsewhere (SQLite) ``AlterField`` rebuilds the table as it always does."""
 import django.db.models.deletion
 from django.db import migrations, models
 
+from mailboxes.migrations._operations import OffPostgres, OnPostgres
+
 # Each column's own index, whatever Django named it (the account's was made as account_id,
 # before 0005 renamed the column): a plain B-tree on that column alone.
 _DROP = """
@@ -30,37 +32,6 @@ BEGIN
 END $$;
 """
 _CREATE = 'CREATE INDEX "mailboxes_message_{column}_own" ON "mailboxes_message" ("{column}")'
-
-
-class OnPostgres(migrations.RunSQL):
-    """SQL that runs on PostgreSQL only."""
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
-
-
-class OffPostgres(migrations.SeparateDatabaseAndState):
-    """``operations`` change the state everywhere and the database except on PostgreSQL."""
-
-    def __init__(self, operations):
-        super().__init__(database_operations=operations, state_operations=operations)
-        self.operations = operations
-
-    def deconstruct(self):
-        return self.__class__.__name__, [self.operations], {}
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
 
 
 class Migration(migrations.Migration):

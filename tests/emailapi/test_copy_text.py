@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +24,7 @@ from mailboxes.imap.types import Address, MessageMeta, Part
 from mailboxes.models import Message
 from mailboxes.sync import index
 from tests.mailboxes.helpers import synced_inbox
+from tests.python_runs import python_in
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,15 +178,10 @@ def test_a_compiled_module_older_than_its_source_is_not_used(tmp_path):
     code = ("import warnings; warnings.simplefilter('always')\n"
             "from emailapi.lib import copy_text\n"
             "print(copy_text.compiled, copy_text.row({'a': 'x'}, ('a',), (False,)))")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-
-    def run() -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=60)
-    fresh = run()
+    fresh = python_in(tmp_path, code)
     assert (fresh.returncode, fresh.stdout.strip()) == (0, "True b'x\\n'"), fresh.stderr
     later = max(path.stat().st_mtime for path in lib.iterdir()) + 10
     os.utime(lib / "_copy_text.pyx", (later, later))
-    stale = run()
+    stale = python_in(tmp_path, code)
     assert (stale.returncode, stale.stdout.strip()) == (0, "False None"), stale.stderr
     assert "emailapi/lib/_copy_text.pyx changed since it was compiled" in stale.stderr

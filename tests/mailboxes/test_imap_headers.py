@@ -13,14 +13,13 @@ import os
 import random
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mailboxes.imap import parse
 from tests.mailboxes import mime_shapes
+from tests.python_runs import python_in
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +28,7 @@ try:
 except ImportError:  # not built: test_the_compiled_header_values_are_in_use says so
     _headers = None
 
-needs_native = pytest.mark.skipif(_headers is None, reason="the compiled decoder is not built")
+needs_native = pytest.mark.skipif(_headers is None, reason="the compiled header values are not built")
 
 VALUES = [
     None, "=?utf-8?q?str?=", b"", b"Plain ASCII", b"a=b?c", b"=?", b"?=",
@@ -137,12 +136,6 @@ def test_same_text_on_random_bytes():
         _same(b"".join(rng.choice(PIECES) for _ in range(rng.randint(0, 24))))
 
 
-def _python(cwd: Path, code: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(cwd)}
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=60)
-
-
 @needs_native
 def test_a_decoder_older_than_its_source_is_not_loaded(tmp_path):
     """The IMAP package copied with its compiled modules and ``_headers.pyx`` then edited: the
@@ -155,11 +148,11 @@ def test_a_decoder_older_than_its_source_is_not_loaded(tmp_path):
             "from mailboxes.imap import parse\n"
             "print(parse.decode_header is parse.python_decode_header)\n"
             "print(parse.decode_header(b'=?utf-8?q?J=C3=B6rg?= =?utf-8?b?5p2O?='))")
-    fresh = _python(tmp_path, code)
+    fresh = python_in(tmp_path, code)
     assert fresh.returncode == 0, fresh.stderr
     later = max(path.stat().st_mtime for path in package.iterdir()) + 10
     os.utime(package / "_headers.pyx", (later, later))
-    stale = _python(tmp_path, code)
+    stale = python_in(tmp_path, code)
     assert stale.returncode == 0, stale.stderr
     assert "mailboxes/imap/_headers.pyx changed since it was compiled" in stale.stderr
     assert fresh.stdout.split("\n")[0] == "False"
@@ -321,3 +314,21 @@ def test_same_envelope_addresses_on_random_lists():
         assert _headers.envelope_addresses(value) == parse.python_parse_envelope_addresses(value)
         assert _headers.envelope_suspect(value, header) == \
             parse.python_envelope_suspect(value, header), (value, header)
+
+
+@needs_native
+def test_the_usual_shapes_are_read_without_the_python_code(monkeypatch):
+    """What nearly every message has is read in C: a compiled path that handed everything back
+    would give the same results, only slower."""
+    def refuse(*value):
+        raise AssertionError(f"handed to Python: {value!r}")
+    for name in ("parse_date", "parse_internaldate", "decode_bytes"):
+        monkeypatch.setitem(_headers._python, name, refuse)
+    assert _headers.parse_date(b"Mon, 1 Jan 2024 08:00:00 +0530").isoformat() == \
+        "2024-01-01T08:00:00+05:30"
+    assert _headers.parse_date(b"01 Jan 2024 08:00:00 -0000 (UTC)") is not None
+    assert _headers.parse_internaldate(b" 1-Jan-2024 08:00:00 +0000") is not None
+    assert _headers.parse_internaldate(b"31-Dec-2023 23:59:59 -0700") is not None
+    addresses = _headers.envelope_addresses([[b"=?utf-8?q?J=C3=B6rg?=", None, b"j", b"x.test"]])
+    assert [(a.name, a.address) for a in addresses] == [("Jörg", "j@x.test")]
+    assert _headers.message_id_list(b"<a@b> <c@d>") == ["<a@b>", "<c@d>"]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from mailboxes.imap import parse
+from tests.python_runs import python_in
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,12 +108,6 @@ def test_without_the_compiled_module_the_reference_is_used():
     assert result.stdout.strip() == "(1, {'UID': b'5', 'FLAGS': [b'\\\\Seen']})"
 
 
-def _python(cwd: Path, code: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(cwd)}
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=60)
-
-
 @needs_native
 @pytest.mark.parametrize("edited", ["parse.py", "_tokens.pyx"])
 def test_a_compiled_module_older_than_its_source_is_not_loaded(tmp_path, edited):
@@ -126,13 +121,13 @@ def test_a_compiled_module_older_than_its_source_is_not_loaded(tmp_path, edited)
             "from mailboxes.imap import parse\n"
             "print(parse.__file__.rsplit('/', 1)[1], parse.parse_tokens.__name__)\n"
             "print(parse.parse_fetch(b'* 1 FETCH (UID 5 FLAGS (\\\\Seen))'))")
-    fresh = _python(tmp_path, code)
+    fresh = python_in(tmp_path, code)
     assert fresh.returncode == 0, fresh.stderr
     assert fresh.stdout.split()[0] != "parse.py"
     assert "changed since it was compiled" not in fresh.stderr
     later = max(path.stat().st_mtime for path in package.iterdir()) + 10
     os.utime(package / edited, (later, later))
-    stale = _python(tmp_path, code)
+    stale = python_in(tmp_path, code)
     assert stale.returncode == 0, stale.stderr
     assert f"mailboxes/imap/{edited} changed since it was compiled" in stale.stderr
     module, tokenizer = stale.stdout.split("\n")[0].split()
