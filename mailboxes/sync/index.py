@@ -175,8 +175,10 @@ def _search_text(addresses) -> str:
     """Lower-cased ``name <address>`` of each address once: a server copies From into the
     ENVELOPE's Sender when the header is absent, and storing it twice doubled the column
     (and its trigram extraction) for nothing a substring search can tell apart."""
-    return ", ".join(dict.fromkeys(f"{a.name} <{a.address}>".lower()
-                                   for a in addresses))[:4000]
+    if not addresses:  # most Cc and Bcc
+        return ""
+    return ", ".join(dict.fromkeys([f"{a.name} <{a.address}>".lower()
+                                    for a in addresses]))[:4000]
 
 
 def _part(part) -> dict:
