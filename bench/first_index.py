@@ -427,6 +427,10 @@ def report(args, seeded_s: float, ours: dict[str, float], floors: dict[str, floa
               f"{ours_cpu + ours['dovecot_cpu_whole']:.1f} against the floor's two "
               f"{floor_cpu + floors['dovecot cpu: imapclient (STARTTLS)']:.1f}, on "
               f"{os.cpu_count()} cores")
+        others = [f"{name[len('dovecot cpu: '):]} {seconds:.2f}" for name, seconds in floors.items()
+                  if name.startswith("dovecot cpu: raw")]
+        if others:  # what each item list costs the server, without a parser in the way
+            print(f"Dovecot's CPU seconds in the raw floors' best rounds: {'; '.join(others)}")
     print()
     peak = ours["peak_rss_mib"]
     print(f"bench process RSS (Django + idle worker + poller) before registering: "
