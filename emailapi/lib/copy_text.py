@@ -11,23 +11,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
-from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 from typing import Any
+
+from emailapi.lib.native import compiled_is_stale
 
 __all__ = ["row", "compiled"]
 
 _HERE = Path(__file__).resolve().parent
-
-
-def _stale() -> bool:
-    """Whether the compiled module is here and older than ``_copy_text.pyx``."""
-    source = _HERE / "_copy_text.pyx"
-    for suffix in EXTENSION_SUFFIXES:
-        binary = _HERE / f"_copy_text{suffix}"
-        if binary.exists():
-            return source.exists() and binary.stat().st_mtime < source.stat().st_mtime
-    return False
 
 
 def _none(values: Mapping[str, Any], names: tuple[str, ...], json: tuple[bool, ...]) -> None:
@@ -35,7 +26,7 @@ def _none(values: Mapping[str, Any], names: tuple[str, ...], json: tuple[bool, .
 
 
 def _load() -> Callable[[Mapping[str, Any], tuple[str, ...], tuple[bool, ...]], bytes | None]:
-    if _stale():
+    if compiled_is_stale(_HERE, "_copy_text", "_copy_text.pyx"):
         warnings.warn("emailapi/lib/_copy_text.pyx changed since it was compiled (run `make "
                       "install`): COPY rows are adapted by psycopg instead, more slowly",
                       RuntimeWarning, stacklevel=3)

@@ -15,27 +15,18 @@ from __future__ import annotations
 import importlib.util
 import sys
 import warnings
-from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
+
+from emailapi.lib.native import compiled_is_stale
 
 _HERE = Path(__file__).resolve().parent
 # module: its source (``_tokens`` and ``_headers`` first: ``parse`` imports them)
 COMPILED = {"_tokens": "_tokens.pyx", "_headers": "_headers.pyx", "parse": "parse.py"}
 
 
-def _compiled_is_stale(module: str) -> bool:
-    """Whether a compiled ``module`` is here and older than its source."""
-    source = _HERE / COMPILED[module]
-    for suffix in EXTENSION_SUFFIXES:
-        binary = _HERE / f"{module}{suffix}"
-        if binary.exists():
-            return source.exists() and binary.stat().st_mtime < source.stat().st_mtime
-    return False
-
-
 def _load_sources_for_stale_modules() -> None:
     for module, source in COMPILED.items():
-        if not _compiled_is_stale(module):
+        if not compiled_is_stale(_HERE, module, source):
             continue
         name = f"{__name__}.{module}"
         warnings.warn(f"{__name__.replace('.', '/')}/{source} changed since it was compiled "

@@ -36,7 +36,6 @@ from .types import Address
 import_datetime()
 
 _python = {}  # parse's own functions this module hands the uncommon cases to (``bind``)
-_decode_charset = None
 cdef object _MISSING_MAILBOX = None  # parse's placeholders for an address without a local
 cdef object _MISSING_HOSTS = None  # part / a domain (``bind``)
 
@@ -46,9 +45,8 @@ def bind(missing_mailbox, missing_hosts, **functions):
     ENVELOPE's placeholders, and the functions for what is not done here: ``decode_bytes``,
     ``decode_charset``, ``parse_date``, ``parse_internaldate``, ``zone`` (the shared
     ``timezone`` of an offset in minutes) and ``utc``."""
-    global _decode_charset, _MISSING_MAILBOX, _MISSING_HOSTS
+    global _MISSING_MAILBOX, _MISSING_HOSTS
     _python.update(functions)
-    _decode_charset = functions["decode_charset"]
     _MISSING_MAILBOX = missing_mailbox
     _MISSING_HOSTS = frozenset(missing_hosts)
 
@@ -210,7 +208,7 @@ cdef void _flush(list out, list run, bytes charset):
             return
         except UnicodeDecodeError:
             pass
-    out.append(_decode_charset(data, charset))
+    out.append(_python["decode_charset"](data, charset))
 
 
 cdef bint _plain(const unsigned char *s, Py_ssize_t n):
@@ -277,8 +275,8 @@ def decode_header(value):
 
 
 cdef bytes _unfold(bytes value):
-    """``parse._unfold``: a CRLF or LF before a space or tab is dropped (folding), then every
-    other run of CR and LF."""
+    """``parse._unfold``: it drops the CRLF or LF of a fold, then every other CR and LF, which
+    comes to every CR and LF dropped."""
     cdef const unsigned char *s = _at(value)
     cdef Py_ssize_t n = len(value), i, k = 0
     cdef bytes result = PyBytes_FromStringAndSize(NULL, n)  # n > 0: it holds a CR or LF
@@ -291,7 +289,6 @@ cdef bytes _unfold(bytes value):
 
 
 # -- envelope addresses ------------------------------------------------------------------------
-
 
 
 def envelope_addresses(value):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +23,7 @@ from mailboxes.imap.types import Address, MessageMeta, Part
 from mailboxes.models import Message
 from mailboxes.sync import index
 from tests.mailboxes.helpers import synced_inbox
-from tests.python_runs import python_in
+from tests.python_runs import copy_tree, python_in
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,13 +167,10 @@ def test_a_row_written_in_one_pass_reads_back_as_it_went_in(alice, mail_user):
 def test_a_compiled_module_older_than_its_source_is_not_used(tmp_path):
     """``copy_text`` copied with its compiled module, ``_copy_text.pyx`` then edited: rows are
     left to psycopg (with a warning) instead of running code that is no longer there."""
+    copy_tree(tmp_path, "emailapi/lib/native.py",
+              *(f"emailapi/lib/{path.name}" for path in (ROOT / "emailapi" / "lib").glob("*copy_text*")
+                if path.suffix != ".c"))
     lib = tmp_path / "emailapi" / "lib"
-    lib.mkdir(parents=True)
-    for path in [*(ROOT / "emailapi" / "lib").glob("*copy_text*")]:
-        if path.suffix != ".c":
-            shutil.copy2(path, lib / path.name)
-    (tmp_path / "emailapi" / "__init__.py").write_text("")
-    (lib / "__init__.py").write_text("")
     code = ("import warnings; warnings.simplefilter('always')\n"
             "from emailapi.lib import copy_text\n"
             "print(copy_text.compiled, copy_text.row({'a': 'x'}, ('a',), (False,)))")

@@ -12,14 +12,13 @@ import binascii
 import os
 import random
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from mailboxes.imap import parse
 from tests.mailboxes import mime_shapes
-from tests.python_runs import python_in
+from tests.python_runs import copy_tree, python_in
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,10 +139,8 @@ def test_same_text_on_random_bytes():
 def test_a_decoder_older_than_its_source_is_not_loaded(tmp_path):
     """The IMAP package copied with its compiled modules and ``_headers.pyx`` then edited: the
     Python decoder runs (with a warning), and decodes the same."""
+    copy_tree(tmp_path, "mailboxes/imap", "emailapi/lib/native.py")
     package = tmp_path / "mailboxes" / "imap"
-    shutil.copytree(ROOT / "mailboxes" / "imap", package,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.c"))
-    (tmp_path / "mailboxes" / "__init__.py").write_text("")
     code = ("import warnings; warnings.simplefilter('always')\n"
             "from mailboxes.imap import parse\n"
             "print(parse.decode_header is parse.python_decode_header)\n"

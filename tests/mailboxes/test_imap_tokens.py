@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import subprocess
 import sys
 from importlib.machinery import EXTENSION_SUFFIXES
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mailboxes.imap import parse
-from tests.python_runs import python_in
+from tests.python_runs import copy_tree, python_in
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,10 +112,8 @@ def test_without_the_compiled_module_the_reference_is_used():
 def test_a_compiled_module_older_than_its_source_is_not_loaded(tmp_path, edited):
     """The IMAP package copied with its compiled modules, one source then edited: the Python
     code runs (with a warning), and parses the same."""
+    copy_tree(tmp_path, "mailboxes/imap", "emailapi/lib/native.py")
     package = tmp_path / "mailboxes" / "imap"
-    shutil.copytree(ROOT / "mailboxes" / "imap", package,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.c"))
-    (tmp_path / "mailboxes" / "__init__.py").write_text("")
     code = ("import warnings; warnings.simplefilter('always')\n"
             "from mailboxes.imap import parse\n"
             "print(parse.__file__.rsplit('/', 1)[1], parse.parse_tokens.__name__)\n"
