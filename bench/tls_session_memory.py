@@ -18,6 +18,9 @@ Variants (``--variants``, default all):
 - ``plain``: no TLS (the login goes in the clear; Dovecot here allows it): the Python side and
   a socket;
 - ``engine``: the engine's context as a bench account uses it (``tls_verify: false``);
+- ``resume``: the same, every connection offering the TLS session of one opened before
+  (resumption; the engine does not resume: see the README's "Where an idling account's
+  memory goes");
 - ``verify``: certificate and host name verified against the instance's own certificate;
 - ``tls12``: TLS 1.2 at most (one session, no TLS 1.3 tickets);
 - ``noticket``: ``OP_NO_TICKET``;
@@ -25,6 +28,10 @@ Variants (``--variants``, default all):
 - ``context-each``: a new (bare) ``SSLContext`` per connection rather than one shared;
 - ``free-buffers``: after the connects, OpenSSL's ``SSL_free_buffers`` on each idle session
   (CPython sets ``SSL_MODE_RELEASE_BUFFERS`` already; this shows whether any are left).
+
+Each variant also reports this process's CPU per connect (TCP, STARTTLS, login, EXAMINE,
+IDLE) and how many connections resumed a TLS session (the bench Dovecot has two login
+processes, each with its own ticket key: about half do).
 
 Dovecot is the bench's (``bench/dovecot-scale.conf``, imap-hibernate): 50 sessions per user
 (its per-user-and-address limit is 100).
@@ -53,8 +60,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench import _engine  # noqa: E402
 
-VARIANTS = ("plain", "engine", "verify", "tls12", "noticket", "tls12-chacha", "context-each",
-            "free-buffers")
+VARIANTS = ("plain", "engine", "resume", "verify", "tls12", "noticket", "tls12-chacha",
+            "context-each", "free-buffers")
 PER_USER = 50
 
 
@@ -79,7 +86,7 @@ def make_context(variant: str, cert_path: str) -> ssl.SSLContext | None:
     """The context a variant's connections use (None: the engine's own)."""
     from mailboxes.imap import client as imap
 
-    if variant in ("plain", "engine", "free-buffers", "context-each"):
+    if variant in ("plain", "engine", "resume", "free-buffers", "context-each"):
         return None
     if variant == "verify":
         context = ssl.create_default_context(cafile=cert_path)
@@ -106,6 +113,18 @@ def _bare_context() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+class _Resuming:
+    """Where imaplib's STARTTLS wraps the socket: the engine's context, offering ``session``."""
+
+    def __init__(self, context: ssl.SSLContext):
+        self.context = context
+        self.session: ssl.SSLSession | None = None
+
+    def wrap_socket(self, sock, server_hostname):
+        return self.context.wrap_socket(sock, server_hostname=server_hostname,
+                                        session=self.session)
 
 
 def free_buffers(client) -> None:
@@ -137,6 +156,9 @@ def child(spec_path: str, variant: str, threads: int, trace: bool) -> None:
         imap._tls_context = lambda verify: context  # noqa: ARG005 - the variant's, always
     elif variant == "context-each":
         imap._tls_context = lambda verify: _bare_context()  # noqa: ARG005
+    elif variant == "resume":
+        resuming = _Resuming(imap._tls_context(False))
+        imap._tls_context = lambda verify: resuming  # noqa: ARG005
     if variant == "plain":  # the capability check is the only way to STARTTLS
         imap.imapclient.IMAPClient.has_capability = lambda self, name: name != "STARTTLS"  # noqa: ARG005
     pool = ThreadPoolExecutor(max_workers=threads)
@@ -152,6 +174,9 @@ def child(spec_path: str, variant: str, threads: int, trace: bool) -> None:
         return client
 
     imap.tls_context(False)  # the shared context exists before 'before'
+    if variant == "resume":  # the session every measured connection offers
+        opener = open_one(spec["users"][0])
+        resuming.session = opener._imap.sock.session
     gc.collect()
     memory.trim()
     if trace:
@@ -159,24 +184,26 @@ def child(spec_path: str, variant: str, threads: int, trace: bool) -> None:
         tracemalloc.start(1)
         first = tracemalloc.take_snapshot()
     before = (rss_kib(), heap_in_use())
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     clients = list(pool.map(open_one, spec["users"]))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     if variant == "free-buffers":
         for client in clients:
             free_buffers(client)
     versions = sorted({getattr(c._imap.sock, "version", lambda: "none")() for c in clients})
     ciphers = sorted({(getattr(c._imap.sock, "cipher", lambda: None)() or ("none",))[0]
                       for c in clients})
+    resumed = sum(bool(getattr(c._imap.sock, "session_reused", False)) for c in clients)
     gc.collect()
     memory.trim()
     time.sleep(1.0)
     after = (rss_kib(), heap_in_use())
     n = len(clients)
     result = {"variant": variant, "n": n, "connect_s": round(elapsed, 2),
+              "cpu_ms_per_connect": round(cpu * 1000 / n, 2),
               "rss_per_session": (after[0] - before[0]) * 1024 / n,
               "heap_per_session": (after[1] - before[1]) / n,
-              "tls": versions, "cipher": ciphers}
+              "tls": versions, "cipher": ciphers, "resumed": resumed}
     if trace:
         last = tracemalloc.take_snapshot()
         stats = last.compare_to(first, "lineno")
@@ -259,7 +286,9 @@ def main() -> None:
                       + (f"  python {result['python_per_session'] / 1024:6.2f} KiB"
                          if args.trace else "")
                       + f"  per session ({result['n']}; {result['tls']} {result['cipher']}; "
-                      f"connects {result['connect_s']} s; load {os.getloadavg()[0]:.1f})",
+                      f"{result['resumed']} resumed; connects {result['connect_s']} s, "
+                      f"{result['cpu_ms_per_connect']} ms of CPU each; "
+                      f"load {os.getloadavg()[0]:.1f})",
                       flush=True)
                 for line in result.get("python_top", []):
                     print(f"    {line[0]:50} {line[1]:7d} B  {line[2]:6.2f} blocks")
