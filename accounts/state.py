@@ -30,7 +30,8 @@ account; once nobody does, ``mailboxes.worker.holders`` shows them ``disconnecte
 ``disconnect_unheld`` write it down.
 
 A worker's write is *fenced*: it passes ``fence``, a check run inside the write's transaction
-that says whether the worker still holds the account (and locks that answer until the commit).
+that says whether the worker still holds the account (and locks that answer until the commit);
+a state written alone takes a fence that offers it (``condition``) into its one UPDATE.
 Nothing is written when it fails, so a worker that lost the account never reports it; and a
 fenced write never overwrites ``paused``, so a worker finishing a step cannot undo a pause.
 
@@ -69,35 +70,48 @@ def set_state(account: EmailAccount, state: str, error: dict | None = None,
     values = {"state": state, "state_changed_at": now, **fields}
     if error is not None:
         values["last_error"] = {**error, "time": now.isoformat().replace("+00:00", "Z")}
-    with transaction.atomic():
-        if fence is not None and not fence():
-            return False
-        unpaused = fence is not None and state != State.PAUSED
-        if fields or error is not None:
-            rows = EmailAccount.objects.filter(pk=account.pk)
-            written = (rows.filter(paused=False) if unpaused else rows).update(**values)
-        else:
-            written = _write_state(account.pk, state, now, unpaused)
+    unpaused = fence is not None and state != State.PAUSED
+    condition = getattr(fence, "condition", None)
+    if not fields and error is None and not event and (fence is None or condition):
+        # The state alone: one statement, the fence its condition (no transaction to open).
+        written = _write_state(account.pk, state, now, unpaused,
+                               condition() if condition else None)
         if not written and fence is not None:
             return False
-        if event:
-            events.record(account.tenant_id, event, account.account_id, event_data or {})
+    else:
+        with transaction.atomic():
+            if fence is not None and not fence():
+                return False
+            if fields or error is not None:
+                rows = EmailAccount.objects.filter(pk=account.pk)
+                written = (rows.filter(paused=False) if unpaused else rows).update(**values)
+            else:
+                written = _write_state(account.pk, state, now, unpaused)
+            if not written and fence is not None:
+                return False
+            if event:
+                events.record(account.tenant_id, event, account.account_id, event_data or {})
     for key, value in values.items():
         setattr(account, key, value)
     return True
 
 
-def _write_state(pk: int, state: str, at: datetime, unpaused: bool) -> bool:
+def _write_state(pk: int, state: str, at: datetime, unpaused: bool,
+                 condition: tuple[str, list] | None = None) -> bool:
     """``set_state``'s write of a state alone (what a worker records as each account
     connects) as a fixed, prepared statement: the ORM's compilation of it cost more than
-    PostgreSQL's answer, thousands of times in a worker's restart."""
+    PostgreSQL's answer, thousands of times in a worker's restart. ``condition``: the
+    fence's, as SQL and its parameters (see ``set_state``)."""
     table = EmailAccount._meta.db_table
     sql = f"UPDATE {table} SET state = %s, state_changed_at = %s WHERE id = %s"
+    params = [str(state), connection.ops.adapt_datetimefield_value(at), pk]
     if unpaused:
         sql += " AND paused = %s"
-    sql += " RETURNING id"
-    params = [str(state), connection.ops.adapt_datetimefield_value(at), pk]
-    return bool(prepared_rows(sql, params + [False] if unpaused else params))
+        params.append(False)
+    if condition is not None:
+        sql += f" AND {condition[0]}"
+        params.extend(condition[1])
+    return bool(prepared_rows(sql + " RETURNING id", params))
 
 
 def mark_initialized(account: EmailAccount, counts: Callable[[], dict]) -> bool:
