@@ -19,10 +19,16 @@ those bytes, the cyclic collector paused as in a first index (``gc`` off), the b
                  committed in batches of 1,000 into a throwaway database migrated like
                  production (``bench_stages_<pid>``, dropped at the end), with every index.
 
+With ``--postgres-split`` the server's share is split too: the same rows COPYed into copies of
+the message table (``CREATE TABLE ... (LIKE ... INCLUDING ALL)``: its indexes, none of its
+foreign keys) without the trigram indexes, with one trigram index over the three columns
+instead of three, and with the JSON columns nobody queries by (all but flags and labels) as
+``json`` rather than ``jsonb``; each against the plain copy, rounds alternating.
+
 Whether ``parse`` runs compiled is printed first: the figures of the compiled build and of the
 Python fallback differ by about 1.6x.
 
-    .venv/bin/python bench/index_stages.py [--messages 5000] [--rounds 7]
+    .venv/bin/python bench/index_stages.py [--messages 5000] [--rounds 7] [--postgres-split]
 """
 
 from __future__ import annotations
@@ -98,6 +104,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--postgres-split", action="store_true",
+                        help="PostgreSQL's CPU per row on variants of the message table")
     args = parser.parse_args()
 
     answer = capture(args.messages)
@@ -179,6 +187,62 @@ def main() -> None:
             per_row.append(server_cpu_per_row(shifted, sql))
         print(f"{'PostgreSQL CPU per row (COPY)':34s} {min(per_row):7.1f} us "
               f"(rounds: {', '.join(f'{value:.1f}' for value in per_row)})")
+        if args.postgres_split:
+            postgres_split(values, fields, connection)
+
+
+# Copies of the message table, each with one thing changed (see the module doc).
+SPLIT_TABLES = {
+    "a copy (no foreign keys)": [],
+    "a copy without trigram indexes": ["DROP_TRIGRAM"],
+    "a copy, one trigram index for three": [
+        "DROP_TRIGRAM",
+        "CREATE INDEX {table}_one_trgm ON {table} USING gin "
+        "((upper(subject) || ' ' || from_text || ' ' || to_text) gin_trgm_ops)"],
+    "a copy, JSON columns json": ["JSON"],
+}
+
+
+def postgres_split(values: list[list], fields, connection) -> None:
+    """PostgreSQL's CPU per row COPYed into each of ``SPLIT_TABLES`` (the real table first:
+    what its foreign keys cost), the variants alternating over five rounds."""
+    from django.db import models
+
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    queried = {"flags", "labels"}  # the JSON columns a listing filters by (jsonb operators)
+    tables = {"the message table": "mailboxes_message"}
+    with connection.cursor() as cursor:
+        for number, (label, steps) in enumerate(SPLIT_TABLES.items()):
+            table = f"split_{number}"
+            cursor.execute(f"CREATE TABLE {table} (LIKE mailboxes_message INCLUDING ALL)")
+            for step in steps:
+                if step == "DROP_TRIGRAM":
+                    cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s "
+                                   "AND indexdef LIKE '%%gin_trgm_ops%%'", [table])
+                    for (name,) in cursor.fetchall():
+                        cursor.execute(f"DROP INDEX {quote(name)}")
+                elif step == "JSON":
+                    for field in fields:
+                        if isinstance(field, models.JSONField) and field.column not in queried:
+                            column = quote(field.column)
+                            cursor.execute(f"ALTER TABLE {table} ALTER COLUMN {column} "
+                                           f"TYPE json USING {column}::json")
+                else:
+                    cursor.execute(step.format(table=table))
+            tables[label] = table
+    figures: dict[str, list[float]] = {label: [] for label in tables}
+    for round_ in range(5):
+        for label, table in tables.items():
+            with connection.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {table}")
+            uid_shift = (round_ + 11) * 10 ** 7
+            shifted = [[*row[:2], row[2] + uid_shift, *row[3:]] for row in values]
+            figures[label].append(server_cpu_per_row(
+                shifted, f"COPY {table} ({columns}) FROM STDIN"))
+    for label, runs in figures.items():
+        print(f"  {label:34s} {min(runs):7.1f} us (rounds: "
+              f"{', '.join(f'{value:.1f}' for value in runs)})")
 
 
 if __name__ == "__main__":
