@@ -65,7 +65,9 @@ def set_state(account: EmailAccount, state: str, error: dict | None = None,
 
     ``fence``: for a worker's write, whether the worker still holds the account (see the
     module doc); when it says no, or the account is paused, nothing is written and False is
-    returned. ``error`` becomes ``last_error`` with the time added; ``fields`` are written too."""
+    returned. A state alone (no event, error or field) with a fence that has a ``condition``
+    (``mailboxes.worker.holders.Fence``) is one UPDATE carrying that condition. ``error``
+    becomes ``last_error`` with the time added; ``fields`` are written too."""
     now = timezone.now()
     values = {"state": state, "state_changed_at": now, **fields}
     if error is not None:
