@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import os
 import sys
 import time
@@ -176,19 +177,33 @@ def main() -> None:
             names, json = tuple(attnames), tuple(name in as_json for name in attnames)
             timed("COPY row (copy_text, both above)", lambda: [copy_text.row(row, names, json)
                                                               for row in rows])
-        quote = connection.ops.quote_name
-        sql = (f"COPY {quote(Message._meta.db_table)} "
-               f"({', '.join(quote(f.column) for f in fields)}) FROM STDIN")
-        per_row = []
-        for round_ in range(3):
-            Message.objects.filter(folder=folder).delete()
-            uid_shift = (round_ + 1) * 10 ** 7  # fresh keys: no dead index entries in the way
-            shifted = [[*row[:2], row[2] + uid_shift, *row[3:]] for row in values]
-            per_row.append(server_cpu_per_row(shifted, sql))
-        print(f"{'PostgreSQL CPU per row (COPY)':34s} {min(per_row):7.1f} us "
-              f"(rounds: {', '.join(f'{value:.1f}' for value in per_row)})")
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        copy_rounds(values, columns, {"PostgreSQL CPU per row (COPY)": Message._meta.db_table},
+                    rounds=3)
         if args.postgres_split:
-            postgres_split(values, fields, connection)
+            postgres_split(values, fields, columns, connection)
+
+
+_uid_shifts = itertools.count(1)
+
+
+def copy_rounds(values: list[list], columns: str, tables: dict[str, str], rounds: int) -> None:
+    """Print PostgreSQL's CPU per row COPYed into each of ``tables`` (label: table), emptied
+    before each round, the tables alternating within a round; the best round and all."""
+    from django.db import connection
+
+    figures: dict[str, list[float]] = {label: [] for label in tables}
+    for _ in range(rounds):
+        for label, table in tables.items():
+            with connection.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {table}")
+            uid_shift = next(_uid_shifts) * 10 ** 7  # fresh keys: no dead index entries in the way
+            shifted = [[*row[:2], row[2] + uid_shift, *row[3:]] for row in values]
+            figures[label].append(server_cpu_per_row(
+                shifted, f"COPY {table} ({columns}) FROM STDIN"))
+    for label, runs in figures.items():
+        print(f"{label:38s} {min(runs):7.1f} us "
+              f"(rounds: {', '.join(f'{value:.1f}' for value in runs)})")
 
 
 # Copies of the message table, each with one thing changed (see the module doc).
@@ -203,15 +218,14 @@ SPLIT_TABLES = {
 }
 
 
-def postgres_split(values: list[list], fields, connection) -> None:
-    """PostgreSQL's CPU per row COPYed into each of ``SPLIT_TABLES`` (the real table first:
-    what its foreign keys cost), the variants alternating over five rounds."""
+def postgres_split(values: list[list], fields, columns: str, connection) -> None:
+    """PostgreSQL's CPU per row COPYed into the message table (what its foreign keys cost,
+    against the copies) and each of ``SPLIT_TABLES``, alternating over five rounds."""
     from django.db import models
 
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
     queried = {"flags", "labels"}  # the JSON columns a listing filters by (jsonb operators)
-    tables = {"the message table": "mailboxes_message"}
+    tables = {"  the message table": "mailboxes_message"}
     with connection.cursor() as cursor:
         for number, (label, steps) in enumerate(SPLIT_TABLES.items()):
             table = f"split_{number}"
@@ -230,20 +244,8 @@ def postgres_split(values: list[list], fields, connection) -> None:
                                            f"TYPE json USING {column}::json")
                 else:
                     cursor.execute(step.format(table=table))
-            tables[label] = table
-    figures: dict[str, list[float]] = {label: [] for label in tables}
-    for round_ in range(5):
-        for label, table in tables.items():
-            with connection.cursor() as cursor:
-                cursor.execute(f"DELETE FROM {table}")
-            uid_shift = (round_ + 11) * 10 ** 7
-            shifted = [[*row[:2], row[2] + uid_shift, *row[3:]] for row in values]
-            figures[label].append(server_cpu_per_row(
-                shifted, f"COPY {table} ({columns}) FROM STDIN"))
-    for label, runs in figures.items():
-        print(f"  {label:34s} {min(runs):7.1f} us (rounds: "
-              f"{', '.join(f'{value:.1f}' for value in runs)})")
-
+            tables[f"  {label}"] = table
+    copy_rounds(values, columns, tables, rounds=5)
 
 if __name__ == "__main__":
     main()

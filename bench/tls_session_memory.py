@@ -21,6 +21,8 @@ Variants (``--variants``, default all):
 - ``resume``: the same, every connection offering the TLS session of one opened before
   (resumption; the engine does not resume: see the README's "Where an idling account's
   memory goes");
+- ``resume-fresh``: the same, each connection that did not resume giving its own session to the
+  next ones (a kept session stays fresh as tickets expire and servers rotate keys);
 - ``verify``: certificate and host name verified against the instance's own certificate;
 - ``tls12``: TLS 1.2 at most (one session, no TLS 1.3 tickets);
 - ``noticket``: ``OP_NO_TICKET``;
@@ -60,7 +62,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import _engine  # noqa: E402
 
-VARIANTS = ("plain", "engine", "resume", "verify", "tls12", "noticket", "tls12-chacha",
+VARIANTS = ("plain", "engine", "resume", "resume-fresh", "verify", "tls12", "noticket", "tls12-chacha",
             "context-each", "free-buffers")
 PER_USER = 50
 
@@ -86,7 +88,7 @@ def make_context(variant: str, cert_path: str) -> ssl.SSLContext | None:
     """The context a variant's connections use (None: the engine's own)."""
     from mailboxes.imap import client as imap
 
-    if variant in ("plain", "engine", "resume", "free-buffers", "context-each"):
+    if variant in ("plain", "engine", "resume", "resume-fresh", "free-buffers", "context-each"):
         return None
     if variant == "verify":
         context = ssl.create_default_context(cafile=cert_path)
@@ -156,7 +158,7 @@ def child(spec_path: str, variant: str, threads: int, trace: bool) -> None:
         imap._tls_context = lambda verify: context  # noqa: ARG005 - the variant's, always
     elif variant == "context-each":
         imap._tls_context = lambda verify: _bare_context()  # noqa: ARG005
-    elif variant == "resume":
+    elif variant.startswith("resume"):
         resuming = _Resuming(imap._tls_context(False))
         imap._tls_context = lambda verify: resuming  # noqa: ARG005
     if variant == "plain":  # the capability check is the only way to STARTTLS
@@ -169,12 +171,15 @@ def child(spec_path: str, variant: str, threads: int, trace: bool) -> None:
                                      user=user[0], password=user[1], tls_verify=False,
                                      timeout=120, allow_private=True)
         client = imap.connect(settings)
+        sock = client._imap.sock
+        if variant == "resume-fresh" and not sock.session_reused:
+            resuming.session = sock.session  # read after the login: TLS 1.3 tickets are in
         client.select_folder("INBOX", readonly=True)
         start_idle(client)
         return client
 
     imap.tls_context(False)  # the shared context exists before 'before'
-    if variant == "resume":  # the session every measured connection offers
+    if variant.startswith("resume"):  # the session the first measured connections offer
         opener = open_one(spec["users"][0])
         resuming.session = opener._imap.sock.session
     gc.collect()
