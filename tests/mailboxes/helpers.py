@@ -178,11 +178,13 @@ TTL = 4  # lease TTL of spawned workers, seconds
 
 def spawn_imapworker(settings, worker_id: str, ttl: int = TTL) -> subprocess.Popen:
     """A ``manage.py imapworker`` subprocess on the test database, lease TTL ``ttl`` (the
-    ``spawn_worker`` fixture kills what is left of it)."""
+    ``spawn_worker`` fixture kills what is left of it). On SQLite that is the suite's
+    database file, shared by processes as ``make run``'s web and workers share theirs."""
     db = connection.settings_dict
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env.update(
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        DATABASE_URL=(f"sqlite:///{db['NAME']}" if connection.vendor == "sqlite" else
+                      f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"),
         REDIS_URL=settings.REDIS_URL, EMAILAPI_SECRET=settings.EMAILAPI_SECRET,
         EMAILAPI_LEASE_TTL=str(ttl), EMAILAPI_CLAIM_INTERVAL="1",
     )

@@ -40,6 +40,7 @@ def _stored(account) -> EmailAccount:
     return EmailAccount.objects.get(pk=account.pk)
 
 
+@pytest.mark.sqlite
 def test_a_killed_workers_account_reads_disconnected_until_a_worker_holds_it(
         alice, mail_user, settings, start_worker, spawn_worker):
     settings.IMAP_LEASE_TTL, settings.IMAP_CLAIM_INTERVAL = TTL, 1

@@ -19,6 +19,7 @@ from tests.servers import seed
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.mark.sqlite
 def test_sigkilled_worker_accounts_resume_elsewhere_without_loss_or_repeat(
         alice, mail_user, settings, start_worker, spawn_worker):
     settings.IMAP_LEASE_TTL, settings.IMAP_CLAIM_INTERVAL = TTL, 1
