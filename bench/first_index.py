@@ -383,7 +383,8 @@ def report(args, seeded_s: float, ours: dict[str, float], floors: dict[str, floa
     raw_plain = floors.get("raw (plain)", float("nan"))
     whole = ours["whole"]
     print()
-    print(f"INBOX of {args.messages:,} messages (seeded in {seeded_s:.1f} s, Dovecot cache warm), "
+    cache = "Dovecot caches nothing" if args.no_dovecot_cache else "Dovecot cache warm"
+    print(f"INBOX of {args.messages:,} messages (seeded in {seeded_s:.1f} s, {cache}), "
           f"floors: batches of {args.batch} UIDs, best of {args.rounds}")
     print(f"{'what':<44}{'seconds':>10}{'msg/s':>10}")
     for name, seconds, rate in [
