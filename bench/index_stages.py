@@ -181,7 +181,7 @@ def main() -> None:
         copy_rounds(values, columns, {"PostgreSQL CPU per row (COPY)": Message._meta.db_table},
                     rounds=3)
         if args.postgres_split:
-            postgres_split(values, fields, columns, connection)
+            postgres_split(values, fields, columns, connection, Message._meta.db_table)
 
 
 _uid_shifts = itertools.count(1)
@@ -218,18 +218,18 @@ SPLIT_TABLES = {
 }
 
 
-def postgres_split(values: list[list], fields, columns: str, connection) -> None:
-    """PostgreSQL's CPU per row COPYed into the message table (what its foreign keys cost,
-    against the copies) and each of ``SPLIT_TABLES``, alternating over five rounds."""
+def postgres_split(values: list[list], fields, columns: str, connection, messages: str) -> None:
+    """PostgreSQL's CPU per row COPYed into the message table ``messages`` (what its foreign
+    keys cost, against the copies) and each of ``SPLIT_TABLES``, alternating over five rounds."""
     from django.db import models
 
     quote = connection.ops.quote_name
     queried = {"flags", "labels"}  # the JSON columns a listing filters by (jsonb operators)
-    tables = {"  the message table": "mailboxes_message"}
+    tables = {"  the message table": messages}
     with connection.cursor() as cursor:
         for number, (label, steps) in enumerate(SPLIT_TABLES.items()):
             table = f"split_{number}"
-            cursor.execute(f"CREATE TABLE {table} (LIKE mailboxes_message INCLUDING ALL)")
+            cursor.execute(f"CREATE TABLE {table} (LIKE {messages} INCLUDING ALL)")
             for step in steps:
                 if step == "DROP_TRIGRAM":
                     cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s "
@@ -246,6 +246,7 @@ def postgres_split(values: list[list], fields, columns: str, connection) -> None
                     cursor.execute(step.format(table=table))
             tables[f"  {label}"] = table
     copy_rounds(values, columns, tables, rounds=5)
+
 
 if __name__ == "__main__":
     main()
