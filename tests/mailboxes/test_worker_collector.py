@@ -64,7 +64,9 @@ def test_settle_collects_the_garbage_then_freezes_what_lives():
     first = collector.settle()
     assert garbage() is None
     assert first > 0
-    assert gc.get_freeze_count() == first
+    # Only a freeze adds to the count; another thread of the test process may meanwhile
+    # free a frozen object, which takes one off.
+    assert 0 < gc.get_freeze_count() <= first
     assert not tracked(alive)  # out of every generation's walk
 
     # A later settle thaws first: a cycle frozen meanwhile is collected then.
