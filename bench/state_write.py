@@ -46,7 +46,7 @@ def main() -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
             backend = cursor.fetchone()[0]
-        fence = holders.fence("w1", account.pk)
+        fence = holders.Fence("w1", account.pk)
         ways = {
             "one statement": lambda: fence,
             "transaction": lambda: (lambda: fence()),  # a plain callable: the old way

@@ -634,7 +634,7 @@ class AccountConnection:
         account = self.account
         if account is None:  # deleted since the session read it
             return False
-        fence = holders.fence(self.worker_id, self.account_pk) \
+        fence = holders.Fence(self.worker_id, self.account_pk) \
             if self.worker_id is not None else None
         return account_state.set_state(account, state, fence=fence, **fields)
 

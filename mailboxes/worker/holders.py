@@ -7,7 +7,7 @@ database keeps a copy, so that the account's ``state`` can be trusted:
 - right after taking a lease, a worker writes the account's ``AccountHolder`` row naming
   itself; giving an account up marks the row released;
 - a worker records a state only while the row still names it (``accounts.state.set_state``
-  with ``fence(worker_id, pk)``):
+  with ``Fence(worker_id, pk)``):
   a worker that lost an account cannot report it ``connected``;
 - an account is *held* while its row is not released and its worker's heartbeat is live.
   A ``connecting``, ``syncing`` or ``connected`` account that is not held is really
@@ -132,11 +132,6 @@ class Fence:
         parameters: the holder row is locked as the call locks it, and a takeover that
         commits first makes it false."""
         return f"EXISTS ({locking('SELECT 1 FROM ' + _holds())})", [self.pk, self.worker_id]
-
-
-def fence(worker_id: str, pk: int) -> Fence:
-    """This worker's fence on the account, for ``accounts.state.set_state(fence=)``."""
-    return Fence(worker_id, pk)
 
 
 def restore(worker_id: str, states: dict[int, str], read_at: datetime) -> None:

@@ -92,17 +92,17 @@ def test_only_the_holder_records_a_state(alice, mail_user):
     holders.beat("w1", 60)
     holders.beat("w2", 60)
     holders.claim("w1", [account.pk])
-    assert not account_state.set_state(account, State.CONNECTED, fence=holders.fence("w2", account.pk))
+    assert not account_state.set_state(account, State.CONNECTED, fence=holders.Fence("w2", account.pk))
     assert _stored(account).state == State.INIT
-    assert account_state.set_state(account, State.CONNECTED, fence=holders.fence("w1", account.pk))
+    assert account_state.set_state(account, State.CONNECTED, fence=holders.Fence("w1", account.pk))
     assert _stored(account).state == State.CONNECTED
 
     holders.claim("w2", [account.pk])  # taken over (w1 was partitioned, say)
-    assert not account_state.set_state(account, State.DISCONNECTED, fence=holders.fence("w1", account.pk))
+    assert not account_state.set_state(account, State.DISCONNECTED, fence=holders.Fence("w1", account.pk))
     assert _stored(account).state == State.CONNECTED
 
     services.pause_account(_stored(account))  # the API's word stands
-    assert not account_state.set_state(account, State.CONNECTED, fence=holders.fence("w2", account.pk))
+    assert not account_state.set_state(account, State.CONNECTED, fence=holders.Fence("w2", account.pk))
     assert _stored(account).state == State.PAUSED
 
 
@@ -116,7 +116,7 @@ def test_a_restore_after_an_outage_never_writes_over_a_newer_state(alice, doveco
         account_state.set_state(account, State.DISCONNECTED)
     read_at = timezone.now()  # w1 reads its connections' states: both still syncing
     assert account_state.set_state(finished, State.CONNECTED,
-                                   fence=holders.fence("w1", finished.pk))  # its sync ended
+                                   fence=holders.Fence("w1", finished.pk))  # its sync ended
     holders.restore("w1", {swept.pk: State.SYNCING, finished.pk: State.SYNCING}, read_at)
     assert _stored(swept).state == State.SYNCING
     assert _stored(finished).state == State.CONNECTED

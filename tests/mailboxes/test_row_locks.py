@@ -57,7 +57,7 @@ def test_the_fence_locks_the_holder_row_until_the_transaction_ends(alice, mail_u
     holders.beat("w1", 60)
     holders.claim("w1", [account.pk])
     with transaction.atomic():
-        assert holders.fence("w1", account.pk)()
+        assert holders.Fence("w1", account.pk)()
         assert _locked_elsewhere(AccountHolder, account.pk)
     assert not _locked_elsewhere(AccountHolder, account.pk)
     with transaction.atomic():
@@ -72,7 +72,7 @@ def test_a_state_alone_is_one_fenced_statement_that_locks_the_holder_row(alice, 
     with transaction.atomic():
         with CaptureQueriesContext(connection) as queries:
             assert account_state.set_state(account, EmailAccount.State.CONNECTED,
-                                           fence=holders.fence("w1", account.pk))
+                                           fence=holders.Fence("w1", account.pk))
         # No transaction of its own, no separate check: the UPDATE carries the fence.
         assert [q["sql"].split()[0] for q in queries.captured_queries] == ["UPDATE"]
         assert _locked_elsewhere(AccountHolder, account.pk)
@@ -103,7 +103,7 @@ def test_a_takeover_in_flight_refuses_the_state_it_was_committing_against(alice,
         done = other.submit(take_over)
         assert taking.wait(30)
         written = account_state.set_state(account, EmailAccount.State.CONNECTED,
-                                          fence=holders.fence("w1", account.pk))
+                                          fence=holders.Fence("w1", account.pk))
         done.result(timeout=60)
     assert written is False
     assert EmailAccount.objects.get(pk=account.pk).state == EmailAccount.State.INIT
