@@ -41,3 +41,44 @@ def test_a_lookup_by_a_foreign_key_walks_an_index(column):
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "Index" in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+@pytest.mark.skipif(ON_SQLITE, reason="PostgreSQL's plans")
+def test_known_threads_probe_the_message_id_index_even_without_statistics(alice, mail_user):
+    """A batch's replies look up the threads of messages already indexed. With no statistics
+    that know the account's message ids (a table never analyzed, or an account newer than
+    the last ANALYZE: every first index), ``message_id IN (...)`` of a few dozen ids was
+    planned as a read of all the account's rows, which grew with every batch; each id must
+    be one probe of ``message_by_message_id``, and the answer must be the same."""
+    from mailboxes.imap.types import MessageMeta
+    from mailboxes.sync import index
+    from tests.mailboxes.helpers import synced_inbox
+
+    folder = synced_inbox(alice.tenant, mail_user)
+    table = Message._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Forget the table's column statistics (rolled back with the test's transaction).
+        cursor.execute("DELETE FROM pg_statistic WHERE starelid = %s::regclass", [table])
+        cursor.execute(
+            f"INSERT INTO {table} (email_account_id, folder_id, uid, flags, labels, size,"
+            " subject, reply_to, \"to\", cc, bcc, message_id, in_reply_to, \"references\","
+            " has_attachments, attachments, text_parts, from_text, to_text, cc_text, bcc_text,"
+            " email_id, thread_id, indexed_at)"
+            " SELECT %s, %s, n, '[]', '[]', 100, 'subject', '[]', '[]', '[]', '[]',"
+            " '<m' || n || '@x.test>', '', '[]', false, '[]', '[]', '', '', '', '', 'e' || n,"
+            " 't' || (n / 3), now() FROM generate_series(1, 40000) AS n",
+            [folder.email_account_id, folder.pk])
+        wanted = [f"<m{n}@x.test>" for n in (5, 3000, 39999)] + \
+            [f"<absent-{n}@x.test>" for n in range(57)]
+        metas = [MessageMeta(uid=1, in_reply_to=mid, references=[]) for mid in wanted]
+        assert index._known_threads(folder.email_account_id, metas) == {
+            "<m5@x.test>": "t1", "<m3000@x.test>": "t1000", "<m39999@x.test>": "t13333"}
+
+        cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + index._KNOWN_THREADS_SQL,
+                       [folder.email_account_id, wanted])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Scan using message_by_message_id" in plan, plan
+    assert "Bitmap" not in plan, plan
+    assert "Seq Scan on mailboxes_message" not in plan, plan
+    assert "Rows Removed by Filter" not in plan, plan
+
