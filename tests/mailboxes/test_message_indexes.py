@@ -82,3 +82,31 @@ def test_known_threads_probe_the_message_id_index_even_without_statistics(alice,
     assert "Seq Scan on mailboxes_message" not in plan, plan
     assert "Rows Removed by Filter" not in plan, plan
 
+
+@pytest.mark.sqlite
+def test_deleting_an_account_deletes_its_messages_without_a_key_in_the_database(alice, mail_user):
+    """The message table keeps no constraint on the account (only on the folder): Django's
+    cascade still takes an account's messages with it."""
+    from accounts import services
+    from tests.mailboxes.helpers import synced_inbox
+
+    folder = synced_inbox(alice.tenant, mail_user)
+    Message.objects.create(email_account_id=folder.email_account_id, folder=folder, uid=1)
+    services.delete_account(folder.email_account)
+    assert not Message.objects.filter(email_account_id=folder.email_account_id).exists()
+    assert not Message.objects.filter(folder_id=folder.pk).exists()
+
+
+@pytest.mark.skipif(ON_SQLITE, reason="PostgreSQL's constraint check")
+def test_a_message_of_a_folder_that_is_gone_is_refused(alice, mail_user):
+    """The folder's key is the one left: the database refuses a row whose folder is gone (a
+    first index committing into a folder just deleted), which also holds it to an account."""
+    from django.db import IntegrityError
+
+    from tests.mailboxes.helpers import synced_inbox
+
+    folder = synced_inbox(alice.tenant, mail_user)
+    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+        Message.objects.create(email_account_id=folder.email_account_id,
+                               folder_id=folder.pk + 1000, uid=1)
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
