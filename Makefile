@@ -39,14 +39,15 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml $(LOCK)
 # FETCH parsing and index rows, compiled (Cython, next to the sources): the tokenizer in C
 # (_tokens.pyx, about five times faster than parse.py's Python one), header values in C
 # (_headers.pyx: RFC 2047 words, dates, message ids, addresses), parse.py itself (the same
-# source, about a third less time) and COPY rows in C (emailapi/lib/_copy_text.pyx). Without a
+# source, about a third less time), COPY rows in C (emailapi/lib/_copy_text.pyx) and history
+# rows' COPY lines straight from the parsed message (mailboxes/sync/_row_lines.pyx). Without a
 # C compiler the Python code runs (a warning says so; `make test` checks that the compiled
 # modules are in use); a compiled module older than its source is never loaded
-# (mailboxes/imap/__init__.py, emailapi/lib/copy_text.py).
+# (mailboxes/imap/__init__.py, emailapi/lib/copy_text.py, mailboxes/sync/row_lines.py).
 NATIVE_SOURCES := mailboxes/imap/_tokens.pyx mailboxes/imap/_headers.pyx mailboxes/imap/parse.py \
-	emailapi/lib/_copy_text.pyx
+	emailapi/lib/_copy_text.pyx mailboxes/sync/_row_lines.pyx
 
-$(VENV)/.native: $(NATIVE_SOURCES) $(VENV)/.installed
+$(VENV)/.native: $(NATIVE_SOURCES) emailapi/lib/_copy_text.pxd $(VENV)/.installed
 	@echo "Compiling $(NATIVE_SOURCES) (Cython)"
 	@if $(VENV)/bin/cythonize -q -i -3 -j 2 -X annotation_typing=False $(NATIVE_SOURCES) \
 			>$(VENV)/native.log 2>&1; then \
@@ -55,10 +56,10 @@ $(VENV)/.native: $(NATIVE_SOURCES) $(VENV)/.installed
 		echo "warning: FETCH parsing was not compiled (see $(VENV)/native.log; a C compiler and"; \
 		echo "Python's headers are needed): the Python code runs (a first index 1.4x as long)"; \
 		rm -f mailboxes/imap/_tokens.*.so mailboxes/imap/_headers.*.so mailboxes/imap/parse.*.so \
-			emailapi/lib/_copy_text.*.so; \
+			emailapi/lib/_copy_text.*.so mailboxes/sync/_row_lines.*.so; \
 	fi
 	@rm -f mailboxes/imap/_tokens.c mailboxes/imap/_headers.c mailboxes/imap/parse.c \
-		emailapi/lib/_copy_text.c
+		emailapi/lib/_copy_text.c mailboxes/sync/_row_lines.c
 
 # Dovecot is the real IMAP server the suite talks to (Debian's dovecot-imapd); Playwright
 # drives Debian's chromium (browser downloads are not needed, nor allowed in CI); Node runs
@@ -95,4 +96,5 @@ screenshots: install-test system-test-deps
 	$(PY) -m pytest -q -s tests/dashboard/screenshots.py $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) var build mailboxes/imap/*.c mailboxes/imap/*.so
+	rm -rf $(VENV) var build mailboxes/imap/*.c mailboxes/imap/*.so emailapi/lib/*.c emailapi/lib/*.so \
+		mailboxes/sync/*.c mailboxes/sync/*.so

@@ -14,7 +14,11 @@ those bytes, the cyclic collector paused as in a first index (``gc`` off), the b
 * COPY values:   the values in column order, JSON columns as text (``index._insert``'s loop);
 * COPY format:   psycopg's text formatting of those values (no server);
 * COPY row:      the same line written in one pass by ``emailapi.lib.copy_text`` (what the
-                 index writer does where it was built), in place of the two above;
+                 index writer does for new mail where it was built), in place of the two
+                 above;
+* row_lines:     a history row's ids (``index._ids``) and its COPY line written straight from
+                 the message by ``mailboxes.sync.row_lines`` (what a first index does where
+                 it was built), in place of the row and its COPY row;
 * server:        PostgreSQL's CPU (its backend's ``/proc`` stat) per row COPYed and
                  committed in batches of 1,000 into a throwaway database migrated like
                  production (``bench_stages_<pid>``, dropped at the end), with every index.
@@ -177,6 +181,13 @@ def main() -> None:
             names, json = tuple(attnames), tuple(name in as_json for name in attnames)
             timed("COPY row (copy_text, both above)", lambda: [copy_text.row(row, names, json)
                                                               for row in rows])
+        from mailboxes.sync import row_lines
+
+        codes = row_lines.plan(tuple(attnames))
+        if codes is not None:
+            timed("row's ids and COPY line (row_lines)", lambda: [
+                row_lines.line(codes, meta, account.pk, folder.pk, *index._ids(meta, {}), now)
+                for meta in metas])
         columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
         copy_rounds(values, columns, {"PostgreSQL CPU per row (COPY)": Message._meta.db_table},
                     rounds=3)

@@ -151,6 +151,12 @@ def attachment_entries(folder, row) -> list[dict]:
     return out
 
 
+def stored_message_id(meta) -> str:
+    """The Message-ID a new row keeps: at most 998 characters (a header line's limit); the
+    index writer threads the batch's later messages by it."""
+    return (meta.message_id or "")[:998]
+
+
 FIELDS: tuple[MessageField, ...] = (
     MessageField("id", STRING, lambda folder, row: ids.message_id_for(folder, row.uid),
                  reads=("uid",)),
@@ -177,8 +183,7 @@ FIELDS: tuple[MessageField, ...] = (
     _column("to", "to", ADDRESSES, _addresses("to")),
     _column("cc", "cc", ADDRESSES, _addresses("cc")),
     _column("bcc", "bcc", ADDRESSES, _addresses("bcc")),
-    _column("messageId", "message_id", STRING, lambda meta: (meta.message_id or "")[:998],
-            empty_is_none=True),
+    _column("messageId", "message_id", STRING, stored_message_id, empty_is_none=True),
     _column("inReplyTo", "in_reply_to", STRING, lambda meta: (meta.in_reply_to or "")[:998],
             empty_is_none=True),
     _column("hasAttachments", "has_attachments", BOOLEAN, lambda meta: meta.has_attachments),

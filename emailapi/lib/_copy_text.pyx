@@ -11,7 +11,8 @@ What is not plain is left to the caller (``None``): a value of another type than
 bool, int, datetime (and, in a JSON column, list, tuple, dict with str keys), a str with a NUL
 or a lone surrogate. The caller then adapts that row with psycopg, so what PostgreSQL receives
 (or refuses) is the same. ``tests/emailapi/test_copy_text.py`` holds the two to the same bytes.
-Built by ``make``.
+Built by ``make``. ``_copy_text.pxd`` lends the buffer and the value writers to other compiled
+modules (the message index's row writer).
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -24,19 +25,12 @@ from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdio cimport snprintf
-from libc.string cimport memcpy
 
 import_datetime()
 
 
 class _Unsupported(Exception):
     """A value this module leaves to psycopg."""
-
-
-cdef struct Buffer:
-    char *data
-    Py_ssize_t size
-    Py_ssize_t capacity
 
 
 cdef int _reserve(Buffer *out, Py_ssize_t extra) except -1:
@@ -50,21 +44,6 @@ cdef int _reserve(Buffer *out, Py_ssize_t extra) except -1:
         raise MemoryError()
     out.data = data
     out.capacity = capacity
-    return 0
-
-
-cdef inline int _put(Buffer *out, const char *text, Py_ssize_t size) except -1:
-    _reserve(out, size)
-    memcpy(out.data + out.size, text, size)
-    out.size += size
-    return 0
-
-
-cdef inline int _byte(Buffer *out, char c) except -1:
-    if out.size >= out.capacity:
-        _reserve(out, 1)
-    out.data[out.size] = c
-    out.size += 1
     return 0
 
 

@@ -2,7 +2,7 @@
 
 A message's folder must exist, and the folder's own key holds it to an account, so the
 account's key guarded nothing more, while PostgreSQL checked it for every inserted row at
-commit (a lookup of the account's row: about 4 us of its 55 a row in a first index). Django
+commit (a lookup of the account's row: about 3 us of its 50 a row in a first index). Django
 still deletes an account's messages with it (its cascade, which does not need the constraint).
 Dropping a constraint is immediate on PostgreSQL; going back adds it again, checking every row."""
 

@@ -28,7 +28,7 @@ from mailboxes import ids, index_upkeep, message_fields
 from mailboxes.imap.session import FolderListing, SelectInfo
 from mailboxes.imap.types import FlagChange, MessageMeta
 from mailboxes.models import Folder, Message
-from mailboxes.sync import threads
+from mailboxes.sync import row_lines, threads
 from mailboxes.sync.gmail import EVERY_CHANGE, Announcing
 from mailboxes.sync.moves import Half, MoveTracker, moved_data
 from webhooks import events
@@ -150,22 +150,31 @@ def update_folder(folder: Folder, **fields) -> None:
 # --- messages -----------------------------------------------------------------------------
 
 
-def _row_values(folder: Folder, meta: MessageMeta, thread_of: dict[str, str],
-                now: datetime) -> dict:
-    """A new row as column values (attnames), ready for COPY without building a Model: the
-    listed fields' columns as ``mailboxes.message_fields`` stores them, then the rest."""
+def _ids(meta: MessageMeta, thread_of: dict[str, str]) -> tuple[str, str]:
+    """A new row's ``email_id`` and ``thread_id``: the server's, else computed (``threads``)
+    with the threads of the messages indexed so far (``thread_of``)."""
     email_id = meta.email_id or (str(meta.gm_msgid) if meta.gm_msgid else "") or \
         threads.fingerprint(meta.message_id, meta.date or meta.internal_date, meta.size)
     thread_id = meta.thread_id or (str(meta.gm_thrid) if meta.gm_thrid else "") or \
         threads.thread_id(meta.message_id, meta.in_reply_to, meta.references, thread_of,
                           fallback=email_id)
+    return email_id[:64], thread_id[:64]
+
+
+def _row_values(folder: Folder, meta: MessageMeta, thread_of: dict[str, str], now: datetime,
+                ids: tuple[str, str] | None = None) -> dict:
+    """A new row as column values (attnames), ready for COPY without building a Model: the
+    listed fields' columns as ``mailboxes.message_fields`` stores them, then the rest (the
+    ids ``_ids`` gives, unless given). The reference for ``row_lines``, which writes history
+    rows' COPY lines without it."""
+    email_id, thread_id = ids or _ids(meta, thread_of)
     return dict(
         message_fields.stored_values(meta),
         email_account_id=folder.email_account_id, folder_id=folder.pk, modseq=meta.modseq,
         internal_date=meta.internal_date, references=list(meta.references),
         attachments=[_part(p) for p in meta.attachments],
         text_parts=[_part(p) for p in meta.text_parts],
-        email_id=email_id[:64], thread_id=thread_id[:64],
+        email_id=email_id, thread_id=thread_id,
         from_text=_search_text(meta.from_ + meta.sender), to_text=_search_text(meta.to),
         cc_text=_search_text(meta.cc), bcc_text=_search_text(meta.bcc), indexed_at=now,
     )
@@ -226,7 +235,9 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
     ``messageNew`` for each (or a ``messageMoved`` when ``moves`` saw it leave another folder
     in this pass) that ``announcing`` lets speak (Gmail's folder model,
     ``mailboxes.sync.gmail``); ``cursor`` fields of the folder advance in the same commit, and
-    with ``first_index`` the account's first-index progress too."""
+    with ``first_index`` the account's first-index progress too. Returns the new rows as
+    ``Message`` instances with ``notify`` (their events are made from them); silent history
+    returns none."""
     notify = notify and announcing.folder
     outermost = not connection.in_atomic_block
     with transaction.atomic():
@@ -239,15 +250,24 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
         fresh = [m for m in metas if m.uid not in present]
         thread_of = _known_threads(folder.email_account_id, fresh)
         now = timezone.now()
-        values = []
+        values, lines = [], []
+        # History raises no event: its rows go to COPY as lines written from the message
+        # itself where that was compiled (``row_lines``), without the values' dicts.
+        codes = None if notify else _line_codes()
         for meta in sorted(fresh, key=lambda m: m.uid):
-            row = _row_values(folder, meta, thread_of, now)
-            if row["message_id"] and row["message_id"] not in thread_of:
-                thread_of[row["message_id"]] = row["thread_id"]
-            values.append(row)
-        _insert(values)
+            email_id, thread_id = _ids(meta, thread_of)
+            line = row_lines.line(codes, meta, folder.email_account_id, folder.pk, email_id,
+                                  thread_id, now) if codes else None
+            if line is None:
+                values.append(_row_values(folder, meta, thread_of, now, (email_id, thread_id)))
+            else:
+                lines.append(line)
+            message_id = message_fields.stored_message_id(meta)
+            if message_id and message_id not in thread_of:
+                thread_of[message_id] = thread_id
+        _insert(values, lines)
         # Model instances only where events need them (new mail, not silent history).
-        rows = [Message(**row) for row in values] if notify else values
+        rows = [Message(**row) for row in values] if notify else []
         if notify and rows:
             account = folder.email_account
             notify_from = _notify_from(account)
@@ -272,7 +292,7 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
         if cursor:
             update_folder(folder, **cursor)
         if first_index:
-            account_state.add_index_progress(folder.email_account_id, len(values))
+            account_state.add_index_progress(folder.email_account_id, len(values) + len(lines))
     return rows
 
 
@@ -309,14 +329,15 @@ def first_index_running(folder: Folder) -> bool:
                                        initialized_at__isnull=True).exists()
 
 
-def _insert(rows: list[dict]) -> None:
-    """Insert new rows (column values by attname); on PostgreSQL with COPY. Django's bulk
-    INSERT has psycopg escape every JSON value in Python (~330 us a row, half of a first
-    index's time); COPY takes a fraction of that, in the same transaction."""
-    if not rows:
+def _insert(rows: list[dict], lines: Sequence[bytes] = ()) -> None:
+    """Insert new rows (column values by attname, and COPY lines already written: PostgreSQL
+    only); on PostgreSQL with COPY. Django's bulk INSERT has psycopg escape every JSON value
+    in Python (~330 us a row, half of a first index's time); COPY takes a fraction of that,
+    in the same transaction."""
+    if not rows and not lines:
         return
-    index_upkeep.note_inserted(len(rows))
-    metrics.messages_indexed(len(rows))
+    index_upkeep.note_inserted(len(rows) + len(lines))
+    metrics.messages_indexed(len(rows) + len(lines))
     if connection.vendor != "postgresql":
         Message.objects.bulk_create([Message(**row) for row in rows], batch_size=500)
         return
@@ -325,7 +346,7 @@ def _insert(rows: list[dict]) -> None:
     # django.db.IntegrityError that callers catch, as it would be for an INSERT. Each row is
     # written in one pass where ``copy_text`` can; a row it leaves to psycopg is adapted value
     # by value (rows may reach the server in another order: COPY inserts each on its own).
-    lines = []
+    lines = list(lines)
     with connection.wrap_database_errors, connection.cursor() as cursor, \
             cursor.cursor.copy(sql) as copy:
         for values in rows:
@@ -336,6 +357,19 @@ def _insert(rows: list[dict]) -> None:
             else:
                 lines.append(line)
         copy.write(b"".join(lines))
+
+
+def _line_codes() -> tuple[int, ...] | None:
+    """``row_lines``'s plan of the message table's COPY columns, on PostgreSQL where it was
+    compiled and knows them all; ``None`` otherwise (the values' path writes every row)."""
+    if connection.vendor != "postgresql":
+        return None
+    return _planned_line_codes()
+
+
+@functools.cache
+def _planned_line_codes() -> tuple[int, ...] | None:
+    return row_lines.plan(_copy_columns()[0])
 
 
 @functools.cache
