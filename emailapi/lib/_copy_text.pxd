@@ -1,6 +1,7 @@
 # What other compiled modules may use of _copy_text.pyx (``cimport``): the line buffer and the
 # writers of COPY values and JSON, so that a writer of one table's rows (the message index's:
 # mailboxes/sync/_row_lines.pyx) writes every value exactly as ``row`` does.
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.string cimport memcpy
 
 
@@ -28,3 +29,18 @@ cdef inline int _byte(Buffer *out, char c) except -1:
     out.data[out.size] = c
     out.size += 1
     return 0
+
+
+cdef inline Buffer _empty() noexcept:
+    """A line's buffer, nothing allocated yet (``PyMem_Free`` its data when done)."""
+    cdef Buffer out
+    out.data = NULL
+    out.size = 0
+    out.capacity = 0
+    return out
+
+
+cdef inline bytes _line(Buffer *out):
+    """The line written so far, ended with its newline, as bytes."""
+    _byte(out, 10)
+    return PyBytes_FromStringAndSize(out.data, out.size)

@@ -15,7 +15,6 @@ Built by ``make``. ``_copy_text.pxd`` lends the buffer and the value writers to 
 modules (the message index's row writer).
 """
 
-from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.datetime cimport (
     PyDateTime_CheckExact, PyDelta_Check, datetime_day, datetime_hour, datetime_microsecond,
     datetime_minute, datetime_month, datetime_second, datetime_tzinfo, datetime_year,
@@ -256,18 +255,14 @@ cdef int _value(Buffer *out, object value, bint json) except -1:
 def row(values, tuple names, tuple json):
     """The COPY text line (with its newline) of ``values[name]`` for each of *names*, the
     ones whose *json* flag is set written as JSON; ``None`` where psycopg must adapt it."""
-    cdef Buffer out
+    cdef Buffer out = _empty()
     cdef Py_ssize_t i, n = len(names)
-    out.data = NULL
-    out.size = 0
-    out.capacity = 0
     try:
         for i in range(n):
             if i:
                 _byte(&out, 9)
             _value(&out, values[names[i]], json[i] is True)
-        _byte(&out, 10)
-        return PyBytes_FromStringAndSize(out.data, out.size)
+        return _line(&out)
     except _Unsupported:
         return None
     finally:

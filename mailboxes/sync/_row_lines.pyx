@@ -18,10 +18,9 @@ module does not know: the reference is used for every row); ``line`` returns ``N
 row with a value the writers leave to psycopg (``copy_text``'s rules). Built by ``make``.
 """
 
-from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.mem cimport PyMem_Free
 
-from emailapi.lib._copy_text cimport Buffer, _byte, _json, _put, _value
+from emailapi.lib._copy_text cimport Buffer, _byte, _empty, _json, _line, _put, _value
 
 from emailapi.lib._copy_text import _Unsupported
 
@@ -90,15 +89,19 @@ cdef int _address(Buffer *out, object address) except -1:
     return 0
 
 
-cdef int _addresses(Buffer *out, object addresses) except -1:
+ctypedef int (*Writer)(Buffer *out, object item) except -1
+
+
+cdef int _list(Buffer *out, object items, Writer write) except -1:
+    """A JSON array of *items* (a list, as the parser makes them), each written by *write*."""
     cdef Py_ssize_t i
-    if type(addresses) is not list:
+    if type(items) is not list:
         raise _Unsupported()
     _byte(out, 91)
-    for i in range(len(<list>addresses)):
+    for i in range(len(<list>items)):
         if i:
             _byte(out, 44)
-        _address(out, (<list>addresses)[i])
+        write(out, (<list>items)[i])
     _byte(out, 93)
     return 0
 
@@ -141,19 +144,6 @@ cdef int _part(Buffer *out, object part) except -1:
     return 0
 
 
-cdef int _parts(Buffer *out, object parts) except -1:
-    cdef Py_ssize_t i
-    if type(parts) is not list:
-        raise _Unsupported()
-    _byte(out, 91)
-    for i in range(len(<list>parts)):
-        if i:
-            _byte(out, 44)
-        _part(out, (<list>parts)[i])
-    _byte(out, 93)
-    return 0
-
-
 cdef str _search_text(list addresses):
     """``index._search_text``: each address's lower-cased ``name <address>`` once."""
     if not addresses:
@@ -189,13 +179,13 @@ cdef int _column(Buffer *out, int code, object meta, object account_id, object f
     elif code == SENDER:
         _first_address(out, meta.sender)
     elif code == REPLY_TO:
-        _addresses(out, meta.reply_to)
+        _list(out, meta.reply_to, _address)
     elif code == TO:
-        _addresses(out, meta.to)
+        _list(out, meta.to, _address)
     elif code == CC:
-        _addresses(out, meta.cc)
+        _list(out, meta.cc, _address)
     elif code == BCC:
-        _addresses(out, meta.bcc)
+        _list(out, meta.bcc, _address)
     elif code == DATE:
         _value(out, meta.date, False)
     elif code == MESSAGE_ID:
@@ -207,9 +197,9 @@ cdef int _column(Buffer *out, int code, object meta, object account_id, object f
     elif code == HAS_ATTACHMENTS:
         _value(out, meta.has_attachments, False)
     elif code == ATTACHMENTS:
-        _parts(out, meta.attachments)
+        _list(out, meta.attachments, _part)
     elif code == TEXT_PARTS:
-        _parts(out, meta.text_parts)
+        _list(out, meta.text_parts, _part)
     elif code == FROM_TEXT:
         _value(out, _search_text(meta.from_ + meta.sender), False)
     elif code == TO_TEXT:
@@ -232,19 +222,15 @@ cdef int _column(Buffer *out, int code, object meta, object account_id, object f
 def line(tuple codes, meta, account_id, folder_id, email_id, thread_id, indexed_at):
     """The COPY line (with its newline) of a new row for *meta* in the columns *codes*
     (``plan``), its ids given; ``None`` where the reference must write it."""
-    cdef Buffer out
+    cdef Buffer out = _empty()
     cdef Py_ssize_t i, n = len(codes)
-    out.data = NULL
-    out.size = 0
-    out.capacity = 0
     try:
         for i in range(n):
             if i:
                 _byte(&out, 9)
             _column(&out, codes[i], meta, account_id, folder_id, email_id, thread_id,
                     indexed_at)
-        _byte(&out, 10)
-        return PyBytes_FromStringAndSize(out.data, out.size)
+        return _line(&out)
     except (_Unsupported, TypeError, AttributeError):
         return None
     finally:
