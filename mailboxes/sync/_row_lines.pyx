@@ -79,12 +79,29 @@ def plan(tuple names):
     return tuple(COLUMNS[name] for name in names)
 
 
+# An address's and a part's JSON objects: each key (as the reference's dicts have them, in
+# their order) and the attribute its value is read from (``Address.as_dict``, ``index._part``).
+cdef tuple _ADDRESS_KEYS = ((b'{"name":', "name"), (b',"address":', "address"))
+cdef tuple _PART_KEYS = (
+    (b'{"part":', "part"), (b',"contentType":', "content_type"), (b',"size":', "size"),
+    (b',"filename":', "filename"), (b',"contentId":', "content_id"),
+    (b',"disposition":', "disposition"), (b',"encoding":', "encoding"),
+    (b',"charset":', "charset"), (b',"embedded":', "embedded"),
+)
+
+
+cdef int _object(Buffer *out, object item, tuple keys) except -1:
+    """The JSON object of *item*'s attributes under *keys*, left open (no closing brace)."""
+    cdef bytes key
+    for key, attribute in keys:
+        _put(out, key, len(key))
+        _json(out, getattr(item, attribute), 2)
+    return 0
+
+
 cdef int _address(Buffer *out, object address) except -1:
     """``Address.as_dict()`` as JSON."""
-    _put(out, b'{"name":', 8)
-    _json(out, address.name, 2)
-    _put(out, b',"address":', 11)
-    _json(out, address.address, 2)
+    _object(out, address, _ADDRESS_KEYS)
     _byte(out, 125)
     return 0
 
@@ -117,25 +134,8 @@ cdef int _first_address(Buffer *out, object addresses) except -1:
 
 
 cdef int _part(Buffer *out, object part) except -1:
-    """``index._part(part)`` as JSON."""
-    _put(out, b'{"part":', 8)
-    _json(out, part.part, 2)
-    _put(out, b',"contentType":', 15)
-    _json(out, part.content_type, 2)
-    _put(out, b',"size":', 8)
-    _json(out, part.size, 2)
-    _put(out, b',"filename":', 12)
-    _json(out, part.filename, 2)
-    _put(out, b',"contentId":', 13)
-    _json(out, part.content_id, 2)
-    _put(out, b',"disposition":', 15)
-    _json(out, part.disposition, 2)
-    _put(out, b',"encoding":', 12)
-    _json(out, part.encoding, 2)
-    _put(out, b',"charset":', 11)
-    _json(out, part.charset, 2)
-    _put(out, b',"embedded":', 12)
-    _json(out, part.embedded, 2)
+    """``index._part(part)`` as JSON: ``method`` only where the part has one."""
+    _object(out, part, _PART_KEYS)
     method = part.method
     if method:
         _put(out, b',"method":', 10)
