@@ -65,6 +65,20 @@ def test_lines_of_random_messages_are_the_references_bytes():
     assert written > 2000  # most rows go the compiled way, not both declined
 
 
+def test_lines_cut_long_values_where_the_reference_does():
+    """The row keeps at most 998 characters of Message-ID and In-Reply-To and 4,000 of each
+    search text: random messages never reach those limits, so the C writer's copies of them
+    are held to the reference here."""
+    crowd = [Address(f"Person {n} ÄÖÜ", f"person{n}@example.test") for n in range(200)]
+    meta = MessageMeta(uid=4, message_id="<" + "m" * 1200 + "@x>",
+                       in_reply_to="<" + "é" * 1200 + "@x>", from_=crowd[:150], sender=crowd,
+                       to=crowd, cc=crowd[:100], bcc=crowd)
+    line = _line(meta)
+    assert line == _reference(meta)
+    assert line.count(b"m" * 997) == 1, "the Message-ID column is cut, not dropped"
+    assert b"m" * 998 not in line
+
+
 def test_lines_carry_the_ids_they_are_given():
     meta = MessageMeta(uid=3, message_id="<c@x>", in_reply_to="<p@x>", references=["<r@x>"])
     known = {"<p@x>": "tKNOWN"}
