@@ -33,6 +33,7 @@ from imapclient.imapclient import join_message_ids  # noqa: E402
 from bench import _engine  # noqa: E402
 from bench.first_index import CLASSIC, raw_pass  # noqa: E402
 from bench.imap_fetch import batches, connect  # noqa: E402
+from bench.restart_cost import imap_processes  # noqa: E402
 from mailboxes.imap import fetch  # noqa: E402
 from tests.servers.dovecot import Dovecot  # noqa: E402
 
@@ -54,19 +55,9 @@ def variants(engine: str) -> dict[str, str]:
 def settled_cpu(dovecot: int, sessions_before: int) -> float:
     """Dovecot's CPU once the pass's ``imap`` process has ended and been reaped (read before,
     a process that ends between two readings drops its time from both)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        procs = _engine.processes()
-        tree = _engine.process_tree(dovecot, procs)
-        if sum(1 for pid in tree if procs[pid][0] == "imap") <= sessions_before:
-            break
-        time.sleep(0.05)
+    _engine.wait_for(lambda: imap_processes(dovecot) <= sessions_before, timeout=10,
+                     what="the pass's imap process to end")
     return _engine.tree_cpu(dovecot)
-
-
-def imap_sessions(dovecot: int) -> int:
-    procs = _engine.processes()
-    return sum(1 for pid in _engine.process_tree(dovecot, procs) if procs[pid][0] == "imap")
 
 
 def main() -> None:
@@ -90,7 +81,7 @@ def main() -> None:
         size: dict[str, int] = {}
         for _ in range(args.rounds):
             for name, items in lists.items():
-                sessions = imap_sessions(server._proc.pid)
+                sessions = imap_processes(server._proc.pid)
                 before = settled_cpu(server._proc.pid, sessions)
                 started = time.perf_counter()
                 size[name] = raw_pass(user, uid_sets, items, tls=False)

@@ -26,9 +26,9 @@ def _none(values: Mapping[str, Any], names: tuple[str, ...], json: tuple[bool, .
 
 
 def _load() -> Callable[[Mapping[str, Any], tuple[str, ...], tuple[bool, ...]], bytes | None]:
-    if compiled_is_stale(_HERE, "_copy_text", "_copy_text.pyx"):
-        warnings.warn("emailapi/lib/_copy_text.pyx changed since it was compiled (run `make "
-                      "install`): COPY rows are adapted by psycopg instead, more slowly",
+    if compiled_is_stale(_HERE, "_copy_text", "_copy_text.pyx", "_copy_text.pxd"):
+        warnings.warn("emailapi/lib/_copy_text.pyx or .pxd changed since it was compiled (run "
+                      "`make install`): COPY rows are adapted by psycopg instead, more slowly",
                       RuntimeWarning, stacklevel=3)
         return _none
     try:

@@ -12,11 +12,15 @@ from pathlib import Path
 __all__ = ["compiled_is_stale"]
 
 
-def compiled_is_stale(directory: Path, module: str, source: str) -> bool:
-    """Whether the compiled *module* is in *directory* and older than its *source* there."""
-    source_path = directory / source
+def compiled_is_stale(directory: Path, module: str, *sources: str | Path) -> bool:
+    """Whether the compiled *module* is in *directory* and older than any of its *sources*
+    (paths relative to *directory*, or absolute): its own source, and any ``.pxd`` whose
+    inline functions it was compiled with (an edited one would otherwise run in its old
+    shape, on a struct laid out anew by the module that owns it)."""
     for suffix in EXTENSION_SUFFIXES:
         binary = directory / f"{module}{suffix}"
         if binary.exists():
-            return source_path.exists() and binary.stat().st_mtime < source_path.stat().st_mtime
+            built = binary.stat().st_mtime
+            return any((directory / source).exists()
+                       and built < (directory / source).stat().st_mtime for source in sources)
     return False

@@ -6,8 +6,9 @@ nothing was built). No Django here.
 ``plan(names)``: the compiled writer's column codes for a COPY column list, ``None`` when it
 cannot write those columns (or was not built). ``line(codes, meta, account_id, folder_id,
 email_id, thread_id, indexed_at)``: the line (bytes, newline included), or ``None`` where the
-reference must write the row. A compiled module older than its source (or than
-``emailapi/lib/_copy_text.pyx``, whose writers it uses) is not used.
+reference must write the row. A compiled module older than its source or than
+``emailapi/lib/_copy_text.pxd`` (whose inline writers it was compiled with) is not used, nor
+one whose ``copy_text`` is not (its other writers are that module's).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from emailapi.lib.native import compiled_is_stale
 __all__ = ["plan", "line", "compiled"]
 
 _HERE = Path(__file__).resolve().parent
+_SHARED = _HERE.parents[1] / "emailapi" / "lib" / "_copy_text.pxd"
 
 
 def _no_plan(names: tuple[str, ...]) -> None:
@@ -32,9 +34,10 @@ def _no_line(*args) -> None:
 
 
 def _load():
-    if compiled_is_stale(_HERE, "_row_lines", "_row_lines.pyx"):
-        warnings.warn("mailboxes/sync/_row_lines.pyx changed since it was compiled (run `make "
-                      "install`): history rows are built in Python instead, more slowly",
+    if compiled_is_stale(_HERE, "_row_lines", "_row_lines.pyx", _SHARED):
+        warnings.warn("mailboxes/sync/_row_lines.pyx or emailapi/lib/_copy_text.pxd changed "
+                      "since it was compiled (run `make install`): history rows are built in "
+                      "Python instead, more slowly",
                       RuntimeWarning, stacklevel=3)
         return _no_plan, _no_line
     if not copy_text.compiled:  # its writers are this module's

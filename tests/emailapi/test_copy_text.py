@@ -164,9 +164,11 @@ def test_a_row_written_in_one_pass_reads_back_as_it_went_in(alice, mail_user):
 
 
 @needs_native
-def test_a_compiled_module_older_than_its_source_is_not_used(tmp_path):
-    """``copy_text`` copied with its compiled module, ``_copy_text.pyx`` then edited: rows are
-    left to psycopg (with a warning) instead of running code that is no longer there."""
+@pytest.mark.parametrize("edited", ["_copy_text.pyx", "_copy_text.pxd"])
+def test_a_compiled_module_older_than_its_source_is_not_used(tmp_path, edited):
+    """``copy_text`` copied with its compiled module, ``_copy_text.pyx`` (or the ``.pxd`` its
+    inline writers are in) then edited: rows are left to psycopg (with a warning) instead of
+    running code that is no longer there."""
     copy_tree(tmp_path, "emailapi/lib/native.py",
               *(f"emailapi/lib/{path.name}" for path in (ROOT / "emailapi" / "lib").glob("*copy_text*")
                 if path.suffix != ".c"))
@@ -177,7 +179,7 @@ def test_a_compiled_module_older_than_its_source_is_not_used(tmp_path):
     fresh = python_in(tmp_path, code)
     assert (fresh.returncode, fresh.stdout.strip()) == (0, "True b'x\\n'"), fresh.stderr
     later = max(path.stat().st_mtime for path in lib.iterdir()) + 10
-    os.utime(lib / "_copy_text.pyx", (later, later))
+    os.utime(lib / edited, (later, later))
     stale = python_in(tmp_path, code)
     assert (stale.returncode, stale.stdout.strip()) == (0, "False None"), stale.stderr
-    assert "emailapi/lib/_copy_text.pyx changed since it was compiled" in stale.stderr
+    assert "emailapi/lib/_copy_text.pyx or .pxd changed since it was compiled" in stale.stderr

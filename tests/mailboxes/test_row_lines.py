@@ -158,9 +158,13 @@ def test_new_mail_is_written_through_the_values(alice, mail_user, monkeypatch):
     assert ([row.subject for row in rows], counts["lines"]) == (["new"], 0)
 
 
-def test_a_compiled_module_older_than_its_source_is_not_used(tmp_path):
-    """``row_lines`` copied with its compiled module and ``copy_text``'s, ``_row_lines.pyx``
-    then edited: no plan (with a warning), so every row goes through the values."""
+@pytest.mark.parametrize("edited", ["mailboxes/sync/_row_lines.pyx",
+                                    "emailapi/lib/_copy_text.pxd"])
+def test_a_compiled_module_older_than_its_source_is_not_used(tmp_path, edited):
+    """``row_lines`` copied with its compiled module and ``copy_text``'s, then
+    ``_row_lines.pyx`` edited, or the ``.pxd`` whose inline writers it was compiled with (and
+    only ``_copy_text`` built again since, so that ``copy_text`` itself is in use): no plan
+    (with a warning), so every row goes through the values."""
     copy_tree(tmp_path, "emailapi/lib/native.py", "mailboxes/sync/row_lines.py",
               *(f"emailapi/lib/{path.name}" for path in (ROOT / "emailapi" / "lib").glob("*copy_text*")
                 if path.suffix != ".c"),
@@ -171,12 +175,16 @@ def test_a_compiled_module_older_than_its_source_is_not_used(tmp_path):
             "print(row_lines.compiled, row_lines.plan(('uid',)))")
     fresh = python_in(tmp_path, code)
     assert (fresh.returncode, fresh.stdout.strip()) == (0, "True None"), fresh.stderr
-    source = tmp_path / "mailboxes" / "sync" / "_row_lines.pyx"
-    later = max(path.stat().st_mtime for path in source.parent.iterdir()) + 10
+    lib, source = tmp_path / "emailapi" / "lib", tmp_path / edited
+    later = max(path.stat().st_mtime for folder in (lib, source.parent)
+                for path in folder.iterdir()) + 10
     os.utime(source, (later, later))
+    for rebuilt in lib.glob("_copy_text.*.so"):
+        os.utime(rebuilt, (later + 10, later + 10))
     stale = python_in(tmp_path, code)
     assert (stale.returncode, stale.stdout.strip()) == (0, "False None"), stale.stderr
-    assert "mailboxes/sync/_row_lines.pyx changed since it was compiled" in stale.stderr
+    assert ("mailboxes/sync/_row_lines.pyx or emailapi/lib/_copy_text.pxd changed since it "
+            "was compiled") in stale.stderr
 
 
 def test_lines_of_real_answers_are_the_references_bytes(mail_user):
