@@ -65,7 +65,7 @@ def restart(rig: dict, name: str, root: str, env: dict[str, str], extra: list[st
     postmaster = _engine.postmaster_pid()
     since = timezone.now()
     cpu = _engine.tree_cpu
-    d0, p0, m0 = cpu(dovecot), cpu(postmaster), _engine.machine_busy()
+    d0, p0, (m0, s0) = cpu(dovecot), cpu(postmaster), _engine.machine_times()
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "imapworker", "--worker-id", worker_id, *extra],
@@ -80,9 +80,11 @@ def restart(rig: dict, name: str, root: str, env: dict[str, str], extra: list[st
             time.sleep(0.25)
         took = time.perf_counter() - started
         user, system = _engine.own_cpu(proc.pid)
+        m1, s1 = _engine.machine_times()
         figures = {"variant": name, "s": took, "worker_user": user, "worker_sys": system,
                    "dovecot": cpu(dovecot) - d0, "postgres": cpu(postmaster) - p0,
-                   "machine": _engine.machine_busy() - m0, "load": os.getloadavg()[0]}
+                   "machine": m1 - m0, "stolen": (s1 - s0) / took,
+                   "load": os.getloadavg()[0]}
         if linger:
             # What follows the reconnects (hibernations, and whatever a variant put off), by
             # the whole machine's time: the same window for every variant.
@@ -130,7 +132,8 @@ def main() -> None:
             row = restart(rig, name, root, env, extra, n, run, args.linger)
             rows.append(row)
             print(_line(row, n), flush=True)
-    print(f"\n{n} accounts; CPU in ms per account (machine: all cores busy, every process)")
+    print(f"\n{n} accounts; CPU in ms per account (machine: all cores busy, every process; "
+          "stolen: cores the hypervisor took meanwhile, not counted as busy)")
     for row in rows:
         print(_line(row, n))
     if args.release:
@@ -142,7 +145,8 @@ def _line(row: dict, n: int) -> str:
     return (f"{row['variant']:>14}: {row['s']:6.1f} s ({n / row['s']:5.1f}/s)  worker "
             f"{row['worker_user'] * per:5.1f} user + {row['worker_sys'] * per:5.1f} sys  "
             f"dovecot {row['dovecot'] * per:5.1f}  postgres {row['postgres'] * per:5.1f}  "
-            f"machine {row['machine'] * per:5.1f}  load {row['load']:.1f}"
+            f"machine {row['machine'] * per:5.1f}  load {row['load']:.1f}  "
+            f"stolen {row['stolen']:.2f} cores"
             + (f"  then {row['after'] * per:5.1f} in the next {row['linger']:.0f} s" if "after" in row
                else ""))
 

@@ -221,6 +221,7 @@ def wait_connected(count: int, workers: list[Worker], since=None, pks=None,
     ids = [w.worker_id for w in workers]
     last = -1
     next_print = time.perf_counter() + 30
+    stolen_at = (time.perf_counter(), _engine.machine_stolen())
     while True:
         asked = time.perf_counter()
         done = connected_by(ids, since, pks)
@@ -241,9 +242,11 @@ def wait_connected(count: int, workers: list[Worker], since=None, pks=None,
                 dv = dovecot_usage(server)
                 dovecot = (f"; Dovecot {dv['imap_processes']} imap processes, "
                            f"{dv['rss_kib'] / 1024:.0f} MiB")
+            stolen = _engine.machine_stolen()
             print(f"  {label}: {done}/{count} connected after {now - clock:.0f} s"
-                  f"{dovecot}; load {os.getloadavg()[0]:.1f}", flush=True)
-            last, next_print = done, now + 30
+                  f"{dovecot}; load {os.getloadavg()[0]:.1f}; stolen "
+                  f"{(stolen - stolen_at[1]) / (now - stolen_at[0]):.2f} cores", flush=True)
+            last, next_print, stolen_at = done, now + 30, (now, stolen)
         time.sleep(pause)
 
 
@@ -903,11 +906,13 @@ def taken_after(killed_at, held: list[int]) -> tuple[float, float]:
 
 def cpu_now(workers, dovecot: int, postmaster: int) -> dict[str, float]:
     """CPU seconds so far: the workers' (each process, all its threads), Dovecot's and
-    PostgreSQL's trees (children that ended included), and the machine's busy time."""
+    PostgreSQL's trees (children that ended included), the machine's busy time and the time
+    the hypervisor took from it (``_engine.machine_times``)."""
     by_service = _engine.tree_cpu_by_name(dovecot)
+    busy, stolen = _engine.machine_times()
     return {"workers": sum(sum(_engine.own_cpu(w.pid)) for w in workers),
             "dovecot": sum(by_service.values()), "postgres": _engine.tree_cpu(postmaster),
-            "machine": _engine.machine_busy(), "at": time.perf_counter(),
+            "machine": busy, "stolen": stolen, "at": time.perf_counter(),
             **{f"dovecot:{name}": cpu for name, cpu in by_service.items()}}
 
 
@@ -915,7 +920,7 @@ def recovery_cpu(quiet: dict, at_kill: dict, recovered: dict, n: int) -> dict[st
     """Milliseconds per account connected again, by whom: the CPU from the kill to the
     last reconnect, less what the same processes spent at the rate of the quiet seconds
     before the kill (idling sessions, the feeder's mail), over ``n``; with that quiet rate
-    in cores."""
+    in cores, and the cores the hypervisor took during the recovery and before it."""
     quiet_s = at_kill["at"] - quiet["at"]
     window_s = recovered["at"] - at_kill["at"]
     out = {}
@@ -924,6 +929,9 @@ def recovery_cpu(quiet: dict, at_kill: dict, recovered: dict, n: int) -> dict[st
         rate = (at_kill.get(key, 0.0) - quiet.get(key, 0.0)) / quiet_s
         out[key] = (recovered[key] - at_kill.get(key, 0.0) - rate * window_s) * 1000 / n
         out[f"quiet_{key}"] = rate
+    # Cores the hypervisor took (not a cost of ours: a machine with less to give).
+    out["stolen_cores"] = (recovered["stolen"] - at_kill["stolen"]) / window_s
+    out["quiet_stolen_cores"] = (at_kill["stolen"] - quiet["stolen"]) / quiet_s
     return out
 
 
@@ -989,6 +997,9 @@ def report_failover(args, out) -> None:
               f"{cpu['workers']:.1f} ms, Dovecot {cpu['dovecot']:.1f}, PostgreSQL "
               f"{cpu['postgres']:.1f}, whole machine {cpu['machine']:.1f} (quiet: machine "
               f"{cpu['quiet_machine']:.2f} cores busy, survivors {cpu['quiet_workers']:.2f})")
+        print(f"  taken by the hypervisor (steal): {cpu['stolen_cores']:.2f} of the "
+              f"{os.cpu_count()} cores during the recovery, {cpu['quiet_stolen_cores']:.2f} "
+              "in the quiet seconds before the kill")
         print("  Dovecot's by service (ms per account; 'ended': processes reaped meanwhile): "
               + ", ".join(f"{key.split(':', 1)[1]} {value:.2f}"
                           for key, value in sorted(cpu.items(), key=lambda kv: -kv[1])
