@@ -507,9 +507,12 @@ class ImapWorker:
                 self.store_ok_since = time.monotonic()
 
     def _eligible_accounts(self) -> list[tuple[int, int]]:
+        """Every account some worker should hold, with its settings version: read on every
+        claim tick by every worker, so unordered (the model's default order had PostgreSQL
+        sort all of them each time: 102 ms against 58 at 20,000 accounts)."""
         return list(
             EmailAccount.objects.filter(paused=False, imap__isnull=False)
-            .exclude(plans.stopped_tenants_q())
+            .exclude(plans.stopped_tenants_q()).order_by()
             .values_list("pk", "config_version")
         )
 

@@ -141,17 +141,20 @@ def test_accounts_taken_are_recorded_connecting_at_once_only_where_the_worker_ho
 
 
 def test_the_sweep_leaves_held_accounts_alone(alice, dovecot):
-    held, orphan = (register(alice.tenant, dovecot.add_user(), name) for name in ("a", "b"))
+    held, orphan, released, never = (register(alice.tenant, dovecot.add_user(), name)
+                                     for name in ("a", "b", "c", "d"))
     holders.beat("alive", 60)
-    holders.claim("alive", [held.pk])
+    holders.claim("alive", [held.pk, released.pk])
     holders.beat("dead", 60)
     holders.claim("dead", [orphan.pk])
-    for account in (held, orphan):
+    for account in (held, orphan, released, never):  # ``never``: no holder row at all
         account_state.set_state(account, State.CONNECTED)
+    holders.release("alive", released.pk)
     holders.beat("dead", -1)  # its heartbeat lapsed a second ago
-    assert holders.sweep() == 1
+    assert holders.sweep() == 3
     assert _stored(held).state == State.CONNECTED
-    assert _stored(orphan).state == State.DISCONNECTED
+    for account in (orphan, released, never):
+        assert _stored(account).state == State.DISCONNECTED
     assert _listed(alice, state="connected").keys() == {"a"}
 
 
@@ -170,3 +173,7 @@ def test_the_sweep_decides_what_is_held_from_one_join_without_an_anti_join(alice
     assert not any("EXISTS" in sql for sql in statements)
     assert [sql.split()[0] for sql in statements if sql.split()[0] in (
         "SELECT", "UPDATE", "DELETE")] == ["SELECT", "DELETE"]  # the DELETE: old heartbeats
+    # The held rows stay in the database: at 20,000 accounts, reading them all to skip
+    # them in Python cost every worker 0.4 s of its loop thread per sweep.
+    select = next(sql for sql in statements if sql.startswith("SELECT"))
+    assert '"expires_at" >' in select.partition(" WHERE ")[2]
