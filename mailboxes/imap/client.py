@@ -413,11 +413,20 @@ class _PhasedIMAP4(_GreetingKept, _Tapped, _LongLines, imaplib.IMAP4):
 
     def _get_capabilities(self):
         """The greeting's CAPABILITY response code where it has one (Dovecot's, most
-        servers'), rather than asking again: one round trip fewer per connect. After STARTTLS
-        (RFC 3501 6.2.1: what was said before TLS is discarded) the server is always asked,
-        and any capability line that came before is dropped unread."""
+        servers'), rather than asking again: one round trip fewer per connect.
+
+        After STARTTLS what was said before TLS is discarded (RFC 3501 6.2.1), any capability
+        line that came before dropped unread, and the server is not asked at once (imaplib
+        would): only a login that needs the list before it (OAuth2's mechanism, AUTH=PLAIN for
+        a name that is not ASCII) asks for it, through imapclient, which never answers from a
+        list read before STARTTLS. After login the capabilities the server sent with its
+        answer (Dovecot: in the tagged OK), or a CAPABILITY command then, give it. A password
+        login, every reconnect of a restart or failover, saves a round trip on both sides."""
         greeted = self.untagged_responses.pop("CAPABILITY", None)
-        if greeted and greeted[-1] and not self._tls_established:
+        if self._tls_established:
+            self.capabilities = ()
+            return
+        if greeted and greeted[-1]:
             self.capabilities = tuple(str(greeted[-1], self._encoding).upper().split())
             return
         super()._get_capabilities()

@@ -1,5 +1,6 @@
 """What opening a connection costs: the greeting's CAPABILITY is taken rather than asked for
-again (but after STARTTLS, where what was said before TLS is discarded, RFC 3501 6.2.1), and
+again; after STARTTLS, where what was said before TLS is discarded (RFC 3501 6.2.1), the list
+is asked for only by a login that needs it first, and otherwise comes with LOGIN's answer; and
 every connection shares one tag prefix and pattern (imaplib compiles one per connection).
 A restarted worker opens thousands at once, so each round trip and each compile is paid
 thousands of times on both sides."""
@@ -33,18 +34,29 @@ def _names(sent: list[bytes]) -> list[bytes]:
 
 
 @pytest.mark.parametrize(("secure", "commands"), [
-    (False, [b"STARTTLS", b"CAPABILITY", b"LOGIN"]),  # asked again only once TLS is up
+    (False, [b"STARTTLS", b"LOGIN"]),  # the list after TLS comes with LOGIN's OK
     (True, [b"LOGIN"]),  # implicit TLS: the greeting's list is the one
 ])
 def test_a_connect_takes_the_greetings_capabilities(mail_user, imap_commands, secure,
                                                     commands):
     client = imap.connect(_of(mail_user, secure=secure))
     try:
-        sent = _names(imap_commands)
         assert client.has_capability("IDLE")
+        assert client.has_capability("ENABLE")
+        sent = _names(imap_commands)
     finally:
         client.logout()
     assert sent == commands
+
+
+def test_after_starttls_no_list_read_before_tls_is_used(mail_user, imap_commands):
+    """A login that needs the list first (AUTH=PLAIN for a password that is not ASCII) asks
+    the server again once TLS is up, rather than trusting what it said in the clear."""
+    settings = _settings(mail_user.host, mail_user.imap_port, False, mail_user.username,
+                         "pässwörd")
+    with pytest.raises(imap.AuthenticationFailed):
+        imap.connect(settings)
+    assert _names(imap_commands) == [b"STARTTLS", b"CAPABILITY", b"AUTHENTICATE"]
 
 
 def test_a_greeting_without_capabilities_is_followed_by_a_capability_command(imap_commands):
