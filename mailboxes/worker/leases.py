@@ -34,6 +34,8 @@ PRESENCE_PREFIX = "emailapi:presence:"
 # The heartbeat key's value of a worker that keeps a presence subscription. A worker of an
 # earlier version (value "1") keeps none, and is never judged gone: its leases run out.
 PRESENT = b"presence"
+# Leases renewed by one script (``Leases.renew``).
+RENEW_CHUNK = 500
 
 _RENEW = """
 local lost = {}
@@ -104,13 +106,18 @@ class Leases:
             free += [pk for pk, holder in zip(part, holders, strict=True) if holder is None]
         return free
 
-    def renew(self, account_pks: list[int]) -> set[int]:
+    def renew(self, account_pks: list[int], chunk: int = RENEW_CHUNK) -> set[int]:
         """Extend our leases (taking back any that expired unclaimed); return the accounts
-        another worker holds now."""
-        if not account_pks:
-            return set()
-        lost = self._renew(keys=[self.key(pk) for pk in account_pks],
-                           args=[self.worker_id, self.ttl_ms])
+        another worker holds now.
+
+        One script per ``chunk`` leases: Redis runs a script to its end with every other
+        client waiting, and one over a worker's 6,667 leases (20,000 accounts, three workers)
+        took 50-73 ms on the bench machine, every claim tick of every worker, while the API's
+        and the event stream's commands waited."""
+        lost: list[bytes] = []
+        for start in range(0, len(account_pks), chunk):
+            lost += self._renew(keys=[self.key(pk) for pk in account_pks[start:start + chunk]],
+                                args=[self.worker_id, self.ttl_ms])
         return {int(key.decode().rsplit(":", 1)[1]) for key in lost}
 
     def release(self, account_pk: int) -> None:
