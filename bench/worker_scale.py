@@ -845,6 +845,7 @@ def _failover(args, out, users, workers, n, count, dovecot: int) -> dict:
     out["victim_held"] = len(held)
     killed_at = timezone.now()
     clock = time.perf_counter()
+    out["kill_after_registration_s"] = clock - out["registered_at"]
     at_kill = cpu_now(survivors, dovecot, postmaster)
     os.killpg(victim.pid, signal.SIGKILL)
     victim.proc.wait()
@@ -986,6 +987,15 @@ def report_failover(args, out) -> None:
     print(f"killed worker held {out['victim_held']} accounts; {recovered} (target lease TTL "
           f"{args.lease_ttl} s + 30 s = {target} s: "
           f"{'met' if out['recover_s'] <= target else 'MISSED'})")
+    overlap = out["kill_after_registration_s"] + min(out["recover_s"], args.recover_timeout) \
+        - args.poll_interval
+    if overlap > 0:
+        # Accounts are first indexed from the registration on, and each polls every folder an
+        # interval after: a wave of polls (wakes of hibernated sessions) inside the window.
+        print(f"the safety-net polls of the accounts indexed first came due during the "
+              f"recovery (the kill came {out['kill_after_registration_s']:.0f} s after the "
+              f"registration; EMAILAPI_POLL_INTERVAL {args.poll_interval} s): its last "
+              f"{overlap:.0f} s shared the machine with them")
     if "first_taken_s" in out:
         how = "presence" if 0 < args.gone_after < args.lease_ttl else "leases only"
         print(f"taken by the others: the first {out['first_taken_s']:.1f} s after the kill, "
