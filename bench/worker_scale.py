@@ -857,6 +857,7 @@ def _failover(args, out, users, workers, n, count, dovecot: int) -> dict:
         out["cpu"] = recovery_cpu(quiet, at_kill, cpu_now(survivors, dovecot, postmaster),
                                   len(held))
         out["first_taken_s"], out["all_taken_s"] = taken_after(killed_at, held)
+        out["curve"] = recovery_curve(killed_at, held)
         print(f"kill -9: {len(held)} accounts connected again by the others "
               f"{out['recover_s']:.0f} s after the kill", flush=True)
     except TimeoutError:
@@ -903,6 +904,29 @@ def taken_after(killed_at, held: list[int]) -> tuple[float, float]:
         .aggregate(first=Min("since"), last=Max("since"))
     return ((span["first"] - killed_at).total_seconds(),
             (span["last"] - killed_at).total_seconds())
+
+
+def recovery_curve(killed_at, held: list[int]) -> dict:
+    """When ``held`` went ``connected`` again, in seconds after the kill: the quantiles
+    of all of them, and for each survivor how many it took and when its last connected. A
+    long tail (a few accounts retried after a failed connect) or one survivor behind the
+    others is a different fault from a machine short of CPU."""
+    from accounts.models import EmailAccount
+    from mailboxes.models import AccountHolder
+
+    at = dict(EmailAccount.objects.filter(pk__in=held, state="connected").values_list(
+        "pk", "state_changed_at"))
+    kill = killed_at.timestamp()
+    after = sorted(t.timestamp() - kill for t in at.values())
+    by_worker: dict[str, list[float]] = {}
+    for pk, worker_id in AccountHolder.objects.filter(email_account_id__in=list(at)) \
+            .values_list("email_account_id", "worker_id"):
+        by_worker.setdefault(worker_id, []).append(at[pk].timestamp() - kill)
+    return {
+        "quantiles": {q: percentile(after, q) for q in (0.5, 0.9, 0.99, 0.999, 1.0)}
+        if after else {},
+        "by_worker": {w: (len(ts), max(ts)) for w, ts in sorted(by_worker.items())},
+    }
 
 
 def cpu_now(workers, dovecot: int, postmaster: int) -> dict[str, float]:
@@ -1001,6 +1025,13 @@ def report_failover(args, out) -> None:
         print(f"taken by the others: the first {out['first_taken_s']:.1f} s after the kill, "
               f"the last {out['all_taken_s']:.1f} s (EMAILAPI_WORKER_GONE_AFTER "
               f"{args.gone_after}: {how})")
+    if out.get("curve", {}).get("quantiles"):
+        curve = out["curve"]
+        print("connected again, seconds after the kill: " + ", ".join(
+            f"{'all' if q == 1.0 else f'{q * 100:g} %'} {t:.1f}"
+            for q, t in curve["quantiles"].items()))
+        print("  by survivor (accounts, last connected): " + ", ".join(
+            f"{w} {n} at {t:.1f} s" for w, (n, t) in curve["by_worker"].items()))
     if "cpu" in out:
         cpu = out["cpu"]
         print(f"CPU per account connected again, less the quiet rate before the kill: survivors "
