@@ -372,19 +372,16 @@ class ImapWorker:
             for pk in list(self.slots)[-excess:]:
                 self.drop(pk)
                 changed = True
-        free = [pk for pk in wanted if pk not in self.slots]
-        random.shuffle(free)
-        taken = []
-        try:
-            if len(self.slots) < share:
+        taken: list[int] = []
+        if len(self.slots) < share:  # else nothing to claim: no list of the others' accounts
+            free = [pk for pk in wanted if pk not in self.slots]
+            random.shuffle(free)
+            try:
                 free = self.leases.unheld(free)  # one MGET per 1,000, not a SET each
-            for pk in free:
-                if len(self.slots) + len(taken) >= share:
-                    break
-                if self.leases.acquire(pk):
-                    taken.append(pk)
-        except Exception as exc:  # noqa: BLE001 - Redis went away mid-claim: next tick
-            self._fault("Redis", exc, "keeping every account, claiming none")
+                # Those leased before Redis failed (if it did) are taken all the same.
+                taken.extend(self.leases.acquire_many(free, share - len(self.slots)))
+            except Exception as exc:  # noqa: BLE001 - Redis went away mid-claim: next tick
+                self._fault("Redis", exc, "keeping every account, claiming no more")
         if taken:
             self._take(taken)
             changed = True

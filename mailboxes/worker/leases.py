@@ -25,6 +25,7 @@ Redis holds no data here that cannot be lost: if it restarts, leases are simply 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import redis
 
@@ -93,6 +94,26 @@ class Leases:
 
     def acquire(self, account_pk: int) -> bool:
         return bool(self.redis.set(self.key(account_pk), self.worker_id, nx=True, px=self.ttl_ms))
+
+    def acquire_many(self, account_pks: list[int], want: int,
+                     chunk: int = 1000) -> Iterator[int]:
+        """Lease up to ``want`` of ``account_pks``, tried in their order: ``SET NX`` in
+        pipelines, each of as many as are still wanted (so none is leased beyond ``want``),
+        yielding each account leased once its pipeline has answered. One ``acquire`` each
+        was a round trip per account on the worker's main loop: a survivor taking a dead
+        worker's 1,667 accounts spent a 0.7 s claim tick on them in the failover bench, and
+        started no connect meanwhile."""
+        start = 0
+        while want > 0 and start < len(account_pks):
+            part = account_pks[start:start + min(chunk, want)]
+            start += len(part)
+            pipe = self.redis.pipeline(transaction=False)
+            for pk in part:
+                pipe.set(self.key(pk), self.worker_id, nx=True, px=self.ttl_ms)
+            for pk, leased in zip(part, pipe.execute(), strict=True):
+                if leased:
+                    want -= 1
+                    yield pk
 
     def unheld(self, account_pks: list[int], chunk: int = 1000) -> list[int]:
         """The accounts of ``account_pks`` (in their order) that no worker holds a lease on

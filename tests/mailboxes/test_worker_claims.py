@@ -9,7 +9,7 @@ import pytest
 
 from emailapi.lib.redis import get_redis
 from mailboxes.worker.leases import Leases
-from tests.mailboxes.helpers import counted, register
+from tests.mailboxes.helpers import register
 
 pytestmark = [pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("fast_worker_settings")]
@@ -56,6 +56,57 @@ def test_renewing_in_chunks_names_every_lease_lost_and_keeps_the_rest():
     assert mine.renew([]) == set()
 
 
+class _Watched:
+    """A Redis client that notes the account of each ``SET`` sent through its pipelines."""
+
+    def __init__(self, client, tried: list[int]):
+        self._client, self._tried = client, tried
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def pipeline(self, *args, **kwargs):
+        pipe = self._client.pipeline(*args, **kwargs)
+        set_ = pipe.set
+
+        def noted(name, *rest, **options):
+            self._tried.append(int(name.rsplit(":", 1)[1]))
+            return set_(name, *rest, **options)
+
+        pipe.set = noted
+        return pipe
+
+
+def tried_leases(leases: Leases) -> list[int]:
+    """The accounts ``leases`` tries to lease from now on (each ``SET NX`` it sends)."""
+    tried: list[int] = []
+    leases.redis = _Watched(leases.redis, tried)
+    return tried
+
+
+def test_acquire_many_leases_only_as_many_as_wanted_in_order():
+    """Pipelines of ``SET NX``, each of as many as are still wanted: a lease another worker
+    holds is skipped and the next tried, and none is taken beyond ``want``."""
+    mine = Leases(get_redis(), "many-a", 60)
+    other = Leases(get_redis(), "many-b", 60)
+    pks = [990021, 990022, 990023, 990024, 990025, 990026]
+    try:
+        assert other.acquire(990022)
+        assert other.acquire(990023)
+        tried = tried_leases(mine)
+        assert list(mine.acquire_many(pks, 3, chunk=2)) == [990021, 990024, 990025]
+        assert tried == [990021, 990022, 990023, 990024, 990025]  # 990026 never tried
+        assert [mine.holder(pk) for pk in pks] == [
+            "many-a", "many-b", "many-b", "many-a", "many-a", None]
+        assert get_redis().pttl(Leases.key(990021)) > 50_000
+        assert list(mine.acquire_many(pks, 0)) == []
+        assert list(mine.acquire_many([], 5)) == []
+    finally:
+        for pk in pks:
+            mine.release(pk)
+            other.release(pk)
+
+
 def test_a_worker_short_of_its_share_tries_no_lease_another_worker_holds(
         alice, dovecot, driven_worker):
     accounts = [register(alice.tenant, dovecot.add_user(), f"box{i}") for i in range(6)]
@@ -66,12 +117,12 @@ def test_a_worker_short_of_its_share_tries_no_lease_another_worker_holds(
         for pk in held:
             assert other.acquire(pk)
         worker = driven_worker()
-        tries = counted(worker.leases, "acquire")
+        tried = tried_leases(worker.leases)
         worker.claim()
         assert sorted(worker.slots) == sorted(a.pk for a in accounts[4:])
-        assert len(tries) == 2  # the two free accounts, none of the other's four
+        assert sorted(tried) == sorted(a.pk for a in accounts[4:])  # none of the other's
         worker.claim()  # still short of its share, nothing free
-        assert len(tries) == 2
+        assert sorted(tried) == sorted(a.pk for a in accounts[4:])
         assert sorted(worker.slots) == sorted(a.pk for a in accounts[4:])
     finally:
         for pk in held:
