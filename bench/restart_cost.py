@@ -29,6 +29,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def connected(worker_id: str, since) -> int:
 
 
 def restart(rig: dict, name: str, root: str, env: dict[str, str], extra: list[str], n: int,
-            run: int, linger: float = 0.0) -> dict:
+            run: int, linger: float = 0.0, phases: bool = False) -> dict:
     from django.utils import timezone
 
     dovecot = rig["dovecot_pid"]
@@ -67,8 +68,13 @@ def restart(rig: dict, name: str, root: str, env: dict[str, str], extra: list[st
     cpu = _engine.tree_cpu
     d0, p0, (m0, s0) = cpu(dovecot), cpu(postmaster), _engine.machine_times()
     started = time.perf_counter()
+    program = ["manage.py"]
+    if phases:  # the same worker, its steps timed (bench/_phase_worker.py)
+        program = [str(ROOT / "bench" / "_phase_worker.py")]
+        env = {**env, "BENCH_PHASE_ROOT": str(Path(root).resolve()),
+               "BENCH_PHASES_OUT": str(Path(tempfile.gettempdir()) / f"{worker_id}.json")}
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "imapworker", "--worker-id", worker_id, *extra],
+        [sys.executable, *program, "imapworker", "--worker-id", worker_id, *extra],
         cwd=root, env={**os.environ, **rig["env"], **env},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -93,6 +99,12 @@ def restart(rig: dict, name: str, root: str, env: dict[str, str], extra: list[st
             figures["after"], figures["linger"] = _engine.machine_busy() - m1, linger
     finally:
         _engine.stop_group(proc, signal.SIGTERM, 120)
+    if phases:
+        # Written as the worker exits: its stop (logging every session out) is in the main
+        # loop's figure, not in the reconnect's steps.
+        with open(env["BENCH_PHASES_OUT"], encoding="utf-8") as fh:
+            figures["phases"] = json.load(fh)
+        os.remove(env["BENCH_PHASES_OUT"])
     return figures
 
 
@@ -109,6 +121,9 @@ def main() -> None:
                         help="keep each worker S seconds after all are connected and report "
                              "the whole machine's CPU in that window per account (work a "
                              "variant puts off until after its reconnects)")
+    parser.add_argument("--phases", action="store_true",
+                        help="run each worker through bench/_phase_worker.py and report the "
+                             "CPU of each step of a reconnect, by the thread that ran it")
     parser.add_argument("--release", action="store_true",
                         help="delete the rig file at the end (worker_scale.py goes on)")
     args = parser.parse_args()
@@ -129,9 +144,12 @@ def main() -> None:
     rows = []
     for run in range(args.repeat):
         for name, root, env, extra in variants:
-            row = restart(rig, name, root, env, extra, n, run, args.linger)
+            row = restart(rig, name, root, env, extra, n, run, args.linger, args.phases)
             rows.append(row)
             print(_line(row, n), flush=True)
+            for label, (seconds, calls) in row.get("phases", {}).items():
+                print(f"    {label:<30} {seconds * 1000 / n:6.3f} ms per account "
+                      f"({calls} calls)", flush=True)
     print(f"\n{n} accounts; CPU in ms per account (machine: all cores busy, every process; "
           "stolen: cores the hypervisor took meanwhile, not counted as busy)")
     for row in rows:

@@ -94,11 +94,10 @@ def make_context(variant: str, cert_path: str) -> ssl.SSLContext | None:
         context = ssl.create_default_context(cafile=cert_path)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         return context
+    # The engine's unverified context (no CA store), then the variant's one difference.
     context = imap._tls_context(False)
-    fresh = ssl.create_default_context()
+    fresh = _bare_context()
     fresh.minimum_version = context.minimum_version
-    fresh.check_hostname = False
-    fresh.verify_mode = ssl.CERT_NONE
     if variant == "tls12":
         fresh.maximum_version = ssl.TLSVersion.TLSv1_2
         fresh.set_ciphers("ECDHE-ECDSA-AES256-GCM-SHA384")
