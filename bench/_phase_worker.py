@@ -67,7 +67,6 @@ def install(totals: dict) -> None:
         for part in outer:
             owner = getattr(owner, part)
         setattr(owner, name, _timed(getattr(owner, name), label, totals, lock))
-    # connection.py calls the settings function through its module: wrapped there already.
 
 
 def main() -> None:

@@ -27,7 +27,8 @@ Variants (``--variants``, default all):
 - ``tls12``: TLS 1.2 at most (one session, no TLS 1.3 tickets);
 - ``noticket``: ``OP_NO_TICKET``;
 - ``tls12-chacha``: TLS 1.2 with ChaCha20-Poly1305 rather than AES-GCM;
-- ``context-each``: a new (bare) ``SSLContext`` per connection rather than one shared;
+- ``context-each``: the engine's unverified context made anew per connection rather than
+  one shared;
 - ``free-buffers``: after the connects, OpenSSL's ``SSL_free_buffers`` on each idle session
   (CPython sets ``SSL_MODE_RELEASE_BUFFERS`` already; this shows whether any are left).
 
@@ -94,10 +95,9 @@ def make_context(variant: str, cert_path: str) -> ssl.SSLContext | None:
         context = ssl.create_default_context(cafile=cert_path)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         return context
-    # The engine's unverified context (no CA store), then the variant's one difference.
-    context = imap._tls_context(False)
-    fresh = _bare_context()
-    fresh.minimum_version = context.minimum_version
+    # The engine's unverified context (no CA store) built anew (``_tls_context`` uncached),
+    # then the variant's one difference.
+    fresh = imap._tls_context.__wrapped__(False)
     if variant == "tls12":
         fresh.maximum_version = ssl.TLSVersion.TLSv1_2
         fresh.set_ciphers("ECDHE-ECDSA-AES256-GCM-SHA384")
@@ -107,13 +107,6 @@ def make_context(variant: str, cert_path: str) -> ssl.SSLContext | None:
     elif variant == "noticket":
         fresh.options |= ssl.OP_NO_TICKET
     return fresh
-
-
-def _bare_context() -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 class _Resuming:
@@ -156,7 +149,8 @@ def child(spec_path: str, variant: str, threads: int, trace: bool) -> None:
     if context is not None:
         imap._tls_context = lambda verify: context  # noqa: ARG005 - the variant's, always
     elif variant == "context-each":
-        imap._tls_context = lambda verify: _bare_context()  # noqa: ARG005
+        build = imap._tls_context.__wrapped__  # the engine's, uncached
+        imap._tls_context = lambda verify: build(False)  # noqa: ARG005
     elif variant.startswith("resume"):
         resuming = _Resuming(imap._tls_context(False))
         imap._tls_context = lambda verify: resuming  # noqa: ARG005
