@@ -38,7 +38,9 @@ messages with unique Message-IDs to random accounts (``--rate`` per second) and 
 killed with SIGKILL. Reported: how long until every account it held is ``connected`` again by
 another worker (target: lease TTL + 30 s), the CPU per account connected again of the
 survivors, Dovecot (in all and by service: ``imap``, ``imap-login``, ``imap-hibernate``...),
-PostgreSQL and the whole machine, less the quiet rate before the kill, and, once the feeder
+PostgreSQL and the whole machine, less the quiet rate before the kill, the new-mail latency
+of the survivors' own accounts during the recovery (what the others' customers see meanwhile)
+and the survivors' loop turns logged as busy in it (sockets left unread), and, once the feeder
 stopped and the outbox is
 quiet, the ``messageNew`` events counted by Message-ID: lost (none) and repeated (none). Each
 message not announced is listed with its account (and whether the killed worker held it), its
@@ -59,6 +61,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -884,6 +887,9 @@ def _failover(args, out, users, workers, n, count, dovecot: int) -> dict:
     out["unannounced"] = [unannounced(mid, feeder.where[mid], killed_at, held)
                           for mid in sorted(wanted - set(seen), key=lambda m: feeder.where[m][1])]
     out["repeated"] = sum(c - 1 for mid, c in seen.items() if mid in wanted and c > 1)
+    if out["recover_s"] != float("inf"):
+        out["bystanders"] = bystander_latency(feeder.where, killed_at, out["recover_s"], held)
+        out["stalls"] = loop_stalls(survivors, killed_at, out["recover_s"])
     out["foreign"] = len(set(seen) - wanted)
     out["states"] = dict(EmailAccount.objects.values_list("state").annotate(
         n=Count("id")).values_list("state", "n"))
@@ -988,6 +994,54 @@ def unannounced(message_id: str, where, killed_at, held: list[int]) -> dict:
     }
 
 
+def bystander_latency(where: dict, killed_at, recover_s: float, held: list[int]) -> dict:
+    """New-mail latency (APPEND's tagged OK to the ``messageNew`` row) of the messages
+    appended during the recovery to accounts the survivors held all along: what the others'
+    customers see while a dead worker's accounts are being taken and connected. A survivor
+    whose loop is busy (a claim tick, a wave of results) leaves their sockets unread."""
+    from django.db import connection
+
+    from accounts.models import EmailAccount
+
+    kill = killed_at.timestamp()
+    taken = set(EmailAccount.objects.filter(pk__in=held).values_list("account_id", flat=True))
+    appended = {mid: at for mid, (index, at, _) in where.items()
+                if 0 <= at - kill <= recover_s and f"scale-{index:05d}" not in taken}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT data->>'messageId', min(created_at) FROM webhooks_event "
+                       "WHERE event = 'messageNew' GROUP BY 1")
+        recorded = {mid: at.timestamp() for mid, at in cursor.fetchall() if mid in appended}
+    ms = sorted((recorded[mid] - at) * 1000 for mid, at in appended.items() if mid in recorded)
+    return {"count": len(ms), "unrecorded": len(appended) - len(ms),
+            **({"p50": percentile(ms, 0.5), "p90": percentile(ms, 0.9),
+                "p99": percentile(ms, 0.99), "max": ms[-1]} if ms else {})}
+
+
+STALL = re.compile(r"^(\S+ \S+) .*the loop was busy (\d+) ms \(claim tick (\d+) ms\)")
+
+
+def loop_stalls(survivors, killed_at, recover_s: float) -> dict:
+    """The survivors' loop turns logged as busy (``LOOP_STALL``: sockets left unread) from
+    the kill to the end of the recovery: how many, the longest, their sum, and how much of
+    that the claim tick took. From the workers' logs (``%(asctime)s``, this machine's time)."""
+    from datetime import datetime
+
+    start = killed_at.timestamp()
+    turns = []
+    for worker in survivors:
+        with open(worker.log_path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                match = STALL.match(line)
+                if not match:
+                    continue
+                at = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                if start <= at <= start + recover_s:
+                    turns.append((int(match[2]), int(match[3])))
+    return {"turns": len(turns), "longest_ms": max((b for b, _ in turns), default=0),
+            "busy_s": sum(b for b, _ in turns) / 1000,
+            "tick_s": sum(t for _, t in turns) / 1000}
+
+
 def message_ids_seen() -> dict[str, int]:
     from django.db import connection
 
@@ -1047,6 +1101,18 @@ def report_failover(args, out) -> None:
                           if key.startswith("dovecot:") and abs(value) >= 0.05))
     print(f"messages appended meanwhile: {out['sent']} (append failures {out['append_failed']});"
           f" messageNew by Message-ID: lost {out['lost']}, repeated {out['repeated']}")
+    if out.get("bystanders", {}).get("count"):
+        by = out["bystanders"]
+        print(f"new mail to the survivors' own accounts during the recovery ({by['count']} "
+              f"messages, {by['unrecorded']} not announced by its end): p50 {by['p50']:.0f} ms, "
+              f"p90 {by['p90']:.0f}, p99 {by['p99']:.0f}, max {by['max']:.0f}")
+    if "stalls" in out:
+        from mailboxes.worker.imap_worker import LOOP_STALL
+
+        st = out["stalls"]
+        print(f"survivors' loop turns busy over {LOOP_STALL * 1000:.0f} ms during the recovery: "
+              f"{st['turns']}, longest {st['longest_ms']} ms, {st['busy_s']:.1f} s in all, "
+              f"{st['tick_s']:.1f} s of it in claim ticks")
     print(f"states at the end: {out['states']}")
     for item in out.get("unannounced", []):
         print(f"  unannounced: {json.dumps(item)}")
