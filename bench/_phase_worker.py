@@ -37,7 +37,7 @@ STEPS = (
     ("mailboxes.imap.session", "ImapSession.select", "  EXAMINE"),
     ("mailboxes.worker.connection", "AccountConnection._start_idle", "  IDLE"),
     ("mailboxes.worker.imap_worker", "ImapWorker.step", "main loop"),
-    ("mailboxes.worker.imap_worker", "ImapWorker.claim_tick", "  claim ticks"),
+    ("mailboxes.worker.imap_worker", "ImapWorker._tick_turn", "  claim tick slices"),
 )
 
 

@@ -145,6 +145,7 @@ class DrivenWorker:
                     raise AssertionError(
                         f"timed out waiting for {getattr(predicate, '__name__', predicate)}")
         finally:
+            self.worker.finish_tick()  # one the loop began: none goes on after this
             self.worker.next_claim = self.worker.next_presence_look = math.inf
 
     def idle(self, pk: int) -> bool:

@@ -52,7 +52,7 @@ def test_a_killed_worker_is_found_gone_long_before_its_leases_run_out(
     leaves it alone while the other lives."""
     account, victim, survivor = _victim_seen_by_survivor(
         alice, mail_user, settings, start_worker, spawn_worker, ttl=60, interval=1, gone_after=2)
-    ticks = counted(survivor, "claim_tick")
+    ticks = counted(survivor, "_tick")
     wait_for(lambda: len(ticks) >= 4)  # over 3 s of looks while the victim lives
     assert account.pk not in survivor.slots
     assert survivor.leases.holder(account.pk) == "victim"
@@ -79,7 +79,7 @@ def test_a_worker_found_gone_between_ticks_is_claimed_without_waiting_for_the_ne
     account, victim, survivor = _victim_seen_by_survivor(
         alice, mail_user, settings, start_worker, spawn_worker, ttl=120, interval=60,
         gone_after=1)
-    ticks = counted(survivor, "claim_tick")  # after the first tick, which saw the victim
+    ticks = counted(survivor, "_tick")  # after the first tick, which saw the victim
     assert survivor.leases.holder(account.pk) == "victim"
 
     victim.send_signal(signal.SIGKILL)
@@ -88,7 +88,7 @@ def test_a_worker_found_gone_between_ticks_is_claimed_without_waiting_for_the_ne
     wait_for(lambda: account.pk in survivor.slots and ticks, timeout=40)
     # The next regular tick was 60 s after the first: this one was started by the look.
     assert time.monotonic() - killed < 40
-    assert ticks == ["claim_tick"]
+    assert ticks == ["_tick"]
     wait_for(lambda: state_of(account) == "connected")
     assert survivor.leases.holder(account.pk) == "survivor"
 
