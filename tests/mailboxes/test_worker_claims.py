@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from emailapi.lib.redis import get_redis
-from mailboxes.worker.leases import Leases
+from mailboxes.worker.leases import LEASE_PREFIX, Leases
 from tests.mailboxes.helpers import register
 
 pytestmark = [pytest.mark.django_db(transaction=True),
@@ -57,7 +57,8 @@ def test_renewing_in_chunks_names_every_lease_lost_and_keeps_the_rest():
 
 
 class _Watched:
-    """A Redis client that notes the account of each ``SET`` sent through its pipelines."""
+    """A Redis client that notes the account of each lease ``SET`` sent through its
+    pipelines."""
 
     def __init__(self, client, tried: list[int]):
         self._client, self._tried = client, tried
@@ -70,7 +71,8 @@ class _Watched:
         set_ = pipe.set
 
         def noted(name, *rest, **options):
-            self._tried.append(int(name.rsplit(":", 1)[1]))
+            if name.startswith(LEASE_PREFIX):  # not the heartbeat's
+                self._tried.append(int(name[len(LEASE_PREFIX):]))
             return set_(name, *rest, **options)
 
         pipe.set = noted
@@ -147,8 +149,9 @@ def test_a_claim_tick_longer_than_the_interval_leaves_the_loop_the_interval(
         ticks.append(time.monotonic())
         time.sleep(1.2)  # the tick's own length, longer than the interval
         return False
+        yield  # a generator, as the tick is
 
-    monkeypatch.setattr(worker, "claim_tick", slow_tick)
+    monkeypatch.setattr(worker, "_tick", slow_tick)
     try:
         worker.next_claim = 0.0
         worker.step(timeout=0)
