@@ -1017,13 +1017,14 @@ def bystander_latency(where: dict, killed_at, recover_s: float, held: list[int])
                 "p99": percentile(ms, 0.99), "max": ms[-1]} if ms else {})}
 
 
-STALL = re.compile(r"^(\S+ \S+) .*the loop was busy (\d+) ms \(claim tick (\d+) ms\)")
+STALL = re.compile(r"^(\S+ \S+) .*the loop was busy (\d+) ms \(claim tick (\d+) ms(?:: ([^)]+))?\)")
 
 
 def loop_stalls(survivors, killed_at, recover_s: float) -> dict:
     """The survivors' loop turns logged as busy (``LOOP_STALL``: sockets left unread) from
-    the kill to the end of the recovery: how many, the longest, their sum, and how much of
-    that the claim tick took. From the workers' logs (``%(asctime)s``, this machine's time)."""
+    the kill to the end of the recovery: how many, the longest, their sum, how much of that
+    the claim tick took, and by which of its slices (a worker that names them). From the
+    workers' logs (``%(asctime)s``, this machine's time)."""
     from datetime import datetime
 
     start = killed_at.timestamp()
@@ -1036,10 +1037,16 @@ def loop_stalls(survivors, killed_at, recover_s: float) -> dict:
                     continue
                 at = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
                 if start <= at <= start + recover_s:
-                    turns.append((int(match[2]), int(match[3])))
-    return {"turns": len(turns), "longest_ms": max((b for b, _ in turns), default=0),
-            "busy_s": sum(b for b, _ in turns) / 1000,
-            "tick_s": sum(t for _, t in turns) / 1000}
+                    turns.append((int(match[2]), int(match[3]), match[4]))
+    slices: dict[str, list[int]] = {}
+    for _, tick, name in turns:
+        if tick and name:
+            slices.setdefault(name, []).append(tick)
+    return {"turns": len(turns), "longest_ms": max((b for b, _, _ in turns), default=0),
+            "busy_s": sum(b for b, _, _ in turns) / 1000,
+            "tick_s": sum(t for _, t, _ in turns) / 1000,
+            "slices": {name: (len(ms), max(ms), sum(ms) / 1000) for name, ms in
+                       sorted(slices.items(), key=lambda kv: -sum(kv[1]))}}
 
 
 def message_ids_seen() -> dict[str, int]:
@@ -1113,6 +1120,10 @@ def report_failover(args, out) -> None:
         print(f"survivors' loop turns busy over {LOOP_STALL * 1000:.0f} ms during the recovery: "
               f"{st['turns']}, longest {st['longest_ms']} ms, {st['busy_s']:.1f} s in all, "
               f"{st['tick_s']:.1f} s of it in claim ticks")
+        if st.get("slices"):
+            print("  by slice of the tick (turns, longest ms, seconds): " + ", ".join(
+                f"{name} {n}, {longest}, {total:.1f}"
+                for name, (n, longest, total) in st["slices"].items()))
     print(f"states at the end: {out['states']}")
     for item in out.get("unannounced", []):
         print(f"  unannounced: {json.dumps(item)}")
