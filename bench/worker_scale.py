@@ -875,7 +875,7 @@ def _failover(args, out, users, workers, n, count, dovecot: int) -> dict:
     # Quiet: every appended message announced (or the deadline).
     wanted = set(feeder.sent)
     deadline = time.perf_counter() + 180
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, float]] = {}
     while time.perf_counter() < deadline:
         seen = message_ids_seen()
         if wanted <= set(seen):
@@ -886,9 +886,10 @@ def _failover(args, out, users, workers, n, count, dovecot: int) -> dict:
     out["lost"] = len(wanted - set(seen))
     out["unannounced"] = [unannounced(mid, feeder.where[mid], killed_at, held)
                           for mid in sorted(wanted - set(seen), key=lambda m: feeder.where[m][1])]
-    out["repeated"] = sum(c - 1 for mid, c in seen.items() if mid in wanted and c > 1)
+    out["repeated"] = sum(c - 1 for mid, (c, _) in seen.items() if mid in wanted and c > 1)
     if out["recover_s"] != float("inf"):
-        out["bystanders"] = bystander_latency(feeder.where, killed_at, out["recover_s"], held)
+        out["bystanders"] = bystander_latency(feeder.where, seen, killed_at, out["recover_s"],
+                                              held)
         out["stalls"] = loop_stalls(survivors, killed_at, out["recover_s"])
     out["foreign"] = len(set(seen) - wanted)
     out["states"] = dict(EmailAccount.objects.values_list("state").annotate(
@@ -994,24 +995,20 @@ def unannounced(message_id: str, where, killed_at, held: list[int]) -> dict:
     }
 
 
-def bystander_latency(where: dict, killed_at, recover_s: float, held: list[int]) -> dict:
+def bystander_latency(where: dict, seen: dict, killed_at, recover_s: float,
+                      held: list[int]) -> dict:
     """New-mail latency (APPEND's tagged OK to the ``messageNew`` row) of the messages
     appended during the recovery to accounts the survivors held all along: what the others'
     customers see while a dead worker's accounts are being taken and connected. A survivor
-    whose loop is busy (a claim tick, a wave of results) leaves their sockets unread."""
-    from django.db import connection
-
+    whose loop is busy (a claim tick, a wave of results) leaves their sockets unread.
+    ``seen``: ``message_ids_seen()``."""
     from accounts.models import EmailAccount
 
     kill = killed_at.timestamp()
     taken = set(EmailAccount.objects.filter(pk__in=held).values_list("account_id", flat=True))
     appended = {mid: at for mid, (index, at, _) in where.items()
                 if 0 <= at - kill <= recover_s and f"scale-{index:05d}" not in taken}
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT data->>'messageId', min(created_at) FROM webhooks_event "
-                       "WHERE event = 'messageNew' GROUP BY 1")
-        recorded = {mid: at.timestamp() for mid, at in cursor.fetchall() if mid in appended}
-    ms = sorted((recorded[mid] - at) * 1000 for mid, at in appended.items() if mid in recorded)
+    ms = sorted((seen[mid][1] - at) * 1000 for mid, at in appended.items() if mid in seen)
     return {"count": len(ms), "unrecorded": len(appended) - len(ms),
             **({"p50": percentile(ms, 0.5), "p90": percentile(ms, 0.9),
                 "p99": percentile(ms, 0.99), "max": ms[-1]} if ms else {})}
@@ -1049,13 +1046,16 @@ def loop_stalls(survivors, killed_at, recover_s: float) -> dict:
                        sorted(slices.items(), key=lambda kv: -sum(kv[1]))}}
 
 
-def message_ids_seen() -> dict[str, int]:
+def message_ids_seen() -> dict[str, tuple[int, float]]:
+    """Each Message-ID announced by ``messageNew``: how many times, and when first (the
+    event row's time, a Unix timestamp)."""
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT data->>'messageId', count(*) FROM webhooks_event "
+        cursor.execute("SELECT data->>'messageId', count(*), min(created_at) FROM webhooks_event "
                        "WHERE event = 'messageNew' GROUP BY 1")
-        return {row[0]: row[1] for row in cursor.fetchall() if row[0]}
+        return {mid: (count, first.timestamp()) for mid, count, first in cursor.fetchall()
+                if mid}
 
 
 def report_failover(args, out) -> None:

@@ -31,6 +31,15 @@ def all_eligible() -> list[int]:
     return list(eligible().values_list("pk", flat=True))
 
 
+def of_stopped_tenants(pks: list[int]) -> set[int]:
+    """Of ``pks`` (accounts no longer eligible), those of a stopped tenant: a worker records
+    them ``paused`` as it lets them go (the others were deleted or paused already)."""
+    if not pks:
+        return set()
+    return set(EmailAccount.objects.filter(pk__in=pks).filter(plans.stopped_tenants_q())
+               .values_list("pk", flat=True))
+
+
 def held_changes(held: dict[int, int]) -> tuple[int, dict[int, int | None]]:
     """How many accounts are eligible, and of ``held`` (account -> the settings version its
     session runs with; 0: not known yet, never a change) those no longer eligible (None) or

@@ -50,7 +50,6 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
-from accounts import plans
 from accounts import state as account_state
 from accounts.announcements import account_changes_channel
 from accounts.models import EmailAccount
@@ -431,7 +430,7 @@ class ImapWorker:
         count, changes = eligible.held_changes(
             {pk: slot.conn.config_version for pk, slot in self.slots.items()})
         yield "eligible"
-        stopped = self._of_stopped_tenants(
+        stopped = eligible.of_stopped_tenants(
             [pk for pk, version in changes.items() if version is None and pk in self.slots])
         for pk, version in changes.items():
             slot = self.slots.get(pk)
@@ -595,13 +594,6 @@ class ImapWorker:
                            what, time.monotonic() - since)
             if what == "database":
                 self.store_ok_since = time.monotonic()
-
-    @staticmethod
-    def _of_stopped_tenants(pks: list[int]) -> set[int]:
-        if not pks:
-            return set()
-        return set(EmailAccount.objects.filter(pk__in=pks).filter(plans.stopped_tenants_q())
-                   .values_list("pk", flat=True))
 
     # --- commands from the API ------------------------------------------------------------
 

@@ -41,8 +41,10 @@ def test_held_changes_names_what_left_and_what_has_new_settings(alice, bob, dove
                        updated.pk: held[updated.pk] + 1}
     assert sorted(eligible.all_eligible()) == sorted(
         a.pk for a in (kept, updated, unknown, other, not_held))
+    assert eligible.of_stopped_tenants([paused.pk, deleted.pk, stopped.pk]) == {stopped.pk}
 
 
 def test_nothing_held_nothing_eligible(alice):
     assert eligible.held_changes({}) == (0, {})
     assert eligible.all_eligible() == []
+    assert eligible.of_stopped_tenants([]) == set()

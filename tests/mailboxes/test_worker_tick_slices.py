@@ -171,3 +171,35 @@ def test_redis_gone_mid_claim_keeps_what_was_leased_and_leases_no_more(
     assert "Redis" in worker.worker._down
     assert {pk: reader.holder(pk) for pk in first} == {pk: "mid-claim" for pk in first}
     assert [reader.holder(a.pk) for a in accounts if a.pk not in first] == [None] * 3
+
+
+def test_a_tick_acts_on_what_the_database_reports_without_an_announcement(
+        alice, bob, dovecot, driven_worker):
+    """Changes the API's announcements missed (Redis away, a row written by hand): the tick's
+    comparison (``eligible.held_changes``) reconnects an account with new settings, lets go
+    of a paused one, and records a stopped tenant's account ``paused``."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import Tenant
+
+    updated, paused, kept = (register(alice.tenant, dovecot.add_user(), f"db{i}")
+                             for i in range(3))
+    stopped = register(bob.tenant, dovecot.add_user(), "bobs")
+    worker = driven_worker()
+    _connected(worker, [updated, paused, kept, stopped])
+    version = worker.slots[updated.pk].conn.config_version
+    EmailAccount.objects.filter(pk=updated.pk).update(config_version=version + 1)
+    EmailAccount.objects.filter(pk=paused.pk).update(paused=True)
+    Tenant.objects.filter(pk=bob.tenant.pk).update(
+        status=Tenant.Status.TRIAL, trial_ends_at=timezone.now() - timedelta(minutes=1))
+    assert worker.claim()
+    assert worker.slots[updated.pk].next_step == "connect"  # reconnecting
+    assert worker.slots[kept.pk].next_step == "refresh"  # idling as before
+    worker.until(lambda: paused.pk not in worker.slots and stopped.pk not in worker.slots
+                 and worker.slots[updated.pk].conn.config_version == version + 1
+                 and worker.idle(updated.pk))
+    assert EmailAccount.objects.get(pk=stopped.pk).state == "paused"
+    assert EmailAccount.objects.get(pk=paused.pk).state != "paused"  # not a tenant's stop
+    assert Leases(get_redis(), "reader", 60).holder(paused.pk) is None
