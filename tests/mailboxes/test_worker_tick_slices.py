@@ -13,7 +13,7 @@ import redis
 from accounts.models import EmailAccount
 from emailapi.lib.redis import get_redis
 from mailboxes.worker import imap_worker
-from mailboxes.worker.leases import Leases
+from mailboxes.worker.leases import LEASE_PREFIX, Leases
 from tests.base import wait_for
 from tests.mailboxes.helpers import events_of, register
 from tests.servers import seed
@@ -171,6 +171,71 @@ def test_redis_gone_mid_claim_keeps_what_was_leased_and_leases_no_more(
     assert "Redis" in worker.worker._down
     assert {pk: reader.holder(pk) for pk in first} == {pk: "mid-claim" for pk in first}
     assert [reader.holder(a.pk) for a in accounts if a.pk not in first] == [None] * 3
+
+
+class _RacedThenCut:
+    """A Redis client for one worker's leases, through ``proxy``: after its first ``MGET``
+    (the claim's look at which candidates are free) another worker (``racer``) leases the
+    first of them, so the first pipeline of ``SET NX`` falls one short and a second one is
+    needed; creating that second pipeline cuts the proxy, so it fails as Redis going away
+    between two pipelines would."""
+
+    def __init__(self, client, proxy, racer: Leases):
+        self._client, self._proxy, self._racer = client, proxy, racer
+        self.raced: int | None = None
+        self.pipelines = 0  # since the race
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def mget(self, keys, *args):
+        values = self._client.mget(keys, *args)
+        if self.raced is None and keys[0].startswith(LEASE_PREFIX):  # not the heartbeats'
+            self.raced = int(keys[0][len(LEASE_PREFIX):])
+            assert self._racer.acquire(self.raced)
+        return values
+
+    def pipeline(self, *args, **kwargs):
+        self.pipelines += self.raced is not None  # the claim's, not the heartbeat's
+        if self.pipelines == 2:
+            self._proxy.cut()
+        return self._client.pipeline(*args, **kwargs)
+
+
+def test_redis_gone_between_two_pipelines_of_one_claim_keeps_the_first_ones_leases(
+        alice, dovecot, driven_worker, settings):
+    """``acquire_many`` yields each pipeline's leases as it answers: when Redis goes away
+    before the next pipeline, the leases the first one took are held and connected (never
+    left leased by a worker that does not serve them), and nothing more is leased."""
+    accounts = [register(alice.tenant, dovecot.add_user(), f"pipe{i}") for i in range(6)]
+    other = Leases(get_redis(), "pipes-other", 60)
+    other.heartbeat()  # two live workers: a share of 3 each
+    racer = Leases(get_redis(), "pipes-racer", 60)
+    reader = Leases(get_redis(), "reader", 60)
+    url = urlsplit(settings.REDIS_URL)
+    worker = driven_worker(worker_id="mid-pipe")
+    try:
+        with TcpProxy(url.port or 6379).start() as proxy:
+            client = _RacedThenCut(redis.Redis.from_url(
+                f"redis://127.0.0.1:{proxy.port}{url.path}", socket_timeout=2), proxy, racer)
+            worker.worker.leases = Leases(client, "mid-pipe", 60)
+            _start_tick(worker)
+            _slices(worker)
+            assert client.pipelines == 2  # the second was the one cut
+        taken = sorted(worker.slots)
+        assert len(taken) == 2  # the first pipeline's three, less the one raced away
+        assert client.raced not in taken
+        assert "Redis" in worker.worker._down
+        holders = {a.pk: reader.holder(a.pk) for a in accounts}
+        assert holders == {a.pk: "mid-pipe" if a.pk in taken
+                           else "pipes-racer" if a.pk == client.raced else None
+                           for a in accounts}
+        worker.until(lambda: all(
+            EmailAccount.objects.get(pk=pk).state == "connected" for pk in taken))
+    finally:
+        for account in accounts:
+            racer.release(account.pk)
+        other.retire()
 
 
 def test_a_tick_acts_on_what_the_database_reports_without_an_announcement(
