@@ -1,5 +1,5 @@
 """PostgreSQL and Redis bytes per indexed message, per event and per account: the sizing
-figures of the README's "Running at scale".
+figures of the README's "Running at scale" ("Sizing at a glance").
 
 Starts a private Dovecot, fills one INBOX with N varied messages (``imap_fetch.fill``), and
 in a throwaway PostgreSQL database (``bench_size_<pid>``, dropped at the end):
@@ -13,7 +13,12 @@ in a throwaway PostgreSQL database (``bench_size_<pid>``, dropped at the end):
    event in the outbox (kept ``EMAILAPI_EVENT_RETENTION_DAYS``);
 4. folders: too few rows here for their table's size to mean anything (one page is 8 KiB),
    so their average row as stored (``pg_column_size``) is given instead;
-5. Redis: ``MEMORY USAGE`` of that account's protocol log over its lines.
+5. Redis: ``MEMORY USAGE`` of that account's protocol log over its lines;
+6. Redis per held account: a worker's lease (``Leases.acquire_many``, with a worker id of the
+   worker's own shape) and poll record (``PollSchedule``) for each of the K accounts, as
+   ``MEMORY USAGE`` of each key and as the server's ``used_memory`` growth over them, which
+   also counts Redis's table of expiry times and hash slots (meaningful on a private Redis:
+   ``BENCH_REDIS=redis://127.0.0.1:6391``, say).
 
 Sizes are as PostgreSQL has them after the writes (no VACUUM FULL: what a running system
 holds), so they include the free space in pages.
@@ -111,7 +116,9 @@ def main() -> None:
             fill(user, args.new)
             before_events = sizes(EVENT_TABLES)
             account.refresh_from_db()
-            sync_account(session, account, only_changed=True)
+            # Every folder synced: a STATUS of the selected INBOX (``only_changed``) need not
+            # show mail another connection appended (RFC 3501 6.3.10), and Dovecot's does not.
+            sync_account(session, account)
             session.client.logout()
             recorded = Event.objects.filter(tenant=tenant, event="messageNew").count()
             per_event = (sizes(EVENT_TABLES) - before_events) / max(1, recorded)
@@ -122,6 +129,8 @@ def main() -> None:
             lines = redis.llen(key)
             per_line = (redis.memory_usage(key) or 0) / max(1, lines)
             _ = Tenant  # the tenant row itself is one per customer, not per mailbox
+            held = held_account_bytes(redis, list(tenant.email_accounts.exclude(
+                pk=account.pk).values_list("pk", flat=True)))
 
     print(f"PostgreSQL, pg_total_relation_size (table + TOAST + indexes), {indexed:,} messages")
     print(f"  per registered account ({args.accounts} accounts, "
@@ -131,6 +140,33 @@ def main() -> None:
     print(f"  per indexed message (mailboxes_message): {per_message:,.0f} B")
     print(f"  per recorded event (webhooks_event, {recorded} messageNew): {per_event:,.0f} B")
     print(f"Redis: protocol log, {lines:,} lines: {per_line:,.0f} B per line")
+    print(f"Redis per held account ({args.accounts} accounts): lease {held['lease']:,.0f} B, "
+          f"poll record {held['poll']:,.0f} B (MEMORY USAGE); the server's used_memory "
+          f"grew {held['server']:,.0f} B per account for both")
+
+
+def held_account_bytes(redis, pks: list[int]) -> dict[str, float]:
+    """Redis bytes of what a worker keeps per held account: its lease and its poll record."""
+    import socket
+    import time
+    import uuid
+
+    from mailboxes.worker.leases import Leases
+    from mailboxes.worker.poll_schedule import PollSchedule
+
+    worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    leases, polls = Leases(redis, worker_id, 60), PollSchedule(redis)
+    before = redis.info("memory")["used_memory"]
+    assert len(list(leases.acquire_many(pks, len(pks)))) == len(pks)
+    now = time.monotonic()
+    for pk in pks:
+        polls.note(pk, 1, now, 900.0)
+    polls.flush()
+    grown = redis.info("memory")["used_memory"] - before
+    count = max(1, len(pks))
+    return {"lease": sum(redis.memory_usage(leases.key(pk)) or 0 for pk in pks) / count,
+            "poll": sum(redis.memory_usage(polls.key(pk)) or 0 for pk in pks) / count,
+            "server": grown / count}
 
 
 if __name__ == "__main__":
