@@ -19,8 +19,8 @@ Variants (``--variants``, default all):
   a socket;
 - ``engine``: the engine's context as a bench account uses it (``tls_verify: false``);
 - ``resume``: the same, every connection offering the TLS session of one opened before
-  (resumption; the engine does not resume: see the README's "Where an idling account's
-  memory goes");
+  (resumption; the engine does not resume: see "TLS session resumption: tried and left" in
+  ``bench/RESULTS.md``);
 - ``resume-fresh``: the same, each connection that did not resume giving its own session to the
   next ones (a kept session stays fresh as tickets expire and servers rotate keys);
 - ``verify``: certificate and host name verified against the instance's own certificate;

@@ -186,7 +186,7 @@ IMAP_GREETING_TIMEOUT = env_int("EMAILAPI_IMAP_GREETING_TIMEOUT", 10, minimum=1)
 IMAP_TLS_TIMEOUT = env_int("EMAILAPI_IMAP_TLS_TIMEOUT", 10, minimum=1)
 IMAP_LOGIN_TIMEOUT = env_int("EMAILAPI_IMAP_LOGIN_TIMEOUT", 15, minimum=1)
 
-# --- IMAP workers (manage.py imapworker; README "IMAP workers")
+# --- IMAP workers (manage.py imapworker; README "The IMAP engine")
 # A worker that dies stops renewing its leases; others take its accounts within TTL + one tick.
 IMAP_LEASE_TTL = env_int("EMAILAPI_LEASE_TTL", 20, minimum=3)
 IMAP_CLAIM_INTERVAL = env_int("EMAILAPI_CLAIM_INTERVAL", 2, minimum=1)
@@ -205,7 +205,7 @@ IMAP_GC_FREEZE = env_bool("EMAILAPI_IMAP_GC_FREEZE", True)
 # Dovecot's first FETCH of a session on a 1,000,000-message folder said nothing for ~20 s; with
 # the 15 s that connects and other commands get, such an account reconnected forever. 120 s is
 # six times that; a server silent for longer holds one sync thread that long per try (those
-# tries back off, and get few of the pool's threads at once: README "IMAP workers").
+# tries back off, and get few of the pool's threads at once: README "The IMAP engine").
 IMAP_READ_TIMEOUT = env_int("EMAILAPI_IMAP_READ_TIMEOUT", 120, minimum=1)
 # Threads per worker that only open connections (TCP, TLS, greeting, login), apart from the
 # pool: a hung server holds one of these for its phase timeouts, never a sync thread.
@@ -374,7 +374,7 @@ if not DEBUG and env_bool("EMAILAPI_HTTPS", False):
     CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 
-# --- Operations: GET /metrics and the per-account protocol log (README "Metrics", "Logs")
+# --- Operations: GET /metrics and the per-account protocol log (README "Metrics", "Account logs")
 # A bearer token for Prometheus (operators): sees every tenant's metrics. Empty: only API
 # tokens (metrics, read or api scope), which see their own tenant's series.
 EMAILAPI_METRICS_TOKEN = env_str("EMAILAPI_METRICS_TOKEN", "")

@@ -148,8 +148,9 @@ def _tls_context(verify: bool) -> ssl.SSLContext:
     OpenSSL builds and checks a server's chain even when told to ignore the outcome, and
     against the system's store (its ~140 roots, and its hash directory looked up for each
     issuer it does not hold) that check cost an unverified handshake 0.2-0.4 ms of CPU, 0.3-0.7
-    ms with several threads handshaking at once (README "Running at scale"): a fifth of it
-    and more, spent on an answer nobody reads."""
+    ms with several threads handshaking at once (``bench/RESULTS.md``, "Each phase of a
+    reconnect, by its own thread's CPU"): a fifth of it and more, spent on an answer nobody
+    reads."""
     if verify:
         context = ssl.create_default_context()
     else:

@@ -83,7 +83,7 @@ CONNECT_ONLY = ("imap", "oauth2")
 REAUTH_WAIT = 86400.0
 
 
-# --- When to try again (README "IMAP workers"; the numbers are settings) ----------------
+# --- When to try again (README "The IMAP engine"; the numbers are settings) ----------------
 # Each wait doubles from the setting's first delay up to its cap, jittered by +-20 % so the
 # accounts of a restarted server do not all reconnect in the same second. A connection that
 # lived IMAP_RECONNECT_RESET_AFTER seconds starts the count again (this stops

@@ -1,5 +1,5 @@
 """New mail that lands as Dovecot hands an idling session to imap-hibernate is still announced
-within seconds (README "IMAP workers": ``EMAILAPI_IDLE_RECHECK``).
+within seconds (README "The IMAP engine": ``EMAILAPI_IDLE_RECHECK``).
 
 Dovecot moves a session that has been in IDLE for ``imap_hibernate_timeout`` to its
 imap-hibernate process. A change that lands in the half second before the hand-over is never
