@@ -804,7 +804,14 @@ def run_failover(args, server, users, workdir) -> dict:
     with _engine.throwaway_database(f"bench_engine_{os.getpid()}", REDIS_DB) as env:
         env = {**env, **worker_env(args)}
         _engine.setup_django()
-        workers = [Worker(env, f"scale-w{i}", workdir) for i in range(count)]
+        # Each worker shares its metrics through a directory of its own (prometheus_client's
+        # multiprocess files), read by ``worker_histograms`` without a scrape.
+        workers = []
+        for i in range(count):
+            metrics_dir = os.path.join(workdir, f"metrics-scale-w{i}")
+            os.makedirs(metrics_dir, exist_ok=True)
+            workers.append(Worker({**env, "PROMETHEUS_MULTIPROC_DIR": metrics_dir},
+                                  f"scale-w{i}", workdir))
         try:
             wait_subscribers(count)
             started = time.perf_counter()
@@ -850,6 +857,7 @@ def _failover(args, out, users, workers, n, count, dovecot: int) -> dict:
     clock = time.perf_counter()
     out["kill_after_registration_s"] = clock - out["registered_at"]
     at_kill = cpu_now(survivors, dovecot, postmaster)
+    histograms_at_kill = worker_histograms(survivors)
     os.killpg(victim.pid, signal.SIGKILL)
     victim.proc.wait()
     victim.log.close()
@@ -859,6 +867,7 @@ def _failover(args, out, users, workers, n, count, dovecot: int) -> dict:
                                           timeout=args.recover_timeout)
         out["cpu"] = recovery_cpu(quiet, at_kill, cpu_now(survivors, dovecot, postmaster),
                                   len(held))
+        out["wakes"] = histogram_quantiles(histograms_at_kill, worker_histograms(survivors))
         out["first_taken_s"], out["all_taken_s"] = taken_after(killed_at, held)
         out["curve"] = recovery_curve(killed_at, held)
         print(f"kill -9: {len(held)} accounts connected again by the others "
@@ -1014,6 +1023,48 @@ def bystander_latency(where: dict, seen: dict, killed_at, recover_s: float,
                 "p99": percentile(ms, 0.99), "max": ms[-1]} if ms else {})}
 
 
+WAKE_SERIES = {"emailapi_imap_wake_duration_seconds": "notice to synced and idle again",
+               "emailapi_imap_step_wait_seconds": "waiting for a thread"}
+
+
+def worker_histograms(workers) -> dict[str, dict[float, float]]:
+    """The workers' wake histograms (``WAKE_SERIES``; the step waits of kind ``wake`` only),
+    cumulative bucket counts by upper bound, summed over the workers, read from their metrics
+    directories."""
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    found: dict[str, dict[float, float]] = {name: {} for name in WAKE_SERIES}
+    for w in workers:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(
+            registry, path=os.path.join(os.path.dirname(w.log_path), f"metrics-{w.worker_id}"))
+        for family in registry.collect():
+            if family.name not in found:
+                continue
+            for sample in family.samples:
+                if not sample.name.endswith("_bucket") or sample.labels.get("kind", "wake") != "wake":
+                    continue
+                bound = float(sample.labels["le"])
+                found[family.name][bound] = found[family.name].get(bound, 0.0) + sample.value
+    return found
+
+
+def histogram_quantiles(before: dict, after: dict) -> dict[str, dict]:
+    """Per series of ``WAKE_SERIES``: how many were observed between the two readings, and the
+    bucket bound under which 50, 90 and 99 % of them fell (a bound, not an interpolation)."""
+    result = {}
+    for name in WAKE_SERIES:
+        bounds = sorted(after[name])
+        counts = [after[name][b] - before[name].get(b, 0.0) for b in bounds]
+        total = counts[-1] if counts else 0.0
+        quantiles = {}
+        for q in (0.5, 0.9, 0.99):
+            quantiles[q] = next((b for b, c in zip(bounds, counts, strict=True)
+                                 if total and c >= q * total), float("inf"))
+        result[name] = {"count": int(total), **quantiles}
+    return result
+
+
 STALL = re.compile(r"^(\S+ \S+) .*the loop was busy (\d+) ms \(claim tick (\d+) ms(?:: ([^)]+))?\)")
 
 
@@ -1113,6 +1164,12 @@ def report_failover(args, out) -> None:
         print(f"new mail to the survivors' own accounts during the recovery ({by['count']} "
               f"messages, {by['unrecorded']} not announced by its end): p50 {by['p50']:.0f} ms, "
               f"p90 {by['p90']:.0f}, p99 {by['p99']:.0f}, max {by['max']:.0f}")
+    for name, label in WAKE_SERIES.items():
+        wake = out.get("wakes", {}).get(name)
+        if wake and wake["count"]:
+            print(f"  survivors' wakes by new mail, {label} ({wake['count']}; "
+                  f"{name.removeprefix('emailapi_')}): 50 % within {wake[0.5]:g} s, "
+                  f"90 % within {wake[0.9]:g} s, 99 % within {wake[0.99]:g} s")
     if "stalls" in out:
         from mailboxes.worker.imap_worker import LOOP_STALL
 

@@ -69,6 +69,16 @@ SYNC_PASSES = Histogram(
     buckets=SLOW_BUCKETS)
 MESSAGES_INDEXED = Counter(
     "emailapi_messages_indexed_total", "Messages written into the index")
+IMAP_STEP_WAITS = Histogram(
+    "emailapi_imap_step_wait_seconds",
+    "How long an IMAP worker's step waited for a thread of its own, by kind: wake (an idling "
+    "session's server spoke), timer (a sync after a connect, a poll, an IDLE renewal), connect",
+    ["kind"], buckets=FAST_BUCKETS)
+IMAP_WAKES = Histogram(
+    "emailapi_imap_wake_duration_seconds",
+    "From an IMAP worker reading an idling session's notice of a change to its sync committed "
+    "and IDLE entered again: the worker's share of new-mail latency (_count: such wakes)",
+    buckets=SLOW_BUCKETS)
 
 # --- events and webhooks ---------------------------------------------------------------------
 EVENTS_RECORDED = Counter(
@@ -108,6 +118,14 @@ def imap_reconnect(reason: str) -> None:
     IMAP_RECONNECTS.labels(reason).inc()
     if reason != "lost":
         IMAP_CONNECTS.labels(reason).inc()
+
+
+def imap_step_waited(kind: str, seconds: float) -> None:
+    IMAP_STEP_WAITS.labels(kind).observe(seconds)
+
+
+def imap_wake_synced(seconds: float) -> None:
+    IMAP_WAKES.observe(seconds)
 
 
 def imap_worker_tick(held: int, connected: int) -> None:

@@ -189,7 +189,7 @@ class AccountConnection:
                  "parked", "answered", "idling", "login_recorded", "connected_at", "idle_since",
                  "idle_wake_at", "news_at_idle", "last_poll", "polled_version", "schedule",
                  "watched", "dropping", "notifying", "backfill_pending", "slow", "watch_wanted",
-                 "__dict__")
+                 "woken_at", "__dict__")
 
     def __init__(self, account_pk: int, stop_flag, worker_id: str | None = None,
                  health: int = UNKNOWN, endpoint: tuple[str, int] | None = None,
@@ -217,6 +217,7 @@ class AccountConnection:
         self.login_recorded = False
         self.connected_at = 0.0
         self.idle_since = 0.0
+        self.woken_at = 0.0  # the worker read the idling socket (``emailapi_imap_wake_...``)
         self.idle_wake_at = 0.0
         self.news_at_idle = False
         # The last poll of every folder (``time.monotonic()``), and the settings version it was
@@ -395,7 +396,10 @@ class AccountConnection:
             if self._should_stop():
                 return self._finish_close()
             self._sync_changes(notes.merge(read_notifications(more)))
-            return self._enter_idle(recheck=True)  # the server said the folder changed
+            idle = self._enter_idle(recheck=True)  # the server said the folder changed
+            if self.woken_at:
+                metrics.imap_wake_synced(time.monotonic() - self.woken_at)
+            return idle
         except STORE_ERRORS as exc:
             return self._park(exc)
         except Exception as exc:  # noqa: BLE001

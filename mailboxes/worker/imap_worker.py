@@ -43,7 +43,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
@@ -123,6 +123,13 @@ class Slot:
         self.slow_step = False  # the running step is in the slow lane
         self.started = 0.0  # when the running (or last) step was started
         self.settling = False  # logged in, not idling yet (bounds new connects)
+
+
+def _timed_step(step: Callable[[], object], kind: str, submitted: float) -> object:
+    """Run a step on its thread, noting how long it waited for one: the pool's share of a
+    new mail's latency (``emailapi_imap_step_wait_seconds``)."""
+    metrics.imap_step_waited(kind, time.monotonic() - submitted)
+    return step()
 
 
 class ImapWorker:
@@ -679,14 +686,17 @@ class ImapWorker:
         if step == "connect":
             self.churn += 1  # a new session; the old one, if frozen, is garbage only we see
             self.connects.started(pk, slot.conn.endpoint, slot.conn.health)
-            executor = self.connects.pool
+            executor, kind = self.connects.pool, "connect"
         else:
             slot.timer_step = timer
             self.timer_steps += timer
             slot.slow_step = timer and self._slow(slot)
             self.slow_steps += slot.slow_step
             executor = self.pool
-        future = executor.submit(getattr(slot.conn, step))
+            kind = "timer" if timer else "wake" if step == "on_readable" else "other"
+            if kind == "wake":
+                slot.conn.woken_at = slot.started
+        future = executor.submit(_timed_step, getattr(slot.conn, step), kind, slot.started)
         future.add_done_callback(lambda f, pk=pk, slot=slot: self._done(pk, slot, f))
 
     def _done(self, pk: int, slot: Slot, future) -> None:
