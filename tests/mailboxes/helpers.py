@@ -158,6 +158,15 @@ class DrivenWorker:
         self._announcements.close()
 
 
+def claimed_and_idle(worker: DrivenWorker, accounts) -> None:
+    """One claim tick of ``worker``, then its loop until every one of ``accounts`` is recorded
+    ``connected`` and its session idles."""
+    worker.claim()
+    worker.until(lambda: all(
+        EmailAccount.objects.get(pk=a.pk).state == "connected" and worker.idle(a.pk)
+        for a in accounts))
+
+
 def counted(obj, name: str) -> list:
     """Count the calls of ``obj.name`` that returned (a list that grows by one each)."""
     calls: list = []

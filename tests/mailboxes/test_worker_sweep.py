@@ -18,7 +18,7 @@ from accounts.models import EmailAccount
 from accounts.state import State
 from mailboxes.worker import holders
 from tests.base import wait_for
-from tests.mailboxes.helpers import events_of, register
+from tests.mailboxes.helpers import claimed_and_idle, events_of, register
 from tests.servers import seed
 
 pytestmark = [pytest.mark.django_db(transaction=True),
@@ -45,9 +45,7 @@ def test_a_slow_sweep_leaves_the_loop_reading_new_mail(alice, dovecot, driven_wo
     user = dovecot.add_user()
     watched = register(alice.tenant, user, "watched")
     worker = driven_worker()
-    worker.claim()
-    worker.until(lambda: EmailAccount.objects.get(pk=watched.pk).state == "connected"
-                 and worker.idle(watched.pk))
+    claimed_and_idle(worker, [watched])
     worker.worker.max_accounts = 1  # a tick its registration asks for does not claim it
     # Left connected by a worker that died: nobody holds it.
     orphan = register(alice.tenant, dovecot.add_user(), "orphan")

@@ -15,19 +15,12 @@ from emailapi.lib.redis import get_redis
 from mailboxes.worker import imap_worker
 from mailboxes.worker.leases import LEASE_PREFIX, Leases
 from tests.base import wait_for
-from tests.mailboxes.helpers import events_of, register
+from tests.mailboxes.helpers import claimed_and_idle, events_of, register
 from tests.servers import seed
 from tests.servers.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("fast_worker_settings")]
-
-
-def _connected(worker, accounts) -> None:
-    worker.claim()
-    worker.until(lambda: all(
-        EmailAccount.objects.get(pk=a.pk).state == "connected" and worker.idle(a.pk)
-        for a in accounts))
 
 
 def _start_tick(worker) -> None:
@@ -41,7 +34,7 @@ def test_the_loop_renews_a_chunk_of_leases_a_turn(alice, dovecot, driven_worker,
     monkeypatch.setattr(imap_worker, "RENEW_CHUNK", 2)
     accounts = [register(alice.tenant, dovecot.add_user(), f"slice{i}") for i in range(5)]
     worker = driven_worker()
-    _connected(worker, accounts)
+    claimed_and_idle(worker, accounts)
     renewed: list[list[int]] = []
     renew = worker.leases.renew
     monkeypatch.setattr(worker.leases, "renew",
@@ -67,7 +60,7 @@ def test_mail_during_a_claim_tick_is_read_before_the_tick_ends(alice, dovecot, d
     users = [dovecot.add_user() for _ in range(4)]
     accounts = [register(alice.tenant, user, f"mid{i}") for i, user in enumerate(users)]
     worker = driven_worker()
-    _connected(worker, accounts)
+    claimed_and_idle(worker, accounts)
     target = accounts[0]
     sock = worker.slots[target.pk].registered
     _start_tick(worker)
@@ -91,7 +84,7 @@ def test_an_account_let_go_of_during_a_tick_is_not_leased_again(alice, dovecot, 
     monkeypatch.setattr(imap_worker, "RENEW_CHUNK", 1)
     accounts = [register(alice.tenant, dovecot.add_user(), f"gone{i}") for i in range(3)]
     worker = driven_worker()
-    _connected(worker, accounts)
+    claimed_and_idle(worker, accounts)
     last = list(worker.slots)[-1]  # the tick renews in this order: its chunk comes last
     _start_tick(worker)  # the heartbeat: every held account is still to be renewed
     reader = Leases(get_redis(), "reader", 60)
@@ -112,7 +105,7 @@ def test_a_command_asking_for_a_tick_during_one_gets_another(alice, dovecot, dri
     the next tick as soon as this one ends, not an interval later."""
     accounts = [register(alice.tenant, dovecot.add_user(), "first")]
     worker = driven_worker()
-    _connected(worker, accounts)
+    claimed_and_idle(worker, accounts)
     _start_tick(worker)
     worker.worker.commands.put({"id": None, "action": "added"})
     while worker.worker._ticking is not None:
@@ -253,7 +246,7 @@ def test_a_tick_acts_on_what_the_database_reports_without_an_announcement(
                              for i in range(3))
     stopped = register(bob.tenant, dovecot.add_user(), "bobs")
     worker = driven_worker()
-    _connected(worker, [updated, paused, kept, stopped])
+    claimed_and_idle(worker, [updated, paused, kept, stopped])
     version = worker.slots[updated.pk].conn.config_version
     EmailAccount.objects.filter(pk=updated.pk).update(config_version=version + 1)
     EmailAccount.objects.filter(pk=paused.pk).update(paused=True)

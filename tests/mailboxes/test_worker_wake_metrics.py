@@ -9,8 +9,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY
 
-from accounts.models import EmailAccount
-from tests.mailboxes.helpers import events_of, register
+from tests.mailboxes.helpers import claimed_and_idle, events_of, register
 from tests.servers import seed
 
 pytestmark = [pytest.mark.django_db(transaction=True),
@@ -25,9 +24,7 @@ def test_a_wake_by_new_mail_is_timed_from_the_notice_to_idle_again(alice, doveco
     user = dovecot.add_user()
     account = register(alice.tenant, user, "timed")
     worker = driven_worker()
-    worker.claim()
-    worker.until(lambda: EmailAccount.objects.get(pk=account.pk).state == "connected"
-                 and worker.idle(account.pk))
+    claimed_and_idle(worker, [account])
     wakes = _value("emailapi_imap_wake_duration_seconds_count")
     waited = _value("emailapi_imap_step_wait_seconds_count", kind="wake")
     wake_seconds = _value("emailapi_imap_wake_duration_seconds_sum")
