@@ -147,15 +147,13 @@ def main() -> None:
 
 def held_account_bytes(redis, pks: list[int]) -> dict[str, float]:
     """Redis bytes of what a worker keeps per held account: its lease and its poll record."""
-    import socket
     import time
-    import uuid
 
+    from mailboxes.worker.imap_worker import new_worker_id
     from mailboxes.worker.leases import Leases
     from mailboxes.worker.poll_schedule import PollSchedule
 
-    worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-    leases, polls = Leases(redis, worker_id, 60), PollSchedule(redis)
+    leases, polls = Leases(redis, new_worker_id(), 60), PollSchedule(redis)
     before = redis.info("memory")["used_memory"]
     assert len(list(leases.acquire_many(pks, len(pks)))) == len(pks)
     now = time.monotonic()

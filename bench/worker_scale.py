@@ -123,6 +123,7 @@ class Worker:
     def __init__(self, env: dict[str, str], worker_id: str, log_dir: str,
                  extra: tuple[str, ...] = (), program: str = "manage.py"):
         self.worker_id = worker_id
+        self.metrics_dir = env.get("PROMETHEUS_MULTIPROC_DIR")  # its metrics' files, if any
         self.log_path = os.path.join(log_dir, f"{worker_id}.log")
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.started = time.perf_counter()
@@ -808,7 +809,7 @@ def run_failover(args, server, users, workdir) -> dict:
         # multiprocess files), read by ``worker_histograms`` without a scrape.
         workers = []
         for i in range(count):
-            metrics_dir = os.path.join(workdir, f"metrics-scale-w{i}")
+            metrics_dir = os.path.join(workdir, f"metrics-{i}")
             os.makedirs(metrics_dir, exist_ok=True)
             workers.append(Worker({**env, "PROMETHEUS_MULTIPROC_DIR": metrics_dir},
                                   f"scale-w{i}", workdir))
@@ -1036,8 +1037,7 @@ def worker_histograms(workers) -> dict[str, dict[float, float]]:
     found: dict[str, dict[float, float]] = {name: {} for name in WAKE_SERIES}
     for w in workers:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(
-            registry, path=os.path.join(os.path.dirname(w.log_path), f"metrics-{w.worker_id}"))
+        multiprocess.MultiProcessCollector(registry, path=w.metrics_dir)
         for family in registry.collect():
             if family.name not in found:
                 continue

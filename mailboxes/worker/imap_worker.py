@@ -125,6 +125,11 @@ class Slot:
         self.settling = False  # logged in, not idling yet (bounds new connects)
 
 
+def new_worker_id() -> str:
+    """A worker's id: its host and process, and a few random characters (a pid is reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
 def _timed_step(step: Callable[[], object], kind: str, submitted: float) -> object:
     """Run a step on its thread, noting how long it waited for one: the pool's share of a
     new mail's latency (``emailapi_imap_step_wait_seconds``)."""
@@ -135,7 +140,7 @@ def _timed_step(step: Callable[[], object], kind: str, submitted: float) -> obje
 class ImapWorker:
     def __init__(self, worker_id: str | None = None, max_accounts: int | None = None,
                  pool_size: int | None = None, connect_threads: int | None = None):
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.worker_id = worker_id or new_worker_id()
         self.max_accounts = max_accounts or settings.IMAP_MAX_ACCOUNTS
         self.stop = threading.Event()
         self.leases = Leases(get_redis(), self.worker_id, settings.IMAP_LEASE_TTL)
@@ -595,6 +600,9 @@ class ImapWorker:
             logger.warning("imapworker %s: the sweep of accounts no worker holds failed "
                            "(%s); trying again in %.0f s", self.worker_id, exc,
                            settings.IMAP_LEASE_TTL / 2)
+        except Exception:  # a bug: logged here, or it would stay in the future unseen
+            logger.exception("imapworker %s: the sweep of accounts no worker holds crashed",
+                             self.worker_id)
         finally:
             connections.close_all()
 

@@ -24,12 +24,15 @@ def test_a_wake_by_new_mail_is_timed_from_the_notice_to_idle_again(alice, doveco
     user = dovecot.add_user()
     account = register(alice.tenant, user, "timed")
     worker = driven_worker()
+    connects = _value("emailapi_imap_step_wait_seconds_count", kind="connect")
+    timers = _value("emailapi_imap_step_wait_seconds_count", kind="timer")
     claimed_and_idle(worker, [account])
+    # Its connect waited for a connect thread, and the sync after it for a pool thread.
+    assert _value("emailapi_imap_step_wait_seconds_count", kind="connect") == connects + 1
+    assert _value("emailapi_imap_step_wait_seconds_count", kind="timer") >= timers + 1
     wakes = _value("emailapi_imap_wake_duration_seconds_count")
     waited = _value("emailapi_imap_step_wait_seconds_count", kind="wake")
     wake_seconds = _value("emailapi_imap_wake_duration_seconds_sum")
-    connects = _value("emailapi_imap_step_wait_seconds_count", kind="connect")
-    assert connects >= 1  # the connect that got it here waited for a connect thread
     seed.seed_mailbox(user, messages=[seed.make_message(subject="Timed")])
     worker.until(lambda: events_of(account, "messageNew") and worker.idle(account.pk))
     assert _value("emailapi_imap_wake_duration_seconds_count") == wakes + 1
