@@ -33,6 +33,10 @@ plain. Floors are the best of ``--rounds``; ours is one run (it is a *first* ind
 raw row fetches exactly the items the engine asks for (``fetch.meta_items``: adds References
 and MODSEQ) to show what the extra items cost the server.
 
+``--run-states`` samples, from another process, which of ours' processes and threads could
+run from the registration to ``whole`` (``bench/run_states.py``): where the stages' overlap is
+lost on a machine of few cores.
+
 Targets printed alongside: first page <= 1 s; whole <= 1.0x imapclient; moonshot <= 10x raw;
 with ``--messages 100000``: peak RSS < 300 MB.
 
@@ -45,9 +49,13 @@ from __future__ import annotations
 import argparse
 import gc
 import imaplib
+import json
 import os
+import shutil
 import ssl
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -57,7 +65,7 @@ sys.path.insert(0, str(ROOT))
 
 from imapclient.imapclient import join_message_ids  # noqa: E402
 
-from bench import _engine  # noqa: E402
+from bench import _engine, run_states  # noqa: E402
 from bench.imap_fetch import CLASSIC_ITEMS, RawImap, batches, connect  # noqa: E402
 from mailboxes.imap import fetch  # noqa: E402
 from mailboxes.imap.client import MAX_LINE, tls_context  # noqa: E402
@@ -150,20 +158,26 @@ def measure_floors(user: MailUser, uids: list[int], batch: int, rounds: int,
 
 
 class RssSampler(threading.Thread):
-    """Samples this process's VmRSS every 50 ms (VmHWM gives the true peak; this gives when)."""
+    """Samples this process's VmRSS every 50 ms (VmHWM gives the true peak; this gives when),
+    and notes the name of each thread by its native id (for ``--run-states``: the worker's
+    history threads come and go with each slice of history)."""
 
     def __init__(self):
         super().__init__(daemon=True)
         self.done = threading.Event()
         self.samples: list[tuple[float, int]] = []
+        self.thread_names: dict[int, str] = {}
 
     def run(self) -> None:
         while not self.done.wait(0.05):
             self.samples.append((time.perf_counter(), _engine.status_kib("VmRSS")))
+            self.thread_names.update((thread.native_id, thread.name)
+                                     for thread in threading.enumerate())
 
 
 def run_ours(user: MailUser, expected: int, top_uids: list[int], poll: float,
-             pool_size: int | None, timeout: float, dovecot: int) -> dict[str, float]:
+             pool_size: int | None, timeout: float, dovecot: int,
+             sample_states: bool = False) -> dict[str, float]:
     from django.db.models import Max
 
     from accounts import services
@@ -188,6 +202,7 @@ def run_ours(user: MailUser, expected: int, top_uids: list[int], poll: float,
     marks: dict[str, float] = {}
     backends_before = backend_cpu()
     dovecot_before = _engine.tree_cpu(dovecot)
+    states = RunStates() if sample_states else None
     cpu_started = time.process_time()
     started = time.perf_counter()
     account = services.register_account(tenant, {"account": "bench", "imap": imap_settings})
@@ -219,14 +234,20 @@ def run_ours(user: MailUser, expected: int, top_uids: list[int], poll: float,
                     figures["db_cpu_whole"] = sum(
                         cpu - backends_before.get(pid, 0.0) for pid, cpu in backend_cpu().items())
                     figures["dovecot_cpu_whole"] = _engine.tree_cpu(dovecot) - dovecot_before
+                    if states is not None:
+                        figures["run_states"] = states.stop()
             if "whole" in marks and "statistics" not in marks and statistics_refreshed():
                 marks["statistics"] = time.perf_counter()
             poll_cpu += time.thread_time() - poll_started
             time.sleep(poll if "first page" not in marks else max(poll, 0.02))
     finally:
+        if states is not None:
+            states.stop()
         sampler.done.set()
         sampler.join()
         figures["peak_rss_mib"] = _engine.status_kib("VmHWM") / 1024
+        if "run_states" in figures:
+            figures["thread_names"] = sampler.thread_names
         worker.stop.set()
         thread.join(timeout=60)
     figures.update({name: at - started for name, at in marks.items()})
@@ -237,6 +258,27 @@ def run_ours(user: MailUser, expected: int, top_uids: list[int], poll: float,
         peak_at, _ = max(sampler.samples, key=lambda sample: sample[1])
         figures["peak_at_s"] = peak_at - started
     return figures
+
+
+class RunStates:
+    """``bench/run_states.py`` sampling this process's threads, Dovecot's ``imap`` processes
+    and PostgreSQL's, from a process of its own, from now until ``stop``."""
+
+    def __init__(self):
+        self.out = os.path.join(tempfile.mkdtemp(prefix="bench-run-states-"), "states.json")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "run_states.py"), "--pid", str(os.getpid()),
+             "--comm", "imap", "--comm", "postgres", "--out", self.out])
+        self.states: dict | None = None
+
+    def stop(self) -> dict | None:
+        if self.states is None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            with open(self.out, encoding="utf-8") as fh:
+                self.states = json.load(fh)
+            shutil.rmtree(os.path.dirname(self.out), ignore_errors=True)
+        return self.states
 
 
 def backend_cpu() -> dict[int, float]:
@@ -486,6 +528,9 @@ def main() -> None:
                         help="plain-socket floors too (default up to 20,000 messages)")
     parser.add_argument("--profile-only", action="store_true",
                         help="ours only: no floors, no listing (for py-spy)")
+    parser.add_argument("--run-states", action="store_true",
+                        help="sample which of ours' processes and threads could run (while "
+                             "indexing, from another process: bench/run_states.py)")
     parser.add_argument("--requests", type=int, default=200, help="deep-page listings timed")
     parser.add_argument("--redis-db", type=int, default=REDIS_DB,
                         help=f"Redis DB flushed and used by ours (default {REDIS_DB}); parallel "
@@ -544,9 +589,16 @@ def main() -> None:
         with _engine.throwaway_database(f"bench_engine_{os.getpid()}", args.redis_db) as env:
             _engine.setup_django()
             ours = run_ours(user, args.messages, uids[-FIRST_PAGE:], args.poll, args.pool_size,
-                            args.timeout, server._proc.pid)
+                            args.timeout, server._proc.pid, args.run_states)
             print(f"ours: whole folder in {ours['whole']:.2f} s", flush=True)
+            states, names = ours.pop("run_states", None), ours.pop("thread_names", {})
             print(f"ours: {ours}", flush=True)
+            if states:
+                print(f"ours: what could run, of {states['samples']:,} samples from the "
+                      "registration to whole (ours: this process's threads; imap: Dovecot's "
+                      "session; postgres: PostgreSQL's processes):", flush=True)
+                for line in run_states.summary(states, names):
+                    print(line, flush=True)
             if args.profile_only:
                 return
             sizing = postgres_sizing()
