@@ -261,14 +261,15 @@ def run_ours(user: MailUser, expected: int, top_uids: list[int], poll: float,
 
 
 class RunStates:
-    """``bench/run_states.py`` sampling this process's threads, Dovecot's ``imap`` processes
-    and PostgreSQL's, from a process of its own, from now until ``stop``."""
+    """``bench/run_states.py`` sampling this process's threads, Dovecot's ``imap`` and
+    ``imap-login`` processes and PostgreSQL's, from a process of its own, from now until
+    ``stop``."""
 
     def __init__(self):
         self.out = os.path.join(tempfile.mkdtemp(prefix="bench-run-states-"), "states.json")
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "bench" / "run_states.py"), "--pid", str(os.getpid()),
-             "--comm", "imap", "--comm", "postgres", "--out", self.out])
+             "--comm", "imap", "--comm", "imap-login", "--comm", "postgres", "--out", self.out])
         self.states: dict | None = None
 
     def stop(self) -> dict | None:
@@ -596,7 +597,8 @@ def main() -> None:
             if states:
                 print(f"ours: what could run, of {states['samples']:,} samples from the "
                       "registration to whole (ours: this process's threads; imap: Dovecot's "
-                      "session; postgres: PostgreSQL's processes):", flush=True)
+                      "session; imap-login: its TLS relay; postgres: PostgreSQL's "
+                      "processes):", flush=True)
                 for line in run_states.summary(states, names):
                     print(line, flush=True)
             if args.profile_only:

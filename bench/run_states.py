@@ -14,14 +14,15 @@ Run it as its own process (sampling from a thread of the measured process would 
 interpreter's lock from the threads it measures): ``bench/first_index.py --run-states`` starts
 it for the engine's run. Standalone, until SIGTERM or ``--seconds``:
 
-    .venv/bin/python bench/run_states.py --pid PID --comm imap --comm postgres --out FILE
+    .venv/bin/python bench/run_states.py --pid PID --comm imap --comm imap-login \
+        --comm postgres --out FILE
 
 Each ``--comm`` names processes (by their command name) that are counted as one kind, found
-again every second (Dovecot's ``imap`` processes, PostgreSQL's backends); the threads of
-``--pid`` count as ``ours``. JSON written to ``--out`` (or printed): ``samples``, ``combos``
-(``"imap+ours"``: how many samples had at least one runnable thread of each kind named and
-none of the others; ``ours`` counts threads, so ``ours*2`` is two of them), ``threads`` (tid:
-``[runnable, alone]`` sample counts).
+again every second (Dovecot's ``imap`` and ``imap-login`` processes, PostgreSQL's
+backends); the threads of ``--pid`` count as ``ours``. JSON written to ``--out`` (or
+printed): ``samples``; ``combos``, how many samples had at least one runnable thread of each
+kind named and none of the others (``"imap+ours"``; ``ours`` counts threads, so ``ours*2``
+is two of them); ``threads``, tid: ``[runnable, alone]`` sample counts.
 """
 
 from __future__ import annotations
