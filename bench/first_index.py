@@ -159,20 +159,22 @@ def measure_floors(user: MailUser, uids: list[int], batch: int, rounds: int,
 
 class RssSampler(threading.Thread):
     """Samples this process's VmRSS every 50 ms (VmHWM gives the true peak; this gives when),
-    and notes the name of each thread by its native id (for ``--run-states``: the worker's
-    history threads come and go with each slice of history)."""
+    and with ``names`` notes the name of each thread by its native id (for ``--run-states``:
+    the worker's history threads come and go with each slice of history)."""
 
-    def __init__(self):
+    def __init__(self, names: bool = False):
         super().__init__(daemon=True)
         self.done = threading.Event()
         self.samples: list[tuple[float, int]] = []
+        self.names = names
         self.thread_names: dict[int, str] = {}
 
     def run(self) -> None:
         while not self.done.wait(0.05):
             self.samples.append((time.perf_counter(), _engine.status_kib("VmRSS")))
-            self.thread_names.update((thread.native_id, thread.name)
-                                     for thread in threading.enumerate())
+            if self.names:
+                self.thread_names.update((thread.native_id, thread.name)
+                                         for thread in threading.enumerate())
 
 
 def run_ours(user: MailUser, expected: int, top_uids: list[int], poll: float,
@@ -197,7 +199,7 @@ def run_ours(user: MailUser, expected: int, top_uids: list[int], poll: float,
     imap_settings["tls"] = {"rejectUnauthorized": False}
     gc.collect()
     figures: dict[str, float] = {"rss_before_mib": _engine.reset_peak_rss() / 1024}
-    sampler = RssSampler()
+    sampler = RssSampler(names=sample_states)
     sampler.start()
     marks: dict[str, float] = {}
     backends_before = backend_cpu()

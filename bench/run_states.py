@@ -34,21 +34,11 @@ import signal
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-def _processes(comms: set[str]) -> list[tuple[str, int]]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/comm", encoding="utf-8", errors="replace") as fh:
-                name = fh.read().strip()
-        except OSError:
-            continue
-        if name in comms:
-            found.append((name, int(entry)))
-    return found
+from bench import _engine  # noqa: E402
 
 
 def _runnable(path: str) -> bool:
@@ -75,7 +65,8 @@ def sample(pid: int, comms: set[str], interval: float, seconds: float | None,
     while not stopping and (end is None or time.monotonic() < end):
         now = time.monotonic()
         if now - refreshed >= 1.0:  # new processes and threads: a second is soon enough
-            others = _processes(comms)
+            others = [(name, other) for other, (name, _, _) in _engine.processes().items()
+                      if name in comms]
             try:
                 tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
             except OSError:

@@ -72,7 +72,8 @@ MESSAGES_INDEXED = Counter(
 IMAP_STEP_WAITS = Histogram(
     "emailapi_imap_step_wait_seconds",
     "How long an IMAP worker's step waited for a thread of its own, by kind: wake (an idling "
-    "session's server spoke), timer (a sync after a connect, a poll, an IDLE renewal), connect",
+    "session's server spoke), timer (a sync after a connect, a poll, an IDLE renewal), connect, "
+    "other (a logout)",
     ["kind"], buckets=FAST_BUCKETS)
 IMAP_WAKES = Histogram(
     "emailapi_imap_wake_duration_seconds",
