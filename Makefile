@@ -38,13 +38,15 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml $(LOCK)
 
 # FETCH parsing and index rows, compiled (Cython, next to the sources): the tokenizer in C
 # (_tokens.pyx, about five times faster than parse.py's Python one), header values in C
-# (_headers.pyx: RFC 2047 words, dates, message ids, addresses), parse.py itself (the same
-# source, about a third less time), COPY rows in C (emailapi/lib/_copy_text.pyx) and history
-# rows' COPY lines straight from the parsed message (mailboxes/sync/_row_lines.pyx). Without a
-# C compiler the Python code runs (a warning says so; `make test` checks that the compiled
-# modules are in use); a compiled module older than its source is never loaded
+# (_headers.pyx: RFC 2047 words, dates, message ids, addresses), a message's items made its
+# MessageMeta in C (_meta.pyx: BODYSTRUCTURE and the ENVELOPE's fields), parse.py itself (the
+# same source, about a third less time), COPY rows in C (emailapi/lib/_copy_text.pyx) and
+# history rows' COPY lines straight from the parsed message (mailboxes/sync/_row_lines.pyx).
+# Without a C compiler the Python code runs (a warning says so; `make test` checks that the
+# compiled modules are in use); a compiled module older than its source is never loaded
 # (mailboxes/imap/__init__.py, emailapi/lib/copy_text.py, mailboxes/sync/row_lines.py).
-NATIVE_SOURCES := mailboxes/imap/_tokens.pyx mailboxes/imap/_headers.pyx mailboxes/imap/parse.py \
+NATIVE_SOURCES := mailboxes/imap/_tokens.pyx mailboxes/imap/_headers.pyx \
+	mailboxes/imap/_meta.pyx mailboxes/imap/parse.py \
 	emailapi/lib/_copy_text.pyx mailboxes/sync/_row_lines.pyx
 
 $(VENV)/.native: $(NATIVE_SOURCES) emailapi/lib/_copy_text.pxd $(VENV)/.installed
@@ -55,10 +57,12 @@ $(VENV)/.native: $(NATIVE_SOURCES) emailapi/lib/_copy_text.pxd $(VENV)/.installe
 	else \
 		echo "warning: FETCH parsing was not compiled (see $(VENV)/native.log; a C compiler and"; \
 		echo "Python's headers are needed): the Python code runs (a first index 1.4x as long)"; \
-		rm -f mailboxes/imap/_tokens.*.so mailboxes/imap/_headers.*.so mailboxes/imap/parse.*.so \
+		rm -f mailboxes/imap/_tokens.*.so mailboxes/imap/_headers.*.so \
+			mailboxes/imap/_meta.*.so mailboxes/imap/parse.*.so \
 			emailapi/lib/_copy_text.*.so mailboxes/sync/_row_lines.*.so; \
 	fi
-	@rm -f mailboxes/imap/_tokens.c mailboxes/imap/_headers.c mailboxes/imap/parse.c \
+	@rm -f mailboxes/imap/_tokens.c mailboxes/imap/_headers.c mailboxes/imap/_meta.c \
+		mailboxes/imap/parse.c \
 		emailapi/lib/_copy_text.c mailboxes/sync/_row_lines.c
 
 # Dovecot is the real IMAP server the suite talks to (Debian's dovecot-imapd); Playwright

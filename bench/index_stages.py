@@ -9,7 +9,9 @@ those bytes, the cyclic collector paused as in a first index (``gc`` off), the b
 
 * tokens:        ``parse.parse_fetch`` of each response (the tokenizer, compiled or not);
 * message_meta:  ``parse.message_meta``, and its parts (header block, ENVELOPE and its
-                 addresses, BODYSTRUCTURE, dates, References);
+                 addresses, BODYSTRUCTURE, dates, References); where ``_meta`` was built the
+                 whole is its compiled form, and the ENVELOPE line times ``parse``'s own
+                 ``_envelope_fields``, which ``_meta`` does inline;
 * row:           ``index._row_values`` (the column values of a new row);
 * COPY values:   the values in column order, JSON columns as text (``index._insert``'s loop);
 * COPY format:   psycopg's text formatting of those values (no server);

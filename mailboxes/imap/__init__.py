@@ -1,13 +1,14 @@
 """The IMAP protocol layer: commands, parsing and values, and no Django.
 
-``make`` compiles three of its modules with Cython, next to their sources: ``parse`` (the same
+``make`` compiles four of its modules with Cython, next to their sources: ``parse`` (the same
 source, compiled: its FETCH interpretation in about two thirds of the time), ``_tokens`` (the
-tokenizer, in C) and ``_headers`` (header values: RFC 2047 words, dates, message ids and the
-ENVELOPE's addresses, in C). Python loads a compiled module in preference to its source, so
-one older than its source (the source edited since the last ``make``) would run code that is
-no longer there: such a module is not loaded. ``parse`` then runs from its source, and without
-``_tokens`` or ``_headers`` it uses its own Python tokenizer and header code. Slower, never
-different.
+tokenizer, in C), ``_headers`` (header values: RFC 2047 words, dates, message ids and the
+ENVELOPE's addresses, in C) and ``_meta`` (a message's FETCH items made its ``MessageMeta``:
+BODYSTRUCTURE and the ENVELOPE's fields, in C). Python loads a compiled module in preference
+to its source, so one older than its source (the source edited since the last ``make``) would
+run code that is no longer there: such a module is not loaded. ``parse`` then runs from its
+source, and without ``_tokens``, ``_headers`` or ``_meta`` it uses its own Python code for
+them. Slower, never different.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from pathlib import Path
 from emailapi.lib.native import compiled_is_stale
 
 _HERE = Path(__file__).resolve().parent
-# module: its source (``_tokens`` and ``_headers`` first: ``parse`` imports them)
-COMPILED = {"_tokens": "_tokens.pyx", "_headers": "_headers.pyx", "parse": "parse.py"}
+# module: its source (the ``_`` modules first: ``parse`` imports them)
+COMPILED = {"_tokens": "_tokens.pyx", "_headers": "_headers.pyx", "_meta": "_meta.pyx",
+            "parse": "parse.py"}
 
 
 def _load_sources_for_stale_modules() -> None:

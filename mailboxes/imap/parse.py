@@ -1014,6 +1014,7 @@ python_parse_date = parse_date
 python_parse_internaldate = parse_internaldate
 python_parse_envelope_addresses = parse_envelope_addresses
 python_envelope_suspect = _envelope_suspect
+python_parse_bodystructure = parse_bodystructure
 
 try:
     from . import _headers
@@ -1031,3 +1032,22 @@ else:
     parse_internaldate = _headers.parse_internaldate
     parse_envelope_addresses = _headers.envelope_addresses
     _envelope_suspect = _headers.envelope_suspect
+
+python_message_meta = message_meta
+
+try:
+    from . import _meta
+except ImportError:
+    _meta = None
+else:
+    _meta.bind(decode_header=decode_header, decode_bytes=decode_bytes,
+               join_rfc2231=_join_rfc2231, guess_type=mimetypes.guess_type,
+               degenerate=_Degenerate, uu_encodings=UU_ENCODINGS,
+               uu_generic_types=_UU_GENERIC_TYPES, max_depth=_MAX_DEPTH,
+               header_fields=_header_fields, envelope_addresses=parse_envelope_addresses,
+               envelope_suspect=_envelope_suspect, header_addresses=header_addresses,
+               parse_date=parse_date, parse_internaldate=parse_internaldate,
+               normalize_message_id=normalize_message_id, message_id_list=message_id_list,
+               labels=_labels)
+    parse_bodystructure = _meta.parse_bodystructure
+    message_meta = _meta.message_meta

@@ -1,0 +1,262 @@
+"""The compiled interpretation of a message's FETCH items (``mailboxes/imap/_meta.pyx``) gives
+exactly what the Python reference in ``parse`` gives: the same ``MessageMeta`` and the same
+``(attachments, text_parts)``, on the hand-written responses of the parser's tests, on every
+message of the MIME corpus as the test Dovecot describes it, and on random trees and envelopes
+made of the pieces the rules turn on (types, parameters with RFC 2231 continuations,
+dispositions, uuencoding, unsplit multiparts, NILs where lists belong, suspect addresses);
+``make`` built it, so it is what runs. Only the corpus test uses a server (Dovecot, to say how
+a real server describes those messages)."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mailboxes.imap import fetch, parse
+from tests.mailboxes import mime_shapes, test_imap_parse
+from tests.mailboxes.test_imap_fetch import open_client
+from tests.servers import seed
+
+try:
+    from mailboxes.imap import _meta
+except ImportError:  # not built: test_the_compiled_interpretation_is_in_use says so
+    _meta = None
+
+ROOT = Path(__file__).resolve().parents[2]
+needs_native = pytest.mark.skipif(_meta is None, reason="the compiled interpretation is not built")
+
+# The parser tests' hand-written responses, as servers send them (Gmail's items, literals in
+# an ENVELOPE, RFC 2231 parameters, every kind of leaf).
+RESPONSES = [test_imap_parse.GMAIL, test_imap_parse.MIXED]
+
+
+def reference_meta(items):
+    """``parse``'s Python ``message_meta`` with its Python ``parse_bodystructure`` (``parse``
+    calls the compiled one by its module name where it was built)."""
+    compiled = parse.parse_bodystructure
+    parse.parse_bodystructure = parse.python_parse_bodystructure
+    try:
+        return parse.python_message_meta(items)
+    finally:
+        parse.parse_bodystructure = compiled
+
+
+def outcome(function, value):
+    """What *function* gives for *value*: its result, or the kind of exception it raised."""
+    try:
+        return function(value)
+    except Exception as exc:  # noqa: BLE001 - both must fail alike
+        return type(exc)
+
+
+def same_meta(items):
+    compiled = _meta.message_meta(items)
+    assert compiled == reference_meta(items), items
+    return compiled
+
+
+def same_structure(node):
+    compiled = outcome(_meta.parse_bodystructure, node)
+    assert compiled == outcome(parse.python_parse_bodystructure, node), node
+    return compiled
+
+
+def test_the_compiled_interpretation_is_in_use():
+    """``make`` builds ``_meta``; without it every message of an index is interpreted by the
+    slower Python code (a warning at import says so)."""
+    assert _meta is not None, "mailboxes/imap/_meta.pyx is not built: run `make install`"
+    assert parse.message_meta is _meta.message_meta
+    assert parse.parse_bodystructure is _meta.parse_bodystructure
+
+
+def test_without_the_compiled_module_the_reference_is_used():
+    code = ("import sys; sys.modules['mailboxes.imap._meta'] = None\n"
+            "from mailboxes.imap import parse\n"
+            "assert parse.message_meta is parse.python_message_meta\n"
+            "assert parse.parse_bodystructure is parse.python_parse_bodystructure\n"
+            "meta = parse.message_meta({'UID': b'5', 'BODYSTRUCTURE': [b'text', b'html']})\n"
+            "print(meta.uid, meta.text_parts[0].content_type)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "5 text/html"
+
+
+@needs_native
+def test_same_meta_on_the_hand_written_responses_and_their_mutations():
+    """Each response as written, then 2,000 times with bytes cut, copied or changed (as the
+    parser's own test mutates them): whatever the tokenizer makes of it."""
+    for raw in RESPONSES:
+        (text, literals), = parse.wire_responses(raw)
+        meta = same_meta(parse.parse_fetch(text, literals)[1])
+        assert meta is not None
+        assert meta.uid > 0
+    rng = random.Random(7)
+    for _ in range(2000):
+        raw = bytearray(rng.choice(RESPONSES))
+        for _ in range(rng.randint(1, 8)):
+            at = rng.randrange(len(raw))
+            action = rng.randrange(3)
+            if action == 0:
+                del raw[at : at + rng.randint(1, 20)]
+            elif action == 1:
+                raw[at:at] = raw[rng.randrange(len(raw)) :][: rng.randint(1, 30)]
+            else:
+                raw[at] = rng.randrange(256)
+        for text, literals in parse.wire_responses(bytes(raw)):
+            same_meta(parse.parse_fetch(text, literals)[1])
+
+
+@needs_native
+def test_what_the_compiled_meta_is():
+    """The model both follow, spelt out on one response (the reference could be wrong too)."""
+    (text, literals), = parse.wire_responses(test_imap_parse.MIXED)
+    meta = same_meta(parse.parse_fetch(text, literals)[1])
+    assert [part.part for part in meta.text_parts] == ["1.1", "1.2", "5"]
+    assert [(part.part, part.filename) for part in meta.attachments] == [
+        ("2", "logo.png"), ("3", "Résumé 2024€.pdf"), ("4", None), ("6", None),
+        ("7", "déjà.bin")]
+    assert meta.attachments[3].method == "REQUEST"
+    assert meta.has_attachments is True
+
+
+@needs_native
+def test_same_meta_on_the_corpus_as_dovecot_describes_it(mail_user, monkeypatch):
+    seed.seed_mailbox(mail_user, messages=mime_shapes.corpus(120))
+    seen = []
+
+    def recorded(items):
+        seen.append(dict(items))
+        return _meta.message_meta(items)
+    monkeypatch.setattr(parse, "message_meta", recorded)
+    client = open_client(mail_user)
+    try:
+        metas = fetch.fetch_meta(client, "1:*")
+    finally:
+        client.logout()
+    assert len(metas) == len(seen) == 120
+    for items in seen:
+        same_meta(items)
+    assert sum(len(meta.attachments) for meta in metas) > 50  # the corpus's shapes were there
+
+
+TYPES = [b"text", b"TEXT", b"plain", b"html", b"HTML", b"calendar", b"image", b"png",
+         b"application", b"octet-stream", b"message", b"rfc822", b"multipart", b"", None,
+         b"x-uuencode", b"mixed", b"related", b"alternative"]
+KEYS = [b"charset", b"CHARSET", b"name", b"name*", b"name*0", b"name*1*", b"name*0*",
+        b"filename", b"filename*", b"filename*0*", b"filename*1", b"method", b"boundary",
+        b"boundary*", b"format", b"x*y", b"name*\xb2"]
+VALUES = [b"utf-8", b"UTF-8", b"iso-8859-1", b"REQUEST", b" cancel ", b"a.pdf", b"tool.zip",
+          b"utf-8''d%C3%A9j%C3%A0.bin", b"iso-8859-1'fr'caf%E9", b"%", b"=?utf-8?q?R=C3=A9?=",
+          b"\xe9t\xe9", b"", b"b0"]
+DISPOSITIONS = [None, b"attachment", b"INLINE", b"inline", b"", [], [b"attachment"]]
+ENCODINGS = [b"7bit", b"base64", b"QUOTED-PRINTABLE", b"x-uuencode", b"uue", None, b""]
+IDS = [None, b"<c@d>", b"  <x@y>  ", b"plain", b"<>", [b"x"]]
+NUMBERS = [b"0", b"12", b"123456", None, b"x", [b"7"]]
+
+
+def _params(rng: random.Random):
+    if rng.random() < 0.15:
+        return rng.choice([None, b"x", [], [b"charset"], [None, b"a"]])
+    params = []
+    for _ in range(rng.randint(0, 4)):
+        params += [rng.choice(KEYS), rng.choice(VALUES)]
+    return params
+
+
+def _leaf(rng: random.Random) -> list:
+    main = rng.choice(TYPES)
+    node = [main, rng.choice(TYPES), _params(rng), rng.choice(IDS), None,
+            rng.choice(ENCODINGS), rng.choice(NUMBERS), rng.choice(NUMBERS)]
+    if main in (b"message", b"MESSAGE") and rng.random() < 0.6:
+        node += [[None] * 10, _tree(rng, 2), b"3"]
+    node += [None]
+    disposition = rng.choice(DISPOSITIONS)
+    if isinstance(disposition, bytes) and rng.random() < 0.7:
+        disposition = [disposition, _params(rng)]
+    node.append(disposition)
+    return node[:rng.randint(1, len(node))] if rng.random() < 0.1 else node
+
+
+def _tree(rng: random.Random, depth: int = 0) -> list:
+    if depth > 3 or rng.random() < 0.4:
+        return _leaf(rng)
+    children = [_tree(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    if rng.random() < 0.1:
+        children.append([])
+    boundary = rng.choice([[b"boundary", b"b1"], [b"boundary*", b"''b1"], [b"BOUNDARY", b"x"],
+                           None, b"x", []])
+    return [*children, rng.choice(TYPES), boundary, None, None, None]
+
+
+@needs_native
+def test_same_structure_on_random_trees():
+    rng = random.Random(2026)
+    kinds = set()
+    for _ in range(20_000):
+        node = _tree(rng) if rng.random() < 0.95 else rng.choice([None, b"x", [], [[]], [None]])
+        result = same_structure(node)
+        if isinstance(result, tuple):
+            attachments, texts = result
+            kinds.update(part.content_type for part in attachments + texts)
+    assert {"text/plain", "text/html", "text/calendar", "message/rfc822",
+            "multipart/mixed"} <= kinds
+
+
+NAMES = [None, b"Alice", b"=?utf-8?q?J=C3=B6rg?=", b"O'Brien, Pat", b"\xe9"]
+MAILBOXES = [b"alice", b"MISSING_MAILBOX", None, b""]
+HOSTS = [b"example.test", b".MISSING-HOST-NAME.", b"SYNTAX_ERROR", None]
+HEADERS = [b"Alice <alice@example.test>", b"a@b, c@d", b"Mikel@Lindsaar <a@b>, c@d",
+           b"=?utf-8?q?J=C3=B6rg?= <j@x.test>", b"undisclosed-recipients:;", b""]
+
+
+def _addresses(rng: random.Random):
+    if rng.random() < 0.2:
+        return rng.choice([None, b"x", []])
+    return [[rng.choice(NAMES), None, rng.choice(MAILBOXES), rng.choice(HOSTS)]
+            for _ in range(rng.randint(0, 3))]
+
+
+def _items(rng: random.Random) -> dict:
+    shared = _addresses(rng)
+    envelope = [rng.choice([None, b"Mon, 1 Jan 2024 08:00:00 +0530", b"junk"]),
+                rng.choice([None, b"Hi", b"=?utf-8?q?caf=C3=A9?=", b"\xff"])]
+    envelope += [shared if rng.random() < 0.5 else _addresses(rng) for _ in range(6)]
+    envelope += [rng.choice([None, b"<p@x>", b"p@x"]), rng.choice([None, b"<m@x>", b"<>"])]
+    if rng.random() < 0.2:
+        envelope = envelope[:rng.randint(0, 10)] if rng.random() < 0.7 else b"x"
+    headers = b"".join(
+        name + b": " + rng.choice(HEADERS) + b"\r\n"
+        for name in (b"From", b"Sender", b"Reply-To", b"To", b"Cc", b"Bcc") if rng.random() < 0.5)
+    if rng.random() < 0.5:
+        headers += b"References: <r1@x> <r2@x>\r\nIn-Reply-To: <p2@x>\r\n"
+    items = {"UID": rng.choice([b"7", b"7", b"7", None, b"x", [b"9"]]),
+             "FLAGS": rng.choice([[b"\\Seen", b"\\Recent", b"$Label"], [], None, b"x"]),
+             "INTERNALDATE": rng.choice([b" 1-Jan-2024 08:00:00 +0000", None, b"x"]),
+             "RFC822.SIZE": rng.choice(NUMBERS), "MODSEQ": rng.choice(NUMBERS),
+             "ENVELOPE": envelope, "BODYSTRUCTURE": _tree(rng),
+             "BODY[HEADER.FIELDS (REFERENCES FROM SENDER REPLY-TO TO CC BCC)]": headers,
+             "EMAILID": rng.choice([None, [b"M1"], b"M2", [], [b""]]),
+             "THREADID": rng.choice([None, [b"T1"], b"NIL"])}
+    if rng.random() < 0.3:
+        items.update({"X-GM-MSGID": rng.choice(NUMBERS), "X-GM-THRID": rng.choice(NUMBERS),
+                      "X-GM-LABELS": rng.choice([[b"\\Inbox", b"caf&AOk-"], [], b"x", None])})
+    if rng.random() < 0.1:
+        items["BODY"] = items.pop("BODYSTRUCTURE")
+    for name in rng.sample(list(items), k=rng.randint(0, 2)):
+        del items[name]
+    return items
+
+
+@needs_native
+def test_same_meta_on_random_items():
+    rng = random.Random(6)
+    found = 0
+    for _ in range(10_000):
+        meta = same_meta(_items(rng))
+        found += meta is not None and bool(meta.from_ or meta.to)
+    assert found > 1000  # most runs got as far as the addresses
