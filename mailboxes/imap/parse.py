@@ -1034,6 +1034,7 @@ else:
     _envelope_suspect = _headers.envelope_suspect
 
 python_message_meta = message_meta
+python_parse_fetch = parse_fetch
 
 try:
     from . import _meta
@@ -1048,6 +1049,7 @@ else:
                envelope_suspect=_envelope_suspect, header_addresses=header_addresses,
                parse_date=parse_date, parse_internaldate=parse_internaldate,
                normalize_message_id=normalize_message_id, message_id_list=message_id_list,
-               labels=_labels)
+               labels=_labels, parse_tokens=parse_tokens)
+    parse_fetch = _meta.parse_fetch
     parse_bodystructure = _meta.parse_bodystructure
     message_meta = _meta.message_meta

@@ -59,6 +59,12 @@ def same_meta(items):
     return compiled
 
 
+def same_items(text, literals):
+    compiled = _meta.parse_fetch(text, literals)
+    assert compiled == parse.python_parse_fetch(text, literals), (text, literals)
+    return compiled[1]
+
+
 def same_structure(node):
     compiled = outcome(_meta.parse_bodystructure, node)
     assert compiled == outcome(parse.python_parse_bodystructure, node), node
@@ -69,6 +75,7 @@ def test_the_compiled_interpretation_is_in_use():
     """``make`` builds ``_meta``; without it every message of an index is interpreted by the
     slower Python code (a warning at import says so)."""
     assert _meta is not None, "mailboxes/imap/_meta.pyx is not built: run `make install`"
+    assert parse.parse_fetch is _meta.parse_fetch
     assert parse.message_meta is _meta.message_meta
     assert parse.parse_bodystructure is _meta.parse_bodystructure
 
@@ -76,9 +83,11 @@ def test_the_compiled_interpretation_is_in_use():
 def test_without_the_compiled_module_the_reference_is_used():
     code = ("import sys; sys.modules['mailboxes.imap._meta'] = None\n"
             "from mailboxes.imap import parse\n"
+            "assert parse.parse_fetch is parse.python_parse_fetch\n"
             "assert parse.message_meta is parse.python_message_meta\n"
             "assert parse.parse_bodystructure is parse.python_parse_bodystructure\n"
-            "meta = parse.message_meta({'UID': b'5', 'BODYSTRUCTURE': [b'text', b'html']})\n"
+            "_, items = parse.parse_fetch(b'* 1 FETCH (uid 5 BODYSTRUCTURE (text html))')\n"
+            "meta = parse.message_meta(items)\n"
             "print(meta.uid, meta.text_parts[0].content_type)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, timeout=60)
@@ -92,7 +101,7 @@ def test_same_meta_on_the_hand_written_responses_and_their_mutations():
     parser's own test mutates them): whatever the tokenizer makes of it."""
     for raw in RESPONSES:
         (text, literals), = parse.wire_responses(raw)
-        meta = same_meta(parse.parse_fetch(text, literals)[1])
+        meta = same_meta(same_items(text, literals))
         assert meta is not None
         assert meta.uid > 0
     rng = random.Random(7)
@@ -108,7 +117,7 @@ def test_same_meta_on_the_hand_written_responses_and_their_mutations():
             else:
                 raw[at] = rng.randrange(256)
         for text, literals in parse.wire_responses(bytes(raw)):
-            same_meta(parse.parse_fetch(text, literals)[1])
+            same_meta(same_items(text, literals))
 
 
 @needs_native
@@ -191,6 +200,25 @@ def _tree(rng: random.Random, depth: int = 0) -> list:
     boundary = rng.choice([[b"boundary", b"b1"], [b"boundary*", b"''b1"], [b"BOUNDARY", b"x"],
                            None, b"x", []])
     return [*children, rng.choice(TYPES), boundary, None, None, None]
+
+
+# What a FETCH response's item list turns on: names in any case, values of every kind, an
+# odd count, a sequence number or not, text before the list.
+ITEM_PIECES = [b"UID", b"uid", b"Flags", b"7", b"(", b")", b" ", b"NIL", b'"x"', b"{3}",
+               b"BODY[HEADER.FIELDS (TO)]", b"body[1]<0>", b"X-GM-LABELS", b"\\Seen", b"\xff",
+               b"*", b"FETCH", b"12"]
+
+
+@needs_native
+def test_same_items_on_random_responses():
+    rng = random.Random(11)
+    names = set()
+    for _ in range(20_000):
+        text = b"".join(rng.choice(ITEM_PIECES) for _ in range(rng.randint(0, 30)))
+        if rng.random() < 0.7:
+            text = b"* %d FETCH (" % rng.randint(1, 99) + text + b")"
+        names.update(same_items(text, [b"abc", b"\xff\xfe"]))
+    assert {"UID", "FLAGS", "BODY[HEADER.FIELDS (TO)]", "BODY[1]<0>"} <= names
 
 
 @needs_native
