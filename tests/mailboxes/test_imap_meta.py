@@ -10,8 +10,6 @@ a real server describes those messages)."""
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ import pytest
 from mailboxes.imap import fetch, parse
 from tests.mailboxes import mime_shapes, test_imap_parse
 from tests.mailboxes.test_imap_fetch import open_client
+from tests.python_runs import python_in
 from tests.servers import seed
 
 try:
@@ -89,8 +88,7 @@ def test_without_the_compiled_module_the_reference_is_used():
             "_, items = parse.parse_fetch(b'* 1 FETCH (uid 5 BODYSTRUCTURE (text html))')\n"
             "meta = parse.message_meta(items)\n"
             "print(meta.uid, meta.text_parts[0].content_type)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)
+    result = python_in(ROOT, code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "5 text/html"
 
@@ -104,19 +102,7 @@ def test_same_meta_on_the_hand_written_responses_and_their_mutations():
         meta = same_meta(same_items(text, literals))
         assert meta is not None
         assert meta.uid > 0
-    rng = random.Random(7)
-    for _ in range(2000):
-        raw = bytearray(rng.choice(RESPONSES))
-        for _ in range(rng.randint(1, 8)):
-            at = rng.randrange(len(raw))
-            action = rng.randrange(3)
-            if action == 0:
-                del raw[at : at + rng.randint(1, 20)]
-            elif action == 1:
-                raw[at:at] = raw[rng.randrange(len(raw)) :][: rng.randint(1, 30)]
-            else:
-                raw[at] = rng.randrange(256)
-        for text, literals in parse.wire_responses(bytes(raw)):
+    for text, literals in test_imap_parse.mutations(7, RESPONSES, 2000):
             same_meta(same_items(text, literals))
 
 

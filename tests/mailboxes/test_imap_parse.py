@@ -334,10 +334,11 @@ def test_random_garbage_never_raises():
         parse.parse_date(text)
 
 
-def test_mutated_real_responses_never_raise():
-    rng = random.Random(7)
-    samples = [GMAIL, MIXED]
-    for _ in range(2000):
+def mutations(seed: int, samples: list[bytes], count: int):
+    """*count* copies of the *samples*, each with bytes cut, copied or changed, as
+    ``(text, literals)`` of the responses the wire form then holds."""
+    rng = random.Random(seed)
+    for _ in range(count):
         raw = bytearray(rng.choice(samples))
         for _ in range(rng.randint(1, 8)):
             at = rng.randrange(len(raw))
@@ -348,6 +349,10 @@ def test_mutated_real_responses_never_raise():
                 raw[at:at] = raw[rng.randrange(len(raw)) :][: rng.randint(1, 30)]
             else:
                 raw[at] = rng.randrange(256)
-        for text, literals in parse.wire_responses(bytes(raw)):
-            _, items = parse.parse_fetch(text, literals)
-            parse.message_meta(items)
+        yield from parse.wire_responses(bytes(raw))
+
+
+def test_mutated_real_responses_never_raise():
+    for text, literals in mutations(7, [GMAIL, MIXED], 2000):
+        _, items = parse.parse_fetch(text, literals)
+        parse.message_meta(items)
