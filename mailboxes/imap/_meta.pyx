@@ -22,6 +22,11 @@ continuations and charsets (``parse._join_rfc2231``), a uuencoded part's type fr
 ``bind`` hands them over, with the exception a multipart the server could not split raises,
 which ``parse`` owns.
 
+Why it is safe with a server's tree (bounds and negative indexes are not checked here, by the
+directives above): every index is of a list this code holds, non-negative, and each is read
+only after its length was checked (``_get``, or ``len`` just before); nothing is descended
+into deeper than ``parse``'s limit.
+
 The rules are ``parse.py``'s, which stays the reference (and the fallback where this module
 was not built); ``tests/mailboxes/test_imap_meta.py`` holds both to the same results over
 hand-picked responses, every message of the MIME corpus as Dovecot describes it and random
