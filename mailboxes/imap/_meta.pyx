@@ -17,7 +17,7 @@ from the few names a session asks for, upper-cased once.
 What is not the common case is handed back to Python, not written twice: RFC 2231 parameter
 continuations and charsets (``parse._join_rfc2231``), a uuencoded part's type from its name
 (``mimetypes``), address headers read where the ENVELOPE's addresses are suspect
-(``parse.header_addresses``), Gmail's labels (modified UTF-7), and every value's decoding
+(``parse._addresses_of``), Gmail's labels (modified UTF-7), and every value's decoding
 (``decode_header``, ``parse_date``... compiled already in ``_headers`` where it was built);
 ``bind`` hands them over, with the exception a multipart the server could not split raises,
 which ``parse`` owns.
@@ -35,8 +35,7 @@ trees made of the pieces the walk turns on. Built by ``make``.
 
 from .types import Address, MessageMeta, Part
 
-_python = {}  # parse's functions for what is not done here (``bind``)
-cdef object _decode_header = None
+cdef object _decode_header = None  # parse's functions for what is not done here (``bind``)
 cdef object _decode_bytes = None
 cdef object _join_rfc2231 = None
 cdef object _guess_type = None
@@ -44,7 +43,7 @@ cdef object _Degenerate = None
 cdef object _header_fields = None
 cdef object _envelope_addresses = None
 cdef object _envelope_suspect = None
-cdef object _header_addresses = None
+cdef object _suspect_addresses = None
 cdef object _parse_date = None
 cdef object _parse_internaldate = None
 cdef object _normalize_message_id = None
@@ -58,19 +57,19 @@ cdef Py_ssize_t _MAX_DEPTH = 64
 
 def bind(*, decode_header, decode_bytes, join_rfc2231, guess_type, degenerate, uu_encodings,
          uu_generic_types, max_depth, header_fields, envelope_addresses, envelope_suspect,
-         header_addresses, parse_date, parse_internaldate, normalize_message_id,
+         addresses_of, parse_date, parse_internaldate, normalize_message_id,
          message_id_list, labels, parse_tokens):
     """Take what ``parse`` owns (this module cannot import ``parse``, which imports it)."""
     global _decode_header, _decode_bytes, _join_rfc2231, _guess_type, _Degenerate
     global _UU_ENCODINGS, _UU_GENERIC_TYPES, _MAX_DEPTH, _header_fields, _envelope_addresses
-    global _envelope_suspect, _header_addresses, _parse_date, _parse_internaldate
+    global _envelope_suspect, _suspect_addresses, _parse_date, _parse_internaldate
     global _normalize_message_id, _message_id_list, _labels, _parse_tokens
     _decode_header, _decode_bytes, _join_rfc2231 = decode_header, decode_bytes, join_rfc2231
     _guess_type, _Degenerate = guess_type, degenerate
     _UU_ENCODINGS, _UU_GENERIC_TYPES = frozenset(uu_encodings), frozenset(uu_generic_types)
     _MAX_DEPTH = max_depth
     _header_fields, _envelope_addresses = header_fields, envelope_addresses
-    _envelope_suspect, _header_addresses = envelope_suspect, header_addresses
+    _envelope_suspect, _suspect_addresses = envelope_suspect, addresses_of
     _parse_date, _parse_internaldate = parse_date, parse_internaldate
     _normalize_message_id, _message_id_list, _labels = (normalize_message_id, message_id_list,
                                                         labels)
@@ -225,11 +224,11 @@ cdef tuple _envelope(object envelope, dict headers):
 
 
 cdef list _addresses_of(object value, object header):
-    parsed = _envelope_addresses(value)
+    """``parse._addresses_of``: the ENVELOPE's list, unless it is suspect and the header is
+    known, which ``parse`` reads (rare: its own function, not a copy of it)."""
     if header is None or not _envelope_suspect(value, header):
-        return parsed
-    known = {address.address.lower(): address for address in parsed if address.address}
-    return [known.get(address.address.lower(), address) for address in _header_addresses(header)]
+        return _envelope_addresses(value)
+    return _suspect_addresses(value, header)
 
 
 cdef list _same_addresses(object raw, object raw_from, list parsed_from, object header):

@@ -1046,7 +1046,7 @@ else:
                degenerate=_Degenerate, uu_encodings=UU_ENCODINGS,
                uu_generic_types=_UU_GENERIC_TYPES, max_depth=_MAX_DEPTH,
                header_fields=_header_fields, envelope_addresses=parse_envelope_addresses,
-               envelope_suspect=_envelope_suspect, header_addresses=header_addresses,
+               envelope_suspect=_envelope_suspect, addresses_of=_addresses_of,
                parse_date=parse_date, parse_internaldate=parse_internaldate,
                normalize_message_id=normalize_message_id, message_id_list=message_id_list,
                labels=_labels, parse_tokens=parse_tokens)

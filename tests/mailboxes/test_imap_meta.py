@@ -1,23 +1,22 @@
 """The compiled interpretation of a message's FETCH items (``mailboxes/imap/_meta.pyx``) gives
-exactly what the Python reference in ``parse`` gives: the same ``MessageMeta`` and the same
-``(attachments, text_parts)``, on the hand-written responses of the parser's tests, on every
-message of the MIME corpus as the test Dovecot describes it, and on random trees and envelopes
-made of the pieces the rules turn on (types, parameters with RFC 2231 continuations,
-dispositions, uuencoding, unsplit multiparts, NILs where lists belong, suspect addresses);
-``make`` built it, so it is what runs. Only the corpus test uses a server (Dovecot, to say how
-a real server describes those messages)."""
+exactly what the Python reference in ``parse`` gives: the same items of a response, the same
+``MessageMeta`` and the same ``(attachments, text_parts)``, on the hand-written responses of
+the parser's tests, on every message of the MIME corpus as the test Dovecot describes it, and
+on random trees and envelopes made of the pieces the rules turn on (types, parameters with RFC
+2231 continuations, dispositions, uuencoding, unsplit multiparts, NILs where lists belong,
+suspect addresses); ``make`` built it, so it is what runs. Only the corpus test uses a server
+(Dovecot, to say how a real server describes those messages)."""
 
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 
 from mailboxes.imap import fetch, parse
 from tests.mailboxes import mime_shapes, test_imap_parse
 from tests.mailboxes.test_imap_fetch import open_client
-from tests.python_runs import python_in
+from tests.python_runs import ROOT, python_in
 from tests.servers import seed
 
 try:
@@ -25,7 +24,6 @@ try:
 except ImportError:  # not built: test_the_compiled_interpretation_is_in_use says so
     _meta = None
 
-ROOT = Path(__file__).resolve().parents[2]
 needs_native = pytest.mark.skipif(_meta is None, reason="the compiled interpretation is not built")
 
 # The parser tests' hand-written responses, as servers send them (Gmail's items, literals in
@@ -103,7 +101,7 @@ def test_same_meta_on_the_hand_written_responses_and_their_mutations():
         assert meta is not None
         assert meta.uid > 0
     for text, literals in test_imap_parse.mutations(7, RESPONSES, 2000):
-            same_meta(same_items(text, literals))
+        same_meta(same_items(text, literals))
 
 
 @needs_native
