@@ -17,7 +17,8 @@ a slice of the claim tick (``_tick``: one every ``IMAP_CLAIM_INTERVAL``, and at 
 another worker is found gone; renew leases, drop accounts that were deleted,
 paused or lost, rebalance to a fair share, claim free accounts; keep the database's record of
 who holds what, and sweep accounts no live worker holds; about one round trip a slice, so the
-sockets are read between them), ``handle_commands`` (account changes
+sockets are read between them, and its database reads on a thread of their own, so the loop
+never waits for PostgreSQL to answer them), ``handle_commands`` (account changes
 announced on Redis pub/sub), ``collect_results`` (finished steps: register the socket or
 schedule a retry), ``run_due`` (timers and due connects), then waits on the selector.
 
@@ -45,6 +46,7 @@ import time
 import uuid
 from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 
 from django.conf import settings
 from django.db import close_old_connections, connections
@@ -93,6 +95,28 @@ CLAIM_CHUNK = 1000
 # Between claim ticks, the other workers' presence is looked at this often (seconds): one
 # PUBSUB NUMSUB. A worker found gone starts a tick at once (``_gone_seen``).
 PRESENCE_LOOK = 0.5
+
+
+def _stored(function: Callable, *args):
+    """``function(*args)`` on the store thread (``ImapWorker._off_loop``). Its database
+    connection goes back to the pool after each call, as the pool threads' do after each
+    step: a connection the store thread kept between ticks would be one fewer for them."""
+    try:
+        return function(*args)
+    finally:
+        connections.close_all()
+
+
+def _recorded_claim(worker_id: str, pks: list[int]) -> tuple[dict[int, tuple], set[int]]:
+    """The database's part of taking leased accounts (``ImapWorker._take``): those that still
+    exist, with what their connect needs (IMAP settings, whether indexed, failing since),
+    recorded as this worker's, and of them those recorded ``connecting``."""
+    known = {pk: (imap, initialized, failing)
+             for pk, imap, initialized, failing in EmailAccount.objects.filter(
+                 pk__in=pks).values_list("pk", "imap", "initialized_at",
+                                         "connect_failing_since")}
+    holders.claim(worker_id, list(known))
+    return known, holders.record_connecting(worker_id, list(known))
 
 
 def _gone_after() -> int:
@@ -183,6 +207,10 @@ class ImapWorker:
         self.next_presence_look = 0.0
         self._ticked_for_gone: set[str] = set()  # gone workers an early tick was started for
         self._ticking: Generator[str, None, bool] | None = None  # the claim tick under way (``_tick``)
+        # The tick's database reads run on a thread of their own (``_off_loop``); the one it
+        # waits for, while the loop goes on.
+        self._store = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imap-store")
+        self._awaited: Future | None = None
         self._slice: str | None = None  # what its last slice did (logged with a long turn)
         # Database side of the claim tick: retried after ``store_backoff()`` when it failed.
         self.store_failures = 0
@@ -237,7 +265,7 @@ class ImapWorker:
             # Set again by a command asking for a tick while this one runs (``added``).
             self.next_claim = math.inf
         slice_ = None
-        if self._ticking is not None:
+        if self._ticking is not None and not self._awaiting():
             self._tick_turn()
             slice_ = self._slice
         ticked = time.monotonic()
@@ -251,7 +279,7 @@ class ImapWorker:
             logger.info("imapworker %s: the loop was busy %.0f ms (claim tick %.0f ms%s) while "
                         "sockets waited", self.worker_id, busy * 1000,
                         (ticked - started) * 1000, f": {slice_}" if slice_ else "")
-        wait = 0.0 if self._ticking is not None else min(
+        wait = 0.0 if self._ticking is not None and not self._awaiting() else min(
             timeout, max(0.0, self.next_claim - time.monotonic()), self._next_timer())
         for key, _ in self.selector.select(wait):
             if key.data is None:
@@ -274,9 +302,37 @@ class ImapWorker:
         it changed the set of held accounts."""
         changed = False
         while self._ticking is not None:
+            if self._awaited is not None:
+                futures_wait([self._awaited])
             changed = self._tick_turn()
         self.wait_for_sweep()
         return changed
+
+    def _awaiting(self) -> bool:
+        """The running tick waits for the database's answer (``_off_loop``): no slice to run."""
+        return self._awaited is not None and not self._awaited.done()
+
+    def _off_loop(self, name: str, function: Callable, *args):
+        """``function(*args)``'s result, from the worker's store thread: a slice (*name*)
+        that ends when it is sent, the loop reading its sockets until the answer wakes it.
+
+        Why: PostgreSQL busy with a failover's thousands of reconnects answered the tick's
+        comparison of the held accounts with the eligible ones in up to 554 ms, and the loop,
+        waiting for it, read no socket meanwhile: 4.3 s of a survivor's recovery, every new
+        mail of its idling accounts waiting as long. The reads go there, the worker's own
+        heartbeat row, and the record of accounts it has just leased and does not hold yet
+        (``_take``); what records accounts it holds (``_forget``, ``holders.restore``) stays
+        on the loop, which owns ``slots``, so that no record is written from a look at them
+        the loop has since changed. A failure is raised here, on the loop, as the call's own
+        would have been."""
+        future = self._store.submit(_stored, function, *args)
+        self._awaited = future
+        future.add_done_callback(lambda _: self._wake())
+        try:
+            yield name
+        finally:
+            self._awaited = None
+        return future.result()
 
     def _tick_turn(self) -> bool:
         """One slice of the running tick (``_tick``). Once it ended (or failed: a bug, which
@@ -320,10 +376,9 @@ class ImapWorker:
             return False
         try:
             close_old_connections()
-            self._beat()
-            yield "heartbeat row"
+            yield from self._beat()
             if leased:
-                self._free_gone_workers()
+                yield from self._free_gone_workers()
             changed = (yield from self._reconcile()) if leased else False
             self._sweep()
         except STORE_ERRORS as exc:
@@ -404,7 +459,7 @@ class ImapWorker:
         self._ticked_for_gone = gone  # freed (no longer listed) or back: forgotten
         return bool(new)
 
-    def _free_gone_workers(self) -> None:
+    def _free_gone_workers(self) -> Generator[str, None, None]:
         """Free the leases of workers found gone (``Leases.gone_workers``: their presence in
         Redis has been missing for ``IMAP_WORKER_GONE_AFTER`` seconds), so this tick's claim
         takes their accounts seconds after a crash instead of a lease TTL after it. Which
@@ -420,7 +475,7 @@ class ImapWorker:
             self._fault("Redis", exc, doing)
             return
         for worker_id in gone:
-            pks = holders.held_by(worker_id)
+            pks = yield from self._off_loop("gone worker's accounts", holders.held_by, worker_id)
             try:
                 freed = self.leases.forget(worker_id, pks)
             except Exception as exc:  # noqa: BLE001
@@ -443,11 +498,11 @@ class ImapWorker:
         short of the share, the eligible accounts and claims of ``CLAIM_CHUNK`` of them each.
         Returns whether the set of held accounts changed."""
         changed = False
-        count, changes = eligible.held_changes(
-            {pk: slot.conn.config_version for pk, slot in self.slots.items()})
-        yield "eligible"
-        stopped = eligible.of_stopped_tenants(
-            [pk for pk, version in changes.items() if version is None and pk in self.slots])
+        count, changes = yield from self._off_loop("eligible", eligible.held_changes, {
+            pk: slot.conn.config_version for pk, slot in self.slots.items()})
+        ended = [pk for pk, version in changes.items() if version is None and pk in self.slots]
+        stopped = (yield from self._off_loop("stopped tenants", eligible.of_stopped_tenants, ended)
+                   ) if ended else set()
         for pk, version in changes.items():
             slot = self.slots.get(pk)
             if slot is None:
@@ -467,8 +522,8 @@ class ImapWorker:
         if len(self.slots) >= share:  # nothing to claim: no list of the others' accounts
             return changed
         yield "drops"
-        free = [pk for pk in eligible.all_eligible() if pk not in self.slots]
-        yield "eligible list"
+        free = [pk for pk in (yield from self._off_loop("eligible list", eligible.all_eligible))
+                if pk not in self.slots]
         random.shuffle(free)
         for start in range(0, len(free), CLAIM_CHUNK):
             want = share - len(self.slots)
@@ -487,7 +542,7 @@ class ImapWorker:
             except Exception as exc:  # noqa: BLE001 - Redis went away mid-claim: next tick
                 failed = exc
             if taken:
-                self._take(taken)
+                yield from self._take(taken)
                 changed = True
             if failed is not None:
                 self._fault("Redis", failed, "keeping every account, claiming no more")
@@ -495,19 +550,17 @@ class ImapWorker:
             yield "claim"
         return changed
 
-    def _take(self, pks: list[int]) -> None:
+    def _take(self, pks: list[int]) -> Generator[str, None, None]:
         """Hold freshly leased accounts: the database names us their holder first (the fence
-        of their state) and records them ``connecting`` (all in one statement), then connects
-        start, best-known accounts first."""
+        of their state) and records them ``connecting`` (all in one statement), on the store
+        thread; then, on the loop, connects start, best-known accounts first. A stop while
+        the database writes gives every lease back; what it recorded as ours, the stop's
+        ``holders.retire`` lets go of (the store thread is waited for first)."""
         known: dict[int, tuple] = {}
         connecting: set[int] = set()
         try:
-            known = {pk: (imap, initialized, failing)
-                     for pk, imap, initialized, failing in EmailAccount.objects.filter(
-                         pk__in=pks).values_list("pk", "imap", "initialized_at",
-                                                 "connect_failing_since")}
-            holders.claim(self.worker_id, list(known))
-            connecting = holders.record_connecting(self.worker_id, list(known))
+            known, connecting = yield from self._off_loop("claim", _recorded_claim,
+                                                          self.worker_id, pks)
         except STORE_ERRORS:
             known = {}  # none recorded as ours: give every lease back
             raise
@@ -558,16 +611,19 @@ class ImapWorker:
                         self.worker_id, self.wave_taken, now - self.wave_started,
                         now - self.started_at)
 
-    def _beat(self) -> None:
+    def _beat(self) -> Generator[str, None, None]:
         """Renew our heartbeat row. After a gap longer than it lasts, others may have written
         our accounts off as orphans: record again what we hold and how they are."""
-        holders.beat(self.worker_id, settings.IMAP_LEASE_TTL)
+        yield from self._off_loop("heartbeat row", holders.beat, self.worker_id,
+                                  settings.IMAP_LEASE_TTL)
         now = time.monotonic()
         gap = None if self.last_beat is None else now - self.last_beat
         self.last_beat = now
         if gap is not None and gap > settings.IMAP_LEASE_TTL and self.slots:
             # The time first: a step that records a state after it stamps a later time
             # (``AccountConnection._set_state`` sets ``conn.state`` before it writes).
+            # On the loop, as it was read: an account let go of meanwhile must not be
+            # recorded as ours again.
             read_at = timezone.now()
             holders.restore(self.worker_id, {pk: slot.conn.state
                                              for pk, slot in self.slots.items()}, read_at)
@@ -986,6 +1042,7 @@ class ImapWorker:
         self.connects.shutdown()  # in-flight connects end within their phase deadlines
         self.pool.shutdown(wait=True, cancel_futures=True)
         self._sweeper.shutdown(wait=True)
+        self._store.shutdown(wait=True)
         self.collect_results()
         self._record_polls()  # for whoever takes the accounts
         try:

@@ -5,6 +5,9 @@ ms under a failover's load, and every new mail of its idling accounts waited as 
 from __future__ import annotations
 
 import select
+import threading
+import time
+from concurrent.futures import wait
 from urllib.parse import urlsplit
 
 import pytest
@@ -12,15 +15,24 @@ import redis
 
 from accounts.models import EmailAccount
 from emailapi.lib.redis import get_redis
-from mailboxes.worker import imap_worker
+from mailboxes.worker import eligible, holders, imap_worker
 from mailboxes.worker.leases import LEASE_PREFIX, Leases
-from tests.base import wait_for
+from tests.base import TIMEOUT_FACTOR, wait_for
 from tests.mailboxes.helpers import claimed_and_idle, events_of, register
 from tests.servers import seed
 from tests.servers.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("fast_worker_settings")]
+
+
+def _turn(worker) -> None:
+    """One turn of the loop that runs a slice of the tick, once the database has answered
+    the last one (read on the store thread): the loop's turns meanwhile run none."""
+    awaited = worker.worker._awaited
+    if awaited is not None:
+        wait([awaited], timeout=20 * TIMEOUT_FACTOR)
+    worker.turn(wait=0)
 
 
 def _start_tick(worker) -> None:
@@ -44,7 +56,7 @@ def test_the_loop_renews_a_chunk_of_leases_a_turn(alice, dovecot, driven_worker,
     turns = 1
     while worker.worker._ticking is not None:
         before = len(renewed)
-        worker.turn(wait=0)
+        _turn(worker)
         turns += 1
         assert len(renewed) - before <= 1  # never two chunks in one turn
         assert turns < 50
@@ -95,7 +107,7 @@ def test_an_account_let_go_of_during_a_tick_is_not_leased_again(alice, dovecot, 
     wait_for(lambda: worker.worker.collect_results() or last not in worker.slots)
     assert reader.holder(last) is None
     while worker.worker._ticking is not None:
-        worker.turn(wait=0)
+        _turn(worker)
     assert reader.holder(last) is None
     assert sorted(worker.slots) == sorted(a.pk for a in accounts if a.pk != last)
 
@@ -109,7 +121,7 @@ def test_a_command_asking_for_a_tick_during_one_gets_another(alice, dovecot, dri
     _start_tick(worker)
     worker.worker.commands.put({"id": None, "action": "added"})
     while worker.worker._ticking is not None:
-        worker.turn(wait=0)
+        _turn(worker)
     assert worker.worker.next_claim == 0.0
 
 
@@ -118,7 +130,7 @@ def _slices(worker) -> list[tuple[str, list[int]]]:
     done = []
     while worker.worker._ticking is not None:
         before = set(worker.slots)
-        worker.turn(wait=0)
+        _turn(worker)
         done.append((worker.worker._slice, sorted(set(worker.slots) - before)))
     return done
 
@@ -153,7 +165,7 @@ def test_redis_gone_mid_claim_keeps_what_was_leased_and_leases_no_more(
             f"redis://127.0.0.1:{proxy.port}{url.path}", socket_timeout=2), "mid-claim", 60)
         _start_tick(worker)
         while not set(worker.slots):  # up to the first claim
-            worker.turn(wait=0)
+            _turn(worker)
         assert worker.worker._slice == "claim"
         first = sorted(worker.slots)
         proxy.cut()
@@ -219,10 +231,10 @@ def test_redis_gone_between_two_pipelines_of_one_claim_keeps_the_first_ones_leas
         assert len(taken) == 2  # the first pipeline's three, less the one raced away
         assert client.raced not in taken
         assert "Redis" in worker.worker._down
-        holders = {a.pk: reader.holder(a.pk) for a in accounts}
-        assert holders == {a.pk: "mid-pipe" if a.pk in taken
-                           else "pipes-racer" if a.pk == client.raced else None
-                           for a in accounts}
+        holder_of = {a.pk: reader.holder(a.pk) for a in accounts}
+        assert holder_of == {a.pk: "mid-pipe" if a.pk in taken
+                             else "pipes-racer" if a.pk == client.raced else None
+                             for a in accounts}
         worker.until(lambda: all(
             EmailAccount.objects.get(pk=pk).state == "connected" for pk in taken))
     finally:
@@ -261,3 +273,53 @@ def test_a_tick_acts_on_what_the_database_reports_without_an_announcement(
     assert EmailAccount.objects.get(pk=stopped.pk).state == "paused"
     assert EmailAccount.objects.get(pk=paused.pk).state != "paused"  # not a tenant's stop
     assert Leases(get_redis(), "reader", 60).holder(paused.pk) is None
+
+
+@pytest.mark.parametrize("module, name, slice_", [
+    (eligible, "held_changes", "eligible"),  # the comparison with the eligible accounts
+    (holders, "claim", "claim"),  # the record of accounts just leased as this worker's
+])
+def test_the_loop_reads_new_mail_while_the_tick_waits_for_the_database(
+        alice, dovecot, driven_worker, monkeypatch, module, name, slice_):
+    """The tick's database work runs on the store thread (``_off_loop``): while PostgreSQL
+    keeps it waiting (in a failover, on its load: the comparison took up to 554 ms; here held
+    back until the test lets it go), the loop reads its sockets, and a new mail is indexed
+    and announced before the tick has its answer; then the tick ends as it would have."""
+    users = [dovecot.add_user() for _ in range(2)]
+    held = register(alice.tenant, users[0], "held")
+    worker = driven_worker()
+    claimed_and_idle(worker, [held])
+    new = register(alice.tenant, users[1], "new")  # for the tick to claim
+    answer = threading.Event()
+    call_through = getattr(module, name)
+
+    def held_back(*args):
+        answer.wait(60)
+        return call_through(*args)
+
+    monkeypatch.setattr(module, name, held_back)
+    try:
+        _start_tick(worker)
+        # Up to that slice, each turn from a thread: one that waited for the answer itself
+        # fails this test instead of hanging it.
+        while worker.worker._slice != slice_:
+            call = threading.Thread(target=_turn, args=(worker,))
+            call.start()
+            call.join(timeout=5.0)
+            assert not call.is_alive()
+        waiting = worker.worker._awaited
+        seed.seed_mailbox(users[0], messages=[seed.make_message(subject="Tick waiting")])
+        deadline = time.monotonic() + 30 * TIMEOUT_FACTOR
+        while not events_of(held, "messageNew"):
+            worker.turn(wait=0.05)
+            assert time.monotonic() < deadline
+        assert not waiting.done()  # still waiting for its answer
+        assert worker.worker._ticking is not None
+    finally:
+        answer.set()
+    while worker.worker._ticking is not None:
+        _turn(worker)
+    assert worker.worker._down == {}
+    assert sorted(worker.slots) == sorted([held.pk, new.pk])
+    assert worker.worker.next_claim < float("inf")
+    worker.until(lambda: worker.idle(new.pk))
