@@ -107,18 +107,6 @@ def _stored(function: Callable, *args):
         connections.close_all()
 
 
-def _recorded_claim(worker_id: str, pks: list[int]) -> tuple[dict[int, tuple], set[int]]:
-    """The database's part of taking leased accounts (``ImapWorker._take``): those that still
-    exist, with what their connect needs (IMAP settings, whether indexed, failing since),
-    recorded as this worker's, and of them those recorded ``connecting``."""
-    known = {pk: (imap, initialized, failing)
-             for pk, imap, initialized, failing in EmailAccount.objects.filter(
-                 pk__in=pks).values_list("pk", "imap", "initialized_at",
-                                         "connect_failing_since")}
-    holders.claim(worker_id, list(known))
-    return known, holders.record_connecting(worker_id, list(known))
-
-
 def _gone_after() -> int:
     """``IMAP_WORKER_GONE_AFTER`` where workers judge each other by presence at all, else 0:
     one not under the lease TTL would only ever judge workers whose leases ran out anyway."""
@@ -279,8 +267,14 @@ class ImapWorker:
             logger.info("imapworker %s: the loop was busy %.0f ms (claim tick %.0f ms%s) while "
                         "sockets waited", self.worker_id, busy * 1000,
                         (ticked - started) * 1000, f": {slice_}" if slice_ else "")
-        wait = 0.0 if self._ticking is not None and not self._awaiting() else min(
-            timeout, max(0.0, self.next_claim - time.monotonic()), self._next_timer())
+        if self._ticking is None:
+            wait = min(timeout, max(0.0, self.next_claim - time.monotonic()), self._next_timer())
+        elif self._awaiting():
+            # Until the store thread's answer wakes the loop: a tick asked for meanwhile
+            # (``next_claim`` 0) comes after this one and must not make the loop spin.
+            wait = min(timeout, self._next_timer())
+        else:
+            wait = 0.0  # the tick's next slice
         for key, _ in self.selector.select(wait):
             if key.data is None:
                 self._drain_wake()
@@ -319,11 +313,12 @@ class ImapWorker:
         Why: PostgreSQL busy with a failover's thousands of reconnects answered the tick's
         comparison of the held accounts with the eligible ones in up to 554 ms, and the loop,
         waiting for it, read no socket meanwhile: 4.3 s of a survivor's recovery, every new
-        mail of its idling accounts waiting as long. The reads go there, the worker's own
-        heartbeat row, and the record of accounts it has just leased and does not hold yet
-        (``_take``); what records accounts it holds (``_forget``, ``holders.restore``) stays
-        on the loop, which owns ``slots``, so that no record is written from a look at them
-        the loop has since changed. A failure is raised here, on the loop, as the call's own
+        mail of its idling accounts waiting as long. Only reads and the worker's own
+        heartbeat row go there; what records which accounts the worker holds (``_take``,
+        ``_forget``, ``holders.restore``) stays on the loop, which owns ``slots``, so that
+        no record is written from a look at them the loop has since changed (moving
+        ``_take``'s writes too left its claim slices as long: they are Redis and the new
+        sessions' own objects). A failure is raised here, on the loop, as the call's own
         would have been."""
         future = self._store.submit(_stored, function, *args)
         self._awaited = future
@@ -542,7 +537,7 @@ class ImapWorker:
             except Exception as exc:  # noqa: BLE001 - Redis went away mid-claim: next tick
                 failed = exc
             if taken:
-                yield from self._take(taken)
+                self._take(taken)
                 changed = True
             if failed is not None:
                 self._fault("Redis", failed, "keeping every account, claiming no more")
@@ -550,17 +545,19 @@ class ImapWorker:
             yield "claim"
         return changed
 
-    def _take(self, pks: list[int]) -> Generator[str, None, None]:
+    def _take(self, pks: list[int]) -> None:
         """Hold freshly leased accounts: the database names us their holder first (the fence
-        of their state) and records them ``connecting`` (all in one statement), on the store
-        thread; then, on the loop, connects start, best-known accounts first. A stop while
-        the database writes gives every lease back; what it recorded as ours, the stop's
-        ``holders.retire`` lets go of (the store thread is waited for first)."""
+        of their state) and records them ``connecting`` (all in one statement), then connects
+        start, best-known accounts first."""
         known: dict[int, tuple] = {}
         connecting: set[int] = set()
         try:
-            known, connecting = yield from self._off_loop("claim", _recorded_claim,
-                                                          self.worker_id, pks)
+            known = {pk: (imap, initialized, failing)
+                     for pk, imap, initialized, failing in EmailAccount.objects.filter(
+                         pk__in=pks).values_list("pk", "imap", "initialized_at",
+                                                 "connect_failing_since")}
+            holders.claim(self.worker_id, list(known))
+            connecting = holders.record_connecting(self.worker_id, list(known))
         except STORE_ERRORS:
             known = {}  # none recorded as ours: give every lease back
             raise
