@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -165,6 +166,20 @@ def claimed_and_idle(worker: DrivenWorker, accounts) -> None:
     worker.until(lambda: all(
         EmailAccount.objects.get(pk=a.pk).state == "connected" and worker.idle(a.pk)
         for a in accounts))
+
+
+def held_back(monkeypatch, obj, name: str) -> threading.Event:
+    """Make ``obj.name`` wait until the returned event is set (a minute at most), then call
+    through: a call a slow server or database would keep waiting."""
+    gate = threading.Event()
+    original = getattr(obj, name)
+
+    def waiting(*args, **kwargs):
+        gate.wait(60)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(obj, name, waiting)
+    return gate
 
 
 def counted(obj, name: str) -> list:

@@ -9,7 +9,6 @@ The figures are ``bench/worker_scale.py``'s.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 
 import pytest
@@ -26,7 +25,7 @@ from mailboxes.worker import connect_budget
 from mailboxes.worker import connection as connection_module
 from mailboxes.worker.connect_budget import ConnectBudget
 from mailboxes.worker.connection import PROVEN, AccountConnection, endpoint_of
-from tests.mailboxes.helpers import DrivenWorker, events_of, open_session, register
+from tests.mailboxes.helpers import DrivenWorker, events_of, held_back, open_session, register
 from tests.servers import seed
 
 
@@ -100,14 +99,7 @@ def test_a_worker_opens_no_more_sessions_than_its_pool_can_sync(alice, dovecot, 
     settings.IMAP_LEASE_TTL = 60
     settings.IMAP_CONNECTS_PER_SECOND = 0
     accounts = [register(alice.tenant, dovecot.add_user(), f"box{i}") for i in range(6)]
-    gate = threading.Event()
-    original_sync = AccountConnection.sync
-
-    def held_sync(self):
-        gate.wait(60)
-        return original_sync(self)
-
-    monkeypatch.setattr(AccountConnection, "sync", held_sync)
+    gate = held_back(monkeypatch, AccountConnection, "sync")
     worker = DrivenWorker(pool_size=1, connect_threads=1)
 
     def waiting() -> int:

@@ -18,7 +18,7 @@ from emailapi.lib.redis import get_redis
 from mailboxes.worker import eligible, imap_worker
 from mailboxes.worker.leases import LEASE_PREFIX, Leases
 from tests.base import TIMEOUT_FACTOR, wait_for
-from tests.mailboxes.helpers import claimed_and_idle, events_of, register
+from tests.mailboxes.helpers import claimed_and_idle, events_of, held_back, register
 from tests.servers import seed
 from tests.servers.tcp_proxy import TcpProxy
 
@@ -288,14 +288,7 @@ def test_the_loop_reads_new_mail_while_the_tick_waits_for_the_database(alice, do
     held = register(alice.tenant, users[0], "held")
     worker = driven_worker()
     claimed_and_idle(worker, [held])
-    answer = threading.Event()
-    compare = eligible.held_changes
-
-    def held_back(held):
-        answer.wait(60)
-        return compare(held)
-
-    monkeypatch.setattr(eligible, "held_changes", held_back)
+    answer = held_back(monkeypatch, eligible, "held_changes")
     waits: list[float] = []
     select = worker.worker.selector.select
     monkeypatch.setattr(worker.worker.selector, "select",
