@@ -8,10 +8,10 @@ those bytes, the cyclic collector paused as in a first index (``gc`` off), the b
 ``--rounds``:
 
 * tokens:        ``parse.parse_fetch`` of each response (the tokenizer, compiled or not);
-* message_meta:  ``parse.message_meta``, and its parts (header block, ENVELOPE and its
-                 addresses, BODYSTRUCTURE, dates, References); where ``_meta`` was built the
-                 whole is its compiled form, and the ENVELOPE line times ``parse``'s own
-                 ``_envelope_fields``, which ``_meta`` does inline;
+* message_meta:  ``parse.message_meta``, and its parts (header block, the envelope from the
+                 header fields and its addresses, BODYSTRUCTURE, dates, References); where
+                 ``_meta`` was built the whole is its compiled form, and the envelope line
+                 times ``parse``'s own ``_header_envelope``, which ``_meta`` does inline;
 * row:           ``index._row_values`` (the column values of a new row);
 * COPY values:   the values in column order, JSON columns as text (``index._insert``'s loop);
 * COPY format:   psycopg's text formatting of those values (no server);
@@ -136,15 +136,13 @@ def main() -> None:
         items = [parse.parse_fetch(text, literals)[1] for text, literals in responses]
         metas = [parse.message_meta(entry) for entry in items]
         headers = [parse._header_block(entry) for entry in items]
-        envelopes = [entry.get("ENVELOPE") or [None] * 10 for entry in items]
         timed("tokens (parse_fetch)", lambda: [parse.parse_fetch(t, lit) for t, lit in responses])
         timed("message_meta", lambda: [parse.message_meta(entry) for entry in items])
         timed("  header block", lambda: [parse._header_block(entry) for entry in items])
-        timed("  ENVELOPE", lambda: [parse._envelope_fields(e, h)
-                                     for e, h in zip(envelopes, headers, strict=True)])
-        for label, field, header in (("from", 2, "from"), ("to", 5, "to"), ("cc", 6, "cc")):
-            timed(f"    {label} addresses", lambda f=field, h=header: [
-                parse._addresses_of(e[f], hs.get(h)) for e, hs in zip(envelopes, headers, strict=True)])
+        timed("  envelope (header fields)", lambda: [parse._header_envelope(h) for h in headers])
+        for label in ("from", "to", "cc"):
+            timed(f"    {label} addresses", lambda name=label: [
+                parse.header_addresses(h[name]) for h in headers if name in h])
         timed("  BODYSTRUCTURE", lambda: [parse.parse_bodystructure(entry.get("BODYSTRUCTURE"))
                                           for entry in items])
         timed("  INTERNALDATE", lambda: [parse.parse_internaldate(entry.get("INTERNALDATE"))

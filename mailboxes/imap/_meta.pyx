@@ -9,15 +9,17 @@ thread a first index waits for: its BODYSTRUCTURE alone about 8 us (each node's 
 through ``_get``, each type lower-cased, its parameters made a dict, a ``Part`` built by
 keyword), the rest the ENVELOPE's fields as a dict and the glue between the compiled pieces.
 Here the walk is typed, the tree's lists are indexed directly, the few type words are
-lower-cased once, a ``Part`` is built by position and the ENVELOPE's fields go straight into
-the ``MessageMeta``; and the items of a response (``parse_fetch``: a dict of the tokens, each
+lower-cased once, a ``Part`` is built by position and the envelope's fields (from the
+header fields, or an ENVELOPE where a response has one) go straight into the
+``MessageMeta``; and the items of a response (``parse_fetch``: a dict of the tokens, each
 name upper-cased and decoded, about 2.5 us a message beside the tokenizer's 8.7) are named
 from the few names a session asks for, upper-cased once.
 
 What is not the common case is handed back to Python, not written twice: RFC 2231 parameter
 continuations and charsets (``parse._join_rfc2231``), a uuencoded part's type from its name
-(``mimetypes``), address headers read where the ENVELOPE's addresses are suspect
-(``parse._addresses_of``), Gmail's labels (modified UTF-7), and every value's decoding
+(``mimetypes``), address headers read where an ENVELOPE's addresses are suspect
+(``parse._addresses_of``), a subject whose white space Dovecot would change
+(``parse.subject_for_humans``), Gmail's labels (modified UTF-7), and every value's decoding
 (``decode_header``, ``parse_date``... compiled already in ``_headers`` where it was built);
 ``bind`` hands them over, with the exception a multipart the server could not split raises,
 which ``parse`` owns.
@@ -44,6 +46,8 @@ cdef object _header_fields = None
 cdef object _envelope_addresses = None
 cdef object _envelope_suspect = None
 cdef object _suspect_addresses = None
+cdef object _header_addresses = None
+cdef object _subject_for_humans = None
 cdef object _parse_date = None
 cdef object _parse_internaldate = None
 cdef object _normalize_message_id = None
@@ -57,19 +61,21 @@ cdef Py_ssize_t _MAX_DEPTH = 64
 
 def bind(*, decode_header, decode_bytes, join_rfc2231, guess_type, degenerate, uu_encodings,
          uu_generic_types, max_depth, header_fields, envelope_addresses, envelope_suspect,
-         addresses_of, parse_date, parse_internaldate, normalize_message_id,
-         message_id_list, labels, parse_tokens):
+         addresses_of, header_addresses, subject_for_humans, parse_date, parse_internaldate,
+         normalize_message_id, message_id_list, labels, parse_tokens):
     """Take what ``parse`` owns (this module cannot import ``parse``, which imports it)."""
     global _decode_header, _decode_bytes, _join_rfc2231, _guess_type, _Degenerate
     global _UU_ENCODINGS, _UU_GENERIC_TYPES, _MAX_DEPTH, _header_fields, _envelope_addresses
     global _envelope_suspect, _suspect_addresses, _parse_date, _parse_internaldate
-    global _normalize_message_id, _message_id_list, _labels, _parse_tokens
+    global _normalize_message_id, _message_id_list, _labels, _parse_tokens, _header_addresses
+    global _subject_for_humans
     _decode_header, _decode_bytes, _join_rfc2231 = decode_header, decode_bytes, join_rfc2231
     _guess_type, _Degenerate = guess_type, degenerate
     _UU_ENCODINGS, _UU_GENERIC_TYPES = frozenset(uu_encodings), frozenset(uu_generic_types)
     _MAX_DEPTH = max_depth
     _header_fields, _envelope_addresses = header_fields, envelope_addresses
     _envelope_suspect, _suspect_addresses = envelope_suspect, addresses_of
+    _header_addresses, _subject_for_humans = header_addresses, subject_for_humans
     _parse_date, _parse_internaldate = parse_date, parse_internaldate
     _normalize_message_id, _message_id_list, _labels = (normalize_message_id, message_id_list,
                                                         labels)
@@ -203,7 +209,10 @@ cdef object _atom(object value):
 
 cdef tuple _envelope(object envelope, dict headers):
     """``parse._envelope_fields`` as a tuple in the ENVELOPE's order (None when it is not a
-    list): date, subject, from, sender, reply-to, to, cc, bcc, in-reply-to, message-id."""
+    list): date, subject, from, sender, reply-to, to, cc, bcc, in-reply-to, message-id;
+    without an ENVELOPE, read from the header fields."""
+    if envelope is None:
+        return _header_envelope(headers)
     if not isinstance(envelope, list):
         return None
     cdef list fields = (<list>envelope + [None] * 10)[:10]
@@ -229,6 +238,53 @@ cdef list _addresses_of(object value, object header):
     if header is None or not _envelope_suspect(value, header):
         return _envelope_addresses(value)
     return _suspect_addresses(value, header)
+
+
+cdef tuple _header_envelope(dict headers):
+    """``parse._header_envelope`` as a tuple in the ENVELOPE's order."""
+    raw_from = headers.get("from")
+    cdef list parsed_from = _header_addresses(raw_from) if raw_from is not None else []
+    return (
+        _parse_date(headers.get("date")),
+        _decode_header(_for_humans(headers.get("subject"))),
+        parsed_from,
+        _or_from(headers.get("sender"), parsed_from),
+        _or_from(headers.get("reply-to"), parsed_from),
+        _header_list(headers.get("to")),
+        _header_list(headers.get("cc")),
+        _header_list(headers.get("bcc")),
+        _normalize_message_id(headers.get("in-reply-to")),
+        _normalize_message_id(headers.get("message-id")),
+    )
+
+
+cdef inline list _header_list(object value):
+    return _header_addresses(value) if value is not None else []
+
+
+cdef list _or_from(object value, list parsed_from):
+    if value is None:
+        return [Address(address.name, address.address) for address in parsed_from]
+    return _header_addresses(value)
+
+
+cdef object _for_humans(object value):
+    """``parse.subject_for_humans``, which it calls only for a subject it would change."""
+    if type(value) is not bytes:
+        return _subject_for_humans(value)
+    cdef bytes data = <bytes>value
+    cdef const unsigned char *s = data
+    cdef Py_ssize_t i, n = len(data)
+    cdef unsigned char c
+    if n == 0:
+        return data
+    if s[0] == 32 or s[n - 1] == 32:
+        return _subject_for_humans(data)
+    for i in range(n):
+        c = s[i]
+        if c == 9 or c == 10 or c == 13 or (c == 32 and i + 1 < n and s[i + 1] == 32):
+            return _subject_for_humans(data)
+    return data
 
 
 cdef list _same_addresses(object raw, object raw_from, list parsed_from, object header):

@@ -46,7 +46,7 @@ __all__ = [
     "flag_change",
     "parse_envelope_addresses",
     "header_addresses",
-    "ADDRESS_HEADERS",
+    "ENVELOPE_HEADERS",
     "parse_bodystructure",
     "decode_header",
     "decode_bytes",
@@ -528,9 +528,11 @@ def _header_fields(block: Any) -> dict[str, bytes]:
 # Cyrus: .MISSING-HOST-NAME.).
 _MISSING_HOSTS = {b".MISSING-HOST-NAME.", b"MISSING_DOMAIN", b"SYNTAX_ERROR"}
 _MISSING_MAILBOX = b"MISSING_MAILBOX"
-# The address headers, by their ENVELOPE field, fetched beside it (``fetch.BASE_META_ITEMS``)
-# to read the addresses a server's ENVELOPE loses or mangles.
-ADDRESS_HEADERS = ("from", "sender", "reply-to", "to", "cc", "bcc")
+# The header fields a message's envelope is read from (``fetch.BASE_META_ITEMS``,
+# ``_header_envelope``); where a response has an ENVELOPE, its address headers are read where
+# its addresses are suspect.
+ENVELOPE_HEADERS = ("date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc",
+                    "in-reply-to", "message-id")
 
 
 def parse_envelope_addresses(value: Any) -> list[Address]:
@@ -652,8 +654,11 @@ def _same_addresses(raw: Any, raw_from: Any, parsed_from: list[Address],
 
 
 def _envelope_fields(envelope: Any, headers: Mapping[str, bytes] | None = None) -> dict[str, Any]:
-    """The ENVELOPE's fields; *headers* (lower-case name → raw value) are the address headers
-    fetched with it, read where the ENVELOPE's addresses are suspect."""
+    """The envelope's fields: an ENVELOPE's, with *headers* (lower-case name → raw value) read
+    where its addresses are suspect; without an ENVELOPE (None), the header fields' own
+    (``_header_envelope``)."""
+    if envelope is None:
+        return _header_envelope(headers or {})
     if not isinstance(envelope, list):
         return {}
     fields = (envelope + [None] * 10)[:10]
@@ -672,6 +677,55 @@ def _envelope_fields(envelope: Any, headers: Mapping[str, bytes] | None = None) 
         "in_reply_to": normalize_message_id(in_reply_to),
         "message_id": normalize_message_id(message_id),
     }
+
+
+def _header_envelope(headers: Mapping[str, bytes]) -> dict[str, Any]:
+    """The envelope's fields read from the header fields (``ENVELOPE_HEADERS``) as a server
+    builds its ENVELOPE: each value the first of its name, the subject's white space made one
+    space a run as Dovecot sends it (``subject_for_humans``), the addresses read as mail
+    clients read them (``header_addresses``), Sender and Reply-To the From addresses where
+    there is no such header (RFC 3501; an empty one stays empty, as in Dovecot's).
+
+    Why not the server's ENVELOPE: it costs Dovecot about 11 % of its CPU for the engine's
+    FETCH and a quarter of the bytes this process reads and tokenizes, for fields the header
+    block carries anyway; and where an ENVELOPE differs from the header it is the server's
+    parser that lost or mangled an address (``_envelope_suspect``)."""
+    raw_from = headers.get("from")
+    parsed_from = header_addresses(raw_from) if raw_from is not None else []
+    return {
+        "date": parse_date(headers.get("date")),
+        "subject": decode_header(subject_for_humans(headers.get("subject"))),
+        "from_": parsed_from,
+        "sender": _or_from(headers.get("sender"), parsed_from),
+        "reply_to": _or_from(headers.get("reply-to"), parsed_from),
+        "to": _header_list(headers.get("to")),
+        "cc": _header_list(headers.get("cc")),
+        "bcc": _header_list(headers.get("bcc")),
+        "in_reply_to": normalize_message_id(headers.get("in-reply-to")),
+        "message_id": normalize_message_id(headers.get("message-id")),
+    }
+
+
+def _header_list(value: bytes | None) -> list[Address]:
+    return header_addresses(value) if value is not None else []
+
+
+def _or_from(value: bytes | None, parsed_from: list[Address]) -> list[Address]:
+    if value is None:
+        return [Address(address.name, address.address) for address in parsed_from]
+    return header_addresses(value)
+
+
+_LWSP = re.compile(rb"[ \t\r\n]+")
+
+
+def subject_for_humans(value: bytes | None) -> bytes | None:
+    """A raw Subject as Dovecot puts it in an ENVELOPE (``imap_append_string_for_humans``):
+    each run of spaces, tabs and line ends one space, none at either end. Folded subjects are
+    common, and a tab fold would otherwise show."""
+    if value is None:
+        return None
+    return _LWSP.sub(b" ", value).strip(b" ")
 
 
 # -- bodystructure ---------------------------------------------------------------------------
@@ -1014,6 +1068,7 @@ python_parse_date = parse_date
 python_parse_internaldate = parse_internaldate
 python_parse_envelope_addresses = parse_envelope_addresses
 python_envelope_suspect = _envelope_suspect
+python_header_addresses = header_addresses
 python_parse_bodystructure = parse_bodystructure
 
 try:
@@ -1032,6 +1087,7 @@ else:
     parse_internaldate = _headers.parse_internaldate
     parse_envelope_addresses = _headers.envelope_addresses
     _envelope_suspect = _headers.envelope_suspect
+    header_addresses = _headers.header_addresses
 
 python_message_meta = message_meta
 python_parse_fetch = parse_fetch
@@ -1047,6 +1103,7 @@ else:
                uu_generic_types=_UU_GENERIC_TYPES, max_depth=_MAX_DEPTH,
                header_fields=_header_fields, envelope_addresses=parse_envelope_addresses,
                envelope_suspect=_envelope_suspect, addresses_of=_addresses_of,
+               header_addresses=header_addresses, subject_for_humans=subject_for_humans,
                parse_date=parse_date, parse_internaldate=parse_internaldate,
                normalize_message_id=normalize_message_id, message_id_list=message_id_list,
                labels=_labels, parse_tokens=parse_tokens)

@@ -78,6 +78,7 @@ def test_the_compiled_header_values_are_in_use():
     assert parse.parse_internaldate is _headers.parse_internaldate
     assert parse.parse_envelope_addresses is _headers.envelope_addresses
     assert parse._envelope_suspect is _headers.envelope_suspect
+    assert parse.header_addresses is _headers.header_addresses
 
 
 @needs_native
@@ -313,6 +314,48 @@ def test_same_envelope_addresses_on_random_lists():
             parse.python_envelope_suspect(value, header), (value, header)
 
 
+# What an address header's syntax turns on: quotes, comments, angle brackets, separators,
+# escapes, folds, groups and routes, encoded and 8-bit names, Unicode spaces.
+ADDRESS_PIECES = [b'"', b"\\", b"(", b")", b"<", b">", b",", b":", b";", b"@", b" ", b"\t",
+                  b"\r\n ", b"\n", b"\r", b"alice", b"example.test", b"=?utf-8?q?J=C3=B6rg?=",
+                  b"caf\xc3\xa9", b"caf\xe9", b"\xff", b"Bob Smith", b"undisclosed-recipients",
+                  b"@a,@b:", b"x@y", b"\xc2\xa0", b"\x1c", b"\xe2\x80\x83", b'""', b'\\"']
+
+
+def _same_addresses(value):
+    compiled = _headers.header_addresses(value)
+    assert compiled == parse.python_header_addresses(value), value
+    return [(address.name, address.address) for address in compiled]
+
+
+@needs_native
+def test_same_header_addresses_on_the_corpus_and_random_values():
+    values = [value for raw in mime_shapes.corpus(120)
+              for name, value in re.findall(rb"(?mi)^(from|sender|reply-to|to|cc|bcc):(.*(?:\r?\n[ \t].*)*)",
+                                            raw.split(b"\r\n\r\n", 1)[0])]
+    assert len(values) > 200
+    rng = random.Random(37)
+    values += [b"".join(rng.choice(ADDRESS_PIECES) for _ in range(rng.randint(0, 20)))
+               for _ in range(30_000)]
+    for value in values:
+        _same_addresses(value)
+
+
+@needs_native
+def test_what_the_header_addresses_are():
+    """The model both follow (mail clients' reading, nodemailer's addressparser), spelt out."""
+    assert _same_addresses(b'"Last, First" <lf@x.test>, =?utf-8?q?J=C3=B6rg?= <j@x.test>') == [
+        ("Last, First", "lf@x.test"), ("Jörg", "j@x.test")]
+    assert _same_addresses(b"Mikel@Lindsaar <raasdnil@x.test>, carol@x.test") == [
+        ("Mikel@Lindsaar", "raasdnil@x.test"), ("", "carol@x.test")]
+    assert _same_addresses(b"team: a@x.test, B <b@x.test>;, undisclosed-recipients:;") == [
+        ("", "a@x.test"), ("B", "b@x.test")]
+    assert _same_addresses(b"ops@x.test (Operations Desk), <@r1,@r2:u@h.test>") == [
+        ("Operations Desk", "ops@x.test"), ("", "u@h.test")]
+    assert _same_addresses(b'"Esc \\"aped\\"" <e@x.test>, Caf\xe9 <c@x.test>') == [
+        ('Esc "aped"', "e@x.test"), ("Café", "c@x.test")]
+
+
 @needs_native
 def test_the_usual_shapes_are_read_without_the_python_code(monkeypatch):
     """What nearly every message has is read in C: a compiled path that handed everything back
@@ -328,4 +371,6 @@ def test_the_usual_shapes_are_read_without_the_python_code(monkeypatch):
     assert _headers.parse_internaldate(b"31-Dec-2023 23:59:59 -0700") is not None
     addresses = _headers.envelope_addresses([[b"=?utf-8?q?J=C3=B6rg?=", None, b"j", b"x.test"]])
     assert [(a.name, a.address) for a in addresses] == [("Jörg", "j@x.test")]
+    addresses = _headers.header_addresses(b'=?utf-8?q?J=C3=B6rg?= <j@x.test>, "B, C" <b@x.test>')
+    assert [(a.name, a.address) for a in addresses] == [("Jörg", "j@x.test"), ("B, C", "b@x.test")]
     assert _headers.message_id_list(b"<a@b> <c@d>") == ["<a@b>", "<c@d>"]
