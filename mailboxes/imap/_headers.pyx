@@ -586,25 +586,35 @@ cdef inline bint _special(Py_UCS4 c) noexcept:
 
 
 cdef Py_ssize_t _token_end(str text, Py_ssize_t i, Py_ssize_t n):
-    """Where the token of ``parse._ADDRESS_TOKEN`` starting at *i* ends: a quoted string or a
-    comment (a backslash escapes any character; the closing mark optional), an angle address,
-    one separator, or a run of anything else."""
+    """Where the token of ``parse._address_tokens`` starting at *i* ends: a quoted string (a
+    backslash escapes any character; the closing quote optional), a comment with the comments
+    nested in it (an unclosed one runs to the end), an angle address, one separator, or a run
+    of anything else."""
     cdef Py_UCS4 c = text[i], d
-    cdef Py_ssize_t j = i + 1
-    if c == u'"' or c == u'(':
+    cdef Py_ssize_t j = i + 1, depth = 1
+    if c == u'"':
         while j < n:
             d = text[j]
             if d == u'\\':
                 if j + 1 >= n:
                     return j  # a lone last backslash is not escaped: the token ends before it
                 j += 2
-            elif (c == u'"' and d == u'"') or (c == u'(' and d == u')'):
+            elif d == u'"':
                 return j + 1
-            elif c == u'(' and d == u'(':
-                return j  # a nested comment starts a token of its own
             else:
                 j += 1
         return n
+    if c == u'(':
+        while j < n and depth:
+            d = text[j]
+            if d == u'\\':
+                j += 1
+            elif d == u'(':
+                depth += 1
+            elif d == u')':
+                depth -= 1
+            j += 1
+        return j if j < n else n
     if c == u'<':
         while j < n and text[j] != u'>':
             j += 1

@@ -352,6 +352,8 @@ def test_what_the_header_addresses_are():
         ("", "a@x.test"), ("B", "b@x.test")]
     assert _same_addresses(b"ops@x.test (Operations Desk), <@r1,@r2:u@h.test>") == [
         ("Operations Desk", "ops@x.test"), ("", "u@h.test")]
+    assert _same_addresses(b"a@x.test (Ops (EU) desk), b@x.test (open") == [
+        ("Ops (EU) desk", "a@x.test"), ("open", "b@x.test")]
     assert _same_addresses(b'"Esc \\"aped\\"" <e@x.test>, Caf\xe9 <c@x.test>') == [
         ('Esc "aped"', "e@x.test"), ("Café", "c@x.test")]
 
