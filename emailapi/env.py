@@ -94,6 +94,10 @@ def parse_database_url(url: str, sqlite_default: Path, pool_size: int = 10,
     if scheme in ("postgres", "postgresql", "pgsql"):
         options = dict(parse_qsl(parts.query))
         test_name = options.pop("test_name", None)  # our own knob, not a libpq option
+        # libpq's own default is to wait without end (psycopg's, 130 s) for a server that
+        # accepts the connection and then says nothing; a pool thread waiting that long
+        # opens no connection meanwhile.
+        options.setdefault("connect_timeout", "10")
         config = {
             # Django's backend with a cheaper check of pooled connections (below).
             "ENGINE": "emailapi.lib.postgres",

@@ -7,15 +7,25 @@ twice: a terminal's Ctrl-C reaches every process of the group, and the superviso
 each child its SIGTERM, so a send cut in half hung on how fast the supervisor answered. A
 stop here always lets the job finish; the supervisor kills a child still running after its
 grace period (10 s), which bounds a job that hangs.
+
+Its jobs' database statements are bounded as the other workers' are
+(``EMAILAPI_DB_WORKER_QUERY_TIMEOUT``, ``emailapi.lib.pgdeadline``).
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from rq.worker import SimpleWorker
+
+from emailapi.lib import pgdeadline
 
 
 class WarmStopWorker(SimpleWorker):
     """rq's ``SimpleWorker`` (each job in this process), whose stop is always warm."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        pgdeadline.set_limit(settings.DB_WORKER_QUERY_TIMEOUT)
 
     def request_force_stop(self, signum, frame) -> None:
         self.log.info("Worker %s: already stopping after the job in progress", self.name)

@@ -106,6 +106,11 @@ DB_WORKER_POOL_WAIT = 20
 # while the database itself answers) before the process exits so that its supervisor starts
 # a fresh one (emailapi/watchdog.py). 0 turns the watchdog off.
 DB_POOL_WATCHDOG = env_int("EMAILAPI_DB_POOL_WATCHDOG", 60, minimum=0)
+# Seconds a statement of a web request may take (the server's statement_timeout; a server that
+# does not even answer its cancellation is given up 5 s later: emailapi/lib/pgdeadline.py),
+# and of a long-running worker's (imapworker, sendscheduler, webhookdispatcher). 0 = no bound.
+DB_QUERY_TIMEOUT = env_int("EMAILAPI_DB_QUERY_TIMEOUT", 30, minimum=0)
+DB_WORKER_QUERY_TIMEOUT = env_int("EMAILAPI_DB_WORKER_QUERY_TIMEOUT", 120, minimum=0)
 DATABASES = {"default": parse_database_url(env_str("DATABASE_URL"), VAR_DIR / "emailapi.sqlite3",
                                            pool_size=DB_POOL_SIZE, pool_wait=DB_WORKER_POOL_WAIT)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

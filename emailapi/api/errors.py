@@ -78,6 +78,9 @@ def dependency_unavailable(exc: BaseException) -> ServiceUnavailable | None:
     if reason == dbpool.EXHAUSTED:
         return ServiceUnavailable("The service is busy: no database connection was free in "
                                   "time. Retry shortly", retry_after=2)
+    if reason == dbpool.TOO_SLOW:
+        return ServiceUnavailable("The database did not answer in time. Retry shortly",
+                                  retry_after=5)
     return ServiceUnavailable("The database is not available. Retry shortly", retry_after=5)
 
 

@@ -22,8 +22,11 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from psycopg_pool import PoolTimeout
 
+from emailapi.lib import pgcheck, pgdeadline
+
 EXHAUSTED = "pool exhausted"
 UNREACHABLE = "unreachable"
+TOO_SLOW = "too slow"  # a statement ran past its limit, or the server did not answer at all
 CONNECT_TIMEOUT = 2  # seconds for a direct connection attempt (libpq's minimum is 2)
 STORE_WAIT = 5  # seconds a long-running command's thread waits for a pooled connection
 
@@ -40,8 +43,17 @@ def pool(alias: str = "default"):
 
 
 def use_web_wait() -> None:
-    """Make requests of this process wait at most ``DB_POOL_WAIT`` seconds for a connection."""
+    """Make requests of this process wait at most ``DB_POOL_WAIT`` seconds for a connection,
+    and ``DB_QUERY_TIMEOUT`` for a statement (``emailapi.lib.pgdeadline``)."""
     set_wait(settings.DB_POOL_WAIT)
+    pgdeadline.set_limit(settings.DB_QUERY_TIMEOUT)
+
+
+def use_worker_waits() -> None:
+    """A long-running worker's waits: ``STORE_WAIT`` for a connection (``set_wait``) and
+    ``DB_WORKER_QUERY_TIMEOUT`` for a statement."""
+    set_wait(STORE_WAIT)
+    pgdeadline.set_limit(settings.DB_WORKER_QUERY_TIMEOUT)
 
 
 def set_wait(seconds: float) -> None:
@@ -93,7 +105,9 @@ def probe(wait: float) -> dict:
     except psycopg.Error:
         return {"ok": False, "error": UNREACHABLE, "pool": before}
     try:
-        conn.execute("SELECT 1")
+        # Not a statement's patience: any server that is there answers at once.
+        with pgdeadline.answer_within(pgcheck.CHECK_WAIT):
+            conn.execute("SELECT 1")
     except psycopg.Error:
         return {"ok": False, "error": UNREACHABLE, "pool": before}
     finally:
@@ -113,9 +127,10 @@ def _probe_without_pool() -> dict:
 
 
 def unavailable_reason(exc: BaseException) -> str | None:
-    """``EXHAUSTED`` or ``UNREACHABLE`` when ``exc`` means the database could not serve
-    this request (no connection in time, connection lost or refused); None for any other
-    error (a bug, a constraint), which stays a 500.
+    """``EXHAUSTED``, ``UNREACHABLE`` or ``TOO_SLOW`` when ``exc`` means the database could
+    not serve this request (no connection in time, connection lost or refused, no answer
+    within the statement limit of ``emailapi.lib.pgdeadline``); None for any other error (a
+    bug, a constraint), which stays a 500.
 
     Django wraps driver errors (``django.db.utils.OperationalError`` from
     ``psycopg.OperationalError``, ``PoolTimeout`` included) and keeps the original as the
@@ -123,6 +138,9 @@ def unavailable_reason(exc: BaseException) -> str | None:
     if not isinstance(exc, (OperationalError, InterfaceError, psycopg.OperationalError,
                             psycopg.InterfaceError)):
         return None
+    if any(isinstance(e, (pgdeadline.DatabaseSilent, psycopg.errors.QueryCanceled))
+           for e in (exc, exc.__cause__)):
+        return TOO_SLOW
     if isinstance(exc, PoolTimeout) or isinstance(exc.__cause__, PoolTimeout):
         shared = pool()
         if shared is not None:

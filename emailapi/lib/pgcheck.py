@@ -7,7 +7,9 @@ then end of file), so an idle connection whose socket has nothing to read, and t
 alive a moment ago, is alive: ``check`` looks at the socket (one ``poll``, no round trip) and
 sends the empty query only when there is something to read there, when the connection has not
 been checked for ``FULL_CHECK_AFTER`` seconds, or when libpq already knows it is bad. A dead
-connection then fails the check, and the pool replaces it.
+connection then fails the check, and the pool replaces it; so does one whose server does not
+answer the empty query within ``CHECK_WAIT`` seconds (``emailapi.lib.pgdeadline``), rather than
+holding the request that asked for it as long as a statement may take.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import weakref
 from psycopg import pq
 from psycopg_pool import ConnectionPool
 
+from emailapi.lib import pgdeadline
+
 FULL_CHECK_AFTER = 10.0  # seconds: a connection idle longer gets the round trip anyway
+CHECK_WAIT = 5.0  # seconds for the empty query's answer (any live server answers at once)
 _checked: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection -> monotonic
 
 
@@ -28,7 +33,8 @@ def check(conn) -> None:
     now = time.monotonic()
     last = _checked.get(conn)
     if last is None or now - last > FULL_CHECK_AFTER or _suspect(conn):
-        ConnectionPool.check_connection(conn)
+        with pgdeadline.answer_within(CHECK_WAIT):
+            ConnectionPool.check_connection(conn)
     _checked[conn] = now
 
 

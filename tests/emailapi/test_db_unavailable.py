@@ -95,8 +95,11 @@ def _in_background(port: int, path: str, token: str, count: int) -> tuple[list, 
 
 def test_an_exhausted_pool_answers_503_within_the_wait(alice, settings):
     name = f"emailapi-test-{uuid.uuid4().hex[:12]}"
+    # No statement limit: the held requests wait on our lock for as long as the test takes
+    # (test_db_silent.py has the limit).
     web = Daphne(settings, DATABASE_URL=_database_url(application_name=name),
-                 EMAILAPI_DB_POOL_SIZE="2", EMAILAPI_DB_POOL_WAIT="2")
+                 EMAILAPI_DB_POOL_SIZE="2", EMAILAPI_DB_POOL_WAIT="2",
+                 EMAILAPI_DB_QUERY_TIMEOUT="0")
     try:
         lock = TokenLock(ApiToken.objects.get(tenant=alice.tenant))
         try:
@@ -179,7 +182,7 @@ def test_sessions_ended_by_the_server_cost_no_request(alice, settings):
     is found dead when taken from the pool and replaced, so no request fails with it."""
     name = f"emailapi-test-{uuid.uuid4().hex[:12]}"
     web = Daphne(settings, DATABASE_URL=_database_url(application_name=name),
-                 EMAILAPI_DB_POOL_WAIT="10")
+                 EMAILAPI_DB_POOL_WAIT="10", EMAILAPI_DB_QUERY_TIMEOUT="0")
     try:
         # Three requests held at once make the pool open three connections.
         lock = TokenLock(ApiToken.objects.get(tenant=alice.tenant))

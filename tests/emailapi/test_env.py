@@ -28,6 +28,13 @@ def test_pool_size_and_wait(tmp_path):
     assert config["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 4, "timeout": 2}
 
 
+def test_a_connection_attempt_is_bounded_unless_the_url_says_otherwise(tmp_path):
+    assert env.parse_database_url("postgres://db.local/x", tmp_path / "x.db")[
+        "OPTIONS"]["connect_timeout"] == "10"
+    assert env.parse_database_url("postgres://db.local/x?connect_timeout=3", tmp_path / "x.db")[
+        "OPTIONS"]["connect_timeout"] == "3"
+
+
 def test_empty_url_is_sqlite_with_wal(tmp_path):
     config = env.parse_database_url("", tmp_path / "var" / "db.sqlite3")
     assert config["ENGINE"] == "django.db.backends.sqlite3"

@@ -8,6 +8,10 @@ its own: the suite's servers stay up for everyone else. Then, with mail arriving
 2. its database unreachable for a while;
 3. its Redis unreachable for longer than the lease TTL.
 
+And its database failing over behind the same address: the connections it holds never hear
+from their server again while new ones are answered; it gives each up at its deadline
+(``EMAILAPI_DB_WORKER_QUERY_TIMEOUT`` and ``pgdeadline.GRACE``) and goes on.
+
 After the storm the worker is still running, each mailbox is still on the session it logged in
 with at the start (Dovecot logged exactly one login per user), and every message delivered
 before, during and after is announced by exactly one ``messageNew``.
@@ -37,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TTL = 4
 
 
-def _spawn_worker(settings, db_port: int, redis_port: int, log) -> subprocess.Popen:
+def _spawn_worker(settings, db_port: int, redis_port: int, log, **env_overrides: str
+                  ) -> subprocess.Popen:
     db = connection.settings_dict
     redis_url = urlsplit(settings.REDIS_URL)
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
@@ -47,6 +52,7 @@ def _spawn_worker(settings, db_port: int, redis_port: int, log) -> subprocess.Po
         EMAILAPI_SECRET=settings.EMAILAPI_SECRET,
         EMAILAPI_LEASE_TTL=str(TTL), EMAILAPI_CLAIM_INTERVAL="1",
     )
+    env.update(env_overrides)
     return subprocess.Popen(
         [sys.executable, "manage.py", "imapworker", "--worker-id", "weathered"], cwd=ROOT,
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -143,6 +149,48 @@ def test_outages_of_database_and_redis_keep_the_worker_and_its_sessions(
                 got = sorted(e.data["subject"] for e in events_of(account, "messageNew"))
                 assert got == sorted(subjects), account.account_id
             assert [_logins(dovecot, user) for user in users] == [1, 1, 1], \
+                f"a mailbox was logged out and in again; the worker said:\n{_tail(log)}"
+        finally:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+
+
+def test_a_database_silent_for_good_costs_the_worker_only_its_deadline(
+        alice, dovecot, settings, tmp_path):
+    users = [dovecot.add_user() for _ in range(2)]
+    accounts = [register(alice.tenant, user, f"box{i}") for i, user in enumerate(users)]
+    db = connection.settings_dict
+    redis_port = urlsplit(settings.REDIS_URL).port or 6379
+    with TcpProxy(int(db["PORT"] or 5432), db["HOST"] or "127.0.0.1").start() as db_proxy, \
+            open(tmp_path / "worker.log", "wb") as log:
+        worker = _spawn_worker(settings, db_proxy.port, redis_port, log,
+                               EMAILAPI_DB_WORKER_QUERY_TIMEOUT="2")
+        try:
+            def all_connected():
+                assert worker.poll() is None, _died(worker, log)
+                return all(EmailAccount.objects.get(pk=a.pk).state == "connected"
+                           for a in accounts)
+
+            def announced(count: int) -> bool:
+                assert worker.poll() is None, _died(worker, log)
+                return all(len(events_of(a, "messageNew")) >= count for a in accounts)
+
+            wait_for(all_connected, timeout=60)
+            _deliver(dovecot, users, "before")
+            wait_for(lambda: announced(1), timeout=60)
+
+            db_proxy.strand()
+            _deliver(dovecot, users, "after the failover")
+            # Without a deadline the worker's threads would wait on their stranded
+            # connections for as long as the kernel keeps them (~15 minutes).
+            wait_for(lambda: announced(2), timeout=90)
+            assert db_proxy.held_bytes > 0, "the worker sent nothing on a stranded connection"
+            for account in accounts:
+                got = sorted(e.data["subject"] for e in events_of(account, "messageNew"))
+                assert got == ["after the failover", "before"], account.account_id
+            wait_for(all_connected, timeout=30)
+            assert [_logins(dovecot, user) for user in users] == [1, 1], \
                 f"a mailbox was logged out and in again; the worker said:\n{_tail(log)}"
         finally:
             if worker.poll() is None:

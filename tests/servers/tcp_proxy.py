@@ -6,9 +6,11 @@ machine); stopping them would break everyone. A process pointed at this proxy in
 server vanish on ``cut()`` (open connections reset, new ones accepted and closed at once, as a
 restarting server's port does) and come back on ``restore()``. ``hold()`` keeps connections
 open but stops passing bytes (a server gone quiet), counting what is held meanwhile either
-way (``held_bytes``: a request, or an answer caught on its way), until ``release()``. The
-listening socket stays bound throughout, so the port never changes hands. Threads only; only
-127.0.0.1 is used; no Django.
+way (``held_bytes``: a request, or an answer caught on its way), until ``release()``.
+``strand()`` does that for good to the connections open at the time, while new ones flow: a
+server that failed over to another behind the same address, the old connections left to
+packets that go nowhere. The listening socket stays bound throughout, so the port never
+changes hands. Threads only; only 127.0.0.1 is used; no Django.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._upstream: set[socket.socket] = set()
+        self._stranded: set[socket.socket] = set()
+        self._stopped = threading.Event()
         self._flowing = threading.Event()
         self._flowing.set()
         self._thread: threading.Thread | None = None
@@ -66,6 +70,11 @@ class TcpProxy:
     def release(self) -> None:
         self._flowing.set()
 
+    def strand(self) -> None:
+        """The connections open now pass no byte again; later ones flow."""
+        with self._lock:
+            self._stranded.update(self._open)
+
     def upstream_ports(self) -> list[int]:
         """Local ports of the open connections to the target (what the server sees as the
         client's ports: PostgreSQL's ``pg_stat_activity.client_port``)."""
@@ -80,6 +89,7 @@ class TcpProxy:
 
     def stop(self) -> None:
         self._closed = True
+        self._stopped.set()
         self.release()
         self.cut()
         _close(self._listener)
@@ -119,6 +129,11 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                if source in self._stranded:
+                    with self._lock:
+                        self.held_bytes += len(data)
+                    self._stopped.wait()
+                    break
                 if not self._flowing.is_set():
                     with self._lock:
                         self.held_bytes += len(data)
@@ -131,6 +146,7 @@ class TcpProxy:
                 for sock in (source, sink):
                     self._open.discard(sock)
                     self._upstream.discard(sock)
+                    self._stranded.discard(sock)
             for sock in (source, sink):
                 _close(sock)
 

@@ -1,14 +1,15 @@
 """Django's PostgreSQL ``DatabaseWrapper`` whose psycopg pool checks a connection it hands out
 with ``emailapi.lib.pgcheck.check`` (its socket; a round trip only when in doubt) instead of
 psycopg's ``check_connection`` (a round trip every time), which is all Django's own
-``CONN_HEALTH_CHECKS`` can choose. Everything else is Django's backend."""
+``CONN_HEALTH_CHECKS`` can choose, and whose connections wait for the server's answers only
+as long as ``emailapi.lib.pgdeadline`` allows. Everything else is Django's backend."""
 
 from __future__ import annotations
 
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.postgresql import base
 
-from emailapi.lib import pgcheck
+from emailapi.lib import pgcheck, pgdeadline
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -23,8 +24,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
             kwargs = self.get_connection_params()
             kwargs["autocommit"] = True  # as Django's: it sets autocommit itself later
             pool = ConnectionPool(kwargs=kwargs, open=False,
-                                  configure=self._configure_connection, check=pgcheck.check,
+                                  connection_class=pgdeadline.DeadlineConnection,
+                                  configure=self._configure_pooled, check=pgcheck.check,
                                   **({} if options is True else options))
             # setdefault: threads racing at start-up each built one; the first one wins.
             self._connection_pools.setdefault(self.alias, pool)
         return self._connection_pools[self.alias]
+
+    def _configure_pooled(self, connection) -> None:
+        """Django's set-up of a new pooled connection, then the process's statement limit."""
+        self._configure_connection(connection)
+        pgdeadline.configure(connection)

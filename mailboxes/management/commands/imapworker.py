@@ -28,7 +28,7 @@ class Command(BaseCommand):
     def handle(self, *args, max_accounts, pool_size, connect_threads, worker_id, **options):
         if connection.vendor == "postgresql":
             connection.settings_dict.setdefault("OPTIONS", {})["application_name"] = "imapworker"
-            dbpool.set_wait(dbpool.STORE_WAIT)
+            dbpool.use_worker_waits()
         _raise_open_files_limit()
         memory.limit_arenas()  # before the worker's threads start
         worker = ImapWorker(worker_id=worker_id, max_accounts=max_accounts, pool_size=pool_size,

@@ -35,7 +35,7 @@ class Command(BaseCommand):
     def handle(self, *args, once, **options):
         if connection.vendor == "postgresql":
             connection.settings_dict.setdefault("OPTIONS", {})["application_name"] = "sendscheduler"
-            dbpool.set_wait(dbpool.STORE_WAIT)
+            dbpool.use_worker_waits()
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())

@@ -1,0 +1,99 @@
+"""How long a process waits for PostgreSQL to answer, so that a database gone silent fails
+like a database gone away.
+
+A database that refuses connections or drops them is an outage every process already
+handles (a web request answers 503, a worker backs off and tries again). One that keeps its
+connections open and says nothing is worse: a server stuck on its disk, a proxy wedged in
+front of it, a primary that failed over to a standby behind the same address while the old
+connections' packets go nowhere (the kernel gives up on them only after ~15 minutes). psycopg
+waits for an answer without end, so a web request waited until the client left, keeping its
+pooled connection, and a worker's thread waited with it while new mail piled up.
+
+Two bounds, per process (``set_limit``; none unless a process sets one, so management
+commands such as ``migrate`` keep the server's own):
+
+- the server's ``statement_timeout`` is the limit, set on each new pooled connection
+  (``configure``): a statement that runs or waits for a lock that long is cancelled by the
+  server itself, with nothing of it kept, and the connection stays usable;
+- a client-side deadline ``GRACE`` seconds later on every wait for an answer
+  (``DeadlineConnection.wait``): when even the cancellation does not come the server is not
+  answering at all, so the connection is closed (the pool then discards it) and the caller
+  gets ``DatabaseSilent``, an ``OperationalError`` like a lost connection's.
+
+The web's limit (30 s) is far above what its work takes: deleting an account's 1,000,000
+messages is one statement of 1-2 s here. A check that the server answers at all gets a few
+seconds instead (``answer_within``).
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import errors
+from psycopg.connection import _WAIT_INTERVAL  # psycopg's own default, kept
+
+GRACE = 5.0  # seconds the client waits beyond the server's statement_timeout
+
+_process_limit: float | None = None
+_local = threading.local()  # .deadline: a thread's own, within ``answer_within``
+
+
+class DatabaseSilent(psycopg.OperationalError):
+    """The database sent nothing within the deadline; the connection has been closed."""
+
+
+def set_limit(seconds: float | None) -> None:
+    """Bound this process's statements to ``seconds`` (None or 0: no bound). Applies to
+    connections the pool opens afterwards, so call it at start-up, before any query."""
+    global _process_limit
+    _process_limit = seconds or None
+
+
+def deadline() -> float | None:
+    """Seconds the calling thread waits for any one answer before giving the server up."""
+    own = getattr(_local, "deadline", None)
+    if own is not None:
+        return own
+    return None if _process_limit is None else _process_limit + GRACE
+
+
+@contextmanager
+def answer_within(seconds: float):
+    """Wait at most ``seconds`` for each answer in this block (a check that the server
+    answers at all needs no statement's patience)."""
+    previous = getattr(_local, "deadline", None)
+    _local.deadline = seconds
+    try:
+        yield
+    finally:
+        _local.deadline = previous
+
+
+def configure(conn: psycopg.Connection) -> None:
+    """Give a new connection the process's ``statement_timeout``."""
+    if _process_limit:
+        conn.execute(f"SET statement_timeout = {_milliseconds(_process_limit)}")
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+class DeadlineConnection(psycopg.Connection):
+    """psycopg's connection whose every wait for the server ends within the limit plus
+    ``GRACE`` (every statement, commit and row fetch goes through ``wait``)."""
+
+    def wait(self, gen, interval=_WAIT_INTERVAL, timeout=None):
+        bound = deadline()
+        if timeout is not None or bound is None:  # the caller's own timeout, or no bound
+            return super().wait(gen, interval, timeout)
+        try:
+            return super().wait(gen, interval, bound)
+        except errors._WaitTimeout:
+            # The server may still be working on the statement, or not be there at all: the
+            # connection is in an unknown state and must not be used again.
+            self.pgconn.finish()
+            raise DatabaseSilent(
+                f"the database did not answer within {bound:g} seconds") from None
