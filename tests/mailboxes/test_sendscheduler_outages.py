@@ -1,7 +1,8 @@
 """The send scheduler outlives database and Redis outages: a real ``manage.py sendscheduler``
 reaches PostgreSQL and Redis through loopback proxies (its outages are its own); after a storm
-of terminated sessions, its database unreachable, then its Redis unreachable, it is still
-running and enqueues what became due meanwhile and after."""
+of terminated sessions, its database unreachable, then its Redis unreachable, then its
+database failed over behind the same address (its connections stranded, silent for good), it
+is still running and enqueues what became due meanwhile and after."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def _spawn(settings, db_port: int, redis_port: int, log) -> subprocess.Popen:
         DATABASE_URL=f"postgres://{db['USER']}@127.0.0.1:{db_port}/{db['NAME']}",
         REDIS_URL=f"redis://127.0.0.1:{redis_port}{urlsplit(settings.REDIS_URL).path}",
         EMAILAPI_SECRET=settings.EMAILAPI_SECRET, EMAILAPI_SEND_SWEEP_INTERVAL="1",
+        EMAILAPI_DB_WORKER_QUERY_TIMEOUT="2",
     )
     return subprocess.Popen([sys.executable, "manage.py", "sendscheduler"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -86,9 +88,13 @@ def test_the_send_scheduler_outlives_outages_and_enqueues_what_came_due(
             during_redis = queue(account, message_id="<during-redis@example.test>")
             fault_for(4)
             redis_proxy.restore()
+            wait_for(lambda: enqueued(during_redis), timeout=90)  # a connection of its own now
+            db_proxy.strand()
+            stranded = queue(account, message_id="<stranded@example.test>")
             after = queue(account, message_id="<after@example.test>")
-            for entry in (during_db, during_redis, after):
+            for entry in (during_db, stranded, after):
                 wait_for(lambda entry=entry: enqueued(entry), timeout=90)
+            assert db_proxy.held_bytes > 0, "the scheduler sent nothing on a stranded connection"
             alive()
         finally:
             if scheduler.poll() is None:
