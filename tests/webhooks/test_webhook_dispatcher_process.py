@@ -249,6 +249,41 @@ def test_a_dispatcher_rides_out_database_session_storms_and_a_redis_outage(
             dispatcher.wait(10)
 
 
+def test_a_dispatcher_goes_on_after_its_database_fails_over_behind_the_same_address(
+        alice, settings, allow_private_webhooks, webhook_receiver, tmp_path):
+    """Its connections stranded (silent for good; new ones answered): each statement on one
+    is given up within the bound (``EMAILAPI_DB_WORKER_QUERY_TIMEOUT`` and the grace), and
+    every event recorded afterwards arrives, in order per mailbox, without anything restored.
+    Without the bound its loop and lanes waited on the stranded connections for good."""
+    receiver = webhook_receiver()
+    subscribe(alice, receiver.url)
+    db = connection.settings_dict
+    proxy = TcpProxy(int(db["PORT"] or 5432), db["HOST"] or "127.0.0.1").start()
+    log = tmp_path / "dispatcher.log"
+    dispatcher = _spawn(
+        settings, log, EMAILAPI_DB_WORKER_QUERY_TIMEOUT="2",
+        DATABASE_URL=f"postgres://{db['USER']}@127.0.0.1:{proxy.port}/{db['NAME']}")
+    lanes = ["a", "b"]
+    recorded = len(record_many(alice.tenant, lanes, 2))
+    try:
+        receiver.wait_accepted(recorded, timeout=60)
+        proxy.strand()
+        recorded += len(record_many(alice.tenant, lanes, 2))
+        # A delivery whose outcome was written on a stranded connection is sent again once
+        # its claim lapses (2 x the 2 s webhook timeout + 30 s): within this wait too.
+        receiver.wait_for(lambda r: len({q.payload["id"] for q in r.accepted()}) == recorded,
+                          timeout=120)
+        assert proxy.held_bytes > 0, "the dispatcher sent nothing on a stranded connection"
+        assert dispatcher.poll() is None, log.read_text()[-3000:]
+        delivered = by_account_in_order(receiver.accepted())
+        assert all(seqs == sorted(seqs) for seqs in delivered.values()), delivered
+    finally:
+        proxy.stop()
+        if dispatcher.poll() is None:
+            os.killpg(dispatcher.pid, signal.SIGKILL)
+            dispatcher.wait(10)
+
+
 def test_two_dispatchers_deliver_every_event_once_in_order_per_mailbox(
         alice, settings, allow_private_webhooks, webhook_receiver, tmp_path):
     """Two processes at once, as the README advises for 2,000 deliveries/s on two cores:
