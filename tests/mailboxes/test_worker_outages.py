@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -56,6 +57,33 @@ def _spawn_worker(settings, db_port: int, redis_port: int, log, **env_overrides:
     return subprocess.Popen(
         [sys.executable, "manage.py", "imapworker", "--worker-id", "weathered"], cwd=ROOT,
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@contextmanager
+def _running_worker(settings, db_port: int, redis_port: int, log, **env_overrides: str):
+    """A worker (``_spawn_worker``), killed with its group on the way out if still running."""
+    worker = _spawn_worker(settings, db_port, redis_port, log, **env_overrides)
+    try:
+        yield worker
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+def _db_proxy() -> TcpProxy:
+    db = connection.settings_dict
+    return TcpProxy(int(db["PORT"] or 5432), db["HOST"] or "127.0.0.1").start()
+
+
+def _mailboxes(alice, dovecot, count: int) -> tuple[list, list[EmailAccount]]:
+    users = [dovecot.add_user() for _ in range(count)]
+    return users, [register(alice.tenant, user, f"box{i}") for i, user in enumerate(users)]
+
+
+def _all_connected(worker: subprocess.Popen, log, accounts) -> bool:
+    assert worker.poll() is None, _died(worker, log)
+    return all(EmailAccount.objects.get(pk=a.pk).state == "connected" for a in accounts)
 
 
 def _terminate_worker_sessions() -> int:
@@ -96,103 +124,80 @@ def _tail(log) -> str:
 
 def test_outages_of_database_and_redis_keep_the_worker_and_its_sessions(
         alice, dovecot, settings, tmp_path):
-    users = [dovecot.add_user() for _ in range(3)]
-    accounts = [register(alice.tenant, user, f"box{i}") for i, user in enumerate(users)]
-    db = connection.settings_dict
+    users, accounts = _mailboxes(alice, dovecot, 3)
     redis_port = urlsplit(settings.REDIS_URL).port or 6379
-    with TcpProxy(int(db["PORT"] or 5432), db["HOST"] or "127.0.0.1").start() as db_proxy, \
-            TcpProxy(redis_port).start() as redis_proxy, \
-            open(tmp_path / "worker.log", "wb") as log:
-        worker = _spawn_worker(settings, db_proxy.port, redis_proxy.port, log)
-        try:
-            def all_connected():
-                assert worker.poll() is None, _died(worker, log)
-                return all(EmailAccount.objects.get(pk=a.pk).state == "connected"
-                           for a in accounts)
+    with _db_proxy() as db_proxy, TcpProxy(redis_port).start() as redis_proxy, \
+            open(tmp_path / "worker.log", "wb") as log, \
+            _running_worker(settings, db_proxy.port, redis_proxy.port, log) as worker:
+        def all_connected():
+            return _all_connected(worker, log, accounts)
 
-            wait_for(all_connected, timeout=60)
-            assert [_logins(dovecot, user) for user in users] == [1, 1, 1]
-            subjects = []
+        wait_for(all_connected, timeout=60)
+        assert [_logins(dovecot, user) for user in users] == [1, 1, 1]
+        subjects = []
 
-            # 1. a storm of terminated database sessions, with mail arriving meanwhile
-            terminated = 0
-            for round_ in range(40):
-                terminated += _terminate_worker_sessions()
-                if round_ % 8 == 0:
-                    subjects.append(f"storm {round_}")
-                    _deliver(dovecot, users, subjects[-1])
-                _fault_for(0.2, worker, log)
-            assert terminated, "the worker held no database session to terminate"
+        # 1. a storm of terminated database sessions, with mail arriving meanwhile
+        terminated = 0
+        for round_ in range(40):
+            terminated += _terminate_worker_sessions()
+            if round_ % 8 == 0:
+                subjects.append(f"storm {round_}")
+                _deliver(dovecot, users, subjects[-1])
+            _fault_for(0.2, worker, log)
+        assert terminated, "the worker held no database session to terminate"
 
-            # 2. the database unreachable
-            db_proxy.cut()
-            subjects.append("database down")
-            _deliver(dovecot, users, subjects[-1])
-            _fault_for(8, worker, log)
-            db_proxy.restore()
+        # 2. the database unreachable
+        db_proxy.cut()
+        subjects.append("database down")
+        _deliver(dovecot, users, subjects[-1])
+        _fault_for(8, worker, log)
+        db_proxy.restore()
 
-            # 3. Redis unreachable for longer than a lease lasts
-            redis_proxy.cut()
-            subjects.append("redis down")
-            _deliver(dovecot, users, subjects[-1])
-            _fault_for(TTL + 4, worker, log)
-            redis_proxy.restore()
+        # 3. Redis unreachable for longer than a lease lasts
+        redis_proxy.cut()
+        subjects.append("redis down")
+        _deliver(dovecot, users, subjects[-1])
+        _fault_for(TTL + 4, worker, log)
+        redis_proxy.restore()
 
-            subjects.append("after the storm")
-            _deliver(dovecot, users, subjects[-1])
-            for account in accounts:
-                wait_for(lambda account=account: len(events_of(account, "messageNew"))
-                         >= len(subjects), timeout=60)
-            wait_for(all_connected, timeout=30)
-            assert worker.poll() is None, _died(worker, log)
-            for account in accounts:
-                got = sorted(e.data["subject"] for e in events_of(account, "messageNew"))
-                assert got == sorted(subjects), account.account_id
-            assert [_logins(dovecot, user) for user in users] == [1, 1, 1], \
-                f"a mailbox was logged out and in again; the worker said:\n{_tail(log)}"
-        finally:
-            if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait()
+        subjects.append("after the storm")
+        _deliver(dovecot, users, subjects[-1])
+        for account in accounts:
+            wait_for(lambda account=account: len(events_of(account, "messageNew"))
+                     >= len(subjects), timeout=60)
+        wait_for(all_connected, timeout=30)
+        assert worker.poll() is None, _died(worker, log)
+        for account in accounts:
+            got = sorted(e.data["subject"] for e in events_of(account, "messageNew"))
+            assert got == sorted(subjects), account.account_id
+        assert [_logins(dovecot, user) for user in users] == [1, 1, 1], \
+            f"a mailbox was logged out and in again; the worker said:\n{_tail(log)}"
 
 
 def test_a_database_silent_for_good_costs_the_worker_only_its_deadline(
         alice, dovecot, settings, tmp_path):
-    users = [dovecot.add_user() for _ in range(2)]
-    accounts = [register(alice.tenant, user, f"box{i}") for i, user in enumerate(users)]
-    db = connection.settings_dict
+    users, accounts = _mailboxes(alice, dovecot, 2)
     redis_port = urlsplit(settings.REDIS_URL).port or 6379
-    with TcpProxy(int(db["PORT"] or 5432), db["HOST"] or "127.0.0.1").start() as db_proxy, \
-            open(tmp_path / "worker.log", "wb") as log:
-        worker = _spawn_worker(settings, db_proxy.port, redis_port, log,
-                               EMAILAPI_DB_WORKER_QUERY_TIMEOUT="2")
-        try:
-            def all_connected():
-                assert worker.poll() is None, _died(worker, log)
-                return all(EmailAccount.objects.get(pk=a.pk).state == "connected"
-                           for a in accounts)
+    with _db_proxy() as db_proxy, open(tmp_path / "worker.log", "wb") as log, \
+            _running_worker(settings, db_proxy.port, redis_port, log,
+                            EMAILAPI_DB_WORKER_QUERY_TIMEOUT="2") as worker:
+        def announced(count: int) -> bool:
+            assert worker.poll() is None, _died(worker, log)
+            return all(len(events_of(a, "messageNew")) >= count for a in accounts)
 
-            def announced(count: int) -> bool:
-                assert worker.poll() is None, _died(worker, log)
-                return all(len(events_of(a, "messageNew")) >= count for a in accounts)
+        wait_for(lambda: _all_connected(worker, log, accounts), timeout=60)
+        _deliver(dovecot, users, "before")
+        wait_for(lambda: announced(1), timeout=60)
 
-            wait_for(all_connected, timeout=60)
-            _deliver(dovecot, users, "before")
-            wait_for(lambda: announced(1), timeout=60)
-
-            db_proxy.strand()
-            _deliver(dovecot, users, "after the failover")
-            # Without a deadline the worker's threads would wait on their stranded
-            # connections for as long as the kernel keeps them (~15 minutes).
-            wait_for(lambda: announced(2), timeout=90)
-            assert db_proxy.held_bytes > 0, "the worker sent nothing on a stranded connection"
-            for account in accounts:
-                got = sorted(e.data["subject"] for e in events_of(account, "messageNew"))
-                assert got == ["after the failover", "before"], account.account_id
-            wait_for(all_connected, timeout=30)
-            assert [_logins(dovecot, user) for user in users] == [1, 1], \
-                f"a mailbox was logged out and in again; the worker said:\n{_tail(log)}"
-        finally:
-            if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait()
+        db_proxy.strand()
+        _deliver(dovecot, users, "after the failover")
+        # Without a deadline the worker's threads would wait on their stranded connections
+        # for as long as the kernel keeps them (~15 minutes).
+        wait_for(lambda: announced(2), timeout=90)
+        assert db_proxy.held_bytes > 0, "the worker sent nothing on a stranded connection"
+        for account in accounts:
+            got = sorted(e.data["subject"] for e in events_of(account, "messageNew"))
+            assert got == ["after the failover", "before"], account.account_id
+        wait_for(lambda: _all_connected(worker, log, accounts), timeout=30)
+        assert [_logins(dovecot, user) for user in users] == [1, 1], \
+            f"a mailbox was logged out and in again; the worker said:\n{_tail(log)}"
