@@ -9,7 +9,8 @@ stop here always lets the job finish; the supervisor kills a child still running
 grace period (10 s), which bounds a job that hangs.
 
 Its jobs' database statements are bounded as the other workers' are
-(``EMAILAPI_DB_WORKER_QUERY_TIMEOUT``, ``emailapi.lib.pgdeadline``).
+(``EMAILAPI_DB_WORKER_QUERY_TIMEOUT``, ``emailapi.lib.pgdeadline``), for connections
+it opens after it starts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from django.conf import settings
 from rq.worker import SimpleWorker
 
-from emailapi.lib import pgdeadline
+from emailapi.lib import dbpool
 
 
 class WarmStopWorker(SimpleWorker):
@@ -25,7 +26,7 @@ class WarmStopWorker(SimpleWorker):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        pgdeadline.set_limit(settings.DB_WORKER_QUERY_TIMEOUT)
+        dbpool.bound_statements(settings.DB_WORKER_QUERY_TIMEOUT)
 
     def request_force_stop(self, signum, frame) -> None:
         self.log.info("Worker %s: already stopping after the job in progress", self.name)

@@ -48,7 +48,8 @@ EE_CODES = {
     "503": "ConnectionError",
 }
 # Every operation needs the database: when it cannot serve the request (no free connection
-# in time, or unreachable) the answer is 503 ServiceUnavailable with Retry-After.
+# in time, unreachable, or no answer within EMAILAPI_DB_QUERY_TIMEOUT) the answer is 503
+# ServiceUnavailable with Retry-After.
 DATABASE_UNAVAILABLE = ("The database is not available. Retry shortly", "ServiceUnavailable",
                         None)
 # Operations that talk to the mail server on the caller's behalf can find it down.

@@ -46,14 +46,34 @@ def use_web_wait() -> None:
     """Make requests of this process wait at most ``DB_POOL_WAIT`` seconds for a connection,
     and ``DB_QUERY_TIMEOUT`` for a statement (``emailapi.lib.pgdeadline``)."""
     set_wait(settings.DB_POOL_WAIT)
-    pgdeadline.set_limit(settings.DB_QUERY_TIMEOUT)
+    bound_statements(settings.DB_QUERY_TIMEOUT)
 
 
 def use_worker_waits() -> None:
     """A long-running worker's waits: ``STORE_WAIT`` for a connection (``set_wait``) and
     ``DB_WORKER_QUERY_TIMEOUT`` for a statement."""
     set_wait(STORE_WAIT)
-    pgdeadline.set_limit(settings.DB_WORKER_QUERY_TIMEOUT)
+    bound_statements(settings.DB_WORKER_QUERY_TIMEOUT)
+
+
+def bound_statements(seconds: float) -> None:
+    """Have the server cancel this process's statements after ``seconds`` and the process
+    give up a server silent ``pgdeadline.GRACE`` seconds longer (``emailapi.lib.pgdeadline``;
+    0: no bound). The server's part is a startup option, so it applies to connections opened
+    afterwards (on the pool options, and on an existing pool's): call this at start-up."""
+    pgdeadline.set_limit(seconds)
+    if not seconds:
+        return
+    option = pgdeadline.startup_option(seconds)
+    for alias in connections:
+        wrapper = connections[alias]
+        options = wrapper.settings_dict.get("OPTIONS", {})
+        if not isinstance(options.get("pool"), dict):  # SQLite, or no pool
+            continue
+        options["options"] = f"{options.get('options', '')} {option}".strip()
+        existing = getattr(type(wrapper), "_connection_pools", {}).get(alias)
+        if existing is not None:
+            existing.kwargs["options"] = f"{existing.kwargs.get('options', '')} {option}".strip()
 
 
 def set_wait(seconds: float) -> None:

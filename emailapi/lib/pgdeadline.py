@@ -12,9 +12,13 @@ pooled connection, and a worker's thread waited with it while new mail piled up.
 Two bounds, per process (``set_limit``; none unless a process sets one, so management
 commands such as ``migrate`` keep the server's own):
 
-- the server's ``statement_timeout`` is the limit, set on each new pooled connection
-  (``configure``): a statement that runs or waits for a lock that long is cancelled by the
-  server itself, with nothing of it kept, and the connection stays usable;
+- the server's ``statement_timeout`` is the limit, asked for when each connection starts
+  (``startup_option``, in libpq's ``options``; ``emailapi.lib.dbpool`` adds it): a statement
+  that runs or waits for a lock that long is cancelled by the server itself, with nothing of
+  it kept, and the connection stays usable. A startup option rather than a ``SET`` after
+  connecting: behind PgBouncer in transaction mode a ``SET`` would stay on whichever server
+  connection ran it, for other clients' statements; PgBouncer passes the option on or, told
+  to ignore ``options``, drops it, and the client's deadline still holds;
 - a client-side deadline ``GRACE`` seconds later on every wait for an answer
   (``DeadlineConnection.wait``): when even the cancellation does not come the server is not
   answering at all, so the connection is closed (the pool then discards it) and the caller
@@ -71,14 +75,9 @@ def answer_within(seconds: float):
         _local.deadline = previous
 
 
-def configure(conn: psycopg.Connection) -> None:
-    """Give a new connection the process's ``statement_timeout``."""
-    if _process_limit:
-        conn.execute(f"SET statement_timeout = {_milliseconds(_process_limit)}")
-
-
-def _milliseconds(seconds: float) -> int:
-    return max(1, round(seconds * 1000))
+def startup_option(seconds: float) -> str:
+    """The libpq ``options`` entry that makes the server cancel statements after ``seconds``."""
+    return f"-c statement_timeout={max(1, round(seconds * 1000))}"
 
 
 class DeadlineConnection(psycopg.Connection):

@@ -25,13 +25,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
             kwargs["autocommit"] = True  # as Django's: it sets autocommit itself later
             pool = ConnectionPool(kwargs=kwargs, open=False,
                                   connection_class=pgdeadline.DeadlineConnection,
-                                  configure=self._configure_pooled, check=pgcheck.check,
+                                  configure=self._configure_connection, check=pgcheck.check,
                                   **({} if options is True else options))
             # setdefault: threads racing at start-up each built one; the first one wins.
             self._connection_pools.setdefault(self.alias, pool)
         return self._connection_pools[self.alias]
-
-    def _configure_pooled(self, connection) -> None:
-        """Django's set-up of a new pooled connection, then the process's statement limit."""
-        self._configure_connection(connection)
-        pgdeadline.configure(connection)

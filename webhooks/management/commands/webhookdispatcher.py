@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connection
 
-from emailapi.lib import pgdeadline
+from emailapi.lib import dbpool
 from webhooks.dispatcher import Dispatcher
 
 
@@ -39,7 +39,7 @@ class Command(BaseCommand):
                 db_options["pool"] = {**pool,
                                       "max_size": max(pool.get("max_size", 0), threads + 2)}
             # Its own pool wait stays long (a lane waits for a connection rather than end).
-            pgdeadline.set_limit(settings.DB_WORKER_QUERY_TIMEOUT)
+            dbpool.bound_statements(settings.DB_WORKER_QUERY_TIMEOUT)
         dispatcher = Dispatcher(concurrency=concurrency)
 
         def stop(*_):
