@@ -105,9 +105,17 @@ DB_POOL = Gauge(
     "emailapi_db_pool_connections",
     "PostgreSQL pool connections of the live processes (max, size, idle, busy, waiting)",
     ["stat"], multiprocess_mode="livesum")
+DB_GIVEN_UP = Counter(
+    "emailapi_db_answers_given_up_total",
+    "Waits for a database answer given up: the server said nothing within the process's "
+    "statement limit and its grace, and the connection was closed (emailapi.lib.pgdeadline)")
 
 
 # --- one-line helpers for the instrumented sites --------------------------------------------
+
+def db_answer_given_up() -> None:
+    DB_GIVEN_UP.inc()
+
 
 def imap_connect(result: str) -> None:
     IMAP_CONNECTS.labels(result).inc()

@@ -21,8 +21,9 @@ commands such as ``migrate`` keep the server's own):
   to ignore ``options``, drops it, and the client's deadline still holds;
 - a client-side deadline ``GRACE`` seconds later on every wait for an answer
   (``DeadlineConnection.wait``): when even the cancellation does not come the server is not
-  answering at all, so the connection is closed (the pool then discards it) and the caller
-  gets ``DatabaseSilent``, an ``OperationalError`` like a lost connection's.
+  answering at all, so the connection is closed (the pool then discards it), the caller
+  gets ``DatabaseSilent``, an ``OperationalError`` like a lost connection's, and
+  ``emailapi_db_answers_given_up_total`` counts it.
 
 The web's limit (30 s) is far above what its work takes: deleting an account's 1,000,000
 messages is one statement of 1-2 s here. A check that the server answers at all gets a few
@@ -37,6 +38,8 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import errors
 from psycopg.connection import _WAIT_INTERVAL  # psycopg's own default, kept
+
+from emailapi.lib import metrics
 
 GRACE = 5.0  # seconds the client waits beyond the server's statement_timeout
 
@@ -94,5 +97,6 @@ class DeadlineConnection(psycopg.Connection):
             # The server may still be working on the statement, or not be there at all: the
             # connection is in an unknown state and must not be used again.
             self.pgconn.finish()
+            metrics.db_answer_given_up()
             raise DatabaseSilent(
                 f"the database did not answer within {bound:g} seconds") from None

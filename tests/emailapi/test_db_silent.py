@@ -15,6 +15,7 @@ import threading
 
 import pytest
 from django.db import connection
+from prometheus_client.parser import text_string_to_metric_families
 
 from accounts.models import ApiToken
 from emailapi.lib import pgdeadline
@@ -29,6 +30,7 @@ LIMIT = 2
 # The limit and the grace, and room for a busy machine; a request that hung would take the
 # client's whole timeout (60 s).
 ANSWERED_WITHIN = LIMIT + pgdeadline.GRACE + 15
+OPERATOR_TOKEN = "operator-scrape-token-silent-db-0123"
 TOO_SLOW = {"statusCode": 503, "error": "Service Unavailable",
             "message": "The database did not answer in time. Retry shortly",
             "code": "ServiceUnavailable", "emailapiCode": "ServiceUnavailable"}
@@ -38,13 +40,22 @@ TOO_SLOW = {"statusCode": 503, "error": "Service Unavailable",
 def proxied_web(settings):
     proxy = TcpProxy(int(connection.settings_dict["PORT"] or 5432)).start()
     web = Daphne(settings, DATABASE_URL=_database_url(port=proxy.port),
-                 EMAILAPI_DB_QUERY_TIMEOUT=str(LIMIT), EMAILAPI_DB_POOL_WAIT="2")
+                 EMAILAPI_DB_QUERY_TIMEOUT=str(LIMIT), EMAILAPI_DB_POOL_WAIT="2",
+                 EMAILAPI_METRICS_TOKEN=OPERATOR_TOKEN)
     try:
         yield proxy, web
     finally:
         proxy.release()
         web.stop()
         proxy.stop()
+
+
+def _given_up(web) -> float:
+    status, _, body, _ = _get(web.port, "/metrics", OPERATOR_TOKEN)
+    assert status == 200, body
+    return sum(sample.value for family in text_string_to_metric_families(body.decode())
+               for sample in family.samples
+               if sample.name == "emailapi_db_answers_given_up_total")
 
 
 def _backends(application_name: str) -> set[int]:
@@ -92,6 +103,8 @@ def test_a_silent_database_is_503_within_the_limit_and_its_grace(alice, proxied_
     wait_for(lambda: _get(web.port, "/v1/accounts", alice.token)[0] == 200, timeout=60,
              interval=0.5)
     assert _get(web.port, "/health")[0] == 200
+    # Operators see it: each wait given up is counted.
+    assert _given_up(web) >= 1
 
 
 def test_a_statement_waiting_on_a_lock_is_cancelled_by_the_server(alice, settings):
@@ -100,7 +113,8 @@ def test_a_statement_waiting_on_a_lock_is_cancelled_by_the_server(alice, setting
     next request), and the write does not happen."""
     name = "emailapi-silent-lock"
     web = Daphne(settings, DATABASE_URL=_database_url(application_name=name),
-                 EMAILAPI_DB_QUERY_TIMEOUT=str(LIMIT), EMAILAPI_DB_POOL_SIZE="1")
+                 EMAILAPI_DB_QUERY_TIMEOUT=str(LIMIT), EMAILAPI_DB_POOL_SIZE="1",
+                 EMAILAPI_METRICS_TOKEN=OPERATOR_TOKEN)
     try:
         assert _get(web.port, "/health")[0] == 200
         before = _backends(name)
@@ -118,6 +132,7 @@ def test_a_statement_waiting_on_a_lock_is_cancelled_by_the_server(alice, setting
 
         assert _get(web.port, "/v1/accounts", alice.token)[0] == 200
         assert _backends(name) == before
+        assert _given_up(web) == 0  # the server's cancellation: nothing given up
         assert ApiToken.objects.get(pk=token.pk).last_used_at is not None
     finally:
         web.stop()
@@ -143,3 +158,4 @@ def test_connections_left_silent_for_good_cost_requests_only_until_their_deadlin
     wait_for(serving, timeout=90, interval=0.2)
     assert max(took for _, took in answers) < ANSWERED_WITHIN, answers
     assert proxy.held_bytes > 0, "no request was sent on a stranded connection"
+    assert _given_up(web) >= 1
