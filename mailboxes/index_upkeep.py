@@ -11,7 +11,10 @@ import time
 
 from django.db import connection
 
+from emailapi.lib import pgdeadline
+
 REFRESH_AFTER_ROWS = 5000
+MAINTENANCE_LIMIT = 1800  # seconds the VACUUM may take (emailapi.lib.pgdeadline.patience)
 
 _analyzed_at = -60.0
 _inserted_since = 0  # rows this process indexed since the last refresh
@@ -38,9 +41,19 @@ def refresh_statistics() -> None:
         return
     _analyzed_at, _inserted_since = now, 0
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE mailboxes_message" if connection.in_atomic_block
-                       else "VACUUM (ANALYZE) mailboxes_message")
-        # Bulk inserts leave GIN (trigram) entries in a pending list that every search then
-        # scans linearly; merge it into the index now rather than at the next VACUUM.
-        cursor.execute("SELECT gin_clean_pending_list(c.oid) FROM pg_class c "
-                       "WHERE c.relname LIKE 'message\\_%\\_trgm' AND c.relkind = 'i'")
+        if connection.in_atomic_block:
+            cursor.execute("ANALYZE mailboxes_message")
+            _clean_pending_lists(cursor)
+            return
+        # The VACUUM's time grows with the whole table (every tenant's mail), not with this
+        # sync's work: it may take longer than a worker's statement limit.
+        with pgdeadline.patience(cursor, MAINTENANCE_LIMIT):
+            cursor.execute("VACUUM (ANALYZE) mailboxes_message")
+            _clean_pending_lists(cursor)
+
+
+def _clean_pending_lists(cursor) -> None:
+    """Bulk inserts leave GIN (trigram) entries in a pending list that every search then
+    scans linearly; merge it into the index now rather than at the next VACUUM."""
+    cursor.execute("SELECT gin_clean_pending_list(c.oid) FROM pg_class c "
+                   "WHERE c.relname LIKE 'message\\_%\\_trgm' AND c.relkind = 'i'")

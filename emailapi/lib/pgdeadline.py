@@ -27,7 +27,8 @@ commands such as ``migrate`` keep the server's own):
 
 The web's limit (30 s) is far above what its work takes: deleting an account's 1,000,000
 messages is one statement of 1-2 s here. A check that the server answers at all gets a few
-seconds instead (``answer_within``).
+seconds instead (``answer_within``); maintenance whose time grows with the whole table (the
+index's ``VACUUM``) gets longer (``patience``).
 """
 
 from __future__ import annotations
@@ -78,9 +79,31 @@ def answer_within(seconds: float):
         _local.deadline = previous
 
 
+@contextmanager
+def patience(cursor, seconds: float):
+    """Let the statements of this block on ``cursor`` (outside a transaction) run up to
+    ``seconds``, on the server and in the client; the connection's own limit afterwards. Not
+    unbounded: a server gone silent meanwhile is still given up."""
+    if _process_limit is None:  # nothing to lengthen
+        yield
+        return
+    cursor.execute(f"SET statement_timeout = {_milliseconds(seconds)}")
+    previous = getattr(_local, "deadline", None)
+    _local.deadline = seconds + GRACE
+    try:
+        yield
+    finally:
+        _local.deadline = previous
+        cursor.execute("RESET statement_timeout")  # the startup option's value
+
+
 def startup_option(seconds: float) -> str:
     """The libpq ``options`` entry that makes the server cancel statements after ``seconds``."""
-    return f"-c statement_timeout={max(1, round(seconds * 1000))}"
+    return f"-c statement_timeout={_milliseconds(seconds)}"
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
 
 
 class DeadlineConnection(psycopg.Connection):
