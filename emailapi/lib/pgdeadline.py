@@ -34,7 +34,7 @@ index's ``VACUUM``) gets longer (``patience``).
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import psycopg
 from psycopg import errors
@@ -92,9 +92,14 @@ def patience(cursor, seconds: float):
     _local.deadline = seconds + GRACE
     try:
         yield
-    finally:
+    except BaseException:
         _local.deadline = previous
-        cursor.execute("RESET statement_timeout")  # the startup option's value
+        # The block's error is the one to tell; a connection it broke is discarded anyway.
+        with suppress(Exception):
+            cursor.execute("RESET statement_timeout")
+        raise
+    _local.deadline = previous
+    cursor.execute("RESET statement_timeout")  # back to the startup option's value
 
 
 def startup_option(seconds: float) -> str:

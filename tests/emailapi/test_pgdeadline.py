@@ -76,3 +76,25 @@ def test_patience_changes_nothing_in_a_process_without_a_limit():
         before = conn.execute("SHOW statement_timeout").fetchone()
         with pgdeadline.patience(conn, 10):
             assert conn.execute("SHOW statement_timeout").fetchone() == before
+
+
+def test_an_error_in_patience_is_the_one_raised_and_the_limit_comes_back(limit):
+    limit(1)
+    with _connect(seconds=1) as conn:
+        with pytest.raises(psycopg.errors.DivisionByZero), pgdeadline.patience(conn, 10):
+            conn.execute("SELECT 1 / 0")
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("1s",)
+        assert pgdeadline.deadline() == 1 + pgdeadline.GRACE
+
+
+def test_a_server_gone_silent_in_patience_is_still_given_up(limit, monkeypatch):
+    monkeypatch.setattr(pgdeadline, "GRACE", 0.5)
+    limit(0.5)
+    with TcpProxy(int(connection.settings_dict["PORT"] or 5432)) as proxy:
+        conn = _connect(proxy.port, seconds=0.5)
+        with pytest.raises(pgdeadline.DatabaseSilent), pgdeadline.patience(conn, 1):
+            proxy.hold()
+            conn.execute("SELECT 1")
+        assert conn.closed
+        assert pgdeadline.deadline() == 1.0  # the process's own again
+        proxy.release()
