@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from accounts.models import ApiToken
 from emailapi.lib import pgdeadline
 from tests.base import wait_for
-from tests.emailapi.test_db_unavailable import SESSION_COOKIE, TokenLock, _database_url, _get
+from tests.emailapi.db_faults import SESSION_COOKIE, TokenLock, database_url, get
 from tests.servers.tcp_proxy import TcpProxy
 from tests.webhooks.stream_clients import Daphne
 
@@ -39,7 +39,7 @@ TOO_SLOW = {"statusCode": 503, "error": "Service Unavailable",
 @pytest.fixture
 def proxied_web(settings):
     proxy = TcpProxy(int(connection.settings_dict["PORT"] or 5432)).start()
-    web = Daphne(settings, DATABASE_URL=_database_url(port=proxy.port),
+    web = Daphne(settings, DATABASE_URL=database_url(port=proxy.port),
                  EMAILAPI_DB_QUERY_TIMEOUT=str(LIMIT), EMAILAPI_DB_POOL_WAIT="2",
                  EMAILAPI_METRICS_TOKEN=OPERATOR_TOKEN)
     try:
@@ -51,7 +51,7 @@ def proxied_web(settings):
 
 
 def _given_up(web) -> float:
-    status, _, body, _ = _get(web.port, "/metrics", OPERATOR_TOKEN)
+    status, _, body, _ = get(web.port, "/metrics", OPERATOR_TOKEN)
     assert status == 200, body
     return sum(sample.value for family in text_string_to_metric_families(body.decode())
                for sample in family.samples
@@ -67,12 +67,12 @@ def _backends(application_name: str) -> set[int]:
 
 def test_a_silent_database_is_503_within_the_limit_and_its_grace(alice, proxied_web):
     proxy, web = proxied_web
-    assert _get(web.port, "/v1/accounts", alice.token)[0] == 200
+    assert get(web.port, "/v1/accounts", alice.token)[0] == 200
     proxy.hold()
 
     results: list = []
     threads = [threading.Thread(target=lambda: results.append(
-        _get(web.port, "/v1/accounts", alice.token))) for _ in range(4)]
+        get(web.port, "/v1/accounts", alice.token))) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -89,20 +89,20 @@ def test_a_silent_database_is_503_within_the_limit_and_its_grace(alice, proxied_
     assert TOO_SLOW["message"] in messages, messages
     assert proxy.held_bytes > 0  # the request did reach the proxy, and went no further
 
-    status, _, body, took = _get(web.port, "/health")
+    status, _, body, took = get(web.port, "/health")
     assert status == 503
     assert took < ANSWERED_WITHIN
     assert json.loads(body)["database"]["ok"] is False
 
-    status, _, body, _ = _get(web.port, "/dashboard", cookie=SESSION_COOKIE)
+    status, _, body, _ = get(web.port, "/dashboard", cookie=SESSION_COOKIE)
     assert status == 503
     assert b"Temporarily unavailable" in body
 
     proxy.release()
     # The silent connection was closed, not handed to the next request.
-    wait_for(lambda: _get(web.port, "/v1/accounts", alice.token)[0] == 200, timeout=60,
+    wait_for(lambda: get(web.port, "/v1/accounts", alice.token)[0] == 200, timeout=60,
              interval=0.5)
-    assert _get(web.port, "/health")[0] == 200
+    assert get(web.port, "/health")[0] == 200
     # Operators see it: each wait given up is counted.
     assert _given_up(web) >= 1
 
@@ -112,17 +112,17 @@ def test_a_statement_waiting_on_a_lock_is_cancelled_by_the_server(alice, setting
     limit (the client's deadline, later, is not what ends it: the same backend serves the
     next request), and the write does not happen."""
     name = "emailapi-silent-lock"
-    web = Daphne(settings, DATABASE_URL=_database_url(application_name=name),
+    web = Daphne(settings, DATABASE_URL=database_url(application_name=name),
                  EMAILAPI_DB_QUERY_TIMEOUT=str(LIMIT), EMAILAPI_DB_POOL_SIZE="1",
                  EMAILAPI_METRICS_TOKEN=OPERATOR_TOKEN)
     try:
-        assert _get(web.port, "/health")[0] == 200
+        assert get(web.port, "/health")[0] == 200
         before = _backends(name)
         assert len(before) == 1
         token = ApiToken.objects.get(tenant=alice.tenant)
         lock = TokenLock(token)
         try:
-            status, _, body, took = _get(web.port, "/v1/accounts", alice.token)
+            status, _, body, took = get(web.port, "/v1/accounts", alice.token)
         finally:
             lock.release()
         assert status == 503, body
@@ -130,7 +130,7 @@ def test_a_statement_waiting_on_a_lock_is_cancelled_by_the_server(alice, setting
         assert took < ANSWERED_WITHIN, f"answered after {took:.1f} s"
         assert ApiToken.objects.get(pk=token.pk).last_used_at is None
 
-        assert _get(web.port, "/v1/accounts", alice.token)[0] == 200
+        assert get(web.port, "/v1/accounts", alice.token)[0] == 200
         assert _backends(name) == before
         assert _given_up(web) == 0  # the server's cancellation: nothing given up
         assert ApiToken.objects.get(pk=token.pk).last_used_at is not None
@@ -144,13 +144,13 @@ def test_connections_left_silent_for_good_cost_requests_only_until_their_deadlin
     server again, new ones reach the new one. Requests answer, never hang, and the process
     is serving again without anything being restored."""
     proxy, web = proxied_web
-    assert _get(web.port, "/v1/accounts", alice.token)[0] == 200
+    assert get(web.port, "/v1/accounts", alice.token)[0] == 200
     proxy.strand()
 
     answers: list = []
 
     def serving() -> bool:
-        status, _, body, took = _get(web.port, "/v1/accounts", alice.token)
+        status, _, body, took = get(web.port, "/v1/accounts", alice.token)
         answers.append((status, took))
         assert status in (200, 503), body
         return status == 200

@@ -12,49 +12,21 @@ web server, in this test database, are ever terminated.
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
-import time
 import uuid
-from urllib.parse import urlencode
 
-import psycopg
 import pytest
 from django.db import connection
 
 from accounts.models import ApiToken
 from tests.base import wait_for
+from tests.emailapi.db_faults import SESSION_COOKIE, TokenLock, database_url, get
 from tests.servers.tcp_proxy import TcpProxy
 from tests.webhooks.stream_clients import Daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SESSION_COOKIE = "sessionid=" + "a1b2c3d4" * 4  # looks valid, so loading it asks the database
-
-
-def _database_url(port: int | None = None, **options: str) -> str:
-    db = connection.settings_dict
-    return (f"postgres://{db['USER']}@{db['HOST']}:{port or db['PORT']}/{db['NAME']}"
-            f"?{urlencode(options)}")
-
-
-def _get(port: int, path: str, token: str | None = None, cookie: str | None = None,
-         timeout: float = 60) -> tuple[int, dict, bytes, float]:
-    headers = {}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    if cookie:
-        headers["Cookie"] = cookie
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    started = time.monotonic()
-    try:
-        conn.request("GET", path, headers=headers)
-        response = conn.getresponse()
-        body = response.read()
-        return response.status, dict(response.getheaders()), body, time.monotonic() - started
-    finally:
-        conn.close()
 
 
 def _sessions(application_name: str, waiting_on_lock: bool = False) -> int:
@@ -67,26 +39,9 @@ def _sessions(application_name: str, waiting_on_lock: bool = False) -> int:
         return cursor.fetchone()[0]
 
 
-class TokenLock:
-    """Our transaction holding the row lock of ``token``, with its ``last_used_at`` cleared so
-    that the next requests with it write it (and wait for us)."""
-
-    def __init__(self, token: ApiToken):
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=None)
-        db = connection.settings_dict
-        self.conn = psycopg.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"],
-                                    port=db["PORT"] or 5432, application_name="test-lock")
-        self.conn.execute("SELECT 1 FROM accounts_apitoken WHERE id = %s FOR UPDATE",
-                          [token.pk])
-
-    def release(self) -> None:
-        self.conn.rollback()
-        self.conn.close()
-
-
 def _in_background(port: int, path: str, token: str, count: int) -> tuple[list, list]:
     results: list = []
-    threads = [threading.Thread(target=lambda: results.append(_get(port, path, token)))
+    threads = [threading.Thread(target=lambda: results.append(get(port, path, token)))
                for _ in range(count)]
     for thread in threads:
         thread.start()
@@ -97,7 +52,7 @@ def test_an_exhausted_pool_answers_503_within_the_wait(alice, settings):
     name = f"emailapi-test-{uuid.uuid4().hex[:12]}"
     # No statement limit: the held requests wait on our lock for as long as the test takes
     # (test_db_silent.py has the limit).
-    web = Daphne(settings, DATABASE_URL=_database_url(application_name=name),
+    web = Daphne(settings, DATABASE_URL=database_url(application_name=name),
                  EMAILAPI_DB_POOL_SIZE="2", EMAILAPI_DB_POOL_WAIT="2",
                  EMAILAPI_DB_QUERY_TIMEOUT="0")
     try:
@@ -108,7 +63,7 @@ def test_an_exhausted_pool_answers_503_within_the_wait(alice, settings):
 
             # Its first query is the token's (no token cache here): authentication answers
             # 503 too.
-            status, headers, body, took = _get(web.port, "/v1/accounts", alice.token)
+            status, headers, body, took = get(web.port, "/v1/accounts", alice.token)
             assert status == 503, body
             assert json.loads(body) == {
                 "statusCode": 503, "error": "Service Unavailable",
@@ -118,14 +73,14 @@ def test_an_exhausted_pool_answers_503_within_the_wait(alice, settings):
             assert headers["Retry-After"] == "2"
             assert took < 10, f"answered after {took:.1f} s"  # the 2 s wait, on a busy machine
 
-            status, _, body, _ = _get(web.port, "/health")
+            status, _, body, _ = get(web.port, "/health")
             database = json.loads(body)["database"]
             assert status == 503
             assert database["ok"] is False
             assert database["error"] == "pool exhausted"
             assert database["pool"]["busy"] == database["pool"]["max"] == 2
 
-            status, headers, body, _ = _get(web.port, "/dashboard", cookie=SESSION_COOKIE)
+            status, headers, body, _ = get(web.port, "/dashboard", cookie=SESSION_COOKIE)
             assert status == 503
             assert b"Temporarily unavailable" in body
             assert headers["Content-Type"].startswith("text/html")
@@ -135,21 +90,21 @@ def test_an_exhausted_pool_answers_503_within_the_wait(alice, settings):
         for thread in threads:
             thread.join(timeout=30)
         assert [result[0] for result in held] == [200, 200]
-        assert _get(web.port, "/v1/accounts", alice.token)[0] == 200
-        assert _get(web.port, "/health")[0] == 200
+        assert get(web.port, "/v1/accounts", alice.token)[0] == 200
+        assert get(web.port, "/health")[0] == 200
     finally:
         web.stop()
 
 
 def test_a_database_outage_is_503_and_health_says_unreachable(alice, settings):
     proxy = TcpProxy(int(connection.settings_dict["PORT"] or 5432)).start()
-    web = Daphne(settings, DATABASE_URL=_database_url(port=proxy.port),
+    web = Daphne(settings, DATABASE_URL=database_url(port=proxy.port),
                  EMAILAPI_DB_POOL_WAIT="2")
     try:
-        assert _get(web.port, "/v1/accounts", alice.token)[0] == 200
+        assert get(web.port, "/v1/accounts", alice.token)[0] == 200
         proxy.cut()
 
-        status, headers, body, took = _get(web.port, "/v1/accounts", alice.token)
+        status, headers, body, took = get(web.port, "/v1/accounts", alice.token)
         assert status == 503, body
         assert json.loads(body) == {"statusCode": 503, "error": "Service Unavailable",
                                     "message": "The database is not available. Retry shortly",
@@ -158,20 +113,20 @@ def test_a_database_outage_is_503_and_health_says_unreachable(alice, settings):
         assert headers["Retry-After"] == "5"
         assert took < 10, f"answered after {took:.1f} s"
 
-        status, _, body, _ = _get(web.port, "/health")
+        status, _, body, _ = get(web.port, "/health")
         assert status == 503
         assert json.loads(body)["database"]["error"] == "unreachable"
 
-        status, _, body, _ = _get(web.port, "/dashboard", cookie=SESSION_COOKIE)
+        status, _, body, _ = get(web.port, "/dashboard", cookie=SESSION_COOKIE)
         assert status == 503
         assert b"Temporarily unavailable" in body
         assert b"OperationalError" not in body
         assert b"Traceback" not in body
 
         proxy.restore()
-        wait_for(lambda: _get(web.port, "/v1/accounts", alice.token)[0] == 200, timeout=30,
+        wait_for(lambda: get(web.port, "/v1/accounts", alice.token)[0] == 200, timeout=30,
                  interval=0.5)
-        assert _get(web.port, "/health")[0] == 200
+        assert get(web.port, "/health")[0] == 200
     finally:
         web.stop()
         proxy.stop()
@@ -181,7 +136,7 @@ def test_sessions_ended_by_the_server_cost_no_request(alice, settings):
     """A storm of ``pg_terminate_backend`` on the web server's idle pooled connections: each
     is found dead when taken from the pool and replaced, so no request fails with it."""
     name = f"emailapi-test-{uuid.uuid4().hex[:12]}"
-    web = Daphne(settings, DATABASE_URL=_database_url(application_name=name),
+    web = Daphne(settings, DATABASE_URL=database_url(application_name=name),
                  EMAILAPI_DB_POOL_WAIT="10", EMAILAPI_DB_QUERY_TIMEOUT="0")
     try:
         # Three requests held at once make the pool open three connections.
@@ -202,7 +157,7 @@ def test_sessions_ended_by_the_server_cost_no_request(alice, settings):
             assert cursor.fetchone()[0] >= 3
         wait_for(lambda: _sessions(name) == 0, timeout=30)
 
-        statuses = [_get(web.port, "/v1/accounts", alice.token)[0] for _ in range(10)]
+        statuses = [get(web.port, "/v1/accounts", alice.token)[0] for _ in range(10)]
         assert statuses == [200] * 10
     finally:
         web.stop()
