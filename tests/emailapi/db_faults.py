@@ -1,7 +1,8 @@
 """The web server's database faults as tests stage them: a database URL for a web server
 started by the test (through a proxy, or named by ``application_name``), a plain HTTP GET
 that times itself, a session cookie that makes a request ask the database, and a row lock
-that holds a request's pooled connection (``TokenLock``)."""
+that holds a request's pooled connection (``TokenLock``), and how many sessions a web server
+named by ``application_name`` holds (``sessions``)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,16 @@ def get(port: int, path: str, token: str | None = None, cookie: str | None = Non
         return response.status, dict(response.getheaders()), body, time.monotonic() - started
     finally:
         conn.close()
+
+
+def sessions(application_name: str, waiting_on_lock: bool = False) -> int:
+    query = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+             "AND application_name = %s")
+    if waiting_on_lock:
+        query += " AND wait_event_type = 'Lock'"
+    with connection.cursor() as cursor:
+        cursor.execute(query, [application_name])
+        return cursor.fetchone()[0]
 
 
 class TokenLock:

@@ -21,22 +21,12 @@ from django.db import connection
 
 from accounts.models import ApiToken
 from tests.base import wait_for
-from tests.emailapi.db_faults import SESSION_COOKIE, TokenLock, database_url, get
+from tests.emailapi.db_faults import SESSION_COOKIE, TokenLock, database_url, get, sessions
 from tests.servers.tcp_proxy import TcpProxy
 from tests.webhooks.stream_clients import Daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-
-
-def _sessions(application_name: str, waiting_on_lock: bool = False) -> int:
-    query = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-             "AND application_name = %s")
-    if waiting_on_lock:
-        query += " AND wait_event_type = 'Lock'"
-    with connection.cursor() as cursor:
-        cursor.execute(query, [application_name])
-        return cursor.fetchone()[0]
 
 
 def _in_background(port: int, path: str, token: str, count: int) -> tuple[list, list]:
@@ -59,7 +49,7 @@ def test_an_exhausted_pool_answers_503_within_the_wait(alice, settings):
         lock = TokenLock(ApiToken.objects.get(tenant=alice.tenant))
         try:
             threads, held = _in_background(web.port, "/v1/accounts", alice.token, 2)
-            wait_for(lambda: _sessions(name, waiting_on_lock=True) == 2, timeout=30)
+            wait_for(lambda: sessions(name, waiting_on_lock=True) == 2, timeout=30)
 
             # Its first query is the token's (no token cache here): authentication answers
             # 503 too.
@@ -143,7 +133,7 @@ def test_sessions_ended_by_the_server_cost_no_request(alice, settings):
         lock = TokenLock(ApiToken.objects.get(tenant=alice.tenant))
         try:
             threads, held = _in_background(web.port, "/v1/accounts", alice.token, 3)
-            wait_for(lambda: _sessions(name, waiting_on_lock=True) == 3, timeout=30)
+            wait_for(lambda: sessions(name, waiting_on_lock=True) == 3, timeout=30)
         finally:
             lock.release()
         for thread in threads:
@@ -155,7 +145,7 @@ def test_sessions_ended_by_the_server_cost_no_request(alice, settings):
                            "WHERE datname = current_database() AND application_name = %s",
                            [name])
             assert cursor.fetchone()[0] >= 3
-        wait_for(lambda: _sessions(name) == 0, timeout=30)
+        wait_for(lambda: sessions(name) == 0, timeout=30)
 
         statuses = [get(web.port, "/v1/accounts", alice.token)[0] for _ in range(10)]
         assert statuses == [200] * 10

@@ -17,7 +17,7 @@ import pytest
 
 from accounts.models import ApiToken
 from tests.base import wait_for
-from tests.emailapi.test_db_unavailable import TokenLock, _database_url, _get, _sessions
+from tests.emailapi.db_faults import TokenLock, database_url, get, sessions
 from tests.servers.net import find_free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,11 +33,14 @@ def test_serve_restarts_the_web_process_whose_pool_stays_exhausted(alice, settin
     name = f"emailapi-test-{uuid.uuid4().hex[:12]}"
     port = find_free_port()
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env.update(DATABASE_URL=_database_url(application_name=name), REDIS_URL=settings.REDIS_URL,
+    env.update(DATABASE_URL=database_url(application_name=name), REDIS_URL=settings.REDIS_URL,
                EMAILAPI_SECRET=settings.EMAILAPI_SECRET, EMAILAPI_TOKEN_CACHE_SECONDS="0",
                EMAILAPI_REDIS_PREFIX=settings.EMAILAPI_REDIS_PREFIX,
                EMAILAPI_DB_POOL_SIZE="1", EMAILAPI_DB_POOL_WAIT="1",
-               EMAILAPI_DB_POOL_WATCHDOG="3")
+               EMAILAPI_DB_POOL_WATCHDOG="3",
+               # No statement limit: the held request waits on our lock however long the
+               # watchdog takes on a busy machine.
+               EMAILAPI_DB_QUERY_TIMEOUT="0")
     log = tempfile.TemporaryFile()
     serve = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--no-workers", "--web-processes", "2",
@@ -51,7 +54,7 @@ def test_serve_restarts_the_web_process_whose_pool_stays_exhausted(alice, settin
             if len(children) != 2:
                 return None
             try:
-                return children if _get(port, "/health", timeout=5)[0] == 200 else None
+                return children if get(port, "/health", timeout=5)[0] == 200 else None
             except OSError:
                 return None
 
@@ -62,12 +65,12 @@ def test_serve_restarts_the_web_process_whose_pool_stays_exhausted(alice, settin
 
         def held_request():
             try:
-                held.append(_get(port, "/v1/accounts", alice.token, timeout=120)[0])
+                held.append(get(port, "/v1/accounts", alice.token, timeout=120)[0])
             except OSError as exc:  # the process holding it is gone
                 held.append(exc.__class__.__name__)
 
         threading.Thread(target=held_request, daemon=True).start()
-        wait_for(lambda: _sessions(name, waiting_on_lock=True) == 1, timeout=30)
+        wait_for(lambda: sessions(name, waiting_on_lock=True) == 1, timeout=30)
 
         def replaced():
             children = _children(serve.pid)
@@ -78,7 +81,7 @@ def test_serve_restarts_the_web_process_whose_pool_stays_exhausted(alice, settin
         assert wait_for(lambda: held, timeout=30) == ["RemoteDisconnected"]
         # Both serve again, the lock still held: the new process has a pool of its own.
         for _ in range(6):
-            assert wait_for(lambda: _get(port, "/health", timeout=10)[0] == 200, timeout=30,
+            assert wait_for(lambda: get(port, "/health", timeout=10)[0] == 200, timeout=30,
                             interval=0.5)
         log.seek(0)
         output = log.read().decode(errors="replace")
