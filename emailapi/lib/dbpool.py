@@ -59,19 +59,19 @@ def use_worker_waits() -> None:
 def bound_statements(seconds: float) -> None:
     """Have the server cancel this process's statements after ``seconds`` and the process
     give up a server silent ``pgdeadline.GRACE`` seconds longer (``emailapi.lib.pgdeadline``;
-    0: no bound). The server's part is a startup option, so it applies to connections opened
-    afterwards (on the pool options, and on an existing pool's): call this at start-up."""
+    0: no bound). The server's part is a startup option (``add_startup_option``): call this at
+    start-up."""
     pgdeadline.set_limit(seconds)
-    if not seconds:
-        return
-    option = pgdeadline.startup_option(seconds)
-    for alias in connections:
-        wrapper = connections[alias]
-        options = wrapper.settings_dict.get("OPTIONS", {})
-        if not isinstance(options.get("pool"), dict):  # SQLite, or no pool
-            continue
+    if seconds:
+        add_startup_option(pgdeadline.startup_option(seconds))
+
+
+def add_startup_option(option: str) -> None:
+    """Add ``option`` (``-c name=value``) to libpq's ``options`` of the connections this
+    process opens from now on: on the pool options, for a pool not created yet, and on an
+    existing pool's."""
+    for options, existing in _pools():
         options["options"] = f"{options.get('options', '')} {option}".strip()
-        existing = getattr(type(wrapper), "_connection_pools", {}).get(alias)
         if existing is not None:
             existing.kwargs["options"] = f"{existing.kwargs.get('options', '')} {option}".strip()
 
@@ -81,14 +81,20 @@ def set_wait(seconds: float) -> None:
     for a pool not created yet, and on an existing pool. Long-running commands use a few
     seconds too (``STORE_WAIT``): a thread that gets no connection treats the database as down
     and backs off rather than blocking for the pool's full default."""
-    for alias in connections:
-        wrapper = connections[alias]
-        options = wrapper.settings_dict.get("OPTIONS", {}).get("pool")
-        if isinstance(options, dict):
-            options["timeout"] = seconds  # the dict every thread's wrapper shares
-        existing = getattr(type(wrapper), "_connection_pools", {}).get(alias)
+    for options, existing in _pools():
+        options["pool"]["timeout"] = seconds  # the dict every thread's wrapper shares
         if existing is not None:
             existing.timeout = seconds
+
+
+def _pools():
+    """Each pooled database's connection options (the dict every thread's wrapper shares)
+    and its pool if one was created already (None before)."""
+    for alias in connections:
+        wrapper = connections[alias]
+        options = wrapper.settings_dict.get("OPTIONS", {})
+        if isinstance(options.get("pool"), dict):  # PostgreSQL; SQLite has no pool
+            yield options, getattr(type(wrapper), "_connection_pools", {}).get(alias)
 
 
 def stats(shared) -> dict:

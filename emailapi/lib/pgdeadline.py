@@ -88,17 +88,14 @@ def patience(cursor, seconds: float):
         yield
         return
     cursor.execute(f"SET statement_timeout = {_milliseconds(seconds)}")
-    previous = getattr(_local, "deadline", None)
-    _local.deadline = seconds + GRACE
     try:
-        yield
+        with answer_within(seconds + GRACE):
+            yield
     except BaseException:
-        _local.deadline = previous
         # The block's error is the one to tell; a connection it broke is discarded anyway.
         with suppress(Exception):
             cursor.execute("RESET statement_timeout")
         raise
-    _local.deadline = previous
     cursor.execute("RESET statement_timeout")  # back to the startup option's value
 
 

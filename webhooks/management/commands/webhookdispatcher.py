@@ -28,8 +28,7 @@ class Command(BaseCommand):
             # delivery sent, each an fsync otherwise. A commit lost to a database crash means
             # a delivery sent again, which at-least-once allows; publishing asks for a flushed
             # commit itself (``sequencer.publish_pending``).
-            db_options["options"] = \
-                f"{db_options.get('options', '')} -c synchronous_commit=off".strip()
+            dbpool.add_startup_option("-c synchronous_commit=off")
             # A lane's thread keeps its connection for the run (its claims and outcomes), and
             # the loop needs one: a smaller pool would leave threads waiting for connections
             # (then ending their lanes) instead of delivering.
