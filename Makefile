@@ -39,7 +39,7 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml $(LOCK)
 # FETCH parsing and index rows, compiled (Cython, next to the sources): the tokenizer in C
 # (_tokens.pyx, about five times faster than parse.py's Python one), header values in C
 # (_headers.pyx: RFC 2047 words, dates, message ids, addresses), a response's items and a
-# message's MessageMeta in C (_meta.pyx: item names, BODYSTRUCTURE, the ENVELOPE's fields),
+# message's MessageMeta in C (_meta.pyx: item names, BODYSTRUCTURE, the envelope's fields),
 # parse.py itself (the same source, about a third less time), COPY rows in C
 # (emailapi/lib/_copy_text.pyx) and history rows' COPY lines straight from the parsed message
 # (mailboxes/sync/_row_lines.pyx).

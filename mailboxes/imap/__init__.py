@@ -3,12 +3,12 @@
 ``make`` compiles four of its modules with Cython, next to their sources: ``parse`` (the same
 source, compiled: its FETCH interpretation in about two thirds of the time), ``_tokens`` (the
 tokenizer, in C), ``_headers`` (header values: RFC 2047 words, dates, message ids, address
-headers and an ENVELOPE's addresses, in C) and ``_meta`` (a response's FETCH items and a
-message's ``MessageMeta``: item names, BODYSTRUCTURE and the envelope's fields, in C). Python loads a
-compiled module in preference to its source, so one older than its source (the source edited
-since the last ``make``) would run code that is no longer there: such a module is not loaded.
-``parse`` then runs from its source, and without ``_tokens``, ``_headers`` or ``_meta`` it
-uses its own Python code for them. Slower, never different.
+headers, in C) and ``_meta`` (a response's FETCH items and a message's ``MessageMeta``: item
+names, BODYSTRUCTURE and the envelope's fields, in C). Python loads a compiled module in
+preference to its source, so one older than its source (the source edited since the last
+``make``) would run code that is no longer there: such a module is not loaded. ``parse`` then
+runs from its source, and without ``_tokens``, ``_headers`` or ``_meta`` it uses its own
+Python code for them. Slower, never different.
 """
 
 from __future__ import annotations

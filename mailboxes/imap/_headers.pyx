@@ -1,8 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """Header values compiled: the same results as ``parse``'s Python functions of the same names
 (``decode_header``, ``_header_fields``, ``normalize_message_id``, ``message_id_list``,
-``parse_date``, ``parse_internaldate``, ``parse_envelope_addresses``, ``_envelope_suspect``,
-``header_addresses``).
+``parse_date``, ``parse_internaldate``, ``header_addresses``).
 
 Why: after the tokenizer was compiled, interpreting a message's FETCH items was the largest part
 of a first index's time in this process (``message_meta``, about 46 us a message), and nearly
@@ -14,8 +13,7 @@ Here each is one pass over the bytes, in C.
 What is not the common case is handed back to Python, not written twice: a run of words in a
 charset other than UTF-8 goes to ``parse.decode_charset`` (aliases, mislabelled text), a Q
 word with an ``=`` that is not ``=XX`` to ``binascii.a2b_qp``, and a date in any shape but
-the usual one to ``parse``'s own function (``bind`` hands them over, with the ENVELOPE's
-placeholders, which ``parse`` owns).
+the usual one to ``parse``'s own function (``bind`` hands them over).
 
 Why it is safe with a server's bytes: every read is of a ``bytes`` object this code holds, at
 an index each loop checks against its length first, and every result is written into a new
@@ -37,19 +35,14 @@ from .types import Address
 import_datetime()
 
 _python = {}  # parse's own functions this module hands the uncommon cases to (``bind``)
-cdef object _MISSING_MAILBOX = None  # parse's placeholders for an address without a local
-cdef object _MISSING_HOSTS = None  # part / a domain (``bind``)
 
 
-def bind(missing_mailbox, missing_hosts, **functions):
+def bind(**functions):
     """Take what ``parse`` owns (this module cannot import ``parse``, which imports it): the
-    ENVELOPE's placeholders, and the functions for what is not done here: ``decode_bytes``,
-    ``decode_charset``, ``parse_date``, ``parse_internaldate``, ``zone`` (the shared
-    ``timezone`` of an offset in minutes) and ``utc``."""
-    global _MISSING_MAILBOX, _MISSING_HOSTS
+    functions for what is not done here: ``decode_bytes``, ``decode_charset``, ``parse_date``,
+    ``parse_internaldate``, ``zone`` (the shared ``timezone`` of an offset in minutes) and
+    ``utc``."""
     _python.update(functions)
-    _MISSING_MAILBOX = missing_mailbox
-    _MISSING_HOSTS = frozenset(missing_hosts)
 
 
 cdef inline bint _space(unsigned char c) noexcept:
@@ -287,43 +280,6 @@ cdef bytes _unfold(bytes value):
             out[k] = s[i]
             k += 1
     return _first(result, k)
-
-
-# -- envelope addresses ------------------------------------------------------------------------
-
-
-def envelope_addresses(value):
-    """``parse.parse_envelope_addresses``, compiled."""
-    if not isinstance(value, list):
-        return []
-    cdef list result = []
-    for entry in <list>value:
-        if not isinstance(entry, list) or len(<list>entry) != 4:
-            continue
-        name = (<list>entry)[0]
-        mailbox = (<list>entry)[2]
-        host = (<list>entry)[3]
-        if type(mailbox) is not bytes or type(host) is not bytes:
-            continue  # host NIL marks a group: start (mailbox = group name) or end
-        if mailbox == _MISSING_MAILBOX:
-            mailbox = b""
-        address = mailbox if host in _MISSING_HOSTS or not mailbox else mailbox + b"@" + host
-        if address or name:
-            result.append(Address(decode_header(name) if name else "", _decode_bytes(address)))
-    return result
-
-
-def envelope_suspect(value, header):
-    """``parse._envelope_suspect``, compiled."""
-    cdef Py_ssize_t found = 0
-    if isinstance(value, list):
-        for entry in <list>value:
-            if isinstance(entry, list) and len(<list>entry) == 4 \
-                    and type((<list>entry)[3]) is bytes:
-                if (<list>entry)[2] == _MISSING_MAILBOX or (<list>entry)[3] in _MISSING_HOSTS:
-                    return True
-                found += 1
-    return found != header.count(b"@")
 
 
 # -- header fields ---------------------------------------------------------------------------
@@ -576,8 +532,8 @@ def parse_internaldate(value):
 
 # Every message's addresses are read from its header fields (``parse._header_envelope``): in
 # Python, through a regex's token list and the comprehensions over it, 11 us a message of the
-# bench's mail; here 3.4 (an ENVELOPE's lists, which a server has already split, 2.3). Every
-# index is of a ``str`` held here, checked against its length before it is read.
+# bench's mail; here 3.4. Every index is of a ``str`` held here, checked against its length
+# before it is read.
 
 
 cdef inline bint _special(Py_UCS4 c) noexcept:

@@ -7,18 +7,16 @@ Why: with the tokenizer and the header values in C, interpreting a message's ite
 twice the tokenizing (about 22 us a message against 11 in ``bench/index_stages.py``), in the
 thread a first index waits for: its BODYSTRUCTURE alone about 8 us (each node's fields read
 through ``_get``, each type lower-cased, its parameters made a dict, a ``Part`` built by
-keyword), the rest the ENVELOPE's fields as a dict and the glue between the compiled pieces.
+keyword), the rest the envelope's fields as a dict and the glue between the compiled pieces.
 Here the walk is typed, the tree's lists are indexed directly, the few type words are
-lower-cased once, a ``Part`` is built by position and the envelope's fields (from the
-header fields, or an ENVELOPE where a response has one) go straight into the
-``MessageMeta``; and the items of a response (``parse_fetch``: a dict of the tokens, each
+lower-cased once, a ``Part`` is built by position and the envelope's fields (read from the
+header fields) go straight into the ``MessageMeta``; and the items of a response (``parse_fetch``: a dict of the tokens, each
 name upper-cased and decoded, about 2.5 us a message beside the tokenizer's 8.7) are named
 from the few names a session asks for, upper-cased once.
 
 What is not the common case is handed back to Python, not written twice: RFC 2231 parameter
 continuations and charsets (``parse._join_rfc2231``), a uuencoded part's type from its name
-(``mimetypes``), address headers read where an ENVELOPE's addresses are suspect
-(``parse._addresses_of``), a subject whose white space Dovecot would change
+(``mimetypes``), a subject whose white space Dovecot would change
 (``parse.subject_for_humans``), Gmail's labels (modified UTF-7), and every value's decoding
 (``decode_header``, ``parse_date``... compiled already in ``_headers`` where it was built);
 ``bind`` hands them over, with the exception a multipart the server could not split raises,
@@ -43,9 +41,6 @@ cdef object _join_rfc2231 = None
 cdef object _guess_type = None
 cdef object _Degenerate = None
 cdef object _header_fields = None
-cdef object _envelope_addresses = None
-cdef object _envelope_suspect = None
-cdef object _suspect_addresses = None
 cdef object _header_addresses = None
 cdef object _subject_for_humans = None
 cdef object _parse_date = None
@@ -60,21 +55,20 @@ cdef Py_ssize_t _MAX_DEPTH = 64
 
 
 def bind(*, decode_header, decode_bytes, join_rfc2231, guess_type, degenerate, uu_encodings,
-         uu_generic_types, max_depth, header_fields, envelope_addresses, envelope_suspect,
-         addresses_of, header_addresses, subject_for_humans, parse_date, parse_internaldate,
-         normalize_message_id, message_id_list, labels, parse_tokens):
+         uu_generic_types, max_depth, header_fields, header_addresses, subject_for_humans,
+         parse_date, parse_internaldate, normalize_message_id, message_id_list, labels,
+         parse_tokens):
     """Take what ``parse`` owns (this module cannot import ``parse``, which imports it)."""
     global _decode_header, _decode_bytes, _join_rfc2231, _guess_type, _Degenerate
-    global _UU_ENCODINGS, _UU_GENERIC_TYPES, _MAX_DEPTH, _header_fields, _envelope_addresses
-    global _envelope_suspect, _suspect_addresses, _parse_date, _parse_internaldate
+    global _UU_ENCODINGS, _UU_GENERIC_TYPES, _MAX_DEPTH, _header_fields
+    global _parse_date, _parse_internaldate
     global _normalize_message_id, _message_id_list, _labels, _parse_tokens, _header_addresses
     global _subject_for_humans
     _decode_header, _decode_bytes, _join_rfc2231 = decode_header, decode_bytes, join_rfc2231
     _guess_type, _Degenerate = guess_type, degenerate
     _UU_ENCODINGS, _UU_GENERIC_TYPES = frozenset(uu_encodings), frozenset(uu_generic_types)
     _MAX_DEPTH = max_depth
-    _header_fields, _envelope_addresses = header_fields, envelope_addresses
-    _envelope_suspect, _suspect_addresses = envelope_suspect, addresses_of
+    _header_fields = header_fields
     _header_addresses, _subject_for_humans = header_addresses, subject_for_humans
     _parse_date, _parse_internaldate = parse_date, parse_internaldate
     _normalize_message_id, _message_id_list, _labels = (normalize_message_id, message_id_list,
@@ -131,16 +125,10 @@ def message_meta(items):
         headers = _header_block(found)
     except Exception:  # a malformed message must not stop an index run
         headers = {}
-    raw_envelope = found.get("ENVELOPE")
     cdef tuple envelope
     try:
-        envelope = _envelope(raw_envelope, headers)
+        envelope = _header_envelope(headers)
     except Exception:
-        try:  # the header fallback failed: the ENVELOPE alone
-            envelope = _envelope(raw_envelope, {})
-        except Exception:
-            envelope = None
-    if envelope is None:
         envelope = (None, "", [], [], [], [], [], [], None, None)
     date, subject, from_, sender, reply_to, to, cc, bcc, in_reply_to, message_id = envelope
     structure = found.get("BODYSTRUCTURE", found.get("BODY"))
@@ -207,41 +195,9 @@ cdef object _atom(object value):
 # -- the envelope ----------------------------------------------------------------------------
 
 
-cdef tuple _envelope(object envelope, dict headers):
-    """``parse._envelope_fields`` as a tuple in the ENVELOPE's order (None when it is not a
-    list): date, subject, from, sender, reply-to, to, cc, bcc, in-reply-to, message-id;
-    without an ENVELOPE, read from the header fields."""
-    if envelope is None:
-        return _header_envelope(headers)
-    if not isinstance(envelope, list):
-        return None
-    cdef list fields = (<list>envelope + [None] * 10)[:10]
-    date, subject, from_, sender, reply_to, to, cc, bcc, in_reply_to, message_id = fields
-    parsed_from = _addresses_of(from_, headers.get("from"))
-    return (
-        _parse_date(date),
-        _decode_header(subject),
-        parsed_from,
-        _same_addresses(sender, from_, parsed_from, headers.get("sender")),
-        _same_addresses(reply_to, from_, parsed_from, headers.get("reply-to")),
-        _addresses_of(to, headers.get("to")),
-        _addresses_of(cc, headers.get("cc")),
-        _addresses_of(bcc, headers.get("bcc")),
-        _normalize_message_id(in_reply_to),
-        _normalize_message_id(message_id),
-    )
-
-
-cdef list _addresses_of(object value, object header):
-    """``parse._addresses_of``: the ENVELOPE's list, unless it is suspect and the header is
-    known, which ``parse`` reads (rare: its own function, not a copy of it)."""
-    if header is None or not _envelope_suspect(value, header):
-        return _envelope_addresses(value)
-    return _suspect_addresses(value, header)
-
-
 cdef tuple _header_envelope(dict headers):
-    """``parse._header_envelope`` as a tuple in the ENVELOPE's order."""
+    """``parse._header_envelope`` as a tuple in the ENVELOPE's order: date, subject, from,
+    sender, reply-to, to, cc, bcc, in-reply-to, message-id."""
     raw_from = headers.get("from")
     cdef list parsed_from = _header_addresses(raw_from) if raw_from is not None else []
     return (
@@ -285,12 +241,6 @@ cdef object _for_humans(object value):
         if c == 9 or c == 10 or c == 13 or (c == 32 and i + 1 < n and s[i + 1] == 32):
             return _subject_for_humans(data)
     return data
-
-
-cdef list _same_addresses(object raw, object raw_from, list parsed_from, object header):
-    if header is None and raw == raw_from:
-        return [Address(address.name, address.address) for address in parsed_from]
-    return _addresses_of(raw, header)
 
 
 # -- the body structure ----------------------------------------------------------------------

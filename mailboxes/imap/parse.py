@@ -44,7 +44,6 @@ __all__ = [
     "message_meta",
     "as_int",
     "flag_change",
-    "parse_envelope_addresses",
     "header_addresses",
     "ENVELOPE_HEADERS",
     "parse_bodystructure",
@@ -523,59 +522,10 @@ def _header_fields(block: Any) -> dict[str, bytes]:
 
 # -- envelope --------------------------------------------------------------------------------
 
-# Placeholders servers put in an ENVELOPE for an address without a domain / local part
-# (Dovecot: MISSING_DOMAIN, MISSING_MAILBOX, SYNTAX_ERROR for one it could not parse; UW and
-# Cyrus: .MISSING-HOST-NAME.).
-_MISSING_HOSTS = {b".MISSING-HOST-NAME.", b"MISSING_DOMAIN", b"SYNTAX_ERROR"}
-_MISSING_MAILBOX = b"MISSING_MAILBOX"
 # The header fields a message's envelope is read from (``fetch.BASE_META_ITEMS``,
-# ``_header_envelope``); where a response has an ENVELOPE, its address headers are read where
-# its addresses are suspect.
+# ``_header_envelope``).
 ENVELOPE_HEADERS = ("date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc",
                     "in-reply-to", "message-id")
-
-
-def parse_envelope_addresses(value: Any) -> list[Address]:
-    """An ENVELOPE address list; RFC 2822 group start/end markers are skipped."""
-    if not isinstance(value, list):
-        return []
-    result = []
-    for entry in value:
-        if not isinstance(entry, list) or len(entry) != 4:
-            continue
-        name, _route, mailbox, host = entry
-        if mailbox.__class__ is not bytes or host.__class__ is not bytes:
-            continue  # host NIL marks a group: start (mailbox = group name) or end
-        if mailbox == _MISSING_MAILBOX:
-            mailbox = b""
-        address = mailbox if host in _MISSING_HOSTS or not mailbox else mailbox + b"@" + host
-        if address or name:
-            result.append(Address(decode_header(name) if name else "", decode_bytes(address)))
-    return result
-
-
-def _envelope_suspect(value: Any, header: bytes) -> bool:
-    """The ENVELOPE list may have lost or mangled addresses of *header*: it holds a
-    placeholder, or it has not as many addresses with a domain as the header has ``@``s
-    (``Mikel@Lindsaar <a@b>, c@d`` reads as one address ``Mikel@Lindsaar``)."""
-    found = 0
-    for entry in value if isinstance(value, list) else ():
-        if isinstance(entry, list) and len(entry) == 4 and entry[3].__class__ is bytes:
-            if entry[2] == _MISSING_MAILBOX or entry[3] in _MISSING_HOSTS:
-                return True
-            found += 1
-    return found != header.count(b"@")
-
-
-def _addresses_of(value: Any, header: bytes | None) -> list[Address]:
-    """The addresses of an ENVELOPE list; where it is suspect and the header is known, the
-    header's own (``header_addresses``), each taking the ENVELOPE's entry for the same
-    address (its name decoded as before)."""
-    parsed = parse_envelope_addresses(value)
-    if header is None or not _envelope_suspect(value, header):
-        return parsed
-    known = {address.address.lower(): address for address in parsed if address.address}
-    return [known.get(address.address.lower(), address) for address in header_addresses(header)]
 
 
 # One piece of an address header but a comment (``_address_tokens``): a quoted string, an
@@ -670,40 +620,6 @@ def _unquote(word: str) -> str:
     return word
 
 
-def _same_addresses(raw: Any, raw_from: Any, parsed_from: list[Address],
-                    header: bytes | None) -> list[Address]:
-    """Sender and Reply-To usually repeat From (servers copy it when absent): parse once."""
-    if raw == raw_from and header is None:
-        return [Address(address.name, address.address) for address in parsed_from]
-    return _addresses_of(raw, header)
-
-
-def _envelope_fields(envelope: Any, headers: Mapping[str, bytes] | None = None) -> dict[str, Any]:
-    """The envelope's fields: an ENVELOPE's, with *headers* (lower-case name → raw value) read
-    where its addresses are suspect; without an ENVELOPE (None), the header fields' own
-    (``_header_envelope``)."""
-    if envelope is None:
-        return _header_envelope(headers or {})
-    if not isinstance(envelope, list):
-        return {}
-    fields = (envelope + [None] * 10)[:10]
-    date, subject, from_, sender, reply_to, to, cc, bcc, in_reply_to, message_id = fields
-    headers = headers or {}
-    parsed_from = _addresses_of(from_, headers.get("from"))
-    return {
-        "date": parse_date(date),
-        "subject": decode_header(subject),
-        "from_": parsed_from,
-        "sender": _same_addresses(sender, from_, parsed_from, headers.get("sender")),
-        "reply_to": _same_addresses(reply_to, from_, parsed_from, headers.get("reply-to")),
-        "to": _addresses_of(to, headers.get("to")),
-        "cc": _addresses_of(cc, headers.get("cc")),
-        "bcc": _addresses_of(bcc, headers.get("bcc")),
-        "in_reply_to": normalize_message_id(in_reply_to),
-        "message_id": normalize_message_id(message_id),
-    }
-
-
 def _header_envelope(headers: Mapping[str, bytes]) -> dict[str, Any]:
     """The envelope's fields read from the header fields (``ENVELOPE_HEADERS``) as a server
     builds its ENVELOPE: each value the first of its name, the subject's white space made one
@@ -713,9 +629,10 @@ def _header_envelope(headers: Mapping[str, bytes]) -> dict[str, Any]:
 
     Why not the server's ENVELOPE: it costs Dovecot about 11 % of its CPU for the engine's
     FETCH and a quarter of the bytes this process reads and tokenizes, for fields the header
-    block carries anyway; and the server's parser loses or mangles some addresses
-    (``_envelope_suspect``). ``tests/mailboxes/test_imap_envelope_headers.py`` holds the
-    two readings equal against Dovecot and lists where they part."""
+    block carries anyway; and the server's parser loses or mangles some addresses (a
+    placeholder for a missing domain, ``Mikel@Lindsaar <a@b>`` read as one address).
+    ``tests/mailboxes/test_imap_envelope_headers.py`` holds the two readings equal against
+    Dovecot and lists where they part."""
     raw_from = headers.get("from")
     parsed_from = header_addresses(raw_from) if raw_from is not None else []
     return {
@@ -965,10 +882,7 @@ def message_meta(items: Mapping[str, Any]) -> MessageMeta | None:
     if uid is None:
         return None
     headers = _best_effort(_header_block, items, {})
-    envelope = _best_effort(lambda value: _envelope_fields(value, headers),
-                            items.get("ENVELOPE"), None)
-    if envelope is None:  # the header fallback failed: the ENVELOPE alone
-        envelope = _best_effort(_envelope_fields, items.get("ENVELOPE"), {})
+    envelope = _best_effort(_header_envelope, headers, {})
     structure = items.get("BODYSTRUCTURE", items.get("BODY"))
     attachments, texts = _best_effort(parse_bodystructure, structure, ([], []))
     in_reply_to = envelope.get("in_reply_to")
@@ -1092,8 +1006,6 @@ python_normalize_message_id = normalize_message_id
 python_message_id_list = message_id_list
 python_parse_date = parse_date
 python_parse_internaldate = parse_internaldate
-python_parse_envelope_addresses = parse_envelope_addresses
-python_envelope_suspect = _envelope_suspect
 python_header_addresses = header_addresses
 python_parse_bodystructure = parse_bodystructure
 
@@ -1102,7 +1014,7 @@ try:
 except ImportError:
     _headers = None
 else:
-    _headers.bind(_MISSING_MAILBOX, _MISSING_HOSTS, decode_bytes=decode_bytes,
+    _headers.bind(decode_bytes=decode_bytes,
                   decode_charset=decode_charset, parse_date=parse_date,
                   parse_internaldate=parse_internaldate, zone=_zone, utc=timezone.utc)
     decode_header = _headers.decode_header
@@ -1111,8 +1023,6 @@ else:
     message_id_list = _headers.message_id_list
     parse_date = _headers.parse_date
     parse_internaldate = _headers.parse_internaldate
-    parse_envelope_addresses = _headers.envelope_addresses
-    _envelope_suspect = _headers.envelope_suspect
     header_addresses = _headers.header_addresses
 
 python_message_meta = message_meta
@@ -1127,9 +1037,8 @@ else:
                join_rfc2231=_join_rfc2231, guess_type=mimetypes.guess_type,
                degenerate=_Degenerate, uu_encodings=UU_ENCODINGS,
                uu_generic_types=_UU_GENERIC_TYPES, max_depth=_MAX_DEPTH,
-               header_fields=_header_fields, envelope_addresses=parse_envelope_addresses,
-               envelope_suspect=_envelope_suspect, addresses_of=_addresses_of,
-               header_addresses=header_addresses, subject_for_humans=subject_for_humans,
+               header_fields=_header_fields, header_addresses=header_addresses,
+               subject_for_humans=subject_for_humans,
                parse_date=parse_date, parse_internaldate=parse_internaldate,
                normalize_message_id=normalize_message_id, message_id_list=message_id_list,
                labels=_labels, parse_tokens=parse_tokens)

@@ -181,9 +181,9 @@ def _row_values(folder: Folder, meta: MessageMeta, thread_of: dict[str, str], no
 
 
 def _search_text(addresses) -> str:
-    """Lower-cased ``name <address>`` of each address once: a server copies From into the
-    ENVELOPE's Sender when the header is absent, and storing it twice doubled the column
-    (and its trigram extraction) for nothing a substring search can tell apart."""
+    """Lower-cased ``name <address>`` of each address once: Sender is a copy of From when the
+    header is absent (as in a server's ENVELOPE), and storing it twice doubled the column (and
+    its trigram extraction) for nothing a substring search can tell apart."""
     if not addresses:  # most Cc and Bcc
         return ""
     return ", ".join(dict.fromkeys([f"{a.name} <{a.address}>".lower()

@@ -1,10 +1,10 @@
 """A message's envelope read from its header fields (the engine's FETCH, ``fetch.BASE_META_ITEMS``)
-is what Dovecot's ENVELOPE gave before: the same subject, date, message ids and addresses for
-every message of the MIME corpus, the seed's messages and the odd addresses Dovecot mangles,
-and for header shapes picked for where a server's reading and ours could part (empty Sender,
-groups, several From, folds, 8-bit and encoded names, routes, comments). Where they part, the
-difference is listed with what the header fields give, so a change of either reading shows.
-Against the real Dovecot."""
+is what Dovecot's ENVELOPE gave before (read as the engine read it then: ``dovecot_envelope``):
+the same subject, date, message ids and addresses for every message of the MIME corpus, the
+seed's messages and the odd addresses Dovecot mangles, and for header shapes picked for where a
+server's reading and ours could part (empty Sender, groups, several From, folds, 8-bit and
+encoded names, routes, comments). Where they part, the difference is listed with what the
+header fields give, so a change of either reading shows. Against the real Dovecot."""
 
 from __future__ import annotations
 
@@ -14,13 +14,10 @@ import pytest
 
 from mailboxes.imap import fetch, parse
 from mailboxes.imap.types import Address
-from tests.mailboxes import mime_shapes
+from tests.mailboxes import dovecot_envelope, mime_shapes
 from tests.mailboxes.test_imap_fetch import open_client
 from tests.servers import seed
 
-# The items before: the server's ENVELOPE, the address headers read where it is suspect.
-WITH_ENVELOPE = ("UID ENVELOPE BODY.PEEK[HEADER.FIELDS (REFERENCES FROM SENDER REPLY-TO TO CC"
-                 " BCC)]")
 FIELDS = ("subject", "from_", "sender", "reply_to", "to", "cc", "bcc", "date", "message_id",
           "in_reply_to", "references")
 
@@ -61,19 +58,20 @@ DIFFERENT = {
 
 @pytest.fixture
 def both_ways(mail_user):
-    """Each message's ``MessageMeta`` read both ways, in the order appended."""
+    """Each message's envelope read both ways, in the order appended: the ENVELOPE's fields
+    (a dict) and our ``MessageMeta``."""
     messages = (mime_shapes.corpus(120) + seed.build_messages() + [mime_shapes.odd_addresses()]
                 + [shape + b"\r\nBody.\r\n" for shape in SHAPES])
     seed.seed_mailbox(mail_user, messages=messages)
     client = open_client(mail_user)
     try:
-        enveloped = fetch.fetch_meta(client, "1:*", WITH_ENVELOPE)
+        by_uid = dovecot_envelope.fetch_enveloped(client)
         ours = fetch.fetch_meta(client, "1:*")
     finally:
         client.logout()
-    assert [m.uid for m in ours] == [m.uid for m in enveloped]
+    assert [m.uid for m in ours] == sorted(by_uid)
     assert len(ours) == len(messages)
-    return enveloped, ours, len(messages) - len(SHAPES)
+    return [by_uid[m.uid] for m in ours], ours, len(messages) - len(SHAPES)
 
 
 def test_the_engine_reads_no_envelope_from_the_server():
@@ -87,8 +85,8 @@ def test_the_header_fields_give_what_dovecots_envelope_gave(both_ways):
     parted = {}
     for position, (before, now) in enumerate(zip(enveloped, ours, strict=True)):
         for field in FIELDS:
-            if getattr(before, field) != getattr(now, field):
-                assert position >= first_shape, (position, field, getattr(before, field),
+            if before[field] != getattr(now, field):
+                assert position >= first_shape, (position, field, before[field],
                                                  getattr(now, field))
                 parted[(position - first_shape, field)] = getattr(now, field)
     assert parted == DIFFERENT

@@ -1,9 +1,11 @@
 """Pure unit tests of ``mailboxes.imap.parse`` on hand-written, realistic FETCH responses.
 
-Why hand-written bytes: the shapes that break parsers (Gmail's extension items, literals in the
-middle of an ENVELOPE, RFC 2231 continuations, mislabelled charsets, NIL where a list belongs)
-are rare in a test server's output, so they are spelled out here exactly as servers send them.
-No server, no database.
+Why hand-written bytes: the shapes that break parsers (Gmail's extension items, the header
+fields as a literal, ``~{n}`` and 8-bit literals in the middle of a response, RFC 2231
+continuations, mislabelled charsets, NIL where a list belongs) are rare in a test server's
+output, so they are spelled out here exactly as servers send them. A message's envelope is read
+from its ``BODY[HEADER.FIELDS (...)]`` item (``fetch.BASE_META_ITEMS``); a server's ENVELOPE
+item is ignored. No server, no database.
 """
 
 from __future__ import annotations
@@ -30,18 +32,35 @@ def meta_of(raw: bytes) -> MessageMeta:
     return meta
 
 
+# The header fields the engine asks for (fetch.BASE_META_ITEMS), as a server names the item.
+HEADER_FIELDS = (b"BODY[HEADER.FIELDS (DATE SUBJECT FROM SENDER REPLY-TO TO CC BCC IN-REPLY-TO "
+                 b"MESSAGE-ID REFERENCES)]")
+
+
+def fields(block: bytes, marker: bytes = b"") -> bytes:
+    """The header-fields item carrying *block* (its lines and the blank line that ends them) as
+    a literal of its exact length; *marker* ``b"~"`` makes it a binary literal (RFC 3516)."""
+    return HEADER_FIELDS + b" %s{%d}\r\n" % (marker, len(block)) + block
+
+
+# RFC 3501's FETCH example, its envelope as the header lines it was made from (field order and
+# case as the message has them: "cc", "Message-Id"; no Sender or Reply-To).
+GMAIL_HEADERS = (
+    b"Date: Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\r\n"
+    b"From: Terry Gray <gray@cac.washington.edu>\r\n"
+    b"Subject: IMAP4rev1 WG mtg summary and minutes\r\n"
+    b"To: imap@cac.washington.edu\r\n"
+    b"cc: minutes@CNRI.Reston.VA.US, John Klensin <KLENSIN@MIT.EDU>\r\n"
+    b"Message-Id: <B27397-0100000@cac.washington.edu>\r\n"
+    b"\r\n"
+)
 GMAIL = (
     b'* 12 FETCH (X-GM-THRID 1278455344230334865 X-GM-MSGID 1278455344230334866 '
     b'X-GM-LABELS (\\Inbox "\\\\Important" "Work/Clients" &AMk-tiquettes "[Gmail]/Sent Mail") '
     b'UID 4711 FLAGS (\\Seen \\Recent $Forwarded NonJunk) INTERNALDATE "17-Jul-1996 02:44:25 -0700" '
     b'RFC822.SIZE 4286 MODSEQ (12345) '
-    b'ENVELOPE ("Wed, 17 Jul 1996 02:23:25 -0700 (PDT)" "IMAP4rev1 WG mtg summary and minutes" '
-    b'(("Terry Gray" NIL "gray" "cac.washington.edu")) (("Terry Gray" NIL "gray" "cac.washington.edu")) '
-    b'(("Terry Gray" NIL "gray" "cac.washington.edu")) ((NIL NIL "imap" "cac.washington.edu")) '
-    b'((NIL NIL "minutes" "CNRI.Reston.VA.US")("John Klensin" NIL "KLENSIN" "MIT.EDU")) NIL NIL '
-    b'"<B27397-0100000@cac.washington.edu>") '
     b'BODYSTRUCTURE ("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 3028 92 NIL NIL NIL NIL) '
-    b"BODY[HEADER.FIELDS (REFERENCES)] {2}\r\n\r\n)\r\n"
+    + fields(GMAIL_HEADERS) + b")\r\n"
 )
 
 
@@ -58,6 +77,10 @@ def test_gmail_response_with_extension_items():
     assert meta.labels == ("\\Inbox", "\\Important", "Work/Clients", "Étiquettes", "[Gmail]/Sent Mail")
     assert meta.subject == "IMAP4rev1 WG mtg summary and minutes"
     assert meta.from_ == [Address("Terry Gray", "gray@cac.washington.edu")]
+    # No Sender or Reply-To header: both are the From addresses (RFC 3501), as the
+    # server's ENVELOPE for this message has them.
+    assert meta.sender == [Address("Terry Gray", "gray@cac.washington.edu")]
+    assert meta.reply_to == [Address("Terry Gray", "gray@cac.washington.edu")]
     assert meta.to == [Address("", "imap@cac.washington.edu")]
     assert [a.as_dict() for a in meta.cc] == [
         {"name": "", "address": "minutes@CNRI.Reston.VA.US"},
@@ -95,29 +118,35 @@ def test_subject_split_over_encoded_words():
 
 
 def test_quoted_string_with_escaped_quotes():
-    raw = (
-        b'* 3 FETCH (UID 3 ENVELOPE (NIL "He said \\"hi\\" \\\\ bye" '
-        b'(("\\"Smith, J\\"" NIL "j" "example.test")) NIL NIL NIL NIL NIL NIL NIL))\r\n'
-    )
+    # An IMAP quoted string with \" and \\ escapes (a Gmail label), and in the header block a
+    # quoted display name with escaped quotes and a comma that does not split the address.
+    block = b'Subject: He said "hi" \\ bye\r\nFrom: "\\"Smith, J\\"" <j@example.test>\r\n\r\n'
+    raw = b'* 3 FETCH (UID 3 X-GM-LABELS ("He said \\"hi\\" \\\\ bye") ' + fields(block) + b")\r\n"
     meta = meta_of(raw)
+    assert meta.labels == ('He said "hi" \\ bye',)
     assert meta.subject == 'He said "hi" \\ bye'
     assert meta.from_ == [Address('"Smith, J"', "j@example.test")]
 
 
 def test_literal_subject_and_name_in_wire_and_imaplib_form():
-    raw = (
-        b"* 6 FETCH (UID 6 ENVELOPE (NIL {11}\r\nCaf\xe9 broken (({14}\r\nBroken \xe9mitter"
-        b' NIL "broken" "example.test")) NIL NIL NIL NIL NIL NIL "<m@x>"))\r\n'
-    )
+    # Two literals, 8-bit Latin-1 (undeclared) in both: the header block, then a file name in
+    # the middle of a BODYSTRUCTURE, with text after it.
+    block = (b"Subject: Caf\xe9 broken\r\nFrom: Broken \xe9mitter <broken@example.test>\r\n"
+             b"Message-ID: <m@x>\r\n\r\n")
+    name = b"Caf\xe9.pdf"
+    structure = b' BODYSTRUCTURE ("application" "pdf" ("name" {%d}' % len(name)
+    rest = b') NIL NIL "base64" 10 NIL NIL NIL NIL))'
+    raw = b"* 6 FETCH (UID 6 " + fields(block) + structure + b"\r\n" + name + rest + b"\r\n"
     meta = meta_of(raw)
     assert meta.subject == "Café broken"
     assert meta.from_ == [Address("Broken émitter", "broken@example.test")]
     assert meta.message_id == "<m@x>"
+    assert [part.filename for part in meta.attachments] == ["Café.pdf"]
     # imaplib delivers the same response as (text, literal) tuples and a trailing bytes element.
     imaplib_data = [
-        (b"6 (UID 6 ENVELOPE (NIL {11}", b"Caf\xe9 broken"),
-        (b" (({14}", b"Broken \xe9mitter"),
-        b' NIL "broken" "example.test")) NIL NIL NIL NIL NIL NIL "<m@x>"))',
+        (b"6 (UID 6 " + HEADER_FIELDS + b" {%d}" % len(block), block),
+        (structure, name),
+        rest,
         b"7 (UID 7 FLAGS (\\Seen))",
     ]
     grouped = list(parse.imaplib_responses(imaplib_data))
@@ -129,11 +158,13 @@ def test_literal_subject_and_name_in_wire_and_imaplib_form():
 
 
 def test_utf8_literal_and_binary_literal_marker():
-    subject = "Grüße 日本".encode()
-    raw = b"* 1 FETCH (UID 1 ENVELOPE (NIL ~{%d}\r\n%s NIL NIL NIL NIL NIL NIL NIL NIL NIL))\r\n" % (
-        len(subject), subject,
-    )
-    assert meta_of(raw).subject == "Grüße 日本"
+    # Raw UTF-8 headers (RFC 6532) in a binary literal (~{n}), an item after it.
+    block = "Subject: Grüße 日本\r\nFrom: Jörg 日本 <j@example.test>\r\n\r\n".encode()
+    raw = b"* 1 FETCH (UID 1 " + fields(block, b"~") + b" FLAGS (\\Seen))\r\n"
+    meta = meta_of(raw)
+    assert meta.subject == "Grüße 日本"
+    assert meta.from_ == [Address("Jörg 日本", "j@example.test")]
+    assert meta.flags == ("\\Seen",)
 
 
 MIXED = (
@@ -216,23 +247,60 @@ def test_broken_and_unknown_charsets_never_raise():
 def test_nil_everywhere():
     meta = meta_of(
         b"* 1 FETCH (UID 5 FLAGS NIL INTERNALDATE NIL RFC822.SIZE NIL MODSEQ NIL "
-        b"ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) BODYSTRUCTURE NIL "
-        b"BODY[HEADER.FIELDS (REFERENCES)] NIL X-GM-LABELS NIL)\r\n"
+        b"BODYSTRUCTURE NIL " + HEADER_FIELDS + b" NIL X-GM-LABELS NIL)\r\n"
     )
     assert meta == MessageMeta(uid=5)
+    # The header fields as an empty literal, a list, or a block with no field.
+    assert meta_of(b"* 1 FETCH (UID 5 " + fields(b"") + b")\r\n") == MessageMeta(uid=5)
+    assert meta_of(b"* 1 FETCH (UID 5 " + HEADER_FIELDS + b" (NIL))\r\n") == MessageMeta(uid=5)
+    assert meta_of(b"* 1 FETCH (UID 5 " + fields(b"\r\n") + b")\r\n") == MessageMeta(uid=5)
+
+
+def test_an_envelope_item_is_ignored():
+    """The envelope is read from the header fields only: a server's ENVELOPE (here the one
+    RFC 3501 gives for the GMAIL message, with another subject and an extra Bcc) changes
+    nothing, whether it comes before or after them, and alone it gives no envelope."""
+    envelope = (
+        b'ENVELOPE ("Wed, 17 Jul 1996 02:23:25 -0700 (PDT)" "Not the subject" '
+        b'(("Terry Gray" NIL "gray" "cac.washington.edu")) (("Terry Gray" NIL "gray" "cac.washington.edu")) '
+        b'(("Terry Gray" NIL "gray" "cac.washington.edu")) ((NIL NIL "imap" "cac.washington.edu")) '
+        b'((NIL NIL "minutes" "CNRI.Reston.VA.US")("John Klensin" NIL "KLENSIN" "MIT.EDU")) '
+        b'((NIL NIL "hidden" "x.test")) NIL "<B27397-0100000@cac.washington.edu>") '
+    )
+    expected = meta_of(GMAIL)
+    assert expected.subject == "IMAP4rev1 WG mtg summary and minutes"
+    assert expected.bcc == []
+    assert meta_of(GMAIL.replace(b"UID 4711 ", b"UID 4711 " + envelope)) == expected
+    assert GMAIL.endswith(b")\r\n")
+    assert meta_of(GMAIL[:-3] + b" " + envelope.rstrip() + b")\r\n") == expected
+    assert meta_of(b"* 1 FETCH (UID 5 " + envelope + b")\r\n") == MessageMeta(uid=5)
     assert meta_of(b"* 1 FETCH (UID 5 ENVELOPE NIL)\r\n") == MessageMeta(uid=5)
     assert meta_of(b"* 1 FETCH (UID 5 ENVELOPE (NIL))\r\n") == MessageMeta(uid=5)
 
 
-def test_groups_and_missing_domains():
-    addresses = parse.parse_tokens(
-        b'((NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL)(NIL NIL "bob" "MISSING_DOMAIN")'
-        b'(NIL NIL "Team" NIL)("=?utf-8?q?Zo=C3=AB?=" NIL "zoe" "x.test")(NIL NIL NIL NIL)'
-        b'(NIL NIL "MISSING_MAILBOX" "MISSING_DOMAIN")(NIL NIL "root" ".MISSING-HOST-NAME."))'
-    )[0]
-    assert parse.parse_envelope_addresses(addresses) == [
-        Address("", "bob"), Address("Zoë", "zoe@x.test"), Address("", "root"),
-    ]
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        # An empty group gives nothing; a group gives its members (a mail client lists them).
+        (b"undisclosed-recipients:;", []),
+        (b"Undisclosed recipients: ;", []),
+        (b"<Undisclosed-Recipient:@mailman.example.test;>", []),
+        (b"team: a@x, b@x;", [Address("", "a@x"), Address("", "b@x")]),
+        # A bare local part (no domain) is an address, as the server's ENVELOPE had it.
+        (b"user", [Address("", "user")]),
+        (b"root (Cron Daemon)", [Address("Cron Daemon", "root")]),
+        # An empty address is no address.
+        (b"<>", []),
+        # All of it in one header, with an encoded name in the group.
+        (b"undisclosed-recipients:;, bob, Team: =?utf-8?q?Zo=C3=AB?= <zoe@x.test>;, <>, root",
+         [Address("", "bob"), Address("Zoë", "zoe@x.test"), Address("", "root")]),
+    ],
+)
+def test_groups_and_missing_domains(header, expected):
+    assert parse.header_addresses(header) == expected
+    # ... and so they come out of a response's To header.
+    raw = b"* 1 FETCH (UID 1 " + fields(b"To: " + header + b"\r\n\r\n") + b")\r\n"
+    assert meta_of(raw).to == expected
 
 
 @pytest.mark.parametrize(
@@ -259,7 +327,7 @@ def test_dates(raw, expected):
 
 
 def test_garbage_date_in_an_envelope():
-    meta = meta_of(b'* 1 FETCH (UID 1 ENVELOPE ("next tuesday-ish" "s" NIL NIL NIL NIL NIL NIL NIL NIL))\r\n')
+    meta = meta_of(b"* 1 FETCH (UID 1 " + fields(b"Date: next tuesday-ish\r\nSubject: s\r\n\r\n") + b")\r\n")
     assert meta.date is None
     assert meta.subject == "s"
 
@@ -273,12 +341,11 @@ def test_internaldate():
 
 
 def test_references_and_in_reply_to_from_header_fields():
-    block = b"References: <a@x>\r\n <b@x>\t<a@x>\r\n\t<c @x>\r\nIn-Reply-To: Your mail <c@x> (x)\r\n\r\n"
-    raw = (
-        b"* 2 FETCH (UID 2 ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL \"  <own@x>  \") "
-        b"BODY[HEADER.FIELDS (REFERENCES IN-REPLY-TO)] {%d}\r\n%s)\r\n" % (len(block), block)
+    block = (
+        b"In-Reply-To: Your mail <c@x> (x)\r\nMessage-ID:\r\n   <own@x>  \r\n"
+        b"References: <a@x>\r\n <b@x>\t<a@x>\r\n\t<c @x>\r\n\r\n"
     )
-    meta = meta_of(raw)
+    meta = meta_of(b"* 2 FETCH (UID 2 " + fields(block) + b")\r\n")
     assert meta.references == ["<a@x>", "<b@x>", "<c@x>"]
     assert meta.in_reply_to == "<c@x>"
     assert meta.message_id == "<own@x>"

@@ -253,8 +253,8 @@ def test_index_search_by_from_finds_the_sender_too_and_stores_each_address_once(
     for needle in ("boss@example", "ASSISTANT@"):
         found = alice.client.post(url, {"search": {"from": needle}}, format="json")
         assert uids_of(found) == [uid], needle
-    # Without a Sender header the server copies From into the ENVELOPE's sender: the search
-    # text holds it once.
+    # Without a Sender header the sender is a copy of From (as in a server's ENVELOPE): the
+    # search text holds it once.
     plain = Message.objects.get(folder=inbox, uid=synced.uid_of["plain"])
     address = plain.from_address["address"].lower()
     assert plain.from_text.count(address) == 1, plain.from_text
