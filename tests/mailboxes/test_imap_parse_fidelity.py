@@ -173,18 +173,6 @@ def test_a_stray_envelope_changes_nothing(headers, envelope_last):
     assert parse.python_message_meta(items) == meta_of(_response(block))
 
 
-def test_an_envelope_without_header_fields_is_not_read():
-    """Replaces the ENVELOPE's placeholder filtering: with no header fields there is nothing
-    to read addresses from, and the ENVELOPE is no fallback."""
-    meta = meta_of(_response(None, ODD_ENVELOPE))
-    assert meta == meta_of(b"* 1 FETCH (UID 5)\r\n")
-    assert meta.from_ == []
-    assert meta.to == []
-    assert meta.cc == []
-    assert meta.bcc == []
-    assert meta.subject == ""
-
-
 def test_names_in_the_header_fields_are_decoded():
     """Encoded words (UTF-8 and another charset), raw 8-bit names (Latin-1 and UTF-8), quoted
     names with a comma, and an encoded subject."""
