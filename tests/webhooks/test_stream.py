@@ -146,7 +146,7 @@ def test_filters_by_account_and_event(server, alice):
     # The same filter over the replay (SQL) as over the live path (in memory).
     replay = alice.client.get(f"/v1/stream?once=true&since={start}&accounts=a1,a2"
                               f"&events=messageNew&events=messageDeleted")
-    body = b"".join(replay.streaming_content).decode()
+    body = replay.content.decode()
     assert [(e["data"]["account"], e["event"]) for e in parse_events(body)] == [
         ("a1", "messageNew"), ("a2", "messageDeleted")]
     client.close()

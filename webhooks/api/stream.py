@@ -3,12 +3,13 @@ same path is ``webhooks.api.stream_socket``).
 
 The view authenticates and validates like every /v1 view (DRF, in a thread), then returns a
 streaming response whose body is an async generator: under ASGI it runs in the event loop, so
-an open stream costs a coroutine and a small buffer, never a thread.
+an open stream costs a coroutine and a small buffer, never a thread. ``once=true`` is a
+snapshot that ends: an ordinary response with the whole body.
 """
 
 from __future__ import annotations
 
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 
@@ -41,11 +42,12 @@ class StreamView(TenantScopedAPIView):
                                       since=since, once=query["once"])
         if sse.expired(stream):
             raise CursorExpired()
-        if stream.once:
-            body = iter([sse.snapshot_body(stream)])
+        if stream.once:  # a whole body, not a stream (Django would buffer a sync iterator)
+            response = HttpResponse(sse.snapshot_body(stream), content_type="text/event-stream")
         else:
-            body = self.live_body(stream, Backlog.from_scope(getattr(request, "scope", None)))
-        response = StreamingHttpResponse(body, content_type="text/event-stream")
+            response = StreamingHttpResponse(
+                self.live_body(stream, Backlog.from_scope(getattr(request, "scope", None))),
+                content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
         return response
