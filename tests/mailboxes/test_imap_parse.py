@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import base64
 import random
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mailboxes.imap import parse
+from mailboxes.imap import fetch, parse
 from mailboxes.imap.types import Address, FlagChange, MessageMeta, Part
 
 UTC = timezone.utc
@@ -32,9 +33,11 @@ def meta_of(raw: bytes) -> MessageMeta:
     return meta
 
 
-# The header fields the engine asks for (fetch.BASE_META_ITEMS), as a server names the item.
-HEADER_FIELDS = (b"BODY[HEADER.FIELDS (DATE SUBJECT FROM SENDER REPLY-TO TO CC BCC IN-REPLY-TO "
-                 b"MESSAGE-ID REFERENCES)]")
+# The header fields the engine asks for (fetch.BASE_META_ITEMS), as a server names the item in
+# its answer (without .PEEK), and the names of those fields.
+_ASKED = re.search(r"BODY\.PEEK(\[HEADER\.FIELDS \(([^)]*)\)\])", fetch.BASE_META_ITEMS)
+HEADER_FIELDS = b"BODY" + _ASKED.group(1).encode()
+FIELD_NAMES = tuple(_ASKED.group(2).encode().split())
 
 
 def fields(block: bytes, marker: bytes = b"") -> bytes:

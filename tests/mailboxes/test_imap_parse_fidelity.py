@@ -15,7 +15,7 @@ import pytest
 from mailboxes.imap import parse, parts
 from mailboxes.imap.types import Address, Part
 from tests.mailboxes import mime_shapes
-from tests.mailboxes.test_imap_parse import meta_of
+from tests.mailboxes.test_imap_parse import FIELD_NAMES, fields, meta_of
 
 
 def structure(text: bytes):
@@ -105,10 +105,6 @@ ODD_ENVELOPE = (
     b'((NIL NIL "Mikel" "Lindsaar")) (("Big Bug bb" NIL "MISSING_MAILBOX" "MISSING_DOMAIN")) '
     b'((NIL NIL "Undisclosed-Recipient" "SYNTAX_ERROR")) NIL NIL)'
 )
-# What the engine asks for (fetch.BASE_META_ITEMS): the envelope's fields and References.
-FIELDS = (b"DATE", b"SUBJECT", b"FROM", b"SENDER", b"REPLY-TO", b"TO", b"CC", b"BCC", b"IN-REPLY-TO",
-          b"MESSAGE-ID", b"REFERENCES")
-HEADER_ITEM = b"BODY[HEADER.FIELDS (" + b" ".join(FIELDS) + b")]"
 
 
 def _response(headers: bytes | None, envelope: bytes | None = None, *, envelope_last: bool = False):
@@ -116,18 +112,18 @@ def _response(headers: bytes | None, envelope: bytes | None = None, *, envelope_
     (if any), before the literal or after it."""
     items = [b"UID 5"]
     if headers is not None:
-        items.append(b"%s {%d}\r\n%s" % (HEADER_ITEM, len(headers), headers))
+        items.append(fields(headers))
     if envelope is not None:
         items.insert(len(items) if envelope_last else 1, b"ENVELOPE " + envelope)
     return b"* 1 FETCH (" + b" ".join(items) + b")\r\n"
 
 
 def _header_fields_of(raw: bytes) -> bytes:
-    """The header-fields literal a server answers for *raw*: its FIELDS lines (folds kept) in
-    the message's order, then the empty line."""
+    """The header-fields literal a server answers for *raw*: its lines of the engine's fields
+    (``FIELD_NAMES``, folds kept) in the message's order, then the empty line."""
     head = raw.split(b"\r\n\r\n", 1)[0] + b"\r\n"
     lines = re.findall(rb"(?m)^[^ \t\r\n][^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*", head)
-    return b"".join(line for line in lines if line.split(b":", 1)[0].upper() in FIELDS) + b"\r\n"
+    return b"".join(line for line in lines if line.split(b":", 1)[0].upper() in FIELD_NAMES) + b"\r\n"
 
 
 def test_the_addresses_the_envelope_mangles_are_read_right_from_the_header_fields():
