@@ -4,6 +4,7 @@ server. Each is a 400 (or the stream's own refusal) naming what was wrong."""
 
 from __future__ import annotations
 
+import gc
 import json
 
 import pytest
@@ -88,6 +89,37 @@ def test_json_nested_100000_deep_is_a_400(alice):
         assert _error(answer) == {"statusCode": 400, "error": "Bad Request",
                                   "message": "JSON nested deeper than 32 levels",
                                   "code": "InvalidJSON", "emailapiCode": "InvalidJSON"}
+
+
+def _descend(levels: int) -> None:
+    if levels:
+        _descend(levels - 1)
+
+
+def test_a_deep_body_is_refused_before_the_decoder_descends_into_it(alice):
+    """Each level the decoder descends allocates a list, so the garbage collector runs inside
+    the descent, and the finalizers it calls there have no stack left: they fail as "Exception
+    ignored" and their cleanup never happens. A collection after every allocation finds out
+    whether any ran with less than 200 frames of stack to spare."""
+    starved = []
+
+    def probe(phase, info):
+        if phase == "start":
+            try:
+                _descend(200)
+            except RecursionError:
+                starved.append(info["generation"])
+
+    thresholds = gc.get_threshold()
+    gc.callbacks.append(probe)
+    gc.set_threshold(1, 10**9, 10**9)  # the youngest generation only, but after every allocation
+    try:
+        answer = post("/v1/token", alice.token, b"[" * 100_000 + b"]" * 100_000)
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.callbacks.remove(probe)
+    assert answer[0] == 400
+    assert not starved, f"{len(starved)} collections ran with the stack nearly exhausted"
 
 
 def test_a_mail_header_with_a_unicode_line_break_is_a_400(alice, box):
