@@ -9,7 +9,6 @@ EmailEngine does (the SHA-256 of the token, a string; our number is ``emailapiId
 
 from __future__ import annotations
 
-import json
 import re
 
 from django.db.models import Q
@@ -21,8 +20,10 @@ from accounts import services, tokens
 from accounts.errors import AccountNotFound
 from accounts.models import ApiToken, EmailAccount
 from emailapi.api.errors import NotFoundError
+from emailapi.api.parsers import MAX_DEPTH
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import TenantScopedAPIView
+from emailapi.lib import jsondepth
 
 
 class TokenAccessSerializer(serializers.Serializer):
@@ -55,7 +56,9 @@ class TokenCreateSerializer(StrictSerializer):
     def validate_metadata(self, value):
         if value:
             try:
-                json.loads(value)
+                jsondepth.loads(value, MAX_DEPTH)
+            except jsondepth.TooDeep as exc:
+                raise serializers.ValidationError(f"Metadata is {exc}") from None
             except ValueError:
                 raise serializers.ValidationError("Metadata must be a valid JSON string") \
                     from None

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from accounts import credentials
-from accounts.models import EmailAccount
+from accounts.models import ApiToken, EmailAccount
 from webhooks.models import Event
 
 pytestmark = [pytest.mark.django_db]
@@ -441,6 +441,19 @@ def test_bad_metadata_is_400(alice):
     response = alice.client.post("/v1/token", {"description": "x", "metadata": "{not json"},
                                  format="json")
     assert response.status_code == 400
+
+
+def test_metadata_nested_past_the_body_limit_is_400_naming_the_depth(alice):
+    # 60,000 levels inside a string: the body's own nesting is fine, the decoder of the
+    # string's would give up with a RecursionError.
+    metadata = "[" * 30_000 + "]" * 30_000
+    tokens = ApiToken.objects.filter(tenant=alice.tenant).count()
+    response = alice.client.post("/v1/token", {"description": "x", "metadata": metadata},
+                                 format="json")
+    assert response.status_code == 400
+    assert response.json()["details"] == {
+        "metadata": ["Metadata is JSON nested deeper than 32 levels"]}
+    assert ApiToken.objects.filter(tenant=alice.tenant).count() == tokens
 
 
 @pytest.fixture
