@@ -24,17 +24,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode, urlsplit
 
 from emailapi.lib import http as pinned_http
-from emailapi.lib import netguard
+from emailapi.lib import jsondepth, netguard
 
 TIMEOUT = 15.0
 MAX_RESPONSE = 256 * 1024
+# A token answer and an id_token's claims are flat objects; an answer nested deeper is refused
+# before it is decoded (emailapi.lib.jsondepth says why).
+MAX_DEPTH = 8
 
 # The error codes of RFC 6749 5.2 (and RFC 6750 3.1, RFC 7009 2.2.1) and what each means to
 # whoever connects a mailbox. A refusal shows its code only when it is one of these: any
@@ -65,6 +67,11 @@ class OAuth2Error(Exception):
 class InvalidGrant(OAuth2Error):
     """The code or refresh token is no longer valid (revoked, expired, password changed):
     only a new sign-in helps, retrying never does."""
+
+
+def unusable_answer() -> OAuth2Error:
+    """A 2xx answer that cannot be read as a token answer."""
+    return OAuth2Error("The provider's answer is not usable", "InvalidTokenResponse")
 
 
 @dataclass(frozen=True)
@@ -220,7 +227,7 @@ def tokens_from(body: dict) -> Tokens:
 
 def _json(raw: bytes) -> dict:
     try:
-        value = json.loads(raw or b"{}")
+        value = jsondepth.loads(raw or b"{}", MAX_DEPTH)
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
@@ -236,7 +243,8 @@ def id_token_email(id_token) -> str:
         return ""
     payload = id_token.split(".")[1]
     try:
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims = jsondepth.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)),
+                                 MAX_DEPTH)
     except ValueError:
         return ""
     if not isinstance(claims, dict):

@@ -50,6 +50,7 @@ from social_core.utils import constant_time_compare, url_add_parameters
 
 from accounts.models import OAuth2App
 from accounts.oauth2 import flow, presets, registered_apps
+from emailapi.lib import jsondepth
 
 UNREACHABLE = {"connection_failed", "timeout", "tls_error"}
 
@@ -136,6 +137,8 @@ class _AppBackend:
                            self._allow_http, timeout or self.setting("REQUESTS_TIMEOUT"))
         if not 200 <= answer.status < 300:
             raise flow.answer_error(answer)
+        if jsondepth.deeper_than(answer.body.decode("utf-8", "replace"), flow.MAX_DEPTH):
+            raise flow.unusable_answer()  # social-core would decode it with no bound
         response = requests.Response()
         response.status_code, response._content = answer.status, answer.body
         response.headers.update(answer.headers)
@@ -240,7 +243,7 @@ def _error(exc: SocialAuthBaseException) -> flow.OAuth2Error:
     if exc.code in UNREACHABLE:
         return flow.OAuth2Error("Cannot reach the provider", "ProviderUnreachable")
     if isinstance(exc, AuthResponseError):
-        return flow.OAuth2Error("The provider's answer is not usable", "InvalidTokenResponse")
+        return flow.unusable_answer()
     if exc.status_code:
         return flow.refused(None, status=exc.status_code)
     return flow.OAuth2Error(f"The sign-in failed ({_code_of(exc)})", "OAuth2Error")

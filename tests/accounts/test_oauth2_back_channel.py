@@ -76,6 +76,12 @@ def _secret_text(status: int):
     return lambda handler: (status, {"Content-Type": "text/plain"}, SECRET.encode())
 
 
+def _deep_json(status: int):
+    """JSON nested 100,000 deep, as deep as the decoder could be driven."""
+    body = b"[" * 100_000 + b"]" * 100_000
+    return lambda handler: (status, {"Content-Type": "application/json"}, body)
+
+
 @pytest.fixture
 def internal():
     server = _Server(_secret_json(400))
@@ -130,7 +136,8 @@ def test_a_redirecting_token_endpoint_is_not_followed_and_nothing_leaks_to_the_p
 @pytest.mark.usefixtures("allow_http")
 @pytest.mark.parametrize("provider_name", PROVIDERS)
 @pytest.mark.parametrize("answer", [_secret_json(400), _secret_json(200), _secret_text(500),
-                                    _secret_text(200), _secret_text(401)])
+                                    _secret_text(200), _secret_text(401), _deep_json(200),
+                                    _deep_json(400)])
 def test_what_a_token_endpoint_answers_is_never_shown(
         alice, client, provider, dovecot, provider_name, answer):
     server = _Server(answer)
