@@ -24,6 +24,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.errors import AccountNotFound
 from accounts.models import EmailAccount
+from emailapi.lib import jsondepth
 from emailapi.lib.rows import ModelColumns, prepared_rows
 from mailboxes import ids, message_fields, summary_memo
 from mailboxes.errors import AttachmentNotFound, InvalidCursor, MailboxNotFound, MessageNotFound
@@ -382,7 +383,7 @@ def _cursor_parts(cursor: str) -> Cursor:
     page 1, the page a first ``nextPageCursor`` led to."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = json.loads(raw)
+        values = jsondepth.loads(raw, 1)  # a flat list of numbers
     except (ValueError, TypeError, binascii.Error):
         raise InvalidCursor() from None
     if not isinstance(values, list) or len(values) not in (3, 5) or not all(

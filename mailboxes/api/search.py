@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from emailapi.api.pagination import MAX_PAGE, PageQuerySerializer
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, InvalidInput, TenantScopedAPIView
+from emailapi.lib import jsondepth
 from mailboxes import index_search, listing
 from mailboxes.api import query
 from mailboxes.api.search_serializer import SearchCriteriaSerializer
@@ -127,7 +128,8 @@ def page_cursor(page: int) -> str:
 def cursor_page(cursor: str) -> int:
     try:
         body = cursor.removeprefix(_CURSOR_PREFIX)
-        page = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["page"]
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        page = jsondepth.loads(raw, 1)["page"]  # {"page": n}
     except (ValueError, TypeError, KeyError, binascii.Error):
         raise InvalidCursor() from None
     if not isinstance(page, int) or isinstance(page, bool) or not 0 <= page <= MAX_PAGE:
