@@ -51,6 +51,7 @@ from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
+from itertools import islice
 
 from accounts.models import EmailAccount
 from mailboxes import listing
@@ -365,13 +366,41 @@ def _guess(filename: str | None) -> str:
         "application/octet-stream"
 
 
+# Containers (multipart/*, message/*) a message attached whole may have before it is attached
+# as it came instead of parsed: the email package parses and writes one nesting level per
+# recursion, and a sender can nest thousands (a RecursionError, a 500 on forwarding it).
+_MAX_PARSED_CONTAINERS = 64
+_CONTAINER = re.compile(rb"^content-type:[ \t]*(?:\r?\n[ \t]+)?\"?(?:multipart|message)/",
+                        re.IGNORECASE | re.MULTILINE)
+
+
 def _attach_message(message: EmailMessage, raw: bytes, filename: str | None) -> None:
     """Attach a whole message as message/rfc822 (a forward of the original, say). An
-    empty body is made first so the attachment is not mistaken for the message itself."""
-    attached = BytesParser(policy=POLICY).parsebytes(raw)
+    empty body is made first so the attachment is not mistaken for the message itself.
+
+    It is parsed and written again, 7-bit clean (8-bit parts re-encoded), unless it has more
+    containers than the email package can descend into safely (their count bounds its
+    depth). Then it goes as it came: 7bit if it is ASCII, else base64 as
+    application/octet-stream (message/rfc822 may not be base64, RFC 2046 5.2.1, and the
+    output stays 7-bit clean)."""
     if not message.get_content_type() or message.get_payload() is None:
         message.set_content("")
-    message.add_attachment(attached, filename=filename or None)
+    if sum(1 for _ in islice(_CONTAINER.finditer(raw), _MAX_PARSED_CONTAINERS + 1)) \
+            <= _MAX_PARSED_CONTAINERS:
+        message.add_attachment(BytesParser(policy=POLICY).parsebytes(raw),
+                               filename=filename or None)
+    elif raw.isascii():
+        part = EmailMessage(policy=POLICY)
+        part["Content-Type"] = "message/rfc822"
+        part["Content-Transfer-Encoding"] = "7bit"
+        part.add_header("Content-Disposition", "attachment", filename=filename or "message.eml")
+        part.set_payload(raw.decode("ascii"))  # written as it is: the payload is not a Message
+        if message.get_content_type() != "multipart/mixed":
+            message.make_mixed()
+        message.attach(part)
+    else:
+        message.add_attachment(raw, "application", "octet-stream",
+                               filename=filename or "message.eml")
 
 
 def _eml_name(subject: str) -> str:

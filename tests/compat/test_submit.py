@@ -4,6 +4,8 @@ EmailEngine's request bodies and answers, against Dovecot and the recording SMTP
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
 import re
 from urllib.parse import urlsplit
 
@@ -283,6 +285,39 @@ def test_a_forward_without_forward_attachments_attaches_the_original_as_ours(
     work_send_queue()
     received = smtp_server.wait_for_messages(1)[0].message
     assert [t for _, t, _ in _attached(received)] == ["message/rfc822"]
+
+
+def _nested(levels: int, text: bytes) -> bytes:
+    """A message of ``levels`` multipart/mixed inside each other around one text part."""
+    opening = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (n, n)
+                       for n in range(levels))
+    closing = b"".join(b"\r\n--b%d--\r\n" % n for n in reversed(range(levels)))
+    return (b"Subject: Deep\r\nMessage-ID: <deep@example.test>\r\nMIME-Version: 1.0\r\n"
+            + opening + b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + text + closing)
+
+
+@pytest.mark.parametrize("text", [b"hello", b"h\xc3\xa9llo"], ids=["ascii", "8bit"])
+def test_a_forward_of_a_message_nested_2000_deep_attaches_it_as_it_came(
+        alice, account, smtp_user, smtp_server, text):
+    # The email package parses and writes one level per recursion: a sender's 2,000 levels
+    # were a RecursionError and a 500 when the recipient forwarded the message.
+    source = _nested(2000, text)
+    seed.seed_mailbox(smtp_user, messages=[source])
+    sync(account)
+    [message] = alice.client.get("/v1/account/box/messages?path=INBOX").json()["messages"]
+
+    response = _forward(alice.client, message)
+
+    assert response.status_code == 200, response.json()
+    work_send_queue()
+    data = smtp_server.wait_for_messages(1)[0].data
+    assert data.isascii()  # still 7-bit clean
+    if text.isascii():  # as message/rfc822, byte for byte (parsing it here would recurse)
+        assert b"Content-Type: message/rfc822" in data
+        assert source in data
+    else:  # as bytes, base64: message/rfc822 may not be base64 encoded
+        assert _attached(email.message_from_bytes(data, policy=email.policy.default)) == [
+            ("Deep.eml", "application/octet-stream", source)]
 
 
 def test_forward_attachments_on_a_reply_is_400(alice, account, original):

@@ -261,6 +261,32 @@ def test_forward_attaches_the_original_as_message_rfc822():
     assert calls == [("M", False, True)]
 
 
+def _digest(parts: int) -> bytes:
+    """A digest: ``parts`` messages side by side, each its own container, one level deep."""
+    inner = b"".join(b"--d\r\nContent-Type: message/rfc822\r\n\r\nSubject: %d\r\n\r\nx\r\n" % n
+                     for n in range(parts))
+    return (b'Subject: Digest\r\nContent-Type: multipart/digest; boundary="d"\r\n\r\n'
+            + inner + b"--d--\r\n")
+
+
+@pytest.mark.parametrize("parts", [60, 200])
+def test_an_attached_digest_arrives_whole_below_and_above_the_container_bound(parts):
+    # Above the bound on containers the email package may descend into (their count bounds
+    # the depth) the message is attached as it came instead of parsed and written again.
+    source = _digest(parts)
+    composed = compose.compose(ACCOUNT, {"to": [{"address": "eve@example.com"}], "text": "x",
+                                         "attachments": [{"filename": "d.eml",
+                                                          "contentType": "message/rfc822",
+                                                          "content": source}]})
+    assert composed.raw.isascii()
+    assert source in composed.raw
+    (attached,) = [p for p in parsed(composed.raw).walk()
+                   if p.get_content_type() == "message/rfc822" and p.get_filename() == "d.eml"]
+    inner = attached.get_payload()[0]
+    assert inner["Subject"] == "Digest"
+    assert len(inner.get_payload()) == parts
+
+
 def test_inline_forward_quotes_the_header_block():
     message = parsed(compose.compose(ACCOUNT, {
         "reference": {"message": "M", "action": "forward", "inline": True},
