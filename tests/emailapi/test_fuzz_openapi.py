@@ -31,8 +31,10 @@ from tests.servers import seed
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Values for a JSON body field, by the field's type; every field also gets WRONG_TYPES.
+DEEP_TEXT = "[" * 30_000 + "]" * 30_000  # JSON in a string (token metadata): a deep decode
 STRINGS = ["", "\x00", "a\x00b", "\ud800", "é\u202e😀\u2028\x1b[31m", "x" * 70_000,
-           "99999999999999999999999", "-1", "../../etc", "\\Seen", "a\r\nBcc: x@y.z", "a\x85b"]
+           "99999999999999999999999", "-1", "../../etc", "\\Seen", "a\r\nBcc: x@y.z", "a\x85b",
+           DEEP_TEXT]
 INTEGERS = [2**31, 2**63, -(2**63) - 1, 10**30, -1, 0]
 WRONG_TYPES = [None, True, 1.5, "1", [], {}, ["\x00"], {"\x00": 1}, [2**63], [[[]]]]
 # Raw bodies (Content-Type: application/json).
@@ -53,7 +55,7 @@ LOOPBACK_URL = "http://127.0.0.1:9/x"
 # requests in all with others chosen at random (fixed seed), so that it stays well under a
 # minute on a busy machine (all of them: about 10,500 requests, 3 minutes).
 PER_OPERATION = 45
-NAMED = {"%00", "99999999999999999999", "\x00", "\ud800", 2**63}
+NAMED = {"%00", "99999999999999999999", "\x00", "\ud800", 2**63, DEEP_TEXT}
 
 
 def _named(value) -> bool:
