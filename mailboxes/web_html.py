@@ -5,7 +5,9 @@
   event handlers, forms, iframes and ``javascript:`` URLs go; formatting, tables, links and
   inline ``style`` (restricted to layout and typography properties, no ``url()``-bearing
   ones) stay. Links get ``rel="noopener noreferrer"``. ``data:`` URLs are kept only as an
-  image's ``src`` and only for ``image/*``. Remote images are kept as they are.
+  image's ``src`` and only for ``image/*``. Remote images are kept as they are. HTML nested
+  deeper than a browser builds is flattened first (``html_nesting``): html5ever's cost grows
+  with the square of the depth.
 - ``from_plain`` turns a plain-text body into HTML (escaped, paragraphs and line breaks) for a
   message that has no HTML part, as EmailEngine does.
 - ``embed_images`` replaces ``cid:<content-id>`` URLs with ``data:`` URIs of the given images.
@@ -22,6 +24,8 @@ import re
 from collections.abc import Mapping
 
 import nh3
+
+from mailboxes.html_nesting import flatten
 
 _TAGS = nh3.ALLOWED_TAGS | {"font"}
 _ATTRIBUTES = copy.deepcopy(nh3.ALLOWED_ATTRIBUTES)
@@ -57,7 +61,7 @@ def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
 
 
 def sanitize(html: str) -> str:
-    return nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES,
+    return nh3.clean(flatten(html), tags=_TAGS, attributes=_ATTRIBUTES,
                      url_schemes=nh3.ALLOWED_URL_SCHEMES | {"data", "cid"},
                      attribute_filter=_attribute_filter,
                      filter_style_properties=_STYLE_PROPERTIES,
@@ -80,7 +84,7 @@ def with_images_limited(html: str, remote: bool) -> str:
     reader asked for remote images. A relative ``src`` is always dropped: in a page it
     resolves against the page's own site (a request to the dashboard with the reader's
     cookies), and a remote image is a read receipt the reader didn't agree to send."""
-    return nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES,
+    return nh3.clean(flatten(html), tags=_TAGS, attributes=_ATTRIBUTES,
                      url_schemes=nh3.ALLOWED_URL_SCHEMES | {"data", "cid"},
                      attribute_filter=_image_filter(remote),
                      filter_style_properties=_STYLE_PROPERTIES,
