@@ -287,6 +287,48 @@ def test_an_attached_digest_arrives_whole_below_and_above_the_container_bound(pa
     assert len(inner.get_payload()) == parts
 
 
+def _forwarded(source: bytes) -> bytes:
+    return compose.compose(ACCOUNT, {
+        "reference": {"message": "M", "action": "forward"},
+        "to": [{"address": "eve@example.com"}], "text": "FYI"},
+        load=loader(original("forward", source=source))).raw
+
+
+def test_an_ascii_original_is_forwarded_byte_for_byte_however_long_its_fields():
+    # 50 KB of quotes in a To field: the email package's parse of it grows with the square
+    # of its length (18 s), and writing it again would refold it.
+    source = (b'To: ' + b'"' * 50_000 + b"\r\nSubject: Quotes\r\nDKIM-Signature: v=1; b=x\r\n\r\n"
+              + b"Body\r\n")
+    raw = _forwarded(source)
+    assert source in raw
+    (attached,) = [p for p in parsed(raw).walk() if p.get_content_type() == "message/rfc822"]
+    assert attached.get_filename() == "Lunch.eml"
+    assert attached["Content-Transfer-Encoding"] == "7bit"
+
+
+def test_an_8bit_original_is_parsed_within_bounds_and_sent_as_bytes_beyond():
+    within = (b"To: ann@example.com\r\nSubject: Caf\xc3\xa9\r\nContent-Type: text/plain; "
+              b"charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nh\xc3\xa9llo\r\n")
+    beyond = b"To: " + b'"' * 5000 + b"\r\n" + within.partition(b"\r\n")[2]
+    message = parsed(_forwarded(within))
+    (attached,) = [p for p in message.walk() if p.get_content_type() == "message/rfc822"]
+    assert attached.get_payload()[0].get_content() == "h\xe9llo\r\n"  # re-encoded, 7-bit clean
+    raw = _forwarded(beyond)
+    assert raw.isascii()
+    (attached,) = [p for p in parsed(raw).iter_attachments()]
+    assert attached.get_content_type() == "application/octet-stream"
+    assert attached.get_filename() == "Lunch.eml"
+    assert attached.get_payload(decode=True) == beyond
+
+
+def test_an_attached_message_with_bare_line_feeds_goes_with_crlf():
+    composed = compose.compose(ACCOUNT, {"to": [{"address": "eve@example.com"}], "text": "x",
+                                         "attachments": [{"contentType": "message/rfc822",
+                                                          "content": b"Subject: LF\n\nline\n"}]})
+    assert b"Subject: LF\r\n\r\nline\r\n" in composed.raw
+    assert b"\n" not in composed.raw.replace(b"\r\n", b"")
+
+
 def test_inline_forward_quotes_the_header_block():
     message = parsed(compose.compose(ACCOUNT, {
         "reference": {"message": "M", "action": "forward", "inline": True},
