@@ -51,7 +51,6 @@ from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
-from itertools import islice
 
 from accounts.models import EmailAccount
 from mailboxes import listing
@@ -366,33 +365,7 @@ def _guess(filename: str | None) -> str:
         "application/octet-stream"
 
 
-# What the email package may be given to parse and write again: it descends one nesting level
-# per recursion (a sender can nest thousands: a RecursionError), and its parsing of a structured
-# header grows with the square of its length (50 KB of quotes in a To field: 18 s). Containers
-# (multipart/*, message/*) bound the depth; header fields are measured folded lines and all,
-# every part's, and lines of a body that look like one count too (only ever erring towards
-# not parsing).
-_MAX_PARSED_CONTAINERS = 64
-_MAX_PARSED_FIELD = 2048
-_MAX_PARSED_FIELDS = 64 * 1024
-_CONTAINER = re.compile(rb"^content-type:[ \t]*(?:\r?\n[ \t]+)?\"?(?:multipart|message)/",
-                        re.IGNORECASE | re.MULTILINE)
-_FIELD = re.compile(rb"^[^\s:]+:[^\n]*(?:\n[ \t][^\n]*)*", re.MULTILINE)
 _LINE_END = re.compile(rb"\r?\n")
-
-
-def _parsing_is_bounded(raw: bytes) -> bool:
-    """Whether parsing and writing ``raw`` again stays within the bounds above."""
-    if sum(1 for _ in islice(_CONTAINER.finditer(raw), _MAX_PARSED_CONTAINERS + 1)) \
-            > _MAX_PARSED_CONTAINERS:
-        return False
-    total = 0
-    for match in _FIELD.finditer(raw):
-        size = match.end() - match.start()
-        total += size
-        if size > _MAX_PARSED_FIELD or total > _MAX_PARSED_FIELDS:
-            return False
-    return True
 
 
 def _attach_message(message: EmailMessage, raw: bytes, filename: str | None) -> None:
@@ -402,7 +375,7 @@ def _attach_message(message: EmailMessage, raw: bytes, filename: str | None) -> 
     An ASCII message goes as it came, byte for byte but its line ends made CRLF (7bit; nothing
     to parse, and signatures over it stay valid). One with 8-bit data is parsed and written
     again 7-bit clean (its 8-bit parts re-encoded), as the output must be, when that is
-    bounded (``_parsing_is_bounded``); else it goes base64 as application/octet-stream
+    bounded (``parts.email_package_bounded``); else it goes base64 as application/octet-stream
     (message/rfc822 may not be base64, RFC 2046 5.2.1)."""
     if not message.get_content_type() or message.get_payload() is None:
         message.set_content("")
@@ -419,7 +392,7 @@ def _attach_message(message: EmailMessage, raw: bytes, filename: str | None) -> 
         if message.get_content_type() != "multipart/mixed":
             message.make_mixed()
         message.attach(part)
-    elif _parsing_is_bounded(raw):
+    elif parts.email_package_bounded(raw):
         message.add_attachment(BytesParser(policy=POLICY).parsebytes(raw),
                                filename=filename or None)
     else:

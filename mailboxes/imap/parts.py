@@ -33,6 +33,7 @@ from email import policy
 from email.message import Message
 from email.parser import BytesParser
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
 import imapclient
@@ -56,6 +57,7 @@ __all__ = [
     "ParsedAttachment",
     "ParsedMessage",
     "parse_message",
+    "email_package_bounded",
     "is_unsplit",
     "local_attachments",
     "local_part",
@@ -693,6 +695,38 @@ def _text_records_from_server(
 _BODY_TEXT_TYPES = ("text/plain", "text/html")
 _MAX_DEPTH = 64
 
+# What the email package may be given to parse (and to write again): it descends one nesting
+# level per recursion (a sender can nest thousands: a RecursionError), and its parse of a
+# structured header field (addresses, dates, Content-Type...) grows with the square of the
+# field's length: 50 KB of quotes took 16 s in a To field, 46 s in a Content-Type. Containers
+# (multipart/*, message/*) bound the depth; structured fields are measured folded lines and
+# all, every part's (a body line that looks like one counts too: it errs only towards not
+# parsing). Unstructured fields cost time in proportion to their length.
+_MAX_CONTAINERS = _MAX_DEPTH
+_MAX_STRUCTURED_FIELD = 4096
+_MAX_STRUCTURED_FIELDS = 32 * 1024
+_CONTAINER = re.compile(rb"^content-type[ \t]*:[ \t]*(?:\r?\n[ \t]+)?\"?(?:multipart|message)/",
+                        re.IGNORECASE | re.MULTILINE)
+_STRUCTURED_FIELD = re.compile(
+    rb"^(?:to|from|cc|bcc|reply-to|sender|resent-(?:from|to|cc|bcc|sender|date)|date|orig-date"
+    rb"|message-id|mime-version|content-(?:type|disposition|transfer-encoding))[ \t]*:"
+    rb"[^\n]*(?:\n[ \t][^\n]*)*", re.IGNORECASE | re.MULTILINE)
+
+
+def email_package_bounded(raw: bytes) -> bool:
+    """Whether the email package can parse ``raw`` (and write it again) in bounded time and
+    stack: at most ``_MAX_CONTAINERS`` containers, no structured field over
+    ``_MAX_STRUCTURED_FIELD`` bytes and ``_MAX_STRUCTURED_FIELDS`` of them in all."""
+    if sum(1 for _ in islice(_CONTAINER.finditer(raw), _MAX_CONTAINERS + 1)) > _MAX_CONTAINERS:
+        return False
+    total = 0
+    for match in _STRUCTURED_FIELD.finditer(raw):
+        size = match.end() - match.start()
+        total += size
+        if size > _MAX_STRUCTURED_FIELD or total > _MAX_STRUCTURED_FIELDS:
+            return False
+    return True
+
 
 @dataclass(slots=True)
 class ParsedAttachment:
@@ -737,12 +771,13 @@ def parse_message(raw: bytes, section: str = "") -> ParsedMessage:
     attachment found here has the number the index gives it. A message/rfc822 part is listed as
     one attachment and not descended into; to look inside, fetch its section and call
     ``parse_message(raw, section=<its number>)`` so the inner numbers come out as ``"3.1"``...
-    Malformed input never raises: a multipart without a usable boundary is read as text.
+    Malformed input never raises: a multipart without a usable boundary is read as text, and
+    so is a message the email package could not parse in bounded time
+    (``email_package_bounded``).
     """
     parsed = ParsedMessage()
-    try:
-        message = BytesParser(policy=policy.default).parsebytes(raw)
-    except Exception:  # noqa: BLE001 - the parser records defects; this is belt and braces
+    message = _email_message(raw)
+    if message is None:
         parsed.plain = decode_text(raw, None).replace("\r\n", "\n")
         return parsed
     parsed.headers = [{"key": key, "value": value} for key, value in _headers(message)]
@@ -751,6 +786,16 @@ def parse_message(raw: bytes, section: str = "") -> ParsedMessage:
     parsed.plain = "\n".join(texts["plain"]) if texts["plain"] else None
     parsed.html = "\n".join(texts["html"]) if texts["html"] else None
     return parsed
+
+
+def _email_message(raw: bytes) -> Message | None:
+    """``raw`` parsed by the email package, or None where it could not be (in bounded time)."""
+    if not email_package_bounded(raw):
+        return None
+    try:
+        return BytesParser(policy=policy.default).parsebytes(raw)
+    except Exception:  # noqa: BLE001 - the parser records defects; this is belt and braces
+        return None
 
 
 def _headers(message: Message) -> Iterator[tuple[str, str]]:

@@ -364,7 +364,39 @@ def test_it_never_raises_on_garbage(raw):
     assert isinstance(parsed.as_dict()["headers"], list)
 
 
-def test_it_stops_at_absurd_nesting():
+def test_absurd_nesting_is_read_as_text():
     raw = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (n, n)
                    for n in range(100)) + b"Content-Type: text/plain\r\n\r\ndeep\r\n"
-    assert parts.parse_message(raw).plain is None
+    parsed = parts.parse_message(raw)
+    assert parsed.plain == raw.decode().replace("\r\n", "\n")
+    assert parsed.attachments == []
+
+
+ATTACHED = (b'Subject: Report\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+            b"--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n"
+            b'--b\r\nContent-Type: application/pdf; name="r.pdf"\r\n\r\n%PDF\r\n--b--\r\n')
+
+
+@pytest.mark.parametrize("field", [b"To: " + b'"' * 50_000, b"Cc: a@b.c," + b" x@y.z," * 5000,
+                                   b"Message-ID: <" + b"(" * 5000 + b">"])
+def test_a_structured_field_beyond_the_bound_has_the_message_read_as_text(field):
+    # The email package's parse of such a field grows with the square of its length (50 KB
+    # of quotes in a To: 16 s): the message is read as text instead, never parsed.
+    assert parts.parse_message(ATTACHED).attachments[0].filename == "r.pdf"
+    raw = field + b"\r\n" + ATTACHED
+    assert not parts.email_package_bounded(raw)
+    parsed = parts.parse_message(raw)
+    assert parsed.attachments == []
+    assert parsed.plain == raw.decode().replace("\r\n", "\n")
+
+
+def test_fields_within_the_bound_and_long_unstructured_ones_are_parsed():
+    raw = (b"To: " + b"a@example.com, " * 250 + b"\r\nX-Long: " + b'"' * 50_000 + b"\r\n"
+           + b"Cc: x@example.com\r\n" * 100 + ATTACHED)
+    assert parts.email_package_bounded(raw)
+    assert parts.parse_message(raw).attachments[0].filename == "r.pdf"
+
+
+def test_a_folded_field_is_measured_whole():
+    folded = b"To: " + b"a@example.com,\r\n " * 300 + b"b@example.com\r\n" + ATTACHED
+    assert not parts.email_package_bounded(folded)
