@@ -44,10 +44,10 @@ import email.utils
 import html as html_lib
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from email import policy
+from email import headerregistry, policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -64,7 +64,7 @@ from mailboxes.errors import (
     ReferenceMismatch,
     ReferenceNotFound,
 )
-from mailboxes.imap import parts
+from mailboxes.imap import parse, parts
 
 # 7-bit clean output with CRLF: safe for SMTP servers without 8BITMIME and for APPEND.
 POLICY = policy.SMTP.clone(cte_type="7bit")
@@ -206,8 +206,7 @@ def _from_fields(account: EmailAccount, fields: dict, original: Original | None,
     raw = message.as_bytes(policy=POLICY)
     recipients = [a["address"] for a in [*to, *cc, *bcc]] + [
         address for name, value in (fields.get("headers") or {}).items()
-        if name.lower() in RESENT_RECIPIENTS
-        for _, address in email.utils.getaddresses([value]) if "@" in address]
+        if name.lower() in RESENT_RECIPIENTS for address in _address_list([value])]
     return Composed(raw=raw, message_id=message_id,
                     envelope_from=(envelope or {}).get("from") or _bare(sender["address"]),
                     envelope_to=_unique((envelope or {}).get("to") or
@@ -289,7 +288,39 @@ def check_header(name: str, value: str) -> str | None:
         return "Line breaks are not allowed in a header value"
     if len(value) > 4000:
         return "Longer than 4000 characters"
+    if _comment_depth(value) > MAX_COMMENT_DEPTH and _structured(name):
+        return f"Comments (parentheses) nested deeper than {MAX_COMMENT_DEPTH} levels"
     return None
+
+
+# The email package parses a structured field's comments by recursion (an address list's,
+# a date's...): nested a few hundred deep, a RecursionError. Mail needs none deeper than this.
+MAX_COMMENT_DEPTH = 32
+
+
+def _comment_depth(value: str) -> int:
+    """How deep ``value``'s parentheses nest (backslash escapes skipped; a parenthesis in a
+    quoted string counts too, erring only towards refusing)."""
+    if value.count("(") <= MAX_COMMENT_DEPTH:
+        return value.count("(")  # an upper bound, and the common case costs one count
+    depth = deepest = 0
+    escaped = False
+    for char in value:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
+def _structured(name: str) -> bool:
+    """Whether the email package parses a field of this name (addresses, dates, ids...)."""
+    return not issubclass(POLICY.header_factory[name], headerregistry.UnstructuredHeader)
 
 
 def _extra_headers(message: EmailMessage, headers: dict) -> None:
@@ -544,8 +575,16 @@ def newest_resent_block(fields) -> list[tuple[str, str]]:
 
 
 def _addresses(fields: list[tuple[str, str]], *names: str) -> list[str]:
-    values = [value for name, value in fields if name.lower() in names]
-    return [address for _, address in email.utils.getaddresses(values) if "@" in address]
+    return _address_list(value for name, value in fields if name.lower() in names)
+
+
+def _address_list(values: Iterable[str]) -> list[str]:
+    """The addresses (with an ``@``) of address header values, read as the index reads them
+    (``parse.header_addresses``, which walks nested comments in a loop: the email package's
+    ``getaddresses`` recurses into them, and ``To: ((((...`` was a RecursionError)."""
+    return [found.address for value in values
+            for found in parse.header_addresses(str(value).encode("utf-8", "surrogateescape"))
+            if "@" in found.address]
 
 
 def login_address(account: EmailAccount) -> str:
@@ -555,8 +594,7 @@ def login_address(account: EmailAccount) -> str:
 
 
 def header_addresses(headers, *names: str) -> list[str]:
-    values = [str(value) for name in names for value in headers.get_all(name) or []]
-    return [address for _, address in email.utils.getaddresses(values) if "@" in address]
+    return _address_list(value for name in names for value in headers.get_all(name) or [])
 
 
 def first_header_address(headers, *names: str) -> str:

@@ -353,6 +353,30 @@ def test_raw_is_taken_as_is_for_a_draft_and_prepared_for_sending():
     assert sent.envelope_from == "a@example.com"
 
 
+def test_addresses_after_comments_nested_thousands_deep_are_read_without_recursion():
+    # The email package's getaddresses recursed once a comment level: a RecursionError.
+    deep = "(" * 5000 + "x" + ")" * 5000
+    raw = (f"From: a@example.com\nTo: {deep} b@example.com\nCc: c@example.com {deep}\n"
+           "Subject: s\n\nHi\n").encode()
+    sent = compose.compose(ACCOUNT, {"raw": raw})
+    assert sent.envelope_to == ["b@example.com", "c@example.com"]
+
+
+
+def test_a_structured_extra_header_with_comments_nested_past_32_levels_is_refused():
+    # The email package parses it by recursion: 1,000 levels were a RecursionError, a 500.
+    fields = {"to": [{"address": "d@example.com"}], "text": "x"}
+    nested = "(" * 33 + "x" + ")" * 33
+    structured = compose.compose(ACCOUNT, {**fields, "headers": {"Resent-To": "(((x))) e@example.com"}})
+    assert structured.envelope_to == ["d@example.com", "e@example.com"]
+    for name, depth in (("Resent-To", 1000), ("Resent-Date", 33), ("Sender", 33)):
+        value = "(" * depth + "x" + ")" * depth + " e@example.com"
+        with pytest.raises(errors.ComposeError, match="nested deeper than 32 levels"):
+            compose.compose(ACCOUNT, {**fields, "headers": {name: value}})
+    assert b"X-Lisp: " + nested.encode() in compose.compose(
+        ACCOUNT, {**fields, "headers": {"X-Lisp": nested}}).raw  # unstructured: not parsed
+
+
 @pytest.mark.parametrize("data,field", [
     ({"raw": "not base64!"}, "raw"),
     ({"raw": b64(b"From: a@b.c\r\n\r\nx"), "subject": "x"}, "raw"),
