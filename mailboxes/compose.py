@@ -288,38 +288,14 @@ def check_header(name: str, value: str) -> str | None:
         return "Line breaks are not allowed in a header value"
     if len(value) > 4000:
         return "Longer than 4000 characters"
-    if _comment_depth(value) > MAX_COMMENT_DEPTH and _structured(name):
-        return f"Comments (parentheses) nested deeper than {MAX_COMMENT_DEPTH} levels"
+    if parts.comment_depth(value) > parts.MAX_COMMENT_DEPTH and _structured(name):
+        return f"Comments (parentheses) nested deeper than {parts.MAX_COMMENT_DEPTH} levels"
     return None
 
 
-# The email package parses a structured field's comments by recursion (an address list's,
-# a date's...): nested a few hundred deep, a RecursionError. Mail needs none deeper than this.
-MAX_COMMENT_DEPTH = 32
-
-
-def _comment_depth(value: str) -> int:
-    """How deep ``value``'s parentheses nest (backslash escapes skipped; a parenthesis in a
-    quoted string counts too, erring only towards refusing)."""
-    if value.count("(") <= MAX_COMMENT_DEPTH:
-        return value.count("(")  # an upper bound, and the common case costs one count
-    depth = deepest = 0
-    escaped = False
-    for char in value:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == "(":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char == ")":
-            depth = max(depth - 1, 0)
-    return deepest
-
-
 def _structured(name: str) -> bool:
-    """Whether the email package parses a field of this name (addresses, dates, ids...)."""
+    """Whether the email package parses a field of this name (addresses, dates, ids...), by
+    recursion into its comments."""
     return not issubclass(POLICY.header_factory[name], headerregistry.UnstructuredHeader)
 
 

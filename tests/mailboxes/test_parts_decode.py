@@ -397,6 +397,22 @@ def test_fields_within_the_bound_and_long_unstructured_ones_are_parsed():
     assert parts.parse_message(raw).attachments[0].filename == "r.pdf"
 
 
+def test_comments_nested_past_32_levels_have_the_message_read_as_text():
+    # Within 4 KB, but the email package recurses once a level: a RecursionError.
+    raw = b"To: " + b"(" * 1000 + b"x" + b")" * 1000 + b" a@b.c\r\n" + ATTACHED
+    assert not parts.email_package_bounded(raw)
+    assert parts.parse_message(raw).attachments == []
+    assert parts.email_package_bounded(b"To: " + b"(" * 32 + b"x" + b")" * 32 + b"\r\n" + ATTACHED)
+
+
+@pytest.mark.parametrize("value, depth", [
+    ("a (b (c)) d", 2), ("(" * 40 + ")" * 40, 40), ("(" * 40, 40), (")" * 50 + "(" * 33, 33),
+    ("\\(" * 50 + "(x)", 1), ('"' + "(" * 50 + '"', 50)])
+def test_comment_depth(value, depth):
+    # At most 32 openers: their count (an upper bound); more: the depth, escapes skipped.
+    assert parts.comment_depth(value) == (value.count("(") if value.count("(") <= 32 else depth)
+
+
 def test_a_folded_field_is_measured_whole():
     folded = b"To: " + b"a@example.com,\r\n " * 300 + b"b@example.com\r\n" + ATTACHED
     assert not parts.email_package_bounded(folded)
