@@ -40,6 +40,13 @@ def test_start_tags_beyond_the_depth_and_their_end_tags_are_left_out_the_text_st
     assert flat.endswith("</div><p>after</p>")
 
 
+def test_text_that_only_starts_tags_is_kept_as_text():
+    # "<div" never closed by a ">" is no tag: left as it is (one pass, see _TAG).
+    html = "<div>" * 600 + "<div" * 5000 + "x"
+    flat = html_nesting.flatten(html)
+    assert flat == "<div>" * 512 + "<div" * 5000 + "x"
+
+
 def test_a_slash_does_not_keep_a_div_from_opening():
     assert html_nesting.deeper_than("<div/>" * 513)
     assert html_nesting.flatten("<DIV/>" * 600).count("<DIV/>") == 512
