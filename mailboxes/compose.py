@@ -457,13 +457,18 @@ def _who(address: dict | None) -> str:
     return f"{name} <{mail}>" if name else (mail or "unknown sender")
 
 
+# A tag, for the text of an HTML-only original: no "<" inside, so a run of "<" without a ">"
+# (a sender's 1 MB of them) costs one pass, not one scan to the end for each.
+_TAG = re.compile(r"<[^<>]*>")
+
+
 def _quoted(original: Original, text: str | None, html: str | None):
     """The new text and html with the original quoted below them (a reply: ``> `` lines and
     a blockquote; a forward: the forwarded header block)."""
     when = email.utils.format_datetime(original.date) if original.date else "an unknown date"
     source_text = original.text
     if source_text is None and original.html is not None:
-        source_text = re.sub(r"<[^>]+>", "", original.html)
+        source_text = _TAG.sub("", original.html)
     source_text = (source_text or "").rstrip("\n")
     if original.target.action == "forward":
         intro = ["---------- Forwarded message ---------", f"From: {_who(original.from_)}",

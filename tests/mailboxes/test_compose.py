@@ -329,6 +329,17 @@ def test_an_attached_message_with_bare_line_feeds_goes_with_crlf():
     assert b"\n" not in composed.raw.replace(b"\r\n", b"")
 
 
+def test_an_html_only_original_is_quoted_as_its_text_stray_brackets_kept():
+    # "<" without a ">" is text, as a browser shows it; the tag pattern used to scan from
+    # each of them to the end (a 1 MB run: minutes).
+    html = "<" * 20_000 + "<b>hi</b> a < b"
+    composed = compose.compose(ACCOUNT, {
+        "reference": {"message": "M", "action": "reply", "inline": True}, "text": "Yes"},
+        load=loader(original("reply", text=None, html=html)))
+    plain = text_of(parsed(composed.raw).get_body(("plain",)))
+    assert plain.endswith("> " + "<" * 20_000 + "hi a < b\n")
+
+
 def test_inline_forward_quotes_the_header_block():
     message = parsed(compose.compose(ACCOUNT, {
         "reference": {"message": "M", "action": "forward", "inline": True},
