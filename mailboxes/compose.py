@@ -47,7 +47,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from email import headerregistry, policy
+from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -288,15 +288,9 @@ def check_header(name: str, value: str) -> str | None:
         return "Line breaks are not allowed in a header value"
     if len(value) > 4000:
         return "Longer than 4000 characters"
-    if parts.comment_depth(value) > parts.MAX_COMMENT_DEPTH and _structured(name):
+    if parts.comment_depth(value) > parts.MAX_COMMENT_DEPTH and parts.structured_field(name):
         return f"Comments (parentheses) nested deeper than {parts.MAX_COMMENT_DEPTH} levels"
     return None
-
-
-def _structured(name: str) -> bool:
-    """Whether the email package parses a field of this name (addresses, dates, ids...), by
-    recursion into its comments."""
-    return not issubclass(POLICY.header_factory[name], headerregistry.UnstructuredHeader)
 
 
 def _extra_headers(message: EmailMessage, headers: dict) -> None:

@@ -149,12 +149,20 @@ def _in_current_view(session, path: str, fetch):
 def _parsed_headers(raw: bytes) -> dict[str, list[str]]:
     # compat32 splits the fields as policy.default does, without parsing the Content-Type
     # the parser looks at when it closes (unbounded with policy.default); each field is
-    # decoded by _header_text.
+    # decoded by _header_text, the structured ones within one message's budget
+    # (``parts.MAX_STRUCTURED_FIELDS`` characters: each field is bounded, their number not).
     message = BytesHeaderParser(policy=policy.compat32).parsebytes(raw)
     out: dict[str, list[str]] = {}
+    budget = parts.MAX_STRUCTURED_FIELDS
     for name, value in message.raw_items():
-        text = (_header_text(name, value) if len(value) <= HEADER_MEMO_CHARS
-                else _header_text.__wrapped__(name, value))
+        structured = parts.structured_field(name)
+        if structured and budget < len(value):
+            text = _decoded(value)
+        elif len(value) <= HEADER_MEMO_CHARS:
+            text = _header_text(name, value)
+        else:
+            text = _header_text.__wrapped__(name, value)
+        budget -= len(value) if structured else 0
         out.setdefault(name.lower(), []).append(text)
     return out
 
@@ -177,6 +185,11 @@ def _header_text(name: str, raw: str) -> str:
             return str(policy.default.header_fetch_parse(name, raw))
         except Exception:  # noqa: BLE001 - a header the email package cannot decode
             pass
+    return _decoded(raw)
+
+
+def _decoded(raw: str) -> str:
+    """A field as it came, unfolded, its RFC 2047 words and 8-bit bytes decoded."""
     return parse.decode_header(raw.encode("utf-8", "surrogateescape"))
 
 

@@ -10,6 +10,9 @@ import pytest
 NESTED = "(" * 2000 + "x" + ")" * 2000 + " bob@example.test"
 QUOTES = '"' * 50_000
 ENCODED = "=?utf-8?q?Z=C3=BCrich?= " + '"' * 5000 + " <carl@example.test>"
+# Twelve To fields, each within the bound, 22,800 characters together: past one message's
+# budget of the email package's parses (8,192), the rest are shown by our decoder.
+MANY = '"' * 1900
 
 
 def _raw(name: str, to: str) -> bytes:
@@ -21,7 +24,8 @@ def _raw(name: str, to: str) -> bytes:
 @pytest.fixture
 def inbox_messages():
     return {"nested": _raw("nested", NESTED), "quotes": _raw("quotes", QUOTES),
-            "encoded": _raw("encoded", ENCODED)}
+            "encoded": _raw("encoded", ENCODED),
+            "many": _raw("many", "\r\nTo: ".join([MANY] * 12))}
 
 
 @pytest.mark.django_db
@@ -33,3 +37,11 @@ def test_fields_the_email_package_cannot_parse_are_shown_decoded_by_ours(synced)
         shown[name] = response.json()["headers"]["to"]
     assert shown == {"nested": [NESTED], "quotes": [QUOTES],
                      "encoded": ["Zürich " + '"' * 5000 + " <carl@example.test>"]}
+
+
+@pytest.mark.django_db
+def test_past_a_messages_budget_fields_are_shown_decoded_by_ours(synced):
+    response = synced.client.get(f"/v1/account/box/message/{synced.id_of['many']}")
+    assert response.status_code == 200
+    # The email package shows a To of quotes alone as "<>"; ours as it came.
+    assert response.json()["headers"]["to"] == ["<>"] * 4 + [MANY] * 8
