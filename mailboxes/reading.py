@@ -17,7 +17,7 @@ from functools import lru_cache
 from accounts.models import EmailAccount
 from mailboxes import errors, listing, message_fields, web_html
 from mailboxes.command_pool import pool
-from mailboxes.imap import parse, parts
+from mailboxes.imap import parts
 from mailboxes.imap.types import FlagChange
 from mailboxes.models import Folder, Message
 from mailboxes.sync import gmail, index
@@ -157,11 +157,11 @@ def _parsed_headers(raw: bytes) -> dict[str, list[str]]:
     for name, value in message.raw_items():
         structured = parts.structured_field(name)
         if structured and budget < len(value):
-            text = _decoded(value)
+            text = parts.raw_header_text(value)
         elif len(value) <= HEADER_MEMO_CHARS:
             text = _header_text(name, value)
         else:
-            text = _header_text.__wrapped__(name, value)
+            text = parts.header_text(name, value)
         budget -= len(value) if structured else 0
         out.setdefault(name.lower(), []).append(text)
     return out
@@ -174,23 +174,9 @@ def _parsed_headers(raw: bytes) -> dict[str, list[str]]:
 HEADER_MEMO_CHARS = 2048
 
 
-@lru_cache(maxsize=4096)
-def _header_text(name: str, raw: str) -> str:
-    """A header as shown: decoded and unfolded by ``policy.default``, or by our own decoder
-    (RFC 2047 words and 8-bit bytes, in one pass) where the email package's parse of it would
-    not be bounded (``parts.field_parse_bounded``: a sender's 50 KB To took it 18 s, comments
-    nested thousands deep were a RecursionError) or fails."""
-    if parts.field_parse_bounded(raw):
-        try:
-            return str(policy.default.header_fetch_parse(name, raw))
-        except Exception:  # noqa: BLE001 - a header the email package cannot decode
-            pass
-    return _decoded(raw)
-
-
-def _decoded(raw: str) -> str:
-    """A field as it came, unfolded, its RFC 2047 words and 8-bit bytes decoded."""
-    return parse.decode_header(raw.encode("utf-8", "surrogateescape"))
+# A sender's field the email package could not parse in bounded time (a 50 KB To took it 18 s,
+# comments nested thousands deep were a RecursionError) is shown by our own decoder.
+_header_text = lru_cache(maxsize=4096)(parts.header_text)
 
 
 def _mark_seen(session, folder: Folder, row: Message) -> None:

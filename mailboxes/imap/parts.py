@@ -60,6 +60,8 @@ __all__ = [
     "email_package_bounded",
     "field_parse_bounded",
     "structured_field",
+    "header_text",
+    "raw_header_text",
     "comment_depth",
     "is_unsplit",
     "local_attachments",
@@ -843,18 +845,27 @@ def _email_message(raw: bytes) -> Message | None:
 
 
 def _headers(message: Message) -> Iterator[tuple[str, str]]:
-    """Header fields decoded (RFC 2047); raw 8-bit values are sniffed as ``parse`` does."""
     for key, raw in message.raw_items():
-        value = None
-        if isinstance(raw, str) and raw.isascii():
-            try:
-                value = str(message.policy.header_fetch_parse(key, raw))
-            except Exception:  # noqa: BLE001 - the email package chokes on some garbage
-                value = None
-        if value is None:
-            data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
-            value = parse.decode_header(data)
-        yield key, value
+        yield key, header_text(key, raw)
+
+
+def header_text(name: str, raw: Any) -> str:
+    """A header field as shown, from its raw value as the email package splits it: decoded by
+    the email package (RFC 2047, addresses and dates as it renders them) where that is
+    bounded (``field_parse_bounded``) and the value is ASCII, else ``raw_header_text``."""
+    if isinstance(raw, str) and raw.isascii() and field_parse_bounded(raw):
+        try:
+            return str(policy.default.header_fetch_parse(name, raw))
+        except Exception:  # noqa: BLE001 - the email package chokes on some garbage
+            pass
+    return raw_header_text(raw)
+
+
+def raw_header_text(raw: Any) -> str:
+    """A header field as it came, unfolded, its RFC 2047 words decoded and raw 8-bit bytes
+    sniffed as ``parse`` does (one linear pass, whatever the field holds)."""
+    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+    return parse.decode_header(data)
 
 
 def _walk(node: Message, number: str | None, prefix: str, attachments: list[ParsedAttachment],
