@@ -261,30 +261,46 @@ def test_forward_attaches_the_original_as_message_rfc822():
     assert calls == [("M", False, True)]
 
 
-def _digest(parts: int) -> bytes:
+def _digest(parts: int, text: bytes = b"x") -> bytes:
     """A digest: ``parts`` messages side by side, each its own container, one level deep."""
-    inner = b"".join(b"--d\r\nContent-Type: message/rfc822\r\n\r\nSubject: %d\r\n\r\nx\r\n" % n
+    inner = b"".join(b"--d\r\nContent-Type: message/rfc822\r\n\r\nSubject: %d\r\n"
+                     b"Content-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n" % (n, text)
                      for n in range(parts))
     return (b'Subject: Digest\r\nContent-Type: multipart/digest; boundary="d"\r\n\r\n'
             + inner + b"--d--\r\n")
 
 
+def _attached_whole(source: bytes) -> bytes:
+    return compose.compose(ACCOUNT, {"to": [{"address": "eve@example.com"}], "text": "x",
+                                     "attachments": [{"filename": "d.eml",
+                                                      "contentType": "message/rfc822",
+                                                      "content": source}]}).raw
+
+
 @pytest.mark.parametrize("parts", [60, 200])
-def test_an_attached_digest_arrives_whole_below_and_above_the_container_bound(parts):
-    # Above the bound on containers the email package may descend into (their count bounds
-    # the depth) the message is attached as it came instead of parsed and written again.
+def test_an_ascii_message_is_attached_byte_for_byte_however_many_its_parts(parts):
     source = _digest(parts)
-    composed = compose.compose(ACCOUNT, {"to": [{"address": "eve@example.com"}], "text": "x",
-                                         "attachments": [{"filename": "d.eml",
-                                                          "contentType": "message/rfc822",
-                                                          "content": source}]})
-    assert composed.raw.isascii()
-    assert source in composed.raw
-    (attached,) = [p for p in parsed(composed.raw).walk()
+    raw = _attached_whole(source)
+    assert source in raw
+    (attached,) = [p for p in parsed(raw).walk()
                    if p.get_content_type() == "message/rfc822" and p.get_filename() == "d.eml"]
     inner = attached.get_payload()[0]
     assert inner["Subject"] == "Digest"
     assert len(inner.get_payload()) == parts
+
+
+def test_an_8bit_message_is_parsed_within_the_container_bound_and_sent_as_bytes_beyond():
+    # 64 containers bound the depth the email package descends into by recursion.
+    within, beyond = _digest(62, "é".encode()), _digest(64, "é".encode())
+    message = parsed(_attached_whole(within))
+    (attached,) = [p for p in message.iter_attachments()]
+    assert attached.get_content_type() == "message/rfc822"
+    assert len(attached.get_payload()[0].get_payload()) == 62
+    raw = _attached_whole(beyond)
+    assert raw.isascii()
+    (attached,) = [p for p in parsed(raw).iter_attachments()]
+    assert attached.get_content_type() == "application/octet-stream"
+    assert attached.get_payload(decode=True) == beyond
 
 
 def _forwarded(source: bytes) -> bytes:
