@@ -33,6 +33,7 @@ from django.db.models import Exists, F, Max, OuterRef
 from django.utils import timezone
 
 from emailapi.lib.backoff import Schedule
+from emailapi.lib.http import TOTAL_TIMEOUTS
 from emailapi.lib.rows import prepared_rows
 from webhooks import events, sequencer
 from webhooks.group_commit import GroupCommit
@@ -41,12 +42,14 @@ from webhooks.transport import Outcome
 
 State = Delivery.State
 OPEN = (State.PENDING, State.DELIVERING)
-# How long a claim lasts: one attempt's connect + read timeouts, with room to record it.
+# How long a claim lasts: the longest one request may take (``emailapi.lib.http`` ends every
+# request, however slowly its answer drips, within TOTAL_TIMEOUTS timeouts), with room to
+# record it.
 LEASE_MARGIN = 30
 
 
 def lease_seconds() -> int:
-    return 2 * settings.WEBHOOK_TIMEOUT + LEASE_MARGIN
+    return TOTAL_TIMEOUTS * settings.WEBHOOK_TIMEOUT + LEASE_MARGIN
 
 
 @contextmanager

@@ -8,8 +8,12 @@ here, because both send to URLs a tenant chose:
   certificate check. DNS cannot swap in an internal address between check and connect.
 * Redirects are never followed (a 3xx is an answer like any other): a redirect could point
   anywhere, including inside our network.
-* Connect and each read wait at most ``timeout`` seconds; at most ``max_bytes`` of the answer
-  are read, so a server streaming forever cannot hold a thread.
+* Connect and each read wait at most ``timeout`` seconds, and the whole request (connect,
+  TLS, sending, the answer, and the one retry below) ends within ``TOTAL_TIMEOUTS`` times
+  ``timeout``: a server dripping its answer a byte every few seconds never trips a read
+  timeout, and would otherwise hold the thread (a webhook dispatcher slot shared by every
+  tenant) for as long as it liked, and outlive the delivery's lease. At most ``max_bytes`` of
+  the answer are read, so a server streaming forever cannot hold a thread either.
 * Connections are kept alive and reused per (scheme, checked address, port, host): a new TCP
   (and TLS) connection per request would cost more than the request itself. A connection
   goes back to the pool only when its answer was read to the end; a kept connection the
@@ -18,14 +22,19 @@ here, because both send to URLs a tenant chose:
 * The wire work is ``http_wire``'s (a lean HTTP/1.1 client: urllib3 cost a webhook delivery
   more CPU than everything else it does); TLS checks certificates and host names against
   the system's trust store.
-* Failures are described in our words (``RequestFailed``), never with text the server sent.
+* Failures are described in our words (``RequestFailed``), never with text the server sent;
+  an answer the wire code trips over in a way not foreseen is a failure too (logged with its
+  traceback), not an exception: a webhook lane would otherwise stop without recording the
+  attempt and send the delivery again at each lease's end, for ever.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +44,12 @@ from emailapi.lib import netguard
 from emailapi.lib.http_wire import ConnectFailed, Connection, Incomplete, NotHttp, request_bytes
 from emailapi.lib.netguard import Target
 
+logger = logging.getLogger(__name__)
+
+# The whole of one request lasts at most this many ``timeout``s. Two: what a legitimate server
+# may use anyway (a connect and an answer, each just within the timeout), and what a webhook
+# delivery's lease allows an attempt (``webhooks.delivery_state.lease_seconds``).
+TOTAL_TIMEOUTS = 2
 POOLS_KEPT = 256  # servers with idle connections kept; the least recently used beyond are closed
 CONNECTIONS_PER_POOL = 32  # kept idle per server; more may open, and close after use
 
@@ -62,7 +77,9 @@ def request(method: str, url: str, body: bytes | None, headers: dict[str, str], 
 
 def send(target: Target, address: str, method: str, body: bytes | None,
          headers: dict[str, str], *, timeout: float, max_bytes: int) -> Answer:
-    """``method`` to ``target`` at the checked ``address``; ``RequestFailed`` if no answer."""
+    """``method`` to ``target`` at the checked ``address``; ``RequestFailed`` if no answer
+    within ``TOTAL_TIMEOUTS * timeout``."""
+    deadline = time.monotonic() + TOTAL_TIMEOUTS * timeout
     headers = {**headers, "Host": target.host_header}
     headers.setdefault("Accept-Encoding", "identity")
     if body is not None:
@@ -75,23 +92,25 @@ def send(target: Target, address: str, method: str, body: bytes | None,
     connection = _take(key)
     try:
         if connection is None:
-            connection = _open(target, address, timeout)
+            connection = _open(target, address, timeout, deadline)
         try:
-            answer = connection.exchange(wire, head_only=method == "HEAD", max_bytes=max_bytes)
+            answer = connection.exchange(wire, head_only=method == "HEAD", max_bytes=max_bytes,
+                                         deadline=deadline)
         except (Incomplete, ConnectionError) as exc:
             # A kept-alive connection the server closed meanwhile (it answered nothing):
             # once more on a fresh one.
             if not connection.requests or (isinstance(exc, Incomplete) and not exc.nothing_read):
                 raise
             connection.close()
-            connection = _open(target, address, timeout)
-            answer = connection.exchange(wire, head_only=method == "HEAD", max_bytes=max_bytes)
+            connection = _open(target, address, timeout, deadline)
+            answer = connection.exchange(wire, head_only=method == "HEAD", max_bytes=max_bytes,
+                                         deadline=deadline)
     except Exception as exc:
         if connection is not None:
             connection.close()
-        if isinstance(exc, (ConnectFailed, NotHttp, Incomplete, OSError)):
-            raise RequestFailed(describe(exc)) from None
-        raise
+        if not isinstance(exc, (ConnectFailed, NotHttp, Incomplete, OSError)):
+            logger.exception("unexpected error in a request to %s", target.host)
+        raise RequestFailed(describe(exc)) from None
     status, answer_headers, answer_body, reusable = answer
     if reusable:
         _give_back(key, connection)
@@ -106,11 +125,11 @@ def tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def _open(target: Target, address: str, timeout: float) -> Connection:
+def _open(target: Target, address: str, timeout: float, deadline: float) -> Connection:
     if target.scheme == "https":
         return Connection.open(address, target.port, timeout, tls_host=target.host,
-                               tls=tls_context())
-    return Connection.open(address, target.port, timeout)
+                               tls=tls_context(), deadline=deadline)
+    return Connection.open(address, target.port, timeout, deadline=deadline)
 
 
 # Idle kept-alive connections, by (scheme, checked address, port, host, timeout), most

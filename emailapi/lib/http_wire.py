@@ -7,18 +7,25 @@ bookkeeping): more than the dispatcher's database work and the receiver together
 client, not the network, set how many deliveries a second one process could send. This one
 writes the request in one ``sendall`` and parses just what the answer needs:
 
-* the status line (anything else is ``NotHttp``: a non-HTTP server's banner is never shown),
-  informational (1xx) answers skipped;
-* the headers (at most ``MAX_HEAD`` bytes), as a case-insensitive mapping;
+* the status line (anything else is ``NotHttp``: a non-HTTP server's banner is never shown;
+  the code is three ASCII digits from 100 to 999, as ``http.client`` has it), informational
+  (1xx) answers skipped, at most ``MAX_INFORMATIONAL`` of them;
+* the headers (at most ``MAX_HEAD`` bytes), as a case-insensitive mapping; a chunked body's
+  trailers likewise;
 * the body by ``Content-Length``, chunked transfer coding, or up to the close; at most
   ``max_bytes`` of it, after which the connection is not reused (unread bytes are left);
 * whether the connection may carry the next request (HTTP/1.1 without ``Connection: close``,
   or HTTP/1.0 with ``keep-alive``, and the answer read to its end).
 
-Every socket operation waits at most the socket's timeout (set by ``open``). Errors are the
-socket's own (``TimeoutError``, ``ssl.SSLError``, ``OSError``), ``ConnectFailed`` for the
-connect, ``NotHttp`` and ``Incomplete``; the caller puts them in words. No redirect is ever
-followed: there is no such logic here.
+Every socket operation waits at most the connection's ``timeout``, and none goes on past a
+``deadline`` when one is given (to ``open`` and ``exchange``): a per-read timeout alone never
+ends a server that sends one byte every few seconds (slow loris), so without a deadline such
+an answer could hold the calling thread for days. Every piece of an answer is bounded too
+(head, each chunk line, trailers, the number of informational answers, the body by
+``max_bytes``), so that a server streaming small pieces fast cannot keep a thread parsing
+until the deadline either. Errors are the socket's own (``TimeoutError``, ``ssl.SSLError``,
+``OSError``), ``ConnectFailed`` for the connect, ``NotHttp`` and ``Incomplete``; the caller
+puts them in words. No redirect is ever followed: there is no such logic here.
 """
 
 from __future__ import annotations
@@ -26,11 +33,15 @@ from __future__ import annotations
 import select
 import socket
 import ssl
+import time
 from collections.abc import Iterator, Mapping
 
-MAX_HEAD = 64 * 1024
+MAX_HEAD = 64 * 1024  # an answer's head, and a chunked body's trailers
 READ_SIZE = 64 * 1024
 NO_BODY_STATUSES = (204, 304)
+# Informational answers before the real one: servers send one or two (100 Continue, 103 Early
+# Hints); a server sending them without end would otherwise keep the thread parsing.
+MAX_INFORMATIONAL = 16
 
 
 class ConnectFailed(Exception):
@@ -89,18 +100,23 @@ def request_bytes(method: str, path: str, headers: Mapping[str, str],
 class Connection:
     """A connected socket (plain or TLS) and the bytes read from it but not yet used."""
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, timeout: float | None = None):
         self.sock = sock
         self.buffer = bytearray()
         self.requests = 0  # answered on this connection so far
+        self.timeout = sock.gettimeout() if timeout is None else timeout  # each operation
+        self.deadline: float | None = None  # time.monotonic() no operation goes past
+        self._shortened = False  # the socket's timeout is cut to the deadline
 
     @classmethod
     def open(cls, address: str, port: int, timeout: float, *,
-             tls_host: str | None = None, tls: ssl.SSLContext | None = None) -> Connection:
+             tls_host: str | None = None, tls: ssl.SSLContext | None = None,
+             deadline: float | None = None) -> Connection:
         """Connect to ``address`` (already checked: no name is resolved here); with
-        ``tls_host``, TLS naming that host (SNI and the certificate check)."""
+        ``tls_host``, TLS naming that host (SNI and the certificate check). The connect and
+        the TLS handshake each wait at most ``timeout``, and not past ``deadline``."""
         try:
-            sock = socket.create_connection((address, port), timeout)
+            sock = socket.create_connection((address, port), _within(timeout, deadline))
         except TimeoutError:
             raise ConnectFailed(timed_out=True) from None
         except OSError:
@@ -108,15 +124,17 @@ class Connection:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if tls_host is not None:
+                sock.settimeout(_within(timeout, deadline))
                 sock = (tls or ssl.create_default_context()).wrap_socket(
                     sock, server_hostname=tls_host)
+            sock.settimeout(timeout)
         except TimeoutError:
             sock.close()
             raise ConnectFailed(timed_out=True) from None
         except BaseException:
             sock.close()
             raise
-        return cls(sock)
+        return cls(sock, timeout)
 
     def close(self) -> None:
         try:
@@ -135,15 +153,23 @@ class Connection:
             return True
         return bool(readable)
 
-    def exchange(self, request: bytes, *, head_only: bool,
-                 max_bytes: int) -> tuple[int, Headers, bytes, bool]:
+    def exchange(self, request: bytes, *, head_only: bool, max_bytes: int,
+                 deadline: float | None = None) -> tuple[int, Headers, bytes, bool]:
         """Send ``request`` (``request_bytes``) and read its answer: (status, headers, at most
-        ``max_bytes`` of the body, whether this connection may be reused)."""
+        ``max_bytes`` of the body, whether this connection may be reused). Past ``deadline``
+        (``time.monotonic()``) the next socket operation raises ``TimeoutError``."""
+        self.deadline = deadline
+        if self._shortened:
+            self.sock.settimeout(self.timeout)
+            self._shortened = False
+        self._wait()
         self.sock.sendall(request)
-        while True:
+        for _ in range(MAX_INFORMATIONAL + 1):
             version, status, headers = self._read_head()
             if status >= 200 or status == 101:
                 break  # 1xx (100 Continue, 103 Early Hints) precede the real answer
+        else:
+            raise NotHttp("too many informational answers")
         keep = version == "HTTP/1.1"
         tokens = {token.strip().lower() for token in headers.get("connection", "").split(",")}
         if "close" in tokens:
@@ -170,7 +196,21 @@ class Connection:
 
     # --- reading ----------------------------------------------------------------------------
 
+    def _wait(self) -> None:
+        """Before a socket operation: no wait past the deadline. The socket's timeout is cut
+        only near the deadline (``settimeout`` is a system call, and most answers come long
+        before it)."""
+        if self.deadline is None:
+            return
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request's deadline passed")
+        if self.timeout is None or left < self.timeout:
+            self.sock.settimeout(left)
+            self._shortened = True
+
     def _fill(self) -> None:
+        self._wait()
         data = self.sock.recv(READ_SIZE)
         if not data:
             raise Incomplete(nothing_read=False)
@@ -194,8 +234,10 @@ class Connection:
         lines = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
         del self.buffer[:end + 4]
         parts = lines[0].split(" ", 2)
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
         if len(parts) < 2 or parts[0] not in ("HTTP/1.1", "HTTP/1.0") \
-                or len(parts[1]) != 3 or not parts[1].isdigit():
+                or len(parts[1]) != 3 or not parts[1].isascii() or not parts[1].isdigit() \
+                or parts[1][0] == "0":
             raise NotHttp("bad status line")
         headers: dict[str, str] = {}
         for line in lines[1:]:
@@ -234,8 +276,11 @@ class Connection:
             if size < 0:
                 raise NotHttp("bad chunk size")
             if size == 0:
-                while self._read_line():  # trailers, up to the blank line
-                    pass
+                trailers = 0
+                while line := self._read_line():  # trailers, up to the blank line
+                    trailers += len(line) + 2
+                    if trailers > MAX_HEAD:
+                        raise NotHttp("trailers too long")
                 return bytes(body), True
             if len(body) + size > max_bytes:
                 body += self._read_exactly(max_bytes - len(body))
@@ -246,6 +291,7 @@ class Connection:
 
     def _read_to_close(self, max_bytes: int) -> bytes:
         while len(self.buffer) < max_bytes:
+            self._wait()
             data = self.sock.recv(READ_SIZE)
             if not data:
                 break
@@ -253,3 +299,13 @@ class Connection:
         body = bytes(self.buffer[:max_bytes])
         self.buffer.clear()
         return body
+
+
+def _within(timeout: float, deadline: float | None) -> float:
+    """``timeout``, cut to what is left before ``deadline``; ``TimeoutError`` past it."""
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the request's deadline passed")
+    return min(timeout, left)

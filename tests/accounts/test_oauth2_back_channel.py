@@ -21,6 +21,7 @@ from accounts.oauth2 import flow, revoke, social
 from emailapi.lib import netguard
 from tests.accounts.oauth2_helpers import connect_through_link, create_app, make_link
 from tests.base import wait_for
+from tests.servers.hostile_http import drip, once
 from tests.servers.net import LOOPBACK
 
 pytestmark = pytest.mark.django_db
@@ -271,3 +272,25 @@ def test_a_token_request_connects_to_the_checked_address_not_a_rebound_one(
         assert caught.value.code == "InvalidEndpoint"
         assert not rebinding.accepted
 
+
+def test_a_token_endpoint_with_a_malformed_status_line_is_unreachable_in_words(hostile_http):
+    """``2²0`` passed the status line's digit check, then int() raised ValueError out of
+    the back channel: a 500 on the connect page, a refresh failing with no words."""
+    server = hostile_http(once("HTTP/1.1 2²0 OK\r\nContent-Length: 2\r\n\r\n{}".encode("latin-1")))
+    with pytest.raises(flow.OAuth2Error) as caught:
+        flow.refresh_tokens(server.url("/token"), "client", "client-secret", "rt-x",
+                            allow_http=True)
+    assert caught.value.code == "ProviderUnreachable"
+    assert str(caught.value) == "Cannot reach the provider: The server's answer is not HTTP"
+
+
+def test_a_token_endpoint_dripping_its_answer_is_given_up_at_the_deadline(hostile_http):
+    """One byte every 0.1 s never trips the 0.5 s read timeout; the answer would take 30 s."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\n"
+    server = hostile_http(drip(b" " * 300, 0.1, first=head))
+    with pytest.raises(flow.OAuth2Error) as caught:
+        flow.post_form(server.url("/token"), {"grant_type": "refresh_token"}, allow_http=True,
+                       timeout=0.5)
+    assert caught.value.code == "ProviderUnreachable"
+    assert str(caught.value) == "Cannot reach the provider: Timed out waiting for the answer"
+    server.wait_for(lambda exchanges: exchanges[0].hung_up_at)

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from tests.servers.hostile_http import HostileHttpServer
 from tests.servers.webhook_receiver import WebhookReceiver
 
 
@@ -34,6 +35,22 @@ def webhook_receiver():
     yield start
     for receiver in started:
         receiver.stop()
+
+
+@pytest.fixture
+def hostile_http():
+    """Start scripted, hostile HTTP servers (``hostile_http(script)``, see
+    ``tests.servers.hostile_http``); all stop at the end of the test."""
+    started = []
+
+    def start(script) -> HostileHttpServer:
+        server = HostileHttpServer(script)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture

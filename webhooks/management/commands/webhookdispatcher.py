@@ -1,6 +1,7 @@
 """``manage.py webhookdispatcher``: publish outbox events and deliver webhooks
 (``webhooks.dispatcher``). ``manage.py serve`` starts one; more (on other machines) are safe.
-SIGTERM or SIGINT stops it after the attempts in flight (at most ``EMAILAPI_WEBHOOK_TIMEOUT``).
+SIGTERM or SIGINT stops it after the requests in flight (each ends within twice
+``EMAILAPI_WEBHOOK_TIMEOUT``, however slowly its answer comes: ``emailapi.lib.http``).
 """
 
 import signal
