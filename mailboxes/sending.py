@@ -34,7 +34,7 @@ import smtplib
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from django.conf import settings
@@ -44,7 +44,7 @@ from django.utils import timezone
 
 from accounts.oauth2.refresh import ReauthRequired, TokenError
 from emailapi.lib.backoff import Schedule
-from emailapi.lib.wording import describe
+from emailapi.lib.wording import describe, server_text
 from mailboxes import connection_settings, ids, listing, message_writes, outbox, smtp
 from mailboxes.command_pool import pool
 from mailboxes.errors import MailboxUnavailable, MessageNotFound
@@ -62,6 +62,10 @@ DB_FAULTS = (OperationalError, InterfaceError)
 # Retries stop this long before the entry's lease ends: the rq job's timeout is the lease
 # less 30 s, and after the lease the sweep would hand the entry to a job that sends it again.
 LEASE_MARGIN = 35
+# The SMTP session of an attempt ends this long before ``LEASE_MARGIN`` (``smtp_budget``): the
+# outcome is then recorded before the rq job's timeout cuts the job off. A job cut off after
+# the server took the message but before ``mark_sent`` leaves the entry to be sent again.
+SMTP_RESERVE = 30
 # Between tries of recording a send's outcome while the database fails: 0.05 s doubling to 5 s.
 RECORD_RETRY = Schedule(base=0.05, factor=2.0, cap=5.0)
 T = TypeVar("T")
@@ -192,6 +196,8 @@ def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
                           permanent=isinstance(exc, ReauthRequired)) from None
     if smtp_settings is None:
         raise SendFailure("The account has no SMTP settings", "NoSmtpSettings", permanent=True)
+    smtp_settings = replace(smtp_settings,
+                            session_timeout=smtp_budget(entry, smtp_settings.timeout))
     try:
         client = smtp.connect(smtp_settings)
     except smtp.SmtpAuthenticationFailed as exc:
@@ -205,6 +211,8 @@ def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
                        bytes(entry.raw))
     except SendFailure:
         raise
+    except smtp.SmtpError as exc:  # the server broke off mid-way: too slow, too long an answer
+        raise SendFailure(describe(exc), exc.code, exc.response_code) from None
     except smtplib.SMTPResponseException as exc:
         raise classify_response(exc.smtp_code, exc.smtp_error) from None
     except (smtplib.SMTPException, OSError, socket.timeout) as exc:
@@ -215,6 +223,17 @@ def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
             client.quit()
         except Exception:  # noqa: BLE001 - the answer to DATA is what counts
             client.close()
+
+
+def smtp_budget(entry: OutboxEntry, timeout: float) -> float:
+    """Seconds the attempt's SMTP session may take in all: until ``LEASE_MARGIN`` +
+    ``SMTP_RESERVE`` before the entry's lease ends (the rq job's timeout is 30 s before it),
+    and at least one reply's ``timeout``. Each reply is bounded by ``timeout`` too, but a
+    server may answer every RCPT just in time."""
+    lease_left = float(settings.SEND_LEASE)
+    if entry.lease_until is not None:
+        lease_left = (entry.lease_until - timezone.now()).total_seconds()
+    return max(float(timeout), float(round(lease_left - LEASE_MARGIN - SMTP_RESERVE)))
 
 
 def deliver(client: smtplib.SMTP, sender: str, recipients: list[str],
@@ -237,22 +256,33 @@ def deliver(client: smtplib.SMTP, sender: str, recipients: list[str],
     for recipient in recipients:
         code, text = client.rcpt(recipient)
         if code not in (250, 251):
-            rejected[recipient] = f"{code} {_text(text)}"
+            rejected[recipient] = _reply(code, text)
             last = (code, text)
     if len(rejected) == len(recipients):
-        client.rset()
+        try:
+            client.rset()
+        except (smtplib.SMTPException, smtp.SmtpError, OSError):
+            pass  # the refusals decide; the session is dropped anyway
         raise classify_response(*last) if last else SendFailure("No recipients", "NoRecipients",
                                                                  permanent=True)
     code, text = client.data(raw)
     if code != 250:
         raise classify_response(code, text)
-    return f"{code} {_text(text)}", rejected
+    return _reply(code, text), rejected
 
 
 def classify_response(code: int, text) -> SendFailure:
     """A refusal by its reply code: 5xx is permanent, anything else worth another try."""
-    return SendFailure(f"{code} {_text(text)}".strip(), "SmtpRefused" if code >= 500
+    return SendFailure(_reply(code, text), "SmtpRefused" if code >= 500
                        else "SmtpDeferred", code, permanent=_is_permanent_code(code))
+
+
+def _reply(code: int, text) -> str:
+    """A server's reply as stored and shown (``response``, ``rejected``, ``lastError``): one
+    clean line of at most ``wording.MAX_TEXT``. The raw text may hold anything: a NUL, which
+    PostgreSQL refuses in text and JSON, made ``mark_sent`` fail after the server took the
+    message, so the entry was sent again after its lease."""
+    return f"{code} {server_text(text)}".strip()
 
 
 def _is_permanent_code(code: int | None) -> bool:
@@ -261,10 +291,6 @@ def _is_permanent_code(code: int | None) -> bool:
 
 def _is_transient_code(code: int | None) -> bool:
     return code is not None and 400 <= code < 500
-
-
-def _text(value) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 # --- after sending: the Sent copy and \Answered ---------------------------------------------

@@ -9,14 +9,23 @@ the server offers it (Gmail, Outlook), else the standard OAUTHBEARER (RFC 7628),
 As for IMAP, the socket goes to a checked address of the host (``SmtpHostNotAllowed`` for an
 internal one unless ``allow_private``), and a greeting that is not SMTP is named by its kind,
 never repeated.
+
+The server is the tenant's, so nothing it sends is trusted to end (``_CheckedSMTP``): a reply
+is cut off past ``MAX_REPLY_LINES``/``MAX_REPLY_BYTES``, must be complete within ``timeout``
+of our asking (not merely show a byte every ``timeout``), and the whole session ends at
+``session_timeout``, reads and writes alike. Each ends the session with an ``SmtpError`` in
+words.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import smtplib
 import socket
 import ssl
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -49,6 +58,30 @@ class SmtpHostNotAllowed(SmtpError):
     code = "HostNotAllowed"
 
 
+class SmtpTimeout(SmtpError):
+    """No complete answer in time (a reply's ``timeout``, or the ``session_timeout``)."""
+
+    code = "Timeout"
+
+
+class SmtpProtocolError(SmtpError):
+    """The server's answer broke SMTP (a line or a reply too long). Not a refusal: it carries
+    no reply code, so a send is tried again rather than failed as if the server said 5xx."""
+
+    code = "ProtocolError"
+
+
+# A reply is cut off past this many lines or bytes. A real EHLO answer is 10-20 lines of well
+# under 100 bytes; smtplib caps only each line (8 KB), not their number, so a server sending
+# ``250-...`` forever grew the list of lines until the process ran out of memory.
+MAX_REPLY_LINES = 500
+MAX_REPLY_BYTES = 256 * 1024
+# What we send (the message, in DATA) goes out in pieces of this size, each under the
+# timeout: a plain socket's ``sendall`` times the whole message at once (a large one failed on
+# a slow link), a TLS socket's times each record (a server reading a trickle held it for ever).
+SEND_CHUNK = 16 * 1024
+
+
 @dataclass(frozen=True)
 class SmtpSettings:
     host: str
@@ -61,6 +94,9 @@ class SmtpSettings:
     timeout: float = 30.0
     local_hostname: str | None = None
     allow_private: bool = False  # connect to loopback, private, link-local... addresses
+    # Seconds the whole session (connect to quit) may take, whatever the server's pace; None:
+    # only each reply is bounded (by ``timeout``). A sender derives it from its lease.
+    session_timeout: float | None = None
     # The account's protocol log, as ``ImapSettings.protocol_log``: each command sent ("C")
     # and each reply line ("S", ``250-...``/``250 ...``) goes to the tap it opens.
     protocol_log: Callable[[], Callable[[str, bytes], None]] | None = field(
@@ -77,6 +113,10 @@ def connect(settings: SmtpSettings) -> smtplib.SMTP:
                 client.starttls(context=tls_context(settings.tls_verify))
             except ssl.SSLError as exc:
                 raise SmtpTlsFailed(f"STARTTLS failed: {exc.reason or exc}") from None
+            except smtplib.SMTPResponseException as exc:  # offered, then refused (454 ...)
+                raise SmtpTlsFailed(f"The server refused STARTTLS: {exc.smtp_code} "
+                                    f"{server_text(exc.smtp_error)}".strip(),
+                                    exc.smtp_code if exc.smtp_code > 0 else None) from None
             client.ehlo()
         if settings.user:
             _login(client, settings)
@@ -100,6 +140,9 @@ def _open(settings: SmtpSettings) -> smtplib.SMTP:
     else:
         client = _CheckedSMTP(local_hostname=settings.local_hostname, timeout=settings.timeout)
     client.allow_private = settings.allow_private
+    if settings.session_timeout is not None:
+        client.session_timeout = settings.session_timeout
+        client.session_deadline = time.monotonic() + settings.session_timeout
     client.tap = settings.protocol_log() if settings.protocol_log is not None else None
     client._host = settings.host  # what TLS (SNI, certificate check, STARTTLS) names
     try:
@@ -126,22 +169,68 @@ def greeting_error(code: int, message, greeting: bytes | None) -> str:
 
 
 class _CheckedSMTP(smtplib.SMTP):
-    """``smtplib.SMTP`` whose socket goes to a checked address of the host, and which keeps
-    the start of the server's first answer (for ``greeting_error``)."""
+    """``smtplib.SMTP`` whose socket goes to a checked address of the host, which keeps the
+    start of the server's first answer (for ``greeting_error``), and which bounds what the
+    server can make it do (see the module doc): smtplib's ``getreply`` reads continuation
+    lines without limit, and its socket timeout is per read, so a server showing a byte every
+    few seconds held a send job (or a verifyAccount thread) for ever."""
 
     allow_private = False
     greeting: bytes | None = None
     tap: Callable[[str, bytes], None] | None = None  # the protocol log (SmtpSettings)
+    session_timeout: float | None = None
+    session_deadline: float | None = None  # time.monotonic()
+    _reply_deadline: float | None = None  # while a reply is read
 
     def _get_socket(self, host, port, timeout):
-        return netguard.connect(host, port, timeout, self.allow_private, self.source_address)
+        return netguard.connect(host, port, self._wait(), self.allow_private,
+                                self.source_address)
+
+    def _wait(self) -> float:
+        """Seconds the next read or write may wait: ``timeout``, cut to what is left of the
+        reply's and the session's time; ``SmtpTimeout`` once either has run out."""
+        now = time.monotonic()
+        wait = self.timeout if isinstance(self.timeout, (int, float)) else 30.0
+        for deadline in (self.session_deadline, self._reply_deadline):
+            if deadline is not None:
+                if now >= deadline:
+                    raise self._timed_out()
+                wait = min(wait, deadline - now)
+        return wait
+
+    def _timed_out(self) -> SmtpTimeout:
+        if self.session_deadline is not None and time.monotonic() >= self.session_deadline:
+            return SmtpTimeout(f"The SMTP session took longer than the {self.session_timeout:g} s "
+                               "allowed for it")
+        return SmtpTimeout(f"The SMTP server did not finish its answer within {self.timeout:g} s")
 
     def getreply(self):
-        if self.greeting is None and self.sock is not None:
-            if self.file is None:
-                self.file = self.sock.makefile("rb")
-            self.greeting = self.file.peek(1)[:512]
-        code, message = super().getreply()
+        """smtplib's ``getreply`` with bounds: at most ``MAX_REPLY_LINES`` lines and
+        ``MAX_REPLY_BYTES`` bytes, complete within ``timeout`` (and the session's deadline).
+        Past a bound the connection is closed: what follows could not be told apart from the
+        next reply."""
+        if self.sock is None:
+            raise smtplib.SMTPServerDisconnected("Not connected to the SMTP server")
+        if self.file is None:  # new socket: connect(), or STARTTLS's wrapped one
+            self.file = io.BufferedReader(_ReplyReader(self))
+        try:
+            self._reply_deadline = time.monotonic() + self._wait()
+            if self.greeting is None:
+                self.greeting = self.file.peek(1)[:512]
+            code, message = self._read_reply()
+            self.sock.settimeout(self._session_wait())  # for what follows (e.g. STARTTLS)
+        except (socket.timeout, TimeoutError):
+            self.close()
+            raise self._timed_out() from None
+        except OSError as exc:
+            self.close()
+            raise smtplib.SMTPServerDisconnected(
+                f"Connection unexpectedly closed: {exc.strerror or type(exc).__name__}") from None
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            self._reply_deadline = None
         if self.tap is not None:
             lines = message.split(b"\n") if message else [b""]
             for number, line in enumerate(lines):
@@ -149,10 +238,75 @@ class _CheckedSMTP(smtplib.SMTP):
                 self.tap("S", b"%d%s%s" % (code, joint, line))
         return code, message
 
+    def _read_reply(self) -> tuple[int, bytes]:
+        lines: list[bytes] = []
+        size = 0
+        while True:
+            line = self.file.readline(smtplib._MAXLINE + 1)
+            if not line:
+                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+            if len(line) > smtplib._MAXLINE:
+                raise SmtpProtocolError("The SMTP server sent a line longer than "
+                                        f"{smtplib._MAXLINE} bytes")
+            size += len(line)
+            lines.append(line[4:].strip(b" \t\r\n"))
+            try:
+                code = int(line[:3])
+            except ValueError:  # not a reply line: smtplib's -1, and no continuation read
+                return -1, b"\n".join(lines)
+            if line[3:4] != b"-":
+                return code, b"\n".join(lines)
+            if len(lines) >= MAX_REPLY_LINES or size >= MAX_REPLY_BYTES:
+                raise SmtpProtocolError(f"The SMTP server's answer ran past {len(lines)} lines "
+                                        f"({size} bytes) without ending")
+
+    def _session_wait(self) -> float:
+        """The socket's timeout between replies: ``timeout``, cut to the session's time left
+        (never zero: that would make the socket non-blocking)."""
+        wait = self.timeout if isinstance(self.timeout, (int, float)) else 30.0
+        if self.session_deadline is not None:
+            wait = min(wait, self.session_deadline - time.monotonic())
+        return max(wait, 0.001)
+
     def send(self, s):
+        """smtplib's ``send`` in ``SEND_CHUNK`` pieces, each waiting at most ``timeout`` and
+        none past the session's deadline."""
         if self.tap is not None:
             self.tap("C", s.encode("utf-8", "replace") if isinstance(s, str) else bytes(s))
-        return super().send(s)
+        if self.sock is None:
+            raise smtplib.SMTPServerDisconnected("please run connect() first")
+        data = memoryview(s.encode(self.command_encoding) if isinstance(s, str) else s)
+        sys.audit("smtplib.send", self, s)
+        try:
+            for start in range(0, len(data), SEND_CHUNK):
+                self.sock.settimeout(self._wait())
+                self.sock.sendall(data[start:start + SEND_CHUNK])
+        except (socket.timeout, TimeoutError):
+            self.close()
+            raise self._timed_out() from None
+        except OSError:
+            self.close()
+            raise smtplib.SMTPServerDisconnected("Server not connected") from None
+        except BaseException:
+            self.close()
+            raise
+
+
+class _ReplyReader(io.RawIOBase):
+    """The client's socket as ``getreply`` reads it: each read waits at most what
+    ``_CheckedSMTP._wait`` allows, so a reply trickled a byte at a time still ends."""
+
+    def __init__(self, client: _CheckedSMTP):
+        super().__init__()
+        self._client = client
+        self._sock = client.sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        self._sock.settimeout(self._client._wait())
+        return self._sock.recv_into(buffer)
 
 
 class _CheckedSMTPSSL(smtplib.SMTP_SSL, _CheckedSMTP):

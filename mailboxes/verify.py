@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 
 from emailapi.lib.wording import describe, server_text
 from mailboxes import smtp
@@ -97,7 +98,9 @@ def verify(
         if imap_settings is not None:
             jobs["imap"] = pool.submit(verify_imap, imap_settings, list_mailboxes)
         if smtp_settings is not None:
-            jobs["smtp"] = pool.submit(verify_smtp, smtp_settings)
+            # The check's whole session ends with the wait for it, so a server answering
+            # just in time at every step does not keep the thread (and socket) long after.
+            jobs["smtp"] = pool.submit(verify_smtp, replace(smtp_settings, session_timeout=timeout))
         results = {}
         for name, future in jobs.items():
             try:
@@ -111,7 +114,8 @@ def verify(
             results["mailboxes"] = listing  # EmailEngine's place for them: the top level
         return results
     finally:
-        # Do not wait for a check stuck past its deadline: its socket timeout ends it later.
+        # Do not wait for a check stuck past its deadline: its session ends soon after (SMTP:
+        # ``session_timeout``; IMAP: its socket timeouts).
         pool.shutdown(wait=False)
 
 
