@@ -20,6 +20,19 @@ FETCH of a 1,000,000-message folder kept Dovecot silent for ~20 s), ``timeout`` 
 connection is still found in seconds. A read that waits longer raises ``CommandTimedOut``,
 naming the command and the wait.
 
+What a server sends after login is a tenant's input to a process that holds every other
+tenant's sessions too, so a broken or hostile server is bounded in what it can make us hold
+and for how long, and each bound ends as an error on that connection, in words:
+
+- time: a command's whole answer must end within ``ImapSettings.answer_timeout`` of the
+  command (``ANSWER_SPAN`` times its read wait unless set), however steadily it comes: a
+  server trickling a byte every few seconds, or sending untagged lines without end, never
+  trips the per-read wait (``AnswerTooLong``);
+- a literal: at most ``MAX_LITERAL`` bytes (imaplib would take any size it is told);
+- a line: at most ``MAX_LINE`` bytes;
+- untagged responses kept for later (imaplib files every one by kind until someone asks for
+  it): at most ``MAX_KEPT`` bytes of them per connection.
+
 The host is resolved and checked when the connection is made, and the socket goes to the
 checked address (``emailapi.lib.netguard``): a host on an internal address is refused
 (``HostNotAllowed``) unless ``allow_private``, whatever its DNS said at registration. A
@@ -78,9 +91,21 @@ class CommandTimedOut(TimeoutError):
     and how long was waited."""
 
     def __init__(self, command: str, seconds: float, slow: bool):
-        super().__init__(f"The server did not answer {command} within {seconds:g} s")
+        super().__init__(self.words.format(command=command, seconds=seconds))
         self.command, self.seconds = command, seconds
         self.slow = slow  # one of SLOW_COMMANDS (it had ``read_timeout``)
+
+    words = "The server did not answer {command} within {seconds:g} s"
+
+
+class AnswerTooLong(CommandTimedOut):
+    """The server kept a command's answer going past ``ImapSettings.answer_timeout``: bytes
+    came often enough for every read, but the answer never ended (a tarpit trickling a byte
+    at a time, or untagged responses without end). Without this bound such a server held a
+    worker's thread for ever. A ``CommandTimedOut``, so the worker treats it as a silent server
+    (its retries back off, and a slow command's go to the slow lane)."""
+
+    words = "The server did not finish its answer to {command} within {seconds:g} s"
 
 
 # Commands whose answer may take long on a big mailbox (the server reads or searches the
@@ -119,6 +144,10 @@ class ImapSettings:
     # The worker's sync waits long (``EMAILAPI_IMAP_READ_TIMEOUT``); API calls and
     # verifyAccount do not set it.
     read_timeout: float | None = None
+    # After login: the longest a command's whole answer may take, counted from when the
+    # command (or its last literal) was sent. None: ``ANSWER_SPAN`` times the command's read
+    # wait (above).
+    answer_timeout: float | None = None
     # The account's protocol log (``logs: true``): called once per connection, it gives the
     # tap that sees each line sent ("C") and read ("S"), as bytes. It redacts and stores
     # (``mailboxes.protocol_log``); this layer only hands the lines over.
@@ -181,17 +210,34 @@ def connect(settings: ImapSettings) -> imapclient.IMAPClient:
         phases.end()
         phases.settings = None  # the password is not kept for the connection's life
         client.socket().settimeout(settings.timeout)
-        phases.timeouts = _read_timeouts(settings.timeout, settings.read_timeout or settings.timeout)
+        slow = settings.read_timeout or settings.timeout
+        phases.timeouts = _read_timeouts(
+            settings.timeout, slow, settings.answer_timeout or ANSWER_SPAN * settings.timeout,
+            settings.answer_timeout or ANSWER_SPAN * slow)
     except BaseException:
         _close_quietly(client)
         raise
     return client
 
 
+# A command's whole answer may take this many times its read wait (``ImapSettings.
+# answer_timeout`` unless set): the worker's slow commands 20 minutes (120 s reads), its others
+# and an API call's 150 s and 100 s. Generous: the worker's commands are batched (a FETCH of
+# 1,000 messages, flags 5,000 UIDs at a time, a SEARCH answered in ranges), and the longest,
+# a first FETCH of a 1,000,000-message folder or a CHANGEDSINCE over all of it, took well under
+# a minute on Dovecot; a server busy for longer sends "* OK" progress lines, which count for
+# no more than any other byte here. Not a rate floor: those progress lines are a few dozen
+# bytes every ten seconds, which a throughput bound strict enough to stop a tarpit would
+# refuse.
+ANSWER_SPAN = 10
+
+
 @functools.lru_cache(maxsize=16)
-def _read_timeouts(short: float, slow: float) -> tuple[float, float]:
-    """One tuple for every connection with the same timeouts."""
-    return short, slow
+def _read_timeouts(short: float, slow: float, short_answer: float,
+                   slow_answer: float) -> tuple[float, float, float, float]:
+    """One tuple for every connection with the same timeouts: the read waits of a command
+    that is not slow and of one that is, then the answer deadlines of each."""
+    return short, slow, short_answer, slow_answer
 
 
 @functools.lru_cache(maxsize=16)
@@ -210,7 +256,7 @@ class _Phases:
     stretch it), and fails at once when nothing is left."""
 
     # One lives as long as its connection (a worker holds thousands): no per-instance dict.
-    __slots__ = ("settings", "name", "deadline", "timeouts", "command")
+    __slots__ = ("settings", "name", "deadline", "timeouts", "command", "answer_by", "kept")
 
     def __init__(self, settings: ImapSettings):
         self.settings = settings
@@ -218,8 +264,13 @@ class _Phases:
         self.deadline: float | None = None
         # After login (set by ``connect``): the (short, slow-command) read timeouts, and the
         # command whose answer is awaited (named by ``CommandTimedOut``).
-        self.timeouts: tuple[float, float] | None = None
+        self.timeouts: tuple[float, float, float, float] | None = None
         self.command = b"the command"
+        # After login: when the answer to the command in flight must have ended
+        # (``time.monotonic()``; None while idling: an IDLE lasts as long as we like), and
+        # about how many bytes of untagged responses imaplib holds (``_PhasedIMAP4``).
+        self.answer_by: float | None = None
+        self.kept = 0
 
     def start(self, name: str) -> float:
         seconds = self.settings.phase_timeout(name)
@@ -254,9 +305,35 @@ class _Phases:
             self.command = _COMMAND_NAMES.setdefault(command, command)
         elif data == b"DONE\r\n":
             name = self.command = b"DONE"
-        else:
+        elif self.answer_by is None:
             return
-        sock.settimeout(self.timeouts[name in SLOW_COMMANDS])
+        else:
+            # A literal's data (APPEND's message): the time it took us to send is not the
+            # server's, so the answer's deadline starts again from here.
+            name = self.command.rpartition(b" ")[2]
+        slow = name in SLOW_COMMANDS
+        sock.settimeout(self.timeouts[slow])
+        self.answer_by = time.monotonic() + self.timeouts[2 + slow]
+
+    def check_answer(self, sock: socket.socket) -> None:
+        """After login, before a read: fail once the answer's deadline has passed, and let
+        the read wait no longer than what is left of it (the socket's timeout is the
+        command's read wait again with the next command)."""
+        answer_by = self.answer_by
+        if answer_by is None:
+            return
+        left = answer_by - time.monotonic()
+        if left <= 0:
+            raise self.too_long()
+        wait = sock.gettimeout()
+        if wait and left < wait:  # (0: a look at what is waiting, which never blocks)
+            sock.settimeout(left)
+
+    def too_long(self) -> AnswerTooLong:
+        name = self.command.rpartition(b" ")[2]
+        slow = name in SLOW_COMMANDS
+        return AnswerTooLong(self.command.decode("ascii", "replace"), self.timeouts[2 + slow],
+                             slow)
 
     def timed_out(self, sock: socket.socket) -> CommandTimedOut:
         name = self.command.rpartition(b" ")[2]
@@ -272,13 +349,19 @@ class _PhasedReader(socket.SocketIO):
         self._phases = phases
 
     def readinto(self, buffer):
-        self._phases.arm(self._sock)
+        phases = self._phases
+        if phases.timeouts is None:
+            phases.arm(self._sock)
+        else:
+            phases.check_answer(self._sock)
         try:
             return super().readinto(buffer)
         except (socket.timeout, TimeoutError):
-            if self._phases.timeouts is None:
+            if phases.timeouts is None:
                 raise  # a phase of connecting: ``connect`` names it
-            raise self._phases.timed_out(self._sock) from None
+            if phases.answer_by is not None and phases.answer_by <= time.monotonic():
+                raise phases.too_long() from None
+            raise phases.timed_out(self._sock) from None
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
             # A TLS socket in non-blocking mode (a peek for buffered input) that would block:
             # say so as a plain socket does, so the buffered reader keeps what it holds.
@@ -357,13 +440,41 @@ MAX_LINE = 64 * 1024 * 1024
 
 
 class _LongLines(imaplib.IMAP4):
-    """imaplib's ``readline`` with ``MAX_LINE`` in place of its 1,000,000 bytes."""
+    """imaplib's ``readline`` with ``MAX_LINE`` in place of its 1,000,000 bytes, and its
+    ``read`` of a literal refusing more than ``MAX_LITERAL``."""
 
     def readline(self):
         line = self.file.readline(MAX_LINE + 1)
         if len(line) > MAX_LINE:
             raise self.error(f"the server sent a line longer than {MAX_LINE:,} bytes")
         return line
+
+    def read(self, size):
+        if size > MAX_LITERAL:
+            # Unread, the literal leaves the connection out of step: an abort, never reused.
+            raise self.abort(f"the server announced a literal of {size:,} bytes, more than "
+                             f"the {MAX_LITERAL:,} allowed")
+        return super().read(size)
+
+
+# The largest literal we read from a server. imaplib reads whatever size a server announces
+# (``{4000000000}``), into one buffer that grows as the bytes come: a server streaming
+# gigabytes grew the worker, which holds every tenant's sessions, until the kernel killed it.
+# What we ask for is far below this: downloads are streamed in 1 MiB parts
+# (``parts.DEFAULT_CHUNK``), a text body is at most ``maxBytes`` (50 MiB) plus one byte, a
+# source parsed here or forwarded 32 or 25 MiB; a whole message read in one piece, had we a
+# path that did, could be 100+ MB on servers that take such messages. 256 MiB leaves room for
+# all of it, and for servers that send more than the partial fetch asked for.
+MAX_LITERAL = 256 * 1024 * 1024
+
+# The most a server can make one connection keep of the untagged responses imaplib files for
+# later (``untagged_responses``: EXISTS, OK [...], FLAGS, a LIST's lines until its command
+# ends...), in bytes with ``_KEPT_OVERHEAD`` per response. Its consumers take what they want
+# of it and leave the rest until the next SELECT or IDLE: a server sending ``* OK x`` without
+# end before its tagged answer grew a worker by hundreds of MB a second. A real session keeps
+# a few kilobytes; a LIST of 100,000 folders, answered through imaplib, about 10 MB.
+MAX_KEPT = 64 * 1024 * 1024
+_KEPT_OVERHEAD = 64  # about what Python adds to each kept response (a bytes object, a slot)
 
 
 # ``_PhasedIMAP4._file`` while the session idles with its reader let go (``park_reader``).
@@ -501,6 +612,46 @@ class _PhasedIMAP4(_GreetingKept, _Tapped, _LongLines, imaplib.IMAP4):
         """imaplib keeps the repr of the last ten lines sent or read on every connection, for
         its own debugging (a LOGIN with its password among them): a couple of KB per idle
         account in a worker, and a repr of every line of a long FETCH. Kept nowhere here."""
+
+    def idle_started(self) -> None:
+        """IDLE's continuation has come: what the server says from now on comes when it
+        likes, for as long as we idle (the deadline comes back with DONE)."""
+        self._phases.answer_by = None
+
+    def idle_line(self) -> bytes:
+        """One line the server sent while we idle (``_get_line``), which once begun must end
+        within IDLE's answer deadline: a line trickled a byte at a time, never ending, held
+        the worker's thread that reads it for ever."""
+        phases = self._phases
+        if phases.timeouts is not None:
+            phases.answer_by = time.monotonic() + phases.timeouts[2]
+        try:
+            return self._get_line()
+        finally:
+            phases.answer_by = None
+
+    def _append_untagged(self, typ, dat):
+        """imaplib's, bounded by ``MAX_KEPT``. Consumers pop what they take without telling
+        us, so ``kept`` only grows, by each response's size: once it passes ``MAX_KEPT``,
+        what is really held is counted. More than half of ``MAX_KEPT`` still held ends the
+        connection; less starts the count again from there (a count is then due only after
+        at least half of ``MAX_KEPT`` more, so counting stays a small part of the reading)."""
+        phases = self._phases
+        phases.kept += _kept_size(dat)
+        if phases.kept > MAX_KEPT:
+            phases.kept = sum(_kept_size(data) for kept in self.untagged_responses.values()
+                              for data in kept) + _kept_size(dat)
+            if phases.kept > MAX_KEPT // 2:
+                raise self.abort(f"the server sent more than {MAX_KEPT // 2:,} bytes of "
+                                 "untagged responses that no command asked for")
+        super()._append_untagged(typ, dat)
+
+
+def _kept_size(data) -> int:
+    """About the bytes one response kept by imaplib takes: ``b"..."`` or ``(b"...", literal)``."""
+    if isinstance(data, tuple):
+        return sum(len(part) for part in data if part) + 2 * _KEPT_OVERHEAD
+    return len(data or b"") + _KEPT_OVERHEAD
 
 
 # Every name a connection sets on itself, in the order it first does (imaplib's own, then

@@ -18,6 +18,7 @@ No Django here.
 
 from __future__ import annotations
 
+import imaplib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -46,6 +47,14 @@ _UNTAGGED = re.compile(rb"\* (?:(\d+) )?([A-Za-z-]+)(?: (.*))?", re.S)
 _RESPONSE_CODE = re.compile(rb"\[([A-Za-z-]+)(?: ([^\]]*))?\]")
 
 OnUntagged = Callable[[list[bytes], list[bytes]], None]
+
+# The most UIDs one command's answer may list (SEARCH, ESEARCH's ranges, VANISHED). A range
+# is a few bytes for any number of UIDs: ``* ESEARCH (TAG "A5") UID ALL 1:2000000000``, one
+# line, made a worker build a list of two billion numbers (tens of GB: the kernel killed it,
+# and every tenant's sessions with it). A folder cannot list more UIDs than it holds
+# messages: 8,388,608 is eight times the 1,000,000-message folder the bench indexes, more
+# than any real folder we know of, and a few hundred MB to hold at most.
+MAX_UIDS = 1 << 23
 
 
 def meta_items(capabilities: Iterable[bytes | str]) -> str:
@@ -139,7 +148,7 @@ def search_uids(client: imapclient.IMAPClient, criteria: str = "ALL") -> list[in
 
         def on_esearch(texts: list[bytes], literals: list[bytes]) -> None:
             if texts[0][:10].upper() == b"* ESEARCH ":
-                uids.extend(_esearch_uids(b" ".join(texts), literals, tag))
+                uids.extend(_esearch_uids(b" ".join(texts), literals, tag, MAX_UIDS - len(uids)))
             else:
                 _stash(imap, texts, literals)
 
@@ -148,7 +157,9 @@ def search_uids(client: imapclient.IMAPClient, criteria: str = "ALL") -> list[in
 
         def on_search(texts: list[bytes], literals: list[bytes]) -> None:
             if texts[0][:9].upper() == b"* SEARCH ":
-                uids.extend(int(n) for n in texts[0][9:].split() if n.isdigit())
+                words = texts[0][9:].split()
+                _check_room(len(words), MAX_UIDS - len(uids))
+                uids.extend(int(n) for n in words if n.isdigit())
             elif texts[0].upper() != b"* SEARCH":
                 _stash(imap, texts, literals)
 
@@ -244,7 +255,7 @@ class _Collector:
         if head[0] == b"VANISHED" or head[1:2] == [b"EXPUNGE"]:
             self.uid_of_seq.clear()
         if self.vanished is not None and head[0] == b"VANISHED":
-            self.vanished.extend(_vanished_uids(texts[0][11:]))
+            self.vanished.extend(_vanished_uids(texts[0][11:], MAX_UIDS - len(self.vanished)))
         else:
             _stash(self.imap, texts, literals)
 
@@ -265,10 +276,29 @@ class _Collector:
             self.found[uid] = items
 
 
-def _esearch_uids(text: bytes, literals: Sequence[bytes], tag: bytes) -> list[int]:
+def _esearch_uids(text: bytes, literals: Sequence[bytes], tag: bytes, room: int) -> list[int]:
     """UIDs of ``* ESEARCH (TAG "A5") UID ALL 1:3,7`` when it answers *tag*."""
     value = _esearch_value(text, literals, tag, b"ALL")
-    return parse.expand_sequence_set(value) if value is not None else []
+    return _expanded(value, room) if value is not None else []
+
+
+def _expanded(text: bytes, room: int) -> list[int]:
+    """``parse.expand_sequence_set``, once the numbers it would give are counted (with its
+    rules for each item) and found to be at most *room*: else ``imaplib.IMAP4.abort``."""
+    count = 0
+    for item in text.decode("ascii", "replace").strip().split(","):
+        low, colon, high = item.strip().partition(":")
+        low, high = low.strip(), high.strip() if colon else low.strip()
+        if low.isdigit() and high.isdigit():
+            count += abs(int(high) - int(low)) + 1
+    _check_room(count, room)
+    return parse.expand_sequence_set(text)
+
+
+def _check_room(count: int, room: int) -> None:
+    if count > room:
+        raise imaplib.IMAP4.abort(f"the server listed more than {MAX_UIDS:,} UIDs in one "
+                                  "answer, more than any folder holds")
 
 
 def _esearch_value(text: bytes, literals: Sequence[bytes], tag: bytes, name: bytes) -> bytes | None:
@@ -285,19 +315,19 @@ def _esearch_value(text: bytes, literals: Sequence[bytes], tag: bytes, name: byt
     return None
 
 
-def _vanished_uids(rest: bytes) -> list[int]:
+def _vanished_uids(rest: bytes, room: int) -> list[int]:
     """UIDs of a VANISHED response after the word VANISHED: ``(EARLIER) 1:5,8`` or ``7``."""
     rest = rest.strip()
     if rest[:1] == b"(":
         rest = rest.partition(b")")[2]
-    return parse.expand_sequence_set(rest.strip())
+    return _expanded(rest.strip(), room)
 
 
 def _pop_queued_vanished(imap: Any) -> list[int]:
     uids: list[int] = []
     for data in imap.untagged_responses.pop("VANISHED", None) or ():
         if isinstance(data, bytes):
-            uids.extend(_vanished_uids(data))
+            uids.extend(_vanished_uids(data, MAX_UIDS - len(uids)))
     return uids
 
 

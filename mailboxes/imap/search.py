@@ -666,10 +666,14 @@ def uid_search(
 
     def on_untagged(texts: list[bytes], literals: list[bytes]) -> None:
         head = texts[0][:10].upper()
+        # At most ``fetch.MAX_UIDS`` in all: a range is a few bytes for any number of UIDs.
         if esearch and head == b"* ESEARCH ":
-            uids.extend(fetch._esearch_uids(b" ".join(texts), literals, tag))
+            uids.extend(fetch._esearch_uids(b" ".join(texts), literals, tag,
+                                            fetch.MAX_UIDS - len(uids)))
         elif not esearch and head[:9] == b"* SEARCH ":
-            uids.extend(int(n) for n in texts[0][9:].split() if n.isdigit())
+            words = texts[0][9:].split()
+            fetch._check_room(len(words), fetch.MAX_UIDS - len(uids))
+            uids.extend(int(n) for n in words if n.isdigit())
         elif texts[0].upper() != b"* SEARCH":
             fetch._stash(imap, texts, literals)
 

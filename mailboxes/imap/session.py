@@ -301,6 +301,9 @@ def start_idle(client: imapclient.IMAPClient) -> bool:
             typ, data = imap.tagged_commands.pop(tag)
             raise imaplib.IMAP4.error(f"IDLE refused: {typ} {_str(data[0] if data else '')}")
         early = True
+    started = getattr(imap, "idle_started", None)  # the engine's client: no answer deadline
+    if started is not None:
+        started()
     imap.untagged_responses.clear()
     # imaplib keeps its last regex match (and so the last line read) until the next line: a
     # session idles for minutes to hours, and every line is matched afresh before it is used.
@@ -337,7 +340,7 @@ def idle_responses(client: imapclient.IMAPClient) -> list:
     to every idling session (Dovecot's ``* OK Still here`` every 2 minutes), and the worker
     goes back to idling after one without a command."""
     responses = []
-    while input_waiting(client):
+    while len(responses) < MAX_IDLE_RESPONSES and input_waiting(client):
         try:
             line = underlying.read_line(client)
         except imaplib.IMAP4.abort as exc:
@@ -347,6 +350,14 @@ def idle_responses(client: imapclient.IMAPClient) -> list:
         responses.append(_parse_untagged_response(line))
     park_reader(client)
     return responses
+
+
+# The most ``idle_responses`` reads at once. A server that sends without end while we idle
+# kept it reading for ever, its list growing with every line: the caller now gets these,
+# finds more waiting, and ends the IDLE, whose DONE has the bounds of any command
+# (``client.AnswerTooLong``, ``client.MAX_KEPT``). Real notices come a few at a time; a
+# thousand is a flood, or a burst the sync that follows reads from the folder anyway.
+MAX_IDLE_RESPONSES = 1000
 
 
 def input_waiting(client: imapclient.IMAPClient, buffered_only: bool = False) -> bool:

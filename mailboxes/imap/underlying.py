@@ -31,8 +31,11 @@ def untagged_responses(client: imapclient.IMAPClient) -> dict[str, list[Any]]:
 
 def read_line(client: imapclient.IMAPClient) -> bytes:
     """One whole line from the server (blocking, bounded by the socket's timeout); raises
-    ``imaplib.IMAP4.abort`` at the end of the stream."""
-    return client._imap._get_line()
+    ``imaplib.IMAP4.abort`` at the end of the stream. For use while idling: the engine's
+    client bounds the time the whole line may take (``client.AnswerTooLong``)."""
+    imap = client._imap
+    bounded = getattr(imap, "idle_line", None)
+    return bounded() if bounded is not None else imap._get_line()
 
 
 def read_buffer(client: imapclient.IMAPClient) -> Any:
