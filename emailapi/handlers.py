@@ -1,8 +1,19 @@
-"""Django's error handlers: JSON in the API error shape for /v1 and /health, HTML elsewhere."""
+"""Django's error handlers: JSON in the API error shape for /v1 and /health, HTML elsewhere.
+
+Under ASGI Django calls them on a thread of the event loop's default executor
+(``response_for_exception`` runs with ``thread_sensitive=False``), not on the request's own
+thread, where ``request_finished`` gives connections back. A page that is the first to read
+the signed-in user (a 404 for a URL no route matches: no view ran) opened a pooled connection
+on that thread and kept it for the thread's life; a busy process's executor threads held its
+whole pool (``tests/emailapi/test_error_page_connections.py``). So each handler closes a
+connection it opened itself (``_returns_its_connection``).
+"""
 
 import sys
+from functools import wraps
 
 from django.core.exceptions import DisallowedHost
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.views import defaults
@@ -14,6 +25,25 @@ def _is_api(request) -> bool:
     return request.path.startswith(("/v1/", "/v1", "/health"))
 
 
+def _returns_its_connection(handler):
+    """Close the database connection ``handler`` opened on this thread, if it opened one
+    (outside a transaction): the request's own thread already had its connection, and keeps
+    it; any other thread has nobody to give it back."""
+
+    @wraps(handler)
+    def wrapper(request, *args, **kwargs):
+        connection = connections[DEFAULT_DB_ALIAS]
+        had_one = connection.connection is not None
+        try:
+            return handler(request, *args, **kwargs)
+        finally:
+            if not had_one and connection.connection is not None and not connection.in_atomic_block:
+                connection.close()
+
+    return wrapper
+
+
+@_returns_its_connection
 def not_found(request, exception=None):
     if _is_api(request):
         return json_error_response(f"No route for {request.method} {request.path}",
@@ -21,6 +51,7 @@ def not_found(request, exception=None):
     return defaults.page_not_found(request, exception)
 
 
+@_returns_its_connection
 def server_error(request):
     """500, or 503 when the error that got here means the database could not serve the
     request (Django calls this while handling it, so ``sys.exc_info`` holds it). The HTML 503
@@ -37,6 +68,7 @@ def server_error(request):
     return defaults.server_error(request)
 
 
+@_returns_its_connection
 def bad_request(request, exception=None):
     if _is_api(request):
         if isinstance(exception, DisallowedHost):
@@ -46,6 +78,7 @@ def bad_request(request, exception=None):
     return defaults.bad_request(request, exception)
 
 
+@_returns_its_connection
 def forbidden(request, exception=None):
     if _is_api(request):
         return json_error_response("Forbidden", "Forbidden", 403)

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "emailapi.api.request_metrics.request_metrics",  # first: it times the whole chain
     "emailapi.api.middleware.BodySizeLimitMiddleware",
+    "emailapi.form_input.FormInputMiddleware",  # NUL in a form field: 400 (sync, as the above)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

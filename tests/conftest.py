@@ -7,6 +7,7 @@ never see each other's mail.
 from __future__ import annotations
 
 import imaplib
+import socket
 import threading
 
 import pytest
@@ -246,3 +247,19 @@ def imap_commands(monkeypatch):
 
     monkeypatch.setattr(imaplib.IMAP4, "send", send)
     return sent
+
+
+@pytest.fixture
+def no_remote_names(monkeypatch):
+    """Name resolution answers for loopback only: a host a fuzz test makes up never reaches a
+    DNS server."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host in (None, "localhost", "127.0.0.1", "::1"):
+            return real(host, *args, **kwargs)
+        if isinstance(host, str):
+            host.encode("idna")  # as the real one does first (a UnicodeError for a long label)
+        raise socket.gaierror(socket.EAI_NONAME, "fenced by the test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)

@@ -10,20 +10,16 @@ that name resolution can be fenced: a fuzzed host name must never leave the mach
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import random
-import socket
-import threading
 import time
-from urllib.parse import quote, unquote
 
 import pytest
-from asgiref.testing import ApplicationCommunicator
 
 from mailboxes.command_pool import pool
 from mailboxes.sync.account import sync_account
+from tests import asgi_calls
 from tests.mailboxes.helpers import open_session
 from tests.mailboxes.sending_helpers import sending_account
 from tests.servers import seed
@@ -60,21 +56,6 @@ NAMED = {"%00", "99999999999999999999", "\x00", "\ud800", 2**63, DEEP_TEXT}
 
 def _named(value) -> bool:
     return isinstance(value, (str, int)) and not isinstance(value, bool) and value in NAMED
-
-
-@pytest.fixture
-def no_remote_names(monkeypatch):
-    """Name resolution answers for loopback only: a fuzzed host never reaches a DNS server."""
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host, *args, **kwargs):
-        if host in (None, "localhost", "127.0.0.1", "::1"):
-            return real(host, *args, **kwargs)
-        if isinstance(host, str):
-            host.encode("idna")  # as the real one does first (a UnicodeError for a long label)
-        raise socket.gaierror(socket.EAI_NONAME, "fenced by the fuzz test")
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 @pytest.fixture
@@ -265,49 +246,20 @@ def _requests(schema: dict, world: dict) -> list[tuple]:
 
 # --- Calling the application
 
-async def _call(application, method: str, path: str, query: str, body: bytes, token: str):
-    raw_path = quote(path, safe="/%").encode()
-    scope = {"type": "http", "method": method, "path": unquote(path), "raw_path": raw_path,
-             "query_string": query.encode(), "http_version": "1.1", "scheme": "http",
-             "headers": [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode()),
-                         (b"content-type", b"application/json"),
-                         (b"content-length", str(len(body)).encode())],
-             "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 5000), "root_path": "",
-             "asgi": {"version": "3.0"}}
-    app = ApplicationCommunicator(application, scope)
-    await app.send_input({"type": "http.request", "body": body, "more_body": False})
-    start = await app.receive_output(60)
-    headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
-    content = b""
-    # A live event stream never ends: its head is all there is to check.
-    if not headers.get("content-type", "").startswith("text/event-stream"):
-        while True:
-            message = await app.receive_output(60)
-            content += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-    await app.send_input({"type": "http.disconnect"})
-    await app.wait(10)
-    return start["status"], headers, content
-
-
 def _run(requests: list, token: str) -> list[tuple]:
     from emailapi.asgi import application
+
+    headers = [(b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json")]
 
     async def main():
         answers = []
         for operation, method, path, query, body in requests:
-            status, headers, content = await _call(application, method, path, query, body,
-                                                   token)
-            answers.append((operation, method, path, query, body, status, headers, content))
+            status, answer_headers, content = await asgi_calls.call(
+                application, method, path, query, body, headers)
+            answers.append((operation, method, path, query, body, status, answer_headers, content))
         return answers
 
-    result = []
-    # A thread of its own: a browser test may have left an event loop on this one.
-    thread = threading.Thread(target=lambda: result.append(asyncio.run(main())))
-    thread.start()
-    thread.join()
-    return result[0]
+    return asgi_calls.run(main)
 
 
 def _problem(answer) -> str | None:
