@@ -24,6 +24,7 @@ from accounts import state as account_state
 from accounts.models import EmailAccount
 from emailapi.lib import copy_text, metrics
 from emailapi.lib.rows import ModelColumns, locking, prepared_rows
+from emailapi.lib.storable import storable, storable_text, unstorable
 from mailboxes import ids, index_upkeep, message_fields
 from mailboxes.imap.session import FolderListing, SelectInfo
 from mailboxes.imap.types import FlagChange, MessageMeta
@@ -168,7 +169,7 @@ def _row_values(folder: Folder, meta: MessageMeta, thread_of: dict[str, str], no
     ids ``_ids`` gives, unless given). The reference for ``row_lines``, which writes history
     rows' COPY lines without it."""
     email_id, thread_id = ids or _ids(meta, thread_of)
-    return dict(
+    values = dict(
         message_fields.stored_values(meta),
         email_account_id=folder.email_account_id, folder_id=folder.pk, modseq=meta.modseq,
         internal_date=meta.internal_date, references=list(meta.references),
@@ -178,6 +179,9 @@ def _row_values(folder: Folder, meta: MessageMeta, thread_of: dict[str, str], no
         from_text=_search_text(meta.from_ + meta.sender), to_text=_search_text(meta.to),
         cc_text=_search_text(meta.cc), bcc_text=_search_text(meta.bcc), indexed_at=now,
     )
+    # A sender's NUL (``=?utf-8?q?a=00b?=``) would fail the batch's COPY on every retry: the
+    # compiled writer declines such rows, and they are stored with U+FFFD in its place.
+    return storable(values) if any(map(unstorable, values.values())) else values
 
 
 def _search_text(addresses) -> str:
@@ -206,6 +210,7 @@ def _known_threads(email_account_id: int, metas: Iterable[MessageMeta]) -> dict[
         wanted.update(meta.references[-5:])
     if not wanted:
         return {}
+    wanted = {storable_text(message_id) for message_id in wanted}  # as ``_row_values`` stores
     if connection.vendor != "postgresql":
         rows = Message.objects.filter(email_account_id=email_account_id, message_id__in=wanted)
         return dict(rows.values_list("message_id", "thread_id"))
