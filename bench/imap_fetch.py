@@ -7,7 +7,11 @@ whole folder in batches of 500 UIDs:
 * raw:        the same ``UID FETCH`` over a bare socket, reading the whole answer, no parsing;
 * imapclient: ``client.fetch(batch, [...])`` with the six classic items (the stated baseline),
               and again with exactly the items ``fetch_meta`` asks for;
-* ours:       ``mailboxes.imap.fetch.fetch_meta``.
+* ours:       ``mailboxes.imap.fetch.fetch_meta``;
+* engine:     the same over the worker's own connection (``mailboxes.imap.client.connect``: its
+              read deadlines and the bounds on a hostile server's answers), and
+  engine-unbounded: that connection with those bounds' checks switched off (the answer's
+              deadline and the kept-bytes count), to show what the bounds cost in the same run.
 
 Each is run ``--rounds`` times after a raw warm-up pass (so Dovecot's cache is hot for all) and
 the best time is reported, plus the ratios and memory: process peak-RSS growth over the first
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import imaplib
 import re
 import resource
 import socket
@@ -28,6 +33,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -37,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from imapclient import IMAPClient  # noqa: E402
 from imapclient.imapclient import join_message_ids  # noqa: E402
 
+from mailboxes.imap import client as engine  # noqa: E402
 from mailboxes.imap import fetch  # noqa: E402
 from tests.servers import seed  # noqa: E402
 from tests.servers.dovecot import Dovecot, MailUser  # noqa: E402
@@ -220,13 +227,47 @@ def runners(user: MailUser, groups: list[list[int]]) -> dict[str, Callable[[], i
     def run_ours() -> int:
         return sum(len(fetch.fetch_meta(ours_client, uid_set, items)) for uid_set in sets)
 
+    engine_client = engine_connect(user)
+
+    def run_engine() -> int:
+        return sum(len(fetch.fetch_meta(engine_client, uid_set, items)) for uid_set in sets)
+
+    def run_engine_unbounded() -> int:
+        with bounds_off():
+            return run_engine()
+
     print(f"items: {items}")
     return {
         "ours": run_ours,
+        "engine": run_engine,
+        "engine-unbounded": run_engine_unbounded,
         "raw": run_raw,
         "imapclient": run_imapclient_classic,
         "imapclient-same-items": run_imapclient_same,
     }
+
+
+def engine_connect(user: MailUser) -> IMAPClient:
+    """The worker's kind of connection (plain, on loopback), INBOX examined."""
+    client = engine.connect(engine.ImapSettings(
+        host=user.host, port=user.imap_port, secure=False, user=user.username,
+        password=user.password, tls_verify=False, allow_private=True, timeout=15,
+        read_timeout=120))
+    client.select_folder("INBOX", readonly=True)
+    return client
+
+
+@contextmanager
+def bounds_off():
+    """The engine's connection without the answer's deadline and the kept-bytes count: what
+    each read and each kept response did before those bounds."""
+    check, append = engine._Phases.check_answer, engine._PhasedIMAP4._append_untagged
+    engine._Phases.check_answer = lambda self, sock: None
+    engine._PhasedIMAP4._append_untagged = imaplib.IMAP4._append_untagged
+    try:
+        yield
+    finally:
+        engine._Phases.check_answer, engine._PhasedIMAP4._append_untagged = check, append
 
 
 def _status_kib(field: str) -> int:
@@ -286,6 +327,7 @@ def measure(run_by_name: dict[str, Callable[[], int]], rounds: int, expected: in
     print(f"ours / imapclient            = {best['ours'] / best['imapclient']:.3f}")
     print(f"ours / imapclient-same-items = {best['ours'] / best['imapclient-same-items']:.3f}")
     print(f"ours / raw                   = {best['ours'] / best['raw']:.2f}")
+    print(f"engine / engine-unbounded    = {best['engine'] / best['engine-unbounded']:.3f}")
 
 
 def main() -> None:
