@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import imapclient
 from imapclient import imap_utf7
 from imapclient.imapclient import _parse_untagged_response
-from imapclient.response_parser import parse_response
 
+from emailapi.lib.storable import storable_text
 from mailboxes.imap import fetch, parts, underlying
 from mailboxes.imap.parse import imaplib_responses, parse_tokens
 
@@ -114,7 +114,7 @@ class ImapSession:
         for raw in queued.pop("STATUS", []):
             if isinstance(raw, bytes):
                 try:
-                    parsed = parse_response([raw])
+                    parsed = underlying.parse_response([raw])
                 except Exception:  # noqa: BLE001 - a notice we cannot read: the poll covers it
                     continue
                 if parsed:
@@ -165,7 +165,7 @@ class ImapSession:
     def list_folders(self) -> list[FolderListing]:
         subscribed = {name for _, _, name in self.client.list_sub_folders()}
         return [_listing(tuple(_str(f) for f in flags), delimiter, _str(name), subscribed)
-                for flags, delimiter, name in self.client.list_folders()]
+                for flags, delimiter, name in self.client.list_folders() if _nameable(_str(name))]
 
     def list_folders_and_status(self) -> tuple[list[FolderListing], dict[str, FolderStatus]]:
         """The folder list and each folder's STATUS in one command where the server has
@@ -188,6 +188,8 @@ class ImapSession:
             raw_flags, delimiter, name = _tokens(data)[:3]
             flags = tuple(_str(f) for f in raw_flags)
             path = _folder_name(name)
+            if not _nameable(path):
+                continue
             subscribed = {path} if any(f.lower() == "\\subscribed" for f in flags) else set()
             listings.append(_listing(tuple(f for f in flags if f.lower() != "\\subscribed"),
                                      delimiter, path, subscribed))
@@ -442,6 +444,14 @@ def _folder_status(path: str, response: dict) -> FolderStatus:
         unseen=int(response.get("UNSEEN") or 0),
         highestmodseq=int(modseq) if modseq is not None else None,
     )
+
+
+def _nameable(path: str) -> bool:
+    """Whether a folder the server listed can be named back to it and stored: not a name
+    holding NUL (no IMAP string may) or a lone surrogate (modified UTF-7 of half a pair,
+    ``&2AA-``), which PostgreSQL cannot store; every sync of such a server's account failed
+    on it. Such a folder is left out of the listing, as if the server had not listed it."""
+    return storable_text(path) is path
 
 
 def _folder_name(raw) -> str:

@@ -6,15 +6,19 @@ ESEARCH answer as it streams in (``fetch``, ``search``, ``parts``), IDLE that to
 before the continuation and lines split across TLS records (``session``), commands it does
 not know (NOTIFY), and the response codes and notices imaplib files by kind (COPYUID,
 VANISHED, STATUS). Every such reach goes through these functions, so an imapclient release
-that changes its internals is met here, and nowhere outside ``mailboxes/imap/``.
+that changes its internals is met here, and nowhere outside ``mailboxes/imap/``. Importing this
+module also bounds imapclient's response parsers (``_readable_within_depth``).
 """
 
 from __future__ import annotations
 
+import functools
 import imaplib
 from typing import Any
 
 import imapclient
+import imapclient.exceptions
+import imapclient.imapclient
 
 
 def connection(client: imapclient.IMAPClient) -> imaplib.IMAP4:
@@ -87,3 +91,29 @@ def share_capabilities(client: imapclient.IMAPClient) -> None:
 def shared_names(names: frozenset[str]) -> frozenset[str]:
     """``names`` as the one shared frozenset of its value."""
     return shared(frozenset(shared(n) for n in names))
+
+
+def _readable_within_depth(parse):
+    """``parse`` (one of imapclient's response parsers), its RecursionError as imapclient's
+    own ``ProtocolError``: its parser recurses once per level of parentheses, so a server's
+    answer nested some thousand deep (``* LIST ((((...`` in one line) raised RecursionError
+    out of any imapclient command, which the API answered with a 500 and the worker recorded
+    as an internal error. Our own parser (``parse``) nests without recursion."""
+
+    @functools.wraps(parse)
+    def parse_within_depth(*args, **kwargs):
+        try:
+            return parse(*args, **kwargs)
+        except RecursionError:
+            raise imapclient.exceptions.ProtocolError(
+                "the server's answer nests too deeply to read") from None
+
+    return parse_within_depth
+
+
+# imapclient's commands call the parsers by these names of its module; ``parse_response`` is
+# the guarded one for our own calls.
+for _name in ("parse_response", "parse_fetch_response", "parse_message_list"):
+    setattr(imapclient.imapclient, _name,
+            _readable_within_depth(getattr(imapclient.imapclient, _name)))
+parse_response = imapclient.imapclient.parse_response

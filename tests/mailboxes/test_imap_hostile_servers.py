@@ -14,6 +14,7 @@ import imaplib
 import threading
 import time
 
+import imapclient
 import pytest
 
 from mailboxes.imap import client as imap
@@ -161,3 +162,30 @@ def test_a_range_of_more_uids_than_any_folder_holds_is_refused_unexpanded(on, an
     assert isinstance(error, imaplib.IMAP4.abort)
     assert str(error) == (f"the server listed more than {fetch.MAX_UIDS:,} UIDs in one answer, "
                           "more than any folder holds")
+
+
+def test_an_answer_nested_beyond_imapclients_reach_is_a_protocol_error_in_words():
+    """A LIST answer with flags nested 100,000 deep: imapclient's parser recurses once per
+    level (a RecursionError, which the API answered with a 500 and the worker recorded as
+    "Internal error (RecursionError)"); here it is imapclient's own ``ProtocolError``, as for
+    any answer it cannot read."""
+    deep = b"(" * 100_000 + b")" * 100_000
+    with HostileImapServer(b"LIST", lines(b'* LIST (' + deep + b') "/" INBOX\r\n')) as server:
+        error, _ = _outcome(server, lambda session: session.list_folders())
+    assert isinstance(error, imapclient.exceptions.ProtocolError)
+    assert str(error) == "the server's answer nests too deeply to read"
+
+
+def test_folder_names_no_command_could_name_are_left_out():
+    """A name holding NUL (no IMAP string may, and PostgreSQL stores none: the account's every
+    sync failed on it) or a lone surrogate (``&2AA-``, modified UTF-7 of half a pair) cannot
+    be sent back in a command nor stored: such a folder is not listed, the others are."""
+    answer = (b'* LIST () "/" INBOX\r\n* LIST () "/" "Bad\x00Name"\r\n'
+              b'* LIST () "/" "&2AA-half"\r\n* LIST () "/" Archive\r\n')
+    with HostileImapServer(b"LIST", lines(answer)) as server:
+        session = _connect(server)
+        try:
+            listed = [listing.path for listing in session.list_folders()]
+        finally:
+            session.client.shutdown()
+    assert listed == ["INBOX", "Archive"]
