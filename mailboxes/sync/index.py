@@ -437,9 +437,11 @@ def apply_flag_changes(folder: Folder, changes: Sequence[FlagChange],
         account = folder.email_account
         for pk, uid, flags, labels, modseq, email_id in rows:
             change = by_uid[uid]
-            new_flags = flags if change.flags is None else list(change.flags)
+            # A server's keyword or label holding NUL is no IMAP atom, and PostgreSQL would
+            # refuse it on every sync: stored as the index stores text (``storable``).
+            new_flags = flags if change.flags is None else storable(list(change.flags))
             flag_delta = _delta(flags, new_flags)
-            new_labels = labels if change.labels is None else list(change.labels)
+            new_labels = labels if change.labels is None else storable(list(change.labels))
             label_delta = _delta(labels, new_labels)
             if flag_delta is None and label_delta is None:
                 if change.modseq and change.modseq != modseq:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import pytest
 
 from emailapi.lib.storable import storable, storable_text, unstorable
+from mailboxes.imap.types import FlagChange
 from mailboxes.models import Folder, Message
+from mailboxes.sync import index
 from mailboxes.sync.folder import sync_folder
 from tests.mailboxes.helpers import events_of
 from tests.servers import seed
@@ -72,3 +74,14 @@ def test_storable_rebuilds_containers_and_leaves_other_values():
     assert storable(value) == {"a": ["x\ufffd", ("y", 1)], "b\ufffd": None, "c": 2.5}
     assert not unstorable(storable(value))
     assert not unstorable({"a": ["x", ("y", 1)], "b": None})
+
+
+def test_a_servers_keyword_with_a_nul_is_stored_as_a_replacement(synced):
+    """A server's flags are no sender's, but a broken one sending a keyword with NUL failed
+    every sync of the account at the UPDATE; it is stored as text is, and announced."""
+    inbox = Folder.objects.get(email_account=synced.account, path="INBOX")
+    uid = synced.uid_of["after"]
+    assert index.apply_flag_changes(inbox, [FlagChange(uid, ("\\Seen", "bad\x00word"))]) == 1
+    assert Message.objects.get(folder=inbox, uid=uid).flags == ["\\Seen", "bad\ufffdword"]
+    [event] = events_of(synced.account, "messageUpdated")
+    assert event.data["changes"]["flags"]["added"] == ["\\Seen", "bad\ufffdword"]
