@@ -22,7 +22,7 @@ from mailboxes.models import Message
 from tests.base import wait_for
 from tests.mailboxes.helpers import register
 from tests.servers import seed
-from tests.servers.net import LOOPBACK
+from tests.servers.net import LOOPBACK, hang_up
 
 pytestmark = [pytest.mark.django_db(transaction=True),
               pytest.mark.usefixtures("fast_worker_settings")]
@@ -50,12 +50,7 @@ class SlowFetchProxy:
 
     def stop(self) -> None:
         self._stop.set()
-        for sock in [self._listener, *self._sockets]:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
+        hang_up([self._listener, *self._sockets])
 
     def _accept(self) -> None:
         while not self._stop.is_set():

@@ -21,7 +21,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 
-from .net import LOOPBACK
+from .net import LOOPBACK, hang_up
 
 CAPABILITIES = b"IMAP4rev1 AUTH=PLAIN ESEARCH IDLE ENABLE"
 Answer = Callable[[bytes], Iterator[bytes]]
@@ -90,12 +90,7 @@ class HostileImapServer:
 
     def stop(self) -> None:
         self._stop.set()
-        for sock in [self._listener, *self._sockets]:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
+        hang_up([self._listener, *self._sockets])
 
     def __enter__(self) -> HostileImapServer:
         return self.start()

@@ -71,3 +71,16 @@ def wait_for_greeting(
             last_error = exc
         time.sleep(0.01)
     raise TimeoutError(f"{host}:{port} did not greet with {prefix!r}: {last_error!r}")
+
+
+def hang_up(sockets, close: bool = True) -> None:
+    """End each of ``sockets`` from this side (a client still reading gets end of file at
+    once, as from a server going away), closing it unless ``close`` is false; one already gone
+    is passed over."""
+    for sock in list(sockets):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        if close:
+            sock.close()

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .net import LOOPBACK
+from .net import LOOPBACK, hang_up
 
 Answer = bytes | Callable[["Connection"], None]
 
@@ -159,11 +159,7 @@ class ScriptedSmtpServer:
     def stop(self) -> None:
         """Stop: every connection is closed, so a client still reading gets end of file."""
         self._stop.set()
-        for sock in list(self._socks):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        hang_up(self._socks, close=False)
         for thread in list(self._threads):
             thread.join(timeout=5)
 

@@ -9,12 +9,13 @@ block the receiver itself.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from .net import hang_up
 
 
 @dataclass
@@ -113,11 +114,7 @@ class WebhookReceiver:
         """Close every open connection from this side, as a receiver timing out idle
         keep-alive connections does."""
         with self._lock:
-            for sock in self._connections:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            hang_up(self._connections, close=False)
             self._connections.clear()
 
     @property
