@@ -7,6 +7,7 @@ never see each other's mail.
 from __future__ import annotations
 
 import imaplib
+import resource
 import socket
 import threading
 
@@ -263,3 +264,27 @@ def no_remote_names(monkeypatch):
         raise socket.gaierror(socket.EAI_NONAME, "fenced by the test")
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture
+def descriptors_above_1023():
+    """Open descriptors until the next socket gets a number above 1023 (closed after):
+    ``select.select`` refuses such descriptors, and a process holding thousands of
+    connections has them."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the open-files hard limit ({hard}) keeps descriptors below 1024")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = []
+    while True:
+        probe = socket.socket()
+        held.append(probe)
+        if probe.fileno() > 1030:
+            break
+    held.pop().close()  # this number (and a few below) goes to the IMAP session
+    for sock in held[-4:]:
+        sock.close()
+    yield
+    for sock in held:
+        sock.close()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

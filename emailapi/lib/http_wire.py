@@ -148,10 +148,13 @@ class Connection:
         if self.buffer:
             return True
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
+            # poll, not select: select refuses descriptors above 1023, and a dispatcher
+            # keeping connections to many receivers has them (each was taken for dropped).
+            poller = select.poll()
+            poller.register(self.sock, select.POLLIN)
+            return bool(poller.poll(0))
         except (OSError, ValueError):
             return True
-        return bool(readable)
 
     def exchange(self, request: bytes, *, head_only: bool, max_bytes: int,
                  deadline: float | None = None) -> tuple[int, Headers, bytes, bool]:

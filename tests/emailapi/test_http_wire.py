@@ -130,6 +130,16 @@ def test_it_keeps_one_connection_alive_for_many_requests(scripted):
     assert head.endswith("\r\n\r\n{}")
 
 
+def test_a_connection_on_a_high_descriptor_is_kept_alive_too(scripted, descriptors_above_1023):
+    """The dispatcher keeps up to 32 connections for each of 256 receivers: descriptors above
+    1023, which ``select.select`` refuses. Its ValueError was taken for "closed by the
+    server", so no such connection was ever reused (a new TCP connection per delivery)."""
+    server = scripted([ok(b"1"), ok(b"2"), ok(b"3")])
+    assert [send(server.url()).body for _ in range(3)] == [b"1", b"2", b"3"]
+    [requests] = server.connections
+    assert len(requests) == 3
+
+
 def test_a_chunked_answer_is_read_whole_and_the_connection_reused(scripted):
     chunked = (b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
                b"5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Trailer: t\r\n\r\n")

@@ -4,36 +4,9 @@ descriptors; taken for "input waiting", every read of an IDLE then waited for it
 
 from __future__ import annotations
 
-import resource
-import socket
-
-import pytest
-
 from mailboxes.imap.session import input_waiting, start_idle
 from tests.base import wait_for
 from tests.servers import seed
-
-
-@pytest.fixture
-def descriptors_above_1023():
-    """Open descriptors until the next socket gets a number above 1023 (closed after)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < 1200:
-        pytest.skip(f"the open-files hard limit ({hard}) keeps descriptors below 1024")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
-    held = []
-    while True:
-        probe = socket.socket()
-        held.append(probe)
-        if probe.fileno() > 1030:
-            break
-    held.pop().close()  # this number (and a few below) goes to the IMAP session
-    for sock in held[-4:]:
-        sock.close()
-    yield
-    for sock in held:
-        sock.close()
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_an_idle_session_on_a_high_descriptor_has_nothing_waiting(mail_user,
