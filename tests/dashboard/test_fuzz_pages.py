@@ -1,10 +1,12 @@
 """A bounded fuzz of the dashboard, as ``tests/emailapi/test_fuzz_openapi.py`` is of the API:
 signed in as the owner of a tenant with a real synced mailbox, a webhook, an OAuth2 app, a
-token, a team member and an invitation, every page of ``accounts.web.urls`` gets hostile values
-in each path parameter, in each query parameter its links name, and in each field of each form
-it shows (POSTed, the other fields as the page filled them). Values are percent-encoded bytes:
-NUL, invalid UTF-8, a lone surrogate, bidi and escape characters, integers beyond any column,
-very long text.
+token, a team member and an invitation, every page of ``accounts.web.urls`` and every hosted
+connect page (``accounts.oauth2.urls``, asked with a genuine link) gets hostile values in each
+path parameter, in each query parameter its links name, and in each field of each form it shows
+(POSTed with the page's CSRF token, the other fields as the page filled them). Values are
+percent-encoded bytes: NUL, invalid UTF-8, a lone surrogate, bidi and escape characters,
+integers beyond any column, very long text. The requests go through ``emailapi.asgi.application``
+(``tests/asgi_calls.py``), as a browser's meet every layer of the web server.
 
 No answer may be a 5xx, and no view may raise: a page answers a bad value with its form's
 error, a 400 or a 404, and a value it accepts must be one the database can store (a NUL in a
