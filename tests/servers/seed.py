@@ -273,7 +273,7 @@ def _internal_date(raw: bytes) -> datetime | None:
         return None
     try:
         return email.utils.parsedate_to_datetime(match.group(1).decode("ascii", "replace"))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # a year of 400 digits
         return None
 
 
