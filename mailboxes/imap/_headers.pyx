@@ -443,8 +443,9 @@ cdef inline int _number(const unsigned char *s, Py_ssize_t i, Py_ssize_t count) 
 
 cdef object _aware(int day, int month, int year, int hour, int minute, int second,
                    unsigned char sign, int offset):
-    """``parse._aware`` from numbers: a month of 0 (no such name) is no date."""
-    if month == 0:
+    """``parse._aware`` from numbers: a month of 0 (no such name) is no date, nor a year an
+    offset could take out of a datetime's range (``parse._YEARS``)."""
+    if month == 0 or year < 2 or year > 9998:
         return None
     if offset >= 24 * 60:
         offset = 0

@@ -412,10 +412,18 @@ def _zone(minutes: int) -> timezone:
     return timezone.utc if minutes == 0 else timezone(timedelta(minutes=minutes))
 
 
+# A Date's year must leave room for its offset: in year 1 or 9999 an offset can put the instant
+# outside what a datetime holds (``Mon, 1 Jan 0001 00:00:00 +1400``), and converting it to UTC
+# (the API's timestamps, PostgreSQL's reads) raised OverflowError: the message's new-mail event
+# failed its folder's sync on every retry. No real mail is dated there (``_headers._aware``
+# keeps the same bound).
+_YEARS = range(2, 9999)
+
+
 def _aware(parts: Sequence[bytes], sign: bytes, hours: bytes, minutes: bytes) -> datetime | None:
     """A datetime from (day, month name, year, hour, minute, second) and a +hhmm offset."""
     month = _MONTHS.get(parts[1].lower())
-    if month is None:
+    if month is None or int(parts[2]) not in _YEARS:
         return None
     offset = int(hours) * 60 + int(minutes)
     if offset >= 24 * 60:
@@ -455,7 +463,11 @@ def _parse_date_slow(text: str) -> datetime | None:
             result = datetime.fromisoformat(text.strip())
         except ValueError:
             return None
+        if result.year not in _YEARS:
+            return None
         return result if result.tzinfo else result.replace(tzinfo=timezone.utc)
+    if parsed[0] not in _YEARS:
+        return None
     offset = parsed[9] or 0
     if abs(offset) >= 86400:
         offset = 0
