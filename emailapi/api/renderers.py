@@ -7,8 +7,10 @@ times (DRF writes UTC as ``Z``), dataclasses, and any type orjson does not know 
 lazy translations, sets...). Whatever it refuses outright (an integer beyond 64 bits, a key
 that is not a string) is rendered by DRF itself, as is an indented answer (``Accept:
 application/json; indent=4``), so every answer keeps DRF's shape: compact separators, UTF-8
-rather than ``\\u`` escapes, U+2028/U+2029 escaped. One difference, in what was a failure:
-a float NaN or infinity (DRF's strict JSON refuses it, a 500) is written as null.
+rather than ``\\u`` escapes, U+2028/U+2029 escaped. Two differences, in what were failures:
+a float NaN or infinity (DRF's strict JSON refuses it, a 500) is written as null, and a lone
+surrogate, which UTF-8 cannot encode (a sender's ``=?utf-7?q?+2AA-?=`` decodes to one; DRF's
+bytes failed, a 500), is written as U+FFFD (``emailapi.lib.storable``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import orjson
 from rest_framework.renderers import JSONRenderer
 from rest_framework.utils import encoders
+
+from emailapi.lib.storable import storable
 
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _LINE_SEPARATORS = ("\u2028".encode(), "\u2029".encode())
@@ -30,7 +34,10 @@ class FastJSONRenderer(JSONRenderer):
         try:
             body = orjson.dumps(data, default=_default, option=_OPTIONS)
         except orjson.JSONEncodeError:
-            return super().render(data, accepted_media_type, renderer_context)
+            try:
+                return super().render(data, accepted_media_type, renderer_context)
+            except UnicodeEncodeError:  # a lone surrogate: see the module's docstring
+                return super().render(storable(data), accepted_media_type, renderer_context)
         if _LINE_SEPARATORS[0] in body or _LINE_SEPARATORS[1] in body:
             body = body.replace(_LINE_SEPARATORS[0], b"\\u2028").replace(
                 _LINE_SEPARATORS[1], b"\\u2029")

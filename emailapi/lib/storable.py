@@ -36,18 +36,20 @@ def unstorable(value: Any) -> bool:
         return storable_text(value) is not value
     if isinstance(value, dict):
         return any(unstorable(key) or unstorable(item) for key, item in value.items())
-    if type(value) in (list, tuple):
+    if isinstance(value, list) or type(value) is tuple:
         return any(unstorable(item) for item in value)
     return False
 
 
 def storable(value: Any) -> Any:
-    """``value`` with ``storable_text`` applied to every str in it, its lists, tuples and
-    dicts rebuilt as such; other values as they are."""
+    """``value`` with ``storable_text`` applied to every str in it, its lists (of any kind),
+    tuples and dicts rebuilt as plain ones; other values as they are."""
     if isinstance(value, str):
         return storable_text(value)
     if isinstance(value, dict):
         return {storable(key): storable(item) for key, item in value.items()}
-    if type(value) in (list, tuple):
-        return type(value)(storable(item) for item in value)
+    if isinstance(value, list):  # DRF's ReturnList too, as a plain list
+        return [storable(item) for item in value]
+    if type(value) is tuple:
+        return tuple(storable(item) for item in value)
     return value

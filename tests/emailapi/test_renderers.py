@@ -42,3 +42,11 @@ def test_indented_answers_and_empty_bodies_are_drf_s():
     media = "application/json; indent=4"
     assert FastJSONRenderer().render(data, media) == JSONRenderer().render(data, media)
     assert FastJSONRenderer().render(None) == b""
+
+
+def test_a_lone_surrogate_is_written_as_a_replacement_character():
+    """A sender's ``=?utf-7?q?+2AA-?=`` decodes to half a surrogate pair, which UTF-8 cannot
+    encode: orjson refuses it and DRF's bytes failed (a 500 for the message's detail)."""
+    data = ReturnDict({"subject": "a\ud800b", "to": [{"name": "\udfff"}], "ok": "ü"}, serializer=None)
+    body = FastJSONRenderer().render(data)
+    assert body.decode() == '{"subject":"a\ufffdb","to":[{"name":"\ufffd"}],"ok":"ü"}'

@@ -30,10 +30,17 @@ def _raw(name: str) -> bytes:
             ).encode()
 
 
+# UTF-7 of half a surrogate pair, in the Subject and in the text: Python decodes it to a lone
+# surrogate, which UTF-8 cannot encode.
+HALF_PAIR = (b"From: ann@example.test\r\nTo: bob@example.test\r\nSubject: =?utf-7?q?x+2AA-y?=\r\n"
+             b"Message-ID: <half@example.test>\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n"
+             b"Content-Type: text/plain; charset=utf-7\r\n\r\nhi +2AA- there\r\n")
+
+
 @pytest.fixture
 def inbox_messages():
     return {"before": seed.make_message(subject="Before"), "nul": _raw("history"),
-            "after": seed.make_message(subject="After")}
+            "after": seed.make_message(subject="After"), "half": HALF_PAIR}
 
 
 def test_a_nul_in_history_is_stored_as_a_replacement_and_the_rest_indexed(synced):
@@ -57,6 +64,18 @@ def test_new_mail_with_a_nul_is_announced_and_so_is_the_mail_after_it(synced, ma
     assert announced[uids[0]]["subject"] == "fresh\ufffdhere"
     assert announced[uids[0]]["from"]["name"] == "Mal\ufffdlory"
     assert announced[uids[1]]["subject"] == "Next"
+
+
+def test_half_a_surrogate_pair_reads_as_a_replacement(synced):
+    """The index stores U+FFFD for it; the detail's text and headers, decoded from the server
+    at each read, hold the lone surrogate itself, and the API's JSON writes it as U+FFFD (it
+    was a 500: no UTF-8 for it)."""
+    listed = {m["uid"]: m for m in synced.listing()}
+    message = listed[synced.uid_of["half"]]
+    assert message["subject"] == "x\ufffdy"
+    response = synced.client.get(f"/v1/account/box/message/{message['id']}?textType=*")
+    assert response.status_code == 200
+    assert response.json()["text"]["plain"].startswith("hi \ufffd there")
 
 
 @pytest.mark.parametrize(("text", "stored"), [
