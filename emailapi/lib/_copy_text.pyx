@@ -9,7 +9,7 @@ JSON column, then psycopg adapting each value by its type. Here one pass writes 
 
 What is not plain is left to the caller (``None``): a value of another type than None, str,
 bool, int, datetime (and, in a JSON column, list, tuple, dict with str keys), a str with a NUL
-or a lone surrogate. The caller then adapts that row with psycopg, so what PostgreSQL receives
+or a lone surrogate, in a text column or in JSON. The caller then adapts that row with psycopg, so what PostgreSQL receives
 (or refuses) is the same. ``tests/emailapi/test_copy_text.py`` holds the two to the same bytes.
 Built by ``make``. ``_copy_text.pxd`` lends the buffer and the value writers to other compiled
 modules (the message index's row writer).
@@ -157,7 +157,9 @@ cdef const char *_HEX = b"0123456789abcdef"
 cdef int _json_string(Buffer *out, str value) except -1:
     """A JSON string as orjson writes it (``\\"``, ``\\\\``, short escapes for BS, TAB, LF, FF
     and CR, ``\\u00xx`` for the other control characters, the rest as UTF-8), every backslash
-    doubled for COPY."""
+    doubled for COPY. A NUL is left to the caller, as in a text column: jsonb refuses its
+    ``\\u0000``, and a sender's NUL in a name failed a whole COPY (the index stores it as
+    U+FFFD, ``emailapi.lib.storable``)."""
     cdef Py_ssize_t size, i, start = 0
     cdef const unsigned char *data = <const unsigned char *>_utf8(value, &size)
     cdef unsigned char c
@@ -166,6 +168,8 @@ cdef int _json_string(Buffer *out, str value) except -1:
         c = data[i]
         if c >= 32 and c != 34 and c != 92:
             continue
+        if c == 0:
+            raise _Unsupported()
         _put(out, <const char *>data + start, i - start)
         start = i + 1
         _put(out, b"\\\\", 2)

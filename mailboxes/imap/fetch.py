@@ -157,9 +157,7 @@ def search_uids(client: imapclient.IMAPClient, criteria: str = "ALL") -> list[in
 
         def on_search(texts: list[bytes], literals: list[bytes]) -> None:
             if texts[0][:9].upper() == b"* SEARCH ":
-                words = texts[0][9:].split()
-                _check_room(len(words), MAX_UIDS - len(uids))
-                uids.extend(int(n) for n in words if n.isdigit())
+                uids.extend(search_line_uids(texts[0], MAX_UIDS - len(uids)))
             elif texts[0].upper() != b"* SEARCH":
                 _stash(imap, texts, literals)
 
@@ -293,6 +291,13 @@ def _expanded(text: bytes, room: int) -> list[int]:
             count += abs(int(high) - int(low)) + 1
     _check_room(count, room)
     return parse.expand_sequence_set(text)
+
+
+def search_line_uids(line: bytes, room: int) -> list[int]:
+    """UIDs of a plain ``* SEARCH 3 7 9`` line, at most *room* of them (else an abort)."""
+    words = line[9:].split()
+    _check_room(len(words), room)
+    return [int(n) for n in words if n.isdigit()]
 
 
 def _check_room(count: int, room: int) -> None:

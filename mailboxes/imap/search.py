@@ -671,9 +671,7 @@ def uid_search(
             uids.extend(fetch._esearch_uids(b" ".join(texts), literals, tag,
                                             fetch.MAX_UIDS - len(uids)))
         elif not esearch and head[:9] == b"* SEARCH ":
-            words = texts[0][9:].split()
-            fetch._check_room(len(words), fetch.MAX_UIDS - len(uids))
-            uids.extend(int(n) for n in words if n.isdigit())
+            uids.extend(fetch.search_line_uids(texts[0], fetch.MAX_UIDS - len(uids)))
         elif texts[0].upper() != b"* SEARCH":
             fetch._stash(imap, texts, literals)
 

@@ -46,23 +46,7 @@ def _load():
         from mailboxes.sync import _row_lines
     except ImportError:
         return _no_plan, _no_line
-    compiled_line = _row_lines.line
-
-    def line(*args) -> bytes | None:
-        written = compiled_line(*args)
-        # The shared JSON writer escapes a NUL as psycopg would (``\u0000``, its backslash
-        # doubled for COPY), but jsonb refuses it: a sender's ``=?utf-8?q?a=00?=`` in a Reply-To
-        # or To name (and nowhere in a text column, which declines NUL) failed the COPY of its
-        # whole history batch on every retry. Such a row goes to the reference, which stores
-        # U+FFFD (``storable``); a literal backslash-u0000 in a value only costs that detour.
-        if written is not None and _JSON_NUL in written:
-            return None
-        return written
-
-    return _row_lines.plan, line
-
-
-_JSON_NUL = b"\\\\u0000"
+    return _row_lines.plan, _row_lines.line
 
 
 plan, line = _load()

@@ -87,7 +87,8 @@ def test_lines_carry_the_ids_they_are_given():
 
 
 @pytest.mark.parametrize("change", [
-    {"subject": "a\x00b"}, {"subject": "\ud800"}, {"to": (Address("a", "a@x"),)},
+    {"subject": "a\x00b"}, {"subject": "\ud800"}, {"to": [Address("a\x00b", "a@x")]},
+    {"to": (Address("a", "a@x"),)},
     {"to": [Address("\ud800", "a@x")]}, {"attachments": [Part("2", "image/png", 1.5)]},
     {"references": ["<a@x>", 7.5]}, {"size": 1.5}, {"flags": frozenset({"\\Seen"})},
 ])
