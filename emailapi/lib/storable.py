@@ -21,6 +21,13 @@ def storable_text(text: str) -> str:
     the common case costs a scan for NUL and, for non-ASCII text, an encode)."""
     if "\x00" in text:
         text = text.replace("\x00", REPLACEMENT)
+    return whole_characters(text)
+
+
+def whole_characters(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD (itself when it has none). UTF-7
+    decodes ``+2AA-`` to one, which no UTF-8 writer takes: not the database, not a JSON or
+    HTML encoder, not the email package composing a reply that quotes it."""
     if not text.isascii():
         try:
             text.encode("utf-8")

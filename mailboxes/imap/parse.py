@@ -33,6 +33,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from emailapi.lib.storable import whole_characters
+
 from .types import Address, FlagChange, MessageMeta, Part
 
 __all__ = [
@@ -272,6 +274,14 @@ def decode_bytes(data: bytes) -> str:
         return data.decode("latin-1")
 
 
+# Codecs that are not charsets (or never decode anything) although Python calls them text
+# codecs, by the names ``codecs.lookup`` gives them: a sender's ``=?unicode_escape?q?=5Cx00?=``
+# or ``charset=unicode_escape`` must not run Python's escape decoder on mail.
+NOT_CHARSETS = frozenset({
+    "undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape", "mbcs", "oem",
+})
+
+
 @lru_cache(maxsize=512)
 def _codec(charset: str) -> str | None:
     name = charset.strip().strip("\"'").lower()
@@ -282,23 +292,26 @@ def _codec(charset: str) -> str | None:
         info = codecs.lookup(name)
     except (LookupError, ValueError, TypeError):
         return None
-    return info.name if getattr(info, "_is_text_encoding", True) else None
+    if not getattr(info, "_is_text_encoding", True) or info.name in NOT_CHARSETS:
+        return None
+    return info.name
 
 
 def decode_charset(data: bytes, charset: str | bytes | None) -> str:
-    """Decode *data* in a declared *charset*, tolerating unknown labels and mislabelled bytes."""
+    """Decode *data* in a declared *charset*, tolerating unknown labels and mislabelled bytes
+    (and never answering a lone surrogate: ``storable.whole_characters``)."""
     if isinstance(charset, bytes):
         charset = charset.decode("ascii", "replace")
     codec = _codec(charset) if charset else None
     if codec is None:
         return decode_bytes(data)
     try:
-        return data.decode(codec)
+        return whole_characters(data.decode(codec))
     except UnicodeDecodeError:
         if codec != "utf-8":  # mislabelled UTF-8 is usually Latin-1: sniff instead
             try:
-                return data.decode(codec, "replace")
-            except UnicodeError:  # idna, punycode: no "replace" handler
+                return whole_characters(data.decode(codec, "replace"))
+            except UnicodeError:
                 pass
     except UnicodeError:
         pass

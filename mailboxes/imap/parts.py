@@ -38,6 +38,8 @@ from typing import Any
 
 import imapclient
 
+from emailapi.lib.storable import whole_characters
+
 from . import fetch, parse, underlying
 from .types import Part
 
@@ -455,10 +457,6 @@ _CHARSET_ALIASES = {
     "ansi_x3.4-1968": "utf-8",
     **parse.MAIL_CHARSET_ALIASES,
 }
-# Codecs that are not charsets (or never decode anything) although Python calls them text codecs.
-_NOT_CHARSETS = frozenset({
-    "undefined", "idna", "punycode", "unicode_escape", "raw_unicode_escape", "mbcs", "oem",
-})
 # Tried in order when strict decoding in the declared codec fails, before replacing errors.
 _FALLBACKS = {
     "iso2022_jp": ("iso2022_jp_ext", "iso2022_jp_2", "iso2022_jp_3"),
@@ -477,7 +475,7 @@ def charset_codec(charset: str | None) -> str:
         info = codecs.lookup(name)
     except (LookupError, ValueError, TypeError):
         return "utf-8"
-    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+    if not getattr(info, "_is_text_encoding", True) or info.name in parse.NOT_CHARSETS:
         return "utf-8"  # "base64", "zlib", "rot13", ... are codecs but not charsets
     return info.name
 
@@ -486,19 +484,20 @@ def decode_text(data: bytes, charset: str | None, final: bool = True) -> str:
     """Decode body text in its declared *charset*; never raises.
 
     Bytes invalid in the charset become U+FFFD (after trying close relatives, e.g. ISO-2022-JP
-    with Microsoft's extensions). ``final=False`` means *data* was cut short: a multi-byte
-    character split at the end is dropped instead of replaced.
+    with Microsoft's extensions), as does a lone surrogate a charset decoded to (UTF-7's
+    ``+2AA-``: ``storable.whole_characters``). ``final=False`` means *data* was cut short: a
+    multi-byte character split at the end is dropped instead of replaced.
     """
     codec = charset_codec(charset)
     for name in (codec, *_FALLBACKS.get(codec, ())):
         try:
-            return codecs.getincrementaldecoder(name)("strict").decode(data, final)
+            return whole_characters(codecs.getincrementaldecoder(name)("strict").decode(data, final))
         except UnicodeError:
             continue
         except Exception:  # noqa: BLE001 - a broken codec must not break reading
             break
     try:
-        return codecs.getincrementaldecoder(codec)("replace").decode(data, final)
+        return whole_characters(codecs.getincrementaldecoder(codec)("replace").decode(data, final))
     except Exception:  # noqa: BLE001
         return data.decode("utf-8", "replace")
 

@@ -138,7 +138,7 @@ def test_same_text_on_random_bytes():
 def test_a_decoder_older_than_its_source_is_not_loaded(tmp_path):
     """The IMAP package copied with its compiled modules and ``_headers.pyx`` then edited: the
     Python decoder runs (with a warning), and decodes the same."""
-    copy_tree(tmp_path, "mailboxes/imap", "emailapi/lib/native.py")
+    copy_tree(tmp_path, "mailboxes/imap", "emailapi/lib/native.py", "emailapi/lib/storable.py")
     package = tmp_path / "mailboxes" / "imap"
     code = ("import warnings; warnings.simplefilter('always')\n"
             "from mailboxes.imap import parse\n"

@@ -112,7 +112,7 @@ def test_without_the_compiled_module_the_reference_is_used():
 def test_a_compiled_module_older_than_its_source_is_not_loaded(tmp_path, edited):
     """The IMAP package copied with its compiled modules, one source then edited: the Python
     code runs (with a warning), and parses the same."""
-    copy_tree(tmp_path, "mailboxes/imap", "emailapi/lib/native.py")
+    copy_tree(tmp_path, "mailboxes/imap", "emailapi/lib/native.py", "emailapi/lib/storable.py")
     package = tmp_path / "mailboxes" / "imap"
     code = ("import warnings; warnings.simplefilter('always')\n"
             "from mailboxes.imap import parse\n"

@@ -16,7 +16,7 @@ from email.policy import SMTP
 
 import pytest
 
-from mailboxes.imap import parts
+from mailboxes.imap import parse, parts
 from tests.servers import seed
 
 
@@ -189,11 +189,25 @@ def test_it_reads_iso_8859_1_as_windows_1252_and_keeps_c1_bytes():
 
 
 @pytest.mark.parametrize("charset", [None, "", "x-unknown", "unknown-8bit", "no-such-charset",
-                                     "base64", "zlib", "rot13", "idna", "undefined", "utf-8\x00"])
+                                     "base64", "zlib", "rot13", "idna", "undefined", "utf-8\x00",
+                                     "unicode_escape", "raw_unicode_escape", "punycode"])
 def test_it_falls_back_to_utf8_for_missing_and_unknown_charsets(charset):
     assert parts.charset_codec(charset) == "utf-8"
     assert parts.decode_text("Grüße".encode(), charset) == "Grüße"
     assert parts.decode_text(b"caf\xe9 \x80", charset) == "caf\ufffd \ufffd"
+
+
+def test_a_charset_that_decodes_to_a_lone_surrogate_gives_a_replacement_character():
+    # UTF-7 decodes "+2AA-" to U+D800 alone, which nothing downstream can encode as UTF-8.
+    assert parts.decode_text(b"a+2AA-b +ZeVnLIqe-", "utf-7") == "a\ufffdb 日本語"
+    assert parts.decode_text(b"a+2AA-b", "utf-7", final=False) == "a\ufffdb"
+    assert parse.decode_header(b"=?utf-7?q?+2AA-?= =?utf-7?q?+ZeVnLIqe-?=") == "\ufffd日本語"
+
+
+def test_an_escape_codec_is_not_run_on_a_header():
+    # Python's unicode_escape would turn a sender's text "\x00" into a NUL.
+    assert parse.decode_header(b"=?unicode_escape?q?a=5Cx00b?=") == "a\\x00b"
+    assert parse.decode_header(b"=?raw_unicode_escape?q?=5Cud800?=") == "\\ud800"
 
 
 def test_it_reads_us_ascii_labels_as_utf8():
