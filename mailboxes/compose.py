@@ -77,6 +77,7 @@ RESERVED_HEADERS = {
 FORWARD_SOURCE_LIMIT = 25 * 1024 * 1024  # an original larger than this is not attached
 _HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 ftext: printable ASCII but ':'
 _BARE_LF = re.compile(rb"(?<!\r)\n")
+_THREADABLE = re.compile(r"<[!-;=?-~]+>")
 _REPLY_PREFIX = re.compile(r"^\s*(re|aw|sv|antw)\s*:", re.IGNORECASE)
 _FORWARD_PREFIX = re.compile(r"^\s*(fwd?|wg|tr)\s*:", re.IGNORECASE)
 
@@ -182,13 +183,13 @@ def _from_fields(account: EmailAccount, fields: dict, original: Original | None,
     message["Date"] = email.utils.format_datetime(datetime.now(timezone.utc))
     message_id = message_id_header(fields.get("messageId"), sender["address"])
     message["Message-ID"] = message_id
-    if original and original.target.message_id:
+    if original and _threadable(original.target.message_id):
         # A reply answers the original (In-Reply-To); a reply and a forward both continue
         # its thread (References), as EmailEngine does.
         if action in ("reply", "replyAll"):
             message["In-Reply-To"] = original.target.message_id
-        message["References"] = " ".join(
-            list(dict.fromkeys([*original.references[-20:], original.target.message_id])))
+        message["References"] = " ".join(list(dict.fromkeys(
+            [*filter(_threadable, original.references[-20:]), original.target.message_id])))
     _extra_headers(message, fields.get("headers") or {})
 
     text, html = fields.get("text"), fields.get("html")
@@ -214,11 +215,27 @@ def _from_fields(account: EmailAccount, fields: dict, original: Original | None,
                     subject=subject)
 
 
+def _threadable(message_id: str | None) -> bool:
+    """Whether a Message-ID of the original can go into a reply's In-Reply-To or References:
+    ``<...>`` of printable ASCII. A sender's may be anything (control characters, non-ASCII,
+    no brackets), which the email package cannot fold into a header (a 500 on the reply)."""
+    return bool(message_id) and _THREADABLE.fullmatch(message_id) is not None
+
+
 def has_line_break(text: str) -> bool:
     """Whether ``text`` holds NUL or anything the email package takes for a line break: CR
     and LF, but also U+2028, U+0085, form feed... (``str.splitlines``), which it refuses in a
     header value as it does CR/LF."""
     return "\0" in text or len(f"x{text}x".splitlines()) > 1
+
+
+def one_line(text: str) -> str:
+    """``text`` with NUL and each line break ``has_line_break`` finds turned into a space: a
+    sender's Subject or display name (``=?utf-8?q?a=0D=0Ab?=`` decodes to a CR LF), carried
+    into a reply's headers, where the email package refuses them."""
+    if not has_line_break(text):
+        return text
+    return " ".join(f"x{text.replace(chr(0), ' ')}x".splitlines())[1:-1]
 
 
 def _address(field_name: str, value: dict) -> Address:
@@ -374,31 +391,43 @@ def _attach_message(message: EmailMessage, raw: bytes, filename: str | None) -> 
     empty body is made first so the attachment is not mistaken for the message itself.
 
     An ASCII message goes as it came, byte for byte but its line ends made CRLF (7bit; nothing
-    to parse, and signatures over it stay valid). One with 8-bit data is parsed and written
-    again 7-bit clean (its 8-bit parts re-encoded), as the output must be, when that is
-    bounded (``parts.email_package_bounded``); else it goes base64 as application/octet-stream
-    (message/rfc822 may not be base64, RFC 2046 5.2.1)."""
+    to parse, and signatures over it stay valid). One with 8-bit data goes written again 7-bit
+    clean (``_seven_bit``), as the output must be, when that can be done; else it goes base64
+    as application/octet-stream (message/rfc822 may not be base64, RFC 2046 5.2.1)."""
     if not message.get_content_type() or message.get_payload() is None:
         message.set_content("")
-    if raw.isascii():
-        part = EmailMessage(policy=POLICY)
-        part["Content-Type"] = "message/rfc822"
-        part["Content-Transfer-Encoding"] = "7bit"
-        if filename:
-            part.add_header("Content-Disposition", "attachment", filename=filename)
-        else:
-            part["Content-Disposition"] = "attachment"
-        # Written as it is (the payload is not a Message), so its line ends are the wire's here.
-        part.set_payload(_LINE_END.sub(b"\r\n", raw).decode("ascii"))
-        if message.get_content_type() != "multipart/mixed":
-            message.make_mixed()
-        message.attach(part)
-    elif parts.email_package_bounded(raw):
-        message.add_attachment(BytesParser(policy=POLICY).parsebytes(raw),
-                               filename=filename or None)
-    else:
+    seven_bit = raw if raw.isascii() else _seven_bit(raw)
+    if seven_bit is None:
         message.add_attachment(raw, "application", "octet-stream",
                                filename=filename or "message.eml")
+        return
+    part = EmailMessage(policy=POLICY)
+    part["Content-Type"] = "message/rfc822"
+    part["Content-Transfer-Encoding"] = "7bit"
+    if filename:
+        part.add_header("Content-Disposition", "attachment", filename=filename)
+    else:
+        part["Content-Disposition"] = "attachment"
+    # Written as it is (the payload is not a Message), so its line ends are the wire's here.
+    part.set_payload(_LINE_END.sub(b"\r\n", seven_bit).decode("ascii"))
+    if message.get_content_type() != "multipart/mixed":
+        message.make_mixed()
+    message.attach(part)
+
+
+def _seven_bit(raw: bytes) -> bytes | None:
+    """An 8-bit message parsed and written again 7-bit clean (its 8-bit parts re-encoded), or
+    None when the email package cannot: parsing it is unbounded (``parts.
+    email_package_bounded``), or writing fails on what a sender put in it (a text part that
+    decodes to a character its own charset cannot encode again, say: ISO-2022-JP and the
+    U+FFFD its bad bytes became), which would otherwise fail the whole forward."""
+    if not parts.email_package_bounded(raw):
+        return None
+    try:
+        written = BytesParser(policy=POLICY).parsebytes(raw).as_bytes(policy=POLICY)
+    except Exception:  # noqa: BLE001 - any fault of the email package on a stranger's message
+        return None
+    return written if written.isascii() else None
 
 
 def _eml_name(subject: str) -> str:
@@ -410,8 +439,9 @@ def _eml_name(subject: str) -> str:
 
 
 def reply_subject(subject: str, action: str | None) -> str:
-    """``Re: subject`` for a reply, ``Fwd: subject`` for a forward; no second prefix."""
-    subject = subject or ""
+    """``Re: subject`` for a reply, ``Fwd: subject`` for a forward; no second prefix; on one
+    line."""
+    subject = one_line(subject or "")
     if action == "forward":
         return subject if _FORWARD_PREFIX.match(subject) else f"Fwd: {subject}".rstrip()
     return subject if _REPLY_PREFIX.match(subject) else f"Re: {subject}".rstrip()
@@ -431,17 +461,23 @@ def reply_recipients(original: Original, action: str,
         to = [sender] if sender.get("address") else []
     cc: list[dict] = []
     if action == "replyAll":
-        taken = {a["address"].lower() for a in to} | own
+        taken = {(a.get("address") or "").lower() for a in to} | own
         for address in [*original.to, *original.cc]:
             key = (address.get("address") or "").lower()
             if key and key not in taken:
                 taken.add(key)
                 cc.append(address)
-    return [_plain(a) for a in to if a.get("address")], [_plain(a) for a in cc]
+    return ([_plain(a) for a in to if _usable(a)], [_plain(a) for a in cc if _usable(a)])
+
+
+def _usable(address: dict) -> bool:
+    """Whether a recipient of the original can be one of the reply: an address no header can
+    carry (a sender's control character in it) is left out, not a 400 the caller cannot mend."""
+    return bool(address.get("address")) and not has_line_break(address["address"])
 
 
 def _plain(address: dict) -> dict:
-    return {"name": address.get("name") or "", "address": address["address"]}
+    return {"name": one_line(address.get("name") or ""), "address": address["address"]}
 
 
 def _who(address: dict | None) -> str:

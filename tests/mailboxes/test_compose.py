@@ -35,9 +35,9 @@ def text_of(part) -> str:
     return part.get_content().replace("\r\n", "\n")
 
 
-def original(action: str, **extra) -> compose.Original:
+def original(action: str, message_id: str = "<orig@example.com>", **extra) -> compose.Original:
     target = compose.ReferenceTarget(message="MSGID", action=action, folder_id=1,
-                                     path="INBOX", uid=7, message_id="<orig@example.com>")
+                                     path="INBOX", uid=7, message_id=message_id)
     values = dict(subject="Lunch?", from_={"name": "Ann", "address": "ann@example.com"},
                   to=[{"name": "Me", "address": "me@example.com"},
                       {"name": "Carl", "address": "carl@example.com"}],
@@ -221,6 +221,34 @@ def test_reply_all_copies_the_other_recipients_without_ourselves():
         ["carl@example.com", "dora@example.com"]
 
 
+def test_a_reply_carries_a_senders_line_breaks_and_odd_ids_as_no_header_can():
+    # A sender's =?utf-8?q?a=0D=0Ab?= decodes to a CR LF; a Message-ID may be anything.
+    found = original("replyAll", subject="Lunch\r\nBcc: x@example.com\u2028now",
+                     message_id="\x01𝔘 not-an-id",
+                     from_={"name": "Ann\r\nX-Injected: 1", "address": "ann@example.com"},
+                     to=[{"name": "Bad", "address": "bad\x0b@example.com"},
+                         {"name": "Carl\x00", "address": "carl@example.com"}],
+                     references=["<root@example.com>", "<\xe9t\xe9@example.com>", "<a b@x>"])
+    message = parsed(compose.compose(ACCOUNT, {"reference": {"message": "M",
+                                                             "action": "replyAll"}},
+                                     load=loader(found)).raw)
+    assert message["Subject"] == "Re: Lunch Bcc: x@example.com now"
+    assert [(a.display_name, a.addr_spec) for a in message["To"].addresses] == \
+        [("Ann X-Injected: 1", "ann@example.com")]
+    assert [(a.display_name, a.addr_spec) for a in message["Cc"].addresses] == \
+        [("Carl", "carl@example.com"), ("", "dora@example.com")]
+    assert [name for name in ("Bcc", "X-Injected", "In-Reply-To", "References")
+            if name in message] == []
+
+
+def test_a_reply_keeps_the_threadable_references_of_a_threadable_original():
+    found = original("reply", references=["<root@example.com>", "<\xe9t\xe9@example.com>",
+                                          "no-brackets@example.com"])
+    message = parsed(compose.compose(ACCOUNT, {"reference": {"message": "M", "action": "reply"}},
+                                     load=loader(found)).raw)
+    assert message["References"].split() == ["<root@example.com>", "<orig@example.com>"]
+
+
 def test_given_recipients_and_subject_win_over_the_reference():
     message = parsed(compose.compose(ACCOUNT, {
         "reference": {"message": "M", "action": "reply"}, "subject": "Other",
@@ -335,6 +363,18 @@ def test_an_8bit_original_is_parsed_within_bounds_and_sent_as_bytes_beyond():
     assert attached.get_content_type() == "application/octet-stream"
     assert attached.get_filename() == "Lunch.eml"
     assert attached.get_payload(decode=True) == beyond
+
+
+def test_an_8bit_original_the_email_package_cannot_write_again_goes_as_bytes():
+    # Its ISO-2022-JP text holds bytes invalid there: they decode to U+FFFD, which ISO-2022-JP
+    # cannot encode again, so rewriting it 7-bit clean fails (it failed the whole forward).
+    source = (b"Subject: JP\r\nContent-Type: text/plain; charset=iso-2022-jp\r\n"
+              b"Content-Transfer-Encoding: 8bit\r\n\r\n\x1b$B$3\xff\x1b(B\r\n")
+    raw = _forwarded(source)
+    assert raw.isascii()
+    (attached,) = [p for p in parsed(raw).iter_attachments()]
+    assert attached.get_content_type() == "application/octet-stream"
+    assert attached.get_payload(decode=True) == source
 
 
 def test_an_attached_message_with_bare_line_feeds_goes_with_crlf():
