@@ -36,6 +36,7 @@ trees made of the pieces the walk turns on. Built by ``make``.
 from .types import Address, MessageMeta, Part
 
 cdef object _decode_header = None  # parse's functions for what is not done here (``bind``)
+cdef object _MIME_TOKEN = None  # parse's pattern of an RFC 2045 token
 cdef object _decode_bytes = None
 cdef object _join_rfc2231 = None
 cdef object _guess_type = None
@@ -57,13 +58,13 @@ cdef Py_ssize_t _MAX_DEPTH = 64
 def bind(*, decode_header, decode_bytes, join_rfc2231, guess_type, degenerate, uu_encodings,
          uu_generic_types, max_depth, header_fields, header_addresses, subject_for_humans,
          parse_date, parse_internaldate, normalize_message_id, message_id_list, labels,
-         parse_tokens):
+         parse_tokens, mime_token):
     """Take what ``parse`` owns (this module cannot import ``parse``, which imports it)."""
     global _decode_header, _decode_bytes, _join_rfc2231, _guess_type, _Degenerate
     global _UU_ENCODINGS, _UU_GENERIC_TYPES, _MAX_DEPTH, _header_fields
     global _parse_date, _parse_internaldate
     global _normalize_message_id, _message_id_list, _labels, _parse_tokens, _header_addresses
-    global _subject_for_humans
+    global _subject_for_humans, _MIME_TOKEN
     _decode_header, _decode_bytes, _join_rfc2231 = decode_header, decode_bytes, join_rfc2231
     _guess_type, _Degenerate = guess_type, degenerate
     _UU_ENCODINGS, _UU_GENERIC_TYPES = frozenset(uu_encodings), frozenset(uu_generic_types)
@@ -74,6 +75,7 @@ def bind(*, decode_header, decode_bytes, join_rfc2231, guess_type, degenerate, u
     _normalize_message_id, _message_id_list, _labels = (normalize_message_id, message_id_list,
                                                         labels)
     _parse_tokens = parse_tokens
+    _MIME_TOKEN = mime_token
 
 
 # -- a FETCH response's items ----------------------------------------------------------------
@@ -260,7 +262,9 @@ cdef object _lower(object value):
         return None
     lowered = _LOWERED.get(value)
     if lowered is None:
-        lowered = (<bytes>value).decode("ascii", "replace").lower()
+        if _MIME_TOKEN.fullmatch(value) is None:
+            return None
+        lowered = (<bytes>value).decode("ascii").lower()
         if len(_LOWERED) < _LOWERED_MAX and len(<bytes>value) <= 64:
             _LOWERED[value] = lowered
     return lowered

@@ -202,8 +202,12 @@ def as_int(value: Any) -> int | None:
 
 
 def _lower(value: Any) -> str | None:
-    if isinstance(value, bytes) and value:
-        return value.decode("ascii", "replace").lower()
+    """A BODYSTRUCTURE type, subtype, transfer encoding or disposition, lower-cased; ``None``
+    when it is missing or not an RFC 2045 token: a server's (or a sender's, through it) control
+    characters, spaces or a CR LF sent in a literal are no media type, and a type goes out as
+    a download's Content-Type header (which a CR LF would split, and Django refuses: a 500)."""
+    if isinstance(value, bytes) and value and _MIME_TOKEN.fullmatch(value):
+        return value.decode("ascii").lower()
     return None
 
 
@@ -225,6 +229,8 @@ _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 _NEWLINE = re.compile(rb"[\r\n]+")
 _ENCODED_WORD = re.compile(rb"=\?([^?\s]*)\?([QqBb])\?([^?]*)\?=")
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+# An RFC 2045 token: printable ASCII but space and tspecials.
+_MIME_TOKEN = re.compile(rb"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")
 
 # Labels mailers use that Python lacks or maps to a narrower table than mail really uses
 # (shared by header decoding here and body decoding in ``parts``).
@@ -1066,7 +1072,7 @@ else:
                subject_for_humans=subject_for_humans,
                parse_date=parse_date, parse_internaldate=parse_internaldate,
                normalize_message_id=normalize_message_id, message_id_list=message_id_list,
-               labels=_labels, parse_tokens=parse_tokens)
+               labels=_labels, parse_tokens=parse_tokens, mime_token=_MIME_TOKEN)
     parse_fetch = _meta.parse_fetch
     parse_bodystructure = _meta.parse_bodystructure
     message_meta = _meta.message_meta

@@ -141,15 +141,18 @@ def test_same_meta_on_the_corpus_as_dovecot_describes_it(mail_user, monkeypatch)
 
 TYPES = [b"text", b"TEXT", b"plain", b"html", b"HTML", b"calendar", b"image", b"png",
          b"application", b"octet-stream", b"message", b"rfc822", b"multipart", b"", None,
-         b"x-uuencode", b"mixed", b"related", b"alternative"]
+         b"x-uuencode", b"mixed", b"related", b"alternative", b"text\r\nX: y", b"pl ain",
+         b"\x1b[31m", b"html\x7f", b"\xff", b"a/b", b"x;y"]
 KEYS = [b"charset", b"CHARSET", b"name", b"name*", b"name*0", b"name*1*", b"name*0*",
         b"filename", b"filename*", b"filename*0*", b"filename*1", b"method", b"boundary",
         b"boundary*", b"format", b"x*y", b"name*\xb2"]
 VALUES = [b"utf-8", b"UTF-8", b"iso-8859-1", b"REQUEST", b" cancel ", b"a.pdf", b"tool.zip",
           b"utf-8''d%C3%A9j%C3%A0.bin", b"iso-8859-1'fr'caf%E9", b"%", b"=?utf-8?q?R=C3=A9?=",
           b"\xe9t\xe9", b"", b"b0"]
-DISPOSITIONS = [None, b"attachment", b"INLINE", b"inline", b"", [], [b"attachment"]]
-ENCODINGS = [b"7bit", b"base64", b"QUOTED-PRINTABLE", b"x-uuencode", b"uue", None, b""]
+DISPOSITIONS = [None, b"attachment", b"INLINE", b"inline", b"", [], [b"attachment"],
+                b"attach\r\nment"]
+ENCODINGS = [b"7bit", b"base64", b"QUOTED-PRINTABLE", b"x-uuencode", b"uue", None, b"",
+             b"base64\r\n", b"\x01"]
 IDS = [None, b"<c@d>", b"  <x@y>  ", b"plain", b"<>", [b"x"]]
 NUMBERS = [b"0", b"12", b"123456", None, b"x", [b"7"]]
 

@@ -212,6 +212,23 @@ def test_multipart_mixed_bodystructure():
     ]
 
 
+@pytest.mark.parametrize("parse_bodystructure", [parse.parse_bodystructure,
+                                                 parse.python_parse_bodystructure])
+def test_a_type_that_is_no_rfc_2045_token_is_not_taken(parse_bodystructure):
+    # A literal may carry anything, CR LF too; a type goes out as a download's Content-Type.
+    structure = [
+        [b"text\r\nX-Evil: 1", b"plain", None, None, None, b"7bit", b"1", b"1"],
+        [b"image", b"png\x1b[31m", None, None, None, b"base64", b"5", None,
+         [b"attach\x01ment", None], None, None],
+        [b"Application", b"PDF", None, None, None, b"base64", b"9", None, [b"Attachment", None],
+         None, None],
+        b"mixed"]
+    attachments, texts = parse_bodystructure(structure)
+    assert [(p.part, p.content_type) for p in texts + attachments] == [
+        ("1", "application/plain"), ("2", "image/octet-stream"), ("3", "application/pdf")]
+    assert [p.disposition for p in attachments] == [None, None, "attachment"]
+
+
 def test_single_part_attachment_and_nested_numbering():
     single = b'("application" "pdf" ("name" "a.pdf") NIL NIL "base64" 10 NIL ("attachment" NIL) NIL NIL)'
     attachments, texts = parse.parse_bodystructure(parse.parse_tokens(single)[0])
