@@ -27,7 +27,7 @@ from accounts.models import EmailAccount
 from accounts.oauth2.refresh import TokenError
 from emailapi.lib.wording import describe
 from mailboxes import connection_settings
-from mailboxes.errors import MailboxUnavailable
+from mailboxes.errors import MailboxUnavailable, ServerRefused
 from mailboxes.imap import client as imap
 from mailboxes.imap import underlying
 from mailboxes.imap.session import ImapSession
@@ -68,10 +68,10 @@ class CommandPool:
             pooled = self._take_alive(pool, account) or self._open(account, timeout)
             try:
                 yield pooled.session
-            except (OSError, imapclient.exceptions.IMAPClientError, imap.ImapError):
+            except (OSError, imapclient.exceptions.IMAPClientError, imap.ImapError) as exc:
                 _close(pooled)
                 pooled = None
-                raise
+                raise server_failure(account, exc) from None
             except BaseException:
                 # The caller's own error (a 404, say) left the connection in a known state
                 # only if no command was interrupted; a closed connection is the safe answer.
@@ -177,6 +177,19 @@ class CommandPool:
             _close_client(client)
             raise MailboxUnavailable(account, describe(exc), "ConnectionError") from None
         return _Pooled(session, account.config_version)
+
+
+def server_failure(account: EmailAccount, exc: BaseException) -> MailboxUnavailable | ServerRefused:
+    """What a request is told when the server failed it mid-command (the services answer the
+    refusals they expect inside the block themselves): a tagged NO or BAD, or an answer that
+    cannot be read, is the server's failure (502 ``ServerRefused``); a connection lost, a
+    timeout or an answer past its bounds means the server cannot be used now (503
+    ``MailboxUnavailable``). Either in words, never the 500 of an unhandled exception."""
+    unreadable = isinstance(exc, imapclient.exceptions.ProtocolError)
+    if unreadable or (isinstance(exc, imapclient.exceptions.IMAPClientError)
+                      and not isinstance(exc, imapclient.exceptions.IMAPClientAbortError)):
+        return ServerRefused(f"The mail server failed the request: {describe(exc)}")
+    return MailboxUnavailable(account, describe(exc), "ConnectionError")
 
 
 def _healthy(pooled: _Pooled) -> bool:
