@@ -34,7 +34,9 @@ def test_a_spinning_thread_is_runnable_and_a_sleeping_one_is_not():
     runnable, alone = threads[spinner[0]]
     # A busy machine may keep the spinner off a core now and then; it is still runnable then.
     assert runnable >= 0.9 * states["samples"]
-    assert alone == runnable  # no other kind was counted
+    # Alone nearly always: the sleeper may be runnable for a sample as it wakes (its print
+    # and flush just before the sampling began, say); one such sample failed a run.
+    assert runnable - alone <= 0.02 * states["samples"]
     assert threads.get(sleeper, [0, 0])[0] <= 0.1 * states["samples"]
     assert states["combos"].get("ours", 0) >= 0.9 * states["samples"]
 
