@@ -30,7 +30,7 @@ from emailapi.asgi_context import fresh_context  # noqa: E402
 from emailapi.lib import dbpool  # noqa: E402
 from webhooks.api.stream_asgi import StreamASGIHandler, streamed  # noqa: E402
 from webhooks.api.stream_socket import websocket_urlpatterns  # noqa: E402
-from webhooks.stream.backlog import expose_send  # noqa: E402
+from webhooks.stream.backlog import expose_send, paced_bodies  # noqa: E402
 
 dbpool.use_web_wait()
 watchdog.start()
@@ -39,7 +39,9 @@ API_PREFIX = "/v1/"
 api = ApiASGIHandler(max_body_size=settings.EMAILAPI_MAX_BODY_SIZE)
 # expose_send: the live stream watches how much a client has not read (stream/backlog.py).
 streams = expose_send(body_limit(StreamASGIHandler(), settings.EMAILAPI_MAX_BODY_SIZE))
-site = body_limit(django_asgi_app, settings.EMAILAPI_MAX_BODY_SIZE)
+# paced_bodies: a dashboard download goes at its client's pace, as the API's do (its handler).
+site = paced_bodies(body_limit(django_asgi_app, settings.EMAILAPI_MAX_BODY_SIZE),
+                    settings.DOWNLOAD_CLIENT_BUFFER, settings.DOWNLOAD_STALL_SECONDS)
 websocket = expose_send(URLRouter([*websocket_urlpatterns, re_path(r"", no_websocket_here)]))
 
 

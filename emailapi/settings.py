@@ -272,6 +272,11 @@ STREAM_KEEPALIVE = env_int("EMAILAPI_STREAM_KEEPALIVE", 15, minimum=1)
 STREAM_CLIENT_QUEUE = env_int("EMAILAPI_STREAM_CLIENT_QUEUE", 1000, minimum=1)
 STREAM_CLIENT_BUFFER = env_int("EMAILAPI_STREAM_CLIENT_BUFFER", 1024 * 1024, minimum=1024)
 STREAM_SLOW_SECONDS = env_int("EMAILAPI_STREAM_SLOW_SECONDS", 10, minimum=1)
+# A streamed download (an attachment, a message's source) reads on from the mail server only
+# while fewer than DOWNLOAD_CLIENT_BUFFER bytes wait unsent for its client, and a client that
+# takes nothing for DOWNLOAD_STALL_SECONDS is cut off.
+DOWNLOAD_CLIENT_BUFFER = env_int("EMAILAPI_DOWNLOAD_CLIENT_BUFFER", 1024 * 1024, minimum=16384)
+DOWNLOAD_STALL_SECONDS = env_int("EMAILAPI_DOWNLOAD_STALL_SECONDS", 60, minimum=1)
 
 # --- Webhooks (webhooks/; README "Webhooks")
 # Deliveries to hosts that resolve to loopback, private, link-local, CGNAT, metadata,

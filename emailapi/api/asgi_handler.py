@@ -55,6 +55,7 @@ from django.http import FileResponse
 from django.urls import set_script_prefix
 
 from emailapi.api.asgi_limits import BodyTooLarge, send_413
+from webhooks.stream.backlog import paced
 
 CLOSERS = "emailapi.closers"  # scope key: the request's list of closers
 CLOSED = "_emailapi_closed"  # on a response: already closed on the request's thread
@@ -164,14 +165,16 @@ class ApiASGIHandler(ASGIHandler):
         return response
 
     async def _stream(self, response, receive, send):
-        """A streamed response (a download): sent while watching for the client to leave,
-        as Django's handler does; closed on a request thread once over."""
+        """A streamed response (a download): sent at the client's pace (``backlog.paced``)
+        while watching for it to leave, as Django's handler does; closed on a request thread
+        once over."""
 
         async def sending():
             try:
-                await self.send_response(response, send)
+                await self.send_response(response, paced(
+                    send, settings.DOWNLOAD_CLIENT_BUFFER, settings.DOWNLOAD_STALL_SECONDS))
             except asyncio.CancelledError:
-                pass  # the client left while it was sent
+                pass  # the client left while it was sent, or was cut off for taking nothing
 
         try:
             await self._while_connected(receive, sending())
