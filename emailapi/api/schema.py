@@ -40,6 +40,8 @@ ERRORS = {
     "413": ("Request body is larger than the 5242880 bytes allowed", "PayloadTooLarge",
             {"maxBytes": 5242880}),
     "429": ("Request was throttled.", "RateLimited", {"retryAfter": "12"}),
+    "502": ("The mail server failed the request: IMAP error: UID FETCH failed: NO [SERVERBUG] "
+            "Internal error", "ServerRefused", None),
     "503": ("The mail server of account 'sales' is not available: Connection refused",
             "MailboxUnavailable", {"state": "connectError", "lastError": None}),
 }
@@ -52,8 +54,9 @@ EE_CODES = {
 # ServiceUnavailable with Retry-After.
 DATABASE_UNAVAILABLE = ("The database is not available. Retry shortly", "ServiceUnavailable",
                         None)
-# Operations that talk to the mail server on the caller's behalf can find it down.
-SERVER_PATHS = ("/message", "/attachment/", "/mailbox", "/search")
+# Operations that talk to the mail server on the caller's behalf can find it down (503), or
+# have it fail the command (502).
+SERVER_PATHS = ("/message", "/attachment/", "/text/", "/mailbox", "/search")
 # Operations that answer 409 when what they would create exists already.
 CONFLICT_OPERATIONS = {"createMailbox", "renameMailbox", "createOAuth2App"}
 
@@ -85,7 +88,7 @@ def add_error_responses(result, generator, request, public):
                     operation.get("operationId") in CONFLICT_OPERATIONS:
                 statuses.append("409")
             if any(fragment in path for fragment in SERVER_PATHS):
-                statuses.append("503")
+                statuses += ["502", "503"]
             responses = operation.setdefault("responses", {})
             for status in statuses:
                 responses.setdefault(status, _response(status))
