@@ -12,11 +12,14 @@ FETCH could not index them.
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
+from django.test import Client
 
 from accounts import services
+from accounts.models import Membership, User
 from mailboxes import ids
 from mailboxes.imap.types import MessageMeta, Part
 from mailboxes.models import Folder
@@ -37,8 +40,11 @@ ANSWERS = {
     "NO": (lines(tagged=b"NO [SERVERBUG] broken store"), 0.0, REFUSED, "broken store"),
     "BAD": (lines(tagged=b"BAD what"), 0.0, REFUSED, "BAD what"),
 }
-ROUTES = {"detail": "message/{id}?textType=*", "source": "message/{id}/source",
-          "attachment": "attachment/{attachment}"}
+ROUTES = {"detail": "/v1/account/evil/message/{id}?textType=*",
+          "source": "/v1/account/evil/message/{id}/source",
+          "attachment": "/v1/account/evil/attachment/{attachment}"}
+PAGES = {"message page": "/dashboard/mailboxes/evil/messages/{id}",
+         "attachment download": "/dashboard/mailboxes/evil/attachments/{attachment}"}
 
 
 @pytest.fixture
@@ -75,7 +81,7 @@ def test_a_read_the_server_fails_is_answered_in_words(alice, evil, route, reques
     _, _, (status, code), words = ANSWERS[request.node.callspec.params["evil"]]
     message = ids.message_id_for(evil, 1)
     attachment = ids.attachment_id(ids.key(), evil.email_account_id, evil.number, 1, "2")
-    path = "/v1/account/evil/" + ROUTES[route].format(id=message, attachment=attachment)
+    path = ROUTES[route].format(id=message, attachment=attachment)
     client = alice.client
     client.raise_request_exception = False
 
@@ -87,3 +93,19 @@ def test_a_read_the_server_fails_is_answered_in_words(alice, evil, route, reques
         error = json.loads(body)
         assert error["emailapiCode"] == code
         assert words in error["message"], error["message"]
+
+
+@pytest.mark.parametrize("evil", ["trickled past the deadline", "BYE", "NO"], indirect=True)
+@pytest.mark.parametrize("page", list(PAGES))
+def test_the_dashboard_shows_a_read_the_server_fails_as_its_error(alice, evil, page, request):
+    _, _, (status, _), words = ANSWERS[request.node.callspec.params["evil"]]
+    owner = User.objects.create_user(email="owner@alice.test", password="Correct-Horse-Battery-9")
+    Membership.objects.create(tenant=alice.tenant, user=owner, role="owner")
+    browser = Client(raise_request_exception=False)
+    browser.force_login(owner)
+    path = PAGES[page].format(id=ids.message_id_for(evil, 1), attachment=ids.attachment_id(
+        ids.key(), evil.email_account_id, evil.number, 1, "2"))
+
+    answered, kind, body = _answer(browser, path)
+    assert (answered, kind) == (status, "text/html; charset=utf-8")
+    assert words in html.unescape(body.decode())

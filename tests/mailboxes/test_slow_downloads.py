@@ -8,7 +8,8 @@ so a few such requests for a large attachment held hundreds of MB of the process
 connection stayed open for as long as TCP allowed. Here the client takes the headers and then
 nothing: the server stops after about ``EMAILAPI_DOWNLOAD_CLIENT_BUFFER`` bytes beyond what
 the sockets hold, cuts the client off (a log line says so), and the account's mail server
-connection is free again for the next request.
+connection is free again for the next request. The same for the API's route and the
+dashboard's (a different ASGI handler each).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from __future__ import annotations
 import random
 
 import pytest
+from django.test import Client
 
+from accounts.models import Membership, User
 from tests.base import wait_for
 from tests.servers import seed
 from tests.webhooks.stream_clients import Daphne, _connect, read_head
@@ -43,9 +46,9 @@ def server(settings):
     daphne.stop()
 
 
-def _get(server, token: str, path: str, rcvbuf: int | None = None):
+def _get(server, credential: str, path: str, rcvbuf: int | None = None):
     sock = _connect(server.port, rcvbuf, 60)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{credential}\r\n"
                  "Connection: close\r\n\r\n".encode())
     status, headers, rest = read_head(sock)
     return sock, status, headers, rest
@@ -63,13 +66,29 @@ def _rest(sock, rest: bytes) -> bytes:
     return bytes(data)
 
 
+def _signed_in(alice) -> str:
+    """A Cookie header of a dashboard session of Alice's owner (sessions are in the database,
+    which the server shares)."""
+    owner = User.objects.create_user(email="owner@alice.test", password="Correct-Horse-Battery-9")
+    Membership.objects.create(tenant=alice.tenant, user=owner, role="owner")
+    browser = Client()
+    browser.force_login(owner)
+    return f"Cookie: sessionid={browser.cookies['sessionid'].value}"
+
+
+@pytest.mark.parametrize("route", ["api", "dashboard"])
 def test_a_client_that_stops_reading_is_cut_off_and_the_server_reads_no_further(
-        server, synced, alice):
+        server, synced, alice, route):
     (attachment,) = synced.client.get(
         f"/v1/account/box/message/{synced.ids[0]}").json()["attachments"]
-    path = f"/v1/account/box/attachment/{attachment['id']}"
+    if route == "api":
+        path, credential = f"/v1/account/box/attachment/{attachment['id']}", \
+            f"Authorization: Bearer {alice.token}"
+    else:
+        path, credential = f"/dashboard/mailboxes/box/attachments/{attachment['id']}", \
+            _signed_in(alice)
 
-    sock, status, headers, rest = _get(server, alice.token, path, rcvbuf=4096)
+    sock, status, headers, rest = _get(server, credential, path, rcvbuf=4096)
     assert status == 200
     assert headers["transfer-encoding"] == "chunked"  # base64 in the message: size unknown
     wait_for(lambda: CUT_OFF in server.log(), timeout=60)
@@ -78,7 +97,7 @@ def test_a_client_that_stops_reading_is_cut_off_and_the_server_reads_no_further(
     assert not received.endswith(b"0\r\n\r\n")  # cut off: its last chunk never came
 
     # Its mail server connection (the only one) was given back: the next client gets it all.
-    sock, status, headers, rest = _get(server, alice.token, path)
+    sock, status, headers, rest = _get(server, credential, path)
     assert status == 200
     assert _unchunked(_rest(sock, rest)) == random.Random(7).randbytes(SIZE)
 
