@@ -47,7 +47,7 @@ from emailapi.lib.backoff import Schedule
 from emailapi.lib.wording import describe, server_text
 from mailboxes import connection_settings, ids, listing, message_writes, outbox, smtp
 from mailboxes.command_pool import pool
-from mailboxes.errors import MailboxUnavailable, MessageNotFound
+from mailboxes.errors import MailboxUnavailable, MessageNotFound, ServerRefused
 from mailboxes.imap import append as imap_append
 from mailboxes.imap.types import FlagChange
 from mailboxes.models import Folder, OutboxEntry
@@ -390,7 +390,7 @@ def _why(exc: Exception) -> str:
         return "the Sent folder no longer exists on the mail server"
     if isinstance(exc, (imaplib.IMAP4.abort, OSError)):
         return "the connection to the mail server failed"
-    if isinstance(exc, (imap_append.WriteError, imaplib.IMAP4.error)):
+    if isinstance(exc, (imap_append.WriteError, imaplib.IMAP4.error, ServerRefused)):
         return "the mail server refused it"
     return "an internal error"
 

@@ -16,8 +16,9 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
+from accounts.models import EmailAccount
 from mailboxes import ids, listing, outbox, sending
-from mailboxes.errors import QueueEntryNotCancellable
+from mailboxes.errors import MailboxUnavailable, QueueEntryNotCancellable, ServerRefused
 from mailboxes.models import Folder, Message, OutboxEntry
 from tests.base import wait_for
 from tests.mailboxes.helpers import events_of
@@ -539,3 +540,13 @@ def test_the_retry_delay_follows_the_schedule_and_repeats_its_last_step(settings
     assert [outbox.retry_delay(n).total_seconds() for n in (1, 2, 3, 9)] == [10, 30, 30, 30]
     assert outbox.default_attempts() == 3
 
+
+
+def test_a_step_after_sending_says_why_it_failed_in_words():
+    # The command pool answers a server's failure mid-command as a domain error.
+    account = EmailAccount(account_id="box")
+    assert [sending._why(exc) for exc in (
+        MailboxUnavailable(account, "BYE"), ServerRefused("NO [SERVERBUG] broken"),
+        OSError("reset"), ValueError("x"))] == [
+        "the mail server was not available", "the mail server refused it",
+        "the connection to the mail server failed", "an internal error"]
