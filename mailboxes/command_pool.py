@@ -185,9 +185,9 @@ def server_failure(account: EmailAccount, exc: BaseException) -> MailboxUnavaila
     cannot be read, is the server's failure (502 ``ServerRefused``); a connection lost, a
     timeout or an answer past its bounds means the server cannot be used now (503
     ``MailboxUnavailable``). Either in words, never the 500 of an unhandled exception."""
-    unreadable = isinstance(exc, imapclient.exceptions.ProtocolError)
-    if unreadable or (isinstance(exc, imapclient.exceptions.IMAPClientError)
-                      and not isinstance(exc, imapclient.exceptions.IMAPClientAbortError)):
+    # imapclient's ProtocolError (an unreadable answer) is an IMAPClientError, not an abort.
+    if isinstance(exc, imapclient.exceptions.IMAPClientError) and not isinstance(
+            exc, imapclient.exceptions.IMAPClientAbortError):
         return ServerRefused(f"The mail server failed the request: {describe(exc)}")
     return MailboxUnavailable(account, describe(exc), "ConnectionError")
 

@@ -52,6 +52,7 @@ __all__ = [
     "decode_header",
     "decode_bytes",
     "decode_charset",
+    "text_codec",
     "decode_mailbox_name",
     "parse_date",
     "parse_internaldate",
@@ -283,24 +284,30 @@ def decode_bytes(data: bytes) -> str:
 # Codecs that are not charsets (or never decode anything) although Python calls them text
 # codecs, by the names ``codecs.lookup`` gives them: a sender's ``=?unicode_escape?q?=5Cx00?=``
 # or ``charset=unicode_escape`` must not run Python's escape decoder on mail.
-NOT_CHARSETS = frozenset({
+_NOT_CHARSETS = frozenset({
     "undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape", "mbcs", "oem",
 })
+
+
+def text_codec(name: str) -> str | None:
+    """The Python codec a (lower-cased, de-aliased) charset *name* names, or None when Python
+    has none or only one that is no charset ("base64", "zlib", "rot13", "unicode_escape"...).
+    The one rule for headers here and bodies in ``parts``, which differ only in their aliases
+    and in what stands for "none"."""
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError, TypeError):
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return None
+    return info.name
 
 
 @lru_cache(maxsize=512)
 def _codec(charset: str) -> str | None:
     name = charset.strip().strip("\"'").lower()
     name = _CHARSET_ALIASES.get(name, name)
-    if not name:
-        return None
-    try:
-        info = codecs.lookup(name)
-    except (LookupError, ValueError, TypeError):
-        return None
-    if not getattr(info, "_is_text_encoding", True) or info.name in NOT_CHARSETS:
-        return None
-    return info.name
+    return text_codec(name) if name else None
 
 
 def decode_charset(data: bytes, charset: str | bytes | None) -> str:

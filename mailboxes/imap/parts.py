@@ -466,18 +466,11 @@ _FALLBACKS = {
 
 @lru_cache(maxsize=256)
 def charset_codec(charset: str | None) -> str:
-    """The Python codec for a MIME charset label; ``"utf-8"`` for missing or unknown ones."""
+    """The Python codec for a MIME charset label; ``"utf-8"`` for missing or unknown ones, and
+    for codecs that are no charsets (``parse.text_codec``)."""
     name = (charset or "").strip().strip("\"'").lower()
     name = _CHARSET_ALIASES.get(name, name)
-    if not name:
-        return "utf-8"
-    try:
-        info = codecs.lookup(name)
-    except (LookupError, ValueError, TypeError):
-        return "utf-8"
-    if not getattr(info, "_is_text_encoding", True) or info.name in parse.NOT_CHARSETS:
-        return "utf-8"  # "base64", "zlib", "rot13", ... are codecs but not charsets
-    return info.name
+    return (parse.text_codec(name) if name else None) or "utf-8"
 
 
 def decode_text(data: bytes, charset: str | None, final: bool = True) -> str:
