@@ -26,6 +26,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -34,7 +35,7 @@ from django.utils import timezone
 
 from emailapi.lib.backoff import Schedule
 from emailapi.lib.http import TOTAL_TIMEOUTS
-from emailapi.lib.rows import prepared_rows
+from emailapi.lib.rows import ModelColumns, bound_cursor, prepared_rows
 from webhooks import events, sequencer
 from webhooks.group_commit import GroupCommit
 from webhooks.models import ENGINE_SOURCES, Delivery, Event, FanOutCursor, WebhookSubscription
@@ -246,10 +247,7 @@ def claim_run(subscription_id, account: str, limit: int = RUN_LENGTH,
                                                           enabled=True).first()
         if subscription is None:
             return []
-        rows = list(Delivery.objects.filter(subscription_id=subscription_id, account_id=account,
-                                            state__in=OPEN)
-                    .select_related("event").select_for_update(of=("self",))
-                    .order_by("seq")[:limit])
+        rows = _lane_rows(subscription_id, account, limit)
         run = []
         for delivery in rows:
             if not _claimable(delivery, now):
@@ -260,12 +258,76 @@ def claim_run(subscription_id, account: str, limit: int = RUN_LENGTH,
             return []
         head = run[0]
         head.lease_until = lease_until(now)
-        Delivery.objects.filter(pk=head.pk).update(
-            state=State.DELIVERING, attempts=F("attempts") + 1, updated_at=now,
-            lease_until=head.lease_until)
+        _claim_head(head, now)
     head.state = State.DELIVERING
     head.attempts += 1
     return run
+
+
+# The columns a run is sent with; the rest (the outcome of earlier attempts, which can be a
+# 2 KB excerpt, and the event's bookkeeping) are left deferred.
+_RUN_DELIVERY = ("last_status_code", "last_error", "response_time_ms", "last_response",
+                 "updated_at")
+_RUN_EVENT = ("dispatched_at", "held_until")
+
+
+@lru_cache(maxsize=1)
+def _run_columns() -> tuple[ModelColumns, ModelColumns, str]:
+    deliveries = ModelColumns(Delivery, "d", _RUN_DELIVERY)
+    events_ = ModelColumns(Event, "e", _RUN_EVENT)
+    # The state is a literal list here: it is what lets the planner use the partial index of
+    # open lanes (``delivery_open_lane``).
+    sql = f"""
+        SELECT {deliveries.select}, {events_.select}
+        FROM {Delivery._meta.db_table} AS d
+        JOIN {Event._meta.db_table} AS e ON e.id = d.event_id
+        WHERE d.subscription_id = %(subscription)s AND d.account_id = %(account)s
+          AND d.state IN ('pending', 'delivering')
+        ORDER BY d.seq LIMIT %(limit)s
+        FOR UPDATE OF d
+    """
+    return deliveries, events_, sql
+
+
+_CLAIM_SQL = f"""
+    UPDATE {Delivery._meta.db_table}
+    SET state = 'delivering', attempts = attempts + 1, updated_at = %(now)s,
+        lease_until = %(lease)s
+    WHERE id = %(id)s
+"""
+
+
+def _claim_head(head: Delivery, now: datetime) -> None:
+    """``head`` (locked by ``_lane_rows``) is being attempted: ``delivering`` until its lease."""
+    if connection.vendor != "postgresql":
+        Delivery.objects.filter(pk=head.pk).update(
+            state=State.DELIVERING, attempts=F("attempts") + 1, updated_at=now,
+            lease_until=head.lease_until)
+        return
+    with bound_cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, {"now": now, "lease": head.lease_until, "id": head.pk},
+                       prepare=True)
+
+
+def _lane_rows(subscription_id, account: str, limit: int) -> list[Delivery]:
+    """The lane's first ``limit`` open deliveries in seq order, with their events, locked. On
+    PostgreSQL by a prepared statement of the columns a run needs: a run is read for every
+    ``RUN_LENGTH`` deliveries sent, and the queryset's compilation, its other columns and the
+    related object machinery were about a third of the dispatcher's CPU."""
+    if connection.vendor != "postgresql":
+        return list(Delivery.objects.filter(subscription_id=subscription_id, account_id=account,
+                                            state__in=OPEN)
+                    .select_related("event").select_for_update(of=("self",))
+                    .order_by("seq")[:limit])
+    deliveries, events_, sql = _run_columns()
+    split = len(deliveries)
+    out = []
+    for row in prepared_rows(sql, {"subscription": subscription_id, "account": account,
+                                   "limit": limit}):
+        delivery = deliveries.instance(row[:split])
+        delivery.event = events_.instance(row[split:])
+        out.append(delivery)
+    return out
 
 
 _TABLE = Delivery._meta.db_table
