@@ -13,6 +13,7 @@ import threading
 
 import pytest
 
+from emailapi.lib import names
 from tests.base import OutsiderFixture, TenantFixture, make_tenant
 from tests.servers.dovecot import Dovecot
 from tests.servers.oauth2 import OAuth2Server, dovecot_oauth2_config
@@ -121,6 +122,13 @@ def _clean_redis(request):
     DB; pure tests (parsers, compilers) do not touch Redis, so they run with it stopped."""
     if request.node.get_closest_marker("django_db") or _STORE_FIXTURES & set(request.fixturenames):
         request.getfixturevalue("redis_db")
+
+
+@pytest.fixture(autouse=True)
+def _forget_names():
+    """Host name answers are remembered per process (``emailapi.lib.names``): a test whose
+    resolver answers differently (rebinding, fenced names) must not get another test's."""
+    names.forget()
 
 
 @pytest.fixture

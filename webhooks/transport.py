@@ -42,11 +42,11 @@ def check_url(url: str, allow_private: bool) -> netguard.Target:
         raise _refused(exc) from None
 
 
-def _resolve(target: netguard.Target, allow_private: bool) -> list[str]:
+def _resolve(target: netguard.Target, allow_private: bool, timeout: float) -> list[str]:
     """The checked addresses to connect to: refused if ANY address the host resolves to is
     internal."""
     try:
-        return netguard.resolve(target.host, target.port, allow_private)
+        return netguard.resolve(target.host, target.port, allow_private, timeout)
     except netguard.InternalAddress as exc:
         raise _refused(exc) from None
 
@@ -64,9 +64,12 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
 
     try:
         target = netguard.parse_url(url)
-        address = _resolve(target, allow_private)[0]
+        address = _resolve(target, allow_private, timeout)[0]
+        # The lookup and the request together end within ``http``'s bound (the claim's
+        # lease counts on it).
         answer = http.send(target, address, "POST", body, headers, timeout=timeout,
-                           max_bytes=MAX_RESPONSE_BYTES)
+                           max_bytes=MAX_RESPONSE_BYTES,
+                           deadline=started + http.TOTAL_TIMEOUTS * timeout)
     except (netguard.UnsafeTarget, netguard.Unresolvable, http.RequestFailed) as exc:
         return outcome(None, str(exc))
     if 200 <= answer.status < 300:

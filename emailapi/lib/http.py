@@ -70,16 +70,21 @@ def request(method: str, url: str, body: bytes | None, headers: dict[str, str], 
             timeout: float, allow_private: bool, max_bytes: int) -> Answer:
     """One request to ``url``: parsed, resolved and checked, sent to the checked address.
     Raises ``netguard.UnsafeTarget``, ``netguard.Unresolvable`` or ``RequestFailed``."""
+    deadline = time.monotonic() + TOTAL_TIMEOUTS * timeout
     target = netguard.parse_url(url)
-    address = netguard.resolve(target.host, target.port, allow_private)[0]
-    return send(target, address, method, body, headers, timeout=timeout, max_bytes=max_bytes)
+    address = netguard.resolve(target.host, target.port, allow_private, timeout)[0]
+    return send(target, address, method, body, headers, timeout=timeout, max_bytes=max_bytes,
+                deadline=deadline)
 
 
 def send(target: Target, address: str, method: str, body: bytes | None,
-         headers: dict[str, str], *, timeout: float, max_bytes: int) -> Answer:
+         headers: dict[str, str], *, timeout: float, max_bytes: int,
+         deadline: float | None = None) -> Answer:
     """``method`` to ``target`` at the checked ``address``; ``RequestFailed`` if no answer
-    within ``TOTAL_TIMEOUTS * timeout``."""
-    deadline = time.monotonic() + TOTAL_TIMEOUTS * timeout
+    within ``TOTAL_TIMEOUTS * timeout``, or by ``deadline`` (``time.monotonic()``) when the
+    request began earlier (with the lookup of its host name)."""
+    if deadline is None:
+        deadline = time.monotonic() + TOTAL_TIMEOUTS * timeout
     headers = {**headers, "Host": target.host_header}
     headers.setdefault("Accept-Encoding", "identity")
     if body is not None:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from emailapi.lib import names
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _FORBIDDEN_V4 = tuple(ipaddress.ip_network(net) for net in (
@@ -155,9 +157,10 @@ def parse_address(text: str) -> IPAddress:
     return ipaddress.ip_address(text.split("%", 1)[0])
 
 
-def lookup(host: str, port: int) -> list[tuple[int, tuple]]:
-    """``(family, sockaddr)`` for each address of ``host``, in the resolver's order. An IPv4
-    address written out is its own answer (what getaddrinfo would give, without its cost)."""
+def lookup(host: str, port: int, timeout: float | None = None) -> list[tuple[int, tuple]]:
+    """``(family, sockaddr)`` for each address of ``host``, in the resolver's order, within
+    ``timeout`` seconds (``names``: bounded, shared, remembered for a while). An IPv4 address
+    written out is its own answer (what getaddrinfo would give, without its cost)."""
     if host[:1].isdigit():
         try:
             if socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, host)) == host:
@@ -165,7 +168,9 @@ def lookup(host: str, port: int) -> list[tuple[int, tuple]]:
         except OSError:
             pass  # a name, or a form only the resolver reads (``127.1``)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = names.getaddrinfo(host, port, timeout)
+    except names.LookupTimedOut as exc:
+        raise Unresolvable(f"Cannot resolve {host}: {exc}") from None
     except socket.gaierror as exc:
         raise Unresolvable(f"Cannot resolve {host}: {exc.strerror or 'no address'}") from None
     except (UnicodeError, ValueError, OSError):
@@ -190,9 +195,10 @@ def _forbidden_text(text: str) -> bool:
     return is_forbidden(parse_address(text))
 
 
-def resolve(host: str, port: int, allow_private: bool) -> list[str]:
+def resolve(host: str, port: int, allow_private: bool,
+            timeout: float | None = None) -> list[str]:
     """The checked addresses of ``host``, as text; connect to one of these only."""
-    found = lookup(host, port)
+    found = lookup(host, port, timeout)
     texts = list(dict.fromkeys(sockaddr[0] for _, sockaddr in found))
     if not allow_private:
         check(host, texts)
@@ -206,7 +212,7 @@ def connect(host: str, port: int, timeout: float | None, allow_private: bool,
 
     For protocol clients (imaplib, smtplib) that would otherwise resolve the name
     themselves; TLS still names ``host`` (SNI, certificate check), the caller's business."""
-    found = lookup(host, port)
+    found = lookup(host, port, timeout if isinstance(timeout, (int, float)) else None)
     if not allow_private:
         check(host, (sockaddr[0] for _, sockaddr in found))
     error: OSError | None = None
