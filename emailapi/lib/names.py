@@ -30,7 +30,7 @@ from collections import OrderedDict, deque
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
-TTL = 30.0  # seconds an answer is reused; DNS answers from a TTL cut short, as Java's cache does
+TTL = 30.0  # seconds an answer is reused, whatever its DNS TTL (as Java's resolver cache does)
 MAX_NAMES = 4096
 THREADS = 8
 DEFAULT_TIMEOUT = 10.0  # for callers that have no timeout of their own
@@ -79,15 +79,32 @@ def getaddrinfo(host: str, port: int, timeout: float | None = None) -> Answer:
         if future is None:
             future = state.pending[key] = Future()
             state.queue.append((key, future))
-            if state.threads < THREADS:
-                state.threads += 1
-                threading.Thread(target=_resolve_queued, args=(state,), name="resolve",
-                                 daemon=True).start()
+            if state.threads < THREADS and not _start_thread(state) and not state.threads:
+                # No thread to be had (the process is at its limit) and none running: look it
+                # up here, as before, rather than leave it waiting for a thread that never
+                # comes. (A running thread takes it from the queue before it ends.)
+                state.queue.remove((key, future))
+                del state.pending[key]
+                future = None
+    if future is None:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     wait = DEFAULT_TIMEOUT if timeout is None else max(0.0, timeout)
     try:
         return future.result(wait)
     except FutureTimeout:
         raise LookupTimedOut(f"no answer from the name server within {wait:g} s") from None
+
+
+def _start_thread(state: _State) -> bool:
+    """Another resolver thread (``state.lock`` held); False if none could be started."""
+    state.threads += 1
+    try:
+        threading.Thread(target=_resolve_queued, args=(state,), name="resolve",
+                         daemon=True).start()
+    except RuntimeError:  # "can't start new thread"
+        state.threads -= 1
+        return False
+    return True
 
 
 def _resolve_queued(state: _State) -> None:

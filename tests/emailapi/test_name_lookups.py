@@ -182,3 +182,15 @@ def test_a_name_server_that_never_answers_costs_only_the_timeout(silent_name_ser
     # lookup still waits (it cannot stop it).
     assert result["seconds"] < 6
     assert lasted < 8
+
+
+def test_a_process_that_cannot_start_a_thread_still_looks_names_up(resolver, monkeypatch):
+    def refuse(self):
+        raise RuntimeError("can't start new thread")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(names.threading.Thread, "start", refuse)
+        assert netguard.lookup("localhost", 443)
+    names.forget()
+    assert netguard.lookup("localhost", 443, timeout=10)  # nothing left waiting on the name
+    assert resolver.calls == ["localhost", "localhost"]
