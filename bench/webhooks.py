@@ -9,7 +9,10 @@ subprocesses, exactly as ``make run`` starts them. Measured in the same run:
    runs from the commit until the receiver (``tests/servers/fast_receiver.py``: asyncio,
    keep-alive, answers 200 at once) has them all; every event must arrive, in order per lane.
    For scale: as many urllib3 client threads as the dispatcher has delivery threads POSTing
-   the same payload straight to the receiver. Target: >= 500 deliveries/s.
+   the same payload straight to the receiver. Target: >= 500 deliveries/s. ``--compare DIR``
+   runs another checkout's dispatchers too (the tree before a change, with the same
+   migrations), ``--throughput-rounds`` times each, in turn, on the same database and
+   receiver code: the machine's noise moves both alike.
 2. Latency: ``--mailboxes`` mailboxes appended to and ``--idle`` more idling, all held by
    ``--workers`` imapworker processes; measured once every first sync is done and the workers
    are quiet. ``--rounds`` APPENDs to INBOX, ``--parallel`` in flight (each thread on its own
@@ -24,6 +27,8 @@ or Dovecot falls back to polling once a second and the floor is meaningless.
 
     .venv/bin/python bench/webhooks.py --raise-inotify            # the issue's scenario, ~8 min
     .venv/bin/python bench/webhooks.py --only latency --idle 50 --mailboxes 10 --rounds 40
+    .venv/bin/python bench/webhooks.py --only throughput --dispatchers 2 --events 10000 \
+        --compare ../base-checkout --throughput-rounds 3
 """
 
 from __future__ import annotations
@@ -56,8 +61,8 @@ REDIS_DB = 7
 SLOW = 1.0  # s: rounds slower than this are listed
 
 
-def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "manage.py", *command], cwd=ROOT,
+def start(command: list[str], env: dict, log: Path, tree: Path = ROOT) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "manage.py", *command], cwd=tree,
                             env={**os.environ, **env}, stdout=log.open("w"),
                             stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -109,7 +114,9 @@ def check_order(arrivals, count: int) -> None:
         raise AssertionError(f"{len(seen)} distinct events arrived of {count}")
 
 
-def throughput(args, env, tenant, logs: Path) -> tuple[float, float]:
+def throughput(args, env, tenant, logs: Path, tree: Path = ROOT) -> dict:
+    """One throughput run with the dispatchers of ``tree`` (this checkout or a ``--compare``
+    one, on the same database: it must have the same migrations)."""
     from django.conf import settings
     from django.db import transaction
 
@@ -122,8 +129,8 @@ def throughput(args, env, tenant, logs: Path) -> tuple[float, float]:
     floor = floor_throughput(receiver.url, min(args.events, 3000),
                              settings.WEBHOOK_CONCURRENCY, json.dumps({"data": data}).encode())
     receiver.clear()
-    dispatchers = [start(["webhookdispatcher"], env, logs / f"dispatcher-throughput-{n}.log")
-                   for n in range(args.dispatchers)]
+    dispatchers = [start(["webhookdispatcher"], env, logs / f"dispatcher-throughput-{n}.log",
+                         tree) for n in range(args.dispatchers)]
     try:
         time.sleep(3 + args.dispatchers)  # started and idle
         with transaction.atomic():
@@ -151,12 +158,14 @@ def throughput(args, env, tenant, logs: Path) -> tuple[float, float]:
             stop(dispatcher)
         receiver.stop()
     per = 1000 / args.events
-    print(f"dispatcher CPU ({args.dispatchers} processes): {cpu * per:.2f} ms per delivery; "
-          f"PostgreSQL backends "
+    load = os.getloadavg()[0]
+    print(f"{tree}: dispatcher CPU ({args.dispatchers} processes): {cpu * per:.2f} ms per "
+          f"delivery; PostgreSQL backends "
           f"{database * per:.2f} ms; bench process (receiver) {received * per:.2f} ms; "
           f"machine busy {busy / total:.0%} of {os.cpu_count()} cores meanwhile "
-          f"(load average {os.getloadavg()[0]:.1f})", flush=True)
-    return ours, floor
+          f"(load average {load:.1f})", flush=True)
+    return {"tree": tree, "ours": ours, "floor": floor, "cpu": cpu * per,
+            "database": database * per, "load": load}
 
 
 def database_cpu() -> dict[int, float]:
@@ -392,6 +401,19 @@ def settings_concurrency() -> int:
     return settings.WEBHOOK_CONCURRENCY
 
 
+def report_throughput(args, runs: list[dict]) -> None:
+    print(f"\nthroughput over {args.lanes} lanes ({args.events} events each run, all arrived, "
+          f"in order per lane), {args.dispatchers} dispatcher processes; floor: "
+          f"{settings_concurrency()} urllib3 client threads POSTing straight to the receiver "
+          f"(target >= 500/s):")
+    print(f"{'tree':<34} {'per s':>7} {'floor':>7} {'ratio':>6} {'cpu ms':>7} {'db ms':>6} "
+          f"{'load':>5}")
+    for run in runs:
+        print(f"{str(run['tree']):<34} {run['ours']:7.0f} {run['floor']:7.0f} "
+              f"{run['ours'] / run['floor']:6.2f} {run['cpu']:7.2f} {run['database']:6.2f} "
+              f"{run['load']:5.1f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=5000)
@@ -410,6 +432,11 @@ def main() -> None:
                         help="raise fs.inotify.max_user_instances for the run (root)")
     parser.add_argument("--only", choices=("throughput", "latency"),
                         help="run one part only")
+    parser.add_argument("--compare", type=Path, action="append", default=[],
+                        help="another checkout (same migrations) whose dispatchers are run in "
+                             "turn with this tree's, on the same database")
+    parser.add_argument("--throughput-rounds", type=int, default=1,
+                        help="throughput runs of each tree, taken in turn")
     parser.add_argument("--redis-db", type=int, default=REDIS_DB,
                         help="Redis DB to use and flush (keep off the test suite's DBs)")
     args = parser.parse_args()
@@ -431,11 +458,12 @@ def main() -> None:
             from accounts import services
 
             if args.only in (None, "throughput"):
-                ours, floor = throughput(args, env, services.create_tenant("Throughput"), logs)
-                print(f"\nthroughput: {ours:.0f} deliveries/s over {args.lanes} lanes "
-                      f"({args.events} events, all arrived, in order per lane); "
-                      f"{settings_concurrency()} urllib3 client threads POSTing straight to the "
-                      f"receiver: {floor:.0f}/s (target >= 500/s)", flush=True)
+                runs = []
+                for round_ in range(args.throughput_rounds):
+                    for tree in [ROOT, *args.compare]:
+                        runs.append(throughput(args, env, services.create_tenant(
+                            f"Throughput {round_} {tree}"), logs, tree))
+                report_throughput(args, runs)
             if args.only == "throughput":
                 return
             results = latency(args, env, server, services.create_tenant("Latency"), logs)
