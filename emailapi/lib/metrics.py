@@ -38,6 +38,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from emailapi.lib import names
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Seconds: API requests answer in milliseconds; IMAP sync passes and webhook answers take longer.
@@ -110,8 +112,22 @@ DB_GIVEN_UP = Counter(
     "Waits for a database answer given up: the server said nothing within the process's "
     "statement limit and its grace, and the connection was closed (emailapi.lib.pgdeadline)")
 
+# --- host name lookups (emailapi.lib.names) --------------------------------------------------
+NAME_LOOKUPS = Counter(
+    "emailapi_name_lookups_total",
+    "Host name lookups by result: remembered (a recent answer reused), answered, failed (the "
+    "name did not resolve), timed_out (the name server said nothing within the caller's "
+    "timeout)", ["result"])
+
 
 # --- one-line helpers for the instrumented sites --------------------------------------------
+
+def name_lookup(result: str) -> None:
+    NAME_LOOKUPS.labels(result).inc()
+
+
+names.observe = name_lookup  # ``names`` imports nothing of ours (the IMAP layer uses it)
+
 
 def db_answer_given_up() -> None:
     DB_GIVEN_UP.inc()

@@ -17,7 +17,8 @@ So a lookup here:
   again next time), at most ``MAX_NAMES`` names per process.
 
 What is remembered is the resolver's answer, never a judgement of it: the caller checks the
-addresses every time (``netguard``), and connects to one it checked. No Django here.
+addresses every time (``netguard``), and connects to one it checked. Each lookup is counted
+by its result (``observe``). No Django here.
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ THREADS = 8
 DEFAULT_TIMEOUT = 10.0  # for callers that have no timeout of their own
 
 Answer = list  # getaddrinfo's list of (family, type, proto, canonname, sockaddr)
+
+
+def observe(result: str) -> None:
+    """Told each lookup's result: ``remembered``, ``answered``, ``failed`` or ``timed_out``.
+    ``emailapi.lib.metrics`` puts its counter here (``emailapi_name_lookups_total``): this
+    module stays free of it, as the IMAP layer's pure modules are."""
 
 
 class LookupTimedOut(OSError):
@@ -74,6 +81,7 @@ def getaddrinfo(host: str, port: int, timeout: float | None = None) -> Answer:
     with state.lock:
         kept = state.answers.get(key)
         if kept is not None and kept[0] > time.monotonic():
+            observe("remembered")
             return kept[1]
         future = state.pending.get(key)
         if future is None:
@@ -86,13 +94,18 @@ def getaddrinfo(host: str, port: int, timeout: float | None = None) -> Answer:
                 state.queue.remove((key, future))
                 del state.pending[key]
                 future = None
-    if future is None:
-        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     wait = DEFAULT_TIMEOUT if timeout is None else max(0.0, timeout)
     try:
-        return future.result(wait)
+        answer = (socket.getaddrinfo(host, port, type=socket.SOCK_STREAM) if future is None
+                  else future.result(wait))
     except FutureTimeout:
+        observe("timed_out")
         raise LookupTimedOut(f"no answer from the name server within {wait:g} s") from None
+    except BaseException:
+        observe("failed")
+        raise
+    observe("answered")
+    return answer
 
 
 def _start_thread(state: _State) -> bool:

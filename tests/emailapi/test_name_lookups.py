@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
-from emailapi.lib import names, netguard
+from emailapi.lib import metrics, names, netguard
 from tests.base import wait_for
 from webhooks import transport
 
@@ -34,13 +35,16 @@ SLOW = "slow.test"
 @pytest.fixture
 def resolver(monkeypatch):
     """``socket.getaddrinfo`` counting its calls by name; ``slow.test`` waits for ``release``
-    and then answers 192.0.2.7 (a name that is not there answers as before)."""
+    and then answers 192.0.2.7, a name under ``.invalid`` does not resolve (without asking a
+    name server), any other is the real resolver's."""
     real = socket.getaddrinfo
     calls: list[str] = []
     release = threading.Event()
 
     def getaddrinfo(host, port, *args, **kwargs):
         calls.append(host)
+        if host.endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         if host != SLOW:
             return real(host, port, *args, **kwargs)
         release.wait(30)
@@ -194,3 +198,21 @@ def test_a_process_that_cannot_start_a_thread_still_looks_names_up(resolver, mon
     names.forget()
     assert netguard.lookup("localhost", 443, timeout=10)  # nothing left waiting on the name
     assert resolver.calls == ["localhost", "localhost"]
+
+
+def lookups(result: str) -> float:
+    return REGISTRY.get_sample_value("emailapi_name_lookups_total", {"result": result}) or 0.0
+
+
+def test_each_lookup_is_counted_by_its_result(resolver):
+    assert names.observe is metrics.name_lookup
+    before = {result: lookups(result)
+              for result in ("answered", "remembered", "failed", "timed_out")}
+    netguard.lookup("localhost", 443)
+    netguard.lookup("localhost", 443)
+    with pytest.raises(netguard.Unresolvable):
+        netguard.lookup("nowhere.invalid", 443)
+    with pytest.raises(netguard.Unresolvable):
+        netguard.lookup(SLOW, 443, timeout=0.1)
+    assert {result: lookups(result) - count for result, count in before.items()} == {
+        "answered": 1, "remembered": 1, "failed": 1, "timed_out": 1}
