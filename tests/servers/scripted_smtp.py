@@ -217,7 +217,7 @@ class ScriptedSmtpServer:
                     self._receive(reader, conn)
                 elif stage == "quit":
                     return
-        except ClientGone:
+        except (ClientGone, ConnectionError):  # closed, or reset (a client cut off mid-line)
             pass
         finally:
             reader.close()
