@@ -13,6 +13,7 @@ from django.db.backends.postgresql.psycopg_any import BaseTzLoader
 from psycopg.adapt import Transformer
 from psycopg.postgres import types
 
+from emailapi.lib.postgres import base as postgres_base
 from emailapi.lib.postgres.base import FastTzLoader
 from webhooks.models import Event
 
@@ -41,6 +42,8 @@ def test_connections_read_timestamps_with_the_c_loader():
     connection.ensure_connection()
     loader = connection.connection.adapters.get_loader(TIMESTAMPTZ, psycopg.pq.Format.TEXT)
     assert issubclass(loader, FastTzLoader)
+    assert psycopg.pq.__impl__ in ("binary", "c")  # what make installs: psycopg[binary]
+    assert postgres_base._ParseTimestamptz.__module__.startswith(("psycopg_binary", "psycopg_c"))
     assert loader.timezone == connection.timezone  # else Django's cursors replace it
     with connection.cursor() as cursor:
         assert cursor.cursor.adapters.get_loader(TIMESTAMPTZ, psycopg.pq.Format.TEXT) is loader
