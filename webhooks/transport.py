@@ -42,15 +42,6 @@ def check_url(url: str, allow_private: bool) -> netguard.Target:
         raise _refused(exc) from None
 
 
-def _resolve(target: netguard.Target, allow_private: bool, timeout: float) -> list[str]:
-    """The checked addresses to connect to: refused if ANY address the host resolves to is
-    internal."""
-    try:
-        return netguard.resolve(target.host, target.port, allow_private, timeout)
-    except netguard.InternalAddress as exc:
-        raise _refused(exc) from None
-
-
 def _refused(exc: netguard.InternalAddress) -> netguard.UnsafeTarget:
     return netguard.UnsafeTarget(f"{exc}; such webhooks are refused (WEBHOOKS_ALLOW_PRIVATE)")
 
@@ -63,13 +54,12 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
         return Outcome(status, int((time.monotonic() - started) * 1000), error, answer)
 
     try:
-        target = netguard.parse_url(url)
-        address = _resolve(target, allow_private, timeout)[0]
         # The lookup and the request together end within ``http``'s bound (the claim's
         # lease counts on it).
-        answer = http.send(target, address, "POST", body, headers, timeout=timeout,
-                           max_bytes=MAX_RESPONSE_BYTES,
-                           deadline=started + http.TOTAL_TIMEOUTS * timeout)
+        answer = http.request("POST", url, body, headers, timeout=timeout,
+                              allow_private=allow_private, max_bytes=MAX_RESPONSE_BYTES)
+    except netguard.InternalAddress as exc:  # ANY address the host resolves to is internal
+        return outcome(None, str(_refused(exc)))
     except (netguard.UnsafeTarget, netguard.Unresolvable, http.RequestFailed) as exc:
         return outcome(None, str(exc))
     if 200 <= answer.status < 300:

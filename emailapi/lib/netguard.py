@@ -212,14 +212,16 @@ def connect(host: str, port: int, timeout: float | None, allow_private: bool,
 
     For protocol clients (imaplib, smtplib) that would otherwise resolve the name
     themselves; TLS still names ``host`` (SNI, certificate check), the caller's business."""
-    found = lookup(host, port, timeout if isinstance(timeout, (int, float)) else None)
+    if not isinstance(timeout, (int, float)):  # smtplib may pass its "no value" object
+        timeout = None
+    found = lookup(host, port, timeout)
     if not allow_private:
         check(host, (sockaddr[0] for _, sockaddr in found))
     error: OSError | None = None
     for family, sockaddr in found:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            if isinstance(timeout, (int, float)):  # smtplib may pass its "no value" object
+            if timeout is not None:
                 sock.settimeout(timeout)
             if source_address:
                 sock.bind(source_address)

@@ -139,13 +139,22 @@ SILENT_LOOKUP = textwrap.dedent("""
     import json, sys, time
     sys.path.insert(0, sys.argv[1])
     from emailapi.lib import netguard
+    from webhooks import transport
+    timeout = float(sys.argv[2])
     started = time.monotonic()
     try:
-        netguard.lookup("never.example.com", 443, timeout=float(sys.argv[2]))
+        netguard.lookup("never.example.com", 443, timeout=timeout)
         error = None
     except netguard.Unresolvable as exc:
         error = str(exc)
-    print(json.dumps({"seconds": time.monotonic() - started, "error": error}))
+    looked_up = time.monotonic()
+    # A webhook request to another name the server never answers for, as the dispatcher
+    # sends one.
+    outcome = transport.post("https://hooks.example.net/in", b"{}", {}, timeout=timeout,
+                             allow_private=False)
+    print(json.dumps({"seconds": looked_up - started, "error": error,
+                      "webhook_seconds": time.monotonic() - looked_up,
+                      "webhook_error": outcome.error}))
 """)
 
 
@@ -163,7 +172,8 @@ def silent_name_server():
     server.close()
 
 
-def test_a_name_server_that_never_answers_costs_only_the_timeout(silent_name_server, tmp_path):
+def test_a_name_server_that_never_answers_costs_lookups_and_webhooks_only_the_timeout(
+        silent_name_server, tmp_path):
     if not shutil.which("unshare") or os.geteuid() != 0:
         pytest.skip("needs root and unshare, to give one process its own resolv.conf")
     conf = tmp_path / "resolv.conf"
@@ -185,7 +195,10 @@ def test_a_name_server_that_never_answers_costs_only_the_timeout(silent_name_ser
     # glibc alone waits 5 s for each of its 2 attempts; and the process may exit while the
     # lookup still waits (it cannot stop it).
     assert result["seconds"] < 6
-    assert lasted < 8
+    assert result["webhook_error"] == ("Cannot resolve hooks.example.net: no answer from the "
+                                       "name server within 1.5 s")
+    assert result["webhook_seconds"] < 6
+    assert lasted < 12
 
 
 def test_a_process_that_cannot_start_a_thread_still_looks_names_up(resolver, monkeypatch):
