@@ -37,6 +37,15 @@ class ApiCaller:
         return self.token.pk
 
 
+def still_valid(caller: ApiCaller) -> bool:
+    """Whether ``caller``'s token still opens the API: not revoked or expired, its tenant not
+    stopped. Read afresh (no cache): an open event stream asks it every so often
+    (``webhooks.stream.validity``), where no new request ever authenticates."""
+    token = ApiToken.objects.select_related("tenant").filter(pk=caller.token.pk).first()
+    return token is not None and token.is_active and \
+        plans.effective_status(token.tenant) not in plans.STOPPED
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 

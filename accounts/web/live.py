@@ -15,9 +15,6 @@ write; the event feed from the outbox (``webhooks.models.Event``).
 
 from __future__ import annotations
 
-import logging
-import time
-from contextlib import aclosing
 from dataclasses import dataclass, field
 from functools import wraps
 from importlib import import_module
@@ -39,9 +36,8 @@ from emailapi.api.errors import ApiError, json_error_response
 from emailapi.api.throttling import DashboardRateThrottle
 from webhooks.api.stream import StreamView
 from webhooks.models import Event
-from webhooks.stream.hub import in_db_thread
-
-logger = logging.getLogger(__name__)
+from webhooks.stream import sse
+from webhooks.stream.validity import Validity, while_valid
 
 
 def _json_refusals(view):
@@ -160,7 +156,7 @@ class LiveStreamView(StreamView):
 
     def live_body(self, stream, backlog):
         every = SESSION_CHECKS_PER_KEEPALIVE * settings.STREAM_KEEPALIVE
-        return _while_signed_in(super().live_body(stream, backlog), self.request.user, every)
+        return _while_signed_in(sse.live_body(stream, backlog), self.request.user, every)
 
     def permission_denied(self, request, message=None, code=None):
         if request.authenticators and not request.successful_authenticator:
@@ -175,21 +171,6 @@ class LiveStreamView(StreamView):
 SESSION_CHECKS_PER_KEEPALIVE = 4
 
 
-async def _while_signed_in(body, caller: DashboardCaller, every: float):
-    """Pass ``body`` on while ``caller``'s session still holds (the body yields at least a
-    keep-alive per ``STREAM_KEEPALIVE``, so a check is never late by more than that). A check
-    that fails for a database fault keeps the stream: the next one decides."""
-    next_check = time.monotonic() + every
-    async with aclosing(body):
-        async for chunk in body:
-            yield chunk
-            if time.monotonic() < next_check:
-                continue
-            try:
-                valid = await in_db_thread(still_signed_in, caller)
-            except Exception:  # noqa: BLE001 - a fault is not a sign-out
-                logger.warning("dashboard stream: could not check the session", exc_info=True)
-                valid = True
-            if not valid:
-                return
-            next_check = time.monotonic() + every
+def _while_signed_in(body, caller: DashboardCaller, every: float):
+    """Pass ``body`` on while ``caller``'s session still holds (``webhooks.stream.validity``)."""
+    return while_valid(body, Validity(lambda: still_signed_in(caller), every))

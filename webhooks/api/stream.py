@@ -9,15 +9,20 @@ snapshot that ends: an ordinary response with the whole body.
 
 from __future__ import annotations
 
+from functools import partial
+
+from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 
+from accounts.api.authentication import still_valid
 from emailapi.api.views import TenantScopedAPIView
 from webhooks.api import feed, stream_query
 from webhooks.errors import CursorExpired
 from webhooks.stream import params, sse
 from webhooks.stream.backlog import Backlog
+from webhooks.stream.validity import Validity, while_valid
 
 
 class StreamView(TenantScopedAPIView):
@@ -53,5 +58,8 @@ class StreamView(TenantScopedAPIView):
         return response
 
     def live_body(self, stream: params.StreamRequest, backlog: Backlog):
-        """The streaming body (the dashboard's stream wraps it to end with the session)."""
-        return sse.live_body(stream, backlog)
+        """The streaming body, ended once the token is revoked or the tenant stopped (checked
+        every ``STREAM_KEEPALIVE``); the dashboard's stream checks its session instead."""
+        caller = self.request.user
+        return while_valid(sse.live_body(stream, backlog),
+                           Validity(partial(still_valid, caller), settings.STREAM_KEEPALIVE))

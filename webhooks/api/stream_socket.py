@@ -9,7 +9,9 @@ rejected during the handshake tells the client nothing but "403":
     4400 bad input   4401 no or bad token   4402 trial ended   4403 scope or suspended
     4410 CursorExpired   4429 too slow
 
-Messages from the client are ignored; daphne pings idle connections itself.
+An open stream closes with 4401 once its token is revoked or its tenant stopped (looked at every
+``STREAM_KEEPALIVE``, ``webhooks.stream.validity``). Messages from the client are ignored;
+daphne pings idle connections itself.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncio
 import json
 import logging
 from contextlib import aclosing
+from functools import partial
 from types import SimpleNamespace
 
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -28,7 +31,7 @@ from django.urls import path
 from rest_framework import exceptions
 
 from accounts import tokens
-from accounts.api.authentication import BearerTokenAuthentication
+from accounts.api.authentication import BearerTokenAuthentication, still_valid
 from emailapi.api.errors import domain_error_body, error_body, flatten_errors, status_of
 from emailapi.lib.errors import DomainError
 from webhooks import feed
@@ -37,6 +40,7 @@ from webhooks.stream import params
 from webhooks.stream.backlog import Backlog
 from webhooks.stream.hub import get_hub, in_db_thread
 from webhooks.stream.subscriber import Subscriber
+from webhooks.stream.validity import Validity
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +111,7 @@ def stream_request(scope, tenant_id: int) -> params.StreamRequest:
 
 def _prepare(scope):
     caller = authenticate(scope)
-    return stream_request(scope, caller.tenant.pk)
+    return caller, stream_request(scope, caller.tenant.pk)
 
 
 class StreamConsumer(AsyncWebsocketConsumer):
@@ -120,7 +124,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         await self.accept()
         try:
-            request = await in_db_thread(_prepare, self.scope)
+            caller, request = await in_db_thread(_prepare, self.scope)
         except Refused as refused:
             await self.send(text_data=json.dumps(refused.body))
             await self.close(code=refused.close_code)
@@ -133,7 +137,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return
         self.subscriber = Subscriber(get_hub(), request.filter, request.since,
                                      settings.STREAM_CLIENT_QUEUE)
-        self.sender = asyncio.create_task(self._send_events(Backlog.from_scope(self.scope)))
+        validity = Validity(partial(still_valid, caller), settings.STREAM_KEEPALIVE)
+        self.sender = asyncio.create_task(
+            self._send_events(Backlog.from_scope(self.scope), validity))
 
     async def receive(self, text_data=None, bytes_data=None):
         """Nothing to receive: the stream is one way."""
@@ -144,13 +150,16 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if self.subscriber is not None:
             self.subscriber.close()
 
-    async def _send_events(self, backlog: Backlog) -> None:
+    async def _send_events(self, backlog: Backlog, validity: Validity) -> None:
         subscriber = self.subscriber
         try:
             async with aclosing(subscriber.items(settings.STREAM_KEEPALIVE)) as items:
                 async for item in items:
                     if item is not None:
                         await self.send(text_data=item.json)
+                    if not await validity.holds():  # the token revoked, the tenant stopped
+                        await self.close(code=CLOSE_UNAUTHORIZED)
+                        return
                     if not await backlog.wait_drained(settings.STREAM_CLIENT_BUFFER,
                                                       settings.STREAM_SLOW_SECONDS,
                                                       gone=lambda: subscriber.dropped):
