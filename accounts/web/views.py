@@ -252,8 +252,9 @@ def member_remove(request, member_id: int):
 @tenant_view()
 def switch_organization(request):
     """Act for another organization the user belongs to (404 for any other)."""
-    chosen = Membership.objects.filter(user=request.user,
-                                       tenant_id=request.POST.get("tenant")).first()
+    tenant = request.POST.get("tenant", "")
+    chosen = Membership.objects.filter(user=request.user, tenant_id=int(tenant)).first() \
+        if tenant.isascii() and tenant.isdigit() and len(tenant) < 19 else None
     if chosen is None:
         raise Http404("No such organization")
     request.session["tenant_id"] = chosen.tenant_id

@@ -300,6 +300,9 @@ def test_a_member_of_two_organizations_switches_between_them(client, alice, bob)
     stranger = Tenant.objects.create(name="Stranger", slug="stranger")
     assert client.post("/dashboard/organization", {"tenant": stranger.pk}).status_code == 404
     assert client.get("/dashboard/tokens").context["tenant"] == bob.tenant
+    for bad in ("abc", "", "1e5", "1.5", "-1", "9" * 30, "٣"):  # 404, never a 500
+        assert client.post("/dashboard/organization", {"tenant": bad}).status_code == 404, bad
+    assert client.get("/dashboard/tokens").context["tenant"] == bob.tenant
 
 
 def test_connect_gmail_from_the_dashboard_opens_the_hosted_sign_in(client, alice, bob):
