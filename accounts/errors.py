@@ -33,6 +33,29 @@ class HostNotAllowed(Invalid):
             {f"{section}.host": [reason]})
 
 
+class IncompleteServer(Invalid):
+    """A partial change of a server section (``smtp``/``imap``) the account does not have:
+    the merge would leave it without a host or a port, which no connection can use."""
+
+    code = "InputValidationError"
+
+    def __init__(self, section: str, missing: list[str]):
+        super().__init__(
+            f"Invalid input: {section}.{missing[0]}: required, as the account has no "
+            f"{section} server to change", {f"{section}.{key}": ["This field is required."]
+                                            for key in missing})
+
+
+class OAuth2AppNotFound(Invalid):
+    """An OAuth2 account registered with tokens for an app the tenant does not have."""
+
+    code = "OAuth2AppNotFound"
+
+    def __init__(self, provider: str, reason: str = ""):
+        reason = reason or "the tenant has no such OAuth2 app (register it with POST /v1/oauth2)"
+        super().__init__(f"oauth2.provider {provider!r}: {reason}", {"oauth2.provider": [reason]})
+
+
 class TokenLimitedToAccount(Forbidden):
     """An account token (EmailEngine's) used outside the routes of its account."""
 

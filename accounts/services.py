@@ -18,8 +18,9 @@ from django.utils.text import slugify
 from accounts import mail_hosts, plans, state, token_cache, tokens
 from accounts.announcements import announce
 from accounts.credentials import set_credential
-from accounts.errors import AlreadyExists
+from accounts.errors import AlreadyExists, IncompleteServer, OAuth2AppNotFound
 from accounts.models import ApiToken, Credential, EmailAccount, Tenant
+from accounts.oauth2 import registered_apps
 from accounts.oauth2 import revoke as oauth2_revoke
 from webhooks import events
 
@@ -138,20 +139,68 @@ def new_account_id() -> str:
 
 def register_or_update_account(tenant: Tenant, data: dict[str, Any]) -> tuple[EmailAccount, str]:
     """EmailEngine's upsert: register the mailbox, or, when the tenant already has one with
-    this id, update it with the given fields (``update_account``). Returns the account and
-    ``"new"`` or ``"existing"``."""
+    this id, update it with the given fields (``update_account``; with new OAuth2 tokens, the
+    sign-in is replaced: ``replace_sign_in``). Returns the account and ``"new"`` or
+    ``"existing"``."""
     account_id = data.get("account")
+    change = replace_sign_in if data.get("oauth2") else update_account
     if account_id:
         existing = EmailAccount.of_tenant(tenant, account_id)
         if existing is not None:
-            return update_account(existing, data), "existing"
+            return change(existing, data), "existing"
     try:
         return register_account(tenant, data), "new"
     except AlreadyExists:  # registered by a concurrent request meanwhile
         existing = EmailAccount.of_tenant(tenant, account_id)
         if existing is None:
             raise
-        return update_account(existing, data), "existing"
+        return change(existing, data), "existing"
+
+
+@transaction.atomic
+def replace_sign_in(account: EmailAccount, data: dict) -> EmailAccount:
+    """Replace an existing account's sign-in (a connect link used again, OAuth2 tokens
+    registered again): old secrets of the other kind go, the servers are replaced rather than
+    merged into the old ones, and a ``reauthRequired`` flag goes (the new tokens come without
+    it). ``data["oauth2"]`` None: a password sign-in."""
+    for name in ("imap.pass", "imap.accessToken", "smtp.pass", "smtp.accessToken",
+                 "oauth2.accessToken", "oauth2.refreshToken"):
+        set_credential(account, name, None)
+    if data.get("oauth2") is None:
+        EmailAccount.objects.filter(pk=account.pk).update(oauth2=None)
+        account.oauth2 = None
+        data = {k: v for k, v in data.items() if k != "oauth2"}
+    account.imap = account.smtp = None
+    EmailAccount.objects.filter(pk=account.pk).update(imap=None, smtp=None)
+    return update_account(account, data)
+
+
+def with_oauth2_app(tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
+    """EmailEngine's OAuth2 registration (``oauth2: {provider, auth: {user}, accessToken,
+    refreshToken, expires}``, tokens the caller obtained itself) as the data a connect link's
+    sign-in saves: ``provider`` names one of the tenant's OAuth2 apps (its id, or ``gmail``,
+    ``outlook``, ``yahoo`` for the first app of that provider), whose servers become the
+    account's ``imap`` and ``smtp`` unless given, signed in as ``auth.user``. Data without
+    ``oauth2`` is returned as it is. Raises ``OAuth2AppNotFound``."""
+    oauth2 = data.get("oauth2")
+    if not oauth2:
+        return data
+    app = registered_apps.find_app(tenant.pk, oauth2["provider"])
+    if app is None:
+        raise OAuth2AppNotFound(oauth2["provider"])
+    endpoints = registered_apps.endpoints(app)
+    user = oauth2["auth"]["user"]
+    imap = data.get("imap") or dict(endpoints.imap or {})
+    if not imap:
+        raise OAuth2AppNotFound(oauth2["provider"], "it names no IMAP server: give `imap`")
+    smtp = data.get("smtp") or (dict(endpoints.smtp) if endpoints.smtp else None)
+    expires = oauth2.get("expires")
+    stored = {"app": app.app_id, "provider": app.provider,
+              "expires": expires.isoformat() if expires else None,
+              "accessToken": oauth2.get("accessToken"), "refreshToken": oauth2.get("refreshToken")}
+    return {**data, "email": data.get("email") or user, "oauth2": stored,
+            "imap": {**imap, "auth": {"user": user}},
+            "smtp": {**smtp, "auth": {"user": user}} if smtp else smtp}
 
 
 def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
@@ -220,7 +269,11 @@ def update_account(account: EmailAccount, data: dict[str, Any]) -> EmailAccount:
                     email_account=account, name__startswith=f"{section}."
                 ).delete()
             else:
-                setattr(account, section, _merge(getattr(account, section), public))
+                merged = _merge(getattr(account, section), public)
+                missing = [key for key in ("host", "port") if key not in merged]
+                if missing:  # a partial change of a server the account does not have
+                    raise IncompleteServer(section, missing)
+                setattr(account, section, merged)
                 _store_secrets(account, section, found)
             changed_connection = True
         if "oauth2" in data:  # a new sign-in (connect link): new tokens, flags cleared

@@ -51,6 +51,7 @@ from django.utils import timezone
 
 from accounts.models import EmailAccount
 from emailapi.lib.rows import prepared_rows
+from emailapi.lib.wording import response_code, server_text
 from webhooks import events
 
 State = EmailAccount.State
@@ -238,3 +239,22 @@ def _parsed(value) -> datetime | None:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def engine_error(last_error) -> dict | None:
+    """``lastError`` as the API and the change stream show it: ours (``error``, ``code``,
+    ``time``) with EmailEngine's ``response`` (the error in words) and ``serverResponseCode``
+    beside them, so that a client written for EmailEngine finds ``lastError.response``. The
+    code is the server's own response code where its answer carried one
+    (``AUTHENTICATIONFAILED``), ``AUTHENTICATIONFAILED`` for a refused login without one (as
+    the ``authenticationError`` event says), else ours (``ConnectionRefused``, ...)."""
+    if not last_error:
+        return None
+    if not isinstance(last_error, dict):
+        last_error = {"error": str(last_error)}
+    code = str(last_error.get("code") or "")
+    coded = response_code(server_text(last_error.get("serverResponse")))
+    server_code = coded[0] if coded else (
+        "AUTHENTICATIONFAILED" if code == "AuthenticationFailed" else code)
+    return {**last_error, "response": str(last_error.get("error") or code or "Unknown error"),
+            "serverResponseCode": server_code}

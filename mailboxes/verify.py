@@ -12,18 +12,15 @@ words); our own code and wording stay in ``emailapiCode`` and ``reason``.
 
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 
-from emailapi.lib.wording import describe, server_text
+from emailapi.lib.wording import describe, response_code, server_text
 from mailboxes import smtp
 from mailboxes.imap import client as imap
 from mailboxes.imap.session import FolderListing, ImapSession
 
-# "[AUTHENTICATIONFAILED] Authentication failed.": a response code (RFC 5530) and the text.
-RESPONSE_CODE_RE = re.compile(r"^\[([A-Za-z0-9-]+)(?:[ ][^\]]*)?\]\s*(.*)$", re.S)
 # Our SMTP codes as nodemailer's, which EmailEngine reports.
 SMTP_CODES = {"AuthenticationFailed": "EAUTH", "ConnectionError": "ECONNECTION",
               "TLSError": "ETLS", "Timeout": "ETIMEDOUT"}
@@ -56,9 +53,9 @@ def _imap_failure(exc: imap.ImapError) -> dict:
     the server's response code and text; anything else keeps our words."""
     reason = describe(exc)
     answer = server_text(exc.server_response)
-    match = RESPONSE_CODE_RE.match(answer) if answer else None
-    if match:
-        return _failure("Command failed", match.group(1).upper(), responseText=match.group(2),
+    coded = response_code(answer)
+    if coded:
+        return _failure("Command failed", coded[0], responseText=coded[1],
                         reason=reason, emailapiCode=exc.code, serverResponse=answer)
     if answer:
         code = "AUTHENTICATIONFAILED" if exc.code == "AuthenticationFailed" else exc.code

@@ -3,7 +3,10 @@
 EmailEngine sends an account's events to its own URL instead of the global one. Here that URL
 becomes an ordinary subscription of every event of that one account, made, changed and removed
 with the account's field; ``EmailAccount.webhook_subscription`` remembers which one it is, so
-the API's subscriptions stay the one mechanism (signing, retries, delivery history).
+the API's subscriptions stay the one mechanism (signing, retries, delivery history). It is made
+in EmailEngine's format and signed with the tenant's ``serviceSecret`` when one is set
+(``webhooks.engine_settings``), so the receiver an EmailEngine client wrote for it verifies it
+unchanged.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from accounts.models import EmailAccount
-from webhooks import subscriptions
+from webhooks import engine_settings, subscriptions
 from webhooks.models import WebhookSubscription
 
 
@@ -48,7 +51,10 @@ def follow_account_webhook(email_account: EmailAccount,
                                  for name, value in headers.items()}
         if subscription is None:
             subscription, _secret = subscriptions.create(
-                email_account.tenant, {**wanted, "events": ["*"]})
+                email_account.tenant, {**wanted, "events": ["*"], "format": "emailengine"})
+            secret = engine_settings.service_secret(email_account.tenant_id)
+            if secret:
+                subscriptions.set_secret(subscription, secret)
             email_account.webhook_subscription = subscription.pk
             email_account.save(update_fields=["webhook_subscription"])
         elif headers is not None or subscription.url != wanted["url"] \

@@ -7,6 +7,9 @@ events carry.
     notifyAttachments, notifyAttachmentSize
     serviceUrl                                  -> every emailengine payload's ``serviceUrl``
 
+``serviceSecret`` also signs the subscriptions made from accounts' own ``webhooks`` URLs, as
+EmailEngine signs every webhook with it.
+
 The ``EngineSettings`` row is the truth; ``apply`` makes the default subscription follow it
 after every change (a change made to that subscription through ``/v1/webhooks`` lasts until
 the next settings change of the same key). Secrets are never read back: ``serviceSecret`` and
@@ -21,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts import crypto
+from accounts.models import EmailAccount
 from webhooks import subscriptions
 from webhooks.models import EngineSettings, WebhookSubscription
 
@@ -56,6 +60,14 @@ def headers_of(row: EngineSettings) -> dict[str, str]:
     return json.loads(_open(row, "headers", row.sealed_headers)) if row.sealed_headers else {}
 
 
+def service_secret(tenant_id: int) -> str | None:
+    """The tenant's ``serviceSecret``, if one is set: the key of every subscription made
+    from EmailEngine's keys (the default one and each account's own URL)."""
+    row = EngineSettings.objects.filter(tenant_id=tenant_id).first()
+    return _open(row, "secret", row.sealed_service_secret) \
+        if row is not None and row.sealed_service_secret else None
+
+
 def of(tenant) -> EngineSettings:
     """The tenant's row, or unsaved defaults."""
     return EngineSettings.objects.filter(tenant=tenant).first() or EngineSettings(tenant=tenant)
@@ -89,8 +101,19 @@ def update(tenant, data: dict) -> list[str]:
             row.sealed_service_secret = _seal(row, "secret", data["serviceSecret"])
         if _SUBSCRIPTION_KEYS & set(data):
             _apply(row, set(data))
+        if data.get("serviceSecret"):
+            for subscription in _account_subscriptions(tenant):
+                subscriptions.set_secret(subscription, data["serviceSecret"])
         row.save()
     return list(data)
+
+
+def _account_subscriptions(tenant):
+    """The subscriptions made from the tenant's accounts' own ``webhooks`` URLs
+    (``webhooks.account_webhooks``)."""
+    made = EmailAccount.objects.filter(tenant=tenant, webhook_subscription__isnull=False) \
+        .values_list("webhook_subscription", flat=True)
+    return WebhookSubscription.objects.filter(tenant=tenant, pk__in=list(made))
 
 
 def _apply(row: EngineSettings, changed: set[str]) -> None:

@@ -58,7 +58,8 @@ class AccountView(TenantScopedAPIView):
     )
     def post(self, request):
         query = self.validated(s.AccountCreateQuerySerializer, request.query_params)
-        data = self.validated(s.AccountCreateSerializer, request.data)
+        data = services.with_oauth2_app(
+            self.tenant, self.validated(s.AccountCreateSerializer, request.data))
         if query["upsert"]:
             account, state = services.register_or_update_account(self.tenant, data)
         else:
@@ -176,10 +177,13 @@ class AccountActionView(TenantScopedAPIView):
 
     def act(self, request, account, action: str) -> Response:
         email_account = self.email_account
-        self.validated(s.AccountActionSerializer, request.data)
+        data = self.validated(s.AccountActionSerializer, request.data)
         if action == "reconnect":
-            services.request_reconnect(email_account)
-            return Response({"reconnect": True})
+            # EmailEngine's ``{"reconnect": false}`` asks for nothing; an empty body reconnects.
+            wanted = data.get("reconnect", True)
+            if wanted:
+                services.request_reconnect(email_account)
+            return Response({"reconnect": wanted})
         if action == "pause":
             email_account = services.pause_account(email_account)
         else:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
+from accounts import state as account_state
 from accounts.models import EmailAccount
 from accounts.oauth2 import registered_apps
 from emailapi.api.pagination import PageQuerySerializer
@@ -188,6 +189,31 @@ class EmailEngineAccountFields(StrictSerializer):
         return value or ""
 
 
+class OAuth2UserSerializer(StrictSerializer):
+    user = serializers.CharField(max_length=512, help_text="The address that signed in")
+
+
+class OAuth2RegistrationSerializer(StrictSerializer):
+    """EmailEngine's ``oauth2`` block: tokens the caller obtained itself for one of the
+    tenant's OAuth2 apps (``POST /v1/oauth2``), whose servers the account uses."""
+
+    provider = serializers.CharField(
+        max_length=256, help_text="The OAuth2 app's id (or gmail/outlook/yahoo: the first app "
+                                  "of that provider)")
+    auth = OAuth2UserSerializer()
+    accessToken = serializers.CharField(max_length=8192, required=False, write_only=True)
+    refreshToken = serializers.CharField(max_length=8192, required=False, write_only=True)
+    expires = serializers.DateTimeField(required=False, allow_null=True,
+                                        help_text="When the access token expires")
+
+    def validate(self, attrs):
+        if not (attrs.get("accessToken") or attrs.get("refreshToken")):
+            raise serializers.ValidationError({"refreshToken": [
+                "refreshToken or accessToken is required (a sign-in through the provider "
+                "is a connect link: POST /v1/authentication/form)"]})
+        return attrs
+
+
 @extend_schema_serializer(examples=[
     OpenApiExample("Password mailbox", request_only=True, value={
         "account": "sales-mailbox",
@@ -207,8 +233,10 @@ class AccountCreateSerializer(EmailEngineAccountFields):
     )
     name = serializers.CharField(max_length=256, required=False, allow_blank=True)
     email = serializers.EmailField(max_length=320, required=False, allow_blank=True)
-    imap = ImapServerSerializer()
+    imap = ImapServerSerializer(required=False,
+                                help_text="Required unless `oauth2` is given (then the app's)")
     smtp = ServerSerializer(required=False, allow_null=True)
+    oauth2 = OAuth2RegistrationSerializer(required=False)
     copy = serializers.BooleanField(
         required=False, allow_null=True,
         help_text="Store a copy of sent mail in the Sent folder (default true; turn off for "
@@ -218,6 +246,12 @@ class AccountCreateSerializer(EmailEngineAccountFields):
         max_length=1, required=False,
         help_text="The folder kept in IDLE for instant notices (default [\"INBOX\"]); other "
                   "folders are followed through NOTIFY where the server has it, else polled")
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if "imap" not in attrs and "oauth2" not in attrs:
+            raise serializers.ValidationError({"imap": ["This field is required."]})
+        return attrs
 
 
 class AccountUpdateSerializer(EmailEngineAccountFields):
@@ -299,9 +333,18 @@ class PublicServerSerializer(serializers.Serializer):
 
 
 class LastErrorSerializer(serializers.Serializer):
+    """Ours (``error``, ``code``, ``time``) and EmailEngine's (``response``,
+    ``serverResponseCode``): ``accounts.state.engine_error``."""
+
     error = serializers.CharField()
     code = serializers.CharField(required=False)
     time = serializers.DateTimeField(required=False)
+    response = serializers.CharField(help_text="EmailEngine's name of the error in words")
+    serverResponseCode = serializers.CharField(
+        allow_blank=True, help_text="The server's response code (AUTHENTICATIONFAILED), else `code`")
+
+    def to_representation(self, instance):
+        return super().to_representation(account_state.engine_error(instance))
 
 
 def public_server(section: dict | None, stored_secrets: Iterable[str] = ()) -> dict | None:

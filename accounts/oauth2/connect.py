@@ -21,10 +21,8 @@ import secrets
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
-from django.db import transaction
 
 from accounts import services
-from accounts.credentials import set_credential
 from accounts.models import EmailAccount, OAuth2App, Tenant
 from accounts.oauth2 import flow, links, presets, registered_apps, social
 from emailapi.lib.redis import get_redis
@@ -142,28 +140,12 @@ def _save(payload: dict, email: str, settings_: dict) -> str:
             account = services.register_account(tenant, {"account": account_id, **data})
             state = "new"
         else:
-            account = _reconnect(existing, data)
+            account = services.replace_sign_in(existing, data)
             state = "existing"
     except BaseException:
         links.release(payload)  # nothing was saved: let the user try again
         raise
     return _with_params(payload["redirectUrl"], {"account": account.account_id, "state": state})
-
-
-@transaction.atomic
-def _reconnect(account: EmailAccount, data: dict) -> EmailAccount:
-    """Replace an existing account's sign-in: old secrets of the other kind go, and so does a
-    ``reauthRequired`` flag (the new tokens come without it)."""
-    for name in ("imap.pass", "imap.accessToken", "smtp.pass", "smtp.accessToken",
-                 "oauth2.accessToken", "oauth2.refreshToken"):
-        set_credential(account, name, None)
-    if data["oauth2"] is None:
-        EmailAccount.objects.filter(pk=account.pk).update(oauth2=None)
-        account.oauth2 = None
-        data = {k: v for k, v in data.items() if k != "oauth2"}
-    account.imap = account.smtp = None  # replaced, not merged into the old servers
-    EmailAccount.objects.filter(pk=account.pk).update(imap=None, smtp=None)
-    return services.update_account(account, data)
 
 
 def _with_params(url: str, params: dict) -> str:

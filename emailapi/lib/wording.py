@@ -56,6 +56,17 @@ def server_text(value) -> str:
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "…"
 
 
+# "[AUTHENTICATIONFAILED] Authentication failed.": a response code (RFC 5530) and the text.
+RESPONSE_CODE_RE = re.compile(r"^\[([A-Za-z0-9-]+)(?:[ ][^\]]*)?\]\s*(.*)$", re.S)
+
+
+def response_code(answer: str) -> tuple[str, str] | None:
+    """The response code of an IMAP server's answer (upper case) and the text after it, or
+    None when the answer carries no code."""
+    match = RESPONSE_CODE_RE.match(answer) if answer else None
+    return (match.group(1).upper(), match.group(2)) if match else None
+
+
 def _undo_repr(match: re.Match) -> str:
     try:
         value = ast.literal_eval(match.group(0))

@@ -84,6 +84,10 @@ class MessageUpdateResultSerializer(serializers.Serializer):
 class MoveSerializer(StrictSerializer):
     path = serializers.CharField(max_length=1024, trim_whitespace=False,
                                  help_text="Destination folder (or a special use: \\Archive)")
+    source = serializers.CharField(
+        max_length=1024, trim_whitespace=False, required=False,
+        help_text="Accepted as EmailEngine does and not used: there it names the Gmail API's "
+                  "source label; over IMAP the message's id already says its folder")
 
 
 class MoveResultSerializer(serializers.Serializer):

@@ -251,6 +251,8 @@ class OutboxEntrySerializer(serializers.Serializer):
     nextAttempt = serializers.SerializerMethodField()
     attemptsMade = serializers.IntegerField(source="attempts")
     deliveryAttempts = serializers.IntegerField(source="max_attempts")
+    attempts = serializers.IntegerField(source="max_attempts",
+                                        help_text="EmailEngine's name of `deliveryAttempts`")
     lastError = OutboxErrorSerializer(source="last_error", allow_null=True)
     response = serializers.CharField(allow_blank=True,
                                      help_text="The server's answer to DATA once sent")

@@ -56,6 +56,22 @@ def test_reconnect_is_announced(alice, announcements, django_capture_on_commit_c
     assert announcements()[-1] == "reconnect"
 
 
+def test_reconnect_false_asks_for_nothing_as_in_emailengine(
+        alice, announcements, django_capture_on_commit_callbacks):
+    """EmailEngine reconnects only for ``{"reconnect": true}`` and echoes the value; an empty
+    body keeps reconnecting here (our own clients send none)."""
+    alice.client.post("/v1/account", account_payload(), format="json")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice.client.put("/v1/account/sales/reconnect", {"reconnect": False},
+                                    format="json")
+    assert response.json() == {"reconnect": False}
+    assert "reconnect" not in announcements()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice.client.put("/v1/account/sales/reconnect", format="json")
+    assert response.json() == {"reconnect": True}
+    assert announcements()[-1] == "reconnect"
+
+
 def test_actions_are_tenant_scoped_and_validated(alice, bob):
     alice.client.post("/v1/account", account_payload(), format="json")
     for action in ("reconnect", "pause", "resume"):

@@ -119,6 +119,22 @@ def test_update_can_remove_smtp(alice):
     assert not Credential.objects.filter(email_account=account, name__startswith="smtp.").exists()
 
 
+def test_a_partial_smtp_for_an_account_without_one_is_400_and_changes_nothing(alice):
+    """Only auth for a server the account does not have would leave an SMTP section no send
+    can use (every attempt failed on the missing host)."""
+    alice.client.post("/v1/account", account_payload(smtp=None), format="json")
+    response = alice.client.put("/v1/account/sales",
+                                {"smtp": {"auth": {"user": "u", "pass": "p-secret-9"}}},
+                                format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "InputValidationError"
+    assert response.json()["details"] == {"smtp.host": ["This field is required."],
+                                          "smtp.port": ["This field is required."]}
+    account = EmailAccount.objects.get(account_id="sales")
+    assert account.smtp is None
+    assert not Credential.objects.filter(email_account=account, name__startswith="smtp.").exists()
+
+
 def test_update_refuses_changing_the_id(alice):
     alice.client.post("/v1/account", account_payload(), format="json")
     response = alice.client.put("/v1/account/sales", {"account": "other"}, format="json")

@@ -67,6 +67,54 @@ def test_the_hosted_link_creates_a_mailbox_that_syncs_over_xoauth2(
         conn.close()
 
 
+def test_tokens_registered_through_the_api_make_a_mailbox_that_syncs_over_xoauth2(
+        alice, provider, oauth_dovecot, oauth_user):
+    """EmailEngine's ``POST /v1/account`` with ``oauth2`` (tokens the caller got itself): the
+    app's servers, the tokens sealed and never shown, and the worker signs in with them."""
+    seed.seed_mailbox(oauth_user, messages=seed.build_messages()[:2])
+    app = create_app(alice, provider, oauth_dovecot)
+    tokens = provider._issue(oauth_user.username)
+    answer = alice.client.post("/v1/account", {
+        "account": "apibox", "name": "Registered with tokens",
+        "oauth2": {"provider": app, "auth": {"user": oauth_user.username},
+                   "accessToken": tokens["access_token"], "refreshToken": tokens["refresh_token"],
+                   "expires": "2099-01-01T00:00:00Z"}}, format="json")
+    assert answer.json() == {"account": "apibox", "state": "new"}
+    account = EmailAccount.objects.get(account_id="apibox")
+    assert account.email == oauth_user.username
+    assert account.imap["host"] == oauth_dovecot.host
+    names = set(Credential.objects.filter(email_account=account).values_list("name", flat=True))
+    assert names == {"oauth2.accessToken", "oauth2.refreshToken"}
+    shown = alice.client.get("/v1/account/apibox").json()
+    assert tokens["access_token"] not in str(shown)
+    assert tokens["refresh_token"] not in str(shown)
+    assert shown["oauth2"]["provider"] == app
+    conn, outcome = _start(account)
+    try:
+        assert isinstance(outcome, Idle), EmailAccount.objects.get(pk=account.pk).last_error
+        assert Message.objects.filter(email_account=account).count() == 2
+        assert provider.refresh_calls == 0  # the given access token was used as it is
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("oauth2,code", [
+    ({"provider": "no-such-app", "auth": {"user": "u@example.test"}, "refreshToken": "rt"},
+     "OAuth2AppNotFound"),
+    ({"provider": "APP", "auth": {"user": "u@example.test"}}, "InputValidationError"),
+    ({"provider": "APP", "refreshToken": "rt"}, "InputValidationError"),
+])
+def test_a_bad_oauth2_registration_is_400_and_registers_nothing(
+        alice, provider, oauth_dovecot, oauth2, code):
+    app = create_app(alice, provider, oauth_dovecot)
+    oauth2 = {**oauth2, "provider": app} if oauth2["provider"] == "APP" else oauth2
+    answer = alice.client.post("/v1/account", {"account": "apibox", "oauth2": oauth2},
+                               format="json")
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["code"] == code
+    assert not EmailAccount.objects.filter(account_id="apibox").exists()
+
+
 def test_an_expiring_token_is_refreshed_before_login_and_no_mail_is_missed(
         alice, client, provider, oauth_dovecot, oauth_user, settings):
     _, account, _ = _connect(alice, client, provider, oauth_dovecot, oauth_user)

@@ -227,6 +227,33 @@ def test_deleting_the_account_removes_its_subscription(alice, private_hooks):
     assert _subscriptions(alice.tenant) == []
 
 
+def test_an_account_webhook_url_is_an_emailengine_subscription(alice, private_hooks):
+    alice.client.post("/v1/account", ee_account(webhooks="http://127.0.0.1:9/hook"),
+                      format="json")
+    assert [s.format for s in _subscriptions(alice.tenant)] == ["emailengine"]
+
+
+def test_the_migration_moves_earlier_account_webhooks_to_emailengines_format(alice, private_hooks):
+    """Subscriptions made from the field before it made EmailEngine's format are switched;
+    a subscription made through ``/v1/webhooks`` keeps its format."""
+    import importlib
+
+    from django.apps import apps
+
+    from webhooks.models import WebhookSubscription
+
+    migration = importlib.import_module(
+        "webhooks.migrations.0012_account_webhooks_in_engine_format")
+    alice.client.post("/v1/account", ee_account(webhooks="http://127.0.0.1:9/hook"),
+                      format="json")
+    alice.client.post("/v1/webhooks", {"url": "http://127.0.0.1:9/own", "events": ["*"]},
+                      format="json")
+    WebhookSubscription.objects.update(format="emailapi")
+    migration.to_engine_format(apps, None)
+    assert {s.url: s.format for s in _subscriptions(alice.tenant)} == {
+        "http://127.0.0.1:9/hook": "emailengine", "http://127.0.0.1:9/own": "emailapi"}
+
+
 def test_an_internal_webhook_url_is_400_and_registers_nothing(alice, settings):
     settings.WEBHOOKS_ALLOW_PRIVATE = False
     response = alice.client.post("/v1/account", ee_account(webhooks="http://127.0.0.1:9/hook"),
@@ -312,6 +339,38 @@ def test_oauth2_tokens_are_masked(alice):
                    "refreshToken": "rt"}})
     oauth2 = alice.client.get("/v1/account/g").json()["oauth2"]
     assert (oauth2["accessToken"], oauth2["refreshToken"]) == ("******", "******")
+
+
+def test_last_error_carries_emailengines_response_and_server_response_code(alice, example):
+    """As the worker records a refused login: EmailEngine's clients read ``response`` and
+    ``serverResponseCode``; ours keep ``error`` and ``code``."""
+    EmailAccount.objects.filter(account_id="example").update(
+        state="authenticationError", last_error={
+            "error": "Login refused: Authentication failed.", "code": "AuthenticationFailed",
+            "serverResponse": "[AUTHENTICATIONFAILED] Authentication failed.",
+            "time": "2026-12-07T08:00:00Z"})
+    shown = alice.client.get("/v1/account/example").json()["lastError"]
+    assert shown["response"] == "Login refused: Authentication failed."
+    assert shown["serverResponseCode"] == "AUTHENTICATIONFAILED"
+    assert (shown["error"], shown["code"]) == ("Login refused: Authentication failed.",
+                                               "AuthenticationFailed")
+    [listed] = alice.client.get("/v1/accounts").json()["accounts"]
+    assert listed["lastError"] == shown
+
+
+def test_a_last_error_without_a_server_code_gives_ours(alice, example):
+    EmailAccount.objects.filter(account_id="example").update(
+        state="connectError", last_error={"error": "Connection refused",
+                                          "code": "ConnectionRefused"})
+    shown = alice.client.get("/v1/account/example").json()["lastError"]
+    assert (shown["response"], shown["serverResponseCode"]) == ("Connection refused",
+                                                                "ConnectionRefused")
+
+
+def test_the_openapi_document_is_also_where_emailengine_serves_its_own(client):
+    answer = client.get("/swagger.json")
+    assert answer.status_code == 200
+    assert answer.json()["paths"] == client.get("/v1/openapi.json").json()["paths"]
 
 
 def test_list_items_carry_type_and_counters(alice, example):

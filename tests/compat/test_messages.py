@@ -381,3 +381,14 @@ def test_reference_message_by_email_id(synced):
     assert response.status_code == 200, response.content
     draft = synced.client.get(f"/v1/account/box/message/{response.json()['id']}").json()
     assert draft["inReplyTo"] == seed.MESSAGE_IDS["plain"]
+
+
+def test_move_takes_emailengines_source_and_moves(synced):
+    """EmailEngine's move body has ``source`` (its Gmail API's label to take off): accepted,
+    and the move is the same as without it."""
+    answer = synced.client.put(f"/v1/account/box/message/{synced.id_of['plain']}/move",
+                               {"path": "Archive", "source": "INBOX"}, format="json")
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["path"] == "Archive"
+    moved = synced.client.get("/v1/account/box/messages", {"path": "Archive"}).json()
+    assert [m["messageId"] for m in moved["messages"]] == [seed.MESSAGE_IDS["plain"]]

@@ -407,6 +407,7 @@ def test_delivery_attempts_0_is_one_try_as_emailengine(alice, account):
 
     entry = alice.client.get(f"/v1/outbox/{response.json()['queueId']}").json()
     assert entry["deliveryAttempts"] == 1
+    assert entry["attempts"] == 1  # EmailEngine's name for it
 
 
 def test_a_single_address_and_a_single_envelope_recipient_are_taken_as_lists(

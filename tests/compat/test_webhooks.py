@@ -164,6 +164,44 @@ def test_settings_make_the_default_emailengine_webhook(alice, mail_user, allow_p
     assert request.headers["X-Custom"] == "abc"
 
 
+def test_an_accounts_own_webhook_url_gets_emailengine_requests_signed_with_the_service_secret(
+        alice, mail_user, allow_private_webhooks, webhook_receiver, start_dispatcher,
+        imap_worker):
+    """EmailEngine's per-account ``webhooks`` URL: its requests are EmailEngine's (body and
+    ``X-EE-Wh-*`` headers) and signed with the tenant's ``serviceSecret``, as a receiver written
+    for EmailEngine checks them."""
+    receiver = webhook_receiver()
+    assert alice.client.post("/v1/settings", {"serviceSecret": "the-service-secret"},
+                             format="json").status_code == 200
+    imap = mail_user.imap_settings(secure=False)
+    imap["tls"] = {"rejectUnauthorized": False}
+    answer = alice.client.post("/v1/account", {"account": "box", "imap": imap,
+                                               "webhooks": receiver.url}, format="json")
+    assert answer.status_code == 200, answer.content
+    start_dispatcher()
+    [request] = received(receiver, "accountInitialized")
+    assert set(request.payload) >= {"serviceUrl", "account", "date", "event", "data"}
+    assert request.payload["account"] == "box"
+    assert ee_signature_ok("the-service-secret", request.body,
+                           request.headers["X-EE-Wh-Signature"])
+    assert "X-EmailAPI-Signature" not in request.headers
+
+
+def test_a_service_secret_set_later_signs_the_accounts_own_webhook(
+        alice, allow_private_webhooks, webhook_receiver):
+    receiver = webhook_receiver()
+    answer = alice.client.post("/v1/account", {
+        "account": "box", "webhooks": receiver.url,
+        "imap": {"host": "127.0.0.1", "port": 9, "auth": {"user": "u", "pass": "p"}}},
+        format="json")
+    assert answer.status_code == 200, answer.content
+    alice.client.post("/v1/settings", {"serviceSecret": "set-afterwards"}, format="json")
+    subscription = EmailAccount.objects.get(account_id="box").webhook_subscription
+    assert alice.client.post(f"/v1/webhooks/{subscription}/test").json()["statusCode"] == 200
+    [request] = receiver.accepted()
+    assert ee_signature_ok("set-afterwards", request.body, request.headers["X-EE-Wh-Signature"])
+
+
 def test_settings_answer_the_keys_asked_for(alice, allow_private_webhooks):
     alice.client.post("/v1/settings", {"webhooks": "http://127.0.0.1:9/h",
                                        "serviceSecret": "s3cret", "notifyHeaders": ["List-ID"],
@@ -438,7 +476,9 @@ def test_changes_stream_carries_the_error_of_an_error_state(alice, mail_user, we
     imap["tls"] = {"rejectUnauthorized": False}
     services.register_account(alice.tenant, {"account": "box", "imap": imap})
     event = next_state(stream, "box", "authenticationError")
-    assert isinstance(event["data"]["payload"], dict)
+    payload = event["data"]["payload"]
+    assert payload["serverResponseCode"] == "AUTHENTICATIONFAILED"
+    assert payload["response"] == payload["error"]
     stream.close()
 
 

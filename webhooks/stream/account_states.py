@@ -9,8 +9,9 @@ EmailEngine streams its accounts' connection state changes as Server-Sent Events
 
 ``key`` is the new state (``init``, ``connecting``, ``syncing``, ``connected``,
 ``disconnected``, ``paused``, ``authenticationError``, ``connectError``, ``unset``);
-``payload`` is the account's ``lastError`` (``{response, serverResponseCode, ...}``) while the
-state is an error, else ``null``. Here the states are those of the account rows (written by the
+``payload`` is the account's ``lastError`` as the API shows it (``{error, code, time,
+response, serverResponseCode}``, ``accounts.state.engine_error``) while the state is an error,
+else ``null``. Here the states are those of the account rows (written by the
 IMAP workers, ``accounts.state``), read every ``STATE_POLL`` seconds: each change is sent once;
 a state that lasted less than that may be skipped, the state it changed to never is. An account
 that appears is sent with its state; a deleted one with ``key: "deleted"``. EmailEngine's
@@ -28,6 +29,7 @@ import time
 from django.conf import settings
 
 from accounts.models import EmailAccount
+from accounts.state import engine_error
 from webhooks.stream.hub import in_db_thread
 
 OPENING = b": emailapi change stream\n\n"
@@ -45,7 +47,7 @@ def states(tenant_id: int) -> dict[str, tuple[str, dict | None]]:
 
 def frame(account: str, state: str, error: dict | None) -> bytes:
     message = {"account": account, "type": "state", "key": state,
-               "payload": error if state in ERROR_STATES else None}
+               "payload": engine_error(error) if state in ERROR_STATES else None}
     return f"event: message\ndata:{json.dumps(message, separators=(',', ':'))}\n\n".encode()
 
 
