@@ -39,21 +39,23 @@ class IncompleteServer(Invalid):
 
     code = "InputValidationError"
 
-    def __init__(self, section: str, missing: list[str]):
+    def __init__(self, section: str, missing: list[str],
+                 why: str = "the account has no {section} server to change"):
         super().__init__(
-            f"Invalid input: {section}.{missing[0]}: required, as the account has no "
-            f"{section} server to change", {f"{section}.{key}": ["This field is required."]
-                                            for key in missing})
+            f"Invalid input: {section}.{missing[0]}: required, as {why.format(section=section)}",
+            {f"{section}.{key}": ["This field is required."] for key in missing})
 
 
-class OAuth2AppNotFound(Invalid):
-    """An OAuth2 account registered with tokens for an app the tenant does not have."""
+class OAuth2AppNotFound(NotFound):
+    """An OAuth2 app the tenant does not have: named by an account's ``oauth2.provider``, or
+    deleted while it was being changed."""
 
     code = "OAuth2AppNotFound"
+    ee_code = "NotFound"
 
-    def __init__(self, provider: str, reason: str = ""):
+    def __init__(self, app_id: str, reason: str = ""):
         reason = reason or "the tenant has no such OAuth2 app (register it with POST /v1/oauth2)"
-        super().__init__(f"oauth2.provider {provider!r}: {reason}", {"oauth2.provider": [reason]})
+        super().__init__(f"OAuth2 app {app_id!r}: {reason}", {"oauth2.provider": [reason]})
 
 
 class TokenLimitedToAccount(Forbidden):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -18,7 +19,7 @@ from django.utils.text import slugify
 from accounts import mail_hosts, plans, state, token_cache, tokens
 from accounts.announcements import announce
 from accounts.credentials import set_credential
-from accounts.errors import AlreadyExists, IncompleteServer, OAuth2AppNotFound
+from accounts.errors import AccountNotFound, AlreadyExists, IncompleteServer, OAuth2AppNotFound
 from accounts.models import ApiToken, Credential, EmailAccount, Tenant
 from accounts.oauth2 import registered_apps
 from accounts.oauth2 import revoke as oauth2_revoke
@@ -192,7 +193,7 @@ def with_oauth2_app(tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
     user = oauth2["auth"]["user"]
     imap = data.get("imap") or dict(endpoints.imap or {})
     if not imap:
-        raise OAuth2AppNotFound(oauth2["provider"], "it names no IMAP server: give `imap`")
+        raise IncompleteServer("imap", ["host", "port"], "the OAuth2 app names no IMAP server")
     smtp = data.get("smtp") or (dict(endpoints.smtp) if endpoints.smtp else None)
     expires = oauth2.get("expires")
     stored = {"app": app.app_id, "provider": app.provider,
@@ -253,7 +254,10 @@ def update_account(account: EmailAccount, data: dict[str, Any]) -> EmailAccount:
     mail_hosts.check(account.tenant, data)
     changed_connection = False
     with transaction.atomic():
-        account = EmailAccount.objects.select_for_update().get(pk=account.pk)
+        locked = EmailAccount.objects.select_for_update().filter(pk=account.pk).first()
+        if locked is None:  # deleted meanwhile
+            raise AccountNotFound(account.account_id)
+        account = locked
         for field in ("name", "email"):
             if field in data:
                 setattr(account, field, data[field] or "")
@@ -293,19 +297,29 @@ def update_account(account: EmailAccount, data: dict[str, Any]) -> EmailAccount:
     return account
 
 
-def delete_account(account: EmailAccount, revoke: bool = False) -> None:
+def delete_account(account: EmailAccount, revoke: bool = False,
+                   along: Callable[[EmailAccount], None] | None = None) -> None:
     """Remove the mailbox and everything indexed for it; record ``accountDeleted``.
 
+    The row is locked first: a concurrent delete, update or send either finished before
+    (a second delete is AccountNotFound and records nothing) or waits and then finds the
+    account gone. ``along(account)`` runs in the same transaction, on the locked row (the
+    webhooks layer drops the account's own subscription there: ``account_webhooks``).
     ``revoke``: first revoke an OAuth2 mailbox's grant at its provider (best effort, see
     ``accounts.oauth2.revoke``); it must come first, as the delete takes the tokens with it."""
     if revoke and account.oauth2:
         oauth2_revoke.revoke_grant(account)
     pk = account.pk
     with transaction.atomic():
+        locked = EmailAccount.objects.select_for_update().filter(pk=pk).first()
+        if locked is None:
+            raise AccountNotFound(account.account_id)
+        if along is not None:
+            along(locked)
         events.record(account.tenant, events.ACCOUNT_DELETED, account.account_id,
                       {"account": account.account_id})
-        account.delete()
-    account.pk = pk  # Django clears it on delete; the announcement still names the row
+        locked.delete()
+    account.pk = pk  # the announcement names the row
     announce(account, "deleted")
 
 

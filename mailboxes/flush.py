@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import services
+from accounts.errors import AccountNotFound
 from accounts.models import EmailAccount
 from mailboxes.models import Folder, Message
 
@@ -23,7 +24,9 @@ from mailboxes.models import Folder, Message
 def flush_index(email_account: EmailAccount, notify_from: datetime | None = None) -> int:
     """Delete the account's index and have it rebuilt; returns the messages forgotten."""
     with transaction.atomic():
-        account = EmailAccount.objects.select_for_update().get(pk=email_account.pk)
+        account = EmailAccount.objects.select_for_update().filter(pk=email_account.pk).first()
+        if account is None:  # deleted meanwhile
+            raise AccountNotFound(email_account.account_id)
         account.notify_from = notify_from or timezone.now()
         account.save(update_fields=["notify_from"])
         forgotten = Message.objects.filter(email_account=account).count()

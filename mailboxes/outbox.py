@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.errors import AccountNotFound
 from accounts.models import EmailAccount
 from emailapi.lib.backoff import Schedule
 from mailboxes.errors import QueueEntryNotCancellable, QueueEntryNotFound
@@ -63,12 +64,17 @@ def submit(account: EmailAccount, *, raw: bytes, envelope: dict, message_id: str
     when the entry is due now (the caller enqueues its job); later ones wait for the sweep."""
     now = timezone.now()
     send_at = max(send_at or now, now)
-    entry = OutboxEntry.objects.create(
-        tenant_id=account.tenant_id, email_account=account, queue_id=new_queue_id(), raw=raw,
-        envelope=envelope, message_id=message_id, subject=subject, reference=reference,
-        copy=copy, max_attempts=delivery_attempts or default_attempts(), send_at=send_at,
-        next_attempt_at=send_at, created_at=now, updated_at=now,
-    )
+    with transaction.atomic():
+        # The account's row held while the entry goes in: a delete running meanwhile either
+        # finished (nothing is queued: 404) or waits and takes the new entry with it.
+        if not EmailAccount.objects.filter(pk=account.pk).select_for_update(no_key=True).exists():
+            raise AccountNotFound(account.account_id)
+        entry = OutboxEntry.objects.create(
+            tenant_id=account.tenant_id, email_account=account, queue_id=new_queue_id(), raw=raw,
+            envelope=envelope, message_id=message_id, subject=subject, reference=reference,
+            copy=copy, max_attempts=delivery_attempts or default_attempts(), send_at=send_at,
+            next_attempt_at=send_at, created_at=now, updated_at=now,
+        )
     if on_due is not None and send_at <= now:
         transaction.on_commit(lambda: on_due(entry))
     return entry

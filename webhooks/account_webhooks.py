@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from accounts.errors import AccountNotFound
 from accounts.models import EmailAccount
 from webhooks import engine_settings, subscriptions
 from webhooks.models import WebhookSubscription
@@ -35,7 +36,10 @@ def follow_account_webhook(email_account: EmailAccount,
     ``webhooksCustomHeaders``; None: unchanged) become the subscription's custom headers.
     Returns the subscription, if any."""
     with transaction.atomic():
-        email_account = EmailAccount.objects.select_for_update().get(pk=email_account.pk)
+        locked = EmailAccount.objects.select_for_update().filter(pk=email_account.pk).first()
+        if locked is None:  # deleted meanwhile: no subscription for an account that is gone
+            raise AccountNotFound(email_account.account_id)
+        email_account = locked
         subscription = _subscription_of(email_account)
         if not email_account.webhooks:
             if subscription is not None:

@@ -37,6 +37,7 @@ from emailapi.lib.backoff import Schedule
 from emailapi.lib.http import TOTAL_TIMEOUTS
 from emailapi.lib.rows import ModelColumns, bound_cursor, prepared_rows
 from webhooks import events, sequencer
+from webhooks.errors import DeliveryNotFound
 from webhooks.group_commit import GroupCommit
 from webhooks.models import ENGINE_SOURCES, Delivery, Event, FanOutCursor, WebhookSubscription
 from webhooks.transport import Outcome
@@ -540,8 +541,10 @@ def retry(delivery: Delivery) -> Delivery:
                            lease_until=None, updated_at=now))
         if changed:
             transaction.on_commit(_ring)
-    delivery.refresh_from_db()
-    return delivery
+    fresh = Delivery.objects.filter(pk=delivery.pk).select_related("event").first()
+    if fresh is None:  # its webhook was deleted meanwhile, and the delivery with it
+        raise DeliveryNotFound()
+    return fresh
 
 
 def retry_now(delivery: Delivery) -> bool:

@@ -5,7 +5,7 @@ the WebSocket stream closes with 4000 + that status and the same body
 
 from __future__ import annotations
 
-from emailapi.lib.errors import Gone, Invalid
+from emailapi.lib.errors import Gone, Invalid, NotFound
 
 
 class InvalidCursor(Invalid):
@@ -20,3 +20,16 @@ class CursorExpired(Gone):
 
     code = "CursorExpired"
     message = "Events after this cursor were pruned: resynchronise"
+
+
+class WebhookNotFound(NotFound):
+    """A subscription that is not the tenant's, or was deleted meanwhile."""
+
+    code = "WebhookNotFound"
+    ee_code = "NotFound"
+    message = "Webhook not found"
+
+
+class DeliveryNotFound(NotFound):
+    code = "DeliveryNotFound"
+    message = "Delivery not found"

@@ -16,6 +16,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import crypto, plans
+from emailapi.lib.existing import save_existing
+from webhooks.errors import WebhookNotFound
 from webhooks.models import Delivery, WebhookSubscription
 
 SECRET_PREFIX = "whsec_"
@@ -95,7 +97,8 @@ def update(subscription: WebhookSubscription, data: dict) -> WebhookSubscription
             subscription.disabled_reason = ""
         subscription.enabled = data["enabled"]
     subscription.updated_at = timezone.now()
-    subscription.save()
+    if not save_existing(subscription):  # deleted meanwhile: never brought back
+        raise WebhookNotFound()
     return subscription
 
 
@@ -104,7 +107,8 @@ def rotate_secret(subscription: WebhookSubscription) -> str:
     signed with the old one."""
     secret = _new_secret(subscription)
     subscription.updated_at = timezone.now()
-    subscription.save(update_fields=["sealed_secret", "updated_at"])
+    if not save_existing(subscription, ["sealed_secret", "updated_at"]):
+        raise WebhookNotFound()
     return secret
 
 
@@ -112,7 +116,8 @@ def set_secret(subscription: WebhookSubscription, secret: str) -> None:
     """Sign with ``secret`` from the next attempt on (EmailEngine's ``serviceSecret`` setting)."""
     subscription.sealed_secret = _seal(subscription, "secret", secret)
     subscription.updated_at = timezone.now()
-    subscription.save(update_fields=["sealed_secret", "updated_at"])
+    if not save_existing(subscription, ["sealed_secret", "updated_at"]):
+        raise WebhookNotFound()
 
 
 def remove_headers(subscription: WebhookSubscription, names: list[str]) -> list[str]:
@@ -123,7 +128,8 @@ def remove_headers(subscription: WebhookSubscription, names: list[str]) -> list[
     if removed:
         _set_headers(subscription, {k: v for k, v in headers.items() if k not in removed})
         subscription.updated_at = timezone.now()
-        subscription.save(update_fields=["sealed_headers", "updated_at"])
+        if not save_existing(subscription, ["sealed_headers", "updated_at"]):
+            raise WebhookNotFound()
     return removed
 
 

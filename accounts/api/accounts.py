@@ -143,8 +143,8 @@ class AccountDetailView(TenantScopedAPIView):
     def delete(self, request, account):
         email_account = self.email_account
         query = self.validated(s.AccountDeleteQuerySerializer, request.query_params)
-        account_webhooks.drop_account_webhook(email_account)
-        services.delete_account(email_account, revoke=query["revoke"])
+        services.delete_account(email_account, revoke=query["revoke"],
+                                along=account_webhooks.drop_account_webhook)
         return Response({"account": email_account.account_id, "deleted": True})
 
 

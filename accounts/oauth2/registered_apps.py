@@ -14,9 +14,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import crypto, mail_hosts
-from accounts.errors import AlreadyExists
+from accounts.errors import AlreadyExists, OAuth2AppNotFound
 from accounts.models import EmailAccount, OAuth2App, Tenant
 from accounts.oauth2 import presets
+from emailapi.lib.existing import save_existing
 
 PUBLIC_FIELDS = {"name": "name", "provider": "provider", "clientId": "client_id",
                  "authorizeUrl": "authorize_url", "tokenUrl": "token_url", "scopes": "scopes",
@@ -60,7 +61,8 @@ def update_app(app: OAuth2App, data: dict) -> OAuth2App:
     if "clientSecret" in data:
         app.client_secret_sealed = _seal(app.tenant_id, app.app_id, data["clientSecret"])
     app.updated_at = timezone.now()
-    app.save()
+    if not save_existing(app):  # deleted meanwhile: never brought back
+        raise OAuth2AppNotFound(app.app_id)
     return app
 
 

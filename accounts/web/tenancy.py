@@ -15,6 +15,7 @@ from django.http import Http404
 
 from accounts import plans
 from accounts.models import Membership
+from emailapi.lib.errors import NotFound
 
 WRITE_ROLES = (Membership.Role.OWNER, Membership.Role.ADMIN)
 
@@ -44,7 +45,10 @@ def tenant_view(write: bool = False):
             plans.effective_status(request.tenant)
             if write and request.method == "POST" and membership.role not in WRITE_ROLES:
                 raise PermissionDenied("Your role can view but not change this")
-            return view(request, *args, **kwargs)
+            try:
+                return view(request, *args, **kwargs)
+            except NotFound as exc:  # a service found the thing gone (deleted meanwhile)
+                raise Http404(exc.message) from None
 
         return wrapper
 

@@ -100,18 +100,18 @@ def test_tokens_registered_through_the_api_make_a_mailbox_that_syncs_over_xoauth
 
 @pytest.mark.parametrize("oauth2,code", [
     ({"provider": "no-such-app", "auth": {"user": "u@example.test"}, "refreshToken": "rt"},
-     "OAuth2AppNotFound"),
-    ({"provider": "APP", "auth": {"user": "u@example.test"}}, "InputValidationError"),
-    ({"provider": "APP", "refreshToken": "rt"}, "InputValidationError"),
+     (404, "OAuth2AppNotFound")),
+    ({"provider": "APP", "auth": {"user": "u@example.test"}}, (400, "InputValidationError")),
+    ({"provider": "APP", "refreshToken": "rt"}, (400, "InputValidationError")),
 ])
-def test_a_bad_oauth2_registration_is_400_and_registers_nothing(
+def test_a_bad_oauth2_registration_is_refused_and_registers_nothing(
         alice, provider, oauth_dovecot, oauth2, code):
     app = create_app(alice, provider, oauth_dovecot)
     oauth2 = {**oauth2, "provider": app} if oauth2["provider"] == "APP" else oauth2
     answer = alice.client.post("/v1/account", {"account": "apibox", "oauth2": oauth2},
                                format="json")
-    assert answer.status_code == 400, answer.content
-    assert answer.json()["code"] == code
+    body = answer.json()  # our code; EmailEngine's, where it has one, is "code"
+    assert (answer.status_code, body.get("emailapiCode") or body["code"]) == code, body
     assert not EmailAccount.objects.filter(account_id="apibox").exists()
 
 
