@@ -26,9 +26,13 @@ def signup(request):
         tenant, user = onboarding.sign_up(data["organization"], data["email"], data["password"])
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         request.session["tenant_id"] = tenant.pk
-        onboarding.send_verification(request, user)
-        messages.success(request, f"Welcome to emailapi! We sent a confirmation link to "
-                                  f"{user.email}.")
+        unsent = onboarding.send_verification(request, user)
+        if unsent:
+            messages.warning(request, f"Welcome to emailapi! We could not send the confirmation "
+                                      f"link to {user.email} ({unsent}): send it again later.")
+        else:
+            messages.success(request, f"Welcome to emailapi! We sent a confirmation link to "
+                                      f"{user.email}.")
         return redirect("web:overview")
     return render(request, "registration/signup.html", {"form": form}, status=_status(request, form))
 
@@ -77,8 +81,13 @@ def verify_email(request, token: str):
 @require_POST
 def resend_verification(request):
     if request.user.is_authenticated and request.user.email_verified_at is None:
-        onboarding.send_verification(request, request.user)
-        messages.success(request, f"We sent a new confirmation link to {request.user.email}.")
+        unsent = onboarding.send_verification(request, request.user)
+        if unsent:
+            messages.error(request, f"The confirmation link could not be sent ({unsent}). Try "
+                                    f"again later.")
+        else:
+            messages.success(request,
+                             f"We sent a new confirmation link to {request.user.email}.")
     return redirect("web:overview")
 
 

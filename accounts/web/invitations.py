@@ -20,9 +20,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.core import signing
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -30,6 +28,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from accounts.models import Invitation, Membership, Tenant, User
+from accounts.web import outgoing_mail
 
 SALT = "emailapi.invitation"
 TTL = timedelta(days=7)
@@ -47,9 +46,11 @@ def normalize(email: str) -> str:
     return User.objects.normalize_email(email).strip().lower()
 
 
-def invite(request, tenant: Tenant, email: str, role: str, invited_by: User) -> Invitation:
+def invite(request, tenant: Tenant, email: str, role: str,
+           invited_by: User) -> tuple[Invitation, str | None]:
     """Create the pending invitation (or renew it: new role, key and expiry) and mail its link.
-    The caller has checked that ``email`` is not a member already."""
+    The caller has checked that ``email`` is not a member already. Returns the invitation and
+    why its mail was not sent (None when it was: ``outgoing_mail``)."""
     email = normalize(email)
     values = {"role": role, "invited_by": invited_by, "key": secrets.token_urlsafe(32),
               "created_at": timezone.now(), "expires_at": timezone.now() + TTL}
@@ -61,9 +62,8 @@ def invite(request, tenant: Tenant, email: str, role: str, invited_by: User) -> 
     link = request.build_absolute_uri(reverse("web:invitation", args=[token_for(invitation)]))
     body = render_to_string("registration/invite_email.txt", {
         "tenant": tenant, "invited_by": invited_by, "link": link, "invitation": invitation})
-    send_mail(f"You are invited to {tenant.name} on emailapi", body,
-              settings.DEFAULT_FROM_EMAIL, [email])
-    return invitation
+    return invitation, outgoing_mail.send(f"You are invited to {tenant.name} on emailapi", body,
+                                          [email])
 
 
 def token_for(invitation: Invitation) -> str:

@@ -7,9 +7,7 @@ needed, and stop working once they are too old.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core import signing
-from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -17,6 +15,7 @@ from django.utils import timezone
 
 from accounts import plans, services
 from accounts.models import Membership, Tenant, User
+from accounts.web import outgoing_mail
 
 VERIFY_SALT = "emailapi.verify-email"
 VERIFY_MAX_AGE = 3 * 24 * 3600
@@ -37,11 +36,11 @@ def verification_link(request, user: User) -> str:
     return request.build_absolute_uri(reverse("web:verify-email", args=[token]))
 
 
-def send_verification(request, user: User) -> None:
+def send_verification(request, user: User) -> str | None:
+    """Mail the confirmation link; why it was not sent, or None (``outgoing_mail``)."""
     body = render_to_string("registration/verify_email.txt",
                             {"user": user, "link": verification_link(request, user)})
-    send_mail("Confirm your email address for emailapi", body, settings.DEFAULT_FROM_EMAIL,
-              [user.email])
+    return outgoing_mail.send("Confirm your email address for emailapi", body, [user.email])
 
 
 def verify_email(token: str) -> User | None:

@@ -10,13 +10,13 @@ from datetime import datetime, time
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.mail import send_mail
 from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts import plans, usage
 from accounts.models import EmailAccount, Tenant, User
+from accounts.web import outgoing_mail
 from accounts.web.tenancy import tenant_view
 from webhooks.models import Delivery, Event
 
@@ -87,12 +87,15 @@ def plan_request(request):
                                 "emailapi operator.")
         return redirect("web:settings")
     tenant = request.tenant
-    send_mail(f"Plan request: {tenant.name} wants {plan.label}",
-              f"{request.user.email} asks to convert {tenant.name} (id {tenant.pk}, "
-              f"status {tenant.get_status_display()}) to the {plan.label} plan.\n\n"
-              f"Convert it in the admin: {request.build_absolute_uri('/admin/accounts/tenant/')}"
-              f"{tenant.pk}/change/\n",
-              settings.DEFAULT_FROM_EMAIL, to)
+    unsent = outgoing_mail.send(
+        f"Plan request: {tenant.name} wants {plan.label}",
+        f"{request.user.email} asks to convert {tenant.name} (id {tenant.pk}, "
+        f"status {tenant.get_status_display()}) to the {plan.label} plan.\n\n"
+        f"Convert it in the admin: {request.build_absolute_uri('/admin/accounts/tenant/')}"
+        f"{tenant.pk}/change/\n", to)
+    if unsent:
+        messages.error(request, f"The request could not be sent ({unsent}). Try again later.")
+        return redirect("web:settings")
     messages.success(request, f"Request for the {plan.label} plan sent. We will write to "
                               f"{request.user.email} once your organization is converted.")
     return redirect("web:settings")

@@ -139,8 +139,7 @@ def mailbox_detail(request, account_id: str):
 def mailbox_action(request, account_id: str, action: str):
     account = _account_or_404(request, account_id)
     if action == "delete":
-        account_webhooks.drop_account_webhook(account)  # its own URL's subscription
-        services.delete_account(account)
+        services.delete_account(account, along=account_webhooks.drop_account_webhook)
         messages.success(request, f"Mailbox {account.account_id} deleted.")
         return redirect("web:mailboxes")
     if action == "reconnect":
@@ -199,9 +198,15 @@ def team(request):
         else:
             again = Invitation.objects.filter(tenant=request.tenant,
                                               email=invitations.normalize(email)).exists()
-            invitation = invitations.invite(request, request.tenant, email, role, request.user)
-            messages.success(request, f"Invitation {'sent again' if again else 'sent'} to "
-                                      f"{invitation.email}.")
+            invitation, unsent = invitations.invite(request, request.tenant, email, role,
+                                                    request.user)
+            if unsent:
+                messages.warning(request, f"Invitation for {invitation.email} saved, but its "
+                                          f"email could not be sent ({unsent}). Invite again "
+                                          f"later to send it.")
+            else:
+                messages.success(request, f"Invitation {'sent again' if again else 'sent'} to "
+                                          f"{invitation.email}.")
             return redirect("web:team")
     members = (Membership.objects.filter(tenant=request.tenant).select_related("user")
                .order_by("created_at", "id"))
