@@ -8,6 +8,8 @@ copied to another row does not open.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 from django.conf import settings
 from django.utils import timezone
 
@@ -51,3 +53,22 @@ def get_credentials(account: EmailAccount, first: str, second: str) -> tuple[str
 
 def get_credential(account: EmailAccount, name: str) -> str | None:
     return get_credentials(account, name, name)[0]
+
+
+MASK = "******"  # how a secret is shown, EmailEngine's mask
+
+
+def without_password(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part replaced by the mask
+    (EmailEngine's ``proxy`` field: stored and echoed, never used here, so its password is not
+    kept at all). Anything that does not parse as a URL with a password comes back as it is."""
+    try:
+        parts = urlsplit(url)
+        has_password = parts.password is not None
+    except ValueError:
+        return url
+    if not has_password:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{name}:{MASK}@{host}"))

@@ -33,17 +33,45 @@ class HostNotAllowed(Invalid):
             {f"{section}.host": [reason]})
 
 
-class IncompleteServer(Invalid):
-    """A partial change of a server section (``smtp``/``imap``) the account does not have:
-    the merge would leave it without a host or a port, which no connection can use."""
+class InvalidInput(Invalid):
+    """A value the API's serializers let through but the service cannot take (the classes
+    below say which); answered as any validation error."""
 
     code = "InputValidationError"
+
+
+class IncompleteServer(InvalidInput):
+    """A partial change of a server section (``smtp``/``imap``) the account does not have:
+    the merge would leave it without a host or a port, which no connection can use."""
 
     def __init__(self, section: str, missing: list[str],
                  why: str = "the account has no {section} server to change"):
         super().__init__(
             f"Invalid input: {section}.{missing[0]}: required, as {why.format(section=section)}",
             {f"{section}.{key}": ["This field is required."] for key in missing})
+
+
+class SecretNeeded(InvalidInput):
+    """A server moved to another host without a new password or token: a stored secret is
+    only ever sent to the host it was given for (whoever may change a mailbox's settings must
+    not be able to collect its password at a server of their choosing)."""
+
+    def __init__(self, section: str):
+        self.section = section
+        field = f"{section}.auth.pass"
+        reason = (f"required when {section}.host changes: the stored password is only ever "
+                  f"sent to the server it was given for")
+        super().__init__(f"Invalid input: {field}: {reason}", {field: [reason]})
+
+
+class TokenHostInUse(InvalidInput):
+    """An OAuth2 app's token endpoint moved to another host while mailboxes use the app:
+    their refresh tokens (and the client secret) would go there at the next refresh."""
+
+    def __init__(self, mailboxes: int):
+        reason = (f"{mailboxes} mailbox(es) signed in with this app would send their refresh "
+                  f"tokens to another host: register a new app and connect them with it")
+        super().__init__(f"Invalid input: tokenUrl: {reason}", {"tokenUrl": [reason]})
 
 
 class OAuth2AppNotFound(NotFound):

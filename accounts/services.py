@@ -18,8 +18,14 @@ from django.utils.text import slugify
 
 from accounts import mail_hosts, plans, state, token_cache, tokens
 from accounts.announcements import announce
-from accounts.credentials import set_credential
-from accounts.errors import AccountNotFound, AlreadyExists, IncompleteServer, OAuth2AppNotFound
+from accounts.credentials import set_credential, without_password
+from accounts.errors import (
+    AccountNotFound,
+    AlreadyExists,
+    IncompleteServer,
+    OAuth2AppNotFound,
+    SecretNeeded,
+)
 from accounts.models import ApiToken, Credential, EmailAccount, Tenant
 from accounts.oauth2 import registered_apps
 from accounts.oauth2 import revoke as oauth2_revoke
@@ -128,8 +134,8 @@ def _apply_emailengine_fields(account: EmailAccount, data: dict[str, Any]) -> bo
         if key in data:
             if data[key] is None:
                 options.pop(key, None)
-            else:
-                options[key] = data[key]
+            else:  # a proxy's password is not kept (the proxy is not used here)
+                options[key] = without_password(data[key]) if key == "proxy" else data[key]
     account.ee_options = options
     return changed_connection
 
@@ -156,6 +162,22 @@ def register_or_update_account(tenant: Tenant, data: dict[str, Any]) -> tuple[Em
         if existing is None:
             raise
         return change(existing, data), "existing"
+
+
+def check_secrets_stay(account: EmailAccount, section: str, change: dict | None) -> None:
+    """Refuse (``SecretNeeded``) a change that moves ``section`` to another host while its
+    stored password or token (or the account's OAuth2 tokens) would go there: the change must
+    bring its own. A new port, TLS mode or user on the same host keeps the secret."""
+    stored = getattr(account, section) or {}
+    host = (change or {}).get("host")
+    if not stored or host is None or host.lower() == str(stored.get("host") or "").lower():
+        return
+    auth = (change or {}).get("auth") or {}
+    if any(auth.get(key) and auth.get(key) != MASK for key in SECRET_FIELDS):
+        return  # a new secret of its own (the mask written back keeps the stored one)
+    if account.oauth2 or Credential.objects.filter(
+            email_account=account, name__in=[f"{section}.pass", f"{section}.accessToken"]).exists():
+        raise SecretNeeded(section)
 
 
 @transaction.atomic
@@ -266,6 +288,7 @@ def update_account(account: EmailAccount, data: dict[str, Any]) -> EmailAccount:
         for section in ("imap", "smtp"):
             if section not in data:
                 continue
+            check_secrets_stay(account, section, data[section])
             public, found = _split_secrets(data[section])
             if public is None:
                 setattr(account, section, None)

@@ -15,6 +15,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_sc
 from rest_framework import serializers
 
 from accounts import state as account_state
+from accounts.credentials import without_password
 from accounts.models import EmailAccount
 from accounts.oauth2 import registered_apps
 from emailapi.api.pagination import PageQuerySerializer
@@ -520,7 +521,8 @@ class AccountSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_proxy(self, obj):
-        return (obj.ee_options or {}).get("proxy")
+        proxy = (obj.ee_options or {}).get("proxy")  # one stored before passwords were masked
+        return without_password(proxy) if proxy else proxy
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_smtpEhloName(self, obj):

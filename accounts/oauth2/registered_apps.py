@@ -8,13 +8,14 @@ context naming the tenant and app, so a sealed secret copied to another row does
 from __future__ import annotations
 
 import secrets
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import crypto, mail_hosts
-from accounts.errors import AlreadyExists, OAuth2AppNotFound
+from accounts.errors import AlreadyExists, OAuth2AppNotFound, TokenHostInUse
 from accounts.models import EmailAccount, OAuth2App, Tenant
 from accounts.oauth2 import presets
 from emailapi.lib.existing import save_existing
@@ -54,10 +55,16 @@ def create_app(tenant: Tenant, data: dict) -> OAuth2App:
 
 
 def update_app(app: OAuth2App, data: dict) -> OAuth2App:
+    """Apply the given fields. The token endpoint of an app mailboxes signed in with may not
+    move to another host (``TokenHostInUse``): every refresh sends a mailbox's refresh token
+    and the client secret there."""
     mail_hosts.check(app.tenant, data)
+    before = _token_host(app)
     for api, model in PUBLIC_FIELDS.items():
         if api in data:
             setattr(app, model, data[api])
+    if _token_host(app) != before and (using := mailboxes_using(app)):
+        raise TokenHostInUse(using)
     if "clientSecret" in data:
         app.client_secret_sealed = _seal(app.tenant_id, app.app_id, data["clientSecret"])
     app.updated_at = timezone.now()
@@ -82,6 +89,10 @@ def mailboxes_using(app: OAuth2App) -> int:
     """How many of the tenant's mailboxes signed in with ``app`` (they need a new sign-in
     once it is deleted and their access token expires)."""
     return EmailAccount.objects.filter(tenant_id=app.tenant_id, oauth2__app=app.app_id).count()
+
+
+def _token_host(app: OAuth2App) -> str:
+    return (urlsplit(endpoints(app).token_url or "").hostname or "").lower()
 
 
 def endpoints(app: OAuth2App) -> presets.Endpoints:

@@ -16,7 +16,7 @@ from django.shortcuts import redirect, render
 
 from accounts import plans, services
 from accounts.credentials import get_credential
-from accounts.errors import HostNotAllowed
+from accounts.errors import HostNotAllowed, SecretNeeded
 from accounts.models import EmailAccount
 from accounts.web.errors import show_on_form
 from accounts.web.mail_views import account_or_404
@@ -64,13 +64,23 @@ def _test_and_save(request, account: EmailAccount, form: MailboxEditForm) -> Non
 
 def _test(request, account: EmailAccount, form: MailboxEditForm, payload: dict) -> None:
     """Log in with the settings the mailbox would have after the change (a password left
-    empty: the stored one); failures go on the form."""
+    empty: the stored one, on the host it was given for only); failures go on the form."""
+    for section, field in (("imap", "password"), ("smtp", "smtp_password")):
+        try:
+            services.check_secrets_stay(account, section, payload.get(section))
+        except SecretNeeded as exc:
+            form.add_error(field, exc.message)
+    if form.errors:
+        return
     imap = _effective(account, "imap", payload.get("imap"))
     smtp = _effective(account, "smtp", payload["smtp"]) if payload.get("smtp") else None
-    if smtp is not None and not smtp["auth"].get("pass"):
+    typed = ((payload.get("imap") or {}).get("auth") or {}).get("pass")
+    if smtp is not None and not smtp["auth"].get("pass") and typed:
+        # A new SMTP server without a password of its own takes the IMAP password typed here
+        # (never the stored one, which goes only to the server it was given for).
         if smtp["auth"].get("user") == imap["auth"].get("user"):
-            smtp["auth"]["pass"] = imap["auth"].get("pass")
-            payload["smtp"].setdefault("auth", {})["pass"] = imap["auth"].get("pass")
+            smtp["auth"]["pass"] = typed
+            payload["smtp"].setdefault("auth", {})["pass"] = typed
     results = verify(connection_settings.imap_settings_from(imap, tenant=request.tenant),
                      connection_settings.smtp_settings_from(smtp, tenant=request.tenant)
                      if smtp else None, timeout=settings.EMAILAPI_VERIFY_TIMEOUT)

@@ -37,7 +37,7 @@ class MailboxEditForm(forms.Form):
     smtp_password = forms.CharField(
         label="SMTP password", strip=False, required=False, max_length=1024,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text=KEEP + " A new SMTP server without one uses the IMAP password.")
+        help_text=KEEP + " A new SMTP server without one uses the IMAP password typed above.")
     watch_folder = forms.ChoiceField(label="Folder kept in IDLE (instant notices)",
                                      help_text="Other folders are followed too, by NOTIFY "
                                                "where the server has it, else polled.")

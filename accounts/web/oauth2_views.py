@@ -10,12 +10,13 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.errors import AlreadyExists
+from accounts.errors import AlreadyExists, HostNotAllowed, TokenHostInUse
 from accounts.models import OAuth2App
 from accounts.oauth2 import connect, registered_apps
 from accounts.web.errors import show_on_form
 from accounts.web.forms import OAuth2AppForm
 from accounts.web.tenancy import tenant_view
+from emailapi.lib.errors import DomainError
 
 
 def _app_or_404(request, app_id: str) -> OAuth2App:
@@ -60,9 +61,14 @@ def oauth2_app_detail(request, app_id: str):
     app = _app_or_404(request, app_id)
     form = OAuth2AppForm(request.POST or None, app=app)
     if request.method == "POST" and form.is_valid():
-        registered_apps.update_app(app, form.payload)
-        messages.success(request, "OAuth2 app saved.")
-        return redirect("web:oauth2-app", app_id=app.app_id)
+        try:
+            registered_apps.update_app(app, form.payload)
+        except DomainError as exc:  # a token host in use, a mail host not allowed
+            show_on_form(form, exc, {TokenHostInUse: "token_url", HostNotAllowed: "imap_host"})
+            app = _app_or_404(request, app_id)  # the stored app, not the refused change
+        else:
+            messages.success(request, "OAuth2 app saved.")
+            return redirect("web:oauth2-app", app_id=app.app_id)
     using = registered_apps.mailboxes_using(app)
     return render(request, "dashboard/oauth2_app_detail.html", {
         "app": _with_effective(app), "form": form, "mailboxes_using": using,

@@ -135,6 +135,36 @@ def test_a_partial_smtp_for_an_account_without_one_is_400_and_changes_nothing(al
     assert not Credential.objects.filter(email_account=account, name__startswith="smtp.").exists()
 
 
+@pytest.mark.parametrize("auth", [{}, {"user": "sales@example.com"},
+                                  {"user": "sales@example.com", "pass": "******"}])
+def test_a_new_host_without_a_new_password_is_400_and_keeps_everything(alice, auth):
+    """Whoever may change a mailbox's settings must not be able to have its stored password
+    sent to a server of their choosing: a new host needs its own password (the mask written
+    back is not one)."""
+    alice.client.post("/v1/account", account_payload(), format="json")
+    change = {"host": "collector.example.net", **({"auth": auth} if auth else {})}
+    response = alice.client.put("/v1/account/sales", {"imap": change}, format="json")
+    assert response.status_code == 400, response.content
+    assert list(response.json()["details"]) == ["imap.auth.pass"]
+    account = EmailAccount.objects.get(account_id="sales")
+    assert account.imap["host"] == "imap.example.com"
+    assert credentials.get_credential(account, "imap.pass") == "imap-Secret-123"
+
+
+def test_a_new_host_with_its_own_password_or_a_new_port_is_taken(alice):
+    alice.client.post("/v1/account", account_payload(), format="json")
+    assert alice.client.put("/v1/account/sales", {"smtp": {"port": 587}},
+                            format="json").status_code == 200
+    assert alice.client.put("/v1/account/sales", {"imap": {
+        "host": "IMAP.example.com"}}, format="json").status_code == 200  # the same host
+    moved = alice.client.put("/v1/account/sales", {"imap": {
+        "host": "imap.other.example", "auth": {"user": "u", "pass": "its-own-9"}}}, format="json")
+    assert moved.status_code == 200, moved.content
+    account = EmailAccount.objects.get(account_id="sales")
+    assert (account.imap["host"], account.smtp["port"]) == ("imap.other.example", 587)
+    assert credentials.get_credential(account, "imap.pass") == "its-own-9"
+
+
 def test_update_refuses_changing_the_id(alice):
     alice.client.post("/v1/account", account_payload(), format="json")
     response = alice.client.put("/v1/account/sales", {"account": "other"}, format="json")

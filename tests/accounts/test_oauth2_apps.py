@@ -88,6 +88,30 @@ def test_an_update_cannot_leave_a_generic_app_without_its_urls(alice):
     assert OAuth2App.objects.get(app_id="idp").token_url == GENERIC["tokenUrl"]
 
 
+def test_the_token_url_of_an_app_in_use_stays_on_its_host(alice):
+    """Every refresh sends a mailbox's refresh token and the client secret to the token URL:
+    while mailboxes use the app it may change its path, not its host."""
+    from accounts import services
+
+    alice.client.post("/v1/oauth2", {**GENERIC, "app": "idp"}, format="json")
+    moved = alice.client.put("/v1/oauth2/idp", {"tokenUrl": "https://other.example/t"},
+                             format="json")
+    assert moved.status_code == 200  # no mailbox uses it yet
+    alice.client.put("/v1/oauth2/idp", {"tokenUrl": GENERIC["tokenUrl"]}, format="json")
+    services.register_account(alice.tenant, {
+        "account": "m", "imap": {"host": "imap.idp.example", "port": 993, "secure": True,
+                                 "auth": {"user": "u@idp.example"}},
+        "oauth2": {"app": "idp", "provider": "generic", "refreshToken": "rt"}})
+    refused = alice.client.put("/v1/oauth2/idp", {"tokenUrl": "https://collector.example/t",
+                                                  "clientSecret": "a-new-one-1"}, format="json")
+    assert refused.status_code == 400
+    assert list(refused.json()["details"]) == ["tokenUrl"]
+    row = OAuth2App.objects.get(app_id="idp")
+    assert (row.token_url, registered_apps.client_secret(row)) == (GENERIC["tokenUrl"], SECRET)
+    assert alice.client.put("/v1/oauth2/idp", {"tokenUrl": "https://idp.example/token2"},
+                            format="json").status_code == 200
+
+
 def test_read_tokens_cannot_change_apps(alice):
     reader = alice.client_with("read")
     assert reader.get("/v1/oauth2").status_code == 200

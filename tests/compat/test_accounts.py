@@ -119,6 +119,18 @@ def test_an_emailengine_field_is_echoed_by_get(registered_with_ee_fields, field)
     assert registered_with_ee_fields[field] == EE_FIELDS[field]
 
 
+def test_a_proxy_password_is_masked_and_not_kept(alice):
+    """As EmailEngine shows URL credentials; the proxy is not used here, so its password is
+    not stored at all (a secret kept in clear would break the rule that secrets are sealed)."""
+    alice.client.post("/v1/account", ee_account(proxy="socks5://me:Pr0xy-pw@proxy.example:1080"),
+                      format="json")
+    shown = alice.client.get("/v1/account/example").json()["proxy"]
+    assert shown == "socks5://me:******@proxy.example:1080"
+    [listed] = alice.client.get("/v1/accounts").json()["accounts"]
+    assert listed["proxy"] == shown
+    assert "Pr0xy-pw" not in str(EmailAccount.objects.get(account_id="example").ee_options)
+
+
 @pytest.mark.parametrize("field", ["notifyFrom", "syncFrom"])
 def test_a_date_field_is_echoed_by_get(registered_with_ee_fields, field):
     assert registered_with_ee_fields[field].startswith(EE_FIELDS[field][:19])
@@ -339,6 +351,20 @@ def test_oauth2_tokens_are_masked(alice):
                    "refreshToken": "rt"}})
     oauth2 = alice.client.get("/v1/account/g").json()["oauth2"]
     assert (oauth2["accessToken"], oauth2["refreshToken"]) == ("******", "******")
+
+
+def test_an_oauth2_mailbox_moved_to_another_host_needs_a_secret_of_its_own(alice):
+    """Its tokens would go to the new host: refused, as a stored password is."""
+    from accounts import services
+    services.register_account(alice.tenant, {
+        "account": "g", "imap": {"host": "imap.gmail.com", "port": 993, "secure": True,
+                                 "auth": {"user": "u@gmail.com"}},
+        "oauth2": {"app": "gmail", "provider": "gmail", "accessToken": "at",
+                   "refreshToken": "rt"}})
+    moved = alice.client.put("/v1/account/g", {"imap": {"host": "imap.collector.example"}},
+                             format="json")
+    assert moved.status_code == 400
+    assert EmailAccount.objects.get(account_id="g").imap["host"] == "imap.gmail.com"
 
 
 def test_last_error_carries_emailengines_response_and_server_response_code(alice, example):

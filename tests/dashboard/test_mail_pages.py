@@ -165,6 +165,26 @@ def test_editing_servers_tests_them_with_the_stored_password(client, synced, mai
     assert get_credential(account, "imap.pass") == mail_user.password
 
 
+def test_a_new_server_host_needs_its_own_password_and_is_never_tried_with_the_stored_one(
+        client, synced, mail_user):
+    """The edit page logs in before saving: with the stored password, only on the host it
+    was given for. A new host with the password left empty is refused on the form, nothing is
+    tried and nothing saved; a new SMTP server takes the IMAP password only as typed here."""
+    sign_in(client, synced.account.tenant)
+    form = edit_form(client)
+    response = client.post("/dashboard/mailboxes/box/edit",
+                           {**form, "imap_host": "localhost", "password": ""})
+    assert response.status_code == 400
+    assert "only ever sent to the server it was given for" in \
+        response.context["form"].errors["password"][0]
+    account = EmailAccount.objects.get(pk=synced.account.pk)
+    assert account.imap["host"] == synced.account.imap["host"]
+    added = client.post("/dashboard/mailboxes/box/edit",
+                        {**form, "smtp_host": "localhost", "smtp_port": "2525"})
+    assert added.status_code == 400  # refused: no SMTP password of its own
+    assert EmailAccount.objects.get(pk=synced.account.pk).smtp == synced.account.smtp
+
+
 def test_a_viewer_reads_mail_but_gets_no_edit_or_link_forms(client, synced):
     sign_in(client, synced.account.tenant, role="viewer")
     assert client.get("/dashboard/mailboxes/box/mail").status_code == 200

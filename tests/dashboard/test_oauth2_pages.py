@@ -140,6 +140,23 @@ def test_an_edit_cannot_turn_an_app_generic_without_its_urls(client, alice):
     assert OAuth2App.objects.get(tenant=alice.tenant, app_id="google").provider == "gmail"
 
 
+def test_the_token_url_of_an_app_in_use_stays_on_its_host(client, alice):
+    from accounts import services
+
+    sign_in(client, alice.tenant, "owner")
+    client.post("/dashboard/oauth2", GENERIC_FORM)
+    services.register_account(alice.tenant, {
+        "account": "m", "imap": {"host": "imap.idp.example", "port": 993, "secure": True,
+                                 "auth": {"user": "u@idp.example"}},
+        "oauth2": {"app": "idp", "provider": "generic", "refreshToken": "rt"}})
+    form = {k: v for k, v in GENERIC_FORM.items() if k != "app"}
+    refused = client.post("/dashboard/oauth2/idp", {**form, "client_secret": "",
+                                                     "token_url": "https://collector.example/t"})
+    assert refused.status_code == 400
+    assert "refresh tokens to another host" in refused.context["form"].errors["token_url"][0]
+    assert OAuth2App.objects.get(app_id="idp").token_url == GENERIC_FORM["token_url"]
+
+
 def test_delete_removes_the_app(client, alice):
     sign_in(client, alice.tenant, "owner")
     client.post("/dashboard/oauth2", GMAIL_FORM)
