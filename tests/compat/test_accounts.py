@@ -331,36 +331,30 @@ def test_unset_fields_have_emailengine_defaults(example, field, value):
     assert example[field] == value
 
 
-def test_an_oauth2_account_is_typed_by_its_provider(alice):
+def gmail_account(alice, app: str = "gmail") -> None:
+    """An OAuth2 Gmail mailbox ``g`` with tokens, as a connect link's sign-in saves one."""
     from accounts import services
     services.register_account(alice.tenant, {
         "account": "g", "imap": {"host": "imap.gmail.com", "port": 993, "secure": True,
                                  "auth": {"user": "u@gmail.com"}},
-        "oauth2": {"app": "my-gmail-app", "provider": "gmail", "accessToken": "at",
-                   "refreshToken": "rt"}})
+        "oauth2": {"app": app, "provider": "gmail", "accessToken": "at", "refreshToken": "rt"}})
+
+
+def test_an_oauth2_account_is_typed_by_its_provider(alice):
+    gmail_account(alice, app="my-gmail-app")
     body = alice.client.get("/v1/account/g").json()
     assert (body["type"], body["app"]) == ("gmail", "my-gmail-app")
 
 
 def test_oauth2_tokens_are_masked(alice):
-    from accounts import services
-    services.register_account(alice.tenant, {
-        "account": "g", "imap": {"host": "imap.gmail.com", "port": 993, "secure": True,
-                                 "auth": {"user": "u@gmail.com"}},
-        "oauth2": {"app": "gmail", "provider": "gmail", "accessToken": "at",
-                   "refreshToken": "rt"}})
+    gmail_account(alice)
     oauth2 = alice.client.get("/v1/account/g").json()["oauth2"]
     assert (oauth2["accessToken"], oauth2["refreshToken"]) == ("******", "******")
 
 
 def test_an_oauth2_mailbox_moved_to_another_host_needs_a_secret_of_its_own(alice):
     """Its tokens would go to the new host: refused, as a stored password is."""
-    from accounts import services
-    services.register_account(alice.tenant, {
-        "account": "g", "imap": {"host": "imap.gmail.com", "port": 993, "secure": True,
-                                 "auth": {"user": "u@gmail.com"}},
-        "oauth2": {"app": "gmail", "provider": "gmail", "accessToken": "at",
-                   "refreshToken": "rt"}})
+    gmail_account(alice)
     moved = alice.client.put("/v1/account/g", {"imap": {"host": "imap.collector.example"}},
                              format="json")
     assert moved.status_code == 400
