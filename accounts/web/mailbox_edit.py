@@ -81,6 +81,10 @@ def _test(request, account: EmailAccount, form: MailboxEditForm, payload: dict) 
         if smtp["auth"].get("user") == imap["auth"].get("user"):
             smtp["auth"]["pass"] = typed
             payload["smtp"].setdefault("auth", {})["pass"] = typed
+    if smtp is not None and not smtp["auth"].get("pass"):
+        form.add_error("smtp_password", "Required for a new SMTP server (or type the IMAP "
+                                        "password above to use it for both)")
+        return
     results = verify(connection_settings.imap_settings_from(imap, tenant=request.tenant),
                      connection_settings.smtp_settings_from(smtp, tenant=request.tenant)
                      if smtp else None, timeout=settings.EMAILAPI_VERIFY_TIMEOUT)

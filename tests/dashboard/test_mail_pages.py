@@ -181,7 +181,8 @@ def test_a_new_server_host_needs_its_own_password_and_is_never_tried_with_the_st
     assert account.imap["host"] == synced.account.imap["host"]
     added = client.post("/dashboard/mailboxes/box/edit",
                         {**form, "smtp_host": "localhost", "smtp_port": "2525"})
-    assert added.status_code == 400  # refused: no SMTP password of its own
+    assert added.status_code == 400
+    assert added.context["form"].errors["smtp_password"][0].startswith("Required for a new SMTP")
     assert EmailAccount.objects.get(pk=synced.account.pk).smtp == synced.account.smtp
 
 
