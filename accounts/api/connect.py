@@ -29,8 +29,10 @@ class AuthenticationFormView(TenantScopedAPIView):
                                "EMAILAPI_CONNECT_LINK_TTL seconds (default 3600).")
     def post(self, request):
         data = self.validated(s.AuthenticationFormSerializer, request.data)
-        if data["type"] != connect.IMAP and registered_apps.find_app(self.tenant.pk, data["type"]) is None:
-            raise ApiError(f"No OAuth2 app {data['type']!r} in your tenant: register one with "
+        kind = data.get("type")
+        if kind not in (None, connect.IMAP) and \
+                registered_apps.find_app(self.tenant.pk, kind) is None:
+            raise ApiError(f"No OAuth2 app {kind!r} in your tenant: register one with "
                            f"POST /v1/oauth2", "OAuth2AppNotFound", 400)
         base = request.build_absolute_uri("/")
         return Response({"url": connect.make_link(self.tenant, data, base)})

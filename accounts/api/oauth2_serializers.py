@@ -159,8 +159,10 @@ class AuthenticationFormSerializer(StrictSerializer):
                                         help_text="Where the user lands afterwards, with "
                                                   "?account=<id>&state=new|existing")
     type = serializers.CharField(
-        max_length=64, help_text="`imap` (password form), a provider (`gmail`, `outlook`, "
-                                 "`yahoo`: your app of that provider) or an OAuth2 app id")
+        max_length=64, required=False,
+        help_text="`imap` (password form), a provider (`gmail`, `outlook`, `yahoo`: your app "
+                  "of that provider) or an OAuth2 app id; absent (as EmailEngine), the user "
+                  "chooses: the password form and a sign-in button for each of your apps")
 
 
 class AuthenticationFormResultSerializer(serializers.Serializer):

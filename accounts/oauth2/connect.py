@@ -52,17 +52,20 @@ def service_url(request_base: str) -> str:
 
 
 def app_for(payload: dict) -> OAuth2App:
-    app = registered_apps.find_app(payload["tenant"], payload["type"])
+    app = registered_apps.find_app(payload["tenant"], payload["type"]) \
+        if payload.get("type") else None
     if app is None:
         raise ConnectError("This sign-in method is not set up. Ask for a new link.",
                            "OAuth2AppNotFound")
     return app
 
 
-def start_oauth2(data: str, sig: str, request_base: str) -> str:
-    """Remember the attempt under a fresh ``state``; return the provider's authorize URL."""
+def start_oauth2(data: str, sig: str, request_base: str, chosen: str = "") -> str:
+    """Remember the attempt under a fresh ``state``; return the provider's authorize URL.
+    ``chosen``: the app the user picked on a link made without a ``type`` (one of the
+    tenant's apps, by id; a link with a ``type`` keeps its own)."""
     payload = links.read(data, sig)
-    app = app_for(payload)
+    app = app_for(payload if payload.get("type") else {**payload, "type": chosen})
     redirect_uri = app.redirect_url or f"{service_url(request_base)}/connect/oauth2/callback"
     verifier, challenge = flow.pkce_pair()
     state = secrets.token_urlsafe(24)

@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts import mail_hosts
 from accounts.errors import LINK_ERRORS, HostNotAllowed
-from accounts.models import Tenant
+from accounts.models import OAuth2App, Tenant
 from accounts.oauth2 import connect, discovery, links
 from emailapi.api.errors import status_of
 from emailapi.lib.errors import DomainError
@@ -107,7 +107,12 @@ def connect_page(request):
     except LINK_ERRORS as exc:
         return _error(request, str(exc), status_of(exc))
     context = {"data": data, "sig": sig, "email": payload.get("email", "")}
-    if payload["type"] != connect.IMAP:
+    if not payload.get("type"):  # the user chooses: the password form, and each app
+        context["apps"] = [
+            {"id": app.app_id, "provider": PROVIDER_NAMES.get(app.provider, app.name)}
+            for app in OAuth2App.objects.filter(tenant_id=payload["tenant"])
+            .order_by("created_at", "id")]
+    elif payload["type"] != connect.IMAP:
         try:
             app = connect.app_for(payload)
         except connect.ConnectError as exc:
@@ -202,7 +207,7 @@ def start_oauth2(request):
         retry_after = links.attempt(links.read(data, sig))
         if retry_after:
             return _too_many(request, retry_after)
-        target = connect.start_oauth2(data, sig, _base(request))
+        target = connect.start_oauth2(data, sig, _base(request), request.GET.get("app", ""))
     except LINK_ERRORS as exc:
         return _error(request, str(exc), status_of(exc))
     except connect.ConnectError as exc:

@@ -6,6 +6,7 @@ HTTP requests. The worker's connection steps run in the test thread against the 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,13 @@ from accounts.models import Credential, EmailAccount
 from accounts.oauth2 import refresh
 from mailboxes.models import Message
 from mailboxes.worker.connection import AccountConnection, Idle, Retry
-from tests.accounts.oauth2_helpers import connect_through_link, create_app, make_link
+from tests.accounts.oauth2_helpers import (
+    connect_through_link,
+    create_app,
+    local,
+    make_link,
+    provider_sign_in,
+)
 from tests.mailboxes.helpers import events_of
 from tests.servers import seed
 
@@ -65,6 +72,28 @@ def test_the_hosted_link_creates_a_mailbox_that_syncs_over_xoauth2(
         assert provider.refresh_calls == 0  # a fresh token is used as it is
     finally:
         conn.close()
+
+
+def test_a_link_made_without_a_type_lets_the_user_choose_and_sign_in_with_an_app(
+        alice, bob, client, provider, oauth_dovecot, oauth_user):
+    """EmailEngine's ``type`` is optional: the page then offers the password form and a
+    sign-in button for each of the tenant's apps; the button chosen signs in with that app.
+    Another tenant's app cannot be chosen through the link."""
+    other = create_app(bob, provider, oauth_dovecot)
+    app = create_app(alice, provider, oauth_dovecot)
+    link = make_link(alice, account="chosen", expectedEmail=oauth_user.username)
+    page = client.get(local(link)).content.decode()
+    assert 'id="connect-form"' in page  # the password form
+    hrefs = dict(re.findall(r'id="sign-in-([^"]+)"[^>]*href="([^"]+)"', page))
+    assert list(hrefs) == [app]
+    foreign = client.get(hrefs[app].replace("&amp;", "&").replace(f"app={app}", f"app={other}"))
+    assert foreign.status_code == 400
+    start = client.get(hrefs[app].replace("&amp;", "&"))
+    assert start.status_code == 302, start.content
+    done = client.get(local(provider_sign_in(start["Location"])))
+    assert done.status_code == 302, done.content
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="chosen")
+    assert account.oauth2["app"] == app
 
 
 def test_tokens_registered_through_the_api_make_a_mailbox_that_syncs_over_xoauth2(
