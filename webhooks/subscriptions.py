@@ -133,9 +133,10 @@ def remove_headers(subscription: WebhookSubscription, names: list[str]) -> list[
     return removed
 
 
-def delete(subscription: WebhookSubscription) -> None:
+def delete(subscription: WebhookSubscription) -> bool:
     """Its deliveries go with it (a delivery in flight finds its row gone and changes
-    nothing)."""
+    nothing). False when it was gone already (a concurrent delete came first)."""
     with transaction.atomic():
         Delivery.objects.filter(subscription=subscription).delete()
-        subscription.delete()
+        deleted, _ = WebhookSubscription.objects.filter(pk=subscription.pk).delete()
+    return bool(deleted)

@@ -74,7 +74,10 @@ def update_app(app: OAuth2App, data: dict) -> OAuth2App:
 
 
 def delete_app(app: OAuth2App) -> None:
-    app.delete()
+    """Raises ``OAuth2AppNotFound`` when it was gone already (a concurrent delete came first)."""
+    deleted, _ = OAuth2App.objects.filter(pk=app.pk).delete()
+    if not deleted:
+        raise OAuth2AppNotFound(app.app_id)
 
 
 def app_of(account: EmailAccount) -> OAuth2App | None:

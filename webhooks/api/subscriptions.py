@@ -18,6 +18,7 @@ from emailapi.api.pagination import paginate
 from emailapi.api.views import TenantScopedAPIView
 from webhooks import delivery_state, signed_request, subscriptions
 from webhooks.api import serializers as s
+from webhooks.errors import WebhookNotFound
 from webhooks.models import Delivery, WebhookSubscription
 
 TAGS = ["Webhooks"]
@@ -105,7 +106,8 @@ class WebhookDetailView(WebhookScopedView):
     def delete(self, request, webhook):
         subscription = self.get_webhook(webhook)
         pk = subscription.pk
-        subscriptions.delete(subscription)
+        if not subscriptions.delete(subscription):  # a concurrent delete came first
+            raise WebhookNotFound()
         return Response({"id": str(pk), "deleted": True})
 
 
