@@ -55,7 +55,7 @@ def get_credential(account: EmailAccount, name: str) -> str | None:
     return get_credentials(account, name, name)[0]
 
 
-MASK = "******"  # how a secret is shown, EmailEngine's mask
+MASK = "******"  # how every secret is shown (EmailEngine's mask); written back, it keeps it
 
 
 def without_password(url: str) -> str:

@@ -75,15 +75,26 @@ class TokenHostInUse(InvalidInput):
 
 
 class OAuth2AppNotFound(NotFound):
-    """An OAuth2 app the tenant does not have: named by an account's ``oauth2.provider``, or
-    deleted while it was being changed."""
+    """The OAuth2 app a route names is not the tenant's, or was deleted while it was being
+    changed."""
 
     code = "OAuth2AppNotFound"
     ee_code = "NotFound"
 
-    def __init__(self, app_id: str, reason: str = ""):
-        reason = reason or "the tenant has no such OAuth2 app (register it with POST /v1/oauth2)"
-        super().__init__(f"OAuth2 app {app_id!r}: {reason}", {"oauth2.provider": [reason]})
+    def __init__(self, app_id: str):
+        super().__init__(f"OAuth2 app {app_id!r} not found")
+
+
+class UnknownOAuth2App(Invalid):
+    """A request body names an OAuth2 app the tenant does not have (a connect link's ``type``,
+    an account's ``oauth2.provider``): the request is wrong, as for any bad value (400)."""
+
+    code = "OAuth2AppNotFound"
+
+    def __init__(self, app_id: str, field: str):
+        reason = (f"No OAuth2 app {app_id!r} in your tenant: register one with "
+                  f"POST /v1/oauth2")
+        super().__init__(reason, {field: [reason]})
 
 
 class TokenLimitedToAccount(Forbidden):

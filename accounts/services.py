@@ -18,13 +18,13 @@ from django.utils.text import slugify
 
 from accounts import mail_hosts, plans, state, token_cache, tokens
 from accounts.announcements import announce
-from accounts.credentials import set_credential, without_password
+from accounts.credentials import MASK, set_credential, without_password
 from accounts.errors import (
     AccountNotFound,
     AlreadyExists,
     IncompleteServer,
-    OAuth2AppNotFound,
     SecretNeeded,
+    UnknownOAuth2App,
 )
 from accounts.models import ApiToken, Credential, EmailAccount, Tenant
 from accounts.oauth2 import registered_apps
@@ -32,7 +32,6 @@ from accounts.oauth2 import revoke as oauth2_revoke
 from webhooks import events
 
 SECRET_FIELDS = ("pass", "accessToken")
-MASK = "******"  # how GET shows a stored secret
 
 
 # --- tenants and tokens -------------------------------------------------------------------
@@ -210,20 +209,14 @@ def with_oauth2_app(tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
         return data
     app = registered_apps.find_app(tenant.pk, oauth2["provider"])
     if app is None:
-        raise OAuth2AppNotFound(oauth2["provider"])
-    endpoints = registered_apps.endpoints(app)
+        raise UnknownOAuth2App(oauth2["provider"], "oauth2.provider")
     user = oauth2["auth"]["user"]
-    imap = data.get("imap") or dict(endpoints.imap or {})
-    if not imap:
+    signed = registered_apps.signed_in(app, user, oauth2.get("accessToken"),
+                                       oauth2.get("refreshToken"), oauth2.get("expires"),
+                                       imap=data.get("imap"), smtp=data.get("smtp"))
+    if not signed["imap"]:
         raise IncompleteServer("imap", ["host", "port"], "the OAuth2 app names no IMAP server")
-    smtp = data.get("smtp") or (dict(endpoints.smtp) if endpoints.smtp else None)
-    expires = oauth2.get("expires")
-    stored = {"app": app.app_id, "provider": app.provider,
-              "expires": expires.isoformat() if expires else None,
-              "accessToken": oauth2.get("accessToken"), "refreshToken": oauth2.get("refreshToken")}
-    return {**data, "email": data.get("email") or user, "oauth2": stored,
-            "imap": {**imap, "auth": {"user": user}},
-            "smtp": {**smtp, "auth": {"user": user}} if smtp else smtp}
+    return {**data, "email": data.get("email") or user, **signed}
 
 
 def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:

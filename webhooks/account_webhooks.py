@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from accounts.credentials import MASK  # a header value as GET shows it; written back, kept
 from accounts.errors import AccountNotFound
 from accounts.models import EmailAccount
 from webhooks import engine_settings, subscriptions
@@ -26,7 +27,6 @@ def _subscription_of(email_account: EmailAccount) -> WebhookSubscription | None:
         tenant_id=email_account.tenant_id, pk=email_account.webhook_subscription).first()
 
 
-MASK = "******"  # how GET shows a header value; written back, it keeps the value
 
 
 def follow_account_webhook(email_account: EmailAccount,

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts import crypto
+from accounts.credentials import MASK
 from accounts.models import EmailAccount
 from webhooks import subscriptions
 from webhooks.models import EngineSettings, WebhookSubscription
@@ -31,7 +32,6 @@ from webhooks.models import EngineSettings, WebhookSubscription
 KEYS = ("webhooksEnabled", "webhooks", "webhookEvents", "webhooksCustomHeaders", "notifyText",
         "notifyTextSize", "notifyHeaders", "notifyAttachments", "notifyAttachmentSize", "serviceUrl",
         "serviceSecret")
-MASK = "******"
 # Where each key lives on the row (the webhook keys are also applied to the subscription).
 _COLUMNS = {"webhooksEnabled": "webhooks_enabled", "webhooks": "webhooks_url",
             "webhookEvents": "webhook_events", "notifyText": "notify_text",

@@ -8,8 +8,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from accounts.api import oauth2_serializers as s
+from accounts.errors import UnknownOAuth2App
 from accounts.oauth2 import connect, discovery, registered_apps
-from emailapi.api.errors import ApiError
 from emailapi.api.views import TenantScopedAPIView
 
 
@@ -32,8 +32,7 @@ class AuthenticationFormView(TenantScopedAPIView):
         kind = data.get("type")
         if kind not in (None, connect.IMAP) and \
                 registered_apps.find_app(self.tenant.pk, kind) is None:
-            raise ApiError(f"No OAuth2 app {kind!r} in your tenant: register one with "
-                           f"POST /v1/oauth2", "OAuth2AppNotFound", 400)
+            raise UnknownOAuth2App(kind, "type")
         base = request.build_absolute_uri("/")
         return Response({"url": connect.make_link(self.tenant, data, base)})
 

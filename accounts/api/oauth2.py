@@ -8,9 +8,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
 from accounts.api import oauth2_serializers as s
+from accounts.errors import OAuth2AppNotFound
 from accounts.models import OAuth2App
 from accounts.oauth2 import registered_apps
-from emailapi.api.errors import NotFoundError
 from emailapi.api.pagination import paginate
 from emailapi.api.views import TenantScopedAPIView
 
@@ -22,8 +22,7 @@ class OAuth2AppScopedView(TenantScopedAPIView):
     def get_app(self, app_id: str) -> OAuth2App:
         app = OAuth2App.objects.filter(tenant=self.tenant, app_id=app_id).first()
         if app is None:
-            raise NotFoundError(f"OAuth2 app {app_id!r} not found", "OAuth2AppNotFound",
-                                ee_code="NotFound")
+            raise OAuth2AppNotFound(app_id)
         return app
 
 

@@ -15,7 +15,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_sc
 from rest_framework import serializers
 
 from accounts import state as account_state
-from accounts.credentials import without_password
+from accounts.credentials import MASK, without_password
 from accounts.models import EmailAccount
 from accounts.oauth2 import registered_apps
 from emailapi.api.pagination import PageQuerySerializer
@@ -309,7 +309,6 @@ class AccountDeletedSerializer(serializers.Serializer):
     deleted = serializers.BooleanField()
 
 
-MASK = "******"
 
 
 class PublicAuthSerializer(serializers.Serializer):

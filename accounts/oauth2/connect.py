@@ -90,7 +90,6 @@ def finish_oauth2(state: str, code: str) -> str:
     app = OAuth2App.objects.filter(tenant_id=payload["tenant"], app_id=attempt["app"]).first()
     if app is None:
         raise ConnectError("This sign-in method was removed meanwhile.", "OAuth2AppNotFound")
-    endpoints = registered_apps.endpoints(app)
     try:
         tokens = _exchange(app, state, code, attempt)
     except flow.OAuth2Error as exc:
@@ -99,12 +98,8 @@ def finish_oauth2(state: str, code: str) -> str:
     if not email:
         raise ConnectError("The provider did not say which address signed in.", "NoIdentity")
     _check_expected(payload, email)
-    oauth2 = {"app": app.app_id, "provider": app.provider, "expires": tokens.expires.isoformat(),
-              "scope": tokens.scope, "accessToken": tokens.access_token,
-              "refreshToken": tokens.refresh_token}
-    imap = {**(endpoints.imap or {}), "auth": {"user": email}}
-    smtp = {**endpoints.smtp, "auth": {"user": email}} if endpoints.smtp else None
-    return _save(payload, email, {"imap": imap, "smtp": smtp, "oauth2": oauth2})
+    return _save(payload, email, registered_apps.signed_in(
+        app, email, tokens.access_token, tokens.refresh_token, tokens.expires, tokens.scope))
 
 
 def _exchange(app: OAuth2App, state: str, code: str, attempt: dict) -> flow.Tokens:

@@ -8,6 +8,7 @@ context naming the tenant and app, so a sealed secret copied to another row does
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -92,6 +93,23 @@ def mailboxes_using(app: OAuth2App) -> int:
     """How many of the tenant's mailboxes signed in with ``app`` (they need a new sign-in
     once it is deleted and their access token expires)."""
     return EmailAccount.objects.filter(tenant_id=app.tenant_id, oauth2__app=app.app_id).count()
+
+
+def signed_in(app: OAuth2App, user: str, access_token: str | None, refresh_token: str | None,
+              expires: datetime | None, scope: str | None = None, imap: dict | None = None,
+              smtp: dict | None = None) -> dict:
+    """The ``imap``, ``smtp`` and ``oauth2`` of a mailbox signed in with ``app`` as ``user``
+    (a connect link's sign-in, or tokens registered through the API): the app's servers
+    unless others are given, logged in to as ``user``; the tokens go in ``oauth2``, which the
+    services seal when they save it."""
+    servers = endpoints(app)
+    imap = imap or dict(servers.imap or {})
+    smtp = smtp or (dict(servers.smtp) if servers.smtp else None)
+    oauth2 = {"app": app.app_id, "provider": app.provider, "scope": scope,
+              "expires": expires.isoformat() if expires else None,
+              "accessToken": access_token, "refreshToken": refresh_token}
+    return {"imap": {**imap, "auth": {"user": user}} if imap else None,
+            "smtp": {**smtp, "auth": {"user": user}} if smtp else None, "oauth2": oauth2}
 
 
 def _token_host(app: OAuth2App) -> str:

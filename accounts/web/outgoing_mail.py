@@ -23,7 +23,7 @@ def send(subject: str, body: str, to: list[str]) -> str | None:
     try:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to)
     except OSError as exc:  # smtplib's errors are OSErrors too
-        logger.warning("dashboard mail %r to %d address(es) not sent: %s", subject, len(to),
-                       describe(exc))
-        return describe(exc)
+        why = describe(exc)
+        logger.warning("dashboard mail %r to %d address(es) not sent: %s", subject, len(to), why)
+        return why
     return None

@@ -129,7 +129,7 @@ def test_tokens_registered_through_the_api_make_a_mailbox_that_syncs_over_xoauth
 
 @pytest.mark.parametrize("oauth2,code", [
     ({"provider": "no-such-app", "auth": {"user": "u@example.test"}, "refreshToken": "rt"},
-     (404, "OAuth2AppNotFound")),
+     (400, "OAuth2AppNotFound")),  # a body naming what is not there, as a link's type
     ({"provider": "APP", "auth": {"user": "u@example.test"}}, (400, "InputValidationError")),
     ({"provider": "APP", "refreshToken": "rt"}, (400, "InputValidationError")),
 ])

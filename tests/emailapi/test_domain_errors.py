@@ -18,7 +18,11 @@ from webhooks.api import stream_socket
 APP_MODULES = (account_errors, mailbox_errors, webhook_errors)
 # One code, two kinds on purpose (see ``mailboxes.errors``): 502 when the mail server failed
 # or refused for its own reasons, 400 when it will never make that folder change.
-SHARED_CODES = {"ServerRefused": {mailbox_errors.ServerRefused, mailbox_errors.FolderChangeRefused}}
+# One condition seen from two sides: a route's own thing missing (404) and a body naming one
+# that is not there (400), under one code.
+SHARED_CODES = {"ServerRefused": {mailbox_errors.ServerRefused, mailbox_errors.FolderChangeRefused},
+                "OAuth2AppNotFound": {account_errors.OAuth2AppNotFound,
+                                      account_errors.UnknownOAuth2App}}
 
 
 def _classes(module) -> list[type[domain.DomainError]]:

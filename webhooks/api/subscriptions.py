@@ -13,12 +13,12 @@ import uuid
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
-from emailapi.api.errors import ApiError, NotFoundError
+from emailapi.api.errors import ApiError
 from emailapi.api.pagination import paginate
 from emailapi.api.views import TenantScopedAPIView
 from webhooks import delivery_state, signed_request, subscriptions
 from webhooks.api import serializers as s
-from webhooks.errors import WebhookNotFound
+from webhooks.errors import DeliveryNotFound, WebhookNotFound
 from webhooks.models import Delivery, WebhookSubscription
 
 TAGS = ["Webhooks"]
@@ -40,7 +40,7 @@ class WebhookScopedView(TenantScopedAPIView):
         pk = _uuid(webhook)
         found = pk and subscriptions.tenant_subscriptions(self.tenant).filter(pk=pk).first()
         if not found:
-            raise NotFoundError("Webhook not found", "WebhookNotFound", ee_code="NotFound")
+            raise WebhookNotFound()
         return found
 
 
@@ -182,7 +182,7 @@ class DeliveryRetryView(WebhookScopedView):
         row = pk and Delivery.objects.filter(subscription=subscription, pk=pk) \
             .select_related("event").first()
         if not row:
-            raise NotFoundError("Delivery not found", "DeliveryNotFound")
+            raise DeliveryNotFound()
         if row.state == Delivery.State.DELIVERING:
             raise ApiError("The delivery is being sent right now", "DeliveryInProgress", 409)
         return Response(s.DeliverySerializer(delivery_state.retry(row)).data)
