@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from rest_framework import serializers
 
-# JSON type each field kind insists on. DRF would quietly coerce 993 -> "993" or "true" -> True;
+# JSON type each field kind insists on. DRF would quietly coerce 993 -> "993" or "yes" -> True;
 # for a JSON API a wrong type is a client bug, so it is refused with the type named.
+# Two exceptions, as EmailEngine's validation (Joi's ``convert``) makes them, so that its
+# clients' bodies pass unchanged: a number written as a decimal string ("993", "2.5") where a
+# number belongs, and "true"/"false" (any case) where a boolean belongs. Nothing else is
+# converted: not 993 where a string belongs, not "yes", "1" or "" for a boolean.
 _JSON_TYPES = [
     (serializers.BooleanField, (bool,), "a boolean"),
     (serializers.IntegerField, (int,), "an integer"),
@@ -32,8 +38,26 @@ def _type_error(field: serializers.Field, value) -> str | None:
         if isinstance(field, kind):
             if isinstance(value, bool) and bool not in types:
                 return f"Must be {name}"
+            if isinstance(value, str) and _converts(field, value):
+                return None
             return None if isinstance(value, types) else f"Must be {name}"
     return None
+
+
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+_NUMBER = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _converts(field: serializers.Field, value: str) -> bool:
+    """Whether ``value`` is a string EmailEngine's Joi would convert for this field (see
+    ``_JSON_TYPES``); DRF's own parsing then turns it into the number or boolean."""
+    if isinstance(field, serializers.BooleanField):
+        return value.lower() in ("true", "false")
+    if isinstance(field, serializers.IntegerField):
+        return _INTEGER.fullmatch(value) is not None
+    if isinstance(field, serializers.FloatField):
+        return _NUMBER.fullmatch(value) is not None
+    return False
 
 
 # StrictSerializer refuses fields it does not know and values of the wrong JSON type.

@@ -52,9 +52,14 @@ def test_a_body_that_is_not_an_object(alice, body):
 
 
 @pytest.mark.parametrize("path, value", [
-    (("imap", "port"), "993"),
+    (("imap", "port"), "993a"),
+    (("imap", "port"), "9.5"),
+    (("imap", "port"), ""),
     (("imap", "port"), 99999),
+    (("imap", "port"), "99999"),
     (("imap", "secure"), "yes"),
+    (("imap", "secure"), "1"),
+    (("imap", "secure"), ""),
     (("imap", "host"), 12),
     (("imap", "host"), "bad host\r\nA1 LOGOUT"),
     (("imap", "auth", "pass"), 123),

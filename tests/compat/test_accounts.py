@@ -69,6 +69,26 @@ def test_the_upsert_keeps_one_account_and_one_accountAdded(alice):
     assert Event.objects.filter(tenant=alice.tenant, event="accountAdded").count() == 1
 
 
+def test_numbers_and_booleans_written_as_strings_are_converted_as_joi_does(alice):
+    """EmailEngine's Joi converts "993" and "true": its clients' bodies pass unchanged, and
+    the values are stored and answered as the number and the boolean."""
+    body = ee_account()
+    body["imap"] = {**body["imap"], "port": " 993 ", "secure": "TRUE"}
+    body["smtp"] = {**body["smtp"], "port": "465", "secure": "false"}
+    assert alice.client.post("/v1/account", body, format="json").status_code == 200
+    account = alice.client.get("/v1/account/example").json()
+    assert (account["imap"]["port"], account["imap"]["secure"]) == (993, True)
+    assert (account["smtp"]["port"], account["smtp"]["secure"]) == (465, False)
+
+
+def test_a_string_is_not_converted_where_a_string_is_not_expected_either_way(alice):
+    body = ee_account(name=12)
+    response = alice.client.post("/v1/account", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["details"] == {"name": ["Must be a string"]}
+    assert not EmailAccount.objects.exists()
+
+
 def test_upsert_false_keeps_the_409(alice):
     alice.client.post("/v1/account", ee_account(), format="json")
     response = alice.client.post("/v1/account?upsert=false", ee_account(name="Renamed"),
