@@ -64,9 +64,13 @@ def issue_token(tenant: Tenant, name: str, scopes: list[str], created_by=None,
     return token, raw
 
 
-def revoke_token(token: ApiToken) -> None:
-    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+def revoke_token(token: ApiToken) -> bool:
+    """False when it was revoked already (a concurrent revocation came first): of two
+    revocations at once, one is the revocation and the other finds nothing to revoke."""
+    revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True) \
+        .update(revoked_at=timezone.now())
     token_cache.forget(token.token_hash)
+    return bool(revoked)
 
 
 # --- registered mailboxes -----------------------------------------------------------------

@@ -191,8 +191,7 @@ class TokenDetailView(TenantScopedAPIView):
         match = _token_filter(token)
         row = ApiToken.objects.filter(match, tenant=self.tenant, revoked_at__isnull=True) \
             .first() if match is not None else None
-        if row is None:
+        if row is None or not services.revoke_token(row):
             raise NotFoundError("Token not found", "TokenNotFound")
-        services.revoke_token(row)
         return Response({"id": row.token_hash, "emailapiId": row.pk, "revoked": True,
                          "deleted": True})

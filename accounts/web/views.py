@@ -179,9 +179,8 @@ def tokens(request):
 def token_revoke(request, token_id: int):
     token = ApiToken.objects.filter(tenant=request.tenant, pk=token_id,
                                     revoked_at__isnull=True).first()
-    if token is None:
+    if token is None or not services.revoke_token(token):
         raise Http404("No such token")
-    services.revoke_token(token)
     messages.success(request, f"Token {token.name} revoked.")
     return redirect("web:tokens")
 

@@ -18,8 +18,9 @@ import pytest
 
 from accounts import services
 from accounts.errors import AccountNotFound, OAuth2AppNotFound
-from accounts.models import EmailAccount, OAuth2App
+from accounts.models import ApiToken, EmailAccount, OAuth2App
 from accounts.oauth2 import registered_apps
+from accounts.tokens import hash_token
 from mailboxes import outbox
 from tests import asgi_calls
 from tests.base import account_payload
@@ -116,6 +117,13 @@ def test_a_second_delete_is_not_found_and_records_nothing(alice):
     assert Event.objects.filter(event=events.ACCOUNT_DELETED).count() == 1
 
 
+def test_a_second_revocation_of_a_token_is_not_found(alice):
+    _, raw = services.issue_token(alice.tenant, "spare", ["api"])
+    first, second = (ApiToken.objects.get(token_hash=hash_token(raw)) for _ in range(2))
+    assert services.revoke_token(first) is True
+    assert services.revoke_token(second) is False
+
+
 # --- the same races for real ----------------------------------------------------------------
 
 
@@ -146,6 +154,15 @@ def test_oauth2_app_changes_racing_its_delete(alice):
         assert sorted([answers[0], answers[2]]) == [200, 404]  # one delete, once
         assert not OAuth2App.objects.filter(app_id=f"a{n}").exists()
     assert set(statuses) <= {200, 404}, statuses
+
+
+def test_token_revocations_racing(alice):
+    for n in range(ROUNDS):
+        row, _raw = services.issue_token(alice.tenant, f"spare{n}", ["api"])
+        path = f"/v1/token/{row.token_hash}"
+        answers = _at_once(alice.token, [("DELETE", path, None), ("DELETE", path, None)])
+        assert sorted(answers) == [200, 404]  # one revocation, once
+        assert ApiToken.objects.get(pk=row.pk).revoked_at is not None
 
 
 def test_account_changes_racing_its_delete(alice, hooks_allowed):
