@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts import mail_hosts, plans, state, token_cache, tokens
+from accounts import identity, mail_hosts, plans, state, token_cache, tokens
 from accounts.announcements import announce
 from accounts.credentials import MASK, set_credential, without_password
 from accounts.errors import (
@@ -133,6 +133,12 @@ def _apply_emailengine_fields(account: EmailAccount, data: dict[str, Any]) -> bo
     if "webhooks" in data:
         account.webhooks = data["webhooks"] or ""
     options = dict(account.ee_options or {})
+    if "expectedEmail" in data:
+        pinned = identity.normalize(data["expectedEmail"])
+        if pinned:
+            options["expectedEmail"] = pinned
+        else:
+            options.pop("expectedEmail", None)
     for key in EE_OPTIONS:
         if key in data:
             if data[key] is None:

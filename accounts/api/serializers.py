@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
+from accounts import identity
 from accounts import state as account_state
 from accounts.credentials import MASK, without_password
 from accounts.models import EmailAccount
@@ -127,7 +128,8 @@ class EmailEngineAccountFields(StrictSerializer):
     """EmailEngine's account fields (issue 16), on both registration and update.
 
     Applied: ``path`` (its first folder is the one kept in IDLE, ``watchFolders``),
-    ``notifyFrom``, ``syncFrom``, ``webhooks`` (a subscription of this account's events).
+    ``notifyFrom``, ``syncFrom``, ``webhooks`` (a subscription of this account's events),
+    ``expectedEmail`` (connect links for the account sign in only as that address).
     Stored and echoed only: ``logs``, ``subconnections``, ``imapIndexer``, ``locale``, ``tz``,
     ``proxy``, ``smtpEhloName``."""
 
@@ -142,6 +144,11 @@ class EmailEngineAccountFields(StrictSerializer):
         help_text="History from before this day (INTERNALDATE) is not indexed; mail arriving "
                   "later always is. Applies to folders indexed after it is set (see flush)")
     logs = serializers.BooleanField(required=False, help_text="Keep an IMAP protocol log")
+    expectedEmail = serializers.EmailField(
+        max_length=320, required=False, allow_blank=True, allow_null=True,
+        help_text="The address this account must be signed in as through a connect link: a "
+                  "link for this account refuses a sign-in as any other (OAuth2: the address "
+                  "the provider names). Kept until changed; empty or null removes it")
     webhooks = serializers.CharField(
         max_length=2048, required=False, allow_blank=True, allow_null=True,
         help_text="A webhook URL for this account's events: a subscription of this account "
@@ -447,6 +454,7 @@ class AccountSerializer(serializers.ModelSerializer):
     notifyFrom = serializers.DateTimeField(source="notify_from", allow_null=True)
     syncFrom = serializers.DateTimeField(source="sync_from", allow_null=True)
     logs = serializers.BooleanField()
+    expectedEmail = serializers.SerializerMethodField()
     webhooks = serializers.SerializerMethodField()
     subconnections = serializers.SerializerMethodField()
     imapIndexer = serializers.SerializerMethodField()
@@ -465,7 +473,7 @@ class AccountSerializer(serializers.ModelSerializer):
         fields = ["account", "name", "email", "type", "app", "state", "lastError",
                   "stateChanged", "imap", "smtp", "oauth2", "watchFolders", "copy",
                   "initialized", "indexProgress", "created", "updated", "path", "notifyFrom",
-                  "syncFrom", "logs",
+                  "syncFrom", "logs", "expectedEmail",
                   "webhooks", "webhooksCustomHeaders", "subconnections", "imapIndexer",
                   "locale", "tz", "proxy", "smtpEhloName", "counters"]
 
@@ -497,6 +505,10 @@ class AccountSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_path(self, obj):
         return list(obj.path) if obj.path else ["*"]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_expectedEmail(self, obj):
+        return identity.pinned(obj)
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_webhooks(self, obj):

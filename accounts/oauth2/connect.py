@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 
-from accounts import services
+from accounts import identity, services
 from accounts.models import EmailAccount, OAuth2App, Tenant
 from accounts.oauth2 import flow, links, presets, registered_apps, social
 from emailapi.lib.redis import get_redis
@@ -72,7 +72,7 @@ def start_oauth2(data: str, sig: str, request_base: str, chosen: str = "") -> st
     attempt = {"data": data, "sig": sig, "app": app.app_id, "verifier": verifier,
                "redirectUri": redirect_uri}
     get_redis().set(_state_key(state), json.dumps(attempt), ex=STATE_SECONDS)
-    hint = payload.get("expectedEmail") or payload.get("email") or ""
+    hint = expected_email(payload) or payload.get("email") or ""
     if social.supports(app.provider):
         return social.authorize_url(app, redirect_uri, state, challenge, login_hint=hint)
     return presets.authorize_url(registered_apps.endpoints(app), app.client_id, redirect_uri, state,
@@ -94,10 +94,11 @@ def finish_oauth2(state: str, code: str) -> str:
         tokens = _exchange(app, state, code, attempt)
     except flow.OAuth2Error as exc:
         raise ConnectError(f"The provider did not accept the sign-in: {exc}", exc.code) from None
+    # Only the provider's word counts against an expectation (see accounts.identity).
+    _check_expected(payload, tokens.email or "")
     email = tokens.email or payload.get("email") or ""
     if not email:
         raise ConnectError("The provider did not say which address signed in.", "NoIdentity")
-    _check_expected(payload, email)
     return _save(payload, email, registered_apps.signed_in(
         app, email, tokens.access_token, tokens.refresh_token, tokens.expires, tokens.scope))
 
@@ -119,11 +120,19 @@ def finish_password(payload: dict, email: str, imap: dict, smtp: dict | None) ->
     return _save(payload, email, {"imap": imap, "smtp": smtp, "oauth2": None})
 
 
+def expected_email(payload: dict) -> str:
+    """The address this link's sign-in must be ("" for any): the link's ``expectedEmail``,
+    else the pin of the account it sets up again (``accounts.identity``)."""
+    account_id = payload.get("account")
+    account = EmailAccount.of_tenant(payload["tenant"], account_id) \
+        if account_id and not payload.get("expectedEmail") else None
+    return identity.expectation(payload.get("expectedEmail"), account)
+
+
 def _check_expected(payload: dict, email: str) -> None:
-    expected = payload.get("expectedEmail")
-    if expected and expected.strip().lower() != email.strip().lower():
-        raise ConnectError(f"You signed in as {email}, but this link is for {expected}. Sign in "
-                           f"with that address instead.", "UnexpectedEmail")
+    refused = identity.mismatch(expected_email(payload), email)
+    if refused:
+        raise ConnectError(refused, "UnexpectedEmail")
 
 
 def _save(payload: dict, email: str, settings_: dict) -> str:
@@ -134,6 +143,8 @@ def _save(payload: dict, email: str, settings_: dict) -> str:
         existing = EmailAccount.of_tenant(tenant, account_id) \
             if account_id else None
         data = {"name": payload.get("name") or email, "email": email, **settings_}
+        if payload.get("expectedEmail"):  # the link's pin outlives it (accounts.identity)
+            data["expectedEmail"] = payload["expectedEmail"]
         if existing is None:
             account = services.register_account(tenant, {"account": account_id, **data})
             state = "new"

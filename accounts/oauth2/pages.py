@@ -126,7 +126,7 @@ def connect_page(request):
 
 
 def _initial(payload: dict) -> dict:
-    email = payload.get("expectedEmail") or payload.get("email") or ""
+    email = connect.expected_email(payload) or payload.get("email") or ""
     initial: dict = {"email": email}
     found = discovery.by_domain(discovery.domain_of(email)) if email else None
     if found:
