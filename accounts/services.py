@@ -229,9 +229,22 @@ def with_oauth2_app(tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "email": data.get("email") or user, **signed}
 
 
+def _imap_disabled(data: dict[str, Any]) -> tuple[dict[str, Any], bool | None]:
+    """EmailEngine's ``imap.disabled`` is our pause under its name (no worker connects, SMTP
+    still sends): taken out of the IMAP settings it came in, as True, False or None (not
+    given), with the data left without it (and without an ``imap`` it alone made up)."""
+    imap = data.get("imap")
+    if not isinstance(imap, dict) or "disabled" not in imap:
+        return data, None
+    rest = {key: value for key, value in imap.items() if key != "disabled"}
+    kept = {key: value for key, value in data.items() if key != "imap"}
+    return ({**kept, "imap": rest} if rest else kept), bool(imap["disabled"])
+
+
 def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
     """Create a mailbox with its sealed credentials and record ``accountAdded``, atomically.
     Hosts on internal addresses are refused (``mail_hosts``); a taken id is AlreadyExists."""
+    data, disabled = _imap_disabled(data)
     mail_hosts.check(tenant, data)
     imap, imap_secrets = _split_secrets(data.get("imap"))
     smtp, smtp_secrets = _split_secrets(data.get("smtp"))
@@ -248,6 +261,8 @@ def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
                 smtp=smtp,
                 watch_folders=list(data.get("watchFolders") or []),
                 copy=data.get("copy", True),
+                paused=bool(disabled),
+                state=EmailAccount.State.PAUSED if disabled else EmailAccount.State.INIT,
             )
             _apply_emailengine_fields(account, data)
             account.save(force_insert=True)
@@ -275,7 +290,18 @@ def _merge(stored: dict | None, update: dict) -> dict:
 
 def update_account(account: EmailAccount, data: dict[str, Any]) -> EmailAccount:
     """Apply a partial update; changed settings or secrets bump ``config_version``. A new
-    host on an internal address is refused (``mail_hosts``)."""
+    host on an internal address is refused (``mail_hosts``). ``imap.disabled`` pauses or
+    resumes the account, after the rest is saved."""
+    data, disabled = _imap_disabled(data)
+    account = _update_settings(account, data)
+    if disabled is True and not account.paused:
+        pause_account(account)
+    elif disabled is False and account.paused:
+        resume_account(account)
+    return account
+
+
+def _update_settings(account: EmailAccount, data: dict[str, Any]) -> EmailAccount:
     mail_hosts.check(account.tenant, data)
     changed_connection = False
     with transaction.atomic():

@@ -89,6 +89,11 @@ class ServerSerializer(StrictSerializer):
 
 class ImapServerSerializer(ServerSerializer):
     auth = AuthSerializer()
+    disabled = serializers.BooleanField(
+        required=False,
+        help_text="EmailEngine's name for a pause: true stops IMAP for the account (no worker "
+                  "connects; state `paused`; sending still works), false resumes it. Not kept "
+                  "with the settings: `GET` shows it true while the account is paused")
     resyncDelay = serializers.IntegerField(
         min_value=0, required=False,
         help_text="EmailEngine's seconds between full resyncs: accepted and echoed; here "
@@ -337,6 +342,8 @@ class PublicServerSerializer(serializers.Serializer):
     resyncDelay = serializers.IntegerField(required=False)
     auth = PublicAuthSerializer(required=False)
     tls = TlsSerializer(required=False)
+    disabled = serializers.BooleanField(required=False,
+                                        help_text="IMAP only: true while the account is paused")
 
 
 class LastErrorSerializer(serializers.Serializer):
@@ -544,7 +551,10 @@ class AccountSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(PublicServerSerializer)
     def get_imap(self, obj):
-        return public_server(obj.imap, self._secrets(obj, "imap"))
+        imap = public_server(obj.imap, self._secrets(obj, "imap"))
+        if imap is not None and obj.paused:
+            imap["disabled"] = True  # EmailEngine's name for the pause
+        return imap
 
     @extend_schema_field(PublicServerSerializer(allow_null=True))
     def get_smtp(self, obj):

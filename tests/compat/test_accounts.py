@@ -89,6 +89,43 @@ def test_a_string_is_not_converted_where_a_string_is_not_expected_either_way(ali
     assert not EmailAccount.objects.exists()
 
 
+def test_imap_disabled_is_the_pause_under_emailengines_name(alice):
+    from mailboxes.worker.eligible import eligible
+
+    body = ee_account()
+    body["imap"] = {**body["imap"], "disabled": True}
+    assert alice.client.post("/v1/account", body, format="json").status_code == 200
+    row = EmailAccount.objects.get(account_id="example")
+    assert (row.paused, row.state, "disabled" in row.imap) == (True, "paused", False)
+    assert not eligible().filter(pk=row.pk).exists()  # no worker connects it
+    shown = alice.client.get("/v1/account/example").json()
+    assert (shown["state"], shown["imap"]["disabled"]) == ("paused", True)
+
+    version = row.config_version
+    response = alice.client.put("/v1/account/example", {"imap": {"disabled": False}},
+                                format="json")
+    assert response.status_code == 200
+    row.refresh_from_db()
+    assert (row.paused, row.state, row.config_version) == (False, "init", version)
+    assert row.imap["host"] == "imap.example.com"  # the settings are left as they were
+    assert eligible().filter(pk=row.pk).exists()
+    assert "disabled" not in alice.client.get("/v1/account/example").json()["imap"]
+
+    alice.client.put("/v1/account/example", {"imap": {"disabled": True, "port": 143}},
+                     format="json")
+    row.refresh_from_db()
+    assert (row.paused, row.state, row.imap["port"]) == (True, "paused", 143)
+
+
+def test_imap_disabled_must_be_a_boolean(alice):
+    alice.client.post("/v1/account", ee_account(), format="json")
+    response = alice.client.put("/v1/account/example", {"imap": {"disabled": "yes"}},
+                                format="json")
+    assert response.status_code == 400
+    assert "imap.disabled" in response.json()["details"]
+    assert not EmailAccount.objects.get(account_id="example").paused
+
+
 def test_upsert_false_keeps_the_409(alice):
     alice.client.post("/v1/account", ee_account(), format="json")
     response = alice.client.post("/v1/account?upsert=false", ee_account(name="Renamed"),
