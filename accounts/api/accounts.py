@@ -14,7 +14,9 @@ from rest_framework.response import Response
 
 from accounts import mail_hosts, services
 from accounts.api import serializers as s
+from accounts.errors import UnknownOAuth2App
 from accounts.models import Credential, EmailAccount
+from accounts.oauth2 import connect, registered_apps
 from emailapi.api.pagination import paginate
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
 from mailboxes import connection_settings, flush
@@ -58,8 +60,10 @@ class AccountView(TenantScopedAPIView):
     )
     def post(self, request):
         query = self.validated(s.AccountCreateQuerySerializer, request.query_params)
-        data = services.with_oauth2_app(
-            self.tenant, self.validated(s.AccountCreateSerializer, request.data))
+        data = self.validated(s.AccountCreateSerializer, request.data)
+        if (data.get("oauth2") or {}).get("authorize"):
+            return Response({"redirect": self._authorize(data, request)})
+        data = services.with_oauth2_app(self.tenant, data)
         if query["upsert"]:
             account, state = services.register_or_update_account(self.tenant, data)
         else:
@@ -67,6 +71,20 @@ class AccountView(TenantScopedAPIView):
         if "webhooks" in data or "webhooksCustomHeaders" in data:
             account_webhooks.follow_account_webhook(account, data.get("webhooksCustomHeaders"))
         return Response({"account": account.account_id, "state": state})
+
+
+    def _authorize(self, data: dict, request) -> str:
+        """EmailEngine's ``oauth2.authorize``: a connect link's OAuth2 sign-in, started here."""
+        oauth2 = data["oauth2"]
+        app = registered_apps.find_app(self.tenant.pk, oauth2["provider"])
+        if app is None:
+            raise UnknownOAuth2App(oauth2["provider"], "oauth2.provider")
+        base = request.build_absolute_uri("/")
+        link = {"account": data.get("account"), "name": data.get("name") or None,
+                "email": data.get("email") or (oauth2.get("auth") or {}).get("user"),
+                "expectedEmail": data.get("expectedEmail"), "type": app.app_id,
+                "redirectUrl": oauth2.get("redirectUrl") or connect.done_url(base)}
+        return connect.authorize_url(self.tenant, link, base)
 
 
 class AccountListView(TenantScopedAPIView):

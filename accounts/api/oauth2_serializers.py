@@ -6,29 +6,17 @@ is write-only: no response serializer here has a field for it.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
-from accounts.api.serializers import TlsSerializer, validate_account_id
+from accounts.api.serializers import TlsSerializer, validate_account_id, validate_web_url
 from accounts.models import OAuth2App
 from accounts.oauth2 import presets
 from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
 
 HOST_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]_")
-
-
-def validate_web_url(value: str, allow_http: bool = True) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise serializers.ValidationError("Must be an http(s) URL")
-    if parts.scheme == "http" and not allow_http:
-        raise serializers.ValidationError(
-            "Must use https (EMAILAPI_OAUTH2_ALLOW_HTTP allows http)")
-    return value
 
 
 def validate_provider_url(value: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
@@ -80,6 +81,14 @@ class ServerSerializer(StrictSerializer):
     )
     auth = AuthSerializer(required=False)
     tls = TlsSerializer(required=False)
+    partial = serializers.BooleanField(
+        required=False, write_only=True,
+        help_text="EmailEngine's \"merge into the stored settings\": accepted and not kept, as "
+                  "an update here always merges")
+
+    def validate(self, attrs):
+        attrs.pop("partial", None)
+        return attrs
 
     def validate_host(self, value: str) -> str:
         if not HOST_RE.match(value) or not _host_shape(value):
@@ -100,6 +109,7 @@ class ImapServerSerializer(ServerSerializer):
                   "changes are followed continuously (IDLE/NOTIFY, polls) instead")
 
     def validate(self, attrs):
+        attrs = super().validate(attrs)
         auth = attrs.get("auth")
         partial = getattr(self.root, "partial", False)
         if auth is not None and not partial and not (auth.get("pass") or auth.get("accessToken")):
@@ -202,6 +212,16 @@ class EmailEngineAccountFields(StrictSerializer):
         return value or ""
 
 
+def validate_web_url(value: str, allow_http: bool = True) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise serializers.ValidationError("Must be an http(s) URL")
+    if parts.scheme == "http" and not allow_http:
+        raise serializers.ValidationError(
+            "Must use https (EMAILAPI_OAUTH2_ALLOW_HTTP allows http)")
+    return value
+
+
 class OAuth2UserSerializer(StrictSerializer):
     user = serializers.CharField(max_length=512, help_text="The address that signed in")
 
@@ -213,13 +233,29 @@ class OAuth2RegistrationSerializer(StrictSerializer):
     provider = serializers.CharField(
         max_length=256, help_text="The OAuth2 app's id (or gmail/outlook/yahoo: the first app "
                                   "of that provider)")
-    auth = OAuth2UserSerializer()
+    auth = OAuth2UserSerializer(required=False, help_text="Required unless `authorize`")
     accessToken = serializers.CharField(max_length=8192, required=False, write_only=True)
     refreshToken = serializers.CharField(max_length=8192, required=False, write_only=True)
     expires = serializers.DateTimeField(required=False, allow_null=True,
                                         help_text="When the access token expires")
+    authorize = serializers.BooleanField(
+        required=False, default=False,
+        help_text="true: register nothing yet; the answer is `{\"redirect\": url}`, the "
+                  "provider's sign-in page for your user, after which the mailbox is "
+                  "registered (as a connect link's sign-in) and the browser goes to "
+                  "`redirectUrl`")
+    redirectUrl = serializers.CharField(
+        max_length=2048, required=False, validators=[validate_web_url],
+        help_text="With `authorize`: where the user lands afterwards, with "
+                  "?account=<id>&state=new|existing (default: a page of ours)")
 
     def validate(self, attrs):
+        if attrs.get("authorize"):
+            return attrs
+        if "redirectUrl" in attrs:
+            raise serializers.ValidationError({"redirectUrl": ["Only with authorize: true"]})
+        if "auth" not in attrs:
+            raise serializers.ValidationError({"auth": ["This field is required."]})
         if not (attrs.get("accessToken") or attrs.get("refreshToken")):
             raise serializers.ValidationError({"refreshToken": [
                 "refreshToken or accessToken is required (a sign-in through the provider "
@@ -260,8 +296,23 @@ class AccountCreateSerializer(EmailEngineAccountFields):
         help_text="The folder kept in IDLE for instant notices (default [\"INBOX\"]); other "
                   "folders are followed through NOTIFY where the server has it, else polled")
 
+    # Taken along an ``oauth2.authorize`` sign-in (a connect link's fields); the others are set
+    # with PUT once the mailbox exists.
+    AUTHORIZE_FIELDS = frozenset({"account", "name", "email", "expectedEmail", "oauth2"})
+
     def validate(self, attrs):
         attrs = super().validate(attrs)
+        if (attrs.get("oauth2") or {}).get("authorize"):
+            extra = sorted(set(attrs) - self.AUTHORIZE_FIELDS)
+            if extra:
+                raise serializers.ValidationError({key: [
+                    "Not taken with oauth2.authorize: set it with PUT /v1/account/{account} "
+                    "once the user has signed in"] for key in extra})
+            for key in ("accessToken", "refreshToken"):
+                if key in attrs["oauth2"]:
+                    raise serializers.ValidationError({f"oauth2.{key}": [
+                        "Not taken with authorize: the sign-in gets the tokens"]})
+            return attrs
         if "imap" not in attrs and "oauth2" not in attrs:
             raise serializers.ValidationError({"imap": ["This field is required."]})
         return attrs
@@ -300,10 +351,13 @@ class AccountCreateQuerySerializer(QuerySerializer):
 
 
 class AccountCreatedSerializer(serializers.Serializer):
-    account = serializers.CharField()
-    state = serializers.ChoiceField(choices=["new", "existing"],
+    account = serializers.CharField(required=False, help_text="Absent with `oauth2.authorize`")
+    state = serializers.ChoiceField(choices=["new", "existing"], required=False,
                                     help_text="new: registered; existing: the id was taken "
                                               "and that account was updated")
+    redirect = serializers.CharField(
+        required=False, help_text="With `oauth2.authorize` only: the provider's sign-in page "
+                                  "to send your user to (valid EMAILAPI_CONNECT_LINK_TTL s)")
 
 
 class AccountUpdatedSerializer(serializers.Serializer):

@@ -40,11 +40,28 @@ class ConnectError(Exception):
 
 
 def make_link(tenant: Tenant, data: dict, base_url: str) -> str:
+    data_, sig = _signed(tenant, data)
+    return f"{service_url(base_url)}/connect?{urlencode({'data': data_, 'sig': sig})}"
+
+
+def authorize_url(tenant: Tenant, data: dict, base_url: str) -> str:
+    """EmailEngine's ``POST /v1/account`` with ``oauth2.authorize``: the provider's sign-in
+    page at once, for a link made on the spot and never shown (``data`` as ``make_link``'s,
+    ``type`` the app's id). The sign-in then finishes as the link's would."""
+    data_, sig = _signed(tenant, data)
+    return start_oauth2(data_, sig, base_url)
+
+
+def _signed(tenant: Tenant, data: dict) -> tuple[str, str]:
     payload = {key: data[key] for key in ("account", "name", "email", "expectedEmail",
                                           "redirectUrl", "type") if data.get(key) is not None}
     payload.update(tenant=tenant.pk, nonce=secrets.token_urlsafe(16))
-    data_, sig = links.make(payload)
-    return f"{service_url(base_url)}/connect?{urlencode({'data': data_, 'sig': sig})}"
+    return links.make(payload)
+
+
+def done_url(base_url: str) -> str:
+    """Where a sign-in without a redirect URL of the customer's ends: our page saying so."""
+    return f"{service_url(base_url)}/connect/done"
 
 
 def service_url(request_base: str) -> str:

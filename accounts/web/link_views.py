@@ -15,7 +15,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts import plans
@@ -33,7 +32,7 @@ def _base(request) -> str:
 
 
 def _done_url(request) -> str:
-    return connect.service_url(_base(request)) + reverse("connect-done")
+    return connect.done_url(_base(request))
 
 
 @tenant_view(write=True)

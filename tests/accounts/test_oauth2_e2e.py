@@ -127,6 +127,56 @@ def test_tokens_registered_through_the_api_make_a_mailbox_that_syncs_over_xoauth
         conn.close()
 
 
+def test_authorize_true_answers_the_providers_page_and_the_sign_in_registers_the_mailbox(
+        alice, client, provider, oauth_dovecot, oauth_user):
+    """EmailEngine's ``oauth2.authorize``: nothing is registered until the user signs in at
+    the provider; then the mailbox is, as through a connect link, and the browser goes to
+    ``redirectUrl``."""
+    app = create_app(alice, provider, oauth_dovecot)
+    answer = alice.client.post("/v1/account", {
+        "account": "authz", "name": "Authorized", "expectedEmail": oauth_user.username,
+        "oauth2": {"provider": app, "authorize": True,
+                   "redirectUrl": "https://app.example.test/back?x=1"}}, format="json")
+    assert answer.status_code == 200, answer.json()
+    assert set(answer.json()) == {"redirect"}
+    assert answer.json()["redirect"].startswith(provider.base_url)
+    assert not EmailAccount.objects.filter(account_id="authz").exists()
+    done = client.get(local(provider_sign_in(answer.json()["redirect"])))
+    assert done.status_code == 302, done.content
+    assert parse_qs(urlsplit(done["Location"]).query) == {
+        "x": ["1"], "account": ["authz"], "state": ["new"]}
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="authz")
+    assert (account.name, account.email, account.oauth2["app"]) == (
+        "Authorized", oauth_user.username, app)
+    assert alice.client.get("/v1/account/authz").json()["expectedEmail"] == \
+        oauth_user.username.lower()
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"path": ["INBOX"]}, "path"),
+    ({"copy": False}, "copy"),
+    ({"oauth2": {"refreshToken": "rt"}}, "oauth2.refreshToken"),
+    ({"oauth2": {"redirectUrl": "javascript:alert(1)"}}, "oauth2.redirectUrl"),
+    ({"oauth2": {"authorize": False, "redirectUrl": "https://app.example.test/"}},
+     "oauth2.redirectUrl"),
+])
+def test_authorize_takes_only_what_a_link_carries(alice, provider, oauth_dovecot, body, field):
+    app = create_app(alice, provider, oauth_dovecot)
+    oauth2 = {"provider": app, "authorize": True, "auth": {"user": "u@example.test"},
+              **body.pop("oauth2", {})}
+    answer = alice.client.post("/v1/account", {"account": "authz", "oauth2": oauth2, **body},
+                               format="json")
+    assert answer.status_code == 400, answer.json()
+    assert field in answer.json()["details"], answer.json()
+    assert not EmailAccount.objects.filter(account_id="authz").exists()
+
+
+def test_authorize_with_an_unknown_app_is_refused(alice):
+    answer = alice.client.post("/v1/account", {
+        "account": "authz", "oauth2": {"provider": "nope", "authorize": True}}, format="json")
+    assert (answer.status_code, answer.json()["emailapiCode"]) == (400, "OAuth2AppNotFound")
+
+
 @pytest.mark.parametrize("oauth2,code", [
     ({"provider": "no-such-app", "auth": {"user": "u@example.test"}, "refreshToken": "rt"},
      (400, "OAuth2AppNotFound")),  # a body naming what is not there, as a link's type

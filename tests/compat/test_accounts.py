@@ -117,6 +117,19 @@ def test_imap_disabled_is_the_pause_under_emailengines_name(alice):
     assert (row.paused, row.state, row.imap["port"]) == (True, "paused", 143)
 
 
+def test_partial_is_taken_and_not_kept_as_updates_merge_anyway(alice):
+    alice.client.post("/v1/account", ee_account(), format="json")
+    response = alice.client.put("/v1/account/example", {
+        "imap": {"partial": True, "port": 143}, "smtp": {"partial": True, "port": 587}},
+        format="json")
+    assert response.status_code == 200, response.json()
+    row = EmailAccount.objects.get(account_id="example")
+    assert (row.imap["host"], row.imap["port"], "partial" in row.imap) == (
+        "imap.example.com", 143, False)
+    assert (row.smtp["host"], row.smtp["port"], "partial" in row.smtp) == (
+        "smtp.example.com", 587, False)
+
+
 def test_imap_disabled_must_be_a_boolean(alice):
     alice.client.post("/v1/account", ee_account(), format="json")
     response = alice.client.put("/v1/account/example", {"imap": {"disabled": "yes"}},
