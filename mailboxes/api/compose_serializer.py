@@ -25,8 +25,6 @@ MAX_ATTACHMENTS = 100
 MAX_HEADERS = 50
 STRUCTURED = ("from", "to", "cc", "bcc", "replyTo", "subject", "text", "html", "attachments",
               "headers", "messageId")
-_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/"
-                           r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
 _CID = re.compile(r"^[!-;=?-~]{1,250}$")  # printable ASCII without < > or spaces
 
 
@@ -71,7 +69,7 @@ class AttachmentSerializer(StrictSerializer):
         return decode_base64(value)
 
     def validate_contentType(self, value: str) -> str:
-        if not _CONTENT_TYPE.match(value):
+        if not compose.CONTENT_TYPE.match(value):
             raise serializers.ValidationError("Must be type/subtype, e.g. application/pdf")
         if value.lower().startswith("multipart/"):
             raise serializers.ValidationError("multipart/* cannot be attached")
