@@ -76,6 +76,9 @@ RESERVED_HEADERS = {
 }
 FORWARD_SOURCE_LIMIT = 25 * 1024 * 1024  # an original larger than this is not attached
 _HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 ftext: printable ASCII but ':'
+# type/subtype of RFC 2045 token characters (RFC 6838's restricted names).
+CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/"
+                          r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _THREADABLE = re.compile(r"<[!-;=?-~]+>")
 _REPLY_PREFIX = re.compile(r"^\s*(re|aw|sv|antw)\s*:", re.IGNORECASE)
@@ -695,15 +698,25 @@ def _forwarded(part: dict, content: bytes, inline: bool) -> dict:
     """An attachment of the original as an attachment of the forward (EmailEngine's
     ``forwardAttachments``): its inline images keep their Content-ID when the original is
     quoted inline, so the quoted HTML still shows them."""
-    content_type = part.get("contentType") or "application/octet-stream"
-    if content_type.split("/")[0].lower() in ("multipart", "message") \
-            and content_type.lower() != "message/rfc822":
-        content_type = "application/octet-stream"
+    content_type = attachable_type(part.get("contentType"))
     is_inline = part.get("disposition") == "inline"
     cid = (part.get("contentId") or "").strip().strip("<>")
     return {"filename": part.get("filename"), "content": content, "contentType": content_type,
             "contentDisposition": "inline" if is_inline else "attachment",
             "cid": cid if inline and is_inline and cid else None}
+
+
+def attachable_type(content_type: str | None) -> str:
+    """The type a part of a stranger's message is attached again with: its own, but
+    application/octet-stream for a container (multipart/*, message/* but message/rfc822: the
+    email package cannot attach those as bytes) and for anything that is not type/subtype of
+    token characters (a sender's, which the header could not carry)."""
+    content_type = (content_type or "").lower()
+    if not CONTENT_TYPE.fullmatch(content_type):
+        return "application/octet-stream"
+    if content_type.split("/")[0] in ("multipart", "message") and content_type != "message/rfc822":
+        return "application/octet-stream"
+    return content_type
 
 
 def load_draft(account: EmailAccount, message_id: str) -> bytes:

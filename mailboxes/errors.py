@@ -64,6 +64,18 @@ class AttachmentNotFound(NotFound):
         super().__init__(f"Attachment {attachment_id!r} not found")
 
 
+class ReferencedAttachmentNotFound(AttachmentNotFound):
+    """An attachment a message being composed names (``attachments[].reference``) that this
+    account does not have, or whose message the server no longer has: EmailEngine's 404
+    ``ReferenceNotFound``, naming the field."""
+
+    ee_code = "ReferenceNotFound"
+
+    def __init__(self, field_name: str, attachment_id: str):
+        NotFound.__init__(self, f"{field_name}: Referenced attachment {attachment_id!r} was not "
+                                "found", {field_name: ["Referenced attachment was not found"]})
+
+
 class QueueEntryNotFound(NotFound):
     code = "QueueEntryNotFound"
 
@@ -92,7 +104,9 @@ class NoRecipients(ComposeError):
 
 
 class OriginalTooLarge(ComposeError):
-    """A forward as attachment of an original over ``compose.FORWARD_SOURCE_LIMIT``."""
+    """What a message would take from the mail server is over its limit: an original to
+    forward as attachment over ``compose.FORWARD_SOURCE_LIMIT``, or referenced attachments
+    (``attachments[].reference``) more than the request could have carried as content."""
 
     code = "MessageTooLarge"
 

@@ -269,3 +269,30 @@ def attachment_download(account: EmailAccount, attachment_id: str) -> Download:
                     part.get("contentType") or "application/octet-stream",
                     part.get("filename"), length,
                     local=parts.is_unsplit(row.text_parts)).open()
+
+
+def attachment_content(account: EmailAccount, attachment_id: str,
+                       max_bytes: int) -> tuple[Download, bytes]:
+    """An attachment's decoded bytes, held (a message being composed takes them in:
+    ``attachments[].reference``), with the download that names its type and filename.
+
+    Reading stops once more than ``max_bytes`` have come: a longer result says the attachment
+    is larger than that (its rest is never read from the server). 404 as
+    ``attachment_download``, and ``MessageNotFound`` too when the message goes from the server
+    while it is being read."""
+    download = attachment_download(account, attachment_id)
+    chunks = download.chunks()
+    kept: list[bytes] = []
+    size = 0
+    try:
+        for chunk in chunks:
+            kept.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                break
+    except parts.MessageNotFound:
+        raise errors.MessageNotFound(f"Attachment {attachment_id!r} not found") from None
+    finally:
+        chunks.close()  # a download left part-way gives its connection back here
+        download.close()  # and one never started, here
+    return download, b"".join(kept)

@@ -1,6 +1,7 @@
 """Uploading a message into a folder (``POST .../message``): compose, APPEND, index.
 
-The message is built by ``mailboxes.compose`` (structured fields, or ``raw`` as given) and
+The message is built by ``mailboxes.compose`` (structured fields, or ``raw`` as given; the
+attachments it references read from the server first, ``mailboxes.attachment_references``) and
 appended with the caller's flags. An uploaded draft keeps its Bcc header (EmailEngine does
 too), so it can be sent later with all its recipients. The new UID (UIDPLUS APPENDUID, else a
 search for the Message-ID) is fetched at once the way the worker fetches new mail and indexed
@@ -13,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from accounts.models import EmailAccount
-from mailboxes import errors, ids, message_writes
+from mailboxes import attachment_references, errors, ids, message_writes
 from mailboxes.command_pool import pool
 from mailboxes.compose import compose
 from mailboxes.imap import append as imap_append
@@ -23,12 +24,14 @@ from mailboxes.sync import index
 
 
 def upload(account: EmailAccount, path: str, fields: dict, flags: list[str],
-           internal_date: datetime | None) -> dict:
+           internal_date: datetime | None, room: int | None = None) -> dict:
+    """*room*: bytes the referenced attachments may add (``attachment_references``)."""
     try:
         flags = check_flags(flags)
     except BadFlag as exc:
         raise errors.InvalidFlag(exc) from None
     folder = message_writes.destination(account, path)  # 404 naming it when unknown
+    fields = attachment_references.with_contents(account, fields, room)
     composed = compose(account, fields, for_sending=False)
     with pool.session(account) as session:
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.views import APIView
 
@@ -53,6 +54,14 @@ class TenantScopedAPIView(APIView):
             raise AccountNotFound(account_id)
         return account
 
+    def body_room(self) -> int:
+        """Bytes the request body could still have carried under its size limit (the one
+        ``BodySizeLimitMiddleware`` let it through by): content a service adds on the
+        request's behalf, an attachment read from the mail server say, counts against the
+        same limit as content sent."""
+        limit = getattr(self, "max_body_size", None) or settings.EMAILAPI_MAX_BODY_SIZE
+        return limit - request_size(self.request)
+
     def validated(self, serializer_class, data, **kwargs) -> dict[str, Any]:
         remembered = None if kwargs else valid_query(serializer_class, data)
         if remembered is not None:
@@ -62,3 +71,12 @@ class TenantScopedAPIView(APIView):
         if not kwargs:
             remember_valid_query(serializer_class, data, serializer.validated_data)
         return serializer.validated_data
+
+
+def request_size(request) -> int:
+    """The request body's length: its Content-Length (checked by the body size middleware),
+    else the body itself, which that middleware has read to measure it."""
+    declared = request.META.get("CONTENT_LENGTH")
+    if declared:
+        return max(int(declared), 0)
+    return len(request.body)

@@ -4,8 +4,9 @@
 ``subject``, ``text``, ``html``, ``attachments``, ``headers``, ``messageId``, ``reference``)
 or ``raw``, never both. Its validated data is what ``mailboxes.compose.compose`` takes:
 base64 already decoded to bytes, addresses checked, header names and values free of line
-breaks. Upload (``mailboxes.api.messages``) and submit (``mailboxes.api.submit``) extend it
-with their own fields.
+breaks; once ``mailboxes.attachment_references`` has read the attachments given by
+``reference`` (an attachment id) in place of ``content``. Upload (``mailboxes.api.messages``)
+and submit (``mailboxes.api.submit``) extend it with their own fields.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import base64
 import binascii
 import re
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from emailapi.api.serializers import StrictSerializer
@@ -25,9 +27,9 @@ MAX_ATTACHMENTS = 100
 MAX_HEADERS = 50
 STRUCTURED = ("from", "to", "cc", "bcc", "replyTo", "subject", "text", "html", "attachments",
               "headers", "messageId")
-_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/"
-                           r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
 _CID = re.compile(r"^[!-;=?-~]{1,250}$")  # printable ASCII without < > or spaces
+MAX_REFERENCE = 256  # EmailEngine's bound on attachments[].reference
+_REFERENCE = re.compile(r"[A-Za-z0-9_-]+={0,2}")  # base64url, padding optional
 
 
 def decode_base64(value: str, what: str = "content") -> bytes:
@@ -54,13 +56,58 @@ class AddressSerializer(StrictSerializer):
     address = serializers.EmailField(max_length=320, help_text="Email address")
 
 
+@extend_schema_field({"oneOf": [{"type": "string", "maxLength": MAX_REFERENCE,
+                                  "pattern": f"^{_REFERENCE.pattern}$"},
+                                 {"type": "boolean", "enum": [False]}], "nullable": True})
+class AttachmentReferenceField(serializers.Field):
+    """EmailEngine's ``attachments[].reference``: an attachment id (base64url, padding
+    optional, as Joi's ``base64({urlSafe: true, paddingRequired: false})`` takes it), or
+    ``false``/``null`` for none (None here). Not a CharField: ``false`` is not a string, and
+    the JSON type check would refuse it."""
+
+    default_error_messages = {
+        "invalid": "Must be an attachment id (base64url, from a message's attachments[].id), "
+                   "false or null",
+        "max_length": f"At most {MAX_REFERENCE} characters",
+    }
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, allow_null=True, **kwargs)
+
+    def to_internal_value(self, data):
+        if data is False:
+            return None
+        if not isinstance(data, str) or not _REFERENCE.fullmatch(data):
+            self.fail("invalid")
+        if len(data) > MAX_REFERENCE:
+            self.fail("max_length")
+        return data.rstrip("=")
+
+    def to_representation(self, value):
+        return value
+
+
 class AttachmentSerializer(StrictSerializer):
     filename = serializers.CharField(max_length=255, required=False, allow_blank=True,
-                                     validators=[_no_line_breaks])
+                                     validators=[_no_line_breaks],
+                                     help_text="Default: the referenced attachment's, with "
+                                               "`reference`")
     contentType = serializers.CharField(max_length=200, required=False,
-                                        help_text="Default: guessed from the filename")
-    content = serializers.CharField(trim_whitespace=False,
-                                    help_text="The file's bytes, base64")
+                                        help_text="Default: the referenced attachment's, with "
+                                                  "`reference`; else guessed from the filename")
+    content = serializers.CharField(trim_whitespace=False, required=False,
+                                    help_text="The file's bytes, base64; required unless "
+                                              "`reference` is given (and used if both are)")
+    encoding = serializers.ChoiceField(choices=["base64"], default="base64",
+                                       help_text="How `content` is encoded: base64 (the "
+                                                 "default and only value, as EmailEngine)")
+    reference = AttachmentReferenceField(
+        help_text="Attach an attachment of this account's messages instead of `content`: its "
+                  "id (a message's `attachments[].id`). Read from the mail server when the "
+                  "request is answered (a queued message does not need the source message "
+                  "afterwards); 404 `AttachmentNotFound` (`code`: `ReferenceNotFound`) if "
+                  "this account has no such attachment. Ignored when `content` is given, as "
+                  "in EmailEngine; `false` or `null`: none")
     cid = serializers.CharField(max_length=250, required=False,
                                 help_text="Content-ID (no angle brackets) for an inline "
                                           "image the html refers to as cid:...")
@@ -70,8 +117,20 @@ class AttachmentSerializer(StrictSerializer):
     def validate_content(self, value: str) -> bytes:
         return decode_base64(value)
 
+    def validate(self, attrs):
+        """``content``, or a ``reference`` the service reads it from (with both, the content,
+        as EmailEngine: its reference is not read); ``encoding`` and an empty reference
+        (false, null) say nothing more once validated."""
+        attrs.pop("encoding", None)
+        if attrs.get("reference") is None or "content" in attrs:
+            attrs.pop("reference", None)
+        if "content" not in attrs and "reference" not in attrs:
+            raise serializers.ValidationError(
+                {"content": ["This field is required (or give reference)"]})
+        return attrs
+
     def validate_contentType(self, value: str) -> str:
-        if not _CONTENT_TYPE.match(value):
+        if not compose.CONTENT_TYPE.match(value):
             raise serializers.ValidationError("Must be type/subtype, e.g. application/pdf")
         if value.lower().startswith("multipart/"):
             raise serializers.ValidationError("multipart/* cannot be attached")

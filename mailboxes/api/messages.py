@@ -358,12 +358,16 @@ class UploadView(TenantScopedAPIView):
                    description="`raw` (base64 RFC 822, stored as given) or structured fields "
                                "(`from`, `to`, `subject`, `text`, `html`, `attachments`, "
                                "`reference` for reply/forward headers; Bcc is kept in a "
-                               "draft). Indexed at once with one `messageNew`. An unknown "
-                               "`path` is 404 naming it.")
+                               "draft). An attachment may be `reference`: the id of one of "
+                               "this account's attachments, read from the mail server and "
+                               "attached (404 `AttachmentNotFound` if there is none). "
+                               "Indexed at once with one `messageNew`. An unknown `path` is "
+                               "404 naming it.")
     def post(self, request, account):
         email_account = self.email_account
         body = self.validated(UploadSerializer, request.data)
         fields = {key: value for key, value in body.items()
                   if key not in ("path", "flags", "internalDate")}
         return Response(uploading.upload(email_account, body["path"], fields,
-                                         body.get("flags") or [], body.get("internalDate")))
+                                         body.get("flags") or [], body.get("internalDate"),
+                                         room=self.body_room()))

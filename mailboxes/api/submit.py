@@ -29,7 +29,7 @@ from rest_framework.response import Response
 from emailapi.api.pagination import PageQuerySerializer, paginate
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
-from mailboxes import compose, idempotency, outbox, sending
+from mailboxes import attachment_references, compose, idempotency, outbox, sending
 from mailboxes.api.compose_serializer import (
     STRUCTURED,
     MessageFieldsSerializer,
@@ -373,7 +373,11 @@ class SubmitView(SubmitBase):
                     "raises `messageSent`, or `messageFailed` after the last try. `sendAt` "
                     "delays it. Follow it with `GET /v1/outbox/{queueId}`. A `reference` "
                     "that is not found answers 404, or with `reference.ignoreMissing` sends "
-                    "anyway and says `reference.success: false`.")
+                    "anyway and says `reference.success: false`. An attachment given by "
+                    "`reference` (an attachment id of this account) is read from the mail "
+                    "server now, before the answer, so the queued message holds it: an "
+                    "unknown one is 404 `AttachmentNotFound` (`code`: `ReferenceNotFound`) "
+                    "and nothing is queued.")
     def post(self, request, account):
         data = self.validated(SubmitSerializer, request.data)
         if data["dryRun"]:  # nothing happens, so nothing to do once
@@ -382,6 +386,8 @@ class SubmitView(SubmitBase):
 
     def queue(self, data: dict) -> dict:
         email_account = self.email_account
+        # Referenced attachments are read now: the outbox keeps the whole message.
+        data = attachment_references.with_contents(email_account, data, self.body_room())
         reference = data.get("reference")
         found = True
         try:

@@ -503,3 +503,19 @@ def test_a_raw_resend_goes_from_and_to_its_newest_resent_block_and_a_draft_keeps
 ])
 def test_every_star_bcc_field_is_a_hidden_one(name, hidden):
     assert compose.is_bcc_field(name) is hidden
+
+
+@pytest.mark.parametrize("given,attached", [
+    ("application/PDF", "application/pdf"),
+    ("message/rfc822", "message/rfc822"),
+    ("message/delivery-status", "application/octet-stream"),
+    ("multipart/mixed", "application/octet-stream"),
+    ("application/pdf\r\nX-Evil: 1", "application/octet-stream"),
+    ("application/x y", "application/octet-stream"),
+    ("weird", "application/octet-stream"),
+    (None, "application/octet-stream"),
+])
+def test_a_strangers_part_is_attached_again_with_a_type_a_header_can_carry(given, attached):
+    # A sender's BODYSTRUCTURE type (a forward's attachments, a referenced attachment): one
+    # with a line break, taken as it is, makes the email package raise (a 500).
+    assert compose.attachable_type(given) == attached
