@@ -17,12 +17,12 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from accounts import services, tokens
-from accounts.errors import AccountNotFound
+from accounts.errors import AccountNotFound, TokenLimitedToAccount
 from accounts.models import ApiToken, EmailAccount
 from emailapi.api.errors import NotFoundError
 from emailapi.api.parsers import MAX_DEPTH
 from emailapi.api.serializers import StrictSerializer
-from emailapi.api.views import TenantScopedAPIView
+from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
 from emailapi.lib import jsondepth
 
 
@@ -134,6 +134,25 @@ class TokenListView(TenantScopedAPIView):
                    summary="Create a token (the same as POST /v1/token)")
     def post(self, request):
         return _create(self, request)
+
+
+class AccountTokenListView(TenantScopedAPIView):
+    """``GET /v1/tokens/account/{account}``: EmailEngine's listing of one account's tokens."""
+
+    @extend_schema(operation_id="listAccountTokens", tags=["Access tokens"],
+                   parameters=[ACCOUNT_PARAM], responses={200: TokenListSerializer},
+                   summary="List an account's tokens",
+                   description="The active tokens made with this `account` (`POST /v1/token`), "
+                               "as `GET /v1/tokens` shows them. 404 for an account your tenant "
+                               "does not have. Not open to account tokens themselves: managing "
+                               "tokens is for the tenant's own.")
+    def get(self, request, account):
+        token = getattr(request.user, "token", None)
+        if token is not None and token.account_id:
+            raise TokenLimitedToAccount(token.account_id)
+        found = ApiToken.objects.filter(tenant=self.tenant, revoked_at__isnull=True,
+                                        account_id=self.email_account.account_id)
+        return Response({"tokens": TokenSerializer(found.order_by("id"), many=True).data})
 
 
 class TokenCreateView(TenantScopedAPIView):

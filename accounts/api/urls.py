@@ -23,6 +23,8 @@ urlpatterns = [
     path("stats", stats.StatsView.as_view(), name="stats"),
     path("verifyAccount", accounts.VerifyAccountView.as_view(), name="verify-account"),
     path("tokens", tokens.TokenListView.as_view(), name="token-list"),
+    path("tokens/account/<str:account>", tokens.AccountTokenListView.as_view(),
+         name="account-token-list"),
     path("token", tokens.TokenCreateView.as_view(), name="token-create"),
     path("token/<str:token>", tokens.TokenDetailView.as_view(), name="token-detail"),
     path("oauth2", oauth2.OAuth2AppListView.as_view(), name="oauth2-app-list"),

@@ -875,3 +875,21 @@ def test_smtp_false_means_no_smtp(alice):
 def test_list_takes_emailengines_unset_state(alice, example):
     body = alice.client.get("/v1/accounts?state=unset").json()
     assert (body["total"], body["state"]) == (0, "unset")
+
+
+def test_the_tokens_of_an_account_are_listed_under_its_id(alice, bob, account_token):
+    alice.client.post("/v1/token", {"description": "tenant-wide"}, format="json")
+    alice.client.post("/v1/token", {"account": "other", "description": "o"}, format="json")
+    revoked = alice.client.post("/v1/token", {"account": "example", "description": "gone"},
+                                format="json").json()
+    alice.client.delete(f"/v1/token/{revoked['id']}")
+    listed = alice.client.get("/v1/tokens/account/example").json()["tokens"]
+    assert [(t["account"], t["description"]) for t in listed] == [("example", "d")]
+    assert "token" not in listed[0]
+    assert alice.client.get("/v1/tokens/account/nobody").status_code == 404
+    assert bob.client.get("/v1/tokens/account/example").status_code == 404  # alice's
+
+
+def test_an_account_token_cannot_list_tokens_even_of_its_own_account(account_token):
+    response = account_token.get("/v1/tokens/account/example")
+    assert (response.status_code, response.json()["code"]) == (403, "TokenLimitedToAccount")

@@ -115,6 +115,8 @@ def test_real_responses_match_the_document(client, alice, bob, mail_user):
                                                 "mailboxes": True}, format="json")),
         ("/v1/token", "post", lambda: api.post("/v1/token", {"name": "x"}, format="json")),
         ("/v1/tokens", "get", lambda: api.get("/v1/tokens")),
+        ("/v1/tokens/account/{account}", "get", lambda: api.get("/v1/tokens/account/sales")),
+        ("/v1/tokens/account/{account}", "get", lambda: api.get("/v1/tokens/account/nobody")),
         ("/v1/tokens", "get", lambda: alice.client_with("metrics").get("/v1/tokens")),
         ("/v1/token/{token}", "delete", lambda: api.delete("/v1/token/999999")),
         ("/v1/account/{account}/reconnect", "put",
