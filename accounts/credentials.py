@@ -8,13 +8,12 @@ copied to another row does not open.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
-
 from django.conf import settings
 from django.utils import timezone
 
 from accounts import crypto
 from accounts.models import Credential, EmailAccount
+from emailapi.lib import userinfo
 from emailapi.lib.rows import prepared_rows
 
 
@@ -59,16 +58,9 @@ MASK = "******"  # how every secret is shown (EmailEngine's mask); written back,
 
 
 def without_password(url: str) -> str:
-    """``url`` with the password of its ``user:password@`` part replaced by the mask
-    (EmailEngine's ``proxy`` field: stored and echoed, never used here, so its password is not
-    kept at all). Anything that does not parse as a URL with a password comes back as it is."""
-    try:
-        parts = urlsplit(url)
-        has_password = parts.password is not None
-    except ValueError:
-        return url
-    if not has_password:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    name = user.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{name}:{MASK}@{host}"))
+    """``url`` with the password of its ``user:password@`` part replaced by the mask, every
+    other character as written: what is stored and shown of a URL whose password is secret
+    (a webhook URL's, sealed apart by ``webhooks.subscriptions``; EmailEngine's ``proxy``
+    field, stored and echoed, never used here, so its password is not kept at all). Anything
+    that does not parse as a URL with a password comes back as it is."""
+    return userinfo.masked(url, MASK)

@@ -130,8 +130,8 @@ def _apply_emailengine_fields(account: EmailAccount, data: dict[str, Any]) -> bo
                         ("logs", "logs")):
         if field in data:
             setattr(account, attr, data[field])
-    if "webhooks" in data:
-        account.webhooks = data["webhooks"] or ""
+    if "webhooks" in data:  # its password lives sealed in the subscription made from it
+        account.webhooks = without_password(data["webhooks"] or "")
     options = dict(account.ee_options or {})
     if "expectedEmail" in data:
         pinned = identity.normalize(data["expectedEmail"])

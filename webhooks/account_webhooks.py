@@ -7,6 +7,11 @@ the API's subscriptions stay the one mechanism (signing, retries, delivery histo
 in EmailEngine's format and signed with the tenant's ``serviceSecret`` when one is set
 (``webhooks.engine_settings``), so the receiver an EmailEngine client wrote for it verifies it
 unchanged.
+
+A URL's ``user:password@`` is sent as HTTP Basic; its password lives sealed in the
+subscription only: the account's ``webhooks`` column keeps the URL with the mask in its place
+(``accounts.services``), and the mask written back keeps the password for the same server
+(``check_url``, then ``subscriptions.url_and_password``).
 """
 
 from __future__ import annotations
@@ -27,14 +32,24 @@ def _subscription_of(email_account: EmailAccount) -> WebhookSubscription | None:
         tenant_id=email_account.tenant_id, pk=email_account.webhook_subscription).first()
 
 
+def check_url(email_account: EmailAccount | None, url: str) -> None:
+    """Refuse (``WebhookPasswordNeeded``, naming ``webhooks``) a URL for the account (None: a
+    new one) that has the mask for its password where no stored password may stand in. Called
+    before the account is saved with it, so a refused URL changes nothing."""
+    subscription = _subscription_of(email_account) if email_account is not None else None
+    stored = (subscription.url, subscriptions.url_password_of(subscription)) \
+        if subscription is not None else ("", None)
+    subscriptions.url_and_password(url, *stored, "webhooks")
 
 
-def follow_account_webhook(email_account: EmailAccount,
-                           headers: dict[str, str] | None = None) -> WebhookSubscription | None:
+def follow_account_webhook(email_account: EmailAccount, headers: dict[str, str] | None = None,
+                           url: str | None = None) -> WebhookSubscription | None:
     """Make the account's subscription match its ``webhooks`` URL: create it, point it at a
-    new URL, or delete it when the URL was cleared. ``headers`` (EmailEngine's
-    ``webhooksCustomHeaders``; None: unchanged) become the subscription's custom headers.
-    Returns the subscription, if any."""
+    new URL, or delete it when the URL was cleared. ``url`` is that URL as the client gave it
+    (None: not given): the account keeps it with its password masked, so the password comes
+    from here (``check_url`` first). ``headers`` (EmailEngine's ``webhooksCustomHeaders``;
+    None: unchanged) become the subscription's custom headers. Returns the subscription, if
+    any."""
     with transaction.atomic():
         locked = EmailAccount.objects.select_for_update().filter(pk=email_account.pk).first()
         if locked is None:  # deleted meanwhile: no subscription for an account that is gone
@@ -48,7 +63,8 @@ def follow_account_webhook(email_account: EmailAccount,
                 email_account.webhook_subscription = None
                 email_account.save(update_fields=["webhook_subscription"])
             return None
-        wanted = {"url": email_account.webhooks, "accounts": [email_account.account_id]}
+        wanted = {"url": email_account.webhooks if url is None else url,
+                  "accounts": [email_account.account_id]}
         if headers is not None:
             old = subscriptions.headers_of(subscription) if subscription is not None else {}
             wanted["headers"] = {name: old.get(name, "") if value == MASK else value
@@ -61,7 +77,7 @@ def follow_account_webhook(email_account: EmailAccount,
                 subscriptions.set_secret(subscription, secret)
             email_account.webhook_subscription = subscription.pk
             email_account.save(update_fields=["webhook_subscription"])
-        elif headers is not None or subscription.url != wanted["url"] \
+        elif headers is not None or url is not None or subscription.url != wanted["url"] \
                 or subscription.accounts != wanted["accounts"]:
             subscriptions.update(subscription, wanted)
         return subscription

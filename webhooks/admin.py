@@ -24,7 +24,7 @@ class WebhookSubscriptionAdmin(ReadOnlyAdmin):
     list_display = ("url", "tenant", "enabled", "failing_since", "disabled_reason", "created_at")
     list_filter = ("enabled", ("failing_since", admin.EmptyFieldListFilter))
     search_fields = ("url", "tenant__name", "tenant__slug")
-    exclude = ("sealed_headers", "sealed_secret")
+    exclude = ("sealed_headers", "sealed_secret", "sealed_url_password")
     list_select_related = ("tenant",)
 
 

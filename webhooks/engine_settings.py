@@ -13,7 +13,10 @@ EmailEngine signs every webhook with it.
 The ``EngineSettings`` row is the truth; ``apply`` makes the default subscription follow it
 after every change (a change made to that subscription through ``/v1/webhooks`` lasts until
 the next settings change of the same key). Secrets are never read back: ``serviceSecret`` and
-the custom header values are shown as set / ``"******"``, as EmailEngine does.
+the custom header values are shown as set / ``"******"``, as EmailEngine does, and the
+password of a ``webhooks`` URL's ``user:password@`` is sealed apart, the URL kept and shown
+with ``******`` in its place (written back so, it keeps the password: see
+``subscriptions.url_and_password``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from django.db import transaction
 from accounts import crypto
 from accounts.credentials import MASK
 from accounts.models import EmailAccount
+from emailapi.lib import userinfo
 from webhooks import subscriptions
 from webhooks.models import EngineSettings, WebhookSubscription
 
@@ -33,7 +37,8 @@ KEYS = ("webhooksEnabled", "webhooks", "webhookEvents", "webhooksCustomHeaders",
         "notifyTextSize", "notifyHeaders", "notifyAttachments", "notifyAttachmentSize", "serviceUrl",
         "serviceSecret")
 # Where each key lives on the row (the webhook keys are also applied to the subscription).
-_COLUMNS = {"webhooksEnabled": "webhooks_enabled", "webhooks": "webhooks_url",
+# ``webhooks`` is not one: its password is sealed apart (``_set_url``).
+_COLUMNS = {"webhooksEnabled": "webhooks_enabled",
             "webhookEvents": "webhook_events", "notifyText": "notify_text",
             "notifyTextSize": "notify_text_size", "notifyHeaders": "notify_headers",
             "notifyAttachments": "notify_attachments",
@@ -58,6 +63,29 @@ def _open(row: EngineSettings, name: str, sealed: str) -> str:
 
 def headers_of(row: EngineSettings) -> dict[str, str]:
     return json.loads(_open(row, "headers", row.sealed_headers)) if row.sealed_headers else {}
+
+
+def _url_password(row: EngineSettings) -> str | None:
+    return _open(row, "url-password", row.sealed_webhooks_password) \
+        if row.sealed_webhooks_password else None
+
+
+def _set_url(row: EngineSettings, url: str) -> None:
+    """``webhooks``: the URL kept with its password masked, the password sealed (the mask
+    written back keeps the stored one, for the same server only)."""
+    shown, password = subscriptions.url_and_password(url, row.webhooks_url, _url_password(row),
+                                                     "webhooks")
+    row.webhooks_url = shown
+    row.sealed_webhooks_password = "" if password is None else _seal(row, "url-password",
+                                                                      password)
+
+
+def _full_url(row: EngineSettings) -> str:
+    """``webhooks`` as the client wrote it, password and all: what the default subscription
+    is given (it seals the password under its own context)."""
+    password = _url_password(row)
+    return row.webhooks_url if password is None else userinfo.with_password(row.webhooks_url,
+                                                                            password)
 
 
 def service_secret(tenant_id: int) -> str | None:
@@ -94,6 +122,8 @@ def update(tenant, data: dict) -> list[str]:
             if key in _COLUMNS:
                 setattr(row, _COLUMNS[key], value if value is not None else
                         EngineSettings._meta.get_field(_COLUMNS[key]).get_default())
+        if "webhooks" in data:
+            _set_url(row, data["webhooks"] or "")
         if "webhooksCustomHeaders" in data:
             headers = data["webhooksCustomHeaders"]
             row.sealed_headers = _seal(row, "headers", json.dumps(headers)) if headers else ""
@@ -126,7 +156,7 @@ def _apply(row: EngineSettings, changed: set[str]) -> None:
             subscriptions.delete(current)
         row.subscription = None
         return
-    fields = {"url": row.webhooks_url, "events": row.webhook_events or ["*"],
+    fields = {"url": _full_url(row), "events": row.webhook_events or ["*"],
               "enabled": row.webhooks_enabled, "headers": headers_of(row),
               "format": "emailengine"}
     secret = _open(row, "secret", row.sealed_service_secret) \

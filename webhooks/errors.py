@@ -5,6 +5,8 @@ the WebSocket stream closes with 4000 + that status and the same body
 
 from __future__ import annotations
 
+from accounts.credentials import MASK
+from accounts.errors import InvalidInput
 from emailapi.lib.errors import Gone, Invalid, NotFound
 
 
@@ -33,3 +35,19 @@ class WebhookNotFound(NotFound):
 class DeliveryNotFound(NotFound):
     code = "DeliveryNotFound"
     message = "Delivery not found"
+
+
+class WebhookPasswordNeeded(InvalidInput):
+    """A webhook URL written with the mask (``******``) for its password where no stored
+    password may stand in: none is stored, or the URL now names another server (host, port or
+    scheme). As ``accounts.errors.SecretNeeded`` for a mailbox: a stored password is only ever
+    sent to the server it was given for (whoever may change a webhook must not be able to
+    collect its password at a server of their choosing, nor have it sent in clear)."""
+
+    def __init__(self, field: str, moved: bool):
+        self.field = field
+        reason = ("the password is required when the URL's host, port or scheme changes: the "
+                  "stored password is only ever sent to the server it was given for" if moved
+                  else f"{MASK} stands for a stored password, and none is stored: write the "
+                       f"password itself")
+        super().__init__(f"Invalid input: {field}: {reason}", {field: [reason]})

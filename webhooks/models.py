@@ -67,19 +67,23 @@ ENGINE_SOURCES = {
 class WebhookSubscription(models.Model):
     """Where a tenant wants its events POSTed, and which ones.
 
-    The signing secret and the custom request headers (which often carry credentials, e.g.
-    ``Authorization``) are sealed with ``accounts.crypto`` and never returned by the API: the
-    secret is shown once, at creation and on rotation; headers only by name.
+    The signing secret, the custom request headers (which often carry credentials, e.g.
+    ``Authorization``) and the password of a ``user:password@`` URL are sealed with
+    ``accounts.crypto`` and never returned by the API: the secret is shown once, at creation
+    and on rotation; headers only by name; ``url`` holds the URL with ``******`` for its
+    password (``webhooks.url_userinfo``), so what is stored in clear is what may be shown.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE,
                                related_name="webhook_subscriptions")
-    url = models.CharField(max_length=2048)
+    url = models.CharField(max_length=2048)  # the password of its user:password@ masked
     events = models.JSONField(default=list)  # event names, or ["*"] for every event
     accounts = models.JSONField(default=list)  # account ids; empty = every account
     sealed_headers = models.TextField(blank=True, default="")
     sealed_secret = models.TextField()
+    # The password of ``url``'s ``user:password@``, sent as HTTP Basic ("" without one).
+    sealed_url_password = models.TextField(blank=True, default="")
     enabled = models.BooleanField(default=True)
     # The request's shape: ours, EmailEngine's, or Standard Webhooks' (``webhooks.payloads``,
     # ``webhooks.signed_request``).
@@ -199,7 +203,8 @@ class EngineSettings(models.Model):
     subscription = models.ForeignKey(WebhookSubscription, null=True, blank=True,
                                      on_delete=models.SET_NULL, related_name="+")
     webhooks_enabled = models.BooleanField(default=False)
-    webhooks_url = models.CharField(max_length=2048, blank=True, default="")
+    webhooks_url = models.CharField(max_length=2048, blank=True, default="")  # password masked
+    sealed_webhooks_password = models.TextField(blank=True, default="")  # ``webhooks_url``'s
     webhook_events = models.JSONField(default=list)  # EmailEngine's names; empty = all
     sealed_headers = models.TextField(blank=True, default="")
     sealed_service_secret = models.TextField(blank=True, default="")

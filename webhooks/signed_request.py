@@ -46,16 +46,27 @@ def encode(payload: dict) -> bytes:
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def with_url_authorization(basic: dict[str, str], custom: dict[str, str]) -> dict[str, str]:
+    """The custom headers, after the ``Authorization`` a URL's ``user:password@`` makes: one
+    among the custom headers (any case) replaces it, as EmailEngine applies its custom headers
+    after the URL's (and two ``Authorization`` headers would be one request's ambiguity)."""
+    if any(name.lower() == "authorization" for name in custom):
+        return dict(custom)
+    return {**basic, **custom}
+
+
 class Sender:
-    """Sends any number of payloads to one subscription; its secret and custom headers are
-    unsealed once, not per delivery (the dispatcher sends runs of a lane's deliveries)."""
+    """Sends any number of payloads to one subscription; its secret, custom headers and URL
+    password are unsealed once, not per delivery (the dispatcher sends runs of a lane's
+    deliveries)."""
 
     def __init__(self, subscription: WebhookSubscription):
         self.subscription = subscription
-        self.url = subscription.url
+        self.url, basic = subscriptions.request_target(subscription)
         self.format = subscription.format
         self.secret = subscriptions.secret_of(subscription)
-        self.custom_headers = subscriptions.headers_of(subscription)
+        self.custom_headers = with_url_authorization(basic,
+                                                     subscriptions.headers_of(subscription))
         self._engine = None
 
     def headers(self, payload: dict, body: bytes) -> dict:

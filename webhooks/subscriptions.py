@@ -1,8 +1,16 @@
 """Webhook subscriptions: creating, changing and deleting them, and their sealed secrets.
 
-The signing secret and the custom headers are sealed with ``accounts.crypto`` under a context
-naming the tenant and the subscription, so a sealed value copied onto another row does not
-open. The secret is returned only by ``create`` and ``rotate_secret``; headers never.
+The signing secret, the custom headers and the password of a ``user:password@`` URL are
+sealed with ``accounts.crypto`` under a context naming the tenant and the subscription, so a
+sealed value copied onto another row does not open. The secret is returned only by ``create``
+and ``rotate_secret``; headers and the URL's password never.
+
+A URL's password (EmailEngine sends the userinfo as HTTP Basic: ``request_target``) is kept
+apart from the URL: the row's ``url`` has ``credentials.MASK`` in its place
+(``https://user:******@host/``), so everything that shows a URL (answers, listings, the
+dashboard, ``webhookDisabled``) shows it masked without knowing it has to. A client that reads
+a subscription and writes it back sends the mask, which keeps the stored password, but only
+for the server it was given for (``url_and_password``).
 """
 
 from __future__ import annotations
@@ -16,8 +24,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import crypto, plans
+from accounts.credentials import MASK, without_password
+from emailapi.lib import netguard, userinfo
 from emailapi.lib.existing import save_existing
-from webhooks.errors import WebhookNotFound
+from webhooks.errors import WebhookNotFound, WebhookPasswordNeeded
 from webhooks.models import Delivery, WebhookSubscription
 
 SECRET_PREFIX = "whsec_"
@@ -56,6 +66,58 @@ def _set_headers(subscription: WebhookSubscription, headers: dict[str, str]) -> 
                                    if headers else "")
 
 
+def url_password_of(subscription: WebhookSubscription) -> str | None:
+    """The password of the URL's userinfo (None when it has none)."""
+    if not subscription.sealed_url_password:
+        return None
+    return crypto.open_secret(subscription.sealed_url_password,
+                              _context(subscription, "url-password"), _master_secrets())
+
+
+def url_and_password(url: str, stored_url: str, stored_password: str | None,
+                     field: str) -> tuple[str, str | None]:
+    """``url`` as a client wrote it, as it is kept: the URL with its password masked, and the
+    password to seal (None without one). The mask written back stands for ``stored_password``
+    while the server is the one of ``stored_url``; elsewhere, or with nothing stored, it is
+    refused (``WebhookPasswordNeeded`` naming ``field``): a password goes to no other server.
+    The URL is already checked (``transport.check_url``)."""
+    _, given = userinfo.split(url)
+    if given is None or given.written_password != MASK:
+        return without_password(url), given.password if given else None
+    if stored_password is None:
+        raise WebhookPasswordNeeded(field, moved=False)
+    if _server(url) != _server(stored_url):
+        raise WebhookPasswordNeeded(field, moved=True)
+    return without_password(url), stored_password
+
+
+def _server(url: str) -> tuple[str, str, int] | None:
+    """Where a URL's requests go: scheme, host and port (None for no URL)."""
+    try:
+        target = netguard.parse_url(userinfo.split(url)[0])
+    except netguard.UnsafeTarget:
+        return None
+    return target.scheme, target.host.lower(), target.port
+
+
+def _set_url(subscription: WebhookSubscription, url: str) -> None:
+    shown, password = url_and_password(url, subscription.url, url_password_of(subscription),
+                                       "url")
+    subscription.url = shown
+    subscription.sealed_url_password = ("" if password is None else
+                                        _seal(subscription, "url-password", password))
+
+
+def request_target(subscription: WebhookSubscription) -> tuple[str, dict[str, str]]:
+    """Where the subscription's requests go (its URL without userinfo) and the HTTP Basic
+    ``Authorization`` header its userinfo makes (none without one), as EmailEngine sends it."""
+    bare, given = userinfo.split(subscription.url)
+    if given is None:
+        return bare, {}
+    password = url_password_of(subscription) if given.password is not None else None
+    return bare, userinfo.basic_authorization(given.user, password)
+
+
 def _new_secret(subscription: WebhookSubscription) -> str:
     # Standard base64 of 32 random bytes: the key Standard Webhooks libraries decode.
     secret = SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -69,13 +131,15 @@ def tenant_subscriptions(tenant):
 
 def create(tenant, data: dict) -> tuple[WebhookSubscription, str]:
     """Return the new subscription and its secret (the only time it is shown, with rotation).
-    A stopped tenant (expired trial, suspended) is refused (``TrialExpired``,
+    A URL with the mask for its password is refused (``WebhookPasswordNeeded``: there is no
+    stored one). A stopped tenant (expired trial, suspended) is refused (``TrialExpired``,
     ``TenantSuspended``): nothing of it runs, so nothing new is set up either."""
     plans.check_api_access(tenant)
     subscription = WebhookSubscription(
-        tenant=tenant, url=data["url"], events=data["events"], accounts=data.get("accounts") or [],
+        tenant=tenant, events=data["events"], accounts=data.get("accounts") or [],
         enabled=data.get("enabled", True), format=data.get("format") or "emailapi",
     )
+    _set_url(subscription, data["url"])
     _set_headers(subscription, data.get("headers") or {})
     secret = _new_secret(subscription)
     subscription.save()
@@ -83,8 +147,11 @@ def create(tenant, data: dict) -> tuple[WebhookSubscription, str]:
 
 
 def update(subscription: WebhookSubscription, data: dict) -> WebhookSubscription:
-    """Apply the given fields. Enabling a subscription (again) starts a fresh failure streak."""
-    for field in ("url", "events", "format"):
+    """Apply the given fields. Enabling a subscription (again) starts a fresh failure streak.
+    A URL with the mask for its password keeps the stored one (``url_and_password``)."""
+    if "url" in data:
+        _set_url(subscription, data["url"])
+    for field in ("events", "format"):
         if field in data:
             setattr(subscription, field, data[field])
     if "accounts" in data:

@@ -9,6 +9,9 @@ the OAuth2 back channel): redirects are never followed (a 3xx is just a non-2xx 
 connect and each read wait at most ``timeout`` seconds, at most ``MAX_RESPONSE_BYTES`` of the
 answer are read, and connections are kept alive per receiver and checked address.
 ``WEBHOOKS_ALLOW_PRIVATE=true`` lifts the address rule (tests, on-premise receivers).
+A URL may carry ``user:password@`` (``emailapi.lib.userinfo``): it is checked without it, and
+callers send it as an ``Authorization`` header to the URL without it
+(``webhooks.subscriptions.request_target``), as EmailEngine does.
 No Django here: callers pass settings in.
 """
 
@@ -17,7 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from emailapi.lib import http, netguard
+from emailapi.lib import http, netguard, userinfo
 
 MAX_RESPONSE_BYTES = 64 * 1024
 
@@ -35,9 +38,10 @@ class Outcome:
 
 
 def check_url(url: str, allow_private: bool) -> netguard.Target:
-    """What saving a subscription checks (``netguard.check_url``, in webhook words)."""
+    """What saving a subscription checks: a userinfo HTTP Basic can carry
+    (``userinfo.split``), then the rest (``netguard.check_url``, in webhook words)."""
     try:
-        return netguard.check_url(url, allow_private)
+        return netguard.check_url(userinfo.split(url)[0], allow_private)
     except netguard.InternalAddress as exc:
         raise _refused(exc) from None
 

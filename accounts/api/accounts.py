@@ -64,12 +64,17 @@ class AccountView(TenantScopedAPIView):
         if (data.get("oauth2") or {}).get("authorize"):
             return Response({"redirect": self._authorize(data, request)})
         data = services.with_oauth2_app(self.tenant, data)
+        if data.get("webhooks"):
+            existing = EmailAccount.of_tenant(self.tenant, data["account"]) \
+                if data.get("account") else None
+            account_webhooks.check_url(existing, data["webhooks"])
         if query["upsert"]:
             account, state = services.register_or_update_account(self.tenant, data)
         else:
             account, state = services.register_account(self.tenant, data), "new"
         if "webhooks" in data or "webhooksCustomHeaders" in data:
-            account_webhooks.follow_account_webhook(account, data.get("webhooksCustomHeaders"))
+            account_webhooks.follow_account_webhook(account, data.get("webhooksCustomHeaders"),
+                                                    data.get("webhooks"))
         return Response({"account": account.account_id, "state": state})
 
 
@@ -146,10 +151,13 @@ class AccountDetailView(TenantScopedAPIView):
         email_account = self.email_account
         data = self.validated(s.AccountUpdateSerializer, request.data, partial=True,
                               context={"account": email_account})
+        if data.get("webhooks"):
+            account_webhooks.check_url(email_account, data["webhooks"])
         email_account = services.update_account(email_account, data)
         if "webhooks" in data or "webhooksCustomHeaders" in data:
             account_webhooks.follow_account_webhook(email_account,
-                                                    data.get("webhooksCustomHeaders"))
+                                                    data.get("webhooksCustomHeaders"),
+                                                    data.get("webhooks"))
         return Response({"account": email_account.account_id, "state": email_account.state})
 
     @extend_schema(operation_id="deleteAccount", tags=["Account"],

@@ -167,7 +167,10 @@ class EmailEngineAccountFields(StrictSerializer):
     webhooks = serializers.CharField(
         max_length=2048, required=False, allow_blank=True, allow_null=True,
         help_text="A webhook URL for this account's events: a subscription of this account "
-                  "(every event) is made, changed or removed with it; empty or null removes it")
+                  "(every event) is made, changed or removed with it; empty or null removes it. "
+                  "A user:password@ in it is sent as HTTP Basic (percent-decoded), not in the "
+                  "request; the password is stored encrypted and shown as ******, which "
+                  "written back keeps it (for the same scheme, host and port only)")
     subconnections = serializers.ListField(
         child=serializers.CharField(max_length=1024), max_length=100, required=False,
         help_text="Accepted and echoed (every folder is followed here anyway)")
@@ -571,9 +574,11 @@ class AccountSerializer(serializers.ModelSerializer):
     def get_expectedEmail(self, obj):
         return identity.pinned(obj)
 
-    @extend_schema_field(serializers.CharField(allow_null=True))
+    @extend_schema_field(serializers.CharField(
+        allow_null=True, help_text="The webhook URL, the password of a user:password@ in it "
+                                   "shown as ******"))
     def get_webhooks(self, obj):
-        return obj.webhooks or None
+        return without_password(obj.webhooks) or None  # stored masked; never shown otherwise
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField(), allow_null=True))
     def get_subconnections(self, obj):

@@ -13,20 +13,35 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.credentials import without_password
 from accounts.web.errors import show_on_form
 from accounts.web.forms import add_api_errors
 from accounts.web.tenancy import tenant_view
 from emailapi.lib.errors import DomainError
 from webhooks import delivery_state, health, signed_request, subscriptions
 from webhooks.api import serializers as api_serializers
+from webhooks.errors import WebhookPasswordNeeded
 from webhooks.models import Delivery, WebhookSubscription
 
 LOG_SIZE = 50
+# A refusal about the URL is shown next to it.
+FIELD_OF_ERROR = {WebhookPasswordNeeded: "url"}
+
+
+class MaskedURLInput(forms.URLInput):
+    """Renders a URL with its password masked, also when the form comes back with errors:
+    a page never carries a webhook URL's password (the mask, saved unchanged, keeps it)."""
+
+    def format_value(self, value):
+        return super().format_value(without_password(value) if value else value)
 
 
 class WebhookForm(forms.Form):
-    url = forms.CharField(label="Endpoint URL", max_length=2048,
-                          widget=forms.URLInput(attrs={"placeholder": "https://"}))
+    url = forms.CharField(
+        label="Endpoint URL", max_length=2048,
+        widget=MaskedURLInput(attrs={"placeholder": "https://"}),
+        help_text="A user:password@ in it is sent as HTTP Basic; the password is stored "
+                  "encrypted and shown as ******, which keeps it when saved unchanged.")
     events = forms.CharField(label="Events", initial="*", max_length=2000,
                              help_text="Event names separated by commas, or * for every event.")
     accounts = forms.CharField(label="Mailboxes", required=False, max_length=4000,
@@ -79,8 +94,8 @@ def webhooks(request):
     if request.method == "POST" and form.is_valid():
         try:
             subscription, secret = subscriptions.create(request.tenant, form.payload)
-        except DomainError as exc:  # a stopped tenant
-            show_on_form(form, exc)
+        except DomainError as exc:  # a stopped tenant, a masked password with none stored
+            show_on_form(form, exc, FIELD_OF_ERROR)
         else:
             request.session["new_webhook_secret"] = secret  # shown once, on the next page only
             return redirect("web:webhook", webhook_id=subscription.pk)
@@ -98,8 +113,7 @@ def webhook_detail(request, webhook_id):
     initial = {"url": subscription.url, "events": ", ".join(subscription.events),
                "accounts": ", ".join(subscription.accounts), "enabled": subscription.enabled}
     form = WebhookForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        subscriptions.update(subscription, form.payload)
+    if request.method == "POST" and form.is_valid() and _saved(form, subscription):
         messages.success(request, "Webhook saved.")
         return redirect("web:webhook", webhook_id=subscription.pk)
     log = list(Delivery.objects.filter(subscription=subscription).select_related("event")
@@ -114,6 +128,17 @@ def webhook_detail(request, webhook_id):
         "header_names": subscriptions.header_names(subscription),
         "secret": request.session.pop("new_webhook_secret", None), "page": "webhooks"},
         status=400 if form.errors else 200)
+
+
+def _saved(form: WebhookForm, subscription: WebhookSubscription) -> bool:
+    """Apply the form; a refusal (the URL's masked password sent to another server) goes on
+    the form instead."""
+    try:
+        subscriptions.update(subscription, form.payload)
+    except DomainError as exc:
+        show_on_form(form, exc, FIELD_OF_ERROR)
+        return False
+    return True
 
 
 @require_POST

@@ -288,6 +288,45 @@ def test_webhook_mailboxes_and_headers_are_edited_and_headers_never_shown(
     assert subscriptions.headers_of(hook)["X-Team"] == "blue"
 
 
+def test_a_webhook_urls_password_is_never_shown_and_kept_when_saved_unchanged(
+        client, alice, settings):
+    from webhooks import subscriptions
+    from webhooks.models import WebhookSubscription
+
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    member(client, alice.tenant, "owner@alice.test", "owner")
+    created = client.post("/dashboard/webhooks", {
+        "url": "http://hook-user:Dash-Pw-7731@127.0.0.1:9/in", "events": "*", "enabled": "on"})
+    assert created.status_code == 302, created.content.decode()[:500]
+    hook = WebhookSubscription.objects.get(tenant=alice.tenant)
+    masked = "http://hook-user:******@127.0.0.1:9/in"
+    for page in (client.get("/dashboard/webhooks"), client.get(created["Location"])):
+        assert "Dash-Pw-7731" not in page.content.decode()
+        assert masked in page.content.decode()
+    form = {"url": masked, "events": "*", "enabled": "on", "accounts": "", "headers": ""}
+    assert client.post(created["Location"], form).status_code == 302  # the form as shown
+    hook.refresh_from_db()
+    assert subscriptions.url_password_of(hook) == "Dash-Pw-7731"
+    moved = client.post(created["Location"], {**form, "url": "http://hook-user:******@127.0.0.2:9/in"})
+    assert moved.status_code == 400
+    html = moved.content.decode()
+    assert 'id="id_url_error"' in html
+    assert "only ever sent to the server it was given for" in html
+    assert "Dash-Pw-7731" not in html
+    hook.refresh_from_db()
+    assert hook.url == masked
+    refused = client.post("/dashboard/webhooks", {**form, "url": "http://u:Bad%zz@127.0.0.1:9/"})
+    assert refused.status_code == 400
+    assert 'id="id_url_error"' in refused.content.decode()
+    # A form shown again for another field's error does not carry the password either.
+    again = client.post("/dashboard/webhooks", {**form, "events": "noSuchEvent",
+                                                "url": "http://u:Dash-Pw-7731@127.0.0.1:9/"})
+    assert again.status_code == 400
+    assert "Dash-Pw-7731" not in again.content.decode()
+    assert 'value="http://u:******@127.0.0.1:9/"' in again.content.decode()
+    assert WebhookSubscription.objects.filter(tenant=alice.tenant).count() == 1
+
+
 def test_a_member_of_two_organizations_switches_between_them(client, alice, bob):
     user = member(client, alice.tenant, "both@example.test", "admin")
     Membership.objects.create(tenant=bob.tenant, user=user, role="viewer")

@@ -25,6 +25,8 @@ class Received:
     body: bytes
     at: float
     status: int
+    # Every header line as sent, repeats included (``headers`` keeps one value per name).
+    header_lines: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def payload(self) -> dict:
@@ -72,7 +74,8 @@ class WebhookReceiver:
                     time.sleep(receiver.sleep)
                 with receiver._lock:
                     receiver.requests.append(Received(self.path, dict(self.headers.items()),
-                                                      body, time.monotonic(), status))
+                                                      body, time.monotonic(), status,
+                                                      list(self.headers.items())))
                 if receiver.endless:
                     return self._endless()
                 answer = b'{"ok":true}' if status < 300 else b'{"ok":false}'

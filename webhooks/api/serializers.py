@@ -1,8 +1,9 @@
 """Request and response shapes of the webhook subscription and delivery log routes.
 
 Inputs are strict (unknown fields are a 400). Outputs never carry the signing secret (except
-the one response that creates or rotates it) nor custom header values (only their names:
-they often hold credentials).
+the one response that creates or rotates it), custom header values (only their names: they
+often hold credentials) nor the password of a URL's ``user:password@`` (the stored URL has
+the mask in its place: ``webhooks.subscriptions``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
+from accounts.credentials import MASK, without_password
 from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import StrictSerializer
 from emailapi.lib import netguard
@@ -36,6 +38,10 @@ def validate_webhook_url(value: str) -> str:
         transport.check_url(value, settings.WEBHOOKS_ALLOW_PRIVATE)
     except (netguard.UnsafeTarget, netguard.Unresolvable) as exc:
         raise serializers.ValidationError(str(exc)) from None
+    if len(without_password(value)) > netguard.MAX_URL_LENGTH:  # what is stored must fit
+        raise serializers.ValidationError(
+            f"Must be a URL of at most {netguard.MAX_URL_LENGTH} characters with its password "
+            f"written as {MASK}")
     return value
 
 
@@ -77,9 +83,12 @@ def validate_headers(value: dict | None) -> dict:
     }),
 ])
 class WebhookCreateSerializer(StrictSerializer):
-    url = serializers.CharField(max_length=netguard.MAX_URL_LENGTH,
-                                validators=[validate_webhook_url],
-                                help_text="http(s) URL the events are POSTed to")
+    url = serializers.CharField(
+        max_length=netguard.MAX_URL_LENGTH, validators=[validate_webhook_url],
+        help_text="http(s) URL the events are POSTed to. A user:password@ in it is sent as "
+                  "HTTP Basic (percent-decoded; a custom Authorization header wins), not in the "
+                  "request; the password is stored encrypted and shown as ******, which written "
+                  "back keeps it for the same scheme, host and port (elsewhere: 400)")
     events = serializers.ListField(
         child=serializers.CharField(max_length=64), min_length=1, max_length=100,
         help_text='Event names, or ["*"] for all (format emailengine: EmailEngine\'s names '
@@ -153,7 +162,8 @@ class _NextAttemptField(_OffsetDateTimeField):
 
 class WebhookSerializer(serializers.Serializer):
     id = serializers.UUIDField()
-    url = serializers.CharField()
+    url = serializers.CharField(help_text="The password of a user:password@ in it shown as "
+                                          "******")
     events = serializers.ListField(child=serializers.CharField())
     accounts = serializers.ListField(child=serializers.CharField())
     headerNames = _HeaderNamesField(child=serializers.CharField(),

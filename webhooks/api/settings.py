@@ -42,8 +42,11 @@ def _validate_engine_events(value: list[str]) -> list[str]:
 class SettingsSerializer(StrictSerializer):
     webhooksEnabled = serializers.BooleanField(required=False,
                                                help_text="If false, no webhooks are sent")
-    webhooks = serializers.CharField(required=False, allow_blank=True, max_length=2048,
-                                     help_text="The URL webhooks are POSTed to ('' = none)")
+    webhooks = serializers.CharField(
+        required=False, allow_blank=True, max_length=2048,
+        help_text="The URL webhooks are POSTed to ('' = none). A user:password@ in it is sent "
+                  "as HTTP Basic, as EmailEngine does; the password is stored encrypted and "
+                  "read back as ******, which written back keeps it (same scheme, host, port)")
     webhookEvents = serializers.ListField(
         child=serializers.CharField(max_length=256), required=False, max_length=100,
         help_text='Events to send (EmailEngine\'s names; ["*"] = all)')
@@ -106,7 +109,8 @@ SettingsQuerySerializer = type("SettingsQuerySerializer", (QuerySerializer,), {
 
 class SettingsValuesSerializer(serializers.Serializer):
     webhooksEnabled = serializers.BooleanField(required=False)
-    webhooks = serializers.CharField(required=False, allow_null=True)
+    webhooks = serializers.CharField(required=False, allow_null=True,
+                                     help_text="The URL, a password in it shown as ******")
     webhookEvents = serializers.ListField(child=serializers.CharField(), required=False)
     webhooksCustomHeaders = CustomHeaderSerializer(many=True, required=False)
     notifyText = serializers.BooleanField(required=False)
@@ -130,7 +134,8 @@ class SettingsView(TenantScopedAPIView):
                    responses={200: SettingsValuesSerializer}, summary="Read settings",
                    description="The keys given as true query flags (all without any). "
                                "`serviceSecret` only says whether one is set; custom header "
-                               "values show as `******`.")
+                               "values, and the password of a `webhooks` URL's "
+                               "`user:password@`, show as `******`.")
     def get(self, request):
         query = self.validated(SettingsQuerySerializer, request.query_params)
         asked = [key for key, wanted in query.items() if wanted]

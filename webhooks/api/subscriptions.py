@@ -67,7 +67,9 @@ class WebhookListView(WebhookScopedView):
                     "`format: standard` signs as Standard Webhooks (`webhook-id`, "
                     "`webhook-timestamp`, `webhook-signature: v1,...`; the secret is the "
                     "`whsec_` key). URLs must be http(s) and must not resolve to internal "
-                    "addresses.",
+                    "addresses. A URL's `user:password@` is sent as `Authorization: Basic` "
+                    "(as EmailEngine does; a custom `Authorization` header wins) and never "
+                    "shown: answers have `******` for the password.",
     )
     def post(self, request):
         data = self.validated(s.WebhookCreateSerializer, request.data)
@@ -91,7 +93,9 @@ class WebhookDetailView(WebhookScopedView):
         summary="Change a webhook subscription (partial)",
         description="Only the given fields change; `headers` replaces all custom headers. "
                     "`enabled: true` re-enables a disabled subscription and clears its "
-                    "failure streak.",
+                    "failure streak. A `url` with `******` for its password keeps the stored "
+                    "password if the scheme, host and port are the same (else 400: give the "
+                    "password).",
     )
     def put(self, request, webhook):
         subscription = self.get_webhook(webhook)
