@@ -13,6 +13,7 @@ import binascii
 import functools
 import json
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timezone
 from types import SimpleNamespace
@@ -88,12 +89,14 @@ def _folder_in(folders: QuerySet, path: str) -> Folder:
     return folder
 
 
-def folder_summary(folder: Folder) -> dict:
+def folder_summary(folder: Folder, chosen: Collection[str] = ()) -> dict:
+    """``chosen``: the paths whose special use the account's settings choose
+    (``mailboxes.special_use``)."""
     flags = {flag.lower() for flag in folder.list_flags}
     return {
         "path": folder.path, "name": folder.name, "delimiter": folder.delimiter or None,
         "parentPath": folder.parent_path or None, "specialUse": folder.special_use or None,
-        "specialUseSource": special_use_source(folder),
+        "specialUseSource": special_use_source(folder, chosen),
         # Every indexed folder came from LIST (subscribed-only LSUB entries are not kept).
         "listed": True,
         "subscribed": folder.subscribed, "noSelect": folder.no_select,
@@ -105,12 +108,15 @@ def folder_summary(folder: Folder) -> dict:
     }
 
 
-def special_use_source(folder: Folder) -> str | None:
-    """How ``specialUse`` was found, in EmailEngine's words: ``extension`` (the server's
-    SPECIAL-USE attribute in LIST) or ``name`` (INBOX, or a well-known folder name on a server
-    without SPECIAL-USE); None without a special use."""
+def special_use_source(folder: Folder, chosen: Collection[str] = ()) -> str | None:
+    """How ``specialUse`` was found, in EmailEngine's words: ``user`` (the account's settings
+    chose it: a path of ``chosen``), ``extension`` (the server's SPECIAL-USE attribute in LIST)
+    or ``name`` (INBOX, or a well-known folder name on a server without SPECIAL-USE); None
+    without a special use."""
     if not folder.special_use:
         return None
+    if folder.path in chosen:
+        return "user"
     flags = {flag.lower() for flag in folder.list_flags}
     return "extension" if folder.special_use.lower() in flags else "name"
 

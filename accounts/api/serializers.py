@@ -22,6 +22,7 @@ from accounts.models import EmailAccount
 from accounts.oauth2 import registered_apps
 from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
+from mailboxes.special_use import SETTINGS as MAIL_PATHS
 from webhooks.api.serializers import validate_headers, validate_webhook_url
 
 ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9._@+=-]{1,256}$")
@@ -98,6 +99,19 @@ class ServerSerializer(StrictSerializer):
 
 class ImapServerSerializer(ServerSerializer):
     auth = AuthSerializer()
+    sentMailPath = serializers.CharField(
+        max_length=1024, required=False, allow_null=True, allow_blank=True,
+        help_text="The folder that is Sent for this account, whatever the server says (sent "
+                  "copies go there); empty or null: the server's. So are draftsMailPath, "
+                  "junkMailPath, trashMailPath (deletes move there) and archiveMailPath")
+    draftsMailPath = serializers.CharField(max_length=1024, required=False, allow_null=True,
+                                           allow_blank=True)
+    junkMailPath = serializers.CharField(max_length=1024, required=False, allow_null=True,
+                                         allow_blank=True)
+    trashMailPath = serializers.CharField(max_length=1024, required=False, allow_null=True,
+                                          allow_blank=True)
+    archiveMailPath = serializers.CharField(max_length=1024, required=False, allow_null=True,
+                                            allow_blank=True)
     disabled = serializers.BooleanField(
         required=False,
         help_text="EmailEngine's name for a pause: true stops IMAP for the account (no worker "
@@ -401,6 +415,11 @@ class PublicServerSerializer(serializers.Serializer):
     tls = TlsSerializer(required=False)
     disabled = serializers.BooleanField(required=False,
                                         help_text="IMAP only: true while the account is paused")
+    sentMailPath = serializers.CharField(required=False, help_text="IMAP only, when chosen")
+    draftsMailPath = serializers.CharField(required=False, help_text="IMAP only, when chosen")
+    junkMailPath = serializers.CharField(required=False, help_text="IMAP only, when chosen")
+    trashMailPath = serializers.CharField(required=False, help_text="IMAP only, when chosen")
+    archiveMailPath = serializers.CharField(required=False, help_text="IMAP only, when chosen")
 
 
 class LastErrorSerializer(serializers.Serializer):
@@ -424,8 +443,8 @@ def public_server(section: dict | None, stored_secrets: Iterable[str] = ()) -> d
     for this section, shown as EmailEngine shows them, ``"******"``."""
     if not section:
         return None
-    out = {key: section[key] for key in ("host", "port", "secure", "resyncDelay")
-           if key in section}
+    out = {key: section[key] for key in ("host", "port", "secure", "resyncDelay", *MAIL_PATHS)
+           if section.get(key) is not None}
     if section.get("auth"):
         out["auth"] = {"user": section["auth"].get("user", "")}
         for name in sorted(set(stored_secrets) & {"pass", "accessToken"}):

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
-from mailboxes import folder_writes, listing
+from mailboxes import folder_writes, listing, special_use
 from mailboxes.command_pool import pool
 from mailboxes.imap.folder_ops import WILDCARDS
 
@@ -106,9 +106,10 @@ class MailboxSerializer(serializers.Serializer):
     parentPath = serializers.CharField(allow_null=True)
     specialUse = serializers.CharField(allow_null=True)
     specialUseSource = serializers.ChoiceField(
-        choices=["extension", "name"], allow_null=True,
-        help_text="How specialUse was found: the server's SPECIAL-USE attribute (extension) or "
-                  "the folder's name (name: INBOX, or a usual name on servers without it)")
+        choices=["user", "extension", "name"], allow_null=True,
+        help_text="How specialUse was found: the account's settings (user: imap.sentMailPath "
+                  "and the like), the server's SPECIAL-USE attribute (extension) or the "
+                  "folder's name (name: INBOX, or a usual name on servers without it)")
     listed = serializers.BooleanField(help_text="The server's LIST shows it (always true here)")
     subscribed = serializers.BooleanField()
     noSelect = serializers.BooleanField()
@@ -143,7 +144,8 @@ class MailboxListView(TenantScopedAPIView):
         email_account = self.email_account
         query = self.validated(MailboxesQuerySerializer, request.query_params)
         folders = listing.folders_of(email_account, query["order"])
-        summaries = [listing.folder_summary(f) for f in folders]
+        chosen = special_use.chosen(email_account.imap)
+        summaries = [listing.folder_summary(f, chosen) for f in folders]
         if query["counters"]:
             with pool.session(email_account) as session:
                 for summary, folder in zip(summaries, folders, strict=True):

@@ -25,7 +25,7 @@ from accounts.models import EmailAccount
 from emailapi.lib import copy_text, metrics
 from emailapi.lib.rows import ModelColumns, locking, prepared_rows
 from emailapi.lib.storable import storable, storable_text, unstorable
-from mailboxes import ids, index_upkeep, message_fields
+from mailboxes import ids, index_upkeep, message_fields, special_use
 from mailboxes.imap.session import FolderListing, SelectInfo
 from mailboxes.imap.types import FlagChange, MessageMeta
 from mailboxes.models import Folder, Message
@@ -39,7 +39,9 @@ from webhooks import events
 
 def apply_folder_list(account: EmailAccount, listings: Sequence[FolderListing],
                       notify: bool) -> list[Folder]:
-    """Mirror the server's folder list; new and vanished folders raise mailboxNew/Deleted."""
+    """Mirror the server's folder list; new and vanished folders raise mailboxNew/Deleted.
+    The special uses the account's settings choose replace the server's (``special_use``)."""
+    listings = special_use.applied(account.imap, listings)
     with transaction.atomic():
         existing = {f.path: f for f in _locked_folders(account.pk)}
         next_number = (max((f.number for f in existing.values()), default=0)) + 1
@@ -676,6 +678,7 @@ def record_folders_present(account: EmailAccount,
 
 
 def _add_folders(account: EmailAccount, listings: Sequence[FolderListing]) -> dict[str, bool]:
+    listings = special_use.applied(account.imap, listings)
     existing = {f.path: f for f in Folder.objects.select_for_update().filter(email_account=account)}
     top = Folder.objects.filter(email_account=account).aggregate(n=Max("number"))["n"] or 0
     added = {}
