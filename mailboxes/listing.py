@@ -15,7 +15,7 @@ import json
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import orjson
@@ -87,6 +87,13 @@ def _folder_in(folders: QuerySet, path: str) -> Folder:
     if folder is None:
         raise MailboxNotFound(path)
     return folder
+
+
+def sync_time(account: EmailAccount) -> datetime | None:
+    """When the index last caught up with one of the account's folders (EmailEngine's
+    ``syncTime``): the newest of their ``syncedAt``; None before any sync."""
+    return Folder.objects.filter(email_account=account).aggregate(
+        newest=models.Max("last_synced_at"))["newest"]
 
 
 def folder_summary(folder: Folder, chosen: Collection[str] = ()) -> dict:

@@ -19,7 +19,8 @@ from accounts.models import Credential, EmailAccount
 from accounts.oauth2 import connect, registered_apps
 from emailapi.api.pagination import paginate
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
-from mailboxes import connection_settings, flush
+from mailboxes import connection_settings, flush, listing, quota
+from mailboxes.message_fields import iso
 from mailboxes.verify import verify
 from mailboxes.worker import holders
 from webhooks import account_webhooks
@@ -127,17 +128,25 @@ class AccountListView(TenantScopedAPIView):
 class AccountDetailView(TenantScopedAPIView):
     """``GET/PUT/DELETE /v1/account/{account}``."""
 
-    @extend_schema(operation_id="getAccount", tags=["Account"], parameters=[ACCOUNT_PARAM],
-                   responses={200: s.AccountSerializer}, summary="Mailbox settings and state",
+    @extend_schema(operation_id="getAccount", tags=["Account"],
+                   parameters=[ACCOUNT_PARAM, s.AccountDetailQuerySerializer],
+                   responses={200: s.AccountDetailSerializer},
+                   summary="Mailbox settings and state",
                    description="Connection settings without any secret, the connection `state`, "
-                               "`lastError` and timestamps.")
+                               "`lastError` and timestamps; `?quota=true` adds the storage "
+                               "quota, asked of the mail server.")
     def get(self, request, account):
+        query = self.validated(s.AccountDetailQuerySerializer, request.query_params)
         email_account = self.email_account
         holders.apply_live_state([email_account])
         context = account_context(self.tenant, [email_account])
         context["webhook_headers"] = {
             email_account.pk: account_webhooks.header_names_of(email_account)}
-        return Response(s.AccountSerializer(email_account, context=context).data)
+        data = s.AccountSerializer(email_account, context=context).data
+        data["syncTime"] = iso(listing.sync_time(email_account))
+        if query["quota"]:
+            data["quota"] = quota.storage_quota(email_account)
+        return Response(data)
 
     @extend_schema(
         operation_id="updateAccount", tags=["Account"], parameters=[ACCOUNT_PARAM],

@@ -643,6 +643,28 @@ class AccountSerializer(serializers.ModelSerializer):
         return public_oauth2(obj, self._secrets(obj, "oauth2"))
 
 
+class AccountDetailQuerySerializer(QuerySerializer):
+    quota = serializers.BooleanField(
+        default=False, help_text="Ask the mail server for the storage quota (EmailEngine's "
+                                 "`quota`): one round trip to it")
+
+
+class AccountDetailSerializer(AccountSerializer):
+    """``GET /v1/account/{account}``: the account, with EmailEngine's ``syncTime`` and, when
+    asked, ``quota``."""
+
+    syncTime = serializers.DateTimeField(
+        allow_null=True, help_text="When the index last caught up with one of the account's "
+                                   "folders (the newest `syncedAt`); null before any sync")
+    quota = serializers.JSONField(
+        required=False, help_text="With `?quota=true` only: `{usage, limit}` in bytes and "
+                                  "`status` (\"53%\"), or false when the server tells none (no "
+                                  "QUOTA, no storage limit) or cannot be asked now")
+
+    class Meta(AccountSerializer.Meta):
+        fields = [*AccountSerializer.Meta.fields, "syncTime", "quota"]
+
+
 class AccountListItemSerializer(AccountSerializer):
     class Meta(AccountSerializer.Meta):
         fields = ["account", "name", "email", "type", "app", "state", "webhooks", "proxy",

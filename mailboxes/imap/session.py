@@ -261,6 +261,17 @@ class ImapSession:
             items.append("HIGHESTMODSEQ")
         return items
 
+    def storage_quota(self) -> tuple[int, int] | None:
+        """The mailbox's storage quota (RFC 9208 ``GETQUOTAROOT INBOX``) as bytes used and
+        bytes allowed; None when the server has no QUOTA or sets no STORAGE limit."""
+        if not self.has("QUOTA"):
+            return None
+        _roots, quotas = self.client.get_quota_root("INBOX")
+        for quota in quotas:
+            if _str(quota.resource).upper() == "STORAGE" and quota.limit:
+                return int(quota.usage) * 1024, int(quota.limit) * 1024  # units of 1024 octets
+        return None
+
     def unseen_count(self) -> int:
         # ESEARCH's COUNT: one number, not the ranges (megabytes at 1,000,000 messages).
         return fetch.search_count(self.client, "UNSEEN")
