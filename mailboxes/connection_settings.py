@@ -16,7 +16,7 @@ from accounts.credentials import get_credentials
 from accounts.models import EmailAccount, Tenant
 from accounts.oauth2 import refresh
 from mailboxes import protocol_log
-from mailboxes.imap.client import ImapSettings
+from mailboxes.imap.client import DEFAULT_TLS_VERSION, TLS_VERSIONS, ImapSettings
 from mailboxes.smtp import SmtpSettings
 
 
@@ -34,6 +34,7 @@ def imap_settings_from(section: dict, password: str | None = None,
         password=password if password is not None else auth.get("pass"),
         access_token=access_token if access_token is not None else auth.get("accessToken"),
         tls_verify=bool((section.get("tls") or {}).get("rejectUnauthorized", True)),
+        tls_min_version=_tls_min_version(section),
         timeout=float(settings.EMAILAPI_VERIFY_TIMEOUT),
         allow_private=mail_hosts.allows_private(tenant),
         connect_timeout=float(settings.IMAP_CONNECT_TIMEOUT),
@@ -55,9 +56,16 @@ def smtp_settings_from(section: dict, password: str | None = None,
         password=password if password is not None else auth.get("pass"),
         access_token=access_token if access_token is not None else auth.get("accessToken"),
         tls_verify=bool((section.get("tls") or {}).get("rejectUnauthorized", True)),
+        tls_min_version=_tls_min_version(section),
         timeout=float(settings.EMAILAPI_VERIFY_TIMEOUT),
         allow_private=mail_hosts.allows_private(tenant),
     )
+
+
+def _tls_min_version(section: dict) -> str:
+    """The section's ``tls.minVersion`` (EmailEngine's), else TLS 1.2."""
+    wanted = (section.get("tls") or {}).get("minVersion")
+    return wanted if wanted in TLS_VERSIONS else DEFAULT_TLS_VERSION
 
 
 def account_imap_settings(account: EmailAccount,

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from emailapi.lib import netguard
 from emailapi.lib.wording import answer_kind, server_text
-from mailboxes.imap.client import tls_context
+from mailboxes.imap.client import DEFAULT_TLS_VERSION, tls_context
 
 
 class SmtpError(Exception):
@@ -91,6 +91,7 @@ class SmtpSettings:
     password: str | None = field(default=None, repr=False)
     access_token: str | None = field(default=None, repr=False)
     tls_verify: bool = True
+    tls_min_version: str = DEFAULT_TLS_VERSION  # a key of imap.client.TLS_VERSIONS
     timeout: float = 30.0
     local_hostname: str | None = None
     allow_private: bool = False  # connect to loopback, private, link-local... addresses
@@ -110,7 +111,7 @@ def connect(settings: SmtpSettings) -> smtplib.SMTP:
         client.ehlo()
         if not settings.secure and client.has_extn("starttls"):
             try:
-                client.starttls(context=tls_context(settings.tls_verify))
+                client.starttls(context=tls_context(settings.tls_verify, settings.tls_min_version))
             except ssl.SSLError as exc:
                 raise SmtpTlsFailed(f"STARTTLS failed: {exc.reason or exc}") from None
             except smtplib.SMTPResponseException as exc:  # offered, then refused (454 ...)
@@ -136,7 +137,7 @@ def _open(settings: SmtpSettings) -> smtplib.SMTP:
     if settings.secure:
         client = _CheckedSMTPSSL(local_hostname=settings.local_hostname,
                                  timeout=settings.timeout,
-                                 context=tls_context(settings.tls_verify))
+                                 context=tls_context(settings.tls_verify, settings.tls_min_version))
     else:
         client = _CheckedSMTP(local_hostname=settings.local_hostname, timeout=settings.timeout)
     client.allow_private = settings.allow_private

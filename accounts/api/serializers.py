@@ -22,6 +22,7 @@ from accounts.models import EmailAccount
 from accounts.oauth2 import registered_apps
 from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
+from mailboxes.imap.client import TLS_VERSIONS
 from mailboxes.special_use import SETTINGS as MAIL_PATHS
 from webhooks.api.serializers import validate_headers, validate_webhook_url
 
@@ -57,6 +58,11 @@ class TlsSerializer(StrictSerializer):
     rejectUnauthorized = serializers.BooleanField(
         default=True, help_text="Refuse servers whose TLS certificate does not verify"
     )
+    minVersion = serializers.ChoiceField(
+        choices=list(TLS_VERSIONS), required=False,
+        help_text="The oldest TLS version the server may use (EmailEngine's, Node's names; "
+                  "default TLSv1.2). TLSv1 and TLSv1.1 are for old servers that have nothing "
+                  "newer: weak, and allowed only to such a server")
 
 
 def _host_shape(value: str) -> bool:
@@ -451,6 +457,8 @@ def public_server(section: dict | None, stored_secrets: Iterable[str] = ()) -> d
             out["auth"][name] = MASK
     if section.get("tls"):
         out["tls"] = {"rejectUnauthorized": section["tls"].get("rejectUnauthorized", True)}
+        if section["tls"].get("minVersion"):
+            out["tls"]["minVersion"] = section["tls"]["minVersion"]
     return out
 
 

@@ -49,6 +49,7 @@ import socket
 import ssl
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -123,6 +124,12 @@ class HostNotAllowed(ImapError):
     reached = False
 
 
+# EmailEngine's ``tls.minVersion`` (Node's names) -> the oldest protocol version allowed.
+TLS_VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+                "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+DEFAULT_TLS_VERSION = "TLSv1.2"
+
+
 @dataclass(frozen=True)
 class ImapSettings:
     host: str
@@ -132,6 +139,7 @@ class ImapSettings:
     password: str | None = field(default=None, repr=False)
     access_token: str | None = field(default=None, repr=False)
     tls_verify: bool = True
+    tls_min_version: str = DEFAULT_TLS_VERSION  # a key of TLS_VERSIONS
     timeout: float = 30.0
     allow_private: bool = False  # connect to loopback, private, link-local... addresses
     # Deadlines of the phases of opening the connection; None (or more than ``timeout``)
@@ -159,20 +167,21 @@ class ImapSettings:
         return self.timeout if value is None else min(value, self.timeout)
 
 
-def tls_context(verify: bool) -> ssl.SSLContext:
-    """One shared context per verification mode. The verifying one loads the whole CA store
-    (~850 KiB and ~40 ms of CPU): made per connection, it would be most of a worker's memory per
-    idling account. Contexts are safe to share between threads and connections. Made under a
-    lock: a worker's connect threads all start at once, and each would build its own."""
+def tls_context(verify: bool, min_version: str = DEFAULT_TLS_VERSION) -> ssl.SSLContext:
+    """One shared context per verification mode and oldest version. The verifying one loads
+    the whole CA store (~850 KiB and ~40 ms of CPU): made per connection, it would be most of a
+    worker's memory per idling account. Contexts are safe to share between threads and
+    connections. Made under a lock: a worker's connect threads all start at once, and each
+    would build its own."""
     with _tls_lock:
-        return _tls_context(verify)
+        return _tls_context(verify, min_version)
 
 
 _tls_lock = threading.Lock()
 
 
-@functools.lru_cache(maxsize=2)
-def _tls_context(verify: bool) -> ssl.SSLContext:
+@functools.lru_cache(maxsize=8)
+def _tls_context(verify: bool, min_version: str = DEFAULT_TLS_VERSION) -> ssl.SSLContext:
     """The verifying context trusts the system's CA store. The other holds no CA at all:
     OpenSSL builds and checks a server's chain even when told to ignore the outcome, and
     against the system's store (its ~140 roots, and its hash directory looked up for each
@@ -186,7 +195,15 @@ def _tls_context(verify: bool) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # create_default_context's options
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    oldest = TLS_VERSIONS[min_version]
+    with warnings.catch_warnings():  # Python deprecates TLS 1.0/1.1: the account asked for it
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = oldest
+    if oldest < ssl.TLSVersion.TLSv1_2:
+        # An old server's TLS 1.0/1.1 (asked for by the account's settings) needs OpenSSL's
+        # security level 0 as well: the system's level 2 refuses those versions' SHA-1
+        # signatures however low the minimum is set.
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
     return context
 
 
@@ -198,7 +215,7 @@ def connect(settings: ImapSettings) -> imapclient.IMAPClient:
         if not settings.secure and client.has_capability("STARTTLS"):
             phases.start("tls")
             try:
-                client.starttls(tls_context(settings.tls_verify))
+                client.starttls(tls_context(settings.tls_verify, settings.tls_min_version))
             except ssl.SSLError as exc:
                 raise TlsFailed(f"STARTTLS failed: {exc.reason or exc}") from None
             except (socket.timeout, TimeoutError):
@@ -673,7 +690,8 @@ class _PhasedClient(imapclient.IMAPClient):
         self._phases = phases
         super().__init__(
             settings.host, port=settings.port, ssl=settings.secure,
-            ssl_context=tls_context(settings.tls_verify) if settings.secure else None,
+            ssl_context=tls_context(settings.tls_verify, settings.tls_min_version)
+            if settings.secure else None,
             timeout=_socket_timeout(settings.timeout))
         # IMAPClient hands imaplib a logger adapter of its own (a bound method and an adapter
         # with its dict, ~1.6 KB per connection) and debug level 5, at which imaplib formats

@@ -96,3 +96,55 @@ def test_it_times_out_on_a_silent_server(alice, mail_user, settings):
 def test_it_needs_something_to_verify(alice):
     response = alice.client.post("/v1/verifyAccount", {}, format="json")
     assert response.status_code == 400
+
+
+@pytest.fixture(scope="module")
+def old_smtp_server():
+    """An SMTP server that speaks TLS 1.0 and nothing newer (an old server's STARTTLS)."""
+    import ssl
+
+    from tests.servers.smtp import SmtpServer
+
+    server = SmtpServer(tls_versions=(ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1)).start()
+    yield server
+    server.stop()
+
+
+def test_tls_min_version_lets_an_old_server_in_only_when_asked(alice, old_smtp_server, mail_user):
+    old_smtp_server.add_user(mail_user.username, mail_user.password)
+    smtp = smtp_of(old_smtp_server, mail_user)
+    refused = alice.client.post("/v1/verifyAccount", {"smtp": smtp}, format="json").json()
+    assert refused["smtp"]["success"] is False  # TLS 1.2 at least by default
+    assert refused["smtp"]["code"] == "ETLS", refused
+    smtp["tls"] = {**smtp["tls"], "minVersion": "TLSv1"}
+    allowed = alice.client.post("/v1/verifyAccount", {"smtp": smtp}, format="json").json()
+    assert allowed["smtp"] == {"success": True}
+
+
+def test_tls_min_version_raised_past_the_servers_refuses_it(alice, smtp_server, mail_user):
+    import ssl
+
+    from tests.servers.smtp import SmtpServer
+
+    smtp_server.add_user(mail_user.username, mail_user.password)
+    imap = imap_of(mail_user, secure=True)
+    imap["tls"] = {**imap["tls"], "minVersion": "TLSv1.3"}  # Dovecot speaks 1.3
+    smtp = smtp_of(smtp_server, mail_user)
+    smtp["tls"] = {**smtp["tls"], "minVersion": "TLSv1.3"}
+    body = alice.client.post("/v1/verifyAccount", {"imap": imap, "smtp": smtp},
+                             format="json").json()
+    assert body == {"imap": {"success": True}, "smtp": {"success": True}}
+    with SmtpServer(tls_versions=(ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2)) as capped:
+        capped.add_user(mail_user.username, mail_user.password)
+        smtp = smtp_of(capped, mail_user)
+        smtp["tls"] = {**smtp["tls"], "minVersion": "TLSv1.3"}
+        refused = alice.client.post("/v1/verifyAccount", {"smtp": smtp}, format="json").json()
+        assert (refused["smtp"]["success"], refused["smtp"]["code"]) == (False, "ETLS")
+
+
+def test_an_unknown_tls_min_version_is_400(alice, mail_user):
+    imap = imap_of(mail_user)
+    imap["tls"] = {"rejectUnauthorized": False, "minVersion": "SSLv3"}
+    response = alice.client.post("/v1/verifyAccount", {"imap": imap}, format="json")
+    assert response.status_code == 400
+    assert "imap.tls.minVersion" in response.json()["details"]

@@ -58,3 +58,10 @@ def test_a_verified_mailbox_refuses_a_certificate_no_ca_vouches_for(mail_user, s
         imap.connect(_settings(mail_user, secure, verify=True))
     assert "certificate" in str(failure.value).lower()
     assert not isinstance(failure.value, imap.AuthenticationFailed)
+
+
+def test_an_accounts_oldest_tls_version_has_a_context_of_its_own():
+    raised = imap.tls_context(False, "TLSv1.3")
+    assert raised.minimum_version == ssl.TLSVersion.TLSv1_3
+    assert raised is imap.tls_context(False, "TLSv1.3")
+    assert imap.tls_context(False).minimum_version == ssl.TLSVersion.TLSv1_2  # untouched

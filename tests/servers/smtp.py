@@ -229,10 +229,14 @@ class SmtpServer:
         host: str = LOOPBACK,
         starttls: bool = True,
         auth_required: bool = True,
+        tls_versions: tuple | None = None,
     ) -> None:
+        """``tls_versions``: (oldest, newest) ``ssl.TLSVersion`` the server speaks, for one
+        that is older than the default (TLS 1.0 needs OpenSSL's security level 0 too)."""
         self.host = host
         self.port: int | None = None
         self.starttls = starttls
+        self.tls_versions = tls_versions
         self.cert_path: str | None = None
         self._tmpdir: str | None = None
         self._recorder = _Recorder(require_auth=auth_required)
@@ -273,7 +277,11 @@ class SmtpServer:
     def _make_tls_context(self):
         self._tmpdir = tempfile.mkdtemp(prefix="smtp-")
         self.cert_path, key_path = write_self_signed_cert(self._tmpdir)
-        return server_context(self.cert_path, key_path)
+        context = server_context(self.cert_path, key_path)
+        if self.tls_versions:
+            context.minimum_version, context.maximum_version = self.tls_versions
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+        return context
 
     def _make_controller(self, tls_context) -> Controller:
         return _Controller(
