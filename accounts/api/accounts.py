@@ -78,7 +78,6 @@ class AccountView(TenantScopedAPIView):
                                                     data.get("webhooks"))
         return Response({"account": account.account_id, "state": state})
 
-
     def _authorize(self, data: dict, request) -> str:
         """EmailEngine's ``oauth2.authorize``: a connect link's OAuth2 sign-in, started here."""
         oauth2 = data["oauth2"]
