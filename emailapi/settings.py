@@ -343,6 +343,7 @@ SPECTACULAR_SETTINGS = {
         "emailapi.api.schema.add_error_responses",
     ],
     "ENUM_NAME_OVERRIDES": {"AccountStateEnum": "accounts.models.EmailAccount.State",
+                            "RegistrationStateEnum": ["new", "existing"],
                             "OAuth2ProviderEnum": "accounts.models.OAuth2App.Provider"},
 }
 

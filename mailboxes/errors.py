@@ -83,7 +83,26 @@ class QueueEntryNotFound(NotFound):
         super().__init__(f"Queue entry {queue_id!r} not found")
 
 
+class GatewayNotFound(NotFound):
+    code = "GatewayNotFound"
+
+    def __init__(self, gateway_id: str):
+        super().__init__(f"Gateway {gateway_id!r} not found")
+
+
 # --- invalid requests ------------------------------------------------------------------------
+
+
+class UnknownGateway(Invalid):
+    """A send names (``gateway``) an SMTP gateway the tenant does not have: the request is
+    wrong, as for any bad value (400)."""
+
+    code = "GatewayNotFound"
+
+    def __init__(self, gateway_id: str):
+        reason = f"No gateway {gateway_id!r} in your tenant: register one with POST /v1/gateway"
+        super().__init__(reason, {"gateway": [reason]})
+
 
 
 class InvalidInput(Invalid):

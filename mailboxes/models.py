@@ -193,6 +193,10 @@ class OutboxEntry(models.Model):
     reference = models.JSONField(null=True, blank=True)
     # Store a copy in the Sent folder; None follows the account's ``copy`` setting.
     copy = models.BooleanField(null=True, blank=True)
+    # The tenant's SMTP gateway (``SmtpGateway.gateway_id``) it goes through, "" for the
+    # account's own SMTP server. By id, not a key: a gateway deleted meanwhile fails the send
+    # rather than leaving it to go out through another server than the one asked for.
+    gateway = models.CharField(max_length=256, blank=True, default="")
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField()
@@ -219,6 +223,37 @@ class OutboxEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue_id} ({self.state})"
+
+
+class SmtpGateway(models.Model):
+    """An SMTP server of the tenant's own that sends mail in place of an account's
+    (EmailEngine's gateway: ``submit`` with ``gateway``). Its password is sealed
+    (``mailboxes.gateways``); ``deliveries``, ``last_use`` and ``last_error`` say how it went."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    gateway_id = models.CharField(max_length=256)
+    name = models.CharField(max_length=256, blank=True, default="")
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField()
+    secure = models.BooleanField(default=False)
+    # {"rejectUnauthorized", "minVersion"}, as a mailbox's server has (ours: EmailEngine's
+    # gateways always verify).
+    tls = models.JSONField(default=dict, blank=True)
+    user = models.CharField(max_length=1024, blank=True, default="")
+    sealed_pass = models.TextField(blank=True, default="")
+    deliveries = models.PositiveBigIntegerField(default=0)
+    last_use = models.DateTimeField(null=True, blank=True)
+    # {"error", "code", "responseCode", "time"} of the last failed attempt through it.
+    last_error = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "gateway_id"],
+                                               name="gateway_id_per_tenant")]
+
+    def __str__(self) -> str:
+        return self.gateway_id
 
 
 class WorkerHeartbeat(models.Model):

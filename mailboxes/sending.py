@@ -45,7 +45,7 @@ from django.utils import timezone
 from accounts.oauth2.refresh import ReauthRequired, TokenError
 from emailapi.lib.backoff import Schedule
 from emailapi.lib.wording import describe, server_text
-from mailboxes import connection_settings, ids, listing, message_writes, outbox, smtp
+from mailboxes import connection_settings, gateways, ids, listing, message_writes, outbox, smtp
 from mailboxes.command_pool import pool
 from mailboxes.errors import MailboxUnavailable, MessageNotFound, ServerRefused
 from mailboxes.imap import append as imap_append
@@ -83,12 +83,29 @@ def send_entry(entry_id: int) -> str:
     try:
         response, rejected = transmit(entry)
     except SendFailure as failure:
+        _note_gateway(entry, failure)
         return _after_failure(entry, failure)
     except Exception as exc:  # noqa: BLE001 - a fault of ours: retried like a transient one
         logger.exception("outbox %s: attempt %d crashed", entry.queue_id, entry.attempts)
         return _after_failure(entry, SendFailure(f"Internal error ({type(exc).__name__})",
                                                  "InternalError"))
+    _note_gateway(entry, None)
     return _after_accepted(entry, response, rejected)
+
+
+def _note_gateway(entry: OutboxEntry, failure: SendFailure | None) -> None:
+    """Count a send through a gateway, or keep its error (best effort: the entry's own record
+    is what matters, and it comes next)."""
+    if not entry.gateway:
+        return
+    try:
+        if failure is None:
+            gateways.record_delivery(entry.tenant_id, entry.gateway)
+        else:
+            gateways.record_failure(entry.tenant_id, entry.gateway, failure.as_dict())
+    except DB_FAULTS:
+        logger.warning("outbox %s: gateway %r's counters not updated", entry.queue_id,
+                       entry.gateway)
 
 
 def _after_accepted(entry: OutboxEntry, response: str, rejected: dict[str, str]) -> str:
@@ -190,7 +207,7 @@ def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
     """Send the entry's raw message to its envelope; return the server's answer to DATA and
     the recipients it refused (when it took the others). Raises ``SendFailure``."""
     try:
-        smtp_settings = connection_settings.account_smtp_settings(entry.email_account)
+        smtp_settings = _sender_settings(entry)
     except TokenError as exc:  # OAuth2: a revoked grant is permanent, anything else retried
         raise SendFailure(f"No OAuth2 access token: {describe(exc)}", exc.code,
                           permanent=isinstance(exc, ReauthRequired)) from None
@@ -223,6 +240,17 @@ def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
             client.quit()
         except Exception:  # noqa: BLE001 - the answer to DATA is what counts
             client.close()
+
+
+def _sender_settings(entry: OutboxEntry):
+    """The SMTP server the entry goes through: its gateway's, or the account's own."""
+    if not entry.gateway:
+        return connection_settings.account_smtp_settings(entry.email_account)
+    found = gateways.smtp_settings(entry.tenant_id, entry.gateway)
+    if found is None:  # deleted since: not sent through another server than the one asked
+        raise SendFailure(f"Gateway {entry.gateway!r} no longer exists", "GatewayNotFound",
+                          permanent=True)
+    return found
 
 
 def smtp_budget(entry: OutboxEntry, timeout: float) -> float:

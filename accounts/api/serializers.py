@@ -98,9 +98,14 @@ class ServerSerializer(StrictSerializer):
         return attrs
 
     def validate_host(self, value: str) -> str:
-        if not HOST_RE.match(value) or not _host_shape(value):
-            raise serializers.ValidationError("Not a valid host name")
-        return value
+        return validate_host(value)
+
+
+def validate_host(value: str) -> str:
+    """A mail server's host: a DNS name or an IP address, nothing a protocol line could carry."""
+    if not HOST_RE.match(value) or not _host_shape(value):
+        raise serializers.ValidationError("Not a valid host name")
+    return value
 
 
 class ImapServerSerializer(ServerSerializer):

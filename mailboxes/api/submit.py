@@ -29,13 +29,13 @@ from rest_framework.response import Response
 from emailapi.api.pagination import PageQuerySerializer, paginate
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
-from mailboxes import attachment_references, compose, idempotency, outbox, sending
+from mailboxes import attachment_references, compose, gateways, idempotency, outbox, sending
 from mailboxes.api.compose_serializer import (
     STRUCTURED,
     MessageFieldsSerializer,
     OneOrListField,
 )
-from mailboxes.errors import InvalidInput, MessageNotFound, ReferenceMismatch
+from mailboxes.errors import InvalidInput, MessageNotFound, ReferenceMismatch, UnknownGateway
 from mailboxes.models import OutboxEntry
 
 PREFER_PARAM = OpenApiParameter(
@@ -133,6 +133,10 @@ class SendOptionsSerializer(StrictSerializer):
         min_value=0, max_value=MAX_ATTEMPTS, required=False,
         help_text="Tries before giving up (default: the retry schedule's length + 1); 0 is "
                   "one try, as in EmailEngine")
+    gateway = serializers.CharField(
+        max_length=256, required=False,
+        help_text="Send through this SMTP gateway of yours (`POST /v1/gateway`) instead of the "
+                  "account's SMTP server; 400 `GatewayNotFound` if you have none of that id")
 
 
 class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
@@ -331,6 +335,13 @@ def dry_run_body(composed: dict, reference: dict | None, found: bool) -> dict:
 
 
 class SubmitBase(TenantScopedAPIView):
+    def _gateway(self, data: dict) -> str:
+        """The send's ``gateway``, checked to be one of the tenant's ("" for none)."""
+        gateway_id = data.get("gateway") or ""
+        if gateway_id and gateways.find(self.tenant, gateway_id) is None:
+            raise UnknownGateway(gateway_id)
+        return gateway_id
+
     def answer_once(self, request, produce) -> Response:
         """``produce()`` (which queues and returns the answer's body) run once per
         ``Idempotency-Key``: a repeat gets the kept answer with ``idempotency.status: HIT``.
@@ -408,7 +419,8 @@ class SubmitView(SubmitBase):
             send_at=data.get("sendAt"), copy=data.get("copy"),
             reference={"message": reference["message"], "action": reference["action"]}
             if reference and found else None,
-            delivery_attempts=data.get("deliveryAttempts"), on_due=sending.enqueue_quietly)
+            delivery_attempts=data.get("deliveryAttempts"), gateway=self._gateway(data),
+            on_due=sending.enqueue_quietly)
         return queued_body(entry, reference, found)
 
 
@@ -443,7 +455,8 @@ class DraftSubmitView(SubmitBase):
             message_id=composed["message_id"], subject=composed["subject"],
             send_at=data.get("sendAt"), copy=data.get("copy"),
             reference={"draft": message_id},
-            delivery_attempts=data.get("deliveryAttempts"), on_due=sending.enqueue_quietly)
+            delivery_attempts=data.get("deliveryAttempts"), gateway=self._gateway(data),
+            on_due=sending.enqueue_quietly)
         return queued_body(entry)
 
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from mailboxes.api import content, folders, logs, messages, search, submit, threads
+from mailboxes.api import content, folders, gateways, logs, messages, search, submit, threads
 
 app_name = "mailboxes"
 
@@ -37,6 +37,10 @@ urlpatterns = [
          name="thread-detail"),
     path("account/<str:account>/submit", submit.SubmitView.as_view(), name="submit"),
     path("outbox", submit.OutboxListView.as_view(), name="outbox-list"),
+    path("gateways", gateways.GatewayListView.as_view(), name="gateway-list"),
+    path("gateway", gateways.GatewayCreateView.as_view(), name="gateway-create"),
+    path("gateway/<str:gateway>", gateways.GatewayDetailView.as_view(), name="gateway-detail"),
+    path("gateway/edit/<str:gateway>", gateways.GatewayEditView.as_view(), name="gateway-edit"),
     path("logs/<str:account>", logs.AccountLogView.as_view(), name="account-logs"),
     path("outbox/<str:queueId>", submit.OutboxEntryView.as_view(), name="outbox-entry"),
 ]

@@ -22,7 +22,9 @@ APP_MODULES = (account_errors, mailbox_errors, webhook_errors)
 # that is not there (400), under one code.
 SHARED_CODES = {"ServerRefused": {mailbox_errors.ServerRefused, mailbox_errors.FolderChangeRefused},
                 "OAuth2AppNotFound": {account_errors.OAuth2AppNotFound,
-                                      account_errors.UnknownOAuth2App}}
+                                      account_errors.UnknownOAuth2App},
+                "GatewayNotFound": {mailbox_errors.GatewayNotFound,
+                                    mailbox_errors.UnknownGateway}}
 
 
 def _classes(module) -> list[type[domain.DomainError]]:

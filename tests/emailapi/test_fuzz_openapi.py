@@ -82,6 +82,8 @@ def world(alice, smtp_server, smtp_user, settings, no_remote_names):
         "to": [{"address": "someone@example.test"}], "subject": "s", "text": "t",
         "sendAt": "2099-01-01T00:00:00Z"}, format="json").json()
     spare, _ = services.issue_token(alice.tenant, "spare", ["api"])
+    gateway = api.post("/v1/gateway", {"gateway": "gw", "name": "GW", "host": "127.0.0.1",
+                                       "port": smtp_server.port}, format="json").json()
     # Bodies that name mail servers name the real ones, so that hostile credentials reach
     # a real LOGIN and AUTH.
     servers = {"imap": {**smtp_user.imap_settings(), "tls": {"rejectUnauthorized": False}},
@@ -91,6 +93,7 @@ def world(alice, smtp_server, smtp_user, settings, no_remote_names):
            "attachment": detail["attachments"][0]["id"], "thread": with_attachment["threadId"],
            "webhook": webhook.get("id", "none"), "app": app.get("id", "none"),
            "queueId": queued.get("queueId", "none"), "token_id": str(spare.pk),
+           "gateway": gateway.get("gateway", "none"),
            "delivery": "00000000-0000-4000-8000-000000000000"}
     pool.close_all()
 

@@ -28,7 +28,8 @@ def test_openapi_is_public_json_and_lists_every_route(client):
                     .replace("/txtid", "/{text}")
                     .replace("/thrid", "/{thread}").replace("/qid", "/{queueId}")
                     .replace("/oauth2/appid", "/oauth2/{app}")
-                    .replace("/whid", "/{webhook}").replace("/dlid", "/{delivery}"))
+                    .replace("/whid", "/{webhook}").replace("/dlid", "/{delivery}")
+                    .replace("/gwid", "/{gateway}"))
         assert template in documented, route
 
 
@@ -115,6 +116,16 @@ def test_real_responses_match_the_document(client, alice, bob, mail_user):
                                                 "mailboxes": True}, format="json")),
         ("/v1/token", "post", lambda: api.post("/v1/token", {"name": "x"}, format="json")),
         ("/v1/tokens", "get", lambda: api.get("/v1/tokens")),
+        ("/v1/gateway", "post", lambda: api.post("/v1/gateway", {
+            "gateway": "gw", "name": "GW", "host": "127.0.0.1", "port": 2525, "user": "u",
+            "pass": "p"}, format="json")),
+        ("/v1/gateway", "post", lambda: api.post("/v1/gateway", {"port": 0}, format="json")),
+        ("/v1/gateways", "get", lambda: api.get("/v1/gateways")),
+        ("/v1/gateway/{gateway}", "get", lambda: api.get("/v1/gateway/gw")),
+        ("/v1/gateway/{gateway}", "get", lambda: api.get("/v1/gateway/nope")),
+        ("/v1/gateway/edit/{gateway}", "put",
+         lambda: api.put("/v1/gateway/edit/gw", {"name": "G"}, format="json")),
+        ("/v1/gateway/{gateway}", "delete", lambda: api.delete("/v1/gateway/gw")),
         ("/v1/tokens/account/{account}", "get", lambda: api.get("/v1/tokens/account/sales")),
         ("/v1/tokens/account/{account}", "get", lambda: api.get("/v1/tokens/account/nobody")),
         ("/v1/tokens", "get", lambda: alice.client_with("metrics").get("/v1/tokens")),
