@@ -198,6 +198,8 @@ def _from_fields(account: EmailAccount, fields: dict, original: Original | None,
     text, html = fields.get("text"), fields.get("html")
     if original and original.target.action and fields.get("reference", {}).get("inline"):
         text, html = _quoted(original, text, html)
+    if html is not None and fields.get("previewText"):
+        html = with_preview(html, fields["previewText"])
     _body(message, text, html,
           [*(fields.get("attachments") or []), *(original.attachments if original else [])])
     if original and action == "forward" and original.source is not None:
@@ -493,6 +495,21 @@ def _who(address: dict | None) -> str:
 # A tag, for the text of an HTML-only original: no "<" inside, so a run of "<" without a ">"
 # (a sender's 1 MB of them) costs one pass, not one scan to the end for each.
 _TAG = re.compile(r"<[^<>]*>")
+
+
+_BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+_HIDDEN = ("display:none;font-size:1px;line-height:1px;max-height:0;max-width:0;opacity:0;"
+           "overflow:hidden;mso-hide:all")
+
+
+def with_preview(html: str, preview: str) -> str:
+    """EmailEngine's ``previewText``: the line an inbox shows after the subject, first in the
+    HTML body (after ``<body>``, or at the start of a fragment) and hidden when the message is
+    opened."""
+    block = f'<div style="{_HIDDEN}">{html_lib.escape(preview)}</div>'
+    opening = _BODY_OPEN.search(html)
+    at = opening.end() if opening else 0
+    return html[:at] + block + html[at:]
 
 
 def _quoted(original: Original, text: str | None, html: str | None):

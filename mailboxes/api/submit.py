@@ -147,6 +147,10 @@ class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
     dryRun = serializers.BooleanField(
         default=False, help_text="Compose only: the answer's `preview` is the message "
                                  "(base64 RFC 822) as it would be sent; nothing is queued")
+    previewText = serializers.CharField(
+        max_length=1024, required=False,
+        help_text="The line inboxes show after the subject: put first in the HTML body, "
+                  "hidden when the message is opened (needs `html`)")
 
     def validate_raw(self, value: str) -> bytes:
         try:
@@ -162,6 +166,9 @@ class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
         if "raw" in attrs and structured:
             raise serializers.ValidationError(
                 {"raw": [f"Give raw or structured fields, not both ({structured[0]})"]})
+        if "previewText" in attrs and "html" not in attrs:
+            raise serializers.ValidationError(
+                {"previewText": ["Needs html: it is put in the HTML body"]})
         if "raw" not in attrs and not structured:
             raise serializers.ValidationError(
                 {"raw": ["Give raw, or structured fields (to, subject, text...)"]})

@@ -426,3 +426,30 @@ def test_emailengines_query_parameters_are_accepted(alice, account):
                                  "&useStructuredFormat=false", EXAMPLE, format="json")
 
     assert response.status_code == 200, response.json()
+
+
+def _html_of(preview_b64: str) -> str:
+    message = email.message_from_bytes(base64.b64decode(preview_b64), policy=email.policy.default)
+    return message.get_body(preferencelist=("html",)).get_content()
+
+
+def test_preview_text_comes_first_in_the_html_body_hidden(alice, account):
+    response = _submit(alice.client, {
+        "to": [{"address": "bob@example.test"}], "subject": "Hi", "text": "Plain",
+        "html": "<html><body class=\"x\"><p>Hello</p></body></html>",
+        "previewText": "Sale <ends> today", "dryRun": True})
+
+    assert response.status_code == 200, response.json()
+    html = _html_of(response.json()["preview"])
+    assert re.search(r'<body class="x"><div style="display:none;[^"]*">Sale &lt;ends&gt; today'
+                     r'</div><p>Hello</p>', html), html
+
+
+def test_preview_text_needs_html_and_not_raw(alice, account):
+    for body, field in (({"to": [{"address": "b@example.test"}], "text": "x",
+                          "previewText": "p"}, "previewText"),
+                        ({"raw": base64.b64encode(b"Subject: x\r\n\r\nx\r\n").decode(),
+                          "previewText": "p"}, "previewText")):
+        response = _submit(alice.client, {**body, "dryRun": True})
+        assert response.status_code == 400, response.json()
+        assert field in response.json()["details"], response.json()

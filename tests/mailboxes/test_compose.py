@@ -519,3 +519,10 @@ def test_a_strangers_part_is_attached_again_with_a_type_a_header_can_carry(given
     # A sender's BODYSTRUCTURE type (a forward's attachments, a referenced attachment): one
     # with a line break, taken as it is, makes the email package raise (a 500).
     assert compose.attachable_type(given) == attached
+
+
+def test_preview_text_goes_first_in_a_fragment_escaped():
+    from mailboxes.compose import with_preview
+
+    assert with_preview("<p>Hi</p>", "a & b").endswith('">a &amp; b</div><p>Hi</p>')
+    assert with_preview("<p>Hi</p>", "x").startswith('<div style="display:none;')
