@@ -197,6 +197,8 @@ class OutboxEntry(models.Model):
     # account's own SMTP server. By id, not a key: a gateway deleted meanwhile fails the send
     # rather than leaving it to go out through another server than the one asked for.
     gateway = models.CharField(max_length=256, blank=True, default="")
+    # The folder its copy goes to (EmailEngine's ``sentMailPath``), "" for the Sent folder.
+    sent_path = models.CharField(max_length=1024, blank=True, default="")
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField()

@@ -47,7 +47,7 @@ from emailapi.lib.backoff import Schedule
 from emailapi.lib.wording import describe, server_text
 from mailboxes import connection_settings, gateways, ids, listing, message_writes, outbox, smtp
 from mailboxes.command_pool import pool
-from mailboxes.errors import MailboxUnavailable, MessageNotFound, ServerRefused
+from mailboxes.errors import MailboxNotFound, MailboxUnavailable, MessageNotFound, ServerRefused
 from mailboxes.imap import append as imap_append
 from mailboxes.imap.types import FlagChange
 from mailboxes.models import Folder, OutboxEntry
@@ -351,6 +351,16 @@ def after_sent(entry: OutboxEntry) -> dict | None:
     return result
 
 
+def _copy_folder(entry: OutboxEntry) -> Folder | None:
+    """Where the entry's copy goes: the folder its send named (``sentMailPath``), else Sent."""
+    if not entry.sent_path:
+        return sent_folder(entry.email_account)
+    try:
+        return listing.folder_for_path(entry.email_account, entry.sent_path)
+    except MailboxNotFound:
+        return None
+
+
 def sent_folder(account) -> Folder | None:
     return (Folder.objects.filter(email_account=account, special_use="\\Sent")
             .order_by("pk").first())
@@ -363,9 +373,12 @@ def copy_to_sent(entry: OutboxEntry, raw: bytes) -> dict:
     steps around it are retried."""
     account = entry.email_account
     try:
-        folder = recorded(entry, lambda: sent_folder(account))
+        folder = recorded(entry, lambda: _copy_folder(entry))
     except Exception as exc:  # noqa: BLE001 - see above
         return {"error": f"No copy was stored in Sent: {_why(exc)}"}
+    if folder is None and entry.sent_path:
+        return {"error": f"No copy was stored: the account has no folder {entry.sent_path!r} "
+                         "any more"}
     if folder is None:
         return {"error": "No copy was stored in Sent: the account has no Sent folder"}
     uid = meta = None

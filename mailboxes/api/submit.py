@@ -29,7 +29,15 @@ from rest_framework.response import Response
 from emailapi.api.pagination import PageQuerySerializer, paginate
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
-from mailboxes import attachment_references, compose, gateways, idempotency, outbox, sending
+from mailboxes import (
+    attachment_references,
+    compose,
+    gateways,
+    idempotency,
+    listing,
+    outbox,
+    sending,
+)
 from mailboxes.api.compose_serializer import (
     STRUCTURED,
     MessageFieldsSerializer,
@@ -133,6 +141,10 @@ class SendOptionsSerializer(StrictSerializer):
         min_value=0, max_value=MAX_ATTEMPTS, required=False,
         help_text="Tries before giving up (default: the retry schedule's length + 1); 0 is "
                   "one try, as in EmailEngine")
+    sentMailPath = serializers.CharField(
+        max_length=1024, required=False,
+        help_text="The folder the copy goes to (a path, or a special use such as \\Sent) "
+                  "instead of the Sent folder; 404 MailboxNotFound if the account has none")
     gateway = serializers.CharField(
         max_length=256, required=False,
         help_text="Send through this SMTP gateway of yours (`POST /v1/gateway`) instead of the "
@@ -342,6 +354,12 @@ def dry_run_body(composed: dict, reference: dict | None, found: bool) -> dict:
 
 
 class SubmitBase(TenantScopedAPIView):
+    def _sent_path(self, data: dict) -> str:
+        """The send's ``sentMailPath``, checked to be one of the account's folders ("" for
+        none): its path as the index has it."""
+        path = data.get("sentMailPath") or ""
+        return listing.folder_for_path(self.email_account, path).path if path else ""
+
     def _gateway(self, data: dict) -> str:
         """The send's ``gateway``, checked to be one of the tenant's ("" for none)."""
         gateway_id = data.get("gateway") or ""
@@ -427,6 +445,7 @@ class SubmitView(SubmitBase):
             reference={"message": reference["message"], "action": reference["action"]}
             if reference and found else None,
             delivery_attempts=data.get("deliveryAttempts"), gateway=self._gateway(data),
+            sent_path=self._sent_path(data),
             on_due=sending.enqueue_quietly)
         return queued_body(entry, reference, found)
 
@@ -463,6 +482,7 @@ class DraftSubmitView(SubmitBase):
             send_at=data.get("sendAt"), copy=data.get("copy"),
             reference={"draft": message_id},
             delivery_attempts=data.get("deliveryAttempts"), gateway=self._gateway(data),
+            sent_path=self._sent_path(data),
             on_due=sending.enqueue_quietly)
         return queued_body(entry)
 

@@ -362,3 +362,35 @@ def test_the_sent_copy_counts_in_its_folder_at_once_and_once(alice, account, smt
     sync(account)
     assert alice.client.get("/v1/account/box/messages?path=\\Sent").json()["total"] == 2
     assert len(events_of(account, "messageNew")) == 2
+
+
+def test_sent_mail_path_puts_the_copy_in_that_folder(alice, account, smtp_server, smtp_user):
+    from tests.mailboxes.helpers import server_subjects
+
+    response = _submit(alice.client, {"raw": b64(raw_message(subject="Filed away")),
+                                      "sentMailPath": "Archive"})
+    assert response.status_code == 200, response.json()
+    work_send_queue()
+    smtp_server.wait_for_messages(1)
+    entry = alice.client.get(f"/v1/outbox/{response.json()['queueId']}").json()
+    assert entry["sentCopy"]["path"] == "Archive", entry
+    assert server_subjects(smtp_user, "Archive") == ["Filed away"]
+    assert server_subjects(smtp_user, "Sent") == []
+
+
+def test_sent_mail_path_may_name_a_special_use(alice, account, smtp_server, smtp_user):
+    from tests.mailboxes.helpers import server_subjects
+
+    response = _submit(alice.client, {"raw": b64(raw_message(subject="To drafts")),
+                                      "sentMailPath": "\\Drafts"})
+    work_send_queue()
+    smtp_server.wait_for_messages(1)
+    assert alice.client.get(f"/v1/outbox/{response.json()['queueId']}").json()[
+        "sentCopy"]["path"] == "Drafts"
+    assert server_subjects(smtp_user, "Drafts") == ["To drafts"]
+
+
+def test_an_unknown_sent_mail_path_is_404_and_queues_nothing(alice, account):
+    response = _submit(alice.client, {"raw": b64(raw_message()), "sentMailPath": "Nowhere"})
+    assert (response.status_code, response.json()["code"]) == (404, "FolderNotFound")
+    assert not OutboxEntry.objects.exists()
