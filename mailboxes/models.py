@@ -199,6 +199,9 @@ class OutboxEntry(models.Model):
     gateway = models.CharField(max_length=256, blank=True, default="")
     # The folder its copy goes to (EmailEngine's ``sentMailPath``), "" for the Sent folder.
     sent_path = models.CharField(max_length=1024, blank=True, default="")
+    # Delivery status notifications asked for (RFC 3461, EmailEngine's ``dsn``): {"id",
+    # "return", "notify", "recipient"}; None for none.
+    dsn = models.JSONField(null=True, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField()

@@ -59,11 +59,13 @@ def new_queue_id() -> str:
 def submit(account: EmailAccount, *, raw: bytes, envelope: dict, message_id: str, subject: str,
            send_at: datetime | None = None, reference: dict | None = None,
            copy: bool | None = None, delivery_attempts: int | None = None,
-           gateway: str = "", sent_path: str = "", on_due=None) -> OutboxEntry:
+           gateway: str = "", sent_path: str = "", dsn: dict | None = None,
+           on_due=None) -> OutboxEntry:
     """Store a composed message as a queued entry. ``on_due(entry)`` runs after the commit
     when the entry is due now (the caller enqueues its job); later ones wait for the sweep.
     ``gateway``: the tenant's SMTP gateway it goes through ("" for the account's server);
-    ``sent_path``: the folder its copy goes to ("" for the Sent folder)."""
+    ``sent_path``: the folder its copy goes to ("" for the Sent folder); ``dsn``: the
+    delivery status notifications to ask for (RFC 3461)."""
     now = timezone.now()
     send_at = max(send_at or now, now)
     with transaction.atomic():
@@ -74,7 +76,7 @@ def submit(account: EmailAccount, *, raw: bytes, envelope: dict, message_id: str
         entry = OutboxEntry.objects.create(
             tenant_id=account.tenant_id, email_account=account, queue_id=new_queue_id(), raw=raw,
             envelope=envelope, message_id=message_id, subject=subject, reference=reference,
-            copy=copy, gateway=gateway, sent_path=sent_path,
+            copy=copy, gateway=gateway, sent_path=sent_path, dsn=dsn or None,
             max_attempts=delivery_attempts or default_attempts(),
             send_at=send_at,
             next_attempt_at=send_at, created_at=now, updated_at=now,

@@ -225,7 +225,7 @@ def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
                           permanent=_is_permanent_code(exc.response_code)) from None
     try:
         return deliver(client, entry.envelope["from"], list(entry.envelope["to"]),
-                       bytes(entry.raw))
+                       bytes(entry.raw), entry.dsn)
     except SendFailure:
         raise
     except smtp.SmtpError as exc:  # the server broke off mid-way: too slow, too long an answer
@@ -265,10 +265,12 @@ def smtp_budget(entry: OutboxEntry, timeout: float) -> float:
 
 
 def deliver(client: smtplib.SMTP, sender: str, recipients: list[str],
-            raw: bytes) -> tuple[str, dict[str, str]]:
+            raw: bytes, dsn: dict | None = None) -> tuple[str, dict[str, str]]:
     """MAIL FROM, RCPT TO for each recipient, DATA: smtplib's ``sendmail`` minus its habit of
-    hiding the server's final answer (which ``messageSent`` reports)."""
-    options = []
+    hiding the server's final answer (which ``messageSent`` reports). ``dsn``: the delivery
+    status notifications asked for, where the server offers DSN (``dsn_options``)."""
+    mail_dsn, rcpt_dsn = dsn_options(dsn) if dsn and client.has_extn("dsn") else ([], [])
+    options = list(mail_dsn)
     if client.has_extn("8bitmime") and any(byte > 127 for byte in raw):
         options.append("BODY=8BITMIME")
     if not (sender + "".join(recipients)).isascii():
@@ -282,7 +284,7 @@ def deliver(client: smtplib.SMTP, sender: str, recipients: list[str],
     rejected: dict[str, str] = {}
     last: tuple[int, bytes] | None = None
     for recipient in recipients:
-        code, text = client.rcpt(recipient)
+        code, text = client.rcpt(recipient, rcpt_dsn)
         if code not in (250, 251):
             rejected[recipient] = _reply(code, text)
             last = (code, text)
@@ -297,6 +299,27 @@ def deliver(client: smtplib.SMTP, sender: str, recipients: list[str],
     if code != 250:
         raise classify_response(code, text)
     return _reply(code, text), rejected
+
+
+def dsn_options(dsn: dict) -> tuple[list[str], list[str]]:
+    """RFC 3461's MAIL FROM (``RET``, ``ENVID``) and RCPT TO (``NOTIFY``, ``ORCPT``) parameters
+    of EmailEngine's ``dsn`` (as nodemailer sends them: one ``ORCPT`` for every recipient). A
+    server without DSN gets none of them: the message goes out all the same."""
+    mail = [f"RET={'HDRS' if dsn.get('return') == 'headers' else 'FULL'}"]
+    if dsn.get("id"):
+        mail.append(f"ENVID={xtext(dsn['id'])}")
+    rcpt = []
+    if dsn.get("notify"):
+        rcpt.append("NOTIFY=" + ",".join(item.upper() for item in dsn["notify"]))
+    if dsn.get("recipient"):
+        rcpt.append(f"ORCPT=rfc822;{xtext(dsn['recipient'])}")
+    return mail, rcpt
+
+
+def xtext(value: str) -> str:
+    """RFC 3461's xtext: printable ASCII but ``+`` and ``=`` as is, the rest as ``+HH``."""
+    return "".join(char if "!" <= char <= "~" and char not in "+=" else
+                   "".join(f"+{byte:02X}" for byte in char.encode()) for char in value)
 
 
 def classify_response(code: int, text) -> SendFailure:

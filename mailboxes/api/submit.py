@@ -128,6 +128,38 @@ class SubmitReferenceSerializer(StrictSerializer):
         "sendAt": "2030-01-01T12:00:00Z", "copy": True, "deliveryAttempts": 5,
     }),
 ])
+class DsnSerializer(StrictSerializer):
+    """EmailEngine's ``dsn``: delivery status notifications asked of the SMTP server (RFC
+    3461), sent only where it offers DSN."""
+
+    id = serializers.CharField(max_length=100, required=False,
+                               help_text="The envelope id the notifications carry (ENVID)")
+    # ``return``: a Python keyword; named in ``get_fields``.
+    returns = serializers.ChoiceField(choices=["headers", "full"],
+                                      help_text="What of the message a notification returns")
+    notify = OneOrListField(
+        child=serializers.ChoiceField(choices=["never", "success", "failure", "delay"]),
+        required=False, max_length=4, help_text="When to notify (default: the server's)")
+    recipient = serializers.EmailField(
+        max_length=320, required=False,
+        help_text="The original recipient the notifications name (ORCPT)")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["return"] = fields.pop("returns")
+        return fields
+
+    def validate_notify(self, value: list[str]) -> list[str]:
+        if "never" in value and len(value) > 1:
+            raise serializers.ValidationError("never goes alone")
+        return list(dict.fromkeys(value))
+
+    def validate_id(self, value: str) -> str:
+        if not value.isascii() or not value.isprintable():
+            raise serializers.ValidationError("Printable ASCII only")
+        return value
+
+
 class SendOptionsSerializer(StrictSerializer):
     """How a message is sent, whichever way it was given (``submit``, a stored draft)."""
 
@@ -141,6 +173,7 @@ class SendOptionsSerializer(StrictSerializer):
         min_value=0, max_value=MAX_ATTEMPTS, required=False,
         help_text="Tries before giving up (default: the retry schedule's length + 1); 0 is "
                   "one try, as in EmailEngine")
+    dsn = DsnSerializer(required=False)
     sentMailPath = serializers.CharField(
         max_length=1024, required=False,
         help_text="The folder the copy goes to (a path, or a special use such as \\Sent) "
@@ -445,7 +478,7 @@ class SubmitView(SubmitBase):
             reference={"message": reference["message"], "action": reference["action"]}
             if reference and found else None,
             delivery_attempts=data.get("deliveryAttempts"), gateway=self._gateway(data),
-            sent_path=self._sent_path(data),
+            sent_path=self._sent_path(data), dsn=data.get("dsn"),
             on_due=sending.enqueue_quietly)
         return queued_body(entry, reference, found)
 
@@ -482,7 +515,7 @@ class DraftSubmitView(SubmitBase):
             send_at=data.get("sendAt"), copy=data.get("copy"),
             reference={"draft": message_id},
             delivery_attempts=data.get("deliveryAttempts"), gateway=self._gateway(data),
-            sent_path=self._sent_path(data),
+            sent_path=self._sent_path(data), dsn=data.get("dsn"),
             on_due=sending.enqueue_quietly)
         return queued_body(entry)
 
