@@ -135,11 +135,31 @@ class ImapServerSerializer(ServerSerializer):
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
+        _check_mail_paths(attrs)
         auth = attrs.get("auth")
         partial = getattr(self.root, "partial", False)
         if auth is not None and not partial and not (auth.get("pass") or auth.get("accessToken")):
             raise serializers.ValidationError({"auth": ["pass or accessToken is required"]})
         return attrs
+
+
+def _check_mail_paths(attrs: dict) -> None:
+    """``sentMailPath`` and the like name folders: not INBOX (it cannot be another special
+    use), not a special use itself (``\\Sent``), one folder for one use at most."""
+    errors, seen = {}, {}
+    for key in MAIL_PATHS:
+        path = attrs.get(key)
+        if not path:
+            continue
+        if path.upper() == "INBOX" or path.startswith("\\"):
+            errors[key] = ["A folder path other than INBOX (not a special use such as \\Sent)"]
+        elif not path.isprintable():
+            errors[key] = ["Control characters are not allowed"]
+        elif path in seen:
+            errors[key] = [f"The same folder as {seen[path]}"]
+        seen.setdefault(path, key)
+    if errors:
+        raise serializers.ValidationError(errors)
 
 
 class PathField(serializers.Field):
@@ -454,8 +474,9 @@ def public_server(section: dict | None, stored_secrets: Iterable[str] = ()) -> d
     for this section, shown as EmailEngine shows them, ``"******"``."""
     if not section:
         return None
-    out = {key: section[key] for key in ("host", "port", "secure", "resyncDelay", *MAIL_PATHS)
-           if section.get(key) is not None}
+    out = {key: section[key] for key in ("host", "port", "secure", "resyncDelay")
+           if key in section}
+    out.update({key: section[key] for key in MAIL_PATHS if section.get(key)})
     if section.get("auth"):
         out["auth"] = {"user": section["auth"].get("user", "")}
         for name in sorted(set(stored_secrets) & {"pass", "accessToken"}):

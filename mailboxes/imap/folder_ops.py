@@ -21,7 +21,7 @@ from collections.abc import Iterable
 import imapclient
 
 from mailboxes.imap.message_ops import FolderMissing, WriteError
-from mailboxes.imap.session import FolderListing, ImapSession, _special_use, _str
+from mailboxes.imap.session import FolderListing, ImapSession, _str, special_use_of
 
 __all__ = ["FolderExists", "FolderHasChildren", "FolderInUse", "FolderMissing",
            "FolderRefused", "WriteError", "create", "delete", "delimiter", "listings",
@@ -145,7 +145,7 @@ def listings(session: ImapSession, paths: Iterable[str],
         parent, _, leaf = path.rpartition(delim) if delim else ("", "", path)
         out.append(FolderListing(
             path=path, name=leaf or path, delimiter=delim, parent_path=parent, flags=flags,
-            special_use=_special_use(path, flags),
+            special_use=special_use_of(path, flags),
             subscribed=path in subscribed or path.upper() == "INBOX",
             no_select=any(f.lower() in ("\\noselect", "\\nonexistent") for f in flags)))
     return out

@@ -428,7 +428,7 @@ def _listing(flags: tuple[str, ...], delimiter, path: str, subscribed: set[str])
     parent, _, leaf = path.rpartition(delimiter) if delimiter else ("", "", path)
     return FolderListing(
         path=path, name=leaf or path, delimiter=delimiter, parent_path=parent,
-        flags=flags, special_use=_special_use(path, flags),
+        flags=flags, special_use=special_use_of(path, flags),
         subscribed=path in subscribed or path.upper() == "INBOX",
         no_select=any(f.lower() in ("\\noselect", "\\nonexistent") for f in flags),
     )
@@ -471,7 +471,7 @@ def _folder_name(raw) -> str:
     return str(raw)
 
 
-def _special_use(path: str, flags: tuple[str, ...]) -> str:
+def special_use_of(path: str, flags: tuple[str, ...]) -> str:
     if path.upper() == "INBOX":
         return "\\Inbox"
     for flag in flags:

@@ -678,7 +678,6 @@ def record_folders_present(account: EmailAccount,
 
 
 def _add_folders(account: EmailAccount, listings: Sequence[FolderListing]) -> dict[str, bool]:
-    listings = special_use.applied(account.imap, listings)
     existing = {f.path: f for f in Folder.objects.select_for_update().filter(email_account=account)}
     top = Folder.objects.filter(email_account=account).aggregate(n=Max("number"))["n"] or 0
     added = {}
@@ -699,7 +698,22 @@ def _add_folders(account: EmailAccount, listings: Sequence[FolderListing]) -> di
                     setattr(folder, key, value)
                 folder.save(update_fields=list(attrs))
             added[listing.path] = False
+    settle_special_uses(account)
     return added
+
+
+def settle_special_uses(account: EmailAccount) -> None:
+    """Give every folder of the account the special use ``special_use.settled`` says, after a
+    folder change made through the API (the worker's LIST applies it to the whole list). Only
+    accounts that choose some (``imap.trashMailPath``...) can need it."""
+    if not special_use.chosen(account.imap):
+        return
+    folders = list(Folder.objects.filter(email_account=account)
+                   .only("pk", "path", "list_flags", "special_use"))
+    uses = special_use.settled(account.imap, [(f.path, f.list_flags) for f in folders])
+    for folder in folders:
+        if folder.special_use != uses[folder.path]:
+            Folder.objects.filter(pk=folder.pk).update(special_use=uses[folder.path])
 
 
 def record_folder_renamed(account: EmailAccount, path: str, new_path: str,
@@ -743,6 +757,7 @@ def record_folder_deleted(account: EmailAccount, path: str) -> bool:
         events.record(account.tenant_id, events.MAILBOX_DELETED, account.account_id,
                       _folder_data(folder))
         folder.delete()
+        settle_special_uses(account)  # a chosen Trash gone: the server's is Trash again
     return True
 
 

@@ -91,3 +91,50 @@ def test_a_mail_path_must_be_a_string(alice):
     response = alice.client.post("/v1/account", body, format="json")
     assert response.status_code == 400
     assert "imap.sentMailPath" in response.json()["details"]
+
+
+def test_a_deleted_chosen_trash_gives_the_servers_trash_its_use_back(chosen, mail_user):
+    """A delete must still move to a Trash (a found Trash is what keeps it from expunging)."""
+    assert chosen.client.delete(f"{BOX}/mailbox?path=Bin").status_code == 200
+    assert _uses(chosen)["Trash"] == ("\\Trash", "extension")
+    messages = chosen.client.get(f"{BOX}/messages", {"path": "INBOX"}).json()["messages"]
+    response = chosen.client.delete(f"{BOX}/message/{messages[0]['id']}")
+    assert response.json()["moved"]["destination"] == "Trash", response.json()
+    assert messages[0]["subject"] in server_subjects(mail_user, "Trash")
+
+
+def test_a_renamed_chosen_sent_gives_the_servers_sent_its_use_back(chosen):
+    response = chosen.client.put(f"{BOX}/mailbox", {"path": "Outgoing", "newPath": "Out2"},
+                                 format="json")
+    assert response.status_code == 200, response.json()
+    uses = _uses(chosen)
+    assert uses["Sent"] == ("\\Sent", "extension")
+    assert uses["Out2"] == (None, None)
+
+
+def test_a_chosen_folder_created_later_takes_the_use_alone(alice, mail_user):
+    imap = {**mail_user.imap_settings(secure=False), "tls": {"rejectUnauthorized": False},
+            "trashMailPath": "Later"}
+    alice.client.post("/v1/account", {"account": "box", "imap": imap}, format="json")
+    _sync()
+    assert _uses(alice)["Trash"] == ("\\Trash", "extension")  # Later is not there yet
+    assert alice.client.post(f"{BOX}/mailbox", {"path": "Later"},
+                             format="json").status_code == 200
+    trash = [path for path, (use, _) in _uses(alice).items() if use == "\\Trash"]
+    assert trash == ["Later"]
+
+
+@pytest.mark.parametrize("imap, field", [
+    ({"trashMailPath": "INBOX"}, "imap.trashMailPath"),
+    ({"sentMailPath": "\\Sent"}, "imap.sentMailPath"),
+    ({"sentMailPath": "Box", "draftsMailPath": "Box"}, "imap.draftsMailPath"),
+    ({"junkMailPath": "a\x01b"}, "imap.junkMailPath"),
+])
+def test_mail_paths_that_cannot_be_are_refused(alice, imap, field):
+    from tests.base import account_payload
+    body = account_payload()
+    body["imap"].update(imap)
+    response = alice.client.post("/v1/account", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["details"], response.json()
+    assert not EmailAccount.objects.exists()
