@@ -99,18 +99,24 @@ def rate_limit(tenant: Tenant) -> int | None:
     return TRIAL.api_rate_limit if on_trial_limits(tenant) else tenant.api_rate_limit
 
 
-def lock_for_new_mailbox(tenant: Tenant) -> None:
-    """Inside the registering transaction: refuse a mailbox over the plan's limit.
+def check_room_for_mailbox(tenant: Tenant, lock: bool = False) -> None:
+    """``PlanLimit`` when the plan has no room for another mailbox now, by the tenant's row as
+    it is (the caller's may be an API token's cached copy, older than an operator's change).
+    ``lock``: inside the registering transaction, the row locked first, so two registrations
+    at once are counted one after the other and cannot both slip under the limit; without it,
+    for refusing early what the registration would refuse."""
+    rows = Tenant.objects.filter(pk=tenant.pk)
+    current = (rows.select_for_update() if lock else rows).first() or tenant
+    limit = mailbox_limit(current)
+    if limit is not None:
+        count = EmailAccount.objects.filter(tenant=tenant).count()
+        if count >= limit:
+            raise PlanLimit(limit, count)
 
-    The tenant row is locked first, so two registrations at once are counted one after the
-    other and cannot both slip under the limit."""
-    limit = mailbox_limit(tenant)
-    if limit is None:
-        return
-    Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
-    count = EmailAccount.objects.filter(tenant=tenant).count()
-    if count >= limit:
-        raise PlanLimit(limit, count)
+
+def lock_for_new_mailbox(tenant: Tenant) -> None:
+    """Inside the registering transaction: refuse a mailbox over the plan's limit."""
+    check_room_for_mailbox(tenant, lock=True)
 
 
 # --- operator actions ----------------------------------------------------------------------

@@ -12,9 +12,9 @@ from django.db.models import Count, Q
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
-from accounts import mail_hosts, services
+from accounts import mail_hosts, plans, services
 from accounts.api import serializers as s
-from accounts.errors import UnknownOAuth2App
+from accounts.errors import AlreadyExists, UnknownOAuth2App
 from accounts.models import Credential, EmailAccount
 from accounts.oauth2 import connect, registered_apps
 from emailapi.api.pagination import paginate
@@ -63,7 +63,7 @@ class AccountView(TenantScopedAPIView):
         query = self.validated(s.AccountCreateQuerySerializer, request.query_params)
         data = self.validated(s.AccountCreateSerializer, request.data)
         if (data.get("oauth2") or {}).get("authorize"):
-            return Response({"redirect": self._authorize(data, request)})
+            return Response({"redirect": self._authorize(data, request, query["upsert"])})
         data = services.with_oauth2_app(self.tenant, data)
         if data.get("webhooks"):
             existing = EmailAccount.of_tenant(self.tenant, data["account"]) \
@@ -78,12 +78,19 @@ class AccountView(TenantScopedAPIView):
                                                     data.get("webhooks"))
         return Response({"account": account.account_id, "state": state})
 
-    def _authorize(self, data: dict, request) -> str:
-        """EmailEngine's ``oauth2.authorize``: a connect link's OAuth2 sign-in, started here."""
+    def _authorize(self, data: dict, request, upsert: bool) -> str:
+        """EmailEngine's ``oauth2.authorize``: a connect link's OAuth2 sign-in, started here.
+        What the registration would refuse is refused now, not after the user signed in."""
         oauth2 = data["oauth2"]
         app = registered_apps.find_app(self.tenant.pk, oauth2["provider"])
         if app is None:
             raise UnknownOAuth2App(oauth2["provider"], "oauth2.provider")
+        account_id = data.get("account")
+        if account_id and EmailAccount.of_tenant(self.tenant, account_id) is not None:
+            if not upsert:
+                raise AlreadyExists(f"Account {account_id!r} already exists")
+        else:
+            plans.check_room_for_mailbox(self.tenant)
         base = request.build_absolute_uri("/")
         link = {"account": data.get("account"), "name": data.get("name") or None,
                 "email": data.get("email") or (oauth2.get("auth") or {}).get("user"),

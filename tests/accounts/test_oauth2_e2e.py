@@ -171,6 +171,27 @@ def test_authorize_takes_only_what_a_link_carries(alice, provider, oauth_dovecot
     assert not EmailAccount.objects.filter(account_id="authz").exists()
 
 
+def test_authorize_refuses_now_what_the_registration_would_refuse(
+        alice, provider, oauth_dovecot):
+    """An existing id with upsert=false (409), a plan with no room (403): answered before the
+    user is sent to sign in, and nothing changes."""
+    from accounts.models import Tenant
+    from tests.base import account_payload
+
+    app = create_app(alice, provider, oauth_dovecot)
+    alice.client.post("/v1/account", account_payload("taken"), format="json")
+    body = {"oauth2": {"provider": app, "authorize": True}}
+    taken = alice.client.post("/v1/account?upsert=false", {"account": "taken", **body},
+                              format="json")
+    assert (taken.status_code, taken.json()["code"]) == (409, "AlreadyExists")
+    assert alice.client.post("/v1/account", {"account": "taken", **body},
+                             format="json").status_code == 200  # upsert: signs it in again
+    Tenant.objects.filter(pk=alice.tenant.pk).update(max_mailboxes=1)
+    full = alice.client.post("/v1/account", {"account": "new-one", **body}, format="json")
+    assert (full.status_code, full.json()["code"]) == (403, "PlanLimit")
+    assert EmailAccount.objects.get(account_id="taken").oauth2 is None
+
+
 def test_authorize_with_an_unknown_app_is_refused(alice):
     answer = alice.client.post("/v1/account", {
         "account": "authz", "oauth2": {"provider": "nope", "authorize": True}}, format="json")
