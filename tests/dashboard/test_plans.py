@@ -146,4 +146,3 @@ def test_operators_search_and_filter_webhook_deliveries_without_seeing_secrets(c
     assert detail.status_code == 200
     assert secret.encode() not in detail.content
     assert b"hidden-value" not in detail.content
-
