@@ -42,6 +42,15 @@ def check_url(email_account: EmailAccount | None, url: str) -> None:
     subscriptions.url_and_password(url, *stored, "webhooks")
 
 
+def check_headers_change(email_account: EmailAccount) -> None:
+    """Before new custom headers (``webhooksCustomHeaders`` without ``webhooks``) are saved:
+    an account whose subscription is gone (deleted through ``/v1/webhooks``) gets a new one
+    from its ``webhooks`` URL, which cannot be made when that URL's password went with the
+    old subscription (``WebhookPasswordNeeded``, naming ``webhooks``)."""
+    if email_account.webhooks and _subscription_of(email_account) is None:
+        check_url(None, email_account.webhooks)
+
+
 def follow_account_webhook(email_account: EmailAccount, headers: dict[str, str] | None = None,
                            url: str | None = None) -> WebhookSubscription | None:
     """Make the account's subscription match its ``webhooks`` URL: create it, point it at a
@@ -63,8 +72,11 @@ def follow_account_webhook(email_account: EmailAccount, headers: dict[str, str] 
                 email_account.webhook_subscription = None
                 email_account.save(update_fields=["webhook_subscription"])
             return None
-        wanted = {"url": email_account.webhooks if url is None else url,
-                  "accounts": [email_account.account_id]}
+        # Not given: a subscription there keeps its own URL (and the password sealed with
+        # it); one made anew takes the account's (``check_url`` refused a masked one first).
+        wanted = {"accounts": [email_account.account_id]}
+        if url is not None or subscription is None:
+            wanted["url"] = email_account.webhooks if url is None else url
         if headers is not None:
             old = subscriptions.headers_of(subscription) if subscription is not None else {}
             wanted["headers"] = {name: old.get(name, "") if value == MASK else value
@@ -77,7 +89,7 @@ def follow_account_webhook(email_account: EmailAccount, headers: dict[str, str] 
                 subscriptions.set_secret(subscription, secret)
             email_account.webhook_subscription = subscription.pk
             email_account.save(update_fields=["webhook_subscription"])
-        elif headers is not None or url is not None or subscription.url != wanted["url"] \
+        elif headers is not None or url is not None \
                 or subscription.accounts != wanted["accounts"]:
             subscriptions.update(subscription, wanted)
         return subscription

@@ -65,10 +65,12 @@ class AccountView(TenantScopedAPIView):
         if (data.get("oauth2") or {}).get("authorize"):
             return Response({"redirect": self._authorize(data, request, query["upsert"])})
         data = services.with_oauth2_app(self.tenant, data)
+        existing = EmailAccount.of_tenant(self.tenant, data["account"]) \
+            if data.get("account") and query["upsert"] else None
         if data.get("webhooks"):
-            existing = EmailAccount.of_tenant(self.tenant, data["account"]) \
-                if data.get("account") else None
             account_webhooks.check_url(existing, data["webhooks"])
+        elif existing is not None and "webhooksCustomHeaders" in data and "webhooks" not in data:
+            account_webhooks.check_headers_change(existing)
         if query["upsert"]:
             account, state = services.register_or_update_account(self.tenant, data)
         else:
@@ -168,6 +170,8 @@ class AccountDetailView(TenantScopedAPIView):
                               context={"account": email_account})
         if data.get("webhooks"):
             account_webhooks.check_url(email_account, data["webhooks"])
+        elif "webhooksCustomHeaders" in data and "webhooks" not in data:
+            account_webhooks.check_headers_change(email_account)
         email_account = services.update_account(email_account, data)
         if "webhooks" in data or "webhooksCustomHeaders" in data:
             account_webhooks.follow_account_webhook(email_account,

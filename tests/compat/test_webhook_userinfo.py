@@ -155,3 +155,40 @@ def test_a_userinfo_basic_cannot_carry_is_a_400_in_settings_and_accounts(
         assert "Marker" not in answer.content.decode()
     assert alice.client.get("/v1/settings?webhooks=true").json() == {"webhooks": None}
     assert not EmailAccount.objects.exists()
+
+
+def test_new_headers_keep_a_subscription_moved_through_the_webhooks_api(
+        alice, allow_private_webhooks, webhook_receiver):
+    """The account's subscription changed through /v1/webhooks keeps its URL and password
+    when only the account's headers change (it was re-pointed at the account's masked URL)."""
+    receiver, other = webhook_receiver(), webhook_receiver()
+    account_with(alice.client, with_userinfo(receiver.url, f"u:{PASSWORD}"))
+    hook = account_hook_id()
+    moved = alice.client.put(f"/v1/webhooks/{hook}",
+                             {"url": with_userinfo(other.url, "v:other-Pass-1")}, format="json")
+    assert moved.status_code == 200, moved.content
+    response = alice.client.put("/v1/account/box", {
+        "name": "Renamed", "webhooksCustomHeaders": [{"key": "X-A", "value": "1"}]},
+        format="json")
+    assert response.status_code == 200, response.content
+    assert authorizations(sent_test(alice.client, hook, other)) == [basic("v", "other-Pass-1")]
+
+
+def test_new_headers_for_a_deleted_subscription_with_a_password_are_refused_first(
+        alice, allow_private_webhooks, webhook_receiver):
+    """Its password went with it: nothing is changed, the 400 names ``webhooks``."""
+    receiver = webhook_receiver()
+    account_with(alice.client, with_userinfo(receiver.url, f"u:{PASSWORD}"))
+    assert alice.client.delete(f"/v1/webhooks/{account_hook_id()}").status_code == 200
+    for send in (lambda body: alice.client.put("/v1/account/box", body, format="json"),
+                 lambda body: alice.client.post("/v1/account", {
+                     **account_payload("box"), **body}, format="json")):
+        response = send({"name": "Renamed",
+                         "webhooksCustomHeaders": [{"key": "X-A", "value": "1"}]})
+        assert response.status_code == 400, response.content
+        assert list(response.json()["details"]) == ["webhooks"]
+        assert EmailAccount.objects.get(account_id="box").name == "Sales"
+    again = alice.client.put("/v1/account/box", {
+        "webhooks": with_userinfo(receiver.url, f"u:{PASSWORD}"),
+        "webhooksCustomHeaders": [{"key": "X-A", "value": "1"}]}, format="json")
+    assert again.status_code == 200, again.content
