@@ -57,10 +57,12 @@ def get_credential(account: EmailAccount, name: str) -> str | None:
 MASK = "******"  # how every secret is shown (EmailEngine's mask); written back, it keeps it
 
 
-def without_password(url: str) -> str:
+def without_password(url: str, loose: bool = False) -> str:
     """``url`` with the password of its ``user:password@`` part replaced by the mask, every
     other character as written: what is stored and shown of a URL whose password is secret
-    (a webhook URL's, sealed apart by ``webhooks.subscriptions``; EmailEngine's ``proxy``
-    field, stored and echoed, never used here, so its password is not kept at all). Anything
-    that does not parse as a URL with a password comes back as it is."""
-    return userinfo.masked(url, MASK)
+    (a webhook URL's, sealed apart by ``webhooks.subscriptions``). Anything that does not parse
+    as a URL with a password comes back as it is, unless ``loose``: for what is only shown or
+    never used (EmailEngine's ``proxy`` field, stored and echoed, never used here, so its
+    password is not kept at all; a refused form's echo), whatever looks like a password is
+    masked too (``userinfo.masked_loosely``)."""
+    return userinfo.masked_loosely(url, MASK) if loose else userinfo.masked(url, MASK)

@@ -144,7 +144,8 @@ def _apply_emailengine_fields(account: EmailAccount, data: dict[str, Any]) -> bo
             if data[key] is None:
                 options.pop(key, None)
             else:  # a proxy's password is not kept (the proxy is not used here)
-                options[key] = without_password(data[key]) if key == "proxy" else data[key]
+                options[key] = without_password(data[key], loose=True) if key == "proxy" \
+                    else data[key]
     account.ee_options = options
     return changed_connection
 

@@ -652,7 +652,7 @@ class AccountSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_proxy(self, obj):
         proxy = (obj.ee_options or {}).get("proxy")  # one stored before passwords were masked
-        return without_password(proxy) if proxy else proxy
+        return without_password(proxy, loose=True) if proxy else proxy
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_smtpEhloName(self, obj):

@@ -7,6 +7,8 @@ serializers. A stopped tenant's refusals come from those services (``TrialExpire
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django import forms
 from django.contrib import messages
 from django.http import Http404
@@ -33,7 +35,19 @@ class MaskedURLInput(forms.URLInput):
     a page never carries a webhook URL's password (the mask, saved unchanged, keeps it)."""
 
     def format_value(self, value):
-        return super().format_value(without_password(value) if value else value)
+        return super().format_value(_shown(value) if value else value)
+
+
+def _shown(url: str) -> str:
+    """A URL as the form shows it: a well-formed one with its password masked (saved unchanged,
+    it is the same URL), anything else (a refused one, typed back) with whatever looks like a
+    password masked too."""
+    try:
+        parts = urlsplit(url)
+        well_formed = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        well_formed = False
+    return without_password(url, loose=not well_formed)
 
 
 class WebhookForm(forms.Form):

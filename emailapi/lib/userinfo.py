@@ -121,6 +121,33 @@ def masked(url: str, mask: str) -> str:
     return f"{before}{written.partition(':')[0]}:{mask}@{after}"
 
 
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:(?://)?)?(.*)$", re.DOTALL)
+
+
+def masked_loosely(text: str, mask: str) -> str:
+    """``masked``, and for what does not parse as a URL with a password but looks as if it
+    carried one (``u:p/x@host``, ``u:p#x@host``, ``u:p@host`` without a scheme, a broken
+    host...) everything from the user's colon to the last "@" masked. For what is only shown
+    or never used (a proxy URL, a refused form's echo): too much masked rather than a password
+    shown. Never for a URL that is stored and called (``http://h:80/a@b`` would lose its
+    path)."""
+    strict = masked(text, mask)
+    if strict != text:
+        return strict
+    scheme, rest = _SCHEME.match(text).groups()
+    loose = _masked_after(scheme or "", rest, mask)
+    if loose is None and scheme and "//" not in scheme:  # "u:p@host": "u:" was no scheme
+        loose = _masked_after("", text, mask)
+    return loose or text
+
+
+def _masked_after(prefix: str, rest: str, mask: str) -> str | None:
+    user, colon, after = rest.partition(":")
+    if not colon or "@" not in after or any(char in user for char in "@/?#"):
+        return None
+    return f"{prefix}{user}:{mask}@{after.rpartition('@')[2]}"
+
+
 def with_password(url: str, password: str) -> str:
     """``url`` (which has a userinfo) with ``password`` written in, percent-encoded: the URL
     as a client would write it, which ``split`` reads back to the same password."""

@@ -201,6 +201,20 @@ def test_a_proxy_password_is_masked_and_not_kept(alice):
     assert "Pr0xy-pw" not in str(EmailAccount.objects.get(account_id="example").ee_options)
 
 
+@pytest.mark.parametrize("proxy, shown", [
+    ("socks5://u:Pr0xy-pw/x@proxy.example:1080", "socks5://u:******@proxy.example:1080"),
+    ("http://u:Pr0xy-pw#x@proxy.example", "http://u:******@proxy.example"),
+    ("http://u:Pr0xy-pw?x@proxy.example", "http://u:******@proxy.example"),
+    ("http://u:Pr0xy-pw@[proxy.example", "http://u:******@[proxy.example"),
+    ("u:Pr0xy-pw@proxy.example:1080", "u:******@proxy.example:1080"),
+])
+def test_a_proxy_password_that_does_not_parse_is_masked_too(alice, proxy, shown):
+    """Red team: these were stored and shown in clear (the strict parse found no password)."""
+    alice.client.post("/v1/account", ee_account(proxy=proxy), format="json")
+    assert alice.client.get("/v1/account/example").json()["proxy"] == shown
+    assert "Pr0xy-pw" not in str(EmailAccount.objects.get(account_id="example").ee_options)
+
+
 @pytest.mark.parametrize("field", ["notifyFrom", "syncFrom"])
 def test_a_date_field_is_echoed_by_get(registered_with_ee_fields, field):
     assert registered_with_ee_fields[field].startswith(EE_FIELDS[field][:19])

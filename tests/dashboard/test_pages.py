@@ -368,3 +368,14 @@ def test_connect_gmail_from_the_dashboard_opens_the_hosted_sign_in(client, alice
     assert payload["redirectUrl"].endswith("/dashboard/mailboxes")
     assert client.get(f"{link.path}?{link.query}").status_code == 200
     assert client.post("/dashboard/mailboxes/connect", {"app": "bobs"}).status_code == 404
+
+
+@pytest.mark.parametrize("url", ["http://u:Dash-Pw-7731@[::1", "http:u:Dash-Pw-7731@127.0.0.1:9/",
+                                 "http://u:Dash-Pw-7731\u2100@127.0.0.1:9/"])
+def test_a_refused_webhook_url_is_not_echoed_with_its_password(client, alice, settings, url):
+    """Red team: a URL the form refused came back on the page as typed."""
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    member(client, alice.tenant, "owner@alice.test", "owner")
+    refused = client.post("/dashboard/webhooks", {"url": url, "events": "*", "enabled": "on"})
+    assert refused.status_code == 400
+    assert "Dash-Pw-7731" not in refused.content.decode()

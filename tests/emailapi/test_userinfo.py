@@ -52,3 +52,19 @@ def test_basic_authorization_is_utf8_and_absent_for_an_empty_userinfo():
 def test_a_userinfo_basic_cannot_carry_is_bad(url):
     with pytest.raises(BadURL):
         userinfo.split(url)
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("socks5://u:p/x@proxy:1080", "socks5://u:******@proxy:1080"),
+    ("u:p@proxy:1080", "u:******@proxy:1080"),
+    ("http:u:p@127.0.0.1:9/", "http:u:******@127.0.0.1:9/"),
+    ("https://user:pw@host/path@x", "https://user:******@host/path@x"),
+    ("https://user@host/", "https://user@host/"),
+    ("https://host/path", "https://host/path"),
+])
+def test_loose_masking_masks_what_looks_like_a_password(text, shown):
+    assert userinfo.masked_loosely(text, "******") == shown
+
+
+def test_strict_masking_leaves_a_url_with_an_at_in_its_path_whole():
+    assert userinfo.masked("http://host:8080/a@b", "******") == "http://host:8080/a@b"
