@@ -371,9 +371,22 @@ def delete_account(account: EmailAccount, revoke: bool = False,
             along(locked)
         events.record(account.tenant, events.ACCOUNT_DELETED, account.account_id,
                       {"account": account.account_id})
+        revoked = _revoke_account_tokens(locked)
         locked.delete()
+    for token_hash in revoked:
+        token_cache.forget(token_hash)
     account.pk = pk  # the announcement names the row
     announce(account, "deleted")
+
+
+def _revoke_account_tokens(account: EmailAccount) -> list[str]:
+    """The account's own API tokens (EmailEngine's, made with ``account``) go with it: kept,
+    they would open the next account registered under the same id. Returns their hashes."""
+    tokens_ = ApiToken.objects.filter(tenant_id=account.tenant_id, account_id=account.account_id,
+                                      revoked_at__isnull=True)
+    hashes = list(tokens_.values_list("token_hash", flat=True))
+    tokens_.update(revoked_at=timezone.now())
+    return hashes
 
 
 def request_reconnect(account: EmailAccount) -> None:

@@ -4,7 +4,8 @@
 Asked of the mail server at the time of the request (a pooled command connection), never kept:
 a quota changes with every message. A server that cannot be asked now (down, refusing the
 login) gives ``False`` too, as one without QUOTA does: the account's ``state`` and
-``lastError`` already say why, and the rest of the account's answer does not depend on it.
+``lastError`` say why (the answer is read after the attempt), and the rest of the account's
+answer does not depend on it. A paused account (``imap.disabled``) is not asked: ``False``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from mailboxes.errors import MailboxUnavailable, ServerRefused
 
 
 def storage_quota(account: EmailAccount) -> dict | bool:
+    if account.paused or not account.imap:  # IMAP is off for a paused account: not asked
+        return False
     try:
         with pool.session(account) as session:
             found = session.storage_quota()

@@ -146,6 +146,9 @@ class AccountDetailView(TenantScopedAPIView):
     def get(self, request, account):
         query = self.validated(s.AccountDetailQuerySerializer, request.query_params)
         email_account = self.email_account
+        found_quota = quota.storage_quota(email_account) if query["quota"] else None
+        if found_quota is False:  # the state and lastError its attempt left are the answer's
+            email_account.refresh_from_db()
         holders.apply_live_state([email_account])
         context = account_context(self.tenant, [email_account])
         context["webhook_headers"] = {
@@ -153,7 +156,7 @@ class AccountDetailView(TenantScopedAPIView):
         data = s.AccountSerializer(email_account, context=context).data
         data["syncTime"] = iso(listing.sync_time(email_account))
         if query["quota"]:
-            data["quota"] = quota.storage_quota(email_account)
+            data["quota"] = found_quota
         return Response(data)
 
     @extend_schema(

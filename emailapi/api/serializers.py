@@ -44,8 +44,10 @@ def _type_error(field: serializers.Field, value) -> str | None:
     return None
 
 
-_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
-_NUMBER = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
+# ASCII digits only (``\d`` and ``int()`` take other scripts' digits; Joi does not); an
+# integer may be written with a zero fraction ("993.0"), as Joi takes it.
+_INTEGER = re.compile(r"\s*[+-]?[0-9]+(\.0*)?\s*")
+_NUMBER = re.compile(r"\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*")
 
 
 def _converts(field: serializers.Field, value: str) -> bool:

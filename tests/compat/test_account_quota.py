@@ -83,3 +83,12 @@ def test_sync_time_is_when_the_index_last_caught_up(alice, mail_user):
         session.client.logout()
     shown = alice.client.get("/v1/account/box").json()["syncTime"]
     assert datetime.fromisoformat(shown.replace("Z", "+00:00")) >= before
+
+
+def test_a_paused_account_is_not_asked(alice, quota_dovecot):
+    """IMAP is off for it (``imap.disabled``): its server, which has a quota, is not asked."""
+    user = quota_dovecot.add_user()
+    register(alice.tenant, user)
+    assert alice.client.put("/v1/account/box", {"imap": {"disabled": True}},
+                            format="json").status_code == 200
+    assert alice.client.get("/v1/account/box", {"quota": "true"}).json()["quota"] is False

@@ -907,3 +907,12 @@ def test_the_tokens_of_an_account_are_listed_under_its_id(alice, bob, account_to
 def test_an_account_token_cannot_list_tokens_even_of_its_own_account(account_token):
     response = account_token.get("/v1/tokens/account/example")
     assert (response.status_code, response.json()["code"]) == (403, "TokenLimitedToAccount")
+
+
+def test_an_account_token_goes_with_its_account(alice, account_token):
+    """Red team: kept, it opened the next account registered under the same id."""
+    assert alice.client.delete("/v1/account/example").status_code == 200
+    alice.client.post("/v1/account", ee_account(), format="json")  # the same id again
+    assert account_token.get("/v1/account/example").status_code == 401
+    assert alice.client.get("/v1/tokens/account/example").json()["tokens"] == []
+    assert ApiToken.objects.filter(account_id="example", revoked_at__isnull=True).count() == 0

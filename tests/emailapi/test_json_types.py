@@ -26,6 +26,7 @@ def valid(data: dict) -> dict | None:
     ({"count": 5}, {"count": 5}),
     ({"count": "5"}, {"count": 5}),
     ({"count": "-12"}, {"count": -12}),
+    ({"count": "993.0"}, {"count": 993}),
     ({"ratio": "2.5"}, {"ratio": 2.5}),
     ({"ratio": "1e3"}, {"ratio": 1000.0}),
     ({"ratio": 3}, {"ratio": 3.0}),
@@ -38,7 +39,8 @@ def test_accepted(data, expected):
 
 
 @pytest.mark.parametrize("data", [
-    {"count": "5a"}, {"count": "2.5"}, {"count": ""}, {"count": True}, {"count": 2.5},
+    {"count": "5a"}, {"count": "2.5"}, {"count": "\u0669\u0669\u0663"}, {"count": "\uff19"},
+    {"ratio": "\u0669"}, {"count": ""}, {"count": True}, {"count": 2.5},
     {"ratio": "x"}, {"ratio": "nan"}, {"ratio": "inf"}, {"ratio": False},
     {"flag": "yes"}, {"flag": "1"}, {"flag": 1}, {"flag": ""},
     {"name": 5}, {"name": True},
