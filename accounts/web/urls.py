@@ -7,6 +7,7 @@ from django.urls import path, reverse_lazy
 from accounts.web import (
     auth_views,
     connection_log,
+    gateway_views,
     invitation_views,
     link_views,
     live,
@@ -85,6 +86,9 @@ urlpatterns = [
          webhook_views.webhook_remove_headers, name="webhook-remove-headers"),
     path("dashboard/webhooks/<uuid:webhook_id>/deliveries/<uuid:delivery_id>/retry",
          webhook_views.delivery_retry, name="delivery-retry"),
+    path("dashboard/gateways", gateway_views.gateway_list, name="gateways"),
+    path("dashboard/gateways/<str:gateway_id>/delete", gateway_views.gateway_delete,
+         name="gateway-delete"),
     path("dashboard/oauth2", oauth2_views.oauth2_apps, name="oauth2-apps"),
     path("dashboard/oauth2/<str:app_id>", oauth2_views.oauth2_app_detail, name="oauth2-app"),
     path("dashboard/oauth2/<str:app_id>/delete", oauth2_views.oauth2_app_delete,

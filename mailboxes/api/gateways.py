@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from accounts.api.serializers import TlsSerializer, validate_account_id, validate_host
+from accounts.api.serializers import ACCOUNT_ID_RE, TlsSerializer, validate_host
 from accounts.credentials import MASK
 from emailapi.api.pagination import PageQuerySerializer, paginate
 from emailapi.api.serializers import StrictSerializer
@@ -24,6 +24,14 @@ from mailboxes.models import SmtpGateway
 GATEWAY_PARAM = OpenApiParameter("gateway", str, OpenApiParameter.PATH,
                                  description="The gateway's id, as registered")
 TAGS = ["SMTP Gateway"]
+
+
+def validate_gateway_id(value: str) -> str:
+    """As an account id: it goes in a URL path (``/v1/gateway/{gateway}``)."""
+    if not ACCOUNT_ID_RE.match(value) or value in (".", ".."):
+        raise serializers.ValidationError(
+            "Gateway id must be 1-256 characters of letters, digits and . _ @ + = -")
+    return value
 
 
 class GatewayUpdateSerializer(StrictSerializer):
@@ -50,7 +58,7 @@ class GatewayUpdateSerializer(StrictSerializer):
 
 class GatewayCreateSerializer(GatewayUpdateSerializer):
     gateway = serializers.CharField(
-        max_length=256, allow_null=True, allow_blank=True, validators=[validate_account_id],
+        max_length=256, allow_null=True, allow_blank=True, validators=[validate_gateway_id],
         help_text="Your id for the gateway; null or empty generates one. An id you have already "
                   "replaces that gateway's settings (`state: existing`)")
     name = serializers.CharField(max_length=256)
