@@ -10,6 +10,8 @@ through a gateway counts (``deliveries``, ``last_use``) or leaves its error (``l
 
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -52,9 +54,11 @@ def find(tenant: Tenant | int, gateway_id: str) -> SmtpGateway | None:
                                       gateway_id=gateway_id).first()
 
 
-def save(tenant: Tenant, gateway_id: str, data: dict) -> tuple[SmtpGateway, str]:
+def save(tenant: Tenant, gateway_id: str | None, data: dict) -> tuple[SmtpGateway, str]:
     """EmailEngine's ``POST /v1/gateway``: register the gateway, or replace the settings of the
-    tenant's one with this id. Returns it and ``"new"`` or ``"existing"``."""
+    tenant's one with this id (None or "": a new id is made). Returns it and ``"new"`` or
+    ``"existing"``."""
+    gateway_id = gateway_id or secrets.token_hex(8)
     existing = find(tenant, gateway_id)
     if existing is not None:
         return update(existing, {"user": None, "pass": None, **data}), "existing"

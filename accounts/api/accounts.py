@@ -65,8 +65,9 @@ class AccountView(TenantScopedAPIView):
         if (data.get("oauth2") or {}).get("authorize"):
             return Response({"redirect": self._authorize(data, request, query["upsert"])})
         data = services.with_oauth2_app(self.tenant, data)
+        hooks = "webhooks" in data or "webhooksCustomHeaders" in data
         existing = EmailAccount.of_tenant(self.tenant, data["account"]) \
-            if data.get("account") and query["upsert"] else None
+            if hooks and data.get("account") and query["upsert"] else None
         if data.get("webhooks"):
             account_webhooks.check_url(existing, data["webhooks"])
         elif existing is not None and "webhooksCustomHeaders" in data and "webhooks" not in data:
@@ -75,7 +76,7 @@ class AccountView(TenantScopedAPIView):
             account, state = services.register_or_update_account(self.tenant, data)
         else:
             account, state = services.register_account(self.tenant, data), "new"
-        if "webhooks" in data or "webhooksCustomHeaders" in data:
+        if hooks:
             account_webhooks.follow_account_webhook(account, data.get("webhooksCustomHeaders"),
                                                     data.get("webhooks"))
         return Response({"account": account.account_id, "state": state})

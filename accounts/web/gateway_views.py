@@ -5,8 +5,6 @@ through a password input and never comes back out: the page says only whether on
 
 from __future__ import annotations
 
-import secrets
-
 from django import forms
 from django.contrib import messages
 from django.http import Http404
@@ -60,9 +58,8 @@ def gateway_list(request):
     form = GatewayForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         payload = dict(form.payload)
-        gateway_id = payload.pop("gateway", None) or secrets.token_hex(8)
         try:
-            gateway, state = gateways.save(request.tenant, gateway_id, payload)
+            gateway, state = gateways.save(request.tenant, payload.pop("gateway", None), payload)
         except HostNotAllowed as exc:
             show_on_form(form, exc, {HostNotAllowed: "host"})
         else:

@@ -5,8 +5,6 @@ never answered (``"******"`` when one is set)."""
 
 from __future__ import annotations
 
-import secrets
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -34,7 +32,16 @@ def validate_gateway_id(value: str) -> str:
     return value
 
 
-class GatewayUpdateSerializer(StrictSerializer):
+class _PassNamed:
+    """``pass`` (EmailEngine's name, a Python keyword) declared as ``password``."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["pass"] = fields.pop("password")
+        return fields
+
+
+class GatewayUpdateSerializer(_PassNamed, StrictSerializer):
     name = serializers.CharField(max_length=256, required=False, allow_blank=True)
     user = serializers.CharField(max_length=1024, required=False, allow_null=True,
                                  allow_blank=True, help_text="SMTP user; null or empty: none")
@@ -50,10 +57,6 @@ class GatewayUpdateSerializer(StrictSerializer):
     tls = TlsSerializer(required=False, help_text="Ours, as a mailbox's server has it: "
                                                   "`rejectUnauthorized`, `minVersion`")
 
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["pass"] = fields.pop("password")  # EmailEngine's name, a Python keyword
-        return fields
 
 
 class GatewayCreateSerializer(GatewayUpdateSerializer):
@@ -83,18 +86,13 @@ class GatewayItemSerializer(serializers.Serializer):
                                        help_text="The last failed send through it, or null")
 
 
-class GatewaySerializer(GatewayItemSerializer):
+class GatewaySerializer(_PassNamed, GatewayItemSerializer):
     host = serializers.CharField()
     port = serializers.IntegerField()
     secure = serializers.BooleanField()
     tls = TlsSerializer(required=False)
     user = serializers.CharField(allow_null=True)
     password = serializers.CharField(required=False, help_text='"******" when one is set')
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["pass"] = fields.pop("password")
-        return fields
 
 
 class GatewayListSerializer(serializers.Serializer):
@@ -161,8 +159,7 @@ class GatewayCreateView(GatewayBase):
                                "400 HostNotAllowed, as for a mailbox.")
     def post(self, request):
         data = dict(self.validated(GatewayCreateSerializer, request.data))
-        gateway_id = data.pop("gateway", None) or secrets.token_hex(8)
-        gateway, state = gateways.save(self.tenant, gateway_id, data)
+        gateway, state = gateways.save(self.tenant, data.pop("gateway", None), data)
         return Response({"gateway": gateway.gateway_id, "state": state})
 
 
