@@ -154,13 +154,16 @@ def test_thousands_of_downloads_give_every_connection_back(alice, mail_user, set
         web.stop()
 
 
-def _socket_state(local_port: int) -> str | None:
-    """The kernel's TCP state of our end (``/proc/net/tcp``), e.g. ``05`` FIN_WAIT2 while
-    the server has not closed its end yet."""
+def _socket_state(local_port: int, remote_port: int) -> str | None:
+    """The kernel's TCP state of our end of the connection to ``remote_port`` (``/proc/net/tcp``),
+    e.g. ``05`` FIN_WAIT2 while the server has not closed its end yet. Matched by both ports:
+    the table is the whole machine's, and connections to other servers (other tests, other runs)
+    may use the same local port number, which once kept a wait here from ever ending."""
     with open("/proc/net/tcp") as table:
         for line in table.readlines()[1:]:
             fields = line.split()
-            if int(fields[1].split(":")[1], 16) == local_port:
+            if (int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)) == (
+                    local_port, remote_port):
                 return fields[3]
     return None
 
@@ -202,7 +205,7 @@ def test_a_download_whose_client_left_during_the_view_gives_its_connections_back
         wait_for(lambda: proxy.held_bytes > 0, timeout=30)  # the view is at the mail server
         local_port = leaving.getsockname()[1]
         leaving.close()
-        wait_for(lambda: _socket_state(local_port) not in ("04", "05"), timeout=30)  # seen
+        wait_for(lambda: _socket_state(local_port, web.port) not in ("04", "05"), timeout=30)  # seen
         proxy.release()
 
         started = time.monotonic()
@@ -273,7 +276,7 @@ def test_a_client_that_leaves_mid_body_gives_the_connection_back_clean(
         local_port = leaving.sock.getsockname()[1]
         leaving.sock.shutdown(socket.SHUT_RDWR)
         leaving.close()
-        wait_for(lambda: _socket_state(local_port) not in ("01", "04", "05"), timeout=30)
+        wait_for(lambda: _socket_state(local_port, web.port) not in ("01", "04", "05"), timeout=30)
         proxy.release()
 
         connects = proxy.accepted
