@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -26,15 +27,38 @@ from mailboxes.imap.client import TLS_VERSIONS
 from mailboxes.special_use import SETTINGS as MAIL_PATHS
 from webhooks.api.serializers import validate_headers, validate_webhook_url
 
-ACCOUNT_ID_RE = re.compile(r"^[A-Za-z0-9._@+=-]{1,256}$")
 HOST_RE = re.compile(r"^[A-Za-z0-9.\-:\[\]_]{1,255}$")
+MAX_ID_LENGTH = 256
+# Characters no id may hold: ``/`` ends a URL path segment (an id is one: ``/v1/account/{id}``)
+# and ``,`` separates the ids of the stream's and the change feed's ``accounts`` lists.
+ID_SEPARATORS = frozenset("/,")
+# Control and format characters, surrogates and line or paragraph separators: invisible or
+# unstorable (PostgreSQL refuses a lone surrogate), and the bidirectional overrides among them
+# make one id look like another on the dashboard.
+UNSHOWABLE = frozenset(("Cc", "Cf", "Cs", "Zl", "Zp"))
+
+
+def id_problem(value: str, what: str = "Account id") -> str | None:
+    """Why ``value`` cannot be an id, or None. EmailEngine takes any string of up to 256
+    characters (trimmed) as an account id, and its clients use colons, spaces, ``|`` and
+    letters of any script; ours only refuses what a URL path segment or a comma list cannot
+    carry, and what cannot be shown."""
+    if not 1 <= len(value) <= MAX_ID_LENGTH:
+        return f"{what} must be 1-{MAX_ID_LENGTH} characters"
+    if value in (".", ".."):
+        return f"{what} cannot be . or .. (a URL path drops them)"
+    for char in value:
+        if char in ID_SEPARATORS:
+            return f"{what} cannot contain {char}"
+        if unicodedata.category(char) in UNSHOWABLE:
+            return f"{what} cannot contain control or invisible characters (U+{ord(char):04X})"
+    return None
 
 
 def validate_account_id(value: str) -> str:
-    if not ACCOUNT_ID_RE.match(value) or value in (".", ".."):
-        raise serializers.ValidationError(
-            "Account id must be 1-256 characters of letters, digits and . _ @ + = -"
-        )
+    problem = id_problem(value)
+    if problem:
+        raise serializers.ValidationError(problem)
     return value
 
 
@@ -324,9 +348,10 @@ class OAuth2RegistrationSerializer(StrictSerializer):
 ])
 class AccountCreateSerializer(EmailEngineAccountFields):
     account = serializers.CharField(
-        max_length=256, allow_null=True, required=False, trim_whitespace=False,
-        validators=[validate_account_id],
-        help_text="Your id for the mailbox (unique in your tenant); null or absent generates one",
+        max_length=256, allow_null=True, required=False, validators=[validate_account_id],
+        help_text="Your id for the mailbox (unique in your tenant; any text but / and , and "
+                  "spaces at its ends are trimmed, as EmailEngine does); null or absent "
+                  "generates one",
     )
     name = serializers.CharField(max_length=256, required=False, allow_blank=True)
     email = serializers.EmailField(max_length=320, required=False, allow_blank=True)

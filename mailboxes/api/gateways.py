@@ -9,7 +9,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from accounts.api.serializers import ACCOUNT_ID_RE, TlsSerializer, validate_host
+from accounts.api.serializers import TlsSerializer, id_problem, validate_host
 from accounts.credentials import MASK
 from emailapi.api.pagination import PageQuerySerializer, paginate
 from emailapi.api.serializers import StrictSerializer
@@ -26,9 +26,9 @@ TAGS = ["SMTP Gateway"]
 
 def validate_gateway_id(value: str) -> str:
     """As an account id: it goes in a URL path (``/v1/gateway/{gateway}``)."""
-    if not ACCOUNT_ID_RE.match(value) or value in (".", ".."):
-        raise serializers.ValidationError(
-            "Gateway id must be 1-256 characters of letters, digits and . _ @ + = -")
+    problem = id_problem(value, "Gateway id")
+    if problem:
+        raise serializers.ValidationError(problem)
     return value
 
 

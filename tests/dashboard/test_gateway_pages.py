@@ -39,7 +39,7 @@ def test_bad_input_is_shown_on_the_form_and_saves_nothing(client, alice):
     assert refused.status_code == 400
     html = refused.content.decode()
     assert "Not a valid host name" in html
-    assert "Gateway id must be" in html
+    assert "Gateway id cannot contain /" in html
     assert PASSWORD not in html
     assert not SmtpGateway.objects.exists()
 
