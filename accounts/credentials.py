@@ -17,6 +17,14 @@ from emailapi.lib import userinfo
 from emailapi.lib.rows import prepared_rows
 
 
+class CredentialsUnavailable(Exception):
+    """No credentials can be had for a connection now (an OAuth2 access token, an answer of
+    the authentication server); ``code`` is the machine code for ``lastError``. The message
+    is ours, safe to show."""
+
+    code = "CredentialsUnavailable"
+
+
 def _context(account: EmailAccount, name: str) -> str:
     return f"tenant:{account.tenant_id}/account:{account.pk}/{name}"
 

@@ -339,3 +339,14 @@ def _account_columns(leave_out: tuple[str, ...] = ()) -> ModelColumns:
 @functools.cache
 def _tenant_columns() -> ModelColumns:
     return ModelColumns(Tenant, "t")
+
+
+class AuthServer(models.Model):
+    """A tenant's authentication server (EmailEngine's ``authServer`` setting): the URL its
+    mailboxes with ``useAuthServer`` ask for their credentials at every connection
+    (``accounts.auth_server``). Sealed whole: a ``user:password@`` in it is a secret."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, primary_key=True,
+                                  related_name="auth_server")
+    sealed_url = models.TextField()
+    updated_at = models.DateTimeField(default=timezone.now)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import imapclient
 from django.conf import settings
 
+from accounts.auth_server import AuthServerError
 from accounts.models import EmailAccount
 from accounts.oauth2.refresh import TokenError
 from emailapi.lib.wording import describe
@@ -160,6 +161,9 @@ class CommandPool:
             imap_settings = connection_settings.account_imap_settings(account)
         except TokenError as exc:  # an OAuth2 mailbox whose token cannot be had now
             raise MailboxUnavailable(account, f"no OAuth2 access token ({exc.code})",
+                                     "AuthenticationFails") from None
+        except AuthServerError as exc:  # useAuthServer: its server gave no credentials now
+            raise MailboxUnavailable(account, f"no credentials ({exc})",
                                      "AuthenticationFails") from None
         if imap_settings is None:
             raise MailboxUnavailable(account, "no IMAP settings", "NotSyncing")

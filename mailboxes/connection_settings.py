@@ -1,7 +1,8 @@
 """An account's IMAP and SMTP servers as the protocol layer's settings (``ImapSettings``,
 ``SmtpSettings``): the stored sections (``EmailAccount.imap``/``.smtp``) plus their secrets,
 opened here (``accounts.credentials``), or a live OAuth2 access token
-(``accounts.oauth2.refresh``). The protocol modules take these plain values and never load an
+(``accounts.oauth2.refresh``), or what the tenant's authentication server answers
+(``accounts.auth_server``). The protocol modules take these plain values and never load an
 account themselves.
 """
 
@@ -11,7 +12,7 @@ from dataclasses import replace
 
 from django.conf import settings
 
-from accounts import mail_hosts
+from accounts import auth_server, mail_hosts
 from accounts.credentials import get_credentials
 from accounts.models import EmailAccount, Tenant
 from accounts.oauth2 import refresh
@@ -72,7 +73,9 @@ def account_imap_settings(account: EmailAccount,
                           force_refresh: bool = False) -> ImapSettings | None:
     """The account's IMAP settings with its secrets opened, for a worker or a service. An
     OAuth2 mailbox gets a live access token (refreshed first if it is about to expire; raises
-    ``accounts.oauth2.refresh.TokenError`` when none can be had)."""
+    ``accounts.oauth2.refresh.TokenError`` when none can be had), one with ``useAuthServer``
+    the credentials its tenant's authentication server gives (``auth_server.AuthServerError``
+    when none can be had); both are ``accounts.credentials.CredentialsUnavailable``."""
     return _opened(account, "imap", imap_settings_from, force_refresh)
 
 
@@ -86,7 +89,11 @@ def _opened(account: EmailAccount, section: str, settings_from, force_refresh: b
     config = getattr(account, section)
     if not config:
         return None
-    if account.oauth2:
+    if auth_server.uses_it(config):  # EmailEngine's useAuthServer: asked at every connection
+        given = auth_server.credentials(account, section)
+        opened = settings_from({**config, "auth": {"user": given.user}}, given.password,
+                               given.access_token, tenant=account.tenant)
+    elif account.oauth2:
         opened = settings_from(config, None, refresh.access_token(account, force=force_refresh),
                                tenant=account.tenant)
     else:

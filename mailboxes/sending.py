@@ -42,6 +42,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, close_old
 from django.db import connection as db_connection
 from django.utils import timezone
 
+from accounts.auth_server import AuthServerError
 from accounts.oauth2.refresh import ReauthRequired, TokenError
 from emailapi.lib.backoff import Schedule
 from emailapi.lib.wording import describe, server_text
@@ -211,6 +212,8 @@ def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
     except TokenError as exc:  # OAuth2: a revoked grant is permanent, anything else retried
         raise SendFailure(f"No OAuth2 access token: {describe(exc)}", exc.code,
                           permanent=isinstance(exc, ReauthRequired)) from None
+    except AuthServerError as exc:  # useAuthServer: retried, the server may answer later
+        raise SendFailure(f"No credentials: {exc}", exc.code) from None
     if smtp_settings is None:
         raise SendFailure("The account has no SMTP settings", "NoSmtpSettings", permanent=True)
     smtp_settings = replace(smtp_settings,

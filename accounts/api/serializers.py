@@ -116,6 +116,12 @@ class ServerSerializer(StrictSerializer):
         required=False, write_only=True,
         help_text="EmailEngine's \"merge into the stored settings\": accepted and not kept, as "
                   "an update here always merges")
+    useAuthServer = serializers.BooleanField(
+        required=False,
+        help_text="EmailEngine's: no credentials are kept; at every connection they are asked "
+                  "of the authentication server set as `authServer` in /v1/settings "
+                  "(`GET <authServer>?account=<id>&proto=imap|smtp` answering `{user, pass}` "
+                  "or `{user, accessToken}`); `auth` may then be left out")
 
     def validate(self, attrs):
         attrs.pop("partial", None)
@@ -133,7 +139,7 @@ def validate_host(value: str) -> str:
 
 
 class ImapServerSerializer(ServerSerializer):
-    auth = AuthSerializer()
+    auth = AuthSerializer(required=False, help_text="Required unless `useAuthServer` is true")
     sentMailPath = serializers.CharField(
         max_length=1024, required=False, allow_null=True, allow_blank=True,
         help_text="The folder that is Sent for this account, whatever the server says (sent "
@@ -162,6 +168,8 @@ class ImapServerSerializer(ServerSerializer):
         _check_mail_paths(attrs)
         auth = attrs.get("auth")
         partial = getattr(self.root, "partial", False)
+        if auth is None and not partial and not attrs.get("useAuthServer"):
+            raise serializers.ValidationError({"auth": ["This field is required."]})
         if auth is not None and not partial and not (auth.get("pass") or auth.get("accessToken")):
             raise serializers.ValidationError({"auth": ["pass or accessToken is required"]})
         return attrs
@@ -499,7 +507,7 @@ def public_server(section: dict | None, stored_secrets: Iterable[str] = ()) -> d
     for this section, shown as EmailEngine shows them, ``"******"``."""
     if not section:
         return None
-    out = {key: section[key] for key in ("host", "port", "secure", "resyncDelay")
+    out = {key: section[key] for key in ("host", "port", "secure", "resyncDelay", "useAuthServer")
            if key in section}
     out.update({key: section[key] for key in MAIL_PATHS if section.get(key)})
     if section.get("auth"):
@@ -774,6 +782,11 @@ class VerifyAccountSerializer(StrictSerializer):
     def validate(self, attrs):
         if not attrs.get("imap") and not attrs.get("smtp"):
             raise serializers.ValidationError({"imap": ["Give imap, smtp or both"]})
+        for section in ("imap", "smtp"):
+            if (attrs.get(section) or {}).get("useAuthServer"):
+                raise serializers.ValidationError({f"{section}.useAuthServer": [
+                    "Not taken here: the authentication server answers for a registered "
+                    "account; give auth to test credentials"]})
         return attrs
 
 

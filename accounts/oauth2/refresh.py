@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone as dj_timezone
 
-from accounts.credentials import get_credential, set_credential
+from accounts.credentials import CredentialsUnavailable, get_credential, set_credential
 from accounts.models import EmailAccount
 from accounts.oauth2 import flow, registered_apps, social
 from accounts.state import set_state
@@ -41,7 +41,7 @@ _RELEASE = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
             "return redis.call('del', KEYS[1]) else return 0 end")
 
 
-class TokenError(Exception):
+class TokenError(CredentialsUnavailable):
     """No access token can be had now; ``code`` is the machine code for ``lastError``."""
 
     code = "OAuth2Error"

@@ -36,6 +36,7 @@ from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from accounts import state as account_state
+from accounts.credentials import CredentialsUnavailable
 from accounts.models import EmailAccount
 from accounts.oauth2 import refresh
 from emailapi.lib import metrics
@@ -281,8 +282,8 @@ class AccountConnection:
             except refresh.ReauthRequired:
                 # refresh.py recorded it; only a new sign-in (config_version bump) helps.
                 return Retry(time.monotonic() + REAUTH_WAIT)
-            except refresh.TokenError as exc:
-                return self._connect_failed(exc)
+            except CredentialsUnavailable as exc:  # OAuth2 token, authentication server
+                return self._credentials_failed(exc)
             if settings_ is None:
                 return Closed()
             if self.state != State.CONNECTING:  # else recorded when taken, nothing since
@@ -304,8 +305,8 @@ class AccountConnection:
         except imap.ImapError as exc:
             self.answered = exc.reached
             return self._connect_failed(exc)
-        except refresh.TokenError as exc:
-            return self._connect_failed(exc)
+        except CredentialsUnavailable as exc:
+            return self._credentials_failed(exc)
         except STORE_ERRORS as exc:  # refreshing an OAuth2 token needs both
             return self._store_down(exc)
         except Exception as exc:  # noqa: BLE001
@@ -661,7 +662,14 @@ class AccountConnection:
                             event=events.AUTHENTICATION_SUCCESS, event_data={"user": user})
         self.login_recorded = True
 
-    def _auth_failed(self, exc: imap.ImapError):
+    def _credentials_failed(self, exc: CredentialsUnavailable):
+        """No credentials to log in with: refused by their source (an authentication server
+        that said no) is an authentication error, anything else a connection error."""
+        if getattr(exc, "refused", False):
+            return self._auth_failed(exc)
+        return self._connect_failed(exc)
+
+    def _auth_failed(self, exc: imap.ImapError | CredentialsUnavailable):
         account = self.account
         streak_starts = account.auth_failing_since is None
         self.health = FAILING
@@ -669,11 +677,13 @@ class AccountConnection:
         delay = auth_backoff().delay(self.failures)
         self._record(
             State.AUTHENTICATION_ERROR,
-            error={"error": describe(exc), "code": exc.code, "serverResponse": exc.server_response,
+            error={"error": describe(exc), "code": exc.code,
+                   "serverResponse": getattr(exc, "server_response", None),
                    "nextRetry": _retry_at(delay)},
             auth_failing_since=account.auth_failing_since or timezone.now(),
             event=events.AUTHENTICATION_ERROR if streak_starts else None,
-            event_data={"response": describe(exc), "serverResponseCode": "AUTHENTICATIONFAILED"},
+            event_data={"response": describe(exc), "serverResponseCode": getattr(
+                exc, "response_code", "AUTHENTICATIONFAILED")},
         )
         metrics.imap_reconnect("auth_error")
         return Retry(time.monotonic() + delay)

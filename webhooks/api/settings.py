@@ -15,6 +15,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from accounts import auth_server
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
 from emailapi.api.views import TenantScopedAPIView
 from webhooks import engine_settings, events
@@ -23,6 +24,7 @@ from webhooks.payloads import ENGINE_ONLY_EVENTS
 
 TAGS = ["Settings"]
 EVENT_TYPES = [*events.ALL, *ENGINE_ONLY_EVENTS]
+AUTH_SERVER = "authServer"  # kept by accounts.auth_server, not with the webhook settings
 
 
 class CustomHeaderSerializer(StrictSerializer):
@@ -74,6 +76,11 @@ class SettingsSerializer(StrictSerializer):
                                           trim_whitespace=False,
                                           help_text="The key of X-EE-Wh-Signature "
                                                     "(write-only)")
+    authServer = serializers.CharField(
+        required=False, allow_blank=True, max_length=2048, trim_whitespace=False,
+        help_text="The URL mailboxes with `imap.useAuthServer` / `smtp.useAuthServer` get their "
+                  "credentials from ('' = none). A user:password@ in it is sent as HTTP Basic; "
+                  "the password is stored encrypted and read back as ******")
 
     def validate_webhooks(self, value: str) -> str:
         return validate_webhook_url(value) if value else ""
@@ -104,7 +111,7 @@ class SettingsSerializer(StrictSerializer):
 # One flag per key, as EmailEngine's query has them.
 SettingsQuerySerializer = type("SettingsQuerySerializer", (QuerySerializer,), {
     key: serializers.BooleanField(required=False, help_text=f"Include {key}")
-    for key in (*engine_settings.KEYS, "eventTypes")})
+    for key in (*engine_settings.KEYS, AUTH_SERVER, "eventTypes")})
 
 
 class SettingsValuesSerializer(serializers.Serializer):
@@ -120,6 +127,8 @@ class SettingsValuesSerializer(serializers.Serializer):
     notifyAttachmentSize = serializers.IntegerField(required=False, allow_null=True)
     serviceUrl = serializers.CharField(required=False, allow_null=True)
     serviceSecret = serializers.BooleanField(required=False, help_text="Whether one is set")
+    authServer = serializers.CharField(required=False, allow_null=True,
+                                       help_text="The URL, a password in it shown as ******")
     eventTypes = serializers.ListField(child=serializers.CharField(), required=False)
 
 
@@ -139,8 +148,11 @@ class SettingsView(TenantScopedAPIView):
     def get(self, request):
         query = self.validated(SettingsQuerySerializer, request.query_params)
         asked = [key for key, wanted in query.items() if wanted]
-        keys = [key for key in asked if key != "eventTypes"]
-        values = engine_settings.read(self.tenant, keys if asked else None)
+        keys = [key for key in asked if key not in ("eventTypes", AUTH_SERVER)]
+        values = engine_settings.read(self.tenant, keys if asked else None) \
+            if keys or not asked else {}
+        if AUTH_SERVER in asked or not asked:
+            values[AUTH_SERVER] = auth_server.shown_url(self.tenant)
         if "eventTypes" in asked:
             values["eventTypes"] = EVENT_TYPES
         return Response(values)
@@ -158,5 +170,13 @@ class SettingsView(TenantScopedAPIView):
             "webhooksEnabled": True, "webhooks": "https://example.com/webhooks",
             "webhookEvents": ["messageNew"], "notifyText": True, "notifyTextSize": 65536})])
     def post(self, request):
-        data = self.validated(SettingsSerializer, request.data)
-        return Response({"updated": engine_settings.update(self.tenant, data)})
+        data = dict(self.validated(SettingsSerializer, request.data))
+        url = data.pop(AUTH_SERVER, None)
+        problem = url and auth_server.url_problem(self.tenant, url)
+        if problem:
+            raise serializers.ValidationError({AUTH_SERVER: [problem]})
+        updated = list(engine_settings.update(self.tenant, data)) if data else []
+        if url is not None:
+            auth_server.set_url(self.tenant, url)
+            updated.append(AUTH_SERVER)
+        return Response({"updated": updated})
