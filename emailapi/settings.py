@@ -344,7 +344,9 @@ SPECTACULAR_SETTINGS = {
     ],
     "ENUM_NAME_OVERRIDES": {"AccountStateEnum": "accounts.models.EmailAccount.State",
                             "RegistrationStateEnum": ["new", "existing"],
-                            "OAuth2ProviderEnum": "accounts.models.OAuth2App.Provider"},
+                            "OAuth2ProviderEnum": "accounts.models.OAuth2App.Provider",
+                            "MarkupFormatEnum": ["html", "markdown"],
+                            "WebhookFormatEnum": "webhooks.models.FORMATS"},
 }
 
 LOGGING = {

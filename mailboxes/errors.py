@@ -90,7 +90,27 @@ class GatewayNotFound(NotFound):
         super().__init__(f"Gateway {gateway_id!r} not found")
 
 
+class TemplateNotFound(NotFound):
+    """A template the tenant does not have, or (for a send) another account's."""
+
+    code = "TemplateNotFound"
+
+    def __init__(self, template_id: str):
+        super().__init__(f"Template {template_id!r} not found")
+
+
 # --- invalid requests ------------------------------------------------------------------------
+
+
+class TemplateRenderFailed(Invalid):
+    """A template (or a send's own field with ``render``) that cannot be rendered here: a
+    400 naming the field and why; nothing is stored or queued."""
+
+    code = "TemplateRenderFailed"
+
+    def __init__(self, field_name: str, reason: str):
+        super().__init__(f"{field_name}: {reason}", {field_name: [reason]})
+
 
 
 class UnknownGateway(Invalid):

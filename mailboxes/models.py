@@ -295,3 +295,26 @@ class AccountHolder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email_account_id} by {self.worker_id}"
+
+
+class MessageTemplate(models.Model):
+    """A stored template (EmailEngine's): the subject, text, HTML and preview text, in
+    Handlebars, that a send takes with ``template`` (``mailboxes.templates``). One with no
+    account is the tenant's shared template (EmailEngine's "public" one)."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    email_account = models.ForeignKey("accounts.EmailAccount", on_delete=models.CASCADE,
+                                      null=True, blank=True, related_name="+")
+    template_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=256)
+    description = models.CharField(max_length=1024, blank=True, default="")
+    format = models.CharField(max_length=16, default="html")  # html or markdown
+    content = models.JSONField(default=dict)  # {subject, text, html, previewText}
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "template_id"],
+                                               name="template_id_per_tenant")]
+        indexes = [models.Index(fields=["tenant", "email_account", "-created_at"],
+                                name="template_listing")]

@@ -14,6 +14,7 @@ import binascii
 import contextlib
 from datetime import timezone as dt_timezone
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -37,6 +38,7 @@ from mailboxes import (
     listing,
     outbox,
     sending,
+    templates,
 )
 from mailboxes.api.compose_serializer import (
     STRUCTURED,
@@ -45,6 +47,7 @@ from mailboxes.api.compose_serializer import (
 )
 from mailboxes.errors import InvalidInput, MessageNotFound, ReferenceMismatch, UnknownGateway
 from mailboxes.models import OutboxEntry
+from webhooks import engine_settings
 
 PREFER_PARAM = OpenApiParameter(
     "Prefer", str, OpenApiParameter.HEADER, required=False,
@@ -184,6 +187,36 @@ class SendOptionsSerializer(StrictSerializer):
                   "account's SMTP server; 400 `GatewayNotFound` if you have none of that id")
 
 
+class RenderSerializer(StrictSerializer):
+    format = serializers.ChoiceField(choices=["html", "markdown"], required=False,
+                                     help_text="The language of `html`: markdown makes it HTML "
+                                               "after rendering")
+    params = serializers.DictField(required=False,
+                                   help_text="What {{params.*}} reads in the Handlebars of "
+                                             "the subject, text, html and previewText")
+
+
+@extend_schema_field({"oneOf": [
+    {"type": "boolean", "enum": [False]},
+    {"type": "object", "additionalProperties": False, "properties": {
+        "format": {"type": "string", "enum": ["html", "markdown"]},
+        "params": {"type": "object", "additionalProperties": True}}}]})
+class RenderField(serializers.Field):
+    """EmailEngine's ``render``: ``{format, params}`` renders the send's fields (Handlebars),
+    ``false`` leaves a template's content as it is stored."""
+
+    def to_internal_value(self, data):
+        if data is False:
+            return False
+        serializer = RenderSerializer(data=data)
+        if not serializer.is_valid():
+            raise serializers.ValidationError(serializer.errors)
+        return dict(serializer.validated_data)
+
+    def to_representation(self, value):
+        return value
+
+
 class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
     raw = serializers.CharField(required=False, help_text="The whole RFC 822 message, base64")
     envelope = EnvelopeSerializer(required=False,
@@ -196,6 +229,11 @@ class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
         max_length=1024, required=False,
         help_text="The line inboxes show after the subject: put first in the HTML body, "
                   "hidden when the message is opened (needs `html`)")
+    template = serializers.CharField(
+        max_length=64, required=False,
+        help_text="A stored template's id (/v1/templates): its subject, text, html and "
+                  "previewText take the place of these fields, rendered with `render`")
+    render = RenderField(required=False)
 
     def validate_raw(self, value: str) -> bytes:
         try:
@@ -211,6 +249,12 @@ class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
         if "raw" in attrs and structured:
             raise serializers.ValidationError(
                 {"raw": [f"Give raw or structured fields, not both ({structured[0]})"]})
+        for name in ("template", "render"):
+            if "raw" in attrs and attrs.get(name):
+                raise serializers.ValidationError(
+                    {name: ["Not taken with raw: the message is sent as it is"]})
+        if "template" in attrs:  # the template gives the content
+            return attrs
         if "previewText" in attrs and "html" not in attrs:
             raise serializers.ValidationError(
                 {"previewText": ["Needs html: it is put in the HTML body"]})
@@ -346,6 +390,12 @@ class CancelledSerializer(serializers.Serializer):
     deleted = serializers.BooleanField()
 
 
+def service_url(tenant) -> str:
+    """What a template's ``{{service.url}}`` shows: the tenant's ``serviceUrl`` setting (as
+    EmailEngine's), else this deployment's ``EMAILAPI_SERVICE_URL``."""
+    return engine_settings.of(tenant).service_url or settings.EMAILAPI_SERVICE_URL
+
+
 def _composed(account, data: dict) -> dict:
     """What the outbox stores, from ``raw`` or the structured fields (``mailboxes.compose``
     derives the envelope, adds a missing Message-ID and keeps Bcc out of the headers)."""
@@ -455,6 +505,8 @@ class SubmitView(SubmitBase):
 
     def queue(self, data: dict) -> dict:
         email_account = self.email_account
+        if data.get("template") or isinstance(data.get("render"), dict):
+            data = templates.applied(email_account, data, service_url(self.tenant))
         # Referenced attachments are read now: the outbox keeps the whole message.
         data = attachment_references.with_contents(email_account, data, self.body_room())
         reference = data.get("reference")

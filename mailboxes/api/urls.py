@@ -2,7 +2,17 @@
 
 from django.urls import path
 
-from mailboxes.api import content, folders, gateways, logs, messages, search, submit, threads
+from mailboxes.api import (
+    content,
+    folders,
+    gateways,
+    logs,
+    messages,
+    search,
+    submit,
+    templates,
+    threads,
+)
 
 app_name = "mailboxes"
 
@@ -37,6 +47,12 @@ urlpatterns = [
          name="thread-detail"),
     path("account/<str:account>/submit", submit.SubmitView.as_view(), name="submit"),
     path("outbox", submit.OutboxListView.as_view(), name="outbox-list"),
+    path("templates", templates.TemplateListView.as_view(), name="template-list"),
+    path("templates/template", templates.TemplateCreateView.as_view(), name="template-create"),
+    path("templates/template/<str:template>", templates.TemplateDetailView.as_view(),
+         name="template-detail"),
+    path("templates/account/<str:account>", templates.TemplateFlushView.as_view(),
+         name="template-flush"),
     path("gateways", gateways.GatewayListView.as_view(), name="gateway-list"),
     path("gateway", gateways.GatewayCreateView.as_view(), name="gateway-create"),
     path("gateway/<str:gateway>", gateways.GatewayDetailView.as_view(), name="gateway-detail"),

@@ -57,7 +57,8 @@ def _v1_routes():
     samples = {"<str:account>": "sales", "<int:token_id>": "1", "<str:token>": "1", "<str:id>": "msgid",
                "<str:attachment>": "attid", "<str:thread>": "thrid", "<str:queueId>": "qid",
                "<str:app>": "appid", "<str:text>": "txtid",
-               "<str:webhook>": "whid", "<str:delivery>": "dlid", "<str:gateway>": "gwid"}
+               "<str:webhook>": "whid", "<str:delivery>": "dlid", "<str:gateway>": "gwid",
+               "<str:template>": "tplid"}
     out = []
     for route in routes:
         if not route.startswith("/v1/") or route.endswith("openapi.json"):

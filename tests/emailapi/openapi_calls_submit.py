@@ -47,4 +47,35 @@ def _submit_calls(alice, bob):
         ("/v1/outbox/{queueId}", "get", lambda: bob.client.get(f"/v1/outbox/{queued}")),
         ("/v1/outbox/{queueId}", "delete", lambda: api.delete(f"/v1/outbox/{cancelled}")),
         ("/v1/outbox/{queueId}", "delete", lambda: api.delete(f"/v1/outbox/{cancelled}")),
+        *_template_calls(alice, bob),
+    ]
+
+
+def _template_calls(alice, bob):
+    api = alice.client
+    body = {"account": None, "name": "T", "content": {"subject": "Hi {{params.n}}",
+                                                      "text": "x", "html": "<p>x</p>"}}
+    made = api.post("/v1/templates/template", body, format="json").json()["id"]
+    path = f"/v1/templates/template/{made}"
+    send = {"to": [{"address": "you@example.com"}], "from": {"address": "me@example.com"},
+            "template": made, "render": {"params": {"n": 1}}, "dryRun": True}
+    return [
+        ("/v1/templates/template", "post",
+         lambda: api.post("/v1/templates/template", {**body, "account": "sender"},
+                          format="json")),
+        ("/v1/templates/template", "post",
+         lambda: api.post("/v1/templates/template", {"name": "T"}, format="json")),
+        ("/v1/templates", "get", lambda: api.get("/v1/templates")),
+        ("/v1/templates", "get", lambda: api.get("/v1/templates?account=sender&pageSize=1")),
+        ("/v1/templates/template/{template}", "get", lambda: api.get(path)),
+        ("/v1/templates/template/{template}", "get", lambda: bob.client.get(path)),
+        ("/v1/templates/template/{template}", "put",
+         lambda: api.put(path, {"description": "d"}, format="json")),
+        ("/v1/account/{account}/submit", "post",
+         lambda: api.post("/v1/account/sender/submit", send, format="json")),
+        ("/v1/templates/template/{template}", "delete", lambda: api.delete(path)),
+        ("/v1/templates/account/{account}", "delete",
+         lambda: api.delete("/v1/templates/account/sender")),
+        ("/v1/templates/account/{account}", "delete",
+         lambda: api.delete("/v1/templates/account/sender?force=true")),
     ]
