@@ -120,6 +120,16 @@ def flush(account: EmailAccount) -> int:
 
 # -- a send ------------------------------------------------------------------------------------
 
+def usable(account: EmailAccount, template_id: str) -> MessageTemplate:
+    """The template ``account``'s sends may use: its own or a shared one of its tenant
+    (``TemplateNotFound`` otherwise)."""
+    template = find(account.tenant_id, template_id)
+    if template is None or (template.email_account_id is not None
+                            and template.email_account_id != account.pk):
+        raise TemplateNotFound(template_id)
+    return template
+
+
 def applied(account: EmailAccount, data: dict, service_url: str) -> dict:
     """A send's fields with its ``template`` (``TemplateNotFound`` when the tenant has none
     of that id, or it is another account's) and its ``render`` applied: the template's
@@ -133,10 +143,7 @@ def applied(account: EmailAccount, data: dict, service_url: str) -> dict:
     data = {key: value for key, value in data.items() if key not in ("template", "render")}
     html_format = (render or {}).get("format") or "html"
     if template_id:
-        template = find(account.tenant_id, template_id)
-        if template is None or (template.email_account_id is not None
-                                and template.email_account_id != account.pk):
-            raise TemplateNotFound(template_id)
+        template = usable(account, template_id)
         data.update({key: template.content[key] for key in CONTENT_KEYS
                      if template.content.get(key) is not None})
         html_format = template.format

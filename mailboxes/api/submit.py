@@ -27,9 +27,11 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from emailapi.api.errors import status_of
 from emailapi.api.pagination import PageQuerySerializer, paginate
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
+from emailapi.lib.errors import DomainError
 from mailboxes import (
     attachment_references,
     compose,
@@ -42,6 +44,7 @@ from mailboxes import (
 )
 from mailboxes.api.compose_serializer import (
     STRUCTURED,
+    AddressSerializer,
     MessageFieldsSerializer,
     OneOrListField,
 )
@@ -217,6 +220,23 @@ class RenderField(serializers.Field):
         return value
 
 
+MAX_MAIL_MERGE = 1000
+# What a mail merge sets for each recipient, so not taken at the message's root (EmailEngine's
+# rule); dryRun's preview is one message, a merge is many.
+NOT_WITH_MAIL_MERGE = ("to", "cc", "bcc", "envelope", "raw", "render", "messageId", "dryRun")
+
+
+class MailMergeEntrySerializer(StrictSerializer):
+    to = AddressSerializer(help_text="This message's one recipient")
+    params = serializers.DictField(required=False,
+                                   help_text="What {{params.*}} reads in this message")
+    messageId = serializers.CharField(max_length=998, required=False,
+                                      help_text="Default: <uuid@domain of from>")
+    sendAt = serializers.DateTimeField(required=False,
+                                       help_text="Send no earlier than this, instead of the "
+                                                 "message's sendAt")
+
+
 class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
     raw = serializers.CharField(required=False, help_text="The whole RFC 822 message, base64")
     envelope = EnvelopeSerializer(required=False,
@@ -234,6 +254,12 @@ class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
         help_text="A stored template's id (/v1/templates): its subject, text, html and "
                   "previewText take the place of these fields, rendered with `render`")
     render = RenderField(required=False)
+    mailMerge = serializers.ListField(
+        child=MailMergeEntrySerializer(), required=False, min_length=1,
+        max_length=MAX_MAIL_MERGE,
+        help_text="EmailEngine's mail merge: one message for each entry, to its `to`, "
+                  "rendered with its `params`; the answer's `mailMerge` says how each went. "
+                  "Not with to, cc, bcc, envelope, raw, render, messageId or dryRun")
 
     def validate_raw(self, value: str) -> bytes:
         try:
@@ -249,6 +275,12 @@ class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
         if "raw" in attrs and structured:
             raise serializers.ValidationError(
                 {"raw": [f"Give raw or structured fields, not both ({structured[0]})"]})
+        if attrs.get("mailMerge"):
+            given = [name for name in NOT_WITH_MAIL_MERGE if attrs.get(name) not in (None, False)]
+            if given:
+                raise serializers.ValidationError({name: [
+                    "Not taken with mailMerge: each entry gives its own"] for name in given})
+            return attrs
         for name in ("template", "render"):
             if "raw" in attrs and attrs.get(name):
                 raise serializers.ValidationError(
@@ -295,10 +327,27 @@ class IdempotencySerializer(serializers.Serializer):
                                            "earlier request with the key (nothing sent again)")
 
 
+class MergedAddressSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False)
+    address = serializers.CharField()
+
+
+class MailMergeResultSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    to = MergedAddressSerializer(help_text="The entry's `to`, as given")
+    messageId = serializers.CharField(required=False)
+    queueId = serializers.CharField(required=False)
+    sendAt = MillisecondsDateTimeField(required=False)
+    error = serializers.CharField(required=False, help_text="Why this one was not queued")
+    code = serializers.CharField(required=False)
+    statusCode = serializers.IntegerField(required=False)
+
+
 class SubmittedSerializer(serializers.Serializer):
     response = serializers.CharField(help_text='"Queued for delivery" ("Dry run" with '
                                                '`dryRun`)')
-    messageId = serializers.CharField(help_text="The Message-ID header, with angle brackets")
+    messageId = serializers.CharField(required=False, help_text="The Message-ID header, with "
+                                      "angle brackets (not with `mailMerge`)")
     sendAt = MillisecondsDateTimeField(required=False,
                                        help_text="When it is sent, at the earliest")
     queueId = serializers.CharField(required=False,
@@ -309,6 +358,8 @@ class SubmittedSerializer(serializers.Serializer):
                                              help_text="Only when a reference was given")
     idempotency = IdempotencySerializer(required=False,
                                         help_text="Only with an Idempotency-Key header")
+    mailMerge = MailMergeResultSerializer(many=True, required=False,
+                                          help_text="`mailMerge` only: each entry's message")
 
 
 class OutboxEnvelopeSerializer(serializers.Serializer):
@@ -501,7 +552,34 @@ class SubmitView(SubmitBase):
         data = self.validated(SubmitSerializer, request.data)
         if data["dryRun"]:  # nothing happens, so nothing to do once
             return Response(self.queue(data))
+        if data.get("mailMerge"):
+            return self.answer_once(request, lambda: self.queue_merge(data))
         return self.answer_once(request, lambda: self.queue(data))
+
+    def queue_merge(self, data: dict) -> dict:
+        """EmailEngine's mail merge: a message per entry, each queued on its own. A template
+        the account cannot use is the whole request's 404, before anything is queued; what
+        goes wrong with one entry's message (it does not render, say) is that entry's
+        ``success: false``, and the others are queued as EmailEngine does."""
+        base = {key: value for key, value in data.items() if key != "mailMerge"}
+        if base.get("template"):
+            templates.usable(self.email_account, base["template"])
+        results = []
+        for entry in data["mailMerge"]:
+            one = {**base, "to": [entry["to"]], "render": {"params": entry.get("params") or {}}}
+            one.update({key: entry[key] for key in ("messageId", "sendAt") if entry.get(key)})
+            try:
+                body = self.queue(one)
+            except DomainError as exc:
+                results.append({"success": False, "to": entry["to"], "error": exc.message,
+                                "code": exc.code, "statusCode": status_of(exc)})
+                continue
+            done = {"success": True, "to": entry["to"], "messageId": body["messageId"],
+                    "queueId": body["queueId"]}
+            if body.get("sendAt"):
+                done["sendAt"] = body["sendAt"]  # as queue() wrote it, with milliseconds
+            results.append(done)
+        return {"response": QUEUED, "mailMerge": results}
 
     def queue(self, data: dict) -> dict:
         email_account = self.email_account

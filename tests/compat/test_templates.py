@@ -11,9 +11,10 @@ import email.policy
 import pytest
 
 from mailboxes.models import MessageTemplate
+from tests.mailboxes.helpers import register
 from tests.mailboxes.sending_helpers import sending_account, work_send_queue
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 # EmailEngine's documentation example for POST /v1/templates/template.
 WELCOME = {
@@ -30,9 +31,16 @@ WELCOME = {
 TO = [{"name": "Nyan Cat", "address": "nyan.cat@example.test"}]
 
 
+def _registered(alice, smtp_user, smtp_server, account_id: str = "box"):
+    """An account that can send (no sync: composing needs none; the real send below does)."""
+    smtp = {**smtp_server.smtp_settings(smtp_user.username, smtp_user.password),
+            "tls": {"rejectUnauthorized": False}}
+    return register(alice.tenant, smtp_user, account_id, smtp=smtp, email="box@example.test")
+
+
 @pytest.fixture
 def account(alice, smtp_user, smtp_server):
-    return sending_account(alice.tenant, smtp_user, smtp_server)
+    return _registered(alice, smtp_user, smtp_server)
 
 
 def _create(client, body):
@@ -185,7 +193,7 @@ def test_a_send_may_render_its_own_fields(alice, account):
 
 def test_another_accounts_template_or_an_unknown_one_is_404_and_queues_nothing(
         alice, account, smtp_user, smtp_server):
-    sending_account(alice.tenant, smtp_user, smtp_server, account_id="other")
+    _registered(alice, smtp_user, smtp_server, account_id="other")
     foreign = _create(alice.client, {**WELCOME, "account": "other"}).json()["id"]
     for template_id in (foreign, "AAABgUIbuG0AAAAE"):
         response = alice.client.post("/v1/account/box/submit", {
@@ -209,7 +217,9 @@ def test_bad_renders_are_refused_and_queue_nothing(alice, account, body, field):
     assert alice.client.get("/v1/outbox").json()["total"] == 0
 
 
-def test_the_rendered_message_is_what_is_sent(alice, account, smtp_server):
+@pytest.mark.django_db(transaction=True)  # the send queue's own transactions, as in rq
+def test_the_rendered_message_is_what_is_sent(alice, smtp_user, smtp_server):
+    sending_account(alice.tenant, smtp_user, smtp_server)
     template_id = _create(alice.client, WELCOME).json()["id"]
     body = alice.client.post("/v1/account/box/submit", {
         "from": {"address": "me@example.test"}, "to": TO, "template": template_id,
@@ -219,3 +229,80 @@ def test_the_rendered_message_is_what_is_sent(alice, account, smtp_server):
     received = smtp_server.wait_for_messages(1)[0]
     assert received.message["Message-ID"] == body["messageId"]
     assert received.message["Subject"] == "Welcome to Acme!"
+
+
+# -- mail merge ------------------------------------------------------------------------------
+
+MERGE = [{"to": {"name": "Ann", "address": "ann@example.test"}, "params": {"firstName": "Ann"}},
+         {"to": {"address": "bo@example.test"}, "params": {"firstName": "Bo"},
+          "messageId": "<bo-1@example.test>", "sendAt": "2099-01-01T00:00:00Z"}]
+
+
+def test_a_mail_merge_queues_one_message_per_entry_rendered_with_its_params(alice, account):
+    template_id = _create(alice.client, WELCOME).json()["id"]
+    response = alice.client.post("/v1/account/box/submit", {
+        "from": {"address": "me@example.test"}, "template": template_id, "mailMerge": MERGE},
+        format="json")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert set(body) == {"response", "mailMerge"}
+    first, second = body["mailMerge"]
+    assert (first["success"], first["to"]) == (True, MERGE[0]["to"])
+    assert (second["messageId"], second["sendAt"]) == ("<bo-1@example.test>",
+                                                       "2099-01-01T00:00:00.000Z")
+    assert first["queueId"] != second["queueId"]
+    entries = {e["queueId"]: e for e in alice.client.get("/v1/outbox").json()["messages"]}
+    assert entries[first["queueId"]]["envelope"]["to"] == ["ann@example.test"]
+    assert entries[second["queueId"]]["envelope"]["to"] == ["bo@example.test"]
+    assert [entries[r["queueId"]]["subject"] for r in (first, second)] == [
+        "Welcome to !", "Welcome to !"]  # companyName was in no entry's params
+
+
+def test_one_entry_that_cannot_be_composed_fails_alone(alice, account):
+    body = alice.client.post("/v1/account/box/submit", {
+        "from": {"address": "me@example.test"}, "subject": "Hi {{params.firstName}}",
+        "text": "x", "mailMerge": [MERGE[0], {**MERGE[1], "messageId": "<a\r\nBcc: x@y>"}]},
+        format="json").json()
+    ok, failed = body["mailMerge"]
+    assert ok["success"] is True
+    assert (failed["success"], failed["statusCode"]) == (False, 400)
+    assert failed["code"]
+    assert failed["error"]
+    assert alice.client.get("/v1/outbox").json()["total"] == 1
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    ({"to": TO}, "to"), ({"render": {"params": {}}}, "render"), ({"dryRun": True}, "dryRun"),
+    ({"messageId": "<x@example.test>"}, "messageId"),
+    ({"mailMerge": []}, "mailMerge"), ({"mailMerge": [{"params": {}}]}, "mailMerge"),
+])
+def test_what_a_mail_merge_does_not_take_is_refused(alice, account, extra, field):
+    response = alice.client.post("/v1/account/box/submit", {
+        "subject": "x", "text": "y", "mailMerge": MERGE, **extra}, format="json")
+    assert response.status_code == 400, response.json()
+    assert any(key.split(".")[0] == field for key in response.json()["details"])
+    assert alice.client.get("/v1/outbox").json()["total"] == 0
+
+
+def test_a_mail_merge_with_a_template_it_cannot_use_queues_nothing(alice, account):
+    response = alice.client.post("/v1/account/box/submit", {
+        "template": "AAABgUIbuG0AAAAE", "mailMerge": MERGE}, format="json")
+    assert response.json()["code"] == "TemplateNotFound"
+    assert alice.client.get("/v1/outbox").json()["total"] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_mail_merge_is_sent_to_each_recipient(alice, smtp_user, smtp_server):
+    sending_account(alice.tenant, smtp_user, smtp_server)
+    template_id = _create(alice.client, WELCOME).json()["id"]
+    merge = [{**entry, "params": {**entry["params"], "companyName": "Acme"}}
+             for entry in MERGE]
+    merge[1].pop("sendAt")
+    alice.client.post("/v1/account/box/submit", {
+        "from": {"address": "me@example.test"}, "template": template_id, "mailMerge": merge},
+        format="json")
+    work_send_queue()
+    received = sorted(smtp_server.wait_for_messages(2), key=lambda m: m.rcpt_tos)
+    assert [m.rcpt_tos for m in received] == [["ann@example.test"], ["bo@example.test"]]
+    assert [m.message["Subject"] for m in received] == ["Welcome to Acme!"] * 2
+    assert "Hello Bo" in received[1].message.get_body(("plain",)).get_content()

@@ -73,6 +73,12 @@ def _template_calls(alice, bob):
          lambda: api.put(path, {"description": "d"}, format="json")),
         ("/v1/account/{account}/submit", "post",
          lambda: api.post("/v1/account/sender/submit", send, format="json")),
+        ("/v1/account/{account}/submit", "post",
+         lambda: api.post("/v1/account/sender/submit", {
+             "from": {"address": "me@example.com"}, "template": made, "mailMerge": [
+                 {"to": {"address": "a@example.com"}, "params": {"n": 2}},
+                 {"to": {"address": "b@example.com"}, "messageId": "<a\r\nb>"}]},
+             format="json")),
         ("/v1/templates/template/{template}", "delete", lambda: api.delete(path)),
         ("/v1/templates/account/{account}", "delete",
          lambda: api.delete("/v1/templates/account/sender")),
