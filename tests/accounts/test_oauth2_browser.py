@@ -52,6 +52,9 @@ def test_a_user_connects_a_mailbox_by_clicking_through_the_link(
     page = chromium_page
     page.goto(link)
     page.click("#sign-in")  # our page -> the provider's sign-in page
+    # The click returns once the navigation has begun, not when the page is there: under a
+    # full run's load its content was still empty once.
+    page.wait_for_selector("#allow")
     assert oauth_user.username in page.content()
     page.click("#allow")  # provider -> our callback -> redirectUrl
     page.wait_for_url(f"{live_server.url}/health?*")
