@@ -106,19 +106,12 @@ def set_url(tenant: Tenant, url: str) -> None:
     stored = url_of(tenant)
     if given is not None and given.written_password == MASK and stored is not None:
         _, kept = userinfo.split(stored)
-        if kept is not None and kept.password is not None and _server(stored) == _server(url):
+        same_server = userinfo.destination(stored) == userinfo.destination(url)
+        if kept is not None and kept.password is not None and same_server:
             url = userinfo.with_password(url, kept.password)
     AuthServer.objects.update_or_create(tenant=tenant, defaults={
         "sealed_url": crypto.seal(url, _context(tenant.pk), settings.EMAILAPI_SECRET),
         "updated_at": timezone.now()})
-
-
-def _server(url: str) -> tuple[str, str, int] | None:
-    try:
-        target = netguard.parse_url(userinfo.split(url)[0])
-    except netguard.UnsafeTarget:
-        return None
-    return target.scheme, target.host.lower(), target.port
 
 
 def uses_it(section: dict | None) -> bool:

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from accounts import crypto, plans
 from accounts.credentials import MASK, without_password
-from emailapi.lib import netguard, userinfo
+from emailapi.lib import userinfo
 from emailapi.lib.existing import save_existing
 from webhooks.errors import WebhookNotFound, WebhookPasswordNeeded
 from webhooks.models import Delivery, WebhookSubscription
@@ -86,18 +86,9 @@ def url_and_password(url: str, stored_url: str, stored_password: str | None,
         return without_password(url), given.password if given else None
     if stored_password is None:
         raise WebhookPasswordNeeded(field, moved=False)
-    if _server(url) != _server(stored_url):
+    if userinfo.destination(url) != userinfo.destination(stored_url):
         raise WebhookPasswordNeeded(field, moved=True)
     return without_password(url), stored_password
-
-
-def _server(url: str) -> tuple[str, str, int] | None:
-    """Where a URL's requests go: scheme, host and port (None for no URL)."""
-    try:
-        target = netguard.parse_url(userinfo.split(url)[0])
-    except netguard.UnsafeTarget:
-        return None
-    return target.scheme, target.host.lower(), target.port
 
 
 def _set_url(subscription: WebhookSubscription, url: str) -> None:

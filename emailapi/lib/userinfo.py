@@ -24,6 +24,7 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+from emailapi.lib import netguard
 from emailapi.lib.netguard import BadURL
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -93,6 +94,16 @@ def _decoded(written: str, what: str) -> str:
     if any(unicodedata.category(ch) == "Cc" for ch in text):
         raise BadURL(f"The {what} in the URL contains a control character")
     return text
+
+
+def destination(url: str) -> tuple[str, str, int] | None:
+    """Where a URL's requests go: scheme, host and port (None for no usable URL). A password
+    kept for a URL is only ever sent to the same destination."""
+    try:
+        target = netguard.parse_url(split(url)[0])
+    except netguard.UnsafeTarget:
+        return None
+    return target.scheme, target.host.lower(), target.port
 
 
 def basic_authorization(user: str, password: str | None) -> dict[str, str]:
