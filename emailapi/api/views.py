@@ -48,7 +48,11 @@ class TenantScopedAPIView(APIView):
     def email_account(self) -> EmailAccount:
         """The path's ``{account}`` in the caller's tenant (404 ``AccountNotFound``
         otherwise), resolved once per request (DRF makes a view instance per request)."""
-        account_id = self.kwargs["account"]
+        return self.account_named(self.kwargs["account"])
+
+    def account_named(self, account_id: str) -> EmailAccount:
+        """The caller's tenant's account of this id (404 ``AccountNotFound`` otherwise), for
+        a route whose account is named elsewhere than its path (a body, a query)."""
         account = EmailAccount.of_tenant(self.tenant, account_id)
         if account is None:
             raise AccountNotFound(account_id)

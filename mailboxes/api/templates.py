@@ -9,8 +9,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from accounts.errors import AccountNotFound
-from accounts.models import EmailAccount
 from emailapi.api.pagination import PageQuerySerializer, paginate
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
@@ -127,12 +125,6 @@ class TemplateBase(TenantScopedAPIView):
         found = templates.find(self.tenant, template_id)
         if found is None:
             raise TemplateNotFound(template_id)
-        return found
-
-    def account_named(self, account_id: str) -> EmailAccount:
-        found = EmailAccount.of_tenant(self.tenant, account_id)
-        if found is None:
-            raise AccountNotFound(account_id)
         return found
 
 
