@@ -27,13 +27,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts import crypto, mail_hosts
-from accounts.credentials import MASK, CredentialsUnavailable
+from accounts.credentials import MASK, CredentialsUnavailable, master_secrets
 from accounts.models import AuthServer, EmailAccount, Tenant
 from emailapi.lib import http, netguard, userinfo
 
 TIMEOUT = 10.0  # seconds for the connection and each read; the whole request at most twice that
 MAX_ANSWER = 64 * 1024
-PROTOCOLS = ("imap", "smtp")
 # What an answer may hold, as the account API takes it (``AuthSerializer``).
 LIMITS = {"user": 512, "pass": 1024, "accessToken": 8192}
 
@@ -64,15 +63,11 @@ def _context(tenant_id: int) -> str:
     return f"tenant:{tenant_id}/auth-server"
 
 
-def _secrets() -> list[str]:
-    return [settings.EMAILAPI_SECRET, *getattr(settings, "EMAILAPI_OLD_SECRETS", [])]
-
-
 def url_of(tenant: Tenant | int) -> str | None:
     """The tenant's authentication server URL as set, its password in clear (None: not set)."""
     tenant_id = getattr(tenant, "pk", tenant)
     row = AuthServer.objects.filter(tenant_id=tenant_id).first()
-    return crypto.open_secret(row.sealed_url, _context(tenant_id), _secrets()) if row else None
+    return crypto.open_secret(row.sealed_url, _context(tenant_id), master_secrets()) if row else None
 
 
 def shown_url(tenant: Tenant | int) -> str | None:

@@ -29,7 +29,8 @@ def _context(account: EmailAccount, name: str) -> str:
     return f"tenant:{account.tenant_id}/account:{account.pk}/{name}"
 
 
-def _master_secrets() -> list[str]:
+def master_secrets() -> list[str]:
+    """The secrets a sealed value may be opened with: the current one, then the old ones."""
     return [settings.EMAILAPI_SECRET, *getattr(settings, "EMAILAPI_OLD_SECRETS", [])]
 
 
@@ -54,7 +55,7 @@ def get_credentials(account: EmailAccount, first: str, second: str) -> tuple[str
                                 f"WHERE email_account_id = %s AND name IN (%s, %s)",
                                 [account.pk, first, second]))
     return tuple(None if sealed.get(name) is None else  # type: ignore[return-value]
-                 crypto.open_secret(sealed[name], _context(account, name), _master_secrets())
+                 crypto.open_secret(sealed[name], _context(account, name), master_secrets())
                  for name in (first, second))
 
 

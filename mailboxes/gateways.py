@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts import crypto, mail_hosts
+from accounts.credentials import master_secrets
 from accounts.models import Tenant
 from emailapi.lib.existing import save_existing
 from mailboxes import connection_settings
@@ -44,9 +45,8 @@ def _seal(gateway: SmtpGateway, password: str | None) -> str:
 def password_of(gateway: SmtpGateway) -> str | None:
     if not gateway.sealed_pass:
         return None
-    secrets = [settings.EMAILAPI_SECRET, *getattr(settings, "EMAILAPI_OLD_SECRETS", [])]
     return crypto.open_secret(gateway.sealed_pass,
-                              _context(gateway.tenant_id, gateway.gateway_id), secrets)
+                              _context(gateway.tenant_id, gateway.gateway_id), master_secrets())
 
 
 def find(tenant: Tenant | int, gateway_id: str) -> SmtpGateway | None:

@@ -130,12 +130,13 @@ def usable(account: EmailAccount, template_id: str) -> MessageTemplate:
     return template
 
 
-def applied(account: EmailAccount, data: dict, service_url: str) -> dict:
+def applied(account: EmailAccount, data: dict, service_url: str,
+            template: MessageTemplate | None = None) -> dict:
     """A send's fields with its ``template`` (``TemplateNotFound`` when the tenant has none
     of that id, or it is another account's) and its ``render`` applied: the template's
     content in place of the send's own fields, each rendered (Handlebars) unless ``render``
     is false, and a Markdown ``html`` (the template's format, or ``render.format``) made HTML
-    after rendering."""
+    after rendering. ``template``: the one ``data`` names, when the caller has it already."""
     template_id = data.get("template")
     render = data.get("render")
     if not template_id and not isinstance(render, dict):
@@ -143,7 +144,7 @@ def applied(account: EmailAccount, data: dict, service_url: str) -> dict:
     data = {key: value for key, value in data.items() if key not in ("template", "render")}
     html_format = (render or {}).get("format") or "html"
     if template_id:
-        template = usable(account, template_id)
+        template = template or usable(account, template_id)  # given: a merge read it once
         data.update({key: template.content[key] for key in CONTENT_KEYS
                      if template.content.get(key) is not None})
         html_format = template.format

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts import crypto
-from accounts.credentials import MASK
+from accounts.credentials import MASK, master_secrets
 from accounts.models import EmailAccount
 from emailapi.lib import userinfo
 from webhooks import subscriptions
@@ -56,9 +56,7 @@ def _seal(row: EngineSettings, name: str, value: str) -> str:
 
 
 def _open(row: EngineSettings, name: str, sealed: str) -> str:
-    return crypto.open_secret(sealed, _context(row, name),
-                              [settings.EMAILAPI_SECRET,
-                               *getattr(settings, "EMAILAPI_OLD_SECRETS", [])])
+    return crypto.open_secret(sealed, _context(row, name), master_secrets())
 
 
 def headers_of(row: EngineSettings) -> dict[str, str]:

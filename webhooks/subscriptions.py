@@ -24,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import crypto, plans
-from accounts.credentials import MASK, without_password
+from accounts.credentials import MASK, master_secrets, without_password
 from emailapi.lib import userinfo
 from emailapi.lib.existing import save_existing
 from webhooks.errors import WebhookNotFound, WebhookPasswordNeeded
@@ -37,24 +37,20 @@ def _context(subscription: WebhookSubscription, name: str) -> str:
     return f"tenant:{subscription.tenant_id}/webhook:{subscription.pk}/{name}"
 
 
-def _master_secrets() -> list[str]:
-    return [settings.EMAILAPI_SECRET, *getattr(settings, "EMAILAPI_OLD_SECRETS", [])]
-
-
 def _seal(subscription: WebhookSubscription, name: str, value: str) -> str:
     return crypto.seal(value, _context(subscription, name), settings.EMAILAPI_SECRET)
 
 
 def secret_of(subscription: WebhookSubscription) -> str:
     return crypto.open_secret(subscription.sealed_secret, _context(subscription, "secret"),
-                              _master_secrets())
+                              master_secrets())
 
 
 def headers_of(subscription: WebhookSubscription) -> dict[str, str]:
     if not subscription.sealed_headers:
         return {}
     return json.loads(crypto.open_secret(subscription.sealed_headers,
-                                         _context(subscription, "headers"), _master_secrets()))
+                                         _context(subscription, "headers"), master_secrets()))
 
 
 def header_names(subscription: WebhookSubscription) -> list[str]:
@@ -71,7 +67,7 @@ def url_password_of(subscription: WebhookSubscription) -> str | None:
     if not subscription.sealed_url_password:
         return None
     return crypto.open_secret(subscription.sealed_url_password,
-                              _context(subscription, "url-password"), _master_secrets())
+                              _context(subscription, "url-password"), master_secrets())
 
 
 def url_and_password(url: str, stored_url: str, stored_password: str | None,

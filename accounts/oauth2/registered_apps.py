@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import crypto, mail_hosts
+from accounts.credentials import master_secrets
 from accounts.errors import AlreadyExists, OAuth2AppNotFound, TokenHostInUse
 from accounts.models import EmailAccount, OAuth2App, Tenant
 from accounts.oauth2 import presets
@@ -35,9 +36,8 @@ def _seal(tenant_id: int, app_id: str, value: str) -> str:
 
 
 def client_secret(app: OAuth2App) -> str:
-    secrets_ = [settings.EMAILAPI_SECRET, *getattr(settings, "EMAILAPI_OLD_SECRETS", [])]
     return crypto.open_secret(app.client_secret_sealed, _context(app.tenant_id, app.app_id),
-                              secrets_)
+                              master_secrets())
 
 
 def create_app(tenant: Tenant, data: dict) -> OAuth2App:

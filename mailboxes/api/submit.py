@@ -191,7 +191,7 @@ class SendOptionsSerializer(StrictSerializer):
 
 
 class RenderSerializer(StrictSerializer):
-    format = serializers.ChoiceField(choices=["html", "markdown"], required=False,
+    format = serializers.ChoiceField(choices=templates.FORMATS, required=False,
                                      help_text="The language of `html`: markdown makes it HTML "
                                                "after rendering")
     params = serializers.DictField(required=False,
@@ -202,7 +202,7 @@ class RenderSerializer(StrictSerializer):
 @extend_schema_field({"oneOf": [
     {"type": "boolean", "enum": [False]},
     {"type": "object", "additionalProperties": False, "properties": {
-        "format": {"type": "string", "enum": ["html", "markdown"]},
+        "format": {"type": "string", "enum": list(templates.FORMATS)},
         "params": {"type": "object", "additionalProperties": True}}}]})
 class RenderField(serializers.Field):
     """EmailEngine's ``render``: ``{format, params}`` renders the send's fields (Handlebars),
@@ -561,15 +561,20 @@ class SubmitView(SubmitBase):
         the account cannot use is the whole request's 404, before anything is queued; what
         goes wrong with one entry's message (it does not render, say) is that entry's
         ``success: false``, and the others are queued as EmailEngine does."""
+        email_account = self.email_account
         base = {key: value for key, value in data.items() if key != "mailMerge"}
-        if base.get("template"):
-            templates.usable(self.email_account, base["template"])
+        # What every entry shares is read once, not once an entry: the template, the service
+        # URL, and referenced attachments (from the mail server).
+        template = templates.usable(email_account, base["template"]) \
+            if base.get("template") else None
+        service = service_url(self.tenant)
+        base = attachment_references.with_contents(email_account, base, self.body_room())
         results = []
         for entry in data["mailMerge"]:
             one = {**base, "to": [entry["to"]], "render": {"params": entry.get("params") or {}}}
             one.update({key: entry[key] for key in ("messageId", "sendAt") if entry.get(key)})
             try:
-                body = self.queue(one)
+                body = self.queue(one, template, service)
             except DomainError as exc:
                 results.append({"success": False, "to": entry["to"], "error": exc.message,
                                 "code": exc.code, "statusCode": status_of(exc)})
@@ -581,10 +586,14 @@ class SubmitView(SubmitBase):
             results.append(done)
         return {"response": QUEUED, "mailMerge": results}
 
-    def queue(self, data: dict) -> dict:
+    def queue(self, data: dict, template=None, service: str | None = None) -> dict:
+        """Compose and queue one message; ``template`` and ``service`` as a mail merge read
+        them once for all its messages (otherwise read here)."""
         email_account = self.email_account
         if data.get("template") or isinstance(data.get("render"), dict):
-            data = templates.applied(email_account, data, service_url(self.tenant))
+            data = templates.applied(
+                email_account, data, service_url(self.tenant) if service is None else service,
+                template)
         # Referenced attachments are read now: the outbox keeps the whole message.
         data = attachment_references.with_contents(email_account, data, self.body_room())
         reference = data.get("reference")

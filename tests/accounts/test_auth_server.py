@@ -17,6 +17,7 @@ from accounts import auth_server
 from accounts.models import AuthServer, Credential, EmailAccount
 from mailboxes import sending
 from tests.base import wait_for
+from tests.mailboxes.helpers import events_of
 from tests.mailboxes.sending_helpers import queue, sync
 from tests.servers import seed
 
@@ -263,6 +264,8 @@ def test_the_worker_connects_with_it_and_records_why_it_cannot(alice, mail_user,
     auth_http.answer = (200, {"user": mail_user.username, "pass": "wrong\r\nA1 LOGOUT"})
     _reconnect(alice)
     wait_for(lambda: _state(account)[0] == "authenticationError", timeout=30)
+    event = events_of(account, "authenticationError")[0]
+    assert event.data["serverResponseCode"] == "HTTPRequestError"  # EmailEngine's
     error = _state(account)[1]
     assert "pass contains a control character" in error["error"]
     assert "wrong" not in json.dumps(error)

@@ -258,6 +258,23 @@ def test_a_mail_merge_queues_one_message_per_entry_rendered_with_its_params(alic
         "Welcome to !", "Welcome to !"]  # companyName was in no entry's params
 
 
+def test_a_mail_merge_reads_what_its_entries_share_once(alice, account):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    template_id = _create(alice.client, WELCOME).json()["id"]
+    entries = [{"to": {"address": f"r{n}@example.test"}, "params": {"firstName": str(n)}}
+               for n in range(5)]
+    with CaptureQueriesContext(connection) as queries:
+        body = alice.client.post("/v1/account/box/submit", {
+            "from": {"address": "me@example.test"}, "template": template_id,
+            "mailMerge": entries}, format="json").json()
+    assert [r["success"] for r in body["mailMerge"]] == [True] * 5
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().startswith("SELECT")]
+    assert sum(MessageTemplate._meta.db_table in sql for sql in reads) == 1
+    assert sum("webhooks_enginesettings" in sql for sql in reads) == 1
+
+
 def test_one_entry_that_cannot_be_composed_fails_alone(alice, account):
     body = alice.client.post("/v1/account/box/submit", {
         "from": {"address": "me@example.test"}, "subject": "Hi {{params.firstName}}",
