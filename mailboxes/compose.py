@@ -67,7 +67,10 @@ from mailboxes.errors import (
 from mailboxes.imap import parse, parts
 
 # 7-bit clean output with CRLF: safe for SMTP servers without 8BITMIME and for APPEND.
-POLICY = policy.SMTP.clone(cte_type="7bit")
+# ``refold_source="none"``: a header set as it is (``_set_header``) or read from a message is
+# written as it is, not folded into encoded words.
+POLICY = policy.SMTP.clone(cte_type="7bit", refold_source="none")
+MAX_LINE = 998  # RFC 5322 2.1.1
 # The headers the structured fields set; ``headers`` may not set them a second time.
 RESERVED_HEADERS = {
     "from": "from", "to": "to", "cc": "cc", "bcc": "bcc", "reply-to": "replyTo",
@@ -322,6 +325,19 @@ def _extra_headers(message: EmailMessage, headers: dict) -> None:
             raise ComposeError(f"headers.{name}", problem)
         if name in message:  # a caller's In-Reply-To or References wins over the reference's
             del message[name]
+        _set_header(message, name, value)
+
+
+def _set_header(message: EmailMessage, name: str, value: str) -> None:
+    """Folding cannot break a word longer than a line (a URL: ``List-Unsubscribe``'s), and
+    the email package then writes the whole value as encoded words, which no reader of a
+    URL or an id decodes: such an ASCII value goes as it is, on one line (up to the 998
+    characters RFC 5322 allows). Others are folded as usual."""
+    words = value.split()
+    if (value.isascii() and words and len(name) + 2 + len(value) <= MAX_LINE
+            and len(name) + 2 + max(len(word) for word in words) > POLICY.max_line_length):
+        message.set_raw(name, value)
+    else:
         message[name] = value
 
 

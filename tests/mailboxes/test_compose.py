@@ -169,6 +169,21 @@ def test_extra_headers_are_kept_and_encoded():
     assert message["In-Reply-To"] == "<mine@example.com>"
 
 
+def test_a_header_with_a_word_longer_than_a_line_goes_as_it_is():
+    url = "<https://lists.example.com/unsubscribe?data=" + "a" * 300 + "&sig=b>"
+    raw = compose.compose(ACCOUNT, {
+        "to": [{"address": "x@example.com"}], "text": "x",
+        "headers": {"List-Unsubscribe": url, "X-Long": " ".join(["word"] * 40), "X-Wide": "é" * 100}}).raw
+    lines = raw.split(b"\r\n")
+    assert f"List-Unsubscribe: {url}".encode() in lines  # one line, no encoded words
+    assert max(len(line) for line in lines) <= 998
+    message = parsed(raw)
+    assert message["List-Unsubscribe"] == url
+    assert message["X-Long"] == " ".join(["word"] * 40)  # folded, as short words are
+    assert not any(line.startswith(b"X-Long") and len(line) > 78 for line in lines)
+    assert message["X-Wide"] == "é" * 100  # not ASCII: encoded words, as before
+
+
 def test_a_name_with_a_line_break_cannot_add_a_header():
     with pytest.raises(errors.ComposeError):
         compose.compose(ACCOUNT, {"to": [{"name": "x\r\nBcc: v@example.com",
