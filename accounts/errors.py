@@ -126,7 +126,8 @@ class TrialExpired(PaymentRequired):
 
 
 class LinkInvalid(Invalid):
-    """A hosted connect link that is malformed or was not signed by us."""
+    """A signed link (a hosted connect link, a list message's unsubscribe link) that is
+    malformed or was not signed by us."""
 
     code = "InvalidLink"
     message = "This link is not valid."

@@ -99,6 +99,16 @@ class TemplateNotFound(NotFound):
         super().__init__(f"Template {template_id!r} not found")
 
 
+class BlocklistNotFound(NotFound):
+    """A list id with no blocked address in the tenant's blocklists (EmailEngine's 404
+    "Requested blocklist was not found")."""
+
+    code = "BlocklistNotFound"
+
+    def __init__(self, list_id: str):
+        super().__init__(f"Blocklist {list_id!r} not found")
+
+
 # --- invalid requests ------------------------------------------------------------------------
 
 

@@ -318,3 +318,27 @@ class MessageTemplate(models.Model):
                                                name="template_id_per_tenant")]
         indexes = [models.Index(fields=["tenant", "email_account", "-created_at"],
                                 name="template_listing")]
+
+
+class BlocklistEntry(models.Model):
+    """An address a tenant's list (EmailEngine's ``listId``) sends nothing more to: added by
+    the recipient's unsubscribe (the link a list message carries) or over the API
+    (``mailboxes.blocklists``). Kept in PostgreSQL, not Redis: a lost unsubscribe is mail to
+    someone who asked for none. The account is kept as its id, not a key: deleting the
+    account (or registering it again) does not subscribe anyone back."""
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    list_id = models.CharField(max_length=256)
+    address = models.CharField(max_length=320)  # the recipient, lowercased: the key
+    recipient = models.CharField(max_length=320)  # as given
+    account_id = models.CharField(max_length=256)
+    message_id = models.CharField(max_length=998, blank=True, default="")
+    source = models.CharField(max_length=16)  # api, one-click or form
+    reason = models.CharField(max_length=256)
+    remote_address = models.CharField(max_length=64, blank=True, default="")
+    user_agent = models.CharField(max_length=512, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "list_id", "address"],
+                                               name="blocklist_address_per_list")]

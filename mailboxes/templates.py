@@ -10,6 +10,7 @@ may also render its own fields with ``render`` and no template. The values a tem
     {{params.*}}    the send's render.params
     {{account.name}}, {{account.email}}   the sending account's
     {{service.url}}  this service's public URL (EmailEngine's serviceUrl setting, else ours)
+    {{rcpt.*}}      a list send's recipient: name, address, unsubscribeUrl (``list_sends``)
 
 A ``markdown`` template's HTML is Markdown (CommonMark), rendered first and turned into HTML.
 Ids look like EmailEngine's: base64url of the creation time in milliseconds and four random
@@ -136,12 +137,15 @@ def applied(account: EmailAccount, data: dict, service_url: str,
     of that id, or it is another account's) and its ``render`` applied: the template's
     content in place of the send's own fields, each rendered (Handlebars) unless ``render``
     is false, and a Markdown ``html`` (the template's format, or ``render.format``) made HTML
-    after rendering. ``template``: the one ``data`` names, when the caller has it already."""
+    after rendering; a list send's (``rcpt``, from ``list_sends``) is rendered too.
+    ``template``: the one ``data`` names, when the caller has it already."""
     template_id = data.get("template")
     render = data.get("render")
-    if not template_id and not isinstance(render, dict):
+    rcpt = data.get("rcpt")  # a list send's recipient (``mailboxes.list_sends``)
+    if not template_id and not isinstance(render, dict) and rcpt is None:
         return data
-    data = {key: value for key, value in data.items() if key not in ("template", "render")}
+    data = {key: value for key, value in data.items()
+            if key not in ("template", "render", "rcpt")}
     html_format = (render or {}).get("format") or "html"
     if template_id:
         template = template or usable(account, template_id)  # given: a merge read it once
@@ -152,6 +156,8 @@ def applied(account: EmailAccount, data: dict, service_url: str,
         context = {"params": (render or {}).get("params") or {},
                    "account": {"name": account.name or "", "email": account.email or ""},
                    "service": {"url": service_url}}
+        if rcpt is not None:
+            context["rcpt"] = rcpt
         for key in CONTENT_KEYS:
             if isinstance(data.get(key), str):
                 data[key] = _rendered(key, data[key], context)

@@ -35,13 +35,17 @@ MESSAGE_FAILED = "messageFailed"
 # A send attempt failed and will be tried again (EmailEngine's name; the last failure is
 # ``messageFailed``).
 MESSAGE_DELIVERY_ERROR = "messageDeliveryError"
+# A list message's recipient unsubscribed, or subscribed again (``mailboxes.unsubscribe``).
+LIST_UNSUBSCRIBE = "listUnsubscribe"
+LIST_SUBSCRIBE = "listSubscribe"
 # Raised for the tenant when a webhook subscription is disabled after failing too long.
 WEBHOOK_DISABLED = "webhookDisabled"
 
 ALL = (ACCOUNT_ADDED, ACCOUNT_DELETED, ACCOUNT_INITIALIZED, AUTHENTICATION_ERROR,
        AUTHENTICATION_SUCCESS, CONNECT_ERROR, MAILBOX_NEW, MAILBOX_DELETED, MAILBOX_RESET,
        MESSAGE_NEW, MESSAGE_UPDATED, MESSAGE_DELETED, MESSAGE_MOVED,
-       MESSAGE_SENT, MESSAGE_DELIVERY_ERROR, MESSAGE_FAILED, WEBHOOK_DISABLED)
+       MESSAGE_SENT, MESSAGE_DELIVERY_ERROR, MESSAGE_FAILED, LIST_UNSUBSCRIBE, LIST_SUBSCRIBE,
+       WEBHOOK_DISABLED)
 
 
 HOLD_SECONDS = 30  # longest a held event waits if the pass that held it never releases it

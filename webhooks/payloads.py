@@ -41,8 +41,8 @@ def event_payload(event: Event) -> dict:
 # for good (``messageFailed``) is ``messageDeliveryError`` (the attempt) then ``messageFailed``.
 
 ENGINE_ONLY_EVENTS = ("messageMissing", "messageBounce",
-                      "messageComplaint", "trackOpen", "trackClick", "listUnsubscribe",
-                      "listSubscribe", "exportCompleted", "exportFailed")
+                      "messageComplaint", "trackOpen", "trackClick", "exportCompleted",
+                      "exportFailed")
 
 def engine_date(value) -> str:
     """EmailEngine's timestamps: UTC, milliseconds, ``Z`` (JavaScript's ``toISOString``)."""

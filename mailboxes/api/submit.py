@@ -34,9 +34,11 @@ from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
 from emailapi.lib.errors import DomainError
 from mailboxes import (
     attachment_references,
+    blocklists,
     compose,
     gateways,
     idempotency,
+    list_sends,
     listing,
     outbox,
     sending,
@@ -64,6 +66,7 @@ IDEMPOTENCY_PARAM = OpenApiParameter(
 IN_USE = OpenApiResponse(OpenApiTypes.OBJECT, description="The first request with this "
                          "Idempotency-Key is still being processed (`IdempotencyKeyInUse`)")
 QUEUED = "Queued for delivery"
+SKIPPED = "Skipped: the recipient is on the list's blocklist"
 DRY_RUN = "Dry run"
 REFERENCE_MISSING = "Referenced message was not found"
 DRAFT_PARAM = OpenApiParameter("id", str, OpenApiParameter.PATH,
@@ -254,6 +257,13 @@ class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
         help_text="A stored template's id (/v1/templates): its subject, text, html and "
                   "previewText take the place of these fields, rendered with `render`")
     render = RenderField(required=False)
+    listId = serializers.CharField(
+        max_length=blocklists.MAX_LIST_ID, required=False,
+        help_text="EmailEngine's mailing-list send (one `to` a message, as a mail merge "
+                  "makes them): skipped when the recipient is on this list's blocklist, "
+                  "else sent with List-ID, List-Unsubscribe (a link to this service's "
+                  "unsubscribe page) and List-Unsubscribe-Post (one-click), rendered with "
+                  "{{rcpt.unsubscribeUrl}}. A host-name-like id: newsletter, news.example")
     mailMerge = serializers.ListField(
         child=MailMergeEntrySerializer(), required=False, min_length=1,
         max_length=MAX_MAIL_MERGE,
@@ -270,11 +280,19 @@ class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
             raise serializers.ValidationError("The message is empty")
         return raw
 
+    def validate_listId(self, value: str) -> str:  # noqa: N802 - EmailEngine's field name
+        problem = blocklists.list_id_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
     def validate(self, attrs):
         structured = [name for name in STRUCTURED if name in attrs and name != "reference"]
         if "raw" in attrs and structured:
             raise serializers.ValidationError(
                 {"raw": [f"Give raw or structured fields, not both ({structured[0]})"]})
+        if attrs.get("listId") and not attrs.get("mailMerge"):
+            _one_list_recipient(attrs)
         if attrs.get("mailMerge"):
             given = [name for name in NOT_WITH_MAIL_MERGE if attrs.get(name) not in (None, False)]
             if given:
@@ -294,6 +312,17 @@ class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
             raise serializers.ValidationError(
                 {"raw": ["Give raw, or structured fields (to, subject, text...)"]})
         return attrs
+
+
+def _one_list_recipient(attrs: dict) -> None:
+    """A list message names its one recipient in ``to``: the unsubscribe link is theirs."""
+    if "raw" in attrs:
+        raise serializers.ValidationError(
+            {"listId": ["Not taken with raw: give to, subject, text..."]})
+    if len(attrs.get("to") or []) != 1 or attrs.get("cc") or attrs.get("bcc"):
+        raise serializers.ValidationError({"listId": [
+            "A list message goes to one recipient: exactly one to, no cc or bcc (a mail "
+            "merge makes one message per recipient)"]})
 
 
 class DraftSubmitSerializer(SendOptionsSerializer):
@@ -332,6 +361,12 @@ class MergedAddressSerializer(serializers.Serializer):
     address = serializers.CharField()
 
 
+class SkippedSerializer(serializers.Serializer):
+    reason = serializers.CharField(help_text="The blocklist entry's reason (unsubscribe, "
+                                             "or the one given to POST /v1/blocklist)")
+    listId = serializers.CharField()
+
+
 class MailMergeResultSerializer(serializers.Serializer):
     success = serializers.BooleanField()
     to = MergedAddressSerializer(help_text="The entry's `to`, as given")
@@ -341,11 +376,13 @@ class MailMergeResultSerializer(serializers.Serializer):
     error = serializers.CharField(required=False, help_text="Why this one was not queued")
     code = serializers.CharField(required=False)
     statusCode = serializers.IntegerField(required=False)
+    skipped = SkippedSerializer(required=False, help_text="Set when the message was not "
+                                "queued: its recipient is on the listId's blocklist")
 
 
 class SubmittedSerializer(serializers.Serializer):
     response = serializers.CharField(help_text='"Queued for delivery" ("Dry run" with '
-                                               '`dryRun`)')
+                                               '`dryRun`, "Skipped: ..." with `skipped`)')
     messageId = serializers.CharField(required=False, help_text="The Message-ID header, with "
                                       "angle brackets (not with `mailMerge`)")
     sendAt = MillisecondsDateTimeField(required=False,
@@ -360,6 +397,8 @@ class SubmittedSerializer(serializers.Serializer):
                                         help_text="Only with an Idempotency-Key header")
     mailMerge = MailMergeResultSerializer(many=True, required=False,
                                           help_text="`mailMerge` only: each entry's message")
+    skipped = SkippedSerializer(required=False, help_text="`listId` only: nothing was "
+                                "queued, the recipient is on the list's blocklist")
 
 
 class OutboxEnvelopeSerializer(serializers.Serializer):
@@ -441,10 +480,12 @@ class CancelledSerializer(serializers.Serializer):
     deleted = serializers.BooleanField()
 
 
-def service_url(tenant) -> str:
-    """What a template's ``{{service.url}}`` shows: the tenant's ``serviceUrl`` setting (as
-    EmailEngine's), else this deployment's ``EMAILAPI_SERVICE_URL``."""
-    return engine_settings.of(tenant).service_url or settings.EMAILAPI_SERVICE_URL
+def service_url(request, tenant) -> str:
+    """This service's public URL, as a template's ``{{service.url}}`` shows it and a list
+    message's unsubscribe link starts: the tenant's ``serviceUrl`` setting (as EmailEngine's),
+    else this deployment's ``EMAILAPI_SERVICE_URL``, else the host the request came to."""
+    return (engine_settings.of(tenant).service_url or settings.EMAILAPI_SERVICE_URL
+            or request.build_absolute_uri("/").rstrip("/"))
 
 
 def _composed(account, data: dict) -> dict:
@@ -567,7 +608,7 @@ class SubmitView(SubmitBase):
         # URL, and referenced attachments (from the mail server).
         template = templates.usable(email_account, base["template"]) \
             if base.get("template") else None
-        service = service_url(self.tenant)
+        service = service_url(self.request, self.tenant)
         base = attachment_references.with_contents(email_account, base, self.body_room())
         results = []
         for entry in data["mailMerge"]:
@@ -578,6 +619,9 @@ class SubmitView(SubmitBase):
             except DomainError as exc:
                 results.append({"success": False, "to": entry["to"], "error": exc.message,
                                 "code": exc.code, "statusCode": status_of(exc)})
+                continue
+            if body.get("skipped"):
+                results.append({"success": True, "to": entry["to"], "skipped": body["skipped"]})
                 continue
             done = {"success": True, "to": entry["to"], "messageId": body["messageId"],
                     "queueId": body["queueId"]}
@@ -590,10 +634,13 @@ class SubmitView(SubmitBase):
         """Compose and queue one message; ``template`` and ``service`` as a mail merge read
         them once for all its messages (otherwise read here)."""
         email_account = self.email_account
-        if data.get("template") or isinstance(data.get("render"), dict):
-            data = templates.applied(
-                email_account, data, service_url(self.tenant) if service is None else service,
-                template)
+        service = service_url(self.request, self.tenant) if service is None else service
+        if data.get("listId"):
+            data, skipped = list_sends.prepared(email_account, data, service)
+            if skipped is not None:
+                return SubmittedSerializer({"response": SKIPPED, "skipped": skipped}).data
+        if data.get("template") or isinstance(data.get("render"), dict) or data.get("rcpt"):
+            data = templates.applied(email_account, data, service, template)
         # Referenced attachments are read now: the outbox keeps the whole message.
         data = attachment_references.with_contents(email_account, data, self.body_room())
         reference = data.get("reference")

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from mailboxes.api import (
+    blocklists,
     content,
     folders,
     gateways,
@@ -53,6 +54,8 @@ urlpatterns = [
          name="template-detail"),
     path("templates/account/<str:account>", templates.TemplateFlushView.as_view(),
          name="template-flush"),
+    path("blocklists", blocklists.BlocklistsView.as_view(), name="blocklist-list"),
+    path("blocklist/<str:listId>", blocklists.BlocklistView.as_view(), name="blocklist"),
     path("gateways", gateways.GatewayListView.as_view(), name="gateway-list"),
     path("gateway", gateways.GatewayCreateView.as_view(), name="gateway-create"),
     path("gateway/<str:gateway>", gateways.GatewayDetailView.as_view(), name="gateway-detail"),

@@ -48,6 +48,7 @@ def _submit_calls(alice, bob):
         ("/v1/outbox/{queueId}", "delete", lambda: api.delete(f"/v1/outbox/{cancelled}")),
         ("/v1/outbox/{queueId}", "delete", lambda: api.delete(f"/v1/outbox/{cancelled}")),
         *_template_calls(alice, bob),
+        *_blocklist_calls(alice, bob),
     ]
 
 
@@ -84,4 +85,39 @@ def _template_calls(alice, bob):
          lambda: api.delete("/v1/templates/account/sender")),
         ("/v1/templates/account/{account}", "delete",
          lambda: api.delete("/v1/templates/account/sender?force=true")),
+    ]
+
+
+def _blocklist_calls(alice, bob):
+    api = alice.client
+    send = {"to": [{"address": "you@example.com"}], "from": {"address": "me@example.com"},
+            "subject": "Hi", "text": "Leave: {{rcpt.unsubscribeUrl}}", "listId": "news"}
+    blocked = {"account": "sender", "recipient": "gone@example.com", "reason": "bounced"}
+    return [
+        ("/v1/blocklist/{listId}", "post", lambda: api.post("/v1/blocklist/news", blocked,
+                                                            format="json")),
+        ("/v1/blocklist/{listId}", "post", lambda: api.post("/v1/blocklist/news", {
+            **blocked, "recipient": "nobody"}, format="json")),
+        ("/v1/blocklist/{listId}", "post", lambda: api.post("/v1/blocklist/bad_list", blocked,
+                                                            format="json")),
+        ("/v1/blocklists", "get", lambda: api.get("/v1/blocklists")),
+        ("/v1/blocklists", "get", lambda: api.get("/v1/blocklists?page=-1")),
+        ("/v1/blocklist/{listId}", "get", lambda: api.get("/v1/blocklist/news?pageSize=1")),
+        ("/v1/blocklist/{listId}", "get", lambda: bob.client.get("/v1/blocklist/news")),
+        ("/v1/account/{account}/submit", "post",
+         lambda: api.post("/v1/account/sender/submit", {**send, "dryRun": True},
+                          format="json")),
+        ("/v1/account/{account}/submit", "post",
+         lambda: api.post("/v1/account/sender/submit", {
+             **send, "to": [{"address": "gone@example.com"}]}, format="json")),
+        ("/v1/account/{account}/submit", "post",
+         lambda: api.post("/v1/account/sender/submit", {
+             **{k: v for k, v in send.items() if k != "to"}, "mailMerge": [
+                 {"to": {"address": "gone@example.com"}}, {"to": {"address": "a@example.com"}}]},
+             format="json")),
+        ("/v1/blocklist/{listId}", "delete",
+         lambda: api.delete("/v1/blocklist/news?recipient=gone@example.com")),
+        ("/v1/blocklist/{listId}", "delete",
+         lambda: api.delete("/v1/blocklist/news?recipient=gone@example.com")),
+        ("/v1/blocklist/{listId}", "delete", lambda: api.delete("/v1/blocklist/news")),
     ]

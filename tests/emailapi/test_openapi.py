@@ -29,7 +29,8 @@ def test_openapi_is_public_json_and_lists_every_route(client):
                     .replace("/thrid", "/{thread}").replace("/qid", "/{queueId}")
                     .replace("/oauth2/appid", "/oauth2/{app}")
                     .replace("/whid", "/{webhook}").replace("/dlid", "/{delivery}")
-                    .replace("/gwid", "/{gateway}").replace("/tplid", "/{template}"))
+                    .replace("/gwid", "/{gateway}").replace("/tplid", "/{template}")
+                    .replace("/lstid", "/{listId}"))
         assert template in documented, route
 
 
