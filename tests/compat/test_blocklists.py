@@ -46,7 +46,7 @@ def _preview(response) -> email.message.EmailMessage:
 
 def _unsubscribe_url(message) -> str:
     value = str(message["List-Unsubscribe"])
-    assert value.startswith("<") and value.endswith(">"), value
+    assert (value[0], value[-1]) == ("<", ">"), value
     return value[1:-1]
 
 
