@@ -6,6 +6,7 @@ from django.urls import path, reverse_lazy
 
 from accounts.web import (
     auth_views,
+    blocklist_views,
     connection_log,
     gateway_views,
     invitation_views,
@@ -86,6 +87,9 @@ urlpatterns = [
          webhook_views.webhook_remove_headers, name="webhook-remove-headers"),
     path("dashboard/webhooks/<uuid:webhook_id>/deliveries/<uuid:delivery_id>/retry",
          webhook_views.delivery_retry, name="delivery-retry"),
+    path("dashboard/blocklists", blocklist_views.blocklist_page, name="blocklists"),
+    path("dashboard/blocklists/<str:list_id>/remove", blocklist_views.blocklist_remove,
+         name="blocklist-remove"),
     path("dashboard/gateways", gateway_views.gateway_list, name="gateways"),
     path("dashboard/gateways/<str:gateway_id>/delete", gateway_views.gateway_delete,
          name="gateway-delete"),
