@@ -7,6 +7,10 @@ ask the tenant's authentication server, as EmailEngine does::
     GET <authServer>?account=<account id>&proto=imap|smtp
     -> 200 {"user": "...", "pass": "..."}  or  {"user": "...", "accessToken": "..."}
 
+An OAuth2 mailbox registered with ``oauth2.useAuthServer: true`` keeps no tokens: its app
+gives the servers, and the server's ``accessToken`` is asked at every connection instead of
+refreshing a token of ours (``access_token``).
+
 ``authServer`` is set through ``POST /v1/settings`` (``AuthServer``, sealed whole: a
 ``user:password@`` in it is sent as HTTP Basic, as EmailEngine does, and shown as ``******``).
 The request goes through ``emailapi.lib.http``: its host is checked at every request and no
@@ -110,8 +114,20 @@ def set_url(tenant: Tenant, url: str) -> None:
 
 
 def uses_it(section: dict | None) -> bool:
-    """Whether a mailbox's ``imap``/``smtp`` section takes its credentials from the server."""
+    """Whether a mailbox's ``imap``/``smtp`` section takes its credentials from the server,
+    or its ``oauth2`` its access token."""
     return bool(section and section.get("useAuthServer"))
+
+
+def access_token(account: EmailAccount, proto: str) -> str:
+    """An ``oauth2.useAuthServer`` mailbox's access token for ``proto``: the server's
+    ``accessToken`` (its ``user`` is not used: the mailbox is the one registered, as
+    EmailEngine's ``auth.user``). An answer with a password and no token is refused."""
+    given = credentials(account, proto)
+    if not given.access_token:
+        raise AuthServerError("The authentication server answered without an accessToken, "
+                              "which an OAuth2 mailbox logs in with")
+    return given.access_token
 
 
 def credentials(account: EmailAccount, proto: str) -> Credentials:

@@ -225,6 +225,8 @@ def with_oauth2_app(tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
     signed = registered_apps.signed_in(app, user, oauth2.get("accessToken"),
                                        oauth2.get("refreshToken"), oauth2.get("expires"),
                                        imap=data.get("imap"), smtp=data.get("smtp"))
+    if oauth2.get("useAuthServer"):  # its tokens come from the authentication server
+        signed["oauth2"]["useAuthServer"] = True
     if not signed["imap"]:
         raise IncompleteServer("imap", ["host", "port"], "the OAuth2 app names no IMAP server")
     return {**data, "email": data.get("email") or user, **signed}

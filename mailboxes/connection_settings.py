@@ -93,6 +93,9 @@ def _opened(account: EmailAccount, section: str, settings_from, force_refresh: b
         given = auth_server.credentials(account, section)
         opened = settings_from({**config, "auth": {"user": given.user}}, given.password,
                                given.access_token, tenant=account.tenant)
+    elif auth_server.uses_it(account.oauth2):  # oauth2.useAuthServer: only the token is asked
+        opened = settings_from(config, None, auth_server.access_token(account, section),
+                               tenant=account.tenant)
     elif account.oauth2:
         opened = settings_from(config, None, refresh.access_token(account, force=force_refresh),
                                tenant=account.tenant)

@@ -306,6 +306,18 @@ class OAuth2UserSerializer(StrictSerializer):
     user = serializers.CharField(max_length=512, help_text="The address that signed in")
 
 
+def _auth_server_oauth2(attrs: dict) -> dict:
+    """``oauth2.useAuthServer``: the authentication server owns the tokens, so none is taken
+    (nor a sign-in that would get some); ``auth.user`` names the mailbox."""
+    for key in ("accessToken", "refreshToken", "expires", "authorize", "redirectUrl"):
+        if attrs.get(key) not in (None, False):
+            raise serializers.ValidationError({key: [
+                "Not taken with useAuthServer: the authentication server gives the tokens"]})
+    if "auth" not in attrs:
+        raise serializers.ValidationError({"auth": ["This field is required."]})
+    return attrs
+
+
 class OAuth2RegistrationSerializer(StrictSerializer):
     """EmailEngine's ``oauth2`` block: tokens the caller obtained itself for one of the
     tenant's OAuth2 apps (``POST /v1/oauth2``), whose servers the account uses."""
@@ -328,8 +340,17 @@ class OAuth2RegistrationSerializer(StrictSerializer):
         max_length=2048, required=False, validators=[validate_web_url],
         help_text="With `authorize`: where the user lands afterwards, with "
                   "?account=<id>&state=new|existing (default: a page of ours)")
+    useAuthServer = serializers.BooleanField(
+        required=False,
+        help_text="EmailEngine's: no tokens are kept; at every connection the access token is "
+                  "asked of the authentication server set as `authServer` in /v1/settings "
+                  "(`GET <authServer>?account=<id>&proto=imap|smtp` answering `{user, "
+                  "accessToken}`); the app still gives the servers. Needs `auth`; not with "
+                  "accessToken, refreshToken, expires or authorize")
 
     def validate(self, attrs):
+        if attrs.get("useAuthServer"):
+            return _auth_server_oauth2(attrs)
         if attrs.get("authorize"):
             return attrs
         if "redirectUrl" in attrs:
@@ -546,6 +567,8 @@ def public_oauth2(account: EmailAccount, stored_secrets: Iterable[str] = ()) -> 
     scopes = str(info.get("scope") or "").split() or _app_scopes(account)
     if scopes:
         out["scopes"] = scopes
+    if info.get("useAuthServer"):
+        out["useAuthServer"] = True
     for name in sorted(set(stored_secrets) & {"accessToken", "refreshToken"}):
         out[name] = MASK
     return out

@@ -15,7 +15,8 @@ import pytest
 
 from accounts import auth_server
 from accounts.models import AuthServer, Credential, EmailAccount
-from mailboxes import sending
+from mailboxes import connection_settings, sending
+from tests.accounts.oauth2_helpers import create_app
 from tests.base import wait_for
 from tests.mailboxes.helpers import events_of
 from tests.mailboxes.sending_helpers import queue, sync
@@ -274,3 +275,57 @@ def test_the_worker_connects_with_it_and_records_why_it_cannot(alice, mail_user,
     _reconnect(alice)
     wait_for(lambda: _state(account)[0] == "connected", timeout=30)
     assert {r["query"]["proto"][0] for r in auth_http.requests} == {"imap"}
+
+
+# -- oauth2.useAuthServer ---------------------------------------------------------------------
+
+def _oauth2_register(alice, app, user, **oauth2):
+    return alice.client.post("/v1/account", {"account": "box", "oauth2": {
+        "provider": app, "auth": {"user": user}, "useAuthServer": True, **oauth2}},
+        format="json")
+
+
+@pytest.mark.django_db
+def test_an_oauth2_mailbox_logs_in_with_the_access_token_the_server_gives(
+        alice, provider, oauth_dovecot, oauth_user, auth_http, allow_http):
+    seed.seed_mailbox(oauth_user, messages=[seed.make_message(subject="Token from afar")])
+    app = create_app(alice, provider, oauth_dovecot)
+    _set(alice.client, auth_http.url())
+    response = _oauth2_register(alice, app, oauth_user.username)
+    assert response.status_code == 200, response.json()
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="box")
+    assert not Credential.objects.filter(email_account=account).exists()
+    shown = alice.client.get("/v1/account/box").json()["oauth2"]
+    assert (shown["provider"], shown["useAuthServer"]) == (app, True)
+    assert "accessToken" not in shown
+
+    token = provider._issue(oauth_user.username)["access_token"]
+    auth_http.answer = (200, {"user": oauth_user.username, "accessToken": token})
+    sync(account)
+    listing = alice.client.get("/v1/account/box/messages?path=INBOX").json()["messages"]
+    assert [m["subject"] for m in listing] == ["Token from afar"]
+    assert auth_http.requests[-1]["query"]["proto"] == ["imap"]
+    assert provider.refresh_calls == 0  # no token of ours to refresh
+
+    auth_http.answer = (200, {"user": oauth_user.username, "pass": "a password"})
+    with pytest.raises(auth_server.AuthServerError, match="without an accessToken"):
+        connection_settings.account_imap_settings(account)
+
+
+@pytest.mark.parametrize(("oauth2", "field"), [
+    ({"accessToken": "at-1"}, "oauth2.accessToken"),
+    ({"refreshToken": "rt-1"}, "oauth2.refreshToken"),
+    ({"authorize": True}, "oauth2.authorize"),
+    ({"auth": None}, "oauth2.auth"),
+])
+def test_an_oauth2_mailbox_with_the_server_takes_no_tokens(alice, provider, oauth_dovecot,
+                                                           allow_http, oauth2, field):
+    app = create_app(alice, provider, oauth_dovecot)
+    if oauth2.get("auth", "") is None:
+        response = alice.client.post("/v1/account", {"account": "box", "oauth2": {
+            "provider": app, "useAuthServer": True}}, format="json")
+    else:
+        response = _oauth2_register(alice, app, "u@example.test", **oauth2)
+    assert response.status_code == 400, response.json()
+    assert field in response.json()["details"]
+    assert not EmailAccount.objects.filter(account_id="box").exists()
