@@ -24,13 +24,16 @@ from mailboxes import blocklists, compose, unsubscribe
 LIST_HEADERS = ("List-ID", "List-Unsubscribe", "List-Unsubscribe-Post")
 
 
-def prepared(account: EmailAccount, data: dict, service_url: str) -> tuple[dict, dict | None]:
+def prepared(account: EmailAccount, data: dict, service_url: str,
+             blocked: dict | None = None) -> tuple[dict, dict | None]:
     """``(data, None)``: the send's fields with the list's headers, its Message-ID and
     the ``rcpt`` values its rendering sees; or ``(data, skipped)`` when its one recipient is
-    on the list's blocklist."""
+    on the list's blocklist. ``blocked``: the list's entries for a mail merge's recipients
+    (``blocklists.blocked_among``), read once for all of them; otherwise read here."""
     list_id = data["listId"]
     recipient = data["to"][0]
-    entry = blocklists.blocked(account.tenant_id, list_id, recipient["address"])
+    entry = blocklists.blocked(account.tenant_id, list_id, recipient["address"]) \
+        if blocked is None else blocked.get(blocklists.normalized(recipient["address"]))
     if entry is not None:
         return data, {"reason": entry.reason, "listId": list_id}
     sender = (data.get("from") or {}).get("address") or account.email or ""

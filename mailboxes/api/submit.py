@@ -610,12 +610,15 @@ class SubmitView(SubmitBase):
             if base.get("template") else None
         service = service_url(self.request, self.tenant)
         base = attachment_references.with_contents(email_account, base, self.body_room())
+        blocked = blocklists.blocked_among(
+            self.tenant, base["listId"], [entry["to"]["address"] for entry in data["mailMerge"]]
+        ) if base.get("listId") else None
         results = []
         for entry in data["mailMerge"]:
             one = {**base, "to": [entry["to"]], "render": {"params": entry.get("params") or {}}}
             one.update({key: entry[key] for key in ("messageId", "sendAt") if entry.get(key)})
             try:
-                body = self.queue(one, template, service)
+                body = self.queue(one, template, service, blocked)
             except DomainError as exc:
                 results.append({"success": False, "to": entry["to"], "error": exc.message,
                                 "code": exc.code, "statusCode": status_of(exc)})
@@ -630,13 +633,15 @@ class SubmitView(SubmitBase):
             results.append(done)
         return {"response": QUEUED, "mailMerge": results}
 
-    def queue(self, data: dict, template=None, service: str | None = None) -> dict:
-        """Compose and queue one message; ``template`` and ``service`` as a mail merge read
-        them once for all its messages (otherwise read here)."""
+    def queue(self, data: dict, template=None, service: str | None = None,
+              blocked: dict | None = None) -> dict:
+        """Compose and queue one message; ``template``, ``service`` and ``blocked`` (a
+        list's entries) as a mail merge reads them once for all its messages (otherwise read
+        here)."""
         email_account = self.email_account
         service = service_url(self.request, self.tenant) if service is None else service
         if data.get("listId"):
-            data, skipped = list_sends.prepared(email_account, data, service)
+            data, skipped = list_sends.prepared(email_account, data, service, blocked)
             if skipped is not None:
                 return SubmittedSerializer({"response": SKIPPED, "skipped": skipped}).data
         if data.get("template") or isinstance(data.get("render"), dict) or data.get("rcpt"):

@@ -175,6 +175,22 @@ def test_a_mail_merge_skips_its_blocked_entries_alone(alice, account):
     assert [e["envelope"]["to"] for e in entries] == [["Ann@Example.test"]]
 
 
+def test_a_mail_merge_reads_its_lists_entries_once(alice, account):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _block(alice.client, "r1@example.test")
+    merge = [{"to": {"address": f"R{n}@example.test"}} for n in range(5)]
+    with CaptureQueriesContext(connection) as queries:
+        body = alice.client.post("/v1/account/box/submit", {
+            **{k: v for k, v in LIST_SEND.items() if k != "to"}, "mailMerge": merge},
+            format="json").json()
+    assert [bool(r.get("skipped")) for r in body["mailMerge"]] == [False, True, False, False,
+                                                                  False]
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().startswith("SELECT")]
+    assert sum(BlocklistEntry._meta.db_table in sql for sql in reads) == 1
+
+
 @pytest.mark.parametrize(("extra", "field"), [
     ({"to": TO * 2}, "listId"),
     ({"cc": [{"address": "c@example.test"}]}, "listId"),
