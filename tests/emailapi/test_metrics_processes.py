@@ -72,11 +72,11 @@ def _labelled(values_port: int, name: str, **labels: str) -> float:
 
 
 def test_workers_metrics_reach_the_scrape_and_a_dead_worker_is_not_counted(
-        tmp_path, settings, smtp_user, smtp_server):
+        tmp_path, settings, smtp_user, smtp_server, migrated):
     mail_user = smtp_user
     env = {**_env(tmp_path, settings.REDIS_URL), "EMAILAPI_METRICS_TOKEN": TOKEN,
            "EMAILAPI_CLAIM_INTERVAL": "1", "EMAILAPI_LEASE_TTL": "5"}
-    _migrate(env)
+    _migrate(env, migrated)
     created = subprocess.run([sys.executable, "manage.py", "create_tenant", "Metrics Inc"],
                              cwd=ROOT, env=env, capture_output=True, text=True, check=True,
                              timeout=300)

@@ -70,19 +70,6 @@ def _serve(env: dict, log: Path, *arguments: str) -> subprocess.Popen:
     return process
 
 
-@pytest.fixture(scope="session")
-def migrated(tmp_path_factory) -> Path:
-    """A database ``manage.py migrate`` made, once per test worker: each test starts from a
-    copy of it (migrating costs about 7 s a time, more on a loaded machine)."""
-    path = tmp_path_factory.mktemp("migrated") / "db.sqlite3"
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env.update(DATABASE_URL=f"sqlite:///{path}", EMAILAPI_VAR_DIR=str(path.parent / "var"),
-               EMAILAPI_SECRET="serve-test-secret-0123456789")
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env,
-                   check=True, timeout=600)
-    return path
-
-
 def _migrate(env: dict, migrated: Path) -> None:
     """The test's database (``env``'s), a copy of the migrated one."""
     target = Path(env["DATABASE_URL"].removeprefix("sqlite:///"))

@@ -56,9 +56,9 @@ def _until(condition, what: str, process) -> None:
 
 
 def test_sigterm_stops_every_process_promptly_and_answers_the_request_in_flight(
-        tmp_path, settings, mail_user):
+        tmp_path, settings, mail_user, migrated):
     env = {**_env(tmp_path, settings.REDIS_URL), "EMAILAPI_VERIFY_TIMEOUT": str(int(WAIT))}
-    _migrate(env)
+    _migrate(env, migrated)
     created = subprocess.run([sys.executable, "manage.py", "create_tenant", "Stop Inc"],
                              cwd=ROOT, env=env, capture_output=True, text=True, check=True,
                              timeout=300)
