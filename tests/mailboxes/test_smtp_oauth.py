@@ -13,6 +13,7 @@ import pytest
 from accounts import services
 from mailboxes import connection_settings, sending, smtp
 from mailboxes.models import OutboxEntry
+from tests.accounts.test_auth_server import AuthHttpServer
 from tests.mailboxes.sending_helpers import queue
 from tests.servers.smtp import SmtpServer
 
@@ -110,3 +111,27 @@ def test_an_expired_token_is_refused_too(alice, provider, fresh_smtp):
     assert caught.value.response_code == 535
     assert token not in str(caught.value)
     assert [ok for _, _, ok in fresh_smtp.logins] == [True, False]
+
+
+def test_an_oauth2_mailbox_with_an_auth_server_sends_with_the_token_it_gives(
+        alice, provider, fresh_smtp):
+    """``oauth2.useAuthServer``: no token is kept; the send asks the authentication server
+    (``proto=smtp``) and logs in with the token it gives."""
+    auth_http = AuthHttpServer()
+    try:
+        assert alice.client.post("/v1/settings", {"authServer": auth_http.url()},
+                                 format="json").status_code == 200
+        fresh_smtp.offer("XOAUTH2")
+        auth_http.answer = (200, {"user": SENDER,
+                                  "accessToken": provider._issue(SENDER)["access_token"]})
+        account = services.register_account(alice.tenant, {
+            "account": "oauthsender", "email": SENDER, "copy": False,
+            "smtp": {"host": fresh_smtp.host, "port": fresh_smtp.port, "secure": False,
+                     "auth": {"user": SENDER}, "tls": {"rejectUnauthorized": False}},
+            "oauth2": {"app": "smtp-test", "provider": "generic", "useAuthServer": True}})
+        entry = queue(account)
+        assert sending.send_entry(entry.pk) == "sent"
+        assert fresh_smtp.logins == [("XOAUTH2", SENDER, True)]
+        assert [r["query"]["proto"] for r in auth_http.requests] == [["smtp"]]
+    finally:
+        auth_http.stop()
