@@ -26,7 +26,7 @@ urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("v1/", include(api_v1)),
     path("", include("accounts.oauth2.urls")),  # hosted connect pages
-    path("", include("mailboxes.web.urls")),  # a list message's unsubscribe page
+    path("", include("mailboxes.web.urls")),  # unsubscribe page, tracking image and redirect
     # EmailEngine serves its document here: clients and tools pointed at it keep working.
     path("swagger.json", SpectacularJSONAPIView.as_view(
         authentication_classes=[], permission_classes=[], throttle_classes=[],

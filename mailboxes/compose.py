@@ -135,13 +135,18 @@ class Composed:
 
 
 Loader = Callable[[EmailAccount, dict, bool, bool], Original]
+HtmlFilter = Callable[[str, str], str]  # (html, Message-ID) -> html
 
 
 def compose(account: EmailAccount, fields: dict, envelope: dict | None = None, *,
-            for_sending: bool = True, load: Loader | None = None) -> Composed:
+            for_sending: bool = True, load: Loader | None = None,
+            html_filter: HtmlFilter | None = None) -> Composed:
     """The message *fields* describe (validated by ``MessageFieldsSerializer``: ``raw`` and
     attachment contents as bytes). ``for_sending`` drops Bcc from the headers, gives a raw
-    message a Message-ID when it lacks one, and refuses a message without recipients."""
+    message a Message-ID when it lacks one, and refuses a message without recipients.
+    ``html_filter(html, message_id)`` rewrites the HTML body as it goes out (quoted original
+    and preview text included: open and click tracking, ``mailboxes.tracking``); a raw
+    message is never rewritten."""
     reference = fields.get("reference")
     original = None
     if reference:
@@ -153,7 +158,7 @@ def compose(account: EmailAccount, fields: dict, envelope: dict | None = None, *
     if "raw" in fields:
         composed = _from_raw(account, fields["raw"], envelope, for_sending)
     else:
-        composed = _from_fields(account, fields, original, envelope, for_sending)
+        composed = _from_fields(account, fields, original, envelope, for_sending, html_filter)
     composed.reference = original.target if original else None
     if for_sending and not composed.envelope_to:
         raise NoRecipients("envelope.to", "The message has no recipients: give to/cc/bcc or "
@@ -165,7 +170,8 @@ def compose(account: EmailAccount, fields: dict, envelope: dict | None = None, *
 
 
 def _from_fields(account: EmailAccount, fields: dict, original: Original | None,
-                 envelope: dict | None, for_sending: bool) -> Composed:
+                 envelope: dict | None, for_sending: bool,
+                 html_filter: HtmlFilter | None = None) -> Composed:
     action = original.target.action if original else None
     sender = fields.get("from") or {"name": account.name, "address": account.email}
     if not sender.get("address"):
@@ -203,6 +209,8 @@ def _from_fields(account: EmailAccount, fields: dict, original: Original | None,
         text, html = _quoted(original, text, html)
     if html is not None and fields.get("previewText"):
         html = with_preview(html, fields["previewText"])
+    if html is not None and html_filter is not None:
+        html = html_filter(html, message_id)
     _body(message, text, html,
           [*(fields.get("attachments") or []), *(original.attachments if original else [])])
     if original and action == "forward" and original.source is not None:

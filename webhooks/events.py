@@ -38,6 +38,10 @@ MESSAGE_DELIVERY_ERROR = "messageDeliveryError"
 # A list message's recipient unsubscribed, or subscribed again (``mailboxes.unsubscribe``).
 LIST_UNSUBSCRIBE = "listUnsubscribe"
 LIST_SUBSCRIBE = "listSubscribe"
+# A tracked message was opened (its image fetched) or one of its links followed
+# (``mailboxes.tracking_events``).
+TRACK_OPEN = "trackOpen"
+TRACK_CLICK = "trackClick"
 # Raised for the tenant when a webhook subscription is disabled after failing too long.
 WEBHOOK_DISABLED = "webhookDisabled"
 
@@ -45,7 +49,7 @@ ALL = (ACCOUNT_ADDED, ACCOUNT_DELETED, ACCOUNT_INITIALIZED, AUTHENTICATION_ERROR
        AUTHENTICATION_SUCCESS, CONNECT_ERROR, MAILBOX_NEW, MAILBOX_DELETED, MAILBOX_RESET,
        MESSAGE_NEW, MESSAGE_UPDATED, MESSAGE_DELETED, MESSAGE_MOVED,
        MESSAGE_SENT, MESSAGE_DELIVERY_ERROR, MESSAGE_FAILED, LIST_UNSUBSCRIBE, LIST_SUBSCRIBE,
-       WEBHOOK_DISABLED)
+       TRACK_OPEN, TRACK_CLICK, WEBHOOK_DISABLED)
 
 
 HOLD_SECONDS = 30  # longest a held event waits if the pass that held it never releases it

@@ -13,6 +13,8 @@ import base64
 import binascii
 import contextlib
 from datetime import timezone as dt_timezone
+from functools import cached_property
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
@@ -43,6 +45,7 @@ from mailboxes import (
     outbox,
     sending,
     templates,
+    tracking,
 )
 from mailboxes.api.compose_serializer import (
     STRUCTURED,
@@ -227,6 +230,7 @@ MAX_MAIL_MERGE = 1000
 # What a mail merge sets for each recipient, so not taken at the message's root (EmailEngine's
 # rule); dryRun's preview is one message, a merge is many.
 NOT_WITH_MAIL_MERGE = ("to", "cc", "bcc", "envelope", "raw", "render", "messageId", "dryRun")
+TRACKING_FIELDS = ("trackOpens", "trackClicks", "trackingEnabled")
 
 
 class MailMergeEntrySerializer(StrictSerializer):
@@ -264,6 +268,23 @@ class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
                   "else sent with List-ID, List-Unsubscribe (a link to this service's "
                   "unsubscribe page) and List-Unsubscribe-Post (one-click), rendered with "
                   "{{rcpt.unsubscribeUrl}}. A host-name-like id: newsletter, news.example")
+    trackOpens = serializers.BooleanField(
+        required=False, help_text="Put a 1x1 image in the HTML that raises `trackOpen` when it "
+                                  "is fetched (default: the `trackOpens` setting, else "
+                                  "`trackingEnabled`); not with raw")
+    trackClicks = serializers.BooleanField(
+        required=False, help_text="Point the HTML's http(s) links at this service's "
+                                  "/redirect, which raises `trackClick` and redirects (default: "
+                                  "the `trackClicks` setting, else `trackingEnabled`); not "
+                                  "with raw")
+    trackingEnabled = serializers.BooleanField(
+        required=False, help_text="EmailEngine's older name: the default of both trackOpens "
+                                  "and trackClicks")
+    baseUrl = serializers.CharField(
+        max_length=2048, required=False, allow_blank=True,
+        help_text="This service's URL as the message's readers reach it: the tracking and "
+                  "unsubscribe links start with it and {{service.url}} shows it (default: the "
+                  "`serviceUrl` setting, else the host the request came to)")
     mailMerge = serializers.ListField(
         child=MailMergeEntrySerializer(), required=False, min_length=1,
         max_length=MAX_MAIL_MERGE,
@@ -280,6 +301,18 @@ class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
             raise serializers.ValidationError("The message is empty")
         return raw
 
+    def validate_baseUrl(self, value: str) -> str:  # noqa: N802 - EmailEngine's field name
+        value = value.strip()
+        if not value:
+            return ""
+        if not tracking.is_web_url(value):
+            raise serializers.ValidationError("Must be an http(s) URL, such as "
+                                              "https://mail.example.com")
+        parts = urlsplit(value)
+        if parts.query or parts.fragment or parts.username is not None:
+            raise serializers.ValidationError("Give the URL alone: no user, query or fragment")
+        return f"{parts.scheme.lower()}://{parts.netloc}{parts.path.rstrip('/')}"
+
     def validate_listId(self, value: str) -> str:  # noqa: N802 - EmailEngine's field name
         problem = blocklists.list_id_problem(value)
         if problem:
@@ -291,6 +324,10 @@ class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
         if "raw" in attrs and structured:
             raise serializers.ValidationError(
                 {"raw": [f"Give raw or structured fields, not both ({structured[0]})"]})
+        tracked = [name for name in TRACKING_FIELDS if attrs.get(name)]
+        if "raw" in attrs and tracked:
+            raise serializers.ValidationError({tracked[0]: [
+                "Not taken with raw: the message is sent as it is; give html to track it"]})
         if attrs.get("listId") and not attrs.get("mailMerge"):
             _one_list_recipient(attrs)
         if attrs.get("mailMerge"):
@@ -480,18 +517,22 @@ class CancelledSerializer(serializers.Serializer):
     deleted = serializers.BooleanField()
 
 
-def service_url(request, tenant) -> str:
+def service_url(request, tenant, row=None) -> str:
     """This service's public URL, as a template's ``{{service.url}}`` shows it and a list
     message's unsubscribe link starts: the tenant's ``serviceUrl`` setting (as EmailEngine's),
-    else this deployment's ``EMAILAPI_SERVICE_URL``, else the host the request came to."""
-    return (engine_settings.of(tenant).service_url or settings.EMAILAPI_SERVICE_URL
+    else this deployment's ``EMAILAPI_SERVICE_URL``, else the host the request came to.
+    ``row``: the tenant's settings (``engine_settings.of``), when the caller has them."""
+    row = engine_settings.of(tenant) if row is None else row
+    return (row.service_url or settings.EMAILAPI_SERVICE_URL
             or request.build_absolute_uri("/").rstrip("/"))
 
 
-def _composed(account, data: dict) -> dict:
+def _composed(account, data: dict, html_filter=None) -> dict:
     """What the outbox stores, from ``raw`` or the structured fields (``mailboxes.compose``
-    derives the envelope, adds a missing Message-ID and keeps Bcc out of the headers)."""
-    composed = compose.compose(account, data, data.get("envelope"), for_sending=True)
+    derives the envelope, adds a missing Message-ID and keeps Bcc out of the headers);
+    ``html_filter``: the send's tracking (``mailboxes.tracking.trackers``)."""
+    composed = compose.compose(account, data, data.get("envelope"), for_sending=True,
+                               html_filter=html_filter)
     return {"raw": composed.raw, "message_id": composed.message_id, "subject": composed.subject,
             "envelope": {"from": composed.envelope_from, "to": composed.envelope_to}}
 
@@ -569,6 +610,27 @@ class SubmitBase(TenantScopedAPIView):
 
 
 class SubmitView(SubmitBase):
+    @cached_property
+    def tenant_settings(self):
+        """The tenant's settings (its service URL), read once a request."""
+        return engine_settings.of(self.tenant)
+
+    def service(self, data: dict) -> str:
+        """The URL the send's links start with: its ``baseUrl``, else ``service_url``."""
+        return data.get("baseUrl") or service_url(self.request, self.tenant,
+                                                  self.tenant_settings)
+
+    def trackers(self, data: dict, service: str):
+        """The send's open and click tracking (``compose``'s ``html_filter``), or None: off,
+        a raw message (sent as it is) or a dry run (EmailEngine's preview has none)."""
+        if "raw" in data or data["dryRun"]:
+            return None
+        opens, clicks = tracking.wanted(data, None, None)
+        if not (opens or clicks):
+            return None
+        return tracking.trackers(service, self.tenant.pk, self.email_account.account_id,
+                                 opens=opens, clicks=clicks)
+
     @extend_schema(
         operation_id="submitMessage", tags=["Submit"],
         parameters=[ACCOUNT_PARAM, PREFER_PARAM, IDEMPOTENCY_PARAM], request=SubmitSerializer,
@@ -608,7 +670,7 @@ class SubmitView(SubmitBase):
         # URL, and referenced attachments (from the mail server).
         template = templates.usable(email_account, base["template"]) \
             if base.get("template") else None
-        service = service_url(self.request, self.tenant)
+        service = self.service(base)
         base = attachment_references.with_contents(email_account, base, self.body_room())
         blocked = blocklists.blocked_among(
             self.tenant, base["listId"], [entry["to"]["address"] for entry in data["mailMerge"]]
@@ -639,7 +701,7 @@ class SubmitView(SubmitBase):
         list's entries) as a mail merge reads them once for all its messages (otherwise read
         here)."""
         email_account = self.email_account
-        service = service_url(self.request, self.tenant) if service is None else service
+        service = self.service(data) if service is None else service
         if data.get("listId"):
             data, skipped = list_sends.prepared(email_account, data, service, blocked)
             if skipped is not None:
@@ -650,8 +712,9 @@ class SubmitView(SubmitBase):
         data = attachment_references.with_contents(email_account, data, self.body_room())
         reference = data.get("reference")
         found = True
+        html_filter = self.trackers(data, service)
         try:
-            composed = _composed(email_account, data)
+            composed = _composed(email_account, data, html_filter)
         except MessageNotFound as exc:
             if isinstance(exc, ReferenceMismatch) or not (reference and
                                                           reference["ignoreMissing"]):
@@ -659,7 +722,7 @@ class SubmitView(SubmitBase):
             found = False
             composed = _composed(email_account,
                                  {key: value for key, value in data.items()
-                                  if key != "reference"})
+                                  if key != "reference"}, html_filter)
         if data["dryRun"]:
             return dry_run_body(composed, reference, found)
         entry = outbox.submit(

@@ -1,0 +1,60 @@
+"""The public ends of a tracked message's links (``mailboxes.tracking``), outside the
+token-protected /v1, as EmailEngine serves them:
+
+* ``GET /open.gif?data=..&sig=..``: a 1x1 transparent GIF (``Cache-Control: no-store``: each
+  opening fetches it again) and one ``trackOpen``;
+* ``GET /redirect?data=..&sig=..``: 302 to the link's own URL (http or https, never anything
+  else) and one ``trackClick``.
+
+A link we did not sign (or one of the other kind) is 403 in the API's error shape, and
+records nothing. ``HEAD`` answers the same without recording: it is a link checker's, not a
+reader's. The reader's address is ``REMOTE_ADDR`` (what ``emailapi.proxies`` made of a
+trusted proxy's ``X-Forwarded-For``), as on the unsubscribe page.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from django.http import HttpResponse, HttpResponseRedirect
+from django.views.decorators.http import require_http_methods
+
+from accounts.errors import LinkInvalid
+from emailapi.api.errors import json_error_response
+from mailboxes import tracking, tracking_events
+
+# The smallest transparent GIF: 1x1, one transparent colour.
+GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+NO_STORE = "no-store, no-cache, must-revalidate, max-age=0"
+
+
+def _followed(request, kind: str):
+    """The link's payload, recorded when a reader fetched it; or the 403 answer."""
+    try:
+        link = tracking.read(kind, request.GET.get("data"), request.GET.get("sig"))
+    except LinkInvalid as exc:
+        return None, json_error_response(exc.message, exc.code, 403)
+    if request.method == "GET":
+        tracking_events.record(kind, link, request.META.get("REMOTE_ADDR") or "",
+                               request.headers.get("User-Agent", ""))
+    return link, None
+
+
+@require_http_methods(["GET", "HEAD"])
+def open_gif(request):
+    _link, refused = _followed(request, tracking.OPEN)
+    if refused is not None:
+        return refused
+    return HttpResponse(GIF, content_type="image/gif", headers={
+        "Cache-Control": NO_STORE, "Pragma": "no-cache",
+        "Content-Disposition": 'inline; filename="open.gif"'})
+
+
+@require_http_methods(["GET", "HEAD"])
+def redirect(request):
+    link, refused = _followed(request, tracking.CLICK)
+    if refused is not None:
+        return refused
+    response = HttpResponseRedirect(link["url"])  # 302; http(s) only (tracking.read)
+    response["Cache-Control"] = NO_STORE
+    return response
