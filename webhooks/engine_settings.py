@@ -6,6 +6,9 @@ events carry.
     notifyText, notifyTextSize, notifyHeaders,  -> what its messageNew carries
     notifyAttachments, notifyAttachmentSize
     serviceUrl                                  -> every emailengine payload's ``serviceUrl``
+                                                   (and where a send's links point)
+    trackOpens, trackClicks                     -> a send's tracking when it says none
+                                                   (``mailboxes.tracking.wanted``)
 
 ``serviceSecret`` also signs the subscriptions made from accounts' own ``webhooks`` URLs, as
 EmailEngine signs every webhook with it.
@@ -35,14 +38,15 @@ from webhooks.models import EngineSettings, WebhookSubscription
 
 KEYS = ("webhooksEnabled", "webhooks", "webhookEvents", "webhooksCustomHeaders", "notifyText",
         "notifyTextSize", "notifyHeaders", "notifyAttachments", "notifyAttachmentSize", "serviceUrl",
-        "serviceSecret")
+        "serviceSecret", "trackOpens", "trackClicks")
 # Where each key lives on the row (the webhook keys are also applied to the subscription).
 # ``webhooks`` is not one: its password is sealed apart (``_set_url``).
 _COLUMNS = {"webhooksEnabled": "webhooks_enabled",
             "webhookEvents": "webhook_events", "notifyText": "notify_text",
             "notifyTextSize": "notify_text_size", "notifyHeaders": "notify_headers",
             "notifyAttachments": "notify_attachments",
-            "notifyAttachmentSize": "notify_attachment_size", "serviceUrl": "service_url"}
+            "notifyAttachmentSize": "notify_attachment_size", "serviceUrl": "service_url",
+            "trackOpens": "track_opens", "trackClicks": "track_clicks"}
 _SUBSCRIPTION_KEYS = {"webhooksEnabled", "webhooks", "webhookEvents", "webhooksCustomHeaders",
                       "serviceSecret"}
 

@@ -195,7 +195,8 @@ class EngineSettings(models.Model):
     ``subscription``, the tenant's default subscription (format ``emailengine``), which exists
     while ``webhooks`` is a URL. The ``notify*`` keys shape what ``webhooks.engine_format`` puts
     in that subscription's ``messageNew``; ``serviceUrl`` is every ``emailengine``
-    subscription's envelope field. Secrets are sealed like a subscription's.
+    subscription's envelope field (and where a send's links point); ``trackOpens`` and
+    ``trackClicks`` are sends' defaults. Secrets are sealed like a subscription's.
     """
 
     tenant = models.OneToOneField("accounts.Tenant", on_delete=models.CASCADE,
@@ -214,3 +215,7 @@ class EngineSettings(models.Model):
     notify_headers = models.JSONField(default=list)
     notify_attachments = models.BooleanField(default=False)
     notify_attachment_size = models.IntegerField(null=True, blank=True)
+    # A send's trackOpens / trackClicks when it gives none (``mailboxes.tracking.wanted``);
+    # null: never set, so the send's ``trackingEnabled`` decides, as in EmailEngine.
+    track_opens = models.BooleanField(null=True, blank=True)
+    track_clicks = models.BooleanField(null=True, blank=True)

@@ -612,7 +612,7 @@ class SubmitBase(TenantScopedAPIView):
 class SubmitView(SubmitBase):
     @cached_property
     def tenant_settings(self):
-        """The tenant's settings (its service URL), read once a request."""
+        """The tenant's settings (service URL, tracking defaults), read once a request."""
         return engine_settings.of(self.tenant)
 
     def service(self, data: dict) -> str:
@@ -625,7 +625,8 @@ class SubmitView(SubmitBase):
         a raw message (sent as it is) or a dry run (EmailEngine's preview has none)."""
         if "raw" in data or data["dryRun"]:
             return None
-        opens, clicks = tracking.wanted(data, None, None)
+        row = self.tenant_settings
+        opens, clicks = tracking.wanted(data, row.track_opens, row.track_clicks)
         if not (opens or clicks):
             return None
         return tracking.trackers(service, self.tenant.pk, self.email_account.account_id,

@@ -1,8 +1,8 @@
 """EmailEngine's open and click tracking: ``trackOpens``, ``trackClicks``, ``trackingEnabled``
-and ``baseUrl`` on submit, the message sent through the recording SMTP server, its image
-(``/open.gif``) and redirect (``/redirect``) links followed as a reader's mail client would,
-and the ``trackOpen`` / ``trackClick`` events in the outbox and delivered as EmailEngine's
-webhooks."""
+and ``baseUrl`` on submit (and the ``trackOpens``/``trackClicks`` settings as defaults), the
+message sent through the recording SMTP server, its image (``/open.gif``) and redirect
+(``/redirect``) links followed as a reader's mail client would, and the ``trackOpen`` /
+``trackClick`` events in the outbox and delivered as EmailEngine's webhooks."""
 
 from __future__ import annotations
 
@@ -259,6 +259,37 @@ def test_tracking_enabled_alone_tracks_both(alice, account):
                                           format="json"))
     assert len(SRC.findall(html)) == 1
     assert urlsplit(html_lib.unescape(HREF.findall(html)[0])).path == "/redirect"
+
+
+def test_the_settings_are_the_defaults_of_a_send(alice, account):
+    assert alice.client.get("/v1/settings?trackOpens=true&trackClicks=true").json() == {
+        "trackOpens": None, "trackClicks": None}
+    updated = alice.client.post("/v1/settings", {"trackOpens": True, "trackClicks": False},
+                                format="json")
+    assert updated.json() == {"updated": ["trackOpens", "trackClicks"]}
+    assert alice.client.get("/v1/settings?trackOpens=true&trackClicks=true").json() == {
+        "trackOpens": True, "trackClicks": False}
+    fields = {k: v for k, v in TRACKED.items() if k not in ("trackOpens", "trackClicks")}
+    html = _queued_html(alice.client.post(SUBMIT, {**fields, "trackingEnabled": True},
+                                          format="json"))
+    assert len(SRC.findall(html)) == 1
+    assert HREF.findall(html)[0] == html_lib.escape(OFFER)  # the setting wins, as there
+    explicit = _queued_html(alice.client.post(SUBMIT, {**fields, "trackOpens": False},
+                                              format="json"))
+    assert explicit.strip() == TRACKED["html"]
+    # A raw message is sent as it is, whatever the defaults.
+    queued = alice.client.post(SUBMIT, {"raw": b64(raw_message(html="<p>Hi</p>"))},
+                               format="json").json()
+    assert _html(bytes(OutboxEntry.objects.get(queue_id=queued["queueId"]).raw)).strip() == \
+        "<p>Hi</p>"
+
+
+def test_the_settings_take_booleans_only(alice, account):
+    response = alice.client.post("/v1/settings", {"trackOpens": "yes"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["details"]["trackOpens"] == ["Must be a boolean"]
+    reset = alice.client.post("/v1/settings", {"trackOpens": None}, format="json")
+    assert reset.json() == {"updated": ["trackOpens"]}  # null: unset again
 
 
 @pytest.mark.django_db(transaction=True)  # the dispatcher's own transactions

@@ -76,6 +76,14 @@ class SettingsSerializer(StrictSerializer):
                                           trim_whitespace=False,
                                           help_text="The key of X-EE-Wh-Signature "
                                                     "(write-only)")
+    trackOpens = serializers.BooleanField(
+        required=False, allow_null=True,
+        help_text="Sends that say nothing of it put a tracking image in their HTML (trackOpen "
+                  "events); null: unset, the send's trackingEnabled decides")
+    trackClicks = serializers.BooleanField(
+        required=False, allow_null=True,
+        help_text="Sends that say nothing of it point their HTML's links at /redirect "
+                  "(trackClick events); null: unset, the send's trackingEnabled decides")
     authServer = serializers.CharField(
         required=False, allow_blank=True, max_length=2048, trim_whitespace=False,
         help_text="The URL mailboxes with `imap.useAuthServer` / `smtp.useAuthServer` get their "
@@ -127,6 +135,10 @@ class SettingsValuesSerializer(serializers.Serializer):
     notifyAttachmentSize = serializers.IntegerField(required=False, allow_null=True)
     serviceUrl = serializers.CharField(required=False, allow_null=True)
     serviceSecret = serializers.BooleanField(required=False, help_text="Whether one is set")
+    trackOpens = serializers.BooleanField(required=False, allow_null=True,
+                                          help_text="null: never set")
+    trackClicks = serializers.BooleanField(required=False, allow_null=True,
+                                           help_text="null: never set")
     authServer = serializers.CharField(required=False, allow_null=True,
                                        help_text="The URL, a password in it shown as ******")
     eventTypes = serializers.ListField(child=serializers.CharField(), required=False)
@@ -165,7 +177,9 @@ class SettingsView(TenantScopedAPIView):
                     "`emailengine` (listed in /v1/webhooks); `webhookEvents`, "
                     "`webhooksCustomHeaders` and `serviceSecret` (the X-EE-Wh-Signature key) "
                     "apply to it; `notifyText`, `notifyTextSize`, `notifyHeaders` shape its "
-                    "messageNew; `serviceUrl` is every emailengine payload's field.",
+                    "messageNew; `serviceUrl` is every emailengine payload's field (and where "
+                    "a send's links point); `trackOpens` and `trackClicks` are what a send "
+                    "that says nothing of them gets.",
         examples=[OpenApiExample("Default webhook", request_only=True, value={
             "webhooksEnabled": True, "webhooks": "https://example.com/webhooks",
             "webhookEvents": ["messageNew"], "notifyText": True, "notifyTextSize": 65536})])
