@@ -287,6 +287,36 @@ def test_inline_reply_quotes_the_original_text_and_html():
     assert calls == [("M", True, False)]
 
 
+def test_the_html_filter_sees_the_html_as_it_goes_out_with_its_message_id():
+    seen = []
+
+    def html_filter(html: str, message_id: str) -> str:
+        seen.append((html, message_id))
+        return html + "<!-- tracked -->"
+
+    composed = compose.compose(ACCOUNT, {
+        "reference": {"message": "M", "action": "reply", "inline": True},
+        "text": "Yes!", "html": "<p>Yes!</p>", "previewText": "Soon"},
+        load=loader(original("reply")), html_filter=html_filter)
+    (html, message_id), = seen
+    assert message_id == composed.message_id
+    assert "<p>Shall we?</p>" in html  # the quoted original
+    assert "Soon" in html  # the preview text
+    message = parsed(composed.raw)
+    assert text_of(message.get_body(("html",))).endswith("<!-- tracked -->\n")
+    assert "tracked" not in text_of(message.get_body(("plain",)))
+
+
+def test_the_html_filter_is_not_called_without_html_nor_for_raw():
+    def html_filter(html: str, message_id: str) -> str:
+        raise AssertionError("called")
+
+    compose.compose(ACCOUNT, {"to": [{"address": "a@example.com"}], "text": "Hi"},
+                    html_filter=html_filter)
+    compose.compose(ACCOUNT, {"raw": seed.make_message(html="<p>Hi</p>")},
+                    html_filter=html_filter)
+
+
 def test_forward_attaches_the_original_as_message_rfc822():
     source = seed.make_message(subject="Lunch?", body="Shall we?")
     calls = []
