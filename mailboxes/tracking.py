@@ -47,6 +47,7 @@ SCHEMES = ("http", "https")
 PIXEL = ('<img src="{src}" style="border: 0px; width:1px; height: 1px;" tabindex="-1" '
          'width="1" height="1" alt="">')
 _BODY_END = re.compile(r"</body", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # EmailEngine's expression, but for any white space (not only a space) before ``href``.
 _LINK = re.compile(r"""(<a[^>]*\shref\s*=[\s"']*)(http[^"'>\s]+)""", re.IGNORECASE)
 
@@ -119,6 +120,10 @@ def read(kind: str, data: str | None, sig: str | None) -> dict:
 
 
 def is_web_url(url: str) -> bool:
+    """Whether ``url`` is an http(s) URL with a host, and nothing a Location header cannot
+    carry (a decoded ``&#10;`` is a line break; ``urlsplit`` would quietly drop it)."""
+    if _CONTROL.search(url):
+        return False
     try:
         parts = urlsplit(url)
     except ValueError:  # "http://[bad" and such

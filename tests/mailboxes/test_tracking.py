@@ -93,6 +93,7 @@ def test_every_spelling_of_an_http_link_is_rewritten(anchor):
     '<a href="cid:logo">Logo</a>',
     '<a href="javascript:alert(1)">No</a>',
     '<a href="httpx://odd.example/">Odd</a>',
+    '<a href="http://shop.example/a&#10;Location:x">Broken</a>',  # a line break, decoded
     '<link href="https://fonts.example/css">',
     '<img src="https://cdn.example/logo.png">',
 ])
@@ -163,8 +164,10 @@ def test_another_tenants_data_under_this_signature_is_refused():
         tracking.read(tracking.OPEN, data, sig)
 
 
-def test_a_signed_link_to_anything_but_http_is_never_redirected_to():
-    payload = {"t": 7, "a": "box", "m": MESSAGE_ID, "u": "javascript:alert(1)"}
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "ftp://files.example/",
+                                 "http://shop.example/\r\nSet-Cookie: x", "https://"])
+def test_a_signed_link_to_anything_but_http_is_never_redirected_to(url):
+    payload = {"t": 7, "a": "box", "m": MESSAGE_ID, "u": url}
     data, sig = signing.dumps(payload, salt=tracking.SALTS[tracking.CLICK]).split(":", 1)
     with pytest.raises(LinkInvalid):
         tracking.read(tracking.CLICK, data, sig)
