@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.servers.net import find_free_port  # noqa: E402
 
-REDIS_DB = 11  # EMAILAPI_TEST_SLOT=2's first DB (tests/settings.py)
+REDIS_DB = 11  # EMAILAPI_TEST_SLOT=1's first DB (tests/settings.py)
 STARTUP = 300.0
 TICK = os.sysconf("SC_CLK_TCK")
 

@@ -54,7 +54,7 @@ Needs root (Dovecot), PostgreSQL and Redis like the other benches. Everything it
 stopped at the end, on Ctrl-C or on an error: serve (SIGTERM, then SIGKILL to its group and
 to whatever its children left behind), Dovecot, the servers; the database is dropped and the
 Redis DB flushed. Logs stay in the directory printed first. On a machine where test runs use
-every Redis DB number (``EMAILAPI_TEST_SLOT`` 4 takes 6 and 7), ``--private-redis`` starts a
+every Redis DB number (``EMAILAPI_TEST_SLOT`` 3 takes 3 down to 0), ``--private-redis`` starts a
 redis-server of the soak's own instead.
 
     .venv/bin/python bench/soak.py                       # the 10 minutes (~13 in all)

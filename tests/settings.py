@@ -3,10 +3,11 @@
 Defaults can be overridden from the environment (``TEST_DATABASE_URL``, ``TEST_REDIS_URL``).
 pytest-django creates a throwaway database (``test_emailapi``, plus a worker suffix under
 xdist) and drops it afterwards. Redis DB numbers 15, 14, ... are reserved for tests, one per
-xdist worker, and flushed by the ``redis_db`` fixture.
+xdist worker (four at most), and flushed by the ``redis_db`` fixture.
 
-``EMAILAPI_TEST_SLOT=N`` (0-7, two xdist workers each) lets several suites run at once (two developers,
-or a benchmark beside a test run): slot N gets its own database names and Redis DBs.
+``EMAILAPI_TEST_SLOT=N`` (0-3, up to four xdist workers each) lets several suites run at once (two
+developers, or a benchmark beside a test run): slot N gets its own database names and Redis DBs
+15-4N down to 12-4N.
 """
 
 import os
@@ -25,7 +26,12 @@ os.environ["DATABASE_URL"] = "" if _sqlite else os.environ.get(
     "TEST_DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/postgres?test_name={_db_name}"
 )
 _redis_base = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
-os.environ["REDIS_URL"] = f"{_redis_base.rstrip('/')}/{15 - (_slot * 2 + _index % 2) % 16}"
+WORKERS_PER_SLOT = 4
+if not 0 <= _slot < 16 // WORKERS_PER_SLOT or _index >= WORKERS_PER_SLOT:
+    # Past these, two runs (or two workers) would share a Redis DB and flush each other's.
+    raise SystemExit(f"EMAILAPI_TEST_SLOT must be 0-{16 // WORKERS_PER_SLOT - 1} and the test "
+                     f"workers at most {WORKERS_PER_SLOT} (got slot {_slot}, worker {_worker})")
+os.environ["REDIS_URL"] = f"{_redis_base.rstrip('/')}/{15 - (_slot * WORKERS_PER_SLOT + _index)}"
 os.environ.setdefault("EMAILAPI_SECRET", "test-secret-for-the-suite-only-0123456789")
 os.environ["EMAILAPI_VAR_DIR"] = os.path.join(tempfile.gettempdir(), f"emailapi-test-{_slot}-{_worker}")
 os.environ.setdefault("EMAILAPI_RATE_LIMIT", "0")

@@ -55,3 +55,33 @@ def test_no_assert_hides_which_part_failed():
                  if isinstance(node, ast.Assert) and isinstance(node.test, ast.BoolOp)
                  and isinstance(node.test.op, ast.And)]
     assert offenders == []
+
+
+def _redis_url_of(slot: str, worker: str) -> tuple[int, str]:
+    """What tests/settings.py makes of a slot and an xdist worker name: its exit code, and
+    the REDIS_URL it set (or its refusal)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(EMAILAPI_TEST_SLOT=slot, PYTEST_XDIST_WORKER=worker)
+    result = subprocess.run(
+        [sys.executable, "-c", "import os, tests.settings; print(os.environ['REDIS_URL'])"],
+        cwd=TESTS.parent, env=env, capture_output=True, text=True, timeout=60)
+    return result.returncode, (result.stdout + result.stderr).strip()
+
+
+def test_every_slot_and_worker_gets_a_redis_db_of_its_own():
+    """Each run flushes its own Redis DB before its tests: two workers (or two slots) sharing
+    one would empty each other's mid-test. Four slots of four workers use the 16 DBs once."""
+    urls = [_redis_url_of(str(slot), f"gw{index}") for slot in range(4) for index in range(4)]
+    assert [code for code, _url in urls] == [0] * 16
+    assert len({url for _code, url in urls}) == 16
+
+
+def test_a_slot_or_worker_past_the_db_numbers_is_refused_in_words():
+    for slot, worker in (("4", "gw0"), ("0", "gw4")):
+        code, output = _redis_url_of(slot, worker)
+        assert code != 0, output
+        assert "EMAILAPI_TEST_SLOT must be 0-3 and the test workers at most 4" in output
