@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from emailapi.lib.timestamps import utc_iso
 from mailboxes import ids
 
 # What a value is, for the documented serializer.
@@ -50,14 +51,10 @@ class MessageField:
 
 
 def iso(value: datetime | None) -> str | None:
-    """A timestamp as the API shows it (UTC as ``Z``)."""
+    """A timestamp as the API shows it (``emailapi.lib.timestamps``: UTC, milliseconds, Z)."""
     # In UTC whatever offset the message's Date header had (a row made from a parsed header,
     # as for messageNew/messageMoved, keeps that offset until it is stored).
-    if not value:
-        return None
-    if value.tzinfo is None:  # a Date header without a zone ("-0000"): taken as UTC
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return utc_iso(value) if value else None
 
 
 def _column(name: str, column: str, kind: str, store: Callable[[Any], Any] | None,

@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 
 from emailapi.lib.redis import get_redis
+from emailapi.lib.timestamps import utc_iso
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class Tap:
                 lines, ends = self.redactor.client(data), False
             else:
                 lines, ends = self.redactor.server(data)
-            now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            now = utc_iso(datetime.now(UTC))
             src = "c" if direction == "C" else "s"
             for line in lines:
                 if len(line) > MAX_LINE:

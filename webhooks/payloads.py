@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from emailapi.lib.timestamps import utc_iso
 from webhooks.models import Event
 
 
@@ -50,10 +51,7 @@ def engine_date(value) -> str:
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return value
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return utc_iso(value)
 
 
 def _engine_data(name: str, data: dict) -> dict:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-from datetime import timezone as dt_timezone
 from functools import cached_property
 from urllib.parse import urlsplit
 
@@ -34,6 +33,7 @@ from emailapi.api.pagination import PageQuerySerializer, paginate
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
 from emailapi.lib.errors import DomainError
+from emailapi.lib.timestamps import utc_iso
 from mailboxes import (
     attachment_references,
     blocklists,
@@ -374,8 +374,7 @@ class MillisecondsDateTimeField(serializers.DateTimeField):
     """``2026-01-01T12:00:00.000Z``: UTC with milliseconds, as EmailEngine writes dates."""
 
     def to_representation(self, value):
-        return value.astimezone(dt_timezone.utc).isoformat(timespec="milliseconds") \
-            .replace("+00:00", "Z")
+        return utc_iso(value)
 
 
 class SubmittedReferenceSerializer(serializers.Serializer):

@@ -372,7 +372,7 @@ def test_a_move_by_another_client_is_deleted_plus_new_in_emailengine_format(
         other.select_folder("INBOX")
         other.move([uid], "Archive")
     [moved] = received(ours, "messageMoved")
-    assert moved.payload["data"]["date"] == "2024-03-05T09:30:00Z"
+    assert moved.payload["data"]["date"] == "2024-03-05T09:30:00.000Z"
     [deleted] = received(engine, "messageDeleted")
     [new] = received(engine, "messageNew")
     assert deleted.payload["path"] == "INBOX"

@@ -87,7 +87,7 @@ def test_the_serializer_accepts_what_the_shape_shows(alice, inbox):
 def test_the_shape_of_a_full_row(inbox):
     shown = message_fields.summary(inbox, Message.objects.get(folder=inbox, uid=3))
     assert shown["from"] == {"name": "Ann", "address": "ann@example.com"}
-    assert shown["date"] == "2024-05-01T11:59:00Z"
+    assert shown["date"] == "2024-05-01T11:59:00.000Z"
     assert (shown["unseen"], shown["flagged"], shown["answered"]) == (False, True, False)
     assert (shown["emailId"], shown["threadId"]) == ("E3", "T1")
     assert shown["messageId"] == "<m3@example.com>"
@@ -97,6 +97,6 @@ def test_the_shape_of_a_sparse_row(inbox):
     shown = message_fields.summary(inbox, Message.objects.get(folder=inbox, uid=4))
     assert shown["from"] is None
     assert shown["sender"] is None
-    assert shown["date"] == "2024-05-01T12:00:00Z"  # no Date header: INTERNALDATE
+    assert shown["date"] == "2024-05-01T12:00:00.000Z"  # no Date header: INTERNALDATE
     assert shown["messageId"] is None
     assert shown["inReplyTo"] is None
