@@ -139,7 +139,8 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # --- Redis: coordination and cache only; Postgres holds everything that must not be lost.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 RQ_QUEUES = {
-    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600} for name in ("default", "webhooks", "send")
+    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600}
+    for name in ("default", "webhooks", "send", "export")
 }
 
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -261,6 +262,20 @@ SEND_AUTH_ATTEMPTS = env_int("EMAILAPI_SEND_AUTH_ATTEMPTS", 3, minimum=1)
 # Seconds each database step after the server accepted a message is retried through
 # database faults (never past the entry's lease: after it, the message could go out twice).
 SEND_RECORD_RETRY = env_int("EMAILAPI_SEND_RECORD_RETRY", 60, minimum=0)
+
+# --- Exports (mailboxes/exports.py; README "Bulk exports"), EmailEngine's defaults
+# Seconds an export (its status and its file) is kept after it is created.
+EXPORT_MAX_AGE = env_int("EMAILAPI_EXPORT_MAX_AGE", 24 * 3600, minimum=60)
+# Exports an account may have queued or processing at once; one more is a 429 TooManyExports.
+EXPORT_MAX_CONCURRENT = env_int("EMAILAPI_EXPORT_MAX_CONCURRENT", 2, minimum=1)
+# With includeAttachments, messages larger than this (bytes) are skipped and counted.
+EXPORT_MAX_MESSAGE_SIZE = env_int("EMAILAPI_EXPORT_MAX_MESSAGE_SIZE", 50 * 1024 * 1024,
+                                  minimum=1024)
+# Seconds without progress after which a processing export is taken for one whose worker died
+# (marked failed by the sweep); also the longest one message may take to export.
+EXPORT_STALE_AFTER = env_int("EMAILAPI_EXPORT_STALE_AFTER", 300, minimum=10)
+# Seconds one export job may run in all (rq's job timeout).
+EXPORT_JOB_TIMEOUT = env_int("EMAILAPI_EXPORT_JOB_TIMEOUT", 6 * 3600, minimum=60)
 
 # --- Live event stream (webhooks/stream/; README "Live events and the change feed")
 # Seconds between the stream's checks for published events when the Redis doorbell is silent.

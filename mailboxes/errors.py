@@ -20,6 +20,7 @@ from emailapi.lib.errors import (
     Conflict,
     Invalid,
     NotFound,
+    RateLimited,
     Unavailable,
     UpstreamFailed,
 )
@@ -97,6 +98,33 @@ class TemplateNotFound(NotFound):
 
     def __init__(self, template_id: str):
         super().__init__(f"Template {template_id!r} not found")
+
+
+class ExportNotFound(NotFound):
+    """An export id the account does not have (another tenant's, expired or deleted)."""
+
+    code = "ExportNotFound"
+
+    def __init__(self, export_id: str):
+        super().__init__(f"Export {export_id!r} not found")
+
+
+class ExportNotReady(Invalid):
+    """A download of an export that has not completed (EmailEngine's 400)."""
+
+    code = "ExportNotReady"
+
+    def __init__(self, status: str):
+        super().__init__(f"Export not completed (it is {status})")
+
+
+class TooManyExports(RateLimited):
+    """An account with ``EXPORT_MAX_CONCURRENT`` exports queued or processing (429)."""
+
+    code = "TooManyExports"
+
+    def __init__(self, limit: int):
+        super().__init__(f"Maximum concurrent exports reached ({limit} per account)")
 
 
 class BlocklistNotFound(NotFound):

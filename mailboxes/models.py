@@ -342,3 +342,64 @@ class BlocklistEntry(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "list_id", "address"],
                                                name="blocklist_address_per_list")]
+
+
+class Export(models.Model):
+    """One bulk message export (EmailEngine's ``POST /v1/account/{account}/export``): what was
+    asked, where the job is and what it counted, until ``expires_at`` (``mailboxes.exports``).
+
+    States: ``queued`` --job claims--> ``processing`` --> ``completed`` | ``failed``. The file
+    the job writes is in ``ExportChunk`` rows, not on a disk: the web process that serves the
+    download and the rq worker that wrote it may run on different machines. ``heartbeat_at``
+    moves while the job makes progress; a ``processing`` export whose heartbeat stopped lost its
+    worker and is marked failed by the sweep."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        PROCESSING = "processing"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE, related_name="+")
+    email_account = models.ForeignKey(EmailAccount, on_delete=models.CASCADE, related_name="+")
+    export_id = models.CharField(max_length=32, unique=True)  # exp_ + 24 hex
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    phase = models.CharField(max_length=16, blank=True, default="")  # indexing, exporting, complete
+    folders = models.JSONField(default=list)  # as asked: paths or special uses
+    start_date = models.DateTimeField()
+    end_date = models.DateTimeField()
+    text_type = models.CharField(max_length=8, default="*")
+    max_bytes = models.BigIntegerField()
+    include_attachments = models.BooleanField(default=False)
+    folders_scanned = models.IntegerField(default=0)
+    folders_total = models.IntegerField(default=0)
+    messages_queued = models.IntegerField(default=0)
+    messages_exported = models.IntegerField(default=0)
+    messages_skipped = models.IntegerField(default=0)
+    bytes_written = models.BigIntegerField(default=0)  # NDJSON bytes, before gzip
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "email_account", "-created_at"], name="export_listing"),
+            models.Index(fields=["expires_at"], name="export_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.export_id} ({self.status})"
+
+
+class ExportChunk(models.Model):
+    """One piece of an export's gzip file, in order (``seq`` from 0); the download is their
+    concatenation, read one row at a time."""
+
+    export = models.ForeignKey(Export, on_delete=models.CASCADE, related_name="+")
+    seq = models.IntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["export", "seq"], name="export_chunk_seq")]

@@ -44,6 +44,17 @@ def message_detail(account: EmailAccount, message_id: str, text_type: str, max_b
                    mark_as_seen: bool, with_headers: bool,
                    html: HtmlOptions = HtmlOptions()) -> dict:  # noqa: B008 - frozen
     folder, row = listing.message_by_id(account, message_id)
+    return indexed_message_detail(account, folder, row, text_type, max_bytes, mark_as_seen,
+                                  with_headers, html, message_id)
+
+
+def indexed_message_detail(account: EmailAccount, folder: Folder, row: Message, text_type: str,
+                           max_bytes: int, mark_as_seen: bool, with_headers: bool,
+                           html: HtmlOptions = HtmlOptions(),  # noqa: B008 - frozen
+                           message_id: str | None = None) -> dict:
+    """``message_detail`` of a message already found in the index (an export walks the
+    index's rows); ``MessageNotFound`` when the server no longer has it."""
+    message_id = message_id if message_id is not None else str(row.uid)
     encoded = _encoded_attachments(row)
     # The header and the attachments whose decoded size is counted come with the text, in
     # one FETCH: each round trip to the server is a good part of this route's time.

@@ -42,6 +42,9 @@ LIST_SUBSCRIBE = "listSubscribe"
 # (``mailboxes.tracking_events``).
 TRACK_OPEN = "trackOpen"
 TRACK_CLICK = "trackClick"
+# A bulk export finished: its file can be downloaded, or it failed (``mailboxes.exports``).
+EXPORT_COMPLETED = "exportCompleted"
+EXPORT_FAILED = "exportFailed"
 # Raised for the tenant when a webhook subscription is disabled after failing too long.
 WEBHOOK_DISABLED = "webhookDisabled"
 
@@ -49,7 +52,7 @@ ALL = (ACCOUNT_ADDED, ACCOUNT_DELETED, ACCOUNT_INITIALIZED, AUTHENTICATION_ERROR
        AUTHENTICATION_SUCCESS, CONNECT_ERROR, MAILBOX_NEW, MAILBOX_DELETED, MAILBOX_RESET,
        MESSAGE_NEW, MESSAGE_UPDATED, MESSAGE_DELETED, MESSAGE_MOVED,
        MESSAGE_SENT, MESSAGE_DELIVERY_ERROR, MESSAGE_FAILED, LIST_UNSUBSCRIBE, LIST_SUBSCRIBE,
-       TRACK_OPEN, TRACK_CLICK, WEBHOOK_DISABLED)
+       TRACK_OPEN, TRACK_CLICK, EXPORT_COMPLETED, EXPORT_FAILED, WEBHOOK_DISABLED)
 
 
 HOLD_SECONDS = 30  # longest a held event waits if the pass that held it never releases it

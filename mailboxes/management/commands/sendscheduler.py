@@ -2,7 +2,10 @@
 
 Every ``EMAILAPI_SEND_SWEEP_INTERVAL`` seconds it enqueues an rq job for each outbox entry that
 is due and has none: ``sendAt`` reached, a retry's delay passed, a job lost to a Redis flush,
-or an entry left ``sending`` by a killed job. ``manage.py serve`` starts one; more are harmless
+or an entry left ``sending`` by a killed job. Each pass also keeps the bulk exports
+(``mailboxes.exports.sweep``): it deletes expired ones with their files, fails a
+``processing`` one whose worker died, and enqueues again a queued one whose job was lost.
+``manage.py serve`` starts one; more are harmless
 (a duplicate job finds its entry already claimed). SIGTERM or SIGINT stops it between sweeps.
 
 A database or Redis outage never ends it: a sweep that fails is logged and tried again after a
@@ -20,6 +23,7 @@ from django.db import close_old_connections, connection, connections
 
 from emailapi.lib import dbpool, metrics
 from emailapi.lib.backoff import Schedule
+from mailboxes import exports
 from mailboxes.sending import enqueue_due
 
 logger = logging.getLogger("mailboxes.sending")
@@ -54,6 +58,7 @@ class Command(BaseCommand):
             close_old_connections()
             count = enqueue_due()
             metrics.outbox_swept(count)
+            kept = exports.sweep()
         except Exception as exc:  # noqa: BLE001 - keep sweeping once the outage ends
             logger.warning("outbox sweep failed: %s", exc)
             try:
@@ -63,4 +68,7 @@ class Command(BaseCommand):
             return None
         if count:
             logger.info("outbox sweep enqueued %d entries", count)
+        if any(kept.values()):
+            logger.info("export sweep: %(expired)d expired, %(stale)d stale, "
+                        "%(requeued)d enqueued again", kept)
         return count
