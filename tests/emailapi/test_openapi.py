@@ -5,6 +5,7 @@ from django.urls import URLResolver, get_resolver, reverse
 
 from tests.accounts.test_tokens import _v1_routes
 from tests.emailapi.openapi_calls_accounts import _accounts_calls
+from tests.emailapi.openapi_calls_exports import _export_calls
 from tests.emailapi.openapi_calls_oauth2 import _oauth2_calls
 from tests.emailapi.openapi_calls_stream import _stream_calls
 from tests.emailapi.openapi_calls_submit import _submit_calls
@@ -30,7 +31,7 @@ def test_openapi_is_public_json_and_lists_every_route(client):
                     .replace("/oauth2/appid", "/oauth2/{app}")
                     .replace("/whid", "/{webhook}").replace("/dlid", "/{delivery}")
                     .replace("/gwid", "/{gateway}").replace("/tplid", "/{template}")
-                    .replace("/lstid", "/{listId}"))
+                    .replace("/lstid", "/{listId}").replace("/expid", "/{exportId}"))
         assert template in documented, route
 
 
@@ -140,6 +141,7 @@ def test_real_responses_match_the_document(client, alice, bob, mail_user):
         ("/v1/account/{account}", "delete", lambda: api.delete("/v1/account/sales")),
         ("/v1/accounts", "get", lambda: client.get("/v1/accounts")),
         *_read_api_calls(alice, mail_user),
+        *_export_calls(alice, bob),
         *_submit_calls(alice, bob),
         *_oauth2_calls(alice, bob),
         *_stream_calls(alice, bob),
