@@ -175,7 +175,9 @@ def run_export(pk: int) -> str:
     except Exception as exc:  # noqa: BLE001 - any failure ends the export, in words
         logger.warning("export %s failed: %s", export.export_id, exc, exc_info=True)
         close_old_connections()
-        return "failed" if fail(pk, describe(exc), getattr(exc, "code", None)) else "stopped"
+        # EmailEngine's code for the condition where it has one (AuthenticationFails), ours else.
+        code = getattr(exc, "ee_code", None) or getattr(exc, "code", None)
+        return "failed" if fail(pk, describe(exc), code) else "stopped"
     return "completed" if job.complete() else "stopped"
 
 
