@@ -246,3 +246,15 @@ def test_serve_starts_the_webhook_dispatchers_it_is_asked_for(dispatchers, names
     started = [child for child in children if "webhookdispatcher" in child.argv]
     assert [child.name for child in started] == names
     assert {child.name for child in children} >= {"imapworker", "rqworker", "sendscheduler"}
+
+
+def test_exports_run_on_an_rq_worker_of_their_own():
+    """An export may run for hours and a worker runs one job at a time: sends and webhooks
+    must not wait behind it."""
+    from emailapi.management.commands.serve import worker_children
+
+    workers = {child.name: child.argv for child in worker_children(sys.executable)
+               if "rqworker" in child.argv}
+    assert workers["rqworker-export"][-1] == "export"
+    assert "export" not in workers["rqworker"]
+    assert "send" in workers["rqworker"]

@@ -37,9 +37,9 @@ def default_web_processes() -> int:
 
 
 def worker_children(python: str, dispatchers: int = 1) -> list[Child]:
-    """The background processes: one IMAP worker, one rq worker, the send scheduler and
-    ``dispatchers`` webhook dispatchers (several are safe: publishing is locked, fan-out
-    serialised, lanes claimed under row locks)."""
+    """The background processes: one IMAP worker, two rq workers (exports apart), the send
+    scheduler and ``dispatchers`` webhook dispatchers (several are safe: publishing is locked,
+    fan-out serialised, lanes claimed under row locks)."""
     manage = str(settings.BASE_DIR / "manage.py")
     children = [Child("imapworker", [python, manage, "imapworker"])]
     # No --with-scheduler: nothing is enqueued for later (sendscheduler sweeps due
@@ -48,9 +48,13 @@ def worker_children(python: str, dispatchers: int = 1) -> list[Child]:
     # job's metrics (events of sends) reach the scrape like every other process's.
     # The send job starts with close_old_connections, as a fork's would have fresh
     # ones; a killed worker loses only its job, which the sweep hands out again.
+    # Exports have an rq worker of their own: one export may run for hours, and a SimpleWorker
+    # runs one job at a time, so on the same worker it would hold up every send meanwhile.
     children.append(Child("rqworker", [python, manage, "rqworker",
                                        "--worker-class", RQ_WORKER_CLASS,
-                                       *settings.RQ_QUEUES]))
+                                       *[q for q in settings.RQ_QUEUES if q != "export"]]))
+    children.append(Child("rqworker-export", [python, manage, "rqworker",
+                                              "--worker-class", RQ_WORKER_CLASS, "export"]))
     children.append(Child("sendscheduler", [python, manage, "sendscheduler"]))
     # Publish events (the live stream and change feed wait on it) and deliver webhooks
     # from their own thread pools (webhooks/dispatcher.py says why not rq).
