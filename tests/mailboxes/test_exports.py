@@ -8,18 +8,27 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from rq import SimpleWorker
 
+from accounts import services
 from mailboxes import exports
 from mailboxes.command_pool import pool
 from mailboxes.models import Export, ExportChunk
-from tests.mailboxes.helpers import events_of
+from mailboxes.sync.account import sync_account
+from tests.base import wait_for
+from tests.mailboxes.helpers import ROOT, events_of, open_session
 from tests.servers import seed
+from tests.servers.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -295,3 +304,52 @@ def test_an_expired_export_is_gone_and_the_sweep_deletes_its_file(alice, synced)
     assert exports.sweep()["expired"] == 1
     assert not Export.objects.filter(export_id=export_id).exists()
     assert ExportChunk.objects.count() == 0
+
+
+def test_a_real_worker_killed_mid_export_leaves_it_to_the_sweep(alice, mail_user, settings):
+    """A real ``rqworker`` process SIGKILLed while the mail server has gone quiet in the middle
+    of an export: the export stays ``processing`` (nothing else can tell), and once its
+    heartbeat is older than ``EXPORT_STALE_AFTER`` the sweep fails it, in words."""
+    seed.seed_mailbox(mail_user, messages=[seed.make_message(subject="Held", date=_at(2, 2))])
+    with TcpProxy(mail_user.imap_port) as proxy:
+        imap = {**mail_user.imap_settings(secure=False), "port": proxy.port,
+                "tls": {"rejectUnauthorized": False}}
+        account = services.register_account(alice.tenant, {"account": "box", "imap": imap})
+        session = open_session(account)
+        assert sync_account(session, account).complete
+        session.client.logout()
+        export_id = create(alice.client)
+        proxy.hold()  # the job's IMAP login will wait for an answer that does not come
+        victim = _spawn_export_worker(settings)
+        try:
+            wait_for(lambda: Export.objects.filter(export_id=export_id, phase="exporting")
+                     .exists())
+            wait_for(lambda: proxy.held_bytes)  # the server's greeting, held
+            os.killpg(victim.pid, signal.SIGKILL)
+            victim.wait(timeout=10)
+        finally:
+            if victim.poll() is None:
+                os.killpg(victim.pid, signal.SIGKILL)
+                victim.wait()
+            proxy.release()
+
+    assert status_of(alice.client, export_id)["status"] == "processing"
+    assert exports.sweep()["stale"] == 0, "not before its heartbeat is stale"
+    Export.objects.filter(export_id=export_id).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.EXPORT_STALE_AFTER + 1))
+    assert exports.sweep()["stale"] == 1
+    failed = status_of(alice.client, export_id)
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith("Export interrupted: its worker stopped")
+    [event] = events_of(account, "exportFailed")
+    assert event.data["exportId"] == export_id
+
+
+def _spawn_export_worker(settings) -> subprocess.Popen:
+    db = connection.settings_dict
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update(DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+               REDIS_URL=settings.REDIS_URL, EMAILAPI_SECRET=settings.EMAILAPI_SECRET)
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "rqworker", "export", "--burst"], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
