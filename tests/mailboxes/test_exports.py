@@ -25,6 +25,7 @@ from mailboxes import exports
 from mailboxes.command_pool import pool
 from mailboxes.models import Export, ExportChunk
 from mailboxes.sync.account import sync_account
+from tests import asgi_calls
 from tests.base import wait_for
 from tests.mailboxes.helpers import ROOT, events_of, open_session
 from tests.servers import seed
@@ -144,6 +145,29 @@ def test_export_holds_every_message_in_range_once_as_the_message_route_shows_it(
     assert event.data["messagesExported"] == 3
     assert event.data["bytesWritten"] == len(ndjson)
     assert event.data["expiresAt"] == done["expiresAt"]
+
+
+def test_the_download_under_asgi_is_the_same_file_chunk_by_chunk(alice, synced, monkeypatch):
+    """What the web server runs: each chunk row read on Django's sync thread, streamed."""
+    from emailapi.asgi import application
+
+    monkeypatch.setattr(exports, "CHUNK_SIZE", 256)
+    export_id = create(alice.client)
+    work_export_queue()
+    assert ExportChunk.objects.filter(export__export_id=export_id).count() > 2
+    wsgi = b"".join(alice.client.get(f"{URL}/{export_id}/download").streaming_content)
+    headers = [(b"authorization", f"Bearer {alice.token}".encode())]
+
+    async def main():
+        return await asgi_calls.call(application, "GET", f"{URL}/{export_id}/download", "", b"",
+                                     headers)
+
+    status, answer_headers, body = asgi_calls.run(main)
+    assert status == 200
+    assert answer_headers["content-type"] == "application/gzip"
+    assert body == wsgi
+    assert sorted(by_subject([json.loads(line) for line in gzip.decompress(body).splitlines()])) \
+        == ["Archived", "February", "March"]
 
 
 def test_folders_by_path_or_special_use_and_text_options(alice, synced):
