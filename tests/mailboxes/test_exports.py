@@ -21,6 +21,7 @@ from django.utils import timezone
 from rq import SimpleWorker
 
 from accounts import services
+from emailapi.management.commands.serve import RQ_WORKER_CLASS
 from mailboxes import exports
 from mailboxes.command_pool import pool
 from mailboxes.models import Export, ExportChunk
@@ -374,6 +375,9 @@ def _spawn_export_worker(settings) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env.update(DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
                REDIS_URL=settings.REDIS_URL, EMAILAPI_SECRET=settings.EMAILAPI_SECRET)
+    # serve's worker class: the job runs in the worker process itself (rq's default forks a
+    # work horse into a session of its own, which a kill of the worker's group would miss).
     return subprocess.Popen(
-        [sys.executable, "manage.py", "rqworker", "export", "--burst"], cwd=ROOT, env=env,
+        [sys.executable, "manage.py", "rqworker", "--worker-class", RQ_WORKER_CLASS, "export",
+         "--burst"], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
