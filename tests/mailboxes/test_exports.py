@@ -119,7 +119,7 @@ def test_export_holds_every_message_in_range_once_as_the_message_route_shows_it(
     done = status_of(alice.client, export_id)
     assert done["status"] == "completed"
     assert done["phase"] == "complete"
-    assert done["startDate"] == "2024-02-01T00:00:00Z"
+    assert done["startDate"] == "2024-02-01T00:00:00.000Z"  # EmailEngine's toISOString
     assert done["folders"] == []
     download = alice.client.get(f"{URL}/{export_id}/download")
     assert download["Content-Type"] == "application/gzip"
