@@ -17,6 +17,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from accounts.models import EmailAccount
+from emailapi.management.commands.serve import RQ_WORKER_CLASS
 from mailboxes import ids, listing, outbox, sending
 from mailboxes.errors import MailboxUnavailable, QueueEntryNotCancellable, ServerRefused
 from mailboxes.models import Folder, Message, OutboxEntry
@@ -241,8 +242,11 @@ def _spawn_rqworker(settings) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env.update(DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
                REDIS_URL=settings.REDIS_URL, EMAILAPI_SECRET=settings.EMAILAPI_SECRET)
+    # serve's worker class, which runs the job in its own process: rq's default forks a work
+    # horse into a session of its own, which a kill of the worker's group does not reach.
     return subprocess.Popen(
-        [sys.executable, "manage.py", "rqworker", "send", "--burst"], cwd=ROOT, env=env,
+        [sys.executable, "manage.py", "rqworker", "--worker-class", RQ_WORKER_CLASS, "send",
+         "--burst"], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
