@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from accounts.models import EmailAccount
 from emailapi.lib.wording import describe
-from mailboxes import errors, reading
+from mailboxes import errors, reading, rq_jobs
 from mailboxes.message_fields import iso
 from mailboxes.models import Export, ExportChunk, Folder, Message
 from webhooks import events
@@ -394,14 +394,7 @@ def _cancel_job(export_id: str) -> None:
 
 
 def _job_status(export_id: str, connection) -> str | None:
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
-    try:
-        status_ = Job.fetch(job_id(export_id), connection=connection).get_status(refresh=False)
-    except NoSuchJobError:
-        return None
-    return str(getattr(status_, "value", status_))
+    return rq_jobs.status(job_id(export_id), connection)
 
 
 def sweep() -> dict[str, int]:

@@ -46,7 +46,16 @@ from accounts.auth_server import AuthServerError
 from accounts.oauth2.refresh import ReauthRequired, TokenError
 from emailapi.lib.backoff import Schedule
 from emailapi.lib.wording import describe, server_text
-from mailboxes import connection_settings, gateways, ids, listing, message_writes, outbox, smtp
+from mailboxes import (
+    connection_settings,
+    gateways,
+    ids,
+    listing,
+    message_writes,
+    outbox,
+    rq_jobs,
+    smtp,
+)
 from mailboxes.command_pool import pool
 from mailboxes.errors import MailboxNotFound, MailboxUnavailable, MessageNotFound, ServerRefused
 from mailboxes.imap import append as imap_append
@@ -533,14 +542,7 @@ def enqueue_quietly(entry: OutboxEntry) -> None:
 
 
 def _job_status(queue_id: str, connection) -> str | None:
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
-    try:
-        status = Job.fetch(job_id(queue_id), connection=connection).get_status(refresh=False)
-    except NoSuchJobError:
-        return None
-    return str(getattr(status, "value", status))
+    return rq_jobs.status(job_id(queue_id), connection)
 
 
 def enqueue_due() -> int:
