@@ -11,24 +11,21 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from rq import SimpleWorker
 
 from accounts import services
-from emailapi.management.commands.serve import RQ_WORKER_CLASS
 from mailboxes import exports
 from mailboxes.command_pool import pool
 from mailboxes.models import Export, ExportChunk
 from mailboxes.sync.account import sync_account
 from tests import asgi_calls
 from tests.base import wait_for
-from tests.mailboxes.helpers import ROOT, events_of, open_session
+from tests.mailboxes.helpers import events_of, open_session
+from tests.mailboxes.rq_workers import spawn_rqworker
 from tests.servers import seed
 from tests.servers.tcp_proxy import TcpProxy
 
@@ -345,7 +342,7 @@ def test_a_real_worker_killed_mid_export_leaves_it_to_the_sweep(alice, mail_user
         session.client.logout()
         export_id = create(alice.client)
         proxy.hold()  # the job's IMAP login will wait for an answer that does not come
-        victim = _spawn_export_worker(settings)
+        victim = spawn_rqworker(settings, "export")
         try:
             wait_for(lambda: Export.objects.filter(export_id=export_id, phase="exporting")
                      .exists())
@@ -369,15 +366,3 @@ def test_a_real_worker_killed_mid_export_leaves_it_to_the_sweep(alice, mail_user
     [event] = events_of(account, "exportFailed")
     assert event.data["exportId"] == export_id
 
-
-def _spawn_export_worker(settings) -> subprocess.Popen:
-    db = connection.settings_dict
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env.update(DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-               REDIS_URL=settings.REDIS_URL, EMAILAPI_SECRET=settings.EMAILAPI_SECRET)
-    # serve's worker class: the job runs in the worker process itself (rq's default forks a
-    # work horse into a session of its own, which a kill of the worker's group would miss).
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "rqworker", "--worker-class", RQ_WORKER_CLASS, "export",
-         "--burst"], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

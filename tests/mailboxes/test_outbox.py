@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -17,12 +15,12 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from accounts.models import EmailAccount
-from emailapi.management.commands.serve import RQ_WORKER_CLASS
 from mailboxes import ids, listing, outbox, sending
 from mailboxes.errors import MailboxUnavailable, QueueEntryNotCancellable, ServerRefused
 from mailboxes.models import Folder, Message, OutboxEntry
 from tests.base import wait_for
 from tests.mailboxes.helpers import events_of
+from tests.mailboxes.rq_workers import spawn_rqworker
 from tests.mailboxes.sending_helpers import (
     KillBeforeQueries,
     SessionKiller,
@@ -212,7 +210,7 @@ def test_a_worker_killed_mid_send_leaves_the_entry_to_be_retried_once(
     smtp_server.refuse_next(1, "451 4.3.0 Too late", delay=10)
     entry = queue(account)
     sending.enqueue(entry.pk, entry.queue_id)
-    victim = _spawn_rqworker(settings)
+    victim = spawn_rqworker(settings, "send")
     try:
         smtp_server.wait_for_refusals(1, timeout=30)  # the victim is inside DATA now
         os.killpg(victim.pid, signal.SIGKILL)
@@ -235,19 +233,6 @@ def test_a_worker_killed_mid_send_leaves_the_entry_to_be_retried_once(
     assert entry.attempts == 2
     assert len(smtp_server.wait_for_messages(1)) == 1
     assert len(events_of(account, "messageSent")) == 1
-
-
-def _spawn_rqworker(settings) -> subprocess.Popen:
-    db = connection.settings_dict
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env.update(DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-               REDIS_URL=settings.REDIS_URL, EMAILAPI_SECRET=settings.EMAILAPI_SECRET)
-    # serve's worker class, which runs the job in its own process: rq's default forks a work
-    # horse into a session of its own, which a kill of the worker's group does not reach.
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "rqworker", "--worker-class", RQ_WORKER_CLASS, "send",
-         "--burst"], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def test_an_interrupted_last_attempt_fails_instead_of_trying_again(account, smtp_server):
