@@ -89,3 +89,11 @@ def client_scope(scope: dict, trusted: list[Network]) -> dict:
     # The client's port is not forwarded: 0, as daphne says for a proxied client.
     client = [address, 0] if forwarded else peer
     return {**scope, "client": client, "scheme": scheme, "headers": kept}
+
+
+def client_address(request) -> str:
+    """A Django request's client address as ``client_scope`` resolved it (``REMOTE_ADDR``:
+    the peer, or what trusted proxies said of the client), '' when the server gave none.
+    What the pages and the API record of who did something (an unsubscribe, a block, an
+    open) is read here, so they all mean the same client."""
+    return request.META.get("REMOTE_ADDR") or ""

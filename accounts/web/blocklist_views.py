@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import EmailAccount
 from accounts.web.tenancy import tenant_view
+from emailapi.proxies import client_address
 from mailboxes import blocklists
 
 PAGE_SIZE = 50
@@ -57,7 +58,7 @@ def blocklist_page(request):
         added = blocklists.add(request.tenant, data["list_id"], data["recipient"],
                                data["account"], source="api",
                                reason=data.get("reason") or "block",
-                               remote_address=request.META.get("REMOTE_ADDR") or "",
+                               remote_address=client_address(request),
                                user_agent=request.headers.get("User-Agent", ""))
         messages.success(request, f"{data['recipient']} "
                                   f"{'blocked' if added else 'was blocked already'} on "

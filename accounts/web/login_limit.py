@@ -13,6 +13,7 @@ import logging
 
 from django.conf import settings
 
+from emailapi import proxies
 from emailapi.lib.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ MAX_PER_IP = 30
 def client_address(request) -> str:
     """The client a sign-in comes from: ``REMOTE_ADDR`` only. A forwarded header is whatever
     the client says unless a proxy we trust sets it, and that is decided before a view runs."""
-    return request.META.get("REMOTE_ADDR") or "unknown"
+    return proxies.client_address(request) or "unknown"
 
 
 def _keys(email: str, ip: str) -> list[tuple[str, int]]:

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from emailapi.api.pagination import PageQuerySerializer, paginate
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
 from emailapi.api.views import InvalidInput, TenantScopedAPIView
+from emailapi.proxies import client_address
 from mailboxes import blocklists
 from mailboxes.errors import BlocklistNotFound
 from mailboxes.message_fields import iso
@@ -136,7 +137,7 @@ class BlocklistView(ListIdView):
         account = self.account_named(data["account"])
         added = blocklists.add(
             self.tenant, list_id, data["recipient"], account.account_id, source="api",
-            reason=data.get("reason") or "block", remote_address=_client_address(request),
+            reason=data.get("reason") or "block", remote_address=client_address(request),
             user_agent=request.headers.get("User-Agent", ""))
         return Response({"success": True, "added": added})
 
@@ -153,7 +154,3 @@ class BlocklistView(ListIdView):
             raise BlocklistNotFound(list_id)
         return Response({"deleted": blocklists.remove(self.tenant, list_id,
                                                       query["recipient"])})
-
-
-def _client_address(request) -> str:
-    return request.META.get("REMOTE_ADDR") or ""

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.errors import LinkInvalid
 from emailapi.api.errors import json_error_response
+from emailapi.proxies import client_address
 from mailboxes import tracking, tracking_events
 
 # The smallest transparent GIF: 1x1, one transparent colour.
@@ -35,7 +36,7 @@ def _followed(request, kind: str):
     except LinkInvalid as exc:
         return None, json_error_response(exc.message, exc.code, 403)
     if request.method == "GET":
-        tracking_events.record(kind, link, request.META.get("REMOTE_ADDR") or "",
+        tracking_events.record(kind, link, client_address(request),
                                request.headers.get("User-Agent", ""))
     return link, None
 

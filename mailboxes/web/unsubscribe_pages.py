@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.errors import LinkInvalid
+from emailapi.proxies import client_address
 from mailboxes import unsubscribe
 
 ONE_CLICK = "One-Click"
@@ -25,7 +26,7 @@ TEMPLATE = "unsubscribe/page.html"
 
 
 def _client(request) -> tuple[str, str]:
-    return request.META.get("REMOTE_ADDR") or "", request.headers.get("User-Agent", "")
+    return client_address(request), request.headers.get("User-Agent", "")
 
 
 def _invalid(request, exc: LinkInvalid):
