@@ -54,6 +54,7 @@ DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 ACTIVE = (Export.Status.QUEUED, Export.Status.PROCESSING)
 SKIPPED_BY_DEFAULT = ("\\Junk", "\\Trash")
 PROGRESS_EVERY = 1.0  # seconds between progress writes (each also proves the job alive)
+ROWS_PER_READ = 500  # index rows read in one query while exporting
 _LIVE_JOB = {"queued", "started", "scheduled", "deferred"}
 
 
@@ -206,23 +207,26 @@ class _Job:
         self.progress(force=True)
         writer = _ChunkWriter(self.export.pk)
         with gzip.GzipFile(fileobj=writer, mode="wb", mtime=0) as packed:
-            for folder, row_pk in rows:
-                line = self.line(folder, row_pk)
-                if line is None:
-                    self.counts["messages_skipped"] += 1
-                else:
-                    packed.write(line)
-                    self.counts["messages_exported"] += 1
-                    self.counts["bytes_written"] += len(line)
-                self.progress()
+            for start in range(0, len(rows), ROWS_PER_READ):
+                batch = rows[start:start + ROWS_PER_READ]
+                # A batch's index rows in one query; a row gone meanwhile is skipped.
+                found = Message.objects.in_bulk([row_pk for _folder, row_pk in batch])
+                for folder, row_pk in batch:
+                    row = found.get(row_pk)
+                    line = None if row is None or row.folder_id != folder.pk \
+                        else self.line(folder, row)
+                    if line is None:
+                        self.counts["messages_skipped"] += 1
+                    else:
+                        packed.write(line)
+                        self.counts["messages_exported"] += 1
+                        self.counts["bytes_written"] += len(line)
+                    self.progress()
         writer.flush_chunk()
 
-    def line(self, folder: Folder, row_pk: int) -> bytes | None:
-        """The message's NDJSON line, or None to skip it (gone from the index or the server,
-        or too large to export with its attachments)."""
-        row = Message.objects.filter(pk=row_pk, folder=folder).first()
-        if row is None:
-            return None
+    def line(self, folder: Folder, row: Message) -> bytes | None:
+        """The message's NDJSON line, or None to skip it (gone from the server, or too large
+        to export with its attachments)."""
         export = self.export
         if export.include_attachments and row.size > settings.EXPORT_MAX_MESSAGE_SIZE:
             return None
@@ -382,15 +386,7 @@ def enqueue_quietly(export: Export) -> None:
 
 
 def _cancel_job(export_id: str) -> None:
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
-    try:
-        job = Job.fetch(job_id(export_id), connection=_queue().connection)
-    except NoSuchJobError:
-        return
-    if job.get_status(refresh=False) in ("queued", "scheduled", "deferred"):
-        job.delete()
+    rq_jobs.delete_waiting(job_id(export_id), _queue().connection)
 
 
 def _job_status(export_id: str, connection) -> str | None:

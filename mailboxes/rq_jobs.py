@@ -15,3 +15,17 @@ def status(job_id: str, connection) -> str | None:
     except NoSuchJobError:
         return None
     return str(getattr(value, "value", value))
+
+
+def delete_waiting(job_id: str, connection) -> None:
+    """Delete the job if it has not started (queued, scheduled, deferred); one running, or
+    none, is left as it is."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:
+        return
+    if job.get_status(refresh=False) in ("queued", "scheduled", "deferred"):
+        job.delete()

@@ -14,6 +14,7 @@ import signal
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from rq import SimpleWorker
 
@@ -143,6 +144,24 @@ def test_export_holds_every_message_in_range_once_as_the_message_route_shows_it(
     assert event.data["messagesExported"] == 3
     assert event.data["bytesWritten"] == len(ndjson)
     assert event.data["expiresAt"] == done["expiresAt"]
+
+
+def test_the_job_reads_its_index_rows_a_batch_at_a_time(alice, synced):
+    """The rows an export writes are read in one query per batch, not one per message: the
+    message table is read once per folder (the range) and once per batch."""
+    export_id = create(alice.client)  # INBOX's February and March, Archive's one
+    statements = []
+
+    def record(execute, sql, params, many, context):  # every statement, reconnects included
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):  # the job itself, in this thread
+        assert exports.run_export(Export.objects.get(export_id=export_id).pk) == "completed"
+    assert status_of(alice.client, export_id)["progress"]["messagesExported"] == 3
+    reads = [sql for sql in statements
+             if sql.startswith("SELECT") and 'FROM "mailboxes_message"' in sql]
+    assert len(reads) == len(exports.resolve_folders(synced.account, [])) + 1, reads
 
 
 def test_the_download_under_asgi_is_the_same_file_chunk_by_chunk(alice, synced, monkeypatch):
