@@ -4,8 +4,11 @@ kill one in the middle of a job (a send, an export)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.db import connection
 
@@ -25,3 +28,20 @@ def spawn_rqworker(settings, queue: str) -> subprocess.Popen:
         [sys.executable, "manage.py", "rqworker", "--worker-class", RQ_WORKER_CLASS, queue,
          "--burst"], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+@contextmanager
+def rqworker(settings, queue: str) -> Iterator[subprocess.Popen]:
+    """``spawn_rqworker``, killed on the way out if the test did not kill it itself."""
+    worker = spawn_rqworker(settings, queue)
+    try:
+        yield worker
+    finally:
+        if worker.poll() is None:
+            kill(worker)
+
+
+def kill(worker: subprocess.Popen) -> None:
+    """SIGKILL the worker's whole session (the job in it included) and reap it."""
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=10)

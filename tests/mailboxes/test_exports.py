@@ -8,9 +8,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import os
 import re
-import signal
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,7 +24,7 @@ from mailboxes.sync.account import sync_account
 from tests import asgi_calls
 from tests.base import wait_for
 from tests.mailboxes.helpers import events_of, open_session
-from tests.mailboxes.rq_workers import spawn_rqworker
+from tests.mailboxes.rq_workers import kill, rqworker
 from tests.servers import seed
 from tests.servers.tcp_proxy import TcpProxy
 
@@ -361,17 +359,13 @@ def test_a_real_worker_killed_mid_export_leaves_it_to_the_sweep(alice, mail_user
         session.client.logout()
         export_id = create(alice.client)
         proxy.hold()  # the job's IMAP login will wait for an answer that does not come
-        victim = spawn_rqworker(settings, "export")
         try:
-            wait_for(lambda: Export.objects.filter(export_id=export_id, phase="exporting")
-                     .exists())
-            wait_for(lambda: proxy.held_bytes)  # the server's greeting, held
-            os.killpg(victim.pid, signal.SIGKILL)
-            victim.wait(timeout=10)
+            with rqworker(settings, "export") as victim:
+                wait_for(lambda: Export.objects.filter(export_id=export_id, phase="exporting")
+                         .exists())
+                wait_for(lambda: proxy.held_bytes)  # the server's greeting, held
+                kill(victim)
         finally:
-            if victim.poll() is None:
-                os.killpg(victim.pid, signal.SIGKILL)
-                victim.wait()
             proxy.release()
 
     assert status_of(alice.client, export_id)["status"] == "processing"

@@ -4,8 +4,6 @@ after a Redis flush, cancellation and sendAt."""
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +18,7 @@ from mailboxes.errors import MailboxUnavailable, QueueEntryNotCancellable, Serve
 from mailboxes.models import Folder, Message, OutboxEntry
 from tests.base import wait_for
 from tests.mailboxes.helpers import events_of
-from tests.mailboxes.rq_workers import spawn_rqworker
+from tests.mailboxes.rq_workers import kill, rqworker
 from tests.mailboxes.sending_helpers import (
     KillBeforeQueries,
     SessionKiller,
@@ -210,15 +208,9 @@ def test_a_worker_killed_mid_send_leaves_the_entry_to_be_retried_once(
     smtp_server.refuse_next(1, "451 4.3.0 Too late", delay=10)
     entry = queue(account)
     sending.enqueue(entry.pk, entry.queue_id)
-    victim = spawn_rqworker(settings, "send")
-    try:
+    with rqworker(settings, "send") as victim:
         smtp_server.wait_for_refusals(1, timeout=30)  # the victim is inside DATA now
-        os.killpg(victim.pid, signal.SIGKILL)
-        victim.wait(timeout=10)
-    finally:
-        if victim.poll() is None:
-            os.killpg(victim.pid, signal.SIGKILL)
-            victim.wait()
+        kill(victim)
 
     entry = _reload(entry)
     assert entry.state == State.SENDING
