@@ -214,8 +214,9 @@ class EmailAccount(models.Model):
     # this account's events made from it (webhooks app), so it follows the URL.
     webhooks = models.CharField(max_length=2048, blank=True, default="")
     webhook_subscription = models.UUIDField(null=True, blank=True)
-    # Accepted and echoed, with no effect here: subconnections, imapIndexer, locale, tz,
-    # proxy, smtpEhloName (README "Coming from EmailEngine" says why for each).
+    # EmailEngine's options kept as given: locale and tz (the quoted date of an inline reply
+    # or forward: mailboxes.compose); subconnections, imapIndexer, proxy and smtpEhloName are
+    # echoed with no effect here (README "Coming from EmailEngine" says why for each).
     ee_options = models.JSONField(default=dict, blank=True)
     # Start of the current failure streak, so its event is raised once, not on every retry.
     auth_failing_since = models.DateTimeField(null=True, blank=True)

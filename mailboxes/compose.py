@@ -65,6 +65,7 @@ from mailboxes.errors import (
     ReferenceNotFound,
 )
 from mailboxes.imap import parse, parts
+from mailboxes.quote_dates import quote_date
 
 # 7-bit clean output with CRLF: safe for SMTP servers without 8BITMIME and for APPEND.
 # ``refold_source="none"``: a header set as it is (``_set_header``) or read from a message is
@@ -206,7 +207,7 @@ def _from_fields(account: EmailAccount, fields: dict, original: Original | None,
 
     text, html = fields.get("text"), fields.get("html")
     if original and original.target.action and fields.get("reference", {}).get("inline"):
-        text, html = _quoted(original, text, html)
+        text, html = _quoted(original, text, html, _quote_when(original, account, fields))
     if html is not None and fields.get("previewText"):
         html = with_preview(html, fields["previewText"])
     if html is not None and html_filter is not None:
@@ -536,10 +537,19 @@ def with_preview(html: str, preview: str) -> str:
     return html[:at] + block + html[at:]
 
 
-def _quoted(original: Original, text: str | None, html: str | None):
+def _quote_when(original: Original, account: EmailAccount, fields: dict) -> str:
+    """The original's date as the quote shows it: in the request's ``locale`` and ``tz``, else
+    the account's (EmailEngine's order; ``mailboxes.quote_dates``)."""
+    if not original.date:
+        return "an unknown date"
+    options = account.ee_options or {}
+    return quote_date(original.date, fields.get("locale") or options.get("locale"),
+                      fields.get("tz") or options.get("tz"))
+
+
+def _quoted(original: Original, text: str | None, html: str | None, when: str):
     """The new text and html with the original quoted below them (a reply: ``> `` lines and
-    a blockquote; a forward: the forwarded header block)."""
-    when = email.utils.format_datetime(original.date) if original.date else "an unknown date"
+    a blockquote; a forward: the forwarded header block), its date written as ``when``."""
     source_text = original.text
     if source_text is None and original.html is not None:
         source_text = _TAG.sub("", original.html)

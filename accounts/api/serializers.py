@@ -221,9 +221,10 @@ class EmailEngineAccountFields(StrictSerializer):
 
     Applied: ``path`` (its first folder is the one kept in IDLE, ``watchFolders``),
     ``notifyFrom``, ``syncFrom``, ``webhooks`` (a subscription of this account's events),
-    ``expectedEmail`` (connect links for the account sign in only as that address).
-    Stored and echoed only: ``logs``, ``subconnections``, ``imapIndexer``, ``locale``, ``tz``,
-    ``proxy``, ``smtpEhloName``."""
+    ``expectedEmail`` (connect links for the account sign in only as that address), ``locale``
+    and ``tz`` (the quoted date of an inline reply or forward, ``mailboxes.quote_dates``).
+    Stored and echoed only: ``logs``, ``subconnections``, ``imapIndexer``, ``proxy``,
+    ``smtpEhloName``."""
 
     path = PathField(required=False, allow_null=True,
                      help_text='Folders to watch: "*" (default) or a list; the first listed '
@@ -253,8 +254,12 @@ class EmailEngineAccountFields(StrictSerializer):
         help_text="Accepted and echoed (every folder is followed here anyway)")
     imapIndexer = serializers.ChoiceField(choices=["full", "fast"], required=False,
                                           help_text="Accepted and echoed (the index is full)")
-    locale = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    tz = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    locale = serializers.CharField(
+        max_length=100, required=False, allow_blank=True,
+        help_text="Default language (BCP 47) of the quoted date in an inline reply or forward")
+    tz = serializers.CharField(
+        max_length=100, required=False, allow_blank=True,
+        help_text="Default time zone (IANA) of that date")
     proxy = serializers.CharField(max_length=2048, required=False, allow_blank=True,
                                   allow_null=True, help_text="Accepted and echoed; not used")
     smtpEhloName = serializers.CharField(max_length=255, required=False, allow_blank=True,

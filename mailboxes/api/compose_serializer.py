@@ -205,6 +205,14 @@ class MessageFieldsSerializer(StrictSerializer):
     raw = serializers.CharField(required=False, trim_whitespace=False,
                                 help_text="The whole RFC 822 message, base64, instead of "
                                           "the structured fields")
+    locale = serializers.CharField(
+        max_length=100, required=False, allow_blank=True,
+        help_text="Language of the quoted message's date in an inline reply or forward (BCP 47, "
+                  "e.g. de or pt-BR); default the account's, else English. Unknown: English")
+    tz = serializers.CharField(
+        max_length=100, required=False, allow_blank=True,
+        help_text="Time zone of that date (IANA, e.g. Europe/Tallinn); default the account's, "
+                  "else UTC. Unknown: UTC")
 
     def get_fields(self):
         fields = super().get_fields()

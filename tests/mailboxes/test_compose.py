@@ -287,6 +287,36 @@ def test_inline_reply_quotes_the_original_text_and_html():
     assert calls == [("M", True, False)]
 
 
+def test_the_quoted_date_is_in_the_requests_locale_and_time_zone_else_the_accounts():
+    """EmailEngine's order: the request's ``locale``/``tz``, else the account's, else English
+    and UTC (the original was sent 2026-01-02 03:04:05 UTC)."""
+    reply = {"reference": {"message": "M", "action": "reply", "inline": True}, "text": "Ja"}
+
+    def first_quote_line(account, fields):
+        message = parsed(compose.compose(account, fields, load=loader(original("reply"))).raw)
+        plain = text_of(message.get_body(("plain",)))
+        return next(line for line in plain.splitlines() if line.startswith("On "))
+
+    assert first_quote_line(ACCOUNT, reply) == (
+        "On Fri, Jan 2, 2026, 3:04 AM, Ann <ann@example.com> wrote:")
+    assert first_quote_line(ACCOUNT, {**reply, "locale": "de", "tz": "Europe/Berlin"}) == (
+        "On Fr., 2. Jan. 2026, 4:04, Ann <ann@example.com> wrote:")
+    french = EmailAccount(account_id="box", email="me@example.com",
+                          ee_options={"locale": "fr", "tz": "America/New_York"})
+    assert first_quote_line(french, reply) == (
+        "On jeu. 1 janv. 2026, 22:04, Ann <ann@example.com> wrote:")
+    assert first_quote_line(french, {**reply, "locale": "en-GB"}) == (
+        "On Thu, 1 Jan 2026, 22:04, Ann <ann@example.com> wrote:")
+
+
+def test_an_inline_forward_writes_the_date_line_in_the_locale():
+    message = parsed(compose.compose(ACCOUNT, {
+        "reference": {"message": "M", "action": "forward", "inline": True},
+        "to": [{"address": "eve@example.com"}], "locale": "ja", "tz": "Asia/Tokyo"},
+        load=loader(original("forward"))).raw)
+    assert "Date: 2026年1月2日(金) 12:04" in text_of(message.get_body(("plain",)))
+
+
 def test_the_html_filter_sees_the_html_as_it_goes_out_with_its_message_id():
     seen = []
 

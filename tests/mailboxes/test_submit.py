@@ -4,6 +4,7 @@ real rq queue and worker send through the real SMTP server, Dovecot gets the Sen
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
 import pytest
 
@@ -285,6 +286,32 @@ def test_a_structured_reply_threads_quotes_and_flags_the_original(
     assert detail["answered"]
     sent_copy = Message.objects.get(folder__special_use="\\Sent")
     assert sent_copy.thread_id == Message.objects.get(folder__path="INBOX").thread_id
+
+
+def test_an_inline_reply_dates_its_quote_in_the_requests_locale_else_the_accounts(
+        alice, account, smtp_user, smtp_server):
+    """EmailEngine's ``locale`` and ``tz``: the date of the quoted original, in the request's
+    language and time zone, else in those the account was registered with."""
+    seed.seed_mailbox(smtp_user, messages=[seed.make_message(
+        subject="Plan", message_id="<plan@example.test>", from_="Ann <ann@example.test>",
+        date=datetime(2026, 3, 1, 21, 15, tzinfo=timezone.utc), body="Sunday?")])
+    sync(account)
+    [original] = alice.client.get("/v1/account/box/messages?path=INBOX").json()["messages"]
+    reply = {"from": {"address": "me@example.test"}, "text": "Yes",
+             "reference": {"message": original["id"], "inline": True}}
+
+    assert _submit(alice.client, {**reply, "locale": "de", "tz": "Europe/Berlin"}).status_code == 200
+    updated = alice.client.put("/v1/account/box", {"locale": "en-GB", "tz": "Asia/Tokyo"},
+                               format="json")
+    assert updated.status_code == 200, updated.json()
+    assert _submit(alice.client, reply).status_code == 200
+    work_send_queue()
+
+    quoted = [next(line for line in received.message.get_body(("plain",)).get_content()
+                   .splitlines() if line.startswith("On "))
+              for received in smtp_server.wait_for_messages(2)]
+    assert sorted(quoted) == ["On Mon, 2 Mar 2026, 6:15, Ann <ann@example.test> wrote:",
+                              "On So., 1. März 2026, 22:15, Ann <ann@example.test> wrote:"]
 
 
 def test_structured_and_raw_together_or_neither_are_refused(alice, account):
