@@ -77,6 +77,10 @@ class WebhookSubscription(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey("accounts.Tenant", on_delete=models.CASCADE,
                                related_name="webhook_subscriptions")
+    # The tenant's words for it (optional; EmailEngine's webhook routes have a name and a
+    # description, ``webhooks.routes``).
+    name = models.CharField(max_length=256, blank=True, default="")
+    description = models.CharField(max_length=1024, blank=True, default="")
     url = models.CharField(max_length=2048)  # the password of its user:password@ masked
     events = models.JSONField(default=list)  # event names, or ["*"] for every event
     accounts = models.JSONField(default=list)  # account ids; empty = every account

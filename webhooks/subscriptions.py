@@ -125,6 +125,7 @@ def create(tenant, data: dict) -> tuple[WebhookSubscription, str]:
     subscription = WebhookSubscription(
         tenant=tenant, events=data["events"], accounts=data.get("accounts") or [],
         enabled=data.get("enabled", True), format=data.get("format") or "emailapi",
+        name=data.get("name") or "", description=data.get("description") or "",
     )
     _set_url(subscription, data["url"])
     _set_headers(subscription, data.get("headers") or {})
@@ -141,6 +142,9 @@ def update(subscription: WebhookSubscription, data: dict) -> WebhookSubscription
     for field in ("events", "format"):
         if field in data:
             setattr(subscription, field, data[field])
+    for field in ("name", "description"):  # null clears, as ""
+        if field in data:
+            setattr(subscription, field, data[field] or "")
     if "accounts" in data:
         subscription.accounts = data["accounts"] or []
     if "headers" in data:

@@ -101,6 +101,13 @@ class WebhookCreateSerializer(StrictSerializer):
         required=False, allow_null=True, validators=[validate_headers],
         help_text="Extra request headers (write-only: responses list only their names)")
     enabled = serializers.BooleanField(default=True)
+    name = serializers.CharField(
+        max_length=256, required=False, allow_blank=True, allow_null=True,
+        help_text='Your name for it, also its name as an EmailEngine webhook route '
+                  '(null or "" clears it)')
+    description = serializers.CharField(
+        max_length=1024, required=False, allow_blank=True, allow_null=True,
+        help_text='Your description of it (null or "" clears it)')
     format = serializers.ChoiceField(
         choices=[name for name, _ in FORMATS], default="emailapi",
         help_text="emailapi (X-EmailAPI-Signature), emailengine (EmailEngine's envelope and "
@@ -162,6 +169,8 @@ class _NextAttemptField(_OffsetDateTimeField):
 
 class WebhookSerializer(serializers.Serializer):
     id = serializers.UUIDField()
+    name = _BlankAsNullField(allow_null=True)
+    description = _BlankAsNullField(allow_null=True)
     url = serializers.CharField(help_text="The password of a user:password@ in it shown as "
                                           "******")
     events = serializers.ListField(child=serializers.CharField())
