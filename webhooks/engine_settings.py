@@ -98,6 +98,12 @@ def service_secret(tenant_id: int) -> str | None:
         if row is not None and row.sealed_service_secret else None
 
 
+def masked_headers(names) -> list[dict[str, str]]:
+    """Custom headers as EmailEngine shows them (``webhooksCustomHeaders``, a webhook route's
+    ``customHeaders``): each name with the mask for its value, a secret never read back."""
+    return [{"key": name, "value": MASK} for name in names]
+
+
 def of(tenant) -> EngineSettings:
     """The tenant's row, or unsaved defaults."""
     return EngineSettings.objects.filter(tenant=tenant).first() or EngineSettings(tenant=tenant)
@@ -110,8 +116,7 @@ def read(tenant, keys: list[str] | None = None) -> dict:
     values["webhooks"] = row.webhooks_url or None
     values["serviceUrl"] = row.service_url or None
     values["webhookEvents"] = row.webhook_events or ["*"]
-    values["webhooksCustomHeaders"] = [{"key": name, "value": MASK}
-                                       for name in headers_of(row)]
+    values["webhooksCustomHeaders"] = masked_headers(headers_of(row))
     values["serviceSecret"] = bool(row.sealed_service_secret or row.subscription_id)
     return {key: values[key] for key in (KEYS if keys is None else keys)}
 
