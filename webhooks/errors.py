@@ -32,6 +32,15 @@ class WebhookNotFound(NotFound):
     message = "Webhook not found"
 
 
+class WebhookRouteNotFound(NotFound):
+    """An EmailEngine webhook route (``webhooks.routes``) that is not one of the tenant's:
+    unknown, another tenant's, or the subscription ``/v1/settings`` manages."""
+
+    code = "WebhookRouteNotFound"
+    ee_code = "NotFound"
+    message = "Webhook route not found"
+
+
 class DeliveryNotFound(NotFound):
     code = "DeliveryNotFound"
     message = "Delivery not found"
