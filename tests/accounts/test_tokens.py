@@ -58,7 +58,8 @@ def _v1_routes():
                "<str:attachment>": "attid", "<str:thread>": "thrid", "<str:queueId>": "qid",
                "<str:app>": "appid", "<str:text>": "txtid",
                "<str:webhook>": "whid", "<str:delivery>": "dlid", "<str:gateway>": "gwid",
-               "<str:template>": "tplid", "<str:listId>": "lstid", "<str:exportId>": "expid"}
+               "<str:template>": "tplid", "<str:listId>": "lstid", "<str:exportId>": "expid",
+               "<str:webhookRoute>": "whrid"}
     out = []
     for route in routes:
         if not route.startswith("/v1/") or route.endswith("openapi.json"):

@@ -1,13 +1,15 @@
 """Real calls of the webhook routes for ``test_openapi.test_real_responses_match_the_document``:
 subscriptions (create, refuse, list, get, update, rotate, test, delete) and the delivery log
-(list with a real delivery in it, retry, not found); EmailEngine's /v1/settings."""
+(list with a real delivery in it, retry, not found); EmailEngine's /v1/settings and webhook
+routes (one with a failed delivery, so its tcount and webhookErrorFlag are set)."""
 
 from __future__ import annotations
 
 from django.test import override_settings
+from django.utils import timezone
 
 from webhooks import delivery_state, events, sequencer
-from webhooks.models import Delivery
+from webhooks.models import Delivery, WebhookSubscription
 
 
 def _loopback_allowed(call):
@@ -16,6 +18,13 @@ def _loopback_allowed(call):
         with override_settings(WEBHOOKS_ALLOW_PRIVATE=True):
             return call()
     return run
+
+
+def _failing(hook) -> bool:
+    """Start the subscription's failure streak (its delivery failed): its route's
+    ``webhookErrorFlag`` is an object, not null."""
+    return bool(WebhookSubscription.objects.filter(pk=hook["id"])
+                .update(failing_since=timezone.now()))
 
 
 def _webhooks_calls(alice, bob):
@@ -67,4 +76,10 @@ def _webhooks_calls(alice, bob):
         ("/v1/settings", "get", lambda: api.get("/v1/settings")),
         ("/v1/settings", "get", lambda: api.get("/v1/settings?eventTypes=true&webhooks=true")),
         ("/v1/settings", "get", lambda: api.get("/v1/settings?nope=1")),
+        ("/v1/webhookRoutes", "get", lambda: _failing(hook) and api.get("/v1/webhookRoutes")),
+        ("/v1/webhookRoutes", "get", lambda: api.get("/v1/webhookRoutes?pageSize=0")),
+        ("/v1/webhookRoutes/webhookRoute/{webhookRoute}", "get",
+         lambda: api.get(f"/v1/webhookRoutes/webhookRoute/{hook['id']}")),
+        ("/v1/webhookRoutes/webhookRoute/{webhookRoute}", "get",
+         lambda: bob.client.get(f"/v1/webhookRoutes/webhookRoute/{hook['id']}")),
     ]

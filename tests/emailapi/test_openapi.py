@@ -31,7 +31,8 @@ def test_openapi_is_public_json_and_lists_every_route(client):
                     .replace("/oauth2/appid", "/oauth2/{app}")
                     .replace("/whid", "/{webhook}").replace("/dlid", "/{delivery}")
                     .replace("/gwid", "/{gateway}").replace("/tplid", "/{template}")
-                    .replace("/lstid", "/{listId}").replace("/expid", "/{exportId}"))
+                    .replace("/lstid", "/{listId}").replace("/expid", "/{exportId}")
+                    .replace("/whrid", "/{webhookRoute}"))
         assert template in documented, route
 
 

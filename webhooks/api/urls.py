@@ -1,10 +1,11 @@
 """Routes of the webhook and event API (under /v1, namespace ``webhooks``): subscriptions and
 their delivery log, the live stream (SSE; the WebSocket is ``webhooks.api.stream_socket``) and the
-change feed, and EmailEngine's settings route. One view class per path."""
+change feed, EmailEngine's settings route and its webhook routes (read-only). One view class
+per path."""
 
 from django.urls import path
 
-from webhooks.api import feed, settings, stream, subscriptions
+from webhooks.api import feed, routes, settings, stream, subscriptions
 
 app_name = "webhooks"
 
@@ -14,6 +15,9 @@ urlpatterns = [
     path("account/<str:account>/changes", feed.AccountChangesView.as_view(),
          name="account-changes"),
     path("settings", settings.SettingsView.as_view(), name="settings"),
+    path("webhookRoutes", routes.WebhookRouteListView.as_view(), name="webhook-routes"),
+    path("webhookRoutes/webhookRoute/<str:webhookRoute>", routes.WebhookRouteDetailView.as_view(),
+         name="webhook-route"),
     path("webhooks", subscriptions.WebhookListView.as_view(), name="webhook-list"),
     path("webhooks/<str:webhook>", subscriptions.WebhookDetailView.as_view(),
          name="webhook-detail"),
