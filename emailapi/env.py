@@ -65,6 +65,19 @@ def env_networks(name: str, default: str = "") -> list[ipaddress.IPv4Network | i
     return networks
 
 
+def env_addresses(name: str, default: str = "") -> list[str]:
+    """A comma-separated list of IP addresses (``192.0.2.10,2001:db8::25``), each written the
+    one way ``ipaddress`` writes it, so that comparing two is comparing strings."""
+    addresses = []
+    for item in env_list(name, default):
+        try:
+            addresses.append(str(ipaddress.ip_address(item)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must list IP addresses (192.0.2.10), not {item!r}") from None
+    return list(dict.fromkeys(addresses))
+
+
 def env_seconds_list(name: str, default: str) -> list[int]:
     """A non-empty comma-separated list of seconds (retry schedules), e.g. ``10,30,120``."""
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from emailapi.env import (
+    env_addresses,
     env_bool,
     env_int,
     env_list,
@@ -262,6 +263,11 @@ SEND_AUTH_ATTEMPTS = env_int("EMAILAPI_SEND_AUTH_ATTEMPTS", 3, minimum=1)
 # Seconds each database step after the server accepted a message is retried through
 # database faults (never past the entry's lease: after it, the message could go out twice).
 SEND_RECORD_RETRY = env_int("EMAILAPI_SEND_RECORD_RETRY", 60, minimum=0)
+# The machine's addresses SMTP connections may go out from (mailboxes/local_address.py): a
+# send's ``localAddress`` picks one of these; without it, one alone is used, and of several
+# each account keeps its own. Empty: the operating system chooses, and ``localAddress`` is
+# only noted. An address the machine does not have (any more) is skipped with a warning.
+EMAILAPI_SMTP_LOCAL_ADDRESSES = env_addresses("EMAILAPI_SMTP_LOCAL_ADDRESSES")
 
 # --- Exports (mailboxes/exports.py; README "Bulk exports"), EmailEngine's defaults
 # Seconds an export (its status and its file) is kept after it is created.

@@ -92,3 +92,14 @@ def test_retry_schedules_are_lists_of_seconds(monkeypatch):
         monkeypatch.setenv("X_SCHEDULE", bad)
         with pytest.raises(ImproperlyConfigured, match="X_SCHEDULE"):
             env_seconds_list("X_SCHEDULE", "9")
+
+
+def test_local_addresses_are_ip_addresses_written_one_way(monkeypatch):
+    monkeypatch.setenv("X_ADDRESSES", " 127.0.0.2, 2001:DB8:0::25 ,127.0.0.2")
+    assert env.env_addresses("X_ADDRESSES") == ["127.0.0.2", "2001:db8::25"]
+    monkeypatch.delenv("X_ADDRESSES")
+    assert env.env_addresses("X_ADDRESSES") == []
+    for bad in ("mail.example.com", "10.0.0.0/8", "127.0.0.256"):
+        monkeypatch.setenv("X_ADDRESSES", f"127.0.0.2,{bad}")
+        with pytest.raises(ImproperlyConfigured, match=f"X_ADDRESSES.*{bad}"):
+            env.env_addresses("X_ADDRESSES")
