@@ -93,7 +93,10 @@ class SmtpSettings:
     tls_verify: bool = True
     tls_min_version: str = DEFAULT_TLS_VERSION  # a key of imap.client.TLS_VERSIONS
     timeout: float = 30.0
-    local_hostname: str | None = None
+    local_hostname: str | None = None  # the EHLO name; None: smtplib's (``default_ehlo_name``)
+    # The local address the connection goes out from (bound before connecting); None: the
+    # operating system's choice. An address the machine lacks fails the connect.
+    source_address: str | None = None
     allow_private: bool = False  # connect to loopback, private, link-local... addresses
     # Seconds the whole session (connect to quit) may take, whatever the server's pace; None:
     # only each reply is bounded (by ``timeout``). A sender derives it from its lease.
@@ -133,13 +136,23 @@ def connect(settings: SmtpSettings) -> smtplib.SMTP:
     return client
 
 
+def default_ehlo_name() -> str:
+    """The name smtplib greets with when given none: the host's fully qualified name, else
+    its address in brackets (``SMTP.__init__`` works it out; nothing connects). Asked by a
+    sender that reports the name and then hands it to ``SmtpSettings.local_hostname``."""
+    return smtplib.SMTP().local_hostname
+
+
 def _open(settings: SmtpSettings) -> smtplib.SMTP:
+    # smtplib binds ``source_address`` before connecting (``_CheckedSMTP._get_socket``).
+    source = (settings.source_address, 0) if settings.source_address else None
     if settings.secure:
         client = _CheckedSMTPSSL(local_hostname=settings.local_hostname,
-                                 timeout=settings.timeout,
+                                 timeout=settings.timeout, source_address=source,
                                  context=tls_context(settings.tls_verify, settings.tls_min_version))
     else:
-        client = _CheckedSMTP(local_hostname=settings.local_hostname, timeout=settings.timeout)
+        client = _CheckedSMTP(local_hostname=settings.local_hostname, timeout=settings.timeout,
+                              source_address=source)
     client.allow_private = settings.allow_private
     if settings.session_timeout is not None:
         client.session_timeout = settings.session_timeout
