@@ -202,6 +202,10 @@ class OutboxEntry(models.Model):
     # Delivery status notifications asked for (RFC 3461, EmailEngine's ``dsn``): {"id",
     # "return", "notify", "recipient"}; None for none.
     dsn = models.JSONField(null=True, blank=True)
+    # The IP address asked to send from (EmailEngine's ``localAddress``), "" for none: a hint,
+    # honoured when the operator lists it (``mailboxes.local_address``). Kept with the entry,
+    # so a retry in another process starts from the same hint.
+    local_address = models.CharField(max_length=64, blank=True, default="")
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField()

@@ -60,12 +60,13 @@ def submit(account: EmailAccount, *, raw: bytes, envelope: dict, message_id: str
            send_at: datetime | None = None, reference: dict | None = None,
            copy: bool | None = None, delivery_attempts: int | None = None,
            gateway: str = "", sent_path: str = "", dsn: dict | None = None,
-           on_due=None) -> OutboxEntry:
+           local_address: str = "", on_due=None) -> OutboxEntry:
     """Store a composed message as a queued entry. ``on_due(entry)`` runs after the commit
     when the entry is due now (the caller enqueues its job); later ones wait for the sweep.
     ``gateway``: the tenant's SMTP gateway it goes through ("" for the account's server);
     ``sent_path``: the folder its copy goes to ("" for the Sent folder); ``dsn``: the
-    delivery status notifications to ask for (RFC 3461)."""
+    delivery status notifications to ask for (RFC 3461); ``local_address``: the IP address
+    asked to send from, a hint (``mailboxes.local_address``; "" for none)."""
     now = timezone.now()
     send_at = max(send_at or now, now)
     with transaction.atomic():
@@ -77,6 +78,7 @@ def submit(account: EmailAccount, *, raw: bytes, envelope: dict, message_id: str
             tenant_id=account.tenant_id, email_account=account, queue_id=new_queue_id(), raw=raw,
             envelope=envelope, message_id=message_id, subject=subject, reference=reference,
             copy=copy, gateway=gateway, sent_path=sent_path, dsn=dsn or None,
+            local_address=local_address,
             max_attempts=delivery_attempts or default_attempts(),
             send_at=send_at,
             next_attempt_at=send_at, created_at=now, updated_at=now,
@@ -163,13 +165,15 @@ COPY_PENDING = {"error": "The copy in Sent is not recorded yet: it is being stor
 
 
 def mark_sent(entry: OutboxEntry, response: str, rejected: dict[str, str],
-              copy_pending: bool = False) -> bool:
+              copy_pending: bool = False, network_routing: dict | None = None) -> bool:
     """The server accepted DATA: ``sent``, the content dropped, and one ``messageSent``.
     False if the claim was lost (another attempt owns the entry and records its own outcome).
 
     The content goes now, not after the Sent copy: the message is out, and a job that stops
     from here on must not leave it behind (the job still holds it in memory for the copy).
     ``copy_pending``: a Sent copy is to follow, and ``sentCopy`` says so until ``finish``.
+    ``network_routing``: the local address the attempt went out from (``networkRouting``,
+    ``mailboxes.local_address.Route``), None when there is nothing to say.
 
     Safe to call again after a database fault: when this attempt's own commit went through
     but its answer was lost, the entry is found ``sent`` with this attempt's number (no other
@@ -188,13 +192,17 @@ def mark_sent(entry: OutboxEntry, response: str, rejected: dict[str, str],
                     "response": response, "envelope": entry.envelope}
             if rejected:
                 data["rejected"] = rejected
+            if network_routing:
+                data["networkRouting"] = network_routing
             events.record(entry.tenant_id, events.MESSAGE_SENT, entry.email_account.account_id, data)
     entry.state, entry.response, entry.sent_at = State.SENT, response, now
     return True
 
 
-def mark_retry(entry: OutboxEntry, error: dict, delay: timedelta) -> bool:
-    """A transient failure: back to ``queued`` until ``delay`` has passed."""
+def mark_retry(entry: OutboxEntry, error: dict, delay: timedelta,
+               network_routing: dict | None = None) -> bool:
+    """A transient failure: back to ``queued`` until ``delay`` has passed. ``network_routing``
+    as ``mark_sent``'s."""
     now = timezone.now()
     with transaction.atomic():
         if not _claimed(entry).update(state=State.QUEUED, last_error=error, lease_until=None,
@@ -202,36 +210,42 @@ def mark_retry(entry: OutboxEntry, error: dict, delay: timedelta) -> bool:
             return _lost(entry, "a retry")
         events.record(entry.tenant_id, events.MESSAGE_DELIVERY_ERROR,
                       entry.email_account.account_id, {
-                          **_failure_data(entry, error), "attempts": entry.max_attempts,
+                          **_failure_data(entry, error, network_routing),
+                          "attempts": entry.max_attempts,
                           "nextAttempt": (now + delay).isoformat()})
     entry.state, entry.last_error, entry.next_attempt_at = State.QUEUED, error, now + delay
     return True
 
 
-def mark_failed(entry: OutboxEntry, error: dict) -> bool:
-    """A permanent failure or the last attempt: ``failed`` (kept) and one ``messageFailed``."""
+def mark_failed(entry: OutboxEntry, error: dict, network_routing: dict | None = None) -> bool:
+    """A permanent failure or the last attempt: ``failed`` (kept) and one ``messageFailed``.
+    ``network_routing`` as ``mark_sent``'s."""
     now = timezone.now()
     with transaction.atomic():
         if not _claimed(entry).exists():
             return _lost(entry, "a failure")
-        _fail(entry, error, now)
+        _fail(entry, error, now, network_routing)
     return True
 
 
-def _fail(entry: OutboxEntry, error: dict, now: datetime) -> None:
+def _fail(entry: OutboxEntry, error: dict, now: datetime,
+          network_routing: dict | None = None) -> None:
     OutboxEntry.objects.filter(pk=entry.pk).update(
         state=State.FAILED, last_error=error, lease_until=None, updated_at=now)
     events.record(entry.tenant_id, events.MESSAGE_FAILED, entry.email_account.account_id,
-                  _failure_data(entry, error))
+                  _failure_data(entry, error, network_routing))
     entry.state, entry.last_error = State.FAILED, error
 
 
-def _failure_data(entry: OutboxEntry, error: dict) -> dict:
+def _failure_data(entry: OutboxEntry, error: dict, network_routing: dict | None) -> dict:
     """What ``messageDeliveryError`` and ``messageFailed`` say about a failed attempt."""
-    return {"queueId": entry.queue_id, "messageId": entry.message_id,
+    data = {"queueId": entry.queue_id, "messageId": entry.message_id,
             "error": error.get("error"), "code": error.get("code"),
             "responseCode": error.get("responseCode"), "envelope": entry.envelope,
             "attemptsMade": entry.attempts}
+    if network_routing:
+        data["networkRouting"] = network_routing
+    return data
 
 
 def finish(entry: OutboxEntry, sent_copy: dict | None) -> None:

@@ -3,7 +3,9 @@
 One job = one attempt::
 
     claim (row → sending, attempts + 1, lease)        outbox.claim, one short transaction
-    SMTP: connect, MAIL FROM, RCPT TO..., DATA        no transaction held
+    SMTP: connect, MAIL FROM, RCPT TO..., DATA        no transaction held; from the local
+                                                      address of ``route_of`` (EmailEngine's
+                                                      localAddress), said in the events below
     250        → outbox.mark_sent (+ messageSent, content dropped), then copy to Sent,
                  flag \\Answered, outbox.finish (where the copy went)
     4xx / net  → outbox.mark_retry (queued again after the retry schedule's next delay)
@@ -51,6 +53,7 @@ from mailboxes import (
     gateways,
     ids,
     listing,
+    local_address,
     message_writes,
     outbox,
     rq_jobs,
@@ -90,17 +93,27 @@ def send_entry(entry_id: int) -> str:
     entry = outbox.claim(entry_id)
     if entry is None:
         return "skipped"
+    route = None
     try:
-        response, rejected = transmit(entry)
+        route = route_of(entry)
+        response, rejected = transmit(entry, route)
     except SendFailure as failure:
         _note_gateway(entry, failure)
-        return _after_failure(entry, failure)
+        return _after_failure(entry, failure, route)
     except Exception as exc:  # noqa: BLE001 - a fault of ours: retried like a transient one
         logger.exception("outbox %s: attempt %d crashed", entry.queue_id, entry.attempts)
         return _after_failure(entry, SendFailure(f"Internal error ({type(exc).__name__})",
-                                                 "InternalError"))
+                                                 "InternalError"), route)
     _note_gateway(entry, None)
-    return _after_accepted(entry, response, rejected)
+    return _after_accepted(entry, response, rejected, route)
+
+
+def route_of(entry: OutboxEntry) -> local_address.Route:
+    """The local address this attempt goes out from: the entry's ``localAddress`` hint (kept
+    with it, so every attempt, in whatever process, starts from the same hint) against the
+    operator's addresses, as they are now."""
+    return local_address.route(entry.local_address or None, entry.tenant_id,
+                               entry.email_account.account_id)
 
 
 def _note_gateway(entry: OutboxEntry, failure: SendFailure | None) -> None:
@@ -118,12 +131,15 @@ def _note_gateway(entry: OutboxEntry, failure: SendFailure | None) -> None:
                        entry.gateway)
 
 
-def _after_accepted(entry: OutboxEntry, response: str, rejected: dict[str, str]) -> str:
+def _after_accepted(entry: OutboxEntry, response: str, rejected: dict[str, str],
+                    route: local_address.Route | None = None) -> str:
     """The server took the message: record it, store the Sent copy, flag the original, record
     where the copy went. Nothing here sends again, whatever the database does meanwhile."""
+    routing = route.network_routing() if route is not None else None
     try:
         if not recorded(entry, lambda: outbox.mark_sent(entry, response, rejected,
-                                                        copy_pending=wants_copy(entry))):
+                                                        copy_pending=wants_copy(entry),
+                                                        network_routing=routing)):
             return "lost"
     except DB_FAULTS:
         logger.error("outbox %s: the server accepted the message, but the database could not "
@@ -177,14 +193,16 @@ def _drop_connection() -> None:
         pass
 
 
-def _after_failure(entry: OutboxEntry, failure: SendFailure) -> str:
+def _after_failure(entry: OutboxEntry, failure: SendFailure,
+                   route: local_address.Route | None = None) -> str:
     error = failure.as_dict()
+    routing = route.network_routing() if route is not None else None
     if failure.is_permanent(entry.attempts) or entry.attempts >= entry.max_attempts:
-        outbox.mark_failed(entry, error)
+        outbox.mark_failed(entry, error, network_routing=routing)
         logger.info("outbox %s failed after %d attempts: %s", entry.queue_id, entry.attempts,
                     failure.message)
         return "failed"
-    outbox.mark_retry(entry, error, outbox.retry_delay(entry.attempts))
+    outbox.mark_retry(entry, error, outbox.retry_delay(entry.attempts), network_routing=routing)
     logger.info("outbox %s attempt %d failed, will retry: %s", entry.queue_id, entry.attempts,
                 failure.message)
     return "retry"
@@ -213,9 +231,12 @@ class SendFailure(Exception):
         return {"error": self.message, "code": self.code, "responseCode": self.response_code}
 
 
-def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
-    """Send the entry's raw message to its envelope; return the server's answer to DATA and
-    the recipients it refused (when it took the others). Raises ``SendFailure``."""
+def transmit(entry: OutboxEntry,
+             route: local_address.Route | None = None) -> tuple[str, dict[str, str]]:
+    """Send the entry's raw message to its envelope, from ``route``'s local address (default:
+    ``route_of(entry)``); return the server's answer to DATA and the recipients it refused
+    (when it took the others). Raises ``SendFailure``."""
+    route = route_of(entry) if route is None else route
     try:
         smtp_settings = _sender_settings(entry)
     except TokenError as exc:  # OAuth2: a revoked grant is permanent, anything else retried
@@ -225,8 +246,11 @@ def transmit(entry: OutboxEntry) -> tuple[str, dict[str, str]]:
         raise SendFailure(f"No credentials: {exc}", exc.code) from None
     if smtp_settings is None:
         raise SendFailure("The account has no SMTP settings", "NoSmtpSettings", permanent=True)
+    # The EHLO name the route reports is the one smtplib is given.
     smtp_settings = replace(smtp_settings,
-                            session_timeout=smtp_budget(entry, smtp_settings.timeout))
+                            session_timeout=smtp_budget(entry, smtp_settings.timeout),
+                            source_address=route.address,
+                            local_hostname=smtp_settings.local_hostname or route.name)
     try:
         client = smtp.connect(smtp_settings)
     except smtp.SmtpAuthenticationFailed as exc:

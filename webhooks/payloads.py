@@ -64,15 +64,19 @@ def _engine_data(name: str, data: dict) -> dict:
 
 def _delivery_error(data: dict) -> dict:
     """EmailEngine's ``messageDeliveryError`` for a failed attempt: one to be retried (our
-    ``messageDeliveryError``, with ``nextAttempt``) or the last (``messageFailed``)."""
+    ``messageDeliveryError``, with ``nextAttempt``) or the last (``messageFailed``); its
+    ``networkRouting`` as ours, when the attempt had one."""
     attempts = data.get("attemptsMade")
     next_attempt = data.get("nextAttempt")
-    return {"queueId": data.get("queueId"), "envelope": data.get("envelope"),
-            "messageId": data.get("messageId"), "error": data.get("error"),
-            "errorCode": data.get("code"), "smtpResponse": data.get("error"),
-            "smtpResponseCode": data.get("responseCode"),
-            "job": {"attemptsMade": attempts, "attempts": data.get("attempts", attempts),
-                    "nextAttempt": engine_date(next_attempt) if next_attempt else False}}
+    out = {"queueId": data.get("queueId"), "envelope": data.get("envelope"),
+           "messageId": data.get("messageId"), "error": data.get("error"),
+           "errorCode": data.get("code"), "smtpResponse": data.get("error"),
+           "smtpResponseCode": data.get("responseCode")}
+    if data.get("networkRouting"):
+        out["networkRouting"] = data["networkRouting"]
+    out["job"] = {"attemptsMade": attempts, "attempts": data.get("attempts", attempts),
+                  "nextAttempt": engine_date(next_attempt) if next_attempt else False}
+    return out
 
 
 def engine_events(event: Event) -> list[tuple[str, str, dict]]:

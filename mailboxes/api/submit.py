@@ -42,6 +42,7 @@ from mailboxes import (
     idempotency,
     list_sends,
     listing,
+    local_address,
     outbox,
     sending,
     templates,
@@ -194,6 +195,22 @@ class SendOptionsSerializer(StrictSerializer):
         max_length=256, required=False,
         help_text="Send through this SMTP gateway of yours (`POST /v1/gateway`) instead of the "
                   "account's SMTP server; 400 `GatewayNotFound` if you have none of that id")
+    localAddress = serializers.CharField(
+        max_length=64, required=False, allow_blank=True,
+        help_text="The local IP address to connect to the SMTP server from (EmailEngine's): "
+                  "a hint, used when it is one of this service's sending addresses, else "
+                  "the usual choice; `networkRouting` in messageSent says which was used")
+
+    def validate_localAddress(self, value: str) -> str:  # noqa: N802 - EmailEngine's field name
+        """An IPv4 or IPv6 address, written as ``ipaddress`` writes it ("" for none, as
+        EmailEngine takes an empty one)."""
+        if not value.strip():
+            return ""
+        address = local_address.normalized(value)
+        if address is None:
+            raise serializers.ValidationError("Must be an IP address, such as 192.0.2.10 or "
+                                              "2001:db8::10")
+        return address
 
 
 class RenderSerializer(StrictSerializer):
@@ -733,7 +750,7 @@ class SubmitView(SubmitBase):
             if reference and found else None,
             delivery_attempts=data.get("deliveryAttempts"), gateway=self._gateway(data),
             sent_path=self._sent_path(data), dsn=data.get("dsn"),
-            on_due=sending.enqueue_quietly)
+            local_address=data.get("localAddress") or "", on_due=sending.enqueue_quietly)
         return queued_body(entry, reference, found)
 
 
@@ -770,7 +787,7 @@ class DraftSubmitView(SubmitBase):
             reference={"draft": message_id},
             delivery_attempts=data.get("deliveryAttempts"), gateway=self._gateway(data),
             sent_path=self._sent_path(data), dsn=data.get("dsn"),
-            on_due=sending.enqueue_quietly)
+            local_address=data.get("localAddress") or "", on_due=sending.enqueue_quietly)
         return queued_body(entry)
 
 

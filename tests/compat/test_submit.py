@@ -453,3 +453,36 @@ def test_preview_text_needs_html_and_not_raw(alice, account):
         response = _submit(alice.client, {**body, "dryRun": True})
         assert response.status_code == 400, response.json()
         assert field in response.json()["details"], response.json()
+
+
+@pytest.mark.parametrize("field, value", [("proxy", "socks5://127.0.0.1:1080"),
+                                          ("locale", "fr"), ("tz", "Europe/Tallinn")])
+def test_what_is_not_implemented_is_400_naming_the_field_and_queues_nothing(
+        alice, account, field, value):
+    response = _submit(alice.client, {**EXAMPLE, field: value})
+
+    assert response.status_code == 400, response.json()
+    assert field in response.json()["details"]
+    assert alice.client.get("/v1/outbox").json()["total"] == 0
+
+
+def test_local_address_is_taken_as_emailengine_takes_it(alice, account, smtp_server):
+    # A hint (see tests/mailboxes/test_local_address.py): unlisted, the OS chooses.
+    response = _submit(alice.client, {**EXAMPLE, "localAddress": "127.0.0.9"})
+
+    assert response.status_code == 200, response.json()
+    work_send_queue()
+    assert smtp_server.wait_for_messages(1)[0].peer == "127.0.0.1"
+
+
+def test_a_dry_run_with_local_address_answers_the_same_preview_and_queues_nothing(
+        alice, account):
+    body = {"to": EXAMPLE["to"], "subject": "Same", "text": "Hello", "dryRun": True,
+            "messageId": "<same@example.test>"}  # one part: no random boundary
+    plain = _submit(alice.client, body).json()
+    hinted = _submit(alice.client, {**body, "localAddress": "127.0.0.2"}).json()
+
+    assert hinted["response"] == "Dry run"
+    assert base64.b64decode(hinted["preview"]).split(b"\r\n\r\n", 1)[1] == \
+        base64.b64decode(plain["preview"]).split(b"\r\n\r\n", 1)[1]
+    assert alice.client.get("/v1/outbox").json()["total"] == 0

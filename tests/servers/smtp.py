@@ -54,6 +54,8 @@ class ReceivedMessage:
     rcpt_tos: list[str]
     data: bytes
     auth_user: str | None = None
+    peer: str | None = None  # the client's address: where the connection came from
+    helo: str | None = None  # the name the client gave in EHLO/HELO
 
     @property
     def message(self) -> EmailMessage:
@@ -178,6 +180,8 @@ class _Recorder:
             rcpt_tos=list(envelope.rcpt_tos),
             data=bytes(envelope.original_content or envelope.content),
             auth_user=session.auth_data if session.authenticated else None,
+            peer=session.peer[0] if isinstance(session.peer, tuple) else None,
+            helo=session.host_name,
         )
         with self.cond:
             self.messages.append(received)
