@@ -10,6 +10,7 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
+from django.test import override_settings
 
 from mailboxes import idempotency
 from tests.mailboxes.sending_helpers import sending_account, sync, work_send_queue
@@ -466,6 +467,7 @@ def test_what_is_not_implemented_is_400_naming_the_field_and_queues_nothing(
     assert alice.client.get("/v1/outbox").json()["total"] == 0
 
 
+@override_settings(EMAILAPI_SMTP_LOCAL_ADDRESSES=[])
 def test_local_address_is_taken_as_emailengine_takes_it(alice, account, smtp_server):
     # A hint (see tests/mailboxes/test_local_address.py): unlisted, the OS chooses.
     response = _submit(alice.client, {**EXAMPLE, "localAddress": "127.0.0.9"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from django.conf import settings as django_settings
 from django.test import override_settings
 
 from mailboxes import local_address, sending
@@ -199,10 +200,11 @@ def test_a_local_address_that_is_not_an_ip_is_400_and_queues_nothing(alice, acco
 
 
 @db
-@override_settings(EMAILAPI_SMTP_LOCAL_ADDRESSES=LISTED)
+# Not pytest-django's ``settings`` beside override_settings: its teardown would restore the
+# decorator's settings after the decorator ended, for the tests that follow.
+@override_settings(EMAILAPI_SMTP_LOCAL_ADDRESSES=LISTED, SEND_RETRY_SCHEDULE=[0])
 def test_the_hint_is_kept_and_a_retry_in_another_process_uses_it(
-        alice, account, smtp_server, settings, monkeypatch):
-    settings.SEND_RETRY_SCHEDULE = [0]
+        alice, account, smtp_server, monkeypatch):
     monkeypatch.setenv("EMAILAPI_SMTP_LOCAL_ADDRESSES", ",".join(LISTED))  # the worker's
     hint = _not_dedicated(account)
     smtp_server.refuse_next(1, "451 4.3.0 Try again later")
@@ -214,7 +216,7 @@ def test_the_hint_is_kept_and_a_retry_in_another_process_uses_it(
     [error] = events_of(account, "messageDeliveryError")
     assert error.data["networkRouting"]["localAddress"] == hint
     sending.enqueue(entry.pk, queue_id)
-    with rqworker(settings, "send"):
+    with rqworker(django_settings, "send"):
         [received] = smtp_server.wait_for_messages(1)
 
     assert received.peer == hint
