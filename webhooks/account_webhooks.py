@@ -25,6 +25,13 @@ from webhooks import engine_settings, subscriptions
 from webhooks.models import WebhookSubscription
 
 
+def held_by_accounts(tenant):
+    """The ids of the tenant's subscriptions that are accounts' own ``webhooks`` URLs (a
+    queryset, for ``pk__in``): EmailEngine's per-account webhook, not one of its routes."""
+    return EmailAccount.objects.filter(tenant=tenant, webhook_subscription__isnull=False) \
+        .values("webhook_subscription")
+
+
 def _subscription_of(email_account: EmailAccount) -> WebhookSubscription | None:
     if not email_account.webhook_subscription:
         return None

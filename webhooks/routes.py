@@ -4,7 +4,9 @@
 In EmailEngine a route is a further destination with a JavaScript filter, made in its UI; here
 the same thing is a subscription (``/v1/webhooks``). Every subscription of the tenant is a
 route except the one ``/v1/settings`` manages (``EngineSettings.subscription``), which is
-EmailEngine's main webhook, not a route. The fields, from the row:
+EmailEngine's main webhook, and those made from accounts' ``webhooks`` URLs
+(``webhooks.account_webhooks``), EmailEngine's per-account webhooks: neither is a route there.
+The fields, from the row:
 
     name, description  -> ``name`` (the URL's host when blank), ``description``
     url                -> ``targetUrl`` (a password already masked in it)
@@ -26,7 +28,7 @@ from django.db.models import Case, CharField, Count, OuterRef, Q, Subquery, Valu
 from django.db.models.functions import Coalesce
 
 from emailapi.lib.timestamps import utc_iso
-from webhooks import engine_settings, subscriptions
+from webhooks import account_webhooks, engine_settings, subscriptions
 from webhooks.errors import WebhookRouteNotFound
 from webhooks.models import Delivery, EngineSettings, WebhookSubscription
 
@@ -51,7 +53,8 @@ def _js_list(values: list[str]) -> str:
 def _tenant_routes(tenant):
     settings_managed = EngineSettings.objects.filter(tenant=tenant, subscription__isnull=False) \
         .values("subscription")
-    return subscriptions.tenant_subscriptions(tenant).exclude(pk__in=settings_managed)
+    return subscriptions.tenant_subscriptions(tenant).exclude(pk__in=settings_managed) \
+        .exclude(pk__in=account_webhooks.held_by_accounts(tenant))
 
 
 def _annotated(rows):

@@ -14,6 +14,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts.models import EmailAccount
+from tests.base import account_payload
 from tests.webhooks import conftest as webhook_fixtures
 from webhooks import delivery_state, events
 from webhooks.models import Delivery, EngineSettings
@@ -84,6 +86,21 @@ def test_routes_are_the_subscriptions_but_the_settings_own(alice, allow_private_
     assert answer.status_code == 404
     assert answer.json()["code"] == "NotFound"
     assert answer.json()["emailapiCode"] == "WebhookRouteNotFound"
+
+
+def test_an_accounts_own_webhooks_url_is_not_a_route(alice, allow_private_webhooks):
+    """EmailEngine's per-account ``webhooks`` URL is a subscription here (kept with the
+    account) but, as there, not a route."""
+    hook = subscribe(alice.client, name="Relay")
+    answer = alice.client.post("/v1/account", account_payload("box", webhooks="http://127.0.0.1:9/b"),
+                               format="json")
+    assert answer.status_code == 200, answer.content
+    held = str(EmailAccount.objects.get(account_id="box").webhook_subscription)
+    assert {h["id"] for h in alice.client.get("/v1/webhooks").json()["webhooks"]} \
+        == {hook["id"], held}
+
+    assert [r["id"] for r in routes(alice.client)["webhooks"]] == [hook["id"]]
+    assert route(alice.client, held).status_code == 404
 
 
 def test_another_tenants_route_is_never_seen(alice, bob, allow_private_webhooks):
