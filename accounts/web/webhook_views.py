@@ -51,6 +51,10 @@ def _shown(url: str) -> str:
 
 
 class WebhookForm(forms.Form):
+    name = forms.CharField(label="Name", required=False, max_length=256,
+                           help_text="To tell your webhooks apart (also EmailEngine's route name).")
+    description = forms.CharField(label="Description", required=False, max_length=1024,
+                                  widget=forms.Textarea(attrs={"rows": 2}))
     url = forms.CharField(
         label="Endpoint URL", max_length=2048,
         widget=MaskedURLInput(attrs={"placeholder": "https://"}),
@@ -81,6 +85,7 @@ class WebhookForm(forms.Form):
     def clean(self):
         data = super().clean()
         payload = {"url": data.get("url", ""), "enabled": bool(data.get("enabled")),
+                   "name": data.get("name", ""), "description": data.get("description", ""),
                    "events": [e.strip() for e in data.get("events", "").split(",") if e.strip()],
                    "accounts": [a.strip() for a in data.get("accounts", "").split(",")
                                 if a.strip()]}
@@ -124,7 +129,8 @@ def webhooks(request):
 @tenant_view(write=True)
 def webhook_detail(request, webhook_id):
     subscription = _webhook_or_404(request, webhook_id)
-    initial = {"url": subscription.url, "events": ", ".join(subscription.events),
+    initial = {"name": subscription.name, "description": subscription.description,
+               "url": subscription.url, "events": ", ".join(subscription.events),
                "accounts": ", ".join(subscription.accounts), "enabled": subscription.enabled}
     form = WebhookForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid() and _saved(form, subscription):

@@ -288,6 +288,38 @@ def test_webhook_mailboxes_and_headers_are_edited_and_headers_never_shown(
     assert subscriptions.headers_of(hook)["X-Team"] == "blue"
 
 
+def test_a_webhooks_name_and_description_are_set_shown_and_cleared(client, alice, settings):
+    """The name EmailEngine's webhook routes show (``/v1/webhookRoutes``) is given here too;
+    the list and the page lead with it."""
+    from webhooks.models import WebhookSubscription
+
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    member(client, alice.tenant, "owner@alice.test", "owner")
+    created = client.post("/dashboard/webhooks", {
+        "name": "CRM <relay>", "description": "New mail\nto the CRM", "url": "http://127.0.0.1:9/in",
+        "events": "*", "enabled": "on"})
+    assert created.status_code == 302, created.content.decode()[:500]
+    hook = WebhookSubscription.objects.get(tenant=alice.tenant)
+    assert (hook.name, hook.description) == ("CRM <relay>", "New mail\nto the CRM")
+    listing = client.get("/dashboard/webhooks").content.decode()
+    assert "<strong>CRM &lt;relay&gt;</strong>" in listing
+    page = client.get(created["Location"]).content.decode()
+    assert "<h1>CRM &lt;relay&gt;</h1>" in page
+    assert "New mail<br>to the CRM" in page
+    assert 'value="CRM &lt;relay&gt;"' in page
+    too_long = client.post(created["Location"], {"name": "n" * 257, "url": "http://127.0.0.1:9/in",
+                                                  "events": "*"})
+    assert too_long.status_code == 400
+    assert 'id="id_name_error"' in too_long.content.decode()
+    cleared = client.post(created["Location"], {"name": "", "description": "",
+                                                "url": "http://127.0.0.1:9/in", "events": "*",
+                                                "enabled": "on"})
+    assert cleared.status_code == 302
+    hook.refresh_from_db()
+    assert (hook.name, hook.description) == ("", "")
+    assert "<h1>Webhook</h1>" in client.get(created["Location"]).content.decode()
+
+
 def test_a_webhook_urls_password_is_never_shown_and_kept_when_saved_unchanged(
         client, alice, settings):
     from webhooks import subscriptions
