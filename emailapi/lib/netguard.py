@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from emailapi.lib import names
+from emailapi.lib import names, tunnels
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -206,14 +206,40 @@ def resolve(host: str, port: int, allow_private: bool,
 
 
 def connect(host: str, port: int, timeout: float | None, allow_private: bool,
-            source_address: tuple | None = None) -> socket.socket:
+            source_address: tuple | None = None,
+            proxy: tunnels.Proxy | None = None) -> socket.socket:
     """``socket.create_connection`` that connects only to checked addresses of ``host``
     (raises ``InternalAddress`` or ``Unresolvable`` before any connection is tried).
 
     For protocol clients (imaplib, smtplib) that would otherwise resolve the name
-    themselves; TLS still names ``host`` (SNI, certificate check), the caller's business."""
+    themselves; TLS still names ``host`` (SNI, certificate check), the caller's business.
+
+    With a ``proxy`` it is the proxy's host that is resolved, checked and connected to, and a
+    tunnel is then opened to ``host`` by name (``tunnels``): the proxy resolves it, in its own
+    network. A ``host`` written as an address is still checked: no tunnel to an internal
+    address unless ``allow_private``. ``tunnels.ProxyError`` when the proxy will not."""
     if not isinstance(timeout, (int, float)):  # smtplib may pass its "no value" object
         timeout = None
+    if proxy is None:
+        return _connect(host, port, timeout, allow_private, source_address)
+    if not allow_private:
+        try:
+            literal = parse_address(host.strip("[]"))
+        except ValueError:
+            literal = None
+        if literal is not None and is_forbidden(literal):
+            raise InternalAddress(host, host.strip("[]"))
+    sock = _connect(proxy.host, proxy.port, timeout, allow_private, source_address)
+    try:
+        tunnels.open_tunnel(sock, proxy, host.strip("[]"), port, timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _connect(host: str, port: int, timeout: float | None, allow_private: bool,
+             source_address: tuple | None) -> socket.socket:
     found = lookup(host, port, timeout)
     if not allow_private:
         check(host, (sockaddr[0] for _, sockaddr in found))
