@@ -153,3 +153,17 @@ class LinkUsed(Gone):
 
 # Everything reading a hosted connect link can refuse it with.
 LINK_ERRORS = (LinkInvalid, LinkExpired, LinkUsed)
+
+
+class ProxyPasswordNeeded(InvalidInput):
+    """A proxy URL written with the mask (``******``) for its password where no stored password
+    may stand in: none is stored, or the URL now names another proxy (scheme, host or port). As
+    ``SecretNeeded``: a stored password is only ever sent to the proxy it was given for."""
+
+    def __init__(self, field: str, moved: bool):
+        self.field = field
+        reason = ("the password is required when the proxy's scheme, host or port changes: the "
+                  "stored password is only ever sent to the proxy it was given for" if moved
+                  else "****** stands for a stored password, and none is stored: write the "
+                       "password itself")
+        super().__init__(f"Invalid input: {field}: {reason}", {field: [reason]})

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts import identity, mail_hosts, plans, state, token_cache, tokens
+from accounts import identity, mail_hosts, mail_proxy, plans, state, token_cache, tokens
 from accounts.announcements import announce
 from accounts.credentials import MASK, set_credential, without_password
 from accounts.errors import (
@@ -109,7 +109,8 @@ def _store_oauth2(account: EmailAccount, oauth2: dict | None) -> None:
         set_credential(account, f"oauth2.{key}", oauth2.get(key))
 
 
-# EmailEngine's fields kept in ``EmailAccount.ee_options``: accepted, echoed, no effect here.
+# EmailEngine's fields kept in ``EmailAccount.ee_options`` (``proxy`` is used: ``mail_proxy``;
+# ``locale`` and ``tz`` by quoted dates; the others accepted and echoed).
 EE_OPTIONS = ("subconnections", "imapIndexer", "locale", "tz", "proxy", "smtpEhloName")
 
 
@@ -140,12 +141,11 @@ def _apply_emailengine_fields(account: EmailAccount, data: dict[str, Any]) -> bo
         else:
             options.pop("expectedEmail", None)
     for key in EE_OPTIONS:
-        if key in data:
+        if key in data and key != "proxy":  # the proxy: mail_proxy.set_account_proxy, once saved
             if data[key] is None:
                 options.pop(key, None)
-            else:  # a proxy's password is not kept (the proxy is not used here)
-                options[key] = without_password(data[key], loose=True) if key == "proxy" \
-                    else data[key]
+            else:
+                options[key] = data[key]
     account.ee_options = options
     return changed_connection
 
@@ -269,6 +269,9 @@ def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
             )
             _apply_emailengine_fields(account, data)
             account.save(force_insert=True)
+            if "proxy" in data:  # its password sealed with the credentials (a saved row's)
+                mail_proxy.set_account_proxy(account, data["proxy"])
+                account.save(update_fields=["ee_options"])
             _store_secrets(account, "imap", imap_secrets)
             _store_secrets(account, "smtp", smtp_secrets)
             _store_oauth2(account, data.get("oauth2"))
@@ -340,6 +343,8 @@ def _update_settings(account: EmailAccount, data: dict[str, Any]) -> EmailAccoun
             changed_connection = True
         if _apply_emailengine_fields(account, data):
             changed_connection = True  # the worker re-enters IDLE on the new folder
+        if "proxy" in data and mail_proxy.set_account_proxy(account, data["proxy"]):
+            changed_connection = True  # the worker's connections go through the new proxy
         if "watchFolders" in data and list(data["watchFolders"]) != account.watch_folders:
             account.watch_folders = list(data["watchFolders"])
             changed_connection = True  # the worker re-enters IDLE on the new folder

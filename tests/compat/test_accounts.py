@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from accounts import credentials
-from accounts.models import ApiToken, EmailAccount
+from accounts import credentials, mail_proxy
+from accounts.models import ApiToken, Credential, EmailAccount
 from webhooks.models import Event
 
 pytestmark = [pytest.mark.django_db]
@@ -189,30 +189,62 @@ def test_an_emailengine_field_is_echoed_by_get(registered_with_ee_fields, field)
     assert registered_with_ee_fields[field] == EE_FIELDS[field]
 
 
-def test_a_proxy_password_is_masked_and_not_kept(alice):
-    """As EmailEngine shows URL credentials; the proxy is not used here, so its password is
-    not stored at all (a secret kept in clear would break the rule that secrets are sealed)."""
+def test_a_proxy_password_is_masked_and_kept_sealed(alice):
+    """As EmailEngine shows URL credentials; the password is sealed with the account's
+    credentials (its connections go through the proxy: tests/mailboxes/test_*_proxy.py)."""
     alice.client.post("/v1/account", ee_account(proxy="socks5://me:Pr0xy-pw@proxy.example:1080"),
                       format="json")
     shown = alice.client.get("/v1/account/example").json()["proxy"]
     assert shown == "socks5://me:******@proxy.example:1080"
     [listed] = alice.client.get("/v1/accounts").json()["accounts"]
     assert listed["proxy"] == shown
-    assert "Pr0xy-pw" not in str(EmailAccount.objects.get(account_id="example").ee_options)
+    account = EmailAccount.objects.get(account_id="example")
+    assert "Pr0xy-pw" not in str(account.ee_options)
+    assert not Credential.objects.filter(sealed__contains="Pr0xy-pw").exists()
+    assert mail_proxy.account_proxy(account).password == "Pr0xy-pw"
 
 
-@pytest.mark.parametrize("proxy, shown", [
-    ("socks5://u:Pr0xy-pw/x@proxy.example:1080", "socks5://u:******@proxy.example:1080"),
-    ("http://u:Pr0xy-pw#x@proxy.example", "http://u:******@proxy.example"),
-    ("http://u:Pr0xy-pw?x@proxy.example", "http://u:******@proxy.example"),
-    ("http://u:Pr0xy-pw@[proxy.example", "http://u:******@[proxy.example"),
-    ("u:Pr0xy-pw@proxy.example:1080", "u:******@proxy.example:1080"),
+def test_the_masked_proxy_written_back_keeps_the_password_for_the_same_proxy_only(alice):
+    alice.client.post("/v1/account", ee_account(proxy="socks5://me:Pr0xy-pw@proxy.example:1080"),
+                      format="json")
+    account = EmailAccount.objects.get(account_id="example")
+
+    same = alice.client.put("/v1/account/example",
+                            {"proxy": "socks5://me:******@PROXY.example:1080"}, format="json")
+    assert same.status_code == 200, same.json()
+    assert mail_proxy.account_proxy(account).password == "Pr0xy-pw"
+
+    moved = alice.client.put("/v1/account/example",
+                             {"proxy": "socks5://me:******@elsewhere.example:1080"}, format="json")
+    assert moved.status_code == 400, moved.json()
+    assert "proxy" in moved.json()["details"], moved.json()
+    account.refresh_from_db()
+    assert mail_proxy.account_proxy(account).host == "proxy.example"
+
+    assert alice.client.put("/v1/account/example", {"proxy": "socks5://proxy.example:1080"},
+                            format="json").status_code == 200
+    account.refresh_from_db()
+    assert mail_proxy.account_proxy(account).password is None
+    assert not Credential.objects.filter(email_account=account, name="proxy.pass").exists()
+
+
+@pytest.mark.parametrize("proxy", [
+    "socks5://u:Pr0xy-pw/x@proxy.example:1080",
+    "http://u:Pr0xy-pw#x@proxy.example",
+    "http://u:Pr0xy-pw?x@proxy.example",
+    "http://u:Pr0xy-pw@[proxy.example",
+    "u:Pr0xy-pw@proxy.example:1080",
+    "https://u:Pr0xy-pw@proxy.example",
 ])
-def test_a_proxy_password_that_does_not_parse_is_masked_too(alice, proxy, shown):
-    """Red team: these were stored and shown in clear (the strict parse found no password)."""
-    alice.client.post("/v1/account", ee_account(proxy=proxy), format="json")
-    assert alice.client.get("/v1/account/example").json()["proxy"] == shown
-    assert "Pr0xy-pw" not in str(EmailAccount.objects.get(account_id="example").ee_options)
+def test_a_proxy_that_does_not_parse_is_400_naming_it_and_never_echoes_its_password(alice,
+                                                                                    proxy):
+    """Red team: these were once stored and shown in clear (the strict parse found no
+    password); now the proxy is used, so it must be one."""
+    response = alice.client.post("/v1/account", ee_account(proxy=proxy), format="json")
+    assert response.status_code == 400, response.json()
+    assert "proxy" in response.json()["details"], response.json()
+    assert "Pr0xy-pw" not in response.content.decode()
+    assert not EmailAccount.objects.filter(account_id="example").exists()
 
 
 @pytest.mark.parametrize("field", ["notifyFrom", "syncFrom"])
