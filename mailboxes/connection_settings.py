@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from django.conf import settings
 
-from accounts import auth_server, mail_hosts
+from accounts import auth_server, mail_hosts, mail_proxy
 from accounts.credentials import get_credentials
 from accounts.models import EmailAccount, Tenant
 from accounts.oauth2 import refresh
@@ -103,6 +103,9 @@ def _opened(account: EmailAccount, section: str, settings_from, force_refresh: b
         password, token = get_credentials(account, f"{section}.pass",
                                           f"{section}.accessToken")
         opened = settings_from(config, password, token, tenant=account.tenant)
+    proxy = mail_proxy.account_proxy(account)
+    if proxy is not None:  # EmailEngine's proxy: the account's connections go through it
+        opened = replace(opened, proxy=proxy)
     if not account.logs:
         return opened
     # The account's protocol log (EmailEngine's ``logs``), told the secrets it must hide.

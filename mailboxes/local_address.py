@@ -48,14 +48,16 @@ class Route:
     requested: str | None = None
     selector: str = "default"
     name: str | None = None
+    proxy: str | None = None  # the proxy URL the connection goes through, password masked
 
     def network_routing(self) -> dict | None:
         """EmailEngine's ``networkRouting``: ``{localAddress, name, requestedLocalAddress}``,
         ``localAddress`` when one was bound, ``requestedLocalAddress`` when the hint was not
-        the one used. None when there is nothing to say (no bind and no hint). EmailEngine
+        the one used; ``proxy`` (password masked) when the connection went through one. None
+        when there is nothing to say (no bind, no hint, no proxy). EmailEngine
         says nothing either for a hint it could not honour without a bind; here the caller
         learns it was not used."""
-        if self.address is None and self.requested is None:
+        if self.address is None and self.requested is None and not self.proxy:
             return None
         routing: dict = {}
         if self.address is not None:
@@ -64,6 +66,8 @@ class Route:
             routing["name"] = self.name
         if self.requested is not None and self.requested != self.address:
             routing["requestedLocalAddress"] = self.requested
+        if self.proxy:
+            routing["proxy"] = self.proxy
         return routing
 
 

@@ -206,6 +206,11 @@ class OutboxEntry(models.Model):
     # honoured when the operator lists it (``mailboxes.local_address``). Kept with the entry,
     # so a retry in another process starts from the same hint.
     local_address = models.CharField(max_length=64, blank=True, default="")
+    # The proxy asked for this send (EmailEngine's submit ``proxy``), "" for the account's
+    # (or none): the URL with its password masked, and the password sealed apart
+    # (``mailboxes.outbox.proxy_of``), so a retry in another process goes the same way.
+    proxy = models.CharField(max_length=2048, blank=True, default="")
+    sealed_proxy_password = models.TextField(blank=True, default="")
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField()

@@ -21,8 +21,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts import crypto
+from accounts.credentials import MASK, master_secrets
 from accounts.errors import AccountNotFound
 from accounts.models import EmailAccount
+from emailapi.lib import tunnels, userinfo
 from emailapi.lib.backoff import Schedule
 from mailboxes.errors import QueueEntryNotCancellable, QueueEntryNotFound
 from mailboxes.models import OutboxEntry
@@ -60,14 +63,18 @@ def submit(account: EmailAccount, *, raw: bytes, envelope: dict, message_id: str
            send_at: datetime | None = None, reference: dict | None = None,
            copy: bool | None = None, delivery_attempts: int | None = None,
            gateway: str = "", sent_path: str = "", dsn: dict | None = None,
-           local_address: str = "", on_due=None) -> OutboxEntry:
+           local_address: str = "", proxy: str = "", on_due=None) -> OutboxEntry:
     """Store a composed message as a queued entry. ``on_due(entry)`` runs after the commit
     when the entry is due now (the caller enqueues its job); later ones wait for the sweep.
     ``gateway``: the tenant's SMTP gateway it goes through ("" for the account's server);
     ``sent_path``: the folder its copy goes to ("" for the Sent folder); ``dsn``: the
     delivery status notifications to ask for (RFC 3461); ``local_address``: the IP address
-    asked to send from, a hint (``mailboxes.local_address``; "" for none)."""
+    asked to send from, a hint (``mailboxes.local_address``; "" for none); ``proxy``: the
+    proxy URL this send goes through instead of the account's ("" for the account's), already
+    checked (``tunnels.parse``): kept masked, its password sealed (``proxy_of``)."""
     now = timezone.now()
+    queue_id = new_queue_id()
+    shown_proxy, sealed_proxy_password = _kept_proxy(proxy, account.tenant_id, queue_id)
     send_at = max(send_at or now, now)
     with transaction.atomic():
         # The account's row held while the entry goes in: a delete running meanwhile either
@@ -75,10 +82,11 @@ def submit(account: EmailAccount, *, raw: bytes, envelope: dict, message_id: str
         if not EmailAccount.objects.filter(pk=account.pk).select_for_update(no_key=True).exists():
             raise AccountNotFound(account.account_id)
         entry = OutboxEntry.objects.create(
-            tenant_id=account.tenant_id, email_account=account, queue_id=new_queue_id(), raw=raw,
+            tenant_id=account.tenant_id, email_account=account, queue_id=queue_id, raw=raw,
             envelope=envelope, message_id=message_id, subject=subject, reference=reference,
             copy=copy, gateway=gateway, sent_path=sent_path, dsn=dsn or None,
-            local_address=local_address,
+            local_address=local_address, proxy=shown_proxy,
+            sealed_proxy_password=sealed_proxy_password,
             max_attempts=delivery_attempts or default_attempts(),
             send_at=send_at,
             next_attempt_at=send_at, created_at=now, updated_at=now,
@@ -86,6 +94,36 @@ def submit(account: EmailAccount, *, raw: bytes, envelope: dict, message_id: str
     if on_due is not None and send_at <= now:
         transaction.on_commit(lambda: on_due(entry))
     return entry
+
+
+def _proxy_context(tenant_id: int, queue_id: str) -> str:
+    return f"tenant:{tenant_id}/outbox:{queue_id}/proxy.pass"
+
+
+def _kept_proxy(url: str, tenant_id: int, queue_id: str) -> tuple[str, str]:
+    """A send's proxy URL as it is kept: masked, and its password sealed ("" for none)."""
+    if not url:
+        return "", ""
+    password = tunnels.parse(url).password
+    if password is None:
+        return url, ""
+    return (userinfo.masked(url, MASK),
+            crypto.seal(password, _proxy_context(tenant_id, queue_id), settings.EMAILAPI_SECRET))
+
+
+def proxy_of(entry: OutboxEntry) -> tunnels.Proxy | None:
+    """The proxy the entry's send asked for, its password opened; None when it asked for
+    none (the account's applies). ``crypto.DecryptionError`` when the password cannot be
+    opened (the key it was sealed with is gone)."""
+    if not entry.proxy:
+        return None
+    proxy = tunnels.parse(entry.proxy)
+    if entry.sealed_proxy_password:
+        password = crypto.open_secret(entry.sealed_proxy_password,
+                                      _proxy_context(entry.tenant_id, entry.queue_id),
+                                      master_secrets())
+        proxy = tunnels.Proxy(proxy.scheme, proxy.host, proxy.port, proxy.user, password)
+    return proxy
 
 
 def tenant_entries(tenant, state: str | None = None, account: str | None = None):

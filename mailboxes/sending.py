@@ -44,6 +44,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, close_old
 from django.db import connection as db_connection
 from django.utils import timezone
 
+from accounts import crypto, mail_proxy
 from accounts.auth_server import AuthServerError
 from accounts.oauth2.refresh import ReauthRequired, TokenError
 from emailapi.lib.backoff import Schedule
@@ -112,8 +113,13 @@ def route_of(entry: OutboxEntry) -> local_address.Route:
     """The local address this attempt goes out from: the entry's ``localAddress`` hint (kept
     with it, so every attempt, in whatever process, starts from the same hint) against the
     operator's addresses, as they are now."""
-    return local_address.route(entry.local_address or None, entry.tenant_id,
-                               entry.email_account.account_id)
+    route = local_address.route(entry.local_address or None, entry.tenant_id,
+                                entry.email_account.account_id)
+    # the proxy it goes through, as shown (password masked): the send's, else the account's
+    # (for the account's own server; a gateway is reached without it)
+    shown = entry.proxy or ("" if entry.gateway else
+                            (entry.email_account.ee_options or {}).get("proxy") or "")
+    return replace(route, proxy=shown) if shown else route
 
 
 def _note_gateway(entry: OutboxEntry, failure: SendFailure | None) -> None:
@@ -244,10 +250,17 @@ def transmit(entry: OutboxEntry,
                           permanent=isinstance(exc, ReauthRequired)) from None
     except AuthServerError as exc:  # useAuthServer: retried, the server may answer later
         raise SendFailure(f"No credentials: {exc}", exc.code) from None
+    except mail_proxy.ProxyUnusable as exc:  # not sent around the proxy the tenant asked for
+        raise SendFailure(str(exc), exc.code, permanent=True) from None
     if smtp_settings is None:
         raise SendFailure("The account has no SMTP settings", "NoSmtpSettings", permanent=True)
+    try:
+        asked = outbox.proxy_of(entry)  # the send's own proxy, over the account's
+    except crypto.DecryptionError:
+        raise SendFailure("The send's proxy password cannot be opened (sealed with a key that "
+                          "is no longer configured)", "ProxyError", permanent=True) from None
     # The EHLO name the route reports is the one smtplib is given.
-    smtp_settings = replace(smtp_settings,
+    smtp_settings = replace(smtp_settings, proxy=asked or smtp_settings.proxy,
                             session_timeout=smtp_budget(entry, smtp_settings.timeout),
                             source_address=route.address,
                             local_hostname=smtp_settings.local_hostname or route.name)

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from emailapi.lib import netguard
+from emailapi.lib import netguard, tunnels
 from emailapi.lib.wording import answer_kind, server_text
 from mailboxes.imap.client import DEFAULT_TLS_VERSION, tls_context
 
@@ -98,6 +98,9 @@ class SmtpSettings:
     # operating system's choice. An address the machine lacks fails the connect.
     source_address: str | None = None
     allow_private: bool = False  # connect to loopback, private, link-local... addresses
+    # The proxy the connection goes through (EmailEngine's ``proxy``), None for none: what is
+    # connected to and checked is the proxy, which reaches ``host`` by name (``tunnels``).
+    proxy: tunnels.Proxy | None = None
     # Seconds the whole session (connect to quit) may take, whatever the server's pace; None:
     # only each reply is bounded (by ``timeout``). A sender derives it from its lease.
     session_timeout: float | None = None
@@ -154,6 +157,7 @@ def _open(settings: SmtpSettings) -> smtplib.SMTP:
         client = _CheckedSMTP(local_hostname=settings.local_hostname, timeout=settings.timeout,
                               source_address=source)
     client.allow_private = settings.allow_private
+    client.proxy = settings.proxy
     if settings.session_timeout is not None:
         client.session_timeout = settings.session_timeout
         client.session_deadline = time.monotonic() + settings.session_timeout
@@ -190,6 +194,7 @@ class _CheckedSMTP(smtplib.SMTP):
     few seconds held a send job (or a verifyAccount thread) for ever."""
 
     allow_private = False
+    proxy: tunnels.Proxy | None = None
     greeting: bytes | None = None
     tap: Callable[[str, bytes], None] | None = None  # the protocol log (SmtpSettings)
     session_timeout: float | None = None
@@ -198,7 +203,7 @@ class _CheckedSMTP(smtplib.SMTP):
 
     def _get_socket(self, host, port, timeout):
         return netguard.connect(host, port, self._wait(), self.allow_private,
-                                self.source_address)
+                                self.source_address, proxy=self.proxy)
 
     def _wait(self) -> float:
         """Seconds the next read or write may wait: ``timeout``, cut to what is left of the

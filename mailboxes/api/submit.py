@@ -32,6 +32,7 @@ from emailapi.api.errors import status_of
 from emailapi.api.pagination import PageQuerySerializer, paginate
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
+from emailapi.lib import tunnels
 from emailapi.lib.errors import DomainError
 from emailapi.lib.timestamps import utc_iso
 from mailboxes import (
@@ -211,6 +212,23 @@ class SendOptionsSerializer(StrictSerializer):
             raise serializers.ValidationError("Must be an IP address, such as 192.0.2.10 or "
                                               "2001:db8::10")
         return address
+
+    proxy = serializers.CharField(
+        max_length=2048, required=False, allow_blank=True,
+        help_text="The proxy this send goes through instead of the account's (EmailEngine's): "
+                  "socks5://, socks4://, socks:// (SOCKS5) or http:// (HTTP CONNECT), with "
+                  "user:password@ when the proxy wants a login; its password is kept sealed "
+                  "and never shown")
+
+    def validate_proxy(self, value: str) -> str:
+        """A proxy URL ``tunnels.parse`` reads ("" for none: the account's proxy applies)."""
+        if not value.strip():
+            return ""
+        try:
+            tunnels.parse(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return value
 
 
 class RenderSerializer(StrictSerializer):
@@ -750,7 +768,8 @@ class SubmitView(SubmitBase):
             if reference and found else None,
             delivery_attempts=data.get("deliveryAttempts"), gateway=self._gateway(data),
             sent_path=self._sent_path(data), dsn=data.get("dsn"),
-            local_address=data.get("localAddress") or "", on_due=sending.enqueue_quietly)
+            local_address=data.get("localAddress") or "", proxy=data.get("proxy") or "",
+            on_due=sending.enqueue_quietly)
         return queued_body(entry, reference, found)
 
 
@@ -787,7 +806,8 @@ class DraftSubmitView(SubmitBase):
             reference={"draft": message_id},
             delivery_attempts=data.get("deliveryAttempts"), gateway=self._gateway(data),
             sent_path=self._sent_path(data), dsn=data.get("dsn"),
-            local_address=data.get("localAddress") or "", on_due=sending.enqueue_quietly)
+            local_address=data.get("localAddress") or "", proxy=data.get("proxy") or "",
+            on_due=sending.enqueue_quietly)
         return queued_body(entry)
 
 

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 import imapclient
 from imapclient import exceptions as imap_exc
 
-from emailapi.lib import attribute_names, netguard
+from emailapi.lib import attribute_names, netguard, tunnels
 from emailapi.lib.wording import answer_kind, server_text
 
 
@@ -142,6 +142,9 @@ class ImapSettings:
     tls_min_version: str = DEFAULT_TLS_VERSION  # a key of TLS_VERSIONS
     timeout: float = 30.0
     allow_private: bool = False  # connect to loopback, private, link-local... addresses
+    # The proxy the connection goes through (EmailEngine's ``proxy``), None for none: what is
+    # connected to and checked is the proxy, which reaches ``host`` by name (``tunnels``).
+    proxy: tunnels.Proxy | None = None
     # Deadlines of the phases of opening the connection; None (or more than ``timeout``)
     # means ``timeout``.
     connect_timeout: float | None = None
@@ -571,7 +574,8 @@ class _PhasedIMAP4(_GreetingKept, _Tapped, _LongLines, imaplib.IMAP4):
     def _create_socket(self, timeout):
         self._phases.start("connect")
         sock = netguard.connect(self.host, self.port, timeout,
-                                 self._phases.settings.allow_private)
+                                 self._phases.settings.allow_private,
+                                 proxy=self._phases.settings.proxy)
         try:
             if self._context is not None:
                 sock.settimeout(self._phases.start("tls"))
