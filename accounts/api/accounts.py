@@ -7,6 +7,8 @@ tenant's account is "not found", exactly like one that does not exist.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.conf import settings
 from django.db.models import Count, Q
 from drf_spectacular.utils import extend_schema
@@ -19,6 +21,7 @@ from accounts.models import Credential, EmailAccount
 from accounts.oauth2 import connect, registered_apps
 from emailapi.api.pagination import paginate
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
+from emailapi.lib import tunnels
 from mailboxes import connection_settings, flush, listing, quota
 from mailboxes.message_fields import iso
 from mailboxes.verify import verify
@@ -216,6 +219,10 @@ class VerifyAccountView(TenantScopedAPIView):
             else None
         smtp = connection_settings.smtp_settings_from(data["smtp"], tenant=tenant) if data.get("smtp") \
             else None
+        proxy = tunnels.parse(data["proxy"]) if (data.get("proxy") or "").strip() else None
+        if proxy is not None:  # EmailEngine's: both checks connect through it
+            imap = replace(imap, proxy=proxy) if imap is not None else None
+            smtp = replace(smtp, proxy=proxy) if smtp is not None else None
         result = verify(imap, smtp, timeout=settings.EMAILAPI_VERIFY_TIMEOUT,
                         list_mailboxes=data["mailboxes"])
         return Response(result)

@@ -23,6 +23,7 @@ from accounts.models import EmailAccount
 from accounts.oauth2 import registered_apps
 from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
+from emailapi.lib import tunnels
 from mailboxes.imap.client import TLS_VERSIONS
 from mailboxes.special_use import SETTINGS as MAIL_PATHS
 from webhooks.api.serializers import validate_headers, validate_webhook_url
@@ -222,9 +223,9 @@ class EmailEngineAccountFields(StrictSerializer):
     Applied: ``path`` (its first folder is the one kept in IDLE, ``watchFolders``),
     ``notifyFrom``, ``syncFrom``, ``webhooks`` (a subscription of this account's events),
     ``expectedEmail`` (connect links for the account sign in only as that address), ``locale``
-    and ``tz`` (the quoted date of an inline reply or forward, ``mailboxes.quote_dates``).
-    Stored and echoed only: ``logs``, ``subconnections``, ``imapIndexer``, ``proxy``,
-    ``smtpEhloName``."""
+    and ``tz`` (the quoted date of an inline reply or forward, ``mailboxes.quote_dates``),
+    ``proxy`` (the account's IMAP and SMTP connections go through it, ``accounts.mail_proxy``).
+    Stored and echoed only: ``logs``, ``subconnections``, ``imapIndexer``, ``smtpEhloName``."""
 
     path = PathField(required=False, allow_null=True,
                      help_text='Folders to watch: "*" (default) or a list; the first listed '
@@ -260,8 +261,12 @@ class EmailEngineAccountFields(StrictSerializer):
     tz = serializers.CharField(
         max_length=100, required=False, allow_blank=True,
         help_text="Default time zone (IANA) of that date")
-    proxy = serializers.CharField(max_length=2048, required=False, allow_blank=True,
-                                  allow_null=True, help_text="Accepted and echoed; not used")
+    proxy = serializers.CharField(
+        max_length=2048, required=False, allow_blank=True, allow_null=True,
+        help_text="The proxy the account's IMAP and SMTP connections go through: socks5://, "
+                  "socks4://, socks:// (SOCKS5) or http:// (HTTP CONNECT), with "
+                  "user:password@ when it wants a login (the password is kept sealed and "
+                  "shown as ******; written back, the mask keeps it for the same proxy)")
     smtpEhloName = serializers.CharField(max_length=255, required=False, allow_blank=True,
                                          allow_null=True,
                                          help_text="Accepted and echoed; not used")
@@ -801,8 +806,20 @@ class VerifyAccountSerializer(StrictSerializer):
     imap = ImapServerSerializer(required=False)
     smtp = ServerSerializer(required=False)
     mailboxes = serializers.BooleanField(default=False, help_text="Also return the folder list")
-    proxy = serializers.CharField(max_length=2048, required=False, allow_blank=True,
-                                  allow_null=True, help_text="EmailEngine's; accepted, not used")
+    proxy = serializers.CharField(
+        max_length=2048, required=False, allow_blank=True, allow_null=True,
+        help_text="The proxy the checks connect through (EmailEngine's): socks5://, socks4://, "
+                  "socks:// (SOCKS5) or http:// (HTTP CONNECT), with user:password@ when it "
+                  "wants a login")
+
+    def validate_proxy(self, value):
+        """A proxy URL ``tunnels.parse`` reads; "" or null for none."""
+        if value and value.strip():
+            try:
+                tunnels.parse(value)
+            except ValueError as exc:
+                raise serializers.ValidationError(str(exc)) from None
+        return value
     smtpEhloName = serializers.CharField(max_length=255, required=False, allow_blank=True,
                                          allow_null=True,
                                          help_text="EmailEngine's; accepted, not used")

@@ -9,6 +9,7 @@ import pytest
 
 from accounts import credentials, mail_proxy
 from accounts.models import ApiToken, Credential, EmailAccount
+from tests.servers.proxies import Socks5Proxy
 from webhooks.models import Event
 
 pytestmark = [pytest.mark.django_db]
@@ -592,11 +593,35 @@ def test_a_wrong_smtp_password_is_eauth(alice, smtp_server, smtp_user):
     assert (body["smtp"]["code"], body["smtp"]["responseCode"]) == ("EAUTH", 535)
 
 
-def test_verify_accepts_emailengines_proxy_and_ehlo_name(alice, mail_user):
+def test_verify_checks_through_emailengines_proxy_and_accepts_an_ehlo_name(alice, mail_user):
+    imap = _imap_of(mail_user)
+    with Socks5Proxy("proxyuser", "Pr0xy-pw") as proxy:
+        response = alice.client.post("/v1/verifyAccount", {
+            "imap": imap, "proxy": proxy.url("proxyuser", "Pr0xy-pw"),
+            "smtpEhloName": "client.example.com"}, format="json")
+        assert response.json() == {"imap": {"success": True}}
+        assert [(r.host, r.port) for r in proxy.requests] == [(imap["host"], imap["port"])]
+
+
+def test_verify_through_a_proxy_that_refuses_the_login_says_so(alice, mail_user,
+                                                                smtp_server, smtp_user):
+    smtp = {**smtp_server.smtp_settings(smtp_user.username, smtp_user.password),
+            "tls": {"rejectUnauthorized": False}}
+    with Socks5Proxy("proxyuser", "Pr0xy-pw") as proxy:
+        body = alice.client.post("/v1/verifyAccount", {
+            "imap": _imap_of(mail_user), "smtp": smtp,
+            "proxy": proxy.url("proxyuser", "wrong")}, format="json").json()
+        assert proxy.logins_refused == 2
+    for section in ("imap", "smtp"):
+        assert body[section]["success"] is False, body
+        assert "The proxy refused the login" in body[section]["reason"], body
+
+
+def test_verify_with_a_malformed_proxy_is_400_naming_it(alice, mail_user):
     response = alice.client.post("/v1/verifyAccount", {
-        "imap": _imap_of(mail_user), "proxy": "socks5://127.0.0.1:1080",
-        "smtpEhloName": "client.example.com"}, format="json")
-    assert response.json() == {"imap": {"success": True}}
+        "imap": _imap_of(mail_user), "proxy": "ftp://proxy.example"}, format="json")
+    assert response.status_code == 400, response.json()
+    assert "proxy" in response.json()["details"], response.json()
 
 
 # --- access tokens -------------------------------------------------------------------------
