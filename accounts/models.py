@@ -215,7 +215,8 @@ class EmailAccount(models.Model):
     webhooks = models.CharField(max_length=2048, blank=True, default="")
     webhook_subscription = models.UUIDField(null=True, blank=True)
     # EmailEngine's options kept as given: locale and tz (the quoted date of an inline reply
-    # or forward: mailboxes.compose); subconnections, imapIndexer, proxy and smtpEhloName are
+    # or forward: mailboxes.compose), proxy (masked; its password is the proxy.pass
+    # credential: accounts.mail_proxy); subconnections, imapIndexer and smtpEhloName are
     # echoed with no effect here (README "Coming from EmailEngine" says why for each).
     ee_options = models.JSONField(default=dict, blank=True)
     # Start of the current failure streak, so its event is raised once, not on every retry.

@@ -73,12 +73,14 @@ BACKFILL_SLICE = 5
 # one when it is asked for.
 SESSION_UNREAD = ("name", "email", "smtp", "last_error", "copy", "index_indexed",
                   "index_total", "path", "notify_from", "sync_from", "webhooks",
-                  "webhook_subscription", "ee_options", "created_at", "updated_at")
+                  "webhook_subscription", "created_at", "updated_at")
 # Account fields only opening the connection reads (the server's settings with their sealed
 # secrets, the OAuth2 grant): dropped from the kept row once logged in, as deferred fields
 # are (Django reads one again if anything asks; ``refresh_from_db()`` leaves it out). Their
 # parsed JSON was the largest part of the row, ~0.8 KB of a worker's memory per account.
-CONNECT_ONLY = ("imap", "oauth2")
+# ``ee_options`` holds the account's proxy (``accounts.mail_proxy``), read at every connect:
+# loaded with the row rather than by a query of its own each time.
+CONNECT_ONLY = ("imap", "oauth2", "ee_options")
 # An OAuth2 grant revoked for good: wait for a new sign-in (it bumps config_version, which
 # reconnects at once) rather than retry; a day is only a backstop.
 REAUTH_WAIT = 86400.0
