@@ -9,12 +9,14 @@ form with the message next to the input it is about. Stored passwords are never 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 
-from accounts import plans, services
+from accounts import mail_proxy, plans, services
 from accounts.credentials import get_credential
 from accounts.errors import HostNotAllowed, SecretNeeded
 from accounts.models import EmailAccount
@@ -85,9 +87,16 @@ def _test(request, account: EmailAccount, form: MailboxEditForm, payload: dict) 
         form.add_error("smtp_password", "Required for a new SMTP server (or type the IMAP "
                                         "password above to use it for both)")
         return
-    results = verify(connection_settings.imap_settings_from(imap, tenant=request.tenant),
-                     connection_settings.smtp_settings_from(smtp, tenant=request.tenant)
-                     if smtp else None, timeout=settings.EMAILAPI_VERIFY_TIMEOUT)
+    try:  # tested the way the account connects: through its proxy when it has one
+        proxy = mail_proxy.account_proxy(account)
+    except mail_proxy.ProxyUnusable as exc:
+        form.add_error("imap_host", str(exc))
+        return
+    imap_settings = replace(connection_settings.imap_settings_from(imap, tenant=request.tenant),
+                            proxy=proxy)
+    smtp_settings = replace(connection_settings.smtp_settings_from(smtp, tenant=request.tenant),
+                            proxy=proxy) if smtp else None
+    results = verify(imap_settings, smtp_settings, timeout=settings.EMAILAPI_VERIFY_TIMEOUT)
     for name, field in (("imap", "imap_host"), ("smtp", "smtp_host")):
         result = results.get(name)
         if result and not result.get("success"):

@@ -11,11 +11,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+from accounts import services
 from accounts.credentials import get_credential
 from accounts.models import EmailAccount, Membership, User
 from accounts.oauth2 import links, pages
 from mailboxes import listing
 from tests.servers import seed
+from tests.servers.proxies import Socks5Proxy
 
 pytestmark = pytest.mark.django_db
 
@@ -163,6 +165,18 @@ def test_editing_servers_tests_them_with_the_stored_password(client, synced, mai
     assert account.imap["port"] == mail_user.imaps_port
     assert account.imap["secure"] is True
     assert get_credential(account, "imap.pass") == mail_user.password
+
+
+def test_editing_servers_tests_them_through_the_accounts_proxy(client, synced, mail_user):
+    with Socks5Proxy("proxyuser", "Pr0xy-pw") as proxy:
+        services.update_account(synced.account, {"proxy": proxy.url("proxyuser", "Pr0xy-pw")})
+        sign_in(client, synced.account.tenant)
+        form = edit_form(client)
+        response = client.post("/dashboard/mailboxes/box/edit",
+                               {**form, "imap_port": str(mail_user.imaps_port),
+                                "imap_secure": "on", "tls_verify": ""})
+        assert response.status_code == 302, response.content.decode()
+        assert (mail_user.imaps_port in [r.port for r in proxy.requests]), proxy.requests
 
 
 def test_a_new_server_host_needs_its_own_password_and_is_never_tried_with_the_stored_one(
