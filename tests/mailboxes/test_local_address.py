@@ -91,6 +91,13 @@ def test_network_routing_says_what_was_bound_and_what_was_asked():
         "name": "mx.example", "requestedLocalAddress": NOT_LISTED}
 
 
+def test_network_routing_names_the_proxy_masked_even_without_a_bind():
+    proxy = "socks5://me:******@proxy.example:1080"
+    assert Route(None, proxy=proxy).network_routing() == {"proxy": proxy}
+    assert Route("127.0.0.2", None, "single", "mx.example", proxy).network_routing() == {
+        "localAddress": "127.0.0.2", "name": "mx.example", "proxy": proxy}
+
+
 def test_listed_addresses_the_machine_lacks_are_skipped_with_one_warning(caplog, monkeypatch):
     monkeypatch.setattr(local_address, "_missing_warned", set())  # another test's warnings
     with caplog.at_level(logging.WARNING, logger="mailboxes.local_address"):
