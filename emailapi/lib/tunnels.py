@@ -157,6 +157,17 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
+def _idna(host: str, proxy: Proxy) -> bytes:
+    """The mail server's name as the proxy is told it (IDNA, ASCII); a name IDNA cannot write
+    (a label over 63 characters, an empty one) is a ``ProxyError``, as it would be a failed
+    lookup without a proxy."""
+    try:
+        return host.encode("idna")
+    except UnicodeError:
+        raise ProxyError(f"The host name {host!r} cannot be given to the {proxy.kind} proxy "
+                         "(not a valid DNS name)") from None
+
+
 def _socks5(sock: socket.socket, proxy: Proxy, host: str, port: int) -> None:
     methods = b"\x00\x02" if proxy.user is not None else b"\x00"
     sock.sendall(b"\x05" + bytes([len(methods)]) + methods)
@@ -184,7 +195,7 @@ def _socks5(sock: socket.socket, proxy: Proxy, host: str, port: int) -> None:
     elif isinstance(address, ipaddress.IPv6Address):
         where = b"\x04" + address.packed
     else:
-        name = host.encode("idna")
+        name = _idna(host, proxy)
         if len(name) > 255:
             raise ProxyError(f"The host name {host} is too long for SOCKS5")
         where = b"\x03" + bytes([len(name)]) + name
@@ -216,7 +227,7 @@ def _socks4(sock: socket.socket, proxy: Proxy, host: str, port: int) -> None:
         request = struct.pack("!BBH", 4, 1, port) + address.packed + userid + b"\x00"
     else:  # SOCKS4a: 0.0.0.x, then the name for the proxy to resolve
         request = (struct.pack("!BBH", 4, 1, port) + b"\x00\x00\x00\x01" + userid + b"\x00"
-                   + host.encode("idna") + b"\x00")
+                   + _idna(host, proxy) + b"\x00")
     sock.sendall(request)
     answer = _recv_exactly(sock, 8, proxy)
     if answer[0] != 0:
@@ -228,7 +239,7 @@ def _socks4(sock: socket.socket, proxy: Proxy, host: str, port: int) -> None:
 
 
 def _http_connect(sock: socket.socket, proxy: Proxy, host: str, port: int) -> None:
-    target = _target(host.encode("idna").decode() if _address(host) is None else host, port)
+    target = _target(_idna(host, proxy).decode() if _address(host) is None else host, port)
     lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
     if proxy.user is not None:
         token = base64.b64encode(f"{proxy.user}:{proxy.password or ''}".encode()).decode()

@@ -153,6 +153,15 @@ def test_an_unreachable_target_says_so(kind, words):
         assert isinstance(caught.value, OSError)
 
 
+@pytest.mark.parametrize("kind", sorted(PROXIES))
+@pytest.mark.parametrize("host", ["a" * 64 + ".example.com", "imap..example.com"])
+def test_a_name_idna_cannot_write_is_a_proxy_error_in_words(kind, host):
+    with PROXIES[kind]() as proxy:
+        with pytest.raises(tunnels.ProxyError, match="not a valid DNS name"):
+            netguard.connect(host, 993, 5, True, proxy=tunnels.parse(proxy.url()))
+        assert proxy.requests == []
+
+
 def test_the_proxy_host_is_checked_like_a_mail_host(echo):
     with Socks5Proxy() as proxy:
         with pytest.raises(netguard.InternalAddress, match="127.0.0.1 is an internal address"):

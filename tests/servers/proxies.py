@@ -78,8 +78,8 @@ class _Proxy:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
-        client.settimeout(10)
         try:
+            client.settimeout(10)  # inside: stop() may have closed it already
             request = self.handshake(client)
             if request is None:
                 return
