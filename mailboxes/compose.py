@@ -65,6 +65,7 @@ from mailboxes.errors import (
     ReferenceNotFound,
 )
 from mailboxes.imap import parse, parts
+from mailboxes.mime_rewrite import rewrite_html
 from mailboxes.quote_dates import quote_date
 
 # 7-bit clean output with CRLF: safe for SMTP servers without 8BITMIME and for APPEND.
@@ -146,8 +147,8 @@ def compose(account: EmailAccount, fields: dict, envelope: dict | None = None, *
     attachment contents as bytes). ``for_sending`` drops Bcc from the headers, gives a raw
     message a Message-ID when it lacks one, and refuses a message without recipients.
     ``html_filter(html, message_id)`` rewrites the HTML body as it goes out (quoted original
-    and preview text included: open and click tracking, ``mailboxes.tracking``); a raw
-    message is never rewritten."""
+    and preview text included: open and click tracking, ``mailboxes.tracking``); in a raw
+    message, each HTML part and nothing else (``mailboxes.mime_rewrite``)."""
     reference = fields.get("reference")
     original = None
     if reference:
@@ -158,6 +159,9 @@ def compose(account: EmailAccount, fields: dict, envelope: dict | None = None, *
                                            wants_source)
     if "raw" in fields:
         composed = _from_raw(account, fields["raw"], envelope, for_sending)
+        if html_filter is not None:
+            message_id = composed.message_id
+            composed.raw = rewrite_html(composed.raw, lambda html: html_filter(html, message_id))
     else:
         composed = _from_fields(account, fields, original, envelope, for_sending, html_filter)
     composed.reference = original.target if original else None

@@ -265,7 +265,6 @@ MAX_MAIL_MERGE = 1000
 # What a mail merge sets for each recipient, so not taken at the message's root (EmailEngine's
 # rule); dryRun's preview is one message, a merge is many.
 NOT_WITH_MAIL_MERGE = ("to", "cc", "bcc", "envelope", "raw", "render", "messageId", "dryRun")
-TRACKING_FIELDS = ("trackOpens", "trackClicks", "trackingEnabled")
 
 
 class MailMergeEntrySerializer(StrictSerializer):
@@ -306,12 +305,12 @@ class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
     trackOpens = serializers.BooleanField(
         required=False, help_text="Put a 1x1 image in the HTML that raises `trackOpen` when it "
                                   "is fetched (default: the `trackOpens` setting, else "
-                                  "`trackingEnabled`); not with raw")
+                                  "`trackingEnabled`); a raw message's HTML parts too")
     trackClicks = serializers.BooleanField(
         required=False, help_text="Point the HTML's http(s) links at this service's "
                                   "/redirect, which raises `trackClick` and redirects (default: "
-                                  "the `trackClicks` setting, else `trackingEnabled`); not "
-                                  "with raw")
+                                  "the `trackClicks` setting, else `trackingEnabled`); a raw "
+                                  "message's HTML parts too")
     trackingEnabled = serializers.BooleanField(
         required=False, help_text="EmailEngine's older name: the default of both trackOpens "
                                   "and trackClicks")
@@ -359,10 +358,6 @@ class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
         if "raw" in attrs and structured:
             raise serializers.ValidationError(
                 {"raw": [f"Give raw or structured fields, not both ({structured[0]})"]})
-        tracked = [name for name in TRACKING_FIELDS if attrs.get(name)]
-        if "raw" in attrs and tracked:
-            raise serializers.ValidationError({tracked[0]: [
-                "Not taken with raw: the message is sent as it is; give html to track it"]})
         if attrs.get("listId") and not attrs.get("mailMerge"):
             _one_list_recipient(attrs)
         if attrs.get("mailMerge"):
@@ -656,8 +651,9 @@ class SubmitView(SubmitBase):
 
     def trackers(self, data: dict, service: str):
         """The send's open and click tracking (``compose``'s ``html_filter``), or None: off,
-        a raw message (sent as it is) or a dry run (EmailEngine's preview has none)."""
-        if "raw" in data or data["dryRun"]:
+        or a dry run (EmailEngine's preview has none). A raw message's HTML parts are tracked
+        as EmailEngine tracks them (``mailboxes.mime_rewrite``)."""
+        if data["dryRun"]:
             return None
         row = self.tenant_settings
         opens, clicks = tracking.wanted(data, row.track_opens, row.track_clicks)

@@ -245,12 +245,56 @@ def test_a_text_only_send_has_nothing_to_track_and_is_sent(alice, account):
     assert b"/open.gif?" not in raw
 
 
-@pytest.mark.parametrize("field", ["trackOpens", "trackClicks", "trackingEnabled"])
-def test_tracking_is_refused_with_raw_in_words(alice, account, field):
-    response = alice.client.post(SUBMIT, {"raw": b64(raw_message()), field: True},
-                                 format="json")
-    assert response.status_code == 400
-    assert "Not taken with raw" in response.json()["details"][field][0]
+RAW_HTML = TRACKED["html"].replace("<p>", "<p>Gr\u00fc\u00dfe! ")
+
+
+def _raw_tracked() -> bytes:
+    """A caller's own message: text and HTML alternatives (the HTML quoted-printable, as the
+    email package writes UTF-8 text), with a header of its own."""
+    return raw_message(subject="Offer", to="Ann <ann@example.test>", body=f"See {OFFER}",
+                       html=RAW_HTML, message_id="<raw-offer@example.test>",
+                       headers={"X-Campaign": "spring"})
+
+
+@pytest.mark.django_db(transaction=True)  # the send queue's own transactions, as in rq
+def test_a_raw_messages_html_part_is_tracked_and_the_rest_sent_as_written(
+        alice, client, smtp_user, smtp_server):
+    """EmailEngine tracks a raw message too: its HTML part gets the image and the links,
+    every other byte of it (headers, the text part, the boundaries) is sent as written."""
+    sending_account(alice.tenant, smtp_user, smtp_server)
+    raw = _raw_tracked()
+    queued = alice.client.post(SUBMIT, {"raw": b64(raw), "trackOpens": True,
+                                        "trackClicks": True}, format="json")
+    assert queued.status_code == 200, queued.json()
+    assert queued.json()["messageId"] == "<raw-offer@example.test>"
+    work_send_queue()
+    received = smtp_server.wait_for_messages(1)[0]
+    message = received.message
+    assert message["X-Campaign"] == "spring"
+    assert message.get_body(("plain",)).get_content().strip() == f"See {OFFER}"
+    html = message.get_body(("html",)).get_content()
+    assert "Gr\u00fc\u00dfe!" in html
+    assert HREF.findall(html)[1] == "mailto:help@example.test"
+    pixel_url, link_url = _links(html)
+    boundary = message.get_boundary().encode()
+    sent, written = (data.replace(b"\r\n", b"\n").split(b"\n--" + boundary)
+                     for data in (received.data, raw))
+    assert len(sent) == len(written) == 4  # headers and preamble, text, HTML, the close
+    assert [piece for piece in sent if b"text/html" not in piece] == \
+        [piece for piece in written if b"text/html" not in piece]  # byte for byte
+
+    assert client.get(pixel_url, REMOTE_ADDR="127.0.0.5").status_code == 200
+    assert client.get(link_url, REMOTE_ADDR="127.0.0.5")["Location"] == OFFER
+    assert [(name, data["messageId"]) for name, _, data in _tracked(alice.tenant)] == [
+        ("trackOpen", "<raw-offer@example.test>"), ("trackClick", "<raw-offer@example.test>")]
+
+
+def test_a_raw_message_without_html_is_sent_byte_for_byte(alice, account):
+    raw = raw_message(body="Only text")
+    answer = alice.client.post(SUBMIT, {"raw": b64(raw), "trackingEnabled": True}, format="json")
+    assert answer.status_code == 200, answer.json()
+    assert bytes(OutboxEntry.objects.get().raw) == raw.replace(b"\r\n", b"\n").replace(
+        b"\n", b"\r\n")
 
 
 def test_tracking_enabled_alone_tracks_both(alice, account):
@@ -277,11 +321,12 @@ def test_the_settings_are_the_defaults_of_a_send(alice, account):
     explicit = _queued_html(alice.client.post(SUBMIT, {**fields, "trackOpens": False},
                                               format="json"))
     assert explicit.strip() == TRACKED["html"]
-    # A raw message is sent as it is, whatever the defaults.
-    queued = alice.client.post(SUBMIT, {"raw": b64(raw_message(html="<p>Hi</p>"))},
+    # A raw message follows the defaults too, as in EmailEngine: opens on, clicks off.
+    queued = alice.client.post(SUBMIT, {"raw": b64(raw_message(html=TRACKED["html"]))},
                                format="json").json()
-    assert _html(bytes(OutboxEntry.objects.get(queue_id=queued["queueId"]).raw)).strip() == \
-        "<p>Hi</p>"
+    raw_html = _html(bytes(OutboxEntry.objects.get(queue_id=queued["queueId"]).raw))
+    assert len(SRC.findall(raw_html)) == 1
+    assert HREF.findall(raw_html)[0] == html_lib.escape(OFFER)
 
 
 def test_the_settings_take_booleans_only(alice, account):

@@ -337,14 +337,30 @@ def test_the_html_filter_sees_the_html_as_it_goes_out_with_its_message_id():
     assert "tracked" not in text_of(message.get_body(("plain",)))
 
 
-def test_the_html_filter_is_not_called_without_html_nor_for_raw():
+def test_the_html_filter_is_not_called_without_html():
     def html_filter(html: str, message_id: str) -> str:
         raise AssertionError("called")
 
     compose.compose(ACCOUNT, {"to": [{"address": "a@example.com"}], "text": "Hi"},
                     html_filter=html_filter)
-    compose.compose(ACCOUNT, {"raw": seed.make_message(html="<p>Hi</p>")},
-                    html_filter=html_filter)
+    compose.compose(ACCOUNT, {"raw": seed.make_message(body="Hi")}, html_filter=html_filter)
+
+
+def test_a_raw_messages_html_part_goes_through_the_filter_with_its_message_id():
+    seen = []
+
+    def html_filter(html: str, message_id: str) -> str:
+        seen.append((html.strip(), message_id))
+        return html.replace("Hi", "Hi!")
+
+    raw = seed.make_message(body="Hi", html="<p>Hi</p>", message_id="<raw@example.com>")
+    composed = compose.compose(ACCOUNT, {"raw": raw}, html_filter=html_filter)
+    assert seen == [("<p>Hi</p>", "<raw@example.com>")]
+    assert text_of(parsed(composed.raw).get_body(("html",))).strip() == "<p>Hi!</p>"
+    assert text_of(parsed(composed.raw).get_body(("plain",))).strip() == "Hi"
+    unnamed = compose.compose(ACCOUNT, {"raw": seed.make_message(html="<p>Hi</p>")},
+                              html_filter=html_filter)
+    assert seen[-1] == ("<p>Hi</p>", unnamed.message_id)  # the Message-ID sending gave it
 
 
 def test_forward_attaches_the_original_as_message_rfc822():
