@@ -85,7 +85,7 @@ def _multipart(body: bytes, boundary: bytes, rewrite: Rewrite, depth: int) -> by
 def _html_body(fields, head: bytes, body: bytes, rewrite: Rewrite) -> tuple[bytes, bytes] | None:
     """The part's head and body after ``rewrite``, or None to leave the part as it is. The
     text is given to ``rewrite`` with LF line ends and goes back with CRLF."""
-    encoding = (fields.get("Content-Transfer-Encoding") or "7bit").strip().lower()
+    encoding = str(fields.get("Content-Transfer-Encoding") or "7bit").strip().lower()
     charset = fields.get_content_charset() or "us-ascii"
     try:
         if "\n".encode(charset) != b"\n":  # UTF-16 and the like: lines are not bytes

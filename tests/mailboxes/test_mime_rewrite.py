@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import email
 import quopri
+import random
 from email import policy
 
 import pytest
@@ -128,3 +129,33 @@ def test_nesting_past_the_bound_is_left_alone(levels, followed):
     raw = HEAD + raw
     expected = raw.replace(b"<p>deepest</p>", b"<p>deepest</p><!--seen-->") if followed else raw
     assert rewrite_html(raw, tag) == expected
+
+
+def test_a_header_with_8bit_bytes_is_read_as_an_unknown_encoding():
+    # The email package hands such a field back as a Header object, not a str.
+    raw = alternative(b"Content-Type: text/html\r\nContent-Transfer-Encoding: quo\xc7ted\r\n\r\n"
+                      b"<p>x</p>")
+    assert rewrite_html(raw, tag) == raw
+
+
+def test_mangled_messages_never_raise():
+    """A sender's raw message is anything: mangle one a few thousand ways (seeded, so a
+    failure repeats) and rewrite each."""
+    base = alternative(b"Content-Type: text/html; charset=iso-8859-1\r\n"
+                       b"Content-Transfer-Encoding: quoted-printable\r\n\r\n<p>Gr=FC=DFe</p>")
+    pieces = [b"\r\n", b"--b1", b"--", b'Content-Type: multipart/mixed; boundary="b1"\r\n',
+              b"charset=", b"=", b"\x00", b"\xff", b"base64", b"text/html", b";", b'"',
+              b"\r\n\r\n", b"Content-Transfer-Encoding: base64\r\n", b'boundary="\xc3\xa9"']
+    chance = random.Random(19)
+    for _ in range(3000):
+        data = bytearray(base)
+        for _ in range(chance.randint(1, 6)):
+            at = chance.randint(0, len(data))
+            roll = chance.random()
+            if roll < 0.4:
+                data[at:at] = chance.choice(pieces)
+            elif roll < 0.7:
+                del data[at:at + chance.randint(1, 10)]
+            else:
+                data[at:at] = bytes([chance.randint(0, 255)])
+        assert isinstance(rewrite_html(bytes(data), tag), bytes)
