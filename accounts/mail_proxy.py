@@ -1,28 +1,45 @@
-"""An account's proxy (EmailEngine's ``proxy``): kept, shown, and opened for its connections.
+"""The proxy of a mailbox's connections (EmailEngine's ``proxy``, ``proxyUrl``/``proxyEnabled``):
+kept, shown, chosen and opened.
 
-The URL is kept in ``EmailAccount.ee_options["proxy"]`` with its password masked
-(``socks5://user:******@host:1080``, what GET shows) and the password sealed apart with the
-account's credentials (``proxy.pass``). The masked URL written back keeps the stored password
+A proxy is chosen as EmailEngine chooses it: the account's own ``proxy`` first; else, while the
+tenant's settings have ``proxyEnabled`` and a ``proxyUrl``, the tenant's (``connection_proxy``).
+A send's own ``proxy`` wins over both for its send (``mailboxes.sending``); a gateway is reached
+without any. ``verifyAccount`` without a ``proxy`` checks through the tenant's
+(``tenant_proxy``).
+
+Either URL is kept with its password masked (``socks5://user:******@host:1080``, what GET
+shows) and the password sealed apart: an account's with its credentials (``proxy.pass``), the
+tenant's on its ``EngineSettings`` row. The masked URL written back keeps the stored password
 while it names the same proxy (scheme, host, port), the rule of a webhook URL's password
 (``webhooks.subscriptions.url_and_password``); written back for another proxy it is refused
 (``ProxyPasswordNeeded``): a password goes to no other server than the one it was given for.
-
-``account_proxy`` is what the account's IMAP and SMTP connections go through
-(``mailboxes.connection_settings``); ``emailapi.lib.tunnels`` speaks to the proxy.
+``kept`` is that rule, for both. ``emailapi.lib.tunnels`` speaks to the proxy.
 """
 
 from __future__ import annotations
 
-from accounts.credentials import MASK, CredentialsUnavailable, get_credential, set_credential
+from django.conf import settings
+
+from accounts import crypto
+from accounts.credentials import (
+    MASK,
+    CredentialsUnavailable,
+    get_credential,
+    master_secrets,
+    set_credential,
+)
 from accounts.errors import InvalidInput, ProxyPasswordNeeded
 from accounts.models import EmailAccount
 from emailapi.lib import tunnels, userinfo
+from webhooks.models import EngineSettings
 
-PASSWORD = "proxy.pass"  # the credential's name
+PASSWORD = "proxy.pass"  # the account's credential's name
+TENANT_FIELD = "proxyUrl"  # EmailEngine's settings key
 
 
 class ProxyUnusable(CredentialsUnavailable):
-    """The stored proxy URL cannot be used (one kept before proxies were checked)."""
+    """The stored proxy URL cannot be used (one kept before proxies were checked, a password
+    sealed with a key no longer configured)."""
 
     code = "ProxyError"
 
@@ -34,6 +51,52 @@ def checked(url: str, field: str = "proxy") -> tunnels.Proxy:
     except ValueError as exc:
         raise InvalidInput(f"Invalid input: {field}: {exc}", {field: [str(exc)]}) from None
 
+
+def kept(url: str, stored_url: str | None, stored_password: str | None,
+         field: str) -> tuple[str, str | None]:
+    """``url`` as a client wrote it, as it is kept: the URL with its password masked, and the
+    password to seal (None without one). The mask written back stands for ``stored_password``
+    while ``url`` names the proxy of ``stored_url``; otherwise ``ProxyPasswordNeeded`` naming
+    ``field``. ``InvalidInput`` naming ``field`` for what is not a proxy URL."""
+    given = checked(url, field)
+    _, written = userinfo.split(url)
+    password = given.password
+    if written is not None and written.written_password == MASK:
+        if stored_password is None:
+            raise ProxyPasswordNeeded(field, moved=False)
+        if not stored_url or _where(stored_url) != _where(url):
+            raise ProxyPasswordNeeded(field, moved=True)
+        password = stored_password
+    return userinfo.masked(url, MASK), password
+
+
+def _where(url: str) -> tuple[str, str, int] | None:
+    try:
+        proxy = tunnels.parse(url)
+    except ValueError:
+        return None
+    return proxy.scheme, proxy.host.lower(), proxy.port
+
+
+def _with_password(url: str, password, whose: str) -> tunnels.Proxy:
+    """The kept (masked) ``url`` as a ``Proxy``, its password put back: ``password()`` opens
+    the sealed one (asked only when the URL has one)."""
+    try:
+        proxy = tunnels.parse(url)
+    except ValueError as exc:
+        raise ProxyUnusable(f"{whose} cannot be used: {exc}") from None
+    if proxy.password is None:
+        return proxy
+    try:
+        opened = password()
+    except crypto.DecryptionError:
+        raise ProxyUnusable(f"{whose}'s password cannot be opened (sealed with a key that is "
+                            f"no longer configured)") from None
+    # None: kept masked before passwords were sealed
+    return tunnels.Proxy(proxy.scheme, proxy.host, proxy.port, proxy.user, opened or "")
+
+
+# --- The account's own proxy (``proxy``) ---------------------------------------------------
 
 def set_account_proxy(account: EmailAccount, url: str | None) -> bool:
     """Keep ``url`` as the account's proxy (None or "": none) on ``account`` (saved, so its
@@ -49,43 +112,60 @@ def set_account_proxy(account: EmailAccount, url: str | None) -> bool:
         set_credential(account, PASSWORD, None)
         account.ee_options = options
         return bool(before[0])
-    given = checked(url)
-    _, written = userinfo.split(url)
-    password = given.password
-    if written is not None and written.written_password == MASK:
-        stored_url, stored_password = before
-        if stored_password is None:
-            raise ProxyPasswordNeeded("proxy", moved=False)
-        if not stored_url or _where(stored_url) != _where(url):
-            raise ProxyPasswordNeeded("proxy", moved=True)
-        password = stored_password
-    shown = userinfo.masked(url, MASK)
+    shown, password = kept(url, *before, "proxy")
     options["proxy"] = shown
     account.ee_options = options
     set_credential(account, PASSWORD, password)
     return before != (shown, password)
 
 
-def _where(url: str) -> tuple[str, str, int] | None:
-    try:
-        proxy = tunnels.parse(url)
-    except ValueError:
-        return None
-    return proxy.scheme, proxy.host.lower(), proxy.port
-
-
 def account_proxy(account: EmailAccount) -> tunnels.Proxy | None:
-    """The proxy the account's connections go through, its password opened; None for none.
-    ``ProxyUnusable`` (a ``CredentialsUnavailable``) for a stored URL that is not a proxy URL:
-    connecting without the proxy the tenant asked for is not an option."""
+    """The account's own proxy, its password opened; None for none. ``ProxyUnusable`` (a
+    ``CredentialsUnavailable``) for a stored URL that is not a proxy URL: connecting without
+    the proxy the tenant asked for is not an option."""
     url = (account.ee_options or {}).get("proxy")
     if not url:
         return None
-    try:
-        proxy = tunnels.parse(url)
-    except ValueError as exc:
-        raise ProxyUnusable(f"The account's proxy cannot be used: {exc}") from None
-    if proxy.password is None:
-        return proxy
-    stored = get_credential(account, PASSWORD)  # None: kept masked before passwords were sealed
-    return tunnels.Proxy(proxy.scheme, proxy.host, proxy.port, proxy.user, stored or "")
+    return _with_password(url, lambda: get_credential(account, PASSWORD), "The account's proxy")
+
+
+# --- The tenant's proxy (settings ``proxyUrl`` / ``proxyEnabled``) ----------------------------
+
+def _tenant_context(tenant_id: int) -> str:
+    return f"tenant:{tenant_id}/engine-settings/proxy-password"
+
+
+def _tenant_password(tenant_id: int, sealed: str) -> str | None:
+    return crypto.open_secret(sealed, _tenant_context(tenant_id), master_secrets()) \
+        if sealed else None
+
+
+def set_tenant_proxy(row: EngineSettings, url: str | None) -> bool:
+    """Keep ``url`` as the tenant's ``proxyUrl`` on its settings ``row`` (None or "": none;
+    the caller saves the row). True when the proxy it names, or its password, changed."""
+    before = (row.proxy_url, _tenant_password(row.tenant_id, row.sealed_proxy_password))
+    if not url:
+        row.proxy_url, row.sealed_proxy_password = "", ""
+        return bool(before[0])
+    shown, password = kept(url, *before, TENANT_FIELD)
+    row.proxy_url = shown
+    row.sealed_proxy_password = "" if password is None else crypto.seal(
+        password, _tenant_context(row.tenant_id), settings.EMAILAPI_SECRET)
+    return before != (shown, password)
+
+
+def _tenant_row(tenant_id: int) -> tuple[str, str] | None:
+    """The tenant's enabled proxy as kept (masked URL, sealed password): one read."""
+    return EngineSettings.objects.filter(tenant_id=tenant_id, proxy_enabled=True) \
+        .exclude(proxy_url="").values_list("proxy_url", "sealed_proxy_password").first()
+
+
+def tenant_proxy(tenant_id: int) -> tunnels.Proxy | None:
+    """The tenant's proxy while ``proxyEnabled`` (None otherwise), its password opened;
+    ``ProxyUnusable`` when it cannot be used."""
+    found = _tenant_row(tenant_id)
+    if found is None:
+        return None
+    url, sealed = found
+    return _with_password(url, lambda: _tenant_password(tenant_id, sealed),
+                          "The tenant's proxy (proxyUrl)")

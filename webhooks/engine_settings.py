@@ -9,6 +9,8 @@ events carry.
                                                    (and where a send's links point)
     trackOpens, trackClicks                     -> a send's tracking when it says none
                                                    (``mailboxes.tracking.wanted``)
+    proxyUrl, proxyEnabled                      -> the proxy of the tenant's accounts
+                                                   that have none (``accounts.mail_proxy``)
 
 ``serviceSecret`` also signs the subscriptions made from accounts' own ``webhooks`` URLs, as
 EmailEngine signs every webhook with it.
@@ -19,7 +21,8 @@ the next settings change of the same key). Secrets are never read back: ``servic
 the custom header values are shown as set / ``"******"``, as EmailEngine does, and the
 password of a ``webhooks`` URL's ``user:password@`` is sealed apart, the URL kept and shown
 with ``******`` in its place (written back so, it keeps the password: see
-``subscriptions.url_and_password``).
+``subscriptions.url_and_password``); ``proxyUrl``'s likewise, by ``accounts.mail_proxy``,
+which owns the proxy.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import json
 from django.conf import settings
 from django.db import transaction
 
-from accounts import crypto
+from accounts import crypto, mail_proxy
 from accounts.credentials import MASK, master_secrets
 from accounts.models import EmailAccount
 from emailapi.lib import userinfo
@@ -38,15 +41,16 @@ from webhooks.models import EngineSettings, WebhookSubscription
 
 KEYS = ("webhooksEnabled", "webhooks", "webhookEvents", "webhooksCustomHeaders", "notifyText",
         "notifyTextSize", "notifyHeaders", "notifyAttachments", "notifyAttachmentSize", "serviceUrl",
-        "serviceSecret", "trackOpens", "trackClicks")
+        "serviceSecret", "trackOpens", "trackClicks", "proxyUrl", "proxyEnabled")
 # Where each key lives on the row (the webhook keys are also applied to the subscription).
-# ``webhooks`` is not one: its password is sealed apart (``_set_url``).
+# ``webhooks`` and ``proxyUrl`` are not: their passwords are sealed apart.
 _COLUMNS = {"webhooksEnabled": "webhooks_enabled",
             "webhookEvents": "webhook_events", "notifyText": "notify_text",
             "notifyTextSize": "notify_text_size", "notifyHeaders": "notify_headers",
             "notifyAttachments": "notify_attachments",
             "notifyAttachmentSize": "notify_attachment_size", "serviceUrl": "service_url",
-            "trackOpens": "track_opens", "trackClicks": "track_clicks"}
+            "trackOpens": "track_opens", "trackClicks": "track_clicks",
+            "proxyEnabled": "proxy_enabled"}
 _SUBSCRIPTION_KEYS = {"webhooksEnabled", "webhooks", "webhookEvents", "webhooksCustomHeaders",
                       "serviceSecret"}
 
@@ -115,6 +119,7 @@ def read(tenant, keys: list[str] | None = None) -> dict:
     values = {key: getattr(row, column) for key, column in _COLUMNS.items()}
     values["webhooks"] = row.webhooks_url or None
     values["serviceUrl"] = row.service_url or None
+    values["proxyUrl"] = row.proxy_url or None  # its password masked
     values["webhookEvents"] = row.webhook_events or ["*"]
     values["webhooksCustomHeaders"] = masked_headers(headers_of(row))
     values["serviceSecret"] = bool(row.sealed_service_secret or row.subscription_id)
@@ -131,6 +136,8 @@ def update(tenant, data: dict) -> list[str]:
                         EngineSettings._meta.get_field(_COLUMNS[key]).get_default())
         if "webhooks" in data:
             _set_url(row, data["webhooks"] or "")
+        if "proxyUrl" in data:
+            mail_proxy.set_tenant_proxy(row, data["proxyUrl"])
         if "webhooksCustomHeaders" in data:
             headers = data["webhooksCustomHeaders"]
             row.sealed_headers = _seal(row, "headers", json.dumps(headers)) if headers else ""

@@ -200,7 +200,8 @@ class EngineSettings(models.Model):
     while ``webhooks`` is a URL. The ``notify*`` keys shape what ``webhooks.engine_format`` puts
     in that subscription's ``messageNew``; ``serviceUrl`` is every ``emailengine``
     subscription's envelope field (and where a send's links point); ``trackOpens`` and
-    ``trackClicks`` are sends' defaults. Secrets are sealed like a subscription's.
+    ``trackClicks`` are sends' defaults; ``proxyUrl`` with ``proxyEnabled`` is the proxy of
+    the tenant's mail connections that name none. Secrets are sealed like a subscription's.
     """
 
     tenant = models.OneToOneField("accounts.Tenant", on_delete=models.CASCADE,
@@ -223,3 +224,9 @@ class EngineSettings(models.Model):
     # null: never set, so the send's ``trackingEnabled`` decides, as in EmailEngine.
     track_opens = models.BooleanField(null=True, blank=True)
     track_clicks = models.BooleanField(null=True, blank=True)
+    # EmailEngine's proxyUrl / proxyEnabled: the proxy the tenant's accounts without one of
+    # their own connect through (``accounts.mail_proxy``). The URL is kept with its password
+    # masked, the password sealed apart, as ``webhooks_url``'s.
+    proxy_url = models.CharField(max_length=2048, blank=True, default="")
+    sealed_proxy_password = models.TextField(blank=True, default="")
+    proxy_enabled = models.BooleanField(default=False)

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from accounts import auth_server
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
 from emailapi.api.views import TenantScopedAPIView
+from emailapi.lib import tunnels
 from webhooks import engine_settings, events
 from webhooks.api.serializers import validate_headers, validate_webhook_url
 from webhooks.payloads import ENGINE_ONLY_EVENTS
@@ -84,6 +85,15 @@ class SettingsSerializer(StrictSerializer):
         required=False, allow_null=True,
         help_text="Sends that say nothing of it point their HTML's links at /redirect "
                   "(trackClick events); null: unset, the send's trackingEnabled decides")
+    proxyUrl = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, max_length=2048, trim_whitespace=False,
+        help_text="The proxy the IMAP and SMTP connections of accounts without a proxy of their "
+                  "own go through while proxyEnabled (and verifyAccount without one): socks5://, "
+                  "socks4://, socks:// (SOCKS5) or http:// (HTTP CONNECT) ('' or null = none). "
+                  "A password in it is stored encrypted and read back as ******, which written "
+                  "back keeps it (same proxy)")
+    proxyEnabled = serializers.BooleanField(required=False, allow_null=True,
+                                            help_text="Whether proxyUrl is used")
     authServer = serializers.CharField(
         required=False, allow_blank=True, max_length=2048, trim_whitespace=False,
         help_text="The URL mailboxes with `imap.useAuthServer` / `smtp.useAuthServer` get their "
@@ -92,6 +102,15 @@ class SettingsSerializer(StrictSerializer):
 
     def validate_webhooks(self, value: str) -> str:
         return validate_webhook_url(value) if value else ""
+
+    def validate_proxyUrl(self, value):  # noqa: N802 - EmailEngine's field name
+        """A proxy URL ``tunnels.parse`` reads; "" or null for none."""
+        if value:
+            try:
+                tunnels.parse(value)
+            except ValueError as exc:
+                raise serializers.ValidationError(str(exc)) from None
+        return value or ""
 
     def validate_webhookEvents(self, value):  # noqa: N802 - EmailEngine's field name
         return _validate_engine_events(value)
@@ -139,6 +158,9 @@ class SettingsValuesSerializer(serializers.Serializer):
                                           help_text="null: never set")
     trackClicks = serializers.BooleanField(required=False, allow_null=True,
                                            help_text="null: never set")
+    proxyUrl = serializers.CharField(required=False, allow_null=True,
+                                     help_text="The proxy URL, a password in it shown as ******")
+    proxyEnabled = serializers.BooleanField(required=False)
     authServer = serializers.CharField(required=False, allow_null=True,
                                        help_text="The URL, a password in it shown as ******")
     eventTypes = serializers.ListField(child=serializers.CharField(), required=False)
@@ -155,7 +177,7 @@ class SettingsView(TenantScopedAPIView):
                    responses={200: SettingsValuesSerializer}, summary="Read settings",
                    description="The keys given as true query flags (all without any). "
                                "`serviceSecret` only says whether one is set; custom header "
-                               "values, and the password of a `webhooks` URL's "
+                               "values, and the password of a `webhooks` or `proxyUrl` URL's "
                                "`user:password@`, show as `******`.")
     def get(self, request):
         query = self.validated(SettingsQuerySerializer, request.query_params)
@@ -179,7 +201,8 @@ class SettingsView(TenantScopedAPIView):
                     "apply to it; `notifyText`, `notifyTextSize`, `notifyHeaders` shape its "
                     "messageNew; `serviceUrl` is every emailengine payload's field (and where "
                     "a send's links point); `trackOpens` and `trackClicks` are what a send "
-                    "that says nothing of them gets.",
+                    "that says nothing of them gets; `proxyUrl` with `proxyEnabled` is the "
+                    "proxy of accounts without their own (changing it reconnects them).",
         examples=[OpenApiExample("Default webhook", request_only=True, value={
             "webhooksEnabled": True, "webhooks": "https://example.com/webhooks",
             "webhookEvents": ["messageNew"], "notifyText": True, "notifyTextSize": 65536})])
