@@ -5,7 +5,15 @@ the message on its form (``accounts.web.errors``)."""
 
 from __future__ import annotations
 
-from emailapi.lib.errors import Conflict, Forbidden, Gone, Invalid, NotFound, PaymentRequired
+from emailapi.lib.errors import (
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    NotFound,
+    PaymentRequired,
+    Unavailable,
+)
 
 
 class AccountNotFound(NotFound):
@@ -167,3 +175,10 @@ class ProxyPasswordNeeded(InvalidInput):
                   else "****** stands for a stored password, and none is stored: write the "
                        "password itself")
         super().__init__(f"Invalid input: {field}: {reason}", {field: [reason]})
+
+
+class ProxyUnavailable(Unavailable):
+    """The tenant's proxy (``proxyUrl``) a check would go through cannot be used (its password
+    sealed with a key no longer configured): not checked around it."""
+
+    code = "ProxyError"

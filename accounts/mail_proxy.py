@@ -19,8 +19,10 @@ while it names the same proxy (scheme, host, port), the rule of a webhook URL's 
 from __future__ import annotations
 
 from django.conf import settings
+from django.db.models import F
 
 from accounts import crypto
+from accounts.announcements import announce
 from accounts.credentials import (
     MASK,
     CredentialsUnavailable,
@@ -169,3 +171,40 @@ def tenant_proxy(tenant_id: int) -> tunnels.Proxy | None:
     url, sealed = found
     return _with_password(url, lambda: _tenant_password(tenant_id, sealed),
                           "The tenant's proxy (proxyUrl)")
+
+
+def _has_own(account: EmailAccount) -> bool:
+    return bool((account.ee_options or {}).get("proxy"))
+
+
+def connection_proxy(account: EmailAccount) -> tunnels.Proxy | None:
+    """The proxy the account's IMAP connections and SMTP sends go through: its own, else the
+    tenant's while enabled (one read of the tenant's settings, only for an account without
+    one of its own); None: direct."""
+    if _has_own(account):
+        return account_proxy(account)
+    return tenant_proxy(account.tenant_id)
+
+
+def shown_connection_proxy(account: EmailAccount) -> str:
+    """``connection_proxy``'s URL as shown (password masked; "" for none): what a send's
+    ``networkRouting`` names."""
+    if _has_own(account):
+        return account.ee_options["proxy"]
+    found = _tenant_row(account.tenant_id)
+    return found[0] if found else ""
+
+
+def reroute_accounts_without_own(tenant_id: int) -> int:
+    """The tenant's proxy changed: its accounts that have no proxy of their own connect
+    afresh, through the new route (``config_version`` bumped: the worker and the command
+    pool reconnect an account whose version moved; announced so the worker does it now).
+    Returns how many."""
+    rows = [(pk, account_id) for pk, account_id, own in EmailAccount.objects
+            .filter(tenant_id=tenant_id).values_list("pk", "account_id", "ee_options__proxy")
+            if not own]
+    EmailAccount.objects.filter(pk__in=[pk for pk, _ in rows]) \
+        .update(config_version=F("config_version") + 1)
+    for pk, account_id in rows:
+        announce(EmailAccount(pk=pk, tenant_id=tenant_id, account_id=account_id), "updated")
+    return len(rows)

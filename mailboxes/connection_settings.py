@@ -103,8 +103,9 @@ def _opened(account: EmailAccount, section: str, settings_from, force_refresh: b
         password, token = get_credentials(account, f"{section}.pass",
                                           f"{section}.accessToken")
         opened = settings_from(config, password, token, tenant=account.tenant)
-    proxy = mail_proxy.account_proxy(account)
-    if proxy is not None:  # EmailEngine's proxy: the account's connections go through it
+    # EmailEngine's proxy: the account's own, else the tenant's proxyUrl while enabled
+    proxy = mail_proxy.connection_proxy(account)
+    if proxy is not None:
         opened = replace(opened, proxy=proxy)
     if not account.logs:
         return opened

@@ -115,10 +115,10 @@ def route_of(entry: OutboxEntry) -> local_address.Route:
     operator's addresses, as they are now."""
     route = local_address.route(entry.local_address or None, entry.tenant_id,
                                 entry.email_account.account_id)
-    # the proxy it goes through, as shown (password masked): the send's, else the account's
-    # (for the account's own server; a gateway is reached without it)
+    # the proxy it goes through, as shown (password masked): the send's, else the account's or
+    # its tenant's (for the account's own server; a gateway is reached without either)
     shown = entry.proxy or ("" if entry.gateway else
-                            (entry.email_account.ee_options or {}).get("proxy") or "")
+                            mail_proxy.shown_connection_proxy(entry.email_account))
     return replace(route, proxy=shown) if shown else route
 
 

@@ -22,7 +22,8 @@ the custom header values are shown as set / ``"******"``, as EmailEngine does, a
 password of a ``webhooks`` URL's ``user:password@`` is sealed apart, the URL kept and shown
 with ``******`` in its place (written back so, it keeps the password: see
 ``subscriptions.url_and_password``); ``proxyUrl``'s likewise, by ``accounts.mail_proxy``,
-which owns the proxy.
+which owns the proxy. A change of the tenant's proxy reconnects its accounts that have none
+of their own, so they take the new route.
 """
 
 from __future__ import annotations
@@ -130,14 +131,14 @@ def update(tenant, data: dict) -> list[str]:
     """Store the given keys (already validated) and apply them; return their names."""
     with transaction.atomic():
         row, _ = EngineSettings.objects.select_for_update().get_or_create(tenant=tenant)
+        route_before = _proxy_route(row)
         for key, value in data.items():
             if key in _COLUMNS:
                 setattr(row, _COLUMNS[key], value if value is not None else
                         EngineSettings._meta.get_field(_COLUMNS[key]).get_default())
         if "webhooks" in data:
             _set_url(row, data["webhooks"] or "")
-        if "proxyUrl" in data:
-            mail_proxy.set_tenant_proxy(row, data["proxyUrl"])
+        proxy_changed = "proxyUrl" in data and mail_proxy.set_tenant_proxy(row, data["proxyUrl"])
         if "webhooksCustomHeaders" in data:
             headers = data["webhooksCustomHeaders"]
             row.sealed_headers = _seal(row, "headers", json.dumps(headers)) if headers else ""
@@ -149,7 +150,14 @@ def update(tenant, data: dict) -> list[str]:
             for subscription in _account_subscriptions(tenant):
                 subscriptions.set_secret(subscription, data["serviceSecret"])
         row.save()
+        if route_before != _proxy_route(row) or (proxy_changed and row.proxy_enabled):
+            mail_proxy.reroute_accounts_without_own(tenant.pk)
     return list(data)
+
+
+def _proxy_route(row: EngineSettings) -> str:
+    """The proxy the tenant's accounts without their own take ("" for none)."""
+    return row.proxy_url if row.proxy_enabled else ""
 
 
 def _account_subscriptions(tenant):

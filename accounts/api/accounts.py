@@ -14,9 +14,9 @@ from django.db.models import Count, Q
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
-from accounts import mail_hosts, plans, services
+from accounts import mail_hosts, mail_proxy, plans, services
 from accounts.api import serializers as s
-from accounts.errors import AlreadyExists, UnknownOAuth2App
+from accounts.errors import AlreadyExists, ProxyUnavailable, UnknownOAuth2App
 from accounts.models import Credential, EmailAccount
 from accounts.oauth2 import connect, registered_apps
 from emailapi.api.pagination import paginate
@@ -209,7 +209,8 @@ class VerifyAccountView(TenantScopedAPIView):
         description="Logs in to IMAP (and lists folders) and to SMTP (EHLO, STARTTLS when "
                     "offered, AUTH) within a timeout, and reports success or the server's "
                     "error for each. Nothing is stored. A host on an internal address is "
-                    "400 HostNotAllowed, and not tried.",
+                    "400 HostNotAllowed, and not tried. Both go through `proxy`, or without "
+                    "one through the settings' `proxyUrl` while `proxyEnabled`.",
     )
     def post(self, request):
         data = self.validated(s.VerifyAccountSerializer, request.data)
@@ -219,8 +220,12 @@ class VerifyAccountView(TenantScopedAPIView):
             else None
         smtp = connection_settings.smtp_settings_from(data["smtp"], tenant=tenant) if data.get("smtp") \
             else None
-        proxy = tunnels.parse(data["proxy"]) if (data.get("proxy") or "").strip() else None
-        if proxy is not None:  # EmailEngine's: both checks connect through it
+        try:  # EmailEngine's: the given proxy, else the tenant's proxyUrl while enabled
+            proxy = tunnels.parse(data["proxy"]) if (data.get("proxy") or "").strip() \
+                else mail_proxy.tenant_proxy(tenant.pk)
+        except mail_proxy.ProxyUnusable as exc:
+            raise ProxyUnavailable(str(exc)) from None
+        if proxy is not None:  # both checks connect through it
             imap = replace(imap, proxy=proxy) if imap is not None else None
             smtp = replace(smtp, proxy=proxy) if smtp is not None else None
         result = verify(imap, smtp, timeout=settings.EMAILAPI_VERIFY_TIMEOUT,

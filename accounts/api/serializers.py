@@ -810,10 +810,10 @@ class VerifyAccountSerializer(StrictSerializer):
         max_length=2048, required=False, allow_blank=True, allow_null=True,
         help_text="The proxy the checks connect through (EmailEngine's): socks5://, socks4://, "
                   "socks:// (SOCKS5) or http:// (HTTP CONNECT), with user:password@ when it "
-                  "wants a login")
+                  "wants a login. Without one, the settings' proxyUrl while proxyEnabled")
 
     def validate_proxy(self, value):
-        """A proxy URL ``tunnels.parse`` reads; "" or null for none."""
+        """A proxy URL ``tunnels.parse`` reads; "" or null for none (the tenant's applies)."""
         if value and value.strip():
             try:
                 tunnels.parse(value)

@@ -87,8 +87,8 @@ def _test(request, account: EmailAccount, form: MailboxEditForm, payload: dict) 
         form.add_error("smtp_password", "Required for a new SMTP server (or type the IMAP "
                                         "password above to use it for both)")
         return
-    try:  # tested the way the account connects: through its proxy when it has one
-        proxy = mail_proxy.account_proxy(account)
+    try:  # tested the way the account connects: through its proxy, else its tenant's
+        proxy = mail_proxy.connection_proxy(account)
     except mail_proxy.ProxyUnusable as exc:
         form.add_error("imap_host", str(exc))
         return
