@@ -266,7 +266,8 @@ class EmailEngineAccountFields(StrictSerializer):
         help_text="The proxy the account's IMAP and SMTP connections go through: socks5://, "
                   "socks4://, socks:// (SOCKS5) or http:// (HTTP CONNECT), with "
                   "user:password@ when it wants a login (the password is kept sealed and "
-                  "shown as ******; written back, the mask keeps it for the same proxy)")
+                  "shown as ******; written back, the mask keeps it for the same proxy). "
+                  "Without one, the settings' proxyUrl while proxyEnabled")
     smtpEhloName = serializers.CharField(max_length=255, required=False, allow_blank=True,
                                          allow_null=True,
                                          help_text="Accepted and echoed; not used")

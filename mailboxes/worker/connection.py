@@ -79,7 +79,9 @@ SESSION_UNREAD = ("name", "email", "smtp", "last_error", "copy", "index_indexed"
 # are (Django reads one again if anything asks; ``refresh_from_db()`` leaves it out). Their
 # parsed JSON was the largest part of the row, ~0.8 KB of a worker's memory per account.
 # ``ee_options`` holds the account's proxy (``accounts.mail_proxy``), read at every connect:
-# loaded with the row rather than by a query of its own each time.
+# loaded with the row rather than by a query of its own each time. An account without one
+# reads its tenant's (settings ``proxyUrl``) at each connect: one indexed read, not joined here,
+# so a changed setting is what the next connect uses.
 CONNECT_ONLY = ("imap", "oauth2", "ee_options")
 # An OAuth2 grant revoked for good: wait for a new sign-in (it bumps config_version, which
 # reconnects at once) rather than retry; a day is only a backstop.
