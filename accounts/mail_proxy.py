@@ -186,6 +186,20 @@ def connection_proxy(account: EmailAccount) -> tunnels.Proxy | None:
     return tenant_proxy(account.tenant_id)
 
 
+def connection_proxy_after(account: EmailAccount, url: str | None) -> tunnels.Proxy | None:
+    """``connection_proxy`` once the account's own proxy is ``url`` ("" or None: none), before
+    it is saved (a form tests the connection first): a masked password stands for the stored
+    one on the same proxy only (``kept``, naming ``proxy``)."""
+    if not url:
+        return tenant_proxy(account.tenant_id)
+    stored = (account.ee_options or {}).get("proxy") or None
+    _, password = kept(url, stored, get_credential(account, PASSWORD) if stored else None,
+                       "proxy")
+    proxy = checked(url)
+    return tunnels.Proxy(proxy.scheme, proxy.host, proxy.port, proxy.user,
+                         password if proxy.user is not None else None)
+
+
 def shown_connection_proxy(account: EmailAccount) -> str:
     """``connection_proxy``'s URL as shown (password masked; "" for none): what a send's
     ``networkRouting`` names."""

@@ -5,6 +5,7 @@ two never disagree."""
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib.auth import password_validation
@@ -12,8 +13,30 @@ from django.contrib.auth import password_validation
 from accounts import tokens
 from accounts.api import oauth2_serializers
 from accounts.api import serializers as api_serializers
+from accounts.credentials import without_password
 from accounts.models import Membership, OAuth2App, User
 from emailapi.api.errors import flatten_errors
+
+
+class MaskedURLInput(forms.URLInput):
+    """Renders a URL with its password masked, also when the form comes back with errors:
+    a page never carries a webhook's or a proxy's URL password (the mask, saved unchanged,
+    keeps it)."""
+
+    def format_value(self, value):
+        return super().format_value(_shown(value) if value else value)
+
+
+def _shown(url: str) -> str:
+    """A URL as the form shows it: a well-formed one with its password masked (saved unchanged,
+    it is the same URL), anything else (a refused one, typed back) with whatever looks like a
+    password masked too."""
+    try:
+        parts = urlsplit(url)
+        well_formed = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        well_formed = False
+    return without_password(url, loose=not well_formed)
 
 
 def add_api_errors(form: forms.Form, errors, api_fields: dict[str, str] | None = None) -> None:

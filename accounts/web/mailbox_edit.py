@@ -52,7 +52,7 @@ def edit(request, account_id: str):
 
 def _test_and_save(request, account: EmailAccount, form: MailboxEditForm) -> None:
     payload = form.payload
-    if "imap" in payload or payload.get("smtp"):
+    if "imap" in payload or payload.get("smtp") or "proxy" in payload:
         _test(request, account, form, payload)
         if form.errors:
             return
@@ -75,7 +75,10 @@ def _test(request, account: EmailAccount, form: MailboxEditForm, payload: dict) 
     if form.errors:
         return
     imap = _effective(account, "imap", payload.get("imap"))
-    smtp = _effective(account, "smtp", payload["smtp"]) if payload.get("smtp") else None
+    smtp_change = payload["smtp"] if payload.get("smtp") else None
+    if smtp_change is None and "proxy" in payload and account.smtp and "smtp" not in payload:
+        smtp_change = {}  # a new proxy carries the stored SMTP server too: test it as well
+    smtp = _effective(account, "smtp", smtp_change) if smtp_change is not None else None
     typed = ((payload.get("imap") or {}).get("auth") or {}).get("pass")
     if smtp is not None and not smtp["auth"].get("pass") and typed:
         # A new SMTP server without a password of its own takes the IMAP password typed here
@@ -87,10 +90,14 @@ def _test(request, account: EmailAccount, form: MailboxEditForm, payload: dict) 
         form.add_error("smtp_password", "Required for a new SMTP server (or type the IMAP "
                                         "password above to use it for both)")
         return
-    try:  # tested the way the account connects: through its proxy, else its tenant's
-        proxy = mail_proxy.connection_proxy(account)
+    try:  # tested the way the account will connect: through its proxy, else its tenant's
+        proxy = mail_proxy.connection_proxy_after(account, payload["proxy"]) \
+            if "proxy" in payload else mail_proxy.connection_proxy(account)
     except mail_proxy.ProxyUnusable as exc:
         form.add_error("imap_host", str(exc))
+        return
+    except DomainError as exc:  # not a proxy URL, a masked password for another proxy
+        show_on_form(form, exc, {DomainError: "proxy"})
         return
     imap_settings = replace(connection_settings.imap_settings_from(imap, tenant=request.tenant),
                             proxy=proxy)

@@ -11,7 +11,7 @@ from django import forms
 from accounts.api import oauth2_serializers
 from accounts.api import serializers as api_serializers
 from accounts.models import EmailAccount
-from accounts.web.forms import add_api_errors
+from accounts.web.forms import MaskedURLInput, add_api_errors
 
 KEEP = "Leave empty to keep the stored one."
 
@@ -38,6 +38,13 @@ class MailboxEditForm(forms.Form):
         label="SMTP password", strip=False, required=False, max_length=1024,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text=KEEP + " A new SMTP server without one uses the IMAP password typed above.")
+    proxy = forms.CharField(
+        label="Proxy (optional)", max_length=2048, required=False,
+        widget=MaskedURLInput(attrs={"placeholder": "socks5://user:password@host:1080"}),
+        help_text="A socks5://, socks4:// or http:// proxy that carries this mailbox's IMAP and "
+                  "SMTP connections. Its password is stored encrypted and shown as ******, "
+                  "which keeps it when saved unchanged. Empty: direct, or your organization's "
+                  "proxy (settings proxyUrl).")
     watch_folder = forms.ChoiceField(label="Folder kept in IDLE (instant notices)",
                                      help_text="Other folders are followed too, by NOTIFY "
                                                "where the server has it, else polled.")
@@ -47,10 +54,10 @@ class MailboxEditForm(forms.Form):
                   "imap.auth.pass": "password", "imap": "imap_host",
                   "smtp.host": "smtp_host", "smtp.port": "smtp_port",
                   "smtp.auth.user": "smtp_username", "smtp.auth.pass": "smtp_password",
-                  "smtp": "smtp_host", "watchFolders": "watch_folder"}
+                  "smtp": "smtp_host", "watchFolders": "watch_folder", "proxy": "proxy"}
     OAUTH2_READONLY = ("imap_host", "imap_port", "imap_secure", "username", "password",
                        "tls_verify", "smtp_host", "smtp_port", "smtp_secure", "smtp_username",
-                       "smtp_password")
+                       "smtp_password", "proxy")
 
     def __init__(self, account: EmailAccount, folders: list[str], *args, **kwargs):
         self.account = account
@@ -75,7 +82,8 @@ class MailboxEditForm(forms.Form):
                 "smtp_host": smtp.get("host", ""), "smtp_port": smtp.get("port") or 465,
                 "smtp_secure": smtp.get("secure", True) if smtp else True,
                 "smtp_username": smtp_user if smtp_user != imap_user else "",
-                "watch_folder": (account.watch_folders or ["INBOX"])[0]}
+                "watch_folder": (account.watch_folders or ["INBOX"])[0],
+                "proxy": (account.ee_options or {}).get("proxy") or ""}
 
     def clean(self):
         data = super().clean()
@@ -104,6 +112,8 @@ class MailboxEditForm(forms.Form):
             changes["watchFolders"] = watch
         if account.oauth2:
             return changes
+        if data.get("proxy", "") != ((account.ee_options or {}).get("proxy") or ""):
+            changes["proxy"] = data.get("proxy", "")
         tls = {"rejectUnauthorized": bool(data.get("tls_verify"))}
         imap_auth = {"user": data["username"]}
         if data.get("password"):

@@ -7,17 +7,14 @@ serializers. A stopped tenant's refusals come from those services (``TrialExpire
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from django import forms
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.credentials import without_password
 from accounts.web.errors import show_on_form
-from accounts.web.forms import add_api_errors
+from accounts.web.forms import MaskedURLInput, add_api_errors
 from accounts.web.tenancy import tenant_view
 from emailapi.lib.errors import DomainError
 from webhooks import delivery_state, health, signed_request, subscriptions
@@ -28,26 +25,6 @@ from webhooks.models import Delivery, WebhookSubscription
 LOG_SIZE = 50
 # A refusal about the URL is shown next to it.
 FIELD_OF_ERROR = {WebhookPasswordNeeded: "url"}
-
-
-class MaskedURLInput(forms.URLInput):
-    """Renders a URL with its password masked, also when the form comes back with errors:
-    a page never carries a webhook URL's password (the mask, saved unchanged, keeps it)."""
-
-    def format_value(self, value):
-        return super().format_value(_shown(value) if value else value)
-
-
-def _shown(url: str) -> str:
-    """A URL as the form shows it: a well-formed one with its password masked (saved unchanged,
-    it is the same URL), anything else (a refused one, typed back) with whatever looks like a
-    password masked too."""
-    try:
-        parts = urlsplit(url)
-        well_formed = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        well_formed = False
-    return without_password(url, loose=not well_formed)
 
 
 class WebhookForm(forms.Form):

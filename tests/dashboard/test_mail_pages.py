@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from accounts import services
+from accounts import mail_proxy, services
 from accounts.credentials import get_credential
 from accounts.models import EmailAccount, Membership, User
 from accounts.oauth2 import links, pages
@@ -177,6 +177,52 @@ def test_editing_servers_tests_them_through_the_accounts_proxy(client, synced, m
                                 "imap_secure": "on", "tls_verify": ""})
         assert response.status_code == 302, response.content.decode()
         assert (mail_user.imaps_port in [r.port for r in proxy.requests]), proxy.requests
+
+
+def test_a_proxy_set_on_the_edit_page_is_tested_through_shown_masked_and_kept(
+        client, synced, mail_user):
+    """The account's proxy (EmailEngine's ``proxy``) on the edit page: the connection is
+    tested through it before it is saved, the page never carries its password, the masked URL
+    saved unchanged keeps it, and a proxy that fails the test, or is no proxy URL, saves
+    nothing."""
+    sign_in(client, synced.account.tenant)
+
+    def stored() -> str:
+        return (EmailAccount.objects.get(pk=synced.account.pk).ee_options or {}).get("proxy")
+
+    with Socks5Proxy("proxyuser", "Pr0xy-pw") as proxy:
+        form = edit_form(client)
+        assert form["proxy"] == ""
+        url = proxy.url("proxyuser", "Pr0xy-pw")
+        response = client.post("/dashboard/mailboxes/box/edit", {**form, "proxy": url})
+        assert response.status_code == 302, response.content.decode()
+        assert mail_user.imap_port in [r.port for r in proxy.requests], proxy.requests
+        assert stored() == url.replace("Pr0xy-pw", "******")
+        page = client.get("/dashboard/mailboxes/box/edit").content.decode()
+        assert "Pr0xy-pw" not in page
+        assert "proxyuser:******@" in page
+        tested = len(proxy.requests)
+        renamed = client.post("/dashboard/mailboxes/box/edit", {**edit_form(client),
+                                                                "name": "Via proxy"})
+        assert renamed.status_code == 302
+        assert len(proxy.requests) == tested  # the proxy did not change: nothing to test
+        account = EmailAccount.objects.get(pk=synced.account.pk)
+        assert mail_proxy.account_proxy(account).password == "Pr0xy-pw"
+
+        with Socks5Proxy("proxyuser", "another") as refusing:
+            refused = client.post("/dashboard/mailboxes/box/edit",
+                                  {**form, "proxy": refusing.url("proxyuser", "wrong")})
+        assert refused.status_code == 400
+        assert "The proxy refused the login" in refused.content.decode()
+        assert "proxyuser:wrong@" not in refused.content.decode()  # the echo is masked
+        malformed = client.post("/dashboard/mailboxes/box/edit", {**form, "proxy": "ftp://x"})
+        assert malformed.status_code == 400
+        assert malformed.context["form"].errors["proxy"]
+        assert stored() == url.replace("Pr0xy-pw", "******")
+
+    cleared = client.post("/dashboard/mailboxes/box/edit", {**edit_form(client), "proxy": ""})
+    assert cleared.status_code == 302, cleared.content.decode()  # tested directly
+    assert not stored()
 
 
 def test_a_new_server_host_needs_its_own_password_and_is_never_tried_with_the_stored_one(
