@@ -162,10 +162,15 @@ def _tenant_row(tenant_id: int) -> tuple[str, str] | None:
         .exclude(proxy_url="").values_list("proxy_url", "sealed_proxy_password").first()
 
 
-def tenant_proxy(tenant_id: int) -> tunnels.Proxy | None:
+_UNREAD = object()
+
+
+def tenant_proxy(tenant_id: int, found=_UNREAD) -> tunnels.Proxy | None:
     """The tenant's proxy while ``proxyEnabled`` (None otherwise), its password opened;
-    ``ProxyUnusable`` when it cannot be used."""
-    found = _tenant_row(tenant_id)
+    ``ProxyUnusable`` when it cannot be used. ``found``: its kept row (masked URL, sealed
+    password) or None, when the caller read it already (``EmailAccount.for_session``)."""
+    if found is _UNREAD:
+        found = _tenant_row(tenant_id)
     if found is None:
         return None
     url, sealed = found
@@ -179,11 +184,11 @@ def _has_own(account: EmailAccount) -> bool:
 
 def connection_proxy(account: EmailAccount) -> tunnels.Proxy | None:
     """The proxy the account's IMAP connections and SMTP sends go through: its own, else the
-    tenant's while enabled (one read of the tenant's settings, only for an account without
-    one of its own); None: direct."""
+    tenant's while enabled (for an account without one of its own: read with the account's
+    row by the worker, ``EmailAccount.for_session``, else one read); None: direct."""
     if _has_own(account):
         return account_proxy(account)
-    return tenant_proxy(account.tenant_id)
+    return tenant_proxy(account.tenant_id, getattr(account, "tenant_proxy_row", _UNREAD))
 
 
 def connection_proxy_after(account: EmailAccount, url: str | None) -> tunnels.Proxy | None:

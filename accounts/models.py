@@ -260,13 +260,22 @@ class EmailAccount(models.Model):
                                  f"WHERE a.id = %s", [pk])
             return columns.instance(rows[0]) if rows else None
         tenant = _tenant_columns()
-        rows = prepared_rows(f"SELECT {columns.select}, {tenant.select} "
+        # With the tenant, its proxy (settings proxyUrl while proxyEnabled, or NULLs): what
+        # ``accounts.mail_proxy.connection_proxy`` reads at every connect, in this same statement.
+        rows = prepared_rows(f"SELECT {columns.select}, {tenant.select}, s.proxy_url, "
+                             f"s.sealed_proxy_password "
                              f"FROM {cls._meta.db_table} a JOIN {Tenant._meta.db_table} t "
-                             f"ON t.id = a.tenant_id WHERE a.id = %s", [pk])
+                             f"ON t.id = a.tenant_id LEFT JOIN {_ENGINE_SETTINGS_TABLE} s "
+                             f"ON s.tenant_id = a.tenant_id AND s.proxy_enabled "
+                             f"AND s.proxy_url <> '' WHERE a.id = %s", [pk])
         if not rows:
             return None
-        account = columns.instance(rows[0][:len(columns)])
-        cls.tenant.field.set_cached_value(account, tenant.instance(rows[0][len(columns):]))
+        row = rows[0]
+        account = columns.instance(row[:len(columns)])
+        cls.tenant.field.set_cached_value(account, tenant.instance(
+            row[len(columns):len(columns) + len(tenant)]))
+        proxy_url, sealed_password = row[len(columns) + len(tenant):]
+        account.tenant_proxy_row = (proxy_url, sealed_password) if proxy_url else None
         return account
 
 
@@ -336,6 +345,11 @@ def _account_columns(leave_out: tuple[str, ...] = ()) -> ModelColumns:
     """``EmailAccount``'s columns for ``of_tenant`` and ``for_session`` (built once the model
     exists)."""
     return ModelColumns(EmailAccount, "a", leave_out)
+
+
+# The tenant's settings (``webhooks.models.EngineSettings``, a lower layer that names this app's
+# models only by string): its table, joined by ``EmailAccount.for_session``.
+_ENGINE_SETTINGS_TABLE = "webhooks_enginesettings"
 
 
 @functools.cache

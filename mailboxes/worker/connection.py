@@ -79,9 +79,10 @@ SESSION_UNREAD = ("name", "email", "smtp", "last_error", "copy", "index_indexed"
 # are (Django reads one again if anything asks; ``refresh_from_db()`` leaves it out). Their
 # parsed JSON was the largest part of the row, ~0.8 KB of a worker's memory per account.
 # ``ee_options`` holds the account's proxy (``accounts.mail_proxy``), read at every connect:
-# loaded with the row rather than by a query of its own each time. An account without one
-# reads its tenant's (settings ``proxyUrl``) at each connect: one indexed read, not joined here,
-# so a changed setting is what the next connect uses.
+# loaded with the row rather than by a query of its own each time. The tenant's proxy (settings
+# ``proxyUrl`` while ``proxyEnabled``), for an account without one, comes in the same statement
+# (``for_session``'s ``tenant_proxy_row``), read afresh at each connect like the rest of the row,
+# and dropped with these once logged in.
 CONNECT_ONLY = ("imap", "oauth2", "ee_options")
 # An OAuth2 grant revoked for good: wait for a new sign-in (it bumps config_version, which
 # reconnects at once) rather than retry; a day is only a backstop.
@@ -323,7 +324,7 @@ class AccountConnection:
         # The tenant row was only needed to open the connection (its address policy); not
         # kept for the session's life (read again if ever needed).
         EmailAccount.tenant.field.delete_cached_value(account)
-        _forget(account, CONNECT_ONLY)
+        _forget(account, CONNECT_ONLY + ("tenant_proxy_row",))
         self.login_recorded = False
         self.connected_at = time.monotonic()
         return Connected()

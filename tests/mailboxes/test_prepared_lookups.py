@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 import pytest
 from django.db import transaction
 
+from accounts import mail_proxy
 from accounts import state as account_state
 from accounts.credentials import get_credential, get_credentials, set_credential
 from accounts.errors import AccountNotFound
@@ -20,6 +21,7 @@ from mailboxes.errors import MailboxNotFound, MessageNotFound
 from mailboxes.models import Folder, Message
 from mailboxes.sync import index
 from tests.mailboxes.helpers import synced_inbox
+from webhooks.models import EngineSettings
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
@@ -120,6 +122,30 @@ def test_a_workers_session_row_is_the_orms_deferred_row_with_its_tenant(
     assert not EmailAccount.tenant.field.is_cached(bare)
     assert bare.name == account.name  # a deferred field is still read when asked for
     assert EmailAccount.for_session(account.pk + 1000, leave_out, with_tenant=True) is None
+
+
+def test_a_workers_session_row_carries_the_tenants_proxy_so_connecting_reads_nothing_more(
+        alice, stored, django_assert_num_queries):
+    """The tenant's proxy (settings proxyUrl while proxyEnabled) comes with the session row,
+    so a connect of an account without a proxy of its own asks nothing more of PostgreSQL."""
+    account, *_ = stored
+    leave_out = ("name", "email", "webhooks", "created_at")
+    found = EmailAccount.for_session(account.pk, leave_out, with_tenant=True)
+    assert found.tenant_proxy_row is None
+    with django_assert_num_queries(0):
+        assert mail_proxy.connection_proxy(found) is None
+    row, _ = EngineSettings.objects.get_or_create(tenant=alice.tenant)
+    mail_proxy.set_tenant_proxy(row, "socks5://relay:s3cret@192.0.2.7:1080")
+    row.proxy_enabled = True
+    row.save()
+    found = EmailAccount.for_session(account.pk, leave_out, with_tenant=True)
+    with django_assert_num_queries(0):
+        proxy = mail_proxy.connection_proxy(found)
+    assert (proxy.host, proxy.port, proxy.user, proxy.password) == (
+        "192.0.2.7", 1080, "relay", "s3cret")
+    EngineSettings.objects.filter(pk=row.pk).update(proxy_enabled=False)
+    found = EmailAccount.for_session(account.pk, leave_out, with_tenant=True)
+    assert mail_proxy.connection_proxy(found) is None
 
 
 def test_two_credentials_open_in_one_query(stored, django_assert_num_queries):
