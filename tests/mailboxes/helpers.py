@@ -24,6 +24,7 @@ from mailboxes import connection_settings
 from mailboxes.imap import client as imap
 from mailboxes.imap.session import ImapSession
 from mailboxes.models import Folder
+from mailboxes.worker.connection import AccountConnection
 from tests.base import TIMEOUT_FACTOR
 from webhooks.models import Event
 
@@ -55,6 +56,17 @@ def server_subjects(mail_user, folder: str) -> list[str]:
 
 def open_session(account: EmailAccount) -> ImapSession:
     return ImapSession(imap.connect(connection_settings.account_imap_settings(account)))
+
+
+def connect_once(account: EmailAccount) -> EmailAccount:
+    """One connect of a worker's connection to the account (connect, log in, first steps),
+    closed again; the account's row as that left it (its state, its lastError)."""
+    conn = AccountConnection(account.pk, threading.Event())
+    try:
+        conn.start()
+    finally:
+        conn.close()
+    return EmailAccount.objects.get(pk=account.pk)
 
 
 def events_of(account: EmailAccount, *kinds: str) -> list[Event]:

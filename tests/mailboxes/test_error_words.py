@@ -7,28 +7,17 @@ test thread (the database is used transactionally so they see committed rows).""
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 from django.db import connection
 
 from accounts import services
-from accounts.models import EmailAccount
 from emailapi.lib import wording
-from mailboxes.worker.connection import AccountConnection
-from tests.mailboxes.helpers import events_of, register
+from tests.mailboxes.helpers import connect_once, events_of, register
 from tests.servers import seed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-
-def _run_once(account):
-    conn = AccountConnection(account.pk, threading.Event())
-    try:
-        conn.start()
-    finally:
-        conn.close()
-    return EmailAccount.objects.get(pk=account.pk)
 
 
 def _assert_words(text: str):
@@ -43,7 +32,7 @@ def test_a_wrong_password_reads_as_the_servers_words_in_last_error_events_and_ve
     account = register(alice.tenant, mail_user)
     services.update_account(account, {"imap": {"auth": {"pass": "wrong-password"}}})
 
-    row = _run_once(account)
+    row = connect_once(account)
 
     assert row.state == "authenticationError"
     [event] = events_of(account, "authenticationError")
@@ -78,7 +67,7 @@ def test_a_database_error_during_sync_is_not_shown(alice, mail_user):
                                            seed.make_message(subject="Same")])
     account = register(alice.tenant, mail_user)
 
-    row = _run_once(account)
+    row = connect_once(account)
 
     assert row.state == "disconnected"
     assert row.last_error["error"] == wording.DATABASE_ERROR

@@ -4,29 +4,18 @@ asked for, and a proxy that refuses the login leaves the account's error in word
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from accounts import services
 from accounts.models import EmailAccount
 from mailboxes.models import Message
-from mailboxes.worker.connection import AccountConnection
-from tests.mailboxes.helpers import register
+from tests.mailboxes.helpers import connect_once, register
 from tests.servers import seed
 from tests.servers.proxies import PROXIES, Socks5Proxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PASSWORD = "Pr0xy-pw"
 
-
-def _run_once(account) -> EmailAccount:
-    conn = AccountConnection(account.pk, threading.Event())
-    try:
-        conn.start()
-    finally:
-        conn.close()
-    return EmailAccount.objects.get(pk=account.pk)
 
 
 @pytest.mark.parametrize("kind", sorted(PROXIES))
@@ -37,7 +26,7 @@ def test_an_account_syncs_through_its_proxy(alice, mail_user, kind):
     with PROXIES[kind]("proxyuser", password) as proxy:
         account = register(alice.tenant, mail_user, proxy=proxy.url("proxyuser", password))
 
-        row = _run_once(account)
+        row = connect_once(account)
 
         assert row.state == "connected", row.last_error
         settings = mail_user.imap_settings(secure=False)
@@ -51,7 +40,7 @@ def test_a_proxy_that_refuses_the_login_is_the_accounts_error_in_words(alice, ma
     with Socks5Proxy("proxyuser", PASSWORD) as proxy:
         account = register(alice.tenant, mail_user, proxy=proxy.url("proxyuser", "wrong"))
 
-        row = _run_once(account)
+        row = connect_once(account)
 
         assert proxy.logins_refused == 1
     assert row.state == "connectError"
@@ -64,11 +53,11 @@ def test_a_proxy_that_refuses_the_login_is_the_accounts_error_in_words(alice, ma
 def test_changing_the_proxy_reconnects_through_the_new_one(alice, mail_user):
     with Socks5Proxy() as first, Socks5Proxy() as second:
         account = register(alice.tenant, mail_user, proxy=first.url())
-        assert _run_once(account).state == "connected"
+        assert connect_once(account).state == "connected"
         version = EmailAccount.objects.get(pk=account.pk).config_version
 
         services.update_account(account, {"proxy": second.url()})
 
         assert EmailAccount.objects.get(pk=account.pk).config_version == version + 1
-        assert _run_once(account).state == "connected"
+        assert connect_once(account).state == "connected"
         assert (len(first.requests), len(second.requests)) == (1, 1)

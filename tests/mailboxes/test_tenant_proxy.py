@@ -6,14 +6,11 @@ tenant's never applies; changing it reconnects the accounts it routes. Real loop
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from django.test import override_settings
 
 from accounts.models import EmailAccount
-from mailboxes.worker.connection import AccountConnection
-from tests.mailboxes.helpers import events_of, register
+from tests.mailboxes.helpers import connect_once, events_of, register
 from tests.mailboxes.sending_helpers import b64, raw_message, work_send_queue
 from tests.servers.proxies import PROXIES, Socks5Proxy
 
@@ -26,14 +23,6 @@ def _use(client, url: str | None, enabled: bool = True) -> None:
                            format="json")
     assert response.status_code == 200, response.json()
 
-
-def _run_once(account) -> EmailAccount:
-    conn = AccountConnection(account.pk, threading.Event())
-    try:
-        conn.start()
-    finally:
-        conn.close()
-    return EmailAccount.objects.get(pk=account.pk)
 
 
 def _targets(proxy, port: int | None = None) -> list[tuple]:
@@ -51,7 +40,7 @@ def test_an_account_without_a_proxy_syncs_through_the_tenants(alice, mail_user, 
         _use(alice.client, proxy.url("proxyuser", password))
         account = register(alice.tenant, mail_user)
 
-        row = _run_once(account)
+        row = connect_once(account)
 
         assert row.state == "connected", row.last_error
         imap = mail_user.imap_settings(secure=False)
@@ -63,7 +52,7 @@ def test_disabled_it_is_not_used_and_enabling_it_reroutes(alice, mail_user):
         _use(alice.client, proxy.url(), enabled=False)
         account = register(alice.tenant, mail_user)
         owning = register(alice.tenant, mail_user, "own", proxy=own.url())
-        assert _run_once(account).state == "connected"
+        assert connect_once(account).state == "connected"
         assert proxy.requests == []
         versions = dict(EmailAccount.objects.values_list("account_id", "config_version"))
 
@@ -72,9 +61,9 @@ def test_disabled_it_is_not_used_and_enabling_it_reroutes(alice, mail_user):
         after = dict(EmailAccount.objects.values_list("account_id", "config_version"))
         # only the account without its own proxy takes a new route: reconnected
         assert after == {"box": versions["box"] + 1, "own": versions["own"]}
-        assert _run_once(account).state == "connected"
+        assert connect_once(account).state == "connected"
         assert len(proxy.requests) == 1
-        assert _run_once(owning).state == "connected"  # the account's own proxy wins
+        assert connect_once(owning).state == "connected"  # the account's own proxy wins
         assert (len(own.requests), len(proxy.requests)) == (1, 1)
 
 
@@ -83,7 +72,7 @@ def test_another_tenants_proxy_never_applies(alice, bob, mail_user):
         _use(bob.client, bobs.url())
         account = register(alice.tenant, mail_user)
 
-        assert _run_once(account).state == "connected"
+        assert connect_once(account).state == "connected"
         assert alice.client.post("/v1/verifyAccount", {
             "imap": {**mail_user.imap_settings(secure=False),
                      "tls": {"rejectUnauthorized": False}}}, format="json").json() \
