@@ -18,6 +18,8 @@ while it names the same proxy (scheme, host, port), the rule of a webhook URL's 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.conf import settings
 from django.db.models import F
 
@@ -95,7 +97,7 @@ def _with_password(url: str, password, whose: str) -> tunnels.Proxy:
         raise ProxyUnusable(f"{whose}'s password cannot be opened (sealed with a key that is "
                             f"no longer configured)") from None
     # None: kept masked before passwords were sealed
-    return tunnels.Proxy(proxy.scheme, proxy.host, proxy.port, proxy.user, opened or "")
+    return replace(proxy, password=opened or "")
 
 
 # --- The account's own proxy (``proxy``) ---------------------------------------------------
@@ -178,17 +180,28 @@ def tenant_proxy(tenant_id: int, found=_UNREAD) -> tunnels.Proxy | None:
                           "The tenant's proxy (proxyUrl)")
 
 
+def _tenant_row_of(account: EmailAccount) -> tuple[str, str] | None:
+    """The tenant's enabled proxy as kept, for this account: read with its row by the worker
+    (``EmailAccount.for_session``), else read once and kept on the instance, so a send that
+    reports its proxy (``shown_connection_proxy``) and connects through it
+    (``connection_proxy``) asks once."""
+    found = getattr(account, "tenant_proxy_row", _UNREAD)
+    if found is _UNREAD:
+        found = account.tenant_proxy_row = _tenant_row(account.tenant_id)
+    return found
+
+
 def _has_own(account: EmailAccount) -> bool:
     return bool((account.ee_options or {}).get("proxy"))
 
 
 def connection_proxy(account: EmailAccount) -> tunnels.Proxy | None:
     """The proxy the account's IMAP connections and SMTP sends go through: its own, else the
-    tenant's while enabled (for an account without one of its own: read with the account's
-    row by the worker, ``EmailAccount.for_session``, else one read); None: direct."""
+    tenant's while enabled (for an account without one of its own: ``_tenant_row_of``);
+    None: direct."""
     if _has_own(account):
         return account_proxy(account)
-    return tenant_proxy(account.tenant_id, getattr(account, "tenant_proxy_row", _UNREAD))
+    return tenant_proxy(account.tenant_id, _tenant_row_of(account))
 
 
 def connection_proxy_after(account: EmailAccount, url: str | None) -> tunnels.Proxy | None:
@@ -201,8 +214,7 @@ def connection_proxy_after(account: EmailAccount, url: str | None) -> tunnels.Pr
     _, password = kept(url, stored, get_credential(account, PASSWORD) if stored else None,
                        "proxy")
     proxy = checked(url)
-    return tunnels.Proxy(proxy.scheme, proxy.host, proxy.port, proxy.user,
-                         password if proxy.user is not None else None)
+    return replace(proxy, password=password if proxy.user is not None else None)
 
 
 def shown_connection_proxy(account: EmailAccount) -> str:
@@ -210,7 +222,7 @@ def shown_connection_proxy(account: EmailAccount) -> str:
     ``networkRouting`` names."""
     if _has_own(account):
         return account.ee_options["proxy"]
-    found = _tenant_row(account.tenant_id)
+    found = _tenant_row_of(account)
     return found[0] if found else ""
 
 

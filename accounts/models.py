@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 
+from django.apps import apps
 from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.models import AbstractUser
 from django.db import models
@@ -265,7 +266,7 @@ class EmailAccount(models.Model):
         rows = prepared_rows(f"SELECT {columns.select}, {tenant.select}, s.proxy_url, "
                              f"s.sealed_proxy_password "
                              f"FROM {cls._meta.db_table} a JOIN {Tenant._meta.db_table} t "
-                             f"ON t.id = a.tenant_id LEFT JOIN {_ENGINE_SETTINGS_TABLE} s "
+                             f"ON t.id = a.tenant_id LEFT JOIN {_engine_settings_table()} s "
                              f"ON s.tenant_id = a.tenant_id AND s.proxy_enabled "
                              f"AND s.proxy_url <> '' WHERE a.id = %s", [pk])
         if not rows:
@@ -347,9 +348,11 @@ def _account_columns(leave_out: tuple[str, ...] = ()) -> ModelColumns:
     return ModelColumns(EmailAccount, "a", leave_out)
 
 
-# The tenant's settings (``webhooks.models.EngineSettings``, a lower layer that names this app's
-# models only by string): its table, joined by ``EmailAccount.for_session``.
-_ENGINE_SETTINGS_TABLE = "webhooks_enginesettings"
+@functools.cache
+def _engine_settings_table() -> str:
+    """The table of the tenant's settings (``webhooks.models.EngineSettings``, in a lower layer
+    that names this app's models only by string), joined by ``EmailAccount.for_session``."""
+    return apps.get_model("webhooks", "EngineSettings")._meta.db_table
 
 
 @functools.cache

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -122,7 +123,7 @@ def proxy_of(entry: OutboxEntry) -> tunnels.Proxy | None:
         password = crypto.open_secret(entry.sealed_proxy_password,
                                       _proxy_context(entry.tenant_id, entry.queue_id),
                                       master_secrets())
-        proxy = tunnels.Proxy(proxy.scheme, proxy.host, proxy.port, proxy.user, password)
+        proxy = replace(proxy, password=password)
     return proxy
 
 

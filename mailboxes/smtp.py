@@ -20,6 +20,7 @@ words.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import smtplib
 import socket
@@ -139,10 +140,13 @@ def connect(settings: SmtpSettings) -> smtplib.SMTP:
     return client
 
 
+@functools.cache
 def default_ehlo_name() -> str:
     """The name smtplib greets with when given none: the host's fully qualified name, else
     its address in brackets (``SMTP.__init__`` works it out; nothing connects). Asked by a
-    sender that reports the name and then hands it to ``SmtpSettings.local_hostname``."""
+    sender that reports the name and then hands it to ``SmtpSettings.local_hostname``. Once
+    per process: working it out is a name lookup (``socket.getfqdn``), which a send should
+    not wait for each time."""
     return smtplib.SMTP().local_hostname
 
 

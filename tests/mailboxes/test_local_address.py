@@ -6,12 +6,13 @@ there (``ReceivedMessage.peer``); nothing is mocked. The pure choice is tested a
 from __future__ import annotations
 
 import logging
+import socket
 
 import pytest
 from django.conf import settings as django_settings
 from django.test import override_settings
 
-from mailboxes import local_address, sending
+from mailboxes import local_address, sending, smtp
 from mailboxes.local_address import Route, choose, rendezvous
 from mailboxes.models import OutboxEntry
 from tests.mailboxes.helpers import events_of, register
@@ -281,3 +282,23 @@ def test_network_routing_reaches_emailengines_events_of_a_send():
         ("messageSent", routing)]
     del failed.data["networkRouting"]
     assert ["networkRouting" in data for _, _, data in engine_events(failed)] == [False, False]
+
+
+def test_the_ehlo_name_a_route_reports_is_worked_out_once_per_process(monkeypatch):
+    """Working it out is a name lookup (``socket.getfqdn``): a send that reports its route
+    must not wait for one each time."""
+    lookups = []
+    real = socket.getfqdn
+
+    def getfqdn(*args):
+        lookups.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(socket, "getfqdn", getfqdn)
+    smtp.default_ehlo_name.cache_clear()
+    try:
+        names = {smtp.default_ehlo_name() for _ in range(3)}
+    finally:
+        smtp.default_ehlo_name.cache_clear()
+    assert len(names) == 1
+    assert len(lookups) == 1

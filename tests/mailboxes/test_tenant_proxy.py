@@ -7,6 +7,7 @@ tenant's never applies; changing it reconnects the accounts it routes. Real loop
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.test import override_settings
 
 from accounts.models import EmailAccount
@@ -95,6 +96,27 @@ def test_a_send_goes_through_it_and_networkrouting_says_so(alice, account, smtp_
     [sent] = events_of(account, "messageSent")
     assert sent.data["networkRouting"] == {"proxy": _masked(proxy)}
     assert "p@ss" not in str(sent.data)
+
+
+def test_an_attempt_reads_the_tenants_proxy_once(alice, account, smtp_server):
+    """A send reports its proxy (``networkRouting``) and connects through it: one read of the
+    tenant's settings for both, not one each."""
+    reads = []
+
+    def counted(execute, sql, params, many, context):
+        if "proxy_url" in sql:
+            reads.append(sql)
+        return execute(sql, params, many, context)
+
+    with Socks5Proxy("proxyuser", PASSWORD) as proxy:
+        _use(alice.client, proxy.url("proxyuser", PASSWORD))
+        response = alice.client.post("/v1/account/box/submit", {"raw": b64(raw_message())},
+                                     format="json")
+        assert response.status_code == 200, response.json()
+        with connection.execute_wrapper(counted):
+            work_send_queue()
+        assert smtp_server.wait_for_messages(1)
+    assert len(reads) == 1, reads
 
 
 def test_a_submits_own_proxy_wins_for_its_send(alice, account, smtp_server):
