@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db.models import F
 
 from accounts import crypto
-from accounts.announcements import announce
+from accounts.announcements import announce_many
 from accounts.credentials import (
     MASK,
     CredentialsUnavailable,
@@ -236,6 +236,6 @@ def reroute_accounts_without_own(tenant_id: int) -> int:
             if not own]
     EmailAccount.objects.filter(pk__in=[pk for pk, _ in rows]) \
         .update(config_version=F("config_version") + 1)
-    for pk, account_id in rows:
-        announce(EmailAccount(pk=pk, tenant_id=tenant_id, account_id=account_id), "updated")
+    announce_many((EmailAccount(pk=pk, tenant_id=tenant_id, account_id=account_id)
+                   for pk, account_id in rows), "updated")
     return len(rows)

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accounts import state as account_state
 from accounts import token_cache
-from accounts.announcements import announce
+from accounts.announcements import announce_many
 from accounts.errors import PlanLimit, TenantSuspended, TrialExpired
 from accounts.models import EmailAccount, Tenant
 
@@ -170,9 +170,8 @@ def _change(tenant: Tenant, **fields) -> None:
             account_state.pause_all(a.pk for a in accounts)
         elif was_stopped:
             account_state.resume_all(a.pk for a in accounts)
-        for account in accounts:
-            if now_stopped:
-                announce(account, "paused")
-            elif was_stopped:
-                announce(account, "resumed")
+        if now_stopped:
+            announce_many(accounts, "paused")
+        elif was_stopped:
+            announce_many(accounts, "resumed")
     token_cache.clear()  # this process sees the new status at once; others within seconds
