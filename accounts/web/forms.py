@@ -16,6 +16,7 @@ from accounts.api import serializers as api_serializers
 from accounts.credentials import without_password
 from accounts.models import Membership, OAuth2App, User
 from emailapi.api.errors import flatten_errors
+from webhooks.api.settings import SettingsSerializer
 
 
 class MaskedURLInput(forms.URLInput):
@@ -298,3 +299,30 @@ class OAuth2AppForm(forms.Form):
             return None
         return {"host": data[f"{kind}_host"], "port": data.get(f"{kind}_port") or default_port,
                 "secure": bool(data.get(f"{kind}_secure"))}
+
+
+class ProxySettingsForm(forms.Form):
+    """The organization's proxy (``proxyUrl``/``proxyEnabled`` of ``POST /v1/settings``),
+    checked by that route's serializer."""
+
+    proxy_url = forms.CharField(
+        label="Proxy URL", max_length=2048, required=False,
+        widget=MaskedURLInput(attrs={"placeholder": "socks5://user:password@host:1080"}),
+        help_text="A socks5://, socks4:// or http:// proxy for the IMAP and SMTP connections of "
+                  "mailboxes without a proxy of their own. Its password is stored encrypted and "
+                  "shown as ******, which keeps it when saved unchanged. Empty: none.")
+    proxy_enabled = forms.BooleanField(label="Connect through this proxy", required=False)
+
+    API_FIELDS = {"proxyUrl": "proxy_url", "proxyEnabled": "proxy_enabled"}
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        serializer = SettingsSerializer(data={"proxyUrl": cleaned.get("proxy_url", ""),
+                                              "proxyEnabled": cleaned.get("proxy_enabled", False)})
+        if not serializer.is_valid():
+            add_api_errors(self, serializer.errors, self.API_FIELDS)
+            return cleaned
+        self.settings = dict(serializer.validated_data)
+        return cleaned

@@ -15,6 +15,7 @@ from django.db.models import Count, F
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -24,13 +25,13 @@ from accounts.models import ApiToken, EmailAccount, Invitation, Membership, OAut
 from accounts.oauth2 import connect, registered_apps
 from accounts.web import invitations, plan_views
 from accounts.web.errors import show_on_form
-from accounts.web.forms import InviteForm, MailboxForm, SettingsForm, TokenForm
+from accounts.web.forms import InviteForm, MailboxForm, ProxySettingsForm, SettingsForm, TokenForm
 from accounts.web.tenancy import tenant_view
 from emailapi.lib.errors import DomainError
 from mailboxes import connection_settings
 from mailboxes.models import Folder, Message
 from mailboxes.verify import verify
-from webhooks import account_webhooks
+from webhooks import account_webhooks, engine_settings
 from webhooks.models import Event
 
 STOPPED_MESSAGE = "This organization's service is stopped, so nothing can be added now."
@@ -291,17 +292,33 @@ def member_role(request, member_id: int):
 
 @tenant_view(write=True)
 def tenant_settings(request):
-    form = SettingsForm(request.POST or None, initial={"name": request.tenant.name})
-    if request.method == "POST" and form.is_valid():
+    """The organization's name and its proxy: two forms, told apart by their ``form`` input."""
+    posted = request.POST.get("form", "organization") if request.method == "POST" else None
+    form = SettingsForm(request.POST if posted == "organization" else None,
+                        initial={"name": request.tenant.name})
+    stored = engine_settings.of(request.tenant)
+    proxy_form = ProxySettingsForm(request.POST if posted == "proxy" else None, initial={
+        "proxy_url": stored.proxy_url, "proxy_enabled": stored.proxy_enabled})
+    if posted == "organization" and form.is_valid():
         request.tenant.name = form.cleaned_data["name"]
         request.tenant.save(update_fields=["name"])
         messages.success(request, "Settings saved.")
         return redirect("web:settings")
+    if posted == "proxy" and proxy_form.is_valid():
+        try:
+            engine_settings.update(request.tenant, proxy_form.settings)
+        except DomainError as exc:  # a masked password written for another proxy
+            show_on_form(proxy_form, exc, {DomainError: "proxy_url"})
+        else:
+            messages.success(request, "Proxy saved. Mailboxes it routes connect again through it.")
+            return redirect(reverse("web:settings") + "#proxy")
+    invalid = bool(form.errors or proxy_form.errors)
     return render(request, "dashboard/settings.html", {
-        "form": form, "plans": plans.PLANS.values(), "trial": plans.TRIAL,
+        "form": form, "proxy_form": proxy_form, "stored_proxy": stored,
+        "plans": plans.PLANS.values(), "trial": plans.TRIAL,
         "current_plan": plans.PLANS.get(request.tenant.plan),
         "on_trial_limits": plans.on_trial_limits(request.tenant),
         "limit": plans.mailbox_limit(request.tenant),
         "rate": plans.rate_limit(request.tenant) or settings.EMAILAPI_RATE_LIMIT or None,
         "usage": plan_views.usage_of(request.tenant), "page": "settings"},
-        status=400 if form.errors else 200)
+        status=400 if invalid else 200)
