@@ -268,6 +268,10 @@ SEND_RECORD_RETRY = env_int("EMAILAPI_SEND_RECORD_RETRY", 60, minimum=0)
 # each account keeps its own. Empty: the operating system chooses, and ``localAddress`` is
 # only noted. An address the machine does not have (any more) is skipped with a warning.
 EMAILAPI_SMTP_LOCAL_ADDRESSES = env_addresses("EMAILAPI_SMTP_LOCAL_ADDRESSES")
+# IP addresses of this machine IMAP connections (the worker's, the API's) may go out from
+# (EmailEngine's localAddresses with imapStrategy): one listed is every account's, several
+# give each account its own, kept (rendezvous hashing). Empty: the operating system chooses.
+EMAILAPI_IMAP_LOCAL_ADDRESSES = env_addresses("EMAILAPI_IMAP_LOCAL_ADDRESSES")
 
 # --- Exports (mailboxes/exports.py; README "Bulk exports"), EmailEngine's defaults
 # Seconds an export (its status and its file) is kept after it is created.

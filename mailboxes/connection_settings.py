@@ -16,7 +16,7 @@ from accounts import auth_server, mail_hosts, mail_proxy
 from accounts.credentials import get_credentials
 from accounts.models import EmailAccount, Tenant
 from accounts.oauth2 import refresh
-from mailboxes import protocol_log
+from mailboxes import local_address, protocol_log
 from mailboxes.imap.client import DEFAULT_TLS_VERSION, TLS_VERSIONS, ImapSettings
 from mailboxes.smtp import SmtpSettings
 
@@ -107,6 +107,10 @@ def _opened(account: EmailAccount, section: str, settings_from, force_refresh: b
     proxy = mail_proxy.connection_proxy(account)
     if proxy is not None:
         opened = replace(opened, proxy=proxy)
+    if section == "imap":  # a send's address is chosen per send (``local_address.route``)
+        source = local_address.imap_address(account.tenant_id, account.account_id)
+        if source is not None:
+            opened = replace(opened, source_address=source)
     if not account.logs:
         return opened
     # The account's protocol log (EmailEngine's ``logs``), told the secrets it must hide.

@@ -1,4 +1,5 @@
-"""The local address an SMTP connection goes out from (EmailEngine's ``localAddress``).
+"""The local address an SMTP or IMAP connection goes out from (EmailEngine's ``localAddress``,
+and its ``imapStrategy`` for IMAP).
 
 The machine's addresses belong to the operator, not to tenants: a tenant choosing any source
 address would pick another tenant's sending reputation, or one the machine does not have. So
@@ -18,6 +19,11 @@ a warning, before the choice: binding to it would fail every send.
 ``choose`` is the pure rule; ``route`` applies it to the setting and the machine. What was
 chosen travels in ``messageSent``, ``messageDeliveryError`` and ``messageFailed`` as
 ``networkRouting`` (``Route.network_routing``).
+
+IMAP connections follow the same rule without a hint, over their own list
+(``EMAILAPI_IMAP_LOCAL_ADDRESSES``; ``imap_address``): an account keeps its address across
+reconnects, so a server that limits connections per client address sees each account's
+sessions come from one place.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from mailboxes import smtp
 
 logger = logging.getLogger(__name__)
 
-_missing_warned: set[str] = set()  # addresses already warned about by this process
+_missing_warned: set[tuple[str, str]] = set()  # addresses already warned about by this process
 
 
 @dataclass(frozen=True)
@@ -104,18 +110,18 @@ def rendezvous(key: str, addresses: Iterable[str]) -> str:
     return max(addresses, key=weight)
 
 
-def usable(addresses: Iterable[str]) -> list[str]:
+def usable(addresses: Iterable[str], setting: str = "EMAILAPI_SMTP_LOCAL_ADDRESSES") -> list[str]:
     """The listed addresses the machine has, normalized, in order: each is tried by binding a
     socket to it (port 0, never listening), which fails for an address the machine lacks."""
     found = []
     for listed in addresses:
         address = normalized(listed)
         if address is None:
-            _warn(listed, "it is not an IP address")
+            _warn(listed, "it is not an IP address", setting)
         elif _bindable(address):
             found.append(address)
         else:
-            _warn(address, "this machine does not have it")
+            _warn(address, "this machine does not have it", setting)
     return list(dict.fromkeys(found))
 
 
@@ -129,11 +135,11 @@ def _bindable(address: str) -> bool:
     return True
 
 
-def _warn(address: str, why: str) -> None:
-    """Once per address and process: the setting is read at every send."""
-    if address not in _missing_warned:
-        _missing_warned.add(address)
-        logger.warning("EMAILAPI_SMTP_LOCAL_ADDRESSES: %s is skipped: %s", address, why)
+def _warn(address: str, why: str, setting: str = "EMAILAPI_SMTP_LOCAL_ADDRESSES") -> None:
+    """Once per address and process: the setting is read at every send and connect."""
+    if (setting, address) not in _missing_warned:
+        _missing_warned.add((setting, address))
+        logger.warning("%s: %s is skipped: %s", setting, address, why)
 
 
 def route(hint: str | None, tenant_id: int, account_id: str) -> Route:
@@ -146,3 +152,14 @@ def route(hint: str | None, tenant_id: int, account_id: str) -> Route:
     if chosen.network_routing() is None:
         return chosen
     return Route(chosen.address, chosen.requested, chosen.selector, smtp.default_ehlo_name())
+
+
+def imap_address(tenant_id: int, account_id: str) -> str | None:
+    """The address the account's IMAP connections go out from (None: the operating system
+    chooses): the rule without a hint over ``EMAILAPI_IMAP_LOCAL_ADDRESSES``, keyed as a
+    send's, so with the same list an account's IMAP and SMTP connections share an address."""
+    listed = settings.EMAILAPI_IMAP_LOCAL_ADDRESSES
+    if not listed:
+        return None
+    return choose(None, usable(listed, "EMAILAPI_IMAP_LOCAL_ADDRESSES"),
+                  f"{tenant_id}:{account_id}").address

@@ -145,6 +145,9 @@ class ImapSettings:
     # The proxy the connection goes through (EmailEngine's ``proxy``), None for none: what is
     # connected to and checked is the proxy, which reaches ``host`` by name (``tunnels``).
     proxy: tunnels.Proxy | None = None
+    # The local IP address the connection goes out from (None: the operating system's
+    # choice); bound before connecting, to the mail server or to the proxy.
+    source_address: str | None = None
     # Deadlines of the phases of opening the connection; None (or more than ``timeout``)
     # means ``timeout``.
     connect_timeout: float | None = None
@@ -573,9 +576,11 @@ class _PhasedIMAP4(_GreetingKept, _Tapped, _LongLines, imaplib.IMAP4):
 
     def _create_socket(self, timeout):
         self._phases.start("connect")
-        sock = netguard.connect(self.host, self.port, timeout,
-                                 self._phases.settings.allow_private,
-                                 proxy=self._phases.settings.proxy)
+        settings = self._phases.settings
+        sock = netguard.connect(self.host, self.port, timeout, settings.allow_private,
+                                source_address=(settings.source_address, 0)
+                                if settings.source_address else None,
+                                proxy=settings.proxy)
         try:
             if self._context is not None:
                 sock.settimeout(self._phases.start("tls"))

@@ -12,13 +12,17 @@ import pytest
 from django.conf import settings as django_settings
 from django.test import override_settings
 
+from accounts import services
 from mailboxes import local_address, sending, smtp
+from mailboxes.imap import underlying
 from mailboxes.local_address import Route, choose, rendezvous
 from mailboxes.models import OutboxEntry
-from tests.mailboxes.helpers import events_of, register
+from tests.mailboxes.helpers import connect_once, events_of, open_session, register
 from tests.mailboxes.rq_workers import rqworker
 from tests.mailboxes.sending_helpers import b64, raw_message, sync, work_send_queue
 from tests.servers.net import find_free_port
+from tests.servers.proxies import Socks5Proxy
+from tests.servers.tcp_proxy import TcpProxy
 from webhooks.models import Event
 from webhooks.payloads import engine_events
 
@@ -302,3 +306,60 @@ def test_the_ehlo_name_a_route_reports_is_worked_out_once_per_process(monkeypatc
         smtp.default_ehlo_name.cache_clear()
     assert len(names) == 1
     assert len(lookups) == 1
+
+
+# --- IMAP connections (EMAILAPI_IMAP_LOCAL_ADDRESSES) ------------------------------------------
+
+
+def _behind_a_recorder(tenant, mail_user, recorder: TcpProxy):
+    """Account ``box``, its IMAP server Dovecot behind a TCP proxy that records where each
+    connection came from (``TcpProxy.peers``)."""
+    imap = {**mail_user.imap_settings(secure=False), "port": recorder.port,
+            "tls": {"rejectUnauthorized": False}}
+    return services.register_account(tenant, {"account": "box", "imap": imap})
+
+
+@db
+def test_the_workers_imap_connection_goes_out_from_the_accounts_listed_address(alice, mail_user):
+    with TcpProxy(mail_user.imap_port) as recorder:
+        account = _behind_a_recorder(alice.tenant, mail_user, recorder)
+        expected = rendezvous(f"{account.tenant_id}:{account.account_id}", LISTED)
+        with override_settings(EMAILAPI_IMAP_LOCAL_ADDRESSES=LISTED):
+            assert connect_once(account).state == "connected"
+            assert connect_once(account).state == "connected"
+        assert recorder.peers == [expected, expected]  # the account keeps its address
+        assert connect_once(account).state == "connected"  # no setting: the OS chooses
+        assert recorder.peers[-1] == DEFAULT_SOURCE
+
+
+@db
+def test_the_apis_imap_sessions_bind_too_and_through_a_proxy_the_proxy_connection(
+        alice, mail_user):
+    with TcpProxy(mail_user.imap_port) as recorder:
+        account = _behind_a_recorder(alice.tenant, mail_user, recorder)
+        with override_settings(EMAILAPI_IMAP_LOCAL_ADDRESSES=["127.0.0.3"]):
+            open_session(account).client.logout()
+        assert recorder.peers == ["127.0.0.3"]
+        with Socks5Proxy() as proxy, \
+                override_settings(EMAILAPI_IMAP_LOCAL_ADDRESSES=["127.0.0.2"]):
+            services.update_account(account, {"proxy": proxy.url()})
+            account.refresh_from_db()
+            session = open_session(account)
+            try:
+                assert underlying.connection(session.client).sock.getsockname()[0] == "127.0.0.2"
+            finally:
+                session.client.logout()
+            assert len(proxy.requests) == 1
+
+
+@db
+def test_an_imap_address_the_machine_lacks_is_skipped(alice, mail_user, caplog, monkeypatch):
+    monkeypatch.setattr(local_address, "_missing_warned", set())
+    with TcpProxy(mail_user.imap_port) as recorder:
+        account = _behind_a_recorder(alice.tenant, mail_user, recorder)
+        with override_settings(EMAILAPI_IMAP_LOCAL_ADDRESSES=[ABSENT]), \
+                caplog.at_level(logging.WARNING, logger="mailboxes.local_address"):
+            assert connect_once(account).state == "connected"
+        assert recorder.peers == [DEFAULT_SOURCE]
+    assert any(f"EMAILAPI_IMAP_LOCAL_ADDRESSES: {ABSENT} is skipped" in record.getMessage()
+               for record in caplog.records)

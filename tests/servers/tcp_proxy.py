@@ -28,6 +28,7 @@ class TcpProxy:
         self._listener = socket.create_server((LOOPBACK, 0))
         self.port = self._listener.getsockname()[1]
         self.accepted = 0  # connections accepted since start, refused ones included
+        self.peers: list[str] = []  # the client address of each, in order
         self.held_bytes = 0
         self._up = True
         self._closed = False
@@ -105,12 +106,13 @@ class TcpProxy:
     def _accept(self) -> None:
         while not self._closed:
             try:
-                client, _ = self._listener.accept()
+                client, peer = self._listener.accept()
             except OSError:
                 return
             with self._lock:
                 up = self._up
                 self.accepted += 1
+                self.peers.append(peer[0])
             if not up:
                 _close(client, reset=True)
                 continue
