@@ -85,23 +85,30 @@ class AccountView(TenantScopedAPIView):
         return Response({"account": account.account_id, "state": state})
 
     def _authorize(self, data: dict, request, upsert: bool) -> str:
-        """EmailEngine's ``oauth2.authorize``: a connect link's OAuth2 sign-in, started here.
-        What the registration would refuse is refused now, not after the user signed in."""
+        """EmailEngine's ``oauth2.authorize``: a connect link's OAuth2 sign-in, started here,
+        the account's other settings sealed in the link and saved with it. What the
+        registration would refuse is refused now, not after the user signed in."""
         oauth2 = data["oauth2"]
         app = registered_apps.find_app(self.tenant.pk, oauth2["provider"])
         if app is None:
             raise UnknownOAuth2App(oauth2["provider"], "oauth2.provider")
         account_id = data.get("account")
-        if account_id and EmailAccount.of_tenant(self.tenant, account_id) is not None:
+        existing = EmailAccount.of_tenant(self.tenant, account_id) if account_id else None
+        if existing is not None:
             if not upsert:
                 raise AlreadyExists(f"Account {account_id!r} already exists")
         else:
             plans.check_room_for_mailbox(self.tenant)
+        given = {key: value for key, value in data.items()
+                 if key not in s.AccountCreateSerializer.AUTHORIZE_FIELDS}
+        if given.get("webhooks"):  # refused now, not after the user signed in
+            account_webhooks.check_url(existing, given["webhooks"])
         base = request.build_absolute_uri("/")
         link = {"account": data.get("account"), "name": data.get("name") or None,
                 "email": data.get("email") or (oauth2.get("auth") or {}).get("user"),
                 "expectedEmail": data.get("expectedEmail"), "type": app.app_id,
-                "redirectUrl": oauth2.get("redirectUrl") or connect.done_url(base)}
+                "redirectUrl": oauth2.get("redirectUrl") or connect.done_url(base),
+                "settings": connect.sealed_settings(self.tenant, given) if given else None}
         return connect.authorize_url(self.tenant, link, base)
 
 

@@ -345,7 +345,8 @@ class OAuth2RegistrationSerializer(StrictSerializer):
         required=False, default=False,
         help_text="true: register nothing yet; the answer is `{\"redirect\": url}`, the "
                   "provider's sign-in page for your user, after which the mailbox is "
-                  "registered (as a connect link's sign-in) and the browser goes to "
+                  "registered (as a connect link's sign-in) with the other fields given "
+                  "(not `imap`/`smtp`: the app's servers) and the browser goes to "
                   "`redirectUrl`")
     redirectUrl = serializers.CharField(
         max_length=2048, required=False, validators=[validate_web_url],
@@ -409,18 +410,20 @@ class AccountCreateSerializer(EmailEngineAccountFields):
         help_text="The folder kept in IDLE for instant notices (default [\"INBOX\"]); other "
                   "folders are followed through NOTIFY where the server has it, else polled")
 
-    # Taken along an ``oauth2.authorize`` sign-in (a connect link's fields); the others are set
-    # with PUT once the mailbox exists.
+    # A connect link's own fields; with ``oauth2.authorize`` every other field but the servers
+    # rides along, sealed, and is saved with the account once the user has signed in.
     AUTHORIZE_FIELDS = frozenset({"account", "name", "email", "expectedEmail", "oauth2"})
+    # The OAuth2 app names the servers of a mailbox it signs in.
+    NOT_WITH_AUTHORIZE = ("imap", "smtp")
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
         if (attrs.get("oauth2") or {}).get("authorize"):
-            extra = sorted(set(attrs) - self.AUTHORIZE_FIELDS)
-            if extra:
+            refused = [key for key in self.NOT_WITH_AUTHORIZE if key in attrs]
+            if refused:
                 raise serializers.ValidationError({key: [
-                    "Not taken with oauth2.authorize: set it with PUT /v1/account/{account} "
-                    "once the user has signed in"] for key in extra})
+                    "Not taken with oauth2.authorize: the OAuth2 app's servers are used"]
+                    for key in refused})
             for key in ("accessToken", "refreshToken"):
                 if key in attrs["oauth2"]:
                     raise serializers.ValidationError({f"oauth2.{key}": [

@@ -18,17 +18,37 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils.dateparse import parse_datetime
 
-from accounts import identity, services
+from accounts import crypto, identity, services
+from accounts.credentials import master_secrets
+from accounts.errors import InvalidInput
 from accounts.models import EmailAccount, OAuth2App, Tenant
 from accounts.oauth2 import flow, links, presets, registered_apps, social
 from emailapi.lib.redis import get_redis
 
 STATE_SECONDS = 900
 IMAP = "imap"
+# The account's other settings given with ``oauth2.authorize`` ride in the link, sealed: a
+# proxy's or a webhook's password among them is a secret, and Redis holds the link meanwhile.
+SETTINGS_CONTEXT = "authorize-settings"
+DATE_SETTINGS = ("notifyFrom", "syncFrom")
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A finished sign-in: where the browser goes, the account saved, and the settings that
+    came with ``oauth2.authorize`` (saved with it; the web layer makes the account's webhook
+    subscription from ``webhooks``/``webhooksCustomHeaders``, as ``POST /v1/account`` does)."""
+
+    target: str
+    account: EmailAccount
+    settings: dict = field(default_factory=dict)
 
 
 class ConnectError(Exception):
@@ -49,12 +69,37 @@ def authorize_url(tenant: Tenant, data: dict, base_url: str) -> str:
     page at once, for a link made on the spot and never shown (``data`` as ``make_link``'s,
     ``type`` the app's id). The sign-in then finishes as the link's would."""
     data_, sig = _signed(tenant, data)
+    if len(data_) > links.MAX_DATA:  # the link would not be read back
+        raise InvalidInput("Invalid input: too many settings to carry through the sign-in",
+                           {"oauth2.authorize": [
+                               "Too many settings to carry through the sign-in: send the "
+                               "longest ones with PUT /v1/account/{account} afterwards"]})
     return start_oauth2(data_, sig, base_url)
+
+
+def sealed_settings(tenant: Tenant, values: dict) -> str:
+    """An account's settings (``POST /v1/account``'s validated fields) for a link's
+    ``settings``: JSON, sealed for this tenant."""
+    return crypto.seal(json.dumps(values, cls=DjangoJSONEncoder),
+                       f"{SETTINGS_CONTEXT}:{tenant.pk}", settings.EMAILAPI_SECRET)
+
+
+def _opened_settings(payload: dict) -> dict:
+    if not payload.get("settings"):
+        return {}
+    values = json.loads(crypto.open_secret(payload["settings"],
+                                           f"{SETTINGS_CONTEXT}:{payload['tenant']}",
+                                           master_secrets()))
+    for key in DATE_SETTINGS:
+        if isinstance(values.get(key), str):
+            values[key] = parse_datetime(values[key])
+    return values
 
 
 def _signed(tenant: Tenant, data: dict) -> tuple[str, str]:
     payload = {key: data[key] for key in ("account", "name", "email", "expectedEmail",
-                                          "redirectUrl", "type") if data.get(key) is not None}
+                                          "redirectUrl", "type", "settings")
+               if data.get(key) is not None}
     payload.update(tenant=tenant.pk, nonce=secrets.token_urlsafe(16))
     return links.make(payload)
 
@@ -96,8 +141,9 @@ def start_oauth2(data: str, sig: str, request_base: str, chosen: str = "") -> st
                                  challenge, login_hint=hint)
 
 
-def finish_oauth2(state: str, code: str) -> str:
-    """Exchange the code, check who signed in, save the mailbox; return the redirect URL."""
+def finish_oauth2(state: str, code: str) -> Saved:
+    """Exchange the code, check who signed in, save the mailbox (with the settings that came
+    with it)."""
     raw = get_redis().getdel(_state_key(state)) if state else None
     if raw is None:
         raise ConnectError("This sign-in has expired or was already finished. Start again from "
@@ -131,7 +177,7 @@ def _exchange(app: OAuth2App, state: str, code: str, attempt: dict) -> flow.Toke
                               attempt["verifier"], allow_http)
 
 
-def finish_password(payload: dict, email: str, imap: dict, smtp: dict | None) -> str:
+def finish_password(payload: dict, email: str, imap: dict, smtp: dict | None) -> Saved:
     """The IMAP form's settings, already tested for real by the caller: save them."""
     _check_expected(payload, email)
     return _save(payload, email, {"imap": imap, "smtp": smtp, "oauth2": None})
@@ -152,14 +198,15 @@ def _check_expected(payload: dict, email: str) -> None:
         raise ConnectError(refused, "UnexpectedEmail")
 
 
-def _save(payload: dict, email: str, settings_: dict) -> str:
+def _save(payload: dict, email: str, settings_: dict) -> Saved:
     links.use(payload)  # from here on the link is spent, whatever happens
     try:
         tenant = Tenant.objects.get(pk=payload["tenant"])
         account_id = payload.get("account")
         existing = EmailAccount.of_tenant(tenant, account_id) \
             if account_id else None
-        data = {"name": payload.get("name") or email, "email": email, **settings_}
+        given = _opened_settings(payload)
+        data = {**given, "name": payload.get("name") or email, "email": email, **settings_}
         if payload.get("expectedEmail"):  # the link's pin outlives it (accounts.identity)
             data["expectedEmail"] = payload["expectedEmail"]
         if existing is None:
@@ -171,7 +218,8 @@ def _save(payload: dict, email: str, settings_: dict) -> str:
     except BaseException:
         links.release(payload)  # nothing was saved: let the user try again
         raise
-    return _with_params(payload["redirectUrl"], {"account": account.account_id, "state": state})
+    return Saved(_with_params(payload["redirectUrl"],
+                              {"account": account.account_id, "state": state}), account, given)
 
 
 def _with_params(url: str, params: dict) -> str:

@@ -30,6 +30,7 @@ from emailapi.api.errors import status_of
 from emailapi.lib.errors import DomainError
 from mailboxes import connection_settings
 from mailboxes.verify import in_words, verify
+from webhooks import account_webhooks
 
 logger = logging.getLogger(__name__)
 PROVIDER_NAMES = {"gmail": "Google", "outlook": "Microsoft", "yahoo": "Yahoo",
@@ -161,10 +162,10 @@ def _password_submit(request, payload: dict, context: dict):
     if form.errors:
         return render(request, "connect/password.html", context, status=400)
     try:
-        target = connect.finish_password(payload, form.cleaned_data["email"], imap, smtp)
+        saved = connect.finish_password(payload, form.cleaned_data["email"], imap, smtp)
     except (connect.ConnectError, DomainError) as exc:
         return _error(request, str(exc))
-    return HttpResponseRedirect(target)
+    return HttpResponseRedirect(saved.target)
 
 
 @require_GET
@@ -223,8 +224,18 @@ def oauth2_callback(request):
         return _error(request, f"The sign-in was not completed ({code}). Start again from your "
                                f"link.")
     try:
-        target = connect.finish_oauth2(request.GET.get("state", ""), request.GET.get("code", ""))
+        saved = connect.finish_oauth2(request.GET.get("state", ""), request.GET.get("code", ""))
+        _follow_account_webhook(saved)
     except (connect.ConnectError, DomainError) as exc:  # DomainError: a race
         logger.info("connect callback refused: %s", getattr(exc, "code", exc))
         return _error(request, str(exc))
-    return HttpResponseRedirect(target)
+    return HttpResponseRedirect(saved.target)
+
+
+def _follow_account_webhook(saved: connect.Saved) -> None:
+    """The account's own webhook given with ``oauth2.authorize``, made as ``POST
+    /v1/account`` makes it once the account is saved."""
+    given = saved.settings
+    if "webhooks" in given or "webhooksCustomHeaders" in given:
+        account_webhooks.follow_account_webhook(saved.account, given.get("webhooksCustomHeaders"),
+                                                given.get("webhooks"))

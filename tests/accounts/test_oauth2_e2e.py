@@ -6,17 +6,19 @@ HTTP requests. The worker's connection steps run in the test thread against the 
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from accounts import credentials
+from accounts import credentials, mail_proxy
 from accounts.models import Credential, EmailAccount
-from accounts.oauth2 import refresh
+from accounts.oauth2 import links, refresh
 from mailboxes.models import Message
 from mailboxes.worker.connection import AccountConnection, Idle, Retry
 from tests.accounts.oauth2_helpers import (
@@ -28,6 +30,8 @@ from tests.accounts.oauth2_helpers import (
 )
 from tests.mailboxes.helpers import events_of
 from tests.servers import seed
+from webhooks import subscriptions
+from webhooks.models import WebhookSubscription
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("allow_http")]
 
@@ -152,15 +156,67 @@ def test_authorize_true_answers_the_providers_page_and_the_sign_in_registers_the
         oauth_user.username.lower()
 
 
+def test_authorize_carries_the_accounts_other_settings_sealed_through_the_sign_in(
+        alice, client, provider, oauth_dovecot, oauth_user, redis_db, settings):
+    """EmailEngine keeps the whole registration of an ``oauth2.authorize`` request and saves
+    it once the user has signed in: so do we, sealed meanwhile (a proxy's and a webhook's
+    passwords are among it), with the account's own webhook subscription made as ``POST
+    /v1/account`` makes it."""
+    settings.WEBHOOKS_ALLOW_PRIVATE = True  # the receiver's address: loopback
+    app = create_app(alice, provider, oauth_dovecot)
+    answer = alice.client.post("/v1/account", {
+        "account": "authz", "path": ["INBOX", "Archive"], "copy": False, "logs": True,
+        "notifyFrom": "2025-01-02T03:04:05.000Z", "locale": "de", "tz": "Europe/Berlin",
+        "proxy": "socks5://proxyuser:Pr0xy-s3cret@127.0.0.1:1080",
+        "webhooks": "http://hookuser:H00k-s3cret@127.0.0.1:9/in",
+        "webhooksCustomHeaders": [{"key": "X-Token", "value": "H3ader-s3cret"}],
+        "oauth2": {"provider": app, "authorize": True}}, format="json")
+    assert answer.status_code == 200, answer.json()
+    assert not EmailAccount.objects.filter(account_id="authz").exists()
+    [state_key] = redis_db.keys("*connect-state:*")  # the link waits there for the sign-in
+    attempt = json.loads(redis_db.get(state_key))
+    held = json.dumps(links.read(attempt["data"], attempt["sig"]))
+    assert "settings" in held
+    for secret in ("Pr0xy-s3cret", "H00k-s3cret", "H3ader-s3cret", "Europe/Berlin"):
+        assert secret not in held  # sealed
+
+    done = client.get(local(provider_sign_in(answer.json()["redirect"])))
+
+    assert done.status_code == 302, done.content
+    shown = alice.client.get("/v1/account/authz").json()
+    assert (shown["path"], shown["copy"], shown["logs"]) == (["INBOX", "Archive"], False, True)
+    assert datetime.fromisoformat(shown["notifyFrom"]) == datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert (shown["locale"], shown["tz"]) == ("de", "Europe/Berlin")
+    assert shown["proxy"] == "socks5://proxyuser:******@127.0.0.1:1080"
+    account = EmailAccount.objects.get(account_id="authz")
+    assert account.oauth2["app"] == app
+    assert mail_proxy.account_proxy(account).password == "Pr0xy-s3cret"
+    subscription = WebhookSubscription.objects.get(pk=account.webhook_subscription)
+    assert subscription is not None
+    assert subscriptions.url_password_of(subscription) == "H00k-s3cret"
+    assert subscriptions.headers_of(subscription) == {"X-Token": "H3ader-s3cret"}
+
+
+def test_authorize_refuses_a_masked_webhook_password_before_the_sign_in(
+        alice, provider, oauth_dovecot, settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    app = create_app(alice, provider, oauth_dovecot)
+    answer = alice.client.post("/v1/account", {
+        "account": "authz", "webhooks": "http://hookuser:******@127.0.0.1:9/in",
+        "oauth2": {"provider": app, "authorize": True}}, format="json")
+    assert answer.status_code == 400, answer.json()
+    assert "webhooks" in answer.json()["details"]
+
+
 @pytest.mark.parametrize("body,field", [
-    ({"path": ["INBOX"]}, "path"),
-    ({"copy": False}, "copy"),
+    ({"imap": {"host": "imap.example.test", "port": 993, "auth": {"user": "u", "pass": "p"}}}, "imap"),
+    ({"smtp": {"host": "smtp.example.test", "port": 465, "auth": {"user": "u", "pass": "p"}}}, "smtp"),
     ({"oauth2": {"refreshToken": "rt"}}, "oauth2.refreshToken"),
     ({"oauth2": {"redirectUrl": "javascript:alert(1)"}}, "oauth2.redirectUrl"),
     ({"oauth2": {"authorize": False, "redirectUrl": "https://app.example.test/"}},
      "oauth2.redirectUrl"),
 ])
-def test_authorize_takes_only_what_a_link_carries(alice, provider, oauth_dovecot, body, field):
+def test_authorize_refuses_servers_tokens_and_bad_redirects(alice, provider, oauth_dovecot, body, field):
     app = create_app(alice, provider, oauth_dovecot)
     oauth2 = {"provider": app, "authorize": True, "auth": {"user": "u@example.test"},
               **body.pop("oauth2", {})}
