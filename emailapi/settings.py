@@ -272,6 +272,14 @@ EMAILAPI_SMTP_LOCAL_ADDRESSES = env_addresses("EMAILAPI_SMTP_LOCAL_ADDRESSES")
 # (EmailEngine's localAddresses with imapStrategy): one listed is every account's, several
 # give each account its own, kept (rendezvous hashing). Empty: the operating system chooses.
 EMAILAPI_IMAP_LOCAL_ADDRESSES = env_addresses("EMAILAPI_IMAP_LOCAL_ADDRESSES")
+# A fetch of a tracking image or link by a scanner (Google's crawler addresses, a host whose
+# reverse DNS name is Barracuda's or SPFBL's) records no trackOpen/trackClick, as in EmailEngine
+# (mailboxes/automated_fetches.py); false records every fetch. The reverse lookup it makes (an
+# address -> a name, OSError for none; tests name another) is waited for at most
+# TRACKING_REVERSE_DNS_TIMEOUT seconds, after the image or redirect is served.
+TRACKING_SKIP_AUTOMATED = env_bool("EMAILAPI_TRACKING_SKIP_AUTOMATED", True)
+TRACKING_REVERSE_DNS = "mailboxes.automated_fetches.system_reverse_name"
+TRACKING_REVERSE_DNS_TIMEOUT = 1.0
 
 # --- Exports (mailboxes/exports.py; README "Bulk exports"), EmailEngine's defaults
 # Seconds an export (its status and its file) is kept after it is created.

@@ -10,11 +10,19 @@ A link we did not sign (or one of the other kind) is 403 in the API's error shap
 records nothing. ``HEAD`` answers the same without recording: it is a link checker's, not a
 reader's. The reader's address is ``REMOTE_ADDR`` (what ``emailapi.proxies`` made of a
 trusted proxy's ``X-Forwarded-For``), as on the unsubscribe page.
+
+The event is recorded once the answer is served, in the response's ``close()``: Django's ASGI
+handler calls it after the last byte is sent (the test client before it returns). Recording
+first asks whether the fetch is a scanner's (``mailboxes.automated_fetches``), which may wait
+on a reverse DNS lookup; no reader waits for it. A failure to record is logged: the reader has
+the image or the redirect already.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
+from collections.abc import Callable
 
 from django.http import HttpResponse, HttpResponseRedirect
 from django.views.decorators.http import require_http_methods
@@ -28,34 +36,63 @@ from mailboxes import tracking, tracking_events
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 NO_STORE = "no-store, no-cache, must-revalidate, max-age=0"
 
+logger = logging.getLogger(__name__)
+
+
+class _RecordedWhenServed:
+    """A response that runs ``record`` (once) when it is closed, that is once it is served,
+    before Django's ``request_finished`` hands the request's database connection back."""
+
+    record: Callable[[], object] | None = None
+
+    def close(self):
+        record, self.record = self.record, None
+        if record is not None:
+            try:
+                record()
+            except Exception:
+                logger.exception("A tracking event could not be recorded")
+        super().close()
+
+
+class _TrackingImage(_RecordedWhenServed, HttpResponse):
+    pass
+
+
+class _TrackingRedirect(_RecordedWhenServed, HttpResponseRedirect):
+    pass
+
 
 def _followed(request, kind: str):
-    """The link's payload, recorded when a reader fetched it; or the 403 answer."""
+    """The link's payload and what records its fetch (None for ``HEAD``); or the 403 answer."""
     try:
         link = tracking.read(kind, request.GET.get("data"), request.GET.get("sig"))
     except LinkInvalid as exc:
-        return None, json_error_response(exc.message, exc.code, 403)
-    if request.method == "GET":
-        tracking_events.record(kind, link, client_address(request),
-                               request.headers.get("User-Agent", ""))
-    return link, None
+        return None, None, json_error_response(exc.message, exc.code, 403)
+    if request.method != "GET":
+        return link, None, None
+    address, user_agent = client_address(request), request.headers.get("User-Agent", "")
+    return link, lambda: tracking_events.record(kind, link, address, user_agent), None
 
 
 @require_http_methods(["GET", "HEAD"])
 def open_gif(request):
-    _link, refused = _followed(request, tracking.OPEN)
+    _link, record, refused = _followed(request, tracking.OPEN)
     if refused is not None:
         return refused
-    return HttpResponse(GIF, content_type="image/gif", headers={
+    response = _TrackingImage(GIF, content_type="image/gif", headers={
         "Cache-Control": NO_STORE, "Pragma": "no-cache",
         "Content-Disposition": 'inline; filename="open.gif"'})
+    response.record = record
+    return response
 
 
 @require_http_methods(["GET", "HEAD"])
 def redirect(request):
-    link, refused = _followed(request, tracking.CLICK)
+    link, record, refused = _followed(request, tracking.CLICK)
     if refused is not None:
         return refused
-    response = HttpResponseRedirect(link["url"])  # 302; http(s) only (tracking.read)
+    response = _TrackingRedirect(link["url"])  # 302; http(s) only (tracking.read)
     response["Cache-Control"] = NO_STORE
+    response.record = record
     return response

@@ -12,13 +12,16 @@ import email.policy
 import html as html_lib
 import re
 import struct
+import threading
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from asgiref.testing import ApplicationCommunicator
 
 from accounts.models import EmailAccount
 from mailboxes import tracking
 from mailboxes.models import OutboxEntry
+from tests import asgi_calls
 from tests.mailboxes.helpers import register
 from tests.mailboxes.sending_helpers import b64, raw_message, sending_account, work_send_queue
 from tests.webhooks import conftest as webhook_fixtures
@@ -168,6 +171,116 @@ def test_a_head_request_answers_and_records_nothing(alice, client, account):
                                                                 format="json")))
     assert client.head(pixel_url)["Content-Type"] == "image/gif"
     assert client.head(link_url)["Location"] == OFFER
+    assert _tracked(alice.tenant) == []
+
+
+def _served(client, pixel_url: str, link_url: str, address: str) -> None:
+    """The image and the redirect, fetched from ``address``, answered as to any reader."""
+    pixel = client.get(pixel_url, REMOTE_ADDR=address, HTTP_USER_AGENT="Scanner/1")
+    assert pixel.status_code == 200
+    assert pixel["Content-Type"] == "image/gif"
+    assert pixel.content[:6] == b"GIF89a"
+    click = client.get(link_url, REMOTE_ADDR=address, HTTP_USER_AGENT="Scanner/1")
+    assert click.status_code == 302
+    assert click["Location"] == OFFER
+
+
+def test_googles_crawlers_get_the_image_and_the_redirect_and_record_nothing(
+        alice, client, account):
+    queued = alice.client.post(SUBMIT, TRACKED, format="json")
+    pixel_url, link_url = _links(_queued_html(queued))
+    for address in ("66.249.87.5", "2001:4860:4801:2008::1", "::ffff:74.125.148.1"):
+        _served(client, pixel_url, link_url, address)
+    assert _tracked(alice.tenant) == []
+    # A reader's fetch is recorded (the system resolver names 127.0.0.1 "localhost").
+    _served(client, pixel_url, link_url, "127.0.0.1")
+    reader = {"messageId": queued.json()["messageId"], "remoteAddress": "127.0.0.1",
+              "userAgent": "Scanner/1"}
+    assert _tracked(alice.tenant) == [("trackOpen", "box", reader),
+                                      ("trackClick", "box", {**reader, "url": OFFER})]
+
+
+# What the reverse lookup of the tests below answers (``TRACKING_REVERSE_DNS`` names it).
+HOST_NAMES = {"192.0.2.7": "scan-7.ess.barracuda.com", "2001:db8::8": "mx.spfbl.net",
+              "192.0.2.9": "reader.example.net"}
+
+
+def named_hosts(address: str) -> str:
+    if address not in HOST_NAMES:
+        raise OSError(1, "Unknown host")
+    return HOST_NAMES[address]
+
+
+def test_hosts_named_as_barracudas_or_spfbls_get_the_image_and_the_redirect_and_record_nothing(
+        alice, client, account, settings):
+    settings.TRACKING_REVERSE_DNS = "tests.compat.test_tracking.named_hosts"
+    pixel_url, link_url = _links(_queued_html(alice.client.post(SUBMIT, TRACKED,
+                                                                format="json")))
+    for address in ("192.0.2.7", "2001:db8::8"):
+        _served(client, pixel_url, link_url, address)
+    assert _tracked(alice.tenant) == []
+    for address in ("192.0.2.9", "192.0.2.10"):  # another name; no name at all
+        _served(client, pixel_url, link_url, address)
+    assert [(name, data["remoteAddress"]) for name, _, data in _tracked(alice.tenant)] == [
+        ("trackOpen", "192.0.2.9"), ("trackClick", "192.0.2.9"),
+        ("trackOpen", "192.0.2.10"), ("trackClick", "192.0.2.10")]
+
+
+def test_the_operator_may_record_automated_fetches_too(alice, client, account, settings):
+    pixel_url, link_url = _links(_queued_html(alice.client.post(SUBMIT, TRACKED,
+                                                                format="json")))
+    _served(client, pixel_url, link_url, "66.249.87.5")
+    assert _tracked(alice.tenant) == []
+    settings.TRACKING_SKIP_AUTOMATED = False  # EMAILAPI_TRACKING_SKIP_AUTOMATED=false
+    _served(client, pixel_url, link_url, "66.249.87.5")
+    assert [(name, data["remoteAddress"]) for name, _, data in _tracked(alice.tenant)] == [
+        ("trackOpen", "66.249.87.5"), ("trackClick", "66.249.87.5")]
+
+
+class _HeldLookup:
+    """A reverse lookup that names every address a Barracuda scanner, once released."""
+
+    def __init__(self):
+        self.asked, self.released = threading.Event(), threading.Event()
+
+    def __call__(self, address: str) -> str:
+        self.asked.set()
+        assert self.released.wait(60)
+        return "scan.barracuda.com"
+
+
+held_lookup = _HeldLookup()
+
+
+@pytest.mark.django_db(transaction=True)  # the ASGI application's own database connection
+def test_the_image_is_served_before_the_reverse_lookup_answers(alice, account, settings):
+    settings.TRACKING_REVERSE_DNS = "tests.compat.test_tracking.held_lookup"
+    settings.TRACKING_REVERSE_DNS_TIMEOUT = 30  # the lookup answers within it, once released
+    pixel_url, _ = _links(_queued_html(alice.client.post(SUBMIT, TRACKED, format="json")))
+    path, query = pixel_url.split("?", 1)
+    from emailapi.asgi import application
+
+    async def fetch():
+        scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
+                 "query_string": query.encode(), "http_version": "1.1", "scheme": "http",
+                 "headers": [(b"host", b"testserver")], "server": ("127.0.0.1", 80),
+                 "client": ("192.0.2.60", 5000), "root_path": "", "asgi": {"version": "3.0"}}
+        app = ApplicationCommunicator(application, scope)
+        await app.send_input({"type": "http.request", "body": b"", "more_body": False})
+        start = await app.receive_output(30)
+        body = await app.receive_output(30)
+        held_lookup.released.set()  # only now can the lookup answer
+        await app.wait(60)
+        return start, body
+
+    try:
+        start, body = asgi_calls.run(fetch)
+    finally:
+        held_lookup.released.set()
+    assert start["status"] == 200
+    assert body["body"][:6] == b"GIF89a"
+    assert body.get("more_body", False) is False
+    assert held_lookup.asked.is_set()  # and then it named a scanner: nothing recorded
     assert _tracked(alice.tenant) == []
 
 
