@@ -10,6 +10,7 @@ import base64
 import email
 import email.policy
 import html as html_lib
+import http.client
 import re
 import struct
 import threading
@@ -22,9 +23,11 @@ from accounts.models import EmailAccount
 from mailboxes import tracking
 from mailboxes.models import OutboxEntry
 from tests import asgi_calls
+from tests.base import wait_for
 from tests.mailboxes.helpers import register
 from tests.mailboxes.sending_helpers import b64, raw_message, sending_account, work_send_queue
 from tests.webhooks import conftest as webhook_fixtures
+from tests.webhooks.stream_clients import Daphne
 from webhooks.models import Event
 
 allow_private_webhooks = webhook_fixtures.allow_private_webhooks
@@ -470,3 +473,24 @@ def test_the_events_reach_an_emailengine_webhook_in_its_shape(
     reader = {"remoteAddress": "127.0.0.5", "userAgent": "Reader/1"}
     assert payloads[0]["data"] == {"messageId": message_id, "url": OFFER, **reader}
     assert payloads[1]["data"] == {"messageId": message_id, **reader}
+
+
+@pytest.mark.django_db(transaction=True)  # the web server's own database connections
+def test_through_the_web_server_a_crawlers_fetch_is_served_and_a_readers_recorded(
+        alice, account, settings):
+    pixel_url, link_url = _links(_queued_html(alice.client.post(SUBMIT, TRACKED, format="json")))
+    web = Daphne(settings, EMAILAPI_TRUSTED_PROXIES="127.0.0.1")
+    try:
+        for forwarded_for in ("66.249.87.5", "192.0.2.70"):
+            for url, status in ((pixel_url, 200), (link_url, 302)):
+                conn = http.client.HTTPConnection("127.0.0.1", web.port, timeout=60)
+                conn.request("GET", url, headers={"X-Forwarded-For": forwarded_for})
+                assert conn.getresponse().status == status
+                conn.close()
+        # Written once each answer was served: the reader's two events, and only those (below).
+        wait_for(lambda: len(_tracked(alice.tenant)) >= 2, timeout=30)
+    finally:
+        web.stop()
+    # Each written after its answer went out: not necessarily in the order of the fetches.
+    assert sorted((name, data["remoteAddress"]) for name, _, data in _tracked(alice.tenant)) == [
+        ("trackClick", "192.0.2.70"), ("trackOpen", "192.0.2.70")]
