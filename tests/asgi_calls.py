@@ -41,9 +41,18 @@ async def call(application, method: str, path: str, query: str, body: bytes,
 
 def run(main):
     """``asyncio.run(main())`` on a thread of its own (a browser test may have left an event
-    loop on this one), returning its result."""
-    result = []
-    thread = threading.Thread(target=lambda: result.append(asyncio.run(main())))
+    loop on this one), returning its result or raising what it raised."""
+    result, failure = [], []
+
+    def in_thread():
+        try:
+            result.append(asyncio.run(main()))
+        except BaseException as exc:  # raised again in the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=in_thread)
     thread.start()
     thread.join()
+    if failure:
+        raise failure[0]
     return result[0]
