@@ -15,7 +15,7 @@ from email.parser import BytesHeaderParser
 from functools import lru_cache
 
 from accounts.models import EmailAccount
-from mailboxes import errors, listing, message_fields, web_html
+from mailboxes import auto_reply, errors, listing, message_fields, web_html
 from mailboxes.command_pool import pool
 from mailboxes.imap import parts
 from mailboxes.imap.types import FlagChange
@@ -77,6 +77,10 @@ def indexed_message_detail(account: EmailAccount, folder: Folder, row: Message, 
                   text={**detail["text"], **_web_safe(text, html.web_safe)})
     if headers is not None:
         detail["headers"] = headers
+    # EmailEngine's flag, only when true; without the headers (headers=false) the subject
+    # decides alone.
+    if auto_reply.is_auto_reply(detail.get("subject"), detail.get("inReplyTo"), headers):
+        detail["isAutoReply"] = True
     return detail
 
 
@@ -133,10 +137,8 @@ def _embedded(client, row: Message, html: str) -> str:
 def _web_safe(text: dict, web_safe: bool) -> dict:
     if not web_safe:
         return text
-    if text.get("html"):
-        text["html"] = web_html.sanitize(text["html"])
-    elif text.get("plain"):
-        text["html"] = web_html.from_plain(text["plain"])
+    if text.get("html") or text.get("plain"):
+        text["html"] = web_html.web_safe(text.get("html"), text.get("plain"))
     text["webSafe"] = True
     return text
 

@@ -10,6 +10,9 @@
   with the square of the depth.
 - ``from_plain`` turns a plain-text body into HTML (escaped, paragraphs and line breaks) for a
   message that has no HTML part, as EmailEngine does.
+- ``web_safe`` is what EmailEngine's web-safe HTML is: the quoted thread history folded into a
+  collapsed ``<details class="ee-collapsed-thread">`` (``quoted_history``), then sanitised (the
+  HTML) or made from the plain text.
 - ``embed_images`` replaces ``cid:<content-id>`` URLs with ``data:`` URIs of the given images.
 
 Pure functions: the caller fetches the image parts.
@@ -25,6 +28,7 @@ from collections.abc import Mapping
 
 import nh3
 
+from mailboxes import quoted_history
 from mailboxes.html_nesting import flatten
 
 _TAGS = nh3.ALLOWED_TAGS | {"font"}
@@ -49,6 +53,9 @@ _STYLE_PROPERTIES = frozenset({
     "border-left", "border-color", "border-style", "border-width", "border-radius",
     "border-collapse", "border-spacing", "table-layout", "float", "clear",
 })
+# The only classes kept: those of the folded thread history's block.
+_CLASSES = {"details": {quoted_history.COLLAPSE_CLASS},
+            "summary": {quoted_history.COLLAPSE_TOGGLE_CLASS}}
 _DATA_IMAGE = re.compile(r"\s*data:image/[a-z0-9.+-]+;base64,", re.I)
 _CID = re.compile(r"\bcid:([^\"'\s>)]+)", re.I)
 
@@ -64,8 +71,18 @@ def sanitize(html: str) -> str:
     return nh3.clean(flatten(html), tags=_TAGS, attributes=_ATTRIBUTES,
                      url_schemes=nh3.ALLOWED_URL_SCHEMES | {"data", "cid"},
                      attribute_filter=_attribute_filter,
-                     filter_style_properties=_STYLE_PROPERTIES,
+                     filter_style_properties=_STYLE_PROPERTIES, allowed_classes=_CLASSES,
                      link_rel="noopener noreferrer")
+
+
+def web_safe(html: str | None, plain: str | None) -> str:
+    """A message's web-safe HTML (EmailEngine's ``preProcessHtml``, ``notifyWebSafeHtml``):
+    its HTML part sanitised, or its plain text as HTML when it has none, the quoted thread
+    history folded in both cases."""
+    if html:
+        return sanitize(quoted_history.fold_html(html) or html)
+    plain = plain or ""
+    return quoted_history.fold_plain(plain, from_plain) or from_plain(plain)
 
 
 def _image_filter(remote: bool):
@@ -87,7 +104,7 @@ def with_images_limited(html: str, remote: bool) -> str:
     return nh3.clean(flatten(html), tags=_TAGS, attributes=_ATTRIBUTES,
                      url_schemes=nh3.ALLOWED_URL_SCHEMES | {"data", "cid"},
                      attribute_filter=_image_filter(remote),
-                     filter_style_properties=_STYLE_PROPERTIES,
+                     filter_style_properties=_STYLE_PROPERTIES, allowed_classes=_CLASSES,
                      link_rel="noopener noreferrer")
 
 

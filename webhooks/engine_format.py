@@ -4,15 +4,26 @@
 ``messageDeleted`` + ``messageNew`` there); this module adds what needs the database or the
 mail server, at delivery time: the envelope's ``serviceUrl`` and ``specialUse``, and for
 ``messageNew`` the fields EmailEngine adds (``specialUse``, ``messageSpecialUse``,
-``seemsLikeNew``, and with the tenant's ``notifyText``/``notifyHeaders`` settings the text and
-headers, read from the server like ``GET .../message/{id}`` does, and with ``notifyAttachments``
-each attachment's content up to ``notifyAttachmentSize``; a message gone from the server by
-then is sent without them); before ``accountInitialized``, a ``mailboxNew`` for each
-folder, as EmailEngine's first sync announces them.
+``seemsLikeNew``, ``isAutoReply``, and with the tenant's ``notifyText``/``notifyHeaders``
+settings the text (web-safe with ``notifyWebSafeHtml``) and headers, read from the server like
+``GET .../message/{id}`` does, with ``notifyAttachments`` each attachment's content up to
+``notifyAttachmentSize``, with ``notifyCalendarEvents`` the ``calendarEvents`` of its calendar
+parts; a message gone from the server by then is sent without them); before
+``accountInitialized``, a ``mailboxNew`` for each folder, as EmailEngine's first sync announces
+them.
+
+``isAutoReply`` (EmailEngine's ``isAutoReply: true``, ``mailboxes.auto_reply``): the subject's
+rules always (the event has the subject and In-Reply-To); the headers' rules (Auto-Submitted,
+Precedence, X-Autoreply...) when the message is read from the server anyway, for
+``notifyText`` or ``notifyHeaders``: the index keeps no other header, and an extra read per
+``messageNew`` only for it would cost every webhook a round trip to the mail server.
 
 The options are the tenant's ``webhooks.models.EngineSettings`` (``/v1/settings``) when the
 subscription is its default one, EmailEngine's defaults (no text, no headers) otherwise, with
-the ``serviceUrl`` setting in every case.
+the ``serviceUrl`` setting in every case, and ``inboxNewOnly`` also for the subscriptions of
+the accounts' own webhook URLs: EmailEngine applies it to its default route, whose URL is the
+account's own when it has one (not to its custom routes). A messageNew it keeps out is left out
+of that subscription's delivery only (the event, the stream and other subscriptions keep it).
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ import uuid
 from django.utils import timezone
 
 from accounts.models import EmailAccount
-from mailboxes import reading
+from mailboxes import auto_reply, calendar_events, reading
 from mailboxes.models import Folder, Message
 from webhooks.models import EngineSettings, Event, WebhookSubscription
 from webhooks.payloads import engine_date, engine_events, engine_payload
@@ -36,6 +47,10 @@ NOT_NEW_IN = ("\\Sent", "\\Drafts", "\\Trash", "\\Junk")
 # Largest attachment (encoded bytes) whose content messageNew carries without a
 # ``notifyAttachmentSize`` setting.
 DEFAULT_ATTACHMENT_SIZE = 2 * 1024 * 1024
+# Largest calendar part (encoded bytes, and decoded) read for ``calendarEvents``; an invite is a
+# few KB, one with hundreds of attendees some hundreds.
+CALENDAR_SIZE = 2 * 1024 * 1024
+INBOX = "\\Inbox"
 
 
 def options_of(subscription: WebhookSubscription) -> EngineSettings:
@@ -45,8 +60,19 @@ def options_of(subscription: WebhookSubscription) -> EngineSettings:
     if found is None:
         return EngineSettings(tenant_id=subscription.tenant_id)
     if found.subscription_id != subscription.pk:
-        return EngineSettings(tenant_id=subscription.tenant_id, service_url=found.service_url)
+        inbox_only = found.inbox_new_only and EmailAccount.objects.filter(
+            tenant_id=subscription.tenant_id, webhook_subscription=subscription.pk).exists()
+        return EngineSettings(tenant_id=subscription.tenant_id, service_url=found.service_url,
+                              inbox_new_only=inbox_only)
     return found
+
+
+def in_inbox(path: str | None, special_use: str | None, data: dict) -> bool:
+    """EmailEngine's test for ``inboxNewOnly`` (``workers/webhooks.js``): the folder is INBOX
+    or has the \\Inbox special use, or the message's own special use or a Gmail label is
+    \\Inbox."""
+    return ((path or "").upper() == "INBOX" or special_use == INBOX
+            or data.get("messageSpecialUse") == INBOX or INBOX in (data.get("labels") or ()))
 
 
 class EngineRenderer:
@@ -72,6 +98,8 @@ class EngineRenderer:
                 continue
             special_use = self.special_use(event.account_id, path) if path else None
             if name == "messageNew":
+                if self.options.inbox_new_only and not in_inbox(path, special_use, data):
+                    continue
                 data = self._message_new(event.account_id, path, special_use, data)
             out.append(engine_payload(event, name, path, data,
                                       self.options.service_url or None, special_use))
@@ -118,16 +146,30 @@ class EngineRenderer:
         account = self._account(account_id)
         if account is not None and options.notify_attachments and data.get("attachments"):
             data["attachments"] = self._with_content(account, data["attachments"])
-        if account is None or not data.get("id") or not (
+        replied = auto_reply.is_auto_reply(data.get("subject"), data.get("inReplyTo"), None)
+        if account is not None and data.get("id") and (
                 options.notify_text or options.notify_headers):
-            return data
+            replied = self._with_text_and_headers(account, data) or replied
+        if replied:
+            data["isAutoReply"] = True
+        if account is not None and options.notify_calendar_events and data.get("attachments"):
+            found = self._calendar_events(account, data["attachments"])
+            if found:
+                data["calendarEvents"] = found
+        return data
+
+    def _with_text_and_headers(self, account: EmailAccount, data: dict) -> bool:
+        """Put the text and headers the options ask for into *data*, read from the server
+        (with every header, for the auto-reply rules); return whether the message is an
+        automatic reply by all of EmailEngine's rules (False when it could not be read)."""
+        options = self.options
+        html = reading.HtmlOptions(web_safe=options.notify_text and options.notify_web_safe_html)
         try:
             detail = reading.message_detail(
-                account, data["id"], "*", options.notify_text_size or None, False,
-                bool(options.notify_headers))
+                account, data["id"], "*", options.notify_text_size or None, False, True, html)
         except Exception as exc:  # noqa: BLE001 - the event goes out without them
             logger.info("messageNew %s: text not read (%s)", data["id"], exc)
-            return data
+            return False
         if options.notify_text and isinstance(detail.get("text"), dict):
             text = {key: value for key, value in detail["text"].items()
                     if value is not None}
@@ -136,7 +178,29 @@ class EngineRenderer:
             wanted = {name.lower() for name in options.notify_headers}
             data["headers"] = {name: values for name, values in detail["headers"].items()
                                if "*" in wanted or name in wanted}
-        return data
+        return bool(detail.get("isAutoReply"))
+
+    def _calendar_events(self, account: EmailAccount, attachments: list[dict]) -> list[dict]:
+        """``calendarEvents`` from the message's calendar parts (``mailboxes.calendar_events``),
+        each read from the server unless ``notifyAttachments`` brought it already; a part
+        larger than ``CALENDAR_SIZE`` or that cannot be read gives none."""
+        parts = []
+        for entry in attachments:
+            if not calendar_events.is_calendar(entry) or not entry.get("id") \
+                    or (entry.get("encodedSize") or 0) > CALENDAR_SIZE:
+                continue
+            if entry.get("content"):
+                parts.append((entry, base64.b64decode(entry["content"])))
+                continue
+            try:
+                _download, content = reading.attachment_content(account, entry["id"],
+                                                                CALENDAR_SIZE)
+            except Exception as exc:  # noqa: BLE001 - the event goes out without it
+                logger.info("messageNew calendar part %s: not read (%s)", entry["id"], exc)
+                continue
+            if len(content) <= CALENDAR_SIZE:
+                parts.append((entry, content))
+        return calendar_events.calendar_events(parts)
 
     def _with_content(self, account: EmailAccount, attachments: list[dict]) -> list[dict]:
         """The attachments, each with its decoded bytes as base64 ``content`` when its encoded

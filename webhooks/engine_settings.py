@@ -4,7 +4,10 @@ events carry.
     webhooks, webhooksEnabled, webhookEvents,   -> the default subscription (format emailengine),
     webhooksCustomHeaders, serviceSecret           there while ``webhooks`` is a URL
     notifyText, notifyTextSize, notifyHeaders,  -> what its messageNew carries
-    notifyAttachments, notifyAttachmentSize
+    notifyAttachments, notifyAttachmentSize,
+    notifyWebSafeHtml, notifyCalendarEvents
+    inboxNewOnly                                -> no messageNew outside the Inbox for it and
+                                                   the accounts' own webhook URLs
     serviceUrl                                  -> every emailengine payload's ``serviceUrl``
                                                    (and where a send's links point)
     trackOpens, trackClicks                     -> a send's tracking when it says none
@@ -42,7 +45,8 @@ from webhooks.models import EngineSettings, WebhookSubscription
 
 KEYS = ("webhooksEnabled", "webhooks", "webhookEvents", "webhooksCustomHeaders", "notifyText",
         "notifyTextSize", "notifyHeaders", "notifyAttachments", "notifyAttachmentSize", "serviceUrl",
-        "serviceSecret", "trackOpens", "trackClicks", "proxyUrl", "proxyEnabled")
+        "serviceSecret", "trackOpens", "trackClicks", "proxyUrl", "proxyEnabled", "inboxNewOnly",
+        "notifyWebSafeHtml", "notifyCalendarEvents")
 # Where each key lives on the row (the webhook keys are also applied to the subscription).
 # ``webhooks`` and ``proxyUrl`` are not: their passwords are sealed apart.
 _COLUMNS = {"webhooksEnabled": "webhooks_enabled",
@@ -51,7 +55,9 @@ _COLUMNS = {"webhooksEnabled": "webhooks_enabled",
             "notifyAttachments": "notify_attachments",
             "notifyAttachmentSize": "notify_attachment_size", "serviceUrl": "service_url",
             "trackOpens": "track_opens", "trackClicks": "track_clicks",
-            "proxyEnabled": "proxy_enabled"}
+            "proxyEnabled": "proxy_enabled", "inboxNewOnly": "inbox_new_only",
+            "notifyWebSafeHtml": "notify_web_safe_html",
+            "notifyCalendarEvents": "notify_calendar_events"}
 _SUBSCRIPTION_KEYS = {"webhooksEnabled", "webhooks", "webhookEvents", "webhooksCustomHeaders",
                       "serviceSecret"}
 

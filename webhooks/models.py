@@ -198,8 +198,9 @@ class EngineSettings(models.Model):
     ``webhooksCustomHeaders``, ``serviceSecret``) are kept here and applied to
     ``subscription``, the tenant's default subscription (format ``emailengine``), which exists
     while ``webhooks`` is a URL. The ``notify*`` keys shape what ``webhooks.engine_format`` puts
-    in that subscription's ``messageNew``; ``serviceUrl`` is every ``emailengine``
-    subscription's envelope field (and where a send's links point); ``trackOpens`` and
+    in that subscription's ``messageNew`` (``inboxNewOnly`` also filters the messageNew of the
+    accounts' own webhook URLs, EmailEngine's default route too); ``serviceUrl`` is every
+    ``emailengine`` subscription's envelope field (and where a send's links point); ``trackOpens`` and
     ``trackClicks`` are sends' defaults; ``proxyUrl`` with ``proxyEnabled`` is the proxy of
     the tenant's mail connections that name none. Secrets are sealed like a subscription's.
     """
@@ -220,6 +221,12 @@ class EngineSettings(models.Model):
     notify_headers = models.JSONField(default=list)
     notify_attachments = models.BooleanField(default=False)
     notify_attachment_size = models.IntegerField(null=True, blank=True)
+    # EmailEngine's inboxNewOnly: messageNew only for mail in the Inbox, on the default route
+    # (this subscription and the accounts' own webhook URLs); notifyWebSafeHtml: messageNew's
+    # text.html web-safe; notifyCalendarEvents: messageNew's calendarEvents.
+    inbox_new_only = models.BooleanField(default=False)
+    notify_web_safe_html = models.BooleanField(default=False)
+    notify_calendar_events = models.BooleanField(default=False)
     # A send's trackOpens / trackClicks when it gives none (``mailboxes.tracking.wanted``);
     # null: never set, so the send's ``trackingEnabled`` decides, as in EmailEngine.
     track_opens = models.BooleanField(null=True, blank=True)

@@ -161,3 +161,6 @@ class MessageDetailSerializer(MessageSummarySerializer):
     headers = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()), required=False,
         help_text="Lower-case header name -> its values in order (left out with headers=false)")
+    isAutoReply = serializers.BooleanField(
+        required=False, help_text="true when the subject or the headers say the message is an "
+                                  "automatic reply (EmailEngine's rules); absent otherwise")

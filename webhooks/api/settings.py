@@ -70,6 +70,16 @@ class SettingsSerializer(StrictSerializer):
         required=False, allow_null=True, min_value=1, max_value=10 * 1024 * 1024,
         help_text="Largest attachment (encoded bytes) whose content messageNew carries "
                   "(default 2 MiB)")
+    notifyWebSafeHtml = serializers.BooleanField(
+        required=False, help_text="messageNew's text.html is web-safe (sanitised, quoted thread "
+                                  "history folded, made from the plain text when there is no "
+                                  "HTML; text.webSafe: true); needs notifyText")
+    notifyCalendarEvents = serializers.BooleanField(
+        required=False, help_text="messageNew carries calendarEvents, parsed from the message's "
+                                  "text/calendar and application/ics parts")
+    inboxNewOnly = serializers.BooleanField(
+        required=False, help_text="messageNew only for mail in the Inbox, on the default webhook "
+                                  "and the accounts' own webhook URLs")
     serviceUrl = serializers.CharField(required=False, allow_blank=True, max_length=2048,
                                        help_text="This service's public URL (payload "
                                                  "serviceUrl)")
@@ -152,6 +162,9 @@ class SettingsValuesSerializer(serializers.Serializer):
     notifyHeaders = serializers.ListField(child=serializers.CharField(), required=False)
     notifyAttachments = serializers.BooleanField(required=False)
     notifyAttachmentSize = serializers.IntegerField(required=False, allow_null=True)
+    notifyWebSafeHtml = serializers.BooleanField(required=False)
+    notifyCalendarEvents = serializers.BooleanField(required=False)
+    inboxNewOnly = serializers.BooleanField(required=False)
     serviceUrl = serializers.CharField(required=False, allow_null=True)
     serviceSecret = serializers.BooleanField(required=False, help_text="Whether one is set")
     trackOpens = serializers.BooleanField(required=False, allow_null=True,
@@ -198,8 +211,11 @@ class SettingsView(TenantScopedAPIView):
                     "with `webhooksEnabled: true` makes a subscription with format "
                     "`emailengine` (listed in /v1/webhooks); `webhookEvents`, "
                     "`webhooksCustomHeaders` and `serviceSecret` (the X-EE-Wh-Signature key) "
-                    "apply to it; `notifyText`, `notifyTextSize`, `notifyHeaders` shape its "
-                    "messageNew; `serviceUrl` is every emailengine payload's field (and where "
+                    "apply to it; `notifyText`, `notifyTextSize`, `notifyHeaders`, "
+                    "`notifyAttachments`, `notifyAttachmentSize`, `notifyWebSafeHtml` and "
+                    "`notifyCalendarEvents` shape its messageNew, and `inboxNewOnly` keeps it "
+                    "(and the accounts' own webhook URLs) to mail in the Inbox; `serviceUrl` "
+                    "is every emailengine payload's field (and where "
                     "a send's links point); `trackOpens` and `trackClicks` are what a send "
                     "that says nothing of them gets; `proxyUrl` with `proxyEnabled` is the "
                     "proxy of accounts without their own (changing it reconnects them).",
