@@ -134,7 +134,10 @@ def _frame_document(html: str, remote: str) -> str:
             f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
             f'<base target="_blank">'
             f"<style>body{{font:15px/1.5 system-ui,sans-serif;margin:1rem;color:#1d2430;"
-            f"overflow-wrap:anywhere}}img{{max-width:100%;height:auto}}</style></head>"
+            f"overflow-wrap:anywhere}}img{{max-width:100%;height:auto}}"
+            # The folded thread history (mailboxes.quoted_history): its summary is empty.
+            f".ee-collapsed-thread-toggle{{cursor:pointer;color:#667}}"
+            f".ee-collapsed-thread-toggle::after{{content:'\\2026'}}</style></head>"
             f"<body>{html}</body></html>")
 
 
