@@ -25,14 +25,20 @@ class AuthenticationFormView(TenantScopedAPIView):
                                "form tested before saving). On success the mailbox is "
                                "registered (`accountAdded`) or, if `account` exists, "
                                "reconnected, and the browser goes to `redirectUrl` with "
-                               "`account` and `state` (`new`/`existing`). Valid for "
-                               "EMAILAPI_CONNECT_LINK_TTL seconds (default 3600).")
+                               "`account` and `state` (`new`/`existing`). `path`, "
+                               "`notifyFrom` and `subconnections` are saved with the "
+                               "account. Valid for EMAILAPI_CONNECT_LINK_TTL seconds "
+                               "(default 3600).")
     def post(self, request):
         data = self.validated(s.AuthenticationFormSerializer, request.data)
         kind = data.get("type")
         if kind not in (None, connect.IMAP) and \
                 registered_apps.find_app(self.tenant.pk, kind) is None:
             raise UnknownOAuth2App(kind, "type")
+        given = {key: data.pop(key) for key in s.AuthenticationFormSerializer.ACCOUNT_SETTINGS
+                 if key in data}
+        if given:  # sealed: the link is in the end user's hands
+            data["settings"] = connect.sealed_settings(self.tenant, given)
         base = request.build_absolute_uri("/")
         return Response({"url": connect.make_link(self.tenant, data, base)})
 

@@ -10,7 +10,7 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
-from accounts.api.serializers import TlsSerializer, validate_account_id, validate_web_url
+from accounts.api.serializers import PathField, TlsSerializer, validate_account_id, validate_web_url
 from accounts.models import OAuth2App
 from accounts.oauth2 import presets
 from emailapi.api.pagination import PageQuerySerializer
@@ -151,6 +151,19 @@ class AuthenticationFormSerializer(StrictSerializer):
         help_text="`imap` (password form), a provider (`gmail`, `outlook`, `yahoo`: your app "
                   "of that provider) or an OAuth2 app id; absent (as EmailEngine), the user "
                   "chooses: the password form and a sign-in button for each of your apps")
+    # EmailEngine's account settings a link carries, saved with the account it makes.
+    path = PathField(required=False, allow_null=True,
+                     help_text='The account\'s `path` (folders to watch: "*" or a list), as '
+                               "`POST /v1/account` takes it")
+    notifyFrom = serializers.DateTimeField(
+        required=False, allow_null=True,
+        help_text="The account's `notifyFrom`: no messageNew for messages from before it")
+    subconnections = serializers.ListField(
+        child=serializers.CharField(max_length=1024), max_length=100, required=False,
+        help_text="The account's `subconnections` (accepted and echoed)")
+
+    # The fields above that are the account's settings (``connect.sealed_settings``).
+    ACCOUNT_SETTINGS = ("path", "notifyFrom", "subconnections")
 
 
 class AuthenticationFormResultSerializer(serializers.Serializer):

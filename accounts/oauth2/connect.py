@@ -60,7 +60,7 @@ class ConnectError(Exception):
 
 
 def make_link(tenant: Tenant, data: dict, base_url: str) -> str:
-    data_, sig = _signed(tenant, data)
+    data_, sig = _signed(tenant, data, "path")  # the longest of the settings a link carries
     return f"{service_url(base_url)}/connect?{urlencode({'data': data_, 'sig': sig})}"
 
 
@@ -68,12 +68,7 @@ def authorize_url(tenant: Tenant, data: dict, base_url: str) -> str:
     """EmailEngine's ``POST /v1/account`` with ``oauth2.authorize``: the provider's sign-in
     page at once, for a link made on the spot and never shown (``data`` as ``make_link``'s,
     ``type`` the app's id). The sign-in then finishes as the link's would."""
-    data_, sig = _signed(tenant, data)
-    if len(data_) > links.MAX_DATA:  # the link would not be read back
-        raise InvalidInput("Invalid input: too many settings to carry through the sign-in",
-                           {"oauth2.authorize": [
-                               "Too many settings to carry through the sign-in: send the "
-                               "longest ones with PUT /v1/account/{account} afterwards"]})
+    data_, sig = _signed(tenant, data, "oauth2.authorize")
     return start_oauth2(data_, sig, base_url)
 
 
@@ -96,12 +91,19 @@ def _opened_settings(payload: dict) -> dict:
     return values
 
 
-def _signed(tenant: Tenant, data: dict) -> tuple[str, str]:
+def _signed(tenant: Tenant, data: dict, field_: str) -> tuple[str, str]:
+    """The link's ``data`` and ``sig``; ``InvalidInput`` naming ``field_`` when the settings
+    make it too long to be read back (``links.MAX_DATA``)."""
     payload = {key: data[key] for key in ("account", "name", "email", "expectedEmail",
                                           "redirectUrl", "type", "settings")
                if data.get(key) is not None}
     payload.update(tenant=tenant.pk, nonce=secrets.token_urlsafe(16))
-    return links.make(payload)
+    data_, sig = links.make(payload)
+    if len(data_) > links.MAX_DATA:
+        raise InvalidInput("Invalid input: too many settings to carry through the sign-in",
+                           {field_: ["Too many settings to carry through the sign-in: send the "
+                                     "longest ones with PUT /v1/account/{account} afterwards"]})
+    return data_, sig
 
 
 def done_url(base_url: str) -> str:

@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 import re
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -101,6 +102,35 @@ def test_the_password_form_tests_the_servers_then_saves_once(alice, client, mail
     assert again.status_code == 410
     assert b"already used" in again.content
     assert client.get(local(url)).status_code == 410
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_links_account_settings_are_saved_with_the_account_and_not_readable_in_it(
+        alice, client, mail_user):
+    """EmailEngine's ``path``, ``notifyFrom`` and ``subconnections`` on
+    ``/v1/authentication/form``: the account the link makes has them; the link carries them
+    sealed (it is in the end user's hands)."""
+    url = make_link(alice, type="imap", account="pw", path=["INBOX", "Work"],
+                    notifyFrom="2025-01-02T03:04:05Z", subconnections=["Work"])
+    carried = base64.urlsafe_b64decode(_query(url)["data"] + "==").decode()
+    assert "Work" not in carried
+    form = {"email": mail_user.username, "password": mail_user.password,
+            "imap_host": "127.0.0.1", "imap_port": mail_user.imap_port, "allow_untrusted": "on"}
+
+    done = client.post(local(url), form)
+
+    assert done.status_code == 302, done.content
+    shown = alice.client.get("/v1/account/pw").json()
+    assert (shown["path"], shown["subconnections"]) == (["INBOX", "Work"], ["Work"])
+    assert datetime.fromisoformat(shown["notifyFrom"]) == datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def test_settings_too_long_for_a_link_are_a_400_naming_path(alice):
+    response = alice.client.post("/v1/authentication/form", {
+        "type": "imap", "redirectUrl": REDIRECT,
+        "path": [f"Folder {n} " + "x" * 60 for n in range(100)]}, format="json")
+    assert response.status_code == 400, response.json()
+    assert "path" in response.json()["details"]
 
 
 @pytest.mark.usefixtures("allow_http")
