@@ -130,6 +130,30 @@ class Message(models.Model):
         return f"{self.folder_id}:{self.uid}"
 
 
+class Bounce(models.Model):
+    """A bounce a delivery status notification reported for a message the account sent, kept
+    under the original's Message-ID (EmailEngine's ``bounces`` list of a message, which it keeps
+    in Redis): ``GET .../message/{id}`` shows them, and they go with the account. Recorded with
+    the bounce's own ``messageNew`` and ``messageBounce`` (``mailboxes.sync.index``)."""
+
+    email_account = models.ForeignKey(EmailAccount, on_delete=models.CASCADE, related_name="+",
+                                      db_index=False)  # led by the index below
+    message_id = models.CharField(max_length=998)  # the original's Message-ID
+    bounce_message = models.CharField(max_length=64)  # the bounce's own message id
+    recipient = models.CharField(max_length=998)
+    action = models.CharField(max_length=32)
+    response_message = models.TextField(blank=True, default="")
+    response_status = models.CharField(max_length=32, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["email_account", "message_id", "created_at"],
+                                name="bounce_by_message_id")]
+
+    def __str__(self) -> str:
+        return f"{self.recipient} {self.action} ({self.message_id})"
+
+
 class UidBlock(models.Model):
     """How many messages of a folder have UIDs in one block of ``BLOCK_SIZE`` (``uid >>
     BLOCK_BITS``), so a deep listing page (``?page=N``) finds its place by summing a few

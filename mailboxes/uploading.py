@@ -20,7 +20,7 @@ from mailboxes.compose import compose
 from mailboxes.imap import append as imap_append
 from mailboxes.imap.message_ops import BadFlag, check_flags
 from mailboxes.models import Folder
-from mailboxes.sync import index
+from mailboxes.sync import index, reports
 
 
 def upload(account: EmailAccount, path: str, fields: dict, flags: list[str],
@@ -68,4 +68,4 @@ def _index_new(session, folder: Folder, uid: int) -> None:
     session.open(folder.path, refresh=True)
     metas = session.fetch_meta(str(uid))
     if metas:
-        index.record_append(folder, metas[0])
+        index.record_append(folder, metas[0], reports.read_reports(session, folder, metas))

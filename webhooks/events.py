@@ -35,6 +35,10 @@ MESSAGE_FAILED = "messageFailed"
 # A send attempt failed and will be tried again (EmailEngine's name; the last failure is
 # ``messageFailed``).
 MESSAGE_DELIVERY_ERROR = "messageDeliveryError"
+# A bounce (a delivery status notification) or an abuse report arrived in an INBOX
+# (``mailboxes.feedback_reports``): recorded with its own ``messageNew``.
+MESSAGE_BOUNCE = "messageBounce"
+MESSAGE_COMPLAINT = "messageComplaint"
 # A list message's recipient unsubscribed, or subscribed again (``mailboxes.unsubscribe``).
 LIST_UNSUBSCRIBE = "listUnsubscribe"
 LIST_SUBSCRIBE = "listSubscribe"
@@ -51,7 +55,8 @@ WEBHOOK_DISABLED = "webhookDisabled"
 ALL = (ACCOUNT_ADDED, ACCOUNT_DELETED, ACCOUNT_INITIALIZED, AUTHENTICATION_ERROR,
        AUTHENTICATION_SUCCESS, CONNECT_ERROR, MAILBOX_NEW, MAILBOX_DELETED, MAILBOX_RESET,
        MESSAGE_NEW, MESSAGE_UPDATED, MESSAGE_DELETED, MESSAGE_MOVED,
-       MESSAGE_SENT, MESSAGE_DELIVERY_ERROR, MESSAGE_FAILED, LIST_UNSUBSCRIBE, LIST_SUBSCRIBE,
+       MESSAGE_SENT, MESSAGE_DELIVERY_ERROR, MESSAGE_FAILED, MESSAGE_BOUNCE, MESSAGE_COMPLAINT,
+       LIST_UNSUBSCRIBE, LIST_SUBSCRIBE,
        TRACK_OPEN, TRACK_CLICK, EXPORT_COMPLETED, EXPORT_FAILED, WEBHOOK_DISABLED)
 
 

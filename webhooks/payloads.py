@@ -41,7 +41,7 @@ def event_payload(event: Event) -> dict:
 # ``messageDeleted`` on the source and ``messageNew`` on the destination; a send that failed
 # for good (``messageFailed``) is ``messageDeliveryError`` (the attempt) then ``messageFailed``.
 
-ENGINE_ONLY_EVENTS = ("messageMissing", "messageBounce", "messageComplaint")
+ENGINE_ONLY_EVENTS = ("messageMissing",)
 
 def engine_date(value) -> str:
     """EmailEngine's timestamps: UTC, milliseconds, ``Z`` (JavaScript's ``toISOString``)."""

@@ -153,6 +153,19 @@ class TextSerializer(TextInfoSerializer, TextContentSerializer):
     pass
 
 
+class BounceResponseSerializer(serializers.Serializer):
+    message = serializers.CharField(required=False, help_text="The reporting server's words")
+    status = serializers.CharField(required=False, help_text="Enhanced status code, e.g. 5.1.1")
+
+
+class BounceSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text="Message id of the bounce itself")
+    recipient = serializers.CharField()
+    action = serializers.CharField(help_text="As reported: failed")
+    response = BounceResponseSerializer(required=False)
+    date = serializers.DateTimeField(help_text="When the bounce was recorded")
+
+
 class MessageDetailSerializer(MessageSummarySerializer):
     references = serializers.ListField(child=serializers.CharField())
     specialUse = serializers.CharField(allow_null=True,
@@ -164,3 +177,7 @@ class MessageDetailSerializer(MessageSummarySerializer):
     isAutoReply = serializers.BooleanField(
         required=False, help_text="true when the subject or the headers say the message is an "
                                   "automatic reply (EmailEngine's rules); absent otherwise")
+    bounces = BounceSerializer(
+        many=True, required=False,
+        help_text="Bounces reported for this message's Message-ID in the account (messageBounce), "
+                  "oldest first; left out when there are none")

@@ -47,6 +47,7 @@ __all__ = [
     "MessageNotFound",
     "DEFAULT_CHUNK",
     "fetch_section",
+    "fetch_sections",
     "stream_section",
     "source_size",
     "decode_stream",
@@ -104,6 +105,22 @@ def fetch_section(
     partial = "" if max_bytes is None else f"<0.{max_bytes}>"
     items = _fetch_one(client, uid, f"BODY.PEEK[{section}]{partial}")
     return _body(items, section)
+
+
+def fetch_sections(
+    client: imapclient.IMAPClient, uid: int, sections: Mapping[str, int | None]
+) -> dict[str, bytes]:
+    """Several sections of one message in one ``UID FETCH`` (section -> at most that many
+    bytes, or None: all), each as ``fetch_section`` gives it; a missing message raises
+    ``MessageNotFound``."""
+    for section, limit in sections.items():
+        _check(uid, section)
+        if limit is not None and limit < 0:
+            raise ValueError("max_bytes must be >= 0")
+    if not sections:
+        return {}
+    items = _fetch_one(client, uid, _items(sections))
+    return {section: _body(items, section) for section in sections}
 
 
 def stream_section(

@@ -7,6 +7,7 @@
                      │ no
                      ▼
           incremental: new UIDs (≥ synced_uidnext) ─► messageNew
+                       (and in INBOX, after a report's: messageBounce, messageComplaint)
                        flags and Gmail labels (CHANGEDSINCE modseq, else full compare)
                          ─► messageUpdated
                        expunges (VANISHED, else UID compare) ─► messageDeleted
@@ -37,7 +38,7 @@ from mailboxes.imap import fetch
 from mailboxes.imap.search import imap_date
 from mailboxes.imap.session import FolderStatus, ImapSession, SelectInfo
 from mailboxes.models import Folder
-from mailboxes.sync import gmail, index
+from mailboxes.sync import gmail, index, reports
 from mailboxes.sync.moves import MoveTracker
 
 logger = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ def _incremental(session: ImapSession, folder: Folder, info: SelectInfo,
         for batch in _chunks(_uids_from(session, start), BATCH):
             metas = session.fetch_meta(_uid_set(batch))
             rows = index.add_messages(folder, metas, notify=True, moves=moves,
-                                      announcing=announcing)
+                                      announcing=announcing,
+                                      reports=reports.read_reports(session, folder, metas))
             result.new += len(rows)
         index.update_folder(folder, synced_uidnext=info.uidnext)
     # 2. flag changes and expunges among what we had.

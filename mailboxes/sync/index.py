@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 
 import orjson
 from django.db import IntegrityError, connection, models, transaction
@@ -26,9 +26,10 @@ from emailapi.lib import copy_text, metrics
 from emailapi.lib.rows import ModelColumns, locking, prepared_rows
 from emailapi.lib.storable import storable, storable_text, unstorable
 from mailboxes import ids, index_upkeep, message_fields, special_use
+from mailboxes.feedback_reports import Report
 from mailboxes.imap.session import FolderListing, SelectInfo
 from mailboxes.imap.types import FlagChange, MessageMeta
-from mailboxes.models import Folder, Message
+from mailboxes.models import Bounce, Folder, Message
 from mailboxes.sync import row_lines, threads
 from mailboxes.sync.gmail import EVERY_CHANGE, Announcing
 from mailboxes.sync.moves import Half, MoveTracker, moved_data
@@ -237,14 +238,17 @@ _KNOWN_THREADS_SQL = (
 def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
                  cursor: dict | None = None, moves: MoveTracker | None = None,
                  announcing: Announcing = EVERY_CHANGE,
-                 first_index: bool = False) -> list[Message]:
+                 first_index: bool = False,
+                 reports: Mapping[int, Report] | None = None) -> list[Message]:
     """Index new messages (skipping UIDs already indexed) and, with ``notify``, record a
     ``messageNew`` for each (or a ``messageMoved`` when ``moves`` saw it leave another folder
     in this pass) that ``announcing`` lets speak (Gmail's folder model,
-    ``mailboxes.sync.gmail``); ``cursor`` fields of the folder advance in the same commit, and
-    with ``first_index`` the account's first-index progress too. Returns the new rows as
-    ``Message`` instances with ``notify`` (their events are made from them); silent history
-    returns none."""
+    ``mailboxes.sync.gmail``), and after the ``messageNew`` of a bounce or an abuse report
+    (``reports``: UID -> what it says, ``mailboxes.sync.reports``) its ``Bounce`` rows and its
+    ``messageBounce``/``messageComplaint``; ``cursor`` fields of the folder advance in the same
+    commit, and with ``first_index`` the account's first-index progress too. Returns the new
+    rows as ``Message`` instances with ``notify`` (their events are made from them); silent
+    history returns none."""
     notify = notify and announcing.folder
     outermost = not connection.in_atomic_block
     with transaction.atomic():
@@ -290,17 +294,51 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
                     events.record(account.tenant_id, events.MESSAGE_MOVED, account.account_id,
                                   moved_data(summary, source, here), path=folder.path)
                     continue
+                held = moves is not None and bool(row.email_id)
                 event = events.record(account.tenant_id, events.MESSAGE_NEW, account.account_id,
-                                      summary, path=folder.path,
-                                      hold=moves is not None and bool(row.email_id))
+                                      summary, path=folder.path, hold=held)
                 if moves:
                     here.event_pk = event.pk
                     moves.note_arrived(row.email_id, here)
+                report = reports.get(row.uid) if reports else None
+                if report:
+                    _record_report(account, row, summary["id"], report, moves if held else None)
         if cursor:
             update_folder(folder, **cursor)
         if first_index:
             account_state.add_index_progress(folder.email_account_id, len(values) + len(lines))
     return rows
+
+
+def _record_report(account: EmailAccount, row: Message, message_id: str, report: Report,
+                   moves: MoveTracker | None) -> None:
+    """A report's ``Bounce`` rows and events, after its own ``messageNew`` (as EmailEngine
+    sends them); held with it when it is held (``moves``), so that they are not published
+    before it."""
+    now = timezone.now()
+    rows = []
+    for number, bounce in enumerate(report.bounces):
+        data = {"bounceMessage": message_id, **bounce}
+        event = events.record(account.tenant_id, events.MESSAGE_BOUNCE, account.account_id,
+                              storable(data), hold=moves is not None)
+        if moves is not None:
+            moves.note_following(event.pk)
+        response = bounce.get("response") or {}
+        rows.append(Bounce(
+            email_account_id=account.pk, message_id=storable_text(bounce["messageId"])[:998],
+            bounce_message=message_id, recipient=storable_text(bounce["recipient"])[:998],
+            action=storable_text(bounce["action"])[:32],
+            response_message=storable_text(response.get("message") or ""),
+            response_status=storable_text(response.get("status") or "")[:32],
+            created_at=now + timedelta(microseconds=number)))  # their order, as reported
+    if rows:
+        Bounce.objects.bulk_create(rows)
+    if report.complaint:
+        data = {"complaintMessage": message_id, **report.complaint}
+        event = events.record(account.tenant_id, events.MESSAGE_COMPLAINT, account.account_id,
+                              storable(data), hold=moves is not None)
+        if moves is not None:
+            moves.note_following(event.pk)
 
 
 def _commit_lazily() -> None:
@@ -766,15 +804,17 @@ def set_subscribed(folder: Folder, subscribed: bool) -> None:
     folder.subscribed = subscribed
 
 
-def record_append(folder: Folder, meta: MessageMeta) -> bool:
-    """Index a message the API appended (its metadata fetched by UID), with ``messageNew``,
-    unless the worker indexed it first. The folder's counters move with it (a listing's
+def record_append(folder: Folder, meta: MessageMeta,
+                  reports: Mapping[int, Report] | None = None) -> bool:
+    """Index a message the API appended (its metadata fetched by UID), with ``messageNew``
+    (and a report's events, ``reports`` as ``add_messages`` takes them), unless the worker
+    indexed it first. The folder's counters move with it (a listing's
     ``total``, the mailbox list's ``messages`` and ``unseen``); its sync cursors stay where
     they are: the worker still fetches every UID from ``synced_uidnext`` on and skips this one
     as present (its UIDNEXT differs, so it does look). Returns whether this call indexed it."""
     try:
         with transaction.atomic():
-            rows = add_messages(folder, [meta], notify=True)
+            rows = add_messages(folder, [meta], notify=True, reports=reports)
             _shift_count(folder, len(rows),
                          unseen=sum(1 for row in rows if "\\Seen" not in row.flags))
     except IntegrityError:  # the worker inserted the same UID meanwhile (and said so)

@@ -34,6 +34,9 @@ class Half:
 class MoveTracker:
     left: dict[str, Half] = field(default_factory=dict)  # emailId -> its messageDeleted
     arrived: dict[str, Half] = field(default_factory=dict)  # emailId -> its messageNew
+    # Events held only so as not to be published before a held messageNew (a bounce's
+    # messageBounce): released with the halves, never withdrawn.
+    following: list = field(default_factory=list)
 
     def note_left(self, email_id: str, half: Half) -> None:
         if email_id:
@@ -43,12 +46,16 @@ class MoveTracker:
         if email_id:
             self.arrived[email_id] = half
 
+    def note_following(self, event_pk) -> None:
+        self.following.append(event_pk)
+
     def release(self) -> None:
         """The pass is over: publish the halves no partner claimed (they were held so that
-        the publisher could not send one before its partner withdrew it)."""
+        the publisher could not send one before its partner withdrew it), and the events
+        held to follow them."""
         pks = [half.event_pk for half in [*self.left.values(), *self.arrived.values()]
-               if half.event_pk is not None]
-        self.left, self.arrived = {}, {}
+               if half.event_pk is not None] + self.following
+        self.left, self.arrived, self.following = {}, {}, []
         if pks:
             events.release_held(pks)
 

@@ -132,6 +132,108 @@ def bounce(number: int = 0) -> bytes:
                    sender="MAILER-DAEMON <postmaster@example.test>", number=number)
 
 
+# Postfix's DSN for a message to two recipients, one refused and one still being tried,
+# with the whole original attached (``RET=FULL``), as Postfix 3 writes it.
+POSTFIX_STATUS = (
+    b"Reporting-MTA: dns; mail.example.test\r\nX-Postfix-Queue-ID: 4Q7Z1X2Y3Z\r\n"
+    b"X-Postfix-Sender: rfc822; alice@example.test\r\n"
+    b"Arrival-Date: Mon,  4 Mar 2024 09:30:00 +0000 (UTC)\r\n"
+    b"\r\n"
+    b"Final-Recipient: rfc822; carol@example.net\r\nOriginal-Recipient: rfc822;carol@example.net\r\n"
+    b"Action: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; MX.Example.NET\r\n"
+    b"Diagnostic-Code: smtp; 550 5.1.1 <carol@example.net>: Recipient address\r\n"
+    b"    rejected: User unknown in virtual mailbox table\r\n"
+    b"\r\n"
+    b"Final-Recipient: rfc822; dave@example.org\r\nAction: delayed\r\nStatus: 4.4.1\r\n"
+    b"Diagnostic-Code: X-Postfix; connect to mx.example.org[192.0.2.7]:25: Connection\r\n"
+    b"    timed out\r\n"
+)
+
+
+def postfix_bounce(message_id: str, number: int = 0) -> bytes:
+    """A Postfix DSN for the message *message_id* (two recipients: one failed, one delayed),
+    the original attached whole as message/rfc822."""
+    original = header_block([
+        ("From", "Alice <alice@example.test>"), ("To", "carol@example.net, dave@example.org"),
+        ("Subject", "Quarterly numbers"), ("Date", "Mon, 04 Mar 2024 09:29:00 +0000"),
+        ("Message-ID", message_id), ("MIME-Version", "1.0"),
+        ("Content-Type", "text/plain; charset=us-ascii")]) + CRLF + b"The numbers.\r\n"
+    body = multipart("report", [
+        leaf("text/plain; charset=us-ascii",
+             b"This is the mail system at host mail.example.test.\r\n\r\n"
+             b"I'm sorry to have to inform you that your message could not\r\n"
+             b"be delivered to one or more recipients.\r\n", disposition="inline",
+             extra=[("Content-Description", "Notification")]),
+        leaf("message/delivery-status", POSTFIX_STATUS,
+             extra=[("Content-Description", "Delivery report")]),
+        leaf("message/rfc822", original, "8bit", extra=[("Content-Description",
+                                                          "Undelivered Message")]),
+    ], f"postfix-{number}")
+    body = body.replace(b"multipart/report;", b"multipart/report; report-type=delivery-status;", 1)
+    return message(body, "Undelivered Mail Returned to Sender", to="alice@example.test",
+                   sender="MAILER-DAEMON@mail.example.test (Mail Delivery System)",
+                   extra=[("Auto-Submitted", "auto-replied")], number=number)
+
+
+# An abuse report (ARF, RFC 5965) as a mailbox provider's feedback loop sends it.
+FEEDBACK_REPORT = (
+    b"Feedback-Type: abuse\r\nUser-Agent: Yahoo!-Mail-Feedback/2.0\r\nVersion: 1\r\n"
+    b"Original-Mail-From: <bounces@example.test>\r\n"
+    b"Original-Rcpt-To: erin@example.net\r\n"
+    b"Arrival-Date: Mon, 04 Mar 2024 11:30:00 +0200\r\n"
+    b"Reporting-MTA: dns; mta1.feedback.example.net\r\nSource-IP: 192.0.2.1\r\n"
+    b"Authentication-Results: mta1.feedback.example.net;\r\n"
+    b"    spf=pass smtp.mailfrom=example.test\r\n"
+    b"Reported-Domain: example.test\r\n"
+)
+
+
+def complaint(message_id: str, number: int = 0) -> bytes:
+    """An ARF abuse report about the message *message_id*, the original attached whole."""
+    original = header_block([
+        ("Return-Path", "<bounces@example.test>"), ("From", "Alice <alice@example.test>"),
+        ("To", "Erin <erin@example.net>"), ("Subject", "=?utf-8?q?Sp=C3=A4tsommer_sale?="),
+        ("Date", "Mon, 04 Mar 2024 09:29:00 +0000"), ("Message-ID", message_id),
+        ("MIME-Version", "1.0"), ("Content-Type", "text/plain; charset=us-ascii"),
+    ]) + CRLF + b"Buy now.\r\n"
+    body = multipart("report", [
+        leaf("text/plain; charset=us-ascii",
+             b"This is an email abuse report for an email message received from IP\r\n"
+             b"192.0.2.1 on Mon, 04 Mar 2024 09:30:00 +0000.\r\n"),
+        leaf("message/feedback-report", FEEDBACK_REPORT),
+        leaf("message/rfc822", original, "7bit", "inline"),
+    ], f"arf-{number}")
+    body = body.replace(b"multipart/report;", b"multipart/report; report-type=feedback-report;", 1)
+    return message(body, "FW: Spätsommer sale", to="abuse@example.test",
+                   sender="Yahoo! Mail AntiSpam Feedback <feedback@arf.mail.example.net>",
+                   number=number)
+
+
+# qmail's bounce: plain text, no DSN, the original's headers quoted after it.
+QMAIL_TEXT = (
+    b"Hi. This is the qmail-send program at mail.example.test.\r\n"
+    b"I'm afraid I wasn't able to deliver your message to the following addresses.\r\n"
+    b"This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n"
+    b"<frank@example.net>:\r\n"
+    b"192.0.2.9 does not like recipient.\r\n"
+    b"Remote host said: 550 5.1.1 <frank@example.net>... User unknown\r\n"
+    b"Giving up on 192.0.2.9.\r\n\r\n"
+    b"--- Below this line is a copy of the message.\r\n\r\n"
+    b"Return-Path: <alice@example.test>\r\n"
+    b"Received: (qmail 1234 invoked by uid 89); 4 Mar 2024 09:30:00 -0000\r\n"
+    b"From: Alice <alice@example.test>\r\nTo: frank@example.net\r\n"
+    b"Subject: Minutes\r\n"
+    b"Message-ID: <minutes-1@example.test>\r\n\r\nThe minutes.\r\n"
+)
+
+
+def qmail_bounce(number: int = 0) -> bytes:
+    """qmail's plain-text bounce, from MAILER-DAEMON."""
+    return message(leaf("text/plain; charset=us-ascii", QMAIL_TEXT),
+                   "failure notice", to="alice@example.test",
+                   sender="MAILER-DAEMON@mail.example.test", number=number)
+
+
 ENRICHED = b"<bold>Wichtig</bold>: das <italic>Protokoll</italic> ist fertig.\r\n"
 WATCH_HTML = b"<b>Watch</b> version\r\n"
 VCARD = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Alice Example\r\nEND:VCARD\r\n"

@@ -1,0 +1,72 @@
+"""Reading the bounces and complaints among a batch of new messages, before it is indexed.
+
+Runs between the FETCH of a batch's metadata and the transaction that indexes it (never inside
+it: no I/O in a transaction), for new mail of the INBOX only, as EmailEngine watches it. Which
+messages are reports is decided from their metadata (``mailboxes.feedback_reports``): an
+ordinary message sends no command, a report one ``UID FETCH`` of its report parts. What they
+say goes to ``index.add_messages``, which stores it and records ``messageBounce`` /
+``messageComplaint`` with the message's ``messageNew``.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+from collections.abc import Sequence
+
+from mailboxes import feedback_reports
+from mailboxes.imap import parts
+from mailboxes.imap.session import ImapSession
+from mailboxes.imap.types import MessageMeta
+from mailboxes.models import Folder
+
+logger = logging.getLogger(__name__)
+
+INBOX = "\\Inbox"
+
+
+def read_reports(session: ImapSession, folder: Folder,
+                 metas: Sequence[MessageMeta]) -> dict[int, feedback_reports.Report]:
+    """UID -> what each report among ``metas`` says (reports that say nothing usable left out)."""
+    if folder.special_use != INBOX:
+        return {}
+    found = {}
+    for meta in metas:
+        sections = feedback_reports.sections_to_read(meta.attachments, meta.text_parts,
+                                                     meta.from_, meta.subject)
+        if not sections:
+            continue
+        try:
+            report = _read(session, meta, sections)
+        except parts.MessageNotFound:
+            continue  # expunged meanwhile: nothing to announce
+        except (imaplib.IMAP4.error, ValueError) as exc:
+            if isinstance(exc, imaplib.IMAP4.abort):
+                raise  # the connection is gone: the pass fails and is retried whole
+            # A server refusing a section (a part number it disagrees with) loses this
+            # report, not the batch's messageNew.
+            logger.info("report parts of UID %s in %s not read: %s", meta.uid, folder.path, exc)
+            continue
+        if report:
+            found[meta.uid] = report
+    return found
+
+
+def _read(session: ImapSession, meta: MessageMeta,
+          sections: list[feedback_reports.Section]) -> feedback_reports.Report:
+    raw = parts.fetch_sections(session.client, meta.uid,
+                               {s.section: s.limit for s in sections})
+    read = {}
+    for section in sections:
+        data = raw.get(section.section, b"")
+        whole = len(data) < section.limit  # else cut at the limit: a split character dropped
+        data = parts.decode_transfer(data, section.encoding, final=whole)
+        read.setdefault(section.role, parts.decode_text(data, _charset(meta, section), whole))
+    return feedback_reports.read_report(read, meta.from_)
+
+
+def _charset(meta: MessageMeta, section: feedback_reports.Section) -> str | None:
+    for part in (*meta.text_parts, *meta.attachments):
+        if part.part == section.section:
+            return part.charset
+    return None

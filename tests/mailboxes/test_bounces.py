@@ -1,0 +1,163 @@
+"""Bounces and abuse reports arriving in a real Dovecot INBOX: the sync reads their report
+parts, records ``messageBounce`` / ``messageComplaint`` after their ``messageNew``, keeps the
+bounces, and the original message shows them (EmailEngine's ``bounces``)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from accounts import services
+from mailboxes.models import Bounce, Folder, Message
+from mailboxes.sync.account import sync_account
+from mailboxes.sync.folder import sync_folder
+from tests.mailboxes import mime_shapes
+from tests.mailboxes.helpers import events_of, open_session, register
+from tests.servers import seed
+
+pytestmark = pytest.mark.django_db
+
+ORIGINAL_ID = "<lunch-1@example.test>"  # the original of mime_shapes.bounce()
+ENGINE_DATE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+# The one FETCH of a report's parts (``parts.fetch_sections``); the metadata FETCH lists UIDs
+# as a set and asks for FLAGS first.
+REPORT_FETCH = re.compile(rb"UID FETCH \d+ \(BODY\.PEEK\[[0-9]")
+
+
+@pytest.fixture
+def inbox_messages():
+    return {"original": seed.make_message(subject="Lunch?", message_id=ORIGINAL_ID),
+            "other": seed.make_message(subject="Other")}
+
+
+def arrive(synced, mail_user, raw: bytes, folder: str = "INBOX") -> int:
+    """APPEND ``raw`` to ``folder`` as another client, and sync that folder."""
+    [uid] = seed.seed_mailbox(mail_user, folder=folder, messages=[raw])
+    row = Folder.objects.get(email_account=synced.account, path=folder)
+    sync_folder(synced.session, row)
+    return uid
+
+
+def message_id_of(account, uid: int, path: str = "INBOX") -> str:
+    [event] = [e for e in events_of(account, "messageNew") if e.data["uid"] == uid
+               and e.data["path"] == path]
+    return event.data["id"]
+
+
+def test_a_dsn_raises_message_bounce_after_its_message_new(synced, mail_user):
+    uid = arrive(synced, mail_user, mime_shapes.bounce())
+    events = events_of(synced.account, "messageNew", "messageBounce", "messageComplaint")
+    assert [e.event for e in events] == ["messageNew", "messageBounce"]
+    new, bounce = events
+    assert new.data["uid"] == uid
+    assert bounce.path == ""  # EmailEngine's bounce names no folder
+    assert bounce.data == {
+        "bounceMessage": new.data["id"], "recipient": "nobody@example.test", "action": "failed",
+        "response": {"source": "smtp", "message": "550 5.1.1 User unknown", "status": "5.1.1"},
+        "mta": "mx.example.test", "messageId": ORIGINAL_ID,
+        "messageHeaders": {"from": ["Alice <alice@example.test>"],
+                           "to": ["nobody@example.test"], "subject": ["Lunch?"],
+                           "message-id": [ORIGINAL_ID]}}
+
+
+def test_the_original_shows_its_bounces(synced, mail_user):
+    uid = arrive(synced, mail_user, mime_shapes.bounce())
+    original_id = synced.ids[0]
+    answer = synced.client.get(f"/v1/account/box/message/{original_id}")
+    assert answer.status_code == 200, answer.content
+    [bounce] = answer.json()["bounces"]
+    assert ENGINE_DATE.match(bounce.pop("date"))
+    assert bounce == {"message": message_id_of(synced.account, uid),
+                      "recipient": "nobody@example.test", "action": "failed",
+                      "response": {"message": "550 5.1.1 User unknown", "status": "5.1.1"}}
+    other = synced.client.get(f"/v1/account/box/message/{synced.ids[1]}").json()
+    assert "bounces" not in other
+
+
+def test_a_postfix_dsn_reports_its_failed_recipient_from_the_attached_original(
+        synced, mail_user):
+    arrive(synced, mail_user, mime_shapes.postfix_bounce(ORIGINAL_ID))
+    [bounce] = events_of(synced.account, "messageBounce")
+    assert bounce.data["recipient"] == "carol@example.net"  # dave's was a delay: no bounce
+    assert bounce.data["queueId"] == "4Q7Z1X2Y3Z"
+    assert bounce.data["mta"] == "mx.example.net"
+    assert bounce.data["messageId"] == ORIGINAL_ID
+    assert bounce.data["messageHeaders"]["subject"] == ["Quarterly numbers"]
+    [row] = Bounce.objects.filter(email_account=synced.account)
+    assert row.message_id == ORIGINAL_ID
+    assert row.response_status == "5.1.1"
+
+
+def test_an_abuse_report_raises_message_complaint(synced, mail_user):
+    uid = arrive(synced, mail_user, mime_shapes.complaint(ORIGINAL_ID))
+    events = events_of(synced.account, "messageNew", "messageBounce", "messageComplaint")
+    assert [e.event for e in events] == ["messageNew", "messageComplaint"]
+    complaint = events[1].data
+    assert complaint["complaintMessage"] == message_id_of(synced.account, uid)
+    assert complaint["arf"]["feedbackType"] == "abuse"
+    assert complaint["arf"]["originalRcptTo"] == ["erin@example.net"]
+    assert complaint["arf"]["arrivalDate"] == "2024-03-04T09:30:00.000Z"
+    assert complaint["headers"] == {"messageId": ORIGINAL_ID, "from": "alice@example.test",
+                                    "to": ["erin@example.net"], "subject": "Spätsommer sale",
+                                    "date": "2024-03-04T09:29:00.000Z"}
+    assert not Bounce.objects.filter(email_account=synced.account).exists()
+
+
+def test_a_qmail_text_bounce_is_recognised(synced, mail_user):
+    arrive(synced, mail_user, mime_shapes.qmail_bounce())
+    [bounce] = events_of(synced.account, "messageBounce")
+    assert bounce.data["recipient"] == "frank@example.net"
+    assert bounce.data["messageId"] == "<minutes-1@example.test>"
+    assert bounce.data["response"]["status"] == "5.1.1"
+
+
+def test_an_ordinary_message_sends_no_further_command(synced, mail_user, imap_commands):
+    arrive(synced, mail_user, seed.make_message(subject="Plain", attachments=[
+        ("a.pdf", b"%PDF-1.4 x", "application/pdf")]))
+    assert len(events_of(synced.account, "messageNew")) == 1
+    assert not [c for c in imap_commands if REPORT_FETCH.search(c)]
+
+
+def test_a_report_sends_one_fetch_of_its_parts(synced, mail_user, imap_commands):
+    arrive(synced, mail_user, mime_shapes.postfix_bounce(ORIGINAL_ID))
+    [command] = [c for c in imap_commands if REPORT_FETCH.search(c)]
+    assert b"BODY.PEEK[2]<0.65536>" in command
+    assert b"BODY.PEEK[3.HEADER]<0.65536>" in command
+    assert b"BODY.PEEK[1]" not in command  # the human text is not read
+
+
+def test_a_report_outside_the_inbox_is_not_read(synced, mail_user):
+    with mail_user.imap_client() as other:
+        other.create_folder("Reports")
+    sync_account(synced.session, synced.account)
+    arrive(synced, mail_user, mime_shapes.bounce(), folder="Reports")
+    assert len(events_of(synced.account, "messageNew")) == 1
+    assert not events_of(synced.account, "messageBounce")
+
+
+def test_a_bounce_never_shows_on_another_tenants_message(synced, mail_user, bob, dovecot):
+    user = dovecot.add_user()
+    seed.seed_mailbox(user, messages=[seed.make_message(subject="Lunch?",
+                                                        message_id=ORIGINAL_ID)])
+    theirs = register(bob.tenant, user)
+    session = open_session(theirs)
+    try:
+        sync_account(session, theirs)
+    finally:
+        session.client.logout()
+    arrive(synced, mail_user, mime_shapes.bounce())
+    assert Bounce.objects.filter(message_id=ORIGINAL_ID).count() == 1
+    [row] = Message.objects.filter(email_account=theirs)
+    listed = bob.client.get("/v1/account/box/messages?path=INBOX").json()["messages"]
+    answer = bob.client.get(f"/v1/account/box/message/{listed[0]['id']}")
+    assert answer.status_code == 200
+    assert answer.json()["messageId"] == row.message_id
+    assert "bounces" not in answer.json()
+
+
+def test_the_bounces_go_with_the_account(synced, mail_user):
+    arrive(synced, mail_user, mime_shapes.bounce())
+    assert Bounce.objects.filter(email_account=synced.account).exists()
+    services.delete_account(synced.account)
+    assert not Bounce.objects.filter(message_id=ORIGINAL_ID).exists()
