@@ -21,10 +21,12 @@ from accounts.models import EmailAccount
 from mailboxes import sending
 from mailboxes.models import Folder
 from tests.base import wait_for
+from tests.mailboxes import mime_shapes
 from tests.mailboxes.helpers import register
 from tests.mailboxes.sending_helpers import queue, sending_account
 from tests.servers import seed
 from tests.webhooks import conftest as webhook_fixtures
+from webhooks.models import Event
 
 # The webhook tests' fixtures (receivers, dispatchers), used here too.
 allow_private_webhooks = webhook_fixtures.allow_private_webhooks
@@ -126,7 +128,7 @@ def test_it_refuses_an_unknown_format_and_changes_nothing(alice, allow_private_w
 
 def test_emailengine_event_names_are_for_the_emailengine_format(alice, allow_private_webhooks):
     answer = alice.client.post("/v1/webhooks", {"url": "http://127.0.0.1:9/h",
-                                                "events": ["messageBounce"]},
+                                                "events": ["messageMissing"]},
                                format="json")
     assert answer.status_code == 400
     assert "events" in str(answer.json())
@@ -320,6 +322,43 @@ def test_the_first_sync_announces_each_folder_with_mailbox_new(
     inbox = next(r.payload for r in announced if r.payload["path"] == "INBOX")
     assert inbox["data"]["specialUse"] == "\\Inbox"
     assert {r.payload["event"] for r in receiver.accepted()} == {"mailboxNew"}
+
+
+def test_a_bounce_and_a_complaint_arrive_in_emailengine_format_after_their_message_new(
+        alice, mail_user, allow_private_webhooks, webhook_receiver, start_dispatcher,
+        imap_worker):
+    receiver = webhook_receiver()
+    engine_hook(alice.client, receiver, webhookEvents=[
+        "messageNew", "messageBounce", "messageComplaint", "accountInitialized"])
+    account = register(alice.tenant, mail_user)
+    start_dispatcher()
+    wait_for(lambda: EmailAccount.objects.get(pk=account.pk).state == "connected", timeout=60)
+    received(receiver, "accountInitialized")
+
+    seed.seed_mailbox(mail_user, messages=[mime_shapes.bounce(),
+                                           mime_shapes.complaint("<sale-1@example.test>")])
+    [bounce] = received(receiver, "messageBounce")
+    [complaint] = received(receiver, "messageComplaint")
+    news = received(receiver, "messageNew", count=2)
+    assert ee_signature_ok("ee-secret", bounce.body, bounce.headers["X-EE-Wh-Signature"])
+    assert set(bounce.payload) == {"serviceUrl", "account", "date", "event", "data"}
+    by_subject = {q.payload["data"]["subject"]: q.payload["data"]["id"] for q in news}
+    published = {(e.event, e.data.get("id") or e.data.get("bounceMessage")): e.seq
+                 for e in Event.objects.filter(tenant=alice.tenant)}
+    bounce_id = by_subject["Undelivered Mail Returned to Sender 0"]
+    assert published["messageBounce", bounce_id] > published["messageNew", bounce_id]
+    assert bounce.payload["data"] == {
+        "bounceMessage": bounce_id,
+        "recipient": "nobody@example.test", "action": "failed",
+        "response": {"source": "smtp", "message": "550 5.1.1 User unknown", "status": "5.1.1"},
+        "mta": "mx.example.test", "messageId": "<lunch-1@example.test>",
+        "messageHeaders": {"from": ["Alice <alice@example.test>"],
+                           "to": ["nobody@example.test"], "subject": ["Lunch?"],
+                           "message-id": ["<lunch-1@example.test>"]}}
+    data = complaint.payload["data"]
+    assert data["complaintMessage"] == by_subject["FW: Spätsommer sale"]
+    assert data["arf"]["originalRcptTo"] == ["erin@example.net"]
+    assert data["headers"]["messageId"] == "<sale-1@example.test>"
 
 
 def test_message_new_carries_attachment_content_with_notify_attachments(
