@@ -134,6 +134,18 @@ def test_emailengine_event_names_are_for_the_emailengine_format(alice, allow_pri
     assert "events" in str(answer.json())
 
 
+def test_bounce_and_complaint_are_our_events_too(alice, allow_private_webhooks):
+    for format_ in ("emailapi", "standard", "emailengine"):
+        answer = alice.client.post("/v1/webhooks", {
+            "url": "http://127.0.0.1:9/h", "events": ["messageBounce", "messageComplaint"],
+            "format": format_}, format="json")
+        assert answer.status_code == 200, answer.content
+    feed = alice.client.get("/v1/changes?events=messageBounce,messageComplaint")
+    assert feed.status_code == 200, feed.content
+    types = alice.client.get("/v1/settings?eventTypes=true").json()["eventTypes"]
+    assert types.count("messageBounce") == 1
+
+
 def test_the_format_can_be_changed(alice, allow_private_webhooks):
     hook = alice.client.post("/v1/webhooks", {"url": "http://127.0.0.1:9/h",
                                               "events": ["*"]}, format="json").json()
