@@ -9,6 +9,7 @@ import re
 import pytest
 
 from accounts import services
+from mailboxes import uploading
 from mailboxes.models import Bounce, Folder, Message
 from mailboxes.sync.account import sync_account
 from mailboxes.sync.folder import sync_folder
@@ -161,3 +162,12 @@ def test_the_bounces_go_with_the_account(synced, mail_user):
     assert Bounce.objects.filter(email_account=synced.account).exists()
     services.delete_account(synced.account)
     assert not Bounce.objects.filter(message_id=ORIGINAL_ID).exists()
+
+
+def test_a_bounce_uploaded_into_the_inbox_is_announced_once(synced):
+    answer = uploading.upload(synced.account, "INBOX", {"raw": mime_shapes.bounce()}, [], None)
+    [bounce] = events_of(synced.account, "messageBounce")
+    assert bounce.data["bounceMessage"] == answer["id"]
+    sync_account(synced.session, synced.account)  # the worker finds it indexed: no second
+    assert len(events_of(synced.account, "messageBounce")) == 1
+    assert Bounce.objects.filter(email_account=synced.account).count() == 1
