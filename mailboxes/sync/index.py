@@ -295,14 +295,15 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
                                   moved_data(summary, source, here), path=folder.path)
                     continue
                 held = moves is not None and bool(row.email_id)
+                report = reports.get(row.uid) if reports else None
                 event = events.record(account.tenant_id, events.MESSAGE_NEW, account.account_id,
-                                      summary, path=folder.path, hold=held)
+                                      _marked(summary, report) if report else summary,
+                                      path=folder.path, hold=held)
                 if moves:
                     here.event_pk = event.pk
                     moves.note_arrived(row.email_id, here)
-                report = reports.get(row.uid) if reports else None
                 if report:
-                    _record_report(account, row, summary["id"], report, moves if held else None)
+                    _record_report(account, summary["id"], report, moves if held else None)
         if cursor:
             update_folder(folder, **cursor)
         if first_index:
@@ -310,7 +311,16 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
     return rows
 
 
-def _record_report(account: EmailAccount, row: Message, message_id: str, report: Report,
+def _marked(summary: dict, report: Report) -> dict:
+    """A report's ``messageNew`` as EmailEngine marks it: ``isBounce`` or ``isComplaint``, and
+    ``relatedMessageId``, the Message-ID of the message it reports on (when it names one)."""
+    if report.bounces:
+        return {**summary, "isBounce": True, "relatedMessageId": report.bounces[0]["messageId"]}
+    related = (report.complaint or {}).get("headers", {}).get("messageId")
+    return {**summary, "isComplaint": True, **({"relatedMessageId": related} if related else {})}
+
+
+def _record_report(account: EmailAccount, message_id: str, report: Report,
                    moves: MoveTracker | None) -> None:
     """A report's ``Bounce`` rows and events, after its own ``messageNew`` (as EmailEngine
     sends them); held with it when it is held (``moves``), so that they are not published

@@ -52,6 +52,8 @@ def test_a_dsn_raises_message_bounce_after_its_message_new(synced, mail_user):
     assert [e.event for e in events] == ["messageNew", "messageBounce"]
     new, bounce = events
     assert new.data["uid"] == uid
+    assert new.data["isBounce"] is True  # EmailEngine marks the bounce's own messageNew
+    assert new.data["relatedMessageId"] == ORIGINAL_ID
     assert bounce.path == ""  # EmailEngine's bounce names no folder
     assert bounce.data == {
         "bounceMessage": new.data["id"], "recipient": "nobody@example.test", "action": "failed",
@@ -95,6 +97,8 @@ def test_an_abuse_report_raises_message_complaint(synced, mail_user):
     events = events_of(synced.account, "messageNew", "messageBounce", "messageComplaint")
     assert [e.event for e in events] == ["messageNew", "messageComplaint"]
     complaint = events[1].data
+    assert events[0].data["isComplaint"] is True
+    assert events[0].data["relatedMessageId"] == ORIGINAL_ID
     assert complaint["complaintMessage"] == message_id_of(synced.account, uid)
     assert complaint["arf"]["feedbackType"] == "abuse"
     assert complaint["arf"]["originalRcptTo"] == ["erin@example.net"]
@@ -116,7 +120,8 @@ def test_a_qmail_text_bounce_is_recognised(synced, mail_user):
 def test_an_ordinary_message_sends_no_further_command(synced, mail_user, imap_commands):
     arrive(synced, mail_user, seed.make_message(subject="Plain", attachments=[
         ("a.pdf", b"%PDF-1.4 x", "application/pdf")]))
-    assert len(events_of(synced.account, "messageNew")) == 1
+    [new] = events_of(synced.account, "messageNew")
+    assert "isBounce" not in new.data
     assert not [c for c in imap_commands if REPORT_FETCH.search(c)]
 
 
