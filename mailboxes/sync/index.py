@@ -315,9 +315,11 @@ def _marked(summary: dict, report: Report) -> dict:
     """A report's ``messageNew`` as EmailEngine marks it: ``isBounce`` or ``isComplaint``, and
     ``relatedMessageId``, the Message-ID of the message it reports on (when it names one)."""
     if report.bounces:
-        return {**summary, "isBounce": True, "relatedMessageId": report.bounces[0]["messageId"]}
-    related = (report.complaint or {}).get("headers", {}).get("messageId")
-    return {**summary, "isComplaint": True, **({"relatedMessageId": related} if related else {})}
+        marks = {"isBounce": True, "relatedMessageId": report.bounces[0]["messageId"]}
+    else:
+        related = (report.complaint or {}).get("headers", {}).get("messageId")
+        marks = {"isComplaint": True, **({"relatedMessageId": related} if related else {})}
+    return {**summary, **storable(marks)}  # a sender's NUL would fail the whole batch
 
 
 def _record_report(account: EmailAccount, message_id: str, report: Report,

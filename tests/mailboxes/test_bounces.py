@@ -176,3 +176,23 @@ def test_a_bounce_uploaded_into_the_inbox_is_announced_once(synced):
     sync_account(synced.session, synced.account)  # the worker finds it indexed: no second
     assert len(events_of(synced.account, "messageBounce")) == 1
     assert Bounce.objects.filter(email_account=synced.account).count() == 1
+
+
+def test_a_nul_in_a_report_is_stored_as_a_replacement_character(synced, mail_user):
+    """A report's parts are the sender's bytes: a NUL (base64, so the server keeps it) in the
+    original's Message-ID and the diagnostic must not fail the batch's transaction."""
+    status = mime_shapes.DELIVERY_STATUS.replace(b"User unknown", b"User\x00unknown")
+    headers = mime_shapes.RFC822_HEADERS.replace(b"<lunch-1@", b"<lu\x00nch-1@")
+    body = mime_shapes.multipart("report", [
+        mime_shapes.leaf("text/plain", b"Undelivered.\r\n"),
+        mime_shapes.leaf("message/delivery-status", status, "base64"),
+        mime_shapes.leaf("text/rfc822-headers", headers, "base64"),
+    ], "nul-dsn")
+    uid = arrive(synced, mail_user, mime_shapes.message(
+        body, "Undelivered Mail", sender="MAILER-DAEMON <postmaster@example.test>"))
+    [new] = [e for e in events_of(synced.account, "messageNew") if e.data["uid"] == uid]
+    assert new.data["relatedMessageId"] == "<lu\ufffdnch-1@example.test>"
+    [bounce] = events_of(synced.account, "messageBounce")
+    assert bounce.data["response"]["message"] == "550 5.1.1 User\ufffdunknown"
+    [row] = Bounce.objects.filter(email_account=synced.account)
+    assert row.message_id == "<lu\ufffdnch-1@example.test>"
