@@ -37,7 +37,8 @@ def read_reports(session: ImapSession, folder: Folder,
         if not sections:
             continue
         try:
-            report = _read(session, meta, sections)
+            raw = parts.fetch_sections(session.client, meta.uid,
+                                       {s.section: s.limit for s in sections})
         except parts.MessageNotFound:
             continue  # expunged meanwhile: nothing to announce
         except (imaplib.IMAP4.error, ValueError) as exc:
@@ -47,15 +48,19 @@ def read_reports(session: ImapSession, folder: Folder,
             # report, not the batch's messageNew.
             logger.info("report parts of UID %s in %s not read: %s", meta.uid, folder.path, exc)
             continue
+        try:
+            report = _report(meta, sections, raw)
+        except Exception:  # noqa: BLE001 - a report we cannot read must not stop the mail
+            # behind it: the batch is retried whole on an error, and would fail again forever.
+            logger.exception("report of UID %s in %s not parsed", meta.uid, folder.path)
+            continue
         if report:
             found[meta.uid] = report
     return found
 
 
-def _read(session: ImapSession, meta: MessageMeta,
-          sections: list[feedback_reports.Section]) -> feedback_reports.Report:
-    raw = parts.fetch_sections(session.client, meta.uid,
-                               {s.section: s.limit for s in sections})
+def _report(meta: MessageMeta, sections: list[feedback_reports.Section],
+            raw: dict[str, bytes]) -> feedback_reports.Report:
     read = {}
     for section in sections:
         data = raw.get(section.section, b"")

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from accounts import services
-from mailboxes import uploading
+from mailboxes import feedback_reports, uploading
 from mailboxes.models import Bounce, Folder, Message
 from mailboxes.sync.account import sync_account
 from mailboxes.sync.folder import sync_folder
@@ -196,3 +196,16 @@ def test_a_nul_in_a_report_is_stored_as_a_replacement_character(synced, mail_use
     assert bounce.data["response"]["message"] == "550 5.1.1 User\ufffdunknown"
     [row] = Bounce.objects.filter(email_account=synced.account)
     assert row.message_id == "<lu\ufffdnch-1@example.test>"
+
+
+def test_a_report_that_cannot_be_read_still_gets_its_message_new(synced, mail_user,
+                                                                 monkeypatch):
+    """A fault of the report reader (a shape nobody foresaw) loses that report's events, never
+    the batch: the pass would be retried, fail again, and stop the mail behind it."""
+    def broken(read, from_=()):
+        raise RuntimeError("a shape nobody foresaw")
+
+    monkeypatch.setattr(feedback_reports, "read_report", broken)
+    uid = arrive(synced, mail_user, mime_shapes.bounce())
+    assert [e.data["uid"] for e in events_of(synced.account, "messageNew")] == [uid]
+    assert not events_of(synced.account, "messageBounce")
