@@ -26,6 +26,7 @@ from emailapi import watchdog  # noqa: E402
 from emailapi.api.asgi_handler import ApiASGIHandler  # noqa: E402
 from emailapi.api.asgi_input import no_websocket_here, nul_in_url, send_nul_400  # noqa: E402
 from emailapi.api.asgi_limits import body_limit  # noqa: E402
+from emailapi.api.path_ids import mark_encoded_slashes  # noqa: E402
 from emailapi.asgi_context import fresh_context  # noqa: E402
 from emailapi.lib import dbpool  # noqa: E402
 from webhooks.api.stream_asgi import StreamASGIHandler, streamed  # noqa: E402
@@ -51,6 +52,9 @@ async def route(scope, receive, send):
         where = nul_in_url(scope)
         if where is not None:
             return await send_nul_400(send, where)
+        # An id's %2F stays inside its path segment (api/path_ids.py): decided before any
+        # route, so /v1/account/a%2Fmessages is the account a/messages, nowhere else.
+        scope = mark_encoded_slashes(scope)
         if streamed(scope):
             return await streams(scope, receive, send)
         if scope["path"].startswith(API_PREFIX):

@@ -19,6 +19,7 @@ from django.template.loader import render_to_string
 from django.views import defaults
 
 from emailapi.api.errors import dependency_unavailable, json_error_response, service_unavailable_response
+from emailapi.api.path_ids import shown
 
 
 def _is_api(request) -> bool:
@@ -46,7 +47,7 @@ def _returns_its_connection(handler):
 @_returns_its_connection
 def not_found(request, exception=None):
     if _is_api(request):
-        return json_error_response(f"No route for {request.method} {request.path}",
+        return json_error_response(f"No route for {request.method} {shown(request.path)}",
                                    "RouteNotFound", 404)
     return defaults.page_not_found(request, exception)
 

@@ -30,9 +30,6 @@ from webhooks.api.serializers import validate_headers, validate_webhook_url
 
 HOST_RE = re.compile(r"^[A-Za-z0-9.\-:\[\]_]{1,255}$")
 MAX_ID_LENGTH = 256
-# Characters no id may hold: ``/`` ends a URL path segment (an id is one: ``/v1/account/{id}``)
-# and ``,`` separates the ids of the stream's and the change feed's ``accounts`` lists.
-ID_SEPARATORS = frozenset("/,")
 # Control and format characters, surrogates and line or paragraph separators: invisible or
 # unstorable (PostgreSQL refuses a lone surrogate), and the bidirectional overrides among them
 # make one id look like another on the dashboard.
@@ -41,16 +38,17 @@ UNSHOWABLE = frozenset(("Cc", "Cf", "Cs", "Zl", "Zp"))
 
 def id_problem(value: str, what: str = "Account id") -> str | None:
     """Why ``value`` cannot be an id, or None. EmailEngine takes any string of up to 256
-    characters (trimmed) as an account id, and its clients use colons, spaces, ``|`` and
-    letters of any script; ours only refuses what a URL path segment or a comma list cannot
-    carry, and what cannot be shown."""
+    characters (trimmed) as an account id, and its clients use colons, spaces, ``|``, ``/``,
+    ``,`` and letters of any script; ours only refuses ``.`` and ``..`` alone (a URL path
+    drops them as segments) and what cannot be shown. A ``/`` travels in a path as ``%2F``
+    (``emailapi.api.path_ids``, which relies on no id holding a control character); an id with
+    a ``,`` is named in the stream's filter by the repeated ``account`` parameter
+    (``webhooks.api.stream_query``)."""
     if not 1 <= len(value) <= MAX_ID_LENGTH:
         return f"{what} must be 1-{MAX_ID_LENGTH} characters"
     if value in (".", ".."):
         return f"{what} cannot be . or .. (a URL path drops them)"
     for char in value:
-        if char in ID_SEPARATORS:
-            return f"{what} cannot contain {char}"
         if unicodedata.category(char) in UNSHOWABLE:
             return f"{what} cannot contain control or invisible characters (U+{ord(char):04X})"
     return None

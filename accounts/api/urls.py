@@ -3,32 +3,33 @@
 from django.urls import path
 
 from accounts.api import accounts, connect, oauth2, stats, tokens
+from emailapi.api import path_ids  # noqa: F401  (registers the <id:...> converter)
 
 app_name = "accounts"
 
 urlpatterns = [
     path("account", accounts.AccountView.as_view(), name="account-create"),
     path("accounts", accounts.AccountListView.as_view(), name="account-list"),
-    path("account/<str:account>", accounts.AccountDetailView.as_view(), name="account-detail"),
-    path("account/<str:account>/reconnect", accounts.AccountReconnectView.as_view(),
+    path("account/<id:account>", accounts.AccountDetailView.as_view(), name="account-detail"),
+    path("account/<id:account>/reconnect", accounts.AccountReconnectView.as_view(),
          name="account-reconnect"),
-    path("account/<str:account>/pause", accounts.AccountPauseView.as_view(),
+    path("account/<id:account>/pause", accounts.AccountPauseView.as_view(),
          name="account-pause"),
-    path("account/<str:account>/resume", accounts.AccountResumeView.as_view(),
+    path("account/<id:account>/resume", accounts.AccountResumeView.as_view(),
          name="account-resume"),
-    path("account/<str:account>/sync", accounts.AccountSyncView.as_view(),
+    path("account/<id:account>/sync", accounts.AccountSyncView.as_view(),
          name="account-sync"),
-    path("account/<str:account>/flush", accounts.AccountFlushView.as_view(),
+    path("account/<id:account>/flush", accounts.AccountFlushView.as_view(),
          name="account-flush"),
     path("stats", stats.StatsView.as_view(), name="stats"),
     path("verifyAccount", accounts.VerifyAccountView.as_view(), name="verify-account"),
     path("tokens", tokens.TokenListView.as_view(), name="token-list"),
-    path("tokens/account/<str:account>", tokens.AccountTokenListView.as_view(),
+    path("tokens/account/<id:account>", tokens.AccountTokenListView.as_view(),
          name="account-token-list"),
     path("token", tokens.TokenCreateView.as_view(), name="token-create"),
     path("token/<str:token>", tokens.TokenDetailView.as_view(), name="token-detail"),
     path("oauth2", oauth2.OAuth2AppListView.as_view(), name="oauth2-app-list"),
-    path("oauth2/<str:app>", oauth2.OAuth2AppDetailView.as_view(), name="oauth2-app-detail"),
+    path("oauth2/<id:app>", oauth2.OAuth2AppDetailView.as_view(), name="oauth2-app-detail"),
     path("authentication/form", connect.AuthenticationFormView.as_view(),
          name="authentication-form"),
     path("autoconfig", connect.AutoconfigView.as_view(), name="autoconfig"),

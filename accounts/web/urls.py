@@ -19,6 +19,7 @@ from accounts.web import (
     views,
     webhook_views,
 )
+from emailapi.api import path_ids  # noqa: F401  (registers the <id:...> converter)
 
 app_name = "web"
 
@@ -50,20 +51,20 @@ urlpatterns = [
     path("dashboard/mailboxes", views.mailboxes, name="mailboxes"),
     path("dashboard/mailboxes/new", views.mailbox_add, name="mailbox-add"),
     path("dashboard/mailboxes/connect", views.mailbox_connect, name="mailbox-connect"),
-    path("dashboard/mailboxes/<str:account_id>", views.mailbox_detail, name="mailbox"),
+    path("dashboard/mailboxes/<id:account_id>", views.mailbox_detail, name="mailbox"),
     # Reading mail, editing, re-authentication links (before the actions' catch-all).
-    path("dashboard/mailboxes/<str:account_id>/mail", mail_views.mail, name="mail"),
-    path("dashboard/mailboxes/<str:account_id>/messages/<str:message_id>", mail_views.message,
+    path("dashboard/mailboxes/<id:account_id>/mail", mail_views.mail, name="mail"),
+    path("dashboard/mailboxes/<id:account_id>/messages/<str:message_id>", mail_views.message,
          name="message"),
-    path("dashboard/mailboxes/<str:account_id>/attachments/<str:attachment_id>",
+    path("dashboard/mailboxes/<id:account_id>/attachments/<str:attachment_id>",
          mail_views.attachment, name="attachment"),
-    path("dashboard/mailboxes/<str:account_id>/edit", mailbox_edit.edit, name="mailbox-edit"),
-    path("dashboard/mailboxes/<str:account_id>/reauth-link", link_views.reauth_link,
+    path("dashboard/mailboxes/<id:account_id>/edit", mailbox_edit.edit, name="mailbox-edit"),
+    path("dashboard/mailboxes/<id:account_id>/reauth-link", link_views.reauth_link,
          name="mailbox-reauth-link"),
     path("dashboard/connect-links", link_views.connect_links, name="connect-links"),
-    path("dashboard/mailboxes/<str:account_id>/log", connection_log.mailbox_log,
+    path("dashboard/mailboxes/<id:account_id>/log", connection_log.mailbox_log,
          name="mailbox-log"),
-    path("dashboard/mailboxes/<str:account_id>/<str:action>", views.mailbox_action,
+    path("dashboard/mailboxes/<id:account_id>/<str:action>", views.mailbox_action,
          name="mailbox-action"),
     path("dashboard/tokens", views.tokens, name="tokens"),
     path("dashboard/tokens/<int:token_id>/revoke", views.token_revoke, name="token-revoke"),
@@ -91,10 +92,10 @@ urlpatterns = [
     path("dashboard/blocklists/<str:list_id>/remove", blocklist_views.blocklist_remove,
          name="blocklist-remove"),
     path("dashboard/gateways", gateway_views.gateway_list, name="gateways"),
-    path("dashboard/gateways/<str:gateway_id>/delete", gateway_views.gateway_delete,
+    path("dashboard/gateways/<id:gateway_id>/delete", gateway_views.gateway_delete,
          name="gateway-delete"),
     path("dashboard/oauth2", oauth2_views.oauth2_apps, name="oauth2-apps"),
-    path("dashboard/oauth2/<str:app_id>", oauth2_views.oauth2_app_detail, name="oauth2-app"),
-    path("dashboard/oauth2/<str:app_id>/delete", oauth2_views.oauth2_app_delete,
+    path("dashboard/oauth2/<id:app_id>", oauth2_views.oauth2_app_detail, name="oauth2-app"),
+    path("dashboard/oauth2/<id:app_id>/delete", oauth2_views.oauth2_app_delete,
          name="oauth2-app-delete"),
 ]

@@ -39,8 +39,11 @@ class WebhookForm(forms.Form):
                   "encrypted and shown as ******, which keeps it when saved unchanged.")
     events = forms.CharField(label="Events", initial="*", max_length=2000,
                              help_text="Event names separated by commas, or * for every event.")
-    accounts = forms.CharField(label="Mailboxes", required=False, max_length=4000,
-                               help_text="Account ids separated by commas; empty for all.")
+    # One id a line: an account id may hold a comma, never a line break.
+    accounts = forms.CharField(
+        label="Mailboxes", required=False, max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Account ids, one per line; empty for all.")
     headers = forms.CharField(
         label="Custom headers", required=False, max_length=8000, widget=forms.Textarea(
             attrs={"rows": 3, "placeholder": "Authorization: Bearer ..."}),
@@ -64,7 +67,7 @@ class WebhookForm(forms.Form):
         payload = {"url": data.get("url", ""), "enabled": bool(data.get("enabled")),
                    "name": data.get("name", ""), "description": data.get("description", ""),
                    "events": [e.strip() for e in data.get("events", "").split(",") if e.strip()],
-                   "accounts": [a.strip() for a in data.get("accounts", "").split(",")
+                   "accounts": [a.strip() for a in data.get("accounts", "").splitlines()
                                 if a.strip()]}
         if data.get("headers"):
             payload["headers"] = data["headers"]
@@ -108,7 +111,7 @@ def webhook_detail(request, webhook_id):
     subscription = _webhook_or_404(request, webhook_id)
     initial = {"name": subscription.name, "description": subscription.description,
                "url": subscription.url, "events": ", ".join(subscription.events),
-               "accounts": ", ".join(subscription.accounts), "enabled": subscription.enabled}
+               "accounts": "\n".join(subscription.accounts), "enabled": subscription.enabled}
     form = WebhookForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid() and _saved(form, subscription):
         messages.success(request, "Webhook saved.")

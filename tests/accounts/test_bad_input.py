@@ -100,7 +100,7 @@ def test_missing_password(alice):
     assert_nothing_stored()
 
 
-@pytest.mark.parametrize("account_id", ["a/b", "a\x00b", "", ".", "..", "a,b", "a\u202eb", "x" * 257])
+@pytest.mark.parametrize("account_id", ["a\x1fb", "a\x00b", "", ".", "..", "a\tb", "a\u202eb", "x" * 257])
 def test_bad_account_ids(alice, account_id):
     response = alice.client.post("/v1/account", account_payload(account=account_id), format="json")
     assert_error(response, 400, "InputValidationError")

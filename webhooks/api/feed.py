@@ -107,6 +107,7 @@ class ChangesView(TenantScopedAPIView):
 
 class AccountChangesQuerySerializer(stream_query.ChangesQuerySerializer):
     accounts = None  # the account is in the path
+    account = None
 
 
 class AccountChangesView(TenantScopedAPIView):

@@ -1,10 +1,13 @@
 """Query parameters of the stream (SSE and WebSocket alike) and of the change feed.
 
 ``accounts`` and ``events`` may be comma lists, repeated, or both (``?events=messageNew&events=
-messageDeleted,messageUpdated``); ``since`` is a seq (a stream event's ``id``) or a change-feed
-cursor. Both transports validate with the same serializers, so a bad value is refused the same
-way: 400 in the API error shape over HTTP, close code 4400 with that body over a WebSocket.
-The validated data becomes a ``webhooks.stream.params.StreamRequest``.
+messageDeleted,messageUpdated``). An account id may itself hold a comma: ``account`` (singular,
+repeatable) names one id per value, taken whole, never split (``?account=a,b&account=c``: the
+two accounts ``a,b`` and ``c``), alone or beside ``accounts``. ``since`` is a seq (a stream
+event's ``id``) or a change-feed cursor. Both transports validate with the same serializers, so
+a bad value is refused the same way: 400 in the API error shape over HTTP, close code 4400
+with that body over a WebSocket. The validated data becomes a
+``webhooks.stream.params.StreamRequest``.
 """
 
 from __future__ import annotations
@@ -20,12 +23,18 @@ MAX_LIST = 1000
 MAX_FEED_PAGE = 1000
 
 
+WHOLE_ID_PARAM = "account"
+
+
 def flatten_lists(query) -> dict:
-    """A QueryDict as a plain dict, repeated list parameters joined into one comma list."""
+    """A QueryDict as a plain dict, repeated list parameters joined into one comma list, and
+    the ``account`` values as a list (each one id, commas and all)."""
     data = {key: query.get(key) for key in query}
     for key in LIST_PARAMS:
         if key in query:
             data[key] = ",".join(query.getlist(key))
+    if WHOLE_ID_PARAM in query:
+        data[WHOLE_ID_PARAM] = query.getlist(WHOLE_ID_PARAM)
     return data
 
 
@@ -36,7 +45,12 @@ def _split(value: str) -> list[str]:
 class FilterQuerySerializer(QuerySerializer):
     accounts = serializers.CharField(
         required=False, max_length=300_000,
-        help_text="Only these accounts: a comma list, or the parameter repeated")
+        help_text="Only these accounts: a comma list, or the parameter repeated (an id that "
+                  "holds a comma: use account)")
+    account = serializers.ListField(
+        child=serializers.CharField(max_length=256), required=False, max_length=MAX_LIST,
+        help_text="Only this account: one id, taken whole (it may hold a comma); repeat the "
+                  "parameter for more. Adds to accounts")
     events = serializers.CharField(
         required=False, max_length=10_000,
         help_text="Only these event names (messageNew, messageDeleted, ...): a comma list, or "
@@ -47,6 +61,20 @@ class FilterQuerySerializer(QuerySerializer):
         if not items or len(items) > MAX_LIST:
             raise serializers.ValidationError(f"Give 1-{MAX_LIST} account ids")
         return [validate_account_id(item) for item in items]
+
+    def validate_account(self, value: list[str]) -> list[str]:
+        return [validate_account_id(item) for item in value]
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        whole = attrs.pop(WHOLE_ID_PARAM, None)
+        if whole:
+            named = list(dict.fromkeys([*attrs.get("accounts", ()), *whole]))
+            if len(named) > MAX_LIST:
+                raise serializers.ValidationError(
+                    {"accounts": [f"Give 1-{MAX_LIST} account ids"]})
+            attrs["accounts"] = named
+        return attrs
 
     def validate_events(self, value: str) -> list[str] | None:
         items = _split(value)
@@ -81,6 +109,7 @@ class ChangesQuerySerializer(FilterQuerySerializer):
                                         help_text="Same as limit")
 
     def validate(self, attrs):
+        attrs = super().validate(attrs)
         if "limit" in attrs and "pageSize" in attrs and attrs["limit"] != attrs["pageSize"]:
             raise serializers.ValidationError({"limit": ["Give limit or pageSize, not both"]})
         return attrs

@@ -5,6 +5,7 @@ per path."""
 
 from django.urls import path
 
+from emailapi.api import path_ids  # noqa: F401  (registers the <id:...> converter)
 from webhooks.api import feed, routes, settings, stream, subscriptions
 
 app_name = "webhooks"
@@ -12,7 +13,7 @@ app_name = "webhooks"
 urlpatterns = [
     path("stream", stream.StreamView.as_view(), name="event-stream"),
     path("changes", feed.ChangesView.as_view(), name="changes"),
-    path("account/<str:account>/changes", feed.AccountChangesView.as_view(),
+    path("account/<id:account>/changes", feed.AccountChangesView.as_view(),
          name="account-changes"),
     path("settings", settings.SettingsView.as_view(), name="settings"),
     path("webhookRoutes", routes.WebhookRouteListView.as_view(), name="webhook-routes"),
