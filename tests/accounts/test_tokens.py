@@ -54,10 +54,10 @@ def _v1_routes():
                 routes.append(prefix + str(pattern.pattern))
 
     walk(get_resolver().url_patterns, "/")
-    samples = {"<str:account>": "sales", "<int:token_id>": "1", "<str:token>": "1", "<str:id>": "msgid",
+    samples = {"<id:account>": "sales", "<int:token_id>": "1", "<str:token>": "1", "<str:id>": "msgid",
                "<str:attachment>": "attid", "<str:thread>": "thrid", "<str:queueId>": "qid",
-               "<str:app>": "appid", "<str:text>": "txtid",
-               "<str:webhook>": "whid", "<str:delivery>": "dlid", "<str:gateway>": "gwid",
+               "<id:app>": "appid", "<str:text>": "txtid",
+               "<str:webhook>": "whid", "<str:delivery>": "dlid", "<id:gateway>": "gwid",
                "<str:template>": "tplid", "<str:listId>": "lstid", "<str:exportId>": "expid",
                "<str:webhookRoute>": "whrid"}
     out = []

@@ -174,7 +174,7 @@ def test_add_mailbox_form_shows_a_failed_connection_test_and_keeps_the_input(cli
     assert 'value="wrong-password"' in html
     assert not EmailAccount.objects.filter(tenant=alice.tenant).exists()
     bad = client.post("/dashboard/mailboxes/new", {**form, "imap_port": "99999",
-                                                   "account": "bad/id"})
+                                                   "account": ".."})
     assert bad.status_code == 400
     assert b'id="id_imap_port_error"' in bad.content
     assert b'id="id_account_error"' in bad.content
