@@ -27,7 +27,8 @@ from emailapi.api.serializers import remember_valid_query, valid_query
 
 # The ``{account}`` path parameter of every per-mailbox route.
 ACCOUNT_PARAM = OpenApiParameter("account", str, OpenApiParameter.PATH,
-                                 description="Account id given at registration")
+                                 description="Account id given at registration, percent-encoded "
+                                             "as encodeURIComponent writes it (/ as %2F)")
 
 
 class InvalidInput(ApiError):

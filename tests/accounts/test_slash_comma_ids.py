@@ -21,6 +21,7 @@ from mailboxes.sync.account import sync_account
 from tests import asgi_calls
 from tests.mailboxes.helpers import open_session
 from tests.servers import seed
+from tests.webhooks.stream_clients import Daphne
 from webhooks import events, sequencer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -163,6 +164,25 @@ def test_an_encoded_slash_never_names_a_route_of_the_id_before_it(alice, mail_us
     status, body = _json(alice.token, "GET", "/v1/account/a/messages%2Fx")
     assert (status, body["code"]) == (404, "RouteNotFound"), body
     assert body["message"] == "No route for GET /v1/account/a/messages%2Fx"
+
+
+def test_the_web_server_hands_over_an_encoded_slash_as_sent(alice, mail_user, settings):
+    from tests.accounts.test_account_ids import Http
+
+    web = Daphne(settings)
+    try:
+        api = Http(web.port, alice.token)
+        imap = {**mail_user.imap_settings(secure=False), "tls": {"rejectUnauthorized": False}}
+        for account_id in ("a", "a/messages"):
+            status, body = api("POST", "/v1/account", {"account": account_id, "imap": imap})
+            assert (status, body["account"]) == (200, account_id), body
+        status, body = api("GET", "/v1/account/a%2Fmessages")
+        assert (status, body["account"]) == (200, "a/messages"), body
+        assert api("DELETE", "/v1/account/a%2Fmessages") == (200, {"account": "a/messages",
+                                                                   "deleted": True})
+        assert api("GET", "/v1/account/a")[0] == 200
+    finally:
+        web.stop()
 
 
 def test_another_tenant_reaches_nothing_of_an_id_with_a_slash(alice, bob, mail_user):
