@@ -177,7 +177,7 @@ def test_delete_removes_the_app(client, alice):
     ({**GENERIC_FORM, "authorize_url": "not a url"}, "authorize_url"),
     ({**GMAIL_FORM, "redirect_url": "javascript:alert(1)"}, "redirect_url"),
     ({**GMAIL_FORM, "provider": "myspace"}, "provider"),
-    ({**GMAIL_FORM, "app": "no/slash"}, "app"),
+    ({**GMAIL_FORM, "app": ".."}, "app"),
     ({**GMAIL_FORM, "client_id": ""}, "client_id"),
     ({**GMAIL_FORM, "client_secret": ""}, "client_secret"),
     ({**GENERIC_FORM, "imap_port": "99999"}, "imap_port"),
