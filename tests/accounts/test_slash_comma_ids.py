@@ -24,7 +24,9 @@ from tests.servers import seed
 from tests.webhooks.stream_clients import Daphne
 from webhooks import events, sequencer
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The application answers on threads of its own: their database connections must see what a
+# test wrote, so the tests through it commit (``transaction=True``).
+through_the_app = pytest.mark.django_db(transaction=True)
 
 
 # --- the path, pure ---------------------------------------------------------------------------
@@ -108,6 +110,7 @@ def crm(alice, dovecot):
     return alice
 
 
+@through_the_app
 def test_every_route_of_an_id_with_a_slash_reaches_that_account_only(crm):
     token, path = crm.token, f"/v1/account/{_in_path('crm/42')}"
     status, body = _json(token, "GET", path)
@@ -150,6 +153,7 @@ def test_every_route_of_an_id_with_a_slash_reaches_that_account_only(crm):
     assert sorted(left) == ["42", "crm"]
 
 
+@through_the_app
 def test_an_encoded_slash_never_names_a_route_of_the_id_before_it(alice, mail_user):
     for account_id in ("a", "a/messages", "x%2Fy"):
         _register(alice.token, account_id, mail_user)
@@ -166,6 +170,7 @@ def test_an_encoded_slash_never_names_a_route_of_the_id_before_it(alice, mail_us
     assert body["message"] == "No route for GET /v1/account/a/messages%2Fx"
 
 
+@through_the_app
 def test_the_web_server_hands_over_an_encoded_slash_as_sent(alice, mail_user, settings):
     from tests.accounts.test_account_ids import Http
 
@@ -185,6 +190,7 @@ def test_the_web_server_hands_over_an_encoded_slash_as_sent(alice, mail_user, se
         web.stop()
 
 
+@through_the_app
 def test_another_tenant_reaches_nothing_of_an_id_with_a_slash(alice, bob, mail_user):
     _register(alice.token, "crm/42", mail_user)
     status, body = _json(bob.token, "GET", f"/v1/account/{_in_path('crm/42')}")
@@ -194,6 +200,7 @@ def test_another_tenant_reaches_nothing_of_an_id_with_a_slash(alice, bob, mail_u
     assert EmailAccount.objects.filter(tenant=alice.tenant, account_id="crm/42").exists()
 
 
+@through_the_app
 def test_an_id_with_a_comma_is_named_whole_in_the_feed_and_the_stream(alice, mail_user):
     for account_id in ("a,b", "a", "b"):
         _register(alice.token, account_id, mail_user)
@@ -221,6 +228,7 @@ def test_an_id_with_a_comma_is_named_whole_in_the_feed_and_the_stream(alice, mai
     assert {event["account"] for event in sent} == {"a,b"}, sent
 
 
+@through_the_app
 def test_the_dashboard_opens_a_mailbox_whose_id_holds_a_slash(client, crm):
     from tests.dashboard.test_pages import member
 
