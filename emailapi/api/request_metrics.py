@@ -2,7 +2,7 @@
 (``emailapi_http_request_duration_seconds``, ``emailapi.lib.metrics``).
 
 First in both middleware chains (the site's and ``/v1``'s), async under ASGI so it adds no
-thread switch. The label is the route's pattern (``v1/account/<str:account>/messages``), never
+thread switch. The label is the route's pattern (``v1/account/<id:account>/messages``), never
 the path, so the number of series stays bounded; a method Django does not know is ``other``
 and a request no route matched is ``unmatched``. A request costs two clock reads, one dict
 lookup (the histogram's child for these labels is kept) and one ``observe``.

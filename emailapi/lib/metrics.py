@@ -14,7 +14,7 @@ never go down while ``serve`` runs. A process started without ``PROMETHEUS_MULTI
 child per job, and each fork would leave files of its own behind.
 
 Labels are bounded: an API request is labelled with its URL pattern
-(``v1/account/<str:account>/messages``), never the raw path; a webhook delivery with its
+(``v1/account/<id:account>/messages``), never the raw path; a webhook delivery with its
 subscription and tenant (``GET /metrics`` with a tenant's ``metrics`` token shows only the
 series of that tenant).
 

@@ -95,10 +95,10 @@ def test_api_requests_are_labelled_by_route_pattern_never_the_path(alice, operat
         alice.client.get(f"/v1/account/{account}")
     families = scrape(operator)
     routes = {s.labels["route"] for s in families["emailapi_http_request_duration_seconds"]}
-    assert "v1/account/<str:account>" in routes
+    assert "v1/account/<id:account>" in routes
     assert not any("three" in route for route in routes)
     assert value(families, "emailapi_http_request_duration_seconds_count",
-                 route="v1/account/<str:account>", status="404") >= 3
+                 route="v1/account/<id:account>", status="404") >= 3
 
 
 @pytest.mark.django_db(transaction=True)
@@ -122,9 +122,9 @@ def test_a_synced_account_and_a_delivered_webhook_move_the_counters(
     assert value(after, "emailapi_messages_indexed_total") >= len(synced.uids)
     assert value(after, "emailapi_sync_pass_duration_seconds_count") >= 1
     assert value(after, "emailapi_http_request_duration_seconds_count",
-                 route="v1/account/<str:account>/messages", status="200") > value(
+                 route="v1/account/<id:account>/messages", status="200") > value(
         before, "emailapi_http_request_duration_seconds_count",
-        route="v1/account/<str:account>/messages", status="200")
+        route="v1/account/<id:account>/messages", status="200")
     assert value(after, "emailapi_events_recorded_total", event="messageNew") > value(
         before, "emailapi_events_recorded_total", event="messageNew")
     assert value(after, "emailapi_events_published_total") > value(
