@@ -15,7 +15,11 @@ Two steps keep an encoded slash inside its segment:
 - ``IdConverter``, the ``<id:...>`` of every route that takes an account, gateway or OAuth2 app
   id, gives the view ``MARK`` back as ``/``; ``reverse()`` and ``{% url %}`` write ``/`` as
   ``MARK``, which Django percent-encodes as ``%1F``: the links the dashboard makes open the
-  same page (Django's ``reverse`` escapes ``%`` itself, so it cannot write ``%2F``).
+  same page (Django's ``reverse`` escapes ``%`` itself, so it cannot write ``%2F``). A client
+  that writes ``%1F`` itself reaches the same id: no id holds U+001F, so it can mean nothing else.
+
+Without ``raw_path`` (a server that does not give it) an encoded slash cannot be told from a
+real one; daphne, which serves this project, gives it.
 """
 
 from __future__ import annotations
