@@ -188,6 +188,9 @@ class EmailAccount(models.Model):
     # Bumped whenever connection settings or credentials change, so a worker holding an old
     # connection knows to reconnect with the new ones.
     config_version = models.PositiveIntegerField(default=1)
+    # Set once a bounce of one of its messages was recorded (``mailboxes.models.Bounce``): a
+    # message read of an account without is spared the query for its ``bounces``.
+    has_bounces = models.BooleanField(default=False)
     # Asked for by the API (pause/resume); ``state`` shows what the worker actually does.
     paused = models.BooleanField(default=False)
     # Folders kept open with IDLE for instant notice; the others are polled.

@@ -345,6 +345,7 @@ def _record_report(account: EmailAccount, message_id: str, report: Report,
             created_at=now + timedelta(microseconds=number)))  # their order, as reported
     if rows:
         Bounce.objects.bulk_create(rows)
+        EmailAccount.objects.filter(pk=account.pk, has_bounces=False).update(has_bounces=True)
     if report.complaint:
         data = {"complaintMessage": message_id, **report.complaint}
         event = events.record(account.tenant_id, events.MESSAGE_COMPLAINT, account.account_id,

@@ -7,8 +7,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.db import connection
 
 from accounts import services
+from accounts.models import EmailAccount
 from mailboxes import feedback_reports, uploading
 from mailboxes.models import Bounce, Folder, Message
 from mailboxes.sync.account import sync_account
@@ -76,6 +78,31 @@ def test_the_original_shows_its_bounces(synced, mail_user):
                       "response": {"message": "550 5.1.1 User unknown", "status": "5.1.1"}}
     other = synced.client.get(f"/v1/account/box/message/{synced.ids[1]}").json()
     assert "bounces" not in other
+
+
+def test_reading_a_message_of_an_account_without_bounces_asks_nothing_of_them(synced, mail_user):
+    """The account's ``has_bounces`` spares every message read the query of its bounces (it
+    cost a quarter of a read's time) until the account's first bounce, and then asks."""
+    asked = []
+
+    def count(execute, sql, params, many, context):
+        if Bounce._meta.db_table in sql:
+            asked.append(sql)
+        return execute(sql, params, many, context)
+
+    def read() -> dict:
+        with connection.execute_wrapper(count):
+            answer = synced.client.get(f"/v1/account/box/message/{synced.ids[0]}")
+        assert answer.status_code == 200, answer.content
+        return answer.json()
+
+    assert "bounces" not in read()
+    assert asked == []
+    assert not EmailAccount.objects.get(pk=synced.account.pk).has_bounces
+    arrive(synced, mail_user, mime_shapes.bounce())
+    assert EmailAccount.objects.get(pk=synced.account.pk).has_bounces
+    assert len(read()["bounces"]) == 1
+    assert len(asked) == 1
 
 
 def test_a_postfix_dsn_reports_its_failed_recipient_from_the_attached_original(
