@@ -43,11 +43,14 @@ EMBED_TOTAL_LIMIT = 20 * 1024 * 1024
 
 def message_detail(account: EmailAccount, message_id: str, text_type: str, max_bytes: int,
                    mark_as_seen: bool, with_headers: bool,
-                   html: HtmlOptions = HtmlOptions()) -> dict:  # noqa: B008 - frozen
+                   html: HtmlOptions = HtmlOptions(),  # noqa: B008 - frozen
+                   with_bounces: bool = False) -> dict:
+    """``GET .../message/{id}``'s answer; ``with_bounces`` adds EmailEngine's ``bounces``
+    (the route's, not a webhook's read of the text)."""
     folder, row = listing.message_by_id(account, message_id)
     detail = indexed_message_detail(account, folder, row, text_type, max_bytes, mark_as_seen,
                                     with_headers, html, message_id)
-    bounces = bounces_of(account, row.message_id)
+    bounces = bounces_of(account, row.message_id) if with_bounces else []
     if bounces:
         detail["bounces"] = bounces
     return detail

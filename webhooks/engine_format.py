@@ -60,10 +60,9 @@ def options_of(subscription: WebhookSubscription) -> EngineSettings:
     if found is None:
         return EngineSettings(tenant_id=subscription.tenant_id)
     if found.subscription_id != subscription.pk:
-        inbox_only = found.inbox_new_only and EmailAccount.objects.filter(
-            tenant_id=subscription.tenant_id, webhook_subscription=subscription.pk).exists()
+        # inboxNewOnly stays: the renderer applies it only if this is an account's own URL.
         return EngineSettings(tenant_id=subscription.tenant_id, service_url=found.service_url,
-                              inbox_new_only=inbox_only)
+                              inbox_new_only=found.inbox_new_only)
     return found
 
 
@@ -83,6 +82,19 @@ class EngineRenderer:
         self.options = options_of(subscription)
         self._folders: dict[str, dict[str, str]] = {}
         self._accounts: dict[str, EmailAccount | None] = {}
+        self._inbox_only: bool | None = None
+
+    def inbox_only(self) -> bool:
+        """``inboxNewOnly`` for this subscription: the default one's, or an account's own
+        URL's (EmailEngine's default route); asked of the database at the first messageNew of
+        a run, not at every run."""
+        if self._inbox_only is None:
+            subscription = self.subscription
+            self._inbox_only = self.options.inbox_new_only and (
+                self.options.subscription_id == subscription.pk
+                or EmailAccount.objects.filter(tenant_id=subscription.tenant_id,
+                                               webhook_subscription=subscription.pk).exists())
+        return self._inbox_only
 
     def wanted(self, name: str) -> bool:
         events = self.subscription.events
@@ -98,7 +110,8 @@ class EngineRenderer:
                 continue
             special_use = self.special_use(event.account_id, path) if path else None
             if name == "messageNew":
-                if self.options.inbox_new_only and not in_inbox(path, special_use, data):
+                if self.options.inbox_new_only and self.inbox_only() \
+                        and not in_inbox(path, special_use, data):
                     continue
                 data = self._message_new(event.account_id, path, special_use, data)
             out.append(engine_payload(event, name, path, data,

@@ -35,12 +35,13 @@ class AuthenticationFormView(TenantScopedAPIView):
         if kind not in (None, connect.IMAP) and \
                 registered_apps.find_app(self.tenant.pk, kind) is None:
             raise UnknownOAuth2App(kind, "type")
+        longest = max(data, key=lambda key: len(str(data[key])))  # what a too long link blames
         given = {key: data.pop(key) for key in s.AuthenticationFormSerializer.ACCOUNT_SETTINGS
                  if key in data}
         if given:  # sealed: the link is in the end user's hands
             data["settings"] = connect.sealed_settings(self.tenant, given)
         base = request.build_absolute_uri("/")
-        return Response({"url": connect.make_link(self.tenant, data, base)})
+        return Response({"url": connect.make_link(self.tenant, data, base, longest)})
 
 
 class AutoconfigView(TenantScopedAPIView):

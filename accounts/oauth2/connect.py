@@ -59,8 +59,9 @@ class ConnectError(Exception):
         self.code = code
 
 
-def make_link(tenant: Tenant, data: dict, base_url: str) -> str:
-    data_, sig = _signed(tenant, data, "path")  # the longest of the settings a link carries
+def make_link(tenant: Tenant, data: dict, base_url: str, longest: str = "redirectUrl") -> str:
+    """The link's URL; ``longest`` names the field a link too long to be read back blames."""
+    data_, sig = _signed(tenant, data, longest)
     return f"{service_url(base_url)}/connect?{urlencode({'data': data_, 'sig': sig})}"
 
 

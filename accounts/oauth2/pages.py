@@ -225,17 +225,25 @@ def oauth2_callback(request):
                                f"link.")
     try:
         saved = connect.finish_oauth2(request.GET.get("state", ""), request.GET.get("code", ""))
-        _follow_account_webhook(saved)
     except (connect.ConnectError, DomainError) as exc:  # DomainError: a race
         logger.info("connect callback refused: %s", getattr(exc, "code", exc))
         return _error(request, str(exc))
+    _follow_account_webhook(saved)
     return HttpResponseRedirect(saved.target)
 
 
 def _follow_account_webhook(saved: connect.Saved) -> None:
     """The account's own webhook given with ``oauth2.authorize``, made as ``POST
-    /v1/account`` makes it once the account is saved."""
+    /v1/account`` makes it once the account is saved. The account is saved and the link spent
+    by then: a failure here (the account deleted meanwhile, the database gone) is logged and
+    the user still goes on; the account keeps its ``webhooks`` URL, and a ``PUT`` of it makes
+    the subscription."""
     given = saved.settings
-    if "webhooks" in given or "webhooksCustomHeaders" in given:
+    if "webhooks" not in given and "webhooksCustomHeaders" not in given:
+        return
+    try:
         account_webhooks.follow_account_webhook(saved.account, given.get("webhooksCustomHeaders"),
                                                 given.get("webhooks"))
+    except Exception as exc:  # noqa: BLE001 - the sign-in itself succeeded
+        logger.warning("account %s: its webhook subscription was not made: %s",
+                       saved.account.pk, getattr(exc, "code", type(exc).__name__))

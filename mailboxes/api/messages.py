@@ -258,7 +258,7 @@ class MessageView(TenantScopedAPIView):
         text_type, html = s.text_options(query)
         return Response(reading.message_detail(
             email_account, id, text_type, query["maxBytes"], query["markAsSeen"],
-            query["headers"], html))
+            query["headers"], html, with_bounces=True))
 
     @extend_schema(operation_id="updateMessage", tags=TAGS, request=MessageUpdateSerializer,
                    parameters=[ACCOUNT_PARAM], responses={200: MessageUpdateResultSerializer},

@@ -30,7 +30,7 @@ from tests.accounts.oauth2_helpers import (
 )
 from tests.mailboxes.helpers import events_of
 from tests.servers import seed
-from webhooks import subscriptions
+from webhooks import account_webhooks, subscriptions
 from webhooks.models import WebhookSubscription
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("allow_http")]
@@ -195,6 +195,29 @@ def test_authorize_carries_the_accounts_other_settings_sealed_through_the_sign_i
     assert subscription is not None
     assert subscriptions.url_password_of(subscription) == "H00k-s3cret"
     assert subscriptions.headers_of(subscription) == {"X-Token": "H3ader-s3cret"}
+
+
+def test_a_webhook_that_cannot_be_made_after_the_sign_in_still_lets_the_user_through(
+        alice, client, provider, oauth_dovecot, oauth_user, settings, monkeypatch, caplog):
+    """The account is saved and the link spent when its webhook subscription is made: a
+    failure then is logged, and the browser still goes on with the saved account."""
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    app = create_app(alice, provider, oauth_dovecot)
+    answer = alice.client.post("/v1/account", {
+        "account": "authz", "webhooks": "http://127.0.0.1:9/in",
+        "oauth2": {"provider": app, "authorize": True,
+                   "redirectUrl": "https://app.example.test/back"}}, format="json")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(account_webhooks, "follow_account_webhook", broken)
+    done = client.get(local(provider_sign_in(answer.json()["redirect"])))
+
+    assert done.status_code == 302, done.content
+    assert done["Location"].startswith("https://app.example.test/back?")
+    assert EmailAccount.objects.get(account_id="authz").webhooks == "http://127.0.0.1:9/in"
+    assert "its webhook subscription was not made" in caplog.text
 
 
 def test_authorize_refuses_a_masked_webhook_password_before_the_sign_in(

@@ -6,6 +6,7 @@ mail, each setting on and off."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
 from accounts.models import EmailAccount
 from tests.base import wait_for
@@ -69,10 +70,36 @@ def test_inbox_new_only_is_for_the_default_route_only(alice, allow_private_webho
     default = EngineSettings.objects.get(tenant=alice.tenant).subscription
     own = WebhookSubscription.objects.get(
         pk=EmailAccount.objects.get(account_id="own").webhook_subscription)
-    assert engine_format.options_of(default).inbox_new_only is True
-    assert engine_format.options_of(own).inbox_new_only is True
-    assert engine_format.options_of(
-        WebhookSubscription.objects.get(pk=route.json()["id"])).inbox_new_only is False
+    custom = WebhookSubscription.objects.get(pk=route.json()["id"])
+    assert engine_format.EngineRenderer(default).inbox_only() is True
+    assert engine_format.EngineRenderer(own).inbox_only() is True
+    assert engine_format.EngineRenderer(custom).inbox_only() is False
+
+
+def test_inbox_new_only_asks_nothing_of_a_run_without_message_new(alice, allow_private_webhooks):
+    """Whether a subscription is an account's own is asked at its first messageNew, not at
+    every delivery run (a run is often one event)."""
+    alice.client.post("/v1/settings", {"webhooks": "http://127.0.0.1:9/default",
+                                       "inboxNewOnly": True}, format="json")
+    route = alice.client.post("/v1/webhooks", {"url": "http://127.0.0.1:9/route",
+                                               "events": ["messageNew"],
+                                               "format": "emailengine"}, format="json")
+    assert route.status_code == 200, route.content
+    custom = WebhookSubscription.objects.get(pk=route.json()["id"])
+    asked = []
+
+    def count(execute, sql, params, many, context):
+        if EmailAccount._meta.db_table in sql:
+            asked.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        renderer = engine_format.EngineRenderer(custom)
+    assert asked == []
+    with connection.execute_wrapper(count):
+        assert renderer.inbox_only() is False
+        assert renderer.inbox_only() is False
+    assert len(asked) == 1
 
 
 # --- deliveries -----------------------------------------------------------------------------
