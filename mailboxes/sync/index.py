@@ -303,7 +303,7 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
                     here.event_pk = event.pk
                     moves.note_arrived(row.email_id, here)
                 if report:
-                    _record_report(account, summary["id"], report, moves if held else None)
+                    _record_report(account, summary["id"], report, here if held else None)
         if cursor:
             update_folder(folder, **cursor)
         if first_index:
@@ -323,18 +323,19 @@ def _marked(summary: dict, report: Report) -> dict:
 
 
 def _record_report(account: EmailAccount, message_id: str, report: Report,
-                   moves: MoveTracker | None) -> None:
+                   held: Half | None) -> None:
     """A report's ``Bounce`` rows and events, after its own ``messageNew`` (as EmailEngine
-    sends them); held with it when it is held (``moves``), so that they are not published
-    before it."""
+    sends them); held with it when it is held (``held``, its half of a move), so that they
+    are not published before it, and withdrawn with it when it turns out to be a move
+    (``remove_messages``)."""
     now = timezone.now()
     rows = []
     for number, bounce in enumerate(report.bounces):
         data = {"bounceMessage": message_id, **bounce}
         event = events.record(account.tenant_id, events.MESSAGE_BOUNCE, account.account_id,
-                              storable(data), hold=moves is not None)
-        if moves is not None:
-            moves.note_following(event.pk)
+                              storable(data), hold=held is not None)
+        if held is not None:
+            held.following.append(event.pk)
         response = bounce.get("response") or {}
         rows.append(Bounce(
             email_account_id=account.pk, message_id=storable_text(bounce["messageId"])[:998],
@@ -349,9 +350,9 @@ def _record_report(account: EmailAccount, message_id: str, report: Report,
     if report.complaint:
         data = {"complaintMessage": message_id, **report.complaint}
         event = events.record(account.tenant_id, events.MESSAGE_COMPLAINT, account.account_id,
-                              storable(data), hold=moves is not None)
-        if moves is not None:
-            moves.note_following(event.pk)
+                              storable(data), hold=held is not None)
+        if held is not None:
+            held.following.append(event.pk)
 
 
 def _commit_lazily() -> None:
@@ -543,6 +544,9 @@ def remove_messages(folder: Folder, uids: Iterable[int], cursor: dict | None = N
             here = Half(None, ids.message_id_for(folder, uid), uid, folder.path)
             destination = moves.take_arrived(email_id) if moves else None
             if destination is not None:
+                if destination.following:  # a report read as new mail: it was not
+                    Bounce.objects.filter(email_account_id=account.pk,
+                                          bounce_message=destination.id).delete()
                 events.record(account.tenant_id, events.MESSAGE_MOVED, account.account_id,
                               moved_data(destination.summary, here, destination),
                               path=destination.path)

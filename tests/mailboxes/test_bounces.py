@@ -236,3 +236,27 @@ def test_a_report_that_cannot_be_read_still_gets_its_message_new(synced, mail_us
     uid = arrive(synced, mail_user, mime_shapes.bounce())
     assert [e.data["uid"] for e in events_of(synced.account, "messageNew")] == [uid]
     assert not events_of(synced.account, "messageBounce")
+
+
+def test_a_bounce_moved_back_into_the_inbox_is_one_message_moved(synced, mail_user):
+    """A pass syncs the INBOX first (``sync_account``, as the worker's connect-time and backfill
+    passes run it), so a bounce moved back into it by another client is seen arriving before
+    it is seen leaving Archive: its report is read again, and its held messageBounce and
+    Bounce rows must go with the withdrawn messageNew, for one messageMoved."""
+    uid = arrive(synced, mail_user, mime_shapes.bounce())
+    with mail_user.imap_client() as other:
+        other.select_folder("INBOX")
+        other.move([uid], "Archive")
+    sync_account(synced.session, synced.account)
+    assert len(events_of(synced.account, "messageMoved")) == 1
+    bounces = list(Bounce.objects.filter(email_account=synced.account).values())
+    with mail_user.imap_client() as other:
+        other.select_folder("Archive")
+        other.move(other.search(), "INBOX")
+    sync_account(synced.session, synced.account)
+    moved = events_of(synced.account, "messageMoved")
+    assert [(e.data["source"]["path"], e.data["path"]) for e in moved] == [
+        ("INBOX", "Archive"), ("Archive", "INBOX")]
+    assert len(events_of(synced.account, "messageBounce")) == 1
+    assert len(events_of(synced.account, "messageNew")) == 1
+    assert list(Bounce.objects.filter(email_account=synced.account).values()) == bounces
