@@ -32,11 +32,14 @@ from typing import Any
 from emailapi.lib.timestamps import utc_iso
 
 __all__ = ["Section", "Report", "sections_to_read", "read_report", "header_fields",
-           "delivery_status", "feedback_report", "text_bounces", "PART_LIMIT"]
+           "delivery_status", "feedback_report", "text_bounces", "PART_LIMIT", "MAX_BOUNCES"]
 
 PART_LIMIT = 64 * 1024  # bytes read of each report part: fields and headers fit many times over
 MAX_FIELDS = 1000  # fields kept of one block: a hostile report does not grow without bound
 MAX_VALUE = 4096  # characters kept of one field's value
+# Failed recipients announced of one report, each its own messageBounce carrying the
+# original's headers: a DSN for a mailing to a thousand addresses is not a thousand events.
+MAX_BOUNCES = 50
 
 DELIVERY_STATUS = "message/delivery-status"
 FEEDBACK_REPORT = "message/feedback-report"
@@ -140,7 +143,8 @@ def _hotmail_complaint(from_: Sequence[Any], subject: str) -> bool:
 def read_report(read: Mapping[str, str], from_: Sequence[Any] = ()) -> Report:
     """The report in the parts read (role -> decoded text); an empty ``Report`` when they hold
     none EmailEngine would announce (a bounce needs its recipient, its action and the
-    original's Message-ID; a complaint its recipient)."""
+    original's Message-ID; a complaint its recipient). A recipient reported twice is one
+    bounce (its first block), and at most ``MAX_BOUNCES`` are kept, in the report's order."""
     headers = header_fields(read[HEADERS]) if HEADERS in read else None
     if FEEDBACK in read or (HEADERS in read and STATUS not in read and TEXT not in read):
         complaint = feedback_report(read.get(FEEDBACK, ""), read.get(HEADERS), from_)
@@ -152,15 +156,17 @@ def read_report(read: Mapping[str, str], from_: Sequence[Any] = ()) -> Report:
     else:
         return Report()
     original_id = _message_id(_first(headers, "message-id"))
-    kept = []
+    kept: dict[str, dict[str, Any]] = {}
     for bounce in bounces:
         if original_id:  # the original's own header wins over X-Original-Message-ID
             bounce["messageId"] = original_id
         bounce["messageHeaders"] = headers
         if bounce.get("recipient") and bounce.get("messageId") and \
                 (bounce.get("action") or "").lower() == "failed":
-            kept.append(bounce)
-    return Report(bounces=kept)
+            kept.setdefault(bounce["recipient"].lower(), bounce)
+            if len(kept) >= MAX_BOUNCES:
+                break
+    return Report(bounces=list(kept.values()))
 
 
 def header_fields(text: str) -> dict[str, list[str]]:

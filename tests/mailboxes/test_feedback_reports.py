@@ -122,6 +122,28 @@ def test_x_original_message_id_names_the_original_without_its_headers():
     assert bounce["messageHeaders"] is None
 
 
+def recipient_blocks(addresses: list[str]) -> str:
+    return "Reporting-MTA: dns; mx.example.test\r\n\r\n" + "".join(
+        f"Final-Recipient: rfc822; {address}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        for address in addresses)
+
+
+def test_a_recipient_reported_twice_is_one_bounce():
+    status = recipient_blocks(["carol@example.net", "dave@example.org", "Carol@Example.NET"])
+    status = status.replace("Status: 5.1.1", "Status: 5.1.2", 1)  # the first block wins
+    bounces = fr.read_report({fr.STATUS: status, fr.HEADERS: ORIGINAL_HEADERS}).bounces
+    assert [b["recipient"] for b in bounces] == ["carol@example.net", "dave@example.org"]
+    assert bounces[0]["response"]["status"] == "5.1.2"
+
+
+def test_a_dsn_for_a_thousand_recipients_is_fifty_bounces():
+    addresses = [f"user{n % 500}@example.net" for n in range(999)]  # each twice, nearly
+    status = recipient_blocks(addresses)
+    bounces = fr.read_report({fr.STATUS: status, fr.HEADERS: ORIGINAL_HEADERS}).bounces
+    assert [b["recipient"] for b in bounces] == [f"user{n}@example.net" for n in range(50)]
+    assert fr.MAX_BOUNCES == 50  # as the README says
+
+
 def test_a_garbled_status_part_is_no_bounce():
     assert not fr.read_report({fr.STATUS: "\x00\r\n::::\r\n\r\n  folded\r\n" * 100,
                                fr.HEADERS: ORIGINAL_HEADERS})
