@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_CHUNK",
     "fetch_section",
     "fetch_sections",
+    "fetch_sections_of",
     "stream_section",
     "source_size",
     "decode_stream",
@@ -113,14 +114,44 @@ def fetch_sections(
     """Several sections of one message in one ``UID FETCH`` (section -> at most that many
     bytes, or None: all), each as ``fetch_section`` gives it; a missing message raises
     ``MessageNotFound``."""
-    for section, limit in sections.items():
-        _check(uid, section)
-        if limit is not None and limit < 0:
-            raise ValueError("max_bytes must be >= 0")
+    _check_sections([uid], sections)
     if not sections:
         return {}
     items = _fetch_one(client, uid, _items(sections))
     return {section: _body(items, section) for section in sections}
+
+
+def fetch_sections_of(
+    client: imapclient.IMAPClient, uids: Sequence[int], sections: Mapping[str, int | None]
+) -> dict[int, dict[str, bytes]]:
+    """The same sections of several messages in one ``UID FETCH uid,uid,...`` (uid -> what
+    ``fetch_sections`` gives for it). A message the server gives no data for (expunged) is
+    left out. A server that says one of them was expunged meanwhile without saying which
+    (RFC 5530 ``EXPUNGEISSUED``: Dovecot's NIL data, or a NO for the command, RFC 2180
+    4.1.2) has each fetched alone."""
+    _check_sections(uids, sections)
+    if not sections or not uids:
+        return {}
+    answered, expunge_issued = _fetch_many(client, uids, _items(sections))
+    if expunge_issued:
+        found = {}
+        for uid in uids:
+            try:
+                found[uid] = fetch_sections(client, uid, sections)
+            except MessageNotFound:
+                continue
+        return found
+    return {uid: {section: _body(items, section) for section in sections}
+            for uid, items in answered.items()}
+
+
+def _check_sections(uids: Sequence[int], sections: Mapping[str, int | None]) -> None:
+    for uid in uids:
+        _check_uid(uid)
+    for section, limit in sections.items():
+        _check_section(section)
+        if limit is not None and limit < 0:
+            raise ValueError("max_bytes must be >= 0")
 
 
 def stream_section(
@@ -165,8 +196,16 @@ def source_size(client: imapclient.IMAPClient, uid: int) -> int | None:
 
 
 def _check(uid: int, section: str) -> None:
+    _check_uid(uid)
+    _check_section(section)
+
+
+def _check_uid(uid: int) -> None:
     if not isinstance(uid, int) or isinstance(uid, bool) or uid < 1:
         raise ValueError(f"not a UID: {uid!r}")
+
+
+def _check_section(section: str) -> None:
     if not isinstance(section, str) or not _SECTION.match(section):
         raise ValueError(f"not an IMAP section: {section[:100]!r}")
 
@@ -181,37 +220,49 @@ _EXPUNGE_ISSUED = b"[EXPUNGEISSUED]"
 
 
 def _fetch_one(client: imapclient.IMAPClient, uid: int, items: str) -> dict[str, Any]:
-    """Send ``UID FETCH <uid> (<items>)`` and return the items the server sent for *uid*.
+    """Send ``UID FETCH <uid> (<items>)`` and return the items the server sent for *uid*."""
+    answered, expunge_issued = _fetch_many(client, [uid], items)
+    if uid not in answered or expunge_issued:
+        raise MessageNotFound(uid)
+    return answered[uid]
+
+
+def _fetch_many(client: imapclient.IMAPClient, uids: Sequence[int],
+                items: str) -> tuple[dict[int, dict[str, Any]], bool]:
+    """Send ``UID FETCH <uid>,<uid>... (<items>)``: the items the server sent for each of
+    *uids* it answered for, and whether it said one of them was expunged meanwhile.
 
     FETCH responses for other messages (unsolicited flag updates) are ignored, other untagged
     responses are filed with imaplib as usual (``fetch._stash``).
     """
     imap = underlying.connection(client)
-    found: dict[str, Any] = {}
-    answered = False
+    wanted = set(uids)
+    found: dict[int, dict[str, Any]] = {}
+    answered: set[int] = set()
 
     def on_untagged(texts: list[bytes], literals: list[bytes]) -> None:
-        nonlocal answered
         if not fetch._FETCH.match(texts[0]):
             fetch._stash(imap, texts, literals)
             return
         _, got = parse.parse_fetch(b" ".join(texts), literals)
-        if parse.as_int(got.get("UID")) == uid:
+        uid = parse.as_int(got.get("UID"))
+        if uid in wanted:
             # a flag update sent on its own is not an answer (the message may be gone)
-            answered = answered or not fetch._UNSOLICITED_ITEMS.issuperset(got)
-            found.update(got)
+            if not fetch._UNSOLICITED_ITEMS.issuperset(got):
+                answered.add(uid)
+            found.setdefault(uid, {}).update(got)
 
+    uid_set = ",".join(str(uid) for uid in uids)
     try:
-        done = fetch._run(imap, f"UID FETCH {uid} ({items})", on_untagged)
+        done = fetch._run(imap, f"UID FETCH {uid_set} ({items})", on_untagged)
     except imap.error as exc:  # RFC 2180 4.1.2: a server may answer NO for an expunged message
         if _EXPUNGE_ISSUED in str(exc).upper().encode("ascii", "replace"):
-            raise MessageNotFound(uid) from None
+            return {}, True
         raise
     # Expunged by another session but not yet reported to this one: Dovecot answers with NIL
     # data and OK [EXPUNGEISSUED] (RFC 5530), others with no FETCH at all.
-    if not answered or done.upper().startswith(_EXPUNGE_ISSUED):
-        raise MessageNotFound(uid)
-    return found
+    return ({uid: found[uid] for uid in uids if uid in answered},
+            done.upper().startswith(_EXPUNGE_ISSUED))
 
 
 def _body(items: Mapping[str, Any], section: str) -> bytes:

@@ -23,9 +23,9 @@ pytestmark = pytest.mark.django_db
 
 ORIGINAL_ID = "<lunch-1@example.test>"  # the original of mime_shapes.bounce()
 ENGINE_DATE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-# The one FETCH of a report's parts (``parts.fetch_sections``); the metadata FETCH lists UIDs
-# as a set and asks for FLAGS first.
-REPORT_FETCH = re.compile(rb"UID FETCH \d+ \(BODY\.PEEK\[[0-9]")
+# A FETCH of reports' parts (``parts.fetch_sections_of``): the metadata FETCH asks for FLAGS
+# first.
+REPORT_FETCH = re.compile(rb"UID FETCH [0-9,]+ \(BODY\.PEEK\[[0-9]")
 
 
 @pytest.fixture
@@ -158,6 +158,17 @@ def test_a_report_sends_one_fetch_of_its_parts(synced, mail_user, imap_commands)
     assert b"BODY.PEEK[2]<0.65536>" in command
     assert b"BODY.PEEK[3.HEADER]<0.65536>" in command
     assert b"BODY.PEEK[1]" not in command  # the human text is not read
+
+
+def test_the_reports_of_a_batch_are_read_in_one_fetch(synced, mail_user, imap_commands):
+    """Two DSNs of one shape arriving together: one round trip for both, not one each."""
+    uids = seed.seed_mailbox(mail_user, messages=[mime_shapes.bounce(1), mime_shapes.bounce(2)])
+    sync_folder(synced.session, Folder.objects.get(email_account=synced.account, path="INBOX"))
+    [command] = [c for c in imap_commands if REPORT_FETCH.search(c)]
+    assert command.split(b" ")[3] == b"%d,%d" % tuple(uids)
+    bounces = events_of(synced.account, "messageBounce")
+    assert sorted(b.data["bounceMessage"] for b in bounces) == sorted(
+        message_id_of(synced.account, uid) for uid in uids)
 
 
 def test_a_report_outside_the_inbox_is_not_read(synced, mail_user):

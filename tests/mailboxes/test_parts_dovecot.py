@@ -290,6 +290,34 @@ def test_a_message_expunged_while_streaming_raises_instead_of_truncating(client,
     assert len(received) < len(messages["long_qp"])
 
 
+def test_the_same_sections_of_several_messages_are_one_fetch(client, mailbox, imap_commands):
+    _, messages, uids = mailbox
+    missing = max(uids.values()) + 100
+    wanted = [uids["plain"], missing, uids["reply"]]
+    found = parts.fetch_sections_of(client, wanted, {"HEADER": None, "TEXT": 20})
+    assert sorted(found) == sorted([uids["plain"], uids["reply"]])  # the missing one left out
+    for name in ("plain", "reply"):
+        head, _, body = messages[name].partition(b"\r\n\r\n")
+        assert found[uids[name]] == {"HEADER": head + b"\r\n\r\n", "TEXT": body[:20]}
+    [command] = [c for c in imap_commands if b"UID FETCH" in c]
+    assert b"UID FETCH %d,%d,%d (" % tuple(wanted) in command
+
+
+def test_a_message_expunged_by_another_session_is_left_out_of_several(client, mailbox):
+    """Dovecot answers NIL data for it and OK [EXPUNGEISSUED] without saying which: each is
+    then read alone."""
+    user, messages, uids = mailbox
+    other = user.imap_client()
+    try:
+        other.select_folder("INBOX")
+        other.delete_messages([uids["reply"]])
+        other.expunge()
+    finally:
+        other.logout()
+    found = parts.fetch_sections_of(client, [uids["plain"], uids["reply"]], {"": None})
+    assert found == {uids["plain"]: {"": messages["plain"]}}
+
+
 def test_a_nonexistent_part_of_an_existing_message_is_empty(client, mailbox):
     uid = mailbox[2]["plain"]
     assert parts.fetch_section(client, uid, "7") == b""
