@@ -30,6 +30,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
 from emailapi.lib.timestamps import utc_iso
+from mailboxes.imap.parse import normalize_message_id
 
 __all__ = ["Section", "Report", "sections_to_read", "read_report", "header_fields",
            "delivery_status", "feedback_report", "text_bounces", "PART_LIMIT", "MAX_BOUNCES"]
@@ -208,13 +209,14 @@ def _first(fields: Mapping[str, list[str]] | None, name: str) -> str | None:
 
 
 def _message_id(value: str | None) -> str | None:
-    """The first ``<id>`` of a Message-ID value, as the index keeps a message's
-    (``parse.normalize_message_id``), so that a bounce finds its original."""
+    """The first ``<id>`` of a Message-ID value, as the index keeps a message's, so that a
+    bounce finds its original: by the index's own rule (``parse.normalize_message_id``, the
+    compiled one where ``make`` built it), on the value as UTF-8, which it reads back
+    unchanged. A copy of the rule for ``str`` would drift from it (Unicode whitespace is
+    whitespace to ``str``'s ``\\s``, not to the index's)."""
     if not value:
         return None
-    match = re.search(r"<[^<>]*>", value)
-    text = re.sub(r"\s+", "", match.group(0) if match else value)
-    return text if text and text != "<>" else None
+    return normalize_message_id(value.encode("utf-8", "replace"))
 
 
 def _typed(value: str) -> tuple[str | None, str]:

@@ -3,7 +3,10 @@ pure functions, on reports shaped like real MTAs' (``tests.mailboxes.mime_shapes
 
 from __future__ import annotations
 
+import pytest
+
 from mailboxes import feedback_reports as fr
+from mailboxes.imap import parse
 from mailboxes.imap.types import Address, Part
 from tests.mailboxes import mime_shapes
 
@@ -142,6 +145,23 @@ def test_a_dsn_for_a_thousand_recipients_is_fifty_bounces():
     bounces = fr.read_report({fr.STATUS: status, fr.HEADERS: ORIGINAL_HEADERS}).bounces
     assert [b["recipient"] for b in bounces] == [f"user{n}@example.net" for n in range(50)]
     assert fr.MAX_BOUNCES == 50  # as the README says
+
+
+@pytest.mark.parametrize("value", [
+    "<a@example.test>", "  <a@example.test> (sent)", "<a@ex\r\n ample.test>",
+    "<a@b> <c@d>", "a@example.test", "<>", "   ", "<a\u00a0b@example.test>",
+    "<caf\u00e9@example.test>", "<a\u2003b@example.test>", "<<a@b>>", "<a@b"])
+def test_the_originals_message_id_is_read_as_the_index_keeps_a_message_id(value):
+    """A bounce finds its original by the Message-ID the index stored for it: the report's
+    (already decoded) value goes through the index's own rule, compiled or not."""
+    headers = f"Message-ID: {value}\r\n"
+    [bounce] = fr.read_report({fr.STATUS: "X-Original-Message-ID: <x@y>\r\n\r\n" +
+                               mime_shapes.DELIVERY_STATUS.decode(),
+                               fr.HEADERS: headers}).bounces
+    indexed = parse.normalize_message_id(headers[len("Message-ID:"):].strip().encode())
+    assert bounce["messageId"] == (indexed or "<x@y>")
+    assert indexed == parse.python_normalize_message_id(
+        headers[len("Message-ID:"):].strip().encode())
 
 
 def test_a_garbled_status_part_is_no_bounce():
