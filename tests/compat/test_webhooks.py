@@ -359,14 +359,7 @@ def test_a_bounce_and_a_complaint_arrive_in_emailengine_format_after_their_messa
                  for e in Event.objects.filter(tenant=alice.tenant)}
     bounce_id = by_subject["Undelivered Mail Returned to Sender 0"]
     assert published["messageBounce", bounce_id] > published["messageNew", bounce_id]
-    assert bounce.payload["data"] == {
-        "bounceMessage": bounce_id,
-        "recipient": "nobody@example.test", "action": "failed",
-        "response": {"source": "smtp", "message": "550 5.1.1 User unknown", "status": "5.1.1"},
-        "mta": "mx.example.test", "messageId": "<lunch-1@example.test>",
-        "messageHeaders": {"from": ["Alice <alice@example.test>"],
-                           "to": ["nobody@example.test"], "subject": ["Lunch?"],
-                           "message-id": ["<lunch-1@example.test>"]}}
+    assert bounce.payload["data"] == {"bounceMessage": bounce_id, **mime_shapes.BOUNCE}
     data = complaint.payload["data"]
     assert data["complaintMessage"] == by_subject["FW: Spätsommer sale"]
     assert data["arf"]["originalRcptTo"] == ["erin@example.net"]

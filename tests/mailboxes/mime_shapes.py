@@ -120,6 +120,15 @@ RFC822_HEADERS = (
 )
 
 
+# What ``bounce()``'s report says: EmailEngine's messageBounce data without ``bounceMessage``.
+BOUNCE = {
+    "recipient": "nobody@example.test", "action": "failed",
+    "response": {"source": "smtp", "message": "550 5.1.1 User unknown", "status": "5.1.1"},
+    "mta": "mx.example.test", "messageId": "<lunch-1@example.test>",
+    "messageHeaders": {"from": ["Alice <alice@example.test>"], "to": ["nobody@example.test"],
+                       "subject": ["Lunch?"], "message-id": ["<lunch-1@example.test>"]}}
+
+
 def bounce(number: int = 0) -> bytes:
     """A DSN: the human text, message/delivery-status and text/rfc822-headers."""
     body = multipart("report", [

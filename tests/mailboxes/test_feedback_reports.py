@@ -75,14 +75,7 @@ def test_a_plain_text_bounce_from_the_mailer_daemon_reads_its_text():
 def test_a_dsn_is_emailengines_bounce():
     report = fr.read_report({fr.STATUS: mime_shapes.DELIVERY_STATUS.decode(),
                              fr.HEADERS: ORIGINAL_HEADERS})
-    [bounce] = report.bounces
-    assert bounce == {
-        "recipient": "nobody@example.test", "action": "failed",
-        "response": {"source": "smtp", "message": "550 5.1.1 User unknown", "status": "5.1.1"},
-        "mta": "mx.example.test", "messageId": "<lunch-1@example.test>",
-        "messageHeaders": {"from": ["Alice <alice@example.test>"],
-                           "to": ["nobody@example.test"], "subject": ["Lunch?"],
-                           "message-id": ["<lunch-1@example.test>"]}}
+    assert report.bounces == [mime_shapes.BOUNCE]
     assert report.complaint is None
 
 
