@@ -33,18 +33,26 @@ MIN_COLLAPSE_CHARS = 120
 MAX_ANALYZE_CHARS = 256 * 1024
 _DOCUMENT_END_TAIL = 4096
 
-# The opening tag of a quote container, by the class or id its client gives it.
-_HTML_QUOTE = re.compile(
-    r"""<(?:div|blockquote|hr|section)\b[^>]*?\b(?:class|id)\s*=\s*["']?[^"'>]*?\b(?:"""
-    r"gmail_quote|gmail_quote_container|moz-cite-prefix|moz-forward-container|yahoo_quoted|"
+# A quote container is the opening tag of one of these elements whose class or id names one of
+# the known mail clients' containers (or a ``<blockquote type="cite">``). The tags are found
+# one at a time and their attributes tested apart: one pattern for all of it rescans the rest of
+# the body for each ``<div `` that never closes (minutes on a body that is such tags alone).
+_QUOTE_OPENER = re.compile(r"<(div|blockquote|hr|section)\b", re.I)
+_CLASS_OR_ID = re.compile(r"""\b(?:class|id)\s*=\s*["']?""", re.I)
+_QUOTE_MARK = re.compile(r"""["']""")
+_QUOTE_NAME = re.compile(
+    r"\b(?:gmail_quote|gmail_quote_container|moz-cite-prefix|moz-forward-container|yahoo_quoted|"
     r"protonmail_quote|divRplyFwdMsg|appendonsend|stopSpelling|OutlookMessageHeader|"
-    r"mail-editor-reference-message-container|zmail_extra|x_gmail_quote"
-    r""")\b[^>]*>|<blockquote\b[^>]*\btype\s*=\s*["']?cite\b[^>]*>""", re.I)
+    r"mail-editor-reference-message-container|zmail_extra|x_gmail_quote)\b", re.I)
+_TYPE_CITE = re.compile(r"""\btype\s*=\s*["']?cite\b""", re.I)
+_BLOCKQUOTE_OPENER = re.compile(r"<blockquote\b", re.I)
 _TABLE_INTERNAL = re.compile(r"<(?:table|thead|tbody|tfoot|tr|td|th|col|colgroup|caption)[\s/>]",
                              re.I)
 _DOCUMENT_END = re.compile(r"</(?:body|html)[\s>]", re.I)
-_TAG = re.compile(r"<!--.*?-->|<[^>]*>", re.S)
-_BLOCK_CONTENT = re.compile(r"<(style|script|head|title)\b.*?</\1\s*>", re.I | re.S)
+# Elements whose content shows nothing: ``<style>...</style>`` and the like.
+_BLOCK_OPENER = re.compile(r"<(style|script|head|title)\b", re.I)
+_BLOCK_CLOSER = {name: re.compile(rf"</{name}\s*>", re.I)
+                 for name in ("style", "script", "head", "title")}
 
 _WROTE = re.compile(r"^(?:On|Am|Le|El|Il|Op|Em|Den|På)\b.{0,300}?(?:wrote|schrieb|a écrit|escribió"
                     r"|ha scritto|schreef|escreveu|skrev)\s*:\s*$", re.I | re.S)
@@ -58,10 +66,9 @@ def fold_html(html: str) -> str | None:
     folding (or no safe place for the block)."""
     if not html or len(html) > MAX_ANALYZE_CHARS:
         return None
-    match = _HTML_QUOTE.search(html)
-    if match is None:
+    start = _quote_start(html)
+    if start is None:
         return None
-    start = match.start()
     if _TABLE_INTERNAL.match(html, start):
         return None
     close = _close_offset(html)
@@ -70,6 +77,41 @@ def fold_html(html: str) -> str | None:
     if not _visible(html[:start]) or len(_visible(html[start:close])) < MIN_COLLAPSE_CHARS:
         return None
     return html[:start] + OPEN + html[start:close] + CLOSE + html[close:]
+
+
+def _quote_start(html: str) -> int | None:
+    """Where the first quote container's opening tag starts. A tag's attributes run to the
+    first ``>``, so an opener inside another's attributes is part of them: its class or id is
+    the outer tag's too. Only a ``<blockquote type="cite"`` there is a quote of its own (the
+    outer tag is not a blockquote); each tag's attributes are read once."""
+    position = 0
+    while (opener := _QUOTE_OPENER.search(html, position)) is not None:
+        end = html.find(">", opener.end())
+        if end < 0:
+            return None  # no tag after this one closes either
+        if _is_quote(opener.group(1).lower(), html[opener.end():end]):
+            return opener.start()
+        inner = _BLOCKQUOTE_OPENER.search(html, opener.end(), end)
+        if inner is not None and _TYPE_CITE.search(html[inner.end():end]):
+            return inner.start()
+        position = end + 1
+    return None
+
+
+def _is_quote(tag: str, attributes: str) -> bool:
+    """The attributes (all between the tag's name and its ``>``) make it a quote container:
+    a class or id whose value (to the next quote mark) names one."""
+    if tag == "blockquote" and _TYPE_CITE.search(attributes):
+        return True
+    value_end = -1
+    for key in _CLASS_OR_ID.finditer(attributes):
+        if key.end() < value_end:
+            continue  # inside the value tested before: its value is that one's end
+        mark = _QUOTE_MARK.search(attributes, key.end())
+        value_end = mark.start() if mark else len(attributes)
+        if _QUOTE_NAME.search(attributes, key.end(), value_end):
+            return True
+    return False
 
 
 def fold_plain(text: str, to_html) -> str | None:
@@ -94,27 +136,33 @@ def _plain_cut(lines: list[str]) -> int | None:
     for line in lines:
         offsets.append(offset)
         offset += len(line) + 1
+    tail = _quoted_tails(lines)
     for number, line in enumerate(lines):
         if _SEPARATOR.match(line):
             return offsets[number]
         for span in (1, 2, 3):  # an attribution line wrapped over two or three lines
             joined = " ".join(lines[number:number + span])
-            if _WROTE.match(joined) and _quoted_or_blank(lines[number + span:], at_least=1):
+            if _WROTE.match(joined) and tail[min(number + span, len(lines))]:
                 return offsets[number]
-        if line.startswith(">") and _quoted_or_blank(lines[number:], at_least=1):
+        if line.startswith(">") and tail[number]:
             return offsets[number]
     return None
 
 
-def _quoted_or_blank(lines: list[str], at_least: int) -> bool:
-    """Every line is quoted (``>``) or blank, and at least *at_least* are quoted."""
-    quoted = 0
-    for line in lines:
+def _quoted_tails(lines: list[str]) -> list[bool]:
+    """For each line number (and one past the last), whether every line from there on is
+    quoted (``>``) or blank with at least one quoted; one pass from the end, so a body of
+    many ``>`` lines costs no more than its length."""
+    tails = [False] * (len(lines) + 1)
+    clean, quoted = True, False
+    for number in range(len(lines) - 1, -1, -1):
+        line = lines[number]
         if line.startswith(">"):
-            quoted += 1
+            quoted = True
         elif line.strip():
-            return False
-    return quoted >= at_least
+            clean = False
+        tails[number] = clean and quoted
+    return tails
 
 
 def _close_offset(html: str) -> int:
@@ -126,4 +174,51 @@ def _close_offset(html: str) -> int:
 
 def _visible(fragment: str) -> str:
     """The text a fragment of HTML shows (roughly: tags, comments and style blocks gone)."""
-    return " ".join(html_lib.unescape(_TAG.sub(" ", _BLOCK_CONTENT.sub(" ", fragment))).split())
+    return " ".join(html_lib.unescape(_without_tags(_without_blocks(fragment))).split())
+
+
+def _without_blocks(fragment: str) -> str:
+    """*fragment* with each ``<style>``...``</style>`` (script, head, title) a space; an opener
+    never closed stays (its tag goes with the tags). Each closer is looked for once from its
+    opener, and a name found unclosed is not looked for again: nothing after closes it."""
+    out: list[str] = []
+    kept = position = 0
+    unclosed: set[str] = set()
+    while (opener := _BLOCK_OPENER.search(fragment, position)) is not None:
+        name = opener.group(1).lower()
+        closer = None if name in unclosed else _BLOCK_CLOSER[name].search(fragment, opener.end())
+        if closer is None:
+            unclosed.add(name)
+            position = opener.end()
+            continue
+        out += [fragment[kept:opener.start()], " "]
+        kept = position = closer.end()
+    out.append(fragment[kept:])
+    return "".join(out)
+
+
+def _without_tags(fragment: str) -> str:
+    """*fragment* with each comment (``<!--`` to the first ``-->``) and each tag (``<`` to the
+    first ``>``) a space; a ``<!--`` never closed is a tag, and a ``<`` with no ``>`` after it
+    is text. Each end is looked for once: when none is left, none is looked for again."""
+    out: list[str] = []
+    kept = 0
+    comments_close = True
+    start = fragment.find("<")
+    while start >= 0:
+        close = -1
+        if comments_close and fragment.startswith("<!--", start):
+            close = fragment.find("-->", start + 4)
+            comments_close = close >= 0
+        if close >= 0:
+            end = close + 3
+        else:
+            close = fragment.find(">", start + 1)
+            if close < 0:
+                break  # no tag after this one closes either
+            end = close + 1
+        out += [fragment[kept:start], " "]
+        kept = end
+        start = fragment.find("<", end)
+    out.append(fragment[kept:])
+    return "".join(out)

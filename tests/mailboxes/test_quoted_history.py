@@ -3,8 +3,11 @@ class="ee-collapsed-thread">``): ``mailboxes.quoted_history`` and ``web_html.web
 
 from __future__ import annotations
 
+import pytest
+
 from mailboxes import web_html
 from mailboxes.quoted_history import CLOSE, OPEN, fold_html, fold_plain
+from tests.mailboxes.bounded import finishes
 
 QUOTED = "Let's meet tomorrow at 10am in the big room, bring the numbers. " * 3
 GMAIL = ('<div dir="ltr">Works for me.</div><br><div class="gmail_quote"><div dir="ltr" '
@@ -71,3 +74,32 @@ def test_web_safe_keeps_the_blocks_classes_and_no_others():
 def test_web_safe_makes_html_from_plain_text_folded_or_not():
     assert web_html.web_safe(None, "Hi\nthere") == "<p>Hi<br>there</p>"
     assert web_html.web_safe("", "Hi\n\n> " + QUOTED).startswith("<p>Hi</p>" + OPEN)
+
+
+# --- hostile bodies: any sender writes them, and each is read on every messageNew ------------
+
+
+def test_an_opening_tag_that_never_closes_is_passed_over_in_time():
+    assert finishes(lambda: fold_html("<p>Hi</p><div " + "class=a " * 8_000)) is None
+
+
+def test_a_quote_after_a_tag_of_many_attributes_still_folds_in_time():
+    html = "<p>Hi</p><div " + "class=a " * 8_000 + f'><div class="gmail_quote">{QUOTED}</div>'
+    assert finishes(lambda: fold_html(html)).startswith("<p>Hi</p><div ")
+    assert OPEN + '<div class="gmail_quote">' in fold_html(html)
+
+
+def test_a_body_of_quote_marks_that_ends_unquoted_is_not_folded_in_time():
+    assert finishes(lambda: fold_plain(">\n" * 20_000 + "x", web_html.from_plain)) is None
+
+
+def test_a_long_quoted_tail_folds_in_time():
+    html = finishes(lambda: fold_plain("Hi\n\n" + "> quoted\n" * 20_000, web_html.from_plain))
+    assert html.startswith("<p>Hi</p>" + OPEN)
+
+
+@pytest.mark.parametrize("filler", ["<!--" * 40_000, "<style>" * 30_000, "<" * 250_000],
+                         ids=["unclosed-comments", "unclosed-styles", "unclosed-tags"])
+def test_openers_that_never_close_in_the_quote_are_read_in_time(filler):
+    html = f'<p>Works for me.</p><div class="gmail_quote">{QUOTED}{filler}'  # and no ">" after
+    assert finishes(lambda: fold_html(html)).startswith("<p>Works for me.</p>" + OPEN)
