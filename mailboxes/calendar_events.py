@@ -30,21 +30,42 @@ from __future__ import annotations
 import base64
 import io
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil import tz as dateutil_tz
+
+from emailapi.lib.timestamps import utc_iso
 
 CALENDAR_TYPES = ("text/calendar", "application/ics")
 # The most lines one part is read for (a calendar of one invite has a few dozen; each line is
 # bounded by the part's size, which the caller bounds).
 MAX_LINES = 100_000
+# The deepest component kept (an invite's deepest is VCALENDAR > VEVENT > VALARM); one deeper
+# is passed over, with all it holds.
+MAX_DEPTH = 10
+# What a calendar's own VTIMEZONE may ask of dateutil, which finds a time's offset by stepping
+# each STANDARD/DAYLIGHT rule from its start to that time: rules by the year or the month only,
+# with no parts that multiply their steps (BYHOUR, BYSECOND...), and at most about
+# ``MAX_RULE_COST`` microseconds' stepping for a time (a rule's period costs about 25, each day
+# it yields about one more; reading each RDATE about 40). Outlook's rules start in 1601: its
+# two yearly ones cost about 30,000 to 2100. A zone past this is read from the IANA zone of its
+# name, else as the fixed offset of its last TZOFFSETTO (dateutil takes minutes on a secondly
+# rule from 1601).
+_RULE_PERIODS = {"YEARLY": 1, "MONTHLY": 12}
+_RULE_PARTS = {"FREQ", "INTERVAL", "UNTIL", "COUNT", "WKST", "BYMONTH", "BYDAY", "BYMONTHDAY"}
+_PERIOD_COST = 25
+_DATE_COST = 40
+MAX_RULE_COST = 50_000
+MAX_OBSERVANCES = 64
 _DATE_TIME = re.compile(r"(\d{4})(\d\d)(\d\d)(?:T(\d\d)(\d\d)(\d\d)(Z?))?$")
 _DURATION = re.compile(r"([+-])?P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
 _TEXT_ESCAPE = re.compile(r"\\([\\;,Nn])")
 _NAME = re.compile(r"[A-Za-z0-9-]+")
+_OFFSET = re.compile(r"([+-])(\d\d)(\d\d)(\d\d)?$")
 _PARAMETER = re.compile(r';([A-Za-z0-9-]+)=("[^"]*"|[^";:,]*)((?:,(?:"[^"]*"|[^";:,]*))*)')
 
 
@@ -53,7 +74,15 @@ class Component:
     name: str
     properties: list[tuple[str, dict[str, str], str]] = field(default_factory=list)
     children: list[Component] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)  # its own unfolded lines, BEGIN to END
+    # Its own unfolded lines, BEGIN to END, are source[start:end] (end None: to the end of the
+    # text): each line is kept once, in the list all the components share.
+    source: list[str] = field(default_factory=list, repr=False, compare=False)
+    start: int = 0
+    end: int | None = None
+
+    @property
+    def lines(self) -> list[str]:
+        return self.source[self.start:self.end]
 
     def first(self, name: str) -> tuple[dict[str, str], str] | None:
         for prop, params, value in self.properties:
@@ -136,42 +165,60 @@ def parse_event(data: bytes) -> dict | None:
 def parse_components(text: str) -> list[Component]:
     """The top-level components of iCalendar *text* (RFC 5545: lines unfolded, names
     lower-cased, parameters split, quoted values unquoted). Lines that are not content lines
-    are passed over; an unclosed component ends with the text."""
+    are passed over; an unclosed component ends with the text; an END closes the innermost
+    open component of its name and those inside it (none when no open one has the name);
+    components nested deeper than ``MAX_DEPTH`` are passed over with what they hold."""
     top: list[Component] = []
     stack: list[Component] = []
+    passed_over: list[str] = []  # the names of the open components deeper than MAX_DEPTH
+    passed_count: Counter[str] = Counter()
+    read: list[str] = []  # the content lines, each component's a slice of them
     for number, line in enumerate(_unfolded(text)):
         if number >= MAX_LINES:
             break
         parsed = _content_line(line)
         if parsed is None:
             continue
+        read.append(line)
         name, params, value = parsed
-        if name == "begin":
-            component = Component(value.strip().lower())
+        if name == "begin" and len(stack) >= MAX_DEPTH:
+            passed_over.append(value.strip().lower())
+            passed_count[passed_over[-1]] += 1
+        elif name == "begin":
+            component = Component(value.strip().lower(), source=read, start=len(read) - 1)
             (stack[-1].children if stack else top).append(component)
             stack.append(component)
         elif name == "end" and stack:
-            for component in stack:
-                component.lines.append(line)
             closing = value.strip().lower()
-            if any(component.name == closing for component in stack):
-                while stack.pop().name != closing:
-                    pass
-            continue
-        elif stack:
+            if passed_count[closing]:
+                while (inner := passed_over.pop()) != closing:
+                    passed_count[inner] -= 1
+                passed_count[closing] -= 1
+            elif any(component.name == closing for component in stack):
+                passed_over.clear()
+                passed_count.clear()
+                while True:
+                    component = stack.pop()
+                    component.end = len(read)
+                    if component.name == closing:
+                        break
+        elif stack and not passed_over:
             stack[-1].properties.append((name, params, value))
-        for component in stack:
-            component.lines.append(line)
     return top
 
 
 def _unfolded(text: str) -> list[str]:
     lines: list[str] = []
+    pieces: list[str] = []  # the line being unfolded (joined once: not copied for each piece)
     for line in re.split(r"\r\n|\n|\r", text):
-        if line[:1] in (" ", "\t") and lines:
-            lines[-1] += line[1:]
+        if line[:1] in (" ", "\t") and pieces:
+            pieces.append(line[1:])
         elif line:
-            lines.append(line)
+            if pieces:
+                lines.append("".join(pieces))
+            pieces = [line]
+    if pieces:
+        lines.append("".join(pieces))
     return lines
 
 
@@ -206,23 +253,120 @@ class _Zones:
 
     def __init__(self, calendar: Component):
         self.calendar = calendar
-        self._found: dict[str, tzinfo] = {}
+        self._own: dict[str, _OwnZone | None] = {}
+        self._found: dict[tuple[str, int], tzinfo] = {}
 
-    def get(self, tzid: str) -> tzinfo:
-        if tzid not in self._found:
-            self._found[tzid] = self._own(tzid) or _iana(tzid) or UTC
-        return self._found[tzid]
+    def get(self, tzid: str, year: int) -> tzinfo:
+        """The zone of *tzid* for a time in *year* (what dateutil's reading costs depends on
+        how far the time is from the rules' start)."""
+        if tzid not in self._own:
+            self._own[tzid] = _own_zone(self.calendar, tzid)
+        own = self._own[tzid]
+        if own is None:
+            return _iana(tzid) or UTC
+        if own.rules is not None and own.cost(year) <= MAX_RULE_COST:
+            return own.rules
+        return _iana(tzid) or own.fixed or UTC
 
-    def _own(self, tzid: str) -> tzinfo | None:
-        for zone in self.calendar.children:
-            named = zone.first("tzid") if zone.name == "vtimezone" else None
-            if named is None or named[1] != tzid:
-                continue
-            try:
-                return dateutil_tz.tzical(io.StringIO("\r\n".join(zone.lines))).get(tzid)
-            except Exception:  # noqa: BLE001 - a VTIMEZONE dateutil cannot read: not used
-                return None
+
+@dataclass
+class _OwnZone:
+    """A calendar's VTIMEZONE: dateutil's reading of it (None: not handed to dateutil), what
+    reading a time through it costs, and the fixed offset of its last TZOFFSETTO."""
+
+    rules: tzinfo | None
+    fixed: tzinfo | None
+    # (start year, cost a year) of each STANDARD/DAYLIGHT's rule, and the cost of its dates.
+    yearly: list[tuple[int, int]] = field(default_factory=list)
+    dates: int = 0
+
+    def cost(self, year: int) -> int:
+        return self.dates + sum(max(year - start + 1, 0) * each for start, each in self.yearly)
+
+
+def _own_zone(calendar: Component, tzid: str) -> _OwnZone | None:
+    """The calendar's VTIMEZONE of *tzid*; None when it has none, or one dateutil cannot read
+    (then the name is read as an IANA one, else as UTC)."""
+    zone = next((child for child in calendar.children if child.name == "vtimezone"
+                 and (named := child.first("tzid")) is not None and named[1] == tzid), None)
+    if zone is None:
         return None
+    lines = zone.lines
+    own = _OwnZone(None, _fixed_offset(lines))
+    if not _cost_of(lines, own) or any(len(line.splitlines()) != 1 for line in lines):
+        return own  # (dateutil splits lines at more characters than RFC 5545 does)
+    try:
+        own.rules = dateutil_tz.tzical(io.StringIO("\r\n".join(lines))).get(tzid)
+    except Exception:  # noqa: BLE001 - a VTIMEZONE dateutil cannot read: not used
+        return None
+    return own
+
+
+def _cost_of(lines: list[str], own: _OwnZone) -> bool:
+    """Put what reading a time costs into *own*: each STANDARD/DAYLIGHT's rules (from its
+    DTSTART's year) and dates in the VTIMEZONE's *lines*; False when one is not handed to
+    dateutil (a frequency other than yearly or monthly, a part that multiplies the steps, an
+    EXRULE, too many observances or dates)."""
+    observances = 0
+    start, rules = 1, []
+    for line in lines:
+        parsed = _content_line(line)
+        name, _params, value = parsed if parsed is not None else ("", {}, "")
+        value = value.strip().upper()
+        if name == "begin" and value in ("STANDARD", "DAYLIGHT"):
+            observances += 1
+            if observances > MAX_OBSERVANCES:
+                return False
+            start, rules = 1, []
+        elif name == "end" and value in ("STANDARD", "DAYLIGHT"):
+            own.dates += _PERIOD_COST
+            own.yearly += [(start, each) for each in rules]
+        elif name == "dtstart":
+            start = int(value[:4]) if value[:4].isdigit() else 1
+        elif name in ("rdate", "exdate"):
+            own.dates += (value.count(",") + 1) * _DATE_COST
+        elif name == "exrule":
+            return False
+        elif name == "rrule":
+            each = _rule_cost(value)
+            if each is None:
+                return False
+            rules.append(each)
+    return own.dates <= MAX_RULE_COST  # (dateutil reads all the dates before any time)
+
+
+def _rule_cost(value: str) -> int | None:
+    """What an RRULE's year costs dateutil (its periods, and the days each yields at most);
+    None for one not handed to it."""
+    parts = dict(part.partition("=")[::2] for part in value.split(";"))
+    if parts.get("FREQ") not in _RULE_PERIODS or not set(parts) <= _RULE_PARTS:
+        return None
+    months = parts["BYMONTH"].count(",") + 1 if "BYMONTH" in parts else 12
+    days = 1
+    if "BYDAY" in parts:  # "-1SU" is a day a month, "SU" up to five
+        days = sum(1 if day[:1] in "+-0123456789" else 5 for day in parts["BYDAY"].split(","))
+    if "BYMONTHDAY" in parts:
+        monthdays = parts["BYMONTHDAY"].count(",") + 1
+        days = min(days, monthdays) if "BYDAY" in parts else monthdays
+    return _RULE_PERIODS[parts["FREQ"]] * _PERIOD_COST + months * days
+
+
+def _fixed_offset(lines: list[str]) -> tzinfo | None:
+    """The offset of a VTIMEZONE's last TZOFFSETTO (``+0100``, ``-053000``)."""
+    for line in reversed(lines):
+        parsed = _content_line(line)
+        if parsed is None or parsed[0] != "tzoffsetto":
+            continue
+        match = _OFFSET.match(parsed[2].strip())
+        if match is None:
+            return None
+        sign, hours, minutes, seconds = match.groups()
+        span = timedelta(hours=int(hours), minutes=int(minutes), seconds=int(seconds or 0))
+        try:
+            return timezone(-span if sign == "-" else span)
+        except ValueError:  # 24 hours or more
+            return None
+    return None
 
 
 def _iana(tzid: str) -> tzinfo | None:
@@ -233,7 +377,8 @@ def _iana(tzid: str) -> tzinfo | None:
 
 
 def _instant(prop: tuple[dict[str, str], str], zones: _Zones) -> datetime | date | None:
-    """A DATE as a ``date``; a DATE-TIME as an aware ``datetime`` (see the module's "Times")."""
+    """A DATE as a ``date``; a DATE-TIME as an aware ``datetime`` (see the module's "Times");
+    None for one that is not, or whose instant is out of range (year 1 east of UTC)."""
     params, value = prop
     match = _DATE_TIME.match(value.strip())
     if match is None:
@@ -244,25 +389,30 @@ def _instant(prop: tuple[dict[str, str], str], zones: _Zones) -> datetime | date
             return date(int(year), int(month), int(day))
         local = datetime(int(year), int(month), int(day), int(hour), int(minute),
                          min(int(second), 59))
-    except ValueError:
+        zone = UTC if utc or not params.get("tzid") else zones.get(params["tzid"], local.year)
+        return local.replace(tzinfo=zone).astimezone(UTC)
+    except (OverflowError, ValueError):
         return None
-    zone = UTC if utc or not params.get("tzid") else zones.get(params["tzid"])
-    return local.replace(tzinfo=zone).astimezone(UTC)
 
 
 def _end(event: Component, start, start_at, zones: _Zones):
+    """DTEND, else the start plus DURATION, else a day after a date's start, else the start;
+    None when that is out of range (after 9999)."""
     end = event.first("dtend")
     if end is not None:
         return _instant(end, zones)
     if start_at is None:
         return None
     duration = event.first("duration")
-    if duration is not None:
-        span = _duration(duration[1])
-        return start_at + span if span is not None else None
-    if isinstance(start_at, datetime):
-        return start_at
-    return start_at + timedelta(days=1)
+    try:
+        if duration is not None:
+            span = _duration(duration[1])
+            return start_at + span if span is not None else None
+        if isinstance(start_at, datetime):
+            return start_at
+        return start_at + timedelta(days=1)
+    except OverflowError:
+        return None
 
 
 def _duration(value: str) -> timedelta | None:
@@ -270,8 +420,11 @@ def _duration(value: str) -> timedelta | None:
     if match is None:
         return None
     sign, weeks, days, hours, minutes, seconds = match.groups()
-    span = timedelta(weeks=int(weeks or 0), days=int(days or 0), hours=int(hours or 0),
-                     minutes=int(minutes or 0), seconds=int(seconds or 0))
+    try:
+        span = timedelta(weeks=int(weeks or 0), days=int(days or 0), hours=int(hours or 0),
+                         minutes=int(minutes or 0), seconds=int(seconds or 0))
+    except (OverflowError, ValueError):  # past timedelta's range, or digits past int's
+        return None
     return -span if sign == "-" else span
 
 
@@ -281,5 +434,4 @@ def _iso(value) -> str | None:
         return None
     if not isinstance(value, datetime):
         value = datetime(value.year, value.month, value.day, tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
-        f"{value.microsecond // 1000:03d}Z"
+    return utc_iso(value)

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import base64
 
-from mailboxes.calendar_events import calendar_events, parse_event
+import pytest
+
+from mailboxes.calendar_events import MAX_DEPTH, calendar_events, parse_components, parse_event
 from tests.mailboxes import mime_shapes
+from tests.mailboxes.bounded import finishes
 
 # Outlook's form: a Windows zone name with its VTIMEZONE, folded lines, escaped text.
 OUTLOOK = (
@@ -115,3 +118,84 @@ def test_filename_defaults_to_event_ics_without_request_or_cancel():
 def test_parts_not_read_or_unparsable_give_nothing():
     assert calendar_events([({"id": "A", "contentType": "text/calendar"}, None),
                             ({"id": "B", "contentType": "text/calendar"}, b"garbage")]) == []
+
+
+def test_a_year_before_1000_is_written_with_four_digits_as_javascript_does():
+    event = parse_event(ALL_DAY.replace(b"20240601", b"09990601"))
+    assert event["startDate"] == "0999-06-01T00:00:00.000Z"
+
+
+# --- hostile calendars: any sender writes them, and each is read on every messageNew ---------
+
+
+def calendar(*lines: str) -> bytes:
+    return "\r\n".join(("BEGIN:VCALENDAR", *lines, "END:VCALENDAR", "")).encode()
+
+
+def event(*lines: str) -> bytes:
+    return calendar("BEGIN:VEVENT", "UID:hostile-1", *lines, "END:VEVENT")
+
+
+def test_components_nested_past_the_depth_kept_are_passed_over_in_time():
+    text = "BEGIN:VCALENDAR\r\n" * 8_000
+    [top] = finishes(lambda: parse_components(text))
+    depth, component = 1, top
+    while component.children:
+        [component] = component.children
+        depth += 1
+    assert depth == MAX_DEPTH
+    assert len(top.lines) == 8_000  # the lines of what is passed over are still its own
+
+
+def test_what_a_component_too_deep_holds_is_not_its_parents():
+    deep = ["BEGIN:X"] * 20 + ["SUMMARY:deep"] + ["END:X"] * 20
+    assert parse_event(event(*deep, "SUMMARY:kept"))["summary"] == "kept"
+
+
+def test_a_line_folded_a_million_times_is_unfolded_in_time():
+    # 3 MB (more than a part is read for) so that the old quadratic unfolding is far past the
+    # bound: it took 7 s at 2 MB.
+    text = "BEGIN:VCALENDAR\r\nX-LONG:" + "\r\n a" * 1_000_000 + "\r\nEND:VCALENDAR\r\n"
+    [top] = finishes(lambda: parse_components(text))
+    assert len(top.first("x-long")[1]) == 1_000_000
+
+
+def zone(tzid: str, rule: str) -> tuple[str, ...]:
+    """A VTIMEZONE of Outlook's shape whose two observances follow *rule*."""
+    return ("BEGIN:VTIMEZONE", f"TZID:{tzid}",
+            "BEGIN:STANDARD", "DTSTART:16010101T030000", "TZOFFSETFROM:+0200",
+            "TZOFFSETTO:+0100", f"RRULE:{rule}", "END:STANDARD",
+            "BEGIN:DAYLIGHT", "DTSTART:16010101T020000", "TZOFFSETFROM:+0100",
+            "TZOFFSETTO:+0300", f"RRULE:{rule}", "END:DAYLIGHT", "END:VTIMEZONE")
+
+
+@pytest.mark.parametrize(("tzid", "start"), [
+    ("Hostile Standard Time", "2024-07-05T07:00:00.000Z"),  # its last TZOFFSETTO, +0300
+    ("Europe/Berlin", "2024-07-05T08:00:00.000Z"),  # the IANA zone of its name: summer, +0200
+])
+def test_a_vtimezone_of_secondly_rules_is_not_stepped_through(tzid, start):
+    ics = calendar(*zone(tzid, "FREQ=SECONDLY"), "BEGIN:VEVENT", "UID:hostile-1",
+                   f"DTSTART;TZID={tzid}:20240705T100000", "END:VEVENT")
+    found = finishes(lambda: parse_event(ics))
+    assert found["startDate"] == start
+    assert found["timezone"] == tzid
+
+
+def test_a_time_far_ahead_through_outlooks_rules_is_answered_in_time():
+    ics = calendar(*zone("W. Europe", "FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10"), "BEGIN:VEVENT",
+                   "UID:far-1", "DTSTART;TZID=W. Europe:99990705T100000", "END:VEVENT")
+    assert finishes(lambda: parse_event(ics))["startDate"].startswith("9999-07-05T")
+
+
+@pytest.mark.parametrize(("lines", "start", "end"), [
+    (["DTSTART;VALUE=DATE:99991231"], "9999-12-31T00:00:00.000Z", None),
+    (["DTSTART:20240101T100000Z", "DURATION:P999999999W"], "2024-01-01T10:00:00.000Z", None),
+    (["DTSTART:20240101T100000Z", "DURATION:P" + "9" * 5_000 + "D"],
+     "2024-01-01T10:00:00.000Z", None),
+    (["DTSTART;TZID=Asia/Tokyo:00010101T000000"], None, None),
+], ids=["whole-day-9999", "weeks-past-range", "digits-past-int", "year-1-east-of-utc"])
+def test_a_time_out_of_range_is_left_out(lines, start, end):
+    found = parse_event(event(*lines))
+    assert found["eventId"] == "hostile-1"
+    assert found["startDate"] == start
+    assert found["endDate"] == end
