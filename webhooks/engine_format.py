@@ -8,7 +8,8 @@ mail server, at delivery time: the envelope's ``serviceUrl`` and ``specialUse``,
 settings the text (web-safe with ``notifyWebSafeHtml``) and headers, read from the server like
 ``GET .../message/{id}`` does, with ``notifyAttachments`` each attachment's content up to
 ``notifyAttachmentSize``, with ``notifyCalendarEvents`` the ``calendarEvents`` of its calendar
-parts; a message gone from the server by then is sent without them); before
+parts; a message gone from the server by then, or a calendar part the parser fails on, is
+sent without them); before
 ``accountInitialized``, a ``mailboxNew`` for each folder, as EmailEngine's first sync announces
 them.
 
@@ -166,7 +167,13 @@ class EngineRenderer:
         if replied:
             data["isAutoReply"] = True
         if account is not None and options.notify_calendar_events and data.get("attachments"):
-            found = self._calendar_events(account, data["attachments"])
+            try:
+                found = self._calendar_events(account, data["attachments"])
+            except Exception as exc:  # noqa: BLE001 - the event goes out without them
+                # (raised here, the delivery run would be retried forever without counting an
+                # attempt, holding up the account's later events)
+                logger.info("messageNew %s: calendar events not read (%s)", data.get("id"), exc)
+                found = []
             if found:
                 data["calendarEvents"] = found
         return data

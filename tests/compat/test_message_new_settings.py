@@ -209,3 +209,25 @@ def test_message_new_says_is_auto_reply_by_subject_and_by_headers_when_read(
     assert flagged["reading"] == ["Automatic reply: Lunch?", "Away"]
     # Without notifyText/notifyHeaders the message is not read: the subject decides alone.
     assert flagged["plain"] == ["Automatic reply: Lunch?"]
+
+
+def test_a_calendar_part_that_breaks_the_parser_leaves_only_calendar_events_out(
+        alice, mail_user, allow_private_webhooks, webhook_receiver, start_dispatcher,
+        imap_worker, monkeypatch):
+    """Raised out of the event's shaping, it would make the dispatcher retry the run forever
+    (no attempt counted), holding up the account's lane: the event goes out without it."""
+    def broken(parts):
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(engine_format.calendar_events, "calendar_events", broken)
+    receiver = webhook_receiver()
+    engine_hook(alice.client, receiver, webhookEvents=["messageNew"], notifyCalendarEvents=True)
+    connected(alice, mail_user, start_dispatcher)
+    raw, _ics = mime_shapes.calendar_invite("REQUEST", 6)
+    seed.seed_mailbox(mail_user, messages=[raw, seed.make_message(subject="After it")])
+    requests = received(receiver, "messageNew", 2)
+    data = {r.payload["data"]["subject"]: r.payload["data"] for r in requests}
+    assert "After it" in data
+    [invite] = [value for subject, value in data.items() if subject != "After it"]
+    assert "calendarEvents" not in invite
+    assert any(a["contentType"] == "text/calendar" for a in invite["attachments"])
