@@ -27,7 +27,7 @@ from accounts.errors import AccountNotFound
 from accounts.models import EmailAccount
 from emailapi.lib import jsondepth
 from emailapi.lib.rows import ModelColumns, prepared_rows
-from mailboxes import ids, message_fields, summary_memo
+from mailboxes import bounces, ids, message_fields, summary_memo
 from mailboxes.errors import AttachmentNotFound, InvalidCursor, MailboxNotFound, MessageNotFound
 from mailboxes.models import Folder, Message, UidBlock
 
@@ -193,6 +193,14 @@ def page_of(folder: Folder, page: int, page_size: int, cursor: str | None) -> di
                  more=len(fetched) > page_size, after_cursor=at is not None)
 
 
+def _with_bounces(folder: Folder, messages: list[dict]) -> list[dict]:
+    """``bounces.on_page`` for a folder whose account row may have come with it
+    (``tenant_folder``); without it, the bounces are asked for."""
+    account = folder.email_account if Folder.email_account.is_cached(folder) else None
+    has_bounces = account.has_bounces if account is not None else True
+    return bounces.on_page(folder.email_account_id, has_bounces, messages)
+
+
 def _page(folder: Folder, total: int, page: int, page_size: int, items: list, more: bool,
           after_cursor: bool, messages: list[dict] | None = None) -> dict:
     """A listing's answer; ``prevPageCursor`` is there past the first page (a cursor's page
@@ -207,7 +215,7 @@ def _page(folder: Folder, total: int, page: int, page_size: int, items: list, mo
         "prevPageCursor": encode_cursor(folder, items[0].uid, max(page - 1, 0), above=True)
         if has_previous else None,
         "messages": messages if messages is not None
-        else [message_fields.summary(folder, row) for row in items],
+        else _with_bounces(folder, [message_fields.summary(folder, row) for row in items]),
     }
 
 
@@ -256,9 +264,11 @@ def tenant_page(tenant, account_id: str, path: str, page: int, page_size: int,
         return page_of(tenant_folder(tenant, account_id, path), page, page_size, cursor)
     # Rows whose values were listed before keep their summary (``summary_memo``); only the
     # UIDs are needed for the cursors.
-    values = [row[len(_PAGE_FOLDER):] for row in rows[:page_size]]
+    has_bounces = rows[0][len(_PAGE_FOLDER)]
+    values = [row[len(_PAGE_FOLDER) + 1:] for row in rows[:page_size]]
     convert = _summary_of(folder)
-    messages = [summary_memo.summary(folder, row, convert) for row in values]
+    messages = bounces.on_page(folder.email_account_id, has_bounces,
+                               [summary_memo.summary(folder, row, convert) for row in values])
     uids = [SimpleNamespace(uid=row[_UID]) for row in values]
     return _page(folder, folder.messages, at.page if at is not None else page, page_size,
                  uids, more=len(rows) > page_size, after_cursor=at is not None,
@@ -302,7 +312,7 @@ def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, st
     quote = connection.ops.quote_name
     folder_table, message_table = quote(Folder._meta.db_table), quote(Message._meta.db_table)
     account_table = quote(EmailAccount._meta.db_table)
-    columns = [f"f.{quote(c)}" for c in _PAGE_FOLDER] + _summary_columns()
+    columns = [f"f.{quote(c)}" for c in _PAGE_FOLDER] + ["a.has_bounces"] + _summary_columns()
     match, argument = _path_match("f2", path)
     folder_id = (f"(SELECT f2.id FROM {folder_table} f2 "
                  f"JOIN {account_table} a ON a.id = f2.email_account_id "
@@ -324,6 +334,7 @@ def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, st
         before = [*lookup, start]
     sql = (f"{prefix}SELECT {', '.join(columns)} FROM {message_table} m "
            f"JOIN {folder_table} f ON f.id = m.folder_id "
+           f"JOIN {account_table} a ON a.id = f.email_account_id "
            f"WHERE m.folder_id = {folder_id} AND m.uid IN ("
            f"SELECT p.uid FROM {message_table} p WHERE p.folder_id = {folder_id}"
            + (" AND p.uid < %s" if below is not None else "")

@@ -15,12 +15,11 @@ from email.parser import BytesHeaderParser
 from functools import lru_cache
 
 from accounts.models import EmailAccount
-from emailapi.lib.timestamps import utc_iso
-from mailboxes import auto_reply, errors, listing, message_fields, web_html
+from mailboxes import auto_reply, bounces, errors, listing, message_fields, web_html
 from mailboxes.command_pool import pool
 from mailboxes.imap import parts
 from mailboxes.imap.types import FlagChange
-from mailboxes.models import Bounce, Folder, Message
+from mailboxes.models import Folder, Message
 from mailboxes.sync import gmail, index
 
 HEADER_LIMIT = 256 * 1024
@@ -50,31 +49,11 @@ def message_detail(account: EmailAccount, message_id: str, text_type: str, max_b
     folder, row = listing.message_by_id(account, message_id)
     detail = indexed_message_detail(account, folder, row, text_type, max_bytes, mark_as_seen,
                                     with_headers, html, message_id)
-    bounces = bounces_of(account, row.message_id) if with_bounces else []
-    if bounces:
-        detail["bounces"] = bounces
+    found = bounces.of_message(account.pk, account.has_bounces, row.message_id) \
+        if with_bounces else []
+    if found:
+        detail["bounces"] = found
     return detail
-
-
-def bounces_of(account: EmailAccount, message_id: str) -> list[dict]:
-    """EmailEngine's ``bounces`` of a message: those reported for its Message-ID in this
-    account, oldest first (``[]`` without a Message-ID, or for an account that never had a
-    bounce: without a query, which was a quarter of a message read's time)."""
-    if not message_id or not account.has_bounces:
-        return []
-    rows = Bounce.objects.filter(email_account_id=account.pk, message_id=message_id) \
-        .order_by("created_at", "pk")
-    found = []
-    for row in rows:
-        bounce = {"message": row.bounce_message, "recipient": row.recipient,
-                  "action": row.action}
-        if row.response_message or row.response_status:
-            bounce["response"] = {
-                **({"message": row.response_message} if row.response_message else {}),
-                **({"status": row.response_status} if row.response_status else {})}
-        bounce["date"] = utc_iso(row.created_at)
-        found.append(bounce)
-    return found
 
 
 def indexed_message_detail(account: EmailAccount, folder: Folder, row: Message, text_type: str,

@@ -19,7 +19,7 @@ from emailapi.api.pagination import MAX_PAGE, PageQuerySerializer
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, InvalidInput, TenantScopedAPIView
 from emailapi.lib import jsondepth
-from mailboxes import index_search, listing
+from mailboxes import bounces, index_search, listing
 from mailboxes.api import query
 from mailboxes.api.search_serializer import SearchCriteriaSerializer
 from mailboxes.api.serializers import (
@@ -97,22 +97,23 @@ class SearchView(TenantScopedAPIView):
         return Response(with_cursors(self._results(account_id, options, criteria)))
 
     def _results(self, account_id: str, options: dict, criteria: dict) -> dict:
+        """The page of results, each with its ``bounces`` as in a listing."""
         from_index = options["source"] == "index"
         if options.get("path"):  # account and folder in one query
-            folder = listing.tenant_folder(self.tenant, account_id, options["path"],
-                                           with_account=not from_index)
-            account_pk = folder.email_account_id
+            folder = listing.tenant_folder(self.tenant, account_id, options["path"])
+            account = folder.email_account
         else:
-            folder = None
-            account_pk = self.email_account.pk
+            folder, account = None, self.email_account
         if from_index:
-            return index_search.search(account_pk, folder, criteria, options["page"],
-                                       options["pageSize"])
-        if folder is None:
+            found = index_search.search(account.pk, folder, criteria, options["page"],
+                                        options["pageSize"])
+        elif folder is None:
             raise InvalidInput("path", "This field is required.",
                                "path is required for an IMAP search")
-        return imap_search(folder.email_account, folder, criteria, options["page"],
-                           options["pageSize"])
+        else:
+            found = imap_search(account, folder, criteria, options["page"], options["pageSize"])
+        return {**found, "messages": bounces.on_page(account.pk, account.has_bounces,
+                                                     found["messages"])}
 
 
 # Search results are ranked afresh on each request, so their cursors are EmailEngine's: the

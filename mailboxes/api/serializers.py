@@ -132,13 +132,33 @@ MessageSummarySerializer = type("MessageSummarySerializer", (serializers.Seriali
 })
 
 
+class BounceResponseSerializer(serializers.Serializer):
+    message = serializers.CharField(required=False, help_text="The reporting server's words")
+    status = serializers.CharField(required=False, help_text="Enhanced status code, e.g. 5.1.1")
+
+
+class BounceSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text="Message id of the bounce itself")
+    recipient = serializers.CharField()
+    action = serializers.CharField(help_text="As reported: failed")
+    response = BounceResponseSerializer(required=False)
+    date = serializers.DateTimeField(help_text="When the bounce was recorded")
+
+
+class ListedMessageSerializer(MessageSummarySerializer):
+    bounces = BounceSerializer(
+        many=True, required=False,
+        help_text="Bounces reported for this message's Message-ID in the account (messageBounce), "
+                  "oldest first; left out when there are none")
+
+
 class MessageListSerializer(serializers.Serializer):
     total = serializers.IntegerField()
     page = serializers.IntegerField()
     pages = serializers.IntegerField()
     nextPageCursor = serializers.CharField(allow_null=True)
     prevPageCursor = serializers.CharField(allow_null=True)
-    messages = MessageSummarySerializer(many=True)
+    messages = ListedMessageSerializer(many=True)
 
 
 class TextContentSerializer(serializers.Serializer):
@@ -153,20 +173,7 @@ class TextSerializer(TextInfoSerializer, TextContentSerializer):
     pass
 
 
-class BounceResponseSerializer(serializers.Serializer):
-    message = serializers.CharField(required=False, help_text="The reporting server's words")
-    status = serializers.CharField(required=False, help_text="Enhanced status code, e.g. 5.1.1")
-
-
-class BounceSerializer(serializers.Serializer):
-    message = serializers.CharField(help_text="Message id of the bounce itself")
-    recipient = serializers.CharField()
-    action = serializers.CharField(help_text="As reported: failed")
-    response = BounceResponseSerializer(required=False)
-    date = serializers.DateTimeField(help_text="When the bounce was recorded")
-
-
-class MessageDetailSerializer(MessageSummarySerializer):
+class MessageDetailSerializer(ListedMessageSerializer):
     references = serializers.ListField(child=serializers.CharField())
     specialUse = serializers.CharField(allow_null=True,
                                        help_text="Special use of the message's folder")
@@ -177,7 +184,3 @@ class MessageDetailSerializer(MessageSummarySerializer):
     isAutoReply = serializers.BooleanField(
         required=False, help_text="true when the subject or the headers say the message is an "
                                   "automatic reply (EmailEngine's rules); absent otherwise")
-    bounces = BounceSerializer(
-        many=True, required=False,
-        help_text="Bounces reported for this message's Message-ID in the account (messageBounce), "
-                  "oldest first; left out when there are none")

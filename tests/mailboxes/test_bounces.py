@@ -74,6 +74,49 @@ def test_the_original_shows_its_bounces(synced, mail_user):
     assert "bounces" not in other
 
 
+def _bounced(messages: list[dict]) -> dict[str, int]:
+    return {message["messageId"]: len(message["bounces"]) for message in messages
+            if "bounces" in message}
+
+
+def test_listings_and_searches_show_each_messages_bounces_as_emailengines_do(synced, mail_user):
+    """EmailEngine describes a message the same way in a listing, a search and a read: its
+    ``bounces`` come along everywhere, once the account has any."""
+    arrive(synced, mail_user, mime_shapes.bounce())
+    for _ in range(2):  # the second from the memo of listed rows, which keeps no bounces
+        listed = synced.client.get("/v1/account/box/messages?path=INBOX").json()["messages"]
+        assert _bounced(listed) == {ORIGINAL_ID: 1}
+    [original] = [m for m in listed if m["messageId"] == ORIGINAL_ID]
+    assert original["bounces"][0]["recipient"] == "nobody@example.test"
+    # A folder whose history is still being indexed is listed through the ORM: the same.
+    Folder.objects.filter(email_account=synced.account, path="INBOX").update(backfill_below=1)
+    listed = synced.client.get("/v1/account/box/messages?path=INBOX").json()["messages"]
+    assert _bounced(listed) == {ORIGINAL_ID: 1}
+    for source in ("index", "imap"):
+        found = synced.client.post(f"/v1/account/box/search?path=INBOX&source={source}",
+                                   {"search": {"subject": "Lunch"}}, format="json").json()
+        assert _bounced(found["messages"]) == {ORIGINAL_ID: 1}, source
+    everywhere = synced.client.post("/v1/account/box/search?source=index",
+                                    {"search": {"subject": "Lunch"}}, format="json").json()
+    assert _bounced(everywhere["messages"]) == {ORIGINAL_ID: 1}
+
+
+def test_a_listing_of_an_account_without_bounces_asks_nothing_of_them(synced):
+    asked = []
+
+    def count(execute, sql, params, many, context):
+        if Bounce._meta.db_table in sql:
+            asked.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        listed = synced.client.get("/v1/account/box/messages?path=INBOX").json()["messages"]
+        synced.client.post("/v1/account/box/search?path=INBOX&source=index",
+                           {"search": {"subject": "Lunch"}}, format="json")
+    assert len(listed) == 2
+    assert asked == []
+
+
 def test_reading_a_message_of_an_account_without_bounces_asks_nothing_of_them(synced, mail_user):
     """The account's ``has_bounces`` spares every message read the query of its bounces (it
     cost a quarter of a read's time) until the account's first bounce, and then asks."""
