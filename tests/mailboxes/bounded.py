@@ -1,5 +1,6 @@
-"""A pure parser's call on hostile input, bounded: it runs in a thread of its own, and the test
-fails when it has not finished well within ``WITHIN`` seconds. The inputs are sized so that a
+"""A call on hostile input, bounded (a pure parser's, a client's against a hostile server): it
+runs in a thread of its own, and the test fails when it has not finished well within ``WITHIN``
+seconds. The inputs are sized so that a
 linear parser takes milliseconds on them (far below the bound even on a busy two-core machine)
 and a quadratic one minutes."""
 
@@ -11,11 +12,12 @@ import time
 WITHIN = 10.0
 
 
-def finishes(work, within: float = WITHIN):
+def finishes(work, within: float = WITHIN, cleanup=None):
     """``work()``'s answer (or what it raised), failing the test when it ran longer than
     ``within`` seconds. The time is measured as well as the thread's end: a regular expression
     that backtracks holds the interpreter until it is done, so ``join`` comes back late, not
-    early."""
+    early. ``cleanup`` runs in the thread once ``work`` is done (a database connection of the
+    thread's, closed)."""
     outcome: dict = {}
 
     def run() -> None:
@@ -23,6 +25,9 @@ def finishes(work, within: float = WITHIN):
             outcome["value"] = work()
         except BaseException as exc:  # noqa: BLE001 - handed to the test
             outcome["error"] = exc
+        finally:
+            if cleanup is not None:
+                cleanup()
 
     started = time.monotonic()
     thread = threading.Thread(target=run, daemon=True)  # one still stuck does not hold pytest

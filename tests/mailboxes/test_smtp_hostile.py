@@ -7,13 +7,12 @@ server took is recorded once."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from django.db import connection
 
 from mailboxes import sending, smtp, verify
 from mailboxes.models import OutboxEntry
+from tests.mailboxes.bounded import finishes
 from tests.mailboxes.sending_helpers import queue, sending_account
 from tests.servers.scripted_smtp import ScriptedSmtpServer, delayed, flood, trickle
 
@@ -43,25 +42,9 @@ def short_replies(settings):
 
 
 def _in_thread(work, within: float = WITHIN):
-    """``work()`` in a thread of its own: its answer, or what it raised; fails the test if it
-    is still running after ``within`` seconds."""
-    outcome: dict = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = work()
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(within)
-    assert not thread.is_alive(), f"still running after {within} s: the server holds it"
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    """``work()`` bounded (``bounded.finishes``), its thread's database connection closed
+    (looked up in that thread: ``connection`` is per thread)."""
+    return finishes(work, within, cleanup=lambda: connection.close())
 
 
 def _settings(server: ScriptedSmtpServer) -> smtp.SmtpSettings:
