@@ -1,12 +1,16 @@
-"""Test helpers: tenants with API clients, and the account payloads tests register."""
+"""Test helpers: tenants with API clients, the account payloads tests register, and the SQL a
+piece of work runs."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts import services
@@ -91,3 +95,18 @@ def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextmanager
+def statements_naming(text: str) -> Iterator[list[str]]:
+    """The SQL statements this thread's database connection runs meanwhile that name ``text``
+    (a table, a column): a list that fills as they run, for tests of what a path asks."""
+    seen: list[str] = []
+
+    def wrapper(execute, sql, params, many, context):
+        if text in sql:
+            seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        yield seen

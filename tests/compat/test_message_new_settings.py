@@ -6,10 +6,9 @@ mail, each setting on and off."""
 from __future__ import annotations
 
 import pytest
-from django.db import connection
 
 from accounts.models import EmailAccount
-from tests.base import wait_for
+from tests.base import statements_naming, wait_for
 from tests.compat.test_webhooks import engine_hook, received, subscribe
 from tests.mailboxes import mime_shapes
 from tests.mailboxes.helpers import register
@@ -86,17 +85,10 @@ def test_inbox_new_only_asks_nothing_of_a_run_without_message_new(alice, allow_p
                                                "format": "emailengine"}, format="json")
     assert route.status_code == 200, route.content
     custom = WebhookSubscription.objects.get(pk=route.json()["id"])
-    asked = []
-
-    def count(execute, sql, params, many, context):
-        if EmailAccount._meta.db_table in sql:
-            asked.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(count):
+    with statements_naming(EmailAccount._meta.db_table) as asked:
         renderer = engine_format.EngineRenderer(custom)
     assert asked == []
-    with connection.execute_wrapper(count):
+    with statements_naming(EmailAccount._meta.db_table) as asked:
         assert renderer.inbox_only() is False
         assert renderer.inbox_only() is False
     assert len(asked) == 1

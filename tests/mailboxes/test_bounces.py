@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.db import connection
 
 from accounts import services
 from accounts.models import EmailAccount
@@ -15,6 +14,7 @@ from mailboxes import feedback_reports, uploading
 from mailboxes.models import Bounce, Folder, Message
 from mailboxes.sync.account import sync_account
 from mailboxes.sync.folder import sync_folder
+from tests.base import statements_naming
 from tests.mailboxes import mime_shapes
 from tests.mailboxes.helpers import events_of, open_session, register
 from tests.servers import seed
@@ -102,14 +102,7 @@ def test_listings_and_searches_show_each_messages_bounces_as_emailengines_do(syn
 
 
 def test_a_listing_of_an_account_without_bounces_asks_nothing_of_them(synced):
-    asked = []
-
-    def count(execute, sql, params, many, context):
-        if Bounce._meta.db_table in sql:
-            asked.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(count):
+    with statements_naming(Bounce._meta.db_table) as asked:
         listed = synced.client.get("/v1/account/box/messages?path=INBOX").json()["messages"]
         synced.client.post("/v1/account/box/search?path=INBOX&source=index",
                            {"search": {"subject": "Lunch"}}, format="json")
@@ -120,25 +113,20 @@ def test_a_listing_of_an_account_without_bounces_asks_nothing_of_them(synced):
 def test_reading_a_message_of_an_account_without_bounces_asks_nothing_of_them(synced, mail_user):
     """The account's ``has_bounces`` spares every message read the query of its bounces (it
     cost a quarter of a read's time) until the account's first bounce, and then asks."""
-    asked = []
-
-    def count(execute, sql, params, many, context):
-        if Bounce._meta.db_table in sql:
-            asked.append(sql)
-        return execute(sql, params, many, context)
-
-    def read() -> dict:
-        with connection.execute_wrapper(count):
+    def read() -> tuple[dict, list[str]]:
+        with statements_naming(Bounce._meta.db_table) as asked:
             answer = synced.client.get(f"/v1/account/box/message/{synced.ids[0]}")
         assert answer.status_code == 200, answer.content
-        return answer.json()
+        return answer.json(), asked
 
-    assert "bounces" not in read()
+    answer, asked = read()
+    assert "bounces" not in answer
     assert asked == []
     assert not EmailAccount.objects.get(pk=synced.account.pk).has_bounces
     arrive(synced, mail_user, mime_shapes.bounce())
     assert EmailAccount.objects.get(pk=synced.account.pk).has_bounces
-    assert len(read()["bounces"]) == 1
+    answer, asked = read()
+    assert len(answer["bounces"]) == 1
     assert len(asked) == 1
 
 

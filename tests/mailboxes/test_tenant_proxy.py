@@ -7,10 +7,10 @@ tenant's never applies; changing it reconnects the accounts it routes. Real loop
 from __future__ import annotations
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 
 from accounts.models import EmailAccount
+from tests.base import statements_naming
 from tests.mailboxes.helpers import connect_once, events_of, register
 from tests.mailboxes.sending_helpers import b64, raw_message, work_send_queue
 from tests.servers.proxies import PROXIES, Socks5Proxy
@@ -101,19 +101,12 @@ def test_a_send_goes_through_it_and_networkrouting_says_so(alice, account, smtp_
 def test_an_attempt_reads_the_tenants_proxy_once(alice, account, smtp_server):
     """A send reports its proxy (``networkRouting``) and connects through it: one read of the
     tenant's settings for both, not one each."""
-    reads = []
-
-    def counted(execute, sql, params, many, context):
-        if "proxy_url" in sql:
-            reads.append(sql)
-        return execute(sql, params, many, context)
-
     with Socks5Proxy("proxyuser", PASSWORD) as proxy:
         _use(alice.client, proxy.url("proxyuser", PASSWORD))
         response = alice.client.post("/v1/account/box/submit", {"raw": b64(raw_message())},
                                      format="json")
         assert response.status_code == 200, response.json()
-        with connection.execute_wrapper(counted):
+        with statements_naming("proxy_url") as reads:
             work_send_queue()
         assert smtp_server.wait_for_messages(1)
     assert len(reads) == 1, reads
