@@ -25,7 +25,7 @@ from accounts.models import EmailAccount
 from emailapi.lib import copy_text, metrics
 from emailapi.lib.rows import ModelColumns, locking, prepared_rows
 from emailapi.lib.storable import storable, storable_text, unstorable
-from mailboxes import ids, index_upkeep, message_fields, special_use
+from mailboxes import bounces, ids, index_upkeep, message_fields, special_use
 from mailboxes.feedback_reports import Report
 from mailboxes.imap.session import FolderListing, SelectInfo
 from mailboxes.imap.types import FlagChange, MessageMeta
@@ -281,7 +281,11 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
         rows = [Message(**row) for row in values] if notify else []
         if notify and rows:
             account = folder.email_account
-            notify_from = _notify_from(account)
+            notify_from, has_bounces = _notify_from_and_bounces(account)
+            # EmailEngine's messageNew carries the message's recorded bounces, as a read does:
+            # one query a batch, none for an account that never had a bounce.
+            known_bounces = bounces.of_messages(account.pk, (row.message_id for row in rows)) \
+                if has_bounces else {}
             for row in rows:
                 if notify_from and row.internal_date and row.internal_date < notify_from:
                     continue  # EmailEngine's notifyFrom: indexed, but no event
@@ -296,9 +300,11 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
                     continue
                 held = moves is not None and bool(row.email_id)
                 report = reports.get(row.uid) if reports else None
+                data = _marked(summary, report) if report else summary
+                if row.message_id in known_bounces:
+                    data = {**data, "bounces": known_bounces[row.message_id]}
                 event = events.record(account.tenant_id, events.MESSAGE_NEW, account.account_id,
-                                      _marked(summary, report) if report else summary,
-                                      path=folder.path, hold=held)
+                                      data, path=folder.path, hold=held)
                 if moves:
                     here.event_pk = event.pk
                     moves.note_arrived(row.email_id, here)
@@ -312,13 +318,17 @@ def add_messages(folder: Folder, metas: Sequence[MessageMeta], notify: bool,
 
 
 def _marked(summary: dict, report: Report) -> dict:
-    """A report's ``messageNew`` as EmailEngine marks it: ``isBounce`` or ``isComplaint``, and
-    ``relatedMessageId``, the Message-ID of the message it reports on (when it names one)."""
+    """A report's ``messageNew`` as EmailEngine marks it: a DSN's ``deliveryReport`` (for a
+    delivery or a delay), ``isBounce`` or ``isComplaint``, and ``relatedMessageId``, the
+    Message-ID of the message it reports on (when it names one)."""
+    marks: dict = {}
+    if report.delivery_report is not None:
+        marks["deliveryReport"] = report.delivery_report
     if report.bounces:
-        marks = {"isBounce": True, "relatedMessageId": report.bounces[0]["messageId"]}
-    else:
-        related = (report.complaint or {}).get("headers", {}).get("messageId")
-        marks = {"isComplaint": True, **({"relatedMessageId": related} if related else {})}
+        marks.update(isBounce=True, relatedMessageId=report.bounces[0]["messageId"])
+    elif report.complaint:
+        related = report.complaint.get("headers", {}).get("messageId")
+        marks.update(isComplaint=True, **({"relatedMessageId": related} if related else {}))
     return {**summary, **storable(marks)}  # a sender's NUL would fail the whole batch
 
 
@@ -368,11 +378,13 @@ def _commit_lazily() -> None:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
-def _notify_from(account) -> datetime | None:
-    """The account's ``notifyFrom``, read afresh: the worker's account row may be older than
-    an API update of it."""
-    return EmailAccount.objects.filter(pk=account.pk).values_list(
-        "notify_from", flat=True).first()
+def _notify_from_and_bounces(account) -> tuple[datetime | None, bool]:
+    """The account's ``notifyFrom`` and whether it has ever had a bounce, read afresh (the
+    worker's account row may be older than an API update of it, or than a bounce another
+    process recorded), in one query."""
+    found = EmailAccount.objects.filter(pk=account.pk).values_list(
+        "notify_from", "has_bounces").first()
+    return found if found is not None else (None, False)
 
 
 def sync_from(folder: Folder) -> datetime | None:

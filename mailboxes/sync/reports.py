@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 
 INBOX = "\\Inbox"
 # Reports read in one FETCH: its answer is at most this many times the parts' PART_LIMITs
-# (25 x 2 x 64 KiB, about 3 MiB), however many reports a batch of new mail holds.
+# (25 x 3 x 64 KiB, under 5 MiB: a report reads at most three parts), however many reports a
+# batch of new mail holds.
 REPORTS_PER_FETCH = 25
 
 

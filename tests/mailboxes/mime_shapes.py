@@ -243,6 +243,227 @@ def qmail_bounce(number: int = 0) -> bytes:
                    sender="MAILER-DAEMON@mail.example.test", number=number)
 
 
+# Postfix's DSN for a message sent with NOTIFY=SUCCESS,DELAY: the recipient was delivered to
+# (or, with ``action``, is still being tried), the original's headers attached.
+POSTFIX_SUCCESS_STATUS = (
+    b"Reporting-MTA: dns; mail.example.test\r\nX-Postfix-Queue-ID: 4Q8A2B3C4D\r\n"
+    b"X-Postfix-Sender: rfc822; alice@example.test\r\n"
+    b"Arrival-Date: Mon,  4 Mar 2024 09:30:00 +0000 (UTC)\r\n"
+    b"\r\n"
+    b"Final-Recipient: rfc822; carol@example.net\r\nOriginal-Recipient: rfc822;carol@example.net\r\n"
+    b"Action: {action}\r\nStatus: {status}\r\nRemote-MTA: dns; mx.example.net\r\n"
+    b"Diagnostic-Code: smtp; {reply}\r\n"
+)
+DELIVERED = {"action": "delivered", "status": "2.0.0", "reply": "250 2.0.0 Ok: queued as 9F2C3"}
+DELAYED = {"action": "delayed", "status": "4.4.1",
+           "reply": "451 4.4.1 mx.example.net: Connection timed out"}
+# What EmailEngine's deliveryReport is for POSTFIX_SUCCESS_STATUS with DELIVERED.
+DELIVERY_REPORT = {
+    "reportingMta": {"label": "dns", "value": "mail.example.test"},
+    "xPostfixQueueId": "4Q8A2B3C4D",
+    "xPostfixSender": {"label": "rfc822", "value": "alice@example.test"},
+    "arrivalDate": "2024-03-04T09:30:00.000Z",
+    "finalRecipient": {"label": "rfc822", "value": "carol@example.net"},
+    "originalRecipient": {"label": "rfc822", "value": "carol@example.net"},
+    "action": "delivered", "status": "2.0.0",
+    "remoteMta": {"label": "dns", "value": "mx.example.net"},
+    "diagnosticCode": {"label": "smtp", "value": "250 2.0.0 Ok: queued as 9F2C3"}}
+
+
+def postfix_notice(message_id: str, kind: dict[str, str] = DELIVERED, number: int = 0) -> bytes:
+    """Postfix's "Successful Mail Delivery Report" (``kind`` DELIVERED) or "Delayed Mail (still
+    being retried)" (DELAYED) for the message *message_id*."""
+    status = POSTFIX_SUCCESS_STATUS
+    for key, value in kind.items():
+        status = status.replace(b"{" + key.encode() + b"}", value.encode())
+    headers = header_block([
+        ("From", "Alice <alice@example.test>"), ("To", "carol@example.net"),
+        ("Subject", "Quarterly numbers"), ("Message-ID", message_id)])
+    delivered = kind["action"] == "delivered"
+    body = multipart("report", [
+        leaf("text/plain; charset=us-ascii",
+             b"This is the mail system at host mail.example.test.\r\n\r\n" + (
+                 b"Your message was successfully delivered to the destination(s)\r\n"
+                 b"listed below.\r\n" if delivered else
+                 b"####################################################################\r\n"
+                 b"# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\r\n"
+                 b"####################################################################\r\n"),
+             disposition="inline", extra=[("Content-Description", "Notification")]),
+        leaf("message/delivery-status", status,
+             extra=[("Content-Description", "Delivery report")]),
+        leaf("text/rfc822-headers", headers,
+             extra=[("Content-Description", "Message Headers")]),
+    ], f"notice-{number}")
+    body = body.replace(b"multipart/report;", b"multipart/report; report-type=delivery-status;", 1)
+    subject = "Successful Mail Delivery Report" if delivered else \
+        "Delayed Mail (still being retried)"
+    return message(body, subject, to="alice@example.test",
+                   sender="MAILER-DAEMON@mail.example.test (Mail Delivery System)",
+                   extra=[("Auto-Submitted", "auto-replied")], number=number)
+
+
+def _original(message_id: str, to: str, subject: str) -> bytes:
+    return header_block([
+        ("From", "Alice <alice@example.test>"), ("To", to), ("Subject", subject),
+        ("Date", "Mon, 04 Mar 2024 09:29:00 +0000"), ("Message-ID", message_id),
+        ("MIME-Version", "1.0"), ("Content-Type", "text/plain; charset=us-ascii")])
+
+
+def exim_bounce(message_id: str, reason: str | None = None, number: int = 0) -> bytes:
+    """Exim's bounce as it writes it by default: plain text, the failed address named in
+    ``X-Failed-Recipients``, its reason indented under it (the remote server's reply, or
+    Exim's own words with *reason*: "Unrouteable address"), the original quoted whole."""
+    reason_lines = [reason] if reason else [
+        "host mx.example.net [192.0.2.10]",
+        "SMTP error from remote mail server after RCPT TO:<judy@example.net>:",
+        "550 5.1.1 <judy@example.net>: Recipient address rejected: User unknown in virtual",
+        "mailbox table"]
+    text = (
+        "This message was created automatically by mail delivery software.\r\n\r\n"
+        "A message that you sent could not be delivered to one or more of its\r\n"
+        "recipients. This is a permanent error. The following address(es) failed:\r\n\r\n"
+        "  judy@example.net\r\n" + "".join(f"    {line}\r\n" for line in reason_lines) +
+        "\r\n------ This is a copy of the message, including all the headers. ------\r\n\r\n"
+        "Return-path: <alice@example.test>\r\n"
+        "Received: from alice by mail.example.test with local (Exim 4.96)\r\n"
+        "\t(envelope-from <alice@example.test>)\r\n\tid 1rXyZ9-000Abb-Pq\r\n"
+        "\tfor judy@example.net;\r\n\tMon, 04 Mar 2024 09:30:00 +0000\r\n"
+    ).encode() + _original(message_id, "judy@example.net", "Invoice 42") + \
+        b"\r\nThe invoice.\r\n"
+    headers = header_block([
+        ("Return-path", "<>"), ("From", "Mail Delivery System <Mailer-Daemon@mail.example.test>"),
+        ("To", "alice@example.test"), ("References", message_id),
+        ("Content-Type", "text/plain; charset=us-ascii"),
+        ("Subject", "Mail delivery failed: returning message to sender"),
+        ("Message-Id", f"<E1rXyZa-000Abc-{number:02d}@mail.example.test>"),
+        ("Date", "Mon, 04 Mar 2024 09:30:01 +0000"),
+        ("X-Failed-Recipients", "judy@example.net"), ("Auto-Submitted", "auto-replied")])
+    return headers + CRLF + text
+
+
+def exim_delay_warning(message_id: str) -> bytes:
+    """Exim's warning that a message has waited a day on its queue: the same shape as its
+    bounce, no ``X-Failed-Recipients``, a 4xx reply: no bounce."""
+    text = (
+        "This message was created automatically by mail delivery software.\r\n"
+        "A message that you sent has not yet been delivered to one or more of its\r\n"
+        "recipients after more than 24 hours on the queue on mail.example.test.\r\n\r\n"
+        "The address to which the message has not yet been delivered is:\r\n\r\n"
+        "  judy@example.net\r\n    host mx.example.net [192.0.2.10]\r\n"
+        "    Delay reason: SMTP error from remote mail server after RCPT TO:<judy@example.net>:\r\n"
+        "    451 4.7.1 Greylisted, please try again later\r\n\r\n"
+        "No action is required on your part. Delivery attempts will continue for\r\n"
+        "some time, and this warning may be repeated at intervals if the message\r\n"
+        "remains undelivered.\r\n\r\n"
+        "Return-path: <alice@example.test>\r\n"
+        "Received: from alice by mail.example.test with local (Exim 4.96)\r\n"
+    ).encode() + _original(message_id, "judy@example.net", "Invoice 42")
+    headers = header_block([
+        ("From", "Mail Delivery System <Mailer-Daemon@mail.example.test>"),
+        ("To", "alice@example.test"),
+        ("Subject", "Warning: message 1rXyZ9-000Abb-Pq delayed 24 hours"),
+        ("Date", "Tue, 05 Mar 2024 09:31:00 +0000"),
+        ("Content-Type", "text/plain; charset=us-ascii"), ("Auto-Submitted", "auto-replied")])
+    return headers + CRLF + text
+
+
+# Gmail's bounce before 2015: plain text, the original's headers quoted after it.
+OLD_GMAIL_TEXT = (
+    b"Delivery to the following recipient failed permanently:\r\n\r\n"
+    b"     kim@example.net\r\n\r\n"
+    b"Technical details of permanent failure:\r\n"
+    # One line, as Gmail wrote it.
+    b"Google tried to deliver your message, but it was rejected by the recipient domain. We "
+    b"recommend contacting the other email provider for further information about the cause "
+    b"of this error. The error that the other server returned was: 550 550 5.1.1 "
+    b"<kim@example.net>: Recipient address rejected: User unknown in virtual alias table "
+    b"(state 14).\r\n\r\n"
+    b"----- Original message -----\r\n\r\n"
+    b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed;\r\n"
+    b"        d=example.test; s=20120113;\r\n"
+    b"        h=mime-version:date:message-id:subject:from:to:content-type;\r\n"
+    b"        bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Received: by 10.50.181.234 with SMTP id dz10mr1429386igc.30.1331120000000; Wed,\r\n"
+    b" 07 Mar 2012 03:33:20 -0800 (PST)\r\n"
+    b"Received: by 10.50.88.129 with HTTP; Wed, 7 Mar 2012 03:33:20 -0800 (PST)\r\n"
+    b"Date: Wed, 7 Mar 2012 13:33:20 +0200\r\n"
+    b"Message-ID: <CAFw1hR0ld-gmail-1@mail.gmail.com>\r\n"
+    b"Subject: Tickets\r\nFrom: Alice <alice@example.test>\r\nTo: kim@example.net\r\n"
+    b"Content-Type: text/plain; charset=ISO-8859-1\r\n\r\nThe tickets.\r\n"
+)
+
+
+def old_gmail_bounce() -> bytes:
+    return message(leaf("text/plain; charset=ISO-8859-1", OLD_GMAIL_TEXT),
+                   "Delivery Status Notification (Failure)", to="alice@example.test",
+                   sender="Mail Delivery Subsystem <mailer-daemon@googlemail.com>")
+
+
+def workmail_bounce(message_id: str) -> bytes:
+    """Amazon WorkMail's bounce: no DSN part; the text ends in "Technical report:" and a DSN's
+    fields as text (quoted-printable), the original attached; only its header (``X-Mailer``,
+    ``Thread-Topic``) says WorkMail wrote it."""
+    text = (
+        b"An error occurred while trying to deliver the mail to the following recipients:\r\n"
+        b"liam@example.net\r\n\r\n"
+        b"2024-03-04 09:30:02 : An error occurred while trying to deliver the mail to the\r\n"
+        b"following recipients:\r\nliam@example.net\r\n\r\n"
+        b"Technical report:\r\n\r\n"
+        b"Reporting-MTA: dns; a2-75.smtp-out.eu-west-1.amazonses.com\r\n\r\n"
+        b"Action: failed\r\nFinal-Recipient: rfc822; liam@example.net\r\n"
+        b"Diagnostic-Code: smtp; 550 5.1.1 <liam@example.net>: Recipient address rejected:\r\n"
+        b" User unknown in relay recipient table\r\nStatus: 5.1.1\r\n")
+    original = _original(message_id, "liam@example.net", "Proposal") + CRLF + b"See attached.\r\n"
+    body = multipart("mixed", [
+        leaf("text/plain; charset=UTF-8", text, "quoted-printable"),
+        leaf("message/rfc822", original, "", "attachment"),
+    ], "=_WM_generated")
+    headers = header_block([
+        ("Subject", "Undelivered Mail Returned to Sender"), ("From", "amazonses.com"),
+        ("To", "Alice <alice@example.test>"), ("Date", "Mon, 04 Mar 2024 09:30:02 +0000"),
+        ("Mime-Version", "1.0"), ("X-Mailer", "Amazon WorkMail"),
+        ("Thread-Index", "AQHY3Gtv8zo56ntnTay6ZjiEHEJpZw=="),
+        ("Thread-Topic", "Undelivered Mail Returned to Sender")])
+    return headers + body
+
+
+ZOHO_STATUS = (
+    b"Reporting-MTA: dns; mx.zohomail.com\r\nArrival-Date: Mon, 4 Mar 2024 09:30:00 +0000\r\n"
+    b"\r\n"
+    b"Original-Recipient: rfc822; mia@example.net\r\nFinal-Recipient: rfc822; mia@example.net\r\n"
+    b"Status: 550\r\nAction: failed\r\nLast-Attempt-Date: 4 Mar 2024 09:30:04 GMT\r\n"
+    b"Diagnostic-Code: 5.2.1 The email account that you tried to reach is disabled.\r\n"
+)
+
+
+def zoho_bounce(message_id: str) -> bytes:
+    """Zoho Mail's DSN: its original is no message/rfc822 but a ``text/rfc822`` part whose text
+    is the original's header lines, each indented by a space, after an empty line."""
+    quoted = (
+        "\r\n Received:from app.example.test (app.example.test [192.0.2.30]) by mx.zohomail.com\r\n"
+        "\twith SMTPS id 1709544600000101.5; Mon, 4 Mar 2024 01:30:00 -0800 (PST)\r\n"
+        f" Message-ID:{message_id}\r\n Date:Mon, 4 Mar 2024 09:30:00 +0000\r\n"
+        " From:Alice <alice@example.test>\r\n To:mia@example.net\r\n Subject:Newsletter\r\n"
+        " Content-Type:multipart/alternative;\r\n boundary=\"b1_zoho\"\r\n").encode()
+    body = multipart("report", [
+        leaf("text/plain; charset=us-ascii",
+             b"This message was created automatically by mail delivery software.\r\n"
+             b" A message that you sent could not be delivered to one or more of its recipients."
+             b" This is a permanent error. \r\n\r\nmia@example.net, ERROR CODE :550 - 5.2.1 The"
+             b" email account that you tried to reach is disabled.\r\n",
+             extra=[("Content-Description", "Notification")]),
+        leaf("message/delivery-status", ZOHO_STATUS,
+             extra=[("Content-Description", "Delivery report")]),
+        leaf("text/rfc822; charset=us-ascii", quoted,
+             extra=[("Content-Description", "Undelivered Message")]),
+    ], "----=_Part_20940_776074881.1709544604")
+    body = body.replace(b"multipart/report;", b"multipart/report; report-type=delivery-status;", 1)
+    return message(body, "Undelivered Mail Returned to Sender", to="alice@example.test",
+                   sender="mailer-daemon@mail.zoho.com",
+                   extra=[("User-Agent", "Zoho Mail"), ("X-Mailer", "Zoho Mail")])
+
+
 ENRICHED = b"<bold>Wichtig</bold>: das <italic>Protokoll</italic> ist fertig.\r\n"
 WATCH_HTML = b"<b>Watch</b> version\r\n"
 VCARD = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Alice Example\r\nEND:VCARD\r\n"

@@ -64,9 +64,12 @@ def test_an_abuse_report_reads_its_report_and_the_original():
                                                        ("3.HEADER", fr.HEADERS)]
 
 
-def test_a_plain_text_bounce_from_the_mailer_daemon_reads_its_text():
+def test_a_plain_text_bounce_from_the_mailer_daemon_reads_its_text_and_its_header():
+    """Its own header says what the text does not (Exim's X-Failed-Recipients, WorkMail's
+    X-Mailer): read in the same FETCH as the text."""
     sections = fr.sections_to_read([], [text()], DAEMON, "failure notice")
-    assert [(s.section, s.role, s.encoding) for s in sections] == [("1", fr.TEXT, "7bit")]
+    assert [(s.section, s.role, s.encoding) for s in sections] == [("1", fr.TEXT, "7bit"),
+                                                                   ("HEADER", fr.TOP, None)]
 
 
 # --- DSNs (RFC 3464) ------------------------------------------------------------------------------
@@ -103,7 +106,9 @@ def test_each_failed_recipient_is_a_bounce_and_a_delay_is_none():
 
 def test_only_delays_and_deliveries_are_no_bounce():
     status = mime_shapes.POSTFIX_STATUS.decode().replace("Action: failed", "Action: delivered")
-    assert not fr.read_report({fr.STATUS: status, fr.HEADERS: ORIGINAL_HEADERS})
+    report = fr.read_report({fr.STATUS: status, fr.HEADERS: ORIGINAL_HEADERS})
+    assert report.bounces == []
+    assert report.delivery_report["action"] == "delivered"  # a deliveryReport instead
 
 
 def test_a_dsn_without_the_originals_message_id_is_no_bounce():
