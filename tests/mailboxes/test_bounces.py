@@ -296,3 +296,100 @@ def test_a_bounce_moved_back_into_the_inbox_is_one_message_moved(synced, mail_us
     assert len(events_of(synced.account, "messageBounce")) == 1
     assert len(events_of(synced.account, "messageNew")) == 1
     assert list(Bounce.objects.filter(email_account=synced.account).values()) == bounces
+
+
+# --- deliveryReport -------------------------------------------------------------------------------
+
+
+def test_a_delivered_dsn_carries_emailengines_delivery_report_on_its_message_new(synced, mail_user):
+    uid = arrive(synced, mail_user, mime_shapes.postfix_notice(ORIGINAL_ID))
+    [new] = events_of(synced.account, "messageNew")
+    assert new.data["uid"] == uid
+    assert new.data["deliveryReport"] == mime_shapes.DELIVERY_REPORT
+    assert "isBounce" not in new.data
+    assert not events_of(synced.account, "messageBounce")
+    assert not Bounce.objects.filter(email_account=synced.account).exists()
+    # EmailEngine reads it on arrival only: a read of the message has none.
+    answer = synced.client.get(f"/v1/account/box/message/{new.data['id']}")
+    assert answer.status_code == 200, answer.content
+    assert "deliveryReport" not in answer.json()
+
+
+def test_a_delayed_dsn_carries_its_delivery_report(synced, mail_user):
+    arrive(synced, mail_user, mime_shapes.postfix_notice(ORIGINAL_ID, mime_shapes.DELAYED))
+    [new] = events_of(synced.account, "messageNew")
+    assert new.data["deliveryReport"]["action"] == "delayed"
+    assert new.data["deliveryReport"]["status"] == "4.4.1"
+    assert not events_of(synced.account, "messageBounce")
+
+
+def test_a_bounces_message_new_carries_no_delivery_report(synced, mail_user):
+    arrive(synced, mail_user, mime_shapes.bounce())
+    [new] = events_of(synced.account, "messageNew")
+    assert new.data["isBounce"] is True
+    assert "deliveryReport" not in new.data
+
+
+# --- the provider plain-text shapes ---------------------------------------------------------------
+
+
+def test_exims_plain_text_bounce_is_recognised_from_its_text_and_header(synced, mail_user,
+                                                                       imap_commands):
+    arrive(synced, mail_user, mime_shapes.exim_bounce(ORIGINAL_ID))
+    [bounce] = events_of(synced.account, "messageBounce")
+    assert bounce.data["recipient"] == "judy@example.net"  # named by X-Failed-Recipients
+    assert bounce.data["messageId"] == ORIGINAL_ID
+    assert bounce.data["response"]["status"] == "5.1.1"
+    assert bounce.data["messageHeaders"]["subject"] == ["Invoice 42"]
+    [command] = [c for c in imap_commands if REPORT_FETCH.search(c)]
+    assert b"BODY.PEEK[HEADER]<0.65536>" in command  # its header read with its text, at once
+    original = synced.client.get(f"/v1/account/box/message/{synced.ids[0]}").json()
+    assert [b["recipient"] for b in original["bounces"]] == ["judy@example.net"]
+
+
+def test_exims_delay_warning_is_no_bounce(synced, mail_user):
+    arrive(synced, mail_user, mime_shapes.exim_delay_warning(ORIGINAL_ID))
+    assert len(events_of(synced.account, "messageNew")) == 1
+    assert not events_of(synced.account, "messageBounce")
+
+
+def test_workmails_bounce_is_recognised(synced, mail_user):
+    arrive(synced, mail_user, mime_shapes.workmail_bounce(ORIGINAL_ID))
+    [bounce] = events_of(synced.account, "messageBounce")
+    assert bounce.data["recipient"] == "liam@example.net"
+    assert bounce.data["mta"] == "a2-75.smtp-out.eu-west-1.amazonses.com"
+    assert bounce.data["response"]["status"] == "5.1.1"  # read from quoted-printable text
+    assert bounce.data["messageId"] == ORIGINAL_ID  # the attached original's header
+
+
+def test_zohos_bounce_is_recognised(synced, mail_user):
+    arrive(synced, mail_user, mime_shapes.zoho_bounce(ORIGINAL_ID))
+    [bounce] = events_of(synced.account, "messageBounce")
+    assert bounce.data["recipient"] == "mia@example.net"
+    assert bounce.data["messageId"] == ORIGINAL_ID
+    assert bounce.data["messageHeaders"]["subject"] == ["Newsletter"]
+
+
+# --- bounces on messageNew ------------------------------------------------------------------------
+
+
+def test_a_new_message_whose_message_id_has_bounces_carries_them(synced, mail_user):
+    """EmailEngine describes a new message as it does a read one: with its recorded bounces
+    (a copy of a bounced message arriving later, say)."""
+    arrive(synced, mail_user, mime_shapes.bounce())
+    uid = arrive(synced, mail_user, seed.make_message(subject="Lunch? (copy)",
+                                                      message_id=ORIGINAL_ID))
+    [new] = [e for e in events_of(synced.account, "messageNew") if e.data["uid"] == uid]
+    [bounce] = new.data["bounces"]
+    assert bounce["recipient"] == "nobody@example.test"
+    assert ENGINE_DATE.match(bounce["date"])
+    other = arrive(synced, mail_user, seed.make_message(subject="Other"))
+    [new] = [e for e in events_of(synced.account, "messageNew") if e.data["uid"] == other]
+    assert "bounces" not in new.data
+
+
+def test_new_mail_of_an_account_without_bounces_asks_nothing_of_them(synced, mail_user):
+    with statements_naming(Bounce._meta.db_table) as asked:
+        arrive(synced, mail_user, seed.make_message(subject="Plain", message_id=ORIGINAL_ID))
+    assert len(events_of(synced.account, "messageNew")) == 1
+    assert asked == []
