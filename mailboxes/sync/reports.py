@@ -1,7 +1,8 @@
 """Reading the bounces and complaints among a batch of new messages, before it is indexed.
 
 Runs between the FETCH of a batch's metadata and the transaction that indexes it (never inside
-it: no I/O in a transaction), for new mail of the INBOX only, as EmailEngine watches it. Which
+it: no I/O in a transaction), for new mail of the INBOX and of the Junk folder, where
+EmailEngine looks for them too (a spam filter files many a bounce there). Which
 messages are reports is decided from their metadata (``mailboxes.feedback_reports``): an
 ordinary message sends no command, and the reports of a batch that need the same parts read
 (a DSN's status and headers, say) are read together, in one ``UID FETCH`` of up to
@@ -24,7 +25,8 @@ from mailboxes.models import Folder
 
 logger = logging.getLogger(__name__)
 
-INBOX = "\\Inbox"
+# The folders (by special use) whose new mail may be a report, as EmailEngine's.
+REPORT_FOLDERS = frozenset({"\\Inbox", "\\Junk"})
 # Reports read in one FETCH: its answer is at most this many times the parts' PART_LIMITs
 # (25 x 3 x 64 KiB, under 5 MiB: a report reads at most three parts), however many reports a
 # batch of new mail holds.
@@ -34,7 +36,7 @@ REPORTS_PER_FETCH = 25
 def read_reports(session: ImapSession, folder: Folder,
                  metas: Sequence[MessageMeta]) -> dict[int, feedback_reports.Report]:
     """UID -> what each report among ``metas`` says (reports that say nothing usable left out)."""
-    if folder.special_use != INBOX:
+    if folder.special_use not in REPORT_FOLDERS:
         return {}
     alike: dict[tuple, list[tuple[MessageMeta, list[feedback_reports.Section]]]] = {}
     for meta in metas:

@@ -205,6 +205,29 @@ def test_a_report_outside_the_inbox_is_not_read(synced, mail_user):
     assert not events_of(synced.account, "messageBounce")
 
 
+def test_a_bounce_filed_as_junk_is_read_as_emailengine_reads_it(synced, mail_user):
+    """A spam filter files many a bounce in Junk, where EmailEngine looks for them too."""
+    uid = arrive(synced, mail_user, mime_shapes.bounce(), folder="Junk")
+    [bounce] = events_of(synced.account, "messageBounce")
+    assert bounce.data == {"bounceMessage": message_id_of(synced.account, uid, "Junk"),
+                           **mime_shapes.BOUNCE}
+    assert Bounce.objects.filter(email_account=synced.account).count() == 1
+
+
+def test_a_bounce_moved_into_junk_is_one_message_moved_and_one_bounce(synced, mail_user):
+    uid = arrive(synced, mail_user, mime_shapes.bounce())
+    bounces = list(Bounce.objects.filter(email_account=synced.account).values())
+    with mail_user.imap_client() as other:
+        other.select_folder("INBOX")
+        other.move([uid], "Junk")
+    sync_account(synced.session, synced.account)
+    moved = events_of(synced.account, "messageMoved")
+    assert [(e.data["source"]["path"], e.data["path"]) for e in moved] == [("INBOX", "Junk")]
+    assert len(events_of(synced.account, "messageBounce")) == 1
+    assert len(events_of(synced.account, "messageNew")) == 1
+    assert list(Bounce.objects.filter(email_account=synced.account).values()) == bounces
+
+
 def test_a_bounce_never_shows_on_another_tenants_message(synced, mail_user, bob, dovecot):
     user = dovecot.add_user()
     seed.seed_mailbox(user, messages=[seed.make_message(subject="Lunch?",
