@@ -65,6 +65,15 @@ class UpdateFolderSerializer(StrictSerializer):
 class DeleteFolderQuerySerializer(QuerySerializer):
     path = serializers.CharField(max_length=1024, trim_whitespace=False)
 
+    def validate_path(self, value: str) -> str:
+        """No line break: Dovecot's NO to ``DELETE`` echoes the name decoded, so one in the
+        name ends the server's line early and the rest reads as the answer to the next
+        command on the pooled connection (a forged ``OK`` among them). No folder can have
+        one: ``CREATE`` refuses it."""
+        if any(c in value for c in "\r\n"):
+            raise serializers.ValidationError("Folder paths cannot contain line breaks")
+        return value
+
 
 class FolderCreatedSerializer(serializers.Serializer):
     path = serializers.CharField()

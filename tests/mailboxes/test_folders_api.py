@@ -220,3 +220,22 @@ def test_upload_route_stores_raw_and_structured_and_refuses_bad_input(alice, bob
     assert bob.client.post(f"{BOX}/message", {"path": "Drafts", "raw": raw},
                            format="json").status_code == 404
     assert len(events_of(account)) == count
+
+
+def test_a_delete_path_with_a_line_break_is_refused_before_it_reaches_the_server(
+        alice, synced, mail_user):
+    """Dovecot's NO to ``DELETE "a&AA0ACg-b"`` echoes the name decoded, CR LF and all, so the
+    text after the line break arrived as a line of its own: read as the answer to the next
+    command on that pooled connection (``EAPI8 OK ...`` would have passed for one), a delete
+    of an existing folder answered 502 while the server had deleted it."""
+    api = alice.client
+    assert api.post(f"{BOX}/mailbox", {"path": "Kept"}, format="json").status_code == 200
+    for path in ("a%0D%0Ab", "a%0Ab", "a%0Db"):
+        refused = api.delete(f"{BOX}/mailbox?path={path}")
+        assert refused.status_code == 400, refused.json()
+        assert refused.json()["code"] == "InputValidationError"
+        assert "path" in refused.json()["details"]
+    deleted = api.delete(f"{BOX}/mailbox?path=Kept")
+    assert deleted.status_code == 200, deleted.json()
+    assert "Kept" not in server_folders(mail_user)
+    assert "Kept" not in indexed(synced.account)
