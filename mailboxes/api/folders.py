@@ -31,6 +31,14 @@ class PathField(serializers.Field):
     """``"Parent/Child"`` as the server spells it, or ``["Parent", "Child"]`` (joined with
     the server's delimiter)."""
 
+    def __init__(self, new: bool = False, **kwargs):
+        """``new``: the path a folder is given (created, renamed to), which cannot start with
+        a backslash: every route reads such a path as a special use (``\\Trash``), so a
+        folder of that name could never be named again (a delete of ``\\Trash`` deletes
+        the Trash folder)."""
+        super().__init__(**kwargs)
+        self.new = new
+
     def to_internal_value(self, data):
         segments = data if isinstance(data, list) else [data]
         if not segments or len(segments) > MAX_SEGMENTS or (
@@ -40,6 +48,10 @@ class PathField(serializers.Field):
             problem = _segment_problem(segment)
             if problem:
                 raise serializers.ValidationError(problem)
+        if self.new and segments[0].startswith("\\"):
+            raise serializers.ValidationError(
+                "A path starting with \\ names a special-use folder (\\Trash): a new folder "
+                "cannot take one")
         return data
 
     def to_representation(self, value):
@@ -47,12 +59,12 @@ class PathField(serializers.Field):
 
 
 class CreateFolderSerializer(StrictSerializer):
-    path = PathField(help_text='"Parent/Child" or ["Parent", "Child"]')
+    path = PathField(new=True, help_text='"Parent/Child" or ["Parent", "Child"]')
 
 
 class UpdateFolderSerializer(StrictSerializer):
     path = PathField()
-    newPath = PathField(required=False, help_text="Rename to this path")
+    newPath = PathField(new=True, required=False, help_text="Rename to this path")
     subscribed = serializers.BooleanField(required=False,
                                           help_text="Subscribe or unsubscribe")
 

@@ -239,3 +239,20 @@ def test_a_delete_path_with_a_line_break_is_refused_before_it_reaches_the_server
     assert deleted.status_code == 200, deleted.json()
     assert "Kept" not in server_folders(mail_user)
     assert "Kept" not in indexed(synced.account)
+
+
+def test_a_new_folder_cannot_take_a_special_use_name(alice, synced, mail_user):
+    """Every route reads a path starting with a backslash as a special use (``\\Trash`` is
+    the Trash folder), so a folder created under such a name could never be named again: a
+    delete of ``\\Trash`` deleted the real Trash, with its mail, and ``\\Nope`` was a 404 for
+    good. Creating or renaming to one is refused, and nothing reaches the server."""
+    api = alice.client
+    before = server_folders(mail_user)
+    attempts = [(api.post, {"path": "\\Trash"}), (api.post, {"path": "\\Nope"}),
+                (api.post, {"path": ["\\Nope", "Child"]}),
+                (api.put, {"path": "Trash", "newPath": "\\Archive"})]
+    for method, body in attempts:
+        response = method(f"{BOX}/mailbox", body, format="json")
+        assert response.status_code == 400, (body, response.json())
+        assert response.json()["code"] == "InputValidationError"
+    assert server_folders(mail_user) == before
