@@ -11,6 +11,8 @@ from datetime import datetime, time
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, F
 from django.db.models.functions import Coalesce
 from django.http import Http404
@@ -21,12 +23,12 @@ from django.views.decorators.http import require_POST
 
 from accounts import plans, services
 from accounts.errors import AlreadyExists
-from accounts.models import ApiToken, EmailAccount, Invitation, Membership, OAuth2App
+from accounts.models import ApiToken, EmailAccount, Invitation, Membership, OAuth2App, Tenant
 from accounts.oauth2 import connect, registered_apps
 from accounts.web import invitations, plan_views
 from accounts.web.errors import show_on_form
 from accounts.web.forms import InviteForm, MailboxForm, ProxySettingsForm, SettingsForm, TokenForm
-from accounts.web.tenancy import tenant_view
+from accounts.web.tenancy import WRITE_ROLES, tenant_view
 from emailapi.lib.errors import DomainError
 from mailboxes import connection_settings
 from mailboxes.models import Folder, Message
@@ -238,19 +240,38 @@ def invitation_cancel(request, invitation_id: int):
 
 @require_POST
 @tenant_view(write=True)
+@transaction.atomic
 def member_remove(request, member_id: int):
+    me = _team_locked(request)
     member = Membership.objects.filter(tenant=request.tenant, pk=member_id).first()
     if member is None:
         raise Http404("No such member")
     owners = Membership.objects.filter(tenant=request.tenant, role=Membership.Role.OWNER)
     if member.role == Membership.Role.OWNER and owners.count() <= 1:
         messages.error(request, "The last owner cannot be removed.")
-    elif member.role == Membership.Role.OWNER and request.membership.role != "owner":
+    elif member.role == Membership.Role.OWNER and me.role != Membership.Role.OWNER:
         messages.error(request, "Only an owner can remove an owner.")
     else:
         member.delete()
         messages.success(request, f"{member.user.email} removed.")
     return redirect("web:team")
+
+
+def _team_locked(request) -> Membership:
+    """Lock the organization's row (``FOR NO KEY UPDATE``: rows that refer to it are still
+    written meanwhile) for the rest of the transaction, so that changes of its members run
+    one at a time, and read the caller's membership afresh under that lock. Two owners
+    demoting or removing each other at once each checked "not the last owner" before the
+    other had written, and the organization was left with no owner at all. The caller's
+    own role may have changed meanwhile too: gone is a 404 and a viewer a 403, as
+    ``tenant_view`` answers them."""
+    Tenant.objects.select_for_update(no_key=True).filter(pk=request.tenant.pk).first()
+    me = Membership.objects.filter(pk=request.membership.pk).first()
+    if me is None:
+        raise Http404("No organization")
+    if me.role not in WRITE_ROLES:
+        raise PermissionDenied("Your role can view but not change this")
+    return me
 
 
 @require_POST
@@ -268,9 +289,11 @@ def switch_organization(request):
 
 @require_POST
 @tenant_view(write=True)
+@transaction.atomic
 def member_role(request, member_id: int):
     """Change a member's role: only an owner makes or unmakes owners, and the last owner
     stays one (an organization nobody can administer is lost)."""
+    me = _team_locked(request)
     member = Membership.objects.filter(tenant=request.tenant, pk=member_id).first()
     if member is None:
         raise Http404("No such member")
@@ -278,8 +301,7 @@ def member_role(request, member_id: int):
     owners = Membership.objects.filter(tenant=request.tenant, role=Membership.Role.OWNER)
     if role not in Membership.Role.values:
         messages.error(request, "Choose owner, admin or viewer.")
-    elif Membership.Role.OWNER in (role, member.role) and \
-            request.membership.role != Membership.Role.OWNER:
+    elif Membership.Role.OWNER in (role, member.role) and me.role != Membership.Role.OWNER:
         messages.error(request, "Only an owner can make or unmake an owner.")
     elif member.role == Membership.Role.OWNER and role != member.role and owners.count() <= 1:
         messages.error(request, "The last owner cannot stop being one.")
