@@ -296,9 +296,12 @@ def finish(entry: OutboxEntry, sent_copy: dict | None) -> None:
 
 
 def cancel(entry: OutboxEntry) -> None:
-    """``queued`` → ``cancelled``; an entry being sent, or finished, cannot be (409)."""
+    """``queued`` → ``cancelled``; an entry being sent, or finished, cannot be (409); one
+    gone meanwhile (its account deleted since the caller found it) is not found (404)."""
     with transaction.atomic():
-        current = OutboxEntry.objects.select_for_update().get(pk=entry.pk)
+        current = OutboxEntry.objects.select_for_update().filter(pk=entry.pk).first()
+        if current is None:
+            raise QueueEntryNotFound(entry.queue_id)
         if current.state != State.QUEUED:
             raise QueueEntryNotCancellable(entry.queue_id, current.state)
         current.state, current.lease_until = State.CANCELLED, None
