@@ -169,6 +169,17 @@ class InvalidInput(Invalid):
     code = "InputValidationError"
 
 
+class GatewaySecretNeeded(InvalidInput):
+    """A gateway moved to another host without a new password: its stored password is only
+    ever sent to the host it was given for (``accounts.errors.SecretNeeded``, for a
+    gateway)."""
+
+    def __init__(self):
+        reason = ("required when host changes: the stored password is only ever sent to the "
+                  "server it was given for (null: none)")
+        super().__init__(f"Invalid input: pass: {reason}", {"pass": [reason]})
+
+
 class ComposeError(InvalidInput):
     """A field that cannot become a message: a 400 naming it."""
 

@@ -22,7 +22,7 @@ from accounts.credentials import master_secrets
 from accounts.models import Tenant
 from emailapi.lib.existing import save_existing
 from mailboxes import connection_settings
-from mailboxes.errors import GatewayNotFound
+from mailboxes.errors import GatewayNotFound, GatewaySecretNeeded
 from mailboxes.models import SmtpGateway
 from mailboxes.smtp import SmtpSettings
 
@@ -79,11 +79,24 @@ def update(gateway: SmtpGateway, data: dict) -> SmtpGateway:
     if "host" in data or "port" in data:
         mail_hosts.check(gateway.tenant, {"smtp": {"host": data.get("host", gateway.host),
                                                    "port": data.get("port", gateway.port)}})
+    check_secret_stays(gateway, data)
     _apply(gateway, data)
     gateway.updated_at = timezone.now()
     if not save_existing(gateway):
         raise GatewayNotFound(gateway.gateway_id)
     return gateway
+
+
+def check_secret_stays(gateway: SmtpGateway, data: dict) -> None:
+    """Refuse (``GatewaySecretNeeded``) a move to another host that would take the stored
+    password there: whoever may edit a gateway must not be able to collect its password at a
+    server of their choosing, as for a mailbox (``accounts.services.check_secrets_stay``).
+    A new port or TLS mode on the same host keeps it; ``pass`` given (null: none) decides."""
+    host = data.get("host")
+    if host is None or host.lower() == (gateway.host or "").lower() or "pass" in data:
+        return
+    if gateway.sealed_pass:
+        raise GatewaySecretNeeded()
 
 
 def _apply(gateway: SmtpGateway, data: dict) -> None:

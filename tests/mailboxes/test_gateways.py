@@ -157,3 +157,29 @@ def test_a_failed_send_through_a_gateway_is_its_last_error(alice, dead_smtp_acco
     assert shown["deliveries"] == 0
     assert shown["lastError"]["responseCode"] == 535
     assert "wrong" not in str(shown)
+
+
+def test_a_gateway_moved_to_another_host_needs_a_password_of_its_own(alice, smtp_server,
+                                                                     smtp_user):
+    """As for a mailbox: the stored password is only ever sent to the host it was given for,
+    so a token that may edit the gateway cannot collect it at a server of its choosing (the
+    edit kept it, and the next send through the gateway logged in there with it)."""
+    alice.client.post("/v1/gateway", _gateway_body(smtp_server, smtp_user,
+                                                   **{"pass": PASSWORD}), format="json")
+    gateway = SmtpGateway.objects.get(gateway_id="relay")
+    moved = alice.client.put("/v1/gateway/edit/relay", {"host": "mail.attacker.example"},
+                             format="json")
+    assert moved.status_code == 400, moved.json()
+    assert list(moved.json()["details"]) == ["pass"]
+    unchanged = SmtpGateway.objects.get(pk=gateway.pk)
+    assert (unchanged.host, unchanged.sealed_pass) == (gateway.host, gateway.sealed_pass)
+    same_host = alice.client.put("/v1/gateway/edit/relay",
+                                 {"host": gateway.host.upper(), "port": 2526}, format="json")
+    assert same_host.status_code == 200, same_host.json()
+    assert SmtpGateway.objects.get(pk=gateway.pk).sealed_pass == gateway.sealed_pass
+    with_its_own = alice.client.put("/v1/gateway/edit/relay", {
+        "host": "mail.elsewhere.example", "pass": "another-Secret-1"}, format="json")
+    assert with_its_own.status_code == 200, with_its_own.json()
+    without_one = alice.client.put("/v1/gateway/edit/relay", {
+        "host": "mail.third.example", "pass": None}, format="json")
+    assert without_one.status_code == 200, without_one.json()
