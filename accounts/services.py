@@ -38,11 +38,20 @@ SECRET_FIELDS = ("pass", "accessToken")
 
 
 def create_tenant(name: str, status: str = Tenant.Status.ACTIVE) -> Tenant:
+    """A tenant with a free slug from its name. Another tenant of the same name created at
+    the same moment (a sign-up sent twice) takes the slug between our look and our insert:
+    the insert is tried in a savepoint and, refused, with another suffix."""
     base = slugify(name)[:48] or "tenant"
     slug = base
-    while Tenant.objects.filter(slug=slug).exists():
+    for _ in range(10):
+        if not Tenant.objects.filter(slug=slug).exists():
+            try:
+                with transaction.atomic():
+                    return Tenant.objects.create(name=name, slug=slug, status=status)
+            except IntegrityError:
+                pass  # taken meanwhile
         slug = f"{base}-{secrets.token_hex(3)}"
-    return Tenant.objects.create(name=name, slug=slug, status=status)
+    raise AssertionError("no free slug in ten tries")
 
 
 def issue_token(tenant: Tenant, name: str, scopes: list[str], created_by=None,

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.web import login_limit, onboarding
-from accounts.web.forms import LoginForm, SignupForm
+from accounts.web.forms import EMAIL_TAKEN, LoginForm, SignupForm
 
 TOO_MANY = ("Too many failed sign-in attempts. Wait 15 minutes, or reset your password "
             "below.")
@@ -23,7 +23,12 @@ def signup(request):
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        tenant, user = onboarding.sign_up(data["organization"], data["email"], data["password"])
+        try:
+            tenant, user = onboarding.sign_up(data["organization"], data["email"],
+                                              data["password"])
+        except onboarding.EmailTaken:  # the same form sent twice, the other one first
+            form.add_error("email", EMAIL_TAKEN)
+            return render(request, "registration/signup.html", {"form": form}, status=400)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         request.session["tenant_id"] = tenant.pk
         unsent = onboarding.send_verification(request, user)

@@ -54,6 +54,10 @@ def add_api_errors(form: forms.Form, errors, api_fields: dict[str, str] | None =
         if field is None or field not in form.errors:
             form.add_error(field, messages)
 
+
+EMAIL_TAKEN = "An account with this email already exists. Sign in or reset your password."
+
+
 class SignupForm(forms.Form):
     organization = forms.CharField(label="Organization name", max_length=200)
     email = forms.EmailField(label="Work email", max_length=254)
@@ -70,8 +74,7 @@ class SignupForm(forms.Form):
         email = User.objects.normalize_email(self.cleaned_data["email"]).lower()
         if User.objects.filter(email=email).exists():
             # Sign-up has to say so (the address is the login); a password reset is offered.
-            raise forms.ValidationError(
-                "An account with this email already exists. Sign in or reset your password.")
+            raise forms.ValidationError(EMAIL_TAKEN)
         return email
 
     def clean(self):

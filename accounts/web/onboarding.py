@@ -8,7 +8,7 @@ needed, and stop working once they are too old.
 from __future__ import annotations
 
 from django.core import signing
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -21,13 +21,24 @@ VERIFY_SALT = "emailapi.verify-email"
 VERIFY_MAX_AGE = 3 * 24 * 3600
 
 
+class EmailTaken(Exception):
+    """The address signed up meanwhile: the form checked it was free before the other
+    sign-up (the same form sent twice) committed."""
+
+
 def sign_up(organization: str, email: str, password: str) -> tuple[Tenant, User]:
-    """A new tenant on a 14-day trial, with its first user as owner."""
-    with transaction.atomic():
-        tenant = services.create_tenant(organization, status=Tenant.Status.TRIAL)
-        plans.start_trial(tenant)
-        user = User.objects.create_user(email=email, password=password)
-        Membership.objects.create(tenant=tenant, user=user, role=Membership.Role.OWNER)
+    """A new tenant on a 14-day trial, with its first user as owner; ``EmailTaken`` when
+    another sign-up took the address since the form looked (nothing is kept then)."""
+    try:
+        with transaction.atomic():
+            tenant = services.create_tenant(organization, status=Tenant.Status.TRIAL)
+            plans.start_trial(tenant)
+            user = User.objects.create_user(email=email, password=password)
+            Membership.objects.create(tenant=tenant, user=user, role=Membership.Role.OWNER)
+    except IntegrityError:
+        if User.objects.filter(email=email).exists():
+            raise EmailTaken(email) from None
+        raise
     return tenant, user
 
 

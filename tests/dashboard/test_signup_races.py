@@ -1,0 +1,64 @@
+"""A sign-up sent twice at once (a double click on a slow link), against real PostgreSQL: the
+first makes the organization and its owner, the second says the address is taken, as the
+form says once the first has committed; never a 500. Each checked "email free" and "slug
+free" before the other had committed, and the second's insert then hit a unique index.
+
+The race is made certain: the test holds the membership table locked (its own connection),
+so the first sign-up waits at its last insert with its tenant and user written but not
+committed, and the second, having seen both names free, waits on the first's slug; the test
+lets go once both wait."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+from django.db import connection
+from django.test import Client
+
+from accounts.models import Membership, Tenant, User
+from tests.base import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FORM = {"organization": "Acme Inc", "email": "owner@acme.test",
+        "password": "correct-horse-battery-staple"}
+
+
+def sessions_waiting_on_a_lock() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                       "current_database() AND wait_event_type = 'Lock'")
+        return cursor.fetchone()[0]
+
+
+def test_a_sign_up_sent_twice_at_once_makes_one_organization_and_no_500():
+    db = connection.settings_dict
+    lock = psycopg.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"],
+                           port=db["PORT"] or 5432, application_name="test-signup-lock")
+    lock.execute("LOCK TABLE accounts_membership IN EXCLUSIVE MODE")
+    answers: list[int] = []
+
+    def sign_up():
+        try:
+            answers.append(Client(raise_request_exception=False).post("/signup", FORM)
+                           .status_code)
+        finally:
+            connection.close()
+
+    first, second = threading.Thread(target=sign_up), threading.Thread(target=sign_up)
+    try:
+        first.start()
+        wait_for(lambda: sessions_waiting_on_a_lock() >= 1, timeout=10)
+        second.start()
+        wait_for(lambda: sessions_waiting_on_a_lock() >= 2, timeout=10)
+    finally:
+        lock.rollback()
+        lock.close()
+        for thread in (first, second):
+            thread.join(timeout=60)
+    assert sorted(answers) == [302, 400]  # the second: "An account with this email..."
+    assert Tenant.objects.count() == 1
+    assert User.objects.filter(email=FORM["email"]).count() == 1
+    assert Membership.objects.filter(role="owner").count() == 1
