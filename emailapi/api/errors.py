@@ -27,7 +27,7 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -198,10 +198,16 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    elif isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
+        # Django's limit on parameters parsed (DRF passes it on as it is: it was a 500).
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        exc = ApiError(f"Invalid input: more than {limit} query or form parameters",
+                       "InputValidationError", details={"query": [f"At most {limit} parameters"]})
     elif (unavailable := dependency_unavailable(exc)) is not None:
         request = context.get("request")
-        logger.warning("Database unavailable on %s %s: %s: %s", getattr(request, "method", "?"),
-                       getattr(request, "path", "?"), exc.__class__.__name__, exc)
+        logger.warning("Dependency unavailable on %s %s: %s: %s",
+                       getattr(request, "method", "?"), getattr(request, "path", "?"),
+                       exc.__class__.__name__, exc)
         exc = unavailable
 
     if not isinstance(exc, exceptions.APIException):

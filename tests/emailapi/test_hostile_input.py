@@ -221,3 +221,21 @@ def test_a_websocket_to_a_path_without_one_is_declined_not_a_500(web):
         with pytest.raises(AssertionError, match="403"):
             WebSocket(web.port, path)
     assert "No route found" not in web.log()
+
+
+def test_more_query_parameters_than_django_parses_is_a_400(alice, box):
+    """Django stops at ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` (1,000) with ``TooManyFieldsSent``,
+    which DRF passes on as it is: every route answered 500 to a query of 1,001 parameters."""
+    many = "&".join(f"k{n}=v" for n in range(1001))
+    for path in (f"/v1/accounts?{many}", f"/v1/account/box/messages?path=INBOX&{many}",
+                 f"/v1/stream?{many}"):
+        answer = call(path, alice.token)
+        assert answer[0] == 400, (path, answer)
+        assert _error(answer)["code"] == "InputValidationError", path
+    searched = post(f"/v1/account/box/search?path=INBOX&{many}", alice.token, b'{"search": {}}')
+    assert searched[0] == 400, searched
+    form = "&".join(f"k{n}=v" for n in range(1001)).encode()
+    posted = call("/v1/account", alice.token, "POST", form, [
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"content-length", str(len(form)).encode())])
+    assert posted[0] in (400, 415), posted
