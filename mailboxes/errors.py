@@ -250,6 +250,17 @@ class InboxProtected(Invalid):
         super().__init__(f"INBOX cannot be {what}")
 
 
+class MailboxUnderItself(Invalid):
+    """A rename into the folder's own subtree: servers refuse it with no reason code, which
+    would otherwise come back as a 502 ``ServerRefused``."""
+
+    code = "MailboxUnderItself"
+
+    def __init__(self, path: str, new_path: str):
+        super().__init__(f"Mailbox {path!r} cannot be moved under itself ({new_path!r})",
+                         {"newPath": ["Inside the folder being renamed"]})
+
+
 class SameMailbox(Invalid):
     code = "SameMailbox"
 

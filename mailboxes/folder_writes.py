@@ -104,6 +104,8 @@ def rename_folder(account: EmailAccount, path: str | list[str],
         new_path = joined(account, session, new_path)
         _check_not_inbox(path, "renamed")
         delim = _known_delimiter(account) or folder_ops.delimiter(session.client)
+        if delim and new_path.startswith(path + delim):
+            raise errors.MailboxUnderItself(path, new_path)
         folder_ops.release(session, [path], delim)
         try:
             folder_ops.rename(session.client, path, new_path)

@@ -93,6 +93,7 @@ def test_rename_refusals_change_nothing(synced, mail_user):
     folders.create_folder(account, "Mine")
     before = server_folders(mail_user), len(events_of(account))
     cases = [("INBOX", "Other", 400, "InboxProtected"), ("Mine", "Taken", 409, "MailboxExists"),
+             ("Mine", "Mine/Sub", 400, "MailboxUnderItself"),
              ("Nope", "Other", 404, "MailboxNotFound")]
     for path, new_path, status, code in cases:
         with pytest.raises(DomainError) as caught:
