@@ -35,7 +35,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Length
 from django.utils import timezone
 
 from accounts.models import EmailAccount
@@ -117,18 +117,30 @@ def delete(account: EmailAccount, export_id: str) -> None:
         logger.warning("could not cancel the job of export %s: %s", export.export_id, exc)
 
 
-def file_chunks(export: Export):
-    """The export's gzip file, one chunk at a time (``ExportNotReady`` unless completed)."""
+class ExportVanished(Exception):
+    """A chunk of a download's file is gone: the export was deleted (or expired) while it was
+    being downloaded. Raised from the stream, it cuts the answer short, which the client sees
+    as an incomplete transfer (its ``Content-Length`` is not reached), never as a whole file."""
+
+
+def file_chunks(export: Export) -> tuple[list[int], int]:
+    """The sequence numbers of the export's gzip file's chunks, in order, and the file's size
+    (``ExportNotReady`` unless completed)."""
     if export.status != Export.Status.COMPLETED:
         raise errors.ExportNotReady(export.status)
-    return list(ExportChunk.objects.filter(export=export).order_by("seq")
-                .values_list("seq", flat=True))
+    rows = list(ExportChunk.objects.filter(export=export).order_by("seq")
+                .values_list("seq", Length("data")))
+    return [seq for seq, _ in rows], sum(size for _, size in rows)
 
 
 def read_chunk(export: Export, seq: int) -> bytes:
     data = (ExportChunk.objects.filter(export=export, seq=seq).values_list("data", flat=True)
             .first())
-    return bytes(data or b"")
+    if data is None:
+        logger.warning("export %s was deleted during its download: the answer is cut short",
+                       export.export_id)
+        raise ExportVanished(f"Export {export.export_id} was deleted during its download")
+    return bytes(data)
 
 
 def status(export: Export) -> dict:

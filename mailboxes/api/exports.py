@@ -139,7 +139,7 @@ class ExportDownloadView(TenantScopedAPIView):
                                "`ExportNotReady` before it completed.")
     def get(self, request, account, exportId):
         export = exports.get(self.email_account, exportId)
-        seqs = exports.file_chunks(export)
+        seqs, size = exports.file_chunks(export)
         if isinstance(getattr(request, "_request", request), ASGIRequest):
             content = _async_chunks(export, seqs)
         else:
@@ -147,6 +147,9 @@ class ExportDownloadView(TenantScopedAPIView):
         response = StreamingHttpResponse(content, content_type="application/gzip")
         response["Content-Disposition"] = f'attachment; filename="{export.export_id}.ndjson.gz"'
         response["Content-Encoding"] = "identity"
+        # A download cut short (the export deleted meanwhile: exports.ExportVanished) must not
+        # pass for the whole file with chunked encoding's clean end.
+        response["Content-Length"] = str(size)
         return response
 
 

@@ -121,6 +121,7 @@ def test_export_holds_every_message_in_range_once_as_the_message_route_shows_it(
     assert download["Content-Type"] == "application/gzip"
     assert download["Content-Disposition"] == f'attachment; filename="{export_id}.ndjson.gz"'
     packed = b"".join(download.streaming_content)
+    assert int(download["Content-Length"]) == len(packed)
     ndjson = gzip.decompress(packed)
     lines = [json.loads(line) for line in ndjson.decode().splitlines()]
     found = by_subject(lines)
@@ -183,6 +184,22 @@ def test_the_download_under_asgi_is_the_same_file_chunk_by_chunk(alice, synced, 
     assert body == wsgi
     assert sorted(by_subject([json.loads(line) for line in gzip.decompress(body).splitlines()])) \
         == ["Archived", "February", "March"]
+
+
+def test_an_export_deleted_during_its_download_cuts_the_answer_short(alice, synced, monkeypatch):
+    """The chunks missing once the export is gone are never sent as empty pieces of a whole
+    file: the stream stops, short of the Content-Length it promised."""
+    monkeypatch.setattr(exports, "CHUNK_SIZE", 256)
+    export_id = create(alice.client)
+    work_export_queue()
+    download = alice.client.get(f"{URL}/{export_id}/download")
+    promised = int(download["Content-Length"])
+    chunks = iter(download.streaming_content)
+    first = next(chunks)
+    assert 0 < len(first) < promised
+    assert alice.client.delete(f"{URL}/{export_id}").status_code == 200
+    with pytest.raises(exports.ExportVanished):
+        next(chunks)
 
 
 def test_folders_by_path_or_special_use_and_text_options(alice, synced):
