@@ -7,7 +7,8 @@ its writer can still ``withdraw`` it (``mailboxes.sync.moves``).
 
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -64,13 +65,24 @@ HOLD_SECONDS = 30  # longest a held event waits if the pass that held it never r
 
 
 def record(tenant, event: str, account_id: str = "", data: dict[str, Any] | None = None,
-           path: str = "", hold: bool = False) -> Event:
+           path: str = "", hold: bool = False, event_id: uuid.UUID | None = None,
+           created_at: datetime | None = None) -> Event:
     """``tenant`` is a Tenant or its primary key. ``hold`` keeps the event unpublished until
-    released (``mailboxes.sync.moves.MoveTracker.release``) or for ``HOLD_SECONDS``."""
+    released (``mailboxes.sync.moves.MoveTracker.release``) or for ``HOLD_SECONDS``.
+
+    ``event_id`` and ``created_at`` are for a writer that may record the same event twice
+    (``mailboxes.tracking_spool``: once directly, once from the spool after a commit whose
+    answer was lost): the id chosen before the first try makes a repeat a key conflict, and
+    ``created_at`` is when it happened (the payload's ``date``) rather than when it was
+    written. Publication order is ``seq``, given after commit (``webhooks.sequencer``), so an
+    earlier ``created_at`` never puts an event before one already published."""
     tenant_id = tenant if isinstance(tenant, int) else tenant.pk
     held_until = timezone.now() + timedelta(seconds=HOLD_SECONDS) if hold else None
+    fields = {"id": event_id} if event_id is not None else {}
+    if created_at is not None:
+        fields["created_at"] = created_at
     row = Event.objects.create(tenant_id=tenant_id, account_id=account_id, event=event,
-                               data=data or {}, path=path, held_until=held_until)
+                               data=data or {}, path=path, held_until=held_until, **fields)
     metrics.events_recorded((event,))
     _ring_after_commit()
     return row
