@@ -280,6 +280,11 @@ EMAILAPI_IMAP_LOCAL_ADDRESSES = env_addresses("EMAILAPI_IMAP_LOCAL_ADDRESSES")
 TRACKING_SKIP_AUTOMATED = env_bool("EMAILAPI_TRACKING_SKIP_AUTOMATED", True)
 TRACKING_REVERSE_DNS = "mailboxes.automated_fetches.system_reverse_name"
 TRACKING_REVERSE_DNS_TIMEOUT = 1.0
+# Fetches of tracking links kept in Redis while the database is unavailable, to be recorded once
+# it is back (mailboxes/tracking_spool.py), at most: a fetch past this is logged and dropped, so
+# that fetching links in a loop during an outage cannot fill Redis (an entry is some 300 bytes
+# plus the user agent, at most 1024 characters, and a click's URL). 0: nothing is kept.
+TRACKING_SPOOL_MAX = env_int("EMAILAPI_TRACKING_SPOOL_MAX", 10_000, minimum=0)
 
 # --- Exports (mailboxes/exports.py; README "Bulk exports"), EmailEngine's defaults
 # Seconds an export (its status and its file) is kept after it is created.

@@ -14,6 +14,9 @@ One loop (``run``) does, each time it wakes:
    one delivery per lane sent and unrecorded, and ``attempts`` counts requests that went out,
 4. now and then ``delivery_state.prune``.
 
+A thread of its own drains the tracking spool: the opens and clicks kept in Redis while the
+database was unavailable (``mailboxes.tracking_spool``), recorded once it answers again.
+
 It wakes on the Redis doorbell (``sequencer.new_events_channel``, rung after every commit
 that recorded events), when a lane finishes, and at least every ``WEBHOOK_POLL_INTERVAL``
 seconds or when the next retry falls due. Redis is only the doorbell: with Redis gone or
@@ -51,12 +54,14 @@ from django.utils import timezone
 from emailapi.lib import metrics
 from emailapi.lib.backoff import Schedule
 from emailapi.lib.redis import get_redis
+from mailboxes import tracking_events, tracking_spool
 from webhooks import delivery_state, sequencer
 from webhooks.signed_request import Sender
 
 logger = logging.getLogger(__name__)
 
 PRUNE_INTERVAL = 600.0
+SPOOL_STOP_WAIT = 10.0  # seconds a stopping dispatcher waits for the tracking spool's drain
 SLOW_ANSWER_MS = 1000
 # Between tries while the database or Redis is unreachable: quick at first (one dead pooled
 # connection after a failover is not an outage), then slower, never so slow that delivery
@@ -103,6 +108,9 @@ class Dispatcher:
     def run(self) -> None:
         bell = threading.Thread(target=self._listen, name="webhook-doorbell", daemon=True)
         bell.start()
+        spool = threading.Thread(target=self._drain_tracking_spool, name="tracking-spool",
+                                 daemon=True)
+        spool.start()
         try:
             while not self.stop.is_set():
                 self.wake.clear()
@@ -111,6 +119,7 @@ class Dispatcher:
                 (self.stop if self._failures else self.wake).wait(wait)
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
+            spool.join(SPOOL_STOP_WAIT)  # it stops between two fetches
             connection.close()
 
     def step(self) -> float:
@@ -270,6 +279,40 @@ class Dispatcher:
                                "retrying in %.1f s", describe(exc), delay)
                 if self.stop.wait(delay):
                     raise
+
+    # --- the tracking spool --------------------------------------------------------------------
+
+    def _drain_tracking_spool(self) -> None:
+        """Record the tracking fetches kept in Redis during a database outage
+        (``mailboxes.tracking_spool``), in a thread of its own: a Redis or database outage
+        here never holds up publishing. A look every ``tracking_spool.POLL_INTERVAL`` seconds
+        (one EXISTS) while the spool is empty; after a failed drain, the ``OUTAGE`` backoff.
+        Several dispatchers take turns (the spool's lock)."""
+        failures = 0
+        while not self.stop.is_set():
+            try:
+                drained = tracking_events.drain_spool(self.stop)
+            except Exception as exc:  # noqa: BLE001 - the spool keeps what was not recorded
+                failures += 1
+                delay = OUTAGE.delay(failures)
+                if failures == 1:
+                    logger.warning("tracking spool: could not drain (%s); trying again until "
+                                   "it can", describe(exc))
+                reset_connections()
+                self.stop.wait(delay)
+                continue
+            if failures:
+                logger.info("tracking spool: draining again after %d failed tries", failures)
+                failures = 0
+            if drained:
+                logger.info("tracking spool: took off %d fetches kept during a database outage",
+                            drained)
+                connection.close()  # back to the pool: an idle thread holds no connection
+            self.stop.wait(tracking_spool.POLL_INTERVAL)
+        try:
+            connection.close()
+        except DatabaseError:
+            pass
 
     # --- the doorbell -------------------------------------------------------------------------
 

@@ -14,8 +14,10 @@ trusted proxy's ``X-Forwarded-For``), as on the unsubscribe page.
 The event is recorded once the answer is served, in the response's ``close()``: Django's ASGI
 handler calls it after the last byte is sent (the test client before it returns). Recording
 first asks whether the fetch is a scanner's (``mailboxes.automated_fetches``), which may wait
-on a reverse DNS lookup; no reader waits for it. A failure to record is logged: the reader has
-the image or the redirect already.
+on a reverse DNS lookup; no reader waits for it. The fetch's time is taken as the request comes
+in (the event's ``date``). A database outage at that moment keeps the fetch in Redis, to be
+recorded once the database is back (``mailboxes.tracking_events``); any other failure to record
+is logged: the reader has the image or the redirect already.
 """
 
 from __future__ import annotations
@@ -71,8 +73,9 @@ def _followed(request, kind: str):
         return None, None, json_error_response(exc.message, exc.code, 403)
     if request.method != "GET":
         return link, None, None
-    address, user_agent = client_address(request), request.headers.get("User-Agent", "")
-    return link, lambda: tracking_events.record(kind, link, address, user_agent), None
+    fetch = tracking_events.Fetch(kind, link, client_address(request),
+                                  request.headers.get("User-Agent", ""))
+    return link, lambda: tracking_events.record(fetch), None
 
 
 @require_http_methods(["GET", "HEAD"])

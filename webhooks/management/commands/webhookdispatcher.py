@@ -31,13 +31,14 @@ class Command(BaseCommand):
             # commit itself (``sequencer.publish_pending``).
             dbpool.add_startup_option("-c synchronous_commit=off")
             # A lane's thread keeps its connection for the run (its claims and outcomes), and
-            # the loop needs one: a smaller pool would leave threads waiting for connections
-            # (then ending their lanes) instead of delivering.
+            # the loop needs one, the tracking spool's drain another: a smaller pool would
+            # leave threads waiting for connections (then ending their lanes) instead of
+            # delivering.
             pool = db_options.get("pool")
             if isinstance(pool, dict):
                 threads = concurrency or settings.WEBHOOK_CONCURRENCY
                 db_options["pool"] = {**pool,
-                                      "max_size": max(pool.get("max_size", 0), threads + 2)}
+                                      "max_size": max(pool.get("max_size", 0), threads + 3)}
             # Its own pool wait stays long (a lane waits for a connection rather than end).
             dbpool.bound_statements(settings.DB_WORKER_QUERY_TIMEOUT)
         dispatcher = Dispatcher(concurrency=concurrency)
