@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import threading
 import uuid
 from datetime import timedelta
@@ -32,6 +34,7 @@ from tests.emailapi.db_faults import database_url, get
 from tests.servers.tcp_proxy import TcpProxy
 from tests.webhooks import conftest as webhook_fixtures
 from tests.webhooks.stream_clients import Daphne
+from tests.webhooks.test_webhook_dispatcher_process import _dispatcher_sessions, _spawn
 from webhooks.models import Event
 
 start_dispatcher = webhook_fixtures.start_dispatcher
@@ -211,6 +214,37 @@ def test_fetches_are_recorded_in_the_order_they_were_kept(alice, box):
     recorded = []
     assert tracking_spool.drain(recorded.append) == 4
     assert [item["remoteAddress"] for item in recorded] == [f"192.0.2.{n}" for n in range(1, 5)]
+
+
+@pytest.mark.django_db(transaction=True)  # the dispatcher process's own connections
+def test_a_dispatcher_process_killed_while_recording_a_spooled_fetch_loses_nothing(
+        alice, box, settings, tmp_path, start_dispatcher):
+    """``manage.py webhookdispatcher`` killed (SIGKILL) with the fetch taken and its event not
+    committed (the outbox table locked by another session meanwhile): the next dispatcher
+    records it, once."""
+    fetch = _fetch(alice.tenant.pk)
+    tracking_spool.keep(fetch.as_item())
+    db = connection.settings_dict
+    with psycopg.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"],
+                         port=db["PORT"] or 5432, application_name="test-lock") as other:
+        other.execute(f"LOCK TABLE {Event._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+        process = _spawn(settings, tmp_path / "dispatcher.log")
+        try:
+            wait_for(_taken, timeout=120)
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+    wait_for(lambda: not _dispatcher_sessions(), timeout=30)  # its last statements ran
+    assert _tracked() == []
+    assert [item["id"] for item in _taken()] == [str(fetch.event_id)]
+    get_redis().delete(tracking_spool.lock_key())  # its lock lapses, 30 s after its last renewal
+
+    start_dispatcher()
+    wait_for(lambda: tracking_spool.waiting() == 0, timeout=30)
+    assert [event.id for event in _tracked()] == [fetch.event_id]
 
 
 def test_a_drainer_killed_before_its_commit_loses_nothing(alice, box):
