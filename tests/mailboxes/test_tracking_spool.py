@@ -11,6 +11,7 @@ drain's database fault is a statement past its limit, waiting on a lock another 
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -145,9 +146,15 @@ def test_past_the_cap_and_with_redis_down_too_a_fetch_is_dropped_and_the_log_say
     redis_db = urlsplit(settings.REDIS_URL).path
     web = Daphne(settings, DATABASE_URL=database_url(port=database.port),
                  REDIS_URL=f"redis://127.0.0.1:{store.port}{redis_db}",
-                 EMAILAPI_DB_POOL_WAIT="1", EMAILAPI_TRACKING_SPOOL_MAX="2")
+                 EMAILAPI_DB_POOL_WAIT="1", EMAILAPI_TRACKING_SPOOL_MAX="2",
+                 EMAILAPI_TRUSTED_PROXIES="127.0.0.1")
     try:
         database.cut()
+        # A scanner's fetch (one of Google's crawler addresses) is not kept: it would record
+        # nothing with the database up either.
+        assert _get_from(web.port, pixel_url, "66.249.87.5") == 200
+        wait_for(lambda: "Detected automated request from 66.249.87.5" in web.log(), timeout=30)
+        assert _spooled() == []
         for _ in range(3):
             assert get(web.port, pixel_url)[0] == 200
         wait_for(lambda: "the tracking spool is full (EMAILAPI_TRACKING_SPOOL_MAX, 2)"
@@ -164,6 +171,15 @@ def test_past_the_cap_and_with_redis_down_too_a_fetch_is_dropped_and_the_log_say
         store.stop()
     assert web.log().count("Tracking event kept in the spool") == 2
     assert web.log().count("Tracking event dropped") == 1
+
+
+def _get_from(port: int, path: str, forwarded_for: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", path, headers={"X-Forwarded-For": forwarded_for})
+        return conn.getresponse().status
+    finally:
+        conn.close()
 
 
 # -- the happy path ------------------------------------------------------------------------------
