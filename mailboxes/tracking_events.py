@@ -83,10 +83,14 @@ class Fetch:
     @classmethod
     def from_item(cls, item: dict) -> Fetch:
         """The fetch ``as_item`` kept; KeyError or ValueError for anything else."""
-        at = parse_datetime(item["at"])
-        if at is None or item["kind"] not in NAMES:
+        at, kind, link = parse_datetime(item["at"]), item["kind"], dict(item["link"])
+        wanted = (("tenant", int), ("account", str), ("message", str))
+        if kind == CLICK:
+            wanted += (("url", str),)
+        if at is None or kind not in NAMES or not all(isinstance(link.get(key), type_)
+                                                      for key, type_ in wanted):
             raise ValueError("not a spooled fetch")
-        return cls(kind=item["kind"], link=dict(item["link"]),
+        return cls(kind=kind, link=link,
                    remote_address=str(item["remoteAddress"]), user_agent=str(item["userAgent"]),
                    at=at, event_id=uuid.UUID(item["id"]))
 

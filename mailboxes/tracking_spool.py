@@ -98,6 +98,8 @@ def drain(write: Callable[[dict], None], stop: threading.Event | None = None) ->
     done = 0
     try:
         for raw in reversed(client.lrange(taken_key(), 0, -1)):  # oldest first
+            if stop is not None and stop.is_set():
+                break
             _one(client, raw, write)
             done += 1
             lock.reacquire()

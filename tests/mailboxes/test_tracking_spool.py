@@ -415,14 +415,17 @@ def test_an_entry_that_is_no_fetch_is_dropped_and_holds_up_nothing(alice, box, c
     client = get_redis()
     client.lpush(tracking_spool.spool_key(), b"not json")
     client.lpush(tracking_spool.spool_key(), json.dumps({"kind": "open"}))
+    no_url = _fetch(alice.tenant.pk, tracking.CLICK).as_item()
+    del no_url["link"]["url"]
+    client.lpush(tracking_spool.spool_key(), json.dumps(no_url))
     fetch = _fetch(alice.tenant.pk)
     tracking_spool.keep(fetch.as_item())
-    assert tracking_events.drain_spool() == 3
+    assert tracking_events.drain_spool() == 4
     assert [event.id for event in _tracked()] == [fetch.event_id]
     messages = [record.getMessage() for record in caplog.records]
     assert any(m.startswith("tracking spool: dropped an entry that is not JSON") for m in messages)
-    assert any(m.startswith("tracking spool: dropped an entry that is not a fetch")
-               for m in messages)
+    assert len([m for m in messages
+                if m.startswith("tracking spool: dropped an entry that is not a fetch")]) == 2
 
 
 def test_the_spool_holds_at_most_its_cap(settings, redis_db):
