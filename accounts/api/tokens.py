@@ -3,8 +3,10 @@
 
 EmailEngine's token routes answer at the same paths: ``POST /v1/token`` (also ``/v1/tokens``)
 takes its ``account``/``description``/``metadata`` body, ``GET /v1/tokens`` lists ``id`` as
-EmailEngine does (the SHA-256 of the token, a string; our number is ``emailapiId``), and
-``DELETE /v1/token/{token}`` takes that id, the token itself, or our number.
+EmailEngine does (the SHA-256 of the token, a string; our number is ``emailapiId``) and takes
+its ``account``/``query``/``page``/``pageSize``, and ``DELETE /v1/token/{token}`` takes that id,
+the token itself, or our number. EmailEngine's current spelling, ``GET``/``DELETE
+/v1/tokens/{token}``, reads and revokes one token the same way.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from accounts import services, tokens
 from accounts.errors import AccountNotFound, TokenLimitedToAccount
 from accounts.models import ApiToken, EmailAccount
 from emailapi.api.errors import NotFoundError
+from emailapi.api.pagination import MAX_PAGE, MAX_PAGE_SIZE, paginate
 from emailapi.api.parsers import MAX_DEPTH
-from emailapi.api.serializers import StrictSerializer
+from emailapi.api.serializers import QuerySerializer, StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
 from emailapi.lib import jsondepth
 
@@ -118,16 +121,61 @@ class TokenListSerializer(serializers.Serializer):
     tokens = TokenSerializer(many=True)
 
 
+class TokenPageSerializer(TokenListSerializer):
+    """``GET /v1/tokens``: EmailEngine's TokensResponse (the page counters and the account
+    filter) around our list."""
+
+    account = serializers.CharField(allow_null=True,
+                                    help_text="The `account` filter given, null without one")
+    total = serializers.IntegerField(help_text="How many tokens match")
+    page = serializers.IntegerField(help_text="This page, from 0")
+    pages = serializers.IntegerField(help_text="How many pages (0 when nothing matches)")
+
+
+class TokenListQuerySerializer(QuerySerializer):
+    """EmailEngine's filters of ``GET /v1/tokens``. Without ``page``/``pageSize`` the whole
+    list is one page, as this route answered before it took them."""
+
+    account = serializers.CharField(max_length=256, required=False,
+                                    help_text="Only the tokens made with this `account`")
+    query = serializers.CharField(max_length=1024, required=False,
+                                  help_text="Substring of the description, id or account")
+    page = serializers.IntegerField(min_value=0, max_value=MAX_PAGE, required=False,
+                                    help_text="Page number, from 0")
+    pageSize = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, required=False,
+                                        help_text="Tokens per page, 1-1000 (20 with `page`; "
+                                                  "without either, every token)")
+
+
 class TokenListView(TenantScopedAPIView):
     """``GET /v1/tokens``."""
 
     @extend_schema(operation_id="listTokens", tags=["Access tokens"],
-                   responses={200: TokenListSerializer}, summary="List active tokens",
+                   parameters=[TokenListQuerySerializer],
+                   responses={200: TokenPageSerializer}, summary="List active tokens",
                    description="Names, scopes and the first characters of each active token; "
-                               "never the token itself.")
+                               "never the token itself. EmailEngine's `account` and `query` "
+                               "filter the list and `page`/`pageSize` page it (without them "
+                               "every token is on page 0).")
     def get(self, request):
-        tokens = ApiToken.objects.filter(tenant=self.tenant, revoked_at__isnull=True)
-        return Response({"tokens": TokenSerializer(tokens.order_by("id"), many=True).data})
+        query = self.validated(TokenListQuerySerializer, request.query_params)
+        found = ApiToken.objects.filter(tenant=self.tenant, revoked_at__isnull=True)
+        if "account" in query:
+            found = found.filter(account_id=query["account"])
+        if query.get("query"):
+            text = query["query"]
+            found = found.filter(Q(name__icontains=text) | Q(token_hash__icontains=text)
+                                 | Q(account_id__icontains=text))
+        found = found.order_by("id")
+        if "page" in query or "pageSize" in query:
+            items, counters = paginate(found, query.get("page", 0), query.get("pageSize", 20))
+        else:
+            items = list(found)
+            counters = {"total": len(items), "page": 0, "pages": 1}
+        if not counters["total"]:
+            counters["pages"] = 0  # EmailEngine's count of pages of nothing
+        return Response({"tokens": TokenSerializer(items, many=True).data, **counters,
+                         "account": query.get("account")})
 
     @extend_schema(operation_id="createTokenAlias", tags=["Access tokens"],
                    request=TokenCreateSerializer, responses={200: TokenCreatedSerializer},
@@ -196,21 +244,57 @@ def _token_filter(value: str) -> Q | None:
     return None
 
 
+TOKEN_PARAM = OpenApiParameter(
+    "token", str, OpenApiParameter.PATH,
+    description="The token's id (`id`, as EmailEngine's), its number (`emailapiId`) or the "
+                "token itself")
+
+
+def _active_token(tenant, value: str) -> ApiToken | None:
+    """The tenant's active token that ``value`` names (see ``_token_filter``), or None."""
+    match = _token_filter(value)
+    if match is None:
+        return None
+    return ApiToken.objects.filter(match, tenant=tenant, revoked_at__isnull=True).first()
+
+
+def _revoke(view: TenantScopedAPIView, value: str) -> Response:
+    row = _active_token(view.tenant, value)
+    if row is None or not services.revoke_token(row):
+        raise NotFoundError("Token not found", "TokenNotFound")
+    return Response({"id": row.token_hash, "emailapiId": row.pk, "revoked": True,
+                     "deleted": True})
+
+
 class TokenDetailView(TenantScopedAPIView):
     """``DELETE /v1/token/{token}``: revoke."""
 
     @extend_schema(operation_id="revokeToken", tags=["Access tokens"],
-                   parameters=[OpenApiParameter(
-                       "token", str, OpenApiParameter.PATH,
-                       description="The token's id (`id`, as EmailEngine's), its number "
-                                   "(`emailapiId`) or the token itself")],
+                   parameters=[TOKEN_PARAM],
                    responses={200: TokenRevokedSerializer}, summary="Revoke a token",
                    description="The token stops working at once.")
     def delete(self, request, token: str):
-        match = _token_filter(token)
-        row = ApiToken.objects.filter(match, tenant=self.tenant, revoked_at__isnull=True) \
-            .first() if match is not None else None
-        if row is None or not services.revoke_token(row):
+        return _revoke(self, token)
+
+
+class TokenItemView(TenantScopedAPIView):
+    """``GET``/``DELETE /v1/tokens/{token}``: EmailEngine's current paths for one token
+    (its ``/v1/token/{token}`` is the older spelling, kept above)."""
+
+    @extend_schema(operation_id="getToken", tags=["Access tokens"], parameters=[TOKEN_PARAM],
+                   responses={200: TokenSerializer}, summary="One token's details",
+                   description="The active token's details, as `GET /v1/tokens` lists them; "
+                               "never the token itself. 404 `TokenNotFound` for a revoked "
+                               "or unknown one.")
+    def get(self, request, token: str):
+        row = _active_token(self.tenant, token)
+        if row is None:
             raise NotFoundError("Token not found", "TokenNotFound")
-        return Response({"id": row.token_hash, "emailapiId": row.pk, "revoked": True,
-                         "deleted": True})
+        return Response(TokenSerializer(row).data)
+
+    @extend_schema(operation_id="revokeTokenItem", tags=["Access tokens"],
+                   parameters=[TOKEN_PARAM], responses={200: TokenRevokedSerializer},
+                   summary="Revoke a token (the same as DELETE /v1/token/{token})",
+                   description="The token stops working at once.")
+    def delete(self, request, token: str):
+        return _revoke(self, token)

@@ -26,6 +26,7 @@ urlpatterns = [
     path("tokens", tokens.TokenListView.as_view(), name="token-list"),
     path("tokens/account/<id:account>", tokens.AccountTokenListView.as_view(),
          name="account-token-list"),
+    path("tokens/<str:token>", tokens.TokenItemView.as_view(), name="token-item"),
     path("token", tokens.TokenCreateView.as_view(), name="token-create"),
     path("token/<str:token>", tokens.TokenDetailView.as_view(), name="token-detail"),
     path("oauth2", oauth2.OAuth2AppListView.as_view(), name="oauth2-app-list"),

@@ -13,6 +13,12 @@ def _accounts_calls(alice):
         from accounts.tokens import hash_token
         return api.delete(f"/v1/token/{hash_token(raw)}")
 
+    def token_id():
+        return api.post("/v1/tokens", {"description": "item"}, format="json").json()["id"]
+
+    def revoke_token_item():
+        return api.delete(f"/v1/tokens/{token_id()}")
+
     return [
         ("/v1/account", "post", lambda: api.post("/v1/account", {
             "account": "ee", "name": "EE", "path": ["INBOX"], "notifyFrom": "2024-01-01T00:00:00Z",
@@ -26,6 +32,10 @@ def _accounts_calls(alice):
         ("/v1/tokens", "post", lambda: api.post("/v1/tokens", {
             "account": "ee", "description": "d", "scopes": ["api"]}, format="json")),
         ("/v1/token/{token}", "delete", revoke_by_emailengine_id),
+        ("/v1/tokens/{token}", "get", lambda: api.get(f"/v1/tokens/{token_id()}")),
+        ("/v1/tokens/{token}", "get", lambda: api.get("/v1/tokens/" + "ab" * 32)),
+        ("/v1/tokens/{token}", "delete", revoke_token_item),
+        ("/v1/tokens", "get", lambda: api.get("/v1/tokens?query=item&page=0&pageSize=5")),
         ("/v1/account/{account}/sync", "put",
          lambda: api.put("/v1/account/ee/sync", {"sync": True}, format="json")),
         ("/v1/account/{account}/flush", "put",

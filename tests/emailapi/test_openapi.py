@@ -25,6 +25,7 @@ def test_openapi_is_public_json_and_lists_every_route(client):
     documented = set(schema["paths"])
     for route in _v1_routes():
         template = (route.replace("/sales", "/{account}").replace("/token/1", "/token/{token}")
+                    .replace("/tokens/1", "/tokens/{token}")
                     .replace("/msgid", "/{id}").replace("/attid", "/{attachment}")
                     .replace("/txtid", "/{text}")
                     .replace("/thrid", "/{thread}").replace("/qid", "/{queueId}")
