@@ -135,9 +135,10 @@ class AccountListView(TenantScopedAPIView):
         if not counters["total"]:
             counters["pages"] = 0  # EmailEngine's count of pages of nothing
         holders.apply_live_state(items)
+        context = account_context(self.tenant, items)
+        context["sync_times"] = listing.sync_times(items)
         return Response({
-            "accounts": s.AccountListItemSerializer(
-                items, many=True, context=account_context(self.tenant, items)).data,
+            "accounts": s.AccountListItemSerializer(items, many=True, context=context).data,
             **counters,
             "query": query.get("query") or False,
             "state": query.get("state") or "*",

@@ -25,6 +25,7 @@ from emailapi.api.pagination import PageQuerySerializer
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
 from emailapi.lib import tunnels
 from mailboxes.imap.client import TLS_VERSIONS
+from mailboxes.message_fields import iso
 from mailboxes.special_use import SETTINGS as MAIL_PATHS
 from webhooks.api.serializers import validate_headers, validate_webhook_url
 
@@ -768,10 +769,21 @@ class AccountDetailSerializer(AccountSerializer):
 
 
 class AccountListItemSerializer(AccountSerializer):
+    """One item of ``GET /v1/accounts``; ``syncTime`` comes from the view's context
+    (``sync_times``: one query for the page, not one per account)."""
+
+    syncTime = serializers.SerializerMethodField(
+        help_text="EmailEngine's: when the index last caught up with one of the account's "
+                  "folders, as `GET /v1/account/{account}` shows it; null before any sync")
+
     class Meta(AccountSerializer.Meta):
         fields = ["account", "name", "email", "type", "app", "state", "webhooks", "proxy",
-                  "smtpEhloName", "counters", "lastError", "stateChanged", "created",
-                  "initialized", "indexProgress"]
+                  "smtpEhloName", "counters", "syncTime", "lastError", "stateChanged",
+                  "created", "initialized", "indexProgress"]
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_syncTime(self, obj) -> str | None:  # noqa: N802 (EmailEngine's field name)
+        return iso(self.context.get("sync_times", {}).get(obj.pk))
 
 
 class AccountListSerializer(serializers.Serializer):
