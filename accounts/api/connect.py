@@ -56,11 +56,9 @@ class AutoconfigView(TenantScopedAPIView):
                    description="IMAP/SMTP settings for an address from the built-in table of "
                                "common providers, else from its domain's MX hosts (Google "
                                "Workspace, Microsoft 365, ...). `oauth2` names the provider "
-                               "whose sign-in such a mailbox needs. Nulls when unknown.")
+                               "whose sign-in such a mailbox needs. Nulls when unknown. "
+                               "EmailEngine's `imap.auth.user`/`smtp.auth.user` (the "
+                               "address) and `_source` (our `source`) are there too.")
     def get(self, request):
         email = self.validated(s.AutoconfigQuerySerializer, request.query_params)["email"]
-        found = discovery.discover(email, mx_lookup=self.mx_lookup) or {}
-        return Response({
-            "email": email, "provider": found.get("provider"), "source": found.get("source"),
-            "oauth2": found.get("oauth2"), "imap": found.get("imap"), "smtp": found.get("smtp"),
-        })
+        return Response(discovery.answer(email, discovery.discover(email, self.mx_lookup)))

@@ -174,10 +174,15 @@ class AutoconfigQuerySerializer(QuerySerializer):
     email = serializers.EmailField(max_length=320)
 
 
+class DiscoveredAuthSerializer(serializers.Serializer):
+    user = serializers.CharField(help_text="The user name to log in with: the address")
+
+
 class DiscoveredServerSerializer(serializers.Serializer):
     host = serializers.CharField()
     port = serializers.IntegerField()
     secure = serializers.BooleanField()
+    auth = DiscoveredAuthSerializer(help_text="EmailEngine's")
 
 
 class AutoconfigSerializer(serializers.Serializer):
@@ -185,6 +190,8 @@ class AutoconfigSerializer(serializers.Serializer):
     provider = serializers.CharField(allow_null=True)
     source = serializers.ChoiceField(choices=["builtin", "mx"], allow_null=True,
                                      help_text="The provider table, or the domain's MX hosts")
+    _source = serializers.CharField(allow_null=True,
+                                    help_text="EmailEngine's name for `source`, the same value")
     oauth2 = serializers.CharField(allow_null=True,
                                    help_text="OAuth2 provider to use as connect link `type`")
     imap = DiscoveredServerSerializer(allow_null=True)

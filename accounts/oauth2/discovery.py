@@ -98,3 +98,20 @@ def discover(email: str, mx_lookup: MxLookup = dns_mx_lookup) -> dict | None:
     with OAuth2, ``source``: ``builtin`` or ``mx``), or None if nothing is known."""
     domain = domain_of(email)
     return by_domain(domain) or by_mx(mx_lookup(domain))
+
+
+def answer(email: str, found: dict | None) -> dict:
+    """The JSON of ``GET /v1/autoconfig`` (and the connect form's ``/connect/autoconfig``)
+    for what ``discover`` found: ours (``provider``, ``source``, ``oauth2``) and EmailEngine's
+    (``imap``/``smtp`` with ``auth.user``, ``_source``), so a client that fills an account from
+    EmailEngine's answer finds the user name where it looks. Every provider we know logs in
+    with the whole address."""
+    found = found or {}
+
+    def servers(kind: str) -> dict | None:
+        server = found.get(kind)
+        return {**server, "auth": {"user": email}} if server else None
+
+    return {"email": email, "provider": found.get("provider"), "source": found.get("source"),
+            "_source": found.get("source"), "oauth2": found.get("oauth2"),
+            "imap": servers("imap"), "smtp": servers("smtp")}

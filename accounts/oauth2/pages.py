@@ -195,10 +195,8 @@ def connect_autoconfig(request):
     except ValidationError:
         return JsonResponse({"error": "Enter a valid email address.", "code": "InvalidInput"},
                             status=400)
-    found = discovery.discover(email, mx_lookup=autoconfig_mx_lookup) or {}
-    return JsonResponse({"email": email, "provider": found.get("provider"),
-                         "source": found.get("source"), "oauth2": found.get("oauth2"),
-                         "imap": found.get("imap"), "smtp": found.get("smtp")})
+    return JsonResponse(discovery.answer(
+        email, discovery.discover(email, mx_lookup=autoconfig_mx_lookup)))
 
 
 @require_GET

@@ -63,9 +63,11 @@ def test_the_route_answers_from_the_table_and_from_mx(alice, monkeypatch):
                         staticmethod(_mx({"acme.example": ["aspmx.l.google.com"]})))
     body = alice.client.get("/v1/autoconfig?email=ann@acme.example").json()
     assert body == {"email": "ann@acme.example", "provider": "gmail", "source": "mx",
-                    "oauth2": "gmail",
-                    "imap": {"host": "imap.gmail.com", "port": 993, "secure": True},
-                    "smtp": {"host": "smtp.gmail.com", "port": 465, "secure": True}}
+                    "_source": "mx", "oauth2": "gmail",
+                    "imap": {"host": "imap.gmail.com", "port": 993, "secure": True,
+                             "auth": {"user": "ann@acme.example"}},
+                    "smtp": {"host": "smtp.gmail.com", "port": 465, "secure": True,
+                             "auth": {"user": "ann@acme.example"}}}
     unknown = alice.client.get("/v1/autoconfig?email=x@unknown.example").json()
     assert unknown["imap"] is None
     assert unknown["provider"] is None

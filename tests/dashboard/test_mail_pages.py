@@ -335,7 +335,8 @@ def test_the_hosted_page_has_no_sign_in_navigation_and_prefills_from_autoconfig(
     monkeypatch.setattr(pages, "autoconfig_mx_lookup",
                         lambda domain: lookups.append(domain) or ["aspmx.l.google.com"])
     known = client.get(f"/connect/autoconfig?data={data}&sig={sig}&email=me@fastmail.com")
-    assert known.json()["imap"] == {"host": "imap.fastmail.com", "port": 993, "secure": True}
+    assert known.json()["imap"] == {"host": "imap.fastmail.com", "port": 993, "secure": True,
+                                    "auth": {"user": "me@fastmail.com"}}
     hosted = client.get(f"/connect/autoconfig?data={data}&sig={sig}&email=me@corp.example")
     assert hosted.json()["imap"]["host"] == "imap.gmail.com"
     assert lookups == ["corp.example"]
