@@ -34,14 +34,18 @@ def master_secrets() -> list[str]:
     return [settings.EMAILAPI_SECRET, *getattr(settings, "EMAILAPI_OLD_SECRETS", [])]
 
 
-def set_credential(account: EmailAccount, name: str, value: str | None) -> None:
+def set_credential(account: EmailAccount, name: str, value: str | None,
+                   given: bool = True) -> None:
+    """Seal and keep ``value`` as the account's ``name`` (None: delete it). ``given``: a person
+    gave it now (``given_at``); False for what a refresh rotates, which keeps the time its
+    sign-in gave."""
     if value is None:
         Credential.objects.filter(email_account=account, name=name).delete()
         return
     sealed = crypto.seal(value, _context(account, name), settings.EMAILAPI_SECRET)
-    Credential.objects.update_or_create(
-        email_account=account, name=name, defaults={"sealed": sealed, "updated_at": timezone.now()}
-    )
+    now = timezone.now()
+    values = {"sealed": sealed, "updated_at": now, **({"given_at": now} if given else {})}
+    Credential.objects.update_or_create(email_account=account, name=name, defaults=values)
 
 
 def get_credentials(account: EmailAccount, first: str, second: str) -> tuple[str | None,

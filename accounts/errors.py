@@ -60,16 +60,45 @@ class IncompleteServer(InvalidInput):
 
 
 class SecretNeeded(InvalidInput):
-    """A server moved to another host without a new password or token: a stored secret is
-    only ever sent to the host it was given for (whoever may change a mailbox's settings must
-    not be able to collect its password at a server of their choosing)."""
+    """A change that would send a stored password or token somewhere it was not given for,
+    without a new one: a server moved to another host, a proxy set or changed (the proxy
+    picks the server the connection reaches), or TLS weakened (``secure`` turned off, the
+    certificate check turned off: either lets whoever is on the way stand in for the
+    server). Whoever may change a mailbox's settings must not be able to collect its password
+    at a server of their choosing (``accounts.secret_routes``).
 
-    def __init__(self, section: str):
+    ``changed``: what moved (``host``, ``proxy``, ``secure``, ``rejectUnauthorized``);
+    ``oauth2``: the account signs in with OAuth2 tokens, which only a new sign-in replaces."""
+
+    def __init__(self, section: str, changed: str = "host", oauth2: bool = False):
         self.section = section
-        field = f"{section}.auth.pass"
-        reason = (f"required when {section}.host changes: the stored password is only ever "
-                  f"sent to the server it was given for")
+        self.changed = changed
+        what = {"host": f"{section}.host changes",
+                "proxy": "proxy is set or changed",
+                "secure": f"{section}.secure turns false",
+                "rejectUnauthorized": f"{section}.tls.rejectUnauthorized turns false"}[changed]
+        if oauth2:
+            field = "oauth2"
+            reason = (f"a new sign-in is required when {what}: the stored OAuth2 tokens are only "
+                      f"ever sent to the server they were given for (sign the mailbox in again: "
+                      f"a connect link, or POST /v1/account with oauth2)")
+        else:
+            field = f"{section}.auth.pass"
+            reason = (f"required when {what}: the stored password is only ever sent to the "
+                      f"server it was given for")
+            if changed != "host":
+                reason += ", the way it was given for"
         super().__init__(f"Invalid input: {field}: {reason}", {field: [reason]})
+
+
+class ClientSecretNeeded(InvalidInput):
+    """An OAuth2 app's token endpoint moved to another host without a new client secret:
+    the first sign-in would post the stored one there (as ``SecretNeeded`` for a mailbox)."""
+
+    def __init__(self):
+        reason = ("required when tokenUrl moves to another host: the stored client secret is "
+                  "only ever sent to the host it was given for")
+        super().__init__(f"Invalid input: clientSecret: {reason}", {"clientSecret": [reason]})
 
 
 class TokenHostInUse(InvalidInput):

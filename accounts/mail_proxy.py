@@ -19,6 +19,7 @@ while it names the same proxy (scheme, host, port), the rule of a webhook URL's 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 
 from django.conf import settings
 from django.db.models import F
@@ -123,6 +124,15 @@ def set_account_proxy(account: EmailAccount, url: str | None) -> bool:
     return before != (shown, password)
 
 
+def check_account_proxy(account: EmailAccount, url: str | None) -> None:
+    """Raise what ``set_account_proxy`` would for ``url`` (not a proxy URL, a masked password
+    for another proxy), changing nothing: a refusal of the URL itself comes before one of
+    the change it makes (``accounts.secret_routes``)."""
+    if url:
+        stored = (account.ee_options or {}).get("proxy") or None
+        kept(url, stored, get_credential(account, PASSWORD) if stored else None, "proxy")
+
+
 def account_proxy(account: EmailAccount) -> tunnels.Proxy | None:
     """The account's own proxy, its password opened; None for none. ``ProxyUnusable`` (a
     ``CredentialsUnavailable``) for a stored URL that is not a proxy URL: connecting without
@@ -158,10 +168,12 @@ def set_tenant_proxy(row: EngineSettings, url: str | None) -> bool:
     return before != (shown, password)
 
 
-def _tenant_row(tenant_id: int) -> tuple[str, str] | None:
-    """The tenant's enabled proxy as kept (masked URL, sealed password): one read."""
+def _tenant_row(tenant_id: int) -> tuple[str, str, datetime | None] | None:
+    """The tenant's enabled proxy as kept (masked URL, sealed password, when its route was
+    set): one read."""
     return EngineSettings.objects.filter(tenant_id=tenant_id, proxy_enabled=True) \
-        .exclude(proxy_url="").values_list("proxy_url", "sealed_proxy_password").first()
+        .exclude(proxy_url="").values_list("proxy_url", "sealed_proxy_password",
+                                           "proxy_route_set_at").first()
 
 
 _UNREAD = object()
@@ -169,18 +181,18 @@ _UNREAD = object()
 
 def tenant_proxy(tenant_id: int, found=_UNREAD) -> tunnels.Proxy | None:
     """The tenant's proxy while ``proxyEnabled`` (None otherwise), its password opened;
-    ``ProxyUnusable`` when it cannot be used. ``found``: its kept row (masked URL, sealed
-    password) or None, when the caller read it already (``EmailAccount.for_session``)."""
+    ``ProxyUnusable`` when it cannot be used. ``found``: its kept row (``_tenant_row``) or
+    None, when the caller read it already (``EmailAccount.for_session``)."""
     if found is _UNREAD:
         found = _tenant_row(tenant_id)
     if found is None:
         return None
-    url, sealed = found
+    url, sealed = found[:2]
     return _with_password(url, lambda: _tenant_password(tenant_id, sealed),
                           "The tenant's proxy (proxyUrl)")
 
 
-def _tenant_row_of(account: EmailAccount) -> tuple[str, str] | None:
+def _tenant_row_of(account: EmailAccount) -> tuple[str, str, datetime | None] | None:
     """The tenant's enabled proxy as kept, for this account: read with its row by the worker
     (``EmailAccount.for_session``), else read once and kept on the instance, so a send that
     reports its proxy (``shown_connection_proxy``) and connects through it
@@ -202,6 +214,28 @@ def connection_proxy(account: EmailAccount) -> tunnels.Proxy | None:
     if _has_own(account):
         return account_proxy(account)
     return tenant_proxy(account.tenant_id, _tenant_row_of(account))
+
+
+NOT_THE_TENANTS = object()
+
+
+def tenant_route_set_at(account: EmailAccount):
+    """When the tenant's proxy the account's connections go through was set (None: not
+    known); ``NOT_THE_TENANTS`` when they go through the account's own proxy or none."""
+    if _has_own(account):
+        return NOT_THE_TENANTS
+    found = _tenant_row_of(account)
+    return NOT_THE_TENANTS if found is None else found[2]
+
+
+def moves(url: str | None, stored: str | None) -> bool:
+    """Whether ``url`` (a new account proxy; None or "": none) names another proxy than
+    ``stored`` (scheme, host, port): a route a stored secret was not given for. Taking the
+    proxy away is no move; what is no proxy URL is not one either (refused as such later)."""
+    if not url:
+        return False
+    where = _where(url)
+    return where is not None and (not stored or _where(stored) != where)
 
 
 def connection_proxy_after(account: EmailAccount, url: str | None) -> tunnels.Proxy | None:

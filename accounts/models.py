@@ -264,10 +264,11 @@ class EmailAccount(models.Model):
                                  f"WHERE a.id = %s", [pk])
             return columns.instance(rows[0]) if rows else None
         tenant = _tenant_columns()
-        # With the tenant, its proxy (settings proxyUrl while proxyEnabled, or NULLs): what
+        # With the tenant, its proxy (settings proxyUrl while proxyEnabled, or NULLs, and when its
+        # route was set: ``accounts.secret_routes``): what
         # ``accounts.mail_proxy.connection_proxy`` reads at every connect, in this same statement.
         rows = prepared_rows(f"SELECT {columns.select}, {tenant.select}, s.proxy_url, "
-                             f"s.sealed_proxy_password "
+                             f"s.sealed_proxy_password, s.proxy_route_set_at "
                              f"FROM {cls._meta.db_table} a JOIN {Tenant._meta.db_table} t "
                              f"ON t.id = a.tenant_id LEFT JOIN {_engine_settings_table()} s "
                              f"ON s.tenant_id = a.tenant_id AND s.proxy_enabled "
@@ -278,8 +279,8 @@ class EmailAccount(models.Model):
         account = columns.instance(row[:len(columns)])
         cls.tenant.field.set_cached_value(account, tenant.instance(
             row[len(columns):len(columns) + len(tenant)]))
-        proxy_url, sealed_password = row[len(columns) + len(tenant):]
-        account.tenant_proxy_row = (proxy_url, sealed_password) if proxy_url else None
+        proxy_url, sealed_password, set_at = row[len(columns) + len(tenant):]
+        account.tenant_proxy_row = (proxy_url, sealed_password, set_at) if proxy_url else None
         return account
 
 
@@ -333,6 +334,10 @@ class Credential(models.Model):
     name = models.CharField(max_length=64)
     sealed = models.TextField()
     updated_at = models.DateTimeField(default=timezone.now)
+    # When a person last gave it (an API call, a form, a sign-in), not when a refresh
+    # rotated it: through the tenant's proxy, a secret given before that proxy was set goes
+    # only over TLS that verifies the server (``accounts.secret_routes``). Null: not known.
+    given_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -23,16 +23,13 @@ from accounts.errors import (
     AccountNotFound,
     AlreadyExists,
     IncompleteServer,
-    SecretNeeded,
     UnknownOAuth2App,
 )
 from accounts.models import ApiToken, Credential, EmailAccount, Tenant
 from accounts.oauth2 import registered_apps
 from accounts.oauth2 import revoke as oauth2_revoke
+from accounts.secret_routes import SECRET_FIELDS, check_secrets_stay
 from webhooks import events
-
-SECRET_FIELDS = ("pass", "accessToken")
-
 
 # --- tenants and tokens -------------------------------------------------------------------
 
@@ -183,22 +180,6 @@ def register_or_update_account(tenant: Tenant, data: dict[str, Any]) -> tuple[Em
         return change(existing, data), "existing"
 
 
-def check_secrets_stay(account: EmailAccount, section: str, change: dict | None) -> None:
-    """Refuse (``SecretNeeded``) a change that moves ``section`` to another host while its
-    stored password or token (or the account's OAuth2 tokens) would go there: the change must
-    bring its own. A new port, TLS mode or user on the same host keeps the secret."""
-    stored = getattr(account, section) or {}
-    host = (change or {}).get("host")
-    if not stored or host is None or host.lower() == str(stored.get("host") or "").lower():
-        return
-    auth = (change or {}).get("auth") or {}
-    if any(auth.get(key) and auth.get(key) != MASK for key in SECRET_FIELDS):
-        return  # a new secret of its own (the mask written back keeps the stored one)
-    if account.oauth2 or Credential.objects.filter(
-            email_account=account, name__in=[f"{section}.pass", f"{section}.accessToken"]).exists():
-        raise SecretNeeded(section)
-
-
 @transaction.atomic
 def replace_sign_in(account: EmailAccount, data: dict) -> EmailAccount:
     """Replace an existing account's sign-in (a connect link used again, OAuth2 tokens
@@ -329,10 +310,13 @@ def _update_settings(account: EmailAccount, data: dict[str, Any]) -> EmailAccoun
                 setattr(account, field, data[field] or "")
         if "copy" in data:
             account.copy = data["copy"]
+        if "proxy" in data:
+            mail_proxy.check_account_proxy(account, data["proxy"])
+        for section in ("imap", "smtp"):  # a new host, proxy or weaker TLS: a new secret
+            check_secrets_stay(account, section, data)
         for section in ("imap", "smtp"):
             if section not in data:
                 continue
-            check_secrets_stay(account, section, data[section])
             public, found = _split_secrets(data[section])
             if public is None:
                 setattr(account, section, None)

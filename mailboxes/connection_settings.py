@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from django.conf import settings
 
-from accounts import auth_server, mail_hosts, mail_proxy
+from accounts import auth_server, mail_hosts, mail_proxy, secret_routes
 from accounts.credentials import get_credentials
 from accounts.models import EmailAccount, Tenant
 from accounts.oauth2 import refresh
@@ -106,7 +106,9 @@ def _opened(account: EmailAccount, section: str, settings_from, force_refresh: b
     # EmailEngine's proxy: the account's own, else the tenant's proxyUrl while enabled
     proxy = mail_proxy.connection_proxy(account)
     if proxy is not None:
-        opened = replace(opened, proxy=proxy)
+        # through the tenant's proxy, a secret given before it was set: verified TLS only
+        opened = replace(opened, proxy=proxy,
+                         tls_required=secret_routes.tls_required(account, section))
     if section == "imap":  # a send's address is chosen per send (``local_address.route``)
         source = local_address.imap_address(account.tenant_id, account.account_id)
         if source is not None:

@@ -259,6 +259,8 @@ def transmit(entry: OutboxEntry,
     except crypto.DecryptionError:
         raise SendFailure("The send's proxy password cannot be opened (sealed with a key that "
                           "is no longer configured)", "ProxyError", permanent=True) from None
+    if asked is not None and not _same_proxy(asked, smtp_settings.proxy):
+        smtp_settings = replace(smtp_settings, tls_required=SEND_PROXY_TLS)
     # The EHLO name the route reports is the one smtplib is given.
     smtp_settings = replace(smtp_settings, proxy=asked or smtp_settings.proxy,
                             session_timeout=smtp_budget(entry, smtp_settings.timeout),
@@ -289,6 +291,20 @@ def transmit(entry: OutboxEntry,
             client.quit()
         except Exception:  # noqa: BLE001 - the answer to DATA is what counts
             client.close()
+
+
+# A send's own proxy (submit ``proxy``) is picked by whoever may send, per send: no stored
+# password was given for that route, so it goes through it only over TLS that verifies the
+# server's certificate, which the proxy cannot stand in for (``accounts.secret_routes``).
+SEND_PROXY_TLS = ("Credentials not sent: through a send's own proxy they go only over TLS with a "
+                  "verified certificate, and this server offered none. Send without a proxy of "
+                  "its own, or use TLS with a valid certificate")
+
+
+def _same_proxy(asked, route) -> bool:
+    """Whether the send's proxy is the one the account's sends take anyway."""
+    return route is not None and (asked.scheme, asked.host.lower(), asked.port) == (
+        route.scheme, route.host.lower(), route.port)
 
 
 def _sender_settings(entry: OutboxEntry):

@@ -51,6 +51,14 @@ class SmtpTlsFailed(SmtpError):
     code = "TLSError"
 
 
+class SmtpTlsRequired(SmtpTlsFailed):
+    """The password or token was not sent: the settings allow it only over TLS that verified
+    the server's certificate (``SmtpSettings.tls_required``, its words the message), and this
+    connection has none. As ``mailboxes.imap.client.TlsRequired``."""
+
+    code = "TLSRequired"
+
+
 class SmtpAuthenticationFailed(SmtpError):
     code = "AuthenticationFailed"
 
@@ -109,11 +117,15 @@ class SmtpSettings:
     # and each reply line ("S", ``250-...``/``250 ...``) goes to the tap it opens.
     protocol_log: Callable[[], Callable[[str, bytes], None]] | None = field(
         default=None, repr=False, compare=False)
+    # Why the secret may go only over TLS that verified the server's certificate, or None
+    # (``ImapSettings.tls_required``).
+    tls_required: str | None = None
 
 
 def connect(settings: SmtpSettings) -> smtplib.SMTP:
     """Return a connected, greeted (EHLO) and authenticated SMTP client; caller must quit()."""
     client = _open(settings)
+    verified = settings.secure and settings.tls_verify
     try:
         client.ehlo()
         if not settings.secure and client.has_extn("starttls"):
@@ -126,7 +138,10 @@ def connect(settings: SmtpSettings) -> smtplib.SMTP:
                                     f"{server_text(exc.smtp_error)}".strip(),
                                     exc.smtp_code if exc.smtp_code > 0 else None) from None
             client.ehlo()
+            verified = settings.tls_verify
         if settings.user:
+            if settings.tls_required and not verified:
+                raise SmtpTlsRequired(settings.tls_required)
             _login(client, settings)
     except smtplib.SMTPServerDisconnected as exc:
         _close_quietly(client)

@@ -35,6 +35,7 @@ import json
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from accounts import crypto, mail_proxy
 from accounts.credentials import MASK, master_secrets
@@ -155,6 +156,10 @@ def update(tenant, data: dict) -> list[str]:
         if data.get("serviceSecret"):
             for subscription in _account_subscriptions(tenant):
                 subscriptions.set_secret(subscription, data["serviceSecret"])
+        if route_before != _proxy_route(row) and _proxy_route(row):
+            # secrets stored before now go through it only over verified TLS
+            # (``accounts.secret_routes``): they were not given knowing this route
+            row.proxy_route_set_at = timezone.now()
         row.save()
         if route_before != _proxy_route(row) or (proxy_changed and row.proxy_enabled):
             mail_proxy.reroute_accounts_without_own(tenant.pk)

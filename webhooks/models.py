@@ -237,3 +237,7 @@ class EngineSettings(models.Model):
     proxy_url = models.CharField(max_length=2048, blank=True, default="")
     sealed_proxy_password = models.TextField(blank=True, default="")
     proxy_enabled = models.BooleanField(default=False)
+    # When the route through it last changed (set, moved, enabled): an account's password or
+    # token stored before then goes through it only over TLS that verifies the server's
+    # certificate (``accounts.secret_routes``). Null: no route set since this was kept.
+    proxy_route_set_at = models.DateTimeField(null=True, blank=True)

@@ -115,9 +115,9 @@ def _refresh(account: EmailAccount, info: dict) -> str:
         logger.warning("account %s: token refresh failed: %s", account.pk, exc)
         raise TokenUnavailable(describe(exc)) from None
     with transaction.atomic():
-        set_credential(account, "oauth2.accessToken", tokens.access_token)
+        set_credential(account, "oauth2.accessToken", tokens.access_token, given=False)
         if tokens.refresh_token != refresh_token:
-            set_credential(account, "oauth2.refreshToken", tokens.refresh_token)
+            set_credential(account, "oauth2.refreshToken", tokens.refresh_token, given=False)
         new_info = {**info, "expires": tokens.expires.isoformat()}
         EmailAccount.objects.filter(pk=account.pk).update(oauth2=new_info)
     account.oauth2 = new_info

@@ -254,7 +254,9 @@ class OAuth2AppForm(forms.Form):
         super().__init__(*args, **kwargs)
         if app is not None:
             del self.fields["app"]  # the id is the app's name in the API: it does not change
-            self.fields["client_secret"].help_text = "Leave empty to keep the current one."
+            self.fields["client_secret"].help_text = (
+                "Leave empty to keep the current one (a token URL on another host needs it "
+                "again: the stored one is only ever sent to the host it was given for).")
 
     @staticmethod
     def initial_from(app: OAuth2App) -> dict:
@@ -313,7 +315,9 @@ class ProxySettingsForm(forms.Form):
         widget=MaskedURLInput(attrs={"placeholder": "socks5://user:password@host:1080"}),
         help_text="A socks5://, socks4:// or http:// proxy for the IMAP and SMTP connections of "
                   "mailboxes without a proxy of their own. Its password is stored encrypted and "
-                  "shown as ******, which keeps it when saved unchanged. Empty: none.")
+                  "shown as ******, which keeps it when saved unchanged. Empty: none. Mailbox "
+                  "passwords given before the proxy is set go through it only over TLS with a "
+                  "verified certificate, until given again.")
     proxy_enabled = forms.BooleanField(label="Connect through this proxy", required=False)
 
     API_FIELDS = {"proxyUrl": "proxy_url", "proxyEnabled": "proxy_enabled"}

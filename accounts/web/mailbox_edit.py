@@ -69,7 +69,7 @@ def _test(request, account: EmailAccount, form: MailboxEditForm, payload: dict) 
     empty: the stored one, on the host it was given for only); failures go on the form."""
     for section, field in (("imap", "password"), ("smtp", "smtp_password")):
         try:
-            services.check_secrets_stay(account, section, payload.get(section))
+            services.check_secrets_stay(account, section, payload)
         except SecretNeeded as exc:
             form.add_error(field, exc.message)
     if form.errors:

@@ -44,7 +44,8 @@ class MailboxEditForm(forms.Form):
         help_text="A socks5://, socks4:// or http:// proxy that carries this mailbox's IMAP and "
                   "SMTP connections. Its password is stored encrypted and shown as ******, "
                   "which keeps it when saved unchanged. Empty: direct, or your organization's "
-                  "proxy (settings proxyUrl).")
+                  "proxy (settings proxyUrl). A new proxy needs the mailbox's passwords typed "
+                  "again: a stored password goes only the way it was given for.")
     watch_folder = forms.ChoiceField(label="Folder kept in IDLE (instant notices)",
                                      help_text="Other folders are followed too, by NOTIFY "
                                                "where the server has it, else polled.")

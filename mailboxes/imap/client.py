@@ -86,6 +86,14 @@ class AuthenticationFailed(ImapError):
     code = "AuthenticationFailed"
 
 
+class TlsRequired(TlsFailed):
+    """The password or token was not sent: the settings allow it only over TLS that verified
+    the server's certificate (``ImapSettings.tls_required``, its words the message), and this
+    connection has none (no STARTTLS offered, or the certificate check off)."""
+
+    code = "TLSRequired"
+
+
 class CommandTimedOut(TimeoutError):
     """After login, the server did not answer a command within its timeout. A TimeoutError
     (so an OSError, as the plain socket timeout it replaces), whose words say which command
@@ -167,6 +175,11 @@ class ImapSettings:
     # (``mailboxes.protocol_log``); this layer only hands the lines over.
     protocol_log: Callable[[], Callable[[str, bytes], None]] | None = field(
         default=None, repr=False, compare=False)
+    # Why the secret may go only over TLS that verified the server's certificate (the words
+    # ``TlsRequired`` says), or None: sent as the other settings say. Set by the layer that
+    # knows the route (a proxy whoever changed settings may have picked: see
+    # ``accounts.secret_routes``); this layer only keeps the secret back.
+    tls_required: str | None = None
 
     def phase_timeout(self, phase: str) -> float:
         value = getattr(self, f"{phase}_timeout")
@@ -217,6 +230,7 @@ def connect(settings: ImapSettings) -> imapclient.IMAPClient:
     """Return a logged-in client; the caller must ``logout()`` it."""
     phases = _Phases(settings)
     client = _open(settings, phases)
+    verified = settings.secure and settings.tls_verify
     try:
         if not settings.secure and client.has_capability("STARTTLS"):
             phases.start("tls")
@@ -228,6 +242,9 @@ def connect(settings: ImapSettings) -> imapclient.IMAPClient:
                 error = TlsFailed("Timed out waiting for the server to complete STARTTLS")
                 error.reached = False
                 raise error from None
+            verified = settings.tls_verify
+        if settings.tls_required and not verified:
+            raise TlsRequired(settings.tls_required)
         phases.start("login")
         _login(client, settings)
         phases.end()

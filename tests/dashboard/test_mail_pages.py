@@ -16,6 +16,7 @@ from accounts.credentials import get_credential
 from accounts.models import EmailAccount, Membership, User
 from accounts.oauth2 import links, pages
 from mailboxes import listing
+from tests.mailboxes.helpers import with_password
 from tests.servers import seed
 from tests.servers.proxies import Socks5Proxy
 
@@ -169,7 +170,8 @@ def test_editing_servers_tests_them_with_the_stored_password(client, synced, mai
 
 def test_editing_servers_tests_them_through_the_accounts_proxy(client, synced, mail_user):
     with Socks5Proxy("proxyuser", "Pr0xy-pw") as proxy:
-        services.update_account(synced.account, {"proxy": proxy.url("proxyuser", "Pr0xy-pw")})
+        services.update_account(synced.account, with_password(
+            synced.account, mail_user.password, proxy=proxy.url("proxyuser", "Pr0xy-pw")))
         sign_in(client, synced.account.tenant)
         form = edit_form(client)
         response = client.post("/dashboard/mailboxes/box/edit",
@@ -194,7 +196,12 @@ def test_a_proxy_set_on_the_edit_page_is_tested_through_shown_masked_and_kept(
         form = edit_form(client)
         assert form["proxy"] == ""
         url = proxy.url("proxyuser", "Pr0xy-pw")
-        response = client.post("/dashboard/mailboxes/box/edit", {**form, "proxy": url})
+        untyped = client.post("/dashboard/mailboxes/box/edit", {**form, "proxy": url})
+        assert untyped.status_code == 400  # a new route for the stored password: type it again
+        assert "proxy is set or changed" in untyped.context["form"].errors["password"][0]
+        assert proxy.requests == []  # not even tested through it
+        response = client.post("/dashboard/mailboxes/box/edit",
+                               {**form, "proxy": url, "password": mail_user.password})
         assert response.status_code == 302, response.content.decode()
         assert mail_user.imap_port in [r.port for r in proxy.requests], proxy.requests
         assert stored() == url.replace("Pr0xy-pw", "******")
@@ -211,11 +218,13 @@ def test_a_proxy_set_on_the_edit_page_is_tested_through_shown_masked_and_kept(
 
         with Socks5Proxy("proxyuser", "another") as refusing:
             refused = client.post("/dashboard/mailboxes/box/edit",
-                                  {**form, "proxy": refusing.url("proxyuser", "wrong")})
+                                  {**form, "proxy": refusing.url("proxyuser", "wrong"),
+                                   "password": mail_user.password})
         assert refused.status_code == 400
         assert "The proxy refused the login" in refused.content.decode()
         assert "proxyuser:wrong@" not in refused.content.decode()  # the echo is masked
-        malformed = client.post("/dashboard/mailboxes/box/edit", {**form, "proxy": "ftp://x"})
+        malformed = client.post("/dashboard/mailboxes/box/edit", {**form, "proxy": "ftp://x",
+                                                                  "password": mail_user.password})
         assert malformed.status_code == 400
         assert malformed.context["form"].errors["proxy"]
         assert stored() == url.replace("Pr0xy-pw", "******")

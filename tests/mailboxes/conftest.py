@@ -8,8 +8,23 @@ import subprocess
 
 import pytest
 
+from mailboxes.imap import client as imap_client
 from tests.mailboxes.helpers import TTL, DrivenWorker, spawn_imapworker
 from tests.mailboxes.sending_helpers import sending_account
+
+
+@pytest.fixture
+def trusted_certificates(tmp_path, monkeypatch, dovecot, smtp_server):
+    """Dovecot's and the SMTP server's self-signed certificates trusted as a CA's would be
+    (the verifying TLS context reads ``SSL_CERT_FILE``): their TLS then verifies, as a real
+    provider's does."""
+    bundle = tmp_path / "trusted.pem"
+    bundle.write_bytes(b"".join(open(path, "rb").read()
+                                for path in (dovecot.cert_path, smtp_server.cert_path)))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    imap_client._tls_context.cache_clear()
+    yield
+    imap_client._tls_context.cache_clear()
 
 
 @pytest.fixture
@@ -17,6 +32,13 @@ def account(alice, smtp_user, smtp_server):
     """Alice's account ``box`` on a Dovecot user that the test SMTP server also accepts,
     synced (the sending tests' mailbox)."""
     return sending_account(alice.tenant, smtp_user, smtp_server)
+
+
+@pytest.fixture
+def verified_account(alice, smtp_user, smtp_server, trusted_certificates):
+    """``account``, checking both servers' certificates (trusted here): what a send's own
+    proxy, or the tenant's set after its password was given, needs (``accounts.secret_routes``)."""
+    return sending_account(alice.tenant, smtp_user, smtp_server, verify_tls=True)
 
 
 @pytest.fixture

@@ -29,11 +29,25 @@ from tests.base import TIMEOUT_FACTOR
 from webhooks.models import Event
 
 
-def register(tenant, user, account_id: str = "box", **extra) -> EmailAccount:
+def register(tenant, user, account_id: str = "box", verify_tls: bool = False,
+             **extra) -> EmailAccount:
+    """``verify_tls``: the account checks Dovecot's certificate (STARTTLS), which verifies
+    only with the ``trusted_certificates`` fixture."""
     imap_settings = user.imap_settings(secure=False)
-    imap_settings["tls"] = {"rejectUnauthorized": False}
+    imap_settings["tls"] = {"rejectUnauthorized": verify_tls}
     return services.register_account(tenant, {"account": account_id, "imap": imap_settings,
                                                **extra})
+
+
+def with_password(account: EmailAccount, password: str, **change) -> dict:
+    """``change`` (an account update) with ``password`` given again for each server the
+    account has: what a new proxy or weaker TLS needs (``accounts.secret_routes``)."""
+    for section in ("imap", "smtp"):
+        stored = getattr(account, section)
+        if stored:
+            change[section] = {**(change.get(section) or {}), "auth": {
+                "user": stored["auth"]["user"], "pass": password}}
+    return change
 
 
 def synced_inbox(tenant, user) -> Folder:

@@ -19,11 +19,14 @@ from tests.mailboxes.helpers import open_session, register
 from tests.servers import seed
 
 
-def sending_account(tenant, user, smtp_server, account_id: str = "box", **extra):
+def sending_account(tenant, user, smtp_server, account_id: str = "box", verify_tls: bool = False,
+                    **extra):
+    """``verify_tls``: the account checks both servers' certificates (which verify only with
+    the ``trusted_certificates`` fixture)."""
     smtp = smtp_server.smtp_settings(user.username, user.password)
-    smtp["tls"] = {"rejectUnauthorized": False}
-    account = register(tenant, user, account_id, smtp=smtp, email=f"{user.username}@example.test",
-                       **extra)
+    smtp["tls"] = {"rejectUnauthorized": verify_tls}
+    account = register(tenant, user, account_id, verify_tls, smtp=smtp,
+                       email=f"{user.username}@example.test", **extra)
     sync(account)
     return account
 

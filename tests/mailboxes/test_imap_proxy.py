@@ -9,7 +9,7 @@ import pytest
 from accounts import services
 from accounts.models import EmailAccount
 from mailboxes.models import Message
-from tests.mailboxes.helpers import connect_once, register
+from tests.mailboxes.helpers import connect_once, register, with_password
 from tests.servers import seed
 from tests.servers.proxies import PROXIES, Socks5Proxy
 
@@ -56,7 +56,8 @@ def test_changing_the_proxy_reconnects_through_the_new_one(alice, mail_user):
         assert connect_once(account).state == "connected"
         version = EmailAccount.objects.get(pk=account.pk).config_version
 
-        services.update_account(account, {"proxy": second.url()})
+        services.update_account(account, with_password(account, mail_user.password,
+                                                       proxy=second.url()))
 
         assert EmailAccount.objects.get(pk=account.pk).config_version == version + 1
         assert connect_once(account).state == "connected"

@@ -17,7 +17,7 @@ from mailboxes import local_address, sending, smtp
 from mailboxes.imap import underlying
 from mailboxes.local_address import Route, choose, rendezvous
 from mailboxes.models import OutboxEntry
-from tests.mailboxes.helpers import connect_once, events_of, open_session, register
+from tests.mailboxes.helpers import connect_once, events_of, open_session, register, with_password
 from tests.mailboxes.rq_workers import rqworker
 from tests.mailboxes.sending_helpers import b64, raw_message, sync, work_send_queue
 from tests.servers.net import find_free_port
@@ -342,7 +342,8 @@ def test_the_apis_imap_sessions_bind_too_and_through_a_proxy_the_proxy_connectio
         assert recorder.peers == ["127.0.0.3"]
         with Socks5Proxy() as proxy, \
                 override_settings(EMAILAPI_IMAP_LOCAL_ADDRESSES=["127.0.0.2"]):
-            services.update_account(account, {"proxy": proxy.url()})
+            services.update_account(account, with_password(account, mail_user.password,
+                                                           proxy=proxy.url()))
             account.refresh_from_db()
             session = open_session(account)
             try:

@@ -11,7 +11,7 @@ from django.test import override_settings
 from accounts import services
 from mailboxes import sending
 from mailboxes.models import OutboxEntry
-from tests.mailboxes.helpers import events_of
+from tests.mailboxes.helpers import events_of, with_password
 from tests.mailboxes.sending_helpers import b64, raw_message, work_send_queue
 from tests.servers.proxies import PROXIES, Request, Socks5Proxy
 
@@ -41,7 +41,8 @@ def _login(kind: str) -> tuple[str | None, str | None]:
 @db
 @override_settings(EMAILAPI_SMTP_LOCAL_ADDRESSES=[])
 @pytest.mark.parametrize("kind", sorted(PROXIES))
-def test_a_submit_goes_through_its_proxy(alice, account, smtp_server, kind):
+def test_a_submit_goes_through_its_proxy(alice, verified_account, smtp_server, kind):
+    account = verified_account  # a send's own proxy: the password over verified TLS only
     user, password = _login(kind)
     with PROXIES[kind](user, password) as proxy:
         response = _submit(alice.client, proxy=proxy.url(user, password))
@@ -58,7 +59,9 @@ def test_a_submit_goes_through_its_proxy(alice, account, smtp_server, kind):
 
 
 @db
-def test_the_submits_password_is_kept_sealed_and_a_retry_uses_it(alice, account, smtp_server):
+def test_the_submits_password_is_kept_sealed_and_a_retry_uses_it(alice, verified_account,
+                                                                  smtp_server):
+    account = verified_account
     with Socks5Proxy("proxyuser", PASSWORD) as proxy:
         smtp_server.refuse_next(1, "451 4.3.0 Try again later")
         with override_settings(SEND_RETRY_SCHEDULE=[0]):
@@ -104,9 +107,10 @@ def test_a_malformed_proxy_is_400_naming_it_and_queues_nothing(alice, account, v
 
 @db
 @override_settings(EMAILAPI_SMTP_LOCAL_ADDRESSES=[])
-def test_the_accounts_proxy_carries_its_sends(alice, account, smtp_server):
+def test_the_accounts_proxy_carries_its_sends(alice, account, smtp_server, smtp_user):
     with Socks5Proxy("proxyuser", PASSWORD) as proxy:
-        services.update_account(account, {"proxy": proxy.url("proxyuser", PASSWORD)})
+        services.update_account(account, with_password(
+            account, smtp_user.password, proxy=proxy.url("proxyuser", PASSWORD)))
         _submit(alice.client)
         work_send_queue()
 
@@ -118,9 +122,11 @@ def test_the_accounts_proxy_carries_its_sends(alice, account, smtp_server):
 
 
 @db
-def test_a_submits_proxy_overrides_the_accounts(alice, account, smtp_server):
+def test_a_submits_proxy_overrides_the_accounts(alice, verified_account, smtp_server, smtp_user):
+    account = verified_account
     with Socks5Proxy() as accounts, PROXIES["http"]() as asked:
-        services.update_account(account, {"proxy": accounts.url()})
+        services.update_account(account, with_password(account, smtp_user.password,
+                                                       proxy=accounts.url()))
         _submit(alice.client, proxy=asked.url())
         work_send_queue()
 

@@ -48,11 +48,12 @@ def test_an_account_without_a_proxy_syncs_through_the_tenants(alice, mail_user, 
         assert _targets(proxy) == [(imap["host"], imap["port"], "proxyuser")]
 
 
-def test_disabled_it_is_not_used_and_enabling_it_reroutes(alice, mail_user):
+def test_disabled_it_is_not_used_and_enabling_it_reroutes(alice, mail_user, trusted_certificates):
+    """(Registered before the proxy is enabled: their TLS verifies, as it must then.)"""
     with Socks5Proxy() as proxy, Socks5Proxy() as own:
         _use(alice.client, proxy.url(), enabled=False)
-        account = register(alice.tenant, mail_user)
-        owning = register(alice.tenant, mail_user, "own", proxy=own.url())
+        account = register(alice.tenant, mail_user, verify_tls=True)
+        owning = register(alice.tenant, mail_user, "own", verify_tls=True, proxy=own.url())
         assert connect_once(account).state == "connected"
         assert proxy.requests == []
         versions = dict(EmailAccount.objects.values_list("account_id", "config_version"))
@@ -82,7 +83,9 @@ def test_another_tenants_proxy_never_applies(alice, bob, mail_user):
 
 
 @override_settings(EMAILAPI_SMTP_LOCAL_ADDRESSES=[])
-def test_a_send_goes_through_it_and_networkrouting_says_so(alice, account, smtp_server):
+def test_a_send_goes_through_it_and_networkrouting_says_so(alice, verified_account,
+                                                           smtp_server):
+    account = verified_account  # registered before the proxy: its TLS must verify
     with Socks5Proxy("proxyuser", PASSWORD) as proxy:
         _use(alice.client, proxy.url("proxyuser", PASSWORD))
         response = alice.client.post("/v1/account/box/submit", {"raw": b64(raw_message())},
@@ -98,7 +101,7 @@ def test_a_send_goes_through_it_and_networkrouting_says_so(alice, account, smtp_
     assert "p@ss" not in str(sent.data)
 
 
-def test_an_attempt_reads_the_tenants_proxy_once(alice, account, smtp_server):
+def test_an_attempt_reads_the_tenants_proxy_once(alice, verified_account, smtp_server):
     """A send reports its proxy (``networkRouting``) and connects through it: one read of the
     tenant's settings for both, not one each."""
     with Socks5Proxy("proxyuser", PASSWORD) as proxy:
@@ -112,7 +115,7 @@ def test_an_attempt_reads_the_tenants_proxy_once(alice, account, smtp_server):
     assert len(reads) == 1, reads
 
 
-def test_a_submits_own_proxy_wins_for_its_send(alice, account, smtp_server):
+def test_a_submits_own_proxy_wins_for_its_send(alice, verified_account, smtp_server):
     with Socks5Proxy() as tenants, PROXIES["http"]() as asked:
         _use(alice.client, tenants.url())
         alice.client.post("/v1/account/box/submit", {"raw": b64(raw_message()),
