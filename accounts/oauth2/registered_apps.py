@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts import crypto, mail_hosts
 from accounts.credentials import master_secrets
-from accounts.errors import AlreadyExists, OAuth2AppNotFound, TokenHostInUse
+from accounts.errors import AlreadyExists, ClientSecretNeeded, OAuth2AppNotFound, TokenHostInUse
 from accounts.models import EmailAccount, OAuth2App, Tenant
 from accounts.oauth2 import presets
 from emailapi.lib.existing import save_existing
@@ -56,16 +56,22 @@ def create_app(tenant: Tenant, data: dict) -> OAuth2App:
 
 
 def update_app(app: OAuth2App, data: dict) -> OAuth2App:
-    """Apply the given fields. The token endpoint of an app mailboxes signed in with may not
-    move to another host (``TokenHostInUse``): every refresh sends a mailbox's refresh token
-    and the client secret there."""
+    """Apply the given fields. The token endpoint (``tokenUrl``, or the provider whose
+    preset it is) is where the client secret is posted, at every sign-in and refresh: moved
+    to another host it needs a new client secret (``ClientSecretNeeded``), else whoever may
+    change the app could collect the stored one at a server of their choosing; and while
+    mailboxes signed in with the app it may not move at all (``TokenHostInUse``): their
+    refresh tokens would go there."""
     mail_hosts.check(app.tenant, data)
     before = _token_host(app)
     for api, model in PUBLIC_FIELDS.items():
         if api in data:
             setattr(app, model, data[api])
-    if _token_host(app) != before and (using := mailboxes_using(app)):
-        raise TokenHostInUse(using)
+    if _token_host(app) != before:
+        if using := mailboxes_using(app):
+            raise TokenHostInUse(using)
+        if not data.get("clientSecret"):
+            raise ClientSecretNeeded()
     if "clientSecret" in data:
         app.client_secret_sealed = _seal(app.tenant_id, app.app_id, data["clientSecret"])
     app.updated_at = timezone.now()

@@ -10,7 +10,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.errors import AlreadyExists, HostNotAllowed, TokenHostInUse
+from accounts.errors import AlreadyExists, ClientSecretNeeded, HostNotAllowed, TokenHostInUse
 from accounts.models import OAuth2App
 from accounts.oauth2 import connect, registered_apps
 from accounts.web.errors import show_on_form
@@ -63,8 +63,9 @@ def oauth2_app_detail(request, app_id: str):
     if request.method == "POST" and form.is_valid():
         try:
             registered_apps.update_app(app, form.payload)
-        except DomainError as exc:  # a token host in use, a mail host not allowed
-            show_on_form(form, exc, {TokenHostInUse: "token_url", HostNotAllowed: "imap_host"})
+        except DomainError as exc:  # a token host in use or without a new secret, a mail host
+            show_on_form(form, exc, {TokenHostInUse: "token_url", HostNotAllowed: "imap_host",
+                                     ClientSecretNeeded: "client_secret"})
             app = _app_or_404(request, app_id)  # the stored app, not the refused change
         else:
             messages.success(request, "OAuth2 app saved.")

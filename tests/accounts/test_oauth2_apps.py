@@ -90,14 +90,24 @@ def test_an_update_cannot_leave_a_generic_app_without_its_urls(alice):
 
 def test_the_token_url_of_an_app_in_use_stays_on_its_host(alice):
     """Every refresh sends a mailbox's refresh token and the client secret to the token URL:
-    while mailboxes use the app it may change its path, not its host."""
+    while mailboxes use the app it may change its path, not its host. Unused, it may move
+    with a new client secret only: the first sign-in would post the stored one there."""
     from accounts import services
 
     alice.client.post("/v1/oauth2", {**GENERIC, "app": "idp"}, format="json")
-    moved = alice.client.put("/v1/oauth2/idp", {"tokenUrl": "https://other.example/t"},
-                             format="json")
-    assert moved.status_code == 200  # no mailbox uses it yet
-    alice.client.put("/v1/oauth2/idp", {"tokenUrl": GENERIC["tokenUrl"]}, format="json")
+    kept = alice.client.put("/v1/oauth2/idp", {"tokenUrl": "https://collector.example/t"},
+                            format="json")
+    assert kept.status_code == 400, kept.json()
+    assert list(kept.json()["details"]) == ["clientSecret"]
+    assert OAuth2App.objects.get(app_id="idp").token_url == GENERIC["tokenUrl"]
+    same_host = alice.client.put("/v1/oauth2/idp", {"tokenUrl": "https://idp.example/t2"},
+                                 format="json")
+    assert same_host.status_code == 200, same_host.json()
+    moved = alice.client.put("/v1/oauth2/idp", {"tokenUrl": "https://other.example/t",
+                                                "clientSecret": "a-new-one-0"}, format="json")
+    assert moved.status_code == 200  # no mailbox uses it yet, and the secret is its own
+    alice.client.put("/v1/oauth2/idp", {"tokenUrl": GENERIC["tokenUrl"],
+                                        "clientSecret": SECRET}, format="json")
     services.register_account(alice.tenant, {
         "account": "m", "imap": {"host": "imap.idp.example", "port": 993, "secure": True,
                                  "auth": {"user": "u@idp.example"}},

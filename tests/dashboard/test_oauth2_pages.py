@@ -157,6 +157,23 @@ def test_the_token_url_of_an_app_in_use_stays_on_its_host(client, alice):
     assert OAuth2App.objects.get(app_id="idp").token_url == GENERIC_FORM["token_url"]
 
 
+def test_a_token_url_on_another_host_needs_the_client_secret_again(client, alice):
+    sign_in(client, alice.tenant, "owner")
+    client.post("/dashboard/oauth2", GENERIC_FORM)
+    form = {k: v for k, v in GENERIC_FORM.items() if k != "app"}
+    moved = {**form, "token_url": "https://collector.example/t"}
+
+    refused = client.post("/dashboard/oauth2/idp", {**moved, "client_secret": ""})
+
+    assert refused.status_code == 400
+    assert "only ever sent to the host" in refused.context["form"].errors["client_secret"][0]
+    row = OAuth2App.objects.get(app_id="idp")
+    assert (row.token_url, registered_apps.client_secret(row)) == (GENERIC_FORM["token_url"],
+                                                                   SECRET)
+    assert client.post("/dashboard/oauth2/idp",
+                       {**moved, "client_secret": NEW_SECRET}).status_code == 302
+
+
 def test_delete_removes_the_app(client, alice):
     sign_in(client, alice.tenant, "owner")
     client.post("/dashboard/oauth2", GMAIL_FORM)
