@@ -43,11 +43,15 @@ def check_secrets_stay(account: EmailAccount, section: str, data: dict) -> None:
     account's OAuth2 tokens) to another server, through another proxy or over weaker TLS
     without bringing its own. A new port, user or TLS version on the same host keeps it."""
     stored = getattr(account, section) or {}
-    if not stored or data.get("oauth2"):  # nothing stored, or a new sign-in's tokens
+    if data.get("oauth2"):  # a new sign-in's tokens
         return
     if section in data and data[section] is None:  # the server goes, its secrets with it
         return
     change = data.get(section) or {}
+    if not stored:
+        if account.oauth2 and change.get("host"):  # its tokens go to every server it has
+            raise SecretNeeded(section, "host", oauth2=True)
+        return  # a new server takes no stored password: it needs its own
     changed = _what_moves(account, stored, change, data)
     if changed is None:
         return

@@ -108,8 +108,11 @@ def test_an_oauth2_mailbox_must_sign_in_again_for_a_new_proxy_or_host(alice):
     hosted = alice.client.put("/v1/account/m", {"imap": {
         "host": "collector.example", "auth": {"user": "u", "accessToken": "anything"}}},
         format="json")
+    # nor may it gain a server its tokens would go to (it had no SMTP server)
+    added = alice.client.put("/v1/account/m", {"smtp": {
+        "host": "collector.example", "port": 587, "auth": {"user": "u"}}}, format="json")
 
-    for refused in (moved, hosted):
+    for refused in (moved, hosted, added):
         assert refused.status_code == 400, refused.json()
         assert list(refused.json()["details"]) == ["oauth2"]
     account = EmailAccount.objects.get(account_id="m")
