@@ -39,7 +39,13 @@ from accounts.models import EmailAccount
 from mailboxes import auto_reply, calendar_events, reading
 from mailboxes.models import Folder, Message
 from webhooks.models import EngineSettings, Event, WebhookSubscription
-from webhooks.payloads import engine_date, engine_events, engine_payload
+from webhooks.payloads import (
+    MAILBOX_EVENTS,
+    engine_date,
+    engine_events,
+    engine_folder_data,
+    engine_payload,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +115,11 @@ class EngineRenderer:
         for name, path, data in parts:
             if not self.wanted(name):
                 continue
-            special_use = self.special_use(event.account_id, path) if path else None
+            if name in MAILBOX_EVENTS:
+                # the folder's own, from the event: a deleted folder's row is gone by now
+                special_use = data.get("specialUse") or None
+            else:
+                special_use = self.special_use(event.account_id, path) if path else None
             if name == "messageNew":
                 if self.options.inbox_new_only and self.inbox_only() \
                         and not in_inbox(path, special_use, data):
@@ -127,9 +137,9 @@ class EngineRenderer:
         if account is None:
             return []
         rows = Folder.objects.filter(email_account=account).order_by("number")
-        return [("mailboxNew", folder.path, {
+        return [("mailboxNew", folder.path, engine_folder_data({
             "path": folder.path, "name": folder.name, "specialUse": folder.special_use or None,
-            "uidValidity": str(folder.uidvalidity) if folder.uidvalidity else None})
+            "uidValidity": str(folder.uidvalidity) if folder.uidvalidity else None}))
             for folder in rows]
 
     def _account(self, account_id: str) -> EmailAccount | None:

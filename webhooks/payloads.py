@@ -42,6 +42,9 @@ def event_payload(event: Event) -> dict:
 # for good (``messageFailed``) is ``messageDeliveryError`` (the attempt) then ``messageFailed``.
 
 ENGINE_ONLY_EVENTS = ("messageMissing",)
+MAILBOX_EVENTS = ("mailboxNew", "mailboxDeleted", "mailboxReset")
+# Our ``mailboxReset`` reasons as EmailEngine spells them.
+ENGINE_RESET_REASONS = {"uidvalidity": "uidValidityChange"}
 
 def engine_date(value) -> str:
     """EmailEngine's timestamps: UTC, milliseconds, ``Z`` (JavaScript's ``toISOString``)."""
@@ -59,6 +62,20 @@ def _engine_data(name: str, data: dict) -> dict:
         data["date"] = engine_date(data["date"])
     if name == "accountInitialized":
         data["initialized"] = True
+    if name in MAILBOX_EVENTS:
+        data = engine_folder_data(data)
+    return data
+
+
+def engine_folder_data(data: dict) -> dict:
+    """A folder event's data as EmailEngine writes it: ``specialUse`` is ``false`` for a folder
+    without one (a receiver written for it may test ``=== false``), and a reset's ``reason``
+    in its spelling (``uidValidityChange``)."""
+    data = dict(data)
+    if "specialUse" in data and not data["specialUse"]:
+        data["specialUse"] = False
+    if data.get("reason") in ENGINE_RESET_REASONS:
+        data["reason"] = ENGINE_RESET_REASONS[data["reason"]]
     return data
 
 
@@ -94,7 +111,12 @@ def engine_events(event: Event) -> list[tuple[str, str, dict]]:
     if event.event == "messageFailed":
         return [("messageDeliveryError", "", _delivery_error(data)),
                 ("messageFailed", "", _engine_data("messageFailed", data))]
-    return [(event.event, event.path, _engine_data(event.event, data))]
+    path = event.path
+    if event.event in MAILBOX_EVENTS and not path:
+        # EmailEngine's envelope names the folder of a folder event (its ``path``, and the
+        # folder's ``specialUse``, added at delivery) as it does a message event's.
+        path = data.get("path") or ""
+    return [(event.event, path, _engine_data(event.event, data))]
 
 
 def engine_payload(event: Event, name: str, path: str, data: dict, service_url: str | None,

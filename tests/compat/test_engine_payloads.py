@@ -1,0 +1,112 @@
+"""Our ``emailengine``-format requests against EmailEngine's own payloads
+(``lib/payload-examples-webhooks.json``, its folder events as ``lib/mailbox.js`` sends them and
+its request headers as ``workers/webhooks.js`` builds them): folder changes made by another
+client on Dovecot, synced by our real sync code, delivered by the real dispatcher to a real
+receiver."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailboxes.models import Folder
+from mailboxes.sync.account import sync_account
+from mailboxes.sync.folder import sync_folder
+from tests.compat.test_webhooks import received
+from tests.servers import seed
+from tests.webhooks import conftest as webhook_fixtures
+
+allow_private_webhooks = webhook_fixtures.allow_private_webhooks
+webhook_receiver = webhook_fixtures.webhook_receiver
+start_dispatcher = webhook_fixtures.start_dispatcher
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FOLDER_EVENTS = ["mailboxNew", "mailboxDeleted", "mailboxReset"]
+
+
+def test_folder_events_name_their_folder_in_the_envelope_and_no_special_use_is_false(
+        synced, mail_user, allow_private_webhooks, webhook_receiver, start_dispatcher):
+    """EmailEngine's envelope has the folder's ``path`` (and ``specialUse`` when it has one)
+    for folder events as for message events; ``data.specialUse`` is ``false`` for a folder
+    without one."""
+    receiver, ours = webhook_receiver(), webhook_receiver()
+    _subscribe_both(synced, receiver, ours)
+    with mail_user.imap_client() as other:
+        other.create_folder("Projects")
+    sync_account(synced.session, synced.account)
+    with mail_user.imap_client() as other:
+        other.delete_folder("Projects")
+    sync_account(synced.session, synced.account)
+    start_dispatcher()
+    [gone] = received(receiver, "mailboxDeleted")
+    [new] = [r for r in received(receiver, "mailboxNew")
+             if r.payload["data"]["path"] == "Projects"]
+    for request in (new, gone):
+        payload = request.payload
+        assert list(payload) == ["serviceUrl", "account", "date", "path", "event", "data"]
+        assert payload["path"] == "Projects"
+        assert payload["data"]["specialUse"] is False
+    [our_new] = [r for r in received(ours, "mailboxNew")
+                 if r.payload["data"]["path"] == "Projects"]
+    assert "path" not in our_new.payload  # our format is unchanged
+    assert our_new.payload["data"]["specialUse"] is None
+
+
+def test_a_uidvalidity_change_is_mailbox_reset_with_emailengines_reason(
+        synced, mail_user, allow_private_webhooks, webhook_receiver, start_dispatcher):
+    receiver, ours = webhook_receiver(), webhook_receiver()
+    _subscribe_both(synced, receiver, ours)
+    with mail_user.imap_client() as other:
+        other.create_folder("Work")
+    seed.seed_mailbox(mail_user, folder="Work", messages=[seed.make_message(subject="old")])
+    sync_account(synced.session, synced.account)
+    work = Folder.objects.get(email_account=synced.account, path="Work")
+    old_validity = work.uidvalidity
+    with mail_user.imap_client() as other:
+        other.delete_folder("Work")
+        other.create_folder("Work")
+    seed.seed_mailbox(mail_user, folder="Work", messages=[seed.make_message(subject="new")])
+    assert sync_folder(synced.session, work).reset
+    start_dispatcher()
+    [reset] = received(receiver, "mailboxReset")
+    payload = reset.payload
+    assert payload["path"] == "Work"
+    assert "specialUse" not in payload
+    data = payload["data"]
+    assert data["reason"] == "uidValidityChange"
+    assert data["prevUidValidity"] == str(old_validity)
+    assert data["uidValidity"] != data["prevUidValidity"]
+    assert data["specialUse"] is False
+    [our_reset] = received(ours, "mailboxReset")
+    assert our_reset.payload["data"]["reason"] == "uidvalidity"
+
+
+def test_the_first_syncs_folders_say_false_for_no_special_use(
+        synced, mail_user, allow_private_webhooks, webhook_receiver, start_dispatcher):
+    """The ``mailboxNew`` of each folder before ``accountInitialized`` (the ``synced``
+    fixture's first sync raised it): INBOX has ``\\Inbox`` in the envelope and the data, a
+    folder without a special use ``false`` in the data and nothing in the envelope."""
+    receiver = webhook_receiver()
+    answer = synced.client.post("/v1/webhooks", {"url": receiver.url, "events": ["mailboxNew"],
+                                                 "format": "emailengine"}, format="json")
+    assert answer.status_code == 200, answer.content
+    with mail_user.imap_client() as other:
+        other.create_folder("Plain")
+    sync_account(synced.session, synced.account)
+    start_dispatcher()
+    count = Folder.objects.filter(email_account=synced.account).count()
+    announced = received(receiver, "mailboxNew", count)
+    inbox = next(r.payload for r in announced if r.payload["path"] == "INBOX")
+    assert inbox["specialUse"] == "\\Inbox"
+    assert inbox["data"]["specialUse"] == "\\Inbox"
+    plain = next(r.payload for r in announced if r.payload["path"] == "Plain")
+    assert "specialUse" not in plain
+    assert plain["data"]["specialUse"] is False
+
+
+def _subscribe_both(synced, engine_receiver, our_receiver) -> None:
+    for receiver, format_ in ((engine_receiver, "emailengine"), (our_receiver, "emailapi")):
+        answer = synced.client.post("/v1/webhooks", {"url": receiver.url,
+                                                     "events": FOLDER_EVENTS,
+                                                     "format": format_}, format="json")
+        assert answer.status_code == 200, answer.content
