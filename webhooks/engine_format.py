@@ -89,19 +89,23 @@ class EngineRenderer:
         self.options = options_of(subscription)
         self._folders: dict[str, dict[str, str]] = {}
         self._accounts: dict[str, EmailAccount | None] = {}
-        self._inbox_only: bool | None = None
+        self._default_route: bool | None = None
+
+    def default_route(self) -> bool:
+        """Whether this subscription is EmailEngine's default route: the tenant's default one
+        or an account's own URL; any other is one of its custom routes (``webhooks.routes``),
+        named in ``X-EE-Wh-Custom-Route`` and not subject to ``inboxNewOnly``. Asked of the
+        database once per renderer, when first needed (not for every run)."""
+        if self._default_route is None:
+            subscription = self.subscription
+            self._default_route = self.options.subscription_id == subscription.pk \
+                or EmailAccount.objects.filter(tenant_id=subscription.tenant_id,
+                                               webhook_subscription=subscription.pk).exists()
+        return self._default_route
 
     def inbox_only(self) -> bool:
-        """``inboxNewOnly`` for this subscription: the default one's, or an account's own
-        URL's (EmailEngine's default route); asked of the database at the first messageNew of
-        a run, not at every run."""
-        if self._inbox_only is None:
-            subscription = self.subscription
-            self._inbox_only = self.options.inbox_new_only and (
-                self.options.subscription_id == subscription.pk
-                or EmailAccount.objects.filter(tenant_id=subscription.tenant_id,
-                                               webhook_subscription=subscription.pk).exists())
-        return self._inbox_only
+        """``inboxNewOnly`` for this subscription: the default route's only."""
+        return self.options.inbox_new_only and self.default_route()
 
     def wanted(self, name: str) -> bool:
         events = self.subscription.events

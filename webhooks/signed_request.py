@@ -92,14 +92,24 @@ class Sender:
 
     def engine_headers(self, body: bytes, job_id: str, event_id: str, attempts_made: int,
                        queued_seconds: float) -> dict:
-        """EmailEngine's request headers (``workers/webhooks.js``)."""
-        return {**self.custom_headers, "Content-Type": "application/json",
-                "User-Agent": user_agent(),
-                "X-EE-Wh-Id": job_id,
-                "X-EE-Wh-Attempts-Made": str(attempts_made),
-                "X-EE-Wh-Queued-Time": f"{round(max(0.0, queued_seconds))}s",
-                "X-EE-Wh-Event-Id": event_id,
+        """EmailEngine's request headers (``workers/webhooks.js``), with
+        ``X-EE-Wh-Custom-Route`` (the route's id) when the subscription is one of its custom
+        routes rather than its default route: a receiver shared by several routes tells them
+        apart by it."""
+        headers = {**self.custom_headers, "Content-Type": "application/json",
+                   "User-Agent": user_agent(),
+                   "X-EE-Wh-Id": job_id,
+                   "X-EE-Wh-Attempts-Made": str(attempts_made),
+                   "X-EE-Wh-Queued-Time": f"{round(max(0.0, queued_seconds))}s"}
+        if not self.renderer().default_route():
+            headers["X-EE-Wh-Custom-Route"] = str(self.subscription.pk)
+        return {**headers, "X-EE-Wh-Event-Id": event_id,
                 "X-EE-Wh-Signature": signing.engine_signature(self.secret, body)}
+
+    def renderer(self) -> engine_format.EngineRenderer:
+        if self._engine is None:
+            self._engine = engine_format.EngineRenderer(self.subscription)
+        return self._engine
 
     def _post(self, body: bytes, headers: dict) -> transport.Outcome:
         return transport.post(self.url, body, headers, timeout=settings.WEBHOOK_TIMEOUT,
@@ -116,11 +126,9 @@ class Sender:
         again, which at-least-once delivery allows)."""
         if self.format != "emailengine":
             return self.send(event_payload(delivery.event))
-        if self._engine is None:
-            self._engine = engine_format.EngineRenderer(self.subscription)
         queued = (timezone.now() - delivery.created_at).total_seconds()
         outcome = None
-        for number, payload in enumerate(self._engine.payloads(delivery.event)):
+        for number, payload in enumerate(self.renderer().payloads(delivery.event)):
             body = encode(payload)
             job_id = str(delivery.pk) if number == 0 else f"{delivery.pk}:{number}"
             event_id = str(delivery.event_id) if number == 0 else \

@@ -11,7 +11,7 @@ import pytest
 from mailboxes.models import Folder
 from mailboxes.sync.account import sync_account
 from mailboxes.sync.folder import sync_folder
-from tests.compat.test_webhooks import received
+from tests.compat.test_webhooks import received, subscribe
 from tests.servers import seed
 from tests.webhooks import conftest as webhook_fixtures
 
@@ -110,3 +110,31 @@ def _subscribe_both(synced, engine_receiver, our_receiver) -> None:
                                                      "events": FOLDER_EVENTS,
                                                      "format": format_}, format="json")
         assert answer.status_code == 200, answer.content
+
+
+def test_a_custom_route_is_named_in_x_ee_wh_custom_route_and_the_default_routes_are_not(
+        alice, allow_private_webhooks, webhook_receiver, start_dispatcher):
+    """EmailEngine names the route of a route's delivery (``X-EE-Wh-Custom-Route``), never
+    its default webhook's or an account's own URL's. Our routes are the subscriptions
+    ``GET /v1/webhookRoutes`` lists."""
+    route, default, own = webhook_receiver(), webhook_receiver(), webhook_receiver()
+    hook = subscribe(alice.client, route, ["accountAdded"], "emailengine")
+    answer = alice.client.post("/v1/settings", {"webhooksEnabled": True, "webhooks": default.url,
+                                                "webhookEvents": ["accountAdded"]},
+                               format="json")
+    assert answer.status_code == 200, answer.content
+    answer = alice.client.post("/v1/account", {
+        "account": "box", "webhooks": own.url,
+        "imap": {"host": "127.0.0.1", "port": 9, "auth": {"user": "u", "pass": "p"}}},
+        format="json")
+    assert answer.status_code == 200, answer.content
+    start_dispatcher()
+    [routed] = received(route, "accountAdded")
+    [listed] = alice.client.get("/v1/webhookRoutes").json()["webhooks"]
+    assert routed.headers["X-EE-Wh-Custom-Route"] == hook["id"] == listed["id"]
+    for receiver in (default, own):
+        [request] = received(receiver, "accountAdded")
+        assert "X-EE-Wh-Custom-Route" not in request.headers
+    assert alice.client.post(f"/v1/webhooks/{hook['id']}/test").json()["statusCode"] == 200
+    [tested] = received(route, "test")
+    assert tested.headers["X-EE-Wh-Custom-Route"] == hook["id"]
