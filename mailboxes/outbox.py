@@ -282,6 +282,8 @@ def _failure_data(entry: OutboxEntry, error: dict, network_routing: dict | None)
             "error": error.get("error"), "code": error.get("code"),
             "responseCode": error.get("responseCode"), "envelope": entry.envelope,
             "attemptsMade": entry.attempts}
+    if error.get("command"):
+        data["command"] = error["command"]
     if network_routing:
         data["networkRouting"] = network_routing
     return data

@@ -202,6 +202,8 @@ def _drop_connection() -> None:
 def _after_failure(entry: OutboxEntry, failure: SendFailure,
                    route: local_address.Route | None = None) -> str:
     error = failure.as_dict()
+    if failure.command:  # kept with the entry for its events (a gateway's error goes without)
+        error["command"] = failure.command
     routing = route.network_routing() if route is not None else None
     if failure.is_permanent(entry.attempts) or entry.attempts >= entry.max_attempts:
         outbox.mark_failed(entry, error, network_routing=routing)
@@ -216,6 +218,10 @@ def _after_failure(entry: OutboxEntry, failure: SendFailure,
 
 # --- one SMTP transaction -----------------------------------------------------------------
 
+# ``SendFailure.command`` of a failure to get a session at all (nodemailer's word for it).
+CONNECT = "CONN"
+CONNECT_FAILURES = (smtp.SmtpConnectFailed, smtp.SmtpTlsFailed, smtp.SmtpTimeout)
+
 
 @dataclass
 class SendFailure(Exception):
@@ -227,6 +233,11 @@ class SendFailure(Exception):
     response_code: int | None = None
     permanent: bool = False
     auth: bool = False
+    # The SMTP command the server refused (``MAIL FROM``, ``RCPT TO``, ``DATA``), or ``CONN``
+    # when no session could be had: EmailEngine's ``smtpCommand``, and how its
+    # ``messageDeliveryError`` tells a refused address (``EENVELOPE``) from a refused message
+    # (``EMESSAGE``).
+    command: str | None = None
 
     def is_permanent(self, attempts_made: int) -> bool:
         if self.auth:
@@ -273,7 +284,9 @@ def transmit(entry: OutboxEntry,
                           permanent=not _is_transient_code(exc.response_code)) from None
     except smtp.SmtpError as exc:
         raise SendFailure(describe(exc), exc.code, exc.response_code,
-                          permanent=_is_permanent_code(exc.response_code)) from None
+                          permanent=_is_permanent_code(exc.response_code),
+                          command=CONNECT if isinstance(exc, CONNECT_FAILURES) else None) \
+            from None
     try:
         return deliver(client, entry.envelope["from"], list(entry.envelope["to"]),
                        bytes(entry.raw), entry.dsn)
@@ -282,7 +295,9 @@ def transmit(entry: OutboxEntry,
     except smtp.SmtpError as exc:  # the server broke off mid-way: too slow, too long an answer
         raise SendFailure(describe(exc), exc.code, exc.response_code) from None
     except smtplib.SMTPResponseException as exc:
-        raise classify_response(exc.smtp_code, exc.smtp_error) from None
+        raise classify_response(exc.smtp_code, exc.smtp_error,
+                                "DATA" if isinstance(exc, smtplib.SMTPDataError) else None) \
+            from None
     except (smtplib.SMTPException, OSError, socket.timeout) as exc:
         raise SendFailure(f"Connection to the SMTP server failed: {describe(exc)}",
                           "ConnectionError") from None
@@ -345,7 +360,7 @@ def deliver(client: smtplib.SMTP, sender: str, recipients: list[str],
         options.append("SMTPUTF8")
     code, text = client.mail(sender, options)
     if code != 250:
-        raise classify_response(code, text)
+        raise classify_response(code, text, "MAIL FROM")
     rejected: dict[str, str] = {}
     last: tuple[int, bytes] | None = None
     for recipient in recipients:
@@ -358,11 +373,11 @@ def deliver(client: smtplib.SMTP, sender: str, recipients: list[str],
             client.rset()
         except (smtplib.SMTPException, smtp.SmtpError, OSError):
             pass  # the refusals decide; the session is dropped anyway
-        raise classify_response(*last) if last else SendFailure("No recipients", "NoRecipients",
-                                                                 permanent=True)
+        raise classify_response(*last, "RCPT TO") if last else SendFailure(
+            "No recipients", "NoRecipients", permanent=True)
     code, text = client.data(raw)
     if code != 250:
-        raise classify_response(code, text)
+        raise classify_response(code, text, "DATA")
     return _reply(code, text), rejected
 
 
@@ -387,10 +402,12 @@ def xtext(value: str) -> str:
                    "".join(f"+{byte:02X}" for byte in char.encode()) for char in value)
 
 
-def classify_response(code: int, text) -> SendFailure:
-    """A refusal by its reply code: 5xx is permanent, anything else worth another try."""
+def classify_response(code: int, text, command: str | None = None) -> SendFailure:
+    """A refusal by its reply code: 5xx is permanent, anything else worth another try;
+    ``command`` is the one refused."""
     return SendFailure(_reply(code, text), "SmtpRefused" if code >= 500
-                       else "SmtpDeferred", code, permanent=_is_permanent_code(code))
+                       else "SmtpDeferred", code, permanent=_is_permanent_code(code),
+                       command=command)
 
 
 def _reply(code: int, text) -> str:

@@ -79,6 +79,22 @@ def engine_folder_data(data: dict) -> dict:
     return data
 
 
+# Our codes of a failed send as nodemailer's (EmailEngine's ``errorCode``); a refusal by its
+# command: of an address (MAIL FROM, RCPT TO) or of the message (DATA).
+ENGINE_SEND_CODES = {"AuthenticationFailed": "EAUTH", "ConnectionError": "ECONNECTION",
+                     "TLSError": "ETLS", "Timeout": "ETIMEDOUT"}
+ENGINE_REFUSALS = {"MAIL FROM": "EENVELOPE", "RCPT TO": "EENVELOPE", "DATA": "EMESSAGE"}
+
+
+def engine_send_code(data: dict) -> str | None:
+    """``errorCode`` as EmailEngine's receivers switch on it; ours where it has no
+    equivalent."""
+    code = data.get("code")
+    if code in ("SmtpRefused", "SmtpDeferred") and data.get("command") in ENGINE_REFUSALS:
+        return ENGINE_REFUSALS[data["command"]]
+    return ENGINE_SEND_CODES.get(code, code)
+
+
 def _delivery_error(data: dict) -> dict:
     """EmailEngine's ``messageDeliveryError`` for a failed attempt: one to be retried (our
     ``messageDeliveryError``, with ``nextAttempt``) or the last (``messageFailed``); its
@@ -87,11 +103,14 @@ def _delivery_error(data: dict) -> dict:
     next_attempt = data.get("nextAttempt")
     out = {"queueId": data.get("queueId"), "envelope": data.get("envelope"),
            "messageId": data.get("messageId"), "error": data.get("error"),
-           "errorCode": data.get("code"), "smtpResponse": data.get("error"),
+           "errorCode": engine_send_code(data), "smtpResponse": data.get("error"),
            "smtpResponseCode": data.get("responseCode")}
+    if data.get("command"):
+        out["smtpCommand"] = data["command"]
     if data.get("networkRouting"):
         out["networkRouting"] = data["networkRouting"]
-    out["job"] = {"attemptsMade": attempts, "attempts": data.get("attempts", attempts),
+    out["job"] = {"id": data.get("queueId"), "attemptsMade": attempts,
+                  "attempts": data.get("attempts", attempts),
                   "nextAttempt": engine_date(next_attempt) if next_attempt else False}
     return out
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import pytest
 
+from mailboxes import sending
 from mailboxes.models import Folder
 from mailboxes.sync.account import sync_account
 from mailboxes.sync.folder import sync_folder
 from tests.compat.test_webhooks import received, subscribe
+from tests.mailboxes.helpers import register
+from tests.mailboxes.sending_helpers import queue, sending_account
 from tests.servers import seed
 from tests.webhooks import conftest as webhook_fixtures
 
@@ -138,3 +141,51 @@ def test_a_custom_route_is_named_in_x_ee_wh_custom_route_and_the_default_routes_
     assert alice.client.post(f"/v1/webhooks/{hook['id']}/test").json()["statusCode"] == 200
     [tested] = received(route, "test")
     assert tested.headers["X-EE-Wh-Custom-Route"] == hook["id"]
+
+
+# --- messageDeliveryError's errorCode and smtpCommand (nodemailer's, as EmailEngine's) -------
+
+
+@pytest.mark.parametrize(("stage", "command", "code"), [
+    ("rcpt", "RCPT TO", "EENVELOPE"), ("data", "DATA", "EMESSAGE")])
+def test_a_refusal_is_eenvelope_or_emessage_with_its_smtp_command(
+        alice, smtp_user, smtp_server, allow_private_webhooks, webhook_receiver,
+        start_dispatcher, stage, command, code):
+    """A receiver written for EmailEngine tells a refused address from a refused message by
+    ``errorCode`` (nodemailer's ``EENVELOPE``/``EMESSAGE``) and ``smtpCommand``; our own
+    format keeps our code and names the command too."""
+    engine, ours = webhook_receiver(), webhook_receiver()
+    subscribe(alice.client, engine, ["messageDeliveryError"], "emailengine")
+    subscribe(alice.client, ours, ["messageFailed"], "emailapi")
+    account = sending_account(alice.tenant, smtp_user, smtp_server)
+    smtp_server.refuse_always("550 5.7.1 Refused here", stage=stage)
+    entry = queue(account)
+    assert sending.send_entry(entry.pk) == "failed"
+    start_dispatcher()
+    [error] = received(engine, "messageDeliveryError")
+    data = error.payload["data"]
+    assert data["errorCode"] == code
+    assert data["smtpCommand"] == command
+    assert data["smtpResponseCode"] == 550
+    assert data["job"]["id"] == entry.queue_id
+    [failed] = received(ours, "messageFailed")
+    assert failed.payload["data"]["code"] == "SmtpRefused"
+    assert failed.payload["data"]["command"] == command
+
+
+def test_a_server_that_cannot_be_reached_is_econnection(alice, smtp_user, allow_private_webhooks,
+                                                         webhook_receiver, start_dispatcher):
+    receiver = webhook_receiver()
+    subscribe(alice.client, receiver, ["messageDeliveryError"], "emailengine")
+    account = register(alice.tenant, smtp_user, smtp={
+        "host": "127.0.0.1", "port": 9, "secure": False,  # discard: nothing listens
+        "auth": {"user": smtp_user.username, "pass": smtp_user.password}})
+    entry = queue(account)
+    assert sending.send_entry(entry.pk) == "retry"
+    start_dispatcher()
+    [error] = received(receiver, "messageDeliveryError")
+    data = error.payload["data"]
+    assert data["errorCode"] == "ECONNECTION"
+    assert data["smtpCommand"] == "CONN"
+    assert data["job"]["nextAttempt"].endswith("Z")
+

@@ -112,7 +112,7 @@ def test_a_server_always_refusing_with_5xx_fails_the_entry_at_once_and_keeps_it(
     assert entry.attempts == 1
     assert bytes(entry.raw), "a failed message is kept, not lost"
     assert entry.last_error == {"error": "550 5.7.1 Relaying denied", "code": "SmtpRefused",
-                                "responseCode": 550}
+                                "responseCode": 550, "command": "RCPT TO"}
     [failed] = events_of(account, "messageFailed")
     assert failed.data["queueId"] == entry.queue_id
     assert failed.data["responseCode"] == 550
