@@ -64,6 +64,25 @@ def _engine_data(name: str, data: dict) -> dict:
         data["initialized"] = True
     if name in MAILBOX_EVENTS:
         data = engine_folder_data(data)
+    if name == "messageNew":
+        data = engine_message_data(data)
+    return data
+
+
+def engine_message_data(data: dict) -> dict:
+    """A message's fields as EmailEngine's ``messageNew`` has them: what the message lacks is
+    absent, not ``null`` or ``[]`` (no ``cc``/``bcc`` without such recipients, no
+    ``inReplyTo`` for a message that answers none, no ``filename``/``contentId`` on an
+    attachment without one). A receiver typed for EmailEngine (a schema's optional string)
+    refuses ``null`` where it expects a string or nothing."""
+    data = {key: value for key, value in data.items()
+            if not ((key in ("cc", "bcc") and not value)
+                    or (key == "inReplyTo" and value is None))}
+    if isinstance(data.get("attachments"), list):
+        data["attachments"] = [
+            {key: value for key, value in entry.items()
+             if not (key in ("filename", "contentId") and value is None)}
+            if isinstance(entry, dict) else entry for entry in data["attachments"]]
     return data
 
 

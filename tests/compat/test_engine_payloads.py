@@ -189,3 +189,35 @@ def test_a_server_that_cannot_be_reached_is_econnection(alice, smtp_user, allow_
     assert data["smtpCommand"] == "CONN"
     assert data["job"]["nextAttempt"].endswith("Z")
 
+
+# --- messageNew: what a message lacks is absent, as in EmailEngine's -----------------------
+
+
+def test_message_new_leaves_out_what_the_message_lacks(alice, mail_user, allow_private_webhooks,
+                                                        webhook_receiver, start_dispatcher,
+                                                        imap_worker):
+    engine, ours = webhook_receiver(), webhook_receiver()
+    subscribe(alice.client, engine, ["messageNew", "accountInitialized"], "emailengine")
+    subscribe(alice.client, ours, ["messageNew"], "emailapi")
+    register(alice.tenant, mail_user)
+    start_dispatcher()
+    received(engine, "accountInitialized")
+    seed.seed_mailbox(mail_user, messages=[
+        seed.make_message(subject="Bare", attachments=[("a.txt", b"hello\n", "text/plain")]),
+        seed.make_message(subject="Full", cc="Carl <carl@example.test>",
+                          in_reply_to="<earlier@example.test>")])
+    by_subject = {r.payload["data"]["subject"]: r.payload["data"]
+                  for r in received(engine, "messageNew", 2)}
+    bare, full = by_subject["Bare"], by_subject["Full"]
+    for key in ("cc", "bcc", "inReplyTo"):
+        assert key not in bare, key
+    [attachment] = bare["attachments"]
+    assert attachment["filename"] == "a.txt"
+    assert "contentId" not in attachment
+    assert full["cc"] == [{"name": "Carl", "address": "carl@example.test"}]
+    assert full["inReplyTo"] == "<earlier@example.test>"
+    ours_bare = next(r.payload["data"] for r in received(ours, "messageNew", 2)
+                     if r.payload["data"]["subject"] == "Bare")
+    assert ours_bare["cc"] == []  # our format is unchanged
+    assert ours_bare["inReplyTo"] is None
+    assert ours_bare["attachments"][0]["contentId"] is None
