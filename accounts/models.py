@@ -153,13 +153,26 @@ class ApiToken(models.Model):
     account_id = models.CharField(max_length=256, blank=True, default="")
     # EmailEngine's ``metadata``: the caller's own JSON text, kept and shown as given.
     metadata = models.TextField(blank=True, default="")
+    # EmailEngine's ``expires``: from this moment the token opens nothing (null: never). Set
+    # only when the token is made, so a copy of the row (the token cache) holds it too.
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.is_expired()
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+    @classmethod
+    def live(cls, **filters):
+        """The tokens that still open the API: neither revoked nor expired (as EmailEngine
+        drops an expired token from its lists)."""
+        unexpired = models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now())
+        return cls.objects.filter(unexpired, revoked_at__isnull=True, **filters)
 
 
 class EmailAccount(models.Model):

@@ -52,9 +52,11 @@ def create_tenant(name: str, status: str = Tenant.Status.ACTIVE) -> Tenant:
 
 
 def issue_token(tenant: Tenant, name: str, scopes: list[str], created_by=None,
-                account_id: str = "", metadata: str = "") -> tuple[ApiToken, str]:
+                account_id: str = "", metadata: str = "",
+                expires_at=None) -> tuple[ApiToken, str]:
     """Create a token; return the row and the token text, which is never retrievable again.
-    ``account_id``: EmailEngine's account token, good only for that account's routes."""
+    ``account_id``: EmailEngine's account token, good only for that account's routes;
+    ``expires_at``: the moment it stops working (None: never)."""
     scopes = tokens.parse_scopes(scopes)
     raw = tokens.generate()
     token = ApiToken.objects.create(
@@ -66,6 +68,7 @@ def issue_token(tenant: Tenant, name: str, scopes: list[str], created_by=None,
         created_by=created_by,
         account_id=account_id,
         metadata=metadata,
+        expires_at=expires_at,
     )
     return token, raw
 

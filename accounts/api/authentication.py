@@ -18,6 +18,7 @@ from rest_framework import authentication, exceptions
 from accounts import plans, token_cache, tokens
 from accounts.errors import TokenLimitedToAccount
 from accounts.models import ApiToken, Tenant
+from emailapi.lib.timestamps import utc_iso
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
@@ -46,6 +47,15 @@ def still_valid(caller: ApiCaller) -> bool:
         plans.effective_status(token.tenant) not in plans.STOPPED
 
 
+def _check_expiry(token: ApiToken) -> None:
+    """An expired token (EmailEngine's ``expires``) is refused with words saying so, so its
+    owner knows to make a new one rather than look for a typo."""
+    if token.is_expired():
+        raise exceptions.AuthenticationFailed(
+            f"API token expired at {utc_iso(token.expires_at)}; create a new one",
+            code="TokenExpired")
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
@@ -59,9 +69,10 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         token = token_cache.get(token_hash)
         if token is None:
             token = ApiToken.objects.select_related("tenant").filter(token_hash=token_hash).first()
-            if token is None or not token.is_active:
+            if token is None or token.revoked_at is not None:
                 raise exceptions.AuthenticationFailed("Invalid or revoked API token")
             token_cache.put(token_hash, token)
+        _check_expiry(token)  # after the cache too: its copy of the row carries the moment
         plans.check_api_access(token.tenant)  # 402 TrialExpired / 403 TenantSuspended
         if token.account_id:
             self._check_account(request, token)

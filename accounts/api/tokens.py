@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from django.db.models import Q
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -50,6 +51,10 @@ class TokenCreateSerializer(StrictSerializer):
         required=False, help_text="EmailEngine's; only false (none) is accepted here")
     ip = serializers.IPAddressField(required=False,
                                     help_text="EmailEngine's requester address; not used")
+    expires = serializers.DateTimeField(
+        required=False, allow_null=True,
+        help_text="EmailEngine's: an ISO 8601 date-time (a future one) from which the token "
+                  "stops working; without it, or null, the token works until revoked")
 
     def to_internal_value(self, data):
         if isinstance(data, dict) and isinstance(data.get("scopes"), str):
@@ -65,6 +70,12 @@ class TokenCreateSerializer(StrictSerializer):
             except ValueError:
                 raise serializers.ValidationError("Metadata must be a valid JSON string") \
                     from None
+        return value
+
+    def validate_expires(self, value):
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("Give a moment in the future: the token would "
+                                              "never work")
         return value
 
     def validate_restrictions(self, value):
@@ -92,11 +103,14 @@ class TokenSerializer(serializers.ModelSerializer):
     lastUsed = serializers.DateTimeField(source="last_used_at", allow_null=True)
     access = serializers.SerializerMethodField()
     metadata = serializers.CharField(allow_blank=True)
+    expires = serializers.DateTimeField(source="expires_at", allow_null=True,
+                                        help_text="When the token stops working (EmailEngine's "
+                                                  "`expires`); null: never")
 
     class Meta:
         model = ApiToken
         fields = ["id", "emailapiId", "name", "description", "account", "prefix", "scopes",
-                  "metadata", "created", "lastUsed", "access"]
+                  "metadata", "created", "lastUsed", "access", "expires"]
 
     @extend_schema_field(TokenAccessSerializer)
     def get_access(self, obj):
@@ -153,13 +167,14 @@ class TokenListView(TenantScopedAPIView):
     @extend_schema(operation_id="listTokens", tags=["Access tokens"],
                    parameters=[TokenListQuerySerializer],
                    responses={200: TokenPageSerializer}, summary="List active tokens",
-                   description="Names, scopes and the first characters of each active token; "
+                   description="Names, scopes and the first characters of each active token "
+                               "(neither revoked nor expired); "
                                "never the token itself. EmailEngine's `account` and `query` "
                                "filter the list and `page`/`pageSize` page it (without them "
                                "every token is on page 0).")
     def get(self, request):
         query = self.validated(TokenListQuerySerializer, request.query_params)
-        found = ApiToken.objects.filter(tenant=self.tenant, revoked_at__isnull=True)
+        found = ApiToken.live(tenant=self.tenant)
         if "account" in query:
             found = found.filter(account_id=query["account"])
         if query.get("query"):
@@ -198,8 +213,7 @@ class AccountTokenListView(TenantScopedAPIView):
         token = getattr(request.user, "token", None)
         if token is not None and token.account_id:
             raise TokenLimitedToAccount(token.account_id)
-        found = ApiToken.objects.filter(tenant=self.tenant, revoked_at__isnull=True,
-                                        account_id=self.email_account.account_id)
+        found = ApiToken.live(tenant=self.tenant, account_id=self.email_account.account_id)
         return Response({"tokens": TokenSerializer(found.order_by("id"), many=True).data})
 
 
@@ -212,7 +226,8 @@ class TokenCreateView(TenantScopedAPIView):
                    description="The token is shown only once. Takes our body (`name`, "
                                "`scopes`) or EmailEngine's (`account`, `description`, "
                                "`scopes`, `metadata`): with `account` the token opens only "
-                               "that account's routes (403 elsewhere). EmailEngine's "
+                               "that account's routes (403 elsewhere); with `expires` it stops "
+                               "working at that moment (401 `TokenExpired`). EmailEngine's "
                                "`restrictions` are refused unless false.")
     def post(self, request):
         return _create(self, request)
@@ -225,7 +240,8 @@ def _create(view: TenantScopedAPIView, request) -> Response:
         raise AccountNotFound(account_id)
     token, raw = services.issue_token(
         view.tenant, data.get("name") or data["description"], data["scopes"],
-        account_id=account_id, metadata=data.get("metadata") or "")
+        account_id=account_id, metadata=data.get("metadata") or "",
+        expires_at=data.get("expires"))
     return Response({**TokenSerializer(token).data, "token": raw})
 
 
@@ -250,16 +266,20 @@ TOKEN_PARAM = OpenApiParameter(
                 "token itself")
 
 
-def _active_token(tenant, value: str) -> ApiToken | None:
-    """The tenant's active token that ``value`` names (see ``_token_filter``), or None."""
+def _active_token(tenant, value: str, expired_too: bool = False) -> ApiToken | None:
+    """The tenant's live token that ``value`` names (see ``_token_filter``), or None.
+    ``expired_too``: an expired one too (not revoked), so that it can still be revoked, as
+    EmailEngine deletes an expired token."""
     match = _token_filter(value)
     if match is None:
         return None
-    return ApiToken.objects.filter(match, tenant=tenant, revoked_at__isnull=True).first()
+    if expired_too:
+        return ApiToken.objects.filter(match, tenant=tenant, revoked_at__isnull=True).first()
+    return ApiToken.live(tenant=tenant).filter(match).first()
 
 
 def _revoke(view: TenantScopedAPIView, value: str) -> Response:
-    row = _active_token(view.tenant, value)
+    row = _active_token(view.tenant, value, expired_too=True)
     if row is None or not services.revoke_token(row):
         raise NotFoundError("Token not found", "TokenNotFound")
     return Response({"id": row.token_hash, "emailapiId": row.pk, "revoked": True,
@@ -284,8 +304,8 @@ class TokenItemView(TenantScopedAPIView):
     @extend_schema(operation_id="getToken", tags=["Access tokens"], parameters=[TOKEN_PARAM],
                    responses={200: TokenSerializer}, summary="One token's details",
                    description="The active token's details, as `GET /v1/tokens` lists them; "
-                               "never the token itself. 404 `TokenNotFound` for a revoked "
-                               "or unknown one.")
+                               "never the token itself. 404 `TokenNotFound` for a revoked, "
+                               "expired or unknown one.")
     def get(self, request, token: str):
         row = _active_token(self.tenant, token)
         if row is None:

@@ -171,7 +171,7 @@ def tokens(request):
                                                 form.cleaned_data["scopes"],
                                                 created_by=request.user)
             form = TokenForm()  # shown once, in this response only; never stored in clear
-    active = ApiToken.objects.filter(tenant=request.tenant, revoked_at__isnull=True)
+    active = ApiToken.live(tenant=request.tenant)
     return render(request, "dashboard/tokens.html", {
         "form": form, "new_token": new_token, "tokens": active.order_by("-created_at"),
         "page": "tokens"}, status=400 if form.errors else 200)
