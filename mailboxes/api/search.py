@@ -40,6 +40,10 @@ class SearchQuerySerializer(PageQuerySerializer):
         help_text="imap: IMAP SEARCH on the server (bodies, any header); index: the index "
                   "only, in milliseconds (subject, addresses, dates, flags, ids)")
     documentStore = document_store_field()
+    useOutlookSearch = serializers.BooleanField(
+        default=False, help_text="Accepted for EmailEngine clients: there it picks MS Graph's "
+                                 "$search for Outlook accounts; accounts here are IMAP, so it "
+                                 "changes nothing")
     cursor = serializers.CharField(max_length=512, required=False,
                                    help_text="nextPageCursor or prevPageCursor of a page "
                                              "(instead of page)")

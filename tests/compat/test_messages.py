@@ -182,6 +182,25 @@ def test_document_store_is_accepted_on_message_listing_and_search(synced):
                               format="json").status_code == 200
 
 
+def test_use_outlook_search_is_accepted_and_changes_nothing(synced):
+    """EmailEngine's MS Graph switch: IMAP accounts search alike with it or without."""
+    search = "/v1/account/box/search?path=INBOX"
+    plain = synced.client.post(search, {"search": {"seen": False}}, format="json")
+    switched = synced.client.post(f"{search}&useOutlookSearch=true", {"search": {"seen": False}},
+                                  format="json")
+    assert switched.status_code == 200, switched.json()
+    assert plain.json()["messages"]  # something to compare
+    assert [m["id"] for m in switched.json()["messages"]] == [m["id"] for m in plain.json()["messages"]]
+    assert synced.client.get(f"{search}&useOutlookSearch=true&search[seen]=false").status_code == 200
+
+
+def test_use_outlook_search_takes_a_boolean_only(synced):
+    response = synced.client.post("/v1/account/box/search?path=INBOX&useOutlookSearch=maybe",
+                                  {"search": {"seen": False}}, format="json")
+    assert response.status_code == 400
+    assert "useOutlookSearch" in response.json()["details"]
+
+
 def test_html_options_take_booleans_only(synced):
     url = f"/v1/account/box/message/{synced.id_of['plain']}"
     for name in ("webSafeHtml", "embedAttachedImages", "preProcessHtml", "documentStore"):
