@@ -3,6 +3,12 @@
 EmailEngine counts the whole server; here a tenant sees its own: its mailboxes, how many are in
 each connection state (as listings show them: one no live worker holds is ``disconnected``),
 and the events recorded for them in the last ``seconds``.
+
+EmailEngine's two extra counters mean here: ``unassigned``, the mailboxes no live worker holds
+though they are not paused (waiting for their first claim, or for a worker to take them over);
+``unset``, mailboxes without a state, which cannot happen here (a mailbox starts ``init``), so
+0. EmailEngine counts unassigned mailboxes under no state; here they keep their shown state too
+(``init``, ``disconnected``, an error), so the state counts still add up to ``accounts``.
 """
 
 from __future__ import annotations
@@ -40,8 +46,11 @@ class StatsSerializer(serializers.Serializer):
     version = serializers.CharField(help_text="emailapi's API version")
     python = serializers.CharField(help_text="Python's version (EmailEngine says node)")
     accounts = serializers.IntegerField(help_text="Your registered mailboxes")
-    connections = serializers.DictField(child=serializers.IntegerField(),
-                                        help_text="Your mailboxes by connection state")
+    connections = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Your mailboxes by connection state (these add up to `accounts`), and "
+                  "EmailEngine's `unassigned` (not paused, held by no live worker: also "
+                  "counted under their state) and `unset` (always 0: every mailbox has a state)")
     counters = StatsCountersSerializer()
 
 
@@ -52,12 +61,16 @@ class StatsView(TenantScopedAPIView):
                    responses={200: StatsSerializer}, summary="Statistics (EmailEngine's shape)",
                    description="Your mailboxes, how many are in each connection state, and "
                                "the events recorded for them in the last `seconds` (default "
-                               "3600), under EmailEngine's names.")
+                               "3600), under EmailEngine's names. `connections.unassigned` "
+                               "counts the mailboxes waiting for a worker.")
     def get(self, request):
         query = self.validated(StatsQuerySerializer, request.query_params)
         mailboxes = EmailAccount.objects.filter(tenant=self.tenant)
         connections = {state: mailboxes.filter(holders.state_filter(state)).count()
                        for state in EmailAccount.State.values}
+        connections["unassigned"] = mailboxes.filter(paused=False) \
+            .exclude(holders.held()).count()
+        connections["unset"] = 0
         since = timezone.now() - timedelta(seconds=query["seconds"])
         events = dict(Event.objects.filter(tenant=self.tenant, created_at__gte=since)
                       .values_list("event").annotate(n=Count("id")).order_by())

@@ -9,6 +9,7 @@ import pytest
 
 from accounts import credentials, mail_proxy
 from accounts.models import ApiToken, Credential, EmailAccount
+from mailboxes.worker import holders
 from tests.servers.proxies import Socks5Proxy
 from webhooks.models import Event
 
@@ -837,6 +838,30 @@ def test_stats_counters_cover_the_given_seconds(alice, example):
     Event.objects.filter(tenant=alice.tenant).update(
         created_at=datetime(2020, 1, 1, tzinfo=UTC))
     assert alice.client.get("/v1/stats?seconds=60").json()["counters"]["events"] == {}
+
+
+def _unassigned(alice) -> int:
+    return alice.client.get("/v1/stats").json()["connections"]["unassigned"]
+
+
+def test_stats_count_a_mailbox_no_worker_holds_as_unassigned(alice, example):
+    connections = alice.client.get("/v1/stats").json()["connections"]
+    assert (connections["unassigned"], connections["unset"]) == (1, 0)
+
+
+def test_stats_unassigned_leaves_out_held_and_paused_mailboxes(alice, example):
+    account = EmailAccount.objects.get(tenant=alice.tenant, account_id="example")
+    holders.beat("stats-w1", 60)
+    holders.claim("stats-w1", [account.pk])
+    assert _unassigned(alice) == 0
+    holders.beat("stats-w1", -1)  # the worker died: its heartbeat lapsed
+    assert _unassigned(alice) == 1
+    assert alice.client.put("/v1/account/example/pause").status_code == 200
+    assert _unassigned(alice) == 0
+
+
+def test_stats_unassigned_counts_only_the_callers_tenant(alice, bob, example):
+    assert _unassigned(bob) == 0
 
 
 def test_stats_with_bad_seconds_is_400(alice):
