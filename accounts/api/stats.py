@@ -4,11 +4,12 @@ EmailEngine counts the whole server; here a tenant sees its own: its mailboxes, 
 each connection state (as listings show them: one no live worker holds is ``disconnected``),
 and the events recorded for them in the last ``seconds``.
 
-EmailEngine's two extra counters mean here: ``unassigned``, the mailboxes no live worker holds
-though they are not paused (waiting for their first claim, or for a worker to take them over);
-``unset``, mailboxes without a state, which cannot happen here (a mailbox starts ``init``), so
-0. EmailEngine counts unassigned mailboxes under no state; here they keep their shown state too
-(``init``, ``disconnected``, an error), so the state counts still add up to ``accounts``.
+EmailEngine's two extra counters mean here what they mean there: ``unassigned``, mailboxes a
+worker should hold (``mailboxes.worker.eligible``: not paused, with IMAP settings) that no live
+worker holds (waiting for their first claim, or for a worker to take them over); ``unset``,
+mailboxes without IMAP settings. EmailEngine counts these under no state; here they keep their
+shown state too (``init``, ``disconnected``, an error), so the state counts still add up to
+``accounts``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from rest_framework.response import Response
 from accounts.models import EmailAccount
 from emailapi.api.serializers import QuerySerializer
 from emailapi.api.views import TenantScopedAPIView
-from mailboxes.worker import holders
+from mailboxes.worker import eligible, holders
 from webhooks.models import Event
 
 MAX_SECONDS = 90 * 24 * 3600
@@ -49,8 +50,8 @@ class StatsSerializer(serializers.Serializer):
     connections = serializers.DictField(
         child=serializers.IntegerField(),
         help_text="Your mailboxes by connection state (these add up to `accounts`), and "
-                  "EmailEngine's `unassigned` (not paused, held by no live worker: also "
-                  "counted under their state) and `unset` (always 0: every mailbox has a state)")
+                  "EmailEngine's `unassigned` (not paused, with IMAP settings, held by no live "
+                  "worker) and `unset` (without IMAP settings), also counted under their state")
     counters = StatsCountersSerializer()
 
 
@@ -68,9 +69,9 @@ class StatsView(TenantScopedAPIView):
         mailboxes = EmailAccount.objects.filter(tenant=self.tenant)
         connections = {state: mailboxes.filter(holders.state_filter(state)).count()
                        for state in EmailAccount.State.values}
-        connections["unassigned"] = mailboxes.filter(paused=False) \
+        connections["unassigned"] = eligible.eligible().filter(tenant=self.tenant) \
             .exclude(holders.held()).count()
-        connections["unset"] = 0
+        connections["unset"] = mailboxes.filter(imap__isnull=True).count()
         since = timezone.now() - timedelta(seconds=query["seconds"])
         events = dict(Event.objects.filter(tenant=self.tenant, created_at__gte=since)
                       .values_list("event").annotate(n=Count("id")).order_by())

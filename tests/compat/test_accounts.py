@@ -844,7 +844,7 @@ def _unassigned(alice) -> int:
     return alice.client.get("/v1/stats").json()["connections"]["unassigned"]
 
 
-def test_stats_count_a_mailbox_no_worker_holds_as_unassigned(alice, example):
+def test_stats_count_a_fresh_mailbox_as_unassigned_and_not_unset(alice, example):
     connections = alice.client.get("/v1/stats").json()["connections"]
     assert (connections["unassigned"], connections["unset"]) == (1, 0)
 
@@ -862,6 +862,12 @@ def test_stats_unassigned_leaves_out_held_and_paused_mailboxes(alice, example):
 
 def test_stats_unassigned_counts_only_the_callers_tenant(alice, bob, example):
     assert _unassigned(bob) == 0
+
+
+def test_stats_count_a_mailbox_without_imap_settings_as_unset_not_unassigned(alice, example):
+    EmailAccount.objects.filter(tenant=alice.tenant, account_id="example").update(imap=None)
+    connections = alice.client.get("/v1/stats").json()["connections"]
+    assert (connections["unset"], connections["unassigned"]) == (1, 0)
 
 
 def test_stats_with_bad_seconds_is_400(alice):
