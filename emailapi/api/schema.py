@@ -59,6 +59,11 @@ DATABASE_UNAVAILABLE = ("The database is not available. Retry shortly", "Service
 SERVER_PATHS = ("/message", "/attachment/", "/text/", "/mailbox", "/search")
 # Operations that answer 409 when what they would create exists already.
 CONFLICT_OPERATIONS = {"createMailbox", "renameMailbox", "createOAuth2App"}
+# Operations that answer 501 for a valid request this service does not carry out.
+UNIMPLEMENTED_OPERATIONS = {
+    "setQueue": ("Pausing a queue is not supported here: deliveries and sends go on",
+                 "NotImplemented", None),
+}
 
 
 def _response(status: str, error: tuple | None = None) -> dict:
@@ -92,6 +97,9 @@ def add_error_responses(result, generator, request, public):
             responses = operation.setdefault("responses", {})
             for status in statuses:
                 responses.setdefault(status, _response(status))
+            if operation.get("operationId") in UNIMPLEMENTED_OPERATIONS:
+                responses.setdefault("501", _response(
+                    "501", UNIMPLEMENTED_OPERATIONS[operation["operationId"]]))
             if "503" in responses:
                 responses["503"]["description"] += " (or ServiceUnavailable: the database)"
             else:

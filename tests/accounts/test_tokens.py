@@ -59,7 +59,7 @@ def _v1_routes():
                "<id:app>": "appid", "<str:text>": "txtid",
                "<str:webhook>": "whid", "<str:delivery>": "dlid", "<id:gateway>": "gwid",
                "<str:template>": "tplid", "<str:listId>": "lstid", "<str:exportId>": "expid",
-               "<str:webhookRoute>": "whrid"}
+               "<str:webhookRoute>": "whrid", "<str:queue>": "qname"}
     out = []
     for route in routes:
         if not route.startswith("/v1/") or route.endswith("openapi.json"):

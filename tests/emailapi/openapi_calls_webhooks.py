@@ -82,4 +82,11 @@ def _webhooks_calls(alice, bob):
          lambda: api.get(f"/v1/webhookRoutes/webhookRoute/{hook['id']}")),
         ("/v1/webhookRoutes/webhookRoute/{webhookRoute}", "get",
          lambda: bob.client.get(f"/v1/webhookRoutes/webhookRoute/{hook['id']}")),
+        ("/v1/settings/queue/{queue}", "get", lambda: api.get("/v1/settings/queue/notify")),
+        ("/v1/settings/queue/{queue}", "get", lambda: api.get("/v1/settings/queue/submit")),
+        ("/v1/settings/queue/{queue}", "get", lambda: api.get("/v1/settings/queue/nope")),
+        ("/v1/settings/queue/{queue}", "put",
+         lambda: api.put("/v1/settings/queue/notify", {"paused": False}, format="json")),
+        ("/v1/settings/queue/{queue}", "put",
+         lambda: api.put("/v1/settings/queue/submit", {"paused": True}, format="json")),
     ]

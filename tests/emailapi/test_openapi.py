@@ -33,7 +33,7 @@ def test_openapi_is_public_json_and_lists_every_route(client):
                     .replace("/whid", "/{webhook}").replace("/dlid", "/{delivery}")
                     .replace("/gwid", "/{gateway}").replace("/tplid", "/{template}")
                     .replace("/lstid", "/{listId}").replace("/expid", "/{exportId}")
-                    .replace("/whrid", "/{webhookRoute}"))
+                    .replace("/whrid", "/{webhookRoute}").replace("/qname", "/{queue}"))
         assert template in documented, route
 
 

@@ -1,12 +1,12 @@
 """Routes of the webhook and event API (under /v1, namespace ``webhooks``): subscriptions and
 their delivery log, the live stream (SSE; the WebSocket is ``webhooks.api.stream_socket``) and the
-change feed, EmailEngine's settings route and its webhook routes (read-only). One view class
-per path."""
+change feed, EmailEngine's settings route, its queue counters and its webhook routes
+(read-only). One view class per path."""
 
 from django.urls import path
 
 from emailapi.api import path_ids  # noqa: F401  (registers the <id:...> converter)
-from webhooks.api import feed, routes, settings, stream, subscriptions
+from webhooks.api import feed, queues, routes, settings, stream, subscriptions
 
 app_name = "webhooks"
 
@@ -16,6 +16,7 @@ urlpatterns = [
     path("account/<id:account>/changes", feed.AccountChangesView.as_view(),
          name="account-changes"),
     path("settings", settings.SettingsView.as_view(), name="settings"),
+    path("settings/queue/<str:queue>", queues.QueueView.as_view(), name="settings-queue"),
     path("webhookRoutes", routes.WebhookRouteListView.as_view(), name="webhook-routes"),
     path("webhookRoutes/webhookRoute/<str:webhookRoute>", routes.WebhookRouteDetailView.as_view(),
          name="webhook-route"),
