@@ -58,7 +58,9 @@ class AutoconfigView(TenantScopedAPIView):
                                "Workspace, Microsoft 365, ...). `oauth2` names the provider "
                                "whose sign-in such a mailbox needs. Nulls when unknown. "
                                "EmailEngine's `imap.auth.user`/`smtp.auth.user` (the "
-                               "address) and `_source` (our `source`) are there too.")
+                               "address), `_source` (our `source`) and `appPassword` "
+                               "(`{required, provider, instructions}` for providers that "
+                               "want an app password, else null) are there too.")
     def get(self, request):
         email = self.validated(s.AutoconfigQuerySerializer, request.query_params)["email"]
         return Response(discovery.answer(email, discovery.discover(email, self.mx_lookup)))

@@ -185,6 +185,14 @@ class DiscoveredServerSerializer(serializers.Serializer):
     auth = DiscoveredAuthSerializer(help_text="EmailEngine's")
 
 
+class AppPasswordSerializer(serializers.Serializer):
+    required = serializers.BooleanField(
+        help_text="True: the provider refuses the account's own password here; false: only "
+                  "an account with two-factor sign-in needs one")
+    provider = serializers.CharField(help_text="The provider's name, for people")
+    instructions = serializers.URLField(help_text="The provider's page on making one")
+
+
 class AutoconfigSerializer(serializers.Serializer):
     email = serializers.CharField()
     provider = serializers.CharField(allow_null=True)
@@ -196,3 +204,6 @@ class AutoconfigSerializer(serializers.Serializer):
                                    help_text="OAuth2 provider to use as connect link `type`")
     imap = DiscoveredServerSerializer(allow_null=True)
     smtp = DiscoveredServerSerializer(allow_null=True)
+    appPassword = AppPasswordSerializer(
+        allow_null=True, help_text="EmailEngine's: whether the provider wants an app password "
+                                   "for IMAP/SMTP and where to make one; null when not")

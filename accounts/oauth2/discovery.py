@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from accounts.oauth2 import presets
+from accounts.oauth2 import app_passwords, presets
 
 MxLookup = Callable[[str], list[str]]
 
@@ -103,9 +103,10 @@ def discover(email: str, mx_lookup: MxLookup = dns_mx_lookup) -> dict | None:
 def answer(email: str, found: dict | None) -> dict:
     """The JSON of ``GET /v1/autoconfig`` (and the connect form's ``/connect/autoconfig``)
     for what ``discover`` found: ours (``provider``, ``source``, ``oauth2``) and EmailEngine's
-    (``imap``/``smtp`` with ``auth.user``, ``_source``), so a client that fills an account from
-    EmailEngine's answer finds the user name where it looks. Every provider we know logs in
-    with the whole address."""
+    (``imap``/``smtp`` with ``auth.user``, ``_source``, ``appPassword``), so a client that
+    fills an account from EmailEngine's answer finds the user name where it looks and can tell
+    its user to make an app password first. Every provider we know logs in with the whole
+    address."""
     found = found or {}
 
     def servers(kind: str) -> dict | None:
@@ -114,4 +115,5 @@ def answer(email: str, found: dict | None) -> dict:
 
     return {"email": email, "provider": found.get("provider"), "source": found.get("source"),
             "_source": found.get("source"), "oauth2": found.get("oauth2"),
-            "imap": servers("imap"), "smtp": servers("smtp")}
+            "imap": servers("imap"), "smtp": servers("smtp"),
+            "appPassword": app_passwords.for_provider(found.get("provider"))}

@@ -67,7 +67,9 @@ def test_the_route_answers_from_the_table_and_from_mx(alice, monkeypatch):
                     "imap": {"host": "imap.gmail.com", "port": 993, "secure": True,
                              "auth": {"user": "ann@acme.example"}},
                     "smtp": {"host": "smtp.gmail.com", "port": 465, "secure": True,
-                             "auth": {"user": "ann@acme.example"}}}
+                             "auth": {"user": "ann@acme.example"}},
+                    "appPassword": {"required": True, "provider": "Gmail",
+                                    "instructions": "https://support.google.com/accounts/answer/185833"}}
     unknown = alice.client.get("/v1/autoconfig?email=x@unknown.example").json()
     assert unknown["imap"] is None
     assert unknown["provider"] is None

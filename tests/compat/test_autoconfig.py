@@ -38,3 +38,28 @@ def test_an_account_filled_from_the_answer_registers(alice, no_dns):
     response = alice.client.post("/v1/account", {"account": "ann", "imap": imap},
                                  format="json")
     assert response.status_code == 200, response.json()
+
+
+def test_a_provider_that_wants_an_app_password_says_so_and_where(alice, no_dns):
+    body = alice.client.get("/v1/autoconfig?email=ann@icloud.com").json()
+    assert body["appPassword"]["required"] is True
+    assert body["appPassword"]["provider"] == "iCloud"
+    assert body["appPassword"]["instructions"].startswith("https://support.apple.com/")
+
+
+def test_a_hosted_domain_gets_its_providers_app_password_rule(alice, monkeypatch):
+    """A Google Workspace domain, found by its MX hosts, is Gmail's: the same rule."""
+    monkeypatch.setattr(AutoconfigView, "mx_lookup",
+                        staticmethod(lambda domain: ["aspmx.l.google.com"]))
+    body = alice.client.get("/v1/autoconfig?email=ann@company.example").json()
+    assert (body["_source"], body["appPassword"]["provider"]) == ("mx", "Gmail")
+
+
+def test_zoho_wants_one_only_with_two_factor_sign_in(alice, no_dns):
+    assert alice.client.get("/v1/autoconfig?email=ann@zoho.com").json()["appPassword"][
+        "required"] is False
+
+
+@pytest.mark.parametrize("email", ["ann@gmx.net", "ann@outlook.com", "x@unknown.example"])
+def test_other_providers_and_unknown_domains_have_no_app_password(alice, no_dns, email):
+    assert alice.client.get(f"/v1/autoconfig?email={email}").json()["appPassword"] is None
