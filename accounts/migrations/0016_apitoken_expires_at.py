@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0014_account_has_bounces'),
+        ('accounts', '0015_credential_given_at'),
     ]
 
     operations = [
