@@ -21,39 +21,85 @@ import re
 
 MAX_DEPTH = 512
 
-# A tag's start is enough to know what it opens or closes: ``<div/>`` opens a div too (in HTML
-# the slash means nothing but on void and foreign elements).
-_TAG_START = re.compile(r"<(/?)([a-z][^\s/>]*)")  # of the lowercased text
-# A whole tag. Its name ends at white space, "/", "<" or ">", and the rest holds neither "<"
-# nor ">", so no two parts of the pattern can take the same characters: a run of "<div"
-# without a ">" costs one pass (overlapping parts made 8 KB of them 15 s).
-_TAG = re.compile(r"<(/?)([a-zA-Z][^\s/<>]*)(?:[\s/][^<>]*)?>")
+# A tag's name, as the tokenizer reads it: a letter, then anything up to HTML's white space
+# (tab, LF, FF, CR, space), "/" or ">". Python's ``\s`` is wider (NBSP, vertical tab, U+001C...):
+# with it, ``<q\x0b>`` would be a q here and a "q\x0b" to the parser, which a ``</q>`` then
+# never closes. Names are lowercased in ASCII only, as the tokenizer does (``str.lower`` folds
+# more: "İ" and "i̇" would be one name here and two to the parser).
+_NAME = r"[a-zA-Z][^\t\n\f\r />]*"
+_TAG_START = re.compile(rf"<(/?)({_NAME})")
+# A whole tag. Its name may hold a "<" (``<div<x>`` is one element to the parser), and the
+# rest of the tag runs to the first ">" or to the end of the text: every "<" and a letter
+# starts a tag that matches, so no attempt fails and rescans (failing attempts over a run of
+# "<div" without a ">" once made 8 KB of them 15 s). One without its ">" is left as text.
+_TAG = re.compile(rf"<(/?)({_NAME})(?:[\t\n\f\r /][^>]*)?>?")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 # Elements that never hold content, and those the parser closes implicitly (HTML's optional
-# end tags, and the document's own).
+# end tags, and the document's own). Not the ruby ones (rb, rt, rtc, rp): outside a <ruby> the
+# parser nests them like any other element (20,000 <rb> took 1 s to sanitize, 40,000 6 s).
 _UNCOUNTED = frozenset({
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
     "source", "track", "wbr", "keygen", "basefont", "bgsound", "frame", "image",
     "p", "li", "dt", "dd", "tr", "td", "th", "thead", "tbody", "tfoot", "colgroup", "caption",
-    "option", "optgroup", "rb", "rt", "rtc", "rp", "html", "head", "body",
+    "option", "optgroup", "html", "head", "body",
 })
+# HTML's "special" elements (those counted here): an end tag of any other name stops at them.
+_SPECIAL = frozenset({
+    "address", "applet", "article", "aside", "blockquote", "button", "center", "details",
+    "dir", "div", "dl", "fieldset", "figcaption", "figure", "footer", "form", "frameset", "h1",
+    "h2", "h3", "h4", "h5", "h6", "header", "hgroup", "iframe", "listing", "main", "marquee",
+    "menu", "nav", "noembed", "noframes", "noscript", "object", "ol", "plaintext", "pre",
+    "script", "search", "section", "select", "style", "summary", "table", "template",
+    "textarea", "title", "ul", "xmp",
+})
+# What a special element's end tag does not reach past (its "scope"; with the list and button
+# scopes' own, so a close is never assumed that the parser would not make).
+_SCOPE_MARKERS = frozenset({"applet", "marquee", "object", "table", "template", "ol", "ul",
+                            "button"})
 
 
 class _Open:
-    """The open elements, by name and in order; an end tag closes the nearest of its name."""
+    """The open elements in order, and for each name where they are.
+
+    An end tag closes the nearest open element of its name, and everything opened after it,
+    only where the parser would: an end tag of an ordinary element (``</span>``, ``</b>``) is
+    ignored by the parser when a special element (a div, a table...) was opened after it, and
+    a special element's end tag when a scope marker (a table...) was. Closing there anyway let
+    ``<span><div></span>`` repeated nest as deep as it was long while it counted 0 here. Each
+    check is constant time (the last special and marker positions are kept per depth)."""
 
     def __init__(self):
         self.names: list[str] = []
-        self.counts: dict[str, int] = {}
+        self.at: dict[str, list[int]] = {}  # name -> its depths, innermost last
+        self._special: list[int] = []  # per depth: the innermost special element at or below
+        self._marker: list[int] = []  # likewise for scope markers
 
     def push(self, name: str) -> None:
+        depth = len(self.names)
         self.names.append(name)
-        self.counts[name] = self.counts.get(name, 0) + 1
+        self.at.setdefault(name, []).append(depth)
+        self._special.append(depth if name in _SPECIAL else
+                             (self._special[-1] if self._special else -1))
+        self._marker.append(depth if name in _SCOPE_MARKERS else
+                            (self._marker[-1] if self._marker else -1))
 
     def close(self, name: str) -> None:
-        if self.counts.get(name):
-            while (popped := self.names.pop()) != name:
-                self.counts[popped] -= 1
-            self.counts[name] -= 1
+        where = self.at.get(name)
+        if not where:
+            return
+        depth = where[-1]
+        blocker = self._marker[-1] if name in _SPECIAL else self._special[-1]
+        if blocker > depth:
+            return  # the parser ignores this end tag
+        while len(self.names) > depth:
+            popped = self.names.pop()
+            self.at[popped].pop()
+            self._special.pop()
+            self._marker.pop()
+
+
+def _name(raw: str) -> str:
+    return raw.lower() if raw.isascii() else raw.translate(_ASCII_LOWER)
 
 
 def deeper_than(html: str, max_depth: int = MAX_DEPTH) -> bool:
@@ -62,7 +108,8 @@ def deeper_than(html: str, max_depth: int = MAX_DEPTH) -> bool:
         return False  # too few tags to nest that deep
     elements = _Open()
     names, push, close = elements.names, elements.push, elements.close
-    for closing, name in _TAG_START.findall(html.lower()):  # one lower() for every name
+    for closing, raw in _TAG_START.findall(html):
+        name = _name(raw)
         if name in _UNCOUNTED:
             continue
         if closing:
@@ -84,9 +131,9 @@ def flatten(html: str, max_depth: int = MAX_DEPTH) -> str:
     kept: list[str] = []
     start = 0
     for match in _TAG.finditer(html):
-        closing, name = match.group(1), match.group(2).lower()
-        if name in _UNCOUNTED:
-            continue
+        closing, name = match.group(1), _name(match.group(2))
+        if name in _UNCOUNTED or not match.group(0).endswith(">"):
+            continue  # (a tag the text ends in, unclosed, is dropped by the parser anyway)
         if closing and left_out.get(name):  # the innermost element of that name is left out
             left_out[name] -= 1
         elif closing:
