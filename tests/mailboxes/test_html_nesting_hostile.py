@@ -2,7 +2,9 @@
 the parser under nh3 nested it as deep as it was long, at a cost growing with the square of
 the depth: elements the parser nests that were not counted (ruby's outside a ``<ruby>``), tag
 names read apart from the parser's reading (white space HTML does not call white space,
-non-ASCII case folding), and end tags the parser ignores (``</span>`` past a ``<div>``)."""
+non-ASCII case folding), end tags the parser ignores (``</span>`` past a ``<div>``) and end
+tags that are no tags to the parser (in a comment, a quoted attribute value, a ``<style>``,
+a CDATA section inside MathML)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,12 @@ UNITS = {
     "non-ASCII case folding": "<xİ></xi̇>",
     "ordinary end tag past a div": "<span><div></span>",
     "formatting end tag past a div": "<b><div></b>",
+    "end tag in a quoted attribute value": '<q title="</q>">',
+    "end tag in a single-quoted value after spaces": "<q title = '</q>'>",
+    "end tag in a comment": "<q><!--</q>-->",
+    "end tag in a style element": "<div><style></div></style>",
+    "end tag in a textarea": "<div><textarea></div></textarea>",
+    "end tag in a CDATA section in MathML": "<math><![CDATA[>x</math>]]>",
 }
 
 
@@ -35,8 +43,9 @@ def test_the_parsers_depth_is_counted(unit):
 
 @pytest.mark.parametrize("unit", UNITS.values(), ids=UNITS.keys())
 def test_sanitizing_it_stays_cheap(unit):
-    # 40,000 of them took 4 to 6 s each to sanitize (quadratic); flattened, about 0.2 s.
-    html = unit * 40_000
+    # 40,000 of them (and as many stray end tags, each of which the parser looks for through
+    # every open element) took 4 s and more each to sanitize; flattened, about 0.2 s.
+    html = unit * 40_000 + "</y>" * 40_000
     started = time.monotonic()
     web_html.sanitize(html)
     assert time.monotonic() - started < 2.0
@@ -46,6 +55,13 @@ def test_end_tags_the_parser_honours_still_close():
     # Nesting closed properly, even around a div, is not deep at all.
     assert not html_nesting.deeper_than("<span><div></div></span><b><i>x</b>" * 2000)
     assert not html_nesting.deeper_than("<table><tr><td><div>x</div></table>" * 2000)
+
+
+def test_comments_attributes_and_style_with_tags_in_them_are_not_deep():
+    # Outlook's conditional comments, a ">" in a quoted value, a style block: none nests.
+    html = ('<!--[if mso]><table><tr><td><![endif]--><div title="a>b" class=\'x\'>'
+            "<style>p{}</style>hi</div><!--[if mso]></td></tr></table><![endif]-->") * 2000
+    assert not html_nesting.deeper_than(html)
 
 
 def test_an_unclosed_tag_at_the_end_stays_text():
