@@ -16,6 +16,8 @@ finds nothing. The link is claimed (``links.use``) only once the sign-in is know
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -125,10 +127,16 @@ def app_for(payload: dict) -> OAuth2App:
     return app
 
 
-def start_oauth2(data: str, sig: str, request_base: str, chosen: str = "") -> str:
+def start_oauth2(data: str, sig: str, request_base: str, chosen: str = "",
+                 browser: str = "") -> str:
     """Remember the attempt under a fresh ``state``; return the provider's authorize URL.
     ``chosen``: the app the user picked on a link made without a ``type`` (one of the
-    tenant's apps, by id; a link with a ``type`` keeps its own)."""
+    tenant's apps, by id; a link with a ``type`` keeps its own). ``browser``: the hosted
+    page's cookie (``browser_key``) of the browser that starts it, which alone may finish it
+    (``finish_oauth2``) when the provider sends it back to this host (an app's own
+    ``redirectUrl`` elsewhere may reach our callback by a way that does not carry our cookie);
+    "" for ``oauth2.authorize``, whose user goes to the provider from the customer's
+    application without passing here."""
     payload = links.read(data, sig)
     app = app_for(payload if payload.get("type") else {**payload, "type": chosen})
     redirect_uri = app.redirect_url or f"{service_url(request_base)}/connect/oauth2/callback"
@@ -136,6 +144,8 @@ def start_oauth2(data: str, sig: str, request_base: str, chosen: str = "") -> st
     state = secrets.token_urlsafe(24)
     attempt = {"data": data, "sig": sig, "app": app.app_id, "verifier": verifier,
                "redirectUri": redirect_uri}
+    if browser and urlsplit(redirect_uri).netloc == urlsplit(request_base).netloc:
+        attempt["browser"] = _digest(browser)
     get_redis().set(_state_key(state), json.dumps(attempt), ex=STATE_SECONDS)
     hint = expected_email(payload) or payload.get("email") or ""
     if social.supports(app.provider):
@@ -144,14 +154,23 @@ def start_oauth2(data: str, sig: str, request_base: str, chosen: str = "") -> st
                                  challenge, login_hint=hint)
 
 
-def finish_oauth2(state: str, code: str) -> Saved:
+def finish_oauth2(state: str, code: str, browser: str = "") -> Saved:
     """Exchange the code, check who signed in, save the mailbox (with the settings that came
-    with it)."""
+    with it).
+
+    A sign-in started on the hosted page finishes only in the browser that started it
+    (``browser``, its cookie): otherwise whoever holds a link could start a sign-in, send the
+    provider's page to someone else, and have that person's mailbox added under the link's
+    account once they click "Allow" (RFC 6749 section 10.12)."""
     raw = get_redis().getdel(_state_key(state)) if state else None
     if raw is None:
         raise ConnectError("This sign-in has expired or was already finished. Start again from "
                            "your link.", "InvalidState")
     attempt = json.loads(raw)
+    if attempt.get("browser") and not hmac.compare_digest(attempt["browser"],
+                                                          _digest(browser)):
+        raise ConnectError("This sign-in was started in another browser. Open your link in "
+                           "this browser and start again.", "InvalidState")
     payload = links.read(attempt["data"], attempt["sig"])
     app = OAuth2App.objects.filter(tenant_id=payload["tenant"], app_id=attempt["app"]).first()
     if app is None:
@@ -230,6 +249,15 @@ def _with_params(url: str, params: dict) -> str:
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
              if k not in params]
     return urlunsplit(parts._replace(query=urlencode([*query, *params.items()])))
+
+
+def browser_key() -> str:
+    """A new value for the hosted page's cookie that ties a sign-in to its browser."""
+    return secrets.token_urlsafe(24)
+
+
+def _digest(browser: str) -> str:
+    return hashlib.sha256(browser.encode()).hexdigest()
 
 
 def _state_key(state: str) -> str:

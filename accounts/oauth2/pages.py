@@ -33,6 +33,9 @@ from mailboxes.verify import in_words, verify
 from webhooks import account_webhooks
 
 logger = logging.getLogger(__name__)
+# Ties a sign-in started on the hosted page to the browser that started it
+# (``connect.finish_oauth2``).
+BROWSER_COOKIE = "emailapi_connect"
 PROVIDER_NAMES = {"gmail": "Google", "outlook": "Microsoft", "yahoo": "Yahoo",
                   "generic": "your provider"}
 
@@ -202,16 +205,28 @@ def connect_autoconfig(request):
 @require_GET
 def start_oauth2(request):
     data, sig = request.GET.get("data", ""), request.GET.get("sig", "")
+    browser = _browser_cookie(request) or connect.browser_key()
     try:
         retry_after = links.attempt(links.read(data, sig))
         if retry_after:
             return _too_many(request, retry_after)
-        target = connect.start_oauth2(data, sig, _base(request), request.GET.get("app", ""))
+        target = connect.start_oauth2(data, sig, _base(request), request.GET.get("app", ""),
+                                      browser=browser)
     except LINK_ERRORS as exc:
         return _error(request, str(exc), status_of(exc))
     except connect.ConnectError as exc:
         return _error(request, str(exc))
-    return HttpResponseRedirect(target)
+    response = HttpResponseRedirect(target)
+    # Lax: sent on the provider's redirect back (a top-level GET), never on a sub-request.
+    response.set_cookie(BROWSER_COOKIE, browser, max_age=connect.STATE_SECONDS,
+                        path="/connect/", secure=request.is_secure(), httponly=True,
+                        samesite="Lax")
+    return response
+
+
+def _browser_cookie(request) -> str:
+    value = request.COOKIES.get(BROWSER_COOKIE, "")
+    return value if 20 <= len(value) <= 64 and value.isascii() else ""
 
 
 @require_GET
@@ -222,7 +237,8 @@ def oauth2_callback(request):
         return _error(request, f"The sign-in was not completed ({code}). Start again from your "
                                f"link.")
     try:
-        saved = connect.finish_oauth2(request.GET.get("state", ""), request.GET.get("code", ""))
+        saved = connect.finish_oauth2(request.GET.get("state", ""), request.GET.get("code", ""),
+                                      browser=_browser_cookie(request))
     except (connect.ConnectError, DomainError) as exc:  # DomainError: a race
         logger.info("connect callback refused: %s", getattr(exc, "code", exc))
         return _error(request, str(exc))
