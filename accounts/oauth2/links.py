@@ -34,6 +34,7 @@ from emailapi.lib.redis import get_redis
 
 MAX_DATA = 8192
 ATTEMPT_WINDOW = 60  # seconds
+LOOKUPS_PER_MINUTE = 30  # MX lookups of /connect/autoconfig per link
 SALT = "emailapi.connect-link"
 
 
@@ -76,13 +77,26 @@ def release(payload: dict) -> None:
 def attempt(payload: dict) -> int:
     """Count one sign-in attempt with this link; return 0 when allowed, else the seconds
     until the next one is. The window is the minute from the first counted attempt."""
-    key = f"{settings.EMAILAPI_REDIS_PREFIX}:connect-attempts:{payload['nonce']}"
+    return _counted(f"{settings.EMAILAPI_REDIS_PREFIX}:connect-attempts:{payload['nonce']}",
+                    settings.EMAILAPI_CONNECT_ATTEMPTS_PER_MINUTE)
+
+
+def lookup(payload: dict) -> int:
+    """Count one DNS lookup made for this link's page (``/connect/autoconfig``); 0 when
+    allowed, else the seconds until the next one is. Typing an address makes a few; a script
+    holding a link could otherwise have this service resolve names without end, each lookup
+    holding a web thread for up to 5 s."""
+    return _counted(f"{settings.EMAILAPI_REDIS_PREFIX}:connect-lookups:{payload['nonce']}",
+                    LOOKUPS_PER_MINUTE)
+
+
+def _counted(key: str, limit: int) -> int:
     pipe = get_redis().pipeline()  # MULTI: the three happen together
     pipe.set(key, 0, ex=ATTEMPT_WINDOW, nx=True)
     pipe.incr(key)
     pipe.ttl(key)
     _, count, ttl = pipe.execute()
-    if count <= settings.EMAILAPI_CONNECT_ATTEMPTS_PER_MINUTE:
+    if count <= limit:
         return 0
     return max(1, ttl)
 

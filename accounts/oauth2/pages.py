@@ -189,7 +189,7 @@ def connect_autoconfig(request):
     suggests for an address, for the password form to pre-fill as the address is typed. Only
     a genuine, unexpired, unused link may ask (the page has no API token)."""
     try:
-        links.read(request.GET.get("data", ""), request.GET.get("sig", ""))
+        payload = links.read(request.GET.get("data", ""), request.GET.get("sig", ""))
     except LINK_ERRORS as exc:
         return JsonResponse({"error": str(exc), "code": exc.code}, status=status_of(exc))
     email = request.GET.get("email", "").strip()
@@ -198,8 +198,17 @@ def connect_autoconfig(request):
     except ValidationError:
         return JsonResponse({"error": "Enter a valid email address.", "code": "InvalidInput"},
                             status=400)
-    return JsonResponse(discovery.answer(
-        email, discovery.discover(email, mx_lookup=autoconfig_mx_lookup)))
+    found = discovery.by_domain(discovery.domain_of(email))
+    if found is None:  # the domain's MX hosts, a DNS lookup: counted per link
+        retry_after = links.lookup(payload)
+        if retry_after:
+            response = JsonResponse({"error": "Too many lookups with this link. Wait a "
+                                              "minute, or type the servers.",
+                                     "code": "RateLimited"}, status=429)
+            response["Retry-After"] = str(retry_after)
+            return response
+        found = discovery.by_mx(autoconfig_mx_lookup(discovery.domain_of(email)))
+    return JsonResponse(discovery.answer(email, found))
 
 
 @require_GET
