@@ -54,6 +54,7 @@ _CDATA = "<![CDATA["
 # or MathML the same names may hold markup, so their start tags still count).
 _RAW_TEXT = ("script", "style", "xmp", "iframe", "noembed", "noframes", "noscript",
              "textarea", "title")
+_SCRIPT_START = re.compile(r"<script[\t\n\f\r />]", re.IGNORECASE | re.ASCII)
 _RAW_END = {name: re.compile(rf"</{name}[\t\n\f\r />]", re.IGNORECASE | re.ASCII)
             for name in _RAW_TEXT}
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -163,8 +164,8 @@ class _Tags:
                 elif name in _RAW_END:
                     end = self._raw_end(name, match.end())
                     yield from self._start_tags(match.end(), end)
-                    if name == "script" and html.find("<!--", match.end(), end) != -1:
-                        ends_hidden_until = size  # its escaped states may run past that end
+                    if name == "script" and _runs_past(html, match.end(), end):
+                        ends_hidden_until = size
                     resume = end
                     break
             pos = resume
@@ -189,6 +190,14 @@ class _Tags:
             found = self.html.find("]]>", start)
             self._cdata_end = found
         return len(self.html) if self._cdata_end == -1 else self._cdata_end
+
+
+def _runs_past(html: str, start: int, end: int) -> bool:
+    """Whether a script from ``start`` may run past the ``</script`` at ``end``: inside
+    ``<!--``, a ``<script`` puts the parser where the next ``</script>`` does not end it. An
+    old ``<script><!-- ... //--></script>`` alone does not."""
+    opened = html.find("<!--", start, end)
+    return opened != -1 and _SCRIPT_START.search(html, opened, end) is not None
 
 
 def deeper_than(html: str, max_depth: int = MAX_DEPTH) -> bool:

@@ -64,6 +64,18 @@ def test_comments_attributes_and_style_with_tags_in_them_are_not_deep():
     assert not html_nesting.deeper_than(html)
 
 
+def test_an_old_script_comment_hides_nothing_after_its_script():
+    html = "<script><!-- hide(); //--></script>" + "<span><b>x</b></span>" * 2000
+    assert not html_nesting.deeper_than(html)
+
+
+def test_a_script_its_end_tag_does_not_end_hides_the_end_tags_after_it():
+    # Inside <!--, a <script> makes the next </script> part of the script: the parser reads
+    # what follows as script text, so the </q> that follow close nothing.
+    html = "<q>" * 300 + "<script><!--<script></script>" + "</q>" * 300 + "<q>" * 300
+    assert html_nesting.deeper_than(html)
+
+
 def test_an_unclosed_tag_at_the_end_stays_text():
     html = "<div>" * 600 + "<div\xa0" * 100 + "x"
     assert html_nesting.flatten(html).endswith("<div\xa0" * 100 + "x")
