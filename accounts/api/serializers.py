@@ -162,6 +162,10 @@ class ImapServerSerializer(ServerSerializer):
         min_value=0, required=False,
         help_text="EmailEngine's seconds between full resyncs: accepted and echoed; here "
                   "changes are followed continuously (IDLE/NOTIFY, polls) instead")
+    disableIMAP4rev2 = serializers.BooleanField(
+        required=False,
+        help_text="EmailEngine's \"do not use IMAP4rev2\": accepted and echoed, and changes "
+                  "nothing, as this client speaks IMAP4rev1 only (it never ENABLEs IMAP4rev2)")
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
@@ -509,6 +513,9 @@ class PublicServerSerializer(serializers.Serializer):
     port = serializers.IntegerField()
     secure = serializers.BooleanField()
     resyncDelay = serializers.IntegerField(required=False)
+    disableIMAP4rev2 = serializers.BooleanField(
+        required=False, help_text="IMAP only, when given: echoed, changes nothing (IMAP4rev1 "
+                                  "is all this client speaks)")
     auth = PublicAuthSerializer(required=False)
     tls = TlsSerializer(required=False)
     disabled = serializers.BooleanField(required=False,
@@ -541,7 +548,8 @@ def public_server(section: dict | None, stored_secrets: Iterable[str] = ()) -> d
     for this section, shown as EmailEngine shows them, ``"******"``."""
     if not section:
         return None
-    out = {key: section[key] for key in ("host", "port", "secure", "resyncDelay", "useAuthServer")
+    out = {key: section[key] for key in ("host", "port", "secure", "resyncDelay", "useAuthServer",
+                                         "disableIMAP4rev2")
            if key in section}
     out.update({key: section[key] for key in MAIL_PATHS if section.get(key)})
     if section.get("auth"):

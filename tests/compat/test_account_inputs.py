@@ -1,0 +1,70 @@
+"""EmailEngine's account bodies that its schema allows and ours once refused (the schema diff
+of /tmp/ee-schema-diff): sent as its clients send them, they are taken, and they do what
+README's "Coming from EmailEngine" says."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.models import EmailAccount
+from tests.compat.test_accounts import ee_account
+
+pytestmark = [pytest.mark.django_db]
+
+
+def _imap_of(user, **extra):
+    settings = user.imap_settings(secure=False)
+    settings["tls"] = {"rejectUnauthorized": False}
+    settings.update(extra)
+    return settings
+
+
+# --- imap.disableIMAP4rev2: a no-op here (IMAP4rev1 only) ----------------------------------
+
+
+def _with_imap(**extra) -> dict:
+    body = ee_account()
+    body["imap"] = {**body["imap"], **extra}
+    return body
+
+
+def test_disable_imap4rev2_is_taken_on_create_and_echoed(alice):
+    response = alice.client.post("/v1/account", _with_imap(disableIMAP4rev2=True), format="json")
+    assert response.status_code == 200, response.json()
+    assert alice.client.get("/v1/account/example").json()["imap"]["disableIMAP4rev2"] is True
+
+
+def test_disable_imap4rev2_is_taken_on_update(alice):
+    alice.client.post("/v1/account", _with_imap(disableIMAP4rev2=True), format="json")
+    response = alice.client.put("/v1/account/example", {"imap": {"disableIMAP4rev2": False}},
+                                format="json")
+    assert response.status_code == 200, response.json()
+    assert alice.client.get("/v1/account/example").json()["imap"]["disableIMAP4rev2"] is False
+
+
+def test_disable_imap4rev2_on_update_keeps_the_rest_of_imap(alice):
+    alice.client.post("/v1/account", ee_account(), format="json")
+    alice.client.put("/v1/account/example", {"imap": {"disableIMAP4rev2": True}}, format="json")
+    imap = alice.client.get("/v1/account/example").json()["imap"]
+    assert (imap["host"], imap["port"], imap["auth"]["pass"]) == ("imap.example.com", 993, "******")
+
+
+def test_an_account_without_disable_imap4rev2_does_not_show_it(alice):
+    alice.client.post("/v1/account", ee_account(), format="json")
+    assert "disableIMAP4rev2" not in alice.client.get("/v1/account/example").json()["imap"]
+
+
+def test_disable_imap4rev2_must_be_a_boolean_and_a_bad_one_registers_nothing(alice):
+    response = alice.client.post("/v1/account", _with_imap(disableIMAP4rev2="sometimes"),
+                                 format="json")
+    assert response.status_code == 400
+    assert "imap.disableIMAP4rev2" in response.json()["details"], response.json()
+    assert not EmailAccount.objects.filter(account_id="example").exists()
+
+
+def test_verify_account_takes_disable_imap4rev2_and_still_logs_in(alice, mail_user):
+    response = alice.client.post("/v1/verifyAccount",
+                                 {"imap": _imap_of(mail_user, disableIMAP4rev2=True)},
+                                 format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["imap"]["success"] is True
