@@ -143,11 +143,24 @@ class AttachmentSerializer(StrictSerializer):
         return value
 
 
+def thread_id_field() -> serializers.CharField:
+    return serializers.CharField(
+        max_length=256, required=False, allow_blank=True, allow_null=True,
+        help_text="EmailEngine's Gmail/MS Graph thread id: accepted on every account and "
+                  "ignored, as EmailEngine's IMAP accounts ignore it (the referenced message "
+                  "already names the thread)")
+
+
 class ReferenceSerializer(StrictSerializer):
     message = serializers.CharField(max_length=256, help_text="Id of the referenced message")
     action = serializers.ChoiceField(choices=["reply", "replyAll", "forward"], default="reply")
     inline = serializers.BooleanField(default=False, help_text="Quote the original in the "
                                       "new text (a forward that is not inline attaches it)")
+    threadId = thread_id_field()
+
+    def validate(self, attrs):
+        attrs.pop("threadId", None)  # ignored: see thread_id_field
+        return attrs
 
 
 class HeadersField(serializers.DictField):

@@ -54,6 +54,7 @@ from mailboxes.api.compose_serializer import (
     AddressSerializer,
     MessageFieldsSerializer,
     OneOrListField,
+    thread_id_field,
 )
 from mailboxes.errors import InvalidInput, MessageNotFound, ReferenceMismatch, UnknownGateway
 from mailboxes.models import OutboxEntry
@@ -124,11 +125,13 @@ class SubmitReferenceSerializer(StrictSerializer):
     ignoreMissing = serializers.BooleanField(
         default=False, help_text="Send even when the referenced message is not found (the "
                                  "answer says `reference.success: false`); otherwise 404")
+    threadId = thread_id_field()
 
     def validate_action(self, value: str) -> str:
         return "replyAll" if value == "reply-all" else value
 
     def validate(self, attrs):
+        attrs.pop("threadId", None)  # ignored: see thread_id_field
         if "forwardAttachments" in attrs and attrs["action"] != "forward":
             raise serializers.ValidationError(
                 {"forwardAttachments": ["Only for action forward"]})

@@ -1,0 +1,69 @@
+"""EmailEngine's submit and upload bodies that its schema allows and ours once refused (the
+schema diff of /tmp/ee-schema-diff), sent as its clients send them, against Dovecot and the
+recording SMTP server."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.compat.test_submit import EXAMPLE, ME, _submit
+from tests.mailboxes.sending_helpers import sending_account, sync, work_send_queue
+from tests.servers import seed
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+THREAD_ID = "1694936993596975454"  # EmailEngine's example: a Gmail API thread id
+
+
+@pytest.fixture
+def account(alice, smtp_user, smtp_server):
+    return sending_account(alice.tenant, smtp_user, smtp_server)
+
+
+@pytest.fixture
+def original(alice, account, smtp_user):
+    """A message in INBOX to reply to or forward, as its listing entry."""
+    seed.seed_mailbox(smtp_user, messages=[seed.make_message(
+        subject="Question", message_id="<original@example.test>")])
+    sync(account)
+    [message] = alice.client.get("/v1/account/box/messages?path=INBOX").json()["messages"]
+    return message
+
+
+def _upload(client, body):
+    return client.post("/v1/account/box/message", {"path": "Drafts", **body}, format="json")
+
+
+def _uploaded(client, answer) -> dict:
+    return client.get(f"/v1/account/box/message/{answer['id']}").json()
+
+
+# --- reference.threadId: accepted and ignored ---------------------------------------------
+
+
+def test_submit_takes_a_reference_thread_id_and_replies_as_without_it(alice, account, original,
+                                                                      smtp_server):
+    response = _submit(alice.client, {"from": ME, "text": "Yes", "reference": {
+        "message": original["id"], "action": "reply", "threadId": THREAD_ID}})
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["reference"] == {"message": original["id"], "success": True}
+    work_send_queue()
+    assert smtp_server.wait_for_messages(1)[0].message["In-Reply-To"] == "<original@example.test>"
+
+
+def test_upload_takes_a_reference_thread_id_and_threads_the_draft(alice, account, original):
+    response = _upload(alice.client, {"text": "Draft reply", "reference": {
+        "message": original["id"], "action": "reply", "threadId": THREAD_ID}})
+
+    assert response.status_code == 200, response.json()
+    assert _uploaded(alice.client, response.json())["inReplyTo"] == "<original@example.test>"
+
+
+def test_a_thread_id_that_is_not_a_string_is_400_and_queues_nothing(alice, account, original):
+    response = _submit(alice.client, {**EXAMPLE, "reference": {
+        "message": original["id"], "action": "reply", "threadId": {"id": 1}}})
+
+    assert response.status_code == 400
+    assert "reference.threadId" in response.json()["details"], response.json()
+    assert alice.client.get("/v1/outbox").json()["total"] == 0
