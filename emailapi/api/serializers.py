@@ -91,6 +91,19 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class CaseFoldedChoiceField(serializers.ChoiceField):
+    """A choice EmailEngine's Joi lower-cases before it validates (``.lowercase()``, shown as
+    ``x-convert: {case: lower}`` in its schema), so that its clients may send ``"Reply"`` or
+    ``"INLINE"``: matched without regard to case and kept as the choice is spelled here (our
+    ``replyAll`` stays camel-cased). Anything else is refused as by ``ChoiceField``."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and data not in self.choices:
+            folded = {str(choice).lower(): choice for choice in self.choices}
+            data = folded.get(data.lower(), data)
+        return super().to_internal_value(data)
+
+
 # Validates ``request.query_params``: unknown names refused, values parsed from strings.
 class QuerySerializer(StrictSerializer):
 

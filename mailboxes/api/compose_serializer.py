@@ -18,7 +18,7 @@ import re
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from emailapi.api.serializers import StrictSerializer
+from emailapi.api.serializers import CaseFoldedChoiceField, StrictSerializer
 from mailboxes import compose
 from mailboxes.errors import ComposeError
 
@@ -111,8 +111,8 @@ class AttachmentSerializer(StrictSerializer):
     cid = serializers.CharField(max_length=250, required=False,
                                 help_text="Content-ID (no angle brackets) for an inline "
                                           "image the html refers to as cid:...")
-    contentDisposition = serializers.ChoiceField(choices=["attachment", "inline"],
-                                                 required=False)
+    contentDisposition = CaseFoldedChoiceField(choices=["attachment", "inline"],
+                                               required=False)
 
     def validate_content(self, value: str) -> bytes:
         return decode_base64(value)
@@ -153,7 +153,7 @@ def thread_id_field() -> serializers.CharField:
 
 class ReferenceSerializer(StrictSerializer):
     message = serializers.CharField(max_length=256, help_text="Id of the referenced message")
-    action = serializers.ChoiceField(choices=["reply", "replyAll", "forward"], default="reply")
+    action = CaseFoldedChoiceField(choices=["reply", "replyAll", "forward"], default="reply")
     inline = serializers.BooleanField(default=False, help_text="Quote the original in the "
                                       "new text (a forward that is not inline attaches it)")
     threadId = thread_id_field()

@@ -30,7 +30,7 @@ from rest_framework.response import Response
 
 from emailapi.api.errors import status_of
 from emailapi.api.pagination import PageQuerySerializer, paginate
-from emailapi.api.serializers import StrictSerializer
+from emailapi.api.serializers import CaseFoldedChoiceField, StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
 from emailapi.lib import tunnels
 from emailapi.lib.errors import DomainError
@@ -110,7 +110,7 @@ class EnvelopeSerializer(StrictSerializer):
 
 class SubmitReferenceSerializer(StrictSerializer):
     message = serializers.CharField(max_length=256, help_text="Id of the referenced message")
-    action = serializers.ChoiceField(
+    action = CaseFoldedChoiceField(
         choices=["reply", "replyAll", "reply-all", "forward"], default="reply",
         help_text="`reply-all` (EmailEngine's spelling) is the same as `replyAll`")
     inline = serializers.BooleanField(default=False,

@@ -67,3 +67,77 @@ def test_a_thread_id_that_is_not_a_string_is_400_and_queues_nothing(alice, accou
     assert response.status_code == 400
     assert "reference.threadId" in response.json()["details"], response.json()
     assert alice.client.get("/v1/outbox").json()["total"] == 0
+
+
+# --- case folding: what EmailEngine's Joi lower-cases before validating --------------------
+
+PIXEL = "R0lGODlhAQABAAAAACw="  # any bytes will do: base64 of a GIF header
+
+
+@pytest.mark.parametrize("action", ["Reply", "REPLY-ALL", "Forward"])
+def test_submit_takes_the_reference_action_in_any_case(alice, account, original, action):
+    response = _submit(alice.client, {**EXAMPLE, "reference": {
+        "message": original["id"], "action": action}})
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["reference"]["success"] is True
+
+
+def test_a_capitalised_reply_all_is_sent_as_a_reply_all(alice, account, original, smtp_server):
+    _submit(alice.client, {"from": ME, "text": "All of you", "reference": {
+        "message": original["id"], "action": "Reply-All"}})
+
+    work_send_queue()
+    received = smtp_server.wait_for_messages(1)[0].message
+    assert received["In-Reply-To"] == "<original@example.test>"
+    assert received["Subject"] == "Re: Question"
+
+
+def test_a_capitalised_forward_is_sent_as_a_forward(alice, account, original, smtp_server):
+    _submit(alice.client, {"from": ME, "to": [{"address": "eve@example.test"}], "text": "FYI",
+                           "reference": {"message": original["id"], "action": "FORWARD"}})
+
+    work_send_queue()
+    received = smtp_server.wait_for_messages(1)[0].message
+    assert received["Subject"] == "Fwd: Question"
+    assert received["In-Reply-To"] is None
+
+
+def test_upload_takes_the_reference_action_in_any_case(alice, account, original):
+    response = _upload(alice.client, {"text": "Draft", "reference": {
+        "message": original["id"], "action": "REPLY"}})
+
+    assert response.status_code == 200, response.json()
+    assert _uploaded(alice.client, response.json())["inReplyTo"] == "<original@example.test>"
+
+
+def test_an_unknown_action_in_any_case_is_still_400(alice, account, original):
+    response = _submit(alice.client, {**EXAMPLE, "reference": {
+        "message": original["id"], "action": "Archive"}})
+
+    assert response.status_code == 400
+    assert "reference.action" in response.json()["details"], response.json()
+
+
+def test_attachment_disposition_and_type_in_capitals_are_taken_lower_cased(alice, account,
+                                                                           smtp_server):
+    response = _submit(alice.client, {**EXAMPLE, "attachments": [{
+        "filename": "pixel.gif", "content": PIXEL, "contentType": "IMAGE/GIF",
+        "contentDisposition": "INLINE", "cid": "pixel@example.test"}]})
+
+    assert response.status_code == 200, response.json()
+    work_send_queue()
+    received = smtp_server.wait_for_messages(1)[0].message
+    [part] = [part for part in received.walk() if part.get_filename() == "pixel.gif"]
+    assert part.get_content_type() == "image/gif"
+    assert part.get_content_disposition() == "inline"
+
+
+def test_upload_takes_an_attachment_disposition_in_capitals(alice, account):
+    response = _upload(alice.client, {"text": "Draft", "attachments": [{
+        "filename": "a.txt", "content": "aGVsbG8=", "contentType": "Text/Plain",
+        "contentDisposition": "Attachment"}]})
+
+    assert response.status_code == 200, response.json()
+    [attachment] = _uploaded(alice.client, response.json())["attachments"]
+    assert attachment["contentType"] == "text/plain"
