@@ -257,7 +257,9 @@ class EmailEngineAccountFields(StrictSerializer):
         child=serializers.CharField(max_length=1024), max_length=100, required=False,
         help_text="Accepted and echoed (every folder is followed here anyway)")
     imapIndexer = serializers.ChoiceField(choices=["full", "fast"], required=False,
-                                          help_text="Accepted and echoed (the index is full)")
+                                          allow_null=True,
+                                          help_text="Accepted and echoed (the index is full); "
+                                                    "null unsets it, as in EmailEngine")
     locale = serializers.CharField(
         max_length=100, required=False, allow_blank=True,
         help_text="Default language (BCP 47) of the quoted date in an inline reply or forward")
@@ -280,7 +282,8 @@ class EmailEngineAccountFields(StrictSerializer):
                                                                 trim_whitespace=False)),
         max_length=20, required=False,
         help_text='[{"key", "value"}]: headers sent with the `webhooks` URL\'s requests '
-                  "(sealed; GET shows the values as \"******\", which written back keep them)")
+                  "(sealed; GET shows the values as \"******\", which written back keep them); "
+                  'a header without "value" has the empty value, as in EmailEngine')
 
     def to_internal_value(self, data):
         if isinstance(data, dict) and data.get("smtp") is False:
@@ -293,9 +296,10 @@ class EmailEngineAccountFields(StrictSerializer):
     def validate_webhooksCustomHeaders(self, value):
         headers = {}
         for item in value:
-            if set(item) != {"key", "value"}:
-                raise serializers.ValidationError('Each header is {"key": ..., "value": ...}')
-            headers[item["key"]] = item["value"]
+            if "key" not in item or not set(item) <= {"key", "value"}:
+                raise serializers.ValidationError(
+                    'Each header is {"key": ..., "value": ...} ("value" may be left out)')
+            headers[item["key"]] = item.get("value", "")  # EmailEngine's default: empty
         if len(headers) != len(value):
             raise serializers.ValidationError("A header is given twice")
         return validate_headers(headers)

@@ -68,3 +68,65 @@ def test_verify_account_takes_disable_imap4rev2_and_still_logs_in(alice, mail_us
                                  format="json")
     assert response.status_code == 200, response.json()
     assert response.json()["imap"]["success"] is True
+
+
+# --- imapIndexer: null, and a webhooksCustomHeaders item without value ---------------------
+
+
+def test_imap_indexer_null_on_create_is_unset(alice):
+    response = alice.client.post("/v1/account", ee_account(imapIndexer=None), format="json")
+    assert response.status_code == 200, response.json()
+    assert alice.client.get("/v1/account/example").json()["imapIndexer"] is None
+
+
+def test_imap_indexer_null_on_update_unsets_it(alice):
+    alice.client.post("/v1/account", ee_account(imapIndexer="fast"), format="json")
+    response = alice.client.put("/v1/account/example", {"imapIndexer": None}, format="json")
+    assert response.status_code == 200, response.json()
+    assert alice.client.get("/v1/account/example").json()["imapIndexer"] is None
+
+
+def test_imap_indexer_null_in_the_upsert_unsets_it(alice):
+    alice.client.post("/v1/account", ee_account(imapIndexer="fast"), format="json")
+    response = alice.client.post("/v1/account", ee_account(imapIndexer=None), format="json")
+    assert response.json()["state"] == "existing"
+    assert alice.client.get("/v1/account/example").json()["imapIndexer"] is None
+
+
+@pytest.fixture
+def private_hooks(settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+
+
+def _headers_of_the_account_hook(tenant) -> dict:
+    from webhooks import subscriptions
+    from webhooks.models import WebhookSubscription
+    [subscription] = WebhookSubscription.objects.filter(tenant=tenant)
+    return subscriptions.headers_of(subscription)
+
+
+def test_a_custom_header_without_value_has_the_empty_value(alice, private_hooks):
+    response = alice.client.post("/v1/account", ee_account(
+        webhooks="http://127.0.0.1:9/hook",
+        webhooksCustomHeaders=[{"key": "X-Tenant-Hook"}, {"key": "X-Tag", "value": "a"}]),
+        format="json")
+    assert response.status_code == 200, response.json()
+    assert _headers_of_the_account_hook(alice.tenant) == {"X-Tenant-Hook": "", "X-Tag": "a"}
+
+
+def test_a_custom_header_without_key_is_400_and_registers_nothing(alice, private_hooks):
+    response = alice.client.post("/v1/account", ee_account(
+        webhooks="http://127.0.0.1:9/hook", webhooksCustomHeaders=[{"value": "a"}]),
+        format="json")
+    assert response.status_code == 400
+    assert "webhooksCustomHeaders" in response.json()["details"], response.json()
+    assert not EmailAccount.objects.filter(account_id="example").exists()
+
+
+def test_a_custom_header_with_another_field_is_still_400(alice, private_hooks):
+    response = alice.client.post("/v1/account", ee_account(
+        webhooks="http://127.0.0.1:9/hook",
+        webhooksCustomHeaders=[{"key": "X-Tag", "value": "a", "colour": "blue"}]),
+        format="json")
+    assert response.status_code == 400
+    assert "webhooksCustomHeaders" in response.json()["details"], response.json()
