@@ -255,17 +255,21 @@ class EmailEngineAccountFields(StrictSerializer):
                   "written back keeps it (for the same scheme, host and port only)")
     subconnections = serializers.ListField(
         child=serializers.CharField(max_length=1024), max_length=100, required=False,
-        help_text="Accepted and echoed (every folder is followed here anyway)")
+        allow_null=True,
+        help_text="Accepted and echoed (every folder is followed here anyway); null unsets it")
     imapIndexer = serializers.ChoiceField(choices=["full", "fast"], required=False,
                                           allow_null=True,
                                           help_text="Accepted and echoed (the index is full); "
                                                     "null unsets it, as in EmailEngine")
+    # null unsets locale, tz, subconnections and imapIndexer: GET shows them null when unset,
+    # and a client that PUTs back what it read must not get a 400 for it.
     locale = serializers.CharField(
-        max_length=100, required=False, allow_blank=True,
-        help_text="Default language (BCP 47) of the quoted date in an inline reply or forward")
+        max_length=100, required=False, allow_blank=True, allow_null=True,
+        help_text="Default language (BCP 47) of the quoted date in an inline reply or forward; "
+                  "null unsets it")
     tz = serializers.CharField(
-        max_length=100, required=False, allow_blank=True,
-        help_text="Default time zone (IANA) of that date")
+        max_length=100, required=False, allow_blank=True, allow_null=True,
+        help_text="Default time zone (IANA) of that date; null unsets it")
     proxy = serializers.CharField(
         max_length=2048, required=False, allow_blank=True, allow_null=True,
         help_text="The proxy the account's IMAP and SMTP connections go through: socks5://, "

@@ -130,3 +130,56 @@ def test_a_custom_header_with_another_field_is_still_400(alice, private_hooks):
         format="json")
     assert response.status_code == 400
     assert "webhooksCustomHeaders" in response.json()["details"], response.json()
+
+
+# --- the round trip: what GET shows null, PUT takes as null ---------------------------------
+
+UNSET_AS_NULL = ("locale", "tz", "subconnections", "imapIndexer")
+
+
+@pytest.mark.parametrize("field", UNSET_AS_NULL)
+def test_get_shows_an_unset_field_as_null(alice, field):
+    alice.client.post("/v1/account", ee_account(), format="json")
+    assert alice.client.get("/v1/account/example").json()[field] is None
+
+
+@pytest.mark.parametrize("method", ["put", "post"])
+def test_null_written_back_is_taken_and_stays_unset(alice, method):
+    alice.client.post("/v1/account", ee_account(), format="json")
+    shown = alice.client.get("/v1/account/example").json()
+    nulls = {field: shown[field] for field in UNSET_AS_NULL}
+    if method == "put":
+        response = alice.client.put("/v1/account/example", nulls, format="json")
+    else:
+        response = alice.client.post("/v1/account", ee_account(**nulls), format="json")
+    assert response.status_code == 200, response.json()
+    again = alice.client.get("/v1/account/example").json()
+    assert {field: again[field] for field in UNSET_AS_NULL} == dict.fromkeys(UNSET_AS_NULL)
+
+
+def test_null_on_put_clears_what_was_set(alice):
+    alice.client.post("/v1/account", ee_account(locale="et", tz="Europe/Tallinn",
+                                                subconnections=["Sent"], imapIndexer="fast"),
+                      format="json")
+    response = alice.client.put("/v1/account/example", dict.fromkeys(UNSET_AS_NULL),
+                                format="json")
+    assert response.status_code == 200, response.json()
+    shown = alice.client.get("/v1/account/example").json()
+    assert {field: shown[field] for field in UNSET_AS_NULL} == dict.fromkeys(UNSET_AS_NULL)
+    options = EmailAccount.objects.get(account_id="example").ee_options
+    assert not set(options) & set(UNSET_AS_NULL), options
+
+
+def test_every_field_get_shows_that_put_takes_can_be_written_back(alice):
+    """A client of ours that PUTs back what it read (the fields PUT takes) gets 200 and
+    changes nothing it did not mean to."""
+    from accounts.api.serializers import AccountUpdateSerializer
+    alice.client.post("/v1/account", ee_account(), format="json")
+    shown = alice.client.get("/v1/account/example").json()
+    writable = set(AccountUpdateSerializer().fields)
+    body = {key: value for key, value in shown.items() if key in writable}
+    assert set(UNSET_AS_NULL) <= set(body)
+    response = alice.client.put("/v1/account/example", body, format="json")
+    assert response.status_code == 200, response.json()
+    assert alice.client.get("/v1/account/example").json() | {"updated": None} == \
+        shown | {"updated": None}
