@@ -791,7 +791,9 @@ class DraftSubmitView(SubmitBase):
                     "goes to Sent (unless `copy` is off) and the draft is removed. The "
                     "answer is the same as `submit`'s.")
     def post(self, request, account, id):  # noqa: A002
-        data = self.validated(DraftSubmitSerializer, request.data)
+        # EmailEngine's SubmitDraft body is nullable: a JSON null asks for nothing, as {} does.
+        body = {} if request.data is None else request.data
+        data = self.validated(DraftSubmitSerializer, body)
         return self.answer_once(request, lambda: self.queue(id, data))
 
     def queue(self, message_id: str, data: dict) -> dict:

@@ -141,3 +141,39 @@ def test_upload_takes_an_attachment_disposition_in_capitals(alice, account):
     assert response.status_code == 200, response.json()
     [attachment] = _uploaded(alice.client, response.json())["attachments"]
     assert attachment["contentType"] == "text/plain"
+
+
+# --- a draft submit with a JSON null body --------------------------------------------------
+
+
+@pytest.fixture
+def draft(alice, account):
+    response = _upload(alice.client, {
+        "flags": ["\\Draft"], "from": ME, "to": [{"address": "bob@example.test"}],
+        "subject": "Null body", "text": "Draft body", "messageId": "<null-body@example.test>"})
+    assert response.status_code == 200, response.json()
+    return response.json()
+
+
+def _submit_draft_raw(client, message_id, raw: str):
+    return client.post(f"/v1/account/box/message/{message_id}/submit", raw,
+                       content_type="application/json")
+
+
+def test_a_draft_submit_with_a_null_body_is_sent_as_with_an_empty_one(alice, draft, smtp_server):
+    response = _submit_draft_raw(alice.client, draft["id"], "null")
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["messageId"] == "<null-body@example.test>"
+    work_send_queue()
+    received = smtp_server.wait_for_messages(1)[0]
+    assert received.message["Subject"] == "Null body"
+    assert received.rcpt_tos == ["bob@example.test"]
+
+
+@pytest.mark.parametrize("raw", ["[]", "\"send\"", "false"])
+def test_a_draft_submit_body_of_another_type_is_still_400(alice, draft, raw):
+    response = _submit_draft_raw(alice.client, draft["id"], raw)
+
+    assert response.status_code == 400
+    assert alice.client.get("/v1/outbox").json()["total"] == 0
