@@ -148,8 +148,10 @@ def status(export: Export) -> dict:
     out = {"exportId": export.export_id, "status": export.status}
     if export.phase:
         out["phase"] = export.phase
+    # isEncrypted: EmailEngine's, true where its file is encrypted at rest (with a service
+    # secret). Ours is never: the ExportChunk rows hold the plain gzip bytes.
     out.update(folders=list(export.folders), startDate=iso(export.start_date),
-               endDate=iso(export.end_date), progress={
+               endDate=iso(export.end_date), isEncrypted=False, progress={
                    "foldersScanned": export.folders_scanned,
                    "foldersTotal": export.folders_total,
                    "messagesQueued": export.messages_queued,

@@ -69,6 +69,10 @@ class ExportStatusSerializer(serializers.Serializer):
     folders = serializers.ListField(child=serializers.CharField())
     startDate = serializers.CharField()
     endDate = serializers.CharField()
+    isEncrypted = serializers.BooleanField(
+        help_text="EmailEngine's: whether the file is encrypted at rest. Always false here: "
+                  "the file is kept as plain gzip in PostgreSQL, readable by whoever reads "
+                  "the database, until it expires or is deleted")
     progress = ExportProgressSerializer()
     created = serializers.CharField()
     expiresAt = serializers.CharField()

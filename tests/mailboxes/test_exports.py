@@ -234,6 +234,20 @@ def test_attachments_included_and_messages_over_the_size_limit_skipped(alice, sy
     assert progress["messagesSkipped"] == 1
 
 
+def test_is_encrypted_is_false_queued_and_completed_and_the_stored_file_is_plain_gzip(
+        alice, synced):
+    """EmailEngine's isEncrypted, answered truthfully: our file is not encrypted at rest."""
+    export_id = create(alice.client)
+    assert status_of(alice.client, export_id)["isEncrypted"] is False
+    work_export_queue()
+    done = status_of(alice.client, export_id)
+    assert (done["status"], done["isEncrypted"]) == ("completed", False)
+    export = Export.objects.get(export_id=export_id)
+    stored = b"".join(bytes(chunk.data) for chunk in
+                      ExportChunk.objects.filter(export=export).order_by("seq"))
+    assert b"February" in gzip.decompress(stored)
+
+
 def test_list_pages_newest_first_delete_and_the_concurrency_limit(alice, synced, settings):
     settings.EXPORT_MAX_CONCURRENT = 2
     first = create(alice.client)
