@@ -132,6 +132,7 @@ def _mailbox(listing: FolderListing) -> dict:
         "subscribed": listing.subscribed, "specialUse": listing.special_use or None,
         "specialUseSource": ("extension" if from_flag else "name") if listing.special_use
         else None,
+        "noInferiors": any(flag.lower() == "\\noinferiors" for flag in listing.flags),
     }
 
 

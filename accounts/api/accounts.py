@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from accounts import mail_hosts, mail_proxy, plans, services
 from accounts.api import serializers as s
+from accounts.api.verify_answer import with_status_codes
 from accounts.errors import AlreadyExists, ProxyUnavailable, UnknownOAuth2App
 from accounts.models import Credential, EmailAccount
 from accounts.oauth2 import connect, registered_apps
@@ -238,7 +239,7 @@ class VerifyAccountView(TenantScopedAPIView):
             smtp = replace(smtp, proxy=proxy) if smtp is not None else None
         result = verify(imap, smtp, timeout=settings.EMAILAPI_VERIFY_TIMEOUT,
                         list_mailboxes=data["mailboxes"])
-        return Response(result)
+        return Response(with_status_codes(result))
 
 
 class AccountActionView(TenantScopedAPIView):

@@ -876,6 +876,11 @@ class VerifyResultSerializer(serializers.Serializer):
                                   "ETIMEDOUT), as EmailEngine; else emailapiCode")
     responseText = serializers.CharField(required=False, help_text="The server's words")
     responseCode = serializers.IntegerField(required=False)
+    statusCode = serializers.IntegerField(
+        required=False, help_text="EmailEngine's HTTP-style status of the failure, only when "
+                                  "success is false: 401 credentials refused, 403 host not "
+                                  "allowed, 504 no answer in time, 502 any other failure of "
+                                  "the server or the way to it")
     reason = serializers.CharField(required=False, help_text="What failed, in our words")
     serverResponse = serializers.CharField(required=False,
                                            help_text="Ours: the IMAP server's whole answer")
@@ -897,6 +902,8 @@ class VerifyMailboxSerializer(serializers.Serializer):
     specialUseSource = serializers.ChoiceField(choices=["extension", "name"], allow_null=True,
                                                help_text="extension: the server's flag; "
                                                          "name: guessed from the name")
+    noInferiors = serializers.BooleanField(
+        help_text="The server says the folder can have no subfolders (\\Noinferiors)")
 
 
 @extend_schema_serializer(examples=[

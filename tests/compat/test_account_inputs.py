@@ -183,3 +183,38 @@ def test_every_field_get_shows_that_put_takes_can_be_written_back(alice):
     assert response.status_code == 200, response.json()
     assert alice.client.get("/v1/account/example").json() | {"updated": None} == \
         shown | {"updated": None}
+
+
+# --- verifyAccount: statusCode on a failed check, noInferiors on each folder ---------------
+
+
+def test_a_refused_login_carries_status_code_401_on_both_checks(alice, smtp_server, smtp_user):
+    imap = _imap_of(smtp_user)
+    imap["auth"] = {**imap["auth"], "pass": "wrong"}
+    smtp = smtp_server.smtp_settings(smtp_user.username, "wrong")
+    smtp["tls"] = {"rejectUnauthorized": False}
+    body = alice.client.post("/v1/verifyAccount", {"imap": imap, "smtp": smtp},
+                             format="json").json()
+    assert (body["imap"]["statusCode"], body["smtp"]["statusCode"]) == (401, 401)
+
+
+def test_a_refused_connection_carries_status_code_502(alice, mail_user):
+    from tests.servers.net import find_free_port
+    imap = _imap_of(mail_user, port=find_free_port())
+    body = alice.client.post("/v1/verifyAccount", {"imap": imap}, format="json").json()
+    assert (body["imap"]["success"], body["imap"]["statusCode"]) == (False, 502)
+
+
+def test_a_successful_check_has_no_status_code(alice, mail_user):
+    body = alice.client.post("/v1/verifyAccount", {"imap": _imap_of(mail_user)},
+                             format="json").json()
+    assert body["imap"] == {"success": True}
+
+
+def test_verified_mailboxes_carry_no_inferiors(alice, mail_user):
+    body = alice.client.post("/v1/verifyAccount", {"mailboxes": True,
+                                                   "imap": _imap_of(mail_user)},
+                             format="json").json()
+    assert {type(box["noInferiors"]) for box in body["mailboxes"]} == {bool}
+    inbox = next(box for box in body["mailboxes"] if box["path"] == "INBOX")
+    assert inbox["noInferiors"] is False
