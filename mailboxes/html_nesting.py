@@ -49,6 +49,9 @@ _TAG = re.compile(rf"<(/?)({_NAME})(?:{_ATTRIBUTE})*(>?)")
 # ">"). ``<![CDATA[`` is one of those too outside SVG and MathML (its section is handled apart).
 _NOT_A_TAG = r"<!--(?:-?>|.*?(?:--!?>|\Z))|<(?:!|\?|/(?![a-zA-Z]))[^>]*>?"
 _TOKEN = re.compile(rf"{_NOT_A_TAG}|{_TAG.pattern}", re.DOTALL)
+# The same reading for others (``html_text``): groups (closing "/", name, ">"), the name None for
+# what is no tag. Every "<" that starts one matches at once, so a pass over a text is linear.
+TOKENS = _TOKEN
 _CDATA = "<![CDATA["
 # Elements whose content the parser reads as text up to their own end tag (in HTML; inside SVG
 # or MathML the same names may hold markup, so their start tags still count).
