@@ -156,6 +156,10 @@ EMAILAPI_RATE_LIMIT = env_int("EMAILAPI_RATE_LIMIT", 6000, minimum=0)
 # Seconds a web process remembers an authenticated token (accounts/token_cache.py); a token
 # revoked through another process keeps working at most this long. 0 turns it off.
 EMAILAPI_TOKEN_CACHE_SECONDS = env_int("EMAILAPI_TOKEN_CACHE_SECONDS", 5, minimum=0)
+# Seconds a message's HTML may take to sanitize (webSafeHtml, the dashboard's message page,
+# notifyWebSafeHtml) in a helper process (mailboxes/sanitize_pool.py), and at most as long to
+# wait for a free helper; past it the helper is killed and the message's text is shown.
+HTML_SANITIZE_SECONDS = env_int("EMAILAPI_HTML_SANITIZE_SECONDS", 2, minimum=1)
 # Seconds that verifyAccount waits for each of IMAP and SMTP.
 EMAILAPI_VERIFY_TIMEOUT = env_int("EMAILAPI_VERIFY_TIMEOUT", 15, minimum=1)
 # IMAP/SMTP hosts on loopback, private, link-local, CGNAT, multicast or reserved addresses are
