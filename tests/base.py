@@ -110,3 +110,24 @@ def statements_naming(text: str) -> Iterator[list[str]]:
 
     with connection.execute_wrapper(wrapper):
         yield seen
+
+
+def side_connection(application_name: str):
+    """A PostgreSQL session of its own on the test database, beside Django's: it holds a row or
+    table lock while a test's real requests queue on it, so that a race is certain rather than
+    likely. The caller rolls it back and closes it."""
+    import psycopg
+
+    db = connection.settings_dict
+    return psycopg.connect(dbname=db["NAME"], user=db["USER"], password=db.get("PASSWORD") or None,
+                           host=db["HOST"], port=db["PORT"] or 5432,
+                           application_name=application_name)
+
+
+def sessions_waiting_on_a_lock() -> int:
+    """Other sessions of the test database now waiting for a lock (requests queued behind a
+    ``side_connection``'s)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
+        return cursor.fetchone()[0]

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import threading
 
-import psycopg
 import pytest
 from django.db import connection
 from django.test import Client
 
 from accounts.models import Membership, Tenant, User
-from tests.base import wait_for
+from tests.base import sessions_waiting_on_a_lock, side_connection, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,17 +25,8 @@ FORM = {"organization": "Acme Inc", "email": "owner@acme.test",
         "password": "correct-horse-battery-staple"}
 
 
-def sessions_waiting_on_a_lock() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                       "current_database() AND wait_event_type = 'Lock'")
-        return cursor.fetchone()[0]
-
-
 def test_a_sign_up_sent_twice_at_once_makes_one_organization_and_no_500():
-    db = connection.settings_dict
-    lock = psycopg.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"],
-                           port=db["PORT"] or 5432, application_name="test-signup-lock")
+    lock = side_connection("test-signup-lock")
     lock.execute("LOCK TABLE accounts_membership IN EXCLUSIVE MODE")
     answers: list[int] = []
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import threading
 
-import psycopg
 import pytest
 from django.db import connection
 from django.test import Client
 
 from accounts.models import Membership, User
-from tests.base import wait_for
+from tests.base import sessions_waiting_on_a_lock, side_connection, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,22 +27,13 @@ class RowLocks:
     """Our transaction holding the row locks of ``memberships``."""
 
     def __init__(self, memberships):
-        db = connection.settings_dict
-        self.conn = psycopg.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"],
-                                    port=db["PORT"] or 5432, application_name="test-team-lock")
+        self.conn = side_connection("test-team-lock")
         self.conn.execute("SELECT 1 FROM accounts_membership WHERE id = ANY(%s) FOR UPDATE",
                           [[m.pk for m in memberships]])
 
     def release(self) -> None:
         self.conn.rollback()
         self.conn.close()
-
-
-def sessions_waiting_on_a_lock() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                       "current_database() AND wait_event_type = 'Lock'")
-        return cursor.fetchone()[0]
 
 
 def owners(alice) -> list[Membership]:

@@ -9,29 +9,19 @@ from __future__ import annotations
 
 import threading
 
-import psycopg
 import pytest
 from django.db import connection
 
 from mailboxes.models import OutboxEntry
-from tests.base import api_client, wait_for
+from tests.base import api_client, sessions_waiting_on_a_lock, side_connection, wait_for
 from tests.mailboxes.sending_helpers import queue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def sessions_waiting_on_a_lock() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                       "current_database() AND wait_event_type = 'Lock'")
-        return cursor.fetchone()[0]
-
-
 def test_a_cancel_meeting_the_accounts_delete_is_not_found(alice, account):
     entry = queue(account)
-    db = connection.settings_dict
-    lock = psycopg.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"],
-                           port=db["PORT"] or 5432, application_name="test-outbox-lock")
+    lock = side_connection("test-outbox-lock")
     lock.execute("SELECT 1 FROM mailboxes_outboxentry WHERE id = %s FOR UPDATE", [entry.pk])
     answers: dict[str, int] = {}
 

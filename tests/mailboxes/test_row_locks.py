@@ -24,7 +24,7 @@ from accounts.models import EmailAccount
 from mailboxes.models import AccountHolder, Folder
 from mailboxes.sync import index
 from mailboxes.worker import holders
-from tests.base import wait_for
+from tests.base import sessions_waiting_on_a_lock, wait_for
 from tests.mailboxes.helpers import register
 
 pytestmark = [pytest.mark.django_db(transaction=True),
@@ -95,7 +95,7 @@ def test_a_takeover_in_flight_refuses_the_state_it_was_committing_against(alice,
                 AccountHolder.objects.filter(email_account_id=account.pk).update(worker_id="w2")
                 taking.set()
                 # Commit only once the first worker's write waits on the holder row.
-                wait_for(lambda: _waiting_on_a_lock() > 0, timeout=30)
+                wait_for(lambda: sessions_waiting_on_a_lock() > 0, timeout=30)
         finally:
             connection.close()
 
@@ -107,14 +107,6 @@ def test_a_takeover_in_flight_refuses_the_state_it_was_committing_against(alice,
         done.result(timeout=60)
     assert written is False
     assert EmailAccount.objects.get(pk=account.pk).state == EmailAccount.State.INIT
-
-
-def _waiting_on_a_lock() -> int:
-    """Other sessions of this database now waiting for a lock."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
-        return cursor.fetchone()[0]
 
 
 def test_a_sync_pass_locks_the_accounts_folder_rows(alice, mail_user):

@@ -21,7 +21,6 @@ import uuid
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 from django.db import OperationalError, connection
 from django.test import Client
@@ -31,7 +30,7 @@ from accounts import usage
 from accounts.models import EmailAccount
 from emailapi.lib.redis import get_redis
 from mailboxes import tracking, tracking_events, tracking_spool
-from tests.base import wait_for
+from tests.base import sessions_waiting_on_a_lock, side_connection, wait_for
 from tests.emailapi.db_faults import database_url, get
 from tests.servers.tcp_proxy import TcpProxy
 from tests.webhooks import conftest as webhook_fixtures
@@ -244,9 +243,7 @@ def test_a_dispatcher_process_killed_while_recording_a_spooled_fetch_loses_nothi
     records it, once."""
     fetch = _fetch(alice.tenant.pk)
     tracking_spool.keep(fetch.as_item())
-    db = connection.settings_dict
-    with psycopg.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"],
-                         port=db["PORT"] or 5432, application_name="test-lock") as other:
+    with side_connection("test-lock") as other:
         other.execute(f"LOCK TABLE {Event._meta.db_table} IN ACCESS EXCLUSIVE MODE")
         process = _spawn(settings, tmp_path / "dispatcher.log")
         try:
@@ -334,9 +331,7 @@ def test_a_fetch_spooled_though_its_commit_went_through_is_recorded_once(alice, 
 def test_a_drain_the_database_cannot_serve_keeps_the_fetch_for_the_next(alice, box):
     fetch = _fetch(alice.tenant.pk)
     tracking_spool.keep(fetch.as_item())
-    db = connection.settings_dict
-    with psycopg.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"],
-                         port=db["PORT"] or 5432, application_name="test-lock") as other:
+    with side_connection("test-lock") as other:
         other.execute(f"LOCK TABLE {Event._meta.db_table} IN ACCESS EXCLUSIVE MODE")
         with connection.cursor() as cursor:
             cursor.execute("SET statement_timeout = '300ms'")
@@ -360,7 +355,6 @@ def test_two_drainers_racing_on_one_fetch_record_it_once(alice, box, caplog):
     caplog.set_level(logging.INFO, logger="mailboxes.tracking_events")
     fetch = _fetch(alice.tenant.pk)
     tracking_spool.keep(fetch.as_item())
-    db = connection.settings_dict
     drained = []
 
     def drain():
@@ -369,14 +363,13 @@ def test_two_drainers_racing_on_one_fetch_record_it_once(alice, box, caplog):
         finally:
             connection.close()
 
-    with psycopg.connect(dbname=db["NAME"], user=db["USER"], host=db["HOST"],
-                         port=db["PORT"] or 5432, application_name="test-drainer") as other:
+    with side_connection("test-drainer") as other:
         other.execute(f"INSERT INTO {Event._meta.db_table} (id, tenant_id, account_id, event, "
                       "path, data, created_at) VALUES (%s, %s, 'box', 'trackOpen', '', '{}', "
                       "now())", [fetch.event_id, alice.tenant.pk])
         thread = threading.Thread(target=drain)
         thread.start()
-        wait_for(lambda: _waiting_on_a_lock() == 1, timeout=30)
+        wait_for(lambda: sessions_waiting_on_a_lock() == 1, timeout=30)
         other.commit()
         thread.join(30)
     assert drained == [1]
@@ -384,13 +377,6 @@ def test_two_drainers_racing_on_one_fetch_record_it_once(alice, box, caplog):
     assert _repeats(caplog) == [
         f"tracking spool: trackOpen of {MESSAGE_ID}, account box of tenant {alice.tenant.pk} "
         f"({fetch.event_id}) recorded already by another drainer"]
-
-
-def _waiting_on_a_lock() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND wait_event_type = 'Lock'")
-        return cursor.fetchone()[0]
 
 
 def test_an_account_deleted_meanwhile_records_nothing(alice, box):
