@@ -99,7 +99,7 @@ def send_entry(entry_id: int) -> str:
         route = route_of(entry)
         response, rejected = transmit(entry, route)
     except SendFailure as failure:
-        _note_gateway(entry, failure)
+        _note_gateway(entry, failure, route)
         return _after_failure(entry, failure, route)
     except Exception as exc:  # noqa: BLE001 - a fault of ours: retried like a transient one
         logger.exception("outbox %s: attempt %d crashed", entry.queue_id, entry.attempts)
@@ -122,7 +122,8 @@ def route_of(entry: OutboxEntry) -> local_address.Route:
     return replace(route, proxy=shown) if shown else route
 
 
-def _note_gateway(entry: OutboxEntry, failure: SendFailure | None) -> None:
+def _note_gateway(entry: OutboxEntry, failure: SendFailure | None,
+                  route: local_address.Route | None = None) -> None:
     """Count a send through a gateway, or keep its error (best effort: the entry's own record
     is what matters, and it comes next)."""
     if not entry.gateway:
@@ -131,10 +132,15 @@ def _note_gateway(entry: OutboxEntry, failure: SendFailure | None) -> None:
         if failure is None:
             gateways.record_delivery(entry.tenant_id, entry.gateway)
         else:
-            gateways.record_failure(entry.tenant_id, entry.gateway, failure.as_dict())
+            gateways.record_failure(entry.tenant_id, entry.gateway,
+                                    failure.record(_routing(route)))
     except DB_FAULTS:
         logger.warning("outbox %s: gateway %r's counters not updated", entry.queue_id,
                        entry.gateway)
+
+
+def _routing(route: local_address.Route | None) -> dict | None:
+    return route.network_routing() if route is not None else None
 
 
 def _after_accepted(entry: OutboxEntry, response: str, rejected: dict[str, str],
@@ -201,10 +207,8 @@ def _drop_connection() -> None:
 
 def _after_failure(entry: OutboxEntry, failure: SendFailure,
                    route: local_address.Route | None = None) -> str:
-    error = failure.as_dict()
-    if failure.command:  # kept with the entry for its events (a gateway's error goes without)
-        error["command"] = failure.command
-    routing = route.network_routing() if route is not None else None
+    routing = _routing(route)
+    error = failure.record(routing)  # the command kept for the entry's events
     if failure.is_permanent(entry.attempts) or entry.attempts >= entry.max_attempts:
         outbox.mark_failed(entry, error, network_routing=routing)
         logger.info("outbox %s failed after %d attempts: %s", entry.queue_id, entry.attempts,
@@ -220,6 +224,8 @@ def _after_failure(entry: OutboxEntry, failure: SendFailure,
 
 # ``SendFailure.command`` of a failure to get a session at all (nodemailer's word for it).
 CONNECT = "CONN"
+# ... and of a refused login (nodemailer names the mechanism too, "AUTH PLAIN").
+AUTH = "AUTH"
 CONNECT_FAILURES = (smtp.SmtpConnectFailed, smtp.SmtpTlsFailed, smtp.SmtpTimeout)
 
 
@@ -246,6 +252,17 @@ class SendFailure(Exception):
 
     def as_dict(self) -> dict:
         return {"error": self.message, "code": self.code, "responseCode": self.response_code}
+
+    def record(self, network_routing: dict | None = None) -> dict:
+        """What an entry and a gateway keep of it: ``as_dict`` with the refused ``command``
+        and the local address it went out from, when there is one of each (EmailEngine
+        shows both in ``progress.error``, a gateway's ``lastError``, ``smtpStatus``)."""
+        out = self.as_dict()
+        if self.command:
+            out["command"] = self.command
+        if network_routing:
+            out["networkRouting"] = network_routing
+        return out
 
 
 def transmit(entry: OutboxEntry,
@@ -281,7 +298,8 @@ def transmit(entry: OutboxEntry,
         client = smtp.connect(smtp_settings)
     except smtp.SmtpAuthenticationFailed as exc:
         raise SendFailure(describe(exc), exc.code, exc.response_code, auth=True,
-                          permanent=not _is_transient_code(exc.response_code)) from None
+                          permanent=not _is_transient_code(exc.response_code),
+                          command=AUTH) from None
     except smtp.SmtpError as exc:
         raise SendFailure(describe(exc), exc.code, exc.response_code,
                           permanent=_is_permanent_code(exc.response_code),

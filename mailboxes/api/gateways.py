@@ -14,7 +14,7 @@ from accounts.credentials import MASK
 from emailapi.api.pagination import PageQuerySerializer, paginate
 from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import TenantScopedAPIView
-from mailboxes import gateways
+from mailboxes import gateways, smtp_status
 from mailboxes.errors import GatewayNotFound
 from mailboxes.message_fields import iso
 from mailboxes.models import SmtpGateway
@@ -71,10 +71,25 @@ class GatewayCreateSerializer(GatewayUpdateSerializer):
 
 
 class GatewayErrorSerializer(serializers.Serializer):
-    error = serializers.CharField()
+    """Ours (``error``, ``time``) and EmailEngine's GatewayErrorEntry side by side
+    (``mailboxes.smtp_status.error_entry``); ``code`` and ``responseCode`` are both's."""
+
+    error = serializers.CharField(help_text="Ours: what failed, in words")
     code = serializers.CharField(allow_null=True, required=False)
     responseCode = serializers.IntegerField(allow_null=True, required=False)
-    time = serializers.CharField()
+    time = serializers.CharField(help_text="Ours: when, ISO 8601")
+    created = serializers.IntegerField(allow_null=True,
+                                       help_text="EmailEngine's: when, ms since the epoch")
+    status = serializers.ChoiceField(choices=["error"])
+    response = serializers.CharField(allow_null=True,
+                                     help_text="The server's reply, else our words")
+    description = serializers.CharField(allow_null=True, help_text="In words")
+    command = serializers.CharField(allow_null=True,
+                                    help_text="The SMTP command refused (MAIL FROM, RCPT TO, "
+                                              "DATA, AUTH) or CONN (no session); null when "
+                                              "not known (errors kept before it was)")
+    networkRouting = serializers.JSONField(allow_null=True,
+                                           help_text="The local address it went out from")
 
 
 class GatewayItemSerializer(serializers.Serializer):
@@ -118,7 +133,14 @@ class GatewayDeletedSerializer(serializers.Serializer):
 def _item(gateway: SmtpGateway) -> dict:
     return {"gateway": gateway.gateway_id, "name": gateway.name,
             "deliveries": gateway.deliveries, "lastUse": iso(gateway.last_use),
-            "lastError": gateway.last_error}
+            "lastError": _last_error(gateway.last_error)}
+
+
+def _last_error(stored: dict | None) -> dict | None:
+    """The stored error with EmailEngine's GatewayErrorEntry names beside ours."""
+    if not stored:
+        return None
+    return {**smtp_status.error_entry(stored, stored.get("time")), **stored}
 
 
 def _detail(gateway: SmtpGateway) -> dict:

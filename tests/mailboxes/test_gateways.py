@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
+from mailboxes import smtp_status
 from mailboxes.models import OutboxEntry, SmtpGateway
 from tests.mailboxes.helpers import register
 from tests.mailboxes.sending_helpers import b64, raw_message, sync, work_send_queue
@@ -157,6 +158,38 @@ def test_a_failed_send_through_a_gateway_is_its_last_error(alice, dead_smtp_acco
     assert shown["deliveries"] == 0
     assert shown["lastError"]["responseCode"] == 535
     assert "wrong" not in str(shown)
+
+
+def test_a_gateways_last_error_has_emailengines_names_beside_ours(alice, dead_smtp_account,
+                                                                  smtp_server, smtp_user):
+    alice.client.post("/v1/gateway", _gateway_body(smtp_server, smtp_user, **{"pass": "wrong"}),
+                      format="json")
+    alice.client.post("/v1/account/box/submit", {
+        "raw": b64(raw_message()), "gateway": "relay", "deliveryAttempts": 0}, format="json")
+    work_send_queue()
+    error = alice.client.get("/v1/gateway/relay").json()["lastError"]
+    listed = alice.client.get("/v1/gateways").json()["gateways"][0]["lastError"]
+    assert listed == error
+    assert error["status"] == "error"
+    assert error["response"].startswith("535")
+    assert error["description"] == error["error"]
+    assert error["command"] == "AUTH"
+    assert error["networkRouting"] is None
+    stored = SmtpGateway.objects.get(gateway_id="relay").last_error
+    assert error["created"] == smtp_status.epoch_ms(stored["time"])
+    assert isinstance(error["created"], int)
+    assert error["time"] == stored["time"]
+
+
+def test_an_error_kept_before_the_command_was_shows_null_for_it(alice, smtp_server, smtp_user):
+    alice.client.post("/v1/gateway", _gateway_body(smtp_server, smtp_user), format="json")
+    SmtpGateway.objects.filter(gateway_id="relay").update(last_error={
+        "error": "Connection refused", "code": "ConnectionError", "responseCode": None,
+        "time": "2026-01-02T03:04:05.678000Z"})
+    error = alice.client.get("/v1/gateway/relay").json()["lastError"]
+    assert error["created"] == 1767323045678
+    assert error["command"] is None
+    assert error["response"] == "Connection refused"
 
 
 def test_a_gateway_moved_to_another_host_needs_a_password_of_its_own(alice, smtp_server,
