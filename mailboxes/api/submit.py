@@ -46,6 +46,7 @@ from mailboxes import (
     local_address,
     outbox,
     sending,
+    smtp_status,
     templates,
     tracking,
 )
@@ -485,8 +486,28 @@ class OutboxErrorSerializer(serializers.Serializer):
     responseCode = serializers.IntegerField(allow_null=True)
 
 
+class ProgressErrorSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text="What failed: the server's reply, else our words")
+    code = serializers.CharField(allow_null=True)
+    statusCode = serializers.IntegerField(allow_null=True, help_text="The SMTP reply code")
+    networkRouting = serializers.JSONField(required=False,
+                                           help_text="The local address it went out from")
+
+
 class ProgressSerializer(serializers.Serializer):
+    """EmailEngine's ``progress``: the status in its words (plus our ``cancelled``), the
+    server's answer once sent, the last failed attempt's error while one is kept."""
+
     status = serializers.ChoiceField(choices=sorted(set(PROGRESS.values())))
+    response = serializers.CharField(required=False,
+                                     help_text="Once submitted: the server's answer to DATA")
+    messageId = serializers.CharField(required=False, help_text="Once submitted")
+    originalMessageId = serializers.CharField(
+        required=False, help_text="Once submitted: the Message-ID asked for (the same here: "
+                                  "an SMTP server does not rewrite it)")
+    error = ProgressErrorSerializer(
+        required=False, help_text="The last failed attempt (also while queued for a retry); "
+                                  "`lastError` is the same in our names")
 
 
 class SentCopySerializer(serializers.Serializer):
@@ -517,17 +538,42 @@ class OutboxEntrySerializer(serializers.Serializer):
                                      help_text="The server's answer to DATA once sent")
     sent = serializers.DateTimeField(source="sent_at", allow_null=True)
     sentCopy = SentCopySerializer(source="sent_copy", allow_null=True)
+    gateway = serializers.SerializerMethodField(help_text="The gateway it goes through, or null")
+    localAddress = serializers.SerializerMethodField(help_text="The local address asked, or null")
+    proxy = serializers.SerializerMethodField(
+        help_text="The proxy asked for this send (its password shown as ******), or null")
+
+    def get_gateway(self, obj) -> str | None:
+        return obj.gateway or None
+
+    def get_localAddress(self, obj) -> str | None:
+        return obj.local_address or None
+
+    def get_proxy(self, obj) -> str | None:
+        return obj.proxy or None  # stored masked
 
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, obj) -> dict:
-        return {"status": PROGRESS[obj.state]}
+        progress = {"status": PROGRESS[obj.state]}
+        if obj.state == OutboxEntry.State.SENT:
+            progress.update(response=obj.response, messageId=obj.message_id,
+                            originalMessageId=obj.message_id)
+        else:
+            error = smtp_status.progress_error(obj.last_error)
+            if error is not None:
+                progress["error"] = error
+        return progress
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
+    @extend_schema_field({"oneOf": [{"type": "string", "format": "date-time"},
+                                    {"type": "boolean", "enum": [False]}], "nullable": True})
     def get_nextAttempt(self, obj):
-        """When a queued entry is tried next; null once it is being sent or finished."""
-        if obj.state != OutboxEntry.State.QUEUED:
-            return None
-        return serializers.DateTimeField().to_representation(obj.next_attempt_at)
+        """When a queued entry is tried next; false once no attempt is left (failed or
+        cancelled), as EmailEngine's; null while one is being made or once sent."""
+        if obj.state == OutboxEntry.State.QUEUED:
+            return serializers.DateTimeField().to_representation(obj.next_attempt_at)
+        if obj.state in (OutboxEntry.State.FAILED, OutboxEntry.State.CANCELLED):
+            return False
+        return None
 
 
 class OutboxListSerializer(serializers.Serializer):

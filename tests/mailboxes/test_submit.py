@@ -55,8 +55,11 @@ def test_a_plain_send_arrives_with_its_headers_and_envelope_and_lands_in_sent(
     assert [m["messageId"] for m in listed] == [body["messageId"]]
     entry = alice.client.get(f"/v1/outbox/{body['queueId']}").json()
     assert entry["state"] == "sent"
-    assert entry["progress"] == {"status": "submitted"}
+    assert entry["progress"] == {"status": "submitted", "response": entry["response"],
+                                 "messageId": body["messageId"],
+                                 "originalMessageId": body["messageId"]}
     assert entry["response"].startswith("250 ")
+    assert entry["nextAttempt"] is None
     assert entry["attemptsMade"] == 1
     assert entry["sentCopy"]["id"] == listed[0]["id"]
     [sent] = events_of(account, "messageSent")
@@ -421,3 +424,50 @@ def test_an_unknown_sent_mail_path_is_404_and_queues_nothing(alice, account):
     response = _submit(alice.client, {"raw": b64(raw_message()), "sentMailPath": "Nowhere"})
     assert (response.status_code, response.json()["code"]) == (404, "FolderNotFound")
     assert not OutboxEntry.objects.exists()
+
+
+def test_a_refused_send_shows_emailengines_progress_error_and_no_next_attempt(
+        alice, account, smtp_server):
+    smtp_server.refuse_always("550 5.7.1 Relaying denied", stage="rcpt")
+    queue_id = _submit(alice.client, {"raw": b64(raw_message())}).json()["queueId"]
+    work_send_queue()
+
+    entry = alice.client.get(f"/v1/outbox/{queue_id}").json()
+
+    assert entry["state"] == "failed"
+    assert entry["progress"] == {"status": "error", "error": {
+        "message": "550 5.7.1 Relaying denied", "code": "SmtpRefused", "statusCode": 550}}
+    assert entry["nextAttempt"] is False
+    assert entry["lastError"] == {"error": "550 5.7.1 Relaying denied", "code": "SmtpRefused",
+                                  "responseCode": 550}
+    listed = alice.client.get("/v1/outbox?state=failed").json()["messages"]
+    assert [item["progress"] for item in listed] == [entry["progress"]]
+
+
+def test_a_deferred_send_waiting_for_its_retry_shows_the_error_and_when(
+        alice, account, smtp_server):
+    smtp_server.refuse_always("451 4.3.0 Try again later", stage="rcpt")
+    queue_id = _submit(alice.client, {"raw": b64(raw_message())}).json()["queueId"]
+    work_send_queue()
+
+    entry = alice.client.get(f"/v1/outbox/{queue_id}").json()
+
+    assert entry["state"] == "queued"
+    assert entry["progress"]["status"] == "queued"
+    assert entry["progress"]["error"]["statusCode"] == 451
+    next_attempt = datetime.fromisoformat(entry["nextAttempt"].replace("Z", "+00:00"))
+    assert next_attempt > datetime.now(timezone.utc)
+    assert entry["gateway"] is None
+    assert entry["localAddress"] is None
+    assert entry["proxy"] is None
+
+
+def test_a_cancelled_entry_has_no_next_attempt(alice, account, smtp_server):
+    queue_id = _submit(alice.client, {"raw": b64(raw_message()),
+                                      "sendAt": "2099-01-01T10:00:00Z"}).json()["queueId"]
+    alice.client.delete(f"/v1/outbox/{queue_id}")
+
+    entry = alice.client.get(f"/v1/outbox/{queue_id}").json()
+
+    assert entry["progress"] == {"status": "cancelled"}
+    assert entry["nextAttempt"] is False
