@@ -187,6 +187,8 @@ class EmailAccount(models.Model):
         CONNECT_ERROR = "connectError"
         DISCONNECTED = "disconnected"
         PAUSED = "paused"
+        # EmailEngine's: no IMAP settings, the account only sends (``imap: false``).
+        UNSET = "unset"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="email_accounts")
     account_id = models.CharField(max_length=256)  # the customer's id (EmailEngine's "account")

@@ -258,7 +258,8 @@ def register_account(tenant: Tenant, data: dict[str, Any]) -> EmailAccount:
                 watch_folders=list(data.get("watchFolders") or []),
                 copy=data.get("copy", True),
                 paused=bool(disabled),
-                state=EmailAccount.State.PAUSED if disabled else EmailAccount.State.INIT,
+                state=EmailAccount.State.PAUSED if disabled else
+                EmailAccount.State.INIT if imap is not None else EmailAccount.State.UNSET,
             )
             _apply_emailengine_fields(account, data)
             account.save(force_insert=True)
@@ -321,6 +322,8 @@ def _update_settings(account: EmailAccount, data: dict[str, Any]) -> EmailAccoun
             if section not in data:
                 continue
             public, found = _split_secrets(data[section])
+            if section == "imap":
+                _follow_imap_presence(account, public is not None)
             if public is None:
                 setattr(account, section, None)
                 Credential.objects.filter(
@@ -351,6 +354,19 @@ def _update_settings(account: EmailAccount, data: dict[str, Any]) -> EmailAccoun
     if changed_connection:
         announce(account, "updated")
     return account
+
+
+def _follow_imap_presence(account: EmailAccount, has_imap: bool) -> None:
+    """A send-only account (EmailEngine's ``imap: false``) is ``unset``: no worker holds it
+    (``mailboxes.worker.eligible``). Given IMAP again it starts over at ``init`` for a worker
+    to claim; a paused one stays paused."""
+    state = EmailAccount.State
+    if not has_imap and account.state != state.UNSET:
+        account.state, account.state_changed_at = state.UNSET, timezone.now()
+        account.last_error = None
+    elif has_imap and account.state == state.UNSET:
+        account.state = state.PAUSED if account.paused else state.INIT
+        account.state_changed_at = timezone.now()
 
 
 def delete_account(account: EmailAccount, revoke: bool = False,

@@ -165,12 +165,14 @@ def pause(account: EmailAccount) -> None:
 
 
 def resume(account: EmailAccount) -> None:
-    """The user resumed a paused mailbox: it starts over from ``init``."""
+    """The user resumed a paused mailbox: it starts over from ``init`` (a send-only one is
+    ``unset`` again: no worker will take it)."""
     now = timezone.now()
     if account.paused:
+        to = State.INIT if account.imap else State.UNSET
         EmailAccount.objects.filter(pk=account.pk).update(
-            paused=False, state=State.INIT, state_changed_at=now)
-        account.paused, account.state, account.state_changed_at = False, State.INIT, now
+            paused=False, state=to, state_changed_at=now)
+        account.paused, account.state, account.state_changed_at = False, to, now
 
 
 def pause_all(pks: Iterable[int]) -> None:
@@ -182,8 +184,10 @@ def pause_all(pks: Iterable[int]) -> None:
 
 def resume_all(pks: Iterable[int]) -> None:
     """The tenant started again: those of its mailboxes that show ``paused`` start over."""
-    EmailAccount.objects.filter(pk__in=list(pks), state=State.PAUSED).update(
-        state=State.INIT, state_changed_at=timezone.now())
+    paused = EmailAccount.objects.filter(pk__in=list(pks), state=State.PAUSED)
+    now = timezone.now()
+    paused.filter(imap__isnull=True).update(state=State.UNSET, state_changed_at=now)
+    paused.update(state=State.INIT, state_changed_at=now)
 
 
 def disconnect_unheld(accounts: QuerySet, since: datetime) -> int:

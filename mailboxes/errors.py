@@ -334,6 +334,21 @@ class IdempotencyKeyInUse(Conflict):
                          "retry in a moment", {"key": key[:80]})
 
 
+class SendOnlyAccount(Conflict):
+    """A mail read or write on an account without IMAP (EmailEngine's ``imap: false``): it
+    has no folders or messages here. EmailEngine answers 503 ``NotSyncing``, a "try later"
+    that never comes true for such an account; the condition lasts until IMAP is given."""
+
+    code = "SendOnlyAccount"
+    ee_code = "NotSyncing"
+
+    def __init__(self, account_id: str):
+        super().__init__(
+            f"Account {account_id!r} only sends: it has no IMAP settings, so no folders or "
+            "messages to read or change. Give it `imap` (PUT /v1/account/{account}) to use "
+            "its mailbox", {"state": "unset"})
+
+
 class QueueEntryNotCancellable(Conflict):
     code = "QueueEntryNotCancellable"
 

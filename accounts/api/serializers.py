@@ -290,9 +290,22 @@ class EmailEngineAccountFields(StrictSerializer):
                   'a header without "value" has the empty value, as in EmailEngine')
 
     def to_internal_value(self, data):
-        if isinstance(data, dict) and data.get("smtp") is False:
-            data = {**data, "smtp": None}  # EmailEngine's "no SMTP"
+        if isinstance(data, dict):  # EmailEngine's "no SMTP", "no IMAP" (a send-only account)
+            data = {**data, **{key: None for key in ("imap", "smtp") if data.get(key) is False}}
         return super().to_internal_value(data)
+
+    def _check_send_only(self, attrs: dict, oauth2: bool, smtp: dict | None) -> None:
+        """``imap: false`` (or null) leaves an account that only sends: refused where it
+        could do nothing (no SMTP either) or would contradict its OAuth2 app (the app's
+        tokens are for its IMAP server; the worker keeps such a mailbox in sync)."""
+        if "imap" not in attrs or attrs["imap"] is not None:
+            return
+        if oauth2:
+            raise serializers.ValidationError({"imap": [
+                "An OAuth2 mailbox keeps its app's IMAP server: imap cannot be false"]})
+        if not smtp:
+            raise serializers.ValidationError({"imap": [
+                "imap: false makes a send-only account, which needs smtp settings"]})
 
     def validate_copy(self, value):
         return True if value is None else value
@@ -407,8 +420,11 @@ class AccountCreateSerializer(EmailEngineAccountFields):
     )
     name = serializers.CharField(max_length=256, required=False, allow_blank=True)
     email = serializers.EmailField(max_length=320, required=False, allow_blank=True)
-    imap = ImapServerSerializer(required=False,
-                                help_text="Required unless `oauth2` is given (then the app's)")
+    imap = ImapServerSerializer(
+        required=False, allow_null=True,
+        help_text="Required unless `oauth2` is given (then the app's) or the account only "
+                  "sends: `false` (EmailEngine's), null or left out with `smtp` given "
+                  "registers a send-only account (type `sending`, state `unset`)")
     smtp = ServerSerializer(required=False, allow_null=True)
     oauth2 = OAuth2RegistrationSerializer(required=False)
     copy = serializers.BooleanField(
@@ -441,7 +457,11 @@ class AccountCreateSerializer(EmailEngineAccountFields):
                         "Not taken with authorize: the sign-in gets the tokens"]})
             return attrs
         if "imap" not in attrs and "oauth2" not in attrs:
-            raise serializers.ValidationError({"imap": ["This field is required."]})
+            if not attrs.get("smtp"):
+                raise serializers.ValidationError({"imap": [
+                    "This field is required (or smtp alone, for a send-only account)"]})
+            attrs["imap"] = None  # EmailEngine's SMTP-only account
+        self._check_send_only(attrs, "oauth2" in attrs, attrs.get("smtp"))
         return attrs
 
 
@@ -452,7 +472,10 @@ class AccountUpdateSerializer(EmailEngineAccountFields):
                                     help_text="Must equal the account in the URL if given")
     name = serializers.CharField(max_length=256, required=False, allow_blank=True)
     email = serializers.EmailField(max_length=320, required=False, allow_blank=True)
-    imap = ImapServerSerializer(required=False)
+    imap = ImapServerSerializer(
+        required=False, allow_null=True,
+        help_text="`false` (EmailEngine's) or null: the account stops using IMAP and only "
+                  "sends (its IMAP settings and password go; give `imap` again to resume)")
     smtp = ServerSerializer(required=False, allow_null=True)
     copy = serializers.BooleanField(
         required=False, allow_null=True,
@@ -463,6 +486,13 @@ class AccountUpdateSerializer(EmailEngineAccountFields):
         max_length=1, required=False,
         help_text="The folder kept in IDLE for instant notices (default [\"INBOX\"]); other "
                   "folders are followed through NOTIFY where the server has it, else polled")
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        account = self.context["account"]
+        self._check_send_only(attrs, bool(account.oauth2),
+                              attrs["smtp"] if "smtp" in attrs else account.smtp)
+        return attrs
 
     def validate_account(self, value):
         if value != self.context["account"].account_id:
@@ -813,9 +843,8 @@ class AccountListSerializer(serializers.Serializer):
 
 class AccountListQuerySerializer(PageQuerySerializer):
     state = serializers.ChoiceField(
-        choices=[*EmailAccount.State.values, "unset"], required=False,
-        help_text="Only accounts in this state (EmailEngine's `unset`, no IMAP settings, "
-                  "matches none here: every mailbox has them)")
+        choices=EmailAccount.State.values, required=False,
+        help_text="Only accounts in this state (`unset`: send-only accounts, without IMAP)")
     query = serializers.CharField(max_length=256, required=False,
                                   help_text="Substring of account id, name or email")
 

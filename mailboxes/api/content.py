@@ -18,9 +18,10 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.response import Response
 
 from emailapi.api.asgi_handler import close_when_request_ends
-from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
+from emailapi.api.views import ACCOUNT_PARAM
 from mailboxes import reading
 from mailboxes.api import serializers as s
+from mailboxes.api.mail_views import MailboxAPIView
 from mailboxes.api.messages import MESSAGE_PARAM
 
 TEXT_PARAM = OpenApiParameter("text", str, OpenApiParameter.PATH,
@@ -31,7 +32,7 @@ _END = object()
 SOURCE_DISPOSITION = "attachment; filename=message.eml"
 
 
-class MessageSourceView(TenantScopedAPIView):
+class MessageSourceView(MailboxAPIView):
     @extend_schema(operation_id="getMessageSource", tags=["Message"],
                    parameters=[ACCOUNT_PARAM, MESSAGE_PARAM],
                    responses={(200, "message/rfc822"): OpenApiResponse(OpenApiTypes.BINARY)},
@@ -45,7 +46,7 @@ class MessageSourceView(TenantScopedAPIView):
         return response
 
 
-class AttachmentView(TenantScopedAPIView):
+class AttachmentView(MailboxAPIView):
     @extend_schema(operation_id="getAttachment", tags=["Message"],
                    parameters=[ACCOUNT_PARAM, ATTACHMENT_PARAM],
                    responses={(200, "*/*"): OpenApiResponse(OpenApiTypes.BINARY)},
@@ -58,7 +59,7 @@ class AttachmentView(TenantScopedAPIView):
         return stream_download(request, download, attachment=True)
 
 
-class TextView(TenantScopedAPIView):
+class TextView(MailboxAPIView):
     @extend_schema(operation_id="getMessageText", tags=["Message"],
                    parameters=[ACCOUNT_PARAM, TEXT_PARAM, s.TextQuerySerializer],
                    responses={200: s.TextContentSerializer}, summary="Get a message's text",

@@ -18,6 +18,7 @@ from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
 from mailboxes import exports
 from mailboxes.api.compose_serializer import OneOrListField
+from mailboxes.api.mail_views import MailboxAPIView
 
 TAGS = ["Export"]
 EXPORT_PARAM = OpenApiParameter("exportId", str, OpenApiParameter.PATH,
@@ -97,7 +98,7 @@ class ExportDeletedSerializer(serializers.Serializer):
     deleted = serializers.BooleanField()
 
 
-class ExportCreateView(TenantScopedAPIView):
+class ExportCreateView(MailboxAPIView):
     @extend_schema(operation_id="createExport", tags=TAGS, parameters=[ACCOUNT_PARAM],
                    request=ExportRequestSerializer, responses={200: ExportCreatedSerializer},
                    summary="Create export",

@@ -9,8 +9,9 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
-from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
+from emailapi.api.views import ACCOUNT_PARAM
 from mailboxes import folder_writes, listing, special_use
+from mailboxes.api.mail_views import MailboxAPIView
 from mailboxes.command_pool import pool
 from mailboxes.imap.folder_ops import WILDCARDS
 
@@ -153,7 +154,7 @@ class MailboxListSerializer(serializers.Serializer):
 # --- views ----------------------------------------------------------------------------------
 
 
-class MailboxListView(TenantScopedAPIView):
+class MailboxListView(MailboxAPIView):
     @extend_schema(operation_id="listMailboxes", tags=["Mailbox"],
                    parameters=[ACCOUNT_PARAM, MailboxesQuerySerializer],
                    responses={200: MailboxListSerializer}, summary="List folders",
@@ -180,7 +181,7 @@ class MailboxListView(TenantScopedAPIView):
         return Response({"mailboxes": summaries})
 
 
-class MailboxView(TenantScopedAPIView):
+class MailboxView(MailboxAPIView):
     @extend_schema(operation_id="createMailbox", tags=["Mailbox"], parameters=[ACCOUNT_PARAM],
                    request=CreateFolderSerializer, responses={200: FolderCreatedSerializer},
                    summary="Create a folder",

@@ -13,10 +13,11 @@ from rest_framework.response import Response
 
 from accounts.api.permissions import true_option
 from emailapi.api.serializers import QuerySerializer, StrictSerializer
-from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
+from emailapi.api.views import ACCOUNT_PARAM
 from mailboxes import listing, message_writes, reading, uploading
 from mailboxes.api import serializers as s
 from mailboxes.api.compose_serializer import MessageFieldsSerializer
+from mailboxes.api.mail_views import MailboxAPIView
 from mailboxes.api.search_serializer import SearchCriteriaSerializer
 
 MESSAGE_PARAM = OpenApiParameter(
@@ -206,7 +207,7 @@ class UploadedSerializer(serializers.Serializer):
 # --- views ----------------------------------------------------------------------------------
 
 
-class MessageListView(TenantScopedAPIView):
+class MessageListView(MailboxAPIView):
     """``GET`` (the listing) and ``PUT`` (flags of many) of ``account/{account}/messages``."""
 
     @extend_schema(operation_id="listMessages", tags=TAGS,
@@ -235,7 +236,7 @@ class MessageListView(TenantScopedAPIView):
                                                    body["update"].get("labels")))
 
 
-class MessageView(TenantScopedAPIView):
+class MessageView(MailboxAPIView):
     """``GET``, ``PUT`` (flags) and ``DELETE`` of ``account/{account}/message/{id}``."""
 
     def request_writes(self, request) -> str | None:
@@ -300,7 +301,7 @@ def _transfer(view, request, id: str, keep_source: bool) -> Response:  # noqa: A
                                                     keep_source))
 
 
-class MessageMoveView(TenantScopedAPIView):
+class MessageMoveView(MailboxAPIView):
     @extend_schema(operation_id="moveMessage", tags=TAGS, request=MoveSerializer,
                    parameters=[ACCOUNT_PARAM], responses={200: MoveResultSerializer},
                    summary="Move a message",
@@ -310,7 +311,7 @@ class MessageMoveView(TenantScopedAPIView):
         return _transfer(self, request, id, keep_source=False)
 
 
-class MessageCopyView(TenantScopedAPIView):
+class MessageCopyView(MailboxAPIView):
     @extend_schema(operation_id="copyMessage", tags=TAGS, request=MoveSerializer,
                    parameters=[ACCOUNT_PARAM], responses={200: MoveResultSerializer},
                    summary="Copy a message", description="COPY; returns the copy's id and UID.")
@@ -318,7 +319,7 @@ class MessageCopyView(TenantScopedAPIView):
         return _transfer(self, request, id, keep_source=True)
 
 
-class BulkMoveView(TenantScopedAPIView):
+class BulkMoveView(MailboxAPIView):
     @extend_schema(operation_id="moveMessages", tags=TAGS,
                    parameters=[ACCOUNT_PARAM, BulkQuerySerializer],
                    request=BulkMoveSerializer, responses={200: BulkMoveResultSerializer},
@@ -331,7 +332,7 @@ class BulkMoveView(TenantScopedAPIView):
         return Response(message_writes.bulk_move(email_account, folder, uids, body["path"]))
 
 
-class BulkDeleteView(TenantScopedAPIView):
+class BulkDeleteView(MailboxAPIView):
     @extend_schema(operation_id="deleteMessages", tags=TAGS,
                    parameters=[ACCOUNT_PARAM, BulkQuerySerializer],
                    request=BulkDeleteSerializer, responses={200: BulkDeleteResultSerializer},
@@ -351,7 +352,7 @@ class BulkDeleteView(TenantScopedAPIView):
         return self.post(request, account)
 
 
-class UploadView(TenantScopedAPIView):
+class UploadView(MailboxAPIView):
     @extend_schema(operation_id="uploadMessage", tags=TAGS, parameters=[ACCOUNT_PARAM],
                    request=UploadSerializer, responses={200: UploadedSerializer},
                    summary="Upload a message (APPEND)",

@@ -17,10 +17,11 @@ from rest_framework.response import Response
 
 from emailapi.api.pagination import MAX_PAGE, PageQuerySerializer
 from emailapi.api.serializers import StrictSerializer
-from emailapi.api.views import ACCOUNT_PARAM, InvalidInput, TenantScopedAPIView
+from emailapi.api.views import ACCOUNT_PARAM, InvalidInput
 from emailapi.lib import jsondepth
 from mailboxes import bounces, index_search, listing
 from mailboxes.api import query
+from mailboxes.api.mail_views import MailboxAPIView
 from mailboxes.api.search_serializer import SearchCriteriaSerializer
 from mailboxes.api.serializers import (
     MessageListSerializer,
@@ -57,7 +58,7 @@ class SearchRequestSerializer(StrictSerializer):
     search = SearchCriteriaSerializer(required=False, help_text="Search criteria")
 
 
-class SearchView(TenantScopedAPIView):
+class SearchView(MailboxAPIView):
     """``GET`` (criteria as ``search[...]`` query parameters) and ``POST`` (``{"search"}``).
     Both only read, so a ``read`` token may POST a search too."""
 

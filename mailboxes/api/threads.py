@@ -9,8 +9,9 @@ from rest_framework.response import Response
 
 from emailapi.api.errors import NotFoundError
 from emailapi.api.pagination import PageQuerySerializer
-from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
+from emailapi.api.views import ACCOUNT_PARAM
 from mailboxes import index_search, listing
+from mailboxes.api.mail_views import MailboxAPIView
 from mailboxes.api.serializers import AddressSerializer, MessageSummarySerializer
 
 
@@ -41,7 +42,7 @@ class ThreadMessagesSerializer(serializers.Serializer):
     messages = MessageSummarySerializer(many=True)
 
 
-class ThreadListView(TenantScopedAPIView):
+class ThreadListView(MailboxAPIView):
     @extend_schema(operation_id="listThreads", tags=["Message"],
                    parameters=[ACCOUNT_PARAM, ThreadsQuerySerializer],
                    responses={200: ThreadListSerializer}, summary="List threads",
@@ -56,7 +57,7 @@ class ThreadListView(TenantScopedAPIView):
                                              options["pageSize"]))
 
 
-class ThreadView(TenantScopedAPIView):
+class ThreadView(MailboxAPIView):
     @extend_schema(operation_id="getThread", tags=["Message"],
                    parameters=[ACCOUNT_PARAM, OpenApiParameter("thread", str,
                                                                OpenApiParameter.PATH)],
