@@ -238,6 +238,9 @@ class EmailAccount(models.Model):
     # credential: accounts.mail_proxy); subconnections, imapIndexer and smtpEhloName are
     # echoed with no effect here (README "Coming from EmailEngine" says why for each).
     ee_options = models.JSONField(default=dict, blank=True)
+    # EmailEngine's ``smtpStatus``: the outcome of the account's last send through its own
+    # SMTP server (``mailboxes.smtp_status``), written where the attempt ends; null before any.
+    smtp_status = models.JSONField(null=True, blank=True)
     # Start of the current failure streak, so its event is raised once, not on every retry.
     auth_failing_since = models.DateTimeField(null=True, blank=True)
     connect_failing_since = models.DateTimeField(null=True, blank=True)

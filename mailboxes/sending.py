@@ -46,6 +46,7 @@ from django.utils import timezone
 
 from accounts import crypto, mail_proxy
 from accounts.auth_server import AuthServerError
+from accounts.models import EmailAccount
 from accounts.oauth2.refresh import ReauthRequired, TokenError
 from emailapi.lib.backoff import Schedule
 from emailapi.lib.wording import describe, server_text
@@ -59,6 +60,7 @@ from mailboxes import (
     outbox,
     rq_jobs,
     smtp,
+    smtp_status,
 )
 from mailboxes.command_pool import pool
 from mailboxes.errors import MailboxNotFound, MailboxUnavailable, MessageNotFound, ServerRefused
@@ -100,12 +102,15 @@ def send_entry(entry_id: int) -> str:
         response, rejected = transmit(entry, route)
     except SendFailure as failure:
         _note_gateway(entry, failure, route)
+        _note_smtp_status(entry, smtp_status.error_entry(failure.record(_routing(route)),
+                                                         timezone.now()))
         return _after_failure(entry, failure, route)
     except Exception as exc:  # noqa: BLE001 - a fault of ours: retried like a transient one
         logger.exception("outbox %s: attempt %d crashed", entry.queue_id, entry.attempts)
         return _after_failure(entry, SendFailure(f"Internal error ({type(exc).__name__})",
                                                  "InternalError"), route)
     _note_gateway(entry, None)
+    _note_smtp_status(entry, smtp_status.ok_entry(response, timezone.now(), _routing(route)))
     return _after_accepted(entry, response, rejected, route)
 
 
@@ -137,6 +142,19 @@ def _note_gateway(entry: OutboxEntry, failure: SendFailure | None,
     except DB_FAULTS:
         logger.warning("outbox %s: gateway %r's counters not updated", entry.queue_id,
                        entry.gateway)
+
+
+def _note_smtp_status(entry: OutboxEntry, status: dict) -> None:
+    """Keep the attempt's outcome as the account's ``smtpStatus`` (EmailEngine's SMTP health
+    reading): one single-column UPDATE, so no save of the account elsewhere races it. Not
+    for a gateway's send (that is the gateway's ``lastError``); best effort, as the entry's
+    own record is what matters."""
+    if entry.gateway:
+        return
+    try:
+        EmailAccount.objects.filter(pk=entry.email_account_id).update(smtp_status=status)
+    except DB_FAULTS:
+        logger.warning("outbox %s: the account's smtpStatus not updated", entry.queue_id)
 
 
 def _routing(route: local_address.Route | None) -> dict | None:

@@ -610,6 +610,8 @@ class PublicOAuth2Serializer(serializers.Serializer):
     expires = serializers.DateTimeField(required=False,
                                         help_text="When the current access token expires")
     scopes = serializers.ListField(child=serializers.CharField(), required=False)
+    scope = serializers.ListField(child=serializers.CharField(), required=False,
+                                  help_text="EmailEngine's name of `scopes` (the same list)")
 
 
 def public_oauth2(account: EmailAccount, stored_secrets: Iterable[str] = ()) -> dict | None:
@@ -626,6 +628,7 @@ def public_oauth2(account: EmailAccount, stored_secrets: Iterable[str] = ()) -> 
     scopes = str(info.get("scope") or "").split() or _app_scopes(account)
     if scopes:
         out["scopes"] = scopes
+        out["scope"] = list(scopes)  # EmailEngine's spelling
     if info.get("useAuthServer"):
         out["useAuthServer"] = True
     for name in sorted(set(stored_secrets) & {"accessToken", "refreshToken"}):
@@ -699,6 +702,13 @@ class AccountSerializer(serializers.ModelSerializer):
         help_text="imap, sending (SMTP only), or the OAuth2 provider (gmail, outlook...)")
     app = serializers.SerializerMethodField(help_text="OAuth2 mailboxes: the app id")
     counters = serializers.SerializerMethodField()
+    sendOnly = serializers.SerializerMethodField(
+        help_text="EmailEngine's: true for an account without IMAP (type `sending`)")
+    smtpStatus = serializers.SerializerMethodField(
+        help_text="EmailEngine's: the outcome of the last send through the account's own SMTP "
+                  "server (not a gateway's), null before any: `{created (ms since the epoch), "
+                  "status: ok|error, response, description, responseCode, code, command, "
+                  "networkRouting}`")
 
     class Meta:
         model = EmailAccount
@@ -707,7 +717,15 @@ class AccountSerializer(serializers.ModelSerializer):
                   "initialized", "indexProgress", "created", "updated", "path", "notifyFrom",
                   "syncFrom", "logs", "expectedEmail",
                   "webhooks", "webhooksCustomHeaders", "subconnections", "imapIndexer",
-                  "locale", "tz", "proxy", "smtpEhloName", "counters"]
+                  "locale", "tz", "proxy", "smtpEhloName", "counters", "sendOnly",
+                  "smtpStatus"]
+
+    def get_sendOnly(self, obj) -> bool:  # noqa: N802 (EmailEngine's field name)
+        return not obj.imap
+
+    @extend_schema_field(serializers.JSONField(allow_null=True))
+    def get_smtpStatus(self, obj):  # noqa: N802 (EmailEngine's field name)
+        return obj.smtp_status
 
     @extend_schema_field(serializers.ListField(child=serializers.DictField(
         child=serializers.CharField())))

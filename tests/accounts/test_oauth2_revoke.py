@@ -116,6 +116,7 @@ def test_get_shows_the_oauth2_block_and_no_token_or_secret(alice, provider, conn
     block = response.json()["oauth2"]
     assert block == {"provider": app, "auth": {"user": oauth_user.username},
                      "expires": account.oauth2["expires"], "scopes": ["mail", "openid", "email"],
+                     "scope": ["mail", "openid", "email"],  # EmailEngine's spelling
                      "accessToken": "******", "refreshToken": "******"}  # EmailEngine's mask
     _no_secret_in(response.content.decode(), provider)
 
