@@ -24,7 +24,9 @@ ourselves) unless recipients were given, and gets ``Re:`` before the original su
 a subject was given. ``inline`` quotes the original text; a forward that is not inline
 attaches the original as message/rfc822. Loading the original is the only part that touches
 the network (its text or source over the pooled IMAP connection); ``compose(load=...)``
-takes a stand-in, so the composition itself is a pure function.
+takes a stand-in, so the composition itself is a pure function. A reference that is not
+found is a 404, unless it says ``ignoreMissing``: then the message is built without it, and
+``Composed.reference`` is None (submit and upload answer ``reference.success: false``).
 
 Bcc: a message that is sent never carries a Bcc field, nor Resent-Bcc nor any other
 ``*-Bcc`` (``is_bcc_field``): Bcc and Resent-Bcc recipients get it through the envelope
@@ -155,8 +157,9 @@ def compose(account: EmailAccount, fields: dict, envelope: dict | None = None, *
         inline = bool(reference.get("inline"))
         wants_source = reference.get("action") == "forward" and not inline \
             and "raw" not in fields and reference.get("forwardAttachments") is None
-        original = (load or load_original)(account, reference, inline and "raw" not in fields,
-                                           wants_source)
+        original = _original_unless_ignored(
+            load or load_original, account, reference, inline and "raw" not in fields,
+            wants_source)
     if "raw" in fields:
         composed = _from_raw(account, fields["raw"], envelope, for_sending)
         if html_filter is not None:
@@ -169,6 +172,23 @@ def compose(account: EmailAccount, fields: dict, envelope: dict | None = None, *
         raise NoRecipients("envelope.to", "The message has no recipients: give to/cc/bcc or "
                            "envelope.to")
     return composed
+
+
+def _original_unless_ignored(load: Loader, account: EmailAccount, reference: dict,
+                             with_text: bool, with_source: bool) -> Original | None:
+    """The referenced message; None when it is not found and the reference says
+    ``ignoreMissing`` (EmailEngine's: the message is built as if no reference were given,
+    and the caller's answer says ``reference.success: false``). A ``messageId`` that does
+    not match is a 404 whatever ``ignoreMissing`` says, as in EmailEngine: the message is
+    there, it is not the one the caller meant."""
+    try:
+        return load(account, reference, with_text, with_source)
+    except ReferenceMismatch:
+        raise
+    except ReferenceNotFound:
+        if not reference.get("ignoreMissing"):
+            raise
+        return None
 
 
 # --- structured fields ------------------------------------------------------------------------

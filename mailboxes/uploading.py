@@ -25,7 +25,10 @@ from mailboxes.sync import index, reports
 
 def upload(account: EmailAccount, path: str, fields: dict, flags: list[str],
            internal_date: datetime | None, room: int | None = None) -> dict:
-    """*room*: bytes the referenced attachments may add (``attachment_references``)."""
+    """EmailEngine's upload answer ``{id, path, uid, uidValidity, messageId}`` plus
+    ``referenceFound`` (whether a given ``reference`` was found: False only with its
+    ``ignoreMissing``, for the caller's ``reference.success``). *room*: bytes the referenced
+    attachments may add (``attachment_references``)."""
     try:
         flags = check_flags(flags)
     except BadFlag as exc:
@@ -53,6 +56,7 @@ def upload(account: EmailAccount, path: str, fields: dict, flags: list[str],
         "path": folder.path, "uid": uid,
         "uidValidity": str(appended.uidvalidity or folder.uidvalidity or "") or None,
         "messageId": composed.message_id or None,
+        "referenceFound": composed.reference is not None,
     }
 
 

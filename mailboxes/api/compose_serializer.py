@@ -30,6 +30,7 @@ STRUCTURED = ("from", "to", "cc", "bcc", "replyTo", "subject", "text", "html", "
 _CID = re.compile(r"^[!-;=?-~]{1,250}$")  # printable ASCII without < > or spaces
 MAX_REFERENCE = 256  # EmailEngine's bound on attachments[].reference
 _REFERENCE = re.compile(r"[A-Za-z0-9_-]+={0,2}")  # base64url, padding optional
+REFERENCE_MISSING = "Referenced message was not found"  # EmailEngine's words
 
 
 def decode_base64(value: str, what: str = "content") -> bytes:
@@ -152,15 +153,57 @@ def thread_id_field() -> serializers.CharField:
 
 
 class ReferenceSerializer(StrictSerializer):
+    """EmailEngine's MessageReference, the same on submit and upload: a reply or forward of
+    a message of the index (``mailboxes.compose`` reads it)."""
+
     message = serializers.CharField(max_length=256, help_text="Id of the referenced message")
-    action = CaseFoldedChoiceField(choices=["reply", "replyAll", "forward"], default="reply")
+    action = CaseFoldedChoiceField(
+        choices=["reply", "replyAll", "reply-all", "forward"], default="reply",
+        help_text="`reply-all` (EmailEngine's spelling) is the same as `replyAll`; any case")
     inline = serializers.BooleanField(default=False, help_text="Quote the original in the "
-                                      "new text (a forward that is not inline attaches it)")
+                                      "new text")
+    forwardAttachments = serializers.BooleanField(
+        required=False, help_text="A forward: true attaches the original's attachments, "
+        "false nothing (EmailEngine's); unset, a forward that is not inline attaches the "
+        "whole original as message/rfc822 (ours)")
+    messageId = serializers.CharField(
+        max_length=996, required=False,
+        help_text="Go on only if the referenced message has this Message-ID (404 otherwise, "
+                  "whatever `ignoreMissing` says)")
+    ignoreMissing = serializers.BooleanField(
+        default=False, help_text="Send or store the message even when the referenced message "
+                                 "is not found (as if no reference were given; the answer "
+                                 "says `reference.success: false`); otherwise 404")
     threadId = thread_id_field()
+
+    def validate_action(self, value: str) -> str:
+        return "replyAll" if value == "reply-all" else value
 
     def validate(self, attrs):
         attrs.pop("threadId", None)  # ignored: see thread_id_field
+        if "forwardAttachments" in attrs and attrs["action"] != "forward":
+            raise serializers.ValidationError(
+                {"forwardAttachments": ["Only for action forward"]})
         return attrs
+
+
+class SubmittedReferenceSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text="The referenced message's id, as given")
+    success = serializers.BooleanField(help_text="Whether the referenced message was found "
+                                                 "(false only with `ignoreMissing`)")
+    error = serializers.CharField(required=False,
+                                  help_text="Why not, when `success` is false")
+
+
+def reference_answer(reference: dict | None, found: bool) -> dict | None:
+    """EmailEngine's ``reference: {message, success}`` of a submit's or an upload's answer
+    (plus ``error`` when it was not found); None when no reference was given."""
+    if not reference:
+        return None
+    answer = {"message": reference["message"], "success": found}
+    if not found:
+        answer["error"] = REFERENCE_MISSING
+    return answer
 
 
 class HeadersField(serializers.DictField):

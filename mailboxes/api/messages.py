@@ -16,7 +16,11 @@ from emailapi.api.serializers import QuerySerializer, StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM
 from mailboxes import listing, message_writes, reading, uploading
 from mailboxes.api import serializers as s
-from mailboxes.api.compose_serializer import MessageFieldsSerializer
+from mailboxes.api.compose_serializer import (
+    MessageFieldsSerializer,
+    SubmittedReferenceSerializer,
+    reference_answer,
+)
 from mailboxes.api.mail_views import MailboxAPIView
 from mailboxes.api.search_serializer import SearchCriteriaSerializer
 
@@ -202,6 +206,9 @@ class UploadedSerializer(serializers.Serializer):
     uid = serializers.IntegerField(allow_null=True)
     uidValidity = serializers.CharField(allow_null=True)
     messageId = serializers.CharField(allow_null=True)
+    reference = SubmittedReferenceSerializer(
+        required=False, help_text="Only when a reference was given: whether it was found "
+                                  "(false only with `ignoreMissing`), as submit answers")
 
 
 # --- views ----------------------------------------------------------------------------------
@@ -358,8 +365,11 @@ class UploadView(MailboxAPIView):
                    summary="Upload a message (APPEND)",
                    description="`raw` (base64 RFC 822, stored as given) or structured fields "
                                "(`from`, `to`, `subject`, `text`, `html`, `attachments`, "
-                               "`reference` for reply/forward headers; Bcc is kept in a "
-                               "draft). An attachment may be `reference`: the id of one of "
+                               "`reference` for reply/forward headers, as on submit: "
+                               "`ignoreMissing` stores it even when the referenced message "
+                               "is not found, and the answer's `reference.success` says "
+                               "whether it was; Bcc is kept in a draft). An attachment "
+                               "may be `reference`: the id of one of "
                                "this account's attachments, read from the mail server and "
                                "attached (404 `AttachmentNotFound` if there is none). "
                                "Indexed at once with one `messageNew`. An unknown `path` is "
@@ -369,6 +379,10 @@ class UploadView(MailboxAPIView):
         body = self.validated(UploadSerializer, request.data)
         fields = {key: value for key, value in body.items()
                   if key not in ("path", "flags", "internalDate")}
-        return Response(uploading.upload(email_account, body["path"], fields,
-                                         body.get("flags") or [], body.get("internalDate"),
-                                         room=self.body_room()))
+        answer = uploading.upload(email_account, body["path"], fields,
+                                  body.get("flags") or [], body.get("internalDate"),
+                                  room=self.body_room())
+        found = answer.pop("referenceFound")
+        if fields.get("reference"):
+            answer["reference"] = reference_answer(fields["reference"], found)
+        return Response(UploadedSerializer(answer).data)

@@ -30,7 +30,7 @@ from rest_framework.response import Response
 
 from emailapi.api.errors import status_of
 from emailapi.api.pagination import PageQuerySerializer, paginate
-from emailapi.api.serializers import CaseFoldedChoiceField, StrictSerializer
+from emailapi.api.serializers import StrictSerializer
 from emailapi.api.views import ACCOUNT_PARAM, TenantScopedAPIView
 from emailapi.lib import tunnels
 from emailapi.lib.errors import DomainError
@@ -55,9 +55,10 @@ from mailboxes.api.compose_serializer import (
     AddressSerializer,
     MessageFieldsSerializer,
     OneOrListField,
-    thread_id_field,
+    SubmittedReferenceSerializer,
+    reference_answer,
 )
-from mailboxes.errors import InvalidInput, MessageNotFound, ReferenceMismatch, UnknownGateway
+from mailboxes.errors import InvalidInput, UnknownGateway
 from mailboxes.models import OutboxEntry
 from webhooks import engine_settings
 
@@ -75,7 +76,6 @@ IN_USE = OpenApiResponse(OpenApiTypes.OBJECT, description="The first request wit
 QUEUED = "Queued for delivery"
 SKIPPED = "Skipped: the recipient is on the list's blocklist"
 DRY_RUN = "Dry run"
-REFERENCE_MISSING = "Referenced message was not found"
 DRAFT_PARAM = OpenApiParameter("id", str, OpenApiParameter.PATH,
                                description="Id of the stored draft")
 QUEUE_PARAM = OpenApiParameter("queueId", str, OpenApiParameter.PATH,
@@ -107,36 +107,6 @@ class EnvelopeSerializer(StrictSerializer):
         fields["from"] = serializers.EmailField(max_length=320, required=False,
                                                 allow_blank=True, help_text="MAIL FROM address")
         return fields
-
-
-class SubmitReferenceSerializer(StrictSerializer):
-    message = serializers.CharField(max_length=256, help_text="Id of the referenced message")
-    action = CaseFoldedChoiceField(
-        choices=["reply", "replyAll", "reply-all", "forward"], default="reply",
-        help_text="`reply-all` (EmailEngine's spelling) is the same as `replyAll`")
-    inline = serializers.BooleanField(default=False,
-                                      help_text="Quote the original in the new text")
-    forwardAttachments = serializers.BooleanField(
-        required=False, help_text="A forward: true attaches the original's attachments, "
-        "false nothing (EmailEngine's); unset, a forward that is not inline attaches the "
-        "whole original as message/rfc822 (ours)")
-    messageId = serializers.CharField(
-        max_length=996, required=False,
-        help_text="Send only if the referenced message has this Message-ID (404 otherwise)")
-    ignoreMissing = serializers.BooleanField(
-        default=False, help_text="Send even when the referenced message is not found (the "
-                                 "answer says `reference.success: false`); otherwise 404")
-    threadId = thread_id_field()
-
-    def validate_action(self, value: str) -> str:
-        return "replyAll" if value == "reply-all" else value
-
-    def validate(self, attrs):
-        attrs.pop("threadId", None)  # ignored: see thread_id_field
-        if "forwardAttachments" in attrs and attrs["action"] != "forward":
-            raise serializers.ValidationError(
-                {"forwardAttachments": ["Only for action forward"]})
-        return attrs
 
 
 @extend_schema_serializer(examples=[
@@ -286,7 +256,6 @@ class SubmitSerializer(MessageFieldsSerializer, SendOptionsSerializer):
     raw = serializers.CharField(required=False, help_text="The whole RFC 822 message, base64")
     envelope = EnvelopeSerializer(required=False,
                                   help_text="SMTP envelope; default: From and To/Cc/Bcc")
-    reference = SubmitReferenceSerializer(required=False)
     dryRun = serializers.BooleanField(
         default=False, help_text="Compose only: the answer's `preview` is the message "
                                  "(base64 RFC 822) as it would be sent; nothing is queued")
@@ -409,14 +378,6 @@ class MillisecondsDateTimeField(serializers.DateTimeField):
 
     def to_representation(self, value):
         return utc_iso(value)
-
-
-class SubmittedReferenceSerializer(serializers.Serializer):
-    message = serializers.CharField(help_text="The referenced message's id, as given")
-    success = serializers.BooleanField(help_text="Whether the referenced message was found "
-                                                 "(false only with `ignoreMissing`)")
-    error = serializers.CharField(required=False,
-                                  help_text="Why not, when `success` is false")
 
 
 class IdempotencySerializer(serializers.Serializer):
@@ -612,7 +573,8 @@ def _composed(account, data: dict, html_filter=None) -> dict:
     composed = compose.compose(account, data, data.get("envelope"), for_sending=True,
                                html_filter=html_filter)
     return {"raw": composed.raw, "message_id": composed.message_id, "subject": composed.subject,
-            "envelope": {"from": composed.envelope_from, "to": composed.envelope_to}}
+            "envelope": {"from": composed.envelope_from, "to": composed.envelope_to},
+            "reference_found": composed.reference is not None}
 
 
 # --- views -------------------------------------------------------------------------------
@@ -629,9 +591,7 @@ def _answer(body: dict, reference: dict | None, found: bool) -> dict:
     """With a reference, EmailEngine's ``reference: {message, success}`` (plus ``error``
     when it was not found)."""
     if reference:
-        body["reference"] = {"message": reference["message"], "success": found}
-        if not found:
-            body["reference"]["error"] = REFERENCE_MISSING
+        body["reference"] = reference_answer(reference, found)
     return SubmittedSerializer(body).data
 
 
@@ -791,18 +751,9 @@ class SubmitView(SubmitBase):
         # Referenced attachments are read now: the outbox keeps the whole message.
         data = attachment_references.with_contents(email_account, data, self.body_room())
         reference = data.get("reference")
-        found = True
-        html_filter = self.trackers(data, service)
-        try:
-            composed = _composed(email_account, data, html_filter)
-        except MessageNotFound as exc:
-            if isinstance(exc, ReferenceMismatch) or not (reference and
-                                                          reference["ignoreMissing"]):
-                raise
-            found = False
-            composed = _composed(email_account,
-                                 {key: value for key, value in data.items()
-                                  if key != "reference"}, html_filter)
+        # A reference not found is a 404 unless it says ignoreMissing (``compose``).
+        composed = _composed(email_account, data, self.trackers(data, service))
+        found = composed["reference_found"]
         if data["dryRun"]:
             return dry_run_body(composed, reference, found)
         entry = outbox.submit(

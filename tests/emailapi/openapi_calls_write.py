@@ -30,6 +30,10 @@ def _folder_calls(alice):
                                              "to": [{"address": "b@example.com"}]},
                           format="json")),
         ("/v1/account/{account}/message", "post",
+         lambda: api.post(f"{box}/message", {"path": "Drafts", "text": "x", "reference": {
+             "message": "AAAAAQAACnA", "action": "reply-all", "ignoreMissing": True}},
+                          format="json")),
+        ("/v1/account/{account}/message", "post",
          lambda: api.post(f"{box}/message", {"path": "Nope", "raw": raw}, format="json")),
     ]
 

@@ -630,3 +630,30 @@ def test_preview_text_placing_takes_time_in_proportion_to_the_html():
     assert with_preview(html, "x").endswith("</div>" + html)
     assert time.monotonic() - started < 1.0
     assert with_preview('<body class="a"><p>Hi', "x").startswith('<body class="a"><div')
+
+
+def _missing(error: errors.ReferenceNotFound):
+    def load(account, reference, with_text, with_source):
+        raise error
+    return load
+
+
+def test_a_reference_not_found_is_left_out_with_ignore_missing_and_a_404_without():
+    fields = {"reference": {"message": "GONE", "action": "reply", "inline": True},
+              "to": [{"address": "x@example.com"}], "subject": "Hi", "text": "Hello"}
+    with pytest.raises(errors.ReferenceNotFound):
+        compose.compose(ACCOUNT, fields, load=_missing(errors.ReferenceNotFound("gone")))
+    fields["reference"]["ignoreMissing"] = True
+    composed = compose.compose(ACCOUNT, fields, load=_missing(errors.ReferenceNotFound("gone")))
+    message = parsed(composed.raw)
+    assert composed.reference is None
+    assert message["In-Reply-To"] is None
+    assert message["Subject"] == "Hi"
+    assert text_of(message.get_body(("plain",))).strip() == "Hello"
+
+
+def test_a_message_id_mismatch_is_a_404_whatever_ignore_missing_says():
+    fields = {"reference": {"message": "MSGID", "messageId": "<other@example.com>",
+                            "ignoreMissing": True}, "text": "x"}
+    with pytest.raises(errors.ReferenceMismatch):
+        compose.compose(ACCOUNT, fields, load=_missing(errors.ReferenceMismatch()))

@@ -7,6 +7,7 @@ worker's next pass.
 
 from __future__ import annotations
 
+import base64
 from email import policy
 from email.parser import BytesParser
 
@@ -31,7 +32,8 @@ pytestmark = pytest.mark.django_db
 def inbox_messages():
     return [seed.make_message(
         subject="Lunch?", message_id="<orig-1@example.com>", from_="Ann <ann@example.com>",
-        to="Box <box@example.test>", body="Shall we?")]
+        to="Box <box@example.test>", cc="Cy <cy@example.com>", body="Shall we?",
+        attachments=[("menu.pdf", seed.tiny_pdf(), "application/pdf")])]
 
 
 @pytest.fixture
@@ -142,3 +144,92 @@ def test_indexing_an_append_twice_raises_one_event(synced):
     assert index.record_append(folder, meta) is False
     assert len(events_of(account, "messageNew")) == 1
     assert appended.uidvalidity == session.status("Drafts").uidvalidity
+
+
+# --- the reference, as EmailEngine's upload takes it (the same as submit's) -----------------
+
+UNKNOWN = "AAAAAQAACnA"  # a well-formed message id this account does not have
+
+
+def _upload(client, body: dict):
+    return client.post("/v1/account/box/message", {"path": "Drafts", **body}, format="json")
+
+
+def _original_id(client) -> str:
+    return client.get("/v1/account/box/messages?path=INBOX").json()["messages"][0]["id"]
+
+
+def _drafts_on_server(mail_user) -> list[int]:
+    with mail_user.imap_client() as other:
+        other.select_folder("Drafts", readonly=True)
+        return other.search("ALL")
+
+
+def test_reply_all_in_emailengine_spelling_and_any_case_is_a_reply_all_draft(synced, mail_user):
+    original = _original_id(synced.client)
+    response = _upload(synced.client, {"text": "All of you", "reference": {
+        "message": original, "action": "Reply-All", "threadId": "19a1b2c3d4e5f6a7",
+        "messageId": "<orig-1@example.com>"}})
+    assert response.status_code == 200, response.json()
+    answer = response.json()
+    assert answer["reference"] == {"message": original, "success": True}
+    _, message = on_server(mail_user, "Drafts", answer["uid"])
+    assert message["In-Reply-To"] == "<orig-1@example.com>"
+    assert [a.addr_spec for a in message["To"].addresses] == ["ann@example.com"]
+    assert [a.addr_spec for a in message["Cc"].addresses] == ["cy@example.com"]
+
+
+def test_a_missing_reference_with_ignore_missing_is_stored_and_answered_success_false(
+        synced, mail_user):
+    response = _upload(synced.client, {"subject": "Orphan", "text": "x", "to": [
+        {"address": "x@example.com"}], "reference": {"message": UNKNOWN, "ignoreMissing": True}})
+    assert response.status_code == 200, response.json()
+    answer = response.json()
+    assert answer["reference"] == {"message": UNKNOWN, "success": False,
+                                   "error": "Referenced message was not found"}
+    _, message = on_server(mail_user, "Drafts", answer["uid"])
+    assert message["Subject"] == "Orphan"
+    assert message["In-Reply-To"] is None
+
+
+def test_a_missing_reference_without_ignore_missing_is_404_and_stores_nothing(synced, mail_user):
+    response = _upload(synced.client, {"text": "x", "reference": {"message": UNKNOWN}})
+    assert response.status_code == 404
+    assert response.json()["code"] == "ReferenceNotFound"
+    assert _drafts_on_server(mail_user) == []
+    assert not events_of(synced.account, "messageNew")
+
+
+def test_a_message_id_that_does_not_match_is_404_even_with_ignore_missing(synced, mail_user):
+    response = _upload(synced.client, {"text": "x", "reference": {
+        "message": _original_id(synced.client), "messageId": "<other@example.com>",
+        "ignoreMissing": True}})
+    assert response.status_code == 404
+    assert "does not match" in response.json()["message"]
+    assert _drafts_on_server(mail_user) == []
+
+
+def test_forward_attachments_puts_the_originals_attachments_in_the_draft(synced, mail_user):
+    response = _upload(synced.client, {"to": [{"address": "eve@example.com"}], "text": "FYI",
+                                       "reference": {"message": _original_id(synced.client),
+                                                     "action": "forward",
+                                                     "forwardAttachments": True}})
+    assert response.status_code == 200, response.json()
+    _, message = on_server(mail_user, "Drafts", response.json()["uid"])
+    assert message["Subject"] == "Fwd: Lunch?"
+    assert [part.get_filename() for part in message.iter_attachments()] == ["menu.pdf"]
+    assert next(message.iter_attachments()).get_content() == seed.tiny_pdf()
+
+
+def test_forward_attachments_with_a_reply_is_400_and_stores_nothing(synced, mail_user):
+    response = _upload(synced.client, {"text": "x", "reference": {
+        "message": _original_id(synced.client), "action": "reply", "forwardAttachments": True}})
+    assert response.status_code == 400
+    assert response.json()["details"] == {"reference.forwardAttachments": ["Only for action forward"]}
+    assert _drafts_on_server(mail_user) == []
+
+
+def test_an_upload_without_a_reference_answers_none(synced):
+    response = _upload(synced.client, {"raw": base64.b64encode(seed.make_message()).decode()})
+    assert response.status_code == 200, response.json()
+    assert "reference" not in response.json()
