@@ -6,7 +6,8 @@ appended with the caller's flags. An uploaded draft keeps its Bcc header (EmailE
 too), so it can be sent later with all its recipients. The new UID (UIDPLUS APPENDUID, else a
 search for the Message-ID) is fetched at once the way the worker fetches new mail and indexed
 with one ``messageNew``: the next listing shows it, and the worker, finding the UID indexed,
-raises nothing more.
+raises nothing more. That FETCH's answer also gives the message's sequence number
+(EmailEngine's ``seq``), so the answer carries it without another command.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from mailboxes.sync import index, reports
 
 def upload(account: EmailAccount, path: str, fields: dict, flags: list[str],
            internal_date: datetime | None, room: int | None = None) -> dict:
-    """EmailEngine's upload answer ``{id, path, uid, uidValidity, messageId}`` plus
-    ``referenceFound`` (whether a given ``reference`` was found: False only with its
-    ``ignoreMissing``, for the caller's ``reference.success``). *room*: bytes the referenced
-    attachments may add (``attachment_references``)."""
+    """EmailEngine's upload answer ``{id, path, uid, uidValidity, seq, messageId}`` (``seq``
+    only when the indexing FETCH read it) plus ``referenceFound`` (whether a given
+    ``reference`` was found: False only with its ``ignoreMissing``, for the caller's
+    ``reference.success``). *room*: bytes the referenced attachments may add
+    (``attachment_references``)."""
     try:
         flags = check_flags(flags)
     except BadFlag as exc:
@@ -49,15 +51,19 @@ def upload(account: EmailAccount, path: str, fields: dict, flags: list[str],
             session.open(folder.path, refresh=True)
             uid = imap_append.find_by_message_id(session.client, composed.message_id,
                                                  above=(folder.uidnext or 1) - 1)
+        seq = None
         if uid is not None and _same_folder(folder, appended.uidvalidity):
-            _index_new(session, folder, uid)
-    return {
+            seq = _index_new(session, folder, uid)
+    answer = {
         "id": ids.message_id_for(folder, uid) if uid is not None else None,
         "path": folder.path, "uid": uid,
         "uidValidity": str(appended.uidvalidity or folder.uidvalidity or "") or None,
         "messageId": composed.message_id or None,
         "referenceFound": composed.reference is not None,
     }
+    if seq is not None:
+        answer["seq"] = seq
+    return answer
 
 
 def _same_folder(folder: Folder, uidvalidity: int | None) -> bool:
@@ -67,9 +73,13 @@ def _same_folder(folder: Folder, uidvalidity: int | None) -> bool:
         uidvalidity == folder.uidvalidity
 
 
-def _index_new(session, folder: Folder, uid: int) -> None:
-    """Fetch the message's metadata as the worker would and index it (``messageNew``)."""
+def _index_new(session, folder: Folder, uid: int) -> int | None:
+    """Fetch the message's metadata as the worker would and index it (``messageNew``).
+    Returns its sequence number, which that FETCH's answer carries (EmailEngine's ``seq``,
+    at no extra round trip); None if the message is gone already."""
     session.open(folder.path, refresh=True)
     metas = session.fetch_meta(str(uid))
-    if metas:
-        index.record_append(folder, metas[0], reports.read_reports(session, folder, metas))
+    if not metas:
+        return None
+    index.record_append(folder, metas[0], reports.read_reports(session, folder, metas))
+    return metas[0].seq

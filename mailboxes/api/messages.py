@@ -205,6 +205,10 @@ class UploadedSerializer(serializers.Serializer):
     path = serializers.CharField()
     uid = serializers.IntegerField(allow_null=True)
     uidValidity = serializers.CharField(allow_null=True)
+    seq = serializers.IntegerField(
+        required=False, help_text="Its sequence number in the folder just after the upload "
+                                  "(it changes as messages before it are deleted); absent "
+                                  "when the server gave no UID for it")
     messageId = serializers.CharField(allow_null=True)
     reference = SubmittedReferenceSerializer(
         required=False, help_text="Only when a reference was given: whether it was found "

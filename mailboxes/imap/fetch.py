@@ -83,6 +83,8 @@ def fetch_meta(
     changes, sent in the middle of the answer) are ignored for other messages and merged into a
     requested one, the latest FLAGS winning - including the ones without a UID that servers send
     when QRESYNC is off, matched by their sequence number to this command's own responses.
+    Each message's ``seq`` is the sequence number its response came with (None when an
+    EXPUNGE or VANISHED in the answer may have renumbered it).
     """
     if not _checked(uid_set):
         return []
@@ -91,7 +93,10 @@ def fetch_meta(
          collector.on_untagged)
     metas = (parse.message_meta(f) for f in collector.found.values()
              if not _UNSOLICITED_ITEMS.issuperset(f))
-    return [meta for meta in metas if meta is not None]
+    metas = [meta for meta in metas if meta is not None]
+    for meta in metas:
+        meta.seq = collector.seq_of_uid.get(meta.uid)
+    return metas
 
 
 def fetch_flags(
@@ -244,6 +249,7 @@ class _Collector:
         self.vanished = vanished
         self.found: dict[int, dict[str, Any]] = {}
         self.uid_of_seq: dict[int, int] = {}
+        self.seq_of_uid: dict[int, int] = {}  # forgotten with the pairing (see above)
 
     def on_untagged(self, texts: list[bytes], literals: list[bytes]) -> None:
         if _FETCH.match(texts[0]):
@@ -252,6 +258,7 @@ class _Collector:
         head = texts[0][2:12].upper().split(b" ", 2)  # "* VANISHED ..." or "* 5 EXPUNGE"
         if head[0] == b"VANISHED" or head[1:2] == [b"EXPUNGE"]:
             self.uid_of_seq.clear()
+            self.seq_of_uid.clear()
         if self.vanished is not None and head[0] == b"VANISHED":
             self.vanished.extend(_vanished_uids(texts[0][11:], MAX_UIDS - len(self.vanished)))
         else:
@@ -266,6 +273,7 @@ class _Collector:
             items["UID"] = b"%d" % uid
         elif seq is not None:
             self.uid_of_seq[seq] = uid
+            self.seq_of_uid[uid] = seq
         if uid not in self.wanted:
             return
         if uid in self.found:

@@ -87,6 +87,9 @@ class MessageMeta:
     gm_msgid: int | None = None
     gm_thrid: int | None = None
     labels: tuple[str, ...] = ()
+    # The message's sequence number in the FETCH that read it (``fetch.fetch_meta``): valid
+    # in that session's view at that moment only, so it takes no part in comparisons.
+    seq: int | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)

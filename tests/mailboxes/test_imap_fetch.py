@@ -145,6 +145,24 @@ def test_uid_sets(client, seeded):
     assert fetch.fetch_meta(client, "") == []
 
 
+def test_each_message_carries_its_sequence_number(client, other, seeded):
+    uids = sorted(seeded[1].values())
+    other.delete_messages([uids[0]])
+    other.expunge()  # the sequence numbers now differ from the UIDs' order from 1
+    client.noop()
+    metas = fetch.fetch_meta(client, f"{uids[2]},{uids[4]}")
+    assert [(m.uid, m.seq) for m in metas] == [(uids[2], 2), (uids[4], 4)]
+
+
+def test_a_sequence_number_an_expunge_may_have_changed_is_not_given():
+    imap = imaplib.IMAP4.__new__(imaplib.IMAP4)  # not connected: only its response store is used
+    imap.untagged_responses, imap.debug = {}, 0
+    collector = fetch._Collector(imap, parse.SequenceSet("40:42"))
+    for line in [b"* 4 FETCH (UID 40 FLAGS ())", b"* 2 EXPUNGE", b"* 5 FETCH (UID 42 FLAGS ())"]:
+        collector.on_untagged([line], [])
+    assert collector.seq_of_uid == {42: 5}
+
+
 @pytest.mark.parametrize("qresync", [False, True], ids=["plain", "qresync"])
 def test_unsolicited_updates_for_other_uids_are_not_returned(seeded, other, qresync):
     user, by_name = seeded

@@ -233,3 +233,23 @@ def test_an_upload_without_a_reference_answers_none(synced):
     response = _upload(synced.client, {"raw": base64.b64encode(seed.make_message()).decode()})
     assert response.status_code == 200, response.json()
     assert "reference" not in response.json()
+
+
+def _seq_on_server(mail_user, path: str, uid: int) -> list[int]:
+    with mail_user.imap_client() as other:
+        other.select_folder(path, readonly=True)
+        other.use_uid = False
+        return other.search(["UID", str(uid)])
+
+
+def test_the_answer_carries_the_sequence_number_the_server_gives_the_message(synced, mail_user):
+    raw = base64.b64encode(seed.make_message()).decode()
+    first = _upload(synced.client, {"raw": raw}).json()
+    second = _upload(synced.client, {"raw": raw}).json()
+    assert (first["seq"], second["seq"]) == (1, 2)
+    with mail_user.imap_client() as other:  # another client removes the first
+        other.select_folder("Drafts")
+        other.delete_messages([first["uid"]])
+        other.expunge()
+    third = _upload(synced.client, {"raw": raw}).json()
+    assert [third["seq"]] == _seq_on_server(mail_user, "Drafts", third["uid"]) == [2]
