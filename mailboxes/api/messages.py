@@ -221,6 +221,8 @@ class UploadedSerializer(serializers.Serializer):
 class MessageListView(MailboxAPIView):
     """``GET`` (the listing) and ``PUT`` (flags of many) of ``account/{account}/messages``."""
 
+    checked_on_miss = True  # both find the folder first (the listing in its one query)
+
     @extend_schema(operation_id="listMessages", tags=TAGS,
                    parameters=[ACCOUNT_PARAM, s.MessagesQuerySerializer],
                    responses={200: s.MessageListSerializer}, summary="List messages",

@@ -197,3 +197,28 @@ def test_the_one_query_page_equals_the_ordinary_path(alice, synced, mail_user):
                                 {"path": "Sent", "cursor": first["nextPageCursor"]})
     assert response.status_code == 400
     assert response.json()["code"] == "InvalidCursor"
+
+
+
+def test_a_listing_and_a_folders_search_read_no_account_row_of_their_own(alice, synced,
+                                                                         monkeypatch):
+    """The send-only check (``MailboxAPIView.checked_on_miss``) waits for a miss: a listing
+    stays the one query that finds the folder with its page, and a search of one folder the
+    query that finds it with its account (the account lookup, ``EmailAccount.of_tenant``, is
+    a prepared statement of its own, counted here)."""
+    from accounts.models import EmailAccount
+
+    looked_up = []
+    lookup = EmailAccount.of_tenant.__func__
+    monkeypatch.setattr(EmailAccount, "of_tenant", classmethod(
+        lambda cls, tenant, account_id: looked_up.append(account_id) or lookup(cls, tenant,
+                                                                                account_id)))
+    listed = alice.client.get("/v1/account/box/messages", {"path": "INBOX"})
+    searched = alice.client.post("/v1/account/box/search?path=INBOX&source=index",
+                                 {"search": {"seen": False}}, format="json")
+    assert listed.status_code == 200, listed.json()
+    assert searched.status_code == 200, searched.json()
+    assert listed.json()["messages"]
+    assert looked_up == []
+    assert alice.client.get("/v1/account/box/mailboxes").status_code == 200
+    assert looked_up == ["box"]  # the routes that check first still do
