@@ -28,7 +28,13 @@ from accounts.models import EmailAccount
 from emailapi.lib import jsondepth
 from emailapi.lib.rows import ModelColumns, prepared_rows
 from mailboxes import bounces, ids, message_fields, summary_memo
-from mailboxes.errors import AttachmentNotFound, InvalidCursor, MailboxNotFound, MessageNotFound
+from mailboxes.errors import (
+    AttachmentNotFound,
+    InvalidCursor,
+    MailboxNotFound,
+    MessageNotFound,
+    SendOnlyAccount,
+)
 from mailboxes.models import Folder, Message, UidBlock
 
 
@@ -55,9 +61,14 @@ def tenant_folder(tenant, account_id: str, path: str, with_account: bool = True)
         folder = folder_columns.instance(rows[0][:len(folder_columns)])
         if with_account:
             folder.email_account = account_columns.instance(rows[0][len(folder_columns):])
+            if not folder.email_account.imap:  # IMAP turned off: what is indexed is stale
+                raise SendOnlyAccount(account_id)
         return folder
-    if EmailAccount.of_tenant(tenant, account_id) is None:
+    account = EmailAccount.of_tenant(tenant, account_id)
+    if account is None:
         raise AccountNotFound(account_id)
+    if not account.imap:  # a send-only account has no folder to find
+        raise SendOnlyAccount(account_id)
     raise MailboxNotFound(path)
 
 
@@ -264,6 +275,9 @@ def tenant_page(tenant, account_id: str, path: str, page: int, page_size: int,
     rows = _page_rows(tenant.pk, account_id, path, below, start, page_size + 1)
     if not rows:
         return page_of(tenant_folder(tenant, account_id, path), page, page_size, cursor)
+    has_bounces, send_only = rows[0][len(_PAGE_FOLDER):len(_PAGE_FOLDER) + 2]
+    if send_only:  # IMAP turned off (``imap: false``): what is indexed is stale
+        raise SendOnlyAccount(account_id)
     head = dict(zip(_PAGE_FOLDER, rows[0][:len(_PAGE_FOLDER)], strict=True))
     folder = Folder(**head)
     if below is not None:
@@ -272,8 +286,7 @@ def tenant_page(tenant, account_id: str, path: str, page: int, page_size: int,
         return page_of(tenant_folder(tenant, account_id, path), page, page_size, cursor)
     # Rows whose values were listed before keep their summary (``summary_memo``); only the
     # UIDs are needed for the cursors.
-    has_bounces = rows[0][len(_PAGE_FOLDER)]
-    values = [row[len(_PAGE_FOLDER) + 1:] for row in rows[:page_size]]
+    values = [row[len(_PAGE_FOLDER) + 2:] for row in rows[:page_size]]
     convert = _summary_of(folder)
     messages = bounces.on_page(folder.email_account_id, has_bounces,
                                [summary_memo.summary(folder, row, convert) for row in values])
@@ -320,7 +333,8 @@ def _page_rows(tenant_id: int, account_id: str, path: str, below: int | None, st
     quote = connection.ops.quote_name
     folder_table, message_table = quote(Folder._meta.db_table), quote(Message._meta.db_table)
     account_table = quote(EmailAccount._meta.db_table)
-    columns = [f"f.{quote(c)}" for c in _PAGE_FOLDER] + ["a.has_bounces"] + _summary_columns()
+    columns = [f"f.{quote(c)}" for c in _PAGE_FOLDER] + ["a.has_bounces", "a.imap IS NULL"] \
+        + _summary_columns()
     match, argument = _path_match("f2", path)
     folder_id = (f"(SELECT f2.id FROM {folder_table} f2 "
                  f"JOIN {account_table} a ON a.id = f2.email_account_id "

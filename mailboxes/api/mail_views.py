@@ -7,7 +7,7 @@ from functools import cached_property
 
 from accounts.models import EmailAccount
 from emailapi.api.views import TenantScopedAPIView
-from mailboxes.errors import MailboxNotFound, SendOnlyAccount
+from mailboxes.errors import SendOnlyAccount
 
 
 class MailboxAPIView(TenantScopedAPIView):
@@ -15,26 +15,18 @@ class MailboxAPIView(TenantScopedAPIView):
     ``SendOnlyAccount`` in words, before anything looks at the index: its folders and
     messages are not empty, they do not exist, and an empty list would say otherwise.
 
-    ``checked_on_miss``: a route that reads the index by the account's id alone and answers
-    nothing without a folder (the listing's one query, a search of one folder) is checked
-    only when that folder is not found, so its one round trip stays one; a send-only account
-    has no folder, so its answer is the same 409."""
+    ``checked_by_service``: a route that finds its folder with the account in the query that
+    answers it (the listing's one query, a search of one folder: ``listing.tenant_page`` and
+    ``listing.tenant_folder`` raise ``SendOnlyAccount`` themselves) is not looked up first, so
+    its one round trip stays one."""
 
-    checked_on_miss = False
+    checked_by_service = False
 
     def initial(self, request, *args, **kwargs):
-        """After authentication, before the handler (unless ``checked_on_miss``)."""
+        """After authentication, before the handler (unless ``checked_by_service``)."""
         super().initial(request, *args, **kwargs)
-        if not self.checked_on_miss:
+        if not self.checked_by_service:
             self.email_account  # noqa: B018 - looked up (and cached) for its refusal
-
-    def handle_exception(self, exc):
-        if self.checked_on_miss and isinstance(exc, MailboxNotFound):
-            try:
-                self.email_account  # noqa: B018 - SendOnlyAccount, if that is why
-            except Exception as refusal:  # noqa: BLE001 - answered as the route's own error
-                exc = refusal
-        return super().handle_exception(exc)
 
     @cached_property
     def email_account(self) -> EmailAccount:

@@ -221,7 +221,7 @@ class UploadedSerializer(serializers.Serializer):
 class MessageListView(MailboxAPIView):
     """``GET`` (the listing) and ``PUT`` (flags of many) of ``account/{account}/messages``."""
 
-    checked_on_miss = True  # both find the folder first (the listing in its one query)
+    checked_by_service = True  # both find the folder with the account first
 
     @extend_schema(operation_id="listMessages", tags=TAGS,
                    parameters=[ACCOUNT_PARAM, s.MessagesQuerySerializer],

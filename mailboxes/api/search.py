@@ -63,8 +63,8 @@ class SearchView(MailboxAPIView):
     Both only read, so a ``read`` token may POST a search too."""
 
     read_only_post = True
-    checked_on_miss = True  # a folder's search finds it with the account; without a path,
-    # ``email_account`` is the account
+    checked_by_service = True  # a folder's search finds it with the account; without a
+    # path, ``email_account`` is the account
 
     @extend_schema(operation_id="searchMessagesGet", tags=["Message"],
                    parameters=[ACCOUNT_PARAM, SearchQuerySerializer],

@@ -202,7 +202,7 @@ def test_the_one_query_page_equals_the_ordinary_path(alice, synced, mail_user):
 
 def test_a_listing_and_a_folders_search_read_no_account_row_of_their_own(alice, synced,
                                                                          monkeypatch):
-    """The send-only check (``MailboxAPIView.checked_on_miss``) waits for a miss: a listing
+    """The send-only check (``MailboxAPIView.checked_by_service``) is the listing's own: a listing
     stays the one query that finds the folder with its page, and a search of one folder the
     query that finds it with its account (the account lookup, ``EmailAccount.of_tenant``, is
     a prepared statement of its own, counted here)."""
@@ -222,3 +222,18 @@ def test_a_listing_and_a_folders_search_read_no_account_row_of_their_own(alice, 
     assert looked_up == []
     assert alice.client.get("/v1/account/box/mailboxes").status_code == 200
     assert looked_up == ["box"]  # the routes that check first still do
+
+
+def test_a_mailbox_turned_send_only_lists_and_searches_nothing_stale(alice, synced):
+    """``imap: false`` leaves its index behind: the listing's one query and a folder's search
+    see the account has no IMAP now, and answer the send-only 409, not the stale messages."""
+    from accounts.models import EmailAccount
+
+    assert alice.client.get("/v1/account/box/messages", {"path": "INBOX"}).json()["messages"]
+    EmailAccount.objects.filter(pk=synced.account.pk).update(imap=None)
+    answers = [alice.client.get("/v1/account/box/messages", {"path": "INBOX"}),
+               alice.client.get("/v1/account/box/messages", {"path": "Nowhere"}),
+               alice.client.post("/v1/account/box/search?path=INBOX&source=index",
+                                 {"search": {"seen": False}}, format="json")]
+    assert [answer.status_code for answer in answers] == [409, 409, 409]
+    assert {answer.json()["emailapiCode"] for answer in answers} == {"SendOnlyAccount"}
