@@ -195,7 +195,8 @@ def test_upload_route_stores_raw_and_structured_and_refuses_bad_input(alice, bob
     stored = api.post(f"{BOX}/message", {"path": "Drafts", "raw": raw, "flags": ["\\Draft"]},
                       format="json")
     assert stored.status_code == 200, stored.json()
-    assert set(stored.json()) == {"id", "path", "uid", "uidValidity", "messageId"}
+    assert set(stored.json()) == {"id", "path", "uid", "uidValidity", "messageId",
+                                  "seq"}
     detail = api.get(f"{BOX}/message/{stored.json()['id']}").json()
     assert detail["subject"] == "Raw draft"
     assert detail["draft"] is True
