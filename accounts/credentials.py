@@ -8,8 +8,11 @@ copied to another row does not open.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.conf import settings
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts import crypto
 from accounts.models import Credential, EmailAccount
@@ -54,13 +57,34 @@ def get_credentials(account: EmailAccount, first: str, second: str) -> tuple[str
     prepared statement: every connect reads a password and an access token, and a worker
     restarted with thousands of accounts paid the ORM's compilation of two queries for
     each (more than PostgreSQL spent answering them)."""
+    return get_credentials_given(account, first, second)[:2]
+
+
+def get_credentials_given(account: EmailAccount, first: str, second: str) -> tuple[
+        str | None, str | None, datetime | None]:
+    """``get_credentials`` and, from the same statement, when a person last gave either of
+    them (``Credential.given_at``; None: never, or not known): a connect through the
+    tenant's proxy needs both (``accounts.secret_routes.tls_required``), and a second query
+    at every connect would cost what the prepared statement saves."""
     table = Credential._meta.db_table
-    sealed = dict(prepared_rows(f"SELECT name, sealed FROM {table} "
-                                f"WHERE email_account_id = %s AND name IN (%s, %s)",
-                                [account.pk, first, second]))
-    return tuple(None if sealed.get(name) is None else  # type: ignore[return-value]
-                 crypto.open_secret(sealed[name], _context(account, name), master_secrets())
-                 for name in (first, second))
+    rows = prepared_rows(f"SELECT name, sealed, given_at FROM {table} "
+                         f"WHERE email_account_id = %s AND name IN (%s, %s)",
+                         [account.pk, first, second])
+    sealed = {name: value for name, value, _ in rows}
+    given = max((_moment(when) for _, _, when in rows if when is not None), default=None)
+    opened = tuple(None if sealed.get(name) is None else
+                   crypto.open_secret(sealed[name], _context(account, name), master_secrets())
+                   for name in (first, second))
+    return opened[0], opened[1], given
+
+
+def _moment(value) -> datetime:
+    """A ``given_at`` as the driver returned it: a datetime (PostgreSQL), or SQLite's text of
+    one in UTC."""
+    if isinstance(value, datetime):
+        return value
+    parsed = parse_datetime(value)
+    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
 
 
 def get_credential(account: EmailAccount, name: str) -> str | None:

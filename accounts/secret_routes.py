@@ -90,14 +90,20 @@ def _verifies(tls) -> bool:
 
 # --- connections through the tenant's proxy -------------------------------------------------
 
-def tls_required(account: EmailAccount, section: str) -> str | None:
+UNREAD = object()  # ``tls_required``'s ``given`` not read by its caller
+
+
+def tls_required(account: EmailAccount, section: str, given=UNREAD) -> str | None:
     """Why ``section``'s secret may go only over TLS that verifies the server's certificate
     (the words the connection's refusal says), or None: the account's connections do not go
-    through the tenant's proxy, or its secret was given after that proxy was set."""
+    through the tenant's proxy, or its secret was given after that proxy was set. ``given``:
+    when the section's password was given, when the caller read it with the password
+    (``credentials.get_credentials_given``: a connect's one credential query)."""
     set_at = mail_proxy.tenant_route_set_at(account)
     if set_at is mail_proxy.NOT_THE_TENANTS:
         return None
-    given = _given_at(account, section)
+    if given is UNREAD:
+        given = _given_at(account, section)
     if given is not None and set_at is not None and given > set_at:
         return None
     if account.oauth2 and not auth_server.uses_it(account.oauth2):

@@ -13,7 +13,7 @@ from dataclasses import replace
 from django.conf import settings
 
 from accounts import auth_server, mail_hosts, mail_proxy, secret_routes
-from accounts.credentials import get_credentials
+from accounts.credentials import get_credentials_given
 from accounts.models import EmailAccount, Tenant
 from accounts.oauth2 import refresh
 from mailboxes import local_address, protocol_log
@@ -89,6 +89,7 @@ def _opened(account: EmailAccount, section: str, settings_from, force_refresh: b
     config = getattr(account, section)
     if not config:
         return None
+    given = secret_routes.UNREAD  # when the password was given, if read with it
     if auth_server.uses_it(config):  # EmailEngine's useAuthServer: asked at every connection
         given = auth_server.credentials(account, section)
         opened = settings_from({**config, "auth": {"user": given.user}}, given.password,
@@ -100,15 +101,15 @@ def _opened(account: EmailAccount, section: str, settings_from, force_refresh: b
         opened = settings_from(config, None, refresh.access_token(account, force=force_refresh),
                                tenant=account.tenant)
     else:
-        password, token = get_credentials(account, f"{section}.pass",
-                                          f"{section}.accessToken")
+        password, token, given = get_credentials_given(account, f"{section}.pass",
+                                                       f"{section}.accessToken")
         opened = settings_from(config, password, token, tenant=account.tenant)
     # EmailEngine's proxy: the account's own, else the tenant's proxyUrl while enabled
     proxy = mail_proxy.connection_proxy(account)
     if proxy is not None:
         # through the tenant's proxy, a secret given before it was set: verified TLS only
         opened = replace(opened, proxy=proxy,
-                         tls_required=secret_routes.tls_required(account, section))
+                         tls_required=secret_routes.tls_required(account, section, given))
     if section == "imap":  # a send's address is chosen per send (``local_address.route``)
         source = local_address.imap_address(account.tenant_id, account.account_id)
         if source is not None:

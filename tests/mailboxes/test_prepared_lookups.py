@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 from django.db import transaction
+from django.utils import timezone as django_timezone
 
 from accounts import mail_proxy
 from accounts import state as account_state
@@ -180,3 +181,26 @@ def test_a_state_written_alone_is_written_as_the_orm_would(stored):
     assert EmailAccount.objects.get(pk=account.pk).state == "paused"
     assert not account_state.set_state(account, EmailAccount.State.PAUSED, fence=lambda: False)
     assert account_state.set_state(account, EmailAccount.State.PAUSED, fence=lambda: True)
+
+
+def test_a_connect_through_the_tenants_proxy_reads_the_secret_and_when_it_was_given_at_once(
+        alice, stored, django_assert_num_queries):
+    """Through the tenant's proxy a connect also needs when the password was given
+    (``accounts.secret_routes``): read with the password in the one prepared credential
+    statement, not by a second (ORM-compiled) query at every connect."""
+    from accounts import secret_routes
+    from mailboxes import connection_settings
+
+    account, *_ = stored
+    row, _ = EngineSettings.objects.get_or_create(tenant=alice.tenant)
+    mail_proxy.set_tenant_proxy(row, "socks5://relay:s3cret@192.0.2.7:1080")
+    row.proxy_enabled = True
+    row.proxy_route_set_at = django_timezone.now()  # after the password was given
+    row.save()
+    leave_out = ("name", "email", "webhooks", "created_at")
+    found = EmailAccount.for_session(account.pk, leave_out, with_tenant=True)
+    with django_assert_num_queries(1):
+        opened = connection_settings.account_imap_settings(found)
+    assert opened.password == get_credential(account, "imap.pass")
+    assert opened.tls_required == secret_routes.tls_required(found, "imap")
+    assert opened.tls_required is not None
