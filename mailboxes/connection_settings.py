@@ -91,9 +91,9 @@ def _opened(account: EmailAccount, section: str, settings_from, force_refresh: b
         return None
     given = secret_routes.UNREAD  # when the password was given, if read with it
     if auth_server.uses_it(config):  # EmailEngine's useAuthServer: asked at every connection
-        given = auth_server.credentials(account, section)
-        opened = settings_from({**config, "auth": {"user": given.user}}, given.password,
-                               given.access_token, tenant=account.tenant)
+        asked = auth_server.credentials(account, section)
+        opened = settings_from({**config, "auth": {"user": asked.user}}, asked.password,
+                               asked.access_token, tenant=account.tenant)
     elif auth_server.uses_it(account.oauth2):  # oauth2.useAuthServer: only the token is asked
         opened = settings_from(config, None, auth_server.access_token(account, section),
                                tenant=account.tenant)

@@ -329,3 +329,23 @@ def test_an_oauth2_mailbox_with_the_server_takes_no_tokens(alice, provider, oaut
     assert response.status_code == 400, response.json()
     assert field in response.json()["details"]
     assert not EmailAccount.objects.filter(account_id="box").exists()
+
+
+@pytest.mark.django_db
+def test_through_the_tenants_proxy_the_servers_credentials_need_verified_tls(alice, mail_user,
+                                                                              auth_http):
+    """Credentials the authentication server gives were given by no person after the tenant's
+    proxy was set: through it they go only over verified TLS (``secret_routes.tls_required``),
+    and opening the settings says so rather than failing."""
+    from mailboxes import connection_settings
+
+    _set(alice.client, auth_http.url("svc:pw@"))
+    account = _register(alice, mail_user)
+    auth_http.answer = (200, {"user": mail_user.username, "pass": mail_user.password})
+    proxied = alice.client.post("/v1/settings", {"proxyUrl": "socks5://127.0.0.1:1080",
+                                                 "proxyEnabled": True}, format="json")
+    assert proxied.status_code == 200, proxied.json()
+    account = EmailAccount.objects.get(pk=account.pk)
+    opened = connection_settings.account_imap_settings(account)
+    assert opened.password == mail_user.password
+    assert "TLS" in opened.tls_required
