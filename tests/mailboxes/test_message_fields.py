@@ -36,7 +36,8 @@ def _meta(uid: int, **overrides) -> MessageMeta:
 
 @pytest.fixture
 def inbox(alice) -> Folder:
-    account = EmailAccount.objects.create(tenant=alice.tenant, account_id="fields")
+    account = EmailAccount.objects.create(tenant=alice.tenant, account_id="fields",
+                                          imap={"host": "imap.example.test", "port": 993})
     folder = Folder.objects.create(email_account=account, path="INBOX", name="INBOX", number=1,
                                    uidvalidity=7, uidnext=10, synced_uidnext=10,
                                    backfill_below=0, messages=2)
