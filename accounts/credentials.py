@@ -8,16 +8,16 @@ copied to another row does not open.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.conf import settings
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from accounts import crypto
 from accounts.models import Credential, EmailAccount
 from emailapi.lib import userinfo
 from emailapi.lib.rows import prepared_rows
+from emailapi.lib.timestamps import from_row
 
 
 class CredentialsUnavailable(Exception):
@@ -71,20 +71,11 @@ def get_credentials_given(account: EmailAccount, first: str, second: str) -> tup
                          f"WHERE email_account_id = %s AND name IN (%s, %s)",
                          [account.pk, first, second])
     sealed = {name: value for name, value, _ in rows}
-    given = max((_moment(when) for _, _, when in rows if when is not None), default=None)
+    given = max((from_row(when) for _, _, when in rows if when is not None), default=None)
     opened = tuple(None if sealed.get(name) is None else
                    crypto.open_secret(sealed[name], _context(account, name), master_secrets())
                    for name in (first, second))
     return opened[0], opened[1], given
-
-
-def _moment(value) -> datetime:
-    """A ``given_at`` as the driver returned it: a datetime (PostgreSQL), or SQLite's text of
-    one in UTC."""
-    if isinstance(value, datetime):
-        return value
-    parsed = parse_datetime(value)
-    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
 
 
 def get_credential(account: EmailAccount, name: str) -> str | None:

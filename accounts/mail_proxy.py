@@ -36,6 +36,7 @@ from accounts.credentials import (
 from accounts.errors import InvalidInput, ProxyPasswordNeeded
 from accounts.models import EmailAccount
 from emailapi.lib import tunnels, userinfo
+from emailapi.lib.timestamps import from_row
 from webhooks.models import EngineSettings
 
 PASSWORD = "proxy.pass"  # the account's credential's name
@@ -225,7 +226,7 @@ def tenant_route_set_at(account: EmailAccount):
     if _has_own(account):
         return NOT_THE_TENANTS
     found = _tenant_row_of(account)
-    return NOT_THE_TENANTS if found is None else found[2]
+    return NOT_THE_TENANTS if found is None else from_row(found[2])
 
 
 def moves(url: str | None, stored: str | None) -> bool:

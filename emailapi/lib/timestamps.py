@@ -15,3 +15,14 @@ def utc_iso(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def from_row(value) -> datetime | None:
+    """A timestamp column as a raw (prepared) statement returned it, aware: PostgreSQL's
+    driver gives an aware datetime; SQLite's a naive one (Django's converter) or its text,
+    both in UTC. None stays None."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(str(value))
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
