@@ -131,3 +131,32 @@ def sessions_waiting_on_a_lock() -> int:
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                        "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
         return cursor.fetchone()[0]
+
+
+def queued_behind(lock, calls: list) -> list:
+    """What each of ``calls`` returns, each run in a thread of its own (closing its own
+    database connection) while ``lock`` (a ``side_connection`` holding a lock) is held: each
+    started once the ones before it wait on the lock, so they reach it in order; then the lock
+    is let go (rolled back, closed) and the threads finish. A race made certain."""
+    import threading
+
+    results: list = [None] * len(calls)
+
+    def run(number: int, call) -> None:
+        try:
+            results[number] = call()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(number, call))
+               for number, call in enumerate(calls)]
+    try:
+        for waiting, thread in enumerate(threads, start=1):
+            thread.start()
+            wait_for(lambda waiting=waiting: sessions_waiting_on_a_lock() >= waiting, timeout=10)
+    finally:
+        lock.rollback()
+        lock.close()
+        for thread in threads:
+            thread.join(timeout=60)
+    return results

@@ -10,14 +10,11 @@ lets go once both wait."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 from django.test import Client
 
 from accounts.models import Membership, Tenant, User
-from tests.base import sessions_waiting_on_a_lock, side_connection, wait_for
+from tests.base import queued_behind, side_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,26 +25,11 @@ FORM = {"organization": "Acme Inc", "email": "owner@acme.test",
 def test_a_sign_up_sent_twice_at_once_makes_one_organization_and_no_500():
     lock = side_connection("test-signup-lock")
     lock.execute("LOCK TABLE accounts_membership IN EXCLUSIVE MODE")
-    answers: list[int] = []
 
-    def sign_up():
-        try:
-            answers.append(Client(raise_request_exception=False).post("/signup", FORM)
-                           .status_code)
-        finally:
-            connection.close()
+    def sign_up() -> int:
+        return Client(raise_request_exception=False).post("/signup", FORM).status_code
 
-    first, second = threading.Thread(target=sign_up), threading.Thread(target=sign_up)
-    try:
-        first.start()
-        wait_for(lambda: sessions_waiting_on_a_lock() >= 1, timeout=10)
-        second.start()
-        wait_for(lambda: sessions_waiting_on_a_lock() >= 2, timeout=10)
-    finally:
-        lock.rollback()
-        lock.close()
-        for thread in (first, second):
-            thread.join(timeout=60)
+    answers = queued_behind(lock, [sign_up, sign_up])
     assert sorted(answers) == [302, 400]  # the second: "An account with this email..."
     assert Tenant.objects.count() == 1
     assert User.objects.filter(email=FORM["email"]).count() == 1

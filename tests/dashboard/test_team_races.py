@@ -9,31 +9,23 @@ both wait."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 from django.test import Client
 
 from accounts.models import Membership, User
-from tests.base import sessions_waiting_on_a_lock, side_connection, wait_for
+from tests.base import queued_behind, side_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PASSWORD = "correct-horse-battery-staple"
 
 
-class RowLocks:
-    """Our transaction holding the row locks of ``memberships``."""
-
-    def __init__(self, memberships):
-        self.conn = side_connection("test-team-lock")
-        self.conn.execute("SELECT 1 FROM accounts_membership WHERE id = ANY(%s) FOR UPDATE",
-                          [[m.pk for m in memberships]])
-
-    def release(self) -> None:
-        self.conn.rollback()
-        self.conn.close()
+def row_locks(memberships):
+    """Our transaction holding the row locks of ``memberships`` (``queued_behind`` lets go)."""
+    lock = side_connection("test-team-lock")
+    lock.execute("SELECT 1 FROM accounts_membership WHERE id = ANY(%s) FOR UPDATE",
+                 [[m.pk for m in memberships]])
+    return lock
 
 
 def owners(alice) -> list[Membership]:
@@ -52,26 +44,10 @@ def each_changes_the_other(alice, path: str, data: dict) -> list[int]:
         client = Client()
         client.force_login(me.user)
         clients.append(client)
-    locks = RowLocks([ann, ben])
-    answers: list[int] = []
-
-    def post(client, other):
-        try:
-            answers.append(client.post(path.format(other.pk), data).status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=post, args=(clients[0], ben)),
-               threading.Thread(target=post, args=(clients[1], ann))]
-    try:
-        for thread in threads:
-            thread.start()
-        wait_for(lambda: sessions_waiting_on_a_lock() >= 2, timeout=10)
-    finally:
-        locks.release()
-        for thread in threads:
-            thread.join(timeout=60)
-    return answers
+    lock = row_locks([ann, ben])
+    return queued_behind(lock, [
+        lambda: clients[0].post(path.format(ben.pk), data).status_code,
+        lambda: clients[1].post(path.format(ann.pk), data).status_code])
 
 
 def test_two_owners_demoting_each_other_leave_one_owner(alice):
